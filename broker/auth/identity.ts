@@ -1,0 +1,10 @@
+/** Who a verified token says the caller is, and what it grants. */
+export interface Identity {
+  user: string;
+  /** App patterns: exact names, `*`, or globs such as `shop-*`. */
+  apps: string[];
+  roles: string[];
+  admin: boolean;
+  tokenId: string | undefined;
+  expiresAt: number;
+}

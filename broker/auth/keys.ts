@@ -1,0 +1,73 @@
+import { createPublicKey, createSecretKey, type KeyObject } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createRemoteJWKSet, type JWTVerifyGetKey } from 'jose';
+import { ConfigError, type AuthConfig } from '../config/config.js';
+
+/** A verification key with the only algorithms it may be used with (no `none`, no HS/RS confusion). */
+export interface VerificationKey {
+  key: KeyObject | JWTVerifyGetKey;
+  algorithms: string[];
+}
+
+const RSA_ALGS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512'];
+const EC_ALGS: Record<string, string> = { prime256v1: 'ES256', secp384r1: 'ES384', secp521r1: 'ES512' };
+const HMAC_ALGS = ['HS256', 'HS384', 'HS512'];
+/** RFC 7518 §3.2: an HMAC key must be at least as long as the hash output (32 bytes for HS256). */
+const MIN_HMAC_SECRET_BYTES = 32;
+
+export function algorithmsForPublicKey(key: KeyObject): string[] {
+  switch (key.asymmetricKeyType) {
+    case 'rsa':
+    case 'rsa-pss':
+      return RSA_ALGS;
+    case 'ec': {
+      const alg = EC_ALGS[key.asymmetricKeyDetails?.namedCurve ?? ''];
+      if (!alg) throw new Error(`unsupported EC curve ${key.asymmetricKeyDetails?.namedCurve}`);
+      return [alg];
+    }
+    case 'ed25519':
+      return ['EdDSA', 'Ed25519'];
+    default:
+      throw new Error(`unsupported key type ${key.asymmetricKeyType}`);
+  }
+}
+
+export function loadVerificationKey(auth: AuthConfig): VerificationKey {
+  if (auth.publicKeyFile) {
+    let key: KeyObject;
+    try {
+      key = createPublicKey(readFileSync(auth.publicKeyFile));
+    } catch (err) {
+      throw new ConfigError('--jwt-public-key', `cannot load ${auth.publicKeyFile}: ${(err as Error).message}`);
+    }
+    try {
+      return { key, algorithms: algorithmsForPublicKey(key) };
+    } catch (err) {
+      throw new ConfigError('--jwt-public-key', (err as Error).message);
+    }
+  }
+  if (auth.secretFile) {
+    let secret: Buffer;
+    try {
+      secret = readFileSync(auth.secretFile);
+    } catch (err) {
+      throw new ConfigError('--jwt-secret-file', `cannot read ${auth.secretFile}: ${(err as Error).message}`);
+    }
+    // A trailing newline from `echo secret > file` is not part of the secret.
+    let end = secret.length;
+    while (end > 0 && (secret[end - 1] === 0x0a || secret[end - 1] === 0x0d)) end--;
+    secret = secret.subarray(0, end);
+    if (secret.length < MIN_HMAC_SECRET_BYTES) {
+      throw new ConfigError('--jwt-secret-file', `secret is ${secret.length} bytes, need at least ${MIN_HMAC_SECRET_BYTES}`);
+    }
+    return { key: createSecretKey(secret), algorithms: HMAC_ALGS };
+  }
+  if (auth.jwksUrl) {
+    // JWKS keys are asymmetric by nature; HMAC is never accepted from a key set.
+    return {
+      key: createRemoteJWKSet(new URL(auth.jwksUrl), { cooldownDuration: 30_000, timeoutDuration: 5_000 }),
+      algorithms: [...RSA_ALGS, 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'],
+    };
+  }
+  throw new ConfigError('--jwt-public-key', 'no verification key configured');
+}

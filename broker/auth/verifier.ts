@@ -1,0 +1,65 @@
+import { errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
+import type { AuthConfig } from '../config/config.js';
+import { EntryError } from '../errors.js';
+import { claimAt, stringList } from './claims.js';
+import type { Identity } from './identity.js';
+import type { VerificationKey } from './keys.js';
+
+/** Longest token accepted; real JWTs are well under 8 KiB. Protects the verifier from junk. */
+export const MAX_TOKEN_LENGTH = 16 * 1024;
+
+export class TokenVerifier {
+  constructor(
+    private readonly key: VerificationKey,
+    private readonly auth: AuthConfig,
+  ) {}
+
+  /** Verifies a token and returns the identity in it; throws EntryError (401) otherwise. */
+  async verify(token: string | undefined): Promise<Identity> {
+    if (!token) throw new EntryError('ENTRY_NO_TOKEN');
+    if (token.length > MAX_TOKEN_LENGTH) throw new EntryError('ENTRY_BAD_TOKEN', 'too long');
+    let payload: JWTPayload;
+    try {
+      const options = {
+        algorithms: this.key.algorithms,
+        requiredClaims: ['exp'],
+        clockTolerance: this.auth.clockToleranceSec,
+        ...(this.auth.issuer ? { issuer: this.auth.issuer } : {}),
+        ...(this.auth.audience ? { audience: this.auth.audience } : {}),
+      };
+      const k = this.key.key;
+      const result = typeof k === 'function' ? await jwtVerify(token, k, options) : await jwtVerify(token, k, options);
+      payload = result.payload;
+    } catch (err) {
+      throw toEntryError(err);
+    }
+    const user = claimAt(payload, this.auth.claims.user);
+    if (typeof user !== 'string' || user === '') {
+      throw new EntryError('ENTRY_BAD_TOKEN', `claim ${this.auth.claims.user} (the user) is missing`);
+    }
+    const roles = stringList(claimAt(payload, this.auth.claims.roles));
+    return {
+      user,
+      apps: stringList(claimAt(payload, this.auth.claims.apps)),
+      roles,
+      admin: roles.includes(this.auth.adminRole),
+      tokenId: typeof payload.jti === 'string' ? payload.jti : undefined,
+      expiresAt: (payload.exp ?? 0) * 1000,
+    };
+  }
+}
+
+function toEntryError(err: unknown): EntryError {
+  if (err instanceof joseErrors.JWTExpired) return new EntryError('ENTRY_TOKEN_EXPIRED');
+  if (err instanceof joseErrors.JWTClaimValidationFailed) {
+    return new EntryError('ENTRY_BAD_TOKEN', `claim ${err.claim} ${err.reason === 'missing' ? 'is missing' : 'check failed'}`);
+  }
+  if (err instanceof joseErrors.JOSEAlgNotAllowed) return new EntryError('ENTRY_BAD_TOKEN', 'algorithm not allowed');
+  if (err instanceof joseErrors.JWSSignatureVerificationFailed) return new EntryError('ENTRY_BAD_TOKEN', 'signature does not verify');
+  if (err instanceof joseErrors.JWKSNoMatchingKey) return new EntryError('ENTRY_BAD_TOKEN', 'no matching key in the key set');
+  if (err instanceof joseErrors.JWKSTimeout || err instanceof joseErrors.JWKSInvalid) {
+    return new EntryError('ENTRY_BAD_TOKEN', 'key set unavailable', { cause: err });
+  }
+  if (err instanceof joseErrors.JOSEError) return new EntryError('ENTRY_BAD_TOKEN', 'malformed token');
+  return new EntryError('ENTRY_BAD_TOKEN', undefined, { cause: err });
+}

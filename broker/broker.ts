@@ -1,0 +1,131 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type Docker from 'dockerode';
+import { createDevIdentity } from './auth/dev.js';
+import { loadVerificationKey, type VerificationKey } from './auth/keys.js';
+import { AccessPolicy } from './auth/policy.js';
+import { TokenVerifier } from './auth/verifier.js';
+import type { BrokerConfig } from './config/config.js';
+import { connectDocker } from './docker/engine.js';
+import { ProcessReaper, type ReapMode } from './docker/process-reaper.js';
+import { ContainerResolver } from './docker/resolver.js';
+import { EntryError } from './errors.js';
+import { createRequestHandler } from './http/routes.js';
+import { createLogger, type Logger } from './log.js';
+import { runAttachSession } from './session/attach-session.js';
+import { runExecSession, type LiveSession } from './session/exec-session.js';
+import { Gateway } from './transport/gateway.js';
+
+/** SIGHUP → SIGKILL grace for a session's processes when it ends without them. */
+export const DEFAULT_TERMINATE_GRACE_MS = 2_000;
+
+export interface BrokerOptions {
+  log?: Logger;
+  /** How leftover processes are found: `auto` prefers the host's /proc. */
+  reapMode?: ReapMode;
+  docker?: Docker;
+}
+
+/** The assembled broker: HTTP server, WebSocket gateway, sessions. */
+export class EntryBroker {
+  readonly log: Logger;
+  private server: Server | undefined;
+  private gateway: Gateway | undefined;
+  private readonly sessions = new Map<string, LiveSession>();
+  private draining = false;
+  /** The dev token, in dev mode only. */
+  devToken: string | undefined;
+
+  constructor(
+    readonly config: BrokerConfig,
+    private readonly options: BrokerOptions = {},
+  ) {
+    this.log = options.log ?? createLogger(config.logLevel);
+  }
+
+  get url(): string {
+    const addr = this.server?.address() as AddressInfo | null;
+    if (!addr) throw new Error('broker not listening');
+    const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+    return `http://${host}:${addr.port}`;
+  }
+
+  get sessionCount(): number {
+    return this.sessions.size;
+  }
+
+  async start(): Promise<void> {
+    const { config } = this;
+    const docker = this.options.docker ?? connectDocker(config.docker.host);
+    const reaper = new ProcessReaper(docker, this.options.reapMode ?? 'auto');
+    const server = createServer(
+      createRequestHandler({
+        dockerReady: async () => {
+          try {
+            await docker.ping();
+            return true;
+          } catch {
+            return false;
+          }
+        },
+        draining: () => this.draining,
+      }),
+    );
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(config.listen.port, config.listen.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    let key: VerificationKey;
+    if (config.dev) {
+      const dev = await createDevIdentity(this.url.replace('0.0.0.0', '127.0.0.1'));
+      key = dev.key;
+      this.devToken = dev.token;
+      this.log.info('dev mode: token saved for the local user', { user: dev.user, broker: this.url });
+    } else {
+      key = loadVerificationKey(config.auth);
+    }
+    const sessionDeps = {
+      docker,
+      reaper,
+      log: this.log,
+      pingIntervalMs: config.limits.pingIntervalMs,
+      startTimeoutMs: config.limits.startTimeoutMs,
+      terminateGraceMs: DEFAULT_TERMINATE_GRACE_MS,
+    };
+    const track = (s: LiveSession) => {
+      this.sessions.set(s.id, s);
+      return () => this.sessions.delete(s.id);
+    };
+    this.gateway = new Gateway({
+      config,
+      verifier: new TokenVerifier(key, config.auth),
+      policy: new AccessPolicy(config.auth.denyApps),
+      resolver: new ContainerResolver(docker),
+      log: this.log,
+      accepting: () => !this.draining,
+      onAdmitted: (route, upgrade) => {
+        const run = route === 'enter' ? runExecSession(upgrade, sessionDeps, track) : runAttachSession(upgrade, docker, this.log);
+        run.catch((err: unknown) => this.log.error('session crashed', { session: upgrade.sessionId, error: err as Error }));
+      },
+    });
+    const gateway = this.gateway;
+    server.on('upgrade', (req, socket, head) => gateway.handleUpgrade(req, socket, head));
+    this.log.info('listening', { url: this.url });
+  }
+
+  /** Stops accepting, ends every session with a CLOSE reason, closes the server. */
+  async stop(): Promise<void> {
+    this.draining = true;
+    await Promise.all([...this.sessions.values()].map((s) => s.stop(new EntryError('ENTRY_DRAINING'))));
+    this.gateway?.close();
+    await new Promise<void>((resolve) => {
+      if (!this.server) return resolve();
+      this.server.close(() => resolve());
+      this.server.closeAllConnections();
+    });
+  }
+}

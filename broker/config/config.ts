@@ -1,0 +1,146 @@
+import { isIP } from 'node:net';
+import {
+  DEFAULT_MAX_FRAME_BYTES,
+  DEFAULT_PING_INTERVAL_MS,
+  DEFAULT_START_TIMEOUT_MS,
+} from './limits.js';
+
+/** Typed, validated broker configuration. Built only by `parseConfig`. */
+export interface BrokerConfig {
+  listen: { host: string; port: number };
+  auth: AuthConfig;
+  /** Dev mode: a generated signing key and a minted token for the local user (loopback only). */
+  dev: boolean;
+  docker: { host: string | undefined };
+  limits: {
+    pingIntervalMs: number;
+    maxFrameBytes: number;
+    startTimeoutMs: number;
+  };
+  /** Allowed Origin values for browser upgrades; empty: same-origin only. */
+  allowedOrigins: string[];
+  logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
+}
+
+export interface AuthConfig {
+  publicKeyFile: string | undefined;
+  jwksUrl: string | undefined;
+  secretFile: string | undefined;
+  issuer: string | undefined;
+  audience: string | undefined;
+  clockToleranceSec: number;
+  claims: { user: string; apps: string; roles: string };
+  adminRole: string;
+  denyApps: string[];
+}
+
+/** A bad setting: the message names it, so start-up can fail with one clear line. */
+export class ConfigError extends Error {
+  constructor(readonly setting: string, problem: string) {
+    super(`invalid setting ${setting}: ${problem}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Raw values as they come from flags, ENTRY_* variables or a config file. */
+export type RawSettings = Record<string, unknown>;
+
+function str(raw: RawSettings, key: string): string | undefined {
+  const v = raw[key];
+  if (v === undefined || v === null || v === '') return undefined;
+  if (typeof v !== 'string' && typeof v !== 'number') throw new ConfigError(`--${key}`, 'must be a string');
+  return String(v);
+}
+
+function int(raw: RawSettings, key: string, fallback: number, min: number, max: number): number {
+  const v = raw[key];
+  if (v === undefined || v === null || v === '') return fallback;
+  const n = typeof v === 'number' ? v : Number(v);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw new ConfigError(`--${key}`, `must be a whole number from ${min} to ${max}, got ${JSON.stringify(v)}`);
+  }
+  return n;
+}
+
+function list(raw: RawSettings, key: string, fallback: string[]): string[] {
+  const v = raw[key];
+  if (v === undefined || v === null) return fallback;
+  const items = (Array.isArray(v) ? v : [v]).flatMap((x) => String(x).split(','));
+  return items.map((s) => s.trim()).filter(Boolean);
+}
+
+export function parseListen(value: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(value);
+  if (!m) throw new ConfigError('--listen', `want HOST:PORT, got ${JSON.stringify(value)}`);
+  const host = m[1] ?? (m[2] || '0.0.0.0');
+  const port = Number(m[3]);
+  if (port > 65535) throw new ConfigError('--listen', `port ${port} out of range`);
+  return { host, port };
+}
+
+export function isLoopback(host: string): boolean {
+  if (host === 'localhost') return true;
+  if (isIP(host) === 4) return host.startsWith('127.');
+  return host === '::1';
+}
+
+const LOG_LEVELS = ['debug', 'info', 'warn', 'error', 'silent'] as const;
+
+export function parseConfig(raw: RawSettings): BrokerConfig {
+  const listen = parseListen(str(raw, 'listen') ?? '127.0.0.1:8022');
+  const dev = raw['dev'] === true || raw['dev'] === 'true';
+  const auth: AuthConfig = {
+    publicKeyFile: str(raw, 'jwt-public-key'),
+    jwksUrl: str(raw, 'jwks-url'),
+    secretFile: str(raw, 'jwt-secret-file'),
+    issuer: str(raw, 'issuer'),
+    audience: str(raw, 'audience'),
+    clockToleranceSec: int(raw, 'clock-tolerance', 30, 0, 600),
+    claims: {
+      user: str(raw, 'user-claim') ?? 'sub',
+      apps: str(raw, 'apps-claim') ?? 'apps',
+      roles: str(raw, 'roles-claim') ?? 'roles',
+    },
+    adminRole: str(raw, 'admin-role') ?? 'entry-admin',
+    denyApps: list(raw, 'deny-apps', ['entry']),
+  };
+  const sources = [auth.publicKeyFile, auth.jwksUrl, auth.secretFile].filter(Boolean).length;
+  if (dev) {
+    if (!isLoopback(listen.host)) {
+      throw new ConfigError('--dev', `dev mode only listens on loopback, not ${listen.host}`);
+    }
+    if (sources > 0) throw new ConfigError('--dev', 'dev mode makes its own key; drop --jwt-public-key/--jwks-url/--jwt-secret-file');
+  } else if (sources === 0) {
+    throw new ConfigError('--jwt-public-key', 'one of --jwt-public-key, --jwks-url or --jwt-secret-file is required (or --dev on loopback)');
+  } else if (sources > 1) {
+    throw new ConfigError('--jwt-public-key', 'give only one of --jwt-public-key, --jwks-url, --jwt-secret-file');
+  }
+  if (auth.jwksUrl) {
+    let url: URL;
+    try {
+      url = new URL(auth.jwksUrl);
+    } catch {
+      throw new ConfigError('--jwks-url', `not a URL: ${auth.jwksUrl}`);
+    }
+    if (url.protocol !== 'https:' && !(url.protocol === 'http:' && isLoopback(url.hostname.replace(/^\[|\]$/g, '')))) {
+      throw new ConfigError('--jwks-url', 'must be https (plain http only on loopback)');
+    }
+  }
+  const logLevel = (str(raw, 'log-level') ?? 'info') as BrokerConfig['logLevel'];
+  if (!LOG_LEVELS.includes(logLevel)) {
+    throw new ConfigError('--log-level', `one of ${LOG_LEVELS.join(', ')}`);
+  }
+  return {
+    listen,
+    auth,
+    dev,
+    docker: { host: str(raw, 'docker-host') },
+    limits: {
+      pingIntervalMs: int(raw, 'ping-interval', DEFAULT_PING_INTERVAL_MS, 10, 3_600_000),
+      maxFrameBytes: int(raw, 'max-frame', DEFAULT_MAX_FRAME_BYTES, 1024, 64 * 1024 * 1024),
+      startTimeoutMs: int(raw, 'start-timeout', DEFAULT_START_TIMEOUT_MS, 100, 600_000),
+    },
+    allowedOrigins: list(raw, 'allowed-origin', []),
+    logLevel,
+  };
+}

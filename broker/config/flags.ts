@@ -1,0 +1,65 @@
+import { readFileSync } from 'node:fs';
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { ConfigError, type RawSettings } from './config.js';
+
+/** The broker's options. Defaults live in parseConfig, not here, so all three sources share them. */
+const OPTIONS = {
+  listen: { type: 'string', describe: 'HOST:PORT to listen on [default: 127.0.0.1:8022]' },
+  'jwt-public-key': { type: 'string', describe: 'PEM public key (RSA, EC or Ed25519) that signs tokens' },
+  'jwks-url': { type: 'string', describe: 'JWKS URL of an OIDC issuer' },
+  'jwt-secret-file': { type: 'string', describe: 'file holding an HMAC secret (HS256/384/512, ≥ 32 bytes)' },
+  issuer: { type: 'string', describe: 'required `iss` of tokens' },
+  audience: { type: 'string', describe: 'required `aud` of tokens' },
+  'clock-tolerance': { type: 'number', describe: 'seconds of clock skew tolerated on exp/nbf [default: 30]' },
+  'user-claim': { type: 'string', describe: 'claim path naming the user [default: sub]' },
+  'apps-claim': { type: 'string', describe: 'claim path listing enterable apps (globs) [default: apps]' },
+  'roles-claim': { type: 'string', describe: 'claim path listing roles, e.g. realm_access.roles [default: roles]' },
+  'admin-role': { type: 'string', describe: 'role that may enter every app [default: entry-admin]' },
+  'deny-apps': { type: 'string', array: true, describe: 'apps never enterable [default: entry]' },
+  'docker-host': { type: 'string', describe: 'Docker engine URL [default: DOCKER_HOST or the local socket]' },
+  'ping-interval': { type: 'number', describe: 'ms between PING messages [default: 10000]' },
+  'max-frame': { type: 'number', describe: 'largest client message in bytes [default: 1048576]' },
+  'start-timeout': { type: 'number', describe: 'ms a protocol-2 client has to send START [default: 10000]' },
+  'allowed-origin': { type: 'string', array: true, describe: 'Origin allowed for browser upgrades (repeatable)' },
+  'log-level': { type: 'string', describe: 'debug, info, warn, error or silent [default: info]' },
+  dev: { type: 'boolean', describe: 'dev mode: generate a key, mint a token for the local user (loopback only)' },
+} as const;
+
+/**
+ * Reads the broker's settings. Each option comes from its flag, else its ENTRY_* variable
+ * (`--jwt-public-key` ← ENTRY_JWT_PUBLIC_KEY), else the JSON file given by --config.
+ */
+export function readSettings(argv = hideBin(process.argv), env: NodeJS.ProcessEnv = process.env): RawSettings {
+  const parsed = yargs(argv)
+    .scriptName('entry-broker')
+    .usage('$0 [options]\n\nThe Entry broker: WebSocket exec into Docker containers.\nEvery option can also be set as ENTRY_<NAME> (e.g. ENTRY_JWT_PUBLIC_KEY) or in a JSON --config file.')
+    .options(OPTIONS)
+    .option('config', { type: 'string', describe: 'JSON config file (keys are the option names)' })
+    .strict()
+    .help()
+    .version(false)
+    .parseSync() as Record<string, unknown>;
+  const configPath = (parsed['config'] as string | undefined) ?? env['ENTRY_CONFIG'];
+  const file = configPath ? readConfigFile(configPath) : {};
+  for (const key of Object.keys(file)) {
+    if (!(key in OPTIONS)) throw new ConfigError(`${key} (in ${configPath})`, 'unknown setting');
+  }
+  const raw: RawSettings = {};
+  for (const key of Object.keys(OPTIONS)) {
+    const envName = `ENTRY_${key.toUpperCase().replace(/-/g, '_')}`;
+    raw[key] = parsed[key] !== undefined ? parsed[key] : env[envName] !== undefined ? env[envName] : file[key];
+  }
+  if (raw['docker-host'] === undefined && env['DOCKER_HOST']) raw['docker-host'] = env['DOCKER_HOST'];
+  return raw;
+}
+
+function readConfigFile(path: string): Record<string, unknown> {
+  try {
+    const parsed: unknown = JSON.parse(readFileSync(path, 'utf8'));
+    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new Error('not a JSON object');
+    return parsed as Record<string, unknown>;
+  } catch (err) {
+    throw new ConfigError('--config', `cannot read ${path}: ${(err as Error).message}`);
+  }
+}

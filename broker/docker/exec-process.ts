@@ -1,0 +1,218 @@
+import type { Socket } from 'node:net';
+import type Docker from 'dockerode';
+import { EXIT_CODE_WAIT_MS, RESIZE_RETRIES, RESIZE_RETRY_STEP_MS } from '../config/limits.js';
+import { EntryError } from '../errors.js';
+import type { ProcessEvents, ProcessSide } from '../session/types.js';
+import { DockerDemuxer } from './demux.js';
+import { dockerFailure } from './engine.js';
+import { type ProcessReaper, SESSION_ENV } from './process-reaper.js';
+
+export interface ExecOptions {
+  containerId: string;
+  sessionId: string;
+  cmd: string[];
+  tty: boolean;
+  env: string[];
+  user: string;
+  workdir: string;
+  /** Initial terminal size, applied as soon as the exec runs. */
+  size: { cols: number; rows: number } | undefined;
+  /** SIGHUP → SIGKILL grace when the session ends without the process. */
+  terminateGraceMs: number;
+}
+
+const SIGNALS = new Set(['HUP', 'INT', 'QUIT', 'TERM', 'KILL', 'USR1', 'USR2', 'WINCH']);
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A Docker exec as the relay's process side: a hijacked stream plus the Engine API calls. */
+export class DockerExecProcess implements ProcessSide {
+  private socket!: Socket;
+  private exec!: Docker.Exec;
+  private events: ProcessEvents | undefined;
+  private hostPid = 0;
+  private desiredSize: { cols: number; rows: number } | undefined;
+  private appliedSize = '';
+  private resizing = false;
+  private started = false;
+  private finished = false;
+
+  private constructor(
+    private readonly docker: Docker,
+    private readonly reaper: ProcessReaper,
+    private readonly options: ExecOptions,
+  ) {
+    this.desiredSize = options.size;
+  }
+
+  /** Creates and starts the exec. Throws EntryError when Docker refuses. */
+  static async open(docker: Docker, reaper: ProcessReaper, options: ExecOptions): Promise<DockerExecProcess> {
+    const p = new DockerExecProcess(docker, reaper, options);
+    await p.open();
+    return p;
+  }
+
+  private async open(): Promise<void> {
+    const o = this.options;
+    try {
+      this.exec = await this.docker.getContainer(o.containerId).exec({
+        Cmd: o.cmd,
+        AttachStdin: true,
+        AttachStdout: true,
+        AttachStderr: true,
+        Tty: o.tty,
+        Env: [...o.env, `${SESSION_ENV}=${o.sessionId}`],
+        ...(o.user ? { User: o.user } : {}),
+        ...(o.workdir ? { WorkingDir: o.workdir } : {}),
+      });
+      this.socket = (await this.exec.start({ hijack: true, stdin: true, Tty: o.tty })) as Socket;
+    } catch (err) {
+      throw dockerFailure(err, 'starting exec');
+    }
+    this.socket.setNoDelay(true);
+    this.started = true;
+  }
+
+  start(events: ProcessEvents): void {
+    this.events = events;
+    const socket = this.socket;
+    if (this.options.tty) {
+      socket.on('data', (chunk: Buffer) => events.output('stdout', chunk));
+    } else {
+      const demux = new DockerDemuxer(events.output);
+      socket.on('data', (chunk: Buffer) => demux.push(chunk));
+    }
+    socket.on('drain', () => events.drain());
+    // The stream may end by `end` (orderly) or only `close` (reset): handle both, once.
+    socket.on('end', () => void this.finish());
+    socket.on('close', () => void this.finish());
+    socket.on('error', () => void this.finish());
+    void this.applySize();
+    void this.readHostPid();
+  }
+
+  write(data: Uint8Array): boolean {
+    if (this.finished || this.socket.writableEnded) return true;
+    return this.socket.write(data);
+  }
+
+  endInput(): void {
+    // Half-close: Docker closes the process's stdin and keeps the output flowing.
+    if (!this.socket.writableEnded) this.socket.end();
+  }
+
+  resize(cols: number, rows: number): void {
+    if (!this.options.tty) return;
+    this.desiredSize = { cols, rows };
+    void this.applySize();
+  }
+
+  signal(name: string): void {
+    const sig = name.toUpperCase().replace(/^SIG/, '');
+    if (!SIGNALS.has(sig)) return;
+    void this.reaper
+      .signal(this.options.containerId, this.options.sessionId, `SIG${sig}` as NodeJS.Signals, this.hostPid)
+      .catch(() => undefined);
+  }
+
+  pauseOutput(): void {
+    this.socket.pause();
+  }
+
+  resumeOutput(): void {
+    this.socket.resume();
+  }
+
+  async terminate(): Promise<void> {
+    this.finished = true;
+    this.socket.destroy();
+    await this.reaper.terminate(this.options.containerId, this.options.sessionId, this.hostPid, this.options.terminateGraceMs);
+  }
+
+  /**
+   * Resizes coalesce: at most one call in flight, and when it returns the latest wanted size
+   * is sent if it changed meanwhile, so the last size always wins. Until the exec runs Docker
+   * refuses resizes, hence the retries (docker/cli#3573).
+   */
+  private async applySize(): Promise<void> {
+    if (this.resizing || !this.started) return;
+    this.resizing = true;
+    try {
+      for (;;) {
+        const want = this.desiredSize;
+        if (!want || this.finished) return;
+        const key = `${want.cols}x${want.rows}`;
+        if (key === this.appliedSize) return;
+        let ok = false;
+        for (let attempt = 1; attempt <= RESIZE_RETRIES && !this.finished; attempt++) {
+          try {
+            await this.exec.resize({ h: want.rows, w: want.cols });
+            ok = true;
+            break;
+          } catch {
+            await sleep(RESIZE_RETRY_STEP_MS * attempt);
+          }
+        }
+        if (!ok) return;
+        this.appliedSize = key;
+      }
+    } finally {
+      this.resizing = false;
+    }
+  }
+
+  private async readHostPid(): Promise<void> {
+    for (let i = 0; i < 20 && !this.finished && this.hostPid === 0; i++) {
+      try {
+        const info = await this.exec.inspect();
+        if (info.Pid > 0) this.hostPid = info.Pid;
+        else await sleep(5);
+      } catch {
+        return;
+      }
+    }
+  }
+
+  private async finish(): Promise<void> {
+    if (this.finished) return;
+    this.finished = true;
+    const events = this.events!;
+    events.end(await this.exitResult());
+  }
+
+  /** After the stream ends Docker may report Running for a moment: wait for the real code. */
+  private async exitResult(): Promise<{ exitCode: number } | { error: EntryError }> {
+    const deadline = Date.now() + EXIT_CODE_WAIT_MS;
+    let wait = 2;
+    for (;;) {
+      try {
+        const info = await this.exec.inspect();
+        if (!info.Running && info.ExitCode !== null && info.ExitCode !== undefined) {
+          if (await this.containerStopped()) return { error: new EntryError('ENTRY_CONTAINER_GONE') };
+          return { exitCode: info.ExitCode };
+        }
+      } catch (err) {
+        const failure = dockerFailure(err, 'reading the exit code');
+        if (failure.code === 'ENTRY_CONTAINER_GONE' || (await this.containerStopped())) {
+          return { error: new EntryError('ENTRY_CONTAINER_GONE') };
+        }
+        return { error: failure };
+      }
+      if (Date.now() > deadline) {
+        if (await this.containerStopped()) return { error: new EntryError('ENTRY_CONTAINER_GONE') };
+        return { error: new EntryError('ENTRY_EXEC_FAILED', 'no exit code from docker') };
+      }
+      await sleep(wait);
+      wait = Math.min(wait * 2, 100);
+    }
+  }
+
+  private async containerStopped(): Promise<boolean> {
+    try {
+      const info = await this.docker.getContainer(this.options.containerId).inspect();
+      return !info.State.Running;
+    } catch {
+      return true;
+    }
+  }
+}

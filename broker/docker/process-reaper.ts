@@ -1,0 +1,131 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import type Docker from 'dockerode';
+import { dockerFailure } from './engine.js';
+
+/**
+ * Docker has no API to kill an exec, and closing its stream does not end it. Every process a
+ * session starts carries `ENTRY_SESSION=<id>` in its environment (children inherit it), so the
+ * reaper finds them by that mark and signals them:
+ *  - host mode: when the broker shares the engine's PID namespace (the exec's host PID is
+ *    visible in our /proc with the mark), it scans /proc itself: works in any image;
+ *  - exec mode: otherwise it runs a short `sh` script in the container that does the same
+ *    scan there: needs sh, tr, grep and kill in the image.
+ */
+export const SESSION_ENV = 'ENTRY_SESSION';
+
+export type ReapMode = 'auto' | 'host' | 'exec';
+
+const SCAN_SCRIPT = [
+  'm="$1"; sig="$2"; self=$$; found=0',
+  'for d in /proc/[0-9]*; do',
+  '  p=${d#/proc/}; [ "$p" = "$self" ] && continue',
+  '  if tr "\\0" "\\n" < "$d/environ" 2>/dev/null | grep -qxF "$m"; then kill -s "$sig" "$p" 2>/dev/null; found=$((found+1)); fi',
+  'done',
+  'echo "$found"',
+].join('\n');
+
+function hostPidsWithMark(mark: string): number[] {
+  const pids: number[] = [];
+  const needle = Buffer.from(`\0${mark}\0`);
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const env = Buffer.concat([Buffer.from([0]), readFileSync(`/proc/${name}/environ`), Buffer.from([0])]);
+      if (env.includes(needle)) pids.push(Number(name));
+    } catch {
+      // Gone, or not ours to read.
+    }
+  }
+  return pids;
+}
+
+export class ProcessReaper {
+  constructor(
+    private readonly docker: Docker,
+    private readonly mode: ReapMode,
+  ) {}
+
+  /** Whether this broker can see the engine's processes (host mode available). */
+  canUseHost(execHostPid: number, sessionId: string): boolean {
+    if (this.mode === 'exec' || execHostPid <= 0) return false;
+    try {
+      const env = readFileSync(`/proc/${execHostPid}/environ`);
+      return env.includes(Buffer.from(`${SESSION_ENV}=${sessionId}`));
+    } catch {
+      return false;
+    }
+  }
+
+  /** Sends `signal` to every process of the session. Returns how many were signalled. */
+  async signal(containerId: string, sessionId: string, signal: NodeJS.Signals, execHostPid: number): Promise<number> {
+    const mark = `${SESSION_ENV}=${sessionId}`;
+    if (this.mode !== 'exec' && (this.mode === 'host' || this.canUseHost(execHostPid, sessionId))) {
+      let n = 0;
+      for (const pid of hostPidsWithMark(mark)) {
+        try {
+          process.kill(pid, signal);
+          n++;
+        } catch {
+          // Exited meanwhile.
+        }
+      }
+      return n;
+    }
+    return this.signalViaExec(containerId, mark, signal);
+  }
+
+  /** Whether any process of the session is still alive. */
+  async alive(containerId: string, sessionId: string, execHostPid: number): Promise<boolean> {
+    // Signal 0 checks existence without touching the processes.
+    return (await this.signal(containerId, sessionId, 0 as unknown as NodeJS.Signals, execHostPid)) > 0;
+  }
+
+  /**
+   * Ends the session's processes: SIGHUP (what a terminal hang-up sends), then SIGKILL for
+   * whatever is left after `graceMs`.
+   */
+  async terminate(containerId: string, sessionId: string, execHostPid: number, graceMs: number): Promise<void> {
+    const hupped = await this.signal(containerId, sessionId, 'SIGHUP', execHostPid);
+    if (hupped === 0) return;
+    const deadline = Date.now() + graceMs;
+    let wait = 10;
+    while (Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, Math.min(wait, Math.max(1, deadline - Date.now()))));
+      if (!(await this.alive(containerId, sessionId, execHostPid))) return;
+      wait = Math.min(wait * 2, 200);
+    }
+    await this.signal(containerId, sessionId, 'SIGKILL', execHostPid);
+  }
+
+  private async signalViaExec(containerId: string, mark: string, signal: NodeJS.Signals): Promise<number> {
+    const sig = typeof signal === 'number' ? String(signal) : signal.replace(/^SIG/, '');
+    try {
+      const exec = await this.docker.getContainer(containerId).exec({
+        Cmd: ['/bin/sh', '-c', SCAN_SCRIPT, 'entry-reaper', mark, sig],
+        AttachStdout: true,
+        AttachStderr: true,
+        User: '0',
+      });
+      const stream = await exec.start({ hijack: true, stdin: false });
+      const chunks: Buffer[] = [];
+      stream.on('data', (c: Buffer) => chunks.push(c));
+      await new Promise<void>((resolve) => {
+        stream.on('end', resolve);
+        stream.on('close', resolve);
+        stream.on('error', () => resolve());
+      });
+      // Multiplexed output: skip the 8-byte headers, keep the payload.
+      const raw = Buffer.concat(chunks);
+      let text = '';
+      for (let pos = 0; pos + 8 <= raw.length; ) {
+        const size = raw.readUInt32BE(pos + 4);
+        text += raw.subarray(pos + 8, pos + 8 + size).toString();
+        pos += 8 + size;
+      }
+      const n = Number.parseInt(text.trim(), 10);
+      return Number.isNaN(n) ? 0 : n;
+    } catch (err) {
+      throw dockerFailure(err, 'ending session processes');
+    }
+  }
+}

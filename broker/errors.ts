@@ -1,0 +1,50 @@
+/**
+ * The one registry of Entry's error codes. Each code has a stable name, the message shown to
+ * the user, the HTTP status for HTTP answers and the WebSocket close code for sockets.
+ * The README's error table is checked against this registry by a test.
+ */
+export const ERRORS = {
+  ENTRY_NO_TOKEN: { status: 401, close: 4401, message: 'no access token: send the access-token header or Authorization: Bearer' },
+  ENTRY_BAD_TOKEN: { status: 401, close: 4401, message: 'invalid access token' },
+  ENTRY_TOKEN_EXPIRED: { status: 401, close: 4401, message: 'access token expired: get a new one (enter login)' },
+  ENTRY_FORBIDDEN: { status: 403, close: 4403, message: 'not permitted to enter this app' },
+  ENTRY_APP_DENIED: { status: 403, close: 4403, message: 'this app is never enterable' },
+  ENTRY_BAD_ORIGIN: { status: 403, close: 4403, message: 'origin not allowed' },
+  ENTRY_BAD_REQUEST: { status: 400, close: 4400, message: 'bad request' },
+  ENTRY_BAD_FRAME: { status: 400, close: 1007, message: 'malformed message' },
+  ENTRY_FRAME_TOO_LARGE: { status: 413, close: 1009, message: 'message too large' },
+  ENTRY_START_TIMEOUT: { status: 408, close: 4408, message: 'no START message in time' },
+  ENTRY_NOT_FOUND: { status: 404, close: 4404, message: 'container not found' },
+  ENTRY_NOT_RUNNING: { status: 409, close: 4409, message: 'container is not running' },
+  ENTRY_AMBIGUOUS: { status: 409, close: 4409, message: 'more than one container matches' },
+  ENTRY_DOCKER_UNAVAILABLE: { status: 503, close: 4503, message: 'docker engine unreachable' },
+  ENTRY_EXEC_FAILED: { status: 502, close: 4502, message: 'could not start the process' },
+  ENTRY_CONTAINER_GONE: { status: 410, close: 4410, message: 'container stopped' },
+  ENTRY_DRAINING: { status: 503, close: 1001, message: 'broker is shutting down' },
+  ENTRY_TOO_MANY_SESSIONS: { status: 503, close: 1013, message: 'too many sessions on this broker' },
+  ENTRY_IDLE_TIMEOUT: { status: 408, close: 4408, message: 'session idle for too long' },
+  ENTRY_MAX_DURATION: { status: 408, close: 4408, message: 'session reached its maximum duration' },
+  ENTRY_PEER_TIMEOUT: { status: 408, close: 1001, message: 'client stopped answering pings' },
+  ENTRY_INTERNAL: { status: 500, close: 1011, message: 'internal error' },
+} as const satisfies Record<string, { status: number; close: number; message: string }>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+/** An error that can be told to a client: a code, and a detail line for humans. */
+export class EntryError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly closeCode: number;
+
+  constructor(code: ErrorCode, detail?: string, options?: { cause?: unknown }) {
+    super(detail ? `${ERRORS[code].message}: ${detail}` : ERRORS[code].message, options);
+    this.name = 'EntryError';
+    this.code = code;
+    this.status = ERRORS[code].status;
+    this.closeCode = ERRORS[code].close;
+  }
+}
+
+export function isEntryError(err: unknown): err is EntryError {
+  return err instanceof EntryError;
+}

@@ -1,0 +1,88 @@
+import type Docker from 'dockerode';
+import { DockerExecProcess } from '../docker/exec-process.js';
+import type { ProcessReaper } from '../docker/process-reaper.js';
+import { EntryError, isEntryError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { AdmittedUpgrade } from '../transport/gateway.js';
+import { WsTerminal } from '../transport/ws-terminal.js';
+import { interactivePlan, planFromStart, type ProcessPlan } from './exec-spec.js';
+import { describeEnd, Relay } from './relay.js';
+import type { EndReason } from './types.js';
+
+export interface ExecSessionDeps {
+  docker: Docker;
+  reaper: ProcessReaper;
+  log: Logger;
+  pingIntervalMs: number;
+  startTimeoutMs: number;
+  terminateGraceMs: number;
+}
+
+/** A live session as the broker tracks it. */
+export interface LiveSession {
+  id: string;
+  user: string;
+  stop(error: EntryError): Promise<EndReason | undefined>;
+}
+
+/**
+ * One /enter session: reads what to run (the shell for original clients, START for protocol
+ * 2), starts the exec, relays until the end, and logs how it ended.
+ */
+export async function runExecSession(upgrade: AdmittedUpgrade, deps: ExecSessionDeps, track: (s: LiveSession) => () => void): Promise<EndReason> {
+  const { ws, request, identity, target, container, sessionId } = upgrade;
+  const terminal = new WsTerminal(ws, { protocol2: request.protocol2, tty: true });
+  const started = Date.now();
+  let relay: Relay | undefined;
+  let stopRequested: EntryError | undefined;
+  const untrack = track({
+    id: sessionId,
+    user: identity.user,
+    stop: async (error) => {
+      stopRequested = error;
+      return relay?.stop(error);
+    },
+  });
+  const fields = { session: sessionId, user: identity.user, app: target.app, proc: target.proc, instance: target.instance, container: container.id.slice(0, 12), remote: upgrade.remoteAddress };
+  try {
+    let plan: ProcessPlan;
+    let exec: DockerExecProcess;
+    try {
+      plan = request.protocol2 ? planFromStart(await terminal.awaitStart(deps.startTimeoutMs), request.termType) : interactivePlan(request.termType);
+      terminal.setTty(plan.tty);
+      if (stopRequested) throw stopRequested;
+      exec = await DockerExecProcess.open(deps.docker, deps.reaper, {
+        containerId: container.id,
+        sessionId,
+        cmd: plan.cmd,
+        tty: plan.tty,
+        env: plan.env,
+        user: plan.user,
+        workdir: plan.workdir,
+        size: plan.size,
+        terminateGraceMs: deps.terminateGraceMs,
+      });
+    } catch (err) {
+      const error = isEntryError(err) ? err : new EntryError('ENTRY_INTERNAL', undefined, { cause: err });
+      const reason: EndReason = { kind: 'failed', error };
+      await terminal.finish(reason);
+      deps.log.info('session refused', { ...fields, code: error.code, reason: error.message });
+      return reason;
+    }
+    deps.log.info('session start', { ...fields, tty: plan.tty, argv: plan.interactive ? undefined : plan.argv, user_as: plan.user || undefined });
+    relay = new Relay(terminal, exec, { pingIntervalMs: deps.pingIntervalMs });
+    if (stopRequested) void relay.stop(stopRequested);
+    const reason = await relay.run();
+    deps.log.info('session end', {
+      ...fields,
+      how: reason.kind,
+      ...(reason.kind === 'exited' ? { exitCode: reason.exitCode } : {}),
+      ...(reason.kind === 'failed' ? { code: reason.error.code } : {}),
+      detail: describeEnd(reason),
+      durationMs: Date.now() - started,
+    });
+    return reason;
+  } finally {
+    untrack();
+  }
+}

@@ -1,0 +1,54 @@
+import { decodeExecSpec, type ExecSpec } from '../../proto/codec.js';
+import { toDockerCmd } from '../docker/argv.js';
+import { EntryError } from '../errors.js';
+
+/** What to start in the container, in Docker's terms. */
+export interface ProcessPlan {
+  cmd: string[];
+  tty: boolean;
+  env: string[];
+  user: string;
+  workdir: string;
+  size: { cols: number; rows: number } | undefined;
+  /** The command as the user gave it, for logs. */
+  argv: string[];
+  interactive: boolean;
+}
+
+/** bash when the image has it (what the original always ran), else sh. */
+export const INTERACTIVE_SHELL = ['/bin/sh', '-c', 'if command -v bash >/dev/null 2>&1; then exec bash; else exec sh; fi'];
+
+const ENV_ENTRY = /^[A-Za-z_][A-Za-z0-9_]*=/;
+
+/** The original protocol: always the interactive shell with a TTY. */
+export function interactivePlan(term: string): ProcessPlan {
+  return { cmd: INTERACTIVE_SHELL, tty: true, env: [`TERM=${term}`], user: '', workdir: '', size: undefined, argv: [], interactive: true };
+}
+
+/** Protocol 2: the plan from a START message. Throws EntryError on a bad spec. */
+export function planFromStart(content: Uint8Array, headerTerm: string): ProcessPlan {
+  let spec: ExecSpec;
+  try {
+    spec = decodeExecSpec(content);
+  } catch (err) {
+    throw new EntryError('ENTRY_BAD_FRAME', `START: ${(err as Error).message}`);
+  }
+  for (const kv of spec.env) {
+    if (!ENV_ENTRY.test(kv) || kv.includes('\0')) throw new EntryError('ENTRY_BAD_REQUEST', `env entry must be KEY=VALUE: ${JSON.stringify(kv)}`);
+    if (kv.startsWith('ENTRY_SESSION=')) throw new EntryError('ENTRY_BAD_REQUEST', 'ENTRY_SESSION is reserved');
+  }
+  if (spec.user.includes('\0') || spec.workdir.includes('\0')) throw new EntryError('ENTRY_BAD_REQUEST', 'NUL in user or workdir');
+  const interactive = spec.argv.length === 0;
+  const term = spec.term || headerTerm;
+  const env = [...(spec.tty ? [`TERM=${term}`] : []), ...spec.env];
+  return {
+    cmd: interactive ? INTERACTIVE_SHELL : toDockerCmd(spec.argv),
+    tty: spec.tty,
+    env,
+    user: spec.user,
+    workdir: spec.workdir,
+    size: spec.cols > 0 && spec.rows > 0 ? { cols: Math.min(spec.cols, 10000), rows: Math.min(spec.rows, 10000) } : undefined,
+    argv: spec.argv.map((a) => Buffer.from(a).toString('utf8')),
+    interactive,
+  };
+}

@@ -1,0 +1,140 @@
+import { Readable, Writable } from 'node:stream';
+import { utf8 } from '../proto/codec.js';
+import { ClientError } from './protocol/client-error.js';
+import { type ConnectOptions, ExecConnection, type SessionEnd, type Target } from './protocol/connection.js';
+
+export type { Target, SessionEnd };
+export { ClientError };
+
+export interface ExecOptions {
+  /** Broker address, e.g. http://127.0.0.1:8022. */
+  broker: string;
+  token: string;
+  target: Target;
+  /** argv; each argument a string or raw bytes. Empty: the interactive shell. */
+  command: Array<string | Uint8Array>;
+  tty?: boolean;
+  user?: string;
+  workdir?: string;
+  env?: Record<string, string> | string[];
+  /** Initial terminal size (TTY only). */
+  cols?: number;
+  rows?: number;
+  term?: string;
+  connectTimeoutMs?: number;
+}
+
+export interface RunOptions extends ExecOptions {
+  /** Bytes for stdin (then EOF). Without it stdin is closed at once. */
+  stdin?: string | Uint8Array | Readable;
+}
+
+export interface RunResult {
+  exitCode: number;
+  stdout: Buffer;
+  stderr: Buffer;
+}
+
+/** A running remote command with Node streams; output streams honour backpressure. */
+export interface RemoteProcess {
+  stdin: Writable;
+  stdout: Readable;
+  stderr: Readable;
+  resize(cols: number, rows: number): void;
+  /** Sends a signal ("INT", "TERM", …) to the remote processes. */
+  signal(name: string): void;
+  /** Disconnects; the broker ends the remote processes. */
+  close(): void;
+  /** Resolves with the exit code; rejects with ClientError when the session failed. */
+  wait(): Promise<number>;
+}
+
+function connectOptions(o: ExecOptions): ConnectOptions {
+  const env = Array.isArray(o.env) ? o.env : Object.entries(o.env ?? {}).map(([k, v]) => `${k}=${v}`);
+  return {
+    broker: o.broker,
+    token: o.token,
+    target: o.target,
+    ...(o.connectTimeoutMs ? { connectTimeoutMs: o.connectTimeoutMs } : {}),
+    spec: {
+      argv: o.command.map((a) => (typeof a === 'string' ? utf8(a) : a)),
+      tty: o.tty ?? false,
+      user: o.user ?? '',
+      workdir: o.workdir ?? '',
+      env,
+      cols: o.cols ?? 0,
+      rows: o.rows ?? 0,
+      term: o.term ?? '',
+    },
+  };
+}
+
+/** Turns a session end into an exit code, or the error that prevented one. */
+export function exitCodeOf(end: SessionEnd): number {
+  if (end.exitCode !== undefined) return end.exitCode;
+  throw new ClientError(end.code || 'ENTRY_CONNECTION_LOST', end.message || `connection closed (${end.closeCode})`);
+}
+
+/** Starts a command and returns its streams. */
+export async function spawn(options: ExecOptions): Promise<RemoteProcess> {
+  const conn = await ExecConnection.open(connectOptions(options));
+  let paused = 0;
+  const makeReadable = () =>
+    new Readable({
+      read() {
+        if (paused > 0 && --paused === 0) conn.resume();
+      },
+    });
+  const stdout = makeReadable();
+  const stderr = makeReadable();
+  const push = (stream: Readable) => (data: Buffer) => {
+    if (!stream.push(data)) {
+      paused++;
+      if (paused === 1) conn.pause();
+    }
+  };
+  conn.on('stdout', push(stdout));
+  conn.on('stderr', push(stderr));
+  const stdin = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      if (conn.write(chunk)) cb();
+      else conn.once('drain', () => cb());
+    },
+    final(cb) {
+      conn.endInput();
+      cb();
+    },
+  });
+  const result = conn.done.then((end) => {
+    stdout.push(null);
+    stderr.push(null);
+    return exitCodeOf(end);
+  });
+  result.catch(() => undefined);
+  return {
+    stdin,
+    stdout,
+    stderr,
+    resize: (c, r) => conn.resize(c, r),
+    signal: (name) => conn.signal(name),
+    close: () => conn.close(),
+    wait: () => result,
+  };
+}
+
+/** Runs a command to completion and collects its output. */
+export async function run(options: RunOptions): Promise<RunResult> {
+  const proc = await spawn(options);
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  proc.stdout.on('data', (c: Buffer) => out.push(c));
+  proc.stderr.on('data', (c: Buffer) => err.push(c));
+  const ended = Promise.all([new Promise((r) => proc.stdout.on('end', r)), new Promise((r) => proc.stderr.on('end', r))]);
+  const input = options.stdin;
+  if (input === undefined) proc.stdin.end();
+  else if (typeof input === 'string' || input instanceof Uint8Array) proc.stdin.end(input);
+  else input.pipe(proc.stdin);
+  const exitCode = await proc.wait();
+  await ended;
+  return { exitCode, stdout: Buffer.concat(out), stderr: Buffer.concat(err) };
+}

@@ -1,0 +1,108 @@
+import { ExecConnection, type SessionEnd, type Target } from '../protocol/connection.js';
+import { enterRawMode } from './terminal.js';
+
+export interface ExecCommandOptions {
+  broker: string;
+  token: string;
+  target: Target;
+  command: Buffer[];
+  tty: boolean;
+  user: string;
+  workdir: string;
+  env: string[];
+}
+
+/** Exit status for failures before or around the process (ssh uses 255 the same way). */
+export const EXIT_CLIENT_FAILURE = 255;
+
+/**
+ * Runs one session wired to this process's stdio; resolves with the exit status to use.
+ * TTY: raw mode, Ctrl-C travels as input, WINCH on start and on resize.
+ * No TTY: SIGINT/SIGTERM are sent to the remote processes; stdin EOF is passed on.
+ */
+export async function runExecCommand(o: ExecCommandOptions): Promise<number> {
+  const stdin = process.stdin;
+  const stdout = process.stdout;
+  const conn = await ExecConnection.open({
+    broker: o.broker,
+    token: o.token,
+    target: o.target,
+    spec: {
+      argv: o.command,
+      tty: o.tty,
+      user: o.user,
+      workdir: o.workdir,
+      env: o.env,
+      term: process.env['TERM'] || 'xterm-256color',
+      cols: o.tty ? stdout.columns || 80 : 0,
+      rows: o.tty ? stdout.rows || 24 : 0,
+    },
+  });
+  let restore = () => {};
+  if (o.tty && stdin.isTTY) restore = enterRawMode(stdin);
+  try {
+    // Output: stop reading the socket while a local sink is full; the broker then pauses the
+    // process. One pending 'drain' per sink; reading resumes when every sink has drained.
+    let blocked = 0;
+    const relayOut = (sink: NodeJS.WriteStream) => {
+      let waiting = false;
+      const drained = () => {
+        waiting = false;
+        if (--blocked === 0) conn.resume();
+      };
+      return (data: Buffer) => {
+        if (!sink.write(data) && !waiting) {
+          waiting = true;
+          if (blocked++ === 0) conn.pause();
+          sink.once('drain', drained);
+        }
+      };
+    };
+    conn.on('stdout', relayOut(stdout));
+    conn.on('stderr', relayOut(process.stderr));
+
+    // Input.
+    stdin.on('data', (chunk: Buffer) => {
+      if (!conn.write(chunk)) {
+        stdin.pause();
+        conn.once('drain', () => stdin.resume());
+      }
+    });
+    stdin.on('end', () => conn.endInput());
+    stdin.on('error', () => conn.endInput());
+
+    const onResize = () => conn.resize(stdout.columns, stdout.rows);
+    const signals: Array<[NodeJS.Signals, () => void]> = [];
+    if (o.tty) {
+      stdout.on('resize', onResize);
+      onResize();
+      for (const sig of ['SIGTERM', 'SIGHUP'] as const) signals.push([sig, () => conn.close()]);
+    } else {
+      let interrupts = 0;
+      signals.push(['SIGINT', () => (++interrupts >= 3 ? conn.close() : conn.signal('INT'))]);
+      signals.push(['SIGTERM', () => conn.signal('TERM')]);
+      signals.push(['SIGHUP', () => conn.close()]);
+    }
+    for (const [sig, fn] of signals) process.on(sig, fn);
+
+    const end: SessionEnd = await conn.done;
+    stdout.off('resize', onResize);
+    for (const [sig, fn] of signals) process.off(sig, fn);
+    stdin.pause();
+    restore();
+    // Let whatever output is queued reach the terminal before deciding the status.
+    await Promise.all([flush(stdout), flush(process.stderr)]);
+    if (end.exitCode !== undefined) return end.exitCode;
+    process.stderr.write(`enter: ${end.message.replace(/^entry: /, '') || `connection closed (${end.closeCode})`}\n`);
+    return EXIT_CLIENT_FAILURE;
+  } finally {
+    restore();
+  }
+}
+
+function flush(stream: NodeJS.WriteStream): Promise<void> {
+  return new Promise((resolve) => {
+    if (stream.writableLength === 0) resolve();
+    else stream.write('', () => resolve());
+  });
+}

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Builds the offline demo images with `docker import` (no registry needed):
+#   entry-demo:latest   busybox + bash (+ the libraries ldd lists), like a typical app image
+#   entry-demo:nobash   busybox only, for the /bin/sh fallback
+# Usage: demo-image.sh [--force]
+set -euo pipefail
+force=${1:-}
+have() { docker image inspect "$1" >/dev/null 2>&1; }
+if [[ "$force" != "--force" ]] && have entry-demo:latest && have entry-demo:nobash; then
+  exit 0
+fi
+command -v busybox >/dev/null || { echo "demo-image: busybox-static is not installed" >&2; exit 1; }
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+make_base() {
+  local root=$1
+  mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,etc,tmp,root,proc,sys,dev,home/app,var/log}
+  chmod 1777 "$root/tmp"
+  cp "$(command -v busybox)" "$root/bin/busybox"
+  for applet in $("$root/bin/busybox" --list); do
+    [[ -e "$root/bin/$applet" ]] || ln -s busybox "$root/bin/$applet"
+  done
+  cat > "$root/etc/passwd" <<'P'
+root:x:0:0:root:/root:/bin/sh
+app:x:1000:1000:app:/home/app:/bin/sh
+nobody:x:65534:65534:nobody:/nonexistent:/bin/false
+P
+  cat > "$root/etc/group" <<'G'
+root:x:0:
+app:x:1000:
+nogroup:x:65534:
+G
+  chown 1000:1000 "$root/home/app"
+}
+
+# Image with bash.
+make_base "$work/full"
+cp /bin/bash "$work/full/bin/bash"
+ldd /bin/bash | grep -o '/[^ ]*' | while read -r lib; do
+  mkdir -p "$work/full$(dirname "$lib")"
+  cp -L "$lib" "$work/full$lib"
+done
+# A UTF-8 locale is not needed by bash to pass bytes through; keep the image small.
+tar -C "$work/full" -c . | docker import \
+  -c 'CMD ["/bin/sh","-c","trap \"exit 0\" TERM; while :; do sleep 3600 & wait $!; done"]' \
+  -c 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+  -c 'WORKDIR /root' - entry-demo:latest >/dev/null
+
+# Image without bash.
+make_base "$work/small"
+tar -C "$work/small" -c . | docker import \
+  -c 'CMD ["/bin/sh","-c","trap \"exit 0\" TERM; while :; do sleep 3600 & wait $!; done"]' \
+  -c 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+  -c 'WORKDIR /root' - entry-demo:nobash >/dev/null
+echo "demo-image: built entry-demo:latest and entry-demo:nobash"
