@@ -35,6 +35,7 @@ export class DockerExecProcess implements ProcessSide {
   private appliedSize = '';
   private resizing = false;
   private started = false;
+  private held: Uint8Array[] = [];
   private finished = false;
 
   private constructor(
@@ -93,10 +94,20 @@ export class DockerExecProcess implements ProcessSide {
 
   write(data: Uint8Array): boolean {
     if (this.finished || this.socket.writableEnded) return true;
+    if (this.resizing) {
+      // Keep the client's order: input typed after a resize reaches the process after it.
+      // The caller pauses on `false` and resumes on drain, so this holds at most a frame or two.
+      this.held.push(data);
+      return false;
+    }
     return this.socket.write(data);
   }
 
   endInput(): void {
+    if (this.held.length > 0 || this.resizing) {
+      void this.whenResized().then(() => this.endInput());
+      return;
+    }
     // Half-close: Docker closes the process's stdin and keeps the output flowing.
     if (!this.socket.writableEnded) this.socket.end();
   }
@@ -158,7 +169,25 @@ export class DockerExecProcess implements ProcessSide {
       }
     } finally {
       this.resizing = false;
+      this.releaseHeld();
     }
+  }
+
+  private releaseHeld(): void {
+    if (this.held.length === 0) return;
+    const held = this.held;
+    this.held = [];
+    let ok = true;
+    for (const data of held) if (!this.finished && !this.socket.writableEnded) ok = this.socket.write(data);
+    // Resume the client now, or on the socket's own drain when it is full.
+    if (ok) this.events?.drain();
+  }
+
+  private whenResized(): Promise<void> {
+    return new Promise((resolve) => {
+      const check = () => (this.resizing || this.held.length > 0 ? setTimeout(check, 5) : resolve());
+      check();
+    });
   }
 
   private async readHostPid(): Promise<void> {

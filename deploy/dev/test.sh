@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Runs the whole test suite on a fresh Debian 12 machine: installs and starts what it needs
+# (Docker engine, Redis, Chromium, tmux from Debian; npm packages from the lockfile), runs the
+# type-check and vitest, and stops the dockerd it started.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+source "$root/deploy/dev/lib.sh"
+
+ensure_packages busybox-static docker.io tmux redis-server chromium
+ensure_docker
+trap stop_started_dockerd EXIT
+ensure_node_modules "$root"
+bash "$root/deploy/dev/demo-image.sh"
+cd "$root"
+npx tsc -p test/tsconfig.json --noEmit
+npx vitest run "$@"

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Runs Entry for a try-out: Docker engine, demo containers, a broker in dev mode on
+# 127.0.0.1:8022 with a token saved for you, and `enter` on your PATH. Ctrl-C stops the broker.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+source "$root/deploy/dev/lib.sh"
+
+ensure_packages busybox-static docker.io tmux
+ensure_docker
+ensure_node_modules "$root"
+bash "$root/deploy/dev/demo-image.sh"
+ensure_demo_containers
+# `enter` and `entry-broker` on PATH, pointing at this checkout.
+ln -sf "$root/dist/client/cli/main.js" /usr/local/bin/enter
+ln -sf "$root/dist/broker/main.js" /usr/local/bin/entry-broker
+log "broker starting on http://127.0.0.1:${ENTRY_PORT:-8022}; in another terminal: enter demo web 1"
+exec node "$root/dist/broker/main.js" --dev --listen "127.0.0.1:${ENTRY_PORT:-8022}"

@@ -1,0 +1,65 @@
+import { randomBytes } from 'node:crypto';
+import Docker from 'dockerode';
+
+export const docker = new Docker({ socketPath: process.env['DOCKER_SOCKET'] ?? '/var/run/docker.sock' });
+
+/** A unique app name per suite, so suites never see each other's containers. */
+export function uniqueApp(prefix = 't'): string {
+  return `${prefix}${randomBytes(4).toString('hex')}`;
+}
+
+export interface ContainerSpec {
+  labels: Record<string, string>;
+  image?: string;
+  /** Leave the container created but stopped. */
+  stopped?: boolean;
+}
+
+/** Starts labelled containers for a suite and removes them all afterwards. */
+export class TestContainers {
+  private readonly ids: string[] = [];
+
+  async start(spec: ContainerSpec): Promise<string> {
+    const c = await docker.createContainer({
+      Image: spec.image ?? 'entry-demo:latest',
+      Labels: { 'entry.test': '1', ...spec.labels },
+      HostConfig: { AutoRemove: false },
+    });
+    this.ids.push(c.id);
+    if (!spec.stopped) await c.start();
+    return c.id;
+  }
+
+  /** An Entry-labelled container for app/proc/instance. */
+  entry(app: string, proc: string, instance: number | string, image?: string): Promise<string> {
+    return this.start({ labels: { 'entry.app': app, 'entry.proc': proc, 'entry.instance': String(instance) }, ...(image ? { image } : {}) });
+  }
+
+  async removeAll(): Promise<void> {
+    await Promise.all(this.ids.splice(0).map((id) => docker.getContainer(id).remove({ force: true }).catch(() => undefined)));
+  }
+}
+
+/** Process list of a container as `docker top` sees it (command lines). */
+export async function containerProcesses(id: string): Promise<string[]> {
+  const top = await docker.getContainer(id).top({ ps_args: '-eo pid,args' });
+  return ((top.Processes ?? []) as string[][]).map((p: string[]) => p[p.length - 1] ?? '');
+}
+
+/** exec_create events for a container since `since` (seconds), straight from the engine. */
+export async function execCreateCount(containerId: string, sinceSec: number): Promise<number> {
+  const until = Math.ceil(Date.now() / 1000) + 1;
+  const stream = await docker.getEvents({
+    since: sinceSec,
+    until,
+    filters: { container: [containerId], type: ['container'] },
+  });
+  const chunks: Buffer[] = [];
+  for await (const c of stream as AsyncIterable<Buffer>) chunks.push(c);
+  return Buffer.concat(chunks)
+    .toString()
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as { Action?: string; status?: string })
+    .filter((e) => (e.Action ?? e.status ?? '').startsWith('exec_create')).length;
+}

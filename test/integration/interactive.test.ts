@@ -1,0 +1,118 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ResponseType } from '../../proto/codec.js';
+import { startTestBroker, type TestBroker } from '../helpers/broker.js';
+import { TestContainers, uniqueApp } from '../helpers/containers.js';
+import { WireClient } from '../helpers/wire-client.js';
+
+describe('an interactive session end to end', () => {
+  const containers = new TestContainers();
+  const app = uniqueApp();
+  let b: TestBroker;
+  let token: string;
+
+  beforeAll(async () => {
+    b = await startTestBroker({ 'ping-interval': 100 });
+    await containers.entry(app, 'web', 1);
+    await containers.entry(app, 'small', 1, 'entry-demo:nobash');
+    token = await b.mint({ apps: [app] });
+  });
+  afterAll(async () => {
+    await b.stop();
+    await containers.removeAll();
+  });
+
+  const open = (proc = 'web', extra: Record<string, string> = {}) =>
+    WireClient.connect(b.wsUrl, { 'access-token': token, 'app-name': app, 'proc-name': proc, 'instance-no': '1', ...extra });
+
+  it('applies a WINCH sent before the shell started, and later ones too (stty size)', async () => {
+    const c = await open();
+    c.send(1, '123 45'); // at once: the exec may not run yet
+    c.type('stty size; echo END1\r');
+    await c.waitFor(() => /45 123\r?\nEND1/.test(c.stdoutText()), 'first size');
+    c.send(1, '100 30');
+    c.type('stty size; echo END2\r');
+    await c.waitFor(() => /30 100\r?\nEND2/.test(c.stdoutText()), 'second size');
+    c.type('exit\r');
+    await c.closed;
+  });
+
+  it('keeps the last of a burst of resizes', async () => {
+    const c = await open();
+    for (let i = 1; i <= 50; i++) c.send(1, `${60 + i} ${20 + (i % 7)}`);
+    c.send(1, '77 33');
+    // Wait for the prompt first so the burst has been applied.
+    c.type('sleep 0.3; stty size; echo DONE\r');
+    await c.waitFor(() => /33 77\r?\nDONE/.test(c.stdoutText()), 'final size');
+    c.type('exit\r');
+    await c.closed;
+  });
+
+  it('delivers a multibyte character split across reads whole, in one message', async () => {
+    const c = await open();
+    c.send(1, '80 24');
+    // printf writes the 4-byte emoji in two writes with a pause between them.
+    c.type("printf 'A\\360\\237'; sleep 0.2; printf '\\230\\200B\\n'\r");
+    await c.waitFor(() => c.stdoutText().includes('A😀B'), 'the emoji');
+    for (const m of c.messages.filter((m) => m.msgType === ResponseType.STDOUT)) {
+      expect(() => new TextDecoder('utf-8', { fatal: true }).decode(m.content)).not.toThrow();
+    }
+    c.type('exit\r');
+    await c.closed;
+  });
+
+  it('passes colours and Unicode through the TTY', async () => {
+    const c = await open();
+    c.type("printf '\\033[32mgrün ✓\\033[0m\\n'\r");
+    await c.waitFor(() => c.stdoutText().includes('\x1b[32mgrün ✓\x1b[0m'), 'coloured text');
+    c.type('exit\r');
+    await c.closed;
+  });
+
+  it('sends CLOSE after exit, and the exit code in its line', async () => {
+    const c = await open();
+    c.type('exit 5\r');
+    const closed = await c.closed;
+    const close = c.closeMessage();
+    expect(close).toBeDefined();
+    expect(new TextDecoder().decode(close!.content)).toContain('exited with code 5');
+    expect(c.messages.at(-1)?.msgType).toBe(ResponseType.CLOSE);
+    expect(closed.code).toBe(1000);
+  });
+
+  it('sends PING messages on the configured interval', async () => {
+    const c = await open();
+    await c.waitFor(() => c.messages.filter((m) => m.msgType === ResponseType.PING).length >= 2, 'two pings');
+    const ping = c.messages.find((m) => m.msgType === ResponseType.PING)!;
+    expect(new TextDecoder().decode(ping.content)).toBe('ping');
+    c.type('exit\r');
+    await c.closed;
+  });
+
+  it('falls back to sh when the image has no bash', async () => {
+    const c = await open('small');
+    c.type('echo "shell=$0 bash=$BASH_VERSION."\r');
+    await c.waitFor(() => /shell=sh bash=\./.test(c.stdoutText()), 'sh answering');
+    c.type('exit\r');
+    await c.closed;
+  });
+
+  it('honours term-type as TERM', async () => {
+    const c = await open('web', { 'term-type': 'vt100' });
+    c.type('echo "term=$TERM"\r');
+    await c.waitFor(() => c.stdoutText().includes('term=vt100'), 'TERM');
+    c.type('exit\r');
+    await c.closed;
+  });
+
+  it('survives malformed frames: the session ends with a reason, the broker keeps serving', async () => {
+    const c = await open();
+    c.ws.send(Buffer.from([0x08, 0xff, 0xff, 0xff])); // truncated varint
+    const closed = await c.closed;
+    expect(closed.code).toBe(1007);
+    expect(new TextDecoder().decode(c.closeMessage()!.content)).toMatch(/malformed/);
+    const again = await open();
+    again.type('exit\r');
+    await again.closed;
+    expect(new TextDecoder().decode(again.closeMessage()!.content)).toContain('exited with code 0');
+  });
+});
