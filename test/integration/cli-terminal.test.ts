@@ -1,0 +1,94 @@
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestBroker, type TestBroker } from '../helpers/broker.js';
+import { TestContainers, uniqueApp } from '../helpers/containers.js';
+import { TmuxTerminal } from '../helpers/tmux.js';
+
+const CLI = fileURLToPath(new URL('../../dist/client/cli/main.js', import.meta.url));
+
+describe('the enter CLI in a real terminal', () => {
+  const containers = new TestContainers();
+  const app = uniqueApp();
+  const dir = mkdtempSync(join(tmpdir(), 'entry-cli-'));
+  let b: TestBroker;
+  let term: TmuxTerminal | undefined;
+
+  beforeAll(async () => {
+    b = await startTestBroker();
+    await containers.entry(app, 'web', 1);
+  });
+  afterAll(async () => {
+    term?.kill();
+    await b.stop();
+    await containers.removeAll();
+  });
+
+  async function session(): Promise<TmuxTerminal> {
+    term?.kill();
+    term = new TmuxTerminal(100, 30, {
+      ENTRY_BROKER: b.url,
+      ENTRY_TOKEN: await b.mint({ apps: [app] }),
+      ENTRY_CONFIG_DIR: dir,
+      TERM: 'xterm-256color',
+    });
+    await term.waitFor(/local\$\s*$/m);
+    return term;
+  }
+
+  it('opens a shell with the prompt, follows resizes, and restores the terminal on exit', async () => {
+    const t = await session();
+    t.line(`stty -g > ${dir}/before; node ${CLI} ${app} web 1; s=$?; stty -g > ${dir}/after; echo "status=$s"`);
+    await t.waitFor(/bash-5\.2#\s*$/m);
+    t.line('stty size; echo "term=$TERM"');
+    await t.waitFor(/^30 100$/m);
+    // The local TERM travels with the session (tmux sets its own).
+    await t.waitFor(/^term=tmux-256color$/m);
+    t.resize(120, 40);
+    t.line('clear; stty size');
+    await t.waitFor(/^40 120$/m);
+    t.line("printf 'caf\\303\\251 \\342\\234\\223\\n'");
+    await t.waitFor(/^café ✓$/m);
+    t.line('exit 0');
+    await t.waitFor(/^status=0$/m);
+    await t.waitFor(/local\$\s*$/m);
+    expect(readFileSync(`${dir}/after`, 'utf8')).toBe(readFileSync(`${dir}/before`, 'utf8'));
+  });
+
+  it('sends Ctrl-C to the remote side as input and keeps the session', async () => {
+    const t = await session();
+    t.line(`stty -g > ${dir}/before2; node ${CLI} ${app} web 1; s=$?; stty -g > ${dir}/after2; echo "status=$s"`);
+    await t.waitFor(/bash-5\.2#\s*$/m);
+    t.line('sleep 30');
+    await t.waitFor(/# sleep 30\s*$/m);
+    for (let i = 0; i < 20; i++) t.keys('C-c');
+    // The remote shell prints ^C and a fresh prompt: the interrupt went there, not to enter.
+    await t.waitFor(/\^C\s*\n(bash-5\.2#\s*\n?)*bash-5\.2#\s*$/);
+    t.line('echo still-here');
+    await t.waitFor(/^still-here$/m);
+    t.line('exit 3');
+    await t.waitFor(/^status=3$/m);
+    expect(readFileSync(`${dir}/after2`, 'utf8')).toBe(readFileSync(`${dir}/before2`, 'utf8'));
+  });
+
+  it('prints the reason and exits non-zero when the broker goes away, terminal restored', async () => {
+    const other = await startTestBroker();
+    const t = await session();
+    const token = await other.mint({ apps: [app] });
+    t.line(`stty -g > ${dir}/before3; ENTRY_BROKER=${other.url} ENTRY_TOKEN=${token} node ${CLI} ${app} web 1; s=$?; stty -g > ${dir}/after3; echo "status=$s"`);
+    await t.waitFor(/bash-5\.2#\s*$/m);
+    await other.stop();
+    const screen = await t.waitFor(/^status=255$/m);
+    expect(screen).toMatch(/enter: broker is shutting down/);
+    expect(readFileSync(`${dir}/after3`, 'utf8')).toBe(readFileSync(`${dir}/before3`, 'utf8'));
+  });
+
+  it('says what is wrong and exits 255 when the target does not exist', async () => {
+    const t = await session();
+    t.line(`node ${CLI} ${app} web 9; echo "status=$?"`);
+    const screen = await t.waitFor(/^status=255$/m);
+    expect(screen).toContain(`enter: container not found: ${app}/web/9`);
+  });
+});

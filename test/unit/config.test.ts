@@ -1,0 +1,167 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, isLoopback, parseConfig, parseListen, type RawSettings } from '../../broker/config/config.js';
+
+const KEY = { 'jwt-public-key': '/etc/entry/key.pem' };
+
+/** The ConfigError thrown by parseConfig (fails the test when nothing is thrown). */
+function configError(raw: RawSettings): ConfigError {
+  try {
+    parseConfig(raw);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return err as ConfigError;
+  }
+  return expect.unreachable('parseConfig accepted the settings');
+}
+
+describe('parseConfig', () => {
+  it('fills in the documented defaults', () => {
+    const config = parseConfig(KEY);
+    expect(config.listen).toEqual({ host: '127.0.0.1', port: 8022 });
+    expect(config.dev).toBe(false);
+    expect(config.docker.host).toBeUndefined();
+    expect(config.limits).toEqual({ pingIntervalMs: 10_000, maxFrameBytes: 1024 * 1024, startTimeoutMs: 10_000 });
+    expect(config.allowedOrigins).toEqual([]);
+    expect(config.logLevel).toBe('info');
+    expect(config.auth).toEqual({
+      publicKeyFile: '/etc/entry/key.pem',
+      jwksUrl: undefined,
+      secretFile: undefined,
+      issuer: undefined,
+      audience: undefined,
+      clockToleranceSec: 30,
+      claims: { user: 'sub', apps: 'apps', roles: 'roles' },
+      adminRole: 'entry-admin',
+      denyApps: ['entry'],
+    });
+  });
+
+  it('requires a key source, naming --jwt-public-key', () => {
+    const err = configError({});
+    expect(err.setting).toBe('--jwt-public-key');
+    expect(err.message).toMatch(/^invalid setting --jwt-public-key: /);
+  });
+
+  it('treats empty strings as unset', () => {
+    expect(configError({ 'jwt-public-key': '', 'jwks-url': '', 'jwt-secret-file': '' }).setting).toBe('--jwt-public-key');
+    expect(parseConfig({ ...KEY, listen: '' }).listen).toEqual({ host: '127.0.0.1', port: 8022 });
+  });
+
+  it('accepts each key source on its own', () => {
+    expect(parseConfig({ 'jwt-secret-file': '/s' }).auth.secretFile).toBe('/s');
+    expect(parseConfig({ 'jwks-url': 'https://idp.example/jwks' }).auth.jwksUrl).toBe('https://idp.example/jwks');
+  });
+
+  it('refuses two key sources at once', () => {
+    expect(configError({ ...KEY, 'jwt-secret-file': '/s' }).message).toContain('only one');
+    expect(configError({ 'jwks-url': 'https://idp.example/jwks', 'jwt-secret-file': '/s' }).message).toContain('only one');
+  });
+
+  it('allows dev mode without a key on loopback addresses', () => {
+    for (const listen of ['127.0.0.1:8022', 'localhost:1', '[::1]:9000', '127.1.2.3:80']) {
+      const config = parseConfig({ dev: true, listen });
+      expect(config.dev).toBe(true);
+    }
+    expect(parseConfig({ dev: 'true' }).dev).toBe(true);
+  });
+
+  it('refuses dev mode on a non-loopback address, naming --dev', () => {
+    for (const listen of ['0.0.0.0:8022', ':8022', '10.0.0.5:80', '[::]:80', 'example.com:80']) {
+      const err = configError({ dev: true, listen });
+      expect(err.setting).toBe('--dev');
+      expect(err.message).toMatch(/^invalid setting --dev: dev mode only listens on loopback/);
+    }
+  });
+
+  it('refuses dev mode together with a key source', () => {
+    expect(configError({ dev: true, ...KEY }).setting).toBe('--dev');
+  });
+
+  it('names the setting when a number is bad', () => {
+    expect(configError({ ...KEY, 'ping-interval': 'abc' }).message).toMatch(/^invalid setting --ping-interval: /);
+    expect(configError({ ...KEY, 'ping-interval': 5 }).message).toMatch(/^invalid setting --ping-interval: must be a whole number from 10/);
+    expect(configError({ ...KEY, 'ping-interval': Number.NaN }).setting).toBe('--ping-interval');
+    expect(configError({ ...KEY, 'max-frame': 1.5 }).setting).toBe('--max-frame');
+    expect(configError({ ...KEY, 'max-frame': 100 }).setting).toBe('--max-frame');
+    expect(configError({ ...KEY, 'start-timeout': '10s' }).setting).toBe('--start-timeout');
+    expect(configError({ ...KEY, 'clock-tolerance': -1 }).setting).toBe('--clock-tolerance');
+    expect(configError({ ...KEY, 'clock-tolerance': 601 }).setting).toBe('--clock-tolerance');
+  });
+
+  it('accepts numbers given as strings (environment variables)', () => {
+    const config = parseConfig({ ...KEY, 'ping-interval': '250', 'max-frame': '2048', 'start-timeout': 100, 'clock-tolerance': '0' });
+    expect(config.limits).toEqual({ pingIntervalMs: 250, maxFrameBytes: 2048, startTimeoutMs: 100 });
+    expect(config.auth.clockToleranceSec).toBe(0);
+  });
+
+  it('refuses a non-string where a string is expected', () => {
+    expect(configError({ ...KEY, issuer: { nested: true } }).setting).toBe('--issuer');
+  });
+
+  it('requires https for --jwks-url except on loopback', () => {
+    expect(configError({ 'jwks-url': 'http://idp.example/jwks' }).message).toMatch(/^invalid setting --jwks-url: must be https/);
+    expect(configError({ 'jwks-url': 'ftp://idp.example/jwks' }).setting).toBe('--jwks-url');
+    expect(configError({ 'jwks-url': 'not a url' }).message).toMatch(/^invalid setting --jwks-url: not a URL/);
+    for (const url of ['http://127.0.0.1:8080/jwks', 'http://localhost/jwks', 'http://[::1]:9/jwks', 'https://idp.example/jwks']) {
+      expect(parseConfig({ 'jwks-url': url }).auth.jwksUrl).toBe(url);
+    }
+  });
+
+  it('refuses an unknown log level, naming --log-level', () => {
+    expect(configError({ ...KEY, 'log-level': 'verbose' }).setting).toBe('--log-level');
+    expect(parseConfig({ ...KEY, 'log-level': 'silent' }).logLevel).toBe('silent');
+  });
+
+  it('splits list settings on commas and drops blanks', () => {
+    const config = parseConfig({ ...KEY, 'deny-apps': ['a, b', 'c', ''], 'allowed-origin': 'https://x.example,https://y.example' });
+    expect(config.auth.denyApps).toEqual(['a', 'b', 'c']);
+    expect(config.allowedOrigins).toEqual(['https://x.example', 'https://y.example']);
+  });
+
+  it('lets claim paths, admin role, issuer and audience be configured', () => {
+    const config = parseConfig({
+      ...KEY,
+      'user-claim': 'preferred_username',
+      'apps-claim': 'groups',
+      'roles-claim': 'realm_access.roles',
+      'admin-role': 'ops',
+      issuer: 'https://idp.example',
+      audience: 'entry',
+      'docker-host': 'unix:///var/run/docker.sock',
+    });
+    expect(config.auth.claims).toEqual({ user: 'preferred_username', apps: 'groups', roles: 'realm_access.roles' });
+    expect(config.auth.adminRole).toBe('ops');
+    expect(config.auth.issuer).toBe('https://idp.example');
+    expect(config.auth.audience).toBe('entry');
+    expect(config.docker.host).toBe('unix:///var/run/docker.sock');
+  });
+});
+
+describe('parseListen', () => {
+  it('parses HOST:PORT, [IPv6]:PORT and :PORT', () => {
+    expect(parseListen('0.0.0.0:80')).toEqual({ host: '0.0.0.0', port: 80 });
+    expect(parseListen('example.com:8022')).toEqual({ host: 'example.com', port: 8022 });
+    expect(parseListen('[::1]:8022')).toEqual({ host: '::1', port: 8022 });
+    expect(parseListen(':9000')).toEqual({ host: '0.0.0.0', port: 9000 });
+    expect(parseListen('127.0.0.1:0')).toEqual({ host: '127.0.0.1', port: 0 });
+  });
+
+  for (const bad of ['8022', 'host:', 'host:port', 'host:70000', 'host:123456', '::1:80', '[::1]', '']) {
+    it(`refuses ${JSON.stringify(bad)}, naming --listen`, () => {
+      expect(() => parseListen(bad)).toThrow(/^invalid setting --listen: /);
+    });
+  }
+});
+
+describe('isLoopback', () => {
+  for (const host of ['localhost', '127.0.0.1', '127.255.0.9', '::1']) {
+    it(`counts ${host} as loopback`, () => {
+      expect(isLoopback(host)).toBe(true);
+    });
+  }
+  for (const host of ['0.0.0.0', '::', '10.0.0.1', '192.168.1.1', 'example.com', '127.example.com', '127.0.0.1.nip.io', '128.0.0.1']) {
+    it(`does not count ${host} as loopback`, () => {
+      expect(isLoopback(host)).toBe(false);
+    });
+  }
+});

@@ -1,0 +1,93 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ConfigError, parseConfig } from '../../broker/config/config.js';
+import { readSettings } from '../../broker/config/flags.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'entry-flags-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+let fileNo = 0;
+function configFile(content: unknown): string {
+  const path = join(dir, `config-${fileNo++}.json`);
+  writeFileSync(path, typeof content === 'string' ? content : JSON.stringify(content));
+  return path;
+}
+
+describe('readSettings', () => {
+  it('reads flags', () => {
+    const raw = readSettings(['--listen', '0.0.0.0:9000', '--jwt-public-key', '/k.pem', '--ping-interval', '500'], {});
+    expect(raw['listen']).toBe('0.0.0.0:9000');
+    expect(raw['jwt-public-key']).toBe('/k.pem');
+    expect(raw['ping-interval']).toBe(500);
+  });
+
+  it('prefers a flag over its ENTRY_* variable over the config file', () => {
+    const config = configFile({ 'ping-interval': 300, issuer: 'from-file', audience: 'file-aud', 'log-level': 'warn' });
+    const raw = readSettings(['--config', config, '--ping-interval', '100'], {
+      ENTRY_PING_INTERVAL: '200',
+      ENTRY_ISSUER: 'from-env',
+    });
+    expect(raw['ping-interval']).toBe(100);
+    expect(raw['issuer']).toBe('from-env');
+    expect(raw['audience']).toBe('file-aud');
+    expect(raw['log-level']).toBe('warn');
+  });
+
+  it('maps dashed option names to ENTRY_ variables with underscores', () => {
+    const raw = readSettings([], { ENTRY_JWT_PUBLIC_KEY: '/env.pem', ENTRY_DENY_APPS: 'a,b', ENTRY_DEV: 'true' });
+    expect(raw['jwt-public-key']).toBe('/env.pem');
+    expect(raw['deny-apps']).toBe('a,b');
+    expect(raw['dev']).toBe('true');
+  });
+
+  it('leaves an unset boolean flag to the environment (yargs must not default --dev to false)', () => {
+    const config = parseConfig(readSettings([], { ENTRY_DEV: 'true' }));
+    expect(config.dev).toBe(true);
+  });
+
+  it('reads the config file named by ENTRY_CONFIG when there is no --config flag', () => {
+    const config = configFile({ 'jwks-url': 'https://idp.example/jwks' });
+    expect(readSettings([], { ENTRY_CONFIG: config })['jwks-url']).toBe('https://idp.example/jwks');
+  });
+
+  it('collects repeated array flags', () => {
+    const raw = readSettings(['--deny-apps', 'a', '--deny-apps', 'b', '--allowed-origin', 'https://x.example'], {});
+    expect(raw['deny-apps']).toEqual(['a', 'b']);
+    expect(parseConfig({ ...raw, dev: true }).auth.denyApps).toEqual(['a', 'b']);
+  });
+
+  it('falls back to DOCKER_HOST for --docker-host', () => {
+    expect(readSettings([], { DOCKER_HOST: 'tcp://d:2375' })['docker-host']).toBe('tcp://d:2375');
+    expect(readSettings([], { DOCKER_HOST: 'tcp://d:2375', ENTRY_DOCKER_HOST: 'unix:///x' })['docker-host']).toBe('unix:///x');
+  });
+
+  it('refuses an unknown key in the config file, naming it', () => {
+    const config = configFile({ listen: '127.0.0.1:1', 'jwt-pubic-key': '/typo.pem' });
+    try {
+      readSettings(['--config', config], {});
+      expect.unreachable('unknown key accepted');
+    } catch (err) {
+      expect(err).toBeInstanceOf(ConfigError);
+      expect((err as Error).message).toContain('jwt-pubic-key');
+      expect((err as Error).message).toContain('unknown setting');
+    }
+  });
+
+  it('refuses a config file that is not a JSON object, naming --config', () => {
+    for (const content of ['[1,2]', 'null', '{not json', '"text"']) {
+      const path = configFile(content);
+      expect(() => readSettings(['--config', path], {})).toThrow(/^invalid setting --config: /);
+    }
+  });
+
+  it('refuses a missing config file, naming --config', () => {
+    expect(() => readSettings(['--config', join(dir, 'nope.json')], {})).toThrow(ConfigError);
+  });
+
+  it('feeds parseConfig so that a bad number from the environment names its flag', () => {
+    const raw = readSettings([], { ENTRY_JWT_SECRET_FILE: '/s', ENTRY_PING_INTERVAL: 'soon' });
+    expect(() => parseConfig(raw)).toThrow('invalid setting --ping-interval: ');
+  });
+});

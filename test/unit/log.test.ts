@@ -1,0 +1,75 @@
+import { describe, expect, it } from 'vitest';
+import { createLogger, redact } from '../../broker/log.js';
+import { EntryError } from '../../broker/errors.js';
+
+const SECRET = 'eyJhbGciOiJSUzI1NiJ9.c2VjcmV0.c2ln-SECRET-VALUE';
+
+describe('redact', () => {
+  it('hides keys that name tokens, tickets, secrets and authorization, in any case', () => {
+    const out = redact({
+      token: SECRET,
+      accessToken: SECRET,
+      'access-token': SECRET,
+      ticket: SECRET,
+      jwtSecret: SECRET,
+      Authorization: SECRET,
+      password: SECRET,
+      cookie: SECRET,
+    });
+    for (const value of Object.values(out)) expect(value).toBe('[redacted]');
+    expect(Object.keys(out)).toHaveLength(8);
+  });
+
+  it('keeps other fields as they are', () => {
+    expect(redact({ user: 'alice', app: 'shop', n: 3, nested: { a: 1 } })).toEqual({ user: 'alice', app: 'shop', n: 3, nested: { a: 1 } });
+  });
+
+  it('turns an Error into its message and code', () => {
+    expect(redact({ error: new EntryError('ENTRY_NOT_FOUND') })).toEqual({ error: { message: 'container not found', code: 'ENTRY_NOT_FOUND' } });
+  });
+});
+
+describe('createLogger', () => {
+  function capture(level: Parameters<typeof createLogger>[0]) {
+    const lines: string[] = [];
+    return { lines, log: createLogger(level, (line) => lines.push(line)) };
+  }
+
+  it('writes one JSON object per line with time, level and message', () => {
+    const { lines, log } = capture('debug');
+    log.info('listening', { url: 'http://127.0.0.1:8022' });
+    expect(lines).toHaveLength(1);
+    expect(lines[0]!.endsWith('\n')).toBe(true);
+    const parsed = JSON.parse(lines[0]!) as Record<string, unknown>;
+    expect(parsed['level']).toBe('info');
+    expect(parsed['msg']).toBe('listening');
+    expect(parsed['url']).toBe('http://127.0.0.1:8022');
+    expect(Number.isNaN(Date.parse(String(parsed['time'])))).toBe(false);
+  });
+
+  it('never writes a token passed under a secret-looking key', () => {
+    const { lines, log } = capture('debug');
+    log.debug('d', { token: SECRET });
+    log.info('i', { accessToken: SECRET, user: 'alice' });
+    log.warn('w', { authorization: `Bearer ${SECRET}` });
+    log.error('e', { ticket: SECRET, secret: SECRET });
+    expect(lines).toHaveLength(4);
+    for (const line of lines) {
+      expect(line).not.toContain(SECRET);
+      expect(line).not.toContain('SECRET-VALUE');
+    }
+    expect(lines[1]).toContain('alice');
+  });
+
+  it('drops messages below its level and writes nothing when silent', () => {
+    const warn = capture('warn');
+    warn.log.debug('d');
+    warn.log.info('i');
+    warn.log.warn('w');
+    warn.log.error('e');
+    expect(warn.lines.map((l) => (JSON.parse(l) as { level: string }).level)).toEqual(['warn', 'error']);
+    const silent = capture('silent');
+    silent.log.error('e', { x: 1 });
+    expect(silent.lines).toHaveLength(0);
+  });
+});
