@@ -13,10 +13,13 @@ export interface Logger {
   error(msg: string, fields?: Record<string, unknown>): void;
 }
 
-export function redact(fields: Record<string, unknown>): Record<string, unknown> {
+export function redact(fields: Record<string, unknown>, depth = 0): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(fields)) {
-    out[k] = SECRET_KEYS.test(k) ? '[redacted]' : v instanceof Error ? { message: v.message, code: (v as { code?: unknown }).code } : v;
+    if (SECRET_KEYS.test(k)) out[k] = '[redacted]';
+    else if (v instanceof Error) out[k] = { message: v.message, code: (v as { code?: unknown }).code };
+    else if (v && typeof v === 'object' && !Array.isArray(v)) out[k] = depth < 4 ? redact(v as Record<string, unknown>, depth + 1) : '[nested]';
+    else out[k] = v;
   }
   return out;
 }

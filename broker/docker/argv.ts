@@ -13,11 +13,11 @@ export function toDockerCmd(argv: readonly Uint8Array[]): string[] {
   let allUtf8 = true;
   for (const arg of argv) {
     if (arg.includes(0)) throw new EntryError('ENTRY_BAD_REQUEST', 'an argument contains a NUL byte');
+    if (!allUtf8) continue;
     try {
       decoded.push(strictUtf8.decode(arg));
     } catch {
       allUtf8 = false;
-      break;
     }
   }
   if (allUtf8) return decoded;

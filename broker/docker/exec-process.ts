@@ -2,7 +2,7 @@ import type { Socket } from 'node:net';
 import type Docker from 'dockerode';
 import { EXIT_CODE_WAIT_MS, RESIZE_RETRIES, RESIZE_RETRY_STEP_MS } from '../config/limits.js';
 import { EntryError } from '../errors.js';
-import type { ProcessEvents, ProcessSide } from '../session/types.js';
+import type { OutputStream, ProcessEvents, ProcessSide } from '../session/types.js';
 import { DockerDemuxer } from './demux.js';
 import { dockerFailure } from './engine.js';
 import { type ProcessReaper, SESSION_ENV } from './process-reaper.js';
@@ -21,6 +21,7 @@ export interface ExecOptions {
   terminateGraceMs: number;
 }
 
+const EOT = Buffer.from([0x04]);
 const SIGNALS = new Set(['HUP', 'INT', 'QUIT', 'TERM', 'KILL', 'USR1', 'USR2', 'WINCH']);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -36,6 +37,8 @@ export class DockerExecProcess implements ProcessSide {
   private resizing = false;
   private started = false;
   private held: Uint8Array[] = [];
+  private sawOutput = false;
+  private runtimeFailure: string | undefined;
   private finished = false;
 
   private constructor(
@@ -77,10 +80,17 @@ export class DockerExecProcess implements ProcessSide {
   start(events: ProcessEvents): void {
     this.events = events;
     const socket = this.socket;
+    const output = (stream: OutputStream, data: Uint8Array) => {
+      if (!this.sawOutput) {
+        this.sawOutput = true;
+        this.runtimeFailure = runtimeFailureOf(data);
+      }
+      events.output(stream, data);
+    };
     if (this.options.tty) {
-      socket.on('data', (chunk: Buffer) => events.output('stdout', chunk));
+      socket.on('data', (chunk: Buffer) => output('stdout', chunk));
     } else {
-      const demux = new DockerDemuxer(events.output);
+      const demux = new DockerDemuxer(output);
       socket.on('data', (chunk: Buffer) => demux.push(chunk));
     }
     socket.on('drain', () => events.drain());
@@ -108,8 +118,15 @@ export class DockerExecProcess implements ProcessSide {
       void this.whenResized().then(() => this.endInput());
       return;
     }
+    if (this.socket.writableEnded || this.finished) return;
+    if (this.options.tty) {
+      // A half-close on a TTY exec makes Docker drop the whole stream, output included. A
+      // terminal signals end of input with EOT (^D), which the line discipline turns into EOF.
+      this.socket.write(EOT);
+      return;
+    }
     // Half-close: Docker closes the process's stdin and keeps the output flowing.
-    if (!this.socket.writableEnded) this.socket.end();
+    this.socket.end();
   }
 
   resize(cols: number, rows: number): void {
@@ -218,7 +235,7 @@ export class DockerExecProcess implements ProcessSide {
         const info = await this.exec.inspect();
         if (!info.Running && info.ExitCode !== null && info.ExitCode !== undefined) {
           if (await this.containerStopped()) return { error: new EntryError('ENTRY_CONTAINER_GONE') };
-          return { exitCode: info.ExitCode };
+          return { exitCode: commandExitCode(info.ExitCode, this.runtimeFailure) };
         }
       } catch (err) {
         const failure = dockerFailure(err, 'reading the exit code');
@@ -244,4 +261,22 @@ export class DockerExecProcess implements ProcessSide {
       return true;
     }
   }
+}
+
+const OCI_FAILURE = Buffer.from('OCI runtime exec failed');
+
+/** The runtime's own error line, when the process could not even start. */
+function runtimeFailureOf(data: Uint8Array): string | undefined {
+  const head = Buffer.from(data.buffer, data.byteOffset, Math.min(data.byteLength, 512));
+  return head.subarray(0, OCI_FAILURE.length).equals(OCI_FAILURE) ? head.toString('utf8') : undefined;
+}
+
+/**
+ * Docker reports 126 for every exec that cannot start. Shells, ssh and `docker run` say 127
+ * when the command does not exist and 126 when it cannot be run; so does Entry, from the
+ * runtime's message (the same rule the docker CLI applies to `docker run`).
+ */
+export function commandExitCode(code: number, runtimeFailure: string | undefined): number {
+  if (code === 126 && runtimeFailure && /executable file not found|no such file or directory/.test(runtimeFailure)) return 127;
+  return code;
 }

@@ -70,7 +70,10 @@ export async function runExecSession(upgrade: AdmittedUpgrade, deps: ExecSession
       return reason;
     }
     deps.log.info('session start', { ...fields, tty: plan.tty, argv: plan.interactive ? undefined : plan.argv, user_as: plan.user || undefined });
-    relay = new Relay(terminal, exec, { pingIntervalMs: deps.pingIntervalMs });
+    relay = new Relay(terminal, exec, {
+      pingIntervalMs: deps.pingIntervalMs,
+      onTerminateError: (err) => deps.log.warn('could not end the session processes', { ...fields, error: err as Error }),
+    });
     if (stopRequested) void relay.stop(stopRequested);
     const reason = await relay.run();
     deps.log.info('session end', {

@@ -4,6 +4,8 @@ import type { EndReason, OutputStream, ProcessSide, TerminalSide } from './types
 export interface RelayOptions {
   /** ms between PING messages to the client; 0 disables. */
   pingIntervalMs: number;
+  /** Told when ending the process failed (engine gone, no sh in the image); the session still ends. */
+  onTerminateError?: (err: unknown) => void;
 }
 
 /**
@@ -29,6 +31,8 @@ export class Relay {
 
   /** Starts relaying; resolves with the reason once the terminal side has been finished. */
   run(): Promise<EndReason> {
+    // Stopped before it ran (a drain while the exec was starting): nothing to start.
+    if (this.ended) return this.done;
     const { terminal, process } = this;
     terminal.start({
       input: (data) => {
@@ -59,6 +63,7 @@ export class Relay {
     });
     process.start({
       output: (stream: OutputStream, data) => {
+        if (this.ended) return;
         if (!terminal.send(stream, data) && !this.outputPausedByTerminal) {
           this.outputPausedByTerminal = true;
           process.pauseOutput();
@@ -94,6 +99,8 @@ export class Relay {
     try {
       // The process outlives its stream in Docker: end it ourselves unless it already exited.
       if (terminateProcess) await this.process.terminate();
+    } catch (err) {
+      this.options.onTerminateError?.(err);
     } finally {
       await this.terminal.finish(reason).catch(() => undefined);
       this.resolveDone(reason);

@@ -1,0 +1,111 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { execFileSync, spawn } from 'node:child_process';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestBroker, type TestBroker } from '../helpers/broker.js';
+import { CLI, runCli } from '../helpers/cli.js';
+import { TestContainers, uniqueApp } from '../helpers/containers.js';
+
+const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+describe('enter <app> <proc> <n> -- <cmd>: scripted runs', () => {
+  const containers = new TestContainers();
+  const app = uniqueApp();
+  let b: TestBroker;
+  let env: Record<string, string>;
+  const enter = (args: string[], stdin?: Buffer | string) => runCli([app, 'web', '1', ...args], env, stdin);
+
+  beforeAll(async () => {
+    b = await startTestBroker();
+    await containers.entry(app, 'web', 1);
+    env = { ENTRY_BROKER: b.url, ENTRY_TOKEN: await b.mint({ apps: [app] }), ENTRY_CONFIG_DIR: '/nonexistent' };
+  });
+  afterAll(async () => {
+    await b.stop();
+    await containers.removeAll();
+  });
+
+  it('returns the remote exit code as its own: 0, 1, 7, 127, 137', async () => {
+    const cases: Array<[string[], number]> = [
+      [['true'], 0],
+      [['false'], 1],
+      [['sh', '-c', 'exit 7'], 7],
+      [['no-such-command'], 127],
+      [['sh', '-c', 'kill -9 $$'], 137],
+    ];
+    for (const [cmd, code] of cases) {
+      const r = await enter(['--', ...cmd]);
+      expect(r.status, cmd.join(' ')).toBe(code);
+    }
+  });
+
+  it('passes stdin through and delivers EOF: echo hello | enter … -- cat', async () => {
+    const r = await enter(['--', 'cat'], 'hello\n');
+    expect(r.stdout.toString()).toBe('hello\n');
+    expect(r.status).toBe(0);
+  });
+
+  it('keeps stderr on stderr', async () => {
+    const r = await enter(['--', 'sh', '-c', 'echo out; echo err >&2']);
+    expect(r.stdout.toString()).toBe('out\n');
+    expect(r.stderr.toString()).toBe('err\n');
+  });
+
+  it('loses nothing at exit: seq 1 2000000, 20 runs in a row', async () => {
+    const expected = sha256(execFileSync('seq', ['1', '2000000'], { maxBuffer: 64 << 20 }));
+    for (let i = 0; i < 20; i++) {
+      const r = await enter(['--', 'seq', '1', '2000000']);
+      expect(r.status).toBe(0);
+      expect(sha256(r.stdout), `run ${i + 1}`).toBe(expected);
+    }
+  });
+
+  it('carries 50 MB of random bytes both ways through cat and sha256sum', async () => {
+    const data = randomBytes(50 * 1024 * 1024);
+    const viaCat = await enter(['--', 'cat'], data);
+    expect(viaCat.status).toBe(0);
+    expect(viaCat.stdout.length).toBe(data.length);
+    expect(sha256(viaCat.stdout)).toBe(sha256(data));
+    const viaSum = await enter(['--', 'sha256sum'], data);
+    expect(viaSum.stdout.toString().split(' ')[0]).toBe(sha256(data));
+  });
+
+  it('delivers argv exactly: spaces, quotes, $, newlines, non-ASCII', async () => {
+    const args = ['a b', '"double"', "'single'", '$HOME $(id)', 'line1\nline2', 'ünïcødé ✓', '', '*'];
+    const r = await enter(['--', 'printf', '%s\\0', ...args]);
+    expect(r.stdout.toString('utf8').split('\0').slice(0, -1)).toEqual(args);
+  });
+
+  it('runs as another user, in another directory, with extra env (-u -w -e)', async () => {
+    const r = await enter(['-u', 'app', '-w', '/tmp', '-e', 'GREETING=hi there', '--', 'sh', '-c', 'id -un; pwd; echo "$GREETING"']);
+    expect(r.stdout.toString()).toBe('app\n/tmp\nhi there\n');
+  });
+
+  it('allocates no TTY for pipes, and one with -t', async () => {
+    const plain = await enter(['--', 'sh', '-c', 'tty || true']);
+    expect(plain.stdout.toString()).toMatch(/not a tty/);
+    const forced = await enter(['-t', '--', 'sh', '-c', 'tty']);
+    expect(forced.stdout.toString()).toMatch(/\/dev\/pts\//);
+  });
+
+  it('exits 255 with a clear line for lookup and auth failures', async () => {
+    const missing = await runCli([app, 'web', '9', '--', 'true'], env);
+    expect(missing.status).toBe(255);
+    expect(missing.stderr.toString()).toBe(`enter: container not found: ${app}/web/9\n`);
+    const badToken = await runCli([app, 'web', '1', '--', 'true'], { ...env, ENTRY_TOKEN: 'nope' });
+    expect(badToken.status).toBe(255);
+    expect(badToken.stderr.toString()).toMatch(/^enter: invalid access token/);
+    const noBroker = await runCli([app, 'web', '1', '--', 'true'], { ...env, ENTRY_BROKER: 'http://127.0.0.1:1' });
+    expect(noBroker.status).toBe(255);
+    expect(noBroker.stderr.toString()).toMatch(/^enter: cannot reach broker/);
+  });
+
+  it('ends the remote command on SIGINT and SIGTERM when there is no TTY', async () => {
+    for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+      const child = spawn(process.execPath, [CLI, app, 'web', '1', '--', 'sh', '-c', 'echo ready; sleep 60 & wait'], { env: { ...process.env, ...env } });
+      await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));
+      child.kill(sig);
+      const status = await new Promise<number | null>((resolve) => child.on('close', resolve));
+      expect(status, sig).toBe(code);
+    }
+  });
+});
