@@ -78,19 +78,22 @@ export function exitCodeOf(end: SessionEnd): number {
 /** Starts a command and returns its streams. */
 export async function spawn(options: ExecOptions): Promise<RemoteProcess> {
   const conn = await ExecConnection.open(connectOptions(options));
-  let paused = 0;
-  const makeReadable = () =>
-    new Readable({
+  // Reading pauses while any output stream's buffer is full and resumes when all have room.
+  const full = new Set<Readable>();
+  const makeReadable = () => {
+    const stream: Readable = new Readable({
       read() {
-        if (paused > 0 && --paused === 0) conn.resume();
+        if (full.delete(stream) && full.size === 0) conn.resume();
       },
     });
+    return stream;
+  };
   const stdout = makeReadable();
   const stderr = makeReadable();
   const push = (stream: Readable) => (data: Buffer) => {
-    if (!stream.push(data)) {
-      paused++;
-      if (paused === 1) conn.pause();
+    if (!stream.push(data) && !full.has(stream)) {
+      full.add(stream);
+      if (full.size === 1) conn.pause();
     }
   };
   conn.on('stdout', push(stdout));

@@ -1,0 +1,109 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ClientError, run, spawn } from '../../client/index.js';
+import { startTestBroker, type TestBroker } from '../helpers/broker.js';
+import { TestContainers, uniqueApp } from '../helpers/containers.js';
+
+const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+describe('the TypeScript API: run() and spawn()', () => {
+  const containers = new TestContainers();
+  const app = uniqueApp();
+  let b: TestBroker;
+  let base: { broker: string; token: string; target: { app: string; proc: string; instance: number } };
+
+  beforeAll(async () => {
+    b = await startTestBroker();
+    await containers.entry(app, 'web', 1);
+    base = { broker: b.url, token: await b.mint({ apps: [app] }), target: { app, proc: 'web', instance: 1 } };
+  });
+  afterAll(async () => {
+    await b.stop();
+    await containers.removeAll();
+  });
+
+  it('returns exit codes 0, 1, 7, 127 and 137', async () => {
+    const cases: Array<[string[], number]> = [
+      [['true'], 0],
+      [['false'], 1],
+      [['sh', '-c', 'exit 7'], 7],
+      [['no-such-command'], 127],
+      [['sh', '-c', 'kill -9 $$'], 137],
+    ];
+    for (const [command, code] of cases) {
+      expect((await run({ ...base, command })).exitCode, command.join(' ')).toBe(code);
+    }
+  });
+
+  it('feeds stdin, delivers EOF, and keeps stdout and stderr apart', async () => {
+    const r = await run({ ...base, command: ['sh', '-c', 'cat; echo err >&2'], stdin: 'hello\n' });
+    expect(r).toEqual({ exitCode: 0, stdout: Buffer.from('hello\n'), stderr: Buffer.from('err\n') });
+  });
+
+  it('loses nothing at exit: seq 1 2000000, 20 runs', async () => {
+    const expected = sha256(execFileSync('seq', ['1', '2000000'], { maxBuffer: 64 << 20 }));
+    for (let i = 0; i < 20; i++) {
+      const r = await run({ ...base, command: ['seq', '1', '2000000'] });
+      expect(sha256(r.stdout), `run ${i + 1}`).toBe(expected);
+    }
+  });
+
+  it('carries 50 MB of random bytes through cat and sha256sum', async () => {
+    const data = randomBytes(50 * 1024 * 1024);
+    const viaCat = await run({ ...base, command: ['cat'], stdin: data });
+    expect(sha256(viaCat.stdout)).toBe(sha256(data));
+    const viaSum = await run({ ...base, command: ['sha256sum'], stdin: data });
+    expect(viaSum.stdout.toString().split(' ')[0]).toBe(sha256(data));
+  });
+
+  it('delivers argv exactly, including bytes that are not UTF-8', async () => {
+    const args: Array<string | Uint8Array> = ['a b', '"q"', '$HOME', 'x\ny\n', 'ünï', Buffer.from([0xff, 0xfe, 0x41]), ''];
+    const r = await run({ ...base, command: ['printf', '%s\\0', ...args] });
+    const parts = [];
+    let start = 0;
+    for (let i = 0; i < r.stdout.length; i++) {
+      if (r.stdout[i] === 0) {
+        parts.push(r.stdout.subarray(start, i));
+        start = i + 1;
+      }
+    }
+    expect(parts.map((p) => p.toString('hex'))).toEqual(args.map((a) => Buffer.from(a).toString('hex')));
+  });
+
+  it('honours user, workdir and env', async () => {
+    const r = await run({ ...base, command: ['sh', '-c', 'id -u; pwd; echo "$A-$B"'], user: '1000', workdir: '/tmp', env: { A: 'x y', B: '=' } });
+    expect(r.stdout.toString()).toBe('1000\n/tmp\nx y-=\n');
+  });
+
+  it('streams: stdin from a stream, stdout to a slow consumer, nothing lost', async () => {
+    const proc = await spawn({ ...base, command: ['cat'] });
+    const data = randomBytes(8 * 1024 * 1024);
+    const received: Buffer[] = [];
+    const slow = new Writable({
+      highWaterMark: 16 * 1024,
+      write(chunk: Buffer, _e, cb) {
+        received.push(chunk);
+        setImmediate(cb);
+      },
+    });
+    await Promise.all([pipeline(Readable.from([data.subarray(0, 4 << 20), data.subarray(4 << 20)]), proc.stdin), pipeline(proc.stdout, slow), proc.wait()]);
+    expect(sha256(Buffer.concat(received))).toBe(sha256(data));
+    expect(await proc.wait()).toBe(0);
+  });
+
+  it('rejects with a ClientError naming the reason when the target does not exist', async () => {
+    const err = await run({ ...base, target: { app, proc: 'web', instance: 9 }, command: ['true'] }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ClientError);
+    expect((err as ClientError).code).toBe('ENTRY_NOT_FOUND');
+    expect((err as ClientError).message).toContain(`${app}/web/9`);
+  });
+
+  it('rejects with a ClientError when the broker cannot be reached', async () => {
+    const err = await run({ ...base, broker: 'http://127.0.0.1:1', command: ['true'] }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ClientError);
+    expect((err as ClientError).code).toBe('ENTRY_CONNECT_FAILED');
+  });
+});
