@@ -10,7 +10,11 @@ import { connectDocker } from './docker/engine.js';
 import { ProcessReaper, type ReapMode } from './docker/process-reaper.js';
 import { ContainerResolver } from './docker/resolver.js';
 import { EntryError } from './errors.js';
+import type { ApiDeps } from './http/api.js';
 import { createRequestHandler } from './http/routes.js';
+import { MemoryTicketStore } from './auth/tickets.js';
+import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { createLogger, type Logger } from './log.js';
 import { runAttachSession } from './session/attach-session.js';
 import { runExecSession, type LiveSession } from './session/exec-session.js';
@@ -24,7 +28,13 @@ export interface BrokerOptions {
   /** How leftover processes are found: `auto` prefers the host's /proc. */
   reapMode?: ReapMode;
   docker?: Docker;
+  /** Where the built console lives (default: dist/console beside the broker). */
+  consoleRoot?: string;
 }
+
+/** The built console: dist/console at the package root, whether running from dist/ or sources. */
+const PACKAGE_ROOT = fileURLToPath(new URL(import.meta.url.includes('/dist/broker/') ? '../../' : '../', import.meta.url));
+const DEFAULT_CONSOLE_ROOT = join(PACKAGE_ROOT, 'dist', 'console');
 
 /** The assembled broker: HTTP server, WebSocket gateway, sessions. */
 export class EntryBroker {
@@ -69,8 +79,11 @@ export class EntryBroker {
           }
         },
         draining: () => this.draining,
+        api: () => api,
+        consoleRoot: this.options.consoleRoot ?? DEFAULT_CONSOLE_ROOT,
       }),
     );
+    let api: ApiDeps | undefined;
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -100,10 +113,15 @@ export class EntryBroker {
       this.sessions.set(s.id, s);
       return () => this.sessions.delete(s.id);
     };
+    const verifier = new TokenVerifier(key, config.auth);
+    const policy = new AccessPolicy(config.auth.denyApps);
+    const tickets = new MemoryTicketStore();
+    api = { verifier, policy, tickets, docker };
     this.gateway = new Gateway({
       config,
-      verifier: new TokenVerifier(key, config.auth),
-      policy: new AccessPolicy(config.auth.denyApps),
+      verifier,
+      policy,
+      tickets,
       resolver: new ContainerResolver(docker),
       log: this.log,
       accepting: () => !this.draining,

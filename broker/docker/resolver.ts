@@ -58,6 +58,39 @@ export class ContainerResolver {
   }
 }
 
+/** A container as the console lists it. */
+export interface TargetInfo extends Target {
+  state: string;
+  image: string;
+  name: string;
+  created: string;
+}
+
+/** Every labelled container on the engine, as targets (Entry labels win over Compose's). */
+export async function listTargets(docker: Docker): Promise<TargetInfo[]> {
+  let lists;
+  try {
+    lists = await Promise.all(LABEL_SCHEMES.map((scheme) => docker.listContainers({ all: true, filters: { label: [scheme.app] } })));
+  } catch (err) {
+    throw dockerFailure(err, 'listing containers');
+  }
+  const seen = new Set<string>();
+  const out: TargetInfo[] = [];
+  lists.forEach((containers, i) => {
+    const scheme = LABEL_SCHEMES[i]!;
+    for (const c of containers) {
+      if (seen.has(c.Id)) continue;
+      const app = c.Labels[scheme.app];
+      const proc = c.Labels[scheme.proc];
+      const instance = c.Labels[scheme.instance];
+      if (!app || !proc || !instance) continue;
+      seen.add(c.Id);
+      out.push({ app, proc, instance, state: c.State, image: c.Image, name: (c.Names[0] ?? c.Id).replace(/^\//, ''), created: new Date(c.Created * 1000).toISOString() });
+    }
+  });
+  return out.sort((a, b) => a.app.localeCompare(b.app) || a.proc.localeCompare(b.proc) || Number(a.instance) - Number(b.instance));
+}
+
 const NAME_PART = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 
 /** Validates target names before they go anywhere near a label filter. */

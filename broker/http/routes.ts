@@ -1,38 +1,47 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { type ApiDeps, handleApi } from './api.js';
+import { sendJson } from './respond.js';
+import { serveStatic } from './static.js';
 
-export interface HealthDeps {
+export interface HttpDeps {
   /** Whether the Docker engine answers a ping right now. */
   dockerReady(): Promise<boolean>;
   draining(): boolean;
+  /** Set once the broker has its keys; until then the API answers 503. */
+  api(): ApiDeps | undefined;
+  /** Directory of the built console, served at /. */
+  consoleRoot: string;
 }
 
-function json(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
-  res.end(text);
-}
-
-/** Plain HTTP requests: health and readiness. WebSocket upgrades never come here. */
-export function createRequestHandler(deps: HealthDeps) {
+/** Plain HTTP requests: health, readiness, the JSON API and the console. */
+export function createRequestHandler(deps: HttpDeps) {
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? '/', 'http://entry.invalid');
-    if (req.method === 'GET' && url.pathname === '/healthz') {
-      json(res, 200, { status: 'ok' });
+    const path = url.pathname;
+    if (req.method === 'GET' && path === '/healthz') {
+      sendJson(res, 200, { status: 'ok' });
       return;
     }
-    if (req.method === 'GET' && url.pathname === '/readyz') {
+    if (req.method === 'GET' && path === '/readyz') {
       if (deps.draining()) {
-        json(res, 503, { status: 'draining' });
+        sendJson(res, 503, { status: 'draining' });
         return;
       }
       const docker = await deps.dockerReady();
-      json(res, docker ? 200 : 503, { status: docker ? 'ready' : 'docker engine unreachable', docker });
+      sendJson(res, docker ? 200 : 503, { status: docker ? 'ready' : 'docker engine unreachable', docker });
       return;
     }
-    if (url.pathname === '/enter' || url.pathname === '/attach') {
-      json(res, 426, { error: 'ENTRY_BAD_REQUEST', message: 'this endpoint takes a WebSocket upgrade' });
+    if (path === '/enter' || path === '/attach') {
+      sendJson(res, 426, { error: 'ENTRY_BAD_REQUEST', message: 'this endpoint takes a WebSocket upgrade' });
       return;
     }
-    json(res, 404, { error: 'not found' });
+    const api = deps.api();
+    if (path.startsWith('/api/')) {
+      if (!api) sendJson(res, 503, { error: 'ENTRY_DRAINING', message: 'starting' });
+      else await handleApi(req, res, path, api);
+      return;
+    }
+    if (serveStatic(req, res, path, deps.consoleRoot)) return;
+    sendJson(res, 404, { error: 'ENTRY_NOT_FOUND', message: `not found: ${path}` });
   };
 }

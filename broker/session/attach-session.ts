@@ -1,5 +1,5 @@
 import type Docker from 'dockerode';
-import { encodeResponse, ResponseType } from '../../proto/codec.js';
+import { ResponseType } from '../../proto/codec.js';
 import { DockerDemuxer } from '../docker/demux.js';
 import { dockerFailure } from '../docker/engine.js';
 import { EntryError } from '../errors.js';
@@ -23,7 +23,7 @@ export async function runAttachSession(upgrade: AdmittedUpgrade, docker: Docker,
     const logs = await docker.getContainer(container.id).logs({ follow: true, stdout: true, stderr: true, tail: ATTACH_TAIL_LINES });
     stream = logs as unknown as typeof stream;
     const send = (type: number) => (data: Uint8Array) => {
-      ws.send(encodeResponse(type, data), { binary: true }, () => {
+      ws.send(upgrade.framing.encode(type, data), { binary: true }, () => {
         if (ws.bufferedAmount < OUTPUT_LOW_WATER_BYTES) stream.resume();
       });
       if (ws.bufferedAmount > OUTPUT_HIGH_WATER_BYTES) stream.pause();
@@ -35,7 +35,7 @@ export async function runAttachSession(upgrade: AdmittedUpgrade, docker: Docker,
       stream.on('data', (c: Buffer) => demux.push(c));
     }
   } catch (err) {
-    refuse(ws, dockerFailure(err, 'attaching'), request.protocol2);
+    refuse(ws, dockerFailure(err, 'attaching'), request.protocol2, upgrade.framing);
     return;
   }
   log.info('attach start', { session: upgrade.sessionId, user: upgrade.identity.user, container: container.id.slice(0, 12) });
@@ -45,6 +45,6 @@ export async function runAttachSession(upgrade: AdmittedUpgrade, docker: Docker,
     stream.on('error', resolve);
     ws.on('close', resolve);
   });
-  if (ws.readyState === ws.OPEN) refuse(ws, new EntryError('ENTRY_CONTAINER_GONE'), request.protocol2);
+  refuse(ws, new EntryError('ENTRY_CONTAINER_GONE'), request.protocol2, upgrade.framing);
   log.info('attach end', { session: upgrade.sessionId });
 }

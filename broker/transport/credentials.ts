@@ -3,13 +3,20 @@ import type { IncomingMessage } from 'node:http';
 /** Everything the upgrade request says about who is calling and what they want. */
 export interface UpgradeRequest {
   token: string | undefined;
+  /** One-time ticket from POST /api/tickets (browsers). */
+  ticket: string | undefined;
   app: string | undefined;
   proc: string | undefined;
   instance: string | undefined;
   termType: string;
+  /** Protocol 2: header `entry-protocol: 2` or subprotocol `entry.v1`. */
   protocol2: boolean;
+  /** The original `?method=web` mode: JSON messages, credentials in the first message. */
+  webMode: boolean;
 }
 
+export const SUBPROTOCOL = 'entry.v1';
+export const BEARER_SUBPROTOCOL_PREFIX = 'entry.bearer.';
 const DEFAULT_TERM = 'xterm-256color';
 
 function header(req: IncomingMessage, name: string): string | undefined {
@@ -17,21 +24,59 @@ function header(req: IncomingMessage, name: string): string | undefined {
   return Array.isArray(v) ? v[0] : v;
 }
 
-/** Reads the original headers (access-token, app-name, …), Authorization: Bearer and entry-protocol. */
+function subprotocols(req: IncomingMessage): string[] {
+  return (header(req, 'sec-websocket-protocol') ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
+function tokenFromSubprotocol(protocols: string[]): string | undefined {
+  const p = protocols.find((s) => s.startsWith(BEARER_SUBPROTOCOL_PREFIX));
+  if (!p) return undefined;
+  const encoded = p.slice(BEARER_SUBPROTOCOL_PREFIX.length);
+  return /^[A-Za-z0-9_-]+$/.test(encoded) ? Buffer.from(encoded, 'base64url').toString('utf8') : '';
+}
+
+/**
+ * Reads the request: the original headers (access-token, app-name, proc-name, instance-no,
+ * term-type), `Authorization: Bearer`, and for browsers the query (app, proc, instance,
+ * ticket) and the token in the subprotocol list. Tokens are never taken from the query string:
+ * URLs end up in proxy logs.
+ */
 export function readUpgradeRequest(req: IncomingMessage): UpgradeRequest {
+  const url = new URL(req.url ?? '/', 'http://entry.invalid');
+  const q = url.searchParams;
+  const protocols = subprotocols(req);
   let token = header(req, 'access-token');
   const auth = header(req, 'authorization');
   if (!token && auth) {
     const m = /^Bearer\s+(\S+)\s*$/i.exec(auth);
     if (m) token = m[1];
   }
-  const term = header(req, 'term-type');
+  if (!token) token = tokenFromSubprotocol(protocols);
+  const term = header(req, 'term-type') ?? q.get('term') ?? undefined;
   return {
     token,
-    app: header(req, 'app-name'),
-    proc: header(req, 'proc-name'),
-    instance: header(req, 'instance-no'),
+    ticket: q.get('ticket') ?? undefined,
+    app: header(req, 'app-name') ?? q.get('app') ?? undefined,
+    proc: header(req, 'proc-name') ?? q.get('proc') ?? undefined,
+    instance: header(req, 'instance-no') ?? q.get('instance') ?? undefined,
     termType: term && /^[A-Za-z0-9._+-]{1,64}$/.test(term) ? term : DEFAULT_TERM,
-    protocol2: header(req, 'entry-protocol') === '2',
+    protocol2: header(req, 'entry-protocol') === '2' || protocols.includes(SUBPROTOCOL),
+    webMode: q.get('method') === 'web',
+  };
+}
+
+/** Web mode: the first message carries what headers carry otherwise. */
+export function applyWebCredentials(request: UpgradeRequest, first: unknown): UpgradeRequest {
+  const o = (first && typeof first === 'object' ? first : {}) as Record<string, unknown>;
+  const str = (v: unknown) => (typeof v === 'string' ? v : typeof v === 'number' ? String(v) : undefined);
+  return {
+    ...request,
+    token: str(o['access_token']) ?? request.token,
+    app: str(o['app_name']) ?? request.app,
+    proc: str(o['proc_name']) ?? request.proc,
+    instance: str(o['instance_no']) ?? request.instance,
   };
 }

@@ -2,9 +2,10 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { encodeResponse, ResponseType, utf8 } from '../../proto/codec.js';
+import { ResponseType, utf8 } from '../../proto/codec.js';
 import type { Identity } from '../auth/identity.js';
 import type { AccessPolicy } from '../auth/policy.js';
+import type { TicketStore } from '../auth/tickets.js';
 import type { TokenVerifier } from '../auth/verifier.js';
 import type { BrokerConfig } from '../config/config.js';
 import type { ContainerResolver, ResolvedContainer, Target } from '../docker/resolver.js';
@@ -12,7 +13,8 @@ import { validateTarget } from '../docker/resolver.js';
 import { EntryError, isEntryError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { closeLine } from './close-line.js';
-import { readUpgradeRequest, type UpgradeRequest } from './credentials.js';
+import { applyWebCredentials, readUpgradeRequest, SUBPROTOCOL, type UpgradeRequest } from './credentials.js';
+import { type Framing, jsonFraming, protobufFraming } from './framing.js';
 
 /** An upgrade that passed authentication, permission and resolution. */
 export interface AdmittedUpgrade {
@@ -23,6 +25,9 @@ export interface AdmittedUpgrade {
   target: Target;
   container: ResolvedContainer;
   remoteAddress: string;
+  framing: Framing;
+  /** Messages that arrived while the caller was being admitted (web mode). */
+  pending: Array<[Buffer, boolean]>;
 }
 
 export type Route = 'enter' | 'attach';
@@ -32,6 +37,7 @@ export interface GatewayDeps {
   verifier: TokenVerifier;
   policy: AccessPolicy;
   resolver: ContainerResolver;
+  tickets: TicketStore;
   log: Logger;
   onAdmitted(route: Route, upgrade: AdmittedUpgrade): void;
   /** False while draining: new upgrades are refused. */
@@ -52,7 +58,7 @@ export class Gateway {
       maxPayload: deps.config.limits.maxFrameBytes,
       perMessageDeflate: false,
       // Never echo a credential-bearing subprotocol: pick ours or none.
-      handleProtocols: (protocols) => (protocols.has('entry.v1') ? 'entry.v1' : false),
+      handleProtocols: (protocols) => (protocols.has(SUBPROTOCOL) ? SUBPROTOCOL : false),
     });
   }
 
@@ -70,33 +76,67 @@ export class Gateway {
     }
     socket.on('error', () => undefined);
     const request = readUpgradeRequest(req);
+    const remoteAddress = req.socket.remoteAddress ?? '';
+    if (request.webMode) {
+      this.wss.handleUpgrade(req, socket, head, (ws) => this.admitWebMode(route, ws, request, remoteAddress));
+      return;
+    }
     void this.admit(request).then(
-      ({ identity, target, container }) => {
+      (admitted) => {
         this.wss.handleUpgrade(req, socket, head, (ws) => {
-          this.deps.onAdmitted(route, {
-            sessionId: randomUUID(),
-            ws,
-            request,
-            identity,
-            target,
-            container,
-            remoteAddress: req.socket.remoteAddress ?? '',
-          });
+          this.deps.onAdmitted(route, { sessionId: randomUUID(), ws, request, ...admitted, remoteAddress, framing: protobufFraming, pending: [] });
         });
       },
       (err: unknown) => {
-        const error = isEntryError(err) ? err : new EntryError('ENTRY_INTERNAL', undefined, { cause: err });
-        this.deps.log.info('upgrade refused', { route, code: error.code, reason: error.message, remote: req.socket.remoteAddress, app: request.app });
-        this.wss.handleUpgrade(req, socket, head, (ws) => refuse(ws, error, request.protocol2));
+        const error = this.refusal(err, route, request, remoteAddress);
+        this.wss.handleUpgrade(req, socket, head, (ws) => refuse(ws, error, request.protocol2, protobufFraming));
       },
     );
+  }
+
+  /** The original web mode: the credentials come in the first message, as JSON. */
+  private admitWebMode(route: Route, ws: WebSocket, request: UpgradeRequest, remoteAddress: string): void {
+    const pending: Array<[Buffer, boolean]> = [];
+    let first = true;
+    const timer = setTimeout(() => refuse(ws, new EntryError('ENTRY_START_TIMEOUT', 'no credentials message'), false, jsonFraming), this.deps.config.limits.startTimeoutMs);
+    const onMessage = (data: Buffer, isBinary: boolean) => {
+      if (!first) {
+        pending.push([data, isBinary]);
+        return;
+      }
+      first = false;
+      clearTimeout(timer);
+      let creds: unknown;
+      try {
+        creds = JSON.parse(data.toString('utf8'));
+      } catch {
+        refuse(ws, new EntryError('ENTRY_BAD_FRAME', 'the first message must be the JSON credentials'), false, jsonFraming);
+        return;
+      }
+      const full = applyWebCredentials(request, creds);
+      void this.admit(full).then(
+        (admitted) => {
+          ws.off('message', onMessage);
+          this.deps.onAdmitted(route, { sessionId: randomUUID(), ws, request: full, ...admitted, remoteAddress, framing: jsonFraming, pending });
+        },
+        (err: unknown) => refuse(ws, this.refusal(err, route, full, remoteAddress), false, jsonFraming),
+      );
+    };
+    ws.on('message', onMessage);
+    ws.on('close', () => clearTimeout(timer));
+  }
+
+  private refusal(err: unknown, route: Route, request: UpgradeRequest, remote: string): EntryError {
+    const error = isEntryError(err) ? err : new EntryError('ENTRY_INTERNAL', undefined, { cause: err });
+    this.deps.log.info('upgrade refused', { route, code: error.code, reason: error.message, remote, app: request.app });
+    return error;
   }
 
   private async admit(request: UpgradeRequest): Promise<{ identity: Identity; target: Target; container: ResolvedContainer }> {
     if (!this.deps.accepting()) throw new EntryError('ENTRY_DRAINING');
     // Order matters: nothing about the target is looked up before the caller is known.
-    const identity = await this.deps.verifier.verify(request.token);
     const target = validateTarget(request.app, request.proc, request.instance);
+    const identity = request.ticket ? await this.deps.tickets.redeem(request.ticket, target) : await this.deps.verifier.verify(request.token);
     this.deps.policy.check(identity, target.app);
     const container = await this.deps.resolver.resolve(target);
     return { identity, target, container };
@@ -120,8 +160,9 @@ export class Gateway {
 }
 
 /** Tells a refused client why, the way original clients expect: a red CLOSE line. */
-export function refuse(ws: WebSocket, error: EntryError, protocol2: boolean): void {
-  const frame = encodeResponse(ResponseType.CLOSE, utf8(closeLine({ kind: 'failed', error })), protocol2 ? error.code : '');
+export function refuse(ws: WebSocket, error: EntryError, protocol2: boolean, framing: Framing = protobufFraming): void {
+  if (ws.readyState !== ws.OPEN) return;
+  const frame = framing.encode(ResponseType.CLOSE, utf8(closeLine({ kind: 'failed', error })), protocol2 ? error.code : '');
   ws.send(frame, { binary: true });
   ws.close(error.closeCode, error.code);
   const timer = setTimeout(() => ws.terminate(), 5_000);

@@ -1,20 +1,23 @@
 import type { WebSocket } from 'ws';
-import { decodeRequest, encodeResponse, FrameError, RequestType, ResponseType, parseWinch, utf8 } from '../../proto/codec.js';
+import { FrameError, RequestType, ResponseType, parseWinch, utf8 } from '../../proto/codec.js';
 import { Utf8Boundary } from '../../proto/utf8-boundary.js';
 import { OUTPUT_HIGH_WATER_BYTES, OUTPUT_LOW_WATER_BYTES } from '../config/limits.js';
 import { EntryError } from '../errors.js';
 import type { EndReason, OutputStream, TerminalEvents, TerminalSide } from '../session/types.js';
 import { closeCodeOf, closeLine, closeReasonText } from './close-line.js';
+import { type Framing, protobufFraming } from './framing.js';
 
 /** How long `finish` waits for the client's close handshake before dropping the socket. */
 const CLOSE_HANDSHAKE_MS = 5_000;
-const PING_FRAME = encodeResponse(ResponseType.PING, utf8('ping'));
+const PING_CONTENT = utf8('ping');
 
 export interface WsTerminalOptions {
   /** Protocol 2: EXIT before CLOSE, error codes in CLOSE, STDIN_EOF and SIGNAL understood. */
   protocol2: boolean;
   /** TTY output is cut on UTF-8 boundaries for clients that decode each message alone. */
   tty: boolean;
+  /** Protobuf frames, or JSON for the original web mode. */
+  framing?: Framing;
 }
 
 type Message = { msgType: number; content: Uint8Array };
@@ -33,6 +36,8 @@ export class WsTerminal implements TerminalSide {
   private closed = false;
   private goneError: EntryError | undefined;
   private peerAlive = true;
+  private readonly framing: Framing;
+  private readonly pingFrame: Uint8Array;
   private readonly onSent = (): void => {
     if (this.outputPaused && this.ws.bufferedAmount < OUTPUT_LOW_WATER_BYTES) {
       this.outputPaused = false;
@@ -43,7 +48,11 @@ export class WsTerminal implements TerminalSide {
   constructor(
     private readonly ws: WebSocket,
     private options: WsTerminalOptions,
+    pending: Array<[Buffer, boolean]> = [],
   ) {
+    this.framing = options.framing ?? protobufFraming;
+    this.pingFrame = this.framing.encode(ResponseType.PING, PING_CONTENT);
+    for (const [data, isBinary] of pending) this.onMessage(data, isBinary);
     ws.on('message', (data, isBinary) => this.onMessage(data as Buffer, isBinary));
     ws.on('pong', () => (this.peerAlive = true));
     ws.on('close', () => {
@@ -90,7 +99,7 @@ export class WsTerminal implements TerminalSide {
       payload = this.utf8.split(data);
       if (payload.length === 0) return !this.outputPaused;
     }
-    const frame = encodeResponse(stream === 'stderr' ? ResponseType.STDERR : ResponseType.STDOUT, payload);
+    const frame = this.framing.encode(stream === 'stderr' ? ResponseType.STDERR : ResponseType.STDOUT, payload);
     this.ws.send(frame, { binary: true }, this.onSent);
     if (this.ws.bufferedAmount >= OUTPUT_HIGH_WATER_BYTES) this.outputPaused = true;
     return !this.outputPaused;
@@ -104,7 +113,7 @@ export class WsTerminal implements TerminalSide {
       return;
     }
     this.peerAlive = false;
-    this.ws.send(PING_FRAME, { binary: true });
+    this.ws.send(this.pingFrame, { binary: true });
     this.ws.ping();
   }
 
@@ -120,13 +129,13 @@ export class WsTerminal implements TerminalSide {
     if (this.closed) return;
     if (this.options.tty) {
       const rest = this.utf8.flush();
-      if (rest) this.ws.send(encodeResponse(ResponseType.STDOUT, rest), { binary: true });
+      if (rest) this.ws.send(this.framing.encode(ResponseType.STDOUT, rest), { binary: true });
     }
     if (reason.kind === 'exited' && this.options.protocol2) {
-      this.ws.send(encodeResponse(ResponseType.EXIT, utf8(String(reason.exitCode))), { binary: true });
+      this.ws.send(this.framing.encode(ResponseType.EXIT, utf8(String(reason.exitCode))), { binary: true });
     }
     const code = reason.kind === 'failed' && this.options.protocol2 ? reason.error.code : '';
-    this.ws.send(encodeResponse(ResponseType.CLOSE, utf8(closeLine(reason)), code), { binary: true });
+    this.ws.send(this.framing.encode(ResponseType.CLOSE, utf8(closeLine(reason)), code), { binary: true });
     // ws sends the close frame after everything queued before it: no output is lost.
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
@@ -145,13 +154,9 @@ export class WsTerminal implements TerminalSide {
 
   private onMessage(data: Buffer, isBinary: boolean): void {
     if (this.goneError) return;
-    if (!isBinary) {
-      this.gone(new EntryError('ENTRY_BAD_FRAME', 'text frames are not part of the protocol'));
-      return;
-    }
     let m: Message;
     try {
-      m = decodeRequest(data);
+      m = this.framing.decode(data, isBinary);
     } catch (err) {
       this.gone(new EntryError('ENTRY_BAD_FRAME', err instanceof FrameError ? err.message : 'undecodable'));
       return;

@@ -46,12 +46,12 @@ export async function containerProcesses(id: string): Promise<string[]> {
   return ((top.Processes ?? []) as string[][]).map((p: string[]) => p[p.length - 1] ?? '');
 }
 
-/** exec_create events for a container since `since` (seconds), straight from the engine. */
-export async function execCreateCount(containerId: string, sinceSec: number): Promise<number> {
-  const until = Math.ceil(Date.now() / 1000) + 1;
+/** exec_create events for a container since `sinceMs` (epoch ms), straight from the engine. */
+export async function execCreateCount(containerId: string, sinceMs: number): Promise<number> {
+  const until = ((Date.now() + 50) / 1000).toFixed(3);
   const stream = await docker.getEvents({
-    since: sinceSec,
-    until,
+    since: (sinceMs / 1000).toFixed(3) as unknown as number,
+    until: until as unknown as number,
     filters: { container: [containerId], type: ['container'] },
   });
   const chunks: Buffer[] = [];

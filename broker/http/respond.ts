@@ -1,0 +1,37 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { EntryError, isEntryError } from '../errors.js';
+
+export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': String(Buffer.byteLength(text)), 'cache-control': 'no-store', ...headers });
+  res.end(text);
+}
+
+/** An error as JSON `{error, message}` with the registry's HTTP status. */
+export function sendError(res: ServerResponse, err: unknown): void {
+  const e = isEntryError(err) ? err : new EntryError('ENTRY_INTERNAL');
+  sendJson(res, e.status, { error: e.code, message: e.message }, e.status === 401 ? { 'www-authenticate': 'Bearer' } : {});
+}
+
+/** Largest JSON body accepted by the API; requests are a few small fields. */
+export const MAX_JSON_BODY_BYTES = 16 * 1024;
+
+export async function readJson(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_JSON_BODY_BYTES) throw new EntryError('ENTRY_BAD_REQUEST', 'body too large');
+    chunks.push(chunk as Buffer);
+  }
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch {
+    throw new EntryError('ENTRY_BAD_REQUEST', 'body is not JSON');
+  }
+}
+
+export function bearerToken(req: IncomingMessage): string | undefined {
+  const m = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
+  return m?.[1];
+}

@@ -1,0 +1,45 @@
+import { createReadStream, existsSync, statSync } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { extname, join, normalize, sep } from 'node:path';
+
+const TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.json': 'application/json',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.ico': 'image/x-icon',
+  '.woff2': 'font/woff2',
+  '.map': 'application/json',
+};
+
+/**
+ * Serves the built console from `root`. Hashed files under /assets/ never change, so they
+ * are cached for a year; everything else is revalidated on each load.
+ */
+export function serveStatic(req: IncomingMessage, res: ServerResponse, path: string, root: string): boolean {
+  if (req.method !== 'GET' && req.method !== 'HEAD') return false;
+  const rel = path === '/' ? '/index.html' : path;
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(rel);
+  } catch {
+    return false;
+  }
+  const file = normalize(join(root, decoded));
+  if (!file.startsWith(root + sep) || decoded.includes('\0')) return false;
+  if (!existsSync(file) || !statSync(file).isFile()) return false;
+  const immutable = decoded.startsWith('/assets/');
+  res.writeHead(200, {
+    'content-type': TYPES[extname(file)] ?? 'application/octet-stream',
+    'content-length': String(statSync(file).size),
+    'cache-control': immutable ? 'public, max-age=31536000, immutable' : 'no-cache',
+    'x-content-type-options': 'nosniff',
+    ...(extname(file) === '.html' ? { 'x-frame-options': 'SAMEORIGIN', 'referrer-policy': 'no-referrer' } : {}),
+  });
+  if (req.method === 'HEAD') res.end();
+  else createReadStream(file).pipe(res);
+  return true;
+}

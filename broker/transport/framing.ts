@@ -1,0 +1,47 @@
+import { decodeRequest, encodeResponse, FrameError, type RequestMessage } from '../../proto/codec.js';
+
+/**
+ * How messages are put in WebSocket frames. `protobuf` is the protocol; `json` is the
+ * original's `?method=web` mode: the same messages as JSON objects
+ * `{"msgType": <number>, "content": "<base64>"}` (fields omitted when zero or empty, as Go's
+ * encoding/json did for the original), in binary frames; text frames are read too.
+ */
+export interface Framing {
+  readonly name: 'protobuf' | 'json';
+  encode(msgType: number, content: Uint8Array, code?: string): Uint8Array;
+  /** Throws FrameError on anything malformed. */
+  decode(data: Buffer, isBinary: boolean): RequestMessage;
+}
+
+export const protobufFraming: Framing = {
+  name: 'protobuf',
+  encode: (msgType, content, code) => encodeResponse(msgType, content, code),
+  decode(data, isBinary) {
+    if (!isBinary) throw new FrameError('text frames are not part of the protocol');
+    return decodeRequest(data);
+  },
+};
+
+export const jsonFraming: Framing = {
+  name: 'json',
+  encode(msgType, content, code) {
+    const obj: Record<string, unknown> = {};
+    if (msgType !== 0) obj['msgType'] = msgType;
+    if (content.length > 0) obj['content'] = Buffer.from(content.buffer, content.byteOffset, content.byteLength).toString('base64');
+    if (code) obj['code'] = code;
+    return Buffer.from(JSON.stringify(obj));
+  },
+  decode(data) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(data.toString('utf8'));
+    } catch {
+      throw new FrameError('not JSON');
+    }
+    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new FrameError('not a JSON object');
+    const { msgType = 0, content = '' } = parsed as { msgType?: unknown; content?: unknown };
+    if (typeof msgType !== 'number' || !Number.isInteger(msgType) || msgType < 0) throw new FrameError('msgType must be a non-negative integer');
+    if (typeof content !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(content)) throw new FrameError('content must be base64');
+    return { msgType, content: Buffer.from(content, 'base64') };
+  },
+};
