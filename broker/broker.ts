@@ -20,9 +20,6 @@ import { runAttachSession } from './session/attach-session.js';
 import { runExecSession, type LiveSession } from './session/exec-session.js';
 import { Gateway } from './transport/gateway.js';
 
-/** SIGHUP → SIGKILL grace for a session's processes when it ends without them. */
-export const DEFAULT_TERMINATE_GRACE_MS = 2_000;
-
 export interface BrokerOptions {
   log?: Logger;
   /** How leftover processes are found: `auto` prefers the host's /proc. */
@@ -67,8 +64,15 @@ export class EntryBroker {
   async start(): Promise<void> {
     const { config } = this;
     const docker = this.options.docker ?? connectDocker(config.docker.host);
-    const reaper = new ProcessReaper(docker, this.options.reapMode ?? 'auto');
+    const reaper = new ProcessReaper(docker, this.options.reapMode ?? config.docker.reapMode);
     const server = createServer(
+      {
+        // Slow-loris protection: headers (upgrades included) must arrive within the handshake
+        // timeout; Node checks at this interval.
+        headersTimeout: config.limits.handshakeTimeoutMs,
+        requestTimeout: config.limits.handshakeTimeoutMs,
+        connectionsCheckingInterval: Math.min(1_000, config.limits.handshakeTimeoutMs),
+      },
       createRequestHandler({
         dockerReady: async () => {
           try {
@@ -107,7 +111,9 @@ export class EntryBroker {
       log: this.log,
       pingIntervalMs: config.limits.pingIntervalMs,
       startTimeoutMs: config.limits.startTimeoutMs,
-      terminateGraceMs: DEFAULT_TERMINATE_GRACE_MS,
+      terminateGraceMs: config.limits.killGraceMs,
+      idleTimeoutMs: config.limits.idleTimeoutMs,
+      maxSessionMs: config.limits.maxSessionMs,
     };
     const track = (s: LiveSession) => {
       this.sessions.set(s.id, s);
@@ -124,7 +130,10 @@ export class EntryBroker {
       tickets,
       resolver: new ContainerResolver(docker),
       log: this.log,
-      accepting: () => !this.draining,
+      admissible: () => {
+        if (this.draining) throw new EntryError('ENTRY_DRAINING');
+        if (this.sessions.size >= config.limits.maxSessions) throw new EntryError('ENTRY_TOO_MANY_SESSIONS', `limit ${config.limits.maxSessions}`);
+      },
       onAdmitted: (route, upgrade) => {
         const run = route === 'enter' ? runExecSession(upgrade, sessionDeps, track) : runAttachSession(upgrade, docker, this.log);
         run.catch((err: unknown) => this.log.error('session crashed', { session: upgrade.sessionId, error: err as Error }));

@@ -3,9 +3,6 @@ import { EntryBroker } from './broker.js';
 import { ConfigError, parseConfig } from './config/config.js';
 import { readSettings } from './config/flags.js';
 
-/** Deadline for a graceful stop on SIGTERM/SIGINT before the process exits anyway. */
-const DRAIN_DEADLINE_MS = 20_000;
-
 async function main(): Promise<void> {
   let broker: EntryBroker;
   try {
@@ -25,7 +22,7 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     broker.log.info('draining', { signal, sessions: broker.sessionCount });
-    const timer = setTimeout(() => process.exit(1), DRAIN_DEADLINE_MS);
+    const timer = setTimeout(() => process.exit(1), broker.config.limits.drainTimeoutMs);
     timer.unref();
     void broker.stop().then(() => process.exit(0));
   };

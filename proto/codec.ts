@@ -75,7 +75,7 @@ function writeBytesField(buf: Uint8Array, pos: number, tag: number, data: Uint8A
 }
 
 /** Encodes a message of shape `{ msgType = 1; bytes content = 2; }` (+ optional string 3). */
-function encodeTypeContent(msgType: number, content: Uint8Array, code?: Uint8Array): Uint8Array {
+function encodeTypeContent(msgType: number, content: Uint8Array, code?: Uint8Array): Uint8Array<ArrayBuffer> {
   const codeBytes = code ?? EMPTY;
   const size =
     (msgType === 0 ? 0 : 1 + varintSize(msgType)) +
@@ -93,15 +93,15 @@ function encodeTypeContent(msgType: number, content: Uint8Array, code?: Uint8Arr
   return buf;
 }
 
-export function encodeRequest(msgType: number, content: Uint8Array = EMPTY): Uint8Array {
+export function encodeRequest(msgType: number, content: Uint8Array = EMPTY): Uint8Array<ArrayBuffer> {
   return encodeTypeContent(msgType, content);
 }
 
-export function encodeResponse(msgType: number, content: Uint8Array = EMPTY, code = ''): Uint8Array {
+export function encodeResponse(msgType: number, content: Uint8Array = EMPTY, code = ''): Uint8Array<ArrayBuffer> {
   return encodeTypeContent(msgType, content, code ? utf8Encoder.encode(code) : undefined);
 }
 
-export function encodeExecSpec(spec: Partial<ExecSpec>): Uint8Array {
+export function encodeExecSpec(spec: Partial<ExecSpec>): Uint8Array<ArrayBuffer> {
   const parts: Array<[number, Uint8Array | number]> = [];
   for (const arg of spec.argv ?? []) parts.push([0x0a, arg]);
   if (spec.tty) parts.push([0x10, 1]);
@@ -316,10 +316,10 @@ export function parseWinch(content: Uint8Array): { cols: number; rows: number } 
   return { cols, rows };
 }
 
-export function encodeWinch(cols: number, rows: number): Uint8Array {
+export function encodeWinch(cols: number, rows: number): Uint8Array<ArrayBuffer> {
   return utf8Encoder.encode(`${cols} ${rows}`);
 }
 
-export function utf8(text: string): Uint8Array {
+export function utf8(text: string): Uint8Array<ArrayBuffer> {
   return utf8Encoder.encode(text);
 }

@@ -1,6 +1,12 @@
 import { isIP } from 'node:net';
 import {
+  DEFAULT_DRAIN_TIMEOUT_MS,
+  DEFAULT_HANDSHAKE_TIMEOUT_MS,
+  DEFAULT_IDLE_TIMEOUT_MS,
+  DEFAULT_KILL_GRACE_MS,
   DEFAULT_MAX_FRAME_BYTES,
+  DEFAULT_MAX_SESSION_MS,
+  DEFAULT_MAX_SESSIONS,
   DEFAULT_PING_INTERVAL_MS,
   DEFAULT_START_TIMEOUT_MS,
 } from './limits.js';
@@ -11,11 +17,21 @@ export interface BrokerConfig {
   auth: AuthConfig;
   /** Dev mode: a generated signing key and a minted token for the local user (loopback only). */
   dev: boolean;
-  docker: { host: string | undefined };
+  docker: {
+    host: string | undefined;
+    /** How a session's leftover processes are found: auto, host (/proc) or exec (sh in the container). */
+    reapMode: 'auto' | 'host' | 'exec';
+  };
   limits: {
     pingIntervalMs: number;
     maxFrameBytes: number;
     startTimeoutMs: number;
+    idleTimeoutMs: number;
+    maxSessionMs: number;
+    maxSessions: number;
+    handshakeTimeoutMs: number;
+    killGraceMs: number;
+    drainTimeoutMs: number;
   };
   /** Allowed Origin values for browser upgrades; empty: same-origin only. */
   allowedOrigins: string[];
@@ -130,15 +146,23 @@ export function parseConfig(raw: RawSettings): BrokerConfig {
   if (!LOG_LEVELS.includes(logLevel)) {
     throw new ConfigError('--log-level', `one of ${LOG_LEVELS.join(', ')}`);
   }
+  const reapMode = (str(raw, 'reap-mode') ?? 'auto') as BrokerConfig['docker']['reapMode'];
+  if (!['auto', 'host', 'exec'].includes(reapMode)) throw new ConfigError('--reap-mode', 'one of auto, host, exec');
   return {
     listen,
     auth,
     dev,
-    docker: { host: str(raw, 'docker-host') },
+    docker: { host: str(raw, 'docker-host'), reapMode },
     limits: {
       pingIntervalMs: int(raw, 'ping-interval', DEFAULT_PING_INTERVAL_MS, 10, 3_600_000),
       maxFrameBytes: int(raw, 'max-frame', DEFAULT_MAX_FRAME_BYTES, 1024, 64 * 1024 * 1024),
       startTimeoutMs: int(raw, 'start-timeout', DEFAULT_START_TIMEOUT_MS, 100, 600_000),
+      idleTimeoutMs: int(raw, 'idle-timeout', DEFAULT_IDLE_TIMEOUT_MS, 0, 30 * 86_400_000),
+      maxSessionMs: int(raw, 'max-session', DEFAULT_MAX_SESSION_MS, 0, 30 * 86_400_000),
+      maxSessions: int(raw, 'max-sessions', DEFAULT_MAX_SESSIONS, 1, 1_000_000),
+      handshakeTimeoutMs: int(raw, 'handshake-timeout', DEFAULT_HANDSHAKE_TIMEOUT_MS, 100, 600_000),
+      killGraceMs: int(raw, 'kill-grace', DEFAULT_KILL_GRACE_MS, 0, 600_000),
+      drainTimeoutMs: int(raw, 'drain-timeout', DEFAULT_DRAIN_TIMEOUT_MS, 0, 3_600_000),
     },
     allowedOrigins: list(raw, 'allowed-origin', []),
     logLevel,

@@ -29,3 +29,27 @@ export const RESIZE_RETRY_STEP_MS = 10;
 
 /** After the output stream ends, how long to wait for Docker to report the exit code. */
 export const EXIT_CODE_WAIT_MS = 5_000;
+
+/** --idle-timeout: no input and no output for this long ends a session (kubelet's default: 4 h). 0 disables. */
+export const DEFAULT_IDLE_TIMEOUT_MS = 4 * 3600_000;
+
+/** --max-session: the longest a session may last. 0 (the default) means no limit. */
+export const DEFAULT_MAX_SESSION_MS = 0;
+
+/**
+ * --max-sessions: sessions one broker holds at once. Sized for the 1,000-session target with
+ * headroom; each idle session costs about 60 KB in the broker.
+ */
+export const DEFAULT_MAX_SESSIONS = 2000;
+
+/**
+ * --handshake-timeout: an upgrade request must have sent all its headers within this time
+ * (slow-loris protection); also bounds the admission checks.
+ */
+export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
+
+/** --kill-grace: SIGHUP first, SIGKILL for what is left after this long. */
+export const DEFAULT_KILL_GRACE_MS = 2_000;
+
+/** --drain-timeout: on SIGTERM, the broker exits after this long even if sessions remain. */
+export const DEFAULT_DRAIN_TIMEOUT_MS = 20_000;

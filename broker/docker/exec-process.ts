@@ -234,18 +234,21 @@ export class DockerExecProcess implements ProcessSide {
       try {
         const info = await this.exec.inspect();
         if (!info.Running && info.ExitCode !== null && info.ExitCode !== undefined) {
-          if (await this.containerStopped()) return { error: new EntryError('ENTRY_CONTAINER_GONE') };
+          // An exec killed because its container stopped is the container's story, not the command's.
+          if ((await this.containerState()) === 'stopped') return { error: new EntryError('ENTRY_CONTAINER_GONE') };
           return { exitCode: commandExitCode(info.ExitCode, this.runtimeFailure) };
         }
       } catch (err) {
         const failure = dockerFailure(err, 'reading the exit code');
-        if (failure.code === 'ENTRY_CONTAINER_GONE' || (await this.containerStopped())) {
-          return { error: new EntryError('ENTRY_CONTAINER_GONE') };
-        }
+        if (failure.code === 'ENTRY_DOCKER_UNAVAILABLE') return { error: failure };
+        const state = await this.containerState();
+        if (state === 'stopped' || failure.code === 'ENTRY_CONTAINER_GONE') return { error: new EntryError('ENTRY_CONTAINER_GONE') };
         return { error: failure };
       }
       if (Date.now() > deadline) {
-        if (await this.containerStopped()) return { error: new EntryError('ENTRY_CONTAINER_GONE') };
+        const state = await this.containerState();
+        if (state === 'stopped') return { error: new EntryError('ENTRY_CONTAINER_GONE') };
+        if (state === 'unknown') return { error: new EntryError('ENTRY_DOCKER_UNAVAILABLE', 'no answer about the exit code') };
         return { error: new EntryError('ENTRY_EXEC_FAILED', 'no exit code from docker') };
       }
       await sleep(wait);
@@ -253,12 +256,13 @@ export class DockerExecProcess implements ProcessSide {
     }
   }
 
-  private async containerStopped(): Promise<boolean> {
+  private async containerState(): Promise<'running' | 'stopped' | 'unknown'> {
     try {
       const info = await this.docker.getContainer(this.options.containerId).inspect();
-      return !info.State.Running;
-    } catch {
-      return true;
+      return info.State.Running ? 'running' : 'stopped';
+    } catch (err) {
+      // A container that no longer exists has stopped; an engine that does not answer says nothing.
+      return (err as { statusCode?: number }).statusCode === 404 ? 'stopped' : 'unknown';
     }
   }
 }

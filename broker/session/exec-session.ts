@@ -16,6 +16,8 @@ export interface ExecSessionDeps {
   pingIntervalMs: number;
   startTimeoutMs: number;
   terminateGraceMs: number;
+  idleTimeoutMs: number;
+  maxSessionMs: number;
 }
 
 /** A live session as the broker tracks it. */
@@ -72,6 +74,8 @@ export async function runExecSession(upgrade: AdmittedUpgrade, deps: ExecSession
     deps.log.info('session start', { ...fields, tty: plan.tty, argv: plan.interactive ? undefined : plan.argv, user_as: plan.user || undefined });
     relay = new Relay(terminal, exec, {
       pingIntervalMs: deps.pingIntervalMs,
+      idleTimeoutMs: deps.idleTimeoutMs,
+      maxSessionMs: deps.maxSessionMs,
       onTerminateError: (err) => deps.log.warn('could not end the session processes', { ...fields, error: err as Error }),
     });
     if (stopRequested) void relay.stop(stopRequested);

@@ -4,6 +4,10 @@ import type { EndReason, OutputStream, ProcessSide, TerminalSide } from './types
 export interface RelayOptions {
   /** ms between PING messages to the client; 0 disables. */
   pingIntervalMs: number;
+  /** No input and no output for this long ends the session (ENTRY_IDLE_TIMEOUT); 0: never. */
+  idleTimeoutMs?: number;
+  /** The session ends after this long whatever happens (ENTRY_MAX_DURATION); 0: never. */
+  maxSessionMs?: number;
   /** Told when ending the process failed (engine gone, no sh in the image); the session still ends. */
   onTerminateError?: (err: unknown) => void;
 }
@@ -16,6 +20,9 @@ export interface RelayOptions {
 export class Relay {
   private ended = false;
   private pingTimer: NodeJS.Timeout | undefined;
+  private idleTimer: NodeJS.Timeout | undefined;
+  private maxTimer: NodeJS.Timeout | undefined;
+  private lastActivity = Date.now();
   private readonly done: Promise<EndReason>;
   private resolveDone!: (reason: EndReason) => void;
   private inputPausedByProcess = false;
@@ -37,6 +44,7 @@ export class Relay {
     terminal.start({
       input: (data) => {
         if (this.ended) return;
+        this.lastActivity = Date.now();
         if (!process.write(data) && !this.inputPausedByProcess) {
           this.inputPausedByProcess = true;
           terminal.pauseInput();
@@ -64,6 +72,7 @@ export class Relay {
     process.start({
       output: (stream: OutputStream, data) => {
         if (this.ended) return;
+        this.lastActivity = Date.now();
         if (!terminal.send(stream, data) && !this.outputPausedByTerminal) {
           this.outputPausedByTerminal = true;
           process.pauseOutput();
@@ -79,11 +88,28 @@ export class Relay {
         void this.end('exitCode' in result ? { kind: 'exited', exitCode: result.exitCode } : { kind: 'failed', error: result.error }, false);
       },
     });
+    const idle = this.options.idleTimeoutMs ?? 0;
+    if (idle > 0) this.armIdle(idle);
+    const max = this.options.maxSessionMs ?? 0;
+    if (max > 0) {
+      this.maxTimer = setTimeout(() => void this.stop(new EntryError('ENTRY_MAX_DURATION')), max);
+      this.maxTimer.unref();
+    }
     if (this.options.pingIntervalMs > 0) {
       this.pingTimer = setInterval(() => terminal.ping(), this.options.pingIntervalMs);
       this.pingTimer.unref();
     }
     return this.done;
+  }
+
+  private armIdle(idleMs: number): void {
+    const due = this.lastActivity + idleMs - Date.now();
+    this.idleTimer = setTimeout(() => {
+      if (this.ended) return;
+      if (Date.now() - this.lastActivity >= idleMs) void this.stop(new EntryError('ENTRY_IDLE_TIMEOUT'));
+      else this.armIdle(idleMs);
+    }, Math.max(due, 1));
+    this.idleTimer.unref();
   }
 
   /** Ends the session from outside (kick, drain, timeout): processes are terminated. */
@@ -96,6 +122,8 @@ export class Relay {
     if (this.ended) return;
     this.ended = true;
     clearInterval(this.pingTimer);
+    clearTimeout(this.idleTimer);
+    clearTimeout(this.maxTimer);
     try {
       // The process outlives its stream in Docker: end it ourselves unless it already exited.
       if (terminateProcess) await this.process.terminate();

@@ -40,8 +40,8 @@ export interface GatewayDeps {
   tickets: TicketStore;
   log: Logger;
   onAdmitted(route: Route, upgrade: AdmittedUpgrade): void;
-  /** False while draining: new upgrades are refused. */
-  accepting(): boolean;
+  /** Throws EntryError when no new session may start now (draining, at the session limit). */
+  admissible(): void;
 }
 
 /**
@@ -133,7 +133,11 @@ export class Gateway {
   }
 
   private async admit(request: UpgradeRequest): Promise<{ identity: Identity; target: Target; container: ResolvedContainer }> {
-    if (!this.deps.accepting()) throw new EntryError('ENTRY_DRAINING');
+    this.deps.admissible();
+    return withTimeout(this.checks(request), this.deps.config.limits.handshakeTimeoutMs);
+  }
+
+  private async checks(request: UpgradeRequest): Promise<{ identity: Identity; target: Target; container: ResolvedContainer }> {
     // Order matters: nothing about the target is looked up before the caller is known.
     const target = validateTarget(request.app, request.proc, request.instance);
     const identity = request.ticket ? await this.deps.tickets.redeem(request.ticket, target) : await this.deps.verifier.verify(request.token);
@@ -157,6 +161,15 @@ export class Gateway {
   close(): void {
     this.wss.close();
   }
+}
+
+/** Bounds the admission checks: a hung key server or engine must not hold sockets forever. */
+function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new EntryError('ENTRY_DOCKER_UNAVAILABLE', `admission took longer than ${ms} ms`)), ms);
+  });
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }
 
 /** Tells a refused client why, the way original clients expect: a red CLOSE line. */
