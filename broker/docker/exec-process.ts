@@ -22,6 +22,8 @@ export interface ExecOptions {
 }
 
 const EOT = Buffer.from([0x04]);
+/** How long a signal death is watched for the container stopping with it (see containerStopping). */
+const CONTAINER_STOP_GRACE_MS = 300;
 const SIGNALS = new Set(['HUP', 'INT', 'QUIT', 'TERM', 'KILL', 'USR1', 'USR2', 'WINCH']);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -235,7 +237,7 @@ export class DockerExecProcess implements ProcessSide {
         const info = await this.exec.inspect();
         if (!info.Running && info.ExitCode !== null && info.ExitCode !== undefined) {
           // An exec killed because its container stopped is the container's story, not the command's.
-          if ((await this.containerState()) === 'stopped') return { error: new EntryError('ENTRY_CONTAINER_GONE') };
+          if (await this.containerStopping(info.ExitCode)) return { error: new EntryError('ENTRY_CONTAINER_GONE') };
           return { exitCode: commandExitCode(info.ExitCode, this.runtimeFailure) };
         }
       } catch (err) {
@@ -253,6 +255,20 @@ export class DockerExecProcess implements ProcessSide {
       }
       await sleep(wait);
       wait = Math.min(wait * 2, 100);
+    }
+  }
+
+  /**
+   * Whether the container is stopping. Docker reports a killed exec's exit code a moment before
+   * the container's own state changes, so a signal death (code > 128) gets a short look.
+   */
+  private async containerStopping(exitCode: number): Promise<boolean> {
+    const deadline = Date.now() + (exitCode > 128 ? CONTAINER_STOP_GRACE_MS : 0);
+    for (;;) {
+      const state = await this.containerState();
+      if (state === 'stopped') return true;
+      if (Date.now() >= deadline) return false;
+      await sleep(20);
     }
   }
 

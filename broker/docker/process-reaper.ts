@@ -1,5 +1,6 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import type Docker from 'dockerode';
+import { EntryError } from '../errors.js';
 import { dockerFailure } from './engine.js';
 
 /**
@@ -123,8 +124,13 @@ export class ProcessReaper {
         pos += 8 + size;
       }
       const n = Number.parseInt(text.trim(), 10);
-      return Number.isNaN(n) ? 0 : n;
+      if (Number.isNaN(n)) {
+        // Typically the image has no sh: the processes cannot be found from inside.
+        throw new EntryError('ENTRY_EXEC_FAILED', `cannot end the session's processes from inside the container: ${text.trim().slice(0, 200) || 'no answer'}`);
+      }
+      return n;
     } catch (err) {
+      if (err instanceof EntryError) throw err;
       throw dockerFailure(err, 'ending session processes');
     }
   }

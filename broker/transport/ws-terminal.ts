@@ -127,6 +127,11 @@ export class WsTerminal implements TerminalSide {
 
   async finish(reason: EndReason): Promise<void> {
     if (this.closed) return;
+    if (reason.kind === 'failed' && reason.error.code === 'ENTRY_PEER_TIMEOUT') {
+      // The peer does not read: nothing sent now would arrive, and no close handshake will.
+      this.ws.terminate();
+      return;
+    }
     if (this.options.tty) {
       const rest = this.utf8.flush();
       if (rest) this.ws.send(this.framing.encode(ResponseType.STDOUT, rest), { binary: true });

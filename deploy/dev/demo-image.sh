@@ -2,11 +2,12 @@
 # Builds the offline demo images with `docker import` (no registry needed):
 #   entry-demo:latest   busybox + bash (+ the libraries ldd lists), like a typical app image
 #   entry-demo:nobash   busybox only, for the /bin/sh fallback
+#   entry-demo:nosh     the busybox binary alone: no sh, no kill (for process clean-up without a shell)
 # Usage: demo-image.sh [--force]
 set -euo pipefail
 force=${1:-}
 have() { docker image inspect "$1" >/dev/null 2>&1; }
-if [[ "$force" != "--force" ]] && have entry-demo:latest && have entry-demo:nobash; then
+if [[ "$force" != "--force" ]] && have entry-demo:latest && have entry-demo:nobash && have entry-demo:nosh; then
   exit 0
 fi
 command -v busybox >/dev/null || { echo "demo-image: busybox-static is not installed" >&2; exit 1; }
@@ -54,4 +55,9 @@ tar -C "$work/small" -c . | docker import \
   -c 'CMD ["/bin/sh","-c","trap \"exit 0\" TERM; while :; do sleep 3600 & wait $!; done"]' \
   -c 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
   -c 'WORKDIR /root' - entry-demo:nobash >/dev/null
-echo "demo-image: built entry-demo:latest and entry-demo:nobash"
+# Image without any shell: only the busybox binary, run by its full path.
+mkdir -p "$work/nosh/bin" "$work/nosh/tmp" "$work/nosh/proc" "$work/nosh/dev" "$work/nosh/sys"
+cp "$(command -v busybox)" "$work/nosh/bin/busybox"
+tar -C "$work/nosh" -c . | docker import \
+  -c 'CMD ["/bin/busybox","sleep","2147483647"]' - entry-demo:nosh >/dev/null
+echo "demo-image: built entry-demo:latest, entry-demo:nobash and entry-demo:nosh"

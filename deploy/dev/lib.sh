@@ -50,7 +50,7 @@ stop_started_dockerd() {
   fi
 }
 
-# npm packages exactly as the lockfile says, then the TypeScript build.
+# npm packages exactly as the lockfile says, then the build (TypeScript and the web console).
 ensure_node_modules() {
   local root=$1
   if [[ ! -d "$root/node_modules" || "$root/package-lock.json" -nt "$root/node_modules/.package-lock.json" ]]; then
@@ -58,7 +58,7 @@ ensure_node_modules() {
     (cd "$root" && npm ci --no-audit --no-fund --loglevel=error)
   fi
   log "building"
-  (cd "$root" && npx tsc -p tsconfig.json && chmod +x dist/broker/main.js dist/client/cli/main.js)
+  (cd "$root" && npm run --silent build && chmod +x dist/broker/main.js dist/client/cli/main.js)
 }
 
 # Starts the labelled demo containers (entry.app=demo entry.proc=web entry.instance=1..2).
@@ -68,7 +68,7 @@ ensure_demo_containers() {
     local name="entry-demo-web-$i"
     if [[ "$(docker inspect -f '{{.State.Running}}' "$name" 2>/dev/null)" == "true" ]]; then continue; fi
     docker rm -f "$name" >/dev/null 2>&1 || true
-    docker run -d --name "$name" --hostname "demo-web-$i" \
+    docker run -d --name "$name" --hostname "demo-web-$i" --network none \
       --label entry.app=demo --label entry.proc=web --label "entry.instance=$i" \
       entry-demo:latest >/dev/null
   done

@@ -23,7 +23,8 @@ export class TestContainers {
     const c = await docker.createContainer({
       Image: spec.image ?? 'entry-demo:latest',
       Labels: { 'entry.test': '1', ...spec.labels },
-      HostConfig: { AutoRemove: false },
+      // No network: the tests need none, and it keeps them independent of the engine's bridge.
+      HostConfig: { AutoRemove: false, NetworkMode: 'none' },
     });
     this.ids.push(c.id);
     if (!spec.stopped) await c.start();
