@@ -1,0 +1,41 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startBrokerProcess } from '../helpers/broker-process.js';
+import { containerProcesses, TestContainers, uniqueApp } from '../helpers/containers.js';
+import { eventually, openCommand } from '../helpers/sessions.js';
+
+describe('SIGTERM: graceful drain', () => {
+  const containers = new TestContainers();
+  const app = uniqueApp();
+  let id: string;
+
+  beforeAll(async () => {
+    id = await containers.entry(app, 'web', 1);
+  });
+  afterAll(() => containers.removeAll());
+
+  it('tells every client why, ends their processes and exits 0 in time', async () => {
+    const b = await startBrokerProcess(['--kill-grace', '300', '--drain-timeout', '5000']);
+    const token = await b.mint({ apps: [app] });
+    const target = { app, proc: 'web', instance: 1 };
+    const clients = await Promise.all([1, 2, 3].map((i) => openCommand(b.wsUrl, token, target, ['sh', '-c', `echo ready; sleep 200${i}`])));
+    const shell = await openCommand(b.wsUrl, token, target, [], true);
+    shell.send(0, 'echo SHELL\r');
+    for (const c of clients) await c.waitFor(() => c.stdoutText() === 'ready\n', 'ready');
+    await shell.waitFor(() => shell.stdoutText().includes('SHELL\r\n'), 'the shell');
+
+    const t0 = Date.now();
+    b.child.kill('SIGTERM');
+    const code = await b.exited;
+    const ms = Date.now() - t0;
+    console.log(`drain: 4 sessions closed and broker exited in ${ms} ms`);
+    expect(code).toBe(0);
+    expect(ms).toBeLessThan(5000);
+    for (const c of [...clients, shell]) {
+      const closed = await c.closed;
+      expect(closed.code).toBe(1001);
+      expect(c.closeMessage()!.code).toBe('ENTRY_DRAINING');
+      expect(new TextDecoder().decode(c.closeMessage()!.content)).toMatch(/broker is shutting down/);
+    }
+    await eventually(async () => (await containerProcesses(id)).every((p) => !/sleep 200[123]|bash/.test(p)), 'no leftovers');
+  });
+});
