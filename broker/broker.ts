@@ -1,9 +1,15 @@
+import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type Docker from 'dockerode';
 import { createDevIdentity } from './auth/dev.js';
+import { AuthGuard } from './auth/guard.js';
 import { loadVerificationKey, type VerificationKey } from './auth/keys.js';
 import { AccessPolicy } from './auth/policy.js';
+import { Tickets } from './auth/tickets.js';
 import { TokenVerifier } from './auth/verifier.js';
 import type { BrokerConfig } from './config/config.js';
 import { connectDocker } from './docker/engine.js';
@@ -12,12 +18,14 @@ import { ContainerResolver } from './docker/resolver.js';
 import { EntryError } from './errors.js';
 import type { ApiDeps } from './http/api.js';
 import { createRequestHandler } from './http/routes.js';
-import { MemoryTicketStore } from './auth/tickets.js';
-import { fileURLToPath } from 'node:url';
-import { join } from 'node:path';
 import { createLogger, type Logger } from './log.js';
 import { runAttachSession } from './session/attach-session.js';
 import { runExecSession, type LiveSession } from './session/exec-session.js';
+import { SessionRegistry } from './session/registry.js';
+import { MemoryStore } from './store/memory-store.js';
+import { createRedisClient } from './store/redis-connection.js';
+import { RedisStore } from './store/redis-store.js';
+import type { Store } from './store/store.js';
 import { Gateway } from './transport/gateway.js';
 
 export interface BrokerOptions {
@@ -25,19 +33,22 @@ export interface BrokerOptions {
   /** How leftover processes are found: `auto` prefers the host's /proc. */
   reapMode?: ReapMode;
   docker?: Docker;
-  /** Where the built console lives (default: dist/console beside the broker). */
+  /** Where the built console lives (default: dist/console at the package root). */
   consoleRoot?: string;
 }
 
-/** The built console: dist/console at the package root, whether running from dist/ or sources. */
+/** The package root, whether running from dist/ or from sources (tests). */
 const PACKAGE_ROOT = fileURLToPath(new URL(import.meta.url.includes('/dist/broker/') ? '../../' : '../', import.meta.url));
 const DEFAULT_CONSOLE_ROOT = join(PACKAGE_ROOT, 'dist', 'console');
 
-/** The assembled broker: HTTP server, WebSocket gateway, sessions. */
+/** The assembled broker: HTTP server, WebSocket gateway, sessions, shared store. */
 export class EntryBroker {
   readonly log: Logger;
+  /** This process among the brokers sharing a store. */
+  readonly id = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
   private server: Server | undefined;
   private gateway: Gateway | undefined;
+  private store: Store | undefined;
   private readonly sessions = new Map<string, LiveSession>();
   private draining = false;
   /** The dev token, in dev mode only. */
@@ -65,6 +76,8 @@ export class EntryBroker {
     const { config } = this;
     const docker = this.options.docker ?? connectDocker(config.docker.host);
     const reaper = new ProcessReaper(docker, this.options.reapMode ?? config.docker.reapMode);
+    const store = await this.openStore();
+    let api: ApiDeps | undefined;
     const server = createServer(
       {
         // Slow-loris protection: headers (upgrades included) must arrive within the handshake
@@ -74,20 +87,19 @@ export class EntryBroker {
         connectionsCheckingInterval: Math.min(1_000, config.limits.handshakeTimeoutMs),
       },
       createRequestHandler({
-        dockerReady: async () => {
-          try {
-            await docker.ping();
-            return true;
-          } catch {
-            return false;
-          }
-        },
+        ready: async () => ({
+          docker: await docker.ping().then(
+            () => true,
+            () => false,
+          ),
+          store: store.healthy(),
+        }),
         draining: () => this.draining,
         api: () => api,
         consoleRoot: this.options.consoleRoot ?? DEFAULT_CONSOLE_ROOT,
+        oidc: config.oidc,
       }),
     );
-    let api: ApiDeps | undefined;
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -105,9 +117,12 @@ export class EntryBroker {
     } else {
       key = loadVerificationKey(config.auth);
     }
+    const registry = new SessionRegistry(store, { brokerId: this.id, ttlMs: config.limits.sessionTtlMs, maxUserSessions: config.limits.maxUserSessions }, this.log);
     const sessionDeps = {
       docker,
+      dockerHost: config.docker.host ?? 'local',
       reaper,
+      registry,
       log: this.log,
       pingIntervalMs: config.limits.pingIntervalMs,
       startTimeoutMs: config.limits.startTimeoutMs,
@@ -119,13 +134,20 @@ export class EntryBroker {
       this.sessions.set(s.id, s);
       return () => this.sessions.delete(s.id);
     };
-    const verifier = new TokenVerifier(key, config.auth);
+    const guard = new AuthGuard(new TokenVerifier(key, config.auth), store, config.limits);
     const policy = new AccessPolicy(config.auth.denyApps);
-    const tickets = new MemoryTicketStore();
-    api = { verifier, policy, tickets, docker };
+    const tickets = new Tickets(store);
+    api = { guard, policy, tickets, docker, store };
+    await store.subscribe(this.id, (message) => {
+      if (message.type !== 'kill') return;
+      const session = this.sessions.get(message.sessionId);
+      if (!session) return;
+      this.log.info('session kill', { session: message.sessionId, by: message.by });
+      void session.stop(new EntryError('ENTRY_KILLED', `by ${message.by}`));
+    });
     this.gateway = new Gateway({
       config,
-      verifier,
+      guard,
       policy,
       tickets,
       resolver: new ContainerResolver(docker),
@@ -141,7 +163,21 @@ export class EntryBroker {
     });
     const gateway = this.gateway;
     server.on('upgrade', (req, socket, head) => gateway.handleUpgrade(req, socket, head));
-    this.log.info('listening', { url: this.url });
+    this.log.info('listening', { url: this.url, broker: this.id, store: store.kind });
+  }
+
+  /** Redis when configured (a broker starts even while Redis is down, and reports not ready). */
+  private async openStore(): Promise<Store> {
+    const { redis } = this.config;
+    if (!redis.url) return (this.store = new MemoryStore());
+    const client = createRedisClient({ url: redis.url, sentinels: redis.sentinels, sentinelName: redis.sentinelName, cluster: redis.cluster });
+    client.on('error', (err: Error) => this.log.debug('redis', { error: err }));
+    client.on('ready', () => this.log.info('redis connected'));
+    client.on('end', () => this.log.warn('redis connection closed'));
+    const store = new RedisStore(client);
+    this.store = store;
+    await store.connect().catch((err: unknown) => this.log.warn('redis unreachable at start; retrying in the background', { error: err as Error }));
+    return store;
   }
 
   /** Stops accepting, ends every session with a CLOSE reason, closes the server. */
@@ -154,5 +190,6 @@ export class EntryBroker {
       this.server.close(() => resolve());
       this.server.closeAllConnections();
     });
+    await this.store?.close();
   }
 }

@@ -25,6 +25,13 @@ export const ERRORS = {
   ENTRY_IDLE_TIMEOUT: { status: 408, close: 4408, message: 'session idle for too long' },
   ENTRY_MAX_DURATION: { status: 408, close: 4408, message: 'session reached its maximum duration' },
   ENTRY_PEER_TIMEOUT: { status: 408, close: 1001, message: 'client stopped answering pings' },
+  ENTRY_KILLED: { status: 409, close: 4420, message: 'session ended by an administrator' },
+  ENTRY_RATE_LIMITED: { status: 429, close: 4429, message: 'too many failed attempts: try again later' },
+  ENTRY_USER_SESSION_LIMIT: { status: 429, close: 4429, message: 'too many open sessions for this user' },
+  ENTRY_TOKEN_REVOKED: { status: 401, close: 4401, message: 'access token revoked' },
+  ENTRY_STORE_UNAVAILABLE: { status: 503, close: 4503, message: 'shared state unavailable: try again shortly' },
+  ENTRY_NOT_ADMIN: { status: 403, close: 4403, message: 'this needs the admin role' },
+  ENTRY_NO_SUCH_SESSION: { status: 404, close: 4404, message: 'no such session' },
   ENTRY_INTERNAL: { status: 500, close: 1011, message: 'internal error' },
 } as const satisfies Record<string, { status: number; close: number; message: string }>;
 

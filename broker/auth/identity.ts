@@ -6,5 +6,7 @@ export interface Identity {
   roles: string[];
   admin: boolean;
   tokenId: string | undefined;
+  /** `iat` in ms (0 when absent): revocation "every token of U issued before T" uses it. */
+  issuedAt: number;
   expiresAt: number;
 }

@@ -44,6 +44,7 @@ export class TokenVerifier {
       roles,
       admin: roles.includes(this.auth.adminRole),
       tokenId: typeof payload.jti === 'string' ? payload.jti : undefined,
+      issuedAt: (payload.iat ?? 0) * 1000,
       expiresAt: (payload.exp ?? 0) * 1000,
     };
   }

@@ -9,6 +9,10 @@ import {
   DEFAULT_MAX_SESSIONS,
   DEFAULT_PING_INTERVAL_MS,
   DEFAULT_START_TIMEOUT_MS,
+  DEFAULT_AUTH_FAILURE_LIMIT,
+  DEFAULT_AUTH_FAILURE_WINDOW_MS,
+  DEFAULT_MAX_USER_SESSIONS,
+  DEFAULT_SESSION_TTL_MS,
 } from './limits.js';
 
 /** Typed, validated broker configuration. Built only by `parseConfig`. */
@@ -32,9 +36,22 @@ export interface BrokerConfig {
     handshakeTimeoutMs: number;
     killGraceMs: number;
     drainTimeoutMs: number;
+    sessionTtlMs: number;
+    maxUserSessions: number;
+    authFailureLimit: number;
+    authFailureWindowMs: number;
+  };
+  /** Shared state: Redis when a URL is given, else in memory (one broker). */
+  redis: {
+    url: string | undefined;
+    sentinels: string[];
+    sentinelName: string | undefined;
+    cluster: boolean;
   };
   /** Allowed Origin values for browser upgrades; empty: same-origin only. */
   allowedOrigins: string[];
+  /** Where clients log in, told by GET /api/config; null: no OIDC login offered. */
+  oidc: OidcClientConfig | null;
   logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
 }
 
@@ -102,6 +119,58 @@ export function isLoopback(host: string): boolean {
 
 const LOG_LEVELS = ['debug', 'info', 'warn', 'error', 'silent'] as const;
 
+export interface OidcClientConfig {
+  issuer: string;
+  clientId: string;
+  scopes: string[];
+}
+
+/**
+ * --oidc-issuer, --oidc-client-id, --oidc-scopes: advertised to clients for `enter login`.
+ * They do not make the broker trust the issuer: tokens are still verified with the configured
+ * key source (for an OIDC provider, --jwks-url set to its jwks_uri).
+ */
+function parseOidc(raw: RawSettings): OidcClientConfig | null {
+  const issuer = str(raw, 'oidc-issuer');
+  const clientId = str(raw, 'oidc-client-id');
+  if (!issuer && !clientId) return null;
+  if (!issuer) throw new ConfigError('--oidc-issuer', 'required with --oidc-client-id');
+  if (!clientId) throw new ConfigError('--oidc-client-id', 'required with --oidc-issuer');
+  let url: URL;
+  try {
+    url = new URL(issuer);
+  } catch {
+    throw new ConfigError('--oidc-issuer', `not a URL: ${issuer}`);
+  }
+  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && isLoopback(url.hostname.replace(/^\[|\]$/g, '')))) {
+    throw new ConfigError('--oidc-issuer', 'must be https (plain http only on loopback)');
+  }
+  const scopes = list(raw, 'oidc-scopes', ['openid', 'profile', 'offline_access']).flatMap((s) => s.split(/\s+/)).filter(Boolean);
+  if (!scopes.includes('openid')) throw new ConfigError('--oidc-scopes', 'must include openid');
+  return { issuer, clientId, scopes };
+}
+
+function parseRedis(raw: RawSettings): BrokerConfig['redis'] {
+  const url = str(raw, 'redis-url');
+  const sentinels = list(raw, 'redis-sentinels', []);
+  const cluster = raw['redis-cluster'] === true || raw['redis-cluster'] === 'true';
+  if (url) {
+    for (const u of url.split(',')) {
+      let parsed: URL;
+      try {
+        parsed = new URL(u.trim());
+      } catch {
+        throw new ConfigError('--redis-url', `not a URL: ${u}`);
+      }
+      if (!['redis:', 'rediss:'].includes(parsed.protocol)) throw new ConfigError('--redis-url', 'must be redis:// or rediss://');
+    }
+  } else if (sentinels.length > 0 || cluster) {
+    throw new ConfigError('--redis-url', 'required with --redis-sentinels or --redis-cluster');
+  }
+  for (const s of sentinels) if (!/^\[?[^\]]+\]?:\d+$/.test(s)) throw new ConfigError('--redis-sentinels', `want host:port, got ${s}`);
+  return { url, sentinels, sentinelName: str(raw, 'redis-sentinel-name'), cluster };
+}
+
 export function parseConfig(raw: RawSettings): BrokerConfig {
   const listen = parseListen(str(raw, 'listen') ?? '127.0.0.1:8022');
   const dev = raw['dev'] === true || raw['dev'] === 'true';
@@ -163,8 +232,14 @@ export function parseConfig(raw: RawSettings): BrokerConfig {
       handshakeTimeoutMs: int(raw, 'handshake-timeout', DEFAULT_HANDSHAKE_TIMEOUT_MS, 100, 600_000),
       killGraceMs: int(raw, 'kill-grace', DEFAULT_KILL_GRACE_MS, 0, 600_000),
       drainTimeoutMs: int(raw, 'drain-timeout', DEFAULT_DRAIN_TIMEOUT_MS, 0, 3_600_000),
+      sessionTtlMs: int(raw, 'session-ttl', DEFAULT_SESSION_TTL_MS, 300, 3_600_000),
+      maxUserSessions: int(raw, 'max-user-sessions', DEFAULT_MAX_USER_SESSIONS, 0, 1_000_000),
+      authFailureLimit: int(raw, 'auth-failure-limit', DEFAULT_AUTH_FAILURE_LIMIT, 1, 1_000_000),
+      authFailureWindowMs: int(raw, 'auth-failure-window', DEFAULT_AUTH_FAILURE_WINDOW_MS, 1_000, 86_400_000),
     },
+    redis: parseRedis(raw),
     allowedOrigins: list(raw, 'allowed-origin', []),
+    oidc: parseOidc(raw),
     logLevel,
   };
 }

@@ -53,3 +53,16 @@ export const DEFAULT_KILL_GRACE_MS = 2_000;
 
 /** --drain-timeout: on SIGTERM, the broker exits after this long even if sessions remain. */
 export const DEFAULT_DRAIN_TIMEOUT_MS = 20_000;
+
+/**
+ * --session-ttl: how long a session's registry record lives without a heartbeat. Heartbeats
+ * come every third of it, so a dead broker's sessions vanish within this time.
+ */
+export const DEFAULT_SESSION_TTL_MS = 15_000;
+
+/** --max-user-sessions: concurrent sessions per user across all brokers; 0 means no cap. */
+export const DEFAULT_MAX_USER_SESSIONS = 0;
+
+/** --auth-failure-limit per --auth-failure-window, per source address and per claimed user. */
+export const DEFAULT_AUTH_FAILURE_LIMIT = 20;
+export const DEFAULT_AUTH_FAILURE_WINDOW_MS = 60_000;

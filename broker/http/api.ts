@@ -1,41 +1,56 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type Docker from 'dockerode';
+import type { AuthGuard } from '../auth/guard.js';
 import type { Identity } from '../auth/identity.js';
 import type { AccessPolicy } from '../auth/policy.js';
 import type { TicketStore } from '../auth/tickets.js';
-import type { TokenVerifier } from '../auth/verifier.js';
 import { listTargets, validateTarget } from '../docker/resolver.js';
 import { EntryError } from '../errors.js';
+import type { Store } from '../store/store.js';
+import { killSession, listSessions, revoke } from './admin.js';
 import { bearerToken, readJson, sendError, sendJson } from './respond.js';
 
 export interface ApiDeps {
-  verifier: TokenVerifier;
+  guard: AuthGuard;
   policy: AccessPolicy;
   tickets: TicketStore;
   docker: Docker;
+  store: Store;
 }
 
+type Handler = (req: IncomingMessage, res: ServerResponse, identity: Identity, deps: ApiDeps, param: string) => Promise<void> | void;
+
 /**
- * The JSON API under /api, every call authenticated with `Authorization: Bearer <token>`:
- *   POST /api/tickets     {app, proc, instance} → {ticket, expiresAt}
- *   GET  /api/containers  → {containers: [{app, proc, instance, state, image, name, created}]}
- *   GET  /api/whoami      → {user, apps, roles, admin, expiresAt}
- * Returns false when the path is not an API path.
+ * The JSON API, every call authenticated with `Authorization: Bearer <token>`:
+ *   POST   /api/tickets        {app, proc, instance} → {ticket, expiresAt}
+ *   GET    /api/containers     → {containers: [{app, proc, instance, state, image, name, created}]}
+ *   GET    /api/whoami         → {user, apps, roles, admin, expiresAt}
+ *   GET    /api/sessions       (admin) → {sessions: [{id, user, app, proc, instance, …}]}
+ *   DELETE /api/sessions/:id   (admin) → 202 {id, broker}
+ *   POST   /api/revocations    (admin) {jti, expiresAt} | {user, before} → 204
  */
+const ROUTES: Array<{ method: string; path: RegExp; handler: Handler }> = [
+  { method: 'POST', path: /^\/api\/tickets$/, handler: (req, res, id, deps) => issueTicket(req, res, id, deps) },
+  { method: 'GET', path: /^\/api\/containers$/, handler: (_req, res, id, deps) => containers(res, id, deps) },
+  { method: 'GET', path: /^\/api\/whoami$/, handler: (_req, res, id) => whoami(res, id) },
+  { method: 'GET', path: /^\/api\/sessions$/, handler: (_req, res, id, deps) => listSessions(res, id, deps.store) },
+  { method: 'DELETE', path: /^\/api\/sessions\/([A-Za-z0-9-]{1,64})$/, handler: (_req, res, id, deps, param) => killSession(res, id, deps.store, param) },
+  { method: 'POST', path: /^\/api\/revocations$/, handler: (req, res, id, deps) => revoke(req, res, id, deps.store) },
+];
+
+/** Answers an /api request. Returns false when the path is not an API path. */
 export async function handleApi(req: IncomingMessage, res: ServerResponse, path: string, deps: ApiDeps): Promise<boolean> {
-  const route = `${req.method} ${path}`;
-  const known = ['POST /api/tickets', 'GET /api/containers', 'GET /api/whoami'];
   if (!path.startsWith('/api/')) return false;
+  const matches = ROUTES.filter((r) => r.path.test(path));
+  const route = matches.find((r) => r.method === req.method);
   try {
-    if (!known.includes(route)) {
-      if (known.some((k) => k.endsWith(` ${path}`))) throw new EntryError('ENTRY_BAD_REQUEST', `${req.method} not allowed on ${path}`);
+    if (!route) {
+      if (matches.length > 0) throw new EntryError('ENTRY_BAD_REQUEST', `${req.method} not allowed on ${path}`);
       sendJson(res, 404, { error: 'ENTRY_NOT_FOUND', message: `no such API: ${path}` });
       return true;
     }
-    const identity = await deps.verifier.verify(bearerToken(req));
-    if (route === 'POST /api/tickets') await issueTicket(req, res, identity, deps);
-    else if (route === 'GET /api/containers') await containers(res, identity, deps);
-    else whoami(res, identity);
+    const identity = await deps.guard.authenticate(bearerToken(req), req.socket.remoteAddress ?? '');
+    await route.handler(req, res, identity, deps, route.path.exec(path)?.[1] ?? '');
   } catch (err) {
     sendError(res, err);
   }

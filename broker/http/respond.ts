@@ -10,7 +10,11 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
 /** An error as JSON `{error, message}` with the registry's HTTP status. */
 export function sendError(res: ServerResponse, err: unknown): void {
   const e = isEntryError(err) ? err : new EntryError('ENTRY_INTERNAL');
-  sendJson(res, e.status, { error: e.code, message: e.message }, e.status === 401 ? { 'www-authenticate': 'Bearer' } : {});
+  const headers: Record<string, string> = {};
+  if (e.status === 401) headers['www-authenticate'] = 'Bearer';
+  const retry = (e as EntryError & { retryAfterSec?: number }).retryAfterSec;
+  if (retry) headers['retry-after'] = String(retry);
+  sendJson(res, e.status, { error: e.code, message: e.message }, headers);
 }
 
 /** Largest JSON body accepted by the API; requests are a few small fields. */

@@ -1,16 +1,20 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { OidcClientConfig } from '../config/config.js';
 import { type ApiDeps, handleApi } from './api.js';
+import { handleConfigRoute } from './config-route.js';
 import { sendJson } from './respond.js';
 import { serveStatic } from './static.js';
 
 export interface HttpDeps {
-  /** Whether the Docker engine answers a ping right now. */
-  dockerReady(): Promise<boolean>;
+  /** Whether the Docker engine and the shared store answer right now. */
+  ready(): Promise<{ docker: boolean; store: boolean }>;
   draining(): boolean;
   /** Set once the broker has its keys; until then the API answers 503. */
   api(): ApiDeps | undefined;
   /** Directory of the built console, served at /. */
   consoleRoot: string;
+  /** OIDC login settings for clients, answered by GET /api/config. */
+  oidc?: OidcClientConfig | null;
 }
 
 /** Plain HTTP requests: health, readiness, the JSON API and the console. */
@@ -27,14 +31,16 @@ export function createRequestHandler(deps: HttpDeps) {
         sendJson(res, 503, { status: 'draining' });
         return;
       }
-      const docker = await deps.dockerReady();
-      sendJson(res, docker ? 200 : 503, { status: docker ? 'ready' : 'docker engine unreachable', docker });
+      const { docker, store } = await deps.ready();
+      const status = !docker ? 'docker engine unreachable' : !store ? 'shared store unreachable' : 'ready';
+      sendJson(res, docker && store ? 200 : 503, { status, docker, store });
       return;
     }
     if (path === '/enter' || path === '/attach') {
       sendJson(res, 426, { error: 'ENTRY_BAD_REQUEST', message: 'this endpoint takes a WebSocket upgrade' });
       return;
     }
+    if (handleConfigRoute(req, res, path, deps.oidc)) return;
     const api = deps.api();
     if (path.startsWith('/api/')) {
       if (!api) sendJson(res, 503, { error: 'ENTRY_DRAINING', message: 'starting' });

@@ -6,12 +6,15 @@ import type { Logger } from '../log.js';
 import type { AdmittedUpgrade } from '../transport/gateway.js';
 import { WsTerminal } from '../transport/ws-terminal.js';
 import { interactivePlan, planFromStart, type ProcessPlan } from './exec-spec.js';
+import type { SessionRegistry } from './registry.js';
 import { describeEnd, Relay } from './relay.js';
 import type { EndReason } from './types.js';
 
 export interface ExecSessionDeps {
   docker: Docker;
+  dockerHost: string;
   reaper: ProcessReaper;
+  registry: SessionRegistry;
   log: Logger;
   pingIntervalMs: number;
   startTimeoutMs: number;
@@ -29,7 +32,8 @@ export interface LiveSession {
 
 /**
  * One /enter session: reads what to run (the shell for original clients, START for protocol
- * 2), starts the exec, relays until the end, and logs how it ended.
+ * 2), takes the user's session slot, starts the exec, registers the session, relays until the
+ * end, and logs how it ended.
  */
 export async function runExecSession(upgrade: AdmittedUpgrade, deps: ExecSessionDeps, track: (s: LiveSession) => () => void): Promise<EndReason> {
   const { ws, request, identity, target, container, sessionId } = upgrade;
@@ -37,6 +41,7 @@ export async function runExecSession(upgrade: AdmittedUpgrade, deps: ExecSession
   const started = Date.now();
   let relay: Relay | undefined;
   let stopRequested: EntryError | undefined;
+  let registered = false;
   const untrack = track({
     id: sessionId,
     user: identity.user,
@@ -52,6 +57,8 @@ export async function runExecSession(upgrade: AdmittedUpgrade, deps: ExecSession
     try {
       plan = request.protocol2 ? planFromStart(await terminal.awaitStart(deps.startTimeoutMs), request.termType) : interactivePlan(request.termType);
       terminal.setTty(plan.tty);
+      await deps.registry.reserve(identity.user, sessionId);
+      registered = true;
       if (stopRequested) throw stopRequested;
       exec = await DockerExecProcess.open(deps.docker, deps.reaper, {
         containerId: container.id,
@@ -72,14 +79,37 @@ export async function runExecSession(upgrade: AdmittedUpgrade, deps: ExecSession
       return reason;
     }
     deps.log.info('session start', { ...fields, tty: plan.tty, argv: plan.interactive ? undefined : plan.argv, user_as: plan.user || undefined });
-    relay = new Relay(terminal, exec, {
+    const r = new Relay(terminal, exec, {
       pingIntervalMs: deps.pingIntervalMs,
       idleTimeoutMs: deps.idleTimeoutMs,
       maxSessionMs: deps.maxSessionMs,
       onTerminateError: (err) => deps.log.warn('could not end the session processes', { ...fields, error: err as Error }),
     });
-    if (stopRequested) void relay.stop(stopRequested);
-    const reason = await relay.run();
+    relay = r;
+    // Listing is best-effort once the process runs: a store hiccup must not end a working shell.
+    await deps.registry
+      .add(
+        {
+          id: sessionId,
+          user: identity.user,
+          source: upgrade.remoteAddress,
+          app: target.app,
+          proc: target.proc,
+          instance: target.instance,
+          container: container.id,
+          dockerHost: deps.dockerHost,
+          broker: deps.registry.brokerId,
+          startedAt: new Date(started).toISOString(),
+          bytesIn: 0,
+          bytesOut: 0,
+          command: plan.interactive ? null : plan.argv,
+          tty: plan.tty,
+        },
+        () => ({ bytesIn: r.bytesIn, bytesOut: r.bytesOut }),
+      )
+      .catch((err: unknown) => deps.log.warn('session not registered', { ...fields, error: err as Error }));
+    if (stopRequested) void r.stop(stopRequested);
+    const reason = await r.run();
     deps.log.info('session end', {
       ...fields,
       how: reason.kind,
@@ -87,9 +117,12 @@ export async function runExecSession(upgrade: AdmittedUpgrade, deps: ExecSession
       ...(reason.kind === 'failed' ? { code: reason.error.code } : {}),
       detail: describeEnd(reason),
       durationMs: Date.now() - started,
+      bytesIn: r.bytesIn,
+      bytesOut: r.bytesOut,
     });
     return reason;
   } finally {
     untrack();
+    if (registered) await deps.registry.remove(identity.user, sessionId);
   }
 }

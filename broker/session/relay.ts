@@ -23,6 +23,9 @@ export class Relay {
   private idleTimer: NodeJS.Timeout | undefined;
   private maxTimer: NodeJS.Timeout | undefined;
   private lastActivity = Date.now();
+  /** Bytes from the client to the process, and from the process to the client. */
+  bytesIn = 0;
+  bytesOut = 0;
   private readonly done: Promise<EndReason>;
   private resolveDone!: (reason: EndReason) => void;
   private inputPausedByProcess = false;
@@ -45,6 +48,7 @@ export class Relay {
       input: (data) => {
         if (this.ended) return;
         this.lastActivity = Date.now();
+        this.bytesIn += data.length;
         if (!process.write(data) && !this.inputPausedByProcess) {
           this.inputPausedByProcess = true;
           terminal.pauseInput();
@@ -73,6 +77,7 @@ export class Relay {
       output: (stream: OutputStream, data) => {
         if (this.ended) return;
         this.lastActivity = Date.now();
+        this.bytesOut += data.length;
         if (!terminal.send(stream, data) && !this.outputPausedByTerminal) {
           this.outputPausedByTerminal = true;
           process.pauseOutput();

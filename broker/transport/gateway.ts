@@ -6,7 +6,7 @@ import { ResponseType, utf8 } from '../../proto/codec.js';
 import type { Identity } from '../auth/identity.js';
 import type { AccessPolicy } from '../auth/policy.js';
 import type { TicketStore } from '../auth/tickets.js';
-import type { TokenVerifier } from '../auth/verifier.js';
+import type { AuthGuard } from '../auth/guard.js';
 import type { BrokerConfig } from '../config/config.js';
 import type { ContainerResolver, ResolvedContainer, Target } from '../docker/resolver.js';
 import { validateTarget } from '../docker/resolver.js';
@@ -34,7 +34,7 @@ export type Route = 'enter' | 'attach';
 
 export interface GatewayDeps {
   config: BrokerConfig;
-  verifier: TokenVerifier;
+  guard: AuthGuard;
   policy: AccessPolicy;
   resolver: ContainerResolver;
   tickets: TicketStore;
@@ -81,7 +81,7 @@ export class Gateway {
       this.wss.handleUpgrade(req, socket, head, (ws) => this.admitWebMode(route, ws, request, remoteAddress));
       return;
     }
-    void this.admit(request).then(
+    void this.admit(request, remoteAddress).then(
       (admitted) => {
         this.wss.handleUpgrade(req, socket, head, (ws) => {
           this.deps.onAdmitted(route, { sessionId: randomUUID(), ws, request, ...admitted, remoteAddress, framing: protobufFraming, pending: [] });
@@ -114,7 +114,7 @@ export class Gateway {
         return;
       }
       const full = applyWebCredentials(request, creds);
-      void this.admit(full).then(
+      void this.admit(full, remoteAddress).then(
         (admitted) => {
           ws.off('message', onMessage);
           this.deps.onAdmitted(route, { sessionId: randomUUID(), ws, request: full, ...admitted, remoteAddress, framing: jsonFraming, pending });
@@ -132,15 +132,15 @@ export class Gateway {
     return error;
   }
 
-  private async admit(request: UpgradeRequest): Promise<{ identity: Identity; target: Target; container: ResolvedContainer }> {
+  private async admit(request: UpgradeRequest, remote: string): Promise<{ identity: Identity; target: Target; container: ResolvedContainer }> {
     this.deps.admissible();
-    return withTimeout(this.checks(request), this.deps.config.limits.handshakeTimeoutMs);
+    return withTimeout(this.checks(request, remote), this.deps.config.limits.handshakeTimeoutMs);
   }
 
-  private async checks(request: UpgradeRequest): Promise<{ identity: Identity; target: Target; container: ResolvedContainer }> {
+  private async checks(request: UpgradeRequest, remote: string): Promise<{ identity: Identity; target: Target; container: ResolvedContainer }> {
     // Order matters: nothing about the target is looked up before the caller is known.
     const target = validateTarget(request.app, request.proc, request.instance);
-    const identity = request.ticket ? await this.deps.tickets.redeem(request.ticket, target) : await this.deps.verifier.verify(request.token);
+    const identity = request.ticket ? await this.deps.tickets.redeem(request.ticket, target) : await this.deps.guard.authenticate(request.token, remote);
     this.deps.policy.check(identity, target.app);
     const container = await this.deps.resolver.resolve(target);
     return { identity, target, container };

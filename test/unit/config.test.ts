@@ -20,7 +20,23 @@ describe('parseConfig', () => {
     expect(config.listen).toEqual({ host: '127.0.0.1', port: 8022 });
     expect(config.dev).toBe(false);
     expect(config.docker.host).toBeUndefined();
-    expect(config.limits).toEqual({ pingIntervalMs: 10_000, maxFrameBytes: 1024 * 1024, startTimeoutMs: 10_000 });
+    expect(config.limits).toEqual({
+      pingIntervalMs: 10_000,
+      maxFrameBytes: 1024 * 1024,
+      startTimeoutMs: 10_000,
+      idleTimeoutMs: 4 * 3600_000,
+      maxSessionMs: 0,
+      maxSessions: 2000,
+      handshakeTimeoutMs: 10_000,
+      killGraceMs: 2000,
+      drainTimeoutMs: 20_000,
+      sessionTtlMs: 15_000,
+      maxUserSessions: 0,
+      authFailureLimit: 20,
+      authFailureWindowMs: 60_000,
+    });
+    expect(config.redis).toEqual({ url: undefined, sentinels: [], sentinelName: undefined, cluster: false });
+    expect(config.docker.reapMode).toBe('auto');
     expect(config.allowedOrigins).toEqual([]);
     expect(config.logLevel).toBe('info');
     expect(config.auth).toEqual({
@@ -90,8 +106,16 @@ describe('parseConfig', () => {
 
   it('accepts numbers given as strings (environment variables)', () => {
     const config = parseConfig({ ...KEY, 'ping-interval': '250', 'max-frame': '2048', 'start-timeout': 100, 'clock-tolerance': '0' });
-    expect(config.limits).toEqual({ pingIntervalMs: 250, maxFrameBytes: 2048, startTimeoutMs: 100 });
+    expect(config.limits).toMatchObject({ pingIntervalMs: 250, maxFrameBytes: 2048, startTimeoutMs: 100 });
     expect(config.auth.clockToleranceSec).toBe(0);
+  });
+
+  it('validates the Redis settings', () => {
+    expect(parseConfig({ ...KEY, 'redis-url': 'redis://127.0.0.1:6379' }).redis.url).toBe('redis://127.0.0.1:6379');
+    expect(configError({ ...KEY, 'redis-url': 'http://x' }).setting).toBe('--redis-url');
+    expect(configError({ ...KEY, 'redis-cluster': true }).setting).toBe('--redis-url');
+    expect(configError({ ...KEY, 'redis-url': 'redis://a:1', 'redis-sentinels': ['nope'] }).setting).toBe('--redis-sentinels');
+    expect(configError({ ...KEY, 'reap-mode': 'magic' }).setting).toBe('--reap-mode');
   });
 
   it('refuses a non-string where a string is expected', () => {

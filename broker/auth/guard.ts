@@ -1,0 +1,63 @@
+import { decodeJwt } from 'jose';
+import { EntryError } from '../errors.js';
+import { storeCall } from './tickets.js';
+import type { Store } from '../store/store.js';
+import type { Identity } from './identity.js';
+import type { TokenVerifier } from './verifier.js';
+
+export interface GuardLimits {
+  authFailureLimit: number;
+  authFailureWindowMs: number;
+}
+
+/**
+ * Authentication with the shared rules around it: failed attempts are counted per source
+ * address and per claimed user (across brokers with Redis), callers over the limit are refused
+ * before their token is even looked at, and revoked tokens are refused.
+ */
+export class AuthGuard {
+  constructor(
+    private readonly verifier: TokenVerifier,
+    private readonly store: Store,
+    private readonly limits: GuardLimits,
+  ) {}
+
+  async authenticate(token: string | undefined, source: string): Promise<Identity> {
+    const claimed = claimedUser(token);
+    const keys = [`authfail:ip:${source}`, ...(claimed ? [`authfail:user:${claimed}`] : [])];
+    for (const key of keys) {
+      const d = await storeCall(() => this.store.peek(key, this.limits.authFailureLimit));
+      if (!d.allowed) throw rateLimited(d.retryAfterMs);
+    }
+    let identity: Identity;
+    try {
+      identity = await this.verifier.verify(token);
+      if (await storeCall(() => this.store.isRevoked(identity.tokenId, identity.user, identity.issuedAt))) {
+        throw new EntryError('ENTRY_TOKEN_REVOKED');
+      }
+    } catch (err) {
+      if (err instanceof EntryError && err.status === 401) {
+        await Promise.all(keys.map((k) => this.store.hit(k, this.limits.authFailureLimit, this.limits.authFailureWindowMs).catch(() => undefined)));
+      }
+      throw err;
+    }
+    return identity;
+  }
+}
+
+export function rateLimited(retryAfterMs: number): EntryError {
+  const err = new EntryError('ENTRY_RATE_LIMITED', `retry in ${Math.ceil(retryAfterMs / 1000)} s`);
+  (err as EntryError & { retryAfterSec?: number }).retryAfterSec = Math.max(1, Math.ceil(retryAfterMs / 1000));
+  return err;
+}
+
+/** The user an unverified token claims to be, for counting failures only; never trusted. */
+function claimedUser(token: string | undefined): string | undefined {
+  if (!token || token.length > 16_384) return undefined;
+  try {
+    const sub = decodeJwt(token).sub;
+    return typeof sub === 'string' && sub.length <= 256 ? sub : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,64 @@
+import { storeCall } from '../auth/tickets.js';
+import { EntryError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { SessionRecord, Store } from '../store/store.js';
+
+export interface RegistryOptions {
+  brokerId: string;
+  ttlMs: number;
+  /** 0: no cap. */
+  maxUserSessions: number;
+}
+
+/**
+ * The live-session registry in the shared store: each session is written at start, refreshed
+ * by a heartbeat every third of the TTL (with its byte counts), and removed at the end; a
+ * broker that dies stops heartbeating and its records expire. Also holds per-user slots.
+ */
+export class SessionRegistry {
+  private readonly timers = new Map<string, NodeJS.Timeout>();
+
+  constructor(
+    private readonly store: Store,
+    private readonly options: RegistryOptions,
+    private readonly log: Logger,
+  ) {}
+
+  get brokerId(): string {
+    return this.options.brokerId;
+  }
+
+  /** Takes a session slot for the user; throws ENTRY_USER_SESSION_LIMIT when all are taken. */
+  async reserve(user: string, sessionId: string): Promise<void> {
+    if (this.options.maxUserSessions <= 0) return;
+    const ok = await storeCall(() => this.store.acquireUserSlot(user, sessionId, this.options.maxUserSessions, this.options.ttlMs));
+    if (!ok) throw new EntryError('ENTRY_USER_SESSION_LIMIT', `${user} already has ${this.options.maxUserSessions}`);
+  }
+
+  /** Registers a running session and keeps it fresh until `remove`. */
+  async add(record: SessionRecord, counters: () => { bytesIn: number; bytesOut: number }): Promise<void> {
+    await storeCall(() => this.store.putSession(record, this.options.ttlMs));
+    const beat = async () => {
+      const fresh = { ...record, ...counters() };
+      try {
+        await this.store.putSession(fresh, this.options.ttlMs);
+        if (this.options.maxUserSessions > 0) await this.store.refreshUserSlot(record.user, record.id, this.options.ttlMs);
+      } catch (err) {
+        // The session itself goes on: losing the store must not end what works without it.
+        this.log.warn('session heartbeat failed', { session: record.id, error: err as Error });
+      }
+    };
+    const timer = setInterval(() => void beat(), Math.max(100, Math.floor(this.options.ttlMs / 3)));
+    timer.unref();
+    this.timers.set(record.id, timer);
+  }
+
+  async remove(user: string, sessionId: string): Promise<void> {
+    clearInterval(this.timers.get(sessionId));
+    this.timers.delete(sessionId);
+    await Promise.all([
+      this.store.removeSession(sessionId),
+      this.options.maxUserSessions > 0 ? this.store.releaseUserSlot(user, sessionId) : Promise.resolve(),
+    ]).catch((err: unknown) => this.log.warn('session record not removed (it expires by itself)', { session: sessionId, error: err as Error }));
+  }
+}

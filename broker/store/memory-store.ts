@@ -1,0 +1,128 @@
+import type { ControlMessage, RateDecision, SessionRecord, Store } from './store.js';
+
+/** Bound on tickets and rate-limit windows kept, so no caller can grow memory without limit. */
+const MAX_ENTRIES = 100_000;
+
+/** The embedded store: one broker, no Redis. Expiry is checked on read. */
+export class MemoryStore implements Store {
+  readonly kind = 'memory' as const;
+  private readonly tickets = new Map<string, { value: string; expires: number }>();
+  private readonly sessions = new Map<string, { record: SessionRecord; expires: number }>();
+  private readonly slots = new Map<string, Map<string, number>>();
+  private readonly windows = new Map<string, { count: number; resets: number }>();
+  private readonly revokedJti = new Map<string, number>();
+  private readonly revokedUsers = new Map<string, number>();
+  private readonly handlers = new Map<string, Array<(m: ControlMessage) => void>>();
+
+  async putTicket(key: string, value: string, ttlMs: number): Promise<void> {
+    this.sweep(this.tickets);
+    if (this.tickets.size >= MAX_ENTRIES) throw new Error('too many live tickets');
+    this.tickets.set(key, { value, expires: Date.now() + ttlMs });
+  }
+
+  async takeTicket(key: string): Promise<string | undefined> {
+    const t = this.tickets.get(key);
+    this.tickets.delete(key);
+    return t && t.expires > Date.now() ? t.value : undefined;
+  }
+
+  async putSession(record: SessionRecord, ttlMs: number): Promise<void> {
+    this.sessions.set(record.id, { record: { ...record }, expires: Date.now() + ttlMs });
+  }
+
+  async removeSession(id: string): Promise<void> {
+    this.sessions.delete(id);
+  }
+
+  async getSession(id: string): Promise<SessionRecord | undefined> {
+    const s = this.sessions.get(id);
+    return s && s.expires > Date.now() ? { ...s.record } : undefined;
+  }
+
+  async listSessions(): Promise<SessionRecord[]> {
+    this.sweep(this.sessions);
+    return [...this.sessions.values()].map((s) => ({ ...s.record }));
+  }
+
+  async acquireUserSlot(user: string, sessionId: string, limit: number, ttlMs: number): Promise<boolean> {
+    const now = Date.now();
+    const slots = this.slots.get(user) ?? new Map<string, number>();
+    for (const [id, exp] of slots) if (exp <= now) slots.delete(id);
+    if (!slots.has(sessionId) && slots.size >= limit) return false;
+    slots.set(sessionId, now + ttlMs);
+    this.slots.set(user, slots);
+    return true;
+  }
+
+  async refreshUserSlot(user: string, sessionId: string, ttlMs: number): Promise<void> {
+    const slots = this.slots.get(user);
+    if (slots?.has(sessionId)) slots.set(sessionId, Date.now() + ttlMs);
+  }
+
+  async releaseUserSlot(user: string, sessionId: string): Promise<void> {
+    const slots = this.slots.get(user);
+    slots?.delete(sessionId);
+    if (slots && slots.size === 0) this.slots.delete(user);
+  }
+
+  async hit(key: string, limit: number, windowMs: number): Promise<RateDecision> {
+    const now = Date.now();
+    let w = this.windows.get(key);
+    if (!w || w.resets <= now) {
+      if (this.windows.size >= MAX_ENTRIES) this.sweepWindows(now);
+      w = { count: 0, resets: now + windowMs };
+      this.windows.set(key, w);
+    }
+    w.count++;
+    return w.count > limit ? { allowed: false, retryAfterMs: w.resets - now } : { allowed: true, retryAfterMs: 0 };
+  }
+
+  async peek(key: string, limit: number): Promise<RateDecision> {
+    const now = Date.now();
+    const w = this.windows.get(key);
+    if (!w || w.resets <= now || w.count < limit) return { allowed: true, retryAfterMs: 0 };
+    return { allowed: false, retryAfterMs: w.resets - now };
+  }
+
+  async revokeToken(jti: string, untilMs: number): Promise<void> {
+    this.revokedJti.set(jti, untilMs);
+  }
+
+  async revokeUserBefore(user: string, beforeMs: number): Promise<void> {
+    this.revokedUsers.set(user, Math.max(beforeMs, this.revokedUsers.get(user) ?? 0));
+  }
+
+  async isRevoked(jti: string | undefined, user: string, issuedAtMs: number): Promise<boolean> {
+    if (jti) {
+      const until = this.revokedJti.get(jti);
+      if (until !== undefined && until > Date.now()) return true;
+    }
+    const before = this.revokedUsers.get(user);
+    return before !== undefined && issuedAtMs < before;
+  }
+
+  async publish(broker: string, message: ControlMessage): Promise<void> {
+    for (const h of this.handlers.get(broker) ?? []) h(message);
+  }
+
+  async subscribe(broker: string, handler: (m: ControlMessage) => void): Promise<void> {
+    this.handlers.set(broker, [...(this.handlers.get(broker) ?? []), handler]);
+  }
+
+  healthy(): boolean {
+    return true;
+  }
+
+  async close(): Promise<void> {
+    this.handlers.clear();
+  }
+
+  private sweep(map: Map<string, { expires: number }>): void {
+    const now = Date.now();
+    for (const [k, v] of map) if (v.expires <= now) map.delete(k);
+  }
+
+  private sweepWindows(now: number): void {
+    for (const [k, w] of this.windows) if (w.resets <= now) this.windows.delete(k);
+  }
+}

@@ -1,0 +1,141 @@
+import type { Cluster, Redis } from 'ioredis';
+import type { ControlMessage, RateDecision, SessionRecord, Store } from './store.js';
+
+/** One hash tag for every key: all on one cluster slot, so scripts may touch several. */
+const P = '{entry}:';
+
+const ACQUIRE_SLOT = `
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if redis.call('ZSCORE', KEYS[1], ARGV[2]) then
+  redis.call('ZADD', KEYS[1], ARGV[4], ARGV[2])
+  return 1
+end
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[4], ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+return 1`;
+
+const RAISE_TO = `
+local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tonumber(ARGV[1]) > cur then redis.call('SET', KEYS[1], ARGV[1]) end
+return 1`;
+
+/** Shared state in Redis, for many brokers behind one address. */
+export class RedisStore implements Store {
+  readonly kind = 'redis' as const;
+  private subscriber: Redis | Cluster | undefined;
+
+  constructor(private readonly redis: Redis | Cluster) {}
+
+  async connect(): Promise<void> {
+    await this.redis.connect();
+  }
+
+  healthy(): boolean {
+    return this.redis.status === 'ready';
+  }
+
+  async putTicket(key: string, value: string, ttlMs: number): Promise<void> {
+    await this.redis.set(`${P}ticket:${key}`, value, 'PX', ttlMs);
+  }
+
+  async takeTicket(key: string): Promise<string | undefined> {
+    // GETDEL: one round trip, atomic; two brokers racing cannot both get the value.
+    return (await this.redis.getdel(`${P}ticket:${key}`)) ?? undefined;
+  }
+
+  async putSession(record: SessionRecord, ttlMs: number): Promise<void> {
+    const expires = Date.now() + ttlMs;
+    await this.redis
+      .multi()
+      .set(`${P}session:${record.id}`, JSON.stringify(record), 'PX', ttlMs)
+      .zadd(`${P}sessions`, expires, record.id)
+      .exec();
+  }
+
+  async removeSession(id: string): Promise<void> {
+    await this.redis.multi().del(`${P}session:${id}`).zrem(`${P}sessions`, id).exec();
+  }
+
+  async getSession(id: string): Promise<SessionRecord | undefined> {
+    const raw = await this.redis.get(`${P}session:${id}`);
+    return raw ? (JSON.parse(raw) as SessionRecord) : undefined;
+  }
+
+  async listSessions(): Promise<SessionRecord[]> {
+    await this.redis.zremrangebyscore(`${P}sessions`, '-inf', Date.now());
+    const ids = await this.redis.zrange(`${P}sessions`, 0, -1);
+    if (ids.length === 0) return [];
+    const raws = await this.redis.mget(ids.map((id) => `${P}session:${id}`));
+    return raws.filter((r): r is string => r !== null).map((r) => JSON.parse(r) as SessionRecord);
+  }
+
+  async acquireUserSlot(user: string, sessionId: string, limit: number, ttlMs: number): Promise<boolean> {
+    const now = Date.now();
+    const ok = await this.redis.eval(ACQUIRE_SLOT, 1, `${P}slots:${user}`, now, sessionId, limit, now + ttlMs, ttlMs);
+    return ok === 1;
+  }
+
+  async refreshUserSlot(user: string, sessionId: string, ttlMs: number): Promise<void> {
+    await this.redis.multi().zadd(`${P}slots:${user}`, 'XX', Date.now() + ttlMs, sessionId).pexpire(`${P}slots:${user}`, ttlMs).exec();
+  }
+
+  async releaseUserSlot(user: string, sessionId: string): Promise<void> {
+    await this.redis.zrem(`${P}slots:${user}`, sessionId);
+  }
+
+  async hit(key: string, limit: number, windowMs: number): Promise<RateDecision> {
+    const k = `${P}rate:${key}`;
+    const res = await this.redis.multi().incr(k).pexpire(k, windowMs, 'NX').pttl(k).exec();
+    const count = Number(res?.[0]?.[1] ?? 0);
+    const ttl = Number(res?.[2]?.[1] ?? windowMs);
+    return count > limit ? { allowed: false, retryAfterMs: Math.max(ttl, 0) } : { allowed: true, retryAfterMs: 0 };
+  }
+
+  async peek(key: string, limit: number): Promise<RateDecision> {
+    const k = `${P}rate:${key}`;
+    const res = await this.redis.multi().get(k).pttl(k).exec();
+    const count = Number(res?.[0]?.[1] ?? 0);
+    const ttl = Number(res?.[1]?.[1] ?? 0);
+    return count >= limit && ttl > 0 ? { allowed: false, retryAfterMs: ttl } : { allowed: true, retryAfterMs: 0 };
+  }
+
+  async revokeToken(jti: string, untilMs: number): Promise<void> {
+    await this.redis.set(`${P}revoked:jti:${jti}`, '1', 'PXAT', Math.max(untilMs, Date.now() + 1000));
+  }
+
+  async revokeUserBefore(user: string, beforeMs: number): Promise<void> {
+    await this.redis.eval(RAISE_TO, 1, `${P}revoked:user:${user}`, beforeMs);
+  }
+
+  async isRevoked(jti: string | undefined, user: string, issuedAtMs: number): Promise<boolean> {
+    const [byJti, before] = await this.redis.mget(jti ? `${P}revoked:jti:${jti}` : `${P}revoked:jti:`, `${P}revoked:user:${user}`);
+    if (jti && byJti) return true;
+    return before !== null && issuedAtMs < Number(before);
+  }
+
+  async publish(broker: string, message: ControlMessage): Promise<void> {
+    await this.redis.publish(`${P}control:${broker}`, JSON.stringify(message));
+  }
+
+  async subscribe(broker: string, handler: (message: ControlMessage) => void): Promise<void> {
+    // A connection in subscriber mode can do nothing else: it gets its own. ioredis
+    // re-subscribes by itself after a reconnect.
+    this.subscriber ??= this.redis.duplicate();
+    const sub = this.subscriber;
+    if (sub.status === 'wait') await sub.connect();
+    sub.on('message', (_channel: string, text: string) => {
+      try {
+        handler(JSON.parse(text) as ControlMessage);
+      } catch {
+        // Not ours: ignore.
+      }
+    });
+    await sub.subscribe(`${P}control:${broker}`);
+  }
+
+  async close(): Promise<void> {
+    this.subscriber?.disconnect();
+    this.redis.disconnect();
+  }
+}

@@ -1,0 +1,74 @@
+/**
+ * Shared state: everything several brokers must agree on. `MemoryStore` serves one broker;
+ * `RedisStore` serves many. Both pass the same contract suite (test/integration/store-contract).
+ */
+
+/** A live session as the registry shows it. */
+export interface SessionRecord {
+  id: string;
+  user: string;
+  source: string;
+  app: string;
+  proc: string;
+  instance: string;
+  container: string;
+  dockerHost: string;
+  broker: string;
+  startedAt: string;
+  bytesIn: number;
+  bytesOut: number;
+  command: string[] | null;
+  tty: boolean;
+}
+
+/** A control message for the broker holding a session. */
+export interface ControlMessage {
+  type: 'kill';
+  sessionId: string;
+  by: string;
+}
+
+export interface RateDecision {
+  allowed: boolean;
+  /** When not allowed: how long until the window resets. */
+  retryAfterMs: number;
+}
+
+export interface Store {
+  readonly kind: 'memory' | 'redis';
+
+  // One-time tickets, stored under a hash of the ticket.
+  putTicket(key: string, value: string, ttlMs: number): Promise<void>;
+  /** Returns the value and deletes it, atomically: two brokers racing get it once. */
+  takeTicket(key: string): Promise<string | undefined>;
+
+  // Live session registry, kept fresh by heartbeats; a record expires when its broker dies.
+  putSession(record: SessionRecord, ttlMs: number): Promise<void>;
+  removeSession(id: string): Promise<void>;
+  getSession(id: string): Promise<SessionRecord | undefined>;
+  listSessions(): Promise<SessionRecord[]>;
+
+  /** Takes one of `limit` session slots for `user`; false when all are taken. Slots expire with `ttlMs`. */
+  acquireUserSlot(user: string, sessionId: string, limit: number, ttlMs: number): Promise<boolean>;
+  refreshUserSlot(user: string, sessionId: string, ttlMs: number): Promise<void>;
+  releaseUserSlot(user: string, sessionId: string): Promise<void>;
+
+  /** Counts a failure for `key` in a fixed window; denies once `limit` is reached. */
+  hit(key: string, limit: number, windowMs: number): Promise<RateDecision>;
+  /** Whether `key` is over its limit now, without counting. */
+  peek(key: string, limit: number): Promise<RateDecision>;
+
+  // Token revocation.
+  revokeToken(jti: string, untilMs: number): Promise<void>;
+  revokeUserBefore(user: string, beforeMs: number): Promise<void>;
+  /** Whether the token (by jti, or by its user and issue time) has been revoked. */
+  isRevoked(jti: string | undefined, user: string, issuedAtMs: number): Promise<boolean>;
+
+  // Cross-broker control over pub/sub.
+  publish(broker: string, message: ControlMessage): Promise<void>;
+  subscribe(broker: string, handler: (message: ControlMessage) => void): Promise<void>;
+
+  /** Whether the store answers now (false while Redis is unreachable). */
+  healthy(): boolean;
+  close(): Promise<void>;
+}
