@@ -24,6 +24,7 @@ return 1`;
 export class RedisStore implements Store {
   readonly kind = 'redis' as const;
   private subscriber: Redis | Cluster | undefined;
+  private readonly handlers = new Map<string, Array<(message: ControlMessage) => void>>();
 
   constructor(private readonly redis: Redis | Cluster) {}
 
@@ -121,17 +122,23 @@ export class RedisStore implements Store {
   async subscribe(broker: string, handler: (message: ControlMessage) => void): Promise<void> {
     // A connection in subscriber mode can do nothing else: it gets its own. ioredis
     // re-subscribes by itself after a reconnect.
-    this.subscriber ??= this.redis.duplicate();
-    const sub = this.subscriber;
-    if (sub.status === 'wait') await sub.connect();
-    sub.on('message', (_channel: string, text: string) => {
-      try {
-        handler(JSON.parse(text) as ControlMessage);
-      } catch {
-        // Not ours: ignore.
-      }
-    });
-    await sub.subscribe(`${P}control:${broker}`);
+    if (!this.subscriber) {
+      const sub = this.redis.duplicate();
+      this.subscriber = sub;
+      sub.on('message', (channel: string, text: string) => {
+        let message: ControlMessage;
+        try {
+          message = JSON.parse(text) as ControlMessage;
+        } catch {
+          return;
+        }
+        for (const h of this.handlers.get(channel) ?? []) h(message);
+      });
+      await sub.connect();
+    }
+    const channel = `${P}control:${broker}`;
+    this.handlers.set(channel, [...(this.handlers.get(channel) ?? []), handler]);
+    await this.subscriber.subscribe(channel);
   }
 
   async close(): Promise<void> {

@@ -1,0 +1,157 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MemoryStore } from '../../broker/store/memory-store.js';
+import { createRedisClient } from '../../broker/store/redis-connection.js';
+import { RedisStore } from '../../broker/store/redis-store.js';
+import type { ControlMessage, SessionRecord, Store } from '../../broker/store/store.js';
+import { TestRedis } from '../helpers/redis.js';
+
+const redis = new TestRedis();
+beforeAll(() => redis.start());
+afterAll(() => redis.stop());
+
+const record = (id: string, user = 'alice'): SessionRecord => ({
+  id,
+  user,
+  source: '127.0.0.1',
+  app: 'shop',
+  proc: 'web',
+  instance: '1',
+  container: 'c0ffee',
+  dockerHost: 'local',
+  broker: 'b1',
+  startedAt: new Date().toISOString(),
+  bytesIn: 1,
+  bytesOut: 2,
+  command: null,
+  tty: true,
+});
+
+const until = async (check: () => boolean, what: string) => {
+  const deadline = Date.now() + 5_000;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out: ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+};
+
+const implementations: Array<[string, () => Promise<Store>]> = [
+  ['MemoryStore', async () => new MemoryStore()],
+  [
+    'RedisStore',
+    async () => {
+      const s = new RedisStore(createRedisClient({ url: redis.url, sentinels: [], sentinelName: undefined, cluster: false }));
+      await s.connect();
+      return s;
+    },
+  ],
+];
+
+describe.each(implementations)('the Store contract: %s', (_name, make) => {
+  let store: Store;
+  const uniq = () => Math.random().toString(36).slice(2);
+
+  beforeAll(async () => {
+    store = await make();
+  });
+  afterAll(() => store.close());
+
+  it('hands a ticket out once', async () => {
+    const k = uniq();
+    await store.putTicket(k, 'v', 10_000);
+    expect(await store.takeTicket(k)).toBe('v');
+    expect(await store.takeTicket(k)).toBeUndefined();
+  });
+
+  it('hands a ticket to exactly one of many concurrent takers', async () => {
+    const k = uniq();
+    await store.putTicket(k, 'once', 10_000);
+    const got = await Promise.all(Array.from({ length: 20 }, () => store.takeTicket(k)));
+    expect(got.filter((v) => v === 'once')).toHaveLength(1);
+  });
+
+  it('expires tickets', async () => {
+    const k = uniq();
+    await store.putTicket(k, 'v', 50);
+    await new Promise((r) => setTimeout(r, 120));
+    expect(await store.takeTicket(k)).toBeUndefined();
+  });
+
+  it('registers, lists, refreshes and removes sessions', async () => {
+    const id = uniq();
+    await store.putSession(record(id), 10_000);
+    expect((await store.getSession(id))?.app).toBe('shop');
+    expect((await store.listSessions()).map((s) => s.id)).toContain(id);
+    await store.putSession({ ...record(id), bytesOut: 99 }, 10_000);
+    expect((await store.getSession(id))?.bytesOut).toBe(99);
+    await store.removeSession(id);
+    expect(await store.getSession(id)).toBeUndefined();
+    expect((await store.listSessions()).map((s) => s.id)).not.toContain(id);
+  });
+
+  it('forgets sessions whose heartbeats stop', async () => {
+    const id = uniq();
+    await store.putSession(record(id), 80);
+    await new Promise((r) => setTimeout(r, 160));
+    expect(await store.getSession(id)).toBeUndefined();
+    expect((await store.listSessions()).map((s) => s.id)).not.toContain(id);
+  });
+
+  it('caps sessions per user, and frees slots on release and on expiry', async () => {
+    const user = `u-${uniq()}`;
+    expect(await store.acquireUserSlot(user, 's1', 2, 10_000)).toBe(true);
+    expect(await store.acquireUserSlot(user, 's2', 2, 10_000)).toBe(true);
+    expect(await store.acquireUserSlot(user, 's3', 2, 10_000)).toBe(false);
+    expect(await store.acquireUserSlot(user, 's2', 2, 10_000)).toBe(true);
+    await store.releaseUserSlot(user, 's1');
+    expect(await store.acquireUserSlot(user, 's3', 2, 80)).toBe(true);
+    await new Promise((r) => setTimeout(r, 160));
+    expect(await store.acquireUserSlot(user, 's4', 2, 10_000)).toBe(true);
+  });
+
+  it('keeps a cap under a race of concurrent acquirers', async () => {
+    const user = `u-${uniq()}`;
+    const got = await Promise.all(Array.from({ length: 30 }, (_, i) => store.acquireUserSlot(user, `s${i}`, 5, 10_000)));
+    expect(got.filter(Boolean)).toHaveLength(5);
+  });
+
+  it('rate-limits with a window and says when to retry', async () => {
+    const key = `k-${uniq()}`;
+    for (let i = 0; i < 3; i++) expect((await store.hit(key, 3, 500)).allowed).toBe(true);
+    expect((await store.peek(key, 3)).allowed).toBe(false);
+    const denied = await store.hit(key, 3, 500);
+    expect(denied.allowed).toBe(false);
+    expect(denied.retryAfterMs).toBeGreaterThan(0);
+    expect(denied.retryAfterMs).toBeLessThanOrEqual(500);
+    await new Promise((r) => setTimeout(r, 600));
+    expect((await store.peek(key, 3)).allowed).toBe(true);
+  });
+
+  it('revokes by jti, and every token of a user issued before a time', async () => {
+    const jti = uniq();
+    const user = `u-${uniq()}`;
+    expect(await store.isRevoked(jti, user, Date.now())).toBe(false);
+    await store.revokeToken(jti, Date.now() + 60_000);
+    expect(await store.isRevoked(jti, user, Date.now())).toBe(true);
+    const t = Date.now();
+    await store.revokeUserBefore(user, t);
+    await store.revokeUserBefore(user, t - 10_000); // never moves the line back
+    expect(await store.isRevoked(undefined, user, t - 1)).toBe(true);
+    expect(await store.isRevoked(undefined, user, t + 1)).toBe(false);
+  });
+
+  it('delivers control messages to the named broker only', async () => {
+    const got: ControlMessage[] = [];
+    const other: ControlMessage[] = [];
+    const a = `a-${uniq()}`;
+    await store.subscribe(a, (m) => got.push(m));
+    await store.subscribe(`b-${uniq()}`, (m) => other.push(m));
+    await store.publish(a, { type: 'kill', sessionId: 's', by: 'admin' });
+    await until(() => got.length === 1, 'the message');
+    expect(got[0]).toEqual({ type: 'kill', sessionId: 's', by: 'admin' });
+    expect(other).toHaveLength(0);
+  });
+
+  it('reports healthy', () => {
+    expect(store.healthy()).toBe(true);
+  });
+});
