@@ -138,13 +138,13 @@ export class EntryBroker {
     const policy = new AccessPolicy(config.auth.denyApps);
     const tickets = new Tickets(store);
     api = { guard, policy, tickets, docker, store };
-    await store.subscribe(this.id, (message) => {
+    void store.subscribe(this.id, (message) => {
       if (message.type !== 'kill') return;
       const session = this.sessions.get(message.sessionId);
       if (!session) return;
       this.log.info('session kill', { session: message.sessionId, by: message.by });
       void session.stop(new EntryError('ENTRY_KILLED', `by ${message.by}`));
-    });
+    }).catch((err: unknown) => this.log.warn('control channel not subscribed', { error: err as Error }));
     this.gateway = new Gateway({
       config,
       guard,

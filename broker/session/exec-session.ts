@@ -83,6 +83,14 @@ export async function runExecSession(upgrade: AdmittedUpgrade, deps: ExecSession
       pingIntervalMs: deps.pingIntervalMs,
       idleTimeoutMs: deps.idleTimeoutMs,
       maxSessionMs: deps.maxSessionMs,
+      onEnding: () => {
+        // The slot frees at once: a user who reconnects right away is not held back by the
+        // clean-up of the session they just left.
+        if (registered) {
+          registered = false;
+          void deps.registry.remove(identity.user, sessionId);
+        }
+      },
       onTerminateError: (err) => deps.log.warn('could not end the session processes', { ...fields, error: err as Error }),
     });
     relay = r;

@@ -8,6 +8,8 @@ export interface RelayOptions {
   idleTimeoutMs?: number;
   /** The session ends after this long whatever happens (ENTRY_MAX_DURATION); 0: never. */
   maxSessionMs?: number;
+  /** Told as soon as the session's end is decided, before clean-up and the final messages. */
+  onEnding?: (reason: EndReason) => void;
   /** Told when ending the process failed (engine gone, no sh in the image); the session still ends. */
   onTerminateError?: (err: unknown) => void;
 }
@@ -129,6 +131,7 @@ export class Relay {
     clearInterval(this.pingTimer);
     clearTimeout(this.idleTimer);
     clearTimeout(this.maxTimer);
+    this.options.onEnding?.(reason);
     try {
       // The process outlives its stream in Docker: end it ourselves unless it already exited.
       if (terminateProcess) await this.process.terminate();

@@ -123,7 +123,8 @@ export class RedisStore implements Store {
     // A connection in subscriber mode can do nothing else: it gets its own. ioredis
     // re-subscribes by itself after a reconnect.
     if (!this.subscriber) {
-      const sub = this.redis.duplicate();
+      // Subscriptions may wait for Redis (it may be down at start); ioredis re-subscribes after reconnects.
+      const sub = (this.redis as Redis).duplicate({ enableOfflineQueue: true, lazyConnect: false });
       this.subscriber = sub;
       sub.on('message', (channel: string, text: string) => {
         let message: ControlMessage;
@@ -134,7 +135,6 @@ export class RedisStore implements Store {
         }
         for (const h of this.handlers.get(channel) ?? []) h(message);
       });
-      await sub.connect();
     }
     const channel = `${P}control:${broker}`;
     this.handlers.set(channel, [...(this.handlers.get(channel) ?? []), handler]);

@@ -10,6 +10,8 @@ const BROKER = fileURLToPath(new URL('../../dist/broker/main.js', import.meta.ur
 
 export interface BrokerProcess {
   child: ChildProcess;
+  /** The broker's id in the shared registry. */
+  id: string;
   url: string;
   wsUrl: string;
   /** Log lines so far (JSON). */
@@ -23,8 +25,13 @@ export interface BrokerProcess {
 }
 
 /** The built broker as a separate process (for memory figures, signals, crashes). */
-export async function startBrokerProcess(flags: string[] = [], env: Record<string, string> = {}): Promise<BrokerProcess> {
-  const { publicKey, privateKey } = generateKeyPairSync('ed25519');
+/** A signing key several broker processes can share. */
+export function makeSigningKey(): { publicKey: KeyObject; privateKey: KeyObject } {
+  return generateKeyPairSync('ed25519');
+}
+
+export async function startBrokerProcess(flags: string[] = [], env: Record<string, string> = {}, key = makeSigningKey()): Promise<BrokerProcess> {
+  const { publicKey, privateKey } = key;
   const dir = mkdtempSync(join(tmpdir(), 'entry-broker-'));
   const keyFile = join(dir, 'jwt.pub.pem');
   writeFileSync(keyFile, publicKey.export({ type: 'spki', format: 'pem' }));
@@ -33,6 +40,7 @@ export async function startBrokerProcess(flags: string[] = [], env: Record<strin
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   const logs: string[] = [];
+  let brokerId = '';
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   const url = await new Promise<string>((resolve, reject) => {
     let buf = '';
@@ -44,8 +52,11 @@ export async function startBrokerProcess(flags: string[] = [], env: Record<strin
         buf = buf.slice(nl + 1);
         logs.push(line);
         try {
-          const rec = JSON.parse(line) as { msg?: string; url?: string };
-          if (rec.msg === 'listening' && rec.url) resolve(rec.url);
+          const rec = JSON.parse(line) as { msg?: string; url?: string; broker?: string };
+          if (rec.msg === 'listening' && rec.url) {
+            brokerId = rec.broker ?? '';
+            resolve(rec.url);
+          }
         } catch {
           // Not JSON (a start-up failure line): kept in logs.
         }
@@ -55,6 +66,7 @@ export async function startBrokerProcess(flags: string[] = [], env: Record<strin
   });
   return {
     child,
+    id: brokerId,
     url,
     wsUrl: `${url.replace(/^http/, 'ws')}/enter`,
     logs,

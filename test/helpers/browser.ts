@@ -1,0 +1,84 @@
+import { chromium, type Browser, type Page } from 'playwright-core';
+
+/** Debian's Chromium, installed by deploy/dev/test.sh; never a downloaded browser. */
+export const CHROMIUM = process.env['ENTRY_CHROMIUM'] ?? '/usr/bin/chromium';
+
+export function launchChromium(): Promise<Browser> {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+  });
+}
+
+// What the page functions below see of an <entry-terminal> element; they run in the browser.
+interface PageTerminal {
+  handle?: {
+    state: string;
+    terminal: {
+      cols: number;
+      rows: number;
+      buffer: { active: { length: number; getLine(i: number): { translateToString(trim: boolean): string } | undefined } };
+    };
+  };
+}
+declare const document: { querySelector(selector: string): unknown };
+
+/** Everything an <entry-terminal> holds (scrollback and screen), one line per row. */
+export function terminalText(page: Page, selector: string): Promise<string> {
+  return page.evaluate((sel) => {
+    const t = (document.querySelector(sel) as PageTerminal | null)?.handle?.terminal;
+    if (!t) return '';
+    const lines: string[] = [];
+    for (let i = 0; i < t.buffer.active.length; i++) lines.push(t.buffer.active.getLine(i)?.translateToString(true) ?? '');
+    return lines.join('\n').trimEnd();
+  }, selector);
+}
+
+/** Waits until the terminal's text matches `pattern`; on timeout, fails showing the text. */
+export async function waitForTerminal(page: Page, selector: string, pattern: RegExp, timeoutMs = 20_000): Promise<string> {
+  try {
+    await page.waitForFunction(
+      ({ sel, source, flags }) => {
+        const t = (document.querySelector(sel) as PageTerminal | null)?.handle?.terminal;
+        if (!t) return false;
+        const lines: string[] = [];
+        for (let i = 0; i < t.buffer.active.length; i++) lines.push(t.buffer.active.getLine(i)?.translateToString(true) ?? '');
+        return new RegExp(source, flags).test(lines.join('\n'));
+      },
+      { sel: selector, source: pattern.source, flags: pattern.flags },
+      { timeout: timeoutMs },
+    );
+  } catch (err) {
+    const text = await terminalText(page, selector).catch(() => '(page gone)');
+    throw new Error(`terminal ${selector} never showed ${pattern}:\n${text}\n(${(err as Error).message.split('\n')[0]})`);
+  }
+  return terminalText(page, selector);
+}
+
+/** The terminal's size as xterm has it. */
+export function terminalSize(page: Page, selector: string): Promise<{ cols: number; rows: number }> {
+  return page.evaluate((sel) => {
+    const t = (document.querySelector(sel) as PageTerminal | null)?.handle?.terminal;
+    return { cols: t?.cols ?? 0, rows: t?.rows ?? 0 };
+  }, selector);
+}
+
+/** Waits until the terminal's size differs from `from`. */
+export async function waitForResize(page: Page, selector: string, from: { cols: number; rows: number }): Promise<{ cols: number; rows: number }> {
+  await page.waitForFunction(
+    ({ sel, cols, rows }) => {
+      const t = (document.querySelector(sel) as PageTerminal | null)?.handle?.terminal;
+      return !!t && (t.cols !== cols || t.rows !== rows);
+    },
+    { sel: selector, cols: from.cols, rows: from.rows },
+  );
+  return terminalSize(page, selector);
+}
+
+/** Types a line into the focused terminal. */
+export async function typeLine(page: Page, selector: string, line: string): Promise<void> {
+  await page.locator(`${selector} .xterm-helper-textarea`).focus();
+  await page.keyboard.type(line);
+  await page.keyboard.press('Enter');
+}

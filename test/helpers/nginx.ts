@@ -1,0 +1,85 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort } from './redis.js';
+
+/**
+ * nginx from Debian as the load balancer in front of several brokers, configured the way the
+ * README documents: HTTP/1.1 upstream, Upgrade/Connection passed on, read timeout well above
+ * the ping interval.
+ */
+export class TestNginx {
+  private child: ChildProcess | undefined;
+  port = 0;
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  async start(upstreams: string[]): Promise<void> {
+    this.port = await freePort();
+    const dir = mkdtempSync(join(tmpdir(), 'entry-nginx-'));
+    const servers = upstreams.map((u) => `    server ${new URL(u).host} max_fails=1 fail_timeout=5s;`).join('\n');
+    const conf = `
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log warn;
+daemon off;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}/body;
+  proxy_temp_path ${dir}/proxy;
+  fastcgi_temp_path ${dir}/fastcgi;
+  uwsgi_temp_path ${dir}/uwsgi;
+  scgi_temp_path ${dir}/scgi;
+  map $http_upgrade $connection_upgrade { default upgrade; '' close; }
+  upstream entry {
+${servers}
+  }
+  server {
+    listen 127.0.0.1:${this.port};
+    location / {
+      proxy_pass http://entry;
+      proxy_http_version 1.1;
+      proxy_set_header Upgrade $http_upgrade;
+      proxy_set_header Connection $connection_upgrade;
+      proxy_set_header Host $host;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_read_timeout 3600s;
+      proxy_send_timeout 3600s;
+      proxy_buffering off;
+      proxy_next_upstream error timeout;
+    }
+  }
+}
+`;
+    writeFileSync(join(dir, 'nginx.conf'), conf);
+    this.child = spawn('nginx', ['-c', join(dir, 'nginx.conf'), '-p', dir], { stdio: 'ignore' });
+    const deadline = Date.now() + 10_000;
+    while (!(await this.listening())) {
+      if (Date.now() > deadline || this.child.exitCode !== null) throw new Error('nginx did not start');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  private listening(): Promise<boolean> {
+    return new Promise((resolve) => {
+      const s = connect(this.port, '127.0.0.1');
+      s.once('connect', () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.once('error', () => resolve(false));
+    });
+  }
+
+  async stop(): Promise<void> {
+    const child = this.child;
+    if (!child || child.exitCode !== null) return;
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill('SIGQUIT');
+    await exited;
+  }
+}

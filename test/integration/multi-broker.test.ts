@@ -1,0 +1,166 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type BrokerProcess, makeSigningKey, startBrokerProcess } from '../helpers/broker-process.js';
+import { containerProcesses, TestContainers, uniqueApp } from '../helpers/containers.js';
+import { TestNginx } from '../helpers/nginx.js';
+import { TestRedis } from '../helpers/redis.js';
+import { eventually, openCommand } from '../helpers/sessions.js';
+import { WireClient } from '../helpers/wire-client.js';
+
+const SESSION_TTL_MS = 1500;
+
+describe('many brokers behind one address, sharing Redis', () => {
+  const containers = new TestContainers();
+  const redis = new TestRedis();
+  const nginx = new TestNginx();
+  const app = uniqueApp();
+  const key = makeSigningKey();
+  let a: BrokerProcess;
+  let b: BrokerProcess;
+  let containerId: string;
+  const target = { app, proc: 'web', instance: 1 };
+
+  const flags = () => ['--redis-url', redis.url, '--session-ttl', String(SESSION_TTL_MS), '--max-user-sessions', '2', '--kill-grace', '300'];
+
+  beforeAll(async () => {
+    await redis.start();
+    containerId = await containers.entry(app, 'web', 1);
+    [a, b] = await Promise.all([startBrokerProcess(flags(), {}, key), startBrokerProcess(flags(), {}, key)]);
+    await nginx.start([a.url, b.url]);
+  });
+  afterAll(async () => {
+    await nginx.stop();
+    await Promise.all([a?.stop(), b?.stop()]);
+    await redis.stop();
+    await containers.removeAll();
+  });
+
+  const api = (base: string, token: string, path: string, init: RequestInit = {}) =>
+    fetch(`${base}${path}`, { ...init, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' } });
+
+  it('lists a session opened on A through B, and B kills it on A with a reason', async () => {
+    const admin = await a.mint({ roles: ['entry-admin'] }, 'root-admin');
+    const user = await a.mint({ apps: [app] }, 'kim');
+    const s = await openCommand(a.wsUrl, user, target, ['sh', '-c', 'echo up; sleep 1010']);
+    await s.waitFor(() => s.stdoutText() === 'up\n', 'the session');
+    const list = (await (await api(b.url, admin, '/api/sessions')).json()) as { sessions: Array<{ id: string; user: string; app: string; broker: string; command: string[] }> };
+    const mine = list.sessions.find((x) => x.user === 'kim' && x.app === app);
+    expect(mine).toBeDefined();
+    expect(mine!.broker).toBe(a.id);
+    expect(mine!.command).toEqual(['sh', '-c', 'echo up; sleep 1010']);
+    const t0 = performance.now();
+    const res = await api(b.url, admin, `/api/sessions/${mine!.id}`, { method: 'DELETE' });
+    expect(res.status).toBe(202);
+    await s.closed;
+    const killMs = performance.now() - t0;
+    console.log(`multi-broker: a kill issued on B ended the session on A in ${killMs.toFixed(1)} ms`);
+    expect(s.closeMessage()!.code).toBe('ENTRY_KILLED');
+    expect(new TextDecoder().decode(s.closeMessage()!.content)).toContain('by root-admin');
+    await eventually(async () => (await containerProcesses(containerId)).every((p) => !p.includes('sleep 1010')), 'the killed process to be gone');
+    const forbidden = await api(b.url, user, '/api/sessions');
+    expect(forbidden.status).toBe(403);
+  });
+
+  it('holds the per-user cap across both brokers', async () => {
+    const token = await a.mint({ apps: [app] }, 'capped');
+    const s1 = await openCommand(a.wsUrl, token, target, ['sh', '-c', 'echo 1; sleep 1011']);
+    const s2 = await openCommand(b.wsUrl, token, target, ['sh', '-c', 'echo 2; sleep 1011']);
+    await s1.waitFor(() => s1.stdoutText() === '1\n', 'first');
+    await s2.waitFor(() => s2.stdoutText() === '2\n', 'second');
+    for (const base of [a.wsUrl, b.wsUrl]) {
+      const third = await openCommand(base, token, target, ['true']);
+      const closed = await third.closed;
+      expect(third.closeMessage()!.code).toBe('ENTRY_USER_SESSION_LIMIT');
+      expect(closed.code).toBe(4429);
+    }
+    s1.ws.close();
+    await s1.closed;
+    const again = await openCommand(b.wsUrl, token, target, ['echo', 'room again']);
+    await again.closed;
+    expect(again.stdoutText()).toBe('room again\n');
+    s2.ws.close();
+  });
+
+  it('honours a ticket minted on A once on B, and never again anywhere', async () => {
+    const token = await a.mint({ apps: [app] }, 'browser-user');
+    const res = await api(a.url, token, '/api/tickets', { method: 'POST', body: JSON.stringify(target) });
+    const { ticket } = (await res.json()) as { ticket: string };
+    const q = new URLSearchParams({ app, proc: 'web', instance: '1', ticket });
+    const first = await WireClient.connect(`${b.wsUrl}?${q}`, {}, ['entry.v1']);
+    first.ws.send(Buffer.from([0x08, 0x03, 0x12, 0x06, 0x0a, 0x04, 0x74, 0x72, 0x75, 0x65])); // START argv ["true"]
+    await first.closed;
+    expect(first.messages.some((m) => m.msgType === 4)).toBe(true);
+    for (const base of [a.wsUrl, b.wsUrl]) {
+      const replay = await WireClient.connect(`${base}?${q}`, {}, ['entry.v1']);
+      await replay.closed;
+      expect(replay.closeMessage()!.code).toBe('ENTRY_BAD_TOKEN');
+    }
+  });
+
+  it('serves through nginx, and keeps serving when A is killed -9; A’s sessions leave the registry within the TTL', async () => {
+    const admin = await a.mint({ roles: ['entry-admin'] }, 'root-admin');
+    const token = await a.mint({ apps: [app] }, 'lb-user');
+    const viaLb = await openCommand(`${nginx.url.replace('http', 'ws')}/enter`, token, target, ['echo', 'through nginx']);
+    await viaLb.closed;
+    expect(viaLb.stdoutText()).toBe('through nginx\n');
+
+    const onA = await openCommand(a.wsUrl, token, target, ['sh', '-c', 'echo up; sleep 1012']);
+    await onA.waitFor(() => onA.stdoutText() === 'up\n', 'a session on A');
+    const listed = async () => ((await (await api(b.url, admin, '/api/sessions')).json()) as { sessions: Array<{ broker: string }> }).sessions.filter((s) => s.broker === a.id).length;
+    expect(await listed()).toBe(1);
+    const t0 = Date.now();
+    a.child.kill('SIGKILL');
+    await a.exited;
+    await eventually(async () => (await listed()) === 0, 'A’s sessions to expire', SESSION_TTL_MS * 3);
+    console.log(`multi-broker: a dead broker's sessions left the registry ${Date.now() - t0} ms after kill -9 (TTL ${SESSION_TTL_MS} ms)`);
+    for (let i = 0; i < 4; i++) {
+      const c = await openCommand(`${nginx.url.replace('http', 'ws')}/enter`, token, target, ['echo', `still ${i}`]);
+      await c.closed;
+      expect(c.stdoutText()).toBe(`still ${i}\n`);
+    }
+    onA.ws.terminate();
+  });
+
+  it('rides out a Redis outage: live sessions go on, new ones fail closed with a reason, all recovers', async () => {
+    const token = await b.mint({ apps: [app] }, 'outage-user');
+    const live = await openCommand(b.wsUrl, token, target, ['cat']);
+    live.send(0, 'before\n');
+    await live.waitFor(() => live.stdoutText() === 'before\n', 'echo before the outage');
+
+    await redis.stop();
+    await eventually(async () => (await fetch(`${b.url}/readyz`)).status === 503, '/readyz to say not ready');
+    const body = (await (await fetch(`${b.url}/readyz`)).json()) as { store: boolean };
+    expect(body.store).toBe(false);
+    live.send(0, 'during\n');
+    await live.waitFor(() => live.stdoutText() === 'before\nduring\n', 'echo during the outage');
+    const refused = await openCommand(b.wsUrl, token, target, ['true']);
+    await refused.closed;
+    expect(refused.closeMessage()!.code).toBe('ENTRY_STORE_UNAVAILABLE');
+    expect((await fetch(`${b.url}/healthz`)).status).toBe(200);
+
+    await redis.start();
+    await eventually(async () => (await fetch(`${b.url}/readyz`)).status === 200, '/readyz to recover', 15_000);
+    const after = await openCommand(b.wsUrl, token, target, ['echo', 'recovered']);
+    await after.closed;
+    expect(after.stdoutText()).toBe('recovered\n');
+    live.send(0, 'after\n');
+    await live.waitFor(() => live.stdoutText().endsWith('after\n'), 'echo after the outage');
+    live.ws.close();
+  });
+
+  it('costs little Redis memory per session', async () => {
+    const token = await b.mint({ apps: [app] }, 'mem-user');
+    const s = await openCommand(b.wsUrl, token, target, ['sh', '-c', 'echo up; sleep 1013']);
+    await s.waitFor(() => s.stdoutText() === 'up\n', 'a session');
+    const client = redis.client();
+    try {
+      const keys = await client.keys('{entry}:session:*');
+      expect(keys.length).toBe(1);
+      const bytes = Number(await client.call('MEMORY', 'USAGE', keys[0]!));
+      console.log(`multi-broker: registry cost per session in Redis: ${bytes} bytes (session record) + one sorted-set entry`);
+      expect(bytes).toBeGreaterThan(0);
+    } finally {
+      client.disconnect();
+      s.ws.close();
+    }
+  });
+});
