@@ -1,0 +1,64 @@
+import { SignJWT } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestBroker, type TestBroker } from '../helpers/broker.js';
+import { TestContainers, uniqueApp } from '../helpers/containers.js';
+import { openCommand } from '../helpers/sessions.js';
+import { WireClient } from '../helpers/wire-client.js';
+
+describe('auth-failure limits and token revocation', () => {
+  const containers = new TestContainers();
+  const app = uniqueApp();
+  let b: TestBroker;
+
+  beforeAll(async () => {
+    b = await startTestBroker({ 'auth-failure-limit': 3, 'auth-failure-window': 2000 });
+    await containers.entry(app, 'web', 1);
+  });
+  afterAll(async () => {
+    await b.stop();
+    await containers.removeAll();
+  });
+
+  const target = { app, proc: 'web', instance: 1 };
+
+  it('answers 429 with Retry-After after repeated failures from one address, then refuses sockets too', async () => {
+    const statuses: number[] = [];
+    for (let i = 0; i < 4; i++) statuses.push((await fetch(`${b.url}/api/whoami`, { headers: { authorization: 'Bearer junk' } })).status);
+    expect(statuses).toEqual([401, 401, 401, 429]);
+    const limited = await fetch(`${b.url}/api/whoami`, { headers: { authorization: `Bearer ${await b.mint({ apps: [app] })}` } });
+    expect(limited.status).toBe(429);
+    expect(Number(limited.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    const c = await WireClient.connect(b.wsUrl, { 'access-token': 'junk', 'app-name': app, 'proc-name': 'web', 'instance-no': '1' });
+    const closed = await c.closed;
+    expect(closed.code).toBe(4429);
+    expect(new TextDecoder().decode(c.closeMessage()!.content)).toMatch(/too many failed attempts/);
+    // The window passes: a good token works again.
+    await new Promise((r) => setTimeout(r, 2100));
+    expect((await fetch(`${b.url}/api/whoami`, { headers: { authorization: `Bearer ${await b.mint({ apps: [app] })}` } })).status).toBe(200);
+  });
+
+  it('refuses a revoked jti, and every token of a user issued before a time', async () => {
+    const admin = await b.mint({ roles: ['entry-admin'] }, { user: 'boss' });
+    const revoke = (body: object) => fetch(`${b.url}/api/revocations`, { method: 'POST', headers: { authorization: `Bearer ${admin}` }, body: JSON.stringify(body) });
+    const withJti = await new SignJWT({ apps: [app] }).setProtectedHeader({ alg: 'EdDSA' }).setSubject('jo').setJti('token-1').setIssuedAt().setExpirationTime('1h').sign(b.privateKey);
+    const ok = await openCommand(b.wsUrl, withJti, target, ['true']);
+    await ok.closed;
+    expect(ok.closeMessage()!.code).toBe('');
+    expect((await revoke({ jti: 'token-1' })).status).toBe(204);
+    const refused = await openCommand(b.wsUrl, withJti, target, ['true']);
+    await refused.closed;
+    expect(refused.closeMessage()!.code).toBe('ENTRY_TOKEN_REVOKED');
+
+    const old = await new SignJWT({ apps: [app] }).setProtectedHeader({ alg: 'EdDSA' }).setSubject('max').setIssuedAt(Math.floor(Date.now() / 1000) - 60).setExpirationTime('1h').sign(b.privateKey);
+    expect((await revoke({ user: 'max', before: new Date(Date.now() - 30_000).toISOString() })).status).toBe(204);
+    const stale = await openCommand(b.wsUrl, old, target, ['true']);
+    await stale.closed;
+    expect(stale.closeMessage()!.code).toBe('ENTRY_TOKEN_REVOKED');
+    const fresh = await openCommand(b.wsUrl, await b.mint({ apps: [app] }, { user: 'max' }), target, ['true']);
+    await fresh.closed;
+    expect(fresh.closeMessage()!.code).toBe('');
+
+    const notAdmin = await fetch(`${b.url}/api/revocations`, { method: 'POST', headers: { authorization: `Bearer ${await b.mint({ apps: ['*'] })}` }, body: '{"user":"x"}' });
+    expect(notAdmin.status).toBe(403);
+  });
+});
