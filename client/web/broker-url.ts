@@ -1,0 +1,37 @@
+/** Where a browser client finds the broker: its HTTP base and its /enter WebSocket address. */
+
+export interface Target {
+  app: string;
+  proc: string;
+  instance: string | number;
+}
+
+/** The broker's base URL without a trailing slash; default: the page's own origin. */
+export function brokerBase(broker?: string): string {
+  const base = new URL(broker ?? '/', location.href);
+  base.search = '';
+  base.hash = '';
+  return base.toString().replace(/\/$/, '');
+}
+
+/** The /enter socket address for a target, with a ticket when there is one. */
+export function enterSocketUrl(broker: string, target: Target, ticket?: string): string {
+  const url = new URL(`${brokerBase(broker)}/enter`);
+  url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+  url.searchParams.set('app', target.app);
+  url.searchParams.set('proc', target.proc);
+  url.searchParams.set('instance', String(target.instance));
+  if (ticket) url.searchParams.set('ticket', ticket);
+  return url.toString();
+}
+
+/** base64url without padding of the token's UTF-8 bytes, as the `entry.bearer.` subprotocol carries it. */
+export function base64url(text: string): string {
+  let binary = '';
+  for (const byte of new TextEncoder().encode(text)) binary += String.fromCharCode(byte);
+  return btoa(binary).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+}
+
+export function targetLabel(target: Target): string {
+  return `${target.app}/${target.proc}/${target.instance}`;
+}

@@ -1,0 +1,178 @@
+import type { Target } from '../broker-url.js';
+import { targetLabel } from '../broker-url.js';
+import type { EntryTerminalElement } from '../terminal-element.js';
+import type { TerminalState } from '../terminal.js';
+import { h } from './dom.js';
+
+export interface TerminalTabsElements {
+  tabs: HTMLElement;
+  panels: HTMLElement;
+  empty: HTMLElement;
+  layoutToggle: HTMLButtonElement;
+}
+
+interface OpenTab {
+  id: string;
+  key: string;
+  item: HTMLElement;
+  tab: HTMLButtonElement;
+  panel: HTMLElement;
+  terminal: EntryTerminalElement;
+}
+
+/**
+ * Open terminals as tabs (one shown at a time) or side by side. Tabs follow the WAI-ARIA tabs
+ * pattern: one tab stop, arrow keys move, Delete closes.
+ */
+export class TerminalTabs {
+  private readonly entries: OpenTab[] = [];
+  private active: OpenTab | undefined;
+  private counter = 0;
+  private split = false;
+
+  constructor(
+    private readonly el: TerminalTabsElements,
+    private readonly ticketProvider: () => (target: Target) => Promise<string>,
+  ) {
+    el.layoutToggle.addEventListener('click', () => this.setSplit(!this.split));
+    el.tabs.addEventListener('keydown', (e) => {
+      const current = this.entries.find((t) => t.tab === document.activeElement);
+      if (!current) return;
+      const i = this.entries.indexOf(current);
+      let next: OpenTab | undefined;
+      if (e.key === 'ArrowRight') next = this.entries[(i + 1) % this.entries.length];
+      else if (e.key === 'ArrowLeft') next = this.entries[(i - 1 + this.entries.length) % this.entries.length];
+      else if (e.key === 'Home') next = this.entries[0];
+      else if (e.key === 'End') next = this.entries.at(-1);
+      else if (e.key === 'Delete' || e.key === 'Backspace') {
+        e.preventDefault();
+        this.close(current, true);
+        return;
+      } else return;
+      e.preventDefault();
+      if (next) {
+        this.activate(next, false);
+        next.tab.focus();
+      }
+    });
+  }
+
+  get count(): number {
+    return this.entries.length;
+  }
+
+  /** Opens a new terminal on `target` and focuses it. */
+  add(target: Target): void {
+    const key = targetLabel(target);
+    const id = `term-${++this.counter}`;
+    const same = this.entries.filter((t) => t.key === key).length;
+    const label = same ? `${key} (${same + 1})` : key;
+
+    const tab = h('button', { type: 'button', className: 'tab', id: `${id}-tab` }, h('span', { className: 'dot' }), h('span', { className: 'label', textContent: label }));
+    tab.setAttribute('role', 'tab');
+    tab.setAttribute('aria-controls', `${id}-panel`);
+    tab.dataset['state'] = 'connecting';
+    const closeButton = h('button', { type: 'button', className: 'tab-close', textContent: '×', title: `Close ${label} (Alt+Shift+W)` });
+    closeButton.tabIndex = -1;
+    closeButton.setAttribute('aria-label', `Close ${label}`);
+    const item = h('div', { className: 'tab-item' }, tab, closeButton);
+    item.setAttribute('role', 'presentation');
+
+    const terminal = document.createElement('entry-terminal');
+    terminal.setAttribute('app', target.app);
+    terminal.setAttribute('proc', target.proc);
+    terminal.setAttribute('instance', String(target.instance));
+    terminal.ticketProvider = this.ticketProvider();
+    const panel = h('div', { className: 'panel', id: `${id}-panel` }, terminal);
+    panel.setAttribute('role', 'tabpanel');
+    panel.setAttribute('aria-labelledby', tab.id);
+    panel.dataset['key'] = key;
+
+    const entry: OpenTab = { id, key, item, tab, panel, terminal };
+    tab.addEventListener('click', () => this.activate(entry, true));
+    closeButton.addEventListener('click', () => this.close(entry, false));
+    // In the side-by-side layout, clicking into a terminal makes its tab the active one.
+    panel.addEventListener('focusin', () => this.activate(entry, false));
+    terminal.addEventListener('entry-state', (e) => this.showState(entry, e.detail.state));
+    terminal.addEventListener('entry-close', (e) => {
+      tab.title = `${label}: ${e.detail.message}`;
+    });
+
+    this.entries.push(entry);
+    this.el.tabs.append(item);
+    this.el.panels.append(panel);
+    this.layout();
+    this.activate(entry, true);
+  }
+
+  activate(entry: OpenTab, focusTerminal: boolean): void {
+    if (this.active !== entry) {
+      this.active = entry;
+      for (const t of this.entries) {
+        const selected = t === entry;
+        t.tab.setAttribute('aria-selected', String(selected));
+        t.tab.tabIndex = selected ? 0 : -1;
+        t.item.classList.toggle('active', selected);
+        t.panel.classList.toggle('active', selected);
+      }
+      entry.item.scrollIntoView({ block: 'nearest', inline: 'nearest' });
+    }
+    if (focusTerminal) entry.terminal.focus();
+  }
+
+  /** Moves to the next (1) or previous (-1) terminal. */
+  step(delta: number): void {
+    if (!this.active || this.entries.length === 0) return;
+    const i = this.entries.indexOf(this.active);
+    const next = this.entries[(i + delta + this.entries.length) % this.entries.length];
+    if (next) this.activate(next, true);
+  }
+
+  closeActive(): void {
+    if (this.active) this.close(this.active, true);
+  }
+
+  closeAll(): void {
+    for (const t of [...this.entries]) this.close(t, false);
+  }
+
+  private close(entry: OpenTab, keepKeyboardInTabs: boolean): void {
+    const i = this.entries.indexOf(entry);
+    if (i < 0) return;
+    this.entries.splice(i, 1);
+    // Removing the element ends its session.
+    entry.item.remove();
+    entry.panel.remove();
+    if (this.active === entry) {
+      this.active = undefined;
+      const next = this.entries[Math.min(i, this.entries.length - 1)];
+      if (next) {
+        this.activate(next, !keepKeyboardInTabs);
+        if (keepKeyboardInTabs) next.tab.focus();
+      }
+    }
+    this.layout();
+  }
+
+  private showState(entry: OpenTab, state: TerminalState): void {
+    entry.tab.dataset['state'] = state;
+  }
+
+  private setSplit(split: boolean): void {
+    this.split = split;
+    this.el.layoutToggle.setAttribute('aria-pressed', String(split));
+    this.layout();
+    this.active?.terminal.focus();
+  }
+
+  private layout(): void {
+    const n = this.entries.length;
+    this.el.empty.hidden = n > 0;
+    this.el.layoutToggle.hidden = n < 2;
+    const split = this.split && n > 1;
+    this.el.panels.classList.toggle('split', split);
+    const cols = Math.ceil(Math.sqrt(n));
+    this.el.panels.style.setProperty('--split-cols', String(cols));
+    this.el.panels.style.setProperty('--split-rows', String(Math.ceil(n / cols)));
+  }
+}

@@ -1,0 +1,302 @@
+import { FitAddon } from '@xterm/addon-fit';
+import { type ITerminalOptions, Terminal } from '@xterm/xterm';
+import { decodeResponse, encodeExecSpec, encodeRequest, encodeWinch, RequestType, ResponseType } from '../../proto/codec.js';
+import { base64url, brokerBase, enterSocketUrl, type Target } from './broker-url.js';
+import { bindClipboard } from './clipboard.js';
+import { injectStyles } from './styles.js';
+
+/** A bearer token (sent in the WebSocket subprotocol list) or a source of one-time tickets. */
+export type TerminalAuth = { token: string } | { ticketProvider: (target: Target) => Promise<string> };
+
+export type TerminalState = 'connecting' | 'open' | 'closed';
+
+/** How a session ended. */
+export interface TerminalCloseInfo {
+  /** The broker's error code (`ENTRY_…`); "" when the process ended normally. */
+  code: string;
+  /** The process's exit code, when it exited. */
+  exitCode: number | undefined;
+  /** The reason as plain text. */
+  message: string;
+  /** The WebSocket close code. */
+  closeCode: number;
+}
+
+export interface TerminalOptions {
+  /** The broker's address (http(s)://host[:port][/prefix]); default: this page's origin. */
+  broker?: string;
+  target: Target;
+  auth: TerminalAuth;
+  onClose?(info: TerminalCloseInfo): void;
+  onStateChange?(state: TerminalState): void;
+  /** Passed to xterm.js as they are (font, theme, scrollback…). */
+  terminalOptions?: ITerminalOptions;
+}
+
+export interface TerminalHandle {
+  /** Ends the current session if any and starts a new one. */
+  reconnect(): void;
+  /** Ends the session; the terminal stays, showing how it ended. */
+  close(): void;
+  focus(): void;
+  /** Ends the session and removes the terminal from the element. */
+  dispose(): void;
+  readonly state: TerminalState;
+  /** The xterm.js terminal, for pages that want to go further. */
+  readonly terminal: Terminal;
+}
+
+const TERM = 'xterm-256color';
+/** Large pastes go out in frames of this size, far below the broker's max frame. */
+const MAX_INPUT_FRAME = 64 * 1024;
+/** Keystrokes typed while connecting are kept (up to this much) and sent after START. */
+const MAX_PENDING_INPUT = 64 * 1024;
+const HINT = '\x1b[2m[press Enter to reconnect]\x1b[0m';
+
+const THEME: ITerminalOptions['theme'] = {
+  background: '#101418',
+  foreground: '#d8dee4',
+  cursor: '#f0f3f6',
+  selectionBackground: '#3a5a80',
+};
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+function stripAnsi(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '').trim();
+}
+
+/**
+ * Opens an interactive shell of `target` in `element`: an xterm.js terminal speaking protocol 2
+ * to the broker over a WebSocket. The element should have a size; the terminal fills it and
+ * follows its size.
+ */
+export function openTerminal(element: HTMLElement, options: TerminalOptions): TerminalHandle {
+  return new TerminalSession(element, options);
+}
+
+class TerminalSession implements TerminalHandle {
+  readonly terminal: Terminal;
+  private readonly fit = new FitAddon();
+  private readonly screen: HTMLDivElement;
+  private readonly resizeObserver: ResizeObserver;
+  private readonly cleanups: Array<() => void> = [];
+  private ws: WebSocket | undefined;
+  private currentState: TerminalState = 'closed';
+  private opened = false;
+  private disposed = false;
+  private pending: Uint8Array[] = [];
+  private pendingBytes = 0;
+  private fitFrame = 0;
+  /** Bumped whenever a connection attempt is abandoned, so that late answers are ignored. */
+  private generation = 0;
+
+  constructor(
+    private readonly element: HTMLElement,
+    private readonly options: TerminalOptions,
+  ) {
+    injectStyles(element.ownerDocument);
+    this.screen = element.ownerDocument.createElement('div');
+    this.screen.className = 'entry-terminal-screen';
+    element.append(this.screen);
+    this.terminal = new Terminal({
+      fontFamily: 'ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospace',
+      fontSize: 14,
+      scrollback: 5000,
+      theme: THEME,
+      ...options.terminalOptions,
+    });
+    this.terminal.loadAddon(this.fit);
+    this.cleanups.push(
+      disposable(this.terminal.onData((data) => this.input(data))),
+      disposable(this.terminal.onResize(({ cols, rows }) => this.sendWinch(cols, rows))),
+      bindClipboard(this.terminal, this.screen),
+    );
+    // xterm measures its font when opened: opening inside a hidden element would measure
+    // nothing, so it opens when the element first gets a size, and fits on every change.
+    this.resizeObserver = new ResizeObserver(() => this.scheduleFit());
+    this.resizeObserver.observe(this.screen);
+    this.scheduleFit();
+    void this.connect();
+  }
+
+  get state(): TerminalState {
+    return this.currentState;
+  }
+
+  focus(): void {
+    this.terminal.focus();
+  }
+
+  reconnect(): void {
+    if (this.disposed) return;
+    this.detachSocket(1000);
+    this.terminal.reset();
+    void this.connect();
+  }
+
+  close(): void {
+    if (this.disposed || this.currentState === 'closed') return;
+    this.detachSocket(1000);
+    this.finish({ code: '', exitCode: undefined, message: 'session closed', closeCode: 1000 }, '\r\n\x1b[2m[session closed]\x1b[0m\r\n');
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.detachSocket(1000);
+    cancelAnimationFrame(this.fitFrame);
+    this.resizeObserver.disconnect();
+    for (const c of this.cleanups.splice(0)) c();
+    this.terminal.dispose();
+    this.screen.remove();
+  }
+
+  private setState(state: TerminalState): void {
+    if (this.currentState === state) return;
+    this.currentState = state;
+    this.options.onStateChange?.(state);
+  }
+
+  private scheduleFit(): void {
+    cancelAnimationFrame(this.fitFrame);
+    this.fitFrame = requestAnimationFrame(() => this.fitNow());
+  }
+
+  private fitNow(): void {
+    if (this.disposed || this.screen.clientWidth === 0 || this.screen.clientHeight === 0) return;
+    if (!this.opened) {
+      this.opened = true;
+      this.terminal.open(this.screen);
+    }
+    this.fit.fit();
+  }
+
+  private async connect(): Promise<void> {
+    const generation = ++this.generation;
+    this.setState('connecting');
+    this.pending = [];
+    this.pendingBytes = 0;
+    const { target, auth } = this.options;
+    const broker = brokerBase(this.options.broker);
+    let url: string;
+    let protocols: string[];
+    if ('token' in auth) {
+      url = enterSocketUrl(broker, target);
+      protocols = ['entry.v1', `entry.bearer.${base64url(auth.token)}`];
+    } else {
+      let ticket: string;
+      try {
+        ticket = await auth.ticketProvider(target);
+      } catch (err) {
+        if (generation !== this.generation) return;
+        const message = `could not get a ticket: ${(err as Error).message}`;
+        const code = typeof (err as { code?: unknown }).code === 'string' ? (err as { code: string }).code : 'ENTRY_TICKET_FAILED';
+        this.finish({ code, exitCode: undefined, message, closeCode: 0 }, `\r\n\x1b[31mentry: ${message}\x1b[0m\r\n`);
+        return;
+      }
+      url = enterSocketUrl(broker, target, ticket);
+      protocols = ['entry.v1'];
+    }
+    if (generation !== this.generation) return;
+    const ws = new WebSocket(url, protocols);
+    ws.binaryType = 'arraybuffer';
+    this.ws = ws;
+    let opened = false;
+    let closeMessage: { code: string; text: string } | undefined;
+    let exitCode: number | undefined;
+
+    ws.onopen = () => {
+      opened = true;
+      this.fitNow();
+      const { cols, rows } = this.terminal;
+      sendFrame(ws, encodeRequest(RequestType.START, encodeExecSpec({ tty: true, cols, rows, term: TERM })));
+      this.setState('open');
+      for (const chunk of this.pending.splice(0)) sendFrame(ws, encodeRequest(RequestType.PLAIN, chunk));
+      this.pendingBytes = 0;
+    };
+    ws.onmessage = (event: MessageEvent) => {
+      if (!(event.data instanceof ArrayBuffer)) return;
+      const msg = decodeResponse(new Uint8Array(event.data));
+      switch (msg.msgType) {
+        case ResponseType.STDOUT:
+        case ResponseType.STDERR:
+          this.terminal.write(msg.content);
+          break;
+        case ResponseType.EXIT:
+          exitCode = Number(decoder.decode(msg.content));
+          break;
+        case ResponseType.CLOSE:
+          // Already ANSI-coloured by the broker, and framed by CRLFs.
+          this.terminal.write(msg.content);
+          closeMessage = { code: msg.code, text: stripAnsi(decoder.decode(msg.content)) };
+          break;
+        default:
+          // PING keeps proxies awake; nothing to show.
+          break;
+      }
+    };
+    ws.onclose = (event: CloseEvent) => {
+      if (this.ws !== ws) return;
+      this.ws = undefined;
+      if (closeMessage) {
+        this.finish({ code: closeMessage.code, exitCode, message: closeMessage.text, closeCode: event.code }, '');
+        return;
+      }
+      // Browsers hide why an upgrade failed (refused origin, HTTP error): say what we know.
+      const code = /^ENTRY_[A-Z_]+$/.test(event.reason) ? event.reason : opened ? 'ENTRY_CONNECTION_LOST' : 'ENTRY_UNREACHABLE';
+      const message = opened ? `connection lost (${event.code}${event.reason ? ` ${event.reason}` : ''})` : 'could not connect to the broker';
+      this.finish({ code, exitCode, message, closeCode: event.code }, `\r\n\x1b[31mentry: ${message}\x1b[0m\r\n`);
+    };
+  }
+
+  /** Shows how the session ended, and waits for Enter to reconnect. */
+  private finish(info: TerminalCloseInfo, line: string): void {
+    if (this.disposed) return;
+    this.terminal.write(`${line}${HINT}`);
+    this.setState('closed');
+    this.options.onClose?.(info);
+  }
+
+  private detachSocket(code: number): void {
+    this.generation++;
+    const ws = this.ws;
+    this.ws = undefined;
+    if (!ws) return;
+    ws.onopen = ws.onmessage = ws.onclose = null;
+    if (ws.readyState === WebSocket.CONNECTING || ws.readyState === WebSocket.OPEN) ws.close(code);
+  }
+
+  private input(data: string): void {
+    if (this.currentState === 'closed') {
+      if (data.includes('\r')) this.reconnect();
+      return;
+    }
+    const bytes = encoder.encode(data);
+    if (this.currentState === 'connecting') {
+      if (this.pendingBytes + bytes.length <= MAX_PENDING_INPUT) {
+        this.pending.push(bytes);
+        this.pendingBytes += bytes.length;
+      }
+      return;
+    }
+    for (let off = 0; off < bytes.length; off += MAX_INPUT_FRAME) {
+      if (this.ws) sendFrame(this.ws, encodeRequest(RequestType.PLAIN, bytes.subarray(off, off + MAX_INPUT_FRAME)));
+    }
+  }
+
+  private sendWinch(cols: number, rows: number): void {
+    if (this.currentState === 'open' && this.ws) sendFrame(this.ws, encodeRequest(RequestType.WINCH, encodeWinch(cols, rows)));
+  }
+}
+
+// The codec allocates plain ArrayBuffers; its signature only says ArrayBufferLike.
+function sendFrame(ws: WebSocket, frame: Uint8Array): void {
+  ws.send(frame as Uint8Array<ArrayBuffer>);
+}
+
+function disposable(d: { dispose(): void }): () => void {
+  return () => d.dispose();
+}

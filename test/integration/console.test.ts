@@ -1,0 +1,262 @@
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { launchChromium, terminalSize, typeLine, waitForResize, waitForTerminal } from '../helpers/browser.js';
+import { startTestBroker, type TestBroker } from '../helpers/broker.js';
+import { docker, TestContainers, uniqueApp } from '../helpers/containers.js';
+
+const CONSOLE_DIR = fileURLToPath(new URL('../../dist/console/', import.meta.url));
+const ARTIFACTS = fileURLToPath(new URL('../artifacts/', import.meta.url));
+
+interface EmbeddingSite {
+  server: Server;
+  /** The site's origin as the broker allows it. */
+  allowed: string;
+  /** The same site under another name: an origin the broker does not allow. */
+  refused: string;
+}
+
+/**
+ * Another web site (another origin, on loopback so that Chromium's local network checks stay
+ * out of the way) with an "Enter container" button that adds an <entry-terminal>, using the
+ * built entry-terminal.js the way an existing console would.
+ */
+async function startEmbeddingSite(params: () => { broker: string; token: string; app: string }): Promise<EmbeddingSite> {
+  const script = readFileSync(`${CONSOLE_DIR}entry-terminal.js`);
+  const server = createServer((req, res) => {
+    if (req.url === '/entry-terminal.js') {
+      res.writeHead(200, { 'content-type': 'text/javascript' }).end(script);
+      return;
+    }
+    const { broker, token, app } = params();
+    res.writeHead(200, { 'content-type': 'text/html' }).end(`<!doctype html><title>Shop console</title>
+      <button id="enter">Enter container</button>
+      <div id="slot"></div>
+      <script type="module">
+        import '/entry-terminal.js';
+        document.getElementById('enter').addEventListener('click', () => {
+          const t = document.createElement('entry-terminal');
+          t.id = 't';
+          t.setAttribute('broker', ${JSON.stringify(broker)});
+          t.setAttribute('app', ${JSON.stringify(app)});
+          t.setAttribute('proc', 'web');
+          t.setAttribute('instance', '1');
+          t.token = ${JSON.stringify(token)};
+          t.addEventListener('entry-close', (e) => { window.closeInfo = e.detail; });
+          document.getElementById('slot').append(t);
+        });
+      </script>`);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return { server, allowed: `http://127.0.0.1:${port}`, refused: `http://localhost:${port}` };
+}
+
+const terminalOf = (key: string) => `.panel[data-key="${key}"] entry-terminal`;
+
+/**
+ * The web console and the embeddable terminal in a real browser (Debian's Chromium through
+ * playwright-core) against a real broker and real containers.
+ */
+describe('web console in Chromium', () => {
+  const containers = new TestContainers();
+  const app = uniqueApp('web');
+  const otherApp = uniqueApp('web');
+  const ids: Record<string, string> = {};
+  let b: TestBroker;
+  let token: string;
+  let browser: Browser;
+  let context: BrowserContext;
+  let page: Page;
+  let site: EmbeddingSite;
+
+  const shot = (name: string, p: Page = page) => p.screenshot({ path: `${ARTIFACTS}${name}.png` });
+
+  beforeAll(async () => {
+    for (const f of ['index.html', 'entry-terminal.js']) {
+      if (!existsSync(CONSOLE_DIR + f)) throw new Error(`dist/console/${f} is missing: run npm run build:web first`);
+    }
+    mkdirSync(ARTIFACTS, { recursive: true });
+    site = await startEmbeddingSite(() => ({ broker: b.url, token, app }));
+    b = await startTestBroker({ 'allowed-origin': [site.allowed] });
+    ids['web/1'] = await containers.entry(app, 'web', 1);
+    ids['web/2'] = await containers.entry(app, 'web', 2);
+    ids['worker/1'] = await containers.entry(app, 'worker', 1);
+    await containers.entry(otherApp, 'web', 1);
+    token = await b.mint({ apps: [app] });
+    browser = await launchChromium();
+    context = await browser.newContext({ viewport: { width: 1366, height: 768 } });
+    page = await context.newPage();
+  });
+  afterAll(async () => {
+    await browser?.close();
+    site?.server.close();
+    await b?.stop();
+    await containers.removeAll();
+  });
+
+  it('signs in with a pasted token and lists only the containers the token may enter', async () => {
+    await page.goto(`${b.url}/`);
+    await page.locator('#token-input').fill(token);
+    await shot('console-sign-in');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.locator(`#container-rows tr[data-key="${app}/worker/1"]`).waitFor();
+    const keys = await Promise.all((await page.locator('#container-rows tr').all()).map((r) => r.getAttribute('data-key')));
+    expect(keys).toEqual([`${app}/web/1`, `${app}/web/2`, `${app}/worker/1`]);
+    expect(await page.locator(`#container-rows tr[data-key^="${otherApp}/"]`).count()).toBe(0);
+    // The token lives in the tab's session storage, never in a cookie.
+    expect(await page.evaluate("sessionStorage.getItem('entry.token')")).toBe(token);
+    expect(await context.cookies()).toEqual([]);
+    await shot('console-list');
+  });
+
+  it('filters the list, with "/" to reach the filter from anywhere', async () => {
+    await page.locator('#refresh').focus();
+    await page.keyboard.press('/');
+    await page.waitForFunction("document.activeElement?.id === 'search'");
+    await page.keyboard.type('work');
+    await page.locator('#container-rows tr').first().filter({ hasText: 'worker' }).waitFor();
+    expect(await page.locator('#container-rows tr').count()).toBe(1);
+    await page.keyboard.press('Escape');
+    await page.locator('#container-rows tr').nth(2).waitFor();
+    expect(await page.locator('#container-rows tr').count()).toBe(3);
+  });
+
+  it('opens a terminal with Enter and runs a command in it', async () => {
+    await page.getByRole('button', { name: `Enter ${app}/web/1` }).click();
+    await page.locator('.tab[data-state="open"]').waitFor();
+    await typeLine(page, terminalOf(`${app}/web/1`), 'echo $((6*7))');
+    await waitForTerminal(page, terminalOf(`${app}/web/1`), /^42$/m);
+    await shot('console-one-terminal');
+  });
+
+  it('resizes the remote terminal with the window (stty size)', async () => {
+    const sel = terminalOf(`${app}/web/1`);
+    // The shell polls its own size: the resize reaches Docker on its own path, not with the keys.
+    const sttyUntil = (rows: number, cols: number, tag: string) =>
+      typeLine(page, sel, `for i in $(seq 50); do s=$(stty size); [ "$s" = "${rows} ${cols}" ] && break; sleep 0.1; done; echo "${tag}=$s"`);
+    const before = await terminalSize(page, sel);
+    expect(before.cols).toBeGreaterThan(60);
+    await sttyUntil(before.rows, before.cols, 'size1');
+    await waitForTerminal(page, sel, new RegExp(`^size1=${before.rows} ${before.cols}$`, 'm'));
+
+    await page.setViewportSize({ width: 1100, height: 620 });
+    const after = await waitForResize(page, sel, before);
+    expect(after.cols).toBeLessThan(before.cols);
+    expect(after.rows).toBeLessThan(before.rows);
+    await sttyUntil(after.rows, after.cols, 'size2');
+    await waitForTerminal(page, sel, new RegExp(`^size2=${after.rows} ${after.cols}$`, 'm'));
+    await page.setViewportSize({ width: 1366, height: 768 });
+  });
+
+  it('reconnects with Enter after the shell exits', async () => {
+    const sel = terminalOf(`${app}/web/1`);
+    await typeLine(page, sel, 'exit 3');
+    await waitForTerminal(page, sel, /exited with code 3\s*\n\[press Enter to reconnect\]/);
+    await page.locator('.tab[data-state="closed"]').waitFor();
+    await page.keyboard.press('Enter');
+    await page.locator('.tab[data-state="open"]').waitFor();
+    await typeLine(page, sel, 'echo again-$((2+3))');
+    await waitForTerminal(page, sel, /^again-5$/m);
+  });
+
+  it('closes a tab, ending its session, and opens the same container again', async () => {
+    expect(b.broker.sessionCount).toBe(1);
+    await page.getByRole('button', { name: `Close ${app}/web/1` }).click();
+    await page.locator(terminalOf(`${app}/web/1`)).waitFor({ state: 'detached' });
+    await vi.waitFor(() => expect(b.broker.sessionCount).toBe(0), { timeout: 10_000 });
+    await page.locator('#no-terminals').waitFor();
+
+    await page.getByRole('button', { name: `Enter ${app}/web/1` }).click();
+    await typeLine(page, terminalOf(`${app}/web/1`), 'echo reopened-$((1+1))');
+    await waitForTerminal(page, terminalOf(`${app}/web/1`), /^reopened-2$/m);
+  });
+
+  it('keeps two terminals open at once, each in its own container', async () => {
+    await page.getByRole('button', { name: `Enter ${app}/web/2` }).click();
+    await page.locator('.tab').nth(1).waitFor();
+    expect(await page.locator('.tab').count()).toBe(2);
+    await page.getByRole('button', { name: 'Side by side' }).click();
+    for (const key of ['web/1', 'web/2']) {
+      const sel = terminalOf(`${app}/${key}`);
+      // Output: colours, and UTF-8 written by the shell byte by byte.
+      await typeLine(page, sel, `printf '\\033[32mI am %s in ${key} \\303\\274 \\342\\234\\223\\033[0m\\n' "$(hostname)"`);
+      await waitForTerminal(page, sel, new RegExp(`^I am ${ids[key]!.slice(0, 12)} in ${key} ü ✓$`, 'm'));
+    }
+    // Input: non-ASCII text as an input method or a paste delivers it, checked byte by byte
+    // (od reads the terminal itself: the image's bash has no UTF-8 locale for readline).
+    const sel2 = terminalOf(`${app}/web/2`);
+    await typeLine(page, sel2, 'od -An -tx1 | tr -d " \\n"; echo');
+    await page.keyboard.insertText('grün ✓ 日本');
+    await waitForTerminal(page, sel2, /^grün ✓ 日本$/m);
+    await page.keyboard.press('Enter');
+    await page.keyboard.press('Control+D');
+    await waitForTerminal(page, sel2, /^6772c3bc6e20e29c9320e697a5e69cac0a$/m);
+    expect(b.broker.sessionCount).toBe(2);
+    await shot('console-two-terminals');
+
+    // Alt+Shift+← moves to the other tab, even from inside a terminal.
+    await page.keyboard.press('Alt+Shift+ArrowLeft');
+    await page.locator('.tab-item.active', { hasText: `${app}/web/1` }).waitFor();
+    await page.getByRole('button', { name: 'Side by side' }).click();
+  });
+
+  it('shows the CLOSE reason when the container is stopped', async () => {
+    const sel = terminalOf(`${app}/worker/1`);
+    await page.getByRole('button', { name: `Enter ${app}/worker/1` }).click();
+    await typeLine(page, sel, 'echo worker-ready');
+    await waitForTerminal(page, sel, /^worker-ready$/m);
+    await docker.getContainer(ids['worker/1']!).stop({ t: 1 });
+    await waitForTerminal(page, sel, /container stopped[^\n]*\n\[press Enter to reconnect\]/);
+    await page.locator('.tab-item.active .tab[data-state="closed"]').waitFor();
+    await shot('console-container-stopped');
+  });
+
+  it('embeds <entry-terminal> from the broker\'s entry-terminal.js on a page of the broker\'s origin, with tickets', async () => {
+    const embed = await context.newPage();
+    // Any page of the broker's origin will do as the host; the script and the ticket API are
+    // the broker's own. (setContent would not do: document.open() pages never upgrade elements.)
+    await embed.goto(`${b.url}/healthz`);
+    await embed.addScriptTag({
+      type: 'module',
+      content: `
+        import { ticketsFrom } from '/entry-terminal.js';
+        document.body.innerHTML = '<h1>Shop admin</h1>';
+        const t = document.createElement('entry-terminal');
+        t.id = 't';
+        t.setAttribute('app', ${JSON.stringify(app)});
+        t.setAttribute('proc', 'web');
+        t.setAttribute('instance', '2');
+        t.style.height = '320px';
+        t.ticketProvider = ticketsFrom(${JSON.stringify(token)});
+        document.body.append(t);`,
+    });
+    await typeLine(embed, '#t', 'echo $((6*7))');
+    await waitForTerminal(embed, '#t', /^42$/m);
+    await shot('embed-same-origin', embed);
+    await embed.close();
+  });
+
+  it('embeds <entry-terminal> on another site allowed by the broker, with the token as a subprotocol', async () => {
+    const embed = await context.newPage();
+    await embed.goto(`${site.allowed}/embed.html`);
+    await embed.getByRole('button', { name: 'Enter container' }).click();
+    await typeLine(embed, '#t', 'echo "$((6*7)) from $TERM"');
+    await waitForTerminal(embed, '#t', /^42 from xterm-256color$/m);
+    await shot('embed-other-origin', embed);
+    await embed.close();
+  });
+
+  it('shows a failure in the terminal when the broker refuses the page\'s origin', async () => {
+    const embed = await context.newPage();
+    await embed.goto(`${site.refused}/embed.html`);
+    await embed.getByRole('button', { name: 'Enter container' }).click();
+    await waitForTerminal(embed, '#t', /could not connect to the broker/);
+    // Browsers do not tell why an upgrade failed; the element reports what it knows.
+    expect(await embed.evaluate('window.closeInfo.code')).toBe('ENTRY_UNREACHABLE');
+    await embed.close();
+  });
+});
