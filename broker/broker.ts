@@ -12,8 +12,8 @@ import { AccessPolicy } from './auth/policy.js';
 import { Tickets } from './auth/tickets.js';
 import { TokenVerifier } from './auth/verifier.js';
 import type { BrokerConfig } from './config/config.js';
-import { connectDocker } from './docker/engine.js';
-import { ProcessReaper, type ReapMode } from './docker/process-reaper.js';
+import { connectHosts } from './docker/hosts.js';
+import type { ReapMode } from './docker/process-reaper.js';
 import { ContainerResolver } from './docker/resolver.js';
 import { EntryError } from './errors.js';
 import type { ApiDeps } from './http/api.js';
@@ -74,8 +74,7 @@ export class EntryBroker {
 
   async start(): Promise<void> {
     const { config } = this;
-    const docker = this.options.docker ?? connectDocker(config.docker.host);
-    const reaper = new ProcessReaper(docker, this.options.reapMode ?? config.docker.reapMode);
+    const hosts = connectHosts(config.docker.hosts, this.options.reapMode ?? config.docker.reapMode, this.options.docker);
     const store = await this.openStore();
     let api: ApiDeps | undefined;
     const server = createServer(
@@ -87,13 +86,11 @@ export class EntryBroker {
         connectionsCheckingInterval: Math.min(1_000, config.limits.handshakeTimeoutMs),
       },
       createRequestHandler({
-        ready: async () => ({
-          docker: await docker.ping().then(
-            () => true,
-            () => false,
-          ),
-          store: store.healthy(),
-        }),
+        ready: async () => {
+          const up = await Promise.all(hosts.map((h) => h.docker.ping().then(() => true, () => false)));
+          // Ready while at least one engine answers: the others' targets get their own reason.
+          return { docker: up.some(Boolean), store: store.healthy(), hosts: Object.fromEntries(hosts.map((h, i) => [h.name, up[i]!])) };
+        },
         draining: () => this.draining,
         api: () => api,
         consoleRoot: this.options.consoleRoot ?? DEFAULT_CONSOLE_ROOT,
@@ -119,9 +116,6 @@ export class EntryBroker {
     }
     const registry = new SessionRegistry(store, { brokerId: this.id, ttlMs: config.limits.sessionTtlMs, maxUserSessions: config.limits.maxUserSessions }, this.log);
     const sessionDeps = {
-      docker,
-      dockerHost: config.docker.host ?? 'local',
-      reaper,
       registry,
       log: this.log,
       pingIntervalMs: config.limits.pingIntervalMs,
@@ -137,7 +131,7 @@ export class EntryBroker {
     const guard = new AuthGuard(new TokenVerifier(key, config.auth), store, config.limits);
     const policy = new AccessPolicy(config.auth.denyApps);
     const tickets = new Tickets(store);
-    api = { guard, policy, tickets, docker, store };
+    api = { guard, policy, tickets, hosts, store };
     void store.subscribe(this.id, (message) => {
       if (message.type !== 'kill') return;
       const session = this.sessions.get(message.sessionId);
@@ -150,14 +144,14 @@ export class EntryBroker {
       guard,
       policy,
       tickets,
-      resolver: new ContainerResolver(docker),
+      resolver: new ContainerResolver(hosts),
       log: this.log,
       admissible: () => {
         if (this.draining) throw new EntryError('ENTRY_DRAINING');
         if (this.sessions.size >= config.limits.maxSessions) throw new EntryError('ENTRY_TOO_MANY_SESSIONS', `limit ${config.limits.maxSessions}`);
       },
       onAdmitted: (route, upgrade) => {
-        const run = route === 'enter' ? runExecSession(upgrade, sessionDeps, track) : runAttachSession(upgrade, docker, this.log);
+        const run = route === 'enter' ? runExecSession(upgrade, sessionDeps, track) : runAttachSession(upgrade, this.log);
         run.catch((err: unknown) => this.log.error('session crashed', { session: upgrade.sessionId, error: err as Error }));
       },
     });

@@ -1,4 +1,6 @@
 import { isIP } from 'node:net';
+import { parseHostSpec } from '../docker/hosts.js';
+import { ConfigError } from './config-error.js';
 import {
   DEFAULT_DRAIN_TIMEOUT_MS,
   DEFAULT_HANDSHAKE_TIMEOUT_MS,
@@ -22,7 +24,8 @@ export interface BrokerConfig {
   /** Dev mode: a generated signing key and a minted token for the local user (loopback only). */
   dev: boolean;
   docker: {
-    host: string | undefined;
+    /** The engines to reach, each `{name, url}`; the first is the default for unnamed tools. */
+    hosts: Array<{ name: string; url: string }>;
     /** How a session's leftover processes are found: auto, host (/proc) or exec (sh in the container). */
     reapMode: 'auto' | 'host' | 'exec';
   };
@@ -67,13 +70,7 @@ export interface AuthConfig {
   denyApps: string[];
 }
 
-/** A bad setting: the message names it, so start-up can fail with one clear line. */
-export class ConfigError extends Error {
-  constructor(readonly setting: string, problem: string) {
-    super(`invalid setting ${setting}: ${problem}`);
-    this.name = 'ConfigError';
-  }
-}
+export { ConfigError } from './config-error.js';
 
 /** Raw values as they come from flags, ENTRY_* variables or a config file. */
 export type RawSettings = Record<string, unknown>;
@@ -150,6 +147,17 @@ function parseOidc(raw: RawSettings): OidcClientConfig | null {
   return { issuer, clientId, scopes };
 }
 
+function parseDockerHosts(raw: RawSettings): BrokerConfig['docker']['hosts'] {
+  const specs = list(raw, 'docker-host', []);
+  const hosts = (specs.length > 0 ? specs : ['unix:///var/run/docker.sock']).map(parseHostSpec);
+  const names = new Set<string>();
+  for (const h of hosts) {
+    if (names.has(h.name)) throw new ConfigError('--docker-host', `two hosts are called ${h.name}: name them NAME=URL`);
+    names.add(h.name);
+  }
+  return hosts;
+}
+
 function parseRedis(raw: RawSettings): BrokerConfig['redis'] {
   const url = str(raw, 'redis-url');
   const sentinels = list(raw, 'redis-sentinels', []);
@@ -221,7 +229,7 @@ export function parseConfig(raw: RawSettings): BrokerConfig {
     listen,
     auth,
     dev,
-    docker: { host: str(raw, 'docker-host'), reapMode },
+    docker: { hosts: parseDockerHosts(raw), reapMode },
     limits: {
       pingIntervalMs: int(raw, 'ping-interval', DEFAULT_PING_INTERVAL_MS, 10, 3_600_000),
       maxFrameBytes: int(raw, 'max-frame', DEFAULT_MAX_FRAME_BYTES, 1024, 64 * 1024 * 1024),

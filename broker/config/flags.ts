@@ -17,7 +17,7 @@ const OPTIONS = {
   'roles-claim': { type: 'string', describe: 'claim path listing roles, e.g. realm_access.roles [default: roles]' },
   'admin-role': { type: 'string', describe: 'role that may enter every app [default: entry-admin]' },
   'deny-apps': { type: 'string', array: true, describe: 'apps never enterable [default: entry]' },
-  'docker-host': { type: 'string', describe: 'Docker engine URL [default: DOCKER_HOST or the local socket]' },
+  'docker-host': { type: 'string', array: true, describe: '[NAME=]URL of a Docker engine, repeatable: unix://, tcp:// (TLS with DOCKER_CERT_PATH), ssh:// [default: DOCKER_HOST or the local socket]' },
   'ping-interval': { type: 'number', describe: 'ms between PING messages [default: 10000]' },
   'max-frame': { type: 'number', describe: 'largest client message in bytes [default: 1048576]' },
   'start-timeout': { type: 'number', describe: 'ms a protocol-2 client has to send START [default: 10000]' },
@@ -68,6 +68,8 @@ export function readSettings(argv = hideBin(process.argv), env: NodeJS.ProcessEn
     const envName = `ENTRY_${key.toUpperCase().replace(/-/g, '_')}`;
     raw[key] = parsed[key] !== undefined ? parsed[key] : env[envName] !== undefined ? env[envName] : file[key];
   }
+  // ENTRY_DOCKER_HOSTS lists several, comma-separated; DOCKER_HOST is the usual single default.
+  if (raw['docker-host'] === undefined && env['ENTRY_DOCKER_HOSTS']) raw['docker-host'] = env['ENTRY_DOCKER_HOSTS'];
   if (raw['docker-host'] === undefined && env['DOCKER_HOST']) raw['docker-host'] = env['DOCKER_HOST'];
   return raw;
 }

@@ -1,9 +1,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type Docker from 'dockerode';
 import type { AuthGuard } from '../auth/guard.js';
 import type { Identity } from '../auth/identity.js';
 import type { AccessPolicy } from '../auth/policy.js';
 import type { TicketStore } from '../auth/tickets.js';
+import type { DockerHost } from '../docker/hosts.js';
 import { listTargets, validateTarget } from '../docker/resolver.js';
 import { EntryError } from '../errors.js';
 import type { Store } from '../store/store.js';
@@ -14,7 +14,7 @@ export interface ApiDeps {
   guard: AuthGuard;
   policy: AccessPolicy;
   tickets: TicketStore;
-  docker: Docker;
+  hosts: readonly DockerHost[];
   store: Store;
 }
 
@@ -68,7 +68,7 @@ async function issueTicket(req: IncomingMessage, res: ServerResponse, identity: 
 }
 
 async function containers(res: ServerResponse, identity: Identity, deps: ApiDeps): Promise<void> {
-  const all = await listTargets(deps.docker);
+  const all = await listTargets(deps.hosts);
   sendJson(res, 200, { containers: all.filter((t) => deps.policy.allows(identity, t.app)) });
 }
 

@@ -7,7 +7,7 @@ import { serveStatic } from './static.js';
 
 export interface HttpDeps {
   /** Whether the Docker engine and the shared store answer right now. */
-  ready(): Promise<{ docker: boolean; store: boolean }>;
+  ready(): Promise<{ docker: boolean; store: boolean; hosts: Record<string, boolean> }>;
   draining(): boolean;
   /** Set once the broker has its keys; until then the API answers 503. */
   api(): ApiDeps | undefined;
@@ -31,9 +31,9 @@ export function createRequestHandler(deps: HttpDeps) {
         sendJson(res, 503, { status: 'draining' });
         return;
       }
-      const { docker, store } = await deps.ready();
+      const { docker, store, hosts } = await deps.ready();
       const status = !docker ? 'docker engine unreachable' : !store ? 'shared store unreachable' : 'ready';
-      sendJson(res, docker && store ? 200 : 503, { status, docker, store });
+      sendJson(res, docker && store ? 200 : 503, { status, docker, store, hosts });
       return;
     }
     if (path === '/enter' || path === '/attach') {

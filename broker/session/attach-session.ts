@@ -1,4 +1,3 @@
-import type Docker from 'dockerode';
 import { ResponseType } from '../../proto/codec.js';
 import { DockerDemuxer } from '../docker/demux.js';
 import { dockerFailure } from '../docker/engine.js';
@@ -15,8 +14,9 @@ const ATTACH_TAIL_LINES = 100;
  * /attach: the container's own stdout/stderr, read-only, as the original had. Client input is
  * ignored. Ends when the client goes or the container stops.
  */
-export async function runAttachSession(upgrade: AdmittedUpgrade, docker: Docker, log: Logger): Promise<void> {
+export async function runAttachSession(upgrade: AdmittedUpgrade, log: Logger): Promise<void> {
   const { ws, container, request } = upgrade;
+  const docker = container.host.docker;
   let stream: NodeJS.ReadableStream & { destroy?: () => void; pause(): void; resume(): void };
   try {
     const inspect = await docker.getContainer(container.id).inspect();

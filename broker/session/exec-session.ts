@@ -1,6 +1,4 @@
-import type Docker from 'dockerode';
 import { DockerExecProcess } from '../docker/exec-process.js';
-import type { ProcessReaper } from '../docker/process-reaper.js';
 import { EntryError, isEntryError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { AdmittedUpgrade } from '../transport/gateway.js';
@@ -11,9 +9,6 @@ import { describeEnd, Relay } from './relay.js';
 import type { EndReason } from './types.js';
 
 export interface ExecSessionDeps {
-  docker: Docker;
-  dockerHost: string;
-  reaper: ProcessReaper;
   registry: SessionRegistry;
   log: Logger;
   pingIntervalMs: number;
@@ -50,7 +45,7 @@ export async function runExecSession(upgrade: AdmittedUpgrade, deps: ExecSession
       return relay?.stop(error);
     },
   });
-  const fields = { session: sessionId, user: identity.user, app: target.app, proc: target.proc, instance: target.instance, container: container.id.slice(0, 12), remote: upgrade.remoteAddress };
+  const fields = { session: sessionId, user: identity.user, app: target.app, proc: target.proc, instance: target.instance, container: container.id.slice(0, 12), host: container.host.name, remote: upgrade.remoteAddress };
   try {
     let plan: ProcessPlan;
     let exec: DockerExecProcess;
@@ -60,7 +55,7 @@ export async function runExecSession(upgrade: AdmittedUpgrade, deps: ExecSession
       await deps.registry.reserve(identity.user, sessionId);
       registered = true;
       if (stopRequested) throw stopRequested;
-      exec = await DockerExecProcess.open(deps.docker, deps.reaper, {
+      exec = await DockerExecProcess.open(container.host.docker, container.host.reaper, {
         containerId: container.id,
         sessionId,
         cmd: plan.cmd,
@@ -105,7 +100,7 @@ export async function runExecSession(upgrade: AdmittedUpgrade, deps: ExecSession
           proc: target.proc,
           instance: target.instance,
           container: container.id,
-          dockerHost: deps.dockerHost,
+          dockerHost: container.host.name,
           broker: deps.registry.brokerId,
           startedAt: new Date(started).toISOString(),
           bytesIn: 0,

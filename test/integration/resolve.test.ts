@@ -1,11 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connectHosts } from '../../broker/docker/hosts.js';
 import { ContainerResolver } from '../../broker/docker/resolver.js';
 import { EntryError } from '../../broker/errors.js';
 import { docker, TestContainers, uniqueApp } from '../helpers/containers.js';
 
 describe('finding the container by labels', () => {
   const containers = new TestContainers();
-  const resolver = new ContainerResolver(docker);
+  const resolver = new ContainerResolver(connectHosts([{ name: 'local', url: 'unix:///var/run/docker.sock' }], 'auto', docker));
   const app = uniqueApp();
   const ids: Record<string, string> = {};
 

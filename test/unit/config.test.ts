@@ -19,7 +19,7 @@ describe('parseConfig', () => {
     const config = parseConfig(KEY);
     expect(config.listen).toEqual({ host: '127.0.0.1', port: 8022 });
     expect(config.dev).toBe(false);
-    expect(config.docker.host).toBeUndefined();
+    expect(config.docker.hosts).toEqual([{ name: 'local', url: 'unix:///var/run/docker.sock' }]);
     expect(config.limits).toEqual({
       pingIntervalMs: 10_000,
       maxFrameBytes: 1024 * 1024,
@@ -110,6 +110,16 @@ describe('parseConfig', () => {
     expect(config.auth.clockToleranceSec).toBe(0);
   });
 
+  it('reads several named Docker hosts and refuses duplicates', () => {
+    const c = parseConfig({ ...KEY, 'docker-host': ['a=unix:///run/a.sock', 'tcp://10.0.0.2:2376'] });
+    expect(c.docker.hosts).toEqual([
+      { name: 'a', url: 'unix:///run/a.sock' },
+      { name: '10.0.0.2:2376', url: 'tcp://10.0.0.2:2376' },
+    ]);
+    expect(configError({ ...KEY, 'docker-host': ['x=unix:///a', 'x=unix:///b'] }).setting).toBe('--docker-host');
+    expect(configError({ ...KEY, 'docker-host': 'ftp://nope' }).setting).toBe('--docker-host');
+  });
+
   it('validates the Redis settings', () => {
     expect(parseConfig({ ...KEY, 'redis-url': 'redis://127.0.0.1:6379' }).redis.url).toBe('redis://127.0.0.1:6379');
     expect(configError({ ...KEY, 'redis-url': 'http://x' }).setting).toBe('--redis-url');
@@ -157,7 +167,7 @@ describe('parseConfig', () => {
     expect(config.auth.adminRole).toBe('ops');
     expect(config.auth.issuer).toBe('https://idp.example');
     expect(config.auth.audience).toBe('entry');
-    expect(config.docker.host).toBe('unix:///var/run/docker.sock');
+    expect(config.docker.hosts).toEqual([{ name: 'local', url: 'unix:///var/run/docker.sock' }]);
   });
 });
 

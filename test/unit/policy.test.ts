@@ -4,7 +4,7 @@ import { AccessPolicy, appMatches, globToRegExp } from '../../broker/auth/policy
 import { EntryError } from '../../broker/errors.js';
 
 function identity(apps: string[], admin = false): Identity {
-  return { user: 'alice', apps, roles: admin ? ['entry-admin'] : [], admin, tokenId: undefined, expiresAt: 0 };
+  return { user: 'alice', apps, roles: admin ? ['entry-admin'] : [], admin, tokenId: undefined, issuedAt: 0, expiresAt: 0 };
 }
 
 function refusal(policy: AccessPolicy, who: Identity, app: string): EntryError {
