@@ -21,6 +21,7 @@ import { createRequestHandler } from './http/routes.js';
 import { createLogger, type Logger } from './log.js';
 import { runAttachSession } from './session/attach-session.js';
 import { runExecSession, type LiveSession } from './session/exec-session.js';
+import type { SessionObserver } from './session/observer.js';
 import { SessionRegistry } from './session/registry.js';
 import { MemoryStore } from './store/memory-store.js';
 import { createRedisClient } from './store/redis-connection.js';
@@ -51,6 +52,8 @@ export class EntryBroker {
   private store: Store | undefined;
   private readonly sessions = new Map<string, LiveSession>();
   private draining = false;
+  /** Followers of every session (audit, recordings, metrics), added before start. */
+  readonly observers: SessionObserver[] = [];
   /** The dev token, in dev mode only. */
   devToken: string | undefined;
 
@@ -116,6 +119,7 @@ export class EntryBroker {
     }
     const registry = new SessionRegistry(store, { brokerId: this.id, ttlMs: config.limits.sessionTtlMs, maxUserSessions: config.limits.maxUserSessions }, this.log);
     const sessionDeps = {
+      observers: this.observers,
       registry,
       log: this.log,
       pingIntervalMs: config.limits.pingIntervalMs,

@@ -4,11 +4,13 @@ import type { Logger } from '../log.js';
 import type { AdmittedUpgrade } from '../transport/gateway.js';
 import { WsTerminal } from '../transport/ws-terminal.js';
 import { interactivePlan, planFromStart, type ProcessPlan } from './exec-spec.js';
+import { combineTaps, type SessionInfo, type SessionObserver } from './observer.js';
 import type { SessionRegistry } from './registry.js';
 import { describeEnd, Relay } from './relay.js';
 import type { EndReason } from './types.js';
 
 export interface ExecSessionDeps {
+  observers: SessionObserver[];
   registry: SessionRegistry;
   log: Logger;
   pingIntervalMs: number;
@@ -71,10 +73,29 @@ export async function runExecSession(upgrade: AdmittedUpgrade, deps: ExecSession
       const reason: EndReason = { kind: 'failed', error };
       await terminal.finish(reason);
       deps.log.info('session refused', { ...fields, code: error.code, reason: error.message });
+      for (const o of deps.observers) o.refused?.({ id: sessionId, user: identity.user, source: upgrade.remoteAddress, ...target, container: container.id, host: container.host.name, code: error.code, reason: error.message });
       return reason;
     }
     deps.log.info('session start', { ...fields, tty: plan.tty, argv: plan.interactive ? undefined : plan.argv, user_as: plan.user || undefined });
+    const info: SessionInfo = {
+      id: sessionId,
+      user: identity.user,
+      source: upgrade.remoteAddress,
+      ...target,
+      container: container.id,
+      host: container.host.name,
+      argv: plan.interactive ? null : plan.argv,
+      tty: plan.tty,
+      runAs: plan.user,
+      workdir: plan.workdir,
+      term: plan.env.find((e) => e.startsWith('TERM='))?.slice(5) ?? '',
+      cols: plan.size?.cols ?? 80,
+      rows: plan.size?.rows ?? 24,
+      startedAt: started,
+    };
+    const tap = combineTaps(deps.observers.map((o) => o.started(info)));
     const r = new Relay(terminal, exec, {
+      ...(tap ? { tap } : {}),
       pingIntervalMs: deps.pingIntervalMs,
       idleTimeoutMs: deps.idleTimeoutMs,
       maxSessionMs: deps.maxSessionMs,
@@ -113,6 +134,7 @@ export async function runExecSession(upgrade: AdmittedUpgrade, deps: ExecSession
       .catch((err: unknown) => deps.log.warn('session not registered', { ...fields, error: err as Error }));
     if (stopRequested) void r.stop(stopRequested);
     const reason = await r.run();
+    tap?.ended?.({ reason, durationMs: Date.now() - started, bytesIn: r.bytesIn, bytesOut: r.bytesOut });
     deps.log.info('session end', {
       ...fields,
       how: reason.kind,

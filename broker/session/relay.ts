@@ -1,4 +1,5 @@
 import { EntryError } from '../errors.js';
+import type { SessionTap } from './observer.js';
 import type { EndReason, OutputStream, ProcessSide, TerminalSide } from './types.js';
 
 export interface RelayOptions {
@@ -8,6 +9,8 @@ export interface RelayOptions {
   idleTimeoutMs?: number;
   /** The session ends after this long whatever happens (ENTRY_MAX_DURATION); 0: never. */
   maxSessionMs?: number;
+  /** Followers of the byte stream (recording, metrics); called before the bytes move on. */
+  tap?: SessionTap;
   /** Told as soon as the session's end is decided, before clean-up and the final messages. */
   onEnding?: (reason: EndReason) => void;
   /** Told when ending the process failed (engine gone, no sh in the image); the session still ends. */
@@ -51,13 +54,16 @@ export class Relay {
         if (this.ended) return;
         this.lastActivity = Date.now();
         this.bytesIn += data.length;
+        this.options.tap?.input?.(data);
         if (!process.write(data) && !this.inputPausedByProcess) {
           this.inputPausedByProcess = true;
           terminal.pauseInput();
         }
       },
       resize: (cols, rows) => {
-        if (!this.ended) process.resize(cols, rows);
+        if (this.ended) return;
+        this.options.tap?.resize?.(cols, rows);
+        process.resize(cols, rows);
       },
       inputEnd: () => {
         if (!this.ended) process.endInput();
@@ -80,6 +86,7 @@ export class Relay {
         if (this.ended) return;
         this.lastActivity = Date.now();
         this.bytesOut += data.length;
+        this.options.tap?.output?.(stream, data);
         if (!terminal.send(stream, data) && !this.outputPausedByTerminal) {
           this.outputPausedByTerminal = true;
           process.pauseOutput();

@@ -1,0 +1,63 @@
+import type { EndReason, OutputStream } from './types.js';
+
+/** What is known about a session once its process runs. */
+export interface SessionInfo {
+  id: string;
+  user: string;
+  source: string;
+  app: string;
+  proc: string;
+  instance: string;
+  container: string;
+  host: string;
+  /** The command for scripted runs; null for the interactive shell. */
+  argv: string[] | null;
+  tty: boolean;
+  runAs: string;
+  workdir: string;
+  term: string;
+  cols: number;
+  rows: number;
+  startedAt: number;
+}
+
+export interface SessionOutcome {
+  reason: EndReason;
+  durationMs: number;
+  bytesIn: number;
+  bytesOut: number;
+}
+
+/**
+ * Something that follows sessions without taking part in them: audit, recordings, metrics.
+ * The per-chunk calls sit on the hot path: they must be cheap and must not throw.
+ */
+export interface SessionObserver {
+  /** Called when a session starts; may return per-session taps for its byte stream. */
+  started(info: SessionInfo): SessionTap | undefined;
+  /** Called when an upgrade or a session is refused before its process runs. */
+  refused?(info: Partial<SessionInfo> & { code: string; reason: string }): void;
+}
+
+export interface SessionTap {
+  input?(data: Uint8Array): void;
+  output?(stream: OutputStream, data: Uint8Array): void;
+  resize?(cols: number, rows: number): void;
+  ended?(outcome: SessionOutcome): void;
+}
+
+/** Combines several taps into one (or none when none tap). */
+export function combineTaps(taps: Array<SessionTap | undefined>): SessionTap | undefined {
+  const list = taps.filter((t): t is SessionTap => t !== undefined);
+  if (list.length === 0) return undefined;
+  if (list.length === 1) return list[0];
+  const inputs = list.filter((t) => t.input);
+  const outputs = list.filter((t) => t.output);
+  const resizes = list.filter((t) => t.resize);
+  return {
+    ...(inputs.length ? { input: (d: Uint8Array) => inputs.forEach((t) => t.input!(d)) } : {}),
+    ...(outputs.length ? { output: (s: OutputStream, d: Uint8Array) => outputs.forEach((t) => t.output!(s, d)) } : {}),
+    ...(resizes.length ? { resize: (c: number, r: number) => resizes.forEach((t) => t.resize!(c, r)) } : {}),
+    ended: (o: SessionOutcome) => list.forEach((t) => t.ended?.(o)),
+  };
+}
