@@ -5,6 +5,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type Docker from 'dockerode';
+import { AuditTrail } from './audit/audit-trail.js';
 import { createDevIdentity } from './auth/dev.js';
 import { AuthGuard } from './auth/guard.js';
 import { loadVerificationKey, type VerificationKey } from './auth/keys.js';
@@ -19,6 +20,7 @@ import { EntryError } from './errors.js';
 import type { ApiDeps } from './http/api.js';
 import { createRequestHandler } from './http/routes.js';
 import { createLogger, type Logger } from './log.js';
+import { Recorder } from './recording/recorder.js';
 import { runAttachSession } from './session/attach-session.js';
 import { runExecSession, type LiveSession } from './session/exec-session.js';
 import type { SessionObserver } from './session/observer.js';
@@ -52,6 +54,7 @@ export class EntryBroker {
   private store: Store | undefined;
   private readonly sessions = new Map<string, LiveSession>();
   private draining = false;
+  private recorder: Recorder | undefined;
   /** Followers of every session (audit, recordings, metrics), added before start. */
   readonly observers: SessionObserver[] = [];
   /** The dev token, in dev mode only. */
@@ -132,15 +135,23 @@ export class EntryBroker {
       this.sessions.set(s.id, s);
       return () => this.sessions.delete(s.id);
     };
-    const guard = new AuthGuard(new TokenVerifier(key, config.auth), store, config.limits);
+    const audit = new AuditTrail(store, this.log, { brokerId: this.id, maxEvents: config.audit.maxEvents, alertRules: config.audit.alertRules });
+    this.observers.push(audit);
+    const recorder = config.audit.recordingsDir
+      ? new Recorder({ dir: config.audit.recordingsDir, recordInput: config.audit.recordInput, maxBytes: config.audit.recordingMaxBytes, retentionDays: config.audit.retentionDays }, this.log)
+      : undefined;
+    if (recorder) this.observers.push(recorder);
+    this.recorder = recorder;
+    const guard = new AuthGuard(new TokenVerifier(key, config.auth), store, config.limits, (err, source, claimed) => audit.authFailure(err, source, claimed));
     const policy = new AccessPolicy(config.auth.denyApps);
     const tickets = new Tickets(store);
-    api = { guard, policy, tickets, hosts, store };
+    api = { guard, policy, tickets, hosts, store, audit, recorder };
     void store.subscribe(this.id, (message) => {
       if (message.type !== 'kill') return;
       const session = this.sessions.get(message.sessionId);
       if (!session) return;
       this.log.info('session kill', { session: message.sessionId, by: message.by });
+      audit.record({ type: 'session.kill', sessionId: message.sessionId, user: session.user, by: message.by });
       void session.stop(new EntryError('ENTRY_KILLED', `by ${message.by}`));
     }).catch((err: unknown) => this.log.warn('control channel not subscribed', { error: err as Error }));
     this.gateway = new Gateway({
@@ -188,6 +199,7 @@ export class EntryBroker {
       this.server.close(() => resolve());
       this.server.closeAllConnections();
     });
+    this.recorder?.close();
     await this.store?.close();
   }
 }

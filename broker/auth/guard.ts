@@ -20,6 +20,8 @@ export class AuthGuard {
     private readonly verifier: TokenVerifier,
     private readonly store: Store,
     private readonly limits: GuardLimits,
+    /** Told of every refused authentication (the audit trail's auth.failure). */
+    private readonly onFailure: (err: unknown, source: string, claimedUser: string | undefined) => void = () => undefined,
   ) {}
 
   async authenticate(token: string | undefined, source: string): Promise<Identity> {
@@ -27,7 +29,11 @@ export class AuthGuard {
     const keys = [`authfail:ip:${source}`, ...(claimed ? [`authfail:user:${claimed}`] : [])];
     for (const key of keys) {
       const d = await storeCall(() => this.store.peek(key, this.limits.authFailureLimit));
-      if (!d.allowed) throw rateLimited(d.retryAfterMs);
+      if (!d.allowed) {
+        const err = rateLimited(d.retryAfterMs);
+        this.onFailure(err, source, claimed);
+        throw err;
+      }
     }
     let identity: Identity;
     try {
@@ -36,6 +42,7 @@ export class AuthGuard {
         throw new EntryError('ENTRY_TOKEN_REVOKED');
       }
     } catch (err) {
+      this.onFailure(err, source, claimed);
       if (err instanceof EntryError && err.status === 401) {
         await Promise.all(keys.map((k) => this.store.hit(k, this.limits.authFailureLimit, this.limits.authFailureWindowMs).catch(() => undefined)));
       }

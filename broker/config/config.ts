@@ -15,6 +15,9 @@ import {
   DEFAULT_AUTH_FAILURE_WINDOW_MS,
   DEFAULT_MAX_USER_SESSIONS,
   DEFAULT_SESSION_TTL_MS,
+  DEFAULT_AUDIT_MAX_EVENTS,
+  DEFAULT_RECORDING_MAX_BYTES,
+  DEFAULT_RECORDING_RETENTION_DAYS,
 } from './limits.js';
 
 /** Typed, validated broker configuration. Built only by `parseConfig`. */
@@ -43,6 +46,17 @@ export interface BrokerConfig {
     maxUserSessions: number;
     authFailureLimit: number;
     authFailureWindowMs: number;
+  };
+  audit: {
+    maxEvents: number;
+    alertRules: RegExp[];
+    /** Recordings directory; undefined: sessions are not recorded. */
+    recordingsDir: string | undefined;
+    recordInput: boolean;
+    recordingMaxBytes: number;
+    retentionDays: number;
+    /** Tell a watched user that an admin is watching. */
+    watchBanner: boolean;
   };
   /** Shared state: Redis when a URL is given, else in memory (one broker). */
   redis: {
@@ -158,6 +172,34 @@ function parseDockerHosts(raw: RawSettings): BrokerConfig['docker']['hosts'] {
   return hosts;
 }
 
+function bool(raw: RawSettings, key: string, fallback: boolean): boolean {
+  const v = raw[key];
+  if (v === undefined || v === null || v === '') return fallback;
+  if (v === true || v === 'true' || v === '1') return true;
+  if (v === false || v === 'false' || v === '0') return false;
+  throw new ConfigError(`--${key}`, `must be true or false, got ${JSON.stringify(v)}`);
+}
+
+function parseAudit(raw: RawSettings): BrokerConfig['audit'] {
+  const alertRules = list(raw, 'alert-rule', []).map((r) => {
+    try {
+      return new RegExp(r);
+    } catch (err) {
+      throw new ConfigError('--alert-rule', `not a regular expression: ${r} (${(err as Error).message})`);
+    }
+  });
+  const dir = str(raw, 'recordings-dir') ?? '/var/lib/entry/recordings';
+  return {
+    maxEvents: int(raw, 'audit-max-events', DEFAULT_AUDIT_MAX_EVENTS, 100, 100_000_000),
+    alertRules,
+    recordingsDir: dir === 'none' ? undefined : dir,
+    recordInput: bool(raw, 'record-input', false),
+    recordingMaxBytes: int(raw, 'recording-max-bytes', DEFAULT_RECORDING_MAX_BYTES, 1024, 1024 ** 4),
+    retentionDays: int(raw, 'recording-retention-days', DEFAULT_RECORDING_RETENTION_DAYS, 0, 36_500),
+    watchBanner: bool(raw, 'watch-banner', true),
+  };
+}
+
 function parseRedis(raw: RawSettings): BrokerConfig['redis'] {
   const url = str(raw, 'redis-url');
   const sentinels = list(raw, 'redis-sentinels', []);
@@ -246,6 +288,7 @@ export function parseConfig(raw: RawSettings): BrokerConfig {
       authFailureWindowMs: int(raw, 'auth-failure-window', DEFAULT_AUTH_FAILURE_WINDOW_MS, 1_000, 86_400_000),
     },
     redis: parseRedis(raw),
+    audit: parseAudit(raw),
     allowedOrigins: list(raw, 'allowed-origin', []),
     oidc: parseOidc(raw),
     logLevel,

@@ -66,3 +66,12 @@ export const DEFAULT_MAX_USER_SESSIONS = 0;
 /** --auth-failure-limit per --auth-failure-window, per source address and per claimed user. */
 export const DEFAULT_AUTH_FAILURE_LIMIT = 20;
 export const DEFAULT_AUTH_FAILURE_WINDOW_MS = 60_000;
+
+/** --recording-max-bytes: a recording stops growing here and ends with a marker (100 MiB). */
+export const DEFAULT_RECORDING_MAX_BYTES = 100 * 1024 * 1024;
+
+/** --recording-retention-days: recordings older than this are deleted. 0 keeps them forever. */
+export const DEFAULT_RECORDING_RETENTION_DAYS = 90;
+
+/** --audit-max-events: events kept in the stored trail (Redis stream or memory), newest kept. */
+export const DEFAULT_AUDIT_MAX_EVENTS = 100_000;

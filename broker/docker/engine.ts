@@ -1,13 +1,50 @@
 import Docker from 'dockerode';
 import { EntryError } from '../errors.js';
 
-/** Connects to a Docker engine given as `unix:///path`, `tcp://host:port` or a bare socket path. */
-export function connectDocker(host: string | undefined): Docker {
+/** How the broker authenticates to remote engines (tcp:// with TLS, ssh://). */
+export interface DockerClientOptions {
+  /** PEM contents; with any of them set, tcp:// engines are reached over TLS (verified). */
+  tls?: { ca?: Buffer; cert?: Buffer; key?: Buffer };
+  /** ssh:// engines: private key (else the agent at SSH_AUTH_SOCK) and the host keys to accept. */
+  ssh?: { privateKey?: Buffer; hostVerifier?: (host: string, port: number) => (key: Buffer) => boolean };
+}
+
+/**
+ * Connects to a Docker engine given as `unix:///path`, a bare socket path, `tcp://host:port`
+ * (TLS when TLS material is configured, or with `https://`), or `ssh://user@host[:port]`
+ * (the engine's host needs the docker CLI: Entry runs `docker system dial-stdio` there).
+ */
+export function connectDocker(host: string | undefined, client: DockerClientOptions = {}): Docker {
   if (!host) return new Docker({ socketPath: '/var/run/docker.sock' });
   if (host.startsWith('unix://')) return new Docker({ socketPath: host.slice('unix://'.length) });
   if (host.startsWith('/')) return new Docker({ socketPath: host });
+  if (host.startsWith('ssh://')) {
+    const url = new URL(host);
+    const port = Number(url.port || 22);
+    return new Docker({
+      protocol: 'ssh',
+      host: url.hostname,
+      port,
+      username: decodeURIComponent(url.username || 'root'),
+      sshOptions: {
+        ...(client.ssh?.privateKey ? { privateKey: client.ssh.privateKey } : { agent: process.env['SSH_AUTH_SOCK'] }),
+        ...(client.ssh?.hostVerifier ? { hostVerifier: client.ssh.hostVerifier(url.hostname, port) } : {}),
+        readyTimeout: 5_000,
+        keepaliveInterval: 10_000,
+      },
+    });
+  }
   const url = new URL(host.replace(/^tcp:/, 'http:'));
-  return new Docker({ host: url.hostname, port: Number(url.port || 2375), protocol: url.protocol === 'https:' ? 'https' : 'http' });
+  const tls = client.tls && (client.tls.ca || client.tls.cert) ? client.tls : undefined;
+  const secure = url.protocol === 'https:' || tls !== undefined;
+  return new Docker({
+    host: url.hostname,
+    port: Number(url.port || (secure ? 2376 : 2375)),
+    protocol: secure ? 'https' : 'http',
+    ...(tls?.ca ? { ca: tls.ca } : {}),
+    ...(tls?.cert ? { cert: tls.cert } : {}),
+    ...(tls?.key ? { key: tls.key } : {}),
+  });
 }
 
 /** Wraps a failed Engine API call: connection errors say the engine is unreachable. */

@@ -1,6 +1,7 @@
 import type Docker from 'dockerode';
 import { ConfigError } from '../config/config-error.js';
-import { connectDocker } from './engine.js';
+import type { HostContainerIndex } from './container-index.js';
+import { connectDocker, type DockerClientOptions } from './engine.js';
 import { ProcessReaper, type ReapMode } from './process-reaper.js';
 
 /** One Docker engine the broker reaches, with its name as sessions and audit show it. */
@@ -9,6 +10,8 @@ export interface DockerHost {
   url: string;
   docker: Docker;
   reaper: ProcessReaper;
+  /** Its containers, kept current from the event stream (set by ContainerIndex; absent: list on demand). */
+  index?: HostContainerIndex;
 }
 
 /** Parses `[NAME=]URL`; a host without a name is called by its URL's host part, or `local`. */
@@ -23,9 +26,9 @@ export function parseHostSpec(spec: string): { name: string; url: string } {
   return { name: new URL(url).host, url };
 }
 
-export function connectHosts(specs: Array<{ name: string; url: string }>, reapMode: ReapMode, override?: Docker): DockerHost[] {
+export function connectHosts(specs: Array<{ name: string; url: string }>, reapMode: ReapMode, override?: Docker, client: DockerClientOptions = {}): DockerHost[] {
   return specs.map((s) => {
-    const docker = override ?? connectDocker(s.url);
+    const docker = override ?? connectDocker(s.url, client);
     return { ...s, docker, reaper: new ProcessReaper(docker, reapMode) };
   });
 }

@@ -7,7 +7,10 @@ import type { DockerHost } from '../docker/hosts.js';
 import { listTargets, validateTarget } from '../docker/resolver.js';
 import { EntryError } from '../errors.js';
 import type { Store } from '../store/store.js';
+import type { AuditTrail } from '../audit/audit-trail.js';
+import type { Recorder } from '../recording/recorder.js';
 import { killSession, listSessions, revoke } from './admin.js';
+import { queryAudit, sendRecording } from './audit-routes.js';
 import { bearerToken, readJson, sendError, sendJson } from './respond.js';
 
 export interface ApiDeps {
@@ -16,6 +19,8 @@ export interface ApiDeps {
   tickets: TicketStore;
   hosts: readonly DockerHost[];
   store: Store;
+  audit: AuditTrail;
+  recorder: Recorder | undefined;
 }
 
 type Handler = (req: IncomingMessage, res: ServerResponse, identity: Identity, deps: ApiDeps, param: string) => Promise<void> | void;
@@ -28,6 +33,8 @@ type Handler = (req: IncomingMessage, res: ServerResponse, identity: Identity, d
  *   GET    /api/sessions       (admin) → {sessions: [{id, user, app, proc, instance, …}]}
  *   DELETE /api/sessions/:id   (admin) → 202 {id, broker}
  *   POST   /api/revocations    (admin) {jti, expiresAt} | {user, before} → 204
+ *   GET    /api/audit          (admin) ?user&app&type&session&q&since&until&limit&cursor → {events, next}
+ *   GET    /api/sessions/:id/recording (admin) → the asciicast v2 file
  */
 const ROUTES: Array<{ method: string; path: RegExp; handler: Handler }> = [
   { method: 'POST', path: /^\/api\/tickets$/, handler: (req, res, id, deps) => issueTicket(req, res, id, deps) },
@@ -36,6 +43,8 @@ const ROUTES: Array<{ method: string; path: RegExp; handler: Handler }> = [
   { method: 'GET', path: /^\/api\/sessions$/, handler: (_req, res, id, deps) => listSessions(res, id, deps.store) },
   { method: 'DELETE', path: /^\/api\/sessions\/([A-Za-z0-9-]{1,64})$/, handler: (_req, res, id, deps, param) => killSession(res, id, deps.store, param) },
   { method: 'POST', path: /^\/api\/revocations$/, handler: (req, res, id, deps) => revoke(req, res, id, deps.store) },
+  { method: 'GET', path: /^\/api\/audit$/, handler: (req, res, id, deps) => queryAudit(req, res, id, deps.store) },
+  { method: 'GET', path: /^\/api\/sessions\/([A-Za-z0-9-]{1,64})\/recording$/, handler: (_req, res, id, deps, param) => sendRecording(res, id, deps.recorder, param) },
 ];
 
 /** Answers an /api request. Returns false when the path is not an API path. */

@@ -1,3 +1,4 @@
+import { type AuditEvent, type AuditPage, type AuditQuery, matches } from '../audit/events.js';
 import type { ControlMessage, RateDecision, SessionRecord, Store } from './store.js';
 
 /** Bound on tickets and rate-limit windows kept, so no caller can grow memory without limit. */
@@ -13,6 +14,10 @@ export class MemoryStore implements Store {
   private readonly revokedJti = new Map<string, number>();
   private readonly revokedUsers = new Map<string, number>();
   private readonly handlers = new Map<string, Array<(m: ControlMessage) => void>>();
+  private readonly outputHandlers = new Map<string, Set<(data: Buffer) => void>>();
+  /** Audit events, oldest first; `auditBase` is the sequence number of the first. */
+  private audit: AuditEvent[] = [];
+  private auditBase = 0;
 
   async putTicket(key: string, value: string, ttlMs: number): Promise<void> {
     this.sweep(this.tickets);
@@ -107,6 +112,41 @@ export class MemoryStore implements Store {
 
   async subscribe(broker: string, handler: (m: ControlMessage) => void): Promise<void> {
     this.handlers.set(broker, [...(this.handlers.get(broker) ?? []), handler]);
+  }
+
+  async appendAudit(event: AuditEvent, maxLength: number): Promise<void> {
+    this.audit.push(event);
+    if (this.audit.length > maxLength) {
+      const drop = this.audit.length - maxLength;
+      this.audit.splice(0, drop);
+      this.auditBase += drop;
+    }
+  }
+
+  async queryAudit(query: AuditQuery): Promise<AuditPage> {
+    // Cursors are sequence numbers: stable while older events are dropped from the front.
+    let seq = query.cursor !== undefined ? Number(query.cursor) : this.auditBase + this.audit.length - 1;
+    const events: AuditEvent[] = [];
+    for (; seq >= this.auditBase && events.length < query.limit; seq--) {
+      const e = this.audit[seq - this.auditBase];
+      if (e && matches(e, query)) events.push(e);
+    }
+    return { events, next: seq >= this.auditBase ? String(seq) : undefined };
+  }
+
+  async publishOutput(sessionId: string, data: Uint8Array): Promise<void> {
+    const buf = Buffer.from(data);
+    for (const h of this.outputHandlers.get(sessionId) ?? []) h(buf);
+  }
+
+  async subscribeOutput(sessionId: string, handler: (data: Buffer) => void): Promise<() => Promise<void>> {
+    const set = this.outputHandlers.get(sessionId) ?? new Set();
+    set.add(handler);
+    this.outputHandlers.set(sessionId, set);
+    return async () => {
+      set.delete(handler);
+      if (set.size === 0) this.outputHandlers.delete(sessionId);
+    };
   }
 
   healthy(): boolean {

@@ -1,5 +1,9 @@
 import type { Cluster, Redis } from 'ioredis';
+import { type AuditEvent, type AuditPage, type AuditQuery, matches } from '../audit/events.js';
 import type { ControlMessage, RateDecision, SessionRecord, Store } from './store.js';
+
+/** Most stream entries one audit query reads, so a narrow filter cannot scan forever. */
+const AUDIT_SCAN_LIMIT = 20_000;
 
 /** One hash tag for every key: all on one cluster slot, so scripts may touch several. */
 const P = '{entry}:';
@@ -139,6 +143,47 @@ export class RedisStore implements Store {
     const channel = `${P}control:${broker}`;
     this.handlers.set(channel, [...(this.handlers.get(channel) ?? []), handler]);
     await this.subscriber.subscribe(channel);
+  }
+
+  async appendAudit(event: AuditEvent, maxLength: number): Promise<void> {
+    // Approximate trimming (~) keeps XADD O(1); the cap holds within one radix-tree node.
+    await this.redis.xadd(`${P}audit`, 'MAXLEN', '~', maxLength, '*', 'e', JSON.stringify(event));
+  }
+
+  async queryAudit(query: AuditQuery): Promise<AuditPage> {
+    const events: AuditEvent[] = [];
+    let end = query.cursor ? `(${query.cursor}` : '+';
+    let scanned = 0;
+    while (events.length < query.limit && scanned < AUDIT_SCAN_LIMIT) {
+      const batch = (await this.redis.xrevrange(`${P}audit`, end, '-', 'COUNT', 500)) as Array<[string, string[]]>;
+      if (batch.length === 0) return { events, next: undefined };
+      for (const [id, fields] of batch) {
+        scanned++;
+        end = `(${id}`;
+        const e = JSON.parse(fields[1] ?? '{}') as AuditEvent;
+        if (matches(e, query)) {
+          events.push(e);
+          if (events.length === query.limit) return { events, next: id };
+        }
+      }
+    }
+    return { events, next: end.slice(1) };
+  }
+
+  async publishOutput(sessionId: string, data: Uint8Array): Promise<void> {
+    await this.redis.publish(`${P}output:${sessionId}`, Buffer.from(data.buffer, data.byteOffset, data.byteLength));
+  }
+
+  async subscribeOutput(sessionId: string, handler: (data: Buffer) => void): Promise<() => Promise<void>> {
+    const sub = (this.redis as Redis).duplicate({ enableOfflineQueue: true, lazyConnect: false });
+    const channel = `${P}output:${sessionId}`;
+    sub.on('messageBuffer', (ch: Buffer, data: Buffer) => {
+      if (ch.toString() === channel) handler(data);
+    });
+    await sub.subscribe(channel);
+    return async () => {
+      sub.disconnect();
+    };
   }
 
   async close(): Promise<void> {

@@ -3,6 +3,8 @@
  * `RedisStore` serves many. Both pass the same contract suite (test/integration/store-contract).
  */
 
+import type { AuditEvent, AuditPage, AuditQuery } from '../audit/events.js';
+
 /** A live session as the registry shows it. */
 export interface SessionRecord {
   id: string;
@@ -22,11 +24,10 @@ export interface SessionRecord {
 }
 
 /** A control message for the broker holding a session. */
-export interface ControlMessage {
-  type: 'kill';
-  sessionId: string;
-  by: string;
-}
+export type ControlMessage =
+  | { type: 'kill'; sessionId: string; by: string }
+  /** Start (or keep) publishing a session's output for watchers elsewhere; `until` in epoch ms. */
+  | { type: 'watch'; sessionId: string; by: string; until: number };
 
 export interface RateDecision {
   allowed: boolean;
@@ -67,6 +68,15 @@ export interface Store {
   // Cross-broker control over pub/sub.
   publish(broker: string, message: ControlMessage): Promise<void>;
   subscribe(broker: string, handler: (message: ControlMessage) => void): Promise<void>;
+
+  // The audit trail: capped, newest first on read.
+  appendAudit(event: AuditEvent, maxLength: number): Promise<void>;
+  queryAudit(query: AuditQuery): Promise<AuditPage>;
+
+  // Live watch across brokers: output of a watched session fanned out by session id.
+  publishOutput(sessionId: string, data: Uint8Array): Promise<void>;
+  /** Returns a function that unsubscribes. */
+  subscribeOutput(sessionId: string, handler: (data: Buffer) => void): Promise<() => Promise<void>>;
 
   /** Whether the store answers now (false while Redis is unreachable). */
   healthy(): boolean;

@@ -35,7 +35,7 @@ export async function startBrokerProcess(flags: string[] = [], env: Record<strin
   const dir = mkdtempSync(join(tmpdir(), 'entry-broker-'));
   const keyFile = join(dir, 'jwt.pub.pem');
   writeFileSync(keyFile, publicKey.export({ type: 'spki', format: 'pem' }));
-  const child = spawn(process.execPath, [BROKER, '--listen', '127.0.0.1:0', '--jwt-public-key', keyFile, '--log-level', 'info', ...flags], {
+  const child = spawn(process.execPath, [BROKER, '--listen', '127.0.0.1:0', '--jwt-public-key', keyFile, '--log-level', 'info', '--recordings-dir', join(dir, 'recordings'), ...flags], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'ignore', 'pipe'],
   });

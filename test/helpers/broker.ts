@@ -11,6 +11,8 @@ import { createLogger } from '../../broker/log.js';
 export interface TestBroker {
   broker: EntryBroker;
   url: string;
+  /** Where this broker writes its recordings. */
+  recordingsDir: string;
   wsUrl: string;
   privateKey: KeyObject;
   /** Log lines the broker wrote. */
@@ -27,13 +29,14 @@ export async function startTestBroker(settings: RawSettings = {}, opts: { reapMo
   const keyFile = join(dir, 'jwt.pub.pem');
   writeFileSync(keyFile, publicKey.export({ type: 'spki', format: 'pem' }));
   const logs: string[] = [];
-  const config = parseConfig({ listen: '127.0.0.1:0', 'jwt-public-key': keyFile, 'log-level': 'debug', ...settings });
+  const config = parseConfig({ listen: '127.0.0.1:0', 'jwt-public-key': keyFile, 'log-level': 'debug', 'recordings-dir': join(dir, 'recordings'), ...settings });
   const broker = new EntryBroker(config, { log: createLogger('debug', (l) => logs.push(l)), ...(opts.reapMode ? { reapMode: opts.reapMode } : {}) });
   await broker.start();
   const url = broker.url;
   return {
     broker,
     url,
+    recordingsDir: config.audit.recordingsDir ?? '',
     wsUrl: `${url.replace(/^http/, 'ws')}/enter`,
     privateKey,
     logs,

@@ -1,0 +1,87 @@
+import { isEntryError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { SessionInfo, SessionObserver, SessionTap } from '../session/observer.js';
+import type { Store } from '../store/store.js';
+import { CommandLineTracker } from './command-line.js';
+import type { AuditEvent } from './events.js';
+
+export interface AuditOptions {
+  brokerId: string;
+  /** Cap of the stored trail (Redis stream MAXLEN, or the in-memory ring). */
+  maxEvents: number;
+  /** Command lines matching any of these raise an `alert` event. */
+  alertRules: RegExp[];
+}
+
+type Fields = Omit<AuditEvent, 'time' | 'broker'>;
+
+/**
+ * Writes audit events to the log and to the store (a capped Redis stream when Redis is
+ * configured), and follows sessions to write theirs: start, exec, commands, alerts, end.
+ */
+export class AuditTrail implements SessionObserver {
+  constructor(
+    private readonly store: Store,
+    private readonly log: Logger,
+    private readonly options: AuditOptions,
+  ) {}
+
+  record(fields: Fields): void {
+    const event: AuditEvent = { ...fields, time: new Date().toISOString(), broker: this.options.brokerId };
+    this.log.info('audit', { audit: event.type, ...event, type: undefined });
+    // An audit write that fails is logged, never fatal: the log line above already holds it.
+    void this.store.appendAudit(event, this.options.maxEvents).catch((err: unknown) => this.log.warn('audit event not stored', { audit: event.type, error: err as Error }));
+  }
+
+  started(info: SessionInfo): SessionTap {
+    const who = {
+      sessionId: info.id,
+      user: info.user,
+      source: info.source,
+      app: info.app,
+      proc: info.proc,
+      instance: info.instance,
+      container: info.container,
+      host: info.host,
+    };
+    this.record({ type: 'session.start', ...who, tty: info.tty });
+    if (info.argv) this.record({ type: 'exec', ...who, argv: info.argv, runAs: info.runAs, workdir: info.workdir, tty: info.tty });
+    const tracker = info.tty ? new CommandLineTracker() : undefined;
+    return {
+      ...(tracker
+        ? {
+            input: (data: Uint8Array) => {
+              for (const { line, exact } of tracker.push(data)) {
+                this.record({ type: 'command', ...who, line, exact });
+                const rule = this.options.alertRules.find((r) => r.test(line));
+                if (rule) this.record({ type: 'alert', ...who, line, exact, rule: rule.source });
+              }
+            },
+          }
+        : {}),
+      ended: (outcome) => {
+        const r = outcome.reason;
+        this.record({
+          type: 'session.end',
+          ...who,
+          how: r.kind,
+          ...(r.kind === 'exited' ? { exitCode: r.exitCode } : {}),
+          ...(r.kind === 'failed' ? { code: r.error.code, reason: r.error.message } : {}),
+          durationMs: outcome.durationMs,
+          bytesIn: outcome.bytesIn,
+          bytesOut: outcome.bytesOut,
+        });
+      },
+    };
+  }
+
+  refused(info: Partial<SessionInfo> & { code: string; reason: string }): void {
+    this.record({ type: 'session.refused', sessionId: info.id, user: info.user, source: info.source, app: info.app, proc: info.proc, instance: info.instance, code: info.code, reason: info.reason });
+  }
+
+  /** An authentication that failed: why, from where, and whom the token claimed to be. */
+  authFailure(err: unknown, source: string, claimedUser: string | undefined, target?: { app?: string | undefined }): void {
+    const code = isEntryError(err) ? err.code : 'ENTRY_INTERNAL';
+    this.record({ type: 'auth.failure', source, code, reason: err instanceof Error ? err.message : String(err), ...(claimedUser ? { claimedUser } : {}), ...(target?.app ? { app: target.app } : {}) });
+  }
+}

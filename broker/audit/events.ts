@@ -1,0 +1,85 @@
+/**
+ * Audit events: one structured record per fact, each with a stable `type` and schema.
+ * Documented in the README ("Audit events"); fields are only ever added.
+ */
+export type AuditType =
+  | 'session.start'
+  | 'session.end'
+  | 'session.refused'
+  | 'exec'
+  | 'command'
+  | 'alert'
+  | 'auth.failure'
+  | 'session.kill'
+  | 'session.watch';
+
+export interface AuditEvent {
+  type: AuditType;
+  /** ISO 8601, milliseconds. */
+  time: string;
+  /** The broker that wrote it. */
+  broker: string;
+  sessionId?: string;
+  user?: string;
+  source?: string;
+  app?: string;
+  proc?: string;
+  instance?: string;
+  container?: string;
+  host?: string;
+  /** session.end: how it ended (exited, client-gone, failed), the code when failed. */
+  how?: string;
+  code?: string;
+  exitCode?: number;
+  durationMs?: number;
+  bytesIn?: number;
+  bytesOut?: number;
+  /** exec: the command of a scripted run, and how it ran. */
+  argv?: string[];
+  runAs?: string;
+  workdir?: string;
+  tty?: boolean;
+  /** command / alert: a command line reconstructed from the input; `exact` false when editing keys made it a guess. */
+  line?: string;
+  exact?: boolean;
+  rule?: string;
+  /** auth.failure / session.refused: why; the user the token claimed, unverified. */
+  reason?: string;
+  claimedUser?: string;
+  /** session.kill / session.watch: the admin. */
+  by?: string;
+}
+
+export interface AuditQuery {
+  user?: string;
+  app?: string;
+  type?: string;
+  sessionId?: string;
+  /** Text searched in command lines and commands. */
+  q?: string;
+  since?: number;
+  until?: number;
+  limit: number;
+  /** Opaque: from the previous page's `next`. */
+  cursor?: string;
+}
+
+export interface AuditPage {
+  events: AuditEvent[];
+  next: string | undefined;
+}
+
+export function matches(e: AuditEvent, q: AuditQuery): boolean {
+  if (q.user && e.user !== q.user) return false;
+  if (q.app && e.app !== q.app) return false;
+  if (q.type && e.type !== q.type) return false;
+  if (q.sessionId && e.sessionId !== q.sessionId) return false;
+  const t = Date.parse(e.time);
+  if (q.since !== undefined && t < q.since) return false;
+  if (q.until !== undefined && t > q.until) return false;
+  if (q.q) {
+    const hay = `${e.line ?? ''} ${(e.argv ?? []).join(' ')}`.toLowerCase();
+    if (!hay.includes(q.q.toLowerCase())) return false;
+  }
+  return true;
+}

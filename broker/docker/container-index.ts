@@ -1,0 +1,332 @@
+import type { Readable } from 'node:stream';
+import type Docker from 'dockerode';
+import type { Logger } from '../log.js';
+import { applyEvent, type ContainerEvent, type IndexedContainer, readEvents } from './docker-events.js';
+import type { DockerHost } from './hosts.js';
+
+export type { IndexedContainer } from './docker-events.js';
+
+/** Label sets that name a target. Entry's own labels first, then Docker Compose's. */
+export const LABEL_SCHEMES = [
+  { app: 'entry.app', proc: 'entry.proc', instance: 'entry.instance' },
+  { app: 'com.docker.compose.project', proc: 'com.docker.compose.service', instance: 'com.docker.compose.container-number' },
+] as const;
+
+export interface IndexTarget {
+  app: string;
+  proc: string;
+  instance: string;
+}
+
+export type HostState = 'connecting' | 'up' | 'down';
+
+export interface IndexTiming {
+  /** How often a connected host is pinged: a stalled stream (a silent network) is noticed within this plus the timeout. */
+  pingIntervalMs: number;
+  /** Longest wait for a ping or a listing before the host counts as down. */
+  requestTimeoutMs: number;
+  /** Reconnect backoff: first wait, doubled per failure up to the maximum, with ±20 % jitter. */
+  backoffInitialMs: number;
+  backoffMaxMs: number;
+}
+
+export const DEFAULT_INDEX_TIMING: IndexTiming = { pingIntervalMs: 5_000, requestTimeoutMs: 3_000, backoffInitialMs: 200, backoffMaxMs: 5_000 };
+
+const targetKey = (app: string, proc: string, instance: string) => `${app}\0${proc}\0${instance}`;
+
+/** The target keys a container's labels give it (one per label scheme that names it fully). */
+function keysOf(labels: Record<string, string>): string[] {
+  const keys: string[] = [];
+  for (const s of LABEL_SCHEMES) {
+    const app = labels[s.app];
+    const proc = labels[s.proc];
+    const instance = labels[s.instance];
+    if (app && proc && instance) keys.push(targetKey(app, proc, instance));
+  }
+  return keys;
+}
+
+/** Whether a container carries any scheme's app label (what the container list shows). */
+export function isLabelled(labels: Record<string, string>): boolean {
+  return LABEL_SCHEMES.some((s) => labels[s.app] !== undefined);
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * The labelled containers of one Docker host, kept current from the engine's event stream.
+ *
+ * Connecting: ping, open `GET /events` (container events), list every labelled container, then
+ * re-read (inspect) the containers that events touched during the listing, since an event from
+ * before the listing must not undo what the listing saw. From then on events apply directly.
+ * The host is `up` exactly while its event stream is connected and the listing is in; when the
+ * stream ends or a ping fails it is `down` at once, and reconnects with backoff, resyncing in full.
+ */
+export class HostContainerIndex {
+  private readonly containers = new Map<string, IndexedContainer>();
+  private readonly byTarget = new Map<string, Set<string>>();
+  private _state: HostState = 'connecting';
+  private reason = 'connecting';
+  private abort: AbortController | undefined;
+  private pingTimer: NodeJS.Timeout | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private failures = 0;
+  private stopped = false;
+  private generation = 0;
+  private firstAttempt: Promise<void> | undefined;
+  /** Full resyncs done (the first connect included). */
+  resyncs = 0;
+
+  constructor(
+    readonly host: DockerHost,
+    private readonly log: Logger,
+    private readonly timing: IndexTiming = DEFAULT_INDEX_TIMING,
+    private readonly onChange: (host: string, up: boolean) => void = () => undefined,
+  ) {}
+
+  get name(): string {
+    return this.host.name;
+  }
+
+  get state(): HostState {
+    return this._state;
+  }
+
+  get up(): boolean {
+    return this._state === 'up';
+  }
+
+  /** Why the host is not up (for the unreachable reason). */
+  get downReason(): string {
+    return this.reason;
+  }
+
+  get size(): number {
+    return this.containers.size;
+  }
+
+  /** Starts connecting; resolves after the first attempt, whether it worked or not. */
+  start(): Promise<void> {
+    this.firstAttempt ??= this.connect();
+    return this.firstAttempt;
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.retryTimer);
+    this.disconnect();
+  }
+
+  /** Containers that app/proc/instance names on this host, any state. */
+  lookup(target: IndexTarget): IndexedContainer[] {
+    const ids = this.byTarget.get(targetKey(target.app, target.proc, target.instance));
+    return ids ? [...ids].map((id) => this.containers.get(id)!).filter(Boolean) : [];
+  }
+
+  /** Every labelled container on this host. */
+  all(): IndexedContainer[] {
+    return [...this.containers.values()];
+  }
+
+  /** Adds what a direct listing found (a cross-check after a miss): the engine's word is fresher. */
+  upsert(c: IndexedContainer): void {
+    if (this.up) this.put(c);
+  }
+
+  private async connect(): Promise<void> {
+    if (this.stopped) return;
+    const generation = ++this.generation;
+    const abort = new AbortController();
+    this.abort = abort;
+    const docker = this.host.docker;
+    const t0 = performance.now();
+    let pending: ContainerEvent[] | undefined = [];
+    try {
+      await withTimeout(docker.ping({ abortSignal: abort.signal }), this.timing.requestTimeoutMs, 'ping');
+      const stream = (await withTimeout(docker.getEvents({ filters: { type: ['container'] }, abortSignal: abort.signal }), this.timing.requestTimeoutMs, 'events')) as Readable;
+      const lost = (why: string) => {
+        if (generation === this.generation) this.fail(why);
+      };
+      stream.on('error', (err: Error & { code?: string }) => lost(`event stream failed: ${err.code ?? err.message}`));
+      stream.on('end', () => lost('event stream ended'));
+      stream.on('close', () => lost('event stream closed'));
+      readEvents(stream, (e) => {
+        if (pending) pending.push(e);
+        else this.apply(e);
+      });
+      const listed = await withTimeout(listLabelled(docker, abort.signal), this.timing.requestTimeoutMs * 4, 'listing containers');
+      if (generation !== this.generation) return;
+      this.containers.clear();
+      this.byTarget.clear();
+      for (const c of listed) this.put(c);
+      // Events that raced the listing: read those containers again instead of replaying.
+      while (pending.length > 0) {
+        const touched = [...new Set(pending.map((e) => e.id))];
+        pending = [];
+        await mapLimit(touched, 8, (id) => this.reread(docker, id, abort.signal));
+        if (generation !== this.generation) return;
+      }
+      pending = undefined;
+      this._state = 'up';
+      this.reason = '';
+      this.failures = 0;
+      this.resyncs++;
+      this.onChange(this.name, true);
+      this.log.info('docker host up', { host: this.name, containers: this.containers.size, syncMs: Math.round(performance.now() - t0), resync: this.resyncs > 1 });
+      this.schedulePing(generation);
+    } catch (err) {
+      if (generation !== this.generation) return;
+      const e = err as Error & { code?: string };
+      this.fail(e.code ?? e.message);
+    }
+  }
+
+  private async reread(docker: Docker, id: string, signal: AbortSignal): Promise<void> {
+    try {
+      const info = await docker.getContainer(id).inspect({ abortSignal: signal } as Docker.ContainerInspectOptions);
+      const labels = info.Config.Labels ?? {};
+      if (!isLabelled(labels)) return this.remove(id);
+      this.put({ id, name: info.Name.replace(/^\//, ''), image: info.Config.Image, state: info.State.Status, labels, created: Math.floor(Date.parse(info.Created) / 1000) });
+    } catch (err) {
+      if ((err as { statusCode?: number }).statusCode === 404) this.remove(id);
+      else throw err;
+    }
+  }
+
+  private apply(e: ContainerEvent): void {
+    const previous = this.containers.get(e.id);
+    const change = applyEvent(e, previous);
+    if (!change) return;
+    if ('remove' in change) this.remove(e.id);
+    else if (previous || isLabelled(change.update.labels)) this.put(change.update);
+  }
+
+  private put(c: IndexedContainer): void {
+    this.remove(c.id);
+    if (!isLabelled(c.labels)) return;
+    this.containers.set(c.id, c);
+    for (const key of keysOf(c.labels)) {
+      let set = this.byTarget.get(key);
+      if (!set) this.byTarget.set(key, (set = new Set()));
+      set.add(c.id);
+    }
+  }
+
+  private remove(id: string): void {
+    const old = this.containers.get(id);
+    if (!old) return;
+    this.containers.delete(id);
+    for (const key of keysOf(old.labels)) {
+      const set = this.byTarget.get(key);
+      set?.delete(id);
+      if (set?.size === 0) this.byTarget.delete(key);
+    }
+  }
+
+  private schedulePing(generation: number): void {
+    this.pingTimer = setTimeout(() => {
+      void withTimeout(this.host.docker.ping(), this.timing.requestTimeoutMs, 'ping').then(
+        () => {
+          if (generation === this.generation && this.up) this.schedulePing(generation);
+        },
+        (err: Error & { code?: string }) => {
+          if (generation === this.generation) this.fail(`ping failed: ${err.code ?? err.message}`);
+        },
+      );
+    }, this.timing.pingIntervalMs);
+    this.pingTimer.unref();
+  }
+
+  private disconnect(): void {
+    this.generation++;
+    clearTimeout(this.pingTimer);
+    this.abort?.abort();
+    this.abort = undefined;
+  }
+
+  /** The host is down: say so at once, and try again after a growing wait. */
+  private fail(why: string): void {
+    const wasUp = this._state === 'up';
+    this.disconnect();
+    this._state = 'down';
+    this.reason = why;
+    if (wasUp) {
+      this.onChange(this.name, false);
+      this.log.warn('docker host down', { host: this.name, reason: why });
+    } else if (this.failures === 0) {
+      this.log.warn('docker host unreachable', { host: this.name, reason: why });
+    }
+    if (this.stopped) return;
+    const base = Math.min(this.timing.backoffMaxMs, this.timing.backoffInitialMs * 2 ** this.failures);
+    this.failures++;
+    const wait = Math.round(base * (0.8 + Math.random() * 0.4));
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => void this.connect(), wait);
+    this.retryTimer.unref();
+  }
+}
+
+/** The indexes of every host the broker reaches; each `DockerHost` gets its own as `host.index`. */
+export class ContainerIndex {
+  readonly hosts: HostContainerIndex[];
+
+  constructor(hosts: readonly DockerHost[], log: Logger, timing: Partial<IndexTiming> = {}, onChange?: (host: string, up: boolean) => void) {
+    const t = { ...DEFAULT_INDEX_TIMING, ...timing };
+    this.hosts = hosts.map((h) => {
+      const index = new HostContainerIndex(h, log, t, onChange);
+      h.index = index;
+      return index;
+    });
+  }
+
+  /** Connects every host; resolves once each has made its first attempt (bounded by `waitMs`). */
+  async start(waitMs = 5_000): Promise<void> {
+    await Promise.race([Promise.all(this.hosts.map((h) => h.start())), sleep(waitMs)]);
+  }
+
+  stop(): void {
+    for (const h of this.hosts) {
+      h.stop();
+      if (h.host.index === h) delete h.host.index;
+    }
+  }
+
+  /** Per host: whether its event stream is connected. */
+  status(): Record<string, boolean> {
+    return Object.fromEntries(this.hosts.map((h) => [h.name, h.up]));
+  }
+}
+
+/** Every labelled container of a host, by one listing per label scheme. */
+export async function listLabelled(docker: Docker, signal?: AbortSignal, target?: IndexTarget): Promise<IndexedContainer[]> {
+  const lists = await Promise.all(
+    LABEL_SCHEMES.map((s) =>
+      docker.listContainers({
+        all: true,
+        filters: { label: target ? [`${s.app}=${target.app}`, `${s.proc}=${target.proc}`, `${s.instance}=${target.instance}`] : [s.app] },
+        ...(signal ? { abortSignal: signal } : {}),
+      }),
+    ),
+  );
+  const seen = new Set<string>();
+  return lists
+    .flat()
+    .filter((c) => !seen.has(c.Id) && seen.add(c.Id))
+    .map((c) => ({ id: c.Id, name: (c.Names[0] ?? c.Id).replace(/^\//, ''), image: c.Image, state: c.State, labels: c.Labels ?? {}, created: c.Created }));
+}
+
+function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(Object.assign(new Error(`${what}: no answer within ${ms} ms`), { code: 'ETIMEDOUT' })), ms);
+  });
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+}
+
+async function mapLimit<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await fn(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
