@@ -142,7 +142,7 @@ export class HostContainerIndex {
     const t0 = performance.now();
     let pending: ContainerEvent[] | undefined = [];
     try {
-      await withTimeout(docker.ping({ abortSignal: abort.signal }), this.timing.requestTimeoutMs, 'ping');
+      await withTimeout((docker.ping as (o: { abortSignal: AbortSignal }) => Promise<unknown>)({ abortSignal: abort.signal }), this.timing.requestTimeoutMs, 'ping');
       const stream = (await withTimeout(docker.getEvents({ filters: { type: ['container'] }, abortSignal: abort.signal }), this.timing.requestTimeoutMs, 'events')) as Readable;
       const lost = (why: string) => {
         if (generation === this.generation) this.fail(why);

@@ -1,5 +1,5 @@
-import type Docker from 'dockerode';
 import { EntryError } from '../errors.js';
+import { type IndexedContainer, LABEL_SCHEMES, listLabelled } from './container-index.js';
 import { dockerFailure } from './engine.js';
 import type { DockerHost } from './hosts.js';
 
@@ -27,44 +27,62 @@ export interface TargetInfo extends Target {
   host: string;
 }
 
-/** Label sets that name a target. Entry's own labels first, then Docker Compose's. */
-export const LABEL_SCHEMES = [
-  { app: 'entry.app', proc: 'entry.proc', instance: 'entry.instance' },
-  { app: 'com.docker.compose.project', proc: 'com.docker.compose.service', instance: 'com.docker.compose.container-number' },
-] as const;
+export { LABEL_SCHEMES } from './container-index.js';
 
-type Listed = Docker.ContainerInfo;
+/** One host's candidates for a target, or why the host could not be asked. */
+type HostAnswer = { ok: true; found: IndexedContainer[] } | { ok: false; why: string };
 
-/** The labelled containers of one host matching `target` (all of them when no target). */
-async function listOnHost(host: DockerHost, target?: Target): Promise<Listed[]> {
-  const lists = await Promise.all(
-    LABEL_SCHEMES.map((scheme) =>
-      host.docker.listContainers({
-        all: true,
-        filters: { label: target ? [`${scheme.app}=${target.app}`, `${scheme.proc}=${target.proc}`, `${scheme.instance}=${target.instance}`] : [scheme.app] },
-      }),
-    ),
+const listingFailed = (error: unknown): HostAnswer => ({ ok: false, why: dockerFailure(error, 'listing containers').message });
+
+/** From the host's index when it has one and it is up; by listing when it has none. */
+async function candidates(host: DockerHost, target: Target): Promise<HostAnswer> {
+  const index = host.index;
+  if (index) {
+    if (!index.up) return { ok: false, why: index.state === 'connecting' ? 'connecting' : index.downReason };
+    return { ok: true, found: index.lookup(target) };
+  }
+  return listLabelled(host.docker, undefined, target).then(
+    (found) => ({ ok: true as const, found }),
+    listingFailed,
   );
-  const seen = new Set<string>();
-  return lists.flat().filter((c) => !seen.has(c.Id) && seen.add(c.Id));
 }
 
-/** Finds the one running container that app/proc/instance names, by labels, on every host. */
+/**
+ * Finds the one running container that app/proc/instance names, by labels, on every host.
+ * Hosts with an index answer from memory; a miss (nothing running) is checked once against
+ * the engines themselves, since a container started a moment ago may not have reached the
+ * index yet. A host that is down answers at once as unreachable.
+ */
 export class ContainerResolver {
   constructor(private readonly hosts: readonly DockerHost[]) {}
 
   async resolve(target: Target): Promise<ResolvedContainer> {
+    let answers = await Promise.all(this.hosts.map((h) => candidates(h, target)));
+    if (!answers.some((a) => a.ok && a.found.some((c) => c.state === 'running')) && this.hosts.some((h, i) => h.index && answers[i]!.ok)) {
+      answers = await Promise.all(answers.map((a, i) => (a.ok && this.hosts[i]!.index ? this.confirm(this.hosts[i]!, target) : a)));
+    }
+    return this.decide(target, answers);
+  }
+
+  /** A direct listing on an indexed host; what it finds goes into the index too. */
+  private async confirm(host: DockerHost, target: Target): Promise<HostAnswer> {
+    try {
+      const found = await listLabelled(host.docker, undefined, target);
+      for (const c of found) host.index?.upsert(c);
+      return { ok: true, found };
+    } catch (error) {
+      return listingFailed(error);
+    }
+  }
+
+  private decide(target: Target, answers: HostAnswer[]): ResolvedContainer {
     const name = `${target.app}/${target.proc}/${target.instance}`;
-    const results = await Promise.allSettled(this.hosts.map((h) => listOnHost(h, target)));
     const all: ResolvedContainer[] = [];
-    const unreachable: string[] = [];
-    results.forEach((r, i) => {
+    const unreachable: Array<{ host: string; why: string }> = [];
+    answers.forEach((a, i) => {
       const host = this.hosts[i]!;
-      if (r.status === 'rejected') {
-        unreachable.push(host.name);
-        return;
-      }
-      for (const c of r.value) all.push({ id: c.Id, name: (c.Names[0] ?? c.Id).replace(/^\//, ''), image: c.Image, state: c.State, host });
+      if (!a.ok) unreachable.push({ host: host.name, why: a.why });
+      else for (const c of a.found) all.push({ id: c.id, name: c.name, image: c.image, state: c.state, host });
     });
     const running = all.filter((c) => c.state === 'running');
     if (running.length > 1) {
@@ -74,9 +92,7 @@ export class ContainerResolver {
     if (running.length === 1) return running[0]!;
     if (unreachable.length > 0) {
       // It may well be on the host we cannot ask: say so instead of "not found".
-      const err = results.find((r): r is PromiseRejectedResult => r.status === 'rejected')!.reason as unknown;
-      const failure = dockerFailure(err, 'listing containers');
-      throw new EntryError('ENTRY_DOCKER_UNAVAILABLE', `docker host ${unreachable.join(', ')} unreachable (${failure.message})`);
+      throw new EntryError('ENTRY_DOCKER_UNAVAILABLE', `docker host ${unreachable.map((u) => u.host).join(', ')} unreachable (${unreachable[0]!.why})`);
     }
     if (all.length === 0) throw new EntryError('ENTRY_NOT_FOUND', name);
     throw new EntryError('ENTRY_NOT_RUNNING', `${name} is ${all[0]!.state} (${all[0]!.name})`);
@@ -85,22 +101,27 @@ export class ContainerResolver {
 
 /** Every labelled container on every reachable host, as targets (Entry labels win over Compose's). */
 export async function listTargets(hosts: readonly DockerHost[]): Promise<TargetInfo[]> {
-  const results = await Promise.allSettled(hosts.map((h) => listOnHost(h)));
+  const results = await Promise.allSettled(
+    hosts.map((h) => {
+      if (!h.index) return listLabelled(h.docker);
+      return h.index.up ? Promise.resolve(h.index.all()) : Promise.reject(Object.assign(new Error(h.index.downReason), { code: 'ECONNREFUSED' }));
+    }),
+  );
   if (results.every((r) => r.status === 'rejected')) throw dockerFailure((results[0] as PromiseRejectedResult).reason, 'listing containers');
   const out: TargetInfo[] = [];
   results.forEach((r, i) => {
     if (r.status === 'rejected') return;
     for (const c of r.value) {
-      const scheme = LABEL_SCHEMES.find((s) => c.Labels[s.app] && c.Labels[s.proc] && c.Labels[s.instance]);
+      const scheme = LABEL_SCHEMES.find((s) => c.labels[s.app] && c.labels[s.proc] && c.labels[s.instance]);
       if (!scheme) continue;
       out.push({
-        app: c.Labels[scheme.app]!,
-        proc: c.Labels[scheme.proc]!,
-        instance: c.Labels[scheme.instance]!,
-        state: c.State,
-        image: c.Image,
-        name: (c.Names[0] ?? c.Id).replace(/^\//, ''),
-        created: new Date(c.Created * 1000).toISOString(),
+        app: c.labels[scheme.app]!,
+        proc: c.labels[scheme.proc]!,
+        instance: c.labels[scheme.instance]!,
+        state: c.state,
+        image: c.image,
+        name: c.name,
+        created: new Date(c.created * 1000).toISOString(),
         host: hosts[i]!.name,
       });
     }
