@@ -8,7 +8,7 @@ export interface Target {
 
 /** The broker's base URL without a trailing slash; default: the page's own origin. */
 export function brokerBase(broker?: string): string {
-  const base = new URL(broker ?? '/', location.href);
+  const base = new URL(broker || '/', location.href);
   base.search = '';
   base.hash = '';
   return base.toString().replace(/\/$/, '');

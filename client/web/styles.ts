@@ -3,6 +3,7 @@ import xtermCss from '@xterm/xterm/css/xterm.css?inline';
 // Zero specificity (:where) so that any rule of the page sizing the element wins.
 const OWN_CSS = `
 :where(entry-terminal) { display: block; height: 24rem; background: #101418; }
+:where(entry-terminal[hidden]) { display: none; }
 :where(.entry-terminal-screen) { width: 100%; height: 100%; overflow: hidden; }
 :where(.entry-terminal-screen) .xterm { height: 100%; padding: 4px 0 0 6px; box-sizing: border-box; }
 `;

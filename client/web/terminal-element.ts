@@ -19,6 +19,7 @@ export class EntryTerminalElement extends HTMLElement {
   #ticketProvider: TicketProvider | undefined;
   #handle: TerminalHandle | undefined;
   #startQueued = false;
+  #focusOnStart = false;
 
   get token(): string | undefined {
     return this.#token;
@@ -54,9 +55,9 @@ export class EntryTerminalElement extends HTMLElement {
     this.#handle?.close();
   }
 
-  override focus(options?: FocusOptions): void {
+  override focus(): void {
     if (this.#handle) this.#handle.focus();
-    else super.focus(options);
+    else this.#focusOnStart = true;
   }
 
   connectedCallback(): void {
@@ -115,6 +116,10 @@ export class EntryTerminalElement extends HTMLElement {
       onStateChange: (state) => this.dispatchEvent(new CustomEvent('entry-state', { detail: { state } })),
       onClose: (info: TerminalCloseInfo) => this.dispatchEvent(new CustomEvent<TerminalCloseInfo>('entry-close', { detail: info })),
     });
+    if (this.#focusOnStart) {
+      this.#focusOnStart = false;
+      this.#handle.focus();
+    }
   }
 }
 

@@ -86,6 +86,8 @@ class TerminalSession implements TerminalHandle {
   private ws: WebSocket | undefined;
   private currentState: TerminalState = 'closed';
   private opened = false;
+  /** focus() before xterm is open (no size yet) takes effect when it opens. */
+  private focusOnOpen = false;
   private disposed = false;
   private pending: Uint8Array[] = [];
   private pendingBytes = 0;
@@ -127,7 +129,8 @@ class TerminalSession implements TerminalHandle {
   }
 
   focus(): void {
-    this.terminal.focus();
+    if (this.opened) this.terminal.focus();
+    else this.focusOnOpen = true;
   }
 
   reconnect(): void {
@@ -170,6 +173,7 @@ class TerminalSession implements TerminalHandle {
     if (!this.opened) {
       this.opened = true;
       this.terminal.open(this.screen);
+      if (this.focusOnOpen) this.terminal.focus();
     }
     this.fit.fit();
   }

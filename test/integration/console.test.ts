@@ -126,10 +126,14 @@ describe('web console in Chromium', () => {
   });
 
   it('opens a terminal with Enter and runs a command in it', async () => {
-    await page.getByRole('button', { name: `Enter ${app}/web/1` }).click();
+    await page.getByRole('button', { name: `Enter ${app}/web/1` }).focus();
+    await page.keyboard.press('Enter');
     await page.locator('.tab[data-state="open"]').waitFor();
-    await typeLine(page, terminalOf(`${app}/web/1`), 'echo $((6*7))');
+    // The new terminal has the keyboard: no click needed.
+    await page.keyboard.type('echo $((6*7))');
+    await page.keyboard.press('Enter');
     await waitForTerminal(page, terminalOf(`${app}/web/1`), /^42$/m);
+    expect(await page.title()).toBe(`${app}/web/1 · Entry`);
     await shot('console-one-terminal');
   });
 
@@ -189,7 +193,9 @@ describe('web console in Chromium', () => {
     // Input: non-ASCII text as an input method or a paste delivers it, checked byte by byte
     // (od reads the terminal itself: the image's bash has no UTF-8 locale for readline).
     const sel2 = terminalOf(`${app}/web/2`);
-    await typeLine(page, sel2, 'od -An -tx1 | tr -d " \\n"; echo');
+    // "od-ready" comes after readline has given the terminal back to canonical mode with echo.
+    await typeLine(page, sel2, 'echo od-ready; od -An -tx1 | tr -d " \\n"; echo');
+    await waitForTerminal(page, sel2, /^od-ready$/m);
     await page.keyboard.insertText('grün ✓ 日本');
     await waitForTerminal(page, sel2, /^grün ✓ 日本$/m);
     await page.keyboard.press('Enter');

@@ -10,6 +10,8 @@ import { clearToken, loadToken, saveToken } from './token-store.js';
 /** The broker's own console: sign in with a token, list the containers, open terminals. */
 
 const REFRESH_MS = 30_000;
+/** The broker serving this page, path prefix included (it may sit behind a proxy under /entry/). */
+const BROKER = new URL('.', location.href).href;
 
 const signInView = byId('sign-in-view');
 const consoleView = byId('console-view');
@@ -29,7 +31,8 @@ const list = new ContainerList(
 );
 const tabs = new TerminalTabs(
   { tabs: byId('tabs'), panels: byId('panels'), empty: byId('no-terminals'), layoutToggle: byId('layout-toggle') },
-  () => ticketsFrom(token ?? ''),
+  BROKER,
+  () => ticketsFrom(token ?? '', BROKER),
 );
 
 bindShortcuts(
@@ -59,7 +62,7 @@ function showConsole(me: WhoAmI): void {
 }
 
 async function signIn(candidate: string): Promise<void> {
-  const candidateApi = new BrokerApi(candidate);
+  const candidateApi = new BrokerApi(candidate, BROKER);
   let me: WhoAmI;
   try {
     me = await candidateApi.whoami();

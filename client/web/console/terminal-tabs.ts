@@ -1,5 +1,4 @@
-import type { Target } from '../broker-url.js';
-import { targetLabel } from '../broker-url.js';
+import { type Target, targetLabel } from '../broker-url.js';
 import type { EntryTerminalElement } from '../terminal-element.js';
 import type { TerminalState } from '../terminal.js';
 import { h } from './dom.js';
@@ -32,6 +31,7 @@ export class TerminalTabs {
 
   constructor(
     private readonly el: TerminalTabsElements,
+    private readonly broker: string,
     private readonly ticketProvider: () => (target: Target) => Promise<string>,
   ) {
     el.layoutToggle.addEventListener('click', () => this.setSplit(!this.split));
@@ -79,6 +79,7 @@ export class TerminalTabs {
     item.setAttribute('role', 'presentation');
 
     const terminal = document.createElement('entry-terminal');
+    terminal.setAttribute('broker', this.broker);
     terminal.setAttribute('app', target.app);
     terminal.setAttribute('proc', target.proc);
     terminal.setAttribute('instance', String(target.instance));
@@ -116,6 +117,7 @@ export class TerminalTabs {
         t.panel.classList.toggle('active', selected);
       }
       entry.item.scrollIntoView({ block: 'nearest', inline: 'nearest' });
+      document.title = `${entry.key} · Entry`;
     }
     if (focusTerminal) entry.terminal.focus();
   }
@@ -167,6 +169,7 @@ export class TerminalTabs {
 
   private layout(): void {
     const n = this.entries.length;
+    if (n === 0) document.title = 'Entry';
     this.el.empty.hidden = n > 0;
     this.el.layoutToggle.hidden = n < 2;
     const split = this.split && n > 1;
