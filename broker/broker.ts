@@ -25,6 +25,7 @@ import { runAttachSession } from './session/attach-session.js';
 import { runExecSession, type LiveSession } from './session/exec-session.js';
 import type { SessionObserver } from './session/observer.js';
 import { SessionRegistry } from './session/registry.js';
+import { runWatchSession } from './session/watch-session.js';
 import { MemoryStore } from './store/memory-store.js';
 import { createRedisClient } from './store/redis-connection.js';
 import { RedisStore } from './store/redis-store.js';
@@ -123,6 +124,8 @@ export class EntryBroker {
     const registry = new SessionRegistry(store, { brokerId: this.id, ttlMs: config.limits.sessionTtlMs, maxUserSessions: config.limits.maxUserSessions }, this.log);
     const sessionDeps = {
       observers: this.observers,
+      store,
+      watchBanner: config.audit.watchBanner,
       registry,
       log: this.log,
       pingIntervalMs: config.limits.pingIntervalMs,
@@ -147,9 +150,12 @@ export class EntryBroker {
     const tickets = new Tickets(store);
     api = { guard, policy, tickets, hosts, store, audit, recorder };
     void store.subscribe(this.id, (message) => {
-      if (message.type !== 'kill') return;
       const session = this.sessions.get(message.sessionId);
       if (!session) return;
+      if (message.type === 'watch') {
+        session.watch(message.until, message.by);
+        return;
+      }
       this.log.info('session kill', { session: message.sessionId, by: message.by });
       audit.record({ type: 'session.kill', sessionId: message.sessionId, user: session.user, by: message.by });
       void session.stop(new EntryError('ENTRY_KILLED', `by ${message.by}`));
@@ -165,6 +171,7 @@ export class EntryBroker {
         if (this.draining) throw new EntryError('ENTRY_DRAINING');
         if (this.sessions.size >= config.limits.maxSessions) throw new EntryError('ENTRY_TOO_MANY_SESSIONS', `limit ${config.limits.maxSessions}`);
       },
+      onWatch: (w) => void runWatchSession(w, { store, audit, log: this.log }),
       onAdmitted: (route, upgrade) => {
         const run = route === 'enter' ? runExecSession(upgrade, sessionDeps, track) : runAttachSession(upgrade, this.log);
         run.catch((err: unknown) => this.log.error('session crashed', { session: upgrade.sessionId, error: err as Error }));

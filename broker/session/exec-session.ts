@@ -6,11 +6,16 @@ import { WsTerminal } from '../transport/ws-terminal.js';
 import { interactivePlan, planFromStart, type ProcessPlan } from './exec-spec.js';
 import { combineTaps, type SessionInfo, type SessionObserver } from './observer.js';
 import type { SessionRegistry } from './registry.js';
+import type { Store } from '../store/store.js';
+import { WatchFeed } from './watch-feed.js';
 import { describeEnd, Relay } from './relay.js';
 import type { EndReason } from './types.js';
 
 export interface ExecSessionDeps {
   observers: SessionObserver[];
+  store: Store;
+  /** Tell users when an admin starts watching their session. */
+  watchBanner: boolean;
   registry: SessionRegistry;
   log: Logger;
   pingIntervalMs: number;
@@ -25,6 +30,8 @@ export interface LiveSession {
   id: string;
   user: string;
   stop(error: EntryError): Promise<EndReason | undefined>;
+  /** Publishes the session's output for watchers until `until` (epoch ms). */
+  watch(until: number, by: string): void;
 }
 
 /**
@@ -39,12 +46,18 @@ export async function runExecSession(upgrade: AdmittedUpgrade, deps: ExecSession
   let relay: Relay | undefined;
   let stopRequested: EntryError | undefined;
   let registered = false;
+  let tty = false;
+  const feed = new WatchFeed(deps.store, sessionId);
   const untrack = track({
     id: sessionId,
     user: identity.user,
     stop: async (error) => {
       stopRequested = error;
       return relay?.stop(error);
+    },
+    watch: (until, by) => {
+      // The banner goes to TTY sessions only: in a scripted run it would corrupt the output.
+      if (feed.lease(until, by) && deps.watchBanner && tty && relay) terminal.send('stdout', Buffer.from(`\r\n\x1b[33m[entry: ${by} is watching this session]\x1b[0m\r\n`));
     },
   });
   const fields = { session: sessionId, user: identity.user, app: target.app, proc: target.proc, instance: target.instance, container: container.id.slice(0, 12), host: container.host.name, remote: upgrade.remoteAddress };
@@ -54,6 +67,7 @@ export async function runExecSession(upgrade: AdmittedUpgrade, deps: ExecSession
     try {
       plan = request.protocol2 ? planFromStart(await terminal.awaitStart(deps.startTimeoutMs), request.termType) : interactivePlan(request.termType);
       terminal.setTty(plan.tty);
+      tty = plan.tty;
       await deps.registry.reserve(identity.user, sessionId);
       registered = true;
       if (stopRequested) throw stopRequested;
@@ -93,7 +107,7 @@ export async function runExecSession(upgrade: AdmittedUpgrade, deps: ExecSession
       rows: plan.size?.rows ?? 24,
       startedAt: started,
     };
-    const tap = combineTaps(deps.observers.map((o) => o.started(info)));
+    const tap = combineTaps([...deps.observers.map((o) => o.started(info)), feed.tap()]);
     const r = new Relay(terminal, exec, {
       ...(tap ? { tap } : {}),
       pingIntervalMs: deps.pingIntervalMs,
@@ -135,6 +149,7 @@ export async function runExecSession(upgrade: AdmittedUpgrade, deps: ExecSession
     if (stopRequested) void r.stop(stopRequested);
     const reason = await r.run();
     tap?.ended?.({ reason, durationMs: Date.now() - started, bytesIn: r.bytesIn, bytesOut: r.bytesOut });
+    feed.end(describeEnd(reason));
     deps.log.info('session end', {
       ...fields,
       how: reason.kind,

@@ -40,6 +40,8 @@ export interface GatewayDeps {
   tickets: TicketStore;
   log: Logger;
   onAdmitted(route: Route, upgrade: AdmittedUpgrade): void;
+  /** An admin's read-only view of a running session (GET /watch?session=ID). */
+  onWatch(watch: { ws: WebSocket; identity: Identity; sessionId: string; protocol2: boolean; remoteAddress: string }): void;
   /** Throws EntryError when no new session may start now (draining, at the session limit). */
   admissible(): void;
 }
@@ -64,7 +66,8 @@ export class Gateway {
 
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const url = new URL(req.url ?? '/', 'http://entry.invalid');
-    const route: Route | undefined = url.pathname === '/enter' ? 'enter' : url.pathname === '/attach' ? 'attach' : undefined;
+    const routes: Record<string, Route | 'watch'> = { '/enter': 'enter', '/attach': 'attach', '/watch': 'watch' };
+    const route = routes[url.pathname];
     if (!route) {
       rejectHttp(socket, 404, 'Not Found');
       return;
@@ -77,6 +80,10 @@ export class Gateway {
     socket.on('error', () => undefined);
     const request = readUpgradeRequest(req);
     const remoteAddress = req.socket.remoteAddress ?? '';
+    if (route === 'watch') {
+      this.admitWatch(req, socket, head, request, url.searchParams.get('session') ?? '', remoteAddress);
+      return;
+    }
     if (request.webMode) {
       this.wss.handleUpgrade(req, socket, head, (ws) => this.admitWebMode(route, ws, request, remoteAddress));
       return;
@@ -89,6 +96,24 @@ export class Gateway {
       },
       (err: unknown) => {
         const error = this.refusal(err, route, request, remoteAddress);
+        this.wss.handleUpgrade(req, socket, head, (ws) => refuse(ws, error, request.protocol2, protobufFraming));
+      },
+    );
+  }
+
+  /** /watch: admins only; the session may run on any broker sharing the store. */
+  private admitWatch(req: IncomingMessage, socket: Duplex, head: Buffer, request: UpgradeRequest, sessionId: string, remoteAddress: string): void {
+    const admit = async () => {
+      this.deps.admissible();
+      if (!/^[A-Za-z0-9-]{1,64}$/.test(sessionId)) throw new EntryError('ENTRY_BAD_REQUEST', 'watch needs ?session=<id>');
+      const identity = await withTimeout(this.deps.guard.authenticate(request.token, remoteAddress), this.deps.config.limits.handshakeTimeoutMs);
+      if (!identity.admin) throw new EntryError('ENTRY_NOT_ADMIN', `${identity.user} may not watch sessions`);
+      return identity;
+    };
+    admit().then(
+      (identity) => this.wss.handleUpgrade(req, socket, head, (ws) => this.deps.onWatch({ ws, identity, sessionId, protocol2: request.protocol2, remoteAddress })),
+      (err: unknown) => {
+        const error = this.refusal(err, 'watch', request, remoteAddress);
         this.wss.handleUpgrade(req, socket, head, (ws) => refuse(ws, error, request.protocol2, protobufFraming));
       },
     );
@@ -126,7 +151,7 @@ export class Gateway {
     ws.on('close', () => clearTimeout(timer));
   }
 
-  private refusal(err: unknown, route: Route, request: UpgradeRequest, remote: string): EntryError {
+  private refusal(err: unknown, route: Route | 'watch', request: UpgradeRequest, remote: string): EntryError {
     const error = isEntryError(err) ? err : new EntryError('ENTRY_INTERNAL', undefined, { cause: err });
     this.deps.log.info('upgrade refused', { route, code: error.code, reason: error.message, remote, app: request.app });
     return error;

@@ -1,0 +1,103 @@
+import { createPrivateKey, X509Certificate } from 'node:crypto';
+import { type FSWatcher, readFileSync, watch } from 'node:fs';
+import type { IncomingMessage } from 'node:http';
+import type { Server as HttpsServer, ServerOptions } from 'node:https';
+import { basename, dirname } from 'node:path';
+import type { TLSSocket } from 'node:tls';
+import type { ListenerTls } from '../config/fleet-settings.js';
+import type { Logger } from '../log.js';
+
+/** Debounce for file changes: a swap is often several writes and renames in a row. */
+const RELOAD_DEBOUNCE_MS = 150;
+
+/**
+ * The broker's certificate, key and client CA, read from files and reloaded without a restart:
+ * on `reload()` (SIGHUP) and when a file changes (watched through its directory, so a swap by
+ * rename is seen too). A reload that fails (a half-written file, a key that does not match)
+ * keeps the certificate in use and logs why.
+ */
+export class ListenerCertificates {
+  private server: HttpsServer | undefined;
+  private watchers: FSWatcher[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  /** Serial number of the certificate in use. */
+  serial = '';
+
+  constructor(
+    private readonly files: ListenerTls,
+    private readonly log: Logger,
+  ) {}
+
+  /** Options for https.createServer; throws when the files cannot be read (at start: fatal). */
+  serverOptions(): ServerOptions {
+    return { ...this.read(), ...(this.files.clientCa ? { requestCert: true, rejectUnauthorized: true } : {}) };
+  }
+
+  attach(server: HttpsServer): void {
+    this.server = server;
+    const dirs = new Map<string, Set<string>>();
+    for (const f of [this.files.cert, this.files.key, this.files.clientCa]) {
+      if (!f) continue;
+      const set = dirs.get(dirname(f)) ?? new Set<string>();
+      set.add(basename(f));
+      dirs.set(dirname(f), set);
+    }
+    for (const [dir, names] of dirs) {
+      try {
+        const w = watch(dir, { persistent: false }, (_event, name) => {
+          if (!name || names.has(String(name))) this.scheduleReload('file change');
+        });
+        w.on('error', () => undefined);
+        this.watchers.push(w);
+      } catch (err) {
+        this.log.warn('tls: cannot watch certificate files; reload with SIGHUP', { dir, error: err as Error });
+      }
+    }
+  }
+
+  /** Reads the files again and uses them for new connections. Returns whether it worked. */
+  reload(why = 'SIGHUP'): boolean {
+    if (!this.server) return false;
+    try {
+      const previous = this.serial;
+      this.server.setSecureContext(this.read());
+      if (this.serial !== previous) this.log.info('tls certificate reloaded', { why, serial: this.serial });
+      return true;
+    } catch (err) {
+      this.log.warn('tls reload failed; keeping the certificate in use', { why, error: err as Error });
+      return false;
+    }
+  }
+
+  close(): void {
+    clearTimeout(this.timer);
+    for (const w of this.watchers.splice(0)) w.close();
+  }
+
+  private scheduleReload(why: string): void {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.reload(why), RELOAD_DEBOUNCE_MS);
+    this.timer.unref();
+  }
+
+  private read(): { cert: Buffer; key: Buffer; ca?: Buffer } {
+    const cert = readFileSync(this.files.cert);
+    const key = readFileSync(this.files.key);
+    const x509 = new X509Certificate(cert);
+    if (!x509.checkPrivateKey(createPrivateKey(key))) throw new Error('the key does not match the certificate');
+    const ca = this.files.clientCa ? readFileSync(this.files.clientCa) : undefined;
+    this.serial = x509.serialNumber;
+    return { cert, key, ...(ca ? { ca } : {}) };
+  }
+}
+
+/** The verified client certificate's subject (`CN=alice, O=ops`), when the client sent one. */
+export function clientCertificateSubject(req: IncomingMessage): string | undefined {
+  const socket = req.socket as TLSSocket;
+  if (typeof socket.getPeerCertificate !== 'function' || !socket.authorized) return undefined;
+  const cert = socket.getPeerCertificate();
+  if (!cert || !cert.subject) return undefined;
+  return Object.entries(cert.subject)
+    .map(([k, v]) => `${k}=${Array.isArray(v) ? v.join('+') : String(v)}`)
+    .join(', ');
+}
