@@ -1,0 +1,201 @@
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { SessionInfo, SessionObserver, SessionOutcome, SessionTap } from '../session/observer.js';
+import type { EndReason } from '../session/types.js';
+
+/** What the metrics read at scrape time from the rest of the broker. */
+export interface MetricSources {
+  /** Each Docker host: whether its event stream is connected, and how many containers it indexes. */
+  hosts(): Array<{ name: string; up: boolean; containers: number }>;
+  /** Bytes queued on the broker's WebSockets right now (not yet written to the network). */
+  webSocketBuffered(): { total: number; max: number };
+}
+
+/** Counted in the hot path with plain additions; the counters catch up at scrape and at the end. */
+interface LiveBytes {
+  in: number;
+  out: number;
+  flushedIn: number;
+  flushedOut: number;
+}
+
+/** Outcome label of a session that ran: `exited`, `client_gone`, or the failure's code. */
+export function outcomeOf(reason: EndReason): string {
+  if (reason.kind === 'exited') return 'exited';
+  if (reason.kind === 'client-gone') return 'client_gone';
+  return codeLabel(reason.error.code);
+}
+
+const codeLabel = (code: string) => code.replace(/^ENTRY_/, '').toLowerCase();
+
+/** Refusals that are about who the caller is or what they may do (the rest are counted as refusals only). */
+const POLICY_CODES = new Set(['ENTRY_FORBIDDEN', 'ENTRY_APP_DENIED']);
+
+/**
+ * The broker's Prometheus metrics, in a registry of its own. A SessionObserver (sessions, bytes,
+ * durations), plus explicit hooks for authentication failures and Docker API calls, plus gauges
+ * sampled at scrape time (hosts up, WebSocket buffers). Every name is in the README.
+ */
+export class BrokerMetrics implements SessionObserver {
+  readonly registry = new Registry();
+  private sources: MetricSources | undefined;
+  private readonly live = new Set<LiveBytes>();
+  private readonly active: Gauge;
+  private readonly sessions: Counter<'outcome'>;
+  private readonly duration: Histogram;
+  private readonly bytes: Counter<'direction'>;
+  private readonly refusals: Counter<'code'>;
+  private readonly authFailures: Counter<'reason'>;
+  private readonly dockerLatency: Histogram<'host' | 'call'>;
+  private readonly dockerErrors: Counter<'host' | 'call'>;
+
+  constructor(opts: { processMetrics?: boolean } = {}) {
+    const registers = [this.registry];
+    if (opts.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
+    const self = this;
+    this.active = new Gauge({ name: 'entry_sessions_active', help: 'Sessions whose process runs now, on this broker.', registers });
+    this.sessions = new Counter({
+      name: 'entry_sessions_total',
+      help: 'Sessions that ran, by how they ended: exited, client_gone, or the error code (container_gone, idle_timeout, killed, draining, …).',
+      labelNames: ['outcome'],
+      registers,
+    });
+    this.duration = new Histogram({
+      name: 'entry_session_duration_seconds',
+      help: 'How long sessions lasted, from the process start to the end.',
+      buckets: [0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 24 * 3600],
+      registers,
+    });
+    this.bytes = new Counter({
+      name: 'entry_session_bytes_total',
+      help: 'Payload bytes relayed: direction="in" from clients to processes (stdin), "out" from processes to clients (stdout and stderr).',
+      labelNames: ['direction'],
+      registers,
+      collect() {
+        self.flushBytes();
+      },
+    });
+    // Both series exist from the start, so rates work from the first scrape.
+    this.bytes.inc({ direction: 'in' }, 0);
+    this.bytes.inc({ direction: 'out' }, 0);
+    this.refusals = new Counter({
+      name: 'entry_session_refusals_total',
+      help: 'Upgrades and sessions refused before their process ran, by error code (not_found, forbidden, bad_token, docker_unavailable, …).',
+      labelNames: ['code'],
+      registers,
+    });
+    this.authFailures = new Counter({
+      name: 'entry_auth_failures_total',
+      help: 'Failed authentications and authorizations, by reason: no_token, bad_token, token_expired, token_revoked, rate_limited, bad_ticket, forbidden, app_denied.',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.dockerLatency = new Histogram({
+      name: 'entry_docker_api_duration_seconds',
+      help: 'Docker Engine API call latency, by host and call (exec_create, exec_start, exec_inspect, container_list, container_inspect, ping, events, …).',
+      labelNames: ['host', 'call'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    });
+    this.dockerErrors = new Counter({
+      name: 'entry_docker_api_errors_total',
+      help: 'Docker Engine API calls that failed (error status or no answer), by host and call.',
+      labelNames: ['host', 'call'],
+      registers,
+    });
+    new Gauge({
+      name: 'entry_docker_host_up',
+      help: '1 while the broker is connected to the Docker host (its event stream is open and its index in sync), else 0.',
+      labelNames: ['host'],
+      registers,
+      collect() {
+        this.reset();
+        for (const h of self.sources?.hosts() ?? []) this.set({ host: h.name }, h.up ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'entry_docker_indexed_containers',
+      help: 'Labelled containers in the broker\'s index of each Docker host.',
+      labelNames: ['host'],
+      registers,
+      collect() {
+        this.reset();
+        for (const h of self.sources?.hosts() ?? []) this.set({ host: h.name }, h.containers);
+      },
+    });
+    new Gauge({
+      name: 'entry_websocket_buffered_bytes',
+      help: 'Bytes queued on all of this broker\'s WebSockets and not yet sent, sampled at scrape time.',
+      registers,
+      collect() {
+        this.set(self.sources?.webSocketBuffered().total ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'entry_websocket_buffered_bytes_max',
+      help: 'The largest send queue of a single WebSocket, sampled at scrape time.',
+      registers,
+      collect() {
+        this.set(self.sources?.webSocketBuffered().max ?? 0);
+      },
+    });
+  }
+
+  setSources(sources: MetricSources): void {
+    this.sources = sources;
+  }
+
+  started(_info: SessionInfo): SessionTap {
+    this.active.inc();
+    const acc: LiveBytes = { in: 0, out: 0, flushedIn: 0, flushedOut: 0 };
+    this.live.add(acc);
+    return {
+      input: (d) => {
+        acc.in += d.byteLength;
+      },
+      output: (_s, d) => {
+        acc.out += d.byteLength;
+      },
+      ended: (o: SessionOutcome) => {
+        this.flush(acc);
+        this.live.delete(acc);
+        this.active.dec();
+        this.sessions.inc({ outcome: outcomeOf(o.reason) });
+        this.duration.observe(o.durationMs / 1000);
+      },
+    };
+  }
+
+  refused(info: { code: string }): void {
+    this.refusals.inc({ code: codeLabel(info.code) });
+    if (POLICY_CODES.has(info.code)) this.authFailures.inc({ reason: codeLabel(info.code) });
+  }
+
+  /** A token that did not authenticate (from the auth guard), or a ticket that did not redeem. */
+  authFailure(reason: string): void {
+    this.authFailures.inc({ reason: codeLabel(reason) });
+  }
+
+  dockerCall(host: string, call: string, seconds: number, failed: boolean): void {
+    this.dockerLatency.observe({ host, call }, seconds);
+    if (failed) this.dockerErrors.inc({ host, call });
+  }
+
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  private flushBytes(): void {
+    for (const acc of this.live) this.flush(acc);
+  }
+
+  private flush(acc: LiveBytes): void {
+    if (acc.in > acc.flushedIn) this.bytes.inc({ direction: 'in' }, acc.in - acc.flushedIn);
+    if (acc.out > acc.flushedOut) this.bytes.inc({ direction: 'out' }, acc.out - acc.flushedOut);
+    acc.flushedIn = acc.in;
+    acc.flushedOut = acc.out;
+  }
+}

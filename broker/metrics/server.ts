@@ -1,0 +1,54 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from '../log.js';
+import type { BrokerMetrics } from './metrics.js';
+
+/**
+ * The metrics listener (--metrics-listen): `GET /metrics` in the Prometheus text format, on
+ * its own address so that it can stay inside the cluster while the broker faces users.
+ */
+export class MetricsServer {
+  private server: Server | undefined;
+
+  constructor(
+    private readonly metrics: BrokerMetrics,
+    private readonly log: Logger,
+  ) {}
+
+  async listen(host: string, port: number): Promise<string> {
+    const server = createServer((req, res) => {
+      const path = (req.url ?? '/').split('?')[0];
+      if (req.method !== 'GET' || path !== '/metrics') {
+        res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /metrics\n');
+        return;
+      }
+      this.metrics.text().then(
+        (text) => res.writeHead(200, { 'content-type': this.metrics.contentType }).end(text),
+        (err: unknown) => {
+          this.log.warn('metrics: collection failed', { error: err as Error });
+          res.writeHead(500, { 'content-type': 'text/plain' }).end('metrics collection failed\n');
+        },
+      );
+    });
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    const a = server.address() as AddressInfo;
+    const url = `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}/metrics`;
+    this.log.info('metrics listening', { url });
+    return url;
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => {
+      if (!this.server) return resolve();
+      this.server.close(() => resolve());
+      this.server.closeAllConnections();
+    });
+  }
+}
