@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
 import { parseHostSpec } from '../docker/hosts.js';
 import { ConfigError } from './config-error.js';
+import { type DockerClientFiles, type ListenerTls, parseDockerClientFiles, parseListenerTls, parseMetricsListen, parseTrustedProxies } from './fleet-settings.js';
 import {
   DEFAULT_DRAIN_TIMEOUT_MS,
   DEFAULT_HANDSHAKE_TIMEOUT_MS,
@@ -31,7 +32,15 @@ export interface BrokerConfig {
     hosts: Array<{ name: string; url: string }>;
     /** How a session's leftover processes are found: auto, host (/proc) or exec (sh in the container). */
     reapMode: 'auto' | 'host' | 'exec';
+    /** TLS material for tcp:// engines and keys for ssh:// engines (see fleet-settings.ts). */
+    client: DockerClientFiles;
   };
+  /** TLS on the listener (--tls-cert, --tls-key, --tls-client-ca); null: plain HTTP. */
+  tls: ListenerTls | null;
+  /** --trusted-proxy: CIDRs whose X-Forwarded-For / X-Forwarded-Proto are believed. */
+  trustedProxies: string[];
+  /** --metrics-listen: where Prometheus metrics are served; null: no metrics. */
+  metricsListen: { host: string; port: number } | null;
   limits: {
     pingIntervalMs: number;
     maxFrameBytes: number;
@@ -271,7 +280,10 @@ export function parseConfig(raw: RawSettings): BrokerConfig {
     listen,
     auth,
     dev,
-    docker: { hosts: parseDockerHosts(raw), reapMode },
+    docker: { hosts: parseDockerHosts(raw), reapMode, client: parseDockerClientFiles(raw) },
+    tls: parseListenerTls(raw),
+    trustedProxies: parseTrustedProxies(raw),
+    metricsListen: parseMetricsListen(raw, parseListen),
     limits: {
       pingIntervalMs: int(raw, 'ping-interval', DEFAULT_PING_INTERVAL_MS, 10, 3_600_000),
       maxFrameBytes: int(raw, 'max-frame', DEFAULT_MAX_FRAME_BYTES, 1024, 64 * 1024 * 1024),

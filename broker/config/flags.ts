@@ -18,6 +18,17 @@ const OPTIONS = {
   'admin-role': { type: 'string', describe: 'role that may enter every app [default: entry-admin]' },
   'deny-apps': { type: 'string', array: true, describe: 'apps never enterable [default: entry]' },
   'docker-host': { type: 'string', array: true, describe: '[NAME=]URL of a Docker engine, repeatable: unix://, tcp:// (TLS with DOCKER_CERT_PATH), ssh:// [default: DOCKER_HOST or the local socket]' },
+  'docker-tls-ca': { type: 'string', describe: 'CA that signed the tcp:// engines\' certificates (any --docker-tls-* turns TLS on) [default: DOCKER_CERT_PATH/ca.pem]' },
+  'docker-tls-cert': { type: 'string', describe: 'client certificate for tcp:// engines [default: DOCKER_CERT_PATH/cert.pem]' },
+  'docker-tls-key': { type: 'string', describe: 'key of --docker-tls-cert [default: DOCKER_CERT_PATH/key.pem]' },
+  'docker-cert-path': { type: 'string', describe: 'directory with ca.pem, cert.pem, key.pem, as the docker CLI reads it [default: DOCKER_CERT_PATH]' },
+  'docker-ssh-key': { type: 'string', describe: 'private key for ssh:// engines [default: the agent at SSH_AUTH_SOCK]' },
+  'docker-ssh-known-hosts': { type: 'string', describe: 'known_hosts file the ssh:// engines\' host keys must be in [default: ~/.ssh/known_hosts]' },
+  'tls-cert': { type: 'string', describe: 'PEM certificate (chain) to serve HTTPS/WSS with; reloaded on SIGHUP and when the file changes' },
+  'tls-key': { type: 'string', describe: 'PEM key of --tls-cert' },
+  'tls-client-ca': { type: 'string', describe: 'CA for client certificates: every client must present one it signed (mTLS)' },
+  'trusted-proxy': { type: 'string', array: true, describe: 'CIDR of a TLS-terminating proxy whose X-Forwarded-For/-Proto are believed (repeatable)' },
+  'metrics-listen': { type: 'string', describe: 'HOST:PORT serving Prometheus metrics at /metrics (a separate listener) [default: off]' },
   'ping-interval': { type: 'number', describe: 'ms between PING messages [default: 10000]' },
   'max-frame': { type: 'number', describe: 'largest client message in bytes [default: 1048576]' },
   'start-timeout': { type: 'number', describe: 'ms a protocol-2 client has to send START [default: 10000]' },
@@ -78,6 +89,7 @@ export function readSettings(argv = hideBin(process.argv), env: NodeJS.ProcessEn
   // ENTRY_DOCKER_HOSTS lists several, comma-separated; DOCKER_HOST is the usual single default.
   if (raw['docker-host'] === undefined && env['ENTRY_DOCKER_HOSTS']) raw['docker-host'] = env['ENTRY_DOCKER_HOSTS'];
   if (raw['docker-host'] === undefined && env['DOCKER_HOST']) raw['docker-host'] = env['DOCKER_HOST'];
+  if (raw['docker-cert-path'] === undefined && env['DOCKER_CERT_PATH']) raw['docker-cert-path'] = env['DOCKER_CERT_PATH'];
   return raw;
 }
 
