@@ -12,7 +12,9 @@ import type { ContainerResolver, ResolvedContainer, Target } from '../docker/res
 import { validateTarget } from '../docker/resolver.js';
 import { EntryError, isEntryError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { clientAddress } from './client-address.js';
 import { closeLine } from './close-line.js';
+import { clientCertificateSubject } from './tls.js';
 import { applyWebCredentials, readUpgradeRequest, SUBPROTOCOL, type UpgradeRequest } from './credentials.js';
 import { type Framing, jsonFraming, protobufFraming } from './framing.js';
 
@@ -25,6 +27,8 @@ export interface AdmittedUpgrade {
   target: Target;
   container: ResolvedContainer;
   remoteAddress: string;
+  /** Subject of the verified client certificate (mTLS), when there is one. */
+  clientCert?: string | undefined;
   framing: Framing;
   /** Messages that arrived while the caller was being admitted (web mode). */
   pending: Array<[Buffer, boolean]>;
@@ -44,6 +48,8 @@ export interface GatewayDeps {
   onWatch(watch: { ws: WebSocket; identity: Identity; sessionId: string; protocol2: boolean; remoteAddress: string }): void;
   /** Throws EntryError when no new session may start now (draining, at the session limit). */
   admissible(): void;
+  /** Told of every refused upgrade (metrics). */
+  onRefused?(info: { code: string; reason: string; source: string; app?: string; proc?: string; instance?: string }): void;
 }
 
 /**
@@ -79,19 +85,20 @@ export class Gateway {
     }
     socket.on('error', () => undefined);
     const request = readUpgradeRequest(req);
-    const remoteAddress = req.socket.remoteAddress ?? '';
+    const remoteAddress = clientAddress(req);
+    const clientCert = clientCertificateSubject(req);
     if (route === 'watch') {
       this.admitWatch(req, socket, head, request, url.searchParams.get('session') ?? '', remoteAddress);
       return;
     }
     if (request.webMode) {
-      this.wss.handleUpgrade(req, socket, head, (ws) => this.admitWebMode(route, ws, request, remoteAddress));
+      this.wss.handleUpgrade(req, socket, head, (ws) => this.admitWebMode(route, ws, request, remoteAddress, clientCert));
       return;
     }
     void this.admit(request, remoteAddress).then(
       (admitted) => {
         this.wss.handleUpgrade(req, socket, head, (ws) => {
-          this.deps.onAdmitted(route, { sessionId: randomUUID(), ws, request, ...admitted, remoteAddress, framing: protobufFraming, pending: [] });
+          this.deps.onAdmitted(route, { sessionId: randomUUID(), ws, request, ...admitted, remoteAddress, clientCert, framing: protobufFraming, pending: [] });
         });
       },
       (err: unknown) => {
@@ -120,7 +127,7 @@ export class Gateway {
   }
 
   /** The original web mode: the credentials come in the first message, as JSON. */
-  private admitWebMode(route: Route, ws: WebSocket, request: UpgradeRequest, remoteAddress: string): void {
+  private admitWebMode(route: Route, ws: WebSocket, request: UpgradeRequest, remoteAddress: string, clientCert?: string): void {
     const pending: Array<[Buffer, boolean]> = [];
     let first = true;
     const timer = setTimeout(() => refuse(ws, new EntryError('ENTRY_START_TIMEOUT', 'no credentials message'), false, jsonFraming), this.deps.config.limits.startTimeoutMs);
@@ -142,7 +149,7 @@ export class Gateway {
       void this.admit(full, remoteAddress).then(
         (admitted) => {
           ws.off('message', onMessage);
-          this.deps.onAdmitted(route, { sessionId: randomUUID(), ws, request: full, ...admitted, remoteAddress, framing: jsonFraming, pending });
+          this.deps.onAdmitted(route, { sessionId: randomUUID(), ws, request: full, ...admitted, remoteAddress, clientCert, framing: jsonFraming, pending });
         },
         (err: unknown) => refuse(ws, this.refusal(err, route, full, remoteAddress), false, jsonFraming),
       );
@@ -154,6 +161,7 @@ export class Gateway {
   private refusal(err: unknown, route: Route | 'watch', request: UpgradeRequest, remote: string): EntryError {
     const error = isEntryError(err) ? err : new EntryError('ENTRY_INTERNAL', undefined, { cause: err });
     this.deps.log.info('upgrade refused', { route, code: error.code, reason: error.message, remote, app: request.app });
+    this.deps.onRefused?.({ code: error.code, reason: error.message, source: remote, ...(request.app ? { app: request.app, proc: request.proc, instance: request.instance } : {}) });
     return error;
   }
 
@@ -181,6 +189,17 @@ export class Gateway {
     } catch {
       return false;
     }
+  }
+
+  /** Bytes queued on the open WebSockets: in all, and on the fullest one. */
+  bufferedBytes(): { total: number; max: number } {
+    let total = 0;
+    let max = 0;
+    for (const ws of this.wss.clients) {
+      total += ws.bufferedAmount;
+      max = Math.max(max, ws.bufferedAmount);
+    }
+    return { total, max };
   }
 
   close(): void {
