@@ -60,7 +60,7 @@ export async function runExecSession(upgrade: AdmittedUpgrade, deps: ExecSession
       if (feed.lease(until, by) && deps.watchBanner && tty && relay) terminal.send('stdout', Buffer.from(`\r\n\x1b[33m[entry: ${by} is watching this session]\x1b[0m\r\n`));
     },
   });
-  const fields = { session: sessionId, user: identity.user, app: target.app, proc: target.proc, instance: target.instance, container: container.id.slice(0, 12), host: container.host.name, remote: upgrade.remoteAddress };
+  const fields = { session: sessionId, user: identity.user, app: target.app, proc: target.proc, instance: target.instance, container: container.id.slice(0, 12), host: container.host.name, remote: upgrade.remoteAddress, ...(upgrade.clientCert ? { clientCert: upgrade.clientCert } : {}) };
   try {
     let plan: ProcessPlan;
     let exec: DockerExecProcess;
@@ -106,6 +106,7 @@ export async function runExecSession(upgrade: AdmittedUpgrade, deps: ExecSession
       cols: plan.size?.cols ?? 80,
       rows: plan.size?.rows ?? 24,
       startedAt: started,
+      ...(upgrade.clientCert ? { clientCert: upgrade.clientCert } : {}),
     };
     const tap = combineTaps([...deps.observers.map((o) => o.started(info)), feed.tap()]);
     const r = new Relay(terminal, exec, {

@@ -19,6 +19,8 @@ export interface SessionInfo {
   cols: number;
   rows: number;
   startedAt: number;
+  /** Subject of the client certificate the session came with (mTLS). */
+  clientCert?: string;
 }
 
 export interface SessionOutcome {
