@@ -9,6 +9,7 @@ import { EntryError } from '../errors.js';
 import type { Store } from '../store/store.js';
 import type { AuditTrail } from '../audit/audit-trail.js';
 import type { Recorder } from '../recording/recorder.js';
+import { clientAddress } from '../transport/client-address.js';
 import { killSession, listSessions, revoke } from './admin.js';
 import { queryAudit, sendRecording } from './audit-routes.js';
 import { bearerToken, readJson, sendError, sendJson } from './respond.js';
@@ -58,7 +59,7 @@ export async function handleApi(req: IncomingMessage, res: ServerResponse, path:
       sendJson(res, 404, { error: 'ENTRY_NOT_FOUND', message: `no such API: ${path}` });
       return true;
     }
-    const identity = await deps.guard.authenticate(bearerToken(req), req.socket.remoteAddress ?? '');
+    const identity = await deps.guard.authenticate(bearerToken(req), clientAddress(req));
     await route.handler(req, res, identity, deps, route.path.exec(path)?.[1] ?? '');
   } catch (err) {
     sendError(res, err);
