@@ -1,0 +1,62 @@
+import { execFile, execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const RUN = join(ROOT, 'dist/bench/run.js');
+const FIGURES = ['setup_scripted', 'echo_p50', 'echo_p99', 'throughput_raw', 'stall_rss_growth'];
+
+interface FigureJson {
+  name: string;
+  entry: number | null;
+  direct: number | null;
+  ratio: number | null;
+  unit: string;
+  runs: number;
+  error?: string;
+}
+
+/**
+ * CI smoke for the benchmark: the quick mode of a few figures must complete against the real
+ * engine and write valid JSON. No timing is asserted; the numbers only have to be there.
+ */
+describe('bench --quick (smoke)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'entry-bench-smoke-'));
+  const out = join(dir, 'results.json');
+
+  beforeAll(() => {
+    execFileSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(ROOT, 'bench/tsconfig.json')], { cwd: ROOT, stdio: 'pipe' });
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('runs and writes every asked figure with positive numbers', async () => {
+    const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+      execFile(process.execPath, [RUN, '--quick', '--only', FIGURES.join(','), '--out', out], { cwd: ROOT, timeout: 170_000, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) =>
+        resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+      );
+    });
+    expect(code, `bench failed:\n${stderr}\n${stdout}`).toBe(0);
+    expect(stdout).toMatch(/\| figure/);
+    const results = JSON.parse(readFileSync(out, 'utf8')) as FigureJson[];
+    expect(Array.isArray(results)).toBe(true);
+    expect(results.map((f) => f.name).sort()).toEqual([...FIGURES].sort());
+    for (const f of results) {
+      expect(f.error, f.name).toBeUndefined();
+      expect(typeof f.unit).toBe('string');
+      expect(f.runs, f.name).toBeGreaterThan(0);
+      if (f.name === 'stall_rss_growth') {
+        // Growth can be zero or slightly negative (GC); there is no direct counterpart.
+        expect(Number.isFinite(f.entry)).toBe(true);
+        expect(f.direct).toBeNull();
+        expect(f.ratio).toBeNull();
+      } else {
+        expect(f.entry, f.name).toBeGreaterThan(0);
+        expect(f.direct, f.name).toBeGreaterThan(0);
+        expect(f.ratio, f.name).toBeGreaterThan(0);
+      }
+    }
+  }, 180_000);
+});
