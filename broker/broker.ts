@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +14,8 @@ import { AccessPolicy } from './auth/policy.js';
 import { Tickets } from './auth/tickets.js';
 import { TokenVerifier } from './auth/verifier.js';
 import type { BrokerConfig } from './config/config.js';
+import { dockerClientOptions } from './docker/client-options.js';
+import { ContainerIndex } from './docker/container-index.js';
 import { connectHosts } from './docker/hosts.js';
 import type { ReapMode } from './docker/process-reaper.js';
 import { ContainerResolver } from './docker/resolver.js';
@@ -20,6 +23,9 @@ import { EntryError } from './errors.js';
 import type { ApiDeps } from './http/api.js';
 import { createRequestHandler } from './http/routes.js';
 import { createLogger, type Logger } from './log.js';
+import { instrumentDocker } from './metrics/docker-latency.js';
+import { BrokerMetrics, countTicketFailures } from './metrics/metrics.js';
+import { MetricsServer } from './metrics/server.js';
 import { Recorder } from './recording/recorder.js';
 import { runAttachSession } from './session/attach-session.js';
 import { runExecSession, type LiveSession } from './session/exec-session.js';
@@ -30,7 +36,9 @@ import { MemoryStore } from './store/memory-store.js';
 import { createRedisClient } from './store/redis-connection.js';
 import { RedisStore } from './store/redis-store.js';
 import type { Store } from './store/store.js';
+import { TrustedProxies } from './transport/client-address.js';
 import { Gateway } from './transport/gateway.js';
+import { ListenerCertificates } from './transport/tls.js';
 
 export interface BrokerOptions {
   log?: Logger;
@@ -60,6 +68,13 @@ export class EntryBroker {
   readonly observers: SessionObserver[] = [];
   /** The dev token, in dev mode only. */
   devToken: string | undefined;
+  /** Prometheus metrics, when --metrics-listen is set. */
+  metrics: BrokerMetrics | undefined;
+  /** Where the metrics are served (http://HOST:PORT/metrics). */
+  metricsUrl: string | undefined;
+  private index: ContainerIndex | undefined;
+  private certificates: ListenerCertificates | undefined;
+  private metricsServer: MetricsServer | undefined;
 
   constructor(
     readonly config: BrokerConfig,
@@ -72,7 +87,7 @@ export class EntryBroker {
     const addr = this.server?.address() as AddressInfo | null;
     if (!addr) throw new Error('broker not listening');
     const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
-    return `http://${host}:${addr.port}`;
+    return `${this.config.tls ? 'https' : 'http'}://${host}:${addr.port}`;
   }
 
   get sessionCount(): number {
@@ -81,29 +96,49 @@ export class EntryBroker {
 
   async start(): Promise<void> {
     const { config } = this;
-    const hosts = connectHosts(config.docker.hosts, this.options.reapMode ?? config.docker.reapMode, this.options.docker);
+    const hosts = connectHosts(config.docker.hosts, this.options.reapMode ?? config.docker.reapMode, this.options.docker, dockerClientOptions(config.docker.client, config.docker.hosts));
+    const metrics = config.metricsListen ? new BrokerMetrics() : undefined;
+    this.metrics = metrics;
+    if (metrics) {
+      for (const h of hosts) instrumentDocker(h.docker, h.name, (...call) => metrics.dockerCall(...call));
+      this.observers.push(metrics);
+    }
+    // Each host's containers, kept current from its event stream; resolution reads from here.
+    const index = new ContainerIndex(hosts, this.log);
+    this.index = index;
+    await index.start();
+    const proxies = new TrustedProxies(config.trustedProxies);
+    const certificates = config.tls ? new ListenerCertificates(config.tls, this.log) : undefined;
+    this.certificates = certificates;
     const store = await this.openStore();
     let api: ApiDeps | undefined;
-    const server = createServer(
-      {
-        // Slow-loris protection: headers (upgrades included) must arrive within the handshake
-        // timeout; Node checks at this interval.
-        headersTimeout: config.limits.handshakeTimeoutMs,
-        requestTimeout: config.limits.handshakeTimeoutMs,
-        connectionsCheckingInterval: Math.min(1_000, config.limits.handshakeTimeoutMs),
+    const serverOptions = {
+      // Slow-loris protection: headers (upgrades included) must arrive within the handshake
+      // timeout; Node checks at this interval.
+      headersTimeout: config.limits.handshakeTimeoutMs,
+      requestTimeout: config.limits.handshakeTimeoutMs,
+      connectionsCheckingInterval: Math.min(1_000, config.limits.handshakeTimeoutMs),
+    };
+    const handler = createRequestHandler({
+      ready: async () => {
+        // A host is up while its event stream is connected. Ready while at least one is:
+        // the others' targets get their own reason.
+        const up = index.status();
+        return { docker: Object.values(up).some(Boolean), store: store.healthy(), hosts: up };
       },
-      createRequestHandler({
-        ready: async () => {
-          const up = await Promise.all(hosts.map((h) => h.docker.ping().then(() => true, () => false)));
-          // Ready while at least one engine answers: the others' targets get their own reason.
-          return { docker: up.some(Boolean), store: store.healthy(), hosts: Object.fromEntries(hosts.map((h, i) => [h.name, up[i]!])) };
-        },
-        draining: () => this.draining,
-        api: () => api,
-        consoleRoot: this.options.consoleRoot ?? DEFAULT_CONSOLE_ROOT,
-        oidc: config.oidc,
-      }),
-    );
+      draining: () => this.draining,
+      api: () => api,
+      consoleRoot: this.options.consoleRoot ?? DEFAULT_CONSOLE_ROOT,
+      oidc: config.oidc,
+    });
+    const stamped = (req: Parameters<typeof handler>[0], res: Parameters<typeof handler>[1]) => {
+      proxies.stamp(req);
+      return handler(req, res);
+    };
+    const server: Server = certificates
+      ? createHttpsServer({ ...serverOptions, ...certificates.serverOptions(), handshakeTimeout: config.limits.handshakeTimeoutMs }, stamped)
+      : createServer(serverOptions, stamped);
+    if (certificates) certificates.attach(server as import('node:https').Server);
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -145,7 +180,10 @@ export class EntryBroker {
       : undefined;
     if (recorder) this.observers.push(recorder);
     this.recorder = recorder;
-    const guard = new AuthGuard(new TokenVerifier(key, config.auth), store, config.limits, (err, source, claimed) => audit.authFailure(err, source, claimed));
+    const guard = new AuthGuard(new TokenVerifier(key, config.auth), store, config.limits, (err, source, claimed) => {
+      audit.authFailure(err, source, claimed);
+      metrics?.authFailure((err as { code?: string }).code ?? 'ENTRY_INTERNAL');
+    });
     const policy = new AccessPolicy(config.auth.denyApps);
     const tickets = new Tickets(store);
     api = { guard, policy, tickets, hosts, store, audit, recorder };
@@ -164,8 +202,9 @@ export class EntryBroker {
       config,
       guard,
       policy,
-      tickets,
+      tickets: metrics ? countTicketFailures(tickets, metrics) : tickets,
       resolver: new ContainerResolver(hosts),
+      onRefused: (info) => metrics?.refused(info),
       log: this.log,
       admissible: () => {
         if (this.draining) throw new EntryError('ENTRY_DRAINING');
@@ -178,7 +217,18 @@ export class EntryBroker {
       },
     });
     const gateway = this.gateway;
-    server.on('upgrade', (req, socket, head) => gateway.handleUpgrade(req, socket, head));
+    server.on('upgrade', (req, socket, head) => {
+      proxies.stamp(req);
+      gateway.handleUpgrade(req, socket, head);
+    });
+    if (metrics && config.metricsListen) {
+      metrics.setSources({
+        hosts: () => index.hosts.map((h) => ({ name: h.name, up: h.up, containers: h.size })),
+        webSocketBuffered: () => gateway.bufferedBytes(),
+      });
+      this.metricsServer = new MetricsServer(metrics, this.log);
+      this.metricsUrl = await this.metricsServer.listen(config.metricsListen.host, config.metricsListen.port);
+    }
     this.log.info('listening', { url: this.url, broker: this.id, store: store.kind });
   }
 
@@ -207,6 +257,14 @@ export class EntryBroker {
       this.server.closeAllConnections();
     });
     this.recorder?.close();
+    this.index?.stop();
+    this.certificates?.close();
+    await this.metricsServer?.close();
     await this.store?.close();
+  }
+
+  /** Reads the TLS certificate and key again (SIGHUP); new connections get them. */
+  reloadTls(): boolean {
+    return this.certificates?.reload('SIGHUP') ?? false;
   }
 }

@@ -28,6 +28,8 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  // SIGHUP reloads the TLS certificate and key (also reloaded when the files change).
+  process.on('SIGHUP', () => broker.reloadTls());
 }
 
 void main();

@@ -1,4 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { Identity } from '../auth/identity.js';
+import type { Target } from '../docker/resolver.js';
 import type { SessionInfo, SessionObserver, SessionOutcome, SessionTap } from '../session/observer.js';
 import type { EndReason } from '../session/types.js';
 
@@ -198,4 +200,15 @@ export class BrokerMetrics implements SessionObserver {
     acc.flushedIn = acc.in;
     acc.flushedOut = acc.out;
   }
+}
+
+/** Tickets whose failed redemptions count as `bad_ticket` authentication failures. */
+export function countTicketFailures<T extends { redeem(ticket: string, target: Target): Promise<Identity> }>(tickets: T, metrics: BrokerMetrics): T {
+  return Object.assign(Object.create(tickets) as T, {
+    redeem: (ticket: string, target: Target) =>
+      tickets.redeem(ticket, target).catch((err: unknown) => {
+        metrics.authFailure('bad_ticket');
+        throw err;
+      }),
+  });
 }
