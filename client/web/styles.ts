@@ -6,6 +6,8 @@ const OWN_CSS = `
 :where(entry-terminal[hidden]) { display: none; }
 :where(.entry-terminal-screen) { width: 100%; height: 100%; overflow: hidden; }
 :where(.entry-terminal-screen) .xterm { height: 100%; padding: 4px 0 0 6px; box-sizing: border-box; }
+/* The screen div carries the theme's background, so that the strip below the last row matches. */
+:where(.entry-terminal-screen) .xterm .xterm-viewport { background-color: transparent; }
 `;
 
 /**

@@ -111,6 +111,7 @@ class TerminalSession implements TerminalHandle {
       ...options.terminalOptions,
     });
     this.terminal.loadAddon(this.fit);
+    this.screen.style.backgroundColor = this.terminal.options.theme?.background ?? '#000';
     this.cleanups.push(
       disposable(this.terminal.onData((data) => this.input(data))),
       disposable(this.terminal.onResize(({ cols, rows }) => this.sendWinch(cols, rows))),

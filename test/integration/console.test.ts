@@ -98,8 +98,15 @@ describe('web console in Chromium', () => {
     await containers.removeAll();
   });
 
-  it('signs in with a pasted token and lists only the containers the token may enter', async () => {
+  it('refuses a bad token with the broker\'s reason', async () => {
     await page.goto(`${b.url}/`);
+    await page.locator('#token-input').fill('not-a-token');
+    await page.locator('#token-input').press('Enter');
+    await page.locator('#sign-in-error', { hasText: 'invalid access token' }).waitFor();
+    expect(await page.evaluate("sessionStorage.getItem('entry.token')")).toBeNull();
+  });
+
+  it('signs in with a pasted token and lists only the containers the token may enter', async () => {
     await page.locator('#token-input').fill(token);
     await shot('console-sign-in');
     await page.getByRole('button', { name: 'Sign in' }).click();
@@ -264,5 +271,17 @@ describe('web console in Chromium', () => {
     // Browsers do not tell why an upgrade failed; the element reports what it knows.
     expect(await embed.evaluate('window.closeInfo.code')).toBe('ENTRY_UNREACHABLE');
     await embed.close();
+  });
+
+  it('signs out: the token is forgotten and every terminal closed', async () => {
+    expect(b.broker.sessionCount).toBeGreaterThan(0);
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.locator('#sign-in-view').waitFor();
+    expect(await page.evaluate("sessionStorage.getItem('entry.token')")).toBeNull();
+    expect(await page.locator('entry-terminal').count()).toBe(0);
+    await vi.waitFor(() => expect(b.broker.sessionCount).toBe(0), { timeout: 10_000 });
+    // A reload stays signed out.
+    await page.reload();
+    await page.locator('#token-input').waitFor();
   });
 });

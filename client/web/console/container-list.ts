@@ -101,8 +101,8 @@ export class ContainerList {
     const tr = h(
       'tr',
       {},
-      h('td', { className: 'app', textContent: c.app }),
-      h('td', { textContent: c.proc }),
+      h('td', { className: 'app', textContent: c.app, title: c.app }),
+      h('td', { textContent: c.proc, title: c.proc }),
       h('td', { className: 'num', textContent: c.instance }),
       h('td', {}, h('span', { className: `state state-${c.state.replace(/[^a-z]/gi, '')}`, textContent: c.state, title: stateTitle })),
       h('td', { className: 'image', textContent: c.image, title: c.name ? `${c.image} — ${c.name}` : c.image }),
