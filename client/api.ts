@@ -22,6 +22,11 @@ export interface ExecOptions {
   rows?: number;
   term?: string;
   connectTimeoutMs?: number;
+  /** PEM of a CA to trust for https:// brokers, on top of the system's (default: ENTRY_CA_FILE). */
+  ca?: string | Uint8Array;
+  /** PEM client certificate and key, for brokers that require one (default: ENTRY_CERT_FILE, ENTRY_KEY_FILE). */
+  cert?: string | Uint8Array;
+  key?: string | Uint8Array;
 }
 
 export interface RunOptions extends ExecOptions {
@@ -56,6 +61,7 @@ function connectOptions(o: ExecOptions): ConnectOptions {
     token: o.token,
     target: o.target,
     ...(o.connectTimeoutMs ? { connectTimeoutMs: o.connectTimeoutMs } : {}),
+    ...(o.ca || o.cert ? { tls: { ...(o.ca ? { ca: Buffer.from(o.ca) } : {}), ...(o.cert ? { cert: Buffer.from(o.cert) } : {}), ...(o.key ? { key: Buffer.from(o.key) } : {}) } } : {}),
     spec: {
       argv: o.command.map((a) => (typeof a === 'string' ? utf8(a) : a)),
       tty: o.tty ?? false,

@@ -11,6 +11,7 @@ import {
   utf8,
 } from '../../proto/codec.js';
 import { ClientError } from './client-error.js';
+import { type ClientTls, clientTlsFromEnv, tlsConnectOptions } from './tls.js';
 
 export interface Target {
   app: string;
@@ -27,6 +28,8 @@ export interface ConnectOptions {
   spec?: Partial<ExecSpec>;
   /** Milliseconds to wait for the connection; default 15 s. */
   connectTimeoutMs?: number;
+  /** A private CA and/or a client certificate for wss:// (default: ENTRY_CA_FILE, ENTRY_CERT_FILE, ENTRY_KEY_FILE). */
+  tls?: ClientTls;
 }
 
 /** How a session ended, as the client saw it. */
@@ -100,12 +103,14 @@ export class ExecConnection extends EventEmitter {
         ...(options.spec?.term ? { 'term-type': options.spec.term } : {}),
       },
       perMessageDeflate: false,
+      ...tlsConnectOptions(options.tls ?? clientTlsFromEnv()),
       handshakeTimeout: options.connectTimeoutMs ?? 15_000,
       maxPayload: 64 * 1024 * 1024,
     });
     return new Promise((resolve, reject) => {
       const onError = (err: Error & { code?: string }) => {
-        reject(new ClientError('ENTRY_CONNECT_FAILED', `cannot reach broker ${options.broker}: ${err.code ?? err.message}`));
+        const why = err.code === 'ECONNRESET' && /^wss:|^https:/.test(options.broker) ? 'ECONNRESET (the broker may want a client certificate: --cert and --key)' : (err.code ?? err.message);
+        reject(new ClientError('ENTRY_CONNECT_FAILED', `cannot reach broker ${options.broker}: ${why}`));
       };
       ws.once('error', onError);
       ws.once('unexpected-response', (_req, res) => {

@@ -1,0 +1,16 @@
+import { Agent, setGlobalDispatcher } from 'undici';
+import { clientTlsFromEnv, tlsConnectOptions } from '../protocol/tls.js';
+
+/**
+ * --ca-file, --cert, --key (else ENTRY_CA_FILE, ENTRY_CERT_FILE, ENTRY_KEY_FILE) for every
+ * connection the CLI makes: the WebSocket sessions read the variables, and the HTTP calls
+ * (fetch: ls, status, login) go through a dispatcher with the same CA and certificate.
+ */
+export function applyCliTls(flags: { caFile?: string | undefined; cert?: string | undefined; key?: string | undefined }, env: NodeJS.ProcessEnv = process.env): void {
+  if (flags.caFile) env['ENTRY_CA_FILE'] = flags.caFile;
+  if (flags.cert) env['ENTRY_CERT_FILE'] = flags.cert;
+  if (flags.key) env['ENTRY_KEY_FILE'] = flags.key;
+  const tls = clientTlsFromEnv(env);
+  if (!tls) return;
+  setGlobalDispatcher(new Agent({ connect: tlsConnectOptions(tls) }));
+}

@@ -1,0 +1,49 @@
+import { readFileSync } from 'node:fs';
+import { rootCertificates } from 'node:tls';
+import { ClientError } from './client-error.js';
+
+/**
+ * How a client reaches a broker over https:// / wss:// with a private CA or a client
+ * certificate (mTLS). PEM contents, not paths.
+ */
+export interface ClientTls {
+  /** Extra CA certificate(s) to trust, on top of the system's. */
+  ca?: string | Buffer | Array<string | Buffer>;
+  /** Client certificate and its key, for brokers that ask for one. */
+  cert?: string | Buffer;
+  key?: string | Buffer;
+}
+
+/** Reads --ca-file / --cert / --key style paths (any may be absent). */
+export function readClientTls(files: { caFile?: string | undefined; certFile?: string | undefined; keyFile?: string | undefined }): ClientTls | undefined {
+  const read = (path: string | undefined, what: string) => {
+    if (!path) return undefined;
+    try {
+      return readFileSync(path);
+    } catch (err) {
+      throw new ClientError('ENTRY_BAD_REQUEST', `cannot read the ${what} ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+  };
+  const ca = read(files.caFile, 'CA file');
+  const cert = read(files.certFile, 'client certificate');
+  const key = read(files.keyFile, 'client key');
+  if (Boolean(cert) !== Boolean(key)) throw new ClientError('ENTRY_BAD_REQUEST', 'a client certificate needs its key, and a key its certificate (--cert and --key)');
+  if (!ca && !cert) return undefined;
+  return { ...(ca ? { ca } : {}), ...(cert ? { cert, key: key! } : {}) };
+}
+
+/** ENTRY_CA_FILE, ENTRY_CERT_FILE, ENTRY_KEY_FILE. */
+export function clientTlsFromEnv(env: NodeJS.ProcessEnv = process.env): ClientTls | undefined {
+  return readClientTls({ caFile: env['ENTRY_CA_FILE'], certFile: env['ENTRY_CERT_FILE'], keyFile: env['ENTRY_KEY_FILE'] });
+}
+
+/** Options for tls.connect (ws, https, undici): the extra CA is added to the system's roots. */
+export function tlsConnectOptions(tls: ClientTls | undefined): { ca?: Array<string | Buffer>; cert?: string | Buffer; key?: string | Buffer } {
+  if (!tls) return {};
+  const extra = tls.ca === undefined ? [] : Array.isArray(tls.ca) ? tls.ca : [tls.ca];
+  return {
+    ...(extra.length ? { ca: [...rootCertificates, ...extra] } : {}),
+    ...(tls.cert ? { cert: tls.cert } : {}),
+    ...(tls.key ? { key: tls.key } : {}),
+  };
+}
