@@ -6,6 +6,7 @@ import { normaliseBrokerUrl, saveToken } from '../config/store.js';
 import { ClientError } from '../protocol/client-error.js';
 import { EXIT_CLIENT_FAILURE, runExecCommand } from './exec-command.js';
 import { resolveBroker, resolveToken } from './settings.js';
+import { applyCliTls } from './tls.js';
 
 function fail(message: string): never {
   process.stderr.write(`enter: ${message}\n`);
@@ -37,6 +38,10 @@ async function main(): Promise<void> {
     .scriptName('enter')
     .usage('Enter your containers through an Entry broker.\n\nUsage:\n  enter <app> <proc> <instance>              interactive shell\n  enter <app> <proc> <instance> -- <cmd…>    run a command')
     .option('broker', { alias: 'b', type: 'string', describe: 'broker URL (default: ENTRY_BROKER, or the one you logged in to)' })
+    .option('ca-file', { type: 'string', describe: 'PEM CA to trust for an https:// broker, on top of the system\'s (default: ENTRY_CA_FILE)' })
+    .option('cert', { type: 'string', describe: 'PEM client certificate, for brokers that require one (default: ENTRY_CERT_FILE)' })
+    .option('key', { type: 'string', describe: 'PEM key of --cert (default: ENTRY_KEY_FILE)' })
+    .middleware((args) => applyCliTls({ caFile: args['ca-file'] as string | undefined, cert: args['cert'] as string | undefined, key: args['key'] as string | undefined }))
     .command(
       'login',
       'save a token for a broker (read from --token, stdin or a prompt)',
