@@ -48,7 +48,8 @@ export function issue(ca: TestCa, cn: string, opts: { sans?: string[]; client?: 
       ...(sans.length ? [`subjectAltName=${sans.join(',')}`] : []),
     ].join('\n'),
   );
-  const serialHex = (++serial).toString(16).toUpperCase().padStart(16, '0');
+  const hex = (++serial).toString(16).toUpperCase();
+  const serialHex = hex.length % 2 ? `0${hex}` : hex;
   openssl(['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', key], ca.dir);
   openssl(['req', '-new', '-key', key, '-subj', `/CN=${cn}`, '-out', csr], ca.dir);
   openssl(['x509', '-req', '-in', csr, '-CA', ca.cert, '-CAkey', ca.key, '-set_serial', `0x${serialHex}`, '-days', '2', '-sha256', '-extfile', ext, '-out', cert], ca.dir);
