@@ -5,6 +5,14 @@
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
 const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 };
 const SECRET_KEYS = /token|ticket|secret|password|authorization|cookie/i;
+/** Credentials that can hide in any string (an error message, a URL): JWTs and credential query parameters. */
+const JWT = /\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*/g;
+const CREDENTIAL_PARAM = /([?&](?:ticket|access_token|token|access-token)=)[^&\s"']+/gi;
+
+/** Masks credentials found by shape inside a string value. */
+export function scrub(text: string): string {
+  return text.replace(JWT, '[redacted-jwt]').replace(CREDENTIAL_PARAM, '$1[redacted]');
+}
 
 export interface Logger {
   debug(msg: string, fields?: Record<string, unknown>): void;
@@ -17,7 +25,9 @@ export function redact(fields: Record<string, unknown>, depth = 0): Record<strin
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(fields)) {
     if (SECRET_KEYS.test(k)) out[k] = '[redacted]';
-    else if (v instanceof Error) out[k] = { message: v.message, code: (v as { code?: unknown }).code };
+    else if (v instanceof Error) out[k] = { message: scrub(v.message), code: (v as { code?: unknown }).code };
+    else if (typeof v === 'string') out[k] = scrub(v);
+    else if (Array.isArray(v)) out[k] = v.map((x: unknown) => (typeof x === 'string' ? scrub(x) : x));
     else if (v && typeof v === 'object' && !Array.isArray(v)) out[k] = depth < 4 ? redact(v as Record<string, unknown>, depth + 1) : '[nested]';
     else out[k] = v;
   }
@@ -28,7 +38,7 @@ export function createLogger(level: LogLevel, write: (line: string) => void = (l
   const min = ORDER[level];
   const log = (lvl: LogLevel, msg: string, fields?: Record<string, unknown>) => {
     if (ORDER[lvl] < min) return;
-    write(`${JSON.stringify({ time: new Date().toISOString(), level: lvl, msg, ...(fields ? redact(fields) : {}) })}\n`);
+    write(`${JSON.stringify({ time: new Date().toISOString(), level: lvl, msg: scrub(msg), ...(fields ? redact(fields) : {}) })}\n`);
   };
   return {
     debug: (m, f) => log('debug', m, f),

@@ -73,3 +73,15 @@ describe('createLogger', () => {
     expect(silent.lines).toHaveLength(0);
   });
 });
+
+describe('credentials by shape', () => {
+  it('masks JWTs and credential query parameters inside any string, messages and errors included', () => {
+    const lines: string[] = [];
+    const log = createLogger('debug', (l) => lines.push(l));
+    log.info(`refused ${SECRET}`, { url: '/enter?app=a&ticket=abcDEF123_-x&proc=b', error: new Error(`bad ${SECRET}`), argv: ['curl', `-H`, `Authorization: Bearer ${SECRET}`] });
+    expect(lines[0]).not.toContain('SECRET-VALUE');
+    expect(lines[0]).not.toContain('abcDEF123_-x');
+    expect(lines[0]).toContain('ticket=[redacted]');
+    expect(lines[0]).toContain('&proc=b');
+  });
+});
