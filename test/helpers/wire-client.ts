@@ -54,7 +54,10 @@ export class WireClient {
         this.waiters.push(resolve);
         setTimeout(resolve, Math.max(1, deadline - Date.now())).unref();
       });
-      if (this.ws.readyState === WebSocket.CLOSED && !predicate()) throw new Error(`socket closed while waiting for ${what}; stdout: ${JSON.stringify(this.stdoutText().slice(-500))}`);
+      if (this.ws.readyState === WebSocket.CLOSED && !predicate()) {
+        const close = this.closeMessage();
+        throw new Error(`socket closed while waiting for ${what}; CLOSE: ${JSON.stringify(close ? new TextDecoder().decode(close.content) : null)}; stdout: ${JSON.stringify(this.stdoutText().slice(-500))}`);
+      }
     }
   }
 
