@@ -1,4 +1,5 @@
 import { ExecConnection, type SessionEnd, type Target } from '../protocol/connection.js';
+import { EscapeFilter, escapeHelp } from './escape.js';
 import { enterRawMode } from './terminal.js';
 
 export interface ExecCommandOptions {
@@ -10,6 +11,15 @@ export interface ExecCommandOptions {
   user: string;
   workdir: string;
   env: string[];
+  /** The escape character of interactive sessions (`~`); null: none. */
+  escapeChar?: number | null;
+}
+
+/** Why the session ended, for the caller's message: the broker's end, or `~.` typed locally. */
+export interface ExecOutcome {
+  status: number;
+  end: SessionEnd;
+  escaped: boolean;
 }
 
 /** Exit status for failures before or around the process (ssh uses 255 the same way). */
@@ -20,7 +30,7 @@ export const EXIT_CLIENT_FAILURE = 255;
  * TTY: raw mode, Ctrl-C travels as input, WINCH on start and on resize.
  * No TTY: SIGINT/SIGTERM are sent to the remote processes; stdin EOF is passed on.
  */
-export async function runExecCommand(o: ExecCommandOptions): Promise<number> {
+export async function runExecCommand(o: ExecCommandOptions): Promise<ExecOutcome> {
   const stdin = process.stdin;
   const stdout = process.stdout;
   const conn = await ExecConnection.open({
@@ -61,8 +71,25 @@ export async function runExecCommand(o: ExecCommandOptions): Promise<number> {
     conn.on('stdout', relayOut(stdout));
     conn.on('stderr', relayOut(process.stderr));
 
-    // Input.
-    stdin.on('data', (chunk: Buffer) => {
+    // Input, through the escape filter in interactive sessions.
+    const escapes = o.tty && stdin.isTTY && o.escapeChar != null ? new EscapeFilter(o.escapeChar) : undefined;
+    let escaped = false;
+    stdin.on('data', (raw: Buffer) => {
+      if (escaped) return;
+      let chunk = raw;
+      if (escapes) {
+        const { data, actions } = escapes.feed(raw);
+        chunk = data;
+        for (const action of actions) {
+          if (action === 'help') stdout.write(escapeHelp(o.escapeChar!));
+          else {
+            escaped = true;
+            stdout.write('\r\n');
+            conn.close();
+          }
+        }
+        if (escaped || chunk.length === 0) return;
+      }
       if (!conn.write(chunk)) {
         stdin.pause();
         conn.once('drain', () => stdin.resume());
@@ -92,9 +119,9 @@ export async function runExecCommand(o: ExecCommandOptions): Promise<number> {
     restore();
     // Let whatever output is queued reach the terminal before deciding the status.
     await Promise.all([flush(stdout), flush(process.stderr)]);
-    if (end.exitCode !== undefined) return end.exitCode;
-    process.stderr.write(`enter: ${end.message.replace(/^entry: /, '') || `connection closed (${end.closeCode})`}\n`);
-    return EXIT_CLIENT_FAILURE;
+    if (escaped) return { status: EXIT_CLIENT_FAILURE, end, escaped };
+    if (end.exitCode !== undefined) return { status: end.exitCode, end, escaped };
+    return { status: EXIT_CLIENT_FAILURE, end, escaped };
   } finally {
     restore();
   }

@@ -1,62 +1,155 @@
 #!/usr/bin/env node
-import { createInterface } from 'node:readline';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { normaliseBrokerUrl, saveToken } from '../config/store.js';
+import type { BrokerRef } from '../config/store.js';
 import { ClientError } from '../protocol/client-error.js';
+import { brokerAdd, brokerList, brokerRemove, brokerUse } from './broker-command.js';
+import { bashScript, complete, zshScript } from './completion.js';
+import { parseEscapeChar } from './escape.js';
 import { EXIT_CLIENT_FAILURE, runExecCommand } from './exec-command.js';
+import { type FailureContext, nextStep } from './hints.js';
+import { listCommand, statusCommand } from './info-commands.js';
+import { loginCommand, logoutCommand } from './login-command.js';
 import { resolveBroker, resolveToken } from './settings.js';
 import { applyCliTls } from './tls.js';
 
-function fail(message: string): never {
+/** What the failure handler knows about the command that failed, for its hint. */
+const context: FailureContext = {};
+
+function broker(flag: string | undefined): BrokerRef {
+  context.ref = resolveBroker(flag);
+  return context.ref;
+}
+
+/** Prints `enter: <what went wrong>` and, when there is one, the next step; exits 255. */
+async function failWith(code: string, message: string): Promise<never> {
   process.stderr.write(`enter: ${message}\n`);
+  const hint = await nextStep(code, context).catch(() => undefined);
+  // Messages the CLI wrote itself may already say which login to run.
+  if (hint && !message.includes('run `enter login')) process.stderr.write(`  ${hint}\n`);
   process.exit(EXIT_CLIENT_FAILURE);
 }
 
-async function readTokenInteractively(): Promise<string> {
-  if (!process.stdin.isTTY) {
-    const chunks: Buffer[] = [];
-    for await (const c of process.stdin) chunks.push(c as Buffer);
-    return Buffer.concat(chunks).toString().trim();
-  }
-  const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: true });
-  process.stderr.write('Paste your Entry token (input hidden): ');
-  // Hide what is typed: the readline echo goes nowhere.
-  (rl as unknown as { _writeToOutput: (s: string) => void })._writeToOutput = () => undefined;
-  const token = await new Promise<string>((resolve) => rl.question('', resolve));
-  rl.close();
-  process.stderr.write('\n');
-  return token.trim();
+/** Upgrades refused with a plain HTTP status carry no Entry code: infer it for the hint. */
+function codeOf(err: ClientError): string {
+  const m = /HTTP (\d{3})/.exec(err.message);
+  if (err.code === 'ENTRY_CONNECT_FAILED' && m) return m[1] === '401' ? 'ENTRY_BAD_TOKEN' : m[1] === '403' ? 'ENTRY_FORBIDDEN' : 'ENTRY_BAD_ANSWER';
+  return err.code;
 }
 
 async function main(): Promise<void> {
   const argv = hideBin(process.argv);
+  // Shell completion calls back here with the words typed so far (see `enter completion`).
+  if (argv[0] === '__complete') {
+    const candidates = await complete(argv.slice(1));
+    process.stdout.write(candidates.map((c) => `${c}\n`).join(''));
+    return;
+  }
   const dashdash = argv.indexOf('--');
   const command = dashdash >= 0 ? argv.slice(dashdash + 1) : [];
   const ours = dashdash >= 0 ? argv.slice(0, dashdash) : argv;
   await yargs(ours)
     .scriptName('enter')
-    .usage('Enter your containers through an Entry broker.\n\nUsage:\n  enter <app> <proc> <instance>              interactive shell\n  enter <app> <proc> <instance> -- <cmd…>    run a command')
-    .option('broker', { alias: 'b', type: 'string', describe: 'broker URL (default: ENTRY_BROKER, or the one you logged in to)' })
+    .usage(
+      [
+        'Enter your containers through an Entry broker.',
+        '',
+        'Usage:',
+        '  enter <app> <proc> <instance>              interactive shell',
+        '  enter <app> <proc> <instance> -- <cmd…>    run a command',
+        '  enter ls [app]                             what you may enter',
+      ].join('\n'),
+    )
+    .option('broker', {
+      alias: 'b',
+      type: 'string',
+      describe: 'broker profile name or URL (default: ENTRY_BROKER, else the one chosen with enter broker use)',
+    })
     .option('ca-file', { type: 'string', describe: 'PEM CA to trust for an https:// broker, on top of the system\'s (default: ENTRY_CA_FILE)' })
     .option('cert', { type: 'string', describe: 'PEM client certificate, for brokers that require one (default: ENTRY_CERT_FILE)' })
     .option('key', { type: 'string', describe: 'PEM key of --cert (default: ENTRY_KEY_FILE)' })
     .middleware((args) => applyCliTls({ caFile: args['ca-file'] as string | undefined, cert: args['cert'] as string | undefined, key: args['key'] as string | undefined }))
     .command(
       'login',
-      'save a token for a broker (read from --token, stdin or a prompt)',
-      (y) => y.option('token', { type: 'string', describe: 'the token (avoid: it lands in shell history)' }),
+      'log in to the broker: OIDC in the browser (--device without one), or save a token',
+      (y) =>
+        y
+          .option('token', { type: 'string', describe: 'save this token (avoid: it lands in shell history; pipe it on stdin instead)' })
+          .option('device', { type: 'boolean', describe: 'device-code login: for machines without a browser' })
+          .option('browser', { type: 'boolean', describe: 'browser login even when stdin is not a terminal' })
+          .option('open', { type: 'boolean', default: true, describe: 'open the browser (--no-open: only print the URL)' })
+          .option('port', { type: 'number', describe: 'loopback port for the login redirect [default: any free port]' })
+          .option('timeout', { type: 'number', default: 300, describe: 'seconds to wait for the login to finish' })
+          .example('enter login', 'log in to the default broker in your browser')
+          .example('enter login -b prod --device', 'log in from a machine without a browser')
+          .example('printf %s "$TOKEN" | enter login -b prod', 'save a token you already have'),
       async (args) => {
-        const broker = args.broker ? normaliseBrokerUrl(args.broker) : resolveBroker(undefined);
-        const token = args.token ?? (await readTokenInteractively());
-        if (!token) fail('no token given');
-        saveToken(broker, token, { makeCurrent: true });
-        process.stderr.write(`enter: token saved for ${broker}\n`);
+        const ref = broker(args.broker);
+        await loginCommand(ref, {
+          ...(args.token !== undefined ? { token: args.token } : {}),
+          device: Boolean(args.device),
+          browser: Boolean(args.browser),
+          open: args.open,
+          ...(args.port ? { port: args.port } : {}),
+          timeoutSec: args.timeout,
+        });
+      },
+    )
+    .command('logout', 'forget the token for the broker (and revoke its refresh token)', {}, async (args) => {
+      await logoutCommand(broker(args['broker'] as string | undefined));
+    })
+    .command(
+      'status',
+      'broker reachable and its version, who your token says you are, until when, your grants',
+      (y) => y.option('json', { type: 'boolean', describe: 'JSON output' }),
+      async (args) => {
+        process.exitCode = await statusCommand(broker(args.broker), Boolean(args.json));
       },
     )
     .command(
-      '$0 <app> <proc> <instance>',
-      'open a shell, or run the command after --',
+      'ls [app]',
+      'list the containers you may enter (app, proc, instance, state, host, age)',
+      (y) =>
+        y
+          .positional('app', { type: 'string', describe: 'only this app (* and ? wildcards)' })
+          .option('json', { type: 'boolean', describe: 'JSON output: an array of {app, proc, instance, state, host, created, …}' }),
+      async (args) => {
+        await listCommand(broker(args.broker), args.app, Boolean(args.json));
+      },
+    )
+    .command('broker', 'manage broker profiles (like kubectl contexts)', (y) =>
+      y
+        .command(
+          'add <name> <url>',
+          'add (or re-point) a broker profile',
+          (yy) =>
+            yy
+              .positional('name', { type: 'string', describe: 'profile name' })
+              .positional('url', { type: 'string', describe: 'broker URL, e.g. https://entry.example.com' })
+              .option('use', { type: 'boolean', describe: 'make it the default' }),
+          async (args) => brokerAdd(args.name!, args.url!, { use: Boolean(args.use) }),
+        )
+        .command('use <name>', 'make a profile the default broker', (yy) => yy.positional('name', { type: 'string' }), (args) => brokerUse(args.name!))
+        .command(['ls', 'list'], 'list broker profiles and logins', (yy) => yy.option('json', { type: 'boolean' }), (args) => brokerList(Boolean(args.json)))
+        .command(['rm <name>', 'remove'], 'remove a profile and its token', (yy) => yy.positional('name', { type: 'string' }), (args) => brokerRemove(args.name!))
+        .demandCommand(1, 'say what to do: enter broker add|use|ls|rm'),
+    )
+    .command(
+      'completion [shell]',
+      'print the shell completion script (bash or zsh)',
+      (y) =>
+        y
+          .positional('shell', { type: 'string', choices: ['bash', 'zsh'], describe: 'default: from $SHELL' })
+          .example('source <(enter completion bash)', 'in ~/.bashrc')
+          .example('source <(enter completion zsh)', 'in ~/.zshrc, after compinit'),
+      (args) => {
+        const shell = args.shell ?? (/zsh$/.test(process.env['SHELL'] ?? '') ? 'zsh' : 'bash');
+        process.stdout.write(shell === 'zsh' ? zshScript() : bashScript());
+      },
+    )
+    .command(
+      ['exec <app> <proc> <instance>', '$0'],
+      'open a shell, or run the command after -- (`exec` is only needed for apps named like a command)',
       (y) =>
         y
           .positional('app', { type: 'string', describe: 'application name' })
@@ -67,27 +160,50 @@ async function main(): Promise<void> {
           .option('user', { alias: 'u', type: 'string', default: '', describe: 'run as USER (name, uid or uid:gid)' })
           .option('workdir', { alias: 'w', type: 'string', default: '', describe: 'working directory' })
           .option('env', { alias: 'e', type: 'string', array: true, default: [] as string[], describe: 'set KEY=VALUE (repeatable)' })
+          .option('escape', {
+            type: 'string',
+            default: process.env['ENTRY_ESCAPE'] ?? '~',
+            describe: 'escape character of interactive sessions (~. ends, ~? lists), ^X for a control key, or none',
+          })
           .example('enter demo web 1', 'a shell in demo/web #1')
           .example('enter demo web 1 -- ls -l /', 'run a command; its exit status is yours')
           .example('echo hi | enter demo web 1 -- cat', 'stdin works; stdout and stderr stay apart'),
       async (args) => {
-        const broker = resolveBroker(args.broker);
-        const token = resolveToken(broker);
+        const ref = broker(args.broker);
+        context.app = args.app!;
+        for (const kv of args.env) {
+          if (!/^[A-Za-z_][A-Za-z0-9_]*=/.test(kv)) throw new ClientError('ENTRY_BAD_REQUEST', `-e wants KEY=VALUE, got ${JSON.stringify(kv)}`);
+        }
+        let escapeChar: number | null;
+        try {
+          escapeChar = parseEscapeChar(args.escape);
+        } catch (err) {
+          throw new ClientError('ENTRY_BAD_REQUEST', (err as Error).message);
+        }
+        const token = await resolveToken(ref);
+        context.token = token;
         const interactiveLocal = Boolean(process.stdin.isTTY && process.stdout.isTTY);
         const tty = args['no-tty'] ? false : args.tty ? true : interactiveLocal;
-        for (const kv of args.env) if (!/^[A-Za-z_][A-Za-z0-9_]*=/.test(kv)) fail(`-e wants KEY=VALUE, got ${JSON.stringify(kv)}`);
-        const status = await runExecCommand({
-          broker,
+        const target = { app: args.app!, proc: args.proc!, instance: args.instance! };
+        const outcome = await runExecCommand({
+          broker: ref.url,
           token,
-          target: { app: args.app!, proc: args.proc!, instance: args.instance! },
+          target,
           // Arguments are passed on as the bytes the OS gave us.
           command: command.map((a) => Buffer.from(a, 'utf8')),
           tty,
           user: args.user,
           workdir: args.workdir,
           env: args.env,
+          escapeChar,
         });
-        process.exit(status);
+        if (outcome.escaped) {
+          process.stderr.write(`enter: connection to ${target.app}/${target.proc}/${target.instance} closed.\n`);
+          process.exit(outcome.status);
+        }
+        const { end } = outcome;
+        if (end.exitCode !== undefined) process.exit(end.exitCode);
+        await failWith(end.code, end.message.replace(/^entry: /, '') || `connection closed (${end.closeCode})`);
       },
     )
     .demandCommand(1)
@@ -103,6 +219,7 @@ async function main(): Promise<void> {
     .parseAsync();
 }
 
-main().catch((err: unknown) => {
-  fail(err instanceof ClientError || err instanceof Error ? err.message : String(err));
+main().catch(async (err: unknown) => {
+  if (err instanceof ClientError) await failWith(codeOf(err), err.message);
+  await failWith('', err instanceof Error ? err.message : String(err));
 });

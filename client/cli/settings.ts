@@ -1,17 +1,64 @@
-import { loadSavedConfig, normaliseBrokerUrl } from '../config/store.js';
+import { type BrokerRef, credentialsFor, loadSavedConfig, resolveBrokerRef, storeCredentials } from '../config/store.js';
+import { refreshCredentials } from '../oidc/login.js';
 import { ClientError } from '../protocol/client-error.js';
 
-/** Where the CLI connects and with which token: flag, then ENTRY_* variable, then saved config. */
-export function resolveBroker(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
-  const raw = flag ?? env['ENTRY_BROKER'] ?? loadSavedConfig(env).current;
+/** Refresh an OIDC token when it has less than this left (and never send an expired one). */
+export const REFRESH_MARGIN_SEC = 60;
+
+/**
+ * The broker a command talks to: `-b NAME|URL`, else ENTRY_BROKER (a name or a URL), else the
+ * saved default (`enter broker use`, or the broker logged in to last).
+ */
+export function resolveBroker(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): BrokerRef {
+  const config = loadSavedConfig(env);
+  const raw = flag || env['ENTRY_BROKER'] || config.current;
   if (!raw) {
-    throw new ClientError('ENTRY_NO_BROKER', 'no broker: pass --broker URL, set ENTRY_BROKER, or run `enter login --broker URL`');
+    throw new ClientError('ENTRY_NO_BROKER', 'no broker: add one with `enter broker add NAME URL` (or pass -b URL, or set ENTRY_BROKER)');
   }
-  return normaliseBrokerUrl(raw);
+  try {
+    return resolveBrokerRef(raw, config);
+  } catch (err) {
+    throw new ClientError('ENTRY_NO_BROKER', `${(err as Error).message} (not a profile either: see enter broker ls)`);
+  }
 }
 
-export function resolveToken(broker: string, env: NodeJS.ProcessEnv = process.env): string {
-  const token = env['ENTRY_TOKEN'] || loadSavedConfig(env).brokers[broker]?.token;
-  if (!token) throw new ClientError('ENTRY_NO_TOKEN', `no token for ${broker}: set ENTRY_TOKEN or run \`enter login --broker ${broker}\``);
-  return token;
+/** How a broker is named in messages and in the commands they suggest. */
+export function brokerLabel(ref: BrokerRef): string {
+  return ref.profile ?? ref.url;
+}
+
+/** `enter login` with the -b needed to reach this broker (none for the default broker). */
+export function loginHint(ref: BrokerRef, env: NodeJS.ProcessEnv = process.env): string {
+  const config = loadSavedConfig(env);
+  const isDefault = !env['ENTRY_BROKER'] && (config.current === ref.profile || config.current === ref.url);
+  return isDefault ? 'enter login' : `enter login -b ${brokerLabel(ref)}`;
+}
+
+/**
+ * The token for a broker: ENTRY_TOKEN, else the saved one. A saved OIDC token that is about to
+ * expire is refreshed first (and saved), so a command never starts with a token that dies in it.
+ */
+export async function resolveToken(ref: BrokerRef, env: NodeJS.ProcessEnv = process.env, now = Date.now()): Promise<string> {
+  if (env['ENTRY_TOKEN']) return env['ENTRY_TOKEN'];
+  const creds = credentialsFor(ref, loadSavedConfig(env));
+  if (!creds.token) {
+    throw new ClientError('ENTRY_NO_TOKEN', `not logged in to ${brokerLabel(ref)}: run \`${loginHint(ref, env)}\` (or set ENTRY_TOKEN)`);
+  }
+  const left = creds.expiresAt === undefined ? Infinity : creds.expiresAt - now / 1000;
+  if (left > REFRESH_MARGIN_SEC) return creds.token;
+  if (creds.refreshToken && creds.oidc) {
+    try {
+      const fresh = await refreshCredentials(creds);
+      storeCredentials(ref, fresh, { env });
+      return fresh.token!;
+    } catch (err) {
+      // Another enter process may have refreshed (and rotated the refresh token) meanwhile.
+      const again = credentialsFor(ref, loadSavedConfig(env));
+      if (again.token && again.token !== creds.token && (again.expiresAt ?? Infinity) - now / 1000 > 0) return again.token;
+      if (left > 0) return creds.token;
+      throw new ClientError('ENTRY_TOKEN_EXPIRED', `your login to ${brokerLabel(ref)} expired and ${(err as Error).message}: run \`${loginHint(ref, env)}\``);
+    }
+  }
+  if (left > 0) return creds.token;
+  throw new ClientError('ENTRY_TOKEN_EXPIRED', `your token for ${brokerLabel(ref)} expired at ${new Date(creds.expiresAt! * 1000).toISOString()}: run \`${loginHint(ref, env)}\``);
 }

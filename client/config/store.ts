@@ -2,13 +2,40 @@ import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'n
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 
+/** What `enter login` keeps for one broker. */
+export interface Credentials {
+  token?: string;
+  /** OIDC refresh token; present when the token came from a provider's login. */
+  refreshToken?: string;
+  /** When the token expires, epoch seconds (its `exp`). */
+  expiresAt?: number;
+  /** The provider that issued the token, for refresh and logout. */
+  oidc?: { issuer: string; clientId: string };
+}
+
+/** A named broker (`enter broker add NAME URL`) with its own credentials. */
+export interface Profile extends Credentials {
+  url: string;
+}
+
 /**
- * The CLI's saved state: the default broker and a token per broker, in
- * `$ENTRY_CONFIG_DIR` or `$XDG_CONFIG_HOME/entry` or `~/.config/entry`, file mode 0600.
+ * The CLI's saved state, in `$ENTRY_CONFIG_DIR` or `$XDG_CONFIG_HOME/entry` or
+ * `~/.config/entry`, file mode 0600:
+ *   current   the default broker: a profile name, or a broker URL
+ *   brokers   credentials by broker URL, for brokers used without a profile
+ *   profiles  named brokers, each with its own credentials (absent until the first `broker add`)
+ * Files written before profiles existed (`current` + `brokers{url:{token}}`) read unchanged.
  */
 export interface SavedConfig {
   current?: string;
-  brokers: Record<string, { token?: string }>;
+  brokers: Record<string, Credentials>;
+  profiles?: Record<string, Profile>;
+}
+
+/** A broker as a command sees it: its URL, and the profile it came from, if any. */
+export interface BrokerRef {
+  url: string;
+  profile?: string;
 }
 
 export function configDir(env: NodeJS.ProcessEnv = process.env): string {
@@ -17,14 +44,15 @@ export function configDir(env: NodeJS.ProcessEnv = process.env): string {
   return join(base, 'entry');
 }
 
-function configFile(env?: NodeJS.ProcessEnv): string {
+export function configFile(env?: NodeJS.ProcessEnv): string {
   return join(configDir(env), 'config.json');
 }
 
 export function loadSavedConfig(env?: NodeJS.ProcessEnv): SavedConfig {
   try {
     const parsed = JSON.parse(readFileSync(configFile(env), 'utf8')) as Partial<SavedConfig>;
-    return { ...(parsed.current ? { current: parsed.current } : {}), brokers: parsed.brokers ?? {} };
+    const profiles = parsed.profiles && Object.keys(parsed.profiles).length > 0 ? { profiles: parsed.profiles } : {};
+    return { ...(parsed.current ? { current: parsed.current } : {}), brokers: parsed.brokers ?? {}, ...profiles };
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { brokers: {} };
     throw new Error(`cannot read ${configFile(env)}: ${(err as Error).message}`);
@@ -36,8 +64,10 @@ export function saveConfig(config: SavedConfig, env?: NodeJS.ProcessEnv): void {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const file = configFile(env);
   const tmp = `${file}.${process.pid}.tmp`;
+  const out: SavedConfig = { ...config };
+  if (out.profiles && Object.keys(out.profiles).length === 0) delete out.profiles;
   // Written with 0600 from the first byte, then renamed: the token is never world-readable.
-  writeFileSync(tmp, `${JSON.stringify(config, null, 2)}\n`, { mode: 0o600 });
+  writeFileSync(tmp, `${JSON.stringify(out, null, 2)}\n`, { mode: 0o600 });
   chmodSync(tmp, 0o600);
   renameSync(tmp, file);
 }
@@ -53,10 +83,115 @@ export function normaliseBrokerUrl(url: string): string {
   return parsed.toString().replace(/\/$/, '');
 }
 
+/** Profile names: a letter, then letters, digits, `_`, `.`, `-` (never a URL, never host:port). */
+export const PROFILE_NAME = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/;
+
+/**
+ * Resolves `NAME|URL` (a flag, ENTRY_BROKER or the saved current broker) to a broker. A profile
+ * name wins; a URL that a profile points at resolves to that profile, so its credentials are used.
+ */
+export function resolveBrokerRef(ref: string, config: SavedConfig): BrokerRef {
+  const profiles = config.profiles ?? {};
+  const named = Object.hasOwn(profiles, ref) ? profiles[ref] : undefined;
+  if (named) return { url: named.url, profile: ref };
+  const url = normaliseBrokerUrl(ref);
+  const match = Object.entries(profiles).find(([, p]) => p.url === url);
+  return match ? { url, profile: match[0] } : { url };
+}
+
+export function credentialsFor(ref: BrokerRef, config: SavedConfig): Credentials {
+  if (ref.profile) {
+    const p = config.profiles?.[ref.profile];
+    // A profile made for a broker used before keeps working with the older, URL-keyed token.
+    if (p && !p.token && config.brokers[ref.url]?.token) return config.brokers[ref.url]!;
+    return p ?? {};
+  }
+  return config.brokers[ref.url] ?? {};
+}
+
+/** Replaces the credentials of a broker (its profile's, or the URL-keyed ones). */
+export function storeCredentials(ref: BrokerRef, creds: Credentials, options: { makeCurrent?: boolean; env?: NodeJS.ProcessEnv } = {}): void {
+  const config = loadSavedConfig(options.env);
+  const clean: Credentials = {};
+  if (creds.token) clean.token = creds.token;
+  if (creds.refreshToken) clean.refreshToken = creds.refreshToken;
+  if (creds.expiresAt) clean.expiresAt = creds.expiresAt;
+  if (creds.oidc) clean.oidc = creds.oidc;
+  if (ref.profile && config.profiles?.[ref.profile]) {
+    config.profiles[ref.profile] = { url: config.profiles[ref.profile]!.url, ...clean };
+    delete config.brokers[ref.url];
+  } else {
+    config.brokers[ref.url] = clean;
+  }
+  const id = ref.profile ?? ref.url;
+  if (options.makeCurrent || !config.current) config.current = id;
+  saveConfig(config, options.env);
+}
+
+/** Forgets a broker's credentials; true when there were any. */
+export function forgetCredentials(ref: BrokerRef, env?: NodeJS.ProcessEnv): boolean {
+  const config = loadSavedConfig(env);
+  let had = false;
+  const p = ref.profile ? config.profiles?.[ref.profile] : undefined;
+  if (p) {
+    had = Boolean(p.token || p.refreshToken);
+    config.profiles![ref.profile!] = { url: p.url };
+  }
+  if (config.brokers[ref.url]) {
+    had = had || Boolean(config.brokers[ref.url]!.token || config.brokers[ref.url]!.refreshToken);
+    delete config.brokers[ref.url];
+  }
+  saveConfig(config, env);
+  return had;
+}
+
+/** Old entry point, kept for dev mode and scripts: saves a plain token for a broker URL. */
 export function saveToken(brokerUrl: string, token: string, options: { makeCurrent?: boolean; env?: NodeJS.ProcessEnv } = {}): void {
   const url = normaliseBrokerUrl(brokerUrl);
   const config = loadSavedConfig(options.env);
   config.brokers[url] = { ...config.brokers[url], token };
   if (options.makeCurrent || !config.current) config.current = url;
   saveConfig(config, options.env);
+}
+
+/** Adds or re-points a profile; a URL-keyed token for the same broker moves into it. */
+export function addProfile(name: string, url: string, env?: NodeJS.ProcessEnv): { moved: boolean; replaced: boolean } {
+  if (!PROFILE_NAME.test(name)) {
+    throw new Error(`profile name ${JSON.stringify(name)}: use a letter, then letters, digits, '_', '.', '-'`);
+  }
+  const config = loadSavedConfig(env);
+  const normalised = normaliseBrokerUrl(url);
+  const profiles = (config.profiles ??= {});
+  const existing = profiles[name];
+  const replaced = Boolean(existing);
+  const legacy = config.brokers[normalised];
+  const keep = existing && existing.url === normalised ? existing : undefined;
+  profiles[name] = { ...(keep ?? legacy ?? {}), url: normalised };
+  const moved = !keep && Boolean(legacy?.token);
+  if (legacy) delete config.brokers[normalised];
+  // A fresh setup, or a current broker that was this URL, makes the profile the default.
+  if (!config.current || config.current === normalised) config.current = name;
+  saveConfig(config, env);
+  return { moved, replaced };
+}
+
+export function removeProfile(name: string, env?: NodeJS.ProcessEnv): boolean {
+  const config = loadSavedConfig(env);
+  if (!config.profiles?.[name]) return false;
+  delete config.profiles[name];
+  if (config.current === name) delete config.current;
+  saveConfig(config, env);
+  return true;
+}
+
+export function useProfile(name: string, env?: NodeJS.ProcessEnv): Profile {
+  const config = loadSavedConfig(env);
+  const p = config.profiles?.[name];
+  if (!p) {
+    const known = Object.keys(config.profiles ?? {});
+    throw new Error(`no broker profile ${JSON.stringify(name)}${known.length ? ` (known: ${known.join(', ')})` : ''}: add it with \`enter broker add ${name} URL\``);
+  }
+  config.current = name;
+  saveConfig(config, env);
+  return p;
 }

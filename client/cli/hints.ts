@@ -1,0 +1,56 @@
+import type { BrokerRef } from '../config/store.js';
+import { brokerGet, type WhoAmI } from './broker-api.js';
+import { brokerLabel, loginHint } from './settings.js';
+
+export interface FailureContext {
+  ref?: BrokerRef;
+  token?: string;
+  app?: string;
+  env?: NodeJS.ProcessEnv;
+}
+
+/**
+ * What to do next about a failure, as a line to print under the error (or undefined):
+ * log in again for token problems, the missing grant for refusals, the URL to check when the
+ * broker cannot be reached.
+ */
+export async function nextStep(code: string, ctx: FailureContext): Promise<string | undefined> {
+  const env = ctx.env ?? process.env;
+  const login = ctx.ref ? loginHint(ctx.ref, env) : 'enter login';
+  switch (code) {
+    case 'ENTRY_NO_TOKEN':
+    case 'ENTRY_BAD_TOKEN':
+    case 'ENTRY_TOKEN_EXPIRED':
+    case 'ENTRY_TOKEN_REVOKED':
+      if (env['ENTRY_TOKEN']) return 'The token comes from ENTRY_TOKEN: unset it, or set a valid one.';
+      return `Run \`${login}\` to get a new token.`;
+    case 'ENTRY_FORBIDDEN':
+      return forbiddenHint(ctx);
+    case 'ENTRY_NOT_ADMIN':
+      return 'This needs the admin role (see your roles with `enter status`).';
+    case 'ENTRY_APP_DENIED':
+      return 'The broker never lets anyone into this app (its --deny-apps setting).';
+    case 'ENTRY_CONNECT_FAILED':
+      return ctx.ref
+        ? `Check the broker address (${brokerLabel(ctx.ref)} is ${ctx.ref.url}; \`enter broker ls\` lists them) and that the broker is running.`
+        : 'Check the broker address (`enter broker ls`) and that the broker is running.';
+    case 'ENTRY_NO_BROKER':
+      return undefined;
+    case 'ENTRY_RATE_LIMITED':
+      return 'Wait a minute before trying again.';
+    default:
+      return undefined;
+  }
+}
+
+async function forbiddenHint(ctx: FailureContext): Promise<string> {
+  const app = ctx.app ? `"${ctx.app}"` : 'this app';
+  if (!ctx.ref || !ctx.token) return `Ask for access to ${app}.`;
+  try {
+    const me = await brokerGet<WhoAmI>(ctx.ref, '/api/whoami', ctx.token);
+    const grants = me.apps.length ? me.apps.join(', ') : 'none';
+    return `Missing grant: app ${app} for user ${me.user} (your token grants apps: ${grants}). Ask for ${app} to be added to your token's apps.`;
+  } catch {
+    return `Missing grant: app ${app}. Ask for it to be added to your token's apps (see \`enter status\`).`;
+  }
+}

@@ -1,0 +1,94 @@
+import { createInterface } from 'node:readline';
+import { type BrokerRef, credentialsFor, forgetCredentials, loadSavedConfig, storeCredentials } from '../config/store.js';
+import { loginWithBrowser, loginWithDeviceCode, revokeRefreshToken } from '../oidc/login.js';
+import { jwtExpiry } from '../oidc/tokens.js';
+import { ClientError } from '../protocol/client-error.js';
+import { brokerInfo } from './broker-api.js';
+import { brokerLabel } from './settings.js';
+
+export interface LoginOptions {
+  token?: string;
+  device?: boolean;
+  browser?: boolean;
+  open?: boolean;
+  port?: number;
+  timeoutSec?: number;
+}
+
+const say = (line: string) => process.stderr.write(`${line}\n`);
+
+/**
+ * `enter login`. With --token, or a token on a non-terminal stdin, saves that token. Otherwise
+ * asks the broker where to log in (GET /api/config) and runs the OIDC authorization code flow
+ * with PKCE (a browser and a loopback redirect), or with --device the device flow; a broker
+ * without OIDC gets the pasted-token prompt.
+ */
+export async function loginCommand(ref: BrokerRef, o: LoginOptions): Promise<void> {
+  const pasted = o.token ?? (!o.device && !o.browser && !process.stdin.isTTY ? await readStdin() : undefined);
+  if (pasted !== undefined) return savePasted(ref, pasted);
+  const info = await brokerInfo(ref);
+  if (!info.oidc) {
+    if (o.device || o.browser) {
+      throw new ClientError('ENTRY_OIDC_FAILED', `${brokerLabel(ref)} offers no OIDC login (its --oidc-issuer is not set): get a token from your administrator and run enter login --token`);
+    }
+    return savePasted(ref, await promptForToken());
+  }
+  const settings = info.oidc;
+  say(`Logging in to ${brokerLabel(ref)} with ${settings.issuer}`);
+  const common = { settings, say, open: o.open !== false, ...(o.timeoutSec ? { timeoutMs: o.timeoutSec * 1000 } : {}) };
+  const creds = o.device ? await loginWithDeviceCode(common) : await loginWithBrowser({ ...common, ...(o.port ? { port: o.port } : {}) });
+  storeCredentials(ref, creds, { makeCurrent: true });
+  const who = subjectOf(creds.token!);
+  say(`Logged in to ${brokerLabel(ref)}${who ? ` as ${who}` : ''}${creds.expiresAt ? `; the token is valid until ${new Date(creds.expiresAt * 1000).toISOString()}` : ''}${creds.refreshToken ? ' and refreshed automatically' : ''}.`);
+}
+
+function savePasted(ref: BrokerRef, token: string): void {
+  const t = token.trim();
+  if (!t) throw new ClientError('ENTRY_NO_TOKEN', 'no token given');
+  const exp = jwtExpiry(t);
+  if (exp !== undefined && exp * 1000 <= Date.now()) {
+    throw new ClientError('ENTRY_TOKEN_EXPIRED', `that token expired at ${new Date(exp * 1000).toISOString()}: get a new one`);
+  }
+  storeCredentials(ref, { token: t, ...(exp ? { expiresAt: exp } : {}) }, { makeCurrent: true });
+  say(`enter: token saved for ${brokerLabel(ref)}${ref.profile ? ` (${ref.url})` : ''}`);
+}
+
+function subjectOf(token: string): string | undefined {
+  try {
+    const payload = JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString()) as { sub?: unknown; preferred_username?: unknown; email?: unknown };
+    const name = payload.preferred_username ?? payload.email ?? payload.sub;
+    return typeof name === 'string' ? name : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString().trim();
+}
+
+async function promptForToken(): Promise<string> {
+  const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: true });
+  process.stderr.write('Paste your Entry token (input hidden): ');
+  // Hide what is typed: the readline echo goes nowhere.
+  (rl as unknown as { _writeToOutput: (s: string) => void })._writeToOutput = () => undefined;
+  const token = await new Promise<string>((resolve) => rl.question('', resolve));
+  rl.close();
+  process.stderr.write('\n');
+  return token.trim();
+}
+
+/** `enter logout`: forgets the broker's tokens, revoking the refresh token at the provider first. */
+export async function logoutCommand(ref: BrokerRef): Promise<void> {
+  const creds = credentialsFor(ref, loadSavedConfig());
+  const revoked = await revokeRefreshToken(creds);
+  const had = forgetCredentials(ref);
+  say(
+    had
+      ? `enter: logged out of ${brokerLabel(ref)}: token forgotten${revoked ? ', refresh token revoked at the provider' : ''}`
+      : `enter: not logged in to ${brokerLabel(ref)}; nothing to forget`,
+  );
+  if (process.env['ENTRY_TOKEN']) say('enter: note: ENTRY_TOKEN is still set in your environment');
+}

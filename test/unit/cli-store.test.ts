@@ -1,0 +1,105 @@
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import {
+  addProfile,
+  credentialsFor,
+  forgetCredentials,
+  loadSavedConfig,
+  removeProfile,
+  resolveBrokerRef,
+  storeCredentials,
+  useProfile,
+} from '../../client/config/store.js';
+import { resolveBroker, resolveToken } from '../../client/cli/settings.js';
+
+const root = mkdtempSync(join(tmpdir(), 'entry-profiles-unit-'));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+let n = 0;
+const freshEnv = () => ({ ENTRY_CONFIG_DIR: join(root, `cfg-${n++}`) });
+
+describe('broker profiles in the saved config', () => {
+  it('keeps files from before profiles as they were (no profiles key written)', () => {
+    const env = freshEnv();
+    mkdirSync(env.ENTRY_CONFIG_DIR, { recursive: true });
+    const old = { current: 'https://a.example', brokers: { 'https://a.example': { token: 't' } } };
+    writeFileSync(join(env.ENTRY_CONFIG_DIR, 'config.json'), JSON.stringify(old));
+    const config = loadSavedConfig(env);
+    expect(config).toEqual(old);
+    const ref = resolveBrokerRef(config.current!, config);
+    expect(ref).toEqual({ url: 'https://a.example' });
+    expect(credentialsFor(ref, config)).toEqual({ token: 't' });
+    storeCredentials(ref, { token: 't2' }, { env });
+    expect(JSON.parse(readFileSync(join(env.ENTRY_CONFIG_DIR, 'config.json'), 'utf8'))).toEqual({ current: 'https://a.example', brokers: { 'https://a.example': { token: 't2' } } });
+  });
+
+  it('resolves a name to its profile and a URL to the profile that points at it', () => {
+    const env = freshEnv();
+    addProfile('prod', 'entry.example:8022', env);
+    addProfile('stage', 'https://stage.example', env);
+    const config = loadSavedConfig(env);
+    expect(resolveBrokerRef('prod', config)).toEqual({ url: 'http://entry.example:8022', profile: 'prod' });
+    expect(resolveBrokerRef('https://stage.example/', config)).toEqual({ url: 'https://stage.example', profile: 'stage' });
+    expect(resolveBrokerRef('other.example', config)).toEqual({ url: 'http://other.example' });
+    // The first profile became the default.
+    expect(config.current).toBe('prod');
+    expect(resolveBroker(undefined, env)).toEqual({ url: 'http://entry.example:8022', profile: 'prod' });
+    expect(resolveBroker(undefined, { ...env, ENTRY_BROKER: 'stage' })).toEqual({ url: 'https://stage.example', profile: 'stage' });
+    expect(resolveBroker('http://x.example', { ...env, ENTRY_BROKER: 'stage' })).toEqual({ url: 'http://x.example' });
+  });
+
+  it('moves a URL-keyed token into a new profile for that URL, and makes it the default', () => {
+    const env = freshEnv();
+    storeCredentials({ url: 'https://a.example' }, { token: 'legacy' }, { env, makeCurrent: true });
+    expect(addProfile('a', 'https://a.example', env)).toEqual({ moved: true, replaced: false });
+    const config = loadSavedConfig(env);
+    expect(config).toEqual({ current: 'a', brokers: {}, profiles: { a: { url: 'https://a.example', token: 'legacy' } } });
+    expect(statSync(join(env.ENTRY_CONFIG_DIR, 'config.json')).mode & 0o777).toBe(0o600);
+  });
+
+  it('re-pointing a profile drops the old broker\'s credentials', () => {
+    const env = freshEnv();
+    addProfile('p', 'https://one.example', env);
+    storeCredentials({ url: 'https://one.example', profile: 'p' }, { token: 'one', refreshToken: 'r', expiresAt: 5, oidc: { issuer: 'https://id', clientId: 'c' } }, { env });
+    expect(loadSavedConfig(env).profiles!['p']).toEqual({ url: 'https://one.example', token: 'one', refreshToken: 'r', expiresAt: 5, oidc: { issuer: 'https://id', clientId: 'c' } });
+    expect(addProfile('p', 'https://one.example', env)).toEqual({ moved: false, replaced: true });
+    expect(loadSavedConfig(env).profiles!['p']!.token).toBe('one');
+    addProfile('p', 'https://two.example', env);
+    expect(loadSavedConfig(env).profiles!['p']).toEqual({ url: 'https://two.example' });
+  });
+
+  it('use, remove, forget; bad names are refused', () => {
+    const env = freshEnv();
+    addProfile('a', 'https://a.example', env);
+    addProfile('b', 'https://b.example', env);
+    expect(useProfile('b', env).url).toBe('https://b.example');
+    expect(loadSavedConfig(env).current).toBe('b');
+    expect(() => useProfile('zz', env)).toThrow(/no broker profile "zz" \(known: a, b\)/);
+    storeCredentials({ url: 'https://b.example', profile: 'b' }, { token: 'tb', refreshToken: 'rb' }, { env });
+    expect(forgetCredentials({ url: 'https://b.example', profile: 'b' }, env)).toBe(true);
+    expect(loadSavedConfig(env).profiles!['b']).toEqual({ url: 'https://b.example' });
+    expect(forgetCredentials({ url: 'https://b.example', profile: 'b' }, env)).toBe(false);
+    expect(removeProfile('b', env)).toBe(true);
+    expect(loadSavedConfig(env).current).toBeUndefined();
+    expect(() => addProfile('http://x', 'https://x.example', env)).toThrow(/profile name/);
+    expect(() => addProfile('has space', 'https://x.example', env)).toThrow(/profile name/);
+  });
+});
+
+describe('resolveToken', () => {
+  it('prefers ENTRY_TOKEN, then the saved token; says how to log in when there is none or it expired', async () => {
+    const env = freshEnv();
+    addProfile('p', 'https://p.example', env);
+    const ref = { url: 'https://p.example', profile: 'p' };
+    await expect(resolveToken(ref, env)).rejects.toThrow('not logged in to p: run `enter login` (or set ENTRY_TOKEN)');
+    expect(await resolveToken(ref, { ...env, ENTRY_TOKEN: 'from-env' })).toBe('from-env');
+    const now = Date.now();
+    storeCredentials(ref, { token: 'saved', expiresAt: Math.floor(now / 1000) + 3600 }, { env });
+    expect(await resolveToken(ref, env, now)).toBe('saved');
+    // Within the refresh margin but not expired, and nothing to refresh with: still usable.
+    expect(await resolveToken(ref, env, now + 3590_000)).toBe('saved');
+    await expect(resolveToken(ref, env, now + 3700_000)).rejects.toThrow(/your token for p expired at .*: run `enter login`/);
+    await expect(resolveToken(ref, { ...env, ENTRY_BROKER: 'https://q.example' }, now + 3700_000)).rejects.toThrow(/run `enter login -b p`/);
+  });
+});
