@@ -161,6 +161,7 @@ export class EntryBroker {
       observers: this.observers,
       store,
       watchBanner: config.audit.watchBanner,
+      maxFrameBytes: config.limits.maxFrameBytes,
       registry,
       log: this.log,
       pingIntervalMs: config.limits.pingIntervalMs,

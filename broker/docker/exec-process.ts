@@ -22,6 +22,13 @@ export interface ExecOptions {
 }
 
 const EOT = Buffer.from([0x04]);
+/**
+ * Docker watches a TTY exec's input for a detach sequence (default Ctrl-P Ctrl-Q, and Ctrl-P
+ * alone is held back until the next key) and cannot switch that off. Entry sets a sequence no
+ * one types: eight alternating Ctrl-^ and Ctrl-@. Only a lone Ctrl-^ is still held until the
+ * next key.
+ */
+const DETACH_KEYS = 'ctrl-^,ctrl-@,ctrl-^,ctrl-@,ctrl-^,ctrl-@,ctrl-^,ctrl-@';
 /** How long a signal death is watched for the container stopping with it (see containerStopping). */
 const CONTAINER_STOP_GRACE_MS = 300;
 const SIGNALS = new Set(['HUP', 'INT', 'QUIT', 'TERM', 'KILL', 'USR1', 'USR2', 'WINCH']);
@@ -67,6 +74,7 @@ export class DockerExecProcess implements ProcessSide {
         AttachStdout: true,
         AttachStderr: true,
         Tty: o.tty,
+        DetachKeys: DETACH_KEYS,
         Env: [...o.env, `${SESSION_ENV}=${o.sessionId}`],
         ...(o.user ? { User: o.user } : {}),
         ...(o.workdir ? { WorkingDir: o.workdir } : {}),
@@ -75,7 +83,8 @@ export class DockerExecProcess implements ProcessSide {
     } catch (err) {
       throw dockerFailure(err, 'starting exec');
     }
-    this.socket.setNoDelay(true);
+    // A TCP or unix socket; over ssh:// an ssh channel, which has no Nagle to turn off.
+    this.socket.setNoDelay?.(true);
     this.started = true;
   }
 

@@ -16,6 +16,7 @@ export interface ExecSessionDeps {
   store: Store;
   /** Tell users when an admin starts watching their session. */
   watchBanner: boolean;
+  maxFrameBytes: number;
   registry: SessionRegistry;
   log: Logger;
   pingIntervalMs: number;
@@ -41,7 +42,7 @@ export interface LiveSession {
  */
 export async function runExecSession(upgrade: AdmittedUpgrade, deps: ExecSessionDeps, track: (s: LiveSession) => () => void): Promise<EndReason> {
   const { ws, request, identity, target, container, sessionId } = upgrade;
-  const terminal = new WsTerminal(ws, { protocol2: request.protocol2, tty: true, framing: upgrade.framing }, upgrade.pending);
+  const terminal = new WsTerminal(ws, { protocol2: request.protocol2, tty: true, framing: upgrade.framing, maxFrameBytes: deps.maxFrameBytes }, upgrade.pending);
   const started = Date.now();
   let relay: Relay | undefined;
   let stopRequested: EntryError | undefined;

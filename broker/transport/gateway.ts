@@ -63,7 +63,9 @@ export class Gateway {
   constructor(private readonly deps: GatewayDeps) {
     this.wss = new WebSocketServer({
       noServer: true,
-      maxPayload: deps.config.limits.maxFrameBytes,
+      // Messages up to four times the limit are read and refused with a CLOSE line saying why
+      // (WsTerminal); beyond that ws cuts the connection itself (1009, no line).
+      maxPayload: deps.config.limits.maxFrameBytes * 4,
       perMessageDeflate: false,
       // Never echo a credential-bearing subprotocol: pick ours or none.
       handleProtocols: (protocols) => (protocols.has(SUBPROTOCOL) ? SUBPROTOCOL : false),
@@ -92,20 +94,32 @@ export class Gateway {
       return;
     }
     if (request.webMode) {
-      this.wss.handleUpgrade(req, socket, head, (ws) => this.admitWebMode(route, ws, request, remoteAddress, clientCert));
+      this.accept(req, socket, head, (ws) => this.admitWebMode(route, ws, request, remoteAddress, clientCert));
       return;
     }
     void this.admit(request, remoteAddress).then(
       (admitted) => {
-        this.wss.handleUpgrade(req, socket, head, (ws) => {
+        this.accept(req, socket, head, (ws) => {
           this.deps.onAdmitted(route, { sessionId: randomUUID(), ws, request, ...admitted, remoteAddress, clientCert, framing: protobufFraming, pending: [] });
         });
       },
       (err: unknown) => {
         const error = this.refusal(err, route, request, remoteAddress);
-        this.wss.handleUpgrade(req, socket, head, (ws) => refuse(ws, error, request.protocol2, protobufFraming));
+        this.accept(req, socket, head, (ws) => refuse(ws, error, request.protocol2, protobufFraming));
       },
     );
+  }
+
+  /**
+   * Completes the upgrade. A protocol error from the client (bad frame bits, oversized frame)
+   * is reported by ws as an 'error' event before it closes the socket; a listener must exist
+   * from the first moment, or Node treats it as an uncaught error and the broker dies.
+   */
+  private accept(req: IncomingMessage, socket: Duplex, head: Buffer, cb: (ws: WebSocket) => void): void {
+    this.wss.handleUpgrade(req, socket, head, (ws) => {
+      ws.on('error', () => undefined);
+      cb(ws);
+    });
   }
 
   /** /watch: admins only; the session may run on any broker sharing the store. */
@@ -118,10 +132,10 @@ export class Gateway {
       return identity;
     };
     admit().then(
-      (identity) => this.wss.handleUpgrade(req, socket, head, (ws) => this.deps.onWatch({ ws, identity, sessionId, protocol2: request.protocol2, remoteAddress })),
+      (identity) => this.accept(req, socket, head, (ws) => this.deps.onWatch({ ws, identity, sessionId, protocol2: request.protocol2, remoteAddress })),
       (err: unknown) => {
         const error = this.refusal(err, 'watch', request, remoteAddress);
-        this.wss.handleUpgrade(req, socket, head, (ws) => refuse(ws, error, request.protocol2, protobufFraming));
+        this.accept(req, socket, head, (ws) => refuse(ws, error, request.protocol2, protobufFraming));
       },
     );
   }

@@ -18,6 +18,8 @@ export interface WsTerminalOptions {
   tty: boolean;
   /** Protobuf frames, or JSON for the original web mode. */
   framing?: Framing;
+  /** Largest message accepted (--max-frame); larger ones end the session with a reason. */
+  maxFrameBytes?: number;
 }
 
 type Message = { msgType: number; content: Uint8Array };
@@ -159,6 +161,10 @@ export class WsTerminal implements TerminalSide {
 
   private onMessage(data: Buffer, isBinary: boolean): void {
     if (this.goneError) return;
+    if (this.options.maxFrameBytes !== undefined && data.length > this.options.maxFrameBytes) {
+      this.gone(new EntryError('ENTRY_FRAME_TOO_LARGE', `${data.length} bytes, the limit is ${this.options.maxFrameBytes}`));
+      return;
+    }
     let m: Message;
     try {
       m = this.framing.decode(data, isBinary);
