@@ -96,7 +96,7 @@ class TerminalSession implements TerminalHandle {
   private generation = 0;
 
   constructor(
-    private readonly element: HTMLElement,
+    element: HTMLElement,
     private readonly options: TerminalOptions,
   ) {
     injectStyles(element.ownerDocument);
@@ -224,7 +224,15 @@ class TerminalSession implements TerminalHandle {
     };
     ws.onmessage = (event: MessageEvent) => {
       if (!(event.data instanceof ArrayBuffer)) return;
-      const msg = decodeResponse(new Uint8Array(event.data));
+      let msg: ReturnType<typeof decodeResponse>;
+      try {
+        msg = decodeResponse(new Uint8Array(event.data));
+      } catch {
+        closeMessage = { code: 'ENTRY_BAD_FRAME', text: 'malformed message from the broker' };
+        this.terminal.write(`\r\n\x1b[31mentry: ${closeMessage.text}\x1b[0m\r\n`);
+        ws.close(1007);
+        return;
+      }
       switch (msg.msgType) {
         case ResponseType.STDOUT:
         case ResponseType.STDERR:

@@ -250,6 +250,15 @@ describe('web console in Chromium', () => {
     await typeLine(embed, '#t', 'echo $((6*7))');
     await waitForTerminal(embed, '#t', /^42$/m);
     await shot('embed-same-origin', embed);
+
+    // A refused ticket: the broker's reason shows in the terminal, its code in the event.
+    await embed.evaluate(`(() => {
+      const t = document.getElementById('t');
+      t.addEventListener('entry-close', (e) => { window.closeInfo = e.detail; });
+      t.ticketProvider = async () => 'forged';
+    })()`);
+    await waitForTerminal(embed, '#t', /entry: invalid access token: unknown, expired or already used ticket\s*\n\[press Enter to reconnect\]/);
+    expect(await embed.evaluate('window.closeInfo.code')).toBe('ENTRY_BAD_TOKEN');
     await embed.close();
   });
 
