@@ -6,7 +6,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 source "$root/deploy/dev/lib.sh"
 
-ensure_packages busybox-static docker.io tmux redis-server chromium nginx
+ensure_packages busybox-static docker.io tmux redis-server chromium nginx openssl openssh-server
 ensure_docker
 trap stop_started_dockerd EXIT
 ensure_node_modules "$root"
