@@ -180,6 +180,8 @@ describe('web console in Chromium', () => {
     await page.locator(terminalOf(`${app}/web/1`)).waitFor({ state: 'detached' });
     await vi.waitFor(() => expect(b.broker.sessionCount).toBe(0), { timeout: 10_000 });
     await page.locator('#no-terminals').waitFor();
+    // The keyboard goes back to the filter, not to nowhere.
+    await page.waitForFunction("document.activeElement?.id === 'search'");
 
     await page.getByRole('button', { name: `Enter ${app}/web/1` }).click();
     await typeLine(page, terminalOf(`${app}/web/1`), 'echo reopened-$((1+1))');

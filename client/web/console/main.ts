@@ -33,6 +33,9 @@ const tabs = new TerminalTabs(
   { tabs: byId('tabs'), panels: byId('panels'), empty: byId('no-terminals'), layoutToggle: byId('layout-toggle') },
   BROKER,
   () => ticketsFrom(token ?? '', BROKER),
+  () => {
+    if (!consoleView.hidden) list.focusSearch();
+  },
 );
 
 bindShortcuts(

@@ -33,6 +33,8 @@ export class TerminalTabs {
     private readonly el: TerminalTabsElements,
     private readonly broker: string,
     private readonly ticketProvider: () => (target: Target) => Promise<string>,
+    /** Where the keyboard goes when the last terminal closes. */
+    private readonly onEmpty: () => void,
   ) {
     el.layoutToggle.addEventListener('click', () => this.setSplit(!this.split));
     el.tabs.addEventListener('keydown', (e) => {
@@ -154,6 +156,7 @@ export class TerminalTabs {
       }
     }
     this.layout();
+    if (this.entries.length === 0) this.onEmpty();
   }
 
   private showState(entry: OpenTab, state: TerminalState): void {
