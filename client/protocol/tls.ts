@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
-import { rootCertificates } from 'node:tls';
+import { createHash } from 'node:crypto';
+import { createSecureContext, rootCertificates, type SecureContext } from 'node:tls';
 import { ClientError } from './client-error.js';
 
 /**
@@ -37,13 +38,27 @@ export function clientTlsFromEnv(env: NodeJS.ProcessEnv = process.env): ClientTl
   return readClientTls({ caFile: env['ENTRY_CA_FILE'], certFile: env['ENTRY_CERT_FILE'], keyFile: env['ENTRY_KEY_FILE'] });
 }
 
-/** Options for tls.connect (ws, https, undici): the extra CA is added to the system's roots. */
-export function tlsConnectOptions(tls: ClientTls | undefined): { ca?: Array<string | Buffer>; cert?: string | Buffer; key?: string | Buffer } {
+/**
+ * Options for tls.connect (ws, https, undici): a secure context with the system's roots plus
+ * the extra CA, and the client certificate. Built once per set of PEMs and reused: parsing
+ * the ~140 system roots for every connection would cost tens of milliseconds each time.
+ */
+export function tlsConnectOptions(tls: ClientTls | undefined): { secureContext?: SecureContext } {
   if (!tls) return {};
   const extra = tls.ca === undefined ? [] : Array.isArray(tls.ca) ? tls.ca : [tls.ca];
-  return {
-    ...(extra.length ? { ca: [...rootCertificates, ...extra] } : {}),
-    ...(tls.cert ? { cert: tls.cert } : {}),
-    ...(tls.key ? { key: tls.key } : {}),
-  };
+  const key = createHash('sha256');
+  for (const part of [...extra, tls.cert ?? '', '\0', tls.key ?? '']) key.update(part).update('\0');
+  const id = key.digest('hex');
+  let context = contexts.get(id);
+  if (!context) {
+    context = createSecureContext({
+      ...(extra.length ? { ca: [...rootCertificates, ...extra] } : {}),
+      ...(tls.cert ? { cert: tls.cert } : {}),
+      ...(tls.key ? { key: tls.key } : {}),
+    });
+    contexts.set(id, context);
+  }
+  return { secureContext: context };
 }
+
+const contexts = new Map<string, SecureContext>();

@@ -1,4 +1,6 @@
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { get as httpGet } from 'node:http';
+import { get as httpsGet } from 'node:https';
 import { connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeExecSpec, encodeRequest, RequestType } from '../../proto/codec.js';
@@ -73,6 +75,47 @@ describe('TLS on the broker', () => {
     const api = await run({ broker: broker.url, token, target, command: ['echo', 'api'], ca: readFileSync(ca.cert) });
     expect(api.stdout.toString()).toBe('api\n');
     expect((await fetch(broker.url.replace('https:', 'http:') + '/healthz').catch(() => undefined))?.status).not.toBe(200);
+  });
+
+  it('costs a TLS handshake per connect, measured against plain ws://', async () => {
+    const plain = await startBrokerProcess();
+    try {
+      const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
+      // A fresh connection each time: GET /healthz (handshake + one request) …
+      const fresh = (base: string) =>
+        new Promise<number>((resolve, reject) => {
+          const t0 = performance.now();
+          const mod = base.startsWith('https') ? httpsGet : httpGet;
+          mod(`${base}/healthz`, { agent: false, ...(base.startsWith('https') ? { ca: ca.pem() } : {}) }, (res) => {
+            res.resume();
+            res.on('end', () => resolve(performance.now() - t0));
+          }).on('error', reject);
+        });
+      // … and a whole scripted session (connect, exec, exit).
+      const session = async (base: string, token: string, tls: boolean) => {
+        const t0 = performance.now();
+        const r = await run({ broker: base, token, target, command: ['true'], ...(tls ? { ca: ca.pem() } : {}) });
+        expect(r.exitCode).toBe(0);
+        return performance.now() - t0;
+      };
+      const [tTls, tPlain] = [await broker.mint({ apps: [app] }), await plain.mint({ apps: [app] })];
+      const h = { tls: [] as number[], plain: [] as number[] };
+      const e = { tls: [] as number[], plain: [] as number[] };
+      for (let i = 0; i < 40; i++) {
+        h.tls.push(await fresh(broker.url));
+        h.plain.push(await fresh(plain.url));
+      }
+      for (let i = 0; i < 15; i++) {
+        e.tls.push(await session(broker.url, tTls, true));
+        e.plain.push(await session(plain.url, tPlain, false));
+      }
+      console.log(
+        `tls: new connection + GET /healthz, median of 40: https ${median(h.tls).toFixed(2)} ms, http ${median(h.plain).toFixed(2)} ms; ` +
+          `scripted session \`true\`, median of 15: wss ${median(e.tls).toFixed(1)} ms, ws ${median(e.plain).toFixed(1)} ms`,
+      );
+    } finally {
+      await plain.stop();
+    }
   });
 
   it('reloads the certificate on SIGHUP and on a file change, without a restart', async () => {
