@@ -130,6 +130,7 @@ export class EntryBroker {
       api: () => api,
       consoleRoot: this.options.consoleRoot ?? DEFAULT_CONSOLE_ROOT,
       oidc: config.oidc,
+      allowedOrigins: config.allowedOrigins,
     });
     const stamped = (req: Parameters<typeof handler>[0], res: Parameters<typeof handler>[1]) => {
       proxies.stamp(req);

@@ -15,6 +15,24 @@ export interface HttpDeps {
   consoleRoot: string;
   /** OIDC login settings for clients, answered by GET /api/config. */
   oidc?: OidcClientConfig | null;
+  /** Origins (--allowed-origin) whose pages may call the API and load the embed script. */
+  allowedOrigins?: readonly string[];
+}
+
+/** Cross-origin access for allowed console origins; answers preflights. True when answered. */
+function cors(req: IncomingMessage, res: ServerResponse, path: string, allowed: readonly string[]): boolean {
+  const origin = req.headers.origin;
+  if (!origin || !allowed.includes(origin) || !(path.startsWith('/api/') || path === '/entry-terminal.js')) return false;
+  res.setHeader('access-control-allow-origin', origin);
+  res.setHeader('vary', 'Origin');
+  if (req.method !== 'OPTIONS') return false;
+  res.writeHead(204, {
+    'access-control-allow-methods': 'GET, POST, DELETE',
+    'access-control-allow-headers': 'authorization, content-type',
+    'access-control-max-age': '600',
+  });
+  res.end();
+  return true;
 }
 
 /** Plain HTTP requests: health, readiness, the JSON API and the console. */
@@ -22,6 +40,7 @@ export function createRequestHandler(deps: HttpDeps) {
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? '/', 'http://entry.invalid');
     const path = url.pathname;
+    if (cors(req, res, path, deps.allowedOrigins ?? [])) return;
     if (req.method === 'GET' && path === '/healthz') {
       sendJson(res, 200, { status: 'ok' });
       return;

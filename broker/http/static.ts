@@ -37,7 +37,14 @@ export function serveStatic(req: IncomingMessage, res: ServerResponse, path: str
     'content-length': String(statSync(file).size),
     'cache-control': immutable ? 'public, max-age=31536000, immutable' : 'no-cache',
     'x-content-type-options': 'nosniff',
-    ...(extname(file) === '.html' ? { 'x-frame-options': 'SAMEORIGIN', 'referrer-policy': 'no-referrer' } : {}),
+    ...(extname(file) === '.html'
+      ? {
+          'x-frame-options': 'SAMEORIGIN',
+          'referrer-policy': 'no-referrer',
+          // xterm.js writes its own <style> elements, hence 'unsafe-inline' for styles only.
+          'content-security-policy': "default-src 'self'; connect-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'self'",
+        }
+      : {}),
   });
   if (req.method === 'HEAD') res.end();
   else createReadStream(file).pipe(res);

@@ -6,7 +6,9 @@
 # Usage: demo-image.sh [--force]
 set -euo pipefail
 force=${1:-}
-have() { docker image inspect "$1" >/dev/null 2>&1; }
+# Bump when the images change, so machines with an older build rebuild them.
+VERSION=2
+have() { [[ "$(docker image inspect -f '{{index .Config.Labels "entry.demo-version"}}' "$1" 2>/dev/null)" == "$VERSION" ]]; }
 if [[ "$force" != "--force" ]] && have entry-demo:latest && have entry-demo:nobash && have entry-demo:nosh; then
   exit 0
 fi
@@ -43,21 +45,31 @@ ldd /bin/bash | grep -o '/[^ ]*' | while read -r lib; do
   mkdir -p "$work/full$(dirname "$lib")"
   cp -L "$lib" "$work/full$lib"
 done
-# A UTF-8 locale is not needed by bash to pass bytes through; keep the image small.
-tar -C "$work/full" -c . | docker import \
+# Terminal descriptions, so bash's line editing and full-screen programs know the terminal.
+for t in xterm xterm-256color xterm-color vt100 screen screen-256color tmux tmux-256color linux; do
+  for base in /lib/terminfo /usr/share/terminfo; do
+    f="$base/${t:0:1}/$t"
+    if [[ -f "$f" ]]; then
+      mkdir -p "$work/full/usr/share/terminfo/${t:0:1}"
+      cp "$f" "$work/full/usr/share/terminfo/${t:0:1}/$t"
+    fi
+  done
+done
+tar -C "$work/full" -c . | docker import -c "LABEL entry.demo-version=$VERSION" \
   -c 'CMD ["/bin/sh","-c","trap \"exit 0\" TERM; while :; do sleep 3600 & wait $!; done"]' \
   -c 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+  -c 'ENV LANG=C.UTF-8' \
   -c 'WORKDIR /root' - entry-demo:latest >/dev/null
 
 # Image without bash.
 make_base "$work/small"
-tar -C "$work/small" -c . | docker import \
+tar -C "$work/small" -c . | docker import -c "LABEL entry.demo-version=$VERSION" \
   -c 'CMD ["/bin/sh","-c","trap \"exit 0\" TERM; while :; do sleep 3600 & wait $!; done"]' \
   -c 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
   -c 'WORKDIR /root' - entry-demo:nobash >/dev/null
 # Image without any shell: only the busybox binary, run by its full path.
 mkdir -p "$work/nosh/bin" "$work/nosh/tmp" "$work/nosh/proc" "$work/nosh/dev" "$work/nosh/sys"
 cp "$(command -v busybox)" "$work/nosh/bin/busybox"
-tar -C "$work/nosh" -c . | docker import \
+tar -C "$work/nosh" -c . | docker import -c "LABEL entry.demo-version=$VERSION" \
   -c 'CMD ["/bin/busybox","sleep","2147483647"]' - entry-demo:nosh >/dev/null
 echo "demo-image: built entry-demo:latest, entry-demo:nobash and entry-demo:nosh"

