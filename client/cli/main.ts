@@ -4,6 +4,8 @@ import { hideBin } from 'yargs/helpers';
 import type { BrokerRef } from '../config/store.js';
 import { ClientError } from '../protocol/client-error.js';
 import { brokerAdd, brokerList, brokerRemove, brokerUse } from './broker-command.js';
+import { killSessionCommand, listSessionsCommand } from './admin-commands.js';
+import { replayCommand, watchCommand } from './audit-commands.js';
 import { bashScript, complete, zshScript } from './completion.js';
 import { parseEscapeChar } from './escape.js';
 import { EXIT_CLIENT_FAILURE, runExecCommand } from './exec-command.js';
@@ -133,6 +135,47 @@ async function main(): Promise<void> {
         .command(['ls', 'list'], 'list broker profiles and logins', (yy) => yy.option('json', { type: 'boolean' }), (args) => brokerList(Boolean(args.json)))
         .command(['rm <name>', 'remove'], 'remove a profile and its token', (yy) => yy.positional('name', { type: 'string' }), (args) => brokerRemove(args.name!))
         .demandCommand(1, 'say what to do: enter broker add|use|ls|rm'),
+    )
+    .command(
+      'sessions',
+      'list live sessions on every broker (admin)',
+      (y) => y.option('json', { type: 'boolean', describe: 'JSON output' }),
+      async (args) => {
+        const ref = broker(args.broker);
+        await listSessionsCommand(ref.url, await resolveToken(ref), Boolean(args.json));
+      },
+    )
+    .command(
+      'kill <id>',
+      'end a session wherever it runs, and its processes (admin)',
+      (y) => y.positional('id', { type: 'string', describe: 'session id, from enter sessions' }),
+      async (args) => {
+        const ref = broker(args.broker);
+        await killSessionCommand(ref.url, await resolveToken(ref), args.id!);
+      },
+    )
+    .command(
+      'watch <id>',
+      'follow a running session read-only, wherever it runs (admin); Ctrl-C stops watching',
+      (y) => y.positional('id', { type: 'string', describe: 'session id, from enter sessions' }),
+      async (args) => {
+        const ref = broker(args.broker);
+        process.exitCode = await watchCommand(ref.url, await resolveToken(ref), args.id!);
+      },
+    )
+    .command(
+      'replay <id>',
+      "play a session's recording in this terminal (admin)",
+      (y) =>
+        y
+          .positional('id', { type: 'string', describe: 'session id, from enter sessions or the audit trail' })
+          .option('speed', { type: 'number', default: 1, describe: 'playback speed factor' })
+          .option('idle-limit', { type: 'number', default: 2, describe: 'longest pause kept, in seconds' }),
+      async (args) => {
+        const ref = broker(args.broker);
+        if (!(args.speed > 0)) throw new ClientError('ENTRY_BAD_REQUEST', '--speed must be above 0');
+        await replayCommand(ref.url, await resolveToken(ref), args.id!, { speed: args.speed, idleLimit: args['idle-limit'] });
+      },
     )
     .command(
       'completion [shell]',

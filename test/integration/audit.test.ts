@@ -109,6 +109,10 @@ describe('audit events and recordings', () => {
     expect(cast.header.command).toBe('sh -c echo to-out; echo to-err >&2; exit 2');
     expect(cast.events.filter(([, c]) => c === 'o').map(([, , d]) => d).join('')).toBe('to-out\n');
     expect(cast.events.filter(([, c]) => c === 'e').map(([, , d]) => d).join('')).toBe('to-err\n');
+    const replayed = await runCli(['replay', exec.sessionId!, '--speed', '50'], { ENTRY_BROKER: b.url, ENTRY_TOKEN: admin, ENTRY_CONFIG_DIR: '/nonexistent' });
+    expect(replayed.status).toBe(0);
+    expect(replayed.stdout.toString()).toBe('to-out\n');
+    expect(replayed.stderr.toString()).toBe('to-err\n');
   });
 
   it('records auth failures with the reason, and pages through the trail', async () => {

@@ -1,4 +1,6 @@
+import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CLI } from '../helpers/cli.js';
 import { ResponseType } from '../../proto/codec.js';
 import { startTestBroker, type TestBroker } from '../helpers/broker.js';
 import { TestContainers, uniqueApp } from '../helpers/containers.js';
@@ -47,6 +49,23 @@ describe('live watch: an admin sees a session read-only', () => {
       const events = ((await res.json()) as { events: Array<{ by: string; user: string; sessionId: string }> }).events;
       return events.some((e) => e.by === 'overseer' && e.user === 'watched' && e.sessionId === id);
     }, 'the session.watch audit event');
+  });
+
+  it('works from the CLI: enter watch <id> prints the output and ends with the session', async () => {
+    const admin = await b.mint({ roles: ['entry-admin'] }, { user: 'cli-overseer' });
+    const user = await WireClient.connect(b.wsUrl, { 'access-token': await b.mint({ apps: [app] }, { user: 'cli-watched' }), 'app-name': app, 'proc-name': 'web', 'instance-no': '1' });
+    user.type('echo READY\r');
+    await user.waitFor(() => user.stdoutText().includes('READY\r\n'), 'the shell');
+    const id = await sessionIdOf(admin, 'cli-watched');
+    const child = spawn(process.execPath, [CLI, 'watch', id], { env: { ...process.env, ENTRY_BROKER: b.url, ENTRY_TOKEN: admin, ENTRY_CONFIG_DIR: '/nonexistent' } });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    await user.waitFor(() => user.stdoutText().includes('cli-overseer is watching'), 'the banner');
+    user.type('echo "via cli $((2*21))"\r');
+    await eventually(async () => out.includes('via cli 42'), 'the watcher output');
+    user.type('exit\r');
+    const status = await new Promise<number | null>((r) => child.on('close', r));
+    expect(status).toBe(0);
   });
 
   it('refuses non-admins and unknown sessions', async () => {
