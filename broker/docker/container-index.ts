@@ -32,6 +32,9 @@ export interface IndexTiming {
 
 export const DEFAULT_INDEX_TIMING: IndexTiming = { pingIntervalMs: 5_000, requestTimeoutMs: 3_000, backoffInitialMs: 200, backoffMaxMs: 5_000 };
 
+/** Longest wait for one Engine API call to an ssh:// host (a handshake and a remote process each time). */
+const SSH_REQUEST_TIMEOUT_MS = 10_000;
+
 const targetKey = (app: string, proc: string, instance: string) => `${app}\0${proc}\0${instance}`;
 
 /** The target keys a container's labels give it (one per label scheme that names it fully). */
@@ -273,7 +276,9 @@ export class ContainerIndex {
   constructor(hosts: readonly DockerHost[], log: Logger, timing: Partial<IndexTiming> = {}, onChange?: (host: string, up: boolean) => void) {
     const t = { ...DEFAULT_INDEX_TIMING, ...timing };
     this.hosts = hosts.map((h) => {
-      const index = new HostContainerIndex(h, log, t, onChange);
+      // Over ssh:// every Engine API call is a new ssh connection running `docker system dial-stdio`.
+      const timing = h.url.startsWith('ssh://') ? { ...t, requestTimeoutMs: Math.max(t.requestTimeoutMs, SSH_REQUEST_TIMEOUT_MS) } : t;
+      const index = new HostContainerIndex(h, log, timing, onChange);
       h.index = index;
       return index;
     });

@@ -23,7 +23,7 @@ describe.skipIf(!haveSshd)('a Docker host over ssh://', () => {
     await sshd.stop();
   });
 
-  it('indexes the host and runs sessions through it', async () => {
+  it('indexes the host and runs sessions through it', { timeout: 90_000 }, async () => {
     const b = await startTestBroker({
       'docker-host': [`viassh=ssh://root@127.0.0.1:${sshd.port}`],
       'docker-ssh-key': sshd.clientKey,
@@ -31,7 +31,7 @@ describe.skipIf(!haveSshd)('a Docker host over ssh://', () => {
     });
     try {
       // Every Engine API call over ssh:// is an ssh connection of its own: the first sync takes a moment.
-      const upMs = await eventually(async () => ((await (await fetch(`${b.url}/readyz`)).json()) as { hosts: Record<string, boolean> }).hosts['viassh'] === true, 'the ssh host to be up', 20_000);
+      const upMs = await eventually(async () => ((await (await fetch(`${b.url}/readyz`)).json()) as { hosts: Record<string, boolean> }).hosts['viassh'] === true, 'the ssh host to be up', 40_000);
       console.log(`ssh: host indexed ${upMs} ms after the broker started`);
       const s = await openCommand(b.wsUrl, await b.mint({ apps: [app] }), { app, proc: 'web', instance: 1 }, ['sh', '-c', 'hostname; echo over-ssh']);
       await s.closed;
