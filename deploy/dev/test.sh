@@ -7,10 +7,13 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 source "$root/deploy/dev/lib.sh"
 
 ensure_packages busybox-static docker.io tmux redis-server chromium nginx openssl openssh-server
+# Packaging and CLI checks: systemd-analyze, docker-compose, zsh completion, unzip (for helm).
+ensure_packages systemd docker-compose zsh unzip
 ensure_docker
 trap stop_started_dockerd EXIT
 ensure_node_modules "$root"
 bash "$root/deploy/dev/demo-image.sh"
+bash "$root/deploy/dev/helm.sh" >/dev/null
 cd "$root"
 npx tsc -p test/tsconfig.json --noEmit
 npx vitest run "$@"

@@ -1,0 +1,66 @@
+{{/* Names and labels shared by the templates. */}}
+
+{{- define "entry.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "entry.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "entry.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+app.kubernetes.io/name: {{ include "entry.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{/* Selects the broker pods. */}}
+{{- define "entry.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "entry.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: broker
+{{- end -}}
+
+{{/* Selects the bundled Redis pod. */}}
+{{- define "entry.redisSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "entry.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: redis
+{{- end -}}
+
+{{- define "entry.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "entry.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The Secret holding the token verification key: the user's, or the chart's. */}}
+{{- define "entry.authSecretName" -}}
+{{- default (printf "%s-auth" (include "entry.fullname" .)) .Values.auth.existingSecret -}}
+{{- end -}}
+
+{{- define "entry.redisName" -}}
+{{- printf "%s-redis" (include "entry.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Whether the brokers use Redis, and whether it is the bundled one. */}}
+{{- define "entry.redisBundled" -}}
+{{- if and .Values.redis.bundled.enabled (not .Values.redis.url) (not .Values.redis.existingSecret) -}}true{{- end -}}
+{{- end -}}
+
+{{- define "entry.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}

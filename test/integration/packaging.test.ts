@@ -1,0 +1,404 @@
+import { execFile } from 'node:child_process';
+import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { SignJWT } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { isMap, parseAllDocuments, parseDocument, type YAMLMap } from 'yaml';
+import { parseConfig } from '../../broker/config/config.js';
+import { readSettings } from '../../broker/config/flags.js';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const DEPLOY = join(ROOT, 'deploy');
+const sh = promisify(execFile);
+const run = async (file: string, args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; timeout?: number } = {}) =>
+  (await sh(file, args, { maxBuffer: 64 << 20, encoding: 'utf8', ...opts, env: { ...process.env, ...opts.env } })).stdout;
+const have = async (file: string, args: string[]) => run(file, args).then(() => true, () => false);
+
+type Doc = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+/** The broker's flag names, from its own --help: every ENTRY_* setting must name one. */
+let brokerFlags: Set<string>;
+function checkEntryKeys(where: string, env: Record<string, unknown>): void {
+  for (const key of Object.keys(env).filter((k) => k.startsWith('ENTRY_'))) {
+    const flag = key.slice('ENTRY_'.length).toLowerCase().replace(/_/g, '-');
+    expect(brokerFlags.has(flag) || key === 'ENTRY_DOCKER_HOSTS', `${where}: ${key} is no broker setting`).toBe(true);
+  }
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+async function waitForHttp(url: string, status: number, timeoutMs = 60_000): Promise<Response> {
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  for (;;) {
+    try {
+      const res = await fetch(url, { signal: AbortSignal.timeout(2_000) });
+      if (res.status === status) return res;
+      last = `HTTP ${res.status}: ${await res.text()}`;
+    } catch (err) {
+      last = (err as Error).message;
+    }
+    if (Date.now() > deadline) throw new Error(`${url} never answered ${status} (last: ${last})`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+beforeAll(async () => {
+  const help = await run(process.execPath, [join(ROOT, 'dist/broker/main.js'), '--help']);
+  brokerFlags = new Set([...help.matchAll(/--([a-z][a-z-]+)/g)].map((m) => m[1]!));
+  expect(brokerFlags.has('jwt-public-key')).toBe(true);
+});
+
+describe('deploy/Dockerfile: built offline, runs unprivileged, answers /healthz', () => {
+  const tag = 'entry-broker:packaging-test';
+  const work = mkdtempSync(join(tmpdir(), 'entry-packaging-'));
+  const containers: string[] = [];
+
+  beforeAll(async () => {
+    // No registry: a Node base image assembled from this machine's own Node (docker import).
+    await run('bash', [join(DEPLOY, 'dev/node-base-image.sh')]);
+    // The build context: what the Dockerfile copies, as in a fresh checkout.
+    const ctx = join(work, 'ctx');
+    mkdirSync(join(ctx, 'deploy'), { recursive: true });
+    for (const f of ['package.json', 'package-lock.json', 'tsconfig.json']) cpSync(join(ROOT, f), join(ctx, f));
+    for (const d of ['proto', 'broker', 'client']) cpSync(join(ROOT, d), join(ctx, d), { recursive: true, filter: (src) => !src.includes('node_modules') });
+    cpSync(join(DEPLOY, 'Dockerfile'), join(ctx, 'deploy/Dockerfile'));
+    // The build stage reaches the npm registry through the host's network (no docker0 bridge here).
+    await run('docker', ['build', '--network', 'host', '--build-arg', 'NODE_IMAGE=entry-node:local', '-f', 'deploy/Dockerfile', '-t', tag, '.'], { cwd: ctx, timeout: 280_000 });
+  }, 300_000);
+  afterAll(async () => {
+    await Promise.all(containers.map((id) => run('docker', ['rm', '-f', id]).catch(() => undefined)));
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  it('is a non-root image with a HEALTHCHECK on /healthz, the broker as entrypoint and the console inside', async () => {
+    const [image] = JSON.parse(await run('docker', ['image', 'inspect', tag])) as Doc[];
+    const config = image!['Config'];
+    expect(config.User).toBe('10001:10001');
+    expect(config.Entrypoint).toEqual(['node', '/app/dist/broker/main.js']);
+    expect(Object.keys(config.ExposedPorts)).toEqual(['8022/tcp']);
+    expect(config.Env).toEqual(expect.arrayContaining(['ENTRY_LISTEN=0.0.0.0:8022', 'ENTRY_RECORDINGS_DIR=/var/lib/entry/recordings']));
+    expect(config.Healthcheck.Test.join(' ')).toContain('/healthz');
+    const files = await run('docker', ['run', '--rm', '--network', 'none', '--entrypoint', 'node', tag, '-e',
+      "const fs=require('fs');console.log(JSON.stringify({console:fs.existsSync('/app/dist/console/index.html'),ts:fs.existsSync('/app/node_modules/typescript'),rec:fs.statSync('/var/lib/entry/recordings').uid,uid:process.getuid()}))"]);
+    // The console is in; dev dependencies are not; recordings are writable by the broker's user.
+    expect(JSON.parse(files)).toEqual({ console: true, ts: false, rec: 10001, uid: 10001 });
+  });
+
+  it('runs: /healthz, /api/config and the console answer; Docker reports it healthy', async () => {
+    const port = await freePort();
+    const secret = join(work, 'jwt.secret');
+    writeFileSync(secret, randomBytes(48).toString('base64'));
+    chmodSync(secret, 0o644);
+    // Host networking: this engine may have no docker0 bridge to publish ports through.
+    const id = (await run('docker', ['run', '-d', '--network', 'host', '-e', `ENTRY_LISTEN=127.0.0.1:${port}`, '--health-interval', '1s',
+      '-v', `${secret}:/run/secrets/jwt.secret:ro`, tag, '--jwt-secret-file', '/run/secrets/jwt.secret'])).trim();
+    containers.push(id);
+    const health = await waitForHttp(`http://127.0.0.1:${port}/healthz`, 200, 30_000);
+    expect(await health.json()).toEqual({ status: 'ok' });
+    const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+    expect(await (await fetch(`http://127.0.0.1:${port}/api/config`)).json()).toEqual({ version: pkg.version, oidc: null });
+    const page = await fetch(`http://127.0.0.1:${port}/`);
+    expect(page.headers.get('content-type')).toMatch(/text\/html/);
+    const deadline = Date.now() + 30_000;
+    let status = '';
+    while (Date.now() < deadline && status !== 'healthy') {
+      status = (await run('docker', ['inspect', '-f', '{{.State.Health.Status}}', id])).trim();
+      if (status !== 'healthy') await new Promise((r) => setTimeout(r, 300));
+    }
+    expect(status).toBe('healthy');
+  });
+
+  it('compose.yaml brings up the broker and Redis: /readyz says Docker and Redis are there, its own containers are never listed', async (ctx) => {
+    const compose = (await have('docker', ['compose', 'version'])) ? ['docker', 'compose'] : (await have('docker-compose', ['version'])) ? ['docker-compose'] : null;
+    if (!compose) ctx.skip('neither `docker compose` nor docker-compose is installed (deploy/dev/test.sh installs docker-compose)');
+    // Redis without a registry, like the Node base: the machine's redis-server in a small image.
+    await run('bash', ['-c', `
+      set -euo pipefail
+      docker image inspect entry-redis:local >/dev/null 2>&1 && exit 0
+      root=$(mktemp -d); trap 'rm -rf "$root"' EXIT
+      mkdir -p "$root"/{bin,usr/bin,etc,data,tmp}
+      cp "$(command -v busybox)" "$root/bin/busybox"; for a in sh ls cat; do ln -s busybox "$root/bin/$a"; done
+      for b in redis-server redis-cli; do
+        cp "$(command -v $b)" "$root/usr/bin/$b"
+        ldd "$(command -v $b)" | grep -o '/[^ ]*' | while read -r lib; do mkdir -p "$root$(dirname "$lib")"; cp -L "$lib" "$root$lib"; done
+      done
+      printf 'root:x:0:0::/root:/bin/sh\\nredis:x:999:999::/data:/bin/sh\\n' > "$root/etc/passwd"
+      printf 'root:x:0:\\nredis:x:999:\\n' > "$root/etc/group"
+      chown 999:999 "$root/data"
+      tar -C "$root" -c . | docker import -c 'ENV PATH=/usr/bin:/bin' -c 'WORKDIR /data' -c 'CMD ["redis-server"]' - entry-redis:local >/dev/null`]);
+    const dir = join(work, 'compose');
+    mkdirSync(dir, { recursive: true });
+    const { publicKey, privateKey } = generateKeyPairSync('ed25519');
+    writeFileSync(join(dir, 'jwt.pub.pem'), publicKey.export({ type: 'spki', format: 'pem' }));
+    chmodSync(join(dir, 'jwt.pub.pem'), 0o644);
+    const port = await freePort();
+    const project = `entrypkg${randomBytes(3).toString('hex')}`;
+    const env = {
+      ENTRY_IMAGE_TAG: 'packaging-test',
+      REDIS_IMAGE: 'entry-redis:local',
+      ENTRY_PORT: String(port),
+      DOCKER_GID: (await run('stat', ['-c', '%g', '/var/run/docker.sock'])).trim(),
+      ENTRY_JWT_PUBLIC_KEY_FILE: join(dir, 'jwt.pub.pem'),
+    };
+    const dc = (...args: string[]) => run(compose![0]!, [...compose!.slice(1), '-f', join(DEPLOY, 'compose.yaml'), '-p', project, ...args], { env, cwd: DEPLOY, timeout: 120_000 });
+    try {
+      await dc('up', '-d', '--no-build');
+      const ready = await waitForHttp(`http://127.0.0.1:${port}/readyz`, 200, 60_000);
+      expect(await ready.json()).toMatchObject({ status: 'ready' });
+      const token = await new SignJWT({ apps: ['*'], roles: ['entry-admin'] }).setProtectedHeader({ alg: 'EdDSA' }).setSubject('ops').setExpirationTime('5m').sign(privateKey);
+      const listed = (await (await fetch(`http://127.0.0.1:${port}/api/containers`, { headers: { authorization: `Bearer ${token}` } })).json()) as { containers: Array<{ app: string }> };
+      expect(listed.containers.map((c) => c.app)).not.toContain('entry');
+      const names = (await run('docker', ['ps', '--filter', `label=com.docker.compose.project=${project}`, '--format', '{{.Label "entry.app"}}/{{.Label "entry.proc"}}'])).split('\n').filter(Boolean).sort();
+      expect(names).toEqual(['entry/broker', 'entry/redis']);
+    } finally {
+      await dc('down', '-v', '--remove-orphans').catch(() => undefined);
+    }
+  }, 150_000);
+});
+
+describe('deploy/compose.yaml: parses, and its parts agree', () => {
+  const file = readFileSync(join(DEPLOY, 'compose.yaml'), 'utf8');
+  const compose = parseDocument(file).toJS() as Doc;
+  const broker = compose['services'].broker;
+  const redis = compose['services'].redis;
+  /** A value as Compose would see it with nothing set: `${X:-default}` → default. */
+  const dflt = (v: string) => v.replace(/\$\{[A-Z_]+:?-([^}]*)\}/g, '$1').replace(/\$\{[A-Z_]+\}/g, '');
+
+  it('ports, Redis URL, secrets, volumes, the Docker socket and the deny list line up', () => {
+    const env = broker.environment as Record<string, string>;
+    const port = dflt(env['ENTRY_LISTEN']!).split(':').pop();
+    expect(broker.ports.map((p: string) => dflt(p).split(':').pop())).toEqual([port]);
+    const redisUrl = new URL(dflt(env['ENTRY_REDIS_URL']!));
+    expect(Object.keys(compose['services'])).toContain(redisUrl.hostname);
+    expect(redis.expose).toContain(redisUrl.port);
+    // The key is a Compose secret, mounted where ENTRY_JWT_PUBLIC_KEY says.
+    const keyPath = dflt(env['ENTRY_JWT_PUBLIC_KEY']!);
+    const secretName = keyPath.replace('/run/secrets/', '');
+    expect(broker.secrets).toContain(secretName);
+    expect(Object.keys(compose['secrets'])).toContain(secretName);
+    // Recordings: a named volume where the broker writes them.
+    const rec = (broker.volumes as string[]).find((v) => v.endsWith(`:${env['ENTRY_RECORDINGS_DIR']}`));
+    expect(rec).toBeDefined();
+    expect(Object.keys(compose['volumes'])).toContain(rec!.split(':')[0]);
+    // Only the broker has the Docker socket.
+    expect((broker.volumes as string[]).filter((v) => v.startsWith('/var/run/docker.sock'))).toHaveLength(1);
+    expect(JSON.stringify(redis)).not.toContain('docker.sock');
+    // The stack labels itself as app `entry`, which the broker refuses by default.
+    expect(parseConfig({ 'jwt-public-key': '/k' }).auth.denyApps).toContain(broker.labels['entry.app']);
+    expect(redis.labels['entry.app']).toBe('entry');
+    // Every ENTRY_* variable is a broker setting, and with the defaults they make a valid config.
+    checkEntryKeys('compose.yaml', env);
+    const defaults = Object.fromEntries(Object.entries(env).map(([k, v]) => [k, dflt(String(v))]));
+    expect(() => parseConfig(readSettings([], defaults))).not.toThrow();
+  });
+
+  it('passes `docker-compose config` (schema and interpolation)', async (ctx) => {
+    const compose = (await have('docker', ['compose', 'version'])) ? ['docker', 'compose'] : (await have('docker-compose', ['version'])) ? ['docker-compose'] : null;
+    if (!compose) ctx.skip('no docker compose on this machine');
+    const key = join(mkdtempSync(join(tmpdir(), 'entry-compose-')), 'k.pem');
+    writeFileSync(key, '');
+    const out = await run(compose![0]!, [...compose!.slice(1), '-f', join(DEPLOY, 'compose.yaml'), 'config'], { env: { ENTRY_JWT_PUBLIC_KEY_FILE: key }, cwd: DEPLOY });
+    expect(parseDocument(out).toJS().services.broker.image).toBe('entry-broker:latest');
+  });
+});
+
+describe('deploy/helm/entry: lints, renders to YAML whose parts agree, every value documented', () => {
+  const chart = join(DEPLOY, 'helm/entry');
+  let helm: string;
+  const render = async (...set: string[]): Promise<Doc[]> => {
+    const out = await run(helm, ['template', 'rel', chart, '--namespace', 'entry', ...set.flatMap((s) => ['--set', s])]);
+    const docs = parseAllDocuments(out);
+    for (const d of docs) expect(d.errors, String(d.errors)).toEqual([]);
+    return docs.map((d) => d.toJS() as Doc).filter(Boolean);
+  };
+  const one = (docs: Doc[], kind: string, name?: string) => {
+    const found = docs.filter((d) => d['kind'] === kind && (!name || d['metadata'].name === name));
+    expect(found, `${kind} ${name ?? ''}`).toHaveLength(1);
+    return found[0]!;
+  };
+  const subset = (sel: Record<string, string>, labels: Record<string, string>) => Object.entries(sel).every(([k, v]) => labels[k] === v);
+
+  beforeAll(async () => {
+    helm = (await run('bash', [join(DEPLOY, 'dev/helm.sh')], { timeout: 120_000 })).trim();
+  }, 150_000);
+
+  it('helm lint passes with a key, and refuses to render without one', async () => {
+    await run(helm, ['lint', chart, '--strict', '--set', 'auth.jwksUrl=https://id.example/jwks']);
+    await expect(run(helm, ['template', 'rel', chart])).rejects.toThrow(/set one of auth.jwksUrl, auth.publicKey/);
+  });
+
+  it('default values: ports, probes, selectors, Secret, Redis and drain time agree', async () => {
+    const docs = await render('auth.publicKey=-----BEGIN PUBLIC KEY-----');
+    const deploy = one(docs, 'Deployment', 'rel-entry');
+    const pod = deploy['spec'].template;
+    const c = pod.spec.containers[0];
+    const cm = one(docs, 'ConfigMap', 'rel-entry')['data'] as Record<string, string>;
+    checkEntryKeys('ConfigMap', cm);
+    const httpPort = c.ports.find((p: Doc) => p['name'] === 'http').containerPort;
+    expect(String(httpPort)).toBe(cm['ENTRY_LISTEN']!.split(':').pop());
+    expect(c.envFrom).toEqual([{ configMapRef: { name: 'rel-entry' } }]);
+    expect(c.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'http', scheme: 'HTTP' });
+    expect(c.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'http', scheme: 'HTTP' });
+    expect(c.startupProbe.httpGet.path).toBe('/healthz');
+    expect(deploy['spec'].replicas).toBe(2);
+    // Service, PDB, NetworkPolicy and anti-affinity select the broker pods.
+    const svc = one(docs, 'Service', 'rel-entry');
+    expect(svc['spec'].ports).toEqual([{ name: 'http', port: 8022, targetPort: 'http', protocol: 'TCP' }]);
+    expect(subset(svc['spec'].selector, pod.metadata.labels)).toBe(true);
+    expect(subset(deploy['spec'].selector.matchLabels, pod.metadata.labels)).toBe(true);
+    expect(subset(one(docs, 'PodDisruptionBudget')['spec'].selector.matchLabels, pod.metadata.labels)).toBe(true);
+    expect(subset(one(docs, 'NetworkPolicy', 'rel-entry')['spec'].podSelector.matchLabels, pod.metadata.labels)).toBe(true);
+    const anti = pod.spec.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].podAffinityTerm;
+    expect(anti.topologyKey).toBe('kubernetes.io/hostname');
+    expect(subset(anti.labelSelector.matchLabels, pod.metadata.labels)).toBe(true);
+    // The key file the broker reads is in the Secret the pod mounts, under that name.
+    const auth = pod.spec.volumes.find((v: Doc) => v['name'] === 'auth');
+    const secret = one(docs, 'Secret', auth.secret.secretName);
+    const mount = c.volumeMounts.find((m: Doc) => m['name'] === 'auth').mountPath;
+    const keyFile = cm['ENTRY_JWT_PUBLIC_KEY']!;
+    expect(keyFile.startsWith(`${mount}/`)).toBe(true);
+    expect(Buffer.from(secret['data'][keyFile.slice(mount.length + 1)], 'base64').toString()).toBe('-----BEGIN PUBLIC KEY-----');
+    // Bundled Redis: the URL names its Service and port; the Service selects its pod.
+    const redisUrl = new URL(cm['ENTRY_REDIS_URL']!);
+    const redisSvc = one(docs, 'Service', redisUrl.hostname);
+    expect(String(redisSvc['spec'].ports[0].port)).toBe(redisUrl.port);
+    const redisPod = one(docs, 'Deployment', redisUrl.hostname)['spec'].template;
+    expect(subset(redisSvc['spec'].selector, redisPod.metadata.labels)).toBe(true);
+    expect(redisPod.spec.containers[0].ports[0].name).toBe(redisSvc['spec'].ports[0].targetPort);
+    const redisPolicy = one(docs, 'NetworkPolicy', redisUrl.hostname)['spec'];
+    expect(subset(redisPolicy.podSelector.matchLabels, redisPod.metadata.labels)).toBe(true);
+    expect(subset(redisPolicy.ingress[0].from[0].podSelector.matchLabels, pod.metadata.labels)).toBe(true);
+    // Pods outlive the broker's drain; they run unprivileged; recordings have a volume.
+    expect(pod.spec.terminationGracePeriodSeconds * 1000).toBeGreaterThan(Number(cm['ENTRY_DRAIN_TIMEOUT']));
+    expect(pod.spec.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 10001 });
+    expect(c.securityContext).toMatchObject({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false });
+    expect(c.volumeMounts.find((m: Doc) => m['name'] === 'recordings').mountPath).toBe(cm['ENTRY_RECORDINGS_DIR']);
+    // The ConfigMap is a valid broker configuration.
+    expect(() => parseConfig(readSettings([], cm))).not.toThrow();
+  });
+
+  it('everything switched on: OIDC, TLS, metrics with a ServiceMonitor, external Redis from a Secret, host socket, persistence', async () => {
+    const docs = await render(
+      'auth.jwksUrl=https://id.example/jwks', 'auth.issuer=https://id.example', 'auth.audience=entry-cli',
+      'oidc.issuer=https://id.example', 'oidc.clientId=entry-cli',
+      'broker.tls.existingSecret=entry-tls', 'metrics.enabled=true', 'metrics.serviceMonitor.enabled=true',
+      'redis.existingSecret=entry-redis', 'docker.hostSocket.enabled=true', 'docker.hostSocket.groupId=998',
+      'docker.hosts={a=tcp://d1:2376,b=tcp://d2:2376}', 'docker.tls.existingSecret=entry-docker-tls',
+      'recordings.persistence.enabled=true', 'podAntiAffinity=hard', 'networkPolicy.allowAllEgress=false',
+      'broker.settings.idle-timeout=3600000',
+    );
+    const pod = one(docs, 'Deployment', 'rel-entry')['spec'].template;
+    const c = pod.spec.containers[0];
+    const cm = one(docs, 'ConfigMap', 'rel-entry')['data'] as Record<string, string>;
+    checkEntryKeys('ConfigMap', cm);
+    expect(cm).toMatchObject({ ENTRY_OIDC_ISSUER: 'https://id.example', ENTRY_OIDC_CLIENT_ID: 'entry-cli', ENTRY_OIDC_SCOPES: 'openid profile offline_access', ENTRY_IDLE_TIMEOUT: '3600000', ENTRY_DOCKER_HOSTS: 'a=tcp://d1:2376,b=tcp://d2:2376' });
+    expect(cm['ENTRY_REDIS_URL']).toBeUndefined();
+    expect(c.env).toContainEqual({ name: 'ENTRY_REDIS_URL', valueFrom: { secretKeyRef: { name: 'entry-redis', key: 'redis-url' } } });
+    expect(docs.filter((d) => d['kind'] === 'Secret')).toEqual([]);
+    expect(docs.some((d) => String(d['metadata']?.name).endsWith('-redis'))).toBe(false);
+    expect(c.readinessProbe.httpGet.scheme).toBe('HTTPS');
+    const mountOf = (name: string) => c.volumeMounts.find((m: Doc) => m['name'] === name)?.mountPath;
+    expect(cm['ENTRY_TLS_CERT']!.startsWith(`${mountOf('tls')}/`)).toBe(true);
+    expect(cm['ENTRY_DOCKER_CERT_PATH']).toBe(mountOf('docker-tls'));
+    expect(mountOf('docker-socket')).toBe('/var/run/docker.sock');
+    expect(pod.spec.securityContext.supplementalGroups).toEqual([998]);
+    expect(pod.spec.volumes.find((v: Doc) => v['name'] === 'recordings').persistentVolumeClaim.claimName).toBe(one(docs, 'PersistentVolumeClaim')['metadata'].name);
+    // Metrics: the container port, the Service port and the ServiceMonitor agree.
+    const metricsPort = c.ports.find((p: Doc) => p['name'] === 'metrics').containerPort;
+    expect(cm['ENTRY_METRICS_LISTEN']).toBe(`0.0.0.0:${metricsPort}`);
+    const svc = one(docs, 'Service', 'rel-entry');
+    expect(svc['spec'].ports.map((p: Doc) => p['name'])).toEqual(['http', 'metrics']);
+    const sm = one(docs, 'ServiceMonitor');
+    expect(sm['spec'].endpoints[0]).toMatchObject({ port: 'metrics', path: '/metrics' });
+    expect(subset(sm['spec'].selector.matchLabels, svc['metadata'].labels)).toBe(true);
+    expect(pod.spec.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution).toHaveLength(1);
+    expect(one(docs, 'NetworkPolicy', 'rel-entry')['spec'].policyTypes).toEqual(['Ingress', 'Egress']);
+    // (The TLS files exist only in the pod; the rest must be a valid configuration.)
+    const { ENTRY_TLS_CERT: _cert, ENTRY_TLS_KEY: _key, ...rest } = cm;
+    expect(() => parseConfig(readSettings([], { ...rest, ENTRY_REDIS_URL: 'redis://r:6379' }))).not.toThrow();
+  });
+
+  it('documents every value in values.yaml and in the chart README', () => {
+    const doc = parseDocument(readFileSync(join(chart, 'values.yaml'), 'utf8'));
+    const readme = readFileSync(join(chart, 'README.md'), 'utf8');
+    const documented: string[] = [];
+    const undocumented: string[] = [];
+    const walk = (map: YAMLMap, path: string[], inherited: boolean) => {
+      map.items.forEach((pair, i) => {
+        const key = [...path, String((pair.key as { value: unknown }).value)];
+        const comment = (pair.key as { commentBefore?: string }).commentBefore ?? (i === 0 ? map.commentBefore : undefined);
+        const own = Boolean(comment && /(^|\n)\s*--/.test(comment));
+        if (own) documented.push(key.join('.'));
+        if (isMap(pair.value)) walk(pair.value, key, inherited || own);
+        else if (!own && !inherited) undocumented.push(key.join('.'));
+      });
+    };
+    walk(doc.contents as YAMLMap, [], false);
+    expect(undocumented).toEqual([]);
+    const inReadme = [...readme.matchAll(/^\| `([^`]+)` \|/gm)].map((m) => m[1]);
+    expect(inReadme.sort()).toEqual([...documented].sort());
+  });
+});
+
+describe('deploy/systemd/entry-broker.service', () => {
+  const unitFile = join(DEPLOY, 'systemd/entry-broker.service');
+  const unit = readFileSync(unitFile, 'utf8');
+  const keys = new Map<string, string[]>();
+  let section = '';
+  for (const line of unit.split('\n')) {
+    const s = /^\[(\w+)\]$/.exec(line);
+    if (s) section = s[1]!;
+    const kv = /^([A-Za-z]+)=(.*)$/.exec(line);
+    if (kv) keys.set(`${section}.${kv[1]}`, [...(keys.get(`${section}.${kv[1]}`) ?? []), kv[2]!]);
+  }
+  const get = (k: string) => keys.get(k)?.[0];
+
+  it('passes systemd-analyze verify', async (ctx) => {
+    if (!existsSync('/usr/bin/systemd-analyze')) ctx.skip('systemd-analyze is not installed (Debian package systemd; deploy/dev/test.sh installs it)');
+    // verify wants the unit's binaries to exist: ExecStart's node is this machine's.
+    const dir = mkdtempSync(join(tmpdir(), 'entry-unit-'));
+    writeFileSync(join(dir, 'entry-broker.service'), unit.replace('/usr/bin/node', process.execPath));
+    const r = await sh('systemd-analyze', ['verify', join(dir, 'entry-broker.service')], { encoding: 'utf8' });
+    expect(r.stderr).toBe('');
+    // And it does catch mistakes.
+    writeFileSync(join(dir, 'entry-broker.service'), unit.replace('ProtectSystem=strict', 'ProtectSystem=strickt'));
+    const bad = await sh('systemd-analyze', ['verify', join(dir, 'entry-broker.service')], { encoding: 'utf8' }).then((x) => x.stderr, (e: { stderr: string }) => e.stderr);
+    expect(bad).toMatch(/protect system value.*strickt/i);
+  });
+
+  it('is sandboxed, runs as its own user in the docker group, and reads a valid env file', () => {
+    expect(get('Service.User')).toBe('entry');
+    expect(get('Service.SupplementaryGroups')).toBe('docker');
+    expect(get('Service.ProtectSystem')).toBe('strict');
+    expect(get('Service.NoNewPrivileges')).toBe('yes');
+    expect(get('Service.CapabilityBoundingSet')).toBe('');
+    expect(get('Service.StateDirectory')).toBe('entry');
+    expect(Number(get('Service.TimeoutStopSec'))).toBeGreaterThan(20);
+    expect(get('Service.ExecStart')).toMatch(/ \/opt\/entry\/dist\/broker\/main\.js$/);
+    expect(get('Install.WantedBy')).toBe('multi-user.target');
+    expect(readFileSync(join(DEPLOY, 'systemd/entry.sysusers.conf'), 'utf8')).toMatch(/^m entry docker$/m);
+    // The sample env file: every key a broker setting, the whole a valid config, paths in the unit's writable state dir.
+    expect(get('Service.EnvironmentFile')).toBe('/etc/entry/entry-broker.env');
+    const env = Object.fromEntries(
+      readFileSync(join(DEPLOY, 'systemd/entry-broker.env'), 'utf8')
+        .split('\n')
+        .filter((l) => /^[A-Z_]+=/.test(l))
+        .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+    );
+    checkEntryKeys('entry-broker.env', env);
+    expect(() => parseConfig(readSettings([], env))).not.toThrow();
+    expect(env['ENTRY_RECORDINGS_DIR']!.startsWith(`/var/lib/${get('Service.StateDirectory')}/`)).toBe(true);
+  });
+});
