@@ -10,6 +10,19 @@ import { cpuSeconds, rssBytes } from './proc-stats.js';
 /** The built broker, beside this file once compiled (dist/bench → dist/broker). */
 export const BROKER_MAIN = fileURLToPath(new URL('../broker/main.js', import.meta.url));
 
+/** BENCH_BROKER_NODE_ARGS: node options for every broker of the run, to compare tunings (e.g. --max-semi-space-size=2). */
+const EXTRA_NODE_ARGS = (process.env['BENCH_BROKER_NODE_ARGS'] ?? '').split(/\s+/).filter(Boolean);
+
+/**
+ * Session recordings are on by default in the broker, so they are on here too, written to the
+ * broker's own temporary directory (same disk as /var/lib/entry) and deleted when it stops.
+ * `--no-recording` turns them off for a comparison.
+ */
+let recording = true;
+export function setRecording(on: boolean): void {
+  recording = on;
+}
+
 export interface BrokerOptions {
   /** Extra broker flags. */
   flags?: string[];
@@ -47,9 +60,16 @@ export class BrokerChild {
     const dir = mkdtempSync(join(tmpdir(), 'entry-bench-'));
     const keyFile = join(dir, 'jwt.pub.pem');
     writeFileSync(keyFile, publicKey.export({ type: 'spki', format: 'pem' }));
+    const recordings = recording ? join(dir, 'recordings') : 'none';
     const child = spawn(
       process.execPath,
-      [...(options.nodeArgs ?? []), BROKER_MAIN, '--listen', '127.0.0.1:0', '--jwt-public-key', keyFile, '--log-level', 'info', ...(options.flags ?? [])],
+      [
+        ...EXTRA_NODE_ARGS,
+        ...(options.nodeArgs ?? []),
+        BROKER_MAIN,
+        ...['--listen', '127.0.0.1:0', '--jwt-public-key', keyFile, '--log-level', 'info', '--recordings-dir', recordings],
+        ...(options.flags ?? []),
+      ],
       { stdio: ['ignore', 'ignore', 'pipe'] },
     );
     const logTail: string[] = [];

@@ -5,9 +5,10 @@
  *   node dist/bench/run.js [--quick] [--only NAME[,NAME…]] [--profile | --no-profile] [--out FILE]
  */
 import { writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import Docker from 'dockerode';
-import { BrokerChild } from './broker.js';
+import { BrokerChild, setRecording } from './broker.js';
 import { BenchContainers, removeStaleBenchContainers } from './containers.js';
 import { type BenchContext, type Figure, FIGURE_NAMES, type FigureName, type Suite, TARGETS } from './figure.js';
 import { concurrent } from './figures/concurrent.js';
@@ -26,15 +27,17 @@ interface Options {
   quick: boolean;
   only: Set<FigureName>;
   profile: boolean;
+  recording: boolean;
   out: string;
 }
 
-const USAGE = `usage: node dist/bench/run.js [--quick] [--only NAME[,NAME…]] [--profile|--no-profile] [--out FILE]
+const USAGE = `usage: node dist/bench/run.js [--quick] [--only NAME[,NAME…]] [--profile|--no-profile] [--no-recording] [--out FILE]
 figures: ${FIGURE_NAMES.join(', ')}`;
 
 function parseArgs(argv: string[]): Options {
   let quick = false;
   let profile: boolean | undefined;
+  let recording = true;
   let out = fileURLToPath(new URL('../../bench/results.json', import.meta.url));
   const only = new Set<FigureName>();
   for (let i = 0; i < argv.length; i++) {
@@ -47,6 +50,7 @@ function parseArgs(argv: string[]): Options {
     if (a === '--quick') quick = true;
     else if (a === '--profile') profile = true;
     else if (a === '--no-profile') profile = false;
+    else if (a === '--no-recording') recording = false;
     else if (a === '--only' || a.startsWith('--only=')) {
       for (const name of value().split(',').map((s) => s.trim()).filter(Boolean)) {
         if (!(FIGURE_NAMES as readonly string[]).includes(name)) throw new Error(`unknown figure ${name}\n${USAGE}`);
@@ -59,7 +63,7 @@ function parseArgs(argv: string[]): Options {
     } else throw new Error(`unknown option ${a}\n${USAGE}`);
   }
   // Profiling adds a few minutes: on by default for a full run of everything only.
-  return { quick, only, profile: profile ?? (!quick && only.size === 0), out };
+  return { quick, only, profile: profile ?? (!quick && only.size === 0), recording, out };
 }
 
 const log = (message: string) => process.stderr.write(`[bench] ${message}\n`);
@@ -76,6 +80,7 @@ function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> 
 
 async function main(): Promise<number> {
   const options = parseArgs(process.argv.slice(2));
+  setRecording(options.recording);
   const docker = new Docker({ socketPath: process.env['DOCKER_SOCKET'] ?? '/var/run/docker.sock' });
   try {
     await docker.ping();
@@ -83,7 +88,9 @@ async function main(): Promise<number> {
     throw new Error(`no Docker engine answers at ${process.env['DOCKER_SOCKET'] ?? '/var/run/docker.sock'}: ${(err as Error).message}`);
   }
   const machine = await describeMachine(docker);
-  log(`${options.quick ? 'quick' : 'full'} run on ${machineLine(machine)}`);
+  log(`${options.quick ? 'quick' : 'full'} run${options.recording ? '' : ' without session recordings'} on ${machineLine(machine)}`);
+  const load0 = loadavg()[0]!;
+  if (load0 > machine.nproc) log(`warning: load average ${load0.toFixed(1)} on ${machine.nproc} cores: other work will show in the figures`);
   const containers = new BenchContainers(docker);
   let broker: BrokerChild | undefined;
   // Clean up on Ctrl-C or a kill too: containers and the broker child must not outlive the run.
@@ -111,6 +118,9 @@ async function main(): Promise<number> {
       const t0 = Date.now();
       try {
         const produced = await withTimeout(suite.run(ctx), options.quick ? 90_000 : 400_000, suite.names.join('/'));
+        // Other work on the machine shows in every figure: keep the load beside the numbers.
+        const load = Number(loadavg()[0]!.toFixed(2));
+        for (const f of produced) f.extra = { ...f.extra, load_1m: load };
         figures.push(...produced.filter((f) => options.only.size === 0 || options.only.has(f.name)));
       } catch (err) {
         const message = (err as Error).message;
@@ -136,7 +146,8 @@ async function main(): Promise<number> {
     await containers.removeAll();
   }
   writeFileSync(options.out, `${JSON.stringify(figures, null, 2)}\n`);
-  process.stdout.write(`\n${machineLine(machine)}; ${options.quick ? 'quick' : 'full'} run, ${((Date.now() - started) / 1000).toFixed(0)} s\n\n${table(figures)}\n\nwritten to ${options.out}\n`);
+  const load = `load average ${load0.toFixed(1)} at start, ${loadavg()[0]!.toFixed(1)} at end`;
+  process.stdout.write(`\n${machineLine(machine)}; ${options.quick ? 'quick' : 'full'} run${options.recording ? '' : ' without session recordings'}, ${((Date.now() - started) / 1000).toFixed(0)} s, ${load}\n\n${table(figures)}\n\nwritten to ${options.out}\n`);
   return figures.some((f) => f.error) ? 1 : 0;
 }
 

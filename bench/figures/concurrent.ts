@@ -14,6 +14,9 @@ const KEY = utf8('x');
 /** Ctrl-U (clear the line), then `exit`: the shells end themselves, no clean-up needed. */
 const LEAVE = utf8('\x15exit\r');
 const PROMPT_TIMEOUT_MS = 60_000;
+/** Sessions dropped without a goodbye after the typing window, and how long the others keep typing. */
+const DISCONNECTS = 5;
+const DISCONNECT_WINDOW_MS = 8_000;
 
 interface Typing {
   side: Typist;
@@ -139,15 +142,24 @@ export const concurrent: Suite = {
       const typeStart = now();
       const stop = startTyping([...typingEntry, ...typingDirect]);
       await sleep(typingMs);
-      stop();
       const typeSeconds = msSince(typeStart) / 1000;
       const cpu = CpuMeter.delta(cpu0, meter.snapshot());
       loop.disable();
-      await sleep(500);
       const rssPeak = sampler.stop();
-
       const e = typingEntry.flatMap((t) => t.latencies);
       const d = typingDirect.flatMap((t) => t.latencies);
+
+      // Abrupt disconnects while the others keep typing: the broker must end those sessions'
+      // processes itself; how much that costs everyone else shows in their echo.
+      const dropped = typingEntry.splice(0, DISCONNECTS);
+      const marks = new Map(typingEntry.map((t) => [t, t.latencies.length]));
+      const cpuDrop0 = broker.cpuSeconds();
+      for (const t of dropped) (t.side as EntrySession).ws.terminate();
+      await sleep(DISCONNECT_WINDOW_MS);
+      stop();
+      const cpuDrop = broker.cpuSeconds() - cpuDrop0;
+      const eDrop = typingEntry.flatMap((t) => t.latencies.slice(marks.get(t)));
+      await sleep(500);
       const n = entries.length;
       const note = failure
         ? `only ${n} of ${wanted} sessions could be opened: ${failure}`
@@ -187,12 +199,15 @@ export const concurrent: Suite = {
             entry_unanswered_within_1s: unanswered(typingEntry),
             direct_unanswered_within_1s: unanswered(typingDirect),
             client_event_loop_delay_p99_ms: loop.percentile(99) / 1e6,
+            [`entry_p99_ms_while_${DISCONNECTS}_clients_drop`]: quantile(eDrop, 0.99),
+            [`entry_max_ms_while_${DISCONNECTS}_clients_drop`]: Math.max(...eDrop),
+            broker_cpu_s_for_the_drops: cpuDrop,
           },
           note,
         }),
       ];
     } finally {
-      for (const s of entries) s.send(LEAVE);
+      for (const s of entries) if (s.ws.readyState === s.ws.OPEN) s.send(LEAVE);
       for (const d of directs) d.send(LEAVE);
       const all = Promise.all([...entries.map((s) => s.closed), ...directs.map((d) => d.ended)]);
       const closedInTime = await Promise.race([all.then(() => true), sleep(60_000).then(() => false)]);

@@ -20,13 +20,16 @@ export const stall: Suite = {
     try {
       const token = await broker.mint();
       const target = ctx.target;
-      // Warm-up: the first sessions load and compile the session code paths.
+      await sleep(300);
+      const idle = broker.rss();
+      // Warm-up: the same output read normally, so the code paths are compiled and the heap has
+      // the size any busy broker has; the baseline is the RSS after it.
       for (let i = 0; i < 3; i++) {
-        const w = await EntrySession.open(broker.wsUrl, token, target, { argv: outputCommand(4 * 1024 * 1024).map((a) => utf8(a)), tty: false });
+        const w = await EntrySession.open(broker.wsUrl, token, target, { argv: outputCommand(32 * 1024 * 1024).map((a) => utf8(a)), tty: false });
         await w.exit;
         await w.closed;
       }
-      await sleep(500);
+      await sleep(1_000);
       const baseline = broker.rss();
       const sampler = new RssSampler(broker.pid).start(20);
       const s = await EntrySession.open(broker.wsUrl, token, target, { argv: outputCommand(bytes).map((a) => utf8(a)), tty: false });
@@ -50,7 +53,9 @@ export const stall: Suite = {
           extra: {
             bytes,
             stall_ms: stallMs,
+            rss_idle_MB: idle / MB,
             rss_baseline_MB: baseline / MB,
+            growth_over_idle_MB: (stallPeak - idle) / MB,
             rss_peak_stalled_MB: stallPeak / MB,
             rss_peak_draining_MB: drainPeak / MB,
             received_while_stalled: receivedWhileStalled,
