@@ -3,7 +3,7 @@ import { resolveBroker, resolveToken } from './settings.js';
 import { cachedTargets } from './targets.js';
 
 /** Subcommands, offered where an app name may go. */
-export const SUBCOMMANDS = ['broker', 'completion', 'exec', 'login', 'logout', 'ls', 'status'];
+export const SUBCOMMANDS = ['broker', 'completion', 'exec', 'kill', 'login', 'logout', 'ls', 'replay', 'sessions', 'status', 'watch'];
 const BROKER_SUBCOMMANDS = ['add', 'ls', 'rm', 'use'];
 /** Options that take a value (so the next word is that value, not a positional). */
 const VALUE_OPTIONS = new Set(['-b', '--broker', '-u', '--user', '-w', '--workdir', '-e', '--env', '--escape', '--token', '--port', '--timeout']);

@@ -52,6 +52,7 @@ export async function startOidcProvider(accounts: Accounts): Promise<TestProvide
       revocation: { enabled: true },
     },
     issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
+    ttl: { Interaction: 600, Session: 3600, Grant: 3600, AccessToken: 3600, IdToken: 3600, RefreshToken: 86_400, DeviceCode: 600 },
     async findAccount(_ctx, id) {
       const account = accounts[id] ?? { apps: [] };
       return {
