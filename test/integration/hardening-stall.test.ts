@@ -160,7 +160,8 @@ describe('a client that stops reading while 1 GiB is printed', () => {
     expect(c.exitCode, 'the command must not have finished while nobody read').toBeUndefined();
     expect(progressLate, 'the generator is blocked: no progress during the last 3.5 s of the stall').toBe(progressEarly);
     expect(Number(progressLate)).toBeLessThan(BLOCKS / 4);
-    expect(figures.maxRssStalled - baseline, `broker RSS growth while stalled (baseline ${mb(baseline)} MB)`).toBeLessThan(RSS_LIMIT);
+    // Soft: the rest (the bytes after resuming) is worth knowing even when memory is over.
+    expect.soft(figures.maxRssStalled - baseline, `broker RSS growth while stalled (baseline ${mb(baseline)} MB)`).toBeLessThan(RSS_LIMIT);
 
     // Reading again: everything arrives, in order, then EXIT 0 and a normal close.
     const resumed = Date.now();
