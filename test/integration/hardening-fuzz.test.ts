@@ -403,6 +403,8 @@ const figures = {
   lastHeap: 0,
   /** Session objects still alive in the broker once every session has ended. */
   retained: '',
+  /** Broker heap (after GC) left behind by one TTY session's typed lines, default settings. */
+  typedLinesRetained: -1,
   ambiguousSkipped: 0,
   durationMs: 0,
   checkedFiles: 0,
@@ -474,6 +476,7 @@ describe('frame fuzzing against live sessions', () => {
         raw_rss_growth_mb: mb(figures.maxRawRss - figures.baselineRss),
         live_heap_growth_mb: mb(figures.lastHeap - figures.baselineHeap),
         sessions_retained: figures.retained || 'unmeasured',
+        typed_lines_retained_mb: figures.typedLinesRetained < 0 ? 'unmeasured' : mb(figures.typedLinesRetained),
         sessions: figures.sessions,
         files_checked: figures.checkedFiles,
         ambiguous_skipped: figures.ambiguousSkipped,
@@ -799,7 +802,8 @@ describe('frame fuzzing against live sessions', () => {
         return Object.values(counts).every((n) => n === 0);
       },
       'every session object to be released',
-      20_000,
+      // Longer than the broker's own 5 s close-handshake timer.
+      12_000,
     ).catch(() => undefined);
     figures.retained = classes.map((c) => `${c}:${counts[c]}`).join(',');
     expect(counts, 'live objects in the broker with no session open').toEqual(Object.fromEntries(classes.map((c) => [c, 0])));
@@ -830,6 +834,36 @@ describe('frame fuzzing against live sessions', () => {
     await ended(check, 'reading the file');
     expect(check.stdoutText().trim().split(/\s+/)).toEqual([...sent].map((b) => b.toString(16).padStart(2, '0')));
   });
+
+  it('keeps what one client\'s typing costs the broker bounded (10,000 lines of 4 KB, default settings)', async () => {
+    // Every line typed in a TTY becomes an audit "command" event; the embedded store keeps up
+    // to --audit-max-events (100,000) of them in memory.
+    const b = await startBrokerProcess([], { NODE_OPTIONS: '--inspect=127.0.0.1:0' });
+    const insp = await NodeInspector.attach(b.logs);
+    try {
+      const t = await b.mint({ apps: [app] });
+      await timedEcho(b.wsUrl, t, target);
+      await insp.collectGarbage();
+      const before = await insp.heapUsed();
+      const line = Buffer.from(`${'a'.repeat(4000)}\r`);
+      const lines = 10_000;
+      const c = await openCommand(b.wsUrl, t, target, ['sh', '-c', `stty raw -echo; echo READY; head -c ${lines * line.length} > /dev/null; echo DONE`], true);
+      await c.waitFor(() => c.stdoutText().includes('READY'), 'the raw TTY');
+      for (let i = 0; i < lines; i++) {
+        c.send(RequestType.PLAIN, line);
+        if (i % 256 === 255) await new Promise((r) => setImmediate(r));
+      }
+      await c.waitFor(() => c.stdoutText().includes('DONE'), 'every line to be read', 60_000);
+      await ended(c, 'the typing session');
+      await eventually(async () => (await insp.countObjects(['Relay'])).Relay === 0, 'the session to be gone', 20_000).catch(() => undefined);
+      await insp.collectGarbage();
+      figures.typedLinesRetained = (await insp.heapUsed()) - before;
+      expect(figures.typedLinesRetained, `heap left behind by 40 MB of typed lines, MB: ${mb(figures.typedLinesRetained)}`).toBeLessThan(RSS_LIMIT);
+    } finally {
+      insp.close();
+      await b.stop();
+    }
+  }, 90_000);
 
   describe('invalid WebSocket frames from clients that have no session (yet)', () => {
     const cases: Array<[string, (b: BrokerProcess) => Promise<WebSocket>]> = [
