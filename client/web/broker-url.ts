@@ -1,4 +1,4 @@
-/** Where a browser client finds the broker: its HTTP base and its /enter WebSocket address. */
+/** Where a browser client finds the broker: its HTTP base and its /enter and /watch WebSocket addresses. */
 
 export interface Target {
   app: string;
@@ -22,6 +22,14 @@ export function enterSocketUrl(broker: string, target: Target, ticket?: string):
   url.searchParams.set('proc', target.proc);
   url.searchParams.set('instance', String(target.instance));
   if (ticket) url.searchParams.set('ticket', ticket);
+  return url.toString();
+}
+
+/** The /watch socket address for a session (admins; the token goes in the subprotocol list). */
+export function watchSocketUrl(broker: string, session: string): string {
+  const url = new URL(`${brokerBase(broker)}/watch`);
+  url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+  url.searchParams.set('session', session);
   return url.toString();
 }
 

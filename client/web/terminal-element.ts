@@ -1,5 +1,5 @@
 import type { Target } from './broker-url.js';
-import { openTerminal, type TerminalAuth, type TerminalCloseInfo, type TerminalHandle, type TerminalState } from './terminal.js';
+import { openTerminal, openWatch, type TerminalAuth, type TerminalCloseInfo, type TerminalHandle, type TerminalState } from './terminal.js';
 
 type TicketProvider = (target: Target) => Promise<string>;
 
@@ -10,10 +10,13 @@ type TicketProvider = (target: Target) => Promise<string>;
  * ticket). The session starts once the element is in the document with a target and a
  * credential, and ends when it leaves the document.
  *
+ * `<entry-terminal session="ID">` with an admin's `token` watches that session instead,
+ * read-only (nothing typed is sent).
+ *
  * Events: `entry-state` (detail: { state }), `entry-close` (detail: TerminalCloseInfo).
  */
 export class EntryTerminalElement extends HTMLElement {
-  static readonly observedAttributes = ['app', 'proc', 'instance', 'broker'];
+  static readonly observedAttributes = ['app', 'proc', 'instance', 'broker', 'session'];
 
   #token: string | undefined;
   #ticketProvider: TicketProvider | undefined;
@@ -103,20 +106,29 @@ export class EntryTerminalElement extends HTMLElement {
 
   #start(): void {
     if (this.#handle || !this.isConnected) return;
+    const broker = this.getAttribute('broker');
+    const events = {
+      onStateChange: (state: TerminalState) => this.dispatchEvent(new CustomEvent('entry-state', { detail: { state } })),
+      onClose: (info: TerminalCloseInfo) => this.dispatchEvent(new CustomEvent<TerminalCloseInfo>('entry-close', { detail: info })),
+    };
+    const session = this.getAttribute('session');
+    if (session) {
+      if (!this.#token) return;
+      this.#handle = openWatch(this, { ...(broker ? { broker } : {}), session, token: this.#token, ...events });
+      this.#afterStart();
+      return;
+    }
     const app = this.getAttribute('app');
     const proc = this.getAttribute('proc');
     const instance = this.getAttribute('instance');
     const auth: TerminalAuth | undefined = this.#token ? { token: this.#token } : this.#ticketProvider ? { ticketProvider: this.#ticketProvider } : undefined;
     if (!app || !proc || !instance || !auth) return;
-    const broker = this.getAttribute('broker');
-    this.#handle = openTerminal(this, {
-      ...(broker ? { broker } : {}),
-      target: { app, proc, instance },
-      auth,
-      onStateChange: (state) => this.dispatchEvent(new CustomEvent('entry-state', { detail: { state } })),
-      onClose: (info: TerminalCloseInfo) => this.dispatchEvent(new CustomEvent<TerminalCloseInfo>('entry-close', { detail: info })),
-    });
-    if (this.#focusOnStart) {
+    this.#handle = openTerminal(this, { ...(broker ? { broker } : {}), target: { app, proc, instance }, auth, ...events });
+    this.#afterStart();
+  }
+
+  #afterStart(): void {
+    if (this.#focusOnStart && this.#handle) {
       this.#focusOnStart = false;
       this.#handle.focus();
     }

@@ -1,7 +1,7 @@
 import { FitAddon } from '@xterm/addon-fit';
 import { type ITerminalOptions, Terminal } from '@xterm/xterm';
 import { decodeResponse, encodeExecSpec, encodeRequest, encodeWinch, RequestType, ResponseType } from '../../proto/codec.js';
-import { base64url, brokerBase, enterSocketUrl, type Target } from './broker-url.js';
+import { base64url, brokerBase, enterSocketUrl, type Target, watchSocketUrl } from './broker-url.js';
 import { bindClipboard } from './clipboard.js';
 import { injectStyles } from './styles.js';
 
@@ -30,6 +30,19 @@ export interface TerminalOptions {
   onClose?(info: TerminalCloseInfo): void;
   onStateChange?(state: TerminalState): void;
   /** Passed to xterm.js as they are (font, theme, scrollback…). */
+  terminalOptions?: ITerminalOptions;
+}
+
+/** An admin's read-only view of a running session (`/watch?session=ID`). */
+export interface WatchOptions {
+  /** The broker's address; default: this page's origin. */
+  broker?: string;
+  /** The session's id, as `GET /api/sessions` lists it. */
+  session: string;
+  /** An admin's bearer token (watching takes no tickets). */
+  token: string;
+  onClose?(info: TerminalCloseInfo): void;
+  onStateChange?(state: TerminalState): void;
   terminalOptions?: ITerminalOptions;
 }
 
@@ -74,7 +87,32 @@ function stripAnsi(text: string): string {
  * follows its size.
  */
 export function openTerminal(element: HTMLElement, options: TerminalOptions): TerminalHandle {
-  return new TerminalSession(element, options);
+  const { target, auth, ...common } = options;
+  return new TerminalSession(element, { ...common, source: { kind: 'enter', target, auth } });
+}
+
+/**
+ * Shows a running session's output, live and read-only: nothing typed is sent (the broker
+ * would ignore it anyway), no size is sent, and the session's end shows as its CLOSE line.
+ */
+export function openWatch(element: HTMLElement, options: WatchOptions): TerminalHandle {
+  const { session, token, terminalOptions, ...common } = options;
+  return new TerminalSession(element, {
+    ...common,
+    terminalOptions: { disableStdin: true, cursorBlink: false, ...terminalOptions },
+    source: { kind: 'watch', session, token },
+  });
+}
+
+/** Where a terminal's bytes come from: an interactive shell, or someone else's session. */
+type Source = { kind: 'enter'; target: Target; auth: TerminalAuth } | { kind: 'watch'; session: string; token: string };
+
+interface SessionOptions {
+  broker?: string;
+  source: Source;
+  onClose?(info: TerminalCloseInfo): void;
+  onStateChange?(state: TerminalState): void;
+  terminalOptions?: ITerminalOptions;
 }
 
 class TerminalSession implements TerminalHandle {
@@ -95,10 +133,14 @@ class TerminalSession implements TerminalHandle {
   /** Bumped whenever a connection attempt is abandoned, so that late answers are ignored. */
   private generation = 0;
 
+  /** Watching: input and size stay local, and there is no reconnect on Enter. */
+  private readonly readOnly: boolean;
+
   constructor(
     element: HTMLElement,
-    private readonly options: TerminalOptions,
+    private readonly options: SessionOptions,
   ) {
+    this.readOnly = options.source.kind === 'watch';
     injectStyles(element.ownerDocument);
     this.screen = element.ownerDocument.createElement('div');
     this.screen.className = 'entry-terminal-screen';
@@ -144,7 +186,8 @@ class TerminalSession implements TerminalHandle {
   close(): void {
     if (this.disposed || this.currentState === 'closed') return;
     this.detachSocket(1000);
-    this.finish({ code: '', exitCode: undefined, message: 'session closed', closeCode: 1000 }, '\r\n\x1b[2m[session closed]\x1b[0m\r\n');
+    const what = this.readOnly ? 'stopped watching' : 'session closed';
+    this.finish({ code: '', exitCode: undefined, message: what, closeCode: 1000 }, `\r\n\x1b[2m[${what}]\x1b[0m\r\n`);
   }
 
   dispose(): void {
@@ -184,14 +227,19 @@ class TerminalSession implements TerminalHandle {
     this.setState('connecting');
     this.pending = [];
     this.pendingBytes = 0;
-    const { target, auth } = this.options;
+    const { source } = this.options;
     const broker = brokerBase(this.options.broker);
     let url: string;
     let protocols: string[];
-    if ('token' in auth) {
+    if (source.kind === 'watch') {
+      url = watchSocketUrl(broker, source.session);
+      protocols = ['entry.v1', `entry.bearer.${base64url(source.token)}`];
+    } else if ('token' in source.auth) {
+      const { target, auth } = source;
       url = enterSocketUrl(broker, target);
       protocols = ['entry.v1', `entry.bearer.${base64url(auth.token)}`];
     } else {
+      const { target, auth } = source;
       let ticket: string;
       try {
         ticket = await auth.ticketProvider(target);
@@ -215,6 +263,12 @@ class TerminalSession implements TerminalHandle {
 
     ws.onopen = () => {
       opened = true;
+      if (this.readOnly) {
+        // A watcher sends nothing: the broker starts sending the session's output by itself.
+        this.terminal.write('\x1b[2m[entry: watching, read-only: output from now on]\x1b[0m\r\n');
+        this.setState('open');
+        return;
+      }
       this.fitNow();
       const { cols, rows } = this.terminal;
       sendFrame(ws, encodeRequest(RequestType.START, encodeExecSpec({ tty: true, cols, rows, term: TERM })));
@@ -265,10 +319,10 @@ class TerminalSession implements TerminalHandle {
     };
   }
 
-  /** Shows how the session ended, and waits for Enter to reconnect. */
+  /** Shows how the session ended, and (unless watching) waits for Enter to reconnect. */
   private finish(info: TerminalCloseInfo, line: string): void {
     if (this.disposed) return;
-    this.terminal.write(`${line}${HINT}`);
+    this.terminal.write(this.readOnly ? line : `${line}${HINT}`);
     this.setState('closed');
     this.options.onClose?.(info);
   }
@@ -283,6 +337,7 @@ class TerminalSession implements TerminalHandle {
   }
 
   private input(data: string): void {
+    if (this.readOnly) return;
     if (this.currentState === 'closed') {
       if (data.includes('\r')) this.reconnect();
       return;
@@ -301,7 +356,7 @@ class TerminalSession implements TerminalHandle {
   }
 
   private sendWinch(cols: number, rows: number): void {
-    if (this.currentState === 'open' && this.ws) sendFrame(this.ws, encodeRequest(RequestType.WINCH, encodeWinch(cols, rows)));
+    if (!this.readOnly && this.currentState === 'open' && this.ws) sendFrame(this.ws, encodeRequest(RequestType.WINCH, encodeWinch(cols, rows)));
   }
 }
 
