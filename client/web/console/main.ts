@@ -1,15 +1,23 @@
 import '../entry-terminal.js';
 import './console.css';
-import { ApiError, BrokerApi, ticketsFrom, type WhoAmI } from '../api.js';
+import { ApiError, BrokerApi, type SessionInfo, ticketsFrom, type WhoAmI } from '../api.js';
+import { AuditView } from './audit-view.js';
 import { ContainerList } from './container-list.js';
 import { byId } from './dom.js';
-import { bindShortcuts } from './shortcuts.js';
+import { replayTab } from './replay-view.js';
+import { SessionList, sessionTarget } from './session-list.js';
+import { bindShortcuts, type ViewName } from './shortcuts.js';
 import { TerminalTabs } from './terminal-tabs.js';
 import { clearToken, loadToken, saveToken } from './token-store.js';
 
-/** The broker's own console: sign in with a token, list the containers, open terminals. */
+/**
+ * The broker's own console: sign in with a token, list the containers, open terminals; for
+ * admins also the live sessions (watch, kill) and the audit trail (replay).
+ */
 
 const REFRESH_MS = 30_000;
+/** The sessions list reloads this often while it is in front. */
+const SESSIONS_REFRESH_MS = 5_000;
 /** The broker serving this page, path prefix included (it may sit behind a proxy under /entry/). */
 const BROKER = new URL('.', location.href).href;
 
@@ -20,10 +28,16 @@ const tokenInput = byId<HTMLTextAreaElement>('token-input');
 const signInError = byId('sign-in-error');
 const who = byId('who');
 const signOutButton = byId<HTMLButtonElement>('sign-out');
+const viewTabs = byId('views');
+const sessionsCount = byId('sessions-count');
+const killDialog = byId<HTMLDialogElement>('kill-dialog');
 
 let api: BrokerApi | undefined;
 let token: string | undefined;
+let admin = false;
+let view: ViewName = 'containers';
 let refreshTimer: ReturnType<typeof setInterval> | undefined;
+let sessionsTimer: ReturnType<typeof setInterval> | undefined;
 
 const list = new ContainerList(
   { search: byId('search'), stateFilter: byId('state-filter'), rows: byId('container-rows'), status: byId('list-status') },
@@ -34,14 +48,80 @@ const tabs = new TerminalTabs(
   BROKER,
   () => ticketsFrom(token ?? '', BROKER),
   () => {
-    if (!consoleView.hidden) list.focusSearch();
+    if (!consoleView.hidden) focusSearch();
+  },
+);
+const sessions = new SessionList(
+  { filter: byId('sessions-filter'), rows: byId('session-rows'), status: byId('sessions-status') },
+  {
+    watch: (s) => tabs.watch(s.id, `${s.user}@${sessionTarget(s)}`, token ?? ''),
+    kill: (s) => void kill(s),
+  },
+);
+const audit = new AuditView(
+  { form: byId('audit-form'), rows: byId('audit-rows'), status: byId('audit-status'), more: byId('audit-more') },
+  {
+    load: (q) => (api ? api.audit(q) : Promise.reject(new Error('signed out'))),
+    replay: (e) => {
+      if (!api || !e.sessionId) return;
+      const target = `${e.app}/${e.proc}/${e.instance}`;
+      const currentApi = api;
+      const id = e.sessionId;
+      tabs.replay(id, `${e.user ?? '?'}@${target}`, () => replayTab(currentApi, id, `${e.user ?? '?'} on ${target} · session ${id.slice(0, 8)}`));
+    },
+    failed: (err) => !signedOutBy(err),
   },
 );
 
 bindShortcuts(
-  { focusSearch: () => list.focusSearch(), stepTab: (d) => tabs.step(d), closeTab: () => tabs.closeActive() },
+  { focusSearch, stepTab: (d) => tabs.step(d), closeTab: () => tabs.closeActive(), showView: (v) => showView(v, true) },
   () => !consoleView.hidden,
 );
+
+function focusSearch(): void {
+  if (view === 'sessions') sessions.focusFilter();
+  else if (view === 'audit') audit.focusFilter();
+  else list.focusSearch();
+}
+
+/** Puts a view in front; Sessions and Audit exist for admins only. */
+function showView(next: ViewName, focus: boolean): void {
+  if (next !== 'containers' && !admin) return;
+  view = next;
+  consoleView.dataset['view'] = next;
+  for (const tab of viewTabs.querySelectorAll<HTMLButtonElement>('[role="tab"]')) {
+    const selected = tab.dataset['view'] === next;
+    tab.setAttribute('aria-selected', String(selected));
+    tab.tabIndex = selected ? 0 : -1;
+    byId(tab.getAttribute('aria-controls') ?? '').hidden = !selected;
+  }
+  clearInterval(sessionsTimer);
+  if (next === 'sessions') {
+    void refreshSessions();
+    sessionsTimer = setInterval(() => {
+      if (document.visibilityState === 'visible') void refreshSessions();
+    }, SESSIONS_REFRESH_MS);
+  }
+  if (next === 'audit') audit.show();
+  if (focus) focusSearch();
+}
+
+// The view tabs: one tab stop, arrows move between them.
+viewTabs.addEventListener('click', (e) => {
+  const tab = (e.target as HTMLElement).closest<HTMLButtonElement>('[role="tab"]');
+  if (tab?.dataset['view']) showView(tab.dataset['view'] as ViewName, false);
+});
+viewTabs.addEventListener('keydown', (e) => {
+  const all = [...viewTabs.querySelectorAll<HTMLButtonElement>('[role="tab"]')];
+  const i = all.indexOf(document.activeElement as HTMLButtonElement);
+  if (i < 0 || (e.key !== 'ArrowRight' && e.key !== 'ArrowLeft')) return;
+  e.preventDefault();
+  const next = all[(i + (e.key === 'ArrowRight' ? 1 : -1) + all.length) % all.length];
+  if (next?.dataset['view']) {
+    showView(next.dataset['view'] as ViewName, false);
+    next.focus();
+  }
+});
 
 function showSignIn(message?: string): void {
   consoleView.hidden = true;
@@ -61,7 +141,10 @@ function showConsole(me: WhoAmI): void {
   who.textContent = me.admin ? `${me.user} · admin` : me.user;
   const expires = new Date(me.expiresAt);
   who.title = `apps: ${me.admin ? 'all' : me.apps.join(', ') || 'none'}\ntoken expires ${Number.isNaN(expires.getTime()) ? 'never' : expires.toLocaleString()}`;
-  list.focusSearch();
+  admin = me.admin;
+  viewTabs.hidden = !admin;
+  byId('admin-keys').hidden = !admin;
+  showView('containers', true);
 }
 
 async function signIn(candidate: string): Promise<void> {
@@ -88,11 +171,28 @@ async function signIn(candidate: string): Promise<void> {
 
 function signOut(message?: string): void {
   clearInterval(refreshTimer);
+  clearInterval(sessionsTimer);
+  if (killDialog.open) killDialog.close();
   tabs.closeAll();
   clearToken();
   token = undefined;
   api = undefined;
+  admin = false;
+  viewTabs.hidden = true;
+  sessions.clear();
+  sessionsCount.textContent = '';
+  audit.clear();
+  showView('containers', false);
   showSignIn(message);
+}
+
+/** Signs out when the broker no longer takes the token; true if it did. */
+function signedOutBy(err: unknown): boolean {
+  if (err instanceof ApiError && err.status === 401) {
+    signOut(err.message);
+    return true;
+  }
+  return false;
 }
 
 async function refresh(): Promise<void> {
@@ -100,9 +200,43 @@ async function refresh(): Promise<void> {
   try {
     list.setContainers(await api.containers());
   } catch (err) {
-    if (err instanceof ApiError && err.status === 401) signOut(err.message);
-    else list.showMessage(`Could not load the containers: ${(err as Error).message}`);
+    if (!signedOutBy(err)) list.showMessage(`Could not load the containers: ${(err as Error).message}`);
   }
+  // The count on the Sessions tab stays roughly current in the other views too.
+  if (admin && view !== 'sessions') await refreshSessions();
+}
+
+async function refreshSessions(): Promise<void> {
+  if (!api || !admin) return;
+  try {
+    const live = await api.sessions();
+    sessions.setSessions(live);
+    sessionsCount.textContent = live.length ? String(live.length) : '';
+  } catch (err) {
+    if (!signedOutBy(err)) sessions.showMessage(`Could not load the sessions: ${(err as Error).message}`);
+  }
+}
+
+function confirmKill(s: SessionInfo): Promise<boolean> {
+  byId('kill-text').textContent = `${s.user} on ${sessionTarget(s)} (${s.command ? 'a scripted command' : 'a shell'}, from ${s.source}).`;
+  killDialog.returnValue = '';
+  killDialog.showModal();
+  return new Promise((resolve) => killDialog.addEventListener('close', () => resolve(killDialog.returnValue === 'kill'), { once: true }));
+}
+
+async function kill(s: SessionInfo): Promise<void> {
+  if (!api || !(await confirmKill(s)) || !api) return;
+  try {
+    await api.killSession(s.id);
+    sessions.markEnding(s.id);
+    sessions.showMessage(`Ending the session of ${s.user} on ${sessionTarget(s)}…`);
+  } catch (err) {
+    if (!signedOutBy(err)) sessions.showMessage(`Could not kill the session: ${(err as Error).message}`);
+    return;
+  }
+  // The broker holding it ends it within moments; the list follows.
+  await refreshSessions();
+  setTimeout(() => void refreshSessions(), 1000);
 }
 
 signInForm.addEventListener('submit', (e) => {
@@ -119,6 +253,7 @@ tokenInput.addEventListener('keydown', (e) => {
 });
 signOutButton.addEventListener('click', () => signOut());
 byId('refresh').addEventListener('click', () => void refresh());
+byId('sessions-refresh').addEventListener('click', () => void refreshSessions());
 
 const saved = loadToken();
 if (saved) void signIn(saved);

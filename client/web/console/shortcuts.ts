@@ -1,13 +1,19 @@
+export type ViewName = 'containers' | 'sessions' | 'audit';
+
 export interface ShortcutActions {
+  /** The filter of the view in front. */
   focusSearch(): void;
   stepTab(delta: number): void;
   closeTab(): void;
+  showView(view: ViewName): void;
 }
 
 function typingIn(target: EventTarget | null): boolean {
   if (!(target instanceof HTMLElement)) return false;
   return target.isContentEditable || target instanceof HTMLInputElement || target instanceof HTMLTextAreaElement || target instanceof HTMLSelectElement;
 }
+
+const VIEW_KEYS: Record<string, ViewName> = { KeyC: 'containers', KeyS: 'sessions', KeyA: 'audit' };
 
 /**
  * Console-wide keys. Alt+Shift chords work even inside a terminal: they are caught in the
@@ -21,10 +27,12 @@ export function bindShortcuts(actions: ShortcutActions, enabled: () => boolean):
       if (!enabled()) return;
       let handled = true;
       if (e.altKey && e.shiftKey && !e.ctrlKey && !e.metaKey) {
+        const view = VIEW_KEYS[e.code];
         if (e.code === 'KeyF') actions.focusSearch();
         else if (e.code === 'ArrowRight') actions.stepTab(1);
         else if (e.code === 'ArrowLeft') actions.stepTab(-1);
         else if (e.code === 'KeyW') actions.closeTab();
+        else if (view) actions.showView(view);
         else handled = false;
       } else if (e.key === '/' && !e.altKey && !e.ctrlKey && !e.metaKey && !typingIn(e.target)) {
         actions.focusSearch();

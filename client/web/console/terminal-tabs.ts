@@ -10,18 +10,30 @@ export interface TerminalTabsElements {
   layoutToggle: HTMLButtonElement;
 }
 
+/** What a tab shows: a terminal, a watched session, or a replay. */
+export interface TabContent {
+  el: HTMLElement;
+  focus(): void;
+  /** Called when the tab closes (a terminal ends its session by leaving the page). */
+  dispose?(): void;
+}
+
+export type TabKind = 'terminal' | 'watch' | 'replay';
+
 interface OpenTab {
   id: string;
   key: string;
+  label: string;
+  kind: TabKind;
   item: HTMLElement;
   tab: HTMLButtonElement;
   panel: HTMLElement;
-  terminal: EntryTerminalElement;
+  content: TabContent;
 }
 
 /**
- * Open terminals as tabs (one shown at a time) or side by side. Tabs follow the WAI-ARIA tabs
- * pattern: one tab stop, arrow keys move, Delete closes.
+ * Open terminals, watched sessions and replays as tabs (one shown at a time) or side by side.
+ * Tabs follow the WAI-ARIA tabs pattern: one tab stop, arrow keys move, Delete closes.
  */
 export class TerminalTabs {
   private readonly entries: OpenTab[] = [];
@@ -66,11 +78,51 @@ export class TerminalTabs {
   /** Opens a new terminal on `target` and focuses it. */
   add(target: Target): void {
     const key = targetLabel(target);
-    const id = `term-${++this.counter}`;
     const same = this.entries.filter((t) => t.key === key).length;
-    const label = same ? `${key} (${same + 1})` : key;
+    const terminal = document.createElement('entry-terminal');
+    terminal.setAttribute('broker', this.broker);
+    terminal.setAttribute('app', target.app);
+    terminal.setAttribute('proc', target.proc);
+    terminal.setAttribute('instance', String(target.instance));
+    terminal.ticketProvider = this.ticketProvider();
+    this.open(key, same ? `${key} (${same + 1})` : key, 'terminal', this.terminalContent(terminal));
+  }
 
-    const tab = h('button', { type: 'button', className: 'tab', id: `${id}-tab` }, h('span', { className: 'dot' }), h('span', { className: 'label', textContent: label }));
+  /** Watches a session read-only in a tab of its own (or shows the one already open). */
+  watch(session: string, label: string, token: string): void {
+    if (this.show(`watch:${session}`)) return;
+    const terminal = document.createElement('entry-terminal');
+    terminal.setAttribute('broker', this.broker);
+    terminal.setAttribute('session', session);
+    terminal.token = token;
+    this.open(`watch:${session}`, `watch ${label}`, 'watch', this.terminalContent(terminal));
+  }
+
+  /** Shows a replay in a tab (or the one already open for that session). */
+  replay(session: string, label: string, make: () => TabContent): void {
+    if (this.show(`replay:${session}`)) return;
+    const content = make();
+    this.open(`replay:${session}`, `replay ${label}`, 'replay', content);
+    content.el.addEventListener('replay-state', (e) => {
+      const tab = this.entries.find((t) => t.content === content)?.tab;
+      if (tab) tab.dataset['state'] = (e as CustomEvent<{ state: string }>).detail.state;
+    });
+  }
+
+  /** Activates the tab with this key, if one is open. */
+  private show(key: string): boolean {
+    const entry = this.entries.find((t) => t.key === key);
+    if (entry) this.activate(entry, true);
+    return !!entry;
+  }
+
+  private terminalContent(terminal: EntryTerminalElement): TabContent {
+    return { el: terminal, focus: () => terminal.focus() };
+  }
+
+  private open(key: string, label: string, kind: TabKind, content: TabContent): void {
+    const id = `term-${++this.counter}`;
+    const tab = h('button', { type: 'button', className: `tab tab-${kind}`, id: `${id}-tab` }, h('span', { className: 'dot' }), h('span', { className: 'label', textContent: label }));
     tab.setAttribute('role', 'tab');
     tab.setAttribute('aria-controls', `${id}-panel`);
     tab.dataset['state'] = 'connecting';
@@ -80,24 +132,18 @@ export class TerminalTabs {
     const item = h('div', { className: 'tab-item' }, tab, closeButton);
     item.setAttribute('role', 'presentation');
 
-    const terminal = document.createElement('entry-terminal');
-    terminal.setAttribute('broker', this.broker);
-    terminal.setAttribute('app', target.app);
-    terminal.setAttribute('proc', target.proc);
-    terminal.setAttribute('instance', String(target.instance));
-    terminal.ticketProvider = this.ticketProvider();
-    const panel = h('div', { className: 'panel', id: `${id}-panel` }, terminal);
+    const panel = h('div', { className: `panel panel-${kind}`, id: `${id}-panel` }, content.el);
     panel.setAttribute('role', 'tabpanel');
     panel.setAttribute('aria-labelledby', tab.id);
     panel.dataset['key'] = key;
 
-    const entry: OpenTab = { id, key, item, tab, panel, terminal };
+    const entry: OpenTab = { id, key, label, kind, item, tab, panel, content };
     tab.addEventListener('click', () => this.activate(entry, true));
     closeButton.addEventListener('click', () => this.close(entry, false));
     // In the side-by-side layout, clicking into a terminal makes its tab the active one.
     panel.addEventListener('focusin', () => this.activate(entry, false));
-    terminal.addEventListener('entry-state', (e) => this.showState(entry, e.detail.state));
-    terminal.addEventListener('entry-close', (e) => {
+    content.el.addEventListener('entry-state', (e) => this.showState(entry, e.detail.state));
+    content.el.addEventListener('entry-close', (e) => {
       tab.title = `${label}: ${e.detail.message}`;
     });
 
@@ -119,9 +165,9 @@ export class TerminalTabs {
         t.panel.classList.toggle('active', selected);
       }
       entry.item.scrollIntoView({ block: 'nearest', inline: 'nearest' });
-      document.title = `${entry.key} · Entry`;
+      document.title = `${entry.label} · Entry`;
     }
-    if (focusTerminal) entry.terminal.focus();
+    if (focusTerminal) entry.content.focus();
   }
 
   /** Moves to the next (1) or previous (-1) terminal. */
@@ -144,9 +190,10 @@ export class TerminalTabs {
     const i = this.entries.indexOf(entry);
     if (i < 0) return;
     this.entries.splice(i, 1);
-    // Removing the element ends its session.
+    // Removing a terminal element ends its session.
     entry.item.remove();
     entry.panel.remove();
+    entry.content.dispose?.();
     if (this.active === entry) {
       this.active = undefined;
       const next = this.entries[Math.min(i, this.entries.length - 1)];
@@ -159,7 +206,7 @@ export class TerminalTabs {
     if (this.entries.length === 0) this.onEmpty();
   }
 
-  private showState(entry: OpenTab, state: TerminalState): void {
+  private showState(entry: OpenTab, state: TerminalState | string): void {
     entry.tab.dataset['state'] = state;
   }
 
@@ -167,7 +214,7 @@ export class TerminalTabs {
     this.split = split;
     this.el.layoutToggle.setAttribute('aria-pressed', String(split));
     this.layout();
-    this.active?.terminal.focus();
+    this.active?.content.focus();
   }
 
   private layout(): void {
