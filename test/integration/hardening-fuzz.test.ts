@@ -732,12 +732,12 @@ describe('frame fuzzing against live sessions', () => {
             jobs.push(() => run(sid));
           }
         };
-        add(8, (sid) => pipeSession(sid, 1_000));
+        add(6, (sid) => pipeSession(sid, 1_350));
         add(2, (sid) => ttySession('p2-tty', sid, 400));
         add(2, (sid) => ttySession('orig-tty', sid, 400));
-        add(8, (sid) => malformedSession('p2-pipe', sid, 100));
+        add(6, (sid) => malformedSession('p2-pipe', sid, 100));
         add(2, (sid) => malformedSession('orig-tty', sid, 100));
-        add(4, (sid) => violationSession(sid, 50));
+        add(3, (sid) => violationSession(sid, 50));
         add(40, (sid) => preStartSession(sid));
         add(1, (sid) => atLimitSession(sid));
         add(3, (sid) => oversizeSession(sid));
