@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { Agent, get } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -122,5 +123,44 @@ export class BrokerChild {
       clearTimeout(timer);
     }
     rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Polls the broker's /healthz every `intervalMs`: the answer time is (almost all) the broker's
+ * event-loop delay, i.e. how long anything else, a keystroke included, would wait.
+ */
+export class LoopProbe {
+  readonly samples: number[] = [];
+  private stopped = false;
+  private readonly done: Promise<void>;
+
+  constructor(url: string, intervalMs = 100) {
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    const once = () =>
+      new Promise<void>((resolve) => {
+        const t0 = process.hrtime.bigint();
+        const req = get(`${url}/healthz`, { agent }, (res) => {
+          res.resume();
+          res.on('end', () => {
+            this.samples.push(Number(process.hrtime.bigint() - t0) / 1e6);
+            resolve();
+          });
+        });
+        req.on('error', () => resolve());
+      });
+    this.done = (async () => {
+      while (!this.stopped) {
+        await once();
+        await new Promise((r) => setTimeout(r, intervalMs));
+      }
+      agent.destroy();
+    })();
+  }
+
+  async stop(): Promise<number[]> {
+    this.stopped = true;
+    await this.done;
+    return this.samples;
   }
 }

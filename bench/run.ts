@@ -133,7 +133,7 @@ async function main(): Promise<number> {
       log(`${suite.names.join('/')} took ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     }
     if (options.profile) {
-      const dir = fileURLToPath(new URL('../../bench/profiles/', import.meta.url));
+      const dir = fileURLToPath(new URL(`../../bench/profiles/${options.recording ? '' : 'no-recording/'}`, import.meta.url));
       try {
         const summary = await profileBroker(ctx, dir, options.quick ? 0.125 : 1);
         process.stdout.write(`\nBroker profiles (${dir}):\n\n${summary}\n`);

@@ -1,5 +1,5 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { BrokerChild } from '../broker.js';
+import { BrokerChild, LoopProbe } from '../broker.js';
 import type { BenchTarget } from '../containers.js';
 import { DirectExec } from '../direct-exec.js';
 import { EntrySession } from '../entry-client.js';
@@ -138,6 +138,7 @@ export const concurrent: Suite = {
       const meter = new CpuMeter(broker.pid, targets.map((t) => t.id));
       const loop = monitorEventLoopDelay({ resolution: 10 });
       loop.enable();
+      const probe = new LoopProbe(broker.url);
       const cpu0 = meter.snapshot();
       const typeStart = now();
       const stop = startTyping([...typingEntry, ...typingDirect]);
@@ -146,6 +147,7 @@ export const concurrent: Suite = {
       const cpu = CpuMeter.delta(cpu0, meter.snapshot());
       loop.disable();
       const rssPeak = sampler.stop();
+      const probeTyping = probe.samples.length;
       const e = typingEntry.flatMap((t) => t.latencies);
       const d = typingDirect.flatMap((t) => t.latencies);
 
@@ -159,6 +161,7 @@ export const concurrent: Suite = {
       stop();
       const cpuDrop = broker.cpuSeconds() - cpuDrop0;
       const eDrop = typingEntry.flatMap((t) => t.latencies.slice(marks.get(t)));
+      const healthz = await probe.stop();
       await sleep(500);
       const n = entries.length;
       const note = failure
@@ -199,8 +202,11 @@ export const concurrent: Suite = {
             entry_unanswered_within_1s: unanswered(typingEntry),
             direct_unanswered_within_1s: unanswered(typingDirect),
             client_event_loop_delay_p99_ms: loop.percentile(99) / 1e6,
+            broker_healthz_p99_ms: quantile(healthz.slice(0, probeTyping), 0.99),
+            broker_healthz_max_ms: Math.max(...healthz.slice(0, probeTyping)),
             [`entry_p99_ms_while_${DISCONNECTS}_clients_drop`]: quantile(eDrop, 0.99),
             [`entry_max_ms_while_${DISCONNECTS}_clients_drop`]: Math.max(...eDrop),
+            [`broker_healthz_max_ms_while_${DISCONNECTS}_clients_drop`]: Math.max(...healthz.slice(probeTyping)),
             broker_cpu_s_for_the_drops: cpuDrop,
           },
           note,
