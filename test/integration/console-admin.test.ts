@@ -98,8 +98,13 @@ describe('web console for admins in Chromium', () => {
   });
 
   it('watches it read-only: live output shows, keys typed in the watch tab go nowhere', async () => {
-    await page.getByRole('button', { name: `Watch watched on ${app}/web/1` }).click();
-    await page.locator(`.tab-item.active .tab[data-state="open"]`).waitFor();
+    // From the keyboard: "/" to the filter, ↓ to the row's Watch button, Enter.
+    await page.keyboard.press('/');
+    await page.waitForFunction("document.activeElement?.id === 'sessions-filter'");
+    await page.keyboard.press('ArrowDown');
+    await page.waitForFunction("document.activeElement?.dataset.action === 'watch'");
+    await page.keyboard.press('Enter');
+    await page.locator(`.tab-item.active .tab-watch[data-state="open"]`).waitFor();
     // The broker tells the user once the watch is on.
     await user.waitFor(() => userText().includes('overseer is watching this session'), 'the watch banner');
     user.type('echo seen-$((6*7))\r');
@@ -157,10 +162,52 @@ describe('web console for admins in Chromium', () => {
     await page.locator('#audit-form [name="user"]').fill('');
     await page.locator('#audit-form [name="q"]').fill('seen-');
     await page.locator('#audit-form [name="q"]').press('Enter');
-    await page.locator('#audit-rows tr[data-type="command"] code.line', { hasText: 'echo seen-$((6*7))' }).waitFor();
-    const found = await page.locator('#audit-rows tr').evaluateAll((trs) => trs.map((tr) => (tr as HTMLElement).dataset['type']));
-    expect(new Set(found)).toEqual(new Set(['command']));
+    // Only the command whose line has the text is left.
+    await page.waitForFunction(() => {
+      const rows = [...document.querySelectorAll<HTMLElement>('#audit-rows tr')];
+      return rows.length > 0 && rows.every((r) => r.dataset['type'] === 'command' && r.querySelector('code.line')?.textContent?.includes('seen-'));
+    });
+    expect(await page.locator('#audit-rows code.line').allTextContents()).toEqual(['echo seen-$((6*7))']);
     await shot('console-audit');
+  });
+
+  it('pages through the audit trail, and filters by time range', async () => {
+    const pager = await openCommand(b.wsUrl, await b.mint({ apps: [app] }, { user: 'pager' }), target, [], true);
+    for (let i = 1; i <= 60; i++) pager.type(`: page-${i}\r`);
+    pager.type('echo paged-$((30*2))\r');
+    await pager.waitFor(() => pager.stdoutText().includes('paged-60'), 'the typed lines');
+    pager.ws.close();
+    await pager.closed;
+
+    await page.getByRole('button', { name: 'Clear' }).click();
+    await page.locator('#audit-form [name="user"]').fill('pager');
+    await page.locator('#audit-form [name="type"]').selectOption('command');
+    const lines = () => page.locator('#audit-rows code.line').allTextContents();
+    // 61 command events, 50 to a page.
+    await page.waitForFunction(() => {
+      const rows = [...document.querySelectorAll<HTMLElement>('#audit-rows tr')];
+      return rows.length === 50 && rows.every((r) => r.dataset['type'] === 'command' && r.querySelector('td.user')?.textContent === 'pager');
+    });
+    await page.locator('#audit-more').waitFor();
+    expect(await lines()).toHaveLength(50);
+    expect((await lines())[0]).toBe('echo paged-$((30*2))');
+    await page.locator('#audit-more').click();
+    await page.locator('#audit-more').waitFor({ state: 'hidden' });
+    const all = await lines();
+    expect(all).toHaveLength(61);
+    expect(all.at(-1)).toBe(': page-1');
+    expect(new Set(all).size).toBe(61);
+
+    // A time range that ends before any of it: nothing.
+    await page.locator('#audit-form [name="until"]').fill('2001-01-01T00:00:00');
+    await page.locator('#audit-form [name="user"]').press('Enter');
+    await page.locator('#audit-status', { hasText: 'No event matches.' }).waitFor();
+    expect(await page.locator('#audit-rows tr').count()).toBe(0);
+    await page.locator('#audit-form [name="until"]').fill('');
+    await page.locator('#audit-form [name="since"]').fill('2001-01-01T00:00:00');
+    await page.locator('#audit-form [name="user"]').press('Enter');
+    await page.locator('#audit-more').waitFor();
+    await page.getByRole('button', { name: 'Clear' }).click();
   });
 
   it('replays the recording from the audit trail', async () => {
@@ -168,8 +215,9 @@ describe('web console for admins in Chromium', () => {
     await page.locator('#audit-form [name="q"]').fill('');
     await page.locator('#audit-form [name="session"]').fill(sessionId);
     await page.locator('#audit-form [name="session"]').press('Enter');
-    await page.locator(`#audit-rows tr[data-type="session.end"]`).waitFor();
-    await page.locator(`#audit-rows tr[data-type="session.end"]`).getByRole('button', { name: /^Replay/ }).click();
+    const end = page.locator(`#audit-rows tr[data-session="${sessionId}"][data-type="session.end"]`);
+    await end.waitFor();
+    await end.getByRole('button', { name: /^Replay/ }).click();
     const panel = page.locator(replayPanel());
     await panel.locator('.replay-stage[data-player]').waitFor();
     // asciinema-player where the page may run WebAssembly, the xterm.js player where not.
@@ -178,6 +226,8 @@ describe('web console for admins in Chromium', () => {
     const stageText = () => page.locator(`${replayPanel()} .replay-stage`).innerText();
     await page.waitForFunction((sel) => /seen-42/.test((document.querySelector(sel) as HTMLElement | null)?.innerText ?? ''), `${replayPanel()} .replay-stage`, { timeout: 30_000 });
     await shot('console-replay');
+    // The keyboard went to the player, whose keys (space, ←/→) then work.
+    await page.waitForFunction(`document.activeElement?.matches('${replayPanel()} .cast-player, ${replayPanel()} .ap-wrapper')`);
     if (expected === 'xterm') {
       // The basic player's controls: back to the start (an empty screen), then play again.
       await panel.locator('.replay-toggle[aria-label="Play"]').waitFor();
@@ -198,7 +248,7 @@ describe('web console for admins in Chromium', () => {
       await p.getByRole('tab', { name: 'Audit' }).click();
       await p.locator('#audit-form [name="session"]').fill(sessionId);
       await p.locator('#audit-form [name="session"]').press('Enter');
-      await p.locator(`#audit-rows tr[data-type="session.start"]`).getByRole('button', { name: /^Replay/ }).click();
+      await p.locator(`#audit-rows tr[data-session="${sessionId}"][data-type="session.start"]`).getByRole('button', { name: /^Replay/ }).click();
       const panel = p.locator(replayPanel());
       await panel.locator('.replay-stage[data-player="asciinema"]').waitFor();
       await panel.locator('.ap-term-text').waitFor();

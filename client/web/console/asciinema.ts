@@ -32,7 +32,8 @@ export function asciinemaEngine(stage: HTMLElement, recording: string, options: 
       return playing;
     },
     currentTime: async () => player.getCurrentTime(),
-    focus: () => (host.querySelector<HTMLElement>('.ap-player') ?? host.querySelector<HTMLElement>('[tabindex]') ?? host).focus(),
+    // The wrapper holds the player's keyboard handler.
+    focus: () => host.querySelector<HTMLElement>('.ap-wrapper')?.focus(),
     dispose: () => {
       player.dispose();
       host.remove();

@@ -67,7 +67,7 @@ const audit = new AuditView(
       const target = `${e.app}/${e.proc}/${e.instance}`;
       const currentApi = api;
       const id = e.sessionId;
-      tabs.replay(id, `${e.user ?? '?'}@${target}`, () => replayTab(currentApi, id, `${e.user ?? '?'} on ${target} · session ${id.slice(0, 8)}`));
+      tabs.replay(id, `${e.user ?? '?'}@${target}`, () => replayTab(currentApi, id, `${e.user ?? '?'} on ${target} · session ${id.slice(0, 8)}`, e.broker));
     },
     failed: (err) => !signedOutBy(err),
   },

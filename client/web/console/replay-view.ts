@@ -1,4 +1,4 @@
-import type { BrokerApi } from '../api.js';
+import { ApiError, type BrokerApi } from '../api.js';
 import { completeLines, parseCast } from './cast.js';
 import { CastPlayer, type PlayerOptions, type ReplayEngine } from './cast-player.js';
 import { h } from './dom.js';
@@ -27,7 +27,7 @@ function webAssemblyAllowed(): boolean {
  * (or, where the page may not run WebAssembly, by a small xterm.js player), with speed and
  * idle-limit choices and a download link. Emits `replay-state` (connecting, open, closed).
  */
-export function replayTab(api: BrokerApi, session: string, title: string): TabContent {
+export function replayTab(api: BrokerApi, session: string, title: string, heldBy?: string): TabContent {
   const speed = select('Speed', SPEEDS.map((s) => [String(s), `${s}×`]), '1');
   const idle = select('Skip pauses over', IDLE_LIMITS.map((s) => [String(s), s ? `${s} s` : 'never']), String(DEFAULT_IDLE_LIMIT));
   const download = h('button', { type: 'button', className: 'quiet', textContent: 'Download .cast' });
@@ -37,6 +37,8 @@ export function replayTab(api: BrokerApi, session: string, title: string): TabCo
   const stage = h('div', { className: 'replay-stage' }, h('p', { className: 'replay-status', textContent: 'Loading the recording…' }));
   const el = h('div', { className: 'replay' }, bar, stage);
   el.dataset['session'] = session;
+  // Focusable, so that the keyboard comes here when the tab opens, and on to the player.
+  el.tabIndex = -1;
 
   let recording = '';
   let engine: ReplayEngine | undefined;
@@ -74,8 +76,12 @@ export function replayTab(api: BrokerApi, session: string, title: string): TabCo
     await mount(at, wasPlaying);
     engine?.focus();
   };
-  speed.input.addEventListener('change', () => void restart());
-  idle.input.addEventListener('change', () => void restart());
+  const restartOrSay = () =>
+    restart().catch((err: unknown) => {
+      stage.replaceChildren(h('p', { className: 'replay-status error', textContent: `Could not start the player: ${(err as Error).message}` }));
+    });
+  speed.input.addEventListener('change', () => void restartOrSay());
+  idle.input.addEventListener('change', () => void restartOrSay());
 
   download.addEventListener('click', () => {
     const url = URL.createObjectURL(new Blob([recording], { type: 'application/x-asciicast' }));
@@ -88,13 +94,18 @@ export function replayTab(api: BrokerApi, session: string, title: string): TabCo
 
   void (async () => {
     state('connecting');
+    const failed = (message: string) => {
+      stage.replaceChildren(h('p', { className: 'replay-status error', textContent: message }));
+      state('closed');
+    };
     try {
       recording = completeLines(await api.recording(session));
       parseCast(recording);
     } catch (err) {
       if (disposed) return;
-      stage.replaceChildren(h('p', { className: 'replay-status error', textContent: `Could not load the recording: ${(err as Error).message}` }));
-      state('closed');
+      // Each broker serves the recordings in its own --recordings-dir.
+      const where = err instanceof ApiError && err.status === 404 && heldBy ? ` (the session ran on broker ${heldBy})` : '';
+      failed(`Could not load the recording: ${(err as Error).message}${where}`);
       return;
     }
     if (disposed) return;
@@ -105,8 +116,15 @@ export function replayTab(api: BrokerApi, session: string, title: string): TabCo
     }
     stage.replaceChildren();
     download.disabled = false;
-    await mount(0, true);
+    try {
+      await mount(0, true);
+    } catch (err) {
+      if (!disposed) failed(`Could not start the player: ${(err as Error).message}`);
+      return;
+    }
     state('open');
+    const focused = document.activeElement;
+    if (focused === el || el.contains(focused)) engine?.focus();
   })();
 
   return {
