@@ -1,4 +1,6 @@
+import { isUtf8 } from 'node:buffer';
 import { type FileHandle, open } from 'node:fs/promises';
+import { StringDecoder } from 'node:string_decoder';
 import type { OutputStream } from '../session/types.js';
 
 export interface CastHeader {
@@ -15,6 +17,11 @@ export interface CastHeader {
 export const FLUSH_INTERVAL_MS = 500;
 /** …or as soon as this much is pending. */
 const FLUSH_BYTES = 64 * 1024;
+/**
+ * Most text waiting for the disk. Beyond it events are dropped (and a marker says so) rather
+ * than held: a slow disk must neither slow the session nor grow the broker's memory.
+ */
+const MAX_IN_FLIGHT_BYTES = 4 * 1024 * 1024;
 
 /**
  * Writes one asciicast v2 file as the session goes: `[t, "o", text]` output, `[t, "r",
@@ -30,7 +37,11 @@ export class AsciicastWriter {
   private closed = false;
   private timer: NodeJS.Timeout | undefined;
   private chain: Promise<void> = Promise.resolve();
-  private readonly decoders = { stdout: new TextDecoder(), stderr: new TextDecoder(), input: new TextDecoder() };
+  private inFlight = 0;
+  private skipped = 0;
+  private binaryBytes = 0;
+  // StringDecoder: streaming (keeps a character split across chunks) and fast on any input.
+  private readonly decoders = { stdout: new StringDecoder('utf8'), stderr: new StringDecoder('utf8'), input: new StringDecoder('utf8') };
 
   private constructor(
     private readonly file: FileHandle,
@@ -47,13 +58,25 @@ export class AsciicastWriter {
     return w;
   }
 
-  output(stream: OutputStream, data: Uint8Array): void {
-    const text = this.decoders[stream].decode(data, { stream: true });
+  /**
+   * Terminal output is recorded as text. Output that is not text (NUL bytes, invalid UTF-8:
+   * a tarball through `cat`) is counted, not stored: as JSON it would replay as noise at
+   * several times its size. A marker gives its length.
+   */
+  output(stream: OutputStream, data: Uint8Array, tty: boolean): void {
+    if (this.capped || this.closed) return;
+    if (!tty && (data.includes(0) || !isUtf8(data))) {
+      this.binaryBytes += data.length;
+      return;
+    }
+    this.noteBinary();
+    const text = this.decoders[stream].write(data as Buffer);
     if (text) this.event(stream === 'stderr' ? 'e' : 'o', text);
   }
 
   input(data: Uint8Array): void {
-    const text = this.decoders.input.decode(data, { stream: true });
+    if (this.capped || this.closed) return;
+    const text = this.decoders.input.write(data as Buffer);
     if (text) this.event('i', text);
   }
 
@@ -67,6 +90,7 @@ export class AsciicastWriter {
 
   async close(): Promise<void> {
     if (this.closed) return;
+    this.noteBinary();
     this.flush();
     this.closed = true;
     clearTimeout(this.timer);
@@ -74,9 +98,25 @@ export class AsciicastWriter {
     await this.file.close().catch(this.onError);
   }
 
+  private noteBinary(): void {
+    if (this.binaryBytes === 0) return;
+    const n = this.binaryBytes;
+    this.binaryBytes = 0;
+    this.event('m', `entry: ${n} bytes of binary output`);
+  }
+
   private event(code: string, text: string): void {
     if (this.closed || this.capped) return;
     const t = ((Date.now() - this.start) / 1000).toFixed(6);
+    if (this.inFlight + this.pendingBytes > MAX_IN_FLIGHT_BYTES) {
+      this.skipped++;
+      return;
+    }
+    if (this.skipped > 0) {
+      const n = this.skipped;
+      this.skipped = 0;
+      this.line(`[${t}, "m", "entry: ${n} events skipped: the disk was too slow"]`);
+    }
     const line = `[${t}, ${JSON.stringify(code)}, ${JSON.stringify(text)}]`;
     if (this.written + this.pendingBytes + line.length > this.maxBytes) {
       this.capped = true;
@@ -102,10 +142,22 @@ export class AsciicastWriter {
     this.timer = undefined;
     if (this.pending.length === 0 || this.closed) return;
     const chunk = this.pending.join('');
+    const size = this.pendingBytes;
     this.pending = [];
-    this.written += this.pendingBytes;
+    this.written += size;
+    this.inFlight += size;
     this.pendingBytes = 0;
     // Writes are chained so they land in order; each is handed to the OS when it runs.
-    this.chain = this.chain.then(() => this.file.write(chunk).then(() => undefined, this.onError));
+    this.chain = this.chain.then(() =>
+      this.file.write(chunk).then(
+        () => {
+          this.inFlight -= size;
+        },
+        (err: unknown) => {
+          this.inFlight -= size;
+          this.onError(err);
+        },
+      ),
+    );
   }
 }

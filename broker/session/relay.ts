@@ -49,6 +49,19 @@ export class Relay {
     // Stopped before it ran (a drain while the exec was starting): nothing to start.
     if (this.ended) return this.done;
     const { terminal, process } = this;
+    // Timers first: starting a side may end the session at once (a client already gone),
+    // and the end clears whatever is armed.
+    const idle = this.options.idleTimeoutMs ?? 0;
+    if (idle > 0) this.armIdle(idle);
+    const max = this.options.maxSessionMs ?? 0;
+    if (max > 0) {
+      this.maxTimer = setTimeout(() => void this.stop(new EntryError('ENTRY_MAX_DURATION')), max);
+      this.maxTimer.unref();
+    }
+    if (this.options.pingIntervalMs > 0) {
+      this.pingTimer = setInterval(() => this.terminal.ping(), this.options.pingIntervalMs);
+      this.pingTimer.unref();
+    }
     terminal.start({
       input: (data) => {
         if (this.ended) return;
@@ -102,17 +115,6 @@ export class Relay {
         void this.end('exitCode' in result ? { kind: 'exited', exitCode: result.exitCode } : { kind: 'failed', error: result.error }, false);
       },
     });
-    const idle = this.options.idleTimeoutMs ?? 0;
-    if (idle > 0) this.armIdle(idle);
-    const max = this.options.maxSessionMs ?? 0;
-    if (max > 0) {
-      this.maxTimer = setTimeout(() => void this.stop(new EntryError('ENTRY_MAX_DURATION')), max);
-      this.maxTimer.unref();
-    }
-    if (this.options.pingIntervalMs > 0) {
-      this.pingTimer = setInterval(() => terminal.ping(), this.options.pingIntervalMs);
-      this.pingTimer.unref();
-    }
     return this.done;
   }
 

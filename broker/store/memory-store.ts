@@ -3,6 +3,11 @@ import type { ControlMessage, RateDecision, SessionRecord, Store } from './store
 
 /** Bound on tickets and rate-limit windows kept, so no caller can grow memory without limit. */
 const MAX_ENTRIES = 100_000;
+/**
+ * The in-memory audit trail is also bounded by size (of its JSON), whatever --audit-max-events
+ * says: one user typing long lines must not pin hundreds of megabytes. Redis caps by count.
+ */
+export const MEMORY_AUDIT_MAX_BYTES = 16 * 1024 * 1024;
 
 /** The embedded store: one broker, no Redis. Expiry is checked on read. */
 export class MemoryStore implements Store {
@@ -17,6 +22,8 @@ export class MemoryStore implements Store {
   private readonly outputHandlers = new Map<string, Set<(data: Buffer) => void>>();
   /** Audit events, oldest first; `auditBase` is the sequence number of the first. */
   private audit: AuditEvent[] = [];
+  private auditSizes: number[] = [];
+  private auditBytes = 0;
   private auditBase = 0;
 
   async putTicket(key: string, value: string, ttlMs: number): Promise<void> {
@@ -115,10 +122,18 @@ export class MemoryStore implements Store {
   }
 
   async appendAudit(event: AuditEvent, maxLength: number): Promise<void> {
+    const size = JSON.stringify(event).length;
     this.audit.push(event);
-    if (this.audit.length > maxLength) {
-      const drop = this.audit.length - maxLength;
+    this.auditSizes.push(size);
+    this.auditBytes += size;
+    let drop = Math.max(0, this.audit.length - maxLength);
+    let bytes = this.auditBytes;
+    for (let i = 0; i < drop; i++) bytes -= this.auditSizes[i]!;
+    while (bytes > MEMORY_AUDIT_MAX_BYTES && drop < this.audit.length - 1) bytes -= this.auditSizes[drop++]!;
+    if (drop > 0) {
       this.audit.splice(0, drop);
+      this.auditSizes.splice(0, drop);
+      this.auditBytes = bytes;
       this.auditBase += drop;
     }
   }

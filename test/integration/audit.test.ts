@@ -115,6 +115,22 @@ describe('audit events and recordings', () => {
     expect(replayed.stderr.toString()).toBe('to-err\n');
   });
 
+  it('counts binary output in a marker instead of storing it', async () => {
+    const token = await b.mint({ apps: [app] }, { user: 'binary' });
+    const s = await openCommand(b.wsUrl, token, target, ['sh', '-c', 'echo text-before; sleep 0.2; head -c 300000 /dev/urandom; sleep 0.2; echo text-after']);
+    await s.closed;
+    const start = (await audit('type=session.start&user=binary')).events[0]!;
+    const path = join(b.recordingsDir, `${start.sessionId}.cast`);
+    await eventually(async () => existsSync(path) && readFileSync(path, 'utf8').includes('text-after'), 'the recording');
+    const cast = parseCast(path);
+    const markers = cast.events.filter(([, c]) => c === 'm').map(([, , d]) => d);
+    const counted = markers.map((m) => Number(/entry: (\d+) bytes of binary output/.exec(m)?.[1] ?? 0)).reduce((a, n) => a + n, 0);
+    expect(counted).toBeGreaterThan(250_000);
+    expect(counted).toBeLessThanOrEqual(300_000);
+    expect(readFileSync(path).length).toBeLessThan(20_000);
+    expect(cast.events.filter(([, c]) => c === 'o').map(([, , d]) => d).join('')).toMatch(/^text-before\n[\s\S]*text-after\n$/);
+  });
+
   it('records auth failures with the reason, and pages through the trail', async () => {
     const c = await WireClient.connect(b.wsUrl, { 'access-token': 'garbage', 'app-name': app, 'proc-name': 'web', 'instance-no': '1' });
     await c.closed;
