@@ -1,9 +1,8 @@
-import type { BrokerRef } from '../config/store.js';
-import { credentialsFor, loadSavedConfig } from '../config/store.js';
-import { globToRegExpSafe } from './glob.js';
+import { type BrokerRef, credentialsFor, loadSavedConfig } from '../config/store.js';
 import { type BrokerInfo, brokerGet, brokerInfo, type ContainerEntry, listContainers, type WhoAmI } from './broker-api.js';
 import { relative, shortDuration, table } from './format.js';
 import { brokerLabel, loginHint, resolveToken } from './settings.js';
+import { appPattern } from './glob.js';
 import { cacheTargets } from './targets.js';
 
 /** `enter ls [app]`: the targets the token may enter. */
@@ -11,7 +10,7 @@ export async function listCommand(ref: BrokerRef, app: string | undefined, json:
   const token = await resolveToken(ref);
   const all = await listContainers(ref, token);
   cacheTargets(ref, all);
-  const match = app ? globToRegExpSafe(app) : undefined;
+  const match = app ? appPattern(app) : undefined;
   const shown = match ? all.filter((c) => match.test(c.app)) : all;
   shown.sort(byTarget);
   if (json) {
