@@ -197,7 +197,7 @@ export class EntryBroker {
         return;
       }
       this.log.info('session kill', { session: message.sessionId, by: message.by });
-      audit.record({ type: 'session.kill', sessionId: message.sessionId, user: session.user, by: message.by });
+      audit.record({ type: 'session.kill', sessionId: message.sessionId, user: session.user, app: session.app, proc: session.proc, instance: session.instance, by: message.by });
       void session.stop(new EntryError('ENTRY_KILLED', `by ${message.by}`));
     }).catch((err: unknown) => this.log.warn('control channel not subscribed', { error: err as Error }));
     this.gateway = new Gateway({

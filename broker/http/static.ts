@@ -41,8 +41,10 @@ export function serveStatic(req: IncomingMessage, res: ServerResponse, path: str
       ? {
           'x-frame-options': 'SAMEORIGIN',
           'referrer-policy': 'no-referrer',
-          // xterm.js writes its own <style> elements, hence 'unsafe-inline' for styles only.
-          'content-security-policy': "default-src 'self'; connect-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'self'",
+          // xterm.js writes its own <style> elements, hence 'unsafe-inline' for styles only;
+          // asciinema-player's terminal is WebAssembly, hence 'wasm-unsafe-eval' (no JS eval).
+          'content-security-policy':
+            "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; connect-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'self'",
         }
       : {}),
   });

@@ -30,6 +30,9 @@ export interface ExecSessionDeps {
 export interface LiveSession {
   id: string;
   user: string;
+  app: string;
+  proc: string;
+  instance: string;
   stop(error: EntryError): Promise<EndReason | undefined>;
   /** Publishes the session's output for watchers until `until` (epoch ms). */
   watch(until: number, by: string): void;
@@ -52,6 +55,7 @@ export async function runExecSession(upgrade: AdmittedUpgrade, deps: ExecSession
   const untrack = track({
     id: sessionId,
     user: identity.user,
+    ...target,
     stop: async (error) => {
       stopRequested = error;
       return relay?.stop(error);

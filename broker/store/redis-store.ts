@@ -129,6 +129,8 @@ export class RedisStore implements Store {
     if (!this.subscriber) {
       // Subscriptions may wait for Redis (it may be down at start); ioredis re-subscribes after reconnects.
       const sub = (this.redis as Redis).duplicate({ enableOfflineQueue: true, lazyConnect: false });
+      // Connection errors are the main client's to report (and /readyz's): not unhandled here.
+      sub.on('error', () => undefined);
       this.subscriber = sub;
       sub.on('message', (channel: string, text: string) => {
         let message: ControlMessage;
@@ -176,6 +178,7 @@ export class RedisStore implements Store {
 
   async subscribeOutput(sessionId: string, handler: (data: Buffer) => void): Promise<() => Promise<void>> {
     const sub = (this.redis as Redis).duplicate({ enableOfflineQueue: true, lazyConnect: false });
+    sub.on('error', () => undefined);
     const channel = `${P}output:${sessionId}`;
     sub.on('messageBuffer', (ch: Buffer, data: Buffer) => {
       if (ch.toString() === channel) handler(data);
