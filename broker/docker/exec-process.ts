@@ -22,6 +22,8 @@ export interface ExecOptions {
 }
 
 const EOT = Buffer.from([0x04]);
+/** Stdin queued towards Docker before the client is asked to wait (see `write`). */
+const STDIN_HIGH_WATER_BYTES = 1024 * 1024;
 /**
  * Docker watches a TTY exec's input for a detach sequence (default Ctrl-P Ctrl-Q, and Ctrl-P
  * alone is held back until the next key) and cannot switch that off. Entry sets a sequence no
@@ -121,7 +123,10 @@ export class DockerExecProcess implements ProcessSide {
       this.held.push(data);
       return false;
     }
-    return this.socket.write(data);
+    // Congested only past our own mark, not the socket's 16 KiB one: stdin frames are up to
+    // 256 KiB, and pausing the client after every frame would halve the throughput.
+    this.socket.write(data);
+    return this.socket.writableLength < STDIN_HIGH_WATER_BYTES;
   }
 
   endInput(): void {

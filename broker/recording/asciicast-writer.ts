@@ -1,7 +1,7 @@
-import { isUtf8 } from 'node:buffer';
 import { type FileHandle, open } from 'node:fs/promises';
 import { StringDecoder } from 'node:string_decoder';
 import type { OutputStream } from '../session/types.js';
+import { looksBinary } from './text-or-binary.js';
 
 export interface CastHeader {
   width: number;
@@ -63,9 +63,9 @@ export class AsciicastWriter {
    * a tarball through `cat`) is counted, not stored: as JSON it would replay as noise at
    * several times its size. A marker gives its length.
    */
-  output(stream: OutputStream, data: Uint8Array, tty: boolean): void {
+  output(stream: OutputStream, data: Uint8Array): void {
     if (this.capped || this.closed) return;
-    if (!tty && (data.includes(0) || !isUtf8(data))) {
+    if (looksBinary(data)) {
       this.binaryBytes += data.length;
       return;
     }

@@ -70,7 +70,7 @@ export class Recorder implements SessionObserver {
       },
     );
     return {
-      output: (stream, data) => run((w) => w.output(stream, data, info.tty)),
+      output: (stream, data) => run((w) => w.output(stream, data)),
       resize: (cols, rows) => run((w) => w.resize(cols, rows)),
       ...(this.options.recordInput ? { input: (data: Uint8Array) => run((w) => w.input(data)) } : {}),
       ended: () => void opened.then((w) => w?.close()),
