@@ -22,8 +22,9 @@ export interface ExecOptions {
 }
 
 const EOT = Buffer.from([0x04]);
-/** Stdin queued towards Docker before the client is asked to wait (see `write`). */
+/** Stdin queued towards Docker before the client is asked to wait, and when it may go on (see `write`). */
 const STDIN_HIGH_WATER_BYTES = 1024 * 1024;
+const STDIN_LOW_WATER_BYTES = 256 * 1024;
 /**
  * Docker watches a TTY exec's input for a detach sequence (default Ctrl-P Ctrl-Q, and Ctrl-P
  * alone is held back until the next key) and cannot switch that off. Entry sets a sequence no
@@ -49,6 +50,7 @@ export class DockerExecProcess implements ProcessSide {
   private started = false;
   private held: Uint8Array[] = [];
   private sawOutput = false;
+  private inputCongested = false;
   private runtimeFailure: string | undefined;
   private finished = false;
 
@@ -106,7 +108,10 @@ export class DockerExecProcess implements ProcessSide {
       const demux = new DockerDemuxer(output);
       socket.on('data', (chunk: Buffer) => demux.push(chunk));
     }
-    socket.on('drain', () => events.drain());
+    socket.on('drain', () => {
+      this.inputCongested = false;
+      events.drain();
+    });
     // The stream may end by `end` (orderly) or only `close` (reset): handle both, once.
     socket.on('end', () => void this.finish());
     socket.on('close', () => void this.finish());
@@ -124,10 +129,20 @@ export class DockerExecProcess implements ProcessSide {
       return false;
     }
     // Congested only past our own mark, not the socket's 16 KiB one: stdin frames are up to
-    // 256 KiB, and pausing the client after every frame would halve the throughput.
-    this.socket.write(data);
-    return this.socket.writableLength < STDIN_HIGH_WATER_BYTES;
+    // 256 KiB, and pausing the client after every frame would halve the throughput. The client
+    // resumes at the low mark, not only when the queue is empty, so the pipe never runs dry.
+    this.socket.write(data, this.afterWrite);
+    if (this.socket.writableLength < STDIN_HIGH_WATER_BYTES) return true;
+    this.inputCongested = true;
+    return false;
   }
+
+  private readonly afterWrite = (): void => {
+    if (this.inputCongested && this.socket.writableLength < STDIN_LOW_WATER_BYTES) {
+      this.inputCongested = false;
+      this.events?.drain();
+    }
+  };
 
   endInput(): void {
     if (this.held.length > 0 || this.resizing) {
