@@ -97,6 +97,9 @@ export class BrokerChild {
         }
       });
       void exited.then((code) => reject(new Error(`broker exited with ${code}: ${logTail.join('\n')}`)));
+    }).catch((err: unknown) => {
+      rmSync(dir, { recursive: true, force: true });
+      throw err;
     });
     return new BrokerChild(child, url, privateKey, dir, exited, logTail);
   }
