@@ -117,7 +117,6 @@ export class DockerExecProcess implements ProcessSide {
     socket.on('close', () => void this.finish());
     socket.on('error', () => void this.finish());
     void this.applySize();
-    void this.readHostPid();
   }
 
   write(data: Uint8Array): boolean {
@@ -169,8 +168,8 @@ export class DockerExecProcess implements ProcessSide {
   signal(name: string): void {
     const sig = name.toUpperCase().replace(/^SIG/, '');
     if (!SIGNALS.has(sig)) return;
-    void this.reaper
-      .signal(this.options.containerId, this.options.sessionId, `SIG${sig}` as NodeJS.Signals, this.hostPid)
+    void this.ensureHostPid()
+      .then((pid) => this.reaper.signal(this.options.containerId, this.options.sessionId, `SIG${sig}` as NodeJS.Signals, pid))
       .catch(() => undefined);
   }
 
@@ -183,9 +182,11 @@ export class DockerExecProcess implements ProcessSide {
   }
 
   async terminate(): Promise<void> {
+    // The PID first: once the stream is gone the exec may be gone too.
+    const pid = await this.ensureHostPid();
     this.finished = true;
     this.socket.destroy();
-    await this.reaper.terminate(this.options.containerId, this.options.sessionId, this.hostPid, this.options.terminateGraceMs);
+    await this.reaper.terminate(this.options.containerId, this.options.sessionId, pid, this.options.terminateGraceMs);
   }
 
   /**
@@ -238,16 +239,16 @@ export class DockerExecProcess implements ProcessSide {
     });
   }
 
-  private async readHostPid(): Promise<void> {
-    for (let i = 0; i < 20 && !this.finished && this.hostPid === 0; i++) {
+  /** The exec's PID on the host, read when first needed (ending or signalling the session). */
+  private async ensureHostPid(): Promise<number> {
+    if (this.hostPid === 0) {
       try {
-        const info = await this.exec.inspect();
-        if (info.Pid > 0) this.hostPid = info.Pid;
-        else await sleep(5);
+        this.hostPid = (await this.exec.inspect()).Pid || 0;
       } catch {
-        return;
+        // Gone or unreachable: the reaper falls back to asking inside the container.
       }
     }
+    return this.hostPid;
   }
 
   private async finish(): Promise<void> {
@@ -292,6 +293,8 @@ export class DockerExecProcess implements ProcessSide {
    * the container's own state changes, so a signal death (code > 128) gets a short look.
    */
   private async containerStopping(exitCode: number): Promise<boolean> {
+    // A normal exit (≤ 128) is the command's own: no need to ask about the container.
+    if (exitCode <= 128) return false;
     const deadline = Date.now() + (exitCode > 128 ? CONTAINER_STOP_GRACE_MS : 0);
     for (;;) {
       const state = await this.containerState();

@@ -1,4 +1,5 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { readdir, readFile } from 'node:fs/promises';
 import type Docker from 'dockerode';
 import { EntryError } from '../errors.js';
 import { dockerFailure } from './engine.js';
@@ -25,19 +26,50 @@ const SCAN_SCRIPT = [
   'echo "$found"',
 ].join('\n');
 
-function hostPidsWithMark(mark: string): number[] {
-  const pids: number[] = [];
-  const needle = Buffer.from(`\0${mark}\0`);
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
+/**
+ * The processes of the container that `pid` belongs to, from its cgroup (v2, hybrid or v1):
+ * a handful of PIDs instead of every process on the host. Undefined when not readable.
+ */
+async function cgroupPids(pid: number): Promise<number[] | undefined> {
+  let text: string;
+  try {
+    text = await readFile(`/proc/${pid}/cgroup`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const candidates: string[] = [];
+  for (const line of text.split('\n')) {
+    const [, controllers, path] = /^\d+:([^:]*):(.*)$/.exec(line) ?? [];
+    if (path === undefined) continue;
+    if (controllers === '') candidates.push(`/sys/fs/cgroup${path}/cgroup.procs`, `/sys/fs/cgroup/unified${path}/cgroup.procs`);
+    else if (controllers!.split(',').includes('pids')) candidates.push(`/sys/fs/cgroup/pids${path}/cgroup.procs`);
+  }
+  for (const file of candidates) {
     try {
-      const env = Buffer.concat([Buffer.from([0]), readFileSync(`/proc/${name}/environ`), Buffer.from([0])]);
-      if (env.includes(needle)) pids.push(Number(name));
+      return (await readFile(file, 'utf8')).split('\n').filter(Boolean).map(Number);
     } catch {
-      // Gone, or not ours to read.
+      // Not this layout.
     }
   }
-  return pids;
+  return undefined;
+}
+
+/** PIDs carrying the session mark, among the container's processes (or all of /proc). */
+async function hostPidsWithMark(mark: string, anchorPid: number): Promise<number[]> {
+  const pids = (anchorPid > 0 ? await cgroupPids(anchorPid) : undefined) ?? (await readdir('/proc')).filter((n) => /^\d+$/.test(n)).map(Number);
+  const needle = Buffer.from(`\0${mark}\0`);
+  const found = await Promise.all(
+    pids.map(async (pid) => {
+      try {
+        const env = await readFile(`/proc/${pid}/environ`);
+        // The mark may be the first entry: compare with a NUL in front of the environment.
+        return Buffer.concat([Buffer.from([0]), env, Buffer.from([0])]).includes(needle) ? pid : 0;
+      } catch {
+        return 0;
+      }
+    }),
+  );
+  return found.filter((p) => p > 0);
 }
 
 export class ProcessReaper {
@@ -62,7 +94,7 @@ export class ProcessReaper {
     const mark = `${SESSION_ENV}=${sessionId}`;
     if (this.mode !== 'exec' && (this.mode === 'host' || this.canUseHost(execHostPid, sessionId))) {
       let n = 0;
-      for (const pid of hostPidsWithMark(mark)) {
+      for (const pid of await hostPidsWithMark(mark, execHostPid)) {
         try {
           process.kill(pid, signal);
           n++;
