@@ -13,9 +13,37 @@ export interface Framing {
   decode(data: Buffer, isBinary: boolean): RequestMessage;
 }
 
+/**
+ * STDOUT/STDERR frames on the hot path: the same bytes as encodeResponse, in a buffer that is
+ * not zero-filled first (every byte is written). Checked against the codec by the unit tests.
+ */
+export function encodeOutputFrame(msgType: number, content: Uint8Array): Buffer {
+  const len = content.length;
+  let lenBytes = 1;
+  for (let n = len; n >= 0x80; n = Math.floor(n / 128)) lenBytes++;
+  const head = (msgType === 0 ? 0 : 2) + (len === 0 ? 0 : 1 + lenBytes);
+  const buf = Buffer.allocUnsafe(head + len);
+  let pos = 0;
+  if (msgType !== 0) {
+    buf[pos++] = 0x08;
+    buf[pos++] = msgType;
+  }
+  if (len > 0) {
+    buf[pos++] = 0x12;
+    let n = len;
+    while (n >= 0x80) {
+      buf[pos++] = (n & 0x7f) | 0x80;
+      n = Math.floor(n / 128);
+    }
+    buf[pos++] = n;
+    buf.set(content, pos);
+  }
+  return buf;
+}
+
 export const protobufFraming: Framing = {
   name: 'protobuf',
-  encode: (msgType, content, code) => encodeResponse(msgType, content, code),
+  encode: (msgType, content, code) => (!code && msgType < 0x80 ? encodeOutputFrame(msgType, content) : encodeResponse(msgType, content, code)),
   decode(data, isBinary) {
     if (!isBinary) throw new FrameError('text frames are not part of the protocol');
     return decodeRequest(data);

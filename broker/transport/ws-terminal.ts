@@ -10,6 +10,7 @@ import { type Framing, protobufFraming } from './framing.js';
 /** How long `finish` waits for the client's close handshake before dropping the socket. */
 const CLOSE_HANDSHAKE_MS = 5_000;
 const PING_CONTENT = utf8('ping');
+const SEND_BINARY = { binary: true } as const;
 
 export interface WsTerminalOptions {
   /** Protocol 2: EXIT before CLOSE, error codes in CLOSE, STDIN_EOF and SIGNAL understood. */
@@ -102,7 +103,10 @@ export class WsTerminal implements TerminalSide {
       if (payload.length === 0) return !this.outputPaused;
     }
     const frame = this.framing.encode(stream === 'stderr' ? ResponseType.STDERR : ResponseType.STDOUT, payload);
-    this.ws.send(frame, { binary: true }, this.onSent);
+    // The write callback is only needed to notice the queue draining once it has built up.
+    const queued = this.ws.bufferedAmount + frame.length;
+    if (queued > OUTPUT_LOW_WATER_BYTES) this.ws.send(frame, SEND_BINARY, this.onSent);
+    else this.ws.send(frame, SEND_BINARY);
     if (this.ws.bufferedAmount >= OUTPUT_HIGH_WATER_BYTES) this.outputPaused = true;
     return !this.outputPaused;
   }
