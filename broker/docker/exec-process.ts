@@ -4,6 +4,7 @@ import { EXIT_CODE_WAIT_MS, RESIZE_RETRIES, RESIZE_RETRY_STEP_MS } from '../conf
 import { EntryError } from '../errors.js';
 import type { OutputStream, ProcessEvents, ProcessSide } from '../session/types.js';
 import { DockerDemuxer } from './demux.js';
+import { OutputBatch } from './output-batch.js';
 import { dockerFailure } from './engine.js';
 import { type ProcessReaper, SESSION_ENV } from './process-reaper.js';
 
@@ -105,8 +106,12 @@ export class DockerExecProcess implements ProcessSide {
     if (this.options.tty) {
       socket.on('data', (chunk: Buffer) => output('stdout', chunk));
     } else {
-      const demux = new DockerDemuxer(output);
-      socket.on('data', (chunk: Buffer) => demux.push(chunk));
+      const batch = new OutputBatch(output);
+      const demux = new DockerDemuxer(batch.add);
+      socket.on('data', (chunk: Buffer) => {
+        demux.push(chunk);
+        batch.flush();
+      });
     }
     socket.on('drain', () => {
       this.inputCongested = false;
