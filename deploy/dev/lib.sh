@@ -66,7 +66,8 @@ ensure_demo_containers() {
   local i
   for i in 1 2; do
     local name="entry-demo-web-$i"
-    if [[ "$(docker inspect -f '{{.State.Running}}' "$name" 2>/dev/null)" == "true" ]]; then continue; fi
+    # Kept when running from the current demo image; replaced otherwise.
+    if [[ "$(docker inspect -f '{{.State.Running}} {{.Image}}' "$name" 2>/dev/null)" == "true $(docker image inspect -f '{{.Id}}' entry-demo:latest)" ]]; then continue; fi
     docker rm -f "$name" >/dev/null 2>&1 || true
     docker run -d --name "$name" --hostname "demo-web-$i" --network none \
       --label entry.app=demo --label entry.proc=web --label "entry.instance=$i" \
