@@ -21,6 +21,7 @@ import type { ReapMode } from './docker/process-reaper.js';
 import { ContainerResolver } from './docker/resolver.js';
 import { EntryError } from './errors.js';
 import type { ApiDeps } from './http/api.js';
+import { requestId } from './http/request-id.js';
 import { createRequestHandler } from './http/routes.js';
 import { createLogger, type Logger } from './log.js';
 import { instrumentDocker } from './metrics/docker-latency.js';
@@ -134,6 +135,15 @@ export class EntryBroker {
     });
     const stamped = (req: Parameters<typeof handler>[0], res: Parameters<typeof handler>[1]) => {
       proxies.stamp(req);
+      const id = requestId(req);
+      res.setHeader('x-request-id', id);
+      const started = performance.now();
+      res.once('finish', () => {
+        const path = (req.url ?? '/').split('?')[0];
+        // Probes every few seconds would drown the log: they go at debug level.
+        const level = path === '/healthz' || path === '/readyz' ? 'debug' : 'info';
+        this.log[level]('http', { request: id, method: req.method, path, status: res.statusCode, ms: Math.round(performance.now() - started), remote: req.socket.remoteAddress });
+      });
       return handler(req, res);
     };
     const server: Server = certificates

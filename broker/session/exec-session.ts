@@ -65,7 +65,7 @@ export async function runExecSession(upgrade: AdmittedUpgrade, deps: ExecSession
       if (feed.lease(until, by) && deps.watchBanner && tty && relay) terminal.send('stdout', Buffer.from(`\r\n\x1b[33m[entry: ${by} is watching this session]\x1b[0m\r\n`));
     },
   });
-  const fields = { session: sessionId, user: identity.user, app: target.app, proc: target.proc, instance: target.instance, container: container.id.slice(0, 12), host: container.host.name, remote: upgrade.remoteAddress, ...(upgrade.clientCert ? { clientCert: upgrade.clientCert } : {}) };
+  const fields = { session: sessionId, request: request.requestId, user: identity.user, app: target.app, proc: target.proc, instance: target.instance, container: container.id.slice(0, 12), host: container.host.name, remote: upgrade.remoteAddress, ...(upgrade.clientCert ? { clientCert: upgrade.clientCert } : {}) };
   try {
     let plan: ProcessPlan;
     let exec: DockerExecProcess;

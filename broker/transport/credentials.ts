@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import { requestId } from '../http/request-id.js';
 
 /** Everything the upgrade request says about who is calling and what they want. */
 export interface UpgradeRequest {
@@ -13,6 +14,8 @@ export interface UpgradeRequest {
   protocol2: boolean;
   /** The original `?method=web` mode: JSON messages, credentials in the first message. */
   webMode: boolean;
+  /** The upgrade request's id in the logs. */
+  requestId: string;
 }
 
 export const SUBPROTOCOL = 'entry.v1';
@@ -65,6 +68,7 @@ export function readUpgradeRequest(req: IncomingMessage): UpgradeRequest {
     termType: term && /^[A-Za-z0-9._+-]{1,64}$/.test(term) ? term : DEFAULT_TERM,
     protocol2: header(req, 'entry-protocol') === '2' || protocols.includes(SUBPROTOCOL),
     webMode: q.get('method') === 'web',
+    requestId: requestId(req),
   };
 }
 

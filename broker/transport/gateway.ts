@@ -13,6 +13,7 @@ import { validateTarget } from '../docker/resolver.js';
 import { EntryError, isEntryError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { clientAddress } from './client-address.js';
+import { requestId } from '../http/request-id.js';
 import { closeLine } from './close-line.js';
 import { clientCertificateSubject } from './tls.js';
 import { applyWebCredentials, readUpgradeRequest, SUBPROTOCOL, type UpgradeRequest } from './credentials.js';
@@ -81,7 +82,7 @@ export class Gateway {
       return;
     }
     if (!this.originAllowed(req)) {
-      this.deps.log.warn('upgrade refused: origin', { origin: req.headers.origin, remote: req.socket.remoteAddress });
+      this.deps.log.warn('upgrade refused: origin', { request: requestId(req), origin: req.headers.origin, remote: req.socket.remoteAddress });
       rejectHttp(socket, 403, 'Forbidden');
       return;
     }
@@ -174,7 +175,7 @@ export class Gateway {
 
   private refusal(err: unknown, route: Route | 'watch', request: UpgradeRequest, remote: string): EntryError {
     const error = isEntryError(err) ? err : new EntryError('ENTRY_INTERNAL', undefined, { cause: err });
-    this.deps.log.info('upgrade refused', { route, code: error.code, reason: error.message, remote, app: request.app });
+    this.deps.log.info('upgrade refused', { request: request.requestId, route, code: error.code, reason: error.message, remote, app: request.app });
     this.deps.onRefused?.({ code: error.code, reason: error.message, source: remote, ...(request.app ? { app: request.app, proc: request.proc, instance: request.instance } : {}) });
     return error;
   }
