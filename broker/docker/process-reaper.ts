@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import type Docker from 'dockerode';
 import { EntryError } from '../errors.js';
@@ -79,10 +78,10 @@ export class ProcessReaper {
   ) {}
 
   /** Whether this broker can see the engine's processes (host mode available). */
-  canUseHost(execHostPid: number, sessionId: string): boolean {
+  async canUseHost(execHostPid: number, sessionId: string): Promise<boolean> {
     if (this.mode === 'exec' || execHostPid <= 0) return false;
     try {
-      const env = readFileSync(`/proc/${execHostPid}/environ`);
+      const env = await readFile(`/proc/${execHostPid}/environ`);
       return env.includes(Buffer.from(`${SESSION_ENV}=${sessionId}`));
     } catch {
       return false;
@@ -92,7 +91,7 @@ export class ProcessReaper {
   /** Sends `signal` to every process of the session. Returns how many were signalled. */
   async signal(containerId: string, sessionId: string, signal: NodeJS.Signals, execHostPid: number): Promise<number> {
     const mark = `${SESSION_ENV}=${sessionId}`;
-    if (this.mode !== 'exec' && (this.mode === 'host' || this.canUseHost(execHostPid, sessionId))) {
+    if (this.mode !== 'exec' && (this.mode === 'host' || (await this.canUseHost(execHostPid, sessionId)))) {
       let n = 0;
       for (const pid of await hostPidsWithMark(mark, execHostPid)) {
         try {

@@ -70,7 +70,8 @@ export class Recorder implements SessionObserver {
       },
     );
     return {
-      output: (stream, data) => run((w) => w.output(stream, data)),
+      // Once the file is open, output goes straight to the writer: no closure per chunk.
+      output: (stream, data) => (writer ? writer.output(stream, data) : run((w) => w.output(stream, data))),
       resize: (cols, rows) => run((w) => w.resize(cols, rows)),
       ...(this.options.recordInput ? { input: (data: Uint8Array) => run((w) => w.input(data)) } : {}),
       ended: () => void opened.then((w) => w?.close()),

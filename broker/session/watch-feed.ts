@@ -40,7 +40,8 @@ export class WatchFeed {
   }
 
   get active(): boolean {
-    return Date.now() < this.until;
+    // No clock read on the output path of a session nobody has ever watched.
+    return this.until !== 0 && Date.now() < this.until;
   }
 
   tap(): SessionTap {
