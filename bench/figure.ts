@@ -1,6 +1,7 @@
 import type Docker from 'dockerode';
 import type { BrokerChild } from './broker.js';
 import type { BenchContainers, BenchTarget } from './containers.js';
+import type { NullRelay } from './null-relay.js';
 import { round } from './stats.js';
 
 /** One line of bench/results.json. */
@@ -90,6 +91,8 @@ export interface BenchContext {
   /** The shared container for the latency and throughput figures. */
   target: BenchTarget;
   containers: BenchContainers;
+  /** Direct exec through a relay that only moves bytes: the price of the extra hop alone. */
+  relay: NullRelay;
   quick: boolean;
   log(message: string): void;
 }

@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import Docker from 'dockerode';
 import { BrokerChild, setRecording } from './broker.js';
 import { BenchContainers, removeStaleBenchContainers } from './containers.js';
+import { NullRelay } from './null-relay.js';
 import { type BenchContext, type Figure, FIGURE_NAMES, type FigureName, type Suite, TARGETS } from './figure.js';
 import { concurrent } from './figures/concurrent.js';
 import { echo } from './figures/echo.js';
@@ -81,11 +82,12 @@ function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> 
 async function main(): Promise<number> {
   const options = parseArgs(process.argv.slice(2));
   setRecording(options.recording);
-  const docker = new Docker({ socketPath: process.env['DOCKER_SOCKET'] ?? '/var/run/docker.sock' });
+  const dockerSocket = process.env['DOCKER_SOCKET'] ?? '/var/run/docker.sock';
+  const docker = new Docker({ socketPath: dockerSocket });
   try {
     await docker.ping();
   } catch (err) {
-    throw new Error(`no Docker engine answers at ${process.env['DOCKER_SOCKET'] ?? '/var/run/docker.sock'}: ${(err as Error).message}`);
+    throw new Error(`no Docker engine answers at ${dockerSocket}: ${(err as Error).message}`);
   }
   const machine = await describeMachine(docker);
   log(`${options.quick ? 'quick' : 'full'} run${options.recording ? '' : ' without session recordings'} on ${machineLine(machine)}`);
@@ -93,12 +95,14 @@ async function main(): Promise<number> {
   if (load0 > machine.nproc) log(`warning: load average ${load0.toFixed(1)} on ${machine.nproc} cores: other work will show in the figures`);
   const containers = new BenchContainers(docker);
   let broker: BrokerChild | undefined;
+  let relay: NullRelay | undefined;
   // Clean up on Ctrl-C or a kill too: containers and the broker child must not outlive the run.
   let interrupted = false;
   const onSignal = (signal: NodeJS.Signals) => {
     if (interrupted) return;
     interrupted = true;
     log(`${signal}: cleaning up`);
+    relay?.stop();
     void Promise.allSettled([broker?.stop(2_000), containers.removeAll()]).then(() => process.exit(130));
   };
   process.on('SIGINT', onSignal);
@@ -113,7 +117,8 @@ async function main(): Promise<number> {
     if (stale > 0) log(`removed ${stale} containers left by earlier runs`);
     const target = await containers.start('main', 1);
     broker = await BrokerChild.start();
-    const ctx: BenchContext = { docker, broker, token: await broker.mint(), target, containers, quick: options.quick, log };
+    relay = await NullRelay.start(dockerSocket);
+    const ctx: BenchContext = { docker, broker, token: await broker.mint(), target, containers, relay, quick: options.quick, log };
     for (const suite of suites) {
       const t0 = Date.now();
       try {
@@ -142,6 +147,7 @@ async function main(): Promise<number> {
       }
     }
   } finally {
+    relay?.stop();
     await broker?.stop();
     await containers.removeAll();
   }

@@ -1,10 +1,12 @@
 import { DirectExec } from '../direct-exec.js';
 import { EntrySession } from '../entry-client.js';
-import { type BenchContext, figure, type Figure, type Suite } from '../figure.js';
+import type Docker from 'dockerode';
+import type { BenchContext, Figure, Suite } from '../figure.js';
 import { CpuMeter, MB } from '../proc-stats.js';
-import { median, now } from '../stats.js';
+import { SIDES, rotate } from '../sides.js';
+import { now } from '../stats.js';
 import { untilOutput } from './echo.js';
-import { cpuPerGB, GiB, type Transfer } from './throughput.js';
+import { GiB, type Transfer, transferFigure } from './throughput.js';
 
 /** Prints R when ready, then swallows stdin. */
 export const SINK = ['/bin/sh', '-c', 'echo R; exec cat > /dev/null'];
@@ -39,9 +41,9 @@ export async function entryRun(ctx: BenchContext, bytes: number, meter = new Cpu
   return { rate: bytes / MB / seconds, cpu: CpuMeter.delta(cpu0, meter.snapshot()) };
 }
 
-async function directRun(ctx: BenchContext, bytes: number, meter: CpuMeter): Promise<Transfer> {
+async function directRun(docker: Docker, ctx: BenchContext, bytes: number, meter: CpuMeter): Promise<Transfer> {
   const cpu0 = meter.snapshot();
-  const d = await DirectExec.open(ctx.docker, ctx.target.id, { cmd: SINK, tty: false });
+  const d = await DirectExec.open(docker, ctx.target.id, { cmd: SINK, tty: false });
   await untilOutput(d, 0x52);
   const t0 = now();
   await feed(d, bytes);
@@ -56,25 +58,18 @@ export const stdinRaw: Suite = {
   names: ['stdin_raw'],
   async run(ctx): Promise<Figure[]> {
     const bytes = ctx.quick ? 128 * 1024 * 1024 : GiB;
-    const reps = ctx.quick ? 2 : 3;
+    const reps = ctx.quick ? 2 : 5;
     const meter = new CpuMeter(ctx.broker.pid, ctx.target.id);
-    await entryRun(ctx, 32 * 1024 * 1024, meter);
-    await directRun(ctx, 32 * 1024 * 1024, meter);
-    const e: Transfer[] = [];
-    const d: Transfer[] = [];
-    for (let i = 0; i < reps; i++) {
-      if (i % 2 === 0) {
-        e.push(await entryRun(ctx, bytes, meter));
-        d.push(await directRun(ctx, bytes, meter));
-      } else {
-        d.push(await directRun(ctx, bytes, meter));
-        e.push(await entryRun(ctx, bytes, meter));
-      }
-    }
-    const entry = median(e.map((t) => t.rate));
-    const direct = median(d.map((t) => t.rate));
-    const extra = { bytes, ...cpuPerGB('entry', e, bytes), ...cpuPerGB('direct', d, bytes) };
-    ctx.log(`stdin_raw: entry ${entry.toFixed(0)} MB/s, direct ${direct.toFixed(0)} MB/s, CPU s/GB ${JSON.stringify(extra)}`);
-    return [figure('stdin_raw', 'MB/s', reps, entry, direct, { extra })];
+    const relayMeter = new CpuMeter(ctx.relay.pid, ctx.target.id);
+    const run = {
+      entry: (n: number) => entryRun(ctx, n, meter),
+      direct: (n: number) => directRun(ctx.docker, ctx, n, meter),
+      relay: (n: number) => directRun(ctx.relay.docker, ctx, n, relayMeter),
+    };
+    for (const side of SIDES) await run[side](32 * 1024 * 1024);
+    const runs = await rotate(reps, { entry: () => run.entry(bytes), direct: () => run.direct(bytes), relay: () => run.relay(bytes) });
+    const f = transferFigure('stdin_raw', bytes, runs);
+    ctx.log(`stdin_raw: entry ${f.entry} MB/s, direct ${f.direct} MB/s, ${JSON.stringify(f.extra)}`);
+    return [f];
   },
 };

@@ -1,7 +1,9 @@
 import { DirectExec } from '../direct-exec.js';
 import { EntrySession, type OutputHandler } from '../entry-client.js';
-import { type BenchContext, figure, type Figure, type Suite } from '../figure.js';
+import type Docker from 'dockerode';
+import { type BenchContext, figure, type Figure, type FigureName, type Suite } from '../figure.js';
 import { CpuMeter, type CpuSnapshot, MB } from '../proc-stats.js';
+import { rotate, relayExtra, SIDES, type Side } from '../sides.js';
 import { median, now } from '../stats.js';
 
 export const GiB = 1024 ** 3;
@@ -15,14 +17,32 @@ export interface Transfer {
   chunk?: number;
 }
 
-/** Median CPU seconds per GB moved, per party, as `<side>_cpu_<party>_s_per_GB` fields. */
-export function cpuPerGB(side: 'entry' | 'direct', runs: Transfer[], bytes: number): Record<string, number> {
+/**
+ * Median CPU seconds per GB moved, per party, as `<side>_cpu_<party>_s_per_GB` fields. The
+ * hop (the broker, or the null relay) is the meter's first pid; direct has none.
+ */
+export function cpuPerGB(side: Side, runs: Transfer[], bytes: number): Record<string, number> {
   const out: Record<string, number> = {};
   for (const party of ['broker', 'dockerd', 'shim', 'client'] as const) {
     if (side === 'direct' && party === 'broker') continue;
-    out[`${side}_cpu_${party}_s_per_GB`] = median(runs.map((t) => t.cpu[party] / (bytes / 1e9)));
+    const name = side === 'relay' && party === 'broker' ? 'relay' : party;
+    out[`${side}_cpu_${name}_s_per_GB`] = median(runs.map((t) => t.cpu[party] / (bytes / 1e9)));
   }
   return out;
+}
+
+/** Medians, ratio, relay figures and CPU per GB of a transfer figure measured on all sides. */
+export function transferFigure(name: FigureName, bytes: number, runs: Record<Side, Transfer[]>, more: Record<string, number> = {}): Figure {
+  const rates = { entry: runs.entry.map((t) => t.rate), direct: runs.direct.map((t) => t.rate), relay: runs.relay.map((t) => t.rate) };
+  const extra = {
+    bytes,
+    ...more,
+    ...relayExtra(rates),
+    ...cpuPerGB('entry', runs.entry, bytes),
+    ...cpuPerGB('direct', runs.direct, bytes),
+    ...cpuPerGB('relay', runs.relay, bytes),
+  };
+  return figure(name, 'MB/s', runs.entry.length, median(rates.entry), median(rates.direct), { extra });
 }
 
 /** Counts output until `bytes` have arrived; resolves with first→last byte timing. */
@@ -57,9 +77,9 @@ export async function entryOutput(ctx: BenchContext, tty: boolean, bytes: number
   return { rate: bytes / MB / seconds, cpu: CpuMeter.delta(cpu0, meter.snapshot()), chunk };
 }
 
-async function directOutput(ctx: BenchContext, tty: boolean, bytes: number, meter: CpuMeter): Promise<Transfer> {
+async function directOutput(docker: Docker, ctx: BenchContext, tty: boolean, bytes: number, meter: CpuMeter): Promise<Transfer> {
   const cpu0 = meter.snapshot();
-  const d = await DirectExec.open(ctx.docker, ctx.target.id, { cmd: outputCommand(bytes), tty });
+  const d = await DirectExec.open(docker, ctx.target.id, { cmd: outputCommand(bytes), tty });
   const { seconds, chunk } = await countOutput(d, bytes);
   const code = await d.exitCode();
   d.close();
@@ -72,33 +92,24 @@ function outputSuite(name: 'throughput_tty' | 'throughput_raw', tty: boolean): S
     names: [name],
     async run(ctx): Promise<Figure[]> {
       const bytes = ctx.quick ? 128 * 1024 * 1024 : GiB;
-      const reps = ctx.quick ? 2 : 3;
+      // Raw runs take seconds and vary from run to run by ±10 %: more of them for a steadier median.
+      const reps = ctx.quick ? 2 : tty ? 3 : 5;
       const meter = new CpuMeter(ctx.broker.pid, ctx.target.id);
-      // Warm-up, untimed and small.
-      await entryOutput(ctx, tty, 32 * 1024 * 1024, meter);
-      await directOutput(ctx, tty, 32 * 1024 * 1024, meter);
-      const e: Transfer[] = [];
-      const d: Transfer[] = [];
-      for (let i = 0; i < reps; i++) {
-        if (i % 2 === 0) {
-          e.push(await entryOutput(ctx, tty, bytes, meter));
-          d.push(await directOutput(ctx, tty, bytes, meter));
-        } else {
-          d.push(await directOutput(ctx, tty, bytes, meter));
-          e.push(await entryOutput(ctx, tty, bytes, meter));
-        }
-      }
-      const entry = median(e.map((t) => t.rate));
-      const direct = median(d.map((t) => t.rate));
-      const extra = {
-        bytes,
-        entry_mean_frame_bytes: median(e.map((t) => t.chunk ?? 0)),
-        direct_mean_read_bytes: median(d.map((t) => t.chunk ?? 0)),
-        ...cpuPerGB('entry', e, bytes),
-        ...cpuPerGB('direct', d, bytes),
+      const relayMeter = new CpuMeter(ctx.relay.pid, ctx.target.id);
+      const run = {
+        entry: (n: number) => entryOutput(ctx, tty, n, meter),
+        direct: (n: number) => directOutput(ctx.docker, ctx, tty, n, meter),
+        relay: (n: number) => directOutput(ctx.relay.docker, ctx, tty, n, relayMeter),
       };
-      ctx.log(`${name}: entry ${entry.toFixed(0)} MB/s, direct ${direct.toFixed(0)} MB/s, CPU s/GB ${JSON.stringify(extra)}`);
-      return [figure(name, 'MB/s', reps, entry, direct, { extra })];
+      // Warm-up, untimed and small.
+      for (const side of SIDES) await run[side](32 * 1024 * 1024);
+      const runs = await rotate(reps, { entry: () => run.entry(bytes), direct: () => run.direct(bytes), relay: () => run.relay(bytes) });
+      const f = transferFigure(name, bytes, runs, {
+        entry_mean_frame_bytes: median(runs.entry.map((t) => t.chunk ?? 0)),
+        direct_mean_read_bytes: median(runs.direct.map((t) => t.chunk ?? 0)),
+      });
+      ctx.log(`${name}: entry ${f.entry} MB/s, direct ${f.direct} MB/s, ${JSON.stringify(f.extra)}`);
+      return [f];
     },
   };
 }
