@@ -4,7 +4,6 @@ import { EXIT_CODE_WAIT_MS, RESIZE_RETRIES, RESIZE_RETRY_STEP_MS } from '../conf
 import { EntryError } from '../errors.js';
 import type { OutputStream, ProcessEvents, ProcessSide } from '../session/types.js';
 import { DockerDemuxer } from './demux.js';
-import { OutputBatch } from './output-batch.js';
 import { dockerFailure } from './engine.js';
 import { type ProcessReaper, SESSION_ENV } from './process-reaper.js';
 
@@ -96,22 +95,20 @@ export class DockerExecProcess implements ProcessSide {
   start(events: ProcessEvents): void {
     this.events = events;
     const socket = this.socket;
-    const output = (stream: OutputStream, data: Uint8Array) => {
+    const output = (stream: OutputStream, data: Uint8Array, headroom: number) => {
       if (!this.sawOutput) {
         this.sawOutput = true;
         this.runtimeFailure = runtimeFailureOf(data);
       }
-      events.output(stream, data);
+      events.output(stream, data, headroom);
     };
     if (this.options.tty) {
-      socket.on('data', (chunk: Buffer) => output('stdout', chunk));
+      socket.on('data', (chunk: Buffer) => output('stdout', chunk, 0));
     } else {
-      const batch = new OutputBatch(output);
-      const demux = new DockerDemuxer(batch.add);
-      socket.on('data', (chunk: Buffer) => {
-        demux.push(chunk);
-        batch.flush();
-      });
+      // One frame per Docker payload, framed in place (see DockerDemuxer): no copy. The
+      // terminal sends the frames of one read in one write.
+      const demux = new DockerDemuxer(output);
+      socket.on('data', (chunk: Buffer) => demux.push(chunk));
     }
     socket.on('drain', () => {
       this.inputCongested = false;

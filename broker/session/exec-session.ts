@@ -45,7 +45,7 @@ export interface LiveSession {
  */
 export async function runExecSession(upgrade: AdmittedUpgrade, deps: ExecSessionDeps, track: (s: LiveSession) => () => void): Promise<EndReason> {
   const { ws, request, identity, target, container, sessionId } = upgrade;
-  const terminal = new WsTerminal(ws, { protocol2: request.protocol2, tty: true, framing: upgrade.framing, maxFrameBytes: deps.maxFrameBytes }, upgrade.pending);
+  const terminal = new WsTerminal(ws, { protocol2: request.protocol2, tty: true, framing: upgrade.framing, maxFrameBytes: deps.maxFrameBytes, socket: upgrade.socket }, upgrade.pending);
   const started = Date.now();
   let relay: Relay | undefined;
   let stopRequested: EntryError | undefined;

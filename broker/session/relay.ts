@@ -95,12 +95,12 @@ export class Relay {
       },
     });
     process.start({
-      output: (stream: OutputStream, data) => {
+      output: (stream: OutputStream, data, headroom) => {
         if (this.ended) return;
         this.lastActivity = Date.now();
         this.bytesOut += data.length;
         this.options.tap?.output?.(stream, data);
-        if (!terminal.send(stream, data) && !this.outputPausedByTerminal) {
+        if (!terminal.send(stream, data, headroom) && !this.outputPausedByTerminal) {
           this.outputPausedByTerminal = true;
           process.pauseOutput();
         }

@@ -10,7 +10,8 @@ export type OutputStream = 'stdout' | 'stderr';
 
 /** Events from the process side, delivered to the relay. */
 export interface ProcessEvents {
-  output(stream: OutputStream, data: Uint8Array): void;
+  /** `headroom`: bytes just before `data` in its buffer that the receiver may overwrite (framing in place). */
+  output(stream: OutputStream, data: Uint8Array, headroom?: number): void;
   /** stdin accepts writes again after `write` returned false. */
   drain(): void;
   /** The output stream ended; exitCode is known, or the error says why it is not. */
@@ -46,8 +47,8 @@ export interface TerminalEvents {
 /** The client end of a session (a WebSocket, or a test pipe): the relay's view of it. */
 export interface TerminalSide {
   start(events: TerminalEvents): void;
-  /** Sends output; false means the client is congested: stop until `drain`. */
-  send(stream: OutputStream, data: Uint8Array): boolean;
+  /** Sends output; false means the client is congested: stop until `drain`. `headroom` as in ProcessEvents.output. */
+  send(stream: OutputStream, data: Uint8Array, headroom?: number): boolean;
   ping(): void;
   pauseInput(): void;
   resumeInput(): void;

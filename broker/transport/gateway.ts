@@ -23,6 +23,8 @@ import { type Framing, jsonFraming, protobufFraming } from './framing.js';
 export interface AdmittedUpgrade {
   sessionId: string;
   ws: WebSocket;
+  /** The connection under `ws`: corked while one turn's output frames are written (WsTerminal). */
+  socket: Duplex;
   request: UpgradeRequest;
   identity: Identity;
   target: Target;
@@ -95,13 +97,13 @@ export class Gateway {
       return;
     }
     if (request.webMode) {
-      this.accept(req, socket, head, (ws) => this.admitWebMode(route, ws, request, remoteAddress, clientCert));
+      this.accept(req, socket, head, (ws) => this.admitWebMode(route, ws, socket, request, remoteAddress, clientCert));
       return;
     }
     void this.admit(request, remoteAddress).then(
       (admitted) => {
         this.accept(req, socket, head, (ws) => {
-          this.deps.onAdmitted(route, { sessionId: randomUUID(), ws, request, ...admitted, remoteAddress, clientCert, framing: protobufFraming, pending: [] });
+          this.deps.onAdmitted(route, { sessionId: randomUUID(), ws, socket, request, ...admitted, remoteAddress, clientCert, framing: protobufFraming, pending: [] });
         });
       },
       (err: unknown) => {
@@ -142,7 +144,7 @@ export class Gateway {
   }
 
   /** The original web mode: the credentials come in the first message, as JSON. */
-  private admitWebMode(route: Route, ws: WebSocket, request: UpgradeRequest, remoteAddress: string, clientCert?: string): void {
+  private admitWebMode(route: Route, ws: WebSocket, socket: Duplex, request: UpgradeRequest, remoteAddress: string, clientCert?: string): void {
     const pending: Array<[Buffer, boolean]> = [];
     let first = true;
     const timer = setTimeout(() => refuse(ws, new EntryError('ENTRY_START_TIMEOUT', 'no credentials message'), false, jsonFraming), this.deps.config.limits.startTimeoutMs);
@@ -164,7 +166,7 @@ export class Gateway {
       void this.admit(full, remoteAddress).then(
         (admitted) => {
           ws.off('message', onMessage);
-          this.deps.onAdmitted(route, { sessionId: randomUUID(), ws, request: full, ...admitted, remoteAddress, clientCert, framing: jsonFraming, pending });
+          this.deps.onAdmitted(route, { sessionId: randomUUID(), ws, socket, request: full, ...admitted, remoteAddress, clientCert, framing: jsonFraming, pending });
         },
         (err: unknown) => refuse(ws, this.refusal(err, route, full, remoteAddress), false, jsonFraming),
       );

@@ -1,3 +1,4 @@
+import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
 import { FrameError, RequestType, ResponseType, parseWinch, utf8 } from '../../proto/codec.js';
 import { Utf8Boundary } from '../../proto/utf8-boundary.js';
@@ -21,6 +22,11 @@ export interface WsTerminalOptions {
   framing?: Framing;
   /** Largest message accepted (--max-frame); larger ones end the session with a reason. */
   maxFrameBytes?: number;
+  /**
+   * The connection under the WebSocket. Output frames sent in one turn of the event loop (all
+   * the payloads of one Docker read) are held by corking it and leave in one write.
+   */
+  socket?: Duplex;
 }
 
 type Message = { msgType: number; content: Uint8Array };
@@ -41,6 +47,11 @@ export class WsTerminal implements TerminalSide {
   private peerAlive = true;
   private readonly framing: Framing;
   private readonly pingFrame: Uint8Array;
+  private corked = false;
+  private readonly uncork = (): void => {
+    this.corked = false;
+    this.options.socket?.uncork();
+  };
   private readonly onSent = (): void => {
     if (this.outputPaused && this.ws.bufferedAmount < OUTPUT_LOW_WATER_BYTES) {
       this.outputPaused = false;
@@ -95,14 +106,20 @@ export class WsTerminal implements TerminalSide {
     if (this.closed || this.goneError) events.gone(this.goneError);
   }
 
-  send(stream: OutputStream, data: Uint8Array): boolean {
+  send(stream: OutputStream, data: Uint8Array, headroom = 0): boolean {
     if (this.closed) return true;
     let payload = data;
     if (this.options.tty) {
       payload = this.utf8.split(data);
       if (payload.length === 0) return !this.outputPaused;
+      if (payload !== data) headroom = 0;
     }
-    const frame = this.framing.encode(stream === 'stderr' ? ResponseType.STDERR : ResponseType.STDOUT, payload);
+    const frame = this.framing.encodeOutput(stream === 'stderr' ? ResponseType.STDERR : ResponseType.STDOUT, payload, headroom);
+    if (!this.corked && this.options.socket) {
+      this.corked = true;
+      this.options.socket.cork();
+      process.nextTick(this.uncork);
+    }
     // The write callback is only needed to notice the queue draining once it has built up.
     const queued = this.ws.bufferedAmount + frame.length;
     if (queued > OUTPUT_LOW_WATER_BYTES) this.ws.send(frame, SEND_BINARY, this.onSent);

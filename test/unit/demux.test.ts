@@ -105,4 +105,37 @@ describe('DockerDemuxer', () => {
     expect(seen).toHaveLength(1);
     expect(seen[0]!.buffer).toBe(chunk.buffer);
   });
+
+  it('gives headroom exactly to payloads that follow a whole header in the same chunk', () => {
+    for (let i = 0; i <= STREAM.length; i++) {
+      const chunks = [STREAM.subarray(0, i), STREAM.subarray(i)];
+      const headrooms: number[] = [];
+      let chunk = chunks[0]!;
+      const d = new DockerDemuxer((_, data, headroom) => {
+        headrooms.push(headroom);
+        if (headroom === 0) return;
+        expect(headroom, `split at ${i}`).toBe(8);
+        // The 8 bytes before the payload, in the same chunk, are its header: type, three zeros, a size that covers it.
+        const at = data.byteOffset - chunk.byteOffset;
+        expect(at, `split at ${i}`).toBeGreaterThanOrEqual(8);
+        expect([chunk[at - 7], chunk[at - 6], chunk[at - 5]], `split at ${i}`).toEqual([0, 0, 0]);
+        expect(new DataView(chunk.buffer, chunk.byteOffset + at - 4, 4).getUint32(0), `split at ${i}`).toBeGreaterThanOrEqual(data.length);
+      });
+      for (const c of chunks) {
+        chunk = c;
+        d.push(c);
+      }
+      // Only a payload continued from the first chunk, or behind a header split across the two, goes without.
+      expect(headrooms.filter((h) => h === 0).length, `split at ${i}`).toBeLessThanOrEqual(1);
+    }
+  });
+
+  it('gives no headroom behind a header split across chunks', () => {
+    const one = frame(1, 'abcdef');
+    const seen: number[] = [];
+    const d = new DockerDemuxer((_, _data, headroom) => seen.push(headroom));
+    d.push(one.subarray(0, 3));
+    d.push(one.subarray(3));
+    expect(seen).toEqual([0]);
+  });
 });
