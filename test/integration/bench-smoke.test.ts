@@ -16,6 +16,7 @@ interface FigureJson {
   ratio: number | null;
   unit: string;
   runs: number;
+  extra?: Record<string, number | string>;
   error?: string;
 }
 
@@ -56,6 +57,12 @@ describe('bench --quick (smoke)', () => {
         expect(f.entry, f.name).toBeGreaterThan(0);
         expect(f.direct, f.name).toBeGreaterThan(0);
         expect(f.ratio, f.name).toBeGreaterThan(0);
+      }
+      if (f.name === 'throughput_raw') {
+        // Transfer figures carry the null relay's side too: a rate, and one per run for each side.
+        expect(f.extra?.['relay_MBps'], f.name).toBeGreaterThan(0);
+        expect(f.extra?.['relay_ratio'], f.name).toBeGreaterThan(0);
+        for (const side of ['entry', 'direct', 'relay']) expect(String(f.extra?.[`${side}_runs_MBps`]).split(' ')).toHaveLength(f.runs);
       }
     }
   }, 180_000);
