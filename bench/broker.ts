@@ -13,7 +13,7 @@ export const BROKER_MAIN = fileURLToPath(new URL('../broker/main.js', import.met
 
 /** BENCH_BROKER_NODE_ARGS: node options for every broker of the run, to compare tunings (e.g. --max-semi-space-size=2). */
 /** The broker runs as deployed (Dockerfile, systemd unit): a 1 MiB young generation. */
-const EXTRA_NODE_ARGS = (process.env['BENCH_BROKER_NODE_ARGS'] ?? '--max-semi-space-size=1').split(/\s+/).filter(Boolean);
+const EXTRA_NODE_ARGS = (process.env['BENCH_BROKER_NODE_ARGS'] ?? '--max-semi-space-size=4').split(/\s+/).filter(Boolean);
 
 /**
  * Session recordings are on by default in the broker, so they are on here too, written to the

@@ -14,4 +14,4 @@ ensure_demo_containers
 ln -sf "$root/dist/client/cli/main.js" /usr/local/bin/enter
 ln -sf "$root/dist/broker/main.js" /usr/local/bin/entry-broker
 log "broker starting on http://127.0.0.1:${ENTRY_PORT:-8022}; in another terminal: enter demo web 1"
-exec node --max-semi-space-size=1 "$root/dist/broker/main.js" --dev --listen "127.0.0.1:${ENTRY_PORT:-8022}"
+exec node --max-semi-space-size=4 "$root/dist/broker/main.js" --dev --listen "127.0.0.1:${ENTRY_PORT:-8022}"
