@@ -93,6 +93,8 @@ export interface BenchContext {
   containers: BenchContainers;
   /** Direct exec through a relay that only moves bytes: the price of the extra hop alone. */
   relay: NullRelay;
+  /** The same relay carrying the bytes in WebSocket messages: the price of a WebSocket hop alone. */
+  wsRelay: NullRelay;
   quick: boolean;
   log(message: string): void;
 }

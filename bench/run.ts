@@ -96,6 +96,7 @@ async function main(): Promise<number> {
   const containers = new BenchContainers(docker);
   let broker: BrokerChild | undefined;
   let relay: NullRelay | undefined;
+  let wsRelay: NullRelay | undefined;
   // Clean up on Ctrl-C or a kill too: containers and the broker child must not outlive the run.
   let interrupted = false;
   const onSignal = (signal: NodeJS.Signals) => {
@@ -103,6 +104,7 @@ async function main(): Promise<number> {
     interrupted = true;
     log(`${signal}: cleaning up`);
     relay?.stop();
+    wsRelay?.stop();
     void Promise.allSettled([broker?.stop(2_000), containers.removeAll()]).then(() => process.exit(130));
   };
   process.on('SIGINT', onSignal);
@@ -117,8 +119,9 @@ async function main(): Promise<number> {
     if (stale > 0) log(`removed ${stale} containers left by earlier runs`);
     const target = await containers.start('main', 1);
     broker = await BrokerChild.start();
-    relay = await NullRelay.start(dockerSocket);
-    const ctx: BenchContext = { docker, broker, token: await broker.mint(), target, containers, relay, quick: options.quick, log };
+    relay = await NullRelay.start(dockerSocket, 'tcp');
+    wsRelay = await NullRelay.start(dockerSocket, 'ws');
+    const ctx: BenchContext = { docker, broker, token: await broker.mint(), target, containers, relay, wsRelay, quick: options.quick, log };
     for (const suite of suites) {
       const t0 = Date.now();
       try {
@@ -148,6 +151,7 @@ async function main(): Promise<number> {
     }
   } finally {
     relay?.stop();
+    wsRelay?.stop();
     await broker?.stop();
     await containers.removeAll();
   }

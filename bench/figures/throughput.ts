@@ -25,7 +25,7 @@ export function cpuPerGB(side: Side, runs: Transfer[], bytes: number): Record<st
   const out: Record<string, number> = {};
   for (const party of ['broker', 'dockerd', 'shim', 'client'] as const) {
     if (side === 'direct' && party === 'broker') continue;
-    const name = side === 'relay' && party === 'broker' ? 'relay' : party;
+    const name = side !== 'entry' && party === 'broker' ? 'relay' : party;
     out[`${side}_cpu_${name}_s_per_GB`] = median(runs.map((t) => t.cpu[party] / (bytes / 1e9)));
   }
   return out;
@@ -33,16 +33,15 @@ export function cpuPerGB(side: Side, runs: Transfer[], bytes: number): Record<st
 
 /** Medians, ratio, relay figures and CPU per GB of a transfer figure measured on all sides. */
 export function transferFigure(name: FigureName, bytes: number, runs: Record<Side, Transfer[]>, more: Record<string, number> = {}): Figure {
-  const rates = { entry: runs.entry.map((t) => t.rate), direct: runs.direct.map((t) => t.rate), relay: runs.relay.map((t) => t.rate) };
-  const extra = {
-    bytes,
-    ...more,
-    ...relayExtra(rates),
-    ...cpuPerGB('entry', runs.entry, bytes),
-    ...cpuPerGB('direct', runs.direct, bytes),
-    ...cpuPerGB('relay', runs.relay, bytes),
-  };
+  const rates = Object.fromEntries(SIDES.map((side) => [side, runs[side].map((t) => t.rate)])) as Record<Side, number[]>;
+  const extra = { bytes, ...more, ...relayExtra(rates) };
+  for (const side of SIDES) Object.assign(extra, cpuPerGB(side, runs[side], bytes));
   return figure(name, 'MB/s', runs.entry.length, median(rates.entry), median(rates.direct), { extra });
+}
+
+/** Every side's run at one size, for `rotate`. */
+export function sizedRuns(run: Record<Side, (bytes: number) => Promise<Transfer>>, bytes: number): Record<Side, () => Promise<Transfer>> {
+  return Object.fromEntries(SIDES.map((side) => [side, () => run[side](bytes)])) as Record<Side, () => Promise<Transfer>>;
 }
 
 /** Counts output until `bytes` have arrived; resolves with first→last byte timing. */
@@ -96,14 +95,16 @@ function outputSuite(name: 'throughput_tty' | 'throughput_raw', tty: boolean): S
       const reps = ctx.quick ? 2 : tty ? 3 : 5;
       const meter = new CpuMeter(ctx.broker.pid, ctx.target.id);
       const relayMeter = new CpuMeter(ctx.relay.pid, ctx.target.id);
-      const run = {
-        entry: (n: number) => entryOutput(ctx, tty, n, meter),
-        direct: (n: number) => directOutput(ctx.docker, ctx, tty, n, meter),
-        relay: (n: number) => directOutput(ctx.relay.docker, ctx, tty, n, relayMeter),
+      const wsRelayMeter = new CpuMeter(ctx.wsRelay.pid, ctx.target.id);
+      const run: Record<Side, (n: number) => Promise<Transfer>> = {
+        entry: (n) => entryOutput(ctx, tty, n, meter),
+        direct: (n) => directOutput(ctx.docker, ctx, tty, n, meter),
+        relay: (n) => directOutput(ctx.relay.docker, ctx, tty, n, relayMeter),
+        ws_relay: (n) => directOutput(ctx.wsRelay.docker, ctx, tty, n, wsRelayMeter),
       };
       // Warm-up, untimed and small.
       for (const side of SIDES) await run[side](32 * 1024 * 1024);
-      const runs = await rotate(reps, { entry: () => run.entry(bytes), direct: () => run.direct(bytes), relay: () => run.relay(bytes) });
+      const runs = await rotate(reps, sizedRuns(run, bytes));
       const f = transferFigure(name, bytes, runs, {
         entry_mean_frame_bytes: median(runs.entry.map((t) => t.chunk ?? 0)),
         direct_mean_read_bytes: median(runs.direct.map((t) => t.chunk ?? 0)),

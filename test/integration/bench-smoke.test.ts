@@ -59,10 +59,13 @@ describe('bench --quick (smoke)', () => {
         expect(f.ratio, f.name).toBeGreaterThan(0);
       }
       if (f.name === 'throughput_raw') {
-        // Transfer figures carry the null relay's side too: a rate, and one per run for each side.
-        expect(f.extra?.['relay_MBps'], f.name).toBeGreaterThan(0);
-        expect(f.extra?.['relay_ratio'], f.name).toBeGreaterThan(0);
-        for (const side of ['entry', 'direct', 'relay']) expect(String(f.extra?.[`${side}_runs_MBps`]).split(' ')).toHaveLength(f.runs);
+        // Transfer figures carry the null relays' sides too: a rate, and one per run for each side.
+        for (const relay of ['relay', 'ws_relay']) {
+          expect(f.extra?.[`${relay}_MBps`], f.name).toBeGreaterThan(0);
+          expect(f.extra?.[`${relay}_ratio`], f.name).toBeGreaterThan(0);
+          expect(f.extra?.[`${relay}_cpu_relay_s_per_GB`], f.name).toBeGreaterThan(0);
+        }
+        for (const side of ['entry', 'direct', 'relay', 'ws_relay']) expect(String(f.extra?.[`${side}_runs_MBps`]).split(' ')).toHaveLength(f.runs);
       }
     }
   }, 180_000);
