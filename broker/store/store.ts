@@ -4,24 +4,9 @@
  */
 
 import type { AuditEvent, AuditPage, AuditQuery } from '../audit/events.js';
+import type { SessionRecord } from './session-record.js';
 
-/** A live session as the registry shows it. */
-export interface SessionRecord {
-  id: string;
-  user: string;
-  source: string;
-  app: string;
-  proc: string;
-  instance: string;
-  container: string;
-  dockerHost: string;
-  broker: string;
-  startedAt: string;
-  bytesIn: number;
-  bytesOut: number;
-  command: string[] | null;
-  tty: boolean;
-}
+export type { SessionRecord };
 
 /** A control message for the broker holding a session. */
 export type ControlMessage =

@@ -1,18 +1,6 @@
+import type { SessionRecord } from '../../broker/store/session-record.js';
 import { ClientError } from '../protocol/client-error.js';
 
-interface SessionRow {
-  id: string;
-  user: string;
-  source: string;
-  app: string;
-  proc: string;
-  instance: string;
-  broker: string;
-  startedAt: string;
-  bytesIn: number;
-  bytesOut: number;
-  command: string[] | null;
-}
 
 async function call(broker: string, token: string, method: string, path: string): Promise<unknown> {
   let res: Response;
@@ -38,7 +26,7 @@ function table(rows: string[][]): string {
 
 /** `enter sessions`: every live session on every broker (admin). */
 export async function listSessionsCommand(broker: string, token: string, json: boolean): Promise<void> {
-  const { sessions } = (await call(broker, token, 'GET', '/api/sessions')) as { sessions: SessionRow[] };
+  const { sessions } = (await call(broker, token, 'GET', '/api/sessions')) as { sessions: SessionRecord[] };
   if (json) {
     process.stdout.write(`${JSON.stringify(sessions, null, 2)}\n`);
     return;

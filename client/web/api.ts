@@ -1,3 +1,5 @@
+import type { AuditEvent } from '../../broker/audit/events.js';
+import type { SessionRecord } from '../../broker/store/session-record.js';
 import { brokerBase, type Target } from './broker-url.js';
 
 /** What `GET /api/whoami` answers. */
@@ -20,55 +22,10 @@ export interface ContainerInfo {
   created: string;
 }
 
-/** One live session, as `GET /api/sessions` lists it (admins). */
-export interface SessionInfo {
-  id: string;
-  user: string;
-  source: string;
-  app: string;
-  proc: string;
-  instance: string;
-  container: string;
-  dockerHost: string;
-  broker: string;
-  startedAt: string;
-  bytesIn: number;
-  bytesOut: number;
-  /** The scripted command; null for an interactive shell. */
-  command: string[] | null;
-  tty: boolean;
-}
-
+/** One live session, as `GET /api/sessions` lists it (admins): the broker's registry record. */
+export type SessionInfo = SessionRecord;
 /** One audit event (README, "Audit events"): `type`, `time`, `broker`, and the fields that apply. */
-export interface AuditEvent {
-  type: string;
-  time: string;
-  broker: string;
-  sessionId?: string;
-  user?: string;
-  source?: string;
-  app?: string;
-  proc?: string;
-  instance?: string;
-  container?: string;
-  host?: string;
-  how?: string;
-  code?: string;
-  exitCode?: number;
-  durationMs?: number;
-  bytesIn?: number;
-  bytesOut?: number;
-  argv?: string[];
-  runAs?: string;
-  workdir?: string;
-  tty?: boolean;
-  line?: string;
-  exact?: boolean;
-  rule?: string;
-  reason?: string;
-  claimedUser?: string;
-  by?: string;
-}
+export type { AuditEvent };
 
 /** Filters of `GET /api/audit`; times as ISO strings. */
 export interface AuditQuery {
