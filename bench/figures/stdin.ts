@@ -3,10 +3,9 @@ import { EntrySession } from '../entry-client.js';
 import type Docker from 'dockerode';
 import type { BenchContext, Figure, Suite } from '../figure.js';
 import { CpuMeter, MB } from '../proc-stats.js';
-import { rotate, type Side, SIDES } from '../sides.js';
 import { now } from '../stats.js';
 import { untilOutput } from './echo.js';
-import { GiB, sizedRuns, type Transfer, transferFigure } from './throughput.js';
+import { GiB, measureSides, type Transfer, transferFigure } from './throughput.js';
 
 /** Prints R when ready, then swallows stdin. */
 export const SINK = ['/bin/sh', '-c', 'echo R; exec cat > /dev/null'];
@@ -59,17 +58,10 @@ export const stdinRaw: Suite = {
   async run(ctx): Promise<Figure[]> {
     const bytes = ctx.quick ? 128 * 1024 * 1024 : GiB;
     const reps = ctx.quick ? 2 : 5;
-    const meter = new CpuMeter(ctx.broker.pid, ctx.target.id);
-    const relayMeter = new CpuMeter(ctx.relay.pid, ctx.target.id);
-    const wsRelayMeter = new CpuMeter(ctx.wsRelay.pid, ctx.target.id);
-    const run: Record<Side, (n: number) => Promise<Transfer>> = {
-      entry: (n) => entryRun(ctx, n, meter),
-      direct: (n) => directRun(ctx.docker, ctx, n, meter),
-      relay: (n) => directRun(ctx.relay.docker, ctx, n, relayMeter),
-      ws_relay: (n) => directRun(ctx.wsRelay.docker, ctx, n, wsRelayMeter),
-    };
-    for (const side of SIDES) await run[side](32 * 1024 * 1024);
-    const runs = await rotate(reps, sizedRuns(run, bytes));
+    const runs = await measureSides(ctx, reps, bytes, {
+      entry: (n, meter) => entryRun(ctx, n, meter),
+      direct: (docker, n, meter) => directRun(docker, ctx, n, meter),
+    });
     const f = transferFigure('stdin_raw', bytes, runs);
     ctx.log(`stdin_raw: entry ${f.entry} MB/s, direct ${f.direct} MB/s, ${JSON.stringify(f.extra)}`);
     return [f];

@@ -39,9 +39,28 @@ export function transferFigure(name: FigureName, bytes: number, runs: Record<Sid
   return figure(name, 'MB/s', runs.entry.length, median(rates.entry), median(rates.direct), { extra });
 }
 
-/** Every side's run at one size, for `rotate`. */
-export function sizedRuns(run: Record<Side, (bytes: number) => Promise<Transfer>>, bytes: number): Record<Side, () => Promise<Transfer>> {
-  return Object.fromEntries(SIDES.map((side) => [side, () => run[side](bytes)])) as Record<Side, () => Promise<Transfer>>;
+/** One transfer through Entry, and the same straight to Docker through the given client. */
+export interface TransferRuns {
+  entry(bytes: number, meter: CpuMeter): Promise<Transfer>;
+  direct(docker: Docker, bytes: number, meter: CpuMeter): Promise<Transfer>;
+}
+
+/**
+ * Runs a transfer on every side: a small untimed warm-up each, then `reps` rounds in rotating
+ * order. Each side's CPU meter counts its hop (the broker, or a relay) with dockerd, the shim
+ * and this process.
+ */
+export async function measureSides(ctx: BenchContext, reps: number, bytes: number, t: TransferRuns): Promise<Record<Side, Transfer[]>> {
+  const meter = (pid: number) => new CpuMeter(pid, ctx.target.id);
+  const [brokerMeter, relayMeter, wsRelayMeter] = [meter(ctx.broker.pid), meter(ctx.relay.pid), meter(ctx.wsRelay.pid)];
+  const run: Record<Side, (n: number) => Promise<Transfer>> = {
+    entry: (n) => t.entry(n, brokerMeter),
+    direct: (n) => t.direct(ctx.docker, n, brokerMeter),
+    relay: (n) => t.direct(ctx.relay.docker, n, relayMeter),
+    ws_relay: (n) => t.direct(ctx.wsRelay.docker, n, wsRelayMeter),
+  };
+  for (const side of SIDES) await run[side](32 * 1024 * 1024);
+  return rotate(reps, Object.fromEntries(SIDES.map((side) => [side, () => run[side](bytes)])) as Record<Side, () => Promise<Transfer>>);
 }
 
 /** Counts output until `bytes` have arrived; resolves with first→last byte timing. */
@@ -93,18 +112,10 @@ function outputSuite(name: 'throughput_tty' | 'throughput_raw', tty: boolean): S
       const bytes = ctx.quick ? 128 * 1024 * 1024 : GiB;
       // Raw runs take seconds and vary from run to run by ±10 %: more of them for a steadier median.
       const reps = ctx.quick ? 2 : tty ? 3 : 5;
-      const meter = new CpuMeter(ctx.broker.pid, ctx.target.id);
-      const relayMeter = new CpuMeter(ctx.relay.pid, ctx.target.id);
-      const wsRelayMeter = new CpuMeter(ctx.wsRelay.pid, ctx.target.id);
-      const run: Record<Side, (n: number) => Promise<Transfer>> = {
-        entry: (n) => entryOutput(ctx, tty, n, meter),
-        direct: (n) => directOutput(ctx.docker, ctx, tty, n, meter),
-        relay: (n) => directOutput(ctx.relay.docker, ctx, tty, n, relayMeter),
-        ws_relay: (n) => directOutput(ctx.wsRelay.docker, ctx, tty, n, wsRelayMeter),
-      };
-      // Warm-up, untimed and small.
-      for (const side of SIDES) await run[side](32 * 1024 * 1024);
-      const runs = await rotate(reps, sizedRuns(run, bytes));
+      const runs = await measureSides(ctx, reps, bytes, {
+        entry: (n, meter) => entryOutput(ctx, tty, n, meter),
+        direct: (docker, n, meter) => directOutput(docker, ctx, tty, n, meter),
+      });
       const f = transferFigure(name, bytes, runs, {
         entry_mean_frame_bytes: median(runs.entry.map((t) => t.chunk ?? 0)),
         direct_mean_read_bytes: median(runs.direct.map((t) => t.chunk ?? 0)),
