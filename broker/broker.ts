@@ -24,6 +24,7 @@ import type { ApiDeps } from './http/api.js';
 import { requestId } from './http/request-id.js';
 import { createRequestHandler } from './http/routes.js';
 import { createLogger, type Logger } from './log.js';
+import { boundedSink } from './log-sink.js';
 import { instrumentDocker } from './metrics/docker-latency.js';
 import { BrokerMetrics, countTicketFailures } from './metrics/metrics.js';
 import { MetricsServer } from './metrics/server.js';
@@ -81,7 +82,7 @@ export class EntryBroker {
     readonly config: BrokerConfig,
     private readonly options: BrokerOptions = {},
   ) {
-    this.log = options.log ?? createLogger(config.logLevel);
+    this.log = options.log ?? createLogger(config.logLevel, boundedSink(process.stderr, config.logBacklogBytes));
   }
 
   get url(): string {

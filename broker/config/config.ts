@@ -18,6 +18,7 @@ import {
   DEFAULT_SESSION_TTL_MS,
   DEFAULT_AUDIT_MAX_EVENTS,
   DEFAULT_RECORDING_MAX_BYTES,
+  DEFAULT_LOG_BACKLOG_BYTES,
   DEFAULT_RECORDING_RETENTION_DAYS,
 } from './limits.js';
 
@@ -79,6 +80,8 @@ export interface BrokerConfig {
   /** Where clients log in, told by GET /api/config; null: no OIDC login offered. */
   oidc: OidcClientConfig | null;
   logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
+  /** Bytes of log lines that may wait for stderr before lines are dropped. */
+  logBacklogBytes: number;
 }
 
 export interface AuthConfig {
@@ -304,5 +307,6 @@ export function parseConfig(raw: RawSettings): BrokerConfig {
     allowedOrigins: list(raw, 'allowed-origin', []),
     oidc: parseOidc(raw),
     logLevel,
+    logBacklogBytes: int(raw, 'log-backlog', DEFAULT_LOG_BACKLOG_BYTES, 64 * 1024, 1024 ** 3),
   };
 }

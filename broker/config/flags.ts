@@ -59,6 +59,7 @@ const OPTIONS = {
   'oidc-client-id': { type: 'string', describe: 'OIDC client id of the enter CLI (a public client)' },
   'oidc-scopes': { type: 'string', describe: 'scopes enter login asks for, space or comma separated [default: openid profile offline_access]' },
   'log-level': { type: 'string', describe: 'debug, info, warn, error or silent [default: info]' },
+  'log-backlog': { type: 'number', describe: 'bytes of log lines kept waiting for a slow stderr reader; more are dropped and counted [default: 4194304]' },
   dev: { type: 'boolean', describe: 'dev mode: generate a key, mint a token for the local user (loopback only)' },
 } as const;
 

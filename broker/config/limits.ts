@@ -75,3 +75,9 @@ export const DEFAULT_RECORDING_RETENTION_DAYS = 90;
 
 /** --audit-max-events: events kept in the stored trail (Redis stream or memory), newest kept. */
 export const DEFAULT_AUDIT_MAX_EVENTS = 100_000;
+
+/**
+ * --log-backlog: bytes of log lines that may wait for a slow stderr reader; lines beyond it
+ * are dropped and counted. 4 MiB holds about a thousand audit lines of a 4 KB command.
+ */
+export const DEFAULT_LOG_BACKLOG_BYTES = 4 * 1024 * 1024;

@@ -405,6 +405,7 @@ const figures = {
   retained: '',
   /** Broker heap (after GC) left behind by one TTY session's typed lines, default settings. */
   typedLinesRetained: -1,
+  logLinesDropped: -1,
   ambiguousSkipped: 0,
   durationMs: 0,
   checkedFiles: 0,
@@ -477,6 +478,7 @@ describe('frame fuzzing against live sessions', () => {
         live_heap_growth_mb: mb(figures.lastHeap - figures.baselineHeap),
         sessions_retained: figures.retained || 'unmeasured',
         typed_lines_retained_mb: figures.typedLinesRetained < 0 ? 'unmeasured' : mb(figures.typedLinesRetained),
+        log_lines_dropped: figures.logLinesDropped,
         sessions: figures.sessions,
         files_checked: figures.checkedFiles,
         ambiguous_skipped: figures.ambiguousSkipped,
@@ -835,9 +837,9 @@ describe('frame fuzzing against live sessions', () => {
     expect(check.stdoutText().trim().split(/\s+/)).toEqual([...sent].map((b) => b.toString(16).padStart(2, '0')));
   });
 
-  it('keeps what one client\'s typing costs the broker bounded (10,000 lines of 4 KB, default settings)', async () => {
-    // Every line typed in a TTY becomes an audit "command" event; the embedded store keeps up
-    // to --audit-max-events (100,000) of them in memory.
+  it('keeps what one client\'s typing costs the broker bounded, even with its log reader stalled (10,000 lines of 4 KB, default settings)', async () => {
+    // Every line typed in a TTY becomes an audit "command" event, kept by the embedded store
+    // (up to 16 MB of them) and written to the log. Nobody reads the log while the lines come.
     const b = await startBrokerProcess([], { NODE_OPTIONS: '--inspect=127.0.0.1:0' });
     const insp = await NodeInspector.attach(b.logs);
     try {
@@ -845,6 +847,7 @@ describe('frame fuzzing against live sessions', () => {
       await timedEcho(b.wsUrl, t, target);
       await insp.collectGarbage();
       const before = await insp.heapUsed();
+      b.child.stderr!.pause();
       const line = Buffer.from(`${'a'.repeat(4000)}\r`);
       const lines = 10_000;
       const c = await openCommand(b.wsUrl, t, target, ['sh', '-c', `stty raw -echo; echo READY; head -c ${lines * line.length} > /dev/null; echo DONE`], true);
@@ -859,6 +862,11 @@ describe('frame fuzzing against live sessions', () => {
       await insp.collectGarbage();
       figures.typedLinesRetained = (await insp.heapUsed()) - before;
       expect(figures.typedLinesRetained, `heap left behind by 40 MB of typed lines, MB: ${mb(figures.typedLinesRetained)}`).toBeLessThan(RSS_LIMIT);
+      b.child.stderr!.resume();
+      const droppedCount = () => b.logs.map((l) => /"msg":"log lines dropped[^"]*","dropped":(\d+)/.exec(l)?.[1]).find(Boolean);
+      await eventually(async () => droppedCount() !== undefined, 'the broker to report the log lines it dropped', 10_000);
+      figures.logLinesDropped = Number(droppedCount());
+      expect(figures.logLinesDropped).toBeGreaterThan(0);
     } finally {
       insp.close();
       await b.stop();

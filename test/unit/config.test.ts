@@ -39,6 +39,7 @@ describe('parseConfig', () => {
     expect(config.docker.reapMode).toBe('auto');
     expect(config.allowedOrigins).toEqual([]);
     expect(config.logLevel).toBe('info');
+    expect(config.logBacklogBytes).toBe(4 * 1024 * 1024);
     expect(config.auth).toEqual({
       publicKeyFile: '/etc/entry/key.pem',
       jwksUrl: undefined,
@@ -144,6 +145,11 @@ describe('parseConfig', () => {
   it('refuses an unknown log level, naming --log-level', () => {
     expect(configError({ ...KEY, 'log-level': 'verbose' }).setting).toBe('--log-level');
     expect(parseConfig({ ...KEY, 'log-level': 'silent' }).logLevel).toBe('silent');
+  });
+
+  it('refuses a log backlog below 64 KiB, naming --log-backlog', () => {
+    expect(configError({ ...KEY, 'log-backlog': 1000 }).setting).toBe('--log-backlog');
+    expect(parseConfig({ ...KEY, 'log-backlog': 65536 }).logBacklogBytes).toBe(65536);
   });
 
   it('splits list settings on commas and drops blanks', () => {
