@@ -44,6 +44,11 @@ export class BenchContainers {
     return { id: c.id, app: this.app, proc, instance: String(instance) };
   }
 
+  /** Restarts every container of the run: what still runs in them (an abandoned figure's execs) ends. */
+  async restartAll(): Promise<void> {
+    await Promise.all(this.ids.map((id) => this.docker.getContainer(id).restart({ t: 0 })));
+  }
+
   async removeAll(): Promise<void> {
     await Promise.all(this.ids.splice(0).map((id) => this.docker.getContainer(id).remove({ force: true }).catch(() => undefined)));
   }

@@ -69,12 +69,27 @@ function parseArgs(argv: string[]): Options {
 
 const log = (message: string) => process.stderr.write(`[bench] ${message}\n`);
 
+/**
+ * Bound on one figure, so a hung transfer ends the run instead of holding it. A full TTY
+ * figure moves 12 GiB through the pty path (3 runs × 1 GiB × 4 sides): at 15 MB/s, seen on a
+ * slow 2-core machine, that is 14 minutes; 30 leaves room. BENCH_FIGURE_TIMEOUT_S overrides.
+ */
+const FIGURE_TIMEOUT_MS = { quick: 90_000, full: 1_800_000 };
+
+function figureTimeoutMs(quick: boolean): number {
+  const seconds = Number(process.env['BENCH_FIGURE_TIMEOUT_S']);
+  if (Number.isFinite(seconds) && seconds > 0) return seconds * 1000;
+  return quick ? FIGURE_TIMEOUT_MS.quick : FIGURE_TIMEOUT_MS.full;
+}
+
+class FigureTimeout extends Error {}
+
 function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   return Promise.race([
     work,
     new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`${what} took longer than ${ms / 1000} s`)), ms);
+      timer = setTimeout(() => reject(new FigureTimeout(`${what} took longer than ${ms / 1000} s`)), ms);
     }),
   ]).finally(() => clearTimeout(timer));
 }
@@ -125,7 +140,7 @@ async function main(): Promise<number> {
     for (const suite of suites) {
       const t0 = Date.now();
       try {
-        const produced = await withTimeout(suite.run(ctx), options.quick ? 90_000 : 400_000, suite.names.join('/'));
+        const produced = await withTimeout(suite.run(ctx), figureTimeoutMs(options.quick), suite.names.join('/'));
         // Other work on the machine shows in every figure: keep the load beside the numbers.
         const load = Number(loadavg()[0]!.toFixed(2));
         for (const f of produced) f.extra = { ...f.extra, load_1m: load };
@@ -133,6 +148,12 @@ async function main(): Promise<number> {
       } catch (err) {
         const message = (err as Error).message;
         log(`${suite.names.join('/')} failed: ${message}`);
+        if (err instanceof FigureTimeout) {
+          // The figure's transfers are still running: end them, or they would share the
+          // machine with every figure after it.
+          await containers.restartAll();
+          log('restarted the run\'s containers to end what the figure left running');
+        }
         for (const name of suite.names) {
           if (options.only.size > 0 && !options.only.has(name)) continue;
           figures.push({ name, entry: null, direct: null, ratio: null, unit: '', runs: 0, target: TARGETS[name].text, met: null, error: message });
