@@ -7,11 +7,9 @@ import type { Writable } from 'node:stream';
  * drains. The broker's memory then stays bounded, and the log says what it lost.
  */
 export function boundedSink(stream: Writable, maxBacklog: number, now: () => Date = () => new Date()): (line: string) => void {
+  // Lines dropped since the stream last drained; while non-zero, a report waits on 'drain'.
   let dropped = 0;
-  let waiting = false;
   const report = () => {
-    waiting = false;
-    if (dropped === 0) return;
     stream.write(`${JSON.stringify({ time: now().toISOString(), level: 'warn', msg: 'log lines dropped: the log sink was slower than the broker', dropped, logBacklog: maxBacklog })}\n`);
     dropped = 0;
   };
@@ -19,11 +17,7 @@ export function boundedSink(stream: Writable, maxBacklog: number, now: () => Dat
     // Only a backlog the stream has said it must drain is refused (so 'drain' will come to
     // report the count): a lone long line always goes out.
     if (stream.writableNeedDrain && stream.writableLength + Buffer.byteLength(line) > maxBacklog) {
-      dropped++;
-      if (!waiting) {
-        waiting = true;
-        stream.once('drain', report);
-      }
+      if (dropped++ === 0) stream.once('drain', report);
       return;
     }
     stream.write(line);

@@ -18,8 +18,8 @@ import {
   DEFAULT_SESSION_TTL_MS,
   DEFAULT_AUDIT_MAX_EVENTS,
   DEFAULT_RECORDING_MAX_BYTES,
-  DEFAULT_LOG_BACKLOG_BYTES,
   DEFAULT_RECORDING_RETENTION_DAYS,
+  DEFAULT_LOG_BACKLOG_BYTES,
 } from './limits.js';
 
 /** Typed, validated broker configuration. Built only by `parseConfig`. */
