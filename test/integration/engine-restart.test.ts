@@ -1,12 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestBroker, type TestBroker } from '../helpers/broker.js';
 import { uniqueApp } from '../helpers/containers.js';
-import { SecondEngine } from '../helpers/second-engine.js';
+import { TestEngine } from '../helpers/engine.js';
 import { eventually, openCommand } from '../helpers/sessions.js';
 
 /** A Docker engine of the test's own, stopped and started again under a live broker. */
 describe('the Docker engine restarting under the broker', () => {
-  const engine = new SecondEngine();
+  const engine = new TestEngine();
   const app = uniqueApp();
   let b: TestBroker;
 

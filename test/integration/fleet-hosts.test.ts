@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestBroker, type TestBroker } from '../helpers/broker.js';
 import { TestContainers, uniqueApp } from '../helpers/containers.js';
-import { SecondEngine } from '../helpers/second-engine.js';
+import { TestEngine } from '../helpers/engine.js';
 import { eventually, openCommand } from '../helpers/sessions.js';
 
 /**
@@ -9,7 +9,7 @@ import { eventually, openCommand } from '../helpers/sessions.js';
  * (host "b"). The broker keeps an index of each from its event stream.
  */
 describe('a fleet of two Docker hosts', () => {
-  const engine = new SecondEngine();
+  const engine = new TestEngine();
   const containers = new TestContainers();
   const app = uniqueApp('fl');
   const bIds: string[] = [];
@@ -128,7 +128,7 @@ describe('a fleet of two Docker hosts', () => {
   }, 90_000);
 
   it('answers /readyz 503 when no host is reachable', async () => {
-    const solo = new SecondEngine();
+    const solo = new TestEngine();
     await solo.start();
     const lone = await startTestBroker({ 'docker-host': `only=${solo.host}` });
     try {

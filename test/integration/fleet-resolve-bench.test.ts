@@ -4,7 +4,7 @@ import { connectHosts, type DockerHost } from '../../broker/docker/hosts.js';
 import { ContainerResolver } from '../../broker/docker/resolver.js';
 import { createLogger } from '../../broker/log.js';
 import { TestContainers, uniqueApp } from '../helpers/containers.js';
-import { SecondEngine } from '../helpers/second-engine.js';
+import { TestEngine } from '../helpers/engine.js';
 
 const CONTAINERS = 1_000;
 const BATCH = 25;
@@ -21,7 +21,7 @@ function stats(samples: number[]): { p50: number; p95: number; mean: number } {
  * not started (labels are all resolution looks at), on a Docker engine of the test's own.
  */
 describe('resolving with 1,000 labelled containers on two hosts', () => {
-  const engine = new SecondEngine();
+  const engine = new TestEngine();
   const local = new TestContainers();
   const app = uniqueApp('bn');
   let listingHosts: DockerHost[];

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestBroker, type TestBroker } from '../helpers/broker.js';
 import { TestContainers, uniqueApp } from '../helpers/containers.js';
-import { SecondEngine } from '../helpers/second-engine.js';
+import { TestEngine } from '../helpers/engine.js';
 import { eventually, openCommand } from '../helpers/sessions.js';
 
 interface Sample {
@@ -167,7 +167,7 @@ describe('Prometheus metrics on --metrics-listen', () => {
   });
 
   it('reports a Docker host down when its engine stops', async () => {
-    const engine = new SecondEngine();
+    const engine = new TestEngine();
     await engine.start();
     const fb = await startTestBroker({ 'metrics-listen': '127.0.0.1:0', 'docker-host': [`one=${engine.host}`] });
     try {

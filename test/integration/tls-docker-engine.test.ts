@@ -5,11 +5,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestBroker } from '../helpers/broker.js';
 import { uniqueApp } from '../helpers/containers.js';
 import { openCommand } from '../helpers/sessions.js';
-import { TlsEngine } from '../helpers/tls-engine.js';
+import { TlsTestEngine } from '../helpers/engine.js';
 
 /** A Docker engine reached over tcp:// with TLS both ways (--tlsverify), as remote engines are. */
 describe('a Docker engine over TCP with TLS', () => {
-  const engine = new TlsEngine();
+  const engine = new TlsTestEngine();
   const app = uniqueApp('te');
   let certDir = '';
   let containerId = '';
