@@ -3,6 +3,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { stopChild } from './child.js';
 import { freePort } from './redis.js';
 
 /**
@@ -75,11 +76,8 @@ ${servers}
     });
   }
 
-  async stop(): Promise<void> {
-    const child = this.child;
-    if (!child || child.exitCode !== null) return;
-    const exited = new Promise((r) => child.once('exit', r));
-    child.kill('SIGQUIT');
-    await exited;
+  /** SIGQUIT: nginx's graceful shutdown. */
+  stop(): Promise<void> {
+    return stopChild(this.child, 'SIGQUIT');
   }
 }

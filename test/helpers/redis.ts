@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import { Redis } from 'ioredis';
+import { stopChild } from './child.js';
 
 /** A free loopback TCP port (the OS picks; redis-server cannot take port 0 itself). */
 export function freePort(): Promise<number> {
@@ -44,12 +45,8 @@ export class TestRedis {
     }
   }
 
-  async stop(): Promise<void> {
-    const child = this.child;
-    if (!child || child.exitCode !== null) return;
-    const exited = new Promise((r) => child.once('exit', r));
-    child.kill('SIGTERM');
-    await exited;
+  stop(): Promise<void> {
+    return stopChild(this.child);
   }
 
   client(): Redis {
