@@ -20,7 +20,10 @@ import { connectHosts } from './docker/hosts.js';
 import type { ReapMode } from './docker/process-reaper.js';
 import { ContainerResolver } from './docker/resolver.js';
 import { EntryError } from './errors.js';
+import { createFaultReporter, type FaultReporter } from './fault.js';
 import type { ApiDeps } from './http/api.js';
+import { logAccess } from './http/access-log.js';
+import { httpBoundary, upgradeBoundary } from './http/boundary.js';
 import { requestId } from './http/request-id.js';
 import { createRequestHandler } from './http/routes.js';
 import { createLogger, type Logger } from './log.js';
@@ -78,11 +81,15 @@ export class EntryBroker {
   private certificates: ListenerCertificates | undefined;
   private metricsServer: MetricsServer | undefined;
 
+  /** Reports unexpected errors caught at a boundary: logged with their stack and counted. */
+  readonly fault: FaultReporter;
+
   constructor(
     readonly config: BrokerConfig,
     private readonly options: BrokerOptions = {},
   ) {
     this.log = options.log ?? createLogger(config.logLevel, boundedSink(process.stderr, config.logBacklogBytes));
+    this.fault = createFaultReporter(this.log, (where) => this.metrics?.fault(where));
   }
 
   get url(): string {
@@ -134,19 +141,16 @@ export class EntryBroker {
       oidc: config.oidc,
       allowedOrigins: config.allowedOrigins,
     });
-    const stamped = (req: Parameters<typeof handler>[0], res: Parameters<typeof handler>[1]) => {
-      proxies.stamp(req);
-      const id = requestId(req);
-      res.setHeader('x-request-id', id);
-      const started = performance.now();
-      res.once('finish', () => {
-        const path = (req.url ?? '/').split('?')[0];
-        // Probes every few seconds would drown the log: they go at debug level.
-        const level = path === '/healthz' || path === '/readyz' ? 'debug' : 'info';
-        this.log[level]('http', { request: id, method: req.method, path, status: res.statusCode, ms: Math.round(performance.now() - started), remote: req.socket.remoteAddress });
-      });
-      return handler(req, res);
-    };
+    const stamped = httpBoundary(
+      'http',
+      (req, res) => {
+        proxies.stamp(req);
+        res.setHeader('x-request-id', requestId(req));
+        logAccess(req, res, this.log);
+        return handler(req, res);
+      },
+      this.fault,
+    );
     const server: Server = certificates
       ? createHttpsServer({ ...serverOptions, ...certificates.serverOptions(), handshakeTimeout: config.limits.handshakeTimeoutMs }, stamped)
       : createServer(serverOptions, stamped);
@@ -199,7 +203,7 @@ export class EntryBroker {
     });
     const policy = new AccessPolicy(config.auth.denyApps);
     const tickets = new Tickets(store);
-    api = { guard, policy, tickets, hosts, store, audit, recorder };
+    api = { guard, policy, tickets, hosts, store, audit, recorder, bodyTimeoutMs: config.limits.bodyTimeoutMs };
     void store.subscribe(this.id, (message) => {
       const session = this.sessions.get(message.sessionId);
       if (!session) return;
@@ -218,6 +222,7 @@ export class EntryBroker {
       tickets: metrics ? countTicketFailures(tickets, metrics) : tickets,
       resolver: new ContainerResolver(hosts),
       onRefused: (info) => metrics?.refused(info),
+      fault: this.fault,
       log: this.log,
       admissible: () => {
         if (this.draining) throw new EntryError('ENTRY_DRAINING');
@@ -226,20 +231,23 @@ export class EntryBroker {
       onWatch: (w) => void runWatchSession(w, { store, audit, log: this.log }),
       onAdmitted: (route, upgrade) => {
         const run = route === 'enter' ? runExecSession(upgrade, sessionDeps, track) : runAttachSession(upgrade, this.log);
-        run.catch((err: unknown) => this.log.error('session crashed', { session: upgrade.sessionId, error: err as Error }));
+        run.catch((err: unknown) => this.fault('socket', err, { session: upgrade.sessionId, route }));
       },
     });
     const gateway = this.gateway;
-    server.on('upgrade', (req, socket, head) => {
-      proxies.stamp(req);
-      gateway.handleUpgrade(req, socket, head);
-    });
+    server.on(
+      'upgrade',
+      upgradeBoundary((req, socket, head) => {
+        proxies.stamp(req);
+        gateway.handleUpgrade(req, socket, head);
+      }, this.fault),
+    );
     if (metrics && config.metricsListen) {
       metrics.setSources({
         hosts: () => index.hosts.map((h) => ({ name: h.name, up: h.up, containers: h.size })),
         webSocketBuffered: () => gateway.bufferedBytes(),
       });
-      this.metricsServer = new MetricsServer(metrics, this.log);
+      this.metricsServer = new MetricsServer(metrics, this.log, this.fault);
       this.metricsUrl = await this.metricsServer.listen(config.metricsListen.host, config.metricsListen.port);
     }
     this.log.info('listening', { url: this.url, broker: this.id, store: store.kind });

@@ -3,6 +3,9 @@ import { EntryBroker } from './broker.js';
 import { ConfigError, parseConfig } from './config/config.js';
 import { readSettings } from './config/flags.js';
 
+/** sysexits.h: an internal software error; systemd's Restart=on-failure and Kubernetes restart on it. */
+const EX_SOFTWARE = 70;
+
 async function main(): Promise<void> {
   let broker: EntryBroker;
   try {
@@ -18,16 +21,29 @@ async function main(): Promise<void> {
     process.exit(1);
   }
   let stopping = false;
-  const stop = (signal: string) => {
+  const stop = (signal: string, exitCode = 0) => {
     if (stopping) return;
     stopping = true;
     broker.log.info('draining', { signal, sessions: broker.sessionCount });
-    const timer = setTimeout(() => process.exit(1), broker.config.limits.drainTimeoutMs);
+    const timer = setTimeout(() => process.exit(exitCode || 1), broker.config.limits.drainTimeoutMs);
     timer.unref();
-    void broker.stop().then(() => process.exit(0));
+    void broker.stop().then(() => process.exit(exitCode));
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  // Faults inside a request, an upgrade or a socket handler are caught at their own boundary.
+  // What reaches the process is outside all of them:
+  // - an unhandled rejection is a promise chain nobody awaited (a background write, a timer's
+  //   task); the code that started it has moved on and left nothing half-done, so the broker
+  //   logs it and keeps serving rather than ending every session over one lost promise;
+  // - an uncaught exception stopped synchronous code at an unknown point, so the broker's state
+  //   can no longer be trusted: it logs it, drains (every client gets a CLOSE reason and every
+  //   session's processes are ended) and exits with EX_SOFTWARE (70) for the supervisor to restart.
+  process.on('unhandledRejection', (reason) => broker.fault('process', reason, { kind: 'unhandledRejection' }));
+  process.on('uncaughtException', (err) => {
+    broker.fault('process', err, { kind: 'uncaughtException', action: 'draining, then exit 70' });
+    stop('uncaughtException', EX_SOFTWARE);
+  });
   // SIGHUP reloads the TLS certificate and key (also reloaded when the files change).
   process.on('SIGHUP', () => broker.reloadTls());
 }

@@ -5,6 +5,7 @@ import { type DockerClientFiles, type ListenerTls, parseDockerClientFiles, parse
 import {
   DEFAULT_DRAIN_TIMEOUT_MS,
   DEFAULT_HANDSHAKE_TIMEOUT_MS,
+  DEFAULT_BODY_TIMEOUT_MS,
   DEFAULT_IDLE_TIMEOUT_MS,
   DEFAULT_KILL_GRACE_MS,
   DEFAULT_MAX_FRAME_BYTES,
@@ -50,6 +51,8 @@ export interface BrokerConfig {
     maxSessionMs: number;
     maxSessions: number;
     handshakeTimeoutMs: number;
+    /** --body-timeout: a request body must arrive whole within this. */
+    bodyTimeoutMs: number;
     killGraceMs: number;
     drainTimeoutMs: number;
     sessionTtlMs: number;
@@ -295,6 +298,7 @@ export function parseConfig(raw: RawSettings): BrokerConfig {
       maxSessionMs: int(raw, 'max-session', DEFAULT_MAX_SESSION_MS, 0, 30 * 86_400_000),
       maxSessions: int(raw, 'max-sessions', DEFAULT_MAX_SESSIONS, 1, 1_000_000),
       handshakeTimeoutMs: int(raw, 'handshake-timeout', DEFAULT_HANDSHAKE_TIMEOUT_MS, 100, 600_000),
+      bodyTimeoutMs: int(raw, 'body-timeout', DEFAULT_BODY_TIMEOUT_MS, 100, 600_000),
       killGraceMs: int(raw, 'kill-grace', DEFAULT_KILL_GRACE_MS, 0, 600_000),
       drainTimeoutMs: int(raw, 'drain-timeout', DEFAULT_DRAIN_TIMEOUT_MS, 0, 3_600_000),
       sessionTtlMs: int(raw, 'session-ttl', DEFAULT_SESSION_TTL_MS, 300, 3_600_000),

@@ -38,6 +38,7 @@ const OPTIONS = {
   'handshake-timeout': { type: 'number', describe: 'ms an upgrade has to send its headers and be admitted [default: 10000]' },
   'kill-grace': { type: 'number', describe: 'ms between SIGHUP and SIGKILL for a session\'s leftover processes [default: 2000]' },
   'drain-timeout': { type: 'number', describe: 'ms the broker waits for sessions to end on SIGTERM [default: 20000]' },
+  'body-timeout': { type: 'number', describe: 'ms a request body has to arrive whole before 408 [default: 10000]' },
   'reap-mode': { type: 'string', describe: 'how leftover processes are found: auto, host or exec [default: auto]' },
   'session-ttl': { type: 'number', describe: 'ms a session record lives without a heartbeat [default: 15000]' },
   'max-user-sessions': { type: 'number', describe: 'concurrent sessions per user across brokers; 0: no cap [default: 0]' },

@@ -48,6 +48,12 @@ export const DEFAULT_MAX_SESSIONS = 2000;
  */
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
 
+/**
+ * --body-timeout: an API body (16 KiB at most) must arrive whole within this once its headers
+ * are in; a trickled body would otherwise hold a request open (408 after it).
+ */
+export const DEFAULT_BODY_TIMEOUT_MS = 10_000;
+
 /** --kill-grace: SIGHUP first, SIGKILL for what is left after this long. */
 export const DEFAULT_KILL_GRACE_MS = 2_000;
 

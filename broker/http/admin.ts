@@ -1,9 +1,10 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ServerResponse } from 'node:http';
 import type { Identity } from '../auth/identity.js';
 import { storeCall } from '../auth/tickets.js';
 import { EntryError } from '../errors.js';
 import type { Store } from '../store/store.js';
-import { readJson, sendJson } from './respond.js';
+import { parseJsonObject } from './body.js';
+import { sendJson } from './respond.js';
 
 export function requireAdmin(identity: Identity): void {
   if (!identity.admin) throw new EntryError('ENTRY_NOT_ADMIN', `${identity.user} is not an entry-admin`);
@@ -34,9 +35,9 @@ export async function killSession(res: ServerResponse, identity: Identity, store
  * POST /api/revocations: `{"jti", "expiresAt"}` revokes one token until it would have expired;
  * `{"user", "before"}` revokes every token of that user issued before the given time.
  */
-export async function revoke(req: IncomingMessage, res: ServerResponse, identity: Identity, store: Store): Promise<void> {
+export async function revoke(res: ServerResponse, identity: Identity, store: Store, raw: Buffer): Promise<void> {
   requireAdmin(identity);
-  const body = (await readJson(req)) as Record<string, unknown> | null;
+  const body = parseJsonObject(raw);
   const time = (v: unknown, name: string) => {
     const t = typeof v === 'string' ? Date.parse(v) : typeof v === 'number' ? v : NaN;
     if (Number.isNaN(t)) throw new EntryError('ENTRY_BAD_REQUEST', `${name} must be an ISO time or epoch ms`);

@@ -5,14 +5,15 @@ import type { AccessPolicy } from '../auth/policy.js';
 import type { TicketStore } from '../auth/tickets.js';
 import type { DockerHost } from '../docker/hosts.js';
 import { listTargets, validateTarget } from '../docker/resolver.js';
-import { EntryError } from '../errors.js';
+import { EntryError, isEntryError } from '../errors.js';
 import type { Store } from '../store/store.js';
 import type { AuditTrail } from '../audit/audit-trail.js';
 import type { Recorder } from '../recording/recorder.js';
 import { clientAddress } from '../transport/client-address.js';
 import { killSession, listSessions, revoke } from './admin.js';
 import { queryAudit, sendRecording } from './audit-routes.js';
-import { bearerToken, readJson, sendError, sendJson } from './respond.js';
+import { BodyAborted, type BodySpec, JSON_BODY, NO_BODY, parseJsonObject, readBody } from './body.js';
+import { bearerToken, sendError, sendJson } from './respond.js';
 
 export interface ApiDeps {
   guard: AuthGuard;
@@ -22,9 +23,25 @@ export interface ApiDeps {
   store: Store;
   audit: AuditTrail;
   recorder: Recorder | undefined;
+  /** How long a request body may take to arrive (--body-timeout). */
+  bodyTimeoutMs: number;
 }
 
-type Handler = (req: IncomingMessage, res: ServerResponse, identity: Identity, deps: ApiDeps, param: string) => Promise<void> | void;
+/** What a handler gets: the path parameter and the body, already read within the route's limits. */
+export interface ApiCall {
+  param: string;
+  body: Buffer;
+}
+
+type Handler = (req: IncomingMessage, res: ServerResponse, identity: Identity, deps: ApiDeps, call: ApiCall) => Promise<void> | void;
+
+interface Route {
+  method: string;
+  path: RegExp;
+  /** The body this route accepts; anything else is refused before authentication. */
+  body: BodySpec;
+  handler: Handler;
+}
 
 /**
  * The JSON API, every call authenticated with `Authorization: Bearer <token>`:
@@ -37,16 +54,19 @@ type Handler = (req: IncomingMessage, res: ServerResponse, identity: Identity, d
  *   GET    /api/audit          (admin) ?user&app&type&session&q&since&until&limit&cursor → {events, next}
  *   GET    /api/sessions/:id/recording (admin) → the asciicast v2 file
  */
-const ROUTES: Array<{ method: string; path: RegExp; handler: Handler }> = [
-  { method: 'POST', path: /^\/api\/tickets$/, handler: (req, res, id, deps) => issueTicket(req, res, id, deps) },
-  { method: 'GET', path: /^\/api\/containers$/, handler: (_req, res, id, deps) => containers(res, id, deps) },
-  { method: 'GET', path: /^\/api\/whoami$/, handler: (_req, res, id) => whoami(res, id) },
-  { method: 'GET', path: /^\/api\/sessions$/, handler: (_req, res, id, deps) => listSessions(res, id, deps.store) },
-  { method: 'DELETE', path: /^\/api\/sessions\/([A-Za-z0-9-]{1,64})$/, handler: (_req, res, id, deps, param) => killSession(res, id, deps.store, param) },
-  { method: 'POST', path: /^\/api\/revocations$/, handler: (req, res, id, deps) => revoke(req, res, id, deps.store) },
-  { method: 'GET', path: /^\/api\/audit$/, handler: (req, res, id, deps) => queryAudit(req, res, id, deps.store) },
-  { method: 'GET', path: /^\/api\/sessions\/([A-Za-z0-9-]{1,64})\/recording$/, handler: (_req, res, id, deps, param) => sendRecording(res, id, deps.recorder, param) },
+export const ROUTES: readonly Route[] = [
+  { method: 'POST', path: /^\/api\/tickets$/, body: JSON_BODY, handler: (_req, res, id, deps, call) => issueTicket(res, id, deps, call.body) },
+  { method: 'GET', path: /^\/api\/containers$/, body: NO_BODY, handler: (_req, res, id, deps) => containers(res, id, deps) },
+  { method: 'GET', path: /^\/api\/whoami$/, body: NO_BODY, handler: (_req, res, id) => whoami(res, id) },
+  { method: 'GET', path: /^\/api\/sessions$/, body: NO_BODY, handler: (_req, res, id, deps) => listSessions(res, id, deps.store) },
+  { method: 'DELETE', path: /^\/api\/sessions\/([A-Za-z0-9-]{1,64})$/, body: NO_BODY, handler: (_req, res, id, deps, call) => killSession(res, id, deps.store, call.param) },
+  { method: 'POST', path: /^\/api\/revocations$/, body: JSON_BODY, handler: (_req, res, id, deps, call) => revoke(res, id, deps.store, call.body) },
+  { method: 'GET', path: /^\/api\/audit$/, body: NO_BODY, handler: (req, res, id, deps) => queryAudit(req, res, id, deps.store) },
+  { method: 'GET', path: /^\/api\/sessions\/([A-Za-z0-9-]{1,64})\/recording$/, body: NO_BODY, handler: (_req, res, id, deps, call) => sendRecording(res, id, deps.recorder, call.param) },
 ];
+
+/** Refusals of the body are answered and the connection closed: the rest of the body is never read. */
+const CLOSING = new Set(['ENTRY_BODY_TOO_LARGE', 'ENTRY_UNSUPPORTED_MEDIA_TYPE', 'ENTRY_BODY_TIMEOUT']);
 
 /** Answers an /api request. Returns false when the path is not an API path. */
 export async function handleApi(req: IncomingMessage, res: ServerResponse, path: string, deps: ApiDeps): Promise<boolean> {
@@ -55,20 +75,30 @@ export async function handleApi(req: IncomingMessage, res: ServerResponse, path:
   const route = matches.find((r) => r.method === req.method);
   try {
     if (!route) {
-      if (matches.length > 0) throw new EntryError('ENTRY_BAD_REQUEST', `${req.method} not allowed on ${path}`);
+      if (matches.length > 0) throw new EntryError('ENTRY_METHOD_NOT_ALLOWED', `${req.method} not allowed on ${path}`);
       sendJson(res, 404, { error: 'ENTRY_NOT_FOUND', message: `no such API: ${path}` });
       return true;
     }
+    // The body is judged first, by the route's own limits: the same answer with or without a
+    // token, and no store call for a request that will be refused anyway.
+    const body = await readBody(req, route.body, deps.bodyTimeoutMs);
     const identity = await deps.guard.authenticate(bearerToken(req), clientAddress(req));
-    await route.handler(req, res, identity, deps, route.path.exec(path)?.[1] ?? '');
+    await route.handler(req, res, identity, deps, { param: route.path.exec(path)?.[1] ?? '', body });
   } catch (err) {
-    sendError(res, err);
+    if (err instanceof BodyAborted) {
+      res.destroy();
+      return true;
+    }
+    // Anything that is not a refusal is a fault: the boundary around the request logs it.
+    if (!isEntryError(err)) throw err;
+    if (matches.length > 0 && !route) res.setHeader('allow', matches.map((r) => r.method).join(', '));
+    sendError(res, err, CLOSING.has(err.code) ? { connection: 'close' } : {});
   }
   return true;
 }
 
-async function issueTicket(req: IncomingMessage, res: ServerResponse, identity: Identity, deps: ApiDeps): Promise<void> {
-  const body = (await readJson(req)) as Record<string, unknown> | null;
+async function issueTicket(res: ServerResponse, identity: Identity, deps: ApiDeps, raw: Buffer): Promise<void> {
+  const body = parseJsonObject(raw);
   const instance = body?.['instance'];
   const target = validateTarget(body?.['app'], body?.['proc'], typeof instance === 'number' ? String(instance) : instance);
   // Checked now and again when the ticket is used: a refused user gets no ticket at all.

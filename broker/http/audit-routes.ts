@@ -1,4 +1,4 @@
-import { createReadStream, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AuditQuery } from '../audit/events.js';
 import type { Identity } from '../auth/identity.js';
@@ -8,6 +8,7 @@ import type { Recorder } from '../recording/recorder.js';
 import type { Store } from '../store/store.js';
 import { requireAdmin } from './admin.js';
 import { sendJson } from './respond.js';
+import { sendFile } from './static.js';
 
 /** Largest page of audit events one request returns. */
 const MAX_AUDIT_PAGE = 1000;
@@ -55,5 +56,5 @@ export function sendRecording(res: ServerResponse, identity: Identity, recorder:
     'content-disposition': `attachment; filename="${id}.cast"`,
     'cache-control': 'no-store',
   });
-  createReadStream(path).pipe(res);
+  sendFile(path, res);
 }

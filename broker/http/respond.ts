@@ -8,31 +8,13 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
 }
 
 /** An error as JSON `{error, message}` with the registry's HTTP status. */
-export function sendError(res: ServerResponse, err: unknown): void {
+export function sendError(res: ServerResponse, err: unknown, extraHeaders: Record<string, string> = {}): void {
   const e = isEntryError(err) ? err : new EntryError('ENTRY_INTERNAL');
-  const headers: Record<string, string> = {};
+  const headers: Record<string, string> = { ...extraHeaders };
   if (e.status === 401) headers['www-authenticate'] = 'Bearer';
   const retry = (e as EntryError & { retryAfterSec?: number }).retryAfterSec;
   if (retry) headers['retry-after'] = String(retry);
   sendJson(res, e.status, { error: e.code, message: e.message }, headers);
-}
-
-/** Largest JSON body accepted by the API; requests are a few small fields. */
-export const MAX_JSON_BODY_BYTES = 16 * 1024;
-
-export async function readJson(req: IncomingMessage): Promise<unknown> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_JSON_BODY_BYTES) throw new EntryError('ENTRY_BAD_REQUEST', 'body too large');
-    chunks.push(chunk as Buffer);
-  }
-  try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
-  } catch {
-    throw new EntryError('ENTRY_BAD_REQUEST', 'body is not JSON');
-  }
 }
 
 export function bearerToken(req: IncomingMessage): string | undefined {

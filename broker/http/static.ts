@@ -1,6 +1,7 @@
-import { createReadStream, existsSync, statSync } from 'node:fs';
+import { createReadStream, type Stats, statSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { extname, join, normalize, sep } from 'node:path';
+import { pipeline } from 'node:stream';
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -30,11 +31,17 @@ export function serveStatic(req: IncomingMessage, res: ServerResponse, path: str
   }
   const file = normalize(join(root, decoded));
   if (!file.startsWith(root + sep) || decoded.includes('\0')) return false;
-  if (!existsSync(file) || !statSync(file).isFile()) return false;
+  let stat: Stats;
+  try {
+    stat = statSync(file);
+  } catch {
+    return false;
+  }
+  if (!stat.isFile()) return false;
   const immutable = decoded.startsWith('/assets/');
   res.writeHead(200, {
     'content-type': TYPES[extname(file)] ?? 'application/octet-stream',
-    'content-length': String(statSync(file).size),
+    'content-length': String(stat.size),
     'cache-control': immutable ? 'public, max-age=31536000, immutable' : 'no-cache',
     'x-content-type-options': 'nosniff',
     ...(extname(file) === '.html'
@@ -49,6 +56,16 @@ export function serveStatic(req: IncomingMessage, res: ServerResponse, path: str
       : {}),
   });
   if (req.method === 'HEAD') res.end();
-  else createReadStream(file).pipe(res);
+  else sendFile(file, res);
   return true;
+}
+
+/**
+ * Streams a file whose headers are already sent. A read error (the file replaced or removed
+ * after its stat) cuts the answer short: the client sees a truncated body, never a crash.
+ */
+export function sendFile(file: string, res: ServerResponse): void {
+  pipeline(createReadStream(file), res, (err) => {
+    if (err) res.destroy();
+  });
 }

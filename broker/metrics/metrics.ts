@@ -49,6 +49,7 @@ export class BrokerMetrics implements SessionObserver {
   private readonly authFailures: Counter<'reason'>;
   private readonly dockerLatency: Histogram<'host' | 'call'>;
   private readonly dockerErrors: Counter<'host' | 'call'>;
+  private readonly faults: Counter<'where'>;
 
   constructor(opts: { processMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -83,6 +84,12 @@ export class BrokerMetrics implements SessionObserver {
       name: 'entry_session_refusals_total',
       help: 'Upgrades and sessions refused before their process ran, by error code (not_found, forbidden, bad_token, docker_unavailable, …).',
       labelNames: ['code'],
+      registers,
+    });
+    this.faults = new Counter({
+      name: 'entry_internal_errors_total',
+      help: 'Unexpected errors caught at a boundary (answered 500 or closed with ENTRY_INTERNAL), by where: http, upgrade, socket, metrics, static, process.',
+      labelNames: ['where'],
       registers,
     });
     this.authFailures = new Counter({
@@ -173,6 +180,11 @@ export class BrokerMetrics implements SessionObserver {
   }
 
   /** A token that did not authenticate (from the auth guard), or a ticket that did not redeem. */
+  /** An unexpected error caught at a boundary. */
+  fault(where: string): void {
+    this.faults.inc({ where });
+  }
+
   authFailure(reason: string): void {
     this.authFailures.inc({ reason: codeLabel(reason) });
   }

@@ -1,5 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { FaultReporter } from '../fault.js';
+import { httpBoundary } from '../http/boundary.js';
 import type { Logger } from '../log.js';
 import type { BrokerMetrics } from './metrics.js';
 
@@ -13,23 +15,25 @@ export class MetricsServer {
   constructor(
     private readonly metrics: BrokerMetrics,
     private readonly log: Logger,
+    private readonly fault: FaultReporter,
   ) {}
 
   async listen(host: string, port: number): Promise<string> {
-    const server = createServer((req, res) => {
-      const path = (req.url ?? '/').split('?')[0];
-      if (req.method !== 'GET' || path !== '/metrics') {
-        res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /metrics\n');
-        return;
-      }
-      this.metrics.text().then(
-        (text) => res.writeHead(200, { 'content-type': this.metrics.contentType }).end(text),
-        (err: unknown) => {
-          this.log.warn('metrics: collection failed', { error: err as Error });
-          res.writeHead(500, { 'content-type': 'text/plain' }).end('metrics collection failed\n');
+    const server = createServer(
+      httpBoundary(
+        'metrics',
+        async (req, res) => {
+          const path = (req.url ?? '/').split('?')[0];
+          if (req.method !== 'GET' || path !== '/metrics') {
+            res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /metrics\n');
+            return;
+          }
+          const text = await this.metrics.text();
+          res.writeHead(200, { 'content-type': this.metrics.contentType }).end(text);
         },
-      );
-    });
+        this.fault,
+      ),
+    );
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);

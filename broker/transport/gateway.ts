@@ -11,6 +11,7 @@ import type { BrokerConfig } from '../config/config.js';
 import type { ContainerResolver, ResolvedContainer, Target } from '../docker/resolver.js';
 import { validateTarget } from '../docker/resolver.js';
 import { EntryError, isEntryError } from '../errors.js';
+import type { FaultReporter } from '../fault.js';
 import type { Logger } from '../log.js';
 import { clientAddress } from './client-address.js';
 import { requestId } from '../http/request-id.js';
@@ -51,6 +52,8 @@ export interface GatewayDeps {
   onWatch(watch: { ws: WebSocket; identity: Identity; sessionId: string; protocol2: boolean; remoteAddress: string }): void;
   /** Throws EntryError when no new session may start now (draining, at the session limit). */
   admissible(): void;
+  /** Told of unexpected errors (bugs) met while admitting: logged with their stack and counted. */
+  fault?: FaultReporter;
   /** Told of every refused upgrade (metrics). */
   onRefused?(info: { code: string; reason: string; source: string; app?: string; proc?: string; instance?: string }): void;
 }
@@ -85,7 +88,7 @@ export class Gateway {
     }
     if (!this.originAllowed(req)) {
       this.deps.log.warn('upgrade refused: origin', { request: requestId(req), origin: req.headers.origin, remote: req.socket.remoteAddress });
-      rejectHttp(socket, 403, 'Forbidden');
+      rejectHttp(socket, 403, 'Forbidden', new EntryError('ENTRY_BAD_ORIGIN', req.headers.origin), requestId(req));
       return;
     }
     socket.on('error', () => undefined);
@@ -104,11 +107,11 @@ export class Gateway {
       (admitted) => {
         this.accept(req, socket, head, (ws) => {
           this.deps.onAdmitted(route, { sessionId: randomUUID(), ws, socket, request, ...admitted, remoteAddress, clientCert, framing: protobufFraming, pending: [] });
-        });
+        }, request.protocol2);
       },
       (err: unknown) => {
         const error = this.refusal(err, route, request, remoteAddress);
-        this.accept(req, socket, head, (ws) => refuse(ws, error, request.protocol2, protobufFraming));
+        this.accept(req, socket, head, (ws) => refuse(ws, error, request.protocol2, protobufFraming), request.protocol2);
       },
     );
   }
@@ -118,11 +121,22 @@ export class Gateway {
    * is reported by ws as an 'error' event before it closes the socket; a listener must exist
    * from the first moment, or Node treats it as an uncaught error and the broker dies.
    */
-  private accept(req: IncomingMessage, socket: Duplex, head: Buffer, cb: (ws: WebSocket) => void): void {
-    this.wss.handleUpgrade(req, socket, head, (ws) => {
-      ws.on('error', () => undefined);
-      cb(ws);
-    });
+  private accept(req: IncomingMessage, socket: Duplex, head: Buffer, cb: (ws: WebSocket) => void, protocol2 = false): void {
+    try {
+      this.wss.handleUpgrade(req, socket, head, (ws) => {
+        ws.on('error', () => undefined);
+        try {
+          cb(ws);
+        } catch (err) {
+          // A fault while starting the session stays with this socket: the client is told.
+          this.deps.fault?.('upgrade', err, { request: requestId(req) });
+          refuse(ws, new EntryError('ENTRY_INTERNAL', `request ${requestId(req)}`), protocol2);
+        }
+      });
+    } catch (err) {
+      this.deps.fault?.('upgrade', err, { request: requestId(req) });
+      socket.destroy();
+    }
   }
 
   /** /watch: admins only; the session may run on any broker sharing the store. */
@@ -166,7 +180,12 @@ export class Gateway {
       void this.admit(full, remoteAddress).then(
         (admitted) => {
           ws.off('message', onMessage);
-          this.deps.onAdmitted(route, { sessionId: randomUUID(), ws, socket, request: full, ...admitted, remoteAddress, clientCert, framing: jsonFraming, pending });
+          try {
+            this.deps.onAdmitted(route, { sessionId: randomUUID(), ws, socket, request: full, ...admitted, remoteAddress, clientCert, framing: jsonFraming, pending });
+          } catch (err) {
+            this.deps.fault?.('upgrade', err, { request: full.requestId });
+            refuse(ws, new EntryError('ENTRY_INTERNAL', `request ${full.requestId}`), false, jsonFraming);
+          }
         },
         (err: unknown) => refuse(ws, this.refusal(err, route, full, remoteAddress), false, jsonFraming),
       );
@@ -176,7 +195,8 @@ export class Gateway {
   }
 
   private refusal(err: unknown, route: Route | 'watch', request: UpgradeRequest, remote: string): EntryError {
-    const error = isEntryError(err) ? err : new EntryError('ENTRY_INTERNAL', undefined, { cause: err });
+    if (!isEntryError(err)) this.deps.fault?.('upgrade', err, { request: request.requestId, route });
+    const error = isEntryError(err) ? err : new EntryError('ENTRY_INTERNAL', `request ${request.requestId}`, { cause: err });
     this.deps.log.info('upgrade refused', { request: request.requestId, route, code: error.code, reason: error.message, remote, app: request.app });
     this.deps.onRefused?.({ code: error.code, reason: error.message, source: remote, ...(request.app ? { app: request.app, proc: request.proc, instance: request.instance } : {}) });
     return error;
@@ -244,6 +264,9 @@ export function refuse(ws: WebSocket, error: EntryError, protocol2: boolean, fra
   ws.once('close', () => clearTimeout(timer));
 }
 
-function rejectHttp(socket: Duplex, status: number, text: string): void {
-  socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+function rejectHttp(socket: Duplex, status: number, text: string, error?: EntryError, request?: string): void {
+  const body = error ? JSON.stringify({ error: error.code, message: error.message }) : '';
+  const type = error ? 'Content-Type: application/json; charset=utf-8\r\n' : '';
+  const id = request ? `x-request-id: ${request}\r\n` : '';
+  socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\n${type}${id}Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
 }

@@ -28,6 +28,7 @@ describe('parseConfig', () => {
       maxSessionMs: 0,
       maxSessions: 2000,
       handshakeTimeoutMs: 10_000,
+      bodyTimeoutMs: 10_000,
       killGraceMs: 2000,
       drainTimeoutMs: 20_000,
       sessionTtlMs: 15_000,

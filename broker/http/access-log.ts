@@ -1,0 +1,29 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from '../log.js';
+import { requestId } from './request-id.js';
+
+/** Paths polled every few seconds by probes: logged at debug level so they do not drown the log. */
+const PROBES = new Set(['/healthz', '/readyz']);
+
+/**
+ * One log line per answered request. Everything it prints is taken when the request arrives:
+ * by the time the answer is finished the socket may already be destroyed (a refused body is
+ * answered early and the connection cut), and `req.socket` is then gone.
+ */
+export function logAccess(req: IncomingMessage, res: ServerResponse, log: Logger): void {
+  const request = requestId(req);
+  const method = req.method;
+  const path = (req.url ?? '/').split('?')[0];
+  const remote = req.socket?.remoteAddress;
+  const started = performance.now();
+  const level = PROBES.has(path ?? '') ? 'debug' : 'info';
+  let logged = false;
+  const line = (extra: Record<string, unknown>) => {
+    if (logged) return;
+    logged = true;
+    log[level]('http', { request, method, path, status: res.statusCode, ms: Math.round(performance.now() - started), remote, ...extra });
+  };
+  res.once('finish', () => line({}));
+  // A client that left before the answer was complete: still one line, marked.
+  res.once('close', () => line({ aborted: true }));
+}

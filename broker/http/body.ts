@@ -1,0 +1,89 @@
+import type { IncomingMessage } from 'node:http';
+import { EntryError } from '../errors.js';
+
+/** What a route accepts as a request body; checked before authentication or any store call. */
+export interface BodySpec {
+  /** Largest body in bytes; 0 means the route takes no body. */
+  limit: number;
+  /** The media type the body must declare (parameters such as charset are allowed). */
+  type?: string;
+}
+
+/** Routes without a body: GET, DELETE. A body sent anyway is refused, not read. */
+export const NO_BODY: BodySpec = { limit: 0 };
+
+/**
+ * JSON bodies of the API: a few small fields (a target, a jti). 16 KiB leaves room for long
+ * names while bounding what an unauthenticated caller can make the broker hold.
+ */
+export const JSON_BODY: BodySpec = { limit: 16 * 1024, type: 'application/json' };
+
+/** The request ended before its body did (client gone): nothing to answer. */
+export class BodyAborted extends Error {
+  constructor() {
+    super('request body aborted');
+  }
+}
+
+function mediaType(req: IncomingMessage): string {
+  return (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+}
+
+function declaredLength(req: IncomingMessage): number | undefined {
+  const raw = req.headers['content-length'];
+  return raw === undefined ? undefined : Number(raw);
+}
+
+/**
+ * Reads a body within `spec`, refusing early: a declared length over the limit gets 413 before a
+ * byte is read, a wrong media type 415, a body that grows past the limit 413 at that chunk, one
+ * that does not arrive in time 408. Bytes beyond the limit are never buffered.
+ */
+export function readBody(req: IncomingMessage, spec: BodySpec, timeoutMs: number): Promise<Buffer> {
+  const length = declaredLength(req);
+  const chunked = req.headers['transfer-encoding'] !== undefined;
+  const hasBody = chunked || (length !== undefined && length > 0);
+  if (!hasBody) return Promise.resolve(Buffer.alloc(0));
+  if (spec.limit === 0) return Promise.reject(new EntryError('ENTRY_BODY_TOO_LARGE', 'this route takes no body'));
+  if (length !== undefined && length > spec.limit) return Promise.reject(new EntryError('ENTRY_BODY_TOO_LARGE', `limit ${spec.limit} bytes`));
+  if (spec.type && mediaType(req) !== spec.type) return Promise.reject(new EntryError('ENTRY_UNSUPPORTED_MEDIA_TYPE', `send ${spec.type}`));
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const finish = (err: Error | undefined, body?: Buffer) => {
+      clearTimeout(timer);
+      req.off('data', onData).off('end', onEnd).off('aborted', onAborted).off('close', onClose).off('error', onError);
+      if (err) {
+        // Stop reading: the answer goes out with `connection: close` and the rest is never taken in.
+        req.pause();
+        reject(err);
+      } else resolve(body!);
+    };
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > spec.limit) return finish(new EntryError('ENTRY_BODY_TOO_LARGE', `limit ${spec.limit} bytes`));
+      chunks.push(chunk);
+    };
+    const onEnd = () => finish(undefined, Buffer.concat(chunks, size));
+    const onAborted = () => finish(new BodyAborted());
+    const onClose = () => {
+      if (!req.complete) finish(new BodyAborted());
+    };
+    const onError = () => finish(new BodyAborted());
+    const timer = setTimeout(() => finish(new EntryError('ENTRY_BODY_TIMEOUT', `the body did not arrive within ${timeoutMs} ms`)), timeoutMs);
+    req.on('data', onData).on('end', onEnd).on('aborted', onAborted).on('close', onClose).on('error', onError);
+  });
+}
+
+/** A body read with `readBody`, parsed as a JSON object (or `null` for an empty body). */
+export function parseJsonObject(body: Buffer): Record<string, unknown> | null {
+  if (body.length === 0) return null;
+  let value: unknown;
+  try {
+    value = JSON.parse(body.toString('utf8'));
+  } catch {
+    throw new EntryError('ENTRY_BAD_REQUEST', 'body is not JSON');
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new EntryError('ENTRY_BAD_REQUEST', 'body must be a JSON object');
+  return value as Record<string, unknown>;
+}
