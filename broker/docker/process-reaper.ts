@@ -7,8 +7,9 @@ import { dockerFailure } from './engine.js';
  * Docker has no API to kill an exec, and closing its stream does not end it. Every process a
  * session starts carries `ENTRY_SESSION=<id>` in its environment (children inherit it), so the
  * reaper finds them by that mark and signals them:
- *  - host mode: when the broker shares the engine's PID namespace (the exec's host PID is
- *    visible in our /proc with the mark), it scans /proc itself: works in any image;
+ *  - host mode: whenever the broker sees the engine's processes (it shares the engine's PID
+ *    namespace or an ancestor of it: the exec's host PID, or the container's init, is in our
+ *    /proc), it scans the container's processes itself: works in any image;
  *  - exec mode: otherwise it runs a short `sh` script in the container that does the same
  *    scan there: needs sh, tr, grep and kill in the image.
  */
@@ -16,11 +17,18 @@ export const SESSION_ENV = 'ENTRY_SESSION';
 
 export type ReapMode = 'auto' | 'host' | 'exec';
 
+/**
+ * Any process may exit at any point of the scan (in a busy container, and the scan's own `tr`
+ * and `grep` among them): every read and every kill may fail, and must do so silently. Only a
+ * kill that succeeded is counted; the count is the only thing on stdout.
+ */
 const SCAN_SCRIPT = [
   'm="$1"; sig="$2"; self=$$; found=0',
   'for d in /proc/[0-9]*; do',
   '  p=${d#/proc/}; [ "$p" = "$self" ] && continue',
-  '  if tr "\\0" "\\n" < "$d/environ" 2>/dev/null | grep -qxF "$m"; then kill -s "$sig" "$p" 2>/dev/null; found=$((found+1)); fi',
+  '  if { tr "\\0" "\\n" < "$d/environ" | grep -qxF "$m"; } 2>/dev/null; then',
+  '    kill -s "$sig" "$p" 2>/dev/null && found=$((found+1))',
+  '  fi',
   'done',
   'echo "$found"',
 ].join('\n');
@@ -71,29 +79,69 @@ async function hostPidsWithMark(mark: string, anchorPid: number): Promise<number
   return found.filter((p) => p > 0);
 }
 
+/** Whether `pid` in our /proc is a container's init: PID 1 of a namespace below ours. */
+async function isNamespaceInit(pid: number): Promise<boolean> {
+  try {
+    const status = await readFile(`/proc/${pid}/status`, 'utf8');
+    const nspid = /^NSpid:\s*(.*)$/m.exec(status)?.[1]?.trim().split(/\s+/) ?? [];
+    return nspid.length >= 2 && nspid[nspid.length - 1] === '1';
+  } catch {
+    return false;
+  }
+}
+
 export class ProcessReaper {
+  /** Container id → its init's PID in our /proc, for containers seen from here. */
+  private readonly visibleInit = new Map<string, number>();
+
   constructor(
     private readonly docker: Docker,
     private readonly mode: ReapMode,
   ) {}
 
-  /** Whether this broker can see the engine's processes (host mode available). */
-  async canUseHost(execHostPid: number, sessionId: string): Promise<boolean> {
-    if (this.mode === 'exec' || execHostPid <= 0) return false;
-    try {
-      const env = await readFile(`/proc/${execHostPid}/environ`);
-      return env.includes(Buffer.from(`${SESSION_ENV}=${sessionId}`));
-    } catch {
-      return false;
+  /**
+   * A PID of the container in our /proc (the anchor of host mode), or 0 when the broker cannot
+   * see the engine's processes. The exec's own PID serves while it lives; once it has exited
+   * (the shell died, its children did not) the container's init does.
+   */
+  async hostAnchor(containerId: string, sessionId: string, execHostPid: number): Promise<number> {
+    if (this.mode === 'exec') return 0;
+    if (execHostPid > 0) {
+      try {
+        const env = await readFile(`/proc/${execHostPid}/environ`);
+        if (env.includes(Buffer.from(`${SESSION_ENV}=${sessionId}`))) return execHostPid;
+      } catch {
+        // Exited, or not in our PID namespace.
+      }
     }
+    const known = this.visibleInit.get(containerId);
+    if (known && (await isNamespaceInit(known))) return known;
+    this.visibleInit.delete(containerId);
+    let initPid = 0;
+    try {
+      initPid = (await this.docker.getContainer(containerId).inspect()).State?.Pid ?? 0;
+    } catch {
+      return 0;
+    }
+    if (initPid > 0 && (await isNamespaceInit(initPid))) {
+      this.visibleInit.set(containerId, initPid);
+      return initPid;
+    }
+    return 0;
+  }
+
+  /** Whether this broker can see the engine's processes (host mode available). */
+  async canUseHost(containerId: string, sessionId: string, execHostPid: number): Promise<boolean> {
+    return (await this.hostAnchor(containerId, sessionId, execHostPid)) > 0;
   }
 
   /** Sends `signal` to every process of the session. Returns how many were signalled. */
   async signal(containerId: string, sessionId: string, signal: NodeJS.Signals, execHostPid: number): Promise<number> {
     const mark = `${SESSION_ENV}=${sessionId}`;
-    if (this.mode !== 'exec' && (this.mode === 'host' || (await this.canUseHost(execHostPid, sessionId)))) {
+    const anchor = this.mode === 'exec' ? 0 : await this.hostAnchor(containerId, sessionId, execHostPid);
+    if (this.mode === 'host' || anchor > 0) {
       let n = 0;
-      for (const pid of await hostPidsWithMark(mark, execHostPid)) {
+      for (const pid of await hostPidsWithMark(mark, anchor || execHostPid)) {
         try {
           process.kill(pid, signal);
           n++;
@@ -146,18 +194,24 @@ export class ProcessReaper {
         stream.on('close', resolve);
         stream.on('error', () => resolve());
       });
-      // Multiplexed output: skip the 8-byte headers, keep the payload.
+      // Multiplexed output (8-byte headers, byte 0 the stream): the count is on stdout alone,
+      // anything on stderr only explains a missing count.
       const raw = Buffer.concat(chunks);
-      let text = '';
+      let out = '';
+      let err = '';
       for (let pos = 0; pos + 8 <= raw.length; ) {
         const size = raw.readUInt32BE(pos + 4);
-        text += raw.subarray(pos + 8, pos + 8 + size).toString();
+        const payload = raw.subarray(pos + 8, pos + 8 + size).toString();
+        if (raw[pos] === 2) err += payload;
+        else out += payload;
         pos += 8 + size;
       }
-      const n = Number.parseInt(text.trim(), 10);
+      const text = out.trim();
+      const n = /^\d+$/.test(text) ? Number(text) : Number.NaN;
       if (Number.isNaN(n)) {
-        // Typically the image has no sh: the processes cannot be found from inside.
-        throw new EntryError('ENTRY_EXEC_FAILED', `cannot end the session's processes from inside the container: ${text.trim().slice(0, 200) || 'no answer'}`);
+        // Typically the image has no sh (or no tr, grep, kill): the processes cannot be found from inside.
+        const why = [text, err.trim()].filter(Boolean).join(' / ').slice(0, 300) || 'no answer';
+        throw new EntryError('ENTRY_EXEC_FAILED', `cannot end the session's processes from inside the container: ${why}`);
       }
       return n;
     } catch (err) {
