@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULT_INDEX_TIMING } from '../../broker/docker/container-index.js';
 import { startTestBroker, type TestBroker } from '../helpers/broker.js';
 import { TestContainers, uniqueApp } from '../helpers/containers.js';
 import { TestEngine } from '../helpers/engine.js';
@@ -7,7 +8,12 @@ import { eventually, openCommand } from '../helpers/sessions.js';
 /**
  * Two Docker engines under one broker: the machine's (host "a") and one of the test's own
  * (host "b"). The broker keeps an index of each from its event stream.
+ *
+ * Times are bounded against what they rule out, with room for a loaded machine: a host found
+ * down in well under the ping interval was found by its event stream ending, not by the ping;
+ * a refusal in well under the request timeout did not wait on the dead engine.
  */
+const { pingIntervalMs, requestTimeoutMs } = DEFAULT_INDEX_TIMING;
 describe('a fleet of two Docker hosts', () => {
   const engine = new TestEngine();
   const containers = new TestContainers();
@@ -82,38 +88,41 @@ describe('a fleet of two Docker hosts', () => {
     expect(r.message).toMatch(/ on b/);
   });
 
-  it('follows a container started while the broker runs within a second, from the event stream', async () => {
+  it('follows a container started while the broker runs from the event stream, without listing the host again', async () => {
+    // Each full listing of a host logs "docker host up"; following events logs nothing.
+    const listings = () => b.logs.filter((l) => l.includes('"docker host up"')).length;
+    const listedBefore = listings();
     const t0 = performance.now();
     const id = await onB(entry('late', 3));
     const startedMs = performance.now() - t0;
     // /api/containers reads only the index: no listing behind it.
-    const seenMs = await eventually(async () => (await listed()).some((c) => c.app === app && c.proc === 'late' && c.state === 'running'), 'the new container in the index', 5_000);
+    const seenMs = await eventually(async () => (await listed()).some((c) => c.app === app && c.proc === 'late' && c.state === 'running'), 'the new container in the index');
     console.log(`fleet: container started (${startedMs.toFixed(0)} ms), in the index ${seenMs} ms after`);
-    expect(seenMs).toBeLessThan(1000);
     const r = await where('late', 3);
     expect(r.id).toBe(id.slice(0, 12));
     // A rename and a removal follow too.
     await engine.docker.getContainer(id).rename({ name: `${app}-renamed` });
-    await eventually(async () => (await listed()).some((c) => c.name === `${app}-renamed`), 'the rename', 1_000);
+    await eventually(async () => (await listed()).some((c) => c.name === `${app}-renamed`), 'the rename');
     await engine.docker.getContainer(id).remove({ force: true });
-    await eventually(async () => !(await listed()).some((c) => c.proc === 'late'), 'the removal', 1_000);
+    await eventually(async () => !(await listed()).some((c) => c.proc === 'late'), 'the removal');
+    expect(listings()).toBe(listedBefore);
   });
 
-  it('gives a stopped host\'s targets the unreachable reason within a second, and brings them back when it returns', async () => {
+  it('gives a stopped host\'s targets the unreachable reason at once, and brings them back when it returns', async () => {
     await engine.stop();
     const t0 = performance.now();
     let refused: Awaited<ReturnType<typeof where>> | undefined;
     for (;;) {
       refused = await where('web', 2);
-      if (refused.code === 'ENTRY_DOCKER_UNAVAILABLE' || performance.now() - t0 > 5_000) break;
+      if (refused.code === 'ENTRY_DOCKER_UNAVAILABLE' || performance.now() - t0 > 2 * pingIntervalMs) break;
       await new Promise((r) => setTimeout(r, 25));
     }
     const unreachableMs = performance.now() - t0;
     console.log(`fleet: host b stopped → its target unreachable after ${unreachableMs.toFixed(0)} ms (answer in ${refused.ms.toFixed(0)} ms)`);
     expect(refused.code).toBe('ENTRY_DOCKER_UNAVAILABLE');
     expect(refused.message).toContain('docker host b unreachable');
-    expect(unreachableMs).toBeLessThan(1000);
-    expect(refused.ms).toBeLessThan(500);
+    expect(unreachableMs).toBeLessThan(pingIntervalMs / 2);
+    expect(refused.ms).toBeLessThan(requestTimeoutMs / 2);
     // The other host keeps working, and the broker stays ready on it.
     expect((await where('web', 1)).id).toBe(aWeb1.slice(0, 12));
     const ready = await readyz();
@@ -134,7 +143,7 @@ describe('a fleet of two Docker hosts', () => {
     try {
       expect((await fetch(`${lone.url}/readyz`)).status).toBe(200);
       await solo.stop();
-      await eventually(async () => (await fetch(`${lone.url}/readyz`)).status === 503, '/readyz to flip', 1_000);
+      await eventually(async () => (await fetch(`${lone.url}/readyz`)).status === 503, '/readyz to flip', pingIntervalMs / 2);
       const body = (await (await fetch(`${lone.url}/readyz`)).json()) as { status: string; hosts: Record<string, boolean> };
       expect(body.status).toBe('docker engine unreachable');
       expect(body.hosts).toEqual({ only: false });

@@ -7,6 +7,9 @@ import { TestContainers, uniqueApp } from '../helpers/containers.js';
 import { eventually, openCommand } from '../helpers/sessions.js';
 import { haveSshd, TestSshServer } from '../helpers/ssh-server.js';
 
+/** ssh2's error for a host key the verifier turned down. */
+const HOST_KEY_REFUSED = /host denied \(verification failed\)/i;
+
 /** An ssh:// Docker host: Debian's sshd on loopback, `docker system dial-stdio` behind it. */
 describe.skipIf(!haveSshd)('a Docker host over ssh://', () => {
   const sshd = new TestSshServer();
@@ -54,7 +57,19 @@ describe.skipIf(!haveSshd)('a Docker host over ssh://', () => {
       'docker-ssh-known-hosts': other,
     });
     try {
-      expect((await fetch(`${b.url}/readyz`)).status).toBe(503);
+      // A good host answers 503 too while its first sync runs: wait for the refusal itself.
+      const unreachable = () => b.logs.find((l) => l.includes('"docker host unreachable"') && l.includes('"host":"viassh"'));
+      await eventually(async () => unreachable() !== undefined, 'the broker to give up on the host', 40_000);
+      const reason = (JSON.parse(unreachable()!) as { reason: string }).reason;
+      expect(reason).toMatch(HOST_KEY_REFUSED);
+      const res = await fetch(`${b.url}/readyz`);
+      expect(res.status).toBe(503);
+      expect(((await res.json()) as { hosts: Record<string, boolean> }).hosts).toEqual({ viassh: false });
+      // A session there is refused with the same reason.
+      const s = await openCommand(b.wsUrl, await b.mint({ apps: [app] }), { app, proc: 'web', instance: 1 }, ['true']);
+      await s.closed;
+      expect(s.closeMessage()?.code).toBe('ENTRY_DOCKER_UNAVAILABLE');
+      expect(new TextDecoder().decode(s.closeMessage()!.content)).toMatch(HOST_KEY_REFUSED);
     } finally {
       await b.stop();
     }
