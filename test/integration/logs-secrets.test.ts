@@ -4,6 +4,7 @@ import { encodeExecSpec, encodeRequest, RequestType } from '../../proto/codec.js
 import { startTestBroker, type TestBroker } from '../helpers/broker.js';
 import { runCli } from '../helpers/cli.js';
 import { TestContainers, uniqueApp } from '../helpers/containers.js';
+import { eventually } from '../helpers/sessions.js';
 import { WireClient } from '../helpers/wire-client.js';
 
 /**
@@ -47,7 +48,7 @@ describe('the log of a full session run', () => {
 
     // Tickets: issued, used, replayed, forged; the token in a subprotocol.
     const issue = async () => {
-      const res = await fetch(`${b.url}/api/tickets`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, body: JSON.stringify(target) });
+      const res = await fetch(`${b.url}/api/tickets`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(target) });
       const { ticket } = (await res.json()) as { ticket: string };
       tickets.push(ticket);
       return ticket;
@@ -77,7 +78,16 @@ describe('the log of a full session run', () => {
     await fetch(`${b.url}/api/whoami`, { headers: { authorization: `Bearer ${tampered}` } });
     await fetch(`${b.url}/api/containers?access_token=${token}`);
 
-    await new Promise((r) => setTimeout(r, 200));
+    // Every line the run causes is written once each session has logged its end and the last
+    // two requests their access lines (written when the answer is finished, which the client
+    // may see first).
+    const records = () => b.logs.map((l) => JSON.parse(l) as { msg: string; session?: string; path?: string });
+    await eventually(async () => {
+      const r = records();
+      const ended = new Set(r.filter((x) => x.msg === 'session end').map((x) => x.session));
+      const allEnded = r.filter((x) => x.msg === 'session start').every((x) => ended.has(x.session));
+      return allEnded && ['/api/whoami', '/api/containers'].every((path) => r.some((x) => x.msg === 'http' && x.path === path));
+    }, "the run's last log lines");
     const text = b.logs.join('');
     expect(b.logs.length).toBeGreaterThan(10);
     for (const line of b.logs) {
