@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,6 +22,8 @@ export class TestNginx {
   async start(upstreams: string[]): Promise<void> {
     this.port = await freePort();
     const dir = mkdtempSync(join(tmpdir(), 'entry-nginx-'));
+    // nginx's workers run as an unprivileged user and spool large chunked bodies under `dir`.
+    chmodSync(dir, 0o755);
     const servers = upstreams.map((u) => `    server ${new URL(u).host} max_fails=1 fail_timeout=5s;`).join('\n');
     const conf = `
 pid ${dir}/nginx.pid;
@@ -51,6 +53,8 @@ ${servers}
       proxy_read_timeout 3600s;
       proxy_send_timeout 3600s;
       proxy_buffering off;
+      client_max_body_size 64k;
+      client_body_buffer_size 64k;
       proxy_next_upstream error timeout;
     }
   }

@@ -21,8 +21,8 @@ import { WireClient } from '../helpers/wire-client.js';
  */
 
 const BODY_TIMEOUT_MS = 1_000;
-/** Room for a process' ordinary growth (JIT, buffers) while thousands of requests pass. */
-const RSS_GROWTH_LIMIT = 64 * 1024 * 1024;
+/** Room for ordinary growth while 2,000+ requests pass (JIT code, heap not yet collected: 30–50 MB seen), far below what keeping the 1.6 MB bodies would cost. */
+const RSS_GROWTH_LIMIT = 96 * 1024 * 1024;
 const LIMIT = JSON_BODY.limit;
 
 type Variant = 'direct' | 'nginx' | 'redis';
@@ -58,7 +58,7 @@ const METHODS = ['GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'HEAD'];
 const OTHER_PATHS = ['/healthz', '/readyz', '/api/config', '/', '/index.html', '/assets/none.js', '/enter', '/attach', '/nowhere', '/api/nowhere', '/%00', '/..%2f..%2fetc%2fpasswd', '/%zz'];
 
 /** A concrete path for each API route (parameters filled in). */
-const apiPaths = () => ROUTES.map((r) => ({ route: r, path: r.path.source.replace(/^\^\\/, '/').replace(/\$$/, '').replace(/\\\//g, '/').replace(/\([^)]*\)/, 'no-such-session') }));
+const apiPaths = () => ROUTES.map((r) => ({ route: r, path: r.path.source.replace(/^\^/, '').replace(/\$$/, '').replace(/\\\//g, '/').replace(/\([^)]*\)/, 'no-such-session') }));
 
 describe.each<Variant>(['direct', 'nginx', 'redis'])('HTTP abuse (%s)', (variant) => {
   const containers = new TestContainers();
