@@ -3,7 +3,8 @@ import { execFileSync, spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestBroker, type TestBroker } from '../helpers/broker.js';
 import { CLI, runCli } from '../helpers/cli.js';
-import { TestContainers, uniqueApp } from '../helpers/containers.js';
+import { containerProcesses, TestContainers, uniqueApp } from '../helpers/containers.js';
+import { eventually } from '../helpers/sessions.js';
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
@@ -12,11 +13,12 @@ describe('enter <app> <proc> <n> -- <cmd>: scripted runs', () => {
   const app = uniqueApp();
   let b: TestBroker;
   let env: Record<string, string>;
+  let containerId = '';
   const enter = (args: string[], stdin?: Buffer | string) => runCli([app, 'web', '1', ...args], env, stdin);
 
   beforeAll(async () => {
     b = await startTestBroker();
-    await containers.entry(app, 'web', 1);
+    containerId = await containers.entry(app, 'web', 1);
     env = { ENTRY_BROKER: b.url, ENTRY_TOKEN: await b.mint({ apps: [app] }), ENTRY_CONFIG_DIR: '/nonexistent' };
   });
   afterAll(async () => {
@@ -100,12 +102,20 @@ describe('enter <app> <proc> <n> -- <cmd>: scripted runs', () => {
   });
 
   it('ends the remote command on SIGINT and SIGTERM when there is no TTY', async () => {
-    for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
-      const child = spawn(process.execPath, [CLI, app, 'web', '1', '--', 'sh', '-c', 'echo ready; sleep 60 & wait'], { env: { ...process.env, ...env } });
+    for (const [sig, code, seconds] of [['SIGINT', 130, 6001], ['SIGTERM', 143, 6002]] as const) {
+      // A sleep of its own length, to be told apart in the container's process list. In the
+      // foreground: a non-interactive shell starts background jobs with SIGINT ignored.
+      const mine = (p: string) => p.includes(`sleep ${seconds}`);
+      const child = spawn(process.execPath, [CLI, app, 'web', '1', '--', 'sh', '-c', `echo ready; sleep ${seconds}; echo not reached`], { env: { ...process.env, ...env } });
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
       await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));
+      await eventually(async () => (await containerProcesses(containerId)).some(mine), `the remote sleep (${sig})`);
       child.kill(sig);
       const status = await new Promise<number | null>((resolve) => child.on('close', resolve));
       expect(status, sig).toBe(code);
+      expect(out, sig).toBe('ready\n');
+      await eventually(async () => !(await containerProcesses(containerId)).some((p) => mine(p) || p.includes('echo ready')), `the remote command to be gone (${sig})`);
     }
   });
 });
