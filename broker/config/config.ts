@@ -12,6 +12,9 @@ import {
   DEFAULT_MAX_SESSION_MS,
   DEFAULT_MAX_SESSIONS,
   DEFAULT_PING_INTERVAL_MS,
+  DEFAULT_PEER_TIMEOUT_MS,
+  DEFAULT_STALL_TIMEOUT_MS,
+  DEFAULT_TCP_KEEPALIVE_MS,
   DEFAULT_START_TIMEOUT_MS,
   DEFAULT_AUTH_FAILURE_LIMIT,
   DEFAULT_AUTH_FAILURE_WINDOW_MS,
@@ -45,6 +48,12 @@ export interface BrokerConfig {
   metricsListen: { host: string; port: number } | null;
   limits: {
     pingIntervalMs: number;
+    /** Nothing acknowledged by the client's kernel for this long: the peer is gone. */
+    peerTimeoutMs: number;
+    /** Output queued and not draining for this long ends the session; 0: never. */
+    stallTimeoutMs: number;
+    /** Kernel keepalive delay on client sockets; 0: off. */
+    tcpKeepAliveMs: number;
     maxFrameBytes: number;
     startTimeoutMs: number;
     idleTimeoutMs: number;
@@ -292,6 +301,9 @@ export function parseConfig(raw: RawSettings): BrokerConfig {
     metricsListen: parseMetricsListen(raw, parseListen),
     limits: {
       pingIntervalMs: int(raw, 'ping-interval', DEFAULT_PING_INTERVAL_MS, 10, 3_600_000),
+      peerTimeoutMs: int(raw, 'peer-timeout', DEFAULT_PEER_TIMEOUT_MS, 100, 3_600_000),
+      stallTimeoutMs: int(raw, 'stall-timeout', DEFAULT_STALL_TIMEOUT_MS, 0, 30 * 86_400_000),
+      tcpKeepAliveMs: int(raw, 'tcp-keepalive', DEFAULT_TCP_KEEPALIVE_MS, 0, 3_600_000),
       maxFrameBytes: int(raw, 'max-frame', DEFAULT_MAX_FRAME_BYTES, 1024, 64 * 1024 * 1024),
       startTimeoutMs: int(raw, 'start-timeout', DEFAULT_START_TIMEOUT_MS, 100, 600_000),
       idleTimeoutMs: int(raw, 'idle-timeout', DEFAULT_IDLE_TIMEOUT_MS, 0, 30 * 86_400_000),

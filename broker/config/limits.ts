@@ -4,6 +4,28 @@
 export const DEFAULT_PING_INTERVAL_MS = 10_000;
 
 /**
+ * --peer-timeout: a client whose kernel has acknowledged nothing for this long (retransmissions
+ * or window probes unanswered) is gone. Pings give an idle connection something to acknowledge
+ * every --ping-interval, so an idle vanished peer is found within interval + timeout + one
+ * interval of sampling: 50 s by default. A paused reader's kernel keeps acknowledging: kept.
+ */
+export const DEFAULT_PEER_TIMEOUT_MS = 30_000;
+
+/**
+ * --stall-timeout: output queued to a client and nothing of it drained for this long ends the
+ * session (ENTRY_PEER_STALLED), however alive the client's kernel is. A cap on what a stopped
+ * reader holds, above the 10-minute pause the design promises to keep; 0 disables.
+ */
+export const DEFAULT_STALL_TIMEOUT_MS = 3600_000;
+
+/**
+ * --tcp-keepalive: kernel keepalive probes start after this much silence on a client's socket.
+ * A backstop under the broker's own checks; 0 leaves the socket's default (off).
+ */
+export const DEFAULT_TCP_KEEPALIVE_MS = 30_000;
+
+
+/**
  * --max-frame: the largest client message accepted. Original clients send one keystroke per
  * message; pasting and piped stdin send up to 64 KiB chunks, plus a few bytes of framing.
  */

@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net';
 import { DockerExecProcess } from '../docker/exec-process.js';
 import { EntryError, isEntryError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -20,6 +21,10 @@ export interface ExecSessionDeps {
   registry: SessionRegistry;
   log: Logger;
   pingIntervalMs: number;
+  /** Liveness of the client (see WsTerminal.checkPeer). */
+  peerTimeoutMs: number;
+  stallTimeoutMs: number;
+  tcpKeepAliveMs: number;
   startTimeoutMs: number;
   terminateGraceMs: number;
   idleTimeoutMs: number;
@@ -45,7 +50,20 @@ export interface LiveSession {
  */
 export async function runExecSession(upgrade: AdmittedUpgrade, deps: ExecSessionDeps, track: (s: LiveSession) => () => void): Promise<EndReason> {
   const { ws, request, identity, target, container, sessionId } = upgrade;
-  const terminal = new WsTerminal(ws, { protocol2: request.protocol2, tty: true, framing: upgrade.framing, maxFrameBytes: deps.maxFrameBytes, socket: upgrade.socket }, upgrade.pending);
+  const terminal = new WsTerminal(
+    ws,
+    {
+      protocol2: request.protocol2,
+      tty: true,
+      framing: upgrade.framing,
+      maxFrameBytes: deps.maxFrameBytes,
+      socket: upgrade.socket as Socket,
+      peerTimeoutMs: deps.peerTimeoutMs,
+      stallTimeoutMs: deps.stallTimeoutMs,
+      tcpKeepAliveMs: deps.tcpKeepAliveMs,
+    },
+    upgrade.pending,
+  );
   const started = Date.now();
   let relay: Relay | undefined;
   let stopRequested: EntryError | undefined;

@@ -2,14 +2,21 @@ import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
 import { FrameError, RequestType, ResponseType, parseWinch, utf8 } from '../../proto/codec.js';
 import { Utf8Boundary } from '../../proto/utf8-boundary.js';
-import { OUTPUT_HIGH_WATER_BYTES, OUTPUT_LOW_WATER_BYTES } from '../config/limits.js';
+import { DEFAULT_PEER_TIMEOUT_MS, DEFAULT_STALL_TIMEOUT_MS, OUTPUT_HIGH_WATER_BYTES, OUTPUT_LOW_WATER_BYTES } from '../config/limits.js';
 import { EntryError } from '../errors.js';
 import type { EndReason, OutputStream, TerminalEvents, TerminalSide } from '../session/types.js';
 import { closeCodeOf, closeLine, closeReasonText } from './close-line.js';
 import { type Framing, protobufFraming } from './framing.js';
+import { type KernelTcpState, kernelTcpView, type TcpEndpoints } from './tcp-view.js';
 
-/** How long `finish` waits for the client's close handshake before dropping the socket. */
+/**
+ * How long `finish` waits for the client's close handshake, counted from when everything queued
+ * has left the broker, before dropping the socket. A client still reading its backlog (a
+ * paused reader at exit) is waited for under the same liveness rules as during the session.
+ */
 const CLOSE_HANDSHAKE_MS = 5_000;
+/** How often `finish` looks at a client that is still reading its backlog. */
+const FINISH_CHECK_MS = 1_000;
 const PING_CONTENT = utf8('ping');
 const SEND_BINARY = { binary: true } as const;
 
@@ -26,7 +33,14 @@ export interface WsTerminalOptions {
    * The connection under the WebSocket. Output frames sent in one turn of the event loop (all
    * the payloads of one Docker read) are held by corking it and leave in one write.
    */
-  socket?: Duplex;
+  socket?: Duplex & TcpEndpoints & { setKeepAlive?(enable: boolean, delayMs: number): unknown };
+  /** Liveness (see `checkPeer`). */
+  peerTimeoutMs?: number;
+  stallTimeoutMs?: number;
+  /** Kernel keepalive delay on the socket; 0 or unset: left as it is. */
+  tcpKeepAliveMs?: number;
+  /** The kernel's view of the socket; the default reads /proc/net/tcp. */
+  kernelView?: (socket: TcpEndpoints) => Promise<KernelTcpState | undefined>;
 }
 
 type Message = { msgType: number; content: Uint8Array };
@@ -44,13 +58,28 @@ export class WsTerminal implements TerminalSide {
   private outputPaused = false;
   private closed = false;
   private goneError: EntryError | undefined;
-  private peerAlive = true;
+  /** Evidence the client reads: its last pong or message. */
+  private lastHeard = Date.now();
+  /** Output sent since then (it may sit unread in front of the pong). */
+  private sentSinceHeard = false;
+  /** Since when the client's kernel has left data or probes unanswered. */
+  private unansweredSince: number | undefined;
+  /** Bytes handed to ws; minus what is still queued, what the client has taken so far. */
+  private sentBytes = 0;
+  private mostTaken = 0;
+  /** When the client last took anything, or had nothing queued. */
+  private lastProgress = Date.now();
+  private checking = false;
   private readonly framing: Framing;
   private readonly pingFrame: Uint8Array;
   private corked = false;
   private readonly uncork = (): void => {
     this.corked = false;
     this.options.socket?.uncork();
+  };
+  private readonly heard = (): void => {
+    this.lastHeard = Date.now();
+    this.sentSinceHeard = false;
   };
   private readonly onSent = (): void => {
     if (this.outputPaused && this.ws.bufferedAmount < OUTPUT_LOW_WATER_BYTES) {
@@ -68,7 +97,12 @@ export class WsTerminal implements TerminalSide {
     this.pingFrame = this.framing.encode(ResponseType.PING, PING_CONTENT);
     for (const [data, isBinary] of pending) this.onMessage(data, isBinary);
     ws.on('message', (data, isBinary) => this.onMessage(data as Buffer, isBinary));
-    ws.on('pong', () => (this.peerAlive = true));
+    ws.on('pong', this.heard);
+    options.socket?.on('error', (err: Error & { code?: string }) => {
+      // The kernel gave up on the peer (keepalive or retransmissions unanswered).
+      if (err.code === 'ETIMEDOUT' || err.code === 'EHOSTUNREACH' || err.code === 'ENETUNREACH') this.gone(new EntryError('ENTRY_PEER_TIMEOUT', `the connection failed: ${err.code}`));
+    });
+    if (options.tcpKeepAliveMs) options.socket?.setKeepAlive?.(true, options.tcpKeepAliveMs);
     ws.on('close', () => {
       this.closed = true;
       this.gone();
@@ -122,22 +156,72 @@ export class WsTerminal implements TerminalSide {
     }
     // The write callback is only needed to notice the queue draining once it has built up.
     const queued = this.ws.bufferedAmount + frame.length;
+    this.sentBytes += frame.length;
     if (queued > OUTPUT_LOW_WATER_BYTES) this.ws.send(frame, SEND_BINARY, this.onSent);
     else this.ws.send(frame, SEND_BINARY);
+    this.sentSinceHeard = true;
     if (this.ws.bufferedAmount >= OUTPUT_HIGH_WATER_BYTES) this.outputPaused = true;
     return !this.outputPaused;
   }
 
   ping(): void {
     if (this.closed) return;
-    if (!this.peerAlive) {
-      // No pong since the previous ping: the peer or the path to it is dead.
-      this.gone(new EntryError('ENTRY_PEER_TIMEOUT'));
-      return;
-    }
-    this.peerAlive = false;
+    // Besides keeping old clients and proxies awake, a ping gives an idle connection bytes the
+    // client's kernel must acknowledge: that is what tells a vanished peer from a quiet one.
     this.ws.send(this.pingFrame, { binary: true });
+    this.sentBytes += this.pingFrame.length;
     this.ws.ping();
+    void this.checkPeer().then((error) => error && this.gone(error));
+  }
+
+  /**
+   * Whether the client is gone. A client that does not read is not: it cannot answer pings
+   * while its own backlog sits in front of them (`| less`, Ctrl-Z, a slow disk), yet its
+   * kernel acknowledges what arrives and answers window probes. So the evidence is the
+   * kernel's, where it can be read:
+   *  - retransmissions or window probes unanswered for --peer-timeout: gone (ENTRY_PEER_TIMEOUT);
+   *  - output queued (in ws or in the kernel) and not moving for --stall-timeout: ENTRY_PEER_STALLED,
+   *    a cap on how long a stopped reader holds the process, whatever its kernel says.
+   * Without the kernel's view (not Linux), an unanswered ping counts only when no output went
+   * out since the client was last heard (it cannot be stuck behind unread output).
+   */
+  async checkPeer(now = Date.now()): Promise<EntryError | undefined> {
+    const socket = this.options.socket;
+    if (this.checking || this.closed) return undefined;
+    this.checking = true;
+    let kernel: KernelTcpState | undefined;
+    try {
+      kernel = socket ? await (this.options.kernelView ?? ((s) => kernelTcpView.lookup(s)))(socket) : undefined;
+    } catch {
+      kernel = undefined;
+    } finally {
+      this.checking = false;
+    }
+    if (this.closed) return undefined;
+    const peerTimeout = this.options.peerTimeoutMs ?? DEFAULT_PEER_TIMEOUT_MS;
+    const stallTimeout = this.options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS;
+    if (kernel) {
+      if (kernel.unanswered > 0) {
+        this.unansweredSince ??= now;
+        const silent = now - this.unansweredSince;
+        if (silent >= peerTimeout) return new EntryError('ENTRY_PEER_TIMEOUT', `nothing acknowledged for ${Math.round(silent / 1000)} s`);
+      } else {
+        this.unansweredSince = undefined;
+      }
+    }
+    const queued = this.ws.bufferedAmount + (kernel?.txQueue ?? 0);
+    // Frame headers are not counted in sentBytes, so pings queued behind a stalled backlog make
+    // `taken` shrink a little, never grow: only the client reading counts as progress.
+    const taken = this.sentBytes - queued;
+    if (queued === 0 || taken > this.mostTaken) this.lastProgress = now;
+    this.mostTaken = Math.max(this.mostTaken, taken);
+    if (stallTimeout > 0 && queued > 0 && now - this.lastProgress >= stallTimeout) {
+      return new EntryError('ENTRY_PEER_STALLED', `${queued} bytes queued, none read for ${Math.round((now - this.lastProgress) / 1000)} s`);
+    }
+    if (!kernel && queued === 0 && !this.sentSinceHeard && now - this.lastHeard >= peerTimeout) {
+      return new EntryError('ENTRY_PEER_TIMEOUT', `no answer to pings for ${Math.round((now - this.lastHeard) / 1000)} s`);
+    }
+    return undefined;
   }
 
   pauseInput(): void {
@@ -150,7 +234,7 @@ export class WsTerminal implements TerminalSide {
 
   async finish(reason: EndReason): Promise<void> {
     if (this.closed) return;
-    if (reason.kind === 'failed' && reason.error.code === 'ENTRY_PEER_TIMEOUT') {
+    if (reason.kind === 'failed' && (reason.error.code === 'ENTRY_PEER_TIMEOUT' || reason.error.code === 'ENTRY_PEER_STALLED')) {
       // The peer does not read: nothing sent now would arrive, and no close handshake will.
       this.ws.terminate();
       return;
@@ -164,15 +248,27 @@ export class WsTerminal implements TerminalSide {
     }
     const code = reason.kind === 'failed' && this.options.protocol2 ? reason.error.code : '';
     this.ws.send(this.framing.encode(ResponseType.CLOSE, utf8(closeLine(reason)), code), { binary: true });
-    // ws sends the close frame after everything queued before it: no output is lost.
+    // ws sends the close frame after everything queued before it: no output is lost, as long
+    // as the socket is not dropped while the client still reads its backlog.
     await new Promise<void>((resolve) => {
-      const timer = setTimeout(() => {
-        this.ws.terminate();
-        resolve();
-      }, CLOSE_HANDSHAKE_MS);
+      let handshakeDue = 0;
+      const check = async () => {
+        if (this.closed) return;
+        const now = Date.now();
+        const error = await this.checkPeer(now);
+        if (this.closed) return;
+        if (!error && this.ws.bufferedAmount > 0) handshakeDue = 0;
+        else if (!error && handshakeDue === 0) handshakeDue = now + CLOSE_HANDSHAKE_MS;
+        if (error || (handshakeDue > 0 && now >= handshakeDue)) {
+          clearInterval(timer);
+          this.ws.terminate();
+          resolve();
+        }
+      };
+      const timer = setInterval(() => void check(), Math.min(FINISH_CHECK_MS, CLOSE_HANDSHAKE_MS));
       timer.unref();
       this.ws.once('close', () => {
-        clearTimeout(timer);
+        clearInterval(timer);
         resolve();
       });
       this.ws.resume();
@@ -182,6 +278,7 @@ export class WsTerminal implements TerminalSide {
 
   private onMessage(data: Buffer, isBinary: boolean): void {
     if (this.goneError) return;
+    this.heard();
     if (this.options.maxFrameBytes !== undefined && data.length > this.options.maxFrameBytes) {
       this.gone(new EntryError('ENTRY_FRAME_TOO_LARGE', `${data.length} bytes, the limit is ${this.options.maxFrameBytes}`));
       return;

@@ -22,6 +22,9 @@ describe('parseConfig', () => {
     expect(config.docker.hosts).toEqual([{ name: 'local', url: 'unix:///var/run/docker.sock' }]);
     expect(config.limits).toEqual({
       pingIntervalMs: 10_000,
+      peerTimeoutMs: 30_000,
+      stallTimeoutMs: 3600_000,
+      tcpKeepAliveMs: 30_000,
       maxFrameBytes: 1024 * 1024,
       startTimeoutMs: 10_000,
       idleTimeoutMs: 4 * 3600_000,
