@@ -5,7 +5,6 @@ import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type Docker from 'dockerode';
 import { AuditTrail } from './audit/audit-trail.js';
 import { createDevIdentity } from './auth/dev.js';
 import { AuthGuard } from './auth/guard.js';
@@ -14,11 +13,10 @@ import { AccessPolicy } from './auth/policy.js';
 import { Tickets } from './auth/tickets.js';
 import { TokenVerifier } from './auth/verifier.js';
 import type { BrokerConfig } from './config/config.js';
-import { dockerClientOptions } from './docker/client-options.js';
-import { ContainerIndex } from './docker/container-index.js';
-import { connectHosts } from './docker/hosts.js';
+import type { Backends } from './backend/backends.js';
+import { createBackends } from './backends.js';
+import type { DockerClient } from './docker/docker-backend.js';
 import type { ReapMode } from './docker/process-reaper.js';
-import { ContainerResolver } from './docker/resolver.js';
 import { EntryError } from './errors.js';
 import { createFaultReporter, type FaultReporter } from './fault.js';
 import type { ApiDeps } from './http/api.js';
@@ -28,7 +26,6 @@ import { requestId } from './http/request-id.js';
 import { createRequestHandler } from './http/routes.js';
 import { createLogger, type Logger } from './log.js';
 import { boundedSink } from './log-sink.js';
-import { instrumentDocker } from './metrics/docker-latency.js';
 import { BrokerMetrics, countTicketFailures } from './metrics/metrics.js';
 import { MetricsServer } from './metrics/server.js';
 import { Recorder } from './recording/recorder.js';
@@ -49,7 +46,7 @@ export interface BrokerOptions {
   log?: Logger;
   /** How leftover processes are found: `auto` prefers the host's /proc. */
   reapMode?: ReapMode;
-  docker?: Docker;
+  docker?: DockerClient;
   /** Where the built console lives (default: dist/console at the package root). */
   consoleRoot?: string;
 }
@@ -77,7 +74,7 @@ export class EntryBroker {
   metrics: BrokerMetrics | undefined;
   /** Where the metrics are served (http://HOST:PORT/metrics). */
   metricsUrl: string | undefined;
-  private index: ContainerIndex | undefined;
+  private backends: Backends | undefined;
   private certificates: ListenerCertificates | undefined;
   private metricsServer: MetricsServer | undefined;
 
@@ -105,17 +102,14 @@ export class EntryBroker {
 
   async start(): Promise<void> {
     const { config } = this;
-    const hosts = connectHosts(config.docker.hosts, this.options.reapMode ?? config.docker.reapMode, this.options.docker, dockerClientOptions(config.docker.client, config.docker.hosts));
     const metrics = config.metricsListen ? new BrokerMetrics() : undefined;
     this.metrics = metrics;
-    if (metrics) {
-      for (const h of hosts) instrumentDocker(h.docker, h.name, (...call) => metrics.dockerCall(...call));
-      this.observers.push(metrics);
-    }
-    // Each host's containers, kept current from its event stream; resolution reads from here.
-    const index = new ContainerIndex(hosts, this.log);
-    this.index = index;
-    await index.start();
+    if (metrics) this.observers.push(metrics);
+    const docker = { ...(this.options.reapMode ? { reapMode: this.options.reapMode } : {}), ...(this.options.docker ? { client: this.options.docker } : {}) };
+    // Every backend's targets, kept current from the engines' own event streams.
+    const backends = createBackends({ config, log: this.log, metrics, docker });
+    this.backends = backends;
+    await backends.start();
     const proxies = new TrustedProxies(config.trustedProxies);
     const certificates = config.tls ? new ListenerCertificates(config.tls, this.log) : undefined;
     this.certificates = certificates;
@@ -132,7 +126,7 @@ export class EntryBroker {
       ready: async () => {
         // A host is up while its event stream is connected. Ready while at least one is:
         // the others' targets get their own reason.
-        const up = index.status();
+        const up = backends.status();
         return { docker: Object.values(up).some(Boolean), store: store.healthy(), hosts: up };
       },
       draining: () => this.draining,
@@ -206,7 +200,7 @@ export class EntryBroker {
     });
     const policy = new AccessPolicy(config.auth.denyApps);
     const tickets = new Tickets(store);
-    api = { guard, policy, tickets, hosts, store, audit, recorder, bodyTimeoutMs: config.limits.bodyTimeoutMs };
+    api = { guard, policy, tickets, backends, store, audit, recorder, bodyTimeoutMs: config.limits.bodyTimeoutMs };
     void store.subscribe(this.id, (message) => {
       const session = this.sessions.get(message.sessionId);
       if (!session) return;
@@ -223,7 +217,7 @@ export class EntryBroker {
       guard,
       policy,
       tickets: metrics ? countTicketFailures(tickets, metrics) : tickets,
-      resolver: new ContainerResolver(hosts),
+      resolver: backends,
       onRefused: (info) => metrics?.refused(info),
       fault: this.fault,
       log: this.log,
@@ -233,7 +227,7 @@ export class EntryBroker {
       },
       onWatch: (w) => void runWatchSession(w, { store, audit, log: this.log }),
       onAdmitted: (route, upgrade) => {
-        const run = route === 'enter' ? runExecSession(upgrade, sessionDeps, track) : runAttachSession(upgrade, this.log);
+        const run = route === 'enter' ? runExecSession(upgrade, sessionDeps, track) : runAttachSession(upgrade, { log: this.log, maxFrameBytes: config.limits.maxFrameBytes, pingIntervalMs: config.limits.pingIntervalMs }, track);
         run.catch((err: unknown) => this.fault('socket', err, { session: upgrade.sessionId, route }));
       },
     });
@@ -247,7 +241,7 @@ export class EntryBroker {
     );
     if (metrics && config.metricsListen) {
       metrics.setSources({
-        hosts: () => index.hosts.map((h) => ({ name: h.name, up: h.up, containers: h.size })),
+        hosts: () => backends.hostGauges(),
         webSocketBuffered: () => gateway.bufferedBytes(),
       });
       this.metricsServer = new MetricsServer(metrics, this.log, this.fault);
@@ -281,7 +275,7 @@ export class EntryBroker {
       this.server.closeAllConnections();
     });
     this.recorder?.close();
-    this.index?.stop();
+    this.backends?.stop();
     this.certificates?.close();
     await this.metricsServer?.close();
     await this.store?.close();

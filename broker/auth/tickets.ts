@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import type { Target } from '../docker/resolver.js';
+import type { Target } from '../backend/backend.js';
 import { EntryError } from '../errors.js';
 import type { Store } from '../store/store.js';
 import type { Identity } from './identity.js';

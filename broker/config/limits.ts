@@ -24,7 +24,6 @@ export const DEFAULT_STALL_TIMEOUT_MS = 3600_000;
  */
 export const DEFAULT_TCP_KEEPALIVE_MS = 30_000;
 
-
 /**
  * --max-frame: the largest client message accepted. Original clients send one keystroke per
  * message; pasting and piped stdin send up to 64 KiB chunks, plus a few bytes of framing.

@@ -3,8 +3,8 @@ import type { AuthGuard } from '../auth/guard.js';
 import type { Identity } from '../auth/identity.js';
 import type { AccessPolicy } from '../auth/policy.js';
 import type { TicketStore } from '../auth/tickets.js';
-import type { DockerHost } from '../docker/hosts.js';
-import { listTargets, validateTarget } from '../docker/resolver.js';
+import type { Backends } from '../backend/backends.js';
+import { validateTarget } from '../backend/target.js';
 import { EntryError, isEntryError } from '../errors.js';
 import type { Store } from '../store/store.js';
 import type { AuditTrail } from '../audit/audit-trail.js';
@@ -19,7 +19,7 @@ export interface ApiDeps {
   guard: AuthGuard;
   policy: AccessPolicy;
   tickets: TicketStore;
-  hosts: readonly DockerHost[];
+  backends: Backends;
   store: Store;
   audit: AuditTrail;
   recorder: Recorder | undefined;
@@ -108,7 +108,7 @@ async function issueTicket(res: ServerResponse, identity: Identity, deps: ApiDep
 }
 
 async function containers(res: ServerResponse, identity: Identity, deps: ApiDeps): Promise<void> {
-  const all = await listTargets(deps.hosts);
+  const all = await deps.backends.list();
   sendJson(res, 200, { containers: all.filter((t) => deps.policy.allows(identity, t.app)) });
 }
 

@@ -1,5 +1,4 @@
 import type { Socket } from 'node:net';
-import { DockerExecProcess } from '../docker/exec-process.js';
 import { EntryError, isEntryError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { AdmittedUpgrade } from '../transport/gateway.js';
@@ -10,7 +9,7 @@ import type { SessionRegistry } from './registry.js';
 import type { Store } from '../store/store.js';
 import { WatchFeed } from './watch-feed.js';
 import { describeEnd, Relay } from './relay.js';
-import type { EndReason } from './types.js';
+import type { EndReason, ProcessSide } from './types.js';
 
 export interface ExecSessionDeps {
   observers: SessionObserver[];
@@ -83,10 +82,10 @@ export async function runExecSession(upgrade: AdmittedUpgrade, deps: ExecSession
       if (feed.lease(until, by) && deps.watchBanner && tty && relay) terminal.send('stdout', Buffer.from(`\r\n\x1b[33m[entry: ${by} is watching this session]\x1b[0m\r\n`));
     },
   });
-  const fields = { session: sessionId, request: request.requestId, user: identity.user, app: target.app, proc: target.proc, instance: target.instance, container: container.id.slice(0, 12), host: container.host.name, remote: upgrade.remoteAddress, ...(upgrade.clientCert ? { clientCert: upgrade.clientCert } : {}) };
+  const fields = { session: sessionId, request: request.requestId, user: identity.user, app: target.app, proc: target.proc, instance: target.instance, container: container.id.slice(0, 12), host: container.host, backend: container.backend, remote: upgrade.remoteAddress, ...(upgrade.clientCert ? { clientCert: upgrade.clientCert } : {}) };
   try {
     let plan: ProcessPlan;
-    let exec: DockerExecProcess;
+    let exec: ProcessSide;
     try {
       plan = request.protocol2 ? planFromStart(await terminal.awaitStart(deps.startTimeoutMs), request.termType) : interactivePlan(request.termType);
       terminal.setTty(plan.tty);
@@ -94,8 +93,8 @@ export async function runExecSession(upgrade: AdmittedUpgrade, deps: ExecSession
       await deps.registry.reserve(identity.user, sessionId);
       registered = true;
       if (stopRequested) throw stopRequested;
-      exec = await DockerExecProcess.open(container.host.docker, container.host.reaper, {
-        containerId: container.id,
+      exec = await container.open({
+        container: '',
         sessionId,
         cmd: plan.cmd,
         tty: plan.tty,
@@ -110,7 +109,7 @@ export async function runExecSession(upgrade: AdmittedUpgrade, deps: ExecSession
       const reason: EndReason = { kind: 'failed', error };
       await terminal.finish(reason);
       deps.log.info('session refused', { ...fields, code: error.code, reason: error.message });
-      for (const o of deps.observers) o.refused?.({ id: sessionId, user: identity.user, source: upgrade.remoteAddress, ...target, container: container.id, host: container.host.name, code: error.code, reason: error.message });
+      for (const o of deps.observers) o.refused?.({ id: sessionId, user: identity.user, source: upgrade.remoteAddress, ...target, container: container.id, host: container.host, code: error.code, reason: error.message });
       return reason;
     }
     deps.log.info('session start', { ...fields, tty: plan.tty, argv: plan.interactive ? undefined : plan.argv, user_as: plan.user || undefined });
@@ -120,7 +119,7 @@ export async function runExecSession(upgrade: AdmittedUpgrade, deps: ExecSession
       source: upgrade.remoteAddress,
       ...target,
       container: container.id,
-      host: container.host.name,
+      host: container.host,
       argv: plan.interactive ? null : plan.argv,
       tty: plan.tty,
       runAs: plan.user,
@@ -132,18 +131,32 @@ export async function runExecSession(upgrade: AdmittedUpgrade, deps: ExecSession
       ...(upgrade.clientCert ? { clientCert: upgrade.clientCert } : {}),
     };
     const tap = combineTaps([...deps.observers.map((o) => o.started(info)), feed.tap()]);
-    const r = new Relay(terminal, exec, {
+    const r: Relay = new Relay(terminal, exec, {
       ...(tap ? { tap } : {}),
       pingIntervalMs: deps.pingIntervalMs,
       idleTimeoutMs: deps.idleTimeoutMs,
       maxSessionMs: deps.maxSessionMs,
-      onEnding: () => {
-        // The slot frees at once: a user who reconnects right away is not held back by the
-        // clean-up of the session they just left.
+      onEnding: (reason) => {
+        // The end is recorded and the slot freed when it is decided: neither waits for the
+        // processes' clean-up nor for a client still reading its backlog before the close
+        // handshake. No byte moves after this, so the counts are final.
         if (registered) {
           registered = false;
           void deps.registry.remove(identity.user, sessionId);
         }
+        const durationMs = Date.now() - started;
+        tap?.ended?.({ reason, durationMs, bytesIn: r.bytesIn, bytesOut: r.bytesOut });
+        feed.end(describeEnd(reason));
+        deps.log.info('session end', {
+          ...fields,
+          how: reason.kind,
+          ...(reason.kind === 'exited' ? { exitCode: reason.exitCode } : {}),
+          ...(reason.kind === 'failed' ? { code: reason.error.code } : {}),
+          detail: describeEnd(reason),
+          durationMs,
+          bytesIn: r.bytesIn,
+          bytesOut: r.bytesOut,
+        });
       },
       onTerminateError: (err) => deps.log.warn('could not end the session processes', { ...fields, error: err as Error }),
     });
@@ -159,7 +172,7 @@ export async function runExecSession(upgrade: AdmittedUpgrade, deps: ExecSession
           proc: target.proc,
           instance: target.instance,
           container: container.id,
-          dockerHost: container.host.name,
+          dockerHost: container.host,
           broker: deps.registry.brokerId,
           startedAt: new Date(started).toISOString(),
           bytesIn: 0,
@@ -172,18 +185,6 @@ export async function runExecSession(upgrade: AdmittedUpgrade, deps: ExecSession
       .catch((err: unknown) => deps.log.warn('session not registered', { ...fields, error: err as Error }));
     if (stopRequested) void r.stop(stopRequested);
     const reason = await r.run();
-    tap?.ended?.({ reason, durationMs: Date.now() - started, bytesIn: r.bytesIn, bytesOut: r.bytesOut });
-    feed.end(describeEnd(reason));
-    deps.log.info('session end', {
-      ...fields,
-      how: reason.kind,
-      ...(reason.kind === 'exited' ? { exitCode: reason.exitCode } : {}),
-      ...(reason.kind === 'failed' ? { code: reason.error.code } : {}),
-      detail: describeEnd(reason),
-      durationMs: Date.now() - started,
-      bytesIn: r.bytesIn,
-      bytesOut: r.bytesOut,
-    });
     return reason;
   } finally {
     untrack();

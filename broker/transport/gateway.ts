@@ -8,8 +8,8 @@ import type { AccessPolicy } from '../auth/policy.js';
 import type { TicketStore } from '../auth/tickets.js';
 import type { AuthGuard } from '../auth/guard.js';
 import type { BrokerConfig } from '../config/config.js';
-import type { ContainerResolver, ResolvedContainer, Target } from '../docker/resolver.js';
-import { validateTarget } from '../docker/resolver.js';
+import type { ResolvedTarget, Target } from '../backend/backend.js';
+import { validateTarget } from '../backend/target.js';
 import { EntryError, isEntryError } from '../errors.js';
 import type { FaultReporter } from '../fault.js';
 import type { Logger } from '../log.js';
@@ -29,7 +29,7 @@ export interface AdmittedUpgrade {
   request: UpgradeRequest;
   identity: Identity;
   target: Target;
-  container: ResolvedContainer;
+  container: ResolvedTarget;
   remoteAddress: string;
   /** Subject of the verified client certificate (mTLS), when there is one. */
   clientCert?: string | undefined;
@@ -44,7 +44,7 @@ export interface GatewayDeps {
   config: BrokerConfig;
   guard: AuthGuard;
   policy: AccessPolicy;
-  resolver: ContainerResolver;
+  resolver: { resolve(target: Target): Promise<ResolvedTarget> };
   tickets: TicketStore;
   log: Logger;
   onAdmitted(route: Route, upgrade: AdmittedUpgrade): void;
@@ -202,12 +202,12 @@ export class Gateway {
     return error;
   }
 
-  private async admit(request: UpgradeRequest, remote: string): Promise<{ identity: Identity; target: Target; container: ResolvedContainer }> {
+  private async admit(request: UpgradeRequest, remote: string): Promise<{ identity: Identity; target: Target; container: ResolvedTarget }> {
     this.deps.admissible();
     return withTimeout(this.checks(request, remote), this.deps.config.limits.handshakeTimeoutMs);
   }
 
-  private async checks(request: UpgradeRequest, remote: string): Promise<{ identity: Identity; target: Target; container: ResolvedContainer }> {
+  private async checks(request: UpgradeRequest, remote: string): Promise<{ identity: Identity; target: Target; container: ResolvedTarget }> {
     // Order matters: nothing about the target is looked up before the caller is known.
     const target = validateTarget(request.app, request.proc, request.instance);
     const identity = request.ticket ? await this.deps.tickets.redeem(request.ticket, target) : await this.deps.guard.authenticate(request.token, remote);

@@ -1,12 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectHosts } from '../../broker/docker/hosts.js';
-import { ContainerResolver } from '../../broker/docker/resolver.js';
+import { Backends } from '../../broker/backend/backends.js';
+import { DockerBackend } from '../../broker/docker/docker-backend.js';
+import { createLogger } from '../../broker/log.js';
 import { EntryError } from '../../broker/errors.js';
 import { docker, TestContainers, uniqueApp } from '../helpers/containers.js';
 
 describe('finding the container by labels', () => {
   const containers = new TestContainers();
-  const resolver = new ContainerResolver(connectHosts([{ name: 'local', url: 'unix:///var/run/docker.sock' }], 'auto', docker));
+  const resolver = resolverOf(connectHosts([{ name: 'local', url: 'unix:///var/run/docker.sock' }], 'auto', docker));
   const app = uniqueApp();
   const ids: Record<string, string> = {};
 
@@ -61,3 +63,8 @@ describe('finding the container by labels', () => {
     expect(e.message).toMatch(/created|exited/);
   });
 });
+
+/** Resolution over these hosts, as the broker does it (their indexes, when they have one). */
+function resolverOf(hosts: ConstructorParameters<typeof DockerBackend>[0]): Backends {
+  return new Backends([new DockerBackend(hosts, createLogger('silent'), { indexed: false })]);
+}

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { ConfigError, parseConfig } from '../../broker/config/config.js';
 import { applyEvent, type IndexedContainer } from '../../broker/docker/docker-events.js';
 import { knownHostsVerifier } from '../../broker/docker/ssh-known-hosts.js';
-import { callName } from '../../broker/metrics/docker-latency.js';
+import { callName } from '../../broker/docker/call-timing.js';
 import { TrustedProxies } from '../../broker/transport/client-address.js';
 
 const labels = { 'entry.app': 'shop', 'entry.proc': 'web', 'entry.instance': '1' };

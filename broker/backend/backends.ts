@@ -1,0 +1,47 @@
+import type { Backend, ResolvedTarget, Target, TargetInfo } from './backend.js';
+import { decide } from './target.js';
+
+/**
+ * Every backend the broker serves, asked together: a target is looked up on all of them, and a
+ * name found on two (two Docker hosts, or a host and a cluster) is an ambiguity, not a guess.
+ */
+export class Backends {
+  constructor(readonly all: readonly Backend[]) {}
+
+  async start(): Promise<void> {
+    await Promise.all(this.all.map((b) => b.start()));
+  }
+
+  stop(): void {
+    for (const b of this.all) b.stop();
+  }
+
+  async resolve(target: Target): Promise<ResolvedTarget> {
+    const answers = (await Promise.all(this.all.map((b) => b.find(target)))).flat();
+    return decide(target, answers);
+  }
+
+  /** Every target on every backend that answers; rejects only when none does. */
+  async list(): Promise<TargetInfo[]> {
+    const results = await Promise.allSettled(this.all.map((b) => b.list()));
+    if (results.length > 0 && results.every((r) => r.status === 'rejected')) throw (results[0] as PromiseRejectedResult).reason;
+    const out = results.flatMap((r) => (r.status === 'fulfilled' ? r.value : []));
+    return out.sort(
+      (a, b) =>
+        a.app.localeCompare(b.app) ||
+        a.proc.localeCompare(b.proc) ||
+        (Number(a.instance) - Number(b.instance) || a.instance.localeCompare(b.instance)) ||
+        a.backend.localeCompare(b.backend) ||
+        a.host.localeCompare(b.host),
+    );
+  }
+
+  hostGauges(): Array<{ name: string; up: boolean; containers: number }> {
+    return this.all.flatMap((b) => b.gauges());
+  }
+
+  /** Reachability of every host and cluster, by name. */
+  status(): Record<string, boolean> {
+    return Object.assign({}, ...this.all.map((b) => b.status())) as Record<string, boolean>;
+  }
+}

@@ -1,0 +1,52 @@
+import { EntryError } from '../errors.js';
+import type { HostAnswer, ResolvedTarget, Target } from './backend.js';
+
+const NAME_PART = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+/** A pod name (DNS subdomain) as an instance: `web-7d4b9c-x2x9q`. */
+const INSTANCE_NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
+
+/**
+ * Validates target names before they go anywhere near a label filter or an API path. The
+ * instance is a number (`1`, or a StatefulSet ordinal `0`), or a pod's own name for pods
+ * without an ordinal (a Deployment's).
+ */
+export function validateTarget(app: unknown, proc: unknown, instance: unknown): Target {
+  for (const [label, value] of [['app', app], ['proc', proc]] as const) {
+    if (typeof value !== 'string' || !NAME_PART.test(value)) {
+      throw new EntryError('ENTRY_BAD_REQUEST', `${label} name missing or invalid: ${JSON.stringify(value ?? '')}`);
+    }
+  }
+  if (typeof instance !== 'string' || !(/^\d{1,6}$/.test(instance) || INSTANCE_NAME.test(instance))) {
+    throw new EntryError('ENTRY_BAD_REQUEST', `instance must be a number or a pod name, got ${JSON.stringify(instance ?? '')}`);
+  }
+  return { app: app as string, proc: proc as string, instance: /^\d+$/.test(instance) ? String(Number(instance)) : instance };
+}
+
+export function targetName(t: Target): string {
+  return `${t.app}/${t.proc}/${t.instance}`;
+}
+
+/**
+ * The one running target among every host's answer. More than one running is ambiguous (named
+ * with their hosts when there are several); none running but some unreachable host is
+ * "unavailable", not "not found", since it may be there.
+ */
+export function decide(target: Target, answers: readonly HostAnswer[]): ResolvedTarget {
+  const name = targetName(target);
+  const all = answers.flatMap((a) => (a.ok ? a.found : []));
+  const unreachable = answers.filter((a): a is Extract<HostAnswer, { ok: false }> => !a.ok);
+  const running = all.filter((c) => c.state === 'running');
+  if (running.length > 1) {
+    const where = running.map((c) => (answers.length > 1 ? `${c.name} on ${c.host}` : c.name));
+    throw new EntryError('ENTRY_AMBIGUOUS', `${name} matches ${where.join(', ')}`);
+  }
+  if (running.length === 1) return running[0]!;
+  if (unreachable.length > 0) {
+    // It may well be on the host we cannot ask: say so instead of "not found".
+    const first = unreachable[0]!;
+    if (first.error && unreachable.length === 1 && all.length === 0) throw first.error;
+    throw new EntryError('ENTRY_DOCKER_UNAVAILABLE', `${unreachable.map((u) => u.label).join(', ')} unreachable (${first.why})`);
+  }
+  if (all.length === 0) throw new EntryError('ENTRY_NOT_FOUND', name);
+  throw new EntryError('ENTRY_NOT_RUNNING', `${name} is ${all[0]!.state} (${all[0]!.name})`);
+}
