@@ -17,6 +17,8 @@ export interface ExecOptions {
   user?: string;
   workdir?: string;
   env?: Record<string, string> | string[];
+  /** Container of a multi-container pod (Kubernetes); default: the pod's default container. */
+  container?: string;
   /** Initial terminal size (TTY only). */
   cols?: number;
   rows?: number;
@@ -68,6 +70,7 @@ function connectOptions(o: ExecOptions): ConnectOptions {
       user: o.user ?? '',
       workdir: o.workdir ?? '',
       env,
+      container: o.container ?? '',
       cols: o.cols ?? 0,
       rows: o.rows ?? 0,
       term: o.term ?? '',

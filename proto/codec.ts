@@ -31,6 +31,7 @@ export interface ExecSpec {
   cols: number;
   rows: number;
   term: string;
+  container: string;
 }
 
 export class FrameError extends Error {
@@ -111,6 +112,7 @@ export function encodeExecSpec(spec: Partial<ExecSpec>): Uint8Array<ArrayBuffer>
   if (spec.cols) parts.push([0x30, spec.cols]);
   if (spec.rows) parts.push([0x38, spec.rows]);
   if (spec.term) parts.push([0x42, utf8Encoder.encode(spec.term)]);
+  if (spec.container) parts.push([0x4a, utf8Encoder.encode(spec.container)]);
   let size = 0;
   for (const [, v] of parts) {
     size += typeof v === 'number' ? 1 + varintSize(v) : 1 + varintSize(v.length) + v.length;
@@ -252,7 +254,7 @@ export function decodeResponse(buf: Uint8Array): ResponseMessage {
 
 export function decodeExecSpec(buf: Uint8Array): ExecSpec {
   const r = new Reader(buf);
-  const spec: ExecSpec = { argv: [], tty: false, user: '', workdir: '', env: [], cols: 0, rows: 0, term: '' };
+  const spec: ExecSpec = { argv: [], tty: false, user: '', workdir: '', env: [], cols: 0, rows: 0, term: '', container: '' };
   while (!r.done) {
     const key = r.varint();
     const field = Math.floor(key / 8);
@@ -289,6 +291,10 @@ export function decodeExecSpec(buf: Uint8Array): ExecSpec {
       case 8:
         expectWireType(wire, 2, 'term');
         spec.term = decodeString(r.bytes(), 'term');
+        break;
+      case 9:
+        expectWireType(wire, 2, 'container');
+        spec.container = decodeString(r.bytes(), 'container');
         break;
       default:
         r.skip(wire);

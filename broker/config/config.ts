@@ -40,6 +40,8 @@ export interface BrokerConfig {
     /** TLS material for tcp:// engines and keys for ssh:// engines (see fleet-settings.ts). */
     client: DockerClientFiles;
   };
+  /** The Kubernetes backend (--kubeconfig); null: off. */
+  kubernetes: KubernetesSettings | null;
   /** TLS on the listener (--tls-cert, --tls-key, --tls-client-ca); null: plain HTTP. */
   tls: ListenerTls | null;
   /** --trusted-proxy: CIDRs whose X-Forwarded-For / X-Forwarded-Proto are believed. */
@@ -185,9 +187,15 @@ function parseOidc(raw: RawSettings): OidcClientConfig | null {
   return { issuer, clientId, scopes };
 }
 
-function parseDockerHosts(raw: RawSettings): BrokerConfig['docker']['hosts'] {
+/**
+ * The Docker engines. Without --docker-host: the local socket, unless Kubernetes is configured
+ * (a broker serving pods does not also look for a Docker socket it was not told about).
+ * `none` turns Docker off.
+ */
+function parseDockerHosts(raw: RawSettings, kubernetes: boolean): BrokerConfig['docker']['hosts'] {
   const specs = list(raw, 'docker-host', []);
-  const hosts = (specs.length > 0 ? specs : ['unix:///var/run/docker.sock']).map(parseHostSpec);
+  if (specs.length === 1 && specs[0] === 'none') return [];
+  const hosts = (specs.length > 0 ? specs : kubernetes ? [] : ['unix:///var/run/docker.sock']).map(parseHostSpec);
   const names = new Set<string>();
   for (const h of hosts) {
     if (names.has(h.name)) throw new ConfigError('--docker-host', `two hosts are called ${h.name}: name them NAME=URL`);
@@ -247,6 +255,7 @@ function parseRedis(raw: RawSettings): BrokerConfig['redis'] {
 
 export function parseConfig(raw: RawSettings): BrokerConfig {
   const listen = parseListen(str(raw, 'listen') ?? '127.0.0.1:8022');
+  const kubernetes = parseKubernetes(raw);
   const dev = raw['dev'] === true || raw['dev'] === 'true';
   const auth: AuthConfig = {
     publicKeyFile: str(raw, 'jwt-public-key'),
@@ -295,7 +304,8 @@ export function parseConfig(raw: RawSettings): BrokerConfig {
     listen,
     auth,
     dev,
-    docker: { hosts: parseDockerHosts(raw), reapMode, client: parseDockerClientFiles(raw) },
+    docker: { hosts: parseDockerHosts(raw, kubernetes !== null), reapMode, client: parseDockerClientFiles(raw) },
+    kubernetes,
     tls: parseListenerTls(raw),
     trustedProxies: parseTrustedProxies(raw),
     metricsListen: parseMetricsListen(raw, parseListen),
@@ -325,4 +335,28 @@ export function parseConfig(raw: RawSettings): BrokerConfig {
     logLevel,
     logBacklogBytes: int(raw, 'log-backlog', DEFAULT_LOG_BACKLOG_BYTES, 64 * 1024, 1024 ** 3),
   };
+}
+
+export interface KubernetesSettings {
+  /** A kubeconfig file, or `in-cluster` for the pod's own service account. */
+  kubeconfig: string;
+  /** The kubeconfig context to use; null: its current context. */
+  context: string | null;
+  /** Namespaces served; empty: every namespace the broker may list. */
+  namespaces: string[];
+}
+
+const NAMESPACE = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+
+function parseKubernetes(raw: RawSettings): KubernetesSettings | null {
+  const kubeconfig = str(raw, 'kubeconfig');
+  const context = str(raw, 'kube-context') ?? null;
+  const namespaces = list(raw, 'kube-namespace', []);
+  if (!kubeconfig) {
+    if (context) throw new ConfigError('--kube-context', 'needs --kubeconfig');
+    if (namespaces.length > 0) throw new ConfigError('--kube-namespace', 'needs --kubeconfig');
+    return null;
+  }
+  for (const ns of namespaces) if (!NAMESPACE.test(ns)) throw new ConfigError('--kube-namespace', `not a namespace name: ${JSON.stringify(ns)}`);
+  return { kubeconfig, context, namespaces };
 }

@@ -94,7 +94,7 @@ export async function runExecSession(upgrade: AdmittedUpgrade, deps: ExecSession
       registered = true;
       if (stopRequested) throw stopRequested;
       exec = await container.open({
-        container: '',
+        container: plan.container,
         sessionId,
         cmd: plan.cmd,
         tty: plan.tty,

@@ -13,7 +13,12 @@ export interface ProcessPlan {
   /** The command as the user gave it, for logs. */
   argv: string[];
   interactive: boolean;
+  /** A container of a multi-container target (a pod); '' = its default. */
+  container: string;
 }
+
+/** A Kubernetes container name (DNS label). */
+const CONTAINER_NAME = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 
 /** bash when the image has it (what the original always ran), else sh. */
 export const INTERACTIVE_SHELL = ['/bin/sh', '-c', 'if command -v bash >/dev/null 2>&1; then exec bash; else exec sh; fi'];
@@ -22,7 +27,7 @@ const ENV_ENTRY = /^[A-Za-z_][A-Za-z0-9_]*=/;
 
 /** The original protocol: always the interactive shell with a TTY. */
 export function interactivePlan(term: string): ProcessPlan {
-  return { cmd: INTERACTIVE_SHELL, tty: true, env: [`TERM=${term}`], user: '', workdir: '', size: undefined, argv: [], interactive: true };
+  return { cmd: INTERACTIVE_SHELL, tty: true, env: [`TERM=${term}`], user: '', workdir: '', size: undefined, argv: [], interactive: true, container: '' };
 }
 
 /** Protocol 2: the plan from a START message. Throws EntryError on a bad spec. */
@@ -38,6 +43,7 @@ export function planFromStart(content: Uint8Array, headerTerm: string): ProcessP
     if (kv.startsWith('ENTRY_SESSION=')) throw new EntryError('ENTRY_BAD_REQUEST', 'ENTRY_SESSION is reserved');
   }
   if (spec.user.includes('\0') || spec.workdir.includes('\0')) throw new EntryError('ENTRY_BAD_REQUEST', 'NUL in user or workdir');
+  if (spec.container && !CONTAINER_NAME.test(spec.container)) throw new EntryError('ENTRY_BAD_REQUEST', `container name invalid: ${JSON.stringify(spec.container)}`);
   const interactive = spec.argv.length === 0;
   const term = spec.term || headerTerm;
   const env = [...(spec.tty ? [`TERM=${term}`] : []), ...spec.env];
@@ -50,5 +56,6 @@ export function planFromStart(content: Uint8Array, headerTerm: string): ProcessP
     size: spec.cols > 0 && spec.rows > 0 ? { cols: Math.min(spec.cols, 10000), rows: Math.min(spec.rows, 10000) } : undefined,
     argv: spec.argv.map((a) => Buffer.from(a).toString('utf8')),
     interactive,
+    container: spec.container,
   };
 }

@@ -6,8 +6,8 @@ import { cachedTargets } from './targets.js';
 export const SUBCOMMANDS = ['broker', 'completion', 'exec', 'kill', 'login', 'logout', 'ls', 'replay', 'sessions', 'status', 'watch'];
 const BROKER_SUBCOMMANDS = ['add', 'ls', 'rm', 'use'];
 /** Options that take a value (so the next word is that value, not a positional). */
-const VALUE_OPTIONS = new Set(['-b', '--broker', '-u', '--user', '-w', '--workdir', '-e', '--env', '--escape', '--token', '--port', '--timeout']);
-const OPTIONS = ['--broker', '--tty', '--no-tty', '--user', '--workdir', '--env', '--escape', '--help'];
+const VALUE_OPTIONS = new Set(['-b', '--broker', '-u', '--user', '-w', '--workdir', '-e', '--env', '-c', '--container', '--escape', '--token', '--port', '--timeout']);
+const OPTIONS = ['--broker', '--tty', '--no-tty', '--user', '--workdir', '--env', '--container', '--escape', '--help'];
 
 /**
  * Candidates for the word being typed. `words` are the words after `enter`, the last one being

@@ -11,6 +11,8 @@ export interface ExecCommandOptions {
   user: string;
   workdir: string;
   env: string[];
+  /** Container of a multi-container pod; '' = the default. */
+  container?: string;
   /** The escape character of interactive sessions (`~`); null: none. */
   escapeChar?: number | null;
 }
@@ -43,6 +45,7 @@ export async function runExecCommand(o: ExecCommandOptions): Promise<ExecOutcome
       user: o.user,
       workdir: o.workdir,
       env: o.env,
+      container: o.container ?? '',
       term: process.env['TERM'] || 'xterm-256color',
       cols: o.tty ? stdout.columns || 80 : 0,
       rows: o.tty ? stdout.rows || 24 : 0,

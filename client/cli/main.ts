@@ -197,12 +197,13 @@ async function main(): Promise<void> {
         y
           .positional('app', { type: 'string', describe: 'application name' })
           .positional('proc', { type: 'string', describe: 'process (service) name' })
-          .positional('instance', { type: 'string', describe: 'instance number, from 1' })
+          .positional('instance', { type: 'string', describe: 'instance number (from 1; a StatefulSet ordinal from 0), or a pod name' })
           .option('tty', { alias: 't', type: 'boolean', describe: 'force a TTY' })
           .option('no-tty', { alias: 'T', type: 'boolean', describe: 'never allocate a TTY' })
           .option('user', { alias: 'u', type: 'string', default: '', describe: 'run as USER (name, uid or uid:gid)' })
           .option('workdir', { alias: 'w', type: 'string', default: '', describe: 'working directory' })
           .option('env', { alias: 'e', type: 'string', array: true, default: [] as string[], describe: 'set KEY=VALUE (repeatable)' })
+          .option('container', { alias: 'c', type: 'string', default: '', describe: 'container of a multi-container pod (default: the pod\'s default container)' })
           .option('escape', {
             type: 'string',
             default: process.env['ENTRY_ESCAPE'] ?? '~',
@@ -210,7 +211,8 @@ async function main(): Promise<void> {
           })
           .example('enter demo web 1', 'a shell in demo/web #1')
           .example('enter demo web 1 -- ls -l /', 'run a command; its exit status is yours')
-          .example('echo hi | enter demo web 1 -- cat', 'stdin works; stdout and stderr stay apart'),
+          .example('echo hi | enter demo web 1 -- cat', 'stdin works; stdout and stderr stay apart')
+          .example('enter shop api 0 -c sidecar', 'a shell in the sidecar container of pod api-0'),
       async (args) => {
         const ref = broker(args.broker);
         context.app = args.app!;
@@ -238,6 +240,7 @@ async function main(): Promise<void> {
           user: args.user,
           workdir: args.workdir,
           env: args.env,
+          container: args.container,
           escapeChar,
         });
         if (outcome.escaped) {

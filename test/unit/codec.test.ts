@@ -130,6 +130,7 @@ describe('the codec against protobufjs (the reference implementation)', () => {
     { cols: 16383, rows: 16384 },
     { cols: 0xffffffff, rows: 1 },
     { user: 'root', workdir: '/srv/app' },
+    { argv: [utf8('sh')], container: 'sidecar' },
     { user: '1000:1000', workdir: '/tmp/é€😀' },
     { env: ['A=1', 'B=', 'C=x=y', 'UNICODE=é€😀'] },
     { env: [''] },
@@ -165,6 +166,7 @@ describe('the codec against protobufjs (the reference implementation)', () => {
         cols: spec.cols ?? 0,
         rows: spec.rows ?? 0,
         term: spec.term ?? '',
+        container: spec.container ?? '',
       });
     }
   });
@@ -216,7 +218,7 @@ describe('the codec byte layout of the original protocol', () => {
 
 /** Unknown fields of every wire type, including a field number that needs a two-byte tag. */
 const UNKNOWN_FIELDS = concatBytes([
-  bytesOf(0x48, 0x96, 0x01), // field 9, varint 150
+  bytesOf(0xa0, 0x01, 0x96, 0x01), // field 20, varint 150
   bytesOf(0x51, 1, 2, 3, 4, 5, 6, 7, 8), // field 10, fixed64
   bytesOf(0x5a, 0x03, 'xyz'), // field 11, length-delimited
   bytesOf(0x65, 1, 2, 3, 4), // field 12, fixed32
@@ -421,6 +423,7 @@ describe('ExecSpec round trip', () => {
       cols: 0,
       rows: 0,
       term: '',
+      container: '',
     };
     const decoded = decodeExecSpec(encodeExecSpec(spec));
     expect(decoded).toEqual(spec);
@@ -429,8 +432,17 @@ describe('ExecSpec round trip', () => {
   });
 
   it('keeps tty, size and term', () => {
-    const spec: ExecSpec = { argv: [], tty: true, user: '', workdir: '', env: [], cols: 300, rows: 100, term: 'screen' };
+    const spec: ExecSpec = { argv: [], tty: true, user: '', workdir: '', env: [], cols: 300, rows: 100, term: 'screen', container: '' };
     expect(decodeExecSpec(encodeExecSpec(spec))).toEqual(spec);
+  });
+
+  it('keeps the container choice, and encodes it as protobufjs does', async () => {
+    const spec: ExecSpec = { argv: [utf8('ps')], tty: false, user: '', workdir: '', env: [], cols: 0, rows: 0, term: '', container: 'sidecar' };
+    const bytes = encodeExecSpec(spec);
+    expect(decodeExecSpec(bytes)).toEqual(spec);
+    const root = await protobuf.load(protoPath);
+    const Type = root.lookupType('message.ExecSpec');
+    expect(Type.decode(bytes).toJSON()).toMatchObject({ container: 'sidecar' });
   });
 
   it('encodes the all-default spec as zero bytes', () => {

@@ -208,4 +208,28 @@ describe('isLoopback', () => {
       expect(isLoopback(host)).toBe(false);
     });
   }
+
+  describe('Kubernetes', () => {
+    it('is off by default, and Docker is on', () => {
+      const c = parseConfig(KEY);
+      expect(c.kubernetes).toBeNull();
+      expect(c.docker.hosts).toHaveLength(1);
+    });
+
+    it('serves pods only when --kubeconfig comes without --docker-host', () => {
+      const c = parseConfig({ ...KEY, kubeconfig: '/k/config', 'kube-namespace': ['shop', 'ops'] });
+      expect(c.kubernetes).toEqual({ kubeconfig: '/k/config', context: null, namespaces: ['shop', 'ops'] });
+      expect(c.docker.hosts).toEqual([]);
+    });
+
+    it('serves both when both are given, and none turns Docker off', () => {
+      expect(parseConfig({ ...KEY, kubeconfig: 'in-cluster', 'docker-host': ['unix:///var/run/docker.sock'] }).docker.hosts).toHaveLength(1);
+      expect(parseConfig({ ...KEY, 'docker-host': ['none'] }).docker.hosts).toEqual([]);
+    });
+
+    it('refuses Kubernetes settings without a kubeconfig, and bad namespace names', () => {
+      expect(() => parseConfig({ ...KEY, 'kube-context': 'prod' })).toThrow(/--kube-context.*needs --kubeconfig/);
+      expect(() => parseConfig({ ...KEY, kubeconfig: '/k', 'kube-namespace': ['Bad_NS'] })).toThrow(/--kube-namespace/);
+    });
+  });
 });

@@ -27,6 +27,7 @@ describe('interactivePlan', () => {
       size: undefined,
       argv: [],
       interactive: true,
+      container: '',
     });
   });
 });
@@ -100,5 +101,12 @@ describe('planFromStart', () => {
     expect(err.code).toBe('ENTRY_BAD_FRAME');
     expect(err.message).toContain('START');
     expect(refusal(new Uint8Array([0x2a, 0x01, 0xff])).code).toBe('ENTRY_BAD_FRAME');
+  });
+});
+
+describe('the container choice', () => {
+  it('passes a container name on, and refuses one that is not a container name', () => {
+    expect(planFromStart(encodeExecSpec({ argv: [Buffer.from('ps')], container: 'sidecar' }), 'xterm').container).toBe('sidecar');
+    expect(() => planFromStart(encodeExecSpec({ argv: [Buffer.from('ps')], container: '../etc' }), 'xterm')).toThrow(/container name invalid/);
   });
 });
