@@ -1,15 +1,8 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, get } from 'node:http';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { SignJWT } from 'jose';
-import { cpuSeconds, rssBytes } from './proc-stats.js';
+import { BrokerProcess } from '../test/helpers/broker-process.js';
 
-/** The built broker, beside this file once compiled (dist/bench → dist/broker). */
-export const BROKER_MAIN = fileURLToPath(new URL('../broker/main.js', import.meta.url));
+/** The broker child every figure measures: the one the tests start too. */
+export type BrokerChild = BrokerProcess;
 
 /** BENCH_BROKER_NODE_ARGS: node options for every broker of the run, to compare tunings (e.g. --max-semi-space-size=2). */
 /** The broker runs as deployed (Dockerfile, systemd unit): a 1 MiB young generation. */
@@ -32,102 +25,16 @@ export interface BrokerOptions {
   nodeArgs?: string[];
 }
 
-/** The built broker as a child process with a fresh Ed25519 key, as in production. */
-export class BrokerChild {
-  readonly wsUrl: string;
-  /** The last log lines, for failure reports. */
-  readonly logTail: string[] = [];
-  private readonly exited: Promise<number | null>;
-
-  private constructor(
-    readonly child: ChildProcess,
-    readonly url: string,
-    private readonly key: KeyObject,
-    private readonly dir: string,
-    exited: Promise<number | null>,
-    logTail: string[],
-  ) {
-    this.wsUrl = `${url.replace(/^http/, 'ws')}/enter`;
-    this.exited = exited;
-    this.logTail = logTail;
-  }
-
-  get pid(): number {
-    return this.child.pid!;
-  }
-
-  static async start(options: BrokerOptions = {}): Promise<BrokerChild> {
-    if (!existsSync(BROKER_MAIN)) throw new Error(`${BROKER_MAIN} is missing: build the broker first (npx tsc -p tsconfig.json)`);
-    const { publicKey, privateKey } = generateKeyPairSync('ed25519');
-    const dir = mkdtempSync(join(tmpdir(), 'entry-bench-'));
-    const keyFile = join(dir, 'jwt.pub.pem');
-    writeFileSync(keyFile, publicKey.export({ type: 'spki', format: 'pem' }));
-    const recordings = recording ? join(dir, 'recordings') : 'none';
-    const child = spawn(
-      process.execPath,
-      [
-        ...EXTRA_NODE_ARGS,
-        ...(options.nodeArgs ?? []),
-        BROKER_MAIN,
-        ...['--listen', '127.0.0.1:0', '--jwt-public-key', keyFile, '--log-level', 'info', '--recordings-dir', recordings],
-        ...(options.flags ?? []),
-      ],
-      { stdio: ['ignore', 'ignore', 'pipe'] },
-    );
-    const logTail: string[] = [];
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-    const url = await new Promise<string>((resolve, reject) => {
-      let buf = '';
-      // Always drained: a full stderr pipe would block the broker mid-benchmark.
-      child.stderr!.on('data', (c: Buffer) => {
-        buf += c.toString();
-        let nl;
-        while ((nl = buf.indexOf('\n')) >= 0) {
-          const line = buf.slice(0, nl);
-          buf = buf.slice(nl + 1);
-          logTail.push(line);
-          if (logTail.length > 200) logTail.shift();
-          if (line.includes('"listening"')) {
-            try {
-              const rec = JSON.parse(line) as { url?: string };
-              if (rec.url) resolve(rec.url);
-            } catch {
-              // Not JSON: kept in the tail.
-            }
-          }
-        }
-      });
-      void exited.then((code) => reject(new Error(`broker exited with ${code}: ${logTail.join('\n')}`)));
-    }).catch((err: unknown) => {
-      rmSync(dir, { recursive: true, force: true });
-      throw err;
-    });
-    return new BrokerChild(child, url, privateKey, dir, exited, logTail);
-  }
-
-  /** A token for every app, valid for an hour. */
-  mint(user = 'bench'): Promise<string> {
-    return new SignJWT({ apps: ['*'] }).setProtectedHeader({ alg: 'EdDSA' }).setSubject(user).setIssuedAt().setExpirationTime('1h').sign(this.key);
-  }
-
-  rss(): number {
-    return rssBytes(this.pid);
-  }
-
-  cpuSeconds(): number {
-    return cpuSeconds(this.pid);
-  }
-
-  /** SIGTERM (the broker drains and exits, writing profiles if asked), SIGKILL after `graceMs`. */
-  async stop(graceMs = 30_000): Promise<void> {
-    if (this.child.exitCode === null && this.child.signalCode === null) {
-      this.child.kill('SIGTERM');
-      const timer = setTimeout(() => this.child.kill('SIGKILL'), graceMs);
-      await this.exited;
-      clearTimeout(timer);
-    }
-    rmSync(this.dir, { recursive: true, force: true });
-  }
+/** The built broker as a child process with a fresh Ed25519 key, as in production; tokens for user "bench". */
+export function startBroker(options: BrokerOptions = {}): Promise<BrokerChild> {
+  return BrokerProcess.start({
+    flags: options.flags ?? [],
+    nodeArgs: [...EXTRA_NODE_ARGS, ...(options.nodeArgs ?? [])],
+    recordings: recording,
+    // The last lines only, for failure reports: a long run logs a line per session.
+    keepLogs: 200,
+    user: 'bench',
+  });
 }
 
 /**

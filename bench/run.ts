@@ -8,7 +8,7 @@ import { writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import Docker from 'dockerode';
-import { BrokerChild, setRecording } from './broker.js';
+import { type BrokerChild, setRecording, startBroker } from './broker.js';
 import { BenchContainers, removeStaleBenchContainers } from './containers.js';
 import { NullRelay } from './null-relay.js';
 import { type BenchContext, type Figure, FIGURE_NAMES, type FigureName, type Suite, TARGETS } from './figure.js';
@@ -133,7 +133,7 @@ async function main(): Promise<number> {
     const stale = await removeStaleBenchContainers(docker);
     if (stale > 0) log(`removed ${stale} containers left by earlier runs`);
     const target = await containers.start('main', 1);
-    broker = await BrokerChild.start();
+    broker = await startBroker();
     relay = await NullRelay.start(dockerSocket, 'tcp');
     wsRelay = await NullRelay.start(dockerSocket, 'ws');
     const ctx: BenchContext = { docker, broker, token: await broker.mint(), target, containers, relay, wsRelay, quick: options.quick, log };

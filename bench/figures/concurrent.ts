@@ -1,5 +1,5 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { BrokerChild, LoopProbe } from '../broker.js';
+import { LoopProbe, startBroker } from '../broker.js';
 import type { BenchTarget } from '../containers.js';
 import { DirectExec } from '../direct-exec.js';
 import { EntrySession } from '../entry-client.js';
@@ -97,7 +97,7 @@ export const concurrent: Suite = {
     const parallel = 8;
     const targets: BenchTarget[] = [];
     for (let i = 1; i <= Math.ceil(wanted / SESSIONS_PER_CONTAINER); i++) targets.push(await ctx.containers.start('load', i));
-    const broker = await BrokerChild.start({ flags: ['--max-sessions', String(wanted + 100)] });
+    const broker = await startBroker({ flags: ['--max-sessions', String(wanted + 100)] });
     const entries: EntrySession[] = [];
     const directs: DirectExec[] = [];
     try {

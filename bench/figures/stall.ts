@@ -1,4 +1,4 @@
-import { BrokerChild } from '../broker.js';
+import { startBroker } from '../broker.js';
 import { EntrySession } from '../entry-client.js';
 import { figure, type Figure, type Suite, utf8 } from '../figure.js';
 import { MB, RssSampler } from '../proc-stats.js';
@@ -16,7 +16,7 @@ export const stall: Suite = {
   async run(ctx): Promise<Figure[]> {
     const bytes = ctx.quick ? 256 * 1024 * 1024 : GiB;
     const stallMs = ctx.quick ? 3_000 : 8_000;
-    const broker = await BrokerChild.start();
+    const broker = await startBroker();
     try {
       const token = await broker.mint();
       const target = ctx.target;
