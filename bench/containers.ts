@@ -1,7 +1,9 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import Docker from 'dockerode';
+import { TestContainers } from '../test/helpers/containers.js';
+import { ROOT } from '../test/helpers/repo.js';
 
 export const IMAGE = 'entry-demo:latest';
 /** Every bench container carries this label, so leftovers from a killed run can be found. */
@@ -17,40 +19,34 @@ export interface BenchTarget {
 /** Labelled containers for one run; `removeAll` removes them, also after a failure. */
 export class BenchContainers {
   readonly app = `bench${randomBytes(3).toString('hex')}`;
-  private readonly ids: string[] = [];
+  private readonly set: TestContainers;
 
-  constructor(readonly docker: Docker) {}
+  constructor(readonly docker: Docker) {
+    this.set = new TestContainers(docker, BENCH_LABEL);
+  }
 
   /** Builds the offline demo image when it is missing. */
   async ensureImage(): Promise<void> {
     try {
       await this.docker.getImage(IMAGE).inspect();
     } catch {
-      const script = fileURLToPath(new URL('../../deploy/dev/demo-image.sh', import.meta.url));
-      execFileSync('bash', [script], { stdio: 'inherit' });
+      execFileSync('bash', [join(ROOT, 'deploy/dev/demo-image.sh')], { stdio: 'inherit' });
     }
   }
 
   /** Starts one container labelled `<app>/<proc>/<instance>`. */
   async start(proc: string, instance: number): Promise<BenchTarget> {
-    const c = await this.docker.createContainer({
-      Image: IMAGE,
-      Labels: { [BENCH_LABEL]: '1', 'entry.app': this.app, 'entry.proc': proc, 'entry.instance': String(instance) },
-      // No network: none is needed, and the engine's bridge may not exist on this machine.
-      HostConfig: { NetworkMode: 'none', AutoRemove: false },
-    });
-    this.ids.push(c.id);
-    await c.start();
-    return { id: c.id, app: this.app, proc, instance: String(instance) };
+    const id = await this.set.entry(this.app, proc, instance, IMAGE);
+    return { id, app: this.app, proc, instance: String(instance) };
   }
 
   /** Restarts every container of the run: what still runs in them (an abandoned figure's execs) ends. */
-  async restartAll(): Promise<void> {
-    await Promise.all(this.ids.map((id) => this.docker.getContainer(id).restart({ t: 0 })));
+  restartAll(): Promise<void> {
+    return this.set.restartAll();
   }
 
-  async removeAll(): Promise<void> {
-    await Promise.all(this.ids.splice(0).map((id) => this.docker.getContainer(id).remove({ force: true }).catch(() => undefined)));
+  removeAll(): Promise<void> {
+    return this.set.removeAll();
   }
 }
 

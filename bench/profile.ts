@@ -1,13 +1,12 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BrokerChild } from './broker.js';
+import { NodeInspector } from '../test/helpers/inspector.js';
+import { startBroker } from './broker.js';
 import { EntrySession } from './entry-client.js';
 import type { BenchContext } from './figure.js';
 import { echoOnce, RAW_ECHO, untilOutput } from './figures/echo.js';
 import { entryRun as entryStdin } from './figures/stdin.js';
 import { entryOutput, GiB } from './figures/throughput.js';
-import { Inspector, inspectorUrl } from './inspector.js';
-import { sleep } from './stats.js';
 
 interface Workload {
   name: string;
@@ -132,7 +131,7 @@ export async function profileBroker(ctx: BenchContext, dir: string, scale: numbe
   const out: string[] = [];
   for (const w of WORKLOADS) {
     ctx.log(`profile: ${w.name} (cpu)`);
-    const cpuBroker = await BrokerChild.start({ nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${dir}`, `--cpu-prof-name=${w.name}.cpuprofile`] });
+    const cpuBroker = await startBroker({ nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${dir}`, `--cpu-prof-name=${w.name}.cpuprofile`] });
     const window = { fromUs: 0, toUs: 0 };
     try {
       const profCtx = { ...ctx, broker: cpuBroker, token: await cpuBroker.mint() };
@@ -150,12 +149,9 @@ export async function profileBroker(ctx: BenchContext, dir: string, scale: numbe
     out.push('');
 
     ctx.log(`profile: ${w.name} (allocations)`);
-    const allocBroker = await BrokerChild.start({ nodeArgs: ['--inspect=127.0.0.1:0'] });
+    const allocBroker = await startBroker({ nodeArgs: ['--inspect=127.0.0.1:0'] });
     try {
-      await sleep(100);
-      const url = inspectorUrl(allocBroker.logTail);
-      if (!url) throw new Error('the broker printed no inspector URL');
-      const inspector = await Inspector.connect(url);
+      const inspector = await NodeInspector.attach(allocBroker.logs);
       const allocCtx = { ...ctx, broker: allocBroker, token: await allocBroker.mint() };
       await w.run(allocCtx, scale / 16);
       await inspector.call('HeapProfiler.enable');

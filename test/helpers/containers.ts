@@ -15,14 +15,22 @@ export interface ContainerSpec {
   stopped?: boolean;
 }
 
-/** Starts labelled containers for a suite and removes them all afterwards. */
+/**
+ * Starts labelled containers for a suite (or a benchmark run) and removes them all afterwards.
+ * Each also carries the label `mark`, so leftovers of a killed run can be found.
+ */
 export class TestContainers {
   private readonly ids: string[] = [];
 
+  constructor(
+    readonly engine: Docker = docker,
+    private readonly mark = 'entry.test',
+  ) {}
+
   async start(spec: ContainerSpec): Promise<string> {
-    const c = await docker.createContainer({
+    const c = await this.engine.createContainer({
       Image: spec.image ?? 'entry-demo:latest',
-      Labels: { 'entry.test': '1', ...spec.labels },
+      Labels: { [this.mark]: '1', ...spec.labels },
       // No network: the tests need none, and it keeps them independent of the engine's bridge.
       HostConfig: { AutoRemove: false, NetworkMode: 'none' },
     });
@@ -36,8 +44,13 @@ export class TestContainers {
     return this.start({ labels: { 'entry.app': app, 'entry.proc': proc, 'entry.instance': String(instance) }, ...(image ? { image } : {}) });
   }
 
+  /** Restarts every container: what still runs in them ends. */
+  async restartAll(): Promise<void> {
+    await Promise.all(this.ids.map((id) => this.engine.getContainer(id).restart({ t: 0 })));
+  }
+
   async removeAll(): Promise<void> {
-    await Promise.all(this.ids.splice(0).map((id) => docker.getContainer(id).remove({ force: true }).catch(() => undefined)));
+    await Promise.all(this.ids.splice(0).map((id) => this.engine.getContainer(id).remove({ force: true }).catch(() => undefined)));
   }
 }
 

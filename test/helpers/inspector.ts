@@ -23,13 +23,18 @@ export class NodeInspector {
   }
 
   /** Connects to the inspector a child announced on stderr ("Debugger listening on ws://…"). */
-  static async attach(logs: string[], timeoutMs = 5_000): Promise<NodeInspector> {
+  static async attach(logs: readonly string[], timeoutMs = 5_000): Promise<NodeInspector> {
     const deadline = Date.now() + timeoutMs;
     let url: string | undefined;
     while (!(url = logs.map((l) => /Debugger listening on (ws:\/\/\S+)/.exec(l)?.[1]).find(Boolean))) {
-      if (Date.now() > deadline) throw new Error('the child announced no inspector (start it with NODE_OPTIONS=--inspect=127.0.0.1:0)');
+      if (Date.now() > deadline) throw new Error('the child announced no inspector (start it with --inspect=127.0.0.1:0)');
       await new Promise((r) => setTimeout(r, 20));
     }
+    return NodeInspector.connect(url);
+  }
+
+  /** Connects to an inspector's WebSocket URL. */
+  static async connect(url: string): Promise<NodeInspector> {
     const ws = new WebSocket(url, { perMessageDeflate: false, maxPayload: 1 << 30 });
     await new Promise((resolve, reject) => {
       ws.once('open', resolve);
