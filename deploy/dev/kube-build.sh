@@ -14,15 +14,18 @@ cache=${ENTRY_KUBE_CACHE:-/var/cache/entry}/kubernetes-$KUBE_VERSION
 bin=$cache/bin
 components=(kube-apiserver kubelet kube-scheduler kube-controller-manager kubectl)
 
-# The stamp is written last, so an interrupted build is never taken for a finished one.
-if [[ -f "$bin/.complete" ]]; then echo "$bin"; exit 0; fi
+# The stamp is written last, so an interrupted build is never taken for a finished one. Its
+# content changes when the way of building does, so caches from an older recipe are rebuilt.
+STAMP="entry kube-build 2 (reflect2 1.0.2)"
+built() { [[ "$(cat "$bin/.complete" 2>/dev/null)" == "$STAMP" ]]; }
+if built; then echo "$bin"; exit 0; fi
 if [[ "${1:-}" == "--print" ]]; then exit 1; fi
 
 as_root mkdir -p "$cache"
 # One build at a time per machine (two test runs starting together would both build).
 exec 9>"$cache/.lock"
 flock 9
-if [[ -f "$bin/.complete" ]]; then echo "$bin"; exit 0; fi
+if built; then echo "$bin"; exit 0; fi
 
 started=$(date +%s)
 # deb-src for bookworm main, in a file of our own so the machine's own sources stay untouched.
@@ -42,7 +45,7 @@ SRC
   as_root apt-get update -qq
 fi
 # golang-go, rsync and jq are what the Kubernetes Makefile needs; dpkg-dev unpacks the source.
-ensure_packages golang-go rsync jq dpkg-dev etcd-server
+ensure_packages golang-go rsync jq dpkg-dev etcd-server golang-github-modern-go-reflect2-dev
 
 work=$cache/build
 as_root rm -rf "$work"
@@ -54,6 +57,17 @@ src=$(find "$work" -mindepth 1 -maxdepth 1 -type d -name 'kubernetes-*' | head -
 [[ -d "$src/vendor" ]] || { log "the kubernetes source has no vendor/ tree"; exit 1; }
 grep -q "^kubernetes (.*${KUBE_VERSION}" "$src/debian/changelog" \
   || { log "Debian's kubernetes source is not $KUBE_VERSION: $(head -1 "$src/debian/changelog")"; exit 1; }
+
+# Kubernetes 1.20 vendors reflect2 1.0.1, which reaches into Go's map iterator as it was before
+# Go 1.18: built with Debian's Go 1.19 the apiserver segfaults in reflect.mapiterinit on the first
+# requests. reflect2 1.0.2 (same API) is the upstream fix, and Debian packages it.
+reflect2=/usr/share/gocode/src/github.com/modern-go/reflect2
+if ! grep -q 'modern-go/reflect2 v1.0.1' "$src/vendor/modules.txt"; then
+  log "the kubernetes source no longer vendors reflect2 1.0.1: check whether the reflect2 swap is still needed"; exit 1
+fi
+rm -f "$src"/vendor/github.com/modern-go/reflect2/*.go "$src"/vendor/github.com/modern-go/reflect2/*.s
+cp "$reflect2"/*.go "$reflect2"/*.s "$src/vendor/github.com/modern-go/reflect2/"
+rm -f "$src"/vendor/github.com/modern-go/reflect2/*_test.go
 
 # As debian/rules: a GOPATH whose src/k8s.io/kubernetes is the source tree, cgo off, version
 # stamped explicitly because the unpacked source has no git metadata.
@@ -73,7 +87,7 @@ out=$src/_output/local/bin/linux/amd64
 [[ -d "$out" ]] || out=$src/_output/bin
 mkdir -p "$bin.new"
 for c in "${components[@]}"; do install -m 0755 "$out/$c" "$bin.new/$c"; done
-touch "$bin.new/.complete"
+echo "$STAMP" >"$bin.new/.complete"
 rm -rf "$bin" && mv "$bin.new" "$bin"
 cp "$work/build.log" "$cache/build.log"
 rm -rf "$work"

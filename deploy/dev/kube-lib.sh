@@ -33,8 +33,9 @@ component_pid() {
 start_component() {
   local name=$1; shift
   mkdir -p "$KUBE_STATE/run" "$KUBE_STATE/log"
+  # fd 9 is the caller's lock: a daemon must not hold it after the script ends.
   setsid bash -c 'echo $$ >"$0"; exec "$@"' "$(pidfile "$name")" "$@" \
-    >>"$KUBE_STATE/log/$name.log" 2>&1 </dev/null &
+    >>"$KUBE_STATE/log/$name.log" 2>&1 </dev/null 9>&- &
 }
 
 # Stops a component started by start_component: TERM, then KILL after a grace period.

@@ -182,18 +182,20 @@ if ! component_pid kube-scheduler >/dev/null; then
 fi
 
 if ! component_pid kubelet >/dev/null; then
-  # The kubelet tunes a few kernel settings at start and creates /var/log/pods and
-  # /var/log/containers: record them once, so kube-down.sh can put them back.
+  # The kubelet tunes a few kernel settings at start and creates a few fixed paths whatever its
+  # flags say (pod logs, device-plugin socket, mount's utab): record them once, so kube-down.sh
+  # can put them back.
   if [[ ! -f $S/host/sysctl.saved ]]; then
     for k in vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops \
         kernel.keys.root_maxkeys kernel.keys.root_maxbytes; do
       v=$(sysctl -n "$k" 2>/dev/null) && echo "$k=$v"
     done >"$S/host/sysctl.saved"
-    for d in /var/log/pods /var/log/containers; do [[ -e $d ]] || echo "$d"; done >"$S/host/created-dirs"
+    for d in /var/log/pods /var/log/containers /var/lib/kubelet /run/mount; do [[ -e $d ]] || echo "$d"; done >"$S/host/created-dirs"
   fi
   mkdir -p "$S/kubelet"
   start_component kubelet "$bin/kubelet" --kubeconfig "$S/kubelet.kubeconfig" \
     --container-runtime docker --docker-endpoint "unix://$KUBE_SOCK" \
+    --container-runtime-endpoint "unix://$S/run/dockershim.sock" \
     --pod-infra-container-image "$KUBE_PAUSE_IMAGE" \
     --cgroup-driver cgroupfs --cgroups-per-qos=false --enforce-node-allocatable= \
     --fail-swap-on=false --eviction-hard= --image-gc-high-threshold 100 --image-gc-low-threshold 99 \
