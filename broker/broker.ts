@@ -194,10 +194,16 @@ export class EntryBroker {
       : undefined;
     if (recorder) this.observers.push(recorder);
     this.recorder = recorder;
-    const guard = new AuthGuard(new TokenVerifier(key, config.auth), store, config.limits, (err, source, claimed) => {
-      audit.authFailure(err, source, claimed);
-      metrics?.authFailure((err as { code?: string }).code ?? 'ENTRY_INTERNAL');
-    });
+    const guard = new AuthGuard(
+      new TokenVerifier(key, config.auth),
+      store,
+      config.limits,
+      (err, source, claimed) => {
+        audit.authFailure(err, source, claimed);
+        metrics?.authFailure((err as { code?: string }).code ?? 'ENTRY_INTERNAL');
+      },
+      (err, counter) => this.log.warn('auth failure not counted: shared store failed', { counter, error: err as Error }),
+    );
     const policy = new AccessPolicy(config.auth.denyApps);
     const tickets = new Tickets(store);
     api = { guard, policy, tickets, backends, store, audit, recorder, bodyTimeoutMs: config.limits.bodyTimeoutMs };

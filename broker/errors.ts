@@ -34,6 +34,7 @@ export const ERRORS = {
   ENTRY_RATE_LIMITED: { status: 429, close: 4429, message: 'too many failed attempts: try again later' },
   ENTRY_USER_SESSION_LIMIT: { status: 429, close: 4429, message: 'too many open sessions for this user' },
   ENTRY_TOKEN_REVOKED: { status: 401, close: 4401, message: 'access token revoked' },
+  ENTRY_AUTH_UNAVAILABLE: { status: 503, close: 4503, message: 'could not check the token in time' },
   ENTRY_STORE_UNAVAILABLE: { status: 503, close: 4503, message: 'shared state unavailable: try again shortly' },
   ENTRY_NOT_ADMIN: { status: 403, close: 4403, message: 'this needs the admin role' },
   ENTRY_NO_SUCH_SESSION: { status: 404, close: 4404, message: 'no such session' },

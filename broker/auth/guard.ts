@@ -1,6 +1,6 @@
 import { decodeJwt } from 'jose';
 import { EntryError } from '../errors.js';
-import { storeCall } from './tickets.js';
+import { storeCall } from '../store/store-call.js';
 import type { Store } from '../store/store.js';
 import type { Identity } from './identity.js';
 import type { TokenVerifier } from './verifier.js';
@@ -22,6 +22,12 @@ export class AuthGuard {
     private readonly limits: GuardLimits,
     /** Told of every refused authentication (the audit trail's auth.failure). */
     private readonly onFailure: (err: unknown, source: string, claimedUser: string | undefined) => void = () => undefined,
+    /**
+     * Told when a failure could not be counted (the store failed between the limit check and
+     * the count). The attempt is refused all the same; what is lost is one count towards the
+     * limit, which the check before the next attempt fails closed on if the store stays down.
+     */
+    private readonly onUncounted: (err: unknown, key: string) => void = () => undefined,
   ) {}
 
   async authenticate(token: string | undefined, source: string): Promise<Identity> {
@@ -44,7 +50,7 @@ export class AuthGuard {
     } catch (err) {
       this.onFailure(err, source, claimed);
       if (err instanceof EntryError && err.status === 401) {
-        await Promise.all(keys.map((k) => this.store.hit(k, this.limits.authFailureLimit, this.limits.authFailureWindowMs).catch(() => undefined)));
+        await Promise.all(keys.map((k) => this.store.hit(k, this.limits.authFailureLimit, this.limits.authFailureWindowMs).catch((e: unknown) => this.onUncounted(e, k))));
       }
       throw err;
     }

@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Target } from '../backend/backend.js';
 import { EntryError } from '../errors.js';
+import { storeCall } from '../store/store-call.js';
 import type { Store } from '../store/store.js';
 import type { Identity } from './identity.js';
 
@@ -59,15 +60,5 @@ export class Tickets implements TicketStore {
     if (record.expiresAt < Date.now()) throw new EntryError('ENTRY_BAD_TOKEN', 'ticket expired');
     if (!sameTarget(record.target, target)) throw new EntryError('ENTRY_BAD_TOKEN', 'ticket was issued for another target');
     return record.identity;
-  }
-}
-
-/** Runs a store call; a store that does not answer makes the caller fail closed, with a reason. */
-export async function storeCall<T>(call: () => Promise<T>): Promise<T> {
-  try {
-    return await call();
-  } catch (err) {
-    if (err instanceof EntryError) throw err;
-    throw new EntryError('ENTRY_STORE_UNAVAILABLE', (err as Error).message, { cause: err });
   }
 }

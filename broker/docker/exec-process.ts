@@ -167,12 +167,11 @@ export class DockerExecProcess implements ProcessSide {
     void this.applySize();
   }
 
-  signal(name: string): void {
+  async signal(name: string): Promise<void> {
     const sig = name.toUpperCase().replace(/^SIG/, '');
     if (!SIGNALS.has(sig)) return;
-    void this.ensureHostPid()
-      .then((pid) => this.reaper.signal(this.options.containerId, this.options.sessionId, `SIG${sig}` as NodeJS.Signals, pid))
-      .catch(() => undefined);
+    const pid = await this.ensureHostPid();
+    await this.reaper.signal(this.options.containerId, this.options.sessionId, `SIG${sig}` as NodeJS.Signals, pid);
   }
 
   pauseOutput(): void {

@@ -1,6 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import type { Identity } from '../auth/identity.js';
-import { storeCall } from '../auth/tickets.js';
+import { storeCall } from '../store/store-call.js';
 import { EntryError } from '../errors.js';
 import type { Store } from '../store/store.js';
 import { parseJsonObject } from './body.js';

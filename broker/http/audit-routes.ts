@@ -2,7 +2,7 @@ import { statSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AuditQuery } from '../audit/events.js';
 import type { Identity } from '../auth/identity.js';
-import { storeCall } from '../auth/tickets.js';
+import { storeCall } from '../store/store-call.js';
 import { EntryError } from '../errors.js';
 import type { Recorder } from '../recording/recorder.js';
 import type { Store } from '../store/store.js';

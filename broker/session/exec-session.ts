@@ -159,6 +159,7 @@ export async function runExecSession(upgrade: AdmittedUpgrade, deps: ExecSession
         });
       },
       onTerminateError: (err) => deps.log.warn('could not end the session processes', { ...fields, error: err as Error }),
+      onSignalError: (signal, err) => deps.log.warn('signal not delivered', { ...fields, signal, error: err as Error }),
     });
     relay = r;
     // Listing is best-effort once the process runs: a store hiccup must not end a working shell.

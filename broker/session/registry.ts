@@ -1,4 +1,4 @@
-import { storeCall } from '../auth/tickets.js';
+import { storeCall } from '../store/store-call.js';
 import { EntryError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { SessionRecord, Store } from '../store/store.js';

@@ -13,6 +13,8 @@ export interface RelayOptions {
   tap?: SessionTap;
   /** Told as soon as the session's end is decided, before clean-up and the final messages. */
   onEnding?: (reason: EndReason) => void;
+  /** Told when a client's signal could not be delivered; the session goes on. */
+  onSignalError?: (name: string, err: unknown) => void;
   /** Told when ending the process failed (engine gone, no sh in the image); the session still ends. */
   onTerminateError?: (err: unknown) => void;
 }
@@ -82,7 +84,9 @@ export class Relay {
         if (!this.ended) process.endInput();
       },
       signal: (name) => {
-        if (!this.ended) process.signal(name);
+        if (this.ended) return;
+        const sent = process.signal(name);
+        if (sent) sent.catch((err: unknown) => this.options.onSignalError?.(name, err));
       },
       drain: () => {
         if (this.outputPausedByTerminal) {

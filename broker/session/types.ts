@@ -25,7 +25,8 @@ export interface ProcessSide {
   write(data: Uint8Array): boolean;
   endInput(): void;
   resize(cols: number, rows: number): void;
-  signal(name: string): void;
+  /** Delivers a signal to every process of the session; rejects when it could not. */
+  signal(name: string): Promise<void> | void;
   pauseOutput(): void;
   resumeOutput(): void;
   /** Ends the process and everything it started, because the session ends without it. */

@@ -144,7 +144,7 @@ export class Gateway {
     const admit = async () => {
       this.deps.admissible();
       if (!/^[A-Za-z0-9-]{1,64}$/.test(sessionId)) throw new EntryError('ENTRY_BAD_REQUEST', 'watch needs ?session=<id>');
-      const identity = await withTimeout(this.deps.guard.authenticate(request.token, remoteAddress), this.deps.config.limits.handshakeTimeoutMs);
+      const identity = await withTimeout(this.deps.guard.authenticate(request.token, remoteAddress), this.deps.config.limits.handshakeTimeoutMs, () => 'authenticating');
       if (!identity.admin) throw new EntryError('ENTRY_NOT_ADMIN', `${identity.user} may not watch sessions`);
       return identity;
     };
@@ -204,14 +204,17 @@ export class Gateway {
 
   private async admit(request: UpgradeRequest, remote: string): Promise<{ identity: Identity; target: Target; container: ResolvedTarget }> {
     this.deps.admissible();
-    return withTimeout(this.checks(request, remote), this.deps.config.limits.handshakeTimeoutMs);
+    const progress: { stage: AdmissionStage } = { stage: 'authenticating' };
+    return withTimeout(this.checks(request, remote, progress), this.deps.config.limits.handshakeTimeoutMs, () => progress.stage);
   }
 
-  private async checks(request: UpgradeRequest, remote: string): Promise<{ identity: Identity; target: Target; container: ResolvedTarget }> {
+  private async checks(request: UpgradeRequest, remote: string, progress: { stage: AdmissionStage }): Promise<{ identity: Identity; target: Target; container: ResolvedTarget }> {
     // Order matters: nothing about the target is looked up before the caller is known.
     const target = validateTarget(request.app, request.proc, request.instance);
+    progress.stage = request.ticket ? 'redeeming' : 'authenticating';
     const identity = request.ticket ? await this.deps.tickets.redeem(request.ticket, target) : await this.deps.guard.authenticate(request.token, remote);
     this.deps.policy.check(identity, target.app);
+    progress.stage = 'resolving';
     const container = await this.deps.resolver.resolve(target);
     return { identity, target, container };
   }
@@ -244,11 +247,21 @@ export class Gateway {
   }
 }
 
-/** Bounds the admission checks: a hung key server or engine must not hold sockets forever. */
-function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
+/** What an admission was waiting for, to name what hung when it takes too long. */
+type AdmissionStage = 'authenticating' | 'redeeming' | 'resolving';
+
+/** Each stage's own failure: whoever did not answer is named, not always the engine. */
+function admissionTimeout(stage: AdmissionStage, ms: number): EntryError {
+  if (stage === 'authenticating') return new EntryError('ENTRY_AUTH_UNAVAILABLE', `checking the token took longer than ${ms} ms (key server or shared store not answering)`);
+  if (stage === 'redeeming') return new EntryError('ENTRY_STORE_UNAVAILABLE', `redeeming the ticket took longer than ${ms} ms`);
+  return new EntryError('ENTRY_DOCKER_UNAVAILABLE', `finding the target took longer than ${ms} ms`);
+}
+
+/** Bounds the admission checks: a hung key server, store or engine must not hold sockets forever. */
+function withTimeout<T>(work: Promise<T>, ms: number, stage: () => AdmissionStage): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new EntryError('ENTRY_DOCKER_UNAVAILABLE', `admission took longer than ${ms} ms`)), ms);
+    timer = setTimeout(() => reject(admissionTimeout(stage(), ms)), ms);
   });
   return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }

@@ -134,6 +134,20 @@ describe('Relay moving bytes', () => {
     expect(process.signals).toEqual(['INT']);
     expect(process.inputEnded).toBe(1);
   });
+
+  it('tells of a signal that could not be delivered, and goes on', async () => {
+    const terminal = new FakeTerminal();
+    const process = new FakeProcess();
+    process.signal = () => Promise.reject(new Error('no such process'));
+    const failures: Array<[string, string]> = [];
+    const relay = new Relay(terminal, process, { pingIntervalMs: 0, onSignalError: (name, err) => failures.push([name, (err as Error).message]) });
+    void relay.run();
+    terminal.events.signal('TERM');
+    await until(() => failures.length > 0);
+    expect(failures).toEqual([['TERM', 'no such process']]);
+    terminal.events.input(bytes('x'));
+    expect(process.written).toEqual(['x']);
+  });
 });
 
 describe('Relay backpressure', () => {
