@@ -330,6 +330,42 @@ describe('deploy/helm/entry: lints, renders to YAML whose parts agree, every val
     expect(() => parseConfig(readSettings([], { ...rest, ENTRY_REDIS_URL: 'redis://r:6379' }))).not.toThrow();
   });
 
+  it('kubernetes.enabled: the ServiceAccount the pod runs as gets exactly pods get/list/watch and pods/exec create, and the broker in-cluster config', async () => {
+    const exact = [
+      { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch'] },
+      { apiGroups: [''], resources: ['pods/exec'], verbs: ['create'] },
+    ];
+    const cluster = await render('auth.jwksUrl=https://id.example/jwks', 'kubernetes.enabled=true');
+    const pod = one(cluster, 'Deployment', 'rel-entry')['spec'].template;
+    const sa = one(cluster, 'ServiceAccount');
+    expect(pod.spec.serviceAccountName).toBe(sa['metadata'].name);
+    expect(pod.spec.automountServiceAccountToken).toBe(true);
+    expect(sa['automountServiceAccountToken']).toBe(true);
+    expect(one(cluster, 'ClusterRole')['rules']).toEqual(exact);
+    const binding = one(cluster, 'ClusterRoleBinding');
+    expect(binding['roleRef']).toMatchObject({ kind: 'ClusterRole', name: one(cluster, 'ClusterRole')['metadata'].name });
+    expect(binding['subjects']).toEqual([{ kind: 'ServiceAccount', name: sa['metadata'].name, namespace: 'entry' }]);
+    const cm = one(cluster, 'ConfigMap', 'rel-entry')['data'] as Record<string, string>;
+    checkEntryKeys('ConfigMap', cm);
+    expect(cm['ENTRY_KUBECONFIG']).toBe('in-cluster');
+    const config = parseConfig(readSettings([], cm));
+    expect(config.kubernetes).toEqual({ kubeconfig: 'in-cluster', context: null, namespaces: [] });
+    expect(config.docker.hosts).toEqual([]);
+
+    const scoped = await render('auth.jwksUrl=https://id.example/jwks', 'kubernetes.enabled=true', 'kubernetes.namespaces={shop,ops}', 'kubernetes.attach=true');
+    expect(scoped.filter((d) => d['kind'] === 'ClusterRole')).toEqual([]);
+    const roles = scoped.filter((d) => d['kind'] === 'Role');
+    expect(roles.map((r) => r['metadata'].namespace).sort()).toEqual(['ops', 'shop']);
+    for (const r of roles) expect(r['rules']).toEqual([...exact, { apiGroups: [''], resources: ['pods/log'], verbs: ['get'] }]);
+    expect(scoped.filter((d) => d['kind'] === 'RoleBinding').map((b) => b['subjects'][0].namespace)).toEqual(['entry', 'entry']);
+    expect(parseConfig(readSettings([], one(scoped, 'ConfigMap', 'rel-entry')['data'])).kubernetes?.namespaces).toEqual(['shop', 'ops']);
+
+    // Without it: no token, no RBAC.
+    const plain = await render('auth.jwksUrl=https://id.example/jwks');
+    expect(one(plain, 'Deployment', 'rel-entry')['spec'].template.spec.automountServiceAccountToken).toBe(false);
+    expect(plain.filter((d) => /Role/.test(String(d['kind'])))).toEqual([]);
+  });
+
   it('documents every value in values.yaml and in the chart README', () => {
     const doc = parseDocument(readFileSync(join(chart, 'values.yaml'), 'utf8'));
     const readme = readFileSync(join(chart, 'README.md'), 'utf8');
