@@ -13,6 +13,8 @@ export interface ContainerSpec {
   image?: string;
   /** Leave the container created but stopped. */
   stopped?: boolean;
+  /** Restart policy "always": the engine starts it again when the engine itself comes back. */
+  restart?: boolean;
 }
 
 /**
@@ -32,7 +34,7 @@ export class TestContainers {
       Image: spec.image ?? 'entry-demo:latest',
       Labels: { [this.mark]: '1', ...spec.labels },
       // No network: the tests need none, and it keeps them independent of the engine's bridge.
-      HostConfig: { AutoRemove: false, NetworkMode: 'none' },
+      HostConfig: { AutoRemove: false, NetworkMode: 'none', ...(spec.restart ? { RestartPolicy: { Name: 'always' } } : {}) },
     });
     this.ids.push(c.id);
     if (!spec.stopped) await c.start();

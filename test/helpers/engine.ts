@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import Docker from 'dockerode';
 import { type CertFiles, issue, makeCa, type TestCa } from './certs.js';
 import { stopChild, waitForChild } from './child.js';
+import { TestContainers } from './containers.js';
 
 /**
  * A Docker engine of the test's own beside the machine's, with its own socket, data root and
@@ -21,6 +22,8 @@ export class TestEngine {
   readonly socket = join(this.dir, 'docker.sock');
   /** Over the unix socket. */
   readonly docker = new Docker({ socketPath: this.socket });
+  /** Labelled containers on this engine (load their image first); they go with the engine. */
+  readonly containers = new TestContainers(this.docker);
   private child: ChildProcess | undefined;
   /** dockerd's last stderr lines, for a start-up failure. */
   private readonly logTail: string[] = [];

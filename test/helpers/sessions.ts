@@ -14,6 +14,15 @@ export async function openCommand(wsUrl: string, token: string, target: { app: s
   return c;
 }
 
+/** Commands and the exit code each must give, the same through every client. */
+export const EXIT_CODE_CASES: ReadonlyArray<readonly [string[], number]> = [
+  [['true'], 0],
+  [['false'], 1],
+  [['sh', '-c', 'exit 7'], 7],
+  [['no-such-command'], 127],
+  [['sh', '-c', 'kill -9 $$'], 137],
+];
+
 /** Polls until `check` holds (Docker has no event for "a process in a container exited"). */
 export async function eventually(check: () => Promise<boolean>, what: string, timeoutMs = 10_000): Promise<number> {
   const start = Date.now();

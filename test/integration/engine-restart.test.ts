@@ -13,12 +13,7 @@ describe('the Docker engine restarting under the broker', () => {
   beforeAll(async () => {
     await engine.start();
     engine.loadImage('entry-demo:latest');
-    const c = await engine.docker.createContainer({
-      Image: 'entry-demo:latest',
-      Labels: { 'entry.app': app, 'entry.proc': 'web', 'entry.instance': '1' },
-      HostConfig: { NetworkMode: 'none', RestartPolicy: { Name: 'always' } },
-    });
-    await c.start();
+    await engine.containers.start({ labels: { 'entry.app': app, 'entry.proc': 'web', 'entry.instance': '1' }, restart: true });
     b = await startTestBroker({ 'docker-host': engine.host });
   }, 120_000);
   afterAll(async () => {

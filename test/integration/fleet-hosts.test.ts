@@ -24,14 +24,9 @@ describe('a fleet of two Docker hosts', () => {
   let aWeb1 = '';
 
   async function onB(labels: Record<string, string>, opts: { start?: boolean; restart?: boolean } = {}): Promise<string> {
-    const c = await engine.docker.createContainer({
-      Image: 'entry-demo:latest',
-      Labels: labels,
-      HostConfig: { NetworkMode: 'none', ...(opts.restart ? { RestartPolicy: { Name: 'always' } } : {}) },
-    });
-    bIds.push(c.id);
-    if (opts.start !== false) await c.start();
-    return c.id;
+    const id = await engine.containers.start({ labels, stopped: opts.start === false, restart: opts.restart === true });
+    bIds.push(id);
+    return id;
   }
   const entry = (proc: string, instance: number) => ({ 'entry.app': app, 'entry.proc': proc, 'entry.instance': String(instance) });
 

@@ -1,9 +1,11 @@
+import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { decodeResponse, encodeExecSpec, encodeRequest, RequestType, ResponseType } from '../../proto/codec.js';
 import { type BrokerProcess, startBrokerProcess } from '../helpers/broker-process.js';
-import { containerProcesses, docker, TestContainers, uniqueApp } from '../helpers/containers.js';
+import { containerProcesses, TestContainers, uniqueApp } from '../helpers/containers.js';
 import { healthz, mb, summaryLine, timedEcho, within } from '../helpers/hardening.js';
 import { eventually, openCommand } from '../helpers/sessions.js';
 
@@ -56,24 +58,11 @@ class CountingClient {
   }
 }
 
-/** Runs a command with `docker exec` directly (instrumentation, not through the broker). */
+const execFileAsync = promisify(execFile);
+
+/** Runs a command with `docker exec` directly (instrumentation, not through the broker); its stdout. */
 async function inContainer(id: string, script: string): Promise<string> {
-  const exec = await docker.getContainer(id).exec({ Cmd: ['sh', '-c', script], AttachStdout: true, AttachStderr: true });
-  const stream = await exec.start({ hijack: true, stdin: false });
-  const chunks: Buffer[] = [];
-  stream.on('data', (c: Buffer) => chunks.push(c));
-  await new Promise<void>((resolve) => {
-    stream.on('end', resolve);
-    stream.on('close', resolve);
-  });
-  const raw = Buffer.concat(chunks);
-  let out = '';
-  for (let pos = 0; pos + 8 <= raw.length; ) {
-    const size = raw.readUInt32BE(pos + 4);
-    out += raw.subarray(pos + 8, pos + 8 + size).toString();
-    pos += 8 + size;
-  }
-  return out;
+  return (await execFileAsync('docker', ['exec', id, 'sh', '-c', script], { encoding: 'utf8' })).stdout;
 }
 
 const figures = {

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ClientError, run, spawn } from '../../client/index.js';
 import { startTestBroker, type TestBroker } from '../helpers/broker.js';
 import { TestContainers, uniqueApp } from '../helpers/containers.js';
+import { EXIT_CODE_CASES } from '../helpers/sessions.js';
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
@@ -26,14 +27,7 @@ describe('the TypeScript API: run() and spawn()', () => {
   });
 
   it('returns exit codes 0, 1, 7, 127 and 137', async () => {
-    const cases: Array<[string[], number]> = [
-      [['true'], 0],
-      [['false'], 1],
-      [['sh', '-c', 'exit 7'], 7],
-      [['no-such-command'], 127],
-      [['sh', '-c', 'kill -9 $$'], 137],
-    ];
-    for (const [command, code] of cases) {
+    for (const [command, code] of EXIT_CODE_CASES) {
       expect((await run({ ...base, command })).exitCode, command.join(' ')).toBe(code);
     }
   });

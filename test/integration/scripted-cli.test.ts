@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestBroker, type TestBroker } from '../helpers/broker.js';
 import { CLI, runCli } from '../helpers/cli.js';
 import { containerProcesses, TestContainers, uniqueApp } from '../helpers/containers.js';
-import { eventually } from '../helpers/sessions.js';
+import { eventually, EXIT_CODE_CASES } from '../helpers/sessions.js';
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
@@ -27,14 +27,7 @@ describe('enter <app> <proc> <n> -- <cmd>: scripted runs', () => {
   });
 
   it('returns the remote exit code as its own: 0, 1, 7, 127, 137', async () => {
-    const cases: Array<[string[], number]> = [
-      [['true'], 0],
-      [['false'], 1],
-      [['sh', '-c', 'exit 7'], 7],
-      [['no-such-command'], 127],
-      [['sh', '-c', 'kill -9 $$'], 137],
-    ];
-    for (const [cmd, code] of cases) {
+    for (const [cmd, code] of EXIT_CODE_CASES) {
       const r = await enter(['--', ...cmd]);
       expect(r.status, cmd.join(' ')).toBe(code);
     }

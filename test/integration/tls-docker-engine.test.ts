@@ -17,13 +17,7 @@ describe('a Docker engine over TCP with TLS', () => {
   beforeAll(async () => {
     await engine.start();
     engine.loadImage('entry-demo:latest');
-    const c = await engine.docker.createContainer({
-      Image: 'entry-demo:latest',
-      Labels: { 'entry.app': app, 'entry.proc': 'web', 'entry.instance': '1' },
-      HostConfig: { NetworkMode: 'none' },
-    });
-    await c.start();
-    containerId = c.id;
+    containerId = await engine.containers.entry(app, 'web', 1);
     // The docker CLI's layout: DOCKER_CERT_PATH/{ca,cert,key}.pem.
     certDir = mkdtempSync(join(tmpdir(), 'entry-docker-certs-'));
     copyFileSync(engine.ca.cert, join(certDir, 'ca.pem'));
