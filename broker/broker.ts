@@ -124,10 +124,8 @@ export class EntryBroker {
     };
     const handler = createRequestHandler({
       ready: async () => {
-        // A host is up while its event stream is connected. Ready while at least one is:
-        // the others' targets get their own reason.
-        const up = backends.status();
-        return { docker: Object.values(up).some(Boolean), store: store.healthy(), hosts: up };
+        // A host is up while its event stream (a cluster: its pod watch) is connected.
+        return { backends: backends.kinds(), store: store.healthy(), hosts: backends.status() };
       },
       draining: () => this.draining,
       api: () => api,

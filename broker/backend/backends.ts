@@ -40,6 +40,11 @@ export class Backends {
     return this.all.flatMap((b) => b.gauges());
   }
 
+  /** Per backend kind: whether at least one of its hosts or clusters is reachable. */
+  kinds(): Record<string, boolean> {
+    return Object.fromEntries(this.all.map((b) => [b.kind, Object.values(b.status()).some(Boolean)]));
+  }
+
   /** Reachability of every host and cluster, by name. */
   status(): Record<string, boolean> {
     return Object.assign({}, ...this.all.map((b) => b.status())) as Record<string, boolean>;

@@ -194,7 +194,10 @@ function parseOidc(raw: RawSettings): OidcClientConfig | null {
  */
 function parseDockerHosts(raw: RawSettings, kubernetes: boolean): BrokerConfig['docker']['hosts'] {
   const specs = list(raw, 'docker-host', []);
-  if (specs.length === 1 && specs[0] === 'none') return [];
+  if (specs.length === 1 && specs[0] === 'none') {
+    if (!kubernetes) throw new ConfigError('--docker-host', 'none leaves the broker nothing to enter: give --kubeconfig too');
+    return [];
+  }
   const hosts = (specs.length > 0 ? specs : kubernetes ? [] : ['unix:///var/run/docker.sock']).map(parseHostSpec);
   const names = new Set<string>();
   for (const h of hosts) {

@@ -6,8 +6,8 @@ import { sendJson } from './respond.js';
 import { serveStatic } from './static.js';
 
 export interface HttpDeps {
-  /** Whether the Docker engine and the shared store answer right now. */
-  ready(): Promise<{ docker: boolean; store: boolean; hosts: Record<string, boolean> }>;
+  /** Whether the backends (per kind, and per host or cluster) and the shared store answer right now. */
+  ready(): Promise<{ backends: Record<string, boolean>; store: boolean; hosts: Record<string, boolean> }>;
   draining(): boolean;
   /** Set once the broker has its keys; until then the API answers 503. */
   api(): ApiDeps | undefined;
@@ -35,6 +35,12 @@ function cors(req: IncomingMessage, res: ServerResponse, path: string, allowed: 
   return true;
 }
 
+const KIND_NAMES: Record<string, string> = { docker: 'docker engine', kubernetes: 'kubernetes cluster' };
+const unreachableNames = (backends: Record<string, boolean>) =>
+  Object.keys(backends)
+    .map((k) => KIND_NAMES[k] ?? k)
+    .join(' and ');
+
 /** Plain HTTP requests: health, readiness, the JSON API and the console. */
 export function createRequestHandler(deps: HttpDeps) {
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
@@ -50,9 +56,11 @@ export function createRequestHandler(deps: HttpDeps) {
         sendJson(res, 503, { status: 'draining' });
         return;
       }
-      const { docker, store, hosts } = await deps.ready();
-      const status = !docker ? 'docker engine unreachable' : !store ? 'shared store unreachable' : 'ready';
-      sendJson(res, docker && store ? 200 : 503, { status, docker, store, hosts });
+      const { backends, store, hosts } = await deps.ready();
+      // Ready while any backend has a reachable host: the others' targets get their own reason.
+      const targets = Object.values(backends).some(Boolean);
+      const status = !targets ? `${unreachableNames(backends)} unreachable` : !store ? 'shared store unreachable' : 'ready';
+      sendJson(res, targets && store ? 200 : 503, { status, docker: backends['docker'] ?? false, store, hosts, backends });
       return;
     }
     if (path === '/enter' || path === '/attach') {

@@ -224,7 +224,8 @@ describe('isLoopback', () => {
 
     it('serves both when both are given, and none turns Docker off', () => {
       expect(parseConfig({ ...KEY, kubeconfig: 'in-cluster', 'docker-host': ['unix:///var/run/docker.sock'] }).docker.hosts).toHaveLength(1);
-      expect(parseConfig({ ...KEY, 'docker-host': ['none'] }).docker.hosts).toEqual([]);
+      expect(parseConfig({ ...KEY, kubeconfig: '/k', 'docker-host': ['none'] }).docker.hosts).toEqual([]);
+      expect(() => parseConfig({ ...KEY, 'docker-host': ['none'] })).toThrow(/--docker-host: none leaves the broker nothing to enter/);
     });
 
     it('refuses Kubernetes settings without a kubeconfig, and bad namespace names', () => {
