@@ -50,7 +50,9 @@ export class TestEngine {
       // Socket activation: the listening socket was made in the host's namespace and keeps
       // belonging to it, so dockerd accepts on host loopback from inside its own namespace.
       // sd_listen_fds wants LISTEN_PID to be dockerd's own pid: the shell execs into it.
-      const fd = (listener.server as unknown as { _handle: { fd: number } })._handle.fd;
+      // Node has no public way to hand a server's socket to a child but its descriptor.
+      const fd = (listener.server as unknown as { _handle?: { fd?: number } })._handle?.fd ?? -1;
+      if (fd < 0) throw new Error('no file descriptor for the engine\'s listening socket');
       this.child = spawn(
         'unshare',
         ['--net', '--', 'sh', '-c', 'export LISTEN_PID=$$ LISTEN_FDS=1; exec dockerd "$@"', 'dockerd', ...args, '--host', 'fd://', ...listener.args],
