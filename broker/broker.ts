@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
-import { createServer as createHttpsServer } from 'node:https';
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -17,12 +16,9 @@ import type { Backends } from './backend/backends.js';
 import { createBackends } from './backends.js';
 import type { DockerClient } from './docker/docker-backend.js';
 import type { ReapMode } from './docker/process-reaper.js';
-import { EntryError } from './errors.js';
 import { createFaultReporter, type FaultReporter } from './fault.js';
 import type { ApiDeps } from './http/api.js';
-import { logAccess } from './http/access-log.js';
-import { httpBoundary, upgradeBoundary } from './http/boundary.js';
-import { requestId } from './http/request-id.js';
+import { listen } from './http/listener.js';
 import { createRequestHandler } from './http/routes.js';
 import { createLogger, type Logger } from './log.js';
 import { boundedSink } from './log-sink.js';
@@ -30,9 +26,10 @@ import { BrokerMetrics, countTicketFailures } from './metrics/metrics.js';
 import { MetricsServer } from './metrics/server.js';
 import { Recorder } from './recording/recorder.js';
 import { runAttachSession } from './session/attach-session.js';
-import { runExecSession, type LiveSession } from './session/exec-session.js';
+import { runExecSession } from './session/exec-session.js';
 import type { SessionObserver } from './session/observer.js';
 import { SessionRegistry } from './session/registry.js';
+import { SessionTable } from './session/session-table.js';
 import { runWatchSession } from './session/watch-session.js';
 import { MemoryStore } from './store/memory-store.js';
 import { createRedisClient } from './store/redis-connection.js';
@@ -63,8 +60,7 @@ export class EntryBroker {
   private server: Server | undefined;
   private gateway: Gateway | undefined;
   private store: Store | undefined;
-  private readonly sessions = new Map<string, LiveSession>();
-  private draining = false;
+  private readonly sessions: SessionTable;
   private recorder: Recorder | undefined;
   /** Followers of every session (audit, recordings, metrics), added before start. */
   readonly observers: SessionObserver[] = [];
@@ -86,6 +82,7 @@ export class EntryBroker {
     private readonly options: BrokerOptions = {},
   ) {
     this.log = options.log ?? createLogger(config.logLevel, boundedSink(process.stderr, config.logBacklogBytes));
+    this.sessions = new SessionTable(config.limits.maxSessions, this.log);
     this.fault = createFaultReporter(this.log, (where) => this.metrics?.fault(where));
   }
 
@@ -115,46 +112,24 @@ export class EntryBroker {
     this.certificates = certificates;
     const store = await this.openStore();
     let api: ApiDeps | undefined;
-    const serverOptions = {
-      // Slow-loris protection: headers (upgrades included) must arrive within the handshake
-      // timeout; Node checks at this interval.
-      headersTimeout: config.limits.handshakeTimeoutMs,
-      requestTimeout: config.limits.handshakeTimeoutMs,
-      connectionsCheckingInterval: Math.min(1_000, config.limits.handshakeTimeoutMs),
-    };
+    let gateway: Gateway | undefined;
     const handler = createRequestHandler({
       ready: async () => {
         // A host is up while its event stream (a cluster: its pod watch) is connected.
         return { backends: backends.kinds(), store: store.healthy(), hosts: backends.status() };
       },
-      draining: () => this.draining,
+      draining: () => this.sessions.isDraining,
       api: () => api,
       consoleRoot: this.options.consoleRoot ?? DEFAULT_CONSOLE_ROOT,
       oidc: config.oidc,
       allowedOrigins: config.allowedOrigins,
     });
-    const stamped = httpBoundary(
-      'http',
-      (req, res) => {
-        proxies.stamp(req);
-        res.setHeader('x-request-id', requestId(req));
-        logAccess(req, res, this.log);
-        return handler(req, res);
-      },
-      this.fault,
+    // Upgrades that arrive before the gateway exists (keys still loading) are turned away.
+    this.server = await listen(
+      { ...config.listen, handshakeTimeoutMs: config.limits.handshakeTimeoutMs, certificates, proxies, log: this.log, fault: this.fault },
+      handler,
+      (req, socket, head) => (gateway ? gateway.handleUpgrade(req, socket, head) : socket.destroy()),
     );
-    const server: Server = certificates
-      ? createHttpsServer({ ...serverOptions, ...certificates.serverOptions(), handshakeTimeout: config.limits.handshakeTimeoutMs }, stamped)
-      : createServer(serverOptions, stamped);
-    if (certificates) certificates.attach(server as import('node:https').Server);
-    this.server = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(config.listen.port, config.listen.host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
     let key: VerificationKey;
     if (config.dev) {
       const dev = await createDevIdentity(this.url.replace('0.0.0.0', '127.0.0.1'));
@@ -181,10 +156,7 @@ export class EntryBroker {
       idleTimeoutMs: config.limits.idleTimeoutMs,
       maxSessionMs: config.limits.maxSessionMs,
     };
-    const track = (s: LiveSession) => {
-      this.sessions.set(s.id, s);
-      return () => this.sessions.delete(s.id);
-    };
+    const track = this.sessions.track;
     const audit = new AuditTrail(store, this.log, { brokerId: this.id, maxEvents: config.audit.maxEvents, alertRules: config.audit.alertRules });
     this.observers.push(audit);
     const recorder = config.audit.recordingsDir
@@ -205,18 +177,8 @@ export class EntryBroker {
     const policy = new AccessPolicy(config.auth.denyApps);
     const tickets = new Tickets(store);
     api = { guard, policy, tickets, backends, store, audit, recorder, bodyTimeoutMs: config.limits.bodyTimeoutMs };
-    void store.subscribe(this.id, (message) => {
-      const session = this.sessions.get(message.sessionId);
-      if (!session) return;
-      if (message.type === 'watch') {
-        session.watch(message.until, message.by);
-        return;
-      }
-      this.log.info('session kill', { session: message.sessionId, by: message.by });
-      audit.record({ type: 'session.kill', sessionId: message.sessionId, user: session.user, app: session.app, proc: session.proc, instance: session.instance, by: message.by });
-      void session.stop(new EntryError('ENTRY_KILLED', `by ${message.by}`));
-    }).catch((err: unknown) => this.log.warn('control channel not subscribed', { error: err as Error }));
-    this.gateway = new Gateway({
+    this.sessions.listen(store, this.id, audit);
+    gateway = new Gateway({
       config,
       guard,
       policy,
@@ -225,24 +187,14 @@ export class EntryBroker {
       onRefused: (info) => metrics?.refused(info),
       fault: this.fault,
       log: this.log,
-      admissible: () => {
-        if (this.draining) throw new EntryError('ENTRY_DRAINING');
-        if (this.sessions.size >= config.limits.maxSessions) throw new EntryError('ENTRY_TOO_MANY_SESSIONS', `limit ${config.limits.maxSessions}`);
-      },
+      admissible: () => this.sessions.admissible(),
       onWatch: (w) => void runWatchSession(w, { store, audit, log: this.log }),
       onAdmitted: (route, upgrade) => {
         const run = route === 'enter' ? runExecSession(upgrade, sessionDeps, track) : runAttachSession(upgrade, { log: this.log, maxFrameBytes: config.limits.maxFrameBytes, pingIntervalMs: config.limits.pingIntervalMs }, track);
         run.catch((err: unknown) => this.fault('socket', err, { session: upgrade.sessionId, route }));
       },
     });
-    const gateway = this.gateway;
-    server.on(
-      'upgrade',
-      upgradeBoundary((req, socket, head) => {
-        proxies.stamp(req);
-        gateway.handleUpgrade(req, socket, head);
-      }, this.fault),
-    );
+    this.gateway = gateway;
     if (metrics && config.metricsListen) {
       metrics.setSources({
         hosts: () => backends.hostGauges(),
@@ -270,8 +222,7 @@ export class EntryBroker {
 
   /** Stops accepting, ends every session with a CLOSE reason, closes the server. */
   async stop(): Promise<void> {
-    this.draining = true;
-    await Promise.all([...this.sessions.values()].map((s) => s.stop(new EntryError('ENTRY_DRAINING'))));
+    await this.sessions.drain();
     this.gateway?.close();
     await new Promise<void>((resolve) => {
       if (!this.server) return resolve();

@@ -1,0 +1,68 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import type { Duplex } from 'node:stream';
+import type { FaultReporter } from '../fault.js';
+import type { Logger } from '../log.js';
+import type { TrustedProxies } from '../transport/client-address.js';
+import type { ListenerCertificates } from '../transport/tls.js';
+import { logAccess } from './access-log.js';
+import { httpBoundary, upgradeBoundary } from './boundary.js';
+import { requestId } from './request-id.js';
+
+export interface ListenerOptions {
+  host: string;
+  port: number;
+  /** Headers (upgrades included) must arrive within this: slow-loris protection. */
+  handshakeTimeoutMs: number;
+  /** TLS on the listener; undefined: plain HTTP. */
+  certificates: ListenerCertificates | undefined;
+  proxies: TrustedProxies;
+  log: Logger;
+  fault: FaultReporter;
+}
+
+/**
+ * The broker's one listener: every request gets its id and its access line, runs inside the
+ * fault boundary, and sees the client address a trusted proxy reports. Resolves once listening.
+ */
+export async function listen(
+  o: ListenerOptions,
+  onRequest: (req: IncomingMessage, res: ServerResponse) => Promise<void> | void,
+  onUpgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => void,
+): Promise<Server> {
+  const serverOptions = {
+    headersTimeout: o.handshakeTimeoutMs,
+    requestTimeout: o.handshakeTimeoutMs,
+    // Node checks the two timeouts at this interval.
+    connectionsCheckingInterval: Math.min(1_000, o.handshakeTimeoutMs),
+  };
+  const handler = httpBoundary(
+    'http',
+    (req, res) => {
+      o.proxies.stamp(req);
+      res.setHeader('x-request-id', requestId(req));
+      logAccess(req, res, o.log);
+      return onRequest(req, res);
+    },
+    o.fault,
+  );
+  const server: Server = o.certificates
+    ? createHttpsServer({ ...serverOptions, ...o.certificates.serverOptions(), handshakeTimeout: o.handshakeTimeoutMs }, handler)
+    : createServer(serverOptions, handler);
+  if (o.certificates) o.certificates.attach(server as HttpsServer);
+  server.on(
+    'upgrade',
+    upgradeBoundary((req, socket, head) => {
+      o.proxies.stamp(req);
+      onUpgrade(req, socket, head);
+    }, o.fault),
+  );
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(o.port, o.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  return server;
+}
