@@ -1,0 +1,236 @@
+import type WebSocket from 'ws';
+import type { ExecSpec } from '../backend/backend.js';
+import { EntryError } from '../errors.js';
+import type { OutputStream, ProcessEvents, ProcessSide } from '../session/types.js';
+import { StdinEncoder, wrapCommand } from './exec-command.js';
+import { CHANNEL, channelFrame, type ExecStatus, type ExecTarget, openExecSocket, parseStatus, V4, V5 } from './exec-socket.js';
+import type { KubeClient } from './kube-client.js';
+import { type PodReaper, SESSION_ENV } from './pod-reaper.js';
+
+/** Stdin queued on the exec socket before the client is asked to wait, and when it may go on. */
+const STDIN_HIGH_WATER_BYTES = 1024 * 1024;
+const STDIN_LOW_WATER_BYTES = 256 * 1024;
+const EOT = Buffer.from([0x04]);
+const SIGNALS = new Set(['HUP', 'INT', 'QUIT', 'TERM', 'KILL', 'USR1', 'USR2', 'WINCH']);
+const OCI_FAILURE = 'OCI runtime exec failed';
+
+export interface KubeExecOptions extends ExecTarget {
+  spec: ExecSpec;
+  /** Whether the pod (or its container) has stopped: asked when an exec ends without a status, or killed. */
+  podGone(): Promise<boolean>;
+}
+
+/**
+ * What each cluster's apiserver negotiated last, by cluster: a server known to speak v5 closes
+ * stdin itself, and needs no stdin pump (see exec-command.ts).
+ */
+const negotiated = new WeakMap<KubeClient, string>();
+
+/**
+ * A `pods/exec` WebSocket as the relay's process side. Output is read from channels 1 and 2
+ * (paused and resumed with the relay), stdin written to channel 0 (congested past a high-water
+ * mark of the socket's own queue), resizes sent on channel 4; the exit code comes from the
+ * status channel, and the process side ends only when the socket has closed, after every
+ * output message has been handed on.
+ */
+export class KubeExecProcess implements ProcessSide {
+  private events: ProcessEvents | undefined;
+  private early: Buffer[] = [];
+  private statusBytes: Buffer[] = [];
+  private finished = false;
+  private inputClosed = false;
+  private inputCongested = false;
+  private appliedSize = '';
+  /** The first output chunks, held while they may be the runtime's "cannot exec /bin/sh". */
+  private sniff: { stream: OutputStream; data: Buffer }[] | undefined = [];
+  private closedEarly: number | undefined;
+  private readonly encoder: StdinEncoder | undefined;
+
+  private constructor(
+    private readonly client: KubeClient,
+    private readonly reaper: PodReaper,
+    private readonly o: KubeExecOptions,
+    private readonly ws: WebSocket,
+    private readonly pump: boolean,
+  ) {
+    this.encoder = pump ? new StdinEncoder() : undefined;
+  }
+
+  get protocol(): string {
+    return this.ws.protocol;
+  }
+
+  /** Starts the exec. Rejects with an EntryError when it cannot start. */
+  static async open(client: KubeClient, reaper: PodReaper, o: KubeExecOptions): Promise<KubeExecProcess> {
+    const spec = o.spec;
+    if (spec.user) throw new EntryError('ENTRY_BAD_REQUEST', `Kubernetes exec cannot run as another user (asked for ${JSON.stringify(spec.user)}): leave user empty`);
+    const pump = !spec.tty && negotiated.get(client) !== V5;
+    const command = wrapCommand({ cmd: spec.cmd, env: [...spec.env, `${SESSION_ENV}=${spec.sessionId}`], workdir: spec.workdir, stdinPump: pump });
+    const ws = await openExecSocket(client, o, { command, tty: spec.tty, stdin: true });
+    negotiated.set(client, ws.protocol);
+    const p = new KubeExecProcess(client, reaper, o, ws, pump);
+    p.listen();
+    if (spec.tty && spec.size) p.resize(spec.size.cols, spec.size.rows);
+    return p;
+  }
+
+  /** Listens from the start: what arrives before `start` is kept for it. */
+  private listen(): void {
+    const ws = this.ws;
+    ws.on('message', (data: Buffer) => {
+      if (this.events) this.message(data);
+      else this.early.push(data);
+    });
+    ws.on('error', () => undefined);
+    ws.on('close', (code: number) => {
+      if (this.events) void this.finish(code);
+      else this.closedEarly = code;
+    });
+  }
+
+  start(events: ProcessEvents): void {
+    this.events = events;
+    const early = this.early;
+    this.early = [];
+    for (const m of early) this.message(m);
+    if (this.closedEarly !== undefined) void this.finish(this.closedEarly);
+    else this.ws.resume();
+  }
+
+  private message(data: Buffer): void {
+    if (data.length < 2 || this.finished) return;
+    const channel = data[0];
+    const body = data.subarray(1);
+    if (channel === CHANNEL.stdout || channel === CHANNEL.stderr) {
+      const stream: OutputStream = channel === CHANNEL.stdout ? 'stdout' : 'stderr';
+      if (!this.sniff) {
+        this.events!.output(stream, body);
+        return;
+      }
+      // Held while the output so far may be the runtime's own failure line (see `result`).
+      this.sniff.push({ stream, data: body });
+      const head = Buffer.concat(this.sniff.map((c) => c.data)).toString('latin1', 0, OCI_FAILURE.length);
+      if (!OCI_FAILURE.startsWith(head)) this.flushSniff();
+    } else if (channel === CHANNEL.status) {
+      this.statusBytes.push(Buffer.from(body));
+    }
+  }
+
+  private flushSniff(): void {
+    const held = this.sniff ?? [];
+    this.sniff = undefined;
+    for (const c of held) this.events!.output(c.stream, c.data);
+  }
+
+  /** At the end: the runtime's failure text when that is all the output was, else undefined (and the output handed on). */
+  private runtimeFailure(): string | undefined {
+    const text = Buffer.concat((this.sniff ?? []).map((c) => c.data)).toString('utf8');
+    if (text.startsWith(OCI_FAILURE)) {
+      this.sniff = undefined;
+      return text;
+    }
+    this.flushSniff();
+    return undefined;
+  }
+
+  write(data: Uint8Array): boolean {
+    if (this.finished || this.inputClosed) return true;
+    const payload = this.encoder ? this.encoder.push(data) : data;
+    if (payload.length > 0) this.ws.send(channelFrame(CHANNEL.stdin, payload), { binary: true }, this.afterSend);
+    if (this.ws.bufferedAmount < STDIN_HIGH_WATER_BYTES) return true;
+    this.inputCongested = true;
+    return false;
+  }
+
+  private readonly afterSend = (): void => {
+    if (this.inputCongested && this.ws.bufferedAmount < STDIN_LOW_WATER_BYTES) {
+      this.inputCongested = false;
+      this.events?.drain();
+    }
+  };
+
+  endInput(): void {
+    if (this.finished || this.inputClosed) return;
+    this.inputClosed = true;
+    if (this.encoder) {
+      // The pump's end: the last bytes, then the empty line.
+      this.ws.send(channelFrame(CHANNEL.stdin, this.encoder.end()), { binary: true });
+    } else if (this.ws.protocol === V5) {
+      this.ws.send(Buffer.from([CHANNEL.close, CHANNEL.stdin]), { binary: true });
+    } else if (this.o.spec.tty) {
+      // A terminal's end of input: EOT, which the line discipline turns into EOF.
+      this.ws.send(channelFrame(CHANNEL.stdin, EOT), { binary: true });
+    } else {
+      // v4 cannot close stdin, and this exec was started without the pump: say so rather than hang.
+      void this.fail(new EntryError('ENTRY_EXEC_FAILED', `cluster ${this.client.cluster} cannot close stdin of a command without a TTY (${V4}; Kubernetes 1.30+ speaks ${V5})`));
+    }
+  }
+
+  resize(cols: number, rows: number): void {
+    if (!this.o.spec.tty || this.finished) return;
+    const key = `${cols}x${rows}`;
+    if (key === this.appliedSize) return;
+    this.appliedSize = key;
+    this.ws.send(channelFrame(CHANNEL.resize, Buffer.from(JSON.stringify({ Width: cols, Height: rows }))), { binary: true });
+  }
+
+  signal(name: string): void {
+    const sig = name.toUpperCase().replace(/^SIG/, '');
+    if (!SIGNALS.has(sig) || this.finished) return;
+    void this.reaper.signal(this.o, this.o.spec.sessionId, sig).catch(() => undefined);
+  }
+
+  pauseOutput(): void {
+    this.ws.pause();
+  }
+
+  resumeOutput(): void {
+    if (this.events) this.ws.resume();
+  }
+
+  async terminate(): Promise<void> {
+    this.finished = true;
+    this.ws.terminate();
+    await this.reaper.terminate(this.o, this.o.spec.sessionId, this.o.spec.terminateGraceMs);
+  }
+
+  /** Ends the process side with an error, ending the session's processes first. */
+  private async fail(error: EntryError): Promise<void> {
+    if (this.finished) return;
+    this.finished = true;
+    this.ws.terminate();
+    await this.reaper.terminate(this.o, this.o.spec.sessionId, this.o.spec.terminateGraceMs).catch(() => undefined);
+    this.events?.end({ error });
+  }
+
+  private async finish(closeCode: number): Promise<void> {
+    if (this.finished) return;
+    const runtimeFailure = this.runtimeFailure();
+    this.finished = true;
+    const status = parseStatus(Buffer.concat(this.statusBytes));
+    this.events!.end(await this.result(status, closeCode, runtimeFailure));
+  }
+
+  private async result(status: ExecStatus | undefined, closeCode: number, runtimeFailure: string | undefined): Promise<{ exitCode: number } | { error: EntryError }> {
+    const where = `${this.o.namespace}/${this.o.pod}`;
+    if (runtimeFailure) {
+      // The wrapper itself could not start: the image has no /bin/sh (or it is not executable).
+      const line = runtimeFailure.trim().split('\n')[0]!.slice(0, 300);
+      const noShell = /\/bin\/sh/.test(line) ? `the image of ${where} (container ${this.o.container}) has no /bin/sh, which Entry needs on Kubernetes to set the environment and working directory: ` : '';
+      return { error: new EntryError('ENTRY_EXEC_FAILED', `${noShell}${line}`) };
+    }
+    if (status && 'exitCode' in status) {
+      // A signal death while the pod stops is the pod's story, not the command's.
+      if (status.exitCode > 128 && (await this.o.podGone().catch(() => false))) return { error: new EntryError('ENTRY_CONTAINER_GONE', `pod ${where} stopped`) };
+      return { exitCode: status.exitCode };
+    }
+    if (await this.o.podGone().catch(() => false)) return { error: new EntryError('ENTRY_CONTAINER_GONE', `pod ${where} stopped`) };
+    if (status) {
+      if (/executable file not found|no such file or directory/i.test(status.failure) && /\/bin\/sh/.test(status.failure)) {
+        return { error: new EntryError('ENTRY_EXEC_FAILED', `the image of ${where} (container ${this.o.container}) has no /bin/sh, which Entry needs on Kubernetes: ${status.failure}`) };
+      }
+      return { error: new EntryError('ENTRY_EXEC_FAILED', `exec in ${where}: ${status.failure}`) };
+    }
+    return { error: new EntryError('ENTRY_DOCKER_UNAVAILABLE', `the exec stream from cluster ${this.client.cluster} ended without an exit status (close code ${closeCode})`) };
+  }
+}

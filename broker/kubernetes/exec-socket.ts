@@ -1,0 +1,176 @@
+import type { IncomingMessage } from 'node:http';
+import WebSocket from 'ws';
+import { EntryError } from '../errors.js';
+import { failureText, httpError, isUnreachable, type KubeClient, readBody } from './kube-client.js';
+
+/**
+ * The apiserver's `pods/exec` over WebSocket (the channel protocol kubectl and client-go speak):
+ * every binary message starts with a channel byte.
+ */
+export const CHANNEL = { stdin: 0, stdout: 1, stderr: 2, status: 3, resize: 4, close: 255 } as const;
+
+/** v5 adds closing stdin (channel 255, KEP-4006); v4 is what older servers (1.20) offer. */
+export const V5 = 'v5.channel.k8s.io';
+export const V4 = 'v4.channel.k8s.io';
+
+export interface ExecTarget {
+  namespace: string;
+  pod: string;
+  container: string;
+}
+
+export interface ExecSocketOptions {
+  command: readonly string[];
+  tty: boolean;
+  stdin: boolean;
+  /** Longest wait for the upgrade. */
+  timeoutMs?: number;
+}
+
+const OPEN_TIMEOUT_MS = 30_000;
+
+export function execPath(t: ExecTarget, o: ExecSocketOptions): string {
+  const q = new URLSearchParams();
+  for (const c of o.command) q.append('command', c);
+  q.set('container', t.container);
+  q.set('stdin', String(o.stdin));
+  q.set('stdout', 'true');
+  // A TTY has one output stream; the kubelet refuses stderr beside it.
+  q.set('stderr', String(!o.tty));
+  q.set('tty', String(o.tty));
+  return `/api/v1/namespaces/${encodeURIComponent(t.namespace)}/pods/${encodeURIComponent(t.pod)}/exec?${q}`;
+}
+
+/**
+ * Opens the exec socket; resolves once the upgrade is done, with the socket paused so that no
+ * message is lost before a reader is attached. Rejects with an EntryError that says why: the
+ * apiserver unreachable, the identity not allowed, the pod or container gone.
+ */
+export async function openExecSocket(client: KubeClient, t: ExecTarget, o: ExecSocketOptions): Promise<WebSocket> {
+  const base = await client.requestOptions().catch((err: unknown) => {
+    throw new EntryError('ENTRY_EXEC_FAILED', `credentials for cluster ${client.cluster}: ${failureText(err)}`, { cause: err });
+  });
+  const url = (client.server + execPath(t, o)).replace(/^http/, 'ws');
+  const where = `${t.namespace}/${t.pod}`;
+  return client.timed(
+    'exec',
+    new Promise<WebSocket>((resolve, reject) => {
+      const ws = new WebSocket(url, [V5, V4], {
+        ...base,
+        headers: base.headers,
+        perMessageDeflate: false,
+        handshakeTimeout: o.timeoutMs ?? OPEN_TIMEOUT_MS,
+        // The same bound client-go's stream reader has no need of: output frames are small.
+        maxPayload: 64 * 1024 * 1024,
+      });
+      let settled = false;
+      const fail = (err: EntryError) => {
+        if (settled) return;
+        settled = true;
+        ws.removeAllListeners();
+        ws.on('error', () => undefined);
+        ws.terminate();
+        reject(err);
+      };
+      ws.on('unexpected-response', (_req, res: IncomingMessage) => {
+        void readBody(res, 64 * 1024).then(
+          (body) => fail(refusal(client, res.statusCode ?? 0, body, where, t.container)),
+          (err: unknown) => fail(new EntryError('ENTRY_EXEC_FAILED', `exec in ${where}: ${failureText(err)}`)),
+        );
+      });
+      ws.on('error', (err) => {
+        if (isUnreachable(err) || /handshake has timed out/i.test(err.message)) {
+          fail(new EntryError('ENTRY_DOCKER_UNAVAILABLE', `cluster ${client.cluster} unreachable: ${failureText(err)}`, { cause: err }));
+        } else {
+          fail(new EntryError('ENTRY_EXEC_FAILED', `exec in ${where}: ${failureText(err)}`, { cause: err }));
+        }
+      });
+      ws.on('open', () => {
+        if (settled) return;
+        settled = true;
+        ws.removeAllListeners('unexpected-response');
+        ws.removeAllListeners('error');
+        if (ws.protocol !== V4 && ws.protocol !== V5) {
+          ws.on('error', () => undefined);
+          ws.terminate();
+          reject(new EntryError('ENTRY_EXEC_FAILED', `the apiserver of cluster ${client.cluster} speaks ${ws.protocol || 'no'} exec protocol; Entry needs ${V4} or ${V5}`));
+          return;
+        }
+        const socket = (ws as unknown as { _socket?: { setNoDelay?(v: boolean): void } })._socket;
+        socket?.setNoDelay?.(true);
+        ws.pause();
+        resolve(ws);
+      });
+    }),
+  );
+}
+
+/** Why the apiserver refused the upgrade, in Entry's terms. */
+function refusal(client: KubeClient, status: number, body: Buffer, where: string, container: string): EntryError {
+  const e = httpError(status, body, `exec in ${where}`);
+  if (status === 401) return new EntryError('ENTRY_EXEC_FAILED', `cluster ${client.cluster} does not accept the broker's credentials: ${e.message}`);
+  if (status === 403) {
+    return new EntryError('ENTRY_EXEC_FAILED', `the broker's Kubernetes identity may not exec in ${where} (it needs create and get on pods/exec): ${e.message}`);
+  }
+  if (status === 404) return new EntryError('ENTRY_CONTAINER_GONE', `pod ${where} no longer exists`);
+  if (status === 400 && /container .* (not found|is not valid)/i.test(e.message)) return new EntryError('ENTRY_NOT_FOUND', `pod ${where} has no container ${container}`);
+  if (status === 400 && /not running|pending|terminated|completed|waiting/i.test(e.message)) return new EntryError('ENTRY_NOT_RUNNING', e.message);
+  if (status === 503 || status === 502 || status === 504) return new EntryError('ENTRY_DOCKER_UNAVAILABLE', `cluster ${client.cluster}: ${e.message}`);
+  return new EntryError('ENTRY_EXEC_FAILED', e.message);
+}
+
+/** The end of an exec, from the status channel's metav1.Status. */
+export type ExecStatus = { exitCode: number } | { failure: string; reason: string };
+
+export function parseStatus(raw: Buffer): ExecStatus | undefined {
+  if (raw.length === 0) return undefined;
+  let s: { status?: string; reason?: string; message?: string; details?: { causes?: Array<{ reason?: string; message?: string }> } };
+  try {
+    s = JSON.parse(raw.toString('utf8'));
+  } catch {
+    return { failure: `unreadable exec status: ${raw.toString('utf8').slice(0, 200)}`, reason: '' };
+  }
+  if (s.status === 'Success') return { exitCode: 0 };
+  if (s.reason === 'NonZeroExitCode') {
+    const cause = s.details?.causes?.find((c) => c.reason === 'ExitCode');
+    const code = Number(cause?.message);
+    if (Number.isInteger(code)) return { exitCode: code };
+  }
+  return { failure: s.message ?? s.reason ?? 'exec failed', reason: s.reason ?? '' };
+}
+
+/** A channel message: the channel byte, then the data. One copy, since ws masks into its own buffer anyway. */
+export function channelFrame(channel: number, data?: Uint8Array): Buffer {
+  const len = data?.byteLength ?? 0;
+  const buf = Buffer.allocUnsafe(1 + len);
+  buf[0] = channel;
+  if (data && len > 0) buf.set(data, 1);
+  return buf;
+}
+
+/** Runs a short command without stdin and collects its output (the reaper's scans). */
+export async function execCollect(client: KubeClient, t: ExecTarget, command: readonly string[], timeoutMs = 30_000): Promise<{ stdout: string; stderr: string; status: ExecStatus | undefined }> {
+  const ws = await openExecSocket(client, t, { command, tty: false, stdin: false, timeoutMs });
+  return new Promise((resolve, reject) => {
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    const status: Buffer[] = [];
+    const timer = setTimeout(() => {
+      ws.terminate();
+      reject(new EntryError('ENTRY_EXEC_FAILED', `${command[0]} in ${t.namespace}/${t.pod} gave no answer within ${timeoutMs} ms`));
+    }, timeoutMs);
+    ws.on('message', (data: Buffer) => {
+      if (data.length < 2) return;
+      const body = data.subarray(1);
+      if (data[0] === CHANNEL.stdout) out.push(body);
+      else if (data[0] === CHANNEL.stderr) err.push(body);
+      else if (data[0] === CHANNEL.status) status.push(body);
+    });
+    ws.on('error', () => undefined);
+    ws.on('close', () => {
+      clearTimeout(timer);
+      resolve({ stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8'), status: parseStatus(Buffer.concat(status)) });
+    });
+    ws.resume();
+  });
+}

@@ -1,0 +1,203 @@
+import type { Backend, ExecSpec, HostAnswer, ResolvedTarget, Target, TargetInfo } from '../backend/backend.js';
+import { EntryError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { ProcessSide } from '../session/types.js';
+import { KubeExecProcess } from './exec-process.js';
+import { failureText, type KubeCallObserver, KubeClient, KubeHttpError } from './kube-client.js';
+import { PodLogsProcess } from './logs-process.js';
+import { chooseContainer, ENTRY_LABELS, KUBE_LABELS, podMatches, type PodRecord, podRecord, podState, podTarget } from './pod.js';
+import { PodIndex, type PodIndexTiming } from './pod-index.js';
+import { PodReaper } from './pod-reaper.js';
+
+/** A running pod, as the rest of the broker sees it. */
+class PodTarget implements ResolvedTarget {
+  readonly backend = 'kubernetes';
+  readonly host: string;
+  readonly namespace: string;
+  readonly name: string;
+  readonly id: string;
+  readonly image: string;
+  readonly state: string;
+
+  constructor(
+    private readonly owner: KubernetesBackend,
+    private readonly pod: PodRecord,
+  ) {
+    this.host = owner.client.cluster;
+    this.namespace = pod.namespace;
+    this.name = pod.name;
+    this.id = pod.uid;
+    this.state = podState(pod);
+    this.image = defaultImage(pod);
+  }
+
+  async open(spec: ExecSpec): Promise<ProcessSide> {
+    const container = chooseContainer(this.pod, spec.container);
+    return KubeExecProcess.open(this.owner.client, this.owner.reaper, {
+      namespace: this.namespace,
+      pod: this.name,
+      container,
+      spec,
+      podGone: () => this.owner.podGone(this.pod, container),
+    });
+  }
+
+  async attach(): Promise<ProcessSide> {
+    return PodLogsProcess.open(this.owner.client, this.namespace, this.name, chooseContainer(this.pod, ''));
+  }
+}
+
+function defaultImage(p: PodRecord): string {
+  try {
+    return p.images[chooseContainer(p, '')] ?? '';
+  } catch {
+    return '';
+  }
+}
+
+export interface KubernetesBackendOptions {
+  timing?: Partial<PodIndexTiming>;
+  /** Told when the cluster's watch comes up or goes down. */
+  onChange?: (cluster: string, up: boolean) => void;
+}
+
+/**
+ * Kubernetes pods: named by `entry.*` labels or the recommended `app.kubernetes.io/*` labels and
+ * a StatefulSet ordinal, kept current from a pod watch; processes are `pods/exec` WebSockets,
+ * /attach is the container's log, and a session's leftovers are ended by a second exec.
+ */
+export class KubernetesBackend implements Backend {
+  readonly kind = 'kubernetes';
+  readonly index: PodIndex;
+  readonly reaper: PodReaper;
+
+  constructor(
+    readonly client: KubeClient,
+    namespaces: readonly string[],
+    private readonly log: Logger,
+    options: KubernetesBackendOptions = {},
+  ) {
+    this.reaper = new PodReaper(client);
+    this.index = new PodIndex(client, namespaces, log, options.timing, (up) => options.onChange?.(client.cluster, up));
+  }
+
+  get cluster(): string {
+    return this.client.cluster;
+  }
+
+  async start(): Promise<void> {
+    await this.index.start();
+    if (this.index.up) this.log.info('kubernetes cluster indexed', { cluster: this.cluster, server: this.client.server, namespaces: this.index.namespaces.map((n) => n || '*'), pods: this.index.size });
+  }
+
+  stop(): void {
+    this.index.stop();
+  }
+
+  status(): Record<string, boolean> {
+    return { [this.cluster]: this.index.up };
+  }
+
+  gauges(): Array<{ name: string; up: boolean; containers: number }> {
+    return [{ name: this.cluster, up: this.index.up, containers: this.index.size }];
+  }
+
+  private unreachable(why: string): HostAnswer {
+    return { host: this.cluster, ok: false, label: `cluster ${this.cluster}`, why };
+  }
+
+  private found(pods: PodRecord[]): HostAnswer {
+    return { host: this.cluster, ok: true, found: pods.map((p) => new PodTarget(this, p)) };
+  }
+
+  /**
+   * From the index while the watch is up; a cluster that is down answers at once. A miss (nothing
+   * running) is checked once against the apiserver, since a pod that started a moment ago may not
+   * have reached the index yet.
+   */
+  async find(target: Target): Promise<HostAnswer[]> {
+    if (!this.index.up) return [this.unreachable(this.index.connecting ? 'connecting' : this.index.downReason)];
+    const pods = this.index.lookup(target);
+    if (pods.some((p) => podState(p) === 'running')) return [this.found(pods)];
+    try {
+      const direct = await this.listMatching(target);
+      for (const p of direct) this.index.upsert(p);
+      return [this.found(direct)];
+    } catch (err) {
+      return [this.unreachable(`listing pods: ${failureText(err)}`)];
+    }
+  }
+
+  /** The pods `target` names, asked of the apiserver by label (both naming schemes). */
+  private async listMatching(target: Target): Promise<PodRecord[]> {
+    const selectors = [`${ENTRY_LABELS.app}=${target.app},${ENTRY_LABELS.proc}=${target.proc}`, `${KUBE_LABELS.app}=${target.app},${KUBE_LABELS.proc}=${target.proc}`];
+    const paths = this.index.namespaces.map((ns) => (ns ? `/api/v1/namespaces/${encodeURIComponent(ns)}/pods` : '/api/v1/pods'));
+    const seen = new Map<string, PodRecord>();
+    await Promise.all(
+      paths.flatMap((path) =>
+        selectors.map(async (sel) => {
+          let list: { items?: unknown[] };
+          try {
+            list = await this.client.getJson<{ items?: unknown[] }>(`${path}?${new URLSearchParams({ labelSelector: sel })}`, 'pod_list', { timeoutMs: 5_000 });
+          } catch (err) {
+            // A name that cannot be a label value (over 63 characters) names no pod.
+            if (err instanceof KubeHttpError && err.statusCode === 400) return;
+            throw err;
+          }
+          for (const item of list.items ?? []) {
+            const p = podRecord(item);
+            if (p && podMatches(p, target)) seen.set(p.uid, p);
+          }
+        }),
+      ),
+    );
+    return [...seen.values()];
+  }
+
+  async list(): Promise<TargetInfo[]> {
+    if (!this.index.up) throw new EntryError('ENTRY_DOCKER_UNAVAILABLE', `cluster ${this.cluster} unreachable (${this.index.connecting ? 'connecting' : this.index.downReason})`);
+    const out: TargetInfo[] = [];
+    for (const p of this.index.all()) {
+      const t = podTarget(p);
+      if (!t) continue;
+      out.push({ ...t, backend: 'kubernetes', host: this.cluster, namespace: p.namespace, name: p.name, state: podState(p), image: defaultImage(p), created: p.created, containers: [...p.containers] });
+    }
+    return out;
+  }
+
+  /** Whether the pod, or the container in it, has stopped (or cannot be found any more). */
+  async podGone(pod: PodRecord, container: string): Promise<boolean> {
+    try {
+      const o = await this.client.getJson<any>(`/api/v1/namespaces/${encodeURIComponent(pod.namespace)}/pods/${encodeURIComponent(pod.name)}`, 'pod_get', { timeoutMs: 3_000 });
+      if (o?.metadata?.uid !== pod.uid || o?.metadata?.deletionTimestamp) return true;
+      const status = (o?.status?.containerStatuses ?? []).find((c: any) => c?.name === container);
+      return o?.status?.phase !== 'Running' || (status !== undefined && !status.state?.running);
+    } catch (err) {
+      return err instanceof KubeHttpError && err.statusCode === 404;
+    }
+  }
+}
+
+export interface KubernetesWiring {
+  /** A kubeconfig file, or `in-cluster` for the pod's own service account. */
+  kubeconfig: string | 'in-cluster';
+  /** A context of that file; its current context when absent. */
+  context?: string | null | undefined;
+  /** Namespaces served; empty: every namespace the identity may list (else its own namespace). */
+  namespaces: string[];
+  log: Logger;
+  /** Told of every apiserver call (metrics). */
+  onCall?: KubeCallObserver | undefined;
+  timing?: Partial<PodIndexTiming>;
+  onChange?: (cluster: string, up: boolean) => void;
+}
+
+/**
+ * The Kubernetes backend as configured. Throws ConfigError (one clear line) for an unreadable
+ * kubeconfig or an unknown context; an unreachable apiserver is not a configuration error; the
+ * backend answers "unreachable" until it comes.
+ */
+export function createKubernetesBackend(w: KubernetesWiring): KubernetesBackend {
+  const client = KubeClient.load({ kubeconfig: w.kubeconfig, context: w.context, onCall: w.onCall });
+  return new KubernetesBackend(client, w.namespaces, w.log, { ...(w.timing ? { timing: w.timing } : {}), ...(w.onChange ? { onChange: w.onChange } : {}) });
+}

@@ -1,0 +1,59 @@
+import { EntryError } from '../errors.js';
+import { execCollect, type ExecTarget } from './exec-socket.js';
+import type { KubeClient } from './kube-client.js';
+
+/**
+ * Closing a pods/exec stream does not end the process in the pod (kubernetes#89031), and
+ * Kubernetes has no API to signal one. Every process a session starts carries
+ * `ENTRY_SESSION=<id>` in its environment (the exec wrapper exports it; children inherit it),
+ * so a second, short exec in the same container finds the marked processes in /proc and
+ * signals them: the same scan as Docker's exec mode, needing sh, tr, grep and kill in the image.
+ */
+export const SESSION_ENV = 'ENTRY_SESSION';
+
+/**
+ * Any process may exit during the scan (the scan's own tr and grep among them): every read and
+ * every kill may fail, silently. Only a kill that succeeded is counted; the count alone is on stdout.
+ */
+const SCAN_SCRIPT = [
+  'm="$1"; sig="$2"; self=$$; found=0',
+  'for d in /proc/[0-9]*; do',
+  '  p=${d#/proc/}; [ "$p" = "$self" ] && continue',
+  '  if { tr "\\0" "\\n" < "$d/environ" | grep -qxF "$m"; } 2>/dev/null; then',
+  '    kill -s "$sig" "$p" 2>/dev/null && found=$((found+1))',
+  '  fi',
+  'done',
+  'echo "$found"',
+].join('\n');
+
+export class PodReaper {
+  constructor(private readonly client: KubeClient) {}
+
+  /** Sends `signal` (a name without SIG, or 0) to every process marked `mark`; how many got it. */
+  async signalMarked(t: ExecTarget, mark: string, signal: string): Promise<number> {
+    const r = await execCollect(this.client, t, ['/bin/sh', '-c', SCAN_SCRIPT, 'entry-reaper', mark, signal]);
+    const text = r.stdout.trim();
+    if (/^\d+$/.test(text)) return Number(text);
+    // Typically the image has no sh (or no tr, grep, kill): nothing can be found from inside.
+    const why = [text, r.stderr.trim(), r.status && 'failure' in r.status ? r.status.failure : ''].filter(Boolean).join(' / ').slice(0, 300) || 'no answer';
+    throw new EntryError('ENTRY_EXEC_FAILED', `cannot end the session's processes in ${t.namespace}/${t.pod}: ${why}`);
+  }
+
+  signal(t: ExecTarget, sessionId: string, signal: string): Promise<number> {
+    return this.signalMarked(t, `${SESSION_ENV}=${sessionId}`, signal);
+  }
+
+  /** SIGHUP (a terminal hang-up), then SIGKILL for whatever is left after `graceMs`. */
+  async terminate(t: ExecTarget, sessionId: string, graceMs: number): Promise<void> {
+    const hupped = await this.signal(t, sessionId, 'HUP');
+    if (hupped === 0) return;
+    const deadline = Date.now() + graceMs;
+    let wait = 20;
+    while (Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, Math.min(wait, Math.max(1, deadline - Date.now()))));
+      if ((await this.signal(t, sessionId, '0')) === 0) return;
+      wait = Math.min(wait * 2, 250);
+    }
+    await this.signal(t, sessionId, 'KILL');
+  }
+}

@@ -1,0 +1,120 @@
+import type { Target } from '../backend/backend.js';
+import { EntryError } from '../errors.js';
+
+/** What the backend keeps of a pod: names, labels, phase and containers. */
+export interface PodRecord {
+  uid: string;
+  namespace: string;
+  name: string;
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+  /** Pending, Running, Succeeded, Failed, Unknown. */
+  phase: string;
+  /** deletionTimestamp is set: the pod is being stopped. */
+  terminating: boolean;
+  /** Owner kind (StatefulSet, ReplicaSet, …); '' for a bare pod. */
+  owner: string;
+  /** spec.containers, in order (init and ephemeral containers are not enterable). */
+  containers: string[];
+  images: Record<string, string>;
+  created: string;
+  resourceVersion: string;
+}
+
+/** Explicit names, as on Docker; they win over the Kubernetes recommended labels. */
+export const ENTRY_LABELS = { app: 'entry.app', proc: 'entry.proc', instance: 'entry.instance' } as const;
+export const KUBE_LABELS = { app: 'app.kubernetes.io/name', proc: 'app.kubernetes.io/component' } as const;
+/** The StatefulSet ordinal as a label (Kubernetes 1.28 and later). */
+export const POD_INDEX_LABEL = 'apps.kubernetes.io/pod-index';
+export const DEFAULT_CONTAINER_ANNOTATION = 'kubectl.kubernetes.io/default-container';
+
+/** A pod object from a list or a watch event, as much of it as Entry needs. */
+export function podRecord(o: any): PodRecord | undefined {
+  const m = o?.metadata;
+  if (!m?.uid || !m.name || !m.namespace) return undefined;
+  const specContainers: Array<{ name?: string; image?: string }> = Array.isArray(o.spec?.containers) ? o.spec.containers : [];
+  const containers = specContainers.map((c) => c.name ?? '').filter(Boolean);
+  const images: Record<string, string> = {};
+  for (const c of specContainers) if (c.name) images[c.name] = c.image ?? '';
+  const owners: Array<{ kind?: string; controller?: boolean }> = Array.isArray(m.ownerReferences) ? m.ownerReferences : [];
+  return {
+    uid: m.uid,
+    namespace: m.namespace,
+    name: m.name,
+    labels: m.labels ?? {},
+    annotations: m.annotations ?? {},
+    phase: o.status?.phase ?? 'Unknown',
+    terminating: Boolean(m.deletionTimestamp),
+    owner: (owners.find((r) => r.controller) ?? owners[0])?.kind ?? '',
+    containers,
+    images,
+    created: m.creationTimestamp ?? '',
+    resourceVersion: m.resourceVersion ?? '',
+  };
+}
+
+/**
+ * The pod's state in Entry's words: only `running` is enterable; the others are what
+ * `decide` tells the user (`… is pending (web-0)`, `… is terminating (web-0)`).
+ */
+export function podState(p: PodRecord): string {
+  if (p.terminating) return 'terminating';
+  switch (p.phase) {
+    case 'Running':
+      return 'running';
+    case 'Pending':
+      return 'pending';
+    case 'Succeeded':
+      return 'succeeded';
+    case 'Failed':
+      return 'failed';
+    default:
+      return 'unknown';
+  }
+}
+
+/** A StatefulSet's stable ordinal: the pod-index label, else the pod name's numeric suffix. */
+export function podOrdinal(p: PodRecord): string | undefined {
+  const label = p.labels[POD_INDEX_LABEL];
+  if (label !== undefined && /^\d+$/.test(label)) return String(Number(label));
+  if (p.owner !== 'StatefulSet') return undefined;
+  const m = /-(\d+)$/.exec(p.name);
+  return m ? String(Number(m[1])) : undefined;
+}
+
+/**
+ * app / proc / instance of a pod, or undefined when it has no app or proc name. Each `entry.*`
+ * label wins over its Kubernetes counterpart; the instance is the StatefulSet ordinal, or for a
+ * pod without one (a Deployment's) the pod's own name.
+ */
+export function podTarget(p: PodRecord): Target | undefined {
+  const app = p.labels[ENTRY_LABELS.app] ?? p.labels[KUBE_LABELS.app];
+  const proc = p.labels[ENTRY_LABELS.proc] ?? p.labels[KUBE_LABELS.proc];
+  if (!app || !proc) return undefined;
+  const explicit = p.labels[ENTRY_LABELS.instance];
+  const instance = explicit !== undefined && explicit !== '' ? (/^\d+$/.test(explicit) ? String(Number(explicit)) : explicit) : (podOrdinal(p) ?? p.name);
+  return { app, proc, instance };
+}
+
+/** Whether the pod is what `target` names: by its instance, or (any pod) by its own name. */
+export function podMatches(p: PodRecord, target: Target): boolean {
+  const t = podTarget(p);
+  if (!t || t.app !== target.app || t.proc !== target.proc) return false;
+  return t.instance === target.instance || p.name === target.instance;
+}
+
+/**
+ * The container to enter: the one asked for, else the pod's default-container annotation, else
+ * its first container.
+ */
+export function chooseContainer(p: PodRecord, wanted: string): string {
+  if (wanted) {
+    if (p.containers.includes(wanted)) return wanted;
+    throw new EntryError('ENTRY_NOT_FOUND', `pod ${p.namespace}/${p.name} has no container ${JSON.stringify(wanted)} (it has: ${p.containers.join(', ')})`);
+  }
+  const annotated = p.annotations[DEFAULT_CONTAINER_ANNOTATION];
+  if (annotated && p.containers.includes(annotated)) return annotated;
+  const first = p.containers[0];
+  if (!first) throw new EntryError('ENTRY_NOT_FOUND', `pod ${p.namespace}/${p.name} has no containers`);
+  return first;
+}

@@ -1,0 +1,61 @@
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { StdinEncoder, wrapCommand } from '../../broker/kubernetes/exec-command.js';
+
+/** The shells images carry as /bin/sh: dash (Debian), busybox ash (Alpine, the demo image), bash. */
+const shells = [
+  ['dash', '/bin/dash'],
+  ['busybox', '/bin/busybox'],
+  ['bash', '/bin/bash'],
+].filter(([, path]) => existsSync(path!));
+
+function run(shell: string, argv: string[], input: Buffer = Buffer.alloc(0)) {
+  const [, , script, ...rest] = argv;
+  const args = shell.endsWith('busybox') ? ['sh', '-c', script!, ...rest] : ['-c', script!, ...rest];
+  const t0 = Date.now();
+  const r = spawnSync(shell, args, { input, timeout: 10_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr.toString(), ms: Date.now() - t0 };
+}
+
+describe.each(shells)('the Kubernetes exec wrapper under %s', (_name, shell) => {
+  it('sets the environment and working directory, then runs the command with its exit code', () => {
+    const argv = wrapCommand({ cmd: ['sh', '-c', 'echo "$FOO|$ENTRY_SESSION|$(pwd)"; exit 3'], env: ['FOO=bar baz $x \'q\'', 'ENTRY_SESSION=s1'], workdir: '/tmp', stdinPump: false });
+    const r = run(shell!, argv);
+    expect(r.stdout.toString()).toBe("bar baz $x 'q'|s1|/tmp\n");
+    expect(r.code).toBe(3);
+  });
+
+  it('says so when the working directory is missing, and when the command is', () => {
+    const r = run(shell!, wrapCommand({ cmd: ['true'], env: [], workdir: '/no/such/dir', stdinPump: false }));
+    expect(r.code).toBe(126);
+    expect(r.stderr).toContain('cannot change to working directory /no/such/dir');
+    const missing = run(shell!, wrapCommand({ cmd: ['no-such-command-here'], env: [], workdir: '', stdinPump: false }));
+    expect(missing.code).toBe(127);
+  });
+
+  it('feeds stdin through the pump byte-exact, and EOF at the empty line', () => {
+    const enc = new StdinEncoder();
+    const data = Buffer.from(Array.from({ length: 70_001 }, (_, i) => (i * 7) % 256));
+    const parts = [enc.push(data.subarray(0, 1)), enc.push(data.subarray(1, 40_000)), enc.push(data.subarray(40_000)), enc.end(), Buffer.from('after EOF, never read\n')];
+    const r = run(shell!, wrapCommand({ cmd: ['cat'], env: ['ENTRY_SESSION=s2'], workdir: '', stdinPump: true }), Buffer.concat(parts));
+    expect(r.code).toBe(0);
+    expect(Buffer.compare(r.stdout, data)).toBe(0);
+  });
+
+  it('an empty stdin is EOF at once; a command that reads nothing ends without waiting for it', async () => {
+    const enc = new StdinEncoder();
+    const r = run(shell!, wrapCommand({ cmd: ['wc', '-c'], env: [], workdir: '', stdinPump: true }), enc.end());
+    expect(r.stdout.toString().trim()).toBe('0');
+    // stdin held open by a writer that never ends it: the command still ends, and so does the exec.
+    const argv = wrapCommand({ cmd: ['echo', 'done'], env: [], workdir: '', stdinPump: true });
+    const [, , script, ...rest] = argv;
+    const child = spawn(shell!, shell!.endsWith('busybox') ? ['sh', '-c', script!, ...rest] : ['-c', script!, ...rest], { stdio: ['pipe', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d));
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    child.stdin.destroy();
+    expect(code).toBe(0);
+    expect(out).toBe('done\n');
+  });
+});

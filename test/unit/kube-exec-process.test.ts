@@ -1,0 +1,185 @@
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WebSocketServer } from 'ws';
+import type { ExecSpec } from '../../broker/backend/backend.js';
+import type { EntryError } from '../../broker/errors.js';
+import { KubeExecProcess } from '../../broker/kubernetes/exec-process.js';
+import { KubeClient } from '../../broker/kubernetes/kube-client.js';
+import { PodReaper } from '../../broker/kubernetes/pod-reaper.js';
+
+/**
+ * A stand-in apiserver for the exec channel protocol: it runs the requested command on this
+ * machine (no TTY) and speaks v4 or v5 as configured, the way the kubelet does: stdout and
+ * stderr on channels 1 and 2, the metav1.Status on 3, then close. Lets the v5 stdin close be
+ * tested although the real cluster here (1.20) only offers v4.
+ */
+function fakeApiserver(protocols: string[]) {
+  const seen: Array<{ protocol: string; command: string[]; token: string | undefined }> = [];
+  const server: Server = createServer((req, res) => {
+    res.writeHead(404).end();
+  });
+  const wss = new WebSocketServer({
+    noServer: true,
+    handleProtocols: (offered) => protocols.find((p) => offered.has(p)) ?? false,
+  });
+  server.on('upgrade', (req, socket, head) => {
+    const url = new URL(req.url!, 'http://x');
+    if (url.pathname.includes('/pods/forbidden/')) {
+      const body = JSON.stringify({ kind: 'Status', status: 'Failure', reason: 'Forbidden', code: 403, message: 'pods "forbidden" is forbidden: User "system:serviceaccount:x:reader" cannot create resource "pods/exec"' });
+      socket.end(`HTTP/1.1 403 Forbidden\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body}`);
+      return;
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      const command = url.searchParams.getAll('command');
+      seen.push({ protocol: ws.protocol, command, token: req.headers.authorization });
+      const child = spawn(command[0]!, command.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
+      child.stdin.on('error', () => undefined);
+      const send = (ch: number, d: Buffer) => ws.send(Buffer.concat([Buffer.from([ch]), d]));
+      // The kubelet sends an empty first message on each output channel.
+      send(1, Buffer.alloc(0));
+      send(2, Buffer.alloc(0));
+      ws.on('message', (m: Buffer) => {
+        if (m[0] === 0) child.stdin.write(m.subarray(1));
+        else if (m[0] === 255 && ws.protocol === 'v5.channel.k8s.io') child.stdin.end();
+      });
+      ws.on('close', () => child.stdin.destroy());
+      let open = 2;
+      const exited = new Promise<number>((r) => child.on('exit', (code, signal) => r(code ?? 128 + (signal === 'SIGKILL' ? 9 : 15))));
+      const ended = () => {
+        if (--open > 0) return;
+        void exited.then((code) => {
+          const status =
+            code === 0
+              ? { metadata: {}, status: 'Success' }
+              : { metadata: {}, status: 'Failure', message: `command terminated with non-zero exit code: ${code}`, reason: 'NonZeroExitCode', details: { causes: [{ reason: 'ExitCode', message: String(code) }] } };
+          send(3, Buffer.from(JSON.stringify(status)));
+          ws.close(1000);
+        });
+      };
+      child.stdout.on('data', (d: Buffer) => send(1, d)).on('end', ended);
+      child.stderr.on('data', (d: Buffer) => send(2, d)).on('end', ended);
+    });
+  });
+  return { server, seen };
+}
+
+function drive(p: KubeExecProcess) {
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  return new Promise<{ stdout: Buffer; stderr: string; result: { exitCode: number } | { error: EntryError } }>((resolve) =>
+    p.start({
+      output: (s, d) => (s === 'stdout' ? out : err).push(Buffer.from(d)),
+      drain: () => undefined,
+      end: (result) => resolve({ stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString(), result }),
+    }),
+  );
+}
+
+const spec = (over: Partial<ExecSpec>): ExecSpec => ({
+  sessionId: `unit-${randomBytes(4).toString('hex')}`,
+  cmd: ['true'],
+  tty: false,
+  env: [],
+  user: '',
+  workdir: '',
+  size: undefined,
+  terminateGraceMs: 500,
+  container: '',
+  ...over,
+});
+
+describe.each([
+  ['v5.channel.k8s.io', ['v5.channel.k8s.io', 'v4.channel.k8s.io']],
+  ['v4.channel.k8s.io', ['v4.channel.k8s.io']],
+])('a pods/exec process side on a %s server', (protocol, offered) => {
+  let fake: ReturnType<typeof fakeApiserver>;
+  let client: KubeClient;
+  let dir: string;
+  const token = `t-${randomBytes(8).toString('hex')}`;
+
+  beforeAll(async () => {
+    fake = fakeApiserver(offered);
+    await new Promise<void>((r) => fake.server.listen(0, '127.0.0.1', r));
+    const port = (fake.server.address() as { port: number }).port;
+    dir = mkdtempSync(join(tmpdir(), 'entry-kube-unit-'));
+    const file = join(dir, 'kubeconfig');
+    writeFileSync(
+      file,
+      JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'Config',
+        clusters: [{ name: 'fake', cluster: { server: `http://127.0.0.1:${port}`, 'insecure-skip-tls-verify': true } }],
+        users: [{ name: 'u', user: { token } }],
+        contexts: [{ name: 'c', context: { cluster: 'fake', user: 'u', namespace: 'ns' } }],
+        'current-context': 'c',
+      }),
+    );
+    client = KubeClient.load({ kubeconfig: file });
+  });
+
+  afterAll(() => {
+    fake.server.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const open = (s: ExecSpec, pod = 'p') => KubeExecProcess.open(client, new PodReaper(client), { namespace: 'ns', pod, container: 'main', spec: s, podGone: async () => false });
+
+  it('negotiates the protocol and signs the upgrade with the kubeconfig token', async () => {
+    const p = await open(spec({ cmd: ['true'] }));
+    expect(p.protocol).toBe(protocol);
+    expect((await drive(p)).result).toEqual({ exitCode: 0 });
+    expect(fake.seen.at(-1)!.token).toBe(`Bearer ${token}`);
+  });
+
+  it('passes stdin and its end, keeps stderr apart, and reports the exit code', async () => {
+    const data = randomBytes(1024 * 1024 + 1);
+    const p = await open(spec({ cmd: ['sh', '-c', 'cat; echo err >&2; exit 3'] }));
+    const done = drive(p);
+    for (let i = 0; i < data.length; i += 50_000) p.write(data.subarray(i, i + 50_000));
+    p.endInput();
+    const r = await done;
+    expect(r.result).toEqual({ exitCode: 3 });
+    expect(Buffer.compare(r.stdout, data)).toBe(0);
+    expect(r.stderr).toBe('err\n');
+    // On v5 the stdin pump is left out once the server is known to close stdin itself.
+    const pumped = fake.seen.at(-1)!.command.slice(3, 7);
+    expect(pumped[3]).toBe(protocol === 'v5.channel.k8s.io' ? '0' : '1');
+  });
+
+  it('is byte-exact through the stdin path', async () => {
+    const data = randomBytes(300_001);
+    const p = await open(spec({ cmd: ['od', '-An', '-v', '-tx1'] }));
+    const done = drive(p);
+    p.write(data);
+    p.endInput();
+    const r = await done;
+    expect(r.stdout.toString().replace(/\s+/g, '')).toBe(data.toString('hex'));
+  });
+
+  it('refuses a user, and tells an identity without pods/exec why', async () => {
+    await expect(open(spec({ user: 'root' }))).rejects.toMatchObject({ code: 'ENTRY_BAD_REQUEST' });
+    const err = await open(spec({}), 'forbidden').catch((e: unknown) => e as EntryError);
+    expect(err).toMatchObject({ code: 'ENTRY_EXEC_FAILED', message: expect.stringContaining('may not exec in ns/forbidden') });
+  });
+
+  it('ends the marked processes on terminate', async () => {
+    const s = spec({ cmd: ['sh', '-c', 'sleep 30 & echo up; exec sleep 31'], terminateGraceMs: 300 });
+    const p = await open(s);
+    let up!: () => void;
+    const isUp = new Promise<void>((r) => (up = r));
+    p.start({ output: (_s, d) => Buffer.from(d).toString().includes('up') && up(), drain: () => undefined, end: () => undefined });
+    await isUp;
+    const reaper = new PodReaper(client);
+    // The two sleeps; on v4 also the stdin pump and the wrapper waiting for it.
+    const alive = await reaper.signal({ namespace: 'ns', pod: 'p', container: 'main' }, s.sessionId, '0');
+    if (protocol === 'v5.channel.k8s.io') expect(alive).toBe(2);
+    else expect(alive).toBeGreaterThanOrEqual(4);
+    await p.terminate();
+    expect(await reaper.signal({ namespace: 'ns', pod: 'p', container: 'main' }, s.sessionId, '0')).toBe(0);
+  });
+});
