@@ -2,29 +2,7 @@ import { isIP } from 'node:net';
 import { parseHostSpec } from '../docker/hosts.js';
 import { ConfigError } from './config-error.js';
 import { type DockerClientFiles, type ListenerTls, parseDockerClientFiles, parseListenerTls, parseMetricsListen, parseTrustedProxies } from './fleet-settings.js';
-import {
-  DEFAULT_DRAIN_TIMEOUT_MS,
-  DEFAULT_HANDSHAKE_TIMEOUT_MS,
-  DEFAULT_BODY_TIMEOUT_MS,
-  DEFAULT_IDLE_TIMEOUT_MS,
-  DEFAULT_KILL_GRACE_MS,
-  DEFAULT_MAX_FRAME_BYTES,
-  DEFAULT_MAX_SESSION_MS,
-  DEFAULT_MAX_SESSIONS,
-  DEFAULT_PING_INTERVAL_MS,
-  DEFAULT_PEER_TIMEOUT_MS,
-  DEFAULT_STALL_TIMEOUT_MS,
-  DEFAULT_TCP_KEEPALIVE_MS,
-  DEFAULT_START_TIMEOUT_MS,
-  DEFAULT_AUTH_FAILURE_LIMIT,
-  DEFAULT_AUTH_FAILURE_WINDOW_MS,
-  DEFAULT_MAX_USER_SESSIONS,
-  DEFAULT_SESSION_TTL_MS,
-  DEFAULT_AUDIT_MAX_EVENTS,
-  DEFAULT_RECORDING_MAX_BYTES,
-  DEFAULT_RECORDING_RETENTION_DAYS,
-  DEFAULT_LOG_BACKLOG_BYTES,
-} from './limits.js';
+import { type SettingName, defaultBoolean, defaultList, defaultNumber, defaultString } from './settings.js';
 
 /** Typed, validated broker configuration. Built only by `parseConfig`. */
 export interface BrokerConfig {
@@ -122,9 +100,10 @@ function str(raw: RawSettings, key: string): string | undefined {
   return String(v);
 }
 
-function int(raw: RawSettings, key: string, fallback: number, min: number, max: number): number {
+/** A whole number in [min, max]; absent: its default from the settings table. */
+function int(raw: RawSettings, key: SettingName, min: number, max: number): number {
   const v = raw[key];
-  if (v === undefined || v === null || v === '') return fallback;
+  if (v === undefined || v === null || v === '') return defaultNumber(key);
   const n = typeof v === 'number' ? v : Number(v);
   if (!Number.isInteger(n) || n < min || n > max) {
     throw new ConfigError(`--${key}`, `must be a whole number from ${min} to ${max}, got ${JSON.stringify(v)}`);
@@ -182,7 +161,7 @@ function parseOidc(raw: RawSettings): OidcClientConfig | null {
   if (url.protocol !== 'https:' && !(url.protocol === 'http:' && isLoopback(url.hostname.replace(/^\[|\]$/g, '')))) {
     throw new ConfigError('--oidc-issuer', 'must be https (plain http only on loopback)');
   }
-  const scopes = list(raw, 'oidc-scopes', ['openid', 'profile', 'offline_access']).flatMap((s) => s.split(/\s+/)).filter(Boolean);
+  const scopes = list(raw, 'oidc-scopes', [defaultString('oidc-scopes')]).flatMap((s) => s.split(/\s+/)).filter(Boolean);
   if (!scopes.includes('openid')) throw new ConfigError('--oidc-scopes', 'must include openid');
   return { issuer, clientId, scopes };
 }
@@ -198,7 +177,7 @@ function parseDockerHosts(raw: RawSettings, kubernetes: boolean): BrokerConfig['
     if (!kubernetes) throw new ConfigError('--docker-host', 'none leaves the broker nothing to enter: give --kubeconfig too');
     return [];
   }
-  const hosts = (specs.length > 0 ? specs : kubernetes ? [] : ['unix:///var/run/docker.sock']).map(parseHostSpec);
+  const hosts = (specs.length > 0 ? specs : kubernetes ? [] : defaultList('docker-host')).map(parseHostSpec);
   const names = new Set<string>();
   for (const h of hosts) {
     if (names.has(h.name)) throw new ConfigError('--docker-host', `two hosts are called ${h.name}: name them NAME=URL`);
@@ -207,9 +186,9 @@ function parseDockerHosts(raw: RawSettings, kubernetes: boolean): BrokerConfig['
   return hosts;
 }
 
-function bool(raw: RawSettings, key: string, fallback: boolean): boolean {
+function bool(raw: RawSettings, key: SettingName): boolean {
   const v = raw[key];
-  if (v === undefined || v === null || v === '') return fallback;
+  if (v === undefined || v === null || v === '') return defaultBoolean(key);
   if (v === true || v === 'true' || v === '1') return true;
   if (v === false || v === 'false' || v === '0') return false;
   throw new ConfigError(`--${key}`, `must be true or false, got ${JSON.stringify(v)}`);
@@ -223,15 +202,15 @@ function parseAudit(raw: RawSettings): BrokerConfig['audit'] {
       throw new ConfigError('--alert-rule', `not a regular expression: ${r} (${(err as Error).message})`);
     }
   });
-  const dir = str(raw, 'recordings-dir') ?? '/var/lib/entry/recordings';
+  const dir = str(raw, 'recordings-dir') ?? defaultString('recordings-dir');
   return {
-    maxEvents: int(raw, 'audit-max-events', DEFAULT_AUDIT_MAX_EVENTS, 100, 100_000_000),
+    maxEvents: int(raw, 'audit-max-events', 100, 100_000_000),
     alertRules,
     recordingsDir: dir === 'none' ? undefined : dir,
-    recordInput: bool(raw, 'record-input', false),
-    recordingMaxBytes: int(raw, 'recording-max-bytes', DEFAULT_RECORDING_MAX_BYTES, 1024, 1024 ** 4),
-    retentionDays: int(raw, 'recording-retention-days', DEFAULT_RECORDING_RETENTION_DAYS, 0, 36_500),
-    watchBanner: bool(raw, 'watch-banner', true),
+    recordInput: bool(raw, 'record-input'),
+    recordingMaxBytes: int(raw, 'recording-max-bytes', 1024, 1024 ** 4),
+    retentionDays: int(raw, 'recording-retention-days', 0, 36_500),
+    watchBanner: bool(raw, 'watch-banner'),
   };
 }
 
@@ -257,7 +236,7 @@ function parseRedis(raw: RawSettings): BrokerConfig['redis'] {
 }
 
 export function parseConfig(raw: RawSettings): BrokerConfig {
-  const listen = parseListen(str(raw, 'listen') ?? '127.0.0.1:8022');
+  const listen = parseListen(str(raw, 'listen') ?? defaultString('listen'));
   const kubernetes = parseKubernetes(raw);
   const dev = raw['dev'] === true || raw['dev'] === 'true';
   const auth: AuthConfig = {
@@ -266,14 +245,14 @@ export function parseConfig(raw: RawSettings): BrokerConfig {
     secretFile: str(raw, 'jwt-secret-file'),
     issuer: str(raw, 'issuer'),
     audience: str(raw, 'audience'),
-    clockToleranceSec: int(raw, 'clock-tolerance', 30, 0, 600),
+    clockToleranceSec: int(raw, 'clock-tolerance', 0, 600),
     claims: {
-      user: str(raw, 'user-claim') ?? 'sub',
-      apps: str(raw, 'apps-claim') ?? 'apps',
-      roles: str(raw, 'roles-claim') ?? 'roles',
+      user: str(raw, 'user-claim') ?? defaultString('user-claim'),
+      apps: str(raw, 'apps-claim') ?? defaultString('apps-claim'),
+      roles: str(raw, 'roles-claim') ?? defaultString('roles-claim'),
     },
-    adminRole: str(raw, 'admin-role') ?? 'entry-admin',
-    denyApps: list(raw, 'deny-apps', ['entry']),
+    adminRole: str(raw, 'admin-role') ?? defaultString('admin-role'),
+    denyApps: list(raw, 'deny-apps', defaultList('deny-apps')),
   };
   const sources = [auth.publicKeyFile, auth.jwksUrl, auth.secretFile].filter(Boolean).length;
   if (dev) {
@@ -297,11 +276,11 @@ export function parseConfig(raw: RawSettings): BrokerConfig {
       throw new ConfigError('--jwks-url', 'must be https (plain http only on loopback)');
     }
   }
-  const logLevel = (str(raw, 'log-level') ?? 'info') as BrokerConfig['logLevel'];
+  const logLevel = (str(raw, 'log-level') ?? defaultString('log-level')) as BrokerConfig['logLevel'];
   if (!LOG_LEVELS.includes(logLevel)) {
     throw new ConfigError('--log-level', `one of ${LOG_LEVELS.join(', ')}`);
   }
-  const reapMode = (str(raw, 'reap-mode') ?? 'auto') as BrokerConfig['docker']['reapMode'];
+  const reapMode = (str(raw, 'reap-mode') ?? defaultString('reap-mode')) as BrokerConfig['docker']['reapMode'];
   if (!['auto', 'host', 'exec'].includes(reapMode)) throw new ConfigError('--reap-mode', 'one of auto, host, exec');
   return {
     listen,
@@ -313,30 +292,30 @@ export function parseConfig(raw: RawSettings): BrokerConfig {
     trustedProxies: parseTrustedProxies(raw),
     metricsListen: parseMetricsListen(raw, parseListen),
     limits: {
-      pingIntervalMs: int(raw, 'ping-interval', DEFAULT_PING_INTERVAL_MS, 10, 3_600_000),
-      peerTimeoutMs: int(raw, 'peer-timeout', DEFAULT_PEER_TIMEOUT_MS, 100, 3_600_000),
-      stallTimeoutMs: int(raw, 'stall-timeout', DEFAULT_STALL_TIMEOUT_MS, 0, 30 * 86_400_000),
-      tcpKeepAliveMs: int(raw, 'tcp-keepalive', DEFAULT_TCP_KEEPALIVE_MS, 0, 3_600_000),
-      maxFrameBytes: int(raw, 'max-frame', DEFAULT_MAX_FRAME_BYTES, 1024, 64 * 1024 * 1024),
-      startTimeoutMs: int(raw, 'start-timeout', DEFAULT_START_TIMEOUT_MS, 100, 600_000),
-      idleTimeoutMs: int(raw, 'idle-timeout', DEFAULT_IDLE_TIMEOUT_MS, 0, 30 * 86_400_000),
-      maxSessionMs: int(raw, 'max-session', DEFAULT_MAX_SESSION_MS, 0, 30 * 86_400_000),
-      maxSessions: int(raw, 'max-sessions', DEFAULT_MAX_SESSIONS, 1, 1_000_000),
-      handshakeTimeoutMs: int(raw, 'handshake-timeout', DEFAULT_HANDSHAKE_TIMEOUT_MS, 100, 600_000),
-      bodyTimeoutMs: int(raw, 'body-timeout', DEFAULT_BODY_TIMEOUT_MS, 100, 600_000),
-      killGraceMs: int(raw, 'kill-grace', DEFAULT_KILL_GRACE_MS, 0, 600_000),
-      drainTimeoutMs: int(raw, 'drain-timeout', DEFAULT_DRAIN_TIMEOUT_MS, 0, 3_600_000),
-      sessionTtlMs: int(raw, 'session-ttl', DEFAULT_SESSION_TTL_MS, 300, 3_600_000),
-      maxUserSessions: int(raw, 'max-user-sessions', DEFAULT_MAX_USER_SESSIONS, 0, 1_000_000),
-      authFailureLimit: int(raw, 'auth-failure-limit', DEFAULT_AUTH_FAILURE_LIMIT, 1, 1_000_000),
-      authFailureWindowMs: int(raw, 'auth-failure-window', DEFAULT_AUTH_FAILURE_WINDOW_MS, 1_000, 86_400_000),
+      pingIntervalMs: int(raw, 'ping-interval', 10, 3_600_000),
+      peerTimeoutMs: int(raw, 'peer-timeout', 100, 3_600_000),
+      stallTimeoutMs: int(raw, 'stall-timeout', 0, 30 * 86_400_000),
+      tcpKeepAliveMs: int(raw, 'tcp-keepalive', 0, 3_600_000),
+      maxFrameBytes: int(raw, 'max-frame', 1024, 64 * 1024 * 1024),
+      startTimeoutMs: int(raw, 'start-timeout', 100, 600_000),
+      idleTimeoutMs: int(raw, 'idle-timeout', 0, 30 * 86_400_000),
+      maxSessionMs: int(raw, 'max-session', 0, 30 * 86_400_000),
+      maxSessions: int(raw, 'max-sessions', 1, 1_000_000),
+      handshakeTimeoutMs: int(raw, 'handshake-timeout', 100, 600_000),
+      bodyTimeoutMs: int(raw, 'body-timeout', 100, 600_000),
+      killGraceMs: int(raw, 'kill-grace', 0, 600_000),
+      drainTimeoutMs: int(raw, 'drain-timeout', 0, 3_600_000),
+      sessionTtlMs: int(raw, 'session-ttl', 300, 3_600_000),
+      maxUserSessions: int(raw, 'max-user-sessions', 0, 1_000_000),
+      authFailureLimit: int(raw, 'auth-failure-limit', 1, 1_000_000),
+      authFailureWindowMs: int(raw, 'auth-failure-window', 1_000, 86_400_000),
     },
     redis: parseRedis(raw),
     audit: parseAudit(raw),
     allowedOrigins: list(raw, 'allowed-origin', []),
     oidc: parseOidc(raw),
     logLevel,
-    logBacklogBytes: int(raw, 'log-backlog', DEFAULT_LOG_BACKLOG_BYTES, 64 * 1024, 1024 ** 3),
+    logBacklogBytes: int(raw, 'log-backlog', 64 * 1024, 1024 ** 3),
   };
 }
 
