@@ -70,6 +70,8 @@ export class WsTerminal implements TerminalSide {
   /** When the client last took anything, or had nothing queued. */
   private lastProgress = Date.now();
   private checking = false;
+  /** A check due before the next ping: one after each ping, and one when a suspicion would ripen. */
+  private followUp: NodeJS.Timeout | undefined;
   private readonly framing: Framing;
   private readonly pingFrame: Uint8Array;
   private corked = false;
@@ -105,6 +107,7 @@ export class WsTerminal implements TerminalSide {
     if (options.tcpKeepAliveMs) options.socket?.setKeepAlive?.(true, options.tcpKeepAliveMs);
     ws.on('close', () => {
       this.closed = true;
+      clearTimeout(this.followUp);
       this.gone();
     });
     ws.on('error', (err: Error & { code?: string }) => {
@@ -160,7 +163,12 @@ export class WsTerminal implements TerminalSide {
     if (queued > OUTPUT_LOW_WATER_BYTES) this.ws.send(frame, SEND_BINARY, this.onSent);
     else this.ws.send(frame, SEND_BINARY);
     this.sentSinceHeard = true;
-    if (this.ws.bufferedAmount >= OUTPUT_HIGH_WATER_BYTES) this.outputPaused = true;
+    if (this.ws.bufferedAmount >= OUTPUT_HIGH_WATER_BYTES && !this.outputPaused) {
+      this.outputPaused = true;
+      // Output backing up is when a peer may have vanished under it: look within a second
+      // rather than at the next ping.
+      if (!this.followUp) this.checkSoon(1_000);
+    }
     return !this.outputPaused;
   }
 
@@ -171,7 +179,23 @@ export class WsTerminal implements TerminalSide {
     this.ws.send(this.pingFrame, { binary: true });
     this.sentBytes += this.pingFrame.length;
     this.ws.ping();
+    this.checkNow();
+    // A healthy client has acknowledged the ping within a second: looking then, rather than at
+    // the next ping, starts the clock on a vanished one up to an interval sooner.
+    this.checkSoon(1_000);
+  }
+
+  private checkNow(): void {
     void this.checkPeer().then((error) => error && this.gone(error));
+  }
+
+  private checkSoon(ms: number): void {
+    clearTimeout(this.followUp);
+    this.followUp = setTimeout(() => {
+      this.followUp = undefined;
+      this.checkNow();
+    }, ms);
+    this.followUp.unref();
   }
 
   /**
@@ -205,6 +229,7 @@ export class WsTerminal implements TerminalSide {
         this.unansweredSince ??= now;
         const silent = now - this.unansweredSince;
         if (silent >= peerTimeout) return new EntryError('ENTRY_PEER_TIMEOUT', `nothing acknowledged for ${Math.round(silent / 1000)} s`);
+        this.checkSoon(peerTimeout - silent + 10);
       } else {
         this.unansweredSince = undefined;
       }

@@ -9,7 +9,7 @@ import { freePort } from './redis.js';
 /**
  * nginx from Debian as the load balancer in front of several brokers, configured the way the
  * README documents: HTTP/1.1 upstream, Upgrade/Connection passed on, read timeout well above
- * the ping interval.
+ * the ping interval, send timeout long enough for a paused reader.
  */
 export class TestNginx {
   private child: ChildProcess | undefined;
@@ -52,6 +52,8 @@ ${servers}
       proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
       proxy_read_timeout 3600s;
       proxy_send_timeout 3600s;
+      # nginx drops a client that takes nothing for send_timeout (60 s by default): a paused reader.
+      send_timeout 3600s;
       proxy_buffering off;
       client_max_body_size 64k;
       client_body_buffer_size 64k;

@@ -1,0 +1,150 @@
+import { type ChildProcessWithoutNullStreams, execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestBroker, type TestBroker } from '../helpers/broker.js';
+import { CLI } from '../helpers/cli.js';
+import { containerProcesses, TestContainers, uniqueApp } from '../helpers/containers.js';
+import { eventually } from '../helpers/sessions.js';
+
+/**
+ * A peer whose network vanishes: the client runs in a network namespace of this test's own,
+ * joined to the host by a veth pair in a private /30 made here; the broker listens on the
+ * host's end. Taking the namespace's link down leaves both sockets open and nothing closed:
+ * the broker must find out by itself (nothing acknowledged by the client's kernel), end the
+ * session with ENTRY_PEER_TIMEOUT in the audit trail, and end its processes (docker top).
+ *
+ * Short bounds by default (the mechanism); ENTRY_LIVENESS_DEFAULTS=1 runs the broker with its
+ * default settings to measure the real detection times.
+ */
+
+const DEFAULTS = process.env['ENTRY_LIVENESS_DEFAULTS'] === '1';
+const PING_MS = DEFAULTS ? 10_000 : 1_000;
+const PEER_TIMEOUT_MS = DEFAULTS ? 30_000 : 4_000;
+/** A ping has to be outstanding, then unanswered for the timeout, seen at the next check. */
+const BOUND_MS = PING_MS + PEER_TIMEOUT_MS + PING_MS + 1_000;
+
+const id = randomBytes(3).toString('hex');
+const NS = `entry-lv-${id}`;
+const HOST_IF = `elh${id}`;
+const NS_IF = `eln${id}`;
+const octet = 16 + (randomBytes(1)[0]! % 200);
+const HOST_ADDR = `10.213.${octet}.1`;
+const NS_ADDR = `10.213.${octet}.2`;
+
+const ip = (...args: string[]) => execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+const inNs = (...args: string[]) => ip('netns', 'exec', NS, ...args);
+
+interface AuditLine {
+  msg?: string;
+  audit?: string;
+  user?: string;
+  how?: string;
+  code?: string;
+  reason?: string;
+}
+
+describe('a peer whose network vanished is found and its processes ended', () => {
+  const containers = new TestContainers();
+  const app = uniqueApp('gone');
+  let containerId = '';
+  let b: TestBroker;
+  const children: ChildProcessWithoutNullStreams[] = [];
+
+  beforeAll(async () => {
+    ip('netns', 'add', NS);
+    ip('link', 'add', HOST_IF, 'type', 'veth', 'peer', 'name', NS_IF, 'netns', NS);
+    ip('addr', 'add', `${HOST_ADDR}/30`, 'dev', HOST_IF);
+    ip('link', 'set', HOST_IF, 'up');
+    inNs('ip', 'addr', 'add', `${NS_ADDR}/30`, 'dev', NS_IF);
+    inNs('ip', 'link', 'set', NS_IF, 'up');
+    inNs('ip', 'link', 'set', 'lo', 'up');
+    b = await startTestBroker({
+      listen: `${HOST_ADDR}:0`,
+      'kill-grace': 300,
+      ...(DEFAULTS ? {} : { 'ping-interval': PING_MS, 'peer-timeout': PEER_TIMEOUT_MS }),
+    });
+    containerId = await containers.entry(app, 'web', 1);
+  });
+  afterAll(async () => {
+    for (const c of children) c.kill('SIGKILL');
+    await b?.stop();
+    await containers.removeAll();
+    // Deleting the namespace deletes its end of the pair, and with it the host's end.
+    try {
+      ip('netns', 'del', NS);
+    } catch {
+      // Never made.
+    }
+    try {
+      ip('link', 'del', HOST_IF);
+    } catch {
+      // Gone with the namespace.
+    }
+  });
+
+  /** The CLI inside the namespace; resolves once `ready` shows on its stdout. */
+  const enterFromNs = async (user: string, args: string[], input = ''): Promise<ChildProcessWithoutNullStreams> => {
+    const token = await b.mint({ apps: [app] }, { user });
+    const child = spawn('ip', ['netns', 'exec', NS, process.execPath, CLI, app, 'web', '1', '--', ...args], {
+      env: { ...process.env, ENTRY_BROKER: b.url, ENTRY_TOKEN: token, ENTRY_CONFIG_DIR: '/nonexistent' },
+    });
+    children.push(child);
+    // Input stays open: the idle shell waits on it.
+    if (input) child.stdin.write(input);
+    let seen = '';
+    await new Promise<void>((resolve, reject) => {
+      const onData = (c: Buffer) => {
+        // Only the start of the output matters; a printing shell is read on and thrown away.
+        if (seen.length < 4096) seen += c.toString();
+        if (seen.includes('READY')) {
+          child.stdout.off('data', onData);
+          child.stdout.resume();
+          resolve();
+        }
+      };
+      child.stdout.on('data', onData);
+      child.once('exit', (code) => reject(new Error(`the CLI exited (${code}) before READY: ${seen}`)));
+    });
+    return child;
+  };
+
+  const endOf = (user: string): AuditLine | undefined =>
+    b.logs.map((l) => JSON.parse(l) as AuditLine).find((l) => l.msg === 'audit' && l.audit === 'session.end' && l.user === user);
+
+  it('takes the link down under an idle shell and a shell printing without pause', async () => {
+    const before = (await containerProcesses(containerId)).sort();
+    await enterFromNs('idle-shell', ['sh'], 'sleep 1001 &\necho READY\n');
+    await enterFromNs('busy-shell', ['sh', '-c', 'echo READY; yes printing-without-pause']);
+    await eventually(async () => {
+      const ps = await containerProcesses(containerId);
+      return ps.some((p) => p.includes('sleep 1001')) && ps.some((p) => p.includes('printing-without-pause'));
+    }, 'both sessions running');
+
+    inNs('ip', 'link', 'set', NS_IF, 'down');
+    const down = Date.now();
+    const found: Record<string, number> = {};
+    await eventually(
+      async () => {
+        for (const user of ['idle-shell', 'busy-shell']) if (found[user] === undefined && endOf(user)) found[user] = Date.now() - down;
+        return Object.keys(found).length === 2;
+      },
+      'both ends',
+      BOUND_MS + 20_000,
+    );
+    for (const user of ['idle-shell', 'busy-shell']) {
+      expect(endOf(user), user).toMatchObject({ how: 'failed', code: 'ENTRY_PEER_TIMEOUT' });
+      expect(endOf(user)!.reason).toMatch(/nothing acknowledged for \d+ s|connection failed/);
+    }
+    const reaped = await eventually(async () => {
+      const ps = await containerProcesses(containerId);
+      return JSON.stringify(ps.sort()) === JSON.stringify(before);
+    }, 'no process of either session left', 15_000);
+    console.log(
+      `liveness-netns (ping ${PING_MS} ms, peer timeout ${PEER_TIMEOUT_MS} ms): idle peer found in ${found['idle-shell']} ms, ` +
+        `a peer with output queued in ${found['busy-shell']} ms (bound ${BOUND_MS} ms); processes gone ${reaped} ms after that`,
+    );
+    expect(found['idle-shell']).toBeLessThanOrEqual(BOUND_MS);
+    expect(found['busy-shell']).toBeLessThanOrEqual(BOUND_MS);
+    if (DEFAULTS) expect(found['idle-shell']).toBeLessThanOrEqual(60_000);
+  }, 120_000);
+});
