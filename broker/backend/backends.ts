@@ -36,8 +36,8 @@ export class Backends {
     );
   }
 
-  hostGauges(): Array<{ name: string; up: boolean; containers: number }> {
-    return this.all.flatMap((b) => b.gauges());
+  hostGauges(): Array<{ backend: string; name: string; up: boolean; containers: number }> {
+    return this.all.flatMap((b) => b.gauges().map((g) => ({ backend: b.kind, ...g })));
   }
 
   /** Per backend kind: whether at least one of its hosts or clusters is reachable. */

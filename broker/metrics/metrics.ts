@@ -6,8 +6,8 @@ import type { EndReason } from '../session/types.js';
 
 /** What the metrics read at scrape time from the rest of the broker. */
 export interface MetricSources {
-  /** Each Docker host: whether its event stream is connected, and how many containers it indexes. */
-  hosts(): Array<{ name: string; up: boolean; containers: number }>;
+  /** Each host or cluster: whether its event stream (pod watch) is connected, and how many targets it indexes. */
+  hosts(): Array<{ backend: string; name: string; up: boolean; containers: number }>;
   /** Bytes queued on the broker's WebSockets right now (not yet written to the network). */
   webSocketBuffered(): { total: number; max: number };
 }
@@ -50,6 +50,8 @@ export class BrokerMetrics implements SessionObserver {
   private readonly dockerLatency: Histogram<'host' | 'call'>;
   private readonly dockerErrors: Counter<'host' | 'call'>;
   private readonly faults: Counter<'where'>;
+  private readonly kubeLatency: Histogram<'cluster' | 'call'>;
+  private readonly kubeErrors: Counter<'cluster' | 'call'>;
 
   constructor(opts: { processMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -118,7 +120,7 @@ export class BrokerMetrics implements SessionObserver {
       registers,
       collect() {
         this.reset();
-        for (const h of self.sources?.hosts() ?? []) this.set({ host: h.name }, h.up ? 1 : 0);
+        for (const h of self.sources?.hosts() ?? []) if (h.backend === 'docker') this.set({ host: h.name }, h.up ? 1 : 0);
       },
     });
     new Gauge({
@@ -128,8 +130,41 @@ export class BrokerMetrics implements SessionObserver {
       registers,
       collect() {
         this.reset();
-        for (const h of self.sources?.hosts() ?? []) this.set({ host: h.name }, h.containers);
+        for (const h of self.sources?.hosts() ?? []) if (h.backend === 'docker') this.set({ host: h.name }, h.containers);
       },
+    });
+    new Gauge({
+      name: 'entry_kubernetes_cluster_up',
+      help: '1 while the broker\'s pod watch on the cluster is connected and in sync, else 0.',
+      labelNames: ['cluster'],
+      registers,
+      collect() {
+        this.reset();
+        for (const h of self.sources?.hosts() ?? []) if (h.backend === 'kubernetes') this.set({ cluster: h.name }, h.up ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'entry_kubernetes_indexed_pods',
+      help: 'Enterable pods in the broker\'s index of each cluster.',
+      labelNames: ['cluster'],
+      registers,
+      collect() {
+        this.reset();
+        for (const h of self.sources?.hosts() ?? []) if (h.backend === 'kubernetes') this.set({ cluster: h.name }, h.containers);
+      },
+    });
+    this.kubeLatency = new Histogram({
+      name: 'entry_kubernetes_api_duration_seconds',
+      help: 'Kubernetes API call latency, by cluster and call (pod_list, pod_watch, pod_get, exec, logs, …).',
+      labelNames: ['cluster', 'call'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    });
+    this.kubeErrors = new Counter({
+      name: 'entry_kubernetes_api_errors_total',
+      help: 'Kubernetes API calls that failed (error status or no answer), by cluster and call.',
+      labelNames: ['cluster', 'call'],
+      registers,
     });
     new Gauge({
       name: 'entry_websocket_buffered_bytes',
@@ -192,6 +227,11 @@ export class BrokerMetrics implements SessionObserver {
   dockerCall(host: string, call: string, seconds: number, failed: boolean): void {
     this.dockerLatency.observe({ host, call }, seconds);
     if (failed) this.dockerErrors.inc({ host, call });
+  }
+
+  kubeCall(cluster: string, call: string, seconds: number, failed: boolean): void {
+    this.kubeLatency.observe({ cluster, call }, seconds);
+    if (failed) this.kubeErrors.inc({ cluster, call });
   }
 
   text(): Promise<string> {
