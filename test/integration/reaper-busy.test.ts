@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestBroker, type TestBroker } from '../helpers/broker.js';
-import { containerProcesses, docker, TestContainers, uniqueApp } from '../helpers/containers.js';
+import { containerProcesses, docker, execCreateCount, TestContainers, uniqueApp } from '../helpers/containers.js';
 import { eventually, openCommand } from '../helpers/sessions.js';
 import type { WireClient } from '../helpers/wire-client.js';
 
@@ -68,3 +68,30 @@ for (const mode of ['exec', 'host'] as const) {
     }, 180_000);
   });
 }
+
+describe('auto reap mode', () => {
+  const containers = new TestContainers();
+  const app = uniqueApp('ra');
+  let b: TestBroker;
+  let containerId = '';
+  beforeAll(async () => {
+    b = await startTestBroker({ 'kill-grace': 300 });
+    containerId = await containers.entry(app, 'web', 1);
+  });
+  afterAll(async () => {
+    await b?.stop();
+    await containers.removeAll();
+  });
+
+  it("scans /proc itself when the session's first process is gone and its children live on", async () => {
+    // The shell exits; its child keeps the stream open. The exec's own PID is gone, the
+    // container's init is still visible from here: host mode, no exec into the container.
+    const c = await openCommand(b.wsUrl, await b.mint({ apps: [app] }), { app, proc: 'web', instance: 1 }, ['sh', '-c', 'sleep 1003 & echo READY; exit 0']);
+    await c.waitFor(() => c.stdoutText().includes('READY'), 'READY');
+    await eventually(async () => (await containerProcesses(containerId)).some((p) => p.trim() === 'sleep 1003'), 'the orphan running');
+    const since = Date.now();
+    c.ws.terminate();
+    await eventually(async () => (await containerProcesses(containerId)).every((p) => p.trim() !== 'sleep 1003'), 'the orphan ended');
+    expect(await execCreateCount(containerId, since)).toBe(0);
+  });
+});
