@@ -7,9 +7,9 @@ import { stopChild } from './child.js';
 import { freePort } from './redis.js';
 
 /**
- * nginx from Debian as the load balancer in front of several brokers, configured the way the
- * README documents: HTTP/1.1 upstream, Upgrade/Connection passed on, read timeout well above
- * the ping interval, send timeout long enough for a paused reader.
+ * nginx from Debian as the load balancer in front of several brokers, configured the way
+ * deploy/README.md documents: HTTP/1.1 upstream, Upgrade/Connection passed on, read timeout
+ * well above the ping interval, send timeout long enough for a paused reader.
  */
 export class TestNginx {
   private child: ChildProcess | undefined;
