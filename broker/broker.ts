@@ -155,6 +155,7 @@ export class EntryBroker {
       terminateGraceMs: config.limits.killGraceMs,
       idleTimeoutMs: config.limits.idleTimeoutMs,
       maxSessionMs: config.limits.maxSessionMs,
+      fault: this.fault,
     };
     const track = this.sessions.track;
     const audit = new AuditTrail(store, this.log, { brokerId: this.id, maxEvents: config.audit.maxEvents, alertRules: config.audit.alertRules });
@@ -190,7 +191,7 @@ export class EntryBroker {
       admissible: () => this.sessions.admissible(),
       onWatch: (w) => void runWatchSession(w, { store, audit, log: this.log }),
       onAdmitted: (route, upgrade) => {
-        const run = route === 'enter' ? runExecSession(upgrade, sessionDeps, track) : runAttachSession(upgrade, { log: this.log, maxFrameBytes: config.limits.maxFrameBytes, pingIntervalMs: config.limits.pingIntervalMs }, track);
+        const run = route === 'enter' ? runExecSession(upgrade, sessionDeps, track) : runAttachSession(upgrade, { log: this.log, maxFrameBytes: config.limits.maxFrameBytes, pingIntervalMs: config.limits.pingIntervalMs, fault: this.fault }, track);
         run.catch((err: unknown) => this.fault('socket', err, { session: upgrade.sessionId, route }));
       },
     });

@@ -1,4 +1,5 @@
 import { EntryError, isEntryError } from '../errors.js';
+import type { FaultReporter } from '../fault.js';
 import type { Logger } from '../log.js';
 import type { AdmittedUpgrade } from '../transport/gateway.js';
 import { WsTerminal } from '../transport/ws-terminal.js';
@@ -10,6 +11,7 @@ export interface AttachSessionDeps {
   log: Logger;
   maxFrameBytes: number;
   pingIntervalMs: number;
+  fault?: FaultReporter;
 }
 
 /**
@@ -19,7 +21,7 @@ export interface AttachSessionDeps {
  */
 export async function runAttachSession(upgrade: AdmittedUpgrade, deps: AttachSessionDeps, track: (s: LiveSession) => () => void): Promise<EndReason> {
   const { ws, container, request, identity, target, sessionId } = upgrade;
-  const terminal = new WsTerminal(ws, { protocol2: request.protocol2, tty: false, framing: upgrade.framing, maxFrameBytes: deps.maxFrameBytes }, upgrade.pending);
+  const terminal = new WsTerminal(ws, { protocol2: request.protocol2, tty: false, framing: upgrade.framing, maxFrameBytes: deps.maxFrameBytes, ...(deps.fault ? { fault: deps.fault } : {}) }, upgrade.pending);
   let relay: Relay | undefined;
   let stopRequested: EntryError | undefined;
   const untrack = track({

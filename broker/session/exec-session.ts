@@ -1,5 +1,6 @@
 import type { Socket } from 'node:net';
 import { EntryError, isEntryError } from '../errors.js';
+import type { FaultReporter } from '../fault.js';
 import type { Logger } from '../log.js';
 import type { AdmittedUpgrade } from '../transport/gateway.js';
 import { WsTerminal } from '../transport/ws-terminal.js';
@@ -28,6 +29,8 @@ export interface ExecSessionDeps {
   terminateGraceMs: number;
   idleTimeoutMs: number;
   maxSessionMs: number;
+  /** Told of unexpected errors in the session's socket handlers. */
+  fault?: FaultReporter;
 }
 
 /** A live session as the broker tracks it. */
@@ -60,6 +63,7 @@ export async function runExecSession(upgrade: AdmittedUpgrade, deps: ExecSession
       peerTimeoutMs: deps.peerTimeoutMs,
       stallTimeoutMs: deps.stallTimeoutMs,
       tcpKeepAliveMs: deps.tcpKeepAliveMs,
+      ...(deps.fault ? { fault: deps.fault } : {}),
     },
     upgrade.pending,
   );

@@ -4,6 +4,7 @@ import { FrameError, RequestType, ResponseType, parseWinch, utf8 } from '../../p
 import { Utf8Boundary } from '../../proto/utf8-boundary.js';
 import { DEFAULT_PEER_TIMEOUT_MS, DEFAULT_STALL_TIMEOUT_MS, OUTPUT_HIGH_WATER_BYTES, OUTPUT_LOW_WATER_BYTES } from '../config/limits.js';
 import { EntryError } from '../errors.js';
+import type { FaultReporter } from '../fault.js';
 import type { EndReason, OutputStream, TerminalEvents, TerminalSide } from '../session/types.js';
 import { closeCodeOf, closeLine, closeReasonText } from './close-line.js';
 import { type Framing, protobufFraming } from './framing.js';
@@ -41,6 +42,11 @@ export interface WsTerminalOptions {
   tcpKeepAliveMs?: number;
   /** The kernel's view of the socket; the default reads /proc/net/tcp. */
   kernelView?: (socket: TcpEndpoints) => Promise<KernelTcpState | undefined>;
+  /**
+   * Told of an unexpected error in one of this socket's event handlers. The error stays with
+   * this session (it ends with ENTRY_INTERNAL) instead of reaching the process.
+   */
+  fault?: FaultReporter;
 }
 
 type Message = { msgType: number; content: Uint8Array };
@@ -97,23 +103,50 @@ export class WsTerminal implements TerminalSide {
   ) {
     this.framing = options.framing ?? protobufFraming;
     this.pingFrame = this.framing.encode(ResponseType.PING, PING_CONTENT);
-    for (const [data, isBinary] of pending) this.onMessage(data, isBinary);
-    ws.on('message', (data, isBinary) => this.onMessage(data as Buffer, isBinary));
-    ws.on('pong', this.heard);
-    options.socket?.on('error', (err: Error & { code?: string }) => {
+    const onMessage = this.guard((data: Buffer, isBinary: boolean) => this.onMessage(data, isBinary));
+    for (const [data, isBinary] of pending) onMessage(data, isBinary);
+    ws.on('message', (data, isBinary) => onMessage(data as Buffer, isBinary));
+    ws.on('pong', this.guard(this.heard));
+    options.socket?.on('error', this.guard((err: Error & { code?: string }) => {
       // The kernel gave up on the peer (keepalive or retransmissions unanswered).
       if (err.code === 'ETIMEDOUT' || err.code === 'EHOSTUNREACH' || err.code === 'ENETUNREACH') this.gone(new EntryError('ENTRY_PEER_TIMEOUT', `the connection failed: ${err.code}`));
-    });
+    }));
     if (options.tcpKeepAliveMs) options.socket?.setKeepAlive?.(true, options.tcpKeepAliveMs);
-    ws.on('close', () => {
-      this.closed = true;
-      clearTimeout(this.followUp);
-      this.gone();
-    });
-    ws.on('error', (err: Error & { code?: string }) => {
-      // ws reports protocol violations (oversized frame, bad opcode) here before closing.
-      this.gone(err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' ? new EntryError('ENTRY_FRAME_TOO_LARGE') : new EntryError('ENTRY_BAD_FRAME', err.message));
-    });
+    ws.on(
+      'close',
+      this.guard(() => {
+        this.closed = true;
+        clearTimeout(this.followUp);
+        this.gone();
+      }),
+    );
+    ws.on(
+      'error',
+      this.guard((err: Error & { code?: string }) => {
+        // ws reports protocol violations (oversized frame, bad opcode) here before closing.
+        this.gone(err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' ? new EntryError('ENTRY_FRAME_TOO_LARGE') : new EntryError('ENTRY_BAD_FRAME', err.message));
+      }),
+    );
+  }
+
+  /**
+   * A socket event handler inside the fault boundary: what it throws ends this session with
+   * ENTRY_INTERNAL and is reported, and never reaches the emitter (and so the process).
+   */
+  private guard<A extends unknown[]>(fn: (...args: A) => void): (...args: A) => void {
+    return (...args: A) => {
+      try {
+        fn(...args);
+      } catch (err) {
+        this.options.fault?.('socket', err);
+        try {
+          this.gone(new EntryError('ENTRY_INTERNAL'));
+        } catch (again) {
+          this.options.fault?.('socket', again);
+          this.ws.terminate();
+        }
+      }
+    };
   }
 
   /** Protocol 2: resolves with the START content, or rejects (bad first frame, timeout, gone). */
