@@ -5,7 +5,7 @@ import { Utf8Boundary } from '../../proto/utf8-boundary.js';
 import { DEFAULT_PEER_TIMEOUT_MS, DEFAULT_STALL_TIMEOUT_MS, OUTPUT_HIGH_WATER_BYTES, OUTPUT_LOW_WATER_BYTES } from '../config/limits.js';
 import { EntryError } from '../errors.js';
 import type { FaultReporter } from '../fault.js';
-import type { EndReason, OutputStream, TerminalEvents, TerminalSide } from '../session/types.js';
+import type { EndReason, OutputStream, TerminalEvents, ClientTerminal } from '../session/types.js';
 import { closeCodeOf, closeLine, closeReasonText } from './close-line.js';
 import { type Framing, protobufFraming } from './framing.js';
 import { type KernelTcpState, kernelTcpView, type TcpEndpoints } from './tcp-view.js';
@@ -56,7 +56,7 @@ type Message = { msgType: number; content: Uint8Array };
  * it is made, so nothing the client sends before the process starts is lost (a WINCH sent at
  * once, typed-ahead keys): those messages wait in `early` until `start`.
  */
-export class WsTerminal implements TerminalSide {
+export class WsTerminal implements ClientTerminal {
   private events: TerminalEvents | undefined;
   private early: Message[] = [];
   private startWaiter: ((m: Message | EntryError) => void) | undefined;
@@ -66,6 +66,8 @@ export class WsTerminal implements TerminalSide {
   private goneError: EntryError | undefined;
   /** Evidence the client reads: its last pong or message. */
   private lastHeard = Date.now();
+  /** When the last ping went out. */
+  private pingSentAt = 0;
   /** Output sent since then (it may sit unread in front of the pong). */
   private sentSinceHeard = false;
   /** Since when the client's kernel has left data or probes unanswered. */
@@ -212,6 +214,7 @@ export class WsTerminal implements TerminalSide {
     this.ws.send(this.pingFrame, { binary: true });
     this.sentBytes += this.pingFrame.length;
     this.ws.ping();
+    this.pingSentAt = Date.now();
     this.checkNow();
     // A healthy client has acknowledged the ping within a second: looking then, rather than at
     // the next ping, starts the clock on a vanished one up to an interval sooner.
@@ -245,6 +248,14 @@ export class WsTerminal implements TerminalSide {
   async checkPeer(now = Date.now()): Promise<EntryError | undefined> {
     const socket = this.options.socket;
     if (this.checking || this.closed) return undefined;
+    const peerTimeout = this.options.peerTimeoutMs ?? DEFAULT_PEER_TIMEOUT_MS;
+    if (this.pingSentAt > 0 && this.lastHeard >= this.pingSentAt && now - this.lastHeard < peerTimeout) {
+      // The last ping was answered: the client reads and the path works. Most sessions are
+      // here, and cost no look at the kernel.
+      this.unansweredSince = undefined;
+      this.lastProgress = now;
+      return undefined;
+    }
     this.checking = true;
     let kernel: KernelTcpState | undefined;
     try {
@@ -255,7 +266,6 @@ export class WsTerminal implements TerminalSide {
       this.checking = false;
     }
     if (this.closed) return undefined;
-    const peerTimeout = this.options.peerTimeoutMs ?? DEFAULT_PEER_TIMEOUT_MS;
     const stallTimeout = this.options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS;
     if (kernel) {
       if (kernel.unanswered > 0) {
@@ -290,7 +300,7 @@ export class WsTerminal implements TerminalSide {
     this.ws.resume();
   }
 
-  async finish(reason: EndReason): Promise<void> {
+  async finish(reason: EndReason, line?: string): Promise<void> {
     if (this.closed) return;
     if (reason.kind === 'failed' && (reason.error.code === 'ENTRY_PEER_TIMEOUT' || reason.error.code === 'ENTRY_PEER_STALLED')) {
       // The peer does not read: nothing sent now would arrive, and no close handshake will.
@@ -305,7 +315,7 @@ export class WsTerminal implements TerminalSide {
       this.ws.send(this.framing.encode(ResponseType.EXIT, utf8(String(reason.exitCode))), { binary: true });
     }
     const code = reason.kind === 'failed' && this.options.protocol2 ? reason.error.code : '';
-    this.ws.send(this.framing.encode(ResponseType.CLOSE, utf8(closeLine(reason)), code), { binary: true });
+    this.ws.send(this.framing.encode(ResponseType.CLOSE, utf8(line ?? closeLine(reason)), code), { binary: true });
     // ws sends the close frame after everything queued before it: no output is lost, as long
     // as the socket is not dropped while the client still reads its backlog.
     await new Promise<void>((resolve) => {
