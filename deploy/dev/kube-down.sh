@@ -12,7 +12,7 @@ source "$here/kube-lib.sh"
 keep=${1:-}
 
 [[ -d $KUBE_STATE ]] || { log "no cluster state at $KUBE_STATE: nothing to do"; exit 0; }
-exec 9>"$KUBE_STATE.lock"
+exec 9>"$KUBE_LOCK"
 flock 9
 S=$KUBE_STATE
 
@@ -56,4 +56,3 @@ else
   rmdir "$(dirname "$S")" 2>/dev/null || true
   log "cluster stopped and its state removed"
 fi
-rm -f "$S.lock"

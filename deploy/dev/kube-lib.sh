@@ -9,6 +9,9 @@ KUBE_API=https://127.0.0.1:$KUBE_PORT
 ETCD_CLIENT=127.0.0.1:12379
 ETCD_PEER=127.0.0.1:12380
 KUBE_SOCK=$KUBE_STATE/run/docker.sock
+# Locks live in /run/lock (cleared at boot) rather than beside the state, so kube-down.sh can
+# remove the state without pulling a lock from under a waiting script.
+KUBE_LOCK=/run/lock/entry-kube.$(printf %s "$KUBE_STATE" | cksum | cut -d' ' -f1)
 KUBE_PAUSE_IMAGE=entry-kube-pause:1
 # The cluster's components, in start order.
 KUBE_COMPONENTS=(dockerd etcd kube-apiserver kube-controller-manager kube-scheduler kubelet)

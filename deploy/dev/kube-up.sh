@@ -25,7 +25,7 @@ ensure_packages busybox-static docker.io etcd-server jq curl openssl iproute2 ut
 bin=$(bash "$here/kube-build.sh")
 
 as_root mkdir -p "$(dirname "$KUBE_STATE")"
-exec 9>"$KUBE_STATE.lock"
+exec 9>"$KUBE_LOCK"
 flock 9
 mkdir -p "$KUBE_STATE"/{pki,run,log,host}
 chmod 0700 "$KUBE_STATE"
@@ -117,11 +117,13 @@ chmod 0755 "$S/bin/runc-no-oom-adj"
 if ! component_pid dockerd >/dev/null; then
   # Its own network namespace: the engine never sees the host's interfaces (a dockerd with
   # --bridge=none deletes the host's docker0), and its socket is a file the host still reaches.
+  # Its default bridge lives in that namespace: the kubelet re-creates, every second or so, a
+  # pod sandbox that has no IP, so pods need one even though nothing outside can reach them.
   start_component dockerd unshare --net -- sh -c 'ip link set lo up; exec dockerd "$@"' dockerd \
     --host "unix://$KUBE_SOCK" --data-root "$S/docker" --exec-root "$S/run/docker-exec" \
     --pidfile "$S/run/dockerd.pid.own" --containerd-namespace entry-kube \
     --containerd-plugins-namespace entry-kube-plugins \
-    --bridge=none --iptables=false --ip6tables=false --ip-masq=false --ip-forward=false \
+    --iptables=false --ip6tables=false --ip-masq=false --ip-forward=false \
     --exec-opt native.cgroupdriver=cgroupfs --cgroup-parent=/entry-kube --oom-score-adjust=0 \
     --add-runtime "entry-runc=$S/bin/runc-no-oom-adj" --default-runtime entry-runc
 fi
