@@ -5,7 +5,7 @@ import { Utf8Boundary } from '../../proto/utf8-boundary.js';
 import { DEFAULT_PEER_TIMEOUT_MS, DEFAULT_STALL_TIMEOUT_MS, OUTPUT_HIGH_WATER_BYTES, OUTPUT_LOW_WATER_BYTES } from '../config/limits.js';
 import { EntryError } from '../errors.js';
 import type { FaultReporter } from '../fault.js';
-import type { EndReason, OutputStream, TerminalEvents, ClientTerminal } from '../session/types.js';
+import type { EndReason, OutputStream, TerminalEvents, TerminalSide } from '../session/types.js';
 import { closeCodeOf, closeLine, closeReasonText } from './close-line.js';
 import { type Framing, protobufFraming } from './framing.js';
 import { type KernelTcpState, kernelTcpView, type TcpEndpoints } from './tcp-view.js';
@@ -56,7 +56,7 @@ type Message = { msgType: number; content: Uint8Array };
  * it is made, so nothing the client sends before the process starts is lost (a WINCH sent at
  * once, typed-ahead keys): those messages wait in `early` until `start`.
  */
-export class WsTerminal implements ClientTerminal {
+export class WsTerminal implements TerminalSide {
   private events: TerminalEvents | undefined;
   private early: Message[] = [];
   private startWaiter: ((m: Message | EntryError) => void) | undefined;
@@ -300,7 +300,7 @@ export class WsTerminal implements ClientTerminal {
     this.ws.resume();
   }
 
-  async finish(reason: EndReason, line?: string): Promise<void> {
+  async finish(reason: EndReason): Promise<void> {
     if (this.closed) return;
     if (reason.kind === 'failed' && (reason.error.code === 'ENTRY_PEER_TIMEOUT' || reason.error.code === 'ENTRY_PEER_STALLED')) {
       // The peer does not read: nothing sent now would arrive, and no close handshake will.
@@ -315,7 +315,7 @@ export class WsTerminal implements ClientTerminal {
       this.ws.send(this.framing.encode(ResponseType.EXIT, utf8(String(reason.exitCode))), { binary: true });
     }
     const code = reason.kind === 'failed' && this.options.protocol2 ? reason.error.code : '';
-    this.ws.send(this.framing.encode(ResponseType.CLOSE, utf8(line ?? closeLine(reason)), code), { binary: true });
+    this.ws.send(this.framing.encode(ResponseType.CLOSE, utf8(closeLine(reason)), code), { binary: true });
     // ws sends the close frame after everything queued before it: no output is lost, as long
     // as the socket is not dropped while the client still reads its backlog.
     await new Promise<void>((resolve) => {
