@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditEvent } from '../../broker/audit/events.js';
+import { spawn as spawnRemote } from '../../client/api.js';
 import { ResponseType } from '../../proto/codec.js';
 import { startTestBroker, type TestBroker } from '../helpers/broker.js';
 import { CLI } from '../helpers/cli.js';
@@ -148,6 +149,17 @@ describe('a paused reader is not a dead peer', () => {
       expect(md5(big.stdoutText())).toBe(expected.md5);
       expect(new TextDecoder().decode(big.messages.find((m) => m.msgType === ResponseType.EXIT)!.content)).toBe('0');
       small.ws.close();
+    }, 60_000);
+
+    it('keeps a TypeScript API caller that leaves stdout unread for 8 s', async () => {
+      const p = await spawnRemote({ broker: quick.url, token: await quick.mint({ apps: [app] }), target, command: ['seq', '1', String(SEQ)] });
+      const chunks: Buffer[] = [];
+      // Nothing reads stdout yet: the stream fills, the API stops reading the socket.
+      await new Promise((r) => setTimeout(r, 8_000));
+      expect(quick.logs.filter((l) => l.includes('ENTRY_PEER'))).toEqual([]);
+      p.stdout.on('data', (c: Buffer) => chunks.push(c));
+      expect(await p.wait()).toBe(0);
+      expect(md5(Buffer.concat(chunks))).toBe(expected.md5);
     }, 60_000);
 
     it('writes session.end and drops the registry entry when the end is decided, not after the close handshake', async () => {
