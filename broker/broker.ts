@@ -144,18 +144,15 @@ export class EntryBroker {
       observers: this.observers,
       store,
       watchBanner: config.audit.watchBanner,
-      maxFrameBytes: config.limits.maxFrameBytes,
       registry,
       log: this.log,
       pingIntervalMs: config.limits.pingIntervalMs,
-      peerTimeoutMs: config.limits.peerTimeoutMs,
-      stallTimeoutMs: config.limits.stallTimeoutMs,
-      tcpKeepAliveMs: config.limits.tcpKeepAliveMs,
       startTimeoutMs: config.limits.startTimeoutMs,
       terminateGraceMs: config.limits.killGraceMs,
       idleTimeoutMs: config.limits.idleTimeoutMs,
       maxSessionMs: config.limits.maxSessionMs,
-      fault: this.fault,
+      resumeGraceMs: config.limits.resumeGraceMs,
+      sessions: this.sessions,
     };
     const track = this.sessions.track;
     const audit = new AuditTrail(store, this.log, { brokerId: this.id, maxEvents: config.audit.maxEvents, alertRules: config.audit.alertRules });
@@ -189,9 +186,9 @@ export class EntryBroker {
       fault: this.fault,
       log: this.log,
       admissible: () => this.sessions.admissible(),
-      onWatch: (w) => void runWatchSession(w, { store, audit, log: this.log }),
+      onWatch: (w) => void runWatchSession(w, { store, audit, log: this.log }).catch((err: unknown) => this.fault('socket', err, { watch: w.sessionId })),
       onAdmitted: (route, upgrade) => {
-        const run = route === 'enter' ? runExecSession(upgrade, sessionDeps, track) : runAttachSession(upgrade, { log: this.log, maxFrameBytes: config.limits.maxFrameBytes, pingIntervalMs: config.limits.pingIntervalMs, fault: this.fault }, track);
+        const run = route === 'enter' ? runExecSession(upgrade, sessionDeps, track) : runAttachSession(upgrade, { log: this.log, pingIntervalMs: config.limits.pingIntervalMs }, track);
         run.catch((err: unknown) => this.fault('socket', err, { session: upgrade.sessionId, route }));
       },
     });

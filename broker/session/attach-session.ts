@@ -1,17 +1,12 @@
 import { EntryError, isEntryError } from '../errors.js';
-import type { FaultReporter } from '../fault.js';
 import type { Logger } from '../log.js';
-import type { AdmittedUpgrade } from '../transport/gateway.js';
-import { WsTerminal } from '../transport/ws-terminal.js';
 import type { LiveSession } from './exec-session.js';
 import { Relay } from './relay.js';
-import type { EndReason } from './types.js';
+import type { AdmittedSession, EndReason } from './types.js';
 
 export interface AttachSessionDeps {
   log: Logger;
-  maxFrameBytes: number;
   pingIntervalMs: number;
-  fault?: FaultReporter;
 }
 
 /**
@@ -19,9 +14,8 @@ export interface AttachSessionDeps {
  * ignored. A session like the others for the broker: tracked (drain, --max-sessions), relayed
  * with backpressure, ended with a reason (the client gone, or the container stopped).
  */
-export async function runAttachSession(upgrade: AdmittedUpgrade, deps: AttachSessionDeps, track: (s: LiveSession) => () => void): Promise<EndReason> {
-  const { ws, container, request, identity, target, sessionId } = upgrade;
-  const terminal = new WsTerminal(ws, { protocol2: request.protocol2, tty: false, framing: upgrade.framing, maxFrameBytes: deps.maxFrameBytes, ...(deps.fault ? { fault: deps.fault } : {}) }, upgrade.pending);
+export async function runAttachSession(upgrade: AdmittedSession, deps: AttachSessionDeps, track: (s: LiveSession) => () => void): Promise<EndReason> {
+  const { terminal, container, identity, target, sessionId } = upgrade;
   let relay: Relay | undefined;
   let stopRequested: EntryError | undefined;
   const untrack = track({
@@ -34,7 +28,7 @@ export async function runAttachSession(upgrade: AdmittedUpgrade, deps: AttachSes
     },
     watch: () => undefined,
   });
-  const fields = { session: sessionId, request: request.requestId, user: identity.user, container: container.id.slice(0, 12), host: container.host, backend: container.backend };
+  const fields = { session: sessionId, request: upgrade.requestId, user: identity.user, container: container.id.slice(0, 12), host: container.host, backend: container.backend };
   try {
     let logs;
     try {

@@ -1,36 +1,42 @@
-import type { Socket } from 'node:net';
 import { EntryError, isEntryError } from '../errors.js';
-import type { FaultReporter } from '../fault.js';
 import type { Logger } from '../log.js';
-import type { AdmittedUpgrade } from '../transport/gateway.js';
-import { WsTerminal } from '../transport/ws-terminal.js';
 import { interactivePlan, planFromStart, type ProcessPlan } from './exec-spec.js';
 import { combineTaps, type SessionInfo, type SessionObserver } from './observer.js';
 import type { SessionRegistry } from './registry.js';
 import type { Store } from '../store/store.js';
 import { WatchFeed } from './watch-feed.js';
 import { describeEnd, Relay } from './relay.js';
-import type { EndReason, ProcessSide } from './types.js';
+import { ResumableTerminal } from './resumable-terminal.js';
+import { type ResumeDeps, resumeExecSession } from './resume-session.js';
+import type { AdmittedSession, ClientTerminal, EndReason, ProcessSide, TerminalSide } from './types.js';
+import { RESUME_BUFFER_BYTES } from '../config/limits.js';
 
 export interface ExecSessionDeps {
   observers: SessionObserver[];
   store: Store;
   /** Tell users when an admin starts watching their session. */
   watchBanner: boolean;
-  maxFrameBytes: number;
   registry: SessionRegistry;
   log: Logger;
   pingIntervalMs: number;
-  /** Liveness of the client (see WsTerminal.checkPeer). */
-  peerTimeoutMs: number;
-  stallTimeoutMs: number;
-  tcpKeepAliveMs: number;
   startTimeoutMs: number;
   terminateGraceMs: number;
   idleTimeoutMs: number;
   maxSessionMs: number;
-  /** Told of unexpected errors in the session's socket handlers. */
-  fault?: FaultReporter;
+  /** How long a resumable session whose connection broke is kept; 0: resume off. */
+  resumeGraceMs: number;
+}
+
+/** A connection that asks to take a session over (RESUME), as the holding session checks it. */
+export interface ResumeAttempt {
+  terminal: ClientTerminal;
+  user: string;
+  target: { app: string; proc: string; instance: string };
+  token: Uint8Array;
+  outputOffset: number;
+  source: string;
+  /** The broker the client reached, when it was forwarded here. */
+  via?: string | undefined;
 }
 
 /** A live session as the broker tracks it. */
@@ -43,6 +49,8 @@ export interface LiveSession {
   stop(error: EntryError): Promise<EndReason | undefined>;
   /** Publishes the session's output for watchers until `until` (epoch ms). */
   watch(until: number, by: string): void;
+  /** Takes the session over with a new connection; throws EntryError (ENTRY_RESUME_*) when it may not. */
+  resume?(attempt: ResumeAttempt): void;
 }
 
 /**
@@ -50,28 +58,19 @@ export interface LiveSession {
  * 2), takes the user's session slot, starts the exec, registers the session, relays until the
  * end, and logs how it ended.
  */
-export async function runExecSession(upgrade: AdmittedUpgrade, deps: ExecSessionDeps, track: (s: LiveSession) => () => void): Promise<EndReason> {
-  const { ws, request, identity, target, container, sessionId } = upgrade;
-  const terminal = new WsTerminal(
-    ws,
-    {
-      protocol2: request.protocol2,
-      tty: true,
-      framing: upgrade.framing,
-      maxFrameBytes: deps.maxFrameBytes,
-      socket: upgrade.socket as Socket,
-      peerTimeoutMs: deps.peerTimeoutMs,
-      stallTimeoutMs: deps.stallTimeoutMs,
-      tcpKeepAliveMs: deps.tcpKeepAliveMs,
-      ...(deps.fault ? { fault: deps.fault } : {}),
-    },
-    upgrade.pending,
-  );
+export async function runExecSession(upgrade: AdmittedSession, deps: ExecSessionDeps & ResumeDeps, track: (s: LiveSession) => () => void): Promise<EndReason | undefined> {
+  // A protocol-2 connection naming a session takes it over; original clients never name one.
+  if (upgrade.resume && upgrade.protocol2) return resumeExecSession(upgrade, deps);
+  const { terminal, identity, target, container, sessionId } = upgrade;
   const started = Date.now();
   let relay: Relay | undefined;
   let stopRequested: EntryError | undefined;
   let registered = false;
   let tty = false;
+  /** Set once the process runs, for sessions that asked for resume. */
+  let resumable: ResumableTerminal | undefined;
+  let side: TerminalSide = terminal;
+  let resumedFrom: ResumeAttempt | undefined;
   const feed = new WatchFeed(deps.store, sessionId);
   const untrack = track({
     id: sessionId,
@@ -83,15 +82,24 @@ export async function runExecSession(upgrade: AdmittedUpgrade, deps: ExecSession
     },
     watch: (until, by) => {
       // The banner goes to TTY sessions only: in a scripted run it would corrupt the output.
-      if (feed.lease(until, by) && deps.watchBanner && tty && relay) terminal.send('stdout', Buffer.from(`\r\n\x1b[33m[entry: ${by} is watching this session]\x1b[0m\r\n`));
+      if (feed.lease(until, by) && deps.watchBanner && tty && relay) side.send('stdout', Buffer.from(`\r\n\x1b[33m[entry: ${by} is watching this session]\x1b[0m\r\n`));
+    },
+    resume: (attempt) => {
+      if (!resumable || !relay) throw new EntryError('ENTRY_RESUME_EXPIRED');
+      const same = attempt.user === identity.user && attempt.target.app === target.app && attempt.target.proc === target.proc && attempt.target.instance === target.instance;
+      // Both checks always run: how long the refusal takes says nothing about the token.
+      const tokenOk = resumable.tokenMatches(attempt.token);
+      if (!same || !tokenOk) throw new EntryError('ENTRY_RESUME_DENIED');
+      resumedFrom = attempt;
+      resumable.resume(attempt.terminal, attempt.outputOffset);
     },
   });
-  const fields = { session: sessionId, request: request.requestId, user: identity.user, app: target.app, proc: target.proc, instance: target.instance, container: container.id.slice(0, 12), host: container.host, backend: container.backend, remote: upgrade.remoteAddress, ...(upgrade.clientCert ? { clientCert: upgrade.clientCert } : {}) };
+  const fields = { session: sessionId, request: upgrade.requestId, user: identity.user, app: target.app, proc: target.proc, instance: target.instance, container: container.id.slice(0, 12), host: container.host, backend: container.backend, remote: upgrade.remoteAddress, ...(upgrade.clientCert ? { clientCert: upgrade.clientCert } : {}) };
   try {
     let plan: ProcessPlan;
     let exec: ProcessSide;
     try {
-      plan = request.protocol2 ? planFromStart(await terminal.awaitStart(deps.startTimeoutMs), request.termType) : interactivePlan(request.termType);
+      plan = upgrade.protocol2 ? planFromStart(await terminal.awaitStart(deps.startTimeoutMs), upgrade.termType) : interactivePlan(upgrade.termType);
       terminal.setTty(plan.tty);
       tty = plan.tty;
       await deps.registry.reserve(identity.user, sessionId);
@@ -135,7 +143,21 @@ export async function runExecSession(upgrade: AdmittedUpgrade, deps: ExecSession
       ...(upgrade.clientCert ? { clientCert: upgrade.clientCert } : {}),
     };
     const tap = combineTaps([...deps.observers.map((o) => o.started(info)), feed.tap()]);
-    const r: Relay = new Relay(terminal, exec, {
+    if (upgrade.protocol2 && plan.resumable && deps.resumeGraceMs > 0) {
+      resumable = new ResumableTerminal(terminal, {
+        sessionId,
+        graceMs: deps.resumeGraceMs,
+        bufferBytes: RESUME_BUFFER_BYTES,
+        onLost: (error) => deps.log.info('session connection lost: kept for resume', { ...fields, graceMs: deps.resumeGraceMs, ...(error ? { code: error.code } : {}) }),
+        onResumed: (r) => {
+          const from = resumedFrom;
+          deps.log.info('session resumed', { ...fields, remote: from?.source, ...(from?.via ? { via: from.via } : {}), awayMs: r.awayMs, missedBytes: r.missed, outputOffset: r.outputOffset, inputOffset: r.inputOffset });
+          tap?.resumed?.({ source: from?.source ?? '', ...(from?.via ? { via: from.via } : {}), awayMs: r.awayMs, missedBytes: r.missed });
+        },
+      });
+      side = resumable;
+    }
+    const r: Relay = new Relay(side, exec, {
       ...(tap ? { tap } : {}),
       pingIntervalMs: deps.pingIntervalMs,
       idleTimeoutMs: deps.idleTimeoutMs,

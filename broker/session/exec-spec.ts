@@ -15,6 +15,8 @@ export interface ProcessPlan {
   interactive: boolean;
   /** A container of a multi-container target (a pod); '' = its default. */
   container: string;
+  /** The client acknowledges output and may resume the session after a broken connection. */
+  resumable?: boolean;
 }
 
 /** A Kubernetes container name (DNS label). */
@@ -57,5 +59,6 @@ export function planFromStart(content: Uint8Array, headerTerm: string): ProcessP
     argv: spec.argv.map((a) => Buffer.from(a).toString('utf8')),
     interactive,
     container: spec.container,
+    resumable: spec.resumable === true,
   };
 }

@@ -41,10 +41,23 @@ export interface SessionObserver {
   refused?(info: Partial<SessionInfo> & { code: string; reason: string }): void;
 }
 
+/** A client took a resumable session over after its connection broke. */
+export interface SessionResume {
+  /** Where the client came back from. */
+  source: string;
+  /** The broker the client reached, when it is not the one holding the session. */
+  via?: string;
+  /** How long the session was without a connection (0: the old one had not looked broken yet). */
+  awayMs: number;
+  /** Output bytes sent again: what the client had not received. */
+  missedBytes: number;
+}
+
 export interface SessionTap {
   input?(data: Uint8Array): void;
   output?(stream: OutputStream, data: Uint8Array): void;
   resize?(cols: number, rows: number): void;
+  resumed?(resume: SessionResume): void;
   ended?(outcome: SessionOutcome): void;
 }
 
@@ -60,6 +73,7 @@ export function combineTaps(taps: Array<SessionTap | undefined>): SessionTap | u
     ...(inputs.length ? { input: (d: Uint8Array) => inputs.forEach((t) => t.input!(d)) } : {}),
     ...(outputs.length ? { output: (s: OutputStream, d: Uint8Array) => outputs.forEach((t) => t.output!(s, d)) } : {}),
     ...(resizes.length ? { resize: (c: number, r: number) => resizes.forEach((t) => t.resize!(c, r)) } : {}),
+    resumed: (r: SessionResume) => list.forEach((t) => t.resumed?.(r)),
     ended: (o: SessionOutcome) => list.forEach((t) => t.ended?.(o)),
   };
 }

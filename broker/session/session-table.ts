@@ -31,6 +31,10 @@ export class SessionTable {
     if (this.sessions.size >= this.maxSessions) throw new EntryError('ENTRY_TOO_MANY_SESSIONS', `limit ${this.maxSessions}`);
   }
 
+  get(id: string): LiveSession | undefined {
+    return this.sessions.get(id);
+  }
+
   /** Holds a session until the returned function is called. */
   readonly track = (s: LiveSession): (() => void) => {
     this.sessions.set(s.id, s);

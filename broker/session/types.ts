@@ -1,3 +1,5 @@
+import type { Identity } from '../auth/identity.js';
+import type { ResolvedTarget, Target } from '../backend/backend.js';
 import type { EntryError } from '../errors.js';
 
 /** How a session ended. Exactly one per session. */
@@ -43,6 +45,13 @@ export interface TerminalEvents {
   drain(): void;
   /** The client went away, or broke the protocol (error set). */
   gone(error?: EntryError): void;
+  /** Protocol 2: the client has received this many output bytes (OUTPUT_ACK). */
+  outputAck?(count: number): void;
+  /**
+   * The connection broke without a close (no close frame, a peer that stopped acknowledging):
+   * its session may be resumed. Listeners without it are told `gone` instead.
+   */
+  lost?(error?: EntryError): void;
 }
 
 /** The client end of a session (a WebSocket, or a test pipe): the relay's view of it. */
@@ -53,6 +62,46 @@ export interface TerminalSide {
   ping(): void;
   pauseInput(): void;
   resumeInput(): void;
-  /** Sends the ending (exit code, CLOSE reason) after all output, and closes. */
-  finish(reason: EndReason): Promise<void>;
+  /** Sends the ending (exit code, CLOSE reason, or `line` in its place) after all output, and closes. */
+  finish(reason: EndReason, line?: string): Promise<void>;
+}
+
+/** A client's terminal as the gateway hands it to a session: ready, listening, nothing lost. */
+export interface ClientTerminal extends TerminalSide {
+  /** Protocol 2: resolves with the START (or `expected`: RESUME) content, or rejects (bad first frame, timeout, gone). */
+  awaitStart(timeoutMs: number, expected?: number): Promise<Uint8Array>;
+  /** Protocol 2: a message beside the output (RESUMABLE, INPUT_ACK). */
+  sendControl(type: number, content: Uint8Array): void;
+  /** Drops the connection without a word (a resumed one took its place, or it was found broken). */
+  drop(): void;
+  /** TTY output is cut on UTF-8 boundaries; non-TTY output is raw. */
+  setTty(tty: boolean): void;
+}
+
+/** A client admitted by the gateway (authenticated, allowed, its target resolved). */
+export interface AdmittedSession {
+  sessionId: string;
+  terminal: ClientTerminal;
+  /** Protocol 2 (START, EXIT, codes in CLOSE); false for original clients. */
+  protocol2: boolean;
+  /** The term-type header: TERM for the original protocol's shell. */
+  termType: string;
+  requestId: string;
+  /** The session this connection resumes (`entry-resume` header, `?resume=`); unset for a new one. */
+  resume?: string | undefined;
+  identity: Identity;
+  target: Target;
+  /** Where it runs; opaque apart from its display fields. */
+  container: ResolvedTarget;
+  remoteAddress: string;
+  /** Subject of the verified client certificate (mTLS), when there is one. */
+  clientCert?: string | undefined;
+}
+
+/** An admin admitted to watch a session (GET /watch?session=ID). */
+export interface AdmittedWatch {
+  terminal: ClientTerminal;
+  identity: Identity;
+  sessionId: string;
+  remoteAddress: string;
 }

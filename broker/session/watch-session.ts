@@ -1,13 +1,8 @@
-import type { WebSocket } from 'ws';
-import { ResponseType, utf8 } from '../../proto/codec.js';
 import type { AuditTrail } from '../audit/audit-trail.js';
-import type { Identity } from '../auth/identity.js';
-import { OUTPUT_HIGH_WATER_BYTES } from '../config/limits.js';
 import { EntryError, isEntryError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Store } from '../store/store.js';
-import { refuse } from '../transport/gateway.js';
-import { protobufFraming } from '../transport/framing.js';
+import type { AdmittedWatch } from './types.js';
 import { FEED_END, FEED_STDERR, WATCH_LEASE_MS } from './watch-feed.js';
 
 /** How often a watcher checks that the watched session's broker is still alive. */
@@ -19,28 +14,38 @@ export interface WatchDeps {
   log: Logger;
 }
 
+const SKIPPED = Buffer.from('\r\n[entry: output skipped: this watcher fell behind]\r\n');
+
 /**
  * An admin watching a session read-only, wherever it runs: the holding broker is asked (over
  * the store's control channel) to publish the session's output, and this broker relays it.
  * The watcher's input is ignored. A slow watcher loses output rather than slowing the session.
  */
-export async function runWatchSession(w: { ws: WebSocket; identity: Identity; sessionId: string; protocol2: boolean; remoteAddress: string }, deps: WatchDeps): Promise<void> {
-  const { ws, identity, sessionId } = w;
-  let cleanup: Array<() => unknown> = [];
+export async function runWatchSession(w: AdmittedWatch, deps: WatchDeps): Promise<void> {
+  const { terminal, identity, sessionId } = w;
+  const cleanup: Array<() => unknown> = [];
+  let finished = false;
   const finish = (error?: EntryError, line?: string) => {
+    if (finished) return;
+    finished = true;
     for (const c of cleanup.splice(0)) c();
-    if (ws.readyState !== ws.OPEN) return;
-    if (error) {
-      refuse(ws, error, w.protocol2, protobufFraming);
-      return;
-    }
-    ws.send(protobufFraming.encode(ResponseType.CLOSE, utf8(`\r\n[entry: the watched session ended: ${line ?? ''}]\r\n`)));
-    ws.close(1000, 'session ended');
+    void (error ? terminal.finish({ kind: 'failed', error }) : terminal.finish({ kind: 'client-gone' }, `\r\n[entry: the watched session ended: ${line ?? ''}]\r\n`));
   };
+  // Congested since a send returned false: output is dropped until the watcher drains.
+  let congested = false;
+  let dropped = false;
+  terminal.start({
+    input: () => undefined,
+    resize: () => undefined,
+    inputEnd: () => undefined,
+    signal: () => undefined,
+    drain: () => (congested = false),
+    gone: (error) => finish(error),
+  });
   try {
     const record = await deps.store.getSession(sessionId);
     if (!record) throw new EntryError('ENTRY_NO_SUCH_SESSION', sessionId);
-    let dropped = false;
+    if (finished) return;
     const unsubscribe = await deps.store.subscribeOutput(sessionId, (msg) => {
       const kind = msg[0];
       const payload = msg.subarray(1);
@@ -48,15 +53,16 @@ export async function runWatchSession(w: { ws: WebSocket; identity: Identity; se
         finish(undefined, payload.toString());
         return;
       }
-      if (ws.bufferedAmount > OUTPUT_HIGH_WATER_BYTES) {
+      if (finished) return;
+      if (congested) {
         dropped = true;
         return;
       }
       if (dropped) {
         dropped = false;
-        ws.send(protobufFraming.encode(ResponseType.STDOUT, utf8('\r\n[entry: output skipped: this watcher fell behind]\r\n')));
+        terminal.send('stdout', SKIPPED);
       }
-      ws.send(protobufFraming.encode(kind === FEED_STDERR ? ResponseType.STDERR : ResponseType.STDOUT, payload));
+      congested = !terminal.send(kind === FEED_STDERR ? 'stderr' : 'stdout', payload);
     });
     cleanup.push(() => void unsubscribe());
     const lease = () => deps.store.publish(record.broker, { type: 'watch', sessionId, by: identity.user, until: Date.now() + WATCH_LEASE_MS }).catch(() => undefined);
@@ -69,8 +75,6 @@ export async function runWatchSession(w: { ws: WebSocket; identity: Identity; se
       );
     }, LIVENESS_CHECK_MS);
     cleanup.push(() => clearInterval(leaseTimer), () => clearInterval(liveTimer));
-    ws.on('close', () => finish());
-    ws.on('error', () => finish());
     deps.audit.record({ type: 'session.watch', sessionId, user: record.user, app: record.app, proc: record.proc, instance: record.instance, by: identity.user, source: w.remoteAddress });
     deps.log.info('watch start', { session: sessionId, by: identity.user });
   } catch (err) {

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { ResponseType, utf8 } from '../../proto/codec.js';
@@ -12,6 +13,7 @@ import type { ResolvedTarget, Target } from '../backend/backend.js';
 import { validateTarget } from '../backend/target.js';
 import { EntryError, isEntryError } from '../errors.js';
 import type { FaultReporter } from '../fault.js';
+import type { AdmittedSession, AdmittedWatch } from '../session/types.js';
 import type { Logger } from '../log.js';
 import { clientAddress } from './client-address.js';
 import { requestId } from '../http/request-id.js';
@@ -19,19 +21,17 @@ import { closeLine } from './close-line.js';
 import { clientCertificateSubject } from './tls.js';
 import { applyWebCredentials, readUpgradeRequest, SUBPROTOCOL, type UpgradeRequest } from './credentials.js';
 import { type Framing, jsonFraming, protobufFraming } from './framing.js';
+import { WsTerminal } from './ws-terminal.js';
 
-/** An upgrade that passed authentication, permission and resolution. */
-export interface AdmittedUpgrade {
-  sessionId: string;
+/** What the gateway knows of an admitted client, before its terminal is made. */
+interface Admitted {
   ws: WebSocket;
-  /** The connection under `ws`: corked while one turn's output frames are written (WsTerminal). */
   socket: Duplex;
   request: UpgradeRequest;
   identity: Identity;
   target: Target;
   container: ResolvedTarget;
   remoteAddress: string;
-  /** Subject of the verified client certificate (mTLS), when there is one. */
   clientCert?: string | undefined;
   framing: Framing;
   /** Messages that arrived while the caller was being admitted (web mode). */
@@ -47,9 +47,9 @@ export interface GatewayDeps {
   resolver: { resolve(target: Target): Promise<ResolvedTarget> };
   tickets: TicketStore;
   log: Logger;
-  onAdmitted(route: Route, upgrade: AdmittedUpgrade): void;
+  onAdmitted(route: Route, session: AdmittedSession): void;
   /** An admin's read-only view of a running session (GET /watch?session=ID). */
-  onWatch(watch: { ws: WebSocket; identity: Identity; sessionId: string; protocol2: boolean; remoteAddress: string }): void;
+  onWatch(watch: AdmittedWatch): void;
   /** Throws EntryError when no new session may start now (draining, at the session limit). */
   admissible(): void;
   /** Told of unexpected errors (bugs) met while admitting: logged with their stack and counted. */
@@ -106,7 +106,7 @@ export class Gateway {
     void this.admit(request, remoteAddress).then(
       (admitted) => {
         this.accept(req, socket, head, (ws) => {
-          this.deps.onAdmitted(route, { sessionId: randomUUID(), ws, socket, request, ...admitted, remoteAddress, clientCert, framing: protobufFraming, pending: [] });
+          this.deps.onAdmitted(route, this.session(route, { ws, socket, request, ...admitted, remoteAddress, clientCert, framing: protobufFraming, pending: [] }));
         }, request.protocol2);
       },
       (err: unknown) => {
@@ -149,7 +149,7 @@ export class Gateway {
       return identity;
     };
     admit().then(
-      (identity) => this.accept(req, socket, head, (ws) => this.deps.onWatch({ ws, identity, sessionId, protocol2: request.protocol2, remoteAddress })),
+      (identity) => this.accept(req, socket, head, (ws) => this.deps.onWatch({ terminal: this.terminal(ws, socket, request.protocol2, false, protobufFraming, []), identity, sessionId, remoteAddress })),
       (err: unknown) => {
         const error = this.refusal(err, 'watch', request, remoteAddress);
         this.accept(req, socket, head, (ws) => refuse(ws, error, request.protocol2, protobufFraming));
@@ -181,7 +181,7 @@ export class Gateway {
         (admitted) => {
           ws.off('message', onMessage);
           try {
-            this.deps.onAdmitted(route, { sessionId: randomUUID(), ws, socket, request: full, ...admitted, remoteAddress, clientCert, framing: jsonFraming, pending });
+            this.deps.onAdmitted(route, this.session(route, { ws, socket, request: full, ...admitted, remoteAddress, clientCert, framing: jsonFraming, pending }));
           } catch (err) {
             this.deps.fault?.('upgrade', err, { request: full.requestId });
             refuse(ws, new EntryError('ENTRY_INTERNAL', `request ${full.requestId}`), false, jsonFraming);
@@ -192,6 +192,44 @@ export class Gateway {
     };
     ws.on('message', onMessage);
     ws.on('close', () => clearTimeout(timer));
+  }
+
+  /** The session's terminal, made here so that the session layer never sees the socket. */
+  private session(route: Route, a: Admitted): AdmittedSession {
+    const { request } = a;
+    return {
+      sessionId: randomUUID(),
+      // /attach relays a container's own output: raw, never cut on UTF-8 boundaries.
+      terminal: this.terminal(a.ws, a.socket, request.protocol2, route === 'enter', a.framing, a.pending),
+      protocol2: request.protocol2,
+      termType: request.termType,
+      requestId: request.requestId,
+      resume: request.resume,
+      identity: a.identity,
+      target: a.target,
+      container: a.container,
+      remoteAddress: a.remoteAddress,
+      clientCert: a.clientCert,
+    };
+  }
+
+  private terminal(ws: WebSocket, socket: Duplex, protocol2: boolean, tty: boolean, framing: Framing, pending: Array<[Buffer, boolean]>): WsTerminal {
+    const { limits } = this.deps.config;
+    return new WsTerminal(
+      ws,
+      {
+        protocol2,
+        tty,
+        framing,
+        maxFrameBytes: limits.maxFrameBytes,
+        socket: socket as Socket,
+        peerTimeoutMs: limits.peerTimeoutMs,
+        stallTimeoutMs: limits.stallTimeoutMs,
+        tcpKeepAliveMs: limits.tcpKeepAliveMs,
+        ...(this.deps.fault ? { fault: this.deps.fault } : {}),
+      },
+      pending,
+    );
   }
 
   private refusal(err: unknown, route: Route | 'watch', request: UpgradeRequest, remote: string): EntryError {

@@ -1,11 +1,11 @@
 import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
-import { FrameError, RequestType, ResponseType, parseWinch, utf8 } from '../../proto/codec.js';
+import { FrameError, RequestType, ResponseType, parseCount, parseWinch, utf8 } from '../../proto/codec.js';
 import { Utf8Boundary } from '../../proto/utf8-boundary.js';
 import { DEFAULT_PEER_TIMEOUT_MS, DEFAULT_STALL_TIMEOUT_MS, OUTPUT_HIGH_WATER_BYTES, OUTPUT_LOW_WATER_BYTES } from '../config/limits.js';
 import { EntryError } from '../errors.js';
 import type { FaultReporter } from '../fault.js';
-import type { EndReason, OutputStream, TerminalEvents, TerminalSide } from '../session/types.js';
+import type { EndReason, OutputStream, TerminalEvents, ClientTerminal } from '../session/types.js';
 import { closeCodeOf, closeLine, closeReasonText } from './close-line.js';
 import { type Framing, protobufFraming } from './framing.js';
 import { type KernelTcpState, kernelTcpView, type TcpEndpoints } from './tcp-view.js';
@@ -56,7 +56,7 @@ type Message = { msgType: number; content: Uint8Array };
  * it is made, so nothing the client sends before the process starts is lost (a WINCH sent at
  * once, typed-ahead keys): those messages wait in `early` until `start`.
  */
-export class WsTerminal implements TerminalSide {
+export class WsTerminal implements ClientTerminal {
   private events: TerminalEvents | undefined;
   private early: Message[] = [];
   private startWaiter: ((m: Message | EntryError) => void) | undefined;
@@ -64,6 +64,11 @@ export class WsTerminal implements TerminalSide {
   private outputPaused = false;
   private closed = false;
   private goneError: EntryError | undefined;
+  /** The connection ended without a close frame (a broken network, a killed client). */
+  private abrupt = false;
+  private lostReported = false;
+  /** `finish` began: from here a broken connection is an ordinary end. */
+  private finishing = false;
   /** Evidence the client reads: its last pong or message. */
   private lastHeard = Date.now();
   /** When the last ping went out. */
@@ -116,8 +121,10 @@ export class WsTerminal implements TerminalSide {
     if (options.tcpKeepAliveMs) options.socket?.setKeepAlive?.(true, options.tcpKeepAliveMs);
     ws.on(
       'close',
-      this.guard(() => {
+      this.guard((code: number) => {
         this.closed = true;
+        // 1006: the socket ended with no close frame, which a client quitting on purpose sends.
+        this.abrupt = code === 1006;
         clearTimeout(this.followUp);
         this.gone();
       }),
@@ -151,15 +158,15 @@ export class WsTerminal implements TerminalSide {
     };
   }
 
-  /** Protocol 2: resolves with the START content, or rejects (bad first frame, timeout, gone). */
-  awaitStart(timeoutMs: number): Promise<Uint8Array> {
+  /** Protocol 2: resolves with the START (or `expected`) content, or rejects (bad first frame, timeout, gone). */
+  awaitStart(timeoutMs: number, expected: number = RequestType.START): Promise<Uint8Array> {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new EntryError('ENTRY_START_TIMEOUT')), timeoutMs);
       this.startWaiter = (m) => {
         clearTimeout(timer);
         this.startWaiter = undefined;
         if (m instanceof EntryError) reject(m);
-        else if (m.msgType !== RequestType.START) reject(new EntryError('ENTRY_BAD_FRAME', 'the first message must be START'));
+        else if (m.msgType !== expected) reject(new EntryError('ENTRY_BAD_FRAME', `the first message must be ${expected === RequestType.RESUME ? 'RESUME' : 'START'}`));
         else resolve(m.content);
       };
       if (this.goneError || this.closed) this.startWaiter(this.goneError ?? new EntryError('ENTRY_BAD_FRAME', 'client went away'));
@@ -175,7 +182,7 @@ export class WsTerminal implements TerminalSide {
     const early = this.early;
     this.early = [];
     for (const m of early) this.dispatch(m);
-    if (this.closed || this.goneError) events.gone(this.goneError);
+    if (this.closed || this.goneError) this.gone(this.goneError);
   }
 
   send(stream: OutputStream, data: Uint8Array, headroom = 0): boolean {
@@ -300,7 +307,22 @@ export class WsTerminal implements TerminalSide {
     this.ws.resume();
   }
 
-  async finish(reason: EndReason): Promise<void> {
+  /** Protocol 2: a message beside the output (RESUMABLE, INPUT_ACK). */
+  sendControl(type: number, content: Uint8Array): void {
+    if (this.closed) return;
+    const frame = this.framing.encode(type, content);
+    this.sentBytes += frame.length;
+    this.ws.send(frame, SEND_BINARY);
+  }
+
+  /** Drops the connection without a word: a resumed connection took its place. */
+  drop(): void {
+    this.finishing = true;
+    this.ws.terminate();
+  }
+
+  async finish(reason: EndReason, line?: string): Promise<void> {
+    this.finishing = true;
     if (this.closed) return;
     if (reason.kind === 'failed' && (reason.error.code === 'ENTRY_PEER_TIMEOUT' || reason.error.code === 'ENTRY_PEER_STALLED')) {
       // The peer does not read: nothing sent now would arrive, and no close handshake will.
@@ -315,7 +337,7 @@ export class WsTerminal implements TerminalSide {
       this.ws.send(this.framing.encode(ResponseType.EXIT, utf8(String(reason.exitCode))), { binary: true });
     }
     const code = reason.kind === 'failed' && this.options.protocol2 ? reason.error.code : '';
-    this.ws.send(this.framing.encode(ResponseType.CLOSE, utf8(closeLine(reason)), code), { binary: true });
+    this.ws.send(this.framing.encode(ResponseType.CLOSE, utf8(line ?? closeLine(reason)), code), { binary: true });
     // ws sends the close frame after everything queued before it: no output is lost, as long
     // as the socket is not dropped while the client still reads its backlog.
     await new Promise<void>((resolve) => {
@@ -387,6 +409,11 @@ export class WsTerminal implements TerminalSide {
       case RequestType.SIGNAL:
         if (this.options.protocol2) events.signal(Buffer.from(m.content).toString('latin1'));
         return;
+      case RequestType.OUTPUT_ACK: {
+        const count = parseCount(m.content);
+        if (this.options.protocol2 && count !== undefined) events.outputAck?.(count);
+        return;
+      }
       default:
         // Unknown request types come from newer clients: ignore, never crash.
         return;
@@ -401,6 +428,15 @@ export class WsTerminal implements TerminalSide {
     }
     if (!this.events) return;
     const events = this.events;
+    // A broken connection, not a client that quit: a resumable session waits for its client.
+    const broken = error ? error.code === 'ENTRY_PEER_TIMEOUT' : this.closed && this.abrupt;
+    if (events.lost && broken && !this.finishing) {
+      if (!this.lostReported) {
+        this.lostReported = true;
+        events.lost(error);
+      }
+      return;
+    }
     if (error) events.gone(error);
     else if (this.closed) events.gone();
   }

@@ -76,7 +76,7 @@ describe('browser ways in: tickets, the subprotocol token, Origin, web mode, /ap
     const short = await startTestBroker();
     try {
       const t = await short.mint({ apps: [app] });
-      const res = await fetch(`${short.url}/api/tickets`, { method: 'POST', headers: { authorization: `Bearer ${t}` }, body: JSON.stringify({ app, proc: 'web', instance: 1 }) });
+      const res = await fetch(`${short.url}/api/tickets`, { method: 'POST', headers: { authorization: `Bearer ${t}`, 'content-type': 'application/json' }, body: JSON.stringify({ app, proc: 'web', instance: 1 }) });
       const { ticket } = (await res.json()) as { ticket: string };
       // Expire it by moving the store's clock: redeem after its TTL.
       const realNow = Date.now;
@@ -97,7 +97,7 @@ describe('browser ways in: tickets, the subprotocol token, Origin, web mode, /ap
     const res = await api('/api/tickets', { method: 'POST', body: JSON.stringify({ app: other, proc: 'web', instance: 1 }) });
     expect(res.status).toBe(403);
     expect(((await res.json()) as { error: string }).error).toBe('ENTRY_FORBIDDEN');
-    const noAuth = await fetch(`${b.url}/api/tickets`, { method: 'POST', body: '{}' });
+    const noAuth = await fetch(`${b.url}/api/tickets`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
     expect(noAuth.status).toBe(401);
   });
 
