@@ -38,6 +38,9 @@ export const ERRORS = {
   ENTRY_STORE_UNAVAILABLE: { status: 503, close: 4503, message: 'shared state unavailable: try again shortly' },
   ENTRY_NOT_ADMIN: { status: 403, close: 4403, message: 'this needs the admin role' },
   ENTRY_NO_SUCH_SESSION: { status: 404, close: 4404, message: 'no such session' },
+  ENTRY_RESUME_EXPIRED: { status: 410, close: 4412, message: 'too late to resume: the session ended or its grace period is over' },
+  ENTRY_RESUME_OVERRUN: { status: 410, close: 4413, message: 'cannot resume: the output missed is no longer kept' },
+  ENTRY_RESUME_DENIED: { status: 403, close: 4403, message: 'resume refused: the token, user or target does not match the session' },
   ENTRY_INTERNAL: { status: 500, close: 1011, message: 'internal error' },
 } as const satisfies Record<string, { status: number; close: number; message: string }>;
 

@@ -5,10 +5,10 @@
  * Browser-safe: Uint8Array only, no Buffer.
  */
 
-export const RequestType = { PLAIN: 0, WINCH: 1, STDIN_EOF: 2, START: 3, SIGNAL: 4 } as const;
+export const RequestType = { PLAIN: 0, WINCH: 1, STDIN_EOF: 2, START: 3, SIGNAL: 4, RESUME: 5, OUTPUT_ACK: 6 } as const;
 export type RequestType = (typeof RequestType)[keyof typeof RequestType];
 
-export const ResponseType = { STDOUT: 0, STDERR: 1, CLOSE: 2, PING: 3, EXIT: 4 } as const;
+export const ResponseType = { STDOUT: 0, STDERR: 1, CLOSE: 2, PING: 3, EXIT: 4, RESUMABLE: 5, INPUT_ACK: 6 } as const;
 export type ResponseType = (typeof ResponseType)[keyof typeof ResponseType];
 
 export interface RequestMessage {
@@ -32,6 +32,23 @@ export interface ExecSpec {
   rows: number;
   term: string;
   container: string;
+  /** Field 10; optional here so that specs written before it still type-check. */
+  resumable?: boolean;
+}
+
+/** What a resumable session's client is told (RESUMABLE). */
+export interface ResumeTicket {
+  session: string;
+  token: Uint8Array;
+  outputOffset: number;
+  inputOffset: number;
+  graceMs: number;
+}
+
+/** The content of RESUME. */
+export interface ResumeRequest {
+  token: Uint8Array;
+  outputOffset: number;
 }
 
 export class FrameError extends Error {
@@ -113,6 +130,12 @@ export function encodeExecSpec(spec: Partial<ExecSpec>): Uint8Array<ArrayBuffer>
   if (spec.rows) parts.push([0x38, spec.rows]);
   if (spec.term) parts.push([0x42, utf8Encoder.encode(spec.term)]);
   if (spec.container) parts.push([0x4a, utf8Encoder.encode(spec.container)]);
+  if (spec.resumable) parts.push([0x50, 1]);
+  return encodeParts(parts);
+}
+
+/** Fields in the order given; bytes fields are written even when empty (repeated bytes). */
+function encodeParts(parts: Array<[number, Uint8Array | number]>): Uint8Array<ArrayBuffer> {
   let size = 0;
   for (const [, v] of parts) {
     size += typeof v === 'number' ? 1 + varintSize(v) : 1 + varintSize(v.length) + v.length;
@@ -131,6 +154,23 @@ export function encodeExecSpec(spec: Partial<ExecSpec>): Uint8Array<ArrayBuffer>
     }
   }
   return buf;
+}
+
+export function encodeResumeTicket(t: ResumeTicket): Uint8Array<ArrayBuffer> {
+  const parts: Array<[number, Uint8Array | number]> = [];
+  if (t.session) parts.push([0x0a, utf8Encoder.encode(t.session)]);
+  if (t.token.length) parts.push([0x12, t.token]);
+  if (t.outputOffset) parts.push([0x18, t.outputOffset]);
+  if (t.inputOffset) parts.push([0x20, t.inputOffset]);
+  if (t.graceMs) parts.push([0x28, t.graceMs]);
+  return encodeParts(parts);
+}
+
+export function encodeResumeRequest(r: ResumeRequest): Uint8Array<ArrayBuffer> {
+  const parts: Array<[number, Uint8Array | number]> = [];
+  if (r.token.length) parts.push([0x0a, r.token]);
+  if (r.outputOffset) parts.push([0x10, r.outputOffset]);
+  return encodeParts(parts);
 }
 
 // --- decoding -------------------------------------------------------------------------------
@@ -254,7 +294,7 @@ export function decodeResponse(buf: Uint8Array): ResponseMessage {
 
 export function decodeExecSpec(buf: Uint8Array): ExecSpec {
   const r = new Reader(buf);
-  const spec: ExecSpec = { argv: [], tty: false, user: '', workdir: '', env: [], cols: 0, rows: 0, term: '', container: '' };
+  const spec: ExecSpec = { argv: [], tty: false, user: '', workdir: '', env: [], cols: 0, rows: 0, term: '', container: '', resumable: false };
   while (!r.done) {
     const key = r.varint();
     const field = Math.floor(key / 8);
@@ -296,11 +336,61 @@ export function decodeExecSpec(buf: Uint8Array): ExecSpec {
         expectWireType(wire, 2, 'container');
         spec.container = decodeString(r.bytes(), 'container');
         break;
+      case 10:
+        expectWireType(wire, 0, 'resumable');
+        spec.resumable = r.varint() !== 0;
+        break;
       default:
         r.skip(wire);
     }
   }
   return spec;
+}
+
+export function decodeResumeTicket(buf: Uint8Array): ResumeTicket {
+  const r = new Reader(buf);
+  const t: ResumeTicket = { session: '', token: EMPTY, outputOffset: 0, inputOffset: 0, graceMs: 0 };
+  while (!r.done) {
+    const key = r.varint();
+    const field = Math.floor(key / 8);
+    const wire = key & 7;
+    if (field === 1 && wire === 2) t.session = decodeString(r.bytes(), 'session');
+    else if (field === 2 && wire === 2) t.token = r.bytes();
+    else if (field === 3 && wire === 0) t.outputOffset = r.varint();
+    else if (field === 4 && wire === 0) t.inputOffset = r.varint();
+    else if (field === 5 && wire === 0) t.graceMs = r.varint();
+    else r.skip(wire);
+  }
+  return t;
+}
+
+export function decodeResumeRequest(buf: Uint8Array): ResumeRequest {
+  const r = new Reader(buf);
+  const q: ResumeRequest = { token: EMPTY, outputOffset: 0 };
+  while (!r.done) {
+    const key = r.varint();
+    const field = Math.floor(key / 8);
+    const wire = key & 7;
+    if (field === 1 && wire === 2) q.token = r.bytes();
+    else if (field === 2 && wire === 0) q.outputOffset = r.varint();
+    else r.skip(wire);
+  }
+  return q;
+}
+
+/** Content of OUTPUT_ACK and INPUT_ACK: a byte count in ASCII decimal; undefined when malformed. */
+export function parseCount(content: Uint8Array): number | undefined {
+  if (content.length === 0 || content.length > 16) return undefined;
+  let n = 0;
+  for (const b of content) {
+    if (b < 0x30 || b > 0x39) return undefined;
+    n = n * 10 + (b - 0x30);
+  }
+  return n;
+}
+
+export function encodeCount(n: number): Uint8Array<ArrayBuffer> {
+  return utf8Encoder.encode(String(n));
 }
 
 // --- content helpers ------------------------------------------------------------------------

@@ -59,6 +59,8 @@ export class AuditTrail implements SessionObserver {
             },
           }
         : {}),
+      // One session across connections: the resume is an event of it, `source` where it came back from.
+      resumed: (r) => this.record({ type: 'session.resumed', ...who, source: r.source, ...(r.via ? { via: r.via } : {}), awayMs: r.awayMs, missedBytes: r.missedBytes }),
       ended: (outcome) => {
         const r = outcome.reason;
         this.record({

@@ -4,6 +4,7 @@
  */
 export type AuditType =
   | 'session.start'
+  | 'session.resumed'
   | 'session.end'
   | 'session.refused'
   | 'exec'
@@ -48,6 +49,11 @@ export interface AuditEvent {
   claimedUser?: string;
   /** session.kill / session.watch: the admin. */
   by?: string;
+  /** session.resumed: the broker the client reached when another one held the session (`broker` is the holder). */
+  via?: string;
+  /** session.resumed: how long the session had no connection, and the output bytes sent again. */
+  awayMs?: number;
+  missedBytes?: number;
 }
 
 export interface AuditQuery {

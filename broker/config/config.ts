@@ -34,6 +34,8 @@ export interface BrokerConfig {
     stallTimeoutMs: number;
     /** Kernel keepalive delay on client sockets; 0: off. */
     tcpKeepAliveMs: number;
+    /** How long a broken resumable session is kept for its client; 0: resume off. */
+    resumeGraceMs: number;
     maxFrameBytes: number;
     startTimeoutMs: number;
     idleTimeoutMs: number;
@@ -296,6 +298,7 @@ export function parseConfig(raw: RawSettings): BrokerConfig {
       peerTimeoutMs: int(raw, 'peer-timeout', 100, 3_600_000),
       stallTimeoutMs: int(raw, 'stall-timeout', 0, 30 * 86_400_000),
       tcpKeepAliveMs: int(raw, 'tcp-keepalive', 0, 3_600_000),
+      resumeGraceMs: int(raw, 'resume-grace', 0, 86_400_000),
       maxFrameBytes: int(raw, 'max-frame', 1024, 64 * 1024 * 1024),
       startTimeoutMs: int(raw, 'start-timeout', 100, 600_000),
       idleTimeoutMs: int(raw, 'idle-timeout', 0, 30 * 86_400_000),

@@ -25,6 +25,19 @@ export const DEFAULT_STALL_TIMEOUT_MS = 3600_000;
 export const DEFAULT_TCP_KEEPALIVE_MS = 30_000;
 
 /**
+ * --resume-grace: how long a resumable session is kept after its connection broke without a
+ * close (Wi-Fi change, VPN reconnect, laptop sleep), its processes running; 0 turns resume off.
+ */
+export const DEFAULT_RESUME_GRACE_MS = 60_000;
+
+/**
+ * Output of a resumable session kept until the client acknowledges it: what a reconnecting
+ * client may have missed. When this much waits, the process is paused as for a slow client, so
+ * nothing is dropped; the size of the socket's high-water mark, the per-session bound.
+ */
+export const RESUME_BUFFER_BYTES = 1024 * 1024;
+
+/**
  * --max-frame: the largest client message accepted. Original clients send one keystroke per
  * message; pasting and piped stdin send up to 64 KiB chunks, plus a few bytes of framing.
  */

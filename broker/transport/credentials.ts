@@ -16,6 +16,8 @@ export interface UpgradeRequest {
   webMode: boolean;
   /** The upgrade request's id in the logs. */
   requestId: string;
+  /** Protocol 2: the session to resume (header `entry-resume`, query `resume`). */
+  resume: string | undefined;
 }
 
 export const SUBPROTOCOL = 'entry.v1';
@@ -69,6 +71,7 @@ export function readUpgradeRequest(req: IncomingMessage): UpgradeRequest {
     protocol2: header(req, 'entry-protocol') === '2' || protocols.includes(SUBPROTOCOL),
     webMode: q.get('method') === 'web',
     requestId: requestId(req),
+    resume: header(req, 'entry-resume') ?? q.get('resume') ?? undefined,
   };
 }
 

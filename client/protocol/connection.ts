@@ -2,12 +2,17 @@ import { EventEmitter } from 'node:events';
 import WebSocket from 'ws';
 import {
   decodeResponse,
+  decodeResumeTicket,
+  encodeCount,
   encodeExecSpec,
   encodeRequest,
+  encodeResumeRequest,
   encodeWinch,
   type ExecSpec,
+  parseCount,
   RequestType,
   ResponseType,
+  type ResumeTicket,
   utf8,
 } from '../../proto/codec.js';
 import { ClientError } from './client-error.js';
@@ -30,6 +35,19 @@ export interface ConnectOptions {
   connectTimeoutMs?: number;
   /** A private CA and/or a client certificate for wss:// (default: ENTRY_CA_FILE, ENTRY_CERT_FILE, ENTRY_KEY_FILE). */
   tls?: ClientTls;
+  /**
+   * Resume the session when the connection breaks (default false here; the CLI and the API turn
+   * it on): reconnect with backoff for as long as the broker keeps the session, and carry on
+   * with no output lost or repeated and no input lost or doubled. Events: `reconnecting`, `resumed`.
+   */
+  resume?: boolean;
+}
+
+/** Told on `reconnecting`: the connection broke, this try is under way. */
+export interface ReconnectStatus {
+  attempt: number;
+  /** Until when the broker keeps the session (epoch ms). */
+  deadline: number;
 }
 
 /** How a session ended, as the client saw it. */
@@ -49,6 +67,12 @@ const INPUT_HIGH_WATER_BYTES = 1024 * 1024;
 const INPUT_LOW_WATER_BYTES = 256 * 1024;
 /** Larger writes are cut into frames of this size, well below the broker's max frame. */
 const MAX_CHUNK_BYTES = 256 * 1024;
+/** Output acknowledgements: after this much, or this long after the last unacknowledged byte. */
+const OUTPUT_ACK_BYTES = 64 * 1024;
+const OUTPUT_ACK_MS = 1_000;
+/** Waits between reconnection tries: doubling from the first to the last. */
+const RETRY_FIRST_MS = 100;
+const RETRY_MAX_MS = 1_000;
 
 export function stripAnsi(text: string): string {
   // eslint-disable-next-line no-control-regex
@@ -63,105 +87,246 @@ export function enterUrl(broker: string): string {
 
 /**
  * One protocol-2 session with the broker over a WebSocket: events `stdout`, `stderr`
- * (Buffer each), `drain`, and `end` (SessionEnd). `done` resolves with the same SessionEnd.
+ * (Buffer each), `drain`, `end` (SessionEnd), and with `resume`, `reconnecting`
+ * (ReconnectStatus) and `resumed` ({ awayMs }). `done` resolves with the SessionEnd.
  */
 export class ExecConnection extends EventEmitter {
   readonly done: Promise<SessionEnd>;
+  private resolveDone!: (end: SessionEnd) => void;
+  private ws!: WebSocket;
   private exitCode: number | undefined;
   private closeMessage = '';
   private closeErrorCode = '';
+  private gotClose = false;
+  private ended = false;
+  private closedByUs = false;
   private inputPaused = false;
-  private readonly onSent = (): void => {
-    if (this.inputPaused && this.ws.bufferedAmount < INPUT_LOW_WATER_BYTES) {
-      this.inputPaused = false;
-      this.emit('drain');
-    }
-  };
+  private readingPaused = false;
+  /** Resume state: the ticket, output received and acknowledged, input not yet acknowledged. */
+  private ticket: ResumeTicket | undefined;
+  private outputReceived = 0;
+  private outputAcked = 0;
+  private ackTimer: NodeJS.Timeout | undefined;
+  private unacked: Buffer[] = [];
+  private unackedBytes = 0;
+  private inputAckedAt = 0;
+  private inputSent = 0;
+  /** Input is kept from the start (the broker counts it from the start) until the broker shows it does not resume. */
+  private trackInput: boolean;
+  private retryWait = RETRY_FIRST_MS;
+  private eofSent = false;
+  private lastSize: [number, number] | undefined;
+  /** Set while the connection is broken: when it broke, and until when the broker keeps the session. */
+  private lostAt = 0;
+  private resumeDeadline = 0;
+  private readonly onSent = (): void => this.checkDrain();
 
-  private constructor(private readonly ws: WebSocket) {
+  private constructor(
+    ws: WebSocket,
+    private readonly options: ConnectOptions,
+  ) {
     super();
-    this.done = new Promise((resolve) => {
-      ws.on('close', (closeCode) => {
-        const end: SessionEnd = { exitCode: this.exitCode, code: this.closeErrorCode, message: this.closeMessage, closeCode };
-        this.emit('end', end);
-        resolve(end);
-      });
-    });
-    ws.on('message', (data: Buffer) => this.onMessage(data));
+    this.trackInput = options.resume === true;
+    this.done = new Promise((resolve) => (this.resolveDone = resolve));
+    this.attach(ws);
   }
 
   /** Connects and sends START. Rejects with ClientError when the broker cannot be reached. */
-  static open(options: ConnectOptions): Promise<ExecConnection> {
-    const { target } = options;
-    const ws = new WebSocket(enterUrl(options.broker), {
-      headers: {
-        'access-token': options.token,
-        'app-name': target.app,
-        'proc-name': target.proc,
-        'instance-no': String(target.instance),
-        'entry-protocol': '2',
-        ...(options.spec?.term ? { 'term-type': options.spec.term } : {}),
-      },
-      perMessageDeflate: false,
-      ...tlsConnectOptions(options.tls ?? clientTlsFromEnv()),
-      handshakeTimeout: options.connectTimeoutMs ?? 15_000,
-      maxPayload: 64 * 1024 * 1024,
-    });
-    return new Promise((resolve, reject) => {
-      const onError = (err: Error & { code?: string }) => {
-        const why = err.code === 'ECONNRESET' && /^wss:|^https:/.test(options.broker) ? 'ECONNRESET (the broker may want a client certificate: --cert and --key)' : (err.code ?? err.message);
-        reject(new ClientError('ENTRY_CONNECT_FAILED', `cannot reach broker ${options.broker}: ${why}`));
-      };
-      ws.once('error', onError);
-      ws.once('unexpected-response', (_req, res) => {
-        ws.off('error', onError);
-        reject(new ClientError('ENTRY_CONNECT_FAILED', `broker answered HTTP ${res.statusCode} ${res.statusMessage ?? ''}`.trim()));
-        ws.terminate();
-      });
-      ws.once('open', () => {
-        ws.off('error', onError);
-        ws.on('error', () => undefined);
-        const conn = new ExecConnection(ws);
-        ws.send(encodeRequest(RequestType.START, encodeExecSpec(options.spec ?? {})));
-        resolve(conn);
-      });
-    });
+  static async open(options: ConnectOptions): Promise<ExecConnection> {
+    const ws = await openSocket(options, {}, options.connectTimeoutMs ?? 15_000);
+    const conn = new ExecConnection(ws, options);
+    ws.send(encodeRequest(RequestType.START, encodeExecSpec({ ...(options.spec ?? {}), ...(options.resume ? { resumable: true } : {}) })));
+    return conn;
   }
 
   /** Sends stdin bytes; false means wait for `drain` before writing more. */
   write(data: Uint8Array): boolean {
-    if (this.ws.readyState !== WebSocket.OPEN) return true;
-    for (let pos = 0; pos < data.length; pos += MAX_CHUNK_BYTES) {
-      this.ws.send(encodeRequest(RequestType.PLAIN, data.subarray(pos, pos + MAX_CHUNK_BYTES)), this.onSent);
+    if (this.ended) return true;
+    if (this.trackInput) {
+      // Kept until the broker says it passed them on: a resume sends them again.
+      const copy = Buffer.from(data);
+      this.unacked.push(copy);
+      this.unackedBytes += copy.length;
+      this.inputSent += copy.length;
+      // A broker that resumes sends RESUMABLE before it reads any input; this much without it: it does not.
+      if (!this.ticket && this.unackedBytes > 4 * INPUT_HIGH_WATER_BYTES) this.stopTracking();
     }
-    if (this.ws.bufferedAmount >= INPUT_HIGH_WATER_BYTES) this.inputPaused = true;
+    if (this.connected) this.sendInput(data);
+    if (this.ws.bufferedAmount >= INPUT_HIGH_WATER_BYTES || (this.lostAt > 0 && this.unackedBytes >= INPUT_HIGH_WATER_BYTES)) this.inputPaused = true;
     return !this.inputPaused;
   }
 
   endInput(): void {
-    if (this.ws.readyState === WebSocket.OPEN) this.ws.send(encodeRequest(RequestType.STDIN_EOF));
+    this.eofSent = true;
+    if (this.connected) this.ws.send(encodeRequest(RequestType.STDIN_EOF));
   }
 
   resize(cols: number, rows: number): void {
-    if (this.ws.readyState === WebSocket.OPEN && cols > 0 && rows > 0) this.ws.send(encodeRequest(RequestType.WINCH, encodeWinch(cols, rows)));
+    if (cols <= 0 || rows <= 0) return;
+    this.lastSize = [cols, rows];
+    if (this.connected) this.ws.send(encodeRequest(RequestType.WINCH, encodeWinch(cols, rows)));
   }
 
   signal(name: string): void {
-    if (this.ws.readyState === WebSocket.OPEN) this.ws.send(encodeRequest(RequestType.SIGNAL, utf8(name)));
+    if (this.connected) this.ws.send(encodeRequest(RequestType.SIGNAL, utf8(name)));
   }
 
   /** Stops reading output (the consumer is slow); the broker then pauses the process's output. */
   pause(): void {
+    this.readingPaused = true;
     this.ws.pause();
   }
 
   resume(): void {
+    this.readingPaused = false;
     this.ws.resume();
   }
 
-  /** Drops the connection; the broker ends the remote processes. */
+  /** Ends the session: the broker ends the remote processes. */
   close(): void {
-    this.ws.close(1000);
+    this.closedByUs = true;
+    if (this.lostAt > 0) this.finish({ exitCode: undefined, code: '', message: 'closed while reconnecting', closeCode: 1000 });
+    else this.ws.close(1000);
+  }
+
+  private stopTracking(): void {
+    this.trackInput = false;
+    this.unacked = [];
+    this.unackedBytes = 0;
+  }
+
+  private get connected(): boolean {
+    return this.lostAt === 0 && this.ws.readyState === WebSocket.OPEN;
+  }
+
+  private sendInput(data: Uint8Array): void {
+    for (let pos = 0; pos < data.length; pos += MAX_CHUNK_BYTES) {
+      this.ws.send(encodeRequest(RequestType.PLAIN, data.subarray(pos, pos + MAX_CHUNK_BYTES)), this.onSent);
+    }
+  }
+
+  private checkDrain(): void {
+    if (this.inputPaused && this.connected && this.ws.bufferedAmount < INPUT_LOW_WATER_BYTES && this.unackedBytes < INPUT_HIGH_WATER_BYTES) {
+      this.inputPaused = false;
+      this.emit('drain');
+    }
+  }
+
+  private attach(ws: WebSocket): void {
+    this.ws = ws;
+    ws.on('message', (data: Buffer) => {
+      if (this.ws === ws) this.onMessage(data);
+    });
+    ws.on('close', (closeCode) => {
+      if (this.ws === ws) this.onClose(closeCode);
+    });
+    if (this.readingPaused) ws.pause();
+  }
+
+  private onClose(closeCode: number): void {
+    clearTimeout(this.ackTimer);
+    this.ackTimer = undefined;
+    // No CLOSE from the broker and no close of ours: the connection broke, the session goes on.
+    if (this.ticket && this.options.resume && !this.gotClose && !this.closedByUs && !this.ended) {
+      void this.reconnect();
+      return;
+    }
+    this.finish({ exitCode: this.exitCode, code: this.closeErrorCode, message: this.closeMessage, closeCode });
+  }
+
+  private finish(end: SessionEnd): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.emit('end', end);
+    this.resolveDone(end);
+  }
+
+  private async reconnect(): Promise<void> {
+    const ticket = this.ticket!;
+    if (this.lostAt === 0) {
+      this.lostAt = Date.now();
+      this.resumeDeadline = this.lostAt + ticket.graceMs;
+    }
+    for (let attempt = 1; !this.ended && !this.closedByUs; attempt++) {
+      // A connection that opened and broke again before the session came back waits too.
+      if (attempt > 1 || this.retryWait > RETRY_FIRST_MS) {
+        await new Promise((r) => setTimeout(r, Math.min(this.retryWait, Math.max(0, this.resumeDeadline - Date.now()))));
+        this.retryWait = Math.min(this.retryWait * 2, RETRY_MAX_MS);
+      }
+      const left = this.resumeDeadline - Date.now();
+      if (left <= 0 || this.ended || this.closedByUs) break;
+      this.emit('reconnecting', { attempt, deadline: this.resumeDeadline } satisfies ReconnectStatus);
+      try {
+        const ws = await openSocket(this.options, { 'entry-resume': ticket.session }, Math.min(left, this.options.connectTimeoutMs ?? 15_000));
+        if (this.ended || this.closedByUs) {
+          ws.terminate();
+          return;
+        }
+        this.attach(ws);
+        ws.send(encodeRequest(RequestType.RESUME, encodeResumeRequest({ token: ticket.token, outputOffset: this.outputReceived })));
+        // RESUMABLE (resumed), a CLOSE (refused), or a close with neither (another try) follows.
+        this.retryWait = Math.min(this.retryWait * 2, RETRY_MAX_MS);
+        return;
+      } catch {
+        // Not reachable yet: wait and try again.
+      }
+    }
+    this.finish({ exitCode: undefined, code: 'ENTRY_RESUME_EXPIRED', message: 'the connection broke and the session could not be resumed in time', closeCode: 1006 });
+  }
+
+  /** The broker took us back: send what it has not passed on, and carry on. */
+  private resumed(ticket: ResumeTicket): void {
+    const awayMs = Date.now() - this.lostAt;
+    this.lostAt = 0;
+    this.retryWait = RETRY_FIRST_MS;
+    this.resumeDeadline = 0;
+    this.acknowledgeInput(ticket.inputOffset);
+    for (const chunk of this.unacked) this.sendInput(chunk);
+    if (this.eofSent) this.ws.send(encodeRequest(RequestType.STDIN_EOF));
+    if (this.lastSize) this.ws.send(encodeRequest(RequestType.WINCH, encodeWinch(this.lastSize[0], this.lastSize[1])));
+    this.outputAcked = ticket.outputOffset;
+    this.emit('resumed', { awayMs });
+    this.checkDrain();
+  }
+
+  private acknowledgeInput(count: number): void {
+    let drop = count - this.inputAckedAt;
+    if (drop <= 0 || count > this.inputSent) return;
+    this.inputAckedAt = count;
+    this.unackedBytes -= drop;
+    while (drop > 0) {
+      const first = this.unacked[0]!;
+      if (first.length <= drop) {
+        this.unacked.shift();
+        drop -= first.length;
+      } else {
+        this.unacked[0] = first.subarray(drop);
+        drop = 0;
+      }
+    }
+    this.checkDrain();
+  }
+
+  private received(bytes: number): void {
+    if (!this.ticket) {
+      // Output before RESUMABLE: this broker does not resume the session.
+      if (this.trackInput) this.stopTracking();
+      return;
+    }
+    this.outputReceived += bytes;
+    if (this.outputReceived - this.outputAcked >= OUTPUT_ACK_BYTES) this.ackOutput();
+    else if (!this.ackTimer) {
+      this.ackTimer = setTimeout(() => this.ackOutput(), OUTPUT_ACK_MS);
+      this.ackTimer.unref();
+    }
+  }
+
+  private ackOutput(): void {
+    clearTimeout(this.ackTimer);
+    this.ackTimer = undefined;
+    if (!this.connected || this.outputAcked === this.outputReceived) return;
+    this.outputAcked = this.outputReceived;
+    this.ws.send(encodeRequest(RequestType.OUTPUT_ACK, encodeCount(this.outputReceived)));
   }
 
   private onMessage(data: Buffer): void {
@@ -173,20 +338,79 @@ export class ExecConnection extends EventEmitter {
     }
     switch (m.msgType) {
       case ResponseType.STDOUT:
+        this.received(m.content.length);
         this.emit('stdout', Buffer.from(m.content.buffer, m.content.byteOffset, m.content.byteLength));
         return;
       case ResponseType.STDERR:
+        this.received(m.content.length);
         this.emit('stderr', Buffer.from(m.content.buffer, m.content.byteOffset, m.content.byteLength));
         return;
       case ResponseType.EXIT:
         this.exitCode = Number(Buffer.from(m.content).toString('ascii'));
         return;
       case ResponseType.CLOSE:
+        this.gotClose = true;
         this.closeMessage = stripAnsi(Buffer.from(m.content).toString('utf8'));
         this.closeErrorCode = m.code;
         return;
+      case ResponseType.RESUMABLE: {
+        if (!this.options.resume) return;
+        let ticket: ResumeTicket;
+        try {
+          ticket = decodeResumeTicket(m.content);
+        } catch {
+          return;
+        }
+        const first = !this.ticket;
+        if (first && !this.trackInput) return;
+        this.ticket = { ...ticket, token: Buffer.from(ticket.token) };
+        if (!first) this.resumed(ticket);
+        return;
+      }
+      case ResponseType.INPUT_ACK: {
+        const count = parseCount(m.content);
+        if (count !== undefined) this.acknowledgeInput(count);
+        return;
+      }
       default:
         return;
     }
   }
+}
+
+/** Opens the WebSocket to /enter; rejects with ClientError when the broker cannot be reached. */
+function openSocket(options: ConnectOptions, extra: Record<string, string>, timeoutMs: number): Promise<WebSocket> {
+  const { target } = options;
+  const ws = new WebSocket(enterUrl(options.broker), {
+    headers: {
+      'access-token': options.token,
+      'app-name': target.app,
+      'proc-name': target.proc,
+      'instance-no': String(target.instance),
+      'entry-protocol': '2',
+      ...(options.spec?.term ? { 'term-type': options.spec.term } : {}),
+      ...extra,
+    },
+    perMessageDeflate: false,
+    ...tlsConnectOptions(options.tls ?? clientTlsFromEnv()),
+    handshakeTimeout: timeoutMs,
+    maxPayload: 64 * 1024 * 1024,
+  });
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error & { code?: string }) => {
+      const why = err.code === 'ECONNRESET' && /^wss:|^https:/.test(options.broker) ? 'ECONNRESET (the broker may want a client certificate: --cert and --key)' : (err.code ?? err.message);
+      reject(new ClientError('ENTRY_CONNECT_FAILED', `cannot reach broker ${options.broker}: ${why}`));
+    };
+    ws.once('error', onError);
+    ws.once('unexpected-response', (_req, res) => {
+      ws.off('error', onError);
+      reject(new ClientError('ENTRY_CONNECT_FAILED', `broker answered HTTP ${res.statusCode} ${res.statusMessage ?? ''}`.trim()));
+      ws.terminate();
+    });
+    ws.once('open', () => {
+      ws.off('error', onError);
+      ws.on('error', () => undefined);
+      resolve(ws);
+    });
+  });
 }

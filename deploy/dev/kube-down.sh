@@ -36,7 +36,7 @@ for p in /proc/[0-9]*; do
 done
 
 # Mounts the kubelet (secret volumes) and the engine (overlays, netns) left under the state dir.
-findmnt -rn -o TARGET | grep -F "$S/" | sort -r | while read -r m; do umount -n -l "$m" 2>/dev/null || true; done
+findmnt -rn -o TARGET | { grep -F "$S/" || true; } | sort -r | while read -r m; do umount -n -l "$m" 2>/dev/null || true; done
 
 if [[ -f $S/host/sysctl.saved ]]; then
   while IFS== read -r k v; do sysctl -qw "$k=$v" 2>/dev/null || true; done <"$S/host/sysctl.saved"

@@ -37,8 +37,23 @@ start_component() {
   local name=$1; shift
   mkdir -p "$KUBE_STATE/run" "$KUBE_STATE/log"
   # fd 9 is the caller's lock: a daemon must not hold it after the script ends.
-  setsid bash -c 'echo $$ >"$0"; exec "$@"' "$(pidfile "$name")" "$@" \
+  local f i
+  f=$(pidfile "$name")
+  rm -f "$f"
+  setsid bash -c 'echo $$ >"$0.new" && mv "$0.new" "$0"; exec "$@"' "$f" "$@" \
     >>"$KUBE_STATE/log/$name.log" 2>&1 </dev/null 9>&- &
+  # The pid file is what says the component runs: wait until it is there.
+  for ((i = 0; i < 100; i++)); do [[ -s $f ]] && return 0; sleep 0.05; done
+  log "$name did not start"; return 1
+}
+
+# Whether a process runs. An exited daemon stays a zombie until init reaps it, which can take
+# seconds here: a zombie counts as gone.
+alive() {
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  stat=${stat##*) }
+  [[ ${stat:0:1} != Z ]]
 }
 
 # Stops a component started by start_component: TERM, then KILL after a grace period.
@@ -46,11 +61,11 @@ stop_component() {
   local name=$1 grace=${2:-10} pid i
   if pid=$(component_pid "$name"); then
     kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < grace * 10; i++)); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.1
+    for ((i = 0; i < grace * 20; i++)); do
+      alive "$pid" || break
+      sleep 0.05
     done
-    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
+    if alive "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
   fi
   rm -f "$(pidfile "$name")"
 }

@@ -11,6 +11,7 @@ const READ: Partial<Record<SettingName, (c: BrokerConfig) => number | boolean>> 
   'peer-timeout': (c) => c.limits.peerTimeoutMs,
   'stall-timeout': (c) => c.limits.stallTimeoutMs,
   'tcp-keepalive': (c) => c.limits.tcpKeepAliveMs,
+  'resume-grace': (c) => c.limits.resumeGraceMs,
   'max-frame': (c) => c.limits.maxFrameBytes,
   'start-timeout': (c) => c.limits.startTimeoutMs,
   'idle-timeout': (c) => c.limits.idleTimeoutMs,

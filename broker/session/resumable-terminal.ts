@@ -1,0 +1,289 @@
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { encodeCount, encodeResumeTicket, ResponseType } from '../../proto/codec.js';
+import { EntryError } from '../errors.js';
+import type { ClientTerminal, EndReason, OutputStream, TerminalEvents, TerminalSide } from './types.js';
+
+type ResumableClient = Pick<ClientTerminal, keyof TerminalSide | 'sendControl' | 'drop'>;
+
+export interface ResumeOptions {
+  sessionId: string;
+  /** How long a broken session waits for its client. */
+  graceMs: number;
+  /** Output kept until acknowledged; the process is paused when this much waits. */
+  bufferBytes: number;
+  /** The connection broke; the session now waits `graceMs`. */
+  onLost?(error: EntryError | undefined): void;
+  /** A client took the session over, `missed` bytes were sent again. */
+  onResumed?(info: { outputOffset: number; inputOffset: number; missed: number; awayMs: number }): void;
+}
+
+/** Input acknowledgements are batched: at most this often, or at once after INPUT_ACK_BYTES. */
+const INPUT_ACK_MS = 100;
+const INPUT_ACK_BYTES = 64 * 1024;
+
+/**
+ * The terminal side of a resumable session, for the relay: the client's connection of the
+ * moment behind it. It keeps the output the client has not acknowledged, counts the input it
+ * passed on, and when the connection breaks it holds the relay as a congested client would
+ * (the process runs until that buffer is full, then is paused) until a client resumes with the
+ * token or `graceMs` passes; then the relay ends as if the client had gone just then.
+ */
+export class ResumableTerminal implements TerminalSide {
+  readonly token: Buffer = randomBytes(32);
+  private events: TerminalEvents | undefined;
+  private current: ResumableClient | undefined;
+  /** Events of replaced connections are ignored: each connection gets its own generation. */
+  private generation = 0;
+  /** Output not yet acknowledged, oldest first; `keptFrom` is the offset of its first byte. */
+  private chunks: Array<{ stream: OutputStream; data: Uint8Array }> = [];
+  private keptFrom = 0;
+  private kept = 0;
+  private outTotal = 0;
+  private inputCount = 0;
+  private inputAcked = 0;
+  private ackTimer: NodeJS.Timeout | undefined;
+  /** The connection asked to stop sending (its queue is full). */
+  private clientCongested = false;
+  /** We told the relay to stop (client congested, or the buffer full). */
+  private outputPaused = false;
+  private inputPaused = false;
+  private inputEnded = false;
+  private graceTimer: NodeJS.Timeout | undefined;
+  private lostAt = 0;
+  /** No resume from now on: the session ended, or its grace ran out. */
+  private over = false;
+  private finishing = false;
+  /** The process exited while the connection was broken: the end waits for a client to get it. */
+  private pendingFinish: { reason: EndReason; line: string | undefined; resolve: () => void } | undefined;
+
+  constructor(
+    first: ResumableClient,
+    private readonly options: ResumeOptions,
+  ) {
+    this.current = first;
+  }
+
+  /** Bytes held now, for the session's memory bound. */
+  get heldBytes(): number {
+    return this.kept;
+  }
+
+  get detached(): boolean {
+    return this.current === undefined && !this.over;
+  }
+
+  tokenMatches(candidate: Uint8Array): boolean {
+    return candidate.length === this.token.length && timingSafeEqual(candidate, this.token);
+  }
+
+  start(events: TerminalEvents): void {
+    this.events = events;
+    const first = this.current!;
+    first.sendControl(ResponseType.RESUMABLE, this.ticket(0));
+    this.listen(first);
+  }
+
+  send(stream: OutputStream, data: Uint8Array, headroom?: number): boolean {
+    if (this.over) return true;
+    // A copy: the caller's buffer may be reused, and this one may outlive the connection.
+    this.chunks.push({ stream, data: Buffer.from(data) });
+    this.kept += data.length;
+    this.outTotal += data.length;
+    if (this.current && !this.current.send(stream, data, headroom)) this.clientCongested = true;
+    this.outputPaused = this.clientCongested || this.kept >= this.options.bufferBytes;
+    return !this.outputPaused;
+  }
+
+  ping(): void {
+    this.current?.ping();
+  }
+
+  pauseInput(): void {
+    this.inputPaused = true;
+    this.current?.pauseInput();
+  }
+
+  resumeInput(): void {
+    this.inputPaused = false;
+    this.current?.resumeInput();
+  }
+
+  finish(reason: EndReason, line?: string): Promise<void> {
+    clearTimeout(this.ackTimer);
+    if (this.current) {
+      this.over = true;
+      this.finishing = true;
+      return this.current.finish(reason, line);
+    }
+    // Broken at the moment the process exited: the client may still come back for the rest of
+    // the output and the exit code. Anything else (kill, drain, grace over) ends now.
+    if (this.over || reason.kind !== 'exited') {
+      this.end();
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => (this.pendingFinish = { reason, line, resolve }));
+  }
+
+  /**
+   * Takes the session over with a new connection whose client has received `outputOffset`
+   * bytes. Throws ENTRY_RESUME_EXPIRED / ENTRY_RESUME_OVERRUN / ENTRY_BAD_REQUEST; the caller
+   * has checked the token and the user.
+   */
+  resume(client: ResumableClient, outputOffset: number): void {
+    if (this.over || !this.events) throw new EntryError('ENTRY_RESUME_EXPIRED');
+    if (outputOffset > this.outTotal) throw new EntryError('ENTRY_BAD_REQUEST', `output offset ${outputOffset} is past the ${this.outTotal} bytes sent`);
+    if (outputOffset < this.keptFrom) throw new EntryError('ENTRY_RESUME_OVERRUN', `received up to byte ${outputOffset}, kept from ${this.keptFrom}`);
+    const awayMs = this.current ? 0 : Date.now() - this.lostAt;
+    // The old connection may not look broken yet from here (a client whose network changed).
+    if (this.current) this.replace();
+    clearTimeout(this.graceTimer);
+    this.acknowledge(outputOffset);
+    const missed = this.kept;
+    this.current = client;
+    this.clientCongested = false;
+    client.sendControl(ResponseType.RESUMABLE, this.ticket(outputOffset));
+    this.inputAcked = this.inputCount;
+    for (const c of this.chunks) if (!client.send(c.stream, c.data)) this.clientCongested = true;
+    this.listen(client);
+    if (this.inputPaused) client.pauseInput();
+    this.options.onResumed?.({ outputOffset, inputOffset: this.inputCount, missed, awayMs });
+    const pending = this.pendingFinish;
+    if (pending) {
+      this.pendingFinish = undefined;
+      this.over = true;
+      this.finishing = true;
+      void client.finish(pending.reason, pending.line).then(pending.resolve, pending.resolve);
+      return;
+    }
+    this.maybeDrain();
+  }
+
+  private ticket(outputOffset: number): Uint8Array {
+    return encodeResumeTicket({ session: this.options.sessionId, token: this.token, outputOffset, inputOffset: this.inputCount, graceMs: this.options.graceMs });
+  }
+
+  private listen(client: ResumableClient): void {
+    const gen = ++this.generation;
+    const live = () => gen === this.generation;
+    const events = this.events!;
+    client.start({
+      input: (data) => {
+        if (!live()) return;
+        this.inputCount += data.length;
+        events.input(data);
+        this.scheduleInputAck();
+      },
+      resize: (cols, rows) => live() && events.resize(cols, rows),
+      inputEnd: () => {
+        // A client re-sends EOF after a resume when it cannot know it arrived.
+        if (!live() || this.inputEnded) return;
+        this.inputEnded = true;
+        events.inputEnd();
+      },
+      signal: (name) => live() && events.signal(name),
+      drain: () => {
+        if (!live()) return;
+        this.clientCongested = false;
+        this.maybeDrain();
+      },
+      outputAck: (count) => {
+        if (!live()) return;
+        this.acknowledge(count);
+        this.maybeDrain();
+      },
+      gone: (error) => live() && events.gone(error),
+      lost: (error) => {
+        if (!live() || this.finishing) return;
+        this.detach(error);
+      },
+    });
+  }
+
+  /** Drops what the client has received. Counts outside what was sent are ignored. */
+  private acknowledge(count: number): void {
+    if (count <= this.keptFrom || count > this.outTotal) return;
+    let drop = count - this.keptFrom;
+    while (drop > 0) {
+      const first = this.chunks[0]!;
+      if (first.data.length <= drop) {
+        this.chunks.shift();
+        drop -= first.data.length;
+      } else {
+        first.data = first.data.subarray(drop);
+        drop = 0;
+      }
+    }
+    this.kept -= count - this.keptFrom;
+    this.keptFrom = count;
+  }
+
+  private maybeDrain(): void {
+    // Resume below half the buffer, so that acknowledgements do not toggle it chunk by chunk.
+    if (this.outputPaused && this.current && !this.clientCongested && this.kept < this.options.bufferBytes / 2) {
+      this.outputPaused = false;
+      this.events?.drain();
+    }
+  }
+
+  private scheduleInputAck(): void {
+    if (this.inputCount - this.inputAcked >= INPUT_ACK_BYTES) {
+      this.sendInputAck();
+      return;
+    }
+    if (this.ackTimer) return;
+    this.ackTimer = setTimeout(() => this.sendInputAck(), INPUT_ACK_MS);
+    this.ackTimer.unref();
+  }
+
+  private sendInputAck(): void {
+    clearTimeout(this.ackTimer);
+    this.ackTimer = undefined;
+    if (!this.current || this.inputAcked === this.inputCount) return;
+    this.inputAcked = this.inputCount;
+    this.current.sendControl(ResponseType.INPUT_ACK, encodeCount(this.inputCount));
+  }
+
+  /** Forgets the current connection; its late events are ignored. */
+  private replace(): void {
+    const old = this.current;
+    this.current = undefined;
+    this.generation++;
+    clearTimeout(this.ackTimer);
+    this.ackTimer = undefined;
+    old?.drop();
+  }
+
+  private detach(error: EntryError | undefined): void {
+    this.replace();
+    this.clientCongested = false;
+    this.lostAt = Date.now();
+    // Output now only fills the buffer: the relay is held once it is full, not before.
+    const wasPaused = this.outputPaused;
+    this.outputPaused = this.kept >= this.options.bufferBytes;
+    if (wasPaused && !this.outputPaused) this.events?.drain();
+    this.options.onLost?.(error);
+    this.graceTimer = setTimeout(() => this.expire(), this.options.graceMs);
+    this.graceTimer.unref();
+  }
+
+  private expire(): void {
+    if (this.current || this.over) return;
+    this.over = true;
+    const pending = this.pendingFinish;
+    if (pending) {
+      this.pendingFinish = undefined;
+      this.end();
+      pending.resolve();
+      return;
+    }
+    // The relay ends the session as for a client gone now: processes are ended, as without resume.
+    this.events?.gone();
+  }
+
+  private end(): void {
+    this.over = true;
+    clearTimeout(this.graceTimer);
+    this.chunks = [];
+    this.kept = 0;
+  }
+}

@@ -1,0 +1,61 @@
+import { createServer, type Server, type Socket, connect } from 'node:net';
+
+/**
+ * A loopback TCP proxy in front of one or more brokers, whose links a test can break: `cut`
+ * resets every open connection (TCP RST, as a dropped network or a restarted load balancer
+ * does) and refuses new ones for a while. `to` picks where the next connection goes.
+ */
+export class TcpProxy {
+  private server: Server | undefined;
+  private readonly links = new Set<Socket>();
+  private downUntil = 0;
+  port = 0;
+  /** Connections accepted so far. */
+  accepted = 0;
+
+  constructor(private target: string) {}
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  /** Where new connections go from now on (a broker's http://host:port). */
+  to(target: string): void {
+    this.target = target;
+  }
+
+  async start(): Promise<void> {
+    this.server = createServer((client) => {
+      if (Date.now() < this.downUntil) {
+        client.resetAndDestroy();
+        return;
+      }
+      this.accepted++;
+      const { hostname, port } = new URL(this.target);
+      const upstream = connect(Number(port), hostname);
+      for (const s of [client, upstream]) {
+        this.links.add(s);
+        s.on('error', () => undefined);
+        s.on('close', () => this.links.delete(s));
+      }
+      client.pipe(upstream);
+      upstream.pipe(client);
+      client.on('close', () => upstream.destroy());
+      upstream.on('close', () => client.destroy());
+    });
+    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
+    this.port = (this.server!.address() as { port: number }).port;
+  }
+
+  /** Resets every open link; new connections are reset too for `downMs`. */
+  cut(downMs = 0): void {
+    this.downUntil = Date.now() + downMs;
+    for (const s of this.links) s.resetAndDestroy();
+    this.links.clear();
+  }
+
+  async stop(): Promise<void> {
+    this.cut();
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+  }
+}

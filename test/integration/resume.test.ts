@@ -1,0 +1,244 @@
+import { createHash } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { AuditEvent } from '../../broker/audit/events.js';
+import { decodeResumeTicket, encodeExecSpec, encodeRequest, encodeResumeRequest, RequestType, ResponseType } from '../../proto/codec.js';
+import { ExecConnection, type SessionEnd } from '../../client/protocol/connection.js';
+import { startTestBroker, type TestBroker } from '../helpers/broker.js';
+import { parseCast } from '../helpers/cast.js';
+import { containerProcesses, TestContainers, uniqueApp } from '../helpers/containers.js';
+import { eventually } from '../helpers/sessions.js';
+import { TcpProxy } from '../helpers/tcp-proxy.js';
+import { WireClient } from '../helpers/wire-client.js';
+import { join } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+
+/**
+ * Session resume through a loopback proxy whose links the test resets (TCP RST) and keeps down
+ * for a while: the client reconnects by itself and the session goes on with every byte once.
+ */
+
+const md5 = (b: Buffer | string) => createHash('md5').update(b).digest('hex');
+const SEQ = 2_000_000;
+const expectedSeq = (() => {
+  let s = '';
+  for (let i = 1; i <= SEQ; i++) s += `${i}\n`;
+  return { md5: md5(s), bytes: Buffer.byteLength(s) };
+})();
+
+/** A client session through the proxy, collecting what it gets. */
+function collect(conn: ExecConnection) {
+  const out: Buffer[] = [];
+  const resumes: number[] = [];
+  let bytes = 0;
+  conn.on('stdout', (b: Buffer) => {
+    out.push(Buffer.from(b));
+    bytes += b.length;
+  });
+  conn.on('resumed', (r: { awayMs: number }) => resumes.push(r.awayMs));
+  return {
+    out,
+    resumes,
+    get bytes() {
+      return bytes;
+    },
+    text: () => Buffer.concat(out).toString('utf8'),
+  };
+}
+
+async function until(check: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
+  await eventually(async () => check(), what, timeoutMs);
+}
+
+describe('session resume', () => {
+  const containers = new TestContainers();
+  const app = uniqueApp('resume');
+  const target = { app, proc: 'web', instance: 1 };
+  let containerId = '';
+  let b: TestBroker;
+  let proxy: TcpProxy;
+  let token = '';
+  let admin = '';
+
+  beforeAll(async () => {
+    b = await startTestBroker();
+    proxy = new TcpProxy(b.url);
+    await proxy.start();
+    containerId = await containers.entry(app, 'web', 1);
+    token = await b.mint({ apps: [app] });
+    admin = await b.mint({ roles: ['entry-admin'] }, { user: 'auditor' });
+  });
+  afterAll(async () => {
+    await proxy?.stop();
+    await b?.stop();
+    await containers.removeAll();
+  });
+
+  const open = (argv: string[], tty = false) =>
+    ExecConnection.open({ broker: proxy.url, token, target, resume: true, spec: { argv: argv.map((a) => Buffer.from(a)), tty, cols: tty ? 80 : 0, rows: tty ? 24 : 0 } });
+
+  const audit = async (query: string) => {
+    const res = await fetch(`${b.url}/api/audit?${query}`, { headers: { authorization: `Bearer ${admin}` } });
+    return ((await res.json()) as { events: AuditEvent[] }).events;
+  };
+
+  it('a shell keeps its variables across a dropped connection; one session, one session.resumed, a recording without gap or repeat', async () => {
+    const conn = await open([], true);
+    const got = collect(conn);
+    conn.write(Buffer.from('KEPT=resumed-$((6*7)); echo "set:$KEPT"\r'));
+    await until(() => got.text().includes('set:resumed-42'), 'the variable set');
+    proxy.cut(1_000);
+    // Typed while the link is down: sent once the session is back.
+    conn.write(Buffer.from('echo "after:$KEPT"\r'));
+    await until(() => got.text().includes('after:resumed-42'), 'the variable after the resume');
+    expect(got.resumes.length).toBe(1);
+    conn.write(Buffer.from('exit 3\r'));
+    const end = await conn.done;
+    expect(end.exitCode).toBe(3);
+    expect(got.text().match(/after:resumed-42/g)?.length).toBe(1);
+    console.log(`resume: shell back ${got.resumes[0]} ms after the link broke (down 1000 ms)`);
+
+    const starts = (await audit(`type=session.start&app=${app}`)).filter((e) => e.tty);
+    expect(starts.length).toBe(1);
+    const sessionId = starts[0]!.sessionId!;
+    await eventually(async () => (await audit(`sessionId=${sessionId}`)).some((e) => e.type === 'session.end'), 'session.end');
+    const events = await audit(`sessionId=${sessionId}`);
+    const resumed = events.filter((e) => e.type === 'session.resumed');
+    expect(resumed.length).toBe(1);
+    expect(resumed[0]).toMatchObject({ source: '127.0.0.1', user: 'alice', app });
+    expect(resumed[0]!.broker).toBeTruthy();
+    expect(events.filter((e) => e.type === 'session.end')).toMatchObject([{ how: 'exited', exitCode: 3 }]);
+
+    const path = join(b.recordingsDir, `${sessionId}.cast`);
+    await eventually(async () => existsSync(path) && readFileSync(path, 'utf8').includes('exit 3'), 'the recording');
+    const recorded = parseCast(path)
+      .events.filter(([, c]) => c === 'o')
+      .map(([, , d]) => d)
+      .join('');
+    // What the client saw is what was recorded: nothing missing, nothing twice.
+    expect(recorded).toBe(got.text());
+  }, 60_000);
+
+  it('seq 1 2000000 across a forced reconnect mid-output: 0 bytes lost, 0 duplicated, exit 0', async () => {
+    const conn = await open(['seq', '1', String(SEQ)]);
+    const got = collect(conn);
+    let cutAt = 0;
+    conn.on('stdout', () => {
+      if (cutAt === 0 && got.bytes > 3_000_000) {
+        cutAt = got.bytes;
+        proxy.cut(500);
+      }
+    });
+    const end: SessionEnd = await conn.done;
+    const all = Buffer.concat(got.out);
+    expect(cutAt).toBeGreaterThan(0);
+    expect(got.resumes.length).toBe(1);
+    expect(all.length).toBe(expectedSeq.bytes);
+    expect(md5(all)).toBe(expectedSeq.md5);
+    expect(end.exitCode).toBe(0);
+    console.log(`resume: seq 1 ${SEQ} cut at byte ${cutAt}: ${all.length - expectedSeq.bytes} bytes lost/extra, checksum equal; back after ${got.resumes[0]} ms`);
+  }, 60_000);
+
+  it('input sent across the blip is neither lost nor doubled', async () => {
+    const conn = await open(['cat']);
+    const got = collect(conn);
+    let sent = '';
+    let n = 0;
+    const send = () => {
+      const line = `line ${++n}\n`;
+      sent += line;
+      conn.write(Buffer.from(line));
+    };
+    for (let i = 0; i < 200; i++) send();
+    await until(() => got.text().length === sent.length, 'the first lines back');
+    // Lines keep going in while the link is cut and down.
+    const pump = setInterval(() => {
+      for (let i = 0; i < 20; i++) send();
+    }, 10);
+    await new Promise((r) => setTimeout(r, 100));
+    proxy.cut(700);
+    await new Promise((r) => setTimeout(r, 1_000));
+    clearInterval(pump);
+    for (let i = 0; i < 200; i++) send();
+    conn.endInput();
+    const end = await conn.done;
+    expect(got.resumes.length).toBe(1);
+    expect(end.exitCode).toBe(0);
+    expect(got.text()).toBe(sent);
+    console.log(`resume: ${n} input lines across the blip, each once`);
+  }, 60_000);
+
+  it("refuses a resume with another user's credential; the session goes on untouched", async () => {
+    // A resumable session, as the CLI opens it, over a wire client to see the ticket.
+    const owner = await WireClient.connect(b.wsUrl, { 'access-token': token, 'app-name': app, 'proc-name': 'web', 'instance-no': '1', 'entry-protocol': '2' });
+    owner.ws.send(encodeRequest(RequestType.START, encodeExecSpec({ argv: ['sh', '-c', 'read x; echo "got:$x"'].map((a) => Buffer.from(a)), resumable: true })));
+    await owner.waitFor(() => owner.messages.some((m) => m.msgType === ResponseType.RESUMABLE), 'the ticket');
+    const ticket = decodeResumeTicket(owner.messages.find((m) => m.msgType === ResponseType.RESUMABLE)!.content);
+    expect(ticket.token.length).toBe(32);
+    expect(ticket.graceMs).toBe(60_000);
+
+    const mallory = await b.mint({ apps: [app] }, { user: 'mallory' });
+    const thief = await WireClient.connect(b.wsUrl, { 'access-token': mallory, 'app-name': app, 'proc-name': 'web', 'instance-no': '1', 'entry-protocol': '2', 'entry-resume': ticket.session });
+    thief.ws.send(encodeRequest(RequestType.RESUME, encodeResumeRequest({ token: ticket.token, outputOffset: 0 })));
+    await thief.closed;
+    expect(thief.closeMessage()?.code).toBe('ENTRY_RESUME_DENIED');
+    // Same user, wrong token: refused the same way.
+    const guess = await WireClient.connect(b.wsUrl, { 'access-token': token, 'app-name': app, 'proc-name': 'web', 'instance-no': '1', 'entry-protocol': '2', 'entry-resume': ticket.session });
+    guess.ws.send(encodeRequest(RequestType.RESUME, encodeResumeRequest({ token: Buffer.alloc(32, 1), outputOffset: 0 })));
+    await guess.closed;
+    expect(guess.closeMessage()?.code).toBe('ENTRY_RESUME_DENIED');
+    // The owner's session is as it was.
+    owner.send(RequestType.PLAIN, 'still-mine\n');
+    await owner.waitFor(() => owner.stdoutText().includes('got:still-mine'), 'the owner session answering');
+    await owner.closed;
+    expect(owner.messages.find((m) => m.msgType === ResponseType.EXIT)).toBeTruthy();
+    expect(b.logs.some((l) => l.includes(Buffer.from(ticket.token).toString('base64')) || l.includes(Buffer.from(ticket.token).toString('hex')))).toBe(false);
+  }, 30_000);
+
+  describe('with a 2 s grace period', () => {
+    let quick: TestBroker;
+    let quickProxy: TcpProxy;
+    beforeAll(async () => {
+      quick = await startTestBroker({ 'resume-grace': 2_000, 'kill-grace': 500 });
+      quickProxy = new TcpProxy(quick.url);
+      await quickProxy.start();
+    });
+    afterAll(async () => {
+      await quickProxy?.stop();
+      await quick?.stop();
+    });
+
+    it('after the grace period the resume is refused (ENTRY_RESUME_EXPIRED) and the processes are gone', async () => {
+      const qtoken = await quick.mint({ apps: [app] });
+      const owner = await WireClient.connect(quickProxy.url.replace('http', 'ws') + '/enter', { 'access-token': qtoken, 'app-name': app, 'proc-name': 'web', 'instance-no': '1', 'entry-protocol': '2' });
+      owner.ws.send(encodeRequest(RequestType.START, encodeExecSpec({ argv: ['sleep', '4242'].map((a) => Buffer.from(a)), resumable: true })));
+      await owner.waitFor(() => owner.messages.some((m) => m.msgType === ResponseType.RESUMABLE), 'the ticket');
+      const ticket = decodeResumeTicket(owner.messages.find((m) => m.msgType === ResponseType.RESUMABLE)!.content);
+      await eventually(async () => (await containerProcesses(containerId)).some((p) => p.includes('sleep 4242')), 'sleep running');
+      quickProxy.cut();
+      await owner.closed;
+      // Kept during the grace period.
+      await new Promise((r) => setTimeout(r, 1_000));
+      expect((await containerProcesses(containerId)).some((p) => p.includes('sleep 4242'))).toBe(true);
+      await eventually(async () => !(await containerProcesses(containerId)).some((p) => p.includes('sleep 4242')), 'sleep gone after the grace period', 10_000);
+      const late = await WireClient.connect(quick.wsUrl, { 'access-token': qtoken, 'app-name': app, 'proc-name': 'web', 'instance-no': '1', 'entry-protocol': '2', 'entry-resume': ticket.session });
+      late.ws.send(encodeRequest(RequestType.RESUME, encodeResumeRequest({ token: ticket.token, outputOffset: 0 })));
+      const closed = await late.closed;
+      expect(late.closeMessage()?.code).toBe('ENTRY_RESUME_EXPIRED');
+      expect(closed.code).toBe(4412);
+    }, 30_000);
+
+    it('the client gives up when the grace period ends: ENTRY_RESUME_EXPIRED, not an exit status', async () => {
+      const qtoken = await quick.mint({ apps: [app] });
+      const conn = await ExecConnection.open({ broker: quickProxy.url, token: qtoken, target, resume: true, spec: { argv: [Buffer.from('sleep'), Buffer.from('4343')] } });
+      const tries: number[] = [];
+      conn.on('reconnecting', (s: { attempt: number }) => tries.push(s.attempt));
+      await eventually(async () => (await containerProcesses(containerId)).some((p) => p.includes('sleep 4343')), 'sleep running');
+      quickProxy.cut(5_000);
+      const end = await conn.done;
+      expect(end.code).toBe('ENTRY_RESUME_EXPIRED');
+      expect(end.exitCode).toBeUndefined();
+      expect(tries.length).toBeGreaterThan(2);
+      await eventually(async () => !(await containerProcesses(containerId)).some((p) => p.includes('sleep 4343')), 'sleep gone', 10_000);
+    }, 30_000);
+  });
+});
