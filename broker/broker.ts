@@ -132,10 +132,10 @@ export class EntryBroker {
     );
     let key: VerificationKey;
     if (config.dev) {
-      const dev = await createDevIdentity(this.url.replace('0.0.0.0', '127.0.0.1'));
+      const dev = await createDevIdentity(config.devTokenFile);
       key = dev.key;
       this.devToken = dev.token;
-      this.log.info('dev mode: token saved for the local user', { user: dev.user, broker: this.url });
+      this.log.info('dev mode: a token for the local user', { user: dev.user, broker: this.url, file: config.devTokenFile, login: `enter login --broker ${this.url} < ${config.devTokenFile}` });
     } else {
       key = loadVerificationKey(config.auth);
     }

@@ -1,7 +1,7 @@
 import { generateKeyPairSync } from 'node:crypto';
+import { rmSync, writeFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { SignJWT } from 'jose';
-import { saveToken } from '../../client/config/store.js';
 import type { VerificationKey } from './keys.js';
 
 /** How long a dev token lives: a working day and then some. */
@@ -15,10 +15,11 @@ export interface DevIdentity {
 
 /**
  * Dev mode: a fresh Ed25519 key for this broker process only, and a token for the local user
- * that may enter every app (the deny list still applies). The token is saved to the CLI's
- * config for `brokerUrl`, so `enter demo web 1` works at once. Never used unless --dev.
+ * that may enter every app (the deny list still applies). The token is written to `tokenFile`,
+ * readable by this user only, for `enter login < FILE` (deploy/dev/up.sh does that). Never used
+ * unless --dev.
  */
-export async function createDevIdentity(brokerUrl: string): Promise<DevIdentity> {
+export async function createDevIdentity(tokenFile: string): Promise<DevIdentity> {
   const { publicKey, privateKey } = generateKeyPairSync('ed25519');
   const user = userInfo().username;
   const token = await new SignJWT({ apps: ['*'], roles: [] })
@@ -27,6 +28,8 @@ export async function createDevIdentity(brokerUrl: string): Promise<DevIdentity>
     .setIssuedAt()
     .setExpirationTime(`${DEV_TOKEN_TTL_SEC}s`)
     .sign(privateKey);
-  saveToken(brokerUrl, token, { makeCurrent: true });
+  // A fresh file of our own: never through a link someone else left at that path.
+  rmSync(tokenFile, { force: true });
+  writeFileSync(tokenFile, `${token}\n`, { mode: 0o600, flag: 'wx' });
   return { key: { key: publicKey, algorithms: ['EdDSA', 'Ed25519'] }, token, user };
 }

@@ -1,5 +1,5 @@
 import type { EntryError } from '../errors.js';
-import type { ProcessSide } from '../session/types.js';
+import type { ProcessSide } from './process-side.js';
 
 /**
  * The seam between Entry and the engines processes run on (Docker hosts, Kubernetes pods).

@@ -1,4 +1,6 @@
 import { isIP } from 'node:net';
+import { tmpdir, userInfo } from 'node:os';
+import { join } from 'node:path';
 import { parseHostSpec } from '../docker/hosts.js';
 import { ConfigError } from './config-error.js';
 import { type DockerClientFiles, type ListenerTls, parseDockerClientFiles, parseListenerTls, parseMetricsListen, parseTrustedProxies } from './fleet-settings.js';
@@ -10,6 +12,8 @@ export interface BrokerConfig {
   auth: AuthConfig;
   /** Dev mode: a generated signing key and a minted token for the local user (loopback only). */
   dev: boolean;
+  /** Where dev mode writes its token (--dev-token-file). */
+  devTokenFile: string;
   docker: {
     /** The engines to reach, each `{name, url}`; the first is the default for unnamed tools. */
     hosts: Array<{ name: string; url: string }>;
@@ -288,6 +292,7 @@ export function parseConfig(raw: RawSettings): BrokerConfig {
     listen,
     auth,
     dev,
+    devTokenFile: str(raw, 'dev-token-file') ?? defaultDevTokenFile(),
     docker: { hosts: parseDockerHosts(raw, kubernetes !== null), reapMode, client: parseDockerClientFiles(raw) },
     kubernetes,
     tls: parseListenerTls(raw),
@@ -344,4 +349,10 @@ function parseKubernetes(raw: RawSettings): KubernetesSettings | null {
   }
   for (const ns of namespaces) if (!NAMESPACE.test(ns)) throw new ConfigError('--kube-namespace', `not a namespace name: ${JSON.stringify(ns)}`);
   return { kubeconfig, context, namespaces };
+}
+
+/** Per user, where only that user can read it: the runtime directory, else the temp directory. */
+function defaultDevTokenFile(): string {
+  const runtime = process.env['XDG_RUNTIME_DIR'];
+  return runtime ? join(runtime, 'entry-dev-token') : join(tmpdir(), `entry-dev-token-${userInfo().uid}`);
 }

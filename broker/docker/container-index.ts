@@ -2,7 +2,6 @@ import type { Readable } from 'node:stream';
 import type Docker from 'dockerode';
 import type { Logger } from '../log.js';
 import { applyEvent, type ContainerEvent, type IndexedContainer, readEvents } from './docker-events.js';
-import type { DockerHost } from './hosts.js';
 
 export type { IndexedContainer } from './docker-events.js';
 
@@ -19,6 +18,14 @@ export interface IndexTarget {
 }
 
 export type HostState = 'connecting' | 'up' | 'down';
+
+/** What an index needs of its host (a DockerHost): its name, address and client; it sets `index`. */
+export interface IndexedHost {
+  name: string;
+  url: string;
+  docker: Docker;
+  index?: HostContainerIndex;
+}
 
 export interface IndexTiming {
   /** How often a connected host is pinged: a stalled stream (a silent network) is noticed within this plus the timeout. */
@@ -81,7 +88,7 @@ export class HostContainerIndex {
   resyncs = 0;
 
   constructor(
-    readonly host: DockerHost,
+    readonly host: IndexedHost,
     private readonly log: Logger,
     private readonly timing: IndexTiming = DEFAULT_INDEX_TIMING,
     private readonly onChange: (host: string, up: boolean) => void = () => undefined,
@@ -269,11 +276,11 @@ export class HostContainerIndex {
   }
 }
 
-/** The indexes of every host the broker reaches; each `DockerHost` gets its own as `host.index`. */
+/** The indexes of every host the broker reaches; each host gets its own as `host.index`. */
 export class ContainerIndex {
   readonly hosts: HostContainerIndex[];
 
-  constructor(hosts: readonly DockerHost[], log: Logger, timing: Partial<IndexTiming> = {}, onChange?: (host: string, up: boolean) => void) {
+  constructor(hosts: readonly IndexedHost[], log: Logger, timing: Partial<IndexTiming> = {}, onChange?: (host: string, up: boolean) => void) {
     const t = { ...DEFAULT_INDEX_TIMING, ...timing };
     this.hosts = hosts.map((h) => {
       // Over ssh:// every Engine API call is a new ssh connection running `docker system dial-stdio`.
