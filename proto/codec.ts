@@ -294,7 +294,7 @@ export function decodeResponse(buf: Uint8Array): ResponseMessage {
 
 export function decodeExecSpec(buf: Uint8Array): ExecSpec {
   const r = new Reader(buf);
-  const spec: ExecSpec = { argv: [], tty: false, user: '', workdir: '', env: [], cols: 0, rows: 0, term: '', container: '', resumable: false };
+  const spec: ExecSpec = { argv: [], tty: false, user: '', workdir: '', env: [], cols: 0, rows: 0, term: '', container: '' };
   while (!r.done) {
     const key = r.varint();
     const field = Math.floor(key / 8);
@@ -337,8 +337,9 @@ export function decodeExecSpec(buf: Uint8Array): ExecSpec {
         spec.container = decodeString(r.bytes(), 'container');
         break;
       case 10:
-        expectWireType(wire, 0, 'resumable');
-        spec.resumable = r.varint() !== 0;
+        // Another wire type here is a field of some other client's making: skipped as unknown.
+        if (wire === 0) spec.resumable = r.varint() !== 0;
+        else r.skip(wire);
         break;
       default:
         r.skip(wire);

@@ -112,7 +112,7 @@ describe.skipIf(!kubeClusterPossible())('the dev Kubernetes cluster (deploy/dev/
     expect(exitCode(ok.status)).toBe(0);
   });
 
-  it('makes limited identities: pods/exec is refused to one that may only read pods', async () => {
+  it('makes limited identities; over WebSocket, 1.20 authorizes pods/exec as get, not create', async () => {
     const reader = await k.createIdentity({ name: 'reader', namespace: ns, rules: [{ resources: ['pods'], verbs: ['get', 'list', 'watch'] }] });
     const execer = await k.createIdentity({
       name: 'execer',
@@ -123,7 +123,17 @@ describe.skipIf(!kubeClusterPossible())('the dev Kubernetes cluster (deploy/dev/
         { resources: ['pods/exec'], verbs: ['get', 'create'] },
       ],
     });
+    const creator = await k.createIdentity({
+      name: 'creator',
+      namespace: ns,
+      rules: [
+        { resources: ['pods'], verbs: ['get', 'list', 'watch'] },
+        { resources: ['pods/exec'], verbs: ['create'] },
+      ],
+    });
     try {
+      // What a broker granted only `create` on pods/exec meets on 1.20 over WebSocket.
+      await expect(rawExec(k, creator.token, ns, 'demo', ['true'])).rejects.toMatchObject({ statusCode: 403 });
       expect((await k.api('GET', `/api/v1/namespaces/${ns}/pods`, undefined, reader.token)).status).toBe(200);
       expect((await k.api('GET', '/api/v1/namespaces/default/pods', undefined, reader.token)).status).toBe(403);
       await expect(rawExec(k, reader.token, ns, 'demo', ['true'])).rejects.toMatchObject({ statusCode: 403 });
@@ -132,6 +142,7 @@ describe.skipIf(!kubeClusterPossible())('the dev Kubernetes cluster (deploy/dev/
     } finally {
       await reader.remove();
       await execer.remove();
+      await creator.remove();
     }
   });
 });

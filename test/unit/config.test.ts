@@ -25,6 +25,7 @@ describe('parseConfig', () => {
       peerTimeoutMs: 30_000,
       stallTimeoutMs: 3600_000,
       tcpKeepAliveMs: 30_000,
+      resumeGraceMs: 60_000,
       maxFrameBytes: 1024 * 1024,
       startTimeoutMs: 10_000,
       idleTimeoutMs: 4 * 3600_000,
