@@ -162,6 +162,23 @@ describe('a paused reader is not a dead peer', () => {
       expect(md5(Buffer.concat(chunks))).toBe(expected.md5);
     }, 60_000);
 
+    it('gives a client paused while its command exits the whole backlog, EXIT and CLOSE when it reads again', async () => {
+      const c = await openCommand(quick.wsUrl, await quick.mint({ apps: [app] }, { user: 'late-reader' }), target, ['seq', '1', '700000']);
+      await c.waitFor(() => c.stdoutText().length > 0, 'first output');
+      rawSocket(c).pause();
+      // 2.7 MB fit in the buffers on the way: the command exits while nobody reads.
+      await eventually(async () => (await audit('type=session.end&user=late-reader')).length === 1, 'the exit', 10_000);
+      // Longer than the close handshake's 5 s: the broker must not drop a client still reading.
+      await new Promise((r) => setTimeout(r, 8_000));
+      rawSocket(c).resume();
+      await c.closed;
+      let s = '';
+      for (let i = 1; i <= 700000; i++) s += `${i}\n`;
+      expect(md5(c.stdoutText())).toBe(md5(s));
+      expect(new TextDecoder().decode(c.messages.find((m) => m.msgType === ResponseType.EXIT)!.content)).toBe('0');
+      expect(c.messages.at(-1)!.msgType).toBe(ResponseType.CLOSE);
+    }, 60_000);
+
     it('writes session.end and drops the registry entry when the end is decided, not after the close handshake', async () => {
       const token = await quick.mint({ apps: [app] }, { user: 'pauser' });
       const c = await openCommand(quick.wsUrl, token, target, ['sh', '-c', 'echo hi; read x; exit 4']);
