@@ -27,8 +27,14 @@ case "$cmd" in
     if up; then
       state=reused
     else
+      # A cluster made now belongs to the leases; one that exists but is not healthy (a test
+      # stopped its apiserver, the machine rebooted) is only healed. Marked before it starts, so
+      # the release also cleans up after a start that failed half-way.
+      if [[ ! -d $KUBE_STATE/pki && "${ENTRY_KUBE_KEEP:-}" != 1 ]]; then
+        mkdir -p "$KUBE_STATE"
+        touch "$KUBE_STATE/started-by-lease"
+      fi
       bash "$here/kube-up.sh" 8>&-
-      [[ "${ENTRY_KUBE_KEEP:-}" == 1 ]] || touch "$KUBE_STATE/started-by-lease"
       state=started
     fi
     mkdir -p "$leases"

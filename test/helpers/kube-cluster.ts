@@ -117,13 +117,13 @@ export function startKubeCluster(): Promise<KubeCluster> {
  */
 async function open(): Promise<KubeCluster> {
   const vitestPid = typeof process.send === 'function' ? process.ppid : process.pid;
-  const lease = await leaseScript('acquire', vitestPid);
-  const startedHere = lease === 'started';
+  // The watcher first: a start that fails half-way is cleaned up by the release too.
   if (!leased.has(vitestPid)) {
     leased.add(vitestPid);
     const script = `while kill -0 ${vitestPid} 2>/dev/null; do sleep 1; done; exec bash "${join(dev, 'kube-lease.sh')}" release ${vitestPid}`;
     spawn('bash', ['-c', script], { detached: true, stdio: 'ignore', env: { ...process.env, ENTRY_KUBE_STATE: stateDir } }).unref();
   }
+  const startedHere = (await leaseScript('acquire', vitestPid)) === 'started';
   const info = JSON.parse(readFileSync(join(stateDir, 'cluster.json'), 'utf8')) as ClusterFile;
   const ca = readFileSync(info.caFile);
   const adminToken = readFileSync(info.adminTokenFile, 'utf8').trim();
