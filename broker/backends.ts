@@ -7,12 +7,17 @@ import type { ReapMode } from './docker/process-reaper.js';
 import type { Logger } from './log.js';
 import type { BrokerMetrics } from './metrics/metrics.js';
 
+/** Test overrides of the Docker backend: how leftovers are found, one client for every host. */
+export interface DockerOverrides {
+  reapMode?: ReapMode;
+  client?: DockerClient;
+}
+
 export interface BackendWiring {
   config: BrokerConfig;
   log: Logger;
   metrics: BrokerMetrics | undefined;
-  /** Test overrides of the Docker backend. */
-  docker?: { reapMode?: ReapMode; client?: DockerClient };
+  docker?: DockerOverrides;
 }
 
 /**

@@ -13,9 +13,7 @@ import { Tickets } from './auth/tickets.js';
 import { TokenVerifier } from './auth/verifier.js';
 import type { BrokerConfig } from './config/config.js';
 import type { Backends } from './backend/backends.js';
-import { createBackends } from './backends.js';
-import type { DockerClient } from './docker/docker-backend.js';
-import type { ReapMode } from './docker/process-reaper.js';
+import { createBackends, type DockerOverrides } from './backends.js';
 import { createFaultReporter, type FaultReporter } from './fault.js';
 import type { ApiDeps } from './http/api.js';
 import { listen } from './http/listener.js';
@@ -42,8 +40,8 @@ import { ListenerCertificates } from './transport/tls.js';
 export interface BrokerOptions {
   log?: Logger;
   /** How leftover processes are found: `auto` prefers the host's /proc. */
-  reapMode?: ReapMode;
-  docker?: DockerClient;
+  reapMode?: DockerOverrides['reapMode'];
+  docker?: DockerOverrides['client'];
   /** Where the built console lives (default: dist/console at the package root). */
   consoleRoot?: string;
 }

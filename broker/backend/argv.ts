@@ -3,11 +3,12 @@ import { EntryError } from '../errors.js';
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
 
 /**
- * Turns argv bytes into Docker's Cmd. The Engine API carries Cmd as JSON strings, so an
+ * Turns argv bytes into an engine's command. Docker's Engine API and Kubernetes' exec both
+ * carry the command as strings (JSON, URL query), so an
  * argument that is not valid UTF-8 cannot be sent as is; then the command runs through a
  * small ASCII-only `sh` script that rebuilds each argument from octal escapes with printf.
  */
-export function toDockerCmd(argv: readonly Uint8Array[]): string[] {
+export function toEngineCmd(argv: readonly Uint8Array[]): string[] {
   if (argv.length === 0) throw new EntryError('ENTRY_BAD_REQUEST', 'empty command');
   const decoded: string[] = [];
   let allUtf8 = true;

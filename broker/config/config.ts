@@ -1,9 +1,8 @@
 import { isIP } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
-import { parseHostSpec } from '../docker/hosts.js';
 import { ConfigError } from './config-error.js';
-import { type DockerClientFiles, type ListenerTls, parseDockerClientFiles, parseListenerTls, parseMetricsListen, parseTrustedProxies } from './fleet-settings.js';
+import { type DockerClientFiles, type ListenerTls, parseDockerClientFiles, parseHostSpec, parseListenerTls, parseMetricsListen, parseTrustedProxies } from './fleet-settings.js';
 import { type SettingName, defaultBoolean, defaultList, defaultNumber, defaultString } from './settings.js';
 
 /** Typed, validated broker configuration. Built only by `parseConfig`. */

@@ -103,3 +103,15 @@ export function parseDockerClientFiles(raw: Raw): DockerClientFiles {
   if (Boolean(files.tlsCert) !== Boolean(files.tlsKey)) throw new ConfigError('--docker-tls-cert', 'the client certificate and --docker-tls-key go together');
   return files;
 }
+
+/** Parses `[NAME=]URL`; a host without a name is called by its URL's host part, or `local`. */
+export function parseHostSpec(spec: string): { name: string; url: string } {
+  const m = /^([A-Za-z0-9][A-Za-z0-9_.-]{0,62})=(.+)$/.exec(spec.trim());
+  const url = (m ? m[2]! : spec).trim();
+  if (!/^(unix|tcp|https?|ssh):\/\//.test(url) && !url.startsWith('/')) {
+    throw new ConfigError('--docker-host', `want [NAME=]unix:///path, tcp://host:port or ssh://user@host, got ${JSON.stringify(spec)}`);
+  }
+  if (m) return { name: m[1]!, url };
+  if (url.startsWith('unix://') || url.startsWith('/')) return { name: 'local', url };
+  return { name: new URL(url).host, url };
+}

@@ -1,25 +1,15 @@
 import type { Socket } from 'node:net';
 import type Docker from 'dockerode';
 import { EXIT_CODE_WAIT_MS, RESIZE_RETRIES, RESIZE_RETRY_STEP_MS } from '../config/limits.js';
+import type { ExecSpec } from '../backend/backend.js';
 import { EntryError } from '../errors.js';
 import type { OutputStream, ProcessEvents, ProcessSide } from '../session/types.js';
 import { DockerDemuxer } from './demux.js';
 import { dockerFailure } from './engine.js';
 import { type ProcessReaper, SESSION_ENV } from './process-reaper.js';
 
-export interface ExecOptions {
-  containerId: string;
-  sessionId: string;
-  cmd: string[];
-  tty: boolean;
-  env: string[];
-  user: string;
-  workdir: string;
-  /** Initial terminal size, applied as soon as the exec runs. */
-  size: { cols: number; rows: number } | undefined;
-  /** SIGHUP → SIGKILL grace when the session ends without the process. */
-  terminateGraceMs: number;
-}
+/** An ExecSpec for one container (a Docker target holds one: `container` does not apply). */
+export type ExecOptions = Omit<ExecSpec, 'container'> & { containerId: string };
 
 const EOT = Buffer.from([0x04]);
 /** Stdin queued towards Docker before the client is asked to wait, and when it may go on (see `write`). */

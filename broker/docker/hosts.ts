@@ -1,5 +1,4 @@
 import type Docker from 'dockerode';
-import { ConfigError } from '../config/config-error.js';
 import type { HostContainerIndex } from './container-index.js';
 import { connectDocker, type DockerClientOptions } from './engine.js';
 import { ProcessReaper, type ReapMode } from './process-reaper.js';
@@ -14,17 +13,6 @@ export interface DockerHost {
   index?: HostContainerIndex;
 }
 
-/** Parses `[NAME=]URL`; a host without a name is called by its URL's host part, or `local`. */
-export function parseHostSpec(spec: string): { name: string; url: string } {
-  const m = /^([A-Za-z0-9][A-Za-z0-9_.-]{0,62})=(.+)$/.exec(spec.trim());
-  const url = (m ? m[2]! : spec).trim();
-  if (!/^(unix|tcp|https?|ssh):\/\//.test(url) && !url.startsWith('/')) {
-    throw new ConfigError('--docker-host', `want [NAME=]unix:///path, tcp://host:port or ssh://user@host, got ${JSON.stringify(spec)}`);
-  }
-  if (m) return { name: m[1]!, url };
-  if (url.startsWith('unix://') || url.startsWith('/')) return { name: 'local', url };
-  return { name: new URL(url).host, url };
-}
 
 export function connectHosts(specs: Array<{ name: string; url: string }>, reapMode: ReapMode, override?: Docker, client: DockerClientOptions = {}): DockerHost[] {
   return specs.map((s) => {

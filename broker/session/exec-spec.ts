@@ -1,20 +1,13 @@
-import { decodeExecSpec, type ExecSpec } from '../../proto/codec.js';
-import { toDockerCmd } from '../docker/argv.js';
+import { decodeExecSpec, type ExecSpec as StartSpec } from '../../proto/codec.js';
+import type { ExecSpec } from '../backend/backend.js';
+import { toEngineCmd } from '../backend/argv.js';
 import { EntryError } from '../errors.js';
 
-/** What to start in the container, in Docker's terms. */
-export interface ProcessPlan {
-  cmd: string[];
-  tty: boolean;
-  env: string[];
-  user: string;
-  workdir: string;
-  size: { cols: number; rows: number } | undefined;
+/** What to start in the target: the backend's ExecSpec less what the session adds. */
+export interface ProcessPlan extends Pick<ExecSpec, 'cmd' | 'tty' | 'env' | 'user' | 'workdir' | 'size' | 'container'> {
   /** The command as the user gave it, for logs. */
   argv: string[];
   interactive: boolean;
-  /** A container of a multi-container target (a pod); '' = its default. */
-  container: string;
   /** The client acknowledges output and may resume the session after a broken connection. */
   resumable?: boolean;
 }
@@ -34,7 +27,7 @@ export function interactivePlan(term: string): ProcessPlan {
 
 /** Protocol 2: the plan from a START message. Throws EntryError on a bad spec. */
 export function planFromStart(content: Uint8Array, headerTerm: string): ProcessPlan {
-  let spec: ExecSpec;
+  let spec: StartSpec;
   try {
     spec = decodeExecSpec(content);
   } catch (err) {
@@ -50,7 +43,7 @@ export function planFromStart(content: Uint8Array, headerTerm: string): ProcessP
   const term = spec.term || headerTerm;
   const env = [...(spec.tty ? [`TERM=${term}`] : []), ...spec.env];
   return {
-    cmd: interactive ? INTERACTIVE_SHELL : toDockerCmd(spec.argv),
+    cmd: interactive ? INTERACTIVE_SHELL : toEngineCmd(spec.argv),
     tty: spec.tty,
     env,
     user: spec.user,

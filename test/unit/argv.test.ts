@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { toDockerCmd } from '../../broker/docker/argv.js';
+import { toEngineCmd } from '../../broker/backend/argv.js';
 import { EntryError } from '../../broker/errors.js';
 
 const b = (s: string) => Buffer.from(s, 'utf8');
@@ -26,13 +26,13 @@ function runLocally(cmd: string[]): { stdout: Buffer; status: number | null; std
   return { stdout: result.stdout, status: result.status, stderr: result.stderr.toString() };
 }
 
-describe('toDockerCmd', () => {
+describe('toEngineCmd', () => {
   it('passes UTF-8 arguments through unchanged', () => {
-    expect(toDockerCmd([b('ls'), b('-l'), b('/tmp/é€😀'), b(''), b("it's $HOME")])).toEqual(['ls', '-l', '/tmp/é€😀', '', "it's $HOME"]);
+    expect(toEngineCmd([b('ls'), b('-l'), b('/tmp/é€😀'), b(''), b("it's $HOME")])).toEqual(['ls', '-l', '/tmp/é€😀', '', "it's $HOME"]);
   });
 
   it('turns argv with invalid UTF-8 into a pure-ASCII /bin/sh -c script', () => {
-    const cmd = toDockerCmd([b('cat'), raw(0xff, 0x0a, 0x0a), b('é'), b("'; rm -rf / #")]);
+    const cmd = toEngineCmd([b('cat'), raw(0xff, 0x0a, 0x0a), b('é'), b("'; rm -rf / #")]);
     expect(cmd).toHaveLength(3);
     expect(cmd[0]).toBe('/bin/sh');
     expect(cmd[1]).toBe('-c');
@@ -41,22 +41,22 @@ describe('toDockerCmd', () => {
   });
 
   it('refuses an empty argv with ENTRY_BAD_REQUEST', () => {
-    expectEntryError(() => toDockerCmd([]), 'ENTRY_BAD_REQUEST');
+    expectEntryError(() => toEngineCmd([]), 'ENTRY_BAD_REQUEST');
   });
 
   it('refuses a NUL byte with ENTRY_BAD_REQUEST', () => {
-    expectEntryError(() => toDockerCmd([b('echo'), raw(0x61, 0x00, 0x62)]), 'ENTRY_BAD_REQUEST');
-    expectEntryError(() => toDockerCmd([raw(0x00)]), 'ENTRY_BAD_REQUEST');
-    expectEntryError(() => toDockerCmd([raw(0xff, 0x00)]), 'ENTRY_BAD_REQUEST');
+    expectEntryError(() => toEngineCmd([b('echo'), raw(0x61, 0x00, 0x62)]), 'ENTRY_BAD_REQUEST');
+    expectEntryError(() => toEngineCmd([raw(0x00)]), 'ENTRY_BAD_REQUEST');
+    expectEntryError(() => toEngineCmd([raw(0xff, 0x00)]), 'ENTRY_BAD_REQUEST');
   });
 
   it('refuses a NUL byte in an argument that comes after a non-UTF-8 one', () => {
     // Both arguments need checking: the NUL must not slip into the rebuild script.
-    expectEntryError(() => toDockerCmd([b('echo'), raw(0xff), raw(0x61, 0x00, 0x62)]), 'ENTRY_BAD_REQUEST');
+    expectEntryError(() => toEngineCmd([b('echo'), raw(0xff), raw(0x61, 0x00, 0x62)]), 'ENTRY_BAD_REQUEST');
   });
 
   it.runIf(hasSh && printf !== undefined)('rebuilds the exact bytes, trailing newlines included, when run by sh', () => {
-    const cmd = toDockerCmd([b(printf!), b('%s|'), raw(0xff, 0x0a, 0x0a), b('a b')]);
+    const cmd = toEngineCmd([b(printf!), b('%s|'), raw(0xff, 0x0a, 0x0a), b('a b')]);
     expect(cmd[0]).toBe('/bin/sh');
     const { stdout, status, stderr } = runLocally(cmd);
     expect(stderr).toBe('');
@@ -67,7 +67,7 @@ describe('toDockerCmd', () => {
   it.runIf(hasSh && printf !== undefined)('rebuilds every byte value 1..255, empty arguments and shell metacharacters', () => {
     const every = new Uint8Array(255).map((_, i) => i + 1);
     const args = [every, b(''), b("'\"$(echo no)`echo no`\\ %s %% *"), raw(0x0a), raw(0x80), b('x\n\n\n')];
-    const cmd = toDockerCmd([b(printf!), b('%s|'), ...args]);
+    const cmd = toEngineCmd([b(printf!), b('%s|'), ...args]);
     expect(cmd[0]).toBe('/bin/sh');
     expect(cmd[2]).toMatch(/^[\x20-\x7e\n]+$/);
     const { stdout, status, stderr } = runLocally(cmd);
@@ -78,7 +78,7 @@ describe('toDockerCmd', () => {
   });
 
   it.runIf(hasSh)('passes the exit status of the command through the script', () => {
-    const cmd = toDockerCmd([b('/bin/sh'), b('-c'), b('exit 7'), raw(0xfe)]);
+    const cmd = toEngineCmd([b('/bin/sh'), b('-c'), b('exit 7'), raw(0xfe)]);
     expect(runLocally(cmd).status).toBe(7);
   });
 });

@@ -56,6 +56,12 @@ describe('the import graph', () => {
     expect(offending).toEqual([]);
   });
 
+  it('keeps the engines behind the Backend seam: only the wiring imports a backend folder', () => {
+    const engine = (f: string) => f.startsWith('broker/docker/') || f.startsWith('broker/kubernetes/');
+    const offending = [...graph].flatMap(([file, { local }]) => (engine(file) || file === 'broker/backends.ts' ? [] : local.filter(engine).map((to) => `${file} → ${to}`)));
+    expect(offending).toEqual([]);
+  });
+
   it('imports each engine client in its own backend folder only', () => {
     const outside = [...graph].flatMap(([file, { packages }]) =>
       packages
