@@ -11,8 +11,11 @@
 #   log/*.log       one log per component;  run/*.pid, run/docker.sock
 #
 # Pods run on a dockerd of the cluster's own (own socket, data and exec root, own network
-# namespace), never on the machine's engine. Images cannot be pulled here: the offline demo
-# images (entry-demo:latest, :nobash, :nosh) are loaded; use imagePullPolicy: IfNotPresent or Never.
+# namespace), never on the machine's engine; pod IPs are on that engine's bridge, inside its
+# namespace, so the host does not reach them (exec, logs and attach go through the kubelet).
+# Images cannot be pulled here: the offline demo images (entry-demo:latest, :nobash, :nosh) are
+# loaded; use imagePullPolicy: IfNotPresent or Never. Test runs share the cluster through
+# kube-lease.sh (test/helpers/kube-cluster.ts does that).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/lib.sh"
