@@ -41,6 +41,12 @@ findmnt -rn -o TARGET | { grep -F "$S/" || true; } | sort -r | while read -r m; 
 if [[ -f $S/host/sysctl.saved ]]; then
   while IFS== read -r k v; do sysctl -qw "$k=$v" 2>/dev/null || true; done <"$S/host/sysctl.saved"
 fi
+if [[ -f $S/host/oom-score-adj ]]; then
+  while read -r p adj sum; do
+    [[ "$(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | cksum | cut -d' ' -f1)" == "$sum" ]] &&
+      echo "$adj" >"/proc/$p/oom_score_adj" 2>/dev/null || true
+  done <"$S/host/oom-score-adj"
+fi
 if [[ -f $S/host/created-dirs ]]; then
   while read -r d; do [[ -n "$d" ]] && rm -rf "$d"; done <"$S/host/created-dirs"
 fi

@@ -182,6 +182,11 @@ if ! component_pid kubelet >/dev/null; then
       v=$(sysctl -n "$k" 2>/dev/null) && echo "$k=$v"
     done >"$S/host/sysctl.saved"
     for d in /var/log/pods /var/log/containers /var/lib/kubelet /run/mount; do [[ -e $d ]] || echo "$d"; done >"$S/host/created-dirs"
+    # The dockershim sets oom_score_adj -999 on every process named dockerd or containerd, the
+    # machine's own included, where root may lower it.
+    for p in $(pgrep -x 'dockerd|containerd' || true); do
+      echo "$p $(cat "/proc/$p/oom_score_adj") $(tr '\0' ' ' <"/proc/$p/cmdline" | cksum | cut -d' ' -f1)"
+    done >"$S/host/oom-score-adj"
   fi
   mkdir -p "$S/kubelet"
   # Node status checked every second (a status is only sent when it changes, or every minute):
