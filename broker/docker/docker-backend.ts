@@ -9,7 +9,7 @@ import { ContainerIndex, type IndexedContainer, type IndexTiming, LABEL_SCHEMES,
 import { dockerFailure } from './engine.js';
 import { DockerExecProcess } from './exec-process.js';
 import { connectHosts, type DockerHost } from './hosts.js';
-import { DockerLogsProcess } from './logs-process.js';
+import { openContainerLogs } from './logs-process.js';
 import type { ReapMode } from './process-reaper.js';
 
 /** A Docker client, for callers that must not import dockerode themselves. */
@@ -41,7 +41,7 @@ class DockerTarget implements ResolvedTarget {
   }
 
   attach(): Promise<ProcessSide> {
-    return DockerLogsProcess.open(this.dockerHost.docker, this.id);
+    return openContainerLogs(this.dockerHost.docker, this.id);
   }
 }
 

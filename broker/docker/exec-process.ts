@@ -6,7 +6,8 @@ import { EntryError } from '../errors.js';
 import type { OutputStream, ProcessEvents, ProcessSide } from '../session/types.js';
 import { DockerDemuxer } from './demux.js';
 import { dockerFailure } from './engine.js';
-import { type ProcessReaper, SESSION_ENV } from './process-reaper.js';
+import { SESSION_ENV } from '../backend/session-mark.js';
+import type { ProcessReaper } from './process-reaper.js';
 
 /** An ExecSpec for one container (a Docker target holds one: `container` does not apply). */
 export type ExecOptions = Omit<ExecSpec, 'container'> & { containerId: string };

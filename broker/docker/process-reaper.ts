@@ -1,5 +1,6 @@
 import { readdir, readFile } from 'node:fs/promises';
 import type Docker from 'dockerode';
+import { SCAN_SCRIPT, SESSION_ENV } from '../backend/session-mark.js';
 import { EntryError } from '../errors.js';
 import { dockerFailure } from './engine.js';
 
@@ -13,25 +14,7 @@ import { dockerFailure } from './engine.js';
  *  - exec mode: otherwise it runs a short `sh` script in the container that does the same
  *    scan there: needs sh, tr, grep and kill in the image.
  */
-export const SESSION_ENV = 'ENTRY_SESSION';
-
 export type ReapMode = 'auto' | 'host' | 'exec';
-
-/**
- * Any process may exit at any point of the scan (in a busy container, and the scan's own `tr`
- * and `grep` among them): every read and every kill may fail, and must do so silently. Only a
- * kill that succeeded is counted; the count is the only thing on stdout.
- */
-const SCAN_SCRIPT = [
-  'm="$1"; sig="$2"; self=$$; found=0',
-  'for d in /proc/[0-9]*; do',
-  '  p=${d#/proc/}; [ "$p" = "$self" ] && continue',
-  '  if { tr "\\0" "\\n" < "$d/environ" | grep -qxF "$m"; } 2>/dev/null; then',
-  '    kill -s "$sig" "$p" 2>/dev/null && found=$((found+1))',
-  '  fi',
-  'done',
-  'echo "$found"',
-].join('\n');
 
 /**
  * The processes of the container that `pid` belongs to, from its cgroup (v2, hybrid or v1):

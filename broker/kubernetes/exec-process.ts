@@ -5,7 +5,8 @@ import type { OutputStream, ProcessEvents, ProcessSide } from '../session/types.
 import { StdinEncoder, wrapCommand } from './exec-command.js';
 import { CHANNEL, channelFrame, type ExecStatus, type ExecTarget, openExecSocket, parseStatus, V4, V5 } from './exec-socket.js';
 import type { KubeClient } from './kube-client.js';
-import { type PodReaper, SESSION_ENV } from './pod-reaper.js';
+import { SESSION_ENV } from '../backend/session-mark.js';
+import type { PodReaper } from './pod-reaper.js';
 
 /** Stdin queued on the exec socket before the client is asked to wait, and when it may go on. */
 const STDIN_HIGH_WATER_BYTES = 1024 * 1024;

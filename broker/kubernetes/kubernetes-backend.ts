@@ -4,7 +4,7 @@ import type { Logger } from '../log.js';
 import type { ProcessSide } from '../session/types.js';
 import { KubeExecProcess } from './exec-process.js';
 import { failureText, type KubeCallObserver, KubeClient, KubeHttpError } from './kube-client.js';
-import { PodLogsProcess } from './logs-process.js';
+import { openPodLogs } from './logs-process.js';
 import { chooseContainer, ENTRY_LABELS, KUBE_LABELS, podMatches, type PodRecord, podRecord, podState, podTarget } from './pod.js';
 import { PodIndex, type PodIndexTiming } from './pod-index.js';
 import { PodReaper } from './pod-reaper.js';
@@ -43,7 +43,7 @@ class PodTarget implements ResolvedTarget {
   }
 
   async attach(): Promise<ProcessSide> {
-    return PodLogsProcess.open(this.owner.client, this.namespace, this.name, chooseContainer(this.pod, ''));
+    return openPodLogs(this.owner.client, this.namespace, this.name, chooseContainer(this.pod, ''));
   }
 }
 

@@ -1,3 +1,4 @@
+import { SCAN_SCRIPT, SESSION_ENV } from '../backend/session-mark.js';
 import { EntryError } from '../errors.js';
 import { execCollect, type ExecTarget } from './exec-socket.js';
 import type { KubeClient } from './kube-client.js';
@@ -9,23 +10,6 @@ import type { KubeClient } from './kube-client.js';
  * so a second, short exec in the same container finds the marked processes in /proc and
  * signals them: the same scan as Docker's exec mode, needing sh, tr, grep and kill in the image.
  */
-export const SESSION_ENV = 'ENTRY_SESSION';
-
-/**
- * Any process may exit during the scan (the scan's own tr and grep among them): every read and
- * every kill may fail, silently. Only a kill that succeeded is counted; the count alone is on stdout.
- */
-const SCAN_SCRIPT = [
-  'm="$1"; sig="$2"; self=$$; found=0',
-  'for d in /proc/[0-9]*; do',
-  '  p=${d#/proc/}; [ "$p" = "$self" ] && continue',
-  '  if { tr "\\0" "\\n" < "$d/environ" | grep -qxF "$m"; } 2>/dev/null; then',
-  '    kill -s "$sig" "$p" 2>/dev/null && found=$((found+1))',
-  '  fi',
-  'done',
-  'echo "$found"',
-].join('\n');
-
 export class PodReaper {
   constructor(private readonly client: KubeClient) {}
 

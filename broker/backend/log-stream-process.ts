@@ -1,0 +1,71 @@
+import { EntryError } from '../errors.js';
+import type { OutputStream, ProcessEvents, ProcessSide } from './process-side.js';
+
+/** A target's own output as a readable stream (a container or pod log, following). */
+export interface LogStream {
+  on(event: 'data', listener: (chunk: Buffer) => void): unknown;
+  on(event: 'end' | 'close' | 'error', listener: () => void): unknown;
+  pause(): unknown;
+  resume(): unknown;
+  destroy(): unknown;
+}
+
+/**
+ * A target's own output as a read-only process side: what /attach relays, for any backend.
+ * Input, resizes and signals are ignored; output is paused and resumed with the client; it ends
+ * with ENTRY_CONTAINER_GONE when the stream ends, which the engine does when the target stops.
+ * `split` turns the stream's chunks into stdout and stderr (Docker's multiplexed logs), or
+ * leaves them all stdout.
+ */
+export class LogStreamProcess implements ProcessSide {
+  private events: ProcessEvents | undefined;
+  private ended = false;
+
+  constructor(
+    private readonly stream: LogStream,
+    private readonly split?: (emit: (stream: OutputStream, data: Uint8Array) => void) => (chunk: Buffer) => void,
+  ) {
+    // Nothing is read until the relay starts: the first lines are not lost.
+    stream.pause();
+  }
+
+  start(events: ProcessEvents): void {
+    this.events = events;
+    const emit = (s: OutputStream, d: Uint8Array) => events.output(s, d);
+    this.stream.on('data', this.split ? this.split(emit) : (c: Buffer) => emit('stdout', c));
+    const end = () => this.end();
+    this.stream.on('end', end);
+    this.stream.on('close', end);
+    this.stream.on('error', end);
+    this.stream.resume();
+  }
+
+  private end(): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.events?.end({ error: new EntryError('ENTRY_CONTAINER_GONE') });
+  }
+
+  write(): boolean {
+    return true;
+  }
+
+  endInput(): void {}
+
+  resize(): void {}
+
+  signal(): void {}
+
+  pauseOutput(): void {
+    this.stream.pause();
+  }
+
+  resumeOutput(): void {
+    this.stream.resume();
+  }
+
+  async terminate(): Promise<void> {
+    this.ended = true;
+    this.stream.destroy();
+  }
+}

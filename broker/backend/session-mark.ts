@@ -1,0 +1,27 @@
+/**
+ * Neither Docker nor Kubernetes can kill an exec, and closing its stream does not end it. Every
+ * process a session starts carries `ENTRY_SESSION=<id>` in its environment (children inherit
+ * it), so a session's leftovers are found by that mark, by any backend.
+ */
+export const SESSION_ENV = 'ENTRY_SESSION';
+
+/** The mark of one session's processes, as it stands in their environment. */
+export const sessionMark = (sessionId: string): string => `${SESSION_ENV}=${sessionId}`;
+
+/**
+ * The scan run inside a target when the broker cannot see its processes itself:
+ * `sh -c SCAN_SCRIPT entry-reaper MARK SIGNAL`; needs sh, tr, grep and kill in the image. Any
+ * process may exit at any point of the scan (in a busy container, and the scan's own `tr` and
+ * `grep` among them): every read and every kill may fail, and must do so silently. Only a kill
+ * that succeeded is counted; the count is the only thing on stdout.
+ */
+export const SCAN_SCRIPT = [
+  'm="$1"; sig="$2"; self=$$; found=0',
+  'for d in /proc/[0-9]*; do',
+  '  p=${d#/proc/}; [ "$p" = "$self" ] && continue',
+  '  if { tr "\\0" "\\n" < "$d/environ" | grep -qxF "$m"; } 2>/dev/null; then',
+  '    kill -s "$sig" "$p" 2>/dev/null && found=$((found+1))',
+  '  fi',
+  'done',
+  'echo "$found"',
+].join('\n');
