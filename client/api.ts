@@ -29,6 +29,12 @@ export interface ExecOptions {
   /** PEM client certificate and key, for brokers that require one (default: ENTRY_CERT_FILE, ENTRY_KEY_FILE). */
   cert?: string | Uint8Array;
   key?: string | Uint8Array;
+  /**
+   * Resume the session when the connection breaks (default true): reconnect with backoff while
+   * the broker keeps it (--resume-grace), with no output lost or repeated and no input lost or
+   * doubled. false: a broken connection ends the call with ENTRY_CONNECTION_LOST.
+   */
+  resume?: boolean;
 }
 
 export interface RunOptions extends ExecOptions {
@@ -62,6 +68,7 @@ function connectOptions(o: ExecOptions): ConnectOptions {
     broker: o.broker,
     token: o.token,
     target: o.target,
+    resume: o.resume ?? true,
     ...(o.connectTimeoutMs ? { connectTimeoutMs: o.connectTimeoutMs } : {}),
     ...(o.ca || o.cert ? { tls: { ...(o.ca ? { ca: Buffer.from(o.ca) } : {}), ...(o.cert ? { cert: Buffer.from(o.cert) } : {}), ...(o.key ? { key: Buffer.from(o.key) } : {}) } } : {}),
     spec: {

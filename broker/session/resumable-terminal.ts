@@ -50,6 +50,8 @@ export class ResumableTerminal implements TerminalSide {
   private inputEnded = false;
   private graceTimer: NodeJS.Timeout | undefined;
   private lostAt = 0;
+  /** Why the connection was found broken, if the broker found it (ENTRY_PEER_TIMEOUT). */
+  private lostError: EntryError | undefined;
   /** No resume from now on: the session ended, or its grace ran out. */
   private over = false;
   private finishing = false;
@@ -257,6 +259,7 @@ export class ResumableTerminal implements TerminalSide {
     this.replace();
     this.clientCongested = false;
     this.lostAt = Date.now();
+    this.lostError = error;
     // Output now only fills the buffer: the relay is held once it is full, not before.
     const wasPaused = this.outputPaused;
     this.outputPaused = this.kept >= this.options.bufferBytes;
@@ -276,8 +279,9 @@ export class ResumableTerminal implements TerminalSide {
       pending.resolve();
       return;
     }
-    // The relay ends the session as for a client gone now: processes are ended, as without resume.
-    this.events?.gone();
+    // The relay ends the session as for a client gone now (with the reason the loss was found
+    // for, if any): processes are ended, as without resume.
+    this.events?.gone(this.lostError);
   }
 
   private end(): void {

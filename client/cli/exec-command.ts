@@ -1,4 +1,4 @@
-import { ExecConnection, type SessionEnd, type Target } from '../protocol/connection.js';
+import { ExecConnection, type ReconnectStatus, type SessionEnd, type Target } from '../protocol/connection.js';
 import { EscapeFilter, escapeHelp } from './escape.js';
 import { enterRawMode } from './terminal.js';
 
@@ -15,6 +15,8 @@ export interface ExecCommandOptions {
   container?: string;
   /** The escape character of interactive sessions (`~`); null: none. */
   escapeChar?: number | null;
+  /** Resume the session after a broken connection (default true). */
+  resume?: boolean;
 }
 
 /** Why the session ended, for the caller's message: the broker's end, or `~.` typed locally. */
@@ -39,6 +41,7 @@ export async function runExecCommand(o: ExecCommandOptions): Promise<ExecOutcome
     broker: o.broker,
     token: o.token,
     target: o.target,
+    resume: o.resume ?? true,
     spec: {
       argv: o.command,
       tty: o.tty,
@@ -73,6 +76,9 @@ export async function runExecCommand(o: ExecCommandOptions): Promise<ExecOutcome
     };
     conn.on('stdout', relayOut(stdout));
     conn.on('stderr', relayOut(process.stderr));
+    const status = new ReconnectLine(process.stderr, o.tty && Boolean(stdin.isTTY));
+    conn.on('reconnecting', (s: ReconnectStatus) => status.show(s));
+    conn.on('resumed', () => status.clear());
 
     // Input, through the escape filter in interactive sessions.
     const escapes = o.tty && stdin.isTTY && o.escapeChar != null ? new EscapeFilter(o.escapeChar) : undefined;
@@ -116,6 +122,7 @@ export async function runExecCommand(o: ExecCommandOptions): Promise<ExecOutcome
     for (const [sig, fn] of signals) process.on(sig, fn);
 
     const end: SessionEnd = await conn.done;
+    status.clear();
     stdout.off('resize', onResize);
     for (const [sig, fn] of signals) process.off(sig, fn);
     stdin.pause();
@@ -127,6 +134,49 @@ export async function runExecCommand(o: ExecCommandOptions): Promise<ExecOutcome
     return { status: EXIT_CLIENT_FAILURE, end, escaped };
   } finally {
     restore();
+  }
+}
+
+/**
+ * One dim line on stderr while the connection is being resumed, rewritten in place on a
+ * terminal and removed when the session is back; elsewhere (a log file) printed once per loss.
+ */
+class ReconnectLine {
+  private shown = false;
+  private timer: NodeJS.Timeout | undefined;
+  private deadline = 0;
+
+  constructor(
+    private readonly out: NodeJS.WriteStream,
+    /** Raw mode: a line feed alone does not return the cursor. */
+    private readonly raw: boolean,
+  ) {}
+
+  show(s: ReconnectStatus): void {
+    this.deadline = s.deadline;
+    if (!this.out.isTTY) {
+      if (!this.shown) this.out.write('enter: connection lost, reconnecting…\n');
+      this.shown = true;
+      return;
+    }
+    this.draw();
+    this.timer ??= setInterval(() => this.draw(), 1_000);
+    this.timer.unref();
+  }
+
+  clear(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+    if (this.shown && this.out.isTTY) this.out.write('\r\x1b[2K');
+    this.shown = false;
+  }
+
+  private draw(): void {
+    const left = Math.max(0, Math.ceil((this.deadline - Date.now()) / 1000));
+    // Start on a line of its own, then keep to it: \r and erase-line redraw in place.
+    const lead = this.shown ? '\r\x1b[2K' : this.raw ? '\r\n' : '\n';
+    this.out.write(`${lead}\x1b[2menter: connection lost, reconnecting (${left} s left)…\x1b[0m`);
+    this.shown = true;
   }
 }
 

@@ -209,6 +209,11 @@ async function main(): Promise<void> {
             default: process.env['ENTRY_ESCAPE'] ?? '~',
             describe: 'escape character of interactive sessions (~. ends, ~? lists), ^X for a control key, or none',
           })
+          .option('resume', {
+            type: 'boolean',
+            default: process.env['ENTRY_RESUME'] !== '0',
+            describe: 'reconnect and resume the session when the connection breaks (--no-resume: end it)',
+          })
           .example('enter demo web 1', 'a shell in demo/web #1')
           .example('enter demo web 1 -- ls -l /', 'run a command; its exit status is yours')
           .example('echo hi | enter demo web 1 -- cat', 'stdin works; stdout and stderr stay apart')
@@ -242,6 +247,7 @@ async function main(): Promise<void> {
           env: args.env,
           container: args.container,
           escapeChar,
+          resume: args.resume,
         });
         if (outcome.escaped) {
           process.stderr.write(`enter: connection to ${target.app}/${target.proc}/${target.instance} closed.\n`);

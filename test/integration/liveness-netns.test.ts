@@ -61,6 +61,9 @@ describe('a peer whose network vanished is found and its processes ended', () =>
     b = await startTestBroker({
       listen: `${HOST_ADDR}:0`,
       'kill-grace': 300,
+      // What is measured is how soon the loss is found; a resumable session would then wait out
+      // its grace period for the CLI to come back (resume.test.ts).
+      'resume-grace': 0,
       ...(DEFAULTS ? {} : { 'ping-interval': PING_MS, 'peer-timeout': PEER_TIMEOUT_MS }),
     });
     containerId = await containers.entry(app, 'web', 1);
