@@ -12,6 +12,7 @@ import type { Recorder } from '../recording/recorder.js';
 import { clientAddress } from '../transport/client-address.js';
 import { killSession, listSessions, revoke } from './admin.js';
 import { queryAudit, sendRecording } from './audit-routes.js';
+import type { ContainerInfo, WhoAmI } from './api-types.js';
 import { BodyAborted, type BodySpec, JSON_BODY, NO_BODY, parseJsonObject, readBody } from './body.js';
 import { bearerToken, sendError, sendJson } from './respond.js';
 
@@ -109,11 +110,12 @@ async function issueTicket(res: ServerResponse, identity: Identity, deps: ApiDep
 
 async function containers(res: ServerResponse, identity: Identity, deps: ApiDeps): Promise<void> {
   const all = await deps.backends.list();
-  sendJson(res, 200, { containers: all.filter((t) => deps.policy.allows(identity, t.app)) });
+  const containers: ContainerInfo[] = all.filter((t) => deps.policy.allows(identity, t.app));
+  sendJson(res, 200, { containers });
 }
 
 function whoami(res: ServerResponse, identity: Identity): void {
-  sendJson(res, 200, {
+  sendJson(res, 200, <WhoAmI>{
     user: identity.user,
     apps: identity.apps,
     roles: identity.roles,

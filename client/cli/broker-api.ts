@@ -1,19 +1,13 @@
+import type { WhoAmI } from '../../broker/http/api-types.js';
 import type { BrokerRef } from '../config/store.js';
 import { ClientError } from '../protocol/client-error.js';
+
+export type { WhoAmI };
 
 /** GET /api/config: what the broker tells clients before they have a token. */
 export interface BrokerInfo {
   version: string;
   oidc: { issuer: string; clientId: string; scopes: string[] } | null;
-}
-
-/** GET /api/whoami. */
-export interface WhoAmI {
-  user: string;
-  apps: string[];
-  roles: string[];
-  admin: boolean;
-  expiresAt: string;
 }
 
 /** One enterable container from GET /api/containers (`host` from brokers that know several). */

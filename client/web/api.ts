@@ -1,26 +1,9 @@
 import type { AuditEvent } from '../../broker/audit/events.js';
+import type { ContainerInfo, WhoAmI } from '../../broker/http/api-types.js';
 import type { SessionRecord } from '../../broker/store/session-record.js';
 import { brokerBase, type Target } from './broker-url.js';
 
-/** What `GET /api/whoami` answers. */
-export interface WhoAmI {
-  user: string;
-  apps: string[];
-  roles: string[];
-  admin: boolean;
-  expiresAt: string;
-}
-
-/** One row of `GET /api/containers`. */
-export interface ContainerInfo {
-  app: string;
-  proc: string;
-  instance: string;
-  state: string;
-  image: string;
-  name: string;
-  created: string;
-}
+export type { ContainerInfo, WhoAmI };
 
 /** One live session, as `GET /api/sessions` lists it (admins): the broker's registry record. */
 export type SessionInfo = SessionRecord;
