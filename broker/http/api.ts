@@ -115,11 +115,12 @@ async function containers(res: ServerResponse, identity: Identity, deps: ApiDeps
 }
 
 function whoami(res: ServerResponse, identity: Identity): void {
-  sendJson(res, 200, <WhoAmI>{
+  const me: WhoAmI = {
     user: identity.user,
     apps: identity.apps,
     roles: identity.roles,
     admin: identity.admin,
     expiresAt: new Date(identity.expiresAt).toISOString(),
-  });
+  };
+  sendJson(res, 200, me);
 }
