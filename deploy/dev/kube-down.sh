@@ -32,7 +32,7 @@ for p in /proc/[0-9]*; do
     containerd | containerd-shim* | dockerd | runc | etcd | kube*) ;;
     *) continue ;;
   esac
-  tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -qF "$S/" && kill -KILL "${p#/proc/}" 2>/dev/null || true
+  tr '\0' ' ' 2>/dev/null <"$p/cmdline" | grep -qF "$S/" && kill -KILL "${p#/proc/}" 2>/dev/null || true
 done
 
 # Mounts the kubelet (secret volumes) and the engine (overlays, netns) left under the state dir.
@@ -43,7 +43,7 @@ if [[ -f $S/host/sysctl.saved ]]; then
 fi
 if [[ -f $S/host/oom-score-adj ]]; then
   while read -r p adj sum; do
-    [[ "$(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | cksum | cut -d' ' -f1)" == "$sum" ]] &&
+    [[ "$(tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline" | cksum | cut -d' ' -f1)" == "$sum" ]] &&
       echo "$adj" >"/proc/$p/oom_score_adj" 2>/dev/null || true
   done <"$S/host/oom-score-adj"
 fi

@@ -28,7 +28,7 @@ component_pid() {
   [[ -f "$f" ]] || return 1
   pid=$(<"$f")
   [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-  [[ -r /proc/$pid/cmdline ]] && tr '\0' ' ' </proc/"$pid"/cmdline | grep -qF "$KUBE_STATE" || return 1
+  [[ -r /proc/$pid/cmdline ]] && tr '\0' ' ' 2>/dev/null </proc/"$pid"/cmdline | grep -qF "$KUBE_STATE" || return 1
   echo "$pid"
 }
 

@@ -185,7 +185,7 @@ if ! component_pid kubelet >/dev/null; then
     # The dockershim sets oom_score_adj -999 on every process named dockerd or containerd, the
     # machine's own included, where root may lower it.
     for p in $(pgrep -x 'dockerd|containerd' || true); do
-      echo "$p $(cat "/proc/$p/oom_score_adj") $(tr '\0' ' ' <"/proc/$p/cmdline" | cksum | cut -d' ' -f1)"
+      echo "$p $(cat 2>/dev/null "/proc/$p/oom_score_adj") $(tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline" | cksum | cut -d' ' -f1)"
     done >"$S/host/oom-score-adj"
   fi
   mkdir -p "$S/kubelet"
