@@ -43,6 +43,8 @@ export interface ResumeTicket {
   outputOffset: number;
   inputOffset: number;
   graceMs: number;
+  /** Field 6; 0 or absent: unknown. */
+  pingIntervalMs?: number;
 }
 
 /** The content of RESUME. */
@@ -163,6 +165,7 @@ export function encodeResumeTicket(t: ResumeTicket): Uint8Array<ArrayBuffer> {
   if (t.outputOffset) parts.push([0x18, t.outputOffset]);
   if (t.inputOffset) parts.push([0x20, t.inputOffset]);
   if (t.graceMs) parts.push([0x28, t.graceMs]);
+  if (t.pingIntervalMs) parts.push([0x30, t.pingIntervalMs]);
   return encodeParts(parts);
 }
 
@@ -360,6 +363,7 @@ export function decodeResumeTicket(buf: Uint8Array): ResumeTicket {
     else if (field === 3 && wire === 0) t.outputOffset = r.varint();
     else if (field === 4 && wire === 0) t.inputOffset = r.varint();
     else if (field === 5 && wire === 0) t.graceMs = r.varint();
+    else if (field === 6 && wire === 0) t.pingIntervalMs = r.varint();
     else r.skip(wire);
   }
   return t;

@@ -148,6 +148,7 @@ export async function runExecSession(upgrade: AdmittedSession, deps: ExecSession
         sessionId,
         graceMs: deps.resumeGraceMs,
         bufferBytes: RESUME_BUFFER_BYTES,
+        pingIntervalMs: deps.pingIntervalMs,
         onLost: (error) => deps.log.info('session connection lost: kept for resume', { ...fields, graceMs: deps.resumeGraceMs, ...(error ? { code: error.code } : {}) }),
         onResumed: (r) => {
           const from = resumedFrom;

@@ -11,6 +11,8 @@ export interface ResumeOptions {
   graceMs: number;
   /** Output kept until acknowledged; the process is paused when this much waits. */
   bufferBytes: number;
+  /** Told to the client, which watches for silence on that basis. */
+  pingIntervalMs?: number;
   /** The connection broke; the session now waits `graceMs`. */
   onLost?(error: EntryError | undefined): void;
   /** A client took the session over, `missed` bytes were sent again. */
@@ -161,7 +163,7 @@ export class ResumableTerminal implements TerminalSide {
   }
 
   private ticket(outputOffset: number): Uint8Array {
-    return encodeResumeTicket({ session: this.options.sessionId, token: this.token, outputOffset, inputOffset: this.inputCount, graceMs: this.options.graceMs });
+    return encodeResumeTicket({ session: this.options.sessionId, token: this.token, outputOffset, inputOffset: this.inputCount, graceMs: this.options.graceMs, pingIntervalMs: this.options.pingIntervalMs ?? 0 });
   }
 
   private listen(client: ResumableClient): void {

@@ -73,6 +73,13 @@ const OUTPUT_ACK_MS = 1_000;
 /** Waits between reconnection tries: doubling from the first to the last. */
 const RETRY_FIRST_MS = 100;
 const RETRY_MAX_MS = 1_000;
+/**
+ * A reading client that hears nothing (no message, no ping) for this many of the broker's ping
+ * intervals, plus a margin, takes its connection for broken and resumes: a network that
+ * vanished silently (a Wi-Fi change, a laptop asleep) would otherwise hold it for many minutes.
+ */
+const SILENT_PINGS = 3;
+const SILENT_MARGIN_MS = 2_000;
 
 export function stripAnsi(text: string): string {
   // eslint-disable-next-line no-control-regex
@@ -120,6 +127,11 @@ export class ExecConnection extends EventEmitter {
   private lostAt = 0;
   private resumeDeadline = 0;
   private readonly onSent = (): void => this.checkDrain();
+  private lastHeard = Date.now();
+  private watchdog: NodeJS.Timeout | undefined;
+  private readonly heard = (): void => {
+    this.lastHeard = Date.now();
+  };
 
   private constructor(
     ws: WebSocket,
@@ -179,6 +191,8 @@ export class ExecConnection extends EventEmitter {
 
   resume(): void {
     this.readingPaused = false;
+    // Nothing could be heard while paused.
+    this.lastHeard = Date.now();
     this.ws.resume();
   }
 
@@ -215,8 +229,11 @@ export class ExecConnection extends EventEmitter {
   private attach(ws: WebSocket): void {
     this.ws = ws;
     ws.on('message', (data: Buffer) => {
-      if (this.ws === ws) this.onMessage(data);
+      if (this.ws !== ws) return;
+      this.lastHeard = Date.now();
+      this.onMessage(data);
     });
+    ws.on('ping', this.heard);
     ws.on('close', (closeCode) => {
       if (this.ws === ws) this.onClose(closeCode);
     });
@@ -237,6 +254,7 @@ export class ExecConnection extends EventEmitter {
   private finish(end: SessionEnd): void {
     if (this.ended) return;
     this.ended = true;
+    clearInterval(this.watchdog);
     this.emit('end', end);
     this.resolveDone(end);
   }
@@ -278,6 +296,7 @@ export class ExecConnection extends EventEmitter {
   private resumed(ticket: ResumeTicket): void {
     const awayMs = Date.now() - this.lostAt;
     this.lostAt = 0;
+    this.lastHeard = Date.now();
     this.retryWait = RETRY_FIRST_MS;
     this.resumeDeadline = 0;
     this.acknowledgeInput(ticket.inputOffset);
@@ -287,6 +306,16 @@ export class ExecConnection extends EventEmitter {
     this.outputAcked = ticket.outputOffset;
     this.emit('resumed', { awayMs });
     this.checkDrain();
+  }
+
+  private watchSilence(pingIntervalMs: number): void {
+    if (pingIntervalMs <= 0) return;
+    const limit = SILENT_PINGS * pingIntervalMs + SILENT_MARGIN_MS;
+    this.watchdog = setInterval(() => {
+      // A paused reader hears nothing by its own choice; a broken connection is the other case.
+      if (this.connected && !this.readingPaused && Date.now() - this.lastHeard > limit) this.ws.terminate();
+    }, Math.min(1_000, pingIntervalMs));
+    this.watchdog.unref();
   }
 
   private acknowledgeInput(count: number): void {
@@ -364,7 +393,8 @@ export class ExecConnection extends EventEmitter {
         const first = !this.ticket;
         if (first && !this.trackInput) return;
         this.ticket = { ...ticket, token: Buffer.from(ticket.token) };
-        if (!first) this.resumed(ticket);
+        if (first) this.watchSilence(ticket.pingIntervalMs ?? 0);
+        else this.resumed(ticket);
         return;
       }
       case ResponseType.INPUT_ACK: {

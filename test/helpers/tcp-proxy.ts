@@ -8,6 +8,8 @@ import { createServer, type Server, type Socket, connect } from 'node:net';
 export class TcpProxy {
   private server: Server | undefined;
   private readonly links = new Set<Socket>();
+  /** Frozen links read nothing, so they never see their end: dropped at `stop`. */
+  private readonly frozen = new Set<Socket>();
   private downUntil = 0;
   port = 0;
   /** Connections accepted so far. */
@@ -47,6 +49,19 @@ export class TcpProxy {
     this.port = (this.server!.address() as { port: number }).port;
   }
 
+  /**
+   * Stops moving bytes on every open link without closing anything, as a network that vanished
+   * silently: neither end learns of it from the proxy. New connections go through.
+   */
+  freeze(): void {
+    for (const s of this.links) {
+      s.unpipe();
+      s.pause();
+      this.frozen.add(s);
+    }
+    this.links.clear();
+  }
+
   /** Resets every open link; new connections are reset too for `downMs`. */
   cut(downMs = 0): void {
     this.downUntil = Date.now() + downMs;
@@ -56,6 +71,7 @@ export class TcpProxy {
 
   async stop(): Promise<void> {
     this.cut();
+    for (const s of this.frozen) s.destroy();
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
   }
 }

@@ -167,6 +167,17 @@ describe('session resume', () => {
     console.log(`resume: ${n} input lines across the blip, each once`);
   }, 60_000);
 
+  it('a command that exits while the connection is down: the rest of its output and its exit status after the resume', async () => {
+    const conn = await open(['sh', '-c', 'echo start; sleep 1; echo done; exit 5']);
+    const got = collect(conn);
+    await until(() => got.text().includes('start'), 'the start line');
+    proxy.cut(2_500);
+    const end = await conn.done;
+    expect(got.text()).toBe('start\ndone\n');
+    expect(end.exitCode).toBe(5);
+    expect(got.resumes.length).toBe(1);
+  }, 30_000);
+
   it("refuses a resume with another user's credential; the session goes on untouched", async () => {
     // A resumable session, as the CLI opens it, over a wire client to see the ticket.
     const owner = await WireClient.connect(b.wsUrl, { 'access-token': token, 'app-name': app, 'proc-name': 'web', 'instance-no': '1', 'entry-protocol': '2' });
@@ -198,7 +209,7 @@ describe('session resume', () => {
     let quick: TestBroker;
     let quickProxy: TcpProxy;
     beforeAll(async () => {
-      quick = await startTestBroker({ 'resume-grace': 2_000, 'kill-grace': 500 });
+      quick = await startTestBroker({ 'resume-grace': 2_000, 'kill-grace': 500, 'ping-interval': 500 });
       quickProxy = new TcpProxy(quick.url);
       await quickProxy.start();
     });
@@ -225,6 +236,23 @@ describe('session resume', () => {
       const closed = await late.closed;
       expect(late.closeMessage()?.code).toBe('ENTRY_RESUME_EXPIRED');
       expect(closed.code).toBe(4412);
+    }, 30_000);
+
+    it('a link that goes silent (nothing closed, nothing moves): the client notices after three missed pings and resumes', async () => {
+      const qtoken = await quick.mint({ apps: [app] });
+      const conn = await ExecConnection.open({ broker: quickProxy.url, token: qtoken, target, resume: true, spec: { argv: ['sh', '-c', 'for i in $(seq 1 16); do echo "t $i"; sleep 0.5; done'].map((a) => Buffer.from(a)) } });
+      const got = collect(conn);
+      await until(() => got.text().includes('t 2\n'), 'the first lines');
+      const frozen = Date.now();
+      quickProxy.freeze();
+      await until(() => got.resumes.length === 1, 'the resume', 15_000);
+      const noticed = Date.now() - frozen;
+      const end = await conn.done;
+      expect(end.exitCode).toBe(0);
+      expect(got.text()).toBe(Array.from({ length: 16 }, (_, i) => `t ${i + 1}\n`).join(''));
+      // 3 pings of 500 ms and a 2 s margin, checked every 500 ms.
+      expect(noticed).toBeLessThan(6_000);
+      console.log(`resume: a silent link noticed and resumed in ${noticed} ms (ping 500 ms)`);
     }, 30_000);
 
     it('the client gives up when the grace period ends: ENTRY_RESUME_EXPIRED, not an exit status', async () => {

@@ -15,6 +15,12 @@ import {
   ResponseType,
   utf8,
   type ExecSpec,
+  decodeResumeRequest,
+  decodeResumeTicket,
+  encodeCount,
+  encodeResumeRequest,
+  encodeResumeTicket,
+  parseCount,
 } from '../../proto/codec.js';
 import { concatBytes, mulberry32, randomBytes, randomInt } from './helpers/prng.js';
 
@@ -448,5 +454,33 @@ describe('ExecSpec round trip', () => {
   it('encodes the all-default spec as zero bytes', () => {
     expect(encodeExecSpec({}).length).toBe(0);
     expect(encodeExecSpec({ argv: [], tty: false, env: [], cols: 0 }).length).toBe(0);
+  });
+});
+
+describe('resume messages, against protobufjs', () => {
+  const PbTicket = root.lookupType('message.ResumeTicket');
+  const PbResume = root.lookupType('message.ResumeRequest');
+  const token = Uint8Array.from({ length: 32 }, (_, i) => (i * 37 + 5) & 0xff);
+
+  it('encodes a ResumeTicket byte for byte as protobufjs does, and decodes it back', () => {
+    const t = { session: '5f1c7d2e-0000-4000-8000-00000000abcd', token, outputOffset: 14_888_896, inputOffset: 70_000, graceMs: 60_000, pingIntervalMs: 10_000 };
+    const mine = encodeResumeTicket(t);
+    expect(Buffer.from(mine)).toEqual(Buffer.from(pbEncode(PbTicket, { session: t.session, token: t.token, outputOffset: t.outputOffset, inputOffset: t.inputOffset, graceMs: t.graceMs, pingIntervalMs: t.pingIntervalMs })));
+    expect(decodeResumeTicket(mine)).toEqual({ ...t, token: mine.subarray(40, 72) });
+  });
+
+  it('encodes a ResumeRequest as protobufjs does; offsets past 2^32 survive', () => {
+    const r = { token, outputOffset: 2 ** 40 + 3 };
+    const mine = encodeResumeRequest(r);
+    expect(Buffer.from(mine)).toEqual(Buffer.from(pbEncode(PbResume, { token, outputOffset: r.outputOffset })));
+    expect(decodeResumeRequest(mine).outputOffset).toBe(r.outputOffset);
+    expect(Buffer.from(decodeResumeRequest(mine).token)).toEqual(Buffer.from(token));
+  });
+
+  it('ExecSpec.resumable is field 10 as protobufjs has it; byte counts are strict ASCII decimal', () => {
+    expect(Buffer.from(encodeExecSpec({ resumable: true }))).toEqual(Buffer.from(pbEncode(PbExecSpec, { resumable: true })));
+    expect(decodeExecSpec(encodeExecSpec({ resumable: true })).resumable).toBe(true);
+    expect(parseCount(encodeCount(1_234_567))).toBe(1_234_567);
+    for (const bad of ['', '-1', '1e3', ' 1', '12345678901234567']) expect(parseCount(utf8(bad)), bad).toBeUndefined();
   });
 });
