@@ -84,7 +84,11 @@ export interface KubeCluster {
   createIdentity(opts: { name: string; namespace?: string; rules: PolicyRule[]; clusterWide?: boolean }): Promise<KubeIdentity>;
   /** Resolves when the pod is Running (and all its containers ready); fails on timeout. */
   waitForPodRunning(namespace: string, name: string, timeoutMs?: number): Promise<any>;
-  /** Stops only the apiserver (pods keep running); `startApiserver` brings it back. */
+  /**
+   * Stops only the apiserver (pods keep running); `startApiserver` brings it back. The apiserver
+   * drains its watches for 10 s and more on SIGTERM, so it is killed after 3 s, like an outage.
+   * A concurrent vitest run that starts using the cluster meanwhile restarts it.
+   */
   stopApiserver(): Promise<void>;
   startApiserver(): Promise<void>;
 }
@@ -163,7 +167,7 @@ async function open(): Promise<KubeCluster> {
       }
     },
     stopApiserver: async () => {
-      await run('bash', ['-c', `source "${dev}lib.sh"; source "${dev}kube-lib.sh"; stop_component kube-apiserver 10`], { env: { ...process.env, ENTRY_KUBE_STATE: stateDir } });
+      await run('bash', ['-c', `source "${dev}lib.sh"; source "${dev}kube-lib.sh"; stop_component kube-apiserver 3`], { env: { ...process.env, ENTRY_KUBE_STATE: stateDir } });
     },
     startApiserver: async () => {
       await runScript('kube-up.sh');
