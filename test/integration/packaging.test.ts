@@ -333,7 +333,7 @@ describe('deploy/helm/entry: lints, renders to YAML whose parts agree, every val
   it('kubernetes.enabled: the ServiceAccount the pod runs as gets exactly pods get/list/watch and pods/exec create, and the broker in-cluster config', async () => {
     const exact = [
       { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch'] },
-      { apiGroups: [''], resources: ['pods/exec'], verbs: ['create'] },
+      { apiGroups: [''], resources: ['pods/exec'], verbs: ['create', 'get'] },
     ];
     const cluster = await render('auth.jwksUrl=https://id.example/jwks', 'kubernetes.enabled=true');
     const pod = one(cluster, 'Deployment', 'rel-entry')['spec'].template;
