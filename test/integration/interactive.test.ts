@@ -1,24 +1,24 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ResponseType } from '../../proto/codec.js';
+import { BACKENDS } from '../helpers/backends.js';
 import { startTestBroker, type TestBroker } from '../helpers/broker.js';
-import { TestContainers, uniqueApp } from '../helpers/containers.js';
+import { uniqueApp } from '../helpers/containers.js';
 import { WireClient } from '../helpers/wire-client.js';
 
-describe('an interactive session end to end', () => {
-  const containers = new TestContainers();
+describe.each(BACKENDS.map((make) => make()))('an interactive session end to end ($kind)', (backend) => {
   const app = uniqueApp();
   let b: TestBroker;
   let token: string;
 
   beforeAll(async () => {
-    b = await startTestBroker({ 'ping-interval': 100 });
-    await containers.entry(app, 'web', 1);
-    await containers.entry(app, 'small', 1, 'entry-demo:nobash');
+    await backend.target(app, 'web', 1);
+    await backend.target(app, 'small', 1, 'entry-demo:nobash');
+    b = await startTestBroker({ 'ping-interval': 100, ...backend.settings() });
     token = await b.mint({ apps: [app] });
-  });
+  }, backend.setupTimeoutMs);
   afterAll(async () => {
-    await b.stop();
-    await containers.removeAll();
+    await b?.stop();
+    await backend.cleanup();
   });
 
   const open = (proc = 'web', extra: Record<string, string> = {}) =>
