@@ -33,6 +33,7 @@ import { MemoryStore } from './store/memory-store.js';
 import { createRedisClient } from './store/redis-connection.js';
 import { RedisStore } from './store/redis-store.js';
 import type { Store } from './store/store.js';
+import { storeCall } from './store/store-call.js';
 import { TrustedProxies } from './transport/client-address.js';
 import { Gateway } from './transport/gateway.js';
 import { ListenerCertificates } from './transport/tls.js';
@@ -137,7 +138,7 @@ export class EntryBroker {
     } else {
       key = loadVerificationKey(config.auth);
     }
-    const registry = new SessionRegistry(store, { brokerId: this.id, ttlMs: config.limits.sessionTtlMs, maxUserSessions: config.limits.maxUserSessions }, this.log);
+    const registry = new SessionRegistry(store, { brokerId: this.id, brokerUrl: config.advertiseUrl ?? advertisedUrl(this.url), ttlMs: config.limits.sessionTtlMs, maxUserSessions: config.limits.maxUserSessions }, this.log);
     const sessionDeps = {
       observers: this.observers,
       store,
@@ -184,6 +185,13 @@ export class EntryBroker {
       fault: this.fault,
       log: this.log,
       admissible: () => this.sessions.admissible(),
+      brokerId: this.id,
+      trustsPeer: (address) => proxies.trusts(address),
+      locateSession: async (id) => {
+        if (this.sessions.get(id)) return undefined;
+        const record = await storeCall(() => store.getSession(id));
+        return record && record.broker !== this.id && record.brokerUrl ? record.brokerUrl : undefined;
+      },
       onWatch: (w) => void runWatchSession(w, { store, audit, log: this.log }).catch((err: unknown) => this.fault('socket', err, { watch: w.sessionId })),
       onAdmitted: (route, upgrade) => {
         const run = route === 'enter' ? runExecSession(upgrade, sessionDeps, track) : runAttachSession(upgrade, { log: this.log, pingIntervalMs: config.limits.pingIntervalMs }, track);
@@ -236,4 +244,11 @@ export class EntryBroker {
   reloadTls(): boolean {
     return this.certificates?.reload('SIGHUP') ?? false;
   }
+}
+
+/** The listener's URL as other brokers can use it: a wildcard address becomes the host name. */
+function advertisedUrl(listening: string): string {
+  const url = new URL(listening);
+  if (url.hostname === '0.0.0.0' || url.hostname === '[::]') url.hostname = hostname();
+  return url.origin;
 }

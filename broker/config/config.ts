@@ -27,6 +27,8 @@ export interface BrokerConfig {
   tls: ListenerTls | null;
   /** --trusted-proxy: CIDRs whose X-Forwarded-For / X-Forwarded-Proto are believed. */
   trustedProxies: string[];
+  /** --advertise-url: how the other brokers reach this one; undefined: derived from the listener. */
+  advertiseUrl: string | undefined;
   /** --metrics-listen: where Prometheus metrics are served; null: no metrics. */
   metricsListen: { host: string; port: number } | null;
   limits: {
@@ -219,6 +221,19 @@ function parseAudit(raw: RawSettings): BrokerConfig['audit'] {
   };
 }
 
+function parseAdvertiseUrl(raw: RawSettings): string | undefined {
+  const value = str(raw, 'advertise-url');
+  if (value === undefined) return undefined;
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new ConfigError('--advertise-url', `not a URL: ${value}`);
+  }
+  if (!['http:', 'https:'].includes(url.protocol) || url.pathname !== '/' || url.search) throw new ConfigError('--advertise-url', 'must be http(s)://HOST:PORT');
+  return url.origin;
+}
+
 function parseRedis(raw: RawSettings): BrokerConfig['redis'] {
   const url = str(raw, 'redis-url');
   const sentinels = list(raw, 'redis-sentinels', []);
@@ -296,6 +311,7 @@ export function parseConfig(raw: RawSettings): BrokerConfig {
     kubernetes,
     tls: parseListenerTls(raw),
     trustedProxies: parseTrustedProxies(raw),
+    advertiseUrl: parseAdvertiseUrl(raw),
     metricsListen: parseMetricsListen(raw, parseListen),
     limits: {
       pingIntervalMs: int(raw, 'ping-interval', 10, 3_600_000),

@@ -82,6 +82,12 @@ export const SETTINGS = {
   'tls-key': { type: 'string', arg: 'FILE', description: 'PEM key of `--tls-cert` (reloaded with it)' },
   'tls-client-ca': { type: 'string', arg: 'FILE', description: 'require a client certificate signed by this CA (mTLS); its subject is logged with each session' },
   'trusted-proxy': { type: 'string', array: true, arg: 'CIDR…', shown: 'none', description: 'proxies whose `X-Forwarded-For` / `X-Forwarded-Proto` are believed (see [TLS and proxies](#tls-and-proxies))' },
+  'advertise-url': {
+    type: 'string',
+    arg: 'URL',
+    shown: 'the listen address (the host name when it listens on every address)',
+    description: 'how the other brokers reach this one: a resume that reaches another broker is handed here when this one holds the session (see [Session resume](#session-resume))',
+  },
   'metrics-listen': { type: 'string', arg: 'HOST:PORT', shown: 'off', description: 'Prometheus metrics at `/metrics` on a listener of their own (see [Metrics](#metrics))' },
   'ping-interval': {
     type: 'number',

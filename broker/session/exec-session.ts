@@ -7,8 +7,8 @@ import type { Store } from '../store/store.js';
 import { WatchFeed } from './watch-feed.js';
 import { describeEnd, Relay } from './relay.js';
 import { ResumableTerminal } from './resumable-terminal.js';
-import { type ResumeDeps, resumeExecSession } from './resume-session.js';
-import type { AdmittedSession, ClientTerminal, EndReason, ProcessSide, TerminalSide } from './types.js';
+import { type ResumeAttempt, type ResumeDeps, resumeExecSession } from './resume-session.js';
+import type { AdmittedSession, EndReason, ProcessSide, TerminalSide } from './types.js';
 import { RESUME_BUFFER_BYTES } from '../config/limits.js';
 
 export interface ExecSessionDeps {
@@ -25,18 +25,6 @@ export interface ExecSessionDeps {
   maxSessionMs: number;
   /** How long a resumable session whose connection broke is kept; 0: resume off. */
   resumeGraceMs: number;
-}
-
-/** A connection that asks to take a session over (RESUME), as the holding session checks it. */
-export interface ResumeAttempt {
-  terminal: ClientTerminal;
-  user: string;
-  target: { app: string; proc: string; instance: string };
-  token: Uint8Array;
-  outputOffset: number;
-  source: string;
-  /** The broker the client reached, when it was forwarded here. */
-  via?: string | undefined;
 }
 
 /** A live session as the broker tracks it. */
@@ -202,6 +190,7 @@ export async function runExecSession(upgrade: AdmittedSession, deps: ExecSession
           container: container.id,
           dockerHost: container.host,
           broker: deps.registry.brokerId,
+          ...(deps.registry.brokerUrl ? { brokerUrl: deps.registry.brokerUrl } : {}),
           startedAt: new Date(started).toISOString(),
           bytesIn: 0,
           bytesOut: 0,

@@ -5,6 +5,8 @@ import type { SessionRecord, Store } from '../store/store.js';
 
 export interface RegistryOptions {
   brokerId: string;
+  /** How the other brokers reach this one (--advertise-url). */
+  brokerUrl?: string;
   ttlMs: number;
   /** 0: no cap. */
   maxUserSessions: number;
@@ -26,6 +28,10 @@ export class SessionRegistry {
 
   get brokerId(): string {
     return this.options.brokerId;
+  }
+
+  get brokerUrl(): string | undefined {
+    return this.options.brokerUrl;
   }
 
   /** Takes a session slot for the user; throws ENTRY_USER_SESSION_LIMIT when all are taken. */

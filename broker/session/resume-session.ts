@@ -1,16 +1,27 @@
 import { decodeResumeRequest, FrameError, RequestType } from '../../proto/codec.js';
 import { EntryError, isEntryError } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { LiveSession } from './exec-session.js';
 import type { SessionObserver } from './observer.js';
-import type { AdmittedSession, EndReason } from './types.js';
+import type { AdmittedSession, ClientTerminal, EndReason } from './types.js';
+
+/** A connection that asks to take a session over (RESUME), as the holding session checks it. */
+export interface ResumeAttempt {
+  terminal: ClientTerminal;
+  user: string;
+  target: { app: string; proc: string; instance: string };
+  token: Uint8Array;
+  outputOffset: number;
+  source: string;
+  /** The broker the client reached, when it was forwarded here. */
+  via?: string | undefined;
+}
 
 export interface ResumeDeps {
   observers: SessionObserver[];
   log: Logger;
   startTimeoutMs: number;
   /** The sessions this broker holds. */
-  sessions: { get(id: string): LiveSession | undefined };
+  sessions: { get(id: string): { resume?(attempt: ResumeAttempt): void } | undefined };
 }
 
 /** Session ids are UUIDs; anything else is refused before a lookup. */
@@ -39,7 +50,7 @@ export async function resumeExecSession(upgrade: AdmittedSession, deps: ResumeDe
     }
     const session = deps.sessions.get(sessionId);
     if (!session?.resume) throw new EntryError('ENTRY_RESUME_EXPIRED');
-    session.resume({ terminal, user: identity.user, target, token: request.token, outputOffset: request.outputOffset, source: upgrade.remoteAddress });
+    session.resume({ terminal, user: identity.user, target, token: request.token, outputOffset: request.outputOffset, source: upgrade.remoteAddress, via: upgrade.via });
     return undefined;
   } catch (err) {
     const error = isEntryError(err) ? err : new EntryError('ENTRY_INTERNAL', undefined, { cause: err });

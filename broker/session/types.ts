@@ -66,6 +66,8 @@ export interface AdmittedSession {
   requestId: string;
   /** The session this connection resumes (`entry-resume` header, `?resume=`); unset for a new one. */
   resume?: string | undefined;
+  /** The broker that handed this connection on to this one (a resume that reached it first). */
+  via?: string | undefined;
   identity: Identity;
   target: Target;
   /** Where it runs; opaque apart from its display fields. */

@@ -12,6 +12,8 @@ export interface SessionRecord {
   container: string;
   dockerHost: string;
   broker: string;
+  /** How the other brokers reach the holding broker (--advertise-url), to hand it a resume. */
+  brokerUrl?: string;
   startedAt: string;
   bytesIn: number;
   bytesOut: number;

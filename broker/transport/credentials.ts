@@ -18,6 +18,8 @@ export interface UpgradeRequest {
   requestId: string;
   /** Protocol 2: the session to resume (header `entry-resume`, query `resume`). */
   resume: string | undefined;
+  /** The broker that handed this upgrade on (a resume that reached it first), when believed. */
+  via?: string;
 }
 
 export const SUBPROTOCOL = 'entry.v1';

@@ -21,6 +21,7 @@ import { closeLine } from './close-line.js';
 import { clientCertificateSubject } from './tls.js';
 import { applyWebCredentials, readUpgradeRequest, SUBPROTOCOL, type UpgradeRequest } from './credentials.js';
 import { type Framing, jsonFraming, protobufFraming } from './framing.js';
+import { FORWARDED_BY_HEADER, forwardUpgrade } from './forward.js';
 import { WsTerminal } from './ws-terminal.js';
 
 /** What the gateway knows of an admitted client, before its terminal is made. */
@@ -54,6 +55,15 @@ export interface GatewayDeps {
   admissible(): void;
   /** Told of unexpected errors (bugs) met while admitting: logged with their stack and counted. */
   fault?: FaultReporter;
+  /**
+   * Where a session to resume is held when another broker holds it: that broker's advertised
+   * URL; undefined when it is held here, or unknown (then the resume is handled here).
+   */
+  locateSession?(sessionId: string): Promise<string | undefined>;
+  /** This broker, named in the upgrades it hands to another. */
+  brokerId?: string;
+  /** Peers whose `entry-forwarded-by` is believed (the other brokers: trusted proxies). */
+  trustsPeer?(address: string): boolean;
   /** Told of every refused upgrade (metrics). */
   onRefused?(info: { code: string; reason: string; source: string; app?: string; proc?: string; instance?: string }): void;
 }
@@ -103,6 +113,29 @@ export class Gateway {
       this.accept(req, socket, head, (ws) => this.admitWebMode(route, ws, socket, request, remoteAddress, clientCert));
       return;
     }
+    const forwardedBy = req.headers[FORWARDED_BY_HEADER];
+    if (route === 'enter' && request.protocol2 && request.resume && forwardedBy === undefined && this.deps.locateSession) {
+      // A resume that reached a broker not holding the session goes to the one that does.
+      const admitHere = () => this.admitUpgrade(req, socket, head, route, request, remoteAddress, clientCert);
+      this.deps.locateSession(request.resume).then(
+        (holder) => {
+          if (!holder) return admitHere();
+          this.deps.log.info('resume forwarded', { request: request.requestId, session: request.resume, to: holder, remote: remoteAddress });
+          forwardUpgrade(req, socket, head, holder, this.deps.brokerId ?? '', this.deps.config.limits.tcpKeepAliveMs, (err) => {
+            // The holder is gone, and the session with it: answered here (ENTRY_RESUME_EXPIRED).
+            this.deps.log.warn('resume not forwarded: holder unreachable', { request: request.requestId, session: request.resume, to: holder, error: err });
+            admitHere();
+          });
+        },
+        () => admitHere(),
+      );
+      return;
+    }
+    if (typeof forwardedBy === 'string' && this.deps.trustsPeer?.(req.socket.remoteAddress ?? '')) request.via = forwardedBy;
+    this.admitUpgrade(req, socket, head, route, request, remoteAddress, clientCert);
+  }
+
+  private admitUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, route: Route, request: UpgradeRequest, remoteAddress: string, clientCert: string | undefined): void {
     void this.admit(request, remoteAddress).then(
       (admitted) => {
         this.accept(req, socket, head, (ws) => {
@@ -205,6 +238,7 @@ export class Gateway {
       termType: request.termType,
       requestId: request.requestId,
       resume: request.resume,
+      via: request.via,
       identity: a.identity,
       target: a.target,
       container: a.container,

@@ -1,0 +1,113 @@
+import { createHash } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { AuditEvent } from '../../broker/audit/events.js';
+import { spawn } from '../../client/api.js';
+import { ExecConnection } from '../../client/protocol/connection.js';
+import { type BrokerProcess, makeSigningKey, startBrokerProcess } from '../helpers/broker-process.js';
+import { TestContainers, uniqueApp } from '../helpers/containers.js';
+import { TestRedis } from '../helpers/redis.js';
+import { eventually } from '../helpers/sessions.js';
+import { TcpProxy } from '../helpers/tcp-proxy.js';
+
+/**
+ * Two brokers sharing Redis behind a proxy that sends each new connection where the test says:
+ * a session starts on A, the link is reset and kept down, and the reconnect lands on B, which
+ * finds in the registry that A holds the session and hands the upgrade to A's advertised URL.
+ */
+
+const LINES = 40;
+const SCRIPT = `for i in $(seq 1 ${LINES}); do echo "line $i"; sleep 0.25; done; exit 7`;
+const expected = Array.from({ length: LINES }, (_, i) => `line ${i + 1}\n`).join('');
+const md5 = (b: Buffer | string) => createHash('md5').update(b).digest('hex');
+
+describe('a resume that lands on another broker', () => {
+  const containers = new TestContainers();
+  const redis = new TestRedis();
+  const app = uniqueApp('rmb');
+  const key = makeSigningKey();
+  const target = { app, proc: 'web', instance: 1 };
+  let a: BrokerProcess;
+  let b: BrokerProcess;
+  let proxy: TcpProxy;
+
+  // The brokers trust each other's X-Forwarded-For (loopback here), so the source stays the client's.
+  const flags = () => ['--redis-url', redis.url, '--kill-grace', '300', '--trusted-proxy', '127.0.0.1/32'];
+
+  beforeAll(async () => {
+    await redis.start();
+    await containers.entry(app, 'web', 1);
+    [a, b] = await Promise.all([startBrokerProcess(flags(), {}, key), startBrokerProcess(flags(), {}, key)]);
+    proxy = new TcpProxy(a.url);
+    await proxy.start();
+  });
+  afterAll(async () => {
+    await proxy?.stop();
+    await Promise.all([a?.stop(), b?.stop()]);
+    await redis.stop();
+    await containers.removeAll();
+  });
+
+  const audit = async (base: string, admin: string, query: string) => {
+    const res = await fetch(`${base}/api/audit?${query}`, { headers: { authorization: `Bearer ${admin}` } });
+    return ((await res.json()) as { events: AuditEvent[] }).events;
+  };
+
+  it('40 lines over 10 s, the reconnect sent to B: each line once, exit 7, one session with session.resumed via B', async () => {
+    proxy.to(a.url);
+    const token = await a.mint({ apps: [app] }, 'roamer');
+    const conn = await ExecConnection.open({ broker: proxy.url, token, target, resume: true, spec: { argv: ['sh', '-c', SCRIPT].map((s) => Buffer.from(s)) } });
+    let out = '';
+    let cutAt = 0;
+    let backAt = 0;
+    conn.on('stdout', (d: Buffer) => {
+      out += d.toString();
+      if (!cutAt && out.includes('line 12\n')) {
+        cutAt = Date.now();
+        proxy.cut(2_000);
+        proxy.to(b.url);
+      }
+    });
+    conn.on('resumed', () => (backAt = Date.now()));
+    const end = await conn.done;
+    expect(out).toBe(expected);
+    expect(end.exitCode).toBe(7);
+    expect(backAt - cutAt).toBeGreaterThan(1_900);
+    console.log(`resume across brokers: back ${backAt - cutAt} ms after the cut (link down 2000 ms)`);
+
+    const admin = await a.mint({ roles: ['entry-admin'] }, 'mb-admin');
+    const starts = (await audit(b.url, admin, 'type=session.start&user=roamer')).filter((e) => e.app === app);
+    expect(starts.length).toBe(1);
+    expect(starts[0]!.broker).toBe(a.id);
+    await eventually(async () => (await audit(b.url, admin, `sessionId=${starts[0]!.sessionId}&type=session.end`)).length === 1, 'session.end');
+    const resumed = await audit(b.url, admin, `sessionId=${starts[0]!.sessionId}&type=session.resumed`);
+    expect(resumed).toMatchObject([{ broker: a.id, via: b.id, source: '127.0.0.1', user: 'roamer' }]);
+    expect(b.logs.some((l) => l.includes('resume forwarded'))).toBe(true);
+  }, 60_000);
+
+  it('seq 1 2000000 with the reconnect sent to B, and the TypeScript API: checksum equal, exit 0', async () => {
+    proxy.to(a.url);
+    const token = await a.mint({ apps: [app] }, 'roamer2');
+    let flipped = false;
+    const proc = await spawn({ broker: proxy.url, token, target, command: ['seq', '1', '2000000'] });
+    const chunks: Buffer[] = [];
+    let bytes = 0;
+    proc.stdout.on('data', (c: Buffer) => {
+      chunks.push(c);
+      bytes += c.length;
+      if (!flipped && bytes > 3_000_000) {
+        flipped = true;
+        proxy.cut(500);
+        proxy.to(b.url);
+      }
+    });
+    const exitCode = await proc.wait();
+    await new Promise((r) => setImmediate(r));
+    const result = { stdout: Buffer.concat(chunks), exitCode };
+    let want = '';
+    for (let i = 1; i <= 2_000_000; i++) want += `${i}\n`;
+    expect(flipped).toBe(true);
+    expect(result.stdout.length).toBe(Buffer.byteLength(want));
+    expect(md5(result.stdout)).toBe(md5(want));
+    expect(result.exitCode).toBe(0);
+  }, 60_000);
+});
