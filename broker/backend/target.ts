@@ -37,7 +37,10 @@ export function decide(target: Target, answers: readonly HostAnswer[]): Resolved
   const unreachable = answers.filter((a): a is Extract<HostAnswer, { ok: false }> => !a.ok);
   const running = all.filter((c) => c.state === 'running');
   if (running.length > 1) {
-    const where = running.map((c) => (answers.length > 1 ? `${c.name} on ${c.host}` : c.name));
+    const where = running.map((c) => {
+      const name = c.namespace ? `${c.namespace}/${c.name}` : c.name;
+      return answers.length > 1 ? `${name} on ${c.host}` : name;
+    });
     throw new EntryError('ENTRY_AMBIGUOUS', `${name} matches ${where.join(', ')}`);
   }
   if (running.length === 1) return running[0]!;
