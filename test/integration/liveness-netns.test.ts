@@ -22,6 +22,12 @@ const PING_MS = DEFAULTS ? 10_000 : 1_000;
 const PEER_TIMEOUT_MS = DEFAULTS ? 30_000 : 4_000;
 /** A ping has to be outstanding, then unanswered for the timeout, seen at the next check. */
 const BOUND_MS = PING_MS + PEER_TIMEOUT_MS + PING_MS + 1_000;
+/**
+ * A reader that stopped reading has a closed window: the kernel probes it at growing intervals
+ * (up to 2 minutes), and the first unanswered probe starts the clock. Here it paused seconds
+ * before the link went down, so its probes are still close together.
+ */
+const PAUSED_BOUND_MS = BOUND_MS + 15_000;
 
 const id = randomBytes(3).toString('hex');
 const NS = `entry-lv-${id}`;
@@ -86,7 +92,7 @@ describe('a peer whose network vanished is found and its processes ended', () =>
   });
 
   /** The CLI inside the namespace; resolves once `ready` shows on its stdout. */
-  const enterFromNs = async (user: string, args: string[], input = ''): Promise<ChildProcessWithoutNullStreams> => {
+  const enterFromNs = async (user: string, args: string[], input = '', readOn = true): Promise<ChildProcessWithoutNullStreams> => {
     const token = await b.mint({ apps: [app] }, { user });
     const child = spawn('ip', ['netns', 'exec', NS, process.execPath, CLI, app, 'web', '1', '--', ...args], {
       env: { ...process.env, ENTRY_BROKER: b.url, ENTRY_TOKEN: token, ENTRY_CONFIG_DIR: '/nonexistent' },
@@ -101,7 +107,9 @@ describe('a peer whose network vanished is found and its processes ended', () =>
         if (seen.length < 4096) seen += c.toString();
         if (seen.includes('READY')) {
           child.stdout.off('data', onData);
-          child.stdout.resume();
+          // A paused reader: its CLI stops reading the socket once this pipe is full.
+          if (readOn) child.stdout.resume();
+          else child.stdout.pause();
           resolve();
         }
       };
@@ -114,27 +122,32 @@ describe('a peer whose network vanished is found and its processes ended', () =>
   const endOf = (user: string): AuditLine | undefined =>
     b.logs.map((l) => JSON.parse(l) as AuditLine).find((l) => l.msg === 'audit' && l.audit === 'session.end' && l.user === user);
 
-  it('takes the link down under an idle shell and a shell printing without pause', async () => {
+  it('takes the link down under an idle shell, a shell printing without pause, and a paused reader', async () => {
     const before = (await containerProcesses(containerId)).sort();
     await enterFromNs('idle-shell', ['sh'], 'sleep 1001 &\necho READY\n');
     await enterFromNs('busy-shell', ['sh', '-c', 'echo READY; yes printing-without-pause']);
+    await enterFromNs('paused-reader', ['sh', '-c', 'echo READY; yes printing-to-a-paused-reader'], '', false);
     await eventually(async () => {
       const ps = await containerProcesses(containerId);
-      return ps.some((p) => p.includes('sleep 1001')) && ps.some((p) => p.includes('printing-without-pause'));
-    }, 'both sessions running');
+      return ps.some((p) => p.includes('sleep 1001')) && ps.some((p) => p.includes('printing-without-pause')) && ps.some((p) => p.includes('printing-to-a-paused-reader'));
+    }, 'the sessions running');
+    // The paused reader's backlog fills every buffer on the way: its window closes.
+    await new Promise((r) => setTimeout(r, 3_000));
+    expect(endOf('paused-reader'), 'a paused reader is kept').toBeUndefined();
 
     inNs('ip', 'link', 'set', NS_IF, 'down');
     const down = Date.now();
     const found: Record<string, number> = {};
+    const USERS = ['idle-shell', 'busy-shell', 'paused-reader'];
     await eventually(
       async () => {
-        for (const user of ['idle-shell', 'busy-shell']) if (found[user] === undefined && endOf(user)) found[user] = Date.now() - down;
-        return Object.keys(found).length === 2;
+        for (const user of USERS) if (found[user] === undefined && endOf(user)) found[user] = Date.now() - down;
+        return Object.keys(found).length === USERS.length;
       },
-      'both ends',
-      BOUND_MS + 20_000,
+      'every end',
+      PAUSED_BOUND_MS + 20_000,
     );
-    for (const user of ['idle-shell', 'busy-shell']) {
+    for (const user of USERS) {
       expect(endOf(user), user).toMatchObject({ how: 'failed', code: 'ENTRY_PEER_TIMEOUT' });
       expect(endOf(user)!.reason).toMatch(/nothing acknowledged for \d+ s|connection failed/);
     }
@@ -144,10 +157,11 @@ describe('a peer whose network vanished is found and its processes ended', () =>
     }, 'no process of either session left', 15_000);
     console.log(
       `liveness-netns (ping ${PING_MS} ms, peer timeout ${PEER_TIMEOUT_MS} ms): idle peer found in ${found['idle-shell']} ms, ` +
-        `a peer with output queued in ${found['busy-shell']} ms (bound ${BOUND_MS} ms); processes gone ${reaped} ms after that`,
+        `a peer with output on its way in ${found['busy-shell']} ms (bound ${BOUND_MS} ms), a paused reader in ${found['paused-reader']} ms (bound ${PAUSED_BOUND_MS} ms); processes gone ${reaped} ms after that`,
     );
     expect(found['idle-shell']).toBeLessThanOrEqual(BOUND_MS);
     expect(found['busy-shell']).toBeLessThanOrEqual(BOUND_MS);
+    expect(found['paused-reader']).toBeLessThanOrEqual(PAUSED_BOUND_MS);
     if (DEFAULTS) expect(found['idle-shell']).toBeLessThanOrEqual(60_000);
   }, 120_000);
 });
