@@ -19,6 +19,8 @@ const CLOSE_HANDSHAKE_MS = 5_000;
 /** How often `finish` looks at a client that is still reading its backlog. */
 const FINISH_CHECK_MS = 1_000;
 const PING_CONTENT = utf8('ping');
+/** The close code of a client abandoning a connection it took for broken, to resume the session. */
+export const RESUMING_CLOSE_CODE = 4100;
 const SEND_BINARY = { binary: true } as const;
 
 export interface WsTerminalOptions {
@@ -124,7 +126,8 @@ export class WsTerminal implements ClientTerminal {
       this.guard((code: number) => {
         this.closed = true;
         // 1006: the socket ended with no close frame, which a client quitting on purpose sends.
-        this.abrupt = code === 1006;
+        // 4100: a client that cannot drop a socket without one (a browser) leaving it to resume.
+        this.abrupt = code === 1006 || code === RESUMING_CLOSE_CODE;
         clearTimeout(this.followUp);
         this.gone();
       }),

@@ -14,14 +14,15 @@ export function brokerBase(broker?: string): string {
   return base.toString().replace(/\/$/, '');
 }
 
-/** The /enter socket address for a target, with a ticket when there is one. */
-export function enterSocketUrl(broker: string, target: Target, ticket?: string): string {
+/** The /enter socket address for a target, with a ticket when there is one, and the session it resumes. */
+export function enterSocketUrl(broker: string, target: Target, ticket?: string, resume?: string): string {
   const url = new URL(`${brokerBase(broker)}/enter`);
   url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
   url.searchParams.set('app', target.app);
   url.searchParams.set('proc', target.proc);
   url.searchParams.set('instance', String(target.instance));
   if (ticket) url.searchParams.set('ticket', ticket);
+  if (resume) url.searchParams.set('resume', resume);
   return url.toString();
 }
 

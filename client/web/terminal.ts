@@ -1,6 +1,18 @@
 import { FitAddon } from '@xterm/addon-fit';
 import { type ITerminalOptions, Terminal } from '@xterm/xterm';
-import { decodeResponse, encodeExecSpec, encodeRequest, encodeWinch, RequestType, ResponseType } from '../../proto/codec.js';
+import {
+  decodeResponse,
+  decodeResumeTicket,
+  encodeCount,
+  encodeExecSpec,
+  encodeRequest,
+  encodeResumeRequest,
+  encodeWinch,
+  parseCount,
+  RequestType,
+  ResponseType,
+  type ResumeTicket,
+} from '../../proto/codec.js';
 import { base64url, brokerBase, enterSocketUrl, type Target, watchSocketUrl } from './broker-url.js';
 import { bindClipboard } from './clipboard.js';
 import { injectStyles } from './styles.js';
@@ -8,7 +20,8 @@ import { injectStyles } from './styles.js';
 /** A bearer token (sent in the WebSocket subprotocol list) or a source of one-time tickets. */
 export type TerminalAuth = { token: string } | { ticketProvider: (target: Target) => Promise<string> };
 
-export type TerminalState = 'connecting' | 'open' | 'closed';
+/** `reconnecting`: the connection broke and the session is being resumed (an overlay says so). */
+export type TerminalState = 'connecting' | 'open' | 'reconnecting' | 'closed';
 
 /** How a session ended. */
 export interface TerminalCloseInfo {
@@ -31,6 +44,8 @@ export interface TerminalOptions {
   onStateChange?(state: TerminalState): void;
   /** Passed to xterm.js as they are (font, theme, scrollback…). */
   terminalOptions?: ITerminalOptions;
+  /** Resume the session when the connection breaks (default true), showing a reconnecting overlay. */
+  resume?: boolean;
 }
 
 /** An admin's read-only view of a running session (`/watch?session=ID`). */
@@ -65,6 +80,15 @@ const MAX_INPUT_FRAME = 64 * 1024;
 /** Keystrokes typed while connecting are kept (up to this much) and sent after START. */
 const MAX_PENDING_INPUT = 64 * 1024;
 const HINT = '\x1b[2m[press Enter to reconnect]\x1b[0m';
+/** Resume: output acknowledged every so often; waits between tries; input kept at most. */
+const OUTPUT_ACK_BYTES = 64 * 1024;
+const OUTPUT_ACK_MS = 1_000;
+const RETRY_FIRST_MS = 100;
+const RETRY_MAX_MS = 1_000;
+const MAX_UNACKED_INPUT = 1024 * 1024;
+/** Nothing heard for this many ping intervals (+ a margin): the connection is taken for broken. */
+const SILENT_PINGS = 3;
+const SILENT_MARGIN_MS = 2_000;
 
 const THEME: ITerminalOptions['theme'] = {
   background: '#101418',
@@ -110,6 +134,7 @@ type Source = { kind: 'enter'; target: Target; auth: TerminalAuth } | { kind: 'w
 interface SessionOptions {
   broker?: string;
   source: Source;
+  resume?: boolean;
   onClose?(info: TerminalCloseInfo): void;
   onStateChange?(state: TerminalState): void;
   terminalOptions?: ITerminalOptions;
@@ -135,6 +160,36 @@ class TerminalSession implements TerminalHandle {
 
   /** Watching: input and size stay local, and there is no reconnect on Enter. */
   private readonly readOnly: boolean;
+  /**
+   * Resume state (see proto/message.proto): the broker's ticket, output received and
+   * acknowledged, input sent and not yet acknowledged (sent again after a resume), and while
+   * the connection is broken, since when and until when the broker keeps the session.
+   */
+  private ticket: ResumeTicket | undefined;
+  private trackInput = false;
+  private outputReceived = 0;
+  private outputAcked = 0;
+  private ackTimer: ReturnType<typeof setTimeout> | undefined;
+  private unacked: Uint8Array[] = [];
+  private unackedBytes = 0;
+  private inputSent = 0;
+  private inputAckedAt = 0;
+  private lostAt = 0;
+  private deadline = 0;
+  private retryWait = RETRY_FIRST_MS;
+  private retryTimer: ReturnType<typeof setTimeout> | undefined;
+  private overlay: HTMLDivElement | undefined;
+  private overlayTimer: ReturnType<typeof setInterval> | undefined;
+  private lastHeard = 0;
+  private watchdog: ReturnType<typeof setInterval> | undefined;
+  private readonly onOnline = (): void => {
+    // Back online: try at once rather than at the end of the current wait.
+    if (this.lostAt > 0 && !this.ws) {
+      clearTimeout(this.retryTimer);
+      this.retryWait = RETRY_FIRST_MS;
+      void this.connect(true);
+    }
+  };
 
   constructor(
     element: HTMLElement,
@@ -164,6 +219,9 @@ class TerminalSession implements TerminalHandle {
     this.resizeObserver = new ResizeObserver(() => this.scheduleFit());
     this.resizeObserver.observe(this.screen);
     this.scheduleFit();
+    const win = element.ownerDocument.defaultView;
+    win?.addEventListener('online', this.onOnline);
+    this.cleanups.push(() => win?.removeEventListener('online', this.onOnline));
     void this.connect();
   }
 
@@ -179,6 +237,7 @@ class TerminalSession implements TerminalHandle {
   reconnect(): void {
     if (this.disposed) return;
     this.detachSocket(1000);
+    this.stopResuming();
     this.terminal.reset();
     void this.connect();
   }
@@ -186,6 +245,7 @@ class TerminalSession implements TerminalHandle {
   close(): void {
     if (this.disposed || this.currentState === 'closed') return;
     this.detachSocket(1000);
+    this.stopResuming();
     const what = this.readOnly ? 'stopped watching' : 'session closed';
     this.finish({ code: '', exitCode: undefined, message: what, closeCode: 1000 }, `\r\n\x1b[2m[${what}]\x1b[0m\r\n`);
   }
@@ -194,6 +254,7 @@ class TerminalSession implements TerminalHandle {
     if (this.disposed) return;
     this.disposed = true;
     this.detachSocket(1000);
+    this.stopResuming();
     cancelAnimationFrame(this.fitFrame);
     this.resizeObserver.disconnect();
     for (const c of this.cleanups.splice(0)) c();
@@ -222,11 +283,16 @@ class TerminalSession implements TerminalHandle {
     this.fit.fit();
   }
 
-  private async connect(): Promise<void> {
+  /** Opens a connection: a new session, or (`resuming`) the one whose connection broke. */
+  private async connect(resuming = false): Promise<void> {
     const generation = ++this.generation;
-    this.setState('connecting');
-    this.pending = [];
-    this.pendingBytes = 0;
+    const resumeOf = resuming ? this.ticket?.session : undefined;
+    if (!resumeOf) {
+      this.setState('connecting');
+      this.pending = [];
+      this.pendingBytes = 0;
+      this.resetResume();
+    }
     const { source } = this.options;
     const broker = brokerBase(this.options.broker);
     let url: string;
@@ -236,7 +302,7 @@ class TerminalSession implements TerminalHandle {
       protocols = ['entry.v1', `entry.bearer.${base64url(source.token)}`];
     } else if ('token' in source.auth) {
       const { target, auth } = source;
-      url = enterSocketUrl(broker, target);
+      url = enterSocketUrl(broker, target, undefined, resumeOf);
       protocols = ['entry.v1', `entry.bearer.${base64url(auth.token)}`];
     } else {
       const { target, auth } = source;
@@ -245,12 +311,14 @@ class TerminalSession implements TerminalHandle {
         ticket = await auth.ticketProvider(target);
       } catch (err) {
         if (generation !== this.generation) return;
+        // Offline, or the API unreachable for a moment: another try, while the session is kept.
+        if (resumeOf) return this.retryResume();
         const message = `could not get a ticket: ${(err as Error).message}`;
         const code = typeof (err as { code?: unknown }).code === 'string' ? (err as { code: string }).code : 'ENTRY_TICKET_FAILED';
         this.finish({ code, exitCode: undefined, message, closeCode: 0 }, `\r\n\x1b[31mentry: ${message}\x1b[0m\r\n`);
         return;
       }
-      url = enterSocketUrl(broker, target, ticket);
+      url = enterSocketUrl(broker, target, ticket, resumeOf);
       protocols = ['entry.v1'];
     }
     if (generation !== this.generation) return;
@@ -269,15 +337,24 @@ class TerminalSession implements TerminalHandle {
         this.setState('open');
         return;
       }
+      this.lastHeard = Date.now();
+      if (resumeOf) {
+        // The session answers RESUMABLE (then the output missed), or CLOSE with the reason.
+        sendFrame(ws, encodeRequest(RequestType.RESUME, encodeResumeRequest({ token: this.ticket!.token, outputOffset: this.outputReceived })));
+        return;
+      }
       this.fitNow();
       const { cols, rows } = this.terminal;
-      sendFrame(ws, encodeRequest(RequestType.START, encodeExecSpec({ tty: true, cols, rows, term: TERM })));
+      const resume = this.options.resume !== false;
+      this.trackInput = resume;
+      sendFrame(ws, encodeRequest(RequestType.START, encodeExecSpec({ tty: true, cols, rows, term: TERM, resumable: resume })));
       this.setState('open');
-      for (const chunk of this.pending.splice(0)) sendFrame(ws, encodeRequest(RequestType.PLAIN, chunk));
+      for (const chunk of this.pending.splice(0)) this.sendInput(ws, chunk);
       this.pendingBytes = 0;
     };
     ws.onmessage = (event: MessageEvent) => {
       if (!(event.data instanceof ArrayBuffer)) return;
+      this.lastHeard = Date.now();
       let msg: ReturnType<typeof decodeResponse>;
       try {
         msg = decodeResponse(new Uint8Array(event.data));
@@ -291,7 +368,16 @@ class TerminalSession implements TerminalHandle {
         case ResponseType.STDOUT:
         case ResponseType.STDERR:
           this.terminal.write(msg.content);
+          this.received(ws, msg.content.length);
           break;
+        case ResponseType.RESUMABLE:
+          this.onResumable(ws, msg.content);
+          break;
+        case ResponseType.INPUT_ACK: {
+          const count = parseCount(msg.content);
+          if (count !== undefined) this.acknowledgeInput(count);
+          break;
+        }
         case ResponseType.EXIT:
           exitCode = Number(decoder.decode(msg.content));
           break;
@@ -308,6 +394,14 @@ class TerminalSession implements TerminalHandle {
     ws.onclose = (event: CloseEvent) => {
       if (this.ws !== ws) return;
       this.ws = undefined;
+      clearTimeout(this.ackTimer);
+      this.ackTimer = undefined;
+      // Broken, not ended (no CLOSE): the broker keeps the session for its grace period.
+      if (!closeMessage && this.ticket && (opened || this.lostAt > 0)) {
+        this.startResuming();
+        return;
+      }
+      this.stopResuming();
       if (closeMessage) {
         this.finish({ code: closeMessage.code, exitCode, message: closeMessage.text, closeCode: event.code }, '');
         return;
@@ -317,6 +411,163 @@ class TerminalSession implements TerminalHandle {
       const message = opened ? `connection lost (${event.code}${event.reason ? ` ${event.reason}` : ''})` : 'could not connect to the broker';
       this.finish({ code, exitCode, message, closeCode: event.code }, `\r\n\x1b[31mentry: ${message}\x1b[0m\r\n`);
     };
+  }
+
+  private resetResume(): void {
+    this.ticket = undefined;
+    this.trackInput = false;
+    this.outputReceived = this.outputAcked = 0;
+    this.unacked = [];
+    this.unackedBytes = this.inputSent = this.inputAckedAt = 0;
+    clearInterval(this.watchdog);
+    this.watchdog = undefined;
+  }
+
+  private onResumable(ws: WebSocket, content: Uint8Array): void {
+    if (this.options.resume === false) return;
+    let ticket: ResumeTicket;
+    try {
+      ticket = decodeResumeTicket(content);
+    } catch {
+      return;
+    }
+    if (!this.ticket) {
+      if (!this.trackInput) return;
+      this.ticket = { ...ticket, token: ticket.token.slice() };
+      this.watchSilence(ticket.pingIntervalMs ?? 0);
+      return;
+    }
+    // Resumed: the output missed follows; send again the input the broker has not passed on.
+    this.lostAt = 0;
+    this.retryWait = RETRY_FIRST_MS;
+    this.hideOverlay();
+    this.acknowledgeInput(ticket.inputOffset);
+    this.outputAcked = ticket.outputOffset;
+    this.setState('open');
+    for (const chunk of this.unacked) sendChunks(ws, chunk);
+    sendFrame(ws, encodeRequest(RequestType.WINCH, encodeWinch(this.terminal.cols, this.terminal.rows)));
+  }
+
+  private received(ws: WebSocket, bytes: number): void {
+    if (!this.ticket) {
+      // Output before RESUMABLE: this broker does not resume the session.
+      if (this.trackInput) {
+        this.trackInput = false;
+        this.unacked = [];
+        this.unackedBytes = 0;
+      }
+      return;
+    }
+    this.outputReceived += bytes;
+    const ack = () => {
+      clearTimeout(this.ackTimer);
+      this.ackTimer = undefined;
+      if (this.ws !== ws || ws.readyState !== WebSocket.OPEN || this.outputAcked === this.outputReceived) return;
+      this.outputAcked = this.outputReceived;
+      sendFrame(ws, encodeRequest(RequestType.OUTPUT_ACK, encodeCount(this.outputReceived)));
+    };
+    if (this.outputReceived - this.outputAcked >= OUTPUT_ACK_BYTES) ack();
+    else this.ackTimer ??= setTimeout(ack, OUTPUT_ACK_MS);
+  }
+
+  private acknowledgeInput(count: number): void {
+    let drop = count - this.inputAckedAt;
+    if (drop <= 0 || count > this.inputSent) return;
+    this.inputAckedAt = count;
+    this.unackedBytes -= drop;
+    while (drop > 0 && this.unacked.length > 0) {
+      const first = this.unacked[0]!;
+      if (first.length <= drop) {
+        this.unacked.shift();
+        drop -= first.length;
+      } else {
+        this.unacked[0] = first.subarray(drop);
+        drop = 0;
+      }
+    }
+  }
+
+  /** Sends typed bytes, keeping them until the broker acknowledges them when the session resumes. */
+  private sendInput(ws: WebSocket | undefined, bytes: Uint8Array): void {
+    if (this.trackInput) {
+      if (this.unackedBytes + bytes.length > MAX_UNACKED_INPUT) return;
+      this.unacked.push(bytes);
+      this.unackedBytes += bytes.length;
+      this.inputSent += bytes.length;
+    }
+    if (ws && this.lostAt === 0) sendChunks(ws, bytes);
+  }
+
+  private watchSilence(pingIntervalMs: number): void {
+    if (pingIntervalMs <= 0) return;
+    const limit = SILENT_PINGS * pingIntervalMs + SILENT_MARGIN_MS;
+    this.watchdog = setInterval(() => {
+      const ws = this.ws;
+      // A background tab's timers may be slowed; a socket that really speaks still sets lastHeard.
+      if (ws && this.lostAt === 0 && ws.readyState === WebSocket.OPEN && Date.now() - this.lastHeard > limit) {
+        // 4100: the broker keeps the session, as if the socket had simply died.
+        this.detachSocket(4100);
+        this.startResuming();
+      }
+    }, Math.min(1_000, pingIntervalMs));
+  }
+
+  private startResuming(): void {
+    if (this.lostAt === 0) {
+      this.lostAt = Date.now();
+      this.deadline = this.lostAt + (this.ticket?.graceMs ?? 0);
+    }
+    this.setState('reconnecting');
+    this.showOverlay();
+    this.retryResume();
+  }
+
+  private retryResume(): void {
+    if (this.disposed || this.lostAt === 0) return;
+    const left = this.deadline - Date.now();
+    if (left <= 0) {
+      this.stopResuming();
+      const message = 'the connection broke and the session could not be resumed in time';
+      this.finish({ code: 'ENTRY_RESUME_EXPIRED', exitCode: undefined, message, closeCode: 1006 }, `\r\n\x1b[31mentry: ${message}\x1b[0m\r\n`);
+      return;
+    }
+    const wait = Math.min(this.retryWait, left);
+    this.retryWait = Math.min(this.retryWait * 2, RETRY_MAX_MS);
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => {
+      // Offline: the 'online' event tries at once; until then a try would only fail.
+      if (typeof navigator !== 'undefined' && navigator.onLine === false) return this.retryResume();
+      void this.connect(true);
+    }, wait);
+  }
+
+  private stopResuming(): void {
+    this.lostAt = 0;
+    clearTimeout(this.retryTimer);
+    this.hideOverlay();
+  }
+
+  private showOverlay(): void {
+    if (!this.overlay) {
+      this.overlay = this.screen.ownerDocument.createElement('div');
+      this.overlay.className = 'entry-terminal-overlay';
+      this.screen.append(this.overlay);
+    }
+    const draw = () => {
+      if (!this.overlay) return;
+      const left = Math.max(0, Math.ceil((this.deadline - Date.now()) / 1000));
+      const offline = typeof navigator !== 'undefined' && navigator.onLine === false;
+      this.overlay.textContent = `Connection lost${offline ? ' (offline)' : ''}: reconnecting… ${left} s left`;
+    };
+    draw();
+    this.overlayTimer ??= setInterval(draw, 1_000);
+  }
+
+  private hideOverlay(): void {
+    clearInterval(this.overlayTimer);
+    this.overlayTimer = undefined;
+    this.overlay?.remove();
+    this.overlay = undefined;
   }
 
   /** Shows how the session ended, and (unless watching) waits for Enter to reconnect. */
@@ -343,6 +594,11 @@ class TerminalSession implements TerminalHandle {
       return;
     }
     const bytes = encoder.encode(data);
+    if (this.currentState === 'reconnecting') {
+      // Typed while the connection is broken: sent once the session is back.
+      this.sendInput(undefined, bytes);
+      return;
+    }
     if (this.currentState === 'connecting') {
       if (this.pendingBytes + bytes.length <= MAX_PENDING_INPUT) {
         this.pending.push(bytes);
@@ -350,14 +606,16 @@ class TerminalSession implements TerminalHandle {
       }
       return;
     }
-    for (let off = 0; off < bytes.length; off += MAX_INPUT_FRAME) {
-      if (this.ws) sendFrame(this.ws, encodeRequest(RequestType.PLAIN, bytes.subarray(off, off + MAX_INPUT_FRAME)));
-    }
+    if (this.ws) this.sendInput(this.ws, bytes);
   }
 
   private sendWinch(cols: number, rows: number): void {
     if (!this.readOnly && this.currentState === 'open' && this.ws) sendFrame(this.ws, encodeRequest(RequestType.WINCH, encodeWinch(cols, rows)));
   }
+}
+
+function sendChunks(ws: WebSocket, bytes: Uint8Array): void {
+  for (let off = 0; off < bytes.length; off += MAX_INPUT_FRAME) sendFrame(ws, encodeRequest(RequestType.PLAIN, bytes.subarray(off, off + MAX_INPUT_FRAME)));
 }
 
 // The codec allocates plain ArrayBuffers; its signature only says ArrayBufferLike.

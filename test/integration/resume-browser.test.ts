@@ -1,0 +1,101 @@
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { launchChromium, terminalText, typeLine, waitForTerminal } from '../helpers/browser.js';
+import { startTestBroker, type TestBroker } from '../helpers/broker.js';
+import { TestContainers, uniqueApp } from '../helpers/containers.js';
+import { TcpProxy } from '../helpers/tcp-proxy.js';
+
+const CONSOLE_DIR = fileURLToPath(new URL('../../dist/console/', import.meta.url));
+
+/**
+ * <entry-terminal> in Chromium, page and socket through a proxy whose links the test resets:
+ * the terminal shows a reconnecting overlay, resumes the same shell, and prints a running
+ * loop's lines once; also after the tab was offline.
+ */
+describe('the browser terminal resumes', () => {
+  const containers = new TestContainers();
+  const app = uniqueApp('rweb');
+  let b: TestBroker;
+  let proxy: TcpProxy;
+  let browser: Browser;
+  let context: BrowserContext;
+  let page: Page;
+  let token = '';
+
+  beforeAll(async () => {
+    if (!existsSync(`${CONSOLE_DIR}entry-terminal.js`)) throw new Error('dist/console/entry-terminal.js is missing: run npm run build:web first');
+    b = await startTestBroker();
+    proxy = new TcpProxy(b.url);
+    await proxy.start();
+    await containers.entry(app, 'web', 1);
+    token = await b.mint({ apps: [app] });
+    browser = await launchChromium();
+    context = await browser.newContext({ viewport: { width: 1000, height: 700 } });
+    page = await context.newPage();
+    // The page and the socket both go through the proxy: one origin, one link to cut.
+    await page.goto(`${proxy.url}/healthz`);
+    await page.addScriptTag({
+      type: 'module',
+      content: `
+        import { ticketsFrom } from '/entry-terminal.js';
+        document.body.innerHTML = '';
+        const t = document.createElement('entry-terminal');
+        t.id = 't';
+        t.setAttribute('app', ${JSON.stringify(app)});
+        t.setAttribute('proc', 'web');
+        t.setAttribute('instance', '1');
+        t.style.height = '600px';
+        window.states = [];
+        t.addEventListener('entry-state', (e) => window.states.push(e.detail.state));
+        t.ticketProvider = ticketsFrom(${JSON.stringify(token)});
+        document.body.append(t);`,
+    });
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await proxy?.stop();
+    await b?.stop();
+    await containers.removeAll();
+  });
+
+  const overlay = () => page.locator('#t .entry-terminal-overlay');
+
+  it('keeps the shell and its variables; a running loop prints each line once; the overlay comes and goes', async () => {
+    await typeLine(page, '#t', 'KEPT=tab-$((6*7)); for i in $(seq 1 8); do echo "tick $i"; sleep 0.5; done');
+    await waitForTerminal(page, '#t', /^tick 2$/m);
+    const cut = Date.now();
+    proxy.cut(2_000);
+    await overlay().waitFor({ state: 'visible', timeout: 5_000 });
+    expect(await overlay().textContent()).toMatch(/reconnecting… \d+ s left/);
+    await overlay().waitFor({ state: 'detached', timeout: 20_000 });
+    const back = Date.now() - cut;
+    await waitForTerminal(page, '#t', /^tick 8$/m);
+    await typeLine(page, '#t', 'echo "kept:$KEPT"');
+    const text = await waitForTerminal(page, '#t', /^kept:tab-42$/m);
+    for (let i = 1; i <= 8; i++) expect(text.match(new RegExp(`^tick ${i}$`, 'gm'))?.length, `tick ${i}`).toBe(1);
+    expect(await page.evaluate('window.states')).toEqual(['connecting', 'open', 'reconnecting', 'open']);
+    console.log(`resume in the browser: back ${back} ms after the cut (link down 2000 ms)`);
+  }, 60_000);
+
+  it('after the tab was offline: resumes once it is online again, input typed meanwhile arrives once', async () => {
+    await context.setOffline(true);
+    proxy.cut();
+    await overlay().waitFor({ state: 'visible', timeout: 5_000 });
+    await page.waitForFunction(() => (document.querySelector('#t .entry-terminal-overlay')?.textContent ?? '').includes('offline'));
+    // Typed while offline.
+    await page.locator('#t .xterm-helper-textarea').focus();
+    await page.keyboard.type('echo "typed:$KEPT"');
+    await page.keyboard.press('Enter');
+    await new Promise((r) => setTimeout(r, 3_000));
+    const online = Date.now();
+    await context.setOffline(false);
+    await overlay().waitFor({ state: 'detached', timeout: 10_000 });
+    const back = Date.now() - online;
+    const text = await waitForTerminal(page, '#t', /^typed:tab-42$/m);
+    expect(text.match(/^typed:tab-42$/gm)?.length).toBe(1);
+    console.log(`resume in the browser after 3 s offline: back ${back} ms after going online`);
+    expect(await terminalText(page, '#t')).not.toMatch(/connection lost/);
+  }, 60_000);
+});
