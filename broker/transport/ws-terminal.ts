@@ -73,15 +73,16 @@ export class WsTerminal implements ClientTerminal {
   private finishing = false;
   /** Evidence the client reads: its last pong or message. */
   private lastHeard = Date.now();
-  /** When the last ping went out. */
+  /** When the last ping went out, and whether the client was heard since. */
   private pingSentAt = 0;
+  private heardSincePing = false;
   /** Output sent since then (it may sit unread in front of the pong). */
   private sentSinceHeard = false;
   /** Since when the client's kernel has left data or probes unanswered. */
   private unansweredSince: number | undefined;
   /** Bytes handed to ws; minus what is still queued, what the client has taken so far. */
   private sentBytes = 0;
-  private mostTaken = 0;
+  private mostTaken = Number.NEGATIVE_INFINITY;
   /** When the client last took anything, or had nothing queued. */
   private lastProgress = Date.now();
   private checking = false;
@@ -97,6 +98,7 @@ export class WsTerminal implements ClientTerminal {
   private readonly heard = (): void => {
     this.lastHeard = Date.now();
     this.sentSinceHeard = false;
+    this.heardSincePing = true;
   };
   private readonly onSent = (): void => {
     if (this.outputPaused && this.ws.bufferedAmount < OUTPUT_LOW_WATER_BYTES) {
@@ -225,6 +227,7 @@ export class WsTerminal implements ClientTerminal {
     this.sentBytes += this.pingFrame.length;
     this.ws.ping();
     this.pingSentAt = Date.now();
+    this.heardSincePing = false;
     this.checkNow();
     // A healthy client has acknowledged the ping within a second: looking then, rather than at
     // the next ping, starts the clock on a vanished one up to an interval sooner.
@@ -259,7 +262,7 @@ export class WsTerminal implements ClientTerminal {
     const socket = this.options.socket;
     if (this.checking || this.closed) return undefined;
     const peerTimeout = this.options.peerTimeoutMs ?? DEFAULT_PEER_TIMEOUT_MS;
-    if (this.pingSentAt > 0 && this.lastHeard >= this.pingSentAt && now - this.lastHeard < peerTimeout) {
+    if (this.pingSentAt > 0 && this.heardSincePing && now - this.lastHeard < peerTimeout) {
       // The last ping was answered: the client reads and the path works. Most sessions are
       // here, and cost no look at the kernel.
       this.unansweredSince = undefined;
