@@ -43,6 +43,22 @@ describe.each(shells)('the Kubernetes exec wrapper under %s', (_name, shell) => 
     expect(Buffer.compare(r.stdout, data)).toBe(0);
   });
 
+  it('EOF ends the input while the exec stream stays open, as it does on a v4 exec', async () => {
+    const enc = new StdinEncoder();
+    const argv = wrapCommand({ cmd: ['wc', '-c'], env: [], workdir: '', stdinPump: true });
+    const [, , script, ...rest] = argv;
+    const child = spawn(shell!, shell!.endsWith('busybox') ? ['sh', '-c', script!, ...rest] : ['-c', script!, ...rest], { stdio: ['pipe', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d));
+    child.stdin.write(enc.push(Buffer.alloc(100_000, 7)));
+    child.stdin.write(enc.push(Buffer.from('x')));
+    child.stdin.write(enc.end());
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    child.stdin.destroy();
+    expect(code).toBe(0);
+    expect(out.trim()).toBe('100001');
+  });
+
   it('an empty stdin is EOF at once; a command that reads nothing ends without waiting for it', async () => {
     const enc = new StdinEncoder();
     const r = run(shell!, wrapCommand({ cmd: ['wc', '-c'], env: [], workdir: '', stdinPump: true }), enc.end());
