@@ -66,7 +66,7 @@ export class KubeExecProcess implements ProcessSide {
     const spec = o.spec;
     if (spec.user) throw new EntryError('ENTRY_BAD_REQUEST', `Kubernetes exec cannot run as another user (asked for ${JSON.stringify(spec.user)}): leave user empty`);
     const pump = !spec.tty && negotiated.get(client) !== V5;
-    const command = wrapCommand({ cmd: spec.cmd, env: [...spec.env, `${SESSION_ENV}=${spec.sessionId}`], workdir: spec.workdir, stdinPump: pump });
+    const command = wrapCommand({ cmd: spec.cmd, env: [...spec.env, `${SESSION_ENV}=${spec.sessionId}`], workdir: spec.workdir, stdinPump: pump, size: spec.tty ? spec.size : undefined });
     const ws = await openExecSocket(client, o, { command, tty: spec.tty, stdin: true });
     negotiated.set(client, ws.protocol);
     const p = new KubeExecProcess(client, reaper, o, ws, pump);
@@ -152,15 +152,18 @@ export class KubeExecProcess implements ProcessSide {
 
   endInput(): void {
     if (this.finished || this.inputClosed) return;
+    if (this.o.spec.tty) {
+      // A terminal's end of input is EOT, which the line discipline turns into EOF; the terminal
+      // stays open (as with Docker, and on v5 too: closing stdin would hang up the terminal).
+      this.ws.send(channelFrame(CHANNEL.stdin, EOT), { binary: true });
+      return;
+    }
     this.inputClosed = true;
     if (this.encoder) {
-      // The pump's end: the last bytes, then the empty line.
+      // The pump's end: the last bytes, then the empty lines.
       this.ws.send(channelFrame(CHANNEL.stdin, this.encoder.end()), { binary: true });
     } else if (this.ws.protocol === V5) {
       this.ws.send(Buffer.from([CHANNEL.close, CHANNEL.stdin]), { binary: true });
-    } else if (this.o.spec.tty) {
-      // A terminal's end of input: EOT, which the line discipline turns into EOF.
-      this.ws.send(channelFrame(CHANNEL.stdin, EOT), { binary: true });
     } else {
       // v4 cannot close stdin, and this exec was started without the pump: say so rather than hang.
       void this.fail(new EntryError('ENTRY_EXEC_FAILED', `cluster ${this.client.cluster} cannot close stdin of a command without a TTY (${V4}; Kubernetes 1.30+ speaks ${V5})`));

@@ -152,6 +152,8 @@ class PodScope {
 
   /** Opens the watch; resolves once the apiserver has accepted it. */
   private async watch(generation: number): Promise<void> {
+    // Until the watch is accepted its failure is thrown to the caller; after that, `done` reports it.
+    let established = false;
     let ended = false;
     let failure: unknown;
     const timeoutSeconds = Math.round(this.timing.watchSeconds * (0.9 + Math.random() * 0.2));
@@ -167,7 +169,7 @@ class PodScope {
         (err: unknown) => {
           ended = true;
           failure = err;
-          if (generation !== this.generation || this.stopped) return;
+          if (!established || generation !== this.generation || this.stopped) return;
           if (err) this.fail(`watch: ${failureText(err)}`);
           // Ended in order (timeoutSeconds, or the apiserver going away): resume where it was.
           else void this.rewatch(generation);
@@ -180,9 +182,10 @@ class PodScope {
     }
     this.watchAbort = controller;
     if (ended) {
-      if (failure) throw failure;
-      return;
+      // Even one ended in order at once is a failure: retrying at once could spin.
+      throw failure ?? new Error('the watch ended as soon as it opened');
     }
+    established = true;
     const wasUp = this._state === 'up';
     this._state = 'up';
     this.reason = '';
