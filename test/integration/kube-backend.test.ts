@@ -1,0 +1,477 @@
+import { execFile } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server, type Socket, connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ExecSpec } from '../../broker/backend/backend.js';
+import { Backends } from '../../broker/backend/backends.js';
+import { EntryError } from '../../broker/errors.js';
+import { createKubernetesBackend, type KubernetesBackend } from '../../broker/kubernetes/kubernetes-backend.js';
+import { ConfigError } from '../../broker/config/config-error.js';
+import { createLogger } from '../../broker/log.js';
+import type { ProcessSide } from '../../broker/session/types.js';
+import { type KubeCluster, kubeClusterPossible, kubeStartTimeoutMs, startKubeCluster } from '../helpers/kube-cluster.js';
+
+/** What a process side gave back. */
+interface Outcome {
+  stdout: Buffer;
+  stderr: Buffer;
+  result: { exitCode: number } | { error: EntryError };
+}
+
+/** Drives a process side the way the relay does, collecting everything. */
+function drive(p: ProcessSide) {
+  const stdout: Buffer[] = [];
+  const stderr: Buffer[] = [];
+  let bytes = 0;
+  let resolveDone!: (o: Outcome) => void;
+  const done = new Promise<Outcome>((r) => (resolveDone = r));
+  const waiters: Array<{ test: (s: string) => boolean; resolve: () => void }> = [];
+  const text = () => Buffer.concat(stdout).toString('utf8');
+  let drained: (() => void) | undefined;
+  p.start({
+    output: (stream, data) => {
+      (stream === 'stdout' ? stdout : stderr).push(Buffer.from(data));
+      bytes += data.length;
+      if (waiters.length) {
+        const t = text();
+        for (const w of [...waiters]) if (w.test(t)) waiters.splice(waiters.indexOf(w), 1) && w.resolve();
+      }
+    },
+    drain: () => drained?.(),
+    end: (result) => resolveDone({ stdout: Buffer.concat(stdout), stderr: Buffer.concat(stderr), result: result as Outcome['result'] }),
+  });
+  return {
+    done,
+    bytes: () => bytes,
+    text,
+    /** Resolves when stdout (so far) matches. */
+    until: (test: (s: string) => boolean, ms = 15_000) =>
+      new Promise<void>((resolve, reject) => {
+        if (test(text())) return resolve();
+        const timer = setTimeout(() => reject(new Error(`output never matched; got ${JSON.stringify(text().slice(-300))}`)), ms);
+        waiters.push({ test, resolve: () => (clearTimeout(timer), resolve()) });
+      }),
+    /** Writes stdin honouring backpressure. */
+    async writeAll(data: Buffer, chunk = 64 * 1024) {
+      for (let i = 0; i < data.length; i += chunk) {
+        if (!p.write(data.subarray(i, i + chunk))) await new Promise<void>((r) => (drained = r));
+      }
+    },
+  };
+}
+
+const exitOf = (o: Outcome) => ('exitCode' in o.result ? o.result.exitCode : `error ${o.result.error.code}: ${o.result.error.message}`);
+
+const log = createLogger(process.env.ENTRY_TEST_LOG === '1' ? 'debug' : 'silent');
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe.skipIf(!kubeClusterPossible())('the Kubernetes backend against a real cluster', () => {
+  let k: KubeCluster;
+  let backend: KubernetesBackend;
+  let backends: Backends;
+  const ns = `entry-kb-${randomBytes(3).toString('hex')}`;
+  let deploymentPod = '';
+  let session = 0;
+  const spec = (over: Partial<ExecSpec>): ExecSpec => ({
+    sessionId: `kb-${process.pid}-${++session}-${randomBytes(3).toString('hex')}`,
+    cmd: ['sh'],
+    tty: false,
+    env: [],
+    user: '',
+    workdir: '',
+    size: undefined,
+    terminateGraceMs: 1_000,
+    container: '',
+    ...over,
+  });
+  const run = async (target: [string, string, string], over: Partial<ExecSpec>, stdin?: Buffer) => {
+    const t = await backends.resolve({ app: target[0], proc: target[1], instance: target[2] });
+    const p = await t.open(spec(over));
+    const d = drive(p);
+    if (stdin) await d.writeAll(stdin);
+    p.endInput();
+    return d.done;
+  };
+
+  /** Every process in the pod's container whose environment carries `mark`, as `pid cmdline`. */
+  const marked = async (pod: string, mark: string, container = 'main'): Promise<string[]> => {
+    const script = `for d in /proc/[0-9]*; do if tr '\\0' '\\n' < $d/environ 2>/dev/null | grep -qxF "$1"; then echo "\${d#/proc/} $(tr '\\0' ' ' < $d/cmdline)"; fi; done`;
+    const out = await k.kubectl(['exec', '-n', ns, pod, '-c', container, '--', 'sh', '-c', script, 'scan', mark]);
+    return out.split('\n').filter((l) => l.trim());
+  };
+
+  beforeAll(async () => {
+    k = await startKubeCluster();
+    const created = await k.api('POST', '/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    for (let i = 0; i < 300; i++) {
+      const sa = await k.api('GET', `/api/v1/namespaces/${ns}/serviceaccounts/default`);
+      if (sa.status === 200 && sa.body.secrets?.length) break;
+      await sleep(100);
+    }
+    const demo = { image: 'entry-demo:latest', imagePullPolicy: 'IfNotPresent' };
+    const post = async (path: string, body: unknown) => {
+      const r = await k.api('POST', path, body);
+      expect(r.status, JSON.stringify(r.body)).toBe(201);
+    };
+    await post(`/apis/apps/v1/namespaces/${ns}/statefulsets`, {
+      apiVersion: 'apps/v1',
+      kind: 'StatefulSet',
+      metadata: { name: 'web' },
+      spec: {
+        serviceName: 'web',
+        replicas: 2,
+        podManagementPolicy: 'Parallel',
+        selector: { matchLabels: { 'app.kubernetes.io/name': 'shop', 'app.kubernetes.io/component': 'web' } },
+        template: {
+          metadata: { labels: { 'app.kubernetes.io/name': 'shop', 'app.kubernetes.io/component': 'web' } },
+          spec: { terminationGracePeriodSeconds: 1, containers: [{ name: 'main', ...demo }] },
+        },
+      },
+    });
+    await post(`/apis/apps/v1/namespaces/${ns}/deployments`, {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name: 'api' },
+      spec: {
+        replicas: 1,
+        selector: { matchLabels: { 'app.kubernetes.io/name': 'shop', 'app.kubernetes.io/component': 'api' } },
+        template: {
+          metadata: { labels: { 'app.kubernetes.io/name': 'shop', 'app.kubernetes.io/component': 'api' } },
+          spec: { terminationGracePeriodSeconds: 1, containers: [{ name: 'main', ...demo }] },
+        },
+      },
+    });
+    const named = (name: string) => ['/bin/sh', '-c', `echo ${name} > /tmp/who; echo "hello from ${name}"; trap 'exit 0' TERM; while :; do sleep 3600 & wait $!; done`];
+    await post(`/api/v1/namespaces/${ns}/pods`, {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'multi', labels: { 'entry.app': 'multi', 'entry.proc': 'worker', 'entry.instance': '1' }, annotations: { 'kubectl.kubernetes.io/default-container': 'main' } },
+      spec: {
+        terminationGracePeriodSeconds: 1,
+        containers: [
+          { name: 'side', ...demo, command: named('side') },
+          { name: 'main', ...demo, command: named('main') },
+        ],
+      },
+    });
+    await post(`/api/v1/namespaces/${ns}/pods`, {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'nosh', labels: { 'app.kubernetes.io/name': 'bare', 'app.kubernetes.io/component': 'nosh' } },
+      spec: { terminationGracePeriodSeconds: 1, containers: [{ name: 'main', image: 'entry-demo:nosh', imagePullPolicy: 'IfNotPresent' }] },
+    });
+    // Never scheduled: no node has this label.
+    await post(`/api/v1/namespaces/${ns}/pods`, {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'waiting', labels: { 'app.kubernetes.io/name': 'bare', 'app.kubernetes.io/component': 'pending' } },
+      spec: { nodeSelector: { 'entry.test/no-such-node': 'x' }, containers: [{ name: 'main', ...demo }] },
+    });
+    // Held in Terminating by a finalizer, removed at the end.
+    await post(`/api/v1/namespaces/${ns}/pods`, {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'leaving', finalizers: ['entry.test/hold'], labels: { 'app.kubernetes.io/name': 'bare', 'app.kubernetes.io/component': 'leaving' } },
+      spec: { terminationGracePeriodSeconds: 1, containers: [{ name: 'main', ...demo }] },
+    });
+    for (const pod of ['web-0', 'web-1', 'multi', 'nosh', 'leaving']) {
+      for (let i = 0; i < 600; i++) {
+        if ((await k.api('GET', `/api/v1/namespaces/${ns}/pods/${pod}`)).status === 200) break;
+        await sleep(100);
+      }
+      await k.waitForPodRunning(ns, pod, 90_000);
+    }
+    for (let i = 0; i < 600 && !deploymentPod; i++) {
+      const pods = await k.api('GET', `/api/v1/namespaces/${ns}/pods?labelSelector=${encodeURIComponent('app.kubernetes.io/component=api')}`);
+      const running = pods.body.items?.find((p: any) => p.status?.phase === 'Running');
+      if (running) deploymentPod = running.metadata.name;
+      else await sleep(100);
+    }
+    expect(deploymentPod).not.toBe('');
+    const del = await k.api('DELETE', `/api/v1/namespaces/${ns}/pods/leaving`);
+    expect(del.status).toBeLessThan(300);
+
+    backend = createKubernetesBackend({ kubeconfig: k.kubeconfigPath, namespaces: [ns], log });
+    backends = new Backends([backend]);
+    await backends.start();
+    expect(backend.status()).toEqual({ 'entry-kube': true });
+  }, kubeStartTimeoutMs() + 180_000);
+
+  afterAll(async () => {
+    backends?.stop();
+    if (!k) return;
+    await k.api('PATCH', `/api/v1/namespaces/${ns}/pods/leaving`, [{ op: 'remove', path: '/metadata/finalizers' }]).catch(() => undefined);
+    await k.api('DELETE', `/api/v1/namespaces/${ns}`);
+  }, 60_000);
+
+  it('resolves StatefulSet pods by ordinal and a Deployment pod by its name, and lists them with their containers', async () => {
+    for (const n of ['0', '1']) {
+      const t = await backends.resolve({ app: 'shop', proc: 'web', instance: n });
+      expect(t).toMatchObject({ backend: 'kubernetes', host: 'entry-kube', namespace: ns, name: `web-${n}`, state: 'running', image: 'entry-demo:latest' });
+    }
+    expect((await backends.resolve({ app: 'shop', proc: 'api', instance: deploymentPod })).name).toBe(deploymentPod);
+    // A StatefulSet pod may be named by its pod name too.
+    expect((await backends.resolve({ app: 'shop', proc: 'web', instance: 'web-1' })).name).toBe('web-1');
+    // Explicit entry.* labels win.
+    expect((await backends.resolve({ app: 'multi', proc: 'worker', instance: '1' })).name).toBe('multi');
+    const listed = await backends.list();
+    expect(listed.filter((t) => t.app === 'shop').map((t) => `${t.proc}/${t.instance}`)).toEqual(expect.arrayContaining(['web/0', 'web/1', `api/${deploymentPod}`]));
+    expect(listed.find((t) => t.name === 'multi')).toMatchObject({ app: 'multi', proc: 'worker', instance: '1', namespace: ns, containers: ['side', 'main'], state: 'running' });
+    expect(listed.find((t) => t.name === 'waiting')?.state).toBe('pending');
+  });
+
+  it('tells pending, terminating and not found apart', async () => {
+    await expect(backends.resolve({ app: 'bare', proc: 'pending', instance: 'waiting' })).rejects.toMatchObject({ code: 'ENTRY_NOT_RUNNING', message: expect.stringContaining('is pending (waiting)') });
+    await expect(backends.resolve({ app: 'bare', proc: 'leaving', instance: 'leaving' })).rejects.toMatchObject({ code: 'ENTRY_NOT_RUNNING', message: expect.stringContaining('is terminating (leaving)') });
+    await expect(backends.resolve({ app: 'shop', proc: 'web', instance: '7' })).rejects.toMatchObject({ code: 'ENTRY_NOT_FOUND', message: expect.stringContaining('shop/web/7') });
+  });
+
+  it('picks the default-container annotation, a named container, and refuses an unknown one', async () => {
+    const who = async (container: string) => (await run(['multi', 'worker', '1'], { cmd: ['cat', '/tmp/who'], container })).stdout.toString().trim();
+    expect(await who('')).toBe('main');
+    expect(await who('side')).toBe('side');
+    const t = await backends.resolve({ app: 'multi', proc: 'worker', instance: '1' });
+    await expect(t.open(spec({ cmd: ['true'], container: 'nope' }))).rejects.toMatchObject({ code: 'ENTRY_NOT_FOUND', message: expect.stringContaining('has no container "nope" (it has: side, main)') });
+  });
+
+  it('runs scripted commands: exit codes 0, 3 and 137, stdout and stderr apart, env and workdir', async () => {
+    const ok = await run(['shop', 'web', '0'], { cmd: ['sh', '-c', 'echo out; echo err >&2; echo "$GREETING from $(pwd)"'], env: ['GREETING=hi there'], workdir: '/tmp' });
+    expect(exitOf(ok)).toBe(0);
+    expect(ok.stdout.toString()).toBe('out\nhi there from /tmp\n');
+    expect(ok.stderr.toString()).toBe('err\n');
+    expect(exitOf(await run(['shop', 'web', '0'], { cmd: ['sh', '-c', 'exit 3'] }))).toBe(3);
+    expect(exitOf(await run(['shop', 'web', '1'], { cmd: ['sh', '-c', 'kill -9 $$'] }))).toBe(137);
+    const missing = await run(['shop', 'web', '0'], { cmd: ['no-such-command'] });
+    expect(exitOf(missing)).toBe(127);
+  });
+
+  it('refuses to run as another user, and says so when the image has no sh', async () => {
+    const t = await backends.resolve({ app: 'shop', proc: 'web', instance: '0' });
+    await expect(t.open(spec({ cmd: ['id'], user: 'nobody' }))).rejects.toMatchObject({ code: 'ENTRY_BAD_REQUEST', message: expect.stringContaining('Kubernetes exec cannot run as another user') });
+    const nosh = await run(['bare', 'nosh', 'nosh'], { cmd: ['/bin/busybox', 'true'] });
+    expect(exitOf(nosh)).toMatch(/^error ENTRY_EXEC_FAILED: .*has no \/bin\/sh/);
+  });
+
+  it('pipes stdin byte-exact and delivers EOF without a TTY (v4 has no stdin close)', async () => {
+    const data = randomBytes(3 * 1024 * 1024 + 7);
+    const t0 = Date.now();
+    const r = await run(['shop', 'web', '0'], { cmd: ['sh', '-c', 'cat; echo; echo done'] }, data);
+    expect(exitOf(r)).toBe(0);
+    expect(r.stdout.length).toBe(data.length + 6);
+    expect(Buffer.compare(r.stdout.subarray(0, data.length), data)).toBe(0);
+    console.log(`kube-backend: ${data.length} bytes of stdin round trip in ${Date.now() - t0} ms`);
+    // Nothing at all on stdin: EOF at once.
+    const empty = await run(['shop', 'web', '0'], { cmd: ['wc', '-c'] });
+    expect(empty.stdout.toString().trim()).toBe('0');
+  });
+
+  it('runs a TTY: initial size, resize, input, EOT as end of input', async () => {
+    const sized = await run(['shop', 'web', '0'], { cmd: ['stty', 'size'], tty: true, size: { cols: 101, rows: 33 } });
+    expect(sized.stdout.toString().trim()).toBe('33 101');
+    const t = await backends.resolve({ app: 'shop', proc: 'web', instance: '1' });
+    const p = await t.open(spec({ cmd: ['sh'], tty: true, env: ['TERM=xterm', 'PS1=$ '], size: { cols: 80, rows: 24 } }));
+    const d = drive(p);
+    await d.until((s) => s.includes('$ '));
+    p.resize(132, 43);
+    p.write(Buffer.from('stty size\r'));
+    await d.until((s) => s.includes('43 132'));
+    p.write(Buffer.from('cat; echo cat-done\r'));
+    await d.until((s) => s.includes('cat-done\r\n'));
+    // The shell's line editor flushes what was typed ahead when it hands the terminal to cat.
+    await sleep(300);
+    p.write(Buffer.from('typed\r'));
+    await d.until((s) => (s.match(/typed/g) ?? []).length >= 2);
+    p.endInput();
+    // EOF ended cat: the echo of the command line, then its own line.
+    await d.until((s) => (s.match(/cat-done/g) ?? []).length >= 2);
+    p.write(Buffer.from('exit 4\r'));
+    const end = await d.done;
+    expect(exitOf(end)).toBe(4);
+  });
+
+  it('delivers seq 1 2000000 intact, and not slower than kubectl exec', async () => {
+    const expected = Buffer.from(Array.from({ length: 2_000_000 }, (_, i) => `${i + 1}\n`).join(''));
+    const t0 = performance.now();
+    const r = await run(['shop', 'web', '0'], { cmd: ['seq', '1', '2000000'] });
+    const ours = performance.now() - t0;
+    expect(exitOf(r)).toBe(0);
+    expect(r.stdout.length).toBe(expected.length);
+    expect(createHash('sha256').update(r.stdout).digest('hex')).toBe(createHash('sha256').update(expected).digest('hex'));
+    const t1 = performance.now();
+    const viaKubectl = await new Promise<number>((resolve, reject) =>
+      execFile(join(k.binDir, 'kubectl'), ['--kubeconfig', k.kubeconfigPath, 'exec', '-n', ns, 'web-0', '--', 'seq', '1', '2000000'], { maxBuffer: 64 << 20, encoding: 'buffer' }, (err, stdout) =>
+        err ? reject(err) : resolve(stdout.length),
+      ),
+    );
+    const kubectl = performance.now() - t1;
+    expect(viaKubectl).toBe(expected.length);
+    console.log(`kube-backend: seq 1 2000000 (${expected.length} bytes): backend ${ours.toFixed(0)} ms, kubectl exec ${kubectl.toFixed(0)} ms`);
+  });
+
+  it('holds output while the relay pauses it, and loses nothing when it resumes', async () => {
+    const t = await backends.resolve({ app: 'shop', proc: 'web', instance: '0' });
+    const p = await t.open(spec({ cmd: ['sh', '-c', 'head -c 50000000 /dev/zero'] }));
+    let paused = false;
+    let bytes = 0;
+    let atPause = 0;
+    const done = new Promise<Outcome['result']>((resolve) =>
+      p.start({
+        output: (_s, d) => {
+          bytes += d.length;
+          if (!paused && bytes > 1_000_000 && atPause === 0) {
+            paused = true;
+            atPause = bytes;
+            p.pauseOutput();
+          }
+        },
+        drain: () => undefined,
+        end: (r) => resolve(r as Outcome['result']),
+      }),
+    );
+    p.endInput();
+    await sleep(300);
+    await sleep(700);
+    // Paused: only what was already buffered (the socket's and the kernel's buffers) arrived.
+    const whilePaused = bytes - atPause;
+    expect(whilePaused).toBeLessThan(16 * 1024 * 1024);
+    p.resumeOutput();
+    expect(await done).toEqual({ exitCode: 0 });
+    expect(bytes).toBe(50_000_000);
+  });
+
+  it('ends every process of a session whose client vanished (terminate), and only those', async () => {
+    const t = await backends.resolve({ app: 'shop', proc: 'web', instance: '1' });
+    const s = spec({ cmd: ['sh', '-c', 'sleep 301 & sleep 302 & echo started; exec sleep 303'], tty: true, terminateGraceMs: 1_000 });
+    const other = spec({ cmd: ['sh', '-c', 'echo other; exec sleep 304'] });
+    const p = await t.open(s);
+    const keep = await t.open(other);
+    const d = drive(p);
+    const dk = drive(keep);
+    await d.until((x) => x.includes('started'));
+    await dk.until((x) => x.includes('other'));
+    const mark = `ENTRY_SESSION=${s.sessionId}`;
+    expect((await marked('web-1', mark)).length).toBe(3);
+    await p.terminate();
+    expect(await marked('web-1', mark)).toEqual([]);
+    // The other session is untouched (its command, and on v4 its stdin pump).
+    expect((await marked('web-1', `ENTRY_SESSION=${other.sessionId}`)).some((l) => l.includes('sleep 304'))).toBe(true);
+    await keep.terminate();
+    expect(await marked('web-1', `ENTRY_SESSION=${other.sessionId}`)).toEqual([]);
+  });
+
+  it('streams the container log for /attach', async () => {
+    const t = await backends.resolve({ app: 'multi', proc: 'worker', instance: '1' });
+    const p = await t.attach();
+    const d = drive(p);
+    await d.until((s) => s.includes('hello from main'));
+    await p.terminate();
+  });
+
+  it('refuses clearly when its identity may not exec, and keeps serving', async () => {
+    const reader = await k.createIdentity({ name: 'reader', namespace: ns, rules: [{ resources: ['pods'], verbs: ['get', 'list', 'watch'] }] });
+    const limited = createKubernetesBackend({ kubeconfig: reader.kubeconfigPath, namespaces: [ns], log });
+    const both = new Backends([limited]);
+    try {
+      await both.start();
+      expect(limited.status()).toEqual({ 'entry-kube': true });
+      const t = await both.resolve({ app: 'shop', proc: 'web', instance: '0' });
+      const err = await t.open(spec({ cmd: ['true'] })).then(
+        () => undefined,
+        (e: unknown) => e as EntryError,
+      );
+      expect(err).toMatchObject({ code: 'ENTRY_EXEC_FAILED', message: expect.stringContaining('may not exec in') });
+      expect(err!.message).toContain('pods/exec');
+      expect(err!.message).not.toContain(reader.token);
+      expect((await both.resolve({ app: 'shop', proc: 'web', instance: '1' })).name).toBe('web-1');
+      expect((await both.list()).length).toBeGreaterThan(0);
+    } finally {
+      both.stop();
+      await reader.remove();
+    }
+  });
+
+  it('answers at once when the apiserver cannot be reached, and recovers by itself', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'entry-kb-'));
+    // A port nothing listens on: connections are refused.
+    const closed = createServer();
+    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+    const closedPort = (closed.address() as { port: number }).port;
+    await new Promise((r) => closed.close(r));
+    // A TCP relay to the real apiserver that can be cut and restored.
+    const sockets = new Set<Socket>();
+    let relay: Server | undefined;
+    const api = new URL(k.apiserverUrl);
+    const listenRelay = (port: number) =>
+      new Promise<number>((resolve) => {
+        relay = createServer((c) => {
+          const up = connect(Number(api.port), api.hostname);
+          sockets.add(c).add(up);
+          c.pipe(up).pipe(c);
+          const drop = () => (c.destroy(), up.destroy());
+          c.on('error', drop).on('close', drop);
+          up.on('error', drop).on('close', drop);
+        });
+        relay.listen(port, '127.0.0.1', () => resolve((relay!.address() as { port: number }).port));
+      });
+    const cut = async () => {
+      await new Promise((r) => relay!.close(r));
+      for (const s of sockets) s.destroy();
+      sockets.clear();
+    };
+    const relayPort = await listenRelay(0);
+    const config = (port: number, file: string) => {
+      const admin = readKubeconfig(k);
+      writeFileSync(join(dir, file), admin.replace(/server: \S+/, `server: https://127.0.0.1:${port}`));
+      return join(dir, file);
+    };
+    const dead = createKubernetesBackend({ kubeconfig: config(closedPort, 'dead'), namespaces: [ns], log });
+    const flaky = createKubernetesBackend({ kubeconfig: config(relayPort, 'flaky'), namespaces: [ns], log, timing: { backoffInitialMs: 50, backoffMaxMs: 200 } });
+    const both = [new Backends([dead]), new Backends([flaky])] as const;
+    try {
+      const t0 = performance.now();
+      await both[0].start();
+      expect(performance.now() - t0).toBeLessThan(2_000);
+      expect(dead.status()).toEqual({ 'entry-kube': false });
+      const t1 = performance.now();
+      await expect(both[0].resolve({ app: 'shop', proc: 'web', instance: '0' })).rejects.toMatchObject({
+        code: 'ENTRY_DOCKER_UNAVAILABLE',
+        message: expect.stringMatching(/cluster entry-kube unreachable \(.*ECONNREFUSED/),
+      });
+      expect(performance.now() - t1).toBeLessThan(200);
+      await expect(both[0].list()).rejects.toMatchObject({ code: 'ENTRY_DOCKER_UNAVAILABLE' });
+
+      await both[1].start();
+      expect(flaky.status()).toEqual({ 'entry-kube': true });
+      const resyncs = flaky.index.resyncs;
+      await cut();
+      for (let i = 0; i < 100 && flaky.status()['entry-kube']; i++) await sleep(20);
+      expect(flaky.status()).toEqual({ 'entry-kube': false });
+      const t2 = performance.now();
+      await expect(both[1].resolve({ app: 'shop', proc: 'web', instance: '0' })).rejects.toMatchObject({ code: 'ENTRY_DOCKER_UNAVAILABLE' });
+      expect(performance.now() - t2).toBeLessThan(200);
+      await listenRelay(relayPort);
+      for (let i = 0; i < 250 && !flaky.status()['entry-kube']; i++) await sleep(20);
+      expect(flaky.status()).toEqual({ 'entry-kube': true });
+      expect(flaky.index.resyncs).toBeGreaterThan(resyncs);
+      expect((await both[1].resolve({ app: 'shop', proc: 'web', instance: '0' })).name).toBe('web-0');
+    } finally {
+      for (const b of both) b.stop();
+      await cut().catch(() => undefined);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('fails at start with one clear line for a bad kubeconfig or context', () => {
+    expect(() => createKubernetesBackend({ kubeconfig: '/no/such/kubeconfig', namespaces: [], log })).toThrow(ConfigError);
+    expect(() => createKubernetesBackend({ kubeconfig: '/no/such/kubeconfig', namespaces: [], log })).toThrow(/--kubeconfig.*no such file/);
+    expect(() => createKubernetesBackend({ kubeconfig: k.kubeconfigPath, context: 'nope', namespaces: [], log })).toThrow(/--kube-context: no context "nope"/);
+  });
+});
+
+function readKubeconfig(k: KubeCluster): string {
+  return readFileSync(k.kubeconfigPath, 'utf8');
+}
