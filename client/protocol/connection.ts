@@ -234,6 +234,7 @@ export class ExecConnection extends EventEmitter {
       this.onMessage(data);
     });
     ws.on('ping', this.heard);
+    ws.on('pong', this.heard);
     ws.on('close', (closeCode) => {
       if (this.ws === ws) this.onClose(closeCode);
     });
@@ -311,10 +312,23 @@ export class ExecConnection extends EventEmitter {
   private watchSilence(pingIntervalMs: number): void {
     if (pingIntervalMs <= 0) return;
     const limit = SILENT_PINGS * pingIntervalMs + SILENT_MARGIN_MS;
+    const period = Math.min(1_000, pingIntervalMs);
+    let lastTick = Date.now();
     this.watchdog = setInterval(() => {
+      const now = Date.now();
+      const asleep = now - lastTick > 3 * period + 1_000;
+      lastTick = now;
+      if (!this.connected || this.readingPaused) return;
+      if (asleep) {
+        // This process did not run for a while (Ctrl-Z, SIGSTOP, a laptop asleep): what it did
+        // not hear meanwhile proves nothing. Ask now, and judge a ping interval from now.
+        this.lastHeard = Math.max(this.lastHeard, now - limit + pingIntervalMs + SILENT_MARGIN_MS);
+        this.ws.ping();
+        return;
+      }
       // A paused reader hears nothing by its own choice; a broken connection is the other case.
-      if (this.connected && !this.readingPaused && Date.now() - this.lastHeard > limit) this.ws.terminate();
-    }, Math.min(1_000, pingIntervalMs));
+      if (now - this.lastHeard > limit) this.ws.terminate();
+    }, period);
     this.watchdog.unref();
   }
 

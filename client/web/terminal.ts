@@ -501,10 +501,16 @@ class TerminalSession implements TerminalHandle {
   private watchSilence(pingIntervalMs: number): void {
     if (pingIntervalMs <= 0) return;
     const limit = SILENT_PINGS * pingIntervalMs + SILENT_MARGIN_MS;
+    const period = Math.min(1_000, pingIntervalMs);
+    let lastTick = Date.now();
     this.watchdog = setInterval(() => {
       const ws = this.ws;
-      // A background tab's timers may be slowed; a socket that really speaks still sets lastHeard.
-      if (ws && this.lostAt === 0 && ws.readyState === WebSocket.OPEN && Date.now() - this.lastHeard > limit) {
+      const now = Date.now();
+      // Timers of a background tab or a sleeping laptop stop: what was not heard meanwhile
+      // proves nothing. Judge again after one more ping interval.
+      if (now - lastTick > 3 * period + 1_000) this.lastHeard = Math.max(this.lastHeard, now - limit + pingIntervalMs + SILENT_MARGIN_MS);
+      lastTick = now;
+      if (ws && this.lostAt === 0 && ws.readyState === WebSocket.OPEN && now - this.lastHeard > limit) {
         // 4100: the broker keeps the session, as if the socket had simply died.
         this.detachSocket(4100);
         this.startResuming();
