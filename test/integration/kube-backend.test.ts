@@ -371,6 +371,47 @@ describe.skipIf(!kubeClusterPossible())('the Kubernetes backend against a real c
     await p.terminate();
   });
 
+  it('passes a signal to the session\'s processes', async () => {
+    const t = await backends.resolve({ app: 'shop', proc: 'web', instance: '0' });
+    const p = await t.open(spec({ cmd: ['sh', '-c', 'trap "echo got-int; exit 9" INT; echo ready; while :; do sleep 1; done'] }));
+    const d = drive(p);
+    await d.until((s) => s.includes('ready'));
+    p.signal('INT');
+    const end = await d.done;
+    expect(end.stdout.toString()).toContain('got-int');
+    expect(exitOf(end)).toBe(9);
+  });
+
+  it('needs no more than get/list/watch on pods and get/create on pods/exec, and serves its own namespace when it may not list all', async () => {
+    // A WebSocket exec is a GET: Kubernetes before 1.30 authorizes it as `get` on pods/exec
+    // (SPDY's POST as `create`, which newer servers ask of WebSockets too): grant both.
+    const execer = await k.createIdentity({
+      name: 'execer',
+      namespace: ns,
+      rules: [
+        { resources: ['pods'], verbs: ['get', 'list', 'watch'] },
+        { resources: ['pods/exec'], verbs: ['get', 'create'] },
+      ],
+    });
+    // No namespace given: every namespace is refused to it, so it serves its kubeconfig's own.
+    const own = createKubernetesBackend({ kubeconfig: execer.kubeconfigPath, namespaces: [], log });
+    const b = new Backends([own]);
+    try {
+      await b.start();
+      expect(own.status()).toEqual({ 'entry-kube': true });
+      expect(own.index.namespaces).toEqual([ns]);
+      const r = await (await b.resolve({ app: 'shop', proc: 'web', instance: '1' })).open(spec({ cmd: ['sh', '-c', 'echo allowed; exit 2'] }));
+      const end = await drive(r).done;
+      expect(end.stdout.toString()).toBe('allowed\n');
+      expect(exitOf(end)).toBe(2);
+      // /attach reads the log, which it was not given: refused with the reason.
+      await expect((await b.resolve({ app: 'multi', proc: 'worker', instance: '1' })).attach()).rejects.toMatchObject({ code: 'ENTRY_EXEC_FAILED', message: expect.stringContaining('pods/log') });
+    } finally {
+      b.stop();
+      await execer.remove();
+    }
+  });
+
   it('refuses clearly when its identity may not exec, and keeps serving', async () => {
     const reader = await k.createIdentity({ name: 'reader', namespace: ns, rules: [{ resources: ['pods'], verbs: ['get', 'list', 'watch'] }] });
     const limited = createKubernetesBackend({ kubeconfig: reader.kubeconfigPath, namespaces: [ns], log });

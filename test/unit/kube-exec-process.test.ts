@@ -167,20 +167,4 @@ describe.each([
     const err = await open(spec({}), 'forbidden').catch((e: unknown) => e as EntryError);
     expect(err).toMatchObject({ code: 'ENTRY_EXEC_FAILED', message: expect.stringContaining('may not exec in ns/forbidden') });
   });
-
-  it('ends the marked processes on terminate', async () => {
-    const s = spec({ cmd: ['sh', '-c', 'sleep 30 & echo up; exec sleep 31'], terminateGraceMs: 300 });
-    const p = await open(s);
-    let up!: () => void;
-    const isUp = new Promise<void>((r) => (up = r));
-    p.start({ output: (_s, d) => Buffer.from(d).toString().includes('up') && up(), drain: () => undefined, end: () => undefined });
-    await isUp;
-    const reaper = new PodReaper(client);
-    // The two sleeps; on v4 also the stdin pump and the wrapper waiting for it.
-    const alive = await reaper.signal({ namespace: 'ns', pod: 'p', container: 'main' }, s.sessionId, '0');
-    if (protocol === 'v5.channel.k8s.io') expect(alive).toBe(2);
-    else expect(alive).toBeGreaterThanOrEqual(4);
-    await p.terminate();
-    expect(await reaper.signal({ namespace: 'ns', pod: 'p', container: 'main' }, s.sessionId, '0')).toBe(0);
-  });
 });
