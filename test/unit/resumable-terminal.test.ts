@@ -1,0 +1,172 @@
+import { describe, expect, it, vi } from 'vitest';
+import { decodeResumeTicket, ResponseType } from '../../proto/codec.js';
+import { ResumableTerminal } from '../../broker/session/resumable-terminal.js';
+import type { EndReason, OutputStream, TerminalEvents } from '../../broker/session/types.js';
+import { EntryError } from '../../broker/errors.js';
+
+/** A client connection in memory: what it was sent, and a handle on the events it reports. */
+class FakeClient {
+  events!: TerminalEvents;
+  out: Buffer[] = [];
+  controls: Array<{ type: number; content: Uint8Array }> = [];
+  dropped = false;
+  finished: EndReason | undefined;
+  congested = false;
+  start(events: TerminalEvents): void {
+    this.events = events;
+  }
+  send(_stream: OutputStream, data: Uint8Array): boolean {
+    this.out.push(Buffer.from(data));
+    return !this.congested;
+  }
+  ping(): void {}
+  pauseInput(): void {}
+  resumeInput(): void {}
+  sendControl(type: number, content: Uint8Array): void {
+    this.controls.push({ type, content });
+  }
+  drop(): void {
+    this.dropped = true;
+  }
+  finish(reason: EndReason): Promise<void> {
+    this.finished = reason;
+    return Promise.resolve();
+  }
+  text(): string {
+    return Buffer.concat(this.out).toString();
+  }
+  tickets() {
+    return this.controls.filter((c) => c.type === ResponseType.RESUMABLE).map((c) => decodeResumeTicket(c.content));
+  }
+}
+
+function relayEvents() {
+  return { input: vi.fn(), resize: vi.fn(), inputEnd: vi.fn(), signal: vi.fn(), drain: vi.fn(), gone: vi.fn() } satisfies TerminalEvents;
+}
+
+const make = (first: FakeClient, bufferBytes = 100, graceMs = 1_000) => new ResumableTerminal(first, { sessionId: 's-1', graceMs, bufferBytes, pingIntervalMs: 10_000 });
+
+describe('ResumableTerminal', () => {
+  it('gives a ticket first, then resends exactly the bytes after the offset the client reached', () => {
+    const a = new FakeClient();
+    const t = make(a);
+    const relay = relayEvents();
+    t.start(relay);
+    const [ticket] = a.tickets();
+    expect(ticket).toMatchObject({ session: 's-1', outputOffset: 0, inputOffset: 0, graceMs: 1_000, pingIntervalMs: 10_000 });
+    expect(ticket!.token.length).toBe(32);
+    t.send('stdout', Buffer.from('hello '));
+    t.send('stdout', Buffer.from('world'));
+    a.events.outputAck!(3);
+    a.events.lost!();
+    expect(a.dropped).toBe(true);
+    t.send('stdout', Buffer.from('!'));
+    const b = new FakeClient();
+    t.resume(b, 8);
+    expect(b.tickets()[0]).toMatchObject({ outputOffset: 8, inputOffset: 0 });
+    expect(b.text()).toBe('rld!');
+    expect(relay.gone).not.toHaveBeenCalled();
+  });
+
+  it('holds the process when the buffer is full while nobody is connected, drops nothing, and lets it go once acknowledged', () => {
+    const a = new FakeClient();
+    const t = make(a, 100);
+    const relay = relayEvents();
+    t.start(relay);
+    a.events.lost!();
+    const sent: boolean[] = [];
+    for (let i = 0; i < 12; i++) sent.push(t.send('stdout', Buffer.from(`${i}`.padStart(10, '.'))));
+    // Full at 100 bytes: false from then on (the relay pauses the process), yet every byte is kept.
+    expect(sent.indexOf(false)).toBe(9);
+    expect(t.heldBytes).toBe(120);
+    const b = new FakeClient();
+    t.resume(b, 0);
+    expect(b.text().length).toBe(120);
+    expect(relay.drain).not.toHaveBeenCalled();
+    b.events.outputAck!(100);
+    expect(relay.drain).toHaveBeenCalledTimes(1);
+  });
+
+  it('refuses an offset older than what is kept (ENTRY_RESUME_OVERRUN) and one past what was sent', () => {
+    const a = new FakeClient();
+    const t = make(a);
+    t.start(relayEvents());
+    t.send('stdout', Buffer.from('0123456789'));
+    a.events.outputAck!(6);
+    a.events.lost!();
+    expect(() => t.resume(new FakeClient(), 4)).toThrow(expect.objectContaining({ code: 'ENTRY_RESUME_OVERRUN' }));
+    expect(() => t.resume(new FakeClient(), 11)).toThrow(expect.objectContaining({ code: 'ENTRY_BAD_REQUEST' }));
+    const c = new FakeClient();
+    t.resume(c, 6);
+    expect(c.text()).toBe('6789');
+  });
+
+  it('counts input passed on, acknowledges it in batches, and tells a resuming client; EOF passes once', async () => {
+    vi.useFakeTimers();
+    try {
+      const a = new FakeClient();
+      const t = make(a);
+      const relay = relayEvents();
+      t.start(relay);
+      for (const ch of 'abc') a.events.input(Buffer.from(ch));
+      expect(a.controls.filter((c) => c.type === ResponseType.INPUT_ACK)).toHaveLength(0);
+      await vi.advanceTimersByTimeAsync(150);
+      const acks = a.controls.filter((c) => c.type === ResponseType.INPUT_ACK).map((c) => Buffer.from(c.content).toString());
+      expect(acks).toEqual(['3']);
+      a.events.inputEnd();
+      a.events.lost!();
+      const b = new FakeClient();
+      t.resume(b, 0);
+      expect(b.tickets()[0]!.inputOffset).toBe(3);
+      b.events.inputEnd();
+      expect(relay.inputEnd).toHaveBeenCalledTimes(1);
+      expect(relay.input).toHaveBeenCalledTimes(3);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('ends the session when the grace period passes (with the reason the loss was found for); a late resume is too late', async () => {
+    vi.useFakeTimers();
+    try {
+      const a = new FakeClient();
+      const t = make(a, 100, 2_000);
+      const relay = relayEvents();
+      t.start(relay);
+      const why = new EntryError('ENTRY_PEER_TIMEOUT');
+      a.events.lost!(why);
+      await vi.advanceTimersByTimeAsync(1_999);
+      expect(relay.gone).not.toHaveBeenCalled();
+      await vi.advanceTimersByTimeAsync(2);
+      expect(relay.gone).toHaveBeenCalledWith(why);
+      await t.finish({ kind: 'failed', error: why });
+      expect(() => t.resume(new FakeClient(), 0)).toThrow(expect.objectContaining({ code: 'ENTRY_RESUME_EXPIRED' }));
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('keeps the end of a process that exited while nobody was connected for the client that comes back', async () => {
+    const a = new FakeClient();
+    const t = make(a);
+    t.start(relayEvents());
+    a.events.lost!();
+    t.send('stdout', Buffer.from('last words'));
+    let done = false;
+    const finishing = t.finish({ kind: 'exited', exitCode: 5 }).then(() => (done = true));
+    await Promise.resolve();
+    expect(done).toBe(false);
+    const b = new FakeClient();
+    t.resume(b, 0);
+    await finishing;
+    expect(b.text()).toBe('last words');
+    expect(b.finished).toEqual({ kind: 'exited', exitCode: 5 });
+  });
+
+  it('tells a token apart in constant time, and only its own', () => {
+    const t = make(new FakeClient());
+    expect(t.tokenMatches(t.token)).toBe(true);
+    expect(t.tokenMatches(Buffer.alloc(32))).toBe(false);
+    expect(t.tokenMatches(t.token.subarray(0, 16))).toBe(false);
+  });
+});
