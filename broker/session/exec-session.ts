@@ -155,7 +155,10 @@ export async function runExecSession(upgrade: AdmittedSession, deps: ExecSession
         // The end is recorded and the slot freed when it is decided: neither waits for the
         // processes' clean-up nor for a client still reading its backlog before the close
         // handshake. No byte moves after this, so the counts are final.
-        if (registered) {
+        // Except for a process that exited while its client was away: the session stays listed
+        // (the finally below removes it) so that a resume reaching another broker still finds it.
+        const awaited = reason.kind === 'exited' && resumable?.detached === true;
+        if (registered && !awaited) {
           registered = false;
           void deps.registry.remove(identity.user, sessionId);
         }

@@ -84,6 +84,23 @@ describe('a resume that lands on another broker', () => {
     expect(b.logs.some((l) => l.includes('resume forwarded'))).toBe(true);
   }, 60_000);
 
+  it('a command that exits while the link is down, the reconnect sent to B: the rest of its output and exit 5', async () => {
+    proxy.to(a.url);
+    const token = await a.mint({ apps: [app] }, 'roamer3');
+    const conn = await ExecConnection.open({ broker: proxy.url, token, target, resume: true, spec: { argv: ['sh', '-c', 'echo start; sleep 1; echo done; exit 5'].map((s) => Buffer.from(s)) } });
+    let out = '';
+    conn.on('stdout', (d: Buffer) => {
+      out += d.toString();
+      if (out === 'start\n') {
+        proxy.cut(2_500);
+        proxy.to(b.url);
+      }
+    });
+    const end = await conn.done;
+    expect(out).toBe('start\ndone\n');
+    expect(end.exitCode).toBe(5);
+  }, 30_000);
+
   it('seq 1 2000000 with the reconnect sent to B, and the TypeScript API: checksum equal, exit 0', async () => {
     proxy.to(a.url);
     const token = await a.mint({ apps: [app] }, 'roamer2');
