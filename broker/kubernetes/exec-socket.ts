@@ -115,6 +115,9 @@ function refusal(client: KubeClient, status: number, body: Buffer, where: string
   if (status === 404) return new EntryError('ENTRY_CONTAINER_GONE', `pod ${where} no longer exists`);
   if (status === 400 && /container .* (not found|is not valid)/i.test(e.message)) return new EntryError('ENTRY_NOT_FOUND', `pod ${where} has no container ${container}`);
   if (status === 400 && /not running|pending|terminated|completed|waiting/i.test(e.message)) return new EntryError('ENTRY_NOT_RUNNING', e.message);
+  // The kubelet's answers, passed on by the apiserver as 500s.
+  if (/container not found|container not running|cannot exec in a stopped/i.test(e.message)) return new EntryError('ENTRY_NOT_RUNNING', `container ${container} of ${where} is not running (${e.message})`);
+  if (/error dialing backend/i.test(e.message)) return new EntryError('ENTRY_DOCKER_UNAVAILABLE', `the node of ${where} cannot be reached from cluster ${client.cluster}'s apiserver: ${e.message}`);
   if (status === 503 || status === 502 || status === 504) return new EntryError('ENTRY_DOCKER_UNAVAILABLE', `cluster ${client.cluster}: ${e.message}`);
   return new EntryError('ENTRY_EXEC_FAILED', e.message);
 }

@@ -171,6 +171,13 @@ describe.skipIf(!kubeClusterPossible())('the Kubernetes backend against a real c
       metadata: { name: 'waiting', labels: { 'app.kubernetes.io/name': 'bare', 'app.kubernetes.io/component': 'pending' } },
       spec: { nodeSelector: { 'entry.test/no-such-node': 'x' }, containers: [{ name: 'main', ...demo }] },
     });
+    // Its container keeps exiting: the pod stays Running while the container waits to restart.
+    await post(`/api/v1/namespaces/${ns}/pods`, {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'crashy', labels: { 'app.kubernetes.io/name': 'bare', 'app.kubernetes.io/component': 'crashy' } },
+      spec: { terminationGracePeriodSeconds: 1, containers: [{ name: 'main', ...demo, command: ['sh', '-c', 'exit 1'] }] },
+    });
     // Held in Terminating by a finalizer, removed at the end.
     await post(`/api/v1/namespaces/${ns}/pods`, {
       apiVersion: 'v1',
@@ -228,6 +235,14 @@ describe.skipIf(!kubeClusterPossible())('the Kubernetes backend against a real c
     await expect(backends.resolve({ app: 'bare', proc: 'pending', instance: 'waiting' })).rejects.toMatchObject({ code: 'ENTRY_NOT_RUNNING', message: expect.stringContaining('is pending (waiting)') });
     await expect(backends.resolve({ app: 'bare', proc: 'leaving', instance: 'leaving' })).rejects.toMatchObject({ code: 'ENTRY_NOT_RUNNING', message: expect.stringContaining('is terminating (leaving)') });
     await expect(backends.resolve({ app: 'shop', proc: 'web', instance: '7' })).rejects.toMatchObject({ code: 'ENTRY_NOT_FOUND', message: expect.stringContaining('shop/web/7') });
+    // A Running pod whose container is down (crash loop): the kubelet's refusal, told as not running.
+    for (let i = 0; i < 300; i++) {
+      const pod = (await k.api('GET', `/api/v1/namespaces/${ns}/pods/crashy`)).body;
+      if (pod.status?.phase === 'Running' && pod.status.containerStatuses?.[0]?.state?.waiting) break;
+      await sleep(100);
+    }
+    const crashy = await backends.resolve({ app: 'bare', proc: 'crashy', instance: 'crashy' });
+    await expect(crashy.open(spec({ cmd: ['true'] }))).rejects.toMatchObject({ code: 'ENTRY_NOT_RUNNING', message: expect.stringContaining('container main of') });
   });
 
   it('picks the default-container annotation, a named container, and refuses an unknown one', async () => {
@@ -459,9 +474,10 @@ describe.skipIf(!kubeClusterPossible())('the Kubernetes backend against a real c
         relay.listen(port, '127.0.0.1', () => resolve((relay!.address() as { port: number }).port));
       });
     const cut = async () => {
-      await new Promise((r) => relay!.close(r));
+      const closed = new Promise((r) => relay!.close(r));
       for (const s of sockets) s.destroy();
       sockets.clear();
+      await closed;
     };
     const relayPort = await listenRelay(0);
     const config = (port: number, file: string) => {
@@ -470,7 +486,7 @@ describe.skipIf(!kubeClusterPossible())('the Kubernetes backend against a real c
       return join(dir, file);
     };
     const dead = createKubernetesBackend({ kubeconfig: config(closedPort, 'dead'), namespaces: [ns], log });
-    const flaky = createKubernetesBackend({ kubeconfig: config(relayPort, 'flaky'), namespaces: [ns], log, timing: { backoffInitialMs: 50, backoffMaxMs: 200 } });
+    const flaky = createKubernetesBackend({ kubeconfig: config(relayPort, 'flaky'), namespaces: [ns], log, timing: { backoffInitialMs: 50, backoffMaxMs: 200, pingIntervalMs: 5_000 } });
     const both = [new Backends([dead]), new Backends([flaky])] as const;
     try {
       const t0 = performance.now();
@@ -488,15 +504,21 @@ describe.skipIf(!kubeClusterPossible())('the Kubernetes backend against a real c
       await both[1].start();
       expect(flaky.status()).toEqual({ 'entry-kube': true });
       const resyncs = flaky.index.resyncs;
+      const tCut = performance.now();
       await cut();
-      for (let i = 0; i < 100 && flaky.status()['entry-kube']; i++) await sleep(20);
+      for (let i = 0; i < 150 && flaky.status()['entry-kube']; i++) await sleep(20);
       expect(flaky.status()).toEqual({ 'entry-kube': false });
+      const downAfter = performance.now() - tCut;
+      // Noticed by the watch itself, not by the next ping.
+      expect(downAfter).toBeLessThan(2_500);
       const t2 = performance.now();
       await expect(both[1].resolve({ app: 'shop', proc: 'web', instance: '0' })).rejects.toMatchObject({ code: 'ENTRY_DOCKER_UNAVAILABLE' });
       expect(performance.now() - t2).toBeLessThan(200);
+      const tBack = performance.now();
       await listenRelay(relayPort);
       for (let i = 0; i < 250 && !flaky.status()['entry-kube']; i++) await sleep(20);
       expect(flaky.status()).toEqual({ 'entry-kube': true });
+      console.log(`kube-backend: apiserver cut: down after ${downAfter.toFixed(0)} ms; back: up after ${(performance.now() - tBack).toFixed(0)} ms`);
       expect(flaky.index.resyncs).toBeGreaterThan(resyncs);
       expect((await both[1].resolve({ app: 'shop', proc: 'web', instance: '0' })).name).toBe('web-0');
     } finally {
