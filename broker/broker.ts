@@ -184,7 +184,7 @@ export class EntryBroker {
       onRefused: (info) => metrics?.refused(info),
       fault: this.fault,
       log: this.log,
-      admissible: () => this.sessions.admissible(),
+      admissible: (resume) => this.sessions.admissible(resume),
       brokerId: this.id,
       trustsPeer: (address) => proxies.trusts(address),
       locateSession: async (id) => {

@@ -26,9 +26,10 @@ export class SessionTable {
   }
 
   /** Throws when no new session may start now (draining, at --max-sessions). */
-  admissible(): void {
+  admissible(resume = false): void {
     if (this.draining) throw new EntryError('ENTRY_DRAINING');
-    if (this.sessions.size >= this.maxSessions) throw new EntryError('ENTRY_TOO_MANY_SESSIONS', `limit ${this.maxSessions}`);
+    // A resume takes over a session already counted.
+    if (!resume && this.sessions.size >= this.maxSessions) throw new EntryError('ENTRY_TOO_MANY_SESSIONS', `limit ${this.maxSessions}`);
   }
 
   get(id: string): LiveSession | undefined {

@@ -51,8 +51,8 @@ export interface GatewayDeps {
   onAdmitted(route: Route, session: AdmittedSession): void;
   /** An admin's read-only view of a running session (GET /watch?session=ID). */
   onWatch(watch: AdmittedWatch): void;
-  /** Throws EntryError when no new session may start now (draining, at the session limit). */
-  admissible(): void;
+  /** Throws EntryError when no new session may start now (draining, at the session limit); a resume adds none. */
+  admissible(resume?: boolean): void;
   /** Told of unexpected errors (bugs) met while admitting: logged with their stack and counted. */
   fault?: FaultReporter;
   /**
@@ -275,7 +275,7 @@ export class Gateway {
   }
 
   private async admit(request: UpgradeRequest, remote: string): Promise<{ identity: Identity; target: Target; container: ResolvedTarget }> {
-    this.deps.admissible();
+    this.deps.admissible(Boolean(request.protocol2 && request.resume));
     const progress: { stage: AdmissionStage } = { stage: 'authenticating' };
     return withTimeout(this.checks(request, remote, progress), this.deps.config.limits.handshakeTimeoutMs, () => progress.stage);
   }

@@ -206,6 +206,26 @@ describe('session resume', () => {
     expect(b.logs.some((l) => l.includes(Buffer.from(ticket.token).toString('base64')) || l.includes(Buffer.from(ticket.token).toString('hex')))).toBe(false);
   }, 30_000);
 
+  it('a broker at --max-sessions still takes back a session it holds', async () => {
+    const full = await startTestBroker({ 'max-sessions': 1 });
+    const fullProxy = new TcpProxy(full.url);
+    await fullProxy.start();
+    try {
+      const ftoken = await full.mint({ apps: [app] });
+      const conn = await ExecConnection.open({ broker: fullProxy.url, token: ftoken, target, resume: true, spec: { argv: ['sh', '-c', 'echo one; sleep 1.5; echo two'].map((a) => Buffer.from(a)) } });
+      const got = collect(conn);
+      await until(() => got.text() === 'one\n', 'the first line');
+      fullProxy.cut(300);
+      const end = await conn.done;
+      expect(got.text()).toBe('one\ntwo\n');
+      expect(end.exitCode).toBe(0);
+      expect(got.resumes.length).toBe(1);
+    } finally {
+      await fullProxy.stop();
+      await full.stop();
+    }
+  }, 30_000);
+
   describe('with a 2 s grace period', () => {
     let quick: TestBroker;
     let quickProxy: TcpProxy;
