@@ -34,6 +34,15 @@ describe.each(shells)('the Kubernetes exec wrapper under %s', (_name, shell) => 
     expect(missing.code).toBe(127);
   });
 
+  it('says why when the image lacks what the stdin pump needs, instead of hanging', (ctx) => {
+    // busybox's own sed and base64 come with its sh: they cannot be missing there.
+    if (shell!.endsWith('busybox')) ctx.skip();
+    const argv = wrapCommand({ cmd: ['cat'], env: ['PATH=/nonexistent'], workdir: '', stdinPump: true });
+    const r = run(shell!, argv);
+    expect(r.code).toBe(126);
+    expect(r.stderr).toContain('needs sed and base64 in the image');
+  });
+
   it('feeds stdin through the pump byte-exact, and EOF at the empty line', () => {
     const enc = new StdinEncoder();
     const data = Buffer.from(Array.from({ length: 70_001 }, (_, i) => (i * 7) % 256));
