@@ -14,6 +14,18 @@ const STDIN_LOW_WATER_BYTES = 256 * 1024;
 const EOT = Buffer.from([0x04]);
 const SIGNALS = new Set(['HUP', 'INT', 'QUIT', 'TERM', 'KILL', 'USR1', 'USR2', 'WINCH']);
 const OCI_FAILURE = 'OCI runtime exec failed';
+/**
+ * The kubelet applies a resize through the runtime (an Engine API call for dockershim) while
+ * input goes straight to the terminal, so input sent right after a resize can overtake it. Input
+ * is held this long after each resize, so a command typed after it sees the new size.
+ */
+const RESIZE_SETTLE_MS = 50;
+/**
+ * A resize sent before the exec runs is dropped by the runtime (docker/cli#3573). One sent before
+ * the first output is sent again when output shows the process running (or after this long), and
+ * input waits for that.
+ */
+const STARTUP_RESIZE_WAIT_MS = 1_000;
 
 export interface KubeExecOptions extends ExecTarget {
   spec: ExecSpec;
@@ -42,6 +54,15 @@ export class KubeExecProcess implements ProcessSide {
   private inputClosed = false;
   private inputCongested = false;
   private appliedSize = '';
+  private wantedSize: { cols: number; rows: number } | undefined;
+  /** Input held while a resize settles (see RESIZE_SETTLE_MS); `endInput` waits behind it. */
+  private held: Uint8Array[] | undefined;
+  private heldEnd = false;
+  private settleTimer: NodeJS.Timeout | undefined;
+  private sawOutput = false;
+  /** A resize came before any output: send it again once the process runs. */
+  private resendOnOutput = false;
+  private startupTimer: NodeJS.Timeout | undefined;
   /** The first output chunks, held while they may be the runtime's "cannot exec /bin/sh". */
   private sniff: { stream: OutputStream; data: Buffer }[] | undefined = [];
   private closedEarly: number | undefined;
@@ -71,7 +92,8 @@ export class KubeExecProcess implements ProcessSide {
     negotiated.set(client, ws.protocol);
     const p = new KubeExecProcess(client, reaper, o, ws, pump);
     p.listen();
-    if (spec.tty && spec.size) p.resize(spec.size.cols, spec.size.rows);
+    // The wrapper sets the first size itself; the kubelet is told too, for its own record.
+    if (spec.tty && spec.size) p.sendSize(spec.size.cols, spec.size.rows);
     return p;
   }
 
@@ -104,6 +126,10 @@ export class KubeExecProcess implements ProcessSide {
     const body = data.subarray(1);
     if (channel === CHANNEL.stdout || channel === CHANNEL.stderr) {
       const stream: OutputStream = channel === CHANNEL.stdout ? 'stdout' : 'stderr';
+      if (!this.sawOutput) {
+        this.sawOutput = true;
+        if (this.resendOnOutput) this.resendStartupSize();
+      }
       if (!this.sniff) {
         this.events!.output(stream, body);
         return;
@@ -136,6 +162,15 @@ export class KubeExecProcess implements ProcessSide {
 
   write(data: Uint8Array): boolean {
     if (this.finished || this.inputClosed) return true;
+    if (this.held) {
+      // Keep the client's order behind a settling resize; the caller waits for `drain`.
+      this.held.push(data);
+      return false;
+    }
+    return this.send(data);
+  }
+
+  private send(data: Uint8Array): boolean {
     const payload = this.encoder ? this.encoder.push(data) : data;
     if (payload.length > 0) this.ws.send(channelFrame(CHANNEL.stdin, payload), { binary: true }, this.afterSend);
     if (this.ws.bufferedAmount < STDIN_HIGH_WATER_BYTES) return true;
@@ -152,6 +187,10 @@ export class KubeExecProcess implements ProcessSide {
 
   endInput(): void {
     if (this.finished || this.inputClosed) return;
+    if (this.held) {
+      this.heldEnd = true;
+      return;
+    }
     if (this.o.spec.tty) {
       // A terminal's end of input is EOT, which the line discipline turns into EOF; the terminal
       // stays open (as with Docker, and on v5 too: closing stdin would hang up the terminal).
@@ -172,10 +211,54 @@ export class KubeExecProcess implements ProcessSide {
 
   resize(cols: number, rows: number): void {
     if (!this.o.spec.tty || this.finished) return;
+    if (!this.sendSize(cols, rows)) return;
+    if (!this.sawOutput && !this.resendOnOutput) {
+      this.resendOnOutput = true;
+      this.startupTimer = setTimeout(() => this.resendStartupSize(), STARTUP_RESIZE_WAIT_MS);
+    }
+    this.hold();
+  }
+
+  /** Sends the size unless it is the one last sent (or `force`); whether it was sent. */
+  private sendSize(cols: number, rows: number, force = false): boolean {
+    this.wantedSize = { cols, rows };
     const key = `${cols}x${rows}`;
-    if (key === this.appliedSize) return;
+    if (key === this.appliedSize && !force) return false;
     this.appliedSize = key;
     this.ws.send(channelFrame(CHANNEL.resize, Buffer.from(JSON.stringify({ Width: cols, Height: rows }))), { binary: true });
+    return true;
+  }
+
+  private resendStartupSize(): void {
+    clearTimeout(this.startupTimer);
+    if (!this.resendOnOutput || this.finished) return;
+    this.resendOnOutput = false;
+    const size = this.wantedSize;
+    if (size) this.sendSize(size.cols, size.rows, true);
+    this.hold();
+  }
+
+  /** Holds input for RESIZE_SETTLE_MS (until the process runs, for a resize before that). */
+  private hold(): void {
+    this.held ??= [];
+    clearTimeout(this.settleTimer);
+    this.settleTimer = setTimeout(() => this.release(), RESIZE_SETTLE_MS);
+  }
+
+  private release(): void {
+    if (this.resendOnOutput) return;
+    const held = this.held ?? [];
+    this.held = undefined;
+    if (this.finished) return;
+    let ok = true;
+    for (const data of held) ok = this.send(data);
+    if (this.heldEnd) {
+      this.heldEnd = false;
+      this.endInput();
+    }
+    // Resume the client now, or when the socket's queue has gone down.
+    if (ok) this.events?.drain();
+    else this.inputCongested = true;
   }
 
   signal(name: string): void {
@@ -194,14 +277,21 @@ export class KubeExecProcess implements ProcessSide {
 
   async terminate(): Promise<void> {
     this.finished = true;
+    this.clearTimers();
     this.ws.terminate();
     await this.reaper.terminate(this.o, this.o.spec.sessionId, this.o.spec.terminateGraceMs);
   }
 
   /** Ends the process side with an error, ending the session's processes first. */
+  private clearTimers(): void {
+    clearTimeout(this.settleTimer);
+    clearTimeout(this.startupTimer);
+  }
+
   private async fail(error: EntryError): Promise<void> {
     if (this.finished) return;
     this.finished = true;
+    this.clearTimers();
     this.ws.terminate();
     await this.reaper.terminate(this.o, this.o.spec.sessionId, this.o.spec.terminateGraceMs).catch(() => undefined);
     this.events?.end({ error });
@@ -211,6 +301,7 @@ export class KubeExecProcess implements ProcessSide {
     if (this.finished) return;
     const runtimeFailure = this.runtimeFailure();
     this.finished = true;
+    this.clearTimers();
     const status = parseStatus(Buffer.concat(this.statusBytes));
     this.events!.end(await this.result(status, closeCode, runtimeFailure));
   }

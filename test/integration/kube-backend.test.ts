@@ -308,6 +308,21 @@ describe.skipIf(!kubeClusterPossible())('the Kubernetes backend against a real c
     expect(exitOf(end)).toBe(4);
   });
 
+  it('applies a resize sent before the process runs, and input typed right after a resize sees it', async () => {
+    const t = await backends.resolve({ app: 'shop', proc: 'web', instance: '0' });
+    // No size at start, as original clients do: their WINCH comes after the upgrade.
+    const p = await t.open(spec({ cmd: ['sh'], tty: true, env: ['TERM=xterm', 'PS1=$ '] }));
+    const d = drive(p);
+    p.resize(123, 45);
+    p.write(Buffer.from('stty size; echo END1\r'));
+    await d.until((s) => /45 123\r?\nEND1/.test(s));
+    p.resize(100, 30);
+    p.write(Buffer.from('stty size; echo END2\r'));
+    await d.until((s) => /30 100\r?\nEND2/.test(s));
+    p.write(Buffer.from('exit\r'));
+    expect(exitOf(await d.done)).toBe(0);
+  });
+
   it('delivers seq 1 2000000 intact, and not slower than kubectl exec', async () => {
     const expected = Buffer.from(Array.from({ length: 2_000_000 }, (_, i) => `${i + 1}\n`).join(''));
     const t0 = performance.now();
