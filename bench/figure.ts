@@ -39,6 +39,7 @@ export const FIGURE_NAMES = [
   'concurrent_rss',
   'concurrent_echo_p99',
   'stall_rss_growth',
+  'mass_disconnect',
 ] as const;
 export type FigureName = (typeof FIGURE_NAMES)[number];
 
@@ -54,6 +55,10 @@ export const TARGETS: Record<FigureName, { text: string; check?: (f: Figure) => 
   concurrent_rss: { text: '≤ 150 MB', check: (f) => (f.entry ?? Infinity) <= 150 },
   concurrent_echo_p99: { text: '≤ 20 ms', check: (f) => (f.entry ?? Infinity) <= 20 },
   stall_rss_growth: { text: '≤ 32 MB', check: (f) => (f.entry ?? Infinity) <= 32 },
+  mass_disconnect: {
+    text: '≤ 10 s, typists\' echo p99 ≤ 50 ms',
+    check: (f) => (f.entry ?? Infinity) <= 10 && Number(f.extra?.['processes_left']) === 0 && Number(f.extra?.['echo_p99_ms'] ?? Infinity) <= 50,
+  },
 };
 
 /** Builds a figure from its two sides, with ratio, added time and the target check. */

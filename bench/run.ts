@@ -14,6 +14,7 @@ import { NullRelay } from './null-relay.js';
 import { type BenchContext, type Figure, FIGURE_NAMES, type FigureName, type Suite, TARGETS } from './figure.js';
 import { concurrent } from './figures/concurrent.js';
 import { echo } from './figures/echo.js';
+import { massDisconnect } from './figures/mass-disconnect.js';
 import { setupInteractive, setupScripted } from './figures/setup.js';
 import { stall } from './figures/stall.js';
 import { stdinRaw } from './figures/stdin.js';
@@ -22,7 +23,7 @@ import { profileBroker } from './profile.js';
 import { describeMachine, machineLine, table } from './report.js';
 
 /** In run order: the shared-broker figures first, the ones with their own broker last. */
-const SUITES: Suite[] = [setupInteractive, setupScripted, echo, throughputTty, throughputRaw, stdinRaw, stall, concurrent];
+const SUITES: Suite[] = [setupInteractive, setupScripted, echo, throughputTty, throughputRaw, stdinRaw, stall, concurrent, massDisconnect];
 
 interface Options {
   quick: boolean;

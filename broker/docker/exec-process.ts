@@ -174,8 +174,10 @@ export class DockerExecProcess implements ProcessSide {
   }
 
   async terminate(): Promise<void> {
-    // The PID first: once the stream is gone the exec may be gone too.
-    const pid = await this.ensureHostPid();
+    // Many sessions ending at once take turns; the PID first: once the stream is gone the exec
+    // may be gone too. The engine is asked within the reaper's bounded slots.
+    await this.reaper.cleanupTurn();
+    const pid = this.hostPid || (await this.reaper.limited(() => this.ensureHostPid()));
     this.finished = true;
     this.socket.destroy();
     await this.reaper.terminate(this.options.containerId, this.options.sessionId, pid, this.options.terminateGraceMs);

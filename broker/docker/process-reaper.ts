@@ -1,3 +1,4 @@
+import { readdirSync, readFileSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import type Docker from 'dockerode';
 import { SCAN_SCRIPT, SESSION_ENV } from '../backend/session-mark.js';
@@ -44,28 +45,163 @@ async function cgroupPids(pid: number): Promise<number[] | undefined> {
   return undefined;
 }
 
-/** PIDs carrying the session mark, among the container's processes (or all of /proc). */
-async function hostPidsWithMark(mark: string, anchorPid: number): Promise<number[]> {
-  const pids = (anchorPid > 0 ? await cgroupPids(anchorPid) : undefined) ?? (await readdir('/proc')).filter((n) => /^\d+$/.test(n)).map(Number);
-  const needle = Buffer.from(`\0${mark}\0`);
-  const found = await Promise.all(
-    pids.map(async (pid) => {
+/** Whether the environment read from /proc/<pid>/environ holds `needle` (`MARK\0`) as a whole entry. */
+function hasMark(env: Buffer, needle: Buffer): boolean {
+  // The mark may be the first entry; otherwise a NUL precedes it. No copy of the environment.
+  for (let at = env.indexOf(needle); at >= 0; at = env.indexOf(needle, at + 1)) {
+    if (at === 0 || env[at - 1] === 0) return true;
+  }
+  return false;
+}
+
+/**
+ * /proc files read between two yields to the event loop. A /proc read is a few microseconds
+ * done synchronously, against ~4 thread-pool round trips and a FileHandle through
+ * fs/promises (which made the clean-up of a mass disconnect cost more CPU than the relay);
+ * 64 of them keep a slice well under a millisecond, so keystrokes of other sessions wait for
+ * at most that.
+ */
+const READS_PER_SLICE = 64;
+
+/** Synchronous /proc reads that hand the event loop back every READS_PER_SLICE reads. */
+class ProcReader {
+  private reads = 0;
+
+  async yieldIfDue(): Promise<void> {
+    if (this.reads < READS_PER_SLICE) return;
+    this.reads = 0;
+    await new Promise<void>((r) => setImmediate(r));
+  }
+
+  marked(pid: number, needle: Buffer): boolean {
+    this.reads++;
+    try {
+      // A process's environment ends with a NUL, the needle's too, so a longer value never matches.
+      return hasMark(readFileSync(`/proc/${pid}/environ`), needle);
+    } catch {
+      return false;
+    }
+  }
+
+  /** The children of `pid`, from every thread's `children` file (a thread may have forked them). */
+  childrenOf(pid: number): number[] {
+    this.reads++;
+    let tids: string[];
+    try {
+      tids = readdirSync(`/proc/${pid}/task`);
+    } catch {
+      return [];
+    }
+    const out: number[] = [];
+    for (const tid of tids) {
+      this.reads++;
       try {
-        const env = await readFile(`/proc/${pid}/environ`);
-        // The mark may be the first entry: compare with a NUL in front of the environment.
-        return Buffer.concat([Buffer.from([0]), env, Buffer.from([0])]).includes(needle) ? pid : 0;
+        for (const c of readFileSync(`/proc/${pid}/task/${tid}/children`, 'latin1').split(' ')) if (c.trim() !== '') out.push(Number(c));
       } catch {
-        return 0;
+        // Thread or process gone.
       }
-    }),
-  );
-  return found.filter((p) => p > 0);
+    }
+    return out;
+  }
+}
+
+/**
+ * The session's processes reached from its own roots: the marked descendants of the exec's
+ * process, and the marked children of the container's init (where Linux re-parents a process
+ * whose parent died, i.e. what a session left behind or double-forked away) with their
+ * descendants. Reads only those processes and init's direct children: the cost follows the
+ * session, not the other sessions of the container (they hang off the engine's shim, not
+ * init) nor the host.
+ */
+async function treePidsWithMark(needle: Buffer, execPid: number, initPid: number): Promise<number[]> {
+  const proc = new ProcReader();
+  const found = new Set<number>();
+  let frontier: number[] = [];
+  if (execPid > 0 && proc.marked(execPid, needle)) frontier.push(execPid);
+  for (const pid of proc.childrenOf(initPid)) {
+    await proc.yieldIfDue();
+    if (pid !== execPid && proc.marked(pid, needle)) frontier.push(pid);
+  }
+  while (frontier.length > 0) {
+    const next: number[] = [];
+    for (const pid of frontier) {
+      if (found.has(pid)) continue;
+      found.add(pid);
+      // Children inherit the mark; one that dropped it is not the session's to end.
+      for (const child of proc.childrenOf(pid)) {
+        await proc.yieldIfDue();
+        if (!found.has(child) && proc.marked(child, needle)) next.push(child);
+      }
+    }
+    frontier = next;
+  }
+  return [...found];
+}
+
+/** PIDs carrying the session mark among the container's processes (or all of /proc): when no tree walk is possible. */
+async function scanPidsWithMark(needle: Buffer, anchorPid: number): Promise<number[]> {
+  const pids = (anchorPid > 0 ? await cgroupPids(anchorPid) : undefined) ?? (await readdir('/proc')).filter((n) => /^\d+$/.test(n)).map(Number);
+  const proc = new ProcReader();
+  const found: number[] = [];
+  for (const pid of pids) {
+    await proc.yieldIfDue();
+    if (proc.marked(pid, needle)) found.push(pid);
+  }
+  return found;
+}
+
+/**
+ * Session scans running at once. When every client vanishes together (a load balancer
+ * restart) each session's clean-up would otherwise start together too: a few in flight keep
+ * the libuv pool (4 threads, shared with the broker's other file work) and the engine's API
+ * from being flooded, and let the relay's own I/O in between. 8 = twice the pool's threads,
+ * so it never idles while one scan awaits the engine.
+ */
+const SCAN_CONCURRENCY = 8;
+
+/**
+ * Sessions whose clean-up may start per second. Ending a session wakes the engine (the exec's
+ * stream closes, its processes exit and are reaped by the shim, dockerd reports it) as well as
+ * the broker; started all at once after a load balancer restart, that burst takes the cores
+ * from the sessions still typing. Paced at 200 a second, 1,000 sessions dropped together are
+ * all being ended within 5 s, half the 10 s target, and a single session waits 0.
+ */
+const CLEANUP_STARTS_PER_SECOND = 200;
+
+/** Spaces starts 1/rate apart: `turn` resolves at the next free slot. */
+class Pacer {
+  private nextSlot = 0;
+  constructor(private readonly intervalMs: number) {}
+  turn(): Promise<void> {
+    const at = Math.max(performance.now(), this.nextSlot);
+    this.nextSlot = at + this.intervalMs;
+    const wait = at - performance.now();
+    return wait <= 0 ? Promise.resolve() : new Promise((r) => setTimeout(r, wait));
+  }
+}
+
+/** A counting semaphore: `run` waits for one of `limit` slots. */
+class Limiter {
+  private active = 0;
+  private readonly waiting: (() => void)[] = [];
+  constructor(private readonly limit: number) {}
+  async run<T>(work: () => Promise<T>): Promise<T> {
+    if (this.active >= this.limit) await new Promise<void>((r) => this.waiting.push(r));
+    else this.active++;
+    try {
+      return await work();
+    } finally {
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.active--;
+    }
+  }
 }
 
 /** Whether `pid` in our /proc is a container's init: PID 1 of a namespace below ours. */
 async function isNamespaceInit(pid: number): Promise<boolean> {
   try {
-    const status = await readFile(`/proc/${pid}/status`, 'utf8');
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
     const nspid = /^NSpid:\s*(.*)$/m.exec(status)?.[1]?.trim().split(/\s+/) ?? [];
     return nspid.length >= 2 && nspid[nspid.length - 1] === '1';
   } catch {
@@ -76,11 +212,26 @@ async function isNamespaceInit(pid: number): Promise<boolean> {
 export class ProcessReaper {
   /** Container id → its init's PID in our /proc, for containers seen from here. */
   private readonly visibleInit = new Map<string, number>();
+  /** Inspections under way, so that sessions of one container ending together ask once. */
+  private readonly initLookups = new Map<string, Promise<number>>();
+  private readonly scans = new Limiter(SCAN_CONCURRENCY);
 
   constructor(
     private readonly docker: Docker,
     private readonly mode: ReapMode,
   ) {}
+
+  private readonly pacer = new Pacer(1000 / CLEANUP_STARTS_PER_SECOND);
+
+  /** Runs `work` in one of the bounded clean-up slots (engine calls made while ending sessions). */
+  limited<T>(work: () => Promise<T>): Promise<T> {
+    return this.scans.run(work);
+  }
+
+  /** Waits for this session's turn to start being ended (see CLEANUP_STARTS_PER_SECOND). */
+  cleanupTurn(): Promise<void> {
+    return this.pacer.turn();
+  }
 
   /**
    * A PID of the container in our /proc (the anchor of host mode), or 0 when the broker cannot
@@ -89,28 +240,33 @@ export class ProcessReaper {
    */
   async hostAnchor(containerId: string, sessionId: string, execHostPid: number): Promise<number> {
     if (this.mode === 'exec') return 0;
-    if (execHostPid > 0) {
-      try {
-        const env = await readFile(`/proc/${execHostPid}/environ`);
-        if (env.includes(Buffer.from(`${SESSION_ENV}=${sessionId}`))) return execHostPid;
-      } catch {
-        // Exited, or not in our PID namespace.
-      }
-    }
+    if (execHostPid > 0 && new ProcReader().marked(execHostPid, Buffer.from(`${SESSION_ENV}=${sessionId}\0`))) return execHostPid;
+    return this.containerInit(containerId);
+  }
+
+  /** The container's init in our /proc, or 0 when not visible from here. */
+  private async containerInit(containerId: string): Promise<number> {
     const known = this.visibleInit.get(containerId);
     if (known && (await isNamespaceInit(known))) return known;
     this.visibleInit.delete(containerId);
-    let initPid = 0;
-    try {
-      initPid = (await this.docker.getContainer(containerId).inspect()).State?.Pid ?? 0;
-    } catch {
-      return 0;
+    let pending = this.initLookups.get(containerId);
+    if (!pending) {
+      pending = (async () => {
+        let initPid = 0;
+        try {
+          initPid = (await this.docker.getContainer(containerId).inspect()).State?.Pid ?? 0;
+        } catch {
+          return 0;
+        }
+        if (initPid > 0 && (await isNamespaceInit(initPid))) {
+          this.visibleInit.set(containerId, initPid);
+          return initPid;
+        }
+        return 0;
+      })().finally(() => this.initLookups.delete(containerId));
+      this.initLookups.set(containerId, pending);
     }
-    if (initPid > 0 && (await isNamespaceInit(initPid))) {
-      this.visibleInit.set(containerId, initPid);
-      return initPid;
-    }
-    return 0;
+    return pending;
   }
 
   /** Whether this broker can see the engine's processes (host mode available). */
@@ -119,20 +275,35 @@ export class ProcessReaper {
   }
 
   /** Sends `signal` to every process of the session. Returns how many were signalled. */
-  async signal(containerId: string, sessionId: string, signal: NodeJS.Signals, execHostPid: number): Promise<number> {
+  signal(containerId: string, sessionId: string, signal: NodeJS.Signals, execHostPid: number): Promise<number> {
+    return this.scans.run(() => this.signalNow(containerId, sessionId, signal, execHostPid));
+  }
+
+  private async signalNow(containerId: string, sessionId: string, signal: NodeJS.Signals, execHostPid: number): Promise<number> {
     const mark = `${SESSION_ENV}=${sessionId}`;
-    const anchor = this.mode === 'exec' ? 0 : await this.hostAnchor(containerId, sessionId, execHostPid);
-    if (this.mode === 'host' || anchor > 0) {
-      let n = 0;
-      for (const pid of await hostPidsWithMark(mark, anchor || execHostPid)) {
-        try {
-          process.kill(pid, signal);
-          n++;
-        } catch {
-          // Exited meanwhile.
+    if (this.mode !== 'exec') {
+      // A turn of the event loop between two sessions' walks: when many end at once the relay's
+      // I/O runs in between instead of after all of them.
+      await new Promise<void>((r) => setImmediate(r));
+      const needle = Buffer.from(`${mark}\0`);
+      const init = await this.containerInit(containerId);
+      let pids: number[] | undefined;
+      // With the container's init in view the session's own trees are enough (see treePidsWithMark);
+      // without it (a container sharing the host's PID namespace) orphans could be anywhere: scan.
+      if (init > 0) pids = await treePidsWithMark(needle, execHostPid, init);
+      else if (this.mode === 'host' || (execHostPid > 0 && new ProcReader().marked(execHostPid, needle))) pids = await scanPidsWithMark(needle, execHostPid);
+      if (pids) {
+        let n = 0;
+        for (const pid of pids) {
+          try {
+            process.kill(pid, signal);
+            n++;
+          } catch {
+            // Exited meanwhile.
+          }
         }
+        return n;
       }
-      return n;
     }
     return this.signalViaExec(containerId, mark, signal);
   }
