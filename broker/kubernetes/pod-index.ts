@@ -119,7 +119,11 @@ class PodScope {
         this.namespace = this.fallbackNamespace;
         return this.connect();
       }
-      this.fail(err instanceof KubeHttpError && err.statusCode === 403 ? `may not list pods in ${this.where}: ${err.message}` : failureText(err));
+      const status = (err as { statusCode?: number }).statusCode;
+      if (err instanceof KubeHttpError && status === 403) this.fail(`may not list pods in ${this.where}: ${err.message}`);
+      // client-node's watch reports a refusal as an Error with the status code.
+      else if (status === 403) this.fail(`may not watch pods in ${this.where}`);
+      else this.fail(failureText(err));
     }
   }
 

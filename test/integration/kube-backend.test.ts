@@ -442,6 +442,20 @@ describe.skipIf(!kubeClusterPossible())('the Kubernetes backend against a real c
     }
   });
 
+  it('says why when its identity may list pods but not watch them', async () => {
+    const lister = await k.createIdentity({ name: 'lister', namespace: ns, rules: [{ resources: ['pods'], verbs: ['get', 'list'] }] });
+    const blind = createKubernetesBackend({ kubeconfig: lister.kubeconfigPath, namespaces: [ns], log });
+    const b = new Backends([blind]);
+    try {
+      await b.start();
+      expect(blind.status()).toEqual({ 'entry-kube': false });
+      await expect(b.resolve({ app: 'shop', proc: 'web', instance: '0' })).rejects.toMatchObject({ code: 'ENTRY_DOCKER_UNAVAILABLE', message: expect.stringContaining(`may not watch pods in namespace ${ns}`) });
+    } finally {
+      b.stop();
+      await lister.remove();
+    }
+  });
+
   it('refuses clearly when its identity may not exec, and keeps serving', async () => {
     const reader = await k.createIdentity({ name: 'reader', namespace: ns, rules: [{ resources: ['pods'], verbs: ['get', 'list', 'watch'] }] });
     const limited = createKubernetesBackend({ kubeconfig: reader.kubeconfigPath, namespaces: [ns], log });
