@@ -6,9 +6,12 @@
  *
  * Without v5's stdin close (servers before 1.30 offer only v4), a non-TTY command would never
  * see end of input. There the script puts a pump in front of the command's stdin: Entry sends
- * stdin as base64 lines and empty lines for EOF; `sed` stops at the first, `base64 -d`
- * then ends, and the command reads EOF. The pump runs in the background, so a command that exits
- * without reading its input ends the exec at once.
+ * stdin in chunks, each a line with its length and then its bytes, and a length of 0 for EOF;
+ * the pump copies each chunk with `dd iflag=fullblock` (`read` and `dd` never read past what
+ * they were asked for, so nothing is lost between them; busybox's `head -c` does) and ends at 0,
+ * and the command reads EOF. The
+ * pump runs in the background, so a command that exits without reading its input ends the exec
+ * at once.
  */
 
 /** The wrapper's name in `ps` ($0). */
@@ -24,12 +27,12 @@ const WRAPPER = [
   'n=$2; pump=$3; shift 4',
   'while [ "$n" -gt 0 ]; do export "$1"; shift; n=$((n-1)); done',
   'if [ "$pump" = 1 ]; then',
-  '  if ! command -v sed >/dev/null 2>&1 || ! command -v base64 >/dev/null 2>&1; then',
-  '    echo "entry: stdin for a command without a TTY needs sed and base64 in the image on this cluster (its exec protocol cannot close stdin before Kubernetes 1.30)" >&2; exit 126',
+  '  if ! command -v dd >/dev/null 2>&1; then',
+  '    echo "entry: stdin for a command without a TTY needs dd in the image on this cluster (its exec protocol cannot close stdin before Kubernetes 1.30)" >&2; exit 126',
   '  fi',
   // A background job's stdin is /dev/null unless redirected: hand it the exec's stdin as fd 3.
   '  exec 3<&0',
-  '  { { sed -e "/^\\$/q" <&3 3<&- | base64 -d 3<&-; } 2>/dev/null & } | exec "$@" 3<&-',
+  '  { { while IFS= read -r len && [ "$len" -gt 0 ]; do dd bs="$len" count=1 iflag=fullblock || exit; done; } <&3 3<&- 2>/dev/null & } | exec "$@" 3<&-',
   '  exit $?',
   'fi',
   'exec "$@"',
@@ -39,7 +42,7 @@ export interface WrapOptions {
   cmd: readonly string[];
   env: readonly string[];
   workdir: string;
-  /** Feed stdin through the base64 pump (see above). */
+  /** Feed stdin through the pump (see above). */
   stdinPump: boolean;
   /** A TTY's first size, set before the command starts. */
   size?: { cols: number; rows: number } | undefined;
@@ -51,25 +54,21 @@ export function wrapCommand(o: WrapOptions): string[] {
 }
 
 /**
- * Stdin for the pump: base64 in lines, each a whole number of 3-byte groups (the rest waits for
- * the next write), so that only the very last line carries padding; EOF is two empty lines.
+ * Stdin for the pump: each write becomes a chunk, its length in decimal on a line of its own and
+ * then its bytes; EOF is a length of 0.
  */
 export class StdinEncoder {
-  private rest: Buffer = Buffer.alloc(0);
+  /** The chunk's header; the bytes follow it unchanged. */
+  header(length: number): Buffer {
+    return Buffer.from(`${length}\n`, 'latin1');
+  }
 
+  /** Header and bytes in one buffer (tests; the exec side frames them without this copy). */
   push(data: Uint8Array): Buffer {
-    const all = this.rest.length > 0 ? Buffer.concat([this.rest, data]) : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-    const whole = all.length - (all.length % 3);
-    this.rest = Buffer.from(all.subarray(whole));
-    if (whole === 0) return Buffer.alloc(0);
-    return Buffer.from(`${all.subarray(0, whole).toString('base64')}\n`, 'latin1');
+    return data.byteLength === 0 ? Buffer.alloc(0) : Buffer.concat([this.header(data.byteLength), data]);
   }
 
   end(): Buffer {
-    const tail = this.rest.length > 0 ? `${this.rest.toString('base64')}\n` : '';
-    this.rest = Buffer.alloc(0);
-    // sed reads a line ahead (for its `$` address) before acting on the empty one: give it that
-    // line, since stdin itself stays open.
-    return Buffer.from(`${tail}\n\n`, 'latin1');
+    return Buffer.from('0\n', 'latin1');
   }
 }

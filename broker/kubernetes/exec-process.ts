@@ -171,8 +171,7 @@ export class KubeExecProcess implements ProcessSide {
   }
 
   private send(data: Uint8Array): boolean {
-    const payload = this.encoder ? this.encoder.push(data) : data;
-    if (payload.length > 0) this.ws.send(channelFrame(CHANNEL.stdin, payload), { binary: true }, this.afterSend);
+    if (data.byteLength > 0) this.ws.send(channelFrame(CHANNEL.stdin, data, this.encoder?.header(data.byteLength)), { binary: true }, this.afterSend);
     if (this.ws.bufferedAmount < STDIN_HIGH_WATER_BYTES) return true;
     this.inputCongested = true;
     return false;
@@ -199,7 +198,7 @@ export class KubeExecProcess implements ProcessSide {
     }
     this.inputClosed = true;
     if (this.encoder) {
-      // The pump's end: the last bytes, then the empty lines.
+      // The pump's end: a chunk of length 0.
       this.ws.send(channelFrame(CHANNEL.stdin, this.encoder.end()), { binary: true });
     } else if (this.ws.protocol === V5) {
       this.ws.send(Buffer.from([CHANNEL.close, CHANNEL.stdin]), { binary: true });

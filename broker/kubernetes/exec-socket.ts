@@ -142,12 +142,17 @@ export function parseStatus(raw: Buffer): ExecStatus | undefined {
   return { failure: s.message ?? s.reason ?? 'exec failed', reason: s.reason ?? '' };
 }
 
-/** A channel message: the channel byte, then the data. One copy, since ws masks into its own buffer anyway. */
-export function channelFrame(channel: number, data?: Uint8Array): Buffer {
+/**
+ * A channel message: the channel byte, an optional prefix, then the data. One copy, which ws
+ * would make anyway to mask a buffer it does not own.
+ */
+export function channelFrame(channel: number, data?: Uint8Array, prefix?: Uint8Array): Buffer {
   const len = data?.byteLength ?? 0;
-  const buf = Buffer.allocUnsafe(1 + len);
+  const pre = prefix?.byteLength ?? 0;
+  const buf = Buffer.allocUnsafe(1 + pre + len);
   buf[0] = channel;
-  if (data && len > 0) buf.set(data, 1);
+  if (prefix && pre > 0) buf.set(prefix, 1);
+  if (data && len > 0) buf.set(data, 1 + pre);
   return buf;
 }
 

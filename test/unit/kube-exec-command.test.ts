@@ -35,15 +35,15 @@ describe.each(shells)('the Kubernetes exec wrapper under %s', (_name, shell) => 
   });
 
   it('says why when the image lacks what the stdin pump needs, instead of hanging', (ctx) => {
-    // busybox's own sed and base64 come with its sh: they cannot be missing there.
+    // busybox's own dd comes with its sh: it cannot be missing there.
     if (shell!.endsWith('busybox')) ctx.skip();
     const argv = wrapCommand({ cmd: ['cat'], env: ['PATH=/nonexistent'], workdir: '', stdinPump: true });
     const r = run(shell!, argv);
     expect(r.code).toBe(126);
-    expect(r.stderr).toContain('needs sed and base64 in the image');
+    expect(r.stderr).toContain('needs dd in the image');
   });
 
-  it('feeds stdin through the pump byte-exact, and EOF at the empty line', () => {
+  it('feeds stdin through the pump byte-exact, and EOF at a chunk of length 0', () => {
     const enc = new StdinEncoder();
     const data = Buffer.from(Array.from({ length: 70_001 }, (_, i) => (i * 7) % 256));
     const parts = [enc.push(data.subarray(0, 1)), enc.push(data.subarray(1, 40_000)), enc.push(data.subarray(40_000)), enc.end(), Buffer.from('after EOF, never read\n')];
