@@ -73,7 +73,7 @@ export class KubeExecProcess implements ProcessSide {
     private readonly reaper: PodReaper,
     private readonly o: KubeExecOptions,
     private readonly ws: WebSocket,
-    private readonly pump: boolean,
+    pump: boolean,
   ) {
     this.encoder = pump ? new StdinEncoder() : undefined;
   }
@@ -255,9 +255,8 @@ export class KubeExecProcess implements ProcessSide {
       this.heldEnd = false;
       this.endInput();
     }
-    // Resume the client now, or when the socket's queue has gone down.
+    // Resume the client now, or (congested) when the socket's queue has gone down.
     if (ok) this.events?.drain();
-    else this.inputCongested = true;
   }
 
   signal(name: string): void {
@@ -281,12 +280,12 @@ export class KubeExecProcess implements ProcessSide {
     await this.reaper.terminate(this.o, this.o.spec.sessionId, this.o.spec.terminateGraceMs);
   }
 
-  /** Ends the process side with an error, ending the session's processes first. */
   private clearTimers(): void {
     clearTimeout(this.settleTimer);
     clearTimeout(this.startupTimer);
   }
 
+  /** Ends the process side with an error, ending the session's processes first. */
   private async fail(error: EntryError): Promise<void> {
     if (this.finished) return;
     this.finished = true;
