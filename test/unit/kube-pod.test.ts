@@ -1,0 +1,107 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ConfigError } from '../../broker/config/config-error.js';
+import { KubeClient } from '../../broker/kubernetes/kube-client.js';
+import { chooseContainer, podMatches, podRecord, podState, podTarget } from '../../broker/kubernetes/pod.js';
+
+function pod(over: { name?: string; labels?: Record<string, string>; annotations?: Record<string, string>; owner?: string; phase?: string; deleting?: boolean; containers?: string[] } = {}) {
+  return podRecord({
+    metadata: {
+      uid: 'u1',
+      namespace: 'ns',
+      name: over.name ?? 'web-0',
+      labels: over.labels ?? { 'app.kubernetes.io/name': 'shop', 'app.kubernetes.io/component': 'web' },
+      annotations: over.annotations ?? {},
+      ownerReferences: over.owner ? [{ kind: over.owner, controller: true }] : [],
+      ...(over.deleting ? { deletionTimestamp: '2026-01-01T00:00:00Z' } : {}),
+      creationTimestamp: '2026-01-01T00:00:00Z',
+      resourceVersion: '7',
+    },
+    spec: { containers: (over.containers ?? ['main']).map((name) => ({ name, image: `img-${name}` })) },
+    status: { phase: over.phase ?? 'Running' },
+  })!;
+}
+
+describe('naming pods', () => {
+  it('takes a StatefulSet ordinal from the name, or from the pod-index label', () => {
+    expect(podTarget(pod({ owner: 'StatefulSet' }))).toEqual({ app: 'shop', proc: 'web', instance: '0' });
+    expect(podTarget(pod({ name: 'web-12', owner: 'StatefulSet' }))!.instance).toBe('12');
+    expect(podTarget(pod({ name: 'x', labels: { 'app.kubernetes.io/name': 'a', 'app.kubernetes.io/component': 'b', 'apps.kubernetes.io/pod-index': '3' } }))!.instance).toBe('3');
+  });
+
+  it('names a pod without an ordinal (a Deployment\'s, a bare one) by its own name', () => {
+    expect(podTarget(pod({ name: 'api-7d4b9c-x2x9q', owner: 'ReplicaSet' }))!.instance).toBe('api-7d4b9c-x2x9q');
+    // A numeric suffix alone is no ordinal outside a StatefulSet.
+    expect(podTarget(pod({ name: 'demo-1' }))!.instance).toBe('demo-1');
+  });
+
+  it('lets each entry.* label win over its Kubernetes counterpart', () => {
+    const p = pod({ owner: 'StatefulSet', labels: { 'app.kubernetes.io/name': 'shop', 'app.kubernetes.io/component': 'web', 'entry.app': 'store', 'entry.instance': '07' } });
+    expect(podTarget(p)).toEqual({ app: 'store', proc: 'web', instance: '7' });
+    expect(podMatches(p, { app: 'store', proc: 'web', instance: '7' })).toBe(true);
+    expect(podMatches(p, { app: 'shop', proc: 'web', instance: '0' })).toBe(false);
+  });
+
+  it('leaves pods without an app or proc name out, and matches any pod by its name too', () => {
+    expect(podTarget(pod({ labels: { 'app.kubernetes.io/name': 'shop' } }))).toBeUndefined();
+    expect(podMatches(pod({ owner: 'StatefulSet' }), { app: 'shop', proc: 'web', instance: 'web-0' })).toBe(true);
+  });
+
+  it('says running, pending or terminating', () => {
+    expect(podState(pod())).toBe('running');
+    expect(podState(pod({ phase: 'Pending' }))).toBe('pending');
+    expect(podState(pod({ deleting: true }))).toBe('terminating');
+    expect(podState(pod({ phase: 'Succeeded' }))).toBe('succeeded');
+  });
+
+  it('chooses the container asked for, else the default-container annotation, else the first', () => {
+    const p = pod({ containers: ['side', 'main'], annotations: { 'kubectl.kubernetes.io/default-container': 'main' } });
+    expect(chooseContainer(p, '')).toBe('main');
+    expect(chooseContainer(p, 'side')).toBe('side');
+    expect(chooseContainer(pod({ containers: ['a', 'b'] }), '')).toBe('a');
+    expect(() => chooseContainer(p, 'nope')).toThrow(/has no container "nope" \(it has: side, main\)/);
+  });
+});
+
+describe('loading the Kubernetes identity', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'entry-kube-config-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'kubeconfig');
+  writeFileSync(
+    file,
+    JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [{ name: 'prod', cluster: { server: 'https://10.0.0.1:6443' } }],
+      users: [{ name: 'u', user: { token: 'not-a-real-token' } }],
+      contexts: [
+        { name: 'a', context: { cluster: 'prod', user: 'u', namespace: 'team' } },
+        { name: 'b', context: { cluster: 'missing', user: 'u' } },
+      ],
+      'current-context': 'a',
+    }),
+  );
+
+  it('takes the cluster name and namespace from the context', () => {
+    const c = KubeClient.load({ kubeconfig: file });
+    expect(c.cluster).toBe('prod');
+    expect(c.defaultNamespace).toBe('team');
+    expect(c.server).toBe('https://10.0.0.1:6443');
+  });
+
+  it('fails with one line naming the setting', () => {
+    expect(() => KubeClient.load({ kubeconfig: join(dir, 'none') })).toThrow(ConfigError);
+    expect(() => KubeClient.load({ kubeconfig: join(dir, 'none') })).toThrow(/^invalid setting --kubeconfig: cannot read .*: no such file$/);
+    expect(() => KubeClient.load({ kubeconfig: file, context: 'c' })).toThrow(/^invalid setting --kube-context: no context "c" in .* \(it has: a, b\)$/);
+    expect(() => KubeClient.load({ kubeconfig: file, context: 'b' })).toThrow(/names cluster "missing", which .* does not define/);
+    const outside = process.env['KUBERNETES_SERVICE_HOST'];
+    delete process.env['KUBERNETES_SERVICE_HOST'];
+    try {
+      expect(() => KubeClient.load({ kubeconfig: 'in-cluster' })).toThrow(/in-cluster needs KUBERNETES_SERVICE_HOST/);
+    } finally {
+      if (outside !== undefined) process.env['KUBERNETES_SERVICE_HOST'] = outside;
+    }
+  });
+});
