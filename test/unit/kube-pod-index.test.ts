@@ -1,0 +1,123 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type ServerResponse } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { KubeClient } from '../../broker/kubernetes/kube-client.js';
+import { PodIndex } from '../../broker/kubernetes/pod-index.js';
+import { createLogger } from '../../broker/log.js';
+
+const podObject = (name: string, rv: number, extra: Record<string, unknown> = {}) => ({
+  metadata: { uid: `uid-${name}`, namespace: 'ns', name, resourceVersion: String(rv), labels: { 'app.kubernetes.io/name': 'shop', 'app.kubernetes.io/component': 'api' }, ...extra },
+  spec: { containers: [{ name: 'main', image: 'img' }] },
+  status: { phase: 'Running' },
+});
+
+/**
+ * A stand-in apiserver for list + watch on one namespace: the test decides what the listing
+ * holds and pushes watch events, ends watches in order or breaks them.
+ */
+function fakeApiserver() {
+  const state = { pods: new Map<string, object>(), rv: 10, lists: 0, watches: [] as Array<{ res: ServerResponse; from: string }> };
+  const server = createServer((req, res) => {
+    const url = new URL(req.url!, 'http://x');
+    if (url.pathname === '/version') return void res.end('{"gitVersion":"v1.20.2"}');
+    if (url.pathname !== '/api/v1/namespaces/ns/pods') return void res.writeHead(404).end('{}');
+    if (url.searchParams.get('watch') === 'true') {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.flushHeaders();
+      state.watches.push({ res, from: url.searchParams.get('resourceVersion') ?? '' });
+      return;
+    }
+    state.lists++;
+    res.end(JSON.stringify({ kind: 'PodList', metadata: { resourceVersion: String(state.rv) }, items: [...state.pods.values()] }));
+  });
+  const event = (type: string, object: object) => {
+    for (const w of state.watches) if (!w.res.writableEnded) w.res.write(`${JSON.stringify({ type, object })}\n`);
+  };
+  return { server, state, event };
+}
+
+const until = async (check: () => boolean, ms = 3_000) => {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+};
+
+describe('the pod index (list + watch)', () => {
+  const fake = fakeApiserver();
+  let dir: string;
+  let index: PodIndex;
+  const target = (instance: string) => ({ app: 'shop', proc: 'api', instance });
+
+  beforeAll(async () => {
+    await new Promise<void>((r) => fake.server.listen(0, '127.0.0.1', r));
+    dir = mkdtempSync(join(tmpdir(), 'entry-kube-index-'));
+    const file = join(dir, 'kubeconfig');
+    const port = (fake.server.address() as { port: number }).port;
+    writeFileSync(
+      file,
+      JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'Config',
+        clusters: [{ name: 'fake', cluster: { server: `http://127.0.0.1:${port}`, 'insecure-skip-tls-verify': true } }],
+        users: [{ name: 'u', user: { token: 't' } }],
+        contexts: [{ name: 'c', context: { cluster: 'fake', user: 'u' } }],
+        'current-context': 'c',
+      }),
+    );
+    fake.state.pods.set('a', podObject('api-a', 5));
+    index = new PodIndex(KubeClient.load({ kubeconfig: file }), ['ns'], createLogger('silent'), { backoffInitialMs: 20, backoffMaxMs: 50, pingIntervalMs: 60_000 });
+    await index.start();
+  });
+
+  afterAll(() => {
+    index.stop();
+    for (const w of fake.state.watches) w.res.destroy();
+    fake.server.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('lists, then follows the watch from the listing\'s resourceVersion', async () => {
+    expect(index.up).toBe(true);
+    expect(index.lookup(target('api-a')).map((p) => p.name)).toEqual(['api-a']);
+    expect(fake.state.watches.at(-1)!.from).toBe('10');
+    fake.event('ADDED', podObject('api-b', 11));
+    await until(() => index.lookup(target('api-b')).length === 1);
+    fake.event('MODIFIED', podObject('api-b', 12, { deletionTimestamp: '2026-01-01T00:00:00Z' }));
+    await until(() => index.lookup(target('api-b'))[0]?.terminating === true);
+    fake.event('DELETED', podObject('api-a', 13));
+    await until(() => index.lookup(target('api-a')).length === 0);
+  });
+
+  it('resumes a watch the apiserver ended in order from the last version, without listing again', async () => {
+    const lists = fake.state.lists;
+    const watches = fake.state.watches.length;
+    fake.state.watches.at(-1)!.res.end();
+    await until(() => fake.state.watches.length === watches + 1);
+    expect(fake.state.watches.at(-1)!.from).toBe('13');
+    expect(fake.state.lists).toBe(lists);
+    expect(index.up).toBe(true);
+  });
+
+  it('lists again after 410 Gone, and after a broken connection, being down meanwhile', async () => {
+    let lists = fake.state.lists;
+    fake.state.rv = 20;
+    fake.state.pods.clear();
+    fake.state.pods.set('c', podObject('api-c', 19));
+    fake.event('ERROR', { kind: 'Status', status: 'Failure', code: 410, reason: 'Expired', message: 'too old resource version' });
+    await until(() => fake.state.lists === lists + 1 && index.up);
+    // The listing replaced what the index held.
+    expect(index.lookup(target('api-b'))).toEqual([]);
+    expect(index.lookup(target('api-c')).map((p) => p.name)).toEqual(['api-c']);
+    expect(fake.state.watches.at(-1)!.from).toBe('20');
+
+    lists = fake.state.lists;
+    fake.state.watches.at(-1)!.res.destroy();
+    await until(() => !index.up || fake.state.lists > lists);
+    await until(() => fake.state.lists === lists + 1 && index.up);
+    expect(index.resyncs).toBeGreaterThanOrEqual(3);
+  });
+});
