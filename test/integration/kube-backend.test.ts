@@ -171,6 +171,13 @@ describe.skipIf(!kubeClusterPossible())('the Kubernetes backend against a real c
       metadata: { name: 'waiting', labels: { 'app.kubernetes.io/name': 'bare', 'app.kubernetes.io/component': 'pending' } },
       spec: { nodeSelector: { 'entry.test/no-such-node': 'x' }, containers: [{ name: 'main', ...demo }] },
     });
+    // Deleted under a session by the test that uses it.
+    await post(`/api/v1/namespaces/${ns}/pods`, {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'doomed', labels: { 'app.kubernetes.io/name': 'bare', 'app.kubernetes.io/component': 'doomed' } },
+      spec: { terminationGracePeriodSeconds: 1, containers: [{ name: 'main', ...demo }] },
+    });
     // Its container keeps exiting: the pod stays Running while the container waits to restart.
     await post(`/api/v1/namespaces/${ns}/pods`, {
       apiVersion: 'v1',
@@ -185,7 +192,7 @@ describe.skipIf(!kubeClusterPossible())('the Kubernetes backend against a real c
       metadata: { name: 'leaving', finalizers: ['entry.test/hold'], labels: { 'app.kubernetes.io/name': 'bare', 'app.kubernetes.io/component': 'leaving' } },
       spec: { terminationGracePeriodSeconds: 1, containers: [{ name: 'main', ...demo }] },
     });
-    for (const pod of ['web-0', 'web-1', 'multi', 'nosh', 'leaving']) {
+    for (const pod of ['web-0', 'web-1', 'multi', 'nosh', 'leaving', 'doomed']) {
       for (let i = 0; i < 600; i++) {
         if ((await k.api('GET', `/api/v1/namespaces/${ns}/pods/${pod}`)).status === 200) break;
         await sleep(100);
@@ -391,6 +398,27 @@ describe.skipIf(!kubeClusterPossible())('the Kubernetes backend against a real c
     expect((await marked('web-1', `ENTRY_SESSION=${other.sessionId}`)).some((l) => l.includes('sleep 304'))).toBe(true);
     await keep.terminate();
     expect(await marked('web-1', `ENTRY_SESSION=${other.sessionId}`)).toEqual([]);
+  });
+
+  it('leaves nothing behind when a command exits without reading stdin it was never told the end of', async () => {
+    const t = await backends.resolve({ app: 'shop', proc: 'web', instance: '1' });
+    const s = spec({ cmd: ['sh', '-c', 'echo bye'] });
+    const p = await t.open(s);
+    const d = drive(p);
+    // No endInput: the client keeps its stdin open.
+    expect(exitOf(await d.done)).toBe(0);
+    await sleep(500);
+    expect(await marked('web-1', `ENTRY_SESSION=${s.sessionId}`)).toEqual([]);
+  });
+
+  it('ends a session whose pod is deleted under it with ENTRY_CONTAINER_GONE', async () => {
+    const t = await backends.resolve({ app: 'bare', proc: 'doomed', instance: 'doomed' });
+    const p = await t.open(spec({ cmd: ['sh', '-c', 'echo up; exec sleep 300'] }));
+    const d = drive(p);
+    await d.until((s) => s.includes('up'));
+    expect((await k.api('DELETE', `/api/v1/namespaces/${ns}/pods/doomed`)).status).toBeLessThan(300);
+    const end = await d.done;
+    expect(exitOf(end)).toMatch(/^error ENTRY_CONTAINER_GONE: .*doomed stopped/);
   });
 
   it('streams the container log for /attach', async () => {
