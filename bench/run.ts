@@ -12,8 +12,10 @@ import { type BrokerChild, setRecording, startBroker } from './broker.js';
 import { BenchContainers, removeStaleBenchContainers } from './containers.js';
 import { NullRelay } from './null-relay.js';
 import { type BenchContext, type Figure, FIGURE_NAMES, type FigureName, type Suite, TARGETS } from './figure.js';
+import { cliRoundtrip } from './figures/cli.js';
 import { concurrent } from './figures/concurrent.js';
 import { echo } from './figures/echo.js';
+import { roundtripRaw } from './figures/roundtrip.js';
 import { massDisconnect } from './figures/mass-disconnect.js';
 import { setupInteractive, setupScripted } from './figures/setup.js';
 import { stall } from './figures/stall.js';
@@ -23,7 +25,7 @@ import { profileBroker } from './profile.js';
 import { describeMachine, machineLine, table } from './report.js';
 
 /** In run order: the shared-broker figures first, the ones with their own broker last. */
-const SUITES: Suite[] = [setupInteractive, setupScripted, echo, throughputTty, throughputRaw, stdinRaw, stall, concurrent, massDisconnect];
+const SUITES: Suite[] = [setupInteractive, setupScripted, cliRoundtrip, echo, throughputTty, throughputRaw, stdinRaw, roundtripRaw, stall, concurrent, massDisconnect];
 
 interface Options {
   quick: boolean;

@@ -1,7 +1,7 @@
 import { DirectExec } from '../direct-exec.js';
 import { EntrySession, type OutputHandler } from '../entry-client.js';
 import { figure, type Figure, type Suite } from '../figure.js';
-import { msSince, now, quantile } from '../stats.js';
+import { msSince, now, quantile, sleep } from '../stats.js';
 
 /** A raw-mode terminal that echoes each byte at once: `cat` reads and writes one byte. */
 export const RAW_ECHO = ['/bin/sh', '-c', 'stty raw -echo && printf R && exec cat'];
@@ -49,34 +49,43 @@ export const echo: Suite = {
     const entry = await EntrySession.open(ctx.broker.wsUrl, ctx.token, ctx.target, { argv: RAW_ECHO.map((a) => Buffer.from(a)), tty: true, cols: 80, rows: 24 });
     const entryReady = untilOutput(entry, 0x52);
     const direct = await DirectExec.open(ctx.docker, ctx.target.id, { cmd: RAW_ECHO, tty: true });
-    await Promise.all([entryReady, untilOutput(direct, 0x52)]);
+    const directReady = untilOutput(direct, 0x52);
+    // The same direct exec through the WebSocket null relay: the ceiling for any broker.
+    const relayed = await DirectExec.open(ctx.wsRelay.docker, ctx.target.id, { cmd: RAW_ECHO, tty: true });
+    // Through a relay the marker can come in the same read as the upgrade answer, which
+    // docker-modem drops: a second after the start the terminal is raw all the same.
+    const relayedReady = Promise.race([untilOutput(relayed, 0x52).catch(() => undefined), sleep(1_000)]).then(() => (relayed.onOutput = () => undefined));
+    await Promise.all([entryReady, directReady, relayedReady]);
     try {
-      // Warm-up, untimed: JIT and socket paths on both sides.
-      for (let i = 0; i < 50; i++) {
-        await echoOnce(entry, KEYS[i % 26]!);
-        await echoOnce(direct, KEYS[i % 26]!);
-      }
+      const sides = [entry, direct, relayed] as const;
+      // Warm-up, untimed: JIT and socket paths on every side.
+      for (let i = 0; i < 50; i++) for (const side of sides) await echoOnce(side, KEYS[i % 26]!);
       const e: number[] = [];
       const d: number[] = [];
-      // Sequential, one byte at a time, alternating which side goes first.
+      const w: number[] = [];
+      const out = [e, d, w];
+      // Sequential, one byte at a time, rotating which side goes first.
       for (let i = 0; i < samples; i++) {
         const key = KEYS[i % 26]!;
-        if (i % 2 === 0) {
-          e.push(await echoOnce(entry, key));
-          d.push(await echoOnce(direct, key));
-        } else {
-          d.push(await echoOnce(direct, key));
-          e.push(await echoOnce(entry, key));
+        for (let k = 0; k < sides.length; k++) {
+          const j = (i + k) % sides.length;
+          out[j]!.push(await echoOnce(sides[j]!, key));
         }
       }
-      ctx.log(`echo: entry p50 ${quantile(e, 0.5).toFixed(3)} p99 ${quantile(e, 0.99).toFixed(3)} ms; direct p50 ${quantile(d, 0.5).toFixed(3)} p99 ${quantile(d, 0.99).toFixed(3)} ms`);
+      const q = (x: number[], p: number) => quantile(x, p).toFixed(3);
+      ctx.log(`echo: entry p50 ${q(e, 0.5)} p99 ${q(e, 0.99)} ms; direct p50 ${q(d, 0.5)} p99 ${q(d, 0.99)} ms; ws relay p50 ${q(w, 0.5)} p99 ${q(w, 0.99)} ms`);
+      const relayExtra = (p: number) => ({ ws_relay_ms: quantile(w, p), entry_minus_ws_relay_ms: quantile(e, p) - quantile(w, p) });
       return [
-        figure('echo_p50', 'ms', samples, quantile(e, 0.5), quantile(d, 0.5), { added: true }),
-        figure('echo_p99', 'ms', samples, quantile(e, 0.99), quantile(d, 0.99), { added: true, extra: { entry_max: Math.max(...e), direct_max: Math.max(...d) } }),
+        figure('echo_p50', 'ms', samples, quantile(e, 0.5), quantile(d, 0.5), { added: true, extra: relayExtra(0.5) }),
+        figure('echo_p99', 'ms', samples, quantile(e, 0.99), quantile(d, 0.99), {
+          added: true,
+          extra: { ...relayExtra(0.99), ws_relay_p99_ms: quantile(w, 0.99), entry_max: Math.max(...e), direct_max: Math.max(...d), ws_relay_max: Math.max(...w) },
+        }),
       ];
     } finally {
       entry.close();
       direct.close();
+      relayed.close();
       await entry.closed;
     }
   },

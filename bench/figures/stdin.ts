@@ -5,7 +5,7 @@ import type { BenchContext, Figure, Suite } from '../figure.js';
 import { CpuMeter, MB } from '../proc-stats.js';
 import { now } from '../stats.js';
 import { untilOutput } from './echo.js';
-import { GiB, measureSides, type Transfer, transferFigure } from './throughput.js';
+import { measureSides, type Transfer, transferBytes, transferFigure } from './throughput.js';
 
 /** Prints R when ready, then swallows stdin. */
 export const SINK = ['/bin/sh', '-c', 'echo R; exec cat > /dev/null'];
@@ -40,7 +40,7 @@ export async function entryRun(ctx: BenchContext, bytes: number, meter = new Cpu
   return { rate: bytes / MB / seconds, cpu: CpuMeter.delta(cpu0, meter.snapshot()) };
 }
 
-async function directRun(docker: Docker, ctx: BenchContext, bytes: number, meter: CpuMeter): Promise<Transfer> {
+export async function directRun(docker: Docker, ctx: BenchContext, bytes: number, meter: CpuMeter): Promise<Transfer> {
   const cpu0 = meter.snapshot();
   const d = await DirectExec.open(docker, ctx.target.id, { cmd: SINK, tty: false });
   await untilOutput(d, 0x52);
@@ -56,7 +56,7 @@ async function directRun(docker: Docker, ctx: BenchContext, bytes: number, meter
 export const stdinRaw: Suite = {
   names: ['stdin_raw'],
   async run(ctx): Promise<Figure[]> {
-    const bytes = ctx.quick ? 128 * 1024 * 1024 : GiB;
+    const bytes = transferBytes(ctx.quick);
     const reps = ctx.quick ? 2 : 5;
     const runs = await measureSides(ctx, reps, bytes, {
       entry: (n, meter) => entryRun(ctx, n, meter),

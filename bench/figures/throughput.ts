@@ -8,6 +8,12 @@ import { median, now } from '../stats.js';
 
 export const GiB = 1024 ** 3;
 
+/** Bytes per transfer run: 1 GiB, 128 MiB quick; BENCH_TRANSFER_MIB overrides (the CI smoke test uses a few MiB). */
+export function transferBytes(quick: boolean): number {
+  const mib = Number(process.env['BENCH_TRANSFER_MIB'] ?? 0);
+  return mib > 0 ? mib * 1024 * 1024 : quick ? 128 * 1024 * 1024 : GiB;
+}
+
 export interface Transfer {
   /** MB/s over the measured window. */
   rate: number;
@@ -59,7 +65,8 @@ export async function measureSides(ctx: BenchContext, reps: number, bytes: numbe
     relay: (n) => t.direct(ctx.relay.docker, n, relayMeter),
     ws_relay: (n) => t.direct(ctx.wsRelay.docker, n, wsRelayMeter),
   };
-  for (const side of SIDES) await run[side](32 * 1024 * 1024);
+  // Warm-up: 32 MiB, or the whole transfer when that is smaller.
+  for (const side of SIDES) await run[side](Math.min(bytes, 32 * 1024 * 1024));
   return rotate(reps, Object.fromEntries(SIDES.map((side) => [side, () => run[side](bytes)])) as Record<Side, () => Promise<Transfer>>);
 }
 
@@ -109,7 +116,7 @@ function outputSuite(name: 'throughput_tty' | 'throughput_raw', tty: boolean): S
   return {
     names: [name],
     async run(ctx): Promise<Figure[]> {
-      const bytes = ctx.quick ? 128 * 1024 * 1024 : GiB;
+      const bytes = transferBytes(ctx.quick);
       // Raw runs take seconds and vary from run to run by ±10 %: more of them for a steadier median.
       const reps = ctx.quick ? 2 : tty ? 3 : 5;
       const runs = await measureSides(ctx, reps, bytes, {

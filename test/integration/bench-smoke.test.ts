@@ -7,7 +7,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const RUN = join(ROOT, 'dist/bench/run.js');
-const FIGURES = ['setup_scripted', 'echo_p50', 'echo_p99', 'throughput_raw', 'stall_rss_growth'];
+const FIGURES = ['setup_scripted', 'cli_roundtrip', 'echo_p50', 'echo_p99', 'throughput_raw', 'roundtrip_raw', 'stall_rss_growth', 'mass_disconnect'];
+/** Small sizes: the smoke test checks that every figure runs, in seconds, not what it measures. */
+const SMOKE_ENV = { BENCH_TRANSFER_MIB: '8', BENCH_SESSIONS: '10' };
 
 interface FigureJson {
   name: string;
@@ -35,7 +37,7 @@ describe('bench --quick (smoke)', () => {
 
   it('runs and writes every asked figure with positive numbers', async () => {
     const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-      execFile(process.execPath, [RUN, '--quick', '--only', FIGURES.join(','), '--out', out], { cwd: ROOT, timeout: 170_000, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) =>
+      execFile(process.execPath, [RUN, '--quick', '--only', FIGURES.join(','), '--out', out], { cwd: ROOT, env: { ...process.env, ...SMOKE_ENV }, timeout: 170_000, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) =>
         resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
       );
     });
@@ -48,7 +50,13 @@ describe('bench --quick (smoke)', () => {
       expect(f.error, f.name).toBeUndefined();
       expect(typeof f.unit).toBe('string');
       expect(f.runs, f.name).toBeGreaterThan(0);
-      if (f.name === 'stall_rss_growth') {
+      if (f.name === 'mass_disconnect') {
+        // Seconds until the dropped sessions' processes were gone, all of them; no direct side.
+        expect(f.entry, f.name).toBeGreaterThan(0);
+        expect(f.extra?.['processes_left'], f.name).toBe(0);
+        expect(f.extra?.['echo_samples'], f.name).toBeGreaterThan(0);
+        expect(f.direct).toBeNull();
+      } else if (f.name === 'stall_rss_growth') {
         // Growth can be zero or slightly negative (GC); there is no direct counterpart.
         expect(Number.isFinite(f.entry)).toBe(true);
         expect(f.direct).toBeNull();
@@ -58,7 +66,8 @@ describe('bench --quick (smoke)', () => {
         expect(f.direct, f.name).toBeGreaterThan(0);
         expect(f.ratio, f.name).toBeGreaterThan(0);
       }
-      if (f.name === 'throughput_raw') {
+      if (f.name === 'echo_p50' || f.name === 'echo_p99') expect(f.extra?.['ws_relay_ms'], f.name).toBeGreaterThan(0);
+      if (f.name === 'throughput_raw' || f.name === 'roundtrip_raw') {
         // Transfer figures carry the null relays' sides too: a rate, and one per run for each side.
         for (const relay of ['relay', 'ws_relay']) {
           expect(f.extra?.[`${relay}_MBps`], f.name).toBeGreaterThan(0);
