@@ -22,6 +22,7 @@ export const ERRORS = {
   ENTRY_NOT_RUNNING: { status: 409, close: 4409, message: 'container is not running' },
   ENTRY_AMBIGUOUS: { status: 409, close: 4409, message: 'more than one container matches' },
   ENTRY_DOCKER_UNAVAILABLE: { status: 503, close: 4503, message: 'docker engine unreachable' },
+  ENTRY_CLUSTER_UNAVAILABLE: { status: 503, close: 4503, message: 'kubernetes cluster unreachable' },
   ENTRY_EXEC_FAILED: { status: 502, close: 4502, message: 'could not start the process' },
   ENTRY_CONTAINER_GONE: { status: 410, close: 4410, message: 'container stopped' },
   ENTRY_DRAINING: { status: 503, close: 1001, message: 'broker is shutting down' },

@@ -81,8 +81,8 @@ export interface TargetInfo extends Target {
  */
 export type HostAnswer =
   | { host: string; ok: true; found: ResolvedTarget[] }
-  /** `label` names the host for people (`docker host b`, `cluster prod`); `error`, when set, is told as it is. */
-  | { host: string; ok: false; label: string; why: string; error?: EntryError };
+  /** `label` names the host for people (`docker host b`, `cluster prod`), `unreachable` the code that says it is down; `error`, when set, is told as it is. */
+  | { host: string; ok: false; label: string; why: string; error?: EntryError; unreachable: 'ENTRY_DOCKER_UNAVAILABLE' | 'ENTRY_CLUSTER_UNAVAILABLE' };
 
 /** One engine kind. Adding one is a folder implementing this, and one line in `backends.ts`. */
 export interface Backend {

@@ -48,7 +48,9 @@ export function decide(target: Target, answers: readonly HostAnswer[]): Resolved
     // It may well be on the host we cannot ask: say so instead of "not found".
     const first = unreachable[0]!;
     if (first.error && unreachable.length === 1 && all.length === 0) throw first.error;
-    throw new EntryError('ENTRY_DOCKER_UNAVAILABLE', `${unreachable.map((u) => u.label).join(', ')} unreachable (${first.why})`);
+    // One code when every unreachable host is of one kind; Docker's, the older, when mixed.
+    const code = unreachable.every((u) => u.unreachable === first.unreachable) ? first.unreachable : 'ENTRY_DOCKER_UNAVAILABLE';
+    throw new EntryError(code, `${unreachable.map((u) => u.label).join(', ')} unreachable (${first.why})`);
   }
   if (all.length === 0) throw new EntryError('ENTRY_NOT_FOUND', name);
   throw new EntryError('ENTRY_NOT_RUNNING', `${name} is ${all[0]!.state} (${all[0]!.name})`);

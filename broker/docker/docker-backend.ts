@@ -45,7 +45,7 @@ class DockerTarget implements ResolvedTarget {
   }
 }
 
-const unreachable = (host: DockerHost, why: string): HostAnswer => ({ host: host.name, ok: false, label: `docker host ${host.name}`, why });
+const unreachable = (host: DockerHost, why: string): HostAnswer => ({ host: host.name, ok: false, label: `docker host ${host.name}`, why, unreachable: 'ENTRY_DOCKER_UNAVAILABLE' });
 const listingFailed = (host: DockerHost, error: unknown): HostAnswer => unreachable(host, dockerFailure(error, 'listing containers').message);
 const found = (host: DockerHost, list: IndexedContainer[]): HostAnswer => ({ host: host.name, ok: true, found: list.map((c) => new DockerTarget(host, c)) });
 

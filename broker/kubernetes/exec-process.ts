@@ -324,6 +324,6 @@ export class KubeExecProcess implements ProcessSide {
       }
       return { error: new EntryError('ENTRY_EXEC_FAILED', `exec in ${where}: ${status.failure}`) };
     }
-    return { error: new EntryError('ENTRY_DOCKER_UNAVAILABLE', `the exec stream from cluster ${this.client.cluster} ended without an exit status (close code ${closeCode})`) };
+    return { error: new EntryError('ENTRY_CLUSTER_UNAVAILABLE', `the exec stream from cluster ${this.client.cluster} ended without an exit status (close code ${closeCode})`) };
   }
 }

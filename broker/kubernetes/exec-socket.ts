@@ -80,7 +80,7 @@ export async function openExecSocket(client: KubeClient, t: ExecTarget, o: ExecS
       });
       ws.on('error', (err) => {
         if (isUnreachable(err) || /handshake has timed out/i.test(err.message)) {
-          fail(new EntryError('ENTRY_DOCKER_UNAVAILABLE', `cluster ${client.cluster} unreachable: ${failureText(err)}`, { cause: err }));
+          fail(new EntryError('ENTRY_CLUSTER_UNAVAILABLE', `cluster ${client.cluster} unreachable: ${failureText(err)}`, { cause: err }));
         } else {
           fail(new EntryError('ENTRY_EXEC_FAILED', `exec in ${where}: ${failureText(err)}`, { cause: err }));
         }
@@ -117,8 +117,8 @@ function refusal(client: KubeClient, status: number, body: Buffer, where: string
   if (status === 400 && /not running|pending|terminated|completed|waiting/i.test(e.message)) return new EntryError('ENTRY_NOT_RUNNING', e.message);
   // The kubelet's answers, passed on by the apiserver as 500s.
   if (/container not found|container not running|cannot exec in a stopped/i.test(e.message)) return new EntryError('ENTRY_NOT_RUNNING', `container ${container} of ${where} is not running (${e.message})`);
-  if (/error dialing backend/i.test(e.message)) return new EntryError('ENTRY_DOCKER_UNAVAILABLE', `the node of ${where} cannot be reached from cluster ${client.cluster}'s apiserver: ${e.message}`);
-  if (status === 503 || status === 502 || status === 504) return new EntryError('ENTRY_DOCKER_UNAVAILABLE', `cluster ${client.cluster}: ${e.message}`);
+  if (/error dialing backend/i.test(e.message)) return new EntryError('ENTRY_CLUSTER_UNAVAILABLE', `the node of ${where} cannot be reached from cluster ${client.cluster}'s apiserver: ${e.message}`);
+  if (status === 503 || status === 502 || status === 504) return new EntryError('ENTRY_CLUSTER_UNAVAILABLE', `cluster ${client.cluster}: ${e.message}`);
   return new EntryError('ENTRY_EXEC_FAILED', e.message);
 }
 

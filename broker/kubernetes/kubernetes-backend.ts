@@ -103,7 +103,7 @@ export class KubernetesBackend implements Backend {
   }
 
   private unreachable(why: string): HostAnswer {
-    return { host: this.cluster, ok: false, label: `cluster ${this.cluster}`, why };
+    return { host: this.cluster, ok: false, label: `cluster ${this.cluster}`, why, unreachable: 'ENTRY_CLUSTER_UNAVAILABLE' };
   }
 
   private found(pods: PodRecord[]): HostAnswer {
@@ -155,7 +155,7 @@ export class KubernetesBackend implements Backend {
   }
 
   async list(): Promise<TargetInfo[]> {
-    if (!this.index.up) throw new EntryError('ENTRY_DOCKER_UNAVAILABLE', `cluster ${this.cluster} unreachable (${this.index.connecting ? 'connecting' : this.index.downReason})`);
+    if (!this.index.up) throw new EntryError('ENTRY_CLUSTER_UNAVAILABLE', `cluster ${this.cluster} unreachable (${this.index.connecting ? 'connecting' : this.index.downReason})`);
     const out: TargetInfo[] = [];
     for (const p of this.index.all()) {
       const t = podTarget(p);

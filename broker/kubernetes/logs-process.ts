@@ -21,7 +21,7 @@ export async function openPodLogs(client: KubeClient, namespace: string, pod: st
       if (err.statusCode === 403) throw new EntryError('ENTRY_EXEC_FAILED', `the broker's Kubernetes identity may not read the log of ${namespace}/${pod} (it needs get on pods/log): ${err.message}`);
       throw new EntryError('ENTRY_EXEC_FAILED', `attaching to ${namespace}/${pod}: ${err.message}`);
     }
-    if (isUnreachable(err)) throw new EntryError('ENTRY_DOCKER_UNAVAILABLE', `cluster ${client.cluster} unreachable: ${failureText(err)}`);
+    if (isUnreachable(err)) throw new EntryError('ENTRY_CLUSTER_UNAVAILABLE', `cluster ${client.cluster} unreachable: ${failureText(err)}`);
     throw new EntryError('ENTRY_EXEC_FAILED', `attaching to ${namespace}/${pod}: ${failureText(err)}`);
   }
 }

@@ -507,7 +507,7 @@ describe.skipIf(!kubeClusterPossible())('the Kubernetes backend against a real c
     try {
       await b.start();
       expect(blind.status()).toEqual({ 'entry-kube': false });
-      await expect(b.resolve({ app: 'shop', proc: 'web', instance: '0' })).rejects.toMatchObject({ code: 'ENTRY_DOCKER_UNAVAILABLE', message: expect.stringContaining(`may not watch pods in namespace ${ns}`) });
+      await expect(b.resolve({ app: 'shop', proc: 'web', instance: '0' })).rejects.toMatchObject({ code: 'ENTRY_CLUSTER_UNAVAILABLE', message: expect.stringContaining(`may not watch pods in namespace ${ns}`) });
     } finally {
       b.stop();
       await lister.remove();
@@ -582,11 +582,11 @@ describe.skipIf(!kubeClusterPossible())('the Kubernetes backend against a real c
       expect(dead.status()).toEqual({ 'entry-kube': false });
       const t1 = performance.now();
       await expect(both[0].resolve({ app: 'shop', proc: 'web', instance: '0' })).rejects.toMatchObject({
-        code: 'ENTRY_DOCKER_UNAVAILABLE',
+        code: 'ENTRY_CLUSTER_UNAVAILABLE',
         message: expect.stringMatching(/cluster entry-kube unreachable \(.*ECONNREFUSED/),
       });
       expect(performance.now() - t1).toBeLessThan(200);
-      await expect(both[0].list()).rejects.toMatchObject({ code: 'ENTRY_DOCKER_UNAVAILABLE' });
+      await expect(both[0].list()).rejects.toMatchObject({ code: 'ENTRY_CLUSTER_UNAVAILABLE' });
 
       await both[1].start();
       expect(flaky.status()).toEqual({ 'entry-kube': true });
@@ -599,7 +599,7 @@ describe.skipIf(!kubeClusterPossible())('the Kubernetes backend against a real c
       // Noticed by the watch itself, not by the next ping.
       expect(downAfter).toBeLessThan(2_500);
       const t2 = performance.now();
-      await expect(both[1].resolve({ app: 'shop', proc: 'web', instance: '0' })).rejects.toMatchObject({ code: 'ENTRY_DOCKER_UNAVAILABLE' });
+      await expect(both[1].resolve({ app: 'shop', proc: 'web', instance: '0' })).rejects.toMatchObject({ code: 'ENTRY_CLUSTER_UNAVAILABLE' });
       expect(performance.now() - t2).toBeLessThan(200);
       const tBack = performance.now();
       await listenRelay(relayPort);
