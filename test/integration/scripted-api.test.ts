@@ -6,7 +6,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ClientError, run, spawn } from '../../client/index.js';
 import { startTestBroker, type TestBroker } from '../helpers/broker.js';
 import { TestContainers, uniqueApp } from '../helpers/containers.js';
-import { EXIT_CODE_CASES } from '../helpers/sessions.js';
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
@@ -26,16 +25,7 @@ describe('the TypeScript API: run() and spawn()', () => {
     await containers.removeAll();
   });
 
-  it('returns exit codes 0, 1, 7, 127 and 137', async () => {
-    for (const [command, code] of EXIT_CODE_CASES) {
-      expect((await run({ ...base, command })).exitCode, command.join(' ')).toBe(code);
-    }
-  });
-
-  it('feeds stdin, delivers EOF, and keeps stdout and stderr apart', async () => {
-    const r = await run({ ...base, command: ['sh', '-c', 'cat; echo err >&2'], stdin: 'hello\n' });
-    expect(r).toEqual({ exitCode: 0, stdout: Buffer.from('hello\n'), stderr: Buffer.from('err\n') });
-  });
+  // Exit codes, stdin with its EOF and stderr apart are in backend-behaviour.test.ts, for every backend.
 
   it('loses nothing at exit: seq 1 2000000, 20 runs', async () => {
     const expected = sha256(execFileSync('seq', ['1', '2000000'], { maxBuffer: 64 << 20 }));
