@@ -3,17 +3,24 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import type { BrokerRef } from '../config/store.js';
 import { ClientError } from '../protocol/client-error.js';
-import { brokerAdd, brokerList, brokerRemove, brokerUse } from './broker-command.js';
-import { killSessionCommand, listSessionsCommand } from './admin-commands.js';
-import { replayCommand, watchCommand } from './audit-commands.js';
-import { bashScript, complete, zshScript } from './completion.js';
 import { parseEscapeChar } from './escape.js';
 import { EXIT_CLIENT_FAILURE, runExecCommand } from './exec-command.js';
-import { type FailureContext, nextStep } from './hints.js';
-import { listCommand, statusCommand } from './info-commands.js';
-import { loginCommand, logoutCommand } from './login-command.js';
+import type { FailureContext } from './hints.js';
 import { resolveBroker, resolveToken } from './settings.js';
-import { applyCliTls } from './tls.js';
+
+// Everything but the exec path is imported when its command runs: scripts call
+// `enter … -- CMD` in loops, and each module loaded at start-up (the OIDC client, undici for
+// TLS, jose) costs every call its compile time.
+const lazy = {
+  brokerCommand: () => import('./broker-command.js'),
+  admin: () => import('./admin-commands.js'),
+  audit: () => import('./audit-commands.js'),
+  completion: () => import('./completion.js'),
+  hints: () => import('./hints.js'),
+  info: () => import('./info-commands.js'),
+  login: () => import('./login-command.js'),
+  tls: () => import('./tls.js'),
+};
 
 /** What the failure handler knows about the command that failed, for its hint. */
 const context: FailureContext = {};
@@ -26,7 +33,10 @@ function broker(flag: string | undefined): BrokerRef {
 /** Prints `enter: <what went wrong>` and, when there is one, the next step; exits 255. */
 async function failWith(code: string, message: string): Promise<never> {
   process.stderr.write(`enter: ${message}\n`);
-  const hint = await nextStep(code, context).catch(() => undefined);
+  const hint = await lazy
+    .hints()
+    .then((h) => h.nextStep(code, context))
+    .catch(() => undefined);
   // Messages the CLI wrote itself may already say which login to run.
   if (hint && !message.includes('run `enter login')) process.stderr.write(`  ${hint}\n`);
   process.exit(EXIT_CLIENT_FAILURE);
@@ -43,7 +53,7 @@ async function main(): Promise<void> {
   const argv = hideBin(process.argv);
   // Shell completion calls back here with the words typed so far (see `enter completion`).
   if (argv[0] === '__complete') {
-    const candidates = await complete(argv.slice(1));
+    const candidates = await (await lazy.completion()).complete(argv.slice(1));
     process.stdout.write(candidates.map((c) => `${c}\n`).join(''));
     return;
   }
@@ -70,7 +80,7 @@ async function main(): Promise<void> {
     .option('ca-file', { type: 'string', describe: 'PEM CA to trust for an https:// broker, on top of the system\'s (default: ENTRY_CA_FILE)' })
     .option('cert', { type: 'string', describe: 'PEM client certificate, for brokers that require one (default: ENTRY_CERT_FILE)' })
     .option('key', { type: 'string', describe: 'PEM key of --cert (default: ENTRY_KEY_FILE)' })
-    .middleware((args) => applyCliTls({ caFile: args['ca-file'] as string | undefined, cert: args['cert'] as string | undefined, key: args['key'] as string | undefined }))
+    .middleware(async (args) => (await lazy.tls()).applyCliTls({ caFile: args['ca-file'] as string | undefined, cert: args['cert'] as string | undefined, key: args['key'] as string | undefined }))
     .command(
       'login',
       'log in to the broker: OIDC in the browser (--device without one), or save a token',
@@ -87,7 +97,7 @@ async function main(): Promise<void> {
           .example('printf %s "$TOKEN" | enter login -b prod', 'save a token you already have'),
       async (args) => {
         const ref = broker(args.broker);
-        await loginCommand(ref, {
+        await (await lazy.login()).loginCommand(ref, {
           ...(args.token !== undefined ? { token: args.token } : {}),
           device: Boolean(args.device),
           browser: Boolean(args.browser),
@@ -98,14 +108,14 @@ async function main(): Promise<void> {
       },
     )
     .command('logout', 'forget the token for the broker (and revoke its refresh token)', {}, async (args) => {
-      await logoutCommand(broker(args['broker'] as string | undefined));
+      await (await lazy.login()).logoutCommand(broker(args['broker'] as string | undefined));
     })
     .command(
       'status',
       'broker reachable and its version, who your token says you are, until when, your grants',
       (y) => y.option('json', { type: 'boolean', describe: 'JSON output' }),
       async (args) => {
-        process.exitCode = await statusCommand(broker(args.broker), Boolean(args.json));
+        process.exitCode = await (await lazy.info()).statusCommand(broker(args.broker), Boolean(args.json));
       },
     )
     .command(
@@ -116,7 +126,7 @@ async function main(): Promise<void> {
           .positional('app', { type: 'string', describe: 'only this app (* and ? wildcards)' })
           .option('json', { type: 'boolean', describe: 'JSON output: an array of {app, proc, instance, state, host, created, …}' }),
       async (args) => {
-        await listCommand(broker(args.broker), args.app, Boolean(args.json));
+        await (await lazy.info()).listCommand(broker(args.broker), args.app, Boolean(args.json));
       },
     )
     .command('broker', 'manage broker profiles (like kubectl contexts)', (y) =>
@@ -129,11 +139,11 @@ async function main(): Promise<void> {
               .positional('name', { type: 'string', describe: 'profile name' })
               .positional('url', { type: 'string', describe: 'broker URL, e.g. https://entry.example.com' })
               .option('use', { type: 'boolean', describe: 'make it the default' }),
-          async (args) => brokerAdd(args.name!, args.url!, { use: Boolean(args.use) }),
+          async (args) => (await lazy.brokerCommand()).brokerAdd(args.name!, args.url!, { use: Boolean(args.use) }),
         )
-        .command('use <name>', 'make a profile the default broker', (yy) => yy.positional('name', { type: 'string' }), (args) => brokerUse(args.name!))
-        .command(['ls', 'list'], 'list broker profiles and logins', (yy) => yy.option('json', { type: 'boolean' }), (args) => brokerList(Boolean(args.json)))
-        .command(['rm <name>', 'remove'], 'remove a profile and its token', (yy) => yy.positional('name', { type: 'string' }), (args) => brokerRemove(args.name!))
+        .command('use <name>', 'make a profile the default broker', (yy) => yy.positional('name', { type: 'string' }), async (args) => (await lazy.brokerCommand()).brokerUse(args.name!))
+        .command(['ls', 'list'], 'list broker profiles and logins', (yy) => yy.option('json', { type: 'boolean' }), async (args) => (await lazy.brokerCommand()).brokerList(Boolean(args.json)))
+        .command(['rm <name>', 'remove'], 'remove a profile and its token', (yy) => yy.positional('name', { type: 'string' }), async (args) => (await lazy.brokerCommand()).brokerRemove(args.name!))
         .demandCommand(1, 'say what to do: enter broker add|use|ls|rm'),
     )
     .command(
@@ -142,7 +152,7 @@ async function main(): Promise<void> {
       (y) => y.option('json', { type: 'boolean', describe: 'JSON output' }),
       async (args) => {
         const ref = broker(args.broker);
-        await listSessionsCommand(ref.url, await resolveToken(ref), Boolean(args.json));
+        await (await lazy.admin()).listSessionsCommand(ref.url, await resolveToken(ref), Boolean(args.json));
       },
     )
     .command(
@@ -151,7 +161,7 @@ async function main(): Promise<void> {
       (y) => y.positional('id', { type: 'string', describe: 'session id, from enter sessions' }),
       async (args) => {
         const ref = broker(args.broker);
-        await killSessionCommand(ref.url, await resolveToken(ref), args.id!);
+        await (await lazy.admin()).killSessionCommand(ref.url, await resolveToken(ref), args.id!);
       },
     )
     .command(
@@ -160,7 +170,7 @@ async function main(): Promise<void> {
       (y) => y.positional('id', { type: 'string', describe: 'session id, from enter sessions' }),
       async (args) => {
         const ref = broker(args.broker);
-        process.exitCode = await watchCommand(ref.url, await resolveToken(ref), args.id!);
+        process.exitCode = await (await lazy.audit()).watchCommand(ref.url, await resolveToken(ref), args.id!);
       },
     )
     .command(
@@ -174,7 +184,7 @@ async function main(): Promise<void> {
       async (args) => {
         const ref = broker(args.broker);
         if (!(args.speed > 0)) throw new ClientError('ENTRY_BAD_REQUEST', '--speed must be above 0');
-        await replayCommand(ref.url, await resolveToken(ref), args.id!, { speed: args.speed, idleLimit: args['idle-limit'] });
+        await (await lazy.audit()).replayCommand(ref.url, await resolveToken(ref), args.id!, { speed: args.speed, idleLimit: args['idle-limit'] });
       },
     )
     .command(
@@ -185,8 +195,9 @@ async function main(): Promise<void> {
           .positional('shell', { type: 'string', choices: ['bash', 'zsh'], describe: 'default: from $SHELL' })
           .example('source <(enter completion bash)', 'in ~/.bashrc')
           .example('source <(enter completion zsh)', 'in ~/.zshrc, after compinit'),
-      (args) => {
+      async (args) => {
         const shell = args.shell ?? (/zsh$/.test(process.env['SHELL'] ?? '') ? 'zsh' : 'bash');
+        const { bashScript, zshScript } = await lazy.completion();
         process.stdout.write(shell === 'zsh' ? zshScript() : bashScript());
       },
     )

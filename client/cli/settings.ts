@@ -1,5 +1,4 @@
 import { type BrokerRef, credentialsFor, loadSavedConfig, resolveBrokerRef, storeCredentials } from '../config/store.js';
-import { refreshCredentials } from '../oidc/login.js';
 import { ClientError } from '../protocol/client-error.js';
 
 /** Refresh an OIDC token when it has less than this left (and never send an expired one). */
@@ -48,6 +47,8 @@ export async function resolveToken(ref: BrokerRef, env: NodeJS.ProcessEnv = proc
   if (left > REFRESH_MARGIN_SEC) return creds.token;
   if (creds.refreshToken && creds.oidc) {
     try {
+      // The OIDC client only when a refresh is due: it is the largest module of the CLI.
+      const { refreshCredentials } = await import('../oidc/login.js');
       const fresh = await refreshCredentials(creds);
       storeCredentials(ref, fresh, { env });
       return fresh.token!;
