@@ -22,6 +22,12 @@ export interface ResumeOptions {
 /** Input acknowledgements are batched: at most this often, or at once after INPUT_ACK_BYTES. */
 const INPUT_ACK_MS = 100;
 const INPUT_ACK_BYTES = 64 * 1024;
+/**
+ * Input held here while the process takes none. Clients keep at most 1 MiB unacknowledged, so
+ * the connection is still read (its output acknowledgements must get through, or output and
+ * input wait on each other: `cat` of 50 MB); only a client past twice that is paused.
+ */
+const MAX_HELD_INPUT = 2 * 1024 * 1024;
 
 /**
  * The terminal side of a resumable session, for the relay: the client's connection of the
@@ -49,6 +55,11 @@ export class ResumableTerminal implements TerminalSide {
   /** We told the relay to stop (client congested, or the buffer full). */
   private outputPaused = false;
   private inputPaused = false;
+  private heldInput: Uint8Array[] = [];
+  private heldInputBytes = 0;
+  /** The connection itself is paused (a client past MAX_HELD_INPUT). */
+  private readingPaused = false;
+  private eofHeld = false;
   private inputEnded = false;
   private graceTimer: NodeJS.Timeout | undefined;
   private lostAt = 0;
@@ -104,12 +115,44 @@ export class ResumableTerminal implements TerminalSide {
 
   pauseInput(): void {
     this.inputPaused = true;
-    this.current?.pauseInput();
   }
 
   resumeInput(): void {
     this.inputPaused = false;
-    this.current?.resumeInput();
+    while (!this.inputPaused && this.heldInput.length > 0) {
+      const data = this.heldInput.shift()!;
+      this.heldInputBytes -= data.length;
+      this.passInput(data);
+    }
+    if (this.inputPaused) return;
+    if (this.eofHeld) {
+      this.eofHeld = false;
+      this.endInput();
+    }
+    if (this.readingPaused) {
+      this.readingPaused = false;
+      this.current?.resumeInput();
+    }
+  }
+
+  private passInput(data: Uint8Array): void {
+    this.inputCount += data.length;
+    this.events!.input(data);
+    this.scheduleInputAck();
+  }
+
+  private endInput(): void {
+    if (this.inputEnded) return;
+    this.inputEnded = true;
+    this.events!.inputEnd();
+  }
+
+  /** Held input came over a connection now gone: its client sends it again after the count it is told. */
+  private forgetHeldInput(): void {
+    this.heldInput = [];
+    this.heldInputBytes = 0;
+    this.eofHeld = false;
+    this.readingPaused = false;
   }
 
   finish(reason: EndReason, line?: string): Promise<void> {
@@ -149,7 +192,6 @@ export class ResumableTerminal implements TerminalSide {
     this.inputAcked = this.inputCount;
     for (const c of this.chunks) if (!client.send(c.stream, c.data)) this.clientCongested = true;
     this.listen(client);
-    if (this.inputPaused) client.pauseInput();
     this.options.onResumed?.({ outputOffset, inputOffset: this.inputCount, missed, awayMs });
     const pending = this.pendingFinish;
     if (pending) {
@@ -173,16 +215,24 @@ export class ResumableTerminal implements TerminalSide {
     client.start({
       input: (data) => {
         if (!live()) return;
-        this.inputCount += data.length;
-        events.input(data);
-        this.scheduleInputAck();
+        if (!this.inputPaused && this.heldInput.length === 0) {
+          this.passInput(data);
+          return;
+        }
+        this.heldInput.push(data);
+        this.heldInputBytes += data.length;
+        if (this.heldInputBytes > MAX_HELD_INPUT && !this.readingPaused) {
+          this.readingPaused = true;
+          client.pauseInput();
+        }
       },
       resize: (cols, rows) => live() && events.resize(cols, rows),
       inputEnd: () => {
-        // A client re-sends EOF after a resume when it cannot know it arrived.
-        if (!live() || this.inputEnded) return;
-        this.inputEnded = true;
-        events.inputEnd();
+        if (!live()) return;
+        // After the input held before it; and a client re-sends EOF after a resume when it
+        // cannot know it arrived: passed on once.
+        if (this.inputPaused || this.heldInput.length > 0) this.eofHeld = true;
+        else this.endInput();
       },
       signal: (name) => live() && events.signal(name),
       drain: () => {
@@ -252,6 +302,7 @@ export class ResumableTerminal implements TerminalSide {
     const old = this.current;
     this.current = undefined;
     this.generation++;
+    this.forgetHeldInput();
     clearTimeout(this.ackTimer);
     this.ackTimer = undefined;
     old?.drop();

@@ -79,6 +79,8 @@ const RETRY_MAX_MS = 1_000;
  * vanished silently (a Wi-Fi change, a laptop asleep) would otherwise hold it for many minutes.
  */
 const SILENT_PINGS = 3;
+/** How long input is kept waiting for RESUMABLE, which a broker that resumes sends first. */
+const TICKET_WAIT_MS = 5_000;
 const SILENT_MARGIN_MS = 2_000;
 
 export function stripAnsi(text: string): string {
@@ -120,8 +122,15 @@ export class ExecConnection extends EventEmitter {
   private inputSent = 0;
   /** Input is kept from the start (the broker counts it from the start) until the broker shows it does not resume. */
   private trackInput: boolean;
+  /** Set when input was kept from the start and the ticket came: a broken connection is resumed. */
+  private canResume = false;
+  private ticketTimer: NodeJS.Timeout | undefined;
   private retryWait = RETRY_FIRST_MS;
   private eofSent = false;
+  private eofDelivered = false;
+  /** Input written and not yet sent: past the window, or while the connection is broken. */
+  private waiting: Buffer[] = [];
+  private waitingBytes = 0;
   private lastSize: [number, number] | undefined;
   /** Set while the connection is broken: when it broke, and until when the broker keeps the session. */
   private lostAt = 0;
@@ -155,22 +164,51 @@ export class ExecConnection extends EventEmitter {
   write(data: Uint8Array): boolean {
     if (this.ended) return true;
     if (this.trackInput) {
-      // Kept until the broker says it passed them on: a resume sends them again.
+      // Sent within a window of what the broker has passed on, and kept until then: a resume
+      // sends it again. The broker reads on (for the output acknowledgements) while its
+      // process takes no input, which holds at most this window there.
       const copy = Buffer.from(data);
-      this.unacked.push(copy);
-      this.unackedBytes += copy.length;
-      this.inputSent += copy.length;
-      // A broker that resumes sends RESUMABLE before it reads any input; this much without it: it does not.
-      if (!this.ticket && this.unackedBytes > 4 * INPUT_HIGH_WATER_BYTES) this.stopTracking();
+      this.waiting.push(copy);
+      this.waitingBytes += copy.length;
+      // A broker that resumes sends RESUMABLE first thing; one that says nothing for this long
+      // (an older broker, a command without output) does not.
+      if (!this.ticket && !this.ticketTimer) {
+        this.ticketTimer = setTimeout(() => this.stopTracking(), TICKET_WAIT_MS);
+        this.ticketTimer.unref();
+      }
+      this.sendWaiting();
+    } else if (this.connected) {
+      this.sendInput(data);
     }
-    if (this.connected) this.sendInput(data);
-    if (this.ws.bufferedAmount >= INPUT_HIGH_WATER_BYTES || (this.lostAt > 0 && this.unackedBytes >= INPUT_HIGH_WATER_BYTES)) this.inputPaused = true;
+    if (this.ws.bufferedAmount >= INPUT_HIGH_WATER_BYTES || this.waitingBytes > 0) this.inputPaused = true;
     return !this.inputPaused;
+  }
+
+  /** Sends what waits, as far as the window allows; then the EOF asked for, after it. */
+  private sendWaiting(): void {
+    if (!this.connected) return;
+    while (this.waiting.length > 0 && this.unackedBytes < INPUT_HIGH_WATER_BYTES) {
+      const first = this.waiting[0]!;
+      const room = INPUT_HIGH_WATER_BYTES - this.unackedBytes;
+      const piece = first.length <= room ? first : first.subarray(0, room);
+      if (piece === first) this.waiting.shift();
+      else this.waiting[0] = first.subarray(room);
+      this.waitingBytes -= piece.length;
+      this.unacked.push(piece);
+      this.unackedBytes += piece.length;
+      this.inputSent += piece.length;
+      this.sendInput(piece);
+    }
+    if (this.waiting.length === 0 && this.eofSent && !this.eofDelivered) {
+      this.eofDelivered = true;
+      this.ws.send(encodeRequest(RequestType.STDIN_EOF));
+    }
   }
 
   endInput(): void {
     this.eofSent = true;
-    if (this.connected) this.ws.send(encodeRequest(RequestType.STDIN_EOF));
+    if (this.trackInput) this.sendWaiting();
+    else if (this.connected) this.ws.send(encodeRequest(RequestType.STDIN_EOF));
   }
 
   resize(cols: number, rows: number): void {
@@ -204,9 +242,22 @@ export class ExecConnection extends EventEmitter {
   }
 
   private stopTracking(): void {
+    clearTimeout(this.ticketTimer);
     this.trackInput = false;
     this.unacked = [];
     this.unackedBytes = 0;
+    // No resume: what waits goes as it would have without it.
+    const waiting = this.waiting;
+    this.waiting = [];
+    this.waitingBytes = 0;
+    if (this.connected) {
+      for (const chunk of waiting) this.sendInput(chunk);
+      if (this.eofSent && !this.eofDelivered) {
+        this.eofDelivered = true;
+        this.ws.send(encodeRequest(RequestType.STDIN_EOF));
+      }
+    }
+    this.checkDrain();
   }
 
   private get connected(): boolean {
@@ -220,7 +271,8 @@ export class ExecConnection extends EventEmitter {
   }
 
   private checkDrain(): void {
-    if (this.inputPaused && this.connected && this.ws.bufferedAmount < INPUT_LOW_WATER_BYTES && this.unackedBytes < INPUT_HIGH_WATER_BYTES) {
+    const windowOpen = this.waitingBytes === 0 && (!this.trackInput || this.unackedBytes < INPUT_LOW_WATER_BYTES);
+    if (this.inputPaused && this.connected && this.ws.bufferedAmount < INPUT_LOW_WATER_BYTES && windowOpen) {
       this.inputPaused = false;
       this.emit('drain');
     }
@@ -228,6 +280,9 @@ export class ExecConnection extends EventEmitter {
 
   private attach(ws: WebSocket): void {
     this.ws = ws;
+    const early = earlyEvents.get(ws);
+    earlyEvents.delete(ws);
+    early?.stop();
     ws.on('message', (data: Buffer) => {
       if (this.ws !== ws) return;
       this.lastHeard = Date.now();
@@ -239,13 +294,15 @@ export class ExecConnection extends EventEmitter {
       if (this.ws === ws) this.onClose(closeCode);
     });
     if (this.readingPaused) ws.pause();
+    for (const data of early?.messages ?? []) if (this.ws === ws) this.onMessage(data);
+    if (early?.closeCode !== undefined && this.ws === ws) this.onClose(early.closeCode);
   }
 
   private onClose(closeCode: number): void {
     clearTimeout(this.ackTimer);
     this.ackTimer = undefined;
     // No CLOSE from the broker and no close of ours: the connection broke, the session goes on.
-    if (this.ticket && this.options.resume && !this.gotClose && !this.closedByUs && !this.ended) {
+    if (this.canResume && this.options.resume && !this.gotClose && !this.closedByUs && !this.ended) {
       void this.reconnect();
       return;
     }
@@ -256,6 +313,7 @@ export class ExecConnection extends EventEmitter {
     if (this.ended) return;
     this.ended = true;
     clearInterval(this.watchdog);
+    clearTimeout(this.ticketTimer);
     this.emit('end', end);
     this.resolveDone(end);
   }
@@ -300,9 +358,12 @@ export class ExecConnection extends EventEmitter {
     this.lastHeard = Date.now();
     this.retryWait = RETRY_FIRST_MS;
     this.resumeDeadline = 0;
-    this.acknowledgeInput(ticket.inputOffset);
+    // Trimmed without sending what waits: that goes after what is sent again.
+    this.acknowledgeInput(ticket.inputOffset, false);
     for (const chunk of this.unacked) this.sendInput(chunk);
-    if (this.eofSent) this.ws.send(encodeRequest(RequestType.STDIN_EOF));
+    // The EOF may not have arrived either: sent again after what waits (the broker passes it once).
+    this.eofDelivered = false;
+    this.sendWaiting();
     if (this.lastSize) this.ws.send(encodeRequest(RequestType.WINCH, encodeWinch(this.lastSize[0], this.lastSize[1])));
     this.outputAcked = ticket.outputOffset;
     this.emit('resumed', { awayMs });
@@ -332,12 +393,13 @@ export class ExecConnection extends EventEmitter {
     this.watchdog.unref();
   }
 
-  private acknowledgeInput(count: number): void {
+  private acknowledgeInput(count: number, sendMore = true): void {
+    if (!this.trackInput) return;
     let drop = count - this.inputAckedAt;
     if (drop <= 0 || count > this.inputSent) return;
     this.inputAckedAt = count;
     this.unackedBytes -= drop;
-    while (drop > 0) {
+    while (drop > 0 && this.unacked.length > 0) {
       const first = this.unacked[0]!;
       if (first.length <= drop) {
         this.unacked.shift();
@@ -347,6 +409,8 @@ export class ExecConnection extends EventEmitter {
         drop = 0;
       }
     }
+    if (!sendMore) return;
+    this.sendWaiting();
     this.checkDrain();
   }
 
@@ -405,10 +469,17 @@ export class ExecConnection extends EventEmitter {
           return;
         }
         const first = !this.ticket;
-        if (first && !this.trackInput) return;
+        // Output is acknowledged in any case (the broker waits for it); a resume needs the input
+        // kept from the start.
         this.ticket = { ...ticket, token: Buffer.from(ticket.token) };
-        if (first) this.watchSilence(ticket.pingIntervalMs ?? 0);
-        else this.resumed(ticket);
+        if (!first) {
+          this.resumed(ticket);
+          return;
+        }
+        clearTimeout(this.ticketTimer);
+        this.canResume = this.trackInput;
+        if (this.canResume) this.watchSilence(ticket.pingIntervalMs ?? 0);
+        this.checkDrain();
         return;
       }
       case ResponseType.INPUT_ACK: {
@@ -421,6 +492,13 @@ export class ExecConnection extends EventEmitter {
     }
   }
 }
+
+interface EarlyEvents {
+  messages: Buffer[];
+  closeCode: number | undefined;
+  stop(): void;
+}
+const earlyEvents = new WeakMap<WebSocket, EarlyEvents>();
 
 /** Opens the WebSocket to /enter; rejects with ClientError when the broker cannot be reached. */
 function openSocket(options: ConnectOptions, extra: Record<string, string>, timeoutMs: number): Promise<WebSocket> {
@@ -454,6 +532,17 @@ function openSocket(options: ConnectOptions, extra: Record<string, string>, time
     ws.once('open', () => {
       ws.off('error', onError);
       ws.on('error', () => undefined);
+      // What arrives before the caller listens (a refusal's CLOSE comes at once) is kept for it.
+      const early: EarlyEvents = { messages: [], closeCode: undefined, stop: () => undefined };
+      const onMessage = (data: Buffer) => early.messages.push(data);
+      const onClose = (code: number) => (early.closeCode = code);
+      ws.on('message', onMessage);
+      ws.on('close', onClose);
+      early.stop = () => {
+        ws.off('message', onMessage);
+        ws.off('close', onClose);
+      };
+      earlyEvents.set(ws, early);
       resolve(ws);
     });
   });

@@ -85,7 +85,8 @@ const OUTPUT_ACK_BYTES = 64 * 1024;
 const OUTPUT_ACK_MS = 1_000;
 const RETRY_FIRST_MS = 100;
 const RETRY_MAX_MS = 1_000;
-const MAX_UNACKED_INPUT = 1024 * 1024;
+/** Input sent and not yet passed on by the broker, at most; more waits here (a large paste). */
+const INPUT_WINDOW = 1024 * 1024;
 /** Nothing heard for this many ping intervals (+ a margin): the connection is taken for broken. */
 const SILENT_PINGS = 3;
 const SILENT_MARGIN_MS = 2_000;
@@ -172,6 +173,7 @@ class TerminalSession implements TerminalHandle {
   private ackTimer: ReturnType<typeof setTimeout> | undefined;
   private unacked: Uint8Array[] = [];
   private unackedBytes = 0;
+  private waiting: Uint8Array[] = [];
   private inputSent = 0;
   private inputAckedAt = 0;
   private lostAt = 0;
@@ -418,6 +420,7 @@ class TerminalSession implements TerminalHandle {
     this.trackInput = false;
     this.outputReceived = this.outputAcked = 0;
     this.unacked = [];
+    this.waiting = [];
     this.unackedBytes = this.inputSent = this.inputAckedAt = 0;
     clearInterval(this.watchdog);
     this.watchdog = undefined;
@@ -441,10 +444,12 @@ class TerminalSession implements TerminalHandle {
     this.lostAt = 0;
     this.retryWait = RETRY_FIRST_MS;
     this.hideOverlay();
-    this.acknowledgeInput(ticket.inputOffset);
+    // Trimmed without sending what waits: that goes after what is sent again.
+    this.acknowledgeInput(ticket.inputOffset, false);
     this.outputAcked = ticket.outputOffset;
     this.setState('open');
     for (const chunk of this.unacked) sendChunks(ws, chunk);
+    this.sendWaiting();
     sendFrame(ws, encodeRequest(RequestType.WINCH, encodeWinch(this.terminal.cols, this.terminal.rows)));
   }
 
@@ -470,7 +475,7 @@ class TerminalSession implements TerminalHandle {
     else this.ackTimer ??= setTimeout(ack, OUTPUT_ACK_MS);
   }
 
-  private acknowledgeInput(count: number): void {
+  private acknowledgeInput(count: number, sendMore = true): void {
     let drop = count - this.inputAckedAt;
     if (drop <= 0 || count > this.inputSent) return;
     this.inputAckedAt = count;
@@ -485,17 +490,34 @@ class TerminalSession implements TerminalHandle {
         drop = 0;
       }
     }
+    if (sendMore) this.sendWaiting();
   }
 
   /** Sends typed bytes, keeping them until the broker acknowledges them when the session resumes. */
   private sendInput(ws: WebSocket | undefined, bytes: Uint8Array): void {
     if (this.trackInput) {
-      if (this.unackedBytes + bytes.length > MAX_UNACKED_INPUT) return;
+      // Past the window, input waits for acknowledgements (the broker holds at most about that much).
+      if (this.waiting.length > 0 || (this.ticket && this.unackedBytes > 0 && this.unackedBytes + bytes.length > INPUT_WINDOW)) {
+        this.waiting.push(bytes);
+        return;
+      }
       this.unacked.push(bytes);
       this.unackedBytes += bytes.length;
       this.inputSent += bytes.length;
     }
     if (ws && this.lostAt === 0) sendChunks(ws, bytes);
+  }
+
+  private sendWaiting(): void {
+    const ws = this.ws;
+    if (!ws || this.lostAt > 0) return;
+    while (this.waiting.length > 0 && (this.unackedBytes === 0 || this.unackedBytes + this.waiting[0]!.length <= INPUT_WINDOW)) {
+      const bytes = this.waiting.shift()!;
+      this.unacked.push(bytes);
+      this.unackedBytes += bytes.length;
+      this.inputSent += bytes.length;
+      sendChunks(ws, bytes);
+    }
   }
 
   private watchSilence(pingIntervalMs: number): void {

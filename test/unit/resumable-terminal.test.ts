@@ -126,6 +126,45 @@ describe('ResumableTerminal', () => {
     }
   });
 
+  it('while the process takes no input, holds it and still reads acknowledgements; then passes it on in order, EOF last', () => {
+    const a = new FakeClient();
+    const paused = vi.fn();
+    a.pauseInput = paused;
+    const t = make(a, 10);
+    const relay = relayEvents();
+    t.start(relay);
+    t.send('stdout', Buffer.from('0123456789ab'));
+    t.pauseInput();
+    a.events.input(Buffer.from('x'));
+    a.events.input(Buffer.from('y'));
+    a.events.inputEnd();
+    expect(relay.input).not.toHaveBeenCalled();
+    // The output window reopens although input waits: no deadlock between the two.
+    a.events.outputAck!(12);
+    expect(relay.drain).toHaveBeenCalledTimes(1);
+    expect(paused).not.toHaveBeenCalled();
+    t.resumeInput();
+    expect(relay.input.mock.calls.map(([d]) => Buffer.from(d as Uint8Array).toString())).toEqual(['x', 'y']);
+    expect(relay.inputEnd).toHaveBeenCalledTimes(1);
+  });
+
+  it('input held when the connection breaks is left to the client to send again: never passed twice', () => {
+    const a = new FakeClient();
+    const t = make(a);
+    const relay = relayEvents();
+    t.start(relay);
+    a.events.input(Buffer.from('a'));
+    t.pauseInput();
+    a.events.input(Buffer.from('b'));
+    a.events.lost!();
+    const b = new FakeClient();
+    t.resume(b, 0);
+    expect(b.tickets()[0]!.inputOffset).toBe(1);
+    b.events.input(Buffer.from('b'));
+    t.resumeInput();
+    expect(relay.input.mock.calls.map(([d]) => Buffer.from(d as Uint8Array).toString())).toEqual(['a', 'b']);
+  });
+
   it('ends the session when the grace period passes (with the reason the loss was found for); a late resume is too late', async () => {
     vi.useFakeTimers();
     try {
