@@ -206,6 +206,22 @@ describe('session resume', () => {
     expect(b.logs.some((l) => l.includes(Buffer.from(ticket.token).toString('base64')) || l.includes(Buffer.from(ticket.token).toString('hex')))).toBe(false);
   }, 30_000);
 
+  it('refuses resumes that name no live session, or send anything but a well-formed RESUME', async () => {
+    const headers = (session: string) => ({ 'access-token': token, 'app-name': app, 'proc-name': 'web', 'instance-no': '1', 'entry-protocol': '2', 'entry-resume': session });
+    const cases: Array<[string, string, Uint8Array, string]> = [
+      ['an unknown session', '00000000-0000-4000-8000-000000000000', encodeRequest(RequestType.RESUME, encodeResumeRequest({ token: Buffer.alloc(32, 7), outputOffset: 0 })), 'ENTRY_RESUME_EXPIRED'],
+      ['a malformed RESUME', '00000000-0000-4000-8000-000000000000', encodeRequest(RequestType.RESUME, Buffer.from([0x0a, 0x40, 1, 2])), 'ENTRY_BAD_FRAME'],
+      ['START instead of RESUME', '00000000-0000-4000-8000-000000000000', encodeRequest(RequestType.START, encodeExecSpec({ argv: [Buffer.from('true')] })), 'ENTRY_BAD_FRAME'],
+      ['a session id that is none', '../../etc', encodeRequest(RequestType.RESUME, encodeResumeRequest({ token: Buffer.alloc(32), outputOffset: 0 })), 'ENTRY_BAD_REQUEST'],
+    ];
+    for (const [what, session, frame, code] of cases) {
+      const c = await WireClient.connect(b.wsUrl, headers(session));
+      c.ws.send(frame);
+      await c.closed;
+      expect(c.closeMessage()?.code, what).toBe(code);
+    }
+  }, 30_000);
+
   it('a broker at --max-sessions still takes back a session it holds', async () => {
     const full = await startTestBroker({ 'max-sessions': 1 });
     const fullProxy = new TcpProxy(full.url);
