@@ -67,13 +67,15 @@ export class Relay {
     terminal.start({
       input: (data) => {
         if (this.ended) return;
-        this.lastActivity = Date.now();
-        this.bytesIn += data.length;
-        this.options.tap?.input?.(data);
+        // The byte goes first; the clock, the counters and the taps (audit command lines, the
+        // recording) can wait until it is on its way.
         if (!process.write(data) && !this.inputPausedByProcess) {
           this.inputPausedByProcess = true;
           terminal.pauseInput();
         }
+        this.lastActivity = Date.now();
+        this.bytesIn += data.length;
+        this.options.tap?.input?.(data);
       },
       resize: (cols, rows) => {
         if (this.ended) return;
@@ -101,13 +103,17 @@ export class Relay {
     process.start({
       output: (stream: OutputStream, data, headroom) => {
         if (this.ended) return;
-        this.lastActivity = Date.now();
-        this.bytesOut += data.length;
-        this.options.tap?.output?.(stream, data);
         if (!terminal.send(stream, data, headroom) && !this.outputPausedByTerminal) {
           this.outputPausedByTerminal = true;
           process.pauseOutput();
         }
+        this.lastActivity = Date.now();
+        this.bytesOut += data.length;
+        // Recorded once the frame is written: the terminal sends the frames of a turn when its
+        // socket is uncorked (process.nextTick), and a microtask runs after that. Framing writes
+        // only into the headroom before `data`, so the recorder still sees the bytes as they came.
+        const tap = this.options.tap?.output;
+        if (tap) queueMicrotask(() => tap(stream, data));
       },
       drain: () => {
         if (this.inputPausedByProcess) {
