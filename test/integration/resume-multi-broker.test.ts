@@ -8,6 +8,7 @@ import { TestContainers, uniqueApp } from '../helpers/containers.js';
 import { TestRedis } from '../helpers/redis.js';
 import { eventually } from '../helpers/sessions.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
+import { launchChromium, typeLine, waitForTerminal } from '../helpers/browser.js';
 
 /**
  * Two brokers sharing Redis behind a proxy that sends each new connection where the test says:
@@ -100,6 +101,43 @@ describe('a resume that lands on another broker', () => {
     expect(out).toBe('start\ndone\n');
     expect(end.exitCode).toBe(5);
   }, 30_000);
+
+  it('<entry-terminal> in Chromium, the reconnect sent to B: the same shell, its variable, each line of a running loop once', async () => {
+    proxy.to(a.url);
+    const token = await a.mint({ apps: [app] }, 'browser-roamer');
+    const browser = await launchChromium();
+    try {
+      const page = await (await browser.newContext({ viewport: { width: 1000, height: 700 } })).newPage();
+      await page.goto(`${proxy.url}/healthz`);
+      await page.addScriptTag({
+        type: 'module',
+        content: `
+          import { ticketsFrom } from '/entry-terminal.js';
+          document.body.innerHTML = '';
+          const t = document.createElement('entry-terminal');
+          t.id = 't';
+          t.setAttribute('app', ${JSON.stringify(app)});
+          t.setAttribute('proc', 'web');
+          t.setAttribute('instance', '1');
+          t.style.height = '600px';
+          t.ticketProvider = ticketsFrom(${JSON.stringify(token)});
+          document.body.append(t);`,
+      });
+      await typeLine(page, '#t', 'KEPT=roam-$((6*7)); for i in $(seq 1 8); do echo "tick $i"; sleep 0.5; done');
+      await waitForTerminal(page, '#t', /^tick 2$/m);
+      proxy.cut(2_000);
+      proxy.to(b.url);
+      await page.locator('#t .entry-terminal-overlay').waitFor({ state: 'visible', timeout: 5_000 });
+      await page.locator('#t .entry-terminal-overlay').waitFor({ state: 'detached', timeout: 20_000 });
+      await waitForTerminal(page, '#t', /^tick 8$/m);
+      await typeLine(page, '#t', 'echo "kept:$KEPT"');
+      const text = await waitForTerminal(page, '#t', /^kept:roam-42$/m);
+      for (let i = 1; i <= 8; i++) expect(text.match(new RegExp(`^tick ${i}$`, 'gm'))?.length, `tick ${i}`).toBe(1);
+      expect(b.logs.some((l) => l.includes('resume forwarded'))).toBe(true);
+    } finally {
+      await browser.close();
+    }
+  }, 60_000);
 
   it('seq 1 2000000 with the reconnect sent to B, and the TypeScript API: checksum equal, exit 0', async () => {
     proxy.to(a.url);
