@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import { tmpdir, userInfo } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError } from './config-error.js';
 import { type DockerClientFiles, type ListenerTls, parseDockerClientFiles, parseHostSpec, parseListenerTls, parseMetricsListen, parseTrustedProxies } from './fleet-settings.js';
@@ -306,7 +306,7 @@ export function parseConfig(raw: RawSettings): BrokerConfig {
     listen,
     auth,
     dev,
-    devTokenFile: str(raw, 'dev-token-file') ?? defaultDevTokenFile(),
+    devTokenFile: str(raw, 'dev-token-file') ?? (dev ? defaultDevTokenFile() : ''),
     docker: { hosts: parseDockerHosts(raw, kubernetes !== null), reapMode, client: parseDockerClientFiles(raw) },
     kubernetes,
     tls: parseListenerTls(raw),
@@ -369,5 +369,6 @@ function parseKubernetes(raw: RawSettings): KubernetesSettings | null {
 /** Per user, where only that user can read it: the runtime directory, else the temp directory. */
 function defaultDevTokenFile(): string {
   const runtime = process.env['XDG_RUNTIME_DIR'];
-  return runtime ? join(runtime, 'entry-dev-token') : join(tmpdir(), `entry-dev-token-${userInfo().uid}`);
+  // The uid, not userInfo(): a container's user may have no passwd entry.
+  return runtime ? join(runtime, 'entry-dev-token') : join(tmpdir(), `entry-dev-token-${process.getuid?.() ?? 0}`);
 }

@@ -127,7 +127,7 @@ describe('enter broker profiles, ls, status and completion', () => {
     const entries = JSON.parse(all.stdout.toString()) as Array<Record<string, string>>;
     expect(entries).toHaveLength(5);
     expect(entries.map((c) => c.app).sort()).toEqual([app, app, app, app, other].sort());
-    expect(entries.find((c) => c.app === app)).toEqual({ app, proc: 'cron', instance: '1', state: 'created', host: 'local', image: 'entry-demo:latest', name: expect.any(String), created: expect.any(String) });
+    expect(entries.find((c) => c.app === app)).toEqual({ app, proc: 'cron', instance: '1', state: 'created', backend: 'docker', host: 'local', namespace: '', image: 'entry-demo:latest', name: expect.any(String), created: expect.any(String) });
     const only = await runCli(['ls', other, '--json'], { ...e, ENTRY_TOKEN: await a.mint({ apps: ['*'] }) });
     expect(JSON.parse(only.stdout.toString()).map((c: { app: string }) => c.app)).toEqual([other]);
   });
