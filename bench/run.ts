@@ -15,6 +15,7 @@ import { type BenchContext, type Figure, FIGURE_NAMES, type FigureName, type Sui
 import { cliRoundtrip } from './figures/cli.js';
 import { concurrent } from './figures/concurrent.js';
 import { echo } from './figures/echo.js';
+import { kubernetes } from './figures/kubernetes.js';
 import { roundtripRaw } from './figures/roundtrip.js';
 import { massDisconnect } from './figures/mass-disconnect.js';
 import { setupInteractive, setupScripted } from './figures/setup.js';
@@ -24,8 +25,11 @@ import { throughputRaw, throughputTty } from './figures/throughput.js';
 import { profileBroker } from './profile.js';
 import { describeMachine, machineLine, table } from './report.js';
 
-/** In run order: the shared-broker figures first, the ones with their own broker last. */
-const SUITES: Suite[] = [setupInteractive, setupScripted, cliRoundtrip, echo, throughputTty, throughputRaw, stdinRaw, roundtripRaw, stall, concurrent, massDisconnect];
+/**
+ * In run order: the shared-broker figures first, the ones with their own broker last, and
+ * Kubernetes at the very end, so that a cluster the run starts does not idle under the others.
+ */
+const SUITES: Suite[] = [setupInteractive, setupScripted, cliRoundtrip, echo, throughputTty, throughputRaw, stdinRaw, roundtripRaw, stall, concurrent, massDisconnect, kubernetes];
 
 interface Options {
   quick: boolean;

@@ -3,8 +3,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { ROOT } from './repo.js';
 
 /**
  * The one-node Kubernetes 1.20 of deploy/dev/kube-up.sh, for integration suites.
@@ -19,7 +19,8 @@ import { promisify } from 'node:util';
  * `demoImages` with `imagePullPolicy: IfNotPresent`.
  */
 
-const dev = fileURLToPath(new URL('../../deploy/dev/', import.meta.url));
+// From the checkout's root: this file also runs compiled, from dist/test/helpers/ (the bench).
+const dev = join(ROOT, 'deploy/dev/');
 const stateDir = process.env.ENTRY_KUBE_STATE ?? '/var/lib/entry/kube';
 const run = promisify(execFile);
 
