@@ -1,14 +1,9 @@
+import type { SessionSubject } from '../store/session-record.js';
 import type { EndReason, OutputStream } from './types.js';
 
 /** What is known about a session once its process runs. */
-export interface SessionInfo {
-  id: string;
-  user: string;
-  source: string;
-  app: string;
-  proc: string;
-  instance: string;
-  container: string;
+export interface SessionInfo extends SessionSubject {
+  /** The Docker host or Kubernetes cluster. */
   host: string;
   /** The command for scripted runs; null for the interactive shell. */
   argv: string[] | null;
