@@ -15,6 +15,7 @@ import {
   type ResumeTicket,
   utf8,
 } from '../../proto/codec.js';
+import { dropAcknowledged } from '../../proto/acknowledged.js';
 import { ClientError } from './client-error.js';
 import { type ClientTls, clientTlsFromEnv, tlsConnectOptions } from './tls.js';
 
@@ -395,20 +396,11 @@ export class ExecConnection extends EventEmitter {
 
   private acknowledgeInput(count: number, sendMore = true): void {
     if (!this.trackInput) return;
-    let drop = count - this.inputAckedAt;
+    const drop = count - this.inputAckedAt;
     if (drop <= 0 || count > this.inputSent) return;
     this.inputAckedAt = count;
     this.unackedBytes -= drop;
-    while (drop > 0 && this.unacked.length > 0) {
-      const first = this.unacked[0]!;
-      if (first.length <= drop) {
-        this.unacked.shift();
-        drop -= first.length;
-      } else {
-        this.unacked[0] = first.subarray(drop);
-        drop = 0;
-      }
-    }
+    dropAcknowledged(this.unacked, drop);
     if (!sendMore) return;
     this.sendWaiting();
     this.checkDrain();

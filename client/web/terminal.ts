@@ -13,6 +13,7 @@ import {
   ResponseType,
   type ResumeTicket,
 } from '../../proto/codec.js';
+import { dropAcknowledged } from '../../proto/acknowledged.js';
 import { base64url, brokerBase, enterSocketUrl, type Target, watchSocketUrl } from './broker-url.js';
 import { bindClipboard } from './clipboard.js';
 import { injectStyles } from './styles.js';
@@ -476,20 +477,11 @@ class TerminalSession implements TerminalHandle {
   }
 
   private acknowledgeInput(count: number, sendMore = true): void {
-    let drop = count - this.inputAckedAt;
+    const drop = count - this.inputAckedAt;
     if (drop <= 0 || count > this.inputSent) return;
     this.inputAckedAt = count;
     this.unackedBytes -= drop;
-    while (drop > 0 && this.unacked.length > 0) {
-      const first = this.unacked[0]!;
-      if (first.length <= drop) {
-        this.unacked.shift();
-        drop -= first.length;
-      } else {
-        this.unacked[0] = first.subarray(drop);
-        drop = 0;
-      }
-    }
+    dropAcknowledged(this.unacked, drop);
     if (sendMore) this.sendWaiting();
   }
 
