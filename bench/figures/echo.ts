@@ -42,6 +42,23 @@ export function echoOnce(side: Typist, byte: Uint8Array): Promise<number> {
 
 const KEYS = Array.from({ length: 26 }, (_, i) => Uint8Array.of(0x61 + i));
 
+/**
+ * Echo times in ms, a list per side: 50 untimed keystrokes each first (JIT and socket paths),
+ * then `samples` rounds of one byte at a time, rotating which side goes first.
+ */
+export async function echoRounds(sides: readonly Typist[], samples: number): Promise<number[][]> {
+  for (let i = 0; i < 50; i++) for (const side of sides) await echoOnce(side, KEYS[i % 26]!);
+  const out = sides.map((): number[] => []);
+  for (let i = 0; i < samples; i++) {
+    const key = KEYS[i % 26]!;
+    for (let k = 0; k < sides.length; k++) {
+      const j = (i + k) % sides.length;
+      out[j]!.push(await echoOnce(sides[j]!, key));
+    }
+  }
+  return out;
+}
+
 export const echo: Suite = {
   names: ['echo_p50', 'echo_p99'],
   async run(ctx): Promise<Figure[]> {
@@ -57,21 +74,7 @@ export const echo: Suite = {
     const relayedReady = Promise.race([untilOutput(relayed, 0x52).catch(() => undefined), sleep(1_000)]).then(() => (relayed.onOutput = () => undefined));
     await Promise.all([entryReady, directReady, relayedReady]);
     try {
-      const sides = [entry, direct, relayed] as const;
-      // Warm-up, untimed: JIT and socket paths on every side.
-      for (let i = 0; i < 50; i++) for (const side of sides) await echoOnce(side, KEYS[i % 26]!);
-      const e: number[] = [];
-      const d: number[] = [];
-      const w: number[] = [];
-      const out = [e, d, w];
-      // Sequential, one byte at a time, rotating which side goes first.
-      for (let i = 0; i < samples; i++) {
-        const key = KEYS[i % 26]!;
-        for (let k = 0; k < sides.length; k++) {
-          const j = (i + k) % sides.length;
-          out[j]!.push(await echoOnce(sides[j]!, key));
-        }
-      }
+      const [e, d, w] = (await echoRounds([entry, direct, relayed], samples)) as [number[], number[], number[]];
       const q = (x: number[], p: number) => quantile(x, p).toFixed(3);
       ctx.log(`echo: entry p50 ${q(e, 0.5)} p99 ${q(e, 0.99)} ms; direct p50 ${q(d, 0.5)} p99 ${q(d, 0.99)} ms; ws relay p50 ${q(w, 0.5)} p99 ${q(w, 0.99)} ms`);
       const relayExtra = (p: number) => ({ ws_relay_ms: quantile(w, p), entry_minus_ws_relay_ms: quantile(e, p) - quantile(w, p) });

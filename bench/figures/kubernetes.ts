@@ -13,7 +13,7 @@ import { type BenchContext, figure, type Figure, type FigureName, type Suite, ut
 import { cpuSeconds, findPids, MB } from '../proc-stats.js';
 import { runList } from '../sides.js';
 import { median, msSince, now, quantile, sleep } from '../stats.js';
-import { echoOnce, RAW_ECHO, untilOutput } from './echo.js';
+import { echoRounds, RAW_ECHO, untilOutput } from './echo.js';
 
 /**
  * The Kubernetes backend against what `kubectl exec` does: a `pods/exec` WebSocket to the same
@@ -299,8 +299,6 @@ async function setupFigure(ctx: BenchContext, rig: KubeRig): Promise<Figure> {
 
 // ---- kube_echo_p50/p99: one byte at a time into `stty raw -echo; cat` on a TTY ----
 
-const KEYS = Array.from({ length: 26 }, (_, i) => Uint8Array.of(0x61 + i));
-
 async function echoFigures(ctx: BenchContext, rig: KubeRig): Promise<Figure[]> {
   const samples = ctx.quick ? 300 : 3000;
   const entry = await EntrySession.open(rig.broker.wsUrl, rig.token, rig.target, { argv: RAW_ECHO.map((a) => Buffer.from(a)), tty: true, cols: 80, rows: 24 });
@@ -309,18 +307,7 @@ async function echoFigures(ctx: BenchContext, rig: KubeRig): Promise<Figure[]> {
   const directReady = untilOutput(direct, 0x52);
   try {
     await Promise.all([entryReady, directReady]);
-    const sides = [entry, direct] as const;
-    for (let i = 0; i < 50; i++) for (const side of sides) await echoOnce(side, KEYS[i % 26]!);
-    const e: number[] = [];
-    const d: number[] = [];
-    const out = [e, d];
-    for (let i = 0; i < samples; i++) {
-      const key = KEYS[i % 26]!;
-      for (let k = 0; k < sides.length; k++) {
-        const j = (i + k) % sides.length;
-        out[j]!.push(await echoOnce(sides[j]!, key));
-      }
-    }
+    const [e, d] = (await echoRounds([entry, direct], samples)) as [number[], number[]];
     const q = (x: number[], p: number) => quantile(x, p).toFixed(3);
     ctx.log(`kube_echo: entry p50 ${q(e, 0.5)} p99 ${q(e, 0.99)} ms; direct p50 ${q(d, 0.5)} p99 ${q(d, 0.99)} ms`);
     return [
