@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +11,7 @@ import type { EntryError } from '../../broker/errors.js';
 import { KubeExecProcess } from '../../broker/kubernetes/exec-process.js';
 import { KubeClient } from '../../broker/kubernetes/kube-client.js';
 import { PodReaper } from '../../broker/kubernetes/pod-reaper.js';
+import { writeKubeconfig } from '../helpers/kubeconfig.js';
 
 /**
  * A stand-in apiserver for the exec channel protocol: it runs the requested command on this
@@ -108,17 +109,7 @@ describe.each([
     const port = (fake.server.address() as { port: number }).port;
     dir = mkdtempSync(join(tmpdir(), 'entry-kube-unit-'));
     const file = join(dir, 'kubeconfig');
-    writeFileSync(
-      file,
-      JSON.stringify({
-        apiVersion: 'v1',
-        kind: 'Config',
-        clusters: [{ name: 'fake', cluster: { server: `http://127.0.0.1:${port}`, 'insecure-skip-tls-verify': true } }],
-        users: [{ name: 'u', user: { token } }],
-        contexts: [{ name: 'c', context: { cluster: 'fake', user: 'u', namespace: 'ns' } }],
-        'current-context': 'c',
-      }),
-    );
+    writeKubeconfig(file, { cluster: { name: 'fake', server: `http://127.0.0.1:${port}`, insecure: true }, token, contexts: [{ name: 'c', namespace: 'ns' }] });
     client = KubeClient.load({ kubeconfig: file });
   });
 

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KubeClient } from '../../broker/kubernetes/kube-client.js';
 import { PodIndex } from '../../broker/kubernetes/pod-index.js';
 import { createLogger } from '../../broker/log.js';
+import { writeKubeconfig } from '../helpers/kubeconfig.js';
 
 const podObject = (name: string, rv: number, extra: Record<string, unknown> = {}) => ({
   metadata: { uid: `uid-${name}`, namespace: 'ns', name, resourceVersion: String(rv), labels: { 'app.kubernetes.io/name': 'shop', 'app.kubernetes.io/component': 'api' }, ...extra },
@@ -57,17 +58,7 @@ describe('the pod index (list + watch)', () => {
     dir = mkdtempSync(join(tmpdir(), 'entry-kube-index-'));
     const file = join(dir, 'kubeconfig');
     const port = (fake.server.address() as { port: number }).port;
-    writeFileSync(
-      file,
-      JSON.stringify({
-        apiVersion: 'v1',
-        kind: 'Config',
-        clusters: [{ name: 'fake', cluster: { server: `http://127.0.0.1:${port}`, 'insecure-skip-tls-verify': true } }],
-        users: [{ name: 'u', user: { token: 't' } }],
-        contexts: [{ name: 'c', context: { cluster: 'fake', user: 'u' } }],
-        'current-context': 'c',
-      }),
-    );
+    writeKubeconfig(file, { cluster: { name: 'fake', server: `http://127.0.0.1:${port}`, insecure: true }, token: 't', contexts: [{ name: 'c' }] });
     fake.state.pods.set('a', podObject('api-a', 5));
     index = new PodIndex(KubeClient.load({ kubeconfig: file }), ['ns'], createLogger('silent'), { backoffInitialMs: 20, backoffMaxMs: 50, pingIntervalMs: 60_000 });
     await index.start();

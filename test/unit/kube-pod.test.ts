@@ -1,10 +1,11 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../broker/config/config-error.js';
 import { KubeClient } from '../../broker/kubernetes/kube-client.js';
 import { chooseContainer, podMatches, podRecord, podState, podTarget } from '../../broker/kubernetes/pod.js';
+import { writeKubeconfig } from '../helpers/kubeconfig.js';
 
 function pod(over: { name?: string; labels?: Record<string, string>; annotations?: Record<string, string>; owner?: string; phase?: string; deleting?: boolean; containers?: string[] } = {}) {
   return podRecord({
@@ -69,20 +70,14 @@ describe('loading the Kubernetes identity', () => {
   const dir = mkdtempSync(join(tmpdir(), 'entry-kube-config-'));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
   const file = join(dir, 'kubeconfig');
-  writeFileSync(
-    file,
-    JSON.stringify({
-      apiVersion: 'v1',
-      kind: 'Config',
-      clusters: [{ name: 'prod', cluster: { server: 'https://10.0.0.1:6443' } }],
-      users: [{ name: 'u', user: { token: 'not-a-real-token' } }],
-      contexts: [
-        { name: 'a', context: { cluster: 'prod', user: 'u', namespace: 'team' } },
-        { name: 'b', context: { cluster: 'missing', user: 'u' } },
-      ],
-      'current-context': 'a',
-    }),
-  );
+  writeKubeconfig(file, {
+    cluster: { name: 'prod', server: 'https://10.0.0.1:6443' },
+    token: 'not-a-real-token',
+    contexts: [
+      { name: 'a', namespace: 'team' },
+      { name: 'b', cluster: 'missing' },
+    ],
+  });
 
   it('takes the cluster name and namespace from the context', () => {
     const c = KubeClient.load({ kubeconfig: file });
