@@ -82,3 +82,30 @@ export async function typeLine(page: Page, selector: string, line: string): Prom
   await page.keyboard.type(line);
   await page.keyboard.press('Enter');
 }
+
+/**
+ * Replaces the page's body with `<entry-terminal id="t">` for instance 1 of `app`'s web process,
+ * its tickets from `token`. The page must come from the broker (it serves /entry-terminal.js).
+ * With `recordStates`, each entry-state event's state is pushed to `window.states`.
+ */
+export async function mountTerminal(page: Page, app: string, token: string, opts: { recordStates?: boolean } = {}): Promise<void> {
+  const states = opts.recordStates
+    ? `
+      window.states = [];
+      t.addEventListener('entry-state', (e) => window.states.push(e.detail.state));`
+    : '';
+  await page.addScriptTag({
+    type: 'module',
+    content: `
+      import { ticketsFrom } from '/entry-terminal.js';
+      document.body.innerHTML = '';
+      const t = document.createElement('entry-terminal');
+      t.id = 't';
+      t.setAttribute('app', ${JSON.stringify(app)});
+      t.setAttribute('proc', 'web');
+      t.setAttribute('instance', '1');
+      t.style.height = '600px';${states}
+      t.ticketProvider = ticketsFrom(${JSON.stringify(token)});
+      document.body.append(t);`,
+  });
+}

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { launchChromium, terminalText, typeLine, waitForTerminal } from '../helpers/browser.js';
+import { launchChromium, mountTerminal, terminalText, typeLine, waitForTerminal } from '../helpers/browser.js';
 import { startTestBroker, type TestBroker } from '../helpers/broker.js';
 import { TestContainers, uniqueApp } from '../helpers/containers.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
@@ -36,22 +36,7 @@ describe('the browser terminal resumes', () => {
     page = await context.newPage();
     // The page and the socket both go through the proxy: one origin, one link to cut.
     await page.goto(`${proxy.url}/healthz`);
-    await page.addScriptTag({
-      type: 'module',
-      content: `
-        import { ticketsFrom } from '/entry-terminal.js';
-        document.body.innerHTML = '';
-        const t = document.createElement('entry-terminal');
-        t.id = 't';
-        t.setAttribute('app', ${JSON.stringify(app)});
-        t.setAttribute('proc', 'web');
-        t.setAttribute('instance', '1');
-        t.style.height = '600px';
-        window.states = [];
-        t.addEventListener('entry-state', (e) => window.states.push(e.detail.state));
-        t.ticketProvider = ticketsFrom(${JSON.stringify(token)});
-        document.body.append(t);`,
-    });
+    await mountTerminal(page, app, token, { recordStates: true });
   });
   afterAll(async () => {
     await browser?.close();

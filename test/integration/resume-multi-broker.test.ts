@@ -8,7 +8,7 @@ import { TestContainers, uniqueApp } from '../helpers/containers.js';
 import { TestRedis } from '../helpers/redis.js';
 import { eventually } from '../helpers/sessions.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
-import { launchChromium, typeLine, waitForTerminal } from '../helpers/browser.js';
+import { launchChromium, mountTerminal, typeLine, waitForTerminal } from '../helpers/browser.js';
 
 /**
  * Two brokers sharing Redis behind a proxy that sends each new connection where the test says:
@@ -109,20 +109,7 @@ describe('a resume that lands on another broker', () => {
     try {
       const page = await (await browser.newContext({ viewport: { width: 1000, height: 700 } })).newPage();
       await page.goto(`${proxy.url}/healthz`);
-      await page.addScriptTag({
-        type: 'module',
-        content: `
-          import { ticketsFrom } from '/entry-terminal.js';
-          document.body.innerHTML = '';
-          const t = document.createElement('entry-terminal');
-          t.id = 't';
-          t.setAttribute('app', ${JSON.stringify(app)});
-          t.setAttribute('proc', 'web');
-          t.setAttribute('instance', '1');
-          t.style.height = '600px';
-          t.ticketProvider = ticketsFrom(${JSON.stringify(token)});
-          document.body.append(t);`,
-      });
+      await mountTerminal(page, app, token);
       await typeLine(page, '#t', 'KEPT=roam-$((6*7)); for i in $(seq 1 8); do echo "tick $i"; sleep 0.5; done');
       await waitForTerminal(page, '#t', /^tick 2$/m);
       proxy.cut(2_000);
