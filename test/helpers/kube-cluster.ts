@@ -45,6 +45,16 @@ export interface PolicyRule {
   resourceNames?: string[];
 }
 
+/**
+ * What the broker needs to exec: pods get/list/watch, and pods/exec both get and create. Kubernetes
+ * before 1.30 authorizes a WebSocket exec (a GET) as `get`, SPDY's POST as `create`, which newer
+ * servers ask of WebSockets too.
+ */
+export const EXEC_RULES: PolicyRule[] = [
+  { resources: ['pods'], verbs: ['get', 'list', 'watch'] },
+  { resources: ['pods/exec'], verbs: ['get', 'create'] },
+];
+
 export interface KubeIdentity {
   /** `system:serviceaccount:<namespace>:<name>` */
   user: string;

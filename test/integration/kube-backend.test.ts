@@ -13,7 +13,7 @@ import { createKubernetesBackend, type KubernetesBackend } from '../../broker/ku
 import { ConfigError } from '../../broker/config/config-error.js';
 import { createLogger } from '../../broker/log.js';
 import type { ProcessSide } from '../../broker/session/types.js';
-import { type KubeCluster, kubeClusterPossible, kubeStartTimeoutMs, startKubeCluster } from '../helpers/kube-cluster.js';
+import { EXEC_RULES, type KubeCluster, kubeClusterPossible, kubeStartTimeoutMs, startKubeCluster } from '../helpers/kube-cluster.js';
 
 /** What a process side gave back. */
 interface Outcome {
@@ -471,16 +471,7 @@ describe.skipIf(!kubeClusterPossible())('the Kubernetes backend against a real c
   });
 
   it('needs no more than get/list/watch on pods and get/create on pods/exec, and serves its own namespace when it may not list all', async () => {
-    // A WebSocket exec is a GET: Kubernetes before 1.30 authorizes it as `get` on pods/exec
-    // (SPDY's POST as `create`, which newer servers ask of WebSockets too): grant both.
-    const execer = await k.createIdentity({
-      name: 'execer',
-      namespace: ns,
-      rules: [
-        { resources: ['pods'], verbs: ['get', 'list', 'watch'] },
-        { resources: ['pods/exec'], verbs: ['get', 'create'] },
-      ],
-    });
+    const execer = await k.createIdentity({ name: 'execer', namespace: ns, rules: EXEC_RULES });
     // No namespace given: every namespace is refused to it, so it serves its kubeconfig's own.
     const own = createKubernetesBackend({ kubeconfig: execer.kubeconfigPath, namespaces: [], log });
     const b = new Backends([own]);

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { type KubeCluster, kubeClusterPossible, kubeStartTimeoutMs, startKubeCluster } from '../helpers/kube-cluster.js';
+import { EXEC_RULES, type KubeCluster, kubeClusterPossible, kubeStartTimeoutMs, startKubeCluster } from '../helpers/kube-cluster.js';
 
 /** What a raw pods/exec WebSocket gave back, channel by channel. */
 interface ExecResult {
@@ -114,15 +114,8 @@ describe.skipIf(!kubeClusterPossible())('the dev Kubernetes cluster (deploy/dev/
 
   it('makes limited identities; over WebSocket, 1.20 authorizes pods/exec as get, not create', async () => {
     const reader = await k.createIdentity({ name: 'reader', namespace: ns, rules: [{ resources: ['pods'], verbs: ['get', 'list', 'watch'] }] });
-    const execer = await k.createIdentity({
-      name: 'execer',
-      namespace: ns,
-      rules: [
-        { resources: ['pods'], verbs: ['get', 'list', 'watch'] },
-        // Kubernetes 1.20 authorizes a WebSocket exec (a GET) as verb get; SPDY (a POST) as create.
-        { resources: ['pods/exec'], verbs: ['get', 'create'] },
-      ],
-    });
+    // Kubernetes 1.20 authorizes a WebSocket exec (a GET) as verb get; SPDY (a POST) as create.
+    const execer = await k.createIdentity({ name: 'execer', namespace: ns, rules: EXEC_RULES });
     const creator = await k.createIdentity({
       name: 'creator',
       namespace: ns,
