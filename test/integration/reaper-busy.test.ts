@@ -50,8 +50,8 @@ for (const mode of ['exec', 'host'] as const) {
             return c;
           }),
         );
-        const running = (await containerProcesses(containerId)).filter(isLeftover).length;
-        expect(running, 'the sessions run: two sleeps each').toBe(2 * BATCH);
+        // READY comes just before `exec sleep 1001` replaces the shell: wait for both sleeps.
+        await eventually(async () => (await containerProcesses(containerId)).filter(isLeftover).length === 2 * BATCH, 'the sessions to run two sleeps each', 10_000);
         for (const c of clients) c.ws.terminate();
         reapMs.push(await eventually(async () => (await containerProcesses(containerId)).every((p) => !isLeftover(p)), 'the batch reaped', 20_000));
         leftovers += (await containerProcesses(containerId)).filter(isLeftover).length;
