@@ -248,29 +248,13 @@ function decodeString(bytes: Uint8Array, field: string): string {
   }
 }
 
-/** Decodes a RequestMessage. `content` is a view into `buf`, not a copy. Throws FrameError. */
-export function decodeRequest(buf: Uint8Array): RequestMessage {
-  const r = new Reader(buf);
-  let msgType = 0;
-  let content: Uint8Array = EMPTY;
-  while (!r.done) {
-    const key = r.varint();
-    const field = Math.floor(key / 8);
-    const wire = key & 7;
-    if (field === 1) {
-      expectWireType(wire, 0, 'msgType');
-      msgType = r.varint();
-    } else if (field === 2) {
-      expectWireType(wire, 2, 'content');
-      content = r.bytes();
-    } else {
-      r.skip(wire);
-    }
-  }
-  return { msgType, content };
-}
-
-export function decodeResponse(buf: Uint8Array): ResponseMessage {
+/**
+ * Both messages are `msgType = 1, content = 2`; a response may add `code = 3`, which a request
+ * does not have (its field 3 is skipped like any unknown field). `content` is a view into `buf`.
+ */
+function decodeTypeContent(buf: Uint8Array, withCode: true): ResponseMessage;
+function decodeTypeContent(buf: Uint8Array, withCode: false): RequestMessage;
+function decodeTypeContent(buf: Uint8Array, withCode: boolean): RequestMessage | ResponseMessage {
   const r = new Reader(buf);
   let msgType = 0;
   let content: Uint8Array = EMPTY;
@@ -285,14 +269,23 @@ export function decodeResponse(buf: Uint8Array): ResponseMessage {
     } else if (field === 2) {
       expectWireType(wire, 2, 'content');
       content = r.bytes();
-    } else if (field === 3) {
+    } else if (field === 3 && withCode) {
       expectWireType(wire, 2, 'code');
       code = decodeString(r.bytes(), 'code');
     } else {
       r.skip(wire);
     }
   }
-  return { msgType, content, code };
+  return withCode ? { msgType, content, code } : { msgType, content };
+}
+
+/** Decodes a RequestMessage. `content` is a view into `buf`, not a copy. Throws FrameError. */
+export function decodeRequest(buf: Uint8Array): RequestMessage {
+  return decodeTypeContent(buf, false);
+}
+
+export function decodeResponse(buf: Uint8Array): ResponseMessage {
+  return decodeTypeContent(buf, true);
 }
 
 export function decodeExecSpec(buf: Uint8Array): ExecSpec {
