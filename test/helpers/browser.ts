@@ -88,7 +88,7 @@ export async function typeLine(page: Page, selector: string, line: string): Prom
  * its tickets from `token`. The page must come from the broker (it serves /entry-terminal.js).
  * With `recordStates`, each entry-state event's state is pushed to `window.states`.
  */
-export async function mountTerminal(page: Page, app: string, token: string, opts: { recordStates?: boolean } = {}): Promise<void> {
+export async function mountTerminal(page: Page, app: string, token: string, opts: { recordStates?: boolean; instance?: number; height?: number; heading?: string } = {}): Promise<void> {
   const states = opts.recordStates
     ? `
       window.states = [];
@@ -98,13 +98,13 @@ export async function mountTerminal(page: Page, app: string, token: string, opts
     type: 'module',
     content: `
       import { ticketsFrom } from '/entry-terminal.js';
-      document.body.innerHTML = '';
+      document.body.innerHTML = ${JSON.stringify(opts.heading ? `<h1>${opts.heading}</h1>` : '')};
       const t = document.createElement('entry-terminal');
       t.id = 't';
       t.setAttribute('app', ${JSON.stringify(app)});
       t.setAttribute('proc', 'web');
-      t.setAttribute('instance', '1');
-      t.style.height = '600px';${states}
+      t.setAttribute('instance', '${opts.instance ?? 1}');
+      t.style.height = '${opts.height ?? 600}px';${states}
       t.ticketProvider = ticketsFrom(${JSON.stringify(token)});
       document.body.append(t);`,
   });

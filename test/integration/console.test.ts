@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { launchChromium, terminalSize, typeLine, waitForResize, waitForTerminal } from '../helpers/browser.js';
+import { launchChromium, mountTerminal, terminalSize, typeLine, waitForResize, waitForTerminal } from '../helpers/browser.js';
 import { startTestBroker, type TestBroker } from '../helpers/broker.js';
 import { docker, TestContainers, uniqueApp } from '../helpers/containers.js';
 
@@ -235,20 +235,7 @@ describe('web console in Chromium', () => {
     // Any page of the broker's origin will do as the host; the script and the ticket API are
     // the broker's own. (setContent would not do: document.open() pages never upgrade elements.)
     await embed.goto(`${b.url}/healthz`);
-    await embed.addScriptTag({
-      type: 'module',
-      content: `
-        import { ticketsFrom } from '/entry-terminal.js';
-        document.body.innerHTML = '<h1>Shop admin</h1>';
-        const t = document.createElement('entry-terminal');
-        t.id = 't';
-        t.setAttribute('app', ${JSON.stringify(app)});
-        t.setAttribute('proc', 'web');
-        t.setAttribute('instance', '2');
-        t.style.height = '320px';
-        t.ticketProvider = ticketsFrom(${JSON.stringify(token)});
-        document.body.append(t);`,
-    });
+    await mountTerminal(embed, app, token, { instance: 2, height: 320, heading: 'Shop admin' });
     await typeLine(embed, '#t', 'echo $((6*7))');
     await waitForTerminal(embed, '#t', /^42$/m);
     await shot('embed-same-origin', embed);
