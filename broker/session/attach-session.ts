@@ -16,26 +16,21 @@ export interface AttachSessionDeps {
  */
 export async function runAttachSession(upgrade: AdmittedSession, deps: AttachSessionDeps, track: (s: LiveSession) => () => void): Promise<EndReason> {
   const { terminal, container, identity, target, sessionId } = upgrade;
-  let relay: Relay | undefined;
-  let stopRequested: EntryError | undefined;
-  const untrack = track({
-    id: sessionId,
-    user: identity.user,
-    ...target,
-    stop: async (error) => {
-      stopRequested = error;
-      return relay?.stop(error);
-    },
-    watch: () => undefined,
-  });
+  // A stop (drain, an admin's kill) can come before the relay exists: it is kept until then.
+  const stopping: { relay?: Relay; error?: EntryError } = {};
+  const stop = async (error: EntryError) => {
+    stopping.error = error;
+    return stopping.relay?.stop(error);
+  };
+  const untrack = track({ id: sessionId, user: identity.user, ...target, stop, watch: () => undefined });
   const fields = { session: sessionId, request: upgrade.requestId, user: identity.user, container: container.id.slice(0, 12), host: container.host, backend: container.backend };
   try {
     let logs;
     try {
       logs = await container.attach();
-      if (stopRequested) {
+      if (stopping.error) {
         await logs.terminate();
-        throw stopRequested;
+        throw stopping.error;
       }
     } catch (err) {
       const reason: EndReason = { kind: 'failed', error: isEntryError(err) ? err : new EntryError('ENTRY_INTERNAL', undefined, { cause: err }) };
@@ -43,7 +38,8 @@ export async function runAttachSession(upgrade: AdmittedSession, deps: AttachSes
       return reason;
     }
     deps.log.info('attach start', fields);
-    relay = new Relay(terminal, logs, { pingIntervalMs: deps.pingIntervalMs });
+    const relay = new Relay(terminal, logs, { pingIntervalMs: deps.pingIntervalMs });
+    stopping.relay = relay;
     const reason = await relay.run();
     deps.log.info('attach end', { ...fields, how: reason.kind, ...(reason.kind === 'failed' ? { code: reason.error.code } : {}) });
     return reason;
