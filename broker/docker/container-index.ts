@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
 import type Docker from 'dockerode';
+import { RetrySchedule } from '../backend/retry-schedule.js';
 import type { Logger } from '../log.js';
 import { applyEvent, type ContainerEvent, type IndexedContainer, readEvents } from './docker-events.js';
 
@@ -79,11 +80,8 @@ export class HostContainerIndex {
   private reason = 'connecting';
   private abort: AbortController | undefined;
   private pingTimer: NodeJS.Timeout | undefined;
-  private retryTimer: NodeJS.Timeout | undefined;
-  private failures = 0;
-  private stopped = false;
   private generation = 0;
-  private firstAttempt: Promise<void> | undefined;
+  private readonly retries: RetrySchedule;
   /** Full resyncs done (the first connect included). */
   resyncs = 0;
 
@@ -92,7 +90,9 @@ export class HostContainerIndex {
     private readonly log: Logger,
     private readonly timing: IndexTiming = DEFAULT_INDEX_TIMING,
     private readonly onChange: (host: string, up: boolean) => void = () => undefined,
-  ) {}
+  ) {
+    this.retries = new RetrySchedule(() => this.connect(), timing);
+  }
 
   get name(): string {
     return this.host.name;
@@ -117,13 +117,11 @@ export class HostContainerIndex {
 
   /** Starts connecting; resolves after the first attempt, whether it worked or not. */
   start(): Promise<void> {
-    this.firstAttempt ??= this.connect();
-    return this.firstAttempt;
+    return this.retries.start();
   }
 
   stop(): void {
-    this.stopped = true;
-    clearTimeout(this.retryTimer);
+    this.retries.stop();
     this.disconnect();
   }
 
@@ -144,7 +142,7 @@ export class HostContainerIndex {
   }
 
   private async connect(): Promise<void> {
-    if (this.stopped) return;
+    if (this.retries.stopped) return;
     const generation = ++this.generation;
     const abort = new AbortController();
     this.abort = abort;
@@ -179,7 +177,7 @@ export class HostContainerIndex {
       pending = undefined;
       this._state = 'up';
       this.reason = '';
-      this.failures = 0;
+      this.retries.succeeded();
       this.resyncs++;
       this.onChange(this.name, true);
       this.log.info('docker host up', { host: this.name, containers: this.containers.size, syncMs: Math.round(performance.now() - t0), resync: this.resyncs > 1 });
@@ -263,16 +261,10 @@ export class HostContainerIndex {
     if (wasUp) {
       this.onChange(this.name, false);
       this.log.warn('docker host down', { host: this.name, reason: why });
-    } else if (this.failures === 0) {
+    } else if (this.retries.failures === 0) {
       this.log.warn('docker host unreachable', { host: this.name, reason: why });
     }
-    if (this.stopped) return;
-    const base = Math.min(this.timing.backoffMaxMs, this.timing.backoffInitialMs * 2 ** this.failures);
-    this.failures++;
-    const wait = Math.round(base * (0.8 + Math.random() * 0.4));
-    clearTimeout(this.retryTimer);
-    this.retryTimer = setTimeout(() => void this.connect(), wait);
-    this.retryTimer.unref();
+    this.retries.failed();
   }
 }
 

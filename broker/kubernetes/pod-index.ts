@@ -1,4 +1,5 @@
 import type { Target } from '../backend/backend.js';
+import { RetrySchedule } from '../backend/retry-schedule.js';
 import type { Logger } from '../log.js';
 import { failureText, type KubeClient, KubeHttpError } from './kube-client.js';
 import { podMatches, type PodRecord, podRecord, podTarget } from './pod.js';
@@ -36,14 +37,11 @@ class PodScope {
   private _state: ScopeState = 'connecting';
   private reason = 'connecting';
   private resourceVersion = '';
-  private failures = 0;
   private generation = 0;
-  private stopped = false;
   private watchAbort: AbortController | undefined;
   private listAbort: AbortController | undefined;
-  private retryTimer: NodeJS.Timeout | undefined;
   private pingTimer: NodeJS.Timeout | undefined;
-  private firstAttempt: Promise<void> | undefined;
+  private readonly retries: RetrySchedule;
   /** Full listings done (the first one included). */
   resyncs = 0;
 
@@ -56,7 +54,9 @@ class PodScope {
     private readonly onChange: (up: boolean) => void,
     /** Cluster-wide listing refused: where to look instead ('' = nowhere). */
     private readonly fallbackNamespace: string,
-  ) {}
+  ) {
+    this.retries = new RetrySchedule(() => this.connect(), timing);
+  }
 
   get state(): ScopeState {
     return this._state;
@@ -71,13 +71,11 @@ class PodScope {
   }
 
   start(): Promise<void> {
-    this.firstAttempt ??= this.connect();
-    return this.firstAttempt;
+    return this.retries.start();
   }
 
   stop(): void {
-    this.stopped = true;
-    clearTimeout(this.retryTimer);
+    this.retries.stop();
     this.disconnect();
   }
 
@@ -105,14 +103,14 @@ class PodScope {
   }
 
   private async connect(): Promise<void> {
-    if (this.stopped) return;
+    if (this.retries.stopped) return;
     const generation = ++this.generation;
     try {
       await this.list(generation);
       if (generation !== this.generation) return;
       await this.watch(generation);
     } catch (err) {
-      if (generation !== this.generation || this.stopped) return;
+      if (generation !== this.generation || this.retries.stopped) return;
       if (err instanceof KubeHttpError && err.statusCode === 403 && this.namespace === '' && this.fallbackNamespace) {
         // May not list every namespace: serve the identity's own, as kubectl would.
         this.log.warn('kubernetes: may not list pods in all namespaces; serving one', { cluster: this.client.cluster, namespace: this.fallbackNamespace, reason: err.message });
@@ -173,7 +171,7 @@ class PodScope {
         (err: unknown) => {
           ended = true;
           failure = err;
-          if (!established || generation !== this.generation || this.stopped) return;
+          if (!established || generation !== this.generation || this.retries.stopped) return;
           if (err) this.fail(`watch: ${failureText(err)}`);
           // Ended in order (timeoutSeconds, or the apiserver going away): resume where it was.
           else void this.rewatch(generation);
@@ -193,9 +191,9 @@ class PodScope {
     const wasUp = this._state === 'up';
     this._state = 'up';
     this.reason = '';
-    if (this.failures > 0) this.log.info('kubernetes cluster reachable again', { cluster: this.client.cluster, scope: this.where, pods: this.pods.size });
+    if (this.retries.failures > 0) this.log.info('kubernetes cluster reachable again', { cluster: this.client.cluster, scope: this.where, pods: this.pods.size });
     if (!wasUp) this.onChange(true);
-    this.failures = 0;
+    this.retries.succeeded();
     this.schedulePing(generation);
   }
 
@@ -203,7 +201,7 @@ class PodScope {
     try {
       await this.watch(generation);
     } catch (err) {
-      if (generation === this.generation && !this.stopped) this.fail(`watch: ${failureText(err)}`);
+      if (generation === this.generation && !this.retries.stopped) this.fail(`watch: ${failureText(err)}`);
     }
   }
 
@@ -301,16 +299,10 @@ class PodScope {
     if (wasUp) {
       this.onChange(false);
       if (!immediate) this.log.warn('kubernetes cluster down', { cluster: this.client.cluster, scope: this.where, reason: why });
-    } else if (this.failures === 0) {
+    } else if (this.retries.failures === 0) {
       this.log.warn('kubernetes cluster unreachable', { cluster: this.client.cluster, scope: this.where, reason: why });
     }
-    if (this.stopped) return;
-    const base = immediate ? 0 : Math.min(this.timing.backoffMaxMs, this.timing.backoffInitialMs * 2 ** this.failures);
-    if (!immediate) this.failures++;
-    const wait = Math.round(base * (0.8 + Math.random() * 0.4));
-    clearTimeout(this.retryTimer);
-    this.retryTimer = setTimeout(() => void this.connect(), wait);
-    this.retryTimer.unref();
+    this.retries.failed(immediate);
   }
 }
 
