@@ -56,7 +56,11 @@ export async function resolveToken(ref: BrokerRef, env: NodeJS.ProcessEnv = proc
       // Another enter process may have refreshed (and rotated the refresh token) meanwhile.
       const again = credentialsFor(ref, loadSavedConfig(env));
       if (again.token && again.token !== creds.token && (again.expiresAt ?? Infinity) - now / 1000 > 0) return again.token;
-      if (left > 0) return creds.token;
+      if (left > 0) {
+        // Still valid for a while: go on with it, but say why it was not renewed.
+        process.stderr.write(`enter: ${(err as Error).message}; using the current token (valid ${Math.floor(left)} s more)\n`);
+        return creds.token;
+      }
       throw new ClientError('ENTRY_TOKEN_EXPIRED', `your login to ${brokerLabel(ref)} expired and ${(err as Error).message}: run \`${loginHint(ref, env)}\``);
     }
   }
