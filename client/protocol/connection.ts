@@ -16,6 +16,7 @@ import {
   utf8,
 } from '../../proto/codec.js';
 import { dropAcknowledged } from '../../proto/acknowledged.js';
+import { SILENT_MARGIN_MS, silenceWatch } from '../../proto/silence.js';
 import { ClientError } from './client-error.js';
 import { type ClientTls, clientTlsFromEnv, tlsConnectOptions } from './tls.js';
 
@@ -74,15 +75,8 @@ const OUTPUT_ACK_MS = 1_000;
 /** Waits between reconnection tries: doubling from the first to the last. */
 const RETRY_FIRST_MS = 100;
 const RETRY_MAX_MS = 1_000;
-/**
- * A reading client that hears nothing (no message, no ping) for this many of the broker's ping
- * intervals, plus a margin, takes its connection for broken and resumes: a network that
- * vanished silently (a Wi-Fi change, a laptop asleep) would otherwise hold it for many minutes.
- */
-const SILENT_PINGS = 3;
 /** How long input is kept waiting for RESUMABLE, which a broker that resumes sends first. */
 const TICKET_WAIT_MS = 5_000;
-const SILENT_MARGIN_MS = 2_000;
 
 export function stripAnsi(text: string): string {
   // eslint-disable-next-line no-control-regex
@@ -373,8 +367,7 @@ export class ExecConnection extends EventEmitter {
 
   private watchSilence(pingIntervalMs: number): void {
     if (pingIntervalMs <= 0) return;
-    const limit = SILENT_PINGS * pingIntervalMs + SILENT_MARGIN_MS;
-    const period = Math.min(1_000, pingIntervalMs);
+    const { limitMs: limit, periodMs: period } = silenceWatch(pingIntervalMs);
     let lastTick = Date.now();
     this.watchdog = setInterval(() => {
       const now = Date.now();

@@ -14,6 +14,7 @@ import {
   type ResumeTicket,
 } from '../../proto/codec.js';
 import { dropAcknowledged } from '../../proto/acknowledged.js';
+import { SILENT_MARGIN_MS, silenceWatch } from '../../proto/silence.js';
 import { base64url, brokerBase, enterSocketUrl, type Target, watchSocketUrl } from './broker-url.js';
 import { bindClipboard } from './clipboard.js';
 import { injectStyles } from './styles.js';
@@ -88,9 +89,6 @@ const RETRY_FIRST_MS = 100;
 const RETRY_MAX_MS = 1_000;
 /** Input sent and not yet passed on by the broker, at most; more waits here (a large paste). */
 const INPUT_WINDOW = 1024 * 1024;
-/** Nothing heard for this many ping intervals (+ a margin): the connection is taken for broken. */
-const SILENT_PINGS = 3;
-const SILENT_MARGIN_MS = 2_000;
 
 const THEME: ITerminalOptions['theme'] = {
   background: '#101418',
@@ -514,8 +512,7 @@ class TerminalSession implements TerminalHandle {
 
   private watchSilence(pingIntervalMs: number): void {
     if (pingIntervalMs <= 0) return;
-    const limit = SILENT_PINGS * pingIntervalMs + SILENT_MARGIN_MS;
-    const period = Math.min(1_000, pingIntervalMs);
+    const { limitMs: limit, periodMs: period } = silenceWatch(pingIntervalMs);
     let lastTick = Date.now();
     this.watchdog = setInterval(() => {
       const ws = this.ws;

@@ -1,0 +1,12 @@
+/**
+ * When a resuming client takes a silent connection for broken: nothing heard (no message, no
+ * ping) for this many of the broker's ping intervals, plus a margin. A network that vanished
+ * without a word (a Wi-Fi change, a laptop asleep) would otherwise hold the client for minutes.
+ */
+export const SILENT_PINGS = 3;
+export const SILENT_MARGIN_MS = 2_000;
+
+/** How long a silence may last, and how often to look, for a given ping interval. */
+export function silenceWatch(pingIntervalMs: number): { limitMs: number; periodMs: number } {
+  return { limitMs: SILENT_PINGS * pingIntervalMs + SILENT_MARGIN_MS, periodMs: Math.min(1_000, pingIntervalMs) };
+}
