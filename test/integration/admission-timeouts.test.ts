@@ -1,5 +1,6 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
+import { generateKeyPair, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EntryBroker } from '../../broker/broker.js';
 import { parseConfig } from '../../broker/config/config.js';
@@ -30,7 +31,9 @@ describe('admission that times out', () => {
   });
 
   it('answers ENTRY_AUTH_UNAVAILABLE when the key server hangs', async () => {
-    const token = 'eyJhbGciOiJSUzI1NiIsImtpZCI6ImsxIn0.eyJzdWIiOiJhbGljZSIsImV4cCI6OTk5OTk5OTk5OX0.c2ln';
+    // Signed by a key made here: the broker never gets to check it, its key server being silent.
+    const { privateKey } = await generateKeyPair('RS256');
+    const token = await new SignJWT({}).setProtectedHeader({ alg: 'RS256', kid: 'k1' }).setSubject('alice').setExpirationTime('1h').sign(privateKey);
     const c = await WireClient.connect(`${broker.url.replace(/^http/, 'ws')}/enter`, { 'access-token': token, 'app-name': 'demo', 'proc-name': 'web', 'instance-no': '1', 'entry-protocol': '2' });
     const closed = await c.closed;
     expect(c.closeMessage()?.code).toBe('ENTRY_AUTH_UNAVAILABLE');
