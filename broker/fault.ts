@@ -20,18 +20,3 @@ export function createFaultReporter(log: Logger, count: (where: FaultSite) => vo
     }
   };
 }
-
-/**
- * Wraps an event listener so that an exception thrown in it is reported instead of reaching the
- * emitter (for a socket's 'data' or a server's 'request', that would be the process).
- */
-export function guarded<A extends unknown[]>(where: FaultSite, report: FaultReporter, fn: (...args: A) => unknown, context?: () => Record<string, unknown>): (...args: A) => void {
-  return (...args: A) => {
-    try {
-      const r = fn(...args);
-      if (r instanceof Promise) r.catch((err: unknown) => report(where, err, context?.()));
-    } catch (err) {
-      report(where, err, context?.());
-    }
-  };
-}

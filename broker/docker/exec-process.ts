@@ -6,7 +6,7 @@ import { EntryError } from '../errors.js';
 import type { OutputStream, ProcessEvents, ProcessSide } from '../session/types.js';
 import { DockerDemuxer } from './demux.js';
 import { dockerFailure } from './engine.js';
-import { SESSION_ENV } from '../backend/session-mark.js';
+import { sessionMark } from '../backend/session-mark.js';
 import type { ProcessReaper } from './process-reaper.js';
 
 /** An ExecSpec for one container (a Docker target holds one: `container` does not apply). */
@@ -70,7 +70,7 @@ export class DockerExecProcess implements ProcessSide {
         AttachStderr: true,
         Tty: o.tty,
         DetachKeys: DETACH_KEYS,
-        Env: [...o.env, `${SESSION_ENV}=${o.sessionId}`],
+        Env: [...o.env, sessionMark(o.sessionId)],
         ...(o.user ? { User: o.user } : {}),
         ...(o.workdir ? { WorkingDir: o.workdir } : {}),
       });

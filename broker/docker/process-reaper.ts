@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import type Docker from 'dockerode';
-import { SCAN_SCRIPT, SESSION_ENV } from '../backend/session-mark.js';
+import { SCAN_SCRIPT, sessionMark } from '../backend/session-mark.js';
 import { EntryError } from '../errors.js';
 import { dockerFailure } from './engine.js';
 
@@ -240,7 +240,7 @@ export class ProcessReaper {
    */
   async hostAnchor(containerId: string, sessionId: string, execHostPid: number): Promise<number> {
     if (this.mode === 'exec') return 0;
-    if (execHostPid > 0 && new ProcReader().marked(execHostPid, Buffer.from(`${SESSION_ENV}=${sessionId}\0`))) return execHostPid;
+    if (execHostPid > 0 && new ProcReader().marked(execHostPid, Buffer.from(`${sessionMark(sessionId)}\0`))) return execHostPid;
     return this.containerInit(containerId);
   }
 
@@ -280,7 +280,7 @@ export class ProcessReaper {
   }
 
   private async signalNow(containerId: string, sessionId: string, signal: NodeJS.Signals, execHostPid: number): Promise<number> {
-    const mark = `${SESSION_ENV}=${sessionId}`;
+    const mark = sessionMark(sessionId);
     if (this.mode !== 'exec') {
       // A turn of the event loop between two sessions' walks: when many end at once the relay's
       // I/O runs in between instead of after all of them.

@@ -5,7 +5,7 @@ import type { OutputStream, ProcessEvents, ProcessSide } from '../session/types.
 import { StdinEncoder, wrapCommand } from './exec-command.js';
 import { CHANNEL, channelFrame, type ExecStatus, type ExecTarget, openExecSocket, parseStatus, V4, V5 } from './exec-socket.js';
 import type { KubeClient } from './kube-client.js';
-import { SESSION_ENV } from '../backend/session-mark.js';
+import { sessionMark } from '../backend/session-mark.js';
 import type { PodReaper } from './pod-reaper.js';
 
 /** Stdin queued on the exec socket before the client is asked to wait, and when it may go on. */
@@ -87,7 +87,7 @@ export class KubeExecProcess implements ProcessSide {
     const spec = o.spec;
     if (spec.user) throw new EntryError('ENTRY_BAD_REQUEST', `Kubernetes exec cannot run as another user (asked for ${JSON.stringify(spec.user)}): leave user empty`);
     const pump = !spec.tty && negotiated.get(client) !== V5;
-    const command = wrapCommand({ cmd: spec.cmd, env: [...spec.env, `${SESSION_ENV}=${spec.sessionId}`], workdir: spec.workdir, stdinPump: pump, size: spec.tty ? spec.size : undefined });
+    const command = wrapCommand({ cmd: spec.cmd, env: [...spec.env, sessionMark(spec.sessionId)], workdir: spec.workdir, stdinPump: pump, size: spec.tty ? spec.size : undefined });
     const ws = await openExecSocket(client, o, { command, tty: spec.tty, stdin: true });
     negotiated.set(client, ws.protocol);
     const p = new KubeExecProcess(client, reaper, o, ws, pump);

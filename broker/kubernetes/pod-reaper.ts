@@ -1,4 +1,4 @@
-import { SCAN_SCRIPT, SESSION_ENV } from '../backend/session-mark.js';
+import { SCAN_SCRIPT, sessionMark } from '../backend/session-mark.js';
 import { EntryError } from '../errors.js';
 import { execCollect, type ExecTarget } from './exec-socket.js';
 import type { KubeClient } from './kube-client.js';
@@ -24,7 +24,7 @@ export class PodReaper {
   }
 
   signal(t: ExecTarget, sessionId: string, signal: string): Promise<number> {
-    return this.signalMarked(t, `${SESSION_ENV}=${sessionId}`, signal);
+    return this.signalMarked(t, sessionMark(sessionId), signal);
   }
 
   /** SIGHUP (a terminal hang-up), then SIGKILL for whatever is left after `graceMs`. */
