@@ -1,6 +1,7 @@
 import { decodeExecSpec, type ExecSpec as StartSpec } from '../../proto/codec.js';
 import type { ExecSpec } from '../backend/backend.js';
 import { toEngineCmd } from '../backend/argv.js';
+import { SESSION_ENV } from '../backend/session-mark.js';
 import { EntryError } from '../errors.js';
 
 /** What to start in the target: the backend's ExecSpec less what the session adds. */
@@ -35,7 +36,7 @@ export function planFromStart(content: Uint8Array, headerTerm: string): ProcessP
   }
   for (const kv of spec.env) {
     if (!ENV_ENTRY.test(kv) || kv.includes('\0')) throw new EntryError('ENTRY_BAD_REQUEST', `env entry must be KEY=VALUE: ${JSON.stringify(kv)}`);
-    if (kv.startsWith('ENTRY_SESSION=')) throw new EntryError('ENTRY_BAD_REQUEST', 'ENTRY_SESSION is reserved');
+    if (kv.startsWith(`${SESSION_ENV}=`)) throw new EntryError('ENTRY_BAD_REQUEST', `${SESSION_ENV} is reserved`);
   }
   if (spec.user.includes('\0') || spec.workdir.includes('\0')) throw new EntryError('ENTRY_BAD_REQUEST', 'NUL in user or workdir');
   if (spec.container && !CONTAINER_NAME.test(spec.container)) throw new EntryError('ENTRY_BAD_REQUEST', `container name invalid: ${JSON.stringify(spec.container)}`);
