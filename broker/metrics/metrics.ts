@@ -20,6 +20,9 @@ interface LiveBytes {
   flushedOut: number;
 }
 
+/** Engine API latencies, Docker's and Kubernetes': 0.5 ms (a local socket) to 10 s (a slow ssh host). */
+const API_LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
 /** Outcome label of a session that ran: `exited`, `client_gone`, or the failure's code. */
 export function outcomeOf(reason: EndReason): string {
   if (reason.kind === 'exited') return 'exited';
@@ -104,7 +107,7 @@ export class BrokerMetrics implements SessionObserver {
       name: 'entry_docker_api_duration_seconds',
       help: 'Docker Engine API call latency, by host and call (exec_create, exec_start, exec_inspect, container_list, container_inspect, ping, events, …).',
       labelNames: ['host', 'call'],
-      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      buckets: API_LATENCY_BUCKETS,
       registers,
     });
     this.dockerErrors = new Counter({
@@ -113,51 +116,27 @@ export class BrokerMetrics implements SessionObserver {
       labelNames: ['host', 'call'],
       registers,
     });
-    new Gauge({
-      name: 'entry_docker_host_up',
-      help: '1 while the broker is connected to the Docker host (its event stream is open and its index in sync), else 0.',
-      labelNames: ['host'],
-      registers,
-      collect() {
-        this.reset();
-        for (const h of self.sources?.hosts() ?? []) if (h.backend === 'docker') this.set({ host: h.name }, h.up ? 1 : 0);
-      },
-    });
-    new Gauge({
-      name: 'entry_docker_indexed_containers',
-      help: 'Labelled containers in the broker\'s index of each Docker host.',
-      labelNames: ['host'],
-      registers,
-      collect() {
-        this.reset();
-        for (const h of self.sources?.hosts() ?? []) if (h.backend === 'docker') this.set({ host: h.name }, h.containers);
-      },
-    });
-    new Gauge({
-      name: 'entry_kubernetes_cluster_up',
-      help: '1 while the broker\'s pod watch on the cluster is connected and in sync, else 0.',
-      labelNames: ['cluster'],
-      registers,
-      collect() {
-        this.reset();
-        for (const h of self.sources?.hosts() ?? []) if (h.backend === 'kubernetes') this.set({ cluster: h.name }, h.up ? 1 : 0);
-      },
-    });
-    new Gauge({
-      name: 'entry_kubernetes_indexed_pods',
-      help: 'Enterable pods in the broker\'s index of each cluster.',
-      labelNames: ['cluster'],
-      registers,
-      collect() {
-        this.reset();
-        for (const h of self.sources?.hosts() ?? []) if (h.backend === 'kubernetes') this.set({ cluster: h.name }, h.containers);
-      },
-    });
+    // Per host or cluster, sampled at scrape time from the backend it belongs to.
+    const hostGauge = (name: string, help: string, backend: string, label: 'host' | 'cluster', value: (h: { up: boolean; containers: number }) => number) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: [label],
+        registers,
+        collect() {
+          this.reset();
+          for (const h of self.sources?.hosts() ?? []) if (h.backend === backend) this.set({ [label]: h.name }, value(h));
+        },
+      });
+    hostGauge('entry_docker_host_up', '1 while the broker is connected to the Docker host (its event stream is open and its index in sync), else 0.', 'docker', 'host', (h) => (h.up ? 1 : 0));
+    hostGauge('entry_docker_indexed_containers', "Labelled containers in the broker's index of each Docker host.", 'docker', 'host', (h) => h.containers);
+    hostGauge('entry_kubernetes_cluster_up', "1 while the broker's pod watch on the cluster is connected and in sync, else 0.", 'kubernetes', 'cluster', (h) => (h.up ? 1 : 0));
+    hostGauge('entry_kubernetes_indexed_pods', "Enterable pods in the broker's index of each cluster.", 'kubernetes', 'cluster', (h) => h.containers);
     this.kubeLatency = new Histogram({
       name: 'entry_kubernetes_api_duration_seconds',
       help: 'Kubernetes API call latency, by cluster and call (pod_list, pod_watch, pod_get, exec, logs, …).',
       labelNames: ['cluster', 'call'],
-      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      buckets: API_LATENCY_BUCKETS,
       registers,
     });
     this.kubeErrors = new Counter({
