@@ -290,7 +290,11 @@ export class ProcessReaper {
       let pids: number[] | undefined;
       // With the container's init in view the session's own trees are enough (see treePidsWithMark);
       // without it (a container sharing the host's PID namespace) orphans could be anywhere: scan.
-      if (init > 0) pids = await treePidsWithMark(needle, execHostPid, init);
+      // The exec's own process hangs off the engine's shim, not init: when its PID is unknown
+      // (the session ended before the engine reported it), only the container's whole cgroup
+      // is sure to hold it.
+      if (init > 0 && execHostPid > 0) pids = await treePidsWithMark(needle, execHostPid, init);
+      else if (init > 0) pids = await scanPidsWithMark(needle, init);
       else if (this.mode === 'host' || (execHostPid > 0 && new ProcReader().marked(execHostPid, needle))) pids = await scanPidsWithMark(needle, execHostPid);
       if (pids) {
         let n = 0;
