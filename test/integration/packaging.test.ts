@@ -64,8 +64,11 @@ describe('deploy/Dockerfile: built offline, runs unprivileged, answers /healthz'
   const tag = 'entry-broker:packaging-test';
   const work = mkdtempSync(join(tmpdir(), 'entry-packaging-'));
   const containers: string[] = [];
+  const dangling = async () => new Set((await run('docker', ['images', '-q', '--no-trunc', '--filter', 'dangling=true'])).split('\n').filter(Boolean));
+  let danglingBefore = new Set<string>();
 
   beforeAll(async () => {
+    danglingBefore = await dangling();
     // No registry: a Node base image assembled from this machine's own Node (docker import).
     await run('bash', [join(DEPLOY, 'dev/node-base-image.sh')]);
     // The build context: what the Dockerfile copies, as in a fresh checkout.
@@ -79,6 +82,10 @@ describe('deploy/Dockerfile: built offline, runs unprivileged, answers /healthz'
   }, 300_000);
   afterAll(async () => {
     await Promise.all(containers.map((id) => run('docker', ['rm', '-f', id]).catch(() => undefined)));
+    // The image and its build stage (left untagged) are ours: a workstation must not gain ~600 MB a run.
+    await run('docker', ['rmi', tag]).catch(() => undefined);
+    const ours = [...(await dangling())].filter((id) => !danglingBefore.has(id));
+    if (ours.length) await run('docker', ['rmi', ...ours]).catch(() => undefined);
     rmSync(work, { recursive: true, force: true });
   });
 
