@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { figure, type Figure, type Suite } from '../figure.js';
 import { median, msSince, now } from '../stats.js';
 
-const CLI = fileURLToPath(new URL('../../client/cli/main.js', import.meta.url));
+const CLI = fileURLToPath(new URL('../../bin/enter.js', import.meta.url));
 
 /** Runs a whole command and resolves with its wall time in ms; rejects on a non-zero exit. */
 function timed(file: string, args: string[], env: NodeJS.ProcessEnv): Promise<number> {

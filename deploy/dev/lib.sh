@@ -58,7 +58,7 @@ ensure_node_modules() {
     (cd "$root" && npm ci --no-audit --no-fund --loglevel=error)
   fi
   log "building"
-  (cd "$root" && npm run --silent build && chmod +x dist/broker/main.js dist/client/cli/main.js)
+  (cd "$root" && npm run --silent build && chmod +x dist/broker/main.js dist/bin/enter.js)
 }
 
 # Starts the labelled demo containers (entry.app=demo entry.proc=web entry.instance=1..2).

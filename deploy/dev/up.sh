@@ -14,7 +14,7 @@ ensure_node_modules "$root"
 bash "$root/deploy/dev/demo-image.sh"
 ensure_demo_containers
 # `enter` and `entry-broker` on PATH, pointing at this checkout.
-ln -sf "$root/dist/client/cli/main.js" /usr/local/bin/enter
+ln -sf "$root/dist/bin/enter.js" /usr/local/bin/enter
 ln -sf "$root/dist/broker/main.js" /usr/local/bin/entry-broker
 backends=()
 if [[ "${ENTRY_KUBE:-}" == 1 ]]; then
@@ -61,6 +61,6 @@ until [[ -s "$token_file" ]]; do
   kill -0 "$broker" 2>/dev/null || { wait "$broker"; exit $?; }
   sleep 0.1
 done
-node "$root/dist/client/cli/main.js" login --broker "$url" < "$token_file" >/dev/null
+node "$root/dist/bin/enter.js" login --broker "$url" < "$token_file" >/dev/null
 rm -f "$token_file"
 wait "$broker"

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
-export const CLI = fileURLToPath(new URL('../../dist/client/cli/main.js', import.meta.url));
+export const CLI = fileURLToPath(new URL('../../dist/bin/enter.js', import.meta.url));
 
 export interface CliResult {
   status: number | null;

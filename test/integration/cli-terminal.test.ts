@@ -7,7 +7,7 @@ import { startTestBroker, type TestBroker } from '../helpers/broker.js';
 import { TestContainers, uniqueApp } from '../helpers/containers.js';
 import { TmuxTerminal } from '../helpers/tmux.js';
 
-const CLI = fileURLToPath(new URL('../../dist/client/cli/main.js', import.meta.url));
+const CLI = fileURLToPath(new URL('../../dist/bin/enter.js', import.meta.url));
 
 describe('the enter CLI in a real terminal', () => {
   const containers = new TestContainers();
