@@ -272,7 +272,7 @@ export class WsTerminal implements ClientTerminal {
     this.checking = true;
     let kernel: KernelTcpState | undefined;
     try {
-      kernel = socket ? await (this.options.kernelView ?? ((s) => kernelTcpView.lookup(s)))(socket) : undefined;
+      kernel = socket ? await this.lookupKernel(socket) : undefined;
     } catch {
       kernel = undefined;
     } finally {
@@ -303,6 +303,18 @@ export class WsTerminal implements ClientTerminal {
       return new EntryError('ENTRY_PEER_TIMEOUT', `no answer to pings for ${Math.round((now - this.lastHeard) / 1000)} s`);
     }
     return undefined;
+  }
+
+  private lookupKernel(socket: TcpEndpoints): Promise<KernelTcpState | undefined> {
+    return (this.options.kernelView ?? ((s) => kernelTcpView.lookup(s)))(socket);
+  }
+
+  /** Bytes sent to the client that its kernel has not acknowledged; 0 where the kernel cannot be read. */
+  private async kernelSendQueue(): Promise<number> {
+    const socket = this.options.socket;
+    if (!socket) return 0;
+    const kernel = await this.lookupKernel(socket).catch(() => undefined);
+    return kernel?.txQueue ?? 0;
   }
 
   pauseInput(): void {
@@ -353,7 +365,11 @@ export class WsTerminal implements ClientTerminal {
         const now = Date.now();
         const error = await this.checkPeer(now);
         if (this.closed) return;
-        if (!error && this.ws.bufferedAmount > 0) handshakeDue = 0;
+        // Output still on its way counts whether ws or the kernel holds it: a backlog that fits in
+        // the socket buffers (several MB on loopback) leaves ws empty while the client has not read it.
+        const queued = this.ws.bufferedAmount + (error ? 0 : await this.kernelSendQueue());
+        if (this.closed) return;
+        if (!error && queued > 0) handshakeDue = 0;
         else if (!error && handshakeDue === 0) handshakeDue = now + CLOSE_HANDSHAKE_MS;
         if (error || (handshakeDue > 0 && now >= handshakeDue)) {
           clearInterval(timer);

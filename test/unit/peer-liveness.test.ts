@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { WebSocket } from 'ws';
 import type { KernelTcpState } from '../../broker/transport/tcp-view.js';
 import { WsTerminal } from '../../broker/transport/ws-terminal.js';
@@ -22,7 +22,10 @@ class FakeWs extends EventEmitter {
   pause(): void {}
   resume(): void {}
   close(): void {}
-  terminate(): void {}
+  terminated = 0;
+  terminate(): void {
+    this.terminated++;
+  }
 }
 
 class FakeSocket extends EventEmitter {
@@ -131,5 +134,39 @@ describe('peer liveness', () => {
     reading.t.send('stdout', Buffer.from('output the client may not have read yet'));
     expect(await reading.t.checkPeer(at(31))).toBeUndefined();
     expect(await reading.t.checkPeer(at(600))).toBeUndefined();
+  });
+
+  describe('the close handshake after the end', () => {
+    afterEach(() => {
+      vi.useRealTimers();
+    });
+
+    it('waits while the kernel still holds output the paused client has not read, then gives it 5 s', async () => {
+      vi.useFakeTimers();
+      // The whole backlog fits in the socket buffers: ws holds nothing, the kernel 3 MB.
+      let txQueue = 3_000_000;
+      const { t, ws } = terminal(() => ({ txQueue, unanswered: 0 }));
+      const finished = t.finish({ kind: 'exited', exitCode: 0 });
+      await vi.advanceTimersByTimeAsync(30_000);
+      expect(ws.terminated).toBe(0);
+      // The client reads it all; its close frame does not come.
+      txQueue = 0;
+      await vi.advanceTimersByTimeAsync(4_000);
+      expect(ws.terminated).toBe(0);
+      await vi.advanceTimersByTimeAsync(3_000);
+      expect(ws.terminated).toBe(1);
+      await finished;
+    });
+
+    it('still drops a backlog nobody reads once --stall-timeout passes', async () => {
+      vi.useFakeTimers();
+      const { t, ws } = terminal(() => ({ txQueue: 3_000_000, unanswered: 0 }), { stallTimeoutMs: 20_000 });
+      const finished = t.finish({ kind: 'exited', exitCode: 0 });
+      await vi.advanceTimersByTimeAsync(15_000);
+      expect(ws.terminated).toBe(0);
+      await vi.advanceTimersByTimeAsync(10_000);
+      expect(ws.terminated).toBe(1);
+      await finished;
+    });
   });
 });
