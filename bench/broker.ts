@@ -4,9 +4,13 @@ import { BrokerProcess } from '../test/helpers/broker-process.js';
 /** The broker child every figure measures: the one the tests start too. */
 export type BrokerChild = BrokerProcess;
 
-/** BENCH_BROKER_NODE_ARGS: node options for every broker of the run, to compare tunings (e.g. --max-semi-space-size=2). */
-/** The broker runs as deployed (Dockerfile, systemd unit): a 1 MiB young generation. */
+/**
+ * The broker runs as deployed (Dockerfile, systemd unit): a 4 MiB young generation and two malloc
+ * arenas. BENCH_BROKER_NODE_ARGS replaces the node options and MALLOC_ARENA_MAX in the bench's own
+ * environment the arenas, to compare tunings (e.g. --max-semi-space-size=2).
+ */
 const EXTRA_NODE_ARGS = (process.env['BENCH_BROKER_NODE_ARGS'] ?? '--max-semi-space-size=4').split(/\s+/).filter(Boolean);
+const BROKER_ENV = { MALLOC_ARENA_MAX: process.env['MALLOC_ARENA_MAX'] ?? '2' };
 
 /**
  * Session recordings are on by default in the broker, so they are on here too, written to the
@@ -30,6 +34,7 @@ export function startBroker(options: BrokerOptions = {}): Promise<BrokerChild> {
   return BrokerProcess.start({
     flags: options.flags ?? [],
     nodeArgs: [...EXTRA_NODE_ARGS, ...(options.nodeArgs ?? [])],
+    env: BROKER_ENV,
     recordings: recording,
     // The last lines only, for failure reports: a long run logs a line per session.
     keepLogs: 200,

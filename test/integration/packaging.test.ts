@@ -95,7 +95,7 @@ describe('deploy/Dockerfile: built offline, runs unprivileged, answers /healthz'
     expect(config.User).toBe('10001:10001');
     expect(config.Entrypoint).toEqual(['node', '--max-semi-space-size=4', '/app/dist/broker/main.js']);
     expect(Object.keys(config.ExposedPorts)).toEqual(['8022/tcp']);
-    expect(config.Env).toEqual(expect.arrayContaining(['ENTRY_LISTEN=0.0.0.0:8022', 'ENTRY_RECORDINGS_DIR=/var/lib/entry/recordings']));
+    expect(config.Env).toEqual(expect.arrayContaining(['ENTRY_LISTEN=0.0.0.0:8022', 'ENTRY_RECORDINGS_DIR=/var/lib/entry/recordings', 'MALLOC_ARENA_MAX=2']));
     expect(config.Healthcheck.Test.join(' ')).toContain('/healthz');
     const files = await run('docker', ['run', '--rm', '--network', 'none', '--entrypoint', 'node', tag, '-e',
       "const fs=require('fs');console.log(JSON.stringify({console:fs.existsSync('/app/dist/console/index.html'),ts:fs.existsSync('/app/node_modules/typescript'),rec:fs.statSync('/var/lib/entry/recordings').uid,uid:process.getuid()}))"]);
