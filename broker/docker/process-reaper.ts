@@ -55,26 +55,26 @@ function hasMark(env: Buffer, needle: Buffer): boolean {
 }
 
 /**
- * /proc files read between two yields to the event loop. A /proc read is a few microseconds
- * done synchronously, against ~4 thread-pool round trips and a FileHandle through
- * fs/promises (which made the clean-up of a mass disconnect cost more CPU than the relay);
- * 64 of them keep a slice well under a millisecond, so keystrokes of other sessions wait for
- * at most that.
+ * How long synchronous /proc reads run before the event loop gets a turn. A /proc read takes a
+ * few microseconds when the machine is idle, against ~4 thread-pool round trips and a FileHandle
+ * through fs/promises (which made the clean-up of a mass disconnect cost more CPU than the
+ * relay); on a loaded machine the same read can take 50 µs or more, so the slice is bounded in
+ * time rather than in reads: with SCAN_CONCURRENCY scans, keystrokes of other sessions wait for
+ * at most 8 such slices.
  */
-const READS_PER_SLICE = 64;
+const SLICE_MS = 1;
 
-/** Synchronous /proc reads that hand the event loop back every READS_PER_SLICE reads. */
+/** Synchronous /proc reads that hand the event loop back once a slice has run SLICE_MS. */
 class ProcReader {
-  private reads = 0;
+  private sliceStart = performance.now();
 
   async yieldIfDue(): Promise<void> {
-    if (this.reads < READS_PER_SLICE) return;
-    this.reads = 0;
+    if (performance.now() - this.sliceStart < SLICE_MS) return;
     await new Promise<void>((r) => setImmediate(r));
+    this.sliceStart = performance.now();
   }
 
   marked(pid: number, needle: Buffer): boolean {
-    this.reads++;
     try {
       // A process's environment ends with a NUL, the needle's too, so a longer value never matches.
       return hasMark(readFileSync(`/proc/${pid}/environ`), needle);
@@ -85,7 +85,6 @@ class ProcReader {
 
   /** The children of `pid`, from every thread's `children` file (a thread may have forked them). */
   childrenOf(pid: number): number[] {
-    this.reads++;
     let tids: string[];
     try {
       tids = readdirSync(`/proc/${pid}/task`);
@@ -94,8 +93,7 @@ class ProcReader {
     }
     const out: number[] = [];
     for (const tid of tids) {
-      this.reads++;
-      try {
+        try {
         for (const c of readFileSync(`/proc/${pid}/task/${tid}/children`, 'latin1').split(' ')) if (c.trim() !== '') out.push(Number(c));
       } catch {
         // Thread or process gone.

@@ -8,6 +8,7 @@ import type { FaultReporter } from '../fault.js';
 import type { EndReason, OutputStream, TerminalEvents, ClientTerminal } from '../session/types.js';
 import { closeCodeOf, closeLine, closeReasonText } from './close-line.js';
 import { type Framing, protobufFraming } from './framing.js';
+import { sessionEnds } from './paced-queue.js';
 import { type KernelTcpState, kernelTcpView, type TcpEndpoints } from './tcp-view.js';
 
 /**
@@ -131,7 +132,8 @@ export class WsTerminal implements ClientTerminal {
         // 4100: a client that cannot drop a socket without one (a browser) leaving it to resume.
         this.abrupt = code === 1006 || code === RESUMING_CLOSE_CODE;
         clearTimeout(this.followUp);
-        this.gone();
+        // Paced: a burst of closes (a load balancer restarting) must not stall the other sessions.
+        sessionEnds.push(this.guard(() => this.gone()));
       }),
     );
     ws.on(

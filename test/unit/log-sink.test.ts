@@ -35,6 +35,8 @@ describe('boundedSink', () => {
     const stream = new Writable({ highWaterMark: 1024, write: (c: Buffer, _e, done) => (got.push(c.toString()), done()) });
     const write = boundedSink(stream, 8 * 1024);
     for (let i = 0; i < 1_000; i++) write(line(i));
+    // The lines of one turn leave together, at its end.
+    await new Promise((r) => setImmediate(r));
     expect(got).toHaveLength(1_000);
     expect(got.join('').includes('dropped')).toBe(false);
   });
@@ -55,15 +57,37 @@ describe('boundedSink', () => {
     expect(notice?.level).toBe('warn');
     expect(notice?.dropped).toBe(100 - passed.length);
     write(line(100));
+    await new Promise((r) => setImmediate(r));
     release();
     expect(written.at(-1)).toBe(line(100));
   });
 
-  it('lets a single line longer than the backlog through when nothing waits', () => {
+  it('lets a single line longer than the backlog through when nothing waits', async () => {
     const { stream, written } = stalledStream();
     const write = boundedSink(stream, 1024);
     const long = `${'y'.repeat(5000)}\n`;
     write(long);
+    await new Promise((r) => setImmediate(r));
     expect(written).toEqual([long]);
+  });
+
+  it('hands the lines of one turn of the event loop to the stream in a few writes of up to 64 KiB', async () => {
+    const writes: number[] = [];
+    const stream = new Writable({
+      highWaterMark: 1 << 20,
+      write: (_c: Buffer, _e, done) => (writes.push(1), done()),
+      writev: (chunks, done) => (writes.push(chunks.length), done()),
+    });
+    const write = boundedSink(stream, 1 << 20);
+    for (let i = 0; i < 1_000; i++) write(line(i));
+    await new Promise((r) => setImmediate(r));
+    // ~220 bytes a line: about 300 lines per write.
+    expect(writes.reduce((a, b) => a + b, 0)).toBe(1_000);
+    expect(writes.length).toBeLessThanOrEqual(4);
+    const before = writes.length;
+    write(line(1_000));
+    expect(writes.length).toBe(before);
+    await new Promise((r) => setImmediate(r));
+    expect(writes.slice(before)).toEqual([1]);
   });
 });
