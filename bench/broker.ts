@@ -5,11 +5,11 @@ import { BrokerProcess } from '../test/helpers/broker-process.js';
 export type BrokerChild = BrokerProcess;
 
 /**
- * The broker runs as deployed (Dockerfile, systemd unit): a 4 MiB young generation and two malloc
- * arenas. BENCH_BROKER_NODE_ARGS replaces the node options and MALLOC_ARENA_MAX in the bench's own
+ * The broker runs as deployed (Dockerfile, systemd unit): a 4 MiB young generation, array buffers
+ * swept on the main thread and two malloc arenas. BENCH_BROKER_NODE_ARGS replaces the node options and MALLOC_ARENA_MAX in the bench's own
  * environment the arenas, to compare tunings (e.g. --max-semi-space-size=2).
  */
-const EXTRA_NODE_ARGS = (process.env['BENCH_BROKER_NODE_ARGS'] ?? '--max-semi-space-size=4').split(/\s+/).filter(Boolean);
+const EXTRA_NODE_ARGS = (process.env['BENCH_BROKER_NODE_ARGS'] ?? '--max-semi-space-size=4 --no-concurrent-array-buffer-sweeping').split(/\s+/).filter(Boolean);
 const BROKER_ENV = { MALLOC_ARENA_MAX: process.env['MALLOC_ARENA_MAX'] ?? '2' };
 
 /**

@@ -93,7 +93,7 @@ describe('deploy/Dockerfile: built offline, runs unprivileged, answers /healthz'
     const [image] = JSON.parse(await run('docker', ['image', 'inspect', tag])) as Doc[];
     const config = image!['Config'];
     expect(config.User).toBe('10001:10001');
-    expect(config.Entrypoint).toEqual(['node', '--max-semi-space-size=4', '/app/dist/broker/main.js']);
+    expect(config.Entrypoint).toEqual(['node', '--max-semi-space-size=4', '--no-concurrent-array-buffer-sweeping', '/app/dist/broker/main.js']);
     expect(Object.keys(config.ExposedPorts)).toEqual(['8022/tcp']);
     expect(config.Env).toEqual(expect.arrayContaining(['ENTRY_LISTEN=0.0.0.0:8022', 'ENTRY_RECORDINGS_DIR=/var/lib/entry/recordings', 'MALLOC_ARENA_MAX=2']));
     expect(config.Healthcheck.Test.join(' ')).toContain('/healthz');
