@@ -1,5 +1,5 @@
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SignJWT } from 'jose';
@@ -45,6 +45,9 @@ export async function startTestBroker(settings: RawSettings = {}, opts: { reapMo
       if (!o.noExp) jwt = jwt.setExpirationTime(o.expiresIn ?? '1h');
       return jwt.sign(privateKey);
     },
-    stop: () => broker.stop(),
+    async stop() {
+      await broker.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
   };
 }

@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +13,7 @@ import { freePort } from './redis.js';
  */
 export class TestNginx {
   private child: ChildProcess | undefined;
+  private dir: string | undefined;
   port = 0;
 
   get url(): string {
@@ -21,7 +22,7 @@ export class TestNginx {
 
   async start(upstreams: string[]): Promise<void> {
     this.port = await freePort();
-    const dir = mkdtempSync(join(tmpdir(), 'entry-nginx-'));
+    const dir = (this.dir = mkdtempSync(join(tmpdir(), 'entry-nginx-')));
     // nginx's workers run as an unprivileged user and spool large chunked bodies under `dir`.
     chmodSync(dir, 0o755);
     const servers = upstreams.map((u) => `    server ${new URL(u).host} max_fails=1 fail_timeout=5s;`).join('\n');
@@ -82,8 +83,9 @@ ${servers}
     });
   }
 
-  /** SIGQUIT: nginx's graceful shutdown. */
-  stop(): Promise<void> {
-    return stopChild(this.child, 'SIGQUIT');
+  /** SIGQUIT: nginx's graceful shutdown; then its configuration, logs and spool go. */
+  async stop(): Promise<void> {
+    await stopChild(this.child, 'SIGQUIT');
+    if (this.dir) rmSync(this.dir, { recursive: true, force: true });
   }
 }
