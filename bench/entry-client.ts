@@ -1,6 +1,7 @@
 import WebSocket from 'ws';
 import { decodeResponse, encodeExecSpec, encodeRequest, type ExecSpec, RequestType, ResponseType } from '../proto/codec.js';
 import type { BenchTarget } from './containers.js';
+import { opened } from './ws-open.js';
 
 export type OutputHandler = (data: Uint8Array, stream: 'stdout' | 'stderr') => void;
 
@@ -63,19 +64,10 @@ export class EntrySession {
       maxPayload: 64 * 1024 * 1024,
       handshakeTimeout: 60_000,
     });
-    return new Promise((resolve, reject) => {
-      ws.once('error', reject);
-      ws.once('unexpected-response', (_req, res) => {
-        reject(new Error(`broker answered HTTP ${res.statusCode}`));
-        ws.terminate();
-      });
-      ws.once('open', () => {
-        ws.off('error', reject);
-        ws.on('error', () => undefined);
-        const session = new EntrySession(ws);
-        ws.send(encodeRequest(RequestType.START, encodeExecSpec(spec)));
-        resolve(session);
-      });
+    return opened(ws, 'broker').then(() => {
+      const session = new EntrySession(ws);
+      ws.send(encodeRequest(RequestType.START, encodeExecSpec(spec)));
+      return session;
     });
   }
 

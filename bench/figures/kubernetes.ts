@@ -13,6 +13,7 @@ import { type BenchContext, figure, type Figure, type FigureName, type Suite, ut
 import { cpuSeconds, findPids, MB } from '../proc-stats.js';
 import { runList } from '../sides.js';
 import { median, msSince, now, quantile, sleep } from '../stats.js';
+import { opened } from '../ws-open.js';
 import { echoRounds, RAW_ECHO, untilOutput } from './echo.js';
 
 /**
@@ -86,20 +87,11 @@ export class KubeDirectExec {
     q.set('tty', String(o.tty));
     const url = `${k.apiserverUrl.replace(/^https/, 'wss')}/api/v1/namespaces/${namespace}/pods/${pod}/exec?${q}`;
     const ws = new WebSocket(url, ['v4.channel.k8s.io'], { ca: k.ca, headers: { authorization: `Bearer ${k.adminToken}` }, perMessageDeflate: false, maxPayload: 64 * 1024 * 1024 });
-    return new Promise((resolve, reject) => {
-      ws.once('error', reject);
-      ws.once('unexpected-response', (_req, res) => {
-        reject(new Error(`apiserver answered HTTP ${res.statusCode}`));
-        ws.terminate();
-      });
-      ws.once('open', () => {
-        ws.off('error', reject);
-        ws.on('error', () => undefined);
-        const d = new KubeDirectExec(ws);
-        // As kubectl does for a terminal: the size first.
-        if (o.tty) ws.send(Buffer.concat([Buffer.of(CHANNEL.resize), Buffer.from(JSON.stringify({ Width: 80, Height: 24 }))]));
-        resolve(d);
-      });
+    return opened(ws, 'apiserver').then(() => {
+      const d = new KubeDirectExec(ws);
+      // As kubectl does for a terminal: the size first.
+      if (o.tty) ws.send(Buffer.concat([Buffer.of(CHANNEL.resize), Buffer.from(JSON.stringify({ Width: 80, Height: 24 }))]));
+      return d;
     });
   }
 

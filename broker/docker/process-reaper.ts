@@ -93,7 +93,7 @@ class ProcReader {
     }
     const out: number[] = [];
     for (const tid of tids) {
-        try {
+      try {
         for (const c of readFileSync(`/proc/${pid}/task/${tid}/children`, 'latin1').split(' ')) if (c.trim() !== '') out.push(Number(c));
       } catch {
         // Thread or process gone.

@@ -194,10 +194,14 @@ export class ExecConnection extends EventEmitter {
       this.inputSent += piece.length;
       this.sendInput(piece);
     }
-    if (this.waiting.length === 0 && this.eofSent && !this.eofDelivered) {
-      this.eofDelivered = true;
-      this.ws.send(encodeRequest(RequestType.STDIN_EOF));
-    }
+    if (this.waiting.length === 0) this.deliverEof();
+  }
+
+  /** The EOF asked for, once, after everything written before it. */
+  private deliverEof(): void {
+    if (!this.eofSent || this.eofDelivered) return;
+    this.eofDelivered = true;
+    this.ws.send(encodeRequest(RequestType.STDIN_EOF));
   }
 
   endInput(): void {
@@ -247,10 +251,7 @@ export class ExecConnection extends EventEmitter {
     this.waitingBytes = 0;
     if (this.connected) {
       for (const chunk of waiting) this.sendInput(chunk);
-      if (this.eofSent && !this.eofDelivered) {
-        this.eofDelivered = true;
-        this.ws.send(encodeRequest(RequestType.STDIN_EOF));
-      }
+      this.deliverEof();
     }
     this.checkDrain();
   }
