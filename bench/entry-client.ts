@@ -1,5 +1,5 @@
 import WebSocket from 'ws';
-import { decodeResponse, encodeExecSpec, encodeRequest, type ExecSpec, RequestType, ResponseType } from '../proto/codec.js';
+import { decodeResponse, encodeExecSpec, encodeRequest, type ExecSpec, RequestFramer, RequestType, ResponseType } from '../proto/codec.js';
 import type { BenchTarget } from './containers.js';
 import { opened } from './ws-open.js';
 
@@ -25,6 +25,8 @@ export class EntrySession {
   readonly closed: Promise<void>;
   private resolveExit!: (code: number) => void;
   private drainWaiter: (() => void) | undefined;
+  // As the CLI frames its input: ws copies each frame while masking it.
+  private readonly framer = new RequestFramer();
   private readonly onSent = (): void => {
     if (this.drainWaiter && this.ws.bufferedAmount < INPUT_LOW_WATER_BYTES) {
       const w = this.drainWaiter;
@@ -73,12 +75,12 @@ export class EntrySession {
 
   /** Sends stdin bytes as one PLAIN frame. */
   send(data: Uint8Array): void {
-    this.ws.send(encodeRequest(RequestType.PLAIN, data));
+    this.ws.send(this.framer.frame(RequestType.PLAIN, data));
   }
 
   /** Sends stdin bytes honouring backpressure: resolves when more may be written. */
   write(data: Uint8Array): Promise<void> | undefined {
-    this.ws.send(encodeRequest(RequestType.PLAIN, data), this.onSent);
+    this.ws.send(this.framer.frame(RequestType.PLAIN, data), this.onSent);
     if (this.ws.bufferedAmount < INPUT_HIGH_WATER_BYTES || this.ws.readyState !== WebSocket.OPEN) return undefined;
     return new Promise((resolve) => (this.drainWaiter = resolve));
   }

@@ -10,6 +10,7 @@ import {
   encodeWinch,
   type ExecSpec,
   parseCount,
+  RequestFramer,
   RequestType,
   ResponseType,
   type ResumeTicket,
@@ -131,6 +132,8 @@ export class ExecConnection extends EventEmitter {
   private lostAt = 0;
   private resumeDeadline = 0;
   private readonly onSent = (): void => this.checkDrain();
+  // ws copies each frame while masking it, so one buffer serves every input frame.
+  private readonly framer = new RequestFramer();
   private lastHeard = Date.now();
   private watchdog: NodeJS.Timeout | undefined;
   private readonly heard = (): void => {
@@ -262,7 +265,7 @@ export class ExecConnection extends EventEmitter {
 
   private sendInput(data: Uint8Array): void {
     for (let pos = 0; pos < data.length; pos += MAX_CHUNK_BYTES) {
-      this.ws.send(encodeRequest(RequestType.PLAIN, data.subarray(pos, pos + MAX_CHUNK_BYTES)), this.onSent);
+      this.ws.send(this.framer.frame(RequestType.PLAIN, data.subarray(pos, pos + MAX_CHUNK_BYTES)), this.onSent);
     }
   }
 
