@@ -1,4 +1,7 @@
 import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TestProject } from 'vitest/node';
 import { hostNetworkState, type HostNetworkState } from '../helpers/host-network.js';
@@ -12,9 +15,13 @@ declare module 'vitest' {
 
 /**
  * Runs once before all suites: the Docker engine must answer (deploy/dev/test.sh starts it)
- * and the offline demo images must exist.
+ * and the offline demo images must exist. Every temporary file of the run (the suites', and
+ * those of the brokers, CLIs and servers they start) goes in one folder, removed at the end:
+ * a test that stops early leaves nothing in the machine's /tmp.
  */
-export default function setup(project: TestProject): void {
+export default function setup(project: TestProject): () => void {
+  const runDir = mkdtempSync(join(tmpdir(), 'entry-test-run-'));
+  process.env['TMPDIR'] = runDir;
   try {
     execFileSync('docker', ['info', '--format', '{{.ServerVersion}}'], { stdio: 'pipe', timeout: 20_000 });
   } catch (err) {
@@ -23,4 +30,13 @@ export default function setup(project: TestProject): void {
   const script = fileURLToPath(new URL('../../deploy/dev/demo-image.sh', import.meta.url));
   execFileSync('bash', [script], { stdio: 'inherit' });
   project.provide('hostNetworkBefore', hostNetworkState());
+  return () => {
+    try {
+      rmSync(runDir, { recursive: true, force: true });
+    } catch (err) {
+      // Something still holds a file there (a mount of an engine that did not stop): say so.
+      console.error(`could not remove ${runDir}: ${(err as Error).message}`);
+      process.exitCode = 1;
+    }
+  };
 }
