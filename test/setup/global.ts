@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,6 +21,8 @@ declare module 'vitest' {
  */
 export default function setup(project: TestProject): () => void {
   const runDir = mkdtempSync(join(tmpdir(), 'entry-test-run-'));
+  // Traversable as /tmp is: nginx's unprivileged workers spool bodies in a folder below it.
+  chmodSync(runDir, 0o755);
   process.env['TMPDIR'] = runDir;
   try {
     execFileSync('docker', ['info', '--format', '{{.ServerVersion}}'], { stdio: 'pipe', timeout: 20_000 });
