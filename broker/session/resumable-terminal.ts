@@ -1,4 +1,5 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { AckBatcher } from '../../proto/ack-batcher.js';
 import { encodeCount, encodeResumeTicket, ResponseType } from '../../proto/codec.js';
 import { EntryError } from '../errors.js';
 import type { ClientTerminal, EndReason, OutputStream, TerminalEvents, TerminalSide } from './types.js';
@@ -47,9 +48,11 @@ export class ResumableTerminal implements TerminalSide {
   private keptFrom = 0;
   private kept = 0;
   private outTotal = 0;
-  private inputCount = 0;
-  private inputAcked = 0;
-  private ackTimer: NodeJS.Timeout | undefined;
+  private readonly inputAcks = new AckBatcher(
+    (count) => this.current !== undefined && (this.current.sendControl(ResponseType.INPUT_ACK, encodeCount(count)), true),
+    INPUT_ACK_BYTES,
+    INPUT_ACK_MS,
+  );
   /** The connection asked to stop sending (its queue is full). */
   private clientCongested = false;
   /** We told the relay to stop (client congested, or the buffer full). */
@@ -136,9 +139,8 @@ export class ResumableTerminal implements TerminalSide {
   }
 
   private passInput(data: Uint8Array): void {
-    this.inputCount += data.length;
     this.events!.input(data);
-    this.scheduleInputAck();
+    this.inputAcks.received(data.length);
   }
 
   private endInput(): void {
@@ -156,7 +158,7 @@ export class ResumableTerminal implements TerminalSide {
   }
 
   finish(reason: EndReason, line?: string): Promise<void> {
-    clearTimeout(this.ackTimer);
+    this.inputAcks.cancel();
     if (this.current) {
       this.over = true;
       this.finishing = true;
@@ -189,10 +191,10 @@ export class ResumableTerminal implements TerminalSide {
     this.current = client;
     this.clientCongested = false;
     client.sendControl(ResponseType.RESUMABLE, this.ticket(outputOffset));
-    this.inputAcked = this.inputCount;
+    this.inputAcks.acknowledged(this.inputAcks.count);
     for (const c of this.chunks) if (!client.send(c.stream, c.data)) this.clientCongested = true;
     this.listen(client);
-    this.options.onResumed?.({ outputOffset, inputOffset: this.inputCount, missed, awayMs });
+    this.options.onResumed?.({ outputOffset, inputOffset: this.inputAcks.count, missed, awayMs });
     const pending = this.pendingFinish;
     if (pending) {
       this.pendingFinish = undefined;
@@ -205,7 +207,7 @@ export class ResumableTerminal implements TerminalSide {
   }
 
   private ticket(outputOffset: number): Uint8Array {
-    return encodeResumeTicket({ session: this.options.sessionId, token: this.token, outputOffset, inputOffset: this.inputCount, graceMs: this.options.graceMs, pingIntervalMs: this.options.pingIntervalMs ?? 0 });
+    return encodeResumeTicket({ session: this.options.sessionId, token: this.token, outputOffset, inputOffset: this.inputAcks.count, graceMs: this.options.graceMs, pingIntervalMs: this.options.pingIntervalMs ?? 0 });
   }
 
   private listen(client: ResumableClient): void {
@@ -279,32 +281,13 @@ export class ResumableTerminal implements TerminalSide {
     }
   }
 
-  private scheduleInputAck(): void {
-    if (this.inputCount - this.inputAcked >= INPUT_ACK_BYTES) {
-      this.sendInputAck();
-      return;
-    }
-    if (this.ackTimer) return;
-    this.ackTimer = setTimeout(() => this.sendInputAck(), INPUT_ACK_MS);
-    this.ackTimer.unref();
-  }
-
-  private sendInputAck(): void {
-    clearTimeout(this.ackTimer);
-    this.ackTimer = undefined;
-    if (!this.current || this.inputAcked === this.inputCount) return;
-    this.inputAcked = this.inputCount;
-    this.current.sendControl(ResponseType.INPUT_ACK, encodeCount(this.inputCount));
-  }
-
   /** Forgets the current connection; its late events are ignored. */
   private replace(): void {
     const old = this.current;
     this.current = undefined;
     this.generation++;
     this.forgetHeldInput();
-    clearTimeout(this.ackTimer);
-    this.ackTimer = undefined;
+    this.inputAcks.cancel();
     old?.drop();
   }
 

@@ -16,6 +16,7 @@ import {
   type ResumeTicket,
   utf8,
 } from '../../proto/codec.js';
+import { AckBatcher } from '../../proto/ack-batcher.js';
 import { dropAcknowledged } from '../../proto/acknowledged.js';
 import { SILENT_MARGIN_MS, silenceWatch } from '../../proto/silence.js';
 import { ClientError } from './client-error.js';
@@ -109,9 +110,11 @@ export class ExecConnection extends EventEmitter {
   private readingPaused = false;
   /** Resume state: the ticket, output received and acknowledged, input not yet acknowledged. */
   private ticket: ResumeTicket | undefined;
-  private outputReceived = 0;
-  private outputAcked = 0;
-  private ackTimer: NodeJS.Timeout | undefined;
+  private readonly outputAcks = new AckBatcher(
+    (count) => this.connected && (this.ws.send(encodeRequest(RequestType.OUTPUT_ACK, encodeCount(count))), true),
+    OUTPUT_ACK_BYTES,
+    OUTPUT_ACK_MS,
+  );
   private unacked: Buffer[] = [];
   private unackedBytes = 0;
   private inputAckedAt = 0;
@@ -298,8 +301,7 @@ export class ExecConnection extends EventEmitter {
   }
 
   private onClose(closeCode: number): void {
-    clearTimeout(this.ackTimer);
-    this.ackTimer = undefined;
+    this.outputAcks.cancel();
     // No CLOSE from the broker and no close of ours: the connection broke, the session goes on.
     if (this.canResume && this.options.resume && !this.gotClose && !this.closedByUs && !this.ended) {
       void this.reconnect();
@@ -339,7 +341,7 @@ export class ExecConnection extends EventEmitter {
           return;
         }
         this.attach(ws);
-        ws.send(encodeRequest(RequestType.RESUME, encodeResumeRequest({ token: ticket.token, outputOffset: this.outputReceived })));
+        ws.send(encodeRequest(RequestType.RESUME, encodeResumeRequest({ token: ticket.token, outputOffset: this.outputAcks.count })));
         // RESUMABLE (resumed), a CLOSE (refused), or a close with neither (another try) follows.
         this.retryWait = Math.min(this.retryWait * 2, RETRY_MAX_MS);
         return;
@@ -364,7 +366,7 @@ export class ExecConnection extends EventEmitter {
     this.eofDelivered = false;
     this.sendWaiting();
     if (this.lastSize) this.ws.send(encodeRequest(RequestType.WINCH, encodeWinch(this.lastSize[0], this.lastSize[1])));
-    this.outputAcked = ticket.outputOffset;
+    this.outputAcks.acknowledged(ticket.outputOffset);
     this.emit('resumed', { awayMs });
     this.checkDrain();
   }
@@ -409,20 +411,7 @@ export class ExecConnection extends EventEmitter {
       if (this.trackInput) this.stopTracking();
       return;
     }
-    this.outputReceived += bytes;
-    if (this.outputReceived - this.outputAcked >= OUTPUT_ACK_BYTES) this.ackOutput();
-    else if (!this.ackTimer) {
-      this.ackTimer = setTimeout(() => this.ackOutput(), OUTPUT_ACK_MS);
-      this.ackTimer.unref();
-    }
-  }
-
-  private ackOutput(): void {
-    clearTimeout(this.ackTimer);
-    this.ackTimer = undefined;
-    if (!this.connected || this.outputAcked === this.outputReceived) return;
-    this.outputAcked = this.outputReceived;
-    this.ws.send(encodeRequest(RequestType.OUTPUT_ACK, encodeCount(this.outputReceived)));
+    this.outputAcks.received(bytes);
   }
 
   private onMessage(data: Buffer): void {

@@ -13,6 +13,7 @@ import {
   ResponseType,
   type ResumeTicket,
 } from '../../proto/codec.js';
+import { AckBatcher } from '../../proto/ack-batcher.js';
 import { dropAcknowledged } from '../../proto/acknowledged.js';
 import { SILENT_MARGIN_MS, silenceWatch } from '../../proto/silence.js';
 import { base64url, brokerBase, enterSocketUrl, type Target, watchSocketUrl } from './broker-url.js';
@@ -167,9 +168,16 @@ class TerminalSession implements TerminalHandle {
    */
   private ticket: ResumeTicket | undefined;
   private trackInput = false;
-  private outputReceived = 0;
-  private outputAcked = 0;
-  private ackTimer: ReturnType<typeof setTimeout> | undefined;
+  private readonly outputAcks = new AckBatcher(
+    (count) => {
+      const ws = this.ws;
+      if (!ws || ws.readyState !== WebSocket.OPEN) return false;
+      sendFrame(ws, encodeRequest(RequestType.OUTPUT_ACK, encodeCount(count)));
+      return true;
+    },
+    OUTPUT_ACK_BYTES,
+    OUTPUT_ACK_MS,
+  );
   private unacked: Uint8Array[] = [];
   private unackedBytes = 0;
   private waiting: Uint8Array[] = [];
@@ -341,7 +349,7 @@ class TerminalSession implements TerminalHandle {
       this.lastHeard = Date.now();
       if (resumeOf) {
         // The session answers RESUMABLE (then the output missed), or CLOSE with the reason.
-        sendFrame(ws, encodeRequest(RequestType.RESUME, encodeResumeRequest({ token: this.ticket!.token, outputOffset: this.outputReceived })));
+        sendFrame(ws, encodeRequest(RequestType.RESUME, encodeResumeRequest({ token: this.ticket!.token, outputOffset: this.outputAcks.count })));
         return;
       }
       this.fitNow();
@@ -369,7 +377,7 @@ class TerminalSession implements TerminalHandle {
         case ResponseType.STDOUT:
         case ResponseType.STDERR:
           this.terminal.write(msg.content);
-          this.received(ws, msg.content.length);
+          this.received(msg.content.length);
           break;
         case ResponseType.RESUMABLE:
           this.onResumable(ws, msg.content);
@@ -395,8 +403,7 @@ class TerminalSession implements TerminalHandle {
     ws.onclose = (event: CloseEvent) => {
       if (this.ws !== ws) return;
       this.ws = undefined;
-      clearTimeout(this.ackTimer);
-      this.ackTimer = undefined;
+      this.outputAcks.cancel();
       // Broken, not ended (no CLOSE): the broker keeps the session for its grace period.
       if (!closeMessage && this.ticket && (opened || this.lostAt > 0)) {
         this.startResuming();
@@ -417,7 +424,7 @@ class TerminalSession implements TerminalHandle {
   private resetResume(): void {
     this.ticket = undefined;
     this.trackInput = false;
-    this.outputReceived = this.outputAcked = 0;
+    this.outputAcks.reset();
     this.unacked = [];
     this.waiting = [];
     this.unackedBytes = this.inputSent = this.inputAckedAt = 0;
@@ -445,14 +452,14 @@ class TerminalSession implements TerminalHandle {
     this.hideOverlay();
     // Trimmed without sending what waits: that goes after what is sent again.
     this.acknowledgeInput(ticket.inputOffset, false);
-    this.outputAcked = ticket.outputOffset;
+    this.outputAcks.acknowledged(ticket.outputOffset);
     this.setState('open');
     for (const chunk of this.unacked) sendChunks(ws, chunk);
     this.sendWaiting();
     sendFrame(ws, encodeRequest(RequestType.WINCH, encodeWinch(this.terminal.cols, this.terminal.rows)));
   }
 
-  private received(ws: WebSocket, bytes: number): void {
+  private received(bytes: number): void {
     if (!this.ticket) {
       // Output before RESUMABLE: this broker does not resume the session.
       if (this.trackInput) {
@@ -462,16 +469,7 @@ class TerminalSession implements TerminalHandle {
       }
       return;
     }
-    this.outputReceived += bytes;
-    const ack = () => {
-      clearTimeout(this.ackTimer);
-      this.ackTimer = undefined;
-      if (this.ws !== ws || ws.readyState !== WebSocket.OPEN || this.outputAcked === this.outputReceived) return;
-      this.outputAcked = this.outputReceived;
-      sendFrame(ws, encodeRequest(RequestType.OUTPUT_ACK, encodeCount(this.outputReceived)));
-    };
-    if (this.outputReceived - this.outputAcked >= OUTPUT_ACK_BYTES) ack();
-    else this.ackTimer ??= setTimeout(ack, OUTPUT_ACK_MS);
+    this.outputAcks.received(bytes);
   }
 
   private acknowledgeInput(count: number, sendMore = true): void {
