@@ -1,9 +1,13 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 /** A real terminal: a tmux server of our own, one window, driven by send-keys and capture-pane. */
 export class TmuxTerminal {
-  readonly socket = `entry-test-${randomBytes(4).toString('hex')}`;
+  // A socket path of our own (not tmux's shared /tmp/tmux-UID), removed with the server.
+  readonly socket = join(tmpdir(), `entry-tmux-${randomBytes(4).toString('hex')}`);
 
   constructor(cols: number, rows: number, env: Record<string, string>) {
     const envArgs = Object.entries(env).flatMap(([k, v]) => ['-e', `${k}=${v}`]);
@@ -12,7 +16,7 @@ export class TmuxTerminal {
   }
 
   tmux(...args: string[]): string {
-    return execFileSync('tmux', ['-L', this.socket, ...args], { encoding: 'utf8' });
+    return execFileSync('tmux', ['-S', this.socket, ...args], { encoding: 'utf8' });
   }
 
   /** Types text followed by Enter. */
@@ -50,5 +54,6 @@ export class TmuxTerminal {
     } catch {
       // Already gone.
     }
+    rmSync(this.socket, { force: true });
   }
 }
