@@ -6,8 +6,9 @@ export type BrokerChild = BrokerProcess;
 
 /**
  * The broker runs as deployed (Dockerfile, systemd unit): a 4 MiB young generation, array buffers
- * swept on the main thread and two malloc arenas. BENCH_BROKER_NODE_ARGS replaces the node options and MALLOC_ARENA_MAX in the bench's own
- * environment the arenas, to compare tunings (e.g. --max-semi-space-size=2).
+ * swept on the main thread and two malloc arenas. To compare tunings, BENCH_BROKER_NODE_ARGS
+ * replaces the node options (e.g. --max-semi-space-size=2) and MALLOC_ARENA_MAX in the bench's
+ * own environment the arenas.
  */
 const EXTRA_NODE_ARGS = (process.env['BENCH_BROKER_NODE_ARGS'] ?? '--max-semi-space-size=4 --no-concurrent-array-buffer-sweeping').split(/\s+/).filter(Boolean);
 const BROKER_ENV = { MALLOC_ARENA_MAX: process.env['MALLOC_ARENA_MAX'] ?? '2' };
