@@ -13,7 +13,7 @@ import { clientAddress } from '../transport/client-address.js';
 import { killSession, listSessions, revoke } from './admin.js';
 import { queryAudit, sendRecording } from './audit-routes.js';
 import type { ContainerInfo, WhoAmI } from './api-types.js';
-import { BodyAborted, type BodySpec, JSON_BODY, NO_BODY, parseJsonObject, readBody } from './body.js';
+import { BodyAborted, type BodySpec, JSON_BODY, NO_BODY, parseJsonObject, readBody, refuseBody } from './body.js';
 import { bearerToken, sendError, sendJson } from './respond.js';
 
 export interface ApiDeps {
@@ -66,8 +66,8 @@ export const ROUTES: readonly Route[] = [
   { method: 'GET', path: /^\/api\/sessions\/([A-Za-z0-9-]{1,64})\/recording$/, body: NO_BODY, handler: (_req, res, id, deps, call) => sendRecording(res, id, deps.recorder, call.param) },
 ];
 
-/** Refusals of the body are answered and the connection closed: the rest of the body is never read. */
-const CLOSING = new Set(['ENTRY_BODY_TOO_LARGE', 'ENTRY_UNSUPPORTED_MEDIA_TYPE', 'ENTRY_BODY_TIMEOUT']);
+/** Refusals of the body: answered, the rest of the body dropped, then the connection closed. */
+const REFUSING_BODY = new Set(['ENTRY_BODY_TOO_LARGE', 'ENTRY_UNSUPPORTED_MEDIA_TYPE', 'ENTRY_BODY_TIMEOUT']);
 
 /** Answers an /api request. Returns false when the path is not an API path. */
 export async function handleApi(req: IncomingMessage, res: ServerResponse, path: string, deps: ApiDeps): Promise<boolean> {
@@ -93,7 +93,8 @@ export async function handleApi(req: IncomingMessage, res: ServerResponse, path:
     // Anything that is not a refusal is a fault: the boundary around the request logs it.
     if (!isEntryError(err)) throw err;
     if (matches.length > 0 && !route) res.setHeader('allow', matches.map((r) => r.method).join(', '));
-    sendError(res, err, CLOSING.has(err.code) ? { connection: 'close' } : {});
+    if (REFUSING_BODY.has(err.code)) refuseBody(req, res, err, deps.bodyTimeoutMs);
+    else sendError(res, err);
   }
   return true;
 }

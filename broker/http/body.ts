@@ -1,5 +1,6 @@
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { EntryError } from '../errors.js';
+import { writeError } from './respond.js';
 
 /** What a route accepts as a request body; checked before authentication or any store call. */
 export interface BodySpec {
@@ -54,7 +55,7 @@ export function readBody(req: IncomingMessage, spec: BodySpec, timeoutMs: number
       clearTimeout(timer);
       req.off('data', onData).off('end', onEnd).off('aborted', onAborted).off('close', onClose).off('error', onError);
       if (err) {
-        // Stop reading: the answer goes out with `connection: close` and the rest is never taken in.
+        // Nothing more is taken in until the refusal is answered (see `refuseBody`).
         req.pause();
         reject(err);
       } else resolve(body!);
@@ -73,6 +74,45 @@ export function readBody(req: IncomingMessage, spec: BodySpec, timeoutMs: number
     const timer = setTimeout(() => finish(new EntryError('ENTRY_BODY_TIMEOUT', `the body did not arrive within ${timeoutMs} ms`)), timeoutMs);
     req.on('data', onData).on('end', onEnd).on('aborted', onAborted).on('close', onClose).on('error', onError);
   });
+}
+
+/**
+ * A client still sending a refused body hears nothing from it for this long and the connection
+ * is closed. Its longest gap between two reads is a busy event loop or a scheduling delay on a
+ * loaded machine: tens of milliseconds; a second leaves room for a hundredfold of that.
+ */
+export const REFUSED_BODY_IDLE_MS = 1_000;
+
+/**
+ * Answers a refused body and closes the connection only once the client is done sending it.
+ *
+ * Closing a socket with unread bytes makes the kernel reset the connection; a client that is
+ * still writing then fails its next write and drops the answer it had not read yet (a 413 that
+ * never arrives). So the answer goes out whole, with `connection: close`, and the rest of the
+ * body is read and dropped (never kept) until it ends, the client closes, nothing arrives for
+ * `REFUSED_BODY_IDLE_MS` or `lingerMs` has passed; then the response ends and the connection with it.
+ */
+export function refuseBody(req: IncomingMessage, res: ServerResponse, err: EntryError, lingerMs: number): void {
+  writeError(res, err, { connection: 'close' });
+  if (req.readableEnded || req.destroyed) {
+    res.end();
+    return;
+  }
+  let idle: NodeJS.Timeout | undefined;
+  const close = () => {
+    clearTimeout(idle);
+    clearTimeout(total);
+    req.off('data', onData).off('end', close).off('close', close).off('error', close);
+    res.end();
+  };
+  const onData = () => {
+    clearTimeout(idle);
+    idle = setTimeout(close, REFUSED_BODY_IDLE_MS);
+  };
+  const total = setTimeout(close, lingerMs);
+  req.on('data', onData).on('end', close).on('close', close).on('error', close);
+  onData();
+  req.resume();
 }
 
 /** A body read with `readBody`, parsed as a JSON object (or `null` for an empty body). */
