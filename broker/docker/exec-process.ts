@@ -26,6 +26,13 @@ const DETACH_KEYS = 'ctrl-^,ctrl-@,ctrl-^,ctrl-@,ctrl-^,ctrl-@,ctrl-^,ctrl-@';
 /** How long a signal death is watched for the container stopping with it (see containerStopping). */
 const CONTAINER_STOP_GRACE_MS = 300;
 const SIGNALS = new Set(['HUP', 'INT', 'QUIT', 'TERM', 'KILL', 'USR1', 'USR2', 'WINCH']);
+/**
+ * A session still open this long after its exec started learns its host PID then. Ending a
+ * session needs it, and asking the engine at that moment made a mass disconnect (a load
+ * balancer restart) 1,000 engine calls in the middle of the clean-up; a second later there is
+ * time to spare, and a command that ends sooner (`enter … -- true`) never asks.
+ */
+const HOST_PID_LOOKUP_DELAY_MS = 1_000;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -44,6 +51,8 @@ export class DockerExecProcess implements ProcessSide {
   private inputCongested = false;
   private runtimeFailure: string | undefined;
   private finished = false;
+  private pidLookup: NodeJS.Timeout | undefined;
+  private hostPidLookup: Promise<number> | undefined;
 
   private constructor(
     private readonly docker: Docker,
@@ -110,6 +119,8 @@ export class DockerExecProcess implements ProcessSide {
     socket.on('close', () => void this.finish());
     socket.on('error', () => void this.finish());
     void this.applySize();
+    this.pidLookup = setTimeout(() => void this.reaper.limited(() => this.ensureHostPid()), HOST_PID_LOOKUP_DELAY_MS);
+    this.pidLookup.unref();
   }
 
   write(data: Uint8Array): boolean {
@@ -177,6 +188,7 @@ export class DockerExecProcess implements ProcessSide {
     // Many sessions ending at once take turns; the PID first: once the stream is gone the exec
     // may be gone too. The engine is asked within the reaper's bounded slots.
     await this.reaper.cleanupTurn();
+    clearTimeout(this.pidLookup);
     const pid = this.hostPid || (await this.reaper.limited(() => this.ensureHostPid()));
     this.finished = true;
     this.socket.destroy();
@@ -233,19 +245,22 @@ export class DockerExecProcess implements ProcessSide {
     });
   }
 
-  /** The exec's PID on the host, read when first needed (ending or signalling the session). */
-  private async ensureHostPid(): Promise<number> {
-    if (this.hostPid === 0) {
-      try {
-        this.hostPid = (await this.exec.inspect()).Pid || 0;
-      } catch {
-        // Gone or unreachable: the reaper falls back to asking inside the container.
-      }
-    }
-    return this.hostPid;
+  /**
+   * The exec's PID on the host, read once the session has lasted HOST_PID_LOOKUP_DELAY_MS or
+   * when first needed (ending or signalling it), whichever comes first; one engine call for both.
+   */
+  private ensureHostPid(): Promise<number> {
+    if (this.hostPid > 0) return Promise.resolve(this.hostPid);
+    this.hostPidLookup ??= this.exec.inspect().then(
+      (info) => (this.hostPid = info.Pid || 0),
+      // Gone or unreachable: the reaper falls back to asking inside the container.
+      () => 0,
+    ).finally(() => (this.hostPidLookup = undefined));
+    return this.hostPidLookup;
   }
 
   private async finish(): Promise<void> {
+    clearTimeout(this.pidLookup);
     if (this.finished) return;
     this.finished = true;
     const events = this.events!;

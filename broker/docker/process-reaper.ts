@@ -166,6 +166,15 @@ const SCAN_CONCURRENCY = 8;
  */
 const CLEANUP_STARTS_PER_SECOND = 200;
 
+/**
+ * How long a container's init, once confirmed, is taken as still being it. Every signal and
+ * poll of every ending session checked it again (a /proc read and a parse: in a mass
+ * disconnect one read in five of the reaper's, beside its walks). Within this time a restarted
+ * container's old PID can only make a walk miss the session's orphans, never signal a
+ * stranger: only processes carrying the session's mark are signalled.
+ */
+const INIT_RECHECK_MS = 1_000;
+
 /** Spaces starts 1/rate apart: `turn` resolves at the next free slot. */
 class Pacer {
   private nextSlot = 0;
@@ -208,8 +217,8 @@ async function isNamespaceInit(pid: number): Promise<boolean> {
 }
 
 export class ProcessReaper {
-  /** Container id → its init's PID in our /proc, for containers seen from here. */
-  private readonly visibleInit = new Map<string, number>();
+  /** Container id → its init's PID in our /proc, for containers seen from here, and when that was last checked. */
+  private readonly visibleInit = new Map<string, { pid: number; checkedAt: number }>();
   /** Inspections under way, so that sessions of one container ending together ask once. */
   private readonly initLookups = new Map<string, Promise<number>>();
   private readonly scans = new Limiter(SCAN_CONCURRENCY);
@@ -245,7 +254,11 @@ export class ProcessReaper {
   /** The container's init in our /proc, or 0 when not visible from here. */
   private async containerInit(containerId: string): Promise<number> {
     const known = this.visibleInit.get(containerId);
-    if (known && (await isNamespaceInit(known))) return known;
+    if (known && performance.now() - known.checkedAt < INIT_RECHECK_MS) return known.pid;
+    if (known && (await isNamespaceInit(known.pid))) {
+      known.checkedAt = performance.now();
+      return known.pid;
+    }
     this.visibleInit.delete(containerId);
     let pending = this.initLookups.get(containerId);
     if (!pending) {
@@ -257,7 +270,7 @@ export class ProcessReaper {
           return 0;
         }
         if (initPid > 0 && (await isNamespaceInit(initPid))) {
-          this.visibleInit.set(containerId, initPid);
+          this.visibleInit.set(containerId, { pid: initPid, checkedAt: performance.now() });
           return initPid;
         }
         return 0;
