@@ -1,17 +1,17 @@
 import { Agent, get } from 'node:http';
+import { BROKER_ENVIRONMENT, BROKER_NODE_OPTIONS } from '../broker/runtime-options.js';
 import { BrokerProcess } from '../test/helpers/broker-process.js';
 
 /** The broker child every figure measures: the one the tests start too. */
 export type BrokerChild = BrokerProcess;
 
 /**
- * The broker runs as deployed (Dockerfile, systemd unit): a 4 MiB young generation, array buffers
- * swept on the main thread and two malloc arenas. To compare tunings, BENCH_BROKER_NODE_ARGS
- * replaces the node options (e.g. --max-semi-space-size=2) and MALLOC_ARENA_MAX in the bench's
- * own environment the arenas.
+ * The broker runs as deployed (broker/runtime-options.ts). To compare tunings,
+ * BENCH_BROKER_NODE_ARGS replaces the node options (e.g. --max-semi-space-size=2) and
+ * MALLOC_ARENA_MAX in the bench's own environment the arenas.
  */
-const EXTRA_NODE_ARGS = (process.env['BENCH_BROKER_NODE_ARGS'] ?? '--max-semi-space-size=4 --no-concurrent-array-buffer-sweeping').split(/\s+/).filter(Boolean);
-const BROKER_ENV = { MALLOC_ARENA_MAX: process.env['MALLOC_ARENA_MAX'] ?? '2' };
+const EXTRA_NODE_ARGS = process.env['BENCH_BROKER_NODE_ARGS']?.split(/\s+/).filter(Boolean) ?? BROKER_NODE_OPTIONS;
+const BROKER_ENV = { ...BROKER_ENVIRONMENT, ...(process.env['MALLOC_ARENA_MAX'] ? { MALLOC_ARENA_MAX: process.env['MALLOC_ARENA_MAX'] } : {}) };
 
 /**
  * Session recordings are on by default in the broker, so they are on here too, written to the

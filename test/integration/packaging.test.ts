@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isMap, parseAllDocuments, parseDocument, type YAMLMap } from 'yaml';
 import { parseConfig } from '../../broker/config/config.js';
 import { readSettings } from '../../broker/config/flags.js';
+import { BROKER_ENVIRONMENT, BROKER_NODE_OPTIONS } from '../../broker/runtime-options.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const DEPLOY = join(ROOT, 'deploy');
@@ -93,9 +94,9 @@ describe('deploy/Dockerfile: built offline, runs unprivileged, answers /healthz'
     const [image] = JSON.parse(await run('docker', ['image', 'inspect', tag])) as Doc[];
     const config = image!['Config'];
     expect(config.User).toBe('10001:10001');
-    expect(config.Entrypoint).toEqual(['node', '--max-semi-space-size=4', '--no-concurrent-array-buffer-sweeping', '/app/dist/broker/main.js']);
+    expect(config.Entrypoint).toEqual(['node', ...BROKER_NODE_OPTIONS, '/app/dist/broker/main.js']);
     expect(Object.keys(config.ExposedPorts)).toEqual(['8022/tcp']);
-    expect(config.Env).toEqual(expect.arrayContaining(['ENTRY_LISTEN=0.0.0.0:8022', 'ENTRY_RECORDINGS_DIR=/var/lib/entry/recordings', 'MALLOC_ARENA_MAX=2']));
+    expect(config.Env).toEqual(expect.arrayContaining(['ENTRY_LISTEN=0.0.0.0:8022', 'ENTRY_RECORDINGS_DIR=/var/lib/entry/recordings', ...Object.entries(BROKER_ENVIRONMENT).map(([k, v]) => `${k}=${v}`)]));
     expect(config.Healthcheck.Test.join(' ')).toContain('/healthz');
     const files = await run('docker', ['run', '--rm', '--network', 'none', '--entrypoint', 'node', tag, '-e',
       "const fs=require('fs');console.log(JSON.stringify({console:fs.existsSync('/app/dist/console/index.html'),ts:fs.existsSync('/app/node_modules/typescript'),rec:fs.statSync('/var/lib/entry/recordings').uid,uid:process.getuid()}))"]);
