@@ -77,9 +77,9 @@ export function readBody(req: IncomingMessage, spec: BodySpec, timeoutMs: number
 }
 
 /**
- * A client still sending a refused body hears nothing from it for this long and the connection
- * is closed. Its longest gap between two reads is a busy event loop or a scheduling delay on a
- * loaded machine: tens of milliseconds; a second leaves room for a hundredfold of that.
+ * After a refusal, a client that sends nothing more of its body for this long is taken to be
+ * done and the connection is closed. An uploader's gaps are a busy event loop or a scheduling
+ * delay on a loaded machine, tens of milliseconds; a second leaves room for many times that.
  */
 export const REFUSED_BODY_IDLE_MS = 1_000;
 
