@@ -1,19 +1,24 @@
 import { createServer, type Server, type Socket, connect } from 'node:net';
 
 /**
- * A loopback TCP proxy in front of one or more brokers, whose links a test can break: `cut`
- * resets every open connection (TCP RST, as a dropped network or a restarted load balancer
- * does) and refuses new ones for a while. `to` picks where the next connection goes.
+ * A loopback TCP proxy in front of one or more brokers (or an engine's unix socket), whose
+ * links a test can break: `cut` resets every open connection (TCP RST, as a dropped network or
+ * a restarted load balancer does) and refuses new ones for a while. `to` picks where the next
+ * connection goes; `tap` sees every byte the clients send.
  */
 export class TcpProxy {
   private server: Server | undefined;
   private readonly links = new Set<Socket>();
   /** Frozen links read nothing, so they never see their end: dropped at `stop`. */
   private readonly frozen = new Set<Socket>();
+  /** Links to a unix socket, which has no RST to send. */
+  private readonly pipes = new WeakSet<Socket>();
   private downUntil = 0;
   port = 0;
   /** Connections accepted so far. */
   accepted = 0;
+  /** Called with each chunk a client sends, before it goes on. */
+  tap: ((chunk: Buffer) => void) | undefined;
 
   constructor(private target: string) {}
 
@@ -21,7 +26,7 @@ export class TcpProxy {
     return `http://127.0.0.1:${this.port}`;
   }
 
-  /** Where new connections go from now on (a broker's http://host:port). */
+  /** Where new connections go from now on (a broker's http://host:port, or unix:///path). */
   to(target: string): void {
     this.target = target;
   }
@@ -33,8 +38,10 @@ export class TcpProxy {
         return;
       }
       this.accepted++;
-      const { hostname, port } = new URL(this.target);
-      const upstream = connect(Number(port), hostname);
+      const { protocol, hostname, port, pathname } = new URL(this.target);
+      const upstream = protocol === 'unix:' ? connect(pathname) : connect(Number(port), hostname);
+      if (protocol === 'unix:') this.pipes.add(upstream);
+      if (this.tap) client.on('data', this.tap);
       for (const s of [client, upstream]) {
         this.links.add(s);
         s.on('error', () => undefined);
@@ -65,7 +72,8 @@ export class TcpProxy {
   /** Resets every open link; new connections are reset too for `downMs`. */
   cut(downMs = 0): void {
     this.downUntil = Date.now() + downMs;
-    for (const s of this.links) s.resetAndDestroy();
+    for (const s of this.links) if (this.pipes.has(s)) s.destroy();
+    else s.resetAndDestroy();
     this.links.clear();
   }
 
