@@ -8,10 +8,22 @@ export type BrokerChild = BrokerProcess;
 /**
  * The broker runs as deployed (broker/runtime-options.ts). To compare tunings,
  * BENCH_BROKER_NODE_ARGS replaces the node options (e.g. --max-semi-space-size=2) and
- * MALLOC_ARENA_MAX in the bench's own environment the arenas.
+ * BENCH_BROKER_ENV adds `NAME=value` pairs, separated by spaces, to the broker's environment
+ * only (e.g. MALLOC_ARENA_MAX=4), so the clients and relays of the run are not tuned with it.
  */
 const EXTRA_NODE_ARGS = process.env['BENCH_BROKER_NODE_ARGS']?.split(/\s+/).filter(Boolean) ?? BROKER_NODE_OPTIONS;
-const BROKER_ENV = { ...BROKER_ENVIRONMENT, ...(process.env['MALLOC_ARENA_MAX'] ? { MALLOC_ARENA_MAX: process.env['MALLOC_ARENA_MAX'] } : {}) };
+const BROKER_ENV = { ...BROKER_ENVIRONMENT, ...parseEnvPairs(process.env['BENCH_BROKER_ENV'] ?? '') };
+
+/** `A=1 B=x:y` as { A: '1', B: 'x:y' }; a word without `=` is an error, not a silent no-op. */
+function parseEnvPairs(text: string): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const word of text.split(/\s+/).filter(Boolean)) {
+    const eq = word.indexOf('=');
+    if (eq <= 0) throw new Error(`BENCH_BROKER_ENV: "${word}" is not NAME=value`);
+    env[word.slice(0, eq)] = word.slice(eq + 1);
+  }
+  return env;
+}
 
 /**
  * Session recordings are on by default in the broker, so they are on here too, written to the
