@@ -1,4 +1,5 @@
 import { type AuditEvent, type AuditPage, type AuditQuery, matches } from '../audit/events.js';
+import { EntryError } from '../errors.js';
 import type { ControlMessage, RateDecision, SessionRecord, Store } from './store.js';
 
 /** Bound on tickets and rate-limit windows kept, so no caller can grow memory without limit. */
@@ -8,6 +9,15 @@ const MAX_ENTRIES = 100_000;
  * says: one user typing long lines must not pin hundreds of megabytes. Redis caps by count.
  */
 export const MEMORY_AUDIT_MAX_BYTES = 16 * 1024 * 1024;
+/** Most events one audit query reads, as in the Redis store: a narrow filter pages on instead. */
+const AUDIT_SCAN_LIMIT = 20_000;
+
+/** The sequence number a cursor names; anything this store never issued is the caller's error. */
+function auditCursor(cursor: string): number {
+  const seq = /^\d{1,16}$/.test(cursor) ? Number(cursor) : NaN;
+  if (!Number.isSafeInteger(seq)) throw new EntryError('ENTRY_BAD_REQUEST', 'cursor must be a `next` from an earlier page');
+  return seq;
+}
 
 /** The embedded store: one broker, no Redis. Expiry is checked on read. */
 export class MemoryStore implements Store {
@@ -140,9 +150,12 @@ export class MemoryStore implements Store {
 
   async queryAudit(query: AuditQuery): Promise<AuditPage> {
     // Cursors are sequence numbers: stable while older events are dropped from the front.
-    let seq = query.cursor !== undefined ? Number(query.cursor) : this.auditBase + this.audit.length - 1;
+    const newest = this.auditBase + this.audit.length - 1;
+    // A cursor past the newest event (from before a restart, or made up) reads from the newest
+    // one, as the Redis store does: the walk never starts beyond what exists.
+    let seq = query.cursor !== undefined ? Math.min(auditCursor(query.cursor), newest) : newest;
     const events: AuditEvent[] = [];
-    for (; seq >= this.auditBase && events.length < query.limit; seq--) {
+    for (let scanned = 0; seq >= this.auditBase && events.length < query.limit && scanned < AUDIT_SCAN_LIMIT; seq--, scanned++) {
       const e = this.audit[seq - this.auditBase];
       if (e && matches(e, query)) events.push(e);
     }

@@ -1,9 +1,21 @@
 import type { Cluster, Redis } from 'ioredis';
 import { type AuditEvent, type AuditPage, type AuditQuery, matches } from '../audit/events.js';
+import { EntryError } from '../errors.js';
 import type { ControlMessage, RateDecision, SessionRecord, Store } from './store.js';
 
 /** Most stream entries one audit query reads, so a narrow filter cannot scan forever. */
 const AUDIT_SCAN_LIMIT = 20_000;
+
+const U64_MAX = 2n ** 64n - 1n;
+
+/**
+ * Whether a cursor is a stream entry ID (`ms-seq`, each part a 64-bit unsigned integer), so that
+ * a made-up one is the caller's 400, not a Redis error reported as the store being unavailable.
+ */
+function isStreamId(cursor: string): boolean {
+  const m = /^(\d{1,20})-(\d{1,20})$/.exec(cursor);
+  return m !== null && BigInt(m[1]!) <= U64_MAX && BigInt(m[2]!) <= U64_MAX;
+}
 
 /** One hash tag for every key: all on one cluster slot, so scripts may touch several. */
 const P = '{entry}:';
@@ -154,6 +166,9 @@ export class RedisStore implements Store {
 
   async queryAudit(query: AuditQuery): Promise<AuditPage> {
     const events: AuditEvent[] = [];
+    if (query.cursor !== undefined && !isStreamId(query.cursor)) throw new EntryError('ENTRY_BAD_REQUEST', 'cursor must be a `next` from an earlier page');
+    // Nothing is older than 0-0 (and Redis refuses it as an exclusive end).
+    if (query.cursor === '0-0') return { events, next: undefined };
     let end = query.cursor ? `(${query.cursor}` : '+';
     let scanned = 0;
     while (events.length < query.limit && scanned < AUDIT_SCAN_LIMIT) {

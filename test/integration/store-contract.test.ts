@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { AuditEvent } from '../../broker/audit/events.js';
 import { MemoryStore } from '../../broker/store/memory-store.js';
 import { createRedisClient } from '../../broker/store/redis-connection.js';
 import { RedisStore } from '../../broker/store/redis-store.js';
@@ -149,6 +150,32 @@ describe.each(implementations)('the Store contract: %s', (_name, make) => {
     await until(() => got.length === 1, 'the message');
     expect(got[0]).toEqual({ type: 'kill', sessionId: 's', by: 'admin' });
     expect(other).toHaveLength(0);
+  });
+
+  const auditEvent = (n: number): AuditEvent => ({ type: 'exec', time: new Date().toISOString(), broker: 'b1', user: `pager-${n}` });
+  /** A cursor of this store's own form, far past any event it holds. */
+  const farFuture = { MemoryStore: String(Number.MAX_SAFE_INTEGER), RedisStore: '18446744073709551615-18446744073709551615' }[_name]!;
+
+  it('pages the audit trail newest first with the cursors it hands out', async () => {
+    for (let n = 0; n < 5; n++) await store.appendAudit(auditEvent(n), 1000);
+    const first = await store.queryAudit({ limit: 2 });
+    expect(first.events.map((e) => e.user)).toEqual(['pager-4', 'pager-3']);
+    const second = await store.queryAudit({ limit: 2, cursor: first.next! });
+    expect(second.events.map((e) => e.user)).toEqual(['pager-2', 'pager-1']);
+  });
+
+  it('reads from the newest event at once when the cursor lies far past it', async () => {
+    await store.appendAudit(auditEvent(99), 1000);
+    const started = Date.now();
+    const page = await store.queryAudit({ limit: 1, cursor: farFuture });
+    expect(page.events.map((e) => e.user)).toEqual(['pager-99']);
+    expect(Date.now() - started).toBeLessThan(1_000);
+  });
+
+  it('refuses an audit cursor it never issued as a bad request, not as a store failure', async () => {
+    for (const cursor of ['garbage', '-1', '1.5', '1e3', '99999999999999999999999', '1-2-3', '18446744073709551616-0', '9007199254740992']) {
+      await expect(store.queryAudit({ limit: 10, cursor }), cursor).rejects.toMatchObject({ code: 'ENTRY_BAD_REQUEST', status: 400 });
+    }
   });
 
   it('reports healthy', () => {
