@@ -7,6 +7,7 @@ import type { OutputStream, ProcessEvents, ProcessSide } from '../session/types.
 import { DockerDemuxer } from './demux.js';
 import { dockerFailure } from './engine.js';
 import { sessionMark } from '../backend/session-mark.js';
+import { SignalLane, signalName } from '../backend/signal-lane.js';
 import type { ProcessReaper } from './process-reaper.js';
 
 /** An ExecSpec for one container (a Docker target holds one: `container` does not apply). */
@@ -25,7 +26,6 @@ const STDIN_LOW_WATER_BYTES = 256 * 1024;
 const DETACH_KEYS = 'ctrl-^,ctrl-@,ctrl-^,ctrl-@,ctrl-^,ctrl-@,ctrl-^,ctrl-@';
 /** How long a signal death is watched for the container stopping with it (see containerStopping). */
 const CONTAINER_STOP_GRACE_MS = 300;
-const SIGNALS = new Set(['HUP', 'INT', 'QUIT', 'TERM', 'KILL', 'USR1', 'USR2', 'WINCH']);
 /**
  * A session still open this long after its exec started learns its host PID then. Ending a
  * session needs it, and asking the engine at that moment made a mass disconnect (a load
@@ -53,6 +53,12 @@ export class DockerExecProcess implements ProcessSide {
   private finished = false;
   private pidLookup: NodeJS.Timeout | undefined;
   private hostPidLookup: Promise<number> | undefined;
+  /** The client's signals, at most one delivery at a time (see SignalLane). */
+  private readonly signals = new SignalLane(async (sig) => {
+    if (this.finished) return;
+    const pid = await this.ensureHostPid();
+    await this.reaper.signalFromClient(this.options.containerId, this.options.sessionId, `SIG${sig}` as NodeJS.Signals, pid);
+  });
 
   private constructor(
     private readonly docker: Docker,
@@ -169,11 +175,8 @@ export class DockerExecProcess implements ProcessSide {
     void this.applySize();
   }
 
-  async signal(name: string): Promise<void> {
-    const sig = name.toUpperCase().replace(/^SIG/, '');
-    if (!SIGNALS.has(sig)) return;
-    const pid = await this.ensureHostPid();
-    await this.reaper.signal(this.options.containerId, this.options.sessionId, `SIG${sig}` as NodeJS.Signals, pid);
+  signal(name: string): Promise<void> | undefined {
+    return this.signals.send(signalName(name));
   }
 
   pauseOutput(): void {
@@ -187,6 +190,7 @@ export class DockerExecProcess implements ProcessSide {
   async terminate(): Promise<void> {
     // Many sessions ending at once take turns; the PID first: once the stream is gone the exec
     // may be gone too. The engine is asked within the reaper's bounded slots.
+    this.signals.close();
     await this.reaper.cleanupTurn();
     clearTimeout(this.pidLookup);
     const pid = this.hostPid || (await this.reaper.limited(() => this.ensureHostPid()));
@@ -263,6 +267,7 @@ export class DockerExecProcess implements ProcessSide {
     clearTimeout(this.pidLookup);
     if (this.finished) return;
     this.finished = true;
+    this.signals.close();
     const events = this.events!;
     events.end(await this.exitResult());
   }

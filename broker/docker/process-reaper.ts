@@ -158,6 +158,16 @@ async function scanPidsWithMark(needle: Buffer, anchorPid: number): Promise<numb
 const SCAN_CONCURRENCY = 8;
 
 /**
+ * Client signals (SIGNAL) delivered at once, across sessions. They have a lane of their own so
+ * that no number of them can delay a session's clean-up in SCAN_CONCURRENCY's queue; each session
+ * has at most one in this lane (see SignalLane), so its queue is bounded by the sessions. 2: a
+ * delivery is one /proc walk or one short exec (tens of ms), so two lanes pass dozens of Ctrl-Cs
+ * a second for the whole broker, while taking at most half the libuv pool's 4 threads and a
+ * quarter of what the clean-up may put on the engine at once.
+ */
+const SIGNAL_CONCURRENCY = 2;
+
+/**
  * Sessions whose clean-up may start per second. Ending a session wakes the engine (the exec's
  * stream closes, its processes exit and are reaped by the shim, dockerd reports it) as well as
  * the broker; started all at once after a load balancer restart, that burst takes the cores
@@ -222,6 +232,7 @@ export class ProcessReaper {
   /** Inspections under way, so that sessions of one container ending together ask once. */
   private readonly initLookups = new Map<string, Promise<number>>();
   private readonly scans = new Limiter(SCAN_CONCURRENCY);
+  private readonly clientSignals = new Limiter(SIGNAL_CONCURRENCY);
 
   constructor(
     private readonly docker: Docker,
@@ -285,7 +296,12 @@ export class ProcessReaper {
     return (await this.hostAnchor(containerId, sessionId, execHostPid)) > 0;
   }
 
-  /** Sends `signal` to every process of the session. Returns how many were signalled. */
+  /** A client's signal to every process of the session: in its own lane (see SIGNAL_CONCURRENCY). */
+  signalFromClient(containerId: string, sessionId: string, signal: NodeJS.Signals, execHostPid: number): Promise<number> {
+    return this.clientSignals.run(() => this.signalNow(containerId, sessionId, signal, execHostPid));
+  }
+
+  /** Sends `signal` to every process of the session, in the clean-up slots. Returns how many were signalled. */
   signal(containerId: string, sessionId: string, signal: NodeJS.Signals, execHostPid: number): Promise<number> {
     return this.scans.run(() => this.signalNow(containerId, sessionId, signal, execHostPid));
   }

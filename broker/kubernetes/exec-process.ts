@@ -6,13 +6,13 @@ import { StdinEncoder, wrapCommand } from './exec-command.js';
 import { CHANNEL, channelFrame, type ExecStatus, type ExecTarget, openExecSocket, parseStatus, V4, V5 } from './exec-socket.js';
 import type { KubeClient } from './kube-client.js';
 import { sessionMark } from '../backend/session-mark.js';
+import { SignalLane, signalName } from '../backend/signal-lane.js';
 import type { PodReaper } from './pod-reaper.js';
 
 /** Stdin queued on the exec socket before the client is asked to wait, and when it may go on. */
 const STDIN_HIGH_WATER_BYTES = 1024 * 1024;
 const STDIN_LOW_WATER_BYTES = 256 * 1024;
 const EOT = Buffer.from([0x04]);
-const SIGNALS = new Set(['HUP', 'INT', 'QUIT', 'TERM', 'KILL', 'USR1', 'USR2', 'WINCH']);
 const OCI_FAILURE = 'OCI runtime exec failed';
 /**
  * The kubelet applies a resize through the runtime (an Engine API call for dockershim) while
@@ -67,6 +67,10 @@ export class KubeExecProcess implements ProcessSide {
   private sniff: { stream: OutputStream; data: Buffer }[] | undefined = [];
   private closedEarly: number | undefined;
   private readonly encoder: StdinEncoder | undefined;
+  /** The client's signals: each is a pods/exec, so at most one at a time (see SignalLane). */
+  private readonly signals = new SignalLane(async (sig) => {
+    if (!this.finished) await this.reaper.signal(this.o, this.o.spec.sessionId, sig);
+  });
 
   private constructor(
     private readonly client: KubeClient,
@@ -259,10 +263,9 @@ export class KubeExecProcess implements ProcessSide {
     if (ok) this.events?.drain();
   }
 
-  signal(name: string): void {
-    const sig = name.toUpperCase().replace(/^SIG/, '');
-    if (!SIGNALS.has(sig) || this.finished) return;
-    void this.reaper.signal(this.o, this.o.spec.sessionId, sig).catch(() => undefined);
+  signal(name: string): Promise<void> | undefined {
+    if (this.finished) return undefined;
+    return this.signals.send(signalName(name));
   }
 
   pauseOutput(): void {
@@ -276,6 +279,7 @@ export class KubeExecProcess implements ProcessSide {
   async terminate(): Promise<void> {
     this.finished = true;
     this.clearTimers();
+    this.signals.close();
     this.ws.terminate();
     await this.reaper.terminate(this.o, this.o.spec.sessionId, this.o.spec.terminateGraceMs);
   }
@@ -290,6 +294,7 @@ export class KubeExecProcess implements ProcessSide {
     if (this.finished) return;
     this.finished = true;
     this.clearTimers();
+    this.signals.close();
     this.ws.terminate();
     await this.reaper.terminate(this.o, this.o.spec.sessionId, this.o.spec.terminateGraceMs).catch(() => undefined);
     this.events?.end({ error });
@@ -300,6 +305,7 @@ export class KubeExecProcess implements ProcessSide {
     const runtimeFailure = this.runtimeFailure();
     this.finished = true;
     this.clearTimers();
+    this.signals.close();
     const status = parseStatus(Buffer.concat(this.statusBytes));
     this.events!.end(await this.result(status, closeCode, runtimeFailure));
   }

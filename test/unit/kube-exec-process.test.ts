@@ -153,6 +153,32 @@ describe.each([
     expect(r.stdout.toString().replace(/\s+/g, '')).toBe(data.toString('hex'));
   });
 
+  it('delivers a flood of SIGNAL messages one pods/exec at a time, a waiting signal absorbing its repeats', async () => {
+    const calls: string[] = [];
+    const inFlight: Array<() => void> = [];
+    const reaper = {
+      signal: (_t: unknown, _session: string, sig: string) => {
+        calls.push(sig);
+        return new Promise<number>((r) => inFlight.push(() => r(1)));
+      },
+      terminate: async () => undefined,
+    } as unknown as PodReaper;
+    const p = await KubeExecProcess.open(client, reaper, { namespace: 'ns', pod: 'p', container: 'main', spec: spec({ cmd: ['sleep', '0.5'] }), podGone: async () => false });
+    const done = drive(p);
+    for (let i = 0; i < 1_000; i++) {
+      void p.signal('INT');
+      void p.signal('SIGTERM');
+    }
+    await new Promise((r) => setTimeout(r, 20));
+    expect(calls).toEqual(['INT']);
+    while (inFlight.length > 0) {
+      inFlight.shift()!();
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(calls).toEqual(['INT', 'TERM', 'INT']);
+    expect((await done).result).toEqual({ exitCode: 0 });
+  });
+
   it('refuses a user, and tells an identity without pods/exec why', async () => {
     await expect(open(spec({ user: 'root' }))).rejects.toMatchObject({ code: 'ENTRY_BAD_REQUEST' });
     const err = await open(spec({}), 'forbidden').catch((e: unknown) => e as EntryError);
