@@ -1,9 +1,8 @@
-import { decodeJwt } from 'jose';
 import { EntryError } from '../errors.js';
 import { storeCall } from '../store/store-call.js';
 import type { Store } from '../store/store.js';
 import type { Identity } from './identity.js';
-import type { TokenVerifier } from './verifier.js';
+import { markSignedUser, signedUserOf, type TokenVerifier } from './verifier.js';
 
 export interface GuardLimits {
   authFailureLimit: number;
@@ -12,8 +11,13 @@ export interface GuardLimits {
 
 /**
  * Authentication with the shared rules around it: failed attempts are counted per source
- * address and per claimed user (across brokers with Redis), callers over the limit are refused
- * before their token is even looked at, and revoked tokens are refused.
+ * address and per user (across brokers with Redis), callers over the limit are refused before
+ * their token is even looked at, and revoked tokens are refused.
+ *
+ * A failure counts against a user only when the token's signature verified (it expired, was
+ * revoked, or names another issuer or audience): the user an unverified token claims is anyone's
+ * to write, and counting it would let anybody lock any user out with a few forged tokens.
+ * What is left is a user's own signed tokens, which only the issuer makes.
  */
 export class AuthGuard {
   constructor(
@@ -31,9 +35,10 @@ export class AuthGuard {
   ) {}
 
   async authenticate(token: string | undefined, source: string): Promise<Identity> {
-    const claimed = claimedUser(token);
-    const keys = [`authfail:ip:${source}`, ...(claimed ? [`authfail:user:${claimed}`] : [])];
-    for (const key of keys) {
+    // Unverified: only a lookup of counts that verified refusals made, and a line in the audit.
+    const claimed = this.verifier.claimedUser(token);
+    const sourceKey = `authfail:ip:${source}`;
+    for (const key of [sourceKey, ...(claimed ? [userKey(claimed)] : [])]) {
       const d = await storeCall(() => this.store.peek(key, this.limits.authFailureLimit));
       if (!d.allowed) {
         const err = rateLimited(d.retryAfterMs);
@@ -45,11 +50,13 @@ export class AuthGuard {
     try {
       identity = await this.verifier.verify(token);
       if (await storeCall(() => this.store.isRevoked(identity.tokenId, identity.user, identity.issuedAt))) {
-        throw new EntryError('ENTRY_TOKEN_REVOKED');
+        throw markSignedUser(new EntryError('ENTRY_TOKEN_REVOKED'), identity.user);
       }
     } catch (err) {
       this.onFailure(err, source, claimed);
       if (err instanceof EntryError && err.status === 401) {
+        const signed = signedUserOf(err);
+        const keys = [sourceKey, ...(signed ? [userKey(signed)] : [])];
         await Promise.all(keys.map((k) => this.store.hit(k, this.limits.authFailureLimit, this.limits.authFailureWindowMs).catch((e: unknown) => this.onUncounted(e, k))));
       }
       throw err;
@@ -58,19 +65,12 @@ export class AuthGuard {
   }
 }
 
+function userKey(user: string): string {
+  return `authfail:user:${user}`;
+}
+
 export function rateLimited(retryAfterMs: number): EntryError {
   const err = new EntryError('ENTRY_RATE_LIMITED', `retry in ${Math.ceil(retryAfterMs / 1000)} s`);
   (err as EntryError & { retryAfterSec?: number }).retryAfterSec = Math.max(1, Math.ceil(retryAfterMs / 1000));
   return err;
-}
-
-/** The user an unverified token claims to be, for counting failures only; never trusted. */
-function claimedUser(token: string | undefined): string | undefined {
-  if (!token || token.length > 16_384) return undefined;
-  try {
-    const sub = decodeJwt(token).sub;
-    return typeof sub === 'string' && sub.length <= 256 ? sub : undefined;
-  } catch {
-    return undefined;
-  }
 }

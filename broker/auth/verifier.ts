@@ -1,4 +1,4 @@
-import { errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
+import { decodeJwt, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
 import type { AuthConfig } from '../config/config.js';
 import { EntryError } from '../errors.js';
 import { claimAt, stringList } from './claims.js';
@@ -7,6 +7,24 @@ import type { VerificationKey } from './keys.js';
 
 /** Longest token accepted; real JWTs are well under 8 KiB. Protects the verifier from junk. */
 export const MAX_TOKEN_LENGTH = 16 * 1024;
+
+/**
+ * Refusals of tokens whose signature did verify (expired, not yet valid, wrong issuer or
+ * audience), with the user they name: only the key holder can make these, so only they may be
+ * counted against a user.
+ */
+const signedUsers = new WeakMap<object, string>();
+
+/** The user a refused token names when its signature verified; undefined for any other refusal. */
+export function signedUserOf(err: unknown): string | undefined {
+  return typeof err === 'object' && err !== null ? signedUsers.get(err) : undefined;
+}
+
+/** Marks a refusal as one of a token signed for `user` (e.g. a revoked one). */
+export function markSignedUser<E extends object>(err: E, user: string): E {
+  signedUsers.set(err, user);
+  return err;
+}
 
 export class TokenVerifier {
   constructor(
@@ -31,7 +49,13 @@ export class TokenVerifier {
       const result = typeof k === 'function' ? await jwtVerify(token, k, options) : await jwtVerify(token, k, options);
       payload = result.payload;
     } catch (err) {
-      throw toEntryError(err);
+      const refused = toEntryError(err);
+      // jose checks the signature before the claims: a claim refusal carries a verified payload.
+      if (err instanceof joseErrors.JWTExpired || err instanceof joseErrors.JWTClaimValidationFailed) {
+        const user = claimAt(err.payload, this.auth.claims.user);
+        if (typeof user === 'string' && user !== '') markSignedUser(refused, user);
+      }
+      throw refused;
     }
     const user = claimAt(payload, this.auth.claims.user);
     if (typeof user !== 'string' || user === '') {
@@ -47,6 +71,17 @@ export class TokenVerifier {
       issuedAt: (payload.iat ?? 0) * 1000,
       expiresAt: (payload.exp ?? 0) * 1000,
     };
+  }
+
+  /** The user an unverified token claims to be (the configured claim): for logs and lookups, never trusted. */
+  claimedUser(token: string | undefined): string | undefined {
+    if (!token || token.length > MAX_TOKEN_LENGTH) return undefined;
+    try {
+      const user = claimAt(decodeJwt(token), this.auth.claims.user);
+      return typeof user === 'string' && user !== '' && user.length <= 256 ? user : undefined;
+    } catch {
+      return undefined;
+    }
   }
 }
 

@@ -1,0 +1,77 @@
+import { generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SignJWT } from 'jose';
+import { afterAll, describe, expect, it } from 'vitest';
+import { AuthGuard } from '../../broker/auth/guard.js';
+import { loadVerificationKey } from '../../broker/auth/keys.js';
+import { TokenVerifier } from '../../broker/auth/verifier.js';
+import { parseConfig } from '../../broker/config/config.js';
+import { MemoryStore } from '../../broker/store/memory-store.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'entry-guard-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const trusted = generateKeyPairSync('ed25519');
+const stranger = generateKeyPairSync('ed25519');
+const keyFile = join(dir, 'jwt.pub.pem');
+writeFileSync(keyFile, trusted.publicKey.export({ type: 'spki', format: 'pem' }));
+const auth = parseConfig({ 'jwt-public-key': keyFile }).auth;
+
+const LIMIT = 3;
+
+function guard(store = new MemoryStore()): { guard: AuthGuard; store: MemoryStore } {
+  return { guard: new AuthGuard(new TokenVerifier(loadVerificationKey(auth), auth), store, { authFailureLimit: LIMIT, authFailureWindowMs: 60_000 }), store };
+}
+
+const sign = (user: string, key: KeyObject = trusted.privateKey, expiresIn: string | number = '1h') =>
+  new SignJWT({ apps: ['*'] }).setProtectedHeader({ alg: 'EdDSA' }).setSubject(user).setIssuedAt().setExpirationTime(expiresIn).sign(key);
+
+const unsigned = (user: string) => {
+  const part = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
+  return `${part({ alg: 'none' })}.${part({ sub: user, exp: Math.floor(Date.now() / 1000) + 3600 })}.`;
+};
+
+/** Each attempt from an address of its own, as an attacker with many addresses would. */
+let n = 0;
+const freshSource = () => `2001:db8::${(n++).toString(16)}`;
+
+const refusal = async (p: Promise<unknown>) => {
+  try {
+    await p;
+  } catch (err) {
+    return (err as { code?: string }).code;
+  }
+  return 'accepted';
+};
+
+describe('AuthGuard counting failed authentications', () => {
+  it('never refuses a valid token because others sent forged tokens naming its user', async () => {
+    const { guard: g } = guard();
+    for (let i = 0; i < LIMIT * 3; i++) {
+      expect(await refusal(g.authenticate(unsigned('victim'), freshSource()))).toBe('ENTRY_BAD_TOKEN');
+      expect(await refusal(g.authenticate(await sign('victim', stranger.privateKey), freshSource()))).toBe('ENTRY_BAD_TOKEN');
+    }
+    expect((await g.authenticate(await sign('victim'), freshSource())).user).toBe('victim');
+  });
+
+  it('still refuses an address that keeps failing, whatever token it then sends', async () => {
+    const { guard: g } = guard();
+    const source = freshSource();
+    for (let i = 0; i < LIMIT; i++) expect(await refusal(g.authenticate('junk', source))).toBe('ENTRY_BAD_TOKEN');
+    expect(await refusal(g.authenticate(await sign('alice'), source))).toBe('ENTRY_RATE_LIMITED');
+    expect((await g.authenticate(await sign('alice'), freshSource())).user).toBe('alice');
+  });
+
+  it('counts against a user only refusals of tokens signed by the trusted key: expired or revoked ones', async () => {
+    const { guard: g, store } = guard();
+    const expired = await sign('carol', trusted.privateKey, Math.floor(Date.now() / 1000) - 3600);
+    for (let i = 0; i < LIMIT - 1; i++) expect(await refusal(g.authenticate(expired, freshSource()))).toBe('ENTRY_TOKEN_EXPIRED');
+    const revoked = await new SignJWT({}).setProtectedHeader({ alg: 'EdDSA' }).setSubject('carol').setJti('leaked').setExpirationTime('1h').sign(trusted.privateKey);
+    await store.revokeToken('leaked', Date.now() + 60_000);
+    expect(await refusal(g.authenticate(revoked, freshSource()))).toBe('ENTRY_TOKEN_REVOKED');
+    expect(await refusal(g.authenticate(await sign('carol'), freshSource()))).toBe('ENTRY_RATE_LIMITED');
+    expect((await g.authenticate(await sign('dave'), freshSource())).user).toBe('dave');
+  });
+});
