@@ -46,6 +46,10 @@ type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer) => vo
 /** The same boundary for an upgrade: a fault answers 500 on the raw socket and closes it. */
 export function upgradeBoundary(handler: UpgradeHandler, report: FaultReporter): UpgradeHandler {
   return (req, socket, head) => {
+    // Node stops listening for errors on a socket it hands over for an upgrade. Every answer
+    // written to it (the handler's refusals, the 500 below) fails when the client has reset the
+    // connection, and an error nobody hears ends the process.
+    socket.on('error', () => undefined);
     try {
       handler(req, socket, head);
     } catch (err) {

@@ -4,6 +4,7 @@ import { type ApiDeps, handleApi } from './api.js';
 import { handleConfigRoute } from './config-route.js';
 import { sendJson } from './respond.js';
 import { serveStatic } from './static.js';
+import { requestUrl } from './request-url.js';
 
 export interface HttpDeps {
   /** Whether the backends (per kind, and per host or cluster) and the shared store answer right now. */
@@ -44,7 +45,11 @@ const unreachableNames = (backends: Record<string, boolean>) =>
 /** Plain HTTP requests: health, readiness, the JSON API and the console. */
 export function createRequestHandler(deps: HttpDeps) {
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    const url = new URL(req.url ?? '/', 'http://entry.invalid');
+    const url = requestUrl(req);
+    if (!url) {
+      sendJson(res, 400, { error: 'ENTRY_BAD_REQUEST', message: 'the request target is not a path' });
+      return;
+    }
     const path = url.pathname;
     if (cors(req, res, path, deps.allowedOrigins ?? [])) return;
     if (req.method === 'GET' && path === '/healthz') {

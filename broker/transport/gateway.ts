@@ -17,6 +17,7 @@ import type { AdmittedSession, AdmittedWatch } from '../session/types.js';
 import type { Logger } from '../log.js';
 import { clientAddress } from './client-address.js';
 import { requestId } from '../http/request-id.js';
+import { requestUrl } from '../http/request-url.js';
 import { closeLine } from './close-line.js';
 import { clientCertificateSubject } from './tls.js';
 import { applyWebCredentials, readUpgradeRequest, SUBPROTOCOL, type UpgradeRequest } from './credentials.js';
@@ -89,9 +90,15 @@ export class Gateway {
   }
 
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    const url = new URL(req.url ?? '/', 'http://entry.invalid');
+    // The socket already has an error listener (upgradeBoundary): a client resetting it while
+    // it is answered below must not end the process.
+    const url = requestUrl(req);
     const routes: Record<string, Route | 'watch'> = { '/enter': 'enter', '/attach': 'attach', '/watch': 'watch' };
-    const route = routes[url.pathname];
+    const route = url ? routes[url.pathname] : undefined;
+    if (!url) {
+      rejectHttp(socket, 400, 'Bad Request', new EntryError('ENTRY_BAD_REQUEST', 'the request target is not a path'), requestId(req));
+      return;
+    }
     if (!route) {
       rejectHttp(socket, 404, 'Not Found');
       return;
@@ -101,7 +108,6 @@ export class Gateway {
       rejectHttp(socket, 403, 'Forbidden', new EntryError('ENTRY_BAD_ORIGIN', req.headers.origin), requestId(req));
       return;
     }
-    socket.on('error', () => undefined);
     const request = readUpgradeRequest(req);
     const remoteAddress = clientAddress(req);
     const clientCert = clientCertificateSubject(req);
@@ -190,11 +196,21 @@ export class Gateway {
     );
   }
 
-  /** The original web mode: the credentials come in the first message, as JSON. */
+  /**
+   * The original web mode: the credentials come in the first message, as JSON. Nothing more is
+   * read until the caller is admitted: what the client sends meanwhile waits in its own and the
+   * kernel's buffers, and `pending` holds only what had already arrived with the credentials.
+   */
   private admitWebMode(route: Route, ws: WebSocket, socket: Duplex, request: UpgradeRequest, remoteAddress: string, clientCert?: string): void {
     const pending: Array<[Buffer, boolean]> = [];
     let first = true;
-    const timer = setTimeout(() => refuse(ws, new EntryError('ENTRY_START_TIMEOUT', 'no credentials message'), false, jsonFraming), this.deps.config.limits.startTimeoutMs);
+    const refuseWeb = (error: EntryError) => {
+      // Read on, to hear the client's close frame, but keep nothing it sends.
+      ws.off('message', onMessage);
+      ws.resume();
+      refuse(ws, error, false, jsonFraming);
+    };
+    const timer = setTimeout(() => refuseWeb(new EntryError('ENTRY_START_TIMEOUT', 'no credentials message')), this.deps.config.limits.startTimeoutMs);
     const onMessage = (data: Buffer, isBinary: boolean) => {
       if (!first) {
         pending.push([data, isBinary]);
@@ -202,25 +218,31 @@ export class Gateway {
       }
       first = false;
       clearTimeout(timer);
+      ws.pause();
       let creds: unknown;
       try {
         creds = JSON.parse(data.toString('utf8'));
       } catch {
-        refuse(ws, new EntryError('ENTRY_BAD_FRAME', 'the first message must be the JSON credentials'), false, jsonFraming);
+        refuseWeb(new EntryError('ENTRY_BAD_FRAME', 'the first message must be the JSON credentials'));
         return;
       }
       const full = applyWebCredentials(request, creds);
       void this.admit(full, remoteAddress).then(
         (admitted) => {
           ws.off('message', onMessage);
+          if (ws.readyState !== ws.OPEN) {
+            // The client left while it was checked: no session, no exec.
+            this.deps.log.info('upgrade abandoned', { request: full.requestId, route, remote: remoteAddress, app: full.app });
+            return;
+          }
           try {
             this.deps.onAdmitted(route, this.session(route, { ws, socket, request: full, ...admitted, remoteAddress, clientCert, framing: jsonFraming, pending }));
           } catch (err) {
             this.deps.fault?.('upgrade', err, { request: full.requestId });
-            refuse(ws, new EntryError('ENTRY_INTERNAL', `request ${full.requestId}`), false, jsonFraming);
+            refuseWeb(new EntryError('ENTRY_INTERNAL', `request ${full.requestId}`));
           }
         },
-        (err: unknown) => refuse(ws, this.refusal(err, route, full, remoteAddress), false, jsonFraming),
+        (err: unknown) => refuseWeb(this.refusal(err, route, full, remoteAddress)),
       );
     };
     ws.on('message', onMessage);

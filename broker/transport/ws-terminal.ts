@@ -20,6 +20,12 @@ const CLOSE_HANDSHAKE_MS = 5_000;
 /** How often `finish` looks at a client that is still reading its backlog. */
 const FINISH_CHECK_MS = 1_000;
 const PING_CONTENT = utf8('ping');
+/**
+ * What a client may send before its process starts (typed-ahead keys, a paste, the first of
+ * piped stdin) is held up to the engine's own stdin queue bound, 1 MiB. Past that the socket is
+ * not read until the process starts, and the rest waits in the client's buffers.
+ */
+export const EARLY_INPUT_HIGH_WATER_BYTES = 1024 * 1024;
 /** The close code of a client abandoning a connection it took for broken, to resume the session. */
 export const RESUMING_CLOSE_CODE = 4100;
 const SEND_BINARY = { binary: true } as const;
@@ -62,6 +68,7 @@ type Message = { msgType: number; content: Uint8Array };
 export class WsTerminal implements ClientTerminal {
   private events: TerminalEvents | undefined;
   private early: Message[] = [];
+  private earlyBytes = 0;
   private startWaiter: ((m: Message | EntryError) => void) | undefined;
   private readonly utf8 = new Utf8Boundary();
   private outputPaused = false;
@@ -114,6 +121,9 @@ export class WsTerminal implements ClientTerminal {
     pending: Array<[Buffer, boolean]> = [],
   ) {
     this.framing = options.framing ?? protobufFraming;
+    // A client that left before its terminal was made (while it was admitted) is gone already:
+    // its 'close' was emitted to nobody.
+    if (ws.readyState === ws.CLOSED) this.closed = true;
     this.pingFrame = this.framing.encode(ResponseType.PING, PING_CONTENT);
     const onMessage = this.guard((data: Buffer, isBinary: boolean) => this.onMessage(data, isBinary));
     for (const [data, isBinary] of pending) onMessage(data, isBinary);
@@ -186,8 +196,12 @@ export class WsTerminal implements ClientTerminal {
 
   start(events: TerminalEvents): void {
     this.events = events;
+    // Reading stopped at the early bound, or during admission (web mode); from here the relay
+    // paces input. Resumed first, so that a pause the early input causes below stands.
+    this.ws.resume();
     const early = this.early;
     this.early = [];
+    this.earlyBytes = 0;
     for (const m of early) this.dispatch(m);
     if (this.closed || this.goneError) this.gone(this.goneError);
   }
@@ -410,6 +424,8 @@ export class WsTerminal implements ClientTerminal {
     }
     if (!this.events) {
       this.early.push(m);
+      this.earlyBytes += data.length;
+      if (this.earlyBytes >= EARLY_INPUT_HIGH_WATER_BYTES) this.ws.pause();
       return;
     }
     this.dispatch(m);
