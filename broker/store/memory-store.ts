@@ -4,6 +4,8 @@ import type { ControlMessage, RateDecision, SessionRecord, Store } from './store
 
 /** Bound on tickets and rate-limit windows kept, so no caller can grow memory without limit. */
 const MAX_ENTRIES = 100_000;
+/** Least time between two O(n) sweeps of a full table, so a flood cannot make every insert O(n). */
+const FULL_SWEEP_INTERVAL_MS = 1_000;
 /**
  * The in-memory audit trail is also bounded by size (of its JSON), whatever --audit-max-events
  * says: one user typing long lines must not pin hundreds of megabytes. Redis caps by count.
@@ -26,6 +28,7 @@ export class MemoryStore implements Store {
   private readonly sessions = new Map<string, { record: SessionRecord; expires: number }>();
   private readonly slots = new Map<string, Map<string, number>>();
   private readonly windows = new Map<string, { count: number; resets: number }>();
+  private windowsSweptAt = 0;
   private readonly revokedJti = new Map<string, number>();
   private readonly revokedUsers = new Map<string, number>();
   private readonly handlers = new Map<string, Array<(m: ControlMessage) => void>>();
@@ -91,7 +94,9 @@ export class MemoryStore implements Store {
     const now = Date.now();
     let w = this.windows.get(key);
     if (!w || w.resets <= now) {
-      if (this.windows.size >= MAX_ENTRIES) this.sweepWindows(now);
+      // A new window goes to the end: the map stays in the order windows opened, oldest first.
+      this.windows.delete(key);
+      this.makeRoomForWindow(now);
       w = { count: 0, resets: now + windowMs };
       this.windows.set(key, w);
     }
@@ -190,7 +195,29 @@ export class MemoryStore implements Store {
     for (const [k, v] of map) if (v.expires <= now) map.delete(k);
   }
 
-  private sweepWindows(now: number): void {
-    for (const [k, w] of this.windows) if (w.resets <= now) this.windows.delete(k);
+  /**
+   * Keeps the windows under MAX_ENTRIES in amortized O(1) per new window. When the table is full
+   * of live windows the oldest is forgotten, which resets that key's count. That fails open for
+   * one key, and buys an attacker nothing: pushing it out takes 100,000 fresh keys (addresses),
+   * each with its own allowance of failures already. Refusing to track new keys instead would let
+   * whoever filled the table first go uncounted from every further address for a whole window,
+   * and refusing them outright would lock out everyone with a typo.
+   */
+  private makeRoomForWindow(now: number): void {
+    // Expired windows gather at the front; each is dropped once, so this costs O(1) amortized.
+    for (const [k, w] of this.windows) {
+      if (w.resets > now) break;
+      this.windows.delete(k);
+    }
+    if (this.windows.size < MAX_ENTRIES) return;
+    // Windows of other lengths may have expired behind a live one: a full sweep, once a second at most.
+    if (now - this.windowsSweptAt >= FULL_SWEEP_INTERVAL_MS) {
+      this.windowsSweptAt = now;
+      for (const [k, w] of this.windows) if (w.resets <= now) this.windows.delete(k);
+    }
+    for (const k of this.windows.keys()) {
+      if (this.windows.size < MAX_ENTRIES) break;
+      this.windows.delete(k);
+    }
   }
 }

@@ -182,3 +182,21 @@ describe.each(implementations)('the Store contract: %s', (_name, make) => {
     expect(store.healthy()).toBe(true);
   });
 });
+
+describe('the Redis store’s rate-limit keys', () => {
+  it('expire with their window, so the keys of addresses that stop failing leave Redis', async () => {
+    const store = new RedisStore(createRedisClient({ url: redis.url, sentinels: [], sentinelName: undefined, cluster: false }));
+    await store.connect();
+    const raw = redis.client();
+    try {
+      await store.hit('ttl-check', 3, 5_000);
+      await store.hit('ttl-check', 3, 5_000);
+      const ttl = await raw.pttl('{entry}:rate:ttl-check');
+      expect(ttl).toBeGreaterThan(0);
+      expect(ttl).toBeLessThanOrEqual(5_000);
+    } finally {
+      raw.disconnect();
+      await store.close();
+    }
+  });
+});
