@@ -64,9 +64,19 @@ export async function runWatchSession(w: AdmittedWatch, deps: WatchDeps): Promis
       }
       congested = !terminal.send(kind === FEED_STDERR ? 'stderr' : 'stdout', payload);
     });
+    // The watcher may have left while the store answered: cleanup has already run, so each
+    // await is followed by a check, and nothing started after it would ever be stopped.
+    if (finished) {
+      void unsubscribe();
+      return;
+    }
     cleanup.push(() => void unsubscribe());
     const lease = () => deps.store.publish(record.broker, { type: 'watch', sessionId, by: identity.user, until: Date.now() + WATCH_LEASE_MS }).catch(() => undefined);
     await lease();
+    // The holder has been asked, and tells its user of the watcher: the trail says so too.
+    deps.audit.record({ type: 'session.watch', sessionId, user: record.user, app: record.app, proc: record.proc, instance: record.instance, by: identity.user, source: w.remoteAddress });
+    // The one lease sent ends by itself (WATCH_LEASE_MS); without the timers nothing renews it.
+    if (finished) return;
     const leaseTimer = setInterval(() => void lease(), WATCH_LEASE_MS / 3);
     const liveTimer = setInterval(() => {
       void deps.store.getSession(sessionId).then(
@@ -75,7 +85,6 @@ export async function runWatchSession(w: AdmittedWatch, deps: WatchDeps): Promis
       );
     }, LIVENESS_CHECK_MS);
     cleanup.push(() => clearInterval(leaseTimer), () => clearInterval(liveTimer));
-    deps.audit.record({ type: 'session.watch', sessionId, user: record.user, app: record.app, proc: record.proc, instance: record.instance, by: identity.user, source: w.remoteAddress });
     deps.log.info('watch start', { session: sessionId, by: identity.user });
   } catch (err) {
     finish(isEntryError(err) ? err : new EntryError('ENTRY_STORE_UNAVAILABLE', (err as Error).message));
