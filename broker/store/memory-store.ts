@@ -29,6 +29,7 @@ export class MemoryStore implements Store {
   private readonly slots = new Map<string, Map<string, number>>();
   private readonly windows = new Map<string, { count: number; resets: number }>();
   private windowsSweptAt = 0;
+  private ticketsSweptAt = 0;
   private readonly revokedJti = new Map<string, number>();
   private readonly revokedUsers = new Map<string, number>();
   private readonly handlers = new Map<string, Array<(m: ControlMessage) => void>>();
@@ -40,9 +41,21 @@ export class MemoryStore implements Store {
   private auditBase = 0;
 
   async putTicket(key: string, value: string, ttlMs: number): Promise<void> {
-    this.sweep(this.tickets);
+    const now = Date.now();
+    // Tickets share one lifetime, so the map is in expiry order: expired ones leave from the
+    // front, each once, instead of a sweep of every live ticket on every new one.
+    for (const [k, t] of this.tickets) {
+      if (t.expires > now) break;
+      this.tickets.delete(k);
+    }
+    if (this.tickets.size >= MAX_ENTRIES && now - this.ticketsSweptAt >= FULL_SWEEP_INTERVAL_MS) {
+      this.ticketsSweptAt = now;
+      this.sweep(this.tickets);
+    }
+    // Full of live tickets: refused, as forgetting one would break a login in progress.
     if (this.tickets.size >= MAX_ENTRIES) throw new Error('too many live tickets');
-    this.tickets.set(key, { value, expires: Date.now() + ttlMs });
+    this.tickets.delete(key);
+    this.tickets.set(key, { value, expires: now + ttlMs });
   }
 
   async takeTicket(key: string): Promise<string | undefined> {

@@ -47,3 +47,17 @@ describe('MemoryStore rate-limit windows', () => {
     expect((await store.peek('between-0', 1)).allowed).toBe(true);
   });
 });
+
+describe('MemoryStore tickets', () => {
+  it('keeps each new ticket cheap while many are live, and refuses one past the bound', async () => {
+    const store = new MemoryStore();
+    for (let i = 0; i < CAP - 5_000; i++) await store.putTicket(`t${i}`, 'v', WINDOW_MS);
+    const started = performance.now();
+    for (let i = 0; i < 5_000; i++) await store.putTicket(`u${i}`, 'v', WINDOW_MS);
+    expect(performance.now() - started).toBeLessThan(1_000);
+    await expect(store.putTicket('one-too-many', 'v', WINDOW_MS)).rejects.toThrow(/too many live tickets/);
+    expect(await store.takeTicket('t0')).toBe('v');
+    await store.putTicket('room-again', 'v', WINDOW_MS);
+    expect(await store.takeTicket('room-again')).toBe('v');
+  });
+});
