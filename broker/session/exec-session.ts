@@ -66,6 +66,7 @@ export async function runExecSession(upgrade: AdmittedSession, deps: ExecSession
     ...target,
     stop: async (error) => {
       stopRequested = error;
+      resumable?.abandon();
       return relay?.stop(error);
     },
     watch: (until, by) => {
@@ -155,9 +156,10 @@ export async function runExecSession(upgrade: AdmittedSession, deps: ExecSession
         // The end is recorded and the slot freed when it is decided: neither waits for the
         // processes' clean-up nor for a client still reading its backlog before the close
         // handshake. No byte moves after this, so the counts are final.
-        // Except for a process that exited while its client was away: the session stays listed
-        // (the finally below removes it) so that a resume reaching another broker still finds it.
-        const awaited = reason.kind === 'exited' && resumable?.detached === true;
+        // Except for a resumable process that exited: until its end has reached the client (whose
+        // connection may break while it reads the backlog) the session stays listed (the finally
+        // below removes it) so that a resume reaching another broker still finds it.
+        const awaited = reason.kind === 'exited' && resumable !== undefined;
         if (registered && !awaited) {
           registered = false;
           void deps.registry.remove(identity.user, sessionId);

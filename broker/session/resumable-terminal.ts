@@ -29,6 +29,13 @@ const INPUT_ACK_BYTES = 64 * 1024;
  * input wait on each other: `cat` of 50 MB); only a client past twice that is paused.
  */
 const MAX_HELD_INPUT = 2 * 1024 * 1024;
+/**
+ * Clients acknowledge output in batches of this size at most (OUTPUT_ACK_BYTES of the CLI, the
+ * API and the browser, through proto/ack-batcher.ts), each before anything they send later. So
+ * a client that closes having read up to the exit status leaves less than this unacknowledged;
+ * a connection that closes with more broke under a client still reading its backlog.
+ */
+const CLIENT_ACK_BATCH_BYTES = 64 * 1024;
 
 /**
  * The terminal side of a resumable session, for the relay: the client's connection of the
@@ -70,9 +77,14 @@ export class ResumableTerminal implements TerminalSide {
   private lostError: EntryError | undefined;
   /** No resume from now on: the session ended, or its grace ran out. */
   private over = false;
-  private finishing = false;
-  /** The process exited while the connection was broken: the end waits for a client to get it. */
-  private pendingFinish: { reason: EndReason; line: string | undefined; resolve: () => void } | undefined;
+  /**
+   * The process exited: its end (the output not yet acknowledged, then the exit status) waits
+   * until a connection has delivered it, and the session stays resumable meanwhile.
+   */
+  private ending: { reason: EndReason; line: string | undefined; resolve: () => void } | undefined;
+  /** The generation of the connection the end was handed to, whose own end settles it. */
+  private carrier = 0;
+  private verdictTimer: NodeJS.Timeout | undefined;
 
   constructor(
     first: ResumableClient,
@@ -157,20 +169,58 @@ export class ResumableTerminal implements TerminalSide {
     this.readingPaused = false;
   }
 
+  /**
+   * The process exited: the end goes to the connection of the moment, or waits for a client to
+   * come back. Either way it is settled only once a connection has closed having delivered it;
+   * one that breaks first (a laptop asleep in `| less`, a link that broke just as the process
+   * exited) leaves the session resumable for `graceMs`, and a resume gets the output not
+   * acknowledged and the exit status. Anything else (kill, drain, grace over) ends now.
+   */
   finish(reason: EndReason, line?: string): Promise<void> {
     this.inputAcks.cancel();
-    if (this.current) {
-      this.over = true;
-      this.finishing = true;
-      return this.current.finish(reason, line);
+    if (reason.kind === 'exited' && !this.over) {
+      return new Promise((resolve) => {
+        this.ending = { reason, line, resolve };
+        if (this.current) this.handEnd(this.current);
+      });
     }
-    // Broken at the moment the process exited: the client may still come back for the rest of
-    // the output and the exit code. Anything else (kill, drain, grace over) ends now.
-    if (this.over || reason.kind !== 'exited') {
-      this.end();
-      return Promise.resolve();
-    }
-    return new Promise((resolve) => (this.pendingFinish = { reason, line, resolve }));
+    this.over = true;
+    const client = this.current;
+    if (client) return client.finish(reason, line);
+    this.end();
+    return Promise.resolve();
+  }
+
+  /** Gives the end to `client`; how that connection ends (see `listen`) settles it. */
+  private handEnd(client: ResumableClient): void {
+    const ending = this.ending!;
+    const gen = this.generation;
+    this.carrier = gen;
+    void client.finish(ending.reason, ending.line).then(() => {
+      if (gen !== this.generation || this.ending !== ending) return;
+      // A connection says how it ended (gone or lost) once it has closed; one that never does
+      // is taken to have delivered the end after the grace period, so nothing is held forever.
+      clearTimeout(this.verdictTimer);
+      this.verdictTimer = setTimeout(() => this.settleEnd(), this.options.graceMs);
+      this.verdictTimer.unref();
+    });
+  }
+
+  /**
+   * Ends now a session kept only for its client to come back for the end (a kick, a drain); a
+   * connection delivering the end is left to finish.
+   */
+  abandon(): void {
+    if (this.ending && !this.current) this.settleEnd();
+  }
+
+  /** The end reached the client (its connection closed normally), or nobody came for it in time. */
+  private settleEnd(): void {
+    const ending = this.ending;
+    if (!ending) return;
+    this.ending = undefined;
+    this.end();
+    ending.resolve();
   }
 
   /**
@@ -195,12 +245,8 @@ export class ResumableTerminal implements TerminalSide {
     for (const c of this.chunks) if (!client.send(c.stream, c.data)) this.clientCongested = true;
     this.listen(client);
     this.options.onResumed?.({ outputOffset, inputOffset: this.inputAcks.count, missed, awayMs });
-    const pending = this.pendingFinish;
-    if (pending) {
-      this.pendingFinish = undefined;
-      this.over = true;
-      this.finishing = true;
-      void client.finish(pending.reason, pending.line).then(pending.resolve, pending.resolve);
+    if (this.ending) {
+      this.handEnd(client);
       return;
     }
     this.maybeDrain();
@@ -247,9 +293,19 @@ export class ResumableTerminal implements TerminalSide {
         this.acknowledge(count);
         this.maybeDrain();
       },
-      gone: (error) => live() && events.gone(error),
+      gone: (error) => {
+        if (!live()) return;
+        if (this.ending && this.carrier === gen) {
+          // The connection carrying the end closed: delivered, unless the kernel gave up on the
+          // peer or the client cannot have read it all (see CLIENT_ACK_BATCH_BYTES).
+          if (error?.code === 'ENTRY_PEER_TIMEOUT' || this.outTotal - this.keptFrom >= CLIENT_ACK_BATCH_BYTES) this.detach(error);
+          else this.settleEnd();
+          return;
+        }
+        events.gone(error);
+      },
       lost: (error) => {
-        if (!live() || this.finishing) return;
+        if (!live() || this.over) return;
         this.detach(error);
       },
     });
@@ -292,6 +348,7 @@ export class ResumableTerminal implements TerminalSide {
   }
 
   private detach(error: EntryError | undefined): void {
+    clearTimeout(this.verdictTimer);
     this.replace();
     this.clientCongested = false;
     this.lostAt = Date.now();
@@ -307,14 +364,11 @@ export class ResumableTerminal implements TerminalSide {
 
   private expire(): void {
     if (this.current || this.over) return;
-    this.over = true;
-    const pending = this.pendingFinish;
-    if (pending) {
-      this.pendingFinish = undefined;
-      this.end();
-      pending.resolve();
+    if (this.ending) {
+      this.settleEnd();
       return;
     }
+    this.over = true;
     // The relay ends the session as for a client gone now (with the reason the loss was found
     // for, if any): processes are ended, as without resume.
     this.events?.gone(this.lostError);
@@ -323,6 +377,7 @@ export class ResumableTerminal implements TerminalSide {
   private end(): void {
     this.over = true;
     clearTimeout(this.graceTimer);
+    clearTimeout(this.verdictTimer);
     this.chunks = [];
     this.kept = 0;
   }

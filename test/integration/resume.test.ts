@@ -179,6 +179,24 @@ describe('session resume', () => {
     expect(got.resumes.length).toBe(1);
   }, 30_000);
 
+  it('a client still reading its backlog when the process exits and the link breaks: the rest of the output and the exit status after the resume', async () => {
+    const conn = await open(['sh', '-c', 'echo start; sleep 0.3; seq 1 100000; exit 23']);
+    const got = collect(conn);
+    await until(() => got.text().includes('start'), 'the start line');
+    // A reader that stopped (`| less`, a laptop closed): the output waits in the socket buffers.
+    conn.pause();
+    await until(() => b.logs.some((l) => l.includes('"msg":"session end"') && l.includes('"exitCode":23')), 'the process to exit');
+    proxy.cut(500);
+    conn.resume();
+    const end = await conn.done;
+    let expected = 'start\n';
+    for (let i = 1; i <= 100_000; i++) expected += `${i}\n`;
+    expect(got.text().length).toBe(expected.length);
+    expect(got.text() === expected).toBe(true);
+    expect(end.exitCode).toBe(23);
+    expect(got.resumes.length).toBe(1);
+  }, 30_000);
+
   it("refuses a resume with another user's credential; the session goes on untouched", async () => {
     // A resumable session, as the CLI opens it, over a wire client to see the ticket.
     const owner = await WireClient.connect(b.wsUrl, { 'access-token': token, 'app-name': app, 'proc-name': 'web', 'instance-no': '1', 'entry-protocol': '2' });

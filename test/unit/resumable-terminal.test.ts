@@ -12,6 +12,8 @@ class FakeClient {
   dropped = false;
   finished: EndReason | undefined;
   congested = false;
+  /** How the connection reports its end once `finish` has closed it, as a WebSocket does: `gone`, or nothing (the test says). */
+  closes: 'gone' | 'silently' = 'gone';
   start(events: TerminalEvents): void {
     this.events = events;
   }
@@ -30,6 +32,7 @@ class FakeClient {
   }
   finish(reason: EndReason): Promise<void> {
     this.finished = reason;
+    if (this.closes === 'gone') setImmediate(() => this.events.gone());
     return Promise.resolve();
   }
   text(): string {
@@ -200,6 +203,87 @@ describe('ResumableTerminal', () => {
     await finishing;
     expect(b.text()).toBe('last words');
     expect(b.finished).toEqual({ kind: 'exited', exitCode: 5 });
+  });
+
+  it('keeps the end for a resume when the connection breaks while the client still reads the output after the exit', async () => {
+    const a = new FakeClient();
+    a.closes = 'silently';
+    const t = make(a);
+    t.start(relayEvents());
+    t.send('stdout', Buffer.from('read '));
+    t.send('stdout', Buffer.from('unread tail'));
+    a.events.outputAck!(5);
+    let done = false;
+    const finishing = t.finish({ kind: 'exited', exitCode: 3 }).then(() => (done = true));
+    expect(a.finished).toEqual({ kind: 'exited', exitCode: 3 });
+    // The break is reported after the end was handed over (also when the socket had already
+    // closed and the report was on its way when the process exited).
+    a.events.lost!();
+    await new Promise((r) => setImmediate(r));
+    expect(done).toBe(false);
+    expect(t.detached).toBe(true);
+    const b = new FakeClient();
+    t.resume(b, 5);
+    expect(b.text()).toBe('unread tail');
+    expect(b.finished).toEqual({ kind: 'exited', exitCode: 3 });
+    await finishing;
+    expect(() => t.resume(new FakeClient(), 16)).toThrow(expect.objectContaining({ code: 'ENTRY_RESUME_EXPIRED' }));
+  });
+
+  it('keeps the end when a connection closes with more unacknowledged than a client leaves after reading everything', async () => {
+    const a = new FakeClient();
+    const t = make(a, 1024 * 1024);
+    t.start(relayEvents());
+    const backlog = Buffer.alloc(200 * 1024, 'x');
+    t.send('stdout', backlog);
+    a.events.outputAck!(1024);
+    let done = false;
+    const finishing = t.finish({ kind: 'exited', exitCode: 0 }).then(() => (done = true));
+    await new Promise((r) => setImmediate(r));
+    await new Promise((r) => setImmediate(r));
+    expect(done).toBe(false);
+    const b = new FakeClient();
+    b.closes = 'silently';
+    t.resume(b, 1024);
+    expect(Buffer.concat(b.out).length).toBe(backlog.length - 1024);
+    expect(b.finished).toEqual({ kind: 'exited', exitCode: 0 });
+    // This client reads it all, acknowledging as it goes, and closes.
+    b.events.outputAck!(backlog.length);
+    b.events.gone();
+    await new Promise((r) => setImmediate(r));
+    expect(done).toBe(true);
+    await finishing;
+  });
+
+  it('settles the end once the connection carrying it closes normally; a resume after that is too late', async () => {
+    const a = new FakeClient();
+    const t = make(a);
+    t.start(relayEvents());
+    t.send('stdout', Buffer.from('all of it'));
+    await t.finish({ kind: 'exited', exitCode: 0 });
+    expect(a.finished).toEqual({ kind: 'exited', exitCode: 0 });
+    expect(() => t.resume(new FakeClient(), 0)).toThrow(expect.objectContaining({ code: 'ENTRY_RESUME_EXPIRED' }));
+  });
+
+  it('gives up an end nobody comes back for when the grace period passes', async () => {
+    vi.useFakeTimers();
+    try {
+      const a = new FakeClient();
+      a.closes = 'silently';
+      const t = make(a, 100, 2_000);
+      t.start(relayEvents());
+      t.send('stdout', Buffer.from('never read'));
+      let done = false;
+      const finishing = t.finish({ kind: 'exited', exitCode: 1 }).then(() => (done = true));
+      a.events.lost!();
+      await vi.advanceTimersByTimeAsync(1_999);
+      expect(done).toBe(false);
+      await vi.advanceTimersByTimeAsync(2);
+      await finishing;
+      expect(() => t.resume(new FakeClient(), 0)).toThrow(expect.objectContaining({ code: 'ENTRY_RESUME_EXPIRED' }));
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('tells a token apart in constant time, and only its own', () => {
