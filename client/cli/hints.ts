@@ -34,6 +34,10 @@ export async function nextStep(code: string, ctx: FailureContext): Promise<strin
       return ctx.ref
         ? `Check the broker address (${brokerLabel(ctx.ref)} is ${ctx.ref.url}; \`enter broker ls\` lists them) and that the broker is running.`
         : 'Check the broker address (`enter broker ls`) and that the broker is running.';
+    case 'ENTRY_BAD_ANSWER':
+      return ctx.ref
+        ? `Check that ${ctx.ref.url} is the address of an Entry broker (\`enter broker ls\` lists them).`
+        : 'Check that the broker address is that of an Entry broker (`enter broker ls`).';
     case 'ENTRY_NO_BROKER':
       return undefined;
     case 'ENTRY_RATE_LIMITED':

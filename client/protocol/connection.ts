@@ -104,6 +104,8 @@ export class ExecConnection extends EventEmitter {
   private closeMessage = '';
   private closeErrorCode = '';
   private gotClose = false;
+  /** Set when the broker sent something this client cannot use: the session ends with it. */
+  private protocolError: { code: string; message: string } | undefined;
   private ended = false;
   private closedByUs = false;
   private inputPaused = false;
@@ -242,7 +244,7 @@ export class ExecConnection extends EventEmitter {
   /** Ends the session: the broker ends the remote processes. */
   close(): void {
     this.closedByUs = true;
-    if (this.lostAt > 0) this.finish({ exitCode: undefined, code: '', message: 'closed while reconnecting', closeCode: 1000 });
+    if (this.lostAt > 0) this.finish({ exitCode: this.exitCode, code: '', message: 'closed while reconnecting', closeCode: 1000 });
     else this.ws.close(1000);
   }
 
@@ -302,8 +304,14 @@ export class ExecConnection extends EventEmitter {
 
   private onClose(closeCode: number): void {
     this.outputAcks.cancel();
+    if (this.protocolError) {
+      this.finish({ exitCode: undefined, ...this.protocolError, closeCode });
+      return;
+    }
     // No CLOSE from the broker and no close of ours: the connection broke, the session goes on.
-    if (this.canResume && this.options.resume && !this.gotClose && !this.closedByUs && !this.ended) {
+    // Once EXIT has come, all the output came before it: only the CLOSE is missing, and the
+    // exit status is known, so there is nothing to resume for.
+    if (this.canResume && this.options.resume && !this.gotClose && !this.closedByUs && !this.ended && this.exitCode === undefined) {
       void this.reconnect();
       return;
     }
@@ -349,7 +357,7 @@ export class ExecConnection extends EventEmitter {
         // Not reachable yet: wait and try again.
       }
     }
-    this.finish({ exitCode: undefined, code: 'ENTRY_RESUME_EXPIRED', message: 'the connection broke and the session could not be resumed in time', closeCode: 1006 });
+    this.finish({ exitCode: this.exitCode, code: 'ENTRY_RESUME_EXPIRED', message: 'the connection broke and the session could not be resumed in time', closeCode: 1006 });
   }
 
   /** The broker took us back: send what it has not passed on, and carry on. */
@@ -430,9 +438,19 @@ export class ExecConnection extends EventEmitter {
         this.received(m.content.length);
         this.emit('stderr', Buffer.from(m.content.buffer, m.content.byteOffset, m.content.byteLength));
         return;
-      case ResponseType.EXIT:
-        this.exitCode = Number(Buffer.from(m.content).toString('ascii'));
+      case ResponseType.EXIT: {
+        const text = Buffer.from(m.content).toString('latin1');
+        const status = parseExitStatus(text);
+        if (status !== undefined) {
+          this.exitCode = status;
+          return;
+        }
+        // A status made up would be worse than none: end the session as a failure of Entry's.
+        this.protocolError = { code: 'ENTRY_BAD_FRAME', message: `the broker sent a malformed exit status: ${JSON.stringify(text)}` };
+        this.closedByUs = true;
+        this.ws.close(1002);
         return;
+      }
       case ResponseType.CLOSE:
         this.gotClose = true;
         this.closeMessage = stripAnsi(Buffer.from(m.content).toString('utf8'));
@@ -471,6 +489,13 @@ export class ExecConnection extends EventEmitter {
   }
 }
 
+/** An exit status as EXIT carries it: decimal digits for 0 to 255, nothing else. */
+export function parseExitStatus(text: string): number | undefined {
+  if (!/^(0|[1-9][0-9]{0,2})$/.test(text)) return undefined;
+  const n = Number(text);
+  return n <= 255 ? n : undefined;
+}
+
 interface EarlyEvents {
   messages: Buffer[];
   closeCode: number | undefined;
@@ -504,6 +529,8 @@ function openSocket(options: ConnectOptions, extra: Record<string, string>, time
     ws.once('error', onError);
     ws.once('unexpected-response', (_req, res) => {
       ws.off('error', onError);
+      // Aborting the handshake makes ws emit one more error: nobody needs it, but it must be heard.
+      ws.on('error', () => undefined);
       reject(new ClientError('ENTRY_CONNECT_FAILED', `broker answered HTTP ${res.statusCode} ${res.statusMessage ?? ''}`.trim()));
       ws.terminate();
     });

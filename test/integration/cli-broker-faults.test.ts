@@ -1,0 +1,150 @@
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { afterEach, describe, expect, it } from 'vitest';
+import WebSocket, { WebSocketServer } from 'ws';
+import { decodeRequest, encodeResponse, encodeResumeTicket, RequestType, ResponseType, utf8 } from '../../proto/codec.js';
+import { runCli } from '../helpers/cli.js';
+
+/**
+ * The CLI against a stand-in broker on loopback that answers what a real one does not: plain
+ * HTTP refusals (a proxy in front), malformed frames, a connection cut after EXIT.
+ */
+
+type Upgrade = (n: number, req: IncomingMessage, socket: Duplex, head: Buffer) => void;
+
+class FakeBroker {
+  readonly server: Server;
+  readonly wss = new WebSocketServer({ noServer: true, perMessageDeflate: false });
+  readonly upgrades: IncomingMessage[] = [];
+
+  constructor(onUpgrade: Upgrade) {
+    this.server = createServer((_req, res) => res.writeHead(404).end());
+    this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      this.upgrades.push(req);
+      onUpgrade(this.upgrades.length, req, socket, head);
+    });
+  }
+
+  async start(): Promise<this> {
+    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
+    return this;
+  }
+
+  get url(): string {
+    const addr = this.server.address() as { port: number };
+    return `http://127.0.0.1:${addr.port}`;
+  }
+
+  accept(req: IncomingMessage, socket: Duplex, head: Buffer, onOpen: (ws: WebSocket) => void): void {
+    this.wss.handleUpgrade(req, socket, head, onOpen);
+  }
+
+  async stop(): Promise<void> {
+    for (const ws of this.wss.clients) ws.terminate();
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+function refuse(socket: Duplex, status: number, text: string): void {
+  socket.end(`HTTP/1.1 ${status} ${text}\r\ncontent-type: text/plain\r\ncontent-length: 2\r\nconnection: close\r\n\r\nno`);
+}
+
+const send = (ws: WebSocket, type: number, content: Uint8Array | string = '', code = '') => ws.send(encodeResponse(type, typeof content === 'string' ? utf8(content) : content, code));
+const ticket = (outputOffset: number, graceMs: number) => encodeResumeTicket({ session: 's-1', token: Buffer.from('resume-token'), outputOffset, inputOffset: 0, graceMs });
+
+/** Calls `fn` once the client's first message (START or RESUME) arrives. */
+function onFirstMessage(ws: WebSocket, fn: (type: number) => void): void {
+  ws.once('message', (data: Buffer) => fn(decodeRequest(data).msgType));
+}
+
+describe('the enter CLI when the broker or a proxy misbehaves', () => {
+  let fake: FakeBroker | undefined;
+  afterEach(async () => {
+    await fake?.stop();
+    fake = undefined;
+  });
+  const enter = (args: string[]) => runCli(args, { ENTRY_BROKER: fake!.url, ENTRY_TOKEN: 'a-token', ENTRY_CONFIG_DIR: '/nonexistent' });
+
+  it('says which HTTP status refused the upgrade, gives a hint and exits 255, without a stack trace', async () => {
+    for (const [status, text] of [[401, 'Unauthorized'], [403, 'Forbidden'], [404, 'Not Found'], [502, 'Bad Gateway']] as const) {
+      fake = await new FakeBroker((_n, _req, socket) => refuse(socket, status, text)).start();
+      const r = await enter(['app', 'web', '1', '--', 'true']);
+      const lines = r.stderr.toString().split('\n');
+      expect(r.status, String(status)).toBe(255);
+      expect(lines[0], String(status)).toBe(`enter: broker answered HTTP ${status} ${text}`);
+      expect(lines[1], `the hint for ${status}`).toMatch(/^ {2}\S/);
+      expect(lines.slice(2).join(''), String(status)).toBe('');
+      await fake.stop();
+      fake = undefined;
+    }
+  });
+
+  it('keeps resuming while a proxy answers 502 for the broker, and the session carries on: exit 7', async () => {
+    fake = await new FakeBroker((n, req, socket, head) => {
+      if (n === 2 || n === 3) return refuse(socket, 502, 'Bad Gateway');
+      fake!.accept(req, socket, head, (ws) =>
+        onFirstMessage(ws, (type) => {
+          if (n === 1 && type === RequestType.START) {
+            send(ws, ResponseType.RESUMABLE, ticket(0, 10_000));
+            send(ws, ResponseType.STDOUT, 'before\n');
+            setTimeout(() => ws.terminate(), 100);
+          } else if (type === RequestType.RESUME) {
+            send(ws, ResponseType.RESUMABLE, ticket(7, 10_000));
+            send(ws, ResponseType.STDOUT, 'after\n');
+            send(ws, ResponseType.EXIT, '7');
+            send(ws, ResponseType.CLOSE, 'exited with code 7');
+            ws.close();
+          }
+        }),
+      );
+    }).start();
+    const r = await enter(['app', 'web', '1', '--', 'work']);
+    expect(r.stderr.toString()).toBe('enter: connection lost, reconnecting…\n');
+    expect(r.stdout.toString()).toBe('before\nafter\n');
+    expect(r.status).toBe(7);
+    expect(fake.upgrades.length).toBe(4);
+    expect(fake.upgrades.slice(1).every((u) => u.headers['entry-resume'] === 's-1')).toBe(true);
+  }, 20_000);
+
+  it('keeps the exit status that arrived when the connection breaks before CLOSE, and does not wait for the grace period', async () => {
+    fake = await new FakeBroker((n, req, socket, head) => {
+      if (n > 1) return refuse(socket, 502, 'Bad Gateway');
+      fake!.accept(req, socket, head, (ws) =>
+        onFirstMessage(ws, () => {
+          send(ws, ResponseType.RESUMABLE, ticket(0, 60_000));
+          send(ws, ResponseType.STDOUT, 'done\n');
+          send(ws, ResponseType.EXIT, '7');
+          setTimeout(() => ws.terminate(), 100);
+        }),
+      );
+    }).start();
+    const started = Date.now();
+    const r = await enter(['app', 'web', '1', '--', 'work']);
+    expect(r.stdout.toString()).toBe('done\n');
+    expect(r.stderr.toString()).toBe('');
+    expect(r.status).toBe(7);
+    expect(Date.now() - started).toBeLessThan(5_000);
+  }, 20_000);
+
+  it('exits 255 with a clear line when EXIT carries no number', async () => {
+    for (const content of ['', 'abc', '7x', '-1', '256', ' 7']) {
+      fake = await new FakeBroker((_n, req, socket, head) =>
+        fake!.accept(req, socket, head, (ws) =>
+          onFirstMessage(ws, () => {
+            send(ws, ResponseType.STDOUT, 'out\n');
+            send(ws, ResponseType.EXIT, content);
+            send(ws, ResponseType.CLOSE, 'exited');
+            ws.close();
+          }),
+        ),
+      ).start();
+      const r = await enter(['app', 'web', '1', '--', 'work']);
+      expect(r.stdout.toString(), JSON.stringify(content)).toBe('out\n');
+      expect(r.stderr.toString(), JSON.stringify(content)).toBe(`enter: the broker sent a malformed exit status: ${JSON.stringify(content)}\n`);
+      expect(r.status, JSON.stringify(content)).toBe(255);
+      await fake.stop();
+      fake = undefined;
+    }
+  });
+});
