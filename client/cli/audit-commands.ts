@@ -2,6 +2,8 @@ import WebSocket from 'ws';
 import { decodeResponse, ResponseType } from '../../proto/codec.js';
 import { ClientError } from '../protocol/client-error.js';
 import { stripAnsi } from '../protocol/connection.js';
+import { clientTlsFromEnv, tlsConnectOptions } from '../protocol/tls.js';
+import { EXIT_OUTPUT_CLOSED } from './exec-command.js';
 
 export interface ReplayOptions {
   /** Playback speed factor (2 = twice as fast). */
@@ -40,23 +42,70 @@ export function watchCommand(broker: string, token: string, id: string): Promise
   const url = new URL(broker.replace(/^http/, 'ws'));
   url.pathname = `${url.pathname.replace(/\/$/, '')}/watch`;
   url.searchParams.set('session', id);
-  const ws = new WebSocket(url, { headers: { 'access-token': token, 'entry-protocol': '2' } });
+  // The same TLS settings and limits as a session's connection (--ca-file, --cert, --key).
+  const ws = new WebSocket(url, {
+    headers: { 'access-token': token, 'entry-protocol': '2' },
+    perMessageDeflate: false,
+    ...tlsConnectOptions(clientTlsFromEnv()),
+    handshakeTimeout: 15_000,
+    maxPayload: 64 * 1024 * 1024,
+  });
   return new Promise((resolve, reject) => {
     let close: { text: string; code: string } | undefined;
+    let failure: ClientError | undefined;
+    let outputClosed = false;
+    const stop = () => ws.terminate();
+    // Output is read from the socket no faster than the terminal takes it.
+    let blocked = 0;
+    const relay = (sink: NodeJS.WriteStream, data: Uint8Array) => {
+      if (outputClosed || sink.write(data)) return;
+      if (blocked++ === 0) ws.pause();
+      sink.once('drain', () => {
+        if (--blocked === 0) ws.resume();
+      });
+    };
+    // The reader of our output went away (`| head`): stop quietly, as a program ended by SIGPIPE.
+    const onOutputError = () => {
+      if (outputClosed) return;
+      outputClosed = true;
+      // Not a close handshake: reading may be paused for that very output, and a watch ends nothing.
+      stop();
+    };
+    process.stdout.on('error', onOutputError);
+    process.stderr.on('error', onOutputError);
     ws.on('message', (data: Buffer) => {
-      const m = decodeResponse(data);
-      if (m.msgType === ResponseType.STDOUT) process.stdout.write(m.content);
-      else if (m.msgType === ResponseType.STDERR) process.stderr.write(m.content);
+      if (failure) return;
+      let m;
+      try {
+        m = decodeResponse(data);
+      } catch {
+        // Output lost in between: a watch that went on would show a screen that never was.
+        failure = new ClientError('ENTRY_BAD_FRAME', 'the broker sent a malformed message; the watch is stopped');
+        stop();
+        return;
+      }
+      if (m.msgType === ResponseType.STDOUT) relay(process.stdout, m.content);
+      else if (m.msgType === ResponseType.STDERR) relay(process.stderr, m.content);
       else if (m.msgType === ResponseType.CLOSE) close = { text: stripAnsi(Buffer.from(m.content).toString()), code: m.code };
     });
-    ws.on('error', (err) => reject(new ClientError('ENTRY_CONNECT_FAILED', `cannot reach broker ${broker}: ${err.message}`)));
+    ws.on('unexpected-response', (_req, res) => {
+      failure ??= new ClientError('ENTRY_CONNECT_FAILED', `broker answered HTTP ${res.statusCode} ${res.statusMessage ?? ''}`.trim());
+      stop();
+    });
+    ws.on('error', (err) => {
+      failure ??= new ClientError('ENTRY_CONNECT_FAILED', `cannot reach broker ${broker}: ${(err as NodeJS.ErrnoException).code ?? err.message}`);
+    });
     ws.on('close', () => {
-      if (close?.code) reject(new ClientError(close.code, close.text.replace(/^entry: /, '')));
+      process.off('SIGINT', onInterrupt);
+      if (outputClosed) resolve(EXIT_OUTPUT_CLOSED);
+      else if (failure) reject(failure);
+      else if (close?.code) reject(new ClientError(close.code, close.text.replace(/^entry: /, '')));
       else {
         if (close) process.stderr.write(`${close.text}\n`);
         resolve(0);
       }
     });
-    process.once('SIGINT', () => ws.close());
+    const onInterrupt = () => ws.close();
+    process.once('SIGINT', onInterrupt);
   });
 }

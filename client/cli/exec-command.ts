@@ -24,10 +24,14 @@ export interface ExecOutcome {
   status: number;
   end: SessionEnd;
   escaped: boolean;
+  /** Our stdout or stderr was closed by its reader (`| head`): the session was ended for it. */
+  outputClosed: boolean;
 }
 
 /** Exit status for failures before or around the process (ssh uses 255 the same way). */
 export const EXIT_CLIENT_FAILURE = 255;
+/** Exit status when the reader of our output went away: that of a process killed by SIGPIPE. */
+export const EXIT_OUTPUT_CLOSED = 128 + 13;
 
 /**
  * Runs one session wired to this process's stdio; resolves with the exit status to use.
@@ -60,13 +64,30 @@ export async function runExecCommand(o: ExecCommandOptions): Promise<ExecOutcome
     // Output: stop reading the socket while a local sink is full; the broker then pauses the
     // process. One pending 'drain' per sink; reading resumes when every sink has drained.
     let blocked = 0;
+    // A reader that went away (EPIPE) wants no more: end the session, as a program writing to
+    // a closed pipe would be ended by SIGPIPE.
+    let outputClosed = false;
+    const onOutputError = () => {
+      if (outputClosed) return;
+      outputClosed = true;
+      conn.close();
+      // Reading may be paused for that very sink: the broker's answer to the close must get in.
+      if (blocked > 0) {
+        blocked = 0;
+        conn.resume();
+      }
+    };
+    stdout.on('error', onOutputError);
+    process.stderr.on('error', onOutputError);
     const relayOut = (sink: NodeJS.WriteStream) => {
       let waiting = false;
       const drained = () => {
         waiting = false;
+        if (outputClosed) return;
         if (--blocked === 0) conn.resume();
       };
       return (data: Buffer) => {
+        if (outputClosed) return;
         if (!sink.write(data) && !waiting) {
           waiting = true;
           if (blocked++ === 0) conn.pause();
@@ -129,9 +150,10 @@ export async function runExecCommand(o: ExecCommandOptions): Promise<ExecOutcome
     restore();
     // Let whatever output is queued reach the terminal before deciding the status.
     await Promise.all([flush(stdout), flush(process.stderr)]);
-    if (escaped) return { status: EXIT_CLIENT_FAILURE, end, escaped };
-    if (end.exitCode !== undefined) return { status: end.exitCode, end, escaped };
-    return { status: EXIT_CLIENT_FAILURE, end, escaped };
+    if (outputClosed) return { status: EXIT_OUTPUT_CLOSED, end, escaped, outputClosed };
+    if (escaped) return { status: EXIT_CLIENT_FAILURE, end, escaped, outputClosed };
+    if (end.exitCode !== undefined) return { status: end.exitCode, end, escaped, outputClosed };
+    return { status: EXIT_CLIENT_FAILURE, end, escaped, outputClosed };
   } finally {
     restore();
   }
@@ -182,7 +204,7 @@ class ReconnectLine {
 
 function flush(stream: NodeJS.WriteStream): Promise<void> {
   return new Promise((resolve) => {
-    if (stream.writableLength === 0) resolve();
+    if (stream.writableLength === 0 || stream.destroyed) resolve();
     else stream.write('', () => resolve());
   });
 }

@@ -264,6 +264,8 @@ async function main(): Promise<void> {
           escapeChar,
           resume: args.resume,
         });
+        // The reader of our output went away: stop quietly, as a program ended by SIGPIPE.
+        if (outcome.outputClosed) process.exit(outcome.status);
         if (outcome.escaped) {
           process.stderr.write(`enter: connection to ${target.app}/${target.proc}/${target.instance} closed.\n`);
           process.exit(outcome.status);

@@ -147,4 +147,26 @@ describe('the enter CLI when the broker or a proxy misbehaves', () => {
       fake = undefined;
     }
   });
+
+  it('enter watch: a truncated frame stops the watch with a clear line and exit 255', async () => {
+    fake = await new FakeBroker((_n, req, socket, head) =>
+      fake!.accept(req, socket, head, (ws) => {
+        send(ws, ResponseType.STDOUT, 'hello\n');
+        ws.send(encodeResponse(ResponseType.STDOUT, utf8('world\n')).subarray(0, 5));
+        send(ws, ResponseType.STDOUT, 'not shown\n');
+      }),
+    ).start();
+    const r = await enter(['watch', 'some-session']);
+    expect(r.stdout.toString()).toBe('hello\n');
+    expect(r.stderr.toString()).toBe('enter: the broker sent a malformed message; the watch is stopped\n');
+    expect(r.status).toBe(255);
+    expect(fake.upgrades[0]!.url).toBe('/watch?session=some-session');
+  });
+
+  it('enter watch: an HTTP refusal says which status, exit 255', async () => {
+    fake = await new FakeBroker((_n, _req, socket) => refuse(socket, 502, 'Bad Gateway')).start();
+    const r = await enter(['watch', 'some-session']);
+    expect(r.stderr.toString().split('\n')[0]).toBe('enter: broker answered HTTP 502 Bad Gateway');
+    expect(r.status).toBe(255);
+  });
 });
