@@ -71,10 +71,29 @@ async function readStdin(): Promise<string> {
 
 async function promptForToken(): Promise<string> {
   const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: true });
-  process.stderr.write('Paste your Entry token (input hidden): ');
-  // Hide what is typed: the readline echo goes nowhere.
-  (rl as unknown as { _writeToOutput: (s: string) => void })._writeToOutput = () => undefined;
-  const token = await new Promise<string>((resolve) => rl.question('', resolve));
+  const prompt = 'Paste your Entry token (input hidden): ';
+  // Hide what is typed: of what readline echoes, only the prompt is shown (it redraws the line
+  // with the prompt in front, after erasing it).
+  (rl as unknown as { _writeToOutput: (s: string) => void })._writeToOutput = (s) => {
+    if (s.startsWith(prompt)) process.stderr.write(prompt);
+  };
+  let answered = false;
+  const token = await new Promise<string>((resolve) => {
+    rl.question(prompt, (answer) => {
+      answered = true;
+      resolve(answer);
+    });
+    // Ctrl-C: nothing saved, and the status of an interrupted program (128 + SIGINT).
+    rl.on('SIGINT', () => {
+      rl.close();
+      process.stderr.write('\n');
+      process.exit(130);
+    });
+    // Ctrl-D or the end of input with no answer: no token.
+    rl.on('close', () => {
+      if (!answered) resolve('');
+    });
+  });
   rl.close();
   process.stderr.write('\n');
   return token.trim();
