@@ -217,7 +217,8 @@ async function main(): Promise<void> {
           .option('no-tty', { alias: 'T', type: 'boolean', describe: 'never allocate a TTY' })
           .option('user', { alias: 'u', type: 'string', default: '', describe: 'run as USER (name, uid or uid:gid)' })
           .option('workdir', { alias: 'w', type: 'string', default: '', describe: 'working directory' })
-          .option('env', { alias: 'e', type: 'string', array: true, default: [] as string[], describe: 'set KEY=VALUE (repeatable)' })
+          // One value per -e (docker's way): an array option would take the positionals after it too.
+          .option('env', { alias: 'e', type: 'string', default: [] as string[], coerce: (v: string | string[]) => [v].flat(), describe: 'set KEY=VALUE (repeatable)' })
           .option('container', { alias: 'c', type: 'string', default: '', describe: 'container of a multi-container pod (default: the pod\'s default container)' })
           .option('escape', {
             type: 'string',

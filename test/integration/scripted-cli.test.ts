@@ -75,6 +75,17 @@ describe('enter <app> <proc> <n> -- <cmd>: scripted runs', () => {
     expect(r.stdout.toString()).toBe('app\n/tmp\nhi there\n');
   });
 
+  it('takes -e before the positionals, once per variable as docker does', async () => {
+    const r = await runCli(['-e', 'A=1', '-e', 'B=two words', app, 'web', '1', '--', 'sh', '-c', 'echo "$A/$B"'], env);
+    expect(r.stderr.toString()).toBe('');
+    expect(r.stdout.toString()).toBe('1/two words\n');
+    const one = await runCli(['-e', 'A=only', app, 'web', '1', '--', 'sh', '-c', 'echo "$A"'], env);
+    expect(one.stdout.toString()).toBe('only\n');
+    const bad = await runCli(['-e', 'nope', app, 'web', '1', '--', 'true'], env);
+    expect(bad.stderr.toString()).toBe('enter: -e wants KEY=VALUE, got "nope"\n');
+    expect(bad.status).toBe(255);
+  });
+
   it('allocates no TTY for pipes, and one with -t', async () => {
     const plain = await enter(['--', 'sh', '-c', 'tty || true']);
     expect(plain.stdout.toString()).toMatch(/not a tty/);
