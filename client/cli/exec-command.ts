@@ -133,11 +133,14 @@ export async function runExecCommand(o: ExecCommandOptions): Promise<ExecOutcome
     if (o.tty) {
       stdout.on('resize', onResize);
       onResize();
-      for (const sig of ['SIGTERM', 'SIGHUP'] as const) signals.push([sig, () => conn.close()]);
+      // Every signal whose default would end this process with the terminal still raw. Ctrl-C
+      // and Ctrl-\ are keys in raw mode; these come from kill.
+      for (const sig of ['SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGINT'] as const) signals.push([sig, () => conn.close()]);
     } else {
       let interrupts = 0;
       signals.push(['SIGINT', () => (++interrupts >= 3 ? conn.close() : conn.signal('INT'))]);
       signals.push(['SIGTERM', () => conn.signal('TERM')]);
+      signals.push(['SIGQUIT', () => conn.signal('QUIT')]);
       signals.push(['SIGHUP', () => conn.close()]);
     }
     for (const [sig, fn] of signals) process.on(sig, fn);

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -92,6 +93,18 @@ describe('the enter CLI in a real terminal', () => {
     const screen = await t.waitFor(/^status=255$/m);
     expect(screen).toMatch(/enter: broker is shutting down/);
     expect(readFileSync(`${dir}/after3`, 'utf8')).toBe(readFileSync(`${dir}/before3`, 'utf8'));
+  });
+
+  it('restores the terminal when killed with SIGQUIT or SIGINT, as with SIGTERM and SIGHUP', async () => {
+    for (const sig of ['SIGQUIT', 'SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+      const t = await session();
+      t.line(`stty -g > ${dir}/before-${sig}; node ${CLI} ${app} web 1; s=$?; stty -g > ${dir}/after-${sig}; echo "status=$s"`);
+      await t.waitFor(/bash-5\.2#\s*$/m);
+      const pid = Number(execFileSync('pgrep', ['-f', '-n', '--', `${CLI} ${app} web 1`], { encoding: 'utf8' }).trim());
+      process.kill(pid, sig);
+      await t.waitFor(/^status=\d+$/m);
+      expect(readFileSync(`${dir}/after-${sig}`, 'utf8'), sig).toBe(readFileSync(`${dir}/before-${sig}`, 'utf8'));
+    }
   });
 
   it('says what is wrong and exits 255 when the target does not exist', async () => {

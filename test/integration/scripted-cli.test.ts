@@ -122,4 +122,14 @@ describe('enter <app> <proc> <n> -- <cmd>: scripted runs', () => {
       await eventually(async () => !(await containerProcesses(containerId)).some((p) => mine(p) || p.includes('echo ready')), `the remote command to be gone (${sig})`);
     }
   });
+
+  it('passes SIGQUIT on to the remote command when there is no TTY', async () => {
+    // exec: a shell waiting for a child does not end on the child's SIGQUIT; sleep itself does.
+    const child = spawn(process.execPath, [CLI, app, 'web', '1', '--', 'sh', '-c', 'echo ready; exec sleep 6003'], { env: { ...process.env, ...env } });
+    await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));
+    await eventually(async () => (await containerProcesses(containerId)).some((p) => p.includes('sleep 6003')), 'the remote sleep');
+    child.kill('SIGQUIT');
+    const status = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    expect(status).toBe(131);
+  });
 });
