@@ -1,5 +1,5 @@
 import type { Duplex } from 'node:stream';
-import type { WebSocket } from 'ws';
+import { WebSocket } from 'ws';
 import { FrameError, RequestType, ResponseType, parseCount, parseWinch, utf8 } from '../../proto/codec.js';
 import { Utf8Boundary } from '../../proto/utf8-boundary.js';
 import { DEFAULT_PEER_TIMEOUT_MS, DEFAULT_STALL_TIMEOUT_MS, OUTPUT_HIGH_WATER_BYTES, OUTPUT_LOW_WATER_BYTES } from '../config/limits.js';
@@ -77,8 +77,13 @@ export class WsTerminal implements ClientTerminal {
   /** The connection ended without a close frame (a broken network, a killed client). */
   private abrupt = false;
   private lostReported = false;
-  /** `finish` began: from here a broken connection is an ordinary end. */
-  private finishing = false;
+  /**
+   * The broker dropped the connection itself (a resumed connection took its place, the close
+   * handshake went unanswered with nothing left in flight, the peer was given up on): its end
+   * is ordinary, not a broken link. A link that breaks while `finish` still delivers the end is
+   * reported lost, so that a resumable session can deliver it again.
+   */
+  private dropped = false;
   /** Evidence the client reads: its last pong or message. */
   private lastHeard = Date.now();
   /** When the last ping went out, and whether the client was heard since. */
@@ -123,7 +128,7 @@ export class WsTerminal implements ClientTerminal {
     this.framing = options.framing ?? protobufFraming;
     // A client that left before its terminal was made (while it was admitted) is gone already:
     // its 'close' was emitted to nobody.
-    if (ws.readyState === ws.CLOSED) this.closed = true;
+    if (ws.readyState === WebSocket.CLOSED) this.closed = true;
     this.pingFrame = this.framing.encode(ResponseType.PING, PING_CONTENT);
     const onMessage = this.guard((data: Buffer, isBinary: boolean) => this.onMessage(data, isBinary));
     for (const [data, isBinary] of pending) onMessage(data, isBinary);
@@ -351,15 +356,15 @@ export class WsTerminal implements ClientTerminal {
 
   /** Drops the connection without a word: a resumed connection took its place. */
   drop(): void {
-    this.finishing = true;
+    this.dropped = true;
     this.ws.terminate();
   }
 
   async finish(reason: EndReason, line?: string): Promise<void> {
-    this.finishing = true;
     if (this.closed) return;
     if (reason.kind === 'failed' && (reason.error.code === 'ENTRY_PEER_TIMEOUT' || reason.error.code === 'ENTRY_PEER_STALLED')) {
       // The peer does not read: nothing sent now would arrive, and no close handshake will.
+      this.dropped = true;
       this.ws.terminate();
       return;
     }
@@ -389,6 +394,9 @@ export class WsTerminal implements ClientTerminal {
         else if (!error && handshakeDue === 0) handshakeDue = now + CLOSE_HANDSHAKE_MS;
         if (error || (handshakeDue > 0 && now >= handshakeDue)) {
           clearInterval(timer);
+          // Everything left and the close went unanswered: an ordinary end. A peer that stopped
+          // acknowledging (`error`) with the end still in flight is a broken link.
+          if (error?.code !== 'ENTRY_PEER_TIMEOUT') this.dropped = true;
           this.ws.terminate();
           resolve();
         }
@@ -470,7 +478,7 @@ export class WsTerminal implements ClientTerminal {
     const events = this.events;
     // A broken connection, not a client that quit: a resumable session waits for its client.
     const broken = error ? error.code === 'ENTRY_PEER_TIMEOUT' : this.closed && this.abrupt;
-    if (events.lost && broken && !this.finishing) {
+    if (events.lost && broken && !this.dropped) {
       if (!this.lostReported) {
         this.lostReported = true;
         events.lost(error);

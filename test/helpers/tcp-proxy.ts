@@ -9,7 +9,7 @@ import { createServer, type Server, type Socket, connect } from 'node:net';
 export class TcpProxy {
   private server: Server | undefined;
   private readonly links = new Set<Socket>();
-  /** Frozen links read nothing, so they never see their end: dropped at `stop`. */
+  /** Frozen links read nothing, so they never see their end: reset at `cut` and `stop`. */
   private readonly frozen = new Set<Socket>();
   /** Links to a unix socket, which has no RST to send. */
   private readonly pipes = new WeakSet<Socket>();
@@ -69,17 +69,17 @@ export class TcpProxy {
     this.links.clear();
   }
 
-  /** Resets every open link; new connections are reset too for `downMs`. */
+  /** Resets every open link, frozen ones included; new connections are reset too for `downMs`. */
   cut(downMs = 0): void {
     this.downUntil = Date.now() + downMs;
-    for (const s of this.links) if (this.pipes.has(s)) s.destroy();
+    for (const s of [...this.links, ...this.frozen]) if (this.pipes.has(s)) s.destroy();
     else s.resetAndDestroy();
     this.links.clear();
+    this.frozen.clear();
   }
 
   async stop(): Promise<void> {
     this.cut();
-    for (const s of this.frozen) s.destroy();
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
   }
 }
