@@ -15,6 +15,14 @@ const STDIN_LOW_WATER_BYTES = 256 * 1024;
 const EOT = Buffer.from([0x04]);
 const OCI_FAILURE = 'OCI runtime exec failed';
 /**
+ * The most output held while it may be the runtime's failure. Docker writes that failure as one
+ * line ending in CRLF, `OCI runtime exec failed: exec failed: <runc's cause chain>: exec:
+ * "/bin/sh": stat /bin/sh: no such file or directory: unknown`, and nothing else: the command is
+ * always the wrapper's /bin/sh, so the line is about 200 bytes. 4 KiB leaves room for a longer
+ * cause chain; output past it (or past its first line) is a command's, and is passed on.
+ */
+const SNIFF_MAX_BYTES = 4 * 1024;
+/**
  * The kubelet applies a resize through the runtime (an Engine API call for dockershim) while
  * input goes straight to the terminal, so input sent right after a resize can overtake it. Input
  * is held this long after each resize, so a command typed after it sees the new size.
@@ -65,6 +73,7 @@ export class KubeExecProcess implements ProcessSide {
   private startupTimer: NodeJS.Timeout | undefined;
   /** The first output chunks, held while they may be the runtime's "cannot exec /bin/sh". */
   private sniff: { stream: OutputStream; data: Buffer }[] | undefined = [];
+  private sniffBytes = 0;
   private closedEarly: number | undefined;
   private readonly encoder: StdinEncoder | undefined;
   /** The client's signals: each is a pods/exec, so at most one at a time (see SignalLane). */
@@ -140,11 +149,23 @@ export class KubeExecProcess implements ProcessSide {
       }
       // Held while the output so far may be the runtime's own failure line (see `result`).
       this.sniff.push({ stream, data: body });
-      const head = Buffer.concat(this.sniff.map((c) => c.data)).toString('latin1', 0, OCI_FAILURE.length);
-      if (!OCI_FAILURE.startsWith(head)) this.flushSniff();
+      this.sniffBytes += body.length;
+      if (!this.mayBeRuntimeFailure()) this.flushSniff();
     } else if (channel === CHANNEL.status) {
       this.statusBytes.push(Buffer.from(body));
     }
+  }
+
+  /**
+   * Whether the output so far may still be the runtime's failure: a prefix of its text, or one
+   * line starting with it (nothing after the line's end), within SNIFF_MAX_BYTES.
+   */
+  private mayBeRuntimeFailure(): boolean {
+    if (this.sniffBytes > SNIFF_MAX_BYTES) return false;
+    const held = Buffer.concat(this.sniff!.map((c) => c.data));
+    if (!OCI_FAILURE.startsWith(held.toString('latin1', 0, OCI_FAILURE.length))) return false;
+    const eol = held.indexOf(0x0a);
+    return eol === -1 || eol === held.length - 1;
   }
 
   private flushSniff(): void {
@@ -153,10 +174,15 @@ export class KubeExecProcess implements ProcessSide {
     for (const c of held) this.events!.output(c.stream, c.data);
   }
 
-  /** At the end: the runtime's failure text when that is all the output was, else undefined (and the output handed on). */
-  private runtimeFailure(): string | undefined {
+  /**
+   * At the end: the runtime's failure text when that is all the output was, else undefined (and
+   * the output handed on). An exec that never started has not succeeded (Docker gives it 126),
+   * so a command that printed such a line and exited 0 is the command's own output.
+   */
+  private runtimeFailure(status: ExecStatus | undefined): string | undefined {
     const text = Buffer.concat((this.sniff ?? []).map((c) => c.data)).toString('utf8');
-    if (text.startsWith(OCI_FAILURE)) {
+    const succeeded = status !== undefined && 'exitCode' in status && status.exitCode === 0;
+    if (text.startsWith(OCI_FAILURE) && !succeeded) {
       this.sniff = undefined;
       return text;
     }
@@ -302,11 +328,11 @@ export class KubeExecProcess implements ProcessSide {
 
   private async finish(closeCode: number): Promise<void> {
     if (this.finished) return;
-    const runtimeFailure = this.runtimeFailure();
+    const status = parseStatus(Buffer.concat(this.statusBytes));
+    const runtimeFailure = this.runtimeFailure(status);
     this.finished = true;
     this.clearTimers();
     this.signals.close();
-    const status = parseStatus(Buffer.concat(this.statusBytes));
     this.events!.end(await this.result(status, closeCode, runtimeFailure));
   }
 

@@ -81,6 +81,14 @@ function drive(p: KubeExecProcess) {
   );
 }
 
+const until = async (check: () => boolean, ms = 5_000) => {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+};
+
 const spec = (over: Partial<ExecSpec>): ExecSpec => ({
   sessionId: `unit-${randomBytes(4).toString('hex')}`,
   cmd: ['true'],
@@ -177,6 +185,47 @@ describe.each([
     }
     expect(calls).toEqual(['INT', 'TERM', 'INT']);
     expect((await done).result).toEqual({ exitCode: 0 });
+  });
+
+  it('passes on output that starts like the runtime\'s failure as it comes, byte-exact, with its exit code', async () => {
+    // Like `grep -h "OCI runtime exec failed" big.log`: 5 MB of such lines, then a command that waits.
+    const line = 'OCI runtime exec failed: exec failed: seen in a log\n';
+    const big = line.repeat(Math.ceil((5 * 1024 * 1024) / line.length));
+    const p = await open(spec({ cmd: ['sh', '-c', 'yes "$1" | head -c "$2"; cat >/dev/null; exit 3', 'sh', line.slice(0, -1), String(big.length)] }));
+    let got = 0;
+    const out: Buffer[] = [];
+    const ended = new Promise<{ exitCode: number } | { error: EntryError }>((resolve) =>
+      p.start({ output: (_s, d) => (out.push(Buffer.from(d)), (got += d.byteLength)), drain: () => undefined, end: resolve }),
+    );
+    // All of it reaches the client while the command still runs.
+    await until(() => got === big.length);
+    p.endInput();
+    expect(await ended).toEqual({ exitCode: 3 });
+    expect(Buffer.concat(out).toString()).toBe(big);
+  });
+
+  it('passes on a first line longer than the runtime\'s failure could be, before the command ends', async () => {
+    const p = await open(spec({ cmd: ['sh', '-c', 'printf "OCI runtime exec failed"; head -c 10000 /dev/zero; cat >/dev/null'] }));
+    let got = 0;
+    const ended = new Promise((resolve) => p.start({ output: (_s, d) => (got += d.byteLength), drain: () => undefined, end: resolve }));
+    await until(() => got === 23 + 10_000);
+    p.endInput();
+    expect(await ended).toEqual({ exitCode: 0 });
+  });
+
+  it('passes on one such line from a command that succeeded', async () => {
+    const p = await open(spec({ cmd: ['sh', '-c', 'echo "OCI runtime exec failed: quoted"'] }));
+    const r = await drive(p);
+    expect(r.result).toEqual({ exitCode: 0 });
+    expect(r.stdout.toString()).toBe('OCI runtime exec failed: quoted\n');
+  });
+
+  it('still tells the runtime\'s own failure (its one line, exit 126) as an image without /bin/sh', async () => {
+    const text = 'OCI runtime exec failed: exec failed: container_linux.go:367: starting container process caused: exec: "/bin/sh": stat /bin/sh: no such file or directory: unknown';
+    const p = await open(spec({ cmd: ['sh', '-c', 'printf "%s\\r\\n" "$1"; exit 126', 'sh', text] }));
+    const r = await drive(p);
+    expect(r.stdout.length).toBe(0);
+    expect(r.result).toMatchObject({ error: { code: 'ENTRY_EXEC_FAILED', message: expect.stringContaining('has no /bin/sh') } });
   });
 
   it('refuses a user, and tells an identity without pods/exec why', async () => {
