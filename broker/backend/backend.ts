@@ -53,6 +53,11 @@ export interface TargetPlace {
 
 /** One running target, ready to enter. */
 export interface ResolvedTarget extends TargetPlace {
+  /**
+   * The app the target's own labels name, when the backend knows it: admission checks the
+   * policy against it again after resolving, so no name can reach a target of another app.
+   */
+  readonly app?: string;
   /** Starts a process in it. Rejects with an EntryError (exec failed, target gone, engine down). */
   open(spec: ExecSpec): Promise<ProcessSide>;
   /**

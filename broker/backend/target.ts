@@ -33,7 +33,8 @@ export function targetName(t: Target): string {
  */
 export function decide(target: Target, answers: readonly HostAnswer[]): ResolvedTarget {
   const name = targetName(target);
-  const all = answers.flatMap((a) => (a.ok ? a.found : []));
+  // A candidate whose own labels name another app is never this target, whatever matched it.
+  const all = answers.flatMap((a) => (a.ok ? a.found : [])).filter((c) => c.app === undefined || c.app === target.app);
   const unreachable = answers.filter((a): a is Extract<HostAnswer, { ok: false }> => !a.ok);
   const running = all.filter((c) => c.state === 'running');
   if (running.length > 1) {

@@ -45,16 +45,23 @@ const SSH_REQUEST_TIMEOUT_MS = 10_000;
 
 const targetKey = (app: string, proc: string, instance: string) => `${app}\0${proc}\0${instance}`;
 
-/** The target keys a container's labels give it (one per label scheme that names it fully). */
-function keysOf(labels: Record<string, string>): string[] {
-  const keys: string[] = [];
-  for (const s of LABEL_SCHEMES) {
-    const app = labels[s.app];
-    const proc = labels[s.proc];
-    const instance = labels[s.instance];
-    if (app && proc && instance) keys.push(targetKey(app, proc, instance));
-  }
-  return keys;
+/**
+ * The one name a container's labels give it, or undefined when they name no app/proc/instance.
+ * Each `entry.*` label wins over its Compose counterpart (as on Kubernetes), so a container that
+ * carries `entry.app` is known by that app only: a Compose alias under the project name would
+ * let whoever holds the project's grant past a deny list written for the `entry.app`.
+ */
+export function targetOf(labels: Record<string, string>): IndexTarget | undefined {
+  const [own, compose] = LABEL_SCHEMES;
+  const app = labels[own.app] ?? labels[compose.app];
+  const proc = labels[own.proc] ?? labels[compose.proc];
+  const instance = labels[own.instance] ?? labels[compose.instance];
+  return app && proc && instance ? { app, proc, instance } : undefined;
+}
+
+function keyOf(labels: Record<string, string>): string | undefined {
+  const t = targetOf(labels);
+  return t ? targetKey(t.app, t.proc, t.instance) : undefined;
 }
 
 /** Whether a container carries any scheme's app label (what the container list shows). */
@@ -213,22 +220,22 @@ export class HostContainerIndex {
     this.remove(c.id);
     if (!isLabelled(c.labels)) return;
     this.containers.set(c.id, c);
-    for (const key of keysOf(c.labels)) {
-      let set = this.byTarget.get(key);
-      if (!set) this.byTarget.set(key, (set = new Set()));
-      set.add(c.id);
-    }
+    const key = keyOf(c.labels);
+    if (key === undefined) return;
+    let set = this.byTarget.get(key);
+    if (!set) this.byTarget.set(key, (set = new Set()));
+    set.add(c.id);
   }
 
   private remove(id: string): void {
     const old = this.containers.get(id);
     if (!old) return;
     this.containers.delete(id);
-    for (const key of keysOf(old.labels)) {
-      const set = this.byTarget.get(key);
-      set?.delete(id);
-      if (set?.size === 0) this.byTarget.delete(key);
-    }
+    const key = keyOf(old.labels);
+    if (key === undefined) return;
+    const set = this.byTarget.get(key);
+    set?.delete(id);
+    if (set?.size === 0) this.byTarget.delete(key);
   }
 
   private schedulePing(generation: number): void {
@@ -301,22 +308,31 @@ export class ContainerIndex {
   }
 }
 
-/** Every labelled container of a host, by one listing per label scheme. */
+/**
+ * Every labelled container of a host, by one listing per label scheme; with a target, only those
+ * whose one name (`targetOf`) is that target: a label filter alone would also match a container
+ * by the Compose labels its `entry.*` labels override.
+ */
 export async function listLabelled(docker: Docker, signal?: AbortSignal, target?: IndexTarget): Promise<IndexedContainer[]> {
   const lists = await Promise.all(
     LABEL_SCHEMES.map((s) =>
       docker.listContainers({
         all: true,
-        filters: { label: target ? [`${s.app}=${target.app}`, `${s.proc}=${target.proc}`, `${s.instance}=${target.instance}`] : [s.app] },
+        filters: { label: target ? [`${s.app}=${target.app}`] : [s.app] },
         ...(signal ? { abortSignal: signal } : {}),
       }),
     ),
   );
   const seen = new Set<string>();
-  return lists
+  const all = lists
     .flat()
     .filter((c) => !seen.has(c.Id) && seen.add(c.Id))
     .map((c) => ({ id: c.Id, name: (c.Names[0] ?? c.Id).replace(/^\//, ''), image: c.Image, state: c.State, labels: c.Labels ?? {}, created: c.Created }));
+  if (!target) return all;
+  return all.filter((c) => {
+    const t = targetOf(c.labels);
+    return t !== undefined && t.app === target.app && t.proc === target.proc && t.instance === target.instance;
+  });
 }
 
 function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> {

@@ -5,7 +5,7 @@ import type { Logger } from '../log.js';
 import { type DockerCallObserver, instrumentDocker } from './call-timing.js';
 import { dockerClientOptions } from './client-options.js';
 import type { ProcessSide } from '../session/types.js';
-import { ContainerIndex, type IndexedContainer, type IndexTiming, LABEL_SCHEMES, listLabelled } from './container-index.js';
+import { ContainerIndex, type IndexedContainer, type IndexTiming, listLabelled, targetOf } from './container-index.js';
 import { dockerFailure } from './engine.js';
 import { DockerExecProcess } from './exec-process.js';
 import { connectHosts, type DockerHost } from './hosts.js';
@@ -24,6 +24,7 @@ class DockerTarget implements ResolvedTarget {
   readonly name: string;
   readonly image: string;
   readonly state: string;
+  readonly app: string;
 
   constructor(
     private readonly dockerHost: DockerHost,
@@ -34,6 +35,7 @@ class DockerTarget implements ResolvedTarget {
     this.name = c.name;
     this.image = c.image;
     this.state = c.state;
+    this.app = targetOf(c.labels)?.app ?? '';
   }
 
   open(spec: ExecSpec): Promise<ProcessSide> {
@@ -130,13 +132,11 @@ export class DockerBackend implements Backend {
     results.forEach((r, i) => {
       if (r.status === 'rejected') return;
       for (const c of r.value) {
-        // Entry's labels win over Compose's.
-        const scheme = LABEL_SCHEMES.find((s) => c.labels[s.app] && c.labels[s.proc] && c.labels[s.instance]);
-        if (!scheme) continue;
+        // The same one name resolution uses: Entry's labels win over Compose's.
+        const t = targetOf(c.labels);
+        if (!t) continue;
         out.push({
-          app: c.labels[scheme.app]!,
-          proc: c.labels[scheme.proc]!,
-          instance: c.labels[scheme.instance]!,
+          ...t,
           backend: 'docker',
           host: this.hosts[i]!.name,
           namespace: '',

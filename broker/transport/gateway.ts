@@ -310,6 +310,8 @@ export class Gateway {
     this.deps.policy.check(identity, target.app);
     progress.stage = 'resolving';
     const container = await this.deps.resolver.resolve(target);
+    // Again against the app the container's own labels name: no alias may reach a denied app.
+    this.deps.policy.check(identity, container.app ?? target.app);
     return { identity, target, container };
   }
 
