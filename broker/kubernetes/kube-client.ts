@@ -147,22 +147,30 @@ export class KubeClient {
     return this.timed(call, this.open('GET', path, opts));
   }
 
-  /** A GET whose JSON answer is parsed; non-2xx rejects with KubeHttpError. */
+  /**
+   * A GET whose JSON answer is parsed; non-2xx rejects with KubeHttpError. `timeoutMs` bounds the
+   * whole exchange, body included: a listing whose body stalls must fail (and be retried), not
+   * hold its caller forever.
+   */
   async getJson<T = unknown>(path: string, call: string, opts: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<T> {
     return this.timed(
       call,
-      this.open('GET', path, opts).then(async (res) => JSON.parse((await readBody(res)).toString('utf8')) as T),
+      this.open('GET', path, { ...opts, wholeAnswer: true }).then(async (res) => JSON.parse((await readBody(res)).toString('utf8')) as T),
     );
   }
 
-  private async open(method: string, path: string, o: { timeoutMs?: number; signal?: AbortSignal }): Promise<IncomingMessage> {
+  /** `timeoutMs` bounds the wait for the headers, and with `wholeAnswer` the body's too (a stream's body is open-ended). */
+  private async open(method: string, path: string, o: { timeoutMs?: number; signal?: AbortSignal; wholeAnswer?: boolean }): Promise<IncomingMessage> {
     const base = await this.requestOptions();
     const url = new URL(this.server + path);
     const request = url.protocol === 'https:' ? httpsRequest : httpRequest;
     return new Promise<IncomingMessage>((resolve, reject) => {
+      let response: IncomingMessage | undefined;
       const req = request(url, { ...base, method, headers: { ...base.headers, accept: 'application/json' }, ...(o.signal ? { signal: o.signal } : {}) }, (res) => {
+        response = res;
         if ((res.statusCode ?? 0) >= 200 && (res.statusCode ?? 0) < 300) {
-          clearTimeout(timer);
+          if (o.wholeAnswer) res.once('close', () => clearTimeout(timer));
+          else clearTimeout(timer);
           resolve(res);
           return;
         }
@@ -177,7 +185,14 @@ export class KubeClient {
           },
         );
       });
-      const timer = o.timeoutMs ? setTimeout(() => req.destroy(Object.assign(new Error(`no answer within ${o.timeoutMs} ms`), { code: 'ETIMEDOUT' })), o.timeoutMs) : undefined;
+      const timer = o.timeoutMs
+        ? setTimeout(() => {
+            const err = Object.assign(new Error(`no answer within ${o.timeoutMs} ms`), { code: 'ETIMEDOUT' });
+            // A body being read fails with it (readBody listens on the response), first.
+            response?.destroy(err);
+            req.destroy(err);
+          }, o.timeoutMs)
+        : undefined;
       req.on('error', (err) => {
         clearTimeout(timer);
         reject(err);
@@ -201,7 +216,12 @@ export function readBody(res: IncomingMessage, limit = 64 * 1024 * 1024): Promis
     });
     res.on('end', () => resolve(Buffer.concat(chunks)));
     res.on('error', reject);
-    res.on('aborted', () => reject(new Error('answer cut short')));
+    // Destroyed with a reason (a timeout): that reason, not the bare cut.
+    const cut = () => reject(res.errored ?? new Error('answer cut short'));
+    res.on('aborted', cut);
+    res.on('close', () => {
+      if (!res.complete) cut();
+    });
   });
 }
 

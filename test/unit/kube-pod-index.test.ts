@@ -112,3 +112,70 @@ describe('the pod index (list + watch)', () => {
     expect(index.resyncs).toBeGreaterThanOrEqual(3);
   });
 });
+
+describe('the pod index when a listing stalls', () => {
+  // Headers and half a PodList, then silence: a partition, or an apiserver too busy to go on.
+  const state = { stall: 0, lists: 0, stalled: [] as ServerResponse[], watches: [] as ServerResponse[] };
+  const server = createServer((req, res) => {
+    const url = new URL(req.url!, 'http://x');
+    if (url.pathname === '/version') return void res.end('{"gitVersion":"v1.20.2"}');
+    if (url.searchParams.get('watch') === 'true') {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.flushHeaders();
+      state.watches.push(res);
+      return;
+    }
+    state.lists++;
+    const body = JSON.stringify({ kind: 'PodList', metadata: { resourceVersion: '7' }, items: [podObject('api-a', 5)] });
+    if (state.stall > 0) {
+      state.stall--;
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.write(body.slice(0, 40));
+      state.stalled.push(res);
+      return;
+    }
+    res.end(body);
+  });
+  let dir: string;
+  let client: KubeClient;
+
+  beforeAll(async () => {
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    dir = mkdtempSync(join(tmpdir(), 'entry-kube-stall-'));
+    const file = join(dir, 'kubeconfig');
+    writeKubeconfig(file, { cluster: { name: 'fake', server: `http://127.0.0.1:${(server.address() as { port: number }).port}`, insecure: true }, token: 't', contexts: [{ name: 'c' }] });
+    client = KubeClient.load({ kubeconfig: file });
+  });
+
+  afterAll(() => {
+    for (const r of [...state.stalled, ...state.watches]) r.destroy();
+    server.closeAllConnections();
+    server.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('bounds a JSON answer as a whole, body included', async () => {
+    state.stall = 1;
+    let timer: NodeJS.Timeout | undefined;
+    const stuck = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('still waiting after 2 s')), 2_000)));
+    await expect(Promise.race([client.getJson('/api/v1/namespaces/ns/pods', 'pod_list', { timeoutMs: 200 }), stuck])).rejects.toMatchObject({ code: 'ETIMEDOUT' });
+    clearTimeout(timer);
+  });
+
+  it('fails a stalled relist, says so, and retries it on the schedule until it comes up', async () => {
+    state.stall = 2;
+    const lists = state.lists;
+    const lines: string[] = [];
+    const index = new PodIndex(client, ['ns'], createLogger('warn', (l) => lines.push(l)), { requestTimeoutMs: 200, backoffInitialMs: 20, backoffMaxMs: 50, pingIntervalMs: 60_000 });
+    try {
+      void index.start();
+      await until(() => index.up);
+      expect(state.lists).toBe(lists + 3);
+      expect(index.lookup({ app: 'shop', proc: 'api', instance: 'api-a' }).map((p) => p.name)).toEqual(['api-a']);
+      const warned = lines.map((l) => JSON.parse(l) as { msg: string; reason?: string }).find((l) => l.msg === 'kubernetes cluster unreachable');
+      expect(warned?.reason).toBe('ETIMEDOUT');
+    } finally {
+      index.stop();
+    }
+  });
+});
