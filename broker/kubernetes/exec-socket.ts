@@ -156,6 +156,14 @@ export function channelFrame(channel: number, data?: Uint8Array, prefix?: Uint8A
   return buf;
 }
 
+/**
+ * The most a collected command may send, stdout, stderr and status together. The reaper's scan
+ * prints one count (a few bytes); when it cannot run, a shell or runtime error line (a few
+ * hundred) and a metav1.Status (under 1 KiB) come instead. 64 KiB is far above all of that and
+ * small enough to hold for every session ending at once.
+ */
+export const COLLECT_MAX_BYTES = 64 * 1024;
+
 /** Runs a short command without stdin and collects its output (the reaper's scans). */
 export async function execCollect(client: KubeClient, t: ExecTarget, command: readonly string[], timeoutMs = 30_000): Promise<{ stdout: string; stderr: string; status: ExecStatus | undefined }> {
   const ws = await openExecSocket(client, t, { command, tty: false, stdin: false, timeoutMs });
@@ -163,12 +171,23 @@ export async function execCollect(client: KubeClient, t: ExecTarget, command: re
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     const status: Buffer[] = [];
-    const timer = setTimeout(() => {
+    let size = 0;
+    let settled = false;
+    const fail = (why: string) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
       ws.terminate();
-      reject(new EntryError('ENTRY_EXEC_FAILED', `${command[0]} in ${t.namespace}/${t.pod} gave no answer within ${timeoutMs} ms`));
-    }, timeoutMs);
+      reject(new EntryError('ENTRY_EXEC_FAILED', `${command[0]} in ${t.namespace}/${t.pod} ${why}`));
+    };
+    const timer = setTimeout(() => fail(`gave no answer within ${timeoutMs} ms`), timeoutMs);
     ws.on('message', (data: Buffer) => {
-      if (data.length < 2) return;
+      if (data.length < 2 || settled) return;
+      size += data.length - 1;
+      if (size > COLLECT_MAX_BYTES) {
+        fail(`printed more than ${COLLECT_MAX_BYTES} bytes, far more than it should; stopped`);
+        return;
+      }
       const body = data.subarray(1);
       if (data[0] === CHANNEL.stdout) out.push(body);
       else if (data[0] === CHANNEL.stderr) err.push(body);
@@ -177,6 +196,8 @@ export async function execCollect(client: KubeClient, t: ExecTarget, command: re
     ws.on('error', () => undefined);
     ws.on('close', () => {
       clearTimeout(timer);
+      if (settled) return;
+      settled = true;
       resolve({ stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8'), status: parseStatus(Buffer.concat(status)) });
     });
     ws.resume();

@@ -9,6 +9,7 @@ import { WebSocketServer } from 'ws';
 import type { ExecSpec } from '../../broker/backend/backend.js';
 import type { EntryError } from '../../broker/errors.js';
 import { KubeExecProcess } from '../../broker/kubernetes/exec-process.js';
+import { COLLECT_MAX_BYTES, execCollect } from '../../broker/kubernetes/exec-socket.js';
 import { KubeClient } from '../../broker/kubernetes/kube-client.js';
 import { PodReaper } from '../../broker/kubernetes/pod-reaper.js';
 import { writeKubeconfig } from '../helpers/kubeconfig.js';
@@ -226,6 +227,18 @@ describe.each([
     const r = await drive(p);
     expect(r.stdout.length).toBe(0);
     expect(r.result).toMatchObject({ error: { code: 'ENTRY_EXEC_FAILED', message: expect.stringContaining('has no /bin/sh') } });
+  });
+
+  it('collects a short command\'s answer, and stops one that prints more than such a command ever does', async () => {
+    const t = { namespace: 'ns', pod: 'p', container: 'main' };
+    expect(await execCollect(client, t, ['sh', '-c', 'echo 3; echo note >&2'], 5_000)).toEqual({ stdout: '3\n', stderr: 'note\n', status: { exitCode: 0 } });
+    const t0 = Date.now();
+    const err = await execCollect(client, t, ['sh', '-c', 'head -c 10000000 /dev/zero'], 5_000).then(
+      () => undefined,
+      (e: unknown) => e as EntryError,
+    );
+    expect(err).toMatchObject({ code: 'ENTRY_EXEC_FAILED', message: expect.stringContaining(`printed more than ${COLLECT_MAX_BYTES} bytes`) });
+    expect(Date.now() - t0).toBeLessThan(4_000);
   });
 
   it('refuses a user, and tells an identity without pods/exec why', async () => {
