@@ -295,7 +295,9 @@ export class DockerExecProcess implements ProcessSide {
         const state = await this.containerState();
         if (state === 'stopped') return { error: new EntryError('ENTRY_CONTAINER_GONE') };
         if (state === 'unknown') return { error: new EntryError('ENTRY_DOCKER_UNAVAILABLE', 'no answer about the exit code') };
-        return { error: new EntryError('ENTRY_EXEC_FAILED', 'no exit code from docker') };
+        // Still running without its stream (an engine link dropped, a proxy timed out): the
+        // relay ends it, as it does any process whose stream ended with no exit status.
+        return { error: new EntryError('ENTRY_STREAM_LOST') };
       }
       await sleep(wait);
       wait = Math.min(wait * 2, 100);

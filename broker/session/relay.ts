@@ -122,7 +122,14 @@ export class Relay {
         }
       },
       end: (result) => {
-        void this.end('exitCode' in result ? { kind: 'exited', exitCode: result.exitCode } : { kind: 'failed', error: result.error }, false);
+        if ('exitCode' in result) {
+          void this.end({ kind: 'exited', exitCode: result.exitCode }, false);
+          return;
+        }
+        // No exit status: the stream was lost (an engine link dropped, a proxy timed out, the
+        // engine restarted) and the processes may still run, since neither Docker nor Kubernetes
+        // ends them with the stream. End them; only a stopped container has nothing left to end.
+        void this.end({ kind: 'failed', error: result.error }, result.error.code !== 'ENTRY_CONTAINER_GONE');
       },
     });
     return this.done;
@@ -152,7 +159,7 @@ export class Relay {
     clearTimeout(this.maxTimer);
     this.options.onEnding?.(reason);
     try {
-      // The process outlives its stream in Docker: end it ourselves unless it already exited.
+      // The process outlives its stream: end it ourselves unless it exited or its container stopped.
       if (terminateProcess) await this.process.terminate();
     } catch (err) {
       this.options.onTerminateError?.(err);

@@ -209,7 +209,7 @@ describe('Relay ending', () => {
     expect(describeEnd(reason)).toBe('exited with code 3');
   });
 
-  it('finishes with failed when the process ends with an error, without terminating it', async () => {
+  it('finishes with failed when the container stopped, without terminating anything', async () => {
     const { terminal, process, done } = setup();
     const error = new EntryError('ENTRY_CONTAINER_GONE');
     process.events.end({ error });
@@ -217,6 +217,25 @@ describe('Relay ending', () => {
     expect(terminal.finished).toHaveLength(1);
     expect(process.terminateCalls).toBe(0);
   });
+
+  it.each(['ENTRY_EXEC_FAILED', 'ENTRY_DOCKER_UNAVAILABLE', 'ENTRY_CLUSTER_UNAVAILABLE'] as const)(
+    'terminates the processes when the process side ends without an exit status (%s: the stream was lost), then finishes with that reason',
+    async (code) => {
+      const { terminal, process, done } = setup();
+      let release!: () => void;
+      process.terminateImpl = () => new Promise<void>((r) => (release = r));
+      const error = new EntryError(code, 'the stream ended without an exit status');
+      process.events.end({ error });
+      await tick();
+      expect(process.terminateCalls).toBe(1);
+      // The client hears of the end only once the processes are ended.
+      expect(terminal.finished).toEqual([]);
+      release();
+      expect(await done).toEqual({ kind: 'failed', error });
+      expect(terminal.finished).toEqual([{ kind: 'failed', error }]);
+      expect(process.terminateCalls).toBe(1);
+    },
+  );
 
   it('terminates the process and finishes with client-gone when the terminal goes away', async () => {
     const { terminal, process, done } = setup();
