@@ -41,6 +41,8 @@ export class RedisStore implements Store {
   readonly kind = 'redis' as const;
   private subscriber: Redis | Cluster | undefined;
   private readonly handlers = new Map<string, Array<(message: ControlMessage) => void>>();
+  /** Control channels whose SUBSCRIBE has not succeeded yet. */
+  private readonly unconfirmed = new Set<string>();
 
   constructor(private readonly redis: Redis | Cluster) {}
 
@@ -136,13 +138,18 @@ export class RedisStore implements Store {
   }
 
   async subscribe(broker: string, handler: (message: ControlMessage) => void): Promise<void> {
-    // A connection in subscriber mode can do nothing else: it gets its own. ioredis
-    // re-subscribes by itself after a reconnect.
+    // A connection in subscriber mode can do nothing else: it gets its own.
     if (!this.subscriber) {
-      // Subscriptions may wait for Redis (it may be down at start); ioredis re-subscribes after reconnects.
+      // Subscriptions may wait for Redis (it may be down at start). ioredis re-subscribes after
+      // a reconnect only to channels whose SUBSCRIBE once succeeded, and a SUBSCRIBE queued
+      // while Redis is down is rejected after the client's retries: so every channel not yet
+      // confirmed is asked for again each time the connection is ready, until it is.
       const sub = (this.redis as Redis).duplicate({ enableOfflineQueue: true, lazyConnect: false });
       // Connection errors are the main client's to report (and /readyz's): not unhandled here.
       sub.on('error', () => undefined);
+      sub.on('ready', () => {
+        for (const channel of this.unconfirmed) void this.subscribeChannel(sub, channel).catch(() => undefined);
+      });
       this.subscriber = sub;
       sub.on('message', (channel: string, text: string) => {
         let message: ControlMessage;
@@ -156,7 +163,14 @@ export class RedisStore implements Store {
     }
     const channel = `${P}control:${broker}`;
     this.handlers.set(channel, [...(this.handlers.get(channel) ?? []), handler]);
-    await this.subscriber.subscribe(channel);
+    this.unconfirmed.add(channel);
+    // The first attempt's failure is the caller's to report; the retries on 'ready' go on.
+    await this.subscribeChannel(this.subscriber, channel);
+  }
+
+  private async subscribeChannel(sub: Redis | Cluster, channel: string): Promise<void> {
+    await sub.subscribe(channel);
+    this.unconfirmed.delete(channel);
   }
 
   async appendAudit(event: AuditEvent, maxLength: number): Promise<void> {
@@ -198,7 +212,13 @@ export class RedisStore implements Store {
     sub.on('messageBuffer', (ch: Buffer, data: Buffer) => {
       if (ch.toString() === channel) handler(data);
     });
-    await sub.subscribe(channel);
+    try {
+      await sub.subscribe(channel);
+    } catch (err) {
+      // Otherwise the client would go on reconnecting for a watch that never started.
+      sub.disconnect();
+      throw err;
+    }
     return async () => {
       sub.disconnect();
     };
