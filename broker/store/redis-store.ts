@@ -36,6 +36,16 @@ local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tonumber(ARGV[1]) > cur then redis.call('SET', KEYS[1], ARGV[1]) end
 return 1`;
 
+/**
+ * One rate-limit hit: count it, start the window on the first hit (or on a key that somehow has
+ * no TTL, so no key outlives its window), and answer the count and the time left. A script
+ * rather than `PEXPIRE … NX`, which needs Redis 7 and aborts a MULTI on older servers.
+ */
+const HIT = `
+local n = redis.call('INCR', KEYS[1])
+if n == 1 or redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return {n, redis.call('PTTL', KEYS[1])}`;
+
 /** Shared state in Redis, for many brokers behind one address. */
 export class RedisStore implements Store {
   readonly kind = 'redis' as const;
@@ -105,9 +115,7 @@ export class RedisStore implements Store {
 
   async hit(key: string, limit: number, windowMs: number): Promise<RateDecision> {
     const k = `${P}rate:${key}`;
-    const res = await this.redis.multi().incr(k).pexpire(k, windowMs, 'NX').pttl(k).exec();
-    const count = Number(res?.[0]?.[1] ?? 0);
-    const ttl = Number(res?.[2]?.[1] ?? windowMs);
+    const [count, ttl] = (await this.redis.eval(HIT, 1, k, windowMs)) as [number, number];
     return count > limit ? { allowed: false, retryAfterMs: Math.max(ttl, 0) } : { allowed: true, retryAfterMs: 0 };
   }
 

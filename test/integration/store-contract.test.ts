@@ -199,4 +199,33 @@ describe('the Redis store’s rate-limit keys', () => {
       await store.close();
     }
   });
+
+  it('count with commands Redis 6 has too (no PEXPIRE NX, which is Redis 7 and aborts the MULTI before it)', async () => {
+    const store = new RedisStore(createRedisClient({ url: redis.url, sentinels: [], sentinelName: undefined, cluster: false }));
+    await store.connect();
+    const raw = redis.client();
+    const monitor = await redis.client().monitor();
+    const sent: string[][] = [];
+    monitor.on('monitor', (_time: string, args: string[]) => sent.push(args));
+    try {
+      const key = `v6-${Math.random().toString(36).slice(2)}`;
+      const decisions = [];
+      for (let i = 0; i < 4; i++) decisions.push(await store.hit(key, 3, 5_000));
+      expect(decisions.map((d) => d.allowed)).toEqual([true, true, true, false]);
+      expect(decisions[3]!.retryAfterMs).toBeGreaterThan(0);
+      expect(decisions[3]!.retryAfterMs).toBeLessThanOrEqual(5_000);
+      expect(await raw.get(`{entry}:rate:${key}`)).toBe('4');
+      const ttl = await raw.pttl(`{entry}:rate:${key}`);
+      expect(ttl).toBeGreaterThan(0);
+      expect(ttl).toBeLessThanOrEqual(5_000);
+      // MONITOR shows what a script runs too: no expire command carries a Redis 7 option.
+      const expires = sent.filter((a) => /^p?expire$/i.test(a[0] ?? ''));
+      expect(expires.length).toBeGreaterThan(0);
+      for (const a of expires) expect(a.slice(3).map((x) => x.toUpperCase()), a.join(' ')).not.toEqual(expect.arrayContaining([expect.stringMatching(/^(NX|XX|GT|LT)$/)]));
+    } finally {
+      monitor.disconnect();
+      raw.disconnect();
+      await store.close();
+    }
+  });
 });
