@@ -1,0 +1,125 @@
+import { execFileSync } from 'node:child_process';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createLogger } from '../../broker/log.js';
+import { MAX_EARLY_BYTES, Recorder } from '../../broker/recording/recorder.js';
+import type { SessionInfo } from '../../broker/session/observer.js';
+
+const info = (id: string): SessionInfo => ({
+  id,
+  user: 'alice',
+  source: '127.0.0.1',
+  app: 'shop',
+  proc: 'web',
+  instance: '1',
+  container: 'c0ffee',
+  host: 'local',
+  argv: null,
+  tty: true,
+  runAs: '',
+  workdir: '',
+  term: 'xterm',
+  cols: 80,
+  rows: 24,
+  startedAt: Date.now(),
+});
+
+const until = async (check: () => boolean, what: string, ms = 10_000) => {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out: ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+};
+
+describe('Recorder', () => {
+  const dirs: string[] = [];
+  const recorders: Recorder[] = [];
+  const logs: string[] = [];
+  afterEach(() => {
+    for (const r of recorders.splice(0)) r.close();
+    for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+    logs.length = 0;
+  });
+
+  function recorder(): { r: Recorder; dir: string } {
+    const base = mkdtempSync(join(tmpdir(), 'entry-recorder-'));
+    dirs.push(base);
+    const dir = join(base, 'recordings');
+    const r = new Recorder({ dir, recordInput: false, maxBytes: 64 * 1024 * 1024, retentionDays: 30 }, createLogger('debug', (l) => logs.push(l)));
+    recorders.push(r);
+    return { r, dir };
+  }
+
+  it('keeps going when its folder vanishes: the sweep logs it and makes the folder again', async () => {
+    const { r, dir } = recorder();
+    rmSync(dir, { recursive: true });
+    // The sweep runs from a timer: a throw there would be uncaught and end the broker.
+    expect(() => r.sweep()).not.toThrow();
+    expect(logs.join('\n')).toMatch(/recordings folder missing/);
+    expect(existsSync(dir)).toBe(true);
+    // And a session after it is recorded again.
+    const tap = r.started(info('after-sweep'));
+    tap.output!('stdout', Buffer.from('hello\r\n'));
+    tap.ended!({ reason: 'exit', durationMs: 1, bytesIn: 0, bytesOut: 7 } as never);
+    await until(() => existsSync(join(dir, 'after-sweep.cast')) && readFileSync(join(dir, 'after-sweep.cast'), 'utf8').includes('hello'), 'the recording');
+  });
+
+  it('records a session even when the folder vanished before it started', async () => {
+    const { r, dir } = recorder();
+    rmSync(dir, { recursive: true });
+    const tap = r.started(info('no-folder'));
+    tap.output!('stdout', Buffer.from('still here\r\n'));
+    tap.ended!({ reason: 'exit', durationMs: 1, bytesIn: 0, bytesOut: 12 } as never);
+    await until(() => existsSync(join(dir, 'no-folder.cast')) && readFileSync(join(dir, 'no-folder.cast'), 'utf8').includes('still here'), 'the recording');
+  });
+
+  it('holds at most MAX_EARLY_BYTES while the file is slow to open, and marks the recording truncated', async () => {
+    const { r, dir } = recorder();
+    // A stalled disk: every thread of libuv's pool (where file opens run) waits on a FIFO
+    // that nobody writes, so opening the recording waits behind them.
+    const fifoDir = dirs[0]!;
+    const threads = Number(process.env['UV_THREADPOOL_SIZE'] ?? 4);
+    const fifos = Array.from({ length: threads }, (_, i) => join(fifoDir, `stall-${i}`));
+    execFileSync('mkfifo', fifos);
+    const blocked = fifos.map((f) => open(f, 'r'));
+    try {
+      const tap = r.started(info('stalled'));
+      const chunk = 'x'.repeat(4095) + '\n';
+      // Eight times the cap, each chunk its own buffer (as a session's output is).
+      const chunks = (8 * MAX_EARLY_BYTES) / chunk.length;
+      for (let i = 0; i < chunks; i++) tap.output!('stdout', Buffer.from(chunk));
+      await new Promise((res) => setTimeout(res, 200));
+      expect(existsSync(join(dir, 'stalled.cast')), 'the open really is stalled').toBe(false);
+      expect(logs.join('\n')).toMatch(/recording truncated/);
+      // The disk comes back: each FIFO gets a writer, and the pool is free again.
+      const fds = fifos.map((f) => openSync(f, 'r+'));
+      await Promise.all(blocked.map((p) => p.then((h) => h.close())));
+      for (const fd of fds) closeSync(fd);
+      tap.output!('stdout', Buffer.from('after\r\n'));
+      tap.ended!({ reason: 'exit', durationMs: 1, bytesIn: 0, bytesOut: 0 } as never);
+      const file = join(dir, 'stalled.cast');
+      await until(() => existsSync(file) && readFileSync(file, 'utf8').includes('after'), 'the recording');
+      const lines = readFileSync(file, 'utf8').trim().split('\n').slice(1).map((l) => JSON.parse(l) as [number, string, string]);
+      const kept = lines.filter((e) => e[1] === 'o' && e[2] === chunk);
+      expect(kept.length).toBeGreaterThan(0);
+      expect(kept.length * chunk.length).toBeLessThanOrEqual(MAX_EARLY_BYTES);
+      const marker = lines.find((e) => e[1] === 'm' && /truncated/.test(e[2]));
+      expect(marker?.[2]).toMatch(new RegExp(`recording truncated: ${chunks - kept.length} events lost`));
+      // The gap is where the events were lost: after the kept ones, before what came later.
+      expect(lines.indexOf(marker!)).toBeGreaterThan(lines.indexOf(kept[kept.length - 1]!));
+      expect(lines.findIndex((e) => e[2] === 'after\r\n')).toBeGreaterThan(lines.indexOf(marker!));
+    } finally {
+      for (const f of fifos) {
+        try {
+          closeSync(openSync(f, 'r+'));
+        } catch {
+          // Already released.
+        }
+      }
+    }
+  });
+});
