@@ -1,5 +1,7 @@
+import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
+import type { Duplex } from 'node:stream';
 import type Docker from 'dockerode';
 import { SCAN_SCRIPT, sessionMark } from '../backend/session-mark.js';
 import { EntryError } from '../errors.js';
@@ -185,6 +187,28 @@ const CLEANUP_STARTS_PER_SECOND = 200;
  */
 const INIT_RECHECK_MS = 1_000;
 
+/**
+ * How long the in-container scan (exec mode) may take before it is abandoned. It forks a `tr`
+ * and a `grep` for each process of the container: ~2 ms a process measured on a 2-core host
+ * (500 processes: 0.9 s), so 10 s covers 1,000 processes on a host 5x slower than that. A
+ * container whose /bin/sh never answers holds a clean-up slot (one of SCAN_CONCURRENCY) and the
+ * session's end (Relay.end waits for terminate before CLOSE) for this long, and no longer.
+ */
+export const EXEC_SCAN_TIMEOUT_MS = 10_000;
+
+/**
+ * Output of the in-container scan kept before it is abandoned. Its answer is one number on
+ * stdout; stderr carries at most sh's own complaints (a missing `tr`), about 100 bytes for each
+ * process it looked at: 1 MiB is 10,000 of them. Beyond that it is not the scan talking.
+ */
+export const EXEC_SCAN_OUTPUT_CAP_BYTES = 1024 * 1024;
+
+/** How long the engine is asked for an abandoned scan's PID: one inspect, normally a few ms. */
+const HELPER_INSPECT_TIMEOUT_MS = 2_000;
+
+/** Marks the scan's own processes, so an abandoned one can be found and killed (see killHelper). */
+const REAPER_ENV = 'ENTRY_REAPER';
+
 /** Spaces starts 1/rate apart: `turn` resolves at the next free slot. */
 class Pacer {
   private nextSlot = 0;
@@ -364,44 +388,113 @@ export class ProcessReaper {
 
   private async signalViaExec(containerId: string, mark: string, signal: NodeJS.Signals): Promise<number> {
     const sig = typeof signal === 'number' ? String(signal) : signal.replace(/^SIG/, '');
+    // The container's own /bin/sh runs this: whoever is root in there may have replaced it with
+    // anything. It gets EXEC_SCAN_TIMEOUT_MS and EXEC_SCAN_OUTPUT_CAP_BYTES, no more.
+    const tag = `${REAPER_ENV}=${randomBytes(8).toString('hex')}`;
+    let exec: Docker.Exec | undefined;
+    let stream: Duplex | undefined;
+    let abandoned = false;
+    const chunks: Buffer[] = [];
+    let received = 0;
+    let outcome: 'done' | 'timeout' | 'overflow';
     try {
-      const exec = await this.docker.getContainer(containerId).exec({
-        Cmd: ['/bin/sh', '-c', SCAN_SCRIPT, 'entry-reaper', mark, sig],
-        AttachStdout: true,
-        AttachStderr: true,
-        User: '0',
+      outcome = await new Promise<'done' | 'timeout' | 'overflow'>((resolve, reject) => {
+        const timer = setTimeout(() => resolve('timeout'), EXEC_SCAN_TIMEOUT_MS);
+        const settle = (o: 'done' | 'timeout' | 'overflow') => {
+          clearTimeout(timer);
+          resolve(o);
+        };
+        void (async () => {
+          exec = await this.docker.getContainer(containerId).exec({
+            Cmd: ['/bin/sh', '-c', SCAN_SCRIPT, 'entry-reaper', mark, sig],
+            Env: [tag],
+            AttachStdout: true,
+            AttachStderr: true,
+            User: '0',
+          });
+          // Given up on while the engine was still creating or starting it.
+          if (abandoned) return;
+          const s = (await exec.start({ hijack: true, stdin: false })) as Duplex;
+          if (abandoned) {
+            s.destroy();
+            return void this.killHelper(exec, tag);
+          }
+          stream = s;
+          s.on('data', (c: Buffer) => {
+            received += c.length;
+            if (received > EXEC_SCAN_OUTPUT_CAP_BYTES) settle('overflow');
+            else chunks.push(c);
+          });
+          s.on('end', () => settle('done'));
+          s.on('close', () => settle('done'));
+          s.on('error', () => settle('done'));
+        })().catch((err: unknown) => {
+          clearTimeout(timer);
+          reject(err);
+        });
       });
-      const stream = await exec.start({ hijack: true, stdin: false });
-      const chunks: Buffer[] = [];
-      stream.on('data', (c: Buffer) => chunks.push(c));
-      await new Promise<void>((resolve) => {
-        stream.on('end', resolve);
-        stream.on('close', resolve);
-        stream.on('error', () => resolve());
-      });
-      // Multiplexed output (8-byte headers, byte 0 the stream): the count is on stdout alone,
-      // anything on stderr only explains a missing count.
-      const raw = Buffer.concat(chunks);
-      let out = '';
-      let err = '';
-      for (let pos = 0; pos + 8 <= raw.length; ) {
-        const size = raw.readUInt32BE(pos + 4);
-        const payload = raw.subarray(pos + 8, pos + 8 + size).toString();
-        if (raw[pos] === 2) err += payload;
-        else out += payload;
-        pos += 8 + size;
-      }
-      const text = out.trim();
-      const n = /^\d+$/.test(text) ? Number(text) : Number.NaN;
-      if (Number.isNaN(n)) {
-        // Typically the image has no sh (or no tr, grep, kill): the processes cannot be found from inside.
-        const why = [text, err.trim()].filter(Boolean).join(' / ').slice(0, 300) || 'no answer';
-        throw new EntryError('ENTRY_EXEC_FAILED', `cannot end the session's processes from inside the container: ${why}`);
-      }
-      return n;
     } catch (err) {
       if (err instanceof EntryError) throw err;
       throw dockerFailure(err, 'ending session processes');
+    }
+    if (outcome !== 'done') {
+      abandoned = true;
+      stream?.destroy();
+      chunks.length = 0;
+      // In the background: the slot and the session's end wait for nothing more.
+      if (stream && exec) void this.killHelper(exec, tag);
+      const what = outcome === 'timeout' ? `gave no answer within ${EXEC_SCAN_TIMEOUT_MS} ms` : `wrote more than ${EXEC_SCAN_OUTPUT_CAP_BYTES} bytes`;
+      throw new EntryError('ENTRY_EXEC_FAILED', `cannot end the session's processes from inside the container: its /bin/sh ${what}; scan abandoned`);
+    }
+    // Multiplexed output (8-byte headers, byte 0 the stream): the count is on stdout alone,
+    // anything on stderr only explains a missing count.
+    const raw = Buffer.concat(chunks);
+    let out = '';
+    let err = '';
+    for (let pos = 0; pos + 8 <= raw.length; ) {
+      const size = raw.readUInt32BE(pos + 4);
+      const payload = raw.subarray(pos + 8, pos + 8 + size).toString();
+      if (raw[pos] === 2) err += payload;
+      else out += payload;
+      pos += 8 + size;
+    }
+    const text = out.trim();
+    const n = /^\d+$/.test(text) ? Number(text) : Number.NaN;
+    if (Number.isNaN(n)) {
+      // Typically the image has no sh (or no tr, grep, kill): the processes cannot be found from inside.
+      const why = [text, err.trim()].filter(Boolean).join(' / ').slice(0, 300) || 'no answer';
+      throw new EntryError('ENTRY_EXEC_FAILED', `cannot end the session's processes from inside the container: ${why}`);
+    }
+    return n;
+  }
+
+  /**
+   * Kills an abandoned scan's process tree when the engine's processes are visible from here
+   * (only those carrying the scan's own `tag`, so never a stranger). Closing its stream does
+   * not end it. False when they cannot be reached (the broker in a PID namespace of its own).
+   */
+  private async killHelper(exec: Docker.Exec, tag: string): Promise<boolean> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      const info = await Promise.race([exec.inspect(), new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), HELPER_INSPECT_TIMEOUT_MS)))]);
+      const pid = info?.Pid ?? 0;
+      if (pid <= 0) return false;
+      // No init to search: only the helper and its descendants.
+      const pids = await treePidsWithMark(Buffer.from(`${tag}\0`), pid, 0);
+      let n = 0;
+      for (const p of pids) {
+        try {
+          process.kill(p, 'SIGKILL');
+          n++;
+        } catch {
+          // Exited meanwhile, or not ours to signal.
+        }
+      }
+      return n > 0;
+    } catch {
+      return false;
+    } finally {
+      clearTimeout(timer);
     }
   }
 }
