@@ -69,8 +69,39 @@ export function applyEvent(event: ContainerEvent, previous: IndexedContainer | u
   };
 }
 
-/** Parses the newline-delimited JSON of an events stream, container events only. */
-export function readEvents(stream: Readable, onEvent: (e: ContainerEvent) => void): void {
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * One line of the events stream as a container event; undefined for another type of event, and
+ * a reason for a line that is not a well-formed event (the engine, or whatever answers on its
+ * socket, sent something else): such a line is skipped, never trusted.
+ */
+export function parseEventLine(line: string): ContainerEvent | undefined | { skip: string } {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(line);
+  } catch {
+    return { skip: 'not JSON' };
+  }
+  if (!isRecord(raw)) return { skip: 'not an object' };
+  const type = raw['Type'] ?? 'container';
+  if (type !== 'container') return undefined;
+  const actor = isRecord(raw['Actor']) ? raw['Actor'] : {};
+  const id = actor['ID'] ?? raw['id'];
+  const action = raw['Action'] ?? raw['status'];
+  if (typeof id !== 'string' || id === '' || typeof action !== 'string' || action === '') return { skip: 'no id or action' };
+  const attributes: Record<string, string> = {};
+  if (isRecord(actor['Attributes'])) for (const [k, v] of Object.entries(actor['Attributes'])) if (typeof v === 'string') attributes[k] = v;
+  const time = typeof raw['time'] === 'number' && Number.isFinite(raw['time']) ? raw['time'] : Math.floor(Date.now() / 1000);
+  return { id, action, attributes, time };
+}
+
+/**
+ * Parses the newline-delimited JSON of an events stream, container events only. Lines that are
+ * not well-formed events are skipped: counted in `skipped`, and told to `onSkip` (a debug log).
+ */
+export function readEvents(stream: Readable, onEvent: (e: ContainerEvent) => void, onSkip?: (why: string, line: string) => void): { skipped: number } {
+  const counts = { skipped: 0 };
   let buffered = '';
   stream.setEncoding('utf8');
   stream.on('data', (chunk: string) => {
@@ -80,17 +111,15 @@ export function readEvents(stream: Readable, onEvent: (e: ContainerEvent) => voi
       const line = buffered.slice(0, nl).trim();
       buffered = buffered.slice(nl + 1);
       if (!line) continue;
-      let raw: { Type?: string; Action?: string; status?: string; id?: string; time?: number; Actor?: { ID?: string; Attributes?: Record<string, string> } };
-      try {
-        raw = JSON.parse(line) as typeof raw;
-      } catch {
+      const parsed = parseEventLine(line);
+      if (parsed === undefined) continue;
+      if ('skip' in parsed) {
+        counts.skipped++;
+        onSkip?.(parsed.skip, line.slice(0, 200));
         continue;
       }
-      if ((raw.Type ?? 'container') !== 'container') continue;
-      const id = raw.Actor?.ID ?? raw.id;
-      const action = raw.Action ?? raw.status;
-      if (!id || !action) continue;
-      onEvent({ id, action, attributes: raw.Actor?.Attributes ?? {}, time: raw.time ?? Math.floor(Date.now() / 1000) });
+      onEvent(parsed);
     }
   });
+  return counts;
 }
