@@ -18,9 +18,14 @@ export async function runAttachSession(upgrade: AdmittedSession, deps: AttachSes
   const { terminal, container, identity, target, sessionId } = upgrade;
   // A stop (drain, an admin's kill) can come before the relay exists: it is kept until then.
   const stopping: { relay?: Relay; error?: EntryError } = {};
-  const stop = async (error: EntryError) => {
-    stopping.error = error;
-    return stopping.relay?.stop(error);
+  // The stop resolves when the session has ended, whenever it came (a drain waits on it).
+  let settle!: (reason: EndReason | undefined) => void;
+  const settled = new Promise<EndReason | undefined>((resolve) => (settle = resolve));
+  let outcome: EndReason | undefined;
+  const stop = (error: EntryError) => {
+    stopping.error ??= error;
+    void stopping.relay?.stop(error);
+    return settled;
   };
   const untrack = track({ id: sessionId, user: identity.user, ...target, stop, watch: () => undefined });
   const fields = { session: sessionId, request: upgrade.requestId, user: identity.user, container: container.id.slice(0, 12), host: container.host, backend: container.backend };
@@ -35,15 +40,18 @@ export async function runAttachSession(upgrade: AdmittedSession, deps: AttachSes
     } catch (err) {
       const reason: EndReason = { kind: 'failed', error: isEntryError(err) ? err : new EntryError('ENTRY_INTERNAL', undefined, { cause: err }) };
       await terminal.finish(reason);
+      outcome = reason;
       return reason;
     }
     deps.log.info('attach start', fields);
     const relay = new Relay(terminal, logs, { pingIntervalMs: deps.pingIntervalMs });
     stopping.relay = relay;
     const reason = await relay.run();
+    outcome = reason;
     deps.log.info('attach end', { ...fields, how: reason.kind, ...(reason.kind === 'failed' ? { code: reason.error.code } : {}) });
     return reason;
   } finally {
     untrack();
+    settle(outcome);
   }
 }

@@ -53,6 +53,14 @@ export async function runExecSession(upgrade: AdmittedSession, deps: ExecSession
   const started = Date.now();
   let relay: Relay | undefined;
   let stopRequested: EntryError | undefined;
+  // A stop (drain, kill) while the session starts: waiting for START gives up at once; an exec
+  // being opened is ended as soon as it is open. Either way the stop resolves at the end.
+  let abortStart: (error: EntryError) => void = () => undefined;
+  const stopped = new Promise<never>((_, reject) => (abortStart = reject));
+  stopped.catch(() => undefined);
+  let settle!: (reason: EndReason | undefined) => void;
+  const settled = new Promise<EndReason | undefined>((resolve) => (settle = resolve));
+  let outcome: EndReason | undefined;
   let registered = false;
   let tty = false;
   /** Set once the process runs, for sessions that asked for resume. */
@@ -64,10 +72,14 @@ export async function runExecSession(upgrade: AdmittedSession, deps: ExecSession
     id: sessionId,
     user: identity.user,
     ...target,
-    stop: async (error) => {
-      stopRequested = error;
+    stop: (error) => {
+      if (!stopRequested) {
+        stopRequested = error;
+        abortStart(error);
+      }
       resumable?.abandon();
-      return relay?.stop(error);
+      void relay?.stop(error);
+      return settled;
     },
     watch: (until, by) => {
       // The banner goes to TTY sessions only: in a scripted run it would corrupt the output.
@@ -88,7 +100,7 @@ export async function runExecSession(upgrade: AdmittedSession, deps: ExecSession
     let plan: ProcessPlan;
     let exec: ProcessSide;
     try {
-      plan = upgrade.protocol2 ? planFromStart(await terminal.awaitStart(deps.startTimeoutMs), upgrade.termType) : interactivePlan(upgrade.termType);
+      plan = upgrade.protocol2 ? planFromStart(await Promise.race([terminal.awaitStart(deps.startTimeoutMs), stopped]), upgrade.termType) : interactivePlan(upgrade.termType);
       terminal.setTty(plan.tty);
       tty = plan.tty;
       await deps.registry.reserve(identity.user, sessionId);
@@ -111,6 +123,7 @@ export async function runExecSession(upgrade: AdmittedSession, deps: ExecSession
       await terminal.finish(reason);
       deps.log.info('session refused', { ...fields, code: error.code, reason: error.message });
       for (const o of deps.observers) o.refused?.({ id: sessionId, user: identity.user, source: upgrade.remoteAddress, ...target, container: container.id, host: container.host, code: error.code, reason: error.message });
+      outcome = reason;
       return reason;
     }
     deps.log.info('session start', { ...fields, tty: plan.tty, argv: plan.interactive ? undefined : plan.argv, user_as: plan.user || undefined });
@@ -132,7 +145,8 @@ export async function runExecSession(upgrade: AdmittedSession, deps: ExecSession
       ...(upgrade.clientCert ? { clientCert: upgrade.clientCert } : {}),
     };
     const tap = combineTaps([...deps.observers.map((o) => o.started(info)), feed.tap()]);
-    if (upgrade.protocol2 && plan.resumable && deps.resumeGraceMs > 0) {
+    // Stopped while the exec was opening: the relay below ends it at once, through the usual end.
+    if (!stopRequested && upgrade.protocol2 && plan.resumable && deps.resumeGraceMs > 0) {
       resumable = new ResumableTerminal(terminal, {
         sessionId,
         graceMs: deps.resumeGraceMs,
@@ -183,33 +197,38 @@ export async function runExecSession(upgrade: AdmittedSession, deps: ExecSession
     });
     relay = r;
     // Listing is best-effort once the process runs: a store hiccup must not end a working shell.
-    await deps.registry
-      .add(
-        {
-          id: sessionId,
-          user: identity.user,
-          source: upgrade.remoteAddress,
-          app: target.app,
-          proc: target.proc,
-          instance: target.instance,
-          container: container.id,
-          dockerHost: container.host,
-          broker: deps.registry.brokerId,
-          ...(deps.registry.brokerUrl ? { brokerUrl: deps.registry.brokerUrl } : {}),
-          startedAt: new Date(started).toISOString(),
-          bytesIn: 0,
-          bytesOut: 0,
-          command: plan.interactive ? null : plan.argv,
-          tty: plan.tty,
-        },
-        () => ({ bytesIn: r.bytesIn, bytesOut: r.bytesOut }),
-      )
-      .catch((err: unknown) => deps.log.warn('session not registered', { ...fields, error: err as Error }));
+    // A session already stopped is not listed.
+    if (!stopRequested) {
+      await deps.registry
+        .add(
+          {
+            id: sessionId,
+            user: identity.user,
+            source: upgrade.remoteAddress,
+            app: target.app,
+            proc: target.proc,
+            instance: target.instance,
+            container: container.id,
+            dockerHost: container.host,
+            broker: deps.registry.brokerId,
+            ...(deps.registry.brokerUrl ? { brokerUrl: deps.registry.brokerUrl } : {}),
+            startedAt: new Date(started).toISOString(),
+            bytesIn: 0,
+            bytesOut: 0,
+            command: plan.interactive ? null : plan.argv,
+            tty: plan.tty,
+          },
+          () => ({ bytesIn: r.bytesIn, bytesOut: r.bytesOut }),
+        )
+        .catch((err: unknown) => deps.log.warn('session not registered', { ...fields, error: err as Error }));
+    }
     if (stopRequested) void r.stop(stopRequested);
     const reason = await r.run();
+    outcome = reason;
     return reason;
   } finally {
     untrack();
+    settle(outcome);
     if (registered) await deps.registry.remove(identity.user, sessionId);
   }
 }

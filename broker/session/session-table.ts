@@ -11,6 +11,8 @@ import type { LiveSession } from './exec-session.js';
 export class SessionTable {
   private readonly sessions = new Map<string, LiveSession>();
   private draining = false;
+  /** Told each time a session leaves the table. */
+  private readonly departures = new Set<() => void>();
 
   constructor(
     private readonly maxSessions: number,
@@ -39,7 +41,12 @@ export class SessionTable {
   /** Holds a session until the returned function is called. */
   readonly track = (s: LiveSession): (() => void) => {
     this.sessions.set(s.id, s);
-    return () => this.sessions.delete(s.id);
+    // Admitted before the drain began, here after its snapshot: it ends the same way.
+    if (this.draining) void s.stop(new EntryError('ENTRY_DRAINING'));
+    return () => {
+      if (this.sessions.get(s.id) === s) this.sessions.delete(s.id);
+      for (const told of this.departures) told();
+    };
   };
 
   /** Listens for kills and watches addressed to this broker. */
@@ -59,9 +66,26 @@ export class SessionTable {
       .catch((err: unknown) => this.log.warn('control channel not subscribed', { error: err as Error }));
   }
 
-  /** Refuses new sessions from now on and ends every live one with a CLOSE reason. */
+  /**
+   * Refuses new sessions from now on, ends every live one with a CLOSE reason, and resolves once
+   * none is left: sessions still starting (their exec ended as soon as it is open) and those
+   * admitted before the drain but tracked after it included. The caller bounds the wait.
+   */
   async drain(): Promise<void> {
     this.draining = true;
     await Promise.all([...this.sessions.values()].map((s) => s.stop(new EntryError('ENTRY_DRAINING'))));
+    await this.emptied();
+  }
+
+  private emptied(): Promise<void> {
+    return new Promise((resolve) => {
+      const check = () => {
+        if (this.sessions.size > 0) return;
+        this.departures.delete(check);
+        resolve();
+      };
+      this.departures.add(check);
+      check();
+    });
   }
 }
