@@ -53,6 +53,9 @@ export class DockerExecProcess implements ProcessSide {
   private finished = false;
   private pidLookup: NodeJS.Timeout | undefined;
   private hostPidLookup: Promise<number> | undefined;
+  /** An error of the stream between open() and start(). */
+  private earlyFailure: Error | undefined;
+  private terminating: Promise<void> | undefined;
   /** The client's signals, at most one delivery at a time (see SignalLane). */
   private readonly signals = new SignalLane(async (sig) => {
     if (this.finished) return;
@@ -93,6 +96,10 @@ export class DockerExecProcess implements ProcessSide {
     } catch (err) {
       throw dockerFailure(err, 'starting exec');
     }
+    // From here until start() the session awaits other work (the session store): a reset in
+    // between must not be an uncaught 'error' (Node drops its own listener on the upgrade). It
+    // is kept and reported by start().
+    this.socket.on('error', (err: Error) => (this.earlyFailure ??= err));
     // A TCP or unix socket; over ssh:// an ssh channel, which has no Nagle to turn off.
     this.socket.setNoDelay?.(true);
     this.started = true;
@@ -101,6 +108,16 @@ export class DockerExecProcess implements ProcessSide {
   start(events: ProcessEvents): void {
     this.events = events;
     const socket = this.socket;
+    if (this.earlyFailure) {
+      // The stream broke before the session began: it ends with the reason (on a later tick,
+      // as any end), and what the exec may still run in the container is ended.
+      const error = dockerFailure(this.earlyFailure, "the exec's stream failed before the session started");
+      this.finished = true;
+      this.signals.close();
+      queueMicrotask(() => events.end({ error }));
+      void this.terminate().catch(() => undefined);
+      return;
+    }
     const output = (stream: OutputStream, data: Uint8Array, headroom: number) => {
       if (!this.sawOutput) {
         this.sawOutput = true;
@@ -187,7 +204,12 @@ export class DockerExecProcess implements ProcessSide {
     this.socket.resume();
   }
 
-  async terminate(): Promise<void> {
+  terminate(): Promise<void> {
+    // Once: a stream that failed before start ends its processes itself, and the relay may ask again.
+    return (this.terminating ??= this.terminateOnce());
+  }
+
+  private async terminateOnce(): Promise<void> {
     // Many sessions ending at once take turns; the PID first: once the stream is gone the exec
     // may be gone too. The engine is asked within the reaper's bounded slots.
     this.signals.close();
