@@ -188,6 +188,13 @@ const CLEANUP_STARTS_PER_SECOND = 200;
 const INIT_RECHECK_MS = 1_000;
 
 /**
+ * A container's init not asked about for this long is forgotten (one inspect brings it back):
+ * containers come and go, and the cache keeps only those whose sessions ended lately. The
+ * sweep runs at most once per this time, so it costs one pass over the cache per minute.
+ */
+const INIT_FORGET_MS = 60_000;
+
+/**
  * How long the in-container scan (exec mode) may take before it is abandoned. It forks a `tr`
  * and a `grep` for each process of the container: ~2 ms a process measured on a 2-core host
  * (500 processes: 0.9 s), so 10 s covers 1,000 processes on a host 5x slower than that. A
@@ -251,8 +258,9 @@ async function isNamespaceInit(pid: number): Promise<boolean> {
 }
 
 export class ProcessReaper {
-  /** Container id → its init's PID in our /proc, for containers seen from here, and when that was last checked. */
-  private readonly visibleInit = new Map<string, { pid: number; checkedAt: number }>();
+  /** Container id → its init's PID in our /proc, for containers seen from here, when that was last checked and last asked for (see INIT_FORGET_MS). */
+  private readonly visibleInit = new Map<string, { pid: number; checkedAt: number; usedAt: number }>();
+  private lastSweep = performance.now();
   /** Inspections under way, so that sessions of one container ending together ask once. */
   private readonly initLookups = new Map<string, Promise<number>>();
   private readonly scans = new Limiter(SCAN_CONCURRENCY);
@@ -288,8 +296,14 @@ export class ProcessReaper {
 
   /** The container's init in our /proc, or 0 when not visible from here. */
   private async containerInit(containerId: string): Promise<number> {
+    const now = performance.now();
+    if (now - this.lastSweep >= INIT_FORGET_MS) {
+      this.lastSweep = now;
+      for (const [id, entry] of this.visibleInit) if (now - entry.usedAt >= INIT_FORGET_MS) this.visibleInit.delete(id);
+    }
     const known = this.visibleInit.get(containerId);
-    if (known && performance.now() - known.checkedAt < INIT_RECHECK_MS) return known.pid;
+    if (known) known.usedAt = now;
+    if (known && now - known.checkedAt < INIT_RECHECK_MS) return known.pid;
     if (known && (await isNamespaceInit(known.pid))) {
       known.checkedAt = performance.now();
       return known.pid;
@@ -305,7 +319,7 @@ export class ProcessReaper {
           return 0;
         }
         if (initPid > 0 && (await isNamespaceInit(initPid))) {
-          this.visibleInit.set(containerId, { pid: initPid, checkedAt: performance.now() });
+          this.visibleInit.set(containerId, { pid: initPid, checkedAt: performance.now(), usedAt: performance.now() });
           return initPid;
         }
         return 0;
