@@ -18,7 +18,8 @@ export interface RegistryOptions {
  * broker that dies stops heartbeating and its records expire. Also holds per-user slots.
  */
 export class SessionRegistry {
-  private readonly timers = new Map<string, NodeJS.Timeout>();
+  /** Sessions added and not yet removed, with their heartbeat once the first write is done. */
+  private readonly live = new Map<string, { removed: boolean; timer?: NodeJS.Timeout }>();
 
   constructor(
     private readonly store: Store,
@@ -43,25 +44,45 @@ export class SessionRegistry {
 
   /** Registers a running session and keeps it fresh until `remove`. */
   async add(record: SessionRecord, counters: () => { bytesIn: number; bytesOut: number }): Promise<void> {
-    await storeCall(() => this.store.putSession(record, this.options.ttlMs));
+    const entry: { removed: boolean; timer?: NodeJS.Timeout } = { removed: false };
+    this.live.set(record.id, entry);
+    try {
+      await storeCall(() => this.store.putSession(record, this.options.ttlMs));
+    } catch (err) {
+      if (this.live.get(record.id) === entry) this.live.delete(record.id);
+      throw err;
+    }
+    // Removed while being written (the session was killed meanwhile): the removal wins, and the
+    // write, which may have landed after it, is taken back; no heartbeat starts.
+    if (entry.removed) return this.unlist(record.id);
     const beat = async () => {
+      if (entry.removed) return;
       const fresh = { ...record, ...counters() };
       try {
         await this.store.putSession(fresh, this.options.ttlMs);
+        // A beat that was on its way when the session ended must not list it again.
+        if (entry.removed) return await this.unlist(record.id);
         if (this.options.maxUserSessions > 0) await this.store.refreshUserSlot(record.user, record.id, this.options.ttlMs);
       } catch (err) {
         // The session itself goes on: losing the store must not end what works without it.
         this.log.warn('session heartbeat failed', { session: record.id, error: err as Error });
       }
     };
-    const timer = setInterval(() => void beat(), Math.max(100, Math.floor(this.options.ttlMs / 3)));
-    timer.unref();
-    this.timers.set(record.id, timer);
+    entry.timer = setInterval(() => void beat(), Math.max(100, Math.floor(this.options.ttlMs / 3)));
+    entry.timer.unref();
+  }
+
+  private async unlist(sessionId: string): Promise<void> {
+    await this.store.removeSession(sessionId).catch((err: unknown) => this.log.warn('session record not removed (it expires by itself)', { session: sessionId, error: err as Error }));
   }
 
   async remove(user: string, sessionId: string): Promise<void> {
-    clearInterval(this.timers.get(sessionId));
-    this.timers.delete(sessionId);
+    const entry = this.live.get(sessionId);
+    if (entry) {
+      entry.removed = true;
+      clearInterval(entry.timer);
+      this.live.delete(sessionId);
+    }
     await Promise.all([
       this.store.removeSession(sessionId),
       this.options.maxUserSessions > 0 ? this.store.releaseUserSlot(user, sessionId) : Promise.resolve(),
