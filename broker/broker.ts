@@ -226,7 +226,8 @@ export class EntryBroker {
 
   /** Stops accepting, ends every session with a CLOSE reason, closes the server. */
   async stop(): Promise<void> {
-    await this.sessions.drain();
+    // Admissions under way are answered too (ENTRY_DRAINING), not cut by the exit.
+    await Promise.all([this.sessions.drain(), this.gateway?.drain()]);
     this.gateway?.close();
     await new Promise<void>((resolve) => {
       if (!this.server) return resolve();

@@ -76,8 +76,17 @@ export interface GatewayDeps {
  */
 export class Gateway {
   private readonly wss: WebSocketServer;
+  /** Admissions under way (token, lookup, a resume's holder): a drain answers them before the broker exits. */
+  private readonly underWayNow = new Set<Promise<unknown>>();
+  /** Web-mode clients whose credentials message has not come yet, and how to refuse each. */
+  private readonly awaitingCredentials = new Set<(error: EntryError) => void>();
+  /** Rejects with ENTRY_DRAINING when the drain begins: every admission under way loses to it. */
+  private readonly drainBegun: Promise<never>;
+  private beginDrain!: (error: EntryError) => void;
 
   constructor(private readonly deps: GatewayDeps) {
+    this.drainBegun = new Promise<never>((_, reject) => (this.beginDrain = reject));
+    this.drainBegun.catch(() => undefined);
     this.wss = new WebSocketServer({
       noServer: true,
       // Messages up to four times the limit are read and refused with a CLOSE line saying why
@@ -123,7 +132,7 @@ export class Gateway {
     if (route === 'enter' && request.protocol2 && request.resume && forwardedBy === undefined && this.deps.locateSession) {
       // A resume that reached a broker not holding the session goes to the one that does.
       const admitHere = () => this.admitUpgrade(req, socket, head, route, request, remoteAddress, clientCert);
-      this.deps.locateSession(request.resume).then(
+      this.underWay(this.deps.locateSession(request.resume)).then(
         (holder) => {
           if (!holder) return admitHere();
           this.deps.log.info('resume forwarded', { request: request.requestId, session: request.resume, to: holder, remote: remoteAddress });
@@ -183,7 +192,7 @@ export class Gateway {
     const admit = async () => {
       this.deps.admissible();
       if (!/^[A-Za-z0-9-]{1,64}$/.test(sessionId)) throw new EntryError('ENTRY_BAD_REQUEST', 'watch needs ?session=<id>');
-      const identity = await withTimeout(this.deps.guard.authenticate(request.token, remoteAddress), this.deps.config.limits.handshakeTimeoutMs, () => 'authenticating');
+      const identity = await this.underWay(withTimeout(this.deps.guard.authenticate(request.token, remoteAddress), this.deps.config.limits.handshakeTimeoutMs, () => 'authenticating'));
       if (!identity.admin) throw new EntryError('ENTRY_NOT_ADMIN', `${identity.user} may not watch sessions`);
       return identity;
     };
@@ -205,6 +214,8 @@ export class Gateway {
     const pending: Array<[Buffer, boolean]> = [];
     let first = true;
     const refuseWeb = (error: EntryError) => {
+      this.awaitingCredentials.delete(refuseWeb);
+      clearTimeout(timer);
       // Read on, to hear the client's close frame, but keep nothing it sends.
       ws.off('message', onMessage);
       ws.resume();
@@ -218,6 +229,7 @@ export class Gateway {
       }
       first = false;
       clearTimeout(timer);
+      this.awaitingCredentials.delete(refuseWeb);
       ws.pause();
       let creds: unknown;
       try {
@@ -245,8 +257,12 @@ export class Gateway {
         (err: unknown) => refuseWeb(this.refusal(err, route, full, remoteAddress)),
       );
     };
+    this.awaitingCredentials.add(refuseWeb);
     ws.on('message', onMessage);
-    ws.on('close', () => clearTimeout(timer));
+    ws.on('close', () => {
+      clearTimeout(timer);
+      this.awaitingCredentials.delete(refuseWeb);
+    });
   }
 
   /** The session's terminal, made here so that the session layer never sees the socket. */
@@ -299,7 +315,29 @@ export class Gateway {
   private async admit(request: UpgradeRequest, remote: string): Promise<{ identity: Identity; target: Target; container: ResolvedTarget }> {
     this.deps.admissible(Boolean(request.protocol2 && request.resume));
     const progress: { stage: AdmissionStage } = { stage: 'authenticating' };
-    return withTimeout(this.checks(request, remote, progress), this.deps.config.limits.handshakeTimeoutMs, () => progress.stage);
+    return this.underWay(withTimeout(this.checks(request, remote, progress), this.deps.config.limits.handshakeTimeoutMs, () => progress.stage));
+  }
+
+  /** `work` as an admission under way: tracked until it settles, and refused at once by a drain. */
+  private underWay<T>(work: Promise<T>): Promise<T> {
+    const raced = Promise.race([work, this.drainBegun]);
+    this.underWayNow.add(raced);
+    const settled = () => this.underWayNow.delete(raced);
+    raced.then(settled, settled);
+    return raced;
+  }
+
+  /**
+   * The gateway's part of a drain: admissions under way are refused with ENTRY_DRAINING (what
+   * they were waiting for may still answer; nothing comes of it), as are web-mode clients still
+   * to send their credentials. Resolves once every one of them has been answered, so that the
+   * broker does not exit under a client that would get no reason.
+   */
+  async drain(): Promise<void> {
+    const draining = new EntryError('ENTRY_DRAINING');
+    this.beginDrain(draining);
+    for (const refuseWaiting of [...this.awaitingCredentials]) refuseWaiting(draining);
+    while (this.underWayNow.size > 0) await Promise.allSettled([...this.underWayNow]);
   }
 
   private async checks(request: UpgradeRequest, remote: string, progress: { stage: AdmissionStage }): Promise<{ identity: Identity; target: Target; container: ResolvedTarget }> {
