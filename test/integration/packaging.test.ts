@@ -297,6 +297,17 @@ describe('deploy/helm/entry: lints, renders to YAML whose parts agree, every val
     expect(() => parseConfig(readSettings([], cm))).not.toThrow();
   });
 
+  it('the broker and its Redis are the app `entry`, denied by default, whatever the chart is called', async () => {
+    for (const name of [[], ['nameOverride=shop'], ['fullnameOverride=web']]) {
+      const docs = await render('auth.publicKey=-----BEGIN PUBLIC KEY-----', ...name);
+      const pods = docs.filter((d) => d['kind'] === 'Deployment').map((d) => d['spec'].template);
+      expect(pods.length, String(name)).toBe(2);
+      for (const pod of pods) expect(pod.metadata.labels['entry.app'], String(name)).toBe('entry');
+      const cm = docs.find((d) => d['kind'] === 'ConfigMap')!['data'] as Record<string, string>;
+      expect(cm['ENTRY_DENY_APPS']!.split(',')).toContain('entry');
+    }
+  });
+
   it('everything switched on: OIDC, TLS, metrics with a ServiceMonitor, external Redis from a Secret, host socket, persistence', async () => {
     const docs = await render(
       'auth.jwksUrl=https://id.example/jwks', 'auth.issuer=https://id.example', 'auth.audience=entry-cli',
