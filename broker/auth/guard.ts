@@ -49,9 +49,7 @@ export class AuthGuard {
     let identity: Identity;
     try {
       identity = await this.verifier.verify(token);
-      if (await storeCall(() => this.store.isRevoked(identity.tokenId, identity.user, identity.issuedAt))) {
-        throw markSignedUser(new EntryError('ENTRY_TOKEN_REVOKED'), identity.user);
-      }
+      await this.refuseRevoked(identity);
     } catch (err) {
       this.onFailure(err, source, claimed);
       if (err instanceof EntryError && err.status === 401) {
@@ -59,6 +57,28 @@ export class AuthGuard {
         const keys = [sourceKey, ...(signed ? [userKey(signed)] : [])];
         await Promise.all(keys.map((k) => this.store.hit(k, this.limits.authFailureLimit, this.limits.authFailureWindowMs).catch((e: unknown) => this.onUncounted(e, k))));
       }
+      throw err;
+    }
+    return identity;
+  }
+
+  /**
+   * Refuses an identity whose token has been revoked (by jti, or its user's tokens issued before
+   * a time). Bearer tokens pass here on every call; so does the identity a ticket carries when
+   * redeemed, which was copied at issue and would otherwise outlive a revocation by the ticket's life.
+   */
+  private async refuseRevoked(identity: Identity): Promise<void> {
+    if (await storeCall(() => this.store.isRevoked(identity.tokenId, identity.user, identity.issuedAt))) {
+      throw markSignedUser(new EntryError('ENTRY_TOKEN_REVOKED'), identity.user);
+    }
+  }
+
+  /** A ticket's identity, once the token that minted it is checked against revocations. */
+  async redeemed(identity: Identity, source: string): Promise<Identity> {
+    try {
+      await this.refuseRevoked(identity);
+    } catch (err) {
+      this.onFailure(err, source, identity.user);
       throw err;
     }
     return identity;
