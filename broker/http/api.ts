@@ -1,11 +1,12 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { AuthGuard } from '../auth/guard.js';
+import { type AuthGuard, rateLimited } from '../auth/guard.js';
 import type { Identity } from '../auth/identity.js';
 import type { AccessPolicy } from '../auth/policy.js';
 import type { TicketStore } from '../auth/tickets.js';
 import type { Backends } from '../backend/backends.js';
 import { validateTarget } from '../backend/target.js';
 import { EntryError, isEntryError } from '../errors.js';
+import { storeCall } from '../store/store-call.js';
 import type { Store } from '../store/store.js';
 import type { AuditTrail } from '../audit/audit-trail.js';
 import type { Recorder } from '../recording/recorder.js';
@@ -66,6 +67,15 @@ export const ROUTES: readonly Route[] = [
   { method: 'GET', path: /^\/api\/sessions\/([A-Za-z0-9-]{1,64})\/recording$/, body: NO_BODY, handler: (_req, res, id, deps, call) => sendRecording(res, id, deps.recorder, call.param) },
 ];
 
+/**
+ * Tickets one user may be issued per minute, across brokers. Each socket a browser opens takes
+ * one, and an embedded terminal trying to resume takes one per try, at most one a second
+ * (client/web/terminal.ts): about 63 in a minute of retrying. Ten terminals doing that at once
+ * is 600. That leaves a user at most 300 live tickets (30 s each), so no one caller can fill the
+ * memory store's 100,000 or grow Redis without bound.
+ */
+export const TICKETS_PER_USER_PER_MINUTE = 600;
+
 /** Refusals of the body: answered, the rest of the body dropped, then the connection closed. */
 const REFUSING_BODY = new Set(['ENTRY_BODY_TOO_LARGE', 'ENTRY_UNSUPPORTED_MEDIA_TYPE', 'ENTRY_BODY_TIMEOUT']);
 
@@ -105,6 +115,8 @@ async function issueTicket(res: ServerResponse, identity: Identity, deps: ApiDep
   const target = validateTarget(body?.['app'], body?.['proc'], typeof instance === 'number' ? String(instance) : instance);
   // Checked now and again when the ticket is used: a refused user gets no ticket at all.
   deps.policy.check(identity, target.app);
+  const d = await storeCall(() => deps.store.hit(`tickets:user:${identity.user}`, TICKETS_PER_USER_PER_MINUTE, 60_000));
+  if (!d.allowed) throw rateLimited(d.retryAfterMs);
   const issued = await deps.tickets.issue(identity, target);
   sendJson(res, 200, { ticket: issued.ticket, expiresAt: issued.expiresAt.toISOString() });
 }

@@ -1,6 +1,7 @@
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeExecSpec, encodeRequest, RequestType } from '../../proto/codec.js';
+import { TICKETS_PER_USER_PER_MINUTE } from '../../broker/http/api.js';
 import { startTestBroker, type TestBroker } from '../helpers/broker.js';
 import { execCreateCount, TestContainers, uniqueApp } from '../helpers/containers.js';
 import { TestRedis } from '../helpers/redis.js';
@@ -61,5 +62,27 @@ describe('tickets against revocation and per-user limits, with Redis', () => {
     const ok = await redeem(untouched);
     expect(ok.code).toBe('');
     expect(ok.stdout).toBe('via-ticket\n');
+  });
+
+  it(`issues a user at most ${TICKETS_PER_USER_PER_MINUTE} tickets a minute, then answers 429 with Retry-After`, async () => {
+    const greedy = await b.mint({ apps: [app] }, { user: 'greedy' });
+    const statuses = new Map<number, number>();
+    for (let sent = 0; sent < TICKETS_PER_USER_PER_MINUTE; sent += 50) {
+      const batch = await Promise.all(Array.from({ length: Math.min(50, TICKETS_PER_USER_PER_MINUTE - sent) }, () => post('/api/tickets', greedy, target)));
+      for (const res of batch) {
+        statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
+        await res.arrayBuffer();
+      }
+    }
+    expect(Object.fromEntries(statuses)).toEqual({ 200: TICKETS_PER_USER_PER_MINUTE });
+    const over = await post('/api/tickets', greedy, target);
+    expect(over.status).toBe(429);
+    expect(((await over.json()) as { error: string }).error).toBe('ENTRY_RATE_LIMITED');
+    const retryAfter = Number(over.headers.get('retry-after'));
+    expect(retryAfter).toBeGreaterThanOrEqual(1);
+    expect(retryAfter).toBeLessThanOrEqual(60);
+    // Another user of the same app is not held back by it, and the greedy token still authenticates.
+    expect((await post('/api/tickets', await b.mint({ apps: [app] }, { user: 'modest' }), target)).status).toBe(200);
+    expect((await fetch(`${b.url}/api/whoami`, { headers: { authorization: `Bearer ${greedy}` } })).status).toBe(200);
   });
 });
