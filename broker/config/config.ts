@@ -280,6 +280,10 @@ export function parseConfig(raw: RawSettings): BrokerConfig {
       throw new ConfigError('--dev', `dev mode only listens on loopback, not ${listen.host}`);
     }
     if (sources > 0) throw new ConfigError('--dev', 'dev mode makes its own key; drop --jwt-public-key/--jwks-url/--jwt-secret-file');
+    // Shared state would carry dev tickets (the local user, every app) to production brokers.
+    if (str(raw, 'redis-url') || list(raw, 'redis-sentinels', []).length > 0 || raw['redis-cluster'] === true || raw['redis-cluster'] === 'true') {
+      throw new ConfigError('--dev', 'dev mode keeps its state to itself; drop --redis-url (and --redis-sentinels/--redis-cluster)');
+    }
   } else if (sources === 0) {
     throw new ConfigError('--jwt-public-key', 'one of --jwt-public-key, --jwks-url or --jwt-secret-file is required (or --dev on loopback)');
   } else if (sources > 1) {

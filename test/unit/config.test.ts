@@ -99,6 +99,15 @@ describe('parseConfig', () => {
     expect(configError({ dev: true, ...KEY }).setting).toBe('--dev');
   });
 
+  it('refuses dev mode on shared state, naming both --dev and --redis-url', () => {
+    for (const redis of [{ 'redis-url': 'redis://127.0.0.1:6379' }, { 'redis-url': 'redis://s:26379', 'redis-sentinels': ['s:26379'] }, { 'redis-url': 'redis://c:7000', 'redis-cluster': true }]) {
+      const err = configError({ dev: true, ...redis });
+      expect(err.setting).toBe('--dev');
+      expect(err.message).toMatch(/^invalid setting --dev: .*--redis-url/);
+    }
+    expect(parseConfig({ ...KEY, 'redis-url': 'redis://127.0.0.1:6379' }).redis.url).toBe('redis://127.0.0.1:6379');
+  });
+
   it('names the setting when a number is bad', () => {
     expect(configError({ ...KEY, 'ping-interval': 'abc' }).message).toMatch(/^invalid setting --ping-interval: /);
     expect(configError({ ...KEY, 'ping-interval': 5 }).message).toMatch(/^invalid setting --ping-interval: must be a whole number from 10/);
