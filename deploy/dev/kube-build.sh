@@ -28,8 +28,18 @@ flock 9
 if built; then echo "$bin"; exit 0; fi
 
 started=$(date +%s)
-# deb-src for bookworm main, in a file of our own so the machine's own sources stay untouched.
+# deb-src for bookworm main, in a file of our own so the machine's own sources stay untouched,
+# only while the source is fetched: removed on any exit, with the lists refreshed so apt forgets
+# it. (A file of that name is always ours: versions before this one left it behind.)
 srclist=/etc/apt/sources.list.d/entry-bookworm-src.sources
+remove_srclist() {
+  if [[ -f $srclist ]]; then
+    as_root rm -f "$srclist"
+    as_root apt-get update -qq || log "apt-get update failed after removing $srclist"
+  fi
+}
+trap remove_srclist EXIT
+trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 143' TERM
 if ! grep -rqsE '^(Types:.*deb-src|deb-src )' /etc/apt/sources.list /etc/apt/sources.list.d/ \
     || ! apt-get source --print-uris kubernetes >/dev/null 2>&1; then
   if [[ ! -f "$srclist" ]]; then
@@ -53,6 +63,7 @@ mkdir -p "$work"
 log "fetching Debian's kubernetes source (log: $work/build.log)"
 (cd "$work" && apt-get source -qq kubernetes) >"$work/build.log" 2>&1 \
   || { tail -20 "$work/build.log" >&2; exit 1; }
+remove_srclist
 src=$(find "$work" -mindepth 1 -maxdepth 1 -type d -name 'kubernetes-*' | head -1)
 [[ -d "$src/vendor" ]] || { log "the kubernetes source has no vendor/ tree"; exit 1; }
 grep -q "^kubernetes (.*${KUBE_VERSION}" "$src/debian/changelog" \
