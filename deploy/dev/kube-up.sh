@@ -24,7 +24,8 @@ source "$here/kube-lib.sh"
 t0=$(date +%s.%N)
 elapsed() { awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
 
-ensure_packages busybox-static docker.io etcd-server jq curl openssl iproute2 util-linux
+ensure_packages busybox-static etcd-server jq curl openssl iproute2 util-linux
+ensure_docker_binaries
 bin=$(bash "$here/kube-build.sh")
 
 as_root mkdir -p "$(dirname "$KUBE_STATE")"

@@ -7,7 +7,9 @@ as_root() {
   if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi
 }
 
-# Installs Debian packages that are missing.
+# Installs Debian packages that are missing, never removing or replacing any (--no-remove), and
+# without starting or enabling their services: the scripts start their own dockerd, Redis, nginx,
+# sshd and etcd, and a packaged one left on 0.0.0.0:80/:22 or 127.0.0.1:2379 would outlive them.
 ensure_packages() {
   local missing=()
   local pkg
@@ -17,15 +19,58 @@ ensure_packages() {
   if ((${#missing[@]})); then
     log "installing ${missing[*]}"
     as_root apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    install_without_services "${missing[@]}"
   fi
+}
+
+installed_packages() {
+  dpkg-query -W -f='${Package}:${Architecture} ${db:Status-Status}\n' | awk '$2 == "installed" { print $1 }' | sort
+}
+
+# In a subshell, so its traps leave the caller's alone.
+install_without_services() (
+  local policy=/usr/sbin/policy-rc.d created="" before unit
+  # A policy-rc.d that exits 101 is Debian's way to tell maintainer scripts not to start
+  # services (invoke-rc.d, deb-systemd-invoke). One already there (the host's) is left as it is.
+  remove_policy() { if [[ -n $created ]]; then as_root rm -f "$policy"; fi; }
+  trap remove_policy EXIT
+  trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 143' TERM
+  # noclobber: created only if none exists, so a host's own file is never overwritten or removed.
+  if as_root bash -c 'set -C; printf "#!/bin/sh\n# deploy/dev/lib.sh: no service starts during its apt-get install\nexit 101\n" >"$1" && chmod 0755 "$1"' _ "$policy" 2>/dev/null; then
+    created=1
+  fi
+  before=$(installed_packages)
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends --no-remove "$@" >/dev/null
+  # policy-rc.d does not stop postinst from enabling units (they would start at the next boot):
+  # disable those of the packages installed just now, dependencies included; units of packages
+  # that were already installed are the host's and stay as they are.
+  command -v systemctl >/dev/null || return 0
+  for unit in $(comm -13 <(printf '%s\n' "$before") <(installed_packages) | xargs -r dpkg-query -L 2>/dev/null \
+      | grep -E '^(/usr)?/lib/systemd/system/[^/@]+\.(service|socket|timer|path)$' | xargs -r -n1 basename | sort -u); do
+    if [[ "$(systemctl is-enabled "$unit" 2>/dev/null)" == enabled ]]; then
+      log "disabling $unit (installed just now; the scripts start what they need themselves)"
+      as_root systemctl disable --quiet "$unit" || true
+    fi
+  done
+)
+
+# Debian's docker.io only when there is no engine at all: on a host with another engine package
+# (Docker's docker-ce) apt would remove that one to install it.
+ensure_docker_binaries() {
+  local found=() b
+  for b in dockerd docker; do command -v "$b" >/dev/null && found+=("$b"); done
+  case ${#found[@]} in
+    2) return 0 ;;
+    1) log "found ${found[0]} but not both dockerd and docker: install the rest of your Docker engine"; return 1 ;;
+  esac
+  ensure_packages docker.io
 }
 
 # Starts dockerd when no engine answers. Sets STARTED_DOCKERD_PID when it started one.
 STARTED_DOCKERD_PID=""
 ensure_docker() {
   if docker info >/dev/null 2>&1; then return 0; fi
-  command -v dockerd >/dev/null || ensure_packages docker.io
+  ensure_docker_binaries || return 1
   if docker info >/dev/null 2>&1; then return 0; fi
   log "starting dockerd (log: /var/log/entry-dockerd.log)"
   as_root bash -c 'setsid nohup dockerd >/var/log/entry-dockerd.log 2>&1 </dev/null & echo $! >/run/entry-dockerd.pid'
@@ -48,6 +93,17 @@ stop_started_dockerd() {
     local i
     for i in $(seq 1 60); do kill -0 "$STARTED_DOCKERD_PID" 2>/dev/null || return 0; sleep 0.5; done
   fi
+}
+
+# TERM to a process this script started and to everything under it (found by parent pid), then
+# waits for it: a background build's make and compilers go with it.
+stop_tree() {
+  local pid=$1 pids=()
+  kill -0 "$pid" 2>/dev/null || return 0
+  stop_tree_collect() { local c; pids+=("$1"); for c in $(pgrep -P "$1" || true); do stop_tree_collect "$c"; done; }
+  stop_tree_collect "$pid"
+  kill -TERM "${pids[@]}" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
 }
 
 # npm packages exactly as the lockfile says, then the build (TypeScript and the web console).

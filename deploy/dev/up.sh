@@ -1,14 +1,27 @@
 #!/usr/bin/env bash
 # Runs Entry for a try-out: Docker engine, demo containers, a broker in dev mode on
-# 127.0.0.1:8022 with a token saved for you, and `enter` on your PATH. Ctrl-C stops the broker.
+# 127.0.0.1:8022 with a token saved for you, and `enter` on your PATH, in the foreground.
 # ENTRY_KUBE=1 also starts the dev Kubernetes cluster (deploy/dev/kube-up.sh: about ten minutes
 # the first time, to build it) with a demo StatefulSet, and serves its pods too: `enter shop web 0`.
-# Ctrl-C then stops the cluster as well.
+# Ctrl-C (or SIGTERM, or any way it ends) stops what it started: the broker, the cluster, and the
+# dockerd when it had to start one (the demo containers stop with it; on an engine that was
+# already running they stay, kept for the next run).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 source "$root/deploy/dev/lib.sh"
 
-ensure_packages busybox-static docker.io tmux
+broker=""
+kube=""
+stop() {
+  trap '' INT TERM HUP
+  if [[ -n $broker ]]; then kill "$broker" 2>/dev/null && wait "$broker" || true; fi
+  if [[ -n $kube ]]; then bash "$root/deploy/dev/kube-down.sh" || true; fi
+  stop_started_dockerd || true
+}
+trap stop EXIT
+trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 143' TERM
+
+ensure_packages busybox-static tmux
 ensure_docker
 ensure_node_modules "$root"
 bash "$root/deploy/dev/demo-image.sh"
@@ -18,6 +31,7 @@ ln -sf "$root/dist/bin/enter.js" /usr/local/bin/enter
 ln -sf "$root/dist/broker/main.js" /usr/local/bin/entry-broker
 backends=()
 if [[ "${ENTRY_KUBE:-}" == 1 ]]; then
+  kube=1
   bash "$root/deploy/dev/kube-up.sh"
   kubeconfig=/var/lib/entry/kube/kubeconfig
   kubectl=("$(bash "$root/deploy/dev/kube-build.sh" --print)/kubectl" --kubeconfig "$kubeconfig")
@@ -51,11 +65,6 @@ rm -f "$token_file"
 log "broker starting on $url; in another terminal: enter demo web 1"
 MALLOC_ARENA_MAX=2 node --max-semi-space-size=4 --no-concurrent-array-buffer-sweeping "$root/dist/broker/main.js" --dev --listen "127.0.0.1:${ENTRY_PORT:-8022}" --dev-token-file "$token_file" "${backends[@]}" &
 broker=$!
-stop() {
-  kill "$broker" 2>/dev/null && wait "$broker" || true
-  if [[ "${ENTRY_KUBE:-}" == 1 ]]; then bash "$root/deploy/dev/kube-down.sh"; fi
-}
-trap stop INT TERM
 # The token file appears once the broker has its key; hand it to the CLI's login.
 until [[ -s "$token_file" ]]; do
   kill -0 "$broker" 2>/dev/null || { wait "$broker"; exit $?; }
