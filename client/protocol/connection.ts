@@ -422,11 +422,21 @@ export class ExecConnection extends EventEmitter {
     this.outputAcks.received(bytes);
   }
 
+  /** Ends the session as a failure of Entry's own (ENTRY_BAD_FRAME, close 1002): the broker broke the protocol. */
+  private failProtocol(message: string): void {
+    this.protocolError = { code: 'ENTRY_BAD_FRAME', message };
+    this.closedByUs = true;
+    this.ws.close(1002);
+  }
+
   private onMessage(data: Buffer): void {
+    if (this.protocolError) return;
     let m;
     try {
       m = decodeResponse(data);
     } catch {
+      // Output that cannot be read is output lost: say so rather than carry on without it.
+      this.failProtocol('the broker sent a malformed message');
       return;
     }
     switch (m.msgType) {
@@ -446,9 +456,7 @@ export class ExecConnection extends EventEmitter {
           return;
         }
         // A status made up would be worse than none: end the session as a failure of Entry's.
-        this.protocolError = { code: 'ENTRY_BAD_FRAME', message: `the broker sent a malformed exit status: ${JSON.stringify(text)}` };
-        this.closedByUs = true;
-        this.ws.close(1002);
+        this.failProtocol(`the broker sent a malformed exit status: ${JSON.stringify(text)}`);
         return;
       }
       case ResponseType.CLOSE:

@@ -148,6 +148,23 @@ describe('the enter CLI when the broker or a proxy misbehaves', () => {
     }
   });
 
+  it('a truncated frame ends the session with a clear line and exit 255, not a silent gap in the output', async () => {
+    fake = await new FakeBroker((_n, req, socket, head) =>
+      fake!.accept(req, socket, head, (ws) =>
+        onFirstMessage(ws, () => {
+          send(ws, ResponseType.STDOUT, 'hello\n');
+          ws.send(encodeResponse(ResponseType.STDOUT, utf8('world\n')).subarray(0, 5));
+          send(ws, ResponseType.STDOUT, 'not shown\n');
+          send(ws, ResponseType.EXIT, '0');
+        }),
+      ),
+    ).start();
+    const r = await enter(['app', 'web', '1', '--', 'work']);
+    expect(r.stdout.toString()).toBe('hello\n');
+    expect(r.stderr.toString()).toBe('enter: the broker sent a malformed message\n');
+    expect(r.status).toBe(255);
+  });
+
   it('enter watch: a truncated frame stops the watch with a clear line and exit 255', async () => {
     fake = await new FakeBroker((_n, req, socket, head) =>
       fake!.accept(req, socket, head, (ws) => {
