@@ -1,9 +1,10 @@
 import WebSocket from 'ws';
 import { decodeResponse, ResponseType } from '../../proto/codec.js';
 import { ClientError } from '../protocol/client-error.js';
-import { stripAnsi } from '../protocol/connection.js';
+import { MAX_MESSAGE_BYTES, stripAnsi } from '../protocol/connection.js';
 import { clientTlsFromEnv, tlsConnectOptions } from '../protocol/tls.js';
 import { EXIT_OUTPUT_CLOSED } from './exec-command.js';
+import { OutputSinks } from './output-sinks.js';
 
 export interface ReplayOptions {
   /** Playback speed factor (2 = twice as fast). */
@@ -48,31 +49,18 @@ export function watchCommand(broker: string, token: string, id: string): Promise
     perMessageDeflate: false,
     ...tlsConnectOptions(clientTlsFromEnv()),
     handshakeTimeout: 15_000,
-    maxPayload: 64 * 1024 * 1024,
+    maxPayload: MAX_MESSAGE_BYTES,
   });
   return new Promise((resolve, reject) => {
     let close: { text: string; code: string } | undefined;
     let failure: ClientError | undefined;
-    let outputClosed = false;
     const stop = () => ws.terminate();
-    // Output is read from the socket no faster than the terminal takes it.
-    let blocked = 0;
-    const relay = (sink: NodeJS.WriteStream, data: Uint8Array) => {
-      if (outputClosed || sink.write(data)) return;
-      if (blocked++ === 0) ws.pause();
-      sink.once('drain', () => {
-        if (--blocked === 0) ws.resume();
-      });
-    };
-    // The reader of our output went away (`| head`): stop quietly, as a program ended by SIGPIPE.
-    const onOutputError = () => {
-      if (outputClosed) return;
-      outputClosed = true;
-      // Not a close handshake: reading may be paused for that very output, and a watch ends nothing.
-      stop();
-    };
-    process.stdout.on('error', onOutputError);
-    process.stderr.on('error', onOutputError);
+    // Output is read from the socket no faster than the terminal takes it. A reader that went
+    // away (`| head`) stops the watch quietly, as a program ended by SIGPIPE; not with a close
+    // handshake, since reading may be paused for that very output, and a watch ends nothing.
+    const output = new OutputSinks(ws, stop, [process.stdout, process.stderr]);
+    const toStdout = output.writer(process.stdout);
+    const toStderr = output.writer(process.stderr);
     ws.on('message', (data: Buffer) => {
       if (failure) return;
       let m;
@@ -84,8 +72,8 @@ export function watchCommand(broker: string, token: string, id: string): Promise
         stop();
         return;
       }
-      if (m.msgType === ResponseType.STDOUT) relay(process.stdout, m.content);
-      else if (m.msgType === ResponseType.STDERR) relay(process.stderr, m.content);
+      if (m.msgType === ResponseType.STDOUT) toStdout(m.content);
+      else if (m.msgType === ResponseType.STDERR) toStderr(m.content);
       else if (m.msgType === ResponseType.CLOSE) close = { text: stripAnsi(Buffer.from(m.content).toString()), code: m.code };
     });
     ws.on('unexpected-response', (_req, res) => {
@@ -97,7 +85,7 @@ export function watchCommand(broker: string, token: string, id: string): Promise
     });
     ws.on('close', () => {
       process.off('SIGINT', onInterrupt);
-      if (outputClosed) resolve(EXIT_OUTPUT_CLOSED);
+      if (output.closed) resolve(EXIT_OUTPUT_CLOSED);
       else if (failure) reject(failure);
       else if (close?.code) reject(new ClientError(close.code, close.text.replace(/^entry: /, '')));
       else {

@@ -1,5 +1,6 @@
 import { ExecConnection, type ReconnectStatus, type SessionEnd, type Target } from '../protocol/connection.js';
 import { EscapeFilter, escapeHelp } from './escape.js';
+import { OutputSinks } from './output-sinks.js';
 import { enterRawMode } from './terminal.js';
 
 export interface ExecCommandOptions {
@@ -61,42 +62,11 @@ export async function runExecCommand(o: ExecCommandOptions): Promise<ExecOutcome
   let restore = () => {};
   if (o.tty && stdin.isTTY) restore = enterRawMode(stdin);
   try {
-    // Output: stop reading the socket while a local sink is full; the broker then pauses the
-    // process. One pending 'drain' per sink; reading resumes when every sink has drained.
-    let blocked = 0;
-    // A reader that went away (EPIPE) wants no more: end the session, as a program writing to
-    // a closed pipe would be ended by SIGPIPE.
-    let outputClosed = false;
-    const onOutputError = () => {
-      if (outputClosed) return;
-      outputClosed = true;
-      conn.close();
-      // Reading may be paused for that very sink: the broker's answer to the close must get in.
-      if (blocked > 0) {
-        blocked = 0;
-        conn.resume();
-      }
-    };
-    stdout.on('error', onOutputError);
-    process.stderr.on('error', onOutputError);
-    const relayOut = (sink: NodeJS.WriteStream) => {
-      let waiting = false;
-      const drained = () => {
-        waiting = false;
-        if (outputClosed) return;
-        if (--blocked === 0) conn.resume();
-      };
-      return (data: Buffer) => {
-        if (outputClosed) return;
-        if (!sink.write(data) && !waiting) {
-          waiting = true;
-          if (blocked++ === 0) conn.pause();
-          sink.once('drain', drained);
-        }
-      };
-    };
-    conn.on('stdout', relayOut(stdout));
-    conn.on('stderr', relayOut(process.stderr));
+    // Output: the broker's process is paused while a local sink is full; a reader that went away
+    // (EPIPE) ends the session, as a program writing to a closed pipe is ended by SIGPIPE.
+    const output = new OutputSinks(conn, () => conn.close(), [stdout, process.stderr]);
+    conn.on('stdout', output.writer(stdout));
+    conn.on('stderr', output.writer(process.stderr));
     const status = new ReconnectLine(process.stderr, o.tty && Boolean(stdin.isTTY));
     conn.on('reconnecting', (s: ReconnectStatus) => status.show(s));
     conn.on('resumed', () => status.clear());
@@ -153,6 +123,7 @@ export async function runExecCommand(o: ExecCommandOptions): Promise<ExecOutcome
     restore();
     // Let whatever output is queued reach the terminal before deciding the status.
     await Promise.all([flush(stdout), flush(process.stderr)]);
+    const outputClosed = output.closed;
     if (outputClosed) return { status: EXIT_OUTPUT_CLOSED, end, escaped, outputClosed };
     if (escaped) return { status: EXIT_CLIENT_FAILURE, end, escaped, outputClosed };
     if (end.exitCode !== undefined) return { status: end.exitCode, end, escaped, outputClosed };
