@@ -3,6 +3,7 @@ import type Docker from 'dockerode';
 import { RetrySchedule } from '../backend/retry-schedule.js';
 import type { Logger } from '../log.js';
 import { applyEvent, type ContainerEvent, type IndexedContainer, readEvents } from './docker-events.js';
+import { withTimeout } from './with-timeout.js';
 
 export type { IndexedContainer } from './docker-events.js';
 
@@ -335,13 +336,6 @@ export async function listLabelled(docker: Docker, signal?: AbortSignal, target?
   });
 }
 
-function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(Object.assign(new Error(`${what}: no answer within ${ms} ms`), { code: 'ETIMEDOUT' })), ms);
-  });
-  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
-}
 
 async function mapLimit<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
   let next = 0;

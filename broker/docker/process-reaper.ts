@@ -5,7 +5,9 @@ import type { Duplex } from 'node:stream';
 import type Docker from 'dockerode';
 import { SCAN_SCRIPT, sessionMark } from '../backend/session-mark.js';
 import { EntryError } from '../errors.js';
+import { DockerDemuxer } from './demux.js';
 import { dockerFailure } from './engine.js';
+import { withTimeout } from './with-timeout.js';
 
 /**
  * Docker has no API to kill an exec, and closing its stream does not end it. Every process a
@@ -408,7 +410,10 @@ export class ProcessReaper {
     let exec: Docker.Exec | undefined;
     let stream: Duplex | undefined;
     let abandoned = false;
-    const chunks: Buffer[] = [];
+    // Multiplexed output: the count is on stdout alone, anything on stderr only explains a missing count.
+    const stdout: Buffer[] = [];
+    const stderr: Buffer[] = [];
+    const demux = new DockerDemuxer((which, data) => (which === 'stderr' ? stderr : stdout).push(Buffer.from(data)));
     let received = 0;
     let outcome: 'done' | 'timeout' | 'overflow';
     try {
@@ -437,7 +442,7 @@ export class ProcessReaper {
           s.on('data', (c: Buffer) => {
             received += c.length;
             if (received > EXEC_SCAN_OUTPUT_CAP_BYTES) settle('overflow');
-            else chunks.push(c);
+            else demux.push(c);
           });
           s.on('end', () => settle('done'));
           s.on('close', () => settle('done'));
@@ -454,29 +459,18 @@ export class ProcessReaper {
     if (outcome !== 'done') {
       abandoned = true;
       stream?.destroy();
-      chunks.length = 0;
+      stdout.length = 0;
+      stderr.length = 0;
       // In the background: the slot and the session's end wait for nothing more.
       if (stream && exec) void this.killHelper(exec, tag);
       const what = outcome === 'timeout' ? `gave no answer within ${EXEC_SCAN_TIMEOUT_MS} ms` : `wrote more than ${EXEC_SCAN_OUTPUT_CAP_BYTES} bytes`;
       throw new EntryError('ENTRY_EXEC_FAILED', `cannot end the session's processes from inside the container: its /bin/sh ${what}; scan abandoned`);
     }
-    // Multiplexed output (8-byte headers, byte 0 the stream): the count is on stdout alone,
-    // anything on stderr only explains a missing count.
-    const raw = Buffer.concat(chunks);
-    let out = '';
-    let err = '';
-    for (let pos = 0; pos + 8 <= raw.length; ) {
-      const size = raw.readUInt32BE(pos + 4);
-      const payload = raw.subarray(pos + 8, pos + 8 + size).toString();
-      if (raw[pos] === 2) err += payload;
-      else out += payload;
-      pos += 8 + size;
-    }
-    const text = out.trim();
+    const text = Buffer.concat(stdout).toString().trim();
     const n = /^\d+$/.test(text) ? Number(text) : Number.NaN;
     if (Number.isNaN(n)) {
       // Typically the image has no sh (or no tr, grep, kill): the processes cannot be found from inside.
-      const why = [text, err.trim()].filter(Boolean).join(' / ').slice(0, 300) || 'no answer';
+      const why = [text, Buffer.concat(stderr).toString().trim()].filter(Boolean).join(' / ').slice(0, 300) || 'no answer';
       throw new EntryError('ENTRY_EXEC_FAILED', `cannot end the session's processes from inside the container: ${why}`);
     }
     return n;
@@ -488,10 +482,9 @@ export class ProcessReaper {
    * not end it. False when they cannot be reached (the broker in a PID namespace of its own).
    */
   private async killHelper(exec: Docker.Exec, tag: string): Promise<boolean> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
     try {
-      const info = await Promise.race([exec.inspect(), new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), HELPER_INSPECT_TIMEOUT_MS)))]);
-      const pid = info?.Pid ?? 0;
+      const info = await withTimeout(exec.inspect(), HELPER_INSPECT_TIMEOUT_MS, 'inspecting an abandoned scan');
+      const pid = info.Pid ?? 0;
       if (pid <= 0) return false;
       // No init to search: only the helper and its descendants.
       const pids = await treePidsWithMark(Buffer.from(`${tag}\0`), pid, 0);
@@ -507,8 +500,6 @@ export class ProcessReaper {
       return n > 0;
     } catch {
       return false;
-    } finally {
-      clearTimeout(timer);
     }
   }
 }

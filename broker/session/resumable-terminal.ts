@@ -296,9 +296,9 @@ export class ResumableTerminal implements TerminalSide {
       gone: (error) => {
         if (!live()) return;
         if (this.ending && this.carrier === gen) {
-          // The connection carrying the end closed: delivered, unless the kernel gave up on the
-          // peer or the client cannot have read it all (see CLIENT_ACK_BATCH_BYTES).
-          if (error?.code === 'ENTRY_PEER_TIMEOUT' || this.outTotal - this.keptFrom >= CLIENT_ACK_BATCH_BYTES) this.detach(error);
+          // The connection carrying the end closed without breaking (a broken one reports `lost`):
+          // delivered, unless the client cannot have read it all (see CLIENT_ACK_BATCH_BYTES).
+          if (this.outTotal - this.keptFrom >= CLIENT_ACK_BATCH_BYTES) this.detach(error);
           else this.settleEnd();
           return;
         }

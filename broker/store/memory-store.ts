@@ -42,16 +42,8 @@ export class MemoryStore implements Store {
 
   async putTicket(key: string, value: string, ttlMs: number): Promise<void> {
     const now = Date.now();
-    // Tickets share one lifetime, so the map is in expiry order: expired ones leave from the
-    // front, each once, instead of a sweep of every live ticket on every new one.
-    for (const [k, t] of this.tickets) {
-      if (t.expires > now) break;
-      this.tickets.delete(k);
-    }
-    if (this.tickets.size >= MAX_ENTRIES && now - this.ticketsSweptAt >= FULL_SWEEP_INTERVAL_MS) {
-      this.ticketsSweptAt = now;
-      this.sweep(this.tickets);
-    }
+    // Tickets share one lifetime, so the map is in expiry order (see dropExpired).
+    this.ticketsSweptAt = dropExpired(this.tickets, (t) => t.expires, now, this.ticketsSweptAt);
     // Full of live tickets: refused, as forgetting one would break a login in progress.
     if (this.tickets.size >= MAX_ENTRIES) throw new Error('too many live tickets');
     this.tickets.delete(key);
@@ -217,20 +209,26 @@ export class MemoryStore implements Store {
    * and refusing them outright would lock out everyone with a typo.
    */
   private makeRoomForWindow(now: number): void {
-    // Expired windows gather at the front; each is dropped once, so this costs O(1) amortized.
-    for (const [k, w] of this.windows) {
-      if (w.resets > now) break;
-      this.windows.delete(k);
-    }
-    if (this.windows.size < MAX_ENTRIES) return;
-    // Windows of other lengths may have expired behind a live one: a full sweep, once a second at most.
-    if (now - this.windowsSweptAt >= FULL_SWEEP_INTERVAL_MS) {
-      this.windowsSweptAt = now;
-      for (const [k, w] of this.windows) if (w.resets <= now) this.windows.delete(k);
-    }
+    this.windowsSweptAt = dropExpired(this.windows, (w) => w.resets, now, this.windowsSweptAt);
     for (const k of this.windows.keys()) {
       if (this.windows.size < MAX_ENTRIES) break;
       this.windows.delete(k);
     }
   }
+}
+
+/**
+ * Drops expired entries of a map kept in the order its entries were made. Those at the front
+ * leave first, each once: O(1) amortized per new entry. When the map is still full, entries of
+ * other lifetimes may have expired behind a live one: a full sweep, at most once per
+ * FULL_SWEEP_INTERVAL_MS after `sweptAt`. Returns when the last full sweep ran.
+ */
+function dropExpired<V>(map: Map<string, V>, expiresAt: (v: V) => number, now: number, sweptAt: number): number {
+  for (const [k, v] of map) {
+    if (expiresAt(v) > now) break;
+    map.delete(k);
+  }
+  if (map.size < MAX_ENTRIES || now - sweptAt < FULL_SWEEP_INTERVAL_MS) return sweptAt;
+  for (const [k, v] of map) if (expiresAt(v) <= now) map.delete(k);
+  return now;
 }
