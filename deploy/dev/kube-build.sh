@@ -39,7 +39,7 @@ remove_srclist() {
   fi
 }
 trap remove_srclist EXIT
-trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 143' TERM
+exit_on_signals
 if ! grep -rqsE '^(Types:.*deb-src|deb-src )' /etc/apt/sources.list /etc/apt/sources.list.d/ \
     || ! apt-get source --print-uris kubernetes >/dev/null 2>&1; then
   if [[ ! -f "$srclist" ]]; then

@@ -23,6 +23,14 @@ ensure_packages() {
   fi
 }
 
+# Ends the script (or subshell) on HUP, INT and TERM with the usual status, through its EXIT
+# trap: bash runs none for a signal it dies of.
+exit_on_signals() {
+  trap 'exit 129' HUP
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+}
+
 installed_packages() {
   dpkg-query -W -f='${Package}:${Architecture} ${db:Status-Status}\n' | awk '$2 == "installed" { print $1 }' | sort
 }
@@ -34,7 +42,7 @@ install_without_services() (
   # services (invoke-rc.d, deb-systemd-invoke). One already there (the host's) is left as it is.
   remove_policy() { if [[ -n $created ]]; then as_root rm -f "$policy"; fi; }
   trap remove_policy EXIT
-  trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 143' TERM
+  exit_on_signals
   # noclobber: created only if none exists, so a host's own file is never overwritten or removed.
   if as_root bash -c 'set -C; printf "#!/bin/sh\n# deploy/dev/lib.sh: no service starts during its apt-get install\nexit 101\n" >"$1" && chmod 0755 "$1"' _ "$policy" 2>/dev/null; then
     created=1

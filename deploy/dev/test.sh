@@ -15,7 +15,7 @@ cleanup() {
 }
 trap cleanup EXIT
 # So that Ctrl-C and kill also run the cleanup.
-trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 143' TERM
+exit_on_signals
 
 ensure_packages busybox-static tmux redis-server chromium nginx openssl openssh-server
 # Packaging and CLI checks: systemd-analyze, docker-compose, zsh completion, unzip (for helm).

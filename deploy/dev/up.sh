@@ -19,7 +19,7 @@ stop() {
   stop_started_dockerd || true
 }
 trap stop EXIT
-trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 143' TERM
+exit_on_signals
 
 ensure_packages busybox-static tmux
 ensure_docker
