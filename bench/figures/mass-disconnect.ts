@@ -14,6 +14,11 @@ const SESSIONS_PER_CONTAINER = 250;
 const TYPISTS = 20;
 /** Direct exec shells typing alongside: what the engine and the machine alone give meanwhile. */
 const DIRECT_TYPISTS = 5;
+/**
+ * The same through the WebSocket null relay: what one more hop, scheduled on the same cores,
+ * gives meanwhile without any clean-up work of its own (the ceiling for any broker).
+ */
+const RELAY_TYPISTS = 5;
 /** A keystroke per typist every 100 ms: 200 echoes a second in all, enough samples for a p99 over a few seconds. */
 const KEY_INTERVAL_MS = 100;
 /**
@@ -116,6 +121,7 @@ export const massDisconnect: Suite = {
     const held: EntrySession[] = [];
     const typists: EntrySession[] = [];
     const directs: DirectExec[] = [];
+    const relayed: DirectExec[] = [];
     let stopTyping = () => undefined as void;
     try {
       const token = await broker.mint();
@@ -139,20 +145,28 @@ export const massDisconnect: Suite = {
         await untilOutput(d, 0x52);
         directs.push(d);
       }
+      for (let i = 0; i < RELAY_TYPISTS; i++) {
+        const r = await DirectExec.open(ctx.wsRelay.docker, targets[i % targets.length]!.id, { cmd: RAW_ECHO, tty: true });
+        relayed.push(r);
+        // Through a relay the marker can come in the same read as the upgrade answer, which
+        // docker-modem drops: a second after the start the terminal is raw all the same.
+        await Promise.race([untilOutput(r, 0x52).catch(() => undefined), sleep(1_000)]);
+      }
       const files = await procsFiles(ctx, targets);
       const before = heldProcesses(files);
       // Everything else in the containers (the typists' processes) stays: polled, the total
       // falling to this means the held ones are gone, which one last look by name confirms.
       const others = allProcesses(files) - before;
-      ctx.log(`mass_disconnect: ${held.length} sessions holding ${before} processes, ${typists.length} typing (${directs.length} direct)`);
+      ctx.log(`mass_disconnect: ${held.length} sessions holding ${before} processes, ${typists.length} typing (${directs.length} direct, ${relayed.length} through the WebSocket relay)`);
 
       const e: number[] = [];
       const d: number[] = [];
+      const w: number[] = [];
       const late = { n: 0 };
-      const stops = [type(typists, e, late), type(directs, d, { n: 0 })];
+      const stops = [type(typists, e, late), type(directs, d, { n: 0 }), type(relayed, w, { n: 0 })];
       stopTyping = () => stops.forEach((f) => f());
       await sleep(1_000);
-      const [e0, d0] = [e.length, d.length];
+      const [e0, d0, w0] = [e.length, d.length, w.length];
 
       const probe = new LoopProbe(broker.url, 20);
       const loop = monitorEventLoopDelay({ resolution: 5 });
@@ -179,10 +193,12 @@ export const massDisconnect: Suite = {
       loop.disable();
       const during = e.slice(e0);
       const duringDirect = d.slice(d0);
+      const duringRelay = w.slice(w0);
       const seconds = Number.isNaN(goneMs) ? msSince(dropAt) / 1000 : goneMs / 1000;
       ctx.log(
         `mass_disconnect: ${left === 0 ? 'all gone' : `${left} processes left`} after ${seconds.toFixed(1)} s, broker ${cpu.toFixed(2)} CPU s, ` +
           `echo p50/p99 entry ${quantile(during, 0.5).toFixed(2)}/${quantile(during, 0.99).toFixed(2)} ms, direct ${quantile(duringDirect, 0.5).toFixed(2)}/${quantile(duringDirect, 0.99).toFixed(2)} ms, ` +
+          `ws relay ${quantile(duringRelay, 0.5).toFixed(2)}/${quantile(duringRelay, 0.99).toFixed(2)} ms, ` +
           `/healthz max ${Math.max(...healthz).toFixed(1)} ms`,
       );
       return [
@@ -202,6 +218,10 @@ export const massDisconnect: Suite = {
             direct_echo_p50_ms: quantile(duringDirect, 0.5),
             direct_echo_p99_ms: quantile(duringDirect, 0.99),
             direct_echo_max_ms: duringDirect.length > 0 ? Math.max(...duringDirect) : Number.NaN,
+            ws_relay_typists: relayed.length,
+            ws_relay_echo_p50_ms: quantile(duringRelay, 0.5),
+            ws_relay_echo_p99_ms: quantile(duringRelay, 0.99),
+            ws_relay_echo_max_ms: duringRelay.length > 0 ? Math.max(...duringRelay) : Number.NaN,
             broker_healthz_p99_ms: quantile(healthz, 0.99),
             broker_healthz_max_ms: Math.max(...healthz),
             broker_cpu_s: cpu,
@@ -209,13 +229,13 @@ export const massDisconnect: Suite = {
           },
           note:
             left === 0
-              ? `${held.length} sessions (sh + sleep each) dropped at once over ${targets.length} container(s); ${typists.length} others typing every ${KEY_INTERVAL_MS} ms, ${directs.length} direct exec shells alongside`
+              ? `${held.length} sessions (sh + sleep each) dropped at once over ${targets.length} container(s); ${typists.length} others typing every ${KEY_INTERVAL_MS} ms, ${directs.length} direct exec shells and ${relayed.length} through the WebSocket relay alongside`
               : `${left} of ${before} processes still there after ${capMs / 1000} s`,
         }),
       ];
     } finally {
       stopTyping();
-      for (const d of directs) d.close();
+      for (const d of [...directs, ...relayed]) d.close();
       for (const s of typists) s.ws.terminate();
       for (const s of held) s.ws.terminate();
       await broker.stop();

@@ -58,6 +58,9 @@ describe('bench --quick (smoke)', () => {
         expect(f.entry, f.name).toBeGreaterThan(0);
         expect(f.extra?.['processes_left'], f.name).toBe(0);
         expect(f.extra?.['echo_samples'], f.name).toBeGreaterThan(0);
+        // The typists beside Entry's: direct, and one hop through the WebSocket relay.
+        expect(f.extra?.['direct_echo_p99_ms'], f.name).toBeGreaterThan(0);
+        expect(f.extra?.['ws_relay_echo_p99_ms'], f.name).toBeGreaterThan(0);
         expect(f.direct).toBeNull();
       } else if (f.name === 'stall_rss_growth') {
         // Growth can be zero or slightly negative (GC); there is no direct counterpart.
