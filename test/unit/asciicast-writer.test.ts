@@ -1,0 +1,110 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { AsciicastWriter } from '../../broker/recording/asciicast-writer.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'entry-cast-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+let n = 0;
+
+async function record(write: (w: AsciicastWriter) => void, maxBytes = 1024 * 1024): Promise<{ text: string; events: Array<[number, string, string]> }> {
+  const path = join(dir, `${++n}.cast`);
+  const errors: unknown[] = [];
+  const w = await AsciicastWriter.create(path, { width: 80, height: 24, timestamp: 0, env: {} }, maxBytes, (e) => errors.push(e));
+  write(w);
+  await w.close();
+  expect(errors).toEqual([]);
+  const text = readFileSync(path, 'utf8');
+  const events = text.trimEnd().split('\n').slice(1).map((l) => JSON.parse(l) as [number, string, string]);
+  return { text, events };
+}
+
+const joined = (events: Array<[number, string, string]>, code: string) =>
+  events
+    .filter(([, c]) => c === code)
+    .map(([, , d]) => d)
+    .join('');
+
+describe('the recording writer', () => {
+  it('writes every line as JSON.stringify would, escapes included', async () => {
+    // Every byte but NUL (binary), the characters that need an escape among them, and non-ASCII text.
+    const ascii = Buffer.from(Array.from({ length: 127 }, (_, i) => i + 1));
+    const text = `${ascii.toString('latin1')}grün ✓ 😀 "quoted" back\\slash\r\n\u001b[31mred\u001b[0m`;
+    const { text: file, events } = await record((w) => w.output('stdout', Buffer.from(text)));
+    expect(joined(events, 'o')).toBe(text);
+    for (const line of file.trimEnd().split('\n').slice(1)) {
+      const [t, code, data] = JSON.parse(line) as [number, string, string];
+      expect(line).toBe(`[${t.toFixed(6)}, ${JSON.stringify(code)}, ${JSON.stringify(data)}]`);
+    }
+  });
+
+  it('keeps a character that a chunk boundary cut through whole, at every cut', async () => {
+    const bytes = Buffer.from('ab😀cd€ü');
+    for (let cut = 1; cut < bytes.length; cut++) {
+      const { events } = await record((w) => {
+        w.output('stdout', bytes.subarray(0, cut));
+        w.output('stdout', bytes.subarray(cut));
+      });
+      expect(joined(events, 'o'), `cut at ${cut}`).toBe('ab😀cd€ü');
+    }
+  });
+
+  it('keeps stdout, stderr and input apart, each with its own cut character', async () => {
+    const euro = Buffer.from('€');
+    const { events } = await record((w) => {
+      w.output('stdout', euro.subarray(0, 1));
+      w.output('stderr', euro.subarray(0, 2));
+      w.input(euro.subarray(0, 1));
+      w.output('stderr', euro.subarray(2));
+      w.output('stdout', euro.subarray(1));
+      w.input(euro.subarray(1));
+    });
+    expect(joined(events, 'o')).toBe('€');
+    expect(joined(events, 'e')).toBe('€');
+    expect(joined(events, 'i')).toBe('€');
+  });
+
+  it('records a cut character that never completes as U+FFFD, as a UTF-8 decoder does', async () => {
+    const { events } = await record((w) => {
+      w.output('stdout', Buffer.from([0x61, 0xe2, 0x82]));
+      w.output('stdout', Buffer.from('bc'));
+    });
+    expect(joined(events, 'o')).toBe('a\ufffdbc');
+  });
+
+  it('counts binary output in a marker and goes on with the text after it', async () => {
+    const { events } = await record((w) => {
+      w.output('stdout', Buffer.from('before\n'));
+      w.output('stdout', Buffer.from([0x00, 0xff, 0x10, 0x00]));
+      w.output('stdout', Buffer.from('after\n'));
+    });
+    expect(events.map(([, c, d]) => [c, d])).toEqual([
+      ['o', 'before\n'],
+      ['m', 'entry: 4 bytes of binary output'],
+      ['o', 'after\n'],
+    ]);
+  });
+
+  it('stops at the size limit with a marker, and keeps no partial line', async () => {
+    const { text, events } = await record((w) => {
+      for (let i = 0; i < 100; i++) w.output('stdout', Buffer.from(`line ${i} "${'x'.repeat(50)}"\n`));
+    }, 2_000);
+    expect(events.at(-1)?.[1]).toBe('m');
+    expect(events.at(-1)?.[2]).toBe('entry: recording size limit reached');
+    const kept = joined(events, 'o');
+    expect(kept.length).toBeGreaterThan(0);
+    expect(kept.endsWith('"\n')).toBe(true);
+    expect(Buffer.byteLength(text)).toBeLessThan(2_000 + 100);
+  });
+
+  it('writes what a session records in many chunks in order, across flushes', async () => {
+    const chunks = Array.from({ length: 3_000 }, (_, i) => `${i}\t"€"\r\n`);
+    const { events } = await record((w) => {
+      for (const c of chunks) w.output('stdout', Buffer.from(c));
+    }, 10 * 1024 * 1024);
+    expect(joined(events, 'o')).toBe(chunks.join(''));
+    const times = events.map(([t]) => t);
+    expect([...times].sort((a, b) => a - b)).toEqual(times);
+  });
+});
