@@ -113,8 +113,9 @@ describe('upgrades that no session comes of', () => {
     const grown = broker.rss() - before;
     socket.destroy();
     expect(sent, 'messages the broker read').toBeGreaterThan(32);
-    // What the broker read: far more than it may keep (JIT, heap not yet collected).
-    expect(grown).toBeLessThan(64 * MiB);
+    // Kept, the 256 MiB read would grow the broker by at least as much; dropped, only by the
+    // buffers of messages read and not yet collected (about 64 MB here), so the bound is half of it.
+    expect(grown).toBeLessThan(128 * MiB);
   });
 
   it('leaves no session behind for web-mode clients that leave while their credentials are checked', async () => {
