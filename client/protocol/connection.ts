@@ -511,10 +511,10 @@ interface EarlyEvents {
 }
 const earlyEvents = new WeakMap<WebSocket, EarlyEvents>();
 
-/** Opens the WebSocket to /enter; rejects with ClientError when the broker cannot be reached. */
 /** Largest message accepted from the broker: far above its output frames, a bound on a broken one. */
 export const MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
 
+/** Opens the WebSocket to /enter; rejects with ClientError when the broker cannot be reached. */
 function openSocket(options: ConnectOptions, extra: Record<string, string>, timeoutMs: number): Promise<WebSocket> {
   const { target } = options;
   const ws = new WebSocket(enterUrl(options.broker), {
