@@ -46,6 +46,16 @@ const KEYS = Array.from({ length: 26 }, (_, i) => Uint8Array.of(0x61 + i));
  * Echo times in ms, a list per side: 50 untimed keystrokes each first (JIT and socket paths),
  * then `samples` rounds of one byte at a time, rotating which side goes first.
  */
+/**
+ * Ready for typing through a relay: the marker, or a second after the start. Through a relay the
+ * marker can come in the same read as the upgrade answer, which docker-modem drops; a second
+ * after the start the terminal is raw all the same.
+ */
+export async function untilRelayedReady(side: Typist): Promise<void> {
+  await Promise.race([untilOutput(side, 0x52).catch(() => undefined), sleep(1_000)]);
+  side.onOutput = () => undefined;
+}
+
 export async function echoRounds(sides: readonly Typist[], samples: number): Promise<number[][]> {
   for (let i = 0; i < 50; i++) for (const side of sides) await echoOnce(side, KEYS[i % 26]!);
   const out = sides.map((): number[] => []);
@@ -69,9 +79,7 @@ export const echo: Suite = {
     const directReady = untilOutput(direct, 0x52);
     // The same direct exec through the WebSocket null relay: the ceiling for any broker.
     const relayed = await DirectExec.open(ctx.wsRelay.docker, ctx.target.id, { cmd: RAW_ECHO, tty: true });
-    // Through a relay the marker can come in the same read as the upgrade answer, which
-    // docker-modem drops: a second after the start the terminal is raw all the same.
-    const relayedReady = Promise.race([untilOutput(relayed, 0x52).catch(() => undefined), sleep(1_000)]).then(() => (relayed.onOutput = () => undefined));
+    const relayedReady = untilRelayedReady(relayed);
     await Promise.all([entryReady, directReady, relayedReady]);
     try {
       const [e, d, w] = (await echoRounds([entry, direct, relayed], samples)) as [number[], number[], number[]];

@@ -6,7 +6,7 @@ import { DirectExec } from '../direct-exec.js';
 import { EntrySession } from '../entry-client.js';
 import { type BenchContext, figure, type Figure, type Suite, utf8 } from '../figure.js';
 import { msSince, now, quantile, sleep } from '../stats.js';
-import { RAW_ECHO, type Typist, untilOutput } from './echo.js';
+import { RAW_ECHO, type Typist, untilOutput, untilRelayedReady } from './echo.js';
 
 /** Sessions per container, as in the concurrent figures: one shim is not the bottleneck. */
 const SESSIONS_PER_CONTAINER = 250;
@@ -148,9 +148,7 @@ export const massDisconnect: Suite = {
       for (let i = 0; i < RELAY_TYPISTS; i++) {
         const r = await DirectExec.open(ctx.wsRelay.docker, targets[i % targets.length]!.id, { cmd: RAW_ECHO, tty: true });
         relayed.push(r);
-        // Through a relay the marker can come in the same read as the upgrade answer, which
-        // docker-modem drops: a second after the start the terminal is raw all the same.
-        await Promise.race([untilOutput(r, 0x52).catch(() => undefined), sleep(1_000)]);
+        await untilRelayedReady(r);
       }
       const files = await procsFiles(ctx, targets);
       const before = heldProcesses(files);
