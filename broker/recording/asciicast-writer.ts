@@ -1,7 +1,8 @@
 import { type FileHandle, open } from 'node:fs/promises';
-import { StringDecoder } from 'node:string_decoder';
+import { isUtf8 } from 'node:buffer';
 import type { OutputStream } from '../session/types.js';
-import { looksBinary } from './text-or-binary.js';
+import { giveBack, jsonLength, PendingBytes } from './pending-bytes.js';
+import { completeEnd, leadingContinuations } from './text-or-binary.js';
 
 export interface CastHeader {
   width: number;
@@ -15,23 +16,24 @@ export interface CastHeader {
 
 /** Pending events are handed to the OS at least this often: a crash loses at most this much. */
 export const FLUSH_INTERVAL_MS = 500;
-/** …or as soon as this much is pending. */
-const FLUSH_BYTES = 64 * 1024;
 /**
  * Most text waiting for the disk. Beyond it events are dropped (and a marker says so) rather
  * than held: a slow disk must neither slow the session nor grow the broker's memory.
  */
 const MAX_IN_FLIGHT_BYTES = 4 * 1024 * 1024;
 
+type TextSource = 'stdout' | 'stderr' | 'input';
+
 /**
  * Writes one asciicast v2 file as the session goes: `[t, "o", text]` output, `[t, "r",
  * "COLSxROWS"]` resizes, `[t, "i", text]` input when enabled, `[t, "m", label]` markers, and
  * `[t, "e", text]` for the stderr of non-TTY runs (an Entry addition that players skip; `enter
- * replay` prints it on stderr). Output bytes are decoded as UTF-8 per stream, across chunks.
+ * replay` prints it on stderr). Each line is what `JSON.stringify` makes of the text that a
+ * UTF-8 decoder reads from the bytes, per stream and across chunks; valid UTF-8 goes into the
+ * line as bytes, without becoming a string (see `PendingBytes`).
  */
 export class AsciicastWriter {
-  private pending: string[] = [];
-  private pendingBytes = 0;
+  private readonly pending = new PendingBytes((buf, length) => this.write(buf, length));
   private written = 0;
   private capped = false;
   private closed = false;
@@ -40,8 +42,8 @@ export class AsciicastWriter {
   private inFlight = 0;
   private skipped = 0;
   private binaryBytes = 0;
-  // StringDecoder: streaming (keeps a character split across chunks) and fast on any input.
-  private readonly decoders = { stdout: new StringDecoder('utf8'), stderr: new StringDecoder('utf8'), input: new StringDecoder('utf8') };
+  /** Per stream, the start of a character that the last chunk cut (at most 3 bytes). */
+  private readonly cut: Record<TextSource, Buffer | undefined> = { stdout: undefined, stderr: undefined, input: undefined };
 
   private constructor(
     private readonly file: FileHandle,
@@ -53,7 +55,7 @@ export class AsciicastWriter {
   static async create(path: string, header: CastHeader, maxBytes: number, onError: (err: unknown) => void): Promise<AsciicastWriter> {
     const file = await open(path, 'wx', 0o640);
     const w = new AsciicastWriter(file, Date.now(), maxBytes, onError);
-    w.line(JSON.stringify({ version: 2, ...header }));
+    w.pending.text(`${JSON.stringify({ version: 2, ...header })}\n`);
     w.flush();
     return w;
   }
@@ -65,19 +67,21 @@ export class AsciicastWriter {
    */
   output(stream: OutputStream, data: Uint8Array): void {
     if (this.capped || this.closed) return;
-    if (looksBinary(data)) {
+    const start = leadingContinuations(data);
+    const end = completeEnd(data, start);
+    if (data.includes(0) || !isUtf8(data.subarray(start, end))) {
       this.binaryBytes += data.length;
       return;
     }
     this.noteBinary();
-    const text = this.decoders[stream].write(data as Buffer);
-    if (text) this.event(stream === 'stderr' ? 'e' : 'o', text);
+    this.text(stream, stream === 'stderr' ? 'e' : 'o', data, start, end, true);
   }
 
   input(data: Uint8Array): void {
     if (this.capped || this.closed) return;
-    const text = this.decoders.input.write(data as Buffer);
-    if (text) this.event('i', text);
+    const start = leadingContinuations(data);
+    const end = completeEnd(data, start);
+    this.text('input', 'i', data, start, end, isUtf8(data.subarray(start, end)));
   }
 
   resize(cols: number, rows: number): void {
@@ -105,59 +109,115 @@ export class AsciicastWriter {
     this.event('m', `entry: ${n} bytes of binary output`);
   }
 
-  private event(code: string, text: string): void {
-    if (this.closed || this.capped) return;
-    const t = ((Date.now() - this.start) / 1000).toFixed(6);
-    if (this.inFlight + this.pendingBytes > MAX_IN_FLIGHT_BYTES) {
-      this.skipped++;
+  /**
+   * `data[start, end)` is valid UTF-8 when `valid`; before `start` are the continuation bytes
+   * of a character cut by the last chunk, from `end` the start of one this chunk cuts.
+   */
+  private text(source: TextSource, code: string, data: Uint8Array, start: number, end: number, valid: boolean): void {
+    const before = this.cut[source];
+    const head = before ? joinCut(before, data, start) : start === 0 ? EMPTY : undefined;
+    if (valid && head) {
+      this.cut[source] = end < data.length ? Buffer.from(data.subarray(end)) : undefined;
+      if (head.length > 0 || end > start) this.bytesEvent(code, head, data, start, end);
       return;
+    }
+    // Invalid sequences or an orphaned character end: as a UTF-8 decoder reads them, U+FFFD for each.
+    const all = before ? Buffer.concat([before, data]) : Buffer.from(data.buffer, data.byteOffset, data.length);
+    const whole = completeEnd(all);
+    this.cut[source] = whole < all.length ? Buffer.from(all.subarray(whole)) : undefined;
+    const text = all.toString('utf8', 0, whole);
+    if (text) this.event(code, text);
+  }
+
+  private bytesEvent(code: string, head: Uint8Array, data: Uint8Array, from: number, to: number): void {
+    const frame = this.open(code);
+    if (frame === undefined) return;
+    const most = frame.length + 3 + 6 * (head.length + to - from);
+    if (this.written + this.pending.length + most > this.maxBytes) {
+      const exact = frame.length + 3 + jsonLength(head, 0, head.length) + jsonLength(data, from, to);
+      if (this.written + this.pending.length + exact > this.maxBytes) return this.cap(frame);
+    }
+    this.pending.ascii(frame);
+    this.pending.json(head, 0, head.length);
+    this.pending.json(data, from, to);
+    this.pending.ascii('"]\n');
+    this.scheduled();
+  }
+
+  private event(code: string, text: string): void {
+    const frame = this.open(code);
+    if (frame === undefined) return;
+    const line = `${frame}${JSON.stringify(text).slice(1)}]\n`;
+    if (this.written + this.pending.length + Buffer.byteLength(line) > this.maxBytes) return this.cap(frame);
+    this.pending.text(line);
+    this.scheduled();
+  }
+
+  /** The start of an event's line up to its text's opening quote, or undefined to drop the event. */
+  private open(code: string): string | undefined {
+    if (this.closed || this.capped) return undefined;
+    const t = ((Date.now() - this.start) / 1000).toFixed(6);
+    if (this.inFlight + this.pending.length > MAX_IN_FLIGHT_BYTES) {
+      this.skipped++;
+      return undefined;
     }
     if (this.skipped > 0) {
       const n = this.skipped;
       this.skipped = 0;
-      this.line(`[${t}, "m", "entry: ${n} events skipped: the disk was too slow"]`);
+      this.pending.ascii(`[${t}, "m", "entry: ${n} events skipped: the disk was too slow"]\n`);
     }
-    const line = `[${t}, ${JSON.stringify(code)}, ${JSON.stringify(text)}]`;
-    if (this.written + this.pendingBytes + line.length > this.maxBytes) {
-      this.capped = true;
-      this.line(`[${t}, "m", "entry: recording size limit reached"]`);
-      this.flush();
-      return;
-    }
-    this.line(line);
+    return `[${t}, "${code}", "`;
   }
 
-  private line(text: string): void {
-    this.pending.push(text, '\n');
-    this.pendingBytes += text.length + 1;
-    if (this.pendingBytes >= FLUSH_BYTES) this.flush();
-    else if (!this.timer) {
-      this.timer = setTimeout(() => this.flush(), FLUSH_INTERVAL_MS);
-      this.timer.unref();
-    }
+  private cap(frame: string): void {
+    this.capped = true;
+    this.pending.ascii(`${frame.slice(0, frame.indexOf(','))}, "m", "entry: recording size limit reached"]\n`);
+    this.flush();
+  }
+
+  private scheduled(): void {
+    if (this.timer || this.pending.length === 0) return;
+    this.timer = setTimeout(() => this.flush(), FLUSH_INTERVAL_MS);
+    this.timer.unref();
   }
 
   private flush(): void {
     clearTimeout(this.timer);
     this.timer = undefined;
-    if (this.pending.length === 0 || this.closed) return;
-    const chunk = this.pending.join('');
-    const size = this.pendingBytes;
-    this.pending = [];
-    this.written += size;
-    this.inFlight += size;
-    this.pendingBytes = 0;
-    // Writes are chained so they land in order; each is handed to the OS when it runs.
+    if (this.closed) return;
+    this.pending.flush();
+  }
+
+  /** Writes are chained so they land in order; each is handed to the OS when it runs. */
+  private write(buf: Buffer, length: number): void {
+    this.written += length;
+    this.inFlight += length;
     this.chain = this.chain.then(() =>
-      this.file.write(chunk).then(
+      writeAll(this.file, buf, length).then(
         () => {
-          this.inFlight -= size;
+          this.inFlight -= length;
+          giveBack(buf);
         },
         (err: unknown) => {
-          this.inFlight -= size;
+          this.inFlight -= length;
           this.onError(err);
         },
       ),
     );
   }
+}
+
+const EMPTY = new Uint8Array(0);
+
+/**
+ * The character that `before` began, completed from the start of `data` when the chunk holds
+ * exactly its missing continuation bytes, and only then (else undefined: a decoder's case).
+ */
+function joinCut(before: Buffer, data: Uint8Array, start: number): Uint8Array | undefined {
+  const joined = Buffer.concat([before, data.subarray(0, start)]);
+  return completeEnd(joined) === joined.length && isUtf8(joined) ? joined : undefined;
+}
+
+async function writeAll(file: FileHandle, buf: Buffer, length: number): Promise<void> {
+  for (let at = 0; at < length; ) at += (await file.write(buf, at, length - at)).bytesWritten;
 }

@@ -2,7 +2,9 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { StringDecoder } from 'node:string_decoder';
 import { AsciicastWriter } from '../../broker/recording/asciicast-writer.js';
+import { looksBinary } from '../../broker/recording/text-or-binary.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'entry-cast-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -106,5 +108,63 @@ describe('the recording writer', () => {
     expect(joined(events, 'o')).toBe(chunks.join(''));
     const times = events.map(([t]) => t);
     expect([...times].sort((a, b) => a - b)).toEqual(times);
+  });
+
+  it('records any mix of chunks as a streaming UTF-8 decoder and JSON.stringify would, line for line', async () => {
+    // Pieces that need an escape, multi-byte characters, bytes that are not UTF-8, and NUL (binary).
+    const pieces = ['a', 'plain text ', '\n', '\r\n', '"', '\\', '\u001b[1m', '\u007f', 'ü', '€', '😀', [0xff], [0xc3], [0x82], [0xe2, 0x82], [0x00]].map((p) =>
+      typeof p === 'string' ? Buffer.from(p) : Buffer.from(p),
+    );
+    let seed = 17;
+    // mulberry32: every piece and size comes up, and a failure replays the same way.
+    const random = (n: number) => {
+      seed = (seed + 0x6d2b79f5) | 0;
+      let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+      return ((t ^ (t >>> 14)) >>> 0) % n;
+    };
+    for (let round = 0; round < 6; round++) {
+      const ops: Array<['stdout' | 'stderr' | 'input', Buffer]> = [];
+      for (let i = 0; i < 300; i++) {
+        const parts: Buffer[] = [];
+        // Now and then a chunk of over a buffer, so lines cross buffers; under the 4 MiB in flight in all.
+        // Long chunks are whole text (the first 11 pieces): one bad byte would make output binary.
+        const long = random(40) === 0;
+        const size = long ? 70_000 + random(30_000) : random(300);
+        const kinds = long ? 11 : round % 2 === 0 ? pieces.length - 1 : pieces.length;
+        for (let n = 0; n < size; ) {
+          const p = pieces[random(kinds)]!;
+          parts.push(p);
+          n += p.length;
+        }
+        ops.push([(['stdout', 'stdout', 'stderr', 'input'] as const)[random(4)]!, Buffer.concat(parts)]);
+      }
+      const expected: Array<[string, string]> = [];
+      const decoders = { stdout: new StringDecoder('utf8'), stderr: new StringDecoder('utf8'), input: new StringDecoder('utf8') };
+      let binary = 0;
+      for (const [source, data] of ops) {
+        if (source !== 'input' && looksBinary(data)) {
+          binary += data.length;
+          continue;
+        }
+        if (source !== 'input' && binary > 0) expected.push(['m', `entry: ${binary} bytes of binary output`]), (binary = 0);
+        const text = decoders[source].write(data);
+        if (text) expected.push([source === 'stdout' ? 'o' : source === 'stderr' ? 'e' : 'i', text]);
+      }
+      if (binary > 0) expected.push(['m', `entry: ${binary} bytes of binary output`]);
+      const { text: file, events } = await record((w) => {
+        for (const [source, data] of ops) source === 'input' ? w.input(data) : w.output(source, data);
+      }, 1024 ** 3);
+      expect(events.map(([, c, d]) => [c, d]), `round ${round}`).toEqual(expected);
+      // The cases that take the decoder's way, and lines longer than a buffer, did come up.
+      expect(expected.some(([, d]) => d.includes('\ufffd'))).toBe(true);
+      // Rounds with NUL among the pieces (odd) have binary output, the others long text.
+      if (round % 2 === 1) expect(expected.some(([c]) => c === 'm')).toBe(true);
+      else expect(expected.some(([, d]) => Buffer.byteLength(d) > 64 * 1024)).toBe(true);
+      for (const line of file.trimEnd().split('\n').slice(1)) {
+        const [t, code, data] = JSON.parse(line) as [number, string, string];
+        expect(line).toBe(`[${t.toFixed(6)}, ${JSON.stringify(code)}, ${JSON.stringify(data)}]`);
+      }
+    }
   });
 });

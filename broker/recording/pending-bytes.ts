@@ -1,0 +1,164 @@
+/**
+ * A session's recording starts each flush period in a small buffer: most sessions type and
+ * read a screen at a time, and 1,000 of them then hold 4 MiB in all.
+ */
+export const SMALL_BUFFER_BYTES = 4 * 1024;
+/**
+ * Output that outgrows the small buffer moves to buffers of this size, each handed to the file
+ * when full: the size of the writes the recording made before, and of a pipe's default buffer.
+ */
+export const LARGE_BUFFER_BYTES = 64 * 1024;
+/**
+ * Large buffers kept for reuse once written, broker-wide: the writes of a fast session in flight
+ * at once (a write to the page cache takes tens of microseconds). Reuse is the point: a new
+ * buffer per write is external memory, which makes V8 collect sooner.
+ */
+const KEPT_LARGE_BUFFERS = 32;
+
+const kept: Buffer[] = [];
+
+function takeLarge(): Buffer {
+  return kept.pop() ?? Buffer.allocUnsafeSlow(LARGE_BUFFER_BYTES);
+}
+
+/** Gives a buffer that `spill` handed out back once its write is done. */
+export function giveBack(buf: Buffer): void {
+  if (buf.length === LARGE_BUFFER_BYTES && kept.length < KEPT_LARGE_BUFFERS) kept.push(buf);
+}
+
+/** What each byte becomes inside a JSON string, as `JSON.stringify` writes it: 0 for itself. */
+const ESCAPE = new Uint8Array(256);
+for (let b = 0; b < 0x20; b++) ESCAPE[b] = 0x75; // \u00XX
+ESCAPE[0x08] = 0x62; // \b
+ESCAPE[0x09] = 0x74; // \t
+ESCAPE[0x0a] = 0x6e; // \n
+ESCAPE[0x0c] = 0x66; // \f
+ESCAPE[0x0d] = 0x72; // \r
+ESCAPE[0x22] = 0x22; // \"
+ESCAPE[0x5c] = 0x5c; // \\
+const HEX = Buffer.from('0123456789abcdef', 'latin1');
+/** The longest escape (`\u001b`). */
+const MAX_ESCAPE = 6;
+/** Runs shorter than this are copied byte by byte: a native copy costs more to call. */
+const NATIVE_COPY_MIN = 64;
+
+/** How many bytes `json` writes for `src[from, to)`. */
+export function jsonLength(src: Uint8Array, from: number, to: number): number {
+  let n = to - from;
+  for (let i = from; i < to; i++) {
+    const e = ESCAPE[src[i]!]!;
+    if (e !== 0) n += e === 0x75 ? MAX_ESCAPE - 1 : 1;
+  }
+  return n;
+}
+
+/**
+ * The bytes a recording has yet to hand to its file, written straight into buffers: output
+ * becomes JSON without a string between (UTF-8 is valid inside a JSON string as it is). Full
+ * buffers go to `spill` in order; the one being filled goes on `flush`.
+ */
+export class PendingBytes {
+  private buf: Buffer | undefined;
+  private len = 0;
+
+  constructor(private readonly spill: (buf: Buffer, length: number) => void) {}
+
+  get length(): number {
+    return this.len;
+  }
+
+  flush(): void {
+    if (!this.buf || this.len === 0) return;
+    const buf = this.buf;
+    const len = this.len;
+    this.buf = undefined;
+    this.len = 0;
+    this.spill(buf, len);
+  }
+
+  /** Text known to be ASCII (numbers, codes, the line's frame). */
+  ascii(text: string): void {
+    this.room(text.length, text.length);
+    this.len += this.buf!.write(text, this.len, 'latin1');
+  }
+
+  /** Any text, encoded as UTF-8. */
+  text(text: string): void {
+    const n = Buffer.byteLength(text);
+    if (n <= LARGE_BUFFER_BYTES) {
+      this.room(n, n);
+      this.len += this.buf!.write(text, this.len, 'utf8');
+    } else this.raw(Buffer.from(text));
+  }
+
+  /** Bytes as they are. */
+  raw(src: Uint8Array): void {
+    for (let i = 0; i < src.length; ) {
+      this.room(Math.min(src.length - i, LARGE_BUFFER_BYTES), 1);
+      const buf = this.buf!;
+      const n = Math.min(src.length - i, buf.length - this.len);
+      buf.set(src.subarray(i, i + n), this.len);
+      this.len += n;
+      i += n;
+    }
+  }
+
+  /** UTF-8 bytes as the inside of a JSON string. */
+  json(src: Uint8Array, from: number, to: number): void {
+    let i = from;
+    while (i < to) {
+      this.room(Math.min(to - i + MAX_ESCAPE, LARGE_BUFFER_BYTES), MAX_ESCAPE);
+      const buf = this.buf!;
+      // An escape needs up to MAX_ESCAPE bytes; plain bytes fill the buffer to its end.
+      const limit = buf.length - MAX_ESCAPE;
+      let len = this.len;
+      while (i < to && len <= limit) {
+        const b = src[i]!;
+        const e = ESCAPE[b]!;
+        if (e === 0) {
+          const runEnd = Math.min(to, i + buf.length - len);
+          let j = i + 1;
+          while (j < runEnd && ESCAPE[src[j]!] === 0) j++;
+          if (j - i >= NATIVE_COPY_MIN) buf.set(src.subarray(i, j), len), (len += j - i);
+          else for (let k = i; k < j; k++) buf[len++] = src[k]!;
+          i = j;
+          continue;
+        }
+        buf[len++] = 0x5c;
+        buf[len++] = e;
+        if (e === 0x75) {
+          buf[len++] = 0x30;
+          buf[len++] = 0x30;
+          buf[len++] = HEX[b >> 4]!;
+          buf[len++] = HEX[b & 15]!;
+        }
+        i++;
+      }
+      this.len = len;
+    }
+  }
+
+  /**
+   * Makes room for `want` bytes (at most a large buffer's worth) or, short of that, for `need`
+   * of them in what is left, spilling a buffer that is full.
+   */
+  private room(want: number, need: number): void {
+    const buf = this.buf;
+    if (!buf) {
+      this.buf = want <= SMALL_BUFFER_BYTES ? Buffer.allocUnsafeSlow(SMALL_BUFFER_BYTES) : takeLarge();
+      return;
+    }
+    const free = buf.length - this.len;
+    if (free >= want) return;
+    if (buf.length === SMALL_BUFFER_BYTES) {
+      // Outgrew the small buffer: carry what it holds over into a large one.
+      const large = takeLarge();
+      buf.copy(large, 0, 0, this.len);
+      this.buf = large;
+      return;
+    }
+    if (free >= need) return;
+    this.flush();
+    this.buf = takeLarge();
+  }
+}
