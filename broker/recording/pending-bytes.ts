@@ -39,7 +39,7 @@ ESCAPE[0x5c] = 0x5c; // \\
 const HEX = Buffer.from('0123456789abcdef', 'latin1');
 /** The longest escape (`\u001b`). */
 const MAX_ESCAPE = 6;
-/** Runs shorter than this are copied byte by byte: a native copy costs more to call. */
+/** Plain bytes copied one by one before the rest of their run goes in a native copy, which costs more to call. */
 const NATIVE_COPY_MIN = 64;
 
 /** How many bytes `json` writes for `src[from, to)`. */
@@ -116,11 +116,18 @@ export class PendingBytes {
         const b = src[i]!;
         const e = ESCAPE[b]!;
         if (e === 0) {
+          // Copied as scanned; a run that goes on past NATIVE_COPY_MIN ends in one native copy.
           const runEnd = Math.min(to, i + buf.length - len);
-          let j = i + 1;
-          while (j < runEnd && ESCAPE[src[j]!] === 0) j++;
-          if (j - i >= NATIVE_COPY_MIN) buf.set(src.subarray(i, j), len), (len += j - i);
-          else for (let k = i; k < j; k++) buf[len++] = src[k]!;
+          const copyEnd = Math.min(runEnd, i + NATIVE_COPY_MIN);
+          let j = i;
+          while (j < copyEnd && ESCAPE[src[j]!] === 0) buf[len++] = src[j++]!;
+          if (j === copyEnd && j < runEnd) {
+            let k = j;
+            while (k < runEnd && ESCAPE[src[k]!] === 0) k++;
+            buf.set(src.subarray(j, k), len);
+            len += k - j;
+            j = k;
+          }
           i = j;
           continue;
         }
