@@ -155,16 +155,14 @@ export class PendingBytes {
       this.buf = want <= SMALL_BUFFER_BYTES ? Buffer.allocUnsafeSlow(SMALL_BUFFER_BYTES) : takeLarge();
       return;
     }
-    const free = buf.length - this.len;
-    if (free >= want) return;
+    if (buf.length - this.len >= want) return;
     if (buf.length === SMALL_BUFFER_BYTES) {
       // Outgrew the small buffer: carry what it holds over into a large one.
       const large = takeLarge();
       buf.copy(large, 0, 0, this.len);
       this.buf = large;
-      return;
     }
-    if (free >= need) return;
+    if (this.buf!.length - this.len >= need) return;
     this.flush();
     this.buf = takeLarge();
   }

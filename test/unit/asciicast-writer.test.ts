@@ -100,6 +100,17 @@ describe('the recording writer', () => {
     expect(Buffer.byteLength(text)).toBeLessThan(2_000 + 100);
   });
 
+  it('counts the size limit in bytes of the file, multi-byte text and escapes included', async () => {
+    const maxBytes = 5_000;
+    const { text, events } = await record((w) => {
+      for (let i = 0; i < 100; i++) w.output('stdout', Buffer.from(`€"\u001b`.repeat(20)));
+    }, maxBytes);
+    const marker = text.trimEnd().split('\n').at(-1)!;
+    expect(events.at(-1)?.[2]).toBe('entry: recording size limit reached');
+    expect(Buffer.byteLength(text) - Buffer.byteLength(marker) - 1).toBeLessThanOrEqual(maxBytes);
+    expect(Buffer.byteLength(text)).toBeGreaterThan(maxBytes - 300);
+  });
+
   it('writes what a session records in many chunks in order, across flushes', async () => {
     const chunks = Array.from({ length: 3_000 }, (_, i) => `${i}\t"€"\r\n`);
     const { events } = await record((w) => {

@@ -58,4 +58,15 @@ describe('pending recording bytes', () => {
     pending.text(text);
     expect(all().toString()).toBe(text);
   });
+
+  it('writes a line whole when it outgrows the small buffer and does not fit beside what it held', () => {
+    const held = 'x'.repeat(2_000);
+    const line = `[${'a'.repeat(LARGE_BUFFER_BYTES - 1_000)}]`;
+    const { pending, spilled, all } = collect();
+    pending.ascii(held);
+    pending.text(line);
+    pending.ascii('after');
+    expect(all().toString()).toBe(held + line + 'after');
+    expect(spilled[0]!.toString()).toBe(held);
+  });
 });
