@@ -1,7 +1,7 @@
 import { type FileHandle, open } from 'node:fs/promises';
 import { isUtf8 } from 'node:buffer';
 import type { OutputStream } from '../session/types.js';
-import { giveBack, jsonLength, PendingBytes } from './pending-bytes.js';
+import { giveBack, jsonLength, MAX_IN_FLIGHT_BYTES, PendingBytes } from './pending-bytes.js';
 import { completeEnd, leadingContinuations } from './text-or-binary.js';
 
 export interface CastHeader {
@@ -16,12 +16,6 @@ export interface CastHeader {
 
 /** Pending events are handed to the OS at least this often: a crash loses at most this much. */
 export const FLUSH_INTERVAL_MS = 500;
-/**
- * Most text waiting for the disk. Beyond it events are dropped (and a marker says so) rather
- * than held: a slow disk must neither slow the session nor grow the broker's memory.
- */
-const MAX_IN_FLIGHT_BYTES = 4 * 1024 * 1024;
-
 type TextSource = 'stdout' | 'stderr' | 'input';
 
 /**
