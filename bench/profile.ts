@@ -5,6 +5,7 @@ import { startBroker } from './broker.js';
 import { EntrySession } from './entry-client.js';
 import type { BenchContext } from './figure.js';
 import { echoOnce, RAW_ECHO, untilOutput } from './figures/echo.js';
+import { entryRoundtrip } from './figures/roundtrip.js';
 import { entryRun as entryStdin } from './figures/stdin.js';
 import { entryOutput, GiB } from './figures/throughput.js';
 
@@ -13,11 +14,12 @@ interface Workload {
   run(ctx: BenchContext, scale: number): Promise<void>;
 }
 
-/** The hot paths: the Entry side of the throughput, stdin and echo figures. */
+/** The hot paths: the Entry side of the throughput, stdin, round-trip and echo figures. */
 const WORKLOADS: Workload[] = [
   { name: 'throughput_tty', run: async (ctx, scale) => void (await entryOutput(ctx, true, Math.round(GiB * scale))) },
   { name: 'throughput_raw', run: async (ctx, scale) => void (await entryOutput(ctx, false, Math.round(GiB * scale))) },
   { name: 'stdin_raw', run: async (ctx, scale) => void (await entryStdin(ctx, Math.round(GiB * scale))) },
+  { name: 'roundtrip_raw', run: async (ctx, scale) => void (await entryRoundtrip(ctx, Math.round(GiB * scale))) },
   {
     name: 'echo',
     async run(ctx, scale) {
@@ -126,10 +128,11 @@ export function allocationHotspots(profile: { head: HeapNode }, top = 12): { tot
  * keeps collected objects (what --heap-prof would drop). Writes bench/profiles/ and returns
  * a text summary.
  */
-export async function profileBroker(ctx: BenchContext, dir: string, scale: number): Promise<string> {
+export async function profileBroker(ctx: BenchContext, dir: string, scale: number, only: ReadonlySet<string> = new Set()): Promise<string> {
   mkdirSync(dir, { recursive: true });
   const out: string[] = [];
   for (const w of WORKLOADS) {
+    if (only.size > 0 && !only.has(w.name) && !(w.name === 'echo' && (only.has('echo_p50') || only.has('echo_p99')))) continue;
     ctx.log(`profile: ${w.name} (cpu)`);
     const cpuBroker = await startBroker({ nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${dir}`, `--cpu-prof-name=${w.name}.cpuprofile`] });
     const window = { fromUs: 0, toUs: 0 };

@@ -171,7 +171,7 @@ async function main(): Promise<number> {
     if (options.profile) {
       const dir = fileURLToPath(new URL(`../../bench/profiles/${options.recording ? '' : 'no-recording/'}`, import.meta.url));
       try {
-        const summary = await profileBroker(ctx, dir, options.quick ? 0.125 : 1);
+        const summary = await profileBroker(ctx, dir, options.quick ? 0.125 : 1, options.only);
         process.stdout.write(`\nBroker profiles (${dir}):\n\n${summary}\n`);
       } catch (err) {
         log(`profiling failed: ${(err as Error).message}`);

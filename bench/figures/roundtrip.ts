@@ -1,5 +1,8 @@
 import { now } from '../stats.js';
-import { inputSuite, type TimeInput } from './stdin.js';
+import type { BenchContext } from '../figure.js';
+import { CpuMeter } from '../proc-stats.js';
+import { entryInput, inputSuite, type TimeInput } from './stdin.js';
+import type { Transfer } from './throughput.js';
 
 /** Prints R when ready, then echoes stdin back: `enter … -- cat` with data in and out at once. */
 export const ECHO_BACK = ['/bin/sh', '-c', 'echo R; exec cat'];
@@ -35,3 +38,8 @@ const pump: TimeInput = async (side, bytes) => {
  * through the same hop in both directions; the rate is per direction.
  */
 export const roundtripRaw = inputSuite('roundtrip_raw', ECHO_BACK, pump);
+
+/** The Entry side alone (the profiler's workload). */
+export function entryRoundtrip(ctx: BenchContext, bytes: number): Promise<Transfer> {
+  return entryInput(ctx, ECHO_BACK, pump, bytes, new CpuMeter(ctx.broker.pid, ctx.target.id));
+}
