@@ -1,11 +1,12 @@
 /**
- * A session's recording starts each flush period in a small buffer: most sessions type and
- * read a screen at a time, and 1,000 of them then hold 4 MiB in all.
+ * A recording starts each flush period in a buffer this small, and doubles it as its output
+ * grows: most sessions type and read a screen at a time, and the buffers of 1,000 of them then
+ * take about what their text does (a keystroke's line is ~40 bytes).
  */
-export const SMALL_BUFFER_BYTES = 4 * 1024;
+export const SMALL_BUFFER_BYTES = 1024;
 /**
- * Output that outgrows the small buffer moves to buffers of this size, each handed to the file
- * when full: the size of the writes the recording made before, and of a pipe's default buffer.
+ * Output that fills a buffer this size hands it to the file and goes on in another: the size of
+ * the writes the recording made before, and of a pipe's default buffer.
  */
 export const LARGE_BUFFER_BYTES = 64 * 1024;
 /**
@@ -159,18 +160,29 @@ export class PendingBytes {
   private room(want: number, need: number): void {
     const buf = this.buf;
     if (!buf) {
-      this.buf = want <= SMALL_BUFFER_BYTES ? Buffer.allocUnsafeSlow(SMALL_BUFFER_BYTES) : takeLarge();
+      this.buf = sized(want);
       return;
     }
     if (buf.length - this.len >= want) return;
-    if (buf.length === SMALL_BUFFER_BYTES) {
-      // Outgrew the small buffer: carry what it holds over into a large one.
-      const large = takeLarge();
-      buf.copy(large, 0, 0, this.len);
-      this.buf = large;
+    if (buf.length < LARGE_BUFFER_BYTES) {
+      // Outgrew a growing buffer: carry what it holds over into one at least twice its size.
+      const bigger = sized(Math.max(2 * buf.length, this.len + want));
+      buf.copy(bigger, 0, 0, this.len);
+      this.buf = bigger;
     }
     if (this.buf!.length - this.len >= need) return;
     this.flush();
     this.buf = takeLarge();
   }
+}
+
+/**
+ * A buffer for `bytes`: the next power of two from SMALL_BUFFER_BYTES, a kept large one from half
+ * of it. Small ones come from Node's shared pool (`allocUnsafe`), not one allocation each.
+ */
+function sized(bytes: number): Buffer {
+  if (bytes > LARGE_BUFFER_BYTES / 2) return takeLarge();
+  let size = SMALL_BUFFER_BYTES;
+  while (size < bytes) size *= 2;
+  return Buffer.allocUnsafe(size);
 }
