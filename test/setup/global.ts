@@ -25,13 +25,12 @@ export default function setup(project: TestProject): () => void {
   chmodSync(runDir, 0o755);
   process.env['TMPDIR'] = runDir;
   try {
-    execFileSync('docker', ['info', '--format', '{{.ServerVersion}}'], { stdio: 'pipe', timeout: 20_000 });
+    prepare(project);
   } catch (err) {
-    throw new Error(`no Docker engine answers; run the suite with deploy/dev/test.sh (${(err as Error).message})`);
+    // No teardown runs after a failed setup: the folder goes now.
+    rmSync(runDir, { recursive: true, force: true });
+    throw err;
   }
-  const script = fileURLToPath(new URL('../../deploy/dev/demo-image.sh', import.meta.url));
-  execFileSync('bash', [script], { stdio: 'inherit' });
-  project.provide('hostNetworkBefore', hostNetworkState());
   return () => {
     try {
       rmSync(runDir, { recursive: true, force: true });
@@ -41,4 +40,15 @@ export default function setup(project: TestProject): () => void {
       process.exitCode = 1;
     }
   };
+}
+
+function prepare(project: TestProject): void {
+  try {
+    execFileSync('docker', ['info', '--format', '{{.ServerVersion}}'], { stdio: 'pipe', timeout: 20_000 });
+  } catch (err) {
+    throw new Error(`no Docker engine answers; run the suite with deploy/dev/test.sh (${(err as Error).message})`);
+  }
+  const script = fileURLToPath(new URL('../../deploy/dev/demo-image.sh', import.meta.url));
+  execFileSync('bash', [script], { stdio: 'inherit' });
+  project.provide('hostNetworkBefore', hostNetworkState());
 }
