@@ -43,10 +43,6 @@ export function echoOnce(side: Typist, byte: Uint8Array): Promise<number> {
 const KEYS = Array.from({ length: 26 }, (_, i) => Uint8Array.of(0x61 + i));
 
 /**
- * Echo times in ms, a list per side: 50 untimed keystrokes each first (JIT and socket paths),
- * then `samples` rounds of one byte at a time, rotating which side goes first.
- */
-/**
  * Ready for typing through a relay: the marker, or a second after the start. Through a relay the
  * marker can come in the same read as the upgrade answer, which docker-modem drops; a second
  * after the start the terminal is raw all the same.
@@ -56,6 +52,10 @@ export async function untilRelayedReady(side: Typist): Promise<void> {
   side.onOutput = () => undefined;
 }
 
+/**
+ * Echo times in ms, a list per side: 50 untimed keystrokes each first (JIT and socket paths),
+ * then `samples` rounds of one byte at a time, rotating which side goes first.
+ */
 export async function echoRounds(sides: readonly Typist[], samples: number): Promise<number[][]> {
   for (let i = 0; i < 50; i++) for (const side of sides) await echoOnce(side, KEYS[i % 26]!);
   const out = sides.map((): number[] => []);
