@@ -2,7 +2,7 @@ import { type FileHandle, open } from 'node:fs/promises';
 import { isUtf8 } from 'node:buffer';
 import type { OutputStream } from '../session/types.js';
 import { giveBack, jsonLength, MAX_IN_FLIGHT_BYTES, PendingBytes } from './pending-bytes.js';
-import { completeEnd, leadingContinuations } from './text-or-binary.js';
+import { completeEnd, leadingContinuations, looksBinary } from './text-or-binary.js';
 
 export interface CastHeader {
   width: number;
@@ -61,21 +61,17 @@ export class AsciicastWriter {
    */
   output(stream: OutputStream, data: Uint8Array): void {
     if (this.capped || this.closed) return;
-    const start = leadingContinuations(data);
-    const end = completeEnd(data, start);
-    if (data.includes(0) || !isUtf8(data.subarray(start, end))) {
+    if (looksBinary(data)) {
       this.binaryBytes += data.length;
       return;
     }
     this.noteBinary();
-    this.text(stream, stream === 'stderr' ? 'e' : 'o', data, start, end, true);
+    this.text(stream, stream === 'stderr' ? 'e' : 'o', data, true);
   }
 
   input(data: Uint8Array): void {
     if (this.capped || this.closed) return;
-    const start = leadingContinuations(data);
-    const end = completeEnd(data, start);
-    this.text('input', 'i', data, start, end, isUtf8(data.subarray(start, end)));
+    this.text('input', 'i', data, false);
   }
 
   resize(cols: number, rows: number): void {
@@ -104,10 +100,14 @@ export class AsciicastWriter {
   }
 
   /**
-   * `data[start, end)` is valid UTF-8 when `valid`; before `start` are the continuation bytes
-   * of a character cut by the last chunk, from `end` the start of one this chunk cuts.
+   * Before `start` are the continuation bytes of a character cut by the last chunk, from `end`
+   * the start of one this chunk cuts. `checked`: output that `looksBinary` found to be text,
+   * which is valid UTF-8 between the two.
    */
-  private text(source: TextSource, code: string, data: Uint8Array, start: number, end: number, valid: boolean): void {
+  private text(source: TextSource, code: string, data: Uint8Array, checked: boolean): void {
+    const start = leadingContinuations(data);
+    const end = completeEnd(data, start);
+    const valid = checked || isUtf8(data.subarray(start, end));
     const before = this.cut[source];
     const head = before ? joinCut(before, data, start) : start === 0 ? EMPTY : undefined;
     if (valid && head) {
