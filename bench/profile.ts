@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { NodeInspector } from '../test/helpers/inspector.js';
 import { startBroker } from './broker.js';
 import { EntrySession } from './entry-client.js';
-import type { BenchContext } from './figure.js';
+import type { BenchContext, FigureName } from './figure.js';
 import { echoOnce, RAW_ECHO, untilOutput } from './figures/echo.js';
 import { entryRoundtrip } from './figures/roundtrip.js';
 import { entryRun as entryStdin } from './figures/stdin.js';
@@ -11,17 +11,20 @@ import { entryOutput, GiB } from './figures/throughput.js';
 
 interface Workload {
   name: string;
+  /** The figures whose Entry side it is: `--only` with any of them profiles it. */
+  figures: FigureName[];
   run(ctx: BenchContext, scale: number): Promise<void>;
 }
 
 /** The hot paths: the Entry side of the throughput, stdin, round-trip and echo figures. */
 const WORKLOADS: Workload[] = [
-  { name: 'throughput_tty', run: async (ctx, scale) => void (await entryOutput(ctx, true, Math.round(GiB * scale))) },
-  { name: 'throughput_raw', run: async (ctx, scale) => void (await entryOutput(ctx, false, Math.round(GiB * scale))) },
-  { name: 'stdin_raw', run: async (ctx, scale) => void (await entryStdin(ctx, Math.round(GiB * scale))) },
-  { name: 'roundtrip_raw', run: async (ctx, scale) => void (await entryRoundtrip(ctx, Math.round(GiB * scale))) },
+  { name: 'throughput_tty', figures: ['throughput_tty'], run: async (ctx, scale) => void (await entryOutput(ctx, true, Math.round(GiB * scale))) },
+  { name: 'throughput_raw', figures: ['throughput_raw'], run: async (ctx, scale) => void (await entryOutput(ctx, false, Math.round(GiB * scale))) },
+  { name: 'stdin_raw', figures: ['stdin_raw'], run: async (ctx, scale) => void (await entryStdin(ctx, Math.round(GiB * scale))) },
+  { name: 'roundtrip_raw', figures: ['roundtrip_raw'], run: async (ctx, scale) => void (await entryRoundtrip(ctx, Math.round(GiB * scale))) },
   {
     name: 'echo',
+    figures: ['echo_p50', 'echo_p99'],
     async run(ctx, scale) {
       const s = await EntrySession.open(ctx.broker.wsUrl, ctx.token, ctx.target, { argv: RAW_ECHO.map((a) => Buffer.from(a)), tty: true });
       await untilOutput(s, 0x52);
@@ -128,11 +131,11 @@ export function allocationHotspots(profile: { head: HeapNode }, top = 12): { tot
  * keeps collected objects (what --heap-prof would drop). Writes bench/profiles/ and returns
  * a text summary.
  */
-export async function profileBroker(ctx: BenchContext, dir: string, scale: number, only: ReadonlySet<string> = new Set()): Promise<string> {
+export async function profileBroker(ctx: BenchContext, dir: string, scale: number, only: ReadonlySet<FigureName> = new Set()): Promise<string> {
   mkdirSync(dir, { recursive: true });
   const out: string[] = [];
   for (const w of WORKLOADS) {
-    if (only.size > 0 && !only.has(w.name) && !(w.name === 'echo' && (only.has('echo_p50') || only.has('echo_p99')))) continue;
+    if (only.size > 0 && !w.figures.some((f) => only.has(f))) continue;
     ctx.log(`profile: ${w.name} (cpu)`);
     const cpuBroker = await startBroker({ nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${dir}`, `--cpu-prof-name=${w.name}.cpuprofile`] });
     const window = { fromUs: 0, toUs: 0 };
