@@ -2,6 +2,7 @@ import { type FileHandle, open } from 'node:fs/promises';
 import { isUtf8 } from 'node:buffer';
 import type { OutputStream } from '../session/types.js';
 import { giveBack, jsonLength, MAX_IN_FLIGHT_BYTES, PendingBytes } from './pending-bytes.js';
+import { WriteQueue } from './write-queue.js';
 import { completeEnd, leadingContinuations, looksBinary } from './text-or-binary.js';
 
 export interface CastHeader {
@@ -28,12 +29,11 @@ type TextSource = 'stdout' | 'stderr' | 'input';
  */
 export class AsciicastWriter {
   private readonly pending = new PendingBytes((buf, length) => this.write(buf, length));
+  private readonly queue: WriteQueue;
   private written = 0;
   private capped = false;
   private closed = false;
   private timer: NodeJS.Timeout | undefined;
-  private chain: Promise<void> = Promise.resolve();
-  private inFlight = 0;
   private skipped = 0;
   private binaryBytes = 0;
   /** Per stream, the start of a character that the last chunk cut (at most 3 bytes). */
@@ -44,7 +44,9 @@ export class AsciicastWriter {
     private readonly start: number,
     private readonly maxBytes: number,
     private readonly onError: (err: unknown) => void,
-  ) {}
+  ) {
+    this.queue = new WriteQueue(file, giveBack, onError);
+  }
 
   static async create(path: string, header: CastHeader, maxBytes: number, onError: (err: unknown) => void): Promise<AsciicastWriter> {
     const file = await open(path, 'wx', 0o640);
@@ -88,7 +90,7 @@ export class AsciicastWriter {
     this.flush();
     this.closed = true;
     clearTimeout(this.timer);
-    await this.chain;
+    await this.queue.drained();
     await this.file.close().catch(this.onError);
   }
 
@@ -151,7 +153,7 @@ export class AsciicastWriter {
   private open(code: string): string | undefined {
     if (this.closed || this.capped) return undefined;
     const t = ((Date.now() - this.start) / 1000).toFixed(6);
-    if (this.inFlight + this.pending.length > MAX_IN_FLIGHT_BYTES) {
+    if (this.queue.inFlight + this.pending.length > MAX_IN_FLIGHT_BYTES) {
       this.skipped++;
       return undefined;
     }
@@ -182,22 +184,9 @@ export class AsciicastWriter {
     this.pending.flush();
   }
 
-  /** Writes are chained so they land in order; each is handed to the OS when it runs. */
   private write(buf: Buffer, length: number): void {
     this.written += length;
-    this.inFlight += length;
-    this.chain = this.chain.then(() =>
-      writeAll(this.file, buf, length).then(
-        () => {
-          this.inFlight -= length;
-          giveBack(buf);
-        },
-        (err: unknown) => {
-          this.inFlight -= length;
-          this.onError(err);
-        },
-      ),
-    );
+    this.queue.push(buf, length);
   }
 }
 
@@ -210,8 +199,4 @@ const EMPTY = new Uint8Array(0);
 function joinCut(before: Buffer, data: Uint8Array, start: number): Uint8Array | undefined {
   const joined = Buffer.concat([before, data.subarray(0, start)]);
   return completeEnd(joined) === joined.length && isUtf8(joined) ? joined : undefined;
-}
-
-async function writeAll(file: FileHandle, buf: Buffer, length: number): Promise<void> {
-  for (let at = 0; at < length; ) at += (await file.write(buf, at, length - at)).bytesWritten;
 }

@@ -1,3 +1,5 @@
+import { plainEnd } from './json-plain.js';
+
 /**
  * A recording starts each flush period in a buffer this small, and doubles it as its output
  * grows: most sessions type and read a screen at a time, and the buffers of 1,000 of them then
@@ -130,8 +132,7 @@ export class PendingBytes {
           let j = i;
           while (j < copyEnd && ESCAPE[src[j]!] === 0) buf[len++] = src[j++]!;
           if (j === copyEnd && j < runEnd) {
-            let k = j;
-            while (k < runEnd && ESCAPE[src[k]!] === 0) k++;
+            const k = plainEnd(src, j, runEnd);
             buf.set(src.subarray(j, k), len);
             len += k - j;
             j = k;

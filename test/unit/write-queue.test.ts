@@ -1,0 +1,69 @@
+import { mkdtemp, open, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { MAX_BATCH, WriteQueue } from '../../broker/recording/write-queue.js';
+
+let dir: string;
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'entry-write-queue-'));
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('the recording write queue', () => {
+  it('writes every buffer in order, only the given length of each, and hands each back once', async () => {
+    const file = await open(join(dir, 'out'), 'w');
+    const back: Buffer[] = [];
+    const errors: unknown[] = [];
+    const q = new WriteQueue(file, (b) => back.push(b), (e) => errors.push(e));
+    const bufs = Array.from({ length: 3 * MAX_BATCH + 5 }, (_, i) => Buffer.alloc(1000 + i, 0x61 + (i % 26)));
+    let expected = '';
+    for (const [i, b] of bufs.entries()) {
+      const length = b.length - (i % 3);
+      q.push(b, length);
+      expected += b.toString('latin1', 0, length);
+    }
+    expect(q.inFlight).toBe(expected.length);
+    await q.drained();
+    await file.close();
+    expect(await readFile(join(dir, 'out'), 'latin1')).toBe(expected);
+    expect(back).toEqual(bufs);
+    expect(q.inFlight).toBe(0);
+    expect(errors).toEqual([]);
+  });
+
+  it('batches what queued behind a running write into fewer calls', async () => {
+    const file = await open(join(dir, 'out'), 'w');
+    let calls = 0;
+    const writev = file.writev.bind(file);
+    file.writev = (async (bufs: Buffer[]) => {
+      calls++;
+      return writev(bufs);
+    }) as typeof file.writev;
+    const q = new WriteQueue(file, () => {}, () => {});
+    for (let i = 0; i < 2 * MAX_BATCH + 1; i++) q.push(Buffer.alloc(64), 64);
+    await q.drained();
+    await file.close();
+    // The first buffer goes alone; the rest waited behind it and go MAX_BATCH at a time.
+    expect(calls).toBe(3);
+  });
+
+  it('reports a failed write, gives its buffers back and goes on with the next', async () => {
+    await (await open(join(dir, 'out'), 'w')).close();
+    // Opened for reading only: every write fails with EBADF.
+    const file = await open(join(dir, 'out'), 'r');
+    const errors: unknown[] = [];
+    const back: Buffer[] = [];
+    const q = new WriteQueue(file, (b) => back.push(b), (e) => errors.push(e));
+    q.push(Buffer.from('one'), 3);
+    q.push(Buffer.from('two'), 3);
+    await q.drained();
+    await file.close();
+    expect(errors.length).toBe(2);
+    expect((errors[0] as NodeJS.ErrnoException).code).toBe('EBADF');
+    expect(back.map((b) => b.toString())).toEqual(['one', 'two']);
+    expect(q.inFlight).toBe(0);
+  });
+});
