@@ -87,6 +87,7 @@ export class AsciicastWriter {
   async close(): Promise<void> {
     if (this.closed) return;
     this.noteBinary();
+    this.noteSkipped(this.elapsed());
     this.flush();
     this.closed = true;
     clearTimeout(this.timer);
@@ -152,17 +153,26 @@ export class AsciicastWriter {
   /** The start of an event's line up to its text's opening quote, or undefined to drop the event. */
   private open(code: string): string | undefined {
     if (this.closed || this.capped) return undefined;
-    const t = ((Date.now() - this.start) / 1000).toFixed(6);
+    const t = this.elapsed();
     if (this.queue.inFlight + this.pending.length > MAX_IN_FLIGHT_BYTES) {
       this.skipped++;
       return undefined;
     }
-    if (this.skipped > 0) {
-      const n = this.skipped;
-      this.skipped = 0;
-      this.pending.ascii(`[${t}, "m", "entry: ${n} events skipped: the disk was too slow"]\n`);
-    }
+    this.noteSkipped(t);
     return `[${t}, "${code}", "`;
+  }
+
+  /** How many events were dropped for a slow disk: said at the next event, or at the end. */
+  private noteSkipped(t: string): void {
+    if (this.skipped === 0) return;
+    const n = this.skipped;
+    this.skipped = 0;
+    this.pending.ascii(`[${t}, "m", "entry: ${n} events skipped: the disk was too slow"]\n`);
+  }
+
+  /** Seconds since the start, as the cast's lines give them. */
+  private elapsed(): string {
+    return ((Date.now() - this.start) / 1000).toFixed(6);
   }
 
   private cap(frame: string): void {

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { StringDecoder } from 'node:string_decoder';
 import { AsciicastWriter } from '../../broker/recording/asciicast-writer.js';
+import { MAX_IN_FLIGHT_BYTES } from '../../broker/recording/pending-bytes.js';
 import { looksBinary } from '../../broker/recording/text-or-binary.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'entry-cast-'));
@@ -119,6 +120,18 @@ describe('the recording writer', () => {
     expect(joined(events, 'o')).toBe(chunks.join(''));
     const times = events.map(([t]) => t);
     expect([...times].sort((a, b) => a - b)).toEqual(times);
+  });
+
+  it('says at the end how many events a disk too slow for them cost, when no later event did', async () => {
+    // Written without a pause, the chunks outrun the disk: past MAX_IN_FLIGHT_BYTES waiting, events are dropped.
+    const chunk = Buffer.alloc(64 * 1024, 0x78);
+    const total = 2 * (MAX_IN_FLIGHT_BYTES / chunk.length);
+    const { events } = await record((w) => {
+      for (let i = 0; i < total; i++) w.output('stdout', chunk);
+    }, 64 * 1024 * 1024);
+    const kept = events.filter(([, c]) => c === 'o').length;
+    expect(kept).toBeLessThan(total);
+    expect(events.at(-1)).toEqual([expect.any(Number), 'm', `entry: ${total - kept} events skipped: the disk was too slow`]);
   });
 
   it('records any mix of chunks as a streaming UTF-8 decoder and JSON.stringify would, line for line', async () => {
