@@ -4,9 +4,20 @@
  */
 const MIN_WORDS = 8;
 
+/** What each byte becomes inside a JSON string, as `JSON.stringify` writes it: 0 for itself. */
+export const ESCAPE = new Uint8Array(256);
+for (let b = 0; b < 0x20; b++) ESCAPE[b] = 0x75; // \u00XX
+ESCAPE[0x08] = 0x62; // \b
+ESCAPE[0x09] = 0x74; // \t
+ESCAPE[0x0a] = 0x6e; // \n
+ESCAPE[0x0c] = 0x66; // \f
+ESCAPE[0x0d] = 0x72; // \r
+ESCAPE[0x22] = 0x22; // \"
+ESCAPE[0x5c] = 0x5c; // \\
+
 /** Whether a byte stands for itself inside a JSON string: all but controls, `"` and `\`. */
 export function isPlain(b: number): boolean {
-  return b >= 0x20 && b !== 0x22 && b !== 0x5c;
+  return ESCAPE[b] === 0;
 }
 
 /**

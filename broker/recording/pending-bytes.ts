@@ -1,4 +1,4 @@
-import { plainEnd } from './json-plain.js';
+import { ESCAPE, plainEnd } from './json-plain.js';
 
 /**
  * A recording starts each flush period in a buffer this small, and doubles it as its output
@@ -36,16 +36,6 @@ export function giveBack(buf: Buffer): void {
   if (buf.length === LARGE_BUFFER_BYTES && kept.length < KEPT_LARGE_BUFFERS) kept.push(buf);
 }
 
-/** What each byte becomes inside a JSON string, as `JSON.stringify` writes it: 0 for itself. */
-const ESCAPE = new Uint8Array(256);
-for (let b = 0; b < 0x20; b++) ESCAPE[b] = 0x75; // \u00XX
-ESCAPE[0x08] = 0x62; // \b
-ESCAPE[0x09] = 0x74; // \t
-ESCAPE[0x0a] = 0x6e; // \n
-ESCAPE[0x0c] = 0x66; // \f
-ESCAPE[0x0d] = 0x72; // \r
-ESCAPE[0x22] = 0x22; // \"
-ESCAPE[0x5c] = 0x5c; // \\
 const HEX = Buffer.from('0123456789abcdef', 'latin1');
 /** The longest escape (`\u001b`). */
 const MAX_ESCAPE = 6;
