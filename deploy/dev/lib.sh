@@ -62,16 +62,15 @@ install_without_services() (
   done
 )
 
-# Debian's docker.io only when there is no engine at all: on a host with another engine package
-# (Docker's docker-ce) apt would remove that one to install it.
+# Debian's docker.io when there is no engine (dockerd) yet. A docker client on its own (a binary
+# in /usr/local/bin, as some images ship) is left in place and talks to that engine. Another
+# engine package (Docker's docker-ce) is never replaced: apt-get runs with --no-remove and
+# refuses instead.
 ensure_docker_binaries() {
-  local found=() b
-  for b in dockerd docker; do command -v "$b" >/dev/null && found+=("$b"); done
-  case ${#found[@]} in
-    2) return 0 ;;
-    1) log "found ${found[0]} but not both dockerd and docker: install the rest of your Docker engine"; return 1 ;;
-  esac
-  ensure_packages docker.io
+  if command -v dockerd >/dev/null && command -v docker >/dev/null; then return 0; fi
+  ensure_packages docker.io && return 0
+  log "could not install Debian's docker.io beside what is installed: install a Docker engine (dockerd)"
+  return 1
 }
 
 # Starts dockerd when no engine answers. Sets STARTED_DOCKERD_PID when it started one.
