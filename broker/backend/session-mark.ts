@@ -14,12 +14,18 @@ export const sessionMark = (sessionId: string): string => `${SESSION_ENV}=${sess
  * process may exit at any point of the scan (in a busy container, and the scan's own `tr` and
  * `grep` among them): every read and every kill may fail, and must do so silently. Only a kill
  * that succeeded is counted; the count is the only thing on stdout.
+ *
+ * One `grep -l` over every environment picks the candidates (the mark anywhere in it), and only
+ * those are checked for the mark as a whole entry: two processes forked per candidate rather
+ * than per process of the container. Not `grep -F`: BusyBox's fixed-string search stops at the
+ * first NUL of a line, and an environment is one line of NUL-separated entries; a mark is
+ * letters, digits, `_`, `=` and `-`, which a basic regular expression matches as themselves.
  */
 export const SCAN_SCRIPT = [
   'm="$1"; sig="$2"; self=$$; found=0',
-  'for d in /proc/[0-9]*; do',
-  '  p=${d#/proc/}; [ "$p" = "$self" ] && continue',
-  '  if { tr "\\0" "\\n" < "$d/environ" | grep -qxF "$m"; } 2>/dev/null; then',
+  'for f in $(grep -ls "$m" /proc/[0-9]*/environ 2>/dev/null); do',
+  '  d=${f%/environ}; p=${d#/proc/}; [ "$p" = "$self" ] && continue',
+  '  if { tr "\\0" "\\n" < "$f" | grep -qxF "$m"; } 2>/dev/null; then',
   '    kill -s "$sig" "$p" 2>/dev/null && found=$((found+1))',
   '  fi',
   'done',
