@@ -4,6 +4,7 @@ import { EntryError } from '../errors.js';
 import { claimAt, stringList } from './claims.js';
 import type { Identity } from './identity.js';
 import type { VerificationKey } from './keys.js';
+import { VERIFIED_TOKEN_ENTRIES, VERIFIED_TOKEN_TTL_MS, VerifiedTokens } from './verified-tokens.js';
 
 /** Longest token accepted; real JWTs are well under 8 KiB. Protects the verifier from junk. */
 export const MAX_TOKEN_LENGTH = 16 * 1024;
@@ -27,15 +28,22 @@ export function markSignedUser<E extends object>(err: E, user: string): E {
 }
 
 export class TokenVerifier {
+  private readonly verified: VerifiedTokens;
+
   constructor(
     private readonly key: VerificationKey,
     private readonly auth: AuthConfig,
-  ) {}
+    cache: { maxEntries: number; ttlMs: number } = { maxEntries: VERIFIED_TOKEN_ENTRIES, ttlMs: VERIFIED_TOKEN_TTL_MS },
+  ) {
+    this.verified = new VerifiedTokens({ ...cache, clockToleranceSec: auth.clockToleranceSec });
+  }
 
   /** Verifies a token and returns the identity in it; throws EntryError (401) otherwise. */
   async verify(token: string | undefined): Promise<Identity> {
     if (!token) throw new EntryError('ENTRY_NO_TOKEN');
     if (token.length > MAX_TOKEN_LENGTH) throw new EntryError('ENTRY_BAD_TOKEN', 'too long');
+    const known = this.verified.get(token);
+    if (known) return known;
     let payload: JWTPayload;
     try {
       const options = {
@@ -62,7 +70,7 @@ export class TokenVerifier {
       throw new EntryError('ENTRY_BAD_TOKEN', `claim ${this.auth.claims.user} (the user) is missing`);
     }
     const roles = stringList(claimAt(payload, this.auth.claims.roles));
-    return {
+    const identity: Identity = {
       user,
       apps: stringList(claimAt(payload, this.auth.claims.apps)),
       roles,
@@ -71,6 +79,8 @@ export class TokenVerifier {
       issuedAt: (payload.iat ?? 0) * 1000,
       expiresAt: (payload.exp ?? 0) * 1000,
     };
+    this.verified.add(token, identity);
+    return identity;
   }
 
   /** The user an unverified token claims to be (the configured claim): for logs and lookups, never trusted. */
