@@ -63,7 +63,7 @@ url="http://127.0.0.1:${ENTRY_PORT:-8022}"
 token_file="${XDG_RUNTIME_DIR:-${TMPDIR:-/tmp}}/entry-dev-token-$(id -u)"
 rm -f "$token_file"
 log "broker starting on $url; in another terminal: enter demo web 1"
-MALLOC_ARENA_MAX=2 node --max-semi-space-size=4 --no-concurrent-array-buffer-sweeping "$root/dist/broker/main.js" --dev --listen "127.0.0.1:${ENTRY_PORT:-8022}" --dev-token-file "$token_file" "${backends[@]}" &
+MALLOC_ARENA_MAX=2 node --max-semi-space-size=4 --no-concurrent-array-buffer-sweeping --heap-growing-percent=20 "$root/dist/broker/main.js" --dev --listen "127.0.0.1:${ENTRY_PORT:-8022}" --dev-token-file "$token_file" "${backends[@]}" &
 broker=$!
 # The token file appears once the broker has its key; hand it to the CLI's login.
 until [[ -s "$token_file" ]]; do
