@@ -10,3 +10,8 @@ export interface Identity {
   issuedAt: number;
   expiresAt: number;
 }
+
+/** A copy its holder may change without changing the original (the lists are copied too). */
+export function copyIdentity(identity: Identity): Identity {
+  return { ...identity, apps: [...identity.apps], roles: [...identity.roles] };
+}

@@ -1,8 +1,9 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { Target } from '../backend/backend.js';
 import { EntryError } from '../errors.js';
 import { storeCall } from '../store/store-call.js';
 import type { Store } from '../store/store.js';
+import { credentialKey } from './credential-key.js';
 import type { Identity } from './identity.js';
 
 /** How long a ticket lives: enough for a page to open its socket, too short to be worth stealing. */
@@ -28,11 +29,6 @@ export interface TicketStore {
   redeem(ticket: string, target: Target): Promise<Identity>;
 }
 
-/** Only a hash of each ticket is stored: the store never holds a usable credential. */
-export function ticketKey(ticket: string): string {
-  return createHash('sha256').update(ticket).digest('base64url');
-}
-
 export function sameTarget(a: Target, b: Target): boolean {
   return a.app === b.app && a.proc === b.proc && a.instance === b.instance;
 }
@@ -48,13 +44,13 @@ export class Tickets implements TicketStore {
     const ticket = randomBytes(TICKET_BYTES).toString('base64url');
     const expiresAt = Date.now() + this.ttlMs;
     const record: TicketRecord = { identity, target, expiresAt };
-    await storeCall(() => this.store.putTicket(ticketKey(ticket), JSON.stringify(record), this.ttlMs));
+    await storeCall(() => this.store.putTicket(credentialKey(ticket), JSON.stringify(record), this.ttlMs));
     return { ticket, expiresAt: new Date(expiresAt) };
   }
 
   async redeem(ticket: string, target: Target): Promise<Identity> {
     // Taken (deleted) before any check: a ticket is spent by its first use, right or wrong.
-    const raw = await storeCall(() => this.store.takeTicket(ticketKey(ticket)));
+    const raw = await storeCall(() => this.store.takeTicket(credentialKey(ticket)));
     if (!raw) throw new EntryError('ENTRY_BAD_TOKEN', 'unknown, expired or already used ticket');
     const record = JSON.parse(raw) as TicketRecord;
     if (record.expiresAt < Date.now()) throw new EntryError('ENTRY_BAD_TOKEN', 'ticket expired');

@@ -1,12 +1,12 @@
-import { createHash } from 'node:crypto';
-import type { Identity } from './identity.js';
+import { credentialKey } from './credential-key.js';
+import { copyIdentity, type Identity } from './identity.js';
 
 /**
  * Tokens whose signature and claims verified, remembered for a while. Scripts run `enter` in
  * loops with the same token; checking a signature again each time cost 1–2 ms of every
- * session's setup (bench/README.md, "Verified tokens"). What is skipped is only what cannot
- * change: the signature and the issuer and audience. Expiry is checked at every use, and
- * revocation is not in here at all (the guard asks the store every time).
+ * session's setup (bench/README.md, "Setup: verified tokens remembered"). What is skipped is
+ * only what cannot change: the signature and the issuer and audience. Expiry is checked at
+ * every use, and revocation is not in here at all (the guard asks the store every time).
  */
 export interface VerifiedTokenOptions {
   /** Entries kept at most; the oldest goes first. */
@@ -19,7 +19,7 @@ export interface VerifiedTokenOptions {
 
 /**
  * 1,024 entries: a user's tokens times the users starting sessions within a minute; each entry
- * is a 44-character digest and an identity of a few hundred bytes, so well under 1 MB in all.
+ * is a 43-character digest and an identity of a few hundred bytes, so well under 1 MB in all.
  */
 export const VERIFIED_TOKEN_ENTRIES = 1024;
 /**
@@ -39,19 +39,16 @@ export class VerifiedTokens {
 
   constructor(private readonly o: VerifiedTokenOptions) {}
 
-  /**
-   * The identity of a token verified before, or undefined. Keyed by the token's SHA-256, so no
-   * token is kept and finding one compares digests, not secrets.
-   */
+  /** The identity of a token verified before, or undefined. Keyed by credentialKey: no token is kept. */
   get(token: string, now = Date.now()): Identity | undefined {
-    const key = digest(token);
+    const key = credentialKey(token);
     const entry = this.entries.get(key);
     if (!entry) return undefined;
     if (now >= entry.until) {
       this.entries.delete(key);
       return undefined;
     }
-    return { ...entry.identity, apps: [...entry.identity.apps], roles: [...entry.identity.roles] };
+    return copyIdentity(entry.identity);
   }
 
   /** Remembers a token that just verified. */
@@ -61,20 +58,16 @@ export class VerifiedTokens {
     const expires = identity.expiresAt + this.o.clockToleranceSec * 1000;
     const until = Math.min(now + this.o.ttlMs, expires);
     if (until <= now) return;
-    const key = digest(token);
+    const key = credentialKey(token);
     this.entries.delete(key);
     while (this.entries.size >= this.o.maxEntries) {
       const oldest = this.entries.keys().next().value as string;
       this.entries.delete(oldest);
     }
-    this.entries.set(key, { identity: { ...identity, apps: [...identity.apps], roles: [...identity.roles] }, until });
+    this.entries.set(key, { identity: copyIdentity(identity), until });
   }
 
   get size(): number {
     return this.entries.size;
   }
-}
-
-function digest(token: string): string {
-  return createHash('sha256').update(token).digest('base64');
 }
