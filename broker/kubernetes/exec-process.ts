@@ -153,6 +153,14 @@ export class KubeExecProcess implements ProcessSide {
       if (!this.mayBeRuntimeFailure()) this.flushSniff();
     } else if (channel === CHANNEL.status) {
       this.statusBytes.push(Buffer.from(body));
+      // The status is the exec's last message: the kubelet writes it once the runtime has
+      // returned, after the last output, and the apiserver passes the stream on in order. The
+      // exit code goes out now rather than after the close handshake (1–2 ms more), unless the
+      // status is not whole yet.
+      if (wholeStatus(this.statusBytes)) {
+        void this.finish(1000);
+        this.ws.close(1000);
+      }
     }
   }
 
@@ -357,5 +365,15 @@ export class KubeExecProcess implements ProcessSide {
       return { error: new EntryError('ENTRY_EXEC_FAILED', `exec in ${where}: ${status.failure}`) };
     }
     return { error: new EntryError('ENTRY_CLUSTER_UNAVAILABLE', `the exec stream from cluster ${this.client.cluster} ended without an exit status (close code ${closeCode})`) };
+  }
+}
+
+/** Whether the status bytes so far are one JSON document (a status split over messages is not yet). */
+function wholeStatus(parts: Buffer[]): boolean {
+  try {
+    JSON.parse(Buffer.concat(parts).toString('utf8'));
+    return true;
+  } catch {
+    return false;
   }
 }

@@ -21,7 +21,7 @@ import { writeKubeconfig } from '../helpers/kubeconfig.js';
  * tested although the real cluster here (1.20) only offers v4.
  */
 function fakeApiserver(protocols: string[]) {
-  const seen: Array<{ protocol: string; command: string[]; token: string | undefined }> = [];
+  const seen: Array<{ protocol: string; command: string[]; token: string | undefined; closed: boolean }> = [];
   const server: Server = createServer((req, res) => {
     res.writeHead(404).end();
   });
@@ -38,7 +38,11 @@ function fakeApiserver(protocols: string[]) {
     }
     wss.handleUpgrade(req, socket, head, (ws) => {
       const command = url.searchParams.getAll('command');
-      seen.push({ protocol: ws.protocol, command, token: req.headers.authorization });
+      const entry = { protocol: ws.protocol, command, token: req.headers.authorization, closed: false };
+      seen.push(entry);
+      // Pod `lingering` keeps the socket open after the status; `split` also sends the status in two messages.
+      const split = url.pathname.includes('/pods/split/');
+      const linger = split || url.pathname.includes('/pods/lingering/');
       const child = spawn(command[0]!, command.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
       child.stdin.on('error', () => undefined);
       const send = (ch: number, d: Buffer) => ws.send(Buffer.concat([Buffer.from([ch]), d]));
@@ -49,7 +53,10 @@ function fakeApiserver(protocols: string[]) {
         if (m[0] === 0) child.stdin.write(m.subarray(1));
         else if (m[0] === 255 && ws.protocol === 'v5.channel.k8s.io') child.stdin.end();
       });
-      ws.on('close', () => child.stdin.destroy());
+      ws.on('close', () => {
+        entry.closed = true;
+        child.stdin.destroy();
+      });
       let open = 2;
       const exited = new Promise<number>((r) => child.on('exit', (code, signal) => r(code ?? 128 + (signal === 'SIGKILL' ? 9 : 15))));
       const ended = () => {
@@ -59,8 +66,12 @@ function fakeApiserver(protocols: string[]) {
             code === 0
               ? { metadata: {}, status: 'Success' }
               : { metadata: {}, status: 'Failure', message: `command terminated with non-zero exit code: ${code}`, reason: 'NonZeroExitCode', details: { causes: [{ reason: 'ExitCode', message: String(code) }] } };
-          send(3, Buffer.from(JSON.stringify(status)));
-          ws.close(1000);
+          const bytes = Buffer.from(JSON.stringify(status));
+          if (split) {
+            send(3, bytes.subarray(0, 9));
+            send(3, bytes.subarray(9));
+          } else send(3, bytes);
+          if (!linger) ws.close(1000);
         });
       };
       child.stdout.on('data', (d: Buffer) => send(1, d)).on('end', ended);
@@ -128,6 +139,20 @@ describe.each([
   });
 
   const open = (s: ExecSpec, pod = 'p') => KubeExecProcess.open(client, new PodReaper(client), { namespace: 'ns', pod, container: 'main', spec: s, podGone: async () => false });
+
+  it('gives the exit code as soon as the status arrives, and closes a socket the server keeps open', async () => {
+    const p = await open(spec({ cmd: ['sh', '-c', 'echo out; exit 3'] }), 'lingering');
+    const done = await drive(p);
+    expect(done.result).toEqual({ exitCode: 3 });
+    expect(done.stdout.toString()).toBe('out\n');
+    await until(() => fake.seen.at(-1)!.closed);
+  });
+
+  it('waits for the rest of a status split over two messages', async () => {
+    const p = await open(spec({ cmd: ['sh', '-c', 'exit 5'] }), 'split');
+    expect((await drive(p)).result).toEqual({ exitCode: 5 });
+    await until(() => fake.seen.at(-1)!.closed);
+  });
 
   it('negotiates the protocol and signs the upgrade with the kubeconfig token', async () => {
     const p = await open(spec({ cmd: ['true'] }));
