@@ -1,6 +1,8 @@
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { request as httpRequest, type IncomingMessage, type RequestOptions } from 'node:http';
-import { request as httpsRequest } from 'node:https';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { createSecureContext, type SecureContextOptions } from 'node:tls';
 import { createRequire } from 'node:module';
 import type { KubeConfig as KubeConfigType, Watch as WatchType } from '@kubernetes/client-node';
 import { ConfigError } from '../config/config-error.js';
@@ -59,6 +61,8 @@ export class KubeClient {
   readonly defaultNamespace: string;
   private readonly kc: KubeConfigType;
   private readonly onCall: KubeCallObserver | undefined;
+  /** The agent of the credentials in use, kept for its TLS sessions (see `requestOptions`). */
+  private kept: { tls: string; agent: HttpsAgent } | undefined;
 
   private constructor(kc: KubeConfigType, cluster: string, server: string, defaultNamespace: string, onCall: KubeCallObserver | undefined) {
     this.kc = kc;
@@ -122,7 +126,27 @@ export class KubeClient {
   async requestOptions(): Promise<RequestOptions & { headers: Record<string, string> }> {
     const opts: RequestOptions & { headers?: Record<string, string> } = {};
     await this.kc.applyToHTTPSOptions(opts);
-    return { ...opts, headers: { ...(opts.headers ?? {}) } };
+    return { ...opts, agent: this.keepAgent(opts), headers: { ...(opts.headers ?? {}) } };
+  }
+
+  /**
+   * client-node makes a new agent for every call, and a new agent has no TLS session to resume:
+   * every exec paid a full handshake, certificate checks on both ends included, and parsed the
+   * CA and client key again (0.5 ms each time). One agent per set of TLS credentials is kept,
+   * with that context built once, so later connections resume its sessions; credentials that
+   * change (a rotated client certificate, a new CA) get a new one. Proxy agents pass through.
+   */
+  private keepAgent(opts: RequestOptions): RequestOptions['agent'] {
+    const made = opts.agent;
+    if (!(made instanceof HttpsAgent) || made.constructor !== HttpsAgent) return made;
+    const t = tlsSettings(opts);
+    const id = tlsIdentity(t);
+    if (this.kept?.tls === id) return this.kept.agent;
+    this.kept?.agent.destroy();
+    const { rejectUnauthorized: _verify, servername: _name, ...credentials } = t;
+    const agent = new HttpsAgent({ ...t, secureContext: createSecureContext(credentials) });
+    this.kept = { tls: id, agent };
+    return agent;
   }
 
   /** Times one call for the metrics observer. */
@@ -200,6 +224,30 @@ export class KubeClient {
       req.end();
     });
   }
+}
+
+type TlsSettings = Pick<SecureContextOptions, 'ca' | 'cert' | 'key' | 'pfx' | 'passphrase'> & { rejectUnauthorized?: boolean; servername?: string };
+
+/** What client-node set for TLS, and nothing else (no undefined keys). */
+function tlsSettings(opts: RequestOptions & TlsSettings): TlsSettings {
+  const out: Record<string, unknown> = {};
+  for (const k of TLS_KEYS) if (opts[k] !== undefined) out[k] = opts[k];
+  return out as TlsSettings;
+}
+
+const TLS_KEYS = ['ca', 'cert', 'key', 'pfx', 'passphrase', 'rejectUnauthorized', 'servername'] as const;
+
+/** TLS settings as one digest: they hold PEMs of kilobytes, and a key is a secret. */
+function tlsIdentity(t: TlsSettings): string {
+  const h = createHash('sha256');
+  for (const k of TLS_KEYS) {
+    const v = t[k];
+    for (const part of Array.isArray(v) ? v : [v]) {
+      const bytes = part === undefined ? '' : typeof part === 'string' || Buffer.isBuffer(part) ? part : JSON.stringify(part);
+      h.update(`${k}:${Buffer.byteLength(bytes)}:`).update(bytes);
+    }
+  }
+  return h.digest('base64url');
 }
 
 export function readBody(res: IncomingMessage, limit = 64 * 1024 * 1024): Promise<Buffer> {
