@@ -142,7 +142,7 @@ export class KubeClient {
     const t = tlsSettings(opts);
     const id = tlsIdentity(t);
     if (this.kept?.tls === id) return this.kept.agent;
-    this.kept?.agent.destroy();
+    // The old agent is let go, not destroyed: it keeps no idle sockets, and calls still on it finish.
     const { rejectUnauthorized: _verify, servername: _name, ...credentials } = t;
     const agent = new HttpsAgent({ ...t, secureContext: createSecureContext(credentials) });
     this.kept = { tls: id, agent };
