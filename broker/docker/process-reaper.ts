@@ -6,6 +6,7 @@ import type Docker from 'dockerode';
 import { SCAN_SCRIPT, sessionMark } from '../backend/session-mark.js';
 import { EntryError } from '../errors.js';
 import { DockerDemuxer } from './demux.js';
+import { parsePidList, readProcFile } from './proc-file.js';
 import { dockerFailure } from './engine.js';
 import { withTimeout } from './with-timeout.js';
 
@@ -81,7 +82,7 @@ class ProcReader {
   marked(pid: number, needle: Buffer): boolean {
     try {
       // A process's environment ends with a NUL, the needle's too, so a longer value never matches.
-      return hasMark(readFileSync(`/proc/${pid}/environ`), needle);
+      return hasMark(readProcFile(`/proc/${pid}/environ`), needle);
     } catch {
       return false;
     }
@@ -98,7 +99,7 @@ class ProcReader {
     const out: number[] = [];
     for (const tid of tids) {
       try {
-        for (const c of readFileSync(`/proc/${pid}/task/${tid}/children`, 'latin1').split(' ')) if (c.trim() !== '') out.push(Number(c));
+        out.push(...parsePidList(readProcFile(`/proc/${pid}/task/${tid}/children`)));
       } catch {
         // Thread or process gone.
       }
