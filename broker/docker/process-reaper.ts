@@ -1,14 +1,8 @@
-import { randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
-import { readdir, readFile } from 'node:fs/promises';
-import type { Duplex } from 'node:stream';
 import type Docker from 'dockerode';
-import { SCAN_SCRIPT, sessionMark } from '../backend/session-mark.js';
-import { EntryError } from '../errors.js';
-import { DockerDemuxer } from './demux.js';
-import { parsePidList, readProcFile } from './proc-file.js';
-import { dockerFailure } from './engine.js';
-import { withTimeout } from './with-timeout.js';
+import { sessionMark } from '../backend/session-mark.js';
+import { signalViaExec } from './exec-scan.js';
+import { Limiter, Pacer } from './pacing.js';
+import { isNamespaceInit, ProcReader, scanPidsWithMark, treePidsWithMark } from './proc-walk.js';
 
 /**
  * Docker has no API to kill an exec, and closing its stream does not end it. Every process a
@@ -21,137 +15,6 @@ import { withTimeout } from './with-timeout.js';
  *    scan there: needs sh, tr, grep and kill in the image.
  */
 export type ReapMode = 'auto' | 'host' | 'exec';
-
-/**
- * The processes of the container that `pid` belongs to, from its cgroup (v2, hybrid or v1):
- * a handful of PIDs instead of every process on the host. Undefined when not readable.
- */
-async function cgroupPids(pid: number): Promise<number[] | undefined> {
-  let text: string;
-  try {
-    text = await readFile(`/proc/${pid}/cgroup`, 'utf8');
-  } catch {
-    return undefined;
-  }
-  const candidates: string[] = [];
-  for (const line of text.split('\n')) {
-    const [, controllers, path] = /^\d+:([^:]*):(.*)$/.exec(line) ?? [];
-    if (path === undefined) continue;
-    if (controllers === '') candidates.push(`/sys/fs/cgroup${path}/cgroup.procs`, `/sys/fs/cgroup/unified${path}/cgroup.procs`);
-    else if (controllers!.split(',').includes('pids')) candidates.push(`/sys/fs/cgroup/pids${path}/cgroup.procs`);
-  }
-  for (const file of candidates) {
-    try {
-      return (await readFile(file, 'utf8')).split('\n').filter(Boolean).map(Number);
-    } catch {
-      // Not this layout.
-    }
-  }
-  return undefined;
-}
-
-/** Whether the environment read from /proc/<pid>/environ holds `needle` (`MARK\0`) as a whole entry. */
-function hasMark(env: Buffer, needle: Buffer): boolean {
-  // The mark may be the first entry; otherwise a NUL precedes it. No copy of the environment.
-  for (let at = env.indexOf(needle); at >= 0; at = env.indexOf(needle, at + 1)) {
-    if (at === 0 || env[at - 1] === 0) return true;
-  }
-  return false;
-}
-
-/**
- * How long synchronous /proc reads run before the event loop gets a turn. A /proc read takes a
- * few microseconds when the machine is idle, against ~4 thread-pool round trips and a FileHandle
- * through fs/promises (which made the clean-up of a mass disconnect cost more CPU than the
- * relay); on a loaded machine the same read can take 50 µs or more, so the slice is bounded in
- * time rather than in reads: with SCAN_CONCURRENCY scans, keystrokes of other sessions wait for
- * at most 8 such slices.
- */
-const SLICE_MS = 1;
-
-/** Synchronous /proc reads that hand the event loop back once a slice has run SLICE_MS. */
-class ProcReader {
-  private sliceStart = performance.now();
-
-  async yieldIfDue(): Promise<void> {
-    if (performance.now() - this.sliceStart < SLICE_MS) return;
-    await new Promise<void>((r) => setImmediate(r));
-    this.sliceStart = performance.now();
-  }
-
-  marked(pid: number, needle: Buffer): boolean {
-    try {
-      // A process's environment ends with a NUL, the needle's too, so a longer value never matches.
-      return hasMark(readProcFile(`/proc/${pid}/environ`), needle);
-    } catch {
-      return false;
-    }
-  }
-
-  /** The children of `pid`, from every thread's `children` file (a thread may have forked them). */
-  childrenOf(pid: number): number[] {
-    let tids: string[];
-    try {
-      tids = readdirSync(`/proc/${pid}/task`);
-    } catch {
-      return [];
-    }
-    const out: number[] = [];
-    for (const tid of tids) {
-      try {
-        out.push(...parsePidList(readProcFile(`/proc/${pid}/task/${tid}/children`)));
-      } catch {
-        // Thread or process gone.
-      }
-    }
-    return out;
-  }
-}
-
-/**
- * The session's processes reached from its own roots: the marked descendants of the exec's
- * process, and the marked children of the container's init (where Linux re-parents a process
- * whose parent died, i.e. what a session left behind or double-forked away) with their
- * descendants. Reads only those processes and init's direct children: the cost follows the
- * session, not the other sessions of the container (they hang off the engine's shim, not
- * init) nor the host.
- */
-async function treePidsWithMark(needle: Buffer, execPid: number, initPid: number): Promise<number[]> {
-  const proc = new ProcReader();
-  const found = new Set<number>();
-  let frontier: number[] = [];
-  if (execPid > 0 && proc.marked(execPid, needle)) frontier.push(execPid);
-  for (const pid of proc.childrenOf(initPid)) {
-    await proc.yieldIfDue();
-    if (pid !== execPid && proc.marked(pid, needle)) frontier.push(pid);
-  }
-  while (frontier.length > 0) {
-    const next: number[] = [];
-    for (const pid of frontier) {
-      if (found.has(pid)) continue;
-      found.add(pid);
-      // Children inherit the mark; one that dropped it is not the session's to end.
-      for (const child of proc.childrenOf(pid)) {
-        await proc.yieldIfDue();
-        if (!found.has(child) && proc.marked(child, needle)) next.push(child);
-      }
-    }
-    frontier = next;
-  }
-  return [...found];
-}
-
-/** PIDs carrying the session mark among the container's processes (or all of /proc): when no tree walk is possible. */
-async function scanPidsWithMark(needle: Buffer, anchorPid: number): Promise<number[]> {
-  const pids = (anchorPid > 0 ? await cgroupPids(anchorPid) : undefined) ?? (await readdir('/proc')).filter((n) => /^\d+$/.test(n)).map(Number);
-  const proc = new ProcReader();
-  const found: number[] = [];
-  for (const pid of pids) {
-    await proc.yieldIfDue();
-    if (proc.marked(pid, needle)) found.push(pid);
-  }
-  return found;
-}
 
 /**
  * Session scans running at once. When every client vanishes together (a load balancer
@@ -196,71 +59,6 @@ const INIT_RECHECK_MS = 1_000;
  * sweep runs at most once per this time, so it costs one pass over the cache per minute.
  */
 const INIT_FORGET_MS = 60_000;
-
-/**
- * How long the in-container scan (exec mode) may take before it is abandoned. It reads every
- * process's environment with one `grep` and forks a `tr` and a `grep` only for the candidates
- * (see SCAN_SCRIPT): 8 scans at once, each a `docker exec`, in a container of 37 processes
- * starting 60 a second took 1.6 s on a loaded 2-core host, so 10 s leaves room for a host
- * several times slower or a container many times bigger. A container whose /bin/sh never
- * answers holds a clean-up slot (one of SCAN_CONCURRENCY) and the session's end (Relay.end
- * waits for terminate before CLOSE) for this long, and no longer.
- */
-export const EXEC_SCAN_TIMEOUT_MS = 10_000;
-
-/**
- * Output of the in-container scan kept before it is abandoned. Its answer is one number on
- * stdout; stderr carries at most sh's own complaints (a missing `tr`), about 100 bytes for each
- * process it looked at: 1 MiB is 10,000 of them. Beyond that it is not the scan talking.
- */
-export const EXEC_SCAN_OUTPUT_CAP_BYTES = 1024 * 1024;
-
-/** How long the engine is asked for an abandoned scan's PID: one inspect, normally a few ms. */
-const HELPER_INSPECT_TIMEOUT_MS = 2_000;
-
-/** Marks the scan's own processes, so an abandoned one can be found and killed (see killHelper). */
-const REAPER_ENV = 'ENTRY_REAPER';
-
-/** Spaces starts 1/rate apart: `turn` resolves at the next free slot. */
-class Pacer {
-  private nextSlot = 0;
-  constructor(private readonly intervalMs: number) {}
-  turn(): Promise<void> {
-    const at = Math.max(performance.now(), this.nextSlot);
-    this.nextSlot = at + this.intervalMs;
-    const wait = at - performance.now();
-    return wait <= 0 ? Promise.resolve() : new Promise((r) => setTimeout(r, wait));
-  }
-}
-
-/** A counting semaphore: `run` waits for one of `limit` slots. */
-class Limiter {
-  private active = 0;
-  private readonly waiting: (() => void)[] = [];
-  constructor(private readonly limit: number) {}
-  async run<T>(work: () => Promise<T>): Promise<T> {
-    if (this.active >= this.limit) await new Promise<void>((r) => this.waiting.push(r));
-    else this.active++;
-    try {
-      return await work();
-    } finally {
-      const next = this.waiting.shift();
-      if (next) next();
-      else this.active--;
-    }
-  }
-}
-
-/** Whether `pid` in our /proc is a container's init: PID 1 of a namespace below ours. */
-async function isNamespaceInit(pid: number): Promise<boolean> {
-  try {
-    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-    const nspid = /^NSpid:\s*(.*)$/m.exec(status)?.[1]?.trim().split(/\s+/) ?? [];
-    return nspid.length >= 2 && nspid[nspid.length - 1] === '1';
-  } catch {
-    return false;
-  }
-}
 
 export class ProcessReaper {
   /** Container id → its init's PID in our /proc, for containers seen from here, when that was last checked and last asked for (see INIT_FORGET_MS). */
@@ -379,7 +177,7 @@ export class ProcessReaper {
         return n;
       }
     }
-    return this.signalViaExec(containerId, mark, signal);
+    return signalViaExec(this.docker, containerId, mark, signal);
   }
 
   /** Whether any process of the session is still alive. */
@@ -403,106 +201,5 @@ export class ProcessReaper {
       wait = Math.min(wait * 2, 200);
     }
     await this.signal(containerId, sessionId, 'SIGKILL', execHostPid);
-  }
-
-  private async signalViaExec(containerId: string, mark: string, signal: NodeJS.Signals): Promise<number> {
-    const sig = typeof signal === 'number' ? String(signal) : signal.replace(/^SIG/, '');
-    // The container's own /bin/sh runs this: whoever is root in there may have replaced it with
-    // anything. It gets EXEC_SCAN_TIMEOUT_MS and EXEC_SCAN_OUTPUT_CAP_BYTES, no more.
-    const tag = `${REAPER_ENV}=${randomBytes(8).toString('hex')}`;
-    let exec: Docker.Exec | undefined;
-    let stream: Duplex | undefined;
-    let abandoned = false;
-    // Multiplexed output: the count is on stdout alone, anything on stderr only explains a missing count.
-    const stdout: Buffer[] = [];
-    const stderr: Buffer[] = [];
-    const demux = new DockerDemuxer((which, data) => (which === 'stderr' ? stderr : stdout).push(Buffer.from(data)));
-    let received = 0;
-    let outcome: 'done' | 'timeout' | 'overflow';
-    try {
-      outcome = await new Promise<'done' | 'timeout' | 'overflow'>((resolve, reject) => {
-        const timer = setTimeout(() => resolve('timeout'), EXEC_SCAN_TIMEOUT_MS);
-        const settle = (o: 'done' | 'timeout' | 'overflow') => {
-          clearTimeout(timer);
-          resolve(o);
-        };
-        void (async () => {
-          exec = await this.docker.getContainer(containerId).exec({
-            Cmd: ['/bin/sh', '-c', SCAN_SCRIPT, 'entry-reaper', mark, sig],
-            Env: [tag],
-            AttachStdout: true,
-            AttachStderr: true,
-            User: '0',
-          });
-          // Given up on while the engine was still creating or starting it.
-          if (abandoned) return;
-          const s = (await exec.start({ hijack: true, stdin: false })) as Duplex;
-          if (abandoned) {
-            s.destroy();
-            return void this.killHelper(exec, tag);
-          }
-          stream = s;
-          s.on('data', (c: Buffer) => {
-            received += c.length;
-            if (received > EXEC_SCAN_OUTPUT_CAP_BYTES) settle('overflow');
-            else demux.push(c);
-          });
-          s.on('end', () => settle('done'));
-          s.on('close', () => settle('done'));
-          s.on('error', () => settle('done'));
-        })().catch((err: unknown) => {
-          clearTimeout(timer);
-          reject(err);
-        });
-      });
-    } catch (err) {
-      if (err instanceof EntryError) throw err;
-      throw dockerFailure(err, 'ending session processes');
-    }
-    if (outcome !== 'done') {
-      abandoned = true;
-      stream?.destroy();
-      stdout.length = 0;
-      stderr.length = 0;
-      // In the background: the slot and the session's end wait for nothing more.
-      if (stream && exec) void this.killHelper(exec, tag);
-      const what = outcome === 'timeout' ? `gave no answer within ${EXEC_SCAN_TIMEOUT_MS} ms` : `wrote more than ${EXEC_SCAN_OUTPUT_CAP_BYTES} bytes`;
-      throw new EntryError('ENTRY_EXEC_FAILED', `cannot end the session's processes from inside the container: its /bin/sh ${what}; scan abandoned`);
-    }
-    const text = Buffer.concat(stdout).toString().trim();
-    const n = /^\d+$/.test(text) ? Number(text) : Number.NaN;
-    if (Number.isNaN(n)) {
-      // Typically the image has no sh (or no tr, grep, kill): the processes cannot be found from inside.
-      const why = [text, Buffer.concat(stderr).toString().trim()].filter(Boolean).join(' / ').slice(0, 300) || 'no answer';
-      throw new EntryError('ENTRY_EXEC_FAILED', `cannot end the session's processes from inside the container: ${why}`);
-    }
-    return n;
-  }
-
-  /**
-   * Kills an abandoned scan's process tree when the engine's processes are visible from here
-   * (only those carrying the scan's own `tag`, so never a stranger). Closing its stream does
-   * not end it. False when they cannot be reached (the broker in a PID namespace of its own).
-   */
-  private async killHelper(exec: Docker.Exec, tag: string): Promise<boolean> {
-    try {
-      const info = await withTimeout(exec.inspect(), HELPER_INSPECT_TIMEOUT_MS, 'inspecting an abandoned scan');
-      const pid = info.Pid ?? 0;
-      if (pid <= 0) return false;
-      // No init to search: only the helper and its descendants.
-      const pids = await treePidsWithMark(Buffer.from(`${tag}\0`), pid, 0);
-      let n = 0;
-      for (const p of pids) {
-        try {
-          process.kill(p, 'SIGKILL');
-          n++;
-        } catch {
-          // Exited meanwhile, or not ours to signal.
-        }
-      }
-      return n > 0;
-    } catch {
-      return false;
-    }
   }
 }

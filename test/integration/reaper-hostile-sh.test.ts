@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EXEC_SCAN_TIMEOUT_MS } from '../../broker/docker/process-reaper.js';
+import { EXEC_SCAN_TIMEOUT_MS } from '../../broker/docker/exec-scan.js';
 import { startTestBroker, type TestBroker } from '../helpers/broker.js';
 import { containerProcesses, docker, TestContainers, uniqueApp } from '../helpers/containers.js';
 import { eventually, openCommand } from '../helpers/sessions.js';

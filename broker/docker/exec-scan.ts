@@ -1,0 +1,140 @@
+import { randomBytes } from 'node:crypto';
+import type { Duplex } from 'node:stream';
+import type Docker from 'dockerode';
+import { SCAN_SCRIPT } from '../backend/session-mark.js';
+import { EntryError } from '../errors.js';
+import { DockerDemuxer } from './demux.js';
+import { dockerFailure } from './engine.js';
+import { treePidsWithMark } from './proc-walk.js';
+import { withTimeout } from './with-timeout.js';
+
+/*
+ * The reaper's exec mode: when the broker cannot see the engine's processes, a short `sh` script
+ * run in the container finds the session's processes by their mark and signals them there.
+ */
+
+/**
+ * How long the in-container scan (exec mode) may take before it is abandoned. It reads every
+ * process's environment with one `grep` and forks a `tr` and a `grep` only for the candidates
+ * (see SCAN_SCRIPT): 8 scans at once, each a `docker exec`, in a container of 37 processes
+ * starting 60 a second took 1.6 s on a loaded 2-core host, so 10 s leaves room for a host
+ * several times slower or a container many times bigger. A container whose /bin/sh never
+ * answers holds a clean-up slot (one of the reaper's SCAN_CONCURRENCY) and the session's end (Relay.end
+ * waits for terminate before CLOSE) for this long, and no longer.
+ */
+export const EXEC_SCAN_TIMEOUT_MS = 10_000;
+
+/**
+ * Output of the in-container scan kept before it is abandoned. Its answer is one number on
+ * stdout; stderr carries at most sh's own complaints (a missing `tr`), about 100 bytes for each
+ * process it looked at: 1 MiB is 10,000 of them. Beyond that it is not the scan talking.
+ */
+export const EXEC_SCAN_OUTPUT_CAP_BYTES = 1024 * 1024;
+
+/** How long the engine is asked for an abandoned scan's PID: one inspect, normally a few ms. */
+const HELPER_INSPECT_TIMEOUT_MS = 2_000;
+
+/** Marks the scan's own processes, so an abandoned one can be found and killed (see killHelper). */
+const REAPER_ENV = 'ENTRY_REAPER';
+
+/** Sends `signal` to every process of the container carrying `mark`, from inside it. Returns how many were signalled. */
+export async function signalViaExec(docker: Docker, containerId: string, mark: string, signal: NodeJS.Signals): Promise<number> {
+  const sig = typeof signal === 'number' ? String(signal) : signal.replace(/^SIG/, '');
+  // The container's own /bin/sh runs this: whoever is root in there may have replaced it with
+  // anything. It gets EXEC_SCAN_TIMEOUT_MS and EXEC_SCAN_OUTPUT_CAP_BYTES, no more.
+  const tag = `${REAPER_ENV}=${randomBytes(8).toString('hex')}`;
+  let exec: Docker.Exec | undefined;
+  let stream: Duplex | undefined;
+  let abandoned = false;
+  // Multiplexed output: the count is on stdout alone, anything on stderr only explains a missing count.
+  const stdout: Buffer[] = [];
+  const stderr: Buffer[] = [];
+  const demux = new DockerDemuxer((which, data) => (which === 'stderr' ? stderr : stdout).push(Buffer.from(data)));
+  let received = 0;
+  let outcome: 'done' | 'timeout' | 'overflow';
+  try {
+    outcome = await new Promise<'done' | 'timeout' | 'overflow'>((resolve, reject) => {
+      const timer = setTimeout(() => resolve('timeout'), EXEC_SCAN_TIMEOUT_MS);
+      const settle = (o: 'done' | 'timeout' | 'overflow') => {
+        clearTimeout(timer);
+        resolve(o);
+      };
+      void (async () => {
+        exec = await docker.getContainer(containerId).exec({
+          Cmd: ['/bin/sh', '-c', SCAN_SCRIPT, 'entry-reaper', mark, sig],
+          Env: [tag],
+          AttachStdout: true,
+          AttachStderr: true,
+          User: '0',
+        });
+        // Given up on while the engine was still creating or starting it.
+        if (abandoned) return;
+        const s = (await exec.start({ hijack: true, stdin: false })) as Duplex;
+        if (abandoned) {
+          s.destroy();
+          return void killHelper(exec, tag);
+        }
+        stream = s;
+        s.on('data', (c: Buffer) => {
+          received += c.length;
+          if (received > EXEC_SCAN_OUTPUT_CAP_BYTES) settle('overflow');
+          else demux.push(c);
+        });
+        s.on('end', () => settle('done'));
+        s.on('close', () => settle('done'));
+        s.on('error', () => settle('done'));
+      })().catch((err: unknown) => {
+        clearTimeout(timer);
+        reject(err);
+      });
+    });
+  } catch (err) {
+    if (err instanceof EntryError) throw err;
+    throw dockerFailure(err, 'ending session processes');
+  }
+  if (outcome !== 'done') {
+    abandoned = true;
+    stream?.destroy();
+    stdout.length = 0;
+    stderr.length = 0;
+    // In the background: the slot and the session's end wait for nothing more.
+    if (stream && exec) void killHelper(exec, tag);
+    const what = outcome === 'timeout' ? `gave no answer within ${EXEC_SCAN_TIMEOUT_MS} ms` : `wrote more than ${EXEC_SCAN_OUTPUT_CAP_BYTES} bytes`;
+    throw new EntryError('ENTRY_EXEC_FAILED', `cannot end the session's processes from inside the container: its /bin/sh ${what}; scan abandoned`);
+  }
+  const text = Buffer.concat(stdout).toString().trim();
+  const n = /^\d+$/.test(text) ? Number(text) : Number.NaN;
+  if (Number.isNaN(n)) {
+    // Typically the image has no sh (or no tr, grep, kill): the processes cannot be found from inside.
+    const why = [text, Buffer.concat(stderr).toString().trim()].filter(Boolean).join(' / ').slice(0, 300) || 'no answer';
+    throw new EntryError('ENTRY_EXEC_FAILED', `cannot end the session's processes from inside the container: ${why}`);
+  }
+  return n;
+}
+
+/**
+ * Kills an abandoned scan's process tree when the engine's processes are visible from here
+ * (only those carrying the scan's own `tag`, so never a stranger). Closing its stream does
+ * not end it. False when they cannot be reached (the broker in a PID namespace of its own).
+ */
+async function killHelper(exec: Docker.Exec, tag: string): Promise<boolean> {
+  try {
+    const info = await withTimeout(exec.inspect(), HELPER_INSPECT_TIMEOUT_MS, 'inspecting an abandoned scan');
+    const pid = info.Pid ?? 0;
+    if (pid <= 0) return false;
+    // No init to search: only the helper and its descendants.
+    const pids = await treePidsWithMark(Buffer.from(`${tag}\0`), pid, 0);
+    let n = 0;
+    for (const p of pids) {
+      try {
+        process.kill(p, 'SIGKILL');
+        n++;
+      } catch {
+        // Exited meanwhile, or not ours to signal.
+      }
+    }
+    return n > 0;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,150 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { readdir, readFile } from 'node:fs/promises';
+import { parsePidList, readProcFile } from './proc-file.js';
+
+/*
+ * Finding a session's processes in our /proc (the reaper's host mode): by the session mark in
+ * their environment, from the session's own roots or, failing those, across the container.
+ */
+
+/**
+ * The processes of the container that `pid` belongs to, from its cgroup (v2, hybrid or v1):
+ * a handful of PIDs instead of every process on the host. Undefined when not readable.
+ */
+async function cgroupPids(pid: number): Promise<number[] | undefined> {
+  let text: string;
+  try {
+    text = await readFile(`/proc/${pid}/cgroup`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const candidates: string[] = [];
+  for (const line of text.split('\n')) {
+    const [, controllers, path] = /^\d+:([^:]*):(.*)$/.exec(line) ?? [];
+    if (path === undefined) continue;
+    if (controllers === '') candidates.push(`/sys/fs/cgroup${path}/cgroup.procs`, `/sys/fs/cgroup/unified${path}/cgroup.procs`);
+    else if (controllers!.split(',').includes('pids')) candidates.push(`/sys/fs/cgroup/pids${path}/cgroup.procs`);
+  }
+  for (const file of candidates) {
+    try {
+      return (await readFile(file, 'utf8')).split('\n').filter(Boolean).map(Number);
+    } catch {
+      // Not this layout.
+    }
+  }
+  return undefined;
+}
+
+/** Whether the environment read from /proc/<pid>/environ holds `needle` (`MARK\0`) as a whole entry. */
+export function hasMark(env: Buffer, needle: Buffer): boolean {
+  // The mark may be the first entry; otherwise a NUL precedes it. No copy of the environment.
+  for (let at = env.indexOf(needle); at >= 0; at = env.indexOf(needle, at + 1)) {
+    if (at === 0 || env[at - 1] === 0) return true;
+  }
+  return false;
+}
+
+/**
+ * How long synchronous /proc reads run before the event loop gets a turn. A /proc read takes a
+ * few microseconds when the machine is idle, against ~4 thread-pool round trips and a FileHandle
+ * through fs/promises (which made the clean-up of a mass disconnect cost more CPU than the
+ * relay); on a loaded machine the same read can take 50 µs or more, so the slice is bounded in
+ * time rather than in reads: with the reaper's SCAN_CONCURRENCY scans, keystrokes of other
+ * sessions wait for at most 8 such slices.
+ */
+const SLICE_MS = 1;
+
+/** Synchronous /proc reads that hand the event loop back once a slice has run SLICE_MS. */
+export class ProcReader {
+  private sliceStart = performance.now();
+
+  async yieldIfDue(): Promise<void> {
+    if (performance.now() - this.sliceStart < SLICE_MS) return;
+    await new Promise<void>((r) => setImmediate(r));
+    this.sliceStart = performance.now();
+  }
+
+  marked(pid: number, needle: Buffer): boolean {
+    try {
+      // A process's environment ends with a NUL, the needle's too, so a longer value never matches.
+      return hasMark(readProcFile(`/proc/${pid}/environ`), needle);
+    } catch {
+      return false;
+    }
+  }
+
+  /** The children of `pid`, from every thread's `children` file (a thread may have forked them). */
+  childrenOf(pid: number): number[] {
+    let tids: string[];
+    try {
+      tids = readdirSync(`/proc/${pid}/task`);
+    } catch {
+      return [];
+    }
+    const out: number[] = [];
+    for (const tid of tids) {
+      try {
+        out.push(...parsePidList(readProcFile(`/proc/${pid}/task/${tid}/children`)));
+      } catch {
+        // Thread or process gone.
+      }
+    }
+    return out;
+  }
+}
+
+/**
+ * The session's processes reached from its own roots: the marked descendants of the exec's
+ * process, and the marked children of the container's init (where Linux re-parents a process
+ * whose parent died, i.e. what a session left behind or double-forked away) with their
+ * descendants. Reads only those processes and init's direct children: the cost follows the
+ * session, not the other sessions of the container (they hang off the engine's shim, not
+ * init) nor the host.
+ */
+export async function treePidsWithMark(needle: Buffer, execPid: number, initPid: number): Promise<number[]> {
+  const proc = new ProcReader();
+  const found = new Set<number>();
+  let frontier: number[] = [];
+  if (execPid > 0 && proc.marked(execPid, needle)) frontier.push(execPid);
+  for (const pid of proc.childrenOf(initPid)) {
+    await proc.yieldIfDue();
+    if (pid !== execPid && proc.marked(pid, needle)) frontier.push(pid);
+  }
+  while (frontier.length > 0) {
+    const next: number[] = [];
+    for (const pid of frontier) {
+      if (found.has(pid)) continue;
+      found.add(pid);
+      // Children inherit the mark; one that dropped it is not the session's to end.
+      for (const child of proc.childrenOf(pid)) {
+        await proc.yieldIfDue();
+        if (!found.has(child) && proc.marked(child, needle)) next.push(child);
+      }
+    }
+    frontier = next;
+  }
+  return [...found];
+}
+
+/** PIDs carrying the session mark among the container's processes (or all of /proc): when no tree walk is possible. */
+export async function scanPidsWithMark(needle: Buffer, anchorPid: number): Promise<number[]> {
+  const pids = (anchorPid > 0 ? await cgroupPids(anchorPid) : undefined) ?? (await readdir('/proc')).filter((n) => /^\d+$/.test(n)).map(Number);
+  const proc = new ProcReader();
+  const found: number[] = [];
+  for (const pid of pids) {
+    await proc.yieldIfDue();
+    if (proc.marked(pid, needle)) found.push(pid);
+  }
+  return found;
+}
+
+/** Whether `pid` in our /proc is a container's init: PID 1 of a namespace below ours. */
+export async function isNamespaceInit(pid: number): Promise<boolean> {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const nspid = /^NSpid:\s*(.*)$/m.exec(status)?.[1]?.trim().split(/\s+/) ?? [];
+    return nspid.length >= 2 && nspid[nspid.length - 1] === '1';
+  } catch {
+    return false;
+  }
+}
