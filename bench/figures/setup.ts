@@ -30,16 +30,23 @@ async function entryInteractive(ctx: BenchContext): Promise<number> {
   return ms;
 }
 
-async function directInteractive(ctx: BenchContext): Promise<number> {
+async function directInteractive(ctx: BenchContext, sized = false): Promise<number> {
   const t0 = now();
   const d = await DirectExec.open(ctx.docker, ctx.target.id, { cmd: INTERACTIVE_SHELL, tty: true });
+  // What `docker exec -it` does on an engine without ConsoleSize (API < 1.42), as the broker
+  // does: the terminal's size, asked for right after the start, not waited for.
+  const resized = sized ? d.exec.resize({ h: 24, w: 80 }).catch(() => undefined) : undefined;
   await firstOutput(d);
   const ms = msSince(t0);
+  await resized;
   d.send(EXIT_SHELL);
   await d.exitCode();
   d.close();
   return ms;
 }
+
+/** The direct exec with the size set as a terminal client sets it (see directInteractive). */
+const directSized = (ctx: BenchContext): Promise<number> => directInteractive(ctx, true);
 
 /** Connect → exit code of `true`. */
 async function entryScripted(ctx: BenchContext): Promise<number> {
@@ -87,36 +94,33 @@ async function engineCallLatency(ctx: BenchContext): Promise<{ listMs: number; i
   return { listMs: median(list), inspectMs: median(inspect) };
 }
 
-/** Runs both sides `reps` times, alternating which goes first, after one untimed warm-up each. */
-async function alternate(ctx: BenchContext, reps: number, entry: (c: BenchContext) => Promise<number>, direct: (c: BenchContext) => Promise<number>): Promise<{ e: number[]; d: number[] }> {
-  await entry(ctx);
-  await direct(ctx);
+type Side = (c: BenchContext) => Promise<number>;
+
+/** Runs every side `reps` times, rotating which goes first, after one untimed warm-up each. */
+async function alternate(ctx: BenchContext, reps: number, sides: Side[]): Promise<number[][]> {
+  for (const side of sides) await side(ctx);
   upgradeMs = [];
-  const e: number[] = [];
-  const d: number[] = [];
+  const times: number[][] = sides.map(() => []);
   for (let i = 0; i < reps; i++) {
-    if (i % 2 === 0) {
-      e.push(await entry(ctx));
-      d.push(await direct(ctx));
-    } else {
-      d.push(await direct(ctx));
-      e.push(await entry(ctx));
+    for (let k = 0; k < sides.length; k++) {
+      const at = (i + k) % sides.length;
+      times[at]!.push(await sides[at]!(ctx));
     }
   }
-  return { e, d };
+  return times;
 }
 
 export const setupInteractive: Suite = {
   names: ['setup_interactive'],
   async run(ctx): Promise<Figure[]> {
     const reps = ctx.quick ? 6 : 30;
-    const { e, d } = await alternate(ctx, reps, entryInteractive, directInteractive);
+    const [e = [], d = [], sized = []] = await alternate(ctx, reps, [entryInteractive, directInteractive, directSized]);
     const engine = await engineCallLatency(ctx);
-    ctx.log(`setup_interactive: entry ${median(e).toFixed(1)} ms, direct ${median(d).toFixed(1)} ms; engine: label lookup ${engine.listMs.toFixed(1)} ms`);
+    ctx.log(`setup_interactive: entry ${median(e).toFixed(1)} ms, direct ${median(d).toFixed(1)} ms, direct with the size set ${median(sized).toFixed(1)} ms; engine: label lookup ${engine.listMs.toFixed(1)} ms`);
     return [
       figure('setup_interactive', 'ms', reps, median(e), median(d), {
         added: true,
-        extra: { entry_min: Math.min(...e), direct_min: Math.min(...d), entry_upgrade_ms: median(upgradeMs), engine_label_lookup_ms: engine.listMs },
+        extra: { entry_min: Math.min(...e), direct_min: Math.min(...d), direct_sized_ms: median(sized), entry_upgrade_ms: median(upgradeMs), engine_label_lookup_ms: engine.listMs },
       }),
     ];
   },
@@ -126,7 +130,7 @@ export const setupScripted: Suite = {
   names: ['setup_scripted'],
   async run(ctx): Promise<Figure[]> {
     const reps = ctx.quick ? 6 : 30;
-    const { e, d } = await alternate(ctx, reps, entryScripted, directScripted);
+    const [e = [], d = []] = await alternate(ctx, reps, [entryScripted, directScripted]);
     const engine = await engineCallLatency(ctx);
     ctx.log(`setup_scripted: entry ${median(e).toFixed(1)} ms, direct ${median(d).toFixed(1)} ms; engine: label lookup ${engine.listMs.toFixed(1)} ms, container inspect ${engine.inspectMs.toFixed(1)} ms`);
     return [
