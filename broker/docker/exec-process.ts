@@ -1,29 +1,19 @@
 import type { Socket } from 'node:net';
 import type Docker from 'dockerode';
 import { EXIT_CODE_WAIT_MS, RESIZE_RETRIES, RESIZE_RETRY_STEP_MS } from '../config/limits.js';
-import type { ExecSpec } from '../backend/backend.js';
 import { EntryError } from '../errors.js';
 import type { OutputStream, ProcessEvents, ProcessSide } from '../session/types.js';
 import { DockerDemuxer } from './demux.js';
 import { dockerFailure } from './engine.js';
-import { sessionMark } from '../backend/session-mark.js';
+import { execCreateOptions, type ExecOptions } from './exec-create.js';
 import { SignalLane, signalName } from '../backend/signal-lane.js';
 import type { ProcessReaper } from './process-reaper.js';
 
-/** An ExecSpec for one container (a Docker target holds one: `container` does not apply). */
-export type ExecOptions = Omit<ExecSpec, 'container'> & { containerId: string };
 
 const EOT = Buffer.from([0x04]);
 /** Stdin queued towards Docker before the client is asked to wait, and when it may go on (see `write`). */
 const STDIN_HIGH_WATER_BYTES = 1024 * 1024;
 const STDIN_LOW_WATER_BYTES = 256 * 1024;
-/**
- * Docker watches a TTY exec's input for a detach sequence (default Ctrl-P Ctrl-Q, and Ctrl-P
- * alone is held back until the next key) and cannot switch that off. Entry sets a sequence no
- * one types: eight alternating Ctrl-^ and Ctrl-@. Only a lone Ctrl-^ is still held until the
- * next key.
- */
-const DETACH_KEYS = 'ctrl-^,ctrl-@,ctrl-^,ctrl-@,ctrl-^,ctrl-@,ctrl-^,ctrl-@';
 /** How long a signal death is watched for the container stopping with it (see containerStopping). */
 const CONTAINER_STOP_GRACE_MS = 300;
 /**
@@ -81,17 +71,7 @@ export class DockerExecProcess implements ProcessSide {
   private async open(): Promise<void> {
     const o = this.options;
     try {
-      this.exec = await this.docker.getContainer(o.containerId).exec({
-        Cmd: o.cmd,
-        AttachStdin: true,
-        AttachStdout: true,
-        AttachStderr: true,
-        Tty: o.tty,
-        DetachKeys: DETACH_KEYS,
-        Env: [...o.env, sessionMark(o.sessionId)],
-        ...(o.user ? { User: o.user } : {}),
-        ...(o.workdir ? { WorkingDir: o.workdir } : {}),
-      });
+      this.exec = await this.docker.getContainer(o.containerId).exec(execCreateOptions(o));
       this.socket = (await this.exec.start({ hijack: true, stdin: true, Tty: o.tty })) as Socket;
     } catch (err) {
       throw dockerFailure(err, 'starting exec');
