@@ -9,24 +9,6 @@ import { VERIFIED_TOKEN_ENTRIES, VERIFIED_TOKEN_TTL_MS, VerifiedTokens } from '.
 /** Longest token accepted; real JWTs are well under 8 KiB. Protects the verifier from junk. */
 export const MAX_TOKEN_LENGTH = 16 * 1024;
 
-/**
- * Refusals of tokens whose signature did verify (expired, not yet valid, wrong issuer or
- * audience), with the user they name: only the key holder can make these, so only they may be
- * counted against a user.
- */
-const signedUsers = new WeakMap<object, string>();
-
-/** The user a refused token names when its signature verified; undefined for any other refusal. */
-export function signedUserOf(err: unknown): string | undefined {
-  return typeof err === 'object' && err !== null ? signedUsers.get(err) : undefined;
-}
-
-/** Marks a refusal as one of a token signed for `user` (e.g. a revoked one). */
-export function markSignedUser<E extends object>(err: E, user: string): E {
-  signedUsers.set(err, user);
-  return err;
-}
-
 export class TokenVerifier {
   private readonly verified: VerifiedTokens;
 
@@ -57,13 +39,7 @@ export class TokenVerifier {
       const result = typeof k === 'function' ? await jwtVerify(token, k, options) : await jwtVerify(token, k, options);
       payload = result.payload;
     } catch (err) {
-      const refused = toEntryError(err);
-      // jose checks the signature before the claims: a claim refusal carries a verified payload.
-      if (err instanceof joseErrors.JWTExpired || err instanceof joseErrors.JWTClaimValidationFailed) {
-        const user = claimAt(err.payload, this.auth.claims.user);
-        if (typeof user === 'string' && user !== '') markSignedUser(refused, user);
-      }
-      throw refused;
+      throw toEntryError(err);
     }
     const user = claimAt(payload, this.auth.claims.user);
     if (typeof user !== 'string' || user === '') {

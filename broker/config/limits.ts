@@ -103,7 +103,7 @@ export const DEFAULT_SESSION_TTL_MS = 15_000;
 /** --max-user-sessions: concurrent sessions per user across all brokers; 0 means no cap. */
 export const DEFAULT_MAX_USER_SESSIONS = 0;
 
-/** --auth-failure-limit per --auth-failure-window, per source address and per user of a verified token. */
+/** --auth-failure-limit per --auth-failure-window, per source address. */
 export const DEFAULT_AUTH_FAILURE_LIMIT = 20;
 export const DEFAULT_AUTH_FAILURE_WINDOW_MS = 60_000;
 
