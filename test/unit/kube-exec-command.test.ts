@@ -34,14 +34,15 @@ describe.each(shells)('the Kubernetes exec wrapper under %s', (_name, shell) => 
     expect(missing.code).toBe(127);
   });
 
-  it('says why when the image lacks what the stdin pump needs, instead of hanging', (ctx) => {
-    // busybox's own dd comes with its sh: it cannot be missing there.
-    if (shell!.endsWith('busybox')) ctx.skip();
-    const argv = wrapCommand({ cmd: ['cat'], env: ['PATH=/nonexistent'], workdir: '', stdinPump: true });
-    const r = run(shell!, argv);
-    expect(r.code).toBe(126);
-    expect(r.stderr).toContain('needs dd in the image');
-  });
+  // busybox's own dd comes with its sh: it cannot be missing there.
+  if (!shell!.endsWith('busybox')) {
+    it('says why when the image lacks what the stdin pump needs, instead of hanging', () => {
+      const argv = wrapCommand({ cmd: ['cat'], env: ['PATH=/nonexistent'], workdir: '', stdinPump: true });
+      const r = run(shell!, argv);
+      expect(r.code).toBe(126);
+      expect(r.stderr).toContain('needs dd in the image');
+    });
+  }
 
   it('feeds stdin through the pump byte-exact, and EOF at a chunk of length 0', () => {
     const enc = new StdinEncoder();
