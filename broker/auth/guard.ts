@@ -36,13 +36,11 @@ export class AuthGuard {
   ) {}
 
   async authenticate(token: string | undefined, source: string): Promise<Identity> {
-    // Unverified: for the audit trail only.
-    const claimed = this.verifier.claimedUser(token);
     const sourceKey = `authfail:ip:${source}`;
     const d = await storeCall(() => this.store.peek(sourceKey, this.limits.authFailureLimit));
     if (!d.allowed) {
       const err = rateLimited(d.retryAfterMs);
-      this.onFailure(err, source, claimed);
+      this.refused(err, source, token);
       throw err;
     }
     let identity: Identity;
@@ -50,13 +48,18 @@ export class AuthGuard {
       identity = await this.verifier.verify(token);
       await this.refuseRevoked(identity);
     } catch (err) {
-      this.onFailure(err, source, claimed);
+      this.refused(err, source, token);
       if (err instanceof EntryError && err.status === 401) {
         await this.store.hit(sourceKey, this.limits.authFailureLimit, this.limits.authFailureWindowMs).catch((e: unknown) => this.onUncounted(e, sourceKey));
       }
       throw err;
     }
     return identity;
+  }
+
+  /** Tells of a refusal with the user the token claims: unverified, decoded for the audit trail only, so only when refused. */
+  private refused(err: unknown, source: string, token: string | undefined): void {
+    this.onFailure(err, source, this.verifier.claimedUser(token));
   }
 
   /**
