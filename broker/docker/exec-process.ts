@@ -9,7 +9,6 @@ import { execCreateOptions, type ExecOptions } from './exec-create.js';
 import { SignalLane, signalName } from '../backend/signal-lane.js';
 import type { ProcessReaper } from './process-reaper.js';
 
-
 const EOT = Buffer.from([0x04]);
 /** Stdin queued towards Docker before the client is asked to wait, and when it may go on (see `write`). */
 const STDIN_HIGH_WATER_BYTES = 1024 * 1024;

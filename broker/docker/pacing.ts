@@ -1,3 +1,6 @@
+/** Resolves on the event loop's next check phase: I/O that is ready runs first. */
+export const nextTurn = (): Promise<void> => new Promise((r) => setImmediate(r));
+
 /** Spaces starts 1/rate apart: `turn` resolves at the next free slot. */
 export class Pacer {
   private nextSlot = 0;

@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { parsePidList, readProcFile } from './proc-file.js';
+import { nextTurn } from './pacing.js';
 
 /*
  * Finding a session's processes in our /proc (the reaper's host mode): by the session mark in
@@ -60,7 +61,7 @@ export class ProcReader {
 
   async yieldIfDue(): Promise<void> {
     if (performance.now() - this.sliceStart < SLICE_MS) return;
-    await new Promise<void>((r) => setImmediate(r));
+    await nextTurn();
     this.sliceStart = performance.now();
   }
 

@@ -1,7 +1,7 @@
 import type Docker from 'dockerode';
 import { sessionMark } from '../backend/session-mark.js';
 import { signalViaExec } from './exec-scan.js';
-import { Limiter, Pacer } from './pacing.js';
+import { Limiter, nextTurn, Pacer } from './pacing.js';
 import { isNamespaceInit, ProcReader, scanPidsWithMark, treePidsWithMark } from './proc-walk.js';
 
 /**
@@ -152,7 +152,7 @@ export class ProcessReaper {
     if (this.mode !== 'exec') {
       // A turn of the event loop between two sessions' walks: when many end at once the relay's
       // I/O runs in between instead of after all of them.
-      await new Promise<void>((r) => setImmediate(r));
+      await nextTurn();
       const needle = Buffer.from(`${mark}\0`);
       const init = await this.containerInit(containerId);
       let pids: number[] | undefined;
