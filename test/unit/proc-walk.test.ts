@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { sessionMark } from '../../broker/backend/session-mark.js';
-import { hasMark, scanPidsWithMark, treePidsWithMark } from '../../broker/docker/proc-walk.js';
+import { hasMark, ProcReader, scanPidsWithMark, treePidsWithMark } from '../../broker/docker/proc-walk.js';
 
 const started: ChildProcess[] = [];
 const byNumber = (a: number, b: number): number => a - b;
@@ -15,11 +15,6 @@ function start(argv: string[], env: Record<string, string>): ChildProcess & { pi
   return child as ChildProcess & { pid: number };
 }
 
-const childrenOf = (pid: number): number[] =>
-  readFileSync(`/proc/${pid}/task/${pid}/children`, 'latin1')
-    .split(' ')
-    .filter((s) => s.trim() !== '')
-    .map(Number);
 const commandLine = (pid: number): string => readFileSync(`/proc/${pid}/cmdline`, 'latin1').replaceAll('\0', ' ').trim();
 
 /**
@@ -31,7 +26,7 @@ async function sessionShell(mark: string): Promise<{ shell: number; marked: numb
   const shell = start(['/bin/sh', '-c', `sleep 301 & env -u ${name} sleep 302 & wait`], { [name]: value }).pid;
   return vi.waitFor(
     () => {
-      const kids = childrenOf(shell);
+      const kids = new ProcReader().childrenOf(shell);
       const marked = kids.find((p) => commandLine(p) === 'sleep 301');
       const unmarked = kids.find((p) => commandLine(p) === 'sleep 302');
       if (marked === undefined || unmarked === undefined) throw new Error('children not started yet');
