@@ -50,3 +50,30 @@ export function parsePidList(bytes: Buffer): number[] {
   if (n >= 0) out.push(n);
   return out;
 }
+
+/** PF_KTHREAD in a process's flags (/proc/<pid>/stat, field 9): a kernel thread has no environment. */
+const PF_KTHREAD = 0x00200000;
+
+/**
+ * Why a process's environment read as empty, from /proc/<pid>/stat:
+ *  - `pending`: it is inside an execve, which has switched to its new memory but not yet laid
+ *    out the new environment there (env_end, field 51, is still 0): read again shortly;
+ *  - `empty`: it runs with an empty environment (`env -i`), or that environment was laid out
+ *    since it was read: read again now;
+ *  - `none`: it never will have one (a zombie, a kernel thread) or it is gone.
+ */
+export function emptyEnvironmentCause(pid: number): 'pending' | 'empty' | 'none' {
+  let stat: string;
+  try {
+    stat = readProcFile(`/proc/${pid}/stat`).toString('latin1');
+  } catch {
+    return 'none';
+  }
+  // The command name (field 2) is in parentheses and may hold spaces or parentheses itself.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const state = fields[0];
+  const flags = Number(fields[6]);
+  const envEnd = fields[48];
+  if (state === 'Z' || state === 'X' || (flags & PF_KTHREAD) !== 0 || envEnd === undefined) return 'none';
+  return envEnd === '0' ? 'pending' : 'empty';
+}

@@ -1,6 +1,6 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
-import { parsePidList, readProcFile } from './proc-file.js';
+import { emptyEnvironmentCause, parsePidList, readProcFile } from './proc-file.js';
 import { nextTurn } from './pacing.js';
 
 /*
@@ -55,6 +55,22 @@ export function hasMark(env: Buffer, needle: Buffer): boolean {
  */
 const SLICE_MS = 1;
 
+/**
+ * What a process's environment says of the mark. `unsettled`: the process is inside an execve,
+ * between the kernel switching it to its new memory and laying out the new environment there;
+ * its environment reads as empty for that moment (a fifth of the reads of a process that execs
+ * in a loop), and it is the same process, with the same mark, a moment later.
+ */
+export type MarkRead = 'marked' | 'unmarked' | 'unsettled';
+
+/**
+ * How long a walk waits for processes caught inside an execve, in steps. The kernel lays out the
+ * new environment well under a millisecond after the switch; a process preempted there on a
+ * loaded machine takes longer. 63 ms in all, spent only by a walk that caught such a process,
+ * and bounded for one that never settles (an exec stuck reading its binary from a hung disk).
+ */
+const SETTLE_WAITS_MS = [1, 2, 4, 8, 16, 32];
+
 /** Synchronous /proc reads that hand the event loop back once a slice has run SLICE_MS. */
 export class ProcReader {
   private sliceStart = performance.now();
@@ -66,12 +82,25 @@ export class ProcReader {
   }
 
   marked(pid: number, needle: Buffer): boolean {
-    try {
+    return this.markOf(pid, needle) === 'marked';
+  }
+
+  markOf(pid: number, needle: Buffer): MarkRead {
+    // Twice at most: an environment laid out between the read and the look at the cause.
+    for (let read = 0; read < 2; read++) {
+      let env: Buffer;
+      try {
+        env = readProcFile(`/proc/${pid}/environ`);
+      } catch {
+        return 'unmarked';
+      }
       // A process's environment ends with a NUL, the needle's too, so a longer value never matches.
-      return hasMark(readProcFile(`/proc/${pid}/environ`), needle);
-    } catch {
-      return false;
+      if (env.length > 0) return hasMark(env, needle) ? 'marked' : 'unmarked';
+      const cause = emptyEnvironmentCause(pid);
+      if (cause === 'none') return 'unmarked';
+      if (cause === 'pending') return 'unsettled';
     }
+    return 'unmarked';
   }
 
   /** The children of `pid`, from every thread's `children` file (a thread may have forked them). */
@@ -103,40 +132,71 @@ export class ProcReader {
  * init) nor the host.
  */
 export async function treePidsWithMark(needle: Buffer, execPid: number, initPid: number): Promise<number[]> {
-  const proc = new ProcReader();
+  const marks = new MarkSorter(new ProcReader(), needle);
   const found = new Set<number>();
-  let frontier: number[] = [];
-  if (execPid > 0 && proc.marked(execPid, needle)) frontier.push(execPid);
-  for (const pid of proc.childrenOf(initPid)) {
-    await proc.yieldIfDue();
-    if (pid !== execPid && proc.marked(pid, needle)) frontier.push(pid);
+  if (execPid > 0) marks.consider(execPid);
+  for (const pid of marks.proc.childrenOf(initPid)) {
+    await marks.proc.yieldIfDue();
+    if (pid !== execPid) marks.consider(pid);
   }
-  while (frontier.length > 0) {
-    const next: number[] = [];
-    for (const pid of frontier) {
-      if (found.has(pid)) continue;
-      found.add(pid);
-      // Children inherit the mark; one that dropped it is not the session's to end.
-      for (const child of proc.childrenOf(pid)) {
-        await proc.yieldIfDue();
-        if (!found.has(child) && proc.marked(child, needle)) next.push(child);
+  do {
+    while (marks.marked.length > 0) {
+      const frontier = marks.marked.splice(0);
+      for (const pid of frontier) {
+        if (found.has(pid)) continue;
+        found.add(pid);
+        // Children inherit the mark; one that dropped it is not the session's to end.
+        for (const child of marks.proc.childrenOf(pid)) {
+          await marks.proc.yieldIfDue();
+          if (!found.has(child)) marks.consider(child);
+        }
       }
     }
-    frontier = next;
-  }
+  } while (await marks.settle());
   return [...found];
 }
 
 /** PIDs carrying the session mark among the container's processes (or all of /proc): when no tree walk is possible. */
 export async function scanPidsWithMark(needle: Buffer, anchorPid: number): Promise<number[]> {
   const pids = (anchorPid > 0 ? await cgroupPids(anchorPid) : undefined) ?? (await readdir('/proc')).filter((n) => /^\d+$/.test(n)).map(Number);
-  const proc = new ProcReader();
-  const found: number[] = [];
+  const marks = new MarkSorter(new ProcReader(), needle);
   for (const pid of pids) {
-    await proc.yieldIfDue();
-    if (proc.marked(pid, needle)) found.push(pid);
+    await marks.proc.yieldIfDue();
+    marks.consider(pid);
   }
-  return found;
+  while (await marks.settle());
+  return marks.marked;
+}
+
+/** Sorts processes by their mark, holding back those caught inside an execve until they settle. */
+class MarkSorter {
+  readonly marked: number[] = [];
+  private readonly unsettled = new Set<number>();
+  private waits = 0;
+
+  constructor(
+    readonly proc: ProcReader,
+    private readonly needle: Buffer,
+  ) {}
+
+  consider(pid: number): void {
+    const read = this.proc.markOf(pid, this.needle);
+    if (read === 'marked') this.marked.push(pid);
+    else if (read === 'unsettled') this.unsettled.add(pid);
+  }
+
+  /**
+   * Waits the next step of SETTLE_WAITS_MS and reads the unsettled processes again. False when
+   * none is left to wait for (or the steps are spent): those still unsettled are not counted.
+   */
+  async settle(): Promise<boolean> {
+    if (this.unsettled.size === 0 || this.waits >= SETTLE_WAITS_MS.length) return false;
+    await new Promise((r) => setTimeout(r, SETTLE_WAITS_MS[this.waits++]));
+    const pids = [...this.unsettled];
+    this.unsettled.clear();
+    for (const pid of pids) this.consider(pid);
+    return true;
+  }
 }
 
 /** Whether `pid` in our /proc is a container's init: PID 1 of a namespace below ours. */

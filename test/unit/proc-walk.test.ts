@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { sessionMark } from '../../broker/backend/session-mark.js';
-import { hasMark, ProcReader, scanPidsWithMark, treePidsWithMark } from '../../broker/docker/proc-walk.js';
+import { hasMark, type MarkRead, ProcReader, scanPidsWithMark, treePidsWithMark } from '../../broker/docker/proc-walk.js';
 
 const started: ChildProcess[] = [];
 const byNumber = (a: number, b: number): number => a - b;
@@ -35,6 +35,9 @@ async function sessionShell(mark: string): Promise<{ shell: number; marked: numb
     { timeout: 5_000, interval: 10 },
   );
 }
+
+/** A process that replaces itself with a new shell, over and over: always somewhere in an execve. */
+const EXEC_LOOP = 'exec /bin/sh -c "$0" "$0"';
 
 afterEach(() => {
   for (const child of started.splice(0)) child.kill('SIGKILL');
@@ -86,5 +89,59 @@ describe("finding a session's processes in /proc", () => {
     } finally {
       for (const pid of [s.marked, s.unmarked]) process.kill(pid, 'SIGKILL');
     }
+  });
+
+  it('reads a process inside an execve as not settled yet, never as unmarked', async () => {
+    const mark = sessionMark(randomUUID());
+    const [name, value] = mark.split('=') as [string, string];
+    const looping = start(['/bin/sh', '-c', EXEC_LOOP, EXEC_LOOP], { [name]: value }).pid;
+    const other = start(['/bin/sh', '-c', EXEC_LOOP, EXEC_LOOP], { [name]: `${value}-other` }).pid;
+    const needle = Buffer.from(`${mark}\0`);
+    const proc = new ProcReader();
+    const reads = { mine: new Map<MarkRead, number>(), other: new Map<MarkRead, number>() };
+    for (let i = 0; i < 5_000; i++) {
+      for (const [which, pid] of [['mine', looping], ['other', other]] as const) {
+        const read = proc.markOf(pid, needle);
+        reads[which].set(read, (reads[which].get(read) ?? 0) + 1);
+      }
+    }
+    const seen = JSON.stringify(Object.fromEntries(Object.entries(reads).map(([k, m]) => [k, Object.fromEntries(m)])));
+    expect(reads.mine.get('unmarked') ?? 0, seen).toBe(0);
+    expect(reads.mine.get('marked') ?? 0, seen).toBeGreaterThan(0);
+    expect(reads.other.get('marked') ?? 0, seen).toBe(0);
+    expect(reads.other.get('unmarked') ?? 0, seen).toBeGreaterThan(0);
+  });
+
+  it('finds a session process that execs in a loop on every walk and every scan', async () => {
+    const mark = sessionMark(randomUUID());
+    const [name, value] = mark.split('=') as [string, string];
+    const looping = start(['/bin/sh', '-c', EXEC_LOOP, EXEC_LOOP], { [name]: value }).pid;
+    const needle = Buffer.from(`${mark}\0`);
+    let missedByWalk = 0;
+    let missedByScan = 0;
+    for (let i = 0; i < 300; i++) {
+      if (!(await treePidsWithMark(needle, looping, 0)).includes(looping)) missedByWalk++;
+      if (i % 10 === 0 && !(await scanPidsWithMark(needle, 0)).includes(looping)) missedByScan++;
+    }
+    expect({ missedByWalk, missedByScan }).toEqual({ missedByWalk: 0, missedByScan: 0 });
+  });
+
+  it('takes an empty environment, a zombie and a kernel thread as unmarked without waiting on them', async () => {
+    const needle = Buffer.from(`${sessionMark(randomUUID())}\0`);
+    const empty = start(['env', '-i', 'sleep', '305'], {}).pid;
+    // The shell becomes a sleep that never reaps its child: `true` stays a zombie.
+    const parent = start(['/bin/sh', '-c', 'true & exec sleep 306'], {}).pid;
+    const zombie = await vi.waitFor(
+      () => {
+        const kid = new ProcReader().childrenOf(parent)[0];
+        if (kid === undefined || !/\) Z /.test(readFileSync(`/proc/${kid}/stat`, 'latin1'))) throw new Error('no zombie yet');
+        return kid;
+      },
+      { timeout: 5_000, interval: 10 },
+    );
+    await vi.waitFor(() => expect(readFileSync(`/proc/${empty}/environ`).length).toBe(0), { timeout: 5_000, interval: 10 });
+    const kthreadd = 2;
+    const proc = new ProcReader();
+    expect([empty, zombie, kthreadd].map((pid) => proc.markOf(pid, needle))).toEqual(['unmarked', 'unmarked', 'unmarked']);
   });
 });
