@@ -34,6 +34,8 @@ export class DockerExecProcess implements ProcessSide {
   private desiredSize: { cols: number; rows: number } | undefined;
   private appliedSize = '';
   private resizing = false;
+  /** Waiting in whenResized for the resize in flight to end. */
+  private readonly resizeWaiters: Array<() => void> = [];
   private started = false;
   private held: Uint8Array[] = [];
   private sawOutput = false;
@@ -230,6 +232,7 @@ export class DockerExecProcess implements ProcessSide {
     } finally {
       this.resizing = false;
       this.releaseHeld();
+      for (const resolve of this.resizeWaiters.splice(0)) resolve();
     }
   }
 
@@ -243,11 +246,10 @@ export class DockerExecProcess implements ProcessSide {
     if (ok) this.events?.drain();
   }
 
+  /** Resolves once no resize is in flight and the input held behind it has been written. */
   private whenResized(): Promise<void> {
-    return new Promise((resolve) => {
-      const check = () => (this.resizing || this.held.length > 0 ? setTimeout(check, 5) : resolve());
-      check();
-    });
+    if (!this.resizing && this.held.length === 0) return Promise.resolve();
+    return new Promise((resolve) => this.resizeWaiters.push(resolve));
   }
 
   /**

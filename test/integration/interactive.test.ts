@@ -1,8 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ResponseType } from '../../proto/codec.js';
+import { RequestType, ResponseType } from '../../proto/codec.js';
 import { BACKENDS } from '../helpers/backends.js';
 import { startTestBroker, type TestBroker } from '../helpers/broker.js';
 import { uniqueApp } from '../helpers/containers.js';
+import { exitCodeOf } from '../helpers/hardening.js';
+import { openCommand } from '../helpers/sessions.js';
 import { WireClient } from '../helpers/wire-client.js';
 
 describe.each(BACKENDS.map((make) => make()))('an interactive session end to end ($kind)', (backend) => {
@@ -34,6 +36,18 @@ describe.each(BACKENDS.map((make) => make()))('an interactive session end to end
     await c.waitFor(() => /30 100\r?\nEND2/.test(c.stdoutText()), 'second size');
     c.type('exit\r');
     await c.closed;
+  });
+
+  it('ends the input of a TTY command after the bytes sent before it, even right behind a resize', async () => {
+    const c = await openCommand(b.wsUrl, token, { app, proc: 'web', instance: 1 }, ['sh', '-c', 'stty -echo; echo READY; cat; echo DONE'], true);
+    await c.waitFor(() => c.stdoutText().includes('READY'), 'READY');
+    // In one go: the line and the end of input wait for the resize, in the order they came.
+    c.send(RequestType.WINCH, '120 40');
+    c.send(RequestType.PLAIN, 'typed behind the resize\n');
+    c.send(RequestType.STDIN_EOF);
+    await c.waitFor(() => /typed behind the resize\r?\n(.|\r|\n)*DONE/.test(c.stdoutText()), 'the line, then the end of input');
+    await c.closed;
+    expect(exitCodeOf(c)).toBe(0);
   });
 
   it('keeps the last of a burst of resizes', async () => {
