@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { emptyEnvironmentCause, parsePidList, readProcFile } from './proc-file.js';
 import { nextTurn } from './pacing.js';
@@ -200,9 +200,9 @@ class MarkSorter {
 }
 
 /** Whether `pid` in our /proc is a container's init: PID 1 of a namespace below ours. */
-export async function isNamespaceInit(pid: number): Promise<boolean> {
+export function isNamespaceInit(pid: number): boolean {
   try {
-    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const status = readProcFile(`/proc/${pid}/status`).toString('latin1');
     const nspid = /^NSpid:\s*(.*)$/m.exec(status)?.[1]?.trim().split(/\s+/) ?? [];
     return nspid.length >= 2 && nspid[nspid.length - 1] === '1';
   } catch {

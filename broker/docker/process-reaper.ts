@@ -107,7 +107,7 @@ export class ProcessReaper {
     const known = this.visibleInit.get(containerId);
     if (known) known.usedAt = now;
     if (known && now - known.checkedAt < INIT_RECHECK_MS) return known.pid;
-    if (known && (await isNamespaceInit(known.pid))) {
+    if (known && isNamespaceInit(known.pid)) {
       known.checkedAt = performance.now();
       return known.pid;
     }
@@ -121,7 +121,7 @@ export class ProcessReaper {
         } catch {
           return 0;
         }
-        if (initPid > 0 && (await isNamespaceInit(initPid))) {
+        if (initPid > 0 && isNamespaceInit(initPid)) {
           this.visibleInit.set(containerId, { pid: initPid, checkedAt: performance.now(), usedAt: performance.now() });
           return initPid;
         }
