@@ -28,6 +28,8 @@ export class TestRedis {
     if (!this.port) this.port = await freePort();
     this.child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'no'], { stdio: 'ignore' });
     const probe = new Redis({ port: this.port, host: '127.0.0.1', lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
+    // Refused until the server listens: connect() rejects with it, which the loop handles.
+    probe.on('error', () => undefined);
     const deadline = Date.now() + 10_000;
     try {
       for (;;) {
