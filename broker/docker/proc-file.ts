@@ -57,7 +57,8 @@ const PF_KTHREAD = 0x00200000;
 /**
  * Why a process's environment read as empty, from /proc/<pid>/stat:
  *  - `pending`: it is inside an execve, which has switched to its new memory but not yet laid
- *    out the new environment there (env_end, field 51, is still 0): read again shortly;
+ *    out the new environment there (env_end, field 51, is still 0), or on its way out, its
+ *    memory let go but not yet a zombie: read again shortly;
  *  - `empty`: it runs with an empty environment (`env -i`), or that environment was laid out
  *    since it was read: read again now;
  *  - `none`: it never will have one (a zombie, a kernel thread) or it is gone.

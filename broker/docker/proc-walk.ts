@@ -59,7 +59,8 @@ const SLICE_MS = 1;
  * What a process's environment says of the mark. `unsettled`: the process is inside an execve,
  * between the kernel switching it to its new memory and laying out the new environment there;
  * its environment reads as empty for that moment (a fifth of the reads of a process that execs
- * in a loop), and it is the same process, with the same mark, a moment later.
+ * in a loop), and it is the same process, with the same mark, a moment later. Or it is exiting,
+ * and a moment later its children, if any, are init's.
  */
 export type MarkRead = 'marked' | 'unmarked' | 'unsettled';
 
@@ -134,12 +135,15 @@ export class ProcReader {
 export async function treePidsWithMark(needle: Buffer, execPid: number, initPid: number): Promise<number[]> {
   const marks = new MarkSorter(new ProcReader(), needle);
   const found = new Set<number>();
+  const initChildren = async () => {
+    for (const pid of marks.proc.childrenOf(initPid)) {
+      await marks.proc.yieldIfDue();
+      if (pid !== execPid && !found.has(pid)) marks.consider(pid);
+    }
+  };
   if (execPid > 0) marks.consider(execPid);
-  for (const pid of marks.proc.childrenOf(initPid)) {
-    await marks.proc.yieldIfDue();
-    if (pid !== execPid) marks.consider(pid);
-  }
-  do {
+  await initChildren();
+  for (;;) {
     while (marks.marked.length > 0) {
       const frontier = marks.marked.splice(0);
       for (const pid of frontier) {
@@ -152,7 +156,10 @@ export async function treePidsWithMark(needle: Buffer, execPid: number, initPid:
         }
       }
     }
-  } while (await marks.settle());
+    if (!(await marks.settle())) break;
+    // A process that was on its way out has left its children to init by now.
+    await initChildren();
+  }
   return [...found];
 }
 
