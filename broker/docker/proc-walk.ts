@@ -1,5 +1,6 @@
 import { readdirSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { emptyEnvironmentCause, parsePidList, readProcFile } from './proc-file.js';
 import { nextTurn } from './pacing.js';
 
@@ -198,7 +199,7 @@ class MarkSorter {
    */
   async settle(): Promise<boolean> {
     if (this.unsettled.size === 0 || this.waits >= SETTLE_WAITS_MS.length) return false;
-    await new Promise((r) => setTimeout(r, SETTLE_WAITS_MS[this.waits++]));
+    await sleep(SETTLE_WAITS_MS[this.waits++]);
     const pids = [...this.unsettled];
     this.unsettled.clear();
     for (const pid of pids) this.consider(pid);

@@ -36,8 +36,12 @@ async function sessionShell(mark: string): Promise<{ shell: number; marked: numb
   );
 }
 
-/** A process that replaces itself with a new shell, over and over: always somewhere in an execve. */
-const EXEC_LOOP = 'exec /bin/sh -c "$0" "$0"';
+/** A process carrying `mark` that replaces itself with a new shell, over and over: always somewhere in an execve. */
+function execLoop(mark: string): number {
+  const [name, value] = mark.split('=') as [string, string];
+  const loop = 'exec /bin/sh -c "$0" "$0"';
+  return start(['/bin/sh', '-c', loop, loop], { [name]: value }).pid;
+}
 
 afterEach(() => {
   for (const child of started.splice(0)) child.kill('SIGKILL');
@@ -93,9 +97,8 @@ describe("finding a session's processes in /proc", () => {
 
   it('reads a process inside an execve as not settled yet, never as unmarked', async () => {
     const mark = sessionMark(randomUUID());
-    const [name, value] = mark.split('=') as [string, string];
-    const looping = start(['/bin/sh', '-c', EXEC_LOOP, EXEC_LOOP], { [name]: value }).pid;
-    const other = start(['/bin/sh', '-c', EXEC_LOOP, EXEC_LOOP], { [name]: `${value}-other` }).pid;
+    const looping = execLoop(mark);
+    const other = execLoop(`${mark}-other`);
     const needle = Buffer.from(`${mark}\0`);
     const proc = new ProcReader();
     const reads = { mine: new Map<MarkRead, number>(), other: new Map<MarkRead, number>() };
@@ -114,8 +117,7 @@ describe("finding a session's processes in /proc", () => {
 
   it('finds a session process that execs in a loop on every walk and every scan', async () => {
     const mark = sessionMark(randomUUID());
-    const [name, value] = mark.split('=') as [string, string];
-    const looping = start(['/bin/sh', '-c', EXEC_LOOP, EXEC_LOOP], { [name]: value }).pid;
+    const looping = execLoop(mark);
     const needle = Buffer.from(`${mark}\0`);
     let missedByWalk = 0;
     let missedByScan = 0;
