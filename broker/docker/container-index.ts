@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type Docker from 'dockerode';
 import { RetrySchedule } from '../backend/retry-schedule.js';
 import type { Logger } from '../log.js';
@@ -70,7 +71,6 @@ export function isLabelled(labels: Record<string, string>): boolean {
   return LABEL_SCHEMES.some((s) => labels[s.app] !== undefined);
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * The labelled containers of one Docker host, kept current from the engine's event stream.

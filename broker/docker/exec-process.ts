@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type Docker from 'dockerode';
 import { EXIT_CODE_WAIT_MS, RESIZE_RETRIES, RESIZE_RETRY_STEP_MS } from '../config/limits.js';
 import { EntryError } from '../errors.js';
@@ -23,7 +24,6 @@ const CONTAINER_STOP_GRACE_MS = 300;
  */
 const HOST_PID_LOOKUP_DELAY_MS = 1_000;
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** A Docker exec as the relay's process side: a hijacked stream plus the Engine API calls. */
 export class DockerExecProcess implements ProcessSide {

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { SCAN_SCRIPT, sessionMark } from '../backend/session-mark.js';
 import { EntryError } from '../errors.js';
 import { execCollect, type ExecTarget } from './exec-socket.js';
@@ -34,7 +35,7 @@ export class PodReaper {
     const deadline = Date.now() + graceMs;
     let wait = 20;
     while (Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, Math.min(wait, Math.max(1, deadline - Date.now()))));
+      await sleep(Math.min(wait, Math.max(1, deadline - Date.now())));
       if ((await this.signal(t, sessionId, '0')) === 0) return;
       wait = Math.min(wait * 2, 250);
     }
