@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type Docker from 'dockerode';
 import { sessionMark } from '../backend/session-mark.js';
 import { signalViaExec } from './exec-scan.js';
@@ -17,17 +18,28 @@ import { isNamespaceInit, ProcReader, scanPidsWithMark, treePidsWithMark } from 
 export type ReapMode = 'auto' | 'host' | 'exec';
 
 /**
- * Session scans running at once. When every client vanishes together (a load balancer
- * restart) each session's clean-up would otherwise start together too: a few in flight keep
- * the libuv pool (4 threads, shared with the broker's other file work) and the engine's API
- * from being flooded, and let the relay's own I/O in between. 8 = twice the pool's threads,
- * so it never idles while one scan awaits the engine.
+ * Scans inside containers (exec mode) and clean-ups' engine calls running at once. When every
+ * client vanishes together (a load balancer restart) each session's clean-up would otherwise
+ * start together too: a few in flight keep the libuv pool (4 threads, shared with the broker's
+ * other file work) and the engine's API from being flooded, and let the relay's own I/O in
+ * between. 8 = twice the pool's threads, so it never idles while one scan awaits the engine.
+ * Walks in our /proc have a lane of their own (WALK_CONCURRENCY).
  */
 const SCAN_CONCURRENCY = 8;
 
 /**
+ * Sessions whose processes are walked in our /proc at once, for their clean-up. A walk is
+ * synchronous reads on the event loop's thread, so walks side by side are no faster than one
+ * after the other; 2 rather than 1 so that a walk waiting for a process caught inside an
+ * execve (up to 63 ms, see SETTLE_WAITS_MS) does not hold up every other session's. In a
+ * 1,000-session drop, 1 or 2 walks at a time gave the typists an echo p50 of 44–77 ms against
+ * 84–134 ms with 8, for a clean-up 0.4 s longer in the median (bench/README.md).
+ */
+const WALK_CONCURRENCY = 2;
+
+/**
  * Client signals (SIGNAL) delivered at once, across sessions. They have a lane of their own so
- * that no number of them can delay a session's clean-up in SCAN_CONCURRENCY's queue; each session
+ * that no number of them can delay a session's clean-up in the clean-up lanes' queues; each session
  * has at most one in this lane (see SignalLane), so its queue is bounded by the sessions. 2: a
  * delivery is one /proc walk or one short exec (tens of ms), so two lanes pass dozens of Ctrl-Cs
  * a second for the whole broker, while taking at most half the libuv pool's 4 threads and a
@@ -67,6 +79,7 @@ export class ProcessReaper {
   /** Inspections under way, so that sessions of one container ending together ask once. */
   private readonly initLookups = new Map<string, Promise<number>>();
   private readonly scans = new Limiter(SCAN_CONCURRENCY);
+  private readonly walks = new Limiter(WALK_CONCURRENCY);
   private readonly clientSignals = new Limiter(SIGNAL_CONCURRENCY);
 
   constructor(
@@ -139,31 +152,25 @@ export class ProcessReaper {
 
   /** A client's signal to every process of the session: in its own lane (see SIGNAL_CONCURRENCY). */
   signalFromClient(containerId: string, sessionId: string, signal: NodeJS.Signals, execHostPid: number): Promise<number> {
-    return this.clientSignals.run(() => this.signalNow(containerId, sessionId, signal, execHostPid));
+    return this.signalIn({ walk: this.clientSignals, exec: this.clientSignals }, containerId, sessionId, signal, execHostPid);
   }
 
-  /** Sends `signal` to every process of the session, in the clean-up slots. Returns how many were signalled. */
+  /**
+   * Sends `signal` to every process of the session, for its clean-up: a walk in our /proc in the
+   * walk lane (WALK_CONCURRENCY), a scan inside the container in the scan lane (SCAN_CONCURRENCY).
+   * Returns how many were signalled.
+   */
   signal(containerId: string, sessionId: string, signal: NodeJS.Signals, execHostPid: number): Promise<number> {
-    return this.scans.run(() => this.signalNow(containerId, sessionId, signal, execHostPid));
+    return this.signalIn({ walk: this.walks, exec: this.scans }, containerId, sessionId, signal, execHostPid);
   }
 
-  private async signalNow(containerId: string, sessionId: string, signal: NodeJS.Signals, execHostPid: number): Promise<number> {
+  private async signalIn(lanes: { walk: Limiter; exec: Limiter }, containerId: string, sessionId: string, signal: NodeJS.Signals, execHostPid: number): Promise<number> {
     const mark = sessionMark(sessionId);
     if (this.mode !== 'exec') {
-      // A turn of the event loop between two sessions' walks: when many end at once the relay's
-      // I/O runs in between instead of after all of them.
-      await nextTurn();
       const needle = Buffer.from(`${mark}\0`);
+      // Outside the lane: an inspection waits for the engine, not for /proc (and there is at most one per container).
       const init = await this.containerInit(containerId);
-      let pids: number[] | undefined;
-      // With the container's init in view the session's own trees are enough (see treePidsWithMark);
-      // without it (a container sharing the host's PID namespace) orphans could be anywhere: scan.
-      // The exec's own process hangs off the engine's shim, not init: when its PID is unknown
-      // (the session ended before the engine reported it), only the container's whole cgroup
-      // is sure to hold it.
-      if (init > 0 && execHostPid > 0) pids = await treePidsWithMark(needle, execHostPid, init);
-      else if (init > 0) pids = await scanPidsWithMark(needle, init);
-      else if (this.mode === 'host' || (execHostPid > 0 && new ProcReader().marked(execHostPid, needle))) pids = await scanPidsWithMark(needle, execHostPid);
+      const pids = await lanes.walk.run(() => this.walk(needle, execHostPid, init));
       if (pids) {
         let n = 0;
         for (const pid of pids) {
@@ -177,7 +184,23 @@ export class ProcessReaper {
         return n;
       }
     }
-    return signalViaExec(this.docker, containerId, mark, signal);
+    return lanes.exec.run(() => signalViaExec(this.docker, containerId, mark, signal));
+  }
+
+  /** The session's processes found in our /proc, or undefined when they cannot be seen from here. */
+  private async walk(needle: Buffer, execHostPid: number, init: number): Promise<number[] | undefined> {
+    // A turn of the event loop between two sessions' walks: when many end at once the relay's
+    // I/O runs in between instead of after all of them.
+    await nextTurn();
+    // With the container's init in view the session's own trees are enough (see treePidsWithMark);
+    // without it (a container sharing the host's PID namespace) orphans could be anywhere: scan.
+    // The exec's own process hangs off the engine's shim, not init: when its PID is unknown
+    // (the session ended before the engine reported it), only the container's whole cgroup
+    // is sure to hold it.
+    if (init > 0 && execHostPid > 0) return treePidsWithMark(needle, execHostPid, init);
+    if (init > 0) return scanPidsWithMark(needle, init);
+    if (this.mode === 'host' || (execHostPid > 0 && new ProcReader().marked(execHostPid, needle))) return scanPidsWithMark(needle, execHostPid);
+    return undefined;
   }
 
   /** Whether any process of the session is still alive. */
@@ -196,7 +219,7 @@ export class ProcessReaper {
     const deadline = Date.now() + graceMs;
     let wait = 10;
     while (Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, Math.min(wait, Math.max(1, deadline - Date.now()))));
+      await sleep(Math.min(wait, Math.max(1, deadline - Date.now())));
       if (!(await this.alive(containerId, sessionId, execHostPid))) return;
       wait = Math.min(wait * 2, 200);
     }
