@@ -71,7 +71,6 @@ export function isLabelled(labels: Record<string, string>): boolean {
   return LABEL_SCHEMES.some((s) => labels[s.app] !== undefined);
 }
 
-
 /**
  * The labelled containers of one Docker host, kept current from the engine's event stream.
  *

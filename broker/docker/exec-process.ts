@@ -24,7 +24,6 @@ const CONTAINER_STOP_GRACE_MS = 300;
  */
 const HOST_PID_LOOKUP_DELAY_MS = 1_000;
 
-
 /** A Docker exec as the relay's process side: a hijacked stream plus the Engine API calls. */
 export class DockerExecProcess implements ProcessSide {
   private socket!: Socket;

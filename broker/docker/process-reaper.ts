@@ -168,21 +168,11 @@ export class ProcessReaper {
     const mark = sessionMark(sessionId);
     if (this.mode !== 'exec') {
       const needle = Buffer.from(`${mark}\0`);
-      // Outside the lane: an inspection waits for the engine, not for /proc (and there is at most one per container).
+      // Outside the lane: an inspection waits for the engine, not for /proc (and there is at
+      // most one per container).
       const init = await this.containerInit(containerId);
       const pids = await lanes.walk.run(() => this.walk(needle, execHostPid, init));
-      if (pids) {
-        let n = 0;
-        for (const pid of pids) {
-          try {
-            process.kill(pid, signal);
-            n++;
-          } catch {
-            // Exited meanwhile.
-          }
-        }
-        return n;
-      }
+      if (pids) return signalPids(pids, signal);
     }
     return lanes.exec.run(() => signalViaExec(this.docker, containerId, mark, signal));
   }
@@ -225,4 +215,18 @@ export class ProcessReaper {
     }
     await this.signal(containerId, sessionId, 'SIGKILL', execHostPid);
   }
+}
+
+/** Sends `signal` to each PID; returns how many were still there to receive it. */
+function signalPids(pids: number[], signal: NodeJS.Signals): number {
+  let n = 0;
+  for (const pid of pids) {
+    try {
+      process.kill(pid, signal);
+      n++;
+    } catch {
+      // Exited meanwhile.
+    }
+  }
+  return n;
 }
