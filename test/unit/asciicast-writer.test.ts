@@ -1,9 +1,9 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { StringDecoder } from 'node:string_decoder';
-import { AsciicastWriter } from '../../broker/recording/asciicast-writer.js';
+import { AsciicastWriter, FLUSH_INTERVAL_MS } from '../../broker/recording/asciicast-writer.js';
 import { MAX_IN_FLIGHT_BYTES } from '../../broker/recording/pending-bytes.js';
 import { looksBinary } from '../../broker/recording/text-or-binary.js';
 
@@ -189,6 +189,33 @@ describe('the recording writer', () => {
         const [t, code, data] = JSON.parse(line) as [number, string, string];
         expect(line).toBe(`[${t.toFixed(6)}, ${JSON.stringify(code)}, ${JSON.stringify(data)}]`);
       }
+    }
+  });
+
+  it('hands what it records to the file the flush interval after the first event, before the end', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      const path = join(dir, `${++n}.cast`);
+      const errors: unknown[] = [];
+      const w = await AsciicastWriter.create(path, { width: 80, height: 24, timestamp: 0, env: {} }, 1024 * 1024, (e) => errors.push(e));
+      await vi.waitFor(() => expect(readFileSync(path, 'utf8')).toContain('"version":2'));
+      w.output('stdout', Buffer.from('first'));
+      vi.advanceTimersByTime(FLUSH_INTERVAL_MS / 2);
+      w.output('stdout', Buffer.from('second'));
+      vi.advanceTimersByTime(FLUSH_INTERVAL_MS / 2 - 1);
+      // Nothing is due yet: the file holds its header alone until the interval is up.
+      for (let i = 0; i < 20; i++) await new Promise((resolve) => setImmediate(resolve));
+      expect(readFileSync(path, 'utf8')).not.toMatch(/first|second/);
+      vi.advanceTimersByTime(1);
+      await vi.waitFor(() => {
+        const text = readFileSync(path, 'utf8');
+        expect(text).toContain('"o", "first"]');
+        expect(text).toContain('"o", "second"]');
+      });
+      await w.close();
+      expect(errors).toEqual([]);
+    } finally {
+      vi.useRealTimers();
     }
   });
 });
