@@ -3,6 +3,7 @@ import { isUtf8 } from 'node:buffer';
 import type { OutputStream } from '../session/types.js';
 import { giveBack, jsonLength, MAX_IN_FLIGHT_BYTES, PendingBytes } from './pending-bytes.js';
 import { WriteQueue } from './write-queue.js';
+import { FlushTick } from './flush-tick.js';
 import { completeEnd, leadingContinuations, looksBinary } from './text-or-binary.js';
 
 export interface CastHeader {
@@ -17,6 +18,7 @@ export interface CastHeader {
 
 /** Pending events are handed to the OS at least this often: a crash loses at most this much. */
 export const FLUSH_INTERVAL_MS = 500;
+const flushTick = new FlushTick(FLUSH_INTERVAL_MS);
 type TextSource = 'stdout' | 'stderr' | 'input';
 
 /**
@@ -33,7 +35,7 @@ export class AsciicastWriter {
   private written = 0;
   private capped = false;
   private closed = false;
-  private timer: NodeJS.Timeout | undefined;
+  private ticking = false;
   private skipped = 0;
   private binaryBytes = 0;
   /** Per stream, the start of a character that the last chunk cut (at most 3 bytes). */
@@ -90,7 +92,6 @@ export class AsciicastWriter {
     this.noteSkipped(this.elapsed());
     this.flush();
     this.closed = true;
-    clearTimeout(this.timer);
     await this.queue.drained();
     await this.file.close().catch(this.onError);
   }
@@ -182,14 +183,21 @@ export class AsciicastWriter {
   }
 
   private scheduled(): void {
-    if (this.timer || this.pending.length === 0) return;
-    this.timer = setTimeout(() => this.flush(), FLUSH_INTERVAL_MS);
-    this.timer.unref();
+    if (this.ticking || this.pending.length === 0) return;
+    this.ticking = true;
+    flushTick.join(this.flushOnTick);
   }
 
+  private readonly flushOnTick = (): void => {
+    this.ticking = false;
+    this.flush();
+  };
+
   private flush(): void {
-    clearTimeout(this.timer);
-    this.timer = undefined;
+    if (this.ticking) {
+      this.ticking = false;
+      flushTick.leave(this.flushOnTick);
+    }
     if (this.closed) return;
     this.pending.flush();
   }
