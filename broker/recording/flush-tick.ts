@@ -6,7 +6,7 @@ export const FLUSHES_PER_TURN = 64;
 
 /**
  * One timer for every recording's periodic flush. Recordings that have something to write join
- * the next tick and all flush on it: their writes reach libuv's pool in one burst, while its
+ * the next tick and all flush on it: their writes reach libuv's pool in bursts, while its
  * threads are awake, where a timer per recording made each write wake a pool thread alone (on a
  * busy machine ~70 µs of the relay's thread a write; with 500 sessions typing, a fifth of its
  * time). A recording that joins waits at most `intervalMs`.
