@@ -42,7 +42,8 @@ describe('audit events and recordings', () => {
       term.line(`node ${CLI} ${app} web 1`);
       await term.waitFor(/bash-5\.2#\s*$/m);
       term.line("printf '\\033[1;32mgreen\\033[0m plain\\n'; seq 1 5; echo 'ünï ✓'");
-      await term.waitFor(/^ünï ✓$/m);
+      // The output and the prompt after it: the shell writes them apart, and the replay below has both.
+      await term.waitFor(/^ünï ✓\s*\nbash-5\.2#\s*$/m);
       // Final screen while the session is still on it.
       const live = term.screen().split('\n').slice(0, 20);
       const sessionLine = (await audit('type=session.start&user=casey')).events[0]!;
