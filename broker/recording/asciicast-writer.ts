@@ -35,7 +35,6 @@ export class AsciicastWriter {
   private written = 0;
   private capped = false;
   private closed = false;
-  private ticking = false;
   private skipped = 0;
   private binaryBytes = 0;
   /** Per stream, the start of a character that the last chunk cut (at most 3 bytes). */
@@ -183,21 +182,13 @@ export class AsciicastWriter {
   }
 
   private scheduled(): void {
-    if (this.ticking || this.pending.length === 0) return;
-    this.ticking = true;
-    flushTick.join(this.flushOnTick);
+    if (this.pending.length > 0) flushTick.join(this.flushOnTick);
   }
 
-  private readonly flushOnTick = (): void => {
-    this.ticking = false;
-    this.flush();
-  };
+  private readonly flushOnTick = (): void => this.flush();
 
   private flush(): void {
-    if (this.ticking) {
-      this.ticking = false;
-      flushTick.leave(this.flushOnTick);
-    }
+    flushTick.leave(this.flushOnTick);
     if (this.closed) return;
     this.pending.flush();
   }
