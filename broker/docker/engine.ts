@@ -1,4 +1,5 @@
-import Docker from 'dockerode';
+import type DockerClass from 'dockerode';
+import { Docker } from './dockerode.js';
 import { EntryError } from '../errors.js';
 
 /** How the broker authenticates to remote engines (tcp:// with TLS, ssh://). */
@@ -14,7 +15,7 @@ export interface DockerClientOptions {
  * (TLS when TLS material is configured, or with `https://`), or `ssh://user@host[:port]`
  * (the engine's host needs the docker CLI: Entry runs `docker system dial-stdio` there).
  */
-export function connectDocker(host: string | undefined, client: DockerClientOptions = {}): Docker {
+export function connectDocker(host: string | undefined, client: DockerClientOptions = {}): DockerClass {
   if (!host) return new Docker({ socketPath: '/var/run/docker.sock' });
   if (host.startsWith('unix://')) return new Docker({ socketPath: host.slice('unix://'.length) });
   if (host.startsWith('/')) return new Docker({ socketPath: host });
