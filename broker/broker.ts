@@ -30,7 +30,6 @@ import { SessionRegistry } from './session/registry.js';
 import { SessionTable } from './session/session-table.js';
 import { runWatchSession } from './session/watch-session.js';
 import { MemoryStore } from './store/memory-store.js';
-import { createRedisClient } from './store/redis-connection.js';
 import { RedisStore } from './store/redis-store.js';
 import type { Store } from './store/store.js';
 import { storeCall } from './store/store-call.js';
@@ -214,6 +213,8 @@ export class EntryBroker {
   private async openStore(): Promise<Store> {
     const { redis } = this.config;
     if (!redis.url) return (this.store = new MemoryStore());
+    // ioredis is loaded only here: a broker without Redis does not carry it (1.8 MB of heap).
+    const { createRedisClient } = await import('./store/redis-connection.js');
     const client = createRedisClient({ url: redis.url, sentinels: redis.sentinels, sentinelName: redis.sentinelName, cluster: redis.cluster });
     client.on('error', (err: Error) => this.log.debug('redis', { error: err }));
     client.on('ready', () => this.log.info('redis connected'));

@@ -22,17 +22,17 @@ const LOADED = `
   const loaded = (pkg) => Object.keys(cache).some((k) => k.includes('/node_modules/' + pkg + '/'));
 `;
 
-describe('the broker loads dockerode without what it does not use', () => {
-  it('loads neither gRPC nor ssh2 with the whole broker, and still talks to a local engine', async () => {
+describe('the broker loads only what it uses', () => {
+  it('loads neither gRPC, ssh2 nor ioredis with the whole broker, and its Docker client still talks to the engine', async () => {
     const out = await probe(`
       ${LOADED}
       await import(${JSON.stringify(join(ROOT, 'dist/broker/broker.js'))});
       const { connectDocker } = await import(${JSON.stringify(join(ROOT, 'dist/broker/docker/engine.js'))});
       const docker = connectDocker(${JSON.stringify(`unix://${SOCKET}`)});
       const ping = String(await docker.ping());
-      console.log(JSON.stringify({ grpc: loaded('@grpc/grpc-js'), protoLoader: loaded('@grpc/proto-loader'), ssh2: loaded('ssh2'), dockerode: loaded('dockerode'), ping }));
+      console.log(JSON.stringify({ grpc: loaded('@grpc/grpc-js'), protoLoader: loaded('@grpc/proto-loader'), ssh2: loaded('ssh2'), ioredis: loaded('ioredis'), dockerode: loaded('dockerode'), ping }));
     `);
-    expect(out).toEqual({ grpc: false, protoLoader: false, ssh2: false, dockerode: true, ping: 'OK' });
+    expect(out).toEqual({ grpc: false, protoLoader: false, ssh2: false, ioredis: false, dockerode: true, ping: 'OK' });
   });
 
   it('loads the ssh transport when an ssh:// engine is first called, and connects with it', async () => {
