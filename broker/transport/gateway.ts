@@ -42,6 +42,14 @@ interface Admitted {
 
 export type Route = 'enter' | 'attach';
 
+/**
+ * The listener every accepted WebSocket keeps for its 'error' events (see Gateway.accept).
+ * Defined out here, it holds nothing: a closure made in `accept` would keep that function's
+ * whole scope, the upgrade request with its headers and token among it, for as long as the
+ * session lasts.
+ */
+function ignoreError(): void {}
+
 export interface GatewayDeps {
   config: BrokerConfig;
   guard: AuthGuard;
@@ -172,7 +180,7 @@ export class Gateway {
   private accept(req: IncomingMessage, socket: Duplex, head: Buffer, cb: (ws: WebSocket) => void, protocol2 = false): void {
     try {
       this.wss.handleUpgrade(req, socket, head, (ws) => {
-        ws.on('error', () => undefined);
+        ws.on('error', ignoreError);
         try {
           cb(ws);
         } catch (err) {

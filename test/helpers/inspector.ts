@@ -63,6 +63,27 @@ export class NodeInspector {
 
   /** Live objects whose constructor has one of `names`, from a heap snapshot (after a full GC). */
   async countObjects(names: readonly string[]): Promise<Record<string, number>> {
+    const counts = Object.fromEntries(names.map((n) => [n, 0])) as Record<string, number>;
+    for (const { type, name } of await this.snapshotNodes()) {
+      if (type === 'object' && name in counts) counts[name]!++;
+    }
+    return counts;
+  }
+
+  /** For each of `needles`, how many live strings contain it, from a heap snapshot (after a full GC). */
+  async countStrings(needles: readonly string[]): Promise<number[]> {
+    const counts = needles.map(() => 0);
+    for (const { type, name } of await this.snapshotNodes()) {
+      if (type !== 'string') continue;
+      needles.forEach((n, i) => {
+        if (name.includes(n)) counts[i]!++;
+      });
+    }
+    return counts;
+  }
+
+  /** Every node of a heap snapshot: its type (object, string, …) and name (a constructor, a string's value). */
+  private async snapshotNodes(): Promise<Array<{ type: string; name: string }>> {
     this.snapshotChunks = [];
     await this.call('HeapProfiler.takeHeapSnapshot', { reportProgress: false });
     const snap = JSON.parse(this.snapshotChunks.join('')) as {
@@ -75,14 +96,10 @@ export class NodeInspector {
     const width = fields.length;
     const typeAt = fields.indexOf('type');
     const nameAt = fields.indexOf('name');
-    const objectType = snap.snapshot.meta.node_types[0].indexOf('object');
-    const counts = Object.fromEntries(names.map((n) => [n, 0])) as Record<string, number>;
-    for (let i = 0; i < snap.nodes.length; i += width) {
-      if (snap.nodes[i + typeAt] !== objectType) continue;
-      const name = snap.strings[snap.nodes[i + nameAt]!]!;
-      if (name in counts) counts[name]!++;
-    }
-    return counts;
+    const types = snap.snapshot.meta.node_types[0];
+    const nodes: Array<{ type: string; name: string }> = [];
+    for (let i = 0; i < snap.nodes.length; i += width) nodes.push({ type: types[snap.nodes[i + typeAt]!]!, name: snap.strings[snap.nodes[i + nameAt]!]! });
+    return nodes;
   }
 
   close(): void {
