@@ -5,7 +5,7 @@ import type DockerClass from 'dockerode';
  * dockerode, loaded without what the broker does not use. As it loads, dockerode requires its
  * BuildKit session (gRPC and a .proto loader, for `buildImage` with a session, which Entry never
  * calls) and docker-modem requires its ssh transport (ssh2, wanted only by ssh:// engines).
- * Together they were 4.3 MB of the broker's 13.1 MB idle heap and a third of its module loading.
+ * Together they are 4 MB of heap and about a third of the broker's module loading time.
  * Each is registered as a stand-in before dockerode loads: the session's fails if it is ever
  * called; the ssh transport's loads the real one on first use.
  */
