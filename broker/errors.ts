@@ -66,3 +66,11 @@ export class EntryError extends Error {
 export function isEntryError(err: unknown): err is EntryError {
   return err instanceof EntryError;
 }
+
+/**
+ * The listener for 'error' events that are heard elsewhere (a 'close' that follows, a caller's
+ * own handling) but must have a listener, or Node ends the process. Defined once at module
+ * level, it keeps nothing alive: an arrow function made in place would keep its whole scope (an
+ * upgrade request, a token) for as long as the emitter lives.
+ */
+export function ignoreError(): void {}

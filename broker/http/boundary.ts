@@ -3,6 +3,7 @@ import type { Duplex } from 'node:stream';
 import type { FaultReporter, FaultSite } from '../fault.js';
 import { requestId } from './request-id.js';
 import { sendJson } from './respond.js';
+import { ignoreError } from '../errors.js';
 
 type RequestHandler = (req: IncomingMessage, res: ServerResponse) => Promise<void> | void;
 
@@ -49,7 +50,7 @@ export function upgradeBoundary(handler: UpgradeHandler, report: FaultReporter):
     // Node stops listening for errors on a socket it hands over for an upgrade. Every answer
     // written to it (the handler's refusals, the 500 below) fails when the client has reset the
     // connection, and an error nobody hears ends the process.
-    socket.on('error', () => undefined);
+    socket.on('error', ignoreError);
     try {
       handler(req, socket, head);
     } catch (err) {

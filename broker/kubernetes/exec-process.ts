@@ -1,6 +1,6 @@
 import type WebSocket from 'ws';
 import type { ExecSpec } from '../backend/backend.js';
-import { EntryError } from '../errors.js';
+import { EntryError, ignoreError } from '../errors.js';
 import type { OutputStream, ProcessEvents, ProcessSide } from '../session/types.js';
 import { StdinEncoder, wrapCommand } from './exec-command.js';
 import { CHANNEL, channelFrame, type ExecStatus, type ExecTarget, openExecSocket, parseStatus, V4, V5 } from './exec-socket.js';
@@ -117,7 +117,7 @@ export class KubeExecProcess implements ProcessSide {
       if (this.events) this.message(data);
       else this.early.push(data);
     });
-    ws.on('error', () => undefined);
+    ws.on('error', ignoreError);
     ws.on('close', (code: number) => {
       if (this.events) void this.finish(code);
       else this.closedEarly = code;

@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import WebSocket from 'ws';
-import { EntryError } from '../errors.js';
+import { EntryError, ignoreError } from '../errors.js';
 import { failureText, httpError, isUnreachable, type KubeClient, readBody } from './kube-client.js';
 
 /**
@@ -68,7 +68,7 @@ export async function openExecSocket(client: KubeClient, t: ExecTarget, o: ExecS
         if (settled) return;
         settled = true;
         ws.removeAllListeners();
-        ws.on('error', () => undefined);
+        ws.on('error', ignoreError);
         ws.terminate();
         reject(err);
       };
@@ -91,7 +91,7 @@ export async function openExecSocket(client: KubeClient, t: ExecTarget, o: ExecS
         ws.removeAllListeners('unexpected-response');
         ws.removeAllListeners('error');
         if (ws.protocol !== V4 && ws.protocol !== V5) {
-          ws.on('error', () => undefined);
+          ws.on('error', ignoreError);
           ws.terminate();
           reject(new EntryError('ENTRY_EXEC_FAILED', `the apiserver of cluster ${client.cluster} speaks ${ws.protocol || 'no'} exec protocol; Entry needs ${V4} or ${V5}`));
           return;
@@ -193,7 +193,7 @@ export async function execCollect(client: KubeClient, t: ExecTarget, command: re
       else if (data[0] === CHANNEL.stderr) err.push(body);
       else if (data[0] === CHANNEL.status) status.push(body);
     });
-    ws.on('error', () => undefined);
+    ws.on('error', ignoreError);
     ws.on('close', () => {
       clearTimeout(timer);
       if (settled) return;

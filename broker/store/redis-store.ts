@@ -1,6 +1,6 @@
 import type { Cluster, Redis } from 'ioredis';
 import { type AuditEvent, type AuditPage, type AuditQuery, matches } from '../audit/events.js';
-import { EntryError } from '../errors.js';
+import { EntryError, ignoreError } from '../errors.js';
 import type { ControlMessage, RateDecision, SessionRecord, Store } from './store.js';
 
 /** Most stream entries one audit query reads, so a narrow filter cannot scan forever. */
@@ -154,7 +154,7 @@ export class RedisStore implements Store {
       // confirmed is asked for again each time the connection is ready, until it is.
       const sub = (this.redis as Redis).duplicate({ enableOfflineQueue: true, lazyConnect: false });
       // Connection errors are the main client's to report (and /readyz's): not unhandled here.
-      sub.on('error', () => undefined);
+      sub.on('error', ignoreError);
       sub.on('ready', () => {
         for (const channel of this.unconfirmed) void this.subscribeChannel(sub, channel).catch(() => undefined);
       });
@@ -215,7 +215,7 @@ export class RedisStore implements Store {
 
   async subscribeOutput(sessionId: string, handler: (data: Buffer) => void): Promise<() => Promise<void>> {
     const sub = (this.redis as Redis).duplicate({ enableOfflineQueue: true, lazyConnect: false });
-    sub.on('error', () => undefined);
+    sub.on('error', ignoreError);
     const channel = `${P}output:${sessionId}`;
     sub.on('messageBuffer', (ch: Buffer, data: Buffer) => {
       if (ch.toString() === channel) handler(data);

@@ -11,7 +11,7 @@ import type { AuthGuard } from '../auth/guard.js';
 import type { BrokerConfig } from '../config/config.js';
 import type { ResolvedTarget, Target } from '../backend/backend.js';
 import { validateTarget } from '../backend/target.js';
-import { EntryError, isEntryError } from '../errors.js';
+import { EntryError, ignoreError, isEntryError } from '../errors.js';
 import type { FaultReporter } from '../fault.js';
 import type { AdmittedSession, AdmittedWatch } from '../session/types.js';
 import type { Logger } from '../log.js';
@@ -42,13 +42,6 @@ interface Admitted {
 
 export type Route = 'enter' | 'attach';
 
-/**
- * The listener every accepted WebSocket keeps for its 'error' events (see Gateway.accept).
- * Defined out here, it holds nothing: a closure made in `accept` would keep that function's
- * whole scope, the upgrade request with its headers and token among it, for as long as the
- * session lasts.
- */
-function ignoreError(): void {}
 
 export interface GatewayDeps {
   config: BrokerConfig;

@@ -6,6 +6,7 @@ import { basename, dirname } from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import type { ListenerTls } from '../config/fleet-settings.js';
 import type { Logger } from '../log.js';
+import { ignoreError } from '../errors.js';
 
 /** Debounce for file changes: a swap is often several writes and renames in a row. */
 const RELOAD_DEBOUNCE_MS = 150;
@@ -47,7 +48,7 @@ export class ListenerCertificates {
         const w = watch(dir, { persistent: false }, (_event, name) => {
           if (!name || names.has(String(name))) this.scheduleReload('file change');
         });
-        w.on('error', () => undefined);
+        w.on('error', ignoreError);
         this.watchers.push(w);
       } catch (err) {
         this.log.warn('tls: cannot watch certificate files; reload with SIGHUP', { dir, error: err as Error });
