@@ -1,11 +1,9 @@
-import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import WebSocket from 'ws';
 import type { ExecSpec } from '../../broker/backend/backend.js';
 import { Backends } from '../../broker/backend/backends.js';
 import { EntryError } from '../../broker/errors.js';
@@ -331,52 +329,14 @@ describe.skipIf(!kubeClusterPossible())('the Kubernetes backend against a real c
     expect(exitOf(await d.done)).toBe(0);
   });
 
-  it('delivers seq 1 2000000 intact, about as fast as a direct WebSocket exec', async () => {
+  it('delivers seq 1 2000000 byte for byte: many small messages, in order', async () => {
+    // Its speed against a direct WebSocket exec is bench/'s kube_output (extra.seq_*), as a ratio.
     const expected = Buffer.from(Array.from({ length: 2_000_000 }, (_, i) => `${i + 1}\n`).join(''));
-    const digest = createHash('sha256').update(expected).digest('hex');
-    const kubectlRun = () =>
-      new Promise<number>((resolve, reject) =>
-        execFile(join(k.binDir, 'kubectl'), ['--kubeconfig', k.kubeconfigPath, 'exec', '-n', ns, 'web-0', '--', 'seq', '1', '2000000'], { maxBuffer: 64 << 20, encoding: 'buffer' }, (err, stdout) =>
-          err ? reject(err) : resolve(stdout.length),
-        ),
-      );
-    // What kubectl does over WebSocket, in this process: the same apiserver, no wrapper, no index.
-    const directRun = () =>
-      new Promise<number>((resolve, reject) => {
-        const url = `${k.apiserverUrl.replace(/^https/, 'wss')}/api/v1/namespaces/${ns}/pods/web-0/exec?command=seq&command=1&command=2000000&stdout=true&stderr=true`;
-        const ws = new WebSocket(url, ['v4.channel.k8s.io'], { ca: k.ca, headers: { authorization: `Bearer ${k.adminToken}` }, perMessageDeflate: false });
-        let bytes = 0;
-        ws.on('message', (m: Buffer) => {
-          if (m[0] === 1) bytes += m.length - 1;
-        });
-        ws.on('error', reject);
-        ws.on('close', () => resolve(bytes));
-      });
-    // Best of three each, alternating: one busy moment on a shared machine decides nothing.
-    const ours: number[] = [];
-    const direct: number[] = [];
-    const kubectl: number[] = [];
-    const timed = async (list: number[], work: () => Promise<unknown>) => {
-      const t0 = performance.now();
-      await work();
-      list.push(performance.now() - t0);
-    };
-    for (let round = 0; round < 3; round++) {
-      let r: Outcome | undefined;
-      await timed(ours, async () => {
-        r = await run(['shop', 'web', '0'], { cmd: ['seq', '1', '2000000'] });
-      });
-      expect(exitOf(r!)).toBe(0);
-      expect(r!.stdout.length).toBe(expected.length);
-      expect(createHash('sha256').update(r!.stdout).digest('hex')).toBe(digest);
-      await timed(direct, async () => expect(await directRun()).toBe(expected.length));
-      await timed(kubectl, async () => expect(await kubectlRun()).toBe(expected.length));
-    }
-    const best = (a: number[]) => Math.min(...a);
-    console.log(`kube-backend: seq 1 2000000 (${expected.length} bytes), best of 3: backend ${best(ours).toFixed(0)} ms, direct WebSocket exec ${best(direct).toFixed(0)} ms, kubectl exec ${best(kubectl).toFixed(0)} ms`);
-    // Single runs here vary by ±30 % with the other suites' load; the bound rules out a real
-    // cost in the path (a copy per byte, a stall per message), not noise. bench/ measures ratios.
-    expect(best(ours)).toBeLessThan(best(direct) * 1.5);
+    const r = await run(['shop', 'web', '0'], { cmd: ['seq', '1', '2000000'] });
+    expect(exitOf(r)).toBe(0);
+    expect(r.stdout.length).toBe(expected.length);
+    expect(createHash('sha256').update(r.stdout).digest('hex')).toBe(createHash('sha256').update(expected).digest('hex'));
+    expect(r.stderr.length).toBe(0);
   });
 
   it('holds output while the relay pauses it, and loses nothing when it resumes', async () => {
