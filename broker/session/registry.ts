@@ -13,13 +13,35 @@ export interface RegistryOptions {
 }
 
 /**
+ * Records refreshed per store call in a heartbeat. Each slice is one round trip; its synchronous
+ * part (the records copied, serialised and queued on the Redis connection) measured 1.1–1.7 ms
+ * (median) for 200 records, and the relay runs between slices: 1,000 sessions are five of them.
+ */
+export const HEARTBEAT_SLICE = 200;
+
+/** A session added and not yet removed. */
+interface LiveSession {
+  record: SessionRecord;
+  counters: () => { bytesIn: number; bytesOut: number };
+  /** Its first write is done: from then on it is heartbeated. */
+  listed: boolean;
+  removed: boolean;
+}
+
+/**
  * The live-session registry in the shared store: each session is written at start, refreshed
  * by a heartbeat every third of the TTL (with its byte counts), and removed at the end; a
  * broker that dies stops heartbeating and its records expire. Also holds per-user slots.
+ *
+ * One timer beats for all of the broker's sessions, in slices of HEARTBEAT_SLICE records per
+ * store call, where a timer per session made a transaction per session: 200 a second at 1,000
+ * sessions, with twice the broker's CPU and five times Redis's commands (bench/README.md).
  */
 export class SessionRegistry {
-  /** Sessions added and not yet removed, with their heartbeat once the first write is done. */
-  private readonly live = new Map<string, { removed: boolean; timer?: NodeJS.Timeout }>();
+  private readonly live = new Map<string, LiveSession>();
+  private timer: NodeJS.Timeout | undefined;
+  /** A beat still on its way when the next is due is not doubled: the next one is skipped. */
+  private beating = false;
 
   constructor(
     private readonly store: Store,
@@ -44,44 +66,72 @@ export class SessionRegistry {
 
   /** Registers a running session and keeps it fresh until `remove`. */
   async add(record: SessionRecord, counters: () => { bytesIn: number; bytesOut: number }): Promise<void> {
-    const entry: { removed: boolean; timer?: NodeJS.Timeout } = { removed: false };
+    const entry: LiveSession = { record, counters, listed: false, removed: false };
     this.live.set(record.id, entry);
     try {
       await storeCall(() => this.store.putSession(record, this.options.ttlMs));
     } catch (err) {
-      if (this.live.get(record.id) === entry) this.live.delete(record.id);
+      if (this.live.get(record.id) === entry) this.forget(record.id);
       throw err;
     }
     // Removed while being written (the session was killed meanwhile): the removal wins, and the
     // write, which may have landed after it, is taken back; no heartbeat starts.
     if (entry.removed) return this.unlist(record.id);
-    const beat = async () => {
-      if (entry.removed) return;
-      const fresh = { ...record, ...counters() };
-      try {
-        await this.store.putSession(fresh, this.options.ttlMs);
-        // A beat that was on its way when the session ended must not list it again.
-        if (entry.removed) return await this.unlist(record.id);
-        if (this.options.maxUserSessions > 0) await this.store.refreshUserSlot(record.user, record.id, this.options.ttlMs);
-      } catch (err) {
-        // The session itself goes on: losing the store must not end what works without it.
-        this.log.warn('session heartbeat failed', { session: record.id, error: err as Error });
+    entry.listed = true;
+    this.timer ??= setInterval(() => void this.beat(), Math.max(100, Math.floor(this.options.ttlMs / 3)));
+    this.timer.unref();
+  }
+
+  /** Refreshes every listed session, a slice per store call. */
+  private async beat(): Promise<void> {
+    if (this.beating) return;
+    this.beating = true;
+    let failed = 0;
+    let error: unknown;
+    try {
+      const listed = [...this.live.values()].filter((s) => s.listed);
+      for (let i = 0; i < listed.length; i += HEARTBEAT_SLICE) {
+        const slice = listed.slice(i, i + HEARTBEAT_SLICE).filter((s) => !s.removed);
+        if (slice.length === 0) continue;
+        try {
+          await this.store.refreshSessions(
+            slice.map((s) => ({ ...s.record, ...s.counters() })),
+            this.options.ttlMs,
+            this.options.maxUserSessions > 0,
+          );
+        } catch (err) {
+          // The sessions go on: losing the store must not end what works without it.
+          failed += slice.length;
+          error = err;
+        }
+        // A beat that was on its way when a session ended must not list it again.
+        const ended = slice.filter((s) => s.removed);
+        if (ended.length > 0) await Promise.all(ended.map((s) => this.unlist(s.record.id)));
       }
-    };
-    entry.timer = setInterval(() => void beat(), Math.max(100, Math.floor(this.options.ttlMs / 3)));
-    entry.timer.unref();
+    } finally {
+      this.beating = false;
+    }
+    if (failed > 0) this.log.warn('session heartbeat failed', { sessions: failed, error: error as Error });
   }
 
   private async unlist(sessionId: string): Promise<void> {
     await this.store.removeSession(sessionId).catch((err: unknown) => this.log.warn('session record not removed (it expires by itself)', { session: sessionId, error: err as Error }));
   }
 
+  /** Stops heartbeating a session; the timer with it when it was the last. */
+  private forget(sessionId: string): void {
+    this.live.delete(sessionId);
+    if (this.live.size === 0 && this.timer) {
+      clearInterval(this.timer);
+      this.timer = undefined;
+    }
+  }
+
   async remove(user: string, sessionId: string): Promise<void> {
     const entry = this.live.get(sessionId);
     if (entry) {
       entry.removed = true;
-      clearInterval(entry.timer);
-      this.live.delete(sessionId);
+      this.forget(sessionId);
     }
     await Promise.all([
       this.store.removeSession(sessionId),

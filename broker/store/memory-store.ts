@@ -60,6 +60,15 @@ export class MemoryStore implements Store {
     this.sessions.set(record.id, { record: { ...record }, expires: Date.now() + ttlMs });
   }
 
+  async refreshSessions(records: readonly SessionRecord[], ttlMs: number, userSlots: boolean): Promise<void> {
+    const expires = Date.now() + ttlMs;
+    for (const record of records) {
+      this.sessions.set(record.id, { record: { ...record }, expires });
+      const slots = userSlots ? this.slots.get(record.user) : undefined;
+      if (slots?.has(record.id)) slots.set(record.id, expires);
+    }
+  }
+
   async removeSession(id: string): Promise<void> {
     this.sessions.delete(id);
   }
@@ -82,11 +91,6 @@ export class MemoryStore implements Store {
     slots.set(sessionId, now + ttlMs);
     this.slots.set(user, slots);
     return true;
-  }
-
-  async refreshUserSlot(user: string, sessionId: string, ttlMs: number): Promise<void> {
-    const slots = this.slots.get(user);
-    if (slots?.has(sessionId)) slots.set(sessionId, Date.now() + ttlMs);
   }
 
   async releaseUserSlot(user: string, sessionId: string): Promise<void> {

@@ -82,6 +82,25 @@ export class RedisStore implements Store {
       .exec();
   }
 
+  async refreshSessions(records: readonly SessionRecord[], ttlMs: number, userSlots: boolean): Promise<void> {
+    if (records.length === 0) return;
+    const expires = Date.now() + ttlMs;
+    const tx = this.redis.multi();
+    for (const record of records) tx.set(`${P}session:${record.id}`, JSON.stringify(record), 'PX', ttlMs);
+    tx.zadd(`${P}sessions`, ...records.flatMap((r) => [expires, r.id]));
+    if (userSlots) {
+      const byUser = new Map<string, Array<number | string>>();
+      for (const r of records) {
+        const pairs = byUser.get(r.user);
+        if (pairs) pairs.push(expires, r.id);
+        else byUser.set(r.user, [expires, r.id]);
+      }
+      // XX: a slot released meanwhile is not taken again by its heartbeat.
+      for (const [user, pairs] of byUser) tx.zadd(`${P}slots:${user}`, 'XX', ...pairs).pexpire(`${P}slots:${user}`, ttlMs);
+    }
+    await tx.exec();
+  }
+
   async removeSession(id: string): Promise<void> {
     await this.redis.multi().del(`${P}session:${id}`).zrem(`${P}sessions`, id).exec();
   }
@@ -103,10 +122,6 @@ export class RedisStore implements Store {
     const now = Date.now();
     const ok = await this.redis.eval(ACQUIRE_SLOT, 1, `${P}slots:${user}`, now, sessionId, limit, now + ttlMs, ttlMs);
     return ok === 1;
-  }
-
-  async refreshUserSlot(user: string, sessionId: string, ttlMs: number): Promise<void> {
-    await this.redis.multi().zadd(`${P}slots:${user}`, 'XX', Date.now() + ttlMs, sessionId).pexpire(`${P}slots:${user}`, ttlMs).exec();
   }
 
   async releaseUserSlot(user: string, sessionId: string): Promise<void> {

@@ -30,13 +30,17 @@ export interface Store {
 
   // Live session registry, kept fresh by heartbeats; a record expires when its broker dies.
   putSession(record: SessionRecord, ttlMs: number): Promise<void>;
+  /**
+   * A heartbeat: writes the records again with a fresh TTL and, with `userSlots`, refreshes
+   * their users' slots. One round trip for all of them.
+   */
+  refreshSessions(records: readonly SessionRecord[], ttlMs: number, userSlots: boolean): Promise<void>;
   removeSession(id: string): Promise<void>;
   getSession(id: string): Promise<SessionRecord | undefined>;
   listSessions(): Promise<SessionRecord[]>;
 
   /** Takes one of `limit` session slots for `user`; false when all are taken. Slots expire with `ttlMs`. */
   acquireUserSlot(user: string, sessionId: string, limit: number, ttlMs: number): Promise<boolean>;
-  refreshUserSlot(user: string, sessionId: string, ttlMs: number): Promise<void>;
   releaseUserSlot(user: string, sessionId: string): Promise<void>;
 
   /** Counts a failure for `key` in a fixed window; denies once `limit` is reached. */

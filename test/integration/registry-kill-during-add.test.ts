@@ -15,7 +15,7 @@ const redis = new TestRedis();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const TTL_MS = 600; // a heartbeat every 200 ms
 
-/** The store, with its session writes held until released, and counted. */
+/** The store, with its session writes (first ones and heartbeats) held until released, and counted. */
 function gated(store: Store) {
   let gate: Promise<void> | undefined;
   let open: () => void = () => undefined;
@@ -27,6 +27,13 @@ function gated(store: Store) {
           counts.puts++;
           if (gate) await gate;
           return target.putSession(record, ttlMs);
+        };
+      }
+      if (prop === 'refreshSessions') {
+        return async (records: readonly SessionRecord[], ttlMs: number, userSlots: boolean) => {
+          counts.puts++;
+          if (gate) await gate;
+          return target.refreshSessions(records, ttlMs, userSlots);
         };
       }
       const value = Reflect.get(target, prop, receiver) as unknown;

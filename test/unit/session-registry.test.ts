@@ -1,12 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import { createLogger } from '../../broker/log.js';
-import { SessionRegistry } from '../../broker/session/registry.js';
+import { HEARTBEAT_SLICE, SessionRegistry } from '../../broker/session/registry.js';
 import { MemoryStore } from '../../broker/store/memory-store.js';
 import type { SessionRecord } from '../../broker/store/store.js';
 
-/** A memory store whose session writes can be held, and that counts them. */
+/** A memory store whose session writes (first ones and heartbeats) can be held, and that counts them. */
 class GatedStore extends MemoryStore {
   puts = 0;
+  /** Heartbeat calls, with how many records each carried. */
+  beats: number[] = [];
+  failBeats = false;
   private gate: Promise<void> | undefined;
   private open: () => void = () => undefined;
 
@@ -21,6 +24,13 @@ class GatedStore extends MemoryStore {
     this.puts++;
     if (this.gate) await this.gate;
     return super.putSession(record, ttlMs);
+  }
+  override async refreshSessions(records: readonly SessionRecord[], ttlMs: number, userSlots: boolean): Promise<void> {
+    this.puts++;
+    this.beats.push(records.length);
+    if (this.gate) await this.gate;
+    if (this.failBeats) throw new Error('store down');
+    return super.refreshSessions(records, ttlMs, userSlots);
   }
 }
 
@@ -91,5 +101,54 @@ describe('SessionRegistry', () => {
     store.releaseWrites();
     await sleep(50);
     expect(await store.getSession('s3')).toBeUndefined();
+  });
+
+  it('beats for all its sessions together, a slice of records per store call', async () => {
+    const store = new GatedStore();
+    const registry = new SessionRegistry(store, { brokerId: 'b1', ttlMs: TTL_MS, maxUserSessions: 0 }, log);
+    const count = HEARTBEAT_SLICE * 2 + 1;
+    for (let i = 0; i < count; i++) await registry.add(record(`m${i}`), () => ({ bytesIn: i, bytesOut: 2 * i }));
+    for (let i = 0; i < 100 && store.beats.length < 3; i++) await sleep(10);
+    // One beat: two full slices and the one left over, each record once.
+    expect(store.beats.slice(0, 3)).toEqual([HEARTBEAT_SLICE, HEARTBEAT_SLICE, 1]);
+    expect((await store.getSession(`m${count - 1}`))?.bytesOut).toBe(2 * (count - 1));
+    for (let i = 0; i < count; i++) await registry.remove('alice', `m${i}`);
+    const after = store.beats.length;
+    await sleep(250);
+    expect(store.beats.length, 'beats with no session left').toBe(after);
+  });
+
+  it('says once per beat how many sessions a failing store left unrefreshed, and keeps beating', async () => {
+    const store = new GatedStore();
+    const lines: string[] = [];
+    const registry = new SessionRegistry(store, { brokerId: 'b1', ttlMs: TTL_MS, maxUserSessions: 0 }, createLogger('warn', (l) => lines.push(l)));
+    for (let i = 0; i < 3; i++) await registry.add(record(`f${i}`), () => ({ bytesIn: 0, bytesOut: 0 }));
+    store.failBeats = true;
+    for (let i = 0; i < 100 && store.beats.length < 2; i++) await sleep(10);
+    store.failBeats = false;
+    const warnings = lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l['msg'] === 'session heartbeat failed');
+    expect(warnings.length).toBeGreaterThanOrEqual(1);
+    expect(warnings.length).toBeLessThanOrEqual(store.beats.length);
+    expect(warnings[0]?.['sessions']).toBe(3);
+    const beats = store.beats.length;
+    for (let i = 0; i < 100 && store.beats.length === beats; i++) await sleep(10);
+    expect(store.beats.length).toBeGreaterThan(beats);
+    for (let i = 0; i < 3; i++) await registry.remove('alice', `f${i}`);
+  });
+
+  it('does not start a beat while the last one is still on its way', async () => {
+    const store = new GatedStore();
+    const registry = new SessionRegistry(store, { brokerId: 'b1', ttlMs: TTL_MS, maxUserSessions: 0 }, log);
+    await registry.add(record('h1'), () => ({ bytesIn: 0, bytesOut: 0 }));
+    store.holdWrites();
+    for (let i = 0; i < 50 && store.beats.length === 0; i++) await sleep(10);
+    expect(store.beats).toHaveLength(1);
+    // Three more intervals pass with the store not answering: no beat piles up behind it.
+    await sleep(350);
+    expect(store.beats).toHaveLength(1);
+    store.releaseWrites();
+    for (let i = 0; i < 50 && store.beats.length === 1; i++) await sleep(10);
+    expect(store.beats.length).toBeGreaterThan(1);
+    await registry.remove('alice', 'h1');
   });
 });
