@@ -4,15 +4,13 @@ import type DockerClass from 'dockerode';
 /*
  * dockerode, loaded without what the broker does not use. As it loads, dockerode requires its
  * BuildKit session (gRPC and a .proto loader, for `buildImage` with a session, which Entry never
- * calls) and docker-modem requires its ssh transport (ssh2, wanted only by ssh:// engines).
- * Together they are 4 MB of heap and about a third of the broker's module loading time.
- * Each is registered as a stand-in before dockerode loads: the session's fails if it is ever
- * called; the ssh transport's loads the real one on first use.
+ * calls) and docker-modem requires its ssh transport (ssh2; Entry reaches ssh:// engines with a
+ * transport of its own, ssh-transport.ts). Together they are 4 MB of heap and about a third of
+ * the broker's module loading time. Each is registered as a stand-in that fails if it is ever
+ * called, before dockerode loads.
  */
 
 const require = createRequire(import.meta.url);
-
-type SshAgentFactory = (options: unknown) => unknown;
 
 /** Places `exports` in the module cache as the module at `path`, so that `require(path)` returns it. */
 function standIn(path: string, exports: unknown): void {
@@ -40,15 +38,9 @@ function registerStandIns(): void {
   standIn(session, () => {
     throw new Error('dockerode BuildKit sessions are not loaded in the Entry broker');
   });
-  let real: SshAgentFactory | undefined;
-  const lazySsh: SshAgentFactory = (options) => {
-    if (!real) {
-      delete require.cache[ssh];
-      real = require(ssh) as SshAgentFactory;
-    }
-    return real(options);
-  };
-  standIn(ssh, lazySsh);
+  standIn(ssh, () => {
+    throw new Error("docker-modem's ssh transport is not loaded in the Entry broker (ssh:// engines use SshDialAgent)");
+  });
 }
 
 registerStandIns();

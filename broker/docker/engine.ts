@@ -1,5 +1,6 @@
 import type DockerClass from 'dockerode';
 import { Docker } from './dockerode.js';
+import { SshDialAgent } from './ssh-transport.js';
 import { EntryError } from '../errors.js';
 
 /** How the broker authenticates to remote engines (tcp:// with TLS, ssh://). */
@@ -22,18 +23,19 @@ export function connectDocker(host: string | undefined, client: DockerClientOpti
   if (host.startsWith('ssh://')) {
     const url = new URL(host);
     const port = Number(url.port || 22);
-    return new Docker({
-      protocol: 'ssh',
-      host: url.hostname,
+    const hostname = url.hostname.replace(/^\[(.*)\]$/, '$1');
+    const agent = new SshDialAgent({
+      host: hostname,
       port,
       username: decodeURIComponent(url.username || 'root'),
-      sshOptions: {
-        ...(client.ssh?.privateKey ? { privateKey: client.ssh.privateKey } : { agent: process.env['SSH_AUTH_SOCK'] }),
-        ...(client.ssh?.hostVerifier ? { hostVerifier: client.ssh.hostVerifier(url.hostname, port) } : {}),
-        readyTimeout: 5_000,
-        keepaliveInterval: 10_000,
-      },
+      ...(client.ssh?.privateKey ? { privateKey: client.ssh.privateKey } : { agentSocket: process.env['SSH_AUTH_SOCK'] }),
+      ...(client.ssh?.hostVerifier ? { hostVerifier: client.ssh.hostVerifier(hostname, port) } : {}),
     });
+    // Every request goes through the agent's ssh connection; this host only names the engine
+    // in the request's Host header, as the docker CLI's `docker` does over dial-stdio.
+    // docker-modem passes `agent` to every request; @types/dockerode does not list it.
+    const options: DockerClass.DockerOptions & { agent: SshDialAgent } = { protocol: 'http', host: 'docker', port: 80, agent };
+    return new Docker(options);
   }
   const url = new URL(host.replace(/^tcp:/, 'http:'));
   const tls = client.tls && (client.tls.ca || client.tls.cert) ? client.tls : undefined;

@@ -27,13 +27,14 @@ export class TestSshServer {
     execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', this.clientKey]);
     writeFileSync(join(this.dir, 'authorized_keys'), readFileSync(`${this.clientKey}.pub`));
     const [type, key] = readFileSync(`${hostKey}.pub`, 'utf8').trim().split(/\s+/);
-    writeFileSync(this.knownHosts, `[127.0.0.1]:${this.port} ${type} ${key}\n`);
+    writeFileSync(this.knownHosts, `[127.0.0.1]:${this.port},[::1]:${this.port} ${type} ${key}\n`);
     const config = join(this.dir, 'sshd_config');
     writeFileSync(
       config,
       [
         `Port ${this.port}`,
         'ListenAddress 127.0.0.1',
+        'ListenAddress ::1',
         `HostKey ${hostKey}`,
         `PidFile ${join(this.dir, 'sshd.pid')}`,
         `AuthorizedKeysFile ${join(this.dir, 'authorized_keys')}`,

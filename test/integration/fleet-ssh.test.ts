@@ -48,6 +48,23 @@ describe.skipIf(!haveSshd)('a Docker host over ssh://', () => {
     }
   });
 
+  it('reaches a host given by its IPv6 address', { timeout: 90_000 }, async () => {
+    const b = await startTestBroker({
+      'docker-host': [`viassh6=ssh://root@[::1]:${sshd.port}`],
+      'docker-ssh-key': sshd.clientKey,
+      'docker-ssh-known-hosts': sshd.knownHosts,
+    });
+    try {
+      await eventually(async () => ((await (await fetch(`${b.url}/readyz`)).json()) as { hosts: Record<string, boolean> }).hosts['viassh6'] === true, 'the ssh host to be up', 40_000);
+      const s = await openCommand(b.wsUrl, await b.mint({ apps: [app] }), { app, proc: 'web', instance: 1 }, ['echo', 'over-ssh6']);
+      await s.closed;
+      expect(s.stdoutText()).toBe('over-ssh6\n');
+      expect(s.closeMessage()?.code ?? '').toBe('');
+    } finally {
+      await b.stop();
+    }
+  });
+
   it('refuses a host whose key is not in known_hosts', async () => {
     const other = join(sshd.dir, 'other_known_hosts');
     writeFileSync(other, `[127.0.0.1]:${sshd.port} ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n`);
