@@ -6,7 +6,7 @@ import { type DockerCallObserver, instrumentDocker } from './call-timing.js';
 import { dockerClientOptions } from './client-options.js';
 import type { ProcessSide } from '../session/types.js';
 import { ContainerIndex, type IndexedContainer, type IndexTiming, listLabelled, targetOf } from './container-index.js';
-import { dockerFailure } from './engine.js';
+import { disconnectDocker, dockerFailure } from './engine.js';
 import { DockerExecProcess } from './exec-process.js';
 import { connectHosts, type DockerHost } from './hosts.js';
 import { openContainerLogs } from './logs-process.js';
@@ -73,6 +73,7 @@ export class DockerBackend implements Backend {
 
   stop(): void {
     this.index?.stop();
+    for (const h of this.hosts) disconnectDocker(h.docker);
   }
 
   status(): Record<string, boolean> {

@@ -11,6 +11,14 @@ export interface DockerClientOptions {
   ssh?: { privateKey?: Buffer; hostVerifier?: (host: string, port: number) => (key: Buffer) => boolean };
 }
 
+/** The ssh:// clients' agents, whose kept connections `disconnectDocker` closes. */
+const sshAgents = new WeakMap<DockerClass, SshDialAgent>();
+
+/** Closes the connections a client keeps open between calls (ssh:// engines'); others keep none. */
+export function disconnectDocker(docker: DockerClass): void {
+  sshAgents.get(docker)?.destroy();
+}
+
 /**
  * Connects to a Docker engine given as `unix:///path`, a bare socket path, `tcp://host:port`
  * (TLS when TLS material is configured, or with `https://`), or `ssh://user@host[:port]`
@@ -35,7 +43,9 @@ export function connectDocker(host: string | undefined, client: DockerClientOpti
     // in the request's Host header, as the docker CLI's `docker` does over dial-stdio.
     // docker-modem passes `agent` to every request; @types/dockerode does not list it.
     const options: DockerClass.DockerOptions & { agent: SshDialAgent } = { protocol: 'http', host: 'docker', port: 80, agent };
-    return new Docker(options);
+    const docker = new Docker(options);
+    sshAgents.set(docker, agent);
+    return docker;
   }
   const url = new URL(host.replace(/^tcp:/, 'http:'));
   const tls = client.tls && (client.tls.ca || client.tls.cert) ? client.tls : undefined;

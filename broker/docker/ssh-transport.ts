@@ -1,5 +1,6 @@
-import { Agent } from 'node:http';
+import { Agent, type ClientRequest } from 'node:http';
 import { createRequire } from 'node:module';
+import { connect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Client, ConnectConfig } from 'ssh2';
 
@@ -20,27 +21,61 @@ export interface SshEngine {
 export const SSH_READY_TIMEOUT_MS = 5_000;
 /** Keepalives on a long exec's connection, so that a dead peer is noticed. */
 export const SSH_KEEPALIVE_INTERVAL_MS = 10_000;
+/**
+ * An idle connection, kept for the next Engine API call, is closed after this long: a session's
+ * calls come within a second of each other, and the host index's sync every few seconds.
+ */
+export const SSH_IDLE_MS = 15_000;
+/** Idle connections kept per engine: a burst of calls opens more, and the rest close at once. */
+export const SSH_IDLE_CONNECTIONS = 4;
 
 const require = createRequire(import.meta.url);
 let ssh2: typeof import('ssh2') | undefined;
 
+/** The net.Socket methods Node's HTTP agent calls on a socket it keeps; an ssh channel has none. */
+type KeptChannel = Duplex & { ref(): void; unref(): void };
+
 /**
  * An HTTP agent for the Engine API of an ssh:// engine: each connection is an ssh connection
- * of its own running `docker system dial-stdio` on the engine's host, as the docker CLI does.
- * ssh2 is loaded on the first connection, so brokers without ssh:// engines never load it.
+ * of its own running `docker system dial-stdio` on the engine's host, as the docker CLI does,
+ * and is kept open between calls (HTTP keep-alive), since opening one takes ~0.6 s (the ssh
+ * handshake, the login and the docker CLI's start on the host) where a call on an open one
+ * takes milliseconds. ssh2 is loaded on the first connection, so brokers without ssh:// engines
+ * never load it.
  *
  * docker-modem's own ssh transport is not used: it builds the request's URL from the host name
  * with `url.parse`, which gives an invalid URL for every host (Node's DEP0170 warning on the
  * broker's stderr) and fails an IPv6 address outright.
  */
 export class SshDialAgent extends Agent {
+  private readonly idle = new WeakMap<Duplex, NodeJS.Timeout>();
+  /** Each channel's TCP connection: unreferenced while idle, so that it keeps no process alive. */
+  private readonly tcp = new WeakMap<Duplex, Socket>();
+
   constructor(private readonly engine: SshEngine) {
-    super({ keepAlive: false });
+    super({ keepAlive: true, maxFreeSockets: SSH_IDLE_CONNECTIONS });
+  }
+
+  /** A connection whose call is done waits SSH_IDLE_MS for the next one. */
+  override keepSocketAlive(socket: Duplex): boolean {
+    const timer = setTimeout(() => socket.destroy(), SSH_IDLE_MS);
+    timer.unref();
+    this.idle.set(socket, timer);
+    this.tcp.get(socket)?.unref();
+    return true;
+  }
+
+  override reuseSocket(socket: Duplex, request: ClientRequest): void {
+    clearTimeout(this.idle.get(socket));
+    this.idle.delete(socket);
+    this.tcp.get(socket)?.ref();
+    super.reuseSocket(socket as never, request);
   }
 
   override createConnection(_options: unknown, callback: (err: Error | null, stream?: Duplex) => void): undefined {
     ssh2 ??= require('ssh2') as typeof import('ssh2');
     const conn: Client = new ssh2.Client();
+    const tcp = connect({ host: this.engine.host, port: this.engine.port });
     let stream: Duplex | undefined;
     let settled = false;
     const settle = (err: Error | null, s?: Duplex) => {
@@ -55,9 +90,14 @@ export class SshDialAgent extends Agent {
             conn.end();
             return settle(err);
           }
-          stream = channel;
-          channel.once('close', () => conn.end());
-          settle(null, channel);
+          const kept = Object.assign(channel, { ref: noop, unref: noop }) satisfies KeptChannel;
+          stream = kept;
+          this.tcp.set(kept, tcp);
+          channel.once('close', () => {
+            clearTimeout(this.idle.get(kept));
+            conn.end();
+          });
+          settle(null, kept);
         });
       })
       .on('error', (err) => {
@@ -67,15 +107,13 @@ export class SshDialAgent extends Agent {
         conn.end();
       })
       .once('close', () => settle(new Error('ssh connection closed before docker system dial-stdio ran')));
-    conn.connect(this.connectConfig());
+    conn.connect({ ...this.connectConfig(), sock: tcp });
     return undefined;
   }
 
   private connectConfig(): ConnectConfig {
     const e = this.engine;
     return {
-      host: e.host,
-      port: e.port,
       username: e.username,
       ...(e.privateKey ? { privateKey: e.privateKey } : e.agentSocket ? { agent: e.agentSocket } : {}),
       ...(e.hostVerifier ? { hostVerifier: e.hostVerifier } : {}),
@@ -84,3 +122,5 @@ export class SshDialAgent extends Agent {
     };
   }
 }
+
+function noop(): void {}

@@ -1,6 +1,9 @@
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { createServer, connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { dockerClientOptions } from '../../broker/docker/client-options.js';
+import { connectDocker, disconnectDocker } from '../../broker/docker/engine.js';
 import { run } from '../../client/api.js';
 import { startTestBroker } from '../helpers/broker.js';
 import { TestContainers, uniqueApp } from '../helpers/containers.js';
@@ -62,6 +65,36 @@ describe.skipIf(!haveSshd)('a Docker host over ssh://', () => {
       expect(s.closeMessage()?.code ?? '').toBe('');
     } finally {
       await b.stop();
+    }
+  });
+
+  it('keeps one ssh connection for calls one after another, and closes it when told', async () => {
+    // A TCP relay in front of sshd counts the connections made to it.
+    const accepted: Socket[] = [];
+    const relay = createServer((c) => {
+      accepted.push(c);
+      const upstream = connect(sshd.port, '127.0.0.1');
+      c.pipe(upstream).pipe(c);
+      c.on('error', () => upstream.destroy());
+      upstream.on('error', () => c.destroy());
+    });
+    await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve));
+    const port = (relay.address() as { port: number }).port;
+    const knownHosts = join(sshd.dir, 'relay_known_hosts');
+    writeFileSync(knownHosts, readFileSync(sshd.knownHosts, 'utf8').replace(`[127.0.0.1]:${sshd.port}`, `[127.0.0.1]:${port}`));
+    const url = `ssh://root@127.0.0.1:${port}`;
+    const docker = connectDocker(url, dockerClientOptions({ tlsCa: undefined, tlsCert: undefined, tlsKey: undefined, sshKey: sshd.clientKey, sshKnownHosts: knownHosts }, [{ url }]));
+    try {
+      for (let i = 0; i < 10; i++) expect(String(await docker.ping())).toBe('OK');
+      expect((await docker.listContainers()).length).toBeGreaterThan(0);
+      expect(accepted).toHaveLength(1);
+      const closed = new Promise((resolve) => accepted[0]!.once('close', resolve));
+      disconnectDocker(docker);
+      await closed;
+    } finally {
+      disconnectDocker(docker);
+      relay.close();
+      for (const c of accepted) c.destroy();
     }
   });
 
