@@ -1,6 +1,5 @@
 import { Agent, type ClientRequest } from 'node:http';
 import { createRequire } from 'node:module';
-import { connect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Client, ConnectConfig } from 'ssh2';
 
@@ -38,10 +37,10 @@ type KeptChannel = Duplex & { ref(): void; unref(): void };
 /**
  * An HTTP agent for the Engine API of an ssh:// engine: each connection is an ssh connection
  * of its own running `docker system dial-stdio` on the engine's host, as the docker CLI does,
- * and is kept open between calls (HTTP keep-alive), since opening one takes ~0.6 s (the ssh
- * handshake, the login and the docker CLI's start on the host) where a call on an open one
- * takes milliseconds. ssh2 is loaded on the first connection, so brokers without ssh:// engines
- * never load it.
+ * and is kept open between calls (HTTP keep-alive) until SSH_IDLE_MS pass or the agent is
+ * destroyed: opening one took ~0.6 s here (0.1 s the handshake and login, 0.5 s sshd starting
+ * the command) where a call on an open one takes milliseconds. ssh2 is loaded on the first
+ * connection, so brokers without ssh:// engines never load it.
  *
  * docker-modem's own ssh transport is not used: it builds the request's URL from the host name
  * with `url.parse`, which gives an invalid URL for every host (Node's DEP0170 warning on the
@@ -49,8 +48,6 @@ type KeptChannel = Duplex & { ref(): void; unref(): void };
  */
 export class SshDialAgent extends Agent {
   private readonly idle = new WeakMap<Duplex, NodeJS.Timeout>();
-  /** Each channel's TCP connection: unreferenced while idle, so that it keeps no process alive. */
-  private readonly tcp = new WeakMap<Duplex, Socket>();
 
   constructor(private readonly engine: SshEngine) {
     super({ keepAlive: true, maxFreeSockets: SSH_IDLE_CONNECTIONS });
@@ -61,21 +58,18 @@ export class SshDialAgent extends Agent {
     const timer = setTimeout(() => socket.destroy(), SSH_IDLE_MS);
     timer.unref();
     this.idle.set(socket, timer);
-    this.tcp.get(socket)?.unref();
     return true;
   }
 
   override reuseSocket(socket: Duplex, request: ClientRequest): void {
     clearTimeout(this.idle.get(socket));
     this.idle.delete(socket);
-    this.tcp.get(socket)?.ref();
     super.reuseSocket(socket as never, request);
   }
 
   override createConnection(_options: unknown, callback: (err: Error | null, stream?: Duplex) => void): undefined {
     ssh2 ??= require('ssh2') as typeof import('ssh2');
     const conn: Client = new ssh2.Client();
-    const tcp = connect({ host: this.engine.host, port: this.engine.port });
     let stream: Duplex | undefined;
     let settled = false;
     const settle = (err: Error | null, s?: Duplex) => {
@@ -92,7 +86,6 @@ export class SshDialAgent extends Agent {
           }
           const kept = Object.assign(channel, { ref: noop, unref: noop }) satisfies KeptChannel;
           stream = kept;
-          this.tcp.set(kept, tcp);
           channel.once('close', () => {
             clearTimeout(this.idle.get(kept));
             conn.end();
@@ -107,13 +100,15 @@ export class SshDialAgent extends Agent {
         conn.end();
       })
       .once('close', () => settle(new Error('ssh connection closed before docker system dial-stdio ran')));
-    conn.connect({ ...this.connectConfig(), sock: tcp });
+    conn.connect(this.connectConfig());
     return undefined;
   }
 
   private connectConfig(): ConnectConfig {
     const e = this.engine;
     return {
+      host: e.host,
+      port: e.port,
       username: e.username,
       ...(e.privateKey ? { privateKey: e.privateKey } : e.agentSocket ? { agent: e.agentSocket } : {}),
       ...(e.hostVerifier ? { hostVerifier: e.hostVerifier } : {}),
