@@ -39,9 +39,9 @@ export function connectDocker(host: string | undefined, client: DockerClientOpti
       ...(client.ssh?.privateKey ? { privateKey: client.ssh.privateKey } : { agentSocket: process.env['SSH_AUTH_SOCK'] }),
       ...(client.ssh?.hostVerifier ? { hostVerifier: client.ssh.hostVerifier(hostname, port) } : {}),
     });
-    // Every request goes through the agent's ssh connection; this host only names the engine
-    // in the request's Host header, as the docker CLI's `docker` does over dial-stdio.
-    // docker-modem passes `agent` to every request; @types/dockerode does not list it.
+    // Every request goes through the agent's ssh connections: `host` only fills the requests'
+    // Host header, which dockerd does not check. docker-modem passes `agent` to every request;
+    // @types/dockerode does not list it.
     const options: DockerClass.DockerOptions & { agent: SshDialAgent } = { protocol: 'http', host: 'docker', port: 80, agent };
     const docker = new Docker(options);
     sshAgents.set(docker, agent);
