@@ -57,10 +57,14 @@ export class MemoryStore implements Store {
   }
 
   async putSession(record: SessionRecord, ttlMs: number): Promise<void> {
-    this.sessions.set(record.id, { record: { ...record }, expires: Date.now() + ttlMs });
+    this.writeSessions([record], ttlMs, false);
   }
 
   async refreshSessions(records: readonly SessionRecord[], ttlMs: number, userSlots: boolean): Promise<void> {
+    this.writeSessions(records, ttlMs, userSlots);
+  }
+
+  private writeSessions(records: readonly SessionRecord[], ttlMs: number, userSlots: boolean): void {
     const expires = Date.now() + ttlMs;
     for (const record of records) {
       this.sessions.set(record.id, { record: { ...record }, expires });

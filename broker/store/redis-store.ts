@@ -74,15 +74,15 @@ export class RedisStore implements Store {
   }
 
   async putSession(record: SessionRecord, ttlMs: number): Promise<void> {
-    const expires = Date.now() + ttlMs;
-    await this.redis
-      .multi()
-      .set(`${P}session:${record.id}`, JSON.stringify(record), 'PX', ttlMs)
-      .zadd(`${P}sessions`, expires, record.id)
-      .exec();
+    await this.writeSessions([record], ttlMs, false);
   }
 
   async refreshSessions(records: readonly SessionRecord[], ttlMs: number, userSlots: boolean): Promise<void> {
+    await this.writeSessions(records, ttlMs, userSlots);
+  }
+
+  /** The records with a fresh TTL, and their users' slots with `userSlots`: one transaction. */
+  private async writeSessions(records: readonly SessionRecord[], ttlMs: number, userSlots: boolean): Promise<void> {
     if (records.length === 0) return;
     const expires = Date.now() + ttlMs;
     const tx = this.redis.multi();

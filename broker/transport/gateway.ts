@@ -42,7 +42,6 @@ interface Admitted {
 
 export type Route = 'enter' | 'attach';
 
-
 export interface GatewayDeps {
   config: BrokerConfig;
   guard: AuthGuard;
