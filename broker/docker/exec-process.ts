@@ -23,6 +23,13 @@ const CONTAINER_STOP_GRACE_MS = 300;
  * time to spare, and a command that ends sooner (`enter … -- true`) never asks.
  */
 const HOST_PID_LOOKUP_DELAY_MS = 1_000;
+/**
+ * How long an ended session waits for an exec process the engine had not spawned yet (the
+ * client left within milliseconds of START): the engine answers the start before it spawns the
+ * process, tens of milliseconds later here and seconds on a loaded engine. Past this the exec
+ * is taken for one that never starts.
+ */
+const LATE_START_WAIT_MS = 10_000;
 
 /** A Docker exec as the relay's process side: a hijacked stream plus the Engine API calls. */
 export class DockerExecProcess implements ProcessSide {
@@ -199,6 +206,33 @@ export class DockerExecProcess implements ProcessSide {
     this.finished = true;
     this.socket.destroy();
     await this.reaper.terminate(this.options.containerId, this.options.sessionId, pid, this.options.terminateGraceMs);
+    if (pid === 0) await this.endLateStart();
+  }
+
+  /**
+   * The engine reported no PID: the process may not be spawned yet, and nothing of the session
+   * was there to end. Waits for the exec to report a PID (then ends the session's processes
+   * again) or an exit code; an exec the engine no longer knows, or cannot tell of, has no
+   * process of ours left to wait for.
+   */
+  private async endLateStart(): Promise<void> {
+    const deadline = Date.now() + LATE_START_WAIT_MS;
+    let wait = 5;
+    while (Date.now() < deadline) {
+      let info: Docker.ExecInspectInfo;
+      try {
+        info = await this.reaper.limited(() => this.exec.inspect());
+      } catch {
+        return;
+      }
+      if (info.Pid > 0) {
+        await this.reaper.terminate(this.options.containerId, this.options.sessionId, info.Pid, this.options.terminateGraceMs);
+        return;
+      }
+      if (!info.Running && info.ExitCode !== null && info.ExitCode !== undefined) return;
+      await sleep(wait);
+      wait = Math.min(wait * 2, 200);
+    }
   }
 
   /**
