@@ -124,7 +124,7 @@ export class EntryBroker {
     });
     // Upgrades that arrive before the gateway exists (keys still loading) are turned away.
     this.server = await listen(
-      { ...config.listen, handshakeTimeoutMs: config.limits.handshakeTimeoutMs, certificates, proxies, log: this.log, fault: this.fault },
+      { ...config.listen, handshakeTimeoutMs: config.limits.handshakeTimeoutMs, bodyTimeoutMs: config.limits.bodyTimeoutMs, certificates, proxies, log: this.log, fault: this.fault },
       handler,
       (req, socket, head) => (gateway ? gateway.handleUpgrade(req, socket, head) : socket.destroy()),
     );

@@ -83,7 +83,9 @@ const REFUSING_BODY = new Set(['ENTRY_BODY_TOO_LARGE', 'ENTRY_UNSUPPORTED_MEDIA_
 export async function handleApi(req: IncomingMessage, res: ServerResponse, path: string, deps: ApiDeps): Promise<boolean> {
   if (!path.startsWith('/api/')) return false;
   const matches = ROUTES.filter((r) => r.path.test(path));
-  const route = matches.find((r) => r.method === req.method);
+  // HEAD is GET without the body: Node leaves the body out of a HEAD answer.
+  const method = req.method === 'HEAD' ? 'GET' : req.method;
+  const route = matches.find((r) => r.method === method);
   try {
     if (!route) {
       if (matches.length > 0) throw new EntryError('ENTRY_METHOD_NOT_ALLOWED', `${req.method} not allowed on ${path}`);
@@ -102,7 +104,7 @@ export async function handleApi(req: IncomingMessage, res: ServerResponse, path:
     }
     // Anything that is not a refusal is a fault: the boundary around the request logs it.
     if (!isEntryError(err)) throw err;
-    if (matches.length > 0 && !route) res.setHeader('allow', matches.map((r) => r.method).join(', '));
+    if (matches.length > 0 && !route) res.setHeader('allow', matches.flatMap((r) => (r.method === 'GET' ? ['GET', 'HEAD'] : [r.method])).join(', '));
     if (REFUSING_BODY.has(err.code)) refuseBody(req, res, err, deps.bodyTimeoutMs);
     else sendError(res, err);
   }

@@ -3,7 +3,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { OidcClientConfig } from '../config/config.js';
-import { sendJson } from './respond.js';
+import { EntryError } from '../errors.js';
+import { sendError, sendJson } from './respond.js';
 
 /** The package's version, from the nearest package.json above this file (sources or dist/). */
 export const BROKER_VERSION = ((): string => {
@@ -31,7 +32,7 @@ export const BROKER_VERSION = ((): string => {
 export function handleConfigRoute(req: IncomingMessage, res: ServerResponse, path: string, oidc: OidcClientConfig | null | undefined): boolean {
   if (path !== '/api/config') return false;
   if (req.method !== 'GET' && req.method !== 'HEAD') {
-    sendJson(res, 400, { error: 'ENTRY_BAD_REQUEST', message: `${req.method} not allowed on ${path}` });
+    sendError(res, new EntryError('ENTRY_METHOD_NOT_ALLOWED', `${req.method} not allowed on ${path}`), { allow: 'GET, HEAD' });
     return true;
   }
   sendJson(res, 200, {

@@ -14,6 +14,8 @@ export interface ListenerOptions {
   port: number;
   /** Headers (upgrades included) must arrive within this: slow-loris protection. */
   handshakeTimeoutMs: number;
+  /** An API body must arrive within this once its headers have (answered by the API as 408). */
+  bodyTimeoutMs: number;
   /** TLS on the listener; undefined: plain HTTP. */
   certificates: ListenerCertificates | undefined;
   proxies: TrustedProxies;
@@ -30,11 +32,15 @@ export async function listen(
   onRequest: (req: IncomingMessage, res: ServerResponse) => Promise<void> | void,
   onUpgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => void,
 ): Promise<Server> {
+  // Node checks the two timeouts at this interval.
+  const checkEveryMs = Math.min(1_000, o.handshakeTimeoutMs);
   const serverOptions = {
     headersTimeout: o.handshakeTimeoutMs,
-    requestTimeout: o.handshakeTimeoutMs,
-    // Node checks the two timeouts at this interval.
-    connectionsCheckingInterval: Math.min(1_000, o.handshakeTimeoutMs),
+    // Node's request timeout counts from the request's start and would cut a body allowed
+    // --body-timeout after its headers with a bare 408; it is the backstop behind the API's own
+    // timer, which answers first with ENTRY_BODY_TIMEOUT.
+    requestTimeout: o.handshakeTimeoutMs + o.bodyTimeoutMs + checkEveryMs,
+    connectionsCheckingInterval: checkEveryMs,
   };
   const handler = httpBoundary(
     'http',

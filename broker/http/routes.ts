@@ -52,11 +52,13 @@ export function createRequestHandler(deps: HttpDeps) {
     }
     const path = url.pathname;
     if (cors(req, res, path, deps.allowedOrigins ?? [])) return;
-    if (req.method === 'GET' && path === '/healthz') {
+    // HEAD is GET without the body (Node leaves it out): monitors and load balancers probe with it.
+    const reading = req.method === 'GET' || req.method === 'HEAD';
+    if (reading && path === '/healthz') {
       sendJson(res, 200, { status: 'ok' });
       return;
     }
-    if (req.method === 'GET' && path === '/readyz') {
+    if (reading && path === '/readyz') {
       if (deps.draining()) {
         sendJson(res, 503, { status: 'draining' });
         return;

@@ -2,6 +2,8 @@ import { createReadStream, type Stats, statSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { extname, join, normalize, sep } from 'node:path';
 import { pipeline } from 'node:stream';
+import { EntryError } from '../errors.js';
+import { sendError } from './respond.js';
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -21,7 +23,6 @@ const TYPES: Record<string, string> = {
  * are cached for a year; everything else is revalidated on each load.
  */
 export function serveStatic(req: IncomingMessage, res: ServerResponse, path: string, root: string): boolean {
-  if (req.method !== 'GET' && req.method !== 'HEAD') return false;
   const rel = path === '/' ? '/index.html' : path;
   let decoded: string;
   try {
@@ -38,6 +39,10 @@ export function serveStatic(req: IncomingMessage, res: ServerResponse, path: str
     return false;
   }
   if (!stat.isFile()) return false;
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    sendError(res, new EntryError('ENTRY_METHOD_NOT_ALLOWED', `${req.method} not allowed on ${path}`), { allow: 'GET, HEAD' });
+    return true;
+  }
   const immutable = decoded.startsWith('/assets/');
   res.writeHead(200, {
     'content-type': TYPES[extname(file)] ?? 'application/octet-stream',

@@ -1,0 +1,80 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BrokerProcess, startBrokerProcess } from '../helpers/broker-process.js';
+import { rawHttp } from '../helpers/raw-http.js';
+
+/** Headers must come within 1 s; a body may take 3 s after them, longer than the headers may. */
+const HANDSHAKE_TIMEOUT_MS = 1_000;
+const BODY_TIMEOUT_MS = 3_000;
+
+describe('HTTP methods and timeouts', () => {
+  let broker: BrokerProcess;
+  let port: number;
+  let token: string;
+
+  beforeAll(async () => {
+    broker = await startBrokerProcess(['--handshake-timeout', String(HANDSHAKE_TIMEOUT_MS), '--body-timeout', String(BODY_TIMEOUT_MS)]);
+    port = Number(new URL(broker.url).port);
+    token = await broker.mint({ apps: ['shop'] });
+  });
+  afterAll(async () => {
+    await broker?.stop();
+  });
+
+  const head = (path: string, extra = '') => `POST ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/json\r\n${extra}`;
+  const body = JSON.stringify({ app: 'shop', proc: 'web', instance: 1 });
+
+  it('takes a body that arrives within --body-timeout, however long past --handshake-timeout', async () => {
+    // The body in pieces, whole 2.4 s after its headers.
+    const pieces = body.match(/.{1,5}/g)!;
+    const answer = await rawHttp(port, { head: head('/api/tickets', `Content-Length: ${body.length}\r\n\r\n`), trickle: pieces, everyMs: 2_400 / pieces.length, answers: 1, timeoutMs: 10_000 });
+    expect(answer.statuses).toEqual([200]);
+    expect(answer.text).toContain('"ticket"');
+  });
+
+  it('answers a body that never ends with its own 408 once --body-timeout has passed', async () => {
+    const started = Date.now();
+    const answer = await rawHttp(port, { head: head('/api/tickets', `Content-Length: ${body.length + 10}\r\n\r\n${body}`), answers: 1, timeoutMs: 15_000 });
+    const tookMs = Date.now() - started;
+    expect(answer.statuses).toEqual([408]);
+    expect(answer.text).toContain('"error":"ENTRY_BODY_TIMEOUT"');
+    expect(answer.text.toLowerCase()).toContain('x-request-id:');
+    expect(tookMs).toBeGreaterThanOrEqual(BODY_TIMEOUT_MS - 100);
+  });
+
+  it('answers HEAD on the health and readiness checks as GET, without a body', async () => {
+    for (const path of ['/healthz', '/readyz']) {
+      const [get, head] = await Promise.all([fetch(broker.url + path), fetch(broker.url + path, { method: 'HEAD' })]);
+      expect(head.status, path).toBe(get.status);
+      expect(head.headers.get('content-type'), path).toBe(get.headers.get('content-type'));
+      expect(await head.text(), path).toBe('');
+    }
+  });
+
+  it('answers HEAD on an API that reads, with its status and no body', async () => {
+    const res = await fetch(`${broker.url}/api/whoami`, { method: 'HEAD', headers: { authorization: `Bearer ${token}` } });
+    expect(res.status).toBe(200);
+    expect(await res.text()).toBe('');
+    const refused = await fetch(`${broker.url}/api/whoami`, { method: 'HEAD' });
+    expect(refused.status).toBe(401);
+  });
+
+  it('answers a method a path does not take with 405 and the methods it does', async () => {
+    const cases: Array<[string, string, string]> = [
+      ['PUT', '/api/config', 'GET, HEAD'],
+      ['DELETE', '/api/config', 'GET, HEAD'],
+      ['POST', '/', 'GET, HEAD'],
+      ['POST', '/index.html', 'GET, HEAD'],
+      ['DELETE', '/entry-terminal.js', 'GET, HEAD'],
+      ['POST', '/api/whoami', 'GET, HEAD'],
+      ['PUT', '/api/tickets', 'POST'],
+    ];
+    for (const [method, path, allow] of cases) {
+      const res = await fetch(broker.url + path, { method, headers: { authorization: `Bearer ${token}` } });
+      expect(res.status, `${method} ${path}`).toBe(405);
+      expect(res.headers.get('allow'), `${method} ${path}`).toBe(allow);
+      expect(((await res.json()) as { error: string }).error, `${method} ${path}`).toBe('ENTRY_METHOD_NOT_ALLOWED');
+    }
+    // A path that is not there stays 404 whatever the method.
+    expect((await fetch(`${broker.url}/no-such-file.txt`, { method: 'POST' })).status).toBe(404);
+  });
+});
