@@ -120,6 +120,18 @@ describe('web console in Chromium', () => {
     await shot('console-list');
   });
 
+  it('keeps the saved token when the broker cannot be asked about it, and signs in with it on the next load', async () => {
+    // A proxy in front of a restarting broker answers 502 for it: that says nothing of the token.
+    await page.route('**/api/whoami', (route) => route.fulfill({ status: 502, contentType: 'text/html', body: '<h1>502 Bad Gateway</h1>' }));
+    await page.reload();
+    await page.locator('#sign-in-error', { hasText: '502' }).waitFor();
+    expect(await page.evaluate("sessionStorage.getItem('entry.token')")).toBe(token);
+    await page.unroute('**/api/whoami');
+    await page.reload();
+    await page.locator(`#container-rows tr[data-key="${app}/worker/1"]`).waitFor();
+    expect(await page.locator('#sign-in-view').isHidden()).toBe(true);
+  });
+
   it('filters the list, with "/" to reach the filter from anywhere', async () => {
     await page.locator('#refresh').focus();
     await page.keyboard.press('/');

@@ -153,7 +153,10 @@ async function signIn(candidate: string): Promise<void> {
   try {
     me = await candidateApi.whoami();
   } catch (err) {
-    clearToken();
+    // Only the broker's 401 says the token is no good; a broker that is starting, a proxy's 502
+    // or an address over its failure limit say nothing of it, so a saved token stays for the
+    // next load.
+    if (err instanceof ApiError && err.status === 401) clearToken();
     showSignIn(err instanceof ApiError ? err.message : String(err));
     return;
   }
