@@ -20,7 +20,7 @@ import { listen } from './http/listener.js';
 import { createRequestHandler } from './http/routes.js';
 import { createLogger, type Logger } from './log.js';
 import { boundedSink } from './log-sink.js';
-import { BrokerMetrics, countTicketFailures } from './metrics/metrics.js';
+import { BrokerMetrics } from './metrics/metrics.js';
 import { MetricsServer } from './metrics/server.js';
 import { Recorder } from './recording/recorder.js';
 import { runAttachSession } from './session/attach-session.js';
@@ -164,9 +164,10 @@ export class EntryBroker {
       new TokenVerifier(key, config.auth),
       store,
       config.limits,
-      (err, source, claimed) => {
+      (err, source, claimed, via) => {
         audit.authFailure(err, source, claimed);
-        metrics?.authFailure((err as { code?: string }).code ?? 'ENTRY_INTERNAL');
+        const code = (err as { code?: string }).code ?? 'ENTRY_INTERNAL';
+        metrics?.authFailure(via === 'ticket' && code === 'ENTRY_BAD_TOKEN' ? 'bad_ticket' : code);
       },
       (err, counter) => this.log.warn('auth failure not counted: shared store failed', { counter, error: err as Error }),
     );
@@ -178,7 +179,7 @@ export class EntryBroker {
       config,
       guard,
       policy,
-      tickets: metrics ? countTicketFailures(tickets, metrics) : tickets,
+      tickets,
       resolver: backends,
       onRefused: (info) => metrics?.refused(info),
       fault: this.fault,

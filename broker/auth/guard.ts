@@ -4,6 +4,9 @@ import type { Store } from '../store/store.js';
 import type { Identity } from './identity.js';
 import type { TokenVerifier } from './verifier.js';
 
+/** What a caller authenticated with: a bearer token, or a one-time ticket (browsers). */
+export type Credential = 'token' | 'ticket';
+
 export interface GuardLimits {
   authFailureLimit: number;
   authFailureWindowMs: number;
@@ -25,8 +28,8 @@ export class AuthGuard {
     private readonly verifier: TokenVerifier,
     private readonly store: Store,
     private readonly limits: GuardLimits,
-    /** Told of every refused authentication (the audit trail's auth.failure). */
-    private readonly onFailure: (err: unknown, source: string, claimedUser: string | undefined) => void = () => undefined,
+    /** Told of every refused authentication (the audit trail's auth.failure), and whether a token or a ticket was refused. */
+    private readonly onFailure: (err: unknown, source: string, claimedUser: string | undefined, via: Credential) => void = () => undefined,
     /**
      * Told when a failure could not be counted (the store failed between the limit check and
      * the count). The attempt is refused all the same; what is lost is one count towards the
@@ -36,30 +39,49 @@ export class AuthGuard {
   ) {}
 
   async authenticate(token: string | undefined, source: string): Promise<Identity> {
+    return this.counted(source, 'token', () => this.verifier.claimedUser(token), async () => {
+      const identity = await this.verifier.verify(token);
+      await this.refuseRevoked(identity);
+      return identity;
+    });
+  }
+
+  /**
+   * A ticket's identity (`take` spends the ticket), under the same rules as a token: a source over
+   * the limit is refused before the ticket is looked up, an unknown, expired or misdirected
+   * ticket counts as a failed attempt, and the token that minted it is checked against revocations.
+   */
+  async redeem(take: () => Promise<Identity>, source: string): Promise<Identity> {
+    let user: string | undefined;
+    return this.counted(source, 'ticket', () => user, async () => {
+      const identity = await take();
+      user = identity.user;
+      await this.refuseRevoked(identity);
+      return identity;
+    });
+  }
+
+  /**
+   * Runs `check` unless `source` is over its limit; tells of a refusal with the user it claimed,
+   * and counts a 401 against the source.
+   */
+  private async counted(source: string, via: Credential, claimedUser: () => string | undefined, check: () => Promise<Identity>): Promise<Identity> {
     const sourceKey = `authfail:ip:${source}`;
     const d = await storeCall(() => this.store.peek(sourceKey, this.limits.authFailureLimit));
     if (!d.allowed) {
       const err = rateLimited(d.retryAfterMs);
-      this.refused(err, source, token);
+      this.onFailure(err, source, claimedUser(), via);
       throw err;
     }
-    let identity: Identity;
     try {
-      identity = await this.verifier.verify(token);
-      await this.refuseRevoked(identity);
+      return await check();
     } catch (err) {
-      this.refused(err, source, token);
+      this.onFailure(err, source, claimedUser(), via);
       if (err instanceof EntryError && err.status === 401) {
         await this.store.hit(sourceKey, this.limits.authFailureLimit, this.limits.authFailureWindowMs).catch((e: unknown) => this.onUncounted(e, sourceKey));
       }
       throw err;
     }
-    return identity;
-  }
-
-  /** Tells of a refusal with the user the token claims: unverified, decoded for the audit trail only, so only when refused. */
-  private refused(err: unknown, source: string, token: string | undefined): void {
-    this.onFailure(err, source, this.verifier.claimedUser(token));
   }
 
   /**
@@ -71,17 +93,6 @@ export class AuthGuard {
     if (await storeCall(() => this.store.isRevoked(identity.tokenId, identity.user, identity.issuedAt))) {
       throw new EntryError('ENTRY_TOKEN_REVOKED');
     }
-  }
-
-  /** A ticket's identity, once the token that minted it is checked against revocations. */
-  async redeemed(identity: Identity, source: string): Promise<Identity> {
-    try {
-      await this.refuseRevoked(identity);
-    } catch (err) {
-      this.onFailure(err, source, identity.user);
-      throw err;
-    }
-    return identity;
   }
 }
 

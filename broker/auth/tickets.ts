@@ -41,10 +41,15 @@ export class Tickets implements TicketStore {
   ) {}
 
   async issue(identity: Identity, target: Target): Promise<IssuedTicket> {
+    const now = Date.now();
+    // A ticket lives no longer than the token it stands for. A token past its `exp` but inside
+    // the verifier's clock tolerance gets none: the caller needs a new token anyway.
+    const tokenExpires = identity.expiresAt > 0 ? identity.expiresAt : Infinity;
+    if (tokenExpires <= now) throw new EntryError('ENTRY_TOKEN_EXPIRED');
+    const expiresAt = Math.min(now + this.ttlMs, tokenExpires);
     const ticket = randomBytes(TICKET_BYTES).toString('base64url');
-    const expiresAt = Date.now() + this.ttlMs;
     const record: TicketRecord = { identity, target, expiresAt };
-    await storeCall(() => this.store.putTicket(credentialKey(ticket), JSON.stringify(record), this.ttlMs));
+    await storeCall(() => this.store.putTicket(credentialKey(ticket), JSON.stringify(record), expiresAt - now));
     return { ticket, expiresAt: new Date(expiresAt) };
   }
 

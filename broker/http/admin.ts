@@ -31,6 +31,9 @@ export async function killSession(res: ServerResponse, identity: Identity, store
   sendJson(res, 202, { id, broker: record.broker });
 }
 
+/** The latest time a Date can hold (ECMA-262: 8.64e15 ms after the epoch). */
+const MAX_TIME_MS = 8.64e15;
+
 /**
  * POST /api/revocations: `{"jti", "expiresAt"}` revokes one token until it would have expired;
  * `{"user", "before"}` revokes every token of that user issued before the given time.
@@ -40,8 +43,9 @@ export async function revoke(res: ServerResponse, identity: Identity, store: Sto
   const body = parseJsonObject(raw);
   const time = (v: unknown, name: string) => {
     const t = typeof v === 'string' ? Date.parse(v) : typeof v === 'number' ? v : NaN;
-    if (Number.isNaN(t)) throw new EntryError('ENTRY_BAD_REQUEST', `${name} must be an ISO time or epoch ms`);
-    return t;
+    // Within what a Date can hold (and Redis a PXAT): anything else is a mistake, not "forever".
+    if (!(t >= 0 && t <= MAX_TIME_MS)) throw new EntryError('ENTRY_BAD_REQUEST', `${name} must be an ISO time or epoch ms`);
+    return Math.floor(t);
   };
   if (typeof body?.['jti'] === 'string') {
     const until = body['expiresAt'] === undefined ? Date.now() + 30 * 86_400_000 : time(body['expiresAt'], 'expiresAt');

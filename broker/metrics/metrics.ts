@@ -193,12 +193,12 @@ export class BrokerMetrics implements SessionObserver {
     if (POLICY_CODES.has(info.code)) this.authFailures.inc({ reason: codeLabel(info.code) });
   }
 
-  /** A token that did not authenticate (from the auth guard), or a ticket that did not redeem. */
   /** An unexpected error caught at a boundary. */
   fault(where: string): void {
     this.faults.inc({ where });
   }
 
+  /** A token that did not authenticate (from the auth guard), or a ticket that did not redeem. */
   authFailure(reason: string): void {
     this.authFailures.inc({ reason: codeLabel(reason) });
   }
@@ -231,15 +231,4 @@ export class BrokerMetrics implements SessionObserver {
     acc.flushedIn = acc.in;
     acc.flushedOut = acc.out;
   }
-}
-
-/** Tickets whose failed redemptions count as `bad_ticket` authentication failures. */
-export function countTicketFailures<T extends { redeem(ticket: string, target: Target): Promise<Identity> }>(tickets: T, metrics: BrokerMetrics): T {
-  return Object.assign(Object.create(tickets) as T, {
-    redeem: (ticket: string, target: Target) =>
-      tickets.redeem(ticket, target).catch((err: unknown) => {
-        metrics.authFailure('bad_ticket');
-        throw err;
-      }),
-  });
 }

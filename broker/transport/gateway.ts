@@ -344,7 +344,8 @@ export class Gateway {
     // Order matters: nothing about the target is looked up before the caller is known.
     const target = validateTarget(request.app, request.proc, request.instance);
     progress.stage = request.ticket ? 'redeeming' : 'authenticating';
-    const identity = request.ticket ? await this.deps.guard.redeemed(await this.deps.tickets.redeem(request.ticket, target), remote) : await this.deps.guard.authenticate(request.token, remote);
+    const ticket = request.ticket;
+    const identity = ticket ? await this.deps.guard.redeem(() => this.deps.tickets.redeem(ticket, target), remote) : await this.deps.guard.authenticate(request.token, remote);
     this.deps.policy.check(identity, target.app);
     progress.stage = 'resolving';
     const container = await this.deps.resolver.resolve(target);

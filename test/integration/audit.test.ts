@@ -137,6 +137,11 @@ describe('audit events and recordings', () => {
     await c.closed;
     const failure = (await audit('type=auth.failure')).events[0]!;
     expect(failure).toMatchObject({ type: 'auth.failure', source: '127.0.0.1', code: 'ENTRY_BAD_TOKEN' });
+    // A browser's forged ticket is a failed authentication like a bad token.
+    const forged = await WireClient.connect(`${b.wsUrl}?${new URLSearchParams({ app, proc: 'web', instance: '1', ticket: 'A'.repeat(43) })}`, {}, ['entry.v1']);
+    await forged.closed;
+    expect(forged.closeMessage()!.code).toBe('ENTRY_BAD_TOKEN');
+    expect((await audit('type=auth.failure')).events[0]).toMatchObject({ type: 'auth.failure', source: '127.0.0.1', code: 'ENTRY_BAD_TOKEN', reason: 'invalid access token: unknown, expired or already used ticket' });
     const first = await audit('limit=2');
     expect(first.events).toHaveLength(2);
     expect(first.next).toBeDefined();

@@ -66,5 +66,12 @@ describe('auth-failure limits and token revocation', () => {
 
     const notAdmin = await fetch(`${b.url}/api/revocations`, { method: 'POST', headers: { authorization: `Bearer ${await b.mint({ apps: ['*'] })}`, 'content-type': 'application/json' }, body: '{"user":"x"}' });
     expect(notAdmin.status).toBe(403);
+
+    // Times no Date (or Redis) can hold are refused, not stored as "forever".
+    for (const body of ['{"jti":"t","expiresAt":1e400}', '{"jti":"t","expiresAt":-5}', '{"user":"x","before":9e15}', '{"user":"x","before":"someday"}']) {
+      const res = await fetch(`${b.url}/api/revocations`, { method: 'POST', headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' }, body });
+      expect(res.status, body).toBe(400);
+      expect(((await res.json()) as { error: string }).error, body).toBe('ENTRY_BAD_REQUEST');
+    }
   });
 });

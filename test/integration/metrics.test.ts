@@ -4,6 +4,7 @@ import { startTestBroker, type TestBroker } from '../helpers/broker.js';
 import { TestContainers, uniqueApp } from '../helpers/containers.js';
 import { TestEngine } from '../helpers/engine.js';
 import { eventually, openCommand } from '../helpers/sessions.js';
+import { WireClient } from '../helpers/wire-client.js';
 
 interface Sample {
   name: string;
@@ -149,7 +150,10 @@ describe('Prometheus metrics on --metrics-listen', () => {
     await other.closed;
     const missing = await openCommand(b.wsUrl, await b.mint({ apps: [app] }), { ...target, instance: 9 }, ['true']);
     await missing.closed;
+    const forged = await WireClient.connect(`${b.wsUrl}?${new URLSearchParams({ app, proc: 'web', instance: '1', ticket: 'A'.repeat(43) })}`, {}, ['entry.v1']);
+    await forged.closed;
     const after = await scrape();
+    expect(after.value('entry_auth_failures_total', { reason: 'bad_ticket' })).toBe(before.value('entry_auth_failures_total', { reason: 'bad_ticket' }) + 1);
     expect(after.value('entry_auth_failures_total', { reason: 'bad_token' })).toBe(before.value('entry_auth_failures_total', { reason: 'bad_token' }) + 1);
     expect(after.value('entry_auth_failures_total', { reason: 'forbidden' })).toBe(before.value('entry_auth_failures_total', { reason: 'forbidden' }) + 1);
     expect(after.value('entry_session_refusals_total', { code: 'not_found' })).toBe(before.value('entry_session_refusals_total', { code: 'not_found' }) + 1);

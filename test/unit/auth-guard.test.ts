@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SignJWT } from 'jose';
 import { afterAll, describe, expect, it } from 'vitest';
-import { AuthGuard } from '../../broker/auth/guard.js';
+import { AuthGuard, type Credential } from '../../broker/auth/guard.js';
+import { Tickets } from '../../broker/auth/tickets.js';
 import { loadVerificationKey } from '../../broker/auth/keys.js';
 import { TokenVerifier } from '../../broker/auth/verifier.js';
 import { parseConfig } from '../../broker/config/config.js';
@@ -21,8 +22,16 @@ const auth = parseConfig({ 'jwt-public-key': keyFile }).auth;
 
 const LIMIT = 3;
 
-function guard(store = new MemoryStore()): { guard: AuthGuard; store: MemoryStore } {
-  return { guard: new AuthGuard(new TokenVerifier(loadVerificationKey(auth), auth), store, { authFailureLimit: LIMIT, authFailureWindowMs: 60_000 }), store };
+interface Told {
+  code: string | undefined;
+  user: string | undefined;
+  via: Credential;
+}
+
+function guard(store = new MemoryStore()): { guard: AuthGuard; store: MemoryStore; told: Told[] } {
+  const told: Told[] = [];
+  const onFailure = (err: unknown, _source: string, user: string | undefined, via: Credential) => told.push({ code: (err as { code?: string }).code, user, via });
+  return { guard: new AuthGuard(new TokenVerifier(loadVerificationKey(auth), auth), store, { authFailureLimit: LIMIT, authFailureWindowMs: 60_000 }, onFailure), store, told };
 }
 
 const sign = (user: string, key: KeyObject = trusted.privateKey, expiresIn: string | number = '1h') =>
@@ -83,5 +92,38 @@ describe('AuthGuard counting failed authentications', () => {
     for (let i = 0; i < LIMIT; i++) expect(await refusal(g.authenticate(expired, source))).toBe('ENTRY_TOKEN_EXPIRED');
     expect(await refusal(g.authenticate(expired, source))).toBe('ENTRY_RATE_LIMITED');
     expect((await g.authenticate(await sign('erin'), freshSource())).user).toBe('erin');
+  });
+
+  it('counts unknown and misdirected tickets against the address, and refuses a limited address before its ticket is spent', async () => {
+    const { guard: g, store, told } = guard();
+    const tickets = new Tickets(store);
+    const target = { app: 'shop', proc: 'web', instance: '1' };
+    const alice = await g.authenticate(await sign('alice'), freshSource());
+    const source = freshSource();
+    const misdirected = (await tickets.issue(alice, target)).ticket;
+    expect(await refusal(g.redeem(() => tickets.redeem('forged', target), source))).toBe('ENTRY_BAD_TOKEN');
+    expect(await refusal(g.redeem(() => tickets.redeem(misdirected, { ...target, instance: '2' }), source))).toBe('ENTRY_BAD_TOKEN');
+    expect(await refusal(g.redeem(() => tickets.redeem('forged-again', target), source))).toBe('ENTRY_BAD_TOKEN');
+    const good = (await tickets.issue(alice, target)).ticket;
+    expect(await refusal(g.redeem(() => tickets.redeem(good, target), source))).toBe('ENTRY_RATE_LIMITED');
+    // Not spent by the refusal: it still opens from another address.
+    expect((await g.redeem(() => tickets.redeem(good, target), freshSource())).user).toBe('alice');
+    expect(told).toEqual([
+      { code: 'ENTRY_BAD_TOKEN', user: undefined, via: 'ticket' },
+      { code: 'ENTRY_BAD_TOKEN', user: undefined, via: 'ticket' },
+      { code: 'ENTRY_BAD_TOKEN', user: undefined, via: 'ticket' },
+      { code: 'ENTRY_RATE_LIMITED', user: undefined, via: 'ticket' },
+    ]);
+  });
+
+  it("refuses a ticket whose token was revoked after it was issued, naming the ticket's user", async () => {
+    const { guard: g, store, told } = guard();
+    const tickets = new Tickets(store);
+    const target = { app: 'shop', proc: 'web', instance: '1' };
+    const token = await new SignJWT({ apps: ['*'] }).setProtectedHeader({ alg: 'EdDSA' }).setSubject('dave').setJti('dave-1').setExpirationTime('1h').sign(trusted.privateKey);
+    const { ticket } = await tickets.issue(await g.authenticate(token, freshSource()), target);
+    await store.revokeToken('dave-1', Date.now() + 60_000);
+    expect(await refusal(g.redeem(() => tickets.redeem(ticket, target), freshSource()))).toBe('ENTRY_TOKEN_REVOKED');
+    expect(told).toEqual([{ code: 'ENTRY_TOKEN_REVOKED', user: 'dave', via: 'ticket' }]);
   });
 });
