@@ -92,6 +92,9 @@ export async function runExecSession(upgrade: AdmittedSession, deps: ExecSession
       const tokenOk = resumable.tokenMatches(attempt.token);
       if (!same || !tokenOk) throw new EntryError('ENTRY_RESUME_DENIED');
       resumedFrom = attempt;
+      // The new connection frames output as the first did: raw for a scripted run, whose
+      // stdout and stderr must not share a UTF-8 carry.
+      attempt.terminal.setTty(tty);
       resumable.resume(attempt.terminal, attempt.outputOffset);
     },
   });

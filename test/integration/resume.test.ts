@@ -179,6 +179,21 @@ describe('session resume', () => {
     expect(got.resumes.length).toBe(1);
   }, 30_000);
 
+  it('a scripted run keeps stdout and stderr apart after a resume, a character split between two writes included', async () => {
+    // After the blip: the first two bytes of "€" on stdout, an X on stderr, the last byte of "€".
+    const conn = await open(['sh', '-c', "echo start; sleep 2; printf '\\342\\202'; sleep 0.3; printf X >&2; sleep 0.3; printf '\\254\\n'"]);
+    const got = collect(conn);
+    const stderr: Buffer[] = [];
+    conn.on('stderr', (b: Buffer) => stderr.push(Buffer.from(b)));
+    await until(() => got.text().includes('start'), 'the start line');
+    proxy.cut(500);
+    const end = await conn.done;
+    expect(got.resumes.length).toBe(1);
+    expect(end.exitCode).toBe(0);
+    expect(Buffer.concat(got.out).toString('hex')).toBe(Buffer.from('start\n€\n').toString('hex'));
+    expect(Buffer.concat(stderr).toString('hex')).toBe(Buffer.from('X').toString('hex'));
+  }, 30_000);
+
   it('a client still reading its backlog when the process exits and the link breaks: the rest of the output and the exit status after the resume', async () => {
     const conn = await open(['sh', '-c', 'echo start; sleep 0.3; seq 1 100000; exit 23']);
     const got = collect(conn);
