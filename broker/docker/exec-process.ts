@@ -8,9 +8,9 @@ import { DockerDemuxer } from './demux.js';
 import { dockerFailure } from './engine.js';
 import { execCreateOptions, type ExecOptions } from './exec-create.js';
 import { SignalLane, signalName } from '../backend/signal-lane.js';
+import { TtyInputEnd } from '../backend/tty-input-end.js';
 import type { ProcessReaper } from './process-reaper.js';
 
-const EOT = Buffer.from([0x04]);
 /** Stdin queued towards Docker before the client is asked to wait, and when it may go on (see `write`). */
 const STDIN_HIGH_WATER_BYTES = 1024 * 1024;
 const STDIN_LOW_WATER_BYTES = 256 * 1024;
@@ -53,6 +53,7 @@ export class DockerExecProcess implements ProcessSide {
   /** An error of the stream between open() and start(). */
   private earlyFailure: Error | undefined;
   private terminating: Promise<void> | undefined;
+  private readonly inputEnd = new TtyInputEnd();
   /** The client's signals, at most one delivery at a time (see SignalLane). */
   private readonly signals = new SignalLane(async (sig) => {
     if (this.finished) return;
@@ -135,6 +136,7 @@ export class DockerExecProcess implements ProcessSide {
 
   write(data: Uint8Array): boolean {
     if (this.finished || this.socket.writableEnded) return true;
+    this.inputEnd.wrote(data);
     if (this.resizing) {
       // Keep the client's order: input typed after a resize reaches the process after it.
       // The caller pauses on `false` and resumes on drain, so this holds at most a frame or two.
@@ -166,7 +168,7 @@ export class DockerExecProcess implements ProcessSide {
     if (this.options.tty) {
       // A half-close on a TTY exec makes Docker drop the whole stream, output included. A
       // terminal signals end of input with EOT (^D), which the line discipline turns into EOF.
-      this.socket.write(EOT);
+      this.socket.write(this.inputEnd.bytes());
       return;
     }
     // Half-close: Docker closes the process's stdin and keeps the output flowing.

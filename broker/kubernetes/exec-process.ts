@@ -7,12 +7,12 @@ import { CHANNEL, channelFrame, type ExecStatus, type ExecTarget, openExecSocket
 import type { KubeClient } from './kube-client.js';
 import { sessionMark } from '../backend/session-mark.js';
 import { SignalLane, signalName } from '../backend/signal-lane.js';
+import { TtyInputEnd } from '../backend/tty-input-end.js';
 import type { PodReaper } from './pod-reaper.js';
 
 /** Stdin queued on the exec socket before the client is asked to wait, and when it may go on. */
 const STDIN_HIGH_WATER_BYTES = 1024 * 1024;
 const STDIN_LOW_WATER_BYTES = 256 * 1024;
-const EOT = Buffer.from([0x04]);
 const OCI_FAILURE = 'OCI runtime exec failed';
 /**
  * The most output held while it may be the runtime's failure. Docker writes that failure as one
@@ -76,6 +76,7 @@ export class KubeExecProcess implements ProcessSide {
   private sniffBytes = 0;
   private closedEarly: number | undefined;
   private readonly encoder: StdinEncoder | undefined;
+  private readonly inputEnd = new TtyInputEnd();
   /** The client's signals: each is a pods/exec, so at most one at a time (see SignalLane). */
   private readonly signals = new SignalLane(async (sig) => {
     if (!this.finished) await this.reaper.signal(this.o, this.o.spec.sessionId, sig);
@@ -200,6 +201,7 @@ export class KubeExecProcess implements ProcessSide {
 
   write(data: Uint8Array): boolean {
     if (this.finished || this.inputClosed) return true;
+    this.inputEnd.wrote(data);
     if (this.held) {
       // Keep the client's order behind a settling resize; the caller waits for `drain`.
       this.held.push(data);
@@ -231,7 +233,7 @@ export class KubeExecProcess implements ProcessSide {
     if (this.o.spec.tty) {
       // A terminal's end of input is EOT, which the line discipline turns into EOF; the terminal
       // stays open (as with Docker, and on v5 too: closing stdin would hang up the terminal).
-      this.ws.send(channelFrame(CHANNEL.stdin, EOT), { binary: true });
+      this.ws.send(channelFrame(CHANNEL.stdin, this.inputEnd.bytes()), { binary: true });
       return;
     }
     this.inputClosed = true;

@@ -38,6 +38,16 @@ describe.each(BACKENDS.map((make) => make()))('scripted and hardening behaviour 
     expect(r).toEqual({ exitCode: 0, stdout: Buffer.from('hello\n'), stderr: Buffer.from('err\n') });
   });
 
+  it('ends a terminal session input after unfinished text too (printf abc | enter -t … -- cat)', async () => {
+    for (const stdin of ['abc', 'abc\n', 'one\ntwo']) {
+      const r = await run({ ...base, command: ['cat'], stdin, tty: true });
+      expect(r.exitCode, JSON.stringify(stdin)).toBe(0);
+      // Everything twice, in some order: the terminal's echo and cat's copy (lines end in CR LF there).
+      const out = r.stdout.toString().replace(/\r\n/g, '\n');
+      expect([...out].sort().join(''), JSON.stringify(stdin)).toBe([...stdin, ...stdin].sort().join(''));
+    }
+  }, 60_000);
+
   it('loses nothing at exit: seq 1 2000000', async () => {
     const r = await run({ ...base, command: ['seq', '1', '2000000'] });
     expect(r.exitCode).toBe(0);
