@@ -23,6 +23,12 @@ const OCI_FAILURE = 'OCI runtime exec failed';
  */
 const SNIFF_MAX_BYTES = 4 * 1024;
 /**
+ * Output shorter than the failure's first words is held at most this long: the runtime writes
+ * its line at once, so pieces of it arrive within a read or two; a command's own `O` (a prompt,
+ * a progress dot, a key's echo) must not wait for its next output.
+ */
+const SNIFF_PREFIX_WAIT_MS = 50;
+/**
  * The kubelet applies a resize through the runtime (an Engine API call for dockershim) while
  * input goes straight to the terminal, so input sent right after a resize can overtake it. Input
  * is held this long after each resize, so a command typed after it sees the new size.
@@ -74,6 +80,7 @@ export class KubeExecProcess implements ProcessSide {
   /** The first output chunks, held while they may be the runtime's "cannot exec /bin/sh". */
   private sniff: { stream: OutputStream; data: Buffer }[] | undefined = [];
   private sniffBytes = 0;
+  private sniffTimer: NodeJS.Timeout | undefined;
   private closedEarly: number | undefined;
   private readonly encoder: StdinEncoder | undefined;
   private readonly inputEnd = new TtyInputEnd();
@@ -152,6 +159,7 @@ export class KubeExecProcess implements ProcessSide {
       this.sniff.push({ stream, data: body });
       this.sniffBytes += body.length;
       if (!this.mayBeRuntimeFailure()) this.flushSniff();
+      else if (this.sniffBytes < OCI_FAILURE.length) this.sniffTimer ??= setTimeout(() => this.flushShortSniff(), SNIFF_PREFIX_WAIT_MS);
     } else if (channel === CHANNEL.status) {
       this.statusBytes.push(Buffer.from(body));
       // The status is the exec's last message: the kubelet writes it once the runtime has
@@ -177,7 +185,14 @@ export class KubeExecProcess implements ProcessSide {
     return eol === -1 || eol === held.length - 1;
   }
 
+  /** Passes on held output that has not grown into the failure's first words in time. */
+  private flushShortSniff(): void {
+    this.sniffTimer = undefined;
+    if (this.sniff && !this.finished && this.sniffBytes < OCI_FAILURE.length) this.flushSniff();
+  }
+
   private flushSniff(): void {
+    clearTimeout(this.sniffTimer);
     const held = this.sniff ?? [];
     this.sniff = undefined;
     for (const c of held) this.events!.output(c.stream, c.data);
@@ -323,6 +338,7 @@ export class KubeExecProcess implements ProcessSide {
   private clearTimers(): void {
     clearTimeout(this.settleTimer);
     clearTimeout(this.startupTimer);
+    clearTimeout(this.sniffTimer);
   }
 
   /** Ends the process side with an error, ending the session's processes first. */

@@ -290,6 +290,18 @@ describe.skipIf(!kubeClusterPossible())('the Kubernetes backend against a real c
     expect(empty.stdout.toString().trim()).toBe('0');
   });
 
+  it('passes on output that begins like the runtime\'s failure line without waiting for more', async () => {
+    // `O` then nothing until the test answers it: held for the failure line, it would never come.
+    const t = await backends.resolve({ app: 'shop', proc: 'web', instance: '0' });
+    const p = await t.open(spec({ cmd: ['sh', '-c', 'printf O; read x; printf K'] }));
+    const d = drive(p);
+    await d.until((s) => s === 'O', 5_000);
+    p.write(Buffer.from('\n'));
+    const out = await d.done;
+    expect(out.stdout.toString()).toBe('OK');
+    expect(out.result).toEqual({ exitCode: 0 });
+  });
+
   it('runs a TTY: initial size, resize, input, EOT as end of input', async () => {
     const sized = await run(['shop', 'web', '0'], { cmd: ['stty', 'size'], tty: true, size: { cols: 101, rows: 33 } });
     expect(sized.stdout.toString().trim()).toBe('33 101');
