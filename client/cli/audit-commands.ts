@@ -85,7 +85,8 @@ export function watchCommand(broker: string, token: string, id: string): Promise
     });
     ws.on('close', () => {
       process.off('SIGINT', onInterrupt);
-      if (output.closed) resolve(EXIT_OUTPUT_CLOSED);
+      if (output.failure) reject(new ClientError('', `writing the output failed: ${output.failure.message}`));
+      else if (output.closed) resolve(EXIT_OUTPUT_CLOSED);
       else if (failure) reject(failure);
       else if (close?.code) reject(new ClientError(close.code, close.text.replace(/^entry: /, '')));
       else {

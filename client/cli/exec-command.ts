@@ -27,6 +27,8 @@ export interface ExecOutcome {
   escaped: boolean;
   /** Our stdout or stderr was closed by its reader (`| head`): the session was ended for it. */
   outputClosed: boolean;
+  /** Writing our stdout or stderr failed (a full disk): the session was ended for it. */
+  outputFailed?: Error;
 }
 
 /** Exit status for failures before or around the process (ssh uses 255 the same way). */
@@ -63,7 +65,8 @@ export async function runExecCommand(o: ExecCommandOptions): Promise<ExecOutcome
   if (o.tty && stdin.isTTY) restore = enterRawMode(stdin);
   try {
     // Output: the broker's process is paused while a local sink is full; a reader that went away
-    // (EPIPE) ends the session, as a program writing to a closed pipe is ended by SIGPIPE.
+    // (EPIPE) ends the session, as a program writing to a closed pipe is ended by SIGPIPE, and so
+    // does a sink that fails (ENOSPC), with an error: output was lost.
     const output = new OutputSinks(conn, () => conn.close(), [stdout, process.stderr]);
     conn.on('stdout', output.writer(stdout));
     conn.on('stderr', output.writer(process.stderr));
@@ -123,6 +126,7 @@ export async function runExecCommand(o: ExecCommandOptions): Promise<ExecOutcome
     restore();
     // Let whatever output is queued reach the terminal before deciding the status.
     await Promise.all([flush(stdout), flush(process.stderr)]);
+    if (output.failure) return { status: EXIT_CLIENT_FAILURE, end, escaped, outputClosed: false, outputFailed: output.failure };
     const outputClosed = output.closed;
     if (outputClosed) return { status: EXIT_OUTPUT_CLOSED, end, escaped, outputClosed };
     if (escaped) return { status: EXIT_CLIENT_FAILURE, end, escaped, outputClosed };

@@ -265,6 +265,7 @@ async function main(): Promise<void> {
           escapeChar,
           resume: args.resume,
         });
+        if (outcome.outputFailed) await failWith('', `writing the output failed: ${outcome.outputFailed.message}`);
         // The reader of our output went away: stop quietly, as a program ended by SIGPIPE.
         if (outcome.outputClosed) process.exit(outcome.status);
         if (outcome.escaped) {

@@ -7,13 +7,15 @@ export interface PausableSource {
 /**
  * This process's stdout and stderr as the sinks of output read from the broker. Reading stops
  * while a sink is full (one pending 'drain' per sink) and resumes once every sink has drained.
- * A reader that went away (EPIPE, `… | head`) wants no more: `onClosed` is told once, nothing
- * more is written, and reading resumes so that the broker's answer to what `onClosed` does can
- * get in.
+ * A reader that went away (EPIPE, `… | head`) wants no more, and a sink that fails (a full disk)
+ * can take no more: `onClosed` is told once, nothing more is written, and reading resumes so
+ * that the broker's answer to what `onClosed` does can get in.
  */
 export class OutputSinks {
-  /** A sink's reader went away. */
+  /** A sink can take no more: its reader went away, or it failed (see `failure`). */
   closed = false;
+  /** Why a sink failed, other than its reader going away: output was lost, which is an error. */
+  failure: Error | undefined;
   private blocked = 0;
 
   constructor(
@@ -42,9 +44,10 @@ export class OutputSinks {
     };
   }
 
-  private readonly onError = (): void => {
+  private readonly onError = (err: NodeJS.ErrnoException): void => {
     if (this.closed) return;
     this.closed = true;
+    if (err.code !== 'EPIPE') this.failure = err;
     this.onClosed();
     if (this.blocked > 0) {
       this.blocked = 0;

@@ -57,6 +57,13 @@ describe('the enter CLI when its output is closed or slow', () => {
     await eventually(async () => !(await containerProcesses(containerId)).some((p) => p.includes('entry-pipe')), 'the remote yes to be gone');
   }, 30_000);
 
+  it('enter … -- seq … > /dev/full: says the output could not be written, fails with 255, and ends the remote command', async () => {
+    const r = await bash(`node ${CLI} ${app} web 1 -- sh -c 'exec seq 1 100000000 # entry-full' > /dev/full; echo "status \${PIPESTATUS[0]}"`, env);
+    expect(r.stderr).toMatch(/^enter: writing the output failed: ENOSPC/);
+    expect(r.stdout).toBe('status 255\n');
+    await eventually(async () => !(await containerProcesses(containerId)).some((p) => p.includes('entry-full')), 'the remote seq to be gone');
+  }, 30_000);
+
   it('enter watch <id> | head -c 5: stops quietly with status 141', async () => {
     const user = await WireClient.connect(b.wsUrl, { 'access-token': await b.mint({ apps: [app] }, { user: 'piped' }), 'app-name': app, 'proc-name': 'web', 'instance-no': '1' });
     try {
