@@ -133,6 +133,8 @@ export class ExecConnection extends EventEmitter {
   private waiting: Buffer[] = [];
   private waitingBytes = 0;
   private lastSize: [number, number] | undefined;
+  /** Signals sent while the connection was being resumed: delivered once it is back. */
+  private signalsWaiting: string[] = [];
   /** Set while the connection is broken: when it broke, and until when the broker keeps the session. */
   private lostAt = 0;
   private resumeDeadline = 0;
@@ -226,6 +228,8 @@ export class ExecConnection extends EventEmitter {
 
   signal(name: string): void {
     if (this.connected) this.ws.send(encodeRequest(RequestType.SIGNAL, utf8(name)));
+    // `timeout`, systemd and CI runners send TERM once: it must not vanish in a reconnect.
+    else if (this.canResume && !this.ended) this.signalsWaiting.push(name);
   }
 
   /** Stops reading output (the consumer is slow); the broker then pauses the process's output. */
@@ -374,6 +378,7 @@ export class ExecConnection extends EventEmitter {
     this.eofDelivered = false;
     this.sendWaiting();
     if (this.lastSize) this.ws.send(encodeRequest(RequestType.WINCH, encodeWinch(this.lastSize[0], this.lastSize[1])));
+    for (const name of this.signalsWaiting.splice(0)) this.ws.send(encodeRequest(RequestType.SIGNAL, utf8(name)));
     this.outputAcks.acknowledged(ticket.outputOffset);
     this.emit('resumed', { awayMs });
     this.checkDrain();

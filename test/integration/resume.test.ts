@@ -179,6 +179,20 @@ describe('session resume', () => {
     expect(got.resumes.length).toBe(1);
   }, 30_000);
 
+  it('a signal sent while the connection is down reaches the command once it is back', async () => {
+    const conn = await open(['sh', '-c', 'trap "echo got TERM; exit 9" TERM; echo ready; while :; do sleep 0.1; done']);
+    const got = collect(conn);
+    await until(() => got.text().includes('ready'), 'the trap to be set');
+    const reconnecting = new Promise((resolve) => conn.once('reconnecting', resolve));
+    proxy.cut(1_000);
+    await reconnecting;
+    conn.signal('TERM');
+    const end = await conn.done;
+    expect(got.resumes.length).toBe(1);
+    expect(got.text()).toBe('ready\ngot TERM\n');
+    expect(end.exitCode).toBe(9);
+  }, 30_000);
+
   it('a scripted run keeps stdout and stderr apart after a resume, a character split between two writes included', async () => {
     // After the blip: the first two bytes of "€" on stdout, an X on stderr, the last byte of "€".
     const conn = await open(['sh', '-c', "echo start; sleep 2; printf '\\342\\202'; sleep 0.3; printf X >&2; sleep 0.3; printf '\\254\\n'"]);
