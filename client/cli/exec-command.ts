@@ -1,3 +1,4 @@
+import { constants as osConstants } from 'node:os';
 import { ExecConnection, type ReconnectStatus, type SessionEnd, type Target } from '../protocol/connection.js';
 import { EscapeFilter, escapeHelp } from './escape.js';
 import { OutputSinks } from './output-sinks.js';
@@ -29,6 +30,8 @@ export interface ExecOutcome {
   outputClosed: boolean;
   /** Writing our stdout or stderr failed (a full disk): the session was ended for it. */
   outputFailed?: Error;
+  /** A signal sent to `enter` (from kill, or a hang-up) ended the session. */
+  endedBy?: NodeJS.Signals;
 }
 
 /** Exit status for failures before or around the process (ssh uses 255 the same way). */
@@ -103,18 +106,23 @@ export async function runExecCommand(o: ExecCommandOptions): Promise<ExecOutcome
 
     const onResize = () => conn.resize(stdout.columns, stdout.rows);
     const signals: Array<[NodeJS.Signals, () => void]> = [];
+    let endedBy: NodeJS.Signals | undefined;
+    const endBy = (sig: NodeJS.Signals) => () => {
+      endedBy ??= sig;
+      conn.close();
+    };
     if (o.tty) {
       stdout.on('resize', onResize);
       onResize();
       // Every signal whose default would end this process with the terminal still raw. Ctrl-C
       // and Ctrl-\ are keys in raw mode; these come from kill.
-      for (const sig of ['SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGINT'] as const) signals.push([sig, () => conn.close()]);
+      for (const sig of ['SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGINT'] as const) signals.push([sig, endBy(sig)]);
     } else {
       let interrupts = 0;
-      signals.push(['SIGINT', () => (++interrupts >= 3 ? conn.close() : conn.signal('INT'))]);
+      signals.push(['SIGINT', () => (++interrupts >= 3 ? endBy('SIGINT')() : conn.signal('INT'))]);
       signals.push(['SIGTERM', () => conn.signal('TERM')]);
       signals.push(['SIGQUIT', () => conn.signal('QUIT')]);
-      signals.push(['SIGHUP', () => conn.close()]);
+      signals.push(['SIGHUP', endBy('SIGHUP')]);
     }
     for (const [sig, fn] of signals) process.on(sig, fn);
 
@@ -127,6 +135,8 @@ export async function runExecCommand(o: ExecCommandOptions): Promise<ExecOutcome
     // Let whatever output is queued reach the terminal before deciding the status.
     await Promise.all([flush(stdout), flush(process.stderr)]);
     if (output.failure) return { status: EXIT_CLIENT_FAILURE, end, escaped, outputClosed: false, outputFailed: output.failure };
+    // Ended here before the command did: the status of a program ended by that signal.
+    if (endedBy && end.exitCode === undefined) return { status: 128 + osConstants.signals[endedBy], end, escaped, outputClosed: false, endedBy };
     const outputClosed = output.closed;
     if (outputClosed) return { status: EXIT_OUTPUT_CLOSED, end, escaped, outputClosed };
     if (escaped) return { status: EXIT_CLIENT_FAILURE, end, escaped, outputClosed };

@@ -272,9 +272,14 @@ async function main(): Promise<void> {
           process.stderr.write(`enter: connection to ${target.app}/${target.proc}/${target.instance} closed.\n`);
           process.exit(outcome.status);
         }
+        if (outcome.endedBy) {
+          process.stderr.write(`enter: session ended by ${outcome.endedBy}\n`);
+          process.exit(outcome.status);
+        }
         const { end } = outcome;
         if (end.exitCode !== undefined) process.exit(end.exitCode);
-        await failWith(end.code, end.message.replace(/^entry: /, '') || `connection closed (${end.closeCode})`);
+        const unsaid = end.closeCode === 1000 ? 'the broker closed the connection' : `the connection to the broker was lost (close code ${end.closeCode})`;
+        await failWith(end.code, end.message.replace(/^entry: /, '') || unsaid);
       },
     )
     .demandCommand(1)

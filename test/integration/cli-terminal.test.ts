@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { constants as osConstants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -102,7 +102,9 @@ describe('the enter CLI in a real terminal', () => {
       await t.waitFor(/bash-5\.2#\s*$/m);
       const pid = Number(execFileSync('pgrep', ['-f', '-n', '--', `${CLI} ${app} web 1`], { encoding: 'utf8' }).trim());
       process.kill(pid, sig);
-      await t.waitFor(/^status=\d+$/m);
+      // The status of a program ended by that signal, and a word on why.
+      const screen = await t.waitFor(new RegExp(`^status=${128 + osConstants.signals[sig]}$`, 'm'));
+      expect(screen, sig).toContain(`enter: session ended by ${sig}`);
       expect(readFileSync(`${dir}/after-${sig}`, 'utf8'), sig).toBe(readFileSync(`${dir}/before-${sig}`, 'utf8'));
     }
   });
