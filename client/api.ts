@@ -88,7 +88,8 @@ function connectOptions(o: ExecOptions): ConnectOptions {
 /** Turns a session end into an exit code, or the error that prevented one. */
 export function exitCodeOf(end: SessionEnd): number {
   if (end.exitCode !== undefined) return end.exitCode;
-  throw new ClientError(end.code || 'ENTRY_CONNECTION_LOST', end.message || `connection closed (${end.closeCode})`);
+  const unsaid = end.closeCode === 1000 ? 'the broker closed the connection' : `the connection to the broker was lost (close code ${end.closeCode})`;
+  throw new ClientError(end.code || 'ENTRY_CONNECTION_LOST', end.message || unsaid);
 }
 
 /** Starts a command and returns its streams. */
