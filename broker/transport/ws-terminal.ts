@@ -191,7 +191,12 @@ export class WsTerminal implements ClientTerminal {
         else if (m.msgType !== expected) reject(new EntryError('ENTRY_BAD_FRAME', `the first message must be ${expected === RequestType.RESUME ? 'RESUME' : 'START'}`));
         else resolve(m.content);
       };
-      if (this.goneError || this.closed) this.startWaiter(this.goneError ?? new EntryError('ENTRY_BAD_FRAME', 'client went away'));
+      // It may have come already: with web mode's credentials, in the same read.
+      const first = this.early.shift();
+      if (first) return this.startWaiter(first);
+      if (this.goneError || this.closed) return this.startWaiter(this.goneError ?? new EntryError('ENTRY_BAD_FRAME', 'client went away'));
+      // Web mode stops reading while the credentials are checked.
+      this.ws.resume();
     });
   }
 

@@ -139,6 +139,23 @@ describe('browser ways in: tickets, the subprotocol token, Origin, web mode, /ap
     expect(messages.at(-1)!.msgType).toBe(ResponseType.CLOSE);
   });
 
+  it('speaks protocol 2 in ?method=web JSON mode: START with the credentials, or after them', async () => {
+    for (const startAfterMs of [0, 200]) {
+      const ws = new WebSocket(`${b.wsUrl}?method=web`, ['entry.v1']);
+      const messages: Array<{ msgType?: number; content?: string; code?: string }> = [];
+      ws.on('message', (d: Buffer) => messages.push(JSON.parse(d.toString()) as { msgType?: number; content?: string }));
+      await new Promise((r) => ws.once('open', r));
+      ws.send(JSON.stringify({ access_token: token, app_name: app, proc_name: 'web', instance_no: '1' }));
+      const start = JSON.stringify({ msgType: RequestType.START, content: Buffer.from(encodeExecSpec({ argv: [Buffer.from('echo'), Buffer.from('web-v2')] })).toString('base64') });
+      if (startAfterMs === 0) ws.send(start);
+      else setTimeout(() => ws.send(start), startAfterMs);
+      await new Promise((r) => ws.once('close', r));
+      const out = messages.filter((m) => (m.msgType ?? 0) === ResponseType.STDOUT).map((m) => Buffer.from(m.content ?? '', 'base64').toString()).join('');
+      expect(out, `START ${startAfterMs} ms after the credentials`).toBe('web-v2\n');
+      expect(messages.some((m) => m.msgType === ResponseType.EXIT), `START ${startAfterMs} ms after the credentials`).toBe(true);
+    }
+  });
+
   it('lists only the containers the caller may enter', async () => {
     const res = await api('/api/containers');
     const body = (await res.json()) as { containers: Array<{ app: string; proc: string; instance: string; state: string; image: string }> };
