@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type Docker from 'dockerode';
+import { ListingGuard } from '../backend/listing-guard.js';
 import { RetrySchedule } from '../backend/retry-schedule.js';
 import type { Logger } from '../log.js';
 import { applyEvent, type ContainerEvent, type IndexedContainer, readEvents } from './docker-events.js';
@@ -88,6 +89,7 @@ export class HostContainerIndex {
   private abort: AbortController | undefined;
   private pingTimer: NodeJS.Timeout | undefined;
   private generation = 0;
+  private readonly guard = new ListingGuard();
   private readonly retries: RetrySchedule;
   /** Full resyncs done (the first connect included). */
   resyncs = 0;
@@ -143,9 +145,15 @@ export class HostContainerIndex {
     return [...this.containers.values()];
   }
 
-  /** Adds what a direct listing found (a cross-check after a miss): the engine's word is fresher. */
-  upsert(c: IndexedContainer): void {
-    if (this.up) this.put(c);
+  /**
+   * A direct listing (a cross-check after a miss): what it finds goes into the index, as the
+   * engine's word is fresher than what the index has heard so far, except a container that had
+   * an event while the listing was on its way (see ListingGuard).
+   */
+  confirm(list: () => Promise<IndexedContainer[]>): Promise<IndexedContainer[]> {
+    return this.guard.listing(list, (c) => c.id, (c) => {
+      if (this.up) this.put(c);
+    });
   }
 
   private async connect(): Promise<void> {
@@ -209,6 +217,7 @@ export class HostContainerIndex {
   }
 
   private apply(e: ContainerEvent): void {
+    this.guard.heard(e.id);
     const previous = this.containers.get(e.id);
     const change = applyEvent(e, previous);
     if (!change) return;

@@ -113,9 +113,8 @@ export class DockerBackend implements Backend {
   /** A direct listing on an indexed host; what it finds goes into the index too. */
   private async confirm(host: DockerHost, target: Target): Promise<HostAnswer> {
     try {
-      const list = await listLabelled(host.docker, undefined, target);
-      for (const c of list) host.index?.upsert(c);
-      return found(host, list);
+      const listing = () => listLabelled(host.docker, undefined, target);
+      return found(host, await (host.index ? host.index.confirm(listing) : listing()));
     } catch (error) {
       return listingFailed(host, error);
     }

@@ -120,9 +120,7 @@ export class KubernetesBackend implements Backend {
     const pods = this.index.lookup(target);
     if (pods.some((p) => podState(p) === 'running')) return [this.found(pods)];
     try {
-      const direct = await this.listMatching(target);
-      for (const p of direct) this.index.upsert(p);
-      return [this.found(direct)];
+      return [this.found(await this.index.confirm(() => this.listMatching(target)))];
     } catch (err) {
       return [this.unreachable(`listing pods: ${failureText(err)}`)];
     }

@@ -1,4 +1,5 @@
 import type { Target } from '../backend/backend.js';
+import { ListingGuard } from '../backend/listing-guard.js';
 import { RetrySchedule } from '../backend/retry-schedule.js';
 import type { Logger } from '../log.js';
 import { failureText, type KubeClient, KubeHttpError } from './kube-client.js';
@@ -54,6 +55,8 @@ class PodScope {
     private readonly onChange: (up: boolean) => void,
     /** Cluster-wide listing refused: where to look instead ('' = nowhere). */
     private readonly fallbackNamespace: string,
+    /** Told of every watch event, for the cluster's direct listings. */
+    private readonly guard: ListingGuard,
   ) {
     this.retries = new RetrySchedule(() => this.connect(), timing);
   }
@@ -85,7 +88,7 @@ class PodScope {
     return [...uids].map((u) => this.pods.get(u)!).filter((p) => p && podMatches(p, target));
   }
 
-  /** A pod a direct read found: the apiserver's word is fresher than the index's. */
+  /** A pod a direct read found: the apiserver's word is fresher than the index's (see PodIndex.confirm). */
   upsert(p: PodRecord): void {
     if (this._state !== 'up' || !this.covers(p.namespace)) return;
     const known = this.pods.get(p.uid);
@@ -207,6 +210,8 @@ class PodScope {
 
   private event(type: string, obj: any, generation: number): void {
     const rv: string | undefined = obj?.metadata?.resourceVersion;
+    const uid: string | undefined = obj?.metadata?.uid;
+    if (uid) this.guard.heard(uid);
     switch (type) {
       case 'ADDED':
       case 'MODIFIED': {
@@ -215,7 +220,6 @@ class PodScope {
         break;
       }
       case 'DELETED': {
-        const uid: string | undefined = obj?.metadata?.uid;
         if (uid) this.remove(uid);
         break;
       }
@@ -310,6 +314,7 @@ class PodScope {
 export class PodIndex {
   private readonly scopes: PodScope[];
   private lastUp = false;
+  private readonly guard = new ListingGuard();
 
   constructor(
     private readonly client: KubeClient,
@@ -336,6 +341,7 @@ export class PodIndex {
             }
           },
           client.defaultNamespace,
+          this.guard,
         ),
     );
   }
@@ -391,8 +397,14 @@ export class PodIndex {
     return this.scopes.flatMap((s) => [...s.pods.values()]);
   }
 
-  upsert(p: PodRecord): void {
-    for (const s of this.scopes) if (s.covers(p.namespace)) s.upsert(p);
+  /**
+   * A direct listing (a cross-check after a miss): the pods it finds go into the index, except
+   * one that had a watch event while the listing was on its way (see ListingGuard).
+   */
+  confirm(list: () => Promise<PodRecord[]>): Promise<PodRecord[]> {
+    return this.guard.listing(list, (p) => p.uid, (p) => {
+      for (const s of this.scopes) if (s.covers(p.namespace)) s.upsert(p);
+    });
   }
 
   get clusterName(): string {
