@@ -2,7 +2,7 @@ import { readdirSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { emptyEnvironmentCause, parsePidList, readProcFile } from './proc-file.js';
-import { nextTurn } from './pacing.js';
+import { nextTurn } from '../backend/pacing.js';
 
 /*
  * Finding a session's processes in our /proc (the reaper's host mode): by the session mark in

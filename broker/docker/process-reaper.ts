@@ -1,8 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type Docker from 'dockerode';
+import { Limiter, nextTurn, Pacer } from '../backend/pacing.js';
 import { sessionMark } from '../backend/session-mark.js';
 import { signalViaExec } from './exec-scan.js';
-import { Limiter, nextTurn, Pacer } from './pacing.js';
 import { isNamespaceInit, ProcReader, scanPidsWithMark, treePidsWithMark } from './proc-walk.js';
 
 /**

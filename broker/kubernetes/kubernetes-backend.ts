@@ -77,7 +77,7 @@ export class KubernetesBackend implements Backend {
     private readonly log: Logger,
     options: KubernetesBackendOptions = {},
   ) {
-    this.reaper = new PodReaper(client);
+    this.reaper = new PodReaper(client, log);
     this.index = new PodIndex(client, namespaces, log, options.timing, (up) => options.onChange?.(client.cluster, up));
   }
 

@@ -1,8 +1,28 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Limiter } from '../backend/pacing.js';
 import { SCAN_SCRIPT, sessionMark } from '../backend/session-mark.js';
-import { EntryError } from '../errors.js';
+import { EntryError, isEntryError } from '../errors.js';
+import type { Logger } from '../log.js';
 import { execCollect, type ExecTarget } from './exec-socket.js';
 import type { KubeClient } from './kube-client.js';
+
+/**
+ * Clean-up execs open at once, per cluster. When every client vanishes together (a load balancer
+ * restart) each session's clean-up is a pods/exec of its own, and the apiserver and kubelets are
+ * shared with the sessions still open: 8 in flight, as the Docker reaper's scans.
+ */
+const SCAN_CONCURRENCY = 8;
+
+/**
+ * How long ending a session keeps trying a cluster it cannot reach, in the background. An
+ * apiserver that restarts (an upgrade, a control-plane node replaced) ends every exec stream at
+ * once, and the processes behind them keep running in their pods: nothing but this clean-up
+ * will end them. Tries at 0.5, 1, 2, 4, 8 s, then every 8 s, for two minutes: a restart takes
+ * seconds to tens of seconds.
+ */
+const UNREACHABLE_RETRY_MS = 120_000;
+const RETRY_FIRST_MS = 500;
+const RETRY_MAX_MS = 8_000;
 
 /**
  * Closing a pods/exec stream does not end the process in the pod (kubernetes#89031), and
@@ -12,11 +32,16 @@ import type { KubeClient } from './kube-client.js';
  * signals them: the same scan as Docker's exec mode, needing sh, tr, grep and kill in the image.
  */
 export class PodReaper {
-  constructor(private readonly client: KubeClient) {}
+  private readonly scans = new Limiter(SCAN_CONCURRENCY);
+
+  constructor(
+    private readonly client: KubeClient,
+    private readonly log: Logger,
+  ) {}
 
   /** Sends `signal` (a name without SIG, or 0) to every process marked `mark`; how many got it. */
   async signalMarked(t: ExecTarget, mark: string, signal: string): Promise<number> {
-    const r = await execCollect(this.client, t, ['/bin/sh', '-c', SCAN_SCRIPT, 'entry-reaper', mark, signal]);
+    const r = await this.scans.run(() => execCollect(this.client, t, ['/bin/sh', '-c', SCAN_SCRIPT, 'entry-reaper', mark, signal]));
     const text = r.stdout.trim();
     if (/^\d+$/.test(text)) return Number(text);
     // Typically the image has no sh (or no tr, grep, kill): nothing can be found from inside.
@@ -28,8 +53,22 @@ export class PodReaper {
     return this.signalMarked(t, sessionMark(sessionId), signal);
   }
 
-  /** SIGHUP (a terminal hang-up), then SIGKILL for whatever is left after `graceMs`. */
+  /**
+   * SIGHUP (a terminal hang-up), then SIGKILL for whatever is left after `graceMs`. When the
+   * cluster cannot be reached, this fails at once (the session's end is not held up by an
+   * outage) and the clean-up goes on in the background until the cluster answers again.
+   */
   async terminate(t: ExecTarget, sessionId: string, graceMs: number): Promise<void> {
+    try {
+      await this.terminateOnce(t, sessionId, graceMs);
+    } catch (err) {
+      if (!unreachable(err)) throw err;
+      void this.terminateLater(t, sessionId, graceMs);
+      throw new EntryError('ENTRY_CLUSTER_UNAVAILABLE', `${err.message}: trying again for ${UNREACHABLE_RETRY_MS / 1000} s`);
+    }
+  }
+
+  private async terminateOnce(t: ExecTarget, sessionId: string, graceMs: number): Promise<void> {
     const hupped = await this.signal(t, sessionId, 'HUP');
     if (hupped === 0) return;
     const deadline = Date.now() + graceMs;
@@ -41,4 +80,29 @@ export class PodReaper {
     }
     await this.signal(t, sessionId, 'KILL');
   }
+
+  private async terminateLater(t: ExecTarget, sessionId: string, graceMs: number): Promise<void> {
+    const fields = { cluster: this.client.cluster, session: sessionId, pod: `${t.namespace}/${t.pod}` };
+    const deadline = Date.now() + UNREACHABLE_RETRY_MS;
+    let wait = RETRY_FIRST_MS;
+    for (;;) {
+      // Unref'd: a broker that stops does not wait for an outage to end.
+      await sleep(wait, undefined, { ref: false });
+      try {
+        await this.terminateOnce(t, sessionId, graceMs);
+        this.log.info('session processes ended once the cluster answered again', fields);
+        return;
+      } catch (err) {
+        if (!unreachable(err) || Date.now() + wait > deadline) {
+          this.log.warn('could not end the session processes', { ...fields, error: err as Error });
+          return;
+        }
+      }
+      wait = Math.min(wait * 2, RETRY_MAX_MS);
+    }
+  }
+}
+
+function unreachable(err: unknown): err is EntryError {
+  return isEntryError(err) && err.code === 'ENTRY_CLUSTER_UNAVAILABLE';
 }

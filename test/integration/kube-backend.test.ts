@@ -12,6 +12,7 @@ import { ConfigError } from '../../broker/config/config-error.js';
 import { createLogger } from '../../broker/log.js';
 import type { ProcessSide } from '../../broker/session/types.js';
 import { EXEC_RULES, type KubeCluster, kubeClusterPossible, kubeStartTimeoutMs, startKubeCluster } from '../helpers/kube-cluster.js';
+import { eventually } from '../helpers/sessions.js';
 
 /** What a process side gave back. */
 interface Outcome {
@@ -507,34 +508,11 @@ describe.skipIf(!kubeClusterPossible())('the Kubernetes backend against a real c
     await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
     const closedPort = (closed.address() as { port: number }).port;
     await new Promise((r) => closed.close(r));
-    // A TCP relay to the real apiserver that can be cut and restored.
-    const sockets = new Set<Socket>();
-    let relay: Server | undefined;
-    const api = new URL(k.apiserverUrl);
-    const listenRelay = (port: number) =>
-      new Promise<number>((resolve) => {
-        relay = createServer((c) => {
-          const up = connect(Number(api.port), api.hostname);
-          sockets.add(c).add(up);
-          c.pipe(up).pipe(c);
-          const drop = () => (c.destroy(), up.destroy());
-          c.on('error', drop).on('close', drop);
-          up.on('error', drop).on('close', drop);
-        });
-        relay.listen(port, '127.0.0.1', () => resolve((relay!.address() as { port: number }).port));
-      });
-    const cut = async () => {
-      const closed = new Promise((r) => relay!.close(r));
-      for (const s of sockets) s.destroy();
-      sockets.clear();
-      await closed;
-    };
-    const relayPort = await listenRelay(0);
-    const config = (port: number, file: string) => {
-      const admin = readKubeconfig(k);
-      writeFileSync(join(dir, file), admin.replace(/server: \S+/, `server: https://127.0.0.1:${port}`));
-      return join(dir, file);
-    };
+    const relay = await apiserverRelay(k.apiserverUrl);
+    const { cut } = relay;
+    const listenRelay = () => relay.restore();
+    const relayPort = relay.port;
+    const config = (port: number, file: string) => kubeconfigVia(k, port, join(dir, file));
     const dead = createKubernetesBackend({ kubeconfig: config(closedPort, 'dead'), namespaces: [ns], log });
     const flaky = createKubernetesBackend({ kubeconfig: config(relayPort, 'flaky'), namespaces: [ns], log, timing: { backoffInitialMs: 50, backoffMaxMs: 200, pingIntervalMs: 5_000 } });
     const both = [new Backends([dead]), new Backends([flaky])] as const;
@@ -565,7 +543,7 @@ describe.skipIf(!kubeClusterPossible())('the Kubernetes backend against a real c
       await expect(both[1].resolve({ app: 'shop', proc: 'web', instance: '0' })).rejects.toMatchObject({ code: 'ENTRY_CLUSTER_UNAVAILABLE' });
       expect(performance.now() - t2).toBeLessThan(200);
       const tBack = performance.now();
-      await listenRelay(relayPort);
+      await listenRelay();
       for (let i = 0; i < 250 && !flaky.status()['entry-kube']; i++) await sleep(20);
       expect(flaky.status()).toEqual({ 'entry-kube': true });
       console.log(`kube-backend: apiserver cut: down after ${downAfter.toFixed(0)} ms; back: up after ${(performance.now() - tBack).toFixed(0)} ms`);
@@ -574,6 +552,35 @@ describe.skipIf(!kubeClusterPossible())('the Kubernetes backend against a real c
     } finally {
       for (const b of both) b.stop();
       await cut().catch(() => undefined);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("ends a session's processes once the apiserver that cut its stream answers again", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'entry-kb-'));
+    const relay = await apiserverRelay(k.apiserverUrl);
+    const flaky = createKubernetesBackend({ kubeconfig: kubeconfigVia(k, relay.port, join(dir, 'flaky')), namespaces: [ns], log, timing: { backoffInitialMs: 50, backoffMaxMs: 200 } });
+    const b = new Backends([flaky]);
+    try {
+      await b.start();
+      const t = await b.resolve({ app: 'shop', proc: 'web', instance: '1' });
+      const s = spec({ cmd: ['sh', '-c', 'echo started; exec sleep 306'], terminateGraceMs: 500 });
+      const mark = `ENTRY_SESSION=${s.sessionId}`;
+      const p = await t.open(s);
+      const d = drive(p);
+      await d.until((x) => x.includes('started'));
+      await relay.cut();
+      expect((await d.done).result).toMatchObject({ error: { code: 'ENTRY_CLUSTER_UNAVAILABLE' } });
+      // The relay ends the process side: the cluster cannot be asked now, and the session's end
+      // is not held up by that.
+      await expect(p.terminate()).rejects.toMatchObject({ code: 'ENTRY_CLUSTER_UNAVAILABLE' });
+      expect((await marked('web-1', mark)).some((l) => l.includes('sleep 306'))).toBe(true);
+      await relay.restore();
+      const waitedMs = await eventually(async () => (await marked('web-1', mark)).length === 0, 'the processes to be ended', 30_000);
+      console.log(`kube-backend: processes ended ${waitedMs} ms after the apiserver came back`);
+    } finally {
+      b.stop();
+      await relay.cut().catch(() => undefined);
       rmSync(dir, { recursive: true, force: true });
     }
   });
@@ -587,4 +594,42 @@ describe.skipIf(!kubeClusterPossible())('the Kubernetes backend against a real c
 
 function readKubeconfig(k: KubeCluster): string {
   return readFileSync(k.kubeconfigPath, 'utf8');
+}
+
+/** The admin kubeconfig, written to `file` with the apiserver reached on a loopback `port`. */
+function kubeconfigVia(k: KubeCluster, port: number, file: string): string {
+  writeFileSync(file, readKubeconfig(k).replace(/server: \S+/, `server: https://127.0.0.1:${port}`));
+  return file;
+}
+
+/** A TCP relay to the real apiserver that can be cut (every connection reset, the port closed) and restored on the same port. */
+async function apiserverRelay(apiserverUrl: string): Promise<{ port: number; cut(): Promise<void>; restore(): Promise<void> }> {
+  const sockets = new Set<Socket>();
+  let relay: Server | undefined;
+  const api = new URL(apiserverUrl);
+  const listen = (port: number) =>
+    new Promise<number>((resolve) => {
+      relay = createServer((c) => {
+        const up = connect(Number(api.port), api.hostname);
+        sockets.add(c).add(up);
+        c.pipe(up).pipe(c);
+        const drop = () => (c.destroy(), up.destroy());
+        c.on('error', drop).on('close', drop);
+        up.on('error', drop).on('close', drop);
+      });
+      relay.listen(port, '127.0.0.1', () => resolve((relay!.address() as { port: number }).port));
+    });
+  const port = await listen(0);
+  return {
+    port,
+    cut: async () => {
+      const closed = new Promise((r) => relay!.close(r));
+      for (const s of sockets) s.destroy();
+      sockets.clear();
+      await closed;
+    },
+    restore: async () => {
+      await listen(port);
+    },
+  };
 }

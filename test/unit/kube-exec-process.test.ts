@@ -12,6 +12,7 @@ import { KubeExecProcess } from '../../broker/kubernetes/exec-process.js';
 import { COLLECT_MAX_BYTES, execCollect } from '../../broker/kubernetes/exec-socket.js';
 import { KubeClient } from '../../broker/kubernetes/kube-client.js';
 import { PodReaper } from '../../broker/kubernetes/pod-reaper.js';
+import { createLogger } from '../../broker/log.js';
 import { writeKubeconfig } from '../helpers/kubeconfig.js';
 
 /**
@@ -138,7 +139,7 @@ describe.each([
     rmSync(dir, { recursive: true, force: true });
   });
 
-  const open = (s: ExecSpec, pod = 'p') => KubeExecProcess.open(client, new PodReaper(client), { namespace: 'ns', pod, container: 'main', spec: s, podGone: async () => false });
+  const open = (s: ExecSpec, pod = 'p') => KubeExecProcess.open(client, new PodReaper(client, createLogger('silent')), { namespace: 'ns', pod, container: 'main', spec: s, podGone: async () => false });
 
   it('gives the exit code as soon as the status arrives, and closes a socket the server keeps open', async () => {
     const p = await open(spec({ cmd: ['sh', '-c', 'echo out; exit 3'] }), 'lingering');
