@@ -12,7 +12,15 @@ export const FORWARDED_BY_HEADER = 'entry-forwarded-by';
  * then bytes both ways until either side closes. X-Forwarded-For gains the peer, for a holder
  * that lists this broker among its trusted proxies.
  */
-export function forwardUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, holderUrl: string, brokerId: string, keepAliveMs: number, onFailed: (err: Error) => void): void {
+export function forwardUpgrade(
+  req: IncomingMessage,
+  socket: Duplex,
+  head: Buffer,
+  holderUrl: string,
+  brokerId: string,
+  o: { keepAliveMs: number; connectTimeoutMs: number },
+  onFailed: (err: Error) => void,
+): void {
   const url = new URL(holderUrl);
   const secure = url.protocol === 'https:';
   const port = Number(url.port || (secure ? 443 : 80));
@@ -33,15 +41,21 @@ export function forwardUpgrade(req: IncomingMessage, socket: Duplex, head: Buffe
   lines.push(`X-Forwarded-For: ${forwardedFor ? `${forwardedFor}, ${peer}` : peer}`);
   lines.push(`${FORWARDED_BY_HEADER}: ${brokerId}`);
   let connected = false;
+  // A holder that does not answer (its host gone, a firewall dropping packets) fails as one that
+  // refuses, within the time an admission has, not after the OS gives up.
+  upstream.setTimeout(o.connectTimeoutMs, () => {
+    if (!connected) upstream.destroy(new Error(`no connection within ${o.connectTimeoutMs} ms`));
+  });
   upstream.once(secure ? 'secureConnect' : 'connect', () => {
     connected = true;
+    upstream.setTimeout(0);
     upstream.write(`${lines.join('\r\n')}\r\n\r\n`);
     if (head.length) upstream.write(head);
     socket.pipe(upstream);
     upstream.pipe(socket);
   });
   // Nothing above the bytes here sees this client: the kernel's keepalive finds a vanished one.
-  if (keepAliveMs > 0) (socket as Partial<Socket>).setKeepAlive?.(true, keepAliveMs);
+  if (o.keepAliveMs > 0) (socket as Partial<Socket>).setKeepAlive?.(true, o.keepAliveMs);
   upstream.on('error', (err) => {
     if (!connected) onFailed(err);
     else socket.destroy();

@@ -132,11 +132,12 @@ export class Gateway {
     if (route === 'enter' && request.protocol2 && request.resume && forwardedBy === undefined && this.deps.locateSession) {
       // A resume that reached a broker not holding the session goes to the one that does.
       const admitHere = () => this.admitUpgrade(req, socket, head, route, request, remoteAddress, clientCert);
-      this.underWay(this.deps.locateSession(request.resume)).then(
+      // Bounded as the admission is: a store that does not answer leaves the resume to this broker.
+      this.underWay(withTimeout(this.deps.locateSession(request.resume), this.deps.config.limits.handshakeTimeoutMs, () => 'redeeming')).then(
         (holder) => {
           if (!holder) return admitHere();
           this.deps.log.info('resume forwarded', { request: request.requestId, session: request.resume, to: holder, remote: remoteAddress });
-          forwardUpgrade(req, socket, head, holder, this.deps.brokerId ?? '', this.deps.config.limits.tcpKeepAliveMs, (err) => {
+          forwardUpgrade(req, socket, head, holder, this.deps.brokerId ?? '', { keepAliveMs: this.deps.config.limits.tcpKeepAliveMs, connectTimeoutMs: this.deps.config.limits.handshakeTimeoutMs }, (err) => {
             // The holder is gone, and the session with it: answered here (ENTRY_RESUME_EXPIRED).
             this.deps.log.warn('resume not forwarded: holder unreachable', { request: request.requestId, session: request.resume, to: holder, error: err });
             admitHere();
