@@ -164,7 +164,7 @@ export interface DockerWiring {
 
 /** The Docker backend as configured: every --docker-host, with its client and reaper. */
 export function createDockerBackend(w: DockerWiring): DockerBackend {
-  const hosts = connectHosts(w.config.hosts, w.reapMode ?? w.config.reapMode, w.docker, dockerClientOptions(w.config.client, w.config.hosts));
+  const hosts = connectHosts(w.config.hosts, w.reapMode ?? w.config.reapMode, w.docker, dockerClientOptions(w.config.client, w.config.hosts), w.log);
   const observe = w.onCall;
   if (observe) for (const h of hosts) instrumentDocker(h.docker, h.name, observe);
   return new DockerBackend(hosts, w.log);

@@ -1,4 +1,5 @@
 import type Docker from 'dockerode';
+import type { Logger } from '../log.js';
 import type { HostContainerIndex } from './container-index.js';
 import { connectDocker, type DockerClientOptions } from './engine.js';
 import { ProcessReaper, type ReapMode } from './process-reaper.js';
@@ -13,10 +14,10 @@ export interface DockerHost {
   index?: HostContainerIndex;
 }
 
-
-export function connectHosts(specs: Array<{ name: string; url: string }>, reapMode: ReapMode, override?: Docker, client: DockerClientOptions = {}): DockerHost[] {
+/** A client and a reaper per engine; `log` hears of clean-ups that finish in the background. */
+export function connectHosts(specs: Array<{ name: string; url: string }>, reapMode: ReapMode, override?: Docker, client: DockerClientOptions = {}, log?: Logger): DockerHost[] {
   return specs.map((s) => {
     const docker = override ?? connectDocker(s.url, client);
-    return { ...s, docker, reaper: new ProcessReaper(docker, reapMode) };
+    return { ...s, docker, reaper: new ProcessReaper(docker, reapMode, log) };
   });
 }

@@ -1,7 +1,11 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type Docker from 'dockerode';
+import { CLEANUP_RETRY_MS, retryCleanup } from '../backend/cleanup-retry.js';
 import { Limiter, nextTurn, Pacer } from '../backend/pacing.js';
 import { sessionMark } from '../backend/session-mark.js';
+import { EntryError, isEntryError } from '../errors.js';
+import { createLogger, type Logger } from '../log.js';
+import { dockerFailure } from './engine.js';
 import { signalViaExec } from './exec-scan.js';
 import { isNamespaceInit, ProcReader, scanPidsWithMark, treePidsWithMark } from './proc-walk.js';
 
@@ -85,6 +89,8 @@ export class ProcessReaper {
   constructor(
     private readonly docker: Docker,
     private readonly mode: ReapMode,
+    /** Where a clean-up finished in the background (see retryCleanup) says how it ended. */
+    private readonly log: Logger = createLogger('silent'),
   ) {}
 
   private readonly pacer = new Pacer(1000 / CLEANUP_STARTS_PER_SECOND);
@@ -201,9 +207,21 @@ export class ProcessReaper {
 
   /**
    * Ends the session's processes: SIGHUP (what a terminal hang-up sends), then SIGKILL for
-   * whatever is left after `graceMs`.
+   * whatever is left after `graceMs`. When the engine cannot be reached (a remote engine's link
+   * down), this fails at once, not holding up the session's end, and the clean-up goes on in
+   * the background until the engine answers again.
    */
   async terminate(containerId: string, sessionId: string, execHostPid: number, graceMs: number): Promise<void> {
+    try {
+      await this.terminateOnce(containerId, sessionId, execHostPid, graceMs);
+    } catch (err) {
+      if (!engineUnreachable(err)) throw err;
+      retryCleanup(() => this.terminateOnce(containerId, sessionId, execHostPid, graceMs), engineUnreachable, this.log, { container: containerId.slice(0, 12), session: sessionId });
+      throw new EntryError('ENTRY_DOCKER_UNAVAILABLE', `ending the session's processes: ${(err as Error).message}: trying again for ${CLEANUP_RETRY_MS / 1000} s`);
+    }
+  }
+
+  private async terminateOnce(containerId: string, sessionId: string, execHostPid: number, graceMs: number): Promise<void> {
     const hupped = await this.signal(containerId, sessionId, 'SIGHUP', execHostPid);
     if (hupped === 0) return;
     const deadline = Date.now() + graceMs;
@@ -215,6 +233,12 @@ export class ProcessReaper {
     }
     await this.signal(containerId, sessionId, 'SIGKILL', execHostPid);
   }
+}
+
+/** A failure of the engine's link, not of the clean-up itself. */
+function engineUnreachable(err: unknown): boolean {
+  if (isEntryError(err)) return err.code === 'ENTRY_DOCKER_UNAVAILABLE';
+  return dockerFailure(err, '').code === 'ENTRY_DOCKER_UNAVAILABLE';
 }
 
 /** Sends `signal` to each PID; returns how many were still there to receive it. */

@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { CLEANUP_RETRY_MS, retryCleanup } from '../backend/cleanup-retry.js';
 import { Limiter } from '../backend/pacing.js';
 import { SCAN_SCRIPT, sessionMark } from '../backend/session-mark.js';
 import { EntryError, isEntryError } from '../errors.js';
@@ -12,17 +13,6 @@ import type { KubeClient } from './kube-client.js';
  * shared with the sessions still open: 8 in flight, as the Docker reaper's scans.
  */
 const SCAN_CONCURRENCY = 8;
-
-/**
- * How long ending a session keeps trying a cluster it cannot reach, in the background. An
- * apiserver that restarts (an upgrade, a control-plane node replaced) ends every exec stream at
- * once, and the processes behind them keep running in their pods: nothing but this clean-up
- * will end them. Tries at 0.5, 1, 2, 4, 8 s, then every 8 s, for two minutes: a restart takes
- * seconds to tens of seconds.
- */
-const UNREACHABLE_RETRY_MS = 120_000;
-const RETRY_FIRST_MS = 500;
-const RETRY_MAX_MS = 8_000;
 
 /**
  * Closing a pods/exec stream does not end the process in the pod (kubernetes#89031), and
@@ -63,8 +53,8 @@ export class PodReaper {
       await this.terminateOnce(t, sessionId, graceMs);
     } catch (err) {
       if (!unreachable(err)) throw err;
-      void this.terminateLater(t, sessionId, graceMs);
-      throw new EntryError('ENTRY_CLUSTER_UNAVAILABLE', `${err.message}: trying again for ${UNREACHABLE_RETRY_MS / 1000} s`);
+      retryCleanup(() => this.terminateOnce(t, sessionId, graceMs), unreachable, this.log, { cluster: this.client.cluster, session: sessionId, pod: `${t.namespace}/${t.pod}` });
+      throw new EntryError('ENTRY_CLUSTER_UNAVAILABLE', `${err.message}: trying again for ${CLEANUP_RETRY_MS / 1000} s`);
     }
   }
 
@@ -79,27 +69,6 @@ export class PodReaper {
       wait = Math.min(wait * 2, 250);
     }
     await this.signal(t, sessionId, 'KILL');
-  }
-
-  private async terminateLater(t: ExecTarget, sessionId: string, graceMs: number): Promise<void> {
-    const fields = { cluster: this.client.cluster, session: sessionId, pod: `${t.namespace}/${t.pod}` };
-    const deadline = Date.now() + UNREACHABLE_RETRY_MS;
-    let wait = RETRY_FIRST_MS;
-    for (;;) {
-      // Unref'd: a broker that stops does not wait for an outage to end.
-      await sleep(wait, undefined, { ref: false });
-      try {
-        await this.terminateOnce(t, sessionId, graceMs);
-        this.log.info('session processes ended once the cluster answered again', fields);
-        return;
-      } catch (err) {
-        if (!unreachable(err) || Date.now() + wait > deadline) {
-          this.log.warn('could not end the session processes', { ...fields, error: err as Error });
-          return;
-        }
-      }
-      wait = Math.min(wait * 2, RETRY_MAX_MS);
-    }
   }
 }
 

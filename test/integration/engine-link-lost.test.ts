@@ -55,4 +55,17 @@ describe.each(['host', 'exec'] as ReapMode[])('the engine stream lost while a co
     await eventually(async () => !(await running(tag)), `sleep ${tag} ended`, 15_000);
     expect(b.logs.filter((l) => l.includes('could not end the session processes'))).toEqual([]);
   }, 40_000);
+
+  it('ends the processes once the engine answers again, when the link stays down for a while', async () => {
+    const tag = '1023';
+    await eventually(async () => (await fetch(`${b.url}/readyz`)).status === 200, 'the broker ready', 20_000);
+    const c = await openCommand(b.wsUrl, await b.mint({ apps: [app] }), target, ['sh', '-c', `echo READY; sleep ${tag}`]);
+    await c.waitFor(() => c.stdoutText().includes('READY'), 'READY');
+    await eventually(() => running(tag), `sleep ${tag} running`);
+    // Three seconds in which every connection to the engine is refused, the clean-up's included.
+    engine.cut(3_000);
+    await c.closed;
+    expect(['ENTRY_STREAM_LOST', 'ENTRY_DOCKER_UNAVAILABLE']).toContain(c.closeMessage()?.code);
+    await eventually(async () => !(await running(tag)), `sleep ${tag} ended`, 30_000);
+  }, 60_000);
 });
