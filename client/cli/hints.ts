@@ -31,9 +31,10 @@ export async function nextStep(code: string, ctx: FailureContext): Promise<strin
     case 'ENTRY_APP_DENIED':
       return 'The broker never lets anyone into this app (its --deny-apps setting).';
     case 'ENTRY_CONNECT_FAILED':
-      return ctx.ref
+      // A profile's name says nothing of its address; a bare address is in the error already.
+      return ctx.ref?.profile
         ? `Check the broker address (${brokerLabel(ctx.ref)} is ${ctx.ref.url}; \`enter broker ls\` lists them) and that the broker is running.`
-        : 'Check the broker address (`enter broker ls`) and that the broker is running.';
+        : 'Check the broker address (`enter broker ls` lists the ones you have) and that the broker is running.';
     case 'ENTRY_BAD_ANSWER':
       return ctx.ref
         ? `Check that ${ctx.ref.url} is the address of an Entry broker (\`enter broker ls\` lists them).`

@@ -1,0 +1,14 @@
+import { describe, expect, it } from 'vitest';
+import { nextStep } from '../../client/cli/hints.js';
+
+describe('the hint under an unreachable broker', () => {
+  it("names a profile's address, which its name does not say", async () => {
+    expect(await nextStep('ENTRY_CONNECT_FAILED', { ref: { url: 'https://entry.example', profile: 'prod' }, env: {} })).toBe(
+      'Check the broker address (prod is https://entry.example; `enter broker ls` lists them) and that the broker is running.',
+    );
+  });
+
+  it('does not repeat an address given as such', async () => {
+    expect(await nextStep('ENTRY_CONNECT_FAILED', { ref: { url: 'http://127.0.0.1:1' }, env: {} })).toBe('Check the broker address (`enter broker ls` lists the ones you have) and that the broker is running.');
+  });
+});
