@@ -218,7 +218,7 @@ async function main(): Promise<void> {
           .option('user', { alias: 'u', type: 'string', default: '', describe: 'run as USER (name, uid or uid:gid)' })
           .option('workdir', { alias: 'w', type: 'string', default: '', describe: 'working directory' })
           // One value per -e (docker's way): an array option would take the positionals after it too.
-          .option('env', { alias: 'e', type: 'string', default: [] as string[], coerce: (v: string | string[]) => [v].flat(), describe: 'set KEY=VALUE (repeatable)' })
+          .option('env', { alias: 'e', type: 'string', default: [] as string[], coerce: (v: string | string[]) => [v].flat(), describe: 'set KEY=VALUE, or KEY to pass this shell\'s value (repeatable)' })
           .option('container', { alias: 'c', type: 'string', default: '', describe: 'container of a multi-container pod (default: the pod\'s default container)' })
           .option('escape', {
             type: 'string',
@@ -237,8 +237,14 @@ async function main(): Promise<void> {
       async (args) => {
         const ref = broker(args.broker);
         context.app = args.app!;
+        // As docker exec: KEY=VALUE, or KEY alone for this shell's own value (left out when unset).
+        const env: string[] = [];
         for (const kv of args.env) {
-          if (!/^[A-Za-z_][A-Za-z0-9_]*=/.test(kv)) throw new ClientError('ENTRY_BAD_REQUEST', `-e wants KEY=VALUE, got ${JSON.stringify(kv)}`);
+          if (/^[A-Za-z_][A-Za-z0-9_]*=/.test(kv)) env.push(kv);
+          else if (/^[A-Za-z_][A-Za-z0-9_]*$/.test(kv)) {
+            const own = process.env[kv];
+            if (own !== undefined) env.push(`${kv}=${own}`);
+          } else throw new ClientError('ENTRY_BAD_REQUEST', `-e wants KEY=VALUE or KEY, got ${JSON.stringify(kv)}`);
         }
         let escapeChar: number | null;
         try {
@@ -260,7 +266,7 @@ async function main(): Promise<void> {
           tty,
           user: args.user,
           workdir: args.workdir,
-          env: args.env,
+          env,
           container: args.container,
           escapeChar,
           resume: args.resume,

@@ -75,14 +75,17 @@ describe('enter <app> <proc> <n> -- <cmd>: scripted runs', () => {
     expect(r.stdout.toString()).toBe('app\n/tmp\nhi there\n');
   });
 
-  it('takes -e before the positionals, once per variable as docker does', async () => {
+  it('takes -e before the positionals, once per variable, KEY alone for this shell\'s value, as docker does', async () => {
     const r = await runCli(['-e', 'A=1', '-e', 'B=two words', app, 'web', '1', '--', 'sh', '-c', 'echo "$A/$B"'], env);
     expect(r.stderr.toString()).toBe('');
     expect(r.stdout.toString()).toBe('1/two words\n');
     const one = await runCli(['-e', 'A=only', app, 'web', '1', '--', 'sh', '-c', 'echo "$A"'], env);
     expect(one.stdout.toString()).toBe('only\n');
-    const bad = await runCli(['-e', 'nope', app, 'web', '1', '--', 'true'], env);
-    expect(bad.stderr.toString()).toBe('enter: -e wants KEY=VALUE, got "nope"\n');
+    // KEY alone passes this shell's value, and nothing when it has none, as docker exec -e KEY does.
+    const own = await runCli(['-e', 'MINE', '-e', 'UNSET_HERE', app, 'web', '1', '--', 'sh', '-c', 'echo "$MINE/${UNSET_HERE-unset}"'], { ...env, MINE: 'from here' });
+    expect(own.stdout.toString()).toBe('from here/unset\n');
+    const bad = await runCli(['-e', 'no pe', app, 'web', '1', '--', 'true'], env);
+    expect(bad.stderr.toString()).toBe('enter: -e wants KEY=VALUE or KEY, got "no pe"\n');
     expect(bad.status).toBe(255);
   });
 
