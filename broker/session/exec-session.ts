@@ -223,7 +223,7 @@ export async function runExecSession(upgrade: AdmittedSession, deps: ExecSession
           },
           () => ({ bytesIn: r.bytesIn, bytesOut: r.bytesOut }),
         )
-        .catch((err: unknown) => deps.log.warn('session not registered', { ...fields, error: err as Error }));
+        .catch((err: unknown) => deps.log.warn('session not registered yet: the heartbeat lists it once the store answers', { ...fields, error: err as Error }));
     }
     if (stopRequested) void r.stop(stopRequested);
     const reason = await r.run();

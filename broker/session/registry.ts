@@ -23,7 +23,7 @@ export const HEARTBEAT_SLICE = 200;
 interface LiveSession {
   record: SessionRecord;
   counters: () => { bytesIn: number; bytesOut: number };
-  /** Its first write is done: from then on it is heartbeated. */
+  /** Heartbeated: its first write is done, or failed and is left to the heartbeat. */
   listed: boolean;
   removed: boolean;
 }
@@ -71,12 +71,18 @@ export class SessionRegistry {
     try {
       await storeCall(() => this.store.putSession(record, this.options.ttlMs));
     } catch (err) {
-      if (this.live.get(record.id) === entry) this.forget(record.id);
+      // Not listed yet: the heartbeat writes it once the store answers again, so that a session
+      // started during an outage can still be seen, killed, watched and resumed elsewhere.
+      if (!entry.removed) this.heartbeat(entry);
       throw err;
     }
     // Removed while being written (the session was killed meanwhile): the removal wins, and the
     // write, which may have landed after it, is taken back; no heartbeat starts.
-    if (entry.removed) return this.unlist(record.id);
+    if (entry.removed) return this.unlist(record);
+    this.heartbeat(entry);
+  }
+
+  private heartbeat(entry: LiveSession): void {
     entry.listed = true;
     this.timer ??= setInterval(() => void this.beat(), Math.max(100, Math.floor(this.options.ttlMs / 3)));
     this.timer.unref();
@@ -104,9 +110,9 @@ export class SessionRegistry {
           failed += slice.length;
           error = err;
         }
-        // A beat that was on its way when a session ended must not list it again.
+        // A beat that was on its way when a session ended must not list it again, nor hold its slot.
         const ended = slice.filter((s) => s.removed);
-        if (ended.length > 0) await Promise.all(ended.map((s) => this.unlist(s.record.id)));
+        if (ended.length > 0) await Promise.all(ended.map((s) => this.unlist(s.record)));
       }
     } finally {
       this.beating = false;
@@ -114,8 +120,11 @@ export class SessionRegistry {
     if (failed > 0) this.log.warn('session heartbeat failed', { sessions: failed, error: error as Error });
   }
 
-  private async unlist(sessionId: string): Promise<void> {
-    await this.store.removeSession(sessionId).catch((err: unknown) => this.log.warn('session record not removed (it expires by itself)', { session: sessionId, error: err as Error }));
+  private async unlist(record: SessionRecord): Promise<void> {
+    await Promise.all([
+      this.store.removeSession(record.id),
+      this.options.maxUserSessions > 0 ? this.store.releaseUserSlot(record.user, record.id) : Promise.resolve(),
+    ]).catch((err: unknown) => this.log.warn('session record not removed (it expires by itself)', { session: record.id, error: err as Error }));
   }
 
   /** Stops heartbeating a session; the timer with it when it was the last. */

@@ -68,8 +68,10 @@ export class MemoryStore implements Store {
     const expires = Date.now() + ttlMs;
     for (const record of records) {
       this.sessions.set(record.id, { record: { ...record }, expires });
-      const slots = userSlots ? this.slots.get(record.user) : undefined;
-      if (slots?.has(record.id)) slots.set(record.id, expires);
+      if (!userSlots) continue;
+      const slots = this.slots.get(record.user) ?? new Map<string, number>();
+      slots.set(record.id, expires);
+      this.slots.set(record.user, slots);
     }
   }
 

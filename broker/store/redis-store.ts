@@ -95,8 +95,9 @@ export class RedisStore implements Store {
         if (pairs) pairs.push(expires, r.id);
         else byUser.set(r.user, [expires, r.id]);
       }
-      // XX: a slot released meanwhile is not taken again by its heartbeat.
-      for (const [user, pairs] of byUser) tx.zadd(`${P}slots:${user}`, 'XX', ...pairs).pexpire(`${P}slots:${user}`, ttlMs);
+      // Put back if lost (a Redis restarted): a live session holds its slot. A session that
+      // ended while this was on its way has its slot released again by the registry.
+      for (const [user, pairs] of byUser) tx.zadd(`${P}slots:${user}`, ...pairs).pexpire(`${P}slots:${user}`, ttlMs);
     }
     await tx.exec();
   }

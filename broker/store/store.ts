@@ -31,8 +31,10 @@ export interface Store {
   // Live session registry, kept fresh by heartbeats; a record expires when its broker dies.
   putSession(record: SessionRecord, ttlMs: number): Promise<void>;
   /**
-   * A heartbeat: writes the records again with a fresh TTL and, with `userSlots`, refreshes
-   * their users' slots. One round trip for all of them.
+   * A heartbeat: writes the records again with a fresh TTL and, with `userSlots`, their users'
+   * slots, put back if the store lost them (restarted, or paused past the TTL): the sessions
+   * hold them as long as they live. One round trip for all of them. The caller releases again
+   * the slot of a session that ended while this was on its way.
    */
   refreshSessions(records: readonly SessionRecord[], ttlMs: number, userSlots: boolean): Promise<void>;
   removeSession(id: string): Promise<void>;

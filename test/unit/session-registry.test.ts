@@ -10,6 +10,7 @@ class GatedStore extends MemoryStore {
   /** Heartbeat calls, with how many records each carried. */
   beats: number[] = [];
   failBeats = false;
+  failPuts = false;
   private gate: Promise<void> | undefined;
   private open: () => void = () => undefined;
 
@@ -23,6 +24,7 @@ class GatedStore extends MemoryStore {
   override async putSession(record: SessionRecord, ttlMs: number): Promise<void> {
     this.puts++;
     if (this.gate) await this.gate;
+    if (this.failPuts) throw new Error('store down');
     return super.putSession(record, ttlMs);
   }
   override async refreshSessions(records: readonly SessionRecord[], ttlMs: number, userSlots: boolean): Promise<void> {
@@ -101,6 +103,38 @@ describe('SessionRegistry', () => {
     store.releaseWrites();
     await sleep(50);
     expect(await store.getSession('s3')).toBeUndefined();
+  });
+
+  it('lists a session whose first write failed once the store answers again', async () => {
+    const store = new GatedStore();
+    const registry = new SessionRegistry(store, { brokerId: 'b1', ttlMs: TTL_MS, maxUserSessions: 0 }, log);
+    store.failPuts = true;
+    await expect(registry.add(record('s6'), () => ({ bytesIn: 1, bytesOut: 2 }))).rejects.toMatchObject({ code: 'ENTRY_STORE_UNAVAILABLE' });
+    expect(await store.getSession('s6')).toBeUndefined();
+    for (let i = 0; i < 100 && !(await store.getSession('s6')); i++) await sleep(10);
+    expect((await store.getSession('s6'))?.bytesOut).toBe(2);
+    await registry.remove('alice', 's6');
+    expect(await store.getSession('s6')).toBeUndefined();
+  });
+
+  it('holds a live session\'s slot again after the store lost it, and none of a session removed while its beat was on its way', async () => {
+    const store = new GatedStore();
+    const registry = new SessionRegistry(store, { brokerId: 'b1', ttlMs: TTL_MS, maxUserSessions: 1 }, log);
+    await registry.reserve('alice', 's7');
+    await registry.add(record('s7'), () => ({ bytesIn: 0, bytesOut: 0 }));
+    // The store forgets the slot (a Redis restarted); the next beat puts it back.
+    await store.releaseUserSlot('alice', 's7');
+    const beats = store.beats.length;
+    for (let i = 0; i < 100 && store.beats.length === beats; i++) await sleep(10);
+    await expect(registry.reserve('alice', 'other')).rejects.toMatchObject({ code: 'ENTRY_USER_SESSION_LIMIT' });
+    // Ended while a beat carrying it is held: its slot is free once the beat is done.
+    store.holdWrites();
+    const held = store.beats.length;
+    for (let i = 0; i < 100 && store.beats.length === held; i++) await sleep(10);
+    await registry.remove('alice', 's7');
+    store.releaseWrites();
+    await sleep(50);
+    await registry.reserve('alice', 'next');
   });
 
   it('beats for all its sessions together, a slice of records per store call', async () => {
