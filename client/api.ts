@@ -1,4 +1,4 @@
-import { Readable, Writable } from 'node:stream';
+import { pipeline, Readable, Writable } from 'node:stream';
 import { utf8 } from '../proto/codec.js';
 import { ClientError } from './protocol/client-error.js';
 import { type ConnectOptions, ExecConnection, type SessionEnd, type Target } from './protocol/connection.js';
@@ -128,6 +128,9 @@ export async function spawn(options: ExecOptions): Promise<RemoteProcess> {
   const result = conn.done.then((end) => {
     stdout.push(null);
     stderr.push(null);
+    // Nothing more is taken: a write still waiting, or a pipeline into stdin, ends now (as
+    // writing to a process that exited does) instead of waiting for a drain that never comes.
+    stdin.destroy();
     return exitCodeOf(end);
   });
   result.catch(() => undefined);
@@ -151,10 +154,28 @@ export async function run(options: RunOptions): Promise<RunResult> {
   proc.stderr.on('data', (c: Buffer) => err.push(c));
   const ended = Promise.all([new Promise((r) => proc.stdout.on('end', r)), new Promise((r) => proc.stderr.on('end', r))]);
   const input = options.stdin;
+  let over = false;
+  let inputFailed: Error | undefined;
   if (input === undefined) proc.stdin.end();
   else if (typeof input === 'string' || input instanceof Uint8Array) proc.stdin.end(input);
-  else input.pipe(proc.stdin);
-  const exitCode = await proc.wait();
-  await ended;
-  return { exitCode, stdout: Buffer.concat(out), stderr: Buffer.concat(err) };
+  else {
+    // Input that fails before the command is done ends the session: its end would never come.
+    input.once('error', (e: Error) => {
+      if (over) return;
+      inputFailed = e;
+      proc.close();
+    });
+    // Its own failure is heard above; a session that ends first ends the input too.
+    pipeline(input, proc.stdin, () => undefined);
+  }
+  try {
+    const exitCode = await proc.wait();
+    await ended;
+    if (inputFailed) throw inputFailed;
+    return { exitCode, stdout: Buffer.concat(out), stderr: Buffer.concat(err) };
+  } catch (e) {
+    throw inputFailed ?? e;
+  } finally {
+    over = true;
+  }
 }

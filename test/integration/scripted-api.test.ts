@@ -78,6 +78,25 @@ describe('the TypeScript API: run() and spawn()', () => {
     expect(await proc.wait()).toBe(0);
   });
 
+  it('settles a pipeline into stdin when the command ends before taking it all', async () => {
+    const proc = await spawn({ ...base, command: ['sh', '-c', 'sleep 0.5; exit 2'] });
+    const feeding = pipeline(Readable.from([randomBytes(5 * 1024 * 1024)]), proc.stdin).then(
+      () => 'fed',
+      (e: NodeJS.ErrnoException) => e.code,
+    );
+    expect(await proc.wait()).toBe(2);
+    // The command took none of it: the pipeline ends as one into a process that exited does.
+    expect(await feeding).toBe('ERR_STREAM_PREMATURE_CLOSE');
+  });
+
+  it('rejects run() with the error of a stdin stream that fails, and ends the command', async () => {
+    const failing = new Readable({ read() {} });
+    failing.push('abc');
+    setTimeout(() => failing.destroy(new Error('disk read failed')), 200);
+    const err = await run({ ...base, command: ['sh', '-c', 'wc -c; echo unreachable'], stdin: failing }).catch((e: unknown) => e);
+    expect((err as Error).message).toBe('disk read failed');
+  });
+
   it('rejects with a ClientError naming the reason when the target does not exist', async () => {
     const err = await run({ ...base, target: { app, proc: 'web', instance: 9 }, command: ['true'] }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ClientError);
