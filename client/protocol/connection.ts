@@ -248,8 +248,12 @@ export class ExecConnection extends EventEmitter {
   /** Ends the session: the broker ends the remote processes. */
   close(): void {
     this.closedByUs = true;
-    if (this.lostAt > 0) this.finish({ exitCode: this.exitCode, code: '', message: 'closed while reconnecting', closeCode: 1000 });
-    else this.ws.close(1000);
+    if (this.lostAt > 0) {
+      this.finish({ exitCode: this.exitCode, code: '', message: 'closed while reconnecting', closeCode: 1000 });
+      // A reconnect may be under way on a socket that already sent RESUME: closing it in order
+      // ends the session on the broker, as any close of ours does.
+      if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING) this.ws.close(1000);
+    } else this.ws.close(1000);
   }
 
   private stopTracking(): void {
@@ -292,7 +296,8 @@ export class ExecConnection extends EventEmitter {
     earlyEvents.delete(ws);
     early?.stop();
     ws.on('message', (data: Buffer) => {
-      if (this.ws !== ws) return;
+      // Nothing is told after the end (a resume that completes after close(), say).
+      if (this.ws !== ws || this.ended) return;
       this.lastHeard = Date.now();
       this.onMessage(data);
     });
@@ -348,7 +353,13 @@ export class ExecConnection extends EventEmitter {
       this.emit('reconnecting', { attempt, deadline: this.resumeDeadline } satisfies ReconnectStatus);
       try {
         const ws = await openSocket(this.options, { 'entry-resume': ticket.session }, Math.min(left, this.options.connectTimeoutMs ?? 15_000));
-        if (this.ended || this.closedByUs) {
+        if (this.closedByUs) {
+          // Closed by us meanwhile: take the session back only to end it, in order.
+          ws.send(encodeRequest(RequestType.RESUME, encodeResumeRequest({ token: ticket.token, outputOffset: this.outputAcks.count })));
+          ws.close(1000);
+          return;
+        }
+        if (this.ended) {
           ws.terminate();
           return;
         }
