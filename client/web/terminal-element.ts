@@ -28,6 +28,8 @@ export class EntryTerminalElement extends HTMLElement {
     return this.#token;
   }
   set token(value: string | undefined) {
+    // The same credential again (a page re-rendering) must not restart a running session.
+    if ((value || undefined) === this.#token) return;
     this.#token = value || undefined;
     this.#restart();
   }
@@ -36,6 +38,7 @@ export class EntryTerminalElement extends HTMLElement {
     return this.#ticketProvider;
   }
   set ticketProvider(value: TicketProvider | undefined) {
+    if (value === this.#ticketProvider) return;
     this.#ticketProvider = value;
     this.#restart();
   }

@@ -88,6 +88,12 @@ const OUTPUT_ACK_BYTES = 64 * 1024;
 const OUTPUT_ACK_MS = 1_000;
 const RETRY_FIRST_MS = 100;
 const RETRY_MAX_MS = 1_000;
+/**
+ * One resume try, from asking for a ticket to RESUMABLE, at most (or what is left of the grace
+ * period): a network that drops packets leaves a socket connecting, or a ticket request
+ * waiting, for as long as the browser likes. The same bound as the CLI's connect timeout.
+ */
+const RESUME_TRY_MS = 15_000;
 /** Input sent and not yet passed on by the broker, at most; more waits here (a large paste). */
 const INPUT_WINDOW = 1024 * 1024;
 
@@ -187,6 +193,8 @@ class TerminalSession implements TerminalHandle {
   private deadline = 0;
   private retryWait = RETRY_FIRST_MS;
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The resume try under way gives up when this fires (see RESUME_TRY_MS). */
+  private tryTimer: ReturnType<typeof setTimeout> | undefined;
   private overlay: HTMLDivElement | undefined;
   private overlayTimer: ReturnType<typeof setInterval> | undefined;
   private lastHeard = 0;
@@ -264,6 +272,7 @@ class TerminalSession implements TerminalHandle {
     this.disposed = true;
     this.detachSocket(1000);
     this.stopResuming();
+    clearInterval(this.watchdog);
     cancelAnimationFrame(this.fitFrame);
     this.resizeObserver.disconnect();
     for (const c of this.cleanups.splice(0)) c();
@@ -296,6 +305,7 @@ class TerminalSession implements TerminalHandle {
   private async connect(resuming = false): Promise<void> {
     const generation = ++this.generation;
     const resumeOf = resuming ? this.ticket?.session : undefined;
+    if (resumeOf) this.boundTry(generation);
     if (!resumeOf) {
       this.setState('connecting');
       this.pending = [];
@@ -447,6 +457,7 @@ class TerminalSession implements TerminalHandle {
       return;
     }
     // Resumed: the output missed follows; send again the input the broker has not passed on.
+    clearTimeout(this.tryTimer);
     this.lostAt = 0;
     this.retryWait = RETRY_FIRST_MS;
     this.hideOverlay();
@@ -556,8 +567,22 @@ class TerminalSession implements TerminalHandle {
     }, wait);
   }
 
+  /**
+   * Gives up the resume try of `generation` if it has not resumed within RESUME_TRY_MS (or the
+   * grace left): its socket is dropped and the next try follows, until the grace period ends.
+   */
+  private boundTry(generation: number): void {
+    clearTimeout(this.tryTimer);
+    this.tryTimer = setTimeout(() => {
+      if (this.disposed || this.lostAt === 0 || generation !== this.generation) return;
+      this.detachSocket(4100);
+      this.retryResume();
+    }, Math.max(0, Math.min(RESUME_TRY_MS, this.deadline - Date.now())));
+  }
+
   private stopResuming(): void {
     this.lostAt = 0;
+    clearTimeout(this.tryTimer);
     clearTimeout(this.retryTimer);
     this.hideOverlay();
   }

@@ -3,8 +3,9 @@ import { createServer, type Server, type Socket, connect } from 'node:net';
 /**
  * A loopback TCP proxy in front of one or more brokers (or an engine's unix socket), whose
  * links a test can break: `cut` resets every open connection (TCP RST, as a dropped network or
- * a restarted load balancer does) and refuses new ones for a while. `to` picks where the next
- * connection goes; `tap` sees every byte the clients send.
+ * a restarted load balancer does) and refuses new ones for a while; `stall` leaves new ones
+ * unanswered for a while. `to` picks where the next connection goes; `tap` sees every byte the
+ * clients send.
  */
 export class TcpProxy {
   private server: Server | undefined;
@@ -14,6 +15,7 @@ export class TcpProxy {
   /** Links to a unix socket, which has no RST to send. */
   private readonly pipes = new WeakSet<Socket>();
   private downUntil = 0;
+  private stalledUntil = 0;
   port = 0;
   /** Connections accepted so far. */
   accepted = 0;
@@ -35,6 +37,13 @@ export class TcpProxy {
     this.server = createServer((client) => {
       if (Date.now() < this.downUntil) {
         client.resetAndDestroy();
+        return;
+      }
+      if (Date.now() < this.stalledUntil) {
+        // Accepted and never answered, as a host behind a network that drops packets.
+        client.on('error', () => undefined);
+        client.pause();
+        this.frozen.add(client);
         return;
       }
       this.accepted++;
@@ -67,6 +76,11 @@ export class TcpProxy {
       this.frozen.add(s);
     }
     this.links.clear();
+  }
+
+  /** New connections for `ms` are accepted and never answered (nor closed, until `cut` or `stop`). */
+  stall(ms: number): void {
+    this.stalledUntil = Date.now() + ms;
   }
 
   /** Resets every open link, frozen ones included; new connections are reset too for `downMs`. */
