@@ -14,6 +14,15 @@ export const FEED_END = 2;
 /** How long one watch request keeps the feed on; watchers renew it every third of this. */
 export const WATCH_LEASE_MS = 30_000;
 
+/**
+ * Output on its way to the store at most, per watched session. A store that stops answering
+ * without closing its connection (a Redis paused, a network partition) would otherwise queue
+ * every chunk of a busy session in the broker: gigabytes in seconds. Past this the feed skips
+ * output and says so; 4 MiB is a few seconds of a fast terminal, well past any store's lag.
+ */
+export const FEED_MAX_PENDING_BYTES = 4 * 1024 * 1024;
+const SKIPPED = Buffer.from('\r\n[entry: output skipped: the shared store fell behind]\r\n');
+
 export function feedMessage(kind: number, data: Uint8Array): Buffer {
   const buf = Buffer.allocUnsafe(data.length + 1);
   buf[0] = kind;
@@ -25,6 +34,8 @@ export function feedMessage(kind: number, data: Uint8Array): Buffer {
 export class WatchFeed {
   private until = 0;
   private readonly watchers = new Set<string>();
+  private pendingBytes = 0;
+  private skipped = false;
 
   constructor(
     private readonly store: Store,
@@ -47,12 +58,30 @@ export class WatchFeed {
   tap(): SessionTap {
     return {
       output: (stream: OutputStream, data: Uint8Array) => {
-        if (this.active) void this.store.publishOutput(this.sessionId, feedMessage(stream === 'stderr' ? FEED_STDERR : FEED_STDOUT, data)).catch(() => undefined);
+        if (!this.active) return;
+        if (this.pendingBytes + data.length > FEED_MAX_PENDING_BYTES) {
+          this.skipped = true;
+          return;
+        }
+        if (this.skipped) {
+          this.skipped = false;
+          this.publish(feedMessage(FEED_STDOUT, SKIPPED));
+        }
+        this.publish(feedMessage(stream === 'stderr' ? FEED_STDERR : FEED_STDOUT, data));
       },
     };
   }
 
   end(reason: string): void {
-    if (this.watchers.size > 0) void this.store.publishOutput(this.sessionId, feedMessage(FEED_END, Buffer.from(reason))).catch(() => undefined);
+    if (this.watchers.size > 0) this.publish(feedMessage(FEED_END, Buffer.from(reason)));
+  }
+
+  private publish(message: Buffer): void {
+    const bytes = message.length;
+    this.pendingBytes += bytes;
+    void this.store
+      .publishOutput(this.sessionId, message)
+      .catch(() => undefined)
+      .finally(() => (this.pendingBytes -= bytes));
   }
 }

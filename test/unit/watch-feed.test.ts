@@ -1,0 +1,52 @@
+import { describe, expect, it } from 'vitest';
+import { FEED_MAX_PENDING_BYTES, FEED_STDOUT, WatchFeed } from '../../broker/session/watch-feed.js';
+import { MemoryStore } from '../../broker/store/memory-store.js';
+
+/** A store whose publishes hang until released, as a Redis that stopped answering. */
+class StalledStore extends MemoryStore {
+  published: Buffer[] = [];
+  private release: Array<() => void> = [];
+  stalled = true;
+  override async publishOutput(_sessionId: string, message: Buffer): Promise<void> {
+    if (this.stalled) await new Promise<void>((r) => this.release.push(r));
+    this.published.push(message);
+  }
+  answer(): void {
+    this.stalled = false;
+    for (const r of this.release.splice(0)) r();
+  }
+  get waiting(): number {
+    return this.release.length;
+  }
+}
+
+const CHUNK = Buffer.alloc(64 * 1024, 0x79);
+
+describe('a watched session\'s feed', () => {
+  it('holds at most FEED_MAX_PENDING_BYTES for a store that does not answer, then says what it skipped', async () => {
+    const store = new StalledStore();
+    const feed = new WatchFeed(store, 's1');
+    feed.lease(Date.now() + 60_000, 'admin');
+    const tap = feed.tap();
+    // 10 MiB of output while the store hangs.
+    for (let i = 0; i < 160; i++) tap.output?.('stdout', CHUNK);
+    expect(store.waiting * (CHUNK.length + 1)).toBeLessThanOrEqual(FEED_MAX_PENDING_BYTES);
+    expect(store.waiting).toBeGreaterThan(0);
+    store.answer();
+    await new Promise((r) => setTimeout(r, 10));
+    const before = store.published.length;
+    tap.output?.('stdout', Buffer.from('after'));
+    await new Promise((r) => setTimeout(r, 10));
+    const next = store.published.slice(before).map((m) => [m[0], m.subarray(1).toString()]);
+    expect(next).toEqual([
+      [FEED_STDOUT, '\r\n[entry: output skipped: the shared store fell behind]\r\n'],
+      [FEED_STDOUT, 'after'],
+    ]);
+  });
+
+  it('publishes nothing while nobody watches', () => {
+    const store = new StalledStore();
+    new WatchFeed(store, 's2').tap().output?.('stdout', CHUNK);
+    expect(store.waiting).toBe(0);
+  });
+});
