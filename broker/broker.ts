@@ -114,7 +114,7 @@ export class EntryBroker {
     const handler = createRequestHandler({
       ready: async () => {
         // A host is up while its event stream (a cluster: its pod watch) is connected.
-        return { backends: backends.kinds(), store: store.healthy(), hosts: backends.status() };
+        return { backends: backends.kinds(), store: await store.healthy(), hosts: backends.status() };
       },
       draining: () => this.sessions.isDraining,
       api: () => api,

@@ -197,7 +197,7 @@ export class MemoryStore implements Store {
     };
   }
 
-  healthy(): boolean {
+  async healthy(): Promise<boolean> {
     return true;
   }
 

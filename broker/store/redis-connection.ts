@@ -15,6 +15,9 @@ export interface RedisSettings {
  */
 const COMMON: RedisOptions = {
   enableOfflineQueue: false,
+  // A Redis that keeps its connection and stops answering (paused, a partition) fails each
+  // command after this rather than holding it (and whoever waits on it) for good.
+  commandTimeout: 5_000,
   maxRetriesPerRequest: 1,
   connectTimeout: 2_000,
   // 100 ms, 200 ms, … capped at 2 s: back quickly after a restart without hammering a dead host.

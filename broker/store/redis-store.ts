@@ -47,6 +47,9 @@ if n == 1 or redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1],
 return {n, redis.call('PTTL', KEYS[1])}`;
 
 /** Shared state in Redis, for many brokers behind one address. */
+/** How long /readyz waits for Redis to answer a PING before calling it unreachable. */
+const HEALTH_PING_MS = 1_000;
+
 export class RedisStore implements Store {
   readonly kind = 'redis' as const;
   private subscriber: Redis | Cluster | undefined;
@@ -60,8 +63,16 @@ export class RedisStore implements Store {
     await this.redis.connect();
   }
 
-  healthy(): boolean {
-    return this.redis.status === 'ready';
+  async healthy(): Promise<boolean> {
+    if (this.redis.status !== 'ready') return false;
+    // Connected is not answering: a paused Redis keeps its connections open.
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), HEALTH_PING_MS)));
+    try {
+      return await Promise.race([this.redis.ping().then(() => true, () => false), late]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   async putTicket(key: string, value: string, ttlMs: number): Promise<void> {

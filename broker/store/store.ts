@@ -69,7 +69,7 @@ export interface Store {
   /** Returns a function that unsubscribes. */
   subscribeOutput(sessionId: string, handler: (data: Buffer) => void): Promise<() => Promise<void>>;
 
-  /** Whether the store answers now (false while Redis is unreachable). */
-  healthy(): boolean;
+  /** Whether the store answers now: false while Redis is unreachable, or connected and not answering. */
+  healthy(): Promise<boolean>;
   close(): Promise<void>;
 }

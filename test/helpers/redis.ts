@@ -51,6 +51,15 @@ export class TestRedis {
     return stopChild(this.child);
   }
 
+  /** Stops the server answering while its connections stay open (SIGSTOP); `unpause` goes on. */
+  pause(): void {
+    this.child?.kill('SIGSTOP');
+  }
+
+  unpause(): void {
+    this.child?.kill('SIGCONT');
+  }
+
   client(): Redis {
     return new Redis({ port: this.port, host: '127.0.0.1' });
   }

@@ -199,9 +199,33 @@ describe.each(implementations)('the Store contract: %s', (_name, make) => {
     }
   });
 
-  it('reports healthy', () => {
-    expect(store.healthy()).toBe(true);
+  it('reports healthy', async () => {
+    expect(await store.healthy()).toBe(true);
   });
+});
+
+describe('the Redis store when Redis stops answering and keeps its connections', () => {
+  it('fails calls within the command timeout, reports unhealthy, and answers again once Redis does', async () => {
+    const paused = new TestRedis();
+    await paused.start();
+    const store = new RedisStore(createRedisClient({ url: paused.url, sentinels: [], sentinelName: undefined, cluster: false }));
+    await store.connect();
+    try {
+      await store.putSession(record('p1'), 60_000);
+      paused.pause();
+      const started = Date.now();
+      await expect(store.listSessions()).rejects.toThrow(/timed out/i);
+      expect(Date.now() - started).toBeLessThan(10_000);
+      expect(await store.healthy()).toBe(false);
+      paused.unpause();
+      expect((await store.listSessions()).map((s) => s.id)).toEqual(['p1']);
+      expect(await store.healthy()).toBe(true);
+    } finally {
+      paused.unpause();
+      await store.close();
+      await paused.stop();
+    }
+  }, 30_000);
 });
 
 describe('the Redis store’s rate-limit keys', () => {
