@@ -192,7 +192,7 @@ export class EntryBroker {
         const record = await storeCall(() => store.getSession(id));
         return record && record.broker !== this.id && record.brokerUrl ? record.brokerUrl : undefined;
       },
-      onWatch: (w) => void runWatchSession(w, { store, audit, log: this.log }).catch((err: unknown) => this.fault('socket', err, { watch: w.sessionId })),
+      onWatch: (w) => void runWatchSession(w, { store, audit, log: this.log, sessionTtlMs: config.limits.sessionTtlMs }).catch((err: unknown) => this.fault('socket', err, { watch: w.sessionId })),
       onAdmitted: (route, upgrade) => {
         const run = route === 'enter' ? runExecSession(upgrade, sessionDeps, track) : runAttachSession(upgrade, { log: this.log, pingIntervalMs: config.limits.pingIntervalMs }, track);
         run.catch((err: unknown) => this.fault('socket', err, { session: upgrade.sessionId, route }));

@@ -12,6 +12,12 @@ export interface WatchDeps {
   store: Store;
   audit: AuditTrail;
   log: Logger;
+  /**
+   * How long the watched session's record may be missing before its broker is taken for gone
+   * (--session-ttl): a Redis that restarted lost every record, and each comes back with its
+   * broker's next heartbeat, a third of this later.
+   */
+  sessionTtlMs: number;
 }
 
 const SKIPPED = Buffer.from('\r\n[entry: output skipped: this watcher fell behind]\r\n');
@@ -78,9 +84,14 @@ export async function runWatchSession(w: AdmittedWatch, deps: WatchDeps): Promis
     // The one lease sent ends by itself (WATCH_LEASE_MS); without the timers nothing renews it.
     if (finished) return;
     const leaseTimer = setInterval(() => void lease(), WATCH_LEASE_MS / 3);
+    let missingSince = 0;
     const liveTimer = setInterval(() => {
       void deps.store.getSession(sessionId).then(
-        (r) => (r ? undefined : finish(undefined, 'no longer listed (its broker went away)')),
+        (r) => {
+          if (r) missingSince = 0;
+          else if (missingSince === 0) missingSince = Date.now();
+          else if (Date.now() - missingSince >= deps.sessionTtlMs) finish(undefined, 'no longer listed (its broker went away)');
+        },
         () => undefined,
       );
     }, LIVENESS_CHECK_MS);

@@ -93,7 +93,7 @@ describe('a watcher who leaves before its watch has started', () => {
     await store.putSession(record, 60_000);
     const log = createLogger('error', () => undefined);
     const terminal = new WatcherTerminal();
-    const deps = { store, log, audit: new AuditTrail(store, log, { brokerId: 'b1', maxEvents: 100, alertRules: [] }) };
+    const deps = { store, log, audit: new AuditTrail(store, log, { brokerId: 'b1', maxEvents: 100, alertRules: [] }), sessionTtlMs: 15_000 };
     const run = runWatchSession({ terminal: terminal as unknown as ClientTerminal, identity: overseer, sessionId, remoteAddress: '127.0.0.1' }, deps);
     return { terminal, run };
   };
