@@ -113,14 +113,18 @@ function int(raw: RawSettings, key: SettingName, min: number, max: number): numb
   if (v === undefined || v === null || v === '') return defaultNumber(key);
   const n = typeof v === 'number' ? v : Number(v);
   if (!Number.isInteger(n) || n < min || n > max) {
-    throw new ConfigError(`--${key}`, `must be a whole number from ${min} to ${max}, got ${JSON.stringify(v)}`);
+    // A flag that is not a number reaches here as NaN, which JSON shows as null.
+    const got = typeof v === 'number' && Number.isNaN(v) ? 'something that is not a number' : JSON.stringify(v);
+    throw new ConfigError(`--${key}`, `must be a whole number from ${min} to ${max}, got ${got}`);
   }
   return n;
 }
 
 function list(raw: RawSettings, key: string, fallback: string[]): string[] {
   const v = raw[key];
-  if (v === undefined || v === null) return fallback;
+  // Empty as unset, as for every other setting: `ENTRY_DENY_APPS=` (a Compose file passing an
+  // unset variable on) must not turn off the default deny.
+  if (v === undefined || v === null || v === '') return fallback;
   const items = (Array.isArray(v) ? v : [v]).flatMap((x) => String(x).split(','));
   return items.map((s) => s.trim()).filter(Boolean);
 }
@@ -237,7 +241,7 @@ function parseAdvertiseUrl(raw: RawSettings): string | undefined {
 function parseRedis(raw: RawSettings): BrokerConfig['redis'] {
   const url = str(raw, 'redis-url');
   const sentinels = list(raw, 'redis-sentinels', []);
-  const cluster = raw['redis-cluster'] === true || raw['redis-cluster'] === 'true';
+  const cluster = bool(raw, 'redis-cluster');
   if (url) {
     for (const u of url.split(',')) {
       let parsed: URL;
@@ -258,7 +262,7 @@ function parseRedis(raw: RawSettings): BrokerConfig['redis'] {
 export function parseConfig(raw: RawSettings): BrokerConfig {
   const listen = parseListen(str(raw, 'listen') ?? defaultString('listen'));
   const kubernetes = parseKubernetes(raw);
-  const dev = raw['dev'] === true || raw['dev'] === 'true';
+  const dev = bool(raw, 'dev');
   const auth: AuthConfig = {
     publicKeyFile: str(raw, 'jwt-public-key'),
     jwksUrl: str(raw, 'jwks-url'),

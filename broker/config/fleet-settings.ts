@@ -113,5 +113,12 @@ export function parseHostSpec(spec: string): { name: string; url: string } {
   }
   if (m) return { name: m[1]!, url };
   if (url.startsWith('unix://') || url.startsWith('/')) return { name: 'local', url };
-  return { name: new URL(url).host, url };
+  let host = '';
+  try {
+    host = new URL(url).host;
+  } catch {
+    // Left empty: the check below says so.
+  }
+  if (!host) throw new ConfigError('--docker-host', `no host in ${JSON.stringify(spec)}`);
+  return { name: host, url };
 }

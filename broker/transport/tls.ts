@@ -4,6 +4,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Server as HttpsServer, ServerOptions } from 'node:https';
 import { basename, dirname } from 'node:path';
 import type { TLSSocket } from 'node:tls';
+import { ConfigError } from '../config/config-error.js';
 import type { ListenerTls } from '../config/fleet-settings.js';
 import type { Logger } from '../log.js';
 import { ignoreError } from '../errors.js';
@@ -81,14 +82,33 @@ export class ListenerCertificates {
     this.timer.unref();
   }
 
+  /** The files, checked; each failure names its setting (at start: one line, exit 2). */
   private read(): { cert: Buffer; key: Buffer; ca?: Buffer } {
-    const cert = readFileSync(this.files.cert);
-    const key = readFileSync(this.files.key);
-    const x509 = new X509Certificate(cert);
-    if (!x509.checkPrivateKey(createPrivateKey(key))) throw new Error('the key does not match the certificate');
-    const ca = this.files.clientCa ? readFileSync(this.files.clientCa) : undefined;
+    const cert = readSetting('--tls-cert', this.files.cert);
+    const key = readSetting('--tls-key', this.files.key);
+    const x509 = parsed('--tls-cert', this.files.cert, () => new X509Certificate(cert), 'a PEM certificate');
+    const privateKey = parsed('--tls-key', this.files.key, () => createPrivateKey(key), 'a PEM private key');
+    if (!x509.checkPrivateKey(privateKey)) throw new ConfigError('--tls-key', `${this.files.key} does not match the certificate in ${this.files.cert}`);
+    const ca = this.files.clientCa ? readSetting('--tls-client-ca', this.files.clientCa) : undefined;
+    if (ca) parsed('--tls-client-ca', this.files.clientCa!, () => new X509Certificate(ca), 'PEM CA certificates');
     this.serial = x509.serialNumber;
     return { cert, key, ...(ca ? { ca } : {}) };
+  }
+}
+
+function readSetting(setting: string, file: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (err) {
+    throw new ConfigError(setting, `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+}
+
+function parsed<T>(setting: string, file: string, parse: () => T, what: string): T {
+  try {
+    return parse();
+  } catch (err) {
+    throw new ConfigError(setting, `${file} is not ${what} (${(err as Error).message})`);
   }
 }
 

@@ -133,6 +133,7 @@ describe('parseConfig', () => {
     ]);
     expect(configError({ ...KEY, 'docker-host': ['x=unix:///a', 'x=unix:///b'] }).setting).toBe('--docker-host');
     expect(configError({ ...KEY, 'docker-host': 'ftp://nope' }).setting).toBe('--docker-host');
+    for (const noHost of ['tcp://', 'tcp://[::1', 'ssh://']) expect(configError({ ...KEY, 'docker-host': noHost }).setting, noHost).toBe('--docker-host');
   });
 
   it('validates the Redis settings', () => {
@@ -170,6 +171,21 @@ describe('parseConfig', () => {
     const config = parseConfig({ ...KEY, 'deny-apps': ['a, b', 'c', ''], 'allowed-origin': 'https://x.example,https://y.example' });
     expect(config.auth.denyApps).toEqual(['a', 'b', 'c']);
     expect(config.allowedOrigins).toEqual(['https://x.example', 'https://y.example']);
+  });
+
+  it('takes an empty list setting as unset, keeping its default (a Compose file passing on an unset variable)', () => {
+    expect(parseConfig({ ...KEY, 'deny-apps': '' }).auth.denyApps).toEqual(['entry']);
+    expect(parseConfig({ ...KEY, 'oidc-issuer': 'https://id.example.com', 'oidc-client-id': 'c', 'oidc-scopes': '' }).oidc?.scopes).toContain('openid');
+  });
+
+  it('takes 1 and 0 for --dev and --redis-cluster, as for every other switch', () => {
+    expect(parseConfig({ dev: '1', listen: '127.0.0.1:0' }).dev).toBe(true);
+    expect(parseConfig({ ...KEY, 'redis-url': 'redis://127.0.0.1:7000', 'redis-cluster': '1' }).redis.cluster).toBe(true);
+    expect(configError({ ...KEY, 'redis-url': 'redis://127.0.0.1:7000', 'redis-cluster': 'yes' }).setting).toBe('--redis-cluster');
+  });
+
+  it('says what a number setting got when it was not a number', () => {
+    expect(configError({ ...KEY, 'ping-interval': Number.NaN }).message).toMatch(/got something that is not a number/);
   });
 
   it('lets claim paths, admin role, issuer and audience be configured', () => {
