@@ -12,6 +12,7 @@ import { AccessPolicy } from './auth/policy.js';
 import { Tickets } from './auth/tickets.js';
 import { TokenVerifier } from './auth/verifier.js';
 import type { BrokerConfig } from './config/config.js';
+import { ConfigError } from './config/config-error.js';
 import type { Backends } from './backend/backends.js';
 import { createBackends, type DockerOverrides } from './backends.js';
 import { createFaultReporter, type FaultReporter } from './fault.js';
@@ -123,10 +124,12 @@ export class EntryBroker {
       allowedOrigins: config.allowedOrigins,
     });
     // Upgrades that arrive before the gateway exists (keys still loading) are turned away.
-    this.server = await listen(
-      { ...config.listen, handshakeTimeoutMs: config.limits.handshakeTimeoutMs, bodyTimeoutMs: config.limits.bodyTimeoutMs, certificates, proxies, log: this.log, fault: this.fault },
-      handler,
-      (req, socket, head) => (gateway ? gateway.handleUpgrade(req, socket, head) : socket.destroy()),
+    this.server = await listeningOn('--listen', config.listen, () =>
+      listen(
+        { ...config.listen, handshakeTimeoutMs: config.limits.handshakeTimeoutMs, bodyTimeoutMs: config.limits.bodyTimeoutMs, certificates, proxies, log: this.log, fault: this.fault },
+        handler,
+        (req, socket, head) => (gateway ? gateway.handleUpgrade(req, socket, head) : socket.destroy()),
+      ),
     );
     let key: VerificationKey;
     if (config.dev) {
@@ -204,8 +207,10 @@ export class EntryBroker {
         hosts: () => backends.hostGauges(),
         webSocketBuffered: () => gateway.bufferedBytes(),
       });
-      this.metricsServer = new MetricsServer(metrics, this.log, this.fault);
-      this.metricsUrl = await this.metricsServer.listen(config.metricsListen.host, config.metricsListen.port);
+      const server = new MetricsServer(metrics, this.log, this.fault);
+      this.metricsServer = server;
+      const where = config.metricsListen;
+      this.metricsUrl = await listeningOn('--metrics-listen', where, () => server.listen(where.host, where.port));
     }
     this.log.info('listening', { url: this.url, broker: this.id, store: store.kind });
   }
@@ -246,6 +251,17 @@ export class EntryBroker {
   /** Reads the TLS certificate and key again (SIGHUP); new connections get them. */
   reloadTls(): boolean {
     return this.certificates?.reload('SIGHUP') ?? false;
+  }
+}
+
+/** Listening where a setting says: an address another process holds is that setting's problem, named. */
+async function listeningOn<T>(setting: string, where: { host: string; port: number }, start: () => Promise<T>): Promise<T> {
+  try {
+    return await start();
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE' || code === 'EADDRNOTAVAIL' || code === 'EACCES') throw new ConfigError(setting, `cannot listen on ${where.host}:${where.port}: ${code === 'EADDRINUSE' ? 'in use by another process' : code}`);
+    throw err;
   }
 }
 

@@ -1,0 +1,36 @@
+import { execFile } from 'node:child_process';
+import { createServer, type Server } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const BROKER = fileURLToPath(new URL('../../dist/broker/main.js', import.meta.url));
+
+/** Runs the built broker to its exit (it exits at once on a bad setting): status and stderr. */
+function brokerExit(args: string[]): Promise<{ status: number | null; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [BROKER, '--dev', '--log-level', 'error', ...args], { timeout: 30_000 }, (err, _stdout, stderr) => {
+      resolve({ status: err ? ((err as { code?: number }).code ?? null) : 0, stderr });
+    });
+  });
+}
+
+describe('a broker that cannot listen where it is told', () => {
+  let taken: Server;
+  let port = 0;
+
+  beforeAll(async () => {
+    taken = createServer();
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
+    port = (taken.address() as { port: number }).port;
+  });
+  afterAll(async () => {
+    await new Promise((r) => taken.close(r));
+  });
+
+  it('says which setting holds an address in use, in one line, and exits 2', async () => {
+    const main = await brokerExit(['--listen', `127.0.0.1:${port}`]);
+    expect(main).toEqual({ status: 2, stderr: `entry-broker: invalid setting --listen: cannot listen on 127.0.0.1:${port}: in use by another process\n` });
+    const metrics = await brokerExit(['--listen', '127.0.0.1:0', '--metrics-listen', `127.0.0.1:${port}`]);
+    expect(metrics).toEqual({ status: 2, stderr: `entry-broker: invalid setting --metrics-listen: cannot listen on 127.0.0.1:${port}: in use by another process\n` });
+  });
+});
