@@ -1,7 +1,7 @@
 import { pipeline, Readable, Writable } from 'node:stream';
 import { utf8 } from '../proto/codec.js';
 import { ClientError } from './protocol/client-error.js';
-import { type ConnectOptions, ExecConnection, type SessionEnd, type Target } from './protocol/connection.js';
+import { type ConnectOptions, endReason, ExecConnection, type SessionEnd, type Target } from './protocol/connection.js';
 
 export type { Target, SessionEnd };
 export { ClientError };
@@ -88,8 +88,7 @@ function connectOptions(o: ExecOptions): ConnectOptions {
 /** Turns a session end into an exit code, or the error that prevented one. */
 export function exitCodeOf(end: SessionEnd): number {
   if (end.exitCode !== undefined) return end.exitCode;
-  const unsaid = end.closeCode === 1000 ? 'the broker closed the connection' : `the connection to the broker was lost (close code ${end.closeCode})`;
-  throw new ClientError(end.code || 'ENTRY_CONNECTION_LOST', end.message || unsaid);
+  throw new ClientError(end.code || 'ENTRY_CONNECTION_LOST', end.message || endReason(end));
 }
 
 /** Starts a command and returns its streams. */

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type Docker from 'dockerode';
-import { CLEANUP_RETRY_MS, retryCleanup } from '../backend/cleanup-retry.js';
+import { cleanUpOrRetry } from '../backend/cleanup-retry.js';
 import { Limiter, nextTurn, Pacer } from '../backend/pacing.js';
 import { sessionMark } from '../backend/session-mark.js';
 import { EntryError, isEntryError } from '../errors.js';
@@ -211,14 +211,8 @@ export class ProcessReaper {
    * down), this fails at once, not holding up the session's end, and the clean-up goes on in
    * the background until the engine answers again.
    */
-  async terminate(containerId: string, sessionId: string, execHostPid: number, graceMs: number): Promise<void> {
-    try {
-      await this.terminateOnce(containerId, sessionId, execHostPid, graceMs);
-    } catch (err) {
-      if (!engineUnreachable(err)) throw err;
-      retryCleanup(() => this.terminateOnce(containerId, sessionId, execHostPid, graceMs), engineUnreachable, this.log, { container: containerId.slice(0, 12), session: sessionId });
-      throw new EntryError('ENTRY_DOCKER_UNAVAILABLE', `ending the session's processes: ${(err as Error).message}: trying again for ${CLEANUP_RETRY_MS / 1000} s`);
-    }
+  terminate(containerId: string, sessionId: string, execHostPid: number, graceMs: number): Promise<void> {
+    return cleanUpOrRetry(() => this.terminateOnce(containerId, sessionId, execHostPid, graceMs), engineUnreachable, this.log, { container: containerId.slice(0, 12), session: sessionId });
   }
 
   private async terminateOnce(containerId: string, sessionId: string, execHostPid: number, graceMs: number): Promise<void> {
@@ -235,10 +229,10 @@ export class ProcessReaper {
   }
 }
 
-/** A failure of the engine's link, not of the clean-up itself. */
-function engineUnreachable(err: unknown): boolean {
-  if (isEntryError(err)) return err.code === 'ENTRY_DOCKER_UNAVAILABLE';
-  return dockerFailure(err, '').code === 'ENTRY_DOCKER_UNAVAILABLE';
+/** A failure of the engine's link, not of the clean-up itself, as the error to tell. */
+function engineUnreachable(err: unknown): EntryError | undefined {
+  const failure = isEntryError(err) ? err : dockerFailure(err, "ending the session's processes");
+  return failure.code === 'ENTRY_DOCKER_UNAVAILABLE' ? failure : undefined;
 }
 
 /** Sends `signal` to each PID; returns how many were still there to receive it. */

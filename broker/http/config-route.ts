@@ -3,8 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { OidcClientConfig } from '../config/config.js';
-import { EntryError } from '../errors.js';
-import { sendError, sendJson } from './respond.js';
+import { sendJson, sendMethodNotAllowed } from './respond.js';
 
 /** The package's version, from the nearest package.json above this file (sources or dist/). */
 export const BROKER_VERSION = ((): string => {
@@ -32,7 +31,7 @@ export const BROKER_VERSION = ((): string => {
 export function handleConfigRoute(req: IncomingMessage, res: ServerResponse, path: string, oidc: OidcClientConfig | null | undefined): boolean {
   if (path !== '/api/config') return false;
   if (req.method !== 'GET' && req.method !== 'HEAD') {
-    sendError(res, new EntryError('ENTRY_METHOD_NOT_ALLOWED', `${req.method} not allowed on ${path}`), { allow: 'GET, HEAD' });
+    sendMethodNotAllowed(res, req.method, path, 'GET, HEAD');
     return true;
   }
   sendJson(res, 200, {

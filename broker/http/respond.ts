@@ -32,6 +32,11 @@ export function writeError(res: ServerResponse, err: unknown, extraHeaders: Reco
   writeJson(res, e.status, { error: e.code, message: e.message }, headers);
 }
 
+/** A method `path` does not take: 405 with the methods it does. */
+export function sendMethodNotAllowed(res: ServerResponse, method: string | undefined, path: string, allow: string): void {
+  sendError(res, new EntryError('ENTRY_METHOD_NOT_ALLOWED', `${method} not allowed on ${path}`), { allow });
+}
+
 export function bearerToken(req: IncomingMessage): string | undefined {
   const m = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
   return m?.[1];

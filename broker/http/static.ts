@@ -2,8 +2,7 @@ import { createReadStream, type Stats, statSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { extname, join, normalize, sep } from 'node:path';
 import { pipeline } from 'node:stream';
-import { EntryError } from '../errors.js';
-import { sendError } from './respond.js';
+import { sendMethodNotAllowed } from './respond.js';
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -40,7 +39,7 @@ export function serveStatic(req: IncomingMessage, res: ServerResponse, path: str
   }
   if (!stat.isFile()) return false;
   if (req.method !== 'GET' && req.method !== 'HEAD') {
-    sendError(res, new EntryError('ENTRY_METHOD_NOT_ALLOWED', `${req.method} not allowed on ${path}`), { allow: 'GET, HEAD' });
+    sendMethodNotAllowed(res, req.method, path, 'GET, HEAD');
     return true;
   }
   const immutable = decoded.startsWith('/assets/');

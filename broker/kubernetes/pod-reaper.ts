@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CLEANUP_RETRY_MS, retryCleanup } from '../backend/cleanup-retry.js';
+import { cleanUpOrRetry } from '../backend/cleanup-retry.js';
 import { Limiter } from '../backend/pacing.js';
 import { SCAN_SCRIPT, sessionMark } from '../backend/session-mark.js';
 import { EntryError, isEntryError } from '../errors.js';
@@ -48,14 +48,8 @@ export class PodReaper {
    * cluster cannot be reached, this fails at once (the session's end is not held up by an
    * outage) and the clean-up goes on in the background until the cluster answers again.
    */
-  async terminate(t: ExecTarget, sessionId: string, graceMs: number): Promise<void> {
-    try {
-      await this.terminateOnce(t, sessionId, graceMs);
-    } catch (err) {
-      if (!unreachable(err)) throw err;
-      retryCleanup(() => this.terminateOnce(t, sessionId, graceMs), unreachable, this.log, { cluster: this.client.cluster, session: sessionId, pod: `${t.namespace}/${t.pod}` });
-      throw new EntryError('ENTRY_CLUSTER_UNAVAILABLE', `${err.message}: trying again for ${CLEANUP_RETRY_MS / 1000} s`);
-    }
+  terminate(t: ExecTarget, sessionId: string, graceMs: number): Promise<void> {
+    return cleanUpOrRetry(() => this.terminateOnce(t, sessionId, graceMs), unreachable, this.log, { cluster: this.client.cluster, session: sessionId, pod: `${t.namespace}/${t.pod}` });
   }
 
   private async terminateOnce(t: ExecTarget, sessionId: string, graceMs: number): Promise<void> {
@@ -72,6 +66,6 @@ export class PodReaper {
   }
 }
 
-function unreachable(err: unknown): err is EntryError {
-  return isEntryError(err) && err.code === 'ENTRY_CLUSTER_UNAVAILABLE';
+function unreachable(err: unknown): EntryError | undefined {
+  return isEntryError(err) && err.code === 'ENTRY_CLUSTER_UNAVAILABLE' ? err : undefined;
 }

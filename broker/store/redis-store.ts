@@ -46,10 +46,10 @@ local n = redis.call('INCR', KEYS[1])
 if n == 1 or redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return {n, redis.call('PTTL', KEYS[1])}`;
 
-/** Shared state in Redis, for many brokers behind one address. */
 /** How long /readyz waits for Redis to answer a PING before calling it unreachable. */
 const HEALTH_PING_MS = 1_000;
 
+/** Shared state in Redis, for many brokers behind one address. */
 export class RedisStore implements Store {
   readonly kind = 'redis' as const;
   private subscriber: Redis | Cluster | undefined;

@@ -133,7 +133,7 @@ export class Gateway {
       // A resume that reached a broker not holding the session goes to the one that does.
       const admitHere = () => this.admitUpgrade(req, socket, head, route, request, remoteAddress, clientCert);
       // Bounded as the admission is: a store that does not answer leaves the resume to this broker.
-      this.underWay(withTimeout(this.deps.locateSession(request.resume), this.deps.config.limits.handshakeTimeoutMs, () => 'redeeming')).then(
+      this.underWay(withTimeout(this.deps.locateSession(request.resume), this.deps.config.limits.handshakeTimeoutMs, () => 'locating')).then(
         (holder) => {
           if (!holder) return admitHere();
           this.deps.log.info('resume forwarded', { request: request.requestId, session: request.resume, to: holder, remote: remoteAddress });
@@ -384,12 +384,13 @@ export class Gateway {
 }
 
 /** What an admission was waiting for, to name what hung when it takes too long. */
-type AdmissionStage = 'authenticating' | 'redeeming' | 'resolving';
+type AdmissionStage = 'authenticating' | 'redeeming' | 'locating' | 'resolving';
 
 /** Each stage's own failure: whoever did not answer is named, not always the engine. */
 function admissionTimeout(stage: AdmissionStage, ms: number): EntryError {
   if (stage === 'authenticating') return new EntryError('ENTRY_AUTH_UNAVAILABLE', `checking the token took longer than ${ms} ms (key server or shared store not answering)`);
   if (stage === 'redeeming') return new EntryError('ENTRY_STORE_UNAVAILABLE', `redeeming the ticket took longer than ${ms} ms`);
+  if (stage === 'locating') return new EntryError('ENTRY_STORE_UNAVAILABLE', `finding the broker holding the session took longer than ${ms} ms`);
   return new EntryError('ENTRY_DOCKER_UNAVAILABLE', `finding the target took longer than ${ms} ms`);
 }
 

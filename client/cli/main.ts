@@ -3,6 +3,7 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import type { BrokerRef } from '../config/store.js';
 import { ClientError } from '../protocol/client-error.js';
+import { endReason } from '../protocol/connection.js';
 import { parseEscapeChar } from './escape.js';
 import { EXIT_CLIENT_FAILURE, runExecCommand } from './exec-command.js';
 import type { FailureContext } from './hints.js';
@@ -284,8 +285,7 @@ async function main(): Promise<void> {
         }
         const { end } = outcome;
         if (end.exitCode !== undefined) process.exit(end.exitCode);
-        const unsaid = end.closeCode === 1000 ? 'the broker closed the connection' : `the connection to the broker was lost (close code ${end.closeCode})`;
-        await failWith(end.code, end.message.replace(/^entry: /, '') || unsaid);
+        await failWith(end.code, endReason(end));
       },
     )
     .demandCommand(1)

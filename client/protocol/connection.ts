@@ -66,6 +66,12 @@ export interface SessionEnd {
   closeCode: number;
 }
 
+/** Why a session ended, in words: the broker's CLOSE line, or what the close itself says. */
+export function endReason(end: SessionEnd): string {
+  if (end.message) return end.message.replace(/^entry: /, '');
+  return end.closeCode === 1000 ? 'the broker closed the connection' : `the connection to the broker was lost (close code ${end.closeCode})`;
+}
+
 /** Client-side queue limit before `write` asks the caller to wait (see the broker's limits). */
 const INPUT_HIGH_WATER_BYTES = 1024 * 1024;
 const INPUT_LOW_WATER_BYTES = 256 * 1024;
