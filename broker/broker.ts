@@ -19,6 +19,8 @@ import { createFaultReporter, type FaultReporter } from './fault.js';
 import type { ApiDeps } from './http/api.js';
 import { listen } from './http/listener.js';
 import { createRequestHandler } from './http/routes.js';
+import { Leftovers } from './ledger/leftovers.js';
+import { SessionLedger } from './ledger/session-ledger.js';
 import { createLogger, type Logger } from './log.js';
 import { boundedSink } from './log-sink.js';
 import { BrokerMetrics } from './metrics/metrics.js';
@@ -72,6 +74,7 @@ export class EntryBroker {
   private backends: Backends | undefined;
   private certificates: ListenerCertificates | undefined;
   private metricsServer: MetricsServer | undefined;
+  private leftovers: Leftovers | undefined;
 
   /** Reports unexpected errors caught at a boundary: logged with their stack and counted. */
   readonly fault: FaultReporter;
@@ -106,6 +109,11 @@ export class EntryBroker {
     const backends = createBackends({ config, log: this.log, metrics, docker });
     this.backends = backends;
     await backends.start();
+    // Sessions a dead broker left running are claimed before this one takes any, and ended meanwhile.
+    const ledger = config.stateDir ? await SessionLedger.open(config.stateDir, this.log) : undefined;
+    const leftovers = ledger ? new Leftovers(ledger, backends, config.limits.killGraceMs, this.log) : undefined;
+    this.leftovers = leftovers;
+    await leftovers?.start();
     const proxies = new TrustedProxies(config.trustedProxies);
     const certificates = config.tls ? new ListenerCertificates(config.tls, this.log) : undefined;
     this.certificates = certificates;
@@ -153,6 +161,7 @@ export class EntryBroker {
       idleTimeoutMs: config.limits.idleTimeoutMs,
       maxSessionMs: config.limits.maxSessionMs,
       resumeGraceMs: config.limits.resumeGraceMs,
+      leftovers,
       sessions: this.sessions,
     };
     const track = this.sessions.track;
@@ -242,6 +251,7 @@ export class EntryBroker {
       this.server.closeAllConnections();
     });
     this.recorder?.close();
+    await this.leftovers?.stop();
     this.backends?.stop();
     this.certificates?.close();
     await this.metricsServer?.close();

@@ -51,6 +51,21 @@ export interface TargetPlace {
   state: string;
 }
 
+/**
+ * Where a session's processes run, as the session ledger keeps it: enough for any broker with
+ * the same hosts and clusters to end them later, without the session.
+ */
+export interface LeftoverPlace {
+  backend: string;
+  host: string;
+  namespace: string;
+  name: string;
+  /** Container id or pod uid: a target of the same name started since is another one. */
+  id: string;
+  /** A container inside a multi-container target (a pod); '' = the target's default. */
+  container: string;
+}
+
 /** One running target, ready to enter. */
 export interface ResolvedTarget extends TargetPlace {
   /**
@@ -104,4 +119,10 @@ export interface Backend {
   find(target: Target): Promise<HostAnswer[]>;
   /** Every enterable target on every reachable host or cluster; rejects only when none answers. */
   list(): Promise<TargetInfo[]>;
+  /**
+   * Ends the processes `session` left in `place` (SIGHUP, then SIGKILL after `graceMs`), for a
+   * session no broker holds any more. False when the target is gone (its processes went with
+   * it); rejects when the host or cluster cannot be asked.
+   */
+  endLeftovers(place: LeftoverPlace, session: string, graceMs: number): Promise<boolean>;
 }

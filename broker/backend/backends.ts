@@ -1,4 +1,5 @@
-import type { Backend, ResolvedTarget, Target, TargetInfo } from './backend.js';
+import { EntryError } from '../errors.js';
+import type { Backend, LeftoverPlace, ResolvedTarget, Target, TargetInfo } from './backend.js';
 import { decide } from './target.js';
 
 /**
@@ -34,6 +35,13 @@ export class Backends {
         a.backend.localeCompare(b.backend) ||
         a.host.localeCompare(b.host),
     );
+  }
+
+  /** Ends a session's leftover processes through the backend holding `place`'s host or cluster. */
+  endLeftovers(place: LeftoverPlace, session: string, graceMs: number): Promise<boolean> {
+    const owner = this.all.find((b) => b.kind === place.backend && Object.hasOwn(b.status(), place.host));
+    if (!owner) return Promise.reject(new EntryError('ENTRY_NOT_FOUND', `no ${place.backend} host or cluster named ${JSON.stringify(place.host)} is configured`));
+    return owner.endLeftovers(place, session, graceMs);
   }
 
   hostGauges(): Array<{ backend: string; name: string; up: boolean; containers: number }> {

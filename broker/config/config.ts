@@ -29,6 +29,8 @@ export interface BrokerConfig {
   trustedProxies: string[];
   /** --advertise-url: how the other brokers reach this one; undefined: derived from the listener. */
   advertiseUrl: string | undefined;
+  /** --state-dir: where the session ledger is kept; undefined: no ledger. */
+  stateDir: string | undefined;
   /** --metrics-listen: where Prometheus metrics are served; null: no metrics. */
   metricsListen: { host: string; port: number } | null;
   limits: {
@@ -213,16 +215,21 @@ function parseAudit(raw: RawSettings): BrokerConfig['audit'] {
       throw new ConfigError('--alert-rule', `not a regular expression: ${r} (${(err as Error).message})`);
     }
   });
-  const dir = str(raw, 'recordings-dir') ?? defaultString('recordings-dir');
   return {
     maxEvents: int(raw, 'audit-max-events', 100, 100_000_000),
     alertRules,
-    recordingsDir: dir === 'none' ? undefined : dir,
+    recordingsDir: optionalDir(raw, 'recordings-dir'),
     recordInput: bool(raw, 'record-input'),
     recordingMaxBytes: int(raw, 'recording-max-bytes', 1024, 1024 ** 4),
     retentionDays: int(raw, 'recording-retention-days', 0, 36_500),
     watchBanner: bool(raw, 'watch-banner'),
   };
+}
+
+/** A directory setting that `none` turns off. */
+function optionalDir(raw: RawSettings, key: 'recordings-dir' | 'state-dir'): string | undefined {
+  const dir = str(raw, key) ?? defaultString(key);
+  return dir === 'none' ? undefined : dir;
 }
 
 function parseAdvertiseUrl(raw: RawSettings): string | undefined {
@@ -320,6 +327,7 @@ export function parseConfig(raw: RawSettings): BrokerConfig {
     tls: parseListenerTls(raw),
     trustedProxies: parseTrustedProxies(raw),
     advertiseUrl: parseAdvertiseUrl(raw),
+    stateDir: optionalDir(raw, 'state-dir'),
     metricsListen: parseMetricsListen(raw, parseListen),
     limits: {
       pingIntervalMs: int(raw, 'ping-interval', 10, 3_600_000),

@@ -1,5 +1,6 @@
 import type Docker from 'dockerode';
-import type { Backend, ExecSpec, HostAnswer, ResolvedTarget, Target, TargetInfo } from '../backend/backend.js';
+import type { Backend, ExecSpec, HostAnswer, LeftoverPlace, ResolvedTarget, Target, TargetInfo } from '../backend/backend.js';
+import { EntryError } from '../errors.js';
 import type { BrokerConfig } from '../config/config.js';
 import type { Logger } from '../log.js';
 import { type DockerCallObserver, instrumentDocker } from './call-timing.js';
@@ -118,6 +119,23 @@ export class DockerBackend implements Backend {
     } catch (error) {
       return listingFailed(host, error);
     }
+  }
+
+  /** A container that is gone or stopped took the session's processes with it; else they are found by their mark. */
+  async endLeftovers(place: LeftoverPlace, session: string, graceMs: number): Promise<boolean> {
+    const host = this.hosts.find((h) => h.name === place.host);
+    if (!host) throw new EntryError('ENTRY_NOT_FOUND', `no docker host named ${JSON.stringify(place.host)} is configured`);
+    let running: boolean;
+    try {
+      running = (await host.docker.getContainer(place.id).inspect()).State?.Running === true;
+    } catch (err) {
+      const failure = dockerFailure(err, 'inspecting a container');
+      if (failure.code === 'ENTRY_CONTAINER_GONE') return false;
+      throw failure;
+    }
+    if (!running) return false;
+    await host.reaper.terminate(place.id, session, 0, graceMs);
+    return true;
   }
 
   async list(): Promise<TargetInfo[]> {

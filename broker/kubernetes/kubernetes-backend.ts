@@ -1,4 +1,4 @@
-import type { Backend, ExecSpec, HostAnswer, ResolvedTarget, Target, TargetInfo } from '../backend/backend.js';
+import type { Backend, ExecSpec, HostAnswer, LeftoverPlace, ResolvedTarget, Target, TargetInfo } from '../backend/backend.js';
 import { EntryError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { ProcessSide } from '../session/types.js';
@@ -124,6 +124,26 @@ export class KubernetesBackend implements Backend {
     } catch (err) {
       return [this.unreachable(`listing pods: ${failureText(err)}`)];
     }
+  }
+
+  /** A pod that is gone, or was replaced by one of the same name, took the session's processes with it. */
+  async endLeftovers(place: LeftoverPlace, session: string, graceMs: number): Promise<boolean> {
+    let pod: PodRecord | undefined;
+    try {
+      pod = podRecord(await this.client.getJson(`/api/v1/namespaces/${encodeURIComponent(place.namespace)}/pods/${encodeURIComponent(place.name)}`, 'pod_get', { timeoutMs: 5_000 }));
+    } catch (err) {
+      if (err instanceof KubeHttpError && err.statusCode === 404) return false;
+      throw err;
+    }
+    if (!pod || pod.uid !== place.id || podState(pod) !== 'running') return false;
+    let container: string;
+    try {
+      container = chooseContainer(pod, place.container);
+    } catch {
+      return false;
+    }
+    await this.reaper.terminate({ namespace: place.namespace, pod: place.name, container }, session, graceMs);
+    return true;
   }
 
   /** The pods `target` names, asked of the apiserver by label (both naming schemes). */

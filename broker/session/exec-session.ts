@@ -10,6 +10,8 @@ import { ResumableTerminal } from './resumable-terminal.js';
 import { type ResumeAttempt, type ResumeDeps, resumeExecSession } from './resume-session.js';
 import type { AdmittedSession, EndReason, ProcessSide, TerminalSide } from './types.js';
 import { RESUME_BUFFER_BYTES } from '../config/limits.js';
+import type { Leftovers } from '../ledger/leftovers.js';
+import type { LedgerEntry } from '../ledger/session-ledger.js';
 
 export interface ExecSessionDeps {
   observers: SessionObserver[];
@@ -25,6 +27,8 @@ export interface ExecSessionDeps {
   maxSessionMs: number;
   /** How long a resumable session whose connection broke is kept; 0: resume off. */
   resumeGraceMs: number;
+  /** The session ledger, when kept: a session is in it from before its process starts until its processes are ended. */
+  leftovers: Leftovers | undefined;
 }
 
 /** A live session as the broker tracks it. */
@@ -62,6 +66,9 @@ export async function runExecSession(upgrade: AdmittedSession, deps: ExecSession
   const settled = new Promise<EndReason | undefined>((resolve) => (settle = resolve));
   let outcome: EndReason | undefined;
   let registered = false;
+  /** In the ledger; `terminateFailed`: the processes may outlive the session, and stay there. */
+  let ledgerEntry: LedgerEntry | undefined;
+  let terminateFailed = false;
   let tty = false;
   /** Set once the process runs, for sessions that asked for resume. */
   let resumable: ResumableTerminal | undefined;
@@ -109,6 +116,16 @@ export async function runExecSession(upgrade: AdmittedSession, deps: ExecSession
       await deps.registry.reserve(identity.user, sessionId);
       registered = true;
       if (stopRequested) throw stopRequested;
+      if (deps.leftovers) {
+        ledgerEntry = {
+          session: sessionId,
+          user: identity.user,
+          ...target,
+          place: { backend: container.backend, host: container.host, namespace: container.namespace, name: container.name, id: container.id, container: plan.container },
+          startedAt: new Date(started).toISOString(),
+        };
+        await deps.leftovers.record(ledgerEntry);
+      }
       exec = await container.open({
         container: plan.container,
         sessionId,
@@ -195,7 +212,10 @@ export async function runExecSession(upgrade: AdmittedSession, deps: ExecSession
           bytesOut: r.bytesOut,
         });
       },
-      onTerminateError: (err) => deps.log.warn('could not end the session processes', { ...fields, error: err as Error }),
+      onTerminateError: (err) => {
+        terminateFailed = true;
+        deps.log.warn('could not end the session processes', { ...fields, error: err as Error });
+      },
       onSignalError: (signal, err) => deps.log.warn('signal not delivered', { ...fields, signal, error: err as Error }),
     });
     relay = r;
@@ -233,5 +253,7 @@ export async function runExecSession(upgrade: AdmittedSession, deps: ExecSession
     untrack();
     settle(outcome);
     if (registered) await deps.registry.remove(identity.user, sessionId);
+    // A process that failed to open was ended by its backend.
+    if (ledgerEntry) await deps.leftovers?.ended(ledgerEntry, !terminateFailed);
   }
 }

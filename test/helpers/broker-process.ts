@@ -32,11 +32,13 @@ export interface BrokerProcessOptions {
   keepLogs?: number;
   /** Subject of the tokens `mint` makes unless told. */
   user?: string;
+  /** --state-dir (the session ledger): one several brokers share, or the broker's temporary directory. */
+  stateDir?: string;
 }
 
 /**
  * The built broker as a child process, as deployed: for memory and CPU figures, signals,
- * crashes, and brokers sharing a store. Its temporary directory (key, recordings) goes when it
+ * crashes, and brokers sharing a store. Its temporary directory (key, recordings, ledger) goes when it
  * stops.
  */
 export class BrokerProcess {
@@ -70,7 +72,7 @@ export class BrokerProcess {
       [
         ...(options.nodeArgs ?? []),
         BUILT_BROKER,
-        ...['--listen', '127.0.0.1:0', '--jwt-public-key', keyFile, '--log-level', 'info', '--recordings-dir', recordings],
+        ...['--listen', '127.0.0.1:0', '--jwt-public-key', keyFile, '--log-level', 'info', '--recordings-dir', recordings, '--state-dir', options.stateDir ?? join(dir, 'state')],
         ...(options.flags ?? []),
       ],
       { env: { ...process.env, ...options.env }, stdio: ['ignore', 'ignore', 'pipe'] },

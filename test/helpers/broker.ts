@@ -29,7 +29,7 @@ export async function startTestBroker(settings: RawSettings = {}, opts: { reapMo
   const keyFile = join(dir, 'jwt.pub.pem');
   writeFileSync(keyFile, publicKey.export({ type: 'spki', format: 'pem' }));
   const logs: string[] = [];
-  const config = parseConfig({ listen: '127.0.0.1:0', 'jwt-public-key': keyFile, 'log-level': 'debug', 'recordings-dir': join(dir, 'recordings'), ...settings });
+  const config = parseConfig({ listen: '127.0.0.1:0', 'jwt-public-key': keyFile, 'log-level': 'debug', 'recordings-dir': join(dir, 'recordings'), 'state-dir': join(dir, 'state'), ...settings });
   const broker = new EntryBroker(config, { log: createLogger('debug', (l) => logs.push(l)), ...(opts.reapMode ? { reapMode: opts.reapMode } : {}) });
   await broker.start();
   const url = broker.url;

@@ -21,7 +21,7 @@ describe('admission that times out', () => {
     silent = createServer((s) => held.push(s));
     await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
     const port = (silent.address() as AddressInfo).port;
-    broker = new EntryBroker(parseConfig({ listen: '127.0.0.1:0', 'jwks-url': `http://127.0.0.1:${port}/jwks`, 'handshake-timeout': 500 }), { log: createLogger('silent') });
+    broker = new EntryBroker(parseConfig({ listen: '127.0.0.1:0', 'recordings-dir': 'none', 'state-dir': 'none', 'jwks-url': `http://127.0.0.1:${port}/jwks`, 'handshake-timeout': 500 }), { log: createLogger('silent') });
     await broker.start();
   });
   afterAll(async () => {

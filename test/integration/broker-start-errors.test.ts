@@ -8,7 +8,7 @@ const BROKER = fileURLToPath(new URL('../../dist/broker/main.js', import.meta.ur
 /** Runs the built broker to its exit (it exits at once on a bad setting): status and stderr. */
 function brokerExit(args: string[]): Promise<{ status: number | null; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [BROKER, '--dev', '--log-level', 'error', ...args], { timeout: 30_000 }, (err, _stdout, stderr) => {
+    execFile(process.execPath, [BROKER, '--dev', '--log-level', 'error', '--recordings-dir', 'none', '--state-dir', 'none', ...args], { timeout: 30_000 }, (err, _stdout, stderr) => {
       resolve({ status: err ? ((err as { code?: number }).code ?? null) : 0, stderr });
     });
   });

@@ -1,0 +1,104 @@
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RawSettings } from '../../broker/config/config.js';
+import { RequestType } from '../../proto/codec.js';
+import { BACKENDS, type TargetHandle } from '../helpers/backends.js';
+import { BrokerProcess, makeSigningKey, type SigningKey } from '../helpers/broker-process.js';
+import { uniqueApp } from '../helpers/containers.js';
+import { eventually, openCommand } from '../helpers/sessions.js';
+
+/** Broker settings as command-line flags (a list setting takes its values after one flag). */
+function flagsOf(settings: RawSettings): string[] {
+  return Object.entries(settings).flatMap(([k, v]) => [`--${k}`, ...(Array.isArray(v) ? v.map(String) : [String(v)])]);
+}
+
+/** The ledger as it stands on disk: each broker process's directory and the session files in it. */
+function ledgerOf(stateDir: string): Record<string, string[]> {
+  const root = join(stateDir, 'sessions');
+  return Object.fromEntries(readdirSync(root).map((owner) => [owner, readdirSync(join(root, owner))]));
+}
+
+/**
+ * A broker killed with `kill -9` ends nothing; the sessions it held are in its ledger, and the
+ * next broker started on the same state directory ends their processes. A broker starting beside
+ * a live one never touches that one's sessions.
+ */
+describe.each(BACKENDS.map((make) => make()))('a broker that dies leaves a ledger the next one acts on ($kind)', (backend) => {
+  const app = uniqueApp('ld');
+  const target = { app, proc: 'web', instance: 1 };
+  let handle: TargetHandle;
+  let key: SigningKey;
+  let stateDir: string;
+  const brokers: BrokerProcess[] = [];
+  const start = async (): Promise<BrokerProcess> => {
+    const b = await BrokerProcess.start({ flags: flagsOf(backend.settings()), key, stateDir });
+    brokers.push(b);
+    return b;
+  };
+  const running = async (marker: string): Promise<boolean> => (await handle.processes()).some((p) => p.includes(marker));
+
+  beforeAll(async () => {
+    handle = await backend.target(app, 'web', 1);
+    key = makeSigningKey();
+    stateDir = mkdtempSync(join(tmpdir(), 'entry-ledger-'));
+  }, backend.setupTimeoutMs);
+  afterAll(async () => {
+    for (const b of brokers) await b.stop();
+    await backend.cleanup();
+    rmSync(stateDir, { recursive: true, force: true });
+  });
+
+  it('ends the processes of a broker killed with kill -9 when the next broker starts, and logs each', async () => {
+    const dead = await start();
+    const token = await dead.mint({ apps: [app] });
+    const s = await openCommand(dead.wsUrl, token, target, ['sh', '-c', 'echo up; sleep 1013']);
+    await s.waitFor(() => s.stdoutText() === 'up\n', 'the session to start');
+    dead.child.kill('SIGKILL');
+    await dead.exited;
+    s.ws.terminate();
+    // What the dead broker left: its process runs on, and the ledger names its session.
+    expect(await running('sleep 1013')).toBe(true);
+    expect(Object.values(ledgerOf(stateDir)).flat()).toHaveLength(1);
+
+    const next = await start();
+    const tookMs = await eventually(async () => !(await running('sleep 1013')), "the dead broker's session processes to be ended", 30_000);
+    await eventually(async () => next.logs.some((l) => l.includes('"leftover session ended"')), 'the log line');
+    const line = JSON.parse(next.logs.find((l) => l.includes('"leftover session ended"'))!) as Record<string, unknown>;
+    expect(line).toMatchObject({ user: 'alice', app, proc: 'web', instance: '1', backend: backend.kind });
+    expect(next.logs.some((l) => l.includes('"sessions left by a broker that stopped without ending them: ending their processes"') && l.includes('"sessions":1'))).toBe(true);
+    // The dead broker's directory is gone; the new one's holds nothing.
+    await eventually(async () => Object.values(ledgerOf(stateDir)).flat().length === 0, 'the entry to be forgotten');
+    expect(Object.keys(ledgerOf(stateDir))).toHaveLength(1);
+    console.log(`broker-death (${backend.kind}): the leftover process was gone ${tookMs} ms after the next broker listened`);
+    await next.stop();
+    // A broker that stops cleanly leaves nothing behind.
+    expect(ledgerOf(stateDir)).toEqual({});
+  }, 90_000);
+
+  it('leaves the sessions of a live broker on the same state directory alone', async () => {
+    const live = await start();
+    const token = await live.mint({ apps: [app] });
+    const s = await openCommand(live.wsUrl, token, target, ['cat']);
+    s.send(RequestType.PLAIN, 'one\n');
+    await s.waitFor(() => s.stdoutText() === 'one\n', 'the first echo');
+    const before = ledgerOf(stateDir);
+    expect(Object.values(before).flat()).toHaveLength(1);
+
+    // Claims are made before a broker listens: by now the newcomer has looked at the ledger.
+    const beside = await start();
+    expect(beside.logs.some((l) => l.includes('leftover'))).toBe(false);
+    s.send(RequestType.PLAIN, 'two\n');
+    await s.waitFor(() => s.stdoutText() === 'one\ntwo\n', 'the session to go on');
+    const after = ledgerOf(stateDir);
+    for (const [owner, files] of Object.entries(before)) expect(after[owner]).toEqual(files);
+
+    s.send(RequestType.STDIN_EOF);
+    await s.closed;
+    await eventually(async () => Object.values(ledgerOf(stateDir)).flat().length === 0, 'the ended session to leave the ledger');
+    await beside.stop();
+    await live.stop();
+    expect(ledgerOf(stateDir)).toEqual({});
+  }, 60_000);
+});

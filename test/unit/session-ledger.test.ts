@@ -1,0 +1,177 @@
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { LeftoverPlace } from '../../broker/backend/backend.js';
+import { EntryError } from '../../broker/errors.js';
+import { type LeftoverEnder, Leftovers } from '../../broker/ledger/leftovers.js';
+import { currentOwner, ownerAlive, processStartTicks } from '../../broker/ledger/owner.js';
+import { type LedgerEntry, SessionLedger } from '../../broker/ledger/session-ledger.js';
+import { createLogger } from '../../broker/log.js';
+
+const BOOT = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+const OTHER_BOOT = BOOT.replace(/^./, (c) => (c === '0' ? '1' : '0'));
+
+function entry(session: string): LedgerEntry {
+  return { session, user: 'alice', app: 'demo', proc: 'web', instance: '1', place: { backend: 'docker', host: 'local', namespace: '', name: 'demo-web-1', id: 'c0ffee', container: '' }, startedAt: '2026-12-04T08:00:00.000Z' };
+}
+
+const uuid = (n: number): string => `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`;
+
+/** The owner name of a process that has exited: its PID is free (or someone else's). */
+function exitedOwner(): string {
+  const r = spawnSync(process.execPath, ['-e', "process.stdout.write(require('fs').readFileSync('/proc/self/stat','utf8'))"]);
+  const stat = r.stdout.toString();
+  return `${BOOT}.${stat.split(' ')[0]}.${stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]}`;
+}
+
+describe('owner names tell a live broker process from a dead one', () => {
+  it('takes this process as alive', () => {
+    expect(ownerAlive(currentOwner().name)).toBe(true);
+  });
+
+  it('takes the same PID with another start time as another, dead process (a broker restarted as PID 1 in its container)', () => {
+    const start = Number(processStartTicks('self'));
+    expect(ownerAlive(`${BOOT}.${process.pid}.${start + 1}`)).toBe(false);
+  });
+
+  it('takes a process that exited as dead', () => {
+    expect(ownerAlive(exitedOwner())).toBe(false);
+  });
+
+  it('takes every process of an earlier boot as dead', () => {
+    expect(ownerAlive(`${OTHER_BOOT}.${process.pid}.${processStartTicks('self')}`)).toBe(false);
+  });
+
+  it('never judges a name that is not an owner name', () => {
+    expect(ownerAlive('notes')).toBe(true);
+    expect(ownerAlive(`${BOOT}.1`)).toBe(true);
+  });
+});
+
+describe('the session ledger on disk', () => {
+  let stateDir: string;
+  const log = createLogger('silent');
+  beforeEach(() => {
+    stateDir = mkdtempSync(join(tmpdir(), 'entry-ledger-unit-'));
+  });
+  afterEach(() => rmSync(stateDir, { recursive: true, force: true }));
+
+  const root = (): string => join(stateDir, 'sessions');
+  const plant = (owner: string, files: Record<string, string>): void => {
+    mkdirSync(join(root(), owner), { recursive: true });
+    for (const [name, text] of Object.entries(files)) writeFileSync(join(root(), owner, name), text);
+  };
+
+  it('keeps a file per session in its own directory until the session is removed, and leaves nothing on close', async () => {
+    const ledger = (await SessionLedger.open(stateDir, log))!;
+    await ledger.add(entry(uuid(1)));
+    const own = currentOwner().name;
+    expect(readdirSync(join(root(), own))).toEqual([`${uuid(1)}.json`]);
+    expect(JSON.parse(readFileSync(join(root(), own, `${uuid(1)}.json`), 'utf8'))).toEqual(entry(uuid(1)));
+    await ledger.remove(uuid(1));
+    await ledger.remove(uuid(1));
+    expect(readdirSync(join(root(), own))).toEqual([]);
+    await ledger.close();
+    expect(readdirSync(root())).toEqual([]);
+  });
+
+  it('never uses a session id that is not a UUID as a file name', async () => {
+    const ledger = (await SessionLedger.open(stateDir, log))!;
+    await ledger.add(entry('../../etc/x'));
+    expect(readdirSync(join(root(), currentOwner().name))).toEqual([]);
+  });
+
+  it("claims a dead broker's entries into its own directory, drops what it cannot read, and removes the dead one's directory", async () => {
+    const dead = exitedOwner();
+    plant(dead, { [`${uuid(2)}.json`]: JSON.stringify(entry(uuid(2))), [`${uuid(3)}.json`]: '{"session":', 'notes.txt': 'kept' });
+    const ledger = (await SessionLedger.open(stateDir, log))!;
+    const claimed = await ledger.claimOrphans();
+    expect(claimed).toEqual([entry(uuid(2))]);
+    expect(readdirSync(join(root(), currentOwner().name))).toEqual([`${uuid(2)}.json`]);
+    // A file that is not an entry is not the ledger's to delete: the directory stays for it.
+    expect(readdirSync(join(root(), dead))).toEqual(['notes.txt']);
+    expect(await ledger.claimOrphans()).toEqual([]);
+  });
+
+  it("leaves a live broker's entries where they are", async () => {
+    // This process's parent stands for another broker that runs.
+    const live = `${BOOT}.${process.ppid}.${processStartTicks(process.ppid)}`;
+    plant(live, { [`${uuid(4)}.json`]: JSON.stringify(entry(uuid(4))) });
+    const ledger = (await SessionLedger.open(stateDir, log))!;
+    expect(await ledger.claimOrphans()).toEqual([]);
+    expect(readdirSync(join(root(), live))).toEqual([`${uuid(4)}.json`]);
+  });
+
+  it('is off, and says so, where its directory cannot be made', async () => {
+    const lines: string[] = [];
+    writeFileSync(join(stateDir, 'file'), '');
+    expect(await SessionLedger.open(join(stateDir, 'file'), createLogger('info', (l) => lines.push(l)))).toBeUndefined();
+    expect(lines.join('\n')).toContain('session ledger off');
+  });
+});
+
+describe('leftover sessions are ended until done', () => {
+  let stateDir: string;
+  beforeEach(() => {
+    stateDir = mkdtempSync(join(tmpdir(), 'entry-leftovers-unit-'));
+  });
+  afterEach(() => rmSync(stateDir, { recursive: true, force: true }));
+
+  /** An ender that answers from a script: each call takes the next answer. */
+  function scripted(answers: Array<boolean | Error>): LeftoverEnder & { calls: string[] } {
+    const calls: string[] = [];
+    return {
+      calls,
+      endLeftovers(_place: LeftoverPlace, session: string) {
+        calls.push(session);
+        const a = answers.shift();
+        return a instanceof Error ? Promise.reject(a) : Promise.resolve(a ?? true);
+      },
+    };
+  }
+
+  it("ends a dead broker's sessions at start and forgets each once ended", async () => {
+    mkdirSync(join(stateDir, 'sessions', exitedOwner()), { recursive: true });
+    const dead = readdirSync(join(stateDir, 'sessions'))[0]!;
+    writeFileSync(join(stateDir, 'sessions', dead, `${uuid(6)}.json`), JSON.stringify(entry(uuid(6))));
+    const ledger = (await SessionLedger.open(stateDir, createLogger('silent')))!;
+    const ender = scripted([true]);
+    const leftovers = new Leftovers(ledger, ender, 10, createLogger('silent'));
+    await leftovers.start();
+    await leftovers.sweep();
+    expect(ender.calls).toEqual([uuid(6)]);
+    expect(leftovers.size).toBe(0);
+    await leftovers.stop();
+    expect(readdirSync(join(stateDir, 'sessions'))).toEqual([]);
+  });
+
+  it("keeps a session whose processes could not be ended, on disk too, and tries again on the next sweep", async () => {
+    const ledger = (await SessionLedger.open(stateDir, createLogger('silent')))!;
+    const ender = scripted([new EntryError('ENTRY_DOCKER_UNAVAILABLE'), false]);
+    const leftovers = new Leftovers(ledger, ender, 10, createLogger('silent'));
+    await leftovers.start();
+    await leftovers.record(entry(uuid(7)));
+    await leftovers.ended(entry(uuid(7)), false);
+    await leftovers.sweep();
+    expect(leftovers.size).toBe(1);
+    expect(readdirSync(join(stateDir, 'sessions', currentOwner().name))).toEqual([`${uuid(7)}.json`]);
+    await leftovers.sweep();
+    expect(ender.calls).toEqual([uuid(7), uuid(7)]);
+    expect(leftovers.size).toBe(0);
+    expect(readdirSync(join(stateDir, 'sessions', currentOwner().name))).toEqual([]);
+    await leftovers.stop();
+  });
+
+  it('forgets a session on a host this broker does not know, where nothing could ever end it', async () => {
+    const ledger = (await SessionLedger.open(stateDir, createLogger('silent')))!;
+    const leftovers = new Leftovers(ledger, scripted([new EntryError('ENTRY_NOT_FOUND', 'no docker host named "gone"')]), 10, createLogger('silent'));
+    await leftovers.record(entry(uuid(8)));
+    await leftovers.ended(entry(uuid(8)), false);
+    await leftovers.sweep();
+    expect(leftovers.size).toBe(0);
+    await leftovers.stop();
+    expect(readdirSync(join(stateDir, 'sessions'))).toEqual([]);
+  });
+});
