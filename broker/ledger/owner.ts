@@ -1,19 +1,22 @@
 import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 
 /**
  * Which broker process wrote a ledger directory, so that another broker can tell whether it is
- * still alive. A PID alone is not enough: it is reused, and a broker in a container is PID 1
- * after every restart. The kernel's boot id and the process's start time (in clock ticks since
- * boot) make a name no other process on this machine has had: `<boot id>.<pid>.<start time>`.
+ * still alive: `<host name>.<boot id>.<pid>.<start time>`. A PID alone is not enough: it is
+ * reused, and a broker in a container is PID 1 after every restart; with the kernel's boot id
+ * and the process's start time (in clock ticks since boot) no other process has had the name.
  *
- * Brokers that share a state directory must share a PID namespace (one host, or one
- * container), since a broker judges the others by its own /proc.
+ * A broker judges only names of its own host name (a container's, or a pod's, is its own): a
+ * state directory shared with other machines or other containers is never taken for dead
+ * brokers' leftovers. Brokers that share one host name and a state directory must share a PID
+ * namespace, since a broker judges the others by its own /proc.
  */
 export interface Owner {
   readonly name: string;
 }
 
-const OWNER_NAME = /^([0-9a-f-]{36})\.(\d+)\.(\d+)$/;
+const OWNER_NAME = /^(.+)\.([0-9a-f-]{36})\.(\d+)\.(\d+)$/;
 
 function bootId(): string {
   return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
@@ -36,25 +39,26 @@ export function processStartTicks(pid: number | 'self'): string | undefined {
 export function currentOwner(): Owner {
   const start = processStartTicks('self');
   if (!start) throw new Error('/proc/self/stat cannot be read');
-  return { name: `${bootId()}.${process.pid}.${start}` };
+  return { name: `${hostname()}.${bootId()}.${process.pid}.${start}` };
 }
 
 /**
- * Whether the process an owner name stands for may still run: a name that is not one is
- * treated as alive (never someone's to clean up), as is any owner when the boot id cannot be read.
+ * Whether the process an owner name stands for may still run. What cannot be judged from here
+ * counts as alive (never someone's to clean up): a name that is not an owner name, another
+ * host name, any name when the boot id cannot be read.
  */
 export function ownerAlive(name: string): boolean {
   const m = OWNER_NAME.exec(name);
-  if (!m) return true;
+  if (!m || m[1] !== hostname()) return true;
   let boot: string;
   try {
     boot = bootId();
   } catch {
     return true;
   }
-  // Written before the machine last booted: every process of that boot is gone.
-  if (m[1] !== boot) return false;
-  return processStartTicks(Number(m[2])) === m[3];
+  // Written before this machine last booted: every process of that boot is gone.
+  if (m[2] !== boot) return false;
+  return processStartTicks(Number(m[3])) === m[4];
 }
 
 /** Whether `name` has the shape of an owner name. */

@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { LeftoverPlace } from '../../broker/backend/backend.js';
@@ -12,6 +12,8 @@ import { createLogger } from '../../broker/log.js';
 
 const BOOT = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
 const OTHER_BOOT = BOOT.replace(/^./, (c) => (c === '0' ? '1' : '0'));
+/** This machine's prefix of owner names. */
+const HERE = `${hostname()}.${BOOT}`;
 
 function entry(session: string): LedgerEntry {
   return { session, user: 'alice', app: 'demo', proc: 'web', instance: '1', place: { backend: 'docker', host: 'local', namespace: '', name: 'demo-web-1', id: 'c0ffee', container: '' }, startedAt: '2026-12-04T08:00:00.000Z' };
@@ -23,7 +25,7 @@ const uuid = (n: number): string => `00000000-0000-4000-8000-${String(n).padStar
 function exitedOwner(): string {
   const r = spawnSync(process.execPath, ['-e', "process.stdout.write(require('fs').readFileSync('/proc/self/stat','utf8'))"]);
   const stat = r.stdout.toString();
-  return `${BOOT}.${stat.split(' ')[0]}.${stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]}`;
+  return `${HERE}.${stat.split(' ')[0]}.${stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]}`;
 }
 
 describe('owner names tell a live broker process from a dead one', () => {
@@ -33,7 +35,7 @@ describe('owner names tell a live broker process from a dead one', () => {
 
   it('takes the same PID with another start time as another, dead process (a broker restarted as PID 1 in its container)', () => {
     const start = Number(processStartTicks('self'));
-    expect(ownerAlive(`${BOOT}.${process.pid}.${start + 1}`)).toBe(false);
+    expect(ownerAlive(`${HERE}.${process.pid}.${start + 1}`)).toBe(false);
   });
 
   it('takes a process that exited as dead', () => {
@@ -41,12 +43,17 @@ describe('owner names tell a live broker process from a dead one', () => {
   });
 
   it('takes every process of an earlier boot as dead', () => {
-    expect(ownerAlive(`${OTHER_BOOT}.${process.pid}.${processStartTicks('self')}`)).toBe(false);
+    expect(ownerAlive(`${hostname()}.${OTHER_BOOT}.${process.pid}.${processStartTicks('self')}`)).toBe(false);
+  });
+
+  it("never judges another host's broker (a state directory shared with other machines or containers)", () => {
+    expect(ownerAlive(exitedOwner().replace(`${hostname()}.`, `not-${hostname()}.`))).toBe(true);
+    expect(ownerAlive(`elsewhere.example.${OTHER_BOOT}.1.1`)).toBe(true);
   });
 
   it('never judges a name that is not an owner name', () => {
     expect(ownerAlive('notes')).toBe(true);
-    expect(ownerAlive(`${BOOT}.1`)).toBe(true);
+    expect(ownerAlive(`${HERE}.1`)).toBe(true);
   });
 });
 
@@ -97,7 +104,7 @@ describe('the session ledger on disk', () => {
 
   it("leaves a live broker's entries where they are", async () => {
     // This process's parent stands for another broker that runs.
-    const live = `${BOOT}.${process.ppid}.${processStartTicks(process.ppid)}`;
+    const live = `${HERE}.${process.ppid}.${processStartTicks(process.ppid)}`;
     plant(live, { [`${uuid(4)}.json`]: JSON.stringify(entry(uuid(4))) });
     const ledger = (await SessionLedger.open(stateDir, log))!;
     expect(await ledger.claimOrphans()).toEqual([]);
