@@ -83,8 +83,12 @@ const OUTPUT_ACK_MS = 1_000;
 /** Waits between reconnection tries: doubling from the first to the last. */
 const RETRY_FIRST_MS = 100;
 const RETRY_MAX_MS = 1_000;
-/** How long input is kept waiting for RESUMABLE, which a broker that resumes sends first. */
-const TICKET_WAIT_MS = 5_000;
+/**
+ * How long input is kept waiting for RESUMABLE, which a broker that resumes sends first. Output
+ * before it ends the wait at once; a command without output, from a broker that does not
+ * resume, waits this long.
+ */
+export const TICKET_WAIT_MS = 5_000;
 
 export function stripAnsi(text: string): string {
   // eslint-disable-next-line no-control-regex

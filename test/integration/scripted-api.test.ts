@@ -4,6 +4,7 @@ import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ClientError, run, spawn } from '../../client/index.js';
+import { TICKET_WAIT_MS } from '../../client/protocol/connection.js';
 import { startTestBroker, type TestBroker } from '../helpers/broker.js';
 import { TestContainers, uniqueApp } from '../helpers/containers.js';
 
@@ -108,5 +109,34 @@ describe('the TypeScript API: run() and spawn()', () => {
     const err = await run({ ...base, broker: 'http://127.0.0.1:1', command: ['true'] }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ClientError);
     expect((err as ClientError).code).toBe('ENTRY_CONNECT_FAILED');
+  });
+});
+
+describe('the TypeScript API against a broker that does not resume (--resume-grace 0)', () => {
+  const containers = new TestContainers();
+  const app = uniqueApp();
+  let b: TestBroker;
+  let base: { broker: string; token: string; target: { app: string; proc: string; instance: number } };
+
+  beforeAll(async () => {
+    b = await startTestBroker({ 'resume-grace': 0 });
+    await containers.entry(app, 'web', 1);
+    base = { broker: b.url, token: await b.mint({ apps: [app] }), target: { app, proc: 'web', instance: 1 } };
+  });
+  afterAll(async () => {
+    await b.stop();
+    await containers.removeAll();
+  });
+
+  it('sends stdin past the resume window as soon as output shows no RESUMABLE is coming, not after TICKET_WAIT_MS', async () => {
+    // 3 MiB: three times the window of input kept for a resume.
+    const data = randomBytes(3 * 1024 * 1024);
+    const t0 = performance.now();
+    const r = await run({ ...base, command: ['cat'], stdin: data });
+    const tookMs = performance.now() - t0;
+    expect(r.exitCode).toBe(0);
+    expect(sha256(r.stdout)).toBe(sha256(data));
+    // Held until the wait ran out, this took TICKET_WAIT_MS and more; it takes ~0.1 s.
+    expect(tookMs).toBeLessThan(TICKET_WAIT_MS);
   });
 });
