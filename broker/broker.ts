@@ -20,7 +20,9 @@ import type { ApiDeps } from './http/api.js';
 import { listen } from './http/listener.js';
 import { createRequestHandler } from './http/routes.js';
 import { Leftovers } from './ledger/leftovers.js';
-import { SessionLedger } from './ledger/session-ledger.js';
+import { FileLedger } from './ledger/file-ledger.js';
+import type { SessionLedger } from './ledger/session-ledger.js';
+import { aliveMarkMs, StoreLedger } from './ledger/store-ledger.js';
 import { createLogger, type Logger } from './log.js';
 import { boundedSink } from './log-sink.js';
 import { BrokerMetrics } from './metrics/metrics.js';
@@ -109,15 +111,13 @@ export class EntryBroker {
     const backends = createBackends({ config, log: this.log, metrics, docker });
     this.backends = backends;
     await backends.start();
-    // Sessions a dead broker left running are claimed before this one takes any, and ended meanwhile.
-    const ledger = config.stateDir ? await SessionLedger.open(config.stateDir, this.log) : undefined;
-    const leftovers = ledger ? new Leftovers(ledger, backends, config.limits.killGraceMs, this.log) : undefined;
-    this.leftovers = leftovers;
-    await leftovers?.start();
     const proxies = new TrustedProxies(config.trustedProxies);
     const certificates = config.tls ? new ListenerCertificates(config.tls, this.log) : undefined;
     this.certificates = certificates;
     const store = await this.openStore();
+    // Sessions a dead broker left running are claimed before this one takes any, and ended meanwhile.
+    const leftovers = await this.openLeftovers(store, backends);
+    this.leftovers = leftovers;
     let api: ApiDeps | undefined;
     let gateway: Gateway | undefined;
     const handler = createRequestHandler({
@@ -222,6 +222,26 @@ export class EntryBroker {
       this.metricsUrl = await listeningOn('--metrics-listen', where, () => server.listen(where.host, where.port));
     }
     this.log.info('listening', { url: this.url, broker: this.id, store: store.kind });
+  }
+
+  /**
+   * The session ledger: shared in Redis when brokers share one (any of them ends what a dead one
+   * left), else in --state-dir (the broker started again ends it); none with `--state-dir none`.
+   */
+  private async openLeftovers(store: Store, backends: Backends): Promise<Leftovers | undefined> {
+    const { config } = this;
+    let ledger: SessionLedger | undefined;
+    let sweepMs: number | undefined;
+    if (store.kind === 'redis') {
+      ledger = new StoreLedger(store, this.id, aliveMarkMs(config.limits.sessionTtlMs), this.log);
+      sweepMs = config.limits.sessionTtlMs;
+    } else if (config.stateDir) {
+      ledger = await FileLedger.open(config.stateDir, this.log);
+    }
+    if (!ledger) return undefined;
+    const leftovers = new Leftovers(ledger, backends, config.limits.killGraceMs, this.log, sweepMs);
+    await leftovers.start();
+    return leftovers;
   }
 
   /** Redis when configured (a broker starts even while Redis is down, and reports not ready). */

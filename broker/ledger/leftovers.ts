@@ -10,11 +10,12 @@ export interface LeftoverEnder {
 }
 
 /**
- * How often the ledger is looked at for brokers that died, and what could not be ended is tried
- * again: a directory listing per minute costs nothing, and a broker that died while another
- * was running (sharing its state directory) has its sessions ended within the minute.
+ * How often a ledger on disk is looked at for brokers that died, and what could not be ended is
+ * tried again: a directory listing per minute costs nothing, and a broker that died while
+ * another was running (sharing its state directory) has its sessions ended within the minute.
+ * A ledger in the store is looked at once per session TTL (see broker.ts).
  */
-export const SWEEP_INTERVAL_MS = 60_000;
+export const FILE_SWEEP_INTERVAL_MS = 60_000;
 
 /**
  * Leftover sessions ended at once. Each is what a session's own clean-up is (a /proc walk, or
@@ -34,19 +35,22 @@ export class Leftovers {
   private timer: NodeJS.Timeout | undefined;
   private sweeping: Promise<void> | undefined;
   private readonly lanes = new Limiter(SWEEP_CONCURRENCY);
+  /** The last claim failed (the store unreachable): said once per outage. */
+  private claimFailing = false;
 
   constructor(
     private readonly ledger: SessionLedger,
     private readonly ender: LeftoverEnder,
     private readonly graceMs: number,
     private readonly log: Logger,
+    private readonly sweepIntervalMs = FILE_SWEEP_INTERVAL_MS,
   ) {}
 
   /** Claims what dead brokers left (before this broker takes sessions), then ends it in the background. */
   async start(): Promise<void> {
     await this.claim();
     void this.sweep();
-    this.timer = setInterval(() => void this.claim().then(() => this.sweep()), SWEEP_INTERVAL_MS);
+    this.timer = setInterval(() => void this.claim().then(() => this.sweep()), this.sweepIntervalMs);
     this.timer.unref();
   }
 
@@ -54,8 +58,10 @@ export class Leftovers {
     let claimed: LedgerEntry[];
     try {
       claimed = await this.ledger.claimOrphans();
+      this.claimFailing = false;
     } catch (err) {
-      this.log.warn('session ledger not read', { error: err as Error });
+      if (!this.claimFailing) this.log.warn('session ledger not read: tried again at the next sweep', { error: err as Error });
+      this.claimFailing = true;
       return;
     }
     if (claimed.length === 0) return;
@@ -96,7 +102,7 @@ export class Leftovers {
         // A host or cluster this broker is not configured for: nothing here can ever reach it.
         this.log.warn('leftover session on a host this broker does not know: forgotten', { ...fields, error: err as Error });
       } else {
-        this.log.warn('leftover session not ended yet: tried again within a minute', { ...fields, error: err as Error });
+        this.log.warn('leftover session not ended yet: tried again at the next sweep', { ...fields, error: err as Error, sweepMs: this.sweepIntervalMs });
         return;
       }
       present = false;

@@ -1,8 +1,4 @@
-import { mkdir, readdir, readFile, rename, rmdir, unlink, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { LeftoverPlace } from '../backend/backend.js';
-import type { Logger } from '../log.js';
-import { currentOwner, isOwnerName, type Owner, ownerAlive } from './owner.js';
 
 /** A session whose processes may still run, as the ledger keeps it. */
 export interface LedgerEntry {
@@ -15,109 +11,36 @@ export interface LedgerEntry {
   startedAt: string;
 }
 
-/** Session ids are the broker's own UUIDs; anything else is never used as a file name. */
-const ENTRY_FILE = /^([0-9a-f-]{36})\.json$/;
-
 /**
- * Sessions whose processes may still be running, on disk: a file per session from before its
- * process starts until its clean-up is done, in a directory of the broker process that holds it
- * (`<state dir>/sessions/<owner>/`, see owner.ts). A broker that dies without ending its
- * sessions (`kill -9`, the OOM killer, a crash) leaves its files behind; a broker that starts
- * later with the same state directory claims them (`claimOrphans`) and ends those processes.
- *
- * Writes are not flushed to the disk: a broker's death keeps what it wrote (the kernel holds it),
- * and a machine's restart ends the processes too.
+ * Sessions whose processes may still be running: each is added before its process starts and
+ * removed once its processes are ended, under the broker process holding it. A broker that dies
+ * without ending its sessions (`kill -9`, the OOM killer, a crash) leaves its entries behind,
+ * and another broker, or the same one started again, claims them and ends those processes.
+ * Kept on disk (one broker, FileLedger) or in the shared store (many, StoreLedger).
  */
-export class SessionLedger {
-  private constructor(
-    /** `<state dir>/sessions`. */
-    private readonly root: string,
-    private readonly owner: Owner,
-    private readonly log: Logger,
-  ) {}
-
-  /** This broker's own directory of entries. */
-  private get dir(): string {
-    return join(this.root, this.owner.name);
-  }
-
-  /** The ledger under `stateDir`, or undefined (said in the log) when it cannot be kept there. */
-  static async open(stateDir: string, log: Logger): Promise<SessionLedger | undefined> {
-    try {
-      const ledger = new SessionLedger(join(stateDir, 'sessions'), currentOwner(), log);
-      await mkdir(ledger.dir, { recursive: true, mode: 0o700 });
-      return ledger;
-    } catch (err) {
-      log.warn('session ledger off: the processes of sessions open when this broker dies are not ended by the next one', { stateDir, error: err as Error });
-      return undefined;
-    }
-  }
-
-  /** Records a session before its process starts. Never throws: a session does not depend on it. */
-  async add(entry: LedgerEntry): Promise<void> {
-    if (!ENTRY_FILE.test(`${entry.session}.json`)) return;
-    try {
-      await writeFile(join(this.dir, `${entry.session}.json`), JSON.stringify(entry), { mode: 0o600 });
-    } catch (err) {
-      this.log.warn('session not in the ledger: if this broker dies, its processes are left running', { session: entry.session, error: err as Error });
-    }
-  }
-
-  /** Forgets a session whose processes are known to be gone. */
-  async remove(session: string): Promise<void> {
-    if (!ENTRY_FILE.test(`${session}.json`)) return;
-    await unlink(join(this.dir, `${session}.json`)).catch((err: NodeJS.ErrnoException) => {
-      if (err.code !== 'ENOENT') this.log.warn('session not removed from the ledger', { session, error: err });
-    });
-  }
-
-  /**
-   * Takes over the entries of brokers that are gone: each file is moved into this broker's own
-   * directory (a rename: of two brokers claiming at once, one gets it), and the emptied
-   * directory is removed. Returns the entries claimed now; unreadable files are dropped.
-   */
-  async claimOrphans(): Promise<LedgerEntry[]> {
-    const claimed: LedgerEntry[] = [];
-    for (const owner of await readdir(this.root)) {
-      if (owner === this.owner.name || !isOwnerName(owner) || ownerAlive(owner)) continue;
-      const from = join(this.root, owner);
-      let files: string[];
-      try {
-        files = await readdir(from);
-      } catch {
-        continue;
-      }
-      for (const file of files) {
-        if (!ENTRY_FILE.test(file)) continue;
-        const to = join(this.dir, file);
-        try {
-          await rename(join(from, file), to);
-        } catch {
-          continue;
-        }
-        const entry = await readEntry(to);
-        if (entry) claimed.push(entry);
-        else {
-          this.log.warn('unreadable ledger entry dropped', { file: join(from, file) });
-          await unlink(to).catch(() => undefined);
-        }
-      }
-      await rmdir(from).catch(() => undefined);
-    }
-    return claimed;
-  }
-
-  /** On a clean stop: this broker's directory goes if nothing is left in it. */
-  async close(): Promise<void> {
-    await rmdir(this.dir).catch(() => undefined);
-  }
+export interface SessionLedger {
+  readonly kind: 'file' | 'store';
+  /** Records a session before its process starts. Never rejects: a session does not depend on it. */
+  add(entry: LedgerEntry): Promise<void>;
+  /** Forgets a session whose processes are known to be gone. Never rejects. */
+  remove(session: string): Promise<void>;
+  /** Takes over the entries of brokers that are gone: each is claimed by one broker only. */
+  claimOrphans(): Promise<LedgerEntry[]>;
+  /** On a stop: what is still here is left for the next broker. */
+  close(): Promise<void>;
 }
 
-async function readEntry(file: string): Promise<LedgerEntry | undefined> {
+/** Session ids are the broker's own UUIDs; nothing else is used as a name in a ledger. */
+export function isSessionId(id: string): boolean {
+  return /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(id);
+}
+
+/** An entry as written, or undefined when it is not one (a write cut short by a crash). */
+export function parseEntry(text: string): LedgerEntry | undefined {
   try {
-    const e = JSON.parse(await readFile(file, 'utf8')) as Partial<LedgerEntry>;
+    const e = JSON.parse(text) as Partial<LedgerEntry>;
     const p = e.place;
-    if (typeof e.session !== 'string' || !p || typeof p.backend !== 'string' || typeof p.host !== 'string' || typeof p.id !== 'string') return undefined;
+    if (typeof e.session !== 'string' || !isSessionId(e.session) || !p || typeof p.backend !== 'string' || typeof p.host !== 'string' || typeof p.id !== 'string') return undefined;
     return e as LedgerEntry;
   } catch {
     return undefined;

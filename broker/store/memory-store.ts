@@ -34,6 +34,9 @@ export class MemoryStore implements Store {
   private readonly revokedUsers = new Map<string, number>();
   private readonly handlers = new Map<string, Array<(m: ControlMessage) => void>>();
   private readonly outputHandlers = new Map<string, Set<(data: Buffer) => void>>();
+  /** The session ledger by broker, and until when each broker is marked alive. */
+  private readonly ledgers = new Map<string, Map<string, string>>();
+  private readonly alive = new Map<string, number>();
   /** Audit events, oldest first; `auditBase` is the sequence number of the first. */
   private audit: AuditEvent[] = [];
   private auditSizes: number[] = [];
@@ -73,6 +76,38 @@ export class MemoryStore implements Store {
       slots.set(record.id, expires);
       this.slots.set(record.user, slots);
     }
+  }
+
+  async putLedgerEntry(broker: string, session: string, entry: string): Promise<void> {
+    const mine = this.ledgers.get(broker) ?? new Map<string, string>();
+    mine.set(session, entry);
+    this.ledgers.set(broker, mine);
+  }
+
+  async removeLedgerEntry(broker: string, session: string): Promise<void> {
+    this.ledgers.get(broker)?.delete(session);
+  }
+
+  async markBrokerAlive(broker: string, ttlMs: number): Promise<void> {
+    if (ttlMs > 0) this.alive.set(broker, Date.now() + ttlMs);
+    else this.alive.delete(broker);
+  }
+
+  async claimLedgers(broker: string): Promise<string[]> {
+    const out: string[] = [];
+    const now = Date.now();
+    for (const [other, entries] of this.ledgers) {
+      if (other === broker || (this.alive.get(other) ?? 0) > now) continue;
+      this.ledgers.delete(other);
+      if (entries.size === 0) continue;
+      const mine = this.ledgers.get(broker) ?? new Map<string, string>();
+      for (const [session, entry] of entries) {
+        mine.set(session, entry);
+        out.push(entry);
+      }
+      this.ledgers.set(broker, mine);
+    }
+    return out;
   }
 
   async removeSession(id: string): Promise<void> {

@@ -46,6 +46,29 @@ local n = redis.call('INCR', KEYS[1])
 if n == 1 or redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return {n, redis.call('PTTL', KEYS[1])}`;
 
+/**
+ * Moves the ledger of every broker no longer marked alive into the claimer's own (ARGV[1]),
+ * and answers the entries moved. One script: of two brokers claiming at once, one gets each.
+ * Its keys are derived from the set of ledgers, all under the one hash tag (one cluster slot).
+ */
+const CLAIM_LEDGERS = `
+local out = {}
+local mine = '${P}ledger:' .. ARGV[1]
+for _, b in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if b ~= ARGV[1] and redis.call('EXISTS', '${P}alive:' .. b) == 0 then
+    local theirs = '${P}ledger:' .. b
+    local kv = redis.call('HGETALL', theirs)
+    for i = 1, #kv, 2 do
+      redis.call('HSET', mine, kv[i], kv[i + 1])
+      out[#out + 1] = kv[i + 1]
+    end
+    redis.call('DEL', theirs)
+    redis.call('SREM', KEYS[1], b)
+  end
+end
+if #out > 0 then redis.call('SADD', KEYS[1], ARGV[1]) end
+return out`;
+
 /** How long /readyz waits for Redis to answer a PING before calling it unreachable. */
 const HEALTH_PING_MS = 1_000;
 
@@ -111,6 +134,23 @@ export class RedisStore implements Store {
       for (const [user, pairs] of byUser) tx.zadd(`${P}slots:${user}`, ...pairs).pexpire(`${P}slots:${user}`, ttlMs);
     }
     await tx.exec();
+  }
+
+  async putLedgerEntry(broker: string, session: string, entry: string): Promise<void> {
+    await this.redis.multi().hset(`${P}ledger:${broker}`, session, entry).sadd(`${P}ledgers`, broker).exec();
+  }
+
+  async removeLedgerEntry(broker: string, session: string): Promise<void> {
+    await this.redis.hdel(`${P}ledger:${broker}`, session);
+  }
+
+  async markBrokerAlive(broker: string, ttlMs: number): Promise<void> {
+    if (ttlMs > 0) await this.redis.set(`${P}alive:${broker}`, '1', 'PX', ttlMs);
+    else await this.redis.del(`${P}alive:${broker}`);
+  }
+
+  async claimLedgers(broker: string): Promise<string[]> {
+    return (await this.redis.eval(CLAIM_LEDGERS, 1, `${P}ledgers`, broker)) as string[];
   }
 
   async removeSession(id: string): Promise<void> {

@@ -69,6 +69,14 @@ export interface Store {
   /** Returns a function that unsubscribes. */
   subscribeOutput(sessionId: string, handler: (data: Buffer) => void): Promise<() => Promise<void>>;
 
+  // The shared session ledger (see ledger/session-ledger.ts): entries by the broker holding them.
+  putLedgerEntry(broker: string, session: string, entry: string): Promise<void>;
+  removeLedgerEntry(broker: string, session: string): Promise<void>;
+  /** Says `broker` runs, for the next `ttlMs`; 0 says it has stopped. */
+  markBrokerAlive(broker: string, ttlMs: number): Promise<void>;
+  /** Moves the entries of every broker not marked alive into `broker`'s, atomically (one claimer each); returns them. */
+  claimLedgers(broker: string): Promise<string[]>;
+
   /** Whether the store answers now: false while Redis is unreachable, or connected and not answering. */
   healthy(): Promise<boolean>;
   close(): Promise<void>;

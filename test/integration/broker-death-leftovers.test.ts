@@ -6,7 +6,8 @@ import type { RawSettings } from '../../broker/config/config.js';
 import { RequestType } from '../../proto/codec.js';
 import { BACKENDS, type TargetHandle } from '../helpers/backends.js';
 import { BrokerProcess, makeSigningKey, type SigningKey } from '../helpers/broker-process.js';
-import { uniqueApp } from '../helpers/containers.js';
+import { containerProcesses, TestContainers, uniqueApp } from '../helpers/containers.js';
+import { TestRedis } from '../helpers/redis.js';
 import { eventually, openCommand } from '../helpers/sessions.js';
 
 /** Broker settings as command-line flags (a list setting takes its values after one flag). */
@@ -100,5 +101,57 @@ describe.each(BACKENDS.map((make) => make()))('a broker that dies leaves a ledge
     await beside.stop();
     await live.stop();
     expect(ledgerOf(stateDir)).toEqual({});
+  }, 60_000);
+});
+
+/**
+ * Brokers sharing Redis keep the ledger there: a broker that dies and never comes back (its
+ * machine lost) has its sessions' processes ended by another, once its alive mark has lapsed.
+ */
+describe('brokers sharing Redis: another broker ends what a dead one left', () => {
+  const containers = new TestContainers();
+  const redis = new TestRedis();
+  const app = uniqueApp('lr');
+  const target = { app, proc: 'web', instance: 1 };
+  /** Alive marks last 4 s (four TTLs), and the ledger is swept every second. */
+  const flags = () => ['--redis-url', redis.url, '--session-ttl', '1000'];
+  let containerId: string;
+  const brokers: BrokerProcess[] = [];
+
+  beforeAll(async () => {
+    await redis.start();
+    containerId = await containers.entry(app, 'web', 1);
+  });
+  afterAll(async () => {
+    for (const b of brokers) await b.stop();
+    await containers.removeAll();
+    await redis.stop();
+  });
+
+  it('ends the processes of a broker killed with kill -9, from a broker that was running beside it', async () => {
+    const key = makeSigningKey();
+    const survivor = await BrokerProcess.start({ flags: flags(), key });
+    const dead = await BrokerProcess.start({ flags: flags(), key });
+    brokers.push(survivor, dead);
+    const token = await dead.mint({ apps: [app] });
+    const s = await openCommand(dead.wsUrl, token, target, ['sh', '-c', 'echo up; sleep 1015']);
+    await s.waitFor(() => s.stdoutText() === 'up\n', 'the session to start');
+    const onSurvivor = await openCommand(survivor.wsUrl, token, target, ['sh', '-c', 'echo up; sleep 1016']);
+    await onSurvivor.waitFor(() => onSurvivor.stdoutText() === 'up\n', 'a session on the survivor');
+    const running = async (marker: string) => (await containerProcesses(containerId)).some((p) => p.includes(marker));
+    dead.child.kill('SIGKILL');
+    await dead.exited;
+    s.ws.terminate();
+    expect(await running('sleep 1015')).toBe(true);
+
+    const tookMs = await eventually(async () => !(await running('sleep 1015')), "the dead broker's session processes to be ended", 30_000);
+    const line = survivor.logs.find((l) => l.includes('"leftover session ended"'));
+    expect(line).toBeDefined();
+    expect(JSON.parse(line!)).toMatchObject({ user: 'alice', app, backend: 'docker' });
+    // The survivor's own session was never taken for a dead broker's.
+    expect(await running('sleep 1016')).toBe(true);
+    onSurvivor.send(RequestType.SIGNAL, 'TERM');
+    await onSurvivor.closed;
+    console.log(`broker-death (Redis): the dead broker's process was gone ${tookMs} ms after kill -9 (alive marks 4 s)`);
   }, 60_000);
 });

@@ -188,7 +188,7 @@ describe('many brokers behind one address, sharing Redis', () => {
     live.ws.close();
   });
 
-  it('costs the session registry under 1 KiB of Redis per open session (a thousand sessions in 1 MiB)', async () => {
+  it('costs the session registry under 1 KiB of Redis per open session (a thousand sessions in 1 MiB), and the ledger as much again at most', async () => {
     const SESSIONS = 8;
     const PER_SESSION_LIMIT = 1024;
     const client = redis.client();
@@ -196,14 +196,17 @@ describe('many brokers behind one address, sharing Redis', () => {
     // the user's slots. The audit stream is left out: it is capped by --audit-max-events
     // whatever the number of open sessions. Keys of earlier sessions can only expire meanwhile,
     // which makes the growth look smaller, never larger.
-    const usage = async () => {
-      const keys = (await client.keys('{entry}:*')).filter((k) => k !== '{entry}:audit');
+    // The session ledger (and the brokers' alive marks) apart: one entry per session, beside the registry.
+    const isLedger = (k: string) => /^\{entry\}:(ledger|alive)/.test(k);
+    const usage = async (ledger = false) => {
+      const keys = (await client.keys('{entry}:*')).filter((k) => k !== '{entry}:audit' && isLedger(k) === ledger);
       const sizes = await Promise.all(keys.map(async (k) => Number(await client.call('MEMORY', 'USAGE', k, 'SAMPLES', '0'))));
       return sizes.reduce((x, y) => x + y, 0);
     };
     const open: WireClient[] = [];
     try {
       const before = await usage();
+      const ledgerBefore = await usage(true);
       // One session per user: each also brings a slot set of its own, the dearer case.
       for (let i = 0; i < SESSIONS; i++) {
         const s = await openCommand(b.wsUrl, await b.mint({ apps: [app] }, `mem-user-${i}`), target, ['sh', '-c', 'echo up; sleep 1013']);
@@ -214,9 +217,12 @@ describe('many brokers behind one address, sharing Redis', () => {
       const values = await Promise.all(keys.map((k) => client.get(k)));
       expect(values.filter((v) => v?.includes('"user":"mem-user-')).length).toBe(SESSIONS);
       const perSession = ((await usage()) - before) / SESSIONS;
-      console.log(`multi-broker: Redis memory per open session: ${perSession.toFixed(0)} bytes (record, expiry index entry, user slot set)`);
+      const ledgerPerSession = ((await usage(true)) - ledgerBefore) / SESSIONS;
+      console.log(`multi-broker: Redis memory per open session: ${perSession.toFixed(0)} bytes (record, expiry index entry, user slot set), and ${ledgerPerSession.toFixed(0)} bytes in the ledger`);
       expect(perSession).toBeGreaterThan(0);
       expect(perSession).toBeLessThan(PER_SESSION_LIMIT);
+      expect(ledgerPerSession).toBeGreaterThan(0);
+      expect(ledgerPerSession).toBeLessThan(PER_SESSION_LIMIT);
     } finally {
       client.disconnect();
       for (const s of open) s.ws.close();

@@ -97,6 +97,36 @@ describe.each(implementations)('the Store contract: %s', (_name, make) => {
     expect((await store.listSessions()).map((s) => s.id)).not.toContain(id);
   });
 
+  it("hands a dead broker's ledger to one claimer, never a live broker's", async () => {
+    const [dead, live, a, b, c] = [uniq(), uniq(), uniq(), uniq(), uniq()];
+    for (const broker of [dead, live, a, b, c]) await store.markBrokerAlive(broker, 60_000);
+    await store.putLedgerEntry(dead, 's1', '{"n":1}');
+    await store.putLedgerEntry(dead, 's2', '{"n":2}');
+    await store.putLedgerEntry(dead, 's3', '{"n":3}');
+    await store.removeLedgerEntry(dead, 's3');
+    await store.putLedgerEntry(live, 's4', '{"n":4}');
+    expect(await store.claimLedgers(a)).toEqual([]);
+    await store.markBrokerAlive(dead, 0);
+    const [byA, byB] = await Promise.all([store.claimLedgers(a), store.claimLedgers(b)]);
+    expect([...byA, ...byB].sort()).toEqual(['{"n":1}', '{"n":2}']);
+    expect(await store.claimLedgers(c)).toEqual([]);
+    // The claimer holds them now: when it is gone too, they pass on again.
+    await store.markBrokerAlive(byA.length > 0 ? a : b, 0);
+    expect((await store.claimLedgers(c)).sort()).toEqual(['{"n":1}', '{"n":2}']);
+    for (const s of ['s1', 's2']) await store.removeLedgerEntry(c, s);
+    await store.removeLedgerEntry(live, 's4');
+    for (const broker of [live, a, b, c]) await store.markBrokerAlive(broker, 0);
+  });
+
+  it("lets a broker's alive mark lapse with its TTL", async () => {
+    const [gone, claimer] = [uniq(), uniq()];
+    await store.markBrokerAlive(gone, 80);
+    await store.putLedgerEntry(gone, 's1', '{"lapsed":1}');
+    expect(await store.claimLedgers(claimer)).not.toContain('{"lapsed":1}');
+    await new Promise((r) => setTimeout(r, 160));
+    expect(await store.claimLedgers(claimer)).toContain('{"lapsed":1}');
+  });
+
   it('refreshes many sessions and their user slots at once, putting back a slot the store lost', async () => {
     const user = `u-${uniq()}`;
     const [a, b] = [uniq(), uniq()];

@@ -2,12 +2,16 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { LeftoverPlace } from '../../broker/backend/backend.js';
 import { EntryError } from '../../broker/errors.js';
 import { type LeftoverEnder, Leftovers } from '../../broker/ledger/leftovers.js';
 import { currentOwner, ownerAlive, processStartTicks } from '../../broker/ledger/owner.js';
-import { type LedgerEntry, SessionLedger } from '../../broker/ledger/session-ledger.js';
+import { FileLedger } from '../../broker/ledger/file-ledger.js';
+import type { LedgerEntry } from '../../broker/ledger/session-ledger.js';
+import { StoreLedger } from '../../broker/ledger/store-ledger.js';
+import { MemoryStore } from '../../broker/store/memory-store.js';
+import type { Store } from '../../broker/store/store.js';
 import { createLogger } from '../../broker/log.js';
 
 const BOOT = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
@@ -72,7 +76,7 @@ describe('the session ledger on disk', () => {
   };
 
   it('keeps a file per session in its own directory until the session is removed, and leaves nothing on close', async () => {
-    const ledger = (await SessionLedger.open(stateDir, log))!;
+    const ledger = (await FileLedger.open(stateDir, log))!;
     await ledger.add(entry(uuid(1)));
     const own = currentOwner().name;
     expect(readdirSync(join(root(), own))).toEqual([`${uuid(1)}.json`]);
@@ -85,7 +89,7 @@ describe('the session ledger on disk', () => {
   });
 
   it('never uses a session id that is not a UUID as a file name', async () => {
-    const ledger = (await SessionLedger.open(stateDir, log))!;
+    const ledger = (await FileLedger.open(stateDir, log))!;
     await ledger.add(entry('../../etc/x'));
     expect(readdirSync(join(root(), currentOwner().name))).toEqual([]);
   });
@@ -93,7 +97,7 @@ describe('the session ledger on disk', () => {
   it("claims a dead broker's entries into its own directory, drops what it cannot read, and removes the dead one's directory", async () => {
     const dead = exitedOwner();
     plant(dead, { [`${uuid(2)}.json`]: JSON.stringify(entry(uuid(2))), [`${uuid(3)}.json`]: '{"session":', 'notes.txt': 'kept' });
-    const ledger = (await SessionLedger.open(stateDir, log))!;
+    const ledger = (await FileLedger.open(stateDir, log))!;
     const claimed = await ledger.claimOrphans();
     expect(claimed).toEqual([entry(uuid(2))]);
     expect(readdirSync(join(root(), currentOwner().name))).toEqual([`${uuid(2)}.json`]);
@@ -106,7 +110,7 @@ describe('the session ledger on disk', () => {
     // This process's parent stands for another broker that runs.
     const live = `${HERE}.${process.ppid}.${processStartTicks(process.ppid)}`;
     plant(live, { [`${uuid(4)}.json`]: JSON.stringify(entry(uuid(4))) });
-    const ledger = (await SessionLedger.open(stateDir, log))!;
+    const ledger = (await FileLedger.open(stateDir, log))!;
     expect(await ledger.claimOrphans()).toEqual([]);
     expect(readdirSync(join(root(), live))).toEqual([`${uuid(4)}.json`]);
   });
@@ -114,7 +118,7 @@ describe('the session ledger on disk', () => {
   it('is off, and says so, where its directory cannot be made', async () => {
     const lines: string[] = [];
     writeFileSync(join(stateDir, 'file'), '');
-    expect(await SessionLedger.open(join(stateDir, 'file'), createLogger('info', (l) => lines.push(l)))).toBeUndefined();
+    expect(await FileLedger.open(join(stateDir, 'file'), createLogger('info', (l) => lines.push(l)))).toBeUndefined();
     expect(lines.join('\n')).toContain('session ledger off');
   });
 });
@@ -143,7 +147,7 @@ describe('leftover sessions are ended until done', () => {
     mkdirSync(join(stateDir, 'sessions', exitedOwner()), { recursive: true });
     const dead = readdirSync(join(stateDir, 'sessions'))[0]!;
     writeFileSync(join(stateDir, 'sessions', dead, `${uuid(6)}.json`), JSON.stringify(entry(uuid(6))));
-    const ledger = (await SessionLedger.open(stateDir, createLogger('silent')))!;
+    const ledger = (await FileLedger.open(stateDir, createLogger('silent')))!;
     const ender = scripted([true]);
     const leftovers = new Leftovers(ledger, ender, 10, createLogger('silent'));
     await leftovers.start();
@@ -155,7 +159,7 @@ describe('leftover sessions are ended until done', () => {
   });
 
   it("keeps a session whose processes could not be ended, on disk too, and tries again on the next sweep", async () => {
-    const ledger = (await SessionLedger.open(stateDir, createLogger('silent')))!;
+    const ledger = (await FileLedger.open(stateDir, createLogger('silent')))!;
     const ender = scripted([new EntryError('ENTRY_DOCKER_UNAVAILABLE'), false]);
     const leftovers = new Leftovers(ledger, ender, 10, createLogger('silent'));
     await leftovers.start();
@@ -172,7 +176,7 @@ describe('leftover sessions are ended until done', () => {
   });
 
   it('forgets a session on a host this broker does not know, where nothing could ever end it', async () => {
-    const ledger = (await SessionLedger.open(stateDir, createLogger('silent')))!;
+    const ledger = (await FileLedger.open(stateDir, createLogger('silent')))!;
     const leftovers = new Leftovers(ledger, scripted([new EntryError('ENTRY_NOT_FOUND', 'no docker host named "gone"')]), 10, createLogger('silent'));
     await leftovers.record(entry(uuid(8)));
     await leftovers.ended(entry(uuid(8)), false);
@@ -180,5 +184,51 @@ describe('leftover sessions are ended until done', () => {
     expect(leftovers.size).toBe(0);
     await leftovers.stop();
     expect(readdirSync(join(stateDir, 'sessions'))).toEqual([]);
+  });
+});
+
+describe('the session ledger in the shared store', () => {
+  const ALIVE_MS = 150;
+  const settle = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+  it('claims only after reaching the store for a whole alive window, and again only a window after an outage', async () => {
+    const memory = new MemoryStore();
+    let failing = false;
+    // The store as it is, except that marking alive fails while `failing`: an outage as this broker sees it.
+    const store = new Proxy(memory, {
+      get(target, prop, receiver) {
+        if (prop === 'markBrokerAlive' && failing) return () => Promise.reject(new Error('connection lost'));
+        const value = Reflect.get(target, prop, receiver) as unknown;
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    }) as Store;
+    const lines: string[] = [];
+    const ledger = new StoreLedger(store, 'me', ALIVE_MS, createLogger('warn', (l) => lines.push(l)));
+    try {
+      // A broker that died: entries, and no alive mark.
+      await memory.putLedgerEntry('gone', uuid(9), JSON.stringify(entry(uuid(9))));
+      expect(await ledger.claimOrphans()).toEqual([]);
+      await settle(ALIVE_MS + 50);
+      expect(await ledger.claimOrphans()).toEqual([entry(uuid(9))]);
+
+      await memory.putLedgerEntry('gone-too', uuid(10), JSON.stringify(entry(uuid(10))));
+      failing = true;
+      await vi.waitFor(() => expect(lines.join('\n')).toContain('alive mark not refreshed'), { timeout: 2_000 });
+      failing = false;
+      expect(await ledger.claimOrphans()).toEqual([]);
+      await settle(ALIVE_MS + 100);
+      expect(await ledger.claimOrphans()).toEqual([entry(uuid(10))]);
+    } finally {
+      await ledger.close();
+    }
+  });
+
+  it('takes its alive mark down on close, so that what it leaves is claimed at once', async () => {
+    const store = new MemoryStore();
+    const ledger = new StoreLedger(store, 'leaving', 60_000, createLogger('silent'));
+    await ledger.add(entry(uuid(11)));
+    expect(await store.claimLedgers('other')).toEqual([]);
+    await ledger.close();
+    expect(await store.claimLedgers('other')).toEqual([JSON.stringify(entry(uuid(11)))]);
   });
 });
