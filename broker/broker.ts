@@ -21,7 +21,7 @@ import { listen } from './http/listener.js';
 import { createRequestHandler } from './http/routes.js';
 import { Leftovers } from './ledger/leftovers.js';
 import { FileLedger } from './ledger/file-ledger.js';
-import type { SessionLedger } from './ledger/session-ledger.js';
+import type { LedgerEntry, SessionLedger } from './ledger/session-ledger.js';
 import { aliveMarkMs, StoreLedger } from './ledger/store-ledger.js';
 import { createLogger, type Logger } from './log.js';
 import { boundedSink } from './log-sink.js';
@@ -116,7 +116,8 @@ export class EntryBroker {
     this.certificates = certificates;
     const store = await this.openStore();
     // Sessions a dead broker left running are claimed before this one takes any, and ended meanwhile.
-    const leftovers = await this.openLeftovers(store, backends);
+    const audit = new AuditTrail(store, this.log, { brokerId: this.id, maxEvents: config.audit.maxEvents, alertRules: config.audit.alertRules });
+    const leftovers = await this.openLeftovers(store, backends, audit);
     this.leftovers = leftovers;
     let api: ApiDeps | undefined;
     let gateway: Gateway | undefined;
@@ -165,7 +166,6 @@ export class EntryBroker {
       sessions: this.sessions,
     };
     const track = this.sessions.track;
-    const audit = new AuditTrail(store, this.log, { brokerId: this.id, maxEvents: config.audit.maxEvents, alertRules: config.audit.alertRules });
     this.observers.push(audit);
     const recorder = config.audit.recordingsDir
       ? new Recorder({ dir: config.audit.recordingsDir, recordInput: config.audit.recordInput, maxBytes: config.audit.recordingMaxBytes, retentionDays: config.audit.retentionDays }, this.log)
@@ -228,7 +228,7 @@ export class EntryBroker {
    * The session ledger: shared in Redis when brokers share one (any of them ends what a dead one
    * left), else in --state-dir (the broker started again ends it); none with `--state-dir none`.
    */
-  private async openLeftovers(store: Store, backends: Backends): Promise<Leftovers | undefined> {
+  private async openLeftovers(store: Store, backends: Backends, audit: AuditTrail): Promise<Leftovers | undefined> {
     const { config } = this;
     let ledger: SessionLedger | undefined;
     let sweepMs: number | undefined;
@@ -239,7 +239,25 @@ export class EntryBroker {
       ledger = await FileLedger.open(config.stateDir, this.log);
     }
     if (!ledger) return undefined;
-    const leftovers = new Leftovers(ledger, backends, config.limits.killGraceMs, this.log, sweepMs);
+    // The session's end, which its own broker never recorded.
+    const ended = (e: LedgerEntry, how: 'ended' | 'target-gone') => {
+      const started = Date.parse(e.startedAt);
+      audit.record({
+        type: 'session.end',
+        sessionId: e.session,
+        user: e.user,
+        source: e.source,
+        app: e.app,
+        proc: e.proc,
+        instance: e.instance,
+        container: e.place.id,
+        host: e.place.host,
+        how: 'broker-died',
+        reason: how === 'ended' ? 'its broker stopped without ending it: its processes were ended by this broker' : 'its broker stopped without ending it: its target is gone, and its processes with it',
+        ...(Number.isFinite(started) ? { durationMs: Date.now() - started } : {}),
+      });
+    };
+    const leftovers = new Leftovers(ledger, backends, config.limits.killGraceMs, this.log, sweepMs, ended);
     await leftovers.start();
     return leftovers;
   }

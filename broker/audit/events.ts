@@ -28,7 +28,7 @@ export interface AuditEvent {
   instance?: string;
   container?: string;
   host?: string;
-  /** session.end: how it ended (exited, client-gone, failed), the code when failed. */
+  /** session.end: how it ended (exited, client-gone, failed, broker-died), the code when failed. */
   how?: string;
   code?: string;
   exitCode?: number;

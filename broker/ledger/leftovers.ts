@@ -4,6 +4,9 @@ import type { Logger } from '../log.js';
 import type { LedgerEntry, SessionLedger } from './session-ledger.js';
 
 /** What ends a session's processes when the session that started them is gone. */
+/** A leftover session, ended: its processes were ended, or its target had gone with them. */
+export type LeftoverEnded = (entry: LedgerEntry, how: 'ended' | 'target-gone') => void;
+
 export interface LeftoverEnder {
   /** Ends `session`'s processes in `place`: true when done there, false when the target itself is gone; rejects when it could not ask. */
   endLeftovers(place: LeftoverPlace, session: string, graceMs: number): Promise<boolean>;
@@ -30,8 +33,8 @@ const SWEEP_CONCURRENCY = 8;
  * cluster was unreachable). Each is tried until done, then forgotten.
  */
 export class Leftovers {
-  /** Entries still to end, by session. */
-  private readonly pending = new Map<string, LedgerEntry>();
+  /** Entries still to end, by session; `claimed`: left by a dead broker. */
+  private readonly pending = new Map<string, LedgerEntry & { claimed?: boolean }>();
   private timer: NodeJS.Timeout | undefined;
   private sweeping: Promise<void> | undefined;
   private readonly lanes = new Limiter(SWEEP_CONCURRENCY);
@@ -44,6 +47,8 @@ export class Leftovers {
     private readonly graceMs: number,
     private readonly log: Logger,
     private readonly sweepIntervalMs = FILE_SWEEP_INTERVAL_MS,
+    /** Told of each leftover session once it is over (the audit trail's end of it). */
+    private readonly onEnded: LeftoverEnded = () => undefined,
   ) {}
 
   /** Claims what dead brokers left (before this broker takes sessions), then ends it in the background. */
@@ -66,7 +71,7 @@ export class Leftovers {
     }
     if (claimed.length === 0) return;
     this.log.warn('sessions left by a broker that stopped without ending them: ending their processes', { sessions: claimed.length });
-    for (const e of claimed) this.pending.set(e.session, e);
+    for (const e of claimed) this.pending.set(e.session, { ...e, claimed: true });
   }
 
   /** Records a session before its process starts. */
@@ -91,7 +96,7 @@ export class Leftovers {
     await Promise.all(entries.map((e) => this.lanes.run(() => this.end(e))));
   }
 
-  private async end(e: LedgerEntry): Promise<void> {
+  private async end(e: LedgerEntry & { claimed?: boolean }): Promise<void> {
     const fields = { session: e.session, user: e.user, app: e.app, proc: e.proc, instance: e.instance, backend: e.place.backend, host: e.place.host, target: e.place.name };
     let present: boolean;
     try {
@@ -110,6 +115,8 @@ export class Leftovers {
     if (present) this.log.info('leftover session ended', fields);
     else this.log.info('leftover session: its target is gone, and its processes with it', fields);
     this.pending.delete(e.session);
+    // Only a dead broker's sessions: a session of this broker's own has had its end recorded.
+    if (e.claimed) this.onEnded(e, present ? 'ended' : 'target-gone');
     await this.ledger.remove(e.session);
   }
 

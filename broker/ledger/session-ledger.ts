@@ -4,6 +4,8 @@ import type { LeftoverPlace } from '../backend/backend.js';
 export interface LedgerEntry {
   session: string;
   user: string;
+  /** The client's address. */
+  source: string;
   app: string;
   proc: string;
   instance: string;

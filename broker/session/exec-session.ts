@@ -124,6 +124,7 @@ export async function runExecSession(upgrade: AdmittedSession, deps: ExecSession
         ledgerEntry = {
           session: sessionId,
           user: identity.user,
+          source: upgrade.remoteAddress,
           ...target,
           place: { backend: container.backend, host: container.host, namespace: container.namespace, name: container.name, id: container.id, container: plan.container },
           startedAt: new Date(started).toISOString(),

@@ -69,6 +69,11 @@ describe.each(BACKENDS.map((make) => make()))('a broker that dies leaves a ledge
     const line = JSON.parse(next.logs.find((l) => l.includes('"leftover session ended"'))!) as Record<string, unknown>;
     expect(line).toMatchObject({ user: 'alice', app, proc: 'web', instance: '1', backend: backend.kind });
     expect(next.logs.some((l) => l.includes('"sessions left by a broker that stopped without ending them: ending their processes"') && l.includes('"sessions":1'))).toBe(true);
+    // The end its broker never recorded is in the audit trail.
+    await eventually(async () => next.logs.some((l) => l.includes('"msg":"audit"') && l.includes('"how":"broker-died"')), 'the audit event');
+    const audit = JSON.parse(next.logs.find((l) => l.includes('"how":"broker-died"'))!) as Record<string, unknown>;
+    expect(audit).toMatchObject({ audit: 'session.end', user: 'alice', app, proc: 'web', instance: '1', source: '127.0.0.1', broker: next.id });
+    expect(audit['durationMs']).toBeGreaterThan(0);
     // The dead broker's directory is gone; the new one's holds nothing.
     await eventually(async () => Object.values(ledgerOf(stateDir)).flat().length === 0, 'the entry to be forgotten');
     expect(Object.keys(ledgerOf(stateDir))).toHaveLength(1);

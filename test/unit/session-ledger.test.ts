@@ -20,7 +20,7 @@ const OTHER_BOOT = BOOT.replace(/^./, (c) => (c === '0' ? '1' : '0'));
 const HERE = `${hostname()}.${BOOT}`;
 
 function entry(session: string): LedgerEntry {
-  return { session, user: 'alice', app: 'demo', proc: 'web', instance: '1', place: { backend: 'docker', host: 'local', namespace: '', name: 'demo-web-1', id: 'c0ffee', container: '' }, startedAt: '2026-12-04T08:00:00.000Z' };
+  return { session, user: 'alice', source: '127.0.0.1', app: 'demo', proc: 'web', instance: '1', place: { backend: 'docker', host: 'local', namespace: '', name: 'demo-web-1', id: 'c0ffee', container: '' }, startedAt: '2026-12-04T08:00:00.000Z' };
 }
 
 const uuid = (n: number): string => `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`;
@@ -149,11 +149,14 @@ describe('leftover sessions are ended until done', () => {
     writeFileSync(join(stateDir, 'sessions', dead, `${uuid(6)}.json`), JSON.stringify(entry(uuid(6))));
     const ledger = (await FileLedger.open(stateDir, createLogger('silent')))!;
     const ender = scripted([true]);
-    const leftovers = new Leftovers(ledger, ender, 10, createLogger('silent'));
+    const ended: Array<[string, string]> = [];
+    const leftovers = new Leftovers(ledger, ender, 10, createLogger('silent'), 60_000, (e, how) => ended.push([e.session, how]));
     await leftovers.start();
     await leftovers.sweep();
     expect(ender.calls).toEqual([uuid(6)]);
     expect(leftovers.size).toBe(0);
+    // Its end, which the dead broker never recorded, is told.
+    expect(ended).toEqual([[uuid(6), 'ended']]);
     await leftovers.stop();
     expect(readdirSync(join(stateDir, 'sessions'))).toEqual([]);
   });
@@ -161,7 +164,8 @@ describe('leftover sessions are ended until done', () => {
   it("keeps a session whose processes could not be ended, on disk too, and tries again on the next sweep", async () => {
     const ledger = (await FileLedger.open(stateDir, createLogger('silent')))!;
     const ender = scripted([new EntryError('ENTRY_DOCKER_UNAVAILABLE'), false]);
-    const leftovers = new Leftovers(ledger, ender, 10, createLogger('silent'));
+    const ended: string[] = [];
+    const leftovers = new Leftovers(ledger, ender, 10, createLogger('silent'), 60_000, (e) => ended.push(e.session));
     await leftovers.start();
     await leftovers.record(entry(uuid(7)));
     await leftovers.ended(entry(uuid(7)), false);
@@ -171,6 +175,8 @@ describe('leftover sessions are ended until done', () => {
     await leftovers.sweep();
     expect(ender.calls).toEqual([uuid(7), uuid(7)]);
     expect(leftovers.size).toBe(0);
+    // This broker's own session: its end was recorded when it ended.
+    expect(ended).toEqual([]);
     expect(readdirSync(join(stateDir, 'sessions', currentOwner().name))).toEqual([]);
     await leftovers.stop();
   });
