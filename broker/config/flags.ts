@@ -21,6 +21,10 @@ export function readSettings(argv = hideBin(process.argv), env: NodeJS.ProcessEn
     .options(OPTIONS)
     .option('config', { type: 'string', describe: 'JSON config file (keys are the option names)' })
     .strict()
+    // One line naming what is wrong, exit 2, as for any other bad setting; not the whole help.
+    .fail((message: string | undefined, err: Error | undefined) => {
+      throw flagError(message ?? err?.message ?? 'cannot be read', argv);
+    })
     .help()
     .version(false)
     .parseSync() as Record<string, unknown>;
@@ -39,6 +43,19 @@ export function readSettings(argv = hideBin(process.argv), env: NodeJS.ProcessEn
   if (raw['docker-host'] === undefined && env['DOCKER_HOST']) raw['docker-host'] = env['DOCKER_HOST'];
   if (raw['docker-cert-path'] === undefined && env['DOCKER_CERT_PATH']) raw['docker-cert-path'] = env['DOCKER_CERT_PATH'];
   return raw;
+}
+
+/** yargs' complaint about the command line as a ConfigError: unknown options and stray words are named as given. */
+function flagError(message: string, argv: readonly string[]): ConfigError {
+  const unknown = /^Unknown arguments?: (.+)$/.exec(message);
+  if (!unknown) return new ConfigError('on the command line', `${message} (entry-broker --help lists the options)`);
+  // yargs names each unknown option twice, as given and camel-cased: only what was typed counts.
+  const names = unknown[1]!.split(', ');
+  const typed = names.map((n) => argv.find((a) => a === n || a.replace(/^-+/, '').split('=')[0] === n)).filter((a): a is string => a !== undefined);
+  const given = typed.length > 0 ? [...new Set(typed)] : [`--${names[0]}`];
+  const stray = given.filter((g) => !g.startsWith('-'));
+  if (stray.length > 0) return new ConfigError('on the command line', `unexpected ${stray.map((g) => JSON.stringify(g)).join(', ')}: the broker takes options only (entry-broker --help lists them)`);
+  return new ConfigError(given.map((g) => g.split('=')[0]).join(', '), 'no such option (entry-broker --help lists them)');
 }
 
 function readConfigFile(path: string): Record<string, unknown> {

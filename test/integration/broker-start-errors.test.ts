@@ -34,3 +34,10 @@ describe('a broker that cannot listen where it is told', () => {
     expect(metrics).toEqual({ status: 2, stderr: `entry-broker: invalid setting --metrics-listen: cannot listen on 127.0.0.1:${port}: in use by another process\n` });
   });
 });
+
+describe('a broker started with an option it does not have', () => {
+  it('names it in one line and exits 2, rather than printing the whole help', async () => {
+    expect(await brokerExit(['--liste', '127.0.0.1:0'])).toEqual({ status: 2, stderr: 'entry-broker: invalid setting --liste: no such option (entry-broker --help lists them)\n' });
+    expect(await brokerExit(['serve'])).toEqual({ status: 2, stderr: 'entry-broker: invalid setting on the command line: unexpected "serve": the broker takes options only (entry-broker --help lists them)\n' });
+  });
+});

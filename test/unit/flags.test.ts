@@ -16,6 +16,12 @@ function configFile(content: unknown): string {
 }
 
 describe('readSettings', () => {
+  it('names an unknown option, or a word that is no option, as a ConfigError', () => {
+    expect(() => readSettings(['--ping-intervall', '5'], {})).toThrow(new ConfigError('--ping-intervall', 'no such option (entry-broker --help lists them)'));
+    expect(() => readSettings(['--a=1', '-b'], {})).toThrow(new ConfigError('--a, -b', 'no such option (entry-broker --help lists them)'));
+    expect(() => readSettings(['start'], {})).toThrow(/unexpected "start": the broker takes options only/);
+  });
+
   it('reads flags', () => {
     const raw = readSettings(['--listen', '0.0.0.0:9000', '--jwt-public-key', '/k.pem', '--ping-interval', '500'], {});
     expect(raw['listen']).toBe('0.0.0.0:9000');
