@@ -32,6 +32,7 @@ export async function nextStep(code: string, ctx: FailureContext): Promise<strin
       return 'The broker never lets anyone into this app (its --deny-apps setting).';
     case 'ENTRY_CONNECT_FAILED':
       // A profile's name says nothing of its address; a bare address is in the error already.
+      if (ctx.ref?.bareName) return `No profile is named "${ctx.ref.bareName}", so it was taken as the host ${ctx.ref.url}: \`enter broker ls\` lists the profiles.`;
       return ctx.ref?.profile
         ? `Check the broker address (${brokerLabel(ctx.ref)} is ${ctx.ref.url}; \`enter broker ls\` lists them) and that the broker is running.`
         : 'Check the broker address (`enter broker ls` lists the ones you have) and that the broker is running.';

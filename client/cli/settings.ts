@@ -26,10 +26,15 @@ export function brokerLabel(ref: BrokerRef): string {
   return ref.profile ?? ref.url;
 }
 
+/** For a bare name taken as a host: that no profile has it (a mistyped profile, most likely). */
+export function notAProfile(ref: BrokerRef): string {
+  return ref.bareName ? ` (taken as a host name: no profile is named "${ref.bareName}", see \`enter broker ls\`)` : '';
+}
+
 /** `enter login` with the -b needed to reach this broker (none for the default broker). */
 export function loginHint(ref: BrokerRef, env: NodeJS.ProcessEnv = process.env): string {
   const config = loadSavedConfig(env);
-  const isDefault = !env['ENTRY_BROKER'] && (config.current === ref.profile || config.current === ref.url);
+  const isDefault = !env['ENTRY_BROKER'] && config.current !== undefined && (config.current === ref.profile || config.current === ref.url);
   return isDefault ? 'enter login' : `enter login -b ${brokerLabel(ref)}`;
 }
 
@@ -41,7 +46,7 @@ export async function resolveToken(ref: BrokerRef, env: NodeJS.ProcessEnv = proc
   if (env['ENTRY_TOKEN']) return env['ENTRY_TOKEN'];
   const creds = credentialsFor(ref, loadSavedConfig(env));
   if (!creds.token) {
-    throw new ClientError('ENTRY_NO_TOKEN', `not logged in to ${brokerLabel(ref)}: run \`${loginHint(ref, env)}\` (or set ENTRY_TOKEN)`);
+    throw new ClientError('ENTRY_NO_TOKEN', `not logged in to ${brokerLabel(ref)}${notAProfile(ref)}: run \`${loginHint(ref, env)}\` (or set ENTRY_TOKEN)`);
   }
   const left = creds.expiresAt === undefined ? Infinity : creds.expiresAt - now / 1000;
   if (left > REFRESH_MARGIN_SEC) return creds.token;

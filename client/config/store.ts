@@ -36,6 +36,8 @@ export interface SavedConfig {
 export interface BrokerRef {
   url: string;
   profile?: string;
+  /** Given as a bare name that no profile has, and taken as a host name: said where it may be a typo. */
+  bareName?: string;
 }
 
 export function configDir(env: NodeJS.ProcessEnv = process.env): string {
@@ -96,7 +98,9 @@ export function resolveBrokerRef(ref: string, config: SavedConfig): BrokerRef {
   if (named) return { url: named.url, profile: ref };
   const url = normaliseBrokerUrl(ref);
   const match = Object.entries(profiles).find(([, p]) => p.url === url);
-  return match ? { url, profile: match[0] } : { url };
+  if (match) return { url, profile: match[0] };
+  // `-b prdo`: no scheme, port or dot, so a profile's name mistyped as likely as a host's.
+  return /^[A-Za-z][A-Za-z0-9_-]*$/.test(ref) && ref !== 'localhost' ? { url, bareName: ref } : { url };
 }
 
 export function credentialsFor(ref: BrokerRef, config: SavedConfig): Credentials {

@@ -11,4 +11,10 @@ describe('the hint under an unreachable broker', () => {
   it('does not repeat an address given as such', async () => {
     expect(await nextStep('ENTRY_CONNECT_FAILED', { ref: { url: 'http://127.0.0.1:1' }, env: {} })).toBe('Check the broker address (`enter broker ls` lists the ones you have) and that the broker is running.');
   });
+
+  it('says a bare name was taken as a host because no profile has it', async () => {
+    expect(await nextStep('ENTRY_CONNECT_FAILED', { ref: { url: 'http://prdo', bareName: 'prdo' }, env: {} })).toBe(
+      'No profile is named "prdo", so it was taken as the host http://prdo: `enter broker ls` lists the profiles.',
+    );
+  });
 });

@@ -88,6 +88,18 @@ describe('broker profiles in the saved config', () => {
 });
 
 describe('resolveToken', () => {
+  it('says when a bare name no profile has was taken as a host, and gives the -b to log in with', async () => {
+    const env = freshEnv();
+    addProfile('prod', 'https://prod.example', env);
+    const ref = resolveBrokerRef('prdo', loadSavedConfig(env));
+    expect(ref).toEqual({ url: 'http://prdo', bareName: 'prdo' });
+    await expect(resolveToken(ref, env)).rejects.toThrow('not logged in to http://prdo (taken as a host name: no profile is named "prdo", see `enter broker ls`): run `enter login -b http://prdo` (or set ENTRY_TOKEN)');
+    // What cannot be a profile's name is a host as typed.
+    expect(resolveBrokerRef('localhost', loadSavedConfig(env))).toEqual({ url: 'http://localhost' });
+    expect(resolveBrokerRef('box:8022', loadSavedConfig(env))).toEqual({ url: 'http://box:8022' });
+    expect(resolveBrokerRef('entry.example.com', loadSavedConfig(env))).toEqual({ url: 'http://entry.example.com' });
+  });
+
   it('prefers ENTRY_TOKEN, then the saved token; says how to log in when there is none or it expired', async () => {
     const env = freshEnv();
     addProfile('p', 'https://p.example', env);
