@@ -80,6 +80,8 @@ const MAX_CHUNK_BYTES = 256 * 1024;
 /** Output acknowledgements: after this much, or this long after the last unacknowledged byte. */
 const OUTPUT_ACK_BYTES = 64 * 1024;
 const OUTPUT_ACK_MS = 1_000;
+/** The broker's shortest --ping-interval: closer pings than this are bunched ones, not the interval. */
+const MIN_PING_GAP_MS = 10;
 /** Waits between reconnection tries: doubling from the first to the last. */
 const RETRY_FIRST_MS = 100;
 const RETRY_MAX_MS = 1_000;
@@ -153,6 +155,13 @@ export class ExecConnection extends EventEmitter {
   private readonly framer = new RequestFramer();
   private lastHeard = Date.now();
   private watchdog: NodeJS.Timeout | undefined;
+  /** When the broker's last WebSocket pings came, while no ticket has told its ping interval. */
+  private pingTimes: number[] = [];
+  /** A broker ping: something heard, and a measure of the interval when nothing else gives it. */
+  private readonly pinged = (): void => {
+    this.heard();
+    this.learnPingInterval();
+  };
   private readonly heard = (): void => {
     this.lastHeard = Date.now();
   };
@@ -245,6 +254,8 @@ export class ExecConnection extends EventEmitter {
   /** Stops reading output (the consumer is slow); the broker then pauses the process's output. */
   pause(): void {
     this.readingPaused = true;
+    // Pings read after a pause arrive bunched: they measure nothing.
+    this.pingTimes = [];
     this.ws.pause();
   }
 
@@ -311,7 +322,7 @@ export class ExecConnection extends EventEmitter {
       this.lastHeard = Date.now();
       this.onMessage(data);
     });
-    ws.on('ping', this.heard);
+    ws.on('ping', this.pinged);
     ws.on('pong', this.heard);
     ws.on('close', (closeCode) => {
       if (this.ws === ws) this.onClose(closeCode);
@@ -405,8 +416,28 @@ export class ExecConnection extends EventEmitter {
     this.checkDrain();
   }
 
+  /**
+   * Without a ticket (`--no-resume`, or a broker that does not resume) nothing tells the broker's
+   * ping interval, and a link that went silent would hold the session until killed. The broker
+   * pings once per interval: two gaps between pings that agree (within a factor of two, so that
+   * pings bunched by a pause or a busy moment are not taken for a short interval) give it, and
+   * the larger gap is used.
+   */
+  private learnPingInterval(): void {
+    if (this.watchdog || this.ticket || this.readingPaused) return;
+    this.pingTimes.push(Date.now());
+    if (this.pingTimes.length < 3) return;
+    const [a, b, c] = this.pingTimes.slice(-3) as [number, number, number];
+    const gaps = [b - a, c - b];
+    const shortest = Math.min(...gaps);
+    const longest = Math.max(...gaps);
+    if (shortest >= MIN_PING_GAP_MS && longest <= 2 * shortest) this.watchSilence(longest);
+    else this.pingTimes = this.pingTimes.slice(-2);
+  }
+
   private watchSilence(pingIntervalMs: number): void {
     if (pingIntervalMs <= 0) return;
+    clearInterval(this.watchdog);
     const { limitMs: limit, periodMs: period } = silenceWatch(pingIntervalMs);
     let lastTick = Date.now();
     this.watchdog = setInterval(() => {

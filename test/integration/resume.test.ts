@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditEvent } from '../../broker/audit/events.js';
 import { decodeResumeTicket, encodeExecSpec, encodeRequest, encodeResumeRequest, RequestType, ResponseType } from '../../proto/codec.js';
-import { ExecConnection, type SessionEnd } from '../../client/protocol/connection.js';
+import { endReason, ExecConnection, type SessionEnd } from '../../client/protocol/connection.js';
 import { startTestBroker, type TestBroker } from '../helpers/broker.js';
 import { parseCast } from '../helpers/cast.js';
 import { containerProcesses, TestContainers, uniqueApp } from '../helpers/containers.js';
@@ -337,6 +337,25 @@ describe('session resume', () => {
       // 3 pings of 500 ms and a 2 s margin, checked every 500 ms.
       expect(noticed).toBeLessThan(6_000);
       console.log(`resume: a silent link noticed and resumed in ${noticed} ms (ping 500 ms)`);
+    }, 30_000);
+
+    it('without resume, a link that goes silent ends the session once the pings it measured stop, rather than hanging', async () => {
+      const qtoken = await quick.mint({ apps: [app] });
+      const conn = await ExecConnection.open({ broker: quickProxy.url, token: qtoken, target, resume: false, spec: { argv: ['sh', '-c', 'for i in $(seq 1 5); do echo "t $i"; sleep 0.5; done; sleep 4343'].map((a) => Buffer.from(a)) } });
+      const got = collect(conn);
+      // Two seconds of session: the broker has pinged three times (every 500 ms), which gives the
+      // client the interval no ticket told it.
+      await until(() => got.text().includes('t 5\n'), 'two seconds of output');
+      const frozen = Date.now();
+      quickProxy.freeze();
+      const end = await conn.done;
+      const noticed = Date.now() - frozen;
+      expect(end.exitCode).toBeUndefined();
+      expect(endReason(end)).toBe('the connection to the broker was lost (close code 1006)');
+      expect(got.resumes.length).toBe(0);
+      // 3 pings of 500 ms and a 2 s margin, checked every 500 ms.
+      expect(noticed).toBeLessThan(6_000);
+      console.log(`resume: without resume, a silent link ended the session after ${noticed} ms (ping 500 ms)`);
     }, 30_000);
 
     it('a link that breaks while the end is on its way: the short tail and the exit status after the resume', async () => {
