@@ -1,7 +1,9 @@
 import { mkdir, readdir, readFile, rename, rmdir, unlink, writeFile } from 'node:fs/promises';
+import type { Server } from 'node:net';
 import { join } from 'node:path';
 import type { Logger } from '../log.js';
-import { currentOwner, isOwnerName, type Owner, ownerAlive } from './owner.js';
+import { aliveSocketPath, listenAlive, probeAlive } from './alive-socket.js';
+import { currentOwner, judgeable, type Owner, ownerAlive } from './owner.js';
 import { isSessionId, type LedgerEntry, parseEntry, type SessionLedger } from './session-ledger.js';
 
 /**
@@ -22,6 +24,8 @@ export class FileLedger implements SessionLedger {
     private readonly root: string,
     private readonly owner: Owner,
     private readonly log: Logger,
+    /** This broker's proof of life, when its path fits (see alive-socket.ts). */
+    private readonly alive: Server | undefined,
   ) {}
 
   /** This broker's own directory of entries. */
@@ -32,7 +36,13 @@ export class FileLedger implements SessionLedger {
   /** The ledger under `stateDir`, or undefined (said in the log) when it cannot be kept there. */
   static async open(stateDir: string, log: Logger): Promise<FileLedger | undefined> {
     try {
-      const ledger = new FileLedger(join(stateDir, 'sessions'), currentOwner(), log);
+      const root = join(stateDir, 'sessions');
+      const owner = currentOwner();
+      await mkdir(root, { recursive: true, mode: 0o700 });
+      // The socket before the directory: no other broker may see the directory and no socket.
+      const socketPath = aliveSocketPath(root, owner.name);
+      const alive = socketPath ? await listenAlive(socketPath) : undefined;
+      const ledger = new FileLedger(root, owner, log, alive);
       await mkdir(ledger.dir, { recursive: true, mode: 0o700 });
       return ledger;
     } catch (err) {
@@ -44,8 +54,14 @@ export class FileLedger implements SessionLedger {
   /** Records a session before its process starts. Never throws: a session does not depend on it. */
   async add(entry: LedgerEntry): Promise<void> {
     if (!isSessionId(entry.session)) return;
+    const file = join(this.dir, `${entry.session}.json`);
     try {
-      await writeFile(join(this.dir, `${entry.session}.json`), JSON.stringify(entry), { mode: 0o600 });
+      await writeFile(file, JSON.stringify(entry), { mode: 0o600 }).catch(async (err: NodeJS.ErrnoException) => {
+        // The directory removed from under it (by hand, or by a broker that misjudged this one): made again.
+        if (err.code !== 'ENOENT') throw err;
+        await mkdir(this.dir, { recursive: true, mode: 0o700 });
+        await writeFile(file, JSON.stringify(entry), { mode: 0o600 });
+      });
     } catch (err) {
       this.log.warn('session not in the ledger: if this broker dies, its processes are left running', { session: entry.session, error: err as Error });
     }
@@ -67,7 +83,7 @@ export class FileLedger implements SessionLedger {
   async claimOrphans(): Promise<LedgerEntry[]> {
     const claimed: LedgerEntry[] = [];
     for (const owner of await readdir(this.root)) {
-      if (owner === this.owner.name || !isOwnerName(owner) || ownerAlive(owner)) continue;
+      if (owner === this.owner.name || !judgeable(owner) || !(await this.gone(owner))) continue;
       const from = join(this.root, owner);
       let files: string[];
       try {
@@ -91,13 +107,25 @@ export class FileLedger implements SessionLedger {
         }
       }
       await rmdir(from).catch(() => undefined);
+      const socketPath = aliveSocketPath(this.root, owner);
+      if (socketPath) await unlink(socketPath).catch(() => undefined);
     }
     return claimed;
+  }
+
+  /** Whether another broker of this host is gone: its socket refuses, or without one, /proc says so. */
+  private async gone(owner: string): Promise<boolean> {
+    const socketPath = aliveSocketPath(this.root, owner);
+    const probe = socketPath ? await probeAlive(socketPath) : 'no-socket';
+    return probe === 'dead' || (probe === 'no-socket' && !ownerAlive(owner));
   }
 
   /** On a clean stop: this broker's directory goes if nothing is left in it. */
   async close(): Promise<void> {
     await rmdir(this.dir).catch(() => undefined);
+    this.alive?.close();
+    const socketPath = aliveSocketPath(this.root, this.owner.name);
+    if (socketPath) await unlink(socketPath).catch(() => undefined);
   }
 }
 

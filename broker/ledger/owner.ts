@@ -2,15 +2,12 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 
 /**
- * Which broker process wrote a ledger directory, so that another broker can tell whether it is
- * still alive: `<host name>.<boot id>.<pid>.<start time>`. A PID alone is not enough: it is
- * reused, and a broker in a container is PID 1 after every restart; with the kernel's boot id
- * and the process's start time (in clock ticks since boot) no other process has had the name.
- *
- * A broker judges only names of its own host name (a container's, or a pod's, is its own): a
- * state directory shared with other machines or other containers is never taken for dead
- * brokers' leftovers. Brokers that share one host name and a state directory must share a PID
- * namespace, since a broker judges the others by its own /proc.
+ * Which broker process wrote a ledger directory: `<host name>.<boot id>.<pid>.<start time>`, a
+ * name no other process has had (a PID alone is reused, and a broker in a container is PID 1
+ * after every restart). A broker judges only names of its own host name (a container's, or a
+ * pod's, is its own): a state directory shared with other machines is never taken for dead
+ * brokers' leftovers. Whether the owner still runs is asked of its socket (alive-socket.ts);
+ * /proc, by PID and start time, answers where there is no socket to ask.
  */
 export interface Owner {
   readonly name: string;
@@ -43,9 +40,18 @@ export function currentOwner(): Owner {
 }
 
 /**
- * Whether the process an owner name stands for may still run. What cannot be judged from here
- * counts as alive (never someone's to clean up): a name that is not an owner name, another
- * host name, any name when the boot id cannot be read.
+ * Whether another broker's owner name can be judged from here: its host name is this one's.
+ * What cannot be judged counts as alive (never someone's to clean up).
+ */
+export function judgeable(name: string): boolean {
+  const m = OWNER_NAME.exec(name);
+  return m !== null && m[1] === hostname();
+}
+
+/**
+ * Whether the process an owner name stands for may still run, by /proc alone: gone when it was
+ * written before this machine last booted, or its PID is not the same process. Only for a name
+ * of this host (see judgeable); true when the boot id cannot be read.
  */
 export function ownerAlive(name: string): boolean {
   const m = OWNER_NAME.exec(name);
@@ -56,12 +62,6 @@ export function ownerAlive(name: string): boolean {
   } catch {
     return true;
   }
-  // Written before this machine last booted: every process of that boot is gone.
   if (m[2] !== boot) return false;
   return processStartTicks(Number(m[3])) === m[4];
-}
-
-/** Whether `name` has the shape of an owner name. */
-export function isOwnerName(name: string): boolean {
-  return OWNER_NAME.test(name);
 }

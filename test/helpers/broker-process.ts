@@ -34,6 +34,8 @@ export interface BrokerProcessOptions {
   user?: string;
   /** --state-dir (the session ledger): one several brokers share, or the broker's temporary directory. */
   stateDir?: string;
+  /** A command the broker runs under (e.g. `unshare --pid --fork --kill-child`): it gets node and its arguments. */
+  launcher?: string[];
 }
 
 /**
@@ -67,9 +69,11 @@ export class BrokerProcess {
     const keyFile = join(dir, 'jwt.pub.pem');
     writeFileSync(keyFile, publicKey.export({ type: 'spki', format: 'pem' }));
     const recordings = options.recordings === false ? 'none' : join(dir, 'recordings');
+    const [command, ...launcherArgs] = [...(options.launcher ?? []), process.execPath];
     const child = spawn(
-      process.execPath,
+      command!,
       [
+        ...launcherArgs,
         ...(options.nodeArgs ?? []),
         BUILT_BROKER,
         ...['--listen', '127.0.0.1:0', '--jwt-public-key', keyFile, '--log-level', 'info', '--recordings-dir', recordings, '--state-dir', options.stateDir ?? join(dir, 'state')],

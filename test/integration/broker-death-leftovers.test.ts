@@ -15,11 +15,15 @@ function flagsOf(settings: RawSettings): string[] {
   return Object.entries(settings).flatMap(([k, v]) => [`--${k}`, ...(Array.isArray(v) ? v.map(String) : [String(v)])]);
 }
 
-/** The ledger as it stands on disk: each broker process's directory and the session files in it. */
+/** The ledger as it stands on disk: each broker process's directory and the session files in it (its socket apart). */
 function ledgerOf(stateDir: string): Record<string, string[]> {
   const root = join(stateDir, 'sessions');
-  return Object.fromEntries(readdirSync(root).map((owner) => [owner, readdirSync(join(root, owner))]));
+  const owners = readdirSync(root, { withFileTypes: true }).filter((d) => d.isDirectory());
+  return Object.fromEntries(owners.map((d) => [d.name, readdirSync(join(root, d.name))]));
 }
+
+/** The brokers' sockets beside the ledger (one per broker that runs, or that died). */
+const socketsOf = (stateDir: string): string[] => readdirSync(join(stateDir, 'sessions')).filter((n) => n.endsWith('.alive'));
 
 /**
  * A broker killed with `kill -9` ends nothing; the sessions it held are in its ledger, and the
@@ -78,9 +82,12 @@ describe.each(BACKENDS.map((make) => make()))('a broker that dies leaves a ledge
     await eventually(async () => Object.values(ledgerOf(stateDir)).flat().length === 0, 'the entry to be forgotten');
     expect(Object.keys(ledgerOf(stateDir))).toHaveLength(1);
     console.log(`broker-death (${backend.kind}): the leftover process was gone ${tookMs} ms after the next broker listened`);
+    // The dead broker's socket went with its directory.
+    expect(socketsOf(stateDir)).toHaveLength(1);
     await next.stop();
     // A broker that stops cleanly leaves nothing behind.
     expect(ledgerOf(stateDir)).toEqual({});
+    expect(socketsOf(stateDir)).toEqual([]);
   }, 90_000);
 
   it('leaves the sessions of a live broker on the same state directory alone', async () => {
@@ -106,6 +113,30 @@ describe.each(BACKENDS.map((make) => make()))('a broker that dies leaves a ledge
     await beside.stop();
     await live.stop();
     expect(ledgerOf(stateDir)).toEqual({});
+  }, 60_000);
+
+  it('leaves alone the sessions of a live broker in another PID namespace, whose process /proc here does not show', async () => {
+    // The same host name and state directory, another PID namespace: a container sharing the
+    // host's network (and so its name) and a mounted state directory.
+    const hidden = await BrokerProcess.start({ flags: flagsOf(backend.settings()), key, stateDir, launcher: ['unshare', '--pid', '--fork', '--mount-proc', '--kill-child'] });
+    brokers.push(hidden);
+    const token = await hidden.mint({ apps: [app] });
+    const s = await openCommand(hidden.wsUrl, token, target, ['cat']);
+    s.send(RequestType.PLAIN, 'one\n');
+    await s.waitFor(() => s.stdoutText() === 'one\n', 'the first echo');
+    const before = ledgerOf(stateDir);
+    expect(Object.values(before).flat()).toHaveLength(1);
+    const beside = await start();
+    expect(beside.logs.some((l) => l.includes('leftover'))).toBe(false);
+    s.send(RequestType.PLAIN, 'two\n');
+    await s.waitFor(() => s.stdoutText() === 'one\ntwo\n', 'the session to go on');
+    for (const [owner, files] of Object.entries(before)) expect(ledgerOf(stateDir)[owner]).toEqual(files);
+    s.send(RequestType.STDIN_EOF);
+    await s.closed;
+    await beside.stop();
+    // unshare --fork ignores SIGTERM: its SIGKILL takes the broker down with it (--kill-child).
+    hidden.child.kill('SIGKILL');
+    await hidden.exited;
   }, 60_000);
 });
 

@@ -1,5 +1,5 @@
-import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
@@ -7,6 +7,7 @@ import type { LeftoverPlace } from '../../broker/backend/backend.js';
 import { EntryError } from '../../broker/errors.js';
 import { type LeftoverEnder, Leftovers } from '../../broker/ledger/leftovers.js';
 import { currentOwner, ownerAlive, processStartTicks } from '../../broker/ledger/owner.js';
+import { aliveSocketPath, listenAlive } from '../../broker/ledger/alive-socket.js';
 import { FileLedger } from '../../broker/ledger/file-ledger.js';
 import type { LedgerEntry } from '../../broker/ledger/session-ledger.js';
 import { StoreLedger } from '../../broker/ledger/store-ledger.js';
@@ -113,6 +114,38 @@ describe('the session ledger on disk', () => {
     const ledger = (await FileLedger.open(stateDir, log))!;
     expect(await ledger.claimOrphans()).toEqual([]);
     expect(readdirSync(join(root(), live))).toEqual([`${uuid(4)}.json`]);
+  });
+
+  it('asks a broker its socket first: one listening lives whatever /proc here shows (another PID namespace), one refusing is gone', async () => {
+    // By /proc this name is dead: the process exited. Its socket listens: a broker in another PID namespace.
+    const elsewhere = exitedOwner();
+    plant(elsewhere, { [`${uuid(12)}.json`]: JSON.stringify(entry(uuid(12))) });
+    const server = await listenAlive(aliveSocketPath(root(), elsewhere)!);
+    // By /proc this name lives (this process's parent); its socket file is there, and nobody listens.
+    const refusing = `${HERE}.${process.ppid}.${processStartTicks(process.ppid)}`;
+    plant(refusing, { [`${uuid(13)}.json`]: JSON.stringify(entry(uuid(13))) });
+    // A process that listened there and was killed: the socket file stays, nobody listens.
+    const path = aliveSocketPath(root(), refusing)!;
+    const killed = spawn(process.execPath, ['-e', `require('net').createServer().listen(${JSON.stringify(path)}, () => console.log('up'))`]);
+    await new Promise<void>((r) => killed.stdout.once('data', () => r()));
+    killed.kill('SIGKILL');
+    await new Promise<void>((r) => killed.once('exit', () => r()));
+    expect(existsSync(path)).toBe(true);
+    try {
+      const ledger = (await FileLedger.open(stateDir, log))!;
+      expect(await ledger.claimOrphans()).toEqual([entry(uuid(13))]);
+      expect(readdirSync(join(root(), elsewhere))).toEqual([`${uuid(12)}.json`]);
+      await ledger.close();
+    } finally {
+      server.close();
+    }
+  });
+
+  it('makes its directory again when it was removed from under it', async () => {
+    const ledger = (await FileLedger.open(stateDir, log))!;
+    rmSync(join(root(), currentOwner().name), { recursive: true });
+    await ledger.add(entry(uuid(14)));
+    expect(readdirSync(join(root(), currentOwner().name))).toEqual([`${uuid(14)}.json`]);
   });
 
   it('is off, and says so, where its directory cannot be made', async () => {
