@@ -5,7 +5,7 @@ import { ListingGuard } from '../backend/listing-guard.js';
 import { RetrySchedule } from '../backend/retry-schedule.js';
 import type { Logger } from '../log.js';
 import { applyEvent, type ContainerEvent, type IndexedContainer, readEvents } from './docker-events.js';
-import { withTimeout } from './with-timeout.js';
+import { withTimeout } from '../backend/with-timeout.js';
 
 export type { IndexedContainer } from './docker-events.js';
 

@@ -6,7 +6,7 @@ import { EntryError } from '../errors.js';
 import { DockerDemuxer } from './demux.js';
 import { dockerFailure } from './engine.js';
 import { treePidsWithMark } from './proc-walk.js';
-import { withTimeout } from './with-timeout.js';
+import { withTimeout } from '../backend/with-timeout.js';
 
 /*
  * The reaper's exec mode: when the broker cannot see the engine's processes, a short `sh` script

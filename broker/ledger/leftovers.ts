@@ -1,12 +1,13 @@
 import type { LeftoverPlace } from '../backend/backend.js';
 import { Limiter } from '../backend/pacing.js';
+import { withTimeout } from '../backend/with-timeout.js';
 import type { Logger } from '../log.js';
 import type { LedgerEntry, SessionLedger } from './session-ledger.js';
 
-/** What ends a session's processes when the session that started them is gone. */
-/** A leftover session, ended: its processes were ended, or its target had gone with them. */
+/** A dead broker's session, over: its processes were ended, or its target had gone with them. */
 export type LeftoverEnded = (entry: LedgerEntry, how: 'ended' | 'target-gone') => void;
 
+/** What ends a session's processes when the session that started them is gone. */
 export interface LeftoverEnder {
   /** Ends `session`'s processes in `place`: true when done there, false when the target itself is gone; rejects when it could not ask. */
   endLeftovers(place: LeftoverPlace, session: string, graceMs: number): Promise<boolean>;
@@ -28,13 +29,31 @@ export const FILE_SWEEP_INTERVAL_MS = 60_000;
 const SWEEP_CONCURRENCY = 8;
 
 /**
+ * One leftover session's clean-up may take the kill grace and some engine calls; an engine or
+ * cluster that accepts and never answers must not hold a lane (and the sweep) for good: past
+ * this beyond the grace it is given up, and tried again at the next sweep.
+ */
+const END_TIMEOUT_MS = 30_000;
+
+/** How long a stopping broker waits for a sweep under way; what it did not finish stays in the ledger. */
+const STOP_WAIT_MS = 1_000;
+
+/** An entry still to end, as this broker holds it. */
+type Pending = LedgerEntry & {
+  /** Left by a dead broker (claimed), rather than one of this broker's own sessions. */
+  claimed?: boolean;
+  /** Its failure was said once; later ones of the same entry go to the debug log. */
+  warned?: boolean;
+};
+
+/**
  * The processes of sessions that no broker will end: those of brokers that died (claimed from
  * the ledger) and those of this broker's own sessions whose clean-up failed (the engine or
  * cluster was unreachable). Each is tried until done, then forgotten.
  */
 export class Leftovers {
-  /** Entries still to end, by session; `claimed`: left by a dead broker. */
-  private readonly pending = new Map<string, LedgerEntry & { claimed?: boolean }>();
+  /** Entries still to end, by session. */
+  private readonly pending = new Map<string, Pending>();
   private timer: NodeJS.Timeout | undefined;
   private sweeping: Promise<void> | undefined;
   private readonly lanes = new Limiter(SWEEP_CONCURRENCY);
@@ -60,15 +79,17 @@ export class Leftovers {
   }
 
   private async claim(): Promise<void> {
-    let claimed: LedgerEntry[];
+    let claimed: LedgerEntry[] | undefined;
     try {
       claimed = await this.ledger.claimOrphans();
-      this.claimFailing = false;
     } catch (err) {
       if (!this.claimFailing) this.log.warn('session ledger not read: tried again at the next sweep', { error: err as Error });
       this.claimFailing = true;
       return;
     }
+    // Undefined: the ledger did not look (not yet safe to claim), which says nothing of an outage.
+    if (claimed === undefined) return;
+    this.claimFailing = false;
     if (claimed.length === 0) return;
     this.log.warn('sessions left by a broker that stopped without ending them: ending their processes', { sessions: claimed.length });
     for (const e of claimed) this.pending.set(e.session, { ...e, claimed: true });
@@ -79,10 +100,16 @@ export class Leftovers {
     return this.ledger.add(entry);
   }
 
-  /** A session has ended: forgotten when its processes were ended, kept and retried when they may not have been. */
+  /**
+   * A session has ended (and its end is recorded): forgotten when its processes were ended, kept
+   * and retried when they may not have been, marked so that a broker claiming it later does not
+   * record its end a second time.
+   */
   async ended(entry: LedgerEntry, processesEnded: boolean): Promise<void> {
     if (processesEnded) return this.ledger.remove(entry.session);
-    this.pending.set(entry.session, entry);
+    const kept = { ...entry, endRecorded: true };
+    this.pending.set(entry.session, kept);
+    await this.ledger.add(kept);
   }
 
   /** Ends every pending session's processes; one sweep at a time. */
@@ -96,27 +123,26 @@ export class Leftovers {
     await Promise.all(entries.map((e) => this.lanes.run(() => this.end(e))));
   }
 
-  private async end(e: LedgerEntry & { claimed?: boolean }): Promise<void> {
+  private async end(e: Pending): Promise<void> {
     const fields = { session: e.session, user: e.user, app: e.app, proc: e.proc, instance: e.instance, backend: e.place.backend, host: e.place.host, target: e.place.name };
     let present: boolean;
     try {
-      present = await this.ender.endLeftovers(e.place, e.session, this.graceMs);
+      present = await withTimeout(this.ender.endLeftovers(e.place, e.session, this.graceMs), this.graceMs + END_TIMEOUT_MS, 'ending a leftover session');
     } catch (err) {
-      const code = (err as { code?: string }).code;
-      if (code === 'ENTRY_NOT_FOUND') {
-        // A host or cluster this broker is not configured for: nothing here can ever reach it.
-        this.log.warn('leftover session on a host this broker does not know: forgotten', { ...fields, error: err as Error });
-      } else {
-        this.log.warn('leftover session not ended yet: tried again at the next sweep', { ...fields, error: err as Error, sweepMs: this.sweepIntervalMs });
-        return;
-      }
-      present = false;
+      // A host or cluster this broker is not configured for is kept too: a broker that has it
+      // may claim the entry once this one is gone.
+      const unknownHost = (err as { code?: string }).code === 'ENTRY_NOT_FOUND';
+      const msg = unknownHost ? 'leftover session on a host or cluster this broker does not have: kept' : 'leftover session not ended yet: tried again at the next sweep';
+      if (e.warned) this.log.debug(msg, { ...fields, error: err as Error });
+      else this.log.warn(msg, { ...fields, error: err as Error, sweepMs: this.sweepIntervalMs });
+      e.warned = true;
+      return;
     }
     if (present) this.log.info('leftover session ended', fields);
     else this.log.info('leftover session: its target is gone, and its processes with it', fields);
     this.pending.delete(e.session);
-    // Only a dead broker's sessions: a session of this broker's own has had its end recorded.
-    if (e.claimed) this.onEnded(e, present ? 'ended' : 'target-gone');
+    // A dead broker's session whose end that broker never recorded.
+    if (e.claimed && !e.endRecorded) this.onEnded(e, present ? 'ended' : 'target-gone');
     await this.ledger.remove(e.session);
   }
 
@@ -125,10 +151,10 @@ export class Leftovers {
     return this.pending.size;
   }
 
-  /** Stops sweeping (waits for the sweep under way); this broker's ledger directory goes if empty. */
+  /** Stops sweeping (waits a moment for the sweep under way); what is left stays in the ledger for the next broker. */
   async stop(): Promise<void> {
     clearInterval(this.timer);
-    await this.sweeping;
+    if (this.sweeping) await withTimeout(this.sweeping, STOP_WAIT_MS, 'the leftover sweep').catch(() => undefined);
     await this.ledger.close();
   }
 }

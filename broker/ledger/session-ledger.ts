@@ -11,6 +11,8 @@ export interface LedgerEntry {
   instance: string;
   place: LeftoverPlace;
   startedAt: string;
+  /** The session's end is recorded (its broker lived on, and only its clean-up failed). */
+  endRecorded?: boolean;
 }
 
 /**
@@ -26,8 +28,8 @@ export interface SessionLedger {
   add(entry: LedgerEntry): Promise<void>;
   /** Forgets a session whose processes are known to be gone. Never rejects. */
   remove(session: string): Promise<void>;
-  /** Takes over the entries of brokers that are gone: each is claimed by one broker only. */
-  claimOrphans(): Promise<LedgerEntry[]>;
+  /** Takes over the entries of brokers that are gone: each is claimed by one broker only. Undefined: not looked at now. */
+  claimOrphans(): Promise<LedgerEntry[] | undefined>;
   /** On a stop: what is still here is left for the next broker. */
   close(): Promise<void>;
 }

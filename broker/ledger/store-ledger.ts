@@ -4,14 +4,17 @@ import { storeCall } from '../store/store-call.js';
 import { isSessionId, type LedgerEntry, parseEntry, type SessionLedger } from './session-ledger.js';
 
 /**
- * How long a broker's "alive" mark lasts in the store: four session TTLs (a minute by default).
+ * How long a broker's alive mark lasts in the store: four session TTLs (a minute by default).
  * Another broker ends the sessions of one whose mark has lapsed, so the mark must outlast any
- * hiccup of a broker that still runs: it is refreshed every twelfth of it (5 s), so twelve
- * refreshes in a row (each bounded by the store's 5 s command timeout) must fail first.
+ * hiccup of a broker that still runs: it is renewed every twelfth of it (5 s), so twelve
+ * renewals in a row (each bounded by the store's 5 s command timeout) must fail first.
  */
 export function aliveMarkMs(sessionTtlMs: number): number {
   return 4 * sessionTtlMs;
 }
+
+/** Renewals of the alive mark per its lifetime (see aliveMarkMs). */
+const RENEWALS_PER_MARK = 12;
 
 /**
  * The session ledger in the shared store, for brokers behind one address: the entries of a
@@ -21,10 +24,15 @@ export function aliveMarkMs(sessionTtlMs: number): number {
 export class StoreLedger implements SessionLedger {
   readonly kind = 'store';
   private readonly timer: NodeJS.Timeout;
-  /** The last refresh of the alive mark failed: said once per outage. */
+  private readonly renewMs: number;
+  /** The last renewal of the alive mark failed: said once per outage. */
   private markFailing = false;
-  /** Since when every refresh of this broker's mark has succeeded (0: the last one failed). */
+  /** Since when (performance.now) every renewal of this broker's mark has succeeded; 0: the last one failed. */
   private healthySince = 0;
+  /** Whether the mark was ever set: a renewal that finds none after that means the store lost its data. */
+  private marked = false;
+  /** This broker's entries as written, to write again into a store that lost them. */
+  private readonly entries = new Map<string, string>();
 
   constructor(
     private readonly store: Store,
@@ -32,33 +40,45 @@ export class StoreLedger implements SessionLedger {
     private readonly aliveMs: number,
     private readonly log: Logger,
   ) {
+    this.renewMs = Math.max(50, Math.floor(aliveMs / RENEWALS_PER_MARK));
     void this.markAlive();
-    this.timer = setInterval(() => void this.markAlive(), Math.max(50, Math.floor(aliveMs / 12)));
+    this.timer = setInterval(() => void this.markAlive(), this.renewMs);
     this.timer.unref();
   }
 
   private async markAlive(): Promise<void> {
+    let was: boolean;
     try {
-      await storeCall(() => this.store.markBrokerAlive(this.broker, this.aliveMs));
+      was = await storeCall(() => this.store.markBrokerAlive(this.broker, this.aliveMs));
       this.markFailing = false;
-      this.healthySince ||= Date.now();
+      this.healthySince ||= performance.now();
     } catch (err) {
       this.healthySince = 0;
-      if (!this.markFailing) this.log.warn("broker's alive mark not refreshed: if this lasts, other brokers take its sessions for a dead broker's", { aliveMs: this.aliveMs, error: err as Error });
+      if (!this.markFailing) this.log.warn("broker's alive mark not renewed: if this lasts, other brokers take its sessions for a dead broker's", { aliveMs: this.aliveMs, error: err as Error });
       this.markFailing = true;
+      return;
     }
+    // A store restarted without its data (or this mark lapsed): the ledger of the sessions that run is written again.
+    if (this.marked && !was && this.entries.size > 0) {
+      this.log.warn('alive mark was missing from the store: writing the session ledger again', { sessions: this.entries.size });
+      await Promise.all([...this.entries].map(([session, text]) => storeCall(() => this.store.putLedgerEntry(this.broker, session, text)))).catch((err: unknown) => this.log.warn('session ledger not written again', { error: err as Error }));
+    }
+    this.marked = true;
   }
 
   async add(entry: LedgerEntry): Promise<void> {
     if (!isSessionId(entry.session)) return;
+    const text = JSON.stringify(entry);
+    this.entries.set(entry.session, text);
     try {
-      await storeCall(() => this.store.putLedgerEntry(this.broker, entry.session, JSON.stringify(entry)));
+      await storeCall(() => this.store.putLedgerEntry(this.broker, entry.session, text));
     } catch (err) {
       this.log.warn('session not in the ledger: if this broker dies, its processes are left running', { session: entry.session, error: err as Error });
     }
   }
 
   async remove(session: string): Promise<void> {
+    this.entries.delete(session);
     try {
       await storeCall(() => this.store.removeLedgerEntry(this.broker, session));
     } catch (err) {
@@ -71,16 +91,19 @@ export class StoreLedger implements SessionLedger {
    * Claims only once this broker has reached the store for a whole alive window: after an outage
    * every broker's mark may have lapsed, and the ones still running need that long to renew
    * theirs before a lapsed mark means a dead broker. A new broker waits as long, which a dead
-   * broker's mark takes to lapse anyway.
+   * broker's mark takes to lapse anyway. In the store, the claim also checks this broker's own
+   * mark is fresh (renewed within two renewals), for a claim that waited there through a pause.
    */
-  async claimOrphans(): Promise<LedgerEntry[]> {
-    if (this.healthySince === 0 || Date.now() - this.healthySince < this.aliveMs) return [];
-    const raw = await storeCall(() => this.store.claimLedgers(this.broker));
+  async claimOrphans(): Promise<LedgerEntry[] | undefined> {
+    if (this.healthySince === 0 || performance.now() - this.healthySince < this.aliveMs) return undefined;
+    const raw = await storeCall(() => this.store.claimLedgers(this.broker, this.aliveMs - 2 * this.renewMs));
     const entries: LedgerEntry[] = [];
     for (const text of raw) {
       const e = parseEntry(text);
-      if (e) entries.push(e);
-      else this.log.warn('unreadable ledger entry dropped', { entry: text.slice(0, 200) });
+      if (e) {
+        entries.push(e);
+        this.entries.set(e.session, text);
+      } else this.log.warn('unreadable ledger entry dropped', { entry: text.slice(0, 200) });
     }
     return entries;
   }

@@ -256,9 +256,11 @@ export async function runExecSession(upgrade: AdmittedSession, deps: ExecSession
     return reason;
   } finally {
     untrack();
+    // Out of the ledger before the session counts as over: a broker that stops once its sessions
+    // are over hands what is left in its ledger to the others. An open that failed left no process
+    // (Docker and Kubernetes fail before the process runs, but for a stream broken in between).
+    if (ledgerEntry) await deps.leftovers?.ended(ledgerEntry, !terminateFailed);
     settle(outcome);
     if (registered) await deps.registry.remove(identity.user, sessionId);
-    // A process that failed to open was ended by its backend.
-    if (ledgerEntry) await deps.leftovers?.ended(ledgerEntry, !terminateFailed);
   }
 }

@@ -88,14 +88,17 @@ export class MemoryStore implements Store {
     this.ledgers.get(broker)?.delete(session);
   }
 
-  async markBrokerAlive(broker: string, ttlMs: number): Promise<void> {
+  async markBrokerAlive(broker: string, ttlMs: number): Promise<boolean> {
+    const was = (this.alive.get(broker) ?? 0) > Date.now();
     if (ttlMs > 0) this.alive.set(broker, Date.now() + ttlMs);
     else this.alive.delete(broker);
+    return was;
   }
 
-  async claimLedgers(broker: string): Promise<string[]> {
+  async claimLedgers(broker: string, minOwnMarkMs: number): Promise<string[]> {
     const out: string[] = [];
     const now = Date.now();
+    if ((this.alive.get(broker) ?? 0) - now < minOwnMarkMs) return out;
     for (const [other, entries] of this.ledgers) {
       if (other === broker || (this.alive.get(other) ?? 0) > now) continue;
       this.ledgers.delete(other);

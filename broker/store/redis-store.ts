@@ -48,11 +48,13 @@ return {n, redis.call('PTTL', KEYS[1])}`;
 
 /**
  * Moves the ledger of every broker no longer marked alive into the claimer's own (ARGV[1]),
- * and answers the entries moved. One script: of two brokers claiming at once, one gets each.
+ * and answers the entries moved; nothing while the claimer's own mark has less than ARGV[2] ms
+ * to live (see Store.claimLedgers). One script: of two brokers claiming at once, one gets each.
  * Its keys are derived from the set of ledgers, all under the one hash tag (one cluster slot).
  */
 const CLAIM_LEDGERS = `
 local out = {}
+if redis.call('PTTL', '${P}alive:' .. ARGV[1]) < tonumber(ARGV[2]) then return out end
 local mine = '${P}ledger:' .. ARGV[1]
 for _, b in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   if b ~= ARGV[1] and redis.call('EXISTS', '${P}alive:' .. b) == 0 then
@@ -144,13 +146,14 @@ export class RedisStore implements Store {
     await this.redis.hdel(`${P}ledger:${broker}`, session);
   }
 
-  async markBrokerAlive(broker: string, ttlMs: number): Promise<void> {
-    if (ttlMs > 0) await this.redis.set(`${P}alive:${broker}`, '1', 'PX', ttlMs);
-    else await this.redis.del(`${P}alive:${broker}`);
+  async markBrokerAlive(broker: string, ttlMs: number): Promise<boolean> {
+    if (ttlMs <= 0) return (await this.redis.del(`${P}alive:${broker}`)) > 0;
+    // SET … GET (Redis 6.2): the old value says whether the mark was still there.
+    return (await this.redis.set(`${P}alive:${broker}`, '1', 'PX', ttlMs, 'GET')) !== null;
   }
 
-  async claimLedgers(broker: string): Promise<string[]> {
-    return (await this.redis.eval(CLAIM_LEDGERS, 1, `${P}ledgers`, broker)) as string[];
+  async claimLedgers(broker: string, minOwnMarkMs: number): Promise<string[]> {
+    return (await this.redis.eval(CLAIM_LEDGERS, 1, `${P}ledgers`, broker, minOwnMarkMs)) as string[];
   }
 
   async removeSession(id: string): Promise<void> {

@@ -72,10 +72,16 @@ export interface Store {
   // The shared session ledger (see ledger/session-ledger.ts): entries by the broker holding them.
   putLedgerEntry(broker: string, session: string, entry: string): Promise<void>;
   removeLedgerEntry(broker: string, session: string): Promise<void>;
-  /** Says `broker` runs, for the next `ttlMs`; 0 says it has stopped. */
-  markBrokerAlive(broker: string, ttlMs: number): Promise<void>;
-  /** Moves the entries of every broker not marked alive into `broker`'s, atomically (one claimer each); returns them. */
-  claimLedgers(broker: string): Promise<string[]>;
+  /** Says `broker` runs, for the next `ttlMs` (0 says it has stopped); whether it was marked already (false: a new broker, or the store lost its data). */
+  markBrokerAlive(broker: string, ttlMs: number): Promise<boolean>;
+  /**
+   * Moves the entries of every broker not marked alive into `broker`'s, atomically (one claimer
+   * each), and returns them; only while `broker`'s own mark has `minOwnMarkMs` or more to live. A
+   * claim that waited in the store through a pause of it (when every mark may have lapsed, and the
+   * brokers still running have not yet renewed theirs) then finds the claimer's own mark as old
+   * as theirs, and does nothing.
+   */
+  claimLedgers(broker: string, minOwnMarkMs: number): Promise<string[]>;
 
   /** Whether the store answers now: false while Redis is unreachable, or connected and not answering. */
   healthy(): Promise<boolean>;

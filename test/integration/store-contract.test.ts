@@ -99,20 +99,22 @@ describe.each(implementations)('the Store contract: %s', (_name, make) => {
 
   it("hands a dead broker's ledger to one claimer, never a live broker's", async () => {
     const [dead, live, a, b, c] = [uniq(), uniq(), uniq(), uniq(), uniq()];
-    for (const broker of [dead, live, a, b, c]) await store.markBrokerAlive(broker, 60_000);
+    for (const broker of [dead, live, a, b, c]) expect(await store.markBrokerAlive(broker, 60_000)).toBe(false);
+    // A renewal finds the mark there.
+    expect(await store.markBrokerAlive(live, 60_000)).toBe(true);
     await store.putLedgerEntry(dead, 's1', '{"n":1}');
     await store.putLedgerEntry(dead, 's2', '{"n":2}');
     await store.putLedgerEntry(dead, 's3', '{"n":3}');
     await store.removeLedgerEntry(dead, 's3');
     await store.putLedgerEntry(live, 's4', '{"n":4}');
-    expect(await store.claimLedgers(a)).toEqual([]);
+    expect(await store.claimLedgers(a, 0)).toEqual([]);
     await store.markBrokerAlive(dead, 0);
-    const [byA, byB] = await Promise.all([store.claimLedgers(a), store.claimLedgers(b)]);
+    const [byA, byB] = await Promise.all([store.claimLedgers(a, 0), store.claimLedgers(b, 0)]);
     expect([...byA, ...byB].sort()).toEqual(['{"n":1}', '{"n":2}']);
-    expect(await store.claimLedgers(c)).toEqual([]);
+    expect(await store.claimLedgers(c, 0)).toEqual([]);
     // The claimer holds them now: when it is gone too, they pass on again.
     await store.markBrokerAlive(byA.length > 0 ? a : b, 0);
-    expect((await store.claimLedgers(c)).sort()).toEqual(['{"n":1}', '{"n":2}']);
+    expect((await store.claimLedgers(c, 0)).sort()).toEqual(['{"n":1}', '{"n":2}']);
     for (const s of ['s1', 's2']) await store.removeLedgerEntry(c, s);
     await store.removeLedgerEntry(live, 's4');
     for (const broker of [live, a, b, c]) await store.markBrokerAlive(broker, 0);
@@ -120,11 +122,32 @@ describe.each(implementations)('the Store contract: %s', (_name, make) => {
 
   it("lets a broker's alive mark lapse with its TTL", async () => {
     const [gone, claimer] = [uniq(), uniq()];
+    await store.markBrokerAlive(claimer, 60_000);
     await store.markBrokerAlive(gone, 80);
     await store.putLedgerEntry(gone, 's1', '{"lapsed":1}');
-    expect(await store.claimLedgers(claimer)).not.toContain('{"lapsed":1}');
+    expect(await store.claimLedgers(claimer, 0)).not.toContain('{"lapsed":1}');
     await new Promise((r) => setTimeout(r, 160));
-    expect(await store.claimLedgers(claimer)).toContain('{"lapsed":1}');
+    expect(await store.markBrokerAlive(gone, 60_000)).toBe(false);
+    await store.markBrokerAlive(gone, 0);
+    expect(await store.claimLedgers(claimer, 0)).toContain('{"lapsed":1}');
+    await store.removeLedgerEntry(claimer, 's1');
+    await store.markBrokerAlive(claimer, 0);
+  });
+
+  it('claims nothing for a broker whose own mark is not fresh: a claim that waited through a pause of the store', async () => {
+    const [dead, stale] = [uniq(), uniq()];
+    await store.putLedgerEntry(dead, 's1', '{"stale":1}');
+    // Renewed 60 s ago, as far as the store can tell: 1 s of its 61 s left.
+    await store.markBrokerAlive(stale, 1_000);
+    expect(await store.claimLedgers(stale, 50_000)).toEqual([]);
+    await store.markBrokerAlive(stale, 61_000);
+    expect(await store.claimLedgers(stale, 50_000)).toEqual(['{"stale":1}']);
+    // Without a mark at all, nothing either.
+    await store.markBrokerAlive(stale, 0);
+    await store.putLedgerEntry(dead, 's2', '{"stale":2}');
+    expect(await store.claimLedgers(stale, 50_000)).toEqual([]);
+    await store.removeLedgerEntry(stale, 's1');
+    await store.removeLedgerEntry(dead, 's2');
   });
 
   it('refreshes many sessions and their user slots at once, putting back a slot the store lost', async () => {

@@ -214,15 +214,61 @@ describe('leftover sessions are ended until done', () => {
     await leftovers.stop();
   });
 
-  it('forgets a session on a host this broker does not know, where nothing could ever end it', async () => {
-    const ledger = (await FileLedger.open(stateDir, createLogger('silent')))!;
-    const leftovers = new Leftovers(ledger, scripted([new EntryError('ENTRY_NOT_FOUND', 'no docker host named "gone"')]), 10, createLogger('silent'));
+  it('keeps a session on a host this broker does not have, for a broker that has it, and says so once', async () => {
+    const lines: string[] = [];
+    const log = createLogger('debug', (l) => lines.push(l));
+    const ledger = (await FileLedger.open(stateDir, log))!;
+    const unknown = new EntryError('ENTRY_NOT_FOUND', 'no docker host named "gone"');
+    const leftovers = new Leftovers(ledger, scripted([unknown, unknown]), 10, log);
     await leftovers.record(entry(uuid(8)));
     await leftovers.ended(entry(uuid(8)), false);
     await leftovers.sweep();
-    expect(leftovers.size).toBe(0);
+    await leftovers.sweep();
+    expect(leftovers.size).toBe(1);
+    const said = lines.filter((l) => l.includes('a host or cluster this broker does not have'));
+    expect(said.map((l) => (JSON.parse(l) as { level: string }).level)).toEqual(['warn', 'debug']);
     await leftovers.stop();
-    expect(readdirSync(join(stateDir, 'sessions'))).toEqual([]);
+    expect(readdirSync(join(stateDir, 'sessions', currentOwner().name))).toEqual([`${uuid(8)}.json`]);
+  });
+
+  it("does not record again the end of a session whose broker recorded it (only its clean-up failed)", async () => {
+    const dead = exitedOwner();
+    mkdirSync(join(stateDir, 'sessions', dead), { recursive: true });
+    writeFileSync(join(stateDir, 'sessions', dead, `${uuid(15)}.json`), JSON.stringify({ ...entry(uuid(15)), endRecorded: true }));
+    writeFileSync(join(stateDir, 'sessions', dead, `${uuid(16)}.json`), JSON.stringify(entry(uuid(16))));
+    const ledger = (await FileLedger.open(stateDir, createLogger('silent')))!;
+    const ended: string[] = [];
+    const leftovers = new Leftovers(ledger, scripted([true, true]), 10, createLogger('silent'), 60_000, (e) => ended.push(e.session));
+    await leftovers.start();
+    await leftovers.sweep();
+    expect(leftovers.size).toBe(0);
+    expect(ended).toEqual([uuid(16)]);
+    await leftovers.stop();
+  });
+
+  it('marks a kept session as one whose end is recorded, on disk, for whoever claims it later', async () => {
+    const ledger = (await FileLedger.open(stateDir, createLogger('silent')))!;
+    const leftovers = new Leftovers(ledger, scripted([]), 10, createLogger('silent'));
+    await leftovers.record(entry(uuid(17)));
+    await leftovers.ended(entry(uuid(17)), false);
+    const onDisk = JSON.parse(readFileSync(join(stateDir, 'sessions', currentOwner().name, `${uuid(17)}.json`), 'utf8')) as LedgerEntry;
+    expect(onDisk.endRecorded).toBe(true);
+  });
+
+  it('gives up on an engine that never answers, within the grace and 30 s, and tries again at the next sweep', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      const ledger = (await FileLedger.open(stateDir, createLogger('silent')))!;
+      const hung: LeftoverEnder = { endLeftovers: () => new Promise<boolean>(() => undefined) };
+      const leftovers = new Leftovers(ledger, hung, 10, createLogger('silent'));
+      await leftovers.ended(entry(uuid(18)), false);
+      const sweep = leftovers.sweep();
+      await vi.advanceTimersByTimeAsync(30_010);
+      await sweep;
+      expect(leftovers.size).toBe(1);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
 
@@ -246,15 +292,15 @@ describe('the session ledger in the shared store', () => {
     try {
       // A broker that died: entries, and no alive mark.
       await memory.putLedgerEntry('gone', uuid(9), JSON.stringify(entry(uuid(9))));
-      expect(await ledger.claimOrphans()).toEqual([]);
+      expect(await ledger.claimOrphans()).toBeUndefined();
       await settle(ALIVE_MS + 50);
       expect(await ledger.claimOrphans()).toEqual([entry(uuid(9))]);
 
       await memory.putLedgerEntry('gone-too', uuid(10), JSON.stringify(entry(uuid(10))));
       failing = true;
-      await vi.waitFor(() => expect(lines.join('\n')).toContain('alive mark not refreshed'), { timeout: 2_000 });
+      await vi.waitFor(() => expect(lines.join('\n')).toContain('alive mark not renewed'), { timeout: 2_000 });
       failing = false;
-      expect(await ledger.claimOrphans()).toEqual([]);
+      expect(await ledger.claimOrphans()).toBeUndefined();
       await settle(ALIVE_MS + 100);
       expect(await ledger.claimOrphans()).toEqual([entry(uuid(10))]);
     } finally {
@@ -262,12 +308,27 @@ describe('the session ledger in the shared store', () => {
     }
   });
 
+  it('writes its entries again into a store that lost them (restarted without its data)', async () => {
+    const store = new MemoryStore();
+    const lines: string[] = [];
+    const ledger = new StoreLedger(store, 'me', ALIVE_MS, createLogger('warn', (l) => lines.push(l)));
+    await ledger.add(entry(uuid(19)));
+    // What a restart without persistence does: the mark and the entries are gone.
+    await store.markBrokerAlive('me', 0);
+    await store.removeLedgerEntry('me', uuid(19));
+    await vi.waitFor(() => expect(lines.join('\n')).toContain('writing the session ledger again'), { timeout: 2_000 });
+    await ledger.close();
+    await store.markBrokerAlive('other', 60_000);
+    expect(await store.claimLedgers('other', 0)).toEqual([JSON.stringify(entry(uuid(19)))]);
+  });
+
   it('takes its alive mark down on close, so that what it leaves is claimed at once', async () => {
     const store = new MemoryStore();
     const ledger = new StoreLedger(store, 'leaving', 60_000, createLogger('silent'));
     await ledger.add(entry(uuid(11)));
-    expect(await store.claimLedgers('other')).toEqual([]);
+    await store.markBrokerAlive('other', 60_000);
+    expect(await store.claimLedgers('other', 0)).toEqual([]);
     await ledger.close();
-    expect(await store.claimLedgers('other')).toEqual([JSON.stringify(entry(uuid(11)))]);
+    expect(await store.claimLedgers('other', 0)).toEqual([JSON.stringify(entry(uuid(11)))]);
   });
 });
