@@ -10,3 +10,9 @@ export const SILENT_MARGIN_MS = 2_000;
 export function silenceWatch(pingIntervalMs: number): { limitMs: number; periodMs: number } {
   return { limitMs: SILENT_PINGS * pingIntervalMs + SILENT_MARGIN_MS, periodMs: Math.min(1_000, pingIntervalMs) };
 }
+
+/**
+ * The broker's ping interval in ms, in its answer to every upgrade: for clients without a resume
+ * ticket (which carries it too) to watch for silence by. Older brokers do not send it.
+ */
+export const PING_INTERVAL_HEADER = 'Entry-Ping-Interval';

@@ -154,16 +154,18 @@ export class Relay {
   private async end(reason: EndReason, terminateProcess: boolean): Promise<void> {
     if (this.ended) return;
     this.ended = true;
-    clearInterval(this.pingTimer);
     clearTimeout(this.idleTimer);
     clearTimeout(this.maxTimer);
     this.options.onEnding?.(reason);
     try {
       // The process outlives its stream: end it ourselves unless it exited or its container stopped.
+      // Pings go on meanwhile (up to --kill-grace): a client watching for silence would take the
+      // wait for a dead link.
       if (terminateProcess) await this.process.terminate();
     } catch (err) {
       this.options.onTerminateError?.(err);
     } finally {
+      clearInterval(this.pingTimer);
       await this.terminal.finish(reason).catch(() => undefined);
       this.resolveDone(reason);
     }

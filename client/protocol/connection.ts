@@ -18,7 +18,7 @@ import {
 } from '../../proto/codec.js';
 import { AckBatcher } from '../../proto/ack-batcher.js';
 import { dropAcknowledged } from '../../proto/acknowledged.js';
-import { SILENT_MARGIN_MS, silenceWatch } from '../../proto/silence.js';
+import { PING_INTERVAL_HEADER, SILENT_MARGIN_MS, silenceWatch } from '../../proto/silence.js';
 import { ClientError } from './client-error.js';
 import { type ClientTls, clientTlsFromEnv, tlsConnectOptions } from './tls.js';
 
@@ -80,8 +80,6 @@ const MAX_CHUNK_BYTES = 256 * 1024;
 /** Output acknowledgements: after this much, or this long after the last unacknowledged byte. */
 const OUTPUT_ACK_BYTES = 64 * 1024;
 const OUTPUT_ACK_MS = 1_000;
-/** The broker's shortest --ping-interval: closer pings than this are bunched ones, not the interval. */
-const MIN_PING_GAP_MS = 10;
 /** Waits between reconnection tries: doubling from the first to the last. */
 const RETRY_FIRST_MS = 100;
 const RETRY_MAX_MS = 1_000;
@@ -155,13 +153,10 @@ export class ExecConnection extends EventEmitter {
   private readonly framer = new RequestFramer();
   private lastHeard = Date.now();
   private watchdog: NodeJS.Timeout | undefined;
-  /** When the broker's last WebSocket pings came, while no ticket has told its ping interval. */
-  private pingTimes: number[] = [];
-  /** A broker ping: something heard, and a measure of the interval when nothing else gives it. */
-  private readonly pinged = (): void => {
-    this.heard();
-    this.learnPingInterval();
-  };
+  /** The broker's ping interval from its upgrade answer (0: an older broker that does not say). */
+  private pingIntervalMs = 0;
+  /** Set when the silence watch ended the connection: how long nothing was heard. */
+  private silentForMs = 0;
   private readonly heard = (): void => {
     this.lastHeard = Date.now();
   };
@@ -254,8 +249,6 @@ export class ExecConnection extends EventEmitter {
   /** Stops reading output (the consumer is slow); the broker then pauses the process's output. */
   pause(): void {
     this.readingPaused = true;
-    // Pings read after a pause arrive bunched: they measure nothing.
-    this.pingTimes = [];
     this.ws.pause();
   }
 
@@ -316,13 +309,15 @@ export class ExecConnection extends EventEmitter {
     const early = earlyEvents.get(ws);
     earlyEvents.delete(ws);
     early?.stop();
+    if (early?.pingIntervalMs) this.pingIntervalMs = early.pingIntervalMs;
     ws.on('message', (data: Buffer) => {
       // Nothing is told after the end (a resume that completes after close(), say).
       if (this.ws !== ws || this.ended) return;
       this.lastHeard = Date.now();
       this.onMessage(data);
+      this.watchWithoutTicket();
     });
-    ws.on('ping', this.pinged);
+    ws.on('ping', this.heard);
     ws.on('pong', this.heard);
     ws.on('close', (closeCode) => {
       if (this.ws === ws) this.onClose(closeCode);
@@ -343,6 +338,11 @@ export class ExecConnection extends EventEmitter {
     // exit status is known, so there is nothing to resume for.
     if (this.canResume && this.options.resume && !this.gotClose && !this.closedByUs && !this.ended && this.exitCode === undefined) {
       void this.reconnect();
+      return;
+    }
+    if (this.silentForMs > 0 && !this.gotClose) {
+      // Ended here, not by a reset: say what was seen.
+      this.finish({ exitCode: this.exitCode, code: 'ENTRY_CONNECTION_LOST', message: `nothing heard from the broker for ${Math.round(this.silentForMs / 1000)} s: the connection is taken for lost`, closeCode });
       return;
     }
     this.finish({ exitCode: this.exitCode, code: this.closeErrorCode, message: this.closeMessage, closeCode });
@@ -417,22 +417,15 @@ export class ExecConnection extends EventEmitter {
   }
 
   /**
-   * Without a ticket (`--no-resume`, or a broker that does not resume) nothing tells the broker's
-   * ping interval, and a link that went silent would hold the session until killed. The broker
-   * pings once per interval: two gaps between pings that agree (within a factor of two, so that
-   * pings bunched by a pause or a busy moment are not taken for a short interval) give it, and
-   * the larger gap is used.
+   * A session with no resume ticket (`--no-resume`, or a broker that does not resume) is watched
+   * for silence too, by the interval the broker's upgrade answer gave, from the first message on:
+   * the broker pings from the moment the session runs, not while it is still being opened.
+   * Otherwise a link that went silent would hold it until killed. An older broker does not say
+   * its interval, and such a session is not watched.
    */
-  private learnPingInterval(): void {
-    if (this.watchdog || this.ticket || this.readingPaused) return;
-    this.pingTimes.push(Date.now());
-    if (this.pingTimes.length < 3) return;
-    const [a, b, c] = this.pingTimes.slice(-3) as [number, number, number];
-    const gaps = [b - a, c - b];
-    const shortest = Math.min(...gaps);
-    const longest = Math.max(...gaps);
-    if (shortest >= MIN_PING_GAP_MS && longest <= 2 * shortest) this.watchSilence(longest);
-    else this.pingTimes = this.pingTimes.slice(-2);
+  private watchWithoutTicket(): void {
+    if (this.watchdog || this.canResume || this.pingIntervalMs <= 0 || this.ended) return;
+    this.watchSilence(this.pingIntervalMs);
   }
 
   private watchSilence(pingIntervalMs: number): void {
@@ -453,7 +446,10 @@ export class ExecConnection extends EventEmitter {
         return;
       }
       // A paused reader hears nothing by its own choice; a broken connection is the other case.
-      if (now - this.lastHeard > limit) this.ws.terminate();
+      if (now - this.lastHeard > limit) {
+        this.silentForMs = now - this.lastHeard;
+        this.ws.terminate();
+      }
     }, period);
     this.watchdog.unref();
   }
@@ -564,9 +560,14 @@ export function parseExitStatus(text: string): number | undefined {
 interface EarlyEvents {
   messages: Buffer[];
   closeCode: number | undefined;
+  /** The broker's ping interval from its upgrade answer; 0 when it did not say. */
+  pingIntervalMs: number;
   stop(): void;
 }
 const earlyEvents = new WeakMap<WebSocket, EarlyEvents>();
+
+/** Pongs that may wait to be written (see openSocket), a few bytes each: an hour of pause at a 100 ms ping interval. */
+const MAX_PENDING_PONGS = 36_000;
 
 /** Largest message accepted from the broker: far above its output frames, a bound on a broken one. */
 export const MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
@@ -574,7 +575,8 @@ export const MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
 /** Opens the WebSocket to /enter; rejects with ClientError when the broker cannot be reached. */
 function openSocket(options: ConnectOptions, extra: Record<string, string>, timeoutMs: number): Promise<WebSocket> {
   const { target } = options;
-  const ws = new WebSocket(enterUrl(options.broker), {
+  // `maxPendingAutoPongs` (ws 8.18+) is not in @types/ws yet.
+  const socketOptions: WebSocket.ClientOptions & { maxPendingAutoPongs: number } = {
     headers: {
       'access-token': options.token,
       'app-name': target.app,
@@ -588,7 +590,12 @@ function openSocket(options: ConnectOptions, extra: Record<string, string>, time
     ...tlsConnectOptions(options.tls ?? clientTlsFromEnv()),
     handshakeTimeout: timeoutMs,
     maxPayload: MAX_MESSAGE_BYTES,
-  });
+    // ws ends a connection when more than 60 pongs wait to be written (its default). A reader
+    // paused for a while reads every ping of the pause at once: 60 is 10 minutes of pause at a
+    // 10 s --ping-interval, 30 s at 500 ms. A bound stays, for a broker gone wrong.
+    maxPendingAutoPongs: MAX_PENDING_PONGS,
+  };
+  const ws = new WebSocket(enterUrl(options.broker), socketOptions);
   return new Promise((resolve, reject) => {
     const onError = (err: Error & { code?: string }) => {
       const why = err.code === 'ECONNRESET' && /^wss:|^https:/.test(options.broker) ? 'ECONNRESET (the broker may want a client certificate: --cert and --key)' : (err.code ?? err.message);
@@ -602,11 +609,16 @@ function openSocket(options: ConnectOptions, extra: Record<string, string>, time
       reject(new ClientError('ENTRY_CONNECT_FAILED', `broker answered HTTP ${res.statusCode} ${res.statusMessage ?? ''}`.trim()));
       ws.terminate();
     });
+    let pingIntervalMs = 0;
+    ws.once('upgrade', (res) => {
+      const said = Number(res.headers[PING_INTERVAL_HEADER.toLowerCase()]);
+      if (Number.isSafeInteger(said) && said > 0) pingIntervalMs = said;
+    });
     ws.once('open', () => {
       ws.off('error', onError);
       ws.on('error', () => undefined);
       // What arrives before the caller listens (a refusal's CLOSE comes at once) is kept for it.
-      const early: EarlyEvents = { messages: [], closeCode: undefined, stop: () => undefined };
+      const early: EarlyEvents = { messages: [], closeCode: undefined, pingIntervalMs, stop: () => undefined };
       const onMessage = (data: Buffer) => early.messages.push(data);
       const onClose = (code: number) => (early.closeCode = code);
       ws.on('message', onMessage);

@@ -339,23 +339,37 @@ describe('session resume', () => {
       console.log(`resume: a silent link noticed and resumed in ${noticed} ms (ping 500 ms)`);
     }, 30_000);
 
-    it('without resume, a link that goes silent ends the session once the pings it measured stop, rather than hanging', async () => {
+    it('without resume, a link that goes silent ends the session after three missed pings of the interval the broker gave, rather than hanging', async () => {
       const qtoken = await quick.mint({ apps: [app] });
-      const conn = await ExecConnection.open({ broker: quickProxy.url, token: qtoken, target, resume: false, spec: { argv: ['sh', '-c', 'for i in $(seq 1 5); do echo "t $i"; sleep 0.5; done; sleep 4343'].map((a) => Buffer.from(a)) } });
+      const conn = await ExecConnection.open({ broker: quickProxy.url, token: qtoken, target, resume: false, spec: { argv: ['sh', '-c', 'echo up; sleep 4343'].map((a) => Buffer.from(a)) } });
       const got = collect(conn);
-      // Two seconds of session: the broker has pinged three times (every 500 ms), which gives the
-      // client the interval no ticket told it.
-      await until(() => got.text().includes('t 5\n'), 'two seconds of output');
+      await until(() => got.text() === 'up\n', 'the first line');
       const frozen = Date.now();
       quickProxy.freeze();
       const end = await conn.done;
       const noticed = Date.now() - frozen;
       expect(end.exitCode).toBeUndefined();
-      expect(endReason(end)).toBe('the connection to the broker was lost (close code 1006)');
+      expect(end.code).toBe('ENTRY_CONNECTION_LOST');
+      expect(endReason(end)).toMatch(/^nothing heard from the broker for \d+ s: the connection is taken for lost$/);
       expect(got.resumes.length).toBe(0);
       // 3 pings of 500 ms and a 2 s margin, checked every 500 ms.
       expect(noticed).toBeLessThan(6_000);
       console.log(`resume: without resume, a silent link ended the session after ${noticed} ms (ping 500 ms)`);
+    }, 30_000);
+
+    it('keeps pinging while it ends a session, so that a client watching for silence sees the end, not a lost link', async () => {
+      // The session's process ignores SIGHUP: its end waits the whole --kill-grace (2.6 s) before
+      // SIGKILL, longer than the client's silence limit (3 pings of 100 ms and a 2 s margin).
+      const slow = await startTestBroker({ 'ping-interval': 100, 'kill-grace': 2_600, 'max-session': 1_500 });
+      try {
+        const conn = await ExecConnection.open({ broker: slow.url, token: await slow.mint({ apps: [app] }), target, resume: false, spec: { argv: ['sh', '-c', "trap '' HUP; echo up; sleep 4344"].map((a) => Buffer.from(a)) } });
+        const got = collect(conn);
+        await until(() => got.text() === 'up\n', 'the first line');
+        const end = await conn.done;
+        expect(end.code).toBe('ENTRY_MAX_DURATION');
+      } finally {
+        await slow.stop();
+      }
     }, 30_000);
 
     it('a link that breaks while the end is on its way: the short tail and the exit status after the resume', async () => {

@@ -140,3 +140,33 @@ describe('the TypeScript API against a broker that does not resume (--resume-gra
     expect(tookMs).toBeLessThan(TICKET_WAIT_MS);
   });
 });
+
+describe('the TypeScript API with a reader that pauses longer than 60 of the broker pings', () => {
+  const containers = new TestContainers();
+  const app = uniqueApp();
+  let b: TestBroker;
+  let base: { broker: string; token: string; target: { app: string; proc: string; instance: number } };
+
+  beforeAll(async () => {
+    // 60 pings in 3 s: ws's own limit of pongs waiting to be written, reached by a 4 s pause.
+    b = await startTestBroker({ 'ping-interval': 50 });
+    await containers.entry(app, 'web', 1);
+    base = { broker: b.url, token: await b.mint({ apps: [app] }), target: { app, proc: 'web', instance: 1 } };
+  });
+  afterAll(async () => {
+    await b.stop();
+    await containers.removeAll();
+  });
+
+  it('loses nothing: the pings read at once after the pause are answered, not taken for a flood', async () => {
+    const expected = sha256(execFileSync('seq', ['1', '2000000'], { maxBuffer: 64 << 20 }));
+    const p = await spawn({ ...base, command: ['seq', '1', '2000000'], resume: false });
+    const out: Buffer[] = [];
+    // Nothing read for 4 s: the command is held by backpressure, still running, and the broker's
+    // pings (80 of them) wait behind the output.
+    await new Promise((r) => setTimeout(r, 4_000));
+    p.stdout.on('data', (c: Buffer) => out.push(c));
+    expect(await p.wait()).toBe(0);
+    expect(sha256(Buffer.concat(out))).toBe(expected);
+  }, 30_000);
+});
