@@ -28,6 +28,9 @@ export function readSettings(argv = hideBin(process.argv), env: NodeJS.ProcessEn
     .help()
     .version(false)
     .parseSync() as Record<string, unknown>;
+  // Words after `--` are not options either, and nothing would read them.
+  const rest = (parsed['_'] as unknown[] | undefined) ?? [];
+  if (rest.length > 0) throw flagError(`Unknown arguments: ${rest.join(', ')}`, argv);
   const configPath = (parsed['config'] as string | undefined) ?? env['ENTRY_CONFIG'];
   const file = configPath ? readConfigFile(configPath) : {};
   for (const key of Object.keys(file)) {
@@ -51,11 +54,18 @@ function flagError(message: string, argv: readonly string[]): ConfigError {
   if (!unknown) return new ConfigError('on the command line', `${message} (entry-broker --help lists the options)`);
   // yargs names each unknown option twice, as given and camel-cased: only what was typed counts.
   const names = unknown[1]!.split(', ');
-  const typed = names.map((n) => argv.find((a) => a === n || a.replace(/^-+/, '').split('=')[0] === n)).filter((a): a is string => a !== undefined);
+  // A group of short flags (`-xyz`) is named as typed.
+  const typedAs = (n: string) => argv.find((a) => a === n || a.replace(/^-+/, '').split('=')[0] === n || (/^-[^-]/.test(a) && a.slice(1).includes(n)));
+  const typed = names.map(typedAs).filter((a): a is string => a !== undefined);
   const given = typed.length > 0 ? [...new Set(typed)] : [`--${names[0]}`];
   const stray = given.filter((g) => !g.startsWith('-'));
-  if (stray.length > 0) return new ConfigError('on the command line', `unexpected ${stray.map((g) => JSON.stringify(g)).join(', ')}: the broker takes options only (entry-broker --help lists them)`);
-  return new ConfigError(given.map((g) => g.split('=')[0]).join(', '), 'no such option (entry-broker --help lists them)');
+  const options = given.filter((g) => g.startsWith('-')).map((g) => g.split('=')[0]!);
+  const problems = [
+    ...(options.length > 0 ? [`no such option ${options.join(', ')}`] : []),
+    ...(stray.length > 0 ? [`unexpected ${stray.map((g) => JSON.stringify(g)).join(', ')}: the broker takes options only`] : []),
+  ];
+  if (stray.length === 0) return new ConfigError(options.join(', '), 'no such option (entry-broker --help lists them)');
+  return new ConfigError('on the command line', `${problems.join('; ')} (entry-broker --help lists them)`);
 }
 
 function readConfigFile(path: string): Record<string, unknown> {

@@ -1,7 +1,7 @@
 import { type BrokerRef, credentialsFor, loadSavedConfig } from '../config/store.js';
 import { type BrokerInfo, brokerGet, brokerInfo, type ContainerEntry, listContainers, type WhoAmI } from './broker-api.js';
 import { relative, shortDuration, table } from './format.js';
-import { brokerLabel, loginHint, resolveToken } from './settings.js';
+import { brokerLabel, loginHint, notAProfile, resolveToken } from './settings.js';
 import { appPattern } from './glob.js';
 import { cacheTargets } from './targets.js';
 
@@ -90,7 +90,7 @@ export async function statusCommand(ref: BrokerRef, json: boolean): Promise<numb
         ? `logged in with ${report.login.issuer}${report.login.refreshable ? ', refreshed automatically' : ''}`
         : report.login.source === 'token'
           ? 'saved token'
-          : 'not logged in: run `enter login`';
+          : `not logged in${notAProfile(ref)}: run \`${loginHint(ref)}\``;
   lines.push(['token', source]);
   const id = report.identity;
   if (id && id.valid) {

@@ -4,7 +4,7 @@ import { loginWithBrowser, loginWithDeviceCode, revokeRefreshToken } from '../oi
 import { jwtExpiry } from '../oidc/tokens.js';
 import { ClientError } from '../protocol/client-error.js';
 import { brokerInfo } from './broker-api.js';
-import { brokerLabel } from './settings.js';
+import { brokerLabel, notAProfile } from './settings.js';
 
 export interface LoginOptions {
   token?: string;
@@ -50,7 +50,7 @@ function savePasted(ref: BrokerRef, token: string): void {
     throw new ClientError('ENTRY_TOKEN_EXPIRED', `that token expired at ${new Date(exp * 1000).toISOString()}: get a new one`);
   }
   storeCredentials(ref, { token: t, ...(exp ? { expiresAt: exp } : {}) }, { makeCurrent: true });
-  say(`enter: token saved for ${brokerLabel(ref)}${ref.profile ? ` (${ref.url})` : ''}`);
+  say(`enter: token saved for ${brokerLabel(ref)}${ref.profile ? ` (${ref.url})` : ''}${notAProfile(ref)}`);
 }
 
 function subjectOf(token: string): string | undefined {

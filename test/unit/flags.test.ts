@@ -20,6 +20,9 @@ describe('readSettings', () => {
     expect(() => readSettings(['--ping-intervall', '5'], {})).toThrow(new ConfigError('--ping-intervall', 'no such option (entry-broker --help lists them)'));
     expect(() => readSettings(['--a=1', '-b'], {})).toThrow(new ConfigError('--a, -b', 'no such option (entry-broker --help lists them)'));
     expect(() => readSettings(['start'], {})).toThrow(/unexpected "start": the broker takes options only/);
+    expect(() => readSettings(['-xyz'], {})).toThrow(new ConfigError('-xyz', 'no such option (entry-broker --help lists them)'));
+    expect(() => readSettings(['--bogus=1', 'serve'], {})).toThrow('no such option --bogus; unexpected "serve": the broker takes options only');
+    expect(() => readSettings(['--dev', '--', 'foo'], {})).toThrow(/unexpected "foo"/);
   });
 
   it('reads flags', () => {
