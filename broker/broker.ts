@@ -115,8 +115,8 @@ export class EntryBroker {
     const certificates = config.tls ? new ListenerCertificates(config.tls, this.log) : undefined;
     this.certificates = certificates;
     const store = await this.openStore();
-    // Sessions a dead broker left running are claimed before this one takes any, and ended meanwhile.
     const audit = new AuditTrail(store, this.log, { brokerId: this.id, maxEvents: config.audit.maxEvents, alertRules: config.audit.alertRules });
+    // Sessions a dead broker left running are claimed before this one takes any, and ended meanwhile.
     const leftovers = await this.openLeftovers(store, backends, audit);
     this.leftovers = leftovers;
     let api: ApiDeps | undefined;

@@ -90,38 +90,13 @@ describe.each(BACKENDS.map((make) => make()))('a broker that dies leaves a ledge
     expect(socketsOf(stateDir)).toEqual([]);
   }, 90_000);
 
-  it('leaves the sessions of a live broker on the same state directory alone', async () => {
-    const live = await start();
-    const token = await live.mint({ apps: [app] });
-    const s = await openCommand(live.wsUrl, token, target, ['cat']);
-    s.send(RequestType.PLAIN, 'one\n');
-    await s.waitFor(() => s.stdoutText() === 'one\n', 'the first echo');
-    const before = ledgerOf(stateDir);
-    expect(Object.values(before).flat()).toHaveLength(1);
-
-    // Claims are made before a broker listens: by now the newcomer has looked at the ledger.
-    const beside = await start();
-    expect(beside.logs.some((l) => l.includes('leftover'))).toBe(false);
-    s.send(RequestType.PLAIN, 'two\n');
-    await s.waitFor(() => s.stdoutText() === 'one\ntwo\n', 'the session to go on');
-    const after = ledgerOf(stateDir);
-    for (const [owner, files] of Object.entries(before)) expect(after[owner]).toEqual(files);
-
-    s.send(RequestType.STDIN_EOF);
-    await s.closed;
-    await eventually(async () => Object.values(ledgerOf(stateDir)).flat().length === 0, 'the ended session to leave the ledger');
-    await beside.stop();
-    await live.stop();
-    expect(ledgerOf(stateDir)).toEqual({});
-  }, 60_000);
-
-  it('leaves alone the sessions of a live broker in another PID namespace, whose process /proc here does not show', async () => {
-    // The same host name and state directory, another PID namespace: a container sharing the
-    // host's network (and so its name) and a mounted state directory.
-    const hidden = await BrokerProcess.start({ flags: flagsOf(backend.settings()), key, stateDir, launcher: ['unshare', '--pid', '--fork', '--mount-proc', '--kill-child'] });
-    brokers.push(hidden);
-    const token = await hidden.mint({ apps: [app] });
-    const s = await openCommand(hidden.wsUrl, token, target, ['cat']);
+  /**
+   * A session of `live` running `cat`; a broker started beside it on the same state directory
+   * (claims are made before a broker listens: by then it has looked at the ledger) must leave
+   * it, and its ledger entry, alone. Returns that broker, and ends the session.
+   */
+  const startBesideLiveSession = async (live: BrokerProcess): Promise<BrokerProcess> => {
+    const s = await openCommand(live.wsUrl, await live.mint({ apps: [app] }), target, ['cat']);
     s.send(RequestType.PLAIN, 'one\n');
     await s.waitFor(() => s.stdoutText() === 'one\n', 'the first echo');
     const before = ledgerOf(stateDir);
@@ -133,6 +108,24 @@ describe.each(BACKENDS.map((make) => make()))('a broker that dies leaves a ledge
     for (const [owner, files] of Object.entries(before)) expect(ledgerOf(stateDir)[owner]).toEqual(files);
     s.send(RequestType.STDIN_EOF);
     await s.closed;
+    return beside;
+  };
+
+  it('leaves the sessions of a live broker on the same state directory alone', async () => {
+    const live = await start();
+    const beside = await startBesideLiveSession(live);
+    await eventually(async () => Object.values(ledgerOf(stateDir)).flat().length === 0, 'the ended session to leave the ledger');
+    await beside.stop();
+    await live.stop();
+    expect(ledgerOf(stateDir)).toEqual({});
+  }, 60_000);
+
+  it('leaves alone the sessions of a live broker in another PID namespace, whose process /proc here does not show', async () => {
+    // The same host name and state directory, another PID namespace: a container sharing the
+    // host's network (and so its name) and a mounted state directory.
+    const hidden = await BrokerProcess.start({ flags: flagsOf(backend.settings()), key, stateDir, launcher: ['unshare', '--pid', '--fork', '--mount-proc', '--kill-child'] });
+    brokers.push(hidden);
+    const beside = await startBesideLiveSession(hidden);
     await beside.stop();
     // unshare --fork ignores SIGTERM: its SIGKILL takes the broker down with it (--kill-child).
     hidden.child.kill('SIGKILL');
