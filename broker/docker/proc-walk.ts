@@ -63,7 +63,15 @@ const SLICE_MS = 1;
  * in a loop), and it is the same process, with the same mark, a moment later. Or it is exiting,
  * and a moment later its children, if any, are init's.
  */
-export type MarkRead = 'marked' | 'unmarked' | 'unsettled';
+export type MarkRead = 'marked' | 'unmarked' | 'unsettled' | 'starting';
+
+/**
+ * The environment of runc's init while it joins a container for an exec (`docker exec`), before
+ * it execve's the exec's command with the exec's environment. The engine reports the exec's
+ * PID from that moment: a walk from it reads runc's environment, not the session's mark, for
+ * 0.2–15 ms on an idle machine. It is `starting`: the same process, soon marked.
+ */
+const RUNC_EXEC_INIT = Buffer.from('_LIBCONTAINER_INITTYPE=setns\0');
 
 /**
  * How long a walk waits for processes caught inside an execve, in steps. The kernel lays out the
@@ -72,6 +80,13 @@ export type MarkRead = 'marked' | 'unmarked' | 'unsettled';
  * and bounded for one that never settles (an exec stuck reading its binary from a hung disk).
  */
 const SETTLE_WAITS_MS = [1, 2, 4, 8, 16, 32];
+
+/**
+ * How long a walk waits for runc's init to become the exec's command, in steps: 1 s in all. It
+ * waits on the engine's runtime (cgroups, namespaces, the console), which a loaded machine
+ * slows far more than an execve; spent only by a walk that caught an exec being started.
+ */
+const STARTING_WAITS_MS = [...SETTLE_WAITS_MS, 64, 128, 256, 512];
 
 /** Synchronous /proc reads that hand the event loop back once a slice has run SLICE_MS. */
 export class ProcReader {
@@ -97,7 +112,10 @@ export class ProcReader {
         return 'unmarked';
       }
       // A process's environment ends with a NUL, the needle's too, so a longer value never matches.
-      if (env.length > 0) return hasMark(env, needle) ? 'marked' : 'unmarked';
+      if (env.length > 0) {
+        if (hasMark(env, needle)) return 'marked';
+        return hasMark(env, RUNC_EXEC_INIT) ? 'starting' : 'unmarked';
+      }
       const cause = emptyEnvironmentCause(pid);
       if (cause === 'none') return 'unmarked';
       if (cause === 'pending') return 'unsettled';
@@ -176,10 +194,12 @@ export async function scanPidsWithMark(needle: Buffer, anchorPid: number): Promi
   return marks.marked;
 }
 
-/** Sorts processes by their mark, holding back those caught inside an execve until they settle. */
+/** Sorts processes by their mark, holding back those caught inside an execve or an exec's start until they settle. */
 class MarkSorter {
   readonly marked: number[] = [];
   private readonly unsettled = new Set<number>();
+  /** Whether one of `unsettled` is an exec being started (see STARTING_WAITS_MS). */
+  private starting = false;
   private waits = 0;
 
   constructor(
@@ -190,18 +210,24 @@ class MarkSorter {
   consider(pid: number): void {
     const read = this.proc.markOf(pid, this.needle);
     if (read === 'marked') this.marked.push(pid);
-    else if (read === 'unsettled') this.unsettled.add(pid);
+    else if (read !== 'unmarked') {
+      this.unsettled.add(pid);
+      if (read === 'starting') this.starting = true;
+    }
   }
 
   /**
-   * Waits the next step of SETTLE_WAITS_MS and reads the unsettled processes again. False when
-   * none is left to wait for (or the steps are spent): those still unsettled are not counted.
+   * Waits the next step of SETTLE_WAITS_MS (STARTING_WAITS_MS while an exec is being started)
+   * and reads the unsettled processes again. False when none is left to wait for (or the steps
+   * are spent): those still unsettled are not counted.
    */
   async settle(): Promise<boolean> {
-    if (this.unsettled.size === 0 || this.waits >= SETTLE_WAITS_MS.length) return false;
-    await sleep(SETTLE_WAITS_MS[this.waits++]);
+    const steps = this.starting ? STARTING_WAITS_MS : SETTLE_WAITS_MS;
+    if (this.unsettled.size === 0 || this.waits >= steps.length) return false;
+    await sleep(steps[this.waits++]!);
     const pids = [...this.unsettled];
     this.unsettled.clear();
+    this.starting = false;
     for (const pid of pids) this.consider(pid);
     return true;
   }

@@ -128,6 +128,25 @@ describe("finding a session's processes in /proc", () => {
     expect({ missedByWalk, missedByScan }).toEqual({ missedByWalk: 0, missedByScan: 0 });
   });
 
+  it("waits for an exec that runc is still starting to become the session's command, and no longer than a second", async () => {
+    const mark = sessionMark(randomUUID());
+    const needle = Buffer.from(`${mark}\0`);
+    // What the engine reports as the exec's PID at first: runc's init, in runc's environment.
+    const runcInit = { GOMAXPROCS: '4', _LIBCONTAINER_INITPIPE: '4', _LIBCONTAINER_INITTYPE: 'setns' };
+    const becomes = start(['/bin/sh', '-c', `sleep 0.2; exec env ${mark} sleep 307`], runcInit).pid;
+    const never = start(['/bin/sh', '-c', 'exec sleep 308'], runcInit).pid;
+    const proc = new ProcReader();
+    await vi.waitFor(() => expect(commandLine(never)).toBe('sleep 308'), { timeout: 5_000, interval: 10 });
+    expect(proc.markOf(becomes, needle)).toBe('starting');
+
+    expect(await treePidsWithMark(needle, becomes, 0)).toEqual([becomes]);
+    expect(commandLine(becomes)).toBe('sleep 307');
+    const t0 = performance.now();
+    expect(await treePidsWithMark(needle, never, 0)).toEqual([]);
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(1_000);
+    expect(performance.now() - t0).toBeLessThan(3_000);
+  });
+
   it('takes an empty environment, a zombie and a kernel thread as unmarked without waiting on them', async () => {
     const needle = Buffer.from(`${sessionMark(randomUUID())}\0`);
     const empty = start(['env', '-i', 'sleep', '305'], {}).pid;
