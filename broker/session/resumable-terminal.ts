@@ -196,7 +196,7 @@ export class ResumableTerminal implements TerminalSide {
     const ending = this.ending!;
     const gen = this.generation;
     this.carrier = gen;
-    void client.finish(ending.reason, ending.line).then(() => {
+    void client.finish(ending.reason, ending.line, () => this.unread()).then(() => {
       if (gen !== this.generation || this.ending !== ending) return;
       // A connection says how it ended (gone or lost) once it has closed; one that never does
       // is taken to have delivered the end after the grace period, so nothing is held forever.
@@ -309,6 +309,14 @@ export class ResumableTerminal implements TerminalSide {
         this.detach(error);
       },
     });
+  }
+
+  /**
+   * Output sent that the client has not said it read. A client that has read everything says so
+   * within its acknowledgement delay (a second), or reads the CLOSE behind it and closes.
+   */
+  private unread(): number {
+    return this.outTotal - this.keptFrom;
   }
 
   /** Drops what the client has received. Counts outside what was sent are ignored. */

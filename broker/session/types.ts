@@ -39,8 +39,12 @@ export interface TerminalSide {
   ping(): void;
   pauseInput(): void;
   resumeInput(): void;
-  /** Sends the ending (exit code, CLOSE reason, or `line` in its place) after all output, and closes. */
-  finish(reason: EndReason, line?: string): Promise<void>;
+  /**
+   * Sends the ending (exit code, CLOSE reason, or `line` in its place) after all output, and
+   * closes. `unread`, where the client acknowledges what it reads, tells how much of what it
+   * received it has not read yet: the connection is kept while that is being read.
+   */
+  finish(reason: EndReason, line?: string, unread?: () => number): Promise<void>;
 }
 
 /** A client's terminal as the gateway hands it to a session: ready, listening, nothing lost. */

@@ -365,7 +365,7 @@ export class WsTerminal implements ClientTerminal {
     this.ws.terminate();
   }
 
-  async finish(reason: EndReason, line?: string): Promise<void> {
+  async finish(reason: EndReason, line?: string, unread?: () => number): Promise<void> {
     if (this.closed) return;
     if (reason.kind === 'failed' && (reason.error.code === 'ENTRY_PEER_TIMEOUT' || reason.error.code === 'ENTRY_PEER_STALLED')) {
       // The peer does not read: nothing sent now would arrive, and no close handshake will.
@@ -386,16 +386,21 @@ export class WsTerminal implements ClientTerminal {
     // as the socket is not dropped while the client still reads its backlog.
     await new Promise<void>((resolve) => {
       let handshakeDue = 0;
+      const reading = new ReadingProgress(this.options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS);
       const check = async () => {
         if (this.closed) return;
         const now = Date.now();
-        const error = await this.checkPeer(now);
+        let error = await this.checkPeer(now);
         if (this.closed) return;
         // Output still on its way counts whether ws or the kernel holds it: a backlog that fits in
         // the socket buffers (several MB on loopback) leaves ws empty while the client has not read it.
         const queued = this.ws.bufferedAmount + (error ? 0 : await this.kernelSendQueue());
         if (this.closed) return;
-        if (!error && queued > 0) handshakeDue = 0;
+        // And so does what the client's kernel holds for a client that says what it has read: a
+        // socket dropped under it would answer its next acknowledgement with a reset, which throws
+        // away what it has not read yet.
+        error ??= reading.check(unread?.() ?? 0, now);
+        if (!error && (queued > 0 || reading.behind)) handshakeDue = 0;
         else if (!error && handshakeDue === 0) handshakeDue = now + CLOSE_HANDSHAKE_MS;
         if (error || (handshakeDue > 0 && now >= handshakeDue)) {
           clearInterval(timer);
@@ -492,5 +497,28 @@ export class WsTerminal implements ClientTerminal {
     }
     if (error) events.gone(error);
     else if (this.closed) events.gone();
+  }
+}
+
+/**
+ * A client's reading of what it has received, by what it acknowledges, while `finish` waits for
+ * it: `behind` while some is left to read; ENTRY_PEER_STALLED once none has been read for the
+ * stall timeout, the cap a stopped reader gets during the session too.
+ */
+class ReadingProgress {
+  private last = 0;
+  private movedAt = Date.now();
+  behind = false;
+
+  constructor(private readonly stallTimeoutMs: number) {}
+
+  check(unread: number, now: number): EntryError | undefined {
+    this.behind = unread > 0;
+    if (unread !== this.last) {
+      this.last = unread;
+      this.movedAt = now;
+    }
+    if (!this.behind || this.stallTimeoutMs <= 0 || now - this.movedAt < this.stallTimeoutMs) return undefined;
+    return new EntryError('ENTRY_PEER_STALLED', `${unread} bytes received and not read for ${Math.round((now - this.movedAt) / 1000)} s`);
   }
 }

@@ -57,6 +57,19 @@ describe('the enter CLI when its output is closed or slow', () => {
     await eventually(async () => !(await containerProcesses(containerId)).some((p) => p.includes('entry-pipe')), 'the remote yes to be gone');
   }, 30_000);
 
+  it('enter … -- seq … | (paused past the exit, then slow): every byte, status 0, and no reconnect', async () => {
+    const user = 'late-reader';
+    const token = await b.mint({ apps: [app] }, { user });
+    // All of it fits in the pipe and the client's socket: everything leaves the broker while the
+    // reader sleeps past the broker's close handshake wait (5 s), then reads 16 KiB every 50 ms,
+    // so the CLI acknowledges what it read while most of it still waits in its socket.
+    const reader = 'sleep 8; n=0; while c=$(head -c 16384 | wc -c); [ "$c" -gt 0 ]; do n=$((n+c)); sleep 0.05; done; echo "$n"';
+    const r = await bash(`node ${CLI} ${app} web 1 -- seq 1 25000 | { ${reader}; }; echo "status \${PIPESTATUS[0]}"`, { ...env, ENTRY_TOKEN: token });
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toBe(`${25_000 * 6 - 11_106}\nstatus 0\n`);
+    expect(b.logs.filter((l) => l.includes(`"user":"${user}"`) && /connection lost/.test(l))).toEqual([]);
+  }, 60_000);
+
   it('enter … -- seq … > /dev/full: says the output could not be written, fails with 255, and ends the remote command', async () => {
     const r = await bash(`node ${CLI} ${app} web 1 -- sh -c 'exec seq 1 100000000 # entry-full' > /dev/full; echo "status \${PIPESTATUS[0]}"`, env);
     expect(r.stderr).toMatch(/^enter: writing the output failed: ENOSPC/);

@@ -158,6 +158,36 @@ describe('peer liveness', () => {
       await finished;
     });
 
+    it('waits while the client says it has not read what its own kernel holds, then gives it 5 s', async () => {
+      vi.useFakeTimers();
+      // Everything has left the broker; the client acknowledges as it reads.
+      let unread = 500_000;
+      const { t, ws } = terminal(() => ({ txQueue: 0, unanswered: 0 }));
+      const finished = t.finish({ kind: 'exited', exitCode: 0 }, undefined, () => unread);
+      for (let s = 0; s < 20; s++) {
+        await vi.advanceTimersByTimeAsync(1_000);
+        unread -= 20_000;
+      }
+      expect(ws.terminated).toBe(0);
+      unread = 0;
+      await vi.advanceTimersByTimeAsync(4_000);
+      expect(ws.terminated).toBe(0);
+      await vi.advanceTimersByTimeAsync(3_000);
+      expect(ws.terminated).toBe(1);
+      await finished;
+    });
+
+    it('drops a client that stops reading what it received once --stall-timeout passes', async () => {
+      vi.useFakeTimers();
+      const { t, ws } = terminal(() => ({ txQueue: 0, unanswered: 0 }), { stallTimeoutMs: 20_000 });
+      const finished = t.finish({ kind: 'exited', exitCode: 0 }, undefined, () => 300_000);
+      await vi.advanceTimersByTimeAsync(15_000);
+      expect(ws.terminated).toBe(0);
+      await vi.advanceTimersByTimeAsync(10_000);
+      expect(ws.terminated).toBe(1);
+      await finished;
+    });
+
     it('still drops a backlog nobody reads once --stall-timeout passes', async () => {
       vi.useFakeTimers();
       const { t, ws } = terminal(() => ({ txQueue: 3_000_000, unanswered: 0 }), { stallTimeoutMs: 20_000 });
