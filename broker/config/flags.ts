@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { ConfigError, type RawSettings } from './config.js';
+import { checkFlagShapes } from './flag-shapes.js';
 import { SETTINGS, yargsOption } from './settings.js';
 
 /**
@@ -15,6 +16,7 @@ export const OPTIONS = Object.fromEntries(Object.entries(SETTINGS).map(([name, s
  * (`--jwt-public-key` ← ENTRY_JWT_PUBLIC_KEY), else the JSON file given by --config.
  */
 export function readSettings(argv = hideBin(process.argv), env: NodeJS.ProcessEnv = process.env): RawSettings {
+  checkFlagShapes(argv, { ...OPTIONS, config: { type: 'string' } });
   const parsed = yargs(argv)
     .scriptName('entry-broker')
     .usage('$0 [options]\n\nThe Entry broker: WebSocket exec into Docker containers.\nEvery option can also be set as ENTRY_<NAME> (e.g. ENTRY_JWT_PUBLIC_KEY) or in a JSON --config file.')

@@ -25,6 +25,18 @@ describe('readSettings', () => {
     expect(() => readSettings(['--dev', '--', 'foo'], {})).toThrow(/unexpected "foo"/);
   });
 
+  it('refuses an option with no value, a setting given twice and a switch given something else than true or false', () => {
+    expect(() => readSettings(['--listen'], {})).toThrow(new ConfigError('--listen', 'needs a value'));
+    expect(() => readSettings(['--listen', '--dev'], {})).toThrow(new ConfigError('--listen', 'needs a value'));
+    expect(() => readSettings(['--deny-apps', '--', 'x'], {})).toThrow(new ConfigError('--deny-apps', 'needs a value'));
+    expect(() => readSettings(['--ping-interval', '5', '--ping-interval=7'], {})).toThrow(new ConfigError('--ping-interval', 'given more than once ("5", "7"); give it once'));
+    expect(() => readSettings(['--dev', '--no-dev'], {})).toThrow(new ConfigError('--dev', 'given more than once ("true", "false"); give it once'));
+    expect(() => readSettings(['--dev=maybe'], {})).toThrow(new ConfigError('--dev', 'takes no value, or true or false; got "maybe"'));
+    // What stays allowed: repeated lists, switches spelled out, values after `=`.
+    expect(readSettings(['--deny-apps', 'a', '--deny-apps=b', '--dev=false', '--listen=127.0.0.1:1'], {})).toMatchObject({ 'deny-apps': ['a', 'b'], dev: false, listen: '127.0.0.1:1' });
+    expect(readSettings(['--no-dev'], {})['dev']).toBe(false);
+  });
+
   it('reads flags', () => {
     const raw = readSettings(['--listen', '0.0.0.0:9000', '--jwt-public-key', '/k.pem', '--ping-interval', '500'], {});
     expect(raw['listen']).toBe('0.0.0.0:9000');
