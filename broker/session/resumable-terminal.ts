@@ -186,7 +186,7 @@ export class ResumableTerminal implements TerminalSide {
     }
     this.over = true;
     const client = this.current;
-    if (client) return client.finish(reason, line);
+    if (client) return client.finish(reason, line, () => this.unread());
     this.end();
     return Promise.resolve();
   }

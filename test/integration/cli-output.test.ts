@@ -57,17 +57,42 @@ describe('the enter CLI when its output is closed or slow', () => {
     await eventually(async () => !(await containerProcesses(containerId)).some((p) => p.includes('entry-pipe')), 'the remote yes to be gone');
   }, 30_000);
 
-  it('enter … -- seq … | (paused past the exit, then slow): every byte, status 0, and no reconnect', async () => {
-    const user = 'late-reader';
+  /**
+   * `enter … -- <command> | <a reader asleep 8 s, then taking 16 KiB every 50 ms>` for `user`.
+   * Output that fits in the pipe and the client's socket has all left the broker while the
+   * reader sleeps past the broker's close handshake wait (5 s); then the CLI acknowledges what
+   * it reads while most of it still waits in its socket. `meanwhile` runs while it does.
+   */
+  async function readLate(user: string, command: string, meanwhile = async () => undefined) {
     const token = await b.mint({ apps: [app] }, { user });
-    // All of it fits in the pipe and the client's socket: everything leaves the broker while the
-    // reader sleeps past the broker's close handshake wait (5 s), then reads 16 KiB every 50 ms,
-    // so the CLI acknowledges what it read while most of it still waits in its socket.
     const reader = 'sleep 8; n=0; while c=$(head -c 16384 | wc -c); [ "$c" -gt 0 ]; do n=$((n+c)); sleep 0.05; done; echo "$n"';
-    const r = await bash(`node ${CLI} ${app} web 1 -- seq 1 25000 | { ${reader}; }; echo "status \${PIPESTATUS[0]}"`, { ...env, ENTRY_TOKEN: token });
+    const run = bash(`node ${CLI} ${app} web 1 -- ${command} | { ${reader}; }; echo "status \${PIPESTATUS[0]}"`, { ...env, ENTRY_TOKEN: token });
+    await meanwhile();
+    const r = await run;
+    const lost = b.logs.filter((l) => l.includes(`"user":"${user}"`) && /connection lost/.test(l));
+    return { ...r, lost };
+  }
+  const SEQ_25000_BYTES = 25_000 * 6 - 11_106;
+
+  it('enter … -- seq … | (paused past the exit, then slow): every byte, status 0, and no reconnect', async () => {
+    const r = await readLate('late-reader', 'seq 1 25000');
     expect(r.stderr).toBe('');
-    expect(r.stdout).toBe(`${25_000 * 6 - 11_106}\nstatus 0\n`);
-    expect(b.logs.filter((l) => l.includes(`"user":"${user}"`) && /connection lost/.test(l))).toEqual([]);
+    expect(r.stdout).toBe(`${SEQ_25000_BYTES}\nstatus 0\n`);
+    expect(r.lost).toEqual([]);
+  }, 60_000);
+
+  it('a session ended by an administrator while its reader is paused: every byte before the end, then why, and no reconnect', async () => {
+    const user = 'late-kicked';
+    const r = await readLate(user, "sh -c 'seq 1 25000; exec sleep 1033'", async () => {
+      // Its output written: the shell has become the sleep.
+      await eventually(async () => (await containerProcesses(containerId)).some((p) => p.trim() === 'sleep 1033'), 'the output to be written');
+      const id = await sessionIdOf(user);
+      const res = await fetch(`${b.url}/api/sessions/${id}`, { method: 'DELETE', headers: { authorization: `Bearer ${admin}` } });
+      expect(res.status).toBe(202);
+    });
+    expect(r.stderr).toMatch(/^enter: session ended by an administrator/);
+    expect(r.stdout).toBe(`${SEQ_25000_BYTES}\nstatus 255\n`);
+    expect(r.lost).toEqual([]);
   }, 60_000);
 
   it('enter … -- seq … > /dev/full: says the output could not be written, fails with 255, and ends the remote command', async () => {

@@ -11,6 +11,8 @@ class FakeClient {
   controls: Array<{ type: number; content: Uint8Array }> = [];
   dropped = false;
   finished: EndReason | undefined;
+  /** What the terminal said the client has not read yet, asked when `finish` was called and asked again now. */
+  unread: (() => number) | undefined;
   congested = false;
   /** How the connection reports its end once `finish` has closed it, as a WebSocket does: `gone`, or nothing (the test says). */
   closes: 'gone' | 'silently' = 'gone';
@@ -30,8 +32,9 @@ class FakeClient {
   drop(): void {
     this.dropped = true;
   }
-  finish(reason: EndReason): Promise<void> {
+  finish(reason: EndReason, _line?: string, unread?: () => number): Promise<void> {
     this.finished = reason;
+    this.unread = unread;
     if (this.closes === 'gone') setImmediate(() => this.events.gone());
     return Promise.resolve();
   }
@@ -185,6 +188,21 @@ describe('ResumableTerminal', () => {
       expect(() => t.resume(new FakeClient(), 0)).toThrow(expect.objectContaining({ code: 'ENTRY_RESUME_EXPIRED' }));
     } finally {
       vi.useRealTimers();
+    }
+  });
+
+  it('tells the connection carrying any end how much the client has not acknowledged, as acknowledgements come', () => {
+    for (const reason of [{ kind: 'exited', exitCode: 0 }, { kind: 'failed', error: new EntryError('ENTRY_KILLED') }] as const) {
+      const a = new FakeClient();
+      a.closes = 'silently';
+      const t = make(a, 1_000);
+      t.start(relayEvents());
+      t.send('stdout', Buffer.alloc(300));
+      a.events.outputAck!(100);
+      void t.finish(reason);
+      expect(a.unread?.(), reason.kind).toBe(200);
+      a.events.outputAck!(300);
+      expect(a.unread?.(), reason.kind).toBe(0);
     }
   });
 
