@@ -69,7 +69,9 @@ export type MarkRead = 'marked' | 'unmarked' | 'unsettled' | 'starting';
  * The environment of runc's init while it joins a container for an exec (`docker exec`), before
  * it execve's the exec's command with the exec's environment. The engine reports the exec's
  * PID from that moment: a walk from it reads runc's environment, not the session's mark, for
- * 0.2–15 ms on an idle machine. It is `starting`: the same process, soon marked.
+ * 0.2–15 ms on an idle machine. It is `starting`: the same process, soon marked. Only the
+ * exec's own PID is waited for so: any process can put this in its environment, and another
+ * session's exec being started is not this session's.
  */
 const RUNC_EXEC_INIT = Buffer.from('_LIBCONTAINER_INITTYPE=setns\0');
 
@@ -152,7 +154,7 @@ export class ProcReader {
  * init) nor the host.
  */
 export async function treePidsWithMark(needle: Buffer, execPid: number, initPid: number): Promise<number[]> {
-  const marks = new MarkSorter(new ProcReader(), needle);
+  const marks = new MarkSorter(new ProcReader(), needle, execPid);
   const found = new Set<number>();
   const initChildren = async () => {
     for (const pid of marks.proc.childrenOf(initPid)) {
@@ -198,19 +200,21 @@ export async function scanPidsWithMark(needle: Buffer, anchorPid: number): Promi
 class MarkSorter {
   readonly marked: number[] = [];
   private readonly unsettled = new Set<number>();
-  /** Whether one of `unsettled` is an exec being started (see STARTING_WAITS_MS). */
+  /** Whether the exec was caught being started: the walk then waits by STARTING_WAITS_MS to its end. */
   private starting = false;
   private waits = 0;
 
   constructor(
     readonly proc: ProcReader,
     private readonly needle: Buffer,
+    /** The exec's own PID, the one process that may be waited for as `starting`; 0: none. */
+    private readonly execPid = 0,
   ) {}
 
   consider(pid: number): void {
     const read = this.proc.markOf(pid, this.needle);
     if (read === 'marked') this.marked.push(pid);
-    else if (read !== 'unmarked') {
+    else if (read === 'unsettled' || (read === 'starting' && pid === this.execPid)) {
       this.unsettled.add(pid);
       if (read === 'starting') this.starting = true;
     }
@@ -227,7 +231,6 @@ class MarkSorter {
     await sleep(steps[this.waits++]!);
     const pids = [...this.unsettled];
     this.unsettled.clear();
-    this.starting = false;
     for (const pid of pids) this.consider(pid);
     return true;
   }

@@ -386,7 +386,7 @@ export class WsTerminal implements ClientTerminal {
     // as the socket is not dropped while the client still reads its backlog.
     await new Promise<void>((resolve) => {
       let handshakeDue = 0;
-      const reading = new ReadingProgress(this.options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS);
+      const reading = new ReadingProgress();
       const check = async () => {
         if (this.closed) return;
         const now = Date.now();
@@ -501,16 +501,23 @@ export class WsTerminal implements ClientTerminal {
 }
 
 /**
+ * How long `finish` waits for a client that reads none of what it has received. One that has
+ * stopped (Ctrl-Z, `| less` at the end) is dropped then, as before this wait existed, and a
+ * resume brings it the rest; only one still reading holds its session, its place under
+ * --max-sessions and a drain. 10 s: ten of the clients' acknowledgement delays (1 s), and half
+ * of --drain-timeout's default.
+ */
+const READING_STALL_MS = 10_000;
+
+/**
  * A client's reading of what it has received, by what it acknowledges, while `finish` waits for
- * it: `behind` while some is left to read; ENTRY_PEER_STALLED once none has been read for the
- * stall timeout, the cap a stopped reader gets during the session too.
+ * it: `behind` while some is left to read; ENTRY_PEER_STALLED once none has been read for
+ * READING_STALL_MS.
  */
 class ReadingProgress {
   private last = 0;
   private movedAt = Date.now();
   behind = false;
-
-  constructor(private readonly stallTimeoutMs: number) {}
 
   check(unread: number, now: number): EntryError | undefined {
     this.behind = unread > 0;
@@ -518,7 +525,7 @@ class ReadingProgress {
       this.last = unread;
       this.movedAt = now;
     }
-    if (!this.behind || this.stallTimeoutMs <= 0 || now - this.movedAt < this.stallTimeoutMs) return undefined;
+    if (!this.behind || now - this.movedAt < READING_STALL_MS) return undefined;
     return new EntryError('ENTRY_PEER_STALLED', `${unread} bytes received and not read for ${Math.round((now - this.movedAt) / 1000)} s`);
   }
 }

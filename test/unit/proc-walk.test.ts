@@ -147,6 +147,20 @@ describe("finding a session's processes in /proc", () => {
     expect(performance.now() - t0).toBeLessThan(3_000);
   });
 
+  it("does not wait for a process in runc's environment that is not the exec's own", async () => {
+    const mark = sessionMark(randomUUID());
+    const needle = Buffer.from(`${mark}\0`);
+    const [name, value] = mark.split('=') as [string, string];
+    // Anyone can put runc's variables in an environment; this test process stands in for init.
+    const lookalike = start(['sleep', '309'], { _LIBCONTAINER_INITTYPE: 'setns' }).pid;
+    const orphan = start(['sleep', '310'], { [name]: value }).pid;
+    await vi.waitFor(() => expect(commandLine(lookalike)).toBe('sleep 309'), { timeout: 5_000, interval: 10 });
+    const t0 = performance.now();
+    expect(await treePidsWithMark(needle, 0, process.pid)).toEqual([orphan]);
+    expect(await scanPidsWithMark(needle, process.pid)).toEqual([orphan]);
+    expect(performance.now() - t0).toBeLessThan(500);
+  });
+
   it('takes an empty environment, a zombie and a kernel thread as unmarked without waiting on them', async () => {
     const needle = Buffer.from(`${sessionMark(randomUUID())}\0`);
     const empty = start(['env', '-i', 'sleep', '305'], {}).pid;
