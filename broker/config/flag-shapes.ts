@@ -1,10 +1,8 @@
 import { ConfigError } from './config-error.js';
+import type { Setting } from './settings.js';
 
 /** How an option is written: what yargs is told of it. */
-export interface FlagShape {
-  type: 'string' | 'number' | 'boolean';
-  array?: boolean;
-}
+export type FlagShape = Pick<Setting, 'type' | 'array'>;
 
 /**
  * What yargs lets through without a word, said before it parses: an option that takes a value
@@ -26,7 +24,7 @@ export function checkFlagShapes(argv: readonly string[], options: Readonly<Recor
     if (!shape && name.startsWith('no-') && options[name.slice(3)]?.type === 'boolean') {
       name = name.slice(3);
       shape = options[name];
-      value = value === undefined ? 'false' : value;
+      value ??= 'false';
     }
     if (!shape) continue;
     if (shape.type === 'boolean') {

@@ -298,7 +298,7 @@ export class ResumableTerminal implements TerminalSide {
         if (this.ending && this.carrier === gen) {
           // The connection carrying the end closed without breaking (a broken one reports `lost`):
           // delivered, unless the client cannot have read it all (see CLIENT_ACK_BATCH_BYTES).
-          if (this.outTotal - this.keptFrom >= CLIENT_ACK_BATCH_BYTES) this.detach(error);
+          if (this.unread() >= CLIENT_ACK_BATCH_BYTES) this.detach(error);
           else this.settleEnd();
           return;
         }
