@@ -60,6 +60,15 @@ export function connectDocker(host: string | undefined, client: DockerClientOpti
   });
 }
 
+/**
+ * Whether a failed call may have been carried out: it went out (the engine was reached) and no
+ * answer came back, as when the link breaks in between.
+ */
+export function unanswered(err: unknown): boolean {
+  const e = err as { code?: string; statusCode?: number };
+  return e.statusCode === undefined && e.code !== 'ECONNREFUSED' && e.code !== 'ENOENT';
+}
+
 /** Wraps a failed Engine API call: connection errors say the engine is unreachable. */
 export function dockerFailure(err: unknown, what: string): EntryError {
   const e = err as { code?: string; statusCode?: number; json?: { message?: string }; message?: string };

@@ -5,8 +5,9 @@ import { EXIT_CODE_WAIT_MS, RESIZE_RETRIES, RESIZE_RETRY_STEP_MS } from '../conf
 import { EntryError } from '../errors.js';
 import type { OutputStream, ProcessEvents, ProcessSide } from '../session/types.js';
 import { DockerDemuxer } from './demux.js';
-import { dockerFailure } from './engine.js';
+import { dockerFailure, unanswered } from './engine.js';
 import { execCreateOptions, type ExecOptions } from './exec-create.js';
+import { withOpenCleanUp } from '../backend/open-clean-up.js';
 import { SignalLane, signalName } from '../backend/signal-lane.js';
 import { TtyInputEnd } from '../backend/tty-input-end.js';
 import type { ProcessReaper } from './process-reaper.js';
@@ -80,9 +81,16 @@ export class DockerExecProcess implements ProcessSide {
     const o = this.options;
     try {
       this.exec = await this.docker.getContainer(o.containerId).exec(execCreateOptions(o));
-      this.socket = (await this.exec.start({ hijack: true, stdin: true, Tty: o.tty })) as Socket;
     } catch (err) {
       throw dockerFailure(err, 'starting exec');
+    }
+    try {
+      this.socket = (await this.exec.start({ hijack: true, stdin: true, Tty: o.tty })) as Socket;
+    } catch (err) {
+      const failure = dockerFailure(err, 'starting exec');
+      if (!unanswered(err)) throw failure;
+      // The engine may have started the process and only its answer been lost.
+      throw withOpenCleanUp(failure, this.terminate());
     }
     // From here until start() the session awaits other work (the session store): a reset in
     // between must not be an uncaught 'error' (Node drops its own listener on the upgrade). It
@@ -206,7 +214,8 @@ export class DockerExecProcess implements ProcessSide {
     clearTimeout(this.pidLookup);
     const pid = this.hostPid || (await this.reaper.limited(() => this.ensureHostPid()));
     this.finished = true;
-    this.socket.destroy();
+    // None when the start's answer was lost.
+    this.socket?.destroy();
     await this.reaper.terminate(this.options.containerId, this.options.sessionId, pid, this.options.terminateGraceMs);
     if (pid === 0) await this.endLateStart();
   }

@@ -10,6 +10,7 @@ import { ResumableTerminal } from './resumable-terminal.js';
 import { type ResumeAttempt, type ResumeDeps, resumeExecSession } from './resume-session.js';
 import type { AdmittedSession, EndReason, ProcessSide, TerminalSide } from './types.js';
 import { RESUME_BUFFER_BYTES } from '../config/limits.js';
+import { openCleanedUp } from '../backend/open-clean-up.js';
 import type { Leftovers } from '../ledger/leftovers.js';
 import type { LedgerEntry } from '../ledger/session-ledger.js';
 
@@ -69,6 +70,8 @@ export async function runExecSession(upgrade: AdmittedSession, deps: ExecSession
   /** In the ledger; `terminateFailed`: the processes may outlive the session, and stay there. */
   let ledgerEntry: LedgerEntry | undefined;
   let terminateFailed = false;
+  /** An open that failed may have left a process: its clean-up (see open-clean-up.ts). */
+  let openCleanUp: Promise<boolean> | undefined;
   let tty = false;
   /** Set once the process runs, for sessions that asked for resume. */
   let resumable: ResumableTerminal | undefined;
@@ -143,6 +146,7 @@ export async function runExecSession(upgrade: AdmittedSession, deps: ExecSession
         terminateGraceMs: deps.terminateGraceMs,
       }).finally(() => recorded);
     } catch (err) {
+      openCleanUp = openCleanedUp(err);
       const error = isEntryError(err) ? err : new EntryError('ENTRY_INTERNAL', undefined, { cause: err });
       const reason: EndReason = { kind: 'failed', error };
       await terminal.finish(reason);
@@ -258,7 +262,12 @@ export async function runExecSession(upgrade: AdmittedSession, deps: ExecSession
     untrack();
     // Out of the ledger before the session counts as over: a broker that stops once its sessions
     // are over hands what is left in its ledger to the others. An open that failed left no process
-    // (Docker and Kubernetes fail before the process runs, but for a stream broken in between).
+    // (Docker and Kubernetes fail before the process runs, but for a link broken in between,
+    // whose clean-up the session waits for).
+    if (openCleanUp && !(await openCleanUp)) {
+      terminateFailed = true;
+      deps.log.warn('the failed start may have left a process that cannot be ended yet: tried again in the background', fields);
+    }
     if (ledgerEntry) await deps.leftovers?.ended(ledgerEntry, !terminateFailed);
     settle(outcome);
     if (registered) await deps.registry.remove(identity.user, sessionId);

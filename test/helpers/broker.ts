@@ -13,6 +13,8 @@ export interface TestBroker {
   url: string;
   /** Where this broker writes its recordings. */
   recordingsDir: string;
+  /** Its --state-dir (the session ledger is in sessions/ there). */
+  stateDir: string;
   wsUrl: string;
   privateKey: KeyObject;
   /** Log lines the broker wrote. */
@@ -37,6 +39,7 @@ export async function startTestBroker(settings: RawSettings = {}, opts: { reapMo
     broker,
     url,
     recordingsDir: config.audit.recordingsDir ?? '',
+    stateDir: join(dir, 'state'),
     wsUrl: `${url.replace(/^http/, 'ws')}/enter`,
     privateKey,
     logs,

@@ -19,7 +19,7 @@ export class TcpProxy {
   port = 0;
   /** Connections accepted so far. */
   accepted = 0;
-  /** Called with each chunk a client sends, before it goes on. */
+  /** Called with each chunk a client sends, before it goes on (on links already open too). */
   tap: ((chunk: Buffer) => void) | undefined;
 
   constructor(private target: string) {}
@@ -50,7 +50,7 @@ export class TcpProxy {
       const { protocol, hostname, port, pathname } = new URL(this.target);
       const upstream = protocol === 'unix:' ? connect(pathname) : connect(Number(port), hostname);
       if (protocol === 'unix:') this.pipes.add(upstream);
-      if (this.tap) client.on('data', this.tap);
+      client.on('data', (chunk: Buffer) => this.tap?.(chunk));
       for (const s of [client, upstream]) {
         this.links.add(s);
         s.on('error', () => undefined);

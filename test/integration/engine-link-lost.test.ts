@@ -1,3 +1,5 @@
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ReapMode } from '../../broker/docker/process-reaper.js';
 import { startTestBroker, type TestBroker } from '../helpers/broker.js';
@@ -67,5 +69,41 @@ describe.each(['host', 'exec'] as ReapMode[])('the engine stream lost while a co
     await c.closed;
     expect(['ENTRY_STREAM_LOST', 'ENTRY_DOCKER_UNAVAILABLE']).toContain(c.closeMessage()?.code);
     await eventually(async () => !(await running(tag)), `sleep ${tag} ended`, 30_000);
+  }, 60_000);
+
+  it("ends a process the engine started when the start's answer was lost, and keeps its session in the ledger until then", async () => {
+    const tag = mode === 'host' ? '1025' : '1026';
+    await eventually(async () => (await fetch(`${b.url}/readyz`)).status === 200, 'the broker ready', 20_000);
+    // The start request reaches the engine; its answer is held until every link is reset.
+    const ledger = join(b.stateDir, 'sessions');
+    const entries = () => readdirSync(ledger, { withFileTypes: true }).filter((d) => d.isDirectory()).flatMap((d) => readdirSync(join(ledger, d.name)));
+    // The test before leaves its session there (kept until the minute's sweep).
+    const before = new Set(entries());
+    engine.tap = (chunk) => {
+      if (/^POST \/[^ ]*exec\/[0-9a-f]+\/start /.test(chunk.toString('latin1'))) setImmediate(() => engine.freeze());
+    };
+    const c = await openCommand(b.wsUrl, await b.mint({ apps: [app] }), target, ['sleep', tag]);
+    await eventually(() => running(tag), `sleep ${tag} running`);
+    engine.tap = undefined;
+    // Refused for three seconds: the clean-up's first try fails too.
+    engine.cut(3_000);
+    await c.closed;
+    expect(c.closeMessage()?.code).toBe('ENTRY_DOCKER_UNAVAILABLE');
+    // Until its processes are ended, the session stays in the ledger (for the sweep, or the next broker).
+    const added = () => entries().filter((e) => !before.has(e));
+    expect(added()).toHaveLength(1);
+    const session = added()[0]!.replace(/\.json$/, '');
+    await eventually(async () => b.logs.some((l) => l.includes('"session refused"') && l.includes(session)), 'the refusal to be logged');
+    if (mode === 'exec') {
+      // Ending it needs the engine: the first try fails, and the session stays in the ledger.
+      await eventually(async () => b.logs.some((l) => l.includes('the failed start may have left a process') && l.includes(session)), 'the failed clean-up to be logged');
+      expect(added()).toEqual([`${session}.json`]);
+      await eventually(async () => !(await running(tag)), `sleep ${tag} ended`, 30_000);
+      await eventually(async () => b.logs.some((l) => l.includes('session processes ended once the link was back') && l.includes(session)), 'the clean-up to be logged');
+    } else {
+      // The broker sees the container's processes itself: ended at once, and out of the ledger.
+      await eventually(async () => !(await running(tag)), `sleep ${tag} ended`);
+      await eventually(async () => added().length === 0, 'the entry to leave the ledger');
+    }
   }, 60_000);
 });
