@@ -3,8 +3,9 @@ import type { ExecSpec } from '../backend/backend.js';
 import { EntryError, ignoreError } from '../errors.js';
 import type { OutputStream, ProcessEvents, ProcessSide } from '../session/types.js';
 import { StdinEncoder, wrapCommand } from './exec-command.js';
-import { CHANNEL, channelFrame, type ExecStatus, type ExecTarget, openExecSocket, parseStatus, V4, V5 } from './exec-socket.js';
+import { CHANNEL, channelFrame, type ExecStatus, type ExecTarget, openExecSocket, parseStatus, unanswered, V4, V5 } from './exec-socket.js';
 import type { KubeClient } from './kube-client.js';
+import { withOpenCleanUp } from '../backend/open-clean-up.js';
 import { sessionMark } from '../backend/session-mark.js';
 import { SignalLane, signalName } from '../backend/signal-lane.js';
 import { TtyInputEnd } from '../backend/tty-input-end.js';
@@ -109,7 +110,10 @@ export class KubeExecProcess implements ProcessSide {
     if (spec.user) throw new EntryError('ENTRY_BAD_REQUEST', `Kubernetes exec cannot run as another user (asked for ${JSON.stringify(spec.user)}): leave user empty`);
     const pump = !spec.tty && negotiated.get(client) !== V5;
     const command = wrapCommand({ cmd: spec.cmd, env: [...spec.env, sessionMark(spec.sessionId)], workdir: spec.workdir, stdinPump: pump, size: spec.tty ? spec.size : undefined });
-    const ws = await openExecSocket(client, o, { command, tty: spec.tty, stdin: true });
+    const ws = await openExecSocket(client, o, { command, tty: spec.tty, stdin: true }).catch((err: unknown) => {
+      // The kubelet may have started the command and only the upgrade's answer been lost.
+      throw unanswered(err) ? withOpenCleanUp(err as EntryError, reaper.terminate(o, spec.sessionId, spec.terminateGraceMs)) : err;
+    });
     negotiated.set(client, ws.protocol);
     const p = new KubeExecProcess(client, reaper, o, ws, pump);
     p.listen();

@@ -79,11 +79,12 @@ export async function openExecSocket(client: KubeClient, t: ExecTarget, o: ExecS
         );
       });
       ws.on('error', (err) => {
-        if (isUnreachable(err) || /handshake has timed out/i.test(err.message)) {
-          fail(new EntryError('ENTRY_CLUSTER_UNAVAILABLE', `cluster ${client.cluster} unreachable: ${failureText(err)}`, { cause: err }));
-        } else {
-          fail(new EntryError('ENTRY_EXEC_FAILED', `exec in ${where}: ${failureText(err)}`, { cause: err }));
-        }
+        const error =
+          isUnreachable(err) || /handshake has timed out/i.test(err.message)
+            ? new EntryError('ENTRY_CLUSTER_UNAVAILABLE', `cluster ${client.cluster} unreachable: ${failureText(err)}`, { cause: err })
+            : new EntryError('ENTRY_EXEC_FAILED', `exec in ${where}: ${failureText(err)}`, { cause: err });
+        if (brokeAfterSending(err)) UNANSWERED.add(error);
+        fail(error);
       });
       ws.on('open', () => {
         if (settled) return;
@@ -93,7 +94,10 @@ export async function openExecSocket(client: KubeClient, t: ExecTarget, o: ExecS
         if (ws.protocol !== V4 && ws.protocol !== V5) {
           ws.on('error', ignoreError);
           ws.terminate();
-          reject(new EntryError('ENTRY_EXEC_FAILED', `the apiserver of cluster ${client.cluster} speaks ${ws.protocol || 'no'} exec protocol; Entry needs ${V4} or ${V5}`));
+          // Upgraded: the kubelet has started the command.
+          const error = new EntryError('ENTRY_EXEC_FAILED', `the apiserver of cluster ${client.cluster} speaks ${ws.protocol || 'no'} exec protocol; Entry needs ${V4} or ${V5}`);
+          UNANSWERED.add(error);
+          reject(error);
           return;
         }
         const socket = (ws as unknown as { _socket?: { setNoDelay?(v: boolean): void } })._socket;
@@ -103,6 +107,23 @@ export async function openExecSocket(client: KubeClient, t: ExecTarget, o: ExecS
       });
     }),
   );
+}
+
+/** Opens that failed once their request had gone out: the command may run (see `unanswered`). */
+const UNANSWERED = new WeakSet<EntryError>();
+
+/**
+ * Whether an open that failed may have been carried out: the link broke (or the wait for the
+ * upgrade ran out) after the request went out, and the kubelet may have started the command.
+ * A refusal, or a connection that never came up, started nothing.
+ */
+export function unanswered(err: unknown): boolean {
+  return UNANSWERED.has(err as EntryError);
+}
+
+function brokeAfterSending(err: Error): boolean {
+  const code = (err as { code?: string }).code;
+  return code === 'ECONNRESET' || code === 'EPIPE' || code === 'ECONNABORTED' || code === 'ETIMEDOUT' || /handshake has timed out/i.test(err.message);
 }
 
 /** Why the apiserver refused the upgrade, in Entry's terms. */

@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket, connect } from 'node:net';
@@ -13,6 +14,7 @@ import { createLogger } from '../../broker/log.js';
 import type { ProcessSide } from '../../broker/session/types.js';
 import { EXEC_RULES, type KubeCluster, kubeClusterPossible, kubeStartTimeoutMs, startKubeCluster } from '../helpers/kube-cluster.js';
 import { eventually } from '../helpers/sessions.js';
+import { TcpProxy } from '../helpers/tcp-proxy.js';
 
 /** What a process side gave back. */
 interface Outcome {
@@ -402,6 +404,60 @@ describe.skipIf(!kubeClusterPossible())('the Kubernetes backend against a real c
     await keep.terminate();
     expect(await marked('web-1', `ENTRY_SESSION=${other.sessionId}`)).toEqual([]);
   });
+
+  it("ends a command the kubelet started when the upgrade's answer was lost, and the open fails with the reason", async () => {
+    // The broker reaches the apiserver through kubectl proxy (plain HTTP, so a proxy in front of
+    // it can see the exec request go out), and that proxy holds the answer until the link is cut.
+    const kubectlProxy = spawn(join(k.binDir, 'kubectl'), ['--kubeconfig', k.kubeconfigPath, 'proxy', '--port=0', '--address=127.0.0.1', '--reject-paths=^$'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const link = new TcpProxy('http://127.0.0.1:1');
+    const dir = mkdtempSync(join(tmpdir(), 'entry-kube-proxy-'));
+    let viaProxy: Backends | undefined;
+    try {
+      const port = await new Promise<number>((resolve, reject) => {
+        kubectlProxy.stdout!.on('data', (d: Buffer) => {
+          const m = /127\.0\.0\.1:(\d+)/.exec(d.toString());
+          if (m) resolve(Number(m[1]));
+        });
+        kubectlProxy.on('exit', (code) => reject(new Error(`kubectl proxy exited (${code})`)));
+      });
+      link.to(`http://127.0.0.1:${port}`);
+      await link.start();
+      const kubeconfig = join(dir, 'kubeconfig');
+      writeFileSync(kubeconfig, JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'Config',
+        // client-node takes http:// only with TLS checks off (there is no TLS to check).
+        clusters: [{ name: 'via-proxy', cluster: { server: link.url, 'insecure-skip-tls-verify': true } }],
+        users: [{ name: 'proxy', user: {} }],
+        contexts: [{ name: 'via-proxy', context: { cluster: 'via-proxy', user: 'proxy', namespace: ns } }],
+        'current-context': 'via-proxy',
+      }));
+      viaProxy = new Backends([createKubernetesBackend({ kubeconfig, namespaces: [ns], log })]);
+      await viaProxy.start();
+      const t = await viaProxy.resolve({ app: 'shop', proc: 'web', instance: '1' });
+      link.tap = (chunk) => {
+        if (/^GET \/api\/v1\/namespaces\/[^ ]+\/exec\?/.test(chunk.toString('latin1'))) setImmediate(() => link.freeze());
+      };
+      const s = spec({ cmd: ['sleep', '1041'], terminateGraceMs: 300 });
+      const failed = t.open(s).then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+      const mark = `ENTRY_SESSION=${s.sessionId}`;
+      await eventually(async () => (await marked('web-1', mark)).length > 0, 'the command running', 15_000);
+      link.tap = undefined;
+      link.cut();
+      const error = await failed;
+      expect(error).toBeInstanceOf(EntryError);
+      expect((error as EntryError).code).toBe('ENTRY_CLUSTER_UNAVAILABLE');
+      await eventually(async () => (await marked('web-1', mark)).length === 0, 'the command ended', 15_000);
+    } finally {
+      viaProxy?.stop();
+      await link.stop();
+      kubectlProxy.kill();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 
   it('leaves nothing behind when a command exits without reading stdin it was never told the end of', async () => {
     const t = await backends.resolve({ app: 'shop', proc: 'web', instance: '1' });
