@@ -122,6 +122,7 @@ export class EntryBroker {
     let api: ApiDeps | undefined;
     let gateway: Gateway | undefined;
     const handler = createRequestHandler({
+      brokerId: this.id,
       ready: async () => {
         // A host is up while its event stream (a cluster: its pod watch) is connected.
         return { backends: backends.kinds(), store: await store.healthy(), hosts: backends.status() };

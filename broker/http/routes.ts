@@ -7,6 +7,8 @@ import { serveStatic } from './static.js';
 import { requestUrl } from './request-url.js';
 
 export interface HttpDeps {
+  /** This broker process's id, in /healthz: another broker tells it from a successor at the same address. */
+  brokerId: string;
   /** Whether the backends (per kind, and per host or cluster) and the shared store answer right now. */
   ready(): Promise<{ backends: Record<string, boolean>; store: boolean; hosts: Record<string, boolean> }>;
   draining(): boolean;
@@ -55,7 +57,7 @@ export function createRequestHandler(deps: HttpDeps) {
     // HEAD is GET without the body (Node leaves it out): monitors and load balancers probe with it.
     const reading = req.method === 'GET' || req.method === 'HEAD';
     if (reading && path === '/healthz') {
-      sendJson(res, 200, { status: 'ok' });
+      sendJson(res, 200, { status: 'ok', broker: deps.brokerId });
       return;
     }
     if (reading && path === '/readyz') {

@@ -13,6 +13,13 @@ export interface LedgerEntry {
   startedAt: string;
   /** The session's end is recorded (its broker lived on, and only its clean-up failed). */
   endRecorded?: boolean;
+  /** The broker process holding the session, and where other brokers reach it (see StoreLedger). */
+  holder?: LedgerHolder;
+}
+
+export interface LedgerHolder {
+  broker: string;
+  url: string;
 }
 
 /**

@@ -1,7 +1,8 @@
 import type { Logger } from '../log.js';
 import type { Store } from '../store/store.js';
 import { storeCall } from '../store/store-call.js';
-import { isSessionId, type LedgerEntry, parseEntry, type SessionLedger } from './session-ledger.js';
+import { holderAnswers } from './holder-probe.js';
+import { isSessionId, type LedgerEntry, type LedgerHolder, parseEntry, type SessionLedger } from './session-ledger.js';
 
 /**
  * How long a broker's alive mark lasts in the store: four session TTLs (a minute by default).
@@ -34,11 +35,15 @@ export class StoreLedger implements SessionLedger {
   /** This broker's entries as written, to write again into a store that lost them. */
   private readonly entries = new Map<string, string>();
 
+  /** Holders found cut off from the store but answering: said once each. */
+  private readonly toldLive = new Set<string>();
+
   constructor(
     private readonly store: Store,
     private readonly broker: string,
     private readonly aliveMs: number,
     private readonly log: Logger,
+    private readonly answers: (holder: LedgerHolder) => Promise<boolean> = holderAnswers,
   ) {
     this.renewMs = Math.max(50, Math.floor(aliveMs / RENEWALS_PER_MARK));
     void this.markAlive();
@@ -97,15 +102,60 @@ export class StoreLedger implements SessionLedger {
   async claimOrphans(): Promise<LedgerEntry[] | undefined> {
     if (this.healthySince === 0 || performance.now() - this.healthySince < this.aliveMs) return undefined;
     const raw = await storeCall(() => this.store.claimLedgers(this.broker, this.aliveMs - 2 * this.renewMs));
-    const entries: LedgerEntry[] = [];
+    const entries: Array<{ entry: LedgerEntry; text: string }> = [];
     for (const text of raw) {
-      const e = parseEntry(text);
-      if (e) {
-        entries.push(e);
-        this.entries.set(e.session, text);
+      const entry = parseEntry(text);
+      if (entry) {
+        entries.push({ entry, text });
+        this.entries.set(entry.session, text);
       } else this.log.warn('unreadable ledger entry dropped', { entry: text.slice(0, 200) });
     }
-    return entries;
+    return this.withoutLiveHolders(entries);
+  }
+
+  /**
+   * A lapsed mark may be a broker cut off from the store alone, still serving its clients:
+   * its sessions are given back to it when it answers at its address as itself, and claimed
+   * again at a later sweep if it is gone by then. Once it reaches the store it renews its mark
+   * and writes its ledger again (see markAlive).
+   */
+  private async withoutLiveHolders(claimed: Array<{ entry: LedgerEntry; text: string }>): Promise<LedgerEntry[]> {
+    const byHolder = new Map<string, { holder: LedgerHolder; entries: Array<{ entry: LedgerEntry; text: string }> }>();
+    const orphans: LedgerEntry[] = [];
+    for (const c of claimed) {
+      const h = c.entry.holder;
+      if (!h || typeof h.broker !== 'string' || typeof h.url !== 'string' || h.broker === this.broker) {
+        orphans.push(c.entry);
+        continue;
+      }
+      const group = byHolder.get(h.broker) ?? { holder: h, entries: [] };
+      group.entries.push(c);
+      byHolder.set(h.broker, group);
+    }
+    await Promise.all(
+      [...byHolder.values()].map(async ({ holder, entries }) => {
+        if (!(await this.answers(holder))) {
+          orphans.push(...entries.map((c) => c.entry));
+          return;
+        }
+        const fields = { holder: holder.broker, url: holder.url, sessions: entries.length };
+        try {
+          for (const { entry, text } of entries) {
+            await storeCall(() => this.store.putLedgerEntry(holder.broker, entry.session, text));
+            await storeCall(() => this.store.removeLedgerEntry(this.broker, entry.session));
+            this.entries.delete(entry.session);
+          }
+        } catch (err) {
+          // Left in this broker's own ledger, not ended: the holder runs them.
+          this.log.warn("a live broker's sessions not given back to it", { ...fields, error: err as Error });
+          return;
+        }
+        if (this.toldLive.has(holder.broker)) return this.log.debug('sessions given back to a broker that answers', fields);
+        this.toldLive.add(holder.broker);
+        this.log.warn('a broker whose alive mark lapsed still answers: its sessions are left to it', fields);
+      }),
+    );
+    return orphans;
   }
 
   /** What this broker could not end is left to the others at once: its mark is taken down. */

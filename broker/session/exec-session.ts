@@ -131,6 +131,7 @@ export async function runExecSession(upgrade: AdmittedSession, deps: ExecSession
           ...target,
           place: { backend: container.backend, host: container.host, namespace: container.namespace, name: container.name, id: container.id, container: plan.container },
           startedAt: new Date(started).toISOString(),
+          ...(deps.registry.brokerUrl ? { holder: { broker: deps.registry.brokerId, url: deps.registry.brokerUrl } } : {}),
         };
         recorded = deps.leftovers.record(ledgerEntry);
       }

@@ -9,6 +9,7 @@ import { BrokerProcess, makeSigningKey, type SigningKey } from '../helpers/broke
 import { containerProcesses, TestContainers, uniqueApp } from '../helpers/containers.js';
 import { TestRedis } from '../helpers/redis.js';
 import { eventually, openCommand } from '../helpers/sessions.js';
+import { TcpProxy } from '../helpers/tcp-proxy.js';
 
 /** Broker settings as command-line flags (a list setting takes its values after one flag). */
 function flagsOf(settings: RawSettings): string[] {
@@ -183,4 +184,35 @@ describe('brokers sharing Redis: another broker ends what a dead one left', () =
     await onSurvivor.closed;
     console.log(`broker-death (Redis): the dead broker's process was gone ${tookMs} ms after kill -9 (alive marks 4 s)`);
   }, 60_000);
+
+  it('leaves the sessions of a broker cut off from Redis alone while it still answers, and ends them once it dies', async () => {
+    const key = makeSigningKey();
+    const link = new TcpProxy(redis.url);
+    await link.start();
+    try {
+      const other = await BrokerProcess.start({ flags: flags(), key });
+      const cutOff = await BrokerProcess.start({ flags: ['--redis-url', `redis://127.0.0.1:${link.port}`, '--session-ttl', '1000'], key });
+      brokers.push(other, cutOff);
+      const running = async () => (await containerProcesses(containerId)).some((p) => p.includes('sleep 1018'));
+      const s = await openCommand(cutOff.wsUrl, await cutOff.mint({ apps: [app] }), target, ['sh', '-c', 'echo up; read line; echo "got $line"; exec sleep 1018']);
+      await s.waitFor(() => s.stdoutText() === 'up\n', 'the session to start');
+      // Redis refuses this broker alone for twice its alive mark; its clients and the other broker still reach it.
+      link.cut(8_000);
+      await eventually(async () => other.logs.some((l) => l.includes('still answers: its sessions are left to it') && l.includes(cutOff.id)), 'the other broker to find it alive', 20_000);
+      await eventually(async () => cutOff.logs.some((l) => l.includes('writing the session ledger again')), 'the cut-off broker back in Redis', 30_000);
+      expect(other.logs.filter((l) => l.includes('"leftover session ended"'))).toEqual([]);
+      // The session went on throughout.
+      s.type('hello\n');
+      await s.waitFor(() => s.stdoutText().includes('got hello'), 'the session to answer');
+      expect(await running()).toBe(true);
+      // Its ledger is in Redis again: a death now is seen.
+      cutOff.child.kill('SIGKILL');
+      await cutOff.exited;
+      s.ws.terminate();
+      await eventually(async () => !(await running()), "the cut-off broker's session processes to be ended after it died", 30_000);
+      expect(other.logs.filter((l) => l.includes('"leftover session ended"'))).toHaveLength(1);
+    } finally {
+      await link.stop();
+    }
+  }, 90_000);
 });

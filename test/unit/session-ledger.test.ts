@@ -322,6 +322,36 @@ describe('the session ledger in the shared store', () => {
     expect(await store.claimLedgers('other', 0)).toEqual([JSON.stringify(entry(uuid(19)))]);
   });
 
+  it('gives the sessions of a lapsed broker back to it while it answers at its address, and claims them once it does not', async () => {
+    const store = new MemoryStore();
+    let holderAnswers = true;
+    const asked: string[] = [];
+    const lines: string[] = [];
+    const probe = async (h: { broker: string; url: string }) => {
+      asked.push(`${h.broker} ${h.url}`);
+      return holderAnswers;
+    };
+    const ledger = new StoreLedger(store, 'me', ALIVE_MS, createLogger('warn', (l) => lines.push(l)), probe);
+    try {
+      const held: LedgerEntry = { ...entry(uuid(21)), holder: { broker: 'cut-off', url: 'http://10.0.0.7:8022' } };
+      // Written by a broker that did not name itself: nobody to ask.
+      const unnamed = entry(uuid(22));
+      await store.putLedgerEntry('cut-off', held.session, JSON.stringify(held));
+      await store.putLedgerEntry('cut-off', unnamed.session, JSON.stringify(unnamed));
+      await settle(ALIVE_MS + 50);
+      expect(await ledger.claimOrphans()).toEqual([unnamed]);
+      expect(asked).toEqual(['cut-off http://10.0.0.7:8022']);
+      expect(lines.filter((l) => l.includes('still answers: its sessions are left to it'))).toHaveLength(1);
+      // Given back, it is the holder's again: claimed by the next claim, when the holder is gone.
+      holderAnswers = false;
+      expect(await ledger.claimOrphans()).toEqual([held]);
+      expect(asked).toHaveLength(2);
+      expect(await ledger.claimOrphans()).toEqual([]);
+    } finally {
+      await ledger.close();
+    }
+  });
+
   it('takes its alive mark down on close, so that what it leaves is claimed at once', async () => {
     const store = new MemoryStore();
     const ledger = new StoreLedger(store, 'leaving', 60_000, createLogger('silent'));
