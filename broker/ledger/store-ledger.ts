@@ -35,6 +35,8 @@ export class StoreLedger implements SessionLedger {
   /** This broker's entries as written, to write again into a store that lost them. */
   private readonly entries = new Map<string, string>();
 
+  /** A claim failed without an answer: it may have moved entries here all the same. */
+  private claimUnanswered = false;
   /** Holders found cut off from the store but answering: said once each. */
   private readonly toldLive = new Set<string>();
 
@@ -101,7 +103,22 @@ export class StoreLedger implements SessionLedger {
    */
   async claimOrphans(): Promise<LedgerEntry[] | undefined> {
     if (this.healthySince === 0 || performance.now() - this.healthySince < this.aliveMs) return undefined;
-    const raw = await storeCall(() => this.store.claimLedgers(this.broker, this.aliveMs - 2 * this.renewMs));
+    let raw: string[];
+    try {
+      raw = await storeCall(() => this.store.claimLedgers(this.broker, this.aliveMs - 2 * this.renewMs));
+    } catch (err) {
+      this.claimUnanswered = true;
+      throw err;
+    }
+    if (this.claimUnanswered) {
+      // What this broker's ledger holds beyond its own sessions and what it knows it claimed
+      // came from the claim whose answer was lost (the one just made's among it).
+      raw = (await storeCall(() => this.store.ledgerEntries(this.broker))).filter((text) => {
+        const e = parseEntry(text);
+        return !e || !this.entries.has(e.session);
+      });
+      this.claimUnanswered = false;
+    }
     const entries: Array<{ entry: LedgerEntry; text: string }> = [];
     for (const text of raw) {
       const entry = parseEntry(text);

@@ -88,6 +88,10 @@ export class MemoryStore implements Store {
     this.ledgers.get(broker)?.delete(session);
   }
 
+  async ledgerEntries(broker: string): Promise<string[]> {
+    return [...(this.ledgers.get(broker)?.values() ?? [])];
+  }
+
   async markBrokerAlive(broker: string, ttlMs: number): Promise<boolean> {
     const was = (this.alive.get(broker) ?? 0) > Date.now();
     if (ttlMs > 0) this.alive.set(broker, Date.now() + ttlMs);

@@ -146,6 +146,10 @@ export class RedisStore implements Store {
     await this.redis.hdel(`${P}ledger:${broker}`, session);
   }
 
+  async ledgerEntries(broker: string): Promise<string[]> {
+    return this.redis.hvals(`${P}ledger:${broker}`);
+  }
+
   async markBrokerAlive(broker: string, ttlMs: number): Promise<boolean> {
     if (ttlMs <= 0) return (await this.redis.del(`${P}alive:${broker}`)) > 0;
     // SET … GET (Redis 6.2): the old value says whether the mark was still there.

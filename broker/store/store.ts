@@ -72,6 +72,8 @@ export interface Store {
   // The shared session ledger (see ledger/session-ledger.ts): entries by the broker holding them.
   putLedgerEntry(broker: string, session: string, entry: string): Promise<void>;
   removeLedgerEntry(broker: string, session: string): Promise<void>;
+  /** Every entry `broker` holds, as written. */
+  ledgerEntries(broker: string): Promise<string[]>;
   /** Says `broker` runs, for the next `ttlMs` (0 says it has stopped); whether it was marked already (false: a new broker, or the store lost its data). */
   markBrokerAlive(broker: string, ttlMs: number): Promise<boolean>;
   /**

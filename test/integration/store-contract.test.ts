@@ -112,7 +112,9 @@ describe.each(implementations)('the Store contract: %s', (_name, make) => {
     const [byA, byB] = await Promise.all([store.claimLedgers(a, 0), store.claimLedgers(b, 0)]);
     expect([...byA, ...byB].sort()).toEqual(['{"n":1}', '{"n":2}']);
     expect(await store.claimLedgers(c, 0)).toEqual([]);
-    // The claimer holds them now: when it is gone too, they pass on again.
+    // The claimer holds them now (what it holds can be read back): when it is gone too, they pass on again.
+    expect([...(await store.ledgerEntries(a)), ...(await store.ledgerEntries(b))].sort()).toEqual(['{"n":1}', '{"n":2}']);
+    expect(await store.ledgerEntries(live)).toEqual(['{"n":4}']);
     await store.markBrokerAlive(byA.length > 0 ? a : b, 0);
     expect((await store.claimLedgers(c, 0)).sort()).toEqual(['{"n":1}', '{"n":2}']);
     for (const s of ['s1', 's2']) await store.removeLedgerEntry(c, s);

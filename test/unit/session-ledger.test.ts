@@ -322,6 +322,40 @@ describe('the session ledger in the shared store', () => {
     expect(await store.claimLedgers('other', 0)).toEqual([JSON.stringify(entry(uuid(19)))]);
   });
 
+  it('ends what a claim moved to it when the claim\'s answer was lost, and not its own sessions', async () => {
+    const memory = new MemoryStore();
+    let loseAnswer = false;
+    // The claim is carried out in the store; only its answer fails to come back.
+    const store = new Proxy(memory, {
+      get(target, prop, receiver) {
+        if (prop === 'claimLedgers' && loseAnswer) {
+          return async (broker: string, min: number) => {
+            loseAnswer = false;
+            await target.claimLedgers(broker, min);
+            throw new Error('connection lost');
+          };
+        }
+        const value = Reflect.get(target, prop, receiver) as unknown;
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    }) as Store;
+    const ledger = new StoreLedger(store, 'me', ALIVE_MS, createLogger('silent'));
+    try {
+      await ledger.add(entry(uuid(31)));
+      await memory.putLedgerEntry('gone', uuid(32), JSON.stringify(entry(uuid(32))));
+      await settle(ALIVE_MS + 50);
+      loseAnswer = true;
+      await expect(ledger.claimOrphans()).rejects.toThrow('connection lost');
+      expect((await memory.ledgerEntries('me')).length).toBe(2);
+      // The next claim hands over what it finds now and what the lost one moved.
+      await memory.putLedgerEntry('gone-too', uuid(33), JSON.stringify(entry(uuid(33))));
+      expect((await ledger.claimOrphans())?.map((e) => e.session).sort()).toEqual([uuid(32), uuid(33)]);
+      expect(await ledger.claimOrphans()).toEqual([]);
+    } finally {
+      await ledger.close();
+    }
+  });
+
   it('gives the sessions of a lapsed broker back to it while it answers at its address, and claims them once it does not', async () => {
     const store = new MemoryStore();
     let holderAnswers = true;
