@@ -35,8 +35,12 @@ export class StoreLedger implements SessionLedger {
   /** This broker's entries as written, to write again into a store that lost them. */
   private readonly entries = new Map<string, string>();
 
-  /** A claim failed without an answer: it may have moved entries here all the same. */
-  private claimUnanswered = false;
+  /**
+   * The next claim reads this broker's own ledger for entries it does not know it holds: a claim
+   * failed without an answer (it may have moved entries here all the same), or a give-back was
+   * cut short.
+   */
+  private readOwnLedger = false;
   /** Holders found cut off from the store but answering: said once each. */
   private readonly toldLive = new Set<string>();
 
@@ -107,17 +111,16 @@ export class StoreLedger implements SessionLedger {
     try {
       raw = await storeCall(() => this.store.claimLedgers(this.broker, this.aliveMs - 2 * this.renewMs));
     } catch (err) {
-      this.claimUnanswered = true;
+      this.readOwnLedger = true;
       throw err;
     }
-    if (this.claimUnanswered) {
-      // What this broker's ledger holds beyond its own sessions and what it knows it claimed
-      // came from the claim whose answer was lost (the one just made's among it).
+    if (this.readOwnLedger) {
+      // Beyond its own sessions and what it knows it claimed: the one just made's among it.
       raw = (await storeCall(() => this.store.ledgerEntries(this.broker))).filter((text) => {
         const e = parseEntry(text);
         return !e || !this.entries.has(e.session);
       });
-      this.claimUnanswered = false;
+      this.readOwnLedger = false;
     }
     const entries: Array<{ entry: LedgerEntry; text: string }> = [];
     for (const text of raw) {
@@ -156,15 +159,16 @@ export class StoreLedger implements SessionLedger {
           return;
         }
         const fields = { holder: holder.broker, url: holder.url, sessions: entries.length };
+        for (const { entry } of entries) this.entries.delete(entry.session);
         try {
           for (const { entry, text } of entries) {
             await storeCall(() => this.store.putLedgerEntry(holder.broker, entry.session, text));
             await storeCall(() => this.store.removeLedgerEntry(this.broker, entry.session));
-            this.entries.delete(entry.session);
           }
         } catch (err) {
-          // Left in this broker's own ledger, not ended: the holder runs them.
-          this.log.warn("a live broker's sessions not given back to it", { ...fields, error: err as Error });
+          // What is still in this broker's ledger is looked at again at the next claim.
+          this.readOwnLedger = true;
+          this.log.warn("a live broker's sessions not given back to it yet", { ...fields, error: err as Error });
           return;
         }
         if (this.toldLive.has(holder.broker)) return this.log.debug('sessions given back to a broker that answers', fields);
