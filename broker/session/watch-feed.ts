@@ -36,17 +36,28 @@ export class WatchFeed {
   private readonly watchers = new Set<string>();
   private pendingBytes = 0;
   private skipped = false;
+  /** Why the session ended, once it has. */
+  private endLine: string | undefined;
 
   constructor(
     private readonly store: Store,
     private readonly sessionId: string,
   ) {}
 
-  /** Turns the feed on (or keeps it on) until `until`; true when `by` is a new watcher. */
+  /**
+   * Turns the feed on (or keeps it on) until `until`; true when `by` is a new watcher of a
+   * session that has not ended. A session still delivering its end to its client (see
+   * ResumableTerminal) can be watched after it: the watcher is told the end at once, and the
+   * session's user is not told of a watcher after its EXIT.
+   */
   lease(until: number, by: string): boolean {
     this.until = Math.max(this.until, until);
     const isNew = !this.watchers.has(by);
     this.watchers.add(by);
+    if (this.endLine !== undefined) {
+      this.publish(feedMessage(FEED_END, Buffer.from(this.endLine)));
+      return false;
+    }
     return isNew;
   }
 
@@ -73,6 +84,7 @@ export class WatchFeed {
   }
 
   end(reason: string): void {
+    this.endLine = reason;
     if (this.watchers.size > 0) this.publish(feedMessage(FEED_END, Buffer.from(reason)));
   }
 

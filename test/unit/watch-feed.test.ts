@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { FEED_MAX_PENDING_BYTES, FEED_STDOUT, WatchFeed } from '../../broker/session/watch-feed.js';
+import { FEED_END, FEED_MAX_PENDING_BYTES, FEED_STDOUT, WatchFeed } from '../../broker/session/watch-feed.js';
 import { MemoryStore } from '../../broker/store/memory-store.js';
 
 /** A store whose publishes hang until released, as a Redis that stopped answering. */
@@ -41,6 +41,21 @@ describe('a watched session\'s feed', () => {
     expect(next).toEqual([
       [FEED_STDOUT, '\r\n[entry: output skipped: the shared store fell behind]\r\n'],
       [FEED_STDOUT, 'after'],
+    ]);
+  });
+
+  it('tells a watcher who comes after the end that the session ended, and does not count it as new', async () => {
+    const store = new StalledStore();
+    store.answer();
+    const feed = new WatchFeed(store, 's3');
+    expect(feed.lease(Date.now() + 60_000, 'early')).toBe(true);
+    feed.end('exited with status 0');
+    // One still delivering its end to its client: watched after its EXIT.
+    expect(feed.lease(Date.now() + 60_000, 'late')).toBe(false);
+    await new Promise((r) => setTimeout(r, 10));
+    expect(store.published.map((m) => [m[0], m.subarray(1).toString()])).toEqual([
+      [FEED_END, 'exited with status 0'],
+      [FEED_END, 'exited with status 0'],
     ]);
   });
 
