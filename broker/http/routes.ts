@@ -7,7 +7,10 @@ import { serveStatic } from './static.js';
 import { requestUrl } from './request-url.js';
 
 export interface HttpDeps {
-  /** This broker process's id, in /healthz: another broker tells it from a successor at the same address. */
+  /**
+   * This broker process's id. `/healthz?broker=ID` answers whether this is that process: another
+   * broker tells it from a successor at the same address, and the id (host name, PID) is not shown.
+   */
   brokerId: string;
   /** Whether the backends (per kind, and per host or cluster) and the shared store answer right now. */
   ready(): Promise<{ backends: Record<string, boolean>; store: boolean; hosts: Record<string, boolean> }>;
@@ -57,7 +60,8 @@ export function createRequestHandler(deps: HttpDeps) {
     // HEAD is GET without the body (Node leaves it out): monitors and load balancers probe with it.
     const reading = req.method === 'GET' || req.method === 'HEAD';
     if (reading && path === '/healthz') {
-      sendJson(res, 200, { status: 'ok', broker: deps.brokerId });
+      const asked = url.searchParams.get('broker');
+      sendJson(res, 200, asked === null ? { status: 'ok' } : { status: 'ok', sameBroker: asked === deps.brokerId });
       return;
     }
     if (reading && path === '/readyz') {

@@ -13,10 +13,12 @@ export const HOLDER_PROBE_TIMEOUT_MS = 2_000;
  */
 export async function holderAnswers(holder: LedgerHolder, timeoutMs = HOLDER_PROBE_TIMEOUT_MS): Promise<boolean> {
   try {
-    const res = await fetch(new URL('/healthz', holder.url), { signal: AbortSignal.timeout(timeoutMs), redirect: 'error' });
+    const url = new URL('/healthz', holder.url);
+    url.searchParams.set('broker', holder.broker);
+    const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs), redirect: 'error' });
     if (!res.ok) return false;
-    const body = (await res.json()) as { broker?: unknown };
-    return body.broker === holder.broker;
+    const body = (await res.json()) as { sameBroker?: unknown };
+    return body.sameBroker === true;
   } catch {
     return false;
   }

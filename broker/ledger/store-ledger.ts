@@ -89,12 +89,14 @@ export class StoreLedger implements SessionLedger {
   }
 
   async remove(session: string): Promise<void> {
-    this.entries.delete(session);
     try {
       await storeCall(() => this.store.removeLedgerEntry(this.broker, session));
     } catch (err) {
       // Left there, it is claimed when this broker is gone and found to have nothing left to end.
       this.log.warn('session not removed from the ledger', { session, error: err as Error });
+    } finally {
+      // Only now: a claim reading this broker's own ledger meanwhile still knows the session.
+      this.entries.delete(session);
     }
   }
 
@@ -125,10 +127,15 @@ export class StoreLedger implements SessionLedger {
     const entries: Array<{ entry: LedgerEntry; text: string }> = [];
     for (const text of raw) {
       const entry = parseEntry(text);
-      if (entry) {
-        entries.push({ entry, text });
-        this.entries.set(entry.session, text);
-      } else this.log.warn('unreadable ledger entry dropped', { entry: text.slice(0, 200) });
+      if (!entry) {
+        this.log.warn('unreadable ledger entry dropped', { entry: text.slice(0, 200) });
+        continue;
+      }
+      // One this broker holds already (its own session, back from a broker that had claimed it
+      // while this one was cut off, or one it is ending): not another orphan.
+      if (this.entries.has(entry.session)) continue;
+      entries.push({ entry, text });
+      this.entries.set(entry.session, text);
     }
     return this.withoutLiveHolders(entries);
   }

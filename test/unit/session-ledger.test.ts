@@ -386,6 +386,24 @@ describe('the session ledger in the shared store', () => {
     }
   });
 
+  it('never takes its own running session for an orphan when it comes back from a broker that had claimed it', async () => {
+    const store = new MemoryStore();
+    const ledger = new StoreLedger(store, 'me', ALIVE_MS, createLogger('silent'), async () => false);
+    try {
+      const mine: LedgerEntry = { ...entry(uuid(41)), holder: { broker: 'me', url: 'http://127.0.0.1:1' } };
+      await ledger.add(mine);
+      // Claimed by another broker while this one was cut off; that one died before giving it back.
+      await store.removeLedgerEntry('me', mine.session);
+      await store.putLedgerEntry('claimer', mine.session, JSON.stringify(mine));
+      await settle(ALIVE_MS + 50);
+      expect(await ledger.claimOrphans()).toEqual([]);
+      // It is in this broker's ledger again, for whoever claims it if this one dies.
+      expect(await store.ledgerEntries('me')).toEqual([JSON.stringify(mine)]);
+    } finally {
+      await ledger.close();
+    }
+  });
+
   it('takes its alive mark down on close, so that what it leaves is claimed at once', async () => {
     const store = new MemoryStore();
     const ledger = new StoreLedger(store, 'leaving', 60_000, createLogger('silent'));
