@@ -14,6 +14,13 @@ import type { PodReaper } from './pod-reaper.js';
 /** Stdin queued on the exec socket before the client is asked to wait, and when it may go on. */
 const STDIN_HIGH_WATER_BYTES = 1024 * 1024;
 const STDIN_LOW_WATER_BYTES = 256 * 1024;
+/**
+ * A resize waits while this much is queued towards the apiserver, and only the last one asked
+ * for meanwhile is sent: a client can send WINCH messages far faster than the kubelet applies
+ * them, and nothing else would bound what they queue. Above the stdin high water: a resize never
+ * waits behind a stdin window of its own session that is merely full.
+ */
+const RESIZE_WAIT_BYTES = 2 * STDIN_HIGH_WATER_BYTES;
 const OCI_FAILURE = 'OCI runtime exec failed';
 /**
  * The most output held while it may be the runtime's failure. Docker writes that failure as one
@@ -70,6 +77,8 @@ export class KubeExecProcess implements ProcessSide {
   private inputCongested = false;
   private appliedSize = '';
   private wantedSize: { cols: number; rows: number } | undefined;
+  /** A size that waits for the queue to go down (see RESIZE_WAIT_BYTES). */
+  private sizeWaiting = false;
   /** Input held while a resize settles (see RESIZE_SETTLE_MS); `endInput` waits behind it. */
   private held: Uint8Array[] | undefined;
   private heldEnd = false;
@@ -112,7 +121,7 @@ export class KubeExecProcess implements ProcessSide {
     const command = wrapCommand({ cmd: spec.cmd, env: [...spec.env, sessionMark(spec.sessionId)], workdir: spec.workdir, stdinPump: pump, size: spec.tty ? spec.size : undefined });
     const ws = await openExecSocket(client, o, { command, tty: spec.tty, stdin: true }).catch((err: unknown) => {
       // The kubelet may have started the command and only the upgrade's answer been lost.
-      throw unanswered(err) ? withOpenCleanUp(err as EntryError, reaper.terminate(o, spec.sessionId, spec.terminateGraceMs)) : err;
+      throw unanswered(err) ? withOpenCleanUp(err as EntryError, reaper.terminateUnanswered(o, spec.sessionId, spec.terminateGraceMs)) : err;
     });
     negotiated.set(client, ws.protocol);
     const p = new KubeExecProcess(client, reaper, o, ws, pump);
@@ -237,6 +246,11 @@ export class KubeExecProcess implements ProcessSide {
   }
 
   private readonly afterSend = (): void => {
+    if (this.sizeWaiting && this.ws.bufferedAmount < RESIZE_WAIT_BYTES) {
+      this.sizeWaiting = false;
+      const size = this.wantedSize!;
+      this.sendSize(size.cols, size.rows);
+    }
     if (this.inputCongested && this.ws.bufferedAmount < STDIN_LOW_WATER_BYTES) {
       this.inputCongested = false;
       this.events?.drain();
@@ -282,8 +296,13 @@ export class KubeExecProcess implements ProcessSide {
     this.wantedSize = { cols, rows };
     const key = `${cols}x${rows}`;
     if (key === this.appliedSize && !force) return false;
+    if (this.ws.bufferedAmount >= RESIZE_WAIT_BYTES) {
+      // Sent by afterSend once the queue goes down, as the latest size then.
+      this.sizeWaiting = true;
+      return false;
+    }
     this.appliedSize = key;
-    this.ws.send(channelFrame(CHANNEL.resize, Buffer.from(JSON.stringify({ Width: cols, Height: rows }))), { binary: true });
+    this.ws.send(channelFrame(CHANNEL.resize, Buffer.from(JSON.stringify({ Width: cols, Height: rows }))), { binary: true }, this.afterSend);
     return true;
   }
 

@@ -1,4 +1,4 @@
-import type { IncomingMessage } from 'node:http';
+import type { ClientRequest, IncomingMessage } from 'node:http';
 import WebSocket from 'ws';
 import { EntryError, ignoreError } from '../errors.js';
 import { failureText, httpError, isUnreachable, type KubeClient, readBody } from './kube-client.js';
@@ -64,6 +64,10 @@ export async function openExecSocket(client: KubeClient, t: ExecTarget, o: ExecS
         maxPayload: 64 * 1024 * 1024,
       });
       let settled = false;
+      // Whether the request has gone out whole (ws's own request object: the socket's connect and
+      // TLS handshake say nothing of it, and a kept-alive socket has neither).
+      let sent = false;
+      (ws as unknown as { _req?: ClientRequest })._req?.once('finish', () => (sent = true));
       const fail = (err: EntryError) => {
         if (settled) return;
         settled = true;
@@ -83,7 +87,7 @@ export async function openExecSocket(client: KubeClient, t: ExecTarget, o: ExecS
           isUnreachable(err) || /handshake has timed out/i.test(err.message)
             ? new EntryError('ENTRY_CLUSTER_UNAVAILABLE', `cluster ${client.cluster} unreachable: ${failureText(err)}`, { cause: err })
             : new EntryError('ENTRY_EXEC_FAILED', `exec in ${where}: ${failureText(err)}`, { cause: err });
-        if (brokeAfterSending(err)) UNANSWERED.add(error);
+        if (sent) UNANSWERED.add(error);
         fail(error);
       });
       ws.on('open', () => {
@@ -94,10 +98,7 @@ export async function openExecSocket(client: KubeClient, t: ExecTarget, o: ExecS
         if (ws.protocol !== V4 && ws.protocol !== V5) {
           ws.on('error', ignoreError);
           ws.terminate();
-          // Upgraded: the kubelet has started the command.
-          const error = new EntryError('ENTRY_EXEC_FAILED', `the apiserver of cluster ${client.cluster} speaks ${ws.protocol || 'no'} exec protocol; Entry needs ${V4} or ${V5}`);
-          UNANSWERED.add(error);
-          reject(error);
+          reject(new EntryError('ENTRY_EXEC_FAILED', `the apiserver of cluster ${client.cluster} speaks ${ws.protocol || 'no'} exec protocol; Entry needs ${V4} or ${V5}`));
           return;
         }
         const socket = (ws as unknown as { _socket?: { setNoDelay?(v: boolean): void } })._socket;
@@ -119,11 +120,6 @@ const UNANSWERED = new WeakSet<EntryError>();
  */
 export function unanswered(err: unknown): boolean {
   return UNANSWERED.has(err as EntryError);
-}
-
-function brokeAfterSending(err: Error): boolean {
-  const code = (err as { code?: string }).code;
-  return code === 'ECONNRESET' || code === 'EPIPE' || code === 'ECONNABORTED' || code === 'ETIMEDOUT' || /handshake has timed out/i.test(err.message);
 }
 
 /** Why the apiserver refused the upgrade, in Entry's terms. */

@@ -15,6 +15,12 @@ import type { KubeClient } from './kube-client.js';
 const SCAN_CONCURRENCY = 8;
 
 /**
+ * After an exec whose answer was lost, the scan runs again this much later: nothing tells when
+ * the kubelet starts the command, milliseconds after the upgrade here but later on a loaded node.
+ */
+const LATE_START_RECHECK_MS = 2_000;
+
+/**
  * Closing a pods/exec stream does not end the process in the pod (kubernetes#89031), and
  * Kubernetes has no API to signal one. Every process a session starts carries
  * `ENTRY_SESSION=<id>` in its environment (the exec wrapper exports it; children inherit it),
@@ -50,6 +56,13 @@ export class PodReaper {
    */
   terminate(t: ExecTarget, sessionId: string, graceMs: number): Promise<void> {
     return cleanUpOrRetry(() => this.terminateOnce(t, sessionId, graceMs), unreachable, this.log, { cluster: this.client.cluster, session: sessionId, pod: `${t.namespace}/${t.pod}` });
+  }
+
+  /** Ends what an exec whose answer was lost may have started: now, and again a moment later. */
+  async terminateUnanswered(t: ExecTarget, sessionId: string, graceMs: number): Promise<void> {
+    await this.terminate(t, sessionId, graceMs);
+    await sleep(LATE_START_RECHECK_MS);
+    await this.terminate(t, sessionId, graceMs);
   }
 
   private async terminateOnce(t: ExecTarget, sessionId: string, graceMs: number): Promise<void> {

@@ -265,9 +265,16 @@ export async function runExecSession(upgrade: AdmittedSession, deps: ExecSession
     // are over hands what is left in its ledger to the others. An open that failed left no process
     // (Docker and Kubernetes fail before the process runs, but for a link broken in between,
     // whose clean-up the session waits for).
-    if (openCleanUp && !(await openCleanUp)) {
-      terminateFailed = true;
-      deps.log.warn('the failed start may have left a process that cannot be ended yet: tried again in the background', fields);
+    if (openCleanUp) {
+      // The slot is free once the refusal is decided, as for any end (see onEnding).
+      if (registered) {
+        registered = false;
+        void deps.registry.remove(identity.user, sessionId);
+      }
+      if (!(await openCleanUp)) {
+        terminateFailed = true;
+        deps.log.warn('could not end what the failed start may have left running', { ...fields, ledger: ledgerEntry ? 'kept' : 'none' });
+      }
     }
     if (ledgerEntry) await deps.leftovers?.ended(ledgerEntry, !terminateFailed);
     settle(outcome);

@@ -96,7 +96,7 @@ describe.each(['host', 'exec'] as ReapMode[])('the engine stream lost while a co
     await eventually(async () => b.logs.some((l) => l.includes('"session refused"') && l.includes(session)), 'the refusal to be logged');
     if (mode === 'exec') {
       // Ending it needs the engine: the first try fails, and the session stays in the ledger.
-      await eventually(async () => b.logs.some((l) => l.includes('the failed start may have left a process') && l.includes(session)), 'the failed clean-up to be logged');
+      await eventually(async () => b.logs.some((l) => l.includes('could not end what the failed start may have left running') && l.includes(session)), 'the failed clean-up to be logged');
       expect(added()).toEqual([`${session}.json`]);
       await eventually(async () => !(await running(tag)), `sleep ${tag} ended`, 30_000);
       await eventually(async () => b.logs.some((l) => l.includes('session processes ended once the link was back') && l.includes(session)), 'the clean-up to be logged');
