@@ -22,7 +22,7 @@ import { writeKubeconfig } from '../helpers/kubeconfig.js';
  * tested although the real cluster here (1.20) only offers v4.
  */
 function fakeApiserver(protocols: string[]) {
-  const seen: Array<{ protocol: string; command: string[]; token: string | undefined; closed: boolean }> = [];
+  const seen: Array<{ protocol: string; command: string[]; token: string | undefined; closed: boolean; resizes: string[]; unpause: () => void }> = [];
   const server: Server = createServer((req, res) => {
     res.writeHead(404).end();
   });
@@ -39,8 +39,10 @@ function fakeApiserver(protocols: string[]) {
     }
     wss.handleUpgrade(req, socket, head, (ws) => {
       const command = url.searchParams.getAll('command');
-      const entry = { protocol: ws.protocol, command, token: req.headers.authorization, closed: false };
+      const entry = { protocol: ws.protocol, command, token: req.headers.authorization, closed: false, resizes: [] as string[], unpause: () => ws.resume() };
       seen.push(entry);
+      // Pod `slow` reads nothing until the test says so: a kubelet behind on its stream.
+      if (url.pathname.includes('/pods/slow/')) ws.pause();
       // Pod `lingering` keeps the socket open after the status; `split` also sends the status in two messages.
       const split = url.pathname.includes('/pods/split/');
       const linger = split || url.pathname.includes('/pods/lingering/');
@@ -52,6 +54,7 @@ function fakeApiserver(protocols: string[]) {
       send(2, Buffer.alloc(0));
       ws.on('message', (m: Buffer) => {
         if (m[0] === 0) child.stdin.write(m.subarray(1));
+        else if (m[0] === 4) entry.resizes.push(m.subarray(1).toString());
         else if (m[0] === 255 && ws.protocol === 'v5.channel.k8s.io') child.stdin.end();
       });
       ws.on('close', () => {
@@ -213,6 +216,23 @@ describe.each([
     expect(calls).toEqual(['INT', 'TERM', 'INT']);
     expect((await done).result).toEqual({ exitCode: 0 });
   });
+
+  it('bounds what a resize flood queues while the apiserver reads slowly, and sends the last size', async () => {
+    // Ends by itself once it has read its first megabyte of what is written below.
+    const p = await open(spec({ cmd: ['sh', '-c', 'head -c 1000000 > /dev/null'], tty: true, size: { cols: 80, rows: 24 } }), 'slow');
+    const done = drive(p);
+    const server = fake.seen.at(-1)!;
+    // Input the server does not read yet fills the queue towards it; then a flood of resizes.
+    while (p.write(Buffer.alloc(256 * 1024, 0x61))) await new Promise((r) => setImmediate(r));
+    // Past what the stdin window and RESIZE_WAIT_BYTES leave room for (about 37 bytes each).
+    for (let i = 0; i < 100_000; i++) p.resize(80 + (i % 2), 24);
+    p.resize(132, 43);
+    server.unpause();
+    await until(() => server.resizes.at(-1) === JSON.stringify({ Width: 132, Height: 43 }));
+    // What was queued stayed under the bound (2 MiB with the stdin before it), not all 100,001.
+    expect(server.resizes.length).toBeLessThan((2 * 1024 * 1024) / 37);
+    expect('exitCode' in (await done).result).toBe(true);
+  }, 20_000);
 
   it('passes on output that starts like the runtime\'s failure as it comes, byte-exact, with its exit code', async () => {
     // Like `grep -h "OCI runtime exec failed" big.log`: 5 MB of such lines, then a command that waits.
