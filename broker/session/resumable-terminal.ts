@@ -178,6 +178,7 @@ export class ResumableTerminal implements TerminalSide {
    */
   finish(reason: EndReason, line?: string): Promise<void> {
     this.inputAcks.cancel();
+    this.forgetHeldInput();
     if (reason.kind === 'exited' && !this.over) {
       return new Promise((resolve) => {
         this.ending = { reason, line, resolve };
@@ -263,6 +264,9 @@ export class ResumableTerminal implements TerminalSide {
     client.start({
       input: (data) => {
         if (!live()) return;
+        // The process is gone: nothing will read it, and holding it would grow without bound
+        // (the connection reads on while it delivers the end).
+        if (this.over || this.ending) return;
         if (!this.inputPaused && this.heldInput.length === 0) {
           this.passInput(data);
           return;

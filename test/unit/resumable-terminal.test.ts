@@ -154,6 +154,22 @@ describe('ResumableTerminal', () => {
     expect(relay.inputEnd).toHaveBeenCalledTimes(1);
   });
 
+  it('holds no input once the process has ended: what the connection reads while it delivers the end is dropped', async () => {
+    const a = new FakeClient();
+    a.closes = 'silently';
+    const t = make(a, 1_000);
+    const relay = relayEvents();
+    t.start(relay);
+    t.pauseInput();
+    a.events.input(Buffer.from('held before the end'));
+    void t.finish({ kind: 'exited', exitCode: 0 });
+    // A client that goes on sending (the connection reads on while the end is delivered).
+    for (let i = 0; i < 100; i++) a.events.input(Buffer.alloc(64 * 1024));
+    t.resumeInput();
+    expect(relay.input).not.toHaveBeenCalled();
+    expect(relay.inputEnd).not.toHaveBeenCalled();
+  });
+
   it('input held when the connection breaks is left to the client to send again: never passed twice', () => {
     const a = new FakeClient();
     const t = make(a);
