@@ -21,6 +21,11 @@ const STDIN_LOW_WATER_BYTES = 256 * 1024;
  * waits behind a stdin window of its own session that is merely full.
  */
 const RESIZE_WAIT_BYTES = 2 * STDIN_HIGH_WATER_BYTES;
+/**
+ * A session ended this soon after its upgrade, its command silent so far, may end before the
+ * kubelet has started the command: its clean-up looks again a moment later (see PodReaper).
+ */
+const LATE_START_WINDOW_MS = 5_000;
 const OCI_FAILURE = 'OCI runtime exec failed';
 /**
  * The most output held while it may be the runtime's failure. Docker writes that failure as one
@@ -77,6 +82,7 @@ export class KubeExecProcess implements ProcessSide {
   private inputCongested = false;
   private appliedSize = '';
   private wantedSize: { cols: number; rows: number } | undefined;
+  private readonly openedAt = performance.now();
   /** A size that waits for the queue to go down (see RESIZE_WAIT_BYTES). */
   private sizeWaiting = false;
   /** Input held while a resize settles (see RESIZE_SETTLE_MS); `endInput` waits behind it. */
@@ -121,7 +127,7 @@ export class KubeExecProcess implements ProcessSide {
     const command = wrapCommand({ cmd: spec.cmd, env: [...spec.env, sessionMark(spec.sessionId)], workdir: spec.workdir, stdinPump: pump, size: spec.tty ? spec.size : undefined });
     const ws = await openExecSocket(client, o, { command, tty: spec.tty, stdin: true }).catch((err: unknown) => {
       // The kubelet may have started the command and only the upgrade's answer been lost.
-      throw unanswered(err) ? withOpenCleanUp(err as EntryError, reaper.terminateUnanswered(o, spec.sessionId, spec.terminateGraceMs)) : err;
+      throw unanswered(err) ? withOpenCleanUp(err as EntryError, reaper.terminate(o, spec.sessionId, spec.terminateGraceMs, true)) : err;
     });
     negotiated.set(client, ws.protocol);
     const p = new KubeExecProcess(client, reaper, o, ws, pump);
@@ -355,7 +361,12 @@ export class KubeExecProcess implements ProcessSide {
     this.clearTimers();
     this.signals.close();
     this.ws.terminate();
-    await this.reaper.terminate(this.o, this.o.spec.sessionId, this.o.spec.terminateGraceMs);
+    await this.reaper.terminate(this.o, this.o.spec.sessionId, this.o.spec.terminateGraceMs, this.mayStartLate());
+  }
+
+  /** Whether the command may not have started yet: nothing heard from it, shortly after the upgrade. */
+  private mayStartLate(): boolean {
+    return !this.sawOutput && performance.now() - this.openedAt < LATE_START_WINDOW_MS;
   }
 
   private clearTimers(): void {
@@ -371,7 +382,7 @@ export class KubeExecProcess implements ProcessSide {
     this.clearTimers();
     this.signals.close();
     this.ws.terminate();
-    await this.reaper.terminate(this.o, this.o.spec.sessionId, this.o.spec.terminateGraceMs).catch(() => undefined);
+    await this.reaper.terminate(this.o, this.o.spec.sessionId, this.o.spec.terminateGraceMs, this.mayStartLate()).catch(() => undefined);
     this.events?.end({ error });
   }
 

@@ -15,8 +15,10 @@ import type { KubeClient } from './kube-client.js';
 const SCAN_CONCURRENCY = 8;
 
 /**
- * After an exec whose answer was lost, the scan runs again this much later: nothing tells when
- * the kubelet starts the command, milliseconds after the upgrade here but later on a loaded node.
+ * A session whose command may not have started yet (an exec whose answer was lost, one ended
+ * before it printed anything) is looked for again this much later when the first scan found
+ * nothing: nothing tells when the kubelet starts the command, milliseconds after the upgrade
+ * here but later on a loaded node.
  */
 const LATE_START_RECHECK_MS = 2_000;
 
@@ -54,19 +56,16 @@ export class PodReaper {
    * cluster cannot be reached, this fails at once (the session's end is not held up by an
    * outage) and the clean-up goes on in the background until the cluster answers again.
    */
-  terminate(t: ExecTarget, sessionId: string, graceMs: number): Promise<void> {
-    return cleanUpOrRetry(() => this.terminateOnce(t, sessionId, graceMs), unreachable, this.log, { cluster: this.client.cluster, session: sessionId, pod: `${t.namespace}/${t.pod}` });
+  terminate(t: ExecTarget, sessionId: string, graceMs: number, mayStartLate = false): Promise<void> {
+    return cleanUpOrRetry(() => this.terminateOnce(t, sessionId, graceMs, mayStartLate), unreachable, this.log, { cluster: this.client.cluster, session: sessionId, pod: `${t.namespace}/${t.pod}` });
   }
 
-  /** Ends what an exec whose answer was lost may have started: now, and again a moment later. */
-  async terminateUnanswered(t: ExecTarget, sessionId: string, graceMs: number): Promise<void> {
-    await this.terminate(t, sessionId, graceMs);
-    await sleep(LATE_START_RECHECK_MS);
-    await this.terminate(t, sessionId, graceMs);
-  }
-
-  private async terminateOnce(t: ExecTarget, sessionId: string, graceMs: number): Promise<void> {
-    const hupped = await this.signal(t, sessionId, 'HUP');
+  private async terminateOnce(t: ExecTarget, sessionId: string, graceMs: number, mayStartLate: boolean): Promise<void> {
+    let hupped = await this.signal(t, sessionId, 'HUP');
+    if (hupped === 0 && mayStartLate) {
+      await sleep(LATE_START_RECHECK_MS);
+      hupped = await this.signal(t, sessionId, 'HUP');
+    }
     if (hupped === 0) return;
     const deadline = Date.now() + graceMs;
     let wait = 20;

@@ -1,9 +1,11 @@
-import { spawn } from 'node:child_process';
+import { type ChildProcessByStdio, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { EventEmitter } from 'node:events';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PassThrough, type Readable, type Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocketServer } from 'ws';
 import type { ExecSpec } from '../../broker/backend/backend.js';
@@ -21,8 +23,41 @@ import { writeKubeconfig } from '../helpers/kubeconfig.js';
  * stderr on channels 1 and 2, the metav1.Status on 3, then close. Lets the v5 stdin close be
  * tested although the real cluster here (1.20) only offers v4.
  */
+type Child = ChildProcessByStdio<Writable, Readable, Readable>;
+
+/** A child process started once `when` resolves, behind a stand-in with the streams the fake uses at once. */
+function spawnLater(when: Promise<void> | undefined, command: string[]): Child {
+  if (!when) return spawn(command[0]!, command.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
+  const stand = Object.assign(new EventEmitter(), { stdin: new PassThrough(), stdout: new PassThrough(), stderr: new PassThrough() });
+  void when.then(() => {
+    const child = spawn(command[0]!, command.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
+    stand.stdin.pipe(child.stdin);
+    child.stdin.on('error', () => undefined);
+    child.stdout.pipe(stand.stdout);
+    child.stderr.pipe(stand.stderr);
+    child.on('exit', (code, signal) => stand.emit('exit', code, signal));
+  });
+  return stand as unknown as Child;
+}
+
+/** PIDs of this machine's processes whose environment carries `mark`. */
+function localMarked(mark: string): number[] {
+  const pids: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      if (readFileSync(`/proc/${name}/environ`, 'latin1').split('\0').includes(mark)) pids.push(Number(name));
+    } catch {
+      // Gone meanwhile, or not ours to read.
+    }
+  }
+  return pids;
+}
+
 function fakeApiserver(protocols: string[]) {
-  const seen: Array<{ protocol: string; command: string[]; token: string | undefined; closed: boolean; resizes: string[]; unpause: () => void }> = [];
+  let scanDone!: () => void;
+  const scanned = new Promise<void>((r) => (scanDone = r));
+  const seen: Array<{ protocol: string; command: string[]; token: string | undefined; closed: boolean; resizes: string[]; unpause: () => void; child: Child }> = [];
   const server: Server = createServer((req, res) => {
     res.writeHead(404).end();
   });
@@ -39,14 +74,19 @@ function fakeApiserver(protocols: string[]) {
     }
     wss.handleUpgrade(req, socket, head, (ws) => {
       const command = url.searchParams.getAll('command');
-      const entry = { protocol: ws.protocol, command, token: req.headers.authorization, closed: false, resizes: [] as string[], unpause: () => ws.resume() };
+      const entry = { protocol: ws.protocol, command, token: req.headers.authorization, closed: false, resizes: [] as string[], unpause: () => ws.resume(), child: undefined as unknown as Child };
       seen.push(entry);
       // Pod `slow` reads nothing until the test says so: a kubelet behind on its stream.
       if (url.pathname.includes('/pods/slow/')) ws.pause();
       // Pod `lingering` keeps the socket open after the status; `split` also sends the status in two messages.
       const split = url.pathname.includes('/pods/split/');
       const linger = split || url.pathname.includes('/pods/lingering/');
-      const child = spawn(command[0]!, command.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
+      // Pod `late` starts the command only once a reaper's scan has come and gone: a loaded
+      // node's kubelet, slower than the session's end.
+      const scan = command[3] === 'entry-reaper';
+      const child = spawnLater(url.pathname.includes('/pods/late/') && !scan ? scanned : undefined, command);
+      entry.child = child;
+      if (scan) child.on('exit', () => scanDone());
       child.stdin.on('error', () => undefined);
       const send = (ch: number, d: Buffer) => ws.send(Buffer.concat([Buffer.from([ch]), d]));
       // The kubelet sends an empty first message on each output channel.
@@ -216,6 +256,24 @@ describe.each([
     expect(calls).toEqual(['INT', 'TERM', 'INT']);
     expect((await done).result).toEqual({ exitCode: 0 });
   });
+
+  it('ends a command the kubelet starts only after its session ended, looking again a moment later', async () => {
+    const s = spec({ cmd: ['sleep', '1043'] });
+    const mark = `ENTRY_SESSION=${s.sessionId}`;
+    const p = await open(s, 'late');
+    const server = fake.seen.at(-1)!;
+    let exited = false;
+    server.child.once('exit', () => (exited = true));
+    p.start({ output: () => undefined, drain: () => undefined, end: () => undefined });
+    try {
+      await p.terminate();
+      // Started after the first look found nothing: ended by the second, not left running.
+      await until(() => exited, 1_000);
+      expect(localMarked(mark)).toEqual([]);
+    } finally {
+      for (const pid of localMarked(mark)) process.kill(pid, 'SIGKILL');
+    }
+  }, 15_000);
 
   it('bounds what a resize flood queues while the apiserver reads slowly, and sends the last size', async () => {
     // Ends by itself once it has read its first megabyte of what is written below.
