@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { type ServerOptions, WebSocketServer, type WebSocket } from 'ws';
+import { WebSocketServer, type WebSocket } from 'ws';
 import { ResponseType, utf8 } from '../../proto/codec.js';
 import { PING_INTERVAL_HEADER } from '../../proto/silence.js';
 import type { Identity } from '../auth/identity.js';
@@ -24,7 +24,7 @@ import { clientCertificateSubject } from './tls.js';
 import { applyWebCredentials, readUpgradeRequest, SUBPROTOCOL, type UpgradeRequest } from './credentials.js';
 import { type Framing, jsonFraming, protobufFraming } from './framing.js';
 import { FORWARDED_BY_HEADER, forwardUpgrade } from './forward.js';
-import { WS_CLOSE_TIMEOUT_MS, WsTerminal } from './ws-terminal.js';
+import { WsTerminal } from './ws-terminal.js';
 
 /** What the gateway knows of an admitted client, before its terminal is made. */
 interface Admitted {
@@ -88,18 +88,15 @@ export class Gateway {
   constructor(private readonly deps: GatewayDeps) {
     this.drainBegun = new Promise<never>((_, reject) => (this.beginDrain = reject));
     this.drainBegun.catch(() => undefined);
-    // ws takes `closeTimeout` (see WS_CLOSE_TIMEOUT_MS); its type definitions do not list it.
-    const options: ServerOptions & { closeTimeout: number } = {
+    this.wss = new WebSocketServer({
       noServer: true,
       // Messages up to four times the limit are read and refused with a CLOSE line saying why
       // (WsTerminal); beyond that ws cuts the connection itself (1009, no line).
       maxPayload: deps.config.limits.maxFrameBytes * 4,
       perMessageDeflate: false,
-      closeTimeout: WS_CLOSE_TIMEOUT_MS,
       // Never echo a credential-bearing subprotocol: pick ours or none.
       handleProtocols: (protocols) => (protocols.has(SUBPROTOCOL) ? SUBPROTOCOL : false),
-    };
-    this.wss = new WebSocketServer(options);
+    });
     // The ping interval, for clients that watch for a link gone silent without a resume ticket
     // to tell it them (a header: clients that do not know it read past it).
     const pingHeader = `${PING_INTERVAL_HEADER}: ${deps.config.limits.pingIntervalMs}`;

@@ -19,13 +19,6 @@ import { type KernelTcpState, kernelTcpView, type TcpEndpoints } from './tcp-vie
 const CLOSE_HANDSHAKE_MS = 5_000;
 /** How often `finish` looks at a client that is still reading its backlog. */
 const FINISH_CHECK_MS = 1_000;
-/**
- * ws drops a socket this long after `close()` whatever it is doing (its own default is 30 s): a
- * client reading a backlog of megabytes slowly is still there then. `finish` bounds every close
- * itself (the liveness rules, CLOSE_HANDSHAKE_MS once all has gone out) and a refusal has its own
- * 5 s, so ws's limit is set as far as a timer goes (2^31 − 1 ms, about 24 days).
- */
-export const WS_CLOSE_TIMEOUT_MS = 2 ** 31 - 1;
 const PING_CONTENT = utf8('ping');
 /**
  * What a client may send before its process starts (typed-ahead keys, a paste, the first of
