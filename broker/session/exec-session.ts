@@ -150,6 +150,12 @@ export async function runExecSession(upgrade: AdmittedSession, deps: ExecSession
       openCleanUp = openCleanedUp(err);
       const error = isEntryError(err) ? err : new EntryError('ENTRY_INTERNAL', undefined, { cause: err });
       const reason: EndReason = { kind: 'failed', error };
+      // The slot is free once the refusal is decided, as for any end (see onEnding): neither the
+      // client reading it nor the clean-up of a failed open holds it.
+      if (registered) {
+        registered = false;
+        void deps.registry.remove(identity.user, sessionId);
+      }
       await terminal.finish(reason);
       deps.log.info('session refused', { ...fields, code: error.code, reason: error.message });
       for (const o of deps.observers) o.refused?.({ id: sessionId, user: identity.user, source: upgrade.remoteAddress, ...target, container: container.id, host: container.host, code: error.code, reason: error.message });
@@ -265,16 +271,9 @@ export async function runExecSession(upgrade: AdmittedSession, deps: ExecSession
     // are over hands what is left in its ledger to the others. An open that failed left no process
     // (Docker and Kubernetes fail before the process runs, but for a link broken in between,
     // whose clean-up the session waits for).
-    if (openCleanUp) {
-      // The slot is free once the refusal is decided, as for any end (see onEnding).
-      if (registered) {
-        registered = false;
-        void deps.registry.remove(identity.user, sessionId);
-      }
-      if (!(await openCleanUp)) {
-        terminateFailed = true;
-        deps.log.warn('could not end what the failed start may have left running', { ...fields, ledger: ledgerEntry ? 'kept' : 'none' });
-      }
+    if (openCleanUp && !(await openCleanUp)) {
+      terminateFailed = true;
+      deps.log.warn('could not end what the failed start may have left running', { ...fields, ledger: ledgerEntry ? 'kept' : 'none' });
     }
     if (ledgerEntry) await deps.leftovers?.ended(ledgerEntry, !terminateFailed);
     settle(outcome);
