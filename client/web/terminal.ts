@@ -414,14 +414,21 @@ class TerminalSession implements TerminalHandle {
       if (this.ws !== ws) return;
       this.ws = undefined;
       this.outputAcks.cancel();
-      // Broken, not ended (no CLOSE): the broker keeps the session for its grace period.
-      if (!closeMessage && this.ticket && (opened || this.lostAt > 0)) {
+      // Broken, not ended (no CLOSE): the broker keeps the session for its grace period. Once
+      // EXIT has come, all the output came before it and the status is known: only the CLOSE is
+      // missing, and there is nothing to resume for (as the CLI does).
+      if (!closeMessage && exitCode === undefined && this.ticket && (opened || this.lostAt > 0)) {
         this.startResuming();
         return;
       }
       this.stopResuming();
       if (closeMessage) {
         this.finish({ code: closeMessage.code, exitCode, message: closeMessage.text, closeCode: event.code }, '');
+        return;
+      }
+      if (exitCode !== undefined) {
+        const message = `exited with code ${exitCode}`;
+        this.finish({ code: '', exitCode, message, closeCode: event.code }, `\r\n${message}\r\n`);
         return;
       }
       // Browsers hide why an upgrade failed (refused origin, HTTP error): say what we know.
