@@ -381,9 +381,14 @@ export class WsTerminal implements ClientTerminal {
       this.ws.send(this.framing.encode(ResponseType.EXIT, utf8(String(reason.exitCode))), { binary: true });
     }
     const code = reason.kind === 'failed' && this.options.protocol2 ? reason.error.code : '';
-    this.ws.send(this.framing.encode(ResponseType.CLOSE, utf8(line ?? closeLine(reason)), code), { binary: true });
-    // ws sends the close frame after everything queued before it: no output is lost, as long
-    // as the socket is not dropped while the client still reads its backlog.
+    // The close frame goes once the CLOSE message has left ws's own queue (at once, unless the
+    // client reads slowly): ws drops a socket 30 s after `close()` whatever is still queued, and
+    // a client still reading a backlog ws holds would lose its end. Until then the socket is
+    // open, under the same liveness rules as the session (checkPeer, below).
+    this.ws.send(this.framing.encode(ResponseType.CLOSE, utf8(line ?? closeLine(reason)), code), { binary: true }, (err) => {
+      if (err || this.closed) return;
+      this.ws.close(closeCodeOf(reason), closeReasonText(reason));
+    });
     await new Promise<void>((resolve) => {
       let handshakeDue = 0;
       const reading = new ReadingProgress();
@@ -418,7 +423,6 @@ export class WsTerminal implements ClientTerminal {
         resolve();
       });
       this.ws.resume();
-      this.ws.close(closeCodeOf(reason), closeReasonText(reason));
     });
   }
 
