@@ -14,6 +14,9 @@ export function aliveMarkMs(sessionTtlMs: number): number {
   return 4 * sessionTtlMs;
 }
 
+/** An entry as the store held it, and read. */
+type Claimed = { entry: LedgerEntry; text: string };
+
 /** Renewals of the alive mark per its lifetime (see aliveMarkMs). */
 const RENEWALS_PER_MARK = 12;
 
@@ -124,7 +127,7 @@ export class StoreLedger implements SessionLedger {
       });
       this.readOwnLedger = false;
     }
-    const entries: Array<{ entry: LedgerEntry; text: string }> = [];
+    const entries: Claimed[] = [];
     for (const text of raw) {
       const entry = parseEntry(text);
       if (!entry) {
@@ -146,8 +149,8 @@ export class StoreLedger implements SessionLedger {
    * again at a later sweep if it is gone by then. Once it reaches the store it renews its mark
    * and writes its ledger again (see markAlive).
    */
-  private async withoutLiveHolders(claimed: Array<{ entry: LedgerEntry; text: string }>): Promise<LedgerEntry[]> {
-    const byHolder = new Map<string, { holder: LedgerHolder; entries: Array<{ entry: LedgerEntry; text: string }> }>();
+  private async withoutLiveHolders(claimed: Claimed[]): Promise<LedgerEntry[]> {
+    const byHolder = new Map<string, { holder: LedgerHolder; entries: Claimed[] }>();
     const orphans: LedgerEntry[] = [];
     for (const c of claimed) {
       const h = c.entry.holder;
