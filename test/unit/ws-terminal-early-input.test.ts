@@ -1,7 +1,7 @@
-import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { WebSocket, WebSocketServer } from 'ws';
+import type { WebSocketServer } from 'ws';
 import { encodeRequest, RequestType } from '../../proto/codec.js';
+import { wsPair } from './helpers/ws-pair.js';
 import { EARLY_INPUT_HIGH_WATER_BYTES, WsTerminal } from '../../broker/transport/ws-terminal.js';
 
 const CHUNK = 64 * 1024;
@@ -12,12 +12,9 @@ describe('input that arrives before the process starts', () => {
   afterEach(() => new Promise<void>((r) => (wss ? wss.close(() => r()) : r())));
 
   it('is held up to its bound, then waits in the client, and all of it reaches the process in order once it starts', async () => {
-    wss = new WebSocketServer({ port: 0, host: '127.0.0.1', perMessageDeflate: false });
-    await new Promise((r) => wss!.once('listening', r));
-    const accepted = new Promise<WebSocket>((r) => wss!.once('connection', r));
-    const client = new WebSocket(`ws://127.0.0.1:${(wss.address() as AddressInfo).port}`, { perMessageDeflate: false });
-    await new Promise((r) => client.once('open', r));
-    const server = await accepted;
+    const pair = await wsPair({ perMessageDeflate: false });
+    wss = pair.wss;
+    const { client, server } = pair;
     const terminal = new WsTerminal(server, { protocol2: true, tty: false });
     try {
       // Each chunk carries its own number, so order and completeness can be checked.

@@ -1,9 +1,9 @@
-import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { WebSocket, WebSocketServer } from 'ws';
+import type { WebSocketServer } from 'ws';
 import { encodeRequest, RequestType, utf8 } from '../../proto/codec.js';
 import type { EntryError } from '../../broker/errors.js';
 import type { FaultSite } from '../../broker/fault.js';
+import { wsPair } from './helpers/ws-pair.js';
 import { WsTerminal } from '../../broker/transport/ws-terminal.js';
 
 describe('a fault in a socket event handler', () => {
@@ -11,12 +11,9 @@ describe('a fault in a socket event handler', () => {
   afterEach(() => new Promise<void>((r) => (wss ? wss.close(() => r()) : r())));
 
   it('stays with its session: reported, the session ends with ENTRY_INTERNAL, nothing reaches the process', async () => {
-    wss = new WebSocketServer({ port: 0, host: '127.0.0.1' });
-    await new Promise((r) => wss!.once('listening', r));
-    const accepted = new Promise<WebSocket>((r) => wss!.once('connection', r));
-    const client = new WebSocket(`ws://127.0.0.1:${(wss.address() as AddressInfo).port}`);
-    await new Promise((r) => client.once('open', r));
-    const server = await accepted;
+    const pair = await wsPair();
+    wss = pair.wss;
+    const { client, server } = pair;
     const faults: Array<{ where: FaultSite; err: unknown }> = [];
     const terminal = new WsTerminal(server, { protocol2: true, tty: false, fault: (where, err) => faults.push({ where, err }) });
     const ended = new Promise<EntryError | undefined>((resolve) =>

@@ -1,8 +1,8 @@
-import type { AddressInfo } from 'node:net';
 import type { Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { WebSocket, WebSocketServer, type ServerOptions } from 'ws';
+import type { WebSocketServer } from 'ws';
 import { decodeResponse, ResponseType } from '../../proto/codec.js';
+import { wsPair } from './helpers/ws-pair.js';
 import { WsTerminal } from '../../broker/transport/ws-terminal.js';
 
 /**
@@ -15,14 +15,9 @@ describe("a session's end to a client that reads slowly", () => {
   afterEach(() => new Promise<void>((r) => (wss ? wss.close(() => r()) : r())));
 
   it('reaches the client whole, EXIT and CLOSE last, though it reads nothing for longer than ws waits after a close', async () => {
-    // ws takes `closeTimeout`; its type definitions do not list it.
-    const options: ServerOptions & { closeTimeout: number } = { port: 0, host: '127.0.0.1', closeTimeout: 300 };
-    wss = new WebSocketServer(options);
-    await new Promise((r) => wss!.once('listening', r));
-    const accepted = new Promise<WebSocket>((r) => wss!.once('connection', r));
-    const client = new WebSocket(`ws://127.0.0.1:${(wss.address() as AddressInfo).port}`);
-    await new Promise((r) => client.once('open', r));
-    const server = await accepted;
+    const pair = await wsPair({ closeTimeout: 300 });
+    wss = pair.wss;
+    const { client, server } = pair;
     const messages: Array<{ type: number; bytes: number }> = [];
     client.on('message', (data: Buffer) => {
       const m = decodeResponse(data);
