@@ -160,6 +160,7 @@ export class EntryBroker {
       pingIntervalMs: config.limits.pingIntervalMs,
       startTimeoutMs: config.limits.startTimeoutMs,
       terminateGraceMs: config.limits.killGraceMs,
+      openTimeoutMs: config.limits.openTimeoutMs,
       idleTimeoutMs: config.limits.idleTimeoutMs,
       maxSessionMs: config.limits.maxSessionMs,
       resumeGraceMs: config.limits.resumeGraceMs,

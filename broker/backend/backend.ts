@@ -31,6 +31,8 @@ export interface ExecSpec {
   size: { cols: number; rows: number } | undefined;
   /** SIGHUP → SIGKILL grace when the session ends without the process. */
   terminateGraceMs: number;
+  /** The engine or cluster must have started the process within this, else the open fails. */
+  openTimeoutMs: number;
   /** A container inside a multi-container target (a pod); '' = the target's default. */
   container: string;
 }

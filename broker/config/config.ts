@@ -45,6 +45,7 @@ export interface BrokerConfig {
     resumeGraceMs: number;
     maxFrameBytes: number;
     startTimeoutMs: number;
+    openTimeoutMs: number;
     idleTimeoutMs: number;
     maxSessionMs: number;
     maxSessions: number;
@@ -337,6 +338,7 @@ export function parseConfig(raw: RawSettings): BrokerConfig {
       resumeGraceMs: int(raw, 'resume-grace', 0, 86_400_000),
       maxFrameBytes: int(raw, 'max-frame', 1024, 64 * 1024 * 1024),
       startTimeoutMs: int(raw, 'start-timeout', 100, 600_000),
+      openTimeoutMs: int(raw, 'open-timeout', 100, 600_000),
       idleTimeoutMs: int(raw, 'idle-timeout', 0, 30 * 86_400_000),
       maxSessionMs: int(raw, 'max-session', 0, 30 * 86_400_000),
       maxSessions: int(raw, 'max-sessions', 1, 1_000_000),

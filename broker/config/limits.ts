@@ -47,6 +47,14 @@ export const DEFAULT_MAX_FRAME_BYTES = 1024 * 1024;
 export const DEFAULT_START_TIMEOUT_MS = 10_000;
 
 /**
+ * --open-timeout: how long the engine or the cluster has to start a session's process (exec
+ * create and start, or the pods/exec upgrade). They answer in tens of milliseconds, seconds when
+ * loaded; an engine stuck on a container's lock never answers, and the client would wait with it.
+ * 30 s is client-go's own bound on the exec upgrade.
+ */
+export const DEFAULT_OPEN_TIMEOUT_MS = 30_000;
+
+/**
  * Output high-water mark: Docker output is paused while this much is queued on a client's
  * socket. 1 MiB keeps a fast link busy (≈ 8 ms at 1 Gbit/s) while bounding a stalled client.
  */

@@ -18,6 +18,7 @@ import {
   DEFAULT_RECORDING_RETENTION_DAYS,
   DEFAULT_RESUME_GRACE_MS,
   DEFAULT_SESSION_TTL_MS,
+  DEFAULT_OPEN_TIMEOUT_MS,
   DEFAULT_START_TIMEOUT_MS,
   DEFAULT_STALL_TIMEOUT_MS,
   DEFAULT_TCP_KEEPALIVE_MS,
@@ -116,6 +117,12 @@ export const SETTINGS = {
   'tcp-keepalive': { type: 'number', arg: 'MS', default: DEFAULT_TCP_KEEPALIVE_MS, description: 'kernel keepalive probes on client sockets after this much silence; `0` off' },
   'max-frame': { type: 'number', arg: 'BYTES', default: DEFAULT_MAX_FRAME_BYTES, description: 'largest client message (close 1009 beyond)' },
   'start-timeout': { type: 'number', arg: 'MS', default: DEFAULT_START_TIMEOUT_MS, description: 'time a protocol-2 client has to send START' },
+  'open-timeout': {
+    type: 'number',
+    arg: 'MS',
+    default: DEFAULT_OPEN_TIMEOUT_MS,
+    description: "time the engine or cluster has to start a session's process, else `ENTRY_DOCKER_UNAVAILABLE` or `ENTRY_CLUSTER_UNAVAILABLE` (what it may have started is ended)",
+  },
   'allowed-origin': { type: 'string', array: true, arg: 'ORIGIN…', shown: 'same origin only', description: 'Origins allowed on browser upgrades' },
   'oidc-issuer': { type: 'string', arg: 'URL', description: 'the OIDC provider `enter login` uses (https; http only on loopback), told to clients by `GET /api/config`' },
   'oidc-client-id': {

@@ -79,18 +79,26 @@ export class DockerExecProcess implements ProcessSide {
 
   private async open(): Promise<void> {
     const o = this.options;
+    // Both calls share one deadline: an engine that takes a call and never answers it must not
+    // hold the client (and its slot) for good.
+    const deadline = new AbortController();
+    const timer = setTimeout(() => deadline.abort(), o.openTimeoutMs);
+    const failure = (err: unknown) =>
+      deadline.signal.aborted ? new EntryError('ENTRY_DOCKER_UNAVAILABLE', `starting exec: the engine gave no answer within ${o.openTimeoutMs} ms`, { cause: err }) : dockerFailure(err, 'starting exec');
     try {
-      this.exec = await this.docker.getContainer(o.containerId).exec(execCreateOptions(o));
-    } catch (err) {
-      throw dockerFailure(err, 'starting exec');
-    }
-    try {
-      this.socket = (await this.exec.start({ hijack: true, stdin: true, Tty: o.tty })) as Socket;
-    } catch (err) {
-      const failure = dockerFailure(err, 'starting exec');
-      if (!unanswered(err)) throw failure;
-      // The engine may have started the process and only its answer been lost.
-      throw withOpenCleanUp(failure, this.terminate());
+      try {
+        this.exec = await this.docker.getContainer(o.containerId).exec({ ...execCreateOptions(o), abortSignal: deadline.signal });
+      } catch (err) {
+        throw failure(err);
+      }
+      try {
+        this.socket = (await this.exec.start({ hijack: true, stdin: true, Tty: o.tty, abortSignal: deadline.signal })) as Socket;
+      } catch (err) {
+        // The engine may have started the process and only its answer been lost (or not come).
+        throw unanswered(err) ? withOpenCleanUp(failure(err), this.terminate()) : failure(err);
+      }
+    } finally {
+      clearTimeout(timer);
     }
     // From here until start() the session awaits other work (the session store): a reset in
     // between must not be an uncaught 'error' (Node drops its own listener on the upgrade). It

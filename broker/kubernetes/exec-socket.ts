@@ -1,5 +1,6 @@
 import type { ClientRequest, IncomingMessage } from 'node:http';
 import WebSocket from 'ws';
+import { DEFAULT_OPEN_TIMEOUT_MS } from '../config/limits.js';
 import { EntryError, ignoreError } from '../errors.js';
 import { failureText, httpError, isUnreachable, type KubeClient, readBody } from './kube-client.js';
 
@@ -27,8 +28,6 @@ export interface ExecSocketOptions {
   timeoutMs?: number;
 }
 
-const OPEN_TIMEOUT_MS = 30_000;
-
 export function execPath(t: ExecTarget, o: ExecSocketOptions): string {
   const q = new URLSearchParams();
   for (const c of o.command) q.append('command', c);
@@ -52,6 +51,7 @@ export async function openExecSocket(client: KubeClient, t: ExecTarget, o: ExecS
   });
   const url = (client.server + execPath(t, o)).replace(/^http/, 'ws');
   const where = `${t.namespace}/${t.pod}`;
+  const timeoutMs = o.timeoutMs ?? DEFAULT_OPEN_TIMEOUT_MS;
   return client.timed(
     'exec',
     new Promise<WebSocket>((resolve, reject) => {
@@ -59,7 +59,7 @@ export async function openExecSocket(client: KubeClient, t: ExecTarget, o: ExecS
         ...base,
         headers: base.headers,
         perMessageDeflate: false,
-        handshakeTimeout: o.timeoutMs ?? OPEN_TIMEOUT_MS,
+        handshakeTimeout: timeoutMs,
         // The same bound client-go's stream reader has no need of: output frames are small.
         maxPayload: 64 * 1024 * 1024,
       });
@@ -83,8 +83,9 @@ export async function openExecSocket(client: KubeClient, t: ExecTarget, o: ExecS
         );
       });
       ws.on('error', (err) => {
-        const error =
-          isUnreachable(err) || /handshake has timed out/i.test(err.message)
+        const error = /handshake has timed out/i.test(err.message)
+          ? new EntryError('ENTRY_CLUSTER_UNAVAILABLE', `exec in ${where}: cluster ${client.cluster} gave no answer within ${timeoutMs} ms`, { cause: err })
+          : isUnreachable(err)
             ? new EntryError('ENTRY_CLUSTER_UNAVAILABLE', `cluster ${client.cluster} unreachable: ${failureText(err)}`, { cause: err })
             : new EntryError('ENTRY_EXEC_FAILED', `exec in ${where}: ${failureText(err)}`, { cause: err });
         if (sent) UNANSWERED.add(error);

@@ -24,6 +24,7 @@ export interface ExecSessionDeps {
   pingIntervalMs: number;
   startTimeoutMs: number;
   terminateGraceMs: number;
+  openTimeoutMs: number;
   idleTimeoutMs: number;
   maxSessionMs: number;
   /** How long a resumable session whose connection broke is kept; 0: resume off. */
@@ -145,6 +146,7 @@ export async function runExecSession(upgrade: AdmittedSession, deps: ExecSession
         workdir: plan.workdir,
         size: plan.size,
         terminateGraceMs: deps.terminateGraceMs,
+        openTimeoutMs: deps.openTimeoutMs,
       }).finally(() => recorded);
     } catch (err) {
       openCleanUp = openCleanedUp(err);

@@ -42,6 +42,7 @@ describe('an exec stream reset before the session starts', () => {
       workdir: '',
       size: undefined,
       terminateGraceMs: 300,
+      openTimeoutMs: 30_000,
     });
     await eventually(async () => (await containerProcesses(containerId)).some((a) => a.trim() === 'sleep 1005'), 'the command running');
     proxy.cut();

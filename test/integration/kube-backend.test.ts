@@ -86,6 +86,7 @@ describe.skipIf(!kubeClusterPossible())('the Kubernetes backend against a real c
     workdir: '',
     size: undefined,
     terminateGraceMs: 1_000,
+    openTimeoutMs: 30_000,
     container: '',
     ...over,
   });

@@ -28,6 +28,7 @@ describe('parseConfig', () => {
       resumeGraceMs: 60_000,
       maxFrameBytes: 1024 * 1024,
       startTimeoutMs: 10_000,
+      openTimeoutMs: 30_000,
       idleTimeoutMs: 4 * 3600_000,
       maxSessionMs: 0,
       maxSessions: 2000,

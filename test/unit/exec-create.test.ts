@@ -11,6 +11,7 @@ const base: ExecOptions = {
   workdir: '',
   size: { cols: 101, rows: 33 },
   terminateGraceMs: 1000,
+  openTimeoutMs: 30_000,
 };
 
 describe('the exec-create body', () => {

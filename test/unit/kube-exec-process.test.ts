@@ -72,6 +72,12 @@ function fakeApiserver(protocols: string[]) {
       socket.end(`HTTP/1.1 403 Forbidden\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body}`);
       return;
     }
+    // Pod `silent` takes the upgrade and never answers it (a kubelet stuck on its runtime); its
+    // reaper's scans are answered.
+    if (url.pathname.includes('/pods/silent/') && url.searchParams.getAll('command')[3] !== 'entry-reaper') {
+      setTimeout(() => socket.destroy(), 5_000).unref();
+      return;
+    }
     wss.handleUpgrade(req, socket, head, (ws) => {
       const command = url.searchParams.getAll('command');
       const entry = { protocol: ws.protocol, command, token: req.headers.authorization, closed: false, resizes: [] as string[], unpause: () => ws.resume(), child: undefined as unknown as Child };
@@ -154,6 +160,7 @@ const spec = (over: Partial<ExecSpec>): ExecSpec => ({
   workdir: '',
   size: undefined,
   terminateGraceMs: 500,
+  openTimeoutMs: 30_000,
   container: '',
   ...over,
 });
@@ -343,6 +350,14 @@ describe.each([
     );
     expect(err).toMatchObject({ code: 'ENTRY_EXEC_FAILED', message: expect.stringContaining(`printed more than ${COLLECT_MAX_BYTES} bytes`) });
     expect(Date.now() - t0).toBeLessThan(4_000);
+  });
+
+  it('gives up on an upgrade the apiserver never answers after the open timeout, and says so', async () => {
+    const started = Date.now();
+    const err = await open(spec({ openTimeoutMs: 300 }), 'silent').catch((e: unknown) => e as EntryError);
+    expect(err).toMatchObject({ code: 'ENTRY_CLUSTER_UNAVAILABLE', message: 'kubernetes cluster unreachable: exec in ns/silent: cluster fake gave no answer within 300 ms' });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(290);
+    expect(Date.now() - started).toBeLessThan(3_000);
   });
 
   it('refuses a user, and tells an identity without pods/exec why', async () => {

@@ -14,6 +14,7 @@ const READ: Partial<Record<SettingName, (c: BrokerConfig) => number | boolean>> 
   'resume-grace': (c) => c.limits.resumeGraceMs,
   'max-frame': (c) => c.limits.maxFrameBytes,
   'start-timeout': (c) => c.limits.startTimeoutMs,
+  'open-timeout': (c) => c.limits.openTimeoutMs,
   'idle-timeout': (c) => c.limits.idleTimeoutMs,
   'max-session': (c) => c.limits.maxSessionMs,
   'max-sessions': (c) => c.limits.maxSessions,
