@@ -7,7 +7,7 @@ import { type DockerCallObserver, instrumentDocker } from './call-timing.js';
 import { dockerClientOptions } from './client-options.js';
 import type { ProcessSide } from '../session/types.js';
 import { ContainerIndex, type IndexedContainer, type IndexTiming, listLabelled, targetOf } from './container-index.js';
-import { disconnectDocker, dockerFailure } from './engine.js';
+import { answerInTime, disconnectDocker, dockerFailure } from './engine.js';
 import { DockerExecProcess } from './exec-process.js';
 import { connectHosts, type DockerHost } from './hosts.js';
 import { openContainerLogs } from './logs-process.js';
@@ -127,7 +127,7 @@ export class DockerBackend implements Backend {
     if (!host) throw new EntryError('ENTRY_NOT_FOUND', `no docker host named ${JSON.stringify(place.host)} is configured`);
     let running: boolean;
     try {
-      running = (await host.docker.getContainer(place.id).inspect()).State?.Running === true;
+      running = (await host.docker.getContainer(place.id).inspect(answerInTime())).State?.Running === true;
     } catch (err) {
       const failure = dockerFailure(err, 'inspecting a container');
       if (failure.code === 'ENTRY_CONTAINER_GONE') return false;

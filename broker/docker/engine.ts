@@ -61,6 +61,19 @@ export function connectDocker(host: string | undefined, client: DockerClientOpti
 }
 
 /**
+ * The longest wait for an Engine API call that answers at once (inspect, resize): a few
+ * milliseconds, seconds on a loaded engine. An engine stuck on a container's lock never
+ * answers; without a bound the session waiting on it (for an exit code, a PID to end, a resize
+ * holding input back) and the clean-up slot it holds would wait with it for good.
+ */
+export const ENGINE_CALL_TIMEOUT_MS = 10_000;
+
+/** Options that abort a call after ENGINE_CALL_TIMEOUT_MS (dockerode passes `abortSignal` on). */
+export function answerInTime(): { abortSignal: AbortSignal } {
+  return { abortSignal: AbortSignal.timeout(ENGINE_CALL_TIMEOUT_MS) };
+}
+
+/**
  * Whether a failed call may have been carried out: it went out (the engine was reached) and no
  * answer came back, as when the link breaks in between.
  */
@@ -75,6 +88,7 @@ export function dockerFailure(err: unknown, what: string): EntryError {
   if (e.code === 'ECONNREFUSED' || e.code === 'ENOENT' || e.code === 'ECONNRESET' || e.code === 'EPIPE' || e.code === 'ETIMEDOUT') {
     return new EntryError('ENTRY_DOCKER_UNAVAILABLE', `${what}: ${e.code}`, { cause: err });
   }
+  if (e.code === 'ABORT_ERR') return new EntryError('ENTRY_DOCKER_UNAVAILABLE', `${what}: the engine gave no answer in time`, { cause: err });
   const detail = e.json?.message ?? e.message ?? String(err);
   if (e.statusCode === 404) return new EntryError('ENTRY_CONTAINER_GONE', detail, { cause: err });
   if (e.statusCode === 409) return new EntryError('ENTRY_NOT_RUNNING', detail, { cause: err });

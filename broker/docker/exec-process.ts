@@ -5,7 +5,7 @@ import { EXIT_CODE_WAIT_MS, RESIZE_RETRIES, RESIZE_RETRY_STEP_MS } from '../conf
 import { EntryError } from '../errors.js';
 import type { OutputStream, ProcessEvents, ProcessSide } from '../session/types.js';
 import { DockerDemuxer } from './demux.js';
-import { dockerFailure, unanswered } from './engine.js';
+import { answerInTime, dockerFailure, unanswered } from './engine.js';
 import { execCreateOptions, type ExecOptions } from './exec-create.js';
 import { withOpenCleanUp } from '../backend/open-clean-up.js';
 import { SignalLane, signalName } from '../backend/signal-lane.js';
@@ -240,7 +240,7 @@ export class DockerExecProcess implements ProcessSide {
     while (Date.now() < deadline) {
       let info: Docker.ExecInspectInfo;
       try {
-        info = await this.reaper.limited(() => this.exec.inspect());
+        info = await this.reaper.limited(() => this.exec.inspect(answerInTime()));
       } catch {
         return;
       }
@@ -271,7 +271,7 @@ export class DockerExecProcess implements ProcessSide {
         let ok = false;
         for (let attempt = 1; attempt <= RESIZE_RETRIES && !this.finished; attempt++) {
           try {
-            await this.exec.resize({ h: want.rows, w: want.cols });
+            await this.exec.resize({ h: want.rows, w: want.cols, ...answerInTime() });
             ok = true;
             break;
           } catch {
@@ -310,7 +310,7 @@ export class DockerExecProcess implements ProcessSide {
    */
   private ensureHostPid(): Promise<number> {
     if (this.hostPid > 0) return Promise.resolve(this.hostPid);
-    this.hostPidLookup ??= this.exec.inspect().then(
+    this.hostPidLookup ??= this.exec.inspect(answerInTime()).then(
       (info) => (this.hostPid = info.Pid || 0),
       // Gone or unreachable: the reaper falls back to asking inside the container.
       () => 0,
@@ -333,7 +333,7 @@ export class DockerExecProcess implements ProcessSide {
     let wait = 2;
     for (;;) {
       try {
-        const info = await this.exec.inspect();
+        const info = await this.exec.inspect(answerInTime());
         if (!info.Running && info.ExitCode !== null && info.ExitCode !== undefined) {
           // An exec killed because its container stopped is the container's story, not the command's.
           if (await this.containerStopping(info.ExitCode)) return { error: new EntryError('ENTRY_CONTAINER_GONE') };
@@ -377,7 +377,7 @@ export class DockerExecProcess implements ProcessSide {
 
   private async containerState(): Promise<'running' | 'stopped' | 'unknown'> {
     try {
-      const info = await this.docker.getContainer(this.options.containerId).inspect();
+      const info = await this.docker.getContainer(this.options.containerId).inspect(answerInTime());
       return info.State.Running ? 'running' : 'stopped';
     } catch (err) {
       // A container that no longer exists has stopped; an engine that does not answer says nothing.

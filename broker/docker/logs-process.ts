@@ -1,7 +1,7 @@
 import type Docker from 'dockerode';
 import { type LogStream, LogStreamProcess } from '../backend/log-stream-process.js';
 import { DockerDemuxer } from './demux.js';
-import { dockerFailure } from './engine.js';
+import { answerInTime, dockerFailure } from './engine.js';
 
 /** How much history /attach replays before following, like `docker logs --tail`. */
 const ATTACH_TAIL_LINES = 100;
@@ -13,7 +13,7 @@ const ATTACH_TAIL_LINES = 100;
 export async function openContainerLogs(docker: Docker, containerId: string): Promise<LogStreamProcess> {
   try {
     const container = docker.getContainer(containerId);
-    const inspect = await container.inspect();
+    const inspect = await container.inspect(answerInTime());
     const stream = (await container.logs({ follow: true, stdout: true, stderr: true, tail: ATTACH_TAIL_LINES })) as unknown as LogStream;
     if (inspect.Config.Tty) return new LogStreamProcess(stream);
     return new LogStreamProcess(stream, (emit) => {

@@ -5,7 +5,7 @@ import { Limiter, nextTurn, Pacer } from '../backend/pacing.js';
 import { sessionMark } from '../backend/session-mark.js';
 import { EntryError, isEntryError } from '../errors.js';
 import { createLogger, type Logger } from '../log.js';
-import { dockerFailure } from './engine.js';
+import { answerInTime, dockerFailure } from './engine.js';
 import { signalViaExec } from './exec-scan.js';
 import { isNamespaceInit, ProcReader, scanPidsWithMark, treePidsWithMark } from './proc-walk.js';
 
@@ -136,7 +136,7 @@ export class ProcessReaper {
       pending = (async () => {
         let initPid = 0;
         try {
-          initPid = (await this.docker.getContainer(containerId).inspect()).State?.Pid ?? 0;
+          initPid = (await this.docker.getContainer(containerId).inspect(answerInTime())).State?.Pid ?? 0;
         } catch {
           return 0;
         }

@@ -19,8 +19,11 @@ export class TcpProxy {
   port = 0;
   /** Connections accepted so far. */
   accepted = 0;
-  /** Called with each chunk a client sends, before it goes on (on links already open too). */
-  tap: ((chunk: Buffer) => void) | undefined;
+  /**
+   * Called with each chunk a client sends, before it goes on (on links already open too);
+   * `hold` freezes that one link once the chunk has gone on (see `freeze`).
+   */
+  tap: ((chunk: Buffer, hold: () => void) => void) | undefined;
 
   constructor(private target: string) {}
 
@@ -50,7 +53,7 @@ export class TcpProxy {
       const { protocol, hostname, port, pathname } = new URL(this.target);
       const upstream = protocol === 'unix:' ? connect(pathname) : connect(Number(port), hostname);
       if (protocol === 'unix:') this.pipes.add(upstream);
-      client.on('data', (chunk: Buffer) => this.tap?.(chunk));
+      client.on('data', (chunk: Buffer) => this.tap?.(chunk, () => setImmediate(() => this.hold([client, upstream]))));
       for (const s of [client, upstream]) {
         this.links.add(s);
         s.on('error', () => undefined);
@@ -70,12 +73,16 @@ export class TcpProxy {
    * silently: neither end learns of it from the proxy. New connections go through.
    */
   freeze(): void {
-    for (const s of this.links) {
+    this.hold([...this.links]);
+  }
+
+  private hold(sockets: Socket[]): void {
+    for (const s of sockets) {
+      if (!this.links.delete(s)) continue;
       s.unpipe();
       s.pause();
       this.frozen.add(s);
     }
-    this.links.clear();
   }
 
   /** New connections for `ms` are accepted and never answered (nor closed, until `cut` or `stop`). */
