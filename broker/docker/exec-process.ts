@@ -264,22 +264,25 @@ export class DockerExecProcess implements ProcessSide {
     this.resizing = true;
     try {
       for (;;) {
-        const want = this.desiredSize;
-        if (!want || this.finished) return;
-        const key = `${want.cols}x${want.rows}`;
-        if (key === this.appliedSize) return;
-        let ok = false;
+        if (!this.desiredSize || this.finished) return;
+        if (sizeKey(this.desiredSize) === this.appliedSize) return;
+        let applied: string | undefined;
         for (let attempt = 1; attempt <= RESIZE_RETRIES && !this.finished; attempt++) {
+          // Each try sends the latest size: one asked for during the retries is not left behind.
+          const want = this.desiredSize;
           try {
             await this.exec.resize({ h: want.rows, w: want.cols, ...answerInTime() });
-            ok = true;
+            applied = sizeKey(want);
             break;
-          } catch {
+          } catch (err) {
+            // Only a refusal is retried (the exec not running yet); an engine that does not
+            // answer would hold the input queued behind the resize for every try.
+            if ((err as { statusCode?: number }).statusCode === undefined) return;
             await sleep(RESIZE_RETRY_STEP_MS * attempt);
           }
         }
-        if (!ok) return;
-        this.appliedSize = key;
+        if (applied === undefined) return;
+        this.appliedSize = applied;
       }
     } finally {
       this.resizing = false;
@@ -384,6 +387,10 @@ export class DockerExecProcess implements ProcessSide {
       return (err as { statusCode?: number }).statusCode === 404 ? 'stopped' : 'unknown';
     }
   }
+}
+
+function sizeKey(size: { cols: number; rows: number }): string {
+  return `${size.cols}x${size.rows}`;
 }
 
 const OCI_FAILURE = Buffer.from('OCI runtime exec failed');
