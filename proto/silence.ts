@@ -16,3 +16,10 @@ export function silenceWatch(pingIntervalMs: number): { limitMs: number; periodM
  * ticket (which carries it too) to watch for silence by. Older brokers do not send it.
  */
 export const PING_INTERVAL_HEADER = 'Entry-Ping-Interval';
+
+/**
+ * How long the broker keeps a broken resumable session (its --resume-grace, ms), in its answer to
+ * every upgrade: `0` tells a client that no resume ticket will come, so it need not hold input
+ * back waiting for one. Older brokers do not send it.
+ */
+export const RESUME_GRACE_HEADER = 'Entry-Resume-Grace';

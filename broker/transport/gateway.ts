@@ -4,7 +4,7 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { ResponseType, utf8 } from '../../proto/codec.js';
-import { PING_INTERVAL_HEADER } from '../../proto/silence.js';
+import { PING_INTERVAL_HEADER, RESUME_GRACE_HEADER } from '../../proto/silence.js';
 import type { Identity } from '../auth/identity.js';
 import type { AccessPolicy } from '../auth/policy.js';
 import type { TicketStore } from '../auth/tickets.js';
@@ -98,9 +98,10 @@ export class Gateway {
       handleProtocols: (protocols) => (protocols.has(SUBPROTOCOL) ? SUBPROTOCOL : false),
     });
     // The ping interval, for clients that watch for a link gone silent without a resume ticket
-    // to tell it them (a header: clients that do not know it read past it).
-    const pingHeader = `${PING_INTERVAL_HEADER}: ${deps.config.limits.pingIntervalMs}`;
-    this.wss.on('headers', (headers: string[]) => headers.push(pingHeader));
+    // to tell it them, and whether tickets come at all (headers: clients that do not know them
+    // read past them).
+    const said = [`${PING_INTERVAL_HEADER}: ${deps.config.limits.pingIntervalMs}`, `${RESUME_GRACE_HEADER}: ${deps.config.limits.resumeGraceMs}`];
+    this.wss.on('headers', (headers: string[]) => headers.push(...said));
   }
 
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {

@@ -18,7 +18,7 @@ import {
 } from '../../proto/codec.js';
 import { AckBatcher } from '../../proto/ack-batcher.js';
 import { dropAcknowledged } from '../../proto/acknowledged.js';
-import { PING_INTERVAL_HEADER, SILENT_MARGIN_MS, silenceWatch } from '../../proto/silence.js';
+import { PING_INTERVAL_HEADER, RESUME_GRACE_HEADER, SILENT_MARGIN_MS, silenceWatch } from '../../proto/silence.js';
 import { ClientError } from './client-error.js';
 import { type ClientTls, clientTlsFromEnv, tlsConnectOptions } from './tls.js';
 
@@ -166,7 +166,8 @@ export class ExecConnection extends EventEmitter {
     private readonly options: ConnectOptions,
   ) {
     super();
-    this.trackInput = options.resume === true;
+    // A broker that says it keeps no session for resume sends no ticket: input goes at once.
+    this.trackInput = options.resume === true && earlyEvents.get(ws)?.resumeGraceMs !== 0;
     this.done = new Promise((resolve) => (this.resolveDone = resolve));
     this.attach(ws);
   }
@@ -562,6 +563,8 @@ interface EarlyEvents {
   closeCode: number | undefined;
   /** The broker's ping interval from its upgrade answer; 0 when it did not say. */
   pingIntervalMs: number;
+  /** The broker's resume grace from its upgrade answer; undefined when it did not say. */
+  resumeGraceMs: number | undefined;
   stop(): void;
 }
 const earlyEvents = new WeakMap<WebSocket, EarlyEvents>();
@@ -610,15 +613,18 @@ function openSocket(options: ConnectOptions, extra: Record<string, string>, time
       ws.terminate();
     });
     let pingIntervalMs = 0;
+    let resumeGraceMs: number | undefined;
     ws.once('upgrade', (res) => {
       const said = Number(res.headers[PING_INTERVAL_HEADER.toLowerCase()]);
       if (Number.isSafeInteger(said) && said > 0) pingIntervalMs = said;
+      const grace = res.headers[RESUME_GRACE_HEADER.toLowerCase()];
+      if (typeof grace === 'string' && /^\d{1,12}$/.test(grace)) resumeGraceMs = Number(grace);
     });
     ws.once('open', () => {
       ws.off('error', onError);
       ws.on('error', () => undefined);
       // What arrives before the caller listens (a refusal's CLOSE comes at once) is kept for it.
-      const early: EarlyEvents = { messages: [], closeCode: undefined, pingIntervalMs, stop: () => undefined };
+      const early: EarlyEvents = { messages: [], closeCode: undefined, pingIntervalMs, resumeGraceMs, stop: () => undefined };
       const onMessage = (data: Buffer) => early.messages.push(data);
       const onClose = (code: number) => (early.closeCode = code);
       ws.on('message', onMessage);

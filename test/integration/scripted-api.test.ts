@@ -139,6 +139,17 @@ describe('the TypeScript API against a broker that does not resume (--resume-gra
     // Held until the wait ran out, this took TICKET_WAIT_MS and more; it takes ~0.1 s.
     expect(tookMs).toBeLessThan(TICKET_WAIT_MS);
   });
+
+  it('sends stdin past the resume window at once to a command that prints nothing until it has read it: the upgrade said no ticket comes', async () => {
+    const data = randomBytes(3 * 1024 * 1024);
+    const t0 = performance.now();
+    const r = await run({ ...base, command: ['sh', '-c', 'wc -c'], stdin: data });
+    const tookMs = performance.now() - t0;
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout.toString().trim()).toBe(String(data.length));
+    // Without the broker's word, input past the window waited TICKET_WAIT_MS for a ticket.
+    expect(tookMs).toBeLessThan(TICKET_WAIT_MS);
+  });
 });
 
 describe('the TypeScript API with a reader that pauses longer than 60 of the broker pings', () => {
