@@ -47,10 +47,10 @@ export const DEFAULT_MAX_FRAME_BYTES = 1024 * 1024;
 export const DEFAULT_START_TIMEOUT_MS = 10_000;
 
 /**
- * --open-timeout: how long the engine or the cluster has to start a session's process (exec
+ * --open-timeout: how long the engine or the cluster has to answer a session's start (exec
  * create and start, or the pods/exec upgrade). They answer in tens of milliseconds, seconds when
  * loaded; an engine stuck on a container's lock never answers, and the client would wait with it.
- * 30 s is client-go's own bound on the exec upgrade.
+ * 30 s leaves a loaded engine its seconds many times over.
  */
 export const DEFAULT_OPEN_TIMEOUT_MS = 30_000;
 

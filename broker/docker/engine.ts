@@ -88,7 +88,7 @@ export function dockerFailure(err: unknown, what: string): EntryError {
   if (e.code === 'ECONNREFUSED' || e.code === 'ENOENT' || e.code === 'ECONNRESET' || e.code === 'EPIPE' || e.code === 'ETIMEDOUT') {
     return new EntryError('ENTRY_DOCKER_UNAVAILABLE', `${what}: ${e.code}`, { cause: err });
   }
-  if (e.code === 'ABORT_ERR') return new EntryError('ENTRY_DOCKER_UNAVAILABLE', `${what}: the engine gave no answer in time`, { cause: err });
+  if (e.code === 'ABORT_ERR') return new EntryError('ENTRY_DOCKER_UNAVAILABLE', `${what}: no answer in time`, { cause: err });
   const detail = e.json?.message ?? e.message ?? String(err);
   if (e.statusCode === 404) return new EntryError('ENTRY_CONTAINER_GONE', detail, { cause: err });
   if (e.statusCode === 409) return new EntryError('ENTRY_NOT_RUNNING', detail, { cause: err });

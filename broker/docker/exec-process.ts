@@ -54,6 +54,8 @@ export class DockerExecProcess implements ProcessSide {
   /** An error of the stream between open() and start(). */
   private earlyFailure: Error | undefined;
   private terminating: Promise<void> | undefined;
+  /** Set by the end: nothing of the exec can start any more (see endLateStart). */
+  private startSettled = false;
   private readonly inputEnd = new TtyInputEnd();
   /** The client's signals, at most one delivery at a time (see SignalLane). */
   private readonly signals = new SignalLane(async (sig) => {
@@ -84,7 +86,7 @@ export class DockerExecProcess implements ProcessSide {
     const deadline = new AbortController();
     const timer = setTimeout(() => deadline.abort(), o.openTimeoutMs);
     const failure = (err: unknown) =>
-      deadline.signal.aborted ? new EntryError('ENTRY_DOCKER_UNAVAILABLE', `starting exec: the engine gave no answer within ${o.openTimeoutMs} ms`, { cause: err }) : dockerFailure(err, 'starting exec');
+      deadline.signal.aborted ? new EntryError('ENTRY_DOCKER_UNAVAILABLE', `starting exec: no answer within ${o.openTimeoutMs} ms`, { cause: err }) : dockerFailure(err, 'starting exec');
     try {
       try {
         this.exec = await this.docker.getContainer(o.containerId).exec({ ...execCreateOptions(o), abortSignal: deadline.signal });
@@ -94,8 +96,9 @@ export class DockerExecProcess implements ProcessSide {
       try {
         this.socket = (await this.exec.start({ hijack: true, stdin: true, Tty: o.tty, abortSignal: deadline.signal })) as Socket;
       } catch (err) {
-        // The engine may have started the process and only its answer been lost (or not come).
-        throw unanswered(err) ? withOpenCleanUp(failure(err), this.terminate()) : failure(err);
+        // The engine may have started the process and only its answer been lost, or it may still
+        // start it: one that did not answer in time may be stuck and carry the start out later.
+        throw unanswered(err) ? withOpenCleanUp(failure(err), deadline.signal.aborted ? this.endStartOutOfTime() : this.terminate()) : failure(err);
       }
     } finally {
       clearTimeout(timer);
@@ -214,6 +217,16 @@ export class DockerExecProcess implements ProcessSide {
     return (this.terminating ??= this.terminateOnce());
   }
 
+  /**
+   * Ends what a start the engine did not answer in time may have started. An engine stuck on
+   * the container's lock may carry the start out later, once the wait for a late start is over:
+   * then the clean-up is not done, and the session's ledger entry stays for the leftover sweep.
+   */
+  private async endStartOutOfTime(): Promise<void> {
+    await this.terminate();
+    if (!this.startSettled) throw new EntryError('ENTRY_DOCKER_UNAVAILABLE', 'the exec reported neither a process nor an exit code: it may still start');
+  }
+
   private async terminateOnce(): Promise<void> {
     // Many sessions ending at once take turns; the PID first: once the stream is gone the exec
     // may be gone too. The engine is asked within the reaper's bounded slots.
@@ -225,33 +238,35 @@ export class DockerExecProcess implements ProcessSide {
     // None when the start's answer was lost.
     this.socket?.destroy();
     await this.reaper.terminate(this.options.containerId, this.options.sessionId, pid, this.options.terminateGraceMs);
-    if (pid === 0) await this.endLateStart();
+    this.startSettled = pid > 0 || (await this.endLateStart());
   }
 
   /**
    * The engine reported no PID: the process may not be spawned yet, and nothing of the session
    * was there to end. Waits for the exec to report a PID (then ends the session's processes
-   * again) or an exit code; an exec the engine no longer knows, or cannot tell of, has no
-   * process of ours left to wait for.
+   * again) or an exit code. True when nothing of the exec can start any more: it was ended,
+   * it exited, or the engine no longer knows it; false when the engine could not tell in time.
    */
-  private async endLateStart(): Promise<void> {
+  private async endLateStart(): Promise<boolean> {
     const deadline = Date.now() + LATE_START_WAIT_MS;
     let wait = 5;
     while (Date.now() < deadline) {
       let info: Docker.ExecInspectInfo;
       try {
         info = await this.reaper.limited(() => this.exec.inspect(answerInTime()));
-      } catch {
-        return;
+      } catch (err) {
+        // Refused (the exec is gone with its container), or no answer.
+        return (err as { statusCode?: number }).statusCode !== undefined;
       }
       if (info.Pid > 0) {
         await this.reaper.terminate(this.options.containerId, this.options.sessionId, info.Pid, this.options.terminateGraceMs);
-        return;
+        return true;
       }
-      if (!info.Running && info.ExitCode !== null && info.ExitCode !== undefined) return;
+      if (!info.Running && info.ExitCode !== null && info.ExitCode !== undefined) return true;
       await sleep(wait);
       wait = Math.min(wait * 2, 200);
     }
+    return false;
   }
 
   /**

@@ -6,7 +6,6 @@ import { EntryError } from '../errors.js';
 import { DockerDemuxer } from './demux.js';
 import { dockerFailure } from './engine.js';
 import { treePidsWithMark } from './proc-walk.js';
-import { withTimeout } from '../backend/with-timeout.js';
 
 /*
  * The reaper's exec mode: when the broker cannot see the engine's processes, a short `sh` script
@@ -52,6 +51,9 @@ export async function signalViaExec(docker: Docker, containerId: string, mark: s
   const demux = new DockerDemuxer((which, data) => (which === 'stderr' ? stderr : stdout).push(Buffer.from(data)));
   let received = 0;
   let outcome: 'done' | 'timeout' | 'overflow';
+  // Cancels the create or start still waiting when the time is up: an engine that never answers
+  // would otherwise keep each scan's request open for good.
+  const calls = new AbortController();
   try {
     outcome = await new Promise<'done' | 'timeout' | 'overflow'>((resolve, reject) => {
       const timer = setTimeout(() => resolve('timeout'), EXEC_SCAN_TIMEOUT_MS);
@@ -66,10 +68,11 @@ export async function signalViaExec(docker: Docker, containerId: string, mark: s
           AttachStdout: true,
           AttachStderr: true,
           User: '0',
+          abortSignal: calls.signal,
         });
         // Given up on while the engine was still creating or starting it.
         if (abandoned) return;
-        const s = (await exec.start({ hijack: true, stdin: false })) as Duplex;
+        const s = (await exec.start({ hijack: true, stdin: false, abortSignal: calls.signal })) as Duplex;
         if (abandoned) {
           s.destroy();
           return void killHelper(exec, tag);
@@ -94,11 +97,16 @@ export async function signalViaExec(docker: Docker, containerId: string, mark: s
   }
   if (outcome !== 'done') {
     abandoned = true;
-    stream?.destroy();
+    // The engine itself did not answer: the link's failure, which the clean-up tries again.
+    if (!stream) {
+      calls.abort();
+      throw new EntryError('ENTRY_DOCKER_UNAVAILABLE', `ending the session's processes: no answer within ${EXEC_SCAN_TIMEOUT_MS} ms`);
+    }
+    stream.destroy();
     stdout.length = 0;
     stderr.length = 0;
     // In the background: the slot and the session's end wait for nothing more.
-    if (stream && exec) void killHelper(exec, tag);
+    if (exec) void killHelper(exec, tag);
     const what = outcome === 'timeout' ? `gave no answer within ${EXEC_SCAN_TIMEOUT_MS} ms` : `wrote more than ${EXEC_SCAN_OUTPUT_CAP_BYTES} bytes`;
     throw new EntryError('ENTRY_EXEC_FAILED', `cannot end the session's processes from inside the container: its /bin/sh ${what}; scan abandoned`);
   }
@@ -119,7 +127,7 @@ export async function signalViaExec(docker: Docker, containerId: string, mark: s
  */
 async function killHelper(exec: Docker.Exec, tag: string): Promise<boolean> {
   try {
-    const info = await withTimeout(exec.inspect(), HELPER_INSPECT_TIMEOUT_MS, 'inspecting an abandoned scan');
+    const info = await exec.inspect({ abortSignal: AbortSignal.timeout(HELPER_INSPECT_TIMEOUT_MS) });
     const pid = info.Pid ?? 0;
     if (pid <= 0) return false;
     // No init to search: only the helper and its descendants.

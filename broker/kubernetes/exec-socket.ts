@@ -84,7 +84,7 @@ export async function openExecSocket(client: KubeClient, t: ExecTarget, o: ExecS
       });
       ws.on('error', (err) => {
         const error = /handshake has timed out/i.test(err.message)
-          ? new EntryError('ENTRY_CLUSTER_UNAVAILABLE', `exec in ${where}: cluster ${client.cluster} gave no answer within ${timeoutMs} ms`, { cause: err })
+          ? new EntryError('ENTRY_CLUSTER_UNAVAILABLE', `cluster ${client.cluster}: exec in ${where}: no answer within ${timeoutMs} ms`, { cause: err })
           : isUnreachable(err)
             ? new EntryError('ENTRY_CLUSTER_UNAVAILABLE', `cluster ${client.cluster} unreachable: ${failureText(err)}`, { cause: err })
             : new EntryError('ENTRY_EXEC_FAILED', `exec in ${where}: ${failureText(err)}`, { cause: err });

@@ -9,6 +9,7 @@ import { PassThrough, type Readable, type Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocketServer } from 'ws';
 import type { ExecSpec } from '../../broker/backend/backend.js';
+import { openCleanedUp } from '../../broker/backend/open-clean-up.js';
 import type { EntryError } from '../../broker/errors.js';
 import { KubeExecProcess } from '../../broker/kubernetes/exec-process.js';
 import { COLLECT_MAX_BYTES, execCollect } from '../../broker/kubernetes/exec-socket.js';
@@ -354,10 +355,14 @@ describe.each([
 
   it('gives up on an upgrade the apiserver never answers after the open timeout, and says so', async () => {
     const started = Date.now();
-    const err = await open(spec({ openTimeoutMs: 300 }), 'silent').catch((e: unknown) => e as EntryError);
-    expect(err).toMatchObject({ code: 'ENTRY_CLUSTER_UNAVAILABLE', message: 'kubernetes cluster unreachable: exec in ns/silent: cluster fake gave no answer within 300 ms' });
+    const s = spec({ openTimeoutMs: 300 });
+    const err = await open(s, 'silent').catch((e: unknown) => e as EntryError);
+    expect(err).toMatchObject({ code: 'ENTRY_CLUSTER_UNAVAILABLE', message: 'kubernetes cluster unreachable: cluster fake: exec in ns/silent: no answer within 300 ms' });
     expect(Date.now() - started).toBeGreaterThanOrEqual(290);
     expect(Date.now() - started).toBeLessThan(3_000);
+    // The request went out: the kubelet may have started the command, and its session is looked for.
+    expect(await openCleanedUp(err)).toBe(true);
+    expect(fake.seen.some((e) => e.command[3] === 'entry-reaper' && e.command.some((a) => a.includes(s.sessionId)))).toBe(true);
   });
 
   it('refuses a user, and tells an identity without pods/exec why', async () => {
