@@ -5,13 +5,21 @@
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
 const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 };
 const SECRET_KEYS = /token|ticket|secret|password|authorization|cookie/i;
-/** Credentials that can hide in any string (an error message, a URL): JWTs and credential query parameters. */
-const JWT = /\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*/g;
+/**
+ * Credentials that can hide in any string (an error message, a URL): JWTs and credential query
+ * parameters. A JWT starts where a run of its characters starts: with `\b` instead, every `eyJ`
+ * inside one long run was a start of its own, each scanning the run to its end, and a request
+ * path of `eyJ-` repeated took the broker seconds (hours for a 4 MiB message) to log.
+ */
+const JWT = /(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*/g;
 const CREDENTIAL_PARAM = /([?&](?:ticket|access_token|token|access-token)=)[^&\s"']+/gi;
+/** Longest string value written to the log; the rest is counted, not written. */
+export const MAX_LOG_STRING_CHARS = 4096;
 
-/** Masks credentials found by shape inside a string value. */
+/** Masks credentials found by shape inside a string value, and cuts it to MAX_LOG_STRING_CHARS. */
 export function scrub(text: string): string {
-  return text.replace(JWT, '[redacted-jwt]').replace(CREDENTIAL_PARAM, '$1[redacted]');
+  const masked = text.replace(JWT, '[redacted-jwt]').replace(CREDENTIAL_PARAM, '$1[redacted]');
+  return masked.length > MAX_LOG_STRING_CHARS ? `${masked.slice(0, MAX_LOG_STRING_CHARS)}…[${masked.length - MAX_LOG_STRING_CHARS} more characters]` : masked;
 }
 
 export interface Logger {

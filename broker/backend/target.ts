@@ -13,13 +13,19 @@ const INSTANCE_NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
 export function validateTarget(app: unknown, proc: unknown, instance: unknown): Target {
   for (const [label, value] of [['app', app], ['proc', proc]] as const) {
     if (typeof value !== 'string' || !NAME_PART.test(value)) {
-      throw new EntryError('ENTRY_BAD_REQUEST', `${label} name missing or invalid: ${JSON.stringify(value ?? '')}`);
+      throw new EntryError('ENTRY_BAD_REQUEST', `${label} name missing or invalid: ${echo(value)}`);
     }
   }
   if (typeof instance !== 'string' || !(/^\d{1,6}$/.test(instance) || INSTANCE_NAME.test(instance))) {
-    throw new EntryError('ENTRY_BAD_REQUEST', `instance must be a number or a pod name, got ${JSON.stringify(instance ?? '')}`);
+    throw new EntryError('ENTRY_BAD_REQUEST', `instance must be a number or a pod name, got ${echo(instance)}`);
   }
   return { app: app as string, proc: proc as string, instance: /^\d+$/.test(instance) ? String(Number(instance)) : instance };
+}
+
+/** A rejected value as told back: enough to recognise it, never the whole of a huge one. */
+function echo(value: unknown): string {
+  const text = JSON.stringify(value ?? '') ?? '';
+  return text.length > 80 ? `${text.slice(0, 64)}… (${text.length} characters)` : text;
 }
 
 export function targetName(t: Target): string {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createLogger, redact } from '../../broker/log.js';
+import { createLogger, MAX_LOG_STRING_CHARS, redact } from '../../broker/log.js';
 import { EntryError } from '../../broker/errors.js';
 
 /** Shaped like a JWT (made here, so that no token-like string sits in the tree). */
@@ -84,5 +84,27 @@ describe('credentials by shape', () => {
     expect(lines[0]).not.toContain('abcDEF123_-x');
     expect(lines[0]).toContain('ticket=[redacted]');
     expect(lines[0]).toContain('&proc=b');
+  });
+
+  it('scans a long hostile string in linear time, and writes at most MAX_LOG_STRING_CHARS of it', () => {
+    const lines: string[] = [];
+    const log = createLogger('debug', (l) => lines.push(l));
+    // Every `eyJ` of one long run was a match start of its own: quadratic, minutes for this.
+    const path = `/${'eyJ-'.repeat(250_000)}`;
+    const started = performance.now();
+    log.info('request', { path, reason: `app name missing or invalid: ${path}` });
+    expect(performance.now() - started).toBeLessThan(2_000);
+    const line = JSON.parse(lines[0]!) as { path: string };
+    expect(line.path.length).toBeLessThan(MAX_LOG_STRING_CHARS + 40);
+    expect(line.path).toMatch(new RegExp(`…\\[${path.length - MAX_LOG_STRING_CHARS} more characters\\]$`));
+  });
+
+  it('still masks a JWT after a separator, and cuts only after masking', () => {
+    const jwt = 'eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJl';
+    for (const text of [`Bearer ${jwt}`, `token=${jwt}`, `"${jwt}"`, `${'x '.repeat(MAX_LOG_STRING_CHARS / 2 - 10)}${jwt}`]) {
+      const out = redact({ text })['text'] as string;
+      expect(out).not.toContain('c2lnbmF0dXJl');
+      expect(out).not.toContain('eyJzdWIi');
+    }
   });
 });
