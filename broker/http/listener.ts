@@ -67,8 +67,30 @@ export async function listen(
     server.once('error', reject);
     server.listen(o.port, o.host, () => {
       server.off('error', reject);
+      server.on('error', acceptFailures(o.log));
       resolve();
     });
   });
   return server;
+}
+
+/** At most one log line per this long about connections the listener could not accept. */
+const ACCEPT_FAILURE_LOG_MS = 10_000;
+
+/**
+ * A listening server's 'error': a connection it could not accept (EMFILE, ENFILE: out of file
+ * descriptors). Node keeps listening; with no listener the error would end the broker and every
+ * session with it. Logged, a line per ACCEPT_FAILURE_LOG_MS at most, with how many there were.
+ */
+export function acceptFailures(log: Logger): (err: Error & { code?: string }) => void {
+  let loggedAt = 0;
+  let unlogged = 0;
+  return (err) => {
+    unlogged++;
+    const now = performance.now();
+    if (loggedAt !== 0 && now - loggedAt < ACCEPT_FAILURE_LOG_MS) return;
+    loggedAt = now;
+    log.warn('could not accept connections', { code: err.code, error: err, failures: unlogged });
+    unlogged = 0;
+  };
 }

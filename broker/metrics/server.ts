@@ -2,6 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { FaultReporter } from '../fault.js';
 import { httpBoundary } from '../http/boundary.js';
+import { acceptFailures } from '../http/listener.js';
 import type { Logger } from '../log.js';
 import type { BrokerMetrics } from './metrics.js';
 
@@ -39,6 +40,7 @@ export class MetricsServer {
       server.once('error', reject);
       server.listen(port, host, () => {
         server.off('error', reject);
+        server.on('error', acceptFailures(this.log));
         resolve();
       });
     });
