@@ -158,7 +158,7 @@ export class Gateway {
   }
 
   private admitUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, route: Route, request: UpgradeRequest, remoteAddress: string, clientCert: string | undefined): void {
-    void this.admit(request, remoteAddress).then(
+    void this.admit(route, request, remoteAddress).then(
       (admitted) => {
         this.accept(req, socket, head, (ws) => {
           this.deps.onAdmitted(route, this.session(route, { ws, socket, request, ...admitted, remoteAddress, clientCert, framing: protobufFraming, pending: [] }));
@@ -246,7 +246,7 @@ export class Gateway {
         return;
       }
       const full = applyWebCredentials(request, creds);
-      void this.admit(full, remoteAddress).then(
+      void this.admit(route, full, remoteAddress).then(
         (admitted) => {
           ws.off('message', onMessage);
           if (ws.readyState !== ws.OPEN) {
@@ -319,8 +319,9 @@ export class Gateway {
     return error;
   }
 
-  private async admit(request: UpgradeRequest, remote: string): Promise<{ identity: Identity; target: Target; container: ResolvedTarget }> {
-    this.deps.admissible(Boolean(request.protocol2 && request.resume));
+  private async admit(route: Route, request: UpgradeRequest, remote: string): Promise<{ identity: Identity; target: Target; container: ResolvedTarget }> {
+    // Only an exec session is resumed (taking over one already counted); /attach starts anew.
+    this.deps.admissible(route === 'enter' && Boolean(request.protocol2 && request.resume));
     const progress: { stage: AdmissionStage } = { stage: 'authenticating' };
     return this.underWay(withTimeout(this.checks(request, remote, progress), this.deps.config.limits.handshakeTimeoutMs, () => progress.stage));
   }
@@ -367,7 +368,10 @@ export class Gateway {
     if (!origin) return true;
     if (this.deps.config.allowedOrigins.includes(origin)) return true;
     try {
-      return new URL(origin).host === req.headers.host;
+      // Host read as a URL of the Origin's scheme: case and a default port written out do not
+      // make the same origin another.
+      const page = new URL(origin);
+      return page.host === new URL(`${page.protocol}//${req.headers.host ?? ''}`).host;
     } catch {
       return false;
     }

@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ResponseType } from '../../proto/codec.js';
+import { WireClient } from '../helpers/wire-client.js';
 import { startTestBroker, type TestBroker } from '../helpers/broker.js';
 import { containerProcesses, docker, TestContainers, uniqueApp } from '../helpers/containers.js';
 import { eventually, openCommand } from '../helpers/sessions.js';
-import type { WireClient } from '../helpers/wire-client.js';
 
 const closeText = (c: WireClient) => new TextDecoder().decode(c.closeMessage()?.content ?? new Uint8Array());
 const marker = () => `entry-marker-${Math.random().toString(36).slice(2, 10)}`;
@@ -130,6 +130,27 @@ describe('process lifecycle: nothing left behind, every end has a reason', () =>
     expect(third.closeMessage()!.code).toBe('ENTRY_TOO_MANY_SESSIONS');
     a1.ws.close();
     a2.ws.close();
+  });
+
+  it('counts an /attach against --max-sessions, whatever resume header it sends', async () => {
+    const b = await startTestBroker({ 'max-sessions': 1 });
+    brokers.push(b);
+    const token = await b.mint({ apps: [app] });
+    const running = await openCommand(b.wsUrl, token, { app, proc: 'web', instance: 1 }, ['sh', '-c', 'echo a; sleep 1005']);
+    await running.waitFor(() => running.stdoutText() === 'a\n', 'the session');
+    // Only an exec session is resumed: the header gives an /attach no way past the limit.
+    const attach = await WireClient.connect(b.wsUrl.replace(/\/enter$/, '/attach'), {
+      'access-token': token,
+      'app-name': app,
+      'proc-name': 'web',
+      'instance-no': '1',
+      'entry-protocol': '2',
+      'entry-resume': 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa',
+    });
+    const closed = await attach.closed;
+    expect(closed.code).toBe(1013);
+    expect(attach.closeMessage()!.code).toBe('ENTRY_TOO_MANY_SESSIONS');
+    running.ws.close();
   });
 
   it('closes with 1009 when a frame exceeds --max-frame', async () => {
