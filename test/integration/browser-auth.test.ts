@@ -123,6 +123,10 @@ describe('browser ways in: tickets, the subprotocol token, Origin, web mode, /ap
     expect(listed.stdoutText()).toBe('via-browser\n');
     const same = await runEcho(url, ['entry.v1', bearer], { origin: b.url });
     expect(same.stdoutText()).toBe('via-browser\n');
+    // The same origin, its host name written in another case in the Host header.
+    const port = new URL(b.url).port;
+    const cased = await runEcho(url, ['entry.v1', bearer], { origin: `http://localhost:${port}`, host: `LocalHost:${port}` });
+    expect(cased.stdoutText()).toBe('via-browser\n');
   });
 
   it('speaks the original ?method=web JSON mode', async () => {
