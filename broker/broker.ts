@@ -178,8 +178,8 @@ export class EntryBroker {
       new TokenVerifier(key, config.auth),
       store,
       config.limits,
-      (err, source, claimed, via) => {
-        audit.authFailure(err, source, claimed);
+      (err, source, claimed, via, repeat) => {
+        if (!repeat) audit.authFailure(err, source, claimed);
         const code = (err as { code?: string }).code ?? 'ENTRY_INTERNAL';
         metrics?.authFailure(via === 'ticket' && code === 'ENTRY_BAD_TOKEN' ? 'bad_ticket' : code);
       },

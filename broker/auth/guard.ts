@@ -23,13 +23,24 @@ export interface GuardLimits {
  * that verifies and is not revoked is admitted whatever others sent in its user's name; each
  * refusal is in the audit trail (`auth.failure`, with the claimed user) and the metrics.
  */
+/**
+ * Sources whose over-the-limit refusal is remembered as told (see limitedAgain), at most: each
+ * one first had --auth-failure-limit failures counted. 10,000 entries are about 1 MB.
+ */
+const MAX_LIMITED_SOURCES_TOLD = 10_000;
+
 export class AuthGuard {
   constructor(
     private readonly verifier: TokenVerifier,
     private readonly store: Store,
     private readonly limits: GuardLimits,
-    /** Told of every refused authentication (the audit trail's auth.failure), and whether a token or a ticket was refused. */
-    private readonly onFailure: (err: unknown, source: string, claimedUser: string | undefined, via: Credential) => void = () => undefined,
+    /**
+     * Told of every refused authentication, and whether a token or a ticket was refused.
+     * `repeat`: a source already over its limit, refused again within the same wait (the audit
+     * trail records the first of those only: a source hammering on would push everything else
+     * out of the capped trail).
+     */
+    private readonly onFailure: (err: unknown, source: string, claimedUser: string | undefined, via: Credential, repeat: boolean) => void = () => undefined,
     /**
      * Told when a failure could not be counted (the store failed between the limit check and
      * the count). The attempt is refused all the same; what is lost is one count towards the
@@ -70,18 +81,36 @@ export class AuthGuard {
     const d = await storeCall(() => this.store.peek(sourceKey, this.limits.authFailureLimit));
     if (!d.allowed) {
       const err = rateLimited(d.retryAfterMs);
-      this.onFailure(err, source, claimedUser(), via);
+      this.onFailure(err, source, claimedUser(), via, this.limitedAgain(source, d.retryAfterMs));
       throw err;
     }
     try {
       return await check();
     } catch (err) {
-      this.onFailure(err, source, claimedUser(), via);
+      this.onFailure(err, source, claimedUser(), via, false);
       if (err instanceof EntryError && err.status === 401) {
         await this.store.hit(sourceKey, this.limits.authFailureLimit, this.limits.authFailureWindowMs).catch((e: unknown) => this.onUncounted(e, sourceKey));
       }
       throw err;
     }
+  }
+
+  /** Sources refused for being over the limit, until when their refusal was told. */
+  private readonly limitedTold = new Map<string, number>();
+
+  /** Whether `source`'s refusal for being over the limit was already told within its wait. */
+  private limitedAgain(source: string, retryAfterMs: number): boolean {
+    const now = Date.now();
+    const until = this.limitedTold.get(source);
+    if (until !== undefined && until > now) return true;
+    if (this.limitedTold.size >= MAX_LIMITED_SOURCES_TOLD) {
+      for (const [s, t] of this.limitedTold) if (t <= now) this.limitedTold.delete(s);
+      // Still full: the oldest goes (its next refusal is told once more).
+      if (this.limitedTold.size >= MAX_LIMITED_SOURCES_TOLD) this.limitedTold.delete(this.limitedTold.keys().next().value!);
+    }
+    this.limitedTold.delete(source);
+    this.limitedTold.set(source, now + retryAfterMs);
+    return false;
   }
 
   /**

@@ -26,11 +26,12 @@ interface Told {
   code: string | undefined;
   user: string | undefined;
   via: Credential;
+  repeat: boolean;
 }
 
 function guard(store = new MemoryStore()): { guard: AuthGuard; store: MemoryStore; told: Told[] } {
   const told: Told[] = [];
-  const onFailure = (err: unknown, _source: string, user: string | undefined, via: Credential) => told.push({ code: (err as { code?: string }).code, user, via });
+  const onFailure = (err: unknown, _source: string, user: string | undefined, via: Credential, repeat: boolean) => told.push({ code: (err as { code?: string }).code, user, via, repeat });
   return { guard: new AuthGuard(new TokenVerifier(loadVerificationKey(auth), auth), store, { authFailureLimit: LIMIT, authFailureWindowMs: 60_000 }, onFailure), store, told };
 }
 
@@ -73,6 +74,20 @@ describe('AuthGuard counting failed authentications', () => {
     expect((await g.authenticate(await sign('alice'), freshSource())).user).toBe('alice');
   });
 
+  it('tells the first refusal of an address over its limit as new, and the ones after it within the wait as repeats', async () => {
+    const { guard: g, told } = guard();
+    const source = freshSource();
+    const other = freshSource();
+    for (let i = 0; i < LIMIT; i++) await refusal(g.authenticate('junk', source));
+    for (let i = 0; i < LIMIT; i++) await refusal(g.authenticate('junk', other));
+    for (let i = 0; i < 5; i++) expect(await refusal(g.authenticate('junk', source))).toBe('ENTRY_RATE_LIMITED');
+    expect(await refusal(g.authenticate('junk', other))).toBe('ENTRY_RATE_LIMITED');
+    const limited = told.filter((t) => t.code === 'ENTRY_RATE_LIMITED').map((t) => t.repeat);
+    // Five from the first address (the first new), then the other address's first, new too.
+    expect(limited).toEqual([false, true, true, true, true, false]);
+    expect(told.filter((t) => t.code === 'ENTRY_BAD_TOKEN').every((t) => !t.repeat)).toBe(true);
+  });
+
   it("admits a user's valid token however often others replay that user's expired or revoked tokens", async () => {
     const { guard: g, store } = guard();
     const expired = await sign('carol', trusted.privateKey, Math.floor(Date.now() / 1000) - 3600);
@@ -109,10 +124,10 @@ describe('AuthGuard counting failed authentications', () => {
     // Not spent by the refusal: it still opens from another address.
     expect((await g.redeem(() => tickets.redeem(good, target), freshSource())).user).toBe('alice');
     expect(told).toEqual([
-      { code: 'ENTRY_BAD_TOKEN', user: undefined, via: 'ticket' },
-      { code: 'ENTRY_BAD_TOKEN', user: undefined, via: 'ticket' },
-      { code: 'ENTRY_BAD_TOKEN', user: undefined, via: 'ticket' },
-      { code: 'ENTRY_RATE_LIMITED', user: undefined, via: 'ticket' },
+      { code: 'ENTRY_BAD_TOKEN', user: undefined, via: 'ticket', repeat: false },
+      { code: 'ENTRY_BAD_TOKEN', user: undefined, via: 'ticket', repeat: false },
+      { code: 'ENTRY_BAD_TOKEN', user: undefined, via: 'ticket', repeat: false },
+      { code: 'ENTRY_RATE_LIMITED', user: undefined, via: 'ticket', repeat: false },
     ]);
   });
 
@@ -124,6 +139,6 @@ describe('AuthGuard counting failed authentications', () => {
     const { ticket } = await tickets.issue(await g.authenticate(token, freshSource()), target);
     await store.revokeToken('dave-1', Date.now() + 60_000);
     expect(await refusal(g.redeem(() => tickets.redeem(ticket, target), freshSource()))).toBe('ENTRY_TOKEN_REVOKED');
-    expect(told).toEqual([{ code: 'ENTRY_TOKEN_REVOKED', user: 'dave', via: 'ticket' }]);
+    expect(told).toEqual([{ code: 'ENTRY_TOKEN_REVOKED', user: 'dave', via: 'ticket', repeat: false }]);
   });
 });
