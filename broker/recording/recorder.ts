@@ -2,6 +2,7 @@ import { mkdirSync, readdirSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from '../log.js';
 import type { SessionInfo, SessionObserver, SessionTap } from '../session/observer.js';
+import { isSessionId } from '../session/session-id.js';
 import { AsciicastWriter } from './asciicast-writer.js';
 
 export interface RecorderOptions {
@@ -13,8 +14,6 @@ export interface RecorderOptions {
 
 /** How often old recordings are swept. */
 const SWEEP_INTERVAL_MS = 6 * 3600_000;
-
-const SESSION_ID = /^[A-Za-z0-9-]{1,64}$/;
 
 /**
  * Most a session holds for its recording while the file is being opened. Opening takes about a
@@ -42,7 +41,7 @@ export class Recorder implements SessionObserver {
   }
 
   pathOf(sessionId: string): string | undefined {
-    return SESSION_ID.test(sessionId) ? join(this.options.dir, `${sessionId}.cast`) : undefined;
+    return isSessionId(sessionId) ? join(this.options.dir, `${sessionId}.cast`) : undefined;
   }
 
   started(info: SessionInfo): SessionTap {

@@ -2,6 +2,7 @@ import { decodeResumeRequest, FrameError, RequestType } from '../../proto/codec.
 import { EntryError, isEntryError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { SessionObserver } from './observer.js';
+import { isSessionId } from './session-id.js';
 import type { AdmittedSession, ClientTerminal, EndReason } from './types.js';
 
 /** A connection that asks to take a session over (RESUME), as the holding session checks it. */
@@ -24,9 +25,6 @@ export interface ResumeDeps {
   sessions: { get(id: string): { resume?(attempt: ResumeAttempt): void } | undefined };
 }
 
-/** Session ids are UUIDs; anything else is refused before a lookup. */
-const SESSION_ID = /^[A-Za-z0-9-]{1,64}$/;
-
 /**
  * A connection that takes over a session kept after its connection broke: authenticated and
  * allowed like any (the gateway did that), then RESUME with the session's token and the output
@@ -40,7 +38,7 @@ export async function resumeExecSession(upgrade: AdmittedSession, deps: ResumeDe
   const fields = { session: sessionId, request: upgrade.requestId, user: identity.user, app: target.app, proc: target.proc, instance: target.instance, remote: upgrade.remoteAddress };
   try {
     if (!upgrade.protocol2) throw new EntryError('ENTRY_BAD_REQUEST', 'resume needs protocol 2');
-    if (!SESSION_ID.test(sessionId)) throw new EntryError('ENTRY_BAD_REQUEST', 'entry-resume must name a session');
+    if (!isSessionId(sessionId)) throw new EntryError('ENTRY_BAD_REQUEST', 'entry-resume must name a session');
     const content = await terminal.awaitStart(deps.startTimeoutMs, RequestType.RESUME);
     let request;
     try {
