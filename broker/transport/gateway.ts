@@ -143,11 +143,17 @@ export class Gateway {
         (holder) => {
           if (!holder) return admitHere();
           this.deps.log.info('resume forwarded', { request: request.requestId, session: request.resume, to: holder, remote: remoteAddress });
-          forwardUpgrade(req, socket, head, holder, this.deps.brokerId ?? '', { keepAliveMs: this.deps.config.limits.tcpKeepAliveMs, connectTimeoutMs: this.deps.config.limits.handshakeTimeoutMs }, (err) => {
+          const notForwarded = (err: Error) => {
             // The holder is gone, and the session with it: answered here (ENTRY_RESUME_EXPIRED).
             this.deps.log.warn('resume not forwarded: holder unreachable', { request: request.requestId, session: request.resume, to: holder, error: err });
             admitHere();
-          });
+          };
+          try {
+            forwardUpgrade(req, socket, head, holder, this.deps.brokerId ?? '', { keepAliveMs: this.deps.config.limits.tcpKeepAliveMs, connectTimeoutMs: this.deps.config.limits.handshakeTimeoutMs }, notForwarded);
+          } catch (err) {
+            // An address in the shared store that is no URL, or a port out of range.
+            notForwarded(err as Error);
+          }
         },
         () => admitHere(),
       );
@@ -166,7 +172,7 @@ export class Gateway {
       },
       (err: unknown) => {
         const error = this.refusal(err, route, request, remoteAddress);
-        this.accept(req, socket, head, (ws) => refuse(ws, error, request.protocol2, protobufFraming), request.protocol2);
+        this.accept(req, socket, head, (ws) => refuse(ws, socket, error, request.protocol2, protobufFraming), request.protocol2);
       },
     );
   }
@@ -185,7 +191,7 @@ export class Gateway {
         } catch (err) {
           // A fault while starting the session stays with this socket: the client is told.
           this.deps.fault?.('upgrade', err, { request: requestId(req) });
-          refuse(ws, new EntryError('ENTRY_INTERNAL', `request ${requestId(req)}`), protocol2);
+          refuse(ws, socket, new EntryError('ENTRY_INTERNAL', `request ${requestId(req)}`), protocol2);
         }
       });
     } catch (err) {
@@ -207,7 +213,7 @@ export class Gateway {
       (identity) => this.accept(req, socket, head, (ws) => this.deps.onWatch({ terminal: this.terminal(ws, socket, request.protocol2, false, protobufFraming, []), identity, sessionId, remoteAddress })),
       (err: unknown) => {
         const error = this.refusal(err, 'watch', request, remoteAddress);
-        this.accept(req, socket, head, (ws) => refuse(ws, error, request.protocol2, protobufFraming));
+        this.accept(req, socket, head, (ws) => refuse(ws, socket, error, request.protocol2, protobufFraming));
       },
     );
   }
@@ -223,11 +229,17 @@ export class Gateway {
     const refuseWeb = (error: EntryError) => {
       this.awaitingCredentials.delete(refuseWeb);
       clearTimeout(timer);
+      uncap();
       // Read on, to hear the client's close frame, but keep nothing it sends.
       ws.off('message', onMessage);
       ws.resume();
-      refuse(ws, error, false, jsonFraming);
+      refuse(ws, socket, error, false, jsonFraming);
     };
+    // ws gathers a message whole before it is handed on, up to its maxPayload (MiBs): before
+    // the caller is known, no more than a credentials message is read.
+    const uncap = capIncoming(socket, CREDENTIALS_MAX_BYTES, () =>
+      refuseWeb(new EntryError('ENTRY_FRAME_TOO_LARGE', `the credentials message is over ${CREDENTIALS_MAX_BYTES} bytes`)),
+    );
     const timer = setTimeout(() => refuseWeb(new EntryError('ENTRY_START_TIMEOUT', 'no credentials message')), this.deps.config.limits.startTimeoutMs);
     const onMessage = (data: Buffer, isBinary: boolean) => {
       if (!first) {
@@ -236,6 +248,7 @@ export class Gateway {
       }
       first = false;
       clearTimeout(timer);
+      uncap();
       this.awaitingCredentials.delete(refuseWeb);
       ws.pause();
       let creds: unknown;
@@ -268,6 +281,7 @@ export class Gateway {
     ws.on('message', onMessage);
     ws.on('close', () => {
       clearTimeout(timer);
+      uncap();
       this.awaitingCredentials.delete(refuseWeb);
     });
   }
@@ -413,15 +427,46 @@ function withTimeout<T>(work: Promise<T>, ms: number, stage: () => AdmissionStag
   return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }
 
+/**
+ * Most read from a web-mode client before its credentials message has come: a token of a few
+ * KiB and three names. Without it ws gathers up to its maxPayload (4 × --max-frame) from each
+ * caller not yet known.
+ */
+export const CREDENTIALS_MAX_BYTES = 64 * 1024;
+/** Most read from a refused client while its close frame is awaited (it may still be sending). */
+export const REFUSED_READ_MAX_BYTES = 64 * 1024;
+/** How long a refused client has to answer the close. */
+const REFUSED_CLOSE_WAIT_MS = 5_000;
+
+/**
+ * Calls `over` once more than `max` bytes have come in on `socket` (ws reads the same chunks);
+ * returns the function that lifts the cap.
+ */
+function capIncoming(socket: Duplex, max: number, over: () => void): () => void {
+  let seen = 0;
+  const onData = (chunk: Buffer) => {
+    seen += chunk.length;
+    if (seen <= max) return;
+    socket.off('data', onData);
+    over();
+  };
+  socket.on('data', onData);
+  return () => socket.off('data', onData);
+}
+
 /** Tells a refused client why, the way original clients expect: a red CLOSE line. */
-export function refuse(ws: WebSocket, error: EntryError, protocol2: boolean, framing: Framing = protobufFraming): void {
+export function refuse(ws: WebSocket, socket: Duplex, error: EntryError, protocol2: boolean, framing: Framing = protobufFraming): void {
   if (ws.readyState !== ws.OPEN) return;
   const frame = framing.encode(ResponseType.CLOSE, utf8(closeLine({ kind: 'failed', error })), protocol2 ? error.code : '');
   ws.send(frame, { binary: true });
   ws.close(error.closeCode, error.code);
-  const timer = setTimeout(() => ws.terminate(), 5_000);
+  const timer = setTimeout(() => ws.terminate(), REFUSED_CLOSE_WAIT_MS);
   timer.unref();
-  ws.once('close', () => clearTimeout(timer));
+  const uncap = capIncoming(socket, REFUSED_READ_MAX_BYTES, () => ws.terminate());
+  ws.once('close', () => {
+    clearTimeout(timer);
+    uncap();
+  });
 }
 
 function rejectHttp(socket: Duplex, status: number, text: string, error?: EntryError, request?: string): void {

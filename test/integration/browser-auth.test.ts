@@ -143,6 +143,30 @@ describe('browser ways in: tickets, the subprotocol token, Origin, web mode, /ap
     expect(messages.at(-1)!.msgType).toBe(ResponseType.CLOSE);
   });
 
+  /** Streams one message of 4 MiB (the broker's maxPayload) in 16 KiB fragments until the broker closes; what was sent. */
+  const streamUntilClosed = async (ws: WebSocket) => {
+    let open = true;
+    const closed = new Promise<void>((r) => ws.once('close', () => r()));
+    void closed.then(() => (open = false));
+    const fragment = Buffer.alloc(16 * 1024, 0x61);
+    let sent = 0;
+    while (open && sent < 4 * 1024 * 1024) {
+      await new Promise<void>((r) => ws.send(fragment, { fin: false }, () => r()));
+      sent += fragment.length;
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    await closed;
+    return sent;
+  };
+
+  it('reads no more than a credentials message from a web-mode caller it does not know yet', async () => {
+    const ws = new WebSocket(`${b.wsUrl}?method=web`);
+    ws.on('error', () => undefined);
+    await new Promise((r) => ws.once('open', r));
+    // ws would gather all of it before the broker saw that it is no credentials message.
+    expect(await streamUntilClosed(ws)).toBeLessThan(1024 * 1024);
+  });
+
   it('speaks protocol 2 in ?method=web JSON mode: START with the credentials, or after them', async () => {
     for (const startAfterMs of [0, 200]) {
       const ws = new WebSocket(`${b.wsUrl}?method=web`, ['entry.v1']);
