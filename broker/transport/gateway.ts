@@ -433,7 +433,10 @@ function withTimeout<T>(work: Promise<T>, ms: number, stage: () => AdmissionStag
  * caller not yet known.
  */
 export const CREDENTIALS_MAX_BYTES = 64 * 1024;
-/** Most read from a refused client while its close frame is awaited (it may still be sending). */
+/**
+ * Most read from a refused client while its close frame is awaited (it may still be sending);
+ * past it nothing more is read, and the connection ends with the wait for the close.
+ */
 export const REFUSED_READ_MAX_BYTES = 64 * 1024;
 /** How long a refused client has to answer the close. */
 const REFUSED_CLOSE_WAIT_MS = 5_000;
@@ -462,7 +465,8 @@ export function refuse(ws: WebSocket, socket: Duplex, error: EntryError, protoco
   ws.close(error.closeCode, error.code);
   const timer = setTimeout(() => ws.terminate(), REFUSED_CLOSE_WAIT_MS);
   timer.unref();
-  const uncap = capIncoming(socket, REFUSED_READ_MAX_BYTES, () => ws.terminate());
+  // Paused, not cut: the client still reads the CLOSE line and the close frame.
+  const uncap = capIncoming(socket, REFUSED_READ_MAX_BYTES, () => socket.pause());
   ws.once('close', () => {
     clearTimeout(timer);
     uncap();

@@ -231,8 +231,8 @@ describe('token abuse matrix', () => {
 
   it('refuses a 1 MB token: HTTP 431 where it comes in a header, "too long" where it comes in a message', async () => {
     const since = Date.now();
-    // A signed-looking token of 1,000,000 bytes: small enough that web mode's JSON message still
-    // fits under the default --max-frame (1 MiB), so the verifier is what refuses it there.
+    // A signed-looking token of 1,000,000 bytes: under the default --max-frame (1 MiB), over
+    // what web mode reads of a credentials message.
     const head = (await signed()).split('.').slice(0, 2).join('.');
     const huge = `${head}.${'A'.repeat(1_000_000 - head.length - 1)}`;
     expect(huge.length).toBe(1_000_000);
@@ -244,9 +244,10 @@ describe('token abuse matrix', () => {
       seen.push(`${way}:${o.status}`);
       figures.refused++;
     }
-    // Web mode carries it in the first message (under --max-frame): the verifier refuses it.
+    // Web mode carries it in the first message: over what a credentials message may be, it is
+    // refused before it is read whole.
     const o = await attempt('web', huge);
-    expectRefused('1 MB token', 'web', o, bad(/too long/));
+    expectRefused('1 MB token', 'web', o, { code: 'ENTRY_FRAME_TOO_LARGE', close: 1009, line: /the credentials message is over 65536 bytes/, http: 413 });
     seen.push(`web:${o.closeCode}`);
     figures.oversizeOutcome = seen.join(',');
     expect(await execCreateCount(containerId, since)).toBe(0);
