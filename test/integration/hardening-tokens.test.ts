@@ -229,7 +229,7 @@ describe('token abuse matrix', () => {
     figures.execCalls = 0;
   }, 60_000);
 
-  it('refuses a 1 MB token: HTTP 431 where it comes in a header, "too long" where it comes in a message', async () => {
+  it('refuses a 1 MB token: HTTP 431 where it comes in a header, too large a message where it comes in one', async () => {
     const since = Date.now();
     // A signed-looking token of 1,000,000 bytes: under the default --max-frame (1 MiB), over
     // what web mode reads of a credentials message.
