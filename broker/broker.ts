@@ -31,7 +31,7 @@ import { Recorder } from './recording/recorder.js';
 import { runAttachSession } from './session/attach-session.js';
 import { runExecSession } from './session/exec-session.js';
 import type { SessionObserver } from './session/observer.js';
-import { isSessionId } from './session/session-id.js';
+import { hasSessionIdShape } from './session/session-id.js';
 import { SessionRegistry } from './session/registry.js';
 import { SessionTable } from './session/session-table.js';
 import { runWatchSession } from './session/watch-session.js';
@@ -204,7 +204,7 @@ export class EntryBroker {
       trustsPeer: (address) => proxies.trusts(address),
       locateSession: async (id) => {
         // A malformed id is refused where it is admitted (ENTRY_BAD_REQUEST), never looked up.
-        if (!isSessionId(id) || this.sessions.get(id)) return undefined;
+        if (!hasSessionIdShape(id) || this.sessions.get(id)) return undefined;
         const record = await storeCall(() => store.getSession(id));
         return record && record.broker !== this.id && record.brokerUrl ? record.brokerUrl : undefined;
       },

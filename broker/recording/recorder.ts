@@ -2,7 +2,7 @@ import { mkdirSync, readdirSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from '../log.js';
 import type { SessionInfo, SessionObserver, SessionTap } from '../session/observer.js';
-import { isSessionId } from '../session/session-id.js';
+import { hasSessionIdShape } from '../session/session-id.js';
 import { AsciicastWriter } from './asciicast-writer.js';
 
 export interface RecorderOptions {
@@ -41,7 +41,7 @@ export class Recorder implements SessionObserver {
   }
 
   pathOf(sessionId: string): string | undefined {
-    return isSessionId(sessionId) ? join(this.options.dir, `${sessionId}.cast`) : undefined;
+    return hasSessionIdShape(sessionId) ? join(this.options.dir, `${sessionId}.cast`) : undefined;
   }
 
   started(info: SessionInfo): SessionTap {

@@ -2,7 +2,7 @@ import { decodeResumeRequest, FrameError, RequestType } from '../../proto/codec.
 import { EntryError, isEntryError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { SessionObserver } from './observer.js';
-import { isSessionId } from './session-id.js';
+import { hasSessionIdShape } from './session-id.js';
 import type { AdmittedSession, ClientTerminal, EndReason } from './types.js';
 
 /** A connection that asks to take a session over (RESUME), as the holding session checks it. */
@@ -38,7 +38,7 @@ export async function resumeExecSession(upgrade: AdmittedSession, deps: ResumeDe
   const fields = { session: sessionId, request: upgrade.requestId, user: identity.user, app: target.app, proc: target.proc, instance: target.instance, remote: upgrade.remoteAddress };
   try {
     if (!upgrade.protocol2) throw new EntryError('ENTRY_BAD_REQUEST', 'resume needs protocol 2');
-    if (!isSessionId(sessionId)) throw new EntryError('ENTRY_BAD_REQUEST', 'entry-resume must name a session');
+    if (!hasSessionIdShape(sessionId)) throw new EntryError('ENTRY_BAD_REQUEST', 'entry-resume must name a session');
     const content = await terminal.awaitStart(deps.startTimeoutMs, RequestType.RESUME);
     let request;
     try {
