@@ -12,6 +12,7 @@ import type { AuthGuard } from '../auth/guard.js';
 import type { BrokerConfig } from '../config/config.js';
 import type { ResolvedTarget, Target } from '../backend/backend.js';
 import { validateTarget } from '../backend/target.js';
+import { hasSessionIdShape } from '../session/session-id.js';
 import { EntryError, ignoreError, isEntryError } from '../errors.js';
 import type { FaultReporter } from '../fault.js';
 import type { AdmittedSession, AdmittedWatch } from '../session/types.js';
@@ -204,7 +205,7 @@ export class Gateway {
   private admitWatch(req: IncomingMessage, socket: Duplex, head: Buffer, request: UpgradeRequest, sessionId: string, remoteAddress: string): void {
     const admit = async () => {
       this.deps.admissible();
-      if (!/^[A-Za-z0-9-]{1,64}$/.test(sessionId)) throw new EntryError('ENTRY_BAD_REQUEST', 'watch needs ?session=<id>');
+      if (!hasSessionIdShape(sessionId)) throw new EntryError('ENTRY_BAD_REQUEST', 'watch needs ?session=<id>');
       const identity = await this.underWay(withTimeout(this.deps.guard.authenticate(request.token, remoteAddress), this.deps.config.limits.handshakeTimeoutMs, () => 'authenticating'));
       if (!identity.admin) throw new EntryError('ENTRY_NOT_ADMIN', `${identity.user} may not watch sessions`);
       return identity;
@@ -447,14 +448,22 @@ const REFUSED_CLOSE_WAIT_MS = 5_000;
  */
 function capIncoming(socket: Duplex, max: number, over: () => void): () => void {
   let seen = 0;
+  // ws reads first and hands a message on within the same 'data' event, and an emit calls the
+  // listeners it had when it began: a cap lifted by that message must not count its chunk.
+  let lifted = false;
   const onData = (chunk: Buffer) => {
+    if (lifted) return;
     seen += chunk.length;
     if (seen <= max) return;
+    lifted = true;
     socket.off('data', onData);
     over();
   };
   socket.on('data', onData);
-  return () => socket.off('data', onData);
+  return () => {
+    lifted = true;
+    socket.off('data', onData);
+  };
 }
 
 /** Tells a refused client why, the way original clients expect: a red CLOSE line. */

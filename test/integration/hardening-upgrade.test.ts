@@ -1,6 +1,7 @@
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
+import { encodeExecSpec, RequestType } from '../../proto/codec.js';
 import { type BrokerProcess, startBrokerProcess } from '../helpers/broker-process.js';
 import { TestContainers, uniqueApp } from '../helpers/containers.js';
 import { healthz } from '../helpers/hardening.js';
@@ -116,6 +117,31 @@ describe('upgrades that no session comes of', () => {
     // kernels' buffers took, never went further.
     expect(sent, 'messages written before the cut').toBeLessThan(32);
     expect(grown).toBeLessThan(32 * MiB);
+  });
+
+  it('takes the input that comes behind a web-mode credentials message in the read that completes it', async () => {
+    const token = await broker.mint({ apps: [app] });
+    const socket = net.connect(port, '127.0.0.1');
+    socket.on('error', () => undefined);
+    const received: Buffer[] = [];
+    socket.on('data', (d: Buffer) => received.push(d));
+    socket.write(upgrade('/enter?method=web', 'Sec-WebSocket-Protocol: entry.v1\r\n'));
+    await new Promise<void>((resolve) => socket.once('data', () => resolve()));
+    const input = Buffer.alloc(100 * 1024, 0x62);
+    const argv = ['sh', '-c', `head -c ${input.length} | wc -c`].map((a) => Buffer.from(a));
+    const creds = maskedFrame(0x1, Buffer.from(JSON.stringify({ access_token: token, app_name: app, proc_name: 'web', instance_no: '1' })));
+    const start = maskedFrame(0x1, Buffer.from(JSON.stringify({ msgType: RequestType.START, content: Buffer.from(encodeExecSpec({ argv })).toString('base64') })));
+    const stdin = maskedFrame(0x1, Buffer.from(JSON.stringify({ content: input.toString('base64') })));
+    // The credentials' first bytes alone, then the rest with START and the input in one write:
+    // the read that completes the credentials brings the 64 KiB the broker reads of an unknown
+    // caller on top of those first bytes. (The pause lets the first write be read on its own.)
+    socket.write(creds.subarray(0, 100));
+    await new Promise((r) => setTimeout(r, 200));
+    socket.write(Buffer.concat([creds.subarray(100), start, stdin]));
+    await new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    const answer = Buffer.concat(received).toString('latin1');
+    // wc's answer, base64 in the JSON STDOUT message.
+    expect(answer).toContain(Buffer.from(`${input.length}\n`).toString('base64'));
   });
 
   it('leaves no session behind for web-mode clients that leave while their credentials are checked', async () => {
