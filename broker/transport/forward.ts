@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import { connect as netConnect, type Socket } from 'node:net';
+import { isIP, connect as netConnect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { connect as tlsConnect } from 'node:tls';
 
@@ -22,9 +22,13 @@ export function forwardUpgrade(
   onFailed: (err: Error) => void,
 ): void {
   const url = new URL(holderUrl);
+  if ((url.protocol !== 'http:' && url.protocol !== 'https:') || !url.hostname) throw new Error(`not a broker's address: ${holderUrl}`);
   const secure = url.protocol === 'https:';
   const port = Number(url.port || (secure ? 443 : 80));
-  const upstream: Socket = secure ? tlsConnect({ host: url.hostname, port, servername: url.hostname }) : netConnect(port, url.hostname);
+  // An IPv6 literal keeps its brackets in `hostname`; connect wants the address alone.
+  const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
+  // SNI names a host, never an address (RFC 6066).
+  const upstream: Socket = secure ? tlsConnect({ host, port, ...(isIP(host) ? {} : { servername: host }) }) : netConnect(port, host);
   const lines = [`${req.method ?? 'GET'} ${req.url ?? '/'} HTTP/1.1`];
   let forwardedFor = '';
   for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) {
