@@ -13,6 +13,12 @@ export interface GuardLimits {
 }
 
 /**
+ * Sources whose over-the-limit refusal is remembered as told (see limitedAgain), at most: each
+ * one first had --auth-failure-limit failures counted. 10,000 entries are about 1 MB.
+ */
+const MAX_LIMITED_SOURCES_TOLD = 10_000;
+
+/**
  * Authentication with the shared rules around it: failed attempts are counted per source
  * address (across brokers with Redis), a source over the limit is refused before its token is
  * even looked at, and revoked tokens are refused.
@@ -21,14 +27,9 @@ export interface GuardLimits {
  * and even a user's own signed tokens are not only theirs to send: an expired or revoked token
  * pasted into a bug report or a log would let whoever finds it keep its user locked out. A token
  * that verifies and is not revoked is admitted whatever others sent in its user's name; each
- * refusal is in the audit trail (`auth.failure`, with the claimed user) and the metrics.
+ * refusal is counted in the metrics and in the audit trail (`auth.failure`, with the claimed
+ * user), where a source over the limit has its first refusal of each wait only.
  */
-/**
- * Sources whose over-the-limit refusal is remembered as told (see limitedAgain), at most: each
- * one first had --auth-failure-limit failures counted. 10,000 entries are about 1 MB.
- */
-const MAX_LIMITED_SOURCES_TOLD = 10_000;
-
 export class AuthGuard {
   constructor(
     private readonly verifier: TokenVerifier,
@@ -100,7 +101,8 @@ export class AuthGuard {
 
   /** Whether `source`'s refusal for being over the limit was already told within its wait. */
   private limitedAgain(source: string, retryAfterMs: number): boolean {
-    const now = Date.now();
+    // The monotonic clock: a step of the wall clock neither lengthens nor ends a wait.
+    const now = performance.now();
     const until = this.limitedTold.get(source);
     if (until !== undefined && until > now) return true;
     if (this.limitedTold.size >= MAX_LIMITED_SOURCES_TOLD) {
