@@ -1,11 +1,9 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { ReapMode } from '../../broker/docker/process-reaper.js';
-import { startTestBroker, type TestBroker } from '../helpers/broker.js';
-import { containerProcesses, TestContainers, uniqueApp } from '../helpers/containers.js';
+import { brokerBehindEngineProxy } from '../helpers/engine-behind-proxy.js';
 import { eventually, openCommand } from '../helpers/sessions.js';
-import { TcpProxy } from '../helpers/tcp-proxy.js';
 
 /**
  * The link between the broker and the engine breaks while a command runs (a tcp:// or ssh://
@@ -14,34 +12,15 @@ import { TcpProxy } from '../helpers/tcp-proxy.js';
  * the client leaves, and tell the client why. Seen through a proxy in front of the engine socket.
  */
 
-const ENGINE_SOCKET = process.env['DOCKER_SOCKET'] ?? '/var/run/docker.sock';
-
 describe.each(['host', 'exec'] as ReapMode[])('the engine stream lost while a command runs (reap mode %s)', (mode) => {
-  const containers = new TestContainers();
-  const app = uniqueApp('el');
-  const target = { app, proc: 'web', instance: 1 };
-  const engine = new TcpProxy(`unix://${ENGINE_SOCKET}`);
-  let b: TestBroker;
-  let containerId = '';
-
-  beforeAll(async () => {
-    await engine.start();
-    b = await startTestBroker({ 'docker-host': [`tcp://127.0.0.1:${engine.port}`], 'kill-grace': 300 }, { reapMode: mode });
-    containerId = await containers.entry(app, 'web', 1);
-  });
-  afterAll(async () => {
-    await b?.stop();
-    await containers.removeAll();
-    await engine.stop();
-  });
-
-  const running = async (tag: string) => (await containerProcesses(containerId)).some((p) => p.trim() === `sleep ${tag}`);
+  const f = brokerBehindEngineProxy('el', { 'kill-grace': 300 }, { reapMode: mode });
+  const { app, target, engine, running, ready } = f;
 
   it.each([false, true])('ends the processes and closes the client with a reason (tty %s)', async (tty) => {
     const tag = tty ? '1021' : '1022';
     // The cut also broke the broker's event stream: wait until it has the engine again.
-    await eventually(async () => (await fetch(`${b.url}/readyz`)).status === 200, 'the broker ready', 20_000);
-    const c = await openCommand(b.wsUrl, await b.mint({ apps: [app] }), target, ['sh', '-c', `echo READY; sleep ${tag}`], tty);
+    await ready();
+    const c = await openCommand(f.broker.wsUrl, await f.broker.mint({ apps: [app] }), target, ['sh', '-c', `echo READY; sleep ${tag}`], tty);
     await c.waitFor(() => c.stdoutText().includes('READY'), 'READY');
     await eventually(() => running(tag), `sleep ${tag} running`);
 
@@ -55,13 +34,13 @@ describe.each(['host', 'exec'] as ReapMode[])('the engine stream lost while a co
     expect(new TextDecoder().decode(close!.content)).toMatch(/lost the stream to the process while it ran|docker engine unreachable/);
     // The exec outlived its stream; the session's end ended it. Checked on the engine's own socket.
     await eventually(async () => !(await running(tag)), `sleep ${tag} ended`, 15_000);
-    expect(b.logs.filter((l) => l.includes('could not end the session processes'))).toEqual([]);
+    expect(f.broker.logs.filter((l) => l.includes('could not end the session processes'))).toEqual([]);
   }, 40_000);
 
   it('ends the processes once the engine answers again, when the link stays down for a while', async () => {
     const tag = '1023';
-    await eventually(async () => (await fetch(`${b.url}/readyz`)).status === 200, 'the broker ready', 20_000);
-    const c = await openCommand(b.wsUrl, await b.mint({ apps: [app] }), target, ['sh', '-c', `echo READY; sleep ${tag}`]);
+    await ready();
+    const c = await openCommand(f.broker.wsUrl, await f.broker.mint({ apps: [app] }), target, ['sh', '-c', `echo READY; sleep ${tag}`]);
     await c.waitFor(() => c.stdoutText().includes('READY'), 'READY');
     await eventually(() => running(tag), `sleep ${tag} running`);
     // Three seconds in which every connection to the engine is refused, the clean-up's included.
@@ -73,16 +52,16 @@ describe.each(['host', 'exec'] as ReapMode[])('the engine stream lost while a co
 
   it("ends a process the engine started when the start's answer was lost, and keeps its session in the ledger until then", async () => {
     const tag = mode === 'host' ? '1025' : '1026';
-    await eventually(async () => (await fetch(`${b.url}/readyz`)).status === 200, 'the broker ready', 20_000);
+    await ready();
     // The start request reaches the engine; its answer is held until every link is reset.
-    const ledger = join(b.stateDir, 'sessions');
+    const ledger = join(f.broker.stateDir, 'sessions');
     const entries = () => readdirSync(ledger, { withFileTypes: true }).filter((d) => d.isDirectory()).flatMap((d) => readdirSync(join(ledger, d.name)));
     // The test before leaves its session there (kept until the minute's sweep).
     const before = new Set(entries());
     engine.tap = (chunk) => {
       if (/^POST \/[^ ]*exec\/[0-9a-f]+\/start /.test(chunk.toString('latin1'))) setImmediate(() => engine.freeze());
     };
-    const c = await openCommand(b.wsUrl, await b.mint({ apps: [app] }), target, ['sleep', tag]);
+    const c = await openCommand(f.broker.wsUrl, await f.broker.mint({ apps: [app] }), target, ['sleep', tag]);
     await eventually(() => running(tag), `sleep ${tag} running`);
     engine.tap = undefined;
     // Refused for three seconds: the clean-up's first try fails too.
@@ -93,13 +72,13 @@ describe.each(['host', 'exec'] as ReapMode[])('the engine stream lost while a co
     const added = () => entries().filter((e) => !before.has(e));
     expect(added()).toHaveLength(1);
     const session = added()[0]!.replace(/\.json$/, '');
-    await eventually(async () => b.logs.some((l) => l.includes('"session refused"') && l.includes(session)), 'the refusal to be logged');
+    await eventually(async () => f.broker.logs.some((l) => l.includes('"session refused"') && l.includes(session)), 'the refusal to be logged');
     if (mode === 'exec') {
       // Ending it needs the engine: the first try fails, and the session stays in the ledger.
-      await eventually(async () => b.logs.some((l) => l.includes('could not end what the failed start may have left running') && l.includes(session)), 'the failed clean-up to be logged');
+      await eventually(async () => f.broker.logs.some((l) => l.includes('could not end what the failed start may have left running') && l.includes(session)), 'the failed clean-up to be logged');
       expect(added()).toEqual([`${session}.json`]);
       await eventually(async () => !(await running(tag)), `sleep ${tag} ended`, 30_000);
-      await eventually(async () => b.logs.some((l) => l.includes('session processes ended once the link was back') && l.includes(session)), 'the clean-up to be logged');
+      await eventually(async () => f.broker.logs.some((l) => l.includes('session processes ended once the link was back') && l.includes(session)), 'the clean-up to be logged');
     } else {
       // The broker sees the container's processes itself: ended at once, and out of the ledger.
       await eventually(async () => !(await running(tag)), `sleep ${tag} ended`);

@@ -1,10 +1,8 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ENGINE_CALL_TIMEOUT_MS } from '../../broker/docker/engine.js';
 import { ResponseType } from '../../proto/codec.js';
-import { startTestBroker, type TestBroker } from '../helpers/broker.js';
-import { containerProcesses, TestContainers, uniqueApp } from '../helpers/containers.js';
+import { brokerBehindEngineProxy } from '../helpers/engine-behind-proxy.js';
 import { eventually, openCommand } from '../helpers/sessions.js';
-import { TcpProxy } from '../helpers/tcp-proxy.js';
 
 /**
  * An engine that takes a call and never answers it (a dockerd stuck on a container's lock, a
@@ -13,29 +11,11 @@ import { TcpProxy } from '../helpers/tcp-proxy.js';
  * call made while a session ends (its exit code, its PID) gives up after ENGINE_CALL_TIMEOUT_MS.
  */
 
-const ENGINE_SOCKET = process.env['DOCKER_SOCKET'] ?? '/var/run/docker.sock';
 const OPEN_TIMEOUT_MS = 1_500;
 
 describe('an engine that does not answer an exec call', () => {
-  const containers = new TestContainers();
-  const app = uniqueApp('na');
-  const target = { app, proc: 'web', instance: 1 };
-  const engine = new TcpProxy(`unix://${ENGINE_SOCKET}`);
-  let b: TestBroker;
-  let containerId = '';
-
-  beforeAll(async () => {
-    await engine.start();
-    b = await startTestBroker({ 'docker-host': [`tcp://127.0.0.1:${engine.port}`], 'open-timeout': OPEN_TIMEOUT_MS, 'max-user-sessions': 1, 'kill-grace': 300 });
-    containerId = await containers.entry(app, 'web', 1);
-  });
-  afterAll(async () => {
-    await b?.stop();
-    await containers.removeAll();
-    await engine.stop();
-  });
-
-  const running = async (tag: string) => (await containerProcesses(containerId)).some((p) => p.trim() === `sleep ${tag}`);
+  const f = brokerBehindEngineProxy('na', { 'open-timeout': OPEN_TIMEOUT_MS, 'max-user-sessions': 1, 'kill-grace': 300 });
+  const { app, target, engine, running, ready } = f;
   /** Freezes every link to the engine once a request matching `call` has gone through. */
   const holdAnswerTo = (call: RegExp) => {
     engine.tap = (chunk) => {
@@ -50,11 +30,11 @@ describe('an engine that does not answer an exec call', () => {
     ['exec start', /^POST \/[^ ]*exec\/[0-9a-f]+\/start /, '1032'],
   ])('refuses the session after the timeout when %s gets no answer, frees its slot and leaves nothing running', async (call, request, tag) => {
     // A frozen link also held the broker's event stream: wait until it has the engine again.
-    await eventually(async () => (await fetch(`${b.url}/readyz`)).status === 200, 'the broker ready', 20_000);
-    const token = await b.mint({ apps: [app] });
+    await ready();
+    const token = await f.broker.mint({ apps: [app] });
     holdAnswerTo(request);
     const started = Date.now();
-    const c = await openCommand(b.wsUrl, token, target, ['sleep', tag]);
+    const c = await openCommand(f.broker.wsUrl, token, target, ['sleep', tag]);
     // A start that went out is carried out; a create alone starts nothing.
     if (call === 'exec start') await eventually(() => running(tag), `sleep ${tag} running`);
     await c.closed;
@@ -69,8 +49,8 @@ describe('an engine that does not answer an exec call', () => {
     engine.cut();
     await eventually(async () => !(await running(tag)), `sleep ${tag} not running`, 15_000);
     // The user's one slot is free: the next session runs (once the broker has the engine again).
-    await eventually(async () => (await fetch(`${b.url}/readyz`)).status === 200, 'the broker ready', 20_000);
-    const next = await openCommand(b.wsUrl, token, target, ['echo', 'after']);
+    await ready();
+    const next = await openCommand(f.broker.wsUrl, token, target, ['echo', 'after']);
     await next.closed;
     expect(next.stdoutText(), new TextDecoder().decode(next.closeMessage()?.content)).toBe('after\n');
     expect(new TextDecoder().decode(next.messages.find((m) => m.msgType === ResponseType.EXIT)?.content)).toBe('0');
@@ -78,7 +58,7 @@ describe('an engine that does not answer an exec call', () => {
 
   it("tells the client once the exit code's inspect goes unanswered, and still ends what the session left running", async () => {
     const tag = '1033';
-    await eventually(async () => (await fetch(`${b.url}/readyz`)).status === 200, 'the broker ready', 20_000);
+    await ready();
     // The first two exec inspects are held: the exit code's, then the one for the PID to end.
     let held = 0;
     engine.tap = (chunk, hold) => {
@@ -86,7 +66,7 @@ describe('an engine that does not answer an exec call', () => {
       if (++held === 2) engine.tap = undefined;
       hold();
     };
-    const c = await openCommand(b.wsUrl, await b.mint({ apps: [app] }), target, ['sh', '-c', `sleep ${tag} >/dev/null 2>&1 & echo READY`]);
+    const c = await openCommand(f.broker.wsUrl, await f.broker.mint({ apps: [app] }), target, ['sh', '-c', `sleep ${tag} >/dev/null 2>&1 & echo READY`]);
     await c.waitFor(() => c.stdoutText().includes('READY'), 'READY');
     const ended = Date.now();
     await eventually(() => running(tag), `sleep ${tag} running`);

@@ -1,0 +1,45 @@
+import { afterAll, beforeAll } from 'vitest';
+import type { RawSettings } from '../../broker/config/config.js';
+import type { ReapMode } from '../../broker/docker/process-reaper.js';
+import { startTestBroker, type TestBroker } from './broker.js';
+import { containerProcesses, TestContainers, uniqueApp } from './containers.js';
+import { eventually } from './sessions.js';
+import { TcpProxy } from './tcp-proxy.js';
+
+const ENGINE_SOCKET = process.env['DOCKER_SOCKET'] ?? '/var/run/docker.sock';
+
+/**
+ * A test broker whose one engine is reached through a TcpProxy (whose links a test breaks or
+ * holds), and a container of a fresh app to enter: set up before the suite, gone after it.
+ */
+export function brokerBehindEngineProxy(prefix: string, settings: RawSettings, opts: { reapMode?: ReapMode } = {}) {
+  const containers = new TestContainers();
+  const app = uniqueApp(prefix);
+  const engine = new TcpProxy(`unix://${ENGINE_SOCKET}`);
+  let broker: TestBroker | undefined;
+  let containerId = '';
+
+  beforeAll(async () => {
+    await engine.start();
+    broker = await startTestBroker({ 'docker-host': [`tcp://127.0.0.1:${engine.port}`], ...settings }, opts);
+    containerId = await containers.entry(app, 'web', 1);
+  });
+  afterAll(async () => {
+    await broker?.stop();
+    await containers.removeAll();
+    await engine.stop();
+  });
+
+  return {
+    app,
+    target: { app, proc: 'web', instance: 1 },
+    engine,
+    get broker(): TestBroker {
+      return broker!;
+    },
+    /** Whether `sleep TAG` runs in the container, as the engine itself sees it. */
+    running: async (tag: string) => (await containerProcesses(containerId)).some((p) => p.trim() === `sleep ${tag}`),
+    /** Until the broker has the engine again (a cut or a hold also broke its event stream). */
+    ready: () => eventually(async () => (await fetch(`${broker!.url}/readyz`)).status === 200, 'the broker ready', 20_000),
+  };
+}
