@@ -27,6 +27,8 @@ export interface TicketStore {
   issue(identity: Identity, target: Target): Promise<IssuedTicket>;
   /** Returns the identity the ticket was issued to, once; throws EntryError otherwise. */
   redeem(ticket: string, target: Target): Promise<Identity>;
+  /** Spends a ticket without using it (its upgrade was refused before it was redeemed). */
+  spend(ticket: string): Promise<void>;
 }
 
 export function sameTarget(a: Target, b: Target): boolean {
@@ -51,6 +53,10 @@ export class Tickets implements TicketStore {
     const record: TicketRecord = { identity, target, expiresAt };
     await storeCall(() => this.store.putTicket(credentialKey(ticket), JSON.stringify(record), expiresAt - now));
     return { ticket, expiresAt: new Date(expiresAt) };
+  }
+
+  async spend(ticket: string): Promise<void> {
+    await storeCall(() => this.store.takeTicket(credentialKey(ticket)));
   }
 
   async redeem(ticket: string, target: Target): Promise<Identity> {

@@ -72,6 +72,19 @@ describe('browser ways in: tickets, the subprotocol token, Origin, web mode, /ap
     expect(await execCreateCount(containerId, since)).toBe(0);
   });
 
+  it('spends a ticket whose upgrade was refused before it was redeemed', async () => {
+    const { ticket } = await ticketFor({ app, proc: 'web', instance: 1 });
+    // Refused for its target's spelling, before the ticket is looked at: its URL may be in a
+    // proxy's log, and it must not open a session after.
+    const refused = await WireClient.connect(q({ app, proc: 'web', instance: 'not a pod!', ticket }), {}, ['entry.v1']);
+    await refused.closed;
+    expect(refused.closeMessage()!.code).toBe('ENTRY_BAD_REQUEST');
+    const again = await WireClient.connect(q({ app, proc: 'web', instance: '1', ticket }), {}, ['entry.v1']);
+    await again.closed;
+    expect(again.closeMessage()!.code).toBe('ENTRY_BAD_TOKEN');
+    expect(new TextDecoder().decode(again.closeMessage()!.content)).toMatch(/unknown, expired or already used/);
+  });
+
   it('refuses an expired ticket', async () => {
     const short = await startTestBroker();
     try {
