@@ -56,16 +56,21 @@ export class Tickets implements TicketStore {
   }
 
   async spend(ticket: string): Promise<void> {
-    await storeCall(() => this.store.takeTicket(credentialKey(ticket)));
+    await this.take(ticket);
   }
 
   async redeem(ticket: string, target: Target): Promise<Identity> {
     // Taken (deleted) before any check: a ticket is spent by its first use, right or wrong.
-    const raw = await storeCall(() => this.store.takeTicket(credentialKey(ticket)));
+    const raw = await this.take(ticket);
     if (!raw) throw new EntryError('ENTRY_BAD_TOKEN', 'unknown, expired or already used ticket');
     const record = JSON.parse(raw) as TicketRecord;
     if (record.expiresAt < Date.now()) throw new EntryError('ENTRY_BAD_TOKEN', 'ticket expired');
     if (!sameTarget(record.target, target)) throw new EntryError('ENTRY_BAD_TOKEN', 'ticket was issued for another target');
     return record.identity;
+  }
+
+  /** The ticket's record, deleted as it is read; undefined when there was none. */
+  private take(ticket: string): Promise<string | undefined> {
+    return storeCall(() => this.store.takeTicket(credentialKey(ticket)));
   }
 }

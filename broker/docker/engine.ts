@@ -74,12 +74,32 @@ export function answerInTime(): { abortSignal: AbortSignal } {
 }
 
 /**
+ * Runs `work` with a signal that aborts its calls if their answer has not come within `ms`.
+ * For calls whose answer opens a stream (a hijacked exec, a followed log): the signal stays on
+ * the request for the stream's life, so unlike answerInTime it is disarmed once `work` is done.
+ */
+export async function answeredWithin<T>(ms: number, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const deadline = new AbortController();
+  const timer = setTimeout(() => deadline.abort(), ms);
+  try {
+    return await work(deadline.signal);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Whether the engine answered a failed call with an HTTP status (refused it), rather than not at all. */
+export function refused(err: unknown): boolean {
+  return (err as { statusCode?: number }).statusCode !== undefined;
+}
+
+/**
  * Whether a failed call may have been carried out: it went out (the engine was reached) and no
  * answer came back, as when the link breaks in between.
  */
 export function unanswered(err: unknown): boolean {
-  const e = err as { code?: string; statusCode?: number };
-  return e.statusCode === undefined && e.code !== 'ECONNREFUSED' && e.code !== 'ENOENT';
+  const code = (err as { code?: string }).code;
+  return !refused(err) && code !== 'ECONNREFUSED' && code !== 'ENOENT';
 }
 
 /** Wraps a failed Engine API call: connection errors say the engine is unreachable. */

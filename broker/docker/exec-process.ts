@@ -5,7 +5,7 @@ import { EXIT_CODE_WAIT_MS, RESIZE_RETRIES, RESIZE_RETRY_STEP_MS } from '../conf
 import { EntryError } from '../errors.js';
 import type { OutputStream, ProcessEvents, ProcessSide } from '../session/types.js';
 import { DockerDemuxer } from './demux.js';
-import { answerInTime, dockerFailure, unanswered } from './engine.js';
+import { answeredWithin, answerInTime, dockerFailure, refused, unanswered } from './engine.js';
 import { execCreateOptions, type ExecOptions } from './exec-create.js';
 import { withOpenCleanUp } from '../backend/open-clean-up.js';
 import { SignalLane, signalName } from '../backend/signal-lane.js';
@@ -83,26 +83,22 @@ export class DockerExecProcess implements ProcessSide {
     const o = this.options;
     // Both calls share one deadline: an engine that takes a call and never answers it must not
     // hold the client (and its slot) for good.
-    const deadline = new AbortController();
-    const timer = setTimeout(() => deadline.abort(), o.openTimeoutMs);
-    const failure = (err: unknown) =>
-      deadline.signal.aborted ? new EntryError('ENTRY_DOCKER_UNAVAILABLE', `starting exec: no answer within ${o.openTimeoutMs} ms`, { cause: err }) : dockerFailure(err, 'starting exec');
-    try {
+    await answeredWithin(o.openTimeoutMs, async (deadline) => {
+      const failure = (err: unknown) =>
+        deadline.aborted ? new EntryError('ENTRY_DOCKER_UNAVAILABLE', `starting exec: no answer within ${o.openTimeoutMs} ms`, { cause: err }) : dockerFailure(err, 'starting exec');
       try {
-        this.exec = await this.docker.getContainer(o.containerId).exec({ ...execCreateOptions(o), abortSignal: deadline.signal });
+        this.exec = await this.docker.getContainer(o.containerId).exec({ ...execCreateOptions(o), abortSignal: deadline });
       } catch (err) {
         throw failure(err);
       }
       try {
-        this.socket = (await this.exec.start({ hijack: true, stdin: true, Tty: o.tty, abortSignal: deadline.signal })) as Socket;
+        this.socket = (await this.exec.start({ hijack: true, stdin: true, Tty: o.tty, abortSignal: deadline })) as Socket;
       } catch (err) {
         // The engine may have started the process and only its answer been lost, or it may still
         // start it: one that did not answer in time may be stuck and carry the start out later.
-        throw unanswered(err) ? withOpenCleanUp(failure(err), deadline.signal.aborted ? this.endStartOutOfTime() : this.terminate()) : failure(err);
+        throw unanswered(err) ? withOpenCleanUp(failure(err), deadline.aborted ? this.endStartOutOfTime() : this.terminate()) : failure(err);
       }
-    } finally {
-      clearTimeout(timer);
-    }
+    });
     // From here until start() the session awaits other work (the session store): a reset in
     // between must not be an uncaught 'error' (Node drops its own listener on the upgrade). It
     // is kept and reported by start().
@@ -256,7 +252,7 @@ export class DockerExecProcess implements ProcessSide {
         info = await this.reaper.limited(() => this.exec.inspect(answerInTime()));
       } catch (err) {
         // Refused (the exec is gone with its container), or no answer.
-        return (err as { statusCode?: number }).statusCode !== undefined;
+        return refused(err);
       }
       if (info.Pid > 0) {
         await this.reaper.terminate(this.options.containerId, this.options.sessionId, info.Pid, this.options.terminateGraceMs);
@@ -292,7 +288,7 @@ export class DockerExecProcess implements ProcessSide {
           } catch (err) {
             // Only a refusal is retried (the exec not running yet); an engine that does not
             // answer would hold the input queued behind the resize for every try.
-            if ((err as { statusCode?: number }).statusCode === undefined) return;
+            if (!refused(err)) return;
             await sleep(RESIZE_RETRY_STEP_MS * attempt);
           }
         }

@@ -1,7 +1,7 @@
 import type Docker from 'dockerode';
 import { type LogStream, LogStreamProcess } from '../backend/log-stream-process.js';
 import { DockerDemuxer } from './demux.js';
-import { answerInTime, dockerFailure, ENGINE_CALL_TIMEOUT_MS } from './engine.js';
+import { answeredWithin, answerInTime, dockerFailure, ENGINE_CALL_TIMEOUT_MS } from './engine.js';
 
 /** How much history /attach replays before following, like `docker logs --tail`. */
 const ATTACH_TAIL_LINES = 100;
@@ -14,13 +14,10 @@ export async function openContainerLogs(docker: Docker, containerId: string): Pr
   try {
     const container = docker.getContainer(containerId);
     const inspect = await container.inspect(answerInTime());
-    // The engine answers the request at once and the stream follows for as long as the client
-    // stays: only the wait for the answer is bounded (the signal would cut the stream later).
-    const answer = new AbortController();
-    const timer = setTimeout(() => answer.abort(), ENGINE_CALL_TIMEOUT_MS);
-    const stream = (await container
-      .logs({ follow: true, stdout: true, stderr: true, tail: ATTACH_TAIL_LINES, abortSignal: answer.signal })
-      .finally(() => clearTimeout(timer))) as unknown as LogStream;
+    // The engine answers at once and the stream follows for as long as the client stays.
+    const stream = (await answeredWithin(ENGINE_CALL_TIMEOUT_MS, (signal) =>
+      container.logs({ follow: true, stdout: true, stderr: true, tail: ATTACH_TAIL_LINES, abortSignal: signal }),
+    )) as unknown as LogStream;
     if (inspect.Config.Tty) return new LogStreamProcess(stream);
     return new LogStreamProcess(stream, (emit) => {
       const demux = new DockerDemuxer((s, d) => emit(s, d));
