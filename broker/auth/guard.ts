@@ -1,5 +1,6 @@
 import { EntryError } from '../errors.js';
 import { storeCall } from '../store/store-call.js';
+import { failureSource } from './failure-source.js';
 import type { Store } from '../store/store.js';
 import type { Identity } from './identity.js';
 import type { TokenVerifier } from './verifier.js';
@@ -20,7 +21,7 @@ const MAX_LIMITED_SOURCES_TOLD = 10_000;
 
 /**
  * Authentication with the shared rules around it: failed attempts are counted per source
- * address (across brokers with Redis), a source over the limit is refused before its token is
+ * (an IPv4 address or an IPv6 /64, see failureSource; across brokers with Redis), a source over the limit is refused before its token is
  * even looked at, and revoked tokens are refused.
  *
  * Failures are not counted per user. The user an unverified token claims is anyone's to write,
@@ -74,15 +75,16 @@ export class AuthGuard {
   }
 
   /**
-   * Runs `check` unless `source` is over its limit; tells of a refusal with the user it claimed,
-   * and counts a 401 against the source.
+   * Runs `check` unless `source` (its address, or its /64 on IPv6) is over its limit; tells of a
+   * refusal with the address and the user it claimed, and counts a 401 against the source.
    */
   private async counted(source: string, via: Credential, claimedUser: () => string | undefined, check: () => Promise<Identity>): Promise<Identity> {
-    const sourceKey = `authfail:ip:${source}`;
+    const unit = failureSource(source);
+    const sourceKey = `authfail:ip:${unit}`;
     const d = await storeCall(() => this.store.peek(sourceKey, this.limits.authFailureLimit));
     if (!d.allowed) {
       const err = rateLimited(d.retryAfterMs);
-      this.onFailure(err, source, claimedUser(), via, this.limitedAgain(source, d.retryAfterMs));
+      this.onFailure(err, source, claimedUser(), via, this.limitedAgain(unit, d.retryAfterMs));
       throw err;
     }
     try {

@@ -24,6 +24,7 @@ const LIMIT = 3;
 
 interface Told {
   code: string | undefined;
+  source: string;
   user: string | undefined;
   via: Credential;
   repeat: boolean;
@@ -31,7 +32,7 @@ interface Told {
 
 function guard(store = new MemoryStore()): { guard: AuthGuard; store: MemoryStore; told: Told[] } {
   const told: Told[] = [];
-  const onFailure = (err: unknown, _source: string, user: string | undefined, via: Credential, repeat: boolean) => told.push({ code: (err as { code?: string }).code, user, via, repeat });
+  const onFailure = (err: unknown, source: string, user: string | undefined, via: Credential, repeat: boolean) => told.push({ code: (err as { code?: string }).code, source, user, via, repeat });
   return { guard: new AuthGuard(new TokenVerifier(loadVerificationKey(auth), auth), store, { authFailureLimit: LIMIT, authFailureWindowMs: 60_000 }, onFailure), store, told };
 }
 
@@ -43,9 +44,9 @@ const unsigned = (user: string) => {
   return `${part({ alg: 'none' })}.${part({ sub: user, exp: Math.floor(Date.now() / 1000) + 3600 })}.`;
 };
 
-/** Each attempt from an address of its own, as an attacker with many addresses would. */
+/** Each attempt from a network of its own, as an attacker with many networks would. */
 let n = 0;
-const freshSource = () => `2001:db8::${(n++).toString(16)}`;
+const freshSource = () => `2001:db8:${(n++).toString(16)}::1`;
 
 const refusal = async (p: Promise<unknown>) => {
   try {
@@ -72,6 +73,22 @@ describe('AuthGuard counting failed authentications', () => {
     for (let i = 0; i < LIMIT; i++) expect(await refusal(g.authenticate('junk', source))).toBe('ENTRY_BAD_TOKEN');
     expect(await refusal(g.authenticate(await sign('alice'), source))).toBe('ENTRY_RATE_LIMITED');
     expect((await g.authenticate(await sign('alice'), freshSource())).user).toBe('alice');
+  });
+
+  it('counts every address of an IPv6 /64 as one source, and the next /64 apart', async () => {
+    const { guard: g, told } = guard();
+    for (let i = 0; i < LIMIT; i++) expect(await refusal(g.authenticate('junk', `2001:db8:ffff:0:${i + 1}:0:0:7`))).toBe('ENTRY_BAD_TOKEN');
+    expect(await refusal(g.authenticate(await sign('alice'), '2001:db8:ffff::ffff:1'))).toBe('ENTRY_RATE_LIMITED');
+    // Audited under the address it came from, not its network.
+    expect(told.at(-1)).toMatchObject({ code: 'ENTRY_RATE_LIMITED', source: '2001:db8:ffff::ffff:1', repeat: false });
+    expect((await g.authenticate(await sign('alice'), '2001:db8:ffff:1::1')).user).toBe('alice');
+  });
+
+  it('counts IPv4 addresses one by one', async () => {
+    const { guard: g } = guard();
+    for (let i = 0; i < LIMIT; i++) expect(await refusal(g.authenticate('junk', '192.0.2.1'))).toBe('ENTRY_BAD_TOKEN');
+    expect(await refusal(g.authenticate(await sign('alice'), '192.0.2.1'))).toBe('ENTRY_RATE_LIMITED');
+    expect((await g.authenticate(await sign('alice'), '192.0.2.2')).user).toBe('alice');
   });
 
   it('tells the first refusal of an address over its limit as new, and the ones after it within the wait as repeats', async () => {
@@ -124,10 +141,10 @@ describe('AuthGuard counting failed authentications', () => {
     // Not spent by the refusal: it still opens from another address.
     expect((await g.redeem(() => tickets.redeem(good, target), freshSource())).user).toBe('alice');
     expect(told).toEqual([
-      { code: 'ENTRY_BAD_TOKEN', user: undefined, via: 'ticket', repeat: false },
-      { code: 'ENTRY_BAD_TOKEN', user: undefined, via: 'ticket', repeat: false },
-      { code: 'ENTRY_BAD_TOKEN', user: undefined, via: 'ticket', repeat: false },
-      { code: 'ENTRY_RATE_LIMITED', user: undefined, via: 'ticket', repeat: false },
+      { code: 'ENTRY_BAD_TOKEN', source, user: undefined, via: 'ticket', repeat: false },
+      { code: 'ENTRY_BAD_TOKEN', source, user: undefined, via: 'ticket', repeat: false },
+      { code: 'ENTRY_BAD_TOKEN', source, user: undefined, via: 'ticket', repeat: false },
+      { code: 'ENTRY_RATE_LIMITED', source, user: undefined, via: 'ticket', repeat: false },
     ]);
   });
 
@@ -138,7 +155,8 @@ describe('AuthGuard counting failed authentications', () => {
     const token = await new SignJWT({ apps: ['*'] }).setProtectedHeader({ alg: 'EdDSA' }).setSubject('dave').setJti('dave-1').setExpirationTime('1h').sign(trusted.privateKey);
     const { ticket } = await tickets.issue(await g.authenticate(token, freshSource()), target);
     await store.revokeToken('dave-1', Date.now() + 60_000);
-    expect(await refusal(g.redeem(() => tickets.redeem(ticket, target), freshSource()))).toBe('ENTRY_TOKEN_REVOKED');
-    expect(told).toEqual([{ code: 'ENTRY_TOKEN_REVOKED', user: 'dave', via: 'ticket', repeat: false }]);
+    const source = freshSource();
+    expect(await refusal(g.redeem(() => tickets.redeem(ticket, target), source))).toBe('ENTRY_TOKEN_REVOKED');
+    expect(told).toEqual([{ code: 'ENTRY_TOKEN_REVOKED', source, user: 'dave', via: 'ticket', repeat: false }]);
   });
 });

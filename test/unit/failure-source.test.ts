@@ -1,0 +1,26 @@
+import { describe, expect, it } from 'vitest';
+import { failureSource } from '../../broker/auth/failure-source.js';
+
+describe('failureSource', () => {
+  it('keeps an IPv4 address whole', () => {
+    expect(failureSource('192.0.2.7')).toBe('192.0.2.7');
+  });
+
+  it('gives one name to every spelling of the same IPv6 /64', () => {
+    const names = ['2001:db8:0:1::1', '2001:0db8:0000:0001:ffff:ffff:ffff:ffff', '2001:db8:0:1:1:2:3:4', '2001:db8:0:1::192.0.2.1', '2001:db8:0:1::9%eth0'].map(failureSource);
+    expect(new Set(names)).toEqual(new Set(['2001:db8:0:1::/64']));
+  });
+
+  it('tells /64s apart, the compressed groups counted right', () => {
+    expect(failureSource('2001:db8::1')).toBe('2001:db8:0:0::/64');
+    expect(failureSource('2001:db8:0:2::1')).toBe('2001:db8:0:2::/64');
+    expect(failureSource('::1')).toBe('0:0:0:0::/64');
+    expect(failureSource('1:2:3:4:5::')).toBe('1:2:3:4::/64');
+    expect(failureSource('fe80::1%eth0')).toBe('fe80:0:0:0::/64');
+  });
+
+  it('passes anything that is not an address through unchanged', () => {
+    expect(failureSource('')).toBe('');
+    expect(failureSource('not an address')).toBe('not an address');
+  });
+});
