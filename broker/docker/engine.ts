@@ -1,6 +1,6 @@
 import type DockerClass from 'dockerode';
 import { Docker } from './dockerode.js';
-import { SshDialAgent } from './ssh-transport.js';
+import { SshDialAgent, SshDialError } from './ssh-transport.js';
 import { EntryError } from '../errors.js';
 
 /** How the broker authenticates to remote engines (tcp:// with TLS, ssh://). */
@@ -108,6 +108,7 @@ export function dockerFailure(err: unknown, what: string): EntryError {
   if (e.code === 'ECONNREFUSED' || e.code === 'ENOENT' || e.code === 'ECONNRESET' || e.code === 'EPIPE' || e.code === 'ETIMEDOUT') {
     return new EntryError('ENTRY_DOCKER_UNAVAILABLE', `${what}: ${e.code}`, { cause: err });
   }
+  if (err instanceof SshDialError) return new EntryError('ENTRY_DOCKER_UNAVAILABLE', `${what}: ${err.message}`, { cause: err });
   if (e.code === 'ABORT_ERR') return new EntryError('ENTRY_DOCKER_UNAVAILABLE', `${what}: no answer in time`, { cause: err });
   const detail = e.json?.message ?? e.message ?? String(err);
   if (e.statusCode === 404) return new EntryError('ENTRY_CONTAINER_GONE', detail, { cause: err });

@@ -14,10 +14,19 @@ export interface SshEngine {
   agentSocket?: string;
   /** Accepts or refuses the host's key; without it ssh2 accepts any key. */
   hostVerifier?: (key: Buffer) => boolean;
+  /** How long sshd may take to start `docker system dial-stdio` once logged in; SSH_DIAL_TIMEOUT_MS. */
+  dialTimeoutMs?: number;
 }
 
 /** How long the ssh handshake and login may take before the Engine API call fails. */
 export const SSH_READY_TIMEOUT_MS = 5_000;
+/**
+ * How long sshd may take, once logged in, to open a channel and start `docker system dial-stdio`
+ * in it: ~0.5 s here (sshd forks the user's shell). Until the channel exists the Engine API call
+ * has no socket, so its own deadline cannot end it (Node fails an aborted request only when its
+ * socket comes), and an sshd that answers keepalives would hold the call for good.
+ */
+export const SSH_DIAL_TIMEOUT_MS = 10_000;
 /** Keepalives on a long exec's connection, so that a dead peer is noticed. */
 export const SSH_KEEPALIVE_INTERVAL_MS = 10_000;
 /**
@@ -30,6 +39,14 @@ export const SSH_IDLE_CONNECTIONS = 4;
 
 const require = createRequire(import.meta.url);
 let ssh2: typeof import('ssh2') | undefined;
+
+/**
+ * The engine could not be reached over ssh (refused, a host key not known, a login or dial that
+ * took too long): the engine's own answer never came, so the call counts as the engine unavailable.
+ */
+export class SshDialError extends Error {
+  override readonly name = 'SshDialError';
+}
 
 /** The net.Socket methods Node's HTTP agent calls on a socket it keeps; an ssh channel has none. */
 type KeptChannel = Duplex & { ref(): void; unref(): void };
@@ -75,11 +92,23 @@ export class SshDialAgent extends Agent {
     const settle = (err: Error | null, s?: Duplex) => {
       if (settled) return;
       settled = true;
-      callback(err, s);
+      callback(err && new SshDialError(err.message, { cause: err }), s);
     };
+    let dialing: NodeJS.Timeout | undefined;
     conn
       .once('ready', () => {
+        const ms = this.engine.dialTimeoutMs ?? SSH_DIAL_TIMEOUT_MS;
+        dialing = setTimeout(() => {
+          settle(new Error(`ssh: ${this.engine.host} did not start docker system dial-stdio within ${ms} ms`));
+          conn.destroy();
+        }, ms);
         conn.exec('docker system dial-stdio', (err, channel) => {
+          clearTimeout(dialing);
+          if (settled) {
+            // Too late: the call has already failed.
+            channel?.destroy();
+            return;
+          }
           if (err) {
             conn.end();
             return settle(err);
@@ -99,7 +128,10 @@ export class SshDialAgent extends Agent {
         else settle(err);
         conn.end();
       })
-      .once('close', () => settle(new Error('ssh connection closed before docker system dial-stdio ran')));
+      .once('close', () => {
+        clearTimeout(dialing);
+        settle(new Error('ssh connection closed before docker system dial-stdio ran'));
+      });
     conn.connect(this.connectConfig());
     return undefined;
   }
