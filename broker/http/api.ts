@@ -75,6 +75,7 @@ export const ROUTES: readonly Route[] = [
  * memory store's 100,000 or grow Redis without bound.
  */
 export const TICKETS_PER_USER_PER_MINUTE = 600;
+const TICKET_RATE_WINDOW_MS = 60_000;
 
 /** Refusals of the body: answered, the rest of the body dropped, then the connection closed. */
 const REFUSING_BODY = new Set(['ENTRY_BODY_TOO_LARGE', 'ENTRY_UNSUPPORTED_MEDIA_TYPE', 'ENTRY_BODY_TIMEOUT']);
@@ -117,7 +118,7 @@ async function issueTicket(res: ServerResponse, identity: Identity, deps: ApiDep
   const target = validateTarget(body?.['app'], body?.['proc'], typeof instance === 'number' ? String(instance) : instance);
   // Checked now and again when the ticket is used: a refused user gets no ticket at all.
   deps.policy.check(identity, target.app);
-  const d = await storeCall(() => deps.store.hit(`tickets:user:${identity.user}`, TICKETS_PER_USER_PER_MINUTE, 60_000));
+  const d = await storeCall(() => deps.store.hit(`tickets:user:${identity.user}`, TICKETS_PER_USER_PER_MINUTE, TICKET_RATE_WINDOW_MS));
   if (!d.allowed) throw rateLimited(d.retryAfterMs);
   const issued = await deps.tickets.issue(identity, target);
   sendJson(res, 200, { ticket: issued.ticket, expiresAt: issued.expiresAt.toISOString() });
