@@ -1,7 +1,8 @@
 import { createPublicKey, createSecretKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { createRemoteJWKSet, type JWTVerifyGetKey } from 'jose';
+import type { JWTVerifyGetKey } from 'jose';
 import { ConfigError, type AuthConfig } from '../config/config.js';
+import { remoteKeySet } from './remote-key-set.js';
 
 /** A verification key with the only algorithms it may be used with (no `none`, no HS/RS confusion). */
 export interface VerificationKey {
@@ -14,14 +15,6 @@ const EC_ALGS: Record<string, string> = { prime256v1: 'ES256', secp384r1: 'ES384
 const HMAC_ALGS = ['HS256', 'HS384', 'HS512'];
 /** RFC 7518 §3.2: an HMAC key must be at least as long as the hash output (32 bytes for HS256). */
 const MIN_HMAC_SECRET_BYTES = 32;
-/**
- * A token naming a key the set does not hold makes the broker fetch the set again, at most once
- * in this long: a rotated key is picked up within it, and tokens with made-up key ids cannot make
- * the broker hammer the identity provider.
- */
-const JWKS_REFETCH_COOLDOWN_MS = 30_000;
-/** A key set fetch slower than this fails the token's check (ENTRY_AUTH_UNAVAILABLE) rather than holding the upgrade. */
-const JWKS_FETCH_TIMEOUT_MS = 5_000;
 
 export function algorithmsForPublicKey(key: KeyObject): string[] {
   switch (key.asymmetricKeyType) {
@@ -73,7 +66,7 @@ export function loadVerificationKey(auth: AuthConfig): VerificationKey {
   if (auth.jwksUrl) {
     // JWKS keys are asymmetric by nature; HMAC is never accepted from a key set.
     return {
-      key: createRemoteJWKSet(new URL(auth.jwksUrl), { cooldownDuration: JWKS_REFETCH_COOLDOWN_MS, timeoutDuration: JWKS_FETCH_TIMEOUT_MS }),
+      key: remoteKeySet(new URL(auth.jwksUrl)),
       algorithms: [...RSA_ALGS, 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'],
     };
   }

@@ -20,7 +20,7 @@ export class TokenVerifier {
     this.verified = new VerifiedTokens({ ...cache, clockToleranceSec: auth.clockToleranceSec });
   }
 
-  /** Verifies a token and returns the identity in it; throws EntryError (401) otherwise. */
+  /** Verifies a token and returns the identity in it; throws EntryError (401; 503 when a key set cannot be fetched) otherwise. */
   async verify(token: string | undefined): Promise<Identity> {
     if (!token) throw new EntryError('ENTRY_NO_TOKEN');
     if (token.length > MAX_TOKEN_LENGTH) throw new EntryError('ENTRY_BAD_TOKEN', 'too long');
@@ -72,6 +72,8 @@ export class TokenVerifier {
 }
 
 function toEntryError(err: unknown): EntryError {
+  // The key set's own failure (remote-key-set.ts), already said as such.
+  if (err instanceof EntryError) return err;
   if (err instanceof joseErrors.JWTExpired) return new EntryError('ENTRY_TOKEN_EXPIRED');
   if (err instanceof joseErrors.JWTClaimValidationFailed) {
     return new EntryError('ENTRY_BAD_TOKEN', `claim ${err.claim} ${err.reason === 'missing' ? 'is missing' : 'check failed'}`);
@@ -79,9 +81,6 @@ function toEntryError(err: unknown): EntryError {
   if (err instanceof joseErrors.JOSEAlgNotAllowed) return new EntryError('ENTRY_BAD_TOKEN', 'algorithm not allowed');
   if (err instanceof joseErrors.JWSSignatureVerificationFailed) return new EntryError('ENTRY_BAD_TOKEN', 'signature does not verify');
   if (err instanceof joseErrors.JWKSNoMatchingKey) return new EntryError('ENTRY_BAD_TOKEN', 'no matching key in the key set');
-  if (err instanceof joseErrors.JWKSTimeout || err instanceof joseErrors.JWKSInvalid) {
-    return new EntryError('ENTRY_BAD_TOKEN', 'key set unavailable', { cause: err });
-  }
   if (err instanceof joseErrors.JOSEError) return new EntryError('ENTRY_BAD_TOKEN', 'malformed token');
   return new EntryError('ENTRY_BAD_TOKEN', undefined, { cause: err });
 }

@@ -1,0 +1,90 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { exportJWK, generateKeyPair, SignJWT } from 'jose';
+import { afterEach, describe, expect, it } from 'vitest';
+import { AuthGuard } from '../../broker/auth/guard.js';
+import { remoteKeySet } from '../../broker/auth/remote-key-set.js';
+import { TokenVerifier } from '../../broker/auth/verifier.js';
+import { parseConfig } from '../../broker/config/config.js';
+import { MemoryStore } from '../../broker/store/memory-store.js';
+
+const { privateKey, publicKey } = await generateKeyPair('RS256');
+const jwks = { keys: [{ ...(await exportJWK(publicKey)), kid: 'k1', alg: 'RS256', use: 'sig' }] };
+const sign = (kid = 'k1') => new SignJWT({ apps: ['*'] }).setProtectedHeader({ alg: 'RS256', kid }).setSubject('alice').setExpirationTime('1h').sign(privateKey);
+
+const servers: Server[] = [];
+afterEach(async () => {
+  for (const s of servers.splice(0)) {
+    s.closeAllConnections();
+    await new Promise((r) => s.close(r));
+  }
+});
+
+/** A key server on loopback answering with `answer`; its URL. */
+async function keyServer(answer: (res: ServerResponse, req: IncomingMessage) => void): Promise<URL> {
+  const server = createServer((req, res) => answer(res, req));
+  servers.push(server);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return new URL(`http://127.0.0.1:${(server.address() as AddressInfo).port}/jwks`);
+}
+
+function verifier(url: URL, timeoutMs = 300): TokenVerifier {
+  const auth = parseConfig({ 'jwks-url': url.href }).auth;
+  return new TokenVerifier({ key: remoteKeySet(url, timeoutMs), algorithms: ['RS256'] }, auth);
+}
+
+const refusal = async (p: Promise<unknown>) => {
+  try {
+    await p;
+  } catch (err) {
+    const e = err as { code?: string; status?: number; message?: string };
+    return { code: e.code, status: e.status, message: e.message };
+  }
+  return { code: 'accepted' };
+};
+
+describe('a JWKS key set that cannot be fetched', () => {
+  it('is ENTRY_AUTH_UNAVAILABLE when the key server answers 500, not a bad token', async () => {
+    const url = await keyServer((res) => res.writeHead(500).end('down for maintenance'));
+    const r = await refusal(verifier(url).verify(await sign()));
+    expect(r).toMatchObject({ code: 'ENTRY_AUTH_UNAVAILABLE', status: 503 });
+    expect(r.message).toContain('Expected 200 OK');
+  });
+
+  it('is ENTRY_AUTH_UNAVAILABLE naming the refusal when nothing listens', async () => {
+    const url = await keyServer(() => undefined);
+    await new Promise((r) => servers.pop()!.close(r));
+    const r = await refusal(verifier(url).verify(await sign()));
+    expect(r).toMatchObject({ code: 'ENTRY_AUTH_UNAVAILABLE', status: 503 });
+    expect(r.message).toContain('ECONNREFUSED');
+  });
+
+  it('is ENTRY_AUTH_UNAVAILABLE after the fetch timeout when the key server never answers', async () => {
+    const url = await keyServer(() => undefined);
+    const r = await refusal(verifier(url, 200).verify(await sign()));
+    expect(r).toMatchObject({ code: 'ENTRY_AUTH_UNAVAILABLE', status: 503 });
+    expect(r.message).toContain('no answer within 200 ms');
+  });
+
+  it('is ENTRY_AUTH_UNAVAILABLE when the answer is not a key set', async () => {
+    const url = await keyServer((res) => res.writeHead(200, { 'content-type': 'application/json' }).end('{"keys":"none"}'));
+    expect(await refusal(verifier(url).verify(await sign()))).toMatchObject({ code: 'ENTRY_AUTH_UNAVAILABLE', message: expect.stringContaining('not a JSON Web Key Set') });
+  });
+
+  it('still refuses a token whose key the set does not hold as a bad token', async () => {
+    const url = await keyServer((res) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(jwks)));
+    const v = verifier(url);
+    expect((await v.verify(await sign())).user).toBe('alice');
+    expect(await refusal(v.verify(await sign('k2')))).toMatchObject({ code: 'ENTRY_BAD_TOKEN', status: 401 });
+  });
+
+  it("does not count an outage against the source: once the key server is back, the source's good token is admitted", async () => {
+    let up = false;
+    const url = await keyServer((res) => (up ? res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(jwks)) : res.writeHead(503).end()));
+    const limit = 3;
+    const guard = new AuthGuard(verifier(url), new MemoryStore(), { authFailureLimit: limit, authFailureWindowMs: 60_000 });
+    for (let i = 0; i < limit * 2; i++) expect((await refusal(guard.authenticate(await sign(), '192.0.2.9'))).code).toBe('ENTRY_AUTH_UNAVAILABLE');
+    up = true;
+    expect((await guard.authenticate(await sign(), '192.0.2.9')).user).toBe('alice');
+  });
+});
