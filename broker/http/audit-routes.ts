@@ -1,5 +1,6 @@
-import { statSync } from 'node:fs';
+import { type FileHandle, open } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { pipeline } from 'node:stream';
 import type { AuditQuery } from '../audit/events.js';
 import type { Identity } from '../auth/identity.js';
 import { storeCall } from '../store/store-call.js';
@@ -8,7 +9,6 @@ import type { Recorder } from '../recording/recorder.js';
 import type { Store } from '../store/store.js';
 import { requireAdmin } from './admin.js';
 import { sendJson } from './respond.js';
-import { sendFile } from './static.js';
 
 /** Largest page of audit events one request returns. */
 const MAX_AUDIT_PAGE = 1000;
@@ -40,21 +40,53 @@ export async function queryAudit(req: IncomingMessage, res: ServerResponse, iden
 }
 
 /** GET /api/sessions/:id/recording: the .cast file, as asciinema's player opens it. */
-export function sendRecording(res: ServerResponse, identity: Identity, recorder: Recorder | undefined, id: string): void {
+export async function sendRecording(res: ServerResponse, identity: Identity, recorder: Recorder | undefined, id: string): Promise<void> {
   requireAdmin(identity);
   const path = recorder?.pathOf(id);
-  let size: number;
+  let file: FileHandle;
   try {
     if (!path) throw new Error('recording disabled');
-    size = statSync(path).size;
+    file = await open(path, 'r');
   } catch {
     throw new EntryError('ENTRY_NO_SUCH_SESSION', `no recording of ${id} on this broker`);
   }
+  let length: number;
+  try {
+    // A live session's recording grows while it is sent: send what it held now, and only whole
+    // lines (an event may be half written), so that the body is the length it is said to be.
+    length = await completeLength(file, (await file.stat()).size);
+  } catch (err) {
+    await file.close();
+    throw err;
+  }
   res.writeHead(200, {
     'content-type': 'application/x-asciicast',
-    'content-length': String(size),
+    'content-length': String(length),
     'content-disposition': `attachment; filename="${id}.cast"`,
     'cache-control': 'no-store',
   });
-  sendFile(path, res);
+  if (length === 0) {
+    await file.close();
+    res.end();
+    return;
+  }
+  pipeline(file.createReadStream({ start: 0, end: length - 1 }), res, (err) => {
+    if (err) res.destroy();
+  });
+}
+
+/** How much of a file's end is read at a time, looking for its last newline. */
+const TAIL_READ_BYTES = 64 * 1024;
+
+/** The length of the file's first `size` bytes up to and with their last newline. */
+async function completeLength(file: FileHandle, size: number): Promise<number> {
+  const buf = Buffer.alloc(Math.min(TAIL_READ_BYTES, size));
+  for (let end = size; end > 0; ) {
+    const start = Math.max(0, end - buf.length);
+    const { bytesRead } = await file.read(buf, 0, end - start, start);
+    const newline = buf.subarray(0, bytesRead).lastIndexOf(0x0a);
+    if (newline >= 0) return start + newline + 1;
+    end = start;
+  }
+  return 0;
 }
