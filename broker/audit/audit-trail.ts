@@ -1,8 +1,10 @@
 import { isEntryError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { SessionInfo, SessionObserver, SessionTap } from '../session/observer.js';
+import type { OutputStream } from '../session/types.js';
 import type { Store } from '../store/store.js';
 import { CommandLineTracker } from './command-line.js';
+import { PromptWatch } from './secret-prompt.js';
 import type { AuditEvent } from './events.js';
 
 export interface AuditOptions {
@@ -14,6 +16,28 @@ export interface AuditOptions {
 }
 
 type Fields = Omit<AuditEvent, 'time' | 'broker'>;
+
+/**
+ * Most characters of a scripted run's command kept in its `exec` event, as for a typed line: the
+ * trail is capped by count (Redis) and by size (memory), so one user's 4 MiB command lines must not
+ * push everyone else's events out.
+ */
+export const MAX_AUDIT_ARGV_CHARS = 4096;
+
+/** The command as stored: its arguments in order, cut once MAX_AUDIT_ARGV_CHARS are taken. */
+function auditedArgv(argv: readonly string[]): { argv: string[]; truncated: boolean } {
+  const kept: string[] = [];
+  let left = MAX_AUDIT_ARGV_CHARS;
+  for (const arg of argv) {
+    if (arg.length > left) {
+      kept.push(arg.slice(0, left));
+      return { argv: kept, truncated: true };
+    }
+    kept.push(arg);
+    left -= arg.length;
+  }
+  return { argv: kept, truncated: false };
+}
 
 /**
  * Writes audit events to the log and to the store (a capped Redis stream when Redis is
@@ -45,18 +69,31 @@ export class AuditTrail implements SessionObserver {
       host: info.host,
     };
     this.record({ type: 'session.start', ...who, tty: info.tty });
-    if (info.argv) this.record({ type: 'exec', ...who, argv: info.argv, runAs: info.runAs, workdir: info.workdir, tty: info.tty });
+    if (info.argv) {
+      const stored = auditedArgv(info.argv);
+      this.record({ type: 'exec', ...who, argv: stored.argv, ...(stored.truncated ? { argvTruncated: true } : {}), runAs: info.runAs, workdir: info.workdir, tty: info.tty });
+      // The whole command is matched: padding it past what is stored must not hide it.
+      const line = info.argv.join(' ');
+      const rule = this.options.alertRules.find((r) => r.test(line));
+      if (rule) this.record({ type: 'alert', ...who, line: line.slice(0, MAX_AUDIT_ARGV_CHARS), exact: true, rule: rule.source });
+    }
     const tracker = info.tty ? new CommandLineTracker() : undefined;
+    const prompt = tracker ? new PromptWatch() : undefined;
     return {
-      ...(tracker
+      ...(tracker && prompt
         ? {
             input: (data: Uint8Array) => {
               for (const { line, exact } of tracker.push(data)) {
+                if (prompt.asksForSecret()) {
+                  this.record({ type: 'command', ...who, hidden: true });
+                  continue;
+                }
                 this.record({ type: 'command', ...who, line, exact });
                 const rule = this.options.alertRules.find((r) => r.test(line));
                 if (rule) this.record({ type: 'alert', ...who, line, exact, rule: rule.source });
               }
             },
+            output: (_stream: OutputStream, data: Uint8Array) => prompt.seen(data),
           }
         : {}),
       // One session across connections: the resume is an event of it, `source` where it came back from.

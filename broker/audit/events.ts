@@ -35,14 +35,17 @@ export interface AuditEvent {
   durationMs?: number;
   bytesIn?: number;
   bytesOut?: number;
-  /** exec: the command of a scripted run, and how it ran. */
+  /** exec: the command of a scripted run (its first 4,096 characters; `argvTruncated` when cut), and how it ran. */
   argv?: string[];
+  argvTruncated?: boolean;
   runAs?: string;
   workdir?: string;
   tty?: boolean;
   /** command / alert: a command line reconstructed from the input; `exact` false when editing keys made it a guess. */
   line?: string;
   exact?: boolean;
+  /** command: a line typed at a password prompt, whose text is not kept. */
+  hidden?: boolean;
   rule?: string;
   /** auth.failure / session.refused: why; the user the token claimed, unverified. */
   reason?: string;

@@ -97,6 +97,39 @@ describe('audit events and recordings', () => {
     expect(found.map((e) => e.type).sort()).toEqual(['alert', 'command']);
   });
 
+  it('keeps no text of a line typed at a password prompt, in the trail or the log', async () => {
+    const token = await b.mint({ apps: [app] }, { user: 'sudoer' });
+    const script = 'printf "[sudo] password for sudoer: "; stty -echo; read pw; stty echo; echo; printf "ok> "; read cmd; echo "ran $cmd"';
+    const s = await openCommand(b.wsUrl, token, target, ['sh', '-c', script], true);
+    await s.waitFor(() => s.stdoutText().includes('password for sudoer: '), 'the password prompt');
+    s.type('S3cretPassw0rd\r');
+    await s.waitFor(() => s.stdoutText().includes('ok> '), 'the next prompt');
+    s.type('ls /etc\r');
+    await s.closed;
+    await eventually(async () => (await audit('type=command&user=sudoer')).events.length === 2, 'two command events');
+    const commands = (await audit('type=command&user=sudoer')).events.reverse();
+    expect(commands[0]).toMatchObject({ hidden: true });
+    expect(commands[0]).not.toHaveProperty('line');
+    expect(commands[1]).toMatchObject({ line: 'ls /etc', exact: true });
+    expect(b.logs.some((l) => l.includes('S3cretPassw0rd'))).toBe(false);
+    expect(b.logs.some((l) => l.includes('"hidden":true'))).toBe(true);
+  });
+
+  it("stores a scripted run's first 4,096 characters, and raises alerts on its whole command", async () => {
+    const token = await b.mint({ apps: [app] }, { user: 'padder' });
+    const padding = 'x'.repeat(5000);
+    const s = await openCommand(b.wsUrl, token, target, ['sh', '-c', `: ${padding}; cat /etc/shadow`]);
+    await s.closed;
+    await eventually(async () => (await audit('type=alert&user=padder')).events.length === 1, 'the alert');
+    const exec = (await audit('type=exec&user=padder')).events[0]!;
+    expect(exec.argvTruncated).toBe(true);
+    expect(exec.argv!.join('').length).toBe(4096);
+    expect(exec.argv!.slice(0, 2)).toEqual(['sh', '-c']);
+    const alert = (await audit('type=alert&user=padder')).events[0]!;
+    expect(alert).toMatchObject({ rule: 'shadow', exact: true });
+    expect(alert.line!.length).toBe(4096);
+  });
+
   it('records scripted runs with the exec event and stdout and stderr apart', async () => {
     const token = await b.mint({ apps: [app] }, { user: 'scripter' });
     const r = await runCli([app, 'web', '1', '-w', '/tmp', '--', 'sh', '-c', 'echo to-out; echo to-err >&2; exit 2'], { ENTRY_BROKER: b.url, ENTRY_TOKEN: token, ENTRY_CONFIG_DIR: '/nonexistent' });

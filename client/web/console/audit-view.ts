@@ -174,6 +174,7 @@ function details(e: AuditEvent): Array<Node | string> {
   switch (e.type) {
     case 'command':
     case 'alert': {
+      if (e.hidden) return [muted('(typed at a password prompt: not kept)')];
       const out: Array<Node | string> = [code(e.line ?? '', 'line')];
       if (e.type === 'alert' && e.rule) out.push(' ', muted(`rule ${e.rule}`));
       if (e.exact === false) out.push(' ', muted('(inexact: history or completion)'));
@@ -181,6 +182,7 @@ function details(e: AuditEvent): Array<Node | string> {
     }
     case 'exec': {
       const out: Array<Node | string> = [code(shellWords(e.argv ?? []), 'line')];
+      if (e.argvTruncated) out.push(' ', muted('(cut at 4,096 characters)'));
       const how = [e.runAs ? `as ${e.runAs}` : '', e.workdir ? `in ${e.workdir}` : ''].filter(Boolean).join(' ');
       if (how) out.push(' ', muted(how));
       return out;

@@ -1,0 +1,40 @@
+import { describe, expect, it } from 'vitest';
+import { PromptWatch } from '../../broker/audit/secret-prompt.js';
+
+const asks = (...chunks: string[]) => {
+  const w = new PromptWatch();
+  for (const c of chunks) w.seen(Buffer.from(c));
+  return w.asksForSecret();
+};
+
+describe('PromptWatch', () => {
+  it('knows the prompts of sudo, su, ssh, passwd, mysql and a key passphrase', () => {
+    for (const prompt of [
+      '[sudo] password for alice: ',
+      'Password:',
+      "alice@db1's password: ",
+      'New password: ',
+      'Retype new password: ',
+      'Enter password: ',
+      `Enter passphrase for key '/home/alice/.ssh/${'k'.repeat(150)}': `,
+      'Enter PIN for token? ',
+      'Passwort: ',
+      'Пароль: ',
+    ]) {
+      expect(asks('some output\r\n', prompt), prompt).toBe(true);
+    }
+  });
+
+  it('takes an echoed command or a shell prompt for what it is', () => {
+    expect(asks('bash-5.2# ')).toBe(false);
+    expect(asks('root@web-1:/srv/app# ', 'l', 's')).toBe(false);
+    expect(asks('Password: ', '\r\n', 'bash-5.2# ', 'cat passwords.txt')).toBe(false);
+    expect(asks('the password was changed\r\n')).toBe(false);
+    expect(asks('shopping list:\r\n')).toBe(false);
+  });
+
+  it('looks only at the end of a long chunk', () => {
+    expect(asks(`${'x'.repeat(100_000)}\r\nPassword: `)).toBe(true);
+    expect(asks(`Password: ${'x'.repeat(100_000)}`)).toBe(false);
+  });
+});
