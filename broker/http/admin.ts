@@ -33,26 +33,46 @@ export async function killSession(res: ServerResponse, identity: Identity, store
 
 /** The latest time a Date can hold (ECMA-262: 8.64e15 ms after the epoch). */
 const MAX_TIME_MS = 8.64e15;
+/**
+ * Epoch numbers under this are taken for seconds given by mistake (a JWT's `iat` or `exp`) and
+ * refused: in milliseconds they are before March 1973, which no token was issued or expires at;
+ * in seconds, after the year 5000.
+ */
+const SECONDS_NOT_MS_BELOW = 1e11;
+/** A jti revoked without `expiresAt` stays revoked this long: past the life of any access token. */
+const JTI_REVOCATION_DEFAULT_MS = 30 * 86_400_000;
 
 /**
  * POST /api/revocations: `{"jti", "expiresAt"}` revokes one token until it would have expired;
- * `{"user", "before"}` revokes every token of that user issued before the given time.
+ * `{"user", "before"}` revokes every token of that user issued before the given time. Anything
+ * that would revoke nothing (an empty name, a time in seconds, both at once) is refused.
  */
 export async function revoke(res: ServerResponse, identity: Identity, store: Store, raw: Buffer): Promise<void> {
   requireAdmin(identity);
-  const body = parseJsonObject(raw);
+  const body = parseJsonObject(raw) ?? {};
   const time = (v: unknown, name: string) => {
     const t = typeof v === 'string' ? Date.parse(v) : typeof v === 'number' ? v : NaN;
     // Within what a Date can hold (and Redis a PXAT): anything else is a mistake, not "forever".
     if (!(t >= 0 && t <= MAX_TIME_MS)) throw new EntryError('ENTRY_BAD_REQUEST', `${name} must be an ISO time or epoch ms`);
+    if (typeof v === 'number' && t < SECONDS_NOT_MS_BELOW) throw new EntryError('ENTRY_BAD_REQUEST', `${name} must be epoch ms (or an ISO time); ${v} looks like seconds`);
     return Math.floor(t);
   };
-  if (typeof body?.['jti'] === 'string') {
-    const until = body['expiresAt'] === undefined ? Date.now() + 30 * 86_400_000 : time(body['expiresAt'], 'expiresAt');
-    await storeCall(() => store.revokeToken(body['jti'] as string, until));
-  } else if (typeof body?.['user'] === 'string') {
+  const name = (key: 'jti' | 'user') => {
+    const v = body[key];
+    if (v !== undefined && (typeof v !== 'string' || v === '')) throw new EntryError('ENTRY_BAD_REQUEST', `${key} must be a non-empty string`);
+    return v;
+  };
+  const jti = name('jti');
+  const user = name('user');
+  if (jti !== undefined && user !== undefined) throw new EntryError('ENTRY_BAD_REQUEST', 'give {"jti"} or {"user"}, not both');
+  if (jti !== undefined) {
+    if (body['before'] !== undefined) throw new EntryError('ENTRY_BAD_REQUEST', '"before" goes with "user"; a jti takes "expiresAt"');
+    const until = body['expiresAt'] === undefined ? Date.now() + JTI_REVOCATION_DEFAULT_MS : time(body['expiresAt'], 'expiresAt');
+    await storeCall(() => store.revokeToken(jti, until));
+  } else if (user !== undefined) {
+    if (body['expiresAt'] !== undefined) throw new EntryError('ENTRY_BAD_REQUEST', '"expiresAt" goes with "jti"; a user takes "before"');
     const before = body['before'] === undefined ? Date.now() : time(body['before'], 'before');
-    await storeCall(() => store.revokeUserBefore(body['user'] as string, before));
+    await storeCall(() => store.revokeUserBefore(user, before));
   } else {
     throw new EntryError('ENTRY_BAD_REQUEST', 'give {"jti"} or {"user"}');
   }

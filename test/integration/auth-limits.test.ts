@@ -68,7 +68,22 @@ describe('auth-failure limits and token revocation', () => {
     expect(notAdmin.status).toBe(403);
 
     // Times no Date (or Redis) can hold are refused, not stored as "forever".
-    for (const body of ['{"jti":"t","expiresAt":1e400}', '{"jti":"t","expiresAt":-5}', '{"user":"x","before":9e15}', '{"user":"x","before":"someday"}']) {
+    // So are revocations that would revoke nothing: an empty name, seconds taken for ms, a mix.
+    const inSeconds = Math.floor(Date.now() / 1000);
+    for (const body of [
+      '{"jti":"t","expiresAt":1e400}',
+      '{"jti":"t","expiresAt":-5}',
+      '{"user":"x","before":9e15}',
+      '{"user":"x","before":"someday"}',
+      '{"jti":""}',
+      '{"user":""}',
+      '{"user":7}',
+      `{"user":"x","before":${inSeconds}}`,
+      `{"jti":"t","expiresAt":${inSeconds + 3600}}`,
+      '{"jti":"t","user":"x"}',
+      '{"user":"x","expiresAt":"2030-01-01T00:00:00Z"}',
+      '{}',
+    ]) {
       const res = await fetch(`${b.url}/api/revocations`, { method: 'POST', headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' }, body });
       expect(res.status, body).toBe(400);
       expect(((await res.json()) as { error: string }).error, body).toBe('ENTRY_BAD_REQUEST');
