@@ -78,6 +78,14 @@ export interface AuditPage {
   next: string | undefined;
 }
 
+/**
+ * An event's `time` is the clock of the broker that wrote it, its place in a Redis stream Redis'
+ * clock, and the events of one broker may straddle a step of its clock. A query's `since` and
+ * `until` therefore narrow where the walk starts and stops by this much more than they say; which
+ * events match is decided by `matches`, exactly.
+ */
+export const AUDIT_CLOCK_SLACK_MS = 60_000;
+
 export function matches(e: AuditEvent, q: AuditQuery): boolean {
   if (q.user && e.user !== q.user) return false;
   if (q.app && e.app !== q.app) return false;

@@ -4,6 +4,7 @@ import { storeCall } from '../store/store-call.js';
 import { EntryError } from '../errors.js';
 import type { Store } from '../store/store.js';
 import { parseJsonObject } from './body.js';
+import { requestTime } from './request-time.js';
 import { sendJson } from './respond.js';
 
 export function requireAdmin(identity: Identity): void {
@@ -31,14 +32,6 @@ export async function killSession(res: ServerResponse, identity: Identity, store
   sendJson(res, 202, { id, broker: record.broker });
 }
 
-/** The latest time a Date can hold (ECMA-262: 8.64e15 ms after the epoch). */
-const MAX_TIME_MS = 8.64e15;
-/**
- * Epoch numbers under this are taken for seconds given by mistake (a JWT's `iat` or `exp`) and
- * refused: in milliseconds they are before March 1973, which no token was issued or expires at;
- * in seconds, after the year 5000.
- */
-const SECONDS_NOT_MS_BELOW = 1e11;
 /** A jti revoked without `expiresAt` stays revoked this long: past the life of any access token. */
 const JTI_REVOCATION_DEFAULT_MS = 30 * 86_400_000;
 
@@ -50,13 +43,6 @@ const JTI_REVOCATION_DEFAULT_MS = 30 * 86_400_000;
 export async function revoke(res: ServerResponse, identity: Identity, store: Store, raw: Buffer): Promise<void> {
   requireAdmin(identity);
   const body = parseJsonObject(raw) ?? {};
-  const time = (v: unknown, name: string) => {
-    const t = typeof v === 'string' ? Date.parse(v) : typeof v === 'number' ? v : NaN;
-    // Within what a Date can hold (and Redis a PXAT): anything else is a mistake, not "forever".
-    if (!(t >= 0 && t <= MAX_TIME_MS)) throw new EntryError('ENTRY_BAD_REQUEST', `${name} must be an ISO time or epoch ms`);
-    if (typeof v === 'number' && t < SECONDS_NOT_MS_BELOW) throw new EntryError('ENTRY_BAD_REQUEST', `${name} must be epoch ms (or an ISO time); ${v} looks like seconds`);
-    return Math.floor(t);
-  };
   const name = (key: 'jti' | 'user') => {
     const v = body[key];
     if (v !== undefined && (typeof v !== 'string' || v === '')) throw new EntryError('ENTRY_BAD_REQUEST', `${key} must be a non-empty string`);
@@ -67,11 +53,11 @@ export async function revoke(res: ServerResponse, identity: Identity, store: Sto
   if (jti !== undefined && user !== undefined) throw new EntryError('ENTRY_BAD_REQUEST', 'give {"jti"} or {"user"}, not both');
   if (jti !== undefined) {
     if (body['before'] !== undefined) throw new EntryError('ENTRY_BAD_REQUEST', '"before" goes with "user"; a jti takes "expiresAt"');
-    const until = body['expiresAt'] === undefined ? Date.now() + JTI_REVOCATION_DEFAULT_MS : time(body['expiresAt'], 'expiresAt');
+    const until = body['expiresAt'] === undefined ? Date.now() + JTI_REVOCATION_DEFAULT_MS : requestTime(body['expiresAt'], 'expiresAt');
     await storeCall(() => store.revokeToken(jti, until));
   } else if (user !== undefined) {
     if (body['expiresAt'] !== undefined) throw new EntryError('ENTRY_BAD_REQUEST', '"expiresAt" goes with "jti"; a user takes "before"');
-    const before = body['before'] === undefined ? Date.now() : time(body['before'], 'before');
+    const before = body['before'] === undefined ? Date.now() : requestTime(body['before'], 'before');
     await storeCall(() => store.revokeUserBefore(user, before));
   } else {
     throw new EntryError('ENTRY_BAD_REQUEST', 'give {"jti"} or {"user"}');

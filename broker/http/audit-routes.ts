@@ -8,17 +8,13 @@ import { EntryError } from '../errors.js';
 import type { Recorder } from '../recording/recorder.js';
 import type { Store } from '../store/store.js';
 import { requireAdmin } from './admin.js';
+import { requestTime } from './request-time.js';
 import { sendJson } from './respond.js';
 
 /** Largest page of audit events one request returns. */
 const MAX_AUDIT_PAGE = 1000;
 
-function time(v: string | null, name: string): number | undefined {
-  if (v === null) return undefined;
-  const t = /^\d+$/.test(v) ? Number(v) : Date.parse(v);
-  if (Number.isNaN(t)) throw new EntryError('ENTRY_BAD_REQUEST', `${name} must be an ISO time or epoch ms`);
-  return t;
-}
+const time = (v: string | null, name: string): number | undefined => (v === null ? undefined : requestTime(v, name));
 
 /** GET /api/audit: newest first, filtered, paginated with an opaque `cursor`. */
 export async function queryAudit(req: IncomingMessage, res: ServerResponse, identity: Identity, store: Store): Promise<void> {

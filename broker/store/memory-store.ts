@@ -1,4 +1,4 @@
-import { type AuditEvent, type AuditPage, type AuditQuery, matches } from '../audit/events.js';
+import { AUDIT_CLOCK_SLACK_MS, type AuditEvent, type AuditPage, type AuditQuery, matches } from '../audit/events.js';
 import { EntryError } from '../errors.js';
 import type { ControlMessage, RateDecision, SessionRecord, Store } from './store.js';
 
@@ -216,12 +216,28 @@ export class MemoryStore implements Store {
     // A cursor past the newest event (from before a restart, or made up) reads from the newest
     // one, as the Redis store does: the walk never starts beyond what exists.
     let seq = query.cursor !== undefined ? Math.min(auditCursor(query.cursor), newest) : newest;
+    // Events are kept in the order they were written: `until` says where the walk starts.
+    if (query.until !== undefined) seq = Math.min(seq, this.auditBase + this.lastWrittenBy(query.until + AUDIT_CLOCK_SLACK_MS));
+    const oldest = query.since !== undefined ? query.since - AUDIT_CLOCK_SLACK_MS : -Infinity;
     const events: AuditEvent[] = [];
     for (let scanned = 0; seq >= this.auditBase && events.length < query.limit && scanned < AUDIT_SCAN_LIMIT; seq--, scanned++) {
-      const e = this.audit[seq - this.auditBase];
-      if (e && matches(e, query)) events.push(e);
+      const e = this.audit[seq - this.auditBase]!;
+      if (Date.parse(e.time) < oldest) return { events, next: undefined };
+      if (matches(e, query)) events.push(e);
     }
     return { events, next: seq >= this.auditBase ? String(seq) : undefined };
+  }
+
+  /** The index of the last event kept that was written at or before `time` (-1 when none). */
+  private lastWrittenBy(time: number): number {
+    let lo = 0;
+    let hi = this.audit.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (Date.parse(this.audit[mid]!.time) <= time) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo - 1;
   }
 
   async publishOutput(sessionId: string, data: Uint8Array): Promise<void> {

@@ -1,5 +1,5 @@
 import type { Cluster, Redis } from 'ioredis';
-import { type AuditEvent, type AuditPage, type AuditQuery, matches } from '../audit/events.js';
+import { AUDIT_CLOCK_SLACK_MS, type AuditEvent, type AuditPage, type AuditQuery, matches } from '../audit/events.js';
 import { EntryError, ignoreError } from '../errors.js';
 import type { ControlMessage, RateDecision, SessionRecord, Store } from './store.js';
 
@@ -266,12 +266,19 @@ export class RedisStore implements Store {
     // Nothing is older than 0-0 (and Redis refuses it as an exclusive end).
     if (query.cursor === '0-0') return { events, next: undefined };
     let end = query.cursor ? `(${query.cursor}` : '+';
+    // A stream id starts with the time it was added: `until` and `since` bound the walk itself.
+    if (query.until !== undefined) {
+      const last = query.until + AUDIT_CLOCK_SLACK_MS;
+      if (!query.cursor || Number(query.cursor.split('-')[0]) > last) end = String(last);
+    }
+    const oldest = query.since !== undefined ? query.since - AUDIT_CLOCK_SLACK_MS : -Infinity;
     let scanned = 0;
     while (events.length < query.limit && scanned < AUDIT_SCAN_LIMIT) {
       const batch = (await this.redis.xrevrange(`${P}audit`, end, '-', 'COUNT', 500)) as Array<[string, string[]]>;
       if (batch.length === 0) return { events, next: undefined };
       for (const [id, fields] of batch) {
         scanned++;
+        if (Number(id.split('-')[0]) < oldest) return { events, next: undefined };
         end = `(${id}`;
         const e = JSON.parse(fields[1] ?? '{}') as AuditEvent;
         if (matches(e, query)) {

@@ -97,6 +97,16 @@ describe('audit events and recordings', () => {
     expect(found.map((e) => e.type).sort()).toEqual(['alert', 'command']);
   });
 
+  it('refuses a time range it cannot read, a time in seconds among them', async () => {
+    const seconds = Math.floor(Date.now() / 1000);
+    for (const [query, says] of [[`since=${seconds}`, 'looks like seconds'], [`until=${seconds}`, 'looks like seconds'], ['since=yesterday', 'ISO time or epoch ms']] as const) {
+      const res = await fetch(`${b.url}/api/audit?${query}`, { headers: { authorization: `Bearer ${admin}` } });
+      expect(res.status, query).toBe(400);
+      expect(((await res.json()) as { message: string }).message, query).toContain(says);
+    }
+    expect((await audit(`since=${Date.now() - 3_600_000}`)).events.length).toBeGreaterThan(0);
+  });
+
   it('keeps no text of a line typed at a password prompt, in the trail or the log', async () => {
     const token = await b.mint({ apps: [app] }, { user: 'sudoer' });
     const script = 'printf "[sudo] password for sudoer: "; stty -echo; read pw; stty echo; echo; printf "ok> "; read cmd; echo "ran $cmd"';

@@ -248,6 +248,23 @@ describe.each(implementations)('the Store contract: %s', (_name, make) => {
     expect(Date.now() - started).toBeLessThan(1_000);
   });
 
+  it('ends the walk at since and starts it at until, past more events than one query reads', async () => {
+    // The memory store keeps events in the order they were written, each with its writer's time:
+    // an event of ten minutes ago comes first in a store of its own.
+    const s = _name === 'MemoryStore' ? new MemoryStore() : store;
+    await s.appendAudit({ ...auditEvent(0), user: 'early-bird', time: new Date(Date.now() - 10 * 60_000).toISOString() }, 100_000);
+    // More than the 20,000 events one query reads, all written now.
+    await Promise.all(Array.from({ length: 20_050 }, (_, n) => s.appendAudit(auditEvent(n), 100_000)));
+    const now = Date.now();
+    const late = await s.queryAudit({ limit: 10, since: now + 5 * 60_000 });
+    expect(late).toEqual({ events: [], next: undefined });
+    const early = await s.queryAudit({ limit: 10, until: now - 5 * 60_000 });
+    expect(early.next).toBeUndefined();
+    // Redis places an event in its stream when it is added (now), whatever its time says.
+    if (_name === 'MemoryStore') expect(early.events.map((e) => e.user)).toEqual(['early-bird']);
+    else expect(early.events).toEqual([]);
+  });
+
   it('refuses an audit cursor it never issued as a bad request, not as a store failure', async () => {
     for (const cursor of ['garbage', '-1', '1.5', '1e3', '99999999999999999999999', '1-2-3', '18446744073709551616-0', '9007199254740992']) {
       await expect(store.queryAudit({ limit: 10, cursor }), cursor).rejects.toMatchObject({ code: 'ENTRY_BAD_REQUEST', status: 400 });

@@ -120,7 +120,9 @@ export class AuditView {
     this.next = page.next;
     this.el.more.hidden = !page.next;
     this.el.more.disabled = false;
-    this.el.status.textContent = this.shown === 0 ? 'No event matches.' : `${this.shown} event${this.shown === 1 ? '' : 's'}${page.next ? ', newest first; more below' : ''}`;
+    // A page can come back empty with more to read: the broker reads so many events per query.
+    const none = page.next ? 'No match among the events read so far; “Load older events” reads on.' : 'No event matches.';
+    this.el.status.textContent = this.shown === 0 ? none : `${this.shown} event${this.shown === 1 ? '' : 's'}${page.next ? ', newest first; more below' : ''}`;
   }
 
   private row(e: AuditEvent): HTMLTableRowElement {
