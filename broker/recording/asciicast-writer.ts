@@ -46,7 +46,7 @@ export class AsciicastWriter {
     private readonly maxBytes: number,
     private readonly onError: (err: unknown) => void,
   ) {
-    this.queue = new WriteQueue(file, giveBack, onError);
+    this.queue = new WriteQueue(file, giveBack, (err) => this.writeFailed(err));
   }
 
   static async create(path: string, header: CastHeader, maxBytes: number, onError: (err: unknown) => void): Promise<AsciicastWriter> {
@@ -91,7 +91,7 @@ export class AsciicastWriter {
     this.noteSkipped(this.elapsed());
     this.flush();
     this.closed = true;
-    await this.queue.drained();
+    await this.queue.end();
     await this.file.close().catch(this.onError);
   }
 
@@ -173,6 +173,17 @@ export class AsciicastWriter {
   /** Seconds since the start, as the cast's lines give them. */
   private elapsed(): string {
     return ((Date.now() - this.start) / 1000).toFixed(6);
+  }
+
+  /**
+   * The disk refused a write (full, failing): the recording ends at its last whole line, with a
+   * marker saying why when there is room for it, and the session goes on unrecorded.
+   */
+  private writeFailed(err: unknown): void {
+    this.capped = true;
+    this.onError(err);
+    const why = (err as NodeJS.ErrnoException).code ?? 'a write failed';
+    this.queue.finalLine(Buffer.from(`[${this.elapsed()}, "m", ${JSON.stringify(`entry: recording stopped: ${why}`)}]\n`));
   }
 
   private cap(frame: string): void {

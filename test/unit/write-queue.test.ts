@@ -90,20 +90,56 @@ describe('the recording write queue', () => {
     expect(await readFile(join(dir, 'out'), 'latin1')).toBe('first second');
   });
 
-  it('reports a failed write, gives its buffers back and goes on with the next', async () => {
+  it('stops at the first failed write: reports it once and gives every buffer back', async () => {
     await (await open(join(dir, 'out'), 'w')).close();
     // Opened for reading only: every write fails with EBADF.
     const file = await open(join(dir, 'out'), 'r');
     const errors: unknown[] = [];
     const back: Buffer[] = [];
     const q = new WriteQueue(file, (b) => back.push(b), (e) => errors.push(e));
-    // The first call goes alone; the two behind it fail together in the second.
     for (const word of ['one', 'two', 'six']) q.push(Buffer.from(word), 3);
     await q.drained();
+    q.push(Buffer.from('ten'), 3);
+    await q.drained();
     await file.close();
-    expect(errors.length).toBe(2);
+    expect(errors.length).toBe(1);
     expect((errors[0] as NodeJS.ErrnoException).code).toBe('EBADF');
-    expect(back.map((b) => b.toString())).toEqual(['one', 'two', 'six']);
+    expect(back.map((b) => b.toString())).toEqual(['one', 'two', 'six', 'ten']);
     expect(q.inFlight).toBe(0);
+  });
+
+  it('leaves whole lines and the final line after a disk that fills in the middle of a line', async () => {
+    const path = join(dir, 'out');
+    const file = await open(path, 'w');
+    const writev = file.writev.bind(file);
+    // A disk with room for 50 bytes: a call past it writes what fits, the next fails with ENOSPC.
+    let room = 50;
+    file.writev = (async (bufs: Buffer[], position?: number) => {
+      if (room === 0) throw Object.assign(new Error('no space left on device'), { code: 'ENOSPC' });
+      const take: Buffer[] = [];
+      for (const b of bufs) {
+        if (room === 0) break;
+        take.push(b.subarray(0, Math.min(room, b.length)));
+        room -= take.at(-1)!.length;
+      }
+      return writev(take, position);
+    }) as typeof file.writev;
+    const errors: unknown[] = [];
+    const q = new WriteQueue(file, () => {}, (e) => {
+      errors.push(e);
+      q.finalLine(Buffer.from('["m", "stopped"]\n'));
+    });
+    // Lines cut across buffers, as the recorder's 64 KiB buffers cut them.
+    for (const part of ['["o", "first line"]\n["o", "sec', 'ond line"]\n["o", "a third, longer line that the disk ', 'cannot hold"]\n', '["o", "fourth"]\n']) {
+      q.push(Buffer.from(part), part.length);
+    }
+    await q.drained();
+    expect((errors as NodeJS.ErrnoException[]).map((e) => e.code)).toEqual(['ENOSPC']);
+    // Still full: the final line waits, and the file ends with its last whole line.
+    expect(await readFile(path, 'utf8')).toBe('["o", "first line"]\n["o", "second line"]\n');
+    room = 100;
+    await q.end();
+    await file.close();
+    expect(await readFile(path, 'utf8')).toBe('["o", "first line"]\n["o", "second line"]\n["m", "stopped"]\n');
   });
 });
