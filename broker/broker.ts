@@ -292,7 +292,7 @@ export class EntryBroker {
       this.server.close(() => resolve());
       this.server.closeAllConnections();
     });
-    this.recorder?.close();
+    await this.recorder?.close();
     await this.leftovers?.stop();
     this.backends?.stop();
     this.certificates?.close();

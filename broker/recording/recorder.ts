@@ -1,4 +1,5 @@
-import { mkdirSync, readdirSync, statSync, unlinkSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
+import { mkdir, opendir, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../log.js';
 import type { SessionInfo, SessionObserver, SessionTap } from '../session/observer.js';
@@ -14,6 +15,11 @@ export interface RecorderOptions {
 
 /** How often old recordings are swept. */
 const SWEEP_INTERVAL_MS = 6 * 3600_000;
+/**
+ * How long a stopping broker waits for its recordings to be written out: the last half second of
+ * events and what the disk has not taken yet. A disk stalled past it loses them, not the exit.
+ */
+export const RECORDINGS_CLOSE_WAIT_MS = 5_000;
 
 /**
  * Most a session holds for its recording while the file is being opened. Opening takes about a
@@ -29,14 +35,17 @@ const EARLY_EVENT_COST = 64;
 /** Records every session as `<dir>/<session-id>.cast` (asciicast v2). */
 export class Recorder implements SessionObserver {
   private readonly timer: NodeJS.Timeout;
+  private sweeping: Promise<void> | undefined;
+  /** Recordings of ended sessions still being written out. */
+  private readonly closing = new Set<Promise<void>>();
 
   constructor(
     private readonly options: RecorderOptions,
     private readonly log: Logger,
   ) {
     mkdirSync(options.dir, { recursive: true, mode: 0o750 });
-    this.sweep();
-    this.timer = setInterval(() => this.sweep(), SWEEP_INTERVAL_MS);
+    this.sweepInBackground();
+    this.timer = setInterval(() => this.sweepInBackground(), SWEEP_INTERVAL_MS);
     this.timer.unref();
   }
 
@@ -100,40 +109,46 @@ export class Recorder implements SessionObserver {
       output: (stream, data) => (writer ? writer.output(stream, data) : run((w) => w.output(stream, data), data.length)),
       resize: (cols, rows) => run((w) => w.resize(cols, rows)),
       ...(this.options.recordInput ? { input: (data: Uint8Array) => run((w) => w.input(data), data.length) } : {}),
-      ended: () => void opened.then((w) => w?.close()),
+      ended: () => {
+        const written = opened.then((w) => w?.close()).catch(onError);
+        this.closing.add(written);
+        void written.finally(() => this.closing.delete(written));
+      },
     };
   }
 
+  private sweepInBackground(): void {
+    this.sweeping ??= this.sweep().finally(() => {
+      this.sweeping = undefined;
+    });
+  }
+
   /**
-   * Deletes recordings older than the retention period. Never throws: it runs from a timer, where
-   * a throw would end the broker. A folder that went away is made again; other failures are
-   * logged and the next sweep tries again.
+   * Deletes recordings older than the retention period, a file at a time without holding up the
+   * sessions (a folder can hold hundreds of thousands). Never rejects: it runs from a timer. A
+   * folder that went away is made again; other failures are logged and the next sweep tries again.
    */
-  sweep(): void {
+  async sweep(): Promise<void> {
     if (this.options.retentionDays <= 0) return;
     try {
-      this.sweepOnce();
+      await this.sweepOnce();
     } catch (err) {
       const missing = (err as NodeJS.ErrnoException).code === 'ENOENT';
       this.log.warn(missing ? 'recordings folder missing: made again' : 'sweeping old recordings failed', { dir: this.options.dir, error: err as Error });
       if (!missing) return;
-      try {
-        mkdirSync(this.options.dir, { recursive: true, mode: 0o750 });
-      } catch (mkdirError) {
-        this.log.warn('recordings folder could not be made', { dir: this.options.dir, error: mkdirError as Error });
-      }
+      await mkdir(this.options.dir, { recursive: true, mode: 0o750 }).catch((mkdirError: unknown) => this.log.warn('recordings folder could not be made', { dir: this.options.dir, error: mkdirError as Error }));
     }
   }
 
-  private sweepOnce(): void {
+  private async sweepOnce(): Promise<void> {
     const cutoff = Date.now() - this.options.retentionDays * 86_400_000;
     let removed = 0;
-    for (const name of readdirSync(this.options.dir)) {
-      if (!name.endsWith('.cast')) continue;
-      const file = join(this.options.dir, name);
+    for await (const entry of await opendir(this.options.dir)) {
+      if (!entry.name.endsWith('.cast')) continue;
+      const file = join(this.options.dir, entry.name);
       try {
-        if (statSync(file).mtimeMs < cutoff) {
-          unlinkSync(file);
+        if ((await stat(file)).mtimeMs < cutoff) {
+          await unlink(file);
           removed++;
         }
       } catch {
@@ -143,7 +158,15 @@ export class Recorder implements SessionObserver {
     if (removed > 0) this.log.info('old recordings removed', { removed, retentionDays: this.options.retentionDays });
   }
 
-  close(): void {
+  /** Stops sweeping; resolves once the recordings of ended sessions are written out (or RECORDINGS_CLOSE_WAIT_MS pass). */
+  async close(): Promise<void> {
     clearInterval(this.timer);
+    let timer: NodeJS.Timeout | undefined;
+    const waited = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, RECORDINGS_CLOSE_WAIT_MS);
+      timer.unref();
+    });
+    await Promise.race([Promise.all([this.sweeping, ...this.closing]), waited]);
+    clearTimeout(timer);
   }
 }

@@ -39,8 +39,8 @@ describe('Recorder', () => {
   const dirs: string[] = [];
   const recorders: Recorder[] = [];
   const logs: string[] = [];
-  afterEach(() => {
-    for (const r of recorders.splice(0)) r.close();
+  afterEach(async () => {
+    for (const r of recorders.splice(0)) await r.close();
     for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
     logs.length = 0;
   });
@@ -57,8 +57,8 @@ describe('Recorder', () => {
   it('keeps going when its folder vanishes: the sweep logs it and makes the folder again', async () => {
     const { r, dir } = recorder();
     rmSync(dir, { recursive: true });
-    // The sweep runs from a timer: a throw there would be uncaught and end the broker.
-    expect(() => r.sweep()).not.toThrow();
+    // The sweep runs from a timer: a rejection there would be unhandled and end the broker.
+    await expect(r.sweep()).resolves.toBeUndefined();
     expect(logs.join('\n')).toMatch(/recordings folder missing/);
     expect(existsSync(dir)).toBe(true);
     // And a session after it is recorded again.
@@ -66,6 +66,16 @@ describe('Recorder', () => {
     tap.output!('stdout', Buffer.from('hello\r\n'));
     tap.ended!({ reason: 'exit', durationMs: 1, bytesIn: 0, bytesOut: 7 } as never);
     await until(() => existsSync(join(dir, 'after-sweep.cast')) && readFileSync(join(dir, 'after-sweep.cast'), 'utf8').includes('hello'), 'the recording');
+  });
+
+  it('writes out the recordings of ended sessions before close() resolves', async () => {
+    const { r, dir } = recorder();
+    const tap = r.started(info('at-stop'));
+    await until(() => existsSync(join(dir, 'at-stop.cast')), 'the file');
+    for (let i = 0; i < 1000; i++) tap.output!('stdout', Buffer.from(`line ${i}\r\n`));
+    tap.ended!({ reason: 'exit', durationMs: 1, bytesIn: 0, bytesOut: 0 } as never);
+    await r.close();
+    expect(readFileSync(join(dir, 'at-stop.cast'), 'utf8')).toContain('line 999');
   });
 
   it('records a session even when the folder vanished before it started', async () => {
