@@ -1,8 +1,8 @@
 import { type FileHandle, open } from 'node:fs/promises';
 import { isUtf8 } from 'node:buffer';
 import type { OutputStream } from '../session/types.js';
-import { giveBack, jsonLength, MAX_IN_FLIGHT_BYTES, PendingBytes } from './pending-bytes.js';
-import { WriteQueue } from './write-queue.js';
+import { giveBack, jsonLength, MAX_ALL_IN_FLIGHT_BYTES, MAX_IN_FLIGHT_BYTES, PendingBytes } from './pending-bytes.js';
+import { allBytesInFlight, WriteQueue } from './write-queue.js';
 import { FlushTick } from './flush-tick.js';
 import { completeEnd, leadingContinuations, looksBinary } from './text-or-binary.js';
 
@@ -154,7 +154,7 @@ export class AsciicastWriter {
   private open(code: string): string | undefined {
     if (this.closed || this.capped) return undefined;
     const t = this.elapsed();
-    if (this.queue.inFlight + this.pending.length > MAX_IN_FLIGHT_BYTES) {
+    if (this.queue.inFlight + this.pending.length > MAX_IN_FLIGHT_BYTES || allBytesInFlight() > MAX_ALL_IN_FLIGHT_BYTES) {
       this.skipped++;
       return undefined;
     }

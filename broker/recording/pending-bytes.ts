@@ -17,6 +17,12 @@ export const LARGE_BUFFER_BYTES = 64 * 1024;
  */
 export const MAX_IN_FLIGHT_BYTES = 4 * 1024 * 1024;
 /**
+ * Most text of all recordings together waiting for the disk: when the disk stalls for everyone,
+ * a thousand sessions at MAX_IN_FLIGHT_BYTES each would hold 4 GiB. 16 recordings at their own
+ * limit fit; past it every recording drops events (and says so) until the disk catches up.
+ */
+export const MAX_ALL_IN_FLIGHT_BYTES = 64 * 1024 * 1024;
+/**
  * Large buffers kept for reuse once written, broker-wide: as many as one recording can have in
  * flight (MAX_IN_FLIGHT_BYTES / LARGE_BUFFER_BYTES = 64, 4 MiB). Reuse is the point: a new buffer
  * per write is external memory, which makes V8 collect sooner, and on a busy machine the writes

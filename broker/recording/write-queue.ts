@@ -7,6 +7,14 @@ import type { FileHandle } from 'node:fs/promises';
  */
 export const MAX_BATCH = 16;
 
+/** Bytes handed to every queue that the OS has not finished with, broker-wide. */
+let allInFlight = 0;
+
+/** Bytes waiting for the disk in every recording of this broker. */
+export function allBytesInFlight(): number {
+  return allInFlight;
+}
+
 /**
  * Writes newline-separated lines to a file in order, at most one call in flight, the buffers
  * that queue behind it batched into the next. `done` gets each buffer back once the OS is done
@@ -47,6 +55,7 @@ export class WriteQueue {
     }
     this.queue.push({ buf, length });
     this.queuedBytes += length;
+    allInFlight += length;
     this.running ??= this.run();
   }
 
@@ -71,6 +80,7 @@ export class WriteQueue {
       }
       for (const b of [...batch, ...(this.failed ? this.queue.splice(0) : [])]) {
         this.queuedBytes -= b.length;
+        allInFlight -= b.length;
         this.done(b.buf);
       }
     }

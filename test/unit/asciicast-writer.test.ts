@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { StringDecoder } from 'node:string_decoder';
 import { AsciicastWriter, FLUSH_INTERVAL_MS } from '../../broker/recording/asciicast-writer.js';
-import { MAX_IN_FLIGHT_BYTES } from '../../broker/recording/pending-bytes.js';
+import { MAX_ALL_IN_FLIGHT_BYTES, MAX_IN_FLIGHT_BYTES } from '../../broker/recording/pending-bytes.js';
+import { allBytesInFlight } from '../../broker/recording/write-queue.js';
 import { looksBinary } from '../../broker/recording/text-or-binary.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'entry-cast-'));
@@ -132,6 +133,20 @@ describe('the recording writer', () => {
     const kept = events.filter(([, c]) => c === 'o').length;
     expect(kept).toBeLessThan(total);
     expect(events.at(-1)).toEqual([expect.any(Number), 'm', `entry: ${total - kept} events skipped: the disk was too slow`]);
+  });
+
+  it('holds at most MAX_ALL_IN_FLIGHT_BYTES for the disk across every recording, each saying what it dropped', async () => {
+    const chunk = Buffer.alloc(64 * 1024, 0x78);
+    const writers = await Promise.all(Array.from({ length: 20 }, (_, i) => AsciicastWriter.create(join(dir, `all-${i}.cast`), { width: 80, height: 24, timestamp: 0, env: {} }, 64 * 1024 * 1024, () => undefined)));
+    // Written without a pause, as twenty fast sessions on a stalled disk: nothing is written meanwhile.
+    for (const w of writers) for (let i = 0; i < MAX_IN_FLIGHT_BYTES / chunk.length; i++) w.output('stdout', chunk);
+    const held = allBytesInFlight();
+    await Promise.all(writers.map((w) => w.close()));
+    // Each writer may be one buffer and one event past the line when it is crossed.
+    expect(held).toBeLessThanOrEqual(MAX_ALL_IN_FLIGHT_BYTES + writers.length * 2 * chunk.length);
+    expect(allBytesInFlight()).toBe(0);
+    const skipped = writers.map((_, i) => readFileSync(join(dir, `all-${i}.cast`), 'utf8')).filter((t) => /events skipped: the disk was too slow/.test(t));
+    expect(skipped.length).toBeGreaterThan(0);
   });
 
   it('records any mix of chunks as a streaming UTF-8 decoder and JSON.stringify would, line for line', async () => {
