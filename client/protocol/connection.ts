@@ -19,6 +19,7 @@ import {
 import { AckBatcher } from '../../proto/ack-batcher.js';
 import { dropAcknowledged } from '../../proto/acknowledged.js';
 import { PING_INTERVAL_HEADER, RESUME_GRACE_HEADER, SILENT_MARGIN_MS, silenceWatch } from '../../proto/silence.js';
+import { PASSING_REFUSALS } from '../../proto/passing-refusals.js';
 import { ClientError } from './client-error.js';
 import { type ClientTls, clientTlsFromEnv, tlsConnectOptions } from './tls.js';
 
@@ -148,6 +149,8 @@ export class ExecConnection extends EventEmitter {
   /** Set while the connection is broken: when it broke, and until when the broker keeps the session. */
   private lostAt = 0;
   private resumeDeadline = 0;
+  /** A resume was asked for on the current socket and not answered yet. */
+  private resuming = false;
   private readonly onSent = (): void => this.checkDrain();
   // ws copies each frame while masking it, so one buffer serves every input frame.
   private readonly framer = new RequestFramer();
@@ -334,6 +337,16 @@ export class ExecConnection extends EventEmitter {
       this.finish({ exitCode: undefined, ...this.protocolError, closeCode });
       return;
     }
+    // A resume refused for the moment (the broker's key server or store did not answer): as for a
+    // broker not reachable yet, the next try follows, within the grace period.
+    if (this.resuming && this.gotClose && PASSING_REFUSALS.has(this.closeErrorCode) && !this.closedByUs && !this.ended) {
+      this.gotClose = false;
+      this.closeErrorCode = '';
+      this.closeMessage = '';
+      this.resuming = false;
+      void this.reconnect();
+      return;
+    }
     // No CLOSE from the broker and no close of ours: the connection broke, the session goes on.
     // Once EXIT has come, all the output came before it: only the CLOSE is missing, and the
     // exit status is known, so there is nothing to resume for.
@@ -385,6 +398,7 @@ export class ExecConnection extends EventEmitter {
           ws.terminate();
           return;
         }
+        this.resuming = true;
         this.attach(ws);
         ws.send(encodeRequest(RequestType.RESUME, encodeResumeRequest({ token: ticket.token, outputOffset: this.outputAcks.count })));
         // RESUMABLE (resumed), a CLOSE (refused), or a close with neither (another try) follows.
@@ -399,6 +413,7 @@ export class ExecConnection extends EventEmitter {
 
   /** The broker took us back: send what it has not passed on, and carry on. */
   private resumed(ticket: ResumeTicket): void {
+    this.resuming = false;
     const awayMs = Date.now() - this.lostAt;
     this.lostAt = 0;
     this.lastHeard = Date.now();

@@ -16,6 +16,7 @@ import {
 import { AckBatcher } from '../../proto/ack-batcher.js';
 import { dropAcknowledged } from '../../proto/acknowledged.js';
 import { SILENT_MARGIN_MS, silenceWatch } from '../../proto/silence.js';
+import { PASSING_REFUSALS } from '../../proto/passing-refusals.js';
 import { base64url, brokerBase, enterSocketUrl, type Target, watchSocketUrl } from './broker-url.js';
 import { bindClipboard } from './clipboard.js';
 import { injectStyles } from './styles.js';
@@ -347,6 +348,7 @@ class TerminalSession implements TerminalHandle {
     let opened = false;
     let closeMessage: { code: string; text: string } | undefined;
     let exitCode: number | undefined;
+    let passing = false;
 
     ws.onopen = () => {
       opened = true;
@@ -401,6 +403,11 @@ class TerminalSession implements TerminalHandle {
           exitCode = Number(decoder.decode(msg.content));
           break;
         case ResponseType.CLOSE:
+          // A resume refused for the moment: the next try follows (see onclose), nothing to show.
+          if (resumeOf && PASSING_REFUSALS.has(msg.code)) {
+            passing = true;
+            break;
+          }
           // Already ANSI-coloured by the broker, and framed by CRLFs.
           this.terminal.write(msg.content);
           closeMessage = { code: msg.code, text: stripAnsi(decoder.decode(msg.content)) };
@@ -414,6 +421,10 @@ class TerminalSession implements TerminalHandle {
       if (this.ws !== ws) return;
       this.ws = undefined;
       this.outputAcks.cancel();
+      if (passing && this.lostAt > 0) {
+        this.retryResume();
+        return;
+      }
       // Broken, not ended (no CLOSE): the broker keeps the session for its grace period. Once
       // EXIT has come, all the output came before it and the status is known: only the CLOSE is
       // missing, and there is nothing to resume for (as the CLI does).

@@ -88,7 +88,8 @@ export async function typeLine(page: Page, selector: string, line: string): Prom
  * its tickets from `token`. The page must come from the broker (it serves /entry-terminal.js).
  * With `recordStates`, each entry-state event's state is pushed to `window.states`.
  */
-export async function mountTerminal(page: Page, app: string, token: string, opts: { recordStates?: boolean; instance?: number; height?: number; heading?: string } = {}): Promise<void> {
+/** `bearer`: the element is given the token itself, and sends it on every upgrade (no tickets). */
+export async function mountTerminal(page: Page, app: string, token: string, opts: { recordStates?: boolean; instance?: number; height?: number; heading?: string; bearer?: boolean } = {}): Promise<void> {
   const states = opts.recordStates
     ? `
       window.states = [];
@@ -105,7 +106,7 @@ export async function mountTerminal(page: Page, app: string, token: string, opts
       t.setAttribute('proc', 'web');
       t.setAttribute('instance', '${opts.instance ?? 1}');
       t.style.height = '${opts.height ?? 600}px';${states}
-      t.ticketProvider = ticketsFrom(${JSON.stringify(token)});
+      ${opts.bearer ? `t.token = ${JSON.stringify(token)};` : `t.ticketProvider = ticketsFrom(${JSON.stringify(token)});`}
       document.body.append(t);`,
   });
 }

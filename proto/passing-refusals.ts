@@ -1,0 +1,8 @@
+/**
+ * Refusals of a resume that say nothing of the session itself: the broker could not check the
+ * credential just then (its key server or shared store did not answer), it is shutting down
+ * (another broker behind the same address may take the session back), or it counts too many
+ * failed logins from this address. A client keeps trying, as for a broker it cannot reach, until
+ * the grace period ends; any other refusal ends the session.
+ */
+export const PASSING_REFUSALS: ReadonlySet<string> = new Set(['ENTRY_AUTH_UNAVAILABLE', 'ENTRY_STORE_UNAVAILABLE', 'ENTRY_DRAINING', 'ENTRY_RATE_LIMITED']);
