@@ -1,8 +1,9 @@
 /**
  * Kubernetes exec takes a command and nothing else: no environment, no working directory, no
  * user. Entry runs the command through a small `sh` script that changes directory, exports the
- * environment (with the session mark the reaper looks for) and then `exec`s the command, so the
- * command keeps the exec's PID and its exit code reaches the status channel unchanged.
+ * environment (with the session mark the reaper looks for), starts `/bin/sh` afresh with it (see
+ * STAGE2) and then `exec`s the command, so the command keeps the exec's PID and its exit code
+ * reaches the status channel unchanged.
  *
  * Without v5's stdin close (servers before 1.30 offer only v4), a non-TTY command would never
  * see end of input. There the script puts a pump in front of the command's stdin: Entry sends
@@ -17,25 +18,42 @@
 /** The wrapper's name in `ps` ($0). */
 const ARG0 = 'entry-exec';
 
-const WRAPPER = [
-  // $1 workdir ('' = the image's), $2 how many KEY=VALUE follow, $3 1 = stdin through the pump,
-  // $4 the terminal's first size as COLSxROWS ('' = none).
-  'if [ -n "$1" ]; then cd -- "$1" 2>/dev/null || { printf "entry: cannot change to working directory %s\\n" "$1" >&2; exit 126; }; fi',
-  // The kubelet applies a resize only once the exec runs: a command that asks for its size at
-  // once would see 0x0. Setting it from inside first closes that race (where stty exists).
-  'if [ -n "$4" ]; then stty cols "${4%x*}" rows "${4#*x}" 2>/dev/null; fi',
-  'n=$2; pump=$3; shift 4',
-  'while [ "$n" -gt 0 ]; do export "$1"; shift; n=$((n-1)); done',
+/**
+ * The second stage, run by a shell started afresh once the environment is exported: `export`
+ * changes what a shell hands on, not its own /proc/PID/environ, and a BusyBox shell runs many
+ * commands (awk, seq, dd, …) inside itself rather than exec'ing them. Without the fresh start
+ * such a command would run without the mark the reaper looks for, and be left running.
+ */
+const STAGE2 = [
+  // $1 1 = stdin through the pump; the command follows.
+  'pump=$1; shift',
   'if [ "$pump" = 1 ]; then',
   '  if ! command -v dd >/dev/null 2>&1; then',
   '    echo "entry: stdin for a command without a TTY needs dd in the image on this cluster (its exec protocol cannot close stdin before Kubernetes 1.30)" >&2; exit 126',
   '  fi',
   // A background job's stdin is /dev/null unless redirected: hand it the exec's stdin as fd 3.
+  // The pump ignores the signals a client sends the session's processes: killed, it would cut
+  // the command's stdin short. It ends at EOF, or with SIGKILL from the reaper.
+  // This shell waits for the pipeline and gives its status: a signal meant for the command must
+  // not end it first. Caught (not ignored), so the command itself starts with the default.
+  '  trap : HUP INT QUIT TERM USR1 USR2',
   '  exec 3<&0',
-  '  { { while IFS= read -r len && [ "$len" -gt 0 ]; do dd bs="$len" count=1 iflag=fullblock || exit; done; } <&3 3<&- 2>/dev/null & } | exec "$@" 3<&-',
+  '  { { trap "" HUP INT QUIT TERM USR1 USR2; while IFS= read -r len && [ "$len" -gt 0 ]; do dd bs="$len" count=1 iflag=fullblock || exit; done; } <&3 3<&- 2>/dev/null & } | exec "$@" 3<&-',
   '  exit $?',
   'fi',
   'exec "$@"',
+].join('\n');
+
+const WRAPPER = [
+  // $1 workdir ('' = the image's), $2 how many KEY=VALUE follow, $3 1 = stdin through the pump,
+  // $4 the terminal's first size as COLSxROWS ('' = none), $5 the second stage.
+  'if [ -n "$1" ]; then cd -- "$1" 2>/dev/null || { printf "entry: cannot change to working directory %s\\n" "$1" >&2; exit 126; }; fi',
+  // The kubelet applies a resize only once the exec runs: a command that asks for its size at
+  // once would see 0x0. Setting it from inside first closes that race (where stty exists).
+  'if [ -n "$4" ]; then stty cols "${4%x*}" rows "${4#*x}" 2>/dev/null; fi',
+  'n=$2; pump=$3; stage2=$5; shift 5',
+  'while [ "$n" -gt 0 ]; do export "$1"; shift; n=$((n-1)); done',
+  'exec /bin/sh -c "$stage2" "$0" "$pump" "$@"',
 ].join('\n');
 
 export interface WrapOptions {
@@ -50,7 +68,7 @@ export interface WrapOptions {
 
 export function wrapCommand(o: WrapOptions): string[] {
   const size = o.size ? `${Math.trunc(o.size.cols)}x${Math.trunc(o.size.rows)}` : '';
-  return ['/bin/sh', '-c', WRAPPER, ARG0, o.workdir, String(o.env.length), o.stdinPump ? '1' : '0', size, ...o.env, ...o.cmd];
+  return ['/bin/sh', '-c', WRAPPER, ARG0, o.workdir, String(o.env.length), o.stdinPump ? '1' : '0', size, STAGE2, ...o.env, ...o.cmd];
 }
 
 /**

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type WebSocket from 'ws';
 import type { ExecSpec } from '../backend/backend.js';
 import { EntryError, ignoreError } from '../errors.js';
@@ -28,6 +29,12 @@ const RESIZE_WAIT_BYTES = 2 * STDIN_HIGH_WATER_BYTES;
 const LATE_START_WINDOW_MS = 5_000;
 const OCI_FAILURE = 'OCI runtime exec failed';
 /**
+ * How long a pod being deleted is watched for its container's end once a command died of a
+ * signal: the kubelet's status of a stopped container lags it by its relist (1 s) and a sync.
+ */
+const POD_STOP_SETTLE_MS = 3_000;
+const POD_STOP_POLL_MS = 250;
+/**
  * The most output held while it may be the runtime's failure. Docker writes that failure as one
  * line ending in CRLF, `OCI runtime exec failed: exec failed: <runc's cause chain>: exec:
  * "/bin/sh": stat /bin/sh: no such file or directory: unknown`, and nothing else: the command is
@@ -57,7 +64,8 @@ const STARTUP_RESIZE_WAIT_MS = 1_000;
 export interface KubeExecOptions extends ExecTarget {
   spec: ExecSpec;
   /** Whether the pod (or its container) has stopped: asked when an exec ends without a status, or killed. */
-  podGone(): Promise<boolean>;
+  /** Whether the pod or its container stopped; `orStopping`: or the pod is being deleted. */
+  podGone(orStopping: boolean): Promise<boolean>;
 }
 
 /**
@@ -396,6 +404,18 @@ export class KubeExecProcess implements ProcessSide {
     this.events!.end(await this.result(status, closeCode, runtimeFailure));
   }
 
+  /**
+   * Whether a command that died of a signal went with its pod's container. The kubelet reports a
+   * container's end a second or so after it, so a pod being deleted is watched that long for it.
+   */
+  private async stoppedWithPod(): Promise<boolean> {
+    if (!(await this.o.podGone(true).catch(() => false))) return false;
+    for (const until = performance.now() + POD_STOP_SETTLE_MS; ; await sleep(POD_STOP_POLL_MS)) {
+      if (await this.o.podGone(false).catch(() => false)) return true;
+      if (performance.now() >= until) return false;
+    }
+  }
+
   private async result(status: ExecStatus | undefined, closeCode: number, runtimeFailure: string | undefined): Promise<{ exitCode: number } | { error: EntryError }> {
     const where = `${this.o.namespace}/${this.o.pod}`;
     if (runtimeFailure) {
@@ -405,11 +425,13 @@ export class KubeExecProcess implements ProcessSide {
       return { error: new EntryError('ENTRY_EXEC_FAILED', `${noShell}${line}`) };
     }
     if (status && 'exitCode' in status) {
-      // A signal death while the pod stops is the pod's story, not the command's.
-      if (status.exitCode > 128 && (await this.o.podGone().catch(() => false))) return { error: new EntryError('ENTRY_CONTAINER_GONE', `pod ${where} stopped`) };
+      // A signal death when the pod's container stopped is the pod's story, not the command's.
+      // A pod being deleted is not enough: its containers run on for their grace period, and the
+      // kubelet signals the container's first process only, so the status is the command's own.
+      if (status.exitCode > 128 && (await this.stoppedWithPod())) return { error: new EntryError('ENTRY_CONTAINER_GONE', `pod ${where} stopped`) };
       return { exitCode: status.exitCode };
     }
-    if (await this.o.podGone().catch(() => false)) return { error: new EntryError('ENTRY_CONTAINER_GONE', `pod ${where} stopped`) };
+    if (await this.o.podGone(true).catch(() => false)) return { error: new EntryError('ENTRY_CONTAINER_GONE', `pod ${where} stopped`) };
     if (status) {
       if (/executable file not found|no such file or directory/i.test(status.failure) && /\/bin\/sh/.test(status.failure)) {
         return { error: new EntryError('ENTRY_EXEC_FAILED', `the image of ${where} (container ${this.o.container}) has no /bin/sh, which Entry needs on Kubernetes: ${status.failure}`) };

@@ -38,7 +38,7 @@ class PodTarget implements ResolvedTarget {
       pod: this.name,
       container,
       spec,
-      podGone: () => this.owner.podGone(this.pod, container),
+      podGone: (orStopping) => this.owner.podGone(this.pod, container, orStopping),
     });
   }
 
@@ -183,11 +183,15 @@ export class KubernetesBackend implements Backend {
     return out;
   }
 
-  /** Whether the pod, or the container in it, has stopped (or cannot be found any more). */
-  async podGone(pod: PodRecord, container: string): Promise<boolean> {
+  /**
+   * Whether the pod, or the container in it, has stopped (or cannot be found any more). With
+   * `orStopping`, a pod being deleted counts too: its containers may run on for their grace
+   * period, but the kubelet reports their end only after the exec's stream has ended with them.
+   */
+  async podGone(pod: PodRecord, container: string, orStopping: boolean): Promise<boolean> {
     try {
       const o = await this.client.getJson<any>(`/api/v1/namespaces/${encodeURIComponent(pod.namespace)}/pods/${encodeURIComponent(pod.name)}`, 'pod_get', { timeoutMs: 3_000 });
-      if (o?.metadata?.uid !== pod.uid || o?.metadata?.deletionTimestamp) return true;
+      if (o?.metadata?.uid !== pod.uid || (orStopping && o?.metadata?.deletionTimestamp)) return true;
       const status = (o?.status?.containerStatuses ?? []).find((c: any) => c?.name === container);
       return o?.status?.phase !== 'Running' || (status !== undefined && !status.state?.running);
     } catch (err) {

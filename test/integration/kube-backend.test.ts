@@ -181,6 +181,14 @@ describe.skipIf(!kubeClusterPossible())('the Kubernetes backend against a real c
       metadata: { name: 'doomed', labels: { 'app.kubernetes.io/name': 'bare', 'app.kubernetes.io/component': 'doomed' } },
       spec: { terminationGracePeriodSeconds: 1, containers: [{ name: 'main', ...demo }] },
     });
+    // Deleted under a session too, but its first process ignores SIGTERM: the container runs on
+    // through its grace period, and so does the session's command.
+    await post(`/api/v1/namespaces/${ns}/pods`, {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'lingering', labels: { 'app.kubernetes.io/name': 'bare', 'app.kubernetes.io/component': 'lingering' } },
+      spec: { terminationGracePeriodSeconds: 30, containers: [{ name: 'main', ...demo, command: ['sh', '-c', "trap '' TERM; while :; do sleep 1; done"] }] },
+    });
     // Its container keeps exiting: the pod stays Running while the container waits to restart.
     await post(`/api/v1/namespaces/${ns}/pods`, {
       apiVersion: 'v1',
@@ -195,7 +203,7 @@ describe.skipIf(!kubeClusterPossible())('the Kubernetes backend against a real c
       metadata: { name: 'leaving', finalizers: ['entry.test/hold'], labels: { 'app.kubernetes.io/name': 'bare', 'app.kubernetes.io/component': 'leaving' } },
       spec: { terminationGracePeriodSeconds: 1, containers: [{ name: 'main', ...demo }] },
     });
-    for (const pod of ['web-0', 'web-1', 'multi', 'nosh', 'leaving', 'doomed']) {
+    for (const pod of ['web-0', 'web-1', 'multi', 'nosh', 'leaving', 'doomed', 'lingering']) {
       for (let i = 0; i < 600; i++) {
         if ((await k.api('GET', `/api/v1/namespaces/${ns}/pods/${pod}`)).status === 200) break;
         await sleep(100);
@@ -479,6 +487,47 @@ describe.skipIf(!kubeClusterPossible())('the Kubernetes backend against a real c
     expect((await k.api('DELETE', `/api/v1/namespaces/${ns}/pods/doomed`)).status).toBeLessThan(300);
     const end = await d.done;
     expect(exitOf(end)).toMatch(/^error ENTRY_CONTAINER_GONE: .*doomed stopped/);
+  });
+
+  it("gives the command's own exit status when its pod is deleted while it runs on through the grace period", async () => {
+    const t = await backends.resolve({ app: 'bare', proc: 'lingering', instance: 'lingering' });
+    const p = await t.open(spec({ cmd: ['sh', '-c', 'echo started; sleep 3; echo done; exit 130'] }));
+    const d = drive(p);
+    await d.until((s) => s.includes('started'));
+    expect((await k.api('DELETE', `/api/v1/namespaces/${ns}/pods/lingering`)).status).toBeLessThan(300);
+    const end = await d.done;
+    expect(end.stdout.toString()).toBe('started\ndone\n');
+    expect(exitOf(end)).toBe(130);
+  });
+
+  it('ends a command that BusyBox runs inside its own shell (an applet such as awk) when its client vanishes', async () => {
+    const t = await backends.resolve({ app: 'shop', proc: 'web', instance: '1' });
+    const tag = `applet-${randomBytes(4).toString('hex')}`;
+    const s = spec({ cmd: ['awk', `BEGIN { tag = "${tag}"; while (1) {} }`] });
+    const p = await t.open(s);
+    drive(p);
+    // Marked like any command of the session: that is how the reaper finds it.
+    await eventually(async () => (await marked('web-1', `ENTRY_SESSION=${s.sessionId}`)).some((l) => l.includes(tag)), 'the awk applet to run with the mark', 15_000);
+    await p.terminate();
+    const left = await k.kubectl(['exec', '-n', ns, 'web-1', '-c', 'main', '--', 'sh', '-c', 'for d in /proc/[0-9]*; do tr "\\0" " " < $d/cmdline 2>/dev/null; echo; done', 'scan']);
+    expect(left).not.toContain(tag);
+  });
+
+  it("leaves a command's stdin whole when a signal is sent to the session's processes (the stdin pump ignores it)", async () => {
+    const t = await backends.resolve({ app: 'shop', proc: 'web', instance: '0' });
+    // A watcher in the background says when the signal came; the reading side ignores it.
+    const script = '( trap "echo got-usr1; exit 0" USR1; while :; do sleep 0.1; done ) & trap "" USR1; read -r first; echo "first:$first"; wc -c';
+    const p = await t.open(spec({ cmd: ['sh', '-c', script] }));
+    const d = drive(p);
+    await d.writeAll(Buffer.from('one\n'));
+    await d.until((x) => x.includes('first:one'));
+    p.signal('USR1');
+    await d.until((x) => x.includes('got-usr1'));
+    await d.writeAll(Buffer.alloc(300_000, 0x61));
+    p.endInput();
+    const end = await d.done;
+    expect(end.stdout.toString()).toMatch(/got-usr1\n\s*300000\n$/);
+    expect(exitOf(end)).toBe(0);
   });
 
   it('streams the container log for /attach', async () => {
