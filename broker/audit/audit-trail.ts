@@ -24,17 +24,20 @@ type Fields = Omit<AuditEvent, 'time' | 'broker'>;
  */
 export const MAX_AUDIT_ARGV_CHARS = 4096;
 
-/** The command as stored: its arguments in order, cut once MAX_AUDIT_ARGV_CHARS are taken. */
+/**
+ * The command as stored: its arguments in order, cut once MAX_AUDIT_ARGV_CHARS are taken. Each
+ * argument costs one more for its place in the list, so that empty ones are not free.
+ */
 function auditedArgv(argv: readonly string[]): { argv: string[]; truncated: boolean } {
   const kept: string[] = [];
   let left = MAX_AUDIT_ARGV_CHARS;
   for (const arg of argv) {
-    if (arg.length > left) {
-      kept.push(arg.slice(0, left));
+    if (arg.length + 1 > left) {
+      if (left > 1) kept.push(arg.slice(0, left - 1));
       return { argv: kept, truncated: true };
     }
     kept.push(arg);
-    left -= arg.length;
+    left -= arg.length + 1;
   }
   return { argv: kept, truncated: false };
 }
@@ -84,13 +87,12 @@ export class AuditTrail implements SessionObserver {
         ? {
             input: (data: Uint8Array) => {
               for (const { line, exact } of tracker.push(data)) {
-                if (prompt.asksForSecret()) {
-                  this.record({ type: 'command', ...who, hidden: true });
-                  continue;
-                }
-                this.record({ type: 'command', ...who, line, exact });
+                // The prompt is the user's to print (PS1): a hidden line is still held to the rules.
+                const hidden = prompt.asksForSecret();
+                const text = hidden ? { hidden: true } : { line, exact };
+                this.record({ type: 'command', ...who, ...text });
                 const rule = this.options.alertRules.find((r) => r.test(line));
-                if (rule) this.record({ type: 'alert', ...who, line, exact, rule: rule.source });
+                if (rule) this.record({ type: 'alert', ...who, ...text, rule: rule.source });
               }
             },
             output: (_stream: OutputStream, data: Uint8Array) => prompt.seen(data),

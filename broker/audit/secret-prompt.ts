@@ -1,28 +1,32 @@
 /**
  * What a terminal showed last, to tell a line typed at a password prompt from a command. With
  * echo off (sudo, su, ssh, passwd, `mysql -p`, `read -s`) nothing comes back while the secret is
- * typed, so the output last seen when Enter comes is the prompt itself. A command typed at a
- * shell is echoed, so its last output is its own echo and no prompt matches.
+ * typed, so the output last seen when Enter comes ends with the prompt itself. A command typed at
+ * a shell is echoed, so that output ends with its own echo and no prompt matches.
  */
 export class PromptWatch {
-  private tail = '';
+  /** The last PROMPT_TAIL_BYTES of output, across chunks (a prompt may come in pieces). */
+  private tail = Buffer.alloc(0);
 
   /** Keeps the end of an output chunk (a copy: the chunk itself may be a view of a larger buffer). */
   seen(data: Uint8Array): void {
-    const from = Math.max(0, data.byteLength - PROMPT_TAIL_BYTES);
-    this.tail = decoder.decode(data.subarray(from));
+    if (data.byteLength === 0) return;
+    if (data.byteLength >= PROMPT_TAIL_BYTES) {
+      this.tail = Buffer.from(data.subarray(data.byteLength - PROMPT_TAIL_BYTES));
+      return;
+    }
+    const kept = Math.min(this.tail.length, PROMPT_TAIL_BYTES - data.byteLength);
+    this.tail = Buffer.concat([this.tail.subarray(this.tail.length - kept), data]);
   }
 
   /** Whether the output last seen asks for a secret. */
   asksForSecret(): boolean {
-    return SECRET_PROMPT.test(this.tail);
+    return SECRET_PROMPT.test(this.tail.toString('utf8'));
   }
 }
 
 /** Enough of the output's end for `[sudo] password for a-long-user-name:` or an ssh key's path. */
 const PROMPT_TAIL_BYTES = 256;
-
-const decoder = new TextDecoder();
 
 /**
  * A prompt asking for a secret: its word, anything on the same line, and a colon or a question

@@ -33,6 +33,11 @@ describe('PromptWatch', () => {
     expect(asks('shopping list:\r\n')).toBe(false);
   });
 
+  it('reads a prompt that came in pieces, and is not put off by an empty chunk after it', () => {
+    expect(asks('[sudo] pass', 'word for alice: ')).toBe(true);
+    expect(asks('Password: ', '')).toBe(true);
+  });
+
   it('looks only at the end of a long chunk', () => {
     expect(asks(`${'x'.repeat(100_000)}\r\nPassword: `)).toBe(true);
     expect(asks(`Password: ${'x'.repeat(100_000)}`)).toBe(false);

@@ -176,8 +176,7 @@ function details(e: AuditEvent): Array<Node | string> {
   switch (e.type) {
     case 'command':
     case 'alert': {
-      if (e.hidden) return [muted('(typed at a password prompt: not kept)')];
-      const out: Array<Node | string> = [code(e.line ?? '', 'line')];
+      const out: Array<Node | string> = [e.hidden ? muted('(typed at a password prompt: not kept)') : code(e.line ?? '', 'line')];
       if (e.type === 'alert' && e.rule) out.push(' ', muted(`rule ${e.rule}`));
       if (e.exact === false) out.push(' ', muted('(inexact: history or completion)'));
       return out;
