@@ -19,6 +19,16 @@ describe('failureSource', () => {
     expect(failureSource('fe80::1%eth0')).toBe('fe80:0:0:0::/64');
   });
 
+  it('counts an IPv4 client seen through IPv6 as its IPv4 address, in every spelling', () => {
+    for (const a of ['::ffff:192.0.2.9', '::ffff:c000:209', '0:0:0:0:0:ffff:192.0.2.9', '::FFFF:C000:0209', '::ffff:0:192.0.2.9', '64:ff9b::192.0.2.9', '64:ff9b::c000:209']) {
+      expect(failureSource(a), a).toBe('192.0.2.9');
+    }
+    expect(failureSource('::ffff:c000:20a')).toBe('192.0.2.10');
+    // Not IPv4 inside: the loopback and an ordinary address keep their /64.
+    expect(failureSource('::1')).toBe('0:0:0:0::/64');
+    expect(failureSource('64:ff9b:1::c000:209')).toBe('64:ff9b:1:0::/64');
+  });
+
   it('passes anything that is not an address through unchanged', () => {
     expect(failureSource('')).toBe('');
     expect(failureSource('not an address')).toBe('not an address');
