@@ -73,14 +73,15 @@ export function remoteKeySet(url: URL, limits: Partial<KeySetLimits> = {}): JWTV
 
   return async (header, token) => {
     // Without a set to stand in, every token asks: the provider may be back.
-    if (failed && Date.now() - failed.at < l.refetchCooldownMs && lastFetched()) return withoutFetch(header, token);
+    if (failed && performance.now() - failed.at < l.refetchCooldownMs && lastFetched()) return withoutFetch(header, token);
     try {
       const key = await set(header, token);
       failed = undefined;
       return key;
     } catch (err) {
       if (TOKEN_FAULTS.some((fault) => err instanceof fault)) throw err;
-      failed = { at: Date.now(), why: fetchFailure(err, l.fetchTimeoutMs) };
+      // The monotonic clock: a step of the wall clock neither lengthens nor ends the cooldown.
+      failed = { at: performance.now(), why: fetchFailure(err, l.fetchTimeoutMs) };
       return withoutFetch(header, token);
     }
   };

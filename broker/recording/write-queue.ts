@@ -105,7 +105,8 @@ export class WriteQueue {
 
   private async writeFinalLine(): Promise<void> {
     const last = this.last;
-    if (!last) return;
+    // Before the first whole line (a file's header) there is nothing for a last line to end.
+    if (!last || this.wholeLines === 0) return;
     try {
       await this.writeAll([last]);
       this.last = undefined;

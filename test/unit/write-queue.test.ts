@@ -108,6 +108,24 @@ describe('the recording write queue', () => {
     expect(q.inFlight).toBe(0);
   });
 
+  it('writes no final line into a file whose first line never made it', async () => {
+    const path = join(dir, 'out');
+    const file = await open(path, 'w');
+    const writev = file.writev.bind(file);
+    let full = true;
+    file.writev = (async (bufs: Buffer[], position?: number) => {
+      if (full) throw Object.assign(new Error('no space left on device'), { code: 'ENOSPC' });
+      return writev(bufs, position);
+    }) as typeof file.writev;
+    const q = new WriteQueue(file, () => {}, () => q.finalLine(Buffer.from('["m", "stopped"]\n')));
+    q.push(Buffer.from('{"version": 2}\n'), 15);
+    await q.drained();
+    full = false;
+    await q.end();
+    await file.close();
+    expect(await readFile(path, 'utf8')).toBe('');
+  });
+
   it('leaves whole lines and the final line after a disk that fills in the middle of a line', async () => {
     const path = join(dir, 'out');
     const file = await open(path, 'w');
