@@ -35,7 +35,7 @@ export interface AuditEvent {
   durationMs?: number;
   bytesIn?: number;
   bytesOut?: number;
-  /** exec: the command of a scripted run (its first 4,096 characters; `argvTruncated` when cut), and how it ran. */
+  /** exec: the command of a scripted run (up to 4,096 characters; `argvTruncated` when cut), and how it ran. */
   argv?: string[];
   argvTruncated?: boolean;
   runAs?: string;

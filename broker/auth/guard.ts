@@ -20,9 +20,9 @@ export interface GuardLimits {
 const MAX_LIMITED_SOURCES_TOLD = 10_000;
 
 /**
- * Authentication with the shared rules around it: failed attempts are counted per source
- * (an IPv4 address or an IPv6 /64, see failureSource; across brokers with Redis), a source over the limit is refused before its token is
- * even looked at, and revoked tokens are refused.
+ * Authentication with the shared rules around it: failed attempts are counted per source (an
+ * IPv4 address or an IPv6 /64, see failureSource; across brokers with Redis), a source over the
+ * limit is refused before its token is even looked at, and revoked tokens are refused.
  *
  * Failures are not counted per user. The user an unverified token claims is anyone's to write,
  * and even a user's own signed tokens are not only theirs to send: an expired or revoked token
@@ -75,8 +75,8 @@ export class AuthGuard {
   }
 
   /**
-   * Runs `check` unless `source` (its address, or its /64 on IPv6) is over its limit; tells of a
-   * refusal with the address and the user it claimed, and counts a 401 against the source.
+   * Runs `check` unless `source` (as failureSource counts it) is over its limit; tells of a refusal
+   * with the address and the user it claimed, and counts a 401 against the source.
    */
   private async counted(source: string, via: Credential, claimedUser: () => string | undefined, check: () => Promise<Identity>): Promise<Identity> {
     const unit = failureSource(source);
