@@ -31,13 +31,13 @@ const STAGE2 = [
   '  if ! command -v dd >/dev/null 2>&1; then',
   '    echo "entry: stdin for a command without a TTY needs dd in the image on this cluster (its exec protocol cannot close stdin before Kubernetes 1.30)" >&2; exit 126',
   '  fi',
-  // A background job's stdin is /dev/null unless redirected: hand it the exec's stdin as fd 3.
-  // The pump ignores the signals a client sends the session's processes: killed, it would cut
-  // the command's stdin short. It ends at EOF, or with SIGKILL from the reaper.
   // This shell waits for the pipeline and gives its status: a signal meant for the command must
   // not end it first. Caught (not ignored), so the command itself starts with the default.
   '  trap : HUP INT QUIT TERM USR1 USR2',
+  // A background job's stdin is /dev/null unless redirected: hand it the exec's stdin as fd 3.
   '  exec 3<&0',
+  // The pump ignores the signals a client sends the session's processes: killed, it would cut
+  // the command's stdin short. It ends at EOF, or with SIGKILL from the reaper.
   '  { { trap "" HUP INT QUIT TERM USR1 USR2; while IFS= read -r len && [ "$len" -gt 0 ]; do dd bs="$len" count=1 iflag=fullblock || exit; done; } <&3 3<&- 2>/dev/null & } | exec "$@" 3<&-',
   '  exit $?',
   'fi',

@@ -63,8 +63,10 @@ const STARTUP_RESIZE_WAIT_MS = 1_000;
 
 export interface KubeExecOptions extends ExecTarget {
   spec: ExecSpec;
-  /** Whether the pod (or its container) has stopped: asked when an exec ends without a status, or killed. */
-  /** Whether the pod or its container stopped; `orStopping`: or the pod is being deleted. */
+  /**
+   * Whether the pod (or its container) has stopped, or with `orStopping` is being deleted: asked
+   * when an exec ends without a status, or killed.
+   */
   podGone(orStopping: boolean): Promise<boolean>;
 }
 
