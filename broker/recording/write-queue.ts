@@ -23,8 +23,8 @@ export function allBytesInFlight(): number {
  * The first call that fails (a full disk, an I/O error) ends the file: it is cut back to its last
  * whole line, which a batch may have ended in the middle of, everything queued is dropped, and
  * `onError` is told once; it may hand over a last line with `finalLine`, which is written there
- * if it can be, else tried again at `end`. A file of whole lines stays readable; writing on after a failure would leave a
- * line cut in two in its middle. Neither callback may throw.
+ * if it can be, else tried again at `end`. A file of whole lines stays readable; writing on after
+ * a failure would leave a line cut in two in its middle. Neither callback may throw.
  */
 export class WriteQueue {
   private readonly queue: { buf: Buffer; length: number }[] = [];
