@@ -46,6 +46,14 @@ let ssh2: typeof import('ssh2') | undefined;
  */
 export class SshDialError extends Error {
   override readonly name = 'SshDialError';
+  /** The socket's own code (ECONNREFUSED, ETIMEDOUT, …) when the connection failed there. */
+  readonly code: string | undefined;
+
+  constructor(message: string, options: { cause: Error }) {
+    super(message, options);
+    const code = (options.cause as { code?: unknown }).code;
+    this.code = typeof code === 'string' ? code : undefined;
+  }
 }
 
 /** The net.Socket methods Node's HTTP agent calls on a socket it keeps; an ssh channel has none. */
