@@ -403,8 +403,9 @@ class TerminalSession implements TerminalHandle {
           exitCode = Number(decoder.decode(msg.content));
           break;
         case ResponseType.CLOSE:
-          // A resume refused for the moment: the next try follows (see onclose), nothing to show.
-          if (resumeOf && PASSING_REFUSALS.has(msg.code)) {
+          // A resume refused for the moment (not yet taken back: lostAt is cleared by RESUMABLE):
+          // the next try follows (see onclose), nothing to show.
+          if (resumeOf && this.lostAt > 0 && PASSING_REFUSALS.has(msg.code)) {
             passing = true;
             break;
           }

@@ -24,6 +24,7 @@ describe('a resume refused while the shared store does not answer', () => {
   let proxy: TcpProxy;
 
   let browser: Browser | undefined;
+  let brokerStopped = false;
 
   beforeAll(async () => {
     if (!existsSync(`${CONSOLE_DIR}entry-terminal.js`)) throw new Error('dist/console/entry-terminal.js is missing: run npm run build:web first');
@@ -37,7 +38,7 @@ describe('a resume refused while the shared store does not answer', () => {
     await browser?.close();
     redis.unpause();
     await proxy?.stop();
-    await b?.stop();
+    if (!brokerStopped) await b?.stop();
     await redis.stop();
     await containers.removeAll();
   });
@@ -86,5 +87,11 @@ describe('a resume refused while the shared store does not answer', () => {
     for (let i = 1; i <= 10; i++) expect(text.match(new RegExp(`^tick ${i}$`, 'gm'))?.length, `tick ${i}`).toBe(1);
     expect(text).not.toContain('shared state unavailable');
     expect(await page.evaluate('window.states')).toEqual(['connecting', 'open', 'reconnecting', 'open']);
+    // Once taken back, the session's own end is no refusal of a resume: a draining broker's
+    // CLOSE is shown and ends the terminal.
+    brokerStopped = true;
+    await b.stop();
+    await waitForTerminal(page, '#t', /shutting down/);
+    expect(await page.evaluate('window.states')).toEqual(['connecting', 'open', 'reconnecting', 'open', 'closed']);
   });
 });
