@@ -23,11 +23,14 @@ const ARG0 = 'entry-exec';
  * changes what a shell hands on, not its own /proc/PID/environ, and a BusyBox shell runs many
  * commands (awk, seq, dd, …) inside itself rather than exec'ing them. Without the fresh start
  * such a command would run without the mark the reaper looks for, and be left running.
+ *
+ * Neither stage sets a variable of its own: a client's environment is exported by then, and a
+ * `KEY=VALUE` of it must neither change the script's state nor be changed for the command.
  */
 const STAGE2 = [
-  // $1 1 = stdin through the pump; the command follows.
-  'pump=$1; shift',
-  'if [ "$pump" = 1 ]; then',
+  // $1 1 = stdin through the pump, $2 this script; the command follows.
+  'if [ "$1" = 1 ]; then',
+  '  shift 2',
   '  if ! command -v dd >/dev/null 2>&1; then',
   '    echo "entry: stdin for a command without a TTY needs dd in the image on this cluster (its exec protocol cannot close stdin before Kubernetes 1.30)" >&2; exit 126',
   '  fi',
@@ -41,19 +44,24 @@ const STAGE2 = [
   '  { { trap "" HUP INT QUIT TERM USR1 USR2; while IFS= read -r len && [ "$len" -gt 0 ]; do dd bs="$len" count=1 iflag=fullblock || exit; done; } <&3 3<&- 2>/dev/null & } | exec "$@" 3<&-',
   '  exit $?',
   'fi',
+  'shift 2',
   'exec "$@"',
 ].join('\n');
 
+/** Ends the environment's KEY=VALUE entries: no entry can be `=` alone. */
+const ENV_END = '=';
+
 const WRAPPER = [
-  // $1 workdir ('' = the image's), $2 how many KEY=VALUE follow, $3 1 = stdin through the pump,
-  // $4 the terminal's first size as COLSxROWS ('' = none), $5 the second stage.
+  // $1 workdir ('' = the image's), $2 the terminal's first size as COLSxROWS ('' = none), then
+  // the KEY=VALUE entries up to ENV_END, then the pump (1 or 0), the second stage, the command.
   'if [ -n "$1" ]; then cd -- "$1" 2>/dev/null || { printf "entry: cannot change to working directory %s\\n" "$1" >&2; exit 126; }; fi',
   // The kubelet applies a resize only once the exec runs: a command that asks for its size at
   // once would see 0x0. Setting it from inside first closes that race (where stty exists).
-  'if [ -n "$4" ]; then stty cols "${4%x*}" rows "${4#*x}" 2>/dev/null; fi',
-  'n=$2; pump=$3; stage2=$5; shift 5',
-  'while [ "$n" -gt 0 ]; do export "$1"; shift; n=$((n-1)); done',
-  'exec /bin/sh -c "$stage2" "$0" "$pump" "$@"',
+  'if [ -n "$2" ]; then stty cols "${2%x*}" rows "${2#*x}" 2>/dev/null; fi',
+  'shift 2',
+  `while [ "$1" != ${ENV_END} ]; do export "$1"; shift; done`,
+  'shift',
+  'exec /bin/sh -c "$2" "$0" "$@"',
 ].join('\n');
 
 export interface WrapOptions {
@@ -68,7 +76,7 @@ export interface WrapOptions {
 
 export function wrapCommand(o: WrapOptions): string[] {
   const size = o.size ? `${Math.trunc(o.size.cols)}x${Math.trunc(o.size.rows)}` : '';
-  return ['/bin/sh', '-c', WRAPPER, ARG0, o.workdir, String(o.env.length), o.stdinPump ? '1' : '0', size, STAGE2, ...o.env, ...o.cmd];
+  return ['/bin/sh', '-c', WRAPPER, ARG0, o.workdir, size, ...o.env, ENV_END, o.stdinPump ? '1' : '0', STAGE2, ...o.cmd];
 }
 
 /**

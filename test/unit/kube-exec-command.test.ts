@@ -26,6 +26,16 @@ describe.each(shells)('the Kubernetes exec wrapper under %s', (_name, shell) => 
     expect(r.code).toBe(3);
   });
 
+  it("hands the command any environment, even names a shell script might use, unchanged, and runs it", () => {
+    const env = ['n=0', 'pump=1', 'stage2=echo replaced', 'len=5', 'ENTRY_SESSION=s3'];
+    for (const stdinPump of [false, true]) {
+      const argv = wrapCommand({ cmd: ['sh', '-c', 'echo "$n|$pump|$stage2|$len|$ENTRY_SESSION"'], env, workdir: '', stdinPump });
+      const r = run(shell!, argv, stdinPump ? new StdinEncoder().end() : Buffer.alloc(0));
+      expect(r.stdout.toString(), `pump ${stdinPump}`).toBe('0|1|echo replaced|5|s3\n');
+      expect(r.code).toBe(0);
+    }
+  });
+
   it('says so when the working directory is missing, and when the command is', () => {
     const r = run(shell!, wrapCommand({ cmd: ['true'], env: [], workdir: '/no/such/dir', stdinPump: false }));
     expect(r.code).toBe(126);
