@@ -86,6 +86,7 @@ export class AuditTrail implements SessionObserver {
       ...(tracker && prompt
         ? {
             input: (data: Uint8Array) => {
+              prompt.typed();
               for (const { line, exact } of tracker.push(data)) {
                 // The prompt is the user's to print (PS1): a hidden line is still held to the rules.
                 const hidden = prompt.asksForSecret();

@@ -5,12 +5,26 @@
  * a shell is echoed, so that output ends with its own echo and no prompt matches.
  */
 export class PromptWatch {
-  /** The last PROMPT_TAIL_BYTES of output, across chunks (a prompt may come in pieces). */
+  /**
+   * The last PROMPT_TAIL_BYTES of the output since the last keystroke: a prompt may come in
+   * pieces, but the echo of a command typed at a shell replaces the prompt before it (a shell
+   * prompt may well name a password store).
+   */
   private tail = Buffer.alloc(0);
+  private typedSince = false;
+
+  /** A keystroke: the next output starts the tail afresh. */
+  typed(): void {
+    this.typedSince = true;
+  }
 
   /** Keeps the end of an output chunk (a copy: the chunk itself may be a view of a larger buffer). */
   seen(data: Uint8Array): void {
     if (data.byteLength === 0) return;
+    if (this.typedSince) {
+      this.typedSince = false;
+      this.tail = Buffer.alloc(0);
+    }
     if (data.byteLength >= PROMPT_TAIL_BYTES) {
       this.tail = Buffer.from(data.subarray(data.byteLength - PROMPT_TAIL_BYTES));
       return;

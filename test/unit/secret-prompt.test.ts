@@ -1,9 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { PromptWatch } from '../../broker/audit/secret-prompt.js';
 
-const asks = (...chunks: string[]) => {
+/** Output chunks, and `{ typed }` for a keystroke between them. */
+const asks = (...chunks: Array<string | { typed: string }>) => {
   const w = new PromptWatch();
-  for (const c of chunks) w.seen(Buffer.from(c));
+  for (const c of chunks) {
+    if (typeof c === 'string') w.seen(Buffer.from(c));
+    else w.typed();
+  }
   return w.asksForSecret();
 };
 
@@ -36,6 +40,14 @@ describe('PromptWatch', () => {
   it('reads a prompt that came in pieces, and is not put off by an empty chunk after it', () => {
     expect(asks('[sudo] pass', 'word for alice: ')).toBe(true);
     expect(asks('Password: ', '')).toBe(true);
+  });
+
+  it('takes a command echoed at a shell prompt that names a secret for a command', () => {
+    const typed = (text: string) => [...text].flatMap((ch) => [{ typed: ch }, ch]);
+    expect(asks('me@host:~/password-store$ ', ...typed('scp db.tar backup:'))).toBe(false);
+    expect(asks('me@otp-gw:~$ ', ...typed('ls ?'))).toBe(false);
+    // A secret typed with echo off leaves the prompt as the last output.
+    expect(asks('[sudo] password for me: ', { typed: 's' }, { typed: 'e' })).toBe(true);
   });
 
   it('looks only at the end of a long chunk', () => {
