@@ -6,11 +6,13 @@
  */
 export class PromptWatch {
   /**
-   * The last PROMPT_TAIL_BYTES of the output since the last keystroke: a prompt may come in
-   * pieces, but the echo of a command typed at a shell replaces the prompt before it (a shell
-   * prompt may well name a password store).
+   * The last PROMPT_TAIL_BYTES of the output since the last keystroke (`held` of them): a prompt
+   * may come in pieces, but the echo of a command typed at a shell replaces the prompt before it
+   * (a shell prompt may well name a password store). One buffer per session, written over: no
+   * allocation per output chunk.
    */
-  private tail = Buffer.alloc(0);
+  private readonly tail = Buffer.allocUnsafe(PROMPT_TAIL_BYTES);
+  private held = 0;
   private typedSince = false;
 
   /** A keystroke: the next output starts the tail afresh. */
@@ -18,24 +20,28 @@ export class PromptWatch {
     this.typedSince = true;
   }
 
-  /** Keeps the end of an output chunk (a copy: the chunk itself may be a view of a larger buffer). */
+  /** Keeps the end of an output chunk (copied: the chunk itself may be a view of a larger buffer). */
   seen(data: Uint8Array): void {
-    if (data.byteLength === 0) return;
+    const n = data.byteLength;
+    if (n === 0) return;
     if (this.typedSince) {
       this.typedSince = false;
-      this.tail = Buffer.alloc(0);
+      this.held = 0;
     }
-    if (data.byteLength >= PROMPT_TAIL_BYTES) {
-      this.tail = Buffer.from(data.subarray(data.byteLength - PROMPT_TAIL_BYTES));
+    if (n >= PROMPT_TAIL_BYTES) {
+      this.tail.set(data.subarray(n - PROMPT_TAIL_BYTES));
+      this.held = PROMPT_TAIL_BYTES;
       return;
     }
-    const kept = Math.min(this.tail.length, PROMPT_TAIL_BYTES - data.byteLength);
-    this.tail = Buffer.concat([this.tail.subarray(this.tail.length - kept), data]);
+    const keep = Math.min(this.held, PROMPT_TAIL_BYTES - n);
+    this.tail.copyWithin(0, this.held - keep, this.held);
+    this.tail.set(data, keep);
+    this.held = keep + n;
   }
 
   /** Whether the output last seen asks for a secret. */
   asksForSecret(): boolean {
-    return SECRET_PROMPT.test(this.tail.toString('utf8'));
+    return SECRET_PROMPT.test(this.tail.toString('utf8', 0, this.held));
   }
 }
 

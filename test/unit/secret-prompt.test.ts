@@ -50,6 +50,13 @@ describe('PromptWatch', () => {
     expect(asks('[sudo] password for me: ', { typed: 's' }, { typed: 'e' })).toBe(true);
   });
 
+  it('keeps the end of the output across many small chunks', () => {
+    const many = Array.from({ length: 300 }, (_, i) => `${i % 10}`);
+    expect(asks(...many, 'Enter pass', 'phrase: ')).toBe(true);
+    expect(asks('Password: ', ...many)).toBe(false);
+    expect(asks(...many, `${'y'.repeat(250)}\r\nPIN: `)).toBe(true);
+  });
+
   it('looks only at the end of a long chunk', () => {
     expect(asks(`${'x'.repeat(100_000)}\r\nPassword: `)).toBe(true);
     expect(asks(`Password: ${'x'.repeat(100_000)}`)).toBe(false);
