@@ -99,7 +99,8 @@ export function refused(err: unknown): boolean {
  */
 export function unanswered(err: unknown): boolean {
   const code = (err as { code?: string }).code;
-  return !refused(err) && code !== 'ECONNREFUSED' && code !== 'ENOENT';
+  // An ssh dial that failed never carried the request: the channel to the engine never opened.
+  return !refused(err) && !(err instanceof SshDialError) && code !== 'ECONNREFUSED' && code !== 'ENOENT';
 }
 
 /** Wraps a failed Engine API call: connection errors say the engine is unreachable. */

@@ -2,7 +2,7 @@ import { request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Server, utils } from 'ssh2';
 import { afterEach, describe, expect, it } from 'vitest';
-import { dockerFailure } from '../../broker/docker/engine.js';
+import { dockerFailure, unanswered } from '../../broker/docker/engine.js';
 import { SshDialAgent } from '../../broker/docker/ssh-transport.js';
 
 const hostKey = utils.generateKeyPairSync('ed25519').private;
@@ -53,5 +53,7 @@ describe('SshDialAgent against an sshd that never starts docker system dial-stdi
     const failure = dockerFailure(err, 'starting exec');
     expect(failure.code).toBe('ENTRY_DOCKER_UNAVAILABLE');
     expect(failure.message).toContain('starting exec: ssh: 127.0.0.1 did not start docker system dial-stdio within 300 ms');
+    // No request went out: nothing the engine may have carried out needs cleaning up.
+    expect(unanswered(err)).toBe(false);
   });
 });
