@@ -1,9 +1,9 @@
 import { createHmac, randomBytes } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError, parseConfig } from '../../broker/config/config.js';
 import { applyEvent, type IndexedContainer } from '../../broker/docker/docker-events.js';
 import { knownHostsVerifier } from '../../broker/docker/ssh-known-hosts.js';
@@ -62,6 +62,7 @@ describe('client addresses behind trusted proxies', () => {
 
 describe('fleet settings', () => {
   const dir = mkdtempSync(join(tmpdir(), 'entry-fleet-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
   const file = (name: string) => {
     const p = join(dir, name);
     writeFileSync(p, 'x');
@@ -119,12 +120,13 @@ describe('Docker API call names for the latency histogram', () => {
 });
 
 describe('known_hosts for ssh:// Docker hosts', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'entry-kh-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
   it('accepts the listed key for plain and hashed host names only', () => {
     const key = randomBytes(51);
     const other = randomBytes(51);
     const salt = randomBytes(20);
     const hashed = `|1|${salt.toString('base64')}|${createHmac('sha1', salt).update('[10.0.0.3]:2222').digest('base64')}`;
-    const dir = mkdtempSync(join(tmpdir(), 'entry-kh-'));
     const path = join(dir, 'known_hosts');
     writeFileSync(path, `# comment\ndocker-a,10.0.0.2 ssh-ed25519 ${key.toString('base64')}\n${hashed} ssh-ed25519 ${key.toString('base64')}\n`);
     const verify = knownHostsVerifier(path);
