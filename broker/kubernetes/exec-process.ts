@@ -63,12 +63,12 @@ const STARTUP_RESIZE_WAIT_MS = 1_000;
 
 export interface KubeExecOptions extends ExecTarget {
   spec: ExecSpec;
-  /**
-   * Whether the pod (or its container) has stopped, or with `orStopping` is being deleted: asked
-   * when an exec ends without a status, or killed.
-   */
-  podGone(orStopping: boolean): Promise<boolean>;
+  /** What became of the pod's container: asked when an exec ends without a status, or killed. */
+  podFate(): Promise<PodFate>;
 }
+
+/** See KubernetesBackend.podFate. */
+export type PodFate = 'running' | 'deleting' | 'stopped';
 
 /**
  * What each cluster's apiserver negotiated last, by cluster: a server known to speak v5 closes
@@ -411,11 +411,17 @@ export class KubeExecProcess implements ProcessSide {
    * container's end a second or so after it, so a pod being deleted is watched that long for it.
    */
   private async stoppedWithPod(): Promise<boolean> {
-    if (!(await this.o.podGone(true).catch(() => false))) return false;
-    for (const until = performance.now() + POD_STOP_SETTLE_MS; ; await sleep(POD_STOP_POLL_MS)) {
-      if (await this.o.podGone(false).catch(() => false)) return true;
-      if (performance.now() >= until) return false;
+    const until = performance.now() + POD_STOP_SETTLE_MS;
+    let fate = await this.podFate();
+    while (fate === 'deleting' && performance.now() < until) {
+      await sleep(POD_STOP_POLL_MS);
+      fate = await this.podFate();
     }
+    return fate === 'stopped';
+  }
+
+  private podFate(): Promise<PodFate> {
+    return this.o.podFate().catch(() => 'running' as const);
   }
 
   private async result(status: ExecStatus | undefined, closeCode: number, runtimeFailure: string | undefined): Promise<{ exitCode: number } | { error: EntryError }> {
@@ -433,7 +439,9 @@ export class KubeExecProcess implements ProcessSide {
       if (status.exitCode > 128 && (await this.stoppedWithPod())) return { error: new EntryError('ENTRY_CONTAINER_GONE', `pod ${where} stopped`) };
       return { exitCode: status.exitCode };
     }
-    if (await this.o.podGone(true).catch(() => false)) return { error: new EntryError('ENTRY_CONTAINER_GONE', `pod ${where} stopped`) };
+    // No status: a pod being deleted counts as gone, the kubelet reporting its container's end
+    // only after the exec's stream has ended with it.
+    if ((await this.podFate()) !== 'running') return { error: new EntryError('ENTRY_CONTAINER_GONE', `pod ${where} stopped`) };
     if (status) {
       if (/executable file not found|no such file or directory/i.test(status.failure) && /\/bin\/sh/.test(status.failure)) {
         return { error: new EntryError('ENTRY_EXEC_FAILED', `the image of ${where} (container ${this.o.container}) has no /bin/sh, which Entry needs on Kubernetes: ${status.failure}`) };

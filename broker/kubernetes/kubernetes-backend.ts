@@ -2,7 +2,7 @@ import type { Backend, ExecSpec, HostAnswer, LeftoverPlace, ResolvedTarget, Targ
 import { EntryError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { ProcessSide } from '../session/types.js';
-import { KubeExecProcess } from './exec-process.js';
+import { KubeExecProcess, type PodFate } from './exec-process.js';
 import { failureText, type KubeCallObserver, KubeClient, KubeHttpError } from './kube-client.js';
 import { openPodLogs } from './logs-process.js';
 import { chooseContainer, ENTRY_LABELS, KUBE_LABELS, podMatches, type PodRecord, podRecord, podState, podTarget } from './pod.js';
@@ -38,7 +38,7 @@ class PodTarget implements ResolvedTarget {
       pod: this.name,
       container,
       spec,
-      podGone: (orStopping) => this.owner.podGone(this.pod, container, orStopping),
+      podFate: () => this.owner.podFate(this.pod, container),
     });
   }
 
@@ -184,18 +184,19 @@ export class KubernetesBackend implements Backend {
   }
 
   /**
-   * Whether the pod, or the container in it, has stopped (or cannot be found any more). With
-   * `orStopping`, a pod being deleted counts too: its containers may run on for their grace
-   * period, but the kubelet reports their end only after the exec's stream has ended with them.
+   * What became of the pod's container: `stopped` (or the pod gone, or another pod by its name),
+   * `deleting` (the pod is being deleted; its containers may run on through their grace period),
+   * or `running`. An apiserver that does not answer says nothing: `running`.
    */
-  async podGone(pod: PodRecord, container: string, orStopping: boolean): Promise<boolean> {
+  async podFate(pod: PodRecord, container: string): Promise<PodFate> {
     try {
       const o = await this.client.getJson<any>(`/api/v1/namespaces/${encodeURIComponent(pod.namespace)}/pods/${encodeURIComponent(pod.name)}`, 'pod_get', { timeoutMs: 3_000 });
-      if (o?.metadata?.uid !== pod.uid || (orStopping && o?.metadata?.deletionTimestamp)) return true;
+      if (o?.metadata?.uid !== pod.uid) return 'stopped';
       const status = (o?.status?.containerStatuses ?? []).find((c: any) => c?.name === container);
-      return o?.status?.phase !== 'Running' || (status !== undefined && !status.state?.running);
+      if (o?.status?.phase !== 'Running' || (status !== undefined && !status.state?.running)) return 'stopped';
+      return o?.metadata?.deletionTimestamp ? 'deleting' : 'running';
     } catch (err) {
-      return err instanceof KubeHttpError && err.statusCode === 404;
+      return err instanceof KubeHttpError && err.statusCode === 404 ? 'stopped' : 'running';
     }
   }
 }

@@ -190,7 +190,7 @@ describe.each([
     rmSync(dir, { recursive: true, force: true });
   });
 
-  const open = (s: ExecSpec, pod = 'p') => KubeExecProcess.open(client, new PodReaper(client, createLogger('silent')), { namespace: 'ns', pod, container: 'main', spec: s, podGone: async () => false });
+  const open = (s: ExecSpec, pod = 'p') => KubeExecProcess.open(client, new PodReaper(client, createLogger('silent')), { namespace: 'ns', pod, container: 'main', spec: s, podFate: async () => 'running' as const });
 
   it('gives the exit code as soon as the status arrives, and closes a socket the server keeps open', async () => {
     const p = await open(spec({ cmd: ['sh', '-c', 'echo out; exit 3'] }), 'lingering');
@@ -249,7 +249,7 @@ describe.each([
       },
       terminate: async () => undefined,
     } as unknown as PodReaper;
-    const p = await KubeExecProcess.open(client, reaper, { namespace: 'ns', pod: 'p', container: 'main', spec: spec({ cmd: ['sleep', '0.5'] }), podGone: async () => false });
+    const p = await KubeExecProcess.open(client, reaper, { namespace: 'ns', pod: 'p', container: 'main', spec: spec({ cmd: ['sleep', '0.5'] }), podFate: async () => 'running' as const });
     const done = drive(p);
     for (let i = 0; i < 1_000; i++) {
       void p.signal('INT');
