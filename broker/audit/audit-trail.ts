@@ -77,7 +77,7 @@ export class AuditTrail implements SessionObserver {
       this.record({ type: 'exec', ...who, argv: stored.argv, ...(stored.truncated ? { argvTruncated: true } : {}), runAs: info.runAs, workdir: info.workdir, tty: info.tty });
       // The whole command is matched: padding it past what is stored must not hide it.
       const line = info.argv.join(' ');
-      const rule = this.options.alertRules.find((r) => r.test(line));
+      const rule = this.alertRule(line);
       if (rule) this.record({ type: 'alert', ...who, line: line.slice(0, MAX_AUDIT_ARGV_CHARS), exact: true, rule: rule.source });
     }
     const tracker = info.tty ? new CommandLineTracker() : undefined;
@@ -92,7 +92,7 @@ export class AuditTrail implements SessionObserver {
                 const hidden = prompt.asksForSecret();
                 const text = hidden ? { hidden: true } : { line, exact };
                 this.record({ type: 'command', ...who, ...text });
-                const rule = this.options.alertRules.find((r) => r.test(line));
+                const rule = this.alertRule(line);
                 if (rule) this.record({ type: 'alert', ...who, ...text, rule: rule.source });
               }
             },
@@ -115,6 +115,11 @@ export class AuditTrail implements SessionObserver {
         });
       },
     };
+  }
+
+  /** The first --alert-rule a command line matches. */
+  private alertRule(line: string): RegExp | undefined {
+    return this.options.alertRules.find((r) => r.test(line));
   }
 
   refused(info: Partial<SessionInfo> & { code: string; reason: string }): void {

@@ -5,6 +5,7 @@ import { MAX_MESSAGE_BYTES, stripAnsi } from '../protocol/connection.js';
 import { clientTlsFromEnv, tlsConnectOptions } from '../protocol/tls.js';
 import { EXIT_OUTPUT_CLOSED } from './exec-command.js';
 import { OutputSinks } from './output-sinks.js';
+import { completeLines } from '../web/console/cast.js';
 
 export interface ReplayOptions {
   /** Playback speed factor (2 = twice as fast). */
@@ -25,9 +26,8 @@ export async function replayCommand(broker: string, token: string, id: string, o
     const body = (await res.json().catch(() => ({}))) as { error?: string; message?: string };
     throw new ClientError(body.error ?? `HTTP_${res.status}`, body.message ?? `broker answered HTTP ${res.status}`);
   }
-  const text = await res.text();
   // A live session's recording may end in an event half written: play whole lines only.
-  const lines = text.slice(0, text.lastIndexOf('\n') + 1).split('\n').filter(Boolean);
+  const lines = completeLines(await res.text()).split('\n').filter(Boolean);
   let last = 0;
   for (const line of lines.slice(1)) {
     const [t, code, data] = JSON.parse(line) as [number, string, string];
