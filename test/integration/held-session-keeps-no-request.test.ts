@@ -11,6 +11,9 @@ import type { WireClient } from '../helpers/wire-client.js';
  * with (headers, the raw token) is garbage once the WebSocket is open. Counted in the heap of
  * a broker process through its inspector, after full collections.
  */
+const HELD = 10;
+const BACKGROUND_RESPONSES = 2;
+
 describe('a held session', () => {
   const containers = new TestContainers();
   const app = uniqueApp('hk');
@@ -46,10 +49,12 @@ describe('a held session', () => {
     await inspector.collectGarbage();
     const before = (await inspector.countObjects(['IncomingMessage']))['IncomingMessage']!;
     const tokens: string[] = [];
-    for (let i = 1; i <= 10; i++) tokens.push(await hold(i));
+    for (let i = 1; i <= HELD; i++) tokens.push(await hold(i));
     await inspector.collectGarbage();
     const after = (await inspector.countObjects(['IncomingMessage']))['IncomingMessage']!;
-    expect(after - before).toBeLessThanOrEqual(0);
+    // A request kept per session grows the count by HELD; the broker's own HTTP with Docker
+    // (a list, an inspect, the events stream) may have one or two responses live at either count.
+    expect(after - before).toBeLessThanOrEqual(BACKGROUND_RESPONSES);
     // Node's pool of HTTP parsers may still point at the last request it parsed: all but the last token.
     await inspector.collectGarbage();
     const found = await inspector.countStrings(tokens.slice(0, -1));
