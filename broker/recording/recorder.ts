@@ -5,6 +5,8 @@ import type { Logger } from '../log.js';
 import type { SessionInfo, SessionObserver, SessionTap } from '../session/observer.js';
 import { hasSessionIdShape } from '../session/session-id.js';
 import { AsciicastWriter } from './asciicast-writer.js';
+import { MAX_ALL_IN_FLIGHT_BYTES } from './pending-bytes.js';
+import { allBytesInFlight, holdForDisk } from './write-queue.js';
 
 export interface RecorderOptions {
   dir: string;
@@ -26,7 +28,8 @@ export const RECORDINGS_CLOSE_WAIT_MS = 5_000;
  * millisecond; even output at 100 MB/s (a `cat` of a big file) fills only ~100 KiB of it then,
  * so 1 MiB leaves ten times that for a slow open. Past it (an open hung on a stalled disk) the
  * rest is dropped and the recording says it is truncated: neither the session waits nor memory
- * grows, per session.
+ * grows, per session. What all sessions hold so counts with the bytes queued for the disk, against
+ * MAX_ALL_IN_FLIGHT_BYTES: a stalled disk stalls every open at once.
  */
 export const MAX_EARLY_BYTES = 1024 * 1024;
 /** What one waiting event costs beyond its bytes (the closure, the queue slot): a resize counts too. */
@@ -65,12 +68,17 @@ export class Recorder implements SessionObserver {
       if (writer) return f(writer);
       if (failed) return;
       const cost = bytes + EARLY_EVENT_COST;
-      if (dropped > 0 || earlyBytes + cost > MAX_EARLY_BYTES) {
+      if (dropped > 0 || earlyBytes + cost > MAX_EARLY_BYTES || allBytesInFlight() + cost > MAX_ALL_IN_FLIGHT_BYTES) {
         if (dropped++ === 0) this.log.warn('recording truncated: its file is slow to open', { session: info.id, keptBytes: earlyBytes });
         return;
       }
       earlyBytes += cost;
+      holdForDisk(cost);
       early.push(f);
+    };
+    const release = () => {
+      holdForDisk(-earlyBytes);
+      earlyBytes = 0;
     };
     const header = {
       width: info.cols,
@@ -92,13 +100,15 @@ export class Recorder implements SessionObserver {
       .then(
         (w) => {
           writer = w;
+          // Released first: the writer counts what it is handed against the same cap.
+          release();
           for (const f of early.splice(0)) f(w);
-          earlyBytes = 0;
           if (dropped > 0) w.marker(`entry: recording truncated: ${dropped} events lost while the file was being opened`);
           return w;
         },
         (err: unknown) => {
           failed = true;
+          release();
           early.length = 0;
           onError(err);
           return undefined;

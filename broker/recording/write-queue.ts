@@ -16,6 +16,14 @@ export function allBytesInFlight(): number {
 }
 
 /**
+ * Counts bytes a recording holds for the disk outside any queue (its events while its file is
+ * being opened; negative once they are handed on), so that they share the broker-wide cap.
+ */
+export function holdForDisk(bytes: number): void {
+  allInFlight += bytes;
+}
+
+/**
  * Writes newline-separated lines to a file in order, at most one call in flight, the buffers
  * that queue behind it batched into the next. `done` gets each buffer back once the OS is done
  * with it (written, failed or dropped).

@@ -5,7 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../../broker/log.js';
+import { MAX_ALL_IN_FLIGHT_BYTES } from '../../broker/recording/pending-bytes.js';
 import { MAX_EARLY_BYTES, Recorder } from '../../broker/recording/recorder.js';
+import { allBytesInFlight } from '../../broker/recording/write-queue.js';
 import type { SessionInfo } from '../../broker/session/observer.js';
 
 const info = (id: string): SessionInfo => ({
@@ -87,15 +89,36 @@ describe('Recorder', () => {
     await until(() => existsSync(join(dir, 'no-folder.cast')) && readFileSync(join(dir, 'no-folder.cast'), 'utf8').includes('still here'), 'the recording');
   });
 
-  it('holds at most MAX_EARLY_BYTES while the file is slow to open, and marks the recording truncated', async () => {
-    const { r, dir } = recorder();
-    // A stalled disk: every thread of libuv's pool (where file opens run) waits on a FIFO
-    // that nobody writes, so opening the recording waits behind them.
-    const fifoDir = dirs[0]!;
+  /**
+   * A stalled disk: every thread of libuv's pool (where file opens run) waits on a FIFO that
+   * nobody writes, so opening a recording waits behind them. `release` gives each FIFO a writer.
+   */
+  function stallDisk(fifoDir: string): { release: () => Promise<void>; cleanUp: () => void } {
     const threads = Number(process.env['UV_THREADPOOL_SIZE'] ?? 4);
     const fifos = Array.from({ length: threads }, (_, i) => join(fifoDir, `stall-${i}`));
     execFileSync('mkfifo', fifos);
     const blocked = fifos.map((f) => open(f, 'r'));
+    return {
+      release: async () => {
+        const fds = fifos.map((f) => openSync(f, 'r+'));
+        await Promise.all(blocked.map((p) => p.then((h) => h.close())));
+        for (const fd of fds) closeSync(fd);
+      },
+      cleanUp: () => {
+        for (const f of fifos) {
+          try {
+            closeSync(openSync(f, 'r+'));
+          } catch {
+            // Already released.
+          }
+        }
+      },
+    };
+  }
+
+  it('holds at most MAX_EARLY_BYTES while the file is slow to open, and marks the recording truncated', async () => {
+    const { r, dir } = recorder();
+    const disk = stallDisk(dirs[0]!);
     try {
       const tap = r.started(info('stalled'));
       const chunk = 'x'.repeat(4095) + '\n';
@@ -106,9 +129,7 @@ describe('Recorder', () => {
       expect(existsSync(join(dir, 'stalled.cast')), 'the open really is stalled').toBe(false);
       expect(logs.join('\n')).toMatch(/recording truncated/);
       // The disk comes back: each FIFO gets a writer, and the pool is free again.
-      const fds = fifos.map((f) => openSync(f, 'r+'));
-      await Promise.all(blocked.map((p) => p.then((h) => h.close())));
-      for (const fd of fds) closeSync(fd);
+      await disk.release();
       tap.output!('stdout', Buffer.from('after\r\n'));
       tap.ended!({ reason: 'exit', durationMs: 1, bytesIn: 0, bytesOut: 0 } as never);
       const file = join(dir, 'stalled.cast');
@@ -123,13 +144,37 @@ describe('Recorder', () => {
       expect(lines.indexOf(marker!)).toBeGreaterThan(lines.indexOf(kept[kept.length - 1]!));
       expect(lines.findIndex((e) => e[2] === 'after\r\n')).toBeGreaterThan(lines.indexOf(marker!));
     } finally {
-      for (const f of fifos) {
-        try {
-          closeSync(openSync(f, 'r+'));
-        } catch {
-          // Already released.
-        }
+      disk.cleanUp();
+    }
+  });
+
+  it('holds at most MAX_ALL_IN_FLIGHT_BYTES for all recordings while their files are slow to open', async () => {
+    const { r, dir } = recorder();
+    const disk = stallDisk(dirs[0]!);
+    // Each session under its own cap, all of them together past the broker's.
+    const perSession = MAX_EARLY_BYTES / 2;
+    const sessions = (2 * MAX_ALL_IN_FLIGHT_BYTES) / perSession;
+    const chunk = Buffer.from('x'.repeat(4095) + '\n');
+    const taps = [];
+    try {
+      for (let s = 0; s < sessions; s++) {
+        const tap = r.started(info(`stalled-${s}`));
+        taps.push(tap);
+        for (let i = 0; i < perSession / chunk.length - 1; i++) tap.output!('stdout', chunk);
       }
+      expect(existsSync(join(dir, 'stalled-0.cast')), 'the opens really are stalled').toBe(false);
+      expect(allBytesInFlight()).toBeLessThanOrEqual(MAX_ALL_IN_FLIGHT_BYTES);
+      const truncated = logs.filter((l) => l.includes('recording truncated')).length;
+      expect(truncated).toBeGreaterThanOrEqual(sessions / 2 - 1);
+      await disk.release();
+      for (const tap of taps) tap.ended!({ reason: 'exit', durationMs: 1, bytesIn: 0, bytesOut: 0 } as never);
+      // Nothing stays counted once the files are open and written.
+      await until(() => allBytesInFlight() === 0, 'every recording written', 30_000);
+      await r.close();
+      const last = readFileSync(join(dir, `stalled-${sessions - 1}.cast`), 'utf8');
+      expect(last).toMatch(/recording truncated: \d+ events lost while the file was being opened/);
+    } finally {
+      disk.cleanUp();
     }
   });
 });
