@@ -149,6 +149,8 @@ export class ExecConnection extends EventEmitter {
   /** Set while the connection is broken: when it broke, and until when the broker keeps the session. */
   private lostAt = 0;
   private resumeDeadline = 0;
+  /** Tries since the connection broke, counted across connections that opened and broke again. */
+  private reconnectAttempts = 0;
   /** A resume was asked for on the current socket and not answered yet. */
   private resuming = false;
   private readonly onSent = (): void => this.checkDrain();
@@ -377,15 +379,15 @@ export class ExecConnection extends EventEmitter {
       this.lostAt = Date.now();
       this.resumeDeadline = this.lostAt + ticket.graceMs;
     }
-    for (let attempt = 1; !this.ended && !this.closedByUs; attempt++) {
+    while (!this.ended && !this.closedByUs) {
       // A connection that opened and broke again before the session came back waits too.
-      if (attempt > 1 || this.retryWait > RETRY_FIRST_MS) {
+      if (this.reconnectAttempts > 0) {
         await new Promise((r) => setTimeout(r, Math.min(this.retryWait, Math.max(0, this.resumeDeadline - Date.now()))));
         this.retryWait = Math.min(this.retryWait * 2, RETRY_MAX_MS);
       }
       const left = this.resumeDeadline - Date.now();
       if (left <= 0 || this.ended || this.closedByUs) break;
-      this.emit('reconnecting', { attempt, deadline: this.resumeDeadline } satisfies ReconnectStatus);
+      this.emit('reconnecting', { attempt: ++this.reconnectAttempts, deadline: this.resumeDeadline } satisfies ReconnectStatus);
       try {
         const ws = await openSocket(this.options, { 'entry-resume': ticket.session }, Math.min(left, this.options.connectTimeoutMs ?? 15_000));
         if (this.closedByUs) {
@@ -418,6 +420,7 @@ export class ExecConnection extends EventEmitter {
     this.lostAt = 0;
     this.lastHeard = Date.now();
     this.retryWait = RETRY_FIRST_MS;
+    this.reconnectAttempts = 0;
     this.resumeDeadline = 0;
     // Trimmed without sending what waits: that goes after what is sent again.
     this.acknowledgeInput(ticket.inputOffset, false);

@@ -1,13 +1,12 @@
 import { type AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { ExecConnection } from '../../client/protocol/connection.js';
+import { ExecConnection, type ReconnectStatus } from '../../client/protocol/connection.js';
 import { decodeRequest, encodeResponse, encodeResumeTicket, RequestType, ResponseType } from '../../proto/codec.js';
 
 /**
- * A broker scripted by the test: the first connection gets RESUMABLE and is then dropped; the
- * second (the resume) is held until the test answers it. What the client does when its caller
- * closes the session in between is the subject.
+ * A broker scripted by the test: each connection is answered (RESUMABLE, output) and dropped
+ * when the test says, so that what the client does while it resumes can be looked at step by step.
  */
 async function scriptedBroker() {
   const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' });
@@ -62,5 +61,42 @@ describe('closing a session while its connection is being resumed', () => {
     // The resumed connection is closed in order: the broker ends the session's processes.
     expect(await resuming.closed).toBe(1000);
     expect(out).toEqual(['before']);
+  });
+});
+
+describe('the tries of a resume', () => {
+  it('are numbered from the break, across connections that opened and broke again from the break, across connections that opened and broke again', async () => {
+    const b = await scriptedBroker();
+    servers.push(b.wss);
+    const first = b.next();
+    const conn = await ExecConnection.open({ broker: b.url, token: 't', target: { app: 'a', proc: 'p', instance: 1 }, resume: true, spec: { argv: [Buffer.from('sh')] } });
+    await first;
+    b.connections[0]!.ws.send(encodeResponse(ResponseType.RESUMABLE, ticket));
+    const attempts: number[] = [];
+    conn.on('reconnecting', (s: ReconnectStatus) => attempts.push(s.attempt));
+    const resumeAsked = async (i: number) => {
+      while (!b.connections[i]!.requests.includes(RequestType.RESUME)) await new Promise((r) => setTimeout(r, 5));
+    };
+    // The link breaks; the try's connection opens and breaks too before the broker answers.
+    let next = b.next();
+    b.connections[0]!.ws.terminate();
+    await next;
+    await resumeAsked(1);
+    next = b.next();
+    b.connections[1]!.ws.terminate();
+    await next;
+    await resumeAsked(2);
+    expect(attempts).toEqual([1, 2]);
+    // Taken back: the next break counts from one again.
+    const resumed = new Promise((r) => conn.once('resumed', r));
+    b.connections[2]!.ws.send(encodeResponse(ResponseType.RESUMABLE, ticket));
+    await resumed;
+    next = b.next();
+    b.connections[2]!.ws.terminate();
+    await next;
+    await resumeAsked(3);
+    expect(attempts).toEqual([1, 2, 1]);
+    conn.close();
+    await conn.done;
   });
 });
