@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import { BlockList, isIP } from 'node:net';
 import { cidrBlock } from '../config/fleet-settings.js';
+import { ipv4Of, ipv6Groups, isMappedIPv4 } from './ip-address.js';
 
 /** Where a request really comes from, once trusted proxies are taken into account. */
 export interface ClientOrigin {
@@ -12,10 +13,13 @@ export interface ClientOrigin {
 const ORIGIN = Symbol('entry.clientOrigin');
 type Stamped = IncomingMessage & { [ORIGIN]?: ClientOrigin };
 
-/** `::ffff:10.0.0.1` → `10.0.0.1`: one spelling per address, for limits, logs and audit. */
+/**
+ * `::ffff:10.0.0.1` → `10.0.0.1`: one spelling per address, for limits, logs and audit. Node
+ * writes a mapped address dotted; a proxy's X-Forwarded-For may not (`::ffff:a00:1`).
+ */
 export function normalizeAddress(address: string): string {
-  const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  return m ? m[1]! : address;
+  const g = ipv6Groups(address);
+  return g && isMappedIPv4(g) ? ipv4Of(g) : address;
 }
 
 /**
