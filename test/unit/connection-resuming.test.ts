@@ -34,14 +34,20 @@ afterEach(async () => {
   servers = [];
 });
 
+/** A session on a scripted broker, its connection told that the broker resumes it. */
+async function resumableSession() {
+  const b = await scriptedBroker();
+  servers.push(b.wss);
+  const first = b.next();
+  const conn = await ExecConnection.open({ broker: b.url, token: 't', target: { app: 'a', proc: 'p', instance: 1 }, resume: true, spec: { argv: [Buffer.from('sh')] } });
+  await first;
+  b.connections[0]!.ws.send(encodeResponse(ResponseType.RESUMABLE, ticket));
+  return { b, conn };
+}
+
 describe('closing a session while its connection is being resumed', () => {
   it('ends it on the resumed connection in order, and tells nothing after the end', async () => {
-    const b = await scriptedBroker();
-    servers.push(b.wss);
-    const first = b.next();
-    const conn = await ExecConnection.open({ broker: b.url, token: 't', target: { app: 'a', proc: 'p', instance: 1 }, resume: true, spec: { argv: [Buffer.from('sh')] } });
-    await first;
-    b.connections[0]!.ws.send(encodeResponse(ResponseType.RESUMABLE, ticket));
+    const { b, conn } = await resumableSession();
     const out: string[] = [];
     conn.on('stdout', (d: Buffer) => out.push(d.toString()));
     b.connections[0]!.ws.send(encodeResponse(ResponseType.STDOUT, Buffer.from('before')));
@@ -65,13 +71,8 @@ describe('closing a session while its connection is being resumed', () => {
 });
 
 describe('the tries of a resume', () => {
-  it('are numbered from the break, across connections that opened and broke again from the break, across connections that opened and broke again', async () => {
-    const b = await scriptedBroker();
-    servers.push(b.wss);
-    const first = b.next();
-    const conn = await ExecConnection.open({ broker: b.url, token: 't', target: { app: 'a', proc: 'p', instance: 1 }, resume: true, spec: { argv: [Buffer.from('sh')] } });
-    await first;
-    b.connections[0]!.ws.send(encodeResponse(ResponseType.RESUMABLE, ticket));
+  it('are numbered from the break, across connections that opened and broke again', async () => {
+    const { b, conn } = await resumableSession();
     const attempts: number[] = [];
     conn.on('reconnecting', (s: ReconnectStatus) => attempts.push(s.attempt));
     const resumeAsked = async (i: number) => {
