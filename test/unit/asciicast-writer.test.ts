@@ -213,7 +213,7 @@ describe('the recording writer', () => {
       const path = join(dir, `${++n}.cast`);
       const errors: unknown[] = [];
       const w = await AsciicastWriter.create(path, { width: 80, height: 24, timestamp: 0, env: {} }, 1024 * 1024, (e) => errors.push(e));
-      await vi.waitFor(() => expect(readFileSync(path, 'utf8')).toContain('"version":2'));
+      await vi.waitFor(() => expect(readFileSync(path, 'utf8')).toContain('"version":2'), { timeout: 5_000 });
       w.output('stdout', Buffer.from('first'));
       vi.advanceTimersByTime(FLUSH_INTERVAL_MS / 2);
       w.output('stdout', Buffer.from('second'));
@@ -226,7 +226,7 @@ describe('the recording writer', () => {
         const text = readFileSync(path, 'utf8');
         expect(text).toContain('"o", "first"]');
         expect(text).toContain('"o", "second"]');
-      });
+      }, { timeout: 5_000 });
       await w.close();
       expect(errors).toEqual([]);
     } finally {

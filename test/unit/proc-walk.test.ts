@@ -8,8 +8,8 @@ import { hasMark, type MarkRead, ProcReader, scanPidsWithMark, treePidsWithMark 
 const started: ChildProcess[] = [];
 const byNumber = (a: number, b: number): number => a - b;
 
-function start(argv: string[], env: Record<string, string>): ChildProcess & { pid: number } {
-  const child = spawn(argv[0]!, argv.slice(1), { env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', ...env }, stdio: 'ignore' });
+function start(argv: string[], env: Record<string, string>, stdin: 'ignore' | 'pipe' = 'ignore'): ChildProcess & { pid: number } {
+  const child = spawn(argv[0]!, argv.slice(1), { env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', ...env }, stdio: [stdin, 'ignore', 'ignore'] });
   started.push(child);
   if (child.pid === undefined) throw new Error(`${argv[0]} did not start`);
   return child as ChildProcess & { pid: number };
@@ -133,13 +133,17 @@ describe("finding a session's processes in /proc", () => {
     const needle = Buffer.from(`${mark}\0`);
     // What the engine reports as the exec's PID at first: runc's init, in runc's environment.
     const runcInit = { GOMAXPROCS: '4', _LIBCONTAINER_INITPIPE: '4', _LIBCONTAINER_INITTYPE: 'setns' };
-    const becomes = start(['/bin/sh', '-c', `sleep 0.2; exec env ${mark} sleep 307`], runcInit).pid;
+    // Held at a line of input until the walk has begun, however slow this machine is meanwhile.
+    const becomesChild = start(['/bin/sh', '-c', `read _; exec env ${mark} sleep 307`], runcInit, 'pipe');
+    const becomes = becomesChild.pid;
     const never = start(['/bin/sh', '-c', 'exec sleep 308'], runcInit).pid;
     const proc = new ProcReader();
     await vi.waitFor(() => expect(commandLine(never)).toBe('sleep 308'), { timeout: 5_000, interval: 10 });
     expect(proc.markOf(becomes, needle)).toBe('starting');
 
-    expect(await treePidsWithMark(needle, becomes, 0)).toEqual([becomes]);
+    const walked = treePidsWithMark(needle, becomes, 0);
+    becomesChild.stdin!.end('go\n');
+    expect(await walked).toEqual([becomes]);
     expect(commandLine(becomes)).toBe('sleep 307');
     const t0 = performance.now();
     expect(await treePidsWithMark(needle, never, 0)).toEqual([]);
@@ -155,10 +159,13 @@ describe("finding a session's processes in /proc", () => {
     const lookalike = start(['sleep', '309'], { _LIBCONTAINER_INITTYPE: 'setns' }).pid;
     const orphan = start(['sleep', '310'], { [name]: value }).pid;
     await vi.waitFor(() => expect(commandLine(lookalike)).toBe('sleep 309'), { timeout: 5_000, interval: 10 });
-    const t0 = performance.now();
+    // Waiting on the lookalike would take the whole second a starting exec is given, per call.
+    let t0 = performance.now();
     expect(await treePidsWithMark(needle, 0, process.pid)).toEqual([orphan]);
+    expect(performance.now() - t0).toBeLessThan(1_000);
+    t0 = performance.now();
     expect(await scanPidsWithMark(needle, process.pid)).toEqual([orphan]);
-    expect(performance.now() - t0).toBeLessThan(500);
+    expect(performance.now() - t0).toBeLessThan(1_000);
   });
 
   it('takes an empty environment, a zombie and a kernel thread as unmarked without waiting on them', async () => {
