@@ -1,18 +1,5 @@
 import type { SessionRecord } from '../../broker/store/session-record.js';
-import { ClientError } from '../protocol/client-error.js';
-
-
-async function call(broker: string, token: string, method: string, path: string): Promise<unknown> {
-  let res: Response;
-  try {
-    res = await fetch(`${broker.replace(/^ws/, 'http')}${path}`, { method, headers: { authorization: `Bearer ${token}` } });
-  } catch (err) {
-    throw new ClientError('ENTRY_CONNECT_FAILED', `cannot reach broker ${broker}: ${(err as Error).message}`);
-  }
-  const body = (await res.json().catch(() => ({}))) as { error?: string; message?: string };
-  if (!res.ok) throw new ClientError(body.error ?? `HTTP_${res.status}`, body.message ?? `broker answered HTTP ${res.status}`);
-  return body;
-}
+import { brokerJson, isObject } from './broker-api.js';
 
 function age(iso: string): string {
   const s = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
@@ -26,7 +13,7 @@ function table(rows: string[][]): string {
 
 /** `enter sessions`: every live session on every broker (admin). */
 export async function listSessionsCommand(broker: string, token: string, json: boolean): Promise<void> {
-  const { sessions } = (await call(broker, token, 'GET', '/api/sessions')) as { sessions: SessionRecord[] };
+  const { sessions } = await brokerJson<{ sessions: SessionRecord[] }>(broker, '/api/sessions', (b) => isObject(b) && Array.isArray(b['sessions']), { token });
   if (json) {
     process.stdout.write(`${JSON.stringify(sessions, null, 2)}\n`);
     return;
@@ -44,6 +31,7 @@ export async function listSessionsCommand(broker: string, token: string, json: b
 
 /** `enter kill <id>`: ends a session wherever it runs (admin). */
 export async function killSessionCommand(broker: string, token: string, id: string): Promise<void> {
-  await call(broker, token, 'DELETE', `/api/sessions/${encodeURIComponent(id)}`);
+  // 202 {id, broker}: the broker holding it was told.
+  await brokerJson(broker, `/api/sessions/${encodeURIComponent(id)}`, (b) => isObject(b) && b['id'] === id, { method: 'DELETE', token });
   process.stderr.write(`enter: session ${id} is being ended\n`);
 }

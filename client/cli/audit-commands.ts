@@ -3,6 +3,7 @@ import { decodeResponse, ResponseType } from '../../proto/codec.js';
 import { ClientError } from '../protocol/client-error.js';
 import { MAX_MESSAGE_BYTES, stripAnsi } from '../protocol/connection.js';
 import { clientTlsFromEnv, tlsConnectOptions } from '../protocol/tls.js';
+import { brokerText } from './broker-api.js';
 import { EXIT_OUTPUT_CLOSED } from './exec-command.js';
 import { OutputSinks } from './output-sinks.js';
 import { completeLines } from '../web/console/cast.js';
@@ -14,23 +15,40 @@ export interface ReplayOptions {
   idleLimit: number;
 }
 
+/** How long a recording has to download once its answer started: recordings run to tens of MiB. */
+const RECORDING_DOWNLOAD_MS = 5 * 60_000;
+
+/** One `[time, code, data]` line of an asciicast v2 file, or undefined. */
+function castEvent(line: string): [number, string, string] | undefined {
+  let e: unknown;
+  try {
+    e = JSON.parse(line);
+  } catch {
+    return undefined;
+  }
+  return Array.isArray(e) && typeof e[0] === 'number' && Number.isFinite(e[0]) && typeof e[1] === 'string' && typeof e[2] === 'string' ? (e as [number, string, string]) : undefined;
+}
+
+function isCastHeader(line: string | undefined): boolean {
+  try {
+    return (JSON.parse(line ?? '') as { version?: unknown } | null)?.version === 2;
+  } catch {
+    return false;
+  }
+}
+
 /** `enter replay <id>`: plays a session's recording in this terminal, with its timing. */
 export async function replayCommand(broker: string, token: string, id: string, o: ReplayOptions): Promise<void> {
-  let res: Response;
-  try {
-    res = await fetch(`${broker.replace(/^ws/, 'http')}/api/sessions/${encodeURIComponent(id)}/recording`, { headers: { authorization: `Bearer ${token}` } });
-  } catch (err) {
-    throw new ClientError('ENTRY_CONNECT_FAILED', `cannot reach broker ${broker}: ${(err as Error).message}`);
-  }
-  if (!res.ok) {
-    const body = (await res.json().catch(() => ({}))) as { error?: string; message?: string };
-    throw new ClientError(body.error ?? `HTTP_${res.status}`, body.message ?? `broker answered HTTP ${res.status}`);
-  }
+  const text = await brokerText(broker, `/api/sessions/${encodeURIComponent(id)}/recording`, { token, bodyTimeoutMs: RECORDING_DOWNLOAD_MS });
   // A live session's recording may end in an event half written: play whole lines only.
-  const lines = completeLines(await res.text()).split('\n').filter(Boolean);
+  const lines = completeLines(text).split('\n').filter(Boolean);
+  if (!isCastHeader(lines[0])) throw new ClientError('ENTRY_BAD_ANSWER', `the recording of session ${id} is not asciicast v2 (its first line is no header)`);
   let last = 0;
-  for (const line of lines.slice(1)) {
-    const [t, code, data] = JSON.parse(line) as [number, string, string];
+  for (const [i, line] of lines.entries()) {
+    if (i === 0) continue;
+    const event = castEvent(line);
+    if (!event) throw new ClientError('ENTRY_BAD_ANSWER', `the recording of session ${id} is not asciicast v2: line ${i + 1} is not an event`);
+    const [t, code, data] = event;
     const gap = Math.min(t - last, o.idleLimit) / o.speed;
     last = t;
     if (gap > 0.001) await new Promise((r) => setTimeout(r, gap * 1000));

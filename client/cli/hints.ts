@@ -1,5 +1,5 @@
 import type { BrokerRef } from '../config/store.js';
-import { brokerGet, type WhoAmI } from './broker-api.js';
+import { whoAmI } from './broker-api.js';
 import { brokerLabel, loginHint } from './settings.js';
 
 export interface FailureContext {
@@ -53,7 +53,7 @@ async function forbiddenHint(ctx: FailureContext): Promise<string> {
   const app = ctx.app ? `"${ctx.app}"` : 'this app';
   if (!ctx.ref || !ctx.token) return `Ask for access to ${app}.`;
   try {
-    const me = await brokerGet<WhoAmI>(ctx.ref, '/api/whoami', ctx.token);
+    const me = await whoAmI(ctx.ref, ctx.token);
     const grants = me.apps.length ? me.apps.join(', ') : 'none';
     return `Missing grant: app ${app} for user ${me.user} (your token grants apps: ${grants}). Ask for ${app} to be added to your token's apps.`;
   } catch {

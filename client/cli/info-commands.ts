@@ -1,5 +1,5 @@
 import { type BrokerRef, credentialsFor, loadSavedConfig } from '../config/store.js';
-import { type BrokerInfo, brokerGet, brokerInfo, type ContainerEntry, listContainers, type WhoAmI } from './broker-api.js';
+import { type BrokerInfo, brokerInfo, type ContainerEntry, listContainers, type WhoAmI, whoAmI } from './broker-api.js';
 import { relative, shortDuration, table } from './format.js';
 import { brokerLabel, loginHint, notAProfile, resolveToken } from './settings.js';
 import { appPattern } from './glob.js';
@@ -68,7 +68,7 @@ export async function statusCommand(ref: BrokerRef, json: boolean): Promise<numb
   if (report.broker.reachable && report.login.source) {
     try {
       const token = await resolveToken(ref);
-      const me = await brokerGet<WhoAmI>(ref, '/api/whoami', token);
+      const me = await whoAmI(ref, token);
       report.identity = { ...me, valid: true };
     } catch (err) {
       report.identity = { valid: false, error: (err as Error).message };
