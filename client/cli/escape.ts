@@ -56,7 +56,7 @@ export function parseEscapeChar(value: string): number | null {
     return c === 0x3f ? 0x7f : c & 0x1f;
   }
   if (Buffer.byteLength(value) === 1) return value.charCodeAt(0);
-  throw new Error(`--escape wants one character, ^X or none, got ${JSON.stringify(value)}`);
+  throw new Error(`wants one character, ^X or none, got ${JSON.stringify(value)}`);
 }
 
 function show(char: number): string {

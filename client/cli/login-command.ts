@@ -4,6 +4,7 @@ import { loginWithBrowser, loginWithDeviceCode, revokeRefreshToken } from '../oi
 import { jwtExpiry } from '../oidc/tokens.js';
 import { ClientError } from '../protocol/client-error.js';
 import { brokerInfo } from './broker-api.js';
+import { tokenFault } from './token-text.js';
 import { brokerLabel, notAProfile } from './settings.js';
 
 export interface LoginOptions {
@@ -44,7 +45,10 @@ export async function loginCommand(ref: BrokerRef, o: LoginOptions): Promise<voi
 
 function savePasted(ref: BrokerRef, token: string): void {
   const t = token.trim();
-  if (!t) throw new ClientError('ENTRY_NO_TOKEN', 'no token given');
+  // Not ENTRY_NO_TOKEN: its hint is to run the login that was just run.
+  if (!t) throw new ClientError('ENTRY_BAD_REQUEST', 'no token given: pass it with --token, on stdin, or paste it at the prompt');
+  const bad = tokenFault(t);
+  if (bad) throw new ClientError('ENTRY_BAD_REQUEST', `that token ${bad}: was more than the token pasted?`);
   const exp = jwtExpiry(t);
   if (exp !== undefined && exp * 1000 <= Date.now()) {
     throw new ClientError('ENTRY_TOKEN_EXPIRED', `that token expired at ${new Date(exp * 1000).toISOString()}: get a new one`);
@@ -64,6 +68,8 @@ function subjectOf(token: string): string | undefined {
 }
 
 async function readStdin(): Promise<string> {
+  // A pipe that is slow to give the token would look like a hang without a word.
+  if (process.stderr.isTTY) say('enter: reading a token from stdin (end it with Ctrl-D)');
   const chunks: Buffer[] = [];
   for await (const c of process.stdin) chunks.push(c as Buffer);
   return Buffer.concat(chunks).toString().trim();

@@ -5,8 +5,9 @@ import type { BrokerRef } from '../config/store.js';
 import { ClientError } from '../protocol/client-error.js';
 import { endReason } from '../protocol/connection.js';
 import { parseEscapeChar } from './escape.js';
-import { EXIT_CLIENT_FAILURE, runExecCommand } from './exec-command.js';
+import { EXIT_CLIENT_FAILURE, EXIT_OUTPUT_CLOSED, runExecCommand } from './exec-command.js';
 import type { FailureContext } from './hints.js';
+import { envSwitch, lastTtyFlag, manyValues, oneNumber, oneValue } from './option-values.js';
 import { resolveBroker, resolveToken } from './settings.js';
 
 // Everything but the exec path is imported when its command runs: scripts call
@@ -21,7 +22,11 @@ const lazy = {
   info: () => import('./info-commands.js'),
   login: () => import('./login-command.js'),
   tls: () => import('./tls.js'),
+  version: () => import('../../broker/package-version.js'),
 };
+
+/** Commands that never reach a broker (`broker add` does): a stale CA path must not break them. */
+const isLocal = (words: ReadonlyArray<string | number>): boolean => words[0] === 'completion' || (words[0] === 'broker' && words[1] !== 'add');
 
 /** What the failure handler knows about the command that failed, for its hint. */
 const context: FailureContext = {};
@@ -54,7 +59,34 @@ function codeOf(err: ClientError): string {
   return 'ENTRY_BAD_ANSWER';
 }
 
+/**
+ * Output of the commands other than exec and watch (which pass the broker's output on with
+ * sinks of their own): a reader that went away (`enter ls | head -1`) stops the command quietly,
+ * as a local program ended by SIGPIPE; output that cannot be written (a full disk) is a failure.
+ */
+function onStdoutError(err: NodeJS.ErrnoException): void {
+  if (err.code === 'EPIPE') process.exit(EXIT_OUTPUT_CLOSED);
+  void failWith('', `writing the output failed: ${err.message}`);
+}
+
+/** The next step after a usage error: where the usual mistakes go wrong. */
+function usageHint(msg: string, ours: readonly string[]): string {
+  if (/^Unknown arguments?:/.test(msg)) {
+    const first = ours.find((a, i) => !a.startsWith('-') && !TAKES_VALUE.has(ours[i - 1] ?? ''));
+    if (first && COMMAND_NAMES.has(first)) return `For an app named ${first}: enter exec ${first} PROC INSTANCE. Else see enter ${first} --help.`;
+    return 'A command to run goes after --: enter APP PROC INSTANCE -- CMD ARGS… (see enter --help).';
+  }
+  return 'Run enter --help for usage.';
+}
+
+/** Options followed by their value as a word of its own. */
+const TAKES_VALUE = new Set(['-b', '--broker', '--ca-file', '--cert', '--key', '-u', '--user', '-w', '--workdir', '-e', '--env', '-c', '--container', '--escape', '--token', '--port', '--timeout', '--speed', '--idle-limit']);
+
+/** The subcommands, which an app's name may shadow. */
+const COMMAND_NAMES = new Set(['login', 'logout', 'status', 'ls', 'broker', 'sessions', 'kill', 'watch', 'replay', 'completion', 'exec']);
+
 async function main(): Promise<void> {
+  process.stdout.on('error', onStdoutError);
   const argv = hideBin(process.argv);
   // Shell completion calls back here with the words typed so far (see `enter completion`).
   if (argv[0] === '__complete') {
@@ -62,10 +94,15 @@ async function main(): Promise<void> {
     process.stdout.write(candidates.map((c) => `${c}\n`).join(''));
     return;
   }
+  if (argv[0] === '--version' || argv[0] === '-V') {
+    process.stdout.write(`enter ${(await lazy.version()).PACKAGE_VERSION}\n`);
+    return;
+  }
   const dashdash = argv.indexOf('--');
   const command = dashdash >= 0 ? argv.slice(dashdash + 1) : [];
   const ours = dashdash >= 0 ? argv.slice(0, dashdash) : argv;
-  await yargs(ours)
+  const parser = yargs(ours);
+  await parser
     .scriptName('enter')
     .usage(
       [
@@ -80,23 +117,27 @@ async function main(): Promise<void> {
     .option('broker', {
       alias: 'b',
       type: 'string',
+      coerce: oneValue('-b'),
       describe: 'broker profile name or URL (default: ENTRY_BROKER, else the one chosen with enter broker use)',
     })
-    .option('ca-file', { type: 'string', describe: 'PEM CA to trust for an https:// broker, on top of the system\'s (default: ENTRY_CA_FILE)' })
-    .option('cert', { type: 'string', describe: 'PEM client certificate, for brokers that require one (default: ENTRY_CERT_FILE)' })
-    .option('key', { type: 'string', describe: 'PEM key of --cert (default: ENTRY_KEY_FILE)' })
-    .middleware(async (args) => (await lazy.tls()).applyCliTls({ caFile: args['ca-file'] as string | undefined, cert: args['cert'] as string | undefined, key: args['key'] as string | undefined }))
+    .option('ca-file', { type: 'string', coerce: oneValue('--ca-file'), describe: 'PEM CA to trust for an https:// broker, on top of the system\'s (default: ENTRY_CA_FILE)' })
+    .option('cert', { type: 'string', coerce: oneValue('--cert'), describe: 'PEM client certificate, for brokers that require one (default: ENTRY_CERT_FILE)' })
+    .option('key', { type: 'string', coerce: oneValue('--key'), describe: 'PEM key of --cert (default: ENTRY_KEY_FILE)' })
+    .middleware(async (args) => {
+      if (isLocal(args._)) return;
+      (await lazy.tls()).applyCliTls({ caFile: args['ca-file'] as string | undefined, cert: args['cert'] as string | undefined, key: args['key'] as string | undefined });
+    })
     .command(
       'login',
       'log in to the broker: OIDC in the browser (--device without one), or save a token',
       (y) =>
         y
-          .option('token', { type: 'string', describe: 'save this token (avoid: it lands in shell history; pipe it on stdin instead)' })
+          .option('token', { type: 'string', coerce: oneValue('--token'), describe: 'save this token (avoid: it lands in shell history; pipe it on stdin instead)' })
           .option('device', { type: 'boolean', describe: 'device-code login: for machines without a browser' })
           .option('browser', { type: 'boolean', describe: 'browser login even when stdin is not a terminal' })
           .option('open', { type: 'boolean', default: true, describe: 'open the browser (--no-open: only print the URL)' })
-          .option('port', { type: 'number', describe: 'loopback port for the login redirect [default: any free port]' })
-          .option('timeout', { type: 'number', default: 300, describe: 'seconds to wait for the login to finish' })
+          .option('port', { type: 'number', coerce: oneNumber('--port', 1), describe: 'loopback port for the login redirect [default: any free port]' })
+          .option('timeout', { type: 'number', default: 300, coerce: oneNumber('--timeout', 1), describe: 'seconds to wait for the login to finish' })
           .example('enter login', 'log in to the default broker in your browser')
           .example('enter login -b prod --device', 'log in from a machine without a browser')
           .example('printf %s "$TOKEN" | enter login -b prod', 'save a token you already have'),
@@ -174,6 +215,7 @@ async function main(): Promise<void> {
       'follow a running session read-only, wherever it runs (admin); Ctrl-C stops watching',
       (y) => y.positional('id', { type: 'string', describe: 'session id, from enter sessions' }),
       async (args) => {
+        process.stdout.off('error', onStdoutError);
         const ref = broker(args.broker);
         process.exitCode = await (await lazy.audit()).watchCommand(ref.url, await resolveToken(ref), args.id!);
       },
@@ -184,11 +226,11 @@ async function main(): Promise<void> {
       (y) =>
         y
           .positional('id', { type: 'string', describe: 'session id, from enter sessions or the audit trail' })
-          .option('speed', { type: 'number', default: 1, describe: 'playback speed factor' })
-          .option('idle-limit', { type: 'number', default: 2, describe: 'longest pause kept, in seconds' }),
+          // Slower than a hundredth, a pause of the recording would outlast a timer's range.
+          .option('speed', { type: 'number', default: 1, coerce: oneNumber('--speed', 0.01), describe: 'playback speed factor' })
+          .option('idle-limit', { type: 'number', default: 2, coerce: oneNumber('--idle-limit', 0), describe: 'longest pause kept, in seconds' }),
       async (args) => {
         const ref = broker(args.broker);
-        if (!(args.speed > 0)) throw new ClientError('ENTRY_BAD_REQUEST', '--speed must be above 0');
         await (await lazy.audit()).replayCommand(ref.url, await resolveToken(ref), args.id!, { speed: args.speed, idleLimit: args['idle-limit'] });
       },
     )
@@ -214,21 +256,20 @@ async function main(): Promise<void> {
           .positional('app', { type: 'string', describe: 'application name' })
           .positional('proc', { type: 'string', describe: 'process (service) name' })
           .positional('instance', { type: 'string', describe: 'instance number (from 1; a StatefulSet ordinal from 0), or a pod name' })
-          .option('tty', { alias: 't', type: 'boolean', describe: 'force a TTY' })
+          .option('tty', { alias: 't', type: 'boolean', describe: 'force a TTY (the last of -t and -T counts)' })
           .option('no-tty', { alias: 'T', type: 'boolean', describe: 'never allocate a TTY' })
-          .option('user', { alias: 'u', type: 'string', default: '', describe: 'run as USER (name, uid or uid:gid)' })
-          .option('workdir', { alias: 'w', type: 'string', default: '', describe: 'working directory' })
+          .option('user', { alias: 'u', type: 'string', coerce: oneValue('-u'), describe: 'run as USER (name, uid or uid:gid) [default: the image\'s]' })
+          .option('workdir', { alias: 'w', type: 'string', coerce: oneValue('-w'), describe: 'working directory [default: the image\'s]' })
           // One value per -e (docker's way): an array option would take the positionals after it too.
-          .option('env', { alias: 'e', type: 'string', default: [] as string[], coerce: (v: string | string[]) => [v].flat(), describe: 'set KEY=VALUE, or KEY to pass this shell\'s value (repeatable)' })
-          .option('container', { alias: 'c', type: 'string', default: '', describe: 'container of a multi-container pod (default: the pod\'s default container)' })
+          .option('env', { alias: 'e', type: 'string', coerce: manyValues('-e'), describe: 'set KEY=VALUE, or KEY to pass this shell\'s value (repeatable)' })
+          .option('container', { alias: 'c', type: 'string', coerce: oneValue('-c'), describe: 'container of a multi-container pod (default: the pod\'s default container)' })
           .option('escape', {
             type: 'string',
-            default: process.env['ENTRY_ESCAPE'] ?? '~',
-            describe: 'escape character of interactive sessions (~. ends, ~? lists), ^X for a control key, or none',
+            coerce: oneValue('--escape'),
+            describe: 'escape character of interactive sessions (~. ends, ~? lists), ^X for a control key, or none [default: ENTRY_ESCAPE, else ~]',
           })
           .option('resume', {
             type: 'boolean',
-            default: process.env['ENTRY_RESUME'] !== '0',
             describe: 'reconnect and resume the session when the connection breaks (--no-resume: end it)',
           })
           .example('enter demo web 1', 'a shell in demo/web #1')
@@ -236,27 +277,33 @@ async function main(): Promise<void> {
           .example('echo hi | enter demo web 1 -- cat', 'stdin works; stdout and stderr stay apart')
           .example('enter shop api 0 -c sidecar', 'a shell in the sidecar container of pod api-0'),
       async (args) => {
+        process.stdout.off('error', onStdoutError);
         const ref = broker(args.broker);
         context.app = args.app!;
         // As docker exec: KEY=VALUE, or KEY alone for this shell's own value (left out when unset).
         const env: string[] = [];
-        for (const kv of args.env) {
+        for (const kv of args.env ?? []) {
           if (/^[A-Za-z_][A-Za-z0-9_]*=/.test(kv)) env.push(kv);
           else if (/^[A-Za-z_][A-Za-z0-9_]*$/.test(kv)) {
             const own = process.env[kv];
             if (own !== undefined) env.push(`${kv}=${own}`);
           } else throw new ClientError('ENTRY_BAD_REQUEST', `-e wants KEY=VALUE or KEY, got ${JSON.stringify(kv)}`);
         }
-        let escapeChar: number | null;
-        try {
-          escapeChar = parseEscapeChar(args.escape);
-        } catch (err) {
-          throw new ClientError('ENTRY_BAD_REQUEST', (err as Error).message);
+        const resume = args.resume ?? envSwitch('ENTRY_RESUME', true);
+        const interactiveLocal = Boolean(process.stdin.isTTY && process.stdout.isTTY);
+        const tty = lastTtyFlag(ours) ?? interactiveLocal;
+        // Escapes are read from a keyboard only: a script's ENTRY_ESCAPE is no reason to fail it.
+        let escapeChar: number | null = null;
+        if (tty && process.stdin.isTTY) {
+          const [source, value] = args.escape !== undefined ? ['--escape', args.escape] : process.env['ENTRY_ESCAPE'] !== undefined ? ['ENTRY_ESCAPE', process.env['ENTRY_ESCAPE']] : ['', '~'];
+          try {
+            escapeChar = parseEscapeChar(value);
+          } catch (err) {
+            throw new ClientError('ENTRY_BAD_REQUEST', `${source} ${(err as Error).message}`);
+          }
         }
         const token = await resolveToken(ref);
         context.token = token;
-        const interactiveLocal = Boolean(process.stdin.isTTY && process.stdout.isTTY);
-        const tty = args['no-tty'] ? false : args.tty ? true : interactiveLocal;
         const target = { app: args.app!, proc: args.proc!, instance: args.instance! };
         const outcome = await runExecCommand({
           broker: ref.url,
@@ -265,12 +312,12 @@ async function main(): Promise<void> {
           // Arguments are passed on as the bytes the OS gave us.
           command: command.map((a) => Buffer.from(a, 'utf8')),
           tty,
-          user: args.user,
-          workdir: args.workdir,
+          user: args.user ?? '',
+          workdir: args.workdir ?? '',
           env,
-          container: args.container,
+          container: args.container ?? '',
           escapeChar,
-          resume: args.resume,
+          resume,
         });
         if (outcome.outputFailed) await failWith('', `writing the output failed: ${outcome.outputFailed.message}`);
         // The reader of our output went away: stop quietly, as a program ended by SIGPIPE.
@@ -295,7 +342,12 @@ async function main(): Promise<void> {
     .version(false)
     .fail((msg, err) => {
       if (err) throw err;
-      process.stderr.write(`enter: ${msg}\nRun enter --help for usage.\n`);
+      if (ours.length === 0) {
+        // `enter` alone: what it does and how, as ssh prints its usage.
+        parser.showHelp((help) => process.stderr.write(`${help}\n`));
+        process.exit(EXIT_CLIENT_FAILURE);
+      }
+      process.stderr.write(`enter: ${msg}\n  ${usageHint(msg, ours)}\n`);
       process.exit(EXIT_CLIENT_FAILURE);
     })
     .parseAsync();

@@ -1,5 +1,6 @@
 import { type BrokerRef, credentialsFor, loadSavedConfig, resolveBrokerRef, storeCredentials } from '../config/store.js';
 import { ClientError } from '../protocol/client-error.js';
+import { tokenFault } from './token-text.js';
 
 /** Refresh an OIDC token when it has less than this left (and never send an expired one). */
 export const REFRESH_MARGIN_SEC = 60;
@@ -43,7 +44,13 @@ export function loginHint(ref: BrokerRef, env: NodeJS.ProcessEnv = process.env):
  * expire is refreshed first (and saved), so a command never starts with a token that dies in it.
  */
 export async function resolveToken(ref: BrokerRef, env: NodeJS.ProcessEnv = process.env, now = Date.now()): Promise<string> {
-  if (env['ENTRY_TOKEN']) return env['ENTRY_TOKEN'];
+  const fromEnv = env['ENTRY_TOKEN']?.trim();
+  if (fromEnv) {
+    // `export ENTRY_TOKEN=$(cat token.txt)` keeps a CR from a CRLF file: a header cannot carry it.
+    const bad = tokenFault(fromEnv);
+    if (bad) throw new ClientError('ENTRY_BAD_REQUEST', `ENTRY_TOKEN ${bad}: set it to the token alone`);
+    return fromEnv;
+  }
   const creds = credentialsFor(ref, loadSavedConfig(env));
   if (!creds.token) {
     throw new ClientError('ENTRY_NO_TOKEN', `not logged in to ${brokerLabel(ref)}${notAProfile(ref)}: run \`${loginHint(ref, env)}\` (or set ENTRY_TOKEN)`);

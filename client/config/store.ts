@@ -53,12 +53,32 @@ export function configFile(env?: NodeJS.ProcessEnv): string {
 export function loadSavedConfig(env?: NodeJS.ProcessEnv): SavedConfig {
   try {
     const parsed = JSON.parse(readFileSync(configFile(env), 'utf8')) as Partial<SavedConfig>;
+    const fault = configFault(parsed);
+    if (fault) throw new Error(`${fault} (fix or remove the file; \`enter broker add\` and \`enter login\` write it)`);
     const profiles = parsed.profiles && Object.keys(parsed.profiles).length > 0 ? { profiles: parsed.profiles } : {};
     return { ...(parsed.current ? { current: parsed.current } : {}), brokers: parsed.brokers ?? {}, ...profiles };
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { brokers: {} };
     throw new Error(`cannot read ${configFile(env)}: ${(err as Error).message}`);
   }
+}
+
+/** What in a config file (hand-edited, say) is not what the CLI writes, if anything. */
+function configFault(c: unknown): string | undefined {
+  const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  if (!isObject(c)) return 'it is not a JSON object';
+  if (c['current'] !== undefined && typeof c['current'] !== 'string') return '"current" is not a string';
+  for (const key of ['brokers', 'profiles'] as const) {
+    const group = c[key];
+    if (group === undefined) continue;
+    if (!isObject(group)) return `"${key}" is not an object`;
+    for (const [name, entry] of Object.entries(group)) {
+      if (!isObject(entry)) return `${key}.${name} is not an object`;
+      if (key === 'profiles' && typeof entry['url'] !== 'string') return `profiles.${name} has no "url"`;
+      if (entry['token'] !== undefined && typeof entry['token'] !== 'string') return `${key}.${name}.token is not a string`;
+    }
+  }
+  return undefined;
 }
 
 export function saveConfig(config: SavedConfig, env?: NodeJS.ProcessEnv): void {

@@ -1,50 +1,14 @@
-import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
-import WebSocket, { WebSocketServer } from 'ws';
+import type WebSocket from 'ws';
 import { decodeRequest, encodeResponse, encodeResumeTicket, RequestType, ResponseType, utf8 } from '../../proto/codec.js';
 import { runCli } from '../helpers/cli.js';
+import { FakeBroker } from '../helpers/fake-broker.js';
 
 /**
  * The CLI against a stand-in broker on loopback that answers what a real one does not: plain
  * HTTP refusals (a proxy in front), malformed frames, a connection cut after EXIT.
  */
-
-type Upgrade = (n: number, req: IncomingMessage, socket: Duplex, head: Buffer) => void;
-
-class FakeBroker {
-  readonly server: Server;
-  readonly wss = new WebSocketServer({ noServer: true, perMessageDeflate: false });
-  readonly upgrades: IncomingMessage[] = [];
-
-  constructor(onUpgrade: Upgrade) {
-    this.server = createServer((_req, res) => res.writeHead(404).end());
-    this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-      this.upgrades.push(req);
-      onUpgrade(this.upgrades.length, req, socket, head);
-    });
-  }
-
-  async start(): Promise<this> {
-    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
-    return this;
-  }
-
-  get url(): string {
-    const addr = this.server.address() as { port: number };
-    return `http://127.0.0.1:${addr.port}`;
-  }
-
-  accept(req: IncomingMessage, socket: Duplex, head: Buffer, onOpen: (ws: WebSocket) => void): void {
-    this.wss.handleUpgrade(req, socket, head, onOpen);
-  }
-
-  async stop(): Promise<void> {
-    for (const ws of this.wss.clients) ws.terminate();
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
-  }
-}
 
 function refuse(socket: Duplex, status: number, text: string): void {
   socket.end(`HTTP/1.1 ${status} ${text}\r\ncontent-type: text/plain\r\ncontent-length: 2\r\nconnection: close\r\n\r\nno`);

@@ -47,6 +47,8 @@ describe('the hidden token prompt of enter login', () => {
     t.keys('C-d');
     const screen = await t.waitFor(/^status=\d+$/m);
     expect(screen).toMatch(/enter: no token given/);
+    // Not the login that was just run as the next step.
+    expect(screen).not.toMatch(/Run `enter login/);
     expect(screen).toMatch(/^status=255$/m);
     expect(existsSync(join(dir, 'config.json'))).toBe(false);
   });

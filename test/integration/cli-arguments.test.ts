@@ -1,0 +1,180 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import type { ServerResponse } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { decodeExecSpec, decodeRequest, encodeResponse, RequestType, ResponseType, utf8 } from '../../proto/codec.js';
+import { CLI, runCli } from '../helpers/cli.js';
+import { FakeBroker } from '../helpers/fake-broker.js';
+
+/**
+ * The CLI's arguments and its answers to a broker that answers oddly, against a stand-in broker
+ * on loopback that records each START and serves the HTTP calls the test gives it.
+ */
+
+type Route = (res: ServerResponse, method: string, path: string) => void;
+
+/** Accepts every upgrade, records the START's spec, and ends the command with status 0. */
+function recordingBroker(route: Route = (res) => res.writeHead(404).end()): { fake: FakeBroker; starts: ReturnType<typeof decodeExecSpec>[] } {
+  const starts: ReturnType<typeof decodeExecSpec>[] = [];
+  const fake = new FakeBroker(
+    (_n, req, socket, head) =>
+      fake.accept(req, socket, head, (ws) =>
+        ws.once('message', (data: Buffer) => {
+          const m = decodeRequest(data);
+          if (m.msgType === RequestType.START) starts.push(decodeExecSpec(m.content));
+          ws.send(encodeResponse(ResponseType.EXIT, utf8('0')));
+          ws.send(encodeResponse(ResponseType.CLOSE, utf8('exited with code 0')));
+          ws.close();
+        }),
+      ),
+    (req, res) => route(res, req.method ?? 'GET', req.url ?? '/'),
+  );
+  return { fake, starts };
+}
+
+const json = (res: ServerResponse, body: unknown) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+const html = (res: ServerResponse) => res.writeHead(200, { 'content-type': 'text/html' }).end('<html><body>a login page</body></html>');
+
+describe('the enter CLI', () => {
+  let configDir = '';
+  let fake: FakeBroker | undefined;
+  beforeAll(() => {
+    configDir = mkdtempSync(join(tmpdir(), 'entry-cli-args-'));
+  });
+  afterAll(() => rmSync(configDir, { recursive: true, force: true }));
+  afterEach(async () => {
+    await fake?.stop();
+    fake = undefined;
+  });
+  const env = () => ({ ENTRY_BROKER: fake?.url ?? 'http://127.0.0.1:1', ENTRY_TOKEN: 'a-token', ENTRY_CONFIG_DIR: configDir });
+  const enter = (args: string[], extra: Record<string, string> = {}) => runCli(args, { ...env(), ...extra });
+
+  it('takes the last of a flag given twice, as docker does', async () => {
+    const b = recordingBroker();
+    fake = await b.fake.start();
+    const r = await enter(['-b', 'http://127.0.0.1:1', '-b', fake.url, 'app', 'web', '1', '-u', 'root', '-u', 'app', '-w', '/a', '-w', '/b', '--', 'id']);
+    expect(r.stderr.toString()).toBe('');
+    expect(r.status).toBe(0);
+    expect(b.starts).toHaveLength(1);
+    expect(b.starts[0]).toMatchObject({ user: 'app', workdir: '/b' });
+  });
+
+  it('refuses a flag without its value, before reaching the broker', async () => {
+    const b = recordingBroker();
+    fake = await b.fake.start();
+    for (const args of [['-u'], ['-w'], ['-c'], ['-e'], ['-u', '']]) {
+      const r = await enter(['app', 'web', '1', ...args, '--', 'id']);
+      expect(r.stderr.toString(), args.join(' ')).toBe(`enter: ${args[0]} needs a value\n`);
+      expect(r.status, args.join(' ')).toBe(255);
+    }
+    const empty = await enter(['-b', '', 'app', 'web', '1', '--', 'id']);
+    expect(empty.stderr.toString()).toBe('enter: -b needs a value\n');
+    expect(fake.upgrades).toHaveLength(0);
+  });
+
+  it('takes the last of -t and -T, as ssh does', async () => {
+    const b = recordingBroker();
+    fake = await b.fake.start();
+    await enter(['app', 'web', '1', '-T', '-t', '--', 'id']);
+    await enter(['app', 'web', '1', '-t', '-T', '--', 'id']);
+    expect(b.starts.map((s) => s.tty)).toEqual([true, false]);
+  });
+
+  it('reads ENTRY_RESUME as on or off, refuses anything else, and ignores ENTRY_ESCAPE without a keyboard', async () => {
+    const b = recordingBroker();
+    fake = await b.fake.start();
+    for (const value of ['off', 'false', '0']) expect((await enter(['app', 'web', '1', '--', 'id'], { ENTRY_RESUME: value })).status, value).toBe(0);
+    expect(b.starts.map((s) => Boolean(s.resumable))).toEqual([false, false, false]);
+    const bad = await enter(['app', 'web', '1', '--', 'id'], { ENTRY_RESUME: 'maybe' });
+    expect(bad.stderr.toString()).toMatch(/^enter: ENTRY_RESUME wants 1 or 0 .*got "maybe"\n$/);
+    expect(bad.status).toBe(255);
+    expect((await enter(['app', 'web', '1', '--', 'id'], { ENTRY_ESCAPE: 'xx' })).status).toBe(0);
+    expect(b.starts).toHaveLength(4);
+  });
+
+  it('points a command without -- and an app named like a subcommand to the right spelling', async () => {
+    const noDashes = await enter(['app', 'web', '1', 'ls', '-l']);
+    expect(noDashes.stderr.toString()).toContain('A command to run goes after --: enter APP PROC INSTANCE -- CMD ARGS…');
+    expect(noDashes.status).toBe(255);
+    const shadowed = await enter(['-b', 'http://127.0.0.1:1', 'ls', 'web', '1']);
+    expect(shadowed.stderr.toString()).toContain('For an app named ls: enter exec ls PROC INSTANCE.');
+    const bare = await enter([]);
+    expect(bare.stderr.toString()).toContain('enter <app> <proc> <instance> -- <cmd…>');
+    expect(bare.status).toBe(255);
+    const version = await enter(['--version']);
+    expect(version.stdout.toString()).toMatch(/^enter \d+\.\d+\.\d+\n$/);
+    expect(version.status).toBe(0);
+  });
+
+  it('stops quietly with 141 when the reader of a listing goes away, and fails with 255 on a full disk', async () => {
+    const containers = Array.from({ length: 20_000 }, (_, i) => ({ app: 'app', proc: 'web', instance: String(i), state: 'running' }));
+    fake = await recordingBroker((res) => json(res, { containers })).fake.start();
+    const shell = (script: string) =>
+      new Promise<{ fd3: string; stderr: string }>((resolve, reject) => {
+        const child = spawn('/bin/bash', ['-c', script], { env: { ...process.env, ...env(), ENTER: `"${process.execPath}" "${CLI}"` }, stdio: ['ignore', 'ignore', 'pipe', 'pipe'] });
+        let stderr = '';
+        let fd3 = '';
+        child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+        (child.stdio[3] as NodeJS.ReadableStream).on('data', (c: Buffer) => (fd3 += c.toString()));
+        child.on('error', reject);
+        child.on('close', () => resolve({ fd3: fd3.trim(), stderr }));
+      });
+    // The status of the left side of a pipe, written to fd 3.
+    const piped = await shell(`{ eval "$ENTER ls"; echo $? >&3; } | head -1 >/dev/null`);
+    expect(piped).toEqual({ fd3: '141', stderr: '' });
+    const full = await shell(`eval "$ENTER ls" >/dev/full; echo $? >&3`);
+    expect(full.fd3).toBe('255');
+    expect(full.stderr).toMatch(/^enter: writing the output failed: ENOSPC/);
+    expect(full.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it('says so when the broker answers with something else than what it asked for', async () => {
+    fake = await recordingBroker((res) => html(res)).fake.start();
+    const status = await enter(['status']);
+    expect(status.stdout.toString()).toMatch(/unreachable: broker .* answered \/api\/config with something enter does not understand/);
+    expect(status.status).toBe(255);
+    for (const args of [['sessions'], ['kill', 'abc'], ['replay', 'abc']]) {
+      const r = await enter(args);
+      expect(r.stderr.toString(), args[0]).toMatch(/^enter: .*(does not understand|is not asciicast v2)/);
+      expect(r.stderr.toString(), args[0]).not.toMatch(/TypeError|Cannot read properties|\n\s+at /);
+      expect(r.status, args[0]).toBe(255);
+    }
+  });
+
+  it('gives up on a broker that accepts and never answers, naming the wait', async () => {
+    fake = await recordingBroker(() => undefined).fake.start();
+    const started = Date.now();
+    const r = await enter(['sessions']);
+    expect(r.stderr.toString()).toMatch(/^enter: cannot reach broker .*: no answer within 10 s\n/);
+    expect(r.status).toBe(255);
+    expect(Date.now() - started).toBeLessThan(20_000);
+  }, 30_000);
+
+  it('refuses replay numbers it cannot play by, and a token with a line break inside', async () => {
+    for (const [flag, value] of [['--speed', '0.001'], ['--speed', 'abc'], ['--idle-limit', '-5'], ['--idle-limit', 'abc']] as const) {
+      const r = await enter(['replay', 'abc', flag, value]);
+      expect(r.stderr.toString(), `${flag} ${value}`).toMatch(new RegExp(`^enter: ${flag} wants a number from`));
+      expect(r.status).toBe(255);
+    }
+    const broken = await enter(['app', 'web', '1', '--', 'id'], { ENTRY_TOKEN: 'abc\ndef' });
+    expect(broken.stderr.toString()).toMatch(/^enter: ENTRY_TOKEN holds a line break/);
+    expect(broken.status).toBe(255);
+  });
+
+  it('names what is wrong in a hand-edited config file, and still prints completion with a stale CA path', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'entry-cli-config-'));
+    try {
+      writeFileSync(join(dir, 'config.json'), JSON.stringify({ current: 'prod', profiles: { prod: 'http://x' } }));
+      const r = await runCli(['ls'], { ENTRY_CONFIG_DIR: dir, ENTRY_TOKEN: 't' });
+      expect(r.stderr.toString()).toMatch(/^enter: cannot read .*config\.json: profiles\.prod is not an object/);
+      expect(r.status).toBe(255);
+      const completion = await runCli(['completion', 'bash'], { ENTRY_CONFIG_DIR: dir, ENTRY_CA_FILE: join(dir, 'no-such-ca.pem') });
+      expect(completion.status).toBe(0);
+      expect(completion.stdout.toString()).toContain('complete ');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
