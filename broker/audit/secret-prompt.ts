@@ -25,6 +25,8 @@ export class PromptWatch {
     const n = data.byteLength;
     if (n === 0) return;
     if (this.typedSince) {
+      // A star per key typed (sudo's pwfeedback) is no echo: the prompt stays the last output.
+      if (isFeedback(data)) return;
       this.typedSince = false;
       this.held = 0;
     }
@@ -45,6 +47,23 @@ export class PromptWatch {
   }
 }
 
+/**
+ * Whether an output chunk is only what a password prompt shows for keys typed at it: `*` for a
+ * key, `\b \b` for a key rubbed out. A command echoed at a shell has letters in it.
+ */
+function isFeedback(data: Uint8Array): boolean {
+  if (data.byteLength > FEEDBACK_MAX_BYTES) return false;
+  let marks = 0;
+  for (const b of data) {
+    if (b === 0x2a || b === 0x08) marks++;
+    else if (b !== 0x20) return false;
+  }
+  return marks > 0;
+}
+
+/** A burst of keys typed between two reads of the terminal, as stars and rub-outs. */
+const FEEDBACK_MAX_BYTES = 64;
+
 /** Enough of the output's end for `[sudo] password for a-long-user-name:` or an ssh key's path. */
 const PROMPT_TAIL_BYTES = 256;
 
@@ -52,4 +71,4 @@ const PROMPT_TAIL_BYTES = 256;
  * A prompt asking for a secret: its word, anything on the same line, and a colon or a question
  * mark ending the output. The usual English words and a few translations that tools ship with.
  */
-export const SECRET_PROMPT = /(?:pass(?:word|phrase|code)|passwort|mot de passe|contrase[ñn]a|senha|пароль|密码|パスワード|\bpin\b|\botp\b|one-time code|verification code)[^\n]*[:?：]\s*$/iu;
+export const SECRET_PROMPT = /(?:pass(?:word|phrase|code)|secret|token|api key|passwort|mot de passe|contrase[ñn]a|senha|пароль|密码|パスワード|\bpin\b|\botp\b|one-time code|verification code)[^\n]*[:?：]\s*$/iu;

@@ -130,6 +130,31 @@ describe('audit events and recordings', () => {
     expect(b.logs.some((l) => l.includes('"hidden":true'))).toBe(true);
   });
 
+  it('keeps no text of a line typed at a prompt that shows a star per key', async () => {
+    const token = await b.mint({ apps: [app] }, { user: 'starry' });
+    // sudo with pwfeedback: echo off, a star written for each key as it comes.
+    const script =
+      'printf "[sudo] password for starry: "; stty -echo -icanon min 1; ' +
+      'while c=$(dd bs=1 count=1 2>/dev/null); [ -n "$c" ]; do printf "*"; done; stty sane; echo; printf "ok> "; read cmd; echo "ran $cmd"';
+    const s = await openCommand(b.wsUrl, token, target, ['sh', '-c', script], true);
+    await s.waitFor(() => s.stdoutText().includes('password for starry: '), 'the password prompt');
+    const secret = 'st4rry-pw';
+    for (let i = 0; i < secret.length; i++) {
+      s.type(secret[i]!);
+      await s.waitFor(() => s.stdoutText().endsWith('*'.repeat(i + 1)), `star ${i + 1}`);
+    }
+    s.type('\r');
+    await s.waitFor(() => s.stdoutText().includes('ok> '), 'the next prompt');
+    s.type('ls /etc\r');
+    await s.closed;
+    await eventually(async () => (await audit('type=command&user=starry')).events.length === 2, 'two command events');
+    const commands = (await audit('type=command&user=starry')).events.reverse();
+    expect(commands[0]).toMatchObject({ hidden: true });
+    expect(commands[0]).not.toHaveProperty('line');
+    expect(commands[1]).toMatchObject({ line: 'ls /etc', exact: true });
+    expect(b.logs.some((l) => l.includes(secret))).toBe(false);
+  });
+
   it("stores a scripted run's first 4,096 characters, and raises alerts on its whole command", async () => {
     const token = await b.mint({ apps: [app] }, { user: 'padder' });
     const padding = 'x'.repeat(5000);
@@ -247,8 +272,9 @@ describe('recordings survive a broker crash', () => {
     const recorded = cast.events.filter(([, c]) => c === 'o').map(([, , d]) => d).join('');
     const lastRecorded = Number(/tick (\d+)\n$/.exec(recorded)?.[1] ?? 0);
     console.log(`audit: after kill -9 the recording holds tick ${lastRecorded} of ${lastSeen} seen by the client`);
-    // Ten ticks a second: losing at most the last second means at most ~10 ticks behind.
-    expect(lastSeen - lastRecorded).toBeLessThanOrEqual(12);
+    // Ten ticks a second, written every half second: five behind, and up to a second more for a
+    // flush late on a loaded machine. A recording written only at the end holds none of them.
+    expect(lastSeen - lastRecorded).toBeLessThanOrEqual(15);
     s.ws.terminate();
   });
 });

@@ -24,6 +24,8 @@ describe('PromptWatch', () => {
       'Enter PIN for token? ',
       'Passwort: ',
       'Пароль: ',
+      'Enter your API token: ',
+      'Client secret: ',
     ]) {
       expect(asks('some output\r\n', prompt), prompt).toBe(true);
     }
@@ -48,6 +50,14 @@ describe('PromptWatch', () => {
     expect(asks('me@otp-gw:~$ ', ...typed('ls ?'))).toBe(false);
     // A secret typed with echo off leaves the prompt as the last output.
     expect(asks('[sudo] password for me: ', { typed: 's' }, { typed: 'e' })).toBe(true);
+  });
+
+  it('takes the stars of sudo with pwfeedback for no echo, rubbed-out keys too', () => {
+    expect(asks('[sudo] password for me: ', { typed: 's' }, '*', { typed: 'e' }, '*', { typed: '\x7f' }, '\b \b', { typed: 'x' }, '*')).toBe(true);
+    expect(asks('Password: ', { typed: 'ab' }, '**')).toBe(true);
+    // Letters are an echo: a command typed at a shell whose prompt ends like a question.
+    expect(asks('Password: ', { typed: 'l' }, 'l', { typed: '*' }, '*')).toBe(false);
+    expect(asks('Password? ', { typed: ' ' }, ' ')).toBe(false);
   });
 
   it('keeps the end of the output across many small chunks', () => {
