@@ -48,6 +48,9 @@ describe('an exec stream reset before the session starts', () => {
     proxy.cut();
     // The reset lands while the session is busy elsewhere (a store round trip).
     await new Promise((r) => setTimeout(r, 200));
+    // And one turn of the event loop's poll phase, where the reset is delivered: a timer that
+    // comes due while this process was held up runs before it.
+    await new Promise((r) => setImmediate(r));
     const result = await new Promise<{ exitCode: number } | { error: EntryError }>((resolve) => p.start({ output: () => undefined, drain: () => undefined, end: resolve }));
     expect('error' in result && result.error.code).toBe('ENTRY_DOCKER_UNAVAILABLE');
     expect('error' in result && result.error.message).toMatch(/stream failed before the session started: ECONNRESET/);

@@ -632,7 +632,8 @@ describe.skipIf(!kubeClusterPossible())('the Kubernetes backend against a real c
         code: 'ENTRY_CLUSTER_UNAVAILABLE',
         message: expect.stringMatching(/cluster entry-kube unreachable \(.*ECONNREFUSED/),
       });
-      expect(performance.now() - t1).toBeLessThan(200);
+      // At once, not after a connect or the watch's backoff: far under a second, even on a loaded machine.
+      expect(performance.now() - t1).toBeLessThan(1_000);
       await expect(both[0].list()).rejects.toMatchObject({ code: 'ENTRY_CLUSTER_UNAVAILABLE' });
 
       await both[1].start();
@@ -647,7 +648,7 @@ describe.skipIf(!kubeClusterPossible())('the Kubernetes backend against a real c
       expect(downAfter).toBeLessThan(2_500);
       const t2 = performance.now();
       await expect(both[1].resolve({ app: 'shop', proc: 'web', instance: '0' })).rejects.toMatchObject({ code: 'ENTRY_CLUSTER_UNAVAILABLE' });
-      expect(performance.now() - t2).toBeLessThan(200);
+      expect(performance.now() - t2).toBeLessThan(1_000);
       const tBack = performance.now();
       await listenRelay();
       for (let i = 0; i < 250 && !flaky.status()['entry-kube']; i++) await sleep(20);

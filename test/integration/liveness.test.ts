@@ -187,7 +187,8 @@ describe('a paused reader is not a dead peer', () => {
       rawSocket(c).pause();
       c.send(0, 'x\n');
       const decided = Date.now();
-      await eventually(async () => (await audit('type=session.end&user=pauser')).length === 1, 'session.end', 3_000);
+      // Under the close handshake's 5 s, which is what waiting for the paused client would take.
+      await eventually(async () => (await audit('type=session.end&user=pauser')).length === 1, 'session.end', 4_500);
       const ms = Date.now() - decided;
       const [end] = await audit('type=session.end&user=pauser');
       expect(end).toMatchObject({ how: 'exited', exitCode: 4 });
