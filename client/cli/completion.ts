@@ -1,13 +1,11 @@
 import { loadSavedConfig } from '../config/store.js';
 import { resolveBroker, resolveToken } from './settings.js';
+import { SUBCOMMANDS, VALUE_OPTIONS } from './arguments.js';
 import { cachedTargets } from './targets.js';
 
-/** Subcommands, offered where an app name may go. */
-export const SUBCOMMANDS = ['broker', 'completion', 'exec', 'kill', 'login', 'logout', 'ls', 'replay', 'sessions', 'status', 'watch'];
 const BROKER_SUBCOMMANDS = ['add', 'ls', 'rm', 'use'];
-/** Options that take a value (so the next word is that value, not a positional). */
-const VALUE_OPTIONS = new Set(['-b', '--broker', '-u', '--user', '-w', '--workdir', '-e', '--env', '-c', '--container', '--escape', '--token', '--port', '--timeout']);
-const OPTIONS = ['--broker', '--tty', '--no-tty', '--user', '--workdir', '--env', '--container', '--escape', '--help'];
+/** Options offered where an option is being typed. */
+const OPTIONS = ['--broker', '--tty', '--no-tty', '--user', '--workdir', '--env', '--container', '--escape', '--no-resume', '--ca-file', '--cert', '--key', '--help'];
 
 /**
  * Candidates for the word being typed. `words` are the words after `enter`, the last one being

@@ -7,7 +7,7 @@ import { endReason } from '../protocol/connection.js';
 import { parseEscapeChar } from './escape.js';
 import { EXIT_CLIENT_FAILURE, EXIT_OUTPUT_CLOSED, runExecCommand } from './exec-command.js';
 import type { FailureContext } from './hints.js';
-import { envSwitch, lastTtyFlag, manyValues, oneNumber, oneValue } from './option-values.js';
+import { envSwitch, lastTtyFlag, manyValues, oneNumber, oneValue, SUBCOMMANDS, VALUE_OPTIONS } from './arguments.js';
 import { resolveBroker, resolveToken } from './settings.js';
 
 // Everything but the exec path is imported when its command runs: scripts call
@@ -72,18 +72,12 @@ function onStdoutError(err: NodeJS.ErrnoException): void {
 /** The next step after a usage error: where the usual mistakes go wrong. */
 function usageHint(msg: string, ours: readonly string[]): string {
   if (/^Unknown arguments?:/.test(msg)) {
-    const first = ours.find((a, i) => !a.startsWith('-') && !TAKES_VALUE.has(ours[i - 1] ?? ''));
-    if (first && COMMAND_NAMES.has(first)) return `For an app named ${first}: enter exec ${first} PROC INSTANCE. Else see enter ${first} --help.`;
+    const first = ours.find((a, i) => !a.startsWith('-') && !VALUE_OPTIONS.has(ours[i - 1] ?? ''));
+    if (first && SUBCOMMANDS.includes(first)) return `For an app named ${first}: enter exec ${first} PROC INSTANCE. Else see enter ${first} --help.`;
     return 'A command to run goes after --: enter APP PROC INSTANCE -- CMD ARGS… (see enter --help).';
   }
   return 'Run enter --help for usage.';
 }
-
-/** Options followed by their value as a word of its own. */
-const TAKES_VALUE = new Set(['-b', '--broker', '--ca-file', '--cert', '--key', '-u', '--user', '-w', '--workdir', '-e', '--env', '-c', '--container', '--escape', '--token', '--port', '--timeout', '--speed', '--idle-limit']);
-
-/** The subcommands, which an app's name may shadow. */
-const COMMAND_NAMES = new Set(['login', 'logout', 'status', 'ls', 'broker', 'sessions', 'kill', 'watch', 'replay', 'completion', 'exec']);
 
 async function main(): Promise<void> {
   process.stdout.on('error', onStdoutError);
@@ -124,6 +118,10 @@ async function main(): Promise<void> {
     .option('cert', { type: 'string', coerce: oneValue('--cert'), describe: 'PEM client certificate, for brokers that require one (default: ENTRY_CERT_FILE)' })
     .option('key', { type: 'string', coerce: oneValue('--key'), describe: 'PEM key of --cert (default: ENTRY_KEY_FILE)' })
     .middleware(async (args) => {
+      const sub = args._[0];
+      if (sub !== undefined && sub !== 'exec' && command.length > 0) {
+        throw new ClientError('ENTRY_BAD_REQUEST', `enter ${sub} runs no command: what follows -- is for enter APP PROC INSTANCE -- CMD`);
+      }
       if (isLocal(args._)) return;
       (await lazy.tls()).applyCliTls({ caFile: args['ca-file'] as string | undefined, cert: args['cert'] as string | undefined, key: args['key'] as string | undefined });
     })

@@ -100,6 +100,9 @@ describe('the enter CLI', () => {
     expect(noDashes.status).toBe(255);
     const shadowed = await enter(['-b', 'http://127.0.0.1:1', 'ls', 'web', '1']);
     expect(shadowed.stderr.toString()).toContain('For an app named ls: enter exec ls PROC INSTANCE.');
+    const listingWithCommand = await enter(['ls', '--', 'foo']);
+    expect(listingWithCommand.stderr.toString()).toMatch(/^enter: enter ls runs no command/);
+    expect(listingWithCommand.status).toBe(255);
     const bare = await enter([]);
     expect(bare.stderr.toString()).toContain('enter <app> <proc> <instance> -- <cmd…>');
     expect(bare.status).toBe(255);

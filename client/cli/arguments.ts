@@ -64,3 +64,9 @@ export function lastTtyFlag(args: readonly string[]): boolean | undefined {
   }
   return last;
 }
+
+/** Options whose value is the word after them (`-u root`), for reading a command line by hand. */
+export const VALUE_OPTIONS: ReadonlySet<string> = new Set(['-b', '--broker', '--ca-file', '--cert', '--key', '-u', '--user', '-w', '--workdir', '-e', '--env', '-c', '--container', '--escape', '--token', '--port', '--timeout', '--speed', '--idle-limit']);
+
+/** The subcommands: offered by completion where an app name may go, and an app's name may shadow one. */
+export const SUBCOMMANDS: readonly string[] = ['broker', 'completion', 'exec', 'kill', 'login', 'logout', 'ls', 'replay', 'sessions', 'status', 'watch'];
