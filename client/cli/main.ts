@@ -293,7 +293,8 @@ async function main(): Promise<void> {
         // Escapes are read from a keyboard only: a script's ENTRY_ESCAPE is no reason to fail it.
         let escapeChar: number | null = null;
         if (tty && process.stdin.isTTY) {
-          const [source, value] = args.escape !== undefined ? ['--escape', args.escape] : process.env['ENTRY_ESCAPE'] !== undefined ? ['ENTRY_ESCAPE', process.env['ENTRY_ESCAPE']] : ['', '~'];
+          const fromEnv = process.env['ENTRY_ESCAPE'] || undefined;
+          const [source, value] = args.escape !== undefined ? ['--escape', args.escape] : fromEnv !== undefined ? ['ENTRY_ESCAPE', fromEnv] : ['', '~'];
           try {
             escapeChar = parseEscapeChar(value);
           } catch (err) {
