@@ -25,7 +25,15 @@ export function boundedSink(stream: Writable, maxBacklog: number, now: () => Dat
     stream.uncork();
   };
   process.once('exit', flush);
+  // A sink that failed (its reader went away: EPIPE when a `| tee` or log shipper restarts) takes
+  // no more lines: they are lost, and there is no one left to tell. The sessions go on; left
+  // unheard, the error would end the broker as an uncaught exception.
+  let failed = false;
+  stream.on('error', () => {
+    failed = true;
+  });
   return (line) => {
+    if (failed) return;
     // Only a backlog the stream has said it must drain is refused (so 'drain' will come to
     // report the count): a lone long line always goes out.
     if (stream.writableNeedDrain && stream.writableLength + Buffer.byteLength(line) > maxBacklog) {
