@@ -103,6 +103,12 @@ export { ConfigError } from './config-error.js';
 /** Raw values as they come from flags, ENTRY_* variables or a config file. */
 export type RawSettings = Record<string, unknown>;
 
+/**
+ * The longest delay a Node timer takes (2^31 - 1 ms, about 24.8 days): a longer one fires at
+ * once, so a session given a longer --max-session would end as it starts.
+ */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
 function str(raw: RawSettings, key: string): string | undefined {
   const v = raw[key];
   if (v === undefined || v === null || v === '') return undefined;
@@ -333,14 +339,14 @@ export function parseConfig(raw: RawSettings): BrokerConfig {
     limits: {
       pingIntervalMs: int(raw, 'ping-interval', 10, 3_600_000),
       peerTimeoutMs: int(raw, 'peer-timeout', 100, 3_600_000),
-      stallTimeoutMs: int(raw, 'stall-timeout', 0, 30 * 86_400_000),
+      stallTimeoutMs: int(raw, 'stall-timeout', 0, MAX_TIMER_MS),
       tcpKeepAliveMs: int(raw, 'tcp-keepalive', 0, 3_600_000),
       resumeGraceMs: int(raw, 'resume-grace', 0, 86_400_000),
       maxFrameBytes: int(raw, 'max-frame', 1024, 64 * 1024 * 1024),
       startTimeoutMs: int(raw, 'start-timeout', 100, 600_000),
       openTimeoutMs: int(raw, 'open-timeout', 100, 600_000),
-      idleTimeoutMs: int(raw, 'idle-timeout', 0, 30 * 86_400_000),
-      maxSessionMs: int(raw, 'max-session', 0, 30 * 86_400_000),
+      idleTimeoutMs: int(raw, 'idle-timeout', 0, MAX_TIMER_MS),
+      maxSessionMs: int(raw, 'max-session', 0, MAX_TIMER_MS),
       maxSessions: int(raw, 'max-sessions', 1, 1_000_000),
       handshakeTimeoutMs: int(raw, 'handshake-timeout', 100, 600_000),
       bodyTimeoutMs: int(raw, 'body-timeout', 100, 600_000),

@@ -106,7 +106,7 @@ export const SETTINGS = {
     type: 'number',
     arg: 'MS',
     default: DEFAULT_STALL_TIMEOUT_MS,
-    description: 'output queued to a client that has not moved for this long ends the session (`ENTRY_PEER_STALLED`), however alive the client; `0` no limit',
+    description: 'output queued to a client that has not moved for this long ends the session (`ENTRY_PEER_STALLED`), however alive the client; `0` no limit (at most about 24.8 days)',
   },
   'resume-grace': {
     type: 'number',
@@ -136,8 +136,8 @@ export const SETTINGS = {
     default: 'openid profile offline_access',
     description: 'scopes `enter login` asks for (space or comma separated); `offline_access` brings a refresh token',
   },
-  'idle-timeout': { type: 'number', arg: 'MS', default: DEFAULT_IDLE_TIMEOUT_MS, description: 'no input and no output for this long ends a session; `0` never' },
-  'max-session': { type: 'number', arg: 'MS', default: DEFAULT_MAX_SESSION_MS, description: 'longest session; `0` no limit' },
+  'idle-timeout': { type: 'number', arg: 'MS', default: DEFAULT_IDLE_TIMEOUT_MS, description: 'no input and no output for this long ends a session; `0` never (at most `2147483647`, about 24.8 days)' },
+  'max-session': { type: 'number', arg: 'MS', default: DEFAULT_MAX_SESSION_MS, description: 'longest session; `0` no limit (at most about 24.8 days)' },
   'max-sessions': { type: 'number', arg: 'N', default: DEFAULT_MAX_SESSIONS, description: 'sessions one broker holds (close 1013 beyond)' },
   'body-timeout': {
     type: 'number',

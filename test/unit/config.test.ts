@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, isLoopback, parseConfig, parseListen, type RawSettings } from '../../broker/config/config.js';
+import { ConfigError, isLoopback, MAX_TIMER_MS, parseConfig, parseListen, type RawSettings } from '../../broker/config/config.js';
 
 const KEY = { 'jwt-public-key': '/etc/entry/key.pem' };
 
@@ -118,6 +118,13 @@ describe('parseConfig', () => {
     expect(configError({ ...KEY, 'start-timeout': '10s' }).setting).toBe('--start-timeout');
     expect(configError({ ...KEY, 'clock-tolerance': -1 }).setting).toBe('--clock-tolerance');
     expect(configError({ ...KEY, 'clock-tolerance': 601 }).setting).toBe('--clock-tolerance');
+  });
+
+  it('refuses a session time limit past what a timer can wait (about 24.8 days), which would end sessions at once', () => {
+    for (const key of ['max-session', 'idle-timeout', 'stall-timeout']) {
+      expect(configError({ ...KEY, [key]: 30 * 86_400_000 }).setting, key).toBe(`--${key}`);
+      expect(() => parseConfig({ ...KEY, [key]: MAX_TIMER_MS }), key).not.toThrow();
+    }
   });
 
   it('accepts numbers given as strings (environment variables)', () => {
