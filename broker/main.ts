@@ -1,19 +1,23 @@
 #!/usr/bin/env node
 import { EntryBroker } from './broker.js';
-import { ConfigError, parseConfig } from './config/config.js';
-import { readSettings } from './config/flags.js';
+import { ConfigError, parseConfig, type RawSettings } from './config/config.js';
+import { readSettings, settingSource } from './config/flags.js';
 
 /** sysexits.h: an internal software error; systemd's Restart=on-failure and Kubernetes restart on it. */
 const EX_SOFTWARE = 70;
 
 async function main(): Promise<void> {
   let broker: EntryBroker;
+  let raw: RawSettings | undefined;
   try {
-    broker = new EntryBroker(parseConfig(readSettings()));
+    raw = readSettings();
+    broker = new EntryBroker(parseConfig(raw));
     await broker.start();
   } catch (err) {
     if (err instanceof ConfigError) {
-      process.stderr.write(`entry-broker: ${err.message}\n`);
+      // Named as given: a bad ENTRY_PING_INTERVAL is not found by looking for --ping-interval.
+      const given = raw && err.setting.startsWith('--') ? settingSource(raw, err.setting.slice(2)) : undefined;
+      process.stderr.write(`entry-broker: ${(given ? err.as(given) : err).message}\n`);
       process.exit(2);
     }
     const e = err as NodeJS.ErrnoException;

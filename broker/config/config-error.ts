@@ -2,9 +2,14 @@
 export class ConfigError extends Error {
   constructor(
     readonly setting: string,
-    problem: string,
+    readonly problem: string,
   ) {
     super(`invalid setting ${setting}: ${problem}`);
     this.name = 'ConfigError';
+  }
+
+  /** The same error, naming the setting as the operator gave it (`ENTRY_PING_INTERVAL`). */
+  as(setting: string): ConfigError {
+    return new ConfigError(setting, this.problem);
   }
 }

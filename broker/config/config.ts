@@ -193,6 +193,9 @@ function parseOidc(raw: RawSettings): OidcClientConfig | null {
  */
 function parseDockerHosts(raw: RawSettings, kubernetes: boolean): BrokerConfig['docker']['hosts'] {
   const specs = list(raw, 'docker-host', []);
+  if (specs.length === 0 && typeof raw['docker-host'] === 'string' && raw['docker-host'] !== '') {
+    throw new ConfigError('--docker-host', `${JSON.stringify(raw['docker-host'])} names no engine (none turns Docker off)`);
+  }
   if (specs.length === 1 && specs[0] === 'none') {
     if (!kubernetes) throw new ConfigError('--docker-host', 'none leaves the broker nothing to enter: give --kubeconfig too');
     return [];

@@ -38,16 +38,48 @@ export function readSettings(argv = hideBin(process.argv), env: NodeJS.ProcessEn
   for (const key of Object.keys(file)) {
     if (!(key in OPTIONS)) throw new ConfigError(`${key} (in ${configPath})`, 'unknown setting');
   }
+  refuseEmptyFlags(argv);
   const raw: RawSettings = {};
+  const sources: Record<string, string> = {};
+  const take = (key: string, value: unknown, source: string) => {
+    raw[key] = value;
+    sources[key] = source;
+  };
   for (const key of Object.keys(OPTIONS)) {
     const envName = `ENTRY_${key.toUpperCase().replace(/-/g, '_')}`;
-    raw[key] = parsed[key] !== undefined ? parsed[key] : env[envName] !== undefined ? env[envName] : file[key];
+    // An empty variable is an unset one: a Compose file passes `${ENTRY_X:-}` on when X is unset.
+    if (parsed[key] !== undefined) take(key, parsed[key], `--${key}`);
+    else if (env[envName]) take(key, env[envName], envName);
+    else if (file[key] !== undefined) take(key, file[key], `${key} (in ${configPath})`);
   }
   // ENTRY_DOCKER_HOSTS lists several, comma-separated; DOCKER_HOST is the usual single default.
-  if (raw['docker-host'] === undefined && env['ENTRY_DOCKER_HOSTS']) raw['docker-host'] = env['ENTRY_DOCKER_HOSTS'];
-  if (raw['docker-host'] === undefined && env['DOCKER_HOST']) raw['docker-host'] = env['DOCKER_HOST'];
-  if (raw['docker-cert-path'] === undefined && env['DOCKER_CERT_PATH']) raw['docker-cert-path'] = env['DOCKER_CERT_PATH'];
+  for (const name of ['ENTRY_DOCKER_HOSTS', 'DOCKER_HOST']) if (raw['docker-host'] === undefined && env[name]) take('docker-host', env[name], name);
+  if (raw['docker-cert-path'] === undefined && env['DOCKER_CERT_PATH']) take('docker-cert-path', env['DOCKER_CERT_PATH'], 'DOCKER_CERT_PATH');
+  settingSources.set(raw, sources);
   return raw;
+}
+
+const settingSources = new WeakMap<RawSettings, Record<string, string>>();
+
+/**
+ * Where a setting of `raw` came from, as the operator wrote it (`--ping-interval`,
+ * `ENTRY_PING_INTERVAL`, `ping-interval (in /etc/entry.json)`), for the message about a bad one.
+ */
+export function settingSource(raw: RawSettings, key: string): string | undefined {
+  return settingSources.get(raw)?.[key];
+}
+
+/**
+ * An option given without its value (`--tls-client-ca=`, `--listen ""`) is an error: taken as
+ * unset, it would quietly mean the default (mutual TLS off, another address, the local engine).
+ */
+function refuseEmptyFlags(argv: readonly string[]): void {
+  for (let i = 0; i < argv.length; i++) {
+    const m = /^--([a-z][a-z0-9-]*)(=?)(.*)$/.exec(argv[i]!);
+    if (!m || !(m[1]! in OPTIONS) || (OPTIONS[m[1]!] as { type?: string }).type === 'boolean') continue;
+    const value = m[2] ? m[3] : argv[i + 1];
+    if (value === '') throw new ConfigError(`--${m[1]}`, 'needs a value (leave the option out for its default)');
+  }
 }
 
 /** yargs' complaint about the command line as a ConfigError: unknown options and stray words are named as given. */

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError, parseConfig } from '../../broker/config/config.js';
-import { readSettings } from '../../broker/config/flags.js';
+import { readSettings, settingSource } from '../../broker/config/flags.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'entry-flags-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -82,6 +82,26 @@ describe('readSettings', () => {
   it('falls back to DOCKER_HOST for --docker-host', () => {
     expect(readSettings([], { DOCKER_HOST: 'tcp://d:2375' })['docker-host']).toBe('tcp://d:2375');
     expect(readSettings([], { DOCKER_HOST: 'tcp://d:2375', ENTRY_DOCKER_HOST: 'unix:///x' })['docker-host']).toBe('unix:///x');
+    // An empty variable is unset: DOCKER_HOST still counts, not the local socket.
+    expect(readSettings([], { DOCKER_HOST: 'tcp://d:2375', ENTRY_DOCKER_HOST: '', ENTRY_DOCKER_HOSTS: '' })['docker-host']).toBe('tcp://d:2375');
+    expect(() => parseConfig(readSettings([], { ENTRY_JWT_SECRET_FILE: '/s', ENTRY_DOCKER_HOSTS: ',' }))).toThrow(/^invalid setting --docker-host: "," names no engine/);
+  });
+
+  it('refuses an option given an empty value, which would quietly mean its default', () => {
+    for (const argv of [['--tls-client-ca='], ['--listen', ''], ['--audience='], ['--ping-interval='], ['--docker-host', '']]) {
+      const name = argv[0]!.replace(/=$/, '');
+      expect(() => readSettings(argv, {}), argv.join(' ')).toThrow(new ConfigError(name, 'needs a value (leave the option out for its default)'));
+    }
+    // An empty variable reads as unset (a Compose file passing an unset one on): the file's value counts.
+    const config = configFile({ audience: 'entry' });
+    expect(readSettings(['--config', config], { ENTRY_AUDIENCE: '' })['audience']).toBe('entry');
+  });
+
+  it('names where a setting came from: its flag, its variable or the config file', () => {
+    const config = configFile({ 'kill-grace': 100 });
+    const raw = readSettings(['--config', config, '--listen', '127.0.0.1:1'], { ENTRY_PING_INTERVAL: 'soon' });
+    expect([settingSource(raw, 'listen'), settingSource(raw, 'ping-interval'), settingSource(raw, 'kill-grace'), settingSource(raw, 'dev')]).toEqual(['--listen', 'ENTRY_PING_INTERVAL', `kill-grace (in ${config})`, undefined]);
+    expect(new ConfigError('--ping-interval', 'must be a number').as('ENTRY_PING_INTERVAL').message).toBe('invalid setting ENTRY_PING_INTERVAL: must be a number');
   });
 
   it('refuses an unknown key in the config file, naming it', () => {
