@@ -38,4 +38,20 @@ describe('SIGTERM: graceful drain', () => {
     }
     await eventually(async () => (await containerProcesses(id)).every((p) => !/sleep 200[123]|bash/.test(p)), 'no leftovers');
   });
+
+  it('exits 0 with --drain-timeout 0 when no session is open, and 1 with a line saying so when one is', async () => {
+    const idle = await startBrokerProcess(['--drain-timeout', '0']);
+    idle.child.kill('SIGTERM');
+    expect(await idle.exited).toBe(0);
+    await idle.stop();
+    const busy = await startBrokerProcess(['--drain-timeout', '0', '--kill-grace', '300']);
+    const c = await openCommand(busy.wsUrl, await busy.mint({ apps: [app] }), { app, proc: 'web', instance: 1 }, ['sh', '-c', 'echo ready; sleep 2004']);
+    await c.waitFor(() => c.stdoutText() === 'ready\n', 'ready');
+    busy.child.kill('SIGTERM');
+    expect(await busy.exited).toBe(1);
+    expect(busy.logs.some((l) => l.includes('drain timed out: exiting with sessions open'))).toBe(true);
+    // Its command is left to the ledger, for the next broker on this state dir to end; this
+    // one's goes with the container.
+    await busy.stop();
+  });
 });
