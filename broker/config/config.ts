@@ -265,7 +265,8 @@ function parseRedis(raw: RawSettings): BrokerConfig['redis'] {
       try {
         parsed = new URL(u.trim());
       } catch {
-        throw new ConfigError('--redis-url', `not a URL: ${u}`);
+        // Said without its credentials: start-up failures land in journald.
+        throw new ConfigError('--redis-url', `not a URL: ${u.replace(/\/\/[^@/]*@/, '//[credentials]@')}`);
       }
       if (!['redis:', 'rediss:'].includes(parsed.protocol)) throw new ConfigError('--redis-url', 'must be redis:// or rediss://');
     }

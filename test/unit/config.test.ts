@@ -120,6 +120,11 @@ describe('parseConfig', () => {
     expect(configError({ ...KEY, 'clock-tolerance': 601 }).setting).toBe('--clock-tolerance');
   });
 
+  it('names a --redis-url it cannot read without the password in it', () => {
+    const err = configError({ ...KEY, 'redis-url': 'redis://default:hunter2@redis.internal:63 79' });
+    expect(err.message).toBe('invalid setting --redis-url: not a URL: redis://[credentials]@redis.internal:63 79');
+  });
+
   it('refuses a session time limit past what a timer can wait (about 24.8 days), which would end sessions at once', () => {
     for (const key of ['max-session', 'idle-timeout', 'stall-timeout']) {
       expect(configError({ ...KEY, [key]: 30 * 86_400_000 }).setting, key).toBe(`--${key}`);
