@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { AuditTrail } from './audit/audit-trail.js';
 import { createDevIdentity } from './auth/dev.js';
 import { AuthGuard } from './auth/guard.js';
-import { loadVerificationKey, type VerificationKey } from './auth/keys.js';
+import { authWarnings, loadVerificationKey, type VerificationKey } from './auth/keys.js';
 import { AccessPolicy } from './auth/policy.js';
 import { Tickets } from './auth/tickets.js';
 import { TokenVerifier } from './auth/verifier.js';
@@ -25,6 +25,7 @@ import type { LedgerEntry, SessionLedger } from './ledger/session-ledger.js';
 import { aliveMarkMs, StoreLedger } from './ledger/store-ledger.js';
 import { createLogger, type Logger } from './log.js';
 import { boundedSink } from './log-sink.js';
+import { PACKAGE_VERSION } from './package-version.js';
 import { BrokerMetrics } from './metrics/metrics.js';
 import { MetricsServer } from './metrics/server.js';
 import { Recorder } from './recording/recorder.js';
@@ -150,6 +151,7 @@ export class EntryBroker {
       this.log.info('dev mode: a token for the local user', { user: dev.user, broker: this.url, file: config.devTokenFile, login: `enter login --broker ${this.url} < ${config.devTokenFile}` });
     } else {
       key = loadVerificationKey(config.auth);
+      for (const warning of authWarnings(config.auth)) this.log.warn(warning);
     }
     const registry = new SessionRegistry(store, { brokerId: this.id, brokerUrl: config.advertiseUrl ?? advertisedUrl(this.url), ttlMs: config.limits.sessionTtlMs, maxUserSessions: config.limits.maxUserSessions }, this.log);
     const sessionDeps = {
@@ -225,7 +227,7 @@ export class EntryBroker {
       const where = config.metricsListen;
       this.metricsUrl = await listeningOn('--metrics-listen', where, () => server.listen(where.host, where.port));
     }
-    this.log.info('listening', { url: this.url, broker: this.id, store: store.kind });
+    this.log.info('listening', { url: this.url, broker: this.id, store: store.kind, version: PACKAGE_VERSION });
   }
 
   /**

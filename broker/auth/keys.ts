@@ -1,5 +1,5 @@
 import { createPublicKey, createSecretKey, type KeyObject } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import type { JWTVerifyGetKey } from 'jose';
 import { ConfigError, type AuthConfig } from '../config/config.js';
 import { remoteKeySet } from './remote-key-set.js';
@@ -36,10 +36,16 @@ export function algorithmsForPublicKey(key: KeyObject): string[] {
 export function loadVerificationKey(auth: AuthConfig): VerificationKey {
   if (auth.publicKeyFile) {
     let key: KeyObject;
+    let pem: Buffer;
     try {
-      key = createPublicKey(readFileSync(auth.publicKeyFile));
+      pem = readFileSync(auth.publicKeyFile);
+      key = createPublicKey(pem);
     } catch (err) {
       throw new ConfigError('--jwt-public-key', `cannot load ${auth.publicKeyFile}: ${(err as Error).message}`);
+    }
+    // Node takes a private key for its public half: the signing key would sit on the broker.
+    if (pem.includes('PRIVATE KEY')) {
+      throw new ConfigError('--jwt-public-key', `${auth.publicKeyFile} holds a private key: give the broker the public key only (openssl pkey -in KEY -pubout)`);
     }
     try {
       return { key, algorithms: algorithmsForPublicKey(key) };
@@ -71,4 +77,21 @@ export function loadVerificationKey(auth: AuthConfig): VerificationKey {
     };
   }
   throw new ConfigError('--jwt-public-key', 'no verification key configured');
+}
+
+/**
+ * What in the authentication settings works but is likely a mistake, for the start-up log:
+ * a key set with no audience (tokens the provider issued for any of its clients pass), and an
+ * HMAC secret that others may read (anyone who can read it can mint tokens).
+ */
+export function authWarnings(auth: AuthConfig, modeOf: (path: string) => number = (p) => statSync(p).mode): string[] {
+  const warnings: string[] = [];
+  if (auth.jwksUrl && !auth.audience) {
+    warnings.push("--jwks-url without --audience: tokens the provider issued for any of its clients are accepted; set --audience to this broker's client id");
+  }
+  if (auth.secretFile) {
+    const mode = modeOf(auth.secretFile) & 0o777;
+    if (mode & 0o077) warnings.push(`--jwt-secret-file ${auth.secretFile} can be read by others (mode ${mode.toString(8).padStart(4, '0')}): anyone who reads it can mint tokens; chmod 600 it`);
+  }
+  return warnings;
 }

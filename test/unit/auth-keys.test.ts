@@ -1,0 +1,35 @@
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { authWarnings, loadVerificationKey } from '../../broker/auth/keys.js';
+import type { AuthConfig } from '../../broker/config/config.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'entry-keys-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const auth = (o: Partial<AuthConfig>): AuthConfig => ({ clockToleranceSec: 0, claims: { user: 'sub', apps: 'apps', roles: 'roles' }, adminRole: 'entry-admin', denyApps: [], ...o }) as AuthConfig;
+
+describe('the verification key', () => {
+  it('refuses a private key given as --jwt-public-key, and takes its public half', () => {
+    const { publicKey, privateKey } = generateKeyPairSync('ed25519');
+    const priv = join(dir, 'signing.pem');
+    const pub = join(dir, 'verify.pem');
+    writeFileSync(priv, privateKey.export({ type: 'pkcs8', format: 'pem' }));
+    writeFileSync(pub, publicKey.export({ type: 'spki', format: 'pem' }));
+    expect(() => loadVerificationKey(auth({ publicKeyFile: priv }))).toThrow(/^invalid setting --jwt-public-key: .*holds a private key: give the broker the public key only/);
+    expect(loadVerificationKey(auth({ publicKeyFile: pub })).algorithms).toContain('EdDSA');
+  });
+
+  it('warns of a key set without an audience and of a secret others can read', () => {
+    expect(authWarnings(auth({ jwksUrl: 'https://idp.example/jwks' }))).toEqual([expect.stringMatching(/^--jwks-url without --audience: tokens the provider issued for any of its clients are accepted/)]);
+    expect(authWarnings(auth({ jwksUrl: 'https://idp.example/jwks', audience: 'entry' }))).toEqual([]);
+    const secret = join(dir, 'secret');
+    writeFileSync(secret, randomBytes(32).toString('hex'));
+    chmodSync(secret, 0o644);
+    expect(authWarnings(auth({ secretFile: secret }))).toEqual([expect.stringMatching(/can be read by others \(mode 0644\).*chmod 600/)]);
+    chmodSync(secret, 0o600);
+    expect(authWarnings(auth({ secretFile: secret }))).toEqual([]);
+  });
+});
