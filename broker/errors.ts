@@ -12,6 +12,7 @@ export const ERRORS = {
   ENTRY_BAD_ORIGIN: { status: 403, close: 4403, message: 'origin not allowed' },
   ENTRY_BAD_REQUEST: { status: 400, close: 4400, message: 'bad request' },
   ENTRY_METHOD_NOT_ALLOWED: { status: 405, close: 4405, message: 'method not allowed' },
+  ENTRY_UPGRADE_REQUIRED: { status: 426, close: 4400, message: 'this endpoint takes a WebSocket upgrade' },
   ENTRY_BODY_TOO_LARGE: { status: 413, close: 4413, message: 'request body too large' },
   ENTRY_UNSUPPORTED_MEDIA_TYPE: { status: 415, close: 4415, message: 'unsupported content type' },
   ENTRY_BODY_TIMEOUT: { status: 408, close: 4408, message: 'request body did not arrive in time' },

@@ -2,7 +2,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { OidcClientConfig } from '../config/config.js';
 import { type ApiDeps, handleApi } from './api.js';
 import { handleConfigRoute } from './config-route.js';
-import { sendJson } from './respond.js';
+import { EntryError } from '../errors.js';
+import { sendError, sendJson, sendMethodNotAllowed } from './respond.js';
 import { serveStatic } from './static.js';
 import { requestUrl } from './request-url.js';
 
@@ -76,8 +77,12 @@ export function createRequestHandler(deps: HttpDeps) {
       sendJson(res, targets && store ? 200 : 503, { status, docker: backends['docker'] ?? false, store, hosts, backends });
       return;
     }
+    if ((path === '/healthz' || path === '/readyz') && !reading) {
+      sendMethodNotAllowed(res, req.method, path, 'GET, HEAD');
+      return;
+    }
     if (path === '/enter' || path === '/attach') {
-      sendJson(res, 426, { error: 'ENTRY_BAD_REQUEST', message: 'this endpoint takes a WebSocket upgrade' });
+      sendError(res, new EntryError('ENTRY_UPGRADE_REQUIRED'), { upgrade: 'websocket' });
       return;
     }
     if (handleConfigRoute(req, res, path, deps.oidc)) return;

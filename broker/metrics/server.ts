@@ -2,7 +2,10 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { FaultReporter } from '../fault.js';
 import { httpBoundary } from '../http/boundary.js';
+import { logAccess } from '../http/access-log.js';
 import { acceptFailures } from '../http/listener.js';
+import { requestId } from '../http/request-id.js';
+import { sendMethodNotAllowed } from '../http/respond.js';
 import type { Logger } from '../log.js';
 import type { BrokerMetrics } from './metrics.js';
 
@@ -24,9 +27,16 @@ export class MetricsServer {
       httpBoundary(
         'metrics',
         async (req, res) => {
+          // The rules of the broker's own listener: a request id, one log line, HEAD as GET.
+          res.setHeader('x-request-id', requestId(req));
+          logAccess(req, res, this.log);
           const path = (req.url ?? '/').split('?')[0];
-          if (req.method !== 'GET' || path !== '/metrics') {
+          if (path !== '/metrics') {
             res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /metrics\n');
+            return;
+          }
+          if (req.method !== 'GET' && req.method !== 'HEAD') {
+            sendMethodNotAllowed(res, req.method, path, 'GET, HEAD');
             return;
           }
           const text = await this.metrics.text();

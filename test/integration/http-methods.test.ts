@@ -67,6 +67,8 @@ describe('HTTP methods and timeouts', () => {
       ['DELETE', '/entry-terminal.js', 'GET, HEAD'],
       ['POST', '/api/whoami', 'GET, HEAD'],
       ['PUT', '/api/tickets', 'POST'],
+      ['POST', '/healthz', 'GET, HEAD'],
+      ['DELETE', '/readyz', 'GET, HEAD'],
     ];
     for (const [method, path, allow] of cases) {
       const res = await fetch(broker.url + path, { method, headers: { authorization: `Bearer ${token}` } });
@@ -76,5 +78,33 @@ describe('HTTP methods and timeouts', () => {
     }
     // A path that is not there stays 404 whatever the method.
     expect((await fetch(`${broker.url}/no-such-file.txt`, { method: 'POST' })).status).toBe(404);
+  });
+
+  it('answers a plain request to a WebSocket endpoint with 426 and its own code', async () => {
+    for (const [method, path] of [['GET', '/enter'], ['POST', '/attach']] as const) {
+      const res = await fetch(broker.url + path, { method });
+      expect(res.status, `${method} ${path}`).toBe(426);
+      expect(res.headers.get('upgrade'), `${method} ${path}`).toBe('websocket');
+      expect(((await res.json()) as { error: string }).error, `${method} ${path}`).toBe('ENTRY_UPGRADE_REQUIRED');
+    }
+  });
+
+  it('answers the metrics listener as the others: HEAD as GET, 405 with Allow, a request id', async () => {
+    const withMetrics = await startBrokerProcess(['--metrics-listen', '127.0.0.1:0']);
+    try {
+      const listening = withMetrics.logs.map((l) => JSON.parse(l) as { msg: string; url?: string }).find((l) => l.msg === 'metrics listening');
+      const url = listening!.url!;
+      const [get, headRes] = await Promise.all([fetch(url), fetch(url, { method: 'HEAD' })]);
+      expect(get.status).toBe(200);
+      expect(get.headers.get('x-request-id')).toMatch(/\S/);
+      expect(headRes.status).toBe(200);
+      expect(await headRes.text()).toBe('');
+      const post = await fetch(url, { method: 'POST' });
+      expect(post.status).toBe(405);
+      expect(post.headers.get('allow')).toBe('GET, HEAD');
+      expect((await fetch(url.replace('/metrics', '/other'))).status).toBe(404);
+    } finally {
+      await withMetrics.stop();
+    }
   });
 });
