@@ -2,8 +2,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../log.js';
 import { requestId } from './request-id.js';
 
-/** Paths polled every few seconds by probes: logged at debug level so they do not drown the log. */
-const PROBES = new Set(['/healthz', '/readyz']);
+/** Paths polled every few seconds by probes and scrapers: logged at debug level so they do not drown the log. */
+const PROBES = new Set(['/healthz', '/readyz', '/metrics']);
 
 /**
  * One log line per answered request. Everything it prints is taken when the request arrives:
