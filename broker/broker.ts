@@ -173,7 +173,7 @@ export class EntryBroker {
     const track = this.sessions.track;
     this.observers.push(audit);
     const recorder = config.audit.recordingsDir
-      ? new Recorder({ dir: config.audit.recordingsDir, recordInput: config.audit.recordInput, maxBytes: config.audit.recordingMaxBytes, retentionDays: config.audit.retentionDays }, this.log)
+      ? newRecorder({ dir: config.audit.recordingsDir, recordInput: config.audit.recordInput, maxBytes: config.audit.recordingMaxBytes, retentionDays: config.audit.retentionDays }, this.log)
       : undefined;
     if (recorder) this.observers.push(recorder);
     this.recorder = recorder;
@@ -313,9 +313,25 @@ async function listeningOn<T>(setting: string, where: { host: string; port: numb
   try {
     return await start();
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'EADDRINUSE' || code === 'EADDRNOTAVAIL' || code === 'EACCES') throw new ConfigError(setting, `cannot listen on ${where.host}:${where.port}: ${code === 'EADDRINUSE' ? 'in use by another process' : code}`);
+    const code = (err as NodeJS.ErrnoException).code ?? '';
+    const why: Record<string, string> = {
+      EADDRINUSE: 'in use by another process',
+      EADDRNOTAVAIL: 'no interface of this machine has that address (EADDRNOTAVAIL)',
+      EACCES: 'not permitted (EACCES: a port under 1024 needs CAP_NET_BIND_SERVICE)',
+      ENOTFOUND: 'no such host (ENOTFOUND)',
+      EAI_AGAIN: 'the host name could not be resolved just now (EAI_AGAIN)',
+    };
+    if (why[code]) throw new ConfigError(setting, `cannot listen on ${where.host}:${where.port}: ${why[code]}`);
     throw err;
+  }
+}
+
+/** The recorder, its folder made first: a path it cannot make is a bad --recordings-dir. */
+function newRecorder(options: ConstructorParameters<typeof Recorder>[0], log: Logger): Recorder {
+  try {
+    return new Recorder(options, log);
+  } catch (err) {
+    throw new ConfigError('--recordings-dir', `cannot make ${options.dir}: ${(err as Error).message}`);
   }
 }
 

@@ -1,5 +1,8 @@
 import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -8,7 +11,8 @@ const BROKER = fileURLToPath(new URL('../../dist/broker/main.js', import.meta.ur
 /** Runs the built broker to its exit (it exits at once on a bad setting): status and stderr. */
 function brokerExit(args: string[]): Promise<{ status: number | null; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [BROKER, '--dev', '--log-level', 'error', '--recordings-dir', 'none', '--state-dir', 'none', ...args], { timeout: 30_000 }, (err, _stdout, stderr) => {
+    const defaults = ['--recordings-dir', '--state-dir'].filter((flag) => !args.includes(flag)).flatMap((flag) => [flag, 'none']);
+    execFile(process.execPath, [BROKER, '--dev', '--log-level', 'error', ...defaults, ...args], { timeout: 30_000 }, (err, _stdout, stderr) => {
       resolve({ status: err ? ((err as { code?: number }).code ?? null) : 0, stderr });
     });
   });
@@ -32,6 +36,21 @@ describe('a broker that cannot listen where it is told', () => {
     expect(main).toEqual({ status: 2, stderr: `entry-broker: invalid setting --listen: cannot listen on 127.0.0.1:${port}: in use by another process\n` });
     const metrics = await brokerExit(['--listen', '127.0.0.1:0', '--metrics-listen', `127.0.0.1:${port}`]);
     expect(metrics).toEqual({ status: 2, stderr: `entry-broker: invalid setting --metrics-listen: cannot listen on 127.0.0.1:${port}: in use by another process\n` });
+  });
+});
+
+describe('a broker whose recordings folder cannot be made', () => {
+  it('names --recordings-dir in one line and exits 2', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'entry-start-'));
+    try {
+      writeFileSync(join(dir, 'a-file'), '');
+      const under = join(dir, 'a-file', 'recordings');
+      const r = await brokerExit(['--listen', '127.0.0.1:0', '--recordings-dir', under]);
+      expect(r.status).toBe(2);
+      expect(r.stderr).toMatch(new RegExp(`^entry-broker: invalid setting --recordings-dir: cannot make ${under}: ENOTDIR`));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
