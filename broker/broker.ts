@@ -304,6 +304,8 @@ export class EntryBroker {
 
   /** Reads the TLS certificate and key again (SIGHUP); new connections get them. */
   reloadTls(): boolean {
+    // Said either way: an operator who sent SIGHUP sees it was heard.
+    if (!this.certificates) this.log.info('SIGHUP: no TLS certificate to reload');
     return this.certificates?.reload('SIGHUP') ?? false;
   }
 }

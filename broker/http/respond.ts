@@ -37,7 +37,10 @@ export function sendMethodNotAllowed(res: ServerResponse, method: string | undef
   sendError(res, new EntryError('ENTRY_METHOD_NOT_ALLOWED', `${method} not allowed on ${path}`), { allow });
 }
 
+/** The API's credential: `Authorization: Bearer`, else the `access-token` header the upgrade takes. */
 export function bearerToken(req: IncomingMessage): string | undefined {
   const m = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
-  return m?.[1];
+  if (m) return m[1];
+  const header = req.headers['access-token'];
+  return typeof header === 'string' && header !== '' ? header : undefined;
 }

@@ -64,6 +64,8 @@ export class ListenerCertificates {
       const previous = this.serial;
       this.server.setSecureContext(this.read());
       if (this.serial !== previous) this.log.info('tls certificate reloaded', { why, serial: this.serial });
+      // An operator's SIGHUP is answered even when the files had not changed.
+      else if (why === 'SIGHUP') this.log.info('tls certificate unchanged', { why, serial: this.serial });
       return true;
     } catch (err) {
       this.log.warn('tls reload failed; keeping the certificate in use', { why, error: err as Error });

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BrokerProcess, startBrokerProcess } from '../helpers/broker-process.js';
 import { rawHttp } from '../helpers/raw-http.js';
+import { eventually } from '../helpers/sessions.js';
 
 /** Headers must come within 1 s; a body may take 3 s after them, longer than the headers may. */
 const HANDSHAKE_TIMEOUT_MS = 1_000;
@@ -78,6 +79,15 @@ describe('HTTP methods and timeouts', () => {
     }
     // A path that is not there stays 404 whatever the method.
     expect((await fetch(`${broker.url}/no-such-file.txt`, { method: 'POST' })).status).toBe(404);
+  });
+
+  it('takes the access-token header on the API, as the upgrade does, and answers SIGHUP without TLS', async () => {
+    const res = await fetch(`${broker.url}/api/whoami`, { headers: { 'access-token': token } });
+    expect(res.status).toBe(200);
+    expect((await res.json()) as { user: string }).toMatchObject({ user: 'alice' });
+    broker.child.kill('SIGHUP');
+    await eventually(async () => broker.logs.some((l) => l.includes('SIGHUP: no TLS certificate to reload')), 'the answer to SIGHUP', 5_000);
+    expect((await fetch(`${broker.url}/healthz`)).status).toBe(200);
   });
 
   it('answers a plain request to a WebSocket endpoint with 426 and its own code', async () => {

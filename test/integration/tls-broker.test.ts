@@ -139,6 +139,9 @@ describe('TLS on the broker', () => {
     const byWatch = await eventually(async () => (await servedSerial(broker.url, ca.pem())) === third.serial, 'the new serial after the file change', 5_000);
     console.log(`tls: new certificate served ${bySighup} ms after SIGHUP, ${byWatch} ms after a file swap`);
     expect(broker.logs.filter((l) => l.includes('tls certificate reloaded')).length).toBeGreaterThanOrEqual(2);
+    // A SIGHUP with nothing changed is answered too.
+    broker.child.kill('SIGHUP');
+    await eventually(async () => broker.logs.some((l) => l.includes('tls certificate unchanged')), 'the answer to a SIGHUP with nothing new', 5_000);
 
     live.stdin.end('ok\n');
     expect(await live.wait()).toBe(0);
