@@ -2,11 +2,16 @@
 import { EntryBroker } from './broker.js';
 import { ConfigError, parseConfig, type RawSettings } from './config/config.js';
 import { readSettings, settingSource } from './config/flags.js';
+import { PACKAGE_VERSION } from './package-version.js';
 
 /** sysexits.h: an internal software error; systemd's Restart=on-failure and Kubernetes restart on it. */
 const EX_SOFTWARE = 70;
 
 async function main(): Promise<void> {
+  if (process.argv[2] === '--version') {
+    process.stdout.write(`entry-broker ${PACKAGE_VERSION}\n`);
+    return;
+  }
   let broker: EntryBroker;
   let raw: RawSettings | undefined;
   try {

@@ -277,6 +277,22 @@ function parseRedis(raw: RawSettings): BrokerConfig['redis'] {
   return { url, sentinels, sentinelName: str(raw, 'redis-sentinel-name'), cluster };
 }
 
+/** Origins as a browser sends them (`https://console.example:8443`): anything else would never match. */
+function parseOrigins(origins: string[]): string[] {
+  for (const o of origins) {
+    let origin: string | undefined;
+    try {
+      origin = new URL(o).origin;
+    } catch {
+      origin = undefined;
+    }
+    if (origin !== o) {
+      throw new ConfigError('--allowed-origin', `${JSON.stringify(o)} is not an origin as browsers send it (scheme://host[:port], no path, no wildcard)${origin && origin !== 'null' ? `: did you mean ${origin}?` : ''}`);
+    }
+  }
+  return origins;
+}
+
 export function parseConfig(raw: RawSettings): BrokerConfig {
   const listen = parseListen(str(raw, 'listen') ?? defaultString('listen'));
   const kubernetes = parseKubernetes(raw);
@@ -363,7 +379,7 @@ export function parseConfig(raw: RawSettings): BrokerConfig {
     },
     redis: parseRedis(raw),
     audit: parseAudit(raw),
-    allowedOrigins: list(raw, 'allowed-origin', []),
+    allowedOrigins: parseOrigins(list(raw, 'allowed-origin', [])),
     oidc: parseOidc(raw),
     logLevel,
     logBacklogBytes: int(raw, 'log-backlog', 64 * 1024, 1024 ** 3),

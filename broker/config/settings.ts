@@ -123,7 +123,7 @@ export const SETTINGS = {
     default: DEFAULT_OPEN_TIMEOUT_MS,
     description: "time the engine or cluster has to answer a session's start, else `ENTRY_DOCKER_UNAVAILABLE` or `ENTRY_CLUSTER_UNAVAILABLE` (what it may have started is ended)",
   },
-  'allowed-origin': { type: 'string', array: true, arg: 'ORIGIN…', shown: 'same origin only', description: 'Origins allowed on browser upgrades' },
+  'allowed-origin': { type: 'string', array: true, arg: 'ORIGIN…', shown: 'same origin only', description: 'Origins allowed on browser upgrades, as browsers send them (`https://console.example`)' },
   'oidc-issuer': { type: 'string', arg: 'URL', description: 'the OIDC provider `enter login` uses (https; http only on loopback), told to clients by `GET /api/config`' },
   'oidc-client-id': {
     type: 'string',

@@ -54,6 +54,13 @@ describe('a broker whose recordings folder cannot be made', () => {
   });
 });
 
+describe('entry-broker --version', () => {
+  it('prints the version and exits 0', async () => {
+    const out = await new Promise<string>((resolve, reject) => execFile(process.execPath, [BROKER, '--version'], { timeout: 30_000 }, (err, stdout) => (err ? reject(err) : resolve(stdout))));
+    expect(out).toMatch(/^entry-broker \d+\.\d+\.\d+\n$/);
+  });
+});
+
 describe('a broker started with an option it does not have', () => {
   it('names it in one line and exits 2, rather than printing the whole help', async () => {
     expect(await brokerExit(['--liste', '127.0.0.1:0'])).toEqual({ status: 2, stderr: 'entry-broker: invalid setting --liste: no such option (entry-broker --help lists them)\n' });

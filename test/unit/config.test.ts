@@ -120,6 +120,13 @@ describe('parseConfig', () => {
     expect(configError({ ...KEY, 'clock-tolerance': 601 }).setting).toBe('--clock-tolerance');
   });
 
+  it('refuses an allowed origin no browser would send, and says which one was meant', () => {
+    expect(configError({ ...KEY, 'allowed-origin': ['*'] }).message).toMatch(/^invalid setting --allowed-origin: "\*" is not an origin as browsers send it/);
+    expect(configError({ ...KEY, 'allowed-origin': ['https://c.example/'] }).message).toMatch(/did you mean https:\/\/c\.example\?$/);
+    expect(configError({ ...KEY, 'allowed-origin': ['not an origin'] }).setting).toBe('--allowed-origin');
+    expect(parseConfig({ ...KEY, 'allowed-origin': ['https://c.example', 'http://127.0.0.1:8080'] }).allowedOrigins).toEqual(['https://c.example', 'http://127.0.0.1:8080']);
+  });
+
   it('names a --redis-url it cannot read without the password in it', () => {
     const err = configError({ ...KEY, 'redis-url': 'redis://default:hunter2@redis.internal:63 79' });
     expect(err.message).toBe('invalid setting --redis-url: not a URL: redis://[credentials]@redis.internal:63 79');
