@@ -123,7 +123,7 @@ async function main(): Promise<void> {
         throw new ClientError('ENTRY_BAD_REQUEST', `enter ${sub} runs no command: what follows -- is for enter APP PROC INSTANCE -- CMD`);
       }
       if (isLocal(args._)) return;
-      (await lazy.tls()).applyCliTls({ caFile: args['ca-file'] as string | undefined, cert: args['cert'] as string | undefined, key: args['key'] as string | undefined });
+      await (await lazy.tls()).applyCliTls({ caFile: args['ca-file'] as string | undefined, cert: args['cert'] as string | undefined, key: args['key'] as string | undefined });
     })
     .command(
       'login',
