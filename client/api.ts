@@ -2,6 +2,7 @@ import { pipeline, Readable, Writable } from 'node:stream';
 import { utf8 } from '../proto/codec.js';
 import { ClientError } from './protocol/client-error.js';
 import { type ConnectOptions, endReason, ExecConnection, type SessionEnd, type Target } from './protocol/connection.js';
+import { clientTlsWith } from './protocol/tls.js';
 
 export type { Target, SessionEnd };
 export { ClientError };
@@ -70,7 +71,7 @@ function connectOptions(o: ExecOptions): ConnectOptions {
     target: o.target,
     resume: o.resume ?? true,
     ...(o.connectTimeoutMs ? { connectTimeoutMs: o.connectTimeoutMs } : {}),
-    ...(o.ca || o.cert ? { tls: { ...(o.ca ? { ca: Buffer.from(o.ca) } : {}), ...(o.cert ? { cert: Buffer.from(o.cert) } : {}), ...(o.key ? { key: Buffer.from(o.key) } : {}) } } : {}),
+    ...(o.ca || o.cert || o.key ? { tls: clientTlsWith({ ...(o.ca ? { ca: Buffer.from(o.ca) } : {}), ...(o.cert ? { cert: Buffer.from(o.cert) } : {}), ...(o.key ? { key: Buffer.from(o.key) } : {}) }) } : {}),
     spec: {
       argv: o.command.map((a) => (typeof a === 'string' ? utf8(a) : a)),
       tty: o.tty ?? false,
@@ -146,27 +147,34 @@ export async function spawn(options: ExecOptions): Promise<RemoteProcess> {
 
 /** Runs a command to completion and collects its output. */
 export async function run(options: RunOptions): Promise<RunResult> {
-  const proc = await spawn(options);
+  const input = options.stdin;
+  let over = false;
+  let inputFailed: Error | undefined;
+  let proc: RemoteProcess | undefined;
+  const stream = input !== undefined && typeof input !== 'string' && !(input instanceof Uint8Array) ? input : undefined;
+  // Input that fails before the command is done ends the session: its end would never come.
+  // Heard from the start: a file that cannot be opened fails while the session is opening.
+  stream?.once('error', (e: Error) => {
+    if (over) return;
+    inputFailed = e;
+    proc?.close();
+  });
+  try {
+    proc = await spawn(options);
+  } catch (e) {
+    over = true;
+    throw inputFailed ?? e;
+  }
   const out: Buffer[] = [];
   const err: Buffer[] = [];
   proc.stdout.on('data', (c: Buffer) => out.push(c));
   proc.stderr.on('data', (c: Buffer) => err.push(c));
   const ended = Promise.all([new Promise((r) => proc.stdout.on('end', r)), new Promise((r) => proc.stderr.on('end', r))]);
-  const input = options.stdin;
-  let over = false;
-  let inputFailed: Error | undefined;
-  if (input === undefined) proc.stdin.end();
+  if (inputFailed) proc.close();
+  else if (input === undefined) proc.stdin.end();
   else if (typeof input === 'string' || input instanceof Uint8Array) proc.stdin.end(input);
-  else {
-    // Input that fails before the command is done ends the session: its end would never come.
-    input.once('error', (e: Error) => {
-      if (over) return;
-      inputFailed = e;
-      proc.close();
-    });
-    // Its own failure is heard above; a session that ends first ends the input too.
-    pipeline(input, proc.stdin, () => undefined);
-  }
+  // Its own failure is heard above; a session that ends first ends the input too.
+  else pipeline(input, proc.stdin, () => undefined);
   try {
     const exitCode = await proc.wait();
     await ended;

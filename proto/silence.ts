@@ -23,3 +23,10 @@ export const PING_INTERVAL_HEADER = 'Entry-Ping-Interval';
  * back waiting for one. Older brokers do not send it.
  */
 export const RESUME_GRACE_HEADER = 'Entry-Resume-Grace';
+
+/**
+ * One resume try, from asking for the connection to RESUMABLE, at most (or what is left of the
+ * grace period): a network that drops packets leaves a socket connecting, or a resume waiting
+ * for its answer, for as long as nobody bounds it. The same bound as the CLI's connect timeout.
+ */
+export const RESUME_TRY_MS = 15_000;

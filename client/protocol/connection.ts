@@ -18,7 +18,7 @@ import {
 } from '../../proto/codec.js';
 import { AckBatcher } from '../../proto/ack-batcher.js';
 import { dropAcknowledged } from '../../proto/acknowledged.js';
-import { PING_INTERVAL_HEADER, RESUME_GRACE_HEADER, SILENT_MARGIN_MS, silenceWatch } from '../../proto/silence.js';
+import { PING_INTERVAL_HEADER, RESUME_GRACE_HEADER, RESUME_TRY_MS, SILENT_MARGIN_MS, silenceWatch } from '../../proto/silence.js';
 import { PASSING_REFUSALS } from '../../proto/passing-refusals.js';
 import { ClientError } from './client-error.js';
 import { type ClientTls, clientTlsFromEnv, tlsConnectOptions } from './tls.js';
@@ -151,6 +151,8 @@ export class ExecConnection extends EventEmitter {
   private resumeDeadline = 0;
   /** Tries since the connection broke, counted across connections that opened and broke again. */
   private reconnectAttempts = 0;
+  /** Gives up a resume try whose socket is not answered (see boundResumeTry). */
+  private tryTimer: NodeJS.Timeout | undefined;
   /** A resume was asked for on the current socket and not answered yet. */
   private resuming = false;
   private readonly onSent = (): void => this.checkDrain();
@@ -331,6 +333,9 @@ export class ExecConnection extends EventEmitter {
     if (this.readingPaused) ws.pause();
     for (const data of early?.messages ?? []) if (this.ws === ws) this.onMessage(data);
     if (early?.closeCode !== undefined && this.ws === ws) this.onClose(early.closeCode);
+    // Watched from the upgrade on, not from the first message: a link that dies while the
+    // broker finds the container or starts the exec would otherwise be waited on for ever.
+    if (this.ws === ws && !this.resuming) this.watchWithoutTicket();
   }
 
   private onClose(closeCode: number): void {
@@ -368,6 +373,7 @@ export class ExecConnection extends EventEmitter {
     if (this.ended) return;
     this.ended = true;
     clearInterval(this.watchdog);
+    clearTimeout(this.tryTimer);
     clearTimeout(this.ticketTimer);
     this.emit('end', end);
     this.resolveDone(end);
@@ -403,6 +409,7 @@ export class ExecConnection extends EventEmitter {
         this.resuming = true;
         this.attach(ws);
         ws.send(encodeRequest(RequestType.RESUME, encodeResumeRequest({ token: ticket.token, outputOffset: this.outputAcks.count })));
+        this.boundResumeTry(ws);
         // RESUMABLE (resumed), a CLOSE (refused), or a close with neither (another try) follows.
         this.retryWait = Math.min(this.retryWait * 2, RETRY_MAX_MS);
         return;
@@ -413,8 +420,24 @@ export class ExecConnection extends EventEmitter {
     this.finish({ exitCode: this.exitCode, code: 'ENTRY_RESUME_EXPIRED', message: 'the connection broke and the session could not be resumed in time', closeCode: 1006 });
   }
 
+  /**
+   * A resume try's socket that opened and is not answered within RESUME_TRY_MS (or what is
+   * left of the grace period) is dropped: the next try follows, or the grace period ends.
+   */
+  private boundResumeTry(ws: WebSocket): void {
+    clearTimeout(this.tryTimer);
+    this.tryTimer = setTimeout(
+      () => {
+        if (this.resuming && this.ws === ws && !this.ended) ws.terminate();
+      },
+      Math.max(0, Math.min(RESUME_TRY_MS, this.resumeDeadline - Date.now())),
+    );
+    this.tryTimer.unref();
+  }
+
   /** The broker took us back: send what it has not passed on, and carry on. */
   private resumed(ticket: ResumeTicket): void {
+    clearTimeout(this.tryTimer);
     this.resuming = false;
     const awayMs = Date.now() - this.lostAt;
     this.lostAt = 0;
@@ -594,6 +617,16 @@ const MAX_PENDING_PONGS = 36_000;
 export const MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
 
 /** Opens the WebSocket to /enter; rejects with ClientError when the broker cannot be reached. */
+/** The secure context for a session's socket: PEMs that cannot be used are a ClientError, said so. */
+function tlsOptionsOf(options: ConnectOptions): ReturnType<typeof tlsConnectOptions> {
+  try {
+    return tlsConnectOptions(options.tls ?? clientTlsFromEnv());
+  } catch (err) {
+    if (err instanceof ClientError) throw err;
+    throw new ClientError('ENTRY_BAD_REQUEST', `the TLS certificate or key cannot be used: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+}
+
 function openSocket(options: ConnectOptions, extra: Record<string, string>, timeoutMs: number): Promise<WebSocket> {
   const { target } = options;
   // `maxPendingAutoPongs` (ws 8.18+) is not in @types/ws yet.
@@ -608,7 +641,7 @@ function openSocket(options: ConnectOptions, extra: Record<string, string>, time
       ...extra,
     },
     perMessageDeflate: false,
-    ...tlsConnectOptions(options.tls ?? clientTlsFromEnv()),
+    ...tlsOptionsOf(options),
     handshakeTimeout: timeoutMs,
     maxPayload: MAX_MESSAGE_BYTES,
     // ws ends a connection when more than 60 pongs wait to be written (its default). A reader
@@ -616,10 +649,16 @@ function openSocket(options: ConnectOptions, extra: Record<string, string>, time
     // 10 s --ping-interval, 30 s at 500 ms. A bound stays, for a broker gone wrong.
     maxPendingAutoPongs: MAX_PENDING_PONGS,
   };
-  const ws = new WebSocket(enterUrl(options.broker), socketOptions);
+  let ws: WebSocket;
+  try {
+    ws = new WebSocket(enterUrl(options.broker), socketOptions);
+  } catch (err) {
+    // An address that is no URL, a scheme that is not http(s) or ws(s).
+    return Promise.reject(new ClientError('ENTRY_BAD_REQUEST', `not a broker address: ${JSON.stringify(options.broker)} (${(err as Error).message})`));
+  }
   return new Promise((resolve, reject) => {
     const onError = (err: Error & { code?: string }) => {
-      const why = err.code === 'ECONNRESET' && /^wss:|^https:/.test(options.broker) ? 'ECONNRESET (the broker may want a client certificate: --cert and --key)' : (err.code ?? err.message);
+      const why = err.code === 'ECONNRESET' && /^wss:|^https:/.test(options.broker) ? 'ECONNRESET (the broker may want a client certificate: --cert and --key, or cert and key)' : (err.code ?? err.message);
       reject(new ClientError('ENTRY_CONNECT_FAILED', `cannot reach broker ${options.broker}: ${why}`));
     };
     ws.once('error', onError);

@@ -39,6 +39,21 @@ export function clientTlsFromEnv(env: NodeJS.ProcessEnv = process.env): ClientTl
 }
 
 /**
+ * TLS settings given in code, each falling back to its variable: `ca` alone still takes the
+ * client certificate from ENTRY_CERT_FILE and ENTRY_KEY_FILE. A certificate without its key
+ * (or the other way round) is an error, not a connection without either.
+ */
+export function clientTlsWith(given: ClientTls, env: NodeJS.ProcessEnv = process.env): ClientTls | undefined {
+  if (Boolean(given.cert) !== Boolean(given.key)) throw new ClientError('ENTRY_BAD_REQUEST', 'a client certificate needs its key, and a key its certificate (cert and key)');
+  const fromEnv = clientTlsFromEnv(env) ?? {};
+  const ca = given.ca ?? fromEnv.ca;
+  const cert = given.cert ?? fromEnv.cert;
+  const key = given.cert ? given.key : fromEnv.key;
+  if (!ca && !cert) return undefined;
+  return { ...(ca ? { ca } : {}), ...(cert && key ? { cert, key } : {}) };
+}
+
+/**
  * Options for tls.connect (ws, https, undici): a secure context with the system's roots plus
  * the extra CA, and the client certificate. Built once per set of PEMs and reused: parsing
  * the ~140 system roots for every connection would cost tens of milliseconds each time.

@@ -1,0 +1,83 @@
+import { createReadStream } from 'node:fs';
+import { afterEach, describe, expect, it } from 'vitest';
+import type WebSocket from 'ws';
+import { ClientError, run } from '../../client/index.js';
+import { decodeRequest, encodeResponse, encodeResumeTicket, RequestType, ResponseType, utf8 } from '../../proto/codec.js';
+import { FakeBroker } from '../helpers/fake-broker.js';
+
+/**
+ * run() against a stand-in broker on loopback that goes silent or answers nothing where a real
+ * network can: every failure ends the call with a ClientError (or the input's own error), in
+ * bounded time, never a hang or an uncaught exception.
+ */
+
+const target = { app: 'shop', proc: 'web', instance: 1 };
+const PING_MS = 200;
+
+/** A broker that accepts every upgrade (telling its ping interval) and hands the socket to `onOpen`. */
+async function broker(onOpen: (n: number, ws: WebSocket) => void): Promise<FakeBroker> {
+  const fake = new FakeBroker((n, req, socket, head) => fake.accept(req, socket, head, (ws) => onOpen(n, ws)));
+  fake.wss.on('headers', (headers) => headers.push(`Entry-Ping-Interval: ${PING_MS}`));
+  return fake.start();
+}
+
+const failureOf = (p: Promise<unknown>) =>
+  p.then(
+    () => expect.unreachable('run() resolved'),
+    (e: unknown) => e as Error & { code?: string },
+  );
+
+describe('run() when the broker or the network fails', () => {
+  let fake: FakeBroker | undefined;
+  afterEach(async () => {
+    await fake?.stop();
+    fake = undefined;
+  });
+
+  it('rejects with the error of a stdin stream that fails before the session is open, and ends the session', async () => {
+    let closed: Promise<number> | undefined;
+    fake = await broker((_n, ws) => (closed = new Promise((r) => ws.once('close', r))));
+    const err = await failureOf(run({ broker: fake.url, token: 't', target, command: ['cat'], stdin: createReadStream('/nonexistent/input.txt') }));
+    expect(err.code).toBe('ENOENT');
+    expect(closed).toBeDefined();
+    await closed;
+  });
+
+  it('takes a link that goes silent right after the upgrade for lost, without resume', async () => {
+    fake = await broker(() => undefined);
+    const started = Date.now();
+    const err = await failureOf(run({ broker: fake.url, token: 't', target, command: ['true'], resume: false }));
+    expect(err).toBeInstanceOf(ClientError);
+    expect(err.code).toBe('ENTRY_CONNECTION_LOST');
+    // Three pings and the margin (2.6 s), looked at every 200 ms.
+    expect(Date.now() - started).toBeLessThan(10_000);
+  });
+
+  it('gives up a resume whose connection opens and is never answered, when the grace period ends', async () => {
+    fake = await broker((n, ws) => {
+      if (n > 1) return; // Upgraded, then nothing: RESUME is never answered.
+      ws.once('message', (data: Buffer) => {
+        if (decodeRequest(data).msgType !== RequestType.START) return;
+        ws.send(encodeResponse(ResponseType.RESUMABLE, encodeResumeTicket({ session: 's-1', token: Buffer.from('resume-token'), outputOffset: 0, inputOffset: 0, graceMs: 3_000, pingIntervalMs: PING_MS })));
+        ws.send(encodeResponse(ResponseType.STDOUT, utf8('before\n')));
+        setTimeout(() => ws.terminate(), 100);
+      });
+    });
+    const started = Date.now();
+    const err = await failureOf(run({ broker: fake.url, token: 't', target, command: ['work'] }));
+    expect(err.code).toBe('ENTRY_RESUME_EXPIRED');
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect(fake.upgrades.length).toBeGreaterThanOrEqual(2);
+  }, 20_000);
+
+  it('refuses a broker address that is no URL, and a certificate without its key, as ClientErrors', async () => {
+    for (const address of ['ftp://127.0.0.1:1', 'entry.example.com']) {
+      const err = await failureOf(run({ broker: address, token: 't', target, command: ['true'] }));
+      expect(err, address).toBeInstanceOf(ClientError);
+      expect(err.code, address).toBe('ENTRY_BAD_REQUEST');
+    }
+    const noKey = await failureOf(run({ broker: 'https://127.0.0.1:1', token: 't', target, command: ['true'], cert: 'PEM' }));
+    expect(noKey).toBeInstanceOf(ClientError);
+    expect(noKey.message).toMatch(/a client certificate needs its key/);
+  });
+});
