@@ -6,9 +6,15 @@ export interface Target {
   instance: string | number;
 }
 
-/** The broker's base URL without a trailing slash; default: the page's own origin. */
+/**
+ * The broker's base URL without a trailing slash; default: the page's own origin. `host:port`
+ * without a scheme takes the page's (the URL parser would read `localhost:` as a scheme).
+ * Throws for anything that is not an http(s) or ws(s) address.
+ */
 export function brokerBase(broker?: string): string {
-  const base = new URL(broker || '/', location.href);
+  const given = broker && !/^[a-z][a-z0-9+.-]*:\/\//i.test(broker) && /^[^/?#]+:\d+(?:[/?#]|$)/.test(broker) ? `//${broker}` : broker;
+  const base = new URL(given || '/', location.href);
+  if (!['http:', 'https:', 'ws:', 'wss:'].includes(base.protocol)) throw new Error(`not a broker address: ${JSON.stringify(broker)}`);
   base.search = '';
   base.hash = '';
   return base.toString().replace(/\/$/, '');
@@ -17,7 +23,7 @@ export function brokerBase(broker?: string): string {
 /** The /enter socket address for a target, with a ticket when there is one, and the session it resumes. */
 export function enterSocketUrl(broker: string, target: Target, ticket?: string, resume?: string): string {
   const url = new URL(`${brokerBase(broker)}/enter`);
-  url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+  url.protocol = url.protocol === 'https:' || url.protocol === 'wss:' ? 'wss:' : 'ws:';
   url.searchParams.set('app', target.app);
   url.searchParams.set('proc', target.proc);
   url.searchParams.set('instance', String(target.instance));
@@ -29,7 +35,7 @@ export function enterSocketUrl(broker: string, target: Target, ticket?: string, 
 /** The /watch socket address for a session (admins; the token goes in the subprotocol list). */
 export function watchSocketUrl(broker: string, session: string): string {
   const url = new URL(`${brokerBase(broker)}/watch`);
-  url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+  url.protocol = url.protocol === 'https:' || url.protocol === 'wss:' ? 'wss:' : 'ws:';
   url.searchParams.set('session', session);
   return url.toString();
 }

@@ -15,7 +15,7 @@ import {
 } from '../../proto/codec.js';
 import { AckBatcher } from '../../proto/ack-batcher.js';
 import { dropAcknowledged } from '../../proto/acknowledged.js';
-import { SILENT_MARGIN_MS, silenceWatch } from '../../proto/silence.js';
+import { RESUME_TRY_MS, SILENT_MARGIN_MS, silenceWatch } from '../../proto/silence.js';
 import { PASSING_REFUSALS } from '../../proto/passing-refusals.js';
 import { base64url, brokerBase, enterSocketUrl, type Target, watchSocketUrl } from './broker-url.js';
 import { bindClipboard } from './clipboard.js';
@@ -89,14 +89,26 @@ const OUTPUT_ACK_BYTES = 64 * 1024;
 const OUTPUT_ACK_MS = 1_000;
 const RETRY_FIRST_MS = 100;
 const RETRY_MAX_MS = 1_000;
-/**
- * One resume try, from asking for a ticket to RESUMABLE, at most (or what is left of the grace
- * period): a network that drops packets leaves a socket connecting, or a ticket request
- * waiting, for as long as the browser likes. The same bound as the CLI's connect timeout.
- */
-const RESUME_TRY_MS = 15_000;
 /** Input sent and not yet passed on by the broker, at most; more waits here (a large paste). */
 const INPUT_WINDOW = 1024 * 1024;
+/**
+ * Output xterm may hold given and not yet drawn before acknowledgements wait for its drawing:
+ * far under the 50 MB past which xterm discards writes, far over what a visible terminal ever
+ * falls behind by.
+ */
+const XTERM_UNDRAWN_MAX = 8 * 1024 * 1024;
+
+/**
+ * Whether a ticket provider's failure may pass: no answer (offline, the API unreachable), a
+ * server error, or a refusal for the moment. An error without a status or code (a provider of
+ * the embedding page's own that just threw) is taken as passing too.
+ */
+function passingTicketFailure(err: unknown): boolean {
+  const { status, code } = err as { status?: unknown; code?: unknown };
+  if (typeof code === 'string' && PASSING_REFUSALS.has(code)) return true;
+  if (typeof status === 'number') return status === 0 || status >= 500;
+  return typeof code !== 'string' || code === 'ENTRY_UNREACHABLE';
+}
 
 const THEME: ITerminalOptions['theme'] = {
   background: '#101418',
@@ -185,6 +197,14 @@ class TerminalSession implements TerminalHandle {
     OUTPUT_ACK_BYTES,
     OUTPUT_ACK_MS,
   );
+  /**
+   * Output bytes handed to xterm (where a resume asks the broker to go on from), drawn by it,
+   * and acknowledged; and which session they count for (see `received`).
+   */
+  private outputArrived = 0;
+  private outputDrawn = 0;
+  private outputEligible = 0;
+  private outputEpoch = 0;
   private unacked: Uint8Array[] = [];
   private unackedBytes = 0;
   private waiting: Uint8Array[] = [];
@@ -312,9 +332,16 @@ class TerminalSession implements TerminalHandle {
       this.pending = [];
       this.pendingBytes = 0;
       this.resetResume();
+      this.boundConnect(generation);
     }
     const { source } = this.options;
-    const broker = brokerBase(this.options.broker);
+    let broker: string;
+    try {
+      broker = brokerBase(this.options.broker);
+    } catch (err) {
+      this.cannotConnect(err, resumeOf);
+      return;
+    }
     let url: string;
     let protocols: string[];
     if (source.kind === 'watch') {
@@ -332,7 +359,10 @@ class TerminalSession implements TerminalHandle {
       } catch (err) {
         if (generation !== this.generation) return;
         // Offline, or the API unreachable for a moment: another try, while the session is kept.
-        if (resumeOf) return this.retryResume();
+        // A lasting refusal (an expired or revoked token) is not: each try would count as a
+        // failed login against the address, for everyone behind it.
+        if (resumeOf && passingTicketFailure(err)) return this.retryResume();
+        if (resumeOf) this.stopResuming();
         const message = `could not get a ticket: ${(err as Error).message}`;
         const code = typeof (err as { code?: unknown }).code === 'string' ? (err as { code: string }).code : 'ENTRY_TICKET_FAILED';
         this.finish({ code, exitCode: undefined, message, closeCode: 0 }, `\r\n\x1b[31mentry: ${message}\x1b[0m\r\n`);
@@ -342,7 +372,14 @@ class TerminalSession implements TerminalHandle {
       protocols = ['entry.v1'];
     }
     if (generation !== this.generation) return;
-    const ws = new WebSocket(url, protocols);
+    let ws: WebSocket;
+    try {
+      ws = new WebSocket(url, protocols);
+    } catch (err) {
+      // A ws:// broker from an https:// page (SecurityError), an address the browser refuses.
+      this.cannotConnect(err, resumeOf);
+      return;
+    }
     ws.binaryType = 'arraybuffer';
     this.ws = ws;
     let opened = false;
@@ -361,7 +398,7 @@ class TerminalSession implements TerminalHandle {
       this.lastHeard = Date.now();
       if (resumeOf) {
         // The session answers RESUMABLE (then the output missed), or CLOSE with the reason.
-        sendFrame(ws, encodeRequest(RequestType.RESUME, encodeResumeRequest({ token: this.ticket!.token, outputOffset: this.outputAcks.count })));
+        sendFrame(ws, encodeRequest(RequestType.RESUME, encodeResumeRequest({ token: this.ticket!.token, outputOffset: this.outputArrived })));
         return;
       }
       this.fitNow();
@@ -388,8 +425,7 @@ class TerminalSession implements TerminalHandle {
       switch (msg.msgType) {
         case ResponseType.STDOUT:
         case ResponseType.STDERR:
-          this.terminal.write(msg.content);
-          this.received(msg.content.length);
+          this.received(msg.content);
           break;
         case ResponseType.RESUMABLE:
           this.onResumable(ws, msg.content);
@@ -450,10 +486,19 @@ class TerminalSession implements TerminalHandle {
     };
   }
 
+  /** The browser would not even try to connect: said in the terminal, and the end told. */
+  private cannotConnect(err: unknown, resuming: string | undefined): void {
+    if (resuming) this.stopResuming();
+    const message = `cannot connect to the broker ${JSON.stringify(this.options.broker ?? '')}: ${(err as Error).message}`;
+    this.finish({ code: 'ENTRY_UNREACHABLE', exitCode: undefined, message, closeCode: 0 }, `\r\n\x1b[31mentry: ${message}\x1b[0m\r\n`);
+  }
+
   private resetResume(): void {
     this.ticket = undefined;
     this.trackInput = false;
     this.outputAcks.reset();
+    this.outputArrived = this.outputDrawn = this.outputEligible = 0;
+    this.outputEpoch++;
     this.unacked = [];
     this.waiting = [];
     this.unackedBytes = this.inputSent = this.inputAckedAt = 0;
@@ -489,8 +534,16 @@ class TerminalSession implements TerminalHandle {
     sendFrame(ws, encodeRequest(RequestType.WINCH, encodeWinch(this.terminal.cols, this.terminal.rows)));
   }
 
-  private received(bytes: number): void {
+  /**
+   * Output for the screen. It is acknowledged as it arrives while xterm has drawn all but
+   * XTERM_UNDRAWN_MAX of what it was given, and as xterm draws it beyond that: the broker stops
+   * reading the command past 1 MiB unacknowledged, which is what keeps a fast command (`cat` of
+   * a big log, a hidden tab following a build, whose timers barely run) from piling up in
+   * xterm's write buffer, which throws output away past 50 MB.
+   */
+  private received(data: Uint8Array): void {
     if (!this.ticket) {
+      this.terminal.write(data);
       // Output before RESUMABLE: this broker does not resume the session.
       if (this.trackInput) {
         this.trackInput = false;
@@ -499,7 +552,23 @@ class TerminalSession implements TerminalHandle {
       }
       return;
     }
-    this.outputAcks.received(bytes);
+    const n = data.length;
+    const epoch = this.outputEpoch;
+    this.outputArrived += n;
+    this.terminal.write(data, () => {
+      if (epoch !== this.outputEpoch || this.disposed) return;
+      this.outputDrawn += n;
+      this.acknowledgeOutput();
+    });
+    this.acknowledgeOutput();
+  }
+
+  /** Acknowledges output up to what xterm may hold undrawn (see `received`), in order. */
+  private acknowledgeOutput(): void {
+    const eligible = Math.min(this.outputArrived, this.outputDrawn + XTERM_UNDRAWN_MAX);
+    if (eligible <= this.outputEligible) return;
+    this.outputAcks.received(eligible - this.outputEligible);
+    this.outputEligible = eligible;
   }
 
   private acknowledgeInput(count: number, sendMore = true): void {
@@ -513,6 +582,11 @@ class TerminalSession implements TerminalHandle {
 
   /** Sends typed bytes, keeping them until the broker acknowledges them when the session resumes. */
   private sendInput(ws: WebSocket | undefined, bytes: Uint8Array): void {
+    // A paste is one chunk: in frame-sized pieces, the window below holds it to 1 MiB in flight.
+    if (this.trackInput && bytes.length > MAX_INPUT_FRAME) {
+      for (let off = 0; off < bytes.length; off += MAX_INPUT_FRAME) this.sendInput(ws, bytes.subarray(off, off + MAX_INPUT_FRAME));
+      return;
+    }
     if (this.trackInput) {
       // Past the window, input waits for acknowledgements (the broker holds at most about that much).
       if (this.waiting.length > 0 || (this.ticket && this.unackedBytes > 0 && this.unackedBytes + bytes.length > INPUT_WINDOW)) {
@@ -597,6 +671,21 @@ class TerminalSession implements TerminalHandle {
       this.detachSocket(4100);
       this.retryResume();
     }, Math.max(0, Math.min(RESUME_TRY_MS, this.deadline - Date.now())));
+  }
+
+  /**
+   * A new session's connection, from its ticket to the socket open, at most RESUME_TRY_MS: a
+   * broker that never answers (a network dropping packets) is said to be so rather than waited
+   * on for as long as the browser likes.
+   */
+  private boundConnect(generation: number): void {
+    clearTimeout(this.tryTimer);
+    this.tryTimer = setTimeout(() => {
+      if (this.disposed || generation !== this.generation || this.currentState !== 'connecting') return;
+      this.detachSocket(1000);
+      const message = `no answer from the broker within ${RESUME_TRY_MS / 1000} s`;
+      this.finish({ code: 'ENTRY_UNREACHABLE', exitCode: undefined, message, closeCode: 0 }, `\r\n\x1b[31mentry: ${message}\x1b[0m\r\n`);
+    }, RESUME_TRY_MS);
   }
 
   private stopResuming(): void {

@@ -84,3 +84,53 @@ describe('the browser terminal resumes', () => {
     expect(await terminalText(page, '#t')).not.toMatch(/connection lost/);
   }, 60_000);
 });
+
+/**
+ * A tab that comes back after its token expired: the ticket for the resume is refused for good
+ * (401). Tried again and again for the grace period, each refusal counted as a failed login
+ * against the address, and so against everyone behind it.
+ */
+describe('the browser terminal whose token expired while its link was down', () => {
+  const containers = new TestContainers();
+  const app = uniqueApp('rexp');
+  let b: TestBroker;
+  let proxy: TcpProxy;
+  let browser: Browser;
+
+  beforeAll(async () => {
+    b = await startTestBroker({ 'clock-tolerance': 0 });
+    proxy = new TcpProxy(b.url);
+    await proxy.start();
+    await containers.entry(app, 'web', 1);
+    browser = await launchChromium();
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await proxy?.stop();
+    await b?.stop();
+    await containers.removeAll();
+  });
+
+  it('ends the session view at the first refusal, saying why, rather than asking again for the grace period', async () => {
+    const page = await (await browser.newContext({ viewport: { width: 1000, height: 700 } })).newPage();
+    await page.goto(`${proxy.url}/healthz`);
+    const token = await b.mint({ apps: [app] }, { expiresIn: '3s' });
+    const expiresAt = Date.now() + 3_000;
+    await mountTerminal(page, app, token, { recordStates: true });
+    await page.locator('#t').waitFor({ state: 'attached' });
+    await page.evaluate(() => document.querySelector('#t')!.addEventListener('entry-close', (e) => ((window as unknown as { ended: unknown }).ended = (e as CustomEvent).detail)));
+    await typeLine(page, '#t', 'echo up-$((6*7))');
+    await waitForTerminal(page, '#t', /^up-42$/m);
+    // Past the token's expiry (whole seconds in `exp`), the link breaks.
+    await page.waitForFunction((at) => Date.now() > at + 1_000, expiresAt, { timeout: 10_000 });
+    const cut = Date.now();
+    proxy.cut();
+    const closed = (await page.waitForFunction(() => (window as unknown as { ended?: { code: string } }).ended, undefined, { timeout: 15_000 })).jsonValue();
+    expect(await closed).toMatchObject({ code: 'ENTRY_TOKEN_EXPIRED' });
+    // One refusal, not one a second for the 60 s grace period.
+    expect(Date.now() - cut).toBeLessThan(15_000);
+    const failures = b.logs.filter((l) => l.includes('"auth.failure"') || l.includes('auth failure')).length;
+    expect(failures).toBeLessThanOrEqual(2);
+    expect(await terminalText(page, '#t')).toMatch(/could not get a ticket: .*expired/);
+  }, 60_000);
+});
