@@ -242,6 +242,19 @@ describe('web console in Chromium', () => {
     await shot('console-container-stopped');
   });
 
+  it('keeps a focused tab on Backspace, and gives the keyboard to the next terminal when Alt+Shift+W closes one', async () => {
+    const worker = page.locator('.tab-item', { hasText: `${app}/worker/1` }).locator('.tab');
+    await worker.focus();
+    await page.keyboard.press('Backspace');
+    expect(await worker.count()).toBe(1);
+    await page.locator(terminalOf(`${app}/worker/1`)).click();
+    await page.keyboard.press('Alt+Shift+W');
+    await page.locator(terminalOf(`${app}/worker/1`)).waitFor({ state: 'detached' });
+    // Typing goes on in a terminal, not on a tab that Backspace or Delete would close.
+    await page.waitForFunction(() => document.activeElement?.classList.contains('xterm-helper-textarea') === true);
+    expect(b.broker.sessionCount).toBe(2);
+  });
+
   it('embeds <entry-terminal> from the broker\'s entry-terminal.js on a page of the broker\'s origin, with tickets', async () => {
     const embed = await context.newPage();
     // Any page of the broker's origin will do as the host; the script and the ticket API are
@@ -281,6 +294,31 @@ describe('web console in Chromium', () => {
     // Browsers do not tell why an upgrade failed; the element reports what it knows.
     expect(await embed.evaluate('window.closeInfo.code')).toBe('ENTRY_UNREACHABLE');
     await embed.close();
+  });
+
+  it('asks for a new token when the broker refuses the one in use, and keeps the open terminals running', async () => {
+    const running = b.broker.sessionCount;
+    expect(running).toBeGreaterThan(0);
+    const terminals = await page.locator('entry-terminal').count();
+    // Every token of the user issued before now is revoked: the next listing is refused (401).
+    const admin = await b.mint({ roles: ['entry-admin'] }, { user: 'boss' });
+    const revoked = await fetch(`${b.url}/api/revocations`, { method: 'POST', headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' }, body: JSON.stringify({ user: 'alice', before: Date.now() - 2_000 }) });
+    expect(revoked.status).toBe(204);
+    await page.locator('#refresh').click();
+    await page.locator('#sign-in-error', { hasText: /revoked.*keep running/ }).waitFor();
+    expect(await page.evaluate("sessionStorage.getItem('entry.token')")).toBeNull();
+    // Nothing was closed: the sessions go on, on the broker and in the page.
+    expect(await page.locator('entry-terminal').count()).toBe(terminals);
+    expect(b.broker.sessionCount).toBe(running);
+    // Signed in again, the terminal is where it was, its shell alive.
+    token = await b.mint({ apps: [app] });
+    await page.locator('#token-input').fill(token);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.locator(`#container-rows tr[data-key="${app}/web/1"]`).waitFor();
+    const sel = terminalOf(`${app}/web/1`);
+    await page.locator('.tab-item', { hasText: `${app}/web/1` }).locator('.tab').click();
+    await typeLine(page, sel, 'echo still-$((40+2))');
+    await waitForTerminal(page, sel, /^still-42$/m);
   });
 
   it('signs out: the token is forgotten and every terminal closed', async () => {

@@ -189,10 +189,26 @@ function signOut(message?: string): void {
   showSignIn(message);
 }
 
-/** Signs out when the broker no longer takes the token; true if it did. */
+/**
+ * The broker no longer takes the token (expired, revoked): the sign-in form comes back. Open
+ * terminals are kept as they are, hidden: their sessions run on whatever the token does now,
+ * and closing them would end a migration halfway. Signing out is what ends them.
+ */
+function tokenRefused(message: string): void {
+  clearInterval(refreshTimer);
+  clearInterval(sessionsTimer);
+  if (killDialog.open) killDialog.close();
+  clearToken();
+  token = undefined;
+  api = undefined;
+  const open = tabs.count;
+  showSignIn(open > 0 ? `${message}. Sign in again to get back to your ${open === 1 ? 'open terminal' : `${open} open terminals`}: ${open === 1 ? 'it keeps' : 'they keep'} running.` : message);
+}
+
+/** Asks for a new token when the broker no longer takes this one; true if it did. */
 function signedOutBy(err: unknown): boolean {
   if (err instanceof ApiError && err.status === 401) {
-    signOut(err.message);
+    tokenRefused(err.message);
     return true;
   }
   return false;

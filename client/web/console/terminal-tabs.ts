@@ -58,7 +58,9 @@ export class TerminalTabs {
       else if (e.key === 'ArrowLeft') next = this.entries[(i - 1 + this.entries.length) % this.entries.length];
       else if (e.key === 'Home') next = this.entries[0];
       else if (e.key === 'End') next = this.entries.at(-1);
-      else if (e.key === 'Delete' || e.key === 'Backspace') {
+      // Delete closes a focused tab (the tabs pattern); Backspace does not: it is the key most
+      // often typed on, and a tab closed ends its session.
+      else if (e.key === 'Delete') {
         e.preventDefault();
         this.close(current, true);
         return;
@@ -178,8 +180,9 @@ export class TerminalTabs {
     if (next) this.activate(next, true);
   }
 
+  /** The shortcut's close: the keyboard goes on to the next terminal, where typing was. */
   closeActive(): void {
-    if (this.active) this.close(this.active, true);
+    if (this.active) this.close(this.active, false);
   }
 
   closeAll(): void {
