@@ -340,7 +340,7 @@ export function parseConfig(raw: RawSettings): BrokerConfig {
   }
   const logLevel = (str(raw, 'log-level') ?? defaultString('log-level')) as BrokerConfig['logLevel'];
   if (!LOG_LEVELS.includes(logLevel)) {
-    throw new ConfigError('--log-level', `one of ${LOG_LEVELS.join(', ')}`);
+    throw new ConfigError('--log-level', `one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(logLevel)}`);
   }
   const reapMode = (str(raw, 'reap-mode') ?? defaultString('reap-mode')) as BrokerConfig['docker']['reapMode'];
   if (!['auto', 'host', 'exec'].includes(reapMode)) throw new ConfigError('--reap-mode', 'one of auto, host, exec');

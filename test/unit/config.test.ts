@@ -179,6 +179,7 @@ describe('parseConfig', () => {
 
   it('refuses an unknown log level, naming --log-level', () => {
     expect(configError({ ...KEY, 'log-level': 'verbose' }).setting).toBe('--log-level');
+    expect(configError({ ...KEY, 'log-level': 'DEBUG' }).message).toMatch(/got "DEBUG"$/);
     expect(parseConfig({ ...KEY, 'log-level': 'silent' }).logLevel).toBe('silent');
   });
 
