@@ -113,6 +113,10 @@ export async function runExecSession(upgrade: AdmittedSession, deps: ExecSession
   try {
     let plan: ProcessPlan;
     let exec: ProcessSide;
+    // Pinged while the exec opens too (an engine may take its --open-timeout): a client that
+    // watches for silence from the upgrade on must not take a slow open for a dead link.
+    const opening = deps.pingIntervalMs > 0 ? setInterval(() => terminal.ping(), deps.pingIntervalMs) : undefined;
+    opening?.unref();
     try {
       plan = upgrade.protocol2 ? planFromStart(await Promise.race([terminal.awaitStart(deps.startTimeoutMs), stopped]), upgrade.termType) : interactivePlan(upgrade.termType);
       terminal.setTty(plan.tty);
@@ -148,6 +152,7 @@ export async function runExecSession(upgrade: AdmittedSession, deps: ExecSession
         terminateGraceMs: deps.terminateGraceMs,
         openTimeoutMs: deps.openTimeoutMs,
       }).finally(() => recorded);
+      clearInterval(opening);
     } catch (err) {
       openCleanUp = openCleanedUp(err);
       const error = isEntryError(err) ? err : new EntryError('ENTRY_INTERNAL', undefined, { cause: err });
@@ -158,6 +163,7 @@ export async function runExecSession(upgrade: AdmittedSession, deps: ExecSession
         registered = false;
         void deps.registry.remove(identity.user, sessionId);
       }
+      clearInterval(opening);
       await terminal.finish(reason);
       deps.log.info('session refused', { ...fields, code: error.code, reason: error.message });
       for (const o of deps.observers) o.refused?.({ id: sessionId, user: identity.user, source: upgrade.remoteAddress, ...target, container: container.id, host: container.host, code: error.code, reason: error.message });

@@ -13,8 +13,11 @@ import { eventually, openCommand } from '../helpers/sessions.js';
 
 const OPEN_TIMEOUT_MS = 1_500;
 
+/** Pings while the exec opens: a client watching for silence from the upgrade on hears them. */
+const PING_INTERVAL_MS = 300;
+
 describe('an engine that does not answer an exec call', () => {
-  const f = brokerBehindEngineProxy('na', { 'open-timeout': OPEN_TIMEOUT_MS, 'max-user-sessions': 1, 'kill-grace': 300 });
+  const f = brokerBehindEngineProxy('na', { 'open-timeout': OPEN_TIMEOUT_MS, 'max-user-sessions': 1, 'kill-grace': 300, 'ping-interval': PING_INTERVAL_MS });
   const { app, target, engine, running, ready } = f;
   /** Freezes every link to the engine once a request matching `call` has gone through. */
   const holdAnswerTo = (call: RegExp) => {
@@ -44,6 +47,8 @@ describe('an engine that does not answer an exec call', () => {
     expect(new TextDecoder().decode(close!.content)).toContain(`no answer within ${OPEN_TIMEOUT_MS} ms`);
     expect(waited).toBeGreaterThanOrEqual(OPEN_TIMEOUT_MS - 50);
     expect(waited).toBeLessThan(OPEN_TIMEOUT_MS + 5_000);
+    // Not silent while it waited on the engine.
+    expect(c.messages.filter((m) => m.msgType === ResponseType.PING).length).toBeGreaterThanOrEqual(2);
     // The engine answers again (the held links are reset, as a network that comes back resets
     // what it dropped): whatever it started is ended.
     engine.cut();
