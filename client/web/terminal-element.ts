@@ -8,7 +8,8 @@ type TicketProvider = (target: Target) => Promise<string>;
  * a terminal in the target container. Credentials are properties, never attributes (they
  * would show in the DOM): set `token`, or `ticketProvider` (a function returning a one-time
  * ticket). The session starts once the element is in the document with a target and a
- * credential, and ends when it leaves the document.
+ * credential, and ends when it leaves the document (not when it is moved within it). A new
+ * credential of the same kind is used from the next connection on.
  *
  * `<entry-terminal session="ID">` with an admin's `token` watches that session instead,
  * read-only (nothing typed is sent).
@@ -30,8 +31,9 @@ export class EntryTerminalElement extends HTMLElement {
   set token(value: string | undefined) {
     // The same credential again (a page re-rendering) must not restart a running session.
     if ((value || undefined) === this.#token) return;
+    const kept = this.#keeps(Boolean(this.#token), Boolean(value));
     this.#token = value || undefined;
-    this.#restart();
+    if (!kept) this.#restart();
   }
 
   get ticketProvider(): TicketProvider | undefined {
@@ -39,8 +41,19 @@ export class EntryTerminalElement extends HTMLElement {
   }
   set ticketProvider(value: TicketProvider | undefined) {
     if (value === this.#ticketProvider) return;
+    // With a token the provider is not what the session uses.
+    const kept = this.#token ? this.#handle !== undefined : this.#keeps(Boolean(this.#ticketProvider), Boolean(value));
     this.#ticketProvider = value;
-    this.#restart();
+    if (!kept) this.#restart();
+  }
+
+  /**
+   * Whether a running session goes on with a new credential of the same kind (a token renewed,
+   * a provider a framework made again on re-render): it is read at the next connection, a
+   * resume's included. Another kind, or none, starts over.
+   */
+  #keeps(had: boolean, has: boolean): boolean {
+    return had && has && this.#handle !== undefined && !this.hasAttribute('session');
   }
 
   /** The running terminal, once started. */
@@ -79,8 +92,12 @@ export class EntryTerminalElement extends HTMLElement {
   }
 
   disconnectedCallback(): void {
-    this.#handle?.dispose();
-    this.#handle = undefined;
+    // Moved in the document (removed and put back in the same task): the session goes on.
+    queueMicrotask(() => {
+      if (this.isConnected) return;
+      this.#handle?.dispose();
+      this.#handle = undefined;
+    });
   }
 
   attributeChangedCallback(_name: string, oldValue: string | null, newValue: string | null): void {
@@ -124,7 +141,9 @@ export class EntryTerminalElement extends HTMLElement {
     const app = this.getAttribute('app');
     const proc = this.getAttribute('proc');
     const instance = this.getAttribute('instance');
-    const auth: TerminalAuth | undefined = this.#token ? { token: this.#token } : this.#ticketProvider ? { ticketProvider: this.#ticketProvider } : undefined;
+    // Read at each connection, so that a renewed credential is the one a resume uses.
+    const read = { token: () => this.#token ?? '', provider: (t: Target) => this.#ticketProvider!(t) };
+    const auth: TerminalAuth | undefined = this.#token ? { get token() { return read.token(); } } : this.#ticketProvider ? { ticketProvider: read.provider } : undefined;
     if (!app || !proc || !instance || !auth) return;
     this.#handle = openTerminal(this, { ...(broker ? { broker } : {}), target: { app, proc, instance }, auth, ...events });
     this.#afterStart();

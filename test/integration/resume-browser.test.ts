@@ -83,6 +83,30 @@ describe('the browser terminal resumes', () => {
     console.log(`resume in the browser after 3 s offline: back ${back} ms after going online`);
     expect(await terminalText(page, '#t')).not.toMatch(/connection lost/);
   }, 60_000);
+
+  it('goes on when the element is moved in the page or given a new ticket provider, and resumes with the new one', async () => {
+    await typeLine(page, '#t', 'MOVED=still-$((40+2))');
+    const before = ((await page.evaluate('window.states')) as string[]).length;
+    // A framework's re-render: the element put somewhere else, its provider made again.
+    await page.evaluate(`(async () => {
+      const { ticketsFrom } = await import('/entry-terminal.js');
+      const t = document.querySelector('#t');
+      const box = document.createElement('div');
+      document.body.append(box);
+      box.append(t);
+      window.newProviderCalls = 0;
+      const provider = ticketsFrom(${JSON.stringify(token)});
+      t.ticketProvider = (target) => { window.newProviderCalls++; return provider(target); };
+    })()`);
+    proxy.cut();
+    await overlay().waitFor({ state: 'visible', timeout: 5_000 });
+    await overlay().waitFor({ state: 'detached', timeout: 20_000 });
+    await typeLine(page, '#t', 'echo "moved:$MOVED"');
+    await waitForTerminal(page, '#t', /^moved:still-42$/m);
+    expect(await page.evaluate('window.newProviderCalls')).toBeGreaterThanOrEqual(1);
+    // The same session throughout: it broke and came back, it was never started again.
+    expect(((await page.evaluate('window.states')) as string[]).slice(before)).toEqual(['reconnecting', 'open']);
+  }, 60_000);
 });
 
 /**
