@@ -265,11 +265,13 @@ describe('web console in Chromium', () => {
     await waitForTerminal(embed, '#t', /^42$/m);
     await shot('embed-same-origin', embed);
 
-    // A refused ticket: the broker's reason shows in the terminal, its code in the event.
+    // A refused ticket: the broker's reason shows in the terminal, its code in the event. A new
+    // provider is used from the next connection on: here a new session, asked for at once.
     await embed.evaluate(`(() => {
       const t = document.getElementById('t');
       t.addEventListener('entry-close', (e) => { window.closeInfo = e.detail; });
       t.ticketProvider = async () => 'forged';
+      t.reconnect();
     })()`);
     await waitForTerminal(embed, '#t', /entry: invalid access token: unknown, expired or already used ticket\s*\n\[press Enter to reconnect\]/);
     expect(await embed.evaluate('window.closeInfo.code')).toBe('ENTRY_BAD_TOKEN');
