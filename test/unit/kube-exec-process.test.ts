@@ -284,8 +284,10 @@ describe.each([
   }, 15_000);
 
   it('bounds what a resize flood queues while the apiserver reads slowly, and sends the last size', async () => {
-    // Ends by itself once it has read its first megabyte of what is written below.
-    const p = await open(spec({ cmd: ['sh', '-c', 'head -c 1000000 > /dev/null'], tty: true, size: { cols: 80, rows: 24 } }), 'slow');
+    // Ends on a line `end`, written only once the last size has arrived: a command that ended
+    // sooner could have its status reach the process side while that size still waited, and a
+    // size after the end is rightly never sent.
+    const p = await open(spec({ cmd: ['grep', '-q', '-x', 'end'], tty: true, size: { cols: 80, rows: 24 } }), 'slow');
     const done = drive(p);
     const server = fake.seen.at(-1)!;
     // Input the server does not read yet fills the queue towards it; then a flood of resizes.
@@ -294,11 +296,12 @@ describe.each([
     for (let i = 0; i < 100_000; i++) p.resize(80 + (i % 2), 24);
     p.resize(132, 43);
     server.unpause();
-    await until(() => server.resizes.at(-1) === JSON.stringify({ Width: 132, Height: 43 }));
+    await until(() => server.resizes.at(-1) === JSON.stringify({ Width: 132, Height: 43 }), 15_000);
     // What was queued stayed under the bound (2 MiB with the stdin before it), not all 100,001.
     expect(server.resizes.length).toBeLessThan((2 * 1024 * 1024) / 37);
-    expect('exitCode' in (await done).result).toBe(true);
-  }, 20_000);
+    p.write(Buffer.from('\nend\n'));
+    expect((await done).result).toEqual({ exitCode: 0 });
+  }, 30_000);
 
   it('passes on output that starts like the runtime\'s failure as it comes, byte-exact, with its exit code', async () => {
     // Like `grep -h "OCI runtime exec failed" big.log`: 5 MB of such lines, then a command that waits.
