@@ -8,11 +8,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const BROKER = fileURLToPath(new URL('../../dist/broker/main.js', import.meta.url));
 
+/** Where these brokers write their dev token: never the user's own, which a running dev broker may use. */
+const tokenDir = mkdtempSync(join(tmpdir(), 'entry-start-token-'));
+afterAll(() => rmSync(tokenDir, { recursive: true, force: true }));
+
 /** Runs the built broker to its exit (it exits at once on a bad setting): status and stderr. */
 function brokerExit(args: string[]): Promise<{ status: number | null; stderr: string }> {
   return new Promise((resolve) => {
     const defaults = ['--recordings-dir', '--state-dir'].filter((flag) => !args.includes(flag)).flatMap((flag) => [flag, 'none']);
-    execFile(process.execPath, [BROKER, '--dev', '--log-level', 'error', ...defaults, ...args], { timeout: 30_000 }, (err, _stdout, stderr) => {
+    const token = ['--dev-token-file', join(tokenDir, 'token')];
+    execFile(process.execPath, [BROKER, '--dev', '--log-level', 'error', ...token, ...defaults, ...args], { timeout: 30_000 }, (err, _stdout, stderr) => {
       resolve({ status: err ? ((err as { code?: number }).code ?? null) : 0, stderr });
     });
   });
