@@ -6,7 +6,7 @@ import { clientTlsFromEnv, tlsConnectOptions } from '../protocol/tls.js';
 import { brokerText } from './broker-api.js';
 import { EXIT_OUTPUT_CLOSED } from './exec-command.js';
 import { OutputSinks } from './output-sinks.js';
-import { completeLines } from '../web/console/cast.js';
+import { type Cast, parseCast } from '../web/console/cast.js';
 
 export interface ReplayOptions {
   /** Playback speed factor (2 = twice as fast). */
@@ -18,37 +18,18 @@ export interface ReplayOptions {
 /** How long a recording has to download once its answer started: recordings run to tens of MiB. */
 const RECORDING_DOWNLOAD_MS = 5 * 60_000;
 
-/** One `[time, code, data]` line of an asciicast v2 file, or undefined. */
-function castEvent(line: string): [number, string, string] | undefined {
-  let e: unknown;
-  try {
-    e = JSON.parse(line);
-  } catch {
-    return undefined;
-  }
-  return Array.isArray(e) && typeof e[0] === 'number' && Number.isFinite(e[0]) && typeof e[1] === 'string' && typeof e[2] === 'string' ? (e as [number, string, string]) : undefined;
-}
-
-function isCastHeader(line: string | undefined): boolean {
-  try {
-    return (JSON.parse(line ?? '') as { version?: unknown } | null)?.version === 2;
-  } catch {
-    return false;
-  }
-}
-
 /** `enter replay <id>`: plays a session's recording in this terminal, with its timing. */
 export async function replayCommand(broker: string, token: string, id: string, o: ReplayOptions): Promise<void> {
   const text = await brokerText(broker, `/api/sessions/${encodeURIComponent(id)}/recording`, { token, bodyTimeoutMs: RECORDING_DOWNLOAD_MS });
-  // A live session's recording may end in an event half written: play whole lines only.
-  const lines = completeLines(text).split('\n').filter(Boolean);
-  if (!isCastHeader(lines[0])) throw new ClientError('ENTRY_BAD_ANSWER', `the recording of session ${id} is not asciicast v2 (its first line is no header)`);
+  let cast: Cast;
+  try {
+    // A live session's recording may end in an event half written: whole lines only are played.
+    cast = parseCast(text);
+  } catch (err) {
+    throw new ClientError('ENTRY_BAD_ANSWER', `the recording of session ${id} is ${(err as Error).message}`);
+  }
   let last = 0;
-  for (const [i, line] of lines.entries()) {
-    if (i === 0) continue;
-    const event = castEvent(line);
-    if (!event) throw new ClientError('ENTRY_BAD_ANSWER', `the recording of session ${id} is not asciicast v2: line ${i + 1} is not an event`);
-    const [t, code, data] = event;
+  for (const [t, code, data] of cast.events) {
     const gap = Math.min(t - last, o.idleLimit) / o.speed;
     last = t;
     if (gap > 0.001) await new Promise((r) => setTimeout(r, gap * 1000));

@@ -12,18 +12,21 @@ export interface Cast {
 
 /**
  * Parses a recording. A recording still being written may end in a partial line: everything
- * after the last newline is left out. Lines that are not events are skipped.
+ * after the last newline is left out. Anything else that is not asciicast v2 is refused, naming
+ * the first line at fault: a player that skipped it would show a screen that never was.
  */
 export function parseCast(text: string): Cast {
-  const complete = text.slice(0, text.lastIndexOf('\n') + 1);
-  const lines = complete.split('\n');
-  const header = JSON.parse(lines[0] ?? '') as { version?: unknown; width?: unknown; height?: unknown; timestamp?: unknown };
-  if (header.version !== 2) throw new Error(`not an asciicast v2 recording (version ${String(header.version)})`);
+  const lines = completeLines(text).split('\n');
+  const header = jsonLine(lines[0] ?? '') as { version?: unknown; width?: unknown; height?: unknown; timestamp?: unknown } | null | undefined;
+  if (typeof header !== 'object' || header === null || header.version !== 2) throw new Error('not asciicast v2 (its first line is no header)');
   const events: CastEvent[] = [];
-  for (const line of lines.slice(1)) {
-    if (!line.startsWith('[')) continue;
-    const e = JSON.parse(line) as unknown;
-    if (Array.isArray(e) && typeof e[0] === 'number' && typeof e[1] === 'string' && typeof e[2] === 'string') events.push([e[0], e[1], e[2]]);
+  for (const [i, line] of lines.entries()) {
+    if (i === 0 || line === '') continue;
+    const e = jsonLine(line);
+    if (!Array.isArray(e) || typeof e[0] !== 'number' || !Number.isFinite(e[0]) || typeof e[1] !== 'string' || typeof e[2] !== 'string') {
+      throw new Error(`not asciicast v2: line ${i + 1} is not an event`);
+    }
+    events.push([e[0], e[1], e[2]]);
   }
   return {
     width: typeof header.width === 'number' && header.width > 0 ? header.width : 80,
@@ -31,6 +34,14 @@ export function parseCast(text: string): Cast {
     timestamp: typeof header.timestamp === 'number' ? header.timestamp : undefined,
     events,
   };
+}
+
+function jsonLine(line: string): unknown {
+  try {
+    return JSON.parse(line) as unknown;
+  } catch {
+    return undefined;
+  }
 }
 
 /** The recording up to its last complete line: what a player can open while it is being written. */
