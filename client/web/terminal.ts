@@ -198,12 +198,12 @@ class TerminalSession implements TerminalHandle {
     OUTPUT_ACK_MS,
   );
   /**
-   * Output bytes handed to xterm (where a resume asks the broker to go on from), drawn by it,
-   * and acknowledged; and which session they count for (see `received`).
+   * Output bytes handed to xterm (where a resume asks the broker to go on from) and drawn by it
+   * (`outputAcks.count` is what may be acknowledged); and which session they count for (see
+   * `received`).
    */
   private outputArrived = 0;
   private outputDrawn = 0;
-  private outputEligible = 0;
   private outputEpoch = 0;
   private unacked: Uint8Array[] = [];
   private unackedBytes = 0;
@@ -497,7 +497,7 @@ class TerminalSession implements TerminalHandle {
     this.ticket = undefined;
     this.trackInput = false;
     this.outputAcks.reset();
-    this.outputArrived = this.outputDrawn = this.outputEligible = 0;
+    this.outputArrived = this.outputDrawn = 0;
     this.outputEpoch++;
     this.unacked = [];
     this.waiting = [];
@@ -565,10 +565,8 @@ class TerminalSession implements TerminalHandle {
 
   /** Acknowledges output up to what xterm may hold undrawn (see `received`), in order. */
   private acknowledgeOutput(): void {
-    const eligible = Math.min(this.outputArrived, this.outputDrawn + XTERM_UNDRAWN_MAX);
-    if (eligible <= this.outputEligible) return;
-    this.outputAcks.received(eligible - this.outputEligible);
-    this.outputEligible = eligible;
+    const more = Math.min(this.outputArrived, this.outputDrawn + XTERM_UNDRAWN_MAX) - this.outputAcks.count;
+    if (more > 0) this.outputAcks.received(more);
   }
 
   private acknowledgeInput(count: number, sendMore = true): void {
