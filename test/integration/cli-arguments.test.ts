@@ -4,6 +4,7 @@ import type { ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { SUBCOMMANDS, VALUE_OPTIONS } from '../../client/cli/arguments.js';
 import { decodeExecSpec, decodeRequest, encodeResponse, RequestType, ResponseType, utf8 } from '../../proto/codec.js';
 import { CLI, runCli } from '../helpers/cli.js';
 import { FakeBroker } from '../helpers/fake-broker.js';
@@ -59,6 +60,22 @@ describe('the enter CLI', () => {
     expect(r.status).toBe(0);
     expect(b.starts).toHaveLength(1);
     expect(b.starts[0]).toMatchObject({ user: 'app', workdir: '/b' });
+  });
+
+  it('reads by hand exactly the options its help lists as taking a value', async () => {
+    // Each subcommand's help, and the broker profile commands'; an option entry runs from its
+    // flags to the next entry, its type on its first line or a later one.
+    const helps = await Promise.all([[], ...SUBCOMMANDS.map((c) => [c]), ['broker', 'add']].map((c) => enter([...c, '--help'])));
+    const listed = new Set<string>();
+    for (const help of helps) {
+      const options = help.stdout.toString().split(/^Options:$/m)[1]?.split(/^\S/m)[0] ?? '';
+      for (const entry of options.split(/\n(?=\s{2}(?:-\w, )?--|\s{6}--)/)) {
+        if (!/\[(string|number)\]/.test(entry)) continue;
+        for (const flag of entry.trim().split(/\s{2,}/)[0]!.split(', ')) listed.add(flag);
+      }
+    }
+    expect(listed.size).toBeGreaterThan(10);
+    expect([...listed].sort()).toEqual([...VALUE_OPTIONS].sort());
   });
 
   it('refuses a flag without its value, before reaching the broker', async () => {
