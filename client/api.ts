@@ -57,7 +57,7 @@ export interface RemoteProcess {
   resize(cols: number, rows: number): void;
   /** Sends a signal ("INT", "TERM", …) to the remote processes. */
   signal(name: string): void;
-  /** Disconnects; the broker ends the remote processes. */
+  /** Disconnects; the broker ends the remote processes, and `wait` rejects with ENTRY_CLOSED unless the command had exited. */
   close(): void;
   /** Resolves with the exit code; rejects with ClientError when the session failed. */
   wait(): Promise<number>;

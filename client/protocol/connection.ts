@@ -271,7 +271,7 @@ export class ExecConnection extends EventEmitter {
   close(): void {
     this.closedByUs = true;
     if (this.lostAt > 0) {
-      this.finish({ exitCode: this.exitCode, code: '', message: 'closed while reconnecting', closeCode: 1000 });
+      this.finish({ exitCode: this.exitCode, code: 'ENTRY_CLOSED', message: 'closed by this client while reconnecting', closeCode: 1000 });
       // A reconnect may be under way on a socket that already sent RESUME: closing it in order
       // ends the session on the broker, as any close of ours does.
       if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING) this.ws.close(1000);
@@ -364,6 +364,11 @@ export class ExecConnection extends EventEmitter {
     if (this.silentForMs > 0 && !this.gotClose) {
       // Ended here, not by a reset: say what was seen.
       this.finish({ exitCode: this.exitCode, code: 'ENTRY_CONNECTION_LOST', message: `nothing heard from the broker for ${Math.round(this.silentForMs / 1000)} s: the connection is taken for lost`, closeCode });
+      return;
+    }
+    // Closed here before the broker said how the session ended: a close, not a lost connection.
+    if (this.closedByUs && !this.gotClose) {
+      this.finish({ exitCode: this.exitCode, code: 'ENTRY_CLOSED', message: 'closed by this client', closeCode });
       return;
     }
     this.finish({ exitCode: this.exitCode, code: this.closeErrorCode, message: this.closeMessage, closeCode });

@@ -90,6 +90,18 @@ describe('the TypeScript API: run() and spawn()', () => {
     expect(await feeding).toBe('ERR_STREAM_PREMATURE_CLOSE');
   });
 
+  it('rejects wait() with ENTRY_CLOSED after close(), not as a lost connection', async () => {
+    const proc = await spawn({ ...base, command: ['sh', '-c', 'echo up; exec sleep 60'] });
+    await new Promise((resolve) => proc.stdout.once('data', resolve));
+    proc.close();
+    const err = await proc.wait().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(ClientError);
+    expect(err).toMatchObject({ code: 'ENTRY_CLOSED', message: 'closed by this client' });
+  });
+
   it('rejects run() with the error of a stdin stream that fails, and ends the command', async () => {
     const failing = new Readable({ read() {} });
     failing.push('abc');

@@ -60,7 +60,7 @@ describe('closing a session while its connection is being resumed', () => {
     while (!resuming.requests.includes(RequestType.RESUME)) await new Promise((r) => setTimeout(r, 5));
     conn.close();
     const end = await conn.done;
-    expect(end.message).toBe('closed while reconnecting');
+    expect(end).toMatchObject({ code: 'ENTRY_CLOSED', message: 'closed by this client while reconnecting' });
     // The broker's answer comes after the end: none of it is told.
     resuming.ws.send(encodeResponse(ResponseType.RESUMABLE, ticket));
     resuming.ws.send(encodeResponse(ResponseType.STDOUT, Buffer.from('after')));
