@@ -102,12 +102,24 @@ export function enterUrl(broker: string): string {
   return url.toString();
 }
 
+/** The events of an ExecConnection and what each listener is given. */
+export interface ExecConnectionEvents {
+  stdout: [data: Buffer];
+  stderr: [data: Buffer];
+  /** `write` returned false and the input queue has gone down since. */
+  drain: [];
+  end: [end: SessionEnd];
+  /** With `resume`: the connection broke and a try to resume it begins. */
+  reconnecting: [status: ReconnectStatus];
+  /** With `resume`: the session is back, nothing lost. */
+  resumed: [info: { awayMs: number }];
+}
+
 /**
- * One protocol-2 session with the broker over a WebSocket: events `stdout`, `stderr`
- * (Buffer each), `drain`, `end` (SessionEnd), and with `resume`, `reconnecting`
- * (ReconnectStatus) and `resumed` ({ awayMs }). `done` resolves with the SessionEnd.
+ * One protocol-2 session with the broker over a WebSocket (see ExecConnectionEvents). `done`
+ * resolves with the SessionEnd.
  */
-export class ExecConnection extends EventEmitter {
+export class ExecConnection extends EventEmitter<ExecConnectionEvents> {
   readonly done: Promise<SessionEnd>;
   private resolveDone!: (end: SessionEnd) => void;
   private ws!: WebSocket;
