@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { Browser, BrowserContext, Dialog, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { launchChromium, mountTerminal, terminalSize, typeLine, waitForResize, waitForTerminal } from '../helpers/browser.js';
 import { startTestBroker, type TestBroker } from '../helpers/broker.js';
@@ -323,6 +323,28 @@ describe('web console in Chromium', () => {
     await waitForTerminal(page, sel, /^still-42$/m);
   });
 
+  it('asks before the page is left while a session is open in it, and keeps it when told to stay', async () => {
+    const running = b.broker.sessionCount;
+    expect(running).toBeGreaterThan(0);
+    const asked: string[] = [];
+    const stay = (d: Dialog) => {
+      asked.push(d.type());
+      void d.dismiss();
+    };
+    page.on('dialog', stay);
+    try {
+      // Returns once the question is answered: the reload waits on it.
+      await page.evaluate('location.reload()');
+      expect(asked).toEqual(['beforeunload']);
+    } finally {
+      page.off('dialog', stay);
+    }
+    const sel = terminalOf(`${app}/web/1`);
+    await typeLine(page, sel, 'echo stayed-$((40+2))');
+    await waitForTerminal(page, sel, /^stayed-42$/m);
+    expect(b.broker.sessionCount).toBe(running);
+  });
+
   it('signs out: the token is forgotten and every terminal closed', async () => {
     expect(b.broker.sessionCount).toBeGreaterThan(0);
     await page.getByRole('button', { name: 'Sign out' }).click();
@@ -330,8 +352,16 @@ describe('web console in Chromium', () => {
     expect(await page.evaluate("sessionStorage.getItem('entry.token')")).toBeNull();
     expect(await page.locator('entry-terminal').count()).toBe(0);
     await vi.waitFor(() => expect(b.broker.sessionCount).toBe(0), { timeout: 10_000 });
-    // A reload stays signed out.
+    // A reload stays signed out, and with no session open it is not asked about.
+    const asked: string[] = [];
+    const record = (d: Dialog) => {
+      asked.push(d.type());
+      void d.accept();
+    };
+    page.on('dialog', record);
     await page.reload();
+    page.off('dialog', record);
+    expect(asked).toEqual([]);
     await page.locator('#token-input').waitFor();
   });
 });

@@ -78,6 +78,14 @@ bindShortcuts(
   () => !consoleView.hidden,
 );
 
+// Leaving the page ends every session open in it: the browser asks first, as for unsaved work.
+window.addEventListener('beforeunload', (e) => {
+  if (tabs.liveSessions === 0) return;
+  e.preventDefault();
+  // Chromium before 119 asks only when returnValue is set.
+  e.returnValue = '';
+});
+
 function focusSearch(): void {
   if (view === 'sessions') sessions.focusFilter();
   else if (view === 'audit') audit.focusFilter();

@@ -77,6 +77,11 @@ export class TerminalTabs {
     return this.entries.length;
   }
 
+  /** Terminals whose session has not ended: closing the page would end each. */
+  get liveSessions(): number {
+    return this.entries.filter((t) => t.kind === 'terminal' && t.tab.dataset['state'] !== 'closed').length;
+  }
+
   /** Opens a new terminal on `target` and focuses it. */
   add(target: Target): void {
     const key = targetLabel(target);
