@@ -138,15 +138,17 @@ describe('the browser terminal whose token expired while its link was down', () 
   it('ends the session view at the first refusal, saying why, rather than asking again for the grace period', async () => {
     const page = await (await browser.newContext({ viewport: { width: 1000, height: 700 } })).newPage();
     await page.goto(`${proxy.url}/healthz`);
-    const token = await b.mint({ apps: [app] }, { expiresIn: '3s' });
-    const expiresAt = Date.now() + 3_000;
+    // Long enough for the page to load and open the session on a loaded machine (exp is in whole
+    // seconds: 10 s is 9 to 10).
+    const token = await b.mint({ apps: [app] }, { expiresIn: '10s' });
+    const expiresAt = (JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()) as { exp: number }).exp * 1000;
     await mountTerminal(page, app, token, { recordStates: true });
     await page.locator('#t').waitFor({ state: 'attached' });
     await page.evaluate(() => document.querySelector('#t')!.addEventListener('entry-close', (e) => ((window as unknown as { ended: unknown }).ended = (e as CustomEvent).detail)));
     await typeLine(page, '#t', 'echo up-$((6*7))');
     await waitForTerminal(page, '#t', /^up-42$/m);
     // Past the token's expiry (whole seconds in `exp`), the link breaks.
-    await page.waitForFunction((at) => Date.now() > at + 1_000, expiresAt, { timeout: 10_000 });
+    await page.waitForFunction((at) => Date.now() > at + 1_000, expiresAt, { timeout: 20_000 });
     const cut = Date.now();
     proxy.cut();
     const closed = (await page.waitForFunction(() => (window as unknown as { ended?: { code: string } }).ended, undefined, { timeout: 15_000 })).jsonValue();
