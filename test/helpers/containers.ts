@@ -56,6 +56,18 @@ export class TestContainers {
   }
 }
 
+/**
+ * Creates `path` in the container straight through the engine, without waiting for it: a
+ * command that waits for the file goes on at a moment the test chooses, not after a sleep.
+ */
+export async function touchIn(id: string, path: string): Promise<void> {
+  const exec = await docker.getContainer(id).exec({ Cmd: ['touch', path] });
+  await exec.start({ Detach: true });
+}
+
+/** A shell loop that waits for `path` to exist (see touchIn). */
+export const awaitFile = (path: string) => `until [ -e ${path} ]; do sleep 0.05; done`;
+
 /** Process list of a container as `docker top` sees it (command lines). */
 export async function containerProcesses(id: string): Promise<string[]> {
   const top = await docker.getContainer(id).top({ ps_args: '-eo pid,args' });

@@ -14,7 +14,9 @@ describe('SIGTERM: graceful drain', () => {
   afterAll(() => containers.removeAll());
 
   it('tells every client why, ends their processes and exits 0 in time', async () => {
-    const b = await startBrokerProcess(['--kill-grace', '300', '--drain-timeout', '5000']);
+    // A drain that waits for its timeout takes 20 s and exits 1; one that ends when its sessions
+    // have, well under that however slow the engine's clean-up calls are on a loaded machine.
+    const b = await startBrokerProcess(['--kill-grace', '300', '--drain-timeout', '20000']);
     const token = await b.mint({ apps: [app] });
     const target = { app, proc: 'web', instance: 1 };
     const clients = await Promise.all([1, 2, 3].map((i) => openCommand(b.wsUrl, token, target, ['sh', '-c', `echo ready; sleep 200${i}`])));
@@ -29,7 +31,7 @@ describe('SIGTERM: graceful drain', () => {
     const ms = Date.now() - t0;
     console.log(`drain: 4 sessions closed and broker exited in ${ms} ms`);
     expect(code).toBe(0);
-    expect(ms).toBeLessThan(5000);
+    expect(ms).toBeLessThan(15_000);
     for (const c of [...clients, shell]) {
       const closed = await c.closed;
       expect(closed.code).toBe(1001);

@@ -324,10 +324,10 @@ describe.skipIf(!kubeClusterPossible())('the Kubernetes backend against a real c
     p.resize(132, 43);
     p.write(Buffer.from('stty size\r'));
     await d.until((s) => s.includes('43 132'));
-    p.write(Buffer.from('cat; echo cat-done\r'));
-    await d.until((s) => s.includes('cat-done\r\n'));
-    // The shell's line editor flushes what was typed ahead when it hands the terminal to cat.
-    await sleep(300);
+    // The shell's line editor flushes what was typed ahead when it hands the terminal over: cat's
+    // own shell says when it has the terminal.
+    p.write(Buffer.from("sh -c 'echo cat-ready; exec cat'; echo cat-done\r"));
+    await d.until((s) => s.includes('\ncat-ready\r\n'));
     p.write(Buffer.from('typed\r'));
     await d.until((s) => (s.match(/typed/g) ?? []).length >= 2);
     p.endInput();
@@ -475,8 +475,15 @@ describe.skipIf(!kubeClusterPossible())('the Kubernetes backend against a real c
     const d = drive(p);
     // No endInput: the client keeps its stdin open.
     expect(exitOf(await d.done)).toBe(0);
-    await sleep(500);
-    expect(await marked('web-1', `ENTRY_SESSION=${s.sessionId}`)).toEqual([]);
+    // A v4 pump ends once the runtime has closed the exec's stdin after the exit, on a busy node a
+    // moment later; one that never ends is still there after 10 s.
+    const deadline = Date.now() + 10_000;
+    let left = await marked('web-1', `ENTRY_SESSION=${s.sessionId}`);
+    while (left.length > 0 && Date.now() < deadline) {
+      await sleep(100);
+      left = await marked('web-1', `ENTRY_SESSION=${s.sessionId}`);
+    }
+    expect(left).toEqual([]);
   });
 
   it('ends a session whose pod is deleted under it with ENTRY_CONTAINER_GONE', async () => {

@@ -5,7 +5,7 @@ import { decodeResumeTicket, encodeExecSpec, encodeRequest, encodeResumeRequest,
 import { endReason, ExecConnection, type SessionEnd } from '../../client/protocol/connection.js';
 import { startTestBroker, type TestBroker } from '../helpers/broker.js';
 import { parseCast } from '../helpers/cast.js';
-import { containerProcesses, TestContainers, uniqueApp } from '../helpers/containers.js';
+import { awaitFile, containerProcesses, TestContainers, touchIn, uniqueApp } from '../helpers/containers.js';
 import { eventually } from '../helpers/sessions.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
 import { WireClient } from '../helpers/wire-client.js';
@@ -169,10 +169,13 @@ describe('session resume', () => {
   }, 60_000);
 
   it('a command that exits while the connection is down: the rest of its output and its exit status after the resume', async () => {
-    const conn = await open(['sh', '-c', 'echo start; sleep 1; echo done; exit 5']);
+    // The command ends once the link is down, not a fixed time after it started.
+    const go = `/tmp/go-${Date.now()}`;
+    const conn = await open(['sh', '-c', `echo start; ${awaitFile(go)}; echo done; exit 5`]);
     const got = collect(conn);
     await until(() => got.text().includes('start'), 'the start line');
     proxy.cut(2_500);
+    await touchIn(containerId, go);
     const end = await conn.done;
     expect(got.text()).toBe('start\ndone\n');
     expect(end.exitCode).toBe(5);
@@ -195,12 +198,14 @@ describe('session resume', () => {
 
   it('a scripted run keeps stdout and stderr apart after a resume, a character split between two writes included', async () => {
     // After the blip: the first two bytes of "€" on stdout, an X on stderr, the last byte of "€".
-    const conn = await open(['sh', '-c', "echo start; sleep 2; printf '\\342\\202'; sleep 0.3; printf X >&2; sleep 0.3; printf '\\254\\n'"]);
+    const go = `/tmp/go-${Date.now()}`;
+    const conn = await open(['sh', '-c', `echo start; ${awaitFile(go)}; printf '\\342\\202'; sleep 0.3; printf X >&2; sleep 0.3; printf '\\254\\n'`]);
     const got = collect(conn);
     const stderr: Buffer[] = [];
     conn.on('stderr', (b: Buffer) => stderr.push(Buffer.from(b)));
     await until(() => got.text().includes('start'), 'the start line');
     proxy.cut(500);
+    await touchIn(containerId, go);
     const end = await conn.done;
     expect(got.resumes.length).toBe(1);
     expect(end.exitCode).toBe(0);
@@ -275,10 +280,12 @@ describe('session resume', () => {
     await fullProxy.start();
     try {
       const ftoken = await full.mint({ apps: [app] });
-      const conn = await ExecConnection.open({ broker: fullProxy.url, token: ftoken, target, resume: true, spec: { argv: ['sh', '-c', 'echo one; sleep 1.5; echo two'].map((a) => Buffer.from(a)) } });
+      const go = `/tmp/go-${Date.now()}`;
+      const conn = await ExecConnection.open({ broker: fullProxy.url, token: ftoken, target, resume: true, spec: { argv: ['sh', '-c', `echo one; ${awaitFile(go)}; echo two`].map((a) => Buffer.from(a)) } });
       const got = collect(conn);
       await until(() => got.text() === 'one\n', 'the first line');
       fullProxy.cut(300);
+      await touchIn(containerId, go);
       const end = await conn.done;
       expect(got.text()).toBe('one\ntwo\n');
       expect(end.exitCode).toBe(0);

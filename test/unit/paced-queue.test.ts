@@ -1,6 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { PacedQueue } from '../../broker/transport/paced-queue.js';
 
+/** Resolves once every task queued so far has run: a last task of its own. */
+const drained = (q: PacedQueue) => new Promise<void>((resolve) => q.push(resolve));
+
 const busy = (ms: number) => {
   const end = performance.now() + ms;
   while (performance.now() < end);
@@ -12,7 +15,7 @@ describe('PacedQueue', () => {
     const ran: number[] = [];
     for (let i = 0; i < 100; i++) q.push(() => ran.push(i));
     expect(ran).toEqual([]);
-    await new Promise((r) => setTimeout(r, 20));
+    await drained(q);
     expect(ran).toEqual([...Array(100).keys()]);
     expect(q.pending).toBe(0);
   });
@@ -24,7 +27,7 @@ describe('PacedQueue', () => {
     // Other I/O arriving meanwhile: it must not wait for all 20 tasks (10 ms of work).
     const other = new Promise<number>((resolve) => setTimeout(() => resolve(order.length), 0));
     const tasksBeforeOther = await other;
-    await new Promise((r) => setTimeout(r, 50));
+    await drained(q);
     expect(order).toHaveLength(20);
     expect(tasksBeforeOther).toBeLessThan(20);
   });
@@ -41,7 +44,7 @@ describe('PacedQueue', () => {
         throw new Error('boom');
       });
       q.push(() => ran.push(3));
-      await new Promise((r) => setTimeout(r, 20));
+      await drained(q);
     } finally {
       process.off('uncaughtException', onError);
     }
