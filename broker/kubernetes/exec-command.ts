@@ -31,8 +31,10 @@ const STAGE2 = [
   // $1 1 = stdin through the pump, $2 this script; the command follows.
   'if [ "$1" = 1 ]; then',
   '  shift 2',
-  '  if ! command -v dd >/dev/null 2>&1; then',
-  '    echo "entry: stdin for a command without a TTY needs dd in the image on this cluster (its exec protocol cannot close stdin before Kubernetes 1.30)" >&2; exit 126',
+  // A dd without iflag=fullblock (an old or slimmed BusyBox) would end the pump at its first
+  // chunk, and the command would read a truncated input as a whole one.
+  '  if ! dd bs=1 count=0 iflag=fullblock </dev/null >/dev/null 2>&1; then',
+  '    echo "entry: stdin for a command without a TTY needs dd in the image, one that takes iflag=fullblock, on this cluster (its exec protocol cannot close stdin before Kubernetes 1.30)" >&2; exit 126',
   '  fi',
   // This shell waits for the pipeline and gives its status: a signal meant for the command must
   // not end it first. Caught (not ignored), so the command itself starts with the default.
@@ -59,7 +61,9 @@ const WRAPPER = [
   // once would see 0x0. Setting it from inside first closes that race (where stty exists).
   'if [ -n "$2" ]; then stty cols "${2%x*}" rows "${2#*x}" 2>/dev/null; fi',
   'shift 2',
-  `while [ "$1" != ${ENV_END} ]; do export "$1"; shift; done`,
+  // `command`: bash as sh (POSIX mode) exits at a special builtin's error, and UID, EUID or
+  // PPID are read-only there; such an entry is left out, as bash itself would not take it.
+  `while [ "$1" != ${ENV_END} ]; do command export "$1" 2>/dev/null; shift; done`,
   'shift',
   'exec /bin/sh -c "$2" "$0" "$@"',
 ].join('\n');

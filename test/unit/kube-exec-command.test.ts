@@ -1,24 +1,37 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { StdinEncoder, wrapCommand } from '../../broker/kubernetes/exec-command.js';
 
-/** The shells images carry as /bin/sh: dash (Debian), busybox ash (Alpine, the demo image), bash. */
+/**
+ * The shells images carry as /bin/sh: dash (Debian), busybox ash (Alpine, the demo image), bash,
+ * and bash as sh (Red Hat's images), which runs in POSIX mode.
+ */
 const shells = [
   ['dash', '/bin/dash'],
   ['busybox', '/bin/busybox'],
   ['bash', '/bin/bash'],
+  ['bash --posix', '/bin/bash'],
 ].filter(([, path]) => existsSync(path!));
 
+/** The arguments that run `script` with `shell` (as named in `shells`). */
+function shellArgs(shell: string, script: string, rest: string[]): string[] {
+  if (shell.endsWith('busybox')) return ['sh', '-c', script, ...rest];
+  if (shell === 'bash --posix') return ['--posix', '-c', script, ...rest];
+  return ['-c', script, ...rest];
+}
+
 function run(shell: string, argv: string[], input: Buffer = Buffer.alloc(0)) {
+  const [name, path] = shells.find(([n]) => n === shell)!;
   const [, , script, ...rest] = argv;
-  const args = shell.endsWith('busybox') ? ['sh', '-c', script!, ...rest] : ['-c', script!, ...rest];
   const t0 = Date.now();
-  const r = spawnSync(shell, args, { input, timeout: 10_000 });
+  const r = spawnSync(path!, shellArgs(name!, script!, rest), { input, timeout: 10_000 });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr.toString(), ms: Date.now() - t0 };
 }
 
-describe.each(shells)('the Kubernetes exec wrapper under %s', (_name, shell) => {
+describe.each(shells)('the Kubernetes exec wrapper under %s', (shell, path) => {
   it('sets the environment and working directory, then runs the command with its exit code', () => {
     const argv = wrapCommand({ cmd: ['sh', '-c', 'echo "$FOO|$ENTRY_SESSION|$(pwd)"; exit 3'], env: ['FOO=bar baz $x \'q\'', 'ENTRY_SESSION=s1'], workdir: '/tmp', stdinPump: false });
     const r = run(shell!, argv);
@@ -34,6 +47,14 @@ describe.each(shells)('the Kubernetes exec wrapper under %s', (_name, shell) => 
       expect(r.stdout.toString(), `pump ${stdinPump}`).toBe('0|1|echo replaced|5|s3\n');
       expect(r.code).toBe(0);
     }
+  });
+
+  it('runs the command with an entry the shell holds read-only (UID) in the environment, leaving that one out', () => {
+    const argv = wrapCommand({ cmd: ['sh', '-c', 'echo "$FOO|$ENTRY_SESSION"'], env: ['UID=1000', 'FOO=bar', 'ENTRY_SESSION=s4'], workdir: '', stdinPump: false });
+    const r = run(shell!, argv);
+    expect(r.stdout.toString()).toBe('bar|s4\n');
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
   });
 
   it('says so when the working directory is missing, and when the command is', () => {
@@ -52,6 +73,21 @@ describe.each(shells)('the Kubernetes exec wrapper under %s', (_name, shell) => 
       expect(r.code).toBe(126);
       expect(r.stderr).toContain('needs dd in the image');
     });
+
+    it('says why when the image\'s dd cannot read whole chunks, instead of cutting stdin short', () => {
+      const dir = mkdtempSync(join(tmpdir(), 'entry-dd-'));
+      try {
+        // A dd as an old or slimmed BusyBox builds it: no iflag.
+        writeFileSync(join(dir, 'dd'), '#!/bin/sh\necho "dd: invalid argument \'iflag=fullblock\'" >&2\nexit 1\n', { mode: 0o755 });
+        const argv = wrapCommand({ cmd: ['wc', '-c'], env: [`PATH=${dir}:/usr/bin:/bin`], workdir: '', stdinPump: true });
+        const r = run(shell!, argv, Buffer.concat([new StdinEncoder().push(Buffer.alloc(5_000, 1)), new StdinEncoder().end()]));
+        expect(r.code).toBe(126);
+        expect(r.stderr).toContain('one that takes iflag=fullblock');
+        expect(r.stdout.toString()).toBe('');
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
   }
 
   it('feeds stdin through the pump byte-exact, and EOF at a chunk of length 0', () => {
@@ -67,7 +103,7 @@ describe.each(shells)('the Kubernetes exec wrapper under %s', (_name, shell) => 
     const enc = new StdinEncoder();
     const argv = wrapCommand({ cmd: ['wc', '-c'], env: [], workdir: '', stdinPump: true });
     const [, , script, ...rest] = argv;
-    const child = spawn(shell!, shell!.endsWith('busybox') ? ['sh', '-c', script!, ...rest] : ['-c', script!, ...rest], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const child = spawn(path!, shellArgs(shell!, script!, rest), { stdio: ['pipe', 'pipe', 'inherit'] });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d));
     child.stdin.write(enc.push(Buffer.alloc(100_000, 7)));
@@ -86,7 +122,7 @@ describe.each(shells)('the Kubernetes exec wrapper under %s', (_name, shell) => 
     // stdin held open by a writer that never ends it: the command still ends, and so does the exec.
     const argv = wrapCommand({ cmd: ['echo', 'done'], env: [], workdir: '', stdinPump: true });
     const [, , script, ...rest] = argv;
-    const child = spawn(shell!, shell!.endsWith('busybox') ? ['sh', '-c', script!, ...rest] : ['-c', script!, ...rest], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const child = spawn(path!, shellArgs(shell!, script!, rest), { stdio: ['pipe', 'pipe', 'inherit'] });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d));
     const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
