@@ -59,3 +59,29 @@ describe('a direct listing under the guard', () => {
     expect(taken).toEqual(['a', 'a']);
   });
 });
+
+describe('listings that overlap without end', () => {
+  it('remember only the events since the oldest one on its way began', async () => {
+    const g = new ListingGuard();
+    let running = heldListing([]);
+    let done = g.listing(running.list, (x: string) => x, () => undefined);
+    for (let round = 0; round < 10; round++) {
+      for (let i = 0; i < 1_000; i++) g.heard(`${round}-${i}`);
+      // The next listing starts before this one ends: one is always on its way.
+      const next = heldListing([`${round}-0`]);
+      const taken: string[] = [];
+      const nextDone = g.listing(next.list, (x) => x, (x) => taken.push(x));
+      running.release();
+      await done;
+      // What came before the listing now oldest no longer counts for anything; nothing since then is lost.
+      expect(g.size).toBe(0);
+      g.heard(`${round}-0`);
+      expect(g.size).toBe(1);
+      running = next;
+      done = nextDone.then((found) => (expect(taken).toEqual([]), found));
+    }
+    running.release();
+    await done;
+    expect(g.size).toBe(0);
+  });
+});
