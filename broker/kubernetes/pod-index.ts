@@ -1,6 +1,7 @@
 import type { Target } from '../backend/backend.js';
 import { ListingGuard } from '../backend/listing-guard.js';
 import { RetrySchedule } from '../backend/retry-schedule.js';
+import { withTimeout } from '../backend/with-timeout.js';
 import type { Logger } from '../log.js';
 import { failureText, type KubeClient, KubeHttpError } from './kube-client.js';
 import { podMatches, type PodRecord, podRecord, podTarget } from './pod.js';
@@ -15,9 +16,14 @@ export interface PodIndexTiming {
   backoffMaxMs: number;
   /** The apiserver ends each watch after about this long (timeoutSeconds); it is then resumed from the last resourceVersion. */
   watchSeconds: number;
+  /**
+   * A watch still open this long past its timeoutSeconds is taken for a dead link (an apiserver
+   * gone without a FIN, behind a load balancer: the pings reach another one) and relisted.
+   */
+  watchOverdueMs: number;
 }
 
-export const DEFAULT_POD_INDEX_TIMING: PodIndexTiming = { pingIntervalMs: 5_000, requestTimeoutMs: 5_000, backoffInitialMs: 200, backoffMaxMs: 5_000, watchSeconds: 300 };
+export const DEFAULT_POD_INDEX_TIMING: PodIndexTiming = { pingIntervalMs: 5_000, requestTimeoutMs: 5_000, backoffInitialMs: 200, backoffMaxMs: 5_000, watchSeconds: 300, watchOverdueMs: 30_000 };
 
 const LIST_PAGE = 500;
 
@@ -42,6 +48,8 @@ class PodScope {
   private watchAbort: AbortController | undefined;
   private listAbort: AbortController | undefined;
   private pingTimer: NodeJS.Timeout | undefined;
+  /** Fires when the watch under way is overdue (see PodIndexTiming.watchOverdueMs). */
+  private watchTimer: NodeJS.Timeout | undefined;
   private readonly retries: RetrySchedule;
   /** Full listings done (the first one included). */
   resyncs = 0;
@@ -161,8 +169,8 @@ class PodScope {
     let established = false;
     let ended = false;
     let failure: unknown;
-    const timeoutSeconds = Math.round(this.timing.watchSeconds * (0.9 + Math.random() * 0.2));
-    const controller = await this.client.timed(
+    const timeoutSeconds = Math.max(1, Math.round(this.timing.watchSeconds * (0.9 + Math.random() * 0.2)));
+    const opening = this.client.timed(
       'pod_watch',
       this.client.watcher().watch(
         this.path(),
@@ -175,12 +183,22 @@ class PodScope {
           ended = true;
           failure = err;
           if (!established || generation !== this.generation || this.retries.stopped) return;
+          clearTimeout(this.watchTimer);
           if (err) this.fail(`watch: ${failureText(err)}`);
           // Ended in order (timeoutSeconds, or the apiserver going away): resume where it was.
           else void this.rewatch(generation);
         },
       ),
     );
+    // The watch's open has no bound of its own: an apiserver that took the request and went
+    // silent would hold it, and this scope, for good. One answered too late is closed.
+    const controller = await withTimeout(opening, this.timing.requestTimeoutMs, 'watch').catch((err: unknown) => {
+      void opening.then(
+        (c) => c.abort(),
+        () => undefined,
+      );
+      throw err;
+    });
     if (generation !== this.generation) {
       controller.abort();
       return;
@@ -191,6 +209,11 @@ class PodScope {
       throw failure ?? new Error('the watch ended as soon as it opened');
     }
     established = true;
+    clearTimeout(this.watchTimer);
+    this.watchTimer = setTimeout(() => {
+      if (generation === this.generation) this.fail(`watch: not ended by the apiserver ${this.timing.watchOverdueMs / 1000} s after its ${timeoutSeconds} s: the link is taken for dead`);
+    }, timeoutSeconds * 1000 + this.timing.watchOverdueMs);
+    this.watchTimer.unref();
     const wasUp = this._state === 'up';
     this._state = 'up';
     this.reason = '';
@@ -288,6 +311,7 @@ class PodScope {
   private disconnect(): void {
     this.generation++;
     clearTimeout(this.pingTimer);
+    clearTimeout(this.watchTimer);
     this.watchAbort?.abort();
     this.watchAbort = undefined;
     this.listAbort?.abort();

@@ -115,14 +115,20 @@ describe('the pod index (list + watch)', () => {
 
 describe('the pod index when a listing stalls', () => {
   // Headers and half a PodList, then silence: a partition, or an apiserver too busy to go on.
-  const state = { stall: 0, lists: 0, stalled: [] as ServerResponse[], watches: [] as ServerResponse[] };
+  // A watch is accepted and then silent for good (never ended in order, as a dead link looks);
+  // `silentWatch` of them are not even answered.
+  const state = { stall: 0, silentWatch: 0, lists: 0, stalled: [] as ServerResponse[], watches: [] as ServerResponse[] };
   const server = createServer((req, res) => {
     const url = new URL(req.url!, 'http://x');
     if (url.pathname === '/version') return void res.end('{"gitVersion":"v1.20.2"}');
     if (url.searchParams.get('watch') === 'true') {
+      state.watches.push(res);
+      if (state.silentWatch > 0) {
+        state.silentWatch--;
+        return;
+      }
       res.writeHead(200, { 'content-type': 'application/json' });
       res.flushHeaders();
-      state.watches.push(res);
       return;
     }
     state.lists++;
@@ -177,6 +183,39 @@ describe('the pod index when a listing stalls', () => {
       expect(index.lookup({ app: 'shop', proc: 'api', instance: 'api-a' }).map((p) => p.name)).toEqual(['api-a']);
       const warned = lines.map((l) => JSON.parse(l) as { msg: string; reason?: string }).find((l) => l.msg === 'kubernetes cluster unreachable');
       expect(warned?.reason).toBe('ETIMEDOUT');
+    } finally {
+      index.stop();
+    }
+  });
+
+  it('gives up a watch whose open is never answered, and lists and watches again', async () => {
+    state.silentWatch = 1;
+    const lists = state.lists;
+    const lines: string[] = [];
+    const index = new PodIndex(client, ['ns'], createLogger('warn', (l) => lines.push(l)), { requestTimeoutMs: 500, backoffInitialMs: 20, backoffMaxMs: 50, pingIntervalMs: 60_000 });
+    try {
+      void index.start();
+      await until(() => index.up, 15_000);
+      expect(state.silentWatch).toBe(0);
+      expect(state.lists).toBeGreaterThanOrEqual(lists + 2);
+      const warned = lines.map((l) => JSON.parse(l) as { msg: string; reason?: string }).find((l) => l.msg === 'kubernetes cluster unreachable');
+      expect(warned?.reason).toBe('ETIMEDOUT');
+    } finally {
+      index.stop();
+    }
+  });
+
+  it('takes a watch the apiserver never ends for a dead link once it is overdue, and lists and watches again', async () => {
+    const lines: string[] = [];
+    const index = new PodIndex(client, ['ns'], createLogger('warn', (l) => lines.push(l)), { requestTimeoutMs: 5_000, backoffInitialMs: 20, backoffMaxMs: 50, pingIntervalMs: 60_000, watchSeconds: 1, watchOverdueMs: 300 });
+    try {
+      await index.start();
+      const lists = state.lists;
+      const watches = state.watches.length;
+      // Due to end within 1.1 s; overdue 0.3 s later: down, then listed and watched anew.
+      await until(() => state.lists > lists && state.watches.length > watches && index.up, 15_000);
+      const down = lines.map((l) => JSON.parse(l) as { msg: string; reason?: string }).find((l) => l.msg === 'kubernetes cluster down');
+      expect(down?.reason).toMatch(/^watch: not ended by the apiserver 0\.3 s after its 1 s: the link is taken for dead$/);
     } finally {
       index.stop();
     }
