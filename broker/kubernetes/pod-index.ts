@@ -34,9 +34,9 @@ const appProcKey = (app: string, proc: string) => `${app}\0${proc}`;
 /**
  * The pods of one namespace (or of all of them), kept current by list + watch: a full listing
  * (paged), then a watch from the listing's resourceVersion. A watch the apiserver ends in order
- * (its timeout) resumes from the last resourceVersion seen; a failed one (connection lost,
- * `410 Gone`, an error event) marks the scope down at once and reconnects with backoff,
- * relisting in full.
+ * (its timeout) resumes from the last resourceVersion seen; a failed one (connection lost, an
+ * error event) marks the scope down at once and reconnects with backoff, relisting in full. A
+ * `410 Gone` relists at once, the scope serving what it holds meanwhile (see `fail`).
  */
 class PodScope {
   readonly pods = new Map<string, PodRecord>();
@@ -318,15 +318,24 @@ class PodScope {
     this.listAbort = undefined;
   }
 
-  /** Down at once, and again after a growing wait (at once for a 410: only the version is stale). */
+  /**
+   * Down at once, and again after a growing wait. A 410 says only that the watch's version is
+   * too old to resume from: the scope stays up on what it holds while it lists again at once
+   * (refusing every session meanwhile would turn a routine relist into an outage), and goes down
+   * only if that listing fails.
+   */
   private fail(why: string, immediate = false): void {
     const wasUp = this._state === 'up';
     this.disconnect();
+    if (immediate && wasUp) {
+      this.retries.failed(true);
+      return;
+    }
     this._state = 'down';
     this.reason = why;
     if (wasUp) {
       this.onChange(false);
-      if (!immediate) this.log.warn('kubernetes cluster down', { cluster: this.client.cluster, scope: this.where, reason: why });
+      this.log.warn('kubernetes cluster down', { cluster: this.client.cluster, scope: this.where, reason: why });
     } else if (this.retries.failures === 0) {
       this.log.warn('kubernetes cluster unreachable', { cluster: this.client.cluster, scope: this.where, reason: why });
     }

@@ -51,6 +51,8 @@ describe('the pod index (list + watch)', () => {
   const fake = fakeApiserver();
   let dir: string;
   let index: PodIndex;
+  /** Every change of the index's state, up or down. */
+  const changes: boolean[] = [];
   const target = (instance: string) => ({ app: 'shop', proc: 'api', instance });
 
   beforeAll(async () => {
@@ -60,7 +62,7 @@ describe('the pod index (list + watch)', () => {
     const port = (fake.server.address() as { port: number }).port;
     writeKubeconfig(file, { cluster: { name: 'fake', server: `http://127.0.0.1:${port}`, insecure: true }, token: 't', contexts: [{ name: 'c' }] });
     fake.state.pods.set('a', podObject('api-a', 5));
-    index = new PodIndex(KubeClient.load({ kubeconfig: file }), ['ns'], createLogger('silent'), { backoffInitialMs: 20, backoffMaxMs: 50, pingIntervalMs: 60_000 });
+    index = new PodIndex(KubeClient.load({ kubeconfig: file }), ['ns'], createLogger('silent'), { backoffInitialMs: 20, backoffMaxMs: 50, pingIntervalMs: 60_000 }, (up) => changes.push(up));
     await index.start();
   });
 
@@ -93,13 +95,17 @@ describe('the pod index (list + watch)', () => {
     expect(index.up).toBe(true);
   });
 
-  it('lists again after 410 Gone, and after a broken connection, being down meanwhile', async () => {
+  it('lists again after 410 Gone, serving what it holds meanwhile, and after a broken connection, being down meanwhile', async () => {
     let lists = fake.state.lists;
     fake.state.rv = 20;
     fake.state.pods.clear();
     fake.state.pods.set('c', podObject('api-c', 19));
+    const seen = changes.length;
     fake.event('ERROR', { kind: 'Status', status: 'Failure', code: 410, reason: 'Expired', message: 'too old resource version' });
     await until(() => fake.state.lists === lists + 1 && index.up);
+    await until(() => fake.state.watches.at(-1)!.from === '20');
+    // Never down: only the watch's version was stale.
+    expect(changes.slice(seen)).toEqual([]);
     // The listing replaced what the index held.
     expect(index.lookup(target('api-b'))).toEqual([]);
     expect(index.lookup(target('api-c')).map((p) => p.name)).toEqual(['api-c']);
@@ -109,6 +115,7 @@ describe('the pod index (list + watch)', () => {
     fake.state.watches.at(-1)!.res.destroy();
     await until(() => !index.up || fake.state.lists > lists);
     await until(() => fake.state.lists === lists + 1 && index.up);
+    expect(changes.slice(seen)).toEqual([false, true]);
     expect(index.resyncs).toBeGreaterThanOrEqual(3);
   });
 });
