@@ -4,7 +4,7 @@ import type Docker from 'dockerode';
 import { ListingGuard } from '../backend/listing-guard.js';
 import { RetrySchedule } from '../backend/retry-schedule.js';
 import type { Logger } from '../log.js';
-import { applyEvent, type ContainerEvent, type IndexedContainer, readEvents } from './docker-events.js';
+import { applyEvent, type ContainerEvent, eventMatters, type IndexedContainer, readEvents } from './docker-events.js';
 import { withTimeout } from '../backend/with-timeout.js';
 
 export type { IndexedContainer } from './docker-events.js';
@@ -148,11 +148,13 @@ export class HostContainerIndex {
   /**
    * A direct listing (a cross-check after a miss): what it finds goes into the index, as the
    * engine's word is fresher than what the index has heard so far, except a container that had
-   * an event while the listing was on its way (see ListingGuard).
+   * an event while the listing was on its way (see ListingGuard), and all of it when the index
+   * was resynced meanwhile: events missed while the stream was down never reach the guard.
    */
   confirm(list: () => Promise<IndexedContainer[]>): Promise<IndexedContainer[]> {
+    const generation = this.generation;
     return this.guard.listing(list, (c) => c.id, (c) => {
-      if (this.up) this.put(c);
+      if (this.up && generation === this.generation) this.put(c);
     });
   }
 
@@ -182,14 +184,14 @@ export class HostContainerIndex {
       this.containers.clear();
       this.byTarget.clear();
       for (const c of listed) this.put(c);
-      // Events that raced the listing: read those containers again instead of replaying.
-      while (pending.length > 0) {
-        const touched = [...new Set(pending.map((e) => e.id))];
-        pending = [];
-        await mapLimit(touched, 8, (id) => this.reread(docker, id, abort.signal));
-        if (generation !== this.generation) return;
-      }
+      // Events that raced the listing: read those containers again instead of replaying. One
+      // pass: events from here on apply directly, and a reread one of them overtook is dropped
+      // (see reread). Waiting for a pass without events would never end on a host whose health
+      // checks or busy containers send them all the time.
+      const touched = [...new Set(pending.filter(eventMatters).map((e) => e.id))];
       pending = undefined;
+      await mapLimit(touched, 8, (id) => this.reread(docker, id, abort.signal));
+      if (generation !== this.generation) return;
       this._state = 'up';
       this.reason = '';
       this.retries.succeeded();
@@ -204,16 +206,30 @@ export class HostContainerIndex {
     }
   }
 
+  /**
+   * Reads one container again after the listing, as a listing of its own under the guard: an
+   * event about it applied meanwhile is newer and wins. A container whose inspect goes
+   * unanswered keeps what the listing said of it rather than holding the whole host down.
+   */
   private async reread(docker: Docker, id: string, signal: AbortSignal): Promise<void> {
-    try {
-      const info = await docker.getContainer(id).inspect({ abortSignal: signal } as Docker.ContainerInspectOptions);
-      const labels = info.Config.Labels ?? {};
-      if (!isLabelled(labels)) return this.remove(id);
-      this.put({ id, name: info.Name.replace(/^\//, ''), image: info.Config.Image, state: info.State.Status, labels, created: Math.floor(Date.parse(info.Created) / 1000) });
-    } catch (err) {
-      if ((err as { statusCode?: number }).statusCode === 404) this.remove(id);
-      else throw err;
-    }
+    const read = async (): Promise<Array<{ id: string; record: IndexedContainer | undefined }>> => {
+      const timeout = AbortSignal.timeout(this.timing.requestTimeoutMs);
+      try {
+        const options = { abortSignal: AbortSignal.any([signal, timeout]) };
+        const info = await docker.getContainer(id).inspect(options as Docker.ContainerInspectOptions);
+        const labels = info.Config.Labels ?? {};
+        if (!isLabelled(labels)) return [{ id, record: undefined }];
+        return [{ id, record: { id, name: info.Name.replace(/^\//, ''), image: info.Config.Image, state: info.State.Status, labels, created: Math.floor(Date.parse(info.Created) / 1000) } }];
+      } catch (err) {
+        if ((err as { statusCode?: number }).statusCode === 404) return [{ id, record: undefined }];
+        if (timeout.aborted && !signal.aborted) {
+          this.log.warn('docker host: a container was not inspected in time; its listing stands', { host: this.name, container: id.slice(0, 12), timeoutMs: this.timing.requestTimeoutMs });
+          return [];
+        }
+        throw err;
+      }
+    };
+    await this.guard.listing(read, (r) => r.id, (r) => (r.record ? this.put(r.record) : this.remove(r.id)));
   }
 
   private apply(e: ContainerEvent): void {

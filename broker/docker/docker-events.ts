@@ -47,6 +47,11 @@ export function eventLabels(attributes: Record<string, string>): Record<string, 
   return labels;
 }
 
+/** Whether an event can change the index at all (exec_*, health_status and the like cannot). */
+export function eventMatters(event: ContainerEvent): boolean {
+  return event.action === 'destroy' || !IGNORED.test(event.action);
+}
+
 /**
  * What an event does to the index: remove the container, update it, or nothing. `previous` is
  * the indexed record, if any; labels come from the event itself, so label changes follow.
