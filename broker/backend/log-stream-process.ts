@@ -10,20 +10,27 @@ export interface LogStream {
   destroy(): unknown;
 }
 
+/** Why a log stream ended: the target stopped, or the link to its engine went. */
+export type LogEndReason = () => Promise<EntryError>;
+
+const targetStopped: LogEndReason = async () => new EntryError('ENTRY_CONTAINER_GONE');
+
 /**
  * A target's own output as a read-only process side: what /attach relays, for any backend.
- * Input, resizes and signals are ignored; output is paused and resumed with the client; it ends
- * with ENTRY_CONTAINER_GONE when the stream ends, which the engine does when the target stops.
- * `split` turns the stream's chunks into stdout and stderr (Docker's multiplexed logs), or
- * leaves them all stdout.
+ * Input, resizes and signals are ignored; output is paused and resumed with the client. It ends
+ * when the stream ends, which the engine does when the target stops, and a broken link does
+ * too: `endReason` tells which (by default, ENTRY_CONTAINER_GONE). `split` turns the stream's
+ * chunks into stdout and stderr (Docker's multiplexed logs), or leaves them all stdout.
  */
 export class LogStreamProcess implements ProcessSide {
   private events: ProcessEvents | undefined;
   private ended = false;
+  private terminated = false;
 
   constructor(
     private readonly stream: LogStream,
     private readonly split?: (emit: (stream: OutputStream, data: Uint8Array) => void) => (chunk: Buffer) => void,
+    private readonly endReason: LogEndReason = targetStopped,
   ) {
     // Nothing is read until the relay starts: the first lines are not lost.
     stream.pause();
@@ -43,7 +50,9 @@ export class LogStreamProcess implements ProcessSide {
   private end(): void {
     if (this.ended) return;
     this.ended = true;
-    this.events?.end({ error: new EntryError('ENTRY_CONTAINER_GONE') });
+    void this.endReason().then((error) => {
+      if (!this.terminated) this.events?.end({ error });
+    });
   }
 
   write(): boolean {
@@ -66,6 +75,7 @@ export class LogStreamProcess implements ProcessSide {
 
   async terminate(): Promise<void> {
     this.ended = true;
+    this.terminated = true;
     this.stream.destroy();
   }
 }

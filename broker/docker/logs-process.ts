@@ -1,5 +1,6 @@
 import type Docker from 'dockerode';
 import { type LogStream, LogStreamProcess } from '../backend/log-stream-process.js';
+import { EntryError } from '../errors.js';
 import { DockerDemuxer } from './demux.js';
 import { answeredWithin, answerInTime, dockerFailure, ENGINE_CALL_TIMEOUT_MS } from './engine.js';
 
@@ -18,11 +19,24 @@ export async function openContainerLogs(docker: Docker, containerId: string): Pr
     const stream = (await answeredWithin(ENGINE_CALL_TIMEOUT_MS, (signal) =>
       container.logs({ follow: true, stdout: true, stderr: true, tail: ATTACH_TAIL_LINES, abortSignal: signal }),
     )) as unknown as LogStream;
-    if (inspect.Config.Tty) return new LogStreamProcess(stream);
-    return new LogStreamProcess(stream, (emit) => {
-      const demux = new DockerDemuxer((s, d) => emit(s, d));
-      return (c) => demux.push(c);
-    });
+    // The stream also ends when the link to the engine breaks: the container says which.
+    const endReason = async (): Promise<EntryError> => {
+      try {
+        const now = await container.inspect(answerInTime());
+        return now.State.Running ? new EntryError('ENTRY_DOCKER_UNAVAILABLE', "the container's log stream from the engine ended while the container runs") : new EntryError('ENTRY_CONTAINER_GONE');
+      } catch (err) {
+        return dockerFailure(err, "after the container's log stream ended");
+      }
+    };
+    if (inspect.Config.Tty) return new LogStreamProcess(stream, undefined, endReason);
+    return new LogStreamProcess(
+      stream,
+      (emit) => {
+        const demux = new DockerDemuxer((s, d) => emit(s, d));
+        return (c) => demux.push(c);
+      },
+      endReason,
+    );
   } catch (err) {
     throw dockerFailure(err, 'attaching');
   }

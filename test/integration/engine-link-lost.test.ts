@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import type { ReapMode } from '../../broker/docker/process-reaper.js';
 import { brokerBehindEngineProxy } from '../helpers/engine-behind-proxy.js';
 import { eventually, openCommand } from '../helpers/sessions.js';
+import { WireClient } from '../helpers/wire-client.js';
 
 /**
  * The link between the broker and the engine breaks while a command runs (a tcp:// or ssh://
@@ -85,4 +86,18 @@ describe.each(['host', 'exec'] as ReapMode[])('the engine stream lost while a co
       await eventually(async () => added().length === 0, 'the entry to leave the ledger');
     }
   }, 60_000);
+});
+
+describe('/attach when the link to the engine breaks', () => {
+  const f = brokerBehindEngineProxy('ea', {});
+  const { app, engine, ready } = f;
+
+  it('tells the engine unreachable, not the container stopped, while the container runs on', async () => {
+    await ready();
+    const c = await WireClient.connect(f.broker.wsUrl.replace(/\/enter$/, '/attach'), { 'access-token': await f.broker.mint({ apps: [app] }), 'app-name': app, 'proc-name': 'web', 'instance-no': '1' });
+    await eventually(async () => f.broker.logs.some((l) => l.includes('"attach start"')), 'the attach to start');
+    engine.cut();
+    expect((await c.closed).reason).toBe('ENTRY_DOCKER_UNAVAILABLE');
+    expect(new TextDecoder().decode(c.closeMessage()?.content)).toMatch(/log stream from the engine ended while the container runs/);
+  }, 40_000);
 });
