@@ -41,6 +41,11 @@ export class TokenVerifier {
     } catch (err) {
       throw toEntryError(err);
     }
+    // A token issued in the future would outlive a revocation of every token its user holds
+    // (which goes by issue time): its issuer's clock is wrong, or it was made to.
+    if (typeof payload.iat === 'number' && payload.iat * 1000 > Date.now() + this.auth.clockToleranceSec * 1000) {
+      throw new EntryError('ENTRY_BAD_TOKEN', 'issued in the future (claim iat): check the issuer\'s clock');
+    }
     const user = claimAt(payload, this.auth.claims.user);
     if (typeof user !== 'string' || user === '') {
       throw new EntryError('ENTRY_BAD_TOKEN', `claim ${this.auth.claims.user} (the user) is missing`);

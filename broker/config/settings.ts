@@ -50,7 +50,7 @@ export const SETTINGS = {
   'jwt-secret-file': { type: 'string', arg: 'FILE', description: 'HMAC secret, at least 32 bytes (HS256/384/512)' },
   issuer: { type: 'string', arg: 'ISS', description: 'required `iss` of tokens' },
   audience: { type: 'string', arg: 'AUD', description: 'required `aud` of tokens' },
-  'clock-tolerance': { type: 'number', arg: 'SEC', default: 30, description: 'skew allowed on `exp`/`nbf`' },
+  'clock-tolerance': { type: 'number', arg: 'SEC', default: 30, description: 'skew allowed on `exp`/`nbf`, and on an `iat` in the future' },
   'user-claim': { type: 'string', arg: 'PATH', default: 'sub', description: 'claim naming the user' },
   'apps-claim': { type: 'string', arg: 'PATH', default: 'apps', description: 'claim listing the apps the user may enter (`*`, globs like `shop-*`)' },
   'roles-claim': { type: 'string', arg: 'PATH', default: 'roles', description: 'claim listing roles (`realm_access.roles` for Keycloak, `groups` for Okta)' },

@@ -50,7 +50,7 @@ interface MintOptions {
 }
 
 async function mint({ alg, key, payload = {}, expiresIn = 300 }: MintOptions): Promise<string> {
-  const jwt = new SignJWT({ sub: 'alice', apps: ['shop-*'], roles: ['dev'], ...payload }).setProtectedHeader({ alg, typ: 'JWT' }).setIssuedAt();
+  const jwt = new SignJWT({ sub: 'alice', apps: ['shop-*'], roles: ['dev'], ...payload }).setProtectedHeader({ alg, typ: 'JWT' }).setIssuedAt(typeof payload['iat'] === 'number' ? payload['iat'] : undefined);
   if (expiresIn !== null) jwt.setExpirationTime(now() + expiresIn);
   return jwt.sign(key);
 }
@@ -206,6 +206,14 @@ describe('TokenVerifier refusing tokens', () => {
   it('refuses a token that is not valid yet', async () => {
     const err = await refusal(rsaVerifier, await mint({ alg: 'RS256', key: rsa.privateKey, payload: { nbf: now() + 3600 } }));
     expect(err.code).toBe('ENTRY_BAD_TOKEN');
+  });
+
+  it('refuses a token issued in the future beyond the clock tolerance, which a revocation by issue time would miss', async () => {
+    const err = await refusal(rsaVerifier, await mint({ alg: 'RS256', key: rsa.privateKey, payload: { iat: now() + 3600 } }));
+    expect(err.code).toBe('ENTRY_BAD_TOKEN');
+    expect(err.message).toContain('issued in the future');
+    const tolerant = verifierFor({ 'jwt-public-key': rsaPemPath, 'clock-tolerance': 30 });
+    expect((await tolerant.verify(await mint({ alg: 'RS256', key: rsa.privateKey, payload: { iat: now() + 10 } }))).user).toBe('alice');
   });
 
   it('refuses a token without a user', async () => {
