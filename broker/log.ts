@@ -16,9 +16,14 @@ const CREDENTIAL_PARAM = /([?&](?:ticket|access_token|token|access-token)=)[^&\s
 /** Longest string value written to the log; the rest is counted, not written. */
 export const MAX_LOG_STRING_CHARS = 4096;
 
+/** Masks credentials found by shape inside a string (JWTs, credential query parameters). */
+export function maskCredentials(text: string): string {
+  return text.replace(JWT, '[redacted-jwt]').replace(CREDENTIAL_PARAM, '$1[redacted]');
+}
+
 /** Masks credentials found by shape inside a string value, and cuts it to MAX_LOG_STRING_CHARS. */
 export function scrub(text: string): string {
-  const masked = text.replace(JWT, '[redacted-jwt]').replace(CREDENTIAL_PARAM, '$1[redacted]');
+  const masked = maskCredentials(text);
   return masked.length > MAX_LOG_STRING_CHARS ? `${masked.slice(0, MAX_LOG_STRING_CHARS)}…[${masked.length - MAX_LOG_STRING_CHARS} more characters]` : masked;
 }
 

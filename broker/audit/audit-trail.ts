@@ -1,5 +1,5 @@
 import { isEntryError } from '../errors.js';
-import type { Logger } from '../log.js';
+import { type Logger, maskCredentials } from '../log.js';
 import type { SessionInfo, SessionObserver, SessionTap } from '../session/observer.js';
 import type { OutputStream } from '../session/types.js';
 import type { Store } from '../store/store.js';
@@ -54,7 +54,9 @@ export class AuditTrail implements SessionObserver {
   ) {}
 
   record(fields: Fields): void {
-    const event: AuditEvent = { ...fields, time: new Date().toISOString(), broker: this.options.brokerId };
+    // Stored as the log writes it: a token in a command line (`curl -H "Authorization: Bearer
+    // eyJ…"`, `export T=eyJ…`) is masked, not kept for every reader of the trail.
+    const event: AuditEvent = { ...maskFields(fields), time: new Date().toISOString(), broker: this.options.brokerId };
     this.log.info('audit', { audit: event.type, ...event, type: undefined });
     // An audit write that fails is logged, never fatal: the log line above already holds it.
     void this.store.appendAudit(event, this.options.maxEvents).catch((err: unknown) => this.log.warn('audit event not stored', { audit: event.type, error: err as Error }));
@@ -131,4 +133,13 @@ export class AuditTrail implements SessionObserver {
     const code = isEntryError(err) ? err.code : 'ENTRY_INTERNAL';
     this.record({ type: 'auth.failure', source, code, reason: err instanceof Error ? err.message : String(err), ...(claimedUser ? { claimedUser } : {}), ...(target?.app ? { app: target.app } : {}) });
   }
+}
+
+/** The event's strings, and lists of strings, with credentials masked (see maskCredentials). */
+function maskFields(fields: Fields): Fields {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(fields)) {
+    out[k] = typeof v === 'string' ? maskCredentials(v) : Array.isArray(v) ? v.map((x: unknown) => (typeof x === 'string' ? maskCredentials(x) : x)) : v;
+  }
+  return out as Fields;
 }
