@@ -51,18 +51,30 @@ export class FileLedger implements SessionLedger {
     }
   }
 
-  /** Records a session before its process starts. Never throws: a session does not depend on it. */
+  /**
+   * Records a session before its process starts, or again with what changed. Never throws: a
+   * session does not depend on it. Written beside the entry and renamed over it: a write cut
+   * short (a full disk, the broker dying) leaves the entry as it was, not a truncated file the
+   * next broker drops along with the processes it names.
+   */
   async add(entry: LedgerEntry): Promise<void> {
     if (!isSessionId(entry.session)) return;
     const file = join(this.dir, `${entry.session}.json`);
+    // Not an ENTRY_FILE name: never claimed or read as an entry.
+    const next = `${file}.next`;
+    const write = async () => {
+      await writeFile(next, JSON.stringify(entry), { mode: 0o600 });
+      await rename(next, file);
+    };
     try {
-      await writeFile(file, JSON.stringify(entry), { mode: 0o600 }).catch(async (err: NodeJS.ErrnoException) => {
+      await write().catch(async (err: NodeJS.ErrnoException) => {
         // The directory removed from under it (by hand, or by a broker that misjudged this one): made again.
         if (err.code !== 'ENOENT') throw err;
         await mkdir(this.dir, { recursive: true, mode: 0o700 });
-        await writeFile(file, JSON.stringify(entry), { mode: 0o600 });
+        await write();
       });
     } catch (err) {
+      await unlink(next).catch(() => undefined);
       this.log.warn('session not in the ledger: if this broker dies, its processes are left running', { session: entry.session, error: err as Error });
     }
   }

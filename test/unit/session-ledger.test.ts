@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
@@ -252,6 +252,26 @@ describe('leftover sessions are ended until done', () => {
     await leftovers.ended(entry(uuid(17)), false);
     const onDisk = JSON.parse(readFileSync(join(stateDir, 'sessions', currentOwner().name, `${uuid(17)}.json`), 'utf8')) as LedgerEntry;
     expect(onDisk.endRecorded).toBe(true);
+  });
+
+  it('leaves an entry whole when writing it again fails, and writes a new version beside it before taking its place', async () => {
+    const lines: string[] = [];
+    const ledger = (await FileLedger.open(stateDir, createLogger('warn', (l) => lines.push(l))))!;
+    const file = join(stateDir, 'sessions', currentOwner().name, `${uuid(20)}.json`);
+    await ledger.add(entry(uuid(20)));
+    const first = statSync(file).ino;
+    // The new version cannot be written (as on a full disk): the entry on disk is the old one, whole.
+    mkdirSync(`${file}.next`);
+    await ledger.add({ ...entry(uuid(20)), endRecorded: true });
+    expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual(entry(uuid(20)));
+    expect(lines.some((l) => l.includes('session not in the ledger'))).toBe(true);
+    rmSync(`${file}.next`, { recursive: true });
+    // Written whole elsewhere and renamed over it: never truncated in place.
+    await ledger.add({ ...entry(uuid(20)), endRecorded: true });
+    expect(statSync(file).ino).not.toBe(first);
+    expect((JSON.parse(readFileSync(file, 'utf8')) as LedgerEntry).endRecorded).toBe(true);
+    expect(existsSync(`${file}.next`)).toBe(false);
+    await ledger.remove(uuid(20));
   });
 
   it('gives up on an engine that never answers, within the grace and 30 s, and tries again at the next sweep', async () => {
