@@ -2,7 +2,7 @@ import type { ServerResponse } from 'node:http';
 import type { Identity } from '../auth/identity.js';
 import { storeCall } from '../store/store-call.js';
 import { EntryError } from '../errors.js';
-import type { Store } from '../store/store.js';
+import type { Revocation, Store } from '../store/store.js';
 import { parseJsonObject } from './body.js';
 import { requestTime } from './request-time.js';
 import { sendJson } from './respond.js';
@@ -51,16 +51,23 @@ export async function revoke(res: ServerResponse, identity: Identity, store: Sto
   const jti = name('jti');
   const user = name('user');
   if (jti !== undefined && user !== undefined) throw new EntryError('ENTRY_BAD_REQUEST', 'give {"jti"} or {"user"}, not both');
+  let revocation: Revocation;
   if (jti !== undefined) {
     if (body['before'] !== undefined) throw new EntryError('ENTRY_BAD_REQUEST', '"before" goes with "user"; a jti takes "expiresAt"');
     const until = body['expiresAt'] === undefined ? Date.now() + JTI_REVOCATION_DEFAULT_MS : requestTime(body['expiresAt'], 'expiresAt');
     await storeCall(() => store.revokeToken(jti, until));
+    revocation = { jti };
   } else if (user !== undefined) {
     if (body['expiresAt'] !== undefined) throw new EntryError('ENTRY_BAD_REQUEST', '"expiresAt" goes with "jti"; a user takes "before"');
     const before = body['before'] === undefined ? Date.now() : requestTime(body['before'], 'before');
     await storeCall(() => store.revokeUserBefore(user, before));
+    revocation = { user, before };
   } else {
     throw new EntryError('ENTRY_BAD_REQUEST', 'give {"jti"} or {"user"}');
   }
+  // Sessions already open with a token it covers end too: each broker that may hold one is told.
+  const records = await storeCall(() => store.listSessions());
+  const holders = new Set(records.filter((r) => 'jti' in revocation || r.user === revocation.user).map((r) => r.broker));
+  await Promise.all([...holders].map((broker) => storeCall(() => store.publish(broker, { type: 'revoke', by: identity.user, revocation }))));
   res.writeHead(204, { 'cache-control': 'no-store' }).end();
 }

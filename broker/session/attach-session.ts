@@ -27,7 +27,7 @@ export async function runAttachSession(upgrade: AdmittedSession, deps: AttachSes
     void stopping.relay?.stop(error);
     return settled;
   };
-  const untrack = track({ id: sessionId, user: identity.user, ...target, stop, watch: () => undefined });
+  const untrack = track({ id: sessionId, user: identity.user, ...target, credential: { issuedAt: identity.issuedAt, tokenId: identity.tokenId }, stop, watch: () => undefined });
   const fields = { session: sessionId, request: upgrade.requestId, user: identity.user, container: container.id.slice(0, 12), host: container.host, backend: container.backend };
   try {
     let logs;

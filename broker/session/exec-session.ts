@@ -40,11 +40,19 @@ export interface LiveSession {
   app: string;
   proc: string;
   instance: string;
+  /** The token it was admitted with: a revocation that covers it ends the session (see SessionTable). */
+  credential: TokenCredential;
   stop(error: EntryError): Promise<EndReason | undefined>;
   /** Publishes the session's output for watchers until `until` (epoch ms). */
   watch(until: number, by: string): void;
   /** Takes the session over with a new connection; throws EntryError (ENTRY_RESUME_*) when it may not. */
   resume?(attempt: ResumeAttempt): void;
+}
+
+/** What a revocation is matched against: the token's `iat` (ms, 0 when absent) and `jti`. */
+export interface TokenCredential {
+  issuedAt: number;
+  tokenId: string | undefined;
 }
 
 /**
@@ -83,6 +91,7 @@ export async function runExecSession(upgrade: AdmittedSession, deps: ExecSession
     id: sessionId,
     user: identity.user,
     ...target,
+    credential: { issuedAt: identity.issuedAt, tokenId: identity.tokenId },
     stop: (error) => {
       if (!stopRequested) {
         stopRequested = error;

@@ -1,7 +1,7 @@
 import type { AuditTrail } from '../audit/audit-trail.js';
 import { EntryError } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { Store } from '../store/store.js';
+import type { Revocation, Store } from '../store/store.js';
 import type { LiveSession } from './exec-session.js';
 
 /**
@@ -53,6 +53,10 @@ export class SessionTable {
   listen(store: Store, brokerId: string, audit: AuditTrail): void {
     void store
       .subscribe(brokerId, (message) => {
+        if (message.type === 'revoke') {
+          this.revoked(message.revocation, message.by, audit);
+          return;
+        }
         const session = this.sessions.get(message.sessionId);
         if (!session) return;
         if (message.type === 'watch') {
@@ -64,6 +68,18 @@ export class SessionTable {
         void session.stop(new EntryError('ENTRY_KILLED', `by ${message.by}`));
       })
       .catch((err: unknown) => this.log.warn('control channel not subscribed', { error: err as Error }));
+  }
+
+  /** Ends the sessions admitted with a token the revocation covers, as the admission would refuse it now. */
+  private revoked(revocation: Revocation, by: string, audit: AuditTrail): void {
+    for (const session of this.sessions.values()) {
+      const { issuedAt, tokenId } = session.credential;
+      const covered = 'jti' in revocation ? tokenId === revocation.jti : session.user === revocation.user && issuedAt < revocation.before;
+      if (!covered) continue;
+      this.log.info('session kill', { session: session.id, by, reason: 'token revoked' });
+      audit.record({ type: 'session.kill', sessionId: session.id, user: session.user, app: session.app, proc: session.proc, instance: session.instance, by });
+      void session.stop(new EntryError('ENTRY_TOKEN_REVOKED', `by ${by}`));
+    }
   }
 
   /**

@@ -12,7 +12,12 @@ export type { SessionRecord };
 export type ControlMessage =
   | { type: 'kill'; sessionId: string; by: string }
   /** Start (or keep) publishing a session's output for watchers elsewhere; `until` in epoch ms. */
-  | { type: 'watch'; sessionId: string; by: string; until: number };
+  | { type: 'watch'; sessionId: string; by: string; until: number }
+  /** A revocation was stored: end the sessions admitted with a token it covers. */
+  | { type: 'revoke'; by: string; revocation: Revocation };
+
+/** One revocation: a token by its jti, or every token of a user issued before a time (epoch ms). */
+export type Revocation = { jti: string } | { user: string; before: number };
 
 export interface RateDecision {
   allowed: boolean;

@@ -90,4 +90,34 @@ describe('auth-failure limits and token revocation', () => {
       expect(((await res.json()) as { error: string }).error, body).toBe('ENTRY_BAD_REQUEST');
     }
   });
+
+  it('ends the sessions open with a token a revocation covers, saying why, and leaves the others running', async () => {
+    const admin = await b.mint({ roles: ['entry-admin'] }, { user: 'boss' });
+    const revoke = (body: object) => fetch(`${b.url}/api/revocations`, { method: 'POST', headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const issuedAgo = (s: number, user: string, jti: string) => new SignJWT({ apps: [app] }).setProtectedHeader({ alg: 'EdDSA' }).setSubject(user).setJti(jti).setIssuedAt(Math.floor(Date.now() / 1000) - s).setExpirationTime('1h').sign(b.privateKey);
+    const open = async (token: string) => {
+      const c = await openCommand(b.wsUrl, token, target, ['sh', '-c', 'echo up; exec cat']);
+      await c.waitFor(() => c.stdoutText() === 'up\n', 'up');
+      return c;
+    };
+    const stolen = await open(await issuedAgo(120, 'rev', 'rev-1'));
+    const renewed = await open(await issuedAgo(0, 'rev', 'rev-2'));
+    const byJti = await open(await issuedAgo(0, 'rev', 'rev-3'));
+    const someoneElse = await open(await issuedAgo(120, 'other', 'rev-4'));
+    // Every token of the user issued more than a minute ago.
+    expect((await revoke({ user: 'rev', before: new Date(Date.now() - 60_000).toISOString() })).status).toBe(204);
+    await stolen.closed;
+    expect(stolen.closeMessage()).toMatchObject({ code: 'ENTRY_TOKEN_REVOKED' });
+    expect(new TextDecoder().decode(stolen.closeMessage()!.content)).toMatch(/access token revoked: by boss/);
+    expect((await revoke({ jti: 'rev-3' })).status).toBe(204);
+    await byJti.closed;
+    expect(byJti.closeMessage()).toMatchObject({ code: 'ENTRY_TOKEN_REVOKED' });
+    // The others run on: a token issued since, and another user's.
+    for (const c of [renewed, someoneElse]) {
+      c.type('still\n');
+      await c.waitFor(() => c.stdoutText().includes('still'), 'still running');
+      c.ws.close();
+      await c.closed;
+    }
+  });
 });

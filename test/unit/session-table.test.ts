@@ -3,22 +3,25 @@ import { EntryError } from '../../broker/errors.js';
 import { createLogger } from '../../broker/log.js';
 import type { LiveSession } from '../../broker/session/exec-session.js';
 import { SessionTable } from '../../broker/session/session-table.js';
+import { AuditTrail } from '../../broker/audit/audit-trail.js';
+import { MemoryStore } from '../../broker/store/memory-store.js';
 
 /**
  * A session whose stop is honoured later (an exec still opening): `stop` resolves, and the
  * session leaves the table, only when `end` is called.
  */
-function slowSession(table: SessionTable, id: string) {
+function slowSession(table: SessionTable, id: string, who: { user: string; issuedAt: number; tokenId?: string } = { user: 'alice', issuedAt: 0 }) {
   const stops: EntryError[] = [];
   let end!: () => void;
   const ended = new Promise<undefined>((resolve) => (end = () => resolve(undefined)));
   let untrack = () => undefined as void;
   const session: LiveSession = {
     id,
-    user: 'alice',
+    user: who.user,
     app: 'a',
     proc: 'web',
     instance: '1',
+    credential: { issuedAt: who.issuedAt, tokenId: who.tokenId },
     stop: (error) => {
       stops.push(error);
       return ended;
@@ -67,5 +70,30 @@ describe('SessionTable drain', () => {
     const table = new SessionTable(10, log);
     expect(await settledWithin(table.drain(), 1000)).toBe(true);
     expect(() => table.admissible()).toThrow(/shutting down/);
+  });
+});
+
+describe('SessionTable revocations', () => {
+  const log = createLogger('error', () => undefined);
+
+  it('ends the sessions admitted with a token a revocation covers, and only those', async () => {
+    const store = new MemoryStore();
+    const table = new SessionTable(10, log);
+    table.listen(store, 'b1', new AuditTrail(store, log, { brokerId: 'b1', maxEvents: 100, alertRules: [] }));
+    const old = slowSession(table, 's1', { user: 'alice', issuedAt: 1_000, tokenId: 'j1' });
+    const fresh = slowSession(table, 's2', { user: 'alice', issuedAt: 5_000, tokenId: 'j2' });
+    const other = slowSession(table, 's3', { user: 'bob', issuedAt: 1_000, tokenId: 'j3' });
+    await store.publish('b1', { type: 'revoke', by: 'boss', revocation: { user: 'alice', before: 3_000 } });
+    await new Promise((r) => setImmediate(r));
+    expect(old.stops.map((e) => [e.code, e.message])).toEqual([['ENTRY_TOKEN_REVOKED', 'access token revoked: by boss']]);
+    expect(fresh.stops).toEqual([]);
+    expect(other.stops).toEqual([]);
+    await store.publish('b1', { type: 'revoke', by: 'boss', revocation: { jti: 'j3' } });
+    await new Promise((r) => setImmediate(r));
+    expect(other.stops.map((e) => e.code)).toEqual(['ENTRY_TOKEN_REVOKED']);
+    expect(fresh.stops).toEqual([]);
+    const kills = (await store.queryAudit({ limit: 10, type: 'session.kill' })).events.map((e) => e.sessionId).sort();
+    expect(kills).toEqual(['s1', 's3']);
+    for (const s of [old, fresh, other]) s.end();
   });
 });

@@ -199,10 +199,11 @@ function signOut(message?: string): void {
 
 /**
  * The broker no longer takes the token (expired, revoked): the sign-in form comes back. Open
- * terminals are kept as they are, hidden: their sessions run on whatever the token does now,
- * and closing them would end a migration halfway. Signing out is what ends them.
+ * terminals are kept as they are, hidden: an expired token's sessions run on, and closing them
+ * would end a migration halfway (a revoked token's are ended by the broker, each saying so).
+ * Signing out is what ends them.
  */
-function tokenRefused(message: string): void {
+function tokenRefused(message: string, code: string): void {
   clearInterval(refreshTimer);
   clearInterval(sessionsTimer);
   if (killDialog.open) killDialog.close();
@@ -210,13 +211,14 @@ function tokenRefused(message: string): void {
   token = undefined;
   api = undefined;
   const open = tabs.count;
-  showSignIn(open > 0 ? `${message}. Sign in again to get back to your ${open === 1 ? 'open terminal' : `${open} open terminals`}: ${open === 1 ? 'it keeps' : 'they keep'} running.` : message);
+  const fate = code === 'ENTRY_TOKEN_REVOKED' ? 'the broker ends the sessions of a revoked token' : `${open === 1 ? 'it keeps' : 'they keep'} running`;
+  showSignIn(open > 0 ? `${message}. Sign in again to get back to your ${open === 1 ? 'open terminal' : `${open} open terminals`}: ${fate}.` : message);
 }
 
 /** Asks for a new token when the broker no longer takes this one; true if it did. */
 function signedOutBy(err: unknown): boolean {
   if (err instanceof ApiError && err.status === 401) {
-    tokenRefused(err.message);
+    tokenRefused(err.message, err.code);
     return true;
   }
   return false;
