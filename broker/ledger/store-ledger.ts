@@ -37,6 +37,12 @@ export class StoreLedger implements SessionLedger {
   private marked = false;
   /** This broker's entries as written, to write again into a store that lost them. */
   private readonly entries = new Map<string, string>();
+  /** Entries whose write failed (the store unreachable for a moment): written at the next renewal. */
+  private readonly unwritten = new Set<string>();
+  /** Sessions whose removal failed: removed at the next renewal, or claimed later as ended. */
+  private readonly unremoved = new Set<string>();
+  /** Sessions being removed: never written again meanwhile. */
+  private readonly removing = new Set<string>();
 
   /**
    * The next claim reads this broker's own ledger for entries it does not know it holds: a claim
@@ -72,34 +78,60 @@ export class StoreLedger implements SessionLedger {
       this.markFailing = true;
       return;
     }
-    // A store restarted without its data (or this mark lapsed): the ledger of the sessions that run is written again.
-    if (this.marked && !was && this.entries.size > 0) {
-      this.log.warn('alive mark was missing from the store: writing the session ledger again', { sessions: this.entries.size });
-      await Promise.all([...this.entries].map(([session, text]) => storeCall(() => this.store.putLedgerEntry(this.broker, session, text)))).catch((err: unknown) => this.log.warn('session ledger not written again', { error: err as Error }));
-    }
+    // A store restarted without its data (or this mark lapsed): the ledger of the sessions that
+    // run is written again. Otherwise only what a failed call left undone is done again.
+    const lost = this.marked && !was && this.entries.size > 0;
     this.marked = true;
+    if (lost) this.log.warn('alive mark was missing from the store: writing the session ledger again', { sessions: this.entries.size });
+    const toWrite = lost ? [...this.entries.keys()] : [...this.unwritten];
+    await Promise.all([...toWrite.map((session) => this.write(session)), ...[...this.unremoved].map((session) => this.erase(session))]);
+  }
+
+  /** Writes this broker's entry of `session` as it stands; false when the store failed. */
+  private async write(session: string): Promise<boolean> {
+    const text = this.entries.get(session);
+    if (text === undefined || this.removing.has(session)) {
+      this.unwritten.delete(session);
+      return true;
+    }
+    try {
+      await storeCall(() => this.store.putLedgerEntry(this.broker, session, text));
+      this.unwritten.delete(session);
+      return true;
+    } catch (err) {
+      if (!this.unwritten.has(session)) this.log.warn('session not in the ledger yet: written again once the store answers', { session, error: err as Error });
+      this.unwritten.add(session);
+      return false;
+    }
+  }
+
+  /** Removes the entry of `session` from the store; kept for the next renewal when the store failed. */
+  private async erase(session: string): Promise<void> {
+    try {
+      await storeCall(() => this.store.removeLedgerEntry(this.broker, session));
+      this.unremoved.delete(session);
+    } catch (err) {
+      // Left there, it would be claimed when this broker is gone as a session with nothing to end.
+      if (!this.unremoved.has(session)) this.log.warn('session not removed from the ledger yet: removed once the store answers', { session, error: err as Error });
+      this.unremoved.add(session);
+    }
   }
 
   async add(entry: LedgerEntry): Promise<void> {
     if (!isSessionId(entry.session)) return;
-    const text = JSON.stringify(entry);
-    this.entries.set(entry.session, text);
-    try {
-      await storeCall(() => this.store.putLedgerEntry(this.broker, entry.session, text));
-    } catch (err) {
-      this.log.warn('session not in the ledger: if this broker dies, its processes are left running', { session: entry.session, error: err as Error });
-    }
+    this.entries.set(entry.session, JSON.stringify(entry));
+    await this.write(entry.session);
   }
 
   async remove(session: string): Promise<void> {
+    this.removing.add(session);
+    this.unwritten.delete(session);
     try {
-      await storeCall(() => this.store.removeLedgerEntry(this.broker, session));
-    } catch (err) {
-      // Left there, it is claimed when this broker is gone and found to have nothing left to end.
-      this.log.warn('session not removed from the ledger', { session, error: err as Error });
+      await this.erase(session);
     } finally {
       // Only now: a claim reading this broker's own ledger meanwhile still knows the session.
       this.entries.delete(session);
+      this.removing.delete(session);
     }
   }
 

@@ -300,6 +300,8 @@ describe('leftover sessions are ended until done', () => {
 class WatchedStore extends MemoryStore {
   failMarks = false;
   loseClaimAnswer = false;
+  /** Writes and removals of ledger entries fail (a blip between two renewals). */
+  failLedgerCalls = false;
   private waiters: Array<() => void> = [];
 
   renewed(): Promise<void> {
@@ -313,6 +315,16 @@ class WatchedStore extends MemoryStore {
     this.waiters = [];
     for (const w of waiters) w();
     return was;
+  }
+
+  override async putLedgerEntry(broker: string, session: string, text: string): Promise<void> {
+    if (this.failLedgerCalls) throw new Error('connection lost');
+    return super.putLedgerEntry(broker, session, text);
+  }
+
+  override async removeLedgerEntry(broker: string, session: string): Promise<void> {
+    if (this.failLedgerCalls) throw new Error('connection lost');
+    return super.removeLedgerEntry(broker, session);
   }
 
   override async claimLedgers(broker: string, minOwnMarkMs: number): Promise<string[]> {
@@ -355,6 +367,27 @@ describe('the session ledger in the shared store', () => {
       }
       expect(performance.now() - back).toBeGreaterThanOrEqual(ALIVE_MS);
       expect(claimed).toEqual([entry(uuid(10))]);
+    } finally {
+      await ledger.close();
+    }
+  });
+
+  it('writes an entry, and removes one, at the next renewal when the store failed the call', async () => {
+    const store = new WatchedStore();
+    const lines: string[] = [];
+    const ledger = new StoreLedger(store, 'me', ALIVE_MS, createLogger('warn', (l) => lines.push(l)));
+    try {
+      await ledger.add(entry(uuid(51)));
+      store.failLedgerCalls = true;
+      await ledger.add(entry(uuid(52)));
+      await ledger.remove(uuid(51));
+      expect((await store.ledgerEntries('me')).map((t) => (JSON.parse(t) as LedgerEntry).session)).toEqual([uuid(51)]);
+      store.failLedgerCalls = false;
+      // The mark was never lost: the next renewal does what the failed calls left undone.
+      await store.renewed();
+      await vi.waitFor(async () => expect((await store.ledgerEntries('me')).map((t) => (JSON.parse(t) as LedgerEntry).session)).toEqual([uuid(52)]), { timeout: 2_000 });
+      expect(lines.filter((l) => l.includes('written again once the store answers'))).toHaveLength(1);
+      expect(lines.filter((l) => l.includes('removed once the store answers'))).toHaveLength(1);
     } finally {
       await ledger.close();
     }
