@@ -1,18 +1,24 @@
 import { EntryError, isEntryError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { LiveSession } from './exec-session.js';
+import type { SessionRegistry } from './registry.js';
 import { Relay } from './relay.js';
 import type { AdmittedSession, EndReason } from './types.js';
 
 export interface AttachSessionDeps {
   log: Logger;
+  registry: SessionRegistry;
   pingIntervalMs: number;
+  idleTimeoutMs: number;
+  maxSessionMs: number;
 }
 
 /**
  * /attach: the target's own stdout/stderr, read-only, as the original had. Client input is
- * ignored. A session like the others for the broker: tracked (drain, --max-sessions), relayed
- * with backpressure, ended with a reason (the client gone, or the container stopped).
+ * ignored. A session like the others for the broker: tracked (drain, --max-sessions), counted
+ * against the user's --max-user-sessions, listed for admins (and killable), bounded by
+ * --idle-timeout and --max-session, relayed with backpressure, ended with a reason (the client
+ * gone, the container stopped, a revocation).
  */
 export async function runAttachSession(upgrade: AdmittedSession, deps: AttachSessionDeps, track: (s: LiveSession) => () => void): Promise<EndReason> {
   const { terminal, container, identity, target, sessionId } = upgrade;
@@ -29,9 +35,14 @@ export async function runAttachSession(upgrade: AdmittedSession, deps: AttachSes
   };
   const untrack = track({ id: sessionId, user: identity.user, ...target, credential: { issuedAt: identity.issuedAt, tokenId: identity.tokenId }, stop, watch: () => undefined });
   const fields = { session: sessionId, request: upgrade.requestId, user: identity.user, container: container.id.slice(0, 12), host: container.host, backend: container.backend };
+  let registered = false;
+  const started = Date.now();
   try {
     let logs;
     try {
+      await deps.registry.reserve(identity.user, sessionId);
+      registered = true;
+      if (stopping.error) throw stopping.error;
       logs = await container.attach();
       if (stopping.error) {
         await logs.terminate();
@@ -44,8 +55,32 @@ export async function runAttachSession(upgrade: AdmittedSession, deps: AttachSes
       return reason;
     }
     deps.log.info('attach start', fields);
-    const relay = new Relay(terminal, logs, { pingIntervalMs: deps.pingIntervalMs });
+    const relay = new Relay(terminal, logs, { pingIntervalMs: deps.pingIntervalMs, idleTimeoutMs: deps.idleTimeoutMs, maxSessionMs: deps.maxSessionMs });
     stopping.relay = relay;
+    // Listed best-effort, as an exec session is: a store hiccup must not end it.
+    void deps.registry
+      .add(
+        {
+          id: sessionId,
+          user: identity.user,
+          source: upgrade.remoteAddress,
+          app: target.app,
+          proc: target.proc,
+          instance: target.instance,
+          container: container.id,
+          dockerHost: container.host,
+          broker: deps.registry.brokerId,
+          ...(deps.registry.brokerUrl ? { brokerUrl: deps.registry.brokerUrl } : {}),
+          startedAt: new Date(started).toISOString(),
+          bytesIn: 0,
+          bytesOut: 0,
+          command: null,
+          tty: false,
+          attach: true,
+        },
+        () => ({ bytesIn: relay.bytesIn, bytesOut: relay.bytesOut }),
+      )
+      .catch((err: unknown) => deps.log.warn('session not registered yet: the heartbeat lists it once the store answers', { ...fields, error: err as Error }));
     const reason = await relay.run();
     outcome = reason;
     deps.log.info('attach end', { ...fields, how: reason.kind, ...(reason.kind === 'failed' ? { code: reason.error.code } : {}) });
@@ -53,5 +88,6 @@ export async function runAttachSession(upgrade: AdmittedSession, deps: AttachSes
   } finally {
     untrack();
     settle(outcome);
+    if (registered) await deps.registry.remove(identity.user, sessionId);
   }
 }

@@ -24,7 +24,9 @@ export interface SessionRecord extends SessionSubject {
   startedAt: string;
   bytesIn: number;
   bytesOut: number;
-  /** The scripted command; null for an interactive shell. */
+  /** The scripted command; null for an interactive shell (or an attach). */
   command: string[] | null;
   tty: boolean;
+  /** A read-only /attach to the container's own output, not a process of its own. */
+  attach?: boolean;
 }

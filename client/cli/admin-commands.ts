@@ -24,7 +24,7 @@ export async function listSessionsCommand(broker: string, token: string, json: b
   }
   const rows = [['ID', 'USER', 'TARGET', 'FROM', 'AGE', 'IN', 'OUT', 'COMMAND']];
   for (const s of sessions) {
-    rows.push([s.id, s.user, `${s.app}/${s.proc}/${s.instance}`, s.source, age(s.startedAt), String(s.bytesIn), String(s.bytesOut), s.command ? s.command.join(' ').slice(0, 40) : '(shell)']);
+    rows.push([s.id, s.user, `${s.app}/${s.proc}/${s.instance}`, s.source, age(s.startedAt), String(s.bytesIn), String(s.bytesOut), s.attach ? '(attach)' : s.command ? s.command.join(' ').slice(0, 40) : '(shell)']);
   }
   process.stdout.write(`${table(rows)}\n`);
 }

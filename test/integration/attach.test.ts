@@ -19,15 +19,15 @@ describe('/attach', () => {
     });
     id = c.id;
     await c.start();
-    b = await startTestBroker();
+    b = await startTestBroker({ 'max-user-sessions': 1 });
   });
   afterAll(async () => {
     await b?.stop();
     await docker.getContainer(id).remove({ force: true }).catch(() => undefined);
   });
 
-  const open = async () =>
-    WireClient.connect(b.wsUrl.replace(/\/enter$/, '/attach'), { 'access-token': await b.mint({ apps: [app] }), 'app-name': app, 'proc-name': 'web', 'instance-no': '1' });
+  const open = async (user = 'alice') =>
+    WireClient.connect(b.wsUrl.replace(/\/enter$/, '/attach'), { 'access-token': await b.mint({ apps: [app] }, { user }), 'app-name': app, 'proc-name': 'web', 'instance-no': '1' });
 
   it('relays the main process output with stdout and stderr apart, ignores input, and counts as a session', async () => {
     const c = await open();
@@ -39,6 +39,22 @@ describe('/attach', () => {
     await c.closed;
     await expect.poll(() => b.broker.sessionCount).toBe(0);
     expect(c.stdoutText()).not.toContain('got ignored');
+  });
+
+  it("takes one of the user's sessions, is listed for admins as an attach, and an admin's kill ends it", async () => {
+    // A user of its own: the slot the test before freed may still be on its way back.
+    const c = await open('attacher');
+    await c.waitFor(() => c.stdoutText().includes('hello-from-main'), 'the container log');
+    // The user's one session is taken: another attach is refused.
+    const second = await open('attacher');
+    expect((await second.closed).reason).toBe('ENTRY_USER_SESSION_LIMIT');
+    const admin = await b.mint({ roles: ['entry-admin'] }, { user: 'boss' });
+    const listed = async () => ((await (await fetch(`${b.url}/api/sessions`, { headers: { authorization: `Bearer ${admin}` } })).json()) as { sessions: Array<{ id: string; user: string; attach?: boolean; command: string[] | null }> }).sessions;
+    await expect.poll(async () => (await listed()).filter((s) => s.user === 'attacher')).toEqual([expect.objectContaining({ attach: true, command: null })]);
+    const id = (await listed()).find((s) => s.user === 'attacher')!.id;
+    expect((await fetch(`${b.url}/api/sessions/${id}`, { method: 'DELETE', headers: { authorization: `Bearer ${admin}` } })).status).toBe(202);
+    expect((await c.closed).reason).toBe('ENTRY_KILLED');
+    await expect.poll(async () => (await listed()).filter((s) => s.user === 'attacher')).toEqual([]);
   });
 
   it('ends with "container stopped" when the container stops', async () => {

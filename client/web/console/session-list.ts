@@ -104,7 +104,7 @@ export class SessionList {
     kill.setAttribute('aria-label', `Kill the session of ${s.user} on ${target}`);
     kill.disabled = ending;
     kill.addEventListener('click', () => this.actions.kill(s));
-    const command = s.command ? shellWords(s.command) : '(shell)';
+    const command = s.attach ? '(attach)' : s.command ? shellWords(s.command) : '(shell)';
     const tr = h(
       'tr',
       {},
@@ -124,6 +124,6 @@ export class SessionList {
 
 function matches(s: SessionInfo, words: string[]): boolean {
   if (words.length === 0) return true;
-  const hay = `${s.user} ${sessionTarget(s)} ${s.source} ${s.command ? s.command.join(' ') : '(shell)'} ${s.id} ${s.broker}`.toLowerCase();
+  const hay = `${s.user} ${sessionTarget(s)} ${s.source} ${s.attach ? '(attach)' : s.command ? s.command.join(' ') : '(shell)'} ${s.id} ${s.broker}`.toLowerCase();
   return words.every((w) => hay.includes(w));
 }
