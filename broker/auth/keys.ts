@@ -89,6 +89,10 @@ export function authWarnings(auth: AuthConfig, modeOf: (path: string) => number 
   if (auth.jwksUrl && !auth.audience) {
     warnings.push("--jwks-url without --audience: tokens the provider issued for any of its clients are accepted; set --audience to this broker's client id");
   }
+  if (auth.jwksUrl && !auth.issuer) {
+    // A key set shared by many issuers (a multi-tenant provider's common keys) verifies them all.
+    warnings.push('--jwks-url without --issuer: a token from any issuer that signs with these keys is accepted; set --issuer to the provider\'s issuer URL');
+  }
   if (auth.secretFile) {
     const mode = modeOf(auth.secretFile) & 0o777;
     if (mode & 0o077) warnings.push(`--jwt-secret-file ${auth.secretFile} can be read by others (mode ${mode.toString(8).padStart(4, '0')}): anyone who reads it can mint tokens; chmod 600 it`);

@@ -22,9 +22,10 @@ describe('the verification key', () => {
     expect(loadVerificationKey(auth({ publicKeyFile: pub })).algorithms).toContain('EdDSA');
   });
 
-  it('warns of a key set without an audience and of a secret others can read', () => {
-    expect(authWarnings(auth({ jwksUrl: 'https://idp.example/jwks' }))).toEqual([expect.stringMatching(/^--jwks-url without --audience: tokens the provider issued for any of its clients are accepted/)]);
-    expect(authWarnings(auth({ jwksUrl: 'https://idp.example/jwks', audience: 'entry' }))).toEqual([]);
+  it('warns of a key set without an audience or an issuer, and of a secret others can read', () => {
+    expect(authWarnings(auth({ jwksUrl: 'https://idp.example/jwks', issuer: 'https://idp.example' }))).toEqual([expect.stringMatching(/^--jwks-url without --audience: tokens the provider issued for any of its clients are accepted/)]);
+    expect(authWarnings(auth({ jwksUrl: 'https://idp.example/jwks', audience: 'entry' }))).toEqual([expect.stringMatching(/^--jwks-url without --issuer: a token from any issuer that signs with these keys is accepted/)]);
+    expect(authWarnings(auth({ jwksUrl: 'https://idp.example/jwks', audience: 'entry', issuer: 'https://idp.example' }))).toEqual([]);
     const secret = join(dir, 'secret');
     writeFileSync(secret, randomBytes(32).toString('hex'));
     chmodSync(secret, 0o644);
