@@ -162,7 +162,7 @@ export const SETTINGS = {
   'recordings-dir': { type: 'string', arg: 'DIR', default: '/var/lib/entry/recordings', description: 'session recordings; `none` disables' },
   'record-input': { type: 'boolean', default: false, description: 'also record what users type' },
   'recording-max-bytes': { type: 'number', arg: 'N', default: DEFAULT_RECORDING_MAX_BYTES, description: 'size cap of one recording (a marker notes the cut)' },
-  'recording-retention-days': { type: 'number', arg: 'N', default: DEFAULT_RECORDING_RETENTION_DAYS, description: 'older recordings are deleted; `0` keeps all' },
+  'recording-retention-days': { type: 'number', arg: 'N', default: DEFAULT_RECORDING_RETENTION_DAYS, description: 'older recordings are deleted (a running session\'s never: it is kept fresh); `0` keeps all' },
   'audit-max-events': { type: 'number', arg: 'N', default: DEFAULT_AUDIT_MAX_EVENTS, description: 'audit events kept in the store (without Redis, also at most 16 MiB of them)' },
   'alert-rule': { type: 'string', array: true, arg: 'REGEX…', description: 'a typed command line, or a scripted run\'s command, matching it raises an `alert` event' },
   'watch-banner': { type: 'boolean', default: true, description: 'tell users when an admin watches their session' },

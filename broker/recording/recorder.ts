@@ -1,5 +1,5 @@
 import { mkdirSync } from 'node:fs';
-import { mkdir, opendir, stat, unlink } from 'node:fs/promises';
+import { mkdir, opendir, stat, unlink, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../log.js';
 import type { SessionInfo, SessionObserver, SessionTap } from '../session/observer.js';
@@ -41,6 +41,8 @@ export class Recorder implements SessionObserver {
   private sweeping: Promise<void> | undefined;
   /** Recordings of ended sessions still being written out. */
   private readonly closing = new Set<Promise<void>>();
+  /** Paths of the recordings of sessions still running (see sweepOnce). */
+  private readonly open = new Set<string>();
 
   constructor(
     private readonly options: RecorderOptions,
@@ -89,6 +91,7 @@ export class Recorder implements SessionObserver {
       env: { TERM: info.term || 'xterm-256color', SHELL: info.argv ? '' : '/bin/bash' },
     };
     const path = this.pathOf(info.id)!;
+    this.open.add(path);
     const create = () => AsciicastWriter.create(path, header, this.options.maxBytes, onError);
     const opened = create()
       .catch((err: unknown) => {
@@ -122,7 +125,10 @@ export class Recorder implements SessionObserver {
       ended: () => {
         const written = opened.then((w) => w?.close()).catch(onError);
         this.closing.add(written);
-        void written.finally(() => this.closing.delete(written));
+        void written.finally(() => {
+          this.closing.delete(written);
+          this.open.delete(path);
+        });
       },
     };
   }
@@ -152,10 +158,15 @@ export class Recorder implements SessionObserver {
 
   private async sweepOnce(): Promise<void> {
     const cutoff = Date.now() - this.options.retentionDays * 86_400_000;
+    // A running session's recording may go unwritten for days (a quiet shell, one past its size
+    // cap): it is touched at each sweep, so that no broker sharing the folder takes it for old.
+    const now = new Date();
+    await Promise.all([...this.open].map((file) => utimes(file, now, now).catch(() => undefined)));
     let removed = 0;
     for await (const entry of await opendir(this.options.dir)) {
       if (!entry.name.endsWith('.cast')) continue;
       const file = join(this.options.dir, entry.name);
+      if (this.open.has(file)) continue;
       try {
         if ((await stat(file)).mtimeMs < cutoff) {
           await unlink(file);

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, utimesSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -68,6 +68,24 @@ describe('Recorder', () => {
     tap.output!('stdout', Buffer.from('hello\r\n'));
     tap.ended!({ reason: 'exit', durationMs: 1, bytesIn: 0, bytesOut: 7 } as never);
     await until(() => existsSync(join(dir, 'after-sweep.cast')) && readFileSync(join(dir, 'after-sweep.cast'), 'utf8').includes('hello'), 'the recording');
+  });
+
+  it("sweeps old recordings away but never a running session's, however long it has been quiet", async () => {
+    const { r, dir } = recorder();
+    const longAgo = new Date(Date.now() - 40 * 86_400_000);
+    const running = r.started(info('quiet-shell'));
+    const ended = r.started(info('long-over'));
+    await until(() => existsSync(join(dir, 'quiet-shell.cast')) && existsSync(join(dir, 'long-over.cast')), 'the files');
+    ended.ended!({ reason: 'exit', durationMs: 1, bytesIn: 0, bytesOut: 0 } as never);
+    await r.close();
+    // Both untouched for 40 days, past the 30 days kept: only the ended one goes.
+    for (const name of ['quiet-shell', 'long-over']) utimesSync(join(dir, `${name}.cast`), longAgo, longAgo);
+    await r.sweep();
+    expect(existsSync(join(dir, 'long-over.cast'))).toBe(false);
+    expect(existsSync(join(dir, 'quiet-shell.cast'))).toBe(true);
+    // Touched: a broker sharing the folder does not take it for old either.
+    expect(statSync(join(dir, 'quiet-shell.cast')).mtimeMs).toBeGreaterThan(Date.now() - 60_000);
+    running.ended!({ reason: 'exit', durationMs: 1, bytesIn: 0, bytesOut: 0 } as never);
   });
 
   it('writes out the recordings of ended sessions before close() resolves', async () => {
