@@ -6,12 +6,14 @@ import { ipv4Of, ipv6Groups, isMappedIPv4 } from '../transport/ip-address.js';
  * privacy addresses), so one client can send from any number of addresses in it; counted one by
  * one, it would get `--auth-failure-limit` tries per address instead of per host. An IPv4
  * client seen through IPv6 (mapped, `::ffff:a.b.c.d` in any spelling, or translated by NAT64,
- * `64:ff9b::a.b.c.d`) counts as its IPv4 address: its /64 is shared by every IPv4 client.
+ * `64:ff9b::a.b.c.d`) counts as its IPv4 address: its /64 is shared by every IPv4 client. So does
+ * a 6to4 address (`2002:AABB:CCDD::/48`): the one IPv4 host behind it holds 65,536 /64s.
  */
 export function failureSource(address: string): string {
   const g = ipv6Groups(address);
   if (!g) return address;
   if (carriesIPv4(g)) return ipv4Of(g);
+  if (g[0] === 0x2002) return [g[1]! >> 8, g[1]! & 0xff, g[2]! >> 8, g[2]! & 0xff].join('.');
   return `${g
     .slice(0, 4)
     .map((n) => n.toString(16))

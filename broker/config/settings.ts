@@ -157,7 +157,7 @@ export const SETTINGS = {
   'redis-cluster': { type: 'boolean', default: false, description: '`--redis-url` lists Redis Cluster seed nodes, comma-separated' },
   'session-ttl': { type: 'number', arg: 'MS', default: DEFAULT_SESSION_TTL_MS, description: 'a session record lives this long without a heartbeat (every third of it)' },
   'max-user-sessions': { type: 'number', arg: 'N', default: DEFAULT_MAX_USER_SESSIONS, description: 'concurrent sessions per user across all brokers; `0` no cap' },
-  'auth-failure-limit': { type: 'number', arg: 'N', default: DEFAULT_AUTH_FAILURE_LIMIT, description: 'failed authentications allowed per source address (an IPv6 address counts with its /64, which one host can fill) in each `--auth-failure-window`; past it the address is refused before its token is read (never counted per user: anyone holding an expired or revoked token could lock its user out)' },
+  'auth-failure-limit': { type: 'number', arg: 'N', default: DEFAULT_AUTH_FAILURE_LIMIT, description: 'failed authentications allowed per source address (an IPv6 address counts with its /64, which one host can fill, and a 6to4 one as its IPv4 host) in each `--auth-failure-window`; past it the address is refused before its token is read (never counted per user: anyone holding an expired or revoked token could lock its user out)' },
   'auth-failure-window': { type: 'number', arg: 'MS', default: DEFAULT_AUTH_FAILURE_WINDOW_MS, description: 'the window `--auth-failure-limit` counts in' },
   'recordings-dir': { type: 'string', arg: 'DIR', default: '/var/lib/entry/recordings', description: 'session recordings; `none` disables' },
   'record-input': { type: 'boolean', default: false, description: 'also record what users type' },

@@ -29,6 +29,11 @@ describe('failureSource', () => {
     expect(failureSource('64:ff9b:1::c000:209')).toBe('64:ff9b:1:0::/64');
   });
 
+  it('counts every /64 of a 6to4 address as the one IPv4 host behind it', () => {
+    for (const a of ['2002:c000:209::1', '2002:c000:209:1::1', '2002:c000:209:ffff:1:2:3:4']) expect(failureSource(a), a).toBe('192.0.2.9');
+    expect(failureSource('2002:102:304:1::1')).toBe('1.2.3.4');
+  });
+
   it('passes anything that is not an address through unchanged', () => {
     expect(failureSource('')).toBe('');
     expect(failureSource('not an address')).toBe('not an address');
