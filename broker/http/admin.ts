@@ -28,7 +28,9 @@ export async function killSession(res: ServerResponse, identity: Identity, store
   requireAdmin(identity);
   const record = await storeCall(() => store.getSession(id));
   if (!record) throw new EntryError('ENTRY_NO_SUCH_SESSION', id);
-  await storeCall(() => store.publish(record.broker, { type: 'kill', sessionId: id, by: identity.user }));
+  const heard = await storeCall(() => store.publish(record.broker, { type: 'kill', sessionId: id, by: identity.user }));
+  // Its broker not listening this moment (its link to the store reconnecting): said, not a 202 for nothing.
+  if (heard === 0) throw new EntryError('ENTRY_STORE_UNAVAILABLE', `the broker holding session ${id} (${record.broker}) did not hear the kill: try again shortly`);
   sendJson(res, 202, { id, broker: record.broker });
 }
 

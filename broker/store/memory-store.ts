@@ -185,8 +185,10 @@ export class MemoryStore implements Store {
     return before !== undefined && issuedAtMs < before;
   }
 
-  async publish(broker: string, message: ControlMessage): Promise<void> {
-    for (const h of this.handlers.get(broker) ?? []) h(message);
+  async publish(broker: string, message: ControlMessage): Promise<number | undefined> {
+    const handlers = this.handlers.get(broker) ?? [];
+    for (const h of handlers) h(message);
+    return handlers.length;
   }
 
   async subscribe(broker: string, handler: (m: ControlMessage) => void): Promise<void> {

@@ -215,8 +215,9 @@ export class RedisStore implements Store {
     return before !== null && issuedAtMs < Number(before);
   }
 
-  async publish(broker: string, message: ControlMessage): Promise<void> {
-    await this.redis.publish(`${P}control:${broker}`, JSON.stringify(message));
+  async publish(broker: string, message: ControlMessage): Promise<number | undefined> {
+    const heard = await this.redis.publish(`${P}control:${broker}`, JSON.stringify(message));
+    return this.redis.isCluster ? undefined : heard;
   }
 
   async subscribe(broker: string, handler: (message: ControlMessage) => void): Promise<void> {

@@ -62,7 +62,12 @@ export interface Store {
   isRevoked(jti: string | undefined, user: string, issuedAtMs: number): Promise<boolean>;
 
   // Cross-broker control over pub/sub.
-  publish(broker: string, message: ControlMessage): Promise<void>;
+  /**
+   * Sends a control message to a broker; resolves with how many of its subscriptions heard it
+   * (0: none listens now, the message is lost), or undefined where that cannot be known (Redis
+   * Cluster counts one node's subscribers only).
+   */
+  publish(broker: string, message: ControlMessage): Promise<number | undefined>;
   subscribe(broker: string, handler: (message: ControlMessage) => void): Promise<void>;
 
   // The audit trail: capped, newest first on read.

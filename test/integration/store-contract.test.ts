@@ -223,10 +223,12 @@ describe.each(implementations)('the Store contract: %s', (_name, make) => {
     const a = `a-${uniq()}`;
     await store.subscribe(a, (m) => got.push(m));
     await store.subscribe(`b-${uniq()}`, (m) => other.push(m));
-    await store.publish(a, { type: 'kill', sessionId: 's', by: 'admin' });
+    expect(await store.publish(a, { type: 'kill', sessionId: 's', by: 'admin' })).toBe(1);
     await until(() => got.length === 1, 'the message');
     expect(got[0]).toEqual({ type: 'kill', sessionId: 's', by: 'admin' });
     expect(other).toHaveLength(0);
+    // Nobody listens for this one: the sender is told it went nowhere.
+    expect(await store.publish(`c-${uniq()}`, { type: 'kill', sessionId: 's', by: 'admin' })).toBe(0);
   });
 
   const auditEvent = (n: number): AuditEvent => ({ type: 'exec', time: new Date().toISOString(), broker: 'b1', user: `pager-${n}` });

@@ -21,7 +21,7 @@ class GatedStore extends RedisStore {
   holdPublish: Promise<void> | undefined;
   holdSubscribe: Promise<void> | undefined;
 
-  override async publish(broker: string, message: ControlMessage): Promise<void> {
+  override async publish(broker: string, message: ControlMessage): Promise<number | undefined> {
     this.published.push(message);
     await this.holdPublish;
     return super.publish(broker, message);
