@@ -122,6 +122,25 @@ describe("a Docker host index's connect", () => {
     }
   });
 
+  it("takes a reread's answer when only a health check's events came meanwhile", async () => {
+    let answer!: (r: { state: string }) => void;
+    const e = engine({ listMs: 50, inspect: () => new Promise((r) => (answer = r)) });
+    const index = new HostContainerIndex({ name: 'checks', url: 'tcp://checks', docker: e.docker }, createLogger('silent'), { ...TIMING, requestTimeoutMs: 5_000 });
+    try {
+      void index.start();
+      // The listing says running; a `die` raced it, so the container is read again.
+      setTimeout(() => e.event('c1', 'die'), 10);
+      await until(() => e.inspects === 1, 5_000);
+      for (const a of ['exec_create: sh -c check', 'exec_start: sh -c check', 'exec_die', 'health_status: healthy']) e.event('c1', a);
+      await new Promise((r) => setImmediate(r));
+      answer({ state: 'exited' });
+      await until(() => index.up, 5_000);
+      expect(index.lookup({ app: 'shop', proc: 'web', instance: '1' }).map((c) => c.state)).toEqual(['exited']);
+    } finally {
+      index.stop();
+    }
+  });
+
   it('does not put in what a direct listing found when the index was resynced while it was on its way', async () => {
     const e = engine({ listMs: 10, inspect: () => Promise.resolve({ state: 'running' }) });
     const index = new HostContainerIndex({ name: 'resync', url: 'tcp://resync', docker: e.docker }, createLogger('silent'), TIMING);
