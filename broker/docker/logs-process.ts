@@ -19,11 +19,13 @@ export async function openContainerLogs(docker: Docker, containerId: string): Pr
     const stream = (await answeredWithin(ENGINE_CALL_TIMEOUT_MS, (signal) =>
       container.logs({ follow: true, stdout: true, stderr: true, tail: ATTACH_TAIL_LINES, abortSignal: signal }),
     )) as unknown as LogStream;
-    // The stream also ends when the link to the engine breaks: the container says which.
+    // The stream also ends when the link to the engine breaks: the container says which. One
+    // that stopped and started again (a restart policy, `docker restart`) stopped all the same.
     const endReason = async (): Promise<EntryError> => {
       try {
         const now = await container.inspect(answerInTime());
-        return now.State.Running ? new EntryError('ENTRY_DOCKER_UNAVAILABLE', "the container's log stream from the engine ended while the container runs") : new EntryError('ENTRY_CONTAINER_GONE');
+        const same = now.State.Running && !now.State.Restarting && now.State.StartedAt === inspect.State.StartedAt;
+        return same ? new EntryError('ENTRY_DOCKER_UNAVAILABLE', "the container's log stream from the engine ended while the container runs") : new EntryError('ENTRY_CONTAINER_GONE');
       } catch (err) {
         return dockerFailure(err, "after the container's log stream ended");
       }

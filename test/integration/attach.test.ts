@@ -57,6 +57,14 @@ describe('/attach', () => {
     await expect.poll(async () => (await listed()).filter((s) => s.user === 'attacher')).toEqual([]);
   });
 
+  it('ends with "container stopped" when the container restarts, running again by the time the broker looks', async () => {
+    const c = await open();
+    await c.waitFor(() => c.stdoutText().includes('hello-from-main'), 'the container log');
+    await docker.getContainer(id).restart({ t: 0 });
+    expect((await c.closed).reason).toBe('ENTRY_CONTAINER_GONE');
+    expect(new TextDecoder().decode(c.closeMessage()?.content)).toContain('container stopped');
+  });
+
   it('ends with "container stopped" when the container stops', async () => {
     const c = await open();
     await c.waitFor(() => c.stdoutText().includes('hello-from-main'), 'the container log');
