@@ -155,7 +155,7 @@ export class StoreLedger implements SessionLedger {
       // Beyond its own sessions and what it knows it claimed: the one just made's among it.
       raw = (await storeCall(() => this.store.ledgerEntries(this.broker))).filter((text) => {
         const e = parseEntry(text);
-        return !e || !this.entries.has(e.session);
+        return !e || !(this.entries.has(e.session) || this.unremoved.has(e.session));
       });
       this.readOwnLedger = false;
     }
@@ -168,7 +168,7 @@ export class StoreLedger implements SessionLedger {
       }
       // One this broker holds already (its own session, back from a broker that had claimed it
       // while this one was cut off, or one it is ending): not another orphan.
-      if (this.entries.has(entry.session)) continue;
+      if (this.entries.has(entry.session) || this.unremoved.has(entry.session)) continue;
       entries.push({ entry, text });
       this.entries.set(entry.session, text);
     }
@@ -224,6 +224,8 @@ export class StoreLedger implements SessionLedger {
   /** What this broker could not end is left to the others at once: its mark is taken down. */
   async close(): Promise<void> {
     clearInterval(this.timer);
+    // A removal still owed goes first: left there, it would be claimed as a dead broker's session.
+    await Promise.all([...this.unremoved].map((session) => this.erase(session)));
     await storeCall(() => this.store.markBrokerAlive(this.broker, 0)).catch(() => undefined);
   }
 }

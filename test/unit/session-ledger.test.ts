@@ -393,6 +393,18 @@ describe('the session ledger in the shared store', () => {
     }
   });
 
+  it('removes what it still owes the store before it takes its mark down on close', async () => {
+    const store = new WatchedStore();
+    const ledger = new StoreLedger(store, 'me', ALIVE_MS, createLogger('silent'));
+    await ledger.add(entry(uuid(53)));
+    store.failLedgerCalls = true;
+    await ledger.remove(uuid(53));
+    store.failLedgerCalls = false;
+    await ledger.close();
+    // Nothing left for another broker to claim as a dead broker's session.
+    expect(await store.ledgerEntries('me')).toEqual([]);
+  });
+
   it('writes its entries again into a store that lost them (restarted without its data)', async () => {
     const store = new MemoryStore();
     const lines: string[] = [];
