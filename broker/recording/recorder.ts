@@ -145,6 +145,7 @@ export class Recorder implements SessionObserver {
    * folder that went away is made again; other failures are logged and the next sweep tries again.
    */
   async sweep(): Promise<void> {
+    await this.touchOpen();
     if (this.options.retentionDays <= 0) return;
     try {
       await this.sweepOnce();
@@ -156,12 +157,18 @@ export class Recorder implements SessionObserver {
     }
   }
 
-  private async sweepOnce(): Promise<void> {
-    const cutoff = Date.now() - this.options.retentionDays * 86_400_000;
-    // A running session's recording may go unwritten for days (a quiet shell, one past its size
-    // cap): it is touched at each sweep, so that no broker sharing the folder takes it for old.
+  /**
+   * A running session's recording may go unwritten for days (a quiet shell, one past its size
+   * cap): it is touched at each sweep, kept or not here, so that no broker sharing the folder
+   * (with a retention of its own) takes it for old.
+   */
+  private async touchOpen(): Promise<void> {
     const now = new Date();
     await Promise.all([...this.open].map((file) => utimes(file, now, now).catch(() => undefined)));
+  }
+
+  private async sweepOnce(): Promise<void> {
+    const cutoff = Date.now() - this.options.retentionDays * 86_400_000;
     let removed = 0;
     for await (const entry of await opendir(this.options.dir)) {
       if (!entry.name.endsWith('.cast')) continue;

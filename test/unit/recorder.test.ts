@@ -88,6 +88,21 @@ describe('Recorder', () => {
     running.ended!({ reason: 'exit', durationMs: 1, bytesIn: 0, bytesOut: 0 } as never);
   });
 
+  it("keeps a running session's recording fresh with a retention of 0 too, for the brokers it shares the folder with", async () => {
+    const base = mkdtempSync(join(tmpdir(), 'entry-recorder-'));
+    dirs.push(base);
+    const dir = join(base, 'recordings');
+    const r = new Recorder({ dir, recordInput: false, maxBytes: 64 * 1024 * 1024, retentionDays: 0 }, createLogger('silent'));
+    recorders.push(r);
+    const running = r.started(info('keep-all'));
+    await until(() => existsSync(join(dir, 'keep-all.cast')), 'the file');
+    const longAgo = new Date(Date.now() - 40 * 86_400_000);
+    utimesSync(join(dir, 'keep-all.cast'), longAgo, longAgo);
+    await r.sweep();
+    expect(statSync(join(dir, 'keep-all.cast')).mtimeMs).toBeGreaterThan(Date.now() - 60_000);
+    running.ended!({ reason: 'exit', durationMs: 1, bytesIn: 0, bytesOut: 0 } as never);
+  });
+
   it('writes out the recordings of ended sessions before close() resolves', async () => {
     const { r, dir } = recorder();
     const tap = r.started(info('at-stop'));
