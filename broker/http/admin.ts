@@ -2,7 +2,7 @@ import type { ServerResponse } from 'node:http';
 import type { Identity } from '../auth/identity.js';
 import { storeCall } from '../store/store-call.js';
 import { EntryError } from '../errors.js';
-import type { Revocation, Store } from '../store/store.js';
+import { EVERY_BROKER, type Revocation, type Store } from '../store/store.js';
 import { parseJsonObject } from './body.js';
 import { requestTime } from './request-time.js';
 import { sendJson } from './respond.js';
@@ -67,9 +67,12 @@ export async function revoke(res: ServerResponse, identity: Identity, store: Sto
   } else {
     throw new EntryError('ENTRY_BAD_REQUEST', 'give {"jti"} or {"user"}');
   }
-  // Sessions already open with a token it covers end too: each broker that may hold one is told.
-  const records = await storeCall(() => store.listSessions());
-  const holders = new Set(records.filter((r) => 'jti' in revocation || r.user === revocation.user).map((r) => r.broker));
-  await Promise.all([...holders].map((broker) => storeCall(() => store.publish(broker, { type: 'revoke', by: identity.user, revocation }))));
+  // Sessions already open with a token it covers end too: every broker is told, those still
+  // opening a session the registry does not list yet included.
+  try {
+    await storeCall(() => store.publish(EVERY_BROKER, { type: 'revoke', by: identity.user, revocation }));
+  } catch (err) {
+    throw new EntryError('ENTRY_STORE_UNAVAILABLE', 'the revocation is stored, but the brokers could not be told to end the sessions open with it: send it again', { cause: err });
+  }
   res.writeHead(204, { 'cache-control': 'no-store' }).end();
 }

@@ -1,7 +1,7 @@
 import type { AuditTrail } from '../audit/audit-trail.js';
 import { EntryError } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { Revocation, Store } from '../store/store.js';
+import { EVERY_BROKER, type Revocation, type Store } from '../store/store.js';
 import type { LiveSession } from './exec-session.js';
 
 /**
@@ -51,6 +51,12 @@ export class SessionTable {
 
   /** Listens for kills and watches addressed to this broker. */
   listen(store: Store, brokerId: string, audit: AuditTrail): void {
+    // Revocations go to every broker at once (see EVERY_BROKER).
+    void store
+      .subscribe(EVERY_BROKER, (message) => {
+        if (message.type === 'revoke') this.revoked(message.revocation, message.by, audit);
+      })
+      .catch((err: unknown) => this.log.warn('control channel for every broker not subscribed', { error: err as Error }));
     void store
       .subscribe(brokerId, (message) => {
         if (message.type === 'revoke') {

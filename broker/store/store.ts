@@ -16,6 +16,9 @@ export type ControlMessage =
   /** A revocation was stored: end the sessions admitted with a token it covers. */
   | { type: 'revoke'; by: string; revocation: Revocation };
 
+/** Where a control message for every broker goes (no broker id has this form). */
+export const EVERY_BROKER = '*';
+
 /** One revocation: a token by its jti, or every token of a user issued before a time (epoch ms). */
 export type Revocation = { jti: string } | { user: string; before: number };
 

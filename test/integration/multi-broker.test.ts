@@ -61,6 +61,16 @@ describe('many brokers behind one address, sharing Redis', () => {
     expect(forbidden.status).toBe(403);
   });
 
+  it('ends a session on A when its token is revoked through B', async () => {
+    const admin = await a.mint({ roles: ['entry-admin'] }, 'root-admin');
+    const s = await openCommand(a.wsUrl, await a.mint({ apps: [app] }, 'rita'), target, ['sh', '-c', 'echo up; sleep 1013']);
+    await s.waitFor(() => s.stdoutText() === 'up\n', 'the session');
+    expect((await api(b.url, admin, '/api/revocations', { method: 'POST', body: JSON.stringify({ user: 'rita' }) })).status).toBe(204);
+    expect((await s.closed).code).toBe(4401);
+    expect(s.closeMessage()).toMatchObject({ code: 'ENTRY_TOKEN_REVOKED' });
+    await eventually(async () => (await containerProcesses(containerId)).every((p) => !p.includes('sleep 1013')), 'the process to be gone');
+  });
+
   it('lists and kills sessions from the CLI: enter sessions, enter kill', async () => {
     const admin = await a.mint({ roles: ['entry-admin'] }, 'cli-admin');
     const s = await openCommand(a.wsUrl, await a.mint({ apps: [app] }, 'cli-user'), target, ['sh', '-c', 'echo up; sleep 1014']);

@@ -5,6 +5,7 @@ import type { LiveSession } from '../../broker/session/exec-session.js';
 import { SessionTable } from '../../broker/session/session-table.js';
 import { AuditTrail } from '../../broker/audit/audit-trail.js';
 import { MemoryStore } from '../../broker/store/memory-store.js';
+import { EVERY_BROKER } from '../../broker/store/store.js';
 
 /**
  * A session whose stop is honoured later (an exec still opening): `stop` resolves, and the
@@ -83,12 +84,12 @@ describe('SessionTable revocations', () => {
     const old = slowSession(table, 's1', { user: 'alice', issuedAt: 1_000, tokenId: 'j1' });
     const fresh = slowSession(table, 's2', { user: 'alice', issuedAt: 5_000, tokenId: 'j2' });
     const other = slowSession(table, 's3', { user: 'bob', issuedAt: 1_000, tokenId: 'j3' });
-    await store.publish('b1', { type: 'revoke', by: 'boss', revocation: { user: 'alice', before: 3_000 } });
+    await store.publish(EVERY_BROKER, { type: 'revoke', by: 'boss', revocation: { user: 'alice', before: 3_000 } });
     await new Promise((r) => setImmediate(r));
     expect(old.stops.map((e) => [e.code, e.message])).toEqual([['ENTRY_TOKEN_REVOKED', 'access token revoked: by boss']]);
     expect(fresh.stops).toEqual([]);
     expect(other.stops).toEqual([]);
-    await store.publish('b1', { type: 'revoke', by: 'boss', revocation: { jti: 'j3' } });
+    await store.publish(EVERY_BROKER, { type: 'revoke', by: 'boss', revocation: { jti: 'j3' } });
     await new Promise((r) => setImmediate(r));
     expect(other.stops.map((e) => e.code)).toEqual(['ENTRY_TOKEN_REVOKED']);
     expect(fresh.stops).toEqual([]);
