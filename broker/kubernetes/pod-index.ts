@@ -432,11 +432,15 @@ export class PodIndex {
 
   /**
    * A direct listing (a cross-check after a miss): the pods it finds go into the index, except
-   * one that had a watch event while the listing was on its way (see ListingGuard).
+   * one that had a watch event while the listing was on its way (see ListingGuard), and none in
+   * a scope listed again meanwhile: events lost before its relist (a 410) never reached the guard.
    */
   confirm(list: () => Promise<PodRecord[]>): Promise<PodRecord[]> {
+    const resyncs = this.scopes.map((s) => s.resyncs);
     return this.guard.listing(list, (p) => p.uid, (p) => {
-      for (const s of this.scopes) if (s.covers(p.namespace)) s.upsert(p);
+      this.scopes.forEach((s, i) => {
+        if (s.covers(p.namespace) && s.resyncs === resyncs[i]) s.upsert(p);
+      });
     });
   }
 

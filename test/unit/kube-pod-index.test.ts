@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KubeClient } from '../../broker/kubernetes/kube-client.js';
 import { PodIndex } from '../../broker/kubernetes/pod-index.js';
+import { podRecord } from '../../broker/kubernetes/pod.js';
 import { createLogger } from '../../broker/log.js';
 import { writeKubeconfig } from '../helpers/kubeconfig.js';
 
@@ -117,6 +118,21 @@ describe('the pod index (list + watch)', () => {
     await until(() => fake.state.lists === lists + 1 && index.up);
     expect(changes.slice(seen)).toEqual([false, true]);
     expect(index.resyncs).toBeGreaterThanOrEqual(3);
+  });
+
+  it('puts nothing in from a direct listing that a relist overtook', async () => {
+    await until(() => index.up);
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const ghost = podRecord(podObject('api-ghost', 30))!;
+    const confirmed = index.confirm(async () => (await held, [ghost]));
+    // A 410 while the listing is on its way: the pod may have been deleted in what was lost.
+    const lists = fake.state.lists;
+    fake.event('ERROR', { kind: 'Status', status: 'Failure', code: 410, reason: 'Expired', message: 'too old resource version' });
+    await until(() => fake.state.lists === lists + 1 && index.up);
+    release();
+    expect(await confirmed).toEqual([ghost]);
+    expect(index.lookup(target('api-ghost'))).toEqual([]);
   });
 });
 
