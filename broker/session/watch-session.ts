@@ -51,6 +51,8 @@ export async function runWatchSession(w: AdmittedWatch, deps: WatchDeps): Promis
   try {
     const record = await deps.store.getSession(sessionId);
     if (!record) throw new EntryError('ENTRY_NO_SUCH_SESSION', sessionId);
+    // An attach has no process of its own to watch: what it shows is the container's own output.
+    if (record.attach) throw new EntryError('ENTRY_BAD_REQUEST', `session ${sessionId} is an attach to the container's own output: attach to it (GET /attach) instead of watching it`);
     if (finished) return;
     const unsubscribe = await deps.store.subscribeOutput(sessionId, (msg) => {
       const kind = msg[0];

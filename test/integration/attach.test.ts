@@ -52,6 +52,10 @@ describe('/attach', () => {
     const listed = async () => ((await (await fetch(`${b.url}/api/sessions`, { headers: { authorization: `Bearer ${admin}` } })).json()) as { sessions: Array<{ id: string; user: string; attach?: boolean; command: string[] | null }> }).sessions;
     await expect.poll(async () => (await listed()).filter((s) => s.user === 'attacher')).toEqual([expect.objectContaining({ attach: true, command: null })]);
     const id = (await listed()).find((s) => s.user === 'attacher')!.id;
+    // Nothing to watch in it: refused, saying what to do instead.
+    const watcher = await WireClient.connect(`${b.wsUrl.replace(/\/enter$/, '/watch')}?session=${id}`, { 'access-token': admin, 'entry-protocol': '2' });
+    expect((await watcher.closed).reason).toBe('ENTRY_BAD_REQUEST');
+    expect(new TextDecoder().decode(watcher.closeMessage()?.content)).toMatch(/is an attach .*GET \/attach/);
     expect((await fetch(`${b.url}/api/sessions/${id}`, { method: 'DELETE', headers: { authorization: `Bearer ${admin}` } })).status).toBe(202);
     expect((await c.closed).reason).toBe('ENTRY_KILLED');
     await expect.poll(async () => (await listed()).filter((s) => s.user === 'attacher')).toEqual([]);

@@ -99,6 +99,8 @@ export class SessionList {
     watch.dataset['action'] = 'watch';
     watch.setAttribute('aria-label', `Watch ${s.user} on ${target}`);
     watch.addEventListener('click', () => this.actions.watch(s));
+    // An attach shows the container's own output, which anyone allowed can attach to: nothing to watch.
+    watch.disabled = s.attach === true;
     const kill = h('button', { type: 'button', className: 'kill', textContent: ending ? 'Ending…' : 'Kill' });
     kill.dataset['action'] = 'kill';
     kill.setAttribute('aria-label', `Kill the session of ${s.user} on ${target}`);
