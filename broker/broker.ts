@@ -212,7 +212,7 @@ export class EntryBroker {
       },
       onWatch: (w) => void runWatchSession(w, { store, audit, log: this.log, sessionTtlMs: config.limits.sessionTtlMs }).catch((err: unknown) => this.fault('socket', err, { watch: w.sessionId })),
       onAdmitted: (route, upgrade) => {
-        const run = route === 'enter' ? runExecSession(upgrade, sessionDeps, track) : runAttachSession(upgrade, { log: this.log, registry, pingIntervalMs: config.limits.pingIntervalMs, idleTimeoutMs: config.limits.idleTimeoutMs, maxSessionMs: config.limits.maxSessionMs }, track);
+        const run = route === 'enter' ? runExecSession(upgrade, sessionDeps, track) : runAttachSession(upgrade, { log: this.log, observers: this.observers, registry, pingIntervalMs: config.limits.pingIntervalMs, idleTimeoutMs: config.limits.idleTimeoutMs, maxSessionMs: config.limits.maxSessionMs }, track);
         run.catch((err: unknown) => this.fault('socket', err, { session: upgrade.sessionId, route }));
       },
     });

@@ -1,12 +1,15 @@
 import { EntryError, isEntryError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { LiveSession } from './exec-session.js';
+import type { SessionObserver } from './observer.js';
 import type { SessionRegistry } from './registry.js';
 import { Relay } from './relay.js';
 import type { AdmittedSession, EndReason } from './types.js';
 
 export interface AttachSessionDeps {
   log: Logger;
+  /** Told of a refusal (the audit trail's session.refused, the metrics). */
+  observers: SessionObserver[];
   registry: SessionRegistry;
   pingIntervalMs: number;
   idleTimeoutMs: number;
@@ -49,8 +52,11 @@ export async function runAttachSession(upgrade: AdmittedSession, deps: AttachSes
         throw stopping.error;
       }
     } catch (err) {
-      const reason: EndReason = { kind: 'failed', error: isEntryError(err) ? err : new EntryError('ENTRY_INTERNAL', undefined, { cause: err }) };
+      const error = isEntryError(err) ? err : new EntryError('ENTRY_INTERNAL', undefined, { cause: err });
+      const reason: EndReason = { kind: 'failed', error };
       await terminal.finish(reason);
+      deps.log.info('attach refused', { ...fields, code: error.code, reason: error.message });
+      for (const o of deps.observers) o.refused?.({ id: sessionId, user: identity.user, source: upgrade.remoteAddress, ...target, container: container.id, host: container.host, code: error.code, reason: error.message });
       outcome = reason;
       return reason;
     }

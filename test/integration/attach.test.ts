@@ -49,6 +49,9 @@ describe('/attach', () => {
     const second = await open('attacher');
     expect((await second.closed).reason).toBe('ENTRY_USER_SESSION_LIMIT');
     const admin = await b.mint({ roles: ['entry-admin'] }, { user: 'boss' });
+    // Refused as an exec is: in the audit trail.
+    const refusals = async () => ((await (await fetch(`${b.url}/api/audit?type=session.refused&user=attacher`, { headers: { authorization: `Bearer ${admin}` } })).json()) as { events: Array<{ code: string }> }).events;
+    await expect.poll(refusals).toEqual([expect.objectContaining({ code: 'ENTRY_USER_SESSION_LIMIT' })]);
     const listed = async () => ((await (await fetch(`${b.url}/api/sessions`, { headers: { authorization: `Bearer ${admin}` } })).json()) as { sessions: Array<{ id: string; user: string; attach?: boolean; command: string[] | null }> }).sessions;
     await expect.poll(async () => (await listed()).filter((s) => s.user === 'attacher')).toEqual([expect.objectContaining({ attach: true, command: null })]);
     const id = (await listed()).find((s) => s.user === 'attacher')!.id;
