@@ -104,8 +104,16 @@ export class FileLedger implements SessionLedger {
         continue;
       }
       for (const file of files) {
-        if (!ENTRY_FILE.test(file)) continue;
-        const to = join(this.dir, file);
+        // A new version its broker died before renaming into place: the entry itself where there
+        // is none (its first write), else only a leftover (the entry before it stands).
+        const next = NEXT_FILE.exec(file);
+        if (next) {
+          if (files.includes(next[1]!)) {
+            await unlink(join(from, file)).catch(() => undefined);
+            continue;
+          }
+        } else if (!ENTRY_FILE.test(file)) continue;
+        const to = join(this.dir, next ? next[1]! : file);
         try {
           await rename(join(from, file), to);
         } catch {
@@ -143,3 +151,5 @@ export class FileLedger implements SessionLedger {
 
 /** Session files: `<session id>.json`. */
 const ENTRY_FILE = /^[0-9a-f-]{36}\.json$/;
+/** A session file's next version, written beside it (see `add`). */
+const NEXT_FILE = /^([0-9a-f-]{36}\.json)\.next$/;

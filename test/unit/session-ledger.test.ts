@@ -106,6 +106,23 @@ describe('the session ledger on disk', () => {
     expect(await ledger.claimOrphans()).toEqual([]);
   });
 
+  it('claims an entry its dead broker wrote but had not renamed into place, and drops a newer version of one that stands', async () => {
+    const dead = exitedOwner();
+    plant(dead, {
+      // Its first write, cut off by the death before the rename.
+      [`${uuid(6)}.json.next`]: JSON.stringify(entry(uuid(6))),
+      // A rewrite cut off the same way: the entry before it stands.
+      [`${uuid(7)}.json`]: JSON.stringify(entry(uuid(7))),
+      [`${uuid(7)}.json.next`]: '{"sess',
+    });
+    const ledger = (await FileLedger.open(stateDir, log))!;
+    const claimed = await ledger.claimOrphans();
+    expect(claimed.map((e) => e.session).sort()).toEqual([uuid(6), uuid(7)].sort());
+    expect(readdirSync(join(root(), currentOwner().name)).sort()).toEqual([`${uuid(6)}.json`, `${uuid(7)}.json`].sort());
+    // Nothing left behind: the dead broker's directory is gone.
+    expect(existsSync(join(root(), dead))).toBe(false);
+  });
+
   it("leaves a live broker's entries where they are", async () => {
     // This process's parent stands for another broker that runs.
     const live = `${HERE}.${process.ppid}.${processStartTicks(process.ppid)}`;
