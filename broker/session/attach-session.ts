@@ -65,27 +65,7 @@ export async function runAttachSession(upgrade: AdmittedSession, deps: AttachSes
     stopping.relay = relay;
     // Listed best-effort, as an exec session is: a store hiccup must not end it.
     void deps.registry
-      .add(
-        {
-          id: sessionId,
-          user: identity.user,
-          source: upgrade.remoteAddress,
-          app: target.app,
-          proc: target.proc,
-          instance: target.instance,
-          container: container.id,
-          dockerHost: container.host,
-          broker: deps.registry.brokerId,
-          ...(deps.registry.brokerUrl ? { brokerUrl: deps.registry.brokerUrl } : {}),
-          startedAt: new Date(started).toISOString(),
-          bytesIn: 0,
-          bytesOut: 0,
-          command: null,
-          tty: false,
-          attach: true,
-        },
-        () => ({ bytesIn: relay.bytesIn, bytesOut: relay.bytesOut }),
-      )
+      .add(deps.registry.recordFor(upgrade, started, { command: null, tty: false, attach: true }), () => ({ bytesIn: relay.bytesIn, bytesOut: relay.bytesOut }))
       .catch((err: unknown) => deps.log.warn('session not registered yet: the heartbeat lists it once the store answers', { ...fields, error: err as Error }));
     const reason = await relay.run();
     outcome = reason;

@@ -256,26 +256,7 @@ export async function runExecSession(upgrade: AdmittedSession, deps: ExecSession
     // A session already stopped is not listed.
     if (!stopRequested) {
       await deps.registry
-        .add(
-          {
-            id: sessionId,
-            user: identity.user,
-            source: upgrade.remoteAddress,
-            app: target.app,
-            proc: target.proc,
-            instance: target.instance,
-            container: container.id,
-            dockerHost: container.host,
-            broker: deps.registry.brokerId,
-            ...(deps.registry.brokerUrl ? { brokerUrl: deps.registry.brokerUrl } : {}),
-            startedAt: new Date(started).toISOString(),
-            bytesIn: 0,
-            bytesOut: 0,
-            command: plan.interactive ? null : plan.argv,
-            tty: plan.tty,
-          },
-          () => ({ bytesIn: r.bytesIn, bytesOut: r.bytesOut }),
-        )
+        .add(deps.registry.recordFor(upgrade, started, { command: plan.interactive ? null : plan.argv, tty: plan.tty }), () => ({ bytesIn: r.bytesIn, bytesOut: r.bytesOut }))
         .catch((err: unknown) => deps.log.warn('session not registered yet: the heartbeat lists it once the store answers', { ...fields, error: err as Error }));
     }
     if (stopRequested) void r.stop(stopRequested);

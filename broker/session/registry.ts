@@ -2,6 +2,7 @@ import { storeCall } from '../store/store-call.js';
 import { EntryError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { SessionRecord, Store } from '../store/store.js';
+import type { AdmittedSession } from './types.js';
 
 export interface RegistryOptions {
   brokerId: string;
@@ -62,6 +63,27 @@ export class SessionRegistry {
     if (this.options.maxUserSessions <= 0) return;
     const ok = await storeCall(() => this.store.acquireUserSlot(user, sessionId, this.options.maxUserSessions, this.options.ttlMs));
     if (!ok) throw new EntryError('ENTRY_USER_SESSION_LIMIT', `${user} already has ${this.options.maxUserSessions}`);
+  }
+
+  /** The record a session is listed with: who, from where, into what, held by this broker. */
+  recordFor(upgrade: AdmittedSession, startedAt: number, what: Pick<SessionRecord, 'command' | 'tty' | 'attach'>): SessionRecord {
+    const { sessionId, identity, target, container } = upgrade;
+    return {
+      id: sessionId,
+      user: identity.user,
+      source: upgrade.remoteAddress,
+      app: target.app,
+      proc: target.proc,
+      instance: target.instance,
+      container: container.id,
+      dockerHost: container.host,
+      broker: this.brokerId,
+      ...(this.brokerUrl ? { brokerUrl: this.brokerUrl } : {}),
+      startedAt: new Date(startedAt).toISOString(),
+      bytesIn: 0,
+      bytesOut: 0,
+      ...what,
+    };
   }
 
   /** Registers a running session and keeps it fresh until `remove`. */
