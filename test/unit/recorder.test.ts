@@ -163,10 +163,13 @@ describe('Recorder', () => {
       expect(logs.join('\n')).toMatch(/recording truncated/);
       // The disk comes back: each FIFO gets a writer, and the pool is free again.
       await disk.release();
+      // Until the file is open, what comes is still dropped: 'after' is sent once the marker the
+      // open writes shows it is (the pool's other work may finish before the open's).
+      const file = join(dir, 'stalled.cast');
+      await until(() => existsSync(file) && readFileSync(file, 'utf8').includes('recording truncated'), 'the file open');
       tap.output!('stdout', Buffer.from('after\r\n'));
       tap.ended!({ reason: 'exit', durationMs: 1, bytesIn: 0, bytesOut: 0 } as never);
-      const file = join(dir, 'stalled.cast');
-      await until(() => existsSync(file) && readFileSync(file, 'utf8').includes('after'), 'the recording');
+      await until(() => readFileSync(file, 'utf8').includes('after'), 'the recording');
       const lines = readFileSync(file, 'utf8').trim().split('\n').slice(1).map((l) => JSON.parse(l) as [number, string, string]);
       const kept = lines.filter((e) => e[1] === 'o' && e[2] === chunk);
       expect(kept.length).toBeGreaterThan(0);
