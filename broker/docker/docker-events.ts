@@ -58,7 +58,7 @@ export function eventMatters(event: ContainerEvent): boolean {
  */
 export function applyEvent(event: ContainerEvent, previous: IndexedContainer | undefined): { remove: true } | { update: IndexedContainer } | undefined {
   if (event.action === 'destroy') return previous ? { remove: true } : undefined;
-  if (IGNORED.test(event.action)) return undefined;
+  if (!eventMatters(event)) return undefined;
   const attrs = event.attributes;
   const state = STATE_AFTER[event.action] ?? previous?.state;
   if (!state) return undefined;

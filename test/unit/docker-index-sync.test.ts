@@ -56,6 +56,14 @@ function engine(o: { listMs: number; inspect: (id: string) => Promise<{ state: s
   return e;
 }
 
+/** An index whose engine answers each inspect only when the test says (`answer()` is the last one's). */
+function heldReread(name: string) {
+  let answer!: (r: { state: string }) => void;
+  const e = engine({ listMs: 50, inspect: () => new Promise((r) => (answer = r)) });
+  const index = new HostContainerIndex({ name, url: `tcp://${name}`, docker: e.docker }, createLogger('silent'), { ...TIMING, requestTimeoutMs: 5_000 });
+  return { e, index, answer: () => answer };
+}
+
 const until = async (check: () => boolean, ms: number) => {
   const deadline = Date.now() + ms;
   while (!check()) {
@@ -104,9 +112,7 @@ describe("a Docker host index's connect", () => {
   });
 
   it('takes an event that comes while a container is read again over the older answer', async () => {
-    let answer!: (r: { state: string }) => void;
-    const e = engine({ listMs: 50, inspect: () => new Promise((r) => (answer = r)) });
-    const index = new HostContainerIndex({ name: 'race', url: 'tcp://race', docker: e.docker }, createLogger('silent'), { ...TIMING, requestTimeoutMs: 5_000 });
+    const { e, index, answer } = heldReread('race');
     try {
       void index.start();
       setTimeout(() => e.event('c1', 'restart'), 10);
@@ -114,7 +120,7 @@ describe("a Docker host index's connect", () => {
       // The container dies while the engine's answer (read before that) is on its way.
       e.event('c1', 'die');
       await new Promise((r) => setImmediate(r));
-      answer({ state: 'running' });
+      answer()({ state: 'running' });
       await until(() => index.up, 5_000);
       expect(index.lookup({ app: 'shop', proc: 'web', instance: '1' }).map((c) => c.state)).toEqual(['exited']);
     } finally {
@@ -123,9 +129,7 @@ describe("a Docker host index's connect", () => {
   });
 
   it("takes a reread's answer when only a health check's events came meanwhile", async () => {
-    let answer!: (r: { state: string }) => void;
-    const e = engine({ listMs: 50, inspect: () => new Promise((r) => (answer = r)) });
-    const index = new HostContainerIndex({ name: 'checks', url: 'tcp://checks', docker: e.docker }, createLogger('silent'), { ...TIMING, requestTimeoutMs: 5_000 });
+    const { e, index, answer } = heldReread('checks');
     try {
       void index.start();
       // The listing says running; a `die` raced it, so the container is read again.
@@ -133,7 +137,7 @@ describe("a Docker host index's connect", () => {
       await until(() => e.inspects === 1, 5_000);
       for (const a of ['exec_create: sh -c check', 'exec_start: sh -c check', 'exec_die', 'health_status: healthy']) e.event('c1', a);
       await new Promise((r) => setImmediate(r));
-      answer({ state: 'exited' });
+      answer()({ state: 'exited' });
       await until(() => index.up, 5_000);
       expect(index.lookup({ app: 'shop', proc: 'web', instance: '1' }).map((c) => c.state)).toEqual(['exited']);
     } finally {
