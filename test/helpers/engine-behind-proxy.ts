@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net';
 import { afterAll, beforeAll } from 'vitest';
 import type { RawSettings } from '../../broker/config/config.js';
 import type { ReapMode } from '../../broker/docker/process-reaper.js';
@@ -39,6 +40,30 @@ export function brokerBehindEngineProxy(prefix: string, settings: RawSettings, o
     },
     /** Whether `sleep TAG` runs in the container, as the engine itself sees it. */
     running: async (tag: string) => (await containerProcesses(containerId)).some((p) => p.trim() === `sleep ${tag}`),
+    /**
+     * Freezes every link to the engine (see TcpProxy.freeze) once the start of the exec running
+     * `cmd` has gone through; no other exec's start (a clean-up's scan, still running from a test
+     * before) counts. That exec is known by its create's answer, on the link its create went.
+     */
+    freezeOnceStarted: (cmd: string[]) => {
+      const create = JSON.stringify(cmd);
+      let creating: Socket | undefined;
+      let answer = '';
+      let execId: string | undefined;
+      engine.tapReply = (chunk, link) => {
+        if (link !== creating || execId) return;
+        answer += chunk.toString('latin1');
+        execId = /"Id":"([0-9a-f]+)"/.exec(answer)?.[1];
+      };
+      engine.tap = (chunk, _hold, link) => {
+        const text = chunk.toString('latin1');
+        if (/^POST \/[^ ]*containers\/[0-9a-f]+\/exec /.test(text) && text.includes(create)) creating = link;
+        else if (execId && new RegExp(`^POST /[^ ]*exec/${execId}/start `).test(text)) {
+          engine.tap = engine.tapReply = undefined;
+          setImmediate(() => engine.freeze());
+        }
+      };
+    },
     /** Until the broker has the engine again (a cut or a hold also broke its event stream). */
     ready: () => eventually(async () => (await fetch(`${broker!.url}/readyz`)).status === 200, 'the broker ready', 20_000),
   };

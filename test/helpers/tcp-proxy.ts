@@ -5,7 +5,7 @@ import { createServer, type Server, type Socket, connect } from 'node:net';
  * links a test can break: `cut` resets every open connection (TCP RST, as a dropped network or
  * a restarted load balancer does) and refuses new ones for a while; `stall` leaves new ones
  * unanswered for a while. `to` picks where the next connection goes; `tap` sees every byte the
- * clients send.
+ * clients send, `tapReply` every byte the target sends back.
  */
 export class TcpProxy {
   private server: Server | undefined;
@@ -21,9 +21,12 @@ export class TcpProxy {
   accepted = 0;
   /**
    * Called with each chunk a client sends, before it goes on (on links already open too);
-   * `hold` freezes that one link once the chunk has gone on (see `freeze`).
+   * `hold` freezes that one link once the chunk has gone on (see `freeze`); `link` is the
+   * client's end, the same object `tapReply` is given for that link's answers.
    */
-  tap: ((chunk: Buffer, hold: () => void) => void) | undefined;
+  tap: ((chunk: Buffer, hold: () => void, link: Socket) => void) | undefined;
+  /** Called with each chunk the target sends back, before it goes on. */
+  tapReply: ((chunk: Buffer, link: Socket) => void) | undefined;
 
   constructor(private target: string) {}
 
@@ -53,7 +56,8 @@ export class TcpProxy {
       const { protocol, hostname, port, pathname } = new URL(this.target);
       const upstream = protocol === 'unix:' ? connect(pathname) : connect(Number(port), hostname);
       if (protocol === 'unix:') this.pipes.add(upstream);
-      client.on('data', (chunk: Buffer) => this.tap?.(chunk, () => setImmediate(() => this.hold([client, upstream]))));
+      client.on('data', (chunk: Buffer) => this.tap?.(chunk, () => setImmediate(() => this.hold([client, upstream])), client));
+      upstream.on('data', (chunk: Buffer) => this.tapReply?.(chunk, client));
       for (const s of [client, upstream]) {
         this.links.add(s);
         s.on('error', () => undefined);

@@ -54,17 +54,15 @@ describe.each(['host', 'exec'] as ReapMode[])('the engine stream lost while a co
   it("ends a process the engine started when the start's answer was lost, and keeps its session in the ledger until then", async () => {
     const tag = mode === 'host' ? '1025' : '1026';
     await ready();
-    // The start request reaches the engine; its answer is held until every link is reset.
+    // The start request reaches the engine; its answer is held until every link is reset. (Only
+    // this session's start: the test before may still be scanning the container to end its own.)
     const ledger = join(f.broker.stateDir, 'sessions');
     const entries = () => readdirSync(ledger, { withFileTypes: true }).filter((d) => d.isDirectory()).flatMap((d) => readdirSync(join(ledger, d.name)));
     // The test before leaves its session there (kept until the minute's sweep).
     const before = new Set(entries());
-    engine.tap = (chunk) => {
-      if (/^POST \/[^ ]*exec\/[0-9a-f]+\/start /.test(chunk.toString('latin1'))) setImmediate(() => engine.freeze());
-    };
+    f.freezeOnceStarted(['sleep', tag]);
     const c = await openCommand(f.broker.wsUrl, await f.broker.mint({ apps: [app] }), target, ['sleep', tag]);
     await eventually(() => running(tag), `sleep ${tag} running`);
-    engine.tap = undefined;
     // Refused for three seconds: the clean-up's first try fails too.
     engine.cut(3_000);
     await c.closed;
