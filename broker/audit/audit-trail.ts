@@ -1,6 +1,6 @@
 import { isEntryError } from '../errors.js';
 import { type Logger, maskCredentials } from '../log.js';
-import type { SessionInfo, SessionObserver, SessionTap } from '../session/observer.js';
+import type { Refusal, SessionInfo, SessionObserver, SessionTap } from '../session/observer.js';
 import type { OutputStream } from '../session/types.js';
 import type { Store } from '../store/store.js';
 import { CommandLineTracker } from './command-line.js';
@@ -124,7 +124,7 @@ export class AuditTrail implements SessionObserver {
     return this.options.alertRules.find((r) => r.test(line));
   }
 
-  refused(info: Partial<SessionInfo> & { code: string; reason: string }): void {
+  refused(info: Refusal): void {
     this.record({ type: 'session.refused', sessionId: info.id, user: info.user, source: info.source, app: info.app, proc: info.proc, instance: info.instance, code: info.code, reason: info.reason });
   }
 

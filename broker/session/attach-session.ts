@@ -1,7 +1,7 @@
 import { EntryError, isEntryError } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { LiveSession } from './exec-session.js';
-import type { SessionObserver } from './observer.js';
+import { type LiveSession, trackedAs } from './live-session.js';
+import { refusalOf, type SessionObserver } from './observer.js';
 import type { SessionRegistry } from './registry.js';
 import { Relay } from './relay.js';
 import type { AdmittedSession, EndReason } from './types.js';
@@ -36,7 +36,7 @@ export async function runAttachSession(upgrade: AdmittedSession, deps: AttachSes
     void stopping.relay?.stop(error);
     return settled;
   };
-  const untrack = track({ id: sessionId, user: identity.user, ...target, credential: { issuedAt: identity.issuedAt, tokenId: identity.tokenId }, stop, watch: () => undefined });
+  const untrack = track({ ...trackedAs(upgrade), stop, watch: () => undefined });
   const fields = { session: sessionId, request: upgrade.requestId, user: identity.user, container: container.id.slice(0, 12), host: container.host, backend: container.backend };
   let registered = false;
   const started = Date.now();
@@ -56,7 +56,7 @@ export async function runAttachSession(upgrade: AdmittedSession, deps: AttachSes
       const reason: EndReason = { kind: 'failed', error };
       await terminal.finish(reason);
       deps.log.info('attach refused', { ...fields, code: error.code, reason: error.message });
-      for (const o of deps.observers) o.refused?.({ id: sessionId, user: identity.user, source: upgrade.remoteAddress, ...target, container: container.id, host: container.host, code: error.code, reason: error.message });
+      for (const o of deps.observers) o.refused?.(refusalOf(upgrade, error));
       outcome = reason;
       return reason;
     }

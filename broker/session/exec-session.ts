@@ -1,8 +1,9 @@
 import { EntryError, isEntryError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { interactivePlan, planFromStart, type ProcessPlan } from './exec-spec.js';
-import { combineTaps, type SessionInfo, type SessionObserver } from './observer.js';
+import { combineTaps, refusalOf, type SessionInfo, type SessionObserver } from './observer.js';
 import type { SessionRegistry } from './registry.js';
+import { type LiveSession, trackedAs } from './live-session.js';
 import type { Store } from '../store/store.js';
 import { WatchFeed } from './watch-feed.js';
 import { describeEnd, Relay } from './relay.js';
@@ -31,28 +32,6 @@ export interface ExecSessionDeps {
   resumeGraceMs: number;
   /** The session ledger, when kept: a session is in it from before its process starts until its processes are ended. */
   leftovers: Leftovers | undefined;
-}
-
-/** A live session as the broker tracks it. */
-export interface LiveSession {
-  id: string;
-  user: string;
-  app: string;
-  proc: string;
-  instance: string;
-  /** The token it was admitted with: a revocation that covers it ends the session (see SessionTable). */
-  credential: TokenCredential;
-  stop(error: EntryError): Promise<EndReason | undefined>;
-  /** Publishes the session's output for watchers until `until` (epoch ms). */
-  watch(until: number, by: string): void;
-  /** Takes the session over with a new connection; throws EntryError (ENTRY_RESUME_*) when it may not. */
-  resume?(attempt: ResumeAttempt): void;
-}
-
-/** What a revocation is matched against: the token's `iat` (ms, 0 when absent) and `jti`. */
-export interface TokenCredential {
-  issuedAt: number;
-  tokenId: string | undefined;
 }
 
 /**
@@ -88,10 +67,7 @@ export async function runExecSession(upgrade: AdmittedSession, deps: ExecSession
   let resumedFrom: ResumeAttempt | undefined;
   const feed = new WatchFeed(deps.store, sessionId);
   const untrack = track({
-    id: sessionId,
-    user: identity.user,
-    ...target,
-    credential: { issuedAt: identity.issuedAt, tokenId: identity.tokenId },
+    ...trackedAs(upgrade),
     stop: (error) => {
       if (!stopRequested) {
         stopRequested = error;
@@ -175,7 +151,7 @@ export async function runExecSession(upgrade: AdmittedSession, deps: ExecSession
       clearInterval(opening);
       await terminal.finish(reason);
       deps.log.info('session refused', { ...fields, code: error.code, reason: error.message });
-      for (const o of deps.observers) o.refused?.({ id: sessionId, user: identity.user, source: upgrade.remoteAddress, ...target, container: container.id, host: container.host, code: error.code, reason: error.message });
+      for (const o of deps.observers) o.refused?.(refusalOf(upgrade, error));
       outcome = reason;
       return reason;
     }

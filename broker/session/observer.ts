@@ -1,5 +1,6 @@
 import type { SessionSubject } from '../store/session-record.js';
-import type { EndReason, OutputStream } from './types.js';
+import type { EntryError } from '../errors.js';
+import type { AdmittedSession, EndReason, OutputStream } from './types.js';
 
 /** What is known about a session once its process runs. */
 export interface SessionInfo extends SessionSubject {
@@ -33,7 +34,16 @@ export interface SessionObserver {
   /** Called when a session starts; may return per-session taps for its byte stream. */
   started(info: SessionInfo): SessionTap | undefined;
   /** Called when an upgrade or a session is refused before its process runs. */
-  refused?(info: Partial<SessionInfo> & { code: string; reason: string }): void;
+  refused?(info: Refusal): void;
+}
+
+/** What is known of a session refused: as much of its SessionInfo as was known, and why. */
+export type Refusal = Partial<SessionInfo> & { code: string; reason: string };
+
+/** The refusal observers are told of, for a session (exec or attach) refused before it ran. */
+export function refusalOf(upgrade: AdmittedSession, error: EntryError): Refusal {
+  const { sessionId, identity, target, container } = upgrade;
+  return { id: sessionId, user: identity.user, source: upgrade.remoteAddress, ...target, container: container.id, host: container.host, code: error.code, reason: error.message };
 }
 
 /** A client took a resumable session over after its connection broke. */

@@ -2,7 +2,13 @@ import type { AuditTrail } from '../audit/audit-trail.js';
 import { EntryError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { EVERY_BROKER, type Revocation, type Store } from '../store/store.js';
-import type { LiveSession } from './exec-session.js';
+import type { LiveSession } from './live-session.js';
+
+/** Whether a revocation covers the token a session was admitted with, as the admission would refuse it now. */
+export function revocationCovers(revocation: Revocation, session: Pick<LiveSession, 'user' | 'credential'>): boolean {
+  const { issuedAt, tokenId } = session.credential;
+  return 'jti' in revocation ? tokenId === revocation.jti : session.user === revocation.user && issuedAt < revocation.before;
+}
 
 /**
  * The sessions this broker holds: admission against its limits, the control channel (kills and
@@ -79,9 +85,7 @@ export class SessionTable {
   /** Ends the sessions admitted with a token the revocation covers, as the admission would refuse it now. */
   private revoked(revocation: Revocation, by: string, audit: AuditTrail): void {
     for (const session of this.sessions.values()) {
-      const { issuedAt, tokenId } = session.credential;
-      const covered = 'jti' in revocation ? tokenId === revocation.jti : session.user === revocation.user && issuedAt < revocation.before;
-      if (!covered) continue;
+      if (!revocationCovers(revocation, session)) continue;
       this.log.info('session kill', { session: session.id, by, reason: 'token revoked' });
       audit.record({ type: 'session.kill', sessionId: session.id, user: session.user, app: session.app, proc: session.proc, instance: session.instance, by });
       void session.stop(new EntryError('ENTRY_TOKEN_REVOKED', `by ${by}`));

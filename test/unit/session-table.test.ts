@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { EntryError } from '../../broker/errors.js';
 import { createLogger } from '../../broker/log.js';
-import type { LiveSession } from '../../broker/session/exec-session.js';
+import type { LiveSession } from '../../broker/session/live-session.js';
 import { SessionTable } from '../../broker/session/session-table.js';
 import { AuditTrail } from '../../broker/audit/audit-trail.js';
 import { MemoryStore } from '../../broker/store/memory-store.js';
