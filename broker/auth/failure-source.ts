@@ -13,7 +13,7 @@ export function failureSource(address: string): string {
   const g = ipv6Groups(address);
   if (!g) return address;
   if (carriesIPv4(g)) return ipv4Of(g);
-  if (g[0] === 0x2002) return [g[1]! >> 8, g[1]! & 0xff, g[2]! >> 8, g[2]! & 0xff].join('.');
+  if (g[0] === 0x2002) return ipv4Of(g, 1);
   return `${g
     .slice(0, 4)
     .map((n) => n.toString(16))

@@ -15,9 +15,10 @@ export function isMappedIPv4(g: readonly number[]): boolean {
   return g.slice(0, 5).every((n) => n === 0) && g[5] === 0xffff;
 }
 
-/** The IPv4 address in the last two groups. */
-export function ipv4Of(g: readonly number[]): string {
-  return `${g[6]! >> 8}.${g[6]! & 0xff}.${g[7]! >> 8}.${g[7]! & 0xff}`;
+/** The IPv4 address in two groups, from group `at` on: the last two unless told (6to4 has it in 1–2). */
+export function ipv4Of(g: readonly number[], at = 6): string {
+  const [hi = 0, lo = 0] = g.slice(at, at + 2);
+  return `${hi >> 8}.${hi & 0xff}.${lo >> 8}.${lo & 0xff}`;
 }
 
 /** A dotted IPv4 tail stands for the last two groups. */
