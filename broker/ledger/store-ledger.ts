@@ -87,21 +87,19 @@ export class StoreLedger implements SessionLedger {
     await Promise.all([...toWrite.map((session) => this.write(session)), ...[...this.unremoved].map((session) => this.erase(session))]);
   }
 
-  /** Writes this broker's entry of `session` as it stands; false when the store failed. */
-  private async write(session: string): Promise<boolean> {
+  /** Writes this broker's entry of `session` as it stands; kept for the next renewal when the store failed. */
+  private async write(session: string): Promise<void> {
     const text = this.entries.get(session);
     if (text === undefined || this.removing.has(session)) {
       this.unwritten.delete(session);
-      return true;
+      return;
     }
     try {
       await storeCall(() => this.store.putLedgerEntry(this.broker, session, text));
       this.unwritten.delete(session);
-      return true;
     } catch (err) {
       if (!this.unwritten.has(session)) this.log.warn('session not in the ledger yet: written again once the store answers', { session, error: err as Error });
       this.unwritten.add(session);
-      return false;
     }
   }
 
