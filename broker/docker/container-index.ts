@@ -234,8 +234,10 @@ export class HostContainerIndex {
 
   private apply(e: ContainerEvent): void {
     // Only an event that can change the record makes a listing's answer about it stale: a
-    // health check's exec events would otherwise drop every reread of a busy container.
-    if (eventMatters(e)) this.guard.heard(e.id);
+    // health check's exec events would otherwise drop every reread of a busy container. The
+    // common ones (exec_*, a session's own) end here, with one test.
+    if (!eventMatters(e)) return;
+    this.guard.heard(e.id);
     const previous = this.containers.get(e.id);
     const change = applyEvent(e, previous);
     if (!change) return;
