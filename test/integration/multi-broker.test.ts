@@ -1,4 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createRedisClient } from '../../broker/store/redis-connection.js';
+import { RedisStore } from '../../broker/store/redis-store.js';
 import { type BrokerProcess, makeSigningKey, startBrokerProcess } from '../helpers/broker-process.js';
 import { runCli } from '../helpers/cli.js';
 import { containerProcesses, TestContainers, uniqueApp } from '../helpers/containers.js';
@@ -59,6 +61,27 @@ describe('many brokers behind one address, sharing Redis', () => {
     await eventually(async () => (await containerProcesses(containerId)).every((p) => !p.includes('sleep 1010')), 'the killed process to be gone');
     const forbidden = await api(b.url, user, '/api/sessions');
     expect(forbidden.status).toBe(403);
+  });
+
+  it("answers 503, not 202, to a kill no broker hears (the session's broker gone, its record not expired yet)", async () => {
+    const admin = await b.mint({ roles: ['entry-admin'] }, 'root-admin');
+    const store = new RedisStore(createRedisClient({ url: redis.url, sentinels: [], sentinelName: undefined, cluster: false }));
+    await store.connect();
+    const id = 'gone-broker-session';
+    try {
+      // As a broker killed -9 leaves it until the TTL: listed, with no one subscribed for it.
+      await store.putSession({ id, user: 'kim', source: '127.0.0.1', app, proc: 'web', instance: '1', container: containerId, dockerHost: 'local', broker: 'gone-broker', startedAt: new Date().toISOString(), bytesIn: 0, bytesOut: 0, command: null, tty: true }, 60_000);
+      const res = await api(b.url, admin, `/api/sessions/${id}`, { method: 'DELETE' });
+      expect(res.status).toBe(503);
+      const body = (await res.json()) as { error: string; message: string };
+      expect(body.error).toBe('ENTRY_STORE_UNAVAILABLE');
+      expect(body.message).toContain(`the broker holding session ${id} (gone-broker) did not hear the kill`);
+      // A session that is not listed at all is another answer.
+      expect((await api(b.url, admin, '/api/sessions/no-such-session', { method: 'DELETE' })).status).toBe(404);
+    } finally {
+      await store.removeSession(id);
+      await store.close();
+    }
   });
 
   it('ends a session on A when its token is revoked through B', async () => {
