@@ -24,8 +24,7 @@ export async function openContainerLogs(docker: Docker, containerId: string): Pr
     const endReason = async (): Promise<EntryError> => {
       try {
         const now = await container.inspect(answerInTime());
-        const same = now.State.Running && !now.State.Restarting && now.State.StartedAt === inspect.State.StartedAt;
-        return same ? new EntryError('ENTRY_DOCKER_UNAVAILABLE', "the container's log stream from the engine ended while the container runs") : new EntryError('ENTRY_CONTAINER_GONE');
+        return stillTheSameRun(inspect.State, now.State) ? new EntryError('ENTRY_DOCKER_UNAVAILABLE', "the container's log stream from the engine ended while the container runs") : new EntryError('ENTRY_CONTAINER_GONE');
       } catch (err) {
         return dockerFailure(err, "after the container's log stream ended");
       }
@@ -42,4 +41,9 @@ export async function openContainerLogs(docker: Docker, containerId: string): Pr
   } catch (err) {
     throw dockerFailure(err, 'attaching');
   }
+}
+
+/** Whether a container seen again runs on as it did before (not stopped, nor stopped and started again since). */
+export function stillTheSameRun(before: Pick<Docker.ContainerInspectInfo['State'], 'StartedAt'>, now: Pick<Docker.ContainerInspectInfo['State'], 'Running' | 'Restarting' | 'StartedAt'>): boolean {
+  return now.Running && !now.Restarting && now.StartedAt === before.StartedAt;
 }
