@@ -256,6 +256,7 @@ describe('web console in Chromium', () => {
   });
 
   it('embeds <entry-terminal> from the broker\'s entry-terminal.js on a page of the broker\'s origin, with tickets', async () => {
+    const before = b.broker.sessionCount;
     const embed = await context.newPage();
     // Any page of the broker's origin will do as the host; the script and the ticket API are
     // the broker's own. (setContent would not do: document.open() pages never upgrade elements.)
@@ -276,9 +277,12 @@ describe('web console in Chromium', () => {
     await waitForTerminal(embed, '#t', /entry: invalid access token: unknown, expired or already used ticket\s*\n\[press Enter to reconnect\]/);
     expect(await embed.evaluate('window.closeInfo.code')).toBe('ENTRY_BAD_TOKEN');
     await embed.close();
+    // Its shell's end is the broker's to finish: the tests after count the page's sessions.
+    await expect.poll(() => b.broker.sessionCount, { timeout: 10_000 }).toBe(before);
   });
 
   it('embeds <entry-terminal> on another site allowed by the broker, with the token as a subprotocol', async () => {
+    const before = b.broker.sessionCount;
     const embed = await context.newPage();
     await embed.goto(`${site.allowed}/embed.html`);
     await embed.getByRole('button', { name: 'Enter container' }).click();
@@ -286,6 +290,7 @@ describe('web console in Chromium', () => {
     await waitForTerminal(embed, '#t', /^42 from xterm-256color$/m);
     await shot('embed-other-origin', embed);
     await embed.close();
+    await expect.poll(() => b.broker.sessionCount, { timeout: 10_000 }).toBe(before);
   });
 
   it('shows a failure in the terminal when the broker refuses the page\'s origin', async () => {

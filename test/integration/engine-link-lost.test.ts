@@ -57,7 +57,12 @@ describe.each(['host', 'exec'] as ReapMode[])('the engine stream lost while a co
     // The start request reaches the engine; its answer is held until every link is reset. (Only
     // this session's start: the test before may still be scanning the container to end its own.)
     const ledger = join(f.broker.stateDir, 'sessions');
-    const entries = () => readdirSync(ledger, { withFileTypes: true }).filter((d) => d.isDirectory()).flatMap((d) => readdirSync(join(ledger, d.name)));
+    // Entries only: an entry rewritten is written beside it (`.next`) and renamed over it.
+    const entries = () =>
+      readdirSync(ledger, { withFileTypes: true })
+        .filter((d) => d.isDirectory())
+        .flatMap((d) => readdirSync(join(ledger, d.name)))
+        .filter((name) => name.endsWith('.json'));
     // The test before leaves its session there (kept until the minute's sweep).
     const before = new Set(entries());
     f.freezeOnceStarted(['sleep', tag]);

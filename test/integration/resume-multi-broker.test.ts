@@ -112,6 +112,9 @@ describe('a resume that lands on another broker', () => {
       await mountTerminal(page, app, token);
       await typeLine(page, '#t', 'KEPT=roam-$((6*7)); for i in $(seq 1 8); do echo "tick $i"; sleep 0.5; done');
       await waitForTerminal(page, '#t', /^tick 2$/m);
+      // B has forwarded resumes for the tests before: only one more counts for this one.
+      const forwarded = () => b.logs.filter((l) => l.includes('resume forwarded')).length;
+      const before = forwarded();
       proxy.cut(2_000);
       proxy.to(b.url);
       await page.locator('#t .entry-terminal-overlay').waitFor({ state: 'visible', timeout: 5_000 });
@@ -120,7 +123,7 @@ describe('a resume that lands on another broker', () => {
       await typeLine(page, '#t', 'echo "kept:$KEPT"');
       const text = await waitForTerminal(page, '#t', /^kept:roam-42$/m);
       for (let i = 1; i <= 8; i++) expect(text.match(new RegExp(`^tick ${i}$`, 'gm'))?.length, `tick ${i}`).toBe(1);
-      expect(b.logs.some((l) => l.includes('resume forwarded'))).toBe(true);
+      expect(forwarded()).toBeGreaterThan(before);
     } finally {
       await browser.close();
     }

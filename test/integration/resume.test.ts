@@ -364,6 +364,9 @@ describe('session resume', () => {
       // 3 pings of 500 ms and a 2 s margin, checked every 500 ms.
       expect(noticed).toBeLessThan(6_000);
       console.log(`resume: without resume, a silent link ended the session after ${noticed} ms (ping 500 ms)`);
+      // The broker's side of the link is frozen too: its session runs on until the link is reset.
+      quickProxy.cut();
+      await eventually(async () => !(await containerProcesses(containerId)).some((p) => p.includes('sleep 4343')), 'sleep 4343 gone', 10_000);
     }, 30_000);
 
     it('keeps pinging while it ends a session, so that a client watching for silence sees the end, not a lost link', async () => {
@@ -401,16 +404,16 @@ describe('session resume', () => {
 
     it('the client gives up when the grace period ends: ENTRY_RESUME_EXPIRED, not an exit status', async () => {
       const qtoken = await quick.mint({ apps: [app] });
-      const conn = await ExecConnection.open({ broker: quickProxy.url, token: qtoken, target, resume: true, spec: { argv: [Buffer.from('sleep'), Buffer.from('4343')] } });
+      const conn = await ExecConnection.open({ broker: quickProxy.url, token: qtoken, target, resume: true, spec: { argv: [Buffer.from('sleep'), Buffer.from('4345')] } });
       const tries: number[] = [];
       conn.on('reconnecting', (s: { attempt: number }) => tries.push(s.attempt));
-      await eventually(async () => (await containerProcesses(containerId)).some((p) => p.includes('sleep 4343')), 'sleep running');
+      await eventually(async () => (await containerProcesses(containerId)).some((p) => p.includes('sleep 4345')), 'sleep running');
       quickProxy.cut(5_000);
       const end = await conn.done;
       expect(end.code).toBe('ENTRY_RESUME_EXPIRED');
       expect(end.exitCode).toBeUndefined();
       expect(tries.length).toBeGreaterThan(2);
-      await eventually(async () => !(await containerProcesses(containerId)).some((p) => p.includes('sleep 4343')), 'sleep gone', 10_000);
+      await eventually(async () => !(await containerProcesses(containerId)).some((p) => p.includes('sleep 4345')), 'sleep gone', 10_000);
     }, 30_000);
   });
 });
