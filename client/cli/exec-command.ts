@@ -1,6 +1,7 @@
 import { constants as osConstants } from 'node:os';
 import { ExecConnection, type ReconnectStatus, type SessionEnd, type Target } from '../protocol/connection.js';
 import { EscapeFilter, escapeHelp } from './escape.js';
+import { InterruptCounter } from './interrupts.js';
 import { OutputSinks } from './output-sinks.js';
 import { enterRawMode } from './terminal.js';
 
@@ -38,6 +39,14 @@ export interface ExecOutcome {
 export const EXIT_CLIENT_FAILURE = 255;
 /** Exit status when the reader of our output went away: that of a process killed by SIGPIPE. */
 export const EXIT_OUTPUT_CLOSED = 128 + 13;
+
+/**
+ * Keyboard input an interactive session queues while the broker does not take it (a reconnect,
+ * a process that does not read) before it stops reading the keyboard: four times the
+ * connection's own window, so that only a paste of megabytes waits, while `~.` typed into a dead
+ * link is read and acted on.
+ */
+const INTERACTIVE_READ_AHEAD_BYTES = 4 * 1024 * 1024;
 
 /**
  * Runs one session wired to this process's stdio; resolves with the exit status to use.
@@ -96,7 +105,9 @@ export async function runExecCommand(o: ExecCommandOptions): Promise<ExecOutcome
         }
         if (escaped || chunk.length === 0) return;
       }
-      if (!conn.write(chunk)) {
+      // An interactive session reads on past the window (a keyboard adds little), so that the
+      // escape is seen while the link is re-established: `~.` is for a dead link most of all.
+      if (!conn.write(chunk) && !(escapes && conn.queuedInput < INTERACTIVE_READ_AHEAD_BYTES)) {
         stdin.pause();
         conn.once('drain', () => stdin.resume());
       }
@@ -118,8 +129,8 @@ export async function runExecCommand(o: ExecCommandOptions): Promise<ExecOutcome
       // and Ctrl-\ are keys in raw mode; these come from kill.
       for (const sig of ['SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGINT'] as const) signals.push([sig, endBy(sig)]);
     } else {
-      let interrupts = 0;
-      signals.push(['SIGINT', () => (++interrupts >= 3 ? endBy('SIGINT')() : conn.signal('INT'))]);
+      const interrupts = new InterruptCounter();
+      signals.push(['SIGINT', () => (interrupts.press() ? endBy('SIGINT')() : conn.signal('INT'))]);
       signals.push(['SIGTERM', () => conn.signal('TERM')]);
       signals.push(['SIGQUIT', () => conn.signal('QUIT')]);
       signals.push(['SIGHUP', endBy('SIGHUP')]);
