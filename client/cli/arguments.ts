@@ -53,8 +53,8 @@ export function envSwitch(name: string, fallback: boolean, env: NodeJS.ProcessEn
 export function lastTtyFlag(args: readonly string[]): boolean | undefined {
   let last: boolean | undefined;
   for (const a of args) {
-    if (a === '--tty') last = true;
-    else if (a === '--no-tty') last = false;
+    const spelled = /^--(no-)?tty(?:=(true|false))?$/.exec(a);
+    if (spelled) last = (spelled[2] !== 'false') !== Boolean(spelled[1]);
     else if (/^-[A-Za-z]+$/.test(a)) {
       for (const ch of a.slice(1)) {
         if (ch === 't') last = true;

@@ -255,6 +255,8 @@ async function main(): Promise<void> {
           .positional('proc', { type: 'string', describe: 'process (service) name' })
           .positional('instance', { type: 'string', describe: 'instance number (from 1; a StatefulSet ordinal from 0), or a pod name' })
           .option('tty', { alias: 't', type: 'boolean', describe: 'force a TTY (the last of -t and -T counts)' })
+          // `enter -it app web 1`, typed from docker habit, works as meant.
+          .option('interactive', { alias: 'i', type: 'boolean', describe: 'taken for docker exec habits: stdin is always passed on' })
           .option('no-tty', { alias: 'T', type: 'boolean', describe: 'never allocate a TTY' })
           .option('user', { alias: 'u', type: 'string', coerce: oneValue('-u'), describe: 'run as USER (name, uid or uid:gid) [default: the image\'s]' })
           .option('workdir', { alias: 'w', type: 'string', coerce: oneValue('-w'), describe: 'working directory [default: the image\'s]' })

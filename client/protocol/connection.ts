@@ -199,6 +199,11 @@ export class ExecConnection extends EventEmitter<ExecConnectionEvents> {
     return conn;
   }
 
+  /** Input written and not yet handed to the socket, plus what the socket has not sent yet. */
+  get queuedInput(): number {
+    return this.waitingBytes + this.ws.bufferedAmount;
+  }
+
   /** Sends stdin bytes; false means wait for `drain` before writing more. */
   write(data: Uint8Array): boolean {
     if (this.ended) return true;
@@ -644,6 +649,11 @@ function tlsOptionsOf(options: ConnectOptions): ReturnType<typeof tlsConnectOpti
   }
 }
 
+/** What an HTTP header value may hold, as Node checks it: tab, visible ASCII and space, and Latin-1's upper half. */
+const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+
+const HEADER_NAMES: Record<string, string> = { 'access-token': 'the access token', 'app-name': 'the app name', 'proc-name': 'the proc name', 'instance-no': 'the instance', 'term-type': 'TERM' };
+
 function openSocket(options: ConnectOptions, extra: Record<string, string>, timeoutMs: number): Promise<WebSocket> {
   const { target } = options;
   // `maxPendingAutoPongs` (ws 8.18+) is not in @types/ws yet.
@@ -666,6 +676,14 @@ function openSocket(options: ConnectOptions, extra: Record<string, string>, time
     // 10 s --ping-interval, 30 s at 500 ms. A bound stays, for a broker gone wrong.
     maxPendingAutoPongs: MAX_PENDING_PONGS,
   };
+  // Said by name here: ws would refuse them as an address that is no URL.
+  for (const [name, value] of Object.entries(socketOptions.headers ?? {})) {
+    if (!HEADER_VALUE.test(String(value))) {
+      const what = HEADER_NAMES[name] ?? `the ${name} header`;
+      const shown = name === 'access-token' ? '' : ` ${JSON.stringify(value)}`;
+      return Promise.reject(new ClientError('ENTRY_BAD_REQUEST', `${what}${shown} has a character an HTTP header cannot carry (a line break, a control character, or one past U+00FF)`));
+    }
+  }
   let ws: WebSocket;
   try {
     ws = new WebSocket(enterUrl(options.broker), socketOptions);

@@ -96,7 +96,13 @@ describe('the enter CLI', () => {
     fake = await b.fake.start();
     await enter(['app', 'web', '1', '-T', '-t', '--', 'id']);
     await enter(['app', 'web', '1', '-t', '-T', '--', 'id']);
-    expect(b.starts.map((s) => s.tty)).toEqual([true, false]);
+    // yargs' own spellings of the same.
+    await enter(['app', 'web', '1', '-t', '--tty=false', '--', 'id']);
+    await enter(['app', 'web', '1', '--no-tty=false', '--', 'id']);
+    // docker's -it works as meant; -i alone asks for nothing more than the default.
+    await enter(['-it', 'app', 'web', '1', '--', 'id']);
+    await enter(['-i', 'app', 'web', '1', '--', 'id']);
+    expect(b.starts.map((s) => s.tty)).toEqual([true, false, false, true, true, false]);
   });
 
   it('reads ENTRY_RESUME as on or off, refuses anything else, and ignores ENTRY_ESCAPE without a keyboard', async () => {
