@@ -96,7 +96,7 @@ export async function runExecCommand(o: ExecCommandOptions): Promise<ExecOutcome
         const { data, actions } = escapes.feed(raw);
         chunk = data;
         for (const action of actions) {
-          if (action === 'help') stdout.write(escapeHelp(o.escapeChar!));
+          if (action === 'help') process.stderr.write(escapeHelp(o.escapeChar!));
           else {
             escaped = true;
             stdout.write('\r\n');

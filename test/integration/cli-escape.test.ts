@@ -6,6 +6,7 @@ import { startTestBroker, type TestBroker } from '../helpers/broker.js';
 import { CLI } from '../helpers/cli.js';
 import { containerProcesses, TestContainers, uniqueApp } from '../helpers/containers.js';
 import { eventually } from '../helpers/sessions.js';
+import { TcpProxy } from '../helpers/tcp-proxy.js';
 import { TmuxTerminal } from '../helpers/tmux.js';
 
 describe('escape sequences in interactive sessions (ssh-style ~)', () => {
@@ -26,9 +27,9 @@ describe('escape sequences in interactive sessions (ssh-style ~)', () => {
     await containers.removeAll();
   });
 
-  async function shell(flags = ''): Promise<TmuxTerminal> {
+  async function shell(flags = '', broker = b.url): Promise<TmuxTerminal> {
     term?.kill();
-    term = new TmuxTerminal(100, 30, { ENTRY_BROKER: b.url, ENTRY_TOKEN: await b.mint({ apps: [app] }), ENTRY_CONFIG_DIR: dir, TERM: 'xterm-256color' });
+    term = new TmuxTerminal(100, 30, { ENTRY_BROKER: broker, ENTRY_TOKEN: await b.mint({ apps: [app] }), ENTRY_CONFIG_DIR: dir, TERM: 'xterm-256color' });
     await term.waitFor(/local\$\s*$/m);
     term.line(`stty -g > ${dir}/before; node ${CLI} ${flags} ${app} web 1; s=$?; stty -g > ${dir}/after; echo "status=$s"`);
     await term.waitFor(/bash-5\.2#\s*$/m);
@@ -45,6 +46,26 @@ describe('escape sequences in interactive sessions (ssh-style ~)', () => {
     expect(screen).toContain(`enter: connection to ${app}/web/1 closed.`);
     expect(readFileSync(`${dir}/after`, 'utf8')).toBe(readFileSync(`${dir}/before`, 'utf8'));
     await eventually(async () => !(await containerProcesses(id)).some((p) => /bash/.test(p)), 'the session shell to end');
+  });
+
+  it('~. ends the session while the link to the broker is down, with typed input waiting to be sent', async () => {
+    const link = new TcpProxy(b.url);
+    await link.start();
+    try {
+      const t = await shell('', link.url);
+      t.line('echo marker-$((6*7))');
+      await t.waitFor(/^marker-42$/m);
+      // Down for longer than the test waits: the session could only end by the escape.
+      link.cut(60_000);
+      await t.waitFor(/connection lost, reconnecting/);
+      t.line('echo typed-while-down');
+      t.keys('~', '.');
+      const screen = await t.waitFor(/^status=255$/m, 10_000);
+      expect(screen).toContain(`enter: connection to ${app}/web/1 closed.`);
+      expect(readFileSync(`${dir}/after`, 'utf8')).toBe(readFileSync(`${dir}/before`, 'utf8'));
+    } finally {
+      await link.stop();
+    }
   });
 
   it('~? lists the escapes; ~~ sends one ~; a ~ inside a line is just a ~', async () => {
