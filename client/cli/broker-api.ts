@@ -1,6 +1,7 @@
 import type { WhoAmI } from '../../broker/http/api-types.js';
 import type { BrokerRef } from '../config/store.js';
 import { ClientError } from '../protocol/client-error.js';
+import { certificateFailure } from '../protocol/tls.js';
 
 export type { WhoAmI };
 
@@ -116,7 +117,7 @@ function parseJson(text: string): unknown {
 /** Why fetch could not reach `url`, in the words a user can act on. */
 function unreachable(err: unknown, url: string): string {
   const e = err as Error & { cause?: { code?: string; message?: string } };
-  const why = e.cause?.code ?? e.cause?.message ?? e.message;
+  const why = certificateFailure(e.cause?.code) ?? e.cause?.code ?? e.cause?.message ?? e.message;
   if (why === 'bad port') {
     // The Fetch standard's blocked ports (10080, 6000, 6665-6669, …): browsers refuse them too.
     return `port ${new URL(url).port} is one that HTTP clients refuse to use (the Fetch standard's blocked ports, as in browsers): give the broker another port`;

@@ -14,7 +14,7 @@ export interface FailureContext {
  * log in again for token problems, the missing grant for refusals, the URL to check when the
  * broker cannot be reached.
  */
-export async function nextStep(code: string, ctx: FailureContext): Promise<string | undefined> {
+export async function nextStep(code: string, ctx: FailureContext, message = ''): Promise<string | undefined> {
   const env = ctx.env ?? process.env;
   const login = ctx.ref ? loginHint(ctx.ref, env) : 'enter login';
   switch (code) {
@@ -31,6 +31,8 @@ export async function nextStep(code: string, ctx: FailureContext): Promise<strin
     case 'ENTRY_APP_DENIED':
       return 'The broker never lets anyone into this app (its --deny-apps setting).';
     case 'ENTRY_CONNECT_FAILED':
+      // The broker answered; its certificate is what failed, and the message says what to do.
+      if (message.includes("the broker's certificate")) return undefined;
       // A profile's name says nothing of its address; a bare address is in the error already.
       if (ctx.ref?.bareName) return `No profile is named "${ctx.ref.bareName}", so it was taken as the host ${ctx.ref.url}: \`enter broker ls\` lists the profiles.`;
       return ctx.ref?.profile

@@ -41,7 +41,7 @@ async function failWith(code: string, message: string): Promise<never> {
   process.stderr.write(`enter: ${message}\n`);
   const hint = await lazy
     .hints()
-    .then((h) => h.nextStep(code, context))
+    .then((h) => h.nextStep(code, context, message))
     .catch(() => undefined);
   // Messages the CLI wrote itself may already say which login to run.
   if (hint && !message.includes('run `enter login')) process.stderr.write(`  ${hint}\n`);

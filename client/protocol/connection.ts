@@ -21,7 +21,7 @@ import { dropAcknowledged } from '../../proto/acknowledged.js';
 import { PING_INTERVAL_HEADER, RESUME_GRACE_HEADER, RESUME_TRY_MS, SILENT_MARGIN_MS, silenceWatch } from '../../proto/silence.js';
 import { PASSING_REFUSALS } from '../../proto/passing-refusals.js';
 import { ClientError } from './client-error.js';
-import { type ClientTls, clientTlsFromEnv, tlsConnectOptions } from './tls.js';
+import { certificateFailure, type ClientTls, clientTlsFromEnv, tlsConnectOptions } from './tls.js';
 
 export interface Target {
   app: string;
@@ -693,7 +693,7 @@ function openSocket(options: ConnectOptions, extra: Record<string, string>, time
   }
   return new Promise((resolve, reject) => {
     const onError = (err: Error & { code?: string }) => {
-      const why = err.code === 'ECONNRESET' && /^wss:|^https:/.test(options.broker) ? 'ECONNRESET (the broker may want a client certificate: --cert and --key, or cert and key)' : (err.code ?? err.message);
+      const why = err.code === 'ECONNRESET' && /^wss:|^https:/.test(options.broker) ? 'ECONNRESET (the broker may want a client certificate: --cert and --key, or cert and key)' : (certificateFailure(err.code) ?? err.code ?? err.message);
       reject(new ClientError('ENTRY_CONNECT_FAILED', `cannot reach broker ${options.broker}: ${why}`));
     };
     ws.once('error', onError);

@@ -77,3 +77,20 @@ export function tlsConnectOptions(tls: ClientTls | undefined): { secureContext?:
 }
 
 const contexts = new Map<string, SecureContext>();
+
+/** OpenSSL's words for a certificate chain it could not take to a trusted root. */
+const UNTRUSTED = new Set(['DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'CERT_UNTRUSTED']);
+
+/**
+ * Why a TLS connection to a broker failed, with what to do, for a code Node reports on one;
+ * undefined for any other failure. The next step differs from an unreachable broker's: the
+ * broker answered, and its certificate is what stands in the way.
+ */
+export function certificateFailure(code: string | undefined): string | undefined {
+  if (code === undefined) return undefined;
+  if (UNTRUSTED.has(code)) return `the broker's certificate is not signed by a CA this client trusts (${code}): give its CA with --ca-file or ENTRY_CA_FILE`;
+  if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') return `the broker's certificate is not issued for this host name (${code}): use the name it was issued for`;
+  if (code === 'CERT_HAS_EXPIRED') return `the broker's certificate has expired (${code})`;
+  if (code === 'CERT_NOT_YET_VALID') return `the broker's certificate is not valid yet (${code}): check this machine's clock`;
+  return undefined;
+}
