@@ -20,6 +20,8 @@ export interface ExecCommandOptions {
   escapeChar?: number | null;
   /** Resume the session after a broken connection (default true). */
   resume?: boolean;
+  /** Read this process's stdin (default true); false: the command's input ends at once, as with `ssh -n`. */
+  stdin?: boolean;
 }
 
 /** Why the session ended, for the caller's message: the broker's end, or `~.` typed locally. */
@@ -73,8 +75,9 @@ export async function runExecCommand(o: ExecCommandOptions): Promise<ExecOutcome
       rows: o.tty ? stdout.rows || 24 : 0,
     },
   });
+  const reading = o.stdin ?? true;
   let restore = () => {};
-  if (o.tty && stdin.isTTY) restore = enterRawMode(stdin);
+  if (o.tty && reading && stdin.isTTY) restore = enterRawMode(stdin);
   try {
     // Output: the broker's process is paused while a local sink is full; a reader that went away
     // (EPIPE) ends the session, as a program writing to a closed pipe is ended by SIGPIPE, and so
@@ -87,33 +90,38 @@ export async function runExecCommand(o: ExecCommandOptions): Promise<ExecOutcome
     conn.on('resumed', () => status.clear());
 
     // Input, through the escape filter in interactive sessions.
-    const escapes = o.tty && stdin.isTTY && o.escapeChar != null ? new EscapeFilter(o.escapeChar) : undefined;
+    const escapes = reading && o.tty && stdin.isTTY && o.escapeChar != null ? new EscapeFilter(o.escapeChar) : undefined;
     let escaped = false;
-    stdin.on('data', (raw: Buffer) => {
-      if (escaped) return;
-      let chunk = raw;
-      if (escapes) {
-        const { data, actions } = escapes.feed(raw);
-        chunk = data;
-        for (const action of actions) {
-          if (action === 'help') process.stderr.write(escapeHelp(o.escapeChar!));
-          else {
-            escaped = true;
-            stdout.write('\r\n');
-            conn.close();
+    if (reading) {
+      stdin.on('data', (raw: Buffer) => {
+        if (escaped) return;
+        let chunk = raw;
+        if (escapes) {
+          const { data, actions } = escapes.feed(raw);
+          chunk = data;
+          for (const action of actions) {
+            if (action === 'help') process.stderr.write(escapeHelp(o.escapeChar!));
+            else {
+              escaped = true;
+              stdout.write('\r\n');
+              conn.close();
+            }
           }
+          if (escaped || chunk.length === 0) return;
         }
-        if (escaped || chunk.length === 0) return;
-      }
-      // An interactive session reads on past the window (a keyboard adds little), so that the
-      // escape is seen while the link is re-established: `~.` is for a dead link most of all.
-      if (!conn.write(chunk) && !(escapes && conn.queuedInput < INTERACTIVE_READ_AHEAD_BYTES)) {
-        stdin.pause();
-        conn.once('drain', () => stdin.resume());
-      }
-    });
-    stdin.on('end', () => conn.endInput());
-    stdin.on('error', () => conn.endInput());
+        // An interactive session reads on past the window (a keyboard adds little), so that the
+        // escape is seen while the link is re-established: `~.` is for a dead link most of all.
+        if (!conn.write(chunk) && !(escapes && conn.queuedInput < INTERACTIVE_READ_AHEAD_BYTES)) {
+          stdin.pause();
+          conn.once('drain', () => stdin.resume());
+        }
+      });
+      stdin.on('end', () => conn.endInput());
+      stdin.on('error', () => conn.endInput());
+    } else {
+      // Not read at all: a loop's `enter … < list` leaves the rest of the list to the loop.
+      conn.endInput();
+    }
 
     const onResize = () => conn.resize(stdout.columns, stdout.rows);
     const signals: Array<[NodeJS.Signals, () => void]> = [];

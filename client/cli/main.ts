@@ -256,7 +256,8 @@ async function main(): Promise<void> {
           .positional('instance', { type: 'string', describe: 'instance number (from 1; a StatefulSet ordinal from 0), or a pod name' })
           .option('tty', { alias: 't', type: 'boolean', describe: 'force a TTY (the last of -t and -T counts)' })
           // `enter -it app web 1`, typed from docker habit, works as meant.
-          .option('interactive', { alias: 'i', type: 'boolean', describe: 'taken for docker exec habits: stdin is always passed on' })
+          .option('interactive', { alias: 'i', type: 'boolean', describe: 'taken for docker exec habits: stdin is passed on unless -n' })
+          .option('no-stdin', { alias: 'n', type: 'boolean', describe: 'do not read stdin: the command\'s input ends at once (ssh -n; for loops reading a list)' })
           .option('no-tty', { alias: 'T', type: 'boolean', describe: 'never allocate a TTY' })
           .option('user', { alias: 'u', type: 'string', coerce: oneValue('-u'), describe: 'run as USER (name, uid or uid:gid) [default: the image\'s]' })
           .option('workdir', { alias: 'w', type: 'string', coerce: oneValue('-w'), describe: 'working directory [default: the image\'s]' })
@@ -290,11 +291,13 @@ async function main(): Promise<void> {
           } else throw new ClientError('ENTRY_BAD_REQUEST', `-e wants KEY=VALUE or KEY, got ${JSON.stringify(kv)}`);
         }
         const resume = args.resume ?? envSwitch('ENTRY_RESUME', true);
-        const interactiveLocal = Boolean(process.stdin.isTTY && process.stdout.isTTY);
+        const noStdin = args.n === true;
+        // Without stdin there is no keyboard to give a TTY to, unless -t asks for one all the same.
+        const interactiveLocal = Boolean(!noStdin && process.stdin.isTTY && process.stdout.isTTY);
         const tty = lastTtyFlag(ours) ?? interactiveLocal;
         // Escapes are read from a keyboard only: a script's ENTRY_ESCAPE is no reason to fail it.
         let escapeChar: number | null = null;
-        if (tty && process.stdin.isTTY) {
+        if (tty && !noStdin && process.stdin.isTTY) {
           const fromEnv = process.env['ENTRY_ESCAPE'] || undefined;
           const [source, value] = args.escape !== undefined ? ['--escape', args.escape] : fromEnv !== undefined ? ['ENTRY_ESCAPE', fromEnv] : ['', '~'];
           try {
@@ -318,6 +321,7 @@ async function main(): Promise<void> {
           env,
           container: args.container ?? '',
           escapeChar,
+          stdin: !noStdin,
           resume,
         });
         if (outcome.outputFailed) await failWith('', `writing the output failed: ${outcome.outputFailed.message}`);

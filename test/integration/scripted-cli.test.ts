@@ -1,11 +1,13 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestBroker, type TestBroker } from '../helpers/broker.js';
 import { CLI, runCli } from '../helpers/cli.js';
 import { containerProcesses, TestContainers, uniqueApp } from '../helpers/containers.js';
 import { eventually, EXIT_CODE_CASES } from '../helpers/sessions.js';
 
+const execFileAsync = promisify(execFile);
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 describe('enter <app> <proc> <n> -- <cmd>: scripted runs', () => {
@@ -36,6 +38,19 @@ describe('enter <app> <proc> <n> -- <cmd>: scripted runs', () => {
   it('passes stdin through and delivers EOF: echo hello | enter … -- cat', async () => {
     const r = await enter(['--', 'cat'], 'hello\n');
     expect(r.stdout.toString()).toBe('hello\n');
+    expect(r.status).toBe(0);
+  });
+
+  it('leaves stdin unread with -n: a loop reading a list runs once per line, as with ssh -n', async () => {
+    // Asynchronously: the broker answers from this process.
+    const loop = async (flag: string) =>
+      (await execFileAsync('sh', ['-c', `printf '1\\n2\\n3\\n' | while read n; do node ${CLI} ${flag} ${app} web 1 -- echo "line $n"; done`], { env: { ...process.env, ...env } })).stdout;
+    expect(await loop('-n')).toBe('line 1\nline 2\nline 3\n');
+    // Without it the first run reads the rest of the list (as ssh and docker exec -i do).
+    expect(await loop('')).toBe('line 1\n');
+    // The command's input ends at once: cat ends with nothing read.
+    const r = await enter(['-n', '--', 'sh', '-c', 'cat; echo "status $?"'], 'never read\n');
+    expect(r.stdout.toString()).toBe('status 0\n');
     expect(r.status).toBe(0);
   });
 
