@@ -1,5 +1,5 @@
 import { decodeJwt } from 'jose';
-import { addProfile, type Credentials, loadSavedConfig, normaliseBrokerUrl, removeProfile, useProfile } from '../config/store.js';
+import { addProfile, type Credentials, loadSavedConfig, normaliseBrokerUrl, removeProfile, sendsInClear, useProfile } from '../config/store.js';
 import { jwtExpiry } from '../oidc/tokens.js';
 import { ClientError } from '../protocol/client-error.js';
 import { brokerInfo } from './broker-api.js';
@@ -18,6 +18,7 @@ export async function brokerAdd(name: string, url: string, options: { use?: bool
   const current = loadSavedConfig().current === name;
   process.stderr.write(`enter: ${replaced ? 'updated' : 'added'} broker ${name} → ${normalised}${current ? ' (the default)' : ''}\n`);
   if (moved) process.stderr.write(`enter: the token saved for ${normalised} now belongs to ${name}\n`);
+  if (sendsInClear(normalised)) process.stderr.write(`enter: warning: ${normalised} is not https: tokens sent to it can be read on the way (an address without a scheme is taken as http://)\n`);
   try {
     const info = await brokerInfo({ url: normalised, profile: name });
     process.stderr.write(`enter: ${name} answers: Entry ${info.version}${info.oidc ? `, login with ${info.oidc.issuer}` : ''}\n`);

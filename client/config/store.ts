@@ -105,6 +105,13 @@ export function normaliseBrokerUrl(url: string): string {
   return parsed.toString().replace(/\/$/, '');
 }
 
+/** A broker reached without TLS anywhere but this machine's loopback. */
+export function sendsInClear(url: string): boolean {
+  const { protocol, hostname } = new URL(url);
+  if (protocol === 'https:' || protocol === 'wss:') return false;
+  return !(hostname === 'localhost' || hostname === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(hostname));
+}
+
 /** Profile names: a letter, then letters, digits, `_`, `.`, `-` (never a URL, never host:port). */
 export const PROFILE_NAME = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/;
 

@@ -72,6 +72,8 @@ describe('enter broker profiles, ls, status and completion', () => {
     expect(add.stderr.toString()).toContain(`added broker prod → ${a.url} (the default)`);
     expect(add.stderr.toString()).toContain(`the token saved for ${a.url} now belongs to prod`);
     expect(add.stderr.toString()).toContain(`prod answers: Entry ${pkg.version}`);
+    // Loopback: nothing on the way to read the token.
+    expect(add.stderr.toString()).not.toContain('is not https');
     expect((await runCli(['broker', 'add', 'staging', b.url.replace('http://', '')], env)).status).toBe(0);
     expect((await runCli(['login', '-b', 'staging'], env, tokenB)).status).toBe(0);
     const saved = read(dir);

@@ -7,8 +7,10 @@ import {
   credentialsFor,
   forgetCredentials,
   loadSavedConfig,
+  normaliseBrokerUrl,
   removeProfile,
   resolveBrokerRef,
+  sendsInClear,
   storeCredentials,
   useProfile,
 } from '../../client/config/store.js';
@@ -84,6 +86,16 @@ describe('broker profiles in the saved config', () => {
     expect(loadSavedConfig(env).current).toBeUndefined();
     expect(() => addProfile('http://x', 'https://x.example', env)).toThrow(/profile name/);
     expect(() => addProfile('has space', 'https://x.example', env)).toThrow(/profile name/);
+  });
+});
+
+describe('sendsInClear', () => {
+  it('holds for http:// and ws:// past loopback, an address given without a scheme included', () => {
+    for (const url of ['http://entry.example.com', 'ws://10.0.0.5:8022', normaliseBrokerUrl('entry.example.com')]) expect(sendsInClear(url), url).toBe(true);
+  });
+
+  it("fails for TLS, and for this machine's loopback", () => {
+    for (const url of ['https://entry.example.com', 'wss://10.0.0.5', 'http://localhost:8022', 'http://127.0.0.1:1', 'http://127.9.8.7', 'http://[::1]:8022']) expect(sendsInClear(url), url).toBe(false);
   });
 });
 
