@@ -313,7 +313,7 @@ async function main(): Promise<void> {
           broker: ref.url,
           token,
           target,
-          // Arguments are passed on as the bytes the OS gave us.
+          // As Node decoded them from UTF-8: bytes that are not UTF-8 are lost before here (README, Known limits).
           command: command.map((a) => Buffer.from(a, 'utf8')),
           tty,
           user: args.user ?? '',
