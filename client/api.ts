@@ -89,25 +89,39 @@ function connectOptions(o: ExecOptions): ConnectOptions {
 /** Turns a session end into an exit code, or the error that prevented one. */
 export function exitCodeOf(end: SessionEnd): number {
   if (end.exitCode !== undefined) return end.exitCode;
-  throw new ClientError(end.code || 'ENTRY_CONNECTION_LOST', end.message || endReason(end));
+  throw new ClientError(end.code || 'ENTRY_CONNECTION_LOST', endReason(end));
 }
+
+/** Output held for each of stdout and stderr before the broker is asked to wait: a Linux pipe's 64 KiB. */
+const OUTPUT_BUFFER_BYTES = 64 * 1024;
 
 /** Starts a command and returns its streams. */
 export async function spawn(options: ExecOptions): Promise<RemoteProcess> {
   const conn = await ExecConnection.open(connectOptions(options));
-  // Reading pauses while any output stream's buffer is full and resumes when all have room.
+  // Reading pauses while any output stream's buffer is full and resumes when all have room:
+  // both come over one connection, so one left unread holds the other, as a child process
+  // blocked on a full stderr pipe stops writing its stdout too.
   const full = new Set<Readable>();
+  const release = (stream: Readable) => {
+    if (full.delete(stream) && full.size === 0) conn.resume();
+  };
   const makeReadable = () => {
     const stream: Readable = new Readable({
+      // A pipe's capacity: what a child process may write before an unread pipe holds it.
+      highWaterMark: OUTPUT_BUFFER_BYTES,
       read() {
-        if (full.delete(stream) && full.size === 0) conn.resume();
+        release(stream);
       },
     });
+    // Destroyed by its reader (a `break` out of `for await`, a pipeline whose end failed): it
+    // takes nothing more, and the rest of its output is dropped rather than waited for.
+    stream.once('close', () => release(stream));
     return stream;
   };
   const stdout = makeReadable();
   const stderr = makeReadable();
   const push = (stream: Readable) => (data: Buffer) => {
+    if (stream.destroyed) return;
     if (!stream.push(data) && !full.has(stream)) {
       full.add(stream);
       if (full.size === 1) conn.pause();

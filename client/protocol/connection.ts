@@ -260,7 +260,8 @@ export class ExecConnection extends EventEmitter<ExecConnectionEvents> {
   }
 
   resize(cols: number, rows: number): void {
-    if (cols <= 0 || rows <= 0) return;
+    // Not a size (a stream that is no terminal reports none): nothing to send.
+    if (!(cols > 0 && rows > 0)) return;
     this.lastSize = [cols, rows];
     if (this.connected) this.ws.send(encodeRequest(RequestType.WINCH, encodeWinch(cols, rows)));
   }
@@ -287,6 +288,9 @@ export class ExecConnection extends EventEmitter<ExecConnectionEvents> {
   /** Ends the session: the broker ends the remote processes. */
   close(): void {
     this.closedByUs = true;
+    // A paused reader would never read the broker's answer to the close (ws waits 30 s for it,
+    // and the broker holds the process as long): read on, dropping the output (see onMessage).
+    if (this.readingPaused) this.resume();
     if (this.lostAt > 0) {
       this.finish({ exitCode: this.exitCode, code: 'ENTRY_CLOSED', message: 'closed by this client while reconnecting', closeCode: 1000 });
       // A reconnect may be under way on a socket that already sent RESUME: closing it in order
@@ -559,10 +563,13 @@ export class ExecConnection extends EventEmitter<ExecConnectionEvents> {
     switch (m.msgType) {
       case ResponseType.STDOUT:
         this.received(m.content.length);
+        // Closed by us: nobody is reading any more (see close).
+        if (this.closedByUs) return;
         this.emit('stdout', Buffer.from(m.content.buffer, m.content.byteOffset, m.content.byteLength));
         return;
       case ResponseType.STDERR:
         this.received(m.content.length);
+        if (this.closedByUs) return;
         this.emit('stderr', Buffer.from(m.content.buffer, m.content.byteOffset, m.content.byteLength));
         return;
       case ResponseType.EXIT: {

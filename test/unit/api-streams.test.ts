@@ -1,0 +1,76 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import type WebSocket from 'ws';
+import { spawn } from '../../client/index.js';
+import { decodeRequest, encodeResponse, RequestType, ResponseType, utf8 } from '../../proto/codec.js';
+import { FakeBroker } from '../helpers/fake-broker.js';
+
+/** spawn()'s output streams against a stand-in broker on loopback that sends more than a reader takes. */
+
+const target = { app: 'shop', proc: 'web', instance: 1 };
+/** Far past what the client holds for one stream before it stops reading. */
+const OUTPUT_BYTES = 4 * 1024 * 1024;
+
+/** A broker that, once START comes, sends OUTPUT_BYTES of stdout and then (unless told not to) the exit. */
+async function flooding(opts: { exit: boolean }, onClose: (at: number) => void = () => undefined): Promise<FakeBroker> {
+  const fake = new FakeBroker((_n, req, socket, head) =>
+    fake.accept(req, socket, head, (ws: WebSocket) => {
+      ws.once('close', () => onClose(Date.now()));
+      ws.once('message', (data: Buffer) => {
+        if (decodeRequest(data).msgType !== RequestType.START) return;
+        const chunk = Buffer.alloc(64 * 1024, 0x61);
+        for (let sent = 0; sent < OUTPUT_BYTES; sent += chunk.length) ws.send(encodeResponse(ResponseType.STDOUT, chunk));
+        if (!opts.exit) return;
+        ws.send(encodeResponse(ResponseType.EXIT, utf8('0')));
+        ws.send(encodeResponse(ResponseType.CLOSE, utf8('exited with code 0')));
+        ws.close();
+      });
+    }),
+  );
+  return fake.start();
+}
+
+describe('spawn() output a reader stops taking', () => {
+  let fake: FakeBroker | undefined;
+  afterEach(async () => {
+    await fake?.stop();
+    fake = undefined;
+  });
+
+  it('does not hold the session when the reader destroys stdout: wait() gives the exit code', async () => {
+    fake = await flooding({ exit: true });
+    const proc = await spawn({ broker: fake.url, token: 't', target, command: ['yes'], resume: false });
+    // The first chunk, then out of the loop: the stream is destroyed with megabytes still coming.
+    for await (const chunk of proc.stdout) {
+      expect((chunk as Buffer).length).toBeGreaterThan(0);
+      break;
+    }
+    expect(proc.stdout.destroyed).toBe(true);
+    expect(await proc.wait()).toBe(0);
+  }, 15_000);
+
+  it('ends the session at once on close() while output sits unread, not after the close handshake times out', async () => {
+    let closedAt = 0;
+    fake = await flooding({ exit: false }, (at) => (closedAt = at));
+    const proc = await spawn({ broker: fake.url, token: 't', target, command: ['yes'], resume: false });
+    // Unread until the stream's buffer is full and the client has stopped reading the socket.
+    await expect.poll(() => proc.stdout.readableLength, { timeout: 10_000 }).toBeGreaterThanOrEqual(proc.stdout.readableHighWaterMark);
+    const asked = Date.now();
+    proc.close();
+    await expect(proc.wait()).rejects.toMatchObject({ code: 'ENTRY_CLOSED' });
+    await expect.poll(() => closedAt, { timeout: 10_000 }).toBeGreaterThan(0);
+    // ws gives a peer that never reads the close 30 s.
+    expect(closedAt - asked).toBeLessThan(5_000);
+  }, 30_000);
+
+  it("tells a refusal by the broker's words, without the 'entry:' its original clients print", async () => {
+    fake = new FakeBroker((_n, req, socket, head) =>
+      fake!.accept(req, socket, head, (ws: WebSocket) => {
+        ws.send(encodeResponse(ResponseType.CLOSE, utf8('entry: not permitted'), 'ENTRY_FORBIDDEN'));
+        ws.close();
+      }),
+    );
+    await fake.start();
+    const proc = await spawn({ broker: fake.url, token: 't', target, command: ['true'], resume: false });
+    await expect(proc.wait()).rejects.toMatchObject({ code: 'ENTRY_FORBIDDEN', message: 'not permitted' });
+  });
+});
