@@ -245,6 +245,8 @@ describe('deploy/helm/entry: lints, renders to YAML whose parts agree, every val
   it('helm lint passes with a key, and refuses to render without one', async () => {
     await run(helm, ['lint', chart, '--strict', '--set', 'auth.jwksUrl=https://id.example/jwks']);
     await expect(run(helm, ['template', 'rel', chart])).rejects.toThrow(/set one of auth.jwksUrl, auth.publicKey/);
+    // pods/exec is never bound to the namespace's default ServiceAccount, which every pod may use.
+    await expect(run(helm, ['template', 'rel', chart, '--set', 'auth.jwksUrl=https://id.example/jwks', '--set', 'serviceAccount.create=false', '--set', 'kubernetes.enabled=true'])).rejects.toThrow(/name the ServiceAccount to bind/);
   });
 
   it('default values: ports, probes, selectors, Secret, Redis and drain time agree', async () => {
@@ -261,6 +263,13 @@ describe('deploy/helm/entry: lints, renders to YAML whose parts agree, every val
     expect(c.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'http', scheme: 'HTTP' });
     expect(c.startupProbe.httpGet.path).toBe('/healthz');
     expect(deploy['spec'].replicas).toBe(2);
+    // The brokers reach each other at the pod's address (Kubernetes expands $(POD_IP)), through their NetworkPolicy.
+    expect(c.env).toEqual([
+      { name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
+      { name: 'ENTRY_ADVERTISE_URL', value: `http://$(POD_IP):${httpPort}` },
+    ]);
+    const peers = one(docs, 'NetworkPolicy', 'rel-entry')['spec'].ingress.find((r: Doc) => r['from']?.[0]?.podSelector);
+    expect(subset(peers.from[0].podSelector.matchLabels, pod.metadata.labels)).toBe(true);
     // Service, PDB, NetworkPolicy and anti-affinity select the broker pods.
     const svc = one(docs, 'Service', 'rel-entry');
     expect(svc['spec'].ports).toEqual([{ name: 'http', port: 8022, targetPort: 'http', protocol: 'TCP' }]);

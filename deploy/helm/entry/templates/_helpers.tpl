@@ -42,6 +42,9 @@ app.kubernetes.io/component: redis
 {{- define "entry.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create -}}
 {{- default (include "entry.fullname" .) .Values.serviceAccount.name -}}
+{{- else if .Values.kubernetes.enabled -}}
+{{- /* The chart binds pods/exec to it: never to the namespace's `default`, which every pod may use. */ -}}
+{{- required "serviceAccount.name: with serviceAccount.create=false and kubernetes.enabled, name the ServiceAccount to bind (not the namespace's default)" .Values.serviceAccount.name -}}
 {{- else -}}
 {{- default "default" .Values.serviceAccount.name -}}
 {{- end -}}
