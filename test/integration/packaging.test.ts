@@ -264,10 +264,11 @@ describe('deploy/helm/entry: lints, renders to YAML whose parts agree, every val
     expect(c.startupProbe.httpGet.path).toBe('/healthz');
     expect(deploy['spec'].replicas).toBe(2);
     // The brokers reach each other at the pod's address (Kubernetes expands $(POD_IP)), through their NetworkPolicy.
-    expect(c.env).toEqual([
-      { name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
-      { name: 'ENTRY_ADVERTISE_URL', value: `http://$(POD_IP):${httpPort}` },
-    ]);
+    const envAt = (name: string) => c.env.findIndex((e: Doc) => e['name'] === name);
+    expect(c.env[envAt('POD_IP')]).toEqual({ name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } });
+    expect(c.env[envAt('ENTRY_ADVERTISE_URL')]).toEqual({ name: 'ENTRY_ADVERTISE_URL', value: `http://$(POD_IP):${httpPort}` });
+    // A variable is expanded from those before it only.
+    expect(envAt('POD_IP')).toBeLessThan(envAt('ENTRY_ADVERTISE_URL'));
     const peers = one(docs, 'NetworkPolicy', 'rel-entry')['spec'].ingress.find((r: Doc) => r['from']?.[0]?.podSelector);
     expect(subset(peers.from[0].podSelector.matchLabels, pod.metadata.labels)).toBe(true);
     // Service, PDB, NetworkPolicy and anti-affinity select the broker pods.
@@ -288,12 +289,22 @@ describe('deploy/helm/entry: lints, renders to YAML whose parts agree, every val
     expect(keyFile.startsWith(`${mount}/`)).toBe(true);
     expect(Buffer.from(secret['data'][keyFile.slice(mount.length + 1)], 'base64').toString()).toBe('-----BEGIN PUBLIC KEY-----');
     // Bundled Redis: the URL names its Service and port; the Service selects its pod.
-    const redisUrl = new URL(cm['ENTRY_REDIS_URL']!);
+    // Its URL carries the password from the Secret Redis itself requires it from.
+    expect(cm['ENTRY_REDIS_URL']).toBeUndefined();
+    const redisUrl = new URL(c.env[envAt('ENTRY_REDIS_URL')].value);
+    expect(redisUrl.password).toBe('$(REDIS_PASSWORD)');
+    const password = c.env[envAt('REDIS_PASSWORD')];
+    expect(envAt('REDIS_PASSWORD')).toBeLessThan(envAt('ENTRY_REDIS_URL'));
+    const redisAuth = one(docs, 'Secret', password.valueFrom.secretKeyRef.name);
+    expect(Buffer.from(redisAuth['data'][password.valueFrom.secretKeyRef.key], 'base64').toString()).toMatch(/^[A-Za-z0-9]{32}$/);
     const redisSvc = one(docs, 'Service', redisUrl.hostname);
     expect(String(redisSvc['spec'].ports[0].port)).toBe(redisUrl.port);
     const redisPod = one(docs, 'Deployment', redisUrl.hostname)['spec'].template;
     expect(subset(redisSvc['spec'].selector, redisPod.metadata.labels)).toBe(true);
     expect(redisPod.spec.containers[0].ports[0].name).toBe(redisSvc['spec'].ports[0].targetPort);
+    const redisC = redisPod.spec.containers[0];
+    expect(redisC.args.slice(-2)).toEqual(['--requirepass', '$(REDIS_PASSWORD)']);
+    for (const name of ['REDIS_PASSWORD', 'REDISCLI_AUTH']) expect(redisC.env.find((e: Doc) => e['name'] === name).valueFrom).toEqual(password.valueFrom);
     const redisPolicy = one(docs, 'NetworkPolicy', redisUrl.hostname)['spec'];
     expect(subset(redisPolicy.podSelector.matchLabels, redisPod.metadata.labels)).toBe(true);
     expect(subset(redisPolicy.ingress[0].from[0].podSelector.matchLabels, pod.metadata.labels)).toBe(true);

@@ -59,6 +59,11 @@ app.kubernetes.io/component: redis
 {{- printf "%s-redis" (include "entry.fullname" .) | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 
+{{/* The Secret with the bundled Redis's password. */}}
+{{- define "entry.redisAuthName" -}}
+{{- printf "%s-auth" (include "entry.redisName" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
 {{/* Whether the brokers use Redis, and whether it is the bundled one. */}}
 {{- define "entry.redisBundled" -}}
 {{- if and .Values.redis.bundled.enabled (not .Values.redis.url) (not .Values.redis.existingSecret) -}}true{{- end -}}
