@@ -331,6 +331,15 @@ describe('deploy/helm/entry: lints, renders to YAML whose parts agree, every val
     }
   });
 
+  it("uses the node's mounted socket beside the cluster's pods, where a kubeconfig alone means no engine", async () => {
+    const docs = await render('auth.jwksUrl=https://id.example/jwks', 'kubernetes.enabled=true', 'docker.hostSocket.enabled=true', 'replicaCount=1');
+    const cm = one(docs, 'ConfigMap', 'rel-entry')['data'] as Record<string, string>;
+    const c = one(docs, 'Deployment', 'rel-entry')['spec'].template.spec.containers[0];
+    expect(`unix://${c.volumeMounts.find((m: Doc) => m['name'] === 'docker-socket').mountPath}`).toBe(cm['ENTRY_DOCKER_HOSTS']);
+    expect(cm['ENTRY_KUBECONFIG']).toBe('in-cluster');
+    expect(() => parseConfig(readSettings([], cm))).not.toThrow();
+  });
+
   it('everything switched on: OIDC, TLS, metrics with a ServiceMonitor, external Redis from a Secret, host socket, persistence', async () => {
     const docs = await render(
       'auth.jwksUrl=https://id.example/jwks', 'auth.issuer=https://id.example', 'auth.audience=entry-cli',
