@@ -247,6 +247,8 @@ describe('deploy/helm/entry: lints, renders to YAML whose parts agree, every val
     await expect(run(helm, ['template', 'rel', chart])).rejects.toThrow(/set one of auth.jwksUrl, auth.publicKey/);
     // pods/exec is never bound to the namespace's default ServiceAccount, which every pod may use.
     await expect(run(helm, ['template', 'rel', chart, '--set', 'auth.jwksUrl=https://id.example/jwks', '--set', 'serviceAccount.create=false', '--set', 'kubernetes.enabled=true'])).rejects.toThrow(/name the ServiceAccount to bind/);
+    // Brokers that share no state would each keep their own tickets, limits and sessions.
+    await expect(run(helm, ['template', 'rel', chart, '--set', 'auth.jwksUrl=https://id.example/jwks', '--set', 'redis.bundled.enabled=false'])).rejects.toThrow(/replicaCount > 1 needs Redis/);
   });
 
   it('default values: ports, probes, selectors, Secret, Redis and drain time agree', async () => {
