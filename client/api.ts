@@ -41,6 +41,8 @@ export interface ExecOptions {
 export interface RunOptions extends ExecOptions {
   /** Bytes for stdin (then EOF). Without it stdin is closed at once. */
   stdin?: string | Uint8Array | Readable;
+  /** Aborting it ends the session (the broker ends the remote processes) and rejects with its reason, as fetch does. */
+  signal?: AbortSignal;
 }
 
 export interface RunResult {
@@ -161,6 +163,8 @@ export async function spawn(options: ExecOptions): Promise<RemoteProcess> {
 
 /** Runs a command to completion and collects its output. */
 export async function run(options: RunOptions): Promise<RunResult> {
+  const { signal } = options;
+  signal?.throwIfAborted();
   const input = options.stdin;
   let over = false;
   let inputFailed: Error | undefined;
@@ -179,6 +183,9 @@ export async function run(options: RunOptions): Promise<RunResult> {
     over = true;
     throw inputFailed ?? e;
   }
+  const abort = () => proc.close();
+  if (signal?.aborted) abort();
+  else signal?.addEventListener('abort', abort, { once: true });
   const out: Buffer[] = [];
   const err: Buffer[] = [];
   proc.stdout.on('data', (c: Buffer) => out.push(c));
@@ -193,10 +200,13 @@ export async function run(options: RunOptions): Promise<RunResult> {
     const exitCode = await proc.wait();
     await ended;
     if (inputFailed) throw inputFailed;
+    signal?.throwIfAborted();
     return { exitCode, stdout: Buffer.concat(out), stderr: Buffer.concat(err) };
   } catch (e) {
+    if (signal?.aborted) throw signal.reason;
     throw inputFailed ?? e;
   } finally {
     over = true;
+    signal?.removeEventListener('abort', abort);
   }
 }

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type WebSocket from 'ws';
-import { spawn } from '../../client/index.js';
+import { run, spawn } from '../../client/index.js';
 import { decodeRequest, encodeResponse, RequestType, ResponseType, utf8 } from '../../proto/codec.js';
 import { FakeBroker } from '../helpers/fake-broker.js';
 
@@ -72,5 +72,29 @@ describe('spawn() output a reader stops taking', () => {
     await fake.start();
     const proc = await spawn({ broker: fake.url, token: 't', target, command: ['true'], resume: false });
     await expect(proc.wait()).rejects.toMatchObject({ code: 'ENTRY_FORBIDDEN', message: 'not permitted' });
+  });
+
+  it('ends the session when the signal given to run() aborts, and rejects with its reason', async () => {
+    let closed!: () => void;
+    const sessionEnded = new Promise<void>((resolve) => (closed = resolve));
+    const controller = new AbortController();
+    fake = new FakeBroker((_n, req, socket, head) =>
+      fake!.accept(req, socket, head, (ws: WebSocket) => {
+        ws.once('close', () => closed());
+        ws.once('message', (data: Buffer) => {
+          if (decodeRequest(data).msgType !== RequestType.START) return;
+          // Running, and never ending by itself: only the abort ends it.
+          ws.send(encodeResponse(ResponseType.STDOUT, utf8('working\n')));
+          controller.abort(new Error('enough'));
+        });
+      }),
+    );
+    await fake.start();
+    await expect(run({ broker: fake.url, token: 't', target, command: ['sleep', 'forever'], resume: false, signal: controller.signal })).rejects.toThrow('enough');
+    await sessionEnded;
+    // Aborted before it starts: no session at all.
+    const upgrades = fake.upgrades.length;
+    await expect(run({ broker: fake.url, token: 't', target, command: ['true'], signal: AbortSignal.abort() })).rejects.toMatchObject({ name: 'AbortError' });
+    expect(fake.upgrades.length).toBe(upgrades);
   });
 });
