@@ -58,6 +58,8 @@ const INTERACTIVE_READ_AHEAD_BYTES = 4 * 1024 * 1024;
 export async function runExecCommand(o: ExecCommandOptions): Promise<ExecOutcome> {
   const stdin = process.stdin;
   const stdout = process.stdout;
+  // The terminal whose size the remote one takes: stdout's, else stderr's (`enter -t … | tee log`).
+  const screen = [stdout, process.stderr].find((s) => s.isTTY);
   const conn = await ExecConnection.open({
     broker: o.broker,
     token: o.token,
@@ -71,8 +73,8 @@ export async function runExecCommand(o: ExecCommandOptions): Promise<ExecOutcome
       env: o.env,
       container: o.container ?? '',
       term: process.env['TERM'] || 'xterm-256color',
-      cols: o.tty ? stdout.columns || 80 : 0,
-      rows: o.tty ? stdout.rows || 24 : 0,
+      cols: o.tty ? screen?.columns || 80 : 0,
+      rows: o.tty ? screen?.rows || 24 : 0,
     },
   });
   const reading = o.stdin ?? true;
@@ -123,7 +125,7 @@ export async function runExecCommand(o: ExecCommandOptions): Promise<ExecOutcome
       conn.endInput();
     }
 
-    const onResize = () => conn.resize(stdout.columns, stdout.rows);
+    const onResize = () => screen && conn.resize(screen.columns, screen.rows);
     const signals: Array<[NodeJS.Signals, () => void]> = [];
     let endedBy: NodeJS.Signals | undefined;
     const endBy = (sig: NodeJS.Signals) => () => {
@@ -131,7 +133,7 @@ export async function runExecCommand(o: ExecCommandOptions): Promise<ExecOutcome
       conn.close();
     };
     if (o.tty) {
-      stdout.on('resize', onResize);
+      screen?.on('resize', onResize);
       onResize();
       // Every signal whose default would end this process with the terminal still raw. Ctrl-C
       // and Ctrl-\ are keys in raw mode; these come from kill.
@@ -147,7 +149,7 @@ export async function runExecCommand(o: ExecCommandOptions): Promise<ExecOutcome
 
     const end: SessionEnd = await conn.done;
     status.clear();
-    stdout.off('resize', onResize);
+    screen?.off('resize', onResize);
     for (const [sig, fn] of signals) process.off(sig, fn);
     stdin.pause();
     restore();

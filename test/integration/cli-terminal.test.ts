@@ -58,6 +58,15 @@ describe('the enter CLI in a real terminal', () => {
     expect(readFileSync(`${dir}/after`, 'utf8')).toBe(readFileSync(`${dir}/before`, 'utf8'));
   });
 
+  it('gives a forced TTY the size of the terminal still there when stdout is piped (-t … | cat)', async () => {
+    const t = await session();
+    // Docker sizes an exec's terminal once it has started: a command asking at once may find none yet.
+    const size = 'for i in $(seq 1 100); do s=$(stty size 2>/dev/null); case "$s" in ""|"0 0") sleep 0.05;; *) echo "$s"; exit;; esac; done';
+    t.line(`node ${CLI} -t ${app} web 1 -- sh -c '${size}' | cat; echo "status=$?"`);
+    const screen = await t.waitFor(/^status=0$/m);
+    expect(screen).toMatch(/^30 100\r?$/m);
+  });
+
   it('sends Ctrl-C to the remote side as input and keeps the session', async () => {
     const t = await session();
     t.line(`stty -g > ${dir}/before2; node ${CLI} ${app} web 1; s=$?; stty -g > ${dir}/after2; echo "status=$s"`);
