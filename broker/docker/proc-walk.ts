@@ -237,6 +237,20 @@ class MarkSorter {
 }
 
 /** Whether `pid` in our /proc is a container's init: PID 1 of a namespace below ours. */
+/**
+ * Whether this process may read `pid`'s environment, where the session mark is. A broker running
+ * as a user of its own (the systemd unit's) sees the engine's processes in /proc but may not read
+ * a root process's environment without CAP_SYS_PTRACE: every process would look unmarked.
+ */
+export function environmentReadable(pid: number): boolean {
+  try {
+    readProcFile(`/proc/${pid}/environ`);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export function isNamespaceInit(pid: number): boolean {
   try {
     const status = readProcFile(`/proc/${pid}/status`).toString('latin1');

@@ -7,7 +7,7 @@ import { EntryError, isEntryError } from '../errors.js';
 import { createLogger, type Logger } from '../log.js';
 import { answerInTime, dockerFailure } from './engine.js';
 import { signalViaExec } from './exec-scan.js';
-import { isNamespaceInit, ProcReader, scanPidsWithMark, treePidsWithMark } from './proc-walk.js';
+import { environmentReadable, isNamespaceInit, ProcReader, scanPidsWithMark, treePidsWithMark } from './proc-walk.js';
 
 /**
  * Docker has no API to kill an exec, and closing its stream does not end it. Every process a
@@ -140,7 +140,8 @@ export class ProcessReaper {
         } catch {
           return 0;
         }
-        if (initPid > 0 && isNamespaceInit(initPid)) {
+        // Seen, and its processes' marks readable from here: else they are ended from inside.
+        if (initPid > 0 && isNamespaceInit(initPid) && environmentReadable(initPid)) {
           this.visibleInit.set(containerId, { pid: initPid, checkedAt: performance.now(), usedAt: performance.now() });
           return initPid;
         }
@@ -178,7 +179,8 @@ export class ProcessReaper {
       // most one per container).
       const init = await this.containerInit(containerId);
       const pids = await lanes.walk.run(() => this.walk(needle, execHostPid, init));
-      if (pids) return signalPids(pids, signal);
+      const sent = pids && signalPids(pids, signal);
+      if (sent !== undefined) return sent;
     }
     return lanes.exec.run(() => signalViaExec(this.docker, containerId, mark, signal));
   }
@@ -235,14 +237,19 @@ function engineUnreachable(err: unknown): EntryError | undefined {
   return failure.code === 'ENTRY_DOCKER_UNAVAILABLE' ? failure : undefined;
 }
 
-/** Sends `signal` to each PID; returns how many were still there to receive it. */
-function signalPids(pids: number[], signal: NodeJS.Signals): number {
+/**
+ * Sends `signal` to each PID; returns how many were still there to receive it, or undefined when
+ * this process may not signal them (another user's, without CAP_KILL): they are signalled from
+ * inside the container instead.
+ */
+function signalPids(pids: number[], signal: NodeJS.Signals): number | undefined {
   let n = 0;
   for (const pid of pids) {
     try {
       process.kill(pid, signal);
       n++;
-    } catch {
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EPERM') return undefined;
       // Exited meanwhile.
     }
   }

@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SignJWT } from 'jose';
@@ -36,7 +36,16 @@ export interface BrokerProcessOptions {
   stateDir?: string;
   /** A command the broker runs under (e.g. `unshare --pid --fork --kill-child`): it gets node and its arguments. */
   launcher?: string[];
+  /**
+   * Runs the broker as nobody, in the engine socket's group, as the systemd unit runs it as a
+   * user of its own: it sees the engine's processes in /proc but may neither read a root
+   * process's environment nor signal it. It may read any file (CAP_DAC_READ_SEARCH, which gives
+   * neither), so that the checkout may sit in a private home.
+   */
+  unprivileged?: boolean;
 }
+
+const ENGINE_SOCKET = process.env['DOCKER_SOCKET'] ?? '/var/run/docker.sock';
 
 /**
  * The built broker as a child process, as deployed: for memory and CPU figures, signals,
@@ -69,7 +78,10 @@ export class BrokerProcess {
     const keyFile = join(dir, 'jwt.pub.pem');
     writeFileSync(keyFile, publicKey.export({ type: 'spki', format: 'pem' }));
     const recordings = options.recordings === false ? 'none' : join(dir, 'recordings');
-    const [command, ...launcherArgs] = [...(options.launcher ?? []), process.execPath];
+    const asNobody = ['setpriv', '--reuid=65534', '--regid=65534', `--groups=${statSync(ENGINE_SOCKET).gid}`, '--inh-caps=+dac_read_search', '--ambient-caps=+dac_read_search'];
+    // Its state and recordings are written here.
+    if (options.unprivileged) chmodSync(dir, 0o777);
+    const [command, ...launcherArgs] = [...(options.unprivileged ? asNobody : []), ...(options.launcher ?? []), process.execPath];
     const child = spawn(
       command!,
       [
