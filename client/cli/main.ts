@@ -258,6 +258,8 @@ async function main(): Promise<void> {
           // `enter -it app web 1`, typed from docker habit, works as meant.
           .option('interactive', { alias: 'i', type: 'boolean', describe: 'taken for docker exec habits: stdin is passed on unless -n' })
           .option('no-stdin', { alias: 'n', type: 'boolean', describe: 'do not read stdin: the command\'s input ends at once (ssh -n; for loops reading a list)' })
+          // What yargs makes of --no-stdin (stdin: false); declared so that strict mode takes it.
+          .option('stdin', { type: 'boolean', hidden: true })
           .option('no-tty', { alias: 'T', type: 'boolean', describe: 'never allocate a TTY' })
           .option('user', { alias: 'u', type: 'string', coerce: oneValue('-u'), describe: 'run as USER (name, uid or uid:gid) [default: the image\'s]' })
           .option('workdir', { alias: 'w', type: 'string', coerce: oneValue('-w'), describe: 'working directory [default: the image\'s]' })
@@ -291,7 +293,7 @@ async function main(): Promise<void> {
           } else throw new ClientError('ENTRY_BAD_REQUEST', `-e wants KEY=VALUE or KEY, got ${JSON.stringify(kv)}`);
         }
         const resume = args.resume ?? envSwitch('ENTRY_RESUME', true);
-        const noStdin = args.n === true;
+        const noStdin = args.n === true || args.stdin === false;
         // Without stdin there is no keyboard to give a TTY to, unless -t asks for one all the same.
         const interactiveLocal = Boolean(!noStdin && process.stdin.isTTY && process.stdout.isTTY);
         const tty = lastTtyFlag(ours) ?? interactiveLocal;

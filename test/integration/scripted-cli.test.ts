@@ -49,9 +49,12 @@ describe('enter <app> <proc> <n> -- <cmd>: scripted runs', () => {
     // Without it the first run reads the rest of the list (as ssh and docker exec -i do).
     expect(await loop('')).toBe('line 1\n');
     // The command's input ends at once: cat ends with nothing read.
-    const r = await enter(['-n', '--', 'sh', '-c', 'cat; echo "status $?"'], 'never read\n');
-    expect(r.stdout.toString()).toBe('status 0\n');
-    expect(r.status).toBe(0);
+    for (const flag of ['-n', '--no-stdin']) {
+      const r = await enter([flag, '--', 'sh', '-c', 'cat; echo "status $?"'], 'never read\n');
+      expect(r.stderr.toString(), flag).toBe('');
+      expect(r.stdout.toString(), flag).toBe('status 0\n');
+      expect(r.status, flag).toBe(0);
+    }
   });
 
   it('keeps stderr on stderr', async () => {
