@@ -98,8 +98,12 @@ export function exitCodeOf(end: SessionEnd): number {
 const OUTPUT_BUFFER_BYTES = 64 * 1024;
 
 /** Starts a command and returns its streams. */
-export async function spawn(options: ExecOptions): Promise<RemoteProcess> {
-  const conn = await ExecConnection.open(connectOptions(options));
+export function spawn(options: ExecOptions): Promise<RemoteProcess> {
+  return start(connectOptions(options));
+}
+
+async function start(connect: ConnectOptions): Promise<RemoteProcess> {
+  const conn = await ExecConnection.open(connect);
   // Reading pauses while any output stream's buffer is full and resumes when all have room:
   // both come over one connection, so one left unread holds the other, as a child process
   // blocked on a full stderr pipe stops writing its stdout too.
@@ -178,9 +182,11 @@ export async function run(options: RunOptions): Promise<RunResult> {
     proc?.close();
   });
   try {
-    proc = await spawn(options);
+    // The signal goes with the connection: aborted while it opens, the command never starts.
+    proc = await start({ ...connectOptions(options), signal });
   } catch (e) {
     over = true;
+    if (signal?.aborted) throw signal.reason;
     throw inputFailed ?? e;
   }
   const abort = () => proc.close();

@@ -38,6 +38,8 @@ export interface ConnectOptions {
   spec?: Partial<ExecSpec>;
   /** Milliseconds to wait for the connection; default 15 s. */
   connectTimeoutMs?: number;
+  /** Aborting it while the connection opens gives up on it (no START is sent), rejecting with its reason. */
+  signal?: AbortSignal | undefined;
   /** A private CA and/or a client certificate for wss:// (default: ENTRY_CA_FILE, ENTRY_CERT_FILE, ENTRY_KEY_FILE). */
   tls?: ClientTls;
   /**
@@ -193,7 +195,12 @@ export class ExecConnection extends EventEmitter<ExecConnectionEvents> {
 
   /** Connects and sends START. Rejects with ClientError when the broker cannot be reached. */
   static async open(options: ConnectOptions): Promise<ExecConnection> {
+    options.signal?.throwIfAborted();
     const ws = await openSocket(options, {}, options.connectTimeoutMs ?? 15_000);
+    if (options.signal?.aborted) {
+      ws.terminate();
+      throw options.signal.reason;
+    }
     const conn = new ExecConnection(ws, options);
     ws.send(encodeRequest(RequestType.START, encodeExecSpec({ ...(options.spec ?? {}), ...(options.resume ? { resumable: true } : {}) })));
     return conn;
@@ -698,7 +705,15 @@ function openSocket(options: ConnectOptions, extra: Record<string, string>, time
     // An address that is no URL, a scheme that is not http(s) or ws(s).
     return Promise.reject(new ClientError('ENTRY_BAD_REQUEST', `not a broker address: ${JSON.stringify(options.broker)} (${(err as Error).message})`));
   }
-  return new Promise((resolve, reject) => {
+  let onAbort = () => {};
+  const opened = new Promise<WebSocket>((resolve, reject) => {
+    onAbort = () => {
+      ws.removeAllListeners('error');
+      ws.on('error', () => undefined);
+      reject(options.signal!.reason);
+      ws.terminate();
+    };
+    options.signal?.addEventListener('abort', onAbort, { once: true });
     const onError = (err: Error & { code?: string }) => {
       const why = err.code === 'ECONNRESET' && /^wss:|^https:/.test(options.broker) ? 'ECONNRESET (the broker may want a client certificate: --cert and --key, or cert and key)' : (certificateFailure(err.code) ?? err.code ?? err.message);
       reject(new ClientError('ENTRY_CONNECT_FAILED', `cannot reach broker ${options.broker}: ${why}`));
@@ -736,4 +751,5 @@ function openSocket(options: ConnectOptions, extra: Record<string, string>, time
       resolve(ws);
     });
   });
+  return opened.finally(() => options.signal?.removeEventListener('abort', onAbort));
 }

@@ -1,3 +1,4 @@
+import type { Duplex } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import type WebSocket from 'ws';
 import { run, spawn } from '../../client/index.js';
@@ -92,6 +93,23 @@ describe('spawn() output a reader stops taking', () => {
     await fake.start();
     await expect(run({ broker: fake.url, token: 't', target, command: ['sleep', 'forever'], resume: false, signal: controller.signal })).rejects.toThrow('enough');
     await sessionEnded;
+    // Aborted while the connection opens: given up there, the command never started.
+    const opening = new AbortController();
+    let held: Duplex | undefined;
+    const holding = new FakeBroker((_n, _req, socket) => {
+      held = socket;
+      opening.abort(new Error('not now'));
+    });
+    await holding.start();
+    try {
+      const started = Date.now();
+      await expect(run({ broker: holding.url, token: 't', target, command: ['deploy'], signal: opening.signal })).rejects.toThrow('not now');
+      expect(Date.now() - started).toBeLessThan(5_000);
+      expect(holding.upgrades).toHaveLength(1);
+    } finally {
+      held?.destroy();
+      await holding.stop();
+    }
     // Aborted before it starts: no session at all.
     const upgrades = fake.upgrades.length;
     await expect(run({ broker: fake.url, token: 't', target, command: ['true'], signal: AbortSignal.abort() })).rejects.toMatchObject({ name: 'AbortError' });
