@@ -131,7 +131,7 @@ async function killHelper(exec: Docker.Exec, tag: string): Promise<boolean> {
     const pid = info.Pid ?? 0;
     if (pid <= 0) return false;
     // No init to search: only the helper and its descendants.
-    const pids = await treePidsWithMark(Buffer.from(`${tag}\0`), pid, 0);
+    const pids = (await treePidsWithMark(Buffer.from(`${tag}\0`), pid, 0)) ?? [];
     let n = 0;
     for (const p of pids) {
       try {

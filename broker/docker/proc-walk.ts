@@ -63,7 +63,8 @@ const SLICE_MS = 1;
  * in a loop), and it is the same process, with the same mark, a moment later. Or it is exiting,
  * and a moment later its children, if any, are init's.
  */
-export type MarkRead = 'marked' | 'unmarked' | 'unsettled' | 'starting';
+/** `hidden`: not this process's to read (another user's, without CAP_SYS_PTRACE): it may carry the mark. */
+export type MarkRead = 'marked' | 'unmarked' | 'unsettled' | 'starting' | 'hidden';
 
 /**
  * The environment of runc's init while it joins a container for an exec (`docker exec`), before
@@ -110,8 +111,8 @@ export class ProcReader {
       let env: Buffer;
       try {
         env = readProcFile(`/proc/${pid}/environ`);
-      } catch {
-        return 'unmarked';
+      } catch (err) {
+        return denied(err) ? 'hidden' : 'unmarked';
       }
       // A process's environment ends with a NUL, the needle's too, so a longer value never matches.
       if (env.length > 0) {
@@ -151,9 +152,10 @@ export class ProcReader {
  * whose parent died, i.e. what a session left behind or double-forked away) with their
  * descendants. Reads only those processes and init's direct children: the cost follows the
  * session, not the other sessions of the container (they hang off the engine's shim, not
- * init) nor the host.
+ * init) nor the host. Undefined when a process it met was not this process's to read: it may
+ * have been one of them.
  */
-export async function treePidsWithMark(needle: Buffer, execPid: number, initPid: number): Promise<number[]> {
+export async function treePidsWithMark(needle: Buffer, execPid: number, initPid: number): Promise<number[] | undefined> {
   const marks = new MarkSorter(new ProcReader(), needle, execPid);
   const found = new Set<number>();
   const initChildren = async () => {
@@ -181,10 +183,15 @@ export async function treePidsWithMark(needle: Buffer, execPid: number, initPid:
     // A process that was on its way out has left its children to init by now.
     await initChildren();
   }
-  return [...found];
+  return marks.hidden ? undefined : [...found];
 }
 
-/** PIDs carrying the session mark among the container's processes (or all of /proc): when no tree walk is possible. */
+/**
+ * PIDs carrying the session mark among the container's processes (or all of /proc): when no tree
+ * walk is possible. A process it may not read is passed over: a scan meets strangers of every
+ * kind (the host's own init among them, in some sandboxes even for root); the tree walk, which
+ * meets only the session's own and init's children, is the one that says when it could not see.
+ */
 export async function scanPidsWithMark(needle: Buffer, anchorPid: number): Promise<number[]> {
   const pids = (anchorPid > 0 ? await cgroupPids(anchorPid) : undefined) ?? (await readdir('/proc')).filter((n) => /^\d+$/.test(n)).map(Number);
   const marks = new MarkSorter(new ProcReader(), needle);
@@ -199,6 +206,8 @@ export async function scanPidsWithMark(needle: Buffer, anchorPid: number): Promi
 /** Sorts processes by their mark, holding back those caught inside an execve or an exec's start until they settle. */
 class MarkSorter {
   readonly marked: number[] = [];
+  /** A process whose environment could not be read was met: the walk cannot say it found them all. */
+  hidden = false;
   private readonly unsettled = new Set<number>();
   /** Whether the exec was caught being started: the walk then waits by STARTING_WAITS_MS to its end. */
   private starting = false;
@@ -213,6 +222,7 @@ class MarkSorter {
 
   consider(pid: number): void {
     const read = this.proc.markOf(pid, this.needle);
+    if (read === 'hidden') this.hidden = true;
     if (read === 'marked') this.marked.push(pid);
     else if (read === 'unsettled' || (read === 'starting' && pid === this.execPid)) {
       this.unsettled.add(pid);
@@ -236,7 +246,6 @@ class MarkSorter {
   }
 }
 
-/** Whether `pid` in our /proc is a container's init: PID 1 of a namespace below ours. */
 /**
  * Whether this process may read `pid`'s environment, where the session mark is. A broker running
  * as a user of its own (the systemd unit's) sees the engine's processes in /proc but may not read
@@ -251,6 +260,12 @@ export function environmentReadable(pid: number): boolean {
   }
 }
 
+function denied(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException).code;
+  return code === 'EACCES' || code === 'EPERM';
+}
+
+/** Whether `pid` in our /proc is a container's init: PID 1 of a namespace below ours. */
 export function isNamespaceInit(pid: number): boolean {
   try {
     const status = readProcFile(`/proc/${pid}/status`).toString('latin1');

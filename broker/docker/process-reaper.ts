@@ -15,7 +15,8 @@ import { environmentReadable, isNamespaceInit, ProcReader, scanPidsWithMark, tre
  * reaper finds them by that mark and signals them:
  *  - host mode: whenever the broker sees the engine's processes (it shares the engine's PID
  *    namespace or an ancestor of it: the exec's host PID, or the container's init, is in our
- *    /proc), it scans the container's processes itself: works in any image;
+ *    /proc) and may read their environment and signal them (root, or CAP_SYS_PTRACE and
+ *    CAP_KILL), it scans the container's processes itself: works in any image;
  *  - exec mode: otherwise it runs a short `sh` script in the container that does the same
  *    scan there: needs sh, tr, grep and kill in the image.
  */
@@ -243,6 +244,14 @@ function engineUnreachable(err: unknown): EntryError | undefined {
  * inside the container instead.
  */
 function signalPids(pids: number[], signal: NodeJS.Signals): number | undefined {
+  // Asked first, so that a fallback never delivers a signal twice to those already reached.
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 0);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EPERM') return undefined;
+    }
+  }
   let n = 0;
   for (const pid of pids) {
     try {

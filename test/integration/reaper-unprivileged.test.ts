@@ -1,8 +1,8 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RequestType } from '../../proto/codec.js';
 import { BrokerProcess } from '../helpers/broker-process.js';
-import { containerProcesses, TestContainers, uniqueApp } from '../helpers/containers.js';
+import { containerProcesses, docker, TestContainers, uniqueApp } from '../helpers/containers.js';
 import { eventually, openCommand } from '../helpers/sessions.js';
 
 /**
@@ -28,8 +28,13 @@ describe('a broker that may not read or signal the engine’s processes', () => 
 
   const running = async (tag: string) => (await containerProcesses(id)).some((p) => p.includes(`sleep ${tag}`));
 
-  it('runs as nobody, where the container’s processes are root’s', () => {
+  it('runs as nobody, where the container’s processes are root’s and in its view', async () => {
     expect(readFileSync(`/proc/${b!.pid}/status`, 'latin1')).toMatch(/^Uid:\s+65534\s/m);
+    // In view: what makes a broker try /proc first (an engine whose processes are out of view
+    // was always ended from inside, and would make the tests below pass without the fix).
+    const init = (await docker.getContainer(id).inspect()).State.Pid;
+    expect(existsSync(`/proc/${init}/environ`)).toBe(true);
+    expect(readFileSync(`/proc/${init}/status`, 'latin1')).toMatch(/^Uid:\s+0\s/m);
   });
 
   it("ends a vanished client's processes, from inside the container", async () => {

@@ -62,7 +62,7 @@ describe("finding a session's processes in /proc", () => {
     const s = await sessionShell(mark);
     try {
       const found = await treePidsWithMark(Buffer.from(`${mark}\0`), s.shell, 0);
-      expect(found.sort(byNumber)).toEqual([s.shell, s.marked].sort(byNumber));
+      expect(found!.sort(byNumber)).toEqual([s.shell, s.marked].sort(byNumber));
     } finally {
       for (const pid of [s.marked, s.unmarked]) process.kill(pid, 'SIGKILL');
     }
@@ -77,7 +77,7 @@ describe("finding a session's processes in /proc", () => {
     const stranger = start(['sleep', '304'], { [name]: `${value}-other` }).pid;
     try {
       const found = await treePidsWithMark(Buffer.from(`${mark}\0`), s.shell, process.pid);
-      expect(found.sort(byNumber)).toEqual([s.shell, s.marked, orphan].sort(byNumber));
+      expect(found!.sort(byNumber)).toEqual([s.shell, s.marked, orphan].sort(byNumber));
       expect(found).not.toContain(stranger);
     } finally {
       for (const pid of [s.marked, s.unmarked]) process.kill(pid, 'SIGKILL');
@@ -122,7 +122,7 @@ describe("finding a session's processes in /proc", () => {
     let missedByWalk = 0;
     let missedByScan = 0;
     for (let i = 0; i < 300; i++) {
-      if (!(await treePidsWithMark(needle, looping, 0)).includes(looping)) missedByWalk++;
+      if (!(await treePidsWithMark(needle, looping, 0))!.includes(looping)) missedByWalk++;
       if (i % 10 === 0 && !(await scanPidsWithMark(needle, 0)).includes(looping)) missedByScan++;
     }
     expect({ missedByWalk, missedByScan }).toEqual({ missedByWalk: 0, missedByScan: 0 });
