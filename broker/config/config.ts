@@ -1,4 +1,4 @@
-import { isIP } from 'node:net';
+import { isIP, isIPv6 } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError } from './config-error.js';
@@ -247,7 +247,10 @@ function parseAdvertiseUrl(raw: RawSettings): string | undefined {
   if (value === undefined) return undefined;
   let url: URL;
   try {
-    url = new URL(value);
+    // An IPv6 address put in bare, as `http://$(POD_IP):8022` gives it in an IPv6 cluster: the
+    // last colon is the port's, the address goes in brackets.
+    const bare = /^(https?:\/\/)([0-9A-Fa-f:]*:[0-9A-Fa-f:.]*):(\d{1,5})$/.exec(value);
+    url = new URL(bare && isIPv6(bare[2]!) ? `${bare[1]}[${bare[2]}]:${bare[3]}` : value);
   } catch {
     throw new ConfigError('--advertise-url', `not a URL: ${value}`);
   }

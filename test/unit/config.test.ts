@@ -100,6 +100,14 @@ describe('parseConfig', () => {
     expect(configError({ dev: true, ...KEY }).setting).toBe('--dev');
   });
 
+  it('takes an advertised URL as an origin, an IPv6 address put in bare (as $(POD_IP) gives it) in brackets', () => {
+    expect(parseConfig({ ...KEY, 'advertise-url': 'http://10.1.2.3:8022' }).advertiseUrl).toBe('http://10.1.2.3:8022');
+    expect(parseConfig({ ...KEY, 'advertise-url': 'http://fd00::5:8022' }).advertiseUrl).toBe('http://[fd00::5]:8022');
+    expect(parseConfig({ ...KEY, 'advertise-url': 'https://[fd00::5]:8022' }).advertiseUrl).toBe('https://[fd00::5]:8022');
+    expect(() => parseConfig({ ...KEY, 'advertise-url': 'http://broker-1:8022/path' })).toThrow(/must be http\(s\):\/\/HOST:PORT/);
+    expect(() => parseConfig({ ...KEY, 'advertise-url': 'http://fd00::zz:8022' })).toThrow(/not a URL/);
+  });
+
   it('refuses dev mode on shared state, naming both --dev and --redis-url', () => {
     for (const redis of [{ 'redis-url': 'redis://127.0.0.1:6379' }, { 'redis-url': 'redis://s:26379', 'redis-sentinels': ['s:26379'] }, { 'redis-url': 'redis://c:7000', 'redis-cluster': true }]) {
       const err = configError({ dev: true, ...redis });
