@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isMap, parseAllDocuments, parseDocument, type YAMLMap } from 'yaml';
@@ -305,6 +305,10 @@ describe('deploy/helm/entry: lints, renders to YAML whose parts agree, every val
     expect(subset(redisSvc['spec'].selector, redisPod.metadata.labels)).toBe(true);
     expect(redisPod.spec.containers[0].ports[0].name).toBe(redisSvc['spec'].ports[0].targetPort);
     const redisC = redisPod.spec.containers[0];
+    // A new password restarts both sides: their pods carry its checksum.
+    const passwordSum = createHash('sha256').update(Buffer.from(redisAuth['data'].password, 'base64')).digest('hex');
+    expect(pod.metadata.annotations['checksum/redis-auth']).toBe(passwordSum);
+    expect(redisPod.metadata.annotations['checksum/redis-auth']).toBe(passwordSum);
     expect(redisC.args.slice(-2)).toEqual(['--requirepass', '$(REDIS_PASSWORD)']);
     for (const name of ['REDIS_PASSWORD', 'REDISCLI_AUTH']) expect(redisC.env.find((e: Doc) => e['name'] === name).valueFrom).toEqual(password.valueFrom);
     const redisPolicy = one(docs, 'NetworkPolicy', redisUrl.hostname)['spec'];

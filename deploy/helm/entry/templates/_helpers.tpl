@@ -64,6 +64,27 @@ app.kubernetes.io/component: redis
 {{- printf "%s-auth" (include "entry.redisName" .) | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 
+{{/*
+The bundled Redis's password: redis.bundled.password, else the one in the cluster's Secret (kept
+across upgrades), else a new one. Decided once per render (kept on .Values), so that the Secret
+and both pods' checksums agree.
+*/}}
+{{- define "entry.redisPassword" -}}
+{{- if not (hasKey .Values "__redisPassword") -}}
+{{- $pw := .Values.redis.bundled.password -}}
+{{- if not $pw -}}
+{{- $existing := lookup "v1" "Secret" .Release.Namespace (include "entry.redisAuthName" .) -}}
+{{- if and $existing $existing.data (hasKey $existing.data "password") -}}
+{{- $pw = index $existing.data "password" | b64dec -}}
+{{- else -}}
+{{- $pw = randAlphaNum 32 -}}
+{{- end -}}
+{{- end -}}
+{{- $_ := set .Values "__redisPassword" $pw -}}
+{{- end -}}
+{{- index .Values "__redisPassword" -}}
+{{- end -}}
+
 {{/* Whether the brokers use Redis, and whether it is the bundled one. */}}
 {{- define "entry.redisBundled" -}}
 {{- if and .Values.redis.bundled.enabled (not .Values.redis.url) (not .Values.redis.existingSecret) -}}true{{- end -}}
