@@ -1,7 +1,7 @@
 import type { AuditTrail } from '../audit/audit-trail.js';
 import { EntryError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { EVERY_BROKER, type Revocation, type Store } from '../store/store.js';
+import { type ControlMessage, EVERY_BROKER, type Revocation, type Store } from '../store/store.js';
 import type { LiveSession } from './live-session.js';
 
 /** Whether a revocation covers the token a session was admitted with, as the admission would refuse it now. */
@@ -55,41 +55,34 @@ export class SessionTable {
     };
   };
 
-  /** Listens for kills and watches addressed to this broker. */
+  /**
+   * Listens for kills and watches addressed to this broker, and for revocations, which go to
+   * every broker at once (see EVERY_BROKER).
+   */
   listen(store: Store, brokerId: string, audit: AuditTrail): void {
-    // Revocations go to every broker at once (see EVERY_BROKER).
-    void store
-      .subscribe(EVERY_BROKER, (message) => {
-        if (message.type === 'revoke') this.revoked(message.revocation, message.by, audit);
-      })
-      .catch((err: unknown) => this.log.warn('control channel for every broker not subscribed', { error: err as Error }));
-    void store
-      .subscribe(brokerId, (message) => {
-        if (message.type === 'revoke') {
-          this.revoked(message.revocation, message.by, audit);
-          return;
+    const onMessage = (message: ControlMessage) => {
+      if (message.type === 'revoke') {
+        // The sessions admitted with a token it covers, as the admission would refuse it now.
+        for (const session of this.sessions.values()) {
+          if (revocationCovers(message.revocation, session)) this.kill(session, new EntryError('ENTRY_TOKEN_REVOKED', `by ${message.by}`), message.by, audit, 'token revoked');
         }
-        const session = this.sessions.get(message.sessionId);
-        if (!session) return;
-        if (message.type === 'watch') {
-          session.watch(message.until, message.by);
-          return;
-        }
-        this.log.info('session kill', { session: message.sessionId, by: message.by });
-        audit.record({ type: 'session.kill', sessionId: message.sessionId, user: session.user, app: session.app, proc: session.proc, instance: session.instance, by: message.by });
-        void session.stop(new EntryError('ENTRY_KILLED', `by ${message.by}`));
-      })
-      .catch((err: unknown) => this.log.warn('control channel not subscribed', { error: err as Error }));
+        return;
+      }
+      const session = this.sessions.get(message.sessionId);
+      if (!session) return;
+      if (message.type === 'watch') session.watch(message.until, message.by);
+      else this.kill(session, new EntryError('ENTRY_KILLED', `by ${message.by}`), message.by, audit);
+    };
+    for (const [channel, name] of [[EVERY_BROKER, 'control channel for every broker'], [brokerId, 'control channel']] as const) {
+      void store.subscribe(channel, onMessage).catch((err: unknown) => this.log.warn(`${name} not subscribed`, { error: err as Error }));
+    }
   }
 
-  /** Ends the sessions admitted with a token the revocation covers, as the admission would refuse it now. */
-  private revoked(revocation: Revocation, by: string, audit: AuditTrail): void {
-    for (const session of this.sessions.values()) {
-      if (!revocationCovers(revocation, session)) continue;
-      this.log.info('session kill', { session: session.id, by, reason: 'token revoked' });
-      audit.record({ type: 'session.kill', sessionId: session.id, user: session.user, app: session.app, proc: session.proc, instance: session.instance, by });
-      void session.stop(new EntryError('ENTRY_TOKEN_REVOKED', `by ${by}`));
-    }
+  /** Ends a session on another's word (an admin's kill, a revocation): logged and in the audit trail. */
+  private kill(session: LiveSession, error: EntryError, by: string, audit: AuditTrail, reason?: string): void {
+    this.log.info('session kill', { session: session.id, by, ...(reason ? { reason } : {}) });
+    audit.record({ type: 'session.kill', sessionId: session.id, user: session.user, app: session.app, proc: session.proc, instance: session.instance, by });
+    void session.stop(error);
   }
 
   /**
