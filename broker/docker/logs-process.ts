@@ -29,15 +29,14 @@ export async function openContainerLogs(docker: Docker, containerId: string): Pr
         return dockerFailure(err, "after the container's log stream ended");
       }
     };
-    if (inspect.Config.Tty) return new LogStreamProcess(stream, undefined, endReason);
-    return new LogStreamProcess(
-      stream,
-      (emit) => {
-        const demux = new DockerDemuxer((s, d) => emit(s, d));
-        return (c) => demux.push(c);
-      },
-      endReason,
-    );
+    // A TTY container's log is raw: all of it stdout.
+    const split: ConstructorParameters<typeof LogStreamProcess>[1] = inspect.Config.Tty
+      ? undefined
+      : (emit) => {
+          const demux = new DockerDemuxer((s, d) => emit(s, d));
+          return (c) => demux.push(c);
+        };
+    return new LogStreamProcess(stream, split, endReason);
   } catch (err) {
     throw dockerFailure(err, 'attaching');
   }

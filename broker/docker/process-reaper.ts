@@ -244,21 +244,25 @@ function engineUnreachable(err: unknown): EntryError | undefined {
  * inside the container instead.
  */
 function signalPids(pids: number[], signal: NodeJS.Signals): number | undefined {
-  // Asked first, so that a fallback never delivers a signal twice to those already reached.
+  // Which are still there, asked of all before any is signalled: a fallback then never delivers
+  // a signal twice to those already reached. Signal 0 (is any alive?) is answered by this alone.
+  const present: number[] = [];
   for (const pid of pids) {
     try {
       process.kill(pid, 0);
+      present.push(pid);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'EPERM') return undefined;
+      // Exited meanwhile.
     }
   }
+  if (!signal) return present.length;
   let n = 0;
-  for (const pid of pids) {
+  for (const pid of present) {
     try {
       process.kill(pid, signal);
       n++;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'EPERM') return undefined;
+    } catch {
       // Exited meanwhile.
     }
   }
