@@ -1,8 +1,8 @@
 import WebSocket from 'ws';
 import { decodeResponse, ResponseType } from '../../proto/codec.js';
 import { ClientError } from '../protocol/client-error.js';
-import { MAX_MESSAGE_BYTES, stripAnsi } from '../protocol/connection.js';
-import { certificateFailure, clientTlsFromEnv, tlsConnectOptions } from '../protocol/tls.js';
+import { MAX_MESSAGE_BYTES, stripAnsi, unreachable } from '../protocol/connection.js';
+import { clientTlsFromEnv, tlsConnectOptions } from '../protocol/tls.js';
 import { brokerText } from './broker-api.js';
 import { EXIT_OUTPUT_CLOSED } from './exec-command.js';
 import { OutputSinks } from './output-sinks.js';
@@ -82,8 +82,7 @@ export function watchCommand(broker: string, token: string, id: string): Promise
       stop();
     });
     ws.on('error', (err) => {
-      const code = (err as NodeJS.ErrnoException).code;
-      failure ??= new ClientError('ENTRY_CONNECT_FAILED', `cannot reach broker ${broker}: ${certificateFailure(code) ?? code ?? err.message}`);
+      failure ??= unreachable(broker, err);
     });
     ws.on('close', () => {
       process.off('SIGINT', onInterrupt);

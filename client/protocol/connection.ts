@@ -663,6 +663,12 @@ function tlsOptionsOf(options: ConnectOptions): ReturnType<typeof tlsConnectOpti
   }
 }
 
+/** A broker's socket that failed before it opened, as the ClientError that says why. */
+export function unreachable(broker: string, err: Error & { code?: string }): ClientError {
+  const why = err.code === 'ECONNRESET' && /^wss:|^https:/.test(broker) ? 'ECONNRESET (the broker may want a client certificate: --cert and --key, or cert and key)' : (certificateFailure(err.code) ?? err.code ?? err.message);
+  return new ClientError('ENTRY_CONNECT_FAILED', `cannot reach broker ${broker}: ${why}`);
+}
+
 /** What an HTTP header value may hold, as Node checks it: tab, visible ASCII and space, and Latin-1's upper half. */
 const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 
@@ -714,10 +720,7 @@ function openSocket(options: ConnectOptions, extra: Record<string, string>, time
       ws.terminate();
     };
     options.signal?.addEventListener('abort', onAbort, { once: true });
-    const onError = (err: Error & { code?: string }) => {
-      const why = err.code === 'ECONNRESET' && /^wss:|^https:/.test(options.broker) ? 'ECONNRESET (the broker may want a client certificate: --cert and --key, or cert and key)' : (certificateFailure(err.code) ?? err.code ?? err.message);
-      reject(new ClientError('ENTRY_CONNECT_FAILED', `cannot reach broker ${options.broker}: ${why}`));
-    };
+    const onError = (err: Error & { code?: string }) => reject(unreachable(options.broker, err));
     ws.once('error', onError);
     ws.once('unexpected-response', (_req, res) => {
       ws.off('error', onError);

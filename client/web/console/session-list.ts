@@ -106,7 +106,7 @@ export class SessionList {
     kill.setAttribute('aria-label', `Kill the session of ${s.user} on ${target}`);
     kill.disabled = ending;
     kill.addEventListener('click', () => this.actions.kill(s));
-    const command = s.attach ? '(attach)' : s.command ? shellWords(s.command) : '(shell)';
+    const command = commandLabel(s, shellWords);
     const tr = h(
       'tr',
       {},
@@ -124,8 +124,14 @@ export class SessionList {
   }
 }
 
+/** What a session runs, in words: its command, or what it is when it has none. */
+function commandLabel(s: SessionInfo, words: (argv: string[]) => string): string {
+  if (s.attach) return '(attach)';
+  return s.command ? words(s.command) : '(shell)';
+}
+
 function matches(s: SessionInfo, words: string[]): boolean {
   if (words.length === 0) return true;
-  const hay = `${s.user} ${sessionTarget(s)} ${s.source} ${s.attach ? '(attach)' : s.command ? s.command.join(' ') : '(shell)'} ${s.id} ${s.broker}`.toLowerCase();
+  const hay = `${s.user} ${sessionTarget(s)} ${s.source} ${commandLabel(s, (argv) => argv.join(' '))} ${s.id} ${s.broker}`.toLowerCase();
   return words.every((w) => hay.includes(w));
 }
