@@ -4,6 +4,7 @@ import { chmodSync, existsSync, mkdtempSync, rmSync, statSync, writeFileSync } f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SignJWT } from 'jose';
+import { ENGINE_SOCKET } from './containers.js';
 import { cpuSeconds, rssBytes } from './proc.js';
 import { BUILT_BROKER } from './repo.js';
 
@@ -45,7 +46,6 @@ export interface BrokerProcessOptions {
   unprivileged?: boolean;
 }
 
-const ENGINE_SOCKET = process.env['DOCKER_SOCKET'] ?? '/var/run/docker.sock';
 
 /**
  * The built broker as a child process, as deployed: for memory and CPU figures, signals,
@@ -78,10 +78,13 @@ export class BrokerProcess {
     const keyFile = join(dir, 'jwt.pub.pem');
     writeFileSync(keyFile, publicKey.export({ type: 'spki', format: 'pem' }));
     const recordings = options.recordings === false ? 'none' : join(dir, 'recordings');
-    const asNobody = ['setpriv', '--reuid=65534', '--regid=65534', `--groups=${statSync(ENGINE_SOCKET).gid}`, '--inh-caps=+dac_read_search', '--ambient-caps=+dac_read_search'];
-    // Its state and recordings are written here.
-    if (options.unprivileged) chmodSync(dir, 0o777);
-    const [command, ...launcherArgs] = [...(options.unprivileged ? asNobody : []), ...(options.launcher ?? []), process.execPath];
+    const asNobody: string[] = [];
+    if (options.unprivileged) {
+      asNobody.push('setpriv', '--reuid=65534', '--regid=65534', `--groups=${statSync(ENGINE_SOCKET).gid}`, '--inh-caps=+dac_read_search', '--ambient-caps=+dac_read_search');
+      // Its state and recordings are written here.
+      chmodSync(dir, 0o777);
+    }
+    const [command, ...launcherArgs] = [...asNobody, ...(options.launcher ?? []), process.execPath];
     const child = spawn(
       command!,
       [

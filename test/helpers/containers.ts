@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import Docker from 'dockerode';
 
-export const docker = new Docker({ socketPath: process.env['DOCKER_SOCKET'] ?? '/var/run/docker.sock' });
+/** The engine the tests use: DOCKER_SOCKET, else the default socket. */
+export const ENGINE_SOCKET = process.env['DOCKER_SOCKET'] ?? '/var/run/docker.sock';
+export const docker = new Docker({ socketPath: ENGINE_SOCKET });
 
 /** A unique app name per suite, so suites never see each other's containers. */
 export function uniqueApp(prefix = 't'): string {

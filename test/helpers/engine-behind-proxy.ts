@@ -3,11 +3,10 @@ import { afterAll, beforeAll } from 'vitest';
 import type { RawSettings } from '../../broker/config/config.js';
 import type { ReapMode } from '../../broker/docker/process-reaper.js';
 import { startTestBroker, type TestBroker } from './broker.js';
-import { containerProcesses, TestContainers, uniqueApp } from './containers.js';
+import { containerProcesses, ENGINE_SOCKET, TestContainers, uniqueApp } from './containers.js';
 import { eventually } from './sessions.js';
 import { TcpProxy } from './tcp-proxy.js';
 
-const ENGINE_SOCKET = process.env['DOCKER_SOCKET'] ?? '/var/run/docker.sock';
 
 /**
  * A test broker whose one engine is reached through a TcpProxy (whose links a test breaks or

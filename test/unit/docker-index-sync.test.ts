@@ -111,35 +111,23 @@ describe("a Docker host index's connect", () => {
     }
   });
 
-  it('takes an event that comes while a container is read again over the older answer', async () => {
-    const { e, index, answer } = heldReread('race');
+  // A container is read again because an event raced the listing; more events come while the
+  // engine's answer (read before them) is on its way. An event that can change the record wins
+  // over that answer (a death); a health check's exec events change nothing, and the answer stands.
+  it.each([
+    ['takes an event that comes while a container is read again over the older answer', 'race', 'restart', ['die'], 'running', 'exited'],
+    ["takes a reread's answer when only a health check's events came meanwhile", 'checks', 'die', ['exec_create: sh -c check', 'exec_start: sh -c check', 'exec_die', 'health_status: healthy'], 'exited', 'exited'],
+  ])('%s', async (_title, name, racing, meanwhile, answered, expected) => {
+    const { e, index, answer } = heldReread(name);
     try {
       void index.start();
-      setTimeout(() => e.event('c1', 'restart'), 10);
+      setTimeout(() => e.event('c1', racing), 10);
       await until(() => e.inspects === 1, 5_000);
-      // The container dies while the engine's answer (read before that) is on its way.
-      e.event('c1', 'die');
+      for (const a of meanwhile) e.event('c1', a);
       await new Promise((r) => setImmediate(r));
-      answer()({ state: 'running' });
+      answer()({ state: answered });
       await until(() => index.up, 5_000);
-      expect(index.lookup({ app: 'shop', proc: 'web', instance: '1' }).map((c) => c.state)).toEqual(['exited']);
-    } finally {
-      index.stop();
-    }
-  });
-
-  it("takes a reread's answer when only a health check's events came meanwhile", async () => {
-    const { e, index, answer } = heldReread('checks');
-    try {
-      void index.start();
-      // The listing says running; a `die` raced it, so the container is read again.
-      setTimeout(() => e.event('c1', 'die'), 10);
-      await until(() => e.inspects === 1, 5_000);
-      for (const a of ['exec_create: sh -c check', 'exec_start: sh -c check', 'exec_die', 'health_status: healthy']) e.event('c1', a);
-      await new Promise((r) => setImmediate(r));
-      answer()({ state: 'exited' });
-      await until(() => index.up, 5_000);
-      expect(index.lookup({ app: 'shop', proc: 'web', instance: '1' }).map((c) => c.state)).toEqual(['exited']);
+      expect(index.lookup({ app: 'shop', proc: 'web', instance: '1' }).map((c) => c.state)).toEqual([expected]);
     } finally {
       index.stop();
     }
