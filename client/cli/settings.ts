@@ -49,6 +49,14 @@ export async function resolveToken(ref: BrokerRef, env: NodeJS.ProcessEnv = proc
     // `export ENTRY_TOKEN=$(cat token.txt)` keeps a CR from a CRLF file: a header cannot carry it.
     const bad = tokenFault(fromEnv);
     if (bad) throw new ClientError('ENTRY_BAD_REQUEST', `ENTRY_TOKEN ${bad}: set it to the token alone`);
+    // `-b prdo` for the profile prod: the environment's token is for the broker meant, not for
+    // whatever answers at http://prdo. A host is meant when it is written as a URL.
+    if (ref.bareName) {
+      throw new ClientError(
+        'ENTRY_NO_BROKER',
+        `no profile is named "${ref.bareName}", and ENTRY_TOKEN is not sent to a host named by a bare word: write it as a URL (${ref.url}) if that host is meant, or see \`enter broker ls\``,
+      );
+    }
     return fromEnv;
   }
   const creds = credentialsFor(ref, loadSavedConfig(env));

@@ -112,6 +112,20 @@ describe('resolveToken', () => {
     expect(resolveBrokerRef('entry.example.com', loadSavedConfig(env))).toEqual({ url: 'http://entry.example.com' });
   });
 
+  it('never sends ENTRY_TOKEN to a host named by a bare word no profile has, but does once it is written as a URL', async () => {
+    const env = freshEnv();
+    addProfile('prod', 'https://prod.example', env);
+    const withToken = { ...env, ENTRY_TOKEN: 'secret-for-prod' };
+    const typo = resolveBroker('prdo', withToken);
+    await expect(resolveToken(typo, withToken)).rejects.toThrow(
+      'no profile is named "prdo", and ENTRY_TOKEN is not sent to a host named by a bare word: write it as a URL (http://prdo) if that host is meant',
+    );
+    await expect(resolveToken(resolveBroker('prdo', withToken), withToken)).rejects.not.toThrow('secret-for-prod');
+    expect(await resolveToken(resolveBroker('http://prdo', withToken), withToken)).toBe('secret-for-prod');
+    expect(await resolveToken(resolveBroker('prod', withToken), withToken)).toBe('secret-for-prod');
+    expect(await resolveToken(resolveBroker(undefined, { ...withToken, ENTRY_BROKER: 'entry:8022' }), withToken)).toBe('secret-for-prod');
+  });
+
   it('prefers ENTRY_TOKEN, then the saved token; says how to log in when there is none or it expired', async () => {
     const env = freshEnv();
     addProfile('p', 'https://p.example', env);
