@@ -1,5 +1,6 @@
 import { pipeline, Readable, Writable } from 'node:stream';
 import { utf8 } from '../proto/codec.js';
+import { CLIENT_SIGNALS, signalName } from '../proto/signals.js';
 import { ClientError } from './protocol/client-error.js';
 import { type ConnectOptions, endReason, ExecConnection, type SessionEnd, type Target } from './protocol/connection.js';
 import { clientTlsWith } from './protocol/tls.js';
@@ -57,7 +58,7 @@ export interface RemoteProcess {
   stdout: Readable;
   stderr: Readable;
   resize(cols: number, rows: number): void;
-  /** Sends a signal ("INT", "TERM", …) to the remote processes. */
+  /** Sends a signal ("INT", "TERM", …; throws a TypeError for a name the broker does not deliver) to the remote processes. */
   signal(name: string): void;
   /** Disconnects; the broker ends the remote processes, and `wait` rejects with ENTRY_CLOSED unless the command had exited. */
   close(): void;
@@ -159,7 +160,13 @@ async function start(connect: ConnectOptions): Promise<RemoteProcess> {
     stdout,
     stderr,
     resize: (c, r) => conn.resize(c, r),
-    signal: (name) => conn.signal(name),
+    signal: (name) => {
+      // As process.kill does: a name the broker would ignore is the caller's mistake, said now.
+      if (!CLIENT_SIGNALS.has(signalName(name))) {
+        throw Object.assign(new TypeError(`unknown signal: ${name} (the broker delivers ${[...CLIENT_SIGNALS].join(', ')})`), { code: 'ERR_UNKNOWN_SIGNAL' });
+      }
+      conn.signal(name);
+    },
     close: () => conn.close(),
     wait: () => result,
   };

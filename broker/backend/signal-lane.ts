@@ -1,10 +1,6 @@
-/** The signals a client may send (SIGNAL, protocol 2), named without SIG; any other name is ignored. */
-export const CLIENT_SIGNALS: ReadonlySet<string> = new Set(['HUP', 'INT', 'QUIT', 'TERM', 'KILL', 'USR1', 'USR2', 'WINCH']);
+import { CLIENT_SIGNALS } from '../../proto/signals.js';
 
-/** The name of a client's SIGNAL as CLIENT_SIGNALS spells it (`sigint` → `INT`). */
-export function signalName(name: string): string {
-  return name.toUpperCase().replace(/^SIG/, '');
-}
+export { CLIENT_SIGNALS, signalName } from '../../proto/signals.js';
 
 interface Waiting {
   promise: Promise<void>;

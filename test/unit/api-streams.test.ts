@@ -115,4 +115,30 @@ describe('spawn() output a reader stops taking', () => {
     await expect(run({ broker: fake.url, token: 't', target, command: ['true'], signal: AbortSignal.abort() })).rejects.toMatchObject({ name: 'AbortError' });
     expect(fake.upgrades.length).toBe(upgrades);
   });
+
+  it('throws on a signal name the broker would ignore, sending nothing, and sends the ones it delivers', async () => {
+    const signals: string[] = [];
+    fake = new FakeBroker((_n, req, socket, head) =>
+      fake!.accept(req, socket, head, (ws: WebSocket) => {
+        ws.on('message', (data: Buffer) => {
+          const m = decodeRequest(data);
+          if (m.msgType === RequestType.START) ws.send(encodeResponse(ResponseType.STDOUT, utf8('ready\n')));
+          if (m.msgType !== RequestType.SIGNAL) return;
+          signals.push(Buffer.from(m.content).toString());
+          if (signals.length < 2) return;
+          ws.send(encodeResponse(ResponseType.EXIT, utf8('143')));
+          ws.close();
+        });
+      }),
+    );
+    await fake.start();
+    const proc = await spawn({ broker: fake.url, token: 't', target, command: ['sleep', 'forever'], resume: false });
+    await new Promise((resolve) => proc.stdout.once('data', resolve));
+    expect(() => proc.signal('STOP')).toThrow(expect.objectContaining({ name: 'TypeError', code: 'ERR_UNKNOWN_SIGNAL', message: expect.stringContaining('unknown signal: STOP (the broker delivers HUP, INT') }));
+    expect(() => proc.signal('9')).toThrow(TypeError);
+    proc.signal('sigusr1');
+    proc.signal('TERM');
+    expect(await proc.wait()).toBe(143);
+    expect(signals).toEqual(['sigusr1', 'TERM']);
+  });
 });
