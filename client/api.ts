@@ -44,6 +44,12 @@ export interface RunOptions extends ExecOptions {
   stdin?: string | Uint8Array | Readable;
   /** Aborting it ends the session (the broker ends the remote processes) and rejects with its reason, as fetch does. */
   signal?: AbortSignal;
+  /**
+   * Bytes of stdout, and of stderr, to collect (default: no limit). Past it the session ends and
+   * run() rejects with ENTRY_OUTPUT_TOO_LARGE, as execFile's maxBuffer does: for output whose size
+   * the caller does not control.
+   */
+  maxBuffer?: number;
 }
 
 export interface RunResult {
@@ -174,7 +180,8 @@ async function start(connect: ConnectOptions): Promise<RemoteProcess> {
 
 /** Runs a command to completion and collects its output. */
 export async function run(options: RunOptions): Promise<RunResult> {
-  const { signal } = options;
+  const { signal, maxBuffer = Infinity } = options;
+  if (!(maxBuffer >= 0)) throw new RangeError(`maxBuffer must be a number of bytes, got ${String(maxBuffer)}`);
   signal?.throwIfAborted();
   const input = options.stdin;
   let over = false;
@@ -199,10 +206,24 @@ export async function run(options: RunOptions): Promise<RunResult> {
   const abort = () => proc.close();
   if (signal?.aborted) abort();
   else signal?.addEventListener('abort', abort, { once: true });
-  const out: Buffer[] = [];
-  const err: Buffer[] = [];
-  proc.stdout.on('data', (c: Buffer) => out.push(c));
-  proc.stderr.on('data', (c: Buffer) => err.push(c));
+  let tooLarge: ClientError | undefined;
+  const collect = (name: 'stdout' | 'stderr') => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    proc[name].on('data', (c: Buffer) => {
+      if (tooLarge) return;
+      size += c.length;
+      if (size > maxBuffer) {
+        tooLarge = new ClientError('ENTRY_OUTPUT_TOO_LARGE', `${name} passed maxBuffer (${maxBuffer} bytes): the session was ended`);
+        proc.close();
+        return;
+      }
+      chunks.push(c);
+    });
+    return chunks;
+  };
+  const out = collect('stdout');
+  const err = collect('stderr');
   const ended = Promise.all([new Promise((r) => proc.stdout.on('end', r)), new Promise((r) => proc.stderr.on('end', r))]);
   if (inputFailed) proc.close();
   else if (input === undefined) proc.stdin.end();
@@ -214,10 +235,11 @@ export async function run(options: RunOptions): Promise<RunResult> {
     await ended;
     if (inputFailed) throw inputFailed;
     signal?.throwIfAborted();
+    if (tooLarge) throw tooLarge;
     return { exitCode, stdout: Buffer.concat(out), stderr: Buffer.concat(err) };
   } catch (e) {
     if (signal?.aborted) throw signal.reason;
-    throw inputFailed ?? e;
+    throw inputFailed ?? tooLarge ?? e;
   } finally {
     over = true;
     signal?.removeEventListener('abort', abort);

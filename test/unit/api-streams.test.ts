@@ -141,4 +141,21 @@ describe('spawn() output a reader stops taking', () => {
     expect(await proc.wait()).toBe(143);
     expect(signals).toEqual(['sigusr1', 'TERM']);
   });
+
+  it('ends the session and rejects with ENTRY_OUTPUT_TOO_LARGE once run() has collected maxBuffer bytes of a stream', async () => {
+    let closedAt = 0;
+    fake = await flooding({ exit: false }, (at) => (closedAt = at));
+    await expect(run({ broker: fake.url, token: 't', target, command: ['yes'], resume: false, maxBuffer: 1024 * 1024 })).rejects.toMatchObject({
+      code: 'ENTRY_OUTPUT_TOO_LARGE',
+      message: 'stdout passed maxBuffer (1048576 bytes): the session was ended',
+    });
+    await expect.poll(() => closedAt, { timeout: 10_000 }).toBeGreaterThan(0);
+    // All of it fits: the output whole, as without a limit.
+    await fake.stop();
+    fake = await flooding({ exit: true });
+    const whole = await run({ broker: fake.url, token: 't', target, command: ['yes'], resume: false, maxBuffer: OUTPUT_BYTES });
+    expect(whole).toMatchObject({ exitCode: 0 });
+    expect(whole.stdout.length).toBe(OUTPUT_BYTES);
+    await expect(run({ broker: fake.url, token: 't', target, command: ['yes'], maxBuffer: -1 })).rejects.toThrow(RangeError);
+  }, 30_000);
 });
