@@ -1,6 +1,6 @@
 import '../entry-terminal.js';
 import './console.css';
-import { ApiError, BrokerApi, type SessionInfo, ticketsFrom, type WhoAmI } from '../api.js';
+import { ApiError, BrokerApi, type SessionInfo, type WhoAmI } from '../api.js';
 import { AuditView } from './audit-view.js';
 import { ContainerList } from './container-list.js';
 import { byId } from './dom.js';
@@ -34,6 +34,10 @@ const killDialog = byId<HTMLDialogElement>('kill-dialog');
 
 let api: BrokerApi | undefined;
 let token: string | undefined;
+/** Who opened the terminals on the page: another user signing in does not get them. */
+let owner: string | undefined;
+/** Resolves at the next sign-in; a new one is made when the token is refused. */
+let signedIn = nextSignIn();
 let admin = false;
 let view: ViewName = 'containers';
 let refreshTimer: ReturnType<typeof setInterval> | undefined;
@@ -46,7 +50,21 @@ const list = new ContainerList(
 const tabs = new TerminalTabs(
   { tabs: byId('tabs'), panels: byId('panels'), empty: byId('no-terminals'), layoutToggle: byId('layout-toggle') },
   BROKER,
-  () => ticketsFrom(token ?? '', BROKER),
+  // Asked for when a terminal opens or resumes. While the sign-in form is up (the token was
+  // refused) a resume waits for the next sign-in, within its grace period, and then uses the
+  // token signed in with rather than the refused one.
+  async (target) => {
+    for (;;) {
+      while (!api) await signedIn.done;
+      const using = api;
+      try {
+        return (await using.ticket(target)).ticket;
+      } catch (err) {
+        // Refused (expired while the page sat idle): the form comes back, and this waits for it.
+        if (api === using && !signedOutBy(err)) throw err;
+      }
+    }
+  },
   () => {
     if (!consoleView.hidden) focusSearch();
   },
@@ -85,6 +103,12 @@ window.addEventListener('beforeunload', (e) => {
   // Chromium before 119 asks only when returnValue is set.
   e.returnValue = '';
 });
+
+function nextSignIn(): { done: Promise<void>; resolve: () => void } {
+  let resolve!: () => void;
+  const done = new Promise<void>((r) => (resolve = r));
+  return { done, resolve };
+}
 
 function focusSearch(): void {
   if (view === 'sessions') sessions.focusFilter();
@@ -168,10 +192,16 @@ async function signIn(candidate: string): Promise<void> {
     showSignIn(err instanceof ApiError ? err.message : String(err));
     return;
   }
+  // Terminals left open when the token was refused are that user's sessions: another user
+  // signing in at this browser ends them rather than taking them over.
+  if (owner !== undefined && owner !== me.user) tabs.closeAll();
+  owner = me.user;
   token = candidate;
   api = candidateApi;
   saveToken(candidate);
   tokenInput.value = '';
+  tabs.renewToken(candidate);
+  signedIn.resolve();
   showConsole(me);
   await refresh();
   clearInterval(refreshTimer);
@@ -188,6 +218,7 @@ function signOut(message?: string): void {
   clearToken();
   token = undefined;
   api = undefined;
+  owner = undefined;
   admin = false;
   viewTabs.hidden = true;
   sessions.clear();
@@ -210,9 +241,12 @@ function tokenRefused(message: string, code: string): void {
   clearToken();
   token = undefined;
   api = undefined;
+  signedIn = nextSignIn();
   const open = tabs.count;
   const fate = code === 'ENTRY_TOKEN_REVOKED' ? 'the broker ends the sessions of a revoked token' : `${open === 1 ? 'it keeps' : 'they keep'} running`;
-  showSignIn(open > 0 ? `${message}. Sign in again to get back to your ${open === 1 ? 'open terminal' : `${open} open terminals`}: ${fate}.` : message);
+  showSignIn(open > 0 ? `${message}. Sign in again as ${owner ?? 'the same user'} to get back to your ${open === 1 ? 'open terminal' : `${open} open terminals`}: ${fate}; signing in as another user or signing out ends ${open === 1 ? 'it' : 'them'}.` : message);
+  // Ending them must not wait for a token.
+  if (open > 0) signOutButton.hidden = false;
 }
 
 /** Asks for a new token when the broker no longer takes this one; true if it did. */

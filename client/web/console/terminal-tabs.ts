@@ -44,7 +44,8 @@ export class TerminalTabs {
   constructor(
     private readonly el: TerminalTabsElements,
     private readonly broker: string,
-    private readonly ticketProvider: () => (target: Target) => Promise<string>,
+    /** One-time tickets for the terminals, from whoever is signed in when one is asked for. */
+    private readonly tickets: (target: Target) => Promise<string>,
     /** Where the keyboard goes when the last terminal closes. */
     private readonly onEmpty: () => void,
   ) {
@@ -91,7 +92,7 @@ export class TerminalTabs {
     terminal.setAttribute('app', target.app);
     terminal.setAttribute('proc', target.proc);
     terminal.setAttribute('instance', String(target.instance));
-    terminal.ticketProvider = this.ticketProvider();
+    terminal.ticketProvider = this.tickets;
     this.open(key, same ? `${key} (${same + 1})` : key, 'terminal', this.terminalContent(terminal));
   }
 
@@ -103,6 +104,11 @@ export class TerminalTabs {
     terminal.setAttribute('session', session);
     terminal.token = token;
     this.open(`watch:${session}`, `watch ${label}`, 'watch', this.terminalContent(terminal));
+  }
+
+  /** Watched sessions go on with a renewed token (the one they had was refused). */
+  renewToken(token: string): void {
+    for (const t of this.entries) if (t.kind === 'watch') (t.content.el as EntryTerminalElement).token = token;
   }
 
   /** Shows a replay in a tab (or the one already open for that session). */

@@ -1,0 +1,94 @@
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { launchChromium, terminalText, typeLine, waitForTerminal } from '../helpers/browser.js';
+import { startTestBroker, type TestBroker } from '../helpers/broker.js';
+import { TestContainers, uniqueApp } from '../helpers/containers.js';
+import { TcpProxy } from '../helpers/tcp-proxy.js';
+
+const CONSOLE_DIR = fileURLToPath(new URL('../../dist/console/', import.meta.url));
+const terminalOf = (key: string) => `.panel[data-key="${key}"] entry-terminal`;
+
+/**
+ * The console's terminals when its token is refused and someone signs in again: the sessions
+ * left open belong to the user who opened them, and go on with that user's next token.
+ */
+describe('the console signed in again', () => {
+  const containers = new TestContainers();
+  const app = uniqueApp('again');
+  const key = `${app}/web/1`;
+  let b: TestBroker;
+  let proxy: TcpProxy;
+  let browser: Browser;
+
+  beforeAll(async () => {
+    if (!existsSync(`${CONSOLE_DIR}index.html`)) throw new Error('dist/console/index.html is missing: run npm run build:web first');
+    b = await startTestBroker({ 'clock-tolerance': 0 });
+    // Page, API and sockets through one proxy: one origin, and a link the test can cut.
+    proxy = new TcpProxy(b.url);
+    await proxy.start();
+    await containers.entry(app, 'web', 1);
+    browser = await launchChromium();
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await proxy?.stop();
+    await b?.stop();
+    await containers.removeAll();
+  });
+
+  async function signIn(page: Page, token: string): Promise<void> {
+    await page.locator('#token-input').fill(token);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.locator(`#container-rows tr[data-key="${key}"]`).waitFor();
+  }
+
+  async function openShell(page: Page, token: string): Promise<void> {
+    await page.goto(`${proxy.url}/`);
+    await signIn(page, token);
+    await page.getByRole('button', { name: `Enter ${key}` }).click();
+    await page.locator('.tab[data-state="open"]').waitFor();
+  }
+
+  it('resumes a terminal whose token expired while its link was down with the token signed in next', async () => {
+    const page = await (await browser.newContext({ viewport: { width: 1000, height: 700 } })).newPage();
+    const expiresAt = Math.floor(Date.now() / 1000) + 8;
+    await openShell(page, await b.mint({ apps: [app] }, { expiresIn: expiresAt }));
+    await typeLine(page, terminalOf(key), 'KEPT=kept-$((6*7))');
+    expect(b.broker.sessionCount).toBe(1);
+    // The token's end is a time, not an event: wait for it to pass.
+    await new Promise((resolve) => setTimeout(resolve, expiresAt * 1000 - Date.now() + 500));
+    proxy.cut();
+    // The resume's ticket is refused: the form asks for a token; the session waits for it.
+    await page.locator('#sign-in-error', { hasText: /expired.*Sign in again as alice/ }).waitFor({ timeout: 15_000 });
+    expect(await page.locator('.tab').getAttribute('data-state')).toBe('reconnecting');
+    expect(b.broker.sessionCount).toBe(1);
+    await signIn(page, await b.mint({ apps: [app] }));
+    await page.locator('.tab[data-state="open"]').waitFor({ timeout: 20_000 });
+    await typeLine(page, terminalOf(key), 'echo "back:$KEPT"');
+    await waitForTerminal(page, terminalOf(key), /^back:kept-42$/m);
+    expect(await terminalText(page, terminalOf(key))).not.toMatch(/could not get a ticket/);
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await expect.poll(() => b.broker.sessionCount, { timeout: 10_000 }).toBe(0);
+  }, 90_000);
+
+  it('ends the terminals left open when another user signs in, rather than handing them over', async () => {
+    const page = await (await browser.newContext({ viewport: { width: 1000, height: 700 } })).newPage();
+    await openShell(page, await b.mint({ apps: [app] }));
+    expect(b.broker.sessionCount).toBe(1);
+    // The broker refuses the token at the next listing (401), as when it has expired.
+    const expired = await b.mint({ apps: [app] }, { expiresIn: Math.floor(Date.now() / 1000) - 120 });
+    await page.route('**/api/containers', (route) => route.continue({ headers: { ...route.request().headers(), authorization: `Bearer ${expired}` } }));
+    await page.locator('#refresh').click();
+    await page.locator('#sign-in-error', { hasText: /signing in as another user or signing out ends it/ }).waitFor();
+    await page.unroute('**/api/containers');
+    // Ending them does not wait for a token.
+    expect(await page.getByRole('button', { name: 'Sign out' }).isVisible()).toBe(true);
+    expect(await page.locator('entry-terminal').count()).toBe(1);
+    await signIn(page, await b.mint({ apps: [app] }, { user: 'bob' }));
+    expect(await page.locator('#who').textContent()).toBe('bob');
+    expect(await page.locator('entry-terminal').count()).toBe(0);
+    await expect.poll(() => b.broker.sessionCount, { timeout: 10_000 }).toBe(0);
+  }, 60_000);
+});
