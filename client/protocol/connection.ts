@@ -150,6 +150,7 @@ export class ExecConnection extends EventEmitter<ExecConnectionEvents> {
   private trackInput: boolean;
   /** Set when input was kept from the start and the ticket came: a broken connection is resumed. */
   private canResume = false;
+  private readonly brokerSaidItResumes: boolean;
   private ticketTimer: NodeJS.Timeout | undefined;
   private retryWait = RETRY_FIRST_MS;
   private eofSent = false;
@@ -188,7 +189,11 @@ export class ExecConnection extends EventEmitter<ExecConnectionEvents> {
   ) {
     super();
     // A broker that says it keeps no session for resume sends no ticket: input goes at once.
-    this.trackInput = options.resume === true && earlyEvents.get(ws)?.resumeGraceMs !== 0;
+    const grace = earlyEvents.get(ws)?.resumeGraceMs;
+    this.trackInput = options.resume === true && grace !== 0;
+    // One that says it does (a grace in its upgrade answer) sends RESUMABLE once the exec is
+    // open, which may take longer than TICKET_WAIT_MS (a busy engine, a cluster): waited for.
+    this.brokerSaidItResumes = grace !== undefined && grace > 0;
     this.done = new Promise((resolve) => (this.resolveDone = resolve));
     this.attach(ws);
   }
@@ -221,9 +226,9 @@ export class ExecConnection extends EventEmitter<ExecConnectionEvents> {
       const copy = Buffer.from(data);
       this.waiting.push(copy);
       this.waitingBytes += copy.length;
-      // A broker that resumes sends RESUMABLE first thing; one that says nothing for this long
-      // (an older broker, a command without output) does not.
-      if (!this.ticket && !this.ticketTimer) {
+      // A broker that resumes sends RESUMABLE first thing; one that has not said so in its
+      // upgrade answer and says nothing for this long (an older broker) does not.
+      if (!this.ticket && !this.ticketTimer && !this.brokerSaidItResumes) {
         this.ticketTimer = setTimeout(() => this.stopTracking(), TICKET_WAIT_MS);
         this.ticketTimer.unref();
       }

@@ -2,6 +2,7 @@ import { createReadStream } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import type WebSocket from 'ws';
 import { ClientError, run } from '../../client/index.js';
+import { TICKET_WAIT_MS } from '../../client/protocol/connection.js';
 import { decodeRequest, encodeResponse, encodeResumeTicket, RequestType, ResponseType, utf8 } from '../../proto/codec.js';
 import { FakeBroker } from '../helpers/fake-broker.js';
 
@@ -80,4 +81,43 @@ describe('run() when the broker or the network fails', () => {
     expect(noKey).toBeInstanceOf(ClientError);
     expect(noKey.message).toMatch(/a client certificate needs its key/);
   });
+
+  it('keeps input within its window and resumes later when the broker said it resumes but opens the exec slowly', async () => {
+    // Longer than the client waits for RESUMABLE from a broker that has not said it resumes.
+    const OPEN_MS = TICKET_WAIT_MS + 1_000;
+    const INPUT_BYTES = 4 * 1024 * 1024;
+    let inputBeforeTicket = -1;
+    const resumed: Array<string | undefined> = [];
+    fake = new FakeBroker((n, req, socket, head) =>
+      fake!.accept(req, socket, head, (ws) => {
+        if (n > 1) {
+          resumed.push(req.headers['entry-resume'] as string | undefined);
+          ws.send(encodeResponse(ResponseType.EXIT, utf8('0')));
+          ws.close();
+          return;
+        }
+        let input = 0;
+        ws.on('message', (data: Buffer) => {
+          const m = decodeRequest(data);
+          if (m.msgType === RequestType.PLAIN) input += m.content.length;
+          if (m.msgType !== RequestType.START) return;
+          setTimeout(() => {
+            inputBeforeTicket = input;
+            ws.send(encodeResponse(ResponseType.RESUMABLE, encodeResumeTicket({ session: 's1', token: utf8('k'), outputOffset: 0, inputOffset: 0, graceMs: 8_000 })));
+            // The link breaks once the session is open: a resume must follow.
+            setTimeout(() => ws.terminate(), 50);
+          }, OPEN_MS);
+        });
+      }),
+    );
+    fake.wss.on('headers', (headers) => headers.push('Entry-Resume-Grace: 8000'));
+    await fake.start();
+    const running = run({ broker: fake.url, token: 't', target, command: ['cat'], stdin: Buffer.alloc(INPUT_BYTES, 0x61) }).catch((e: unknown) => e);
+    await expect.poll(() => resumed.length, { timeout: OPEN_MS + 10_000 }).toBe(1);
+    expect(resumed).toEqual(['s1']);
+    // The window (1 MiB unacknowledged, sent in chunks of at most 256 KiB) held while it waited.
+    expect(inputBeforeTicket).toBeGreaterThan(0);
+    expect(inputBeforeTicket).toBeLessThanOrEqual(1024 * 1024 + 256 * 1024);
+    await running;
+  }, 30_000);
 });
