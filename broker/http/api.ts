@@ -64,7 +64,7 @@ export const ROUTES: readonly Route[] = [
   { method: 'DELETE', path: /^\/api\/sessions\/([A-Za-z0-9-]{1,64})$/, body: NO_BODY, handler: (_req, res, id, deps, call) => killSession(res, id, deps.store, call.param) },
   { method: 'POST', path: /^\/api\/revocations$/, body: JSON_BODY, handler: (_req, res, id, deps, call) => revoke(res, id, deps.store, call.body) },
   { method: 'GET', path: /^\/api\/audit$/, body: NO_BODY, handler: (req, res, id, deps) => queryAudit(req, res, id, deps.store) },
-  { method: 'GET', path: /^\/api\/sessions\/([A-Za-z0-9-]{1,64})\/recording$/, body: NO_BODY, handler: (_req, res, id, deps, call) => sendRecording(res, id, deps.recorder, call.param) },
+  { method: 'GET', path: /^\/api\/sessions\/([A-Za-z0-9-]{1,64})\/recording$/, body: NO_BODY, handler: (req, res, id, deps, call) => sendRecording(req, res, id, deps.recorder, call.param) },
 ];
 
 /**

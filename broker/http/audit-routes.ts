@@ -1,6 +1,5 @@
 import { type FileHandle, open } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { pipeline } from 'node:stream';
 import type { AuditQuery } from '../audit/events.js';
 import type { Identity } from '../auth/identity.js';
 import { storeCall } from '../store/store-call.js';
@@ -10,6 +9,7 @@ import type { Store } from '../store/store.js';
 import { requireAdmin } from './admin.js';
 import { requestTime } from './request-time.js';
 import { sendJson } from './respond.js';
+import { sendStream } from './send-stream.js';
 
 /** Largest page of audit events one request returns. */
 const MAX_AUDIT_PAGE = 1000;
@@ -36,7 +36,7 @@ export async function queryAudit(req: IncomingMessage, res: ServerResponse, iden
 }
 
 /** GET /api/sessions/:id/recording: the .cast file, as asciinema's player opens it. */
-export async function sendRecording(res: ServerResponse, identity: Identity, recorder: Recorder | undefined, id: string): Promise<void> {
+export async function sendRecording(req: IncomingMessage, res: ServerResponse, identity: Identity, recorder: Recorder | undefined, id: string): Promise<void> {
   requireAdmin(identity);
   const path = recorder?.pathOf(id);
   let file: FileHandle;
@@ -66,9 +66,7 @@ export async function sendRecording(res: ServerResponse, identity: Identity, rec
     res.end();
     return;
   }
-  pipeline(file.createReadStream({ start: 0, end: length - 1 }), res, (err) => {
-    if (err) res.destroy();
-  });
+  sendStream(file.createReadStream({ start: 0, end: length - 1 }), req, res);
 }
 
 /** How much of a file's end is read at a time, looking for its last newline. */

@@ -7,6 +7,7 @@ import type { TrustedProxies } from '../transport/client-address.js';
 import type { ListenerCertificates } from '../transport/tls.js';
 import { logAccess } from './access-log.js';
 import { httpBoundary, upgradeBoundary } from './boundary.js';
+import { answerAsPlainRequest, isWebSocketUpgrade } from './foreign-upgrade.js';
 import { requestId } from './request-id.js';
 
 export interface ListenerOptions {
@@ -42,9 +43,11 @@ export async function listen(
     requestTimeout: o.handshakeTimeoutMs + o.bodyTimeoutMs + checkEveryMs,
     connectionsCheckingInterval: checkEveryMs,
   };
+  const waiting = new WeakMap<Duplex, number>();
   const handler = httpBoundary(
     'http',
     (req, res) => {
+      if (tooManyWaiting(waiting, req, res)) return;
       o.proxies.stamp(req);
       res.setHeader('x-request-id', requestId(req));
       logAccess(req, res, o.log);
@@ -59,6 +62,7 @@ export async function listen(
   server.on(
     'upgrade',
     upgradeBoundary((req, socket, head) => {
+      if (!isWebSocketUpgrade(req)) return answerAsPlainRequest(server, req, socket, head);
       o.proxies.stamp(req);
       onUpgrade(req, socket, head);
     }, o.fault),
@@ -72,6 +76,33 @@ export async function listen(
     });
   });
   return server;
+}
+
+/**
+ * Requests one connection may have waiting for their answers (HTTP/1.1 pipelining). Browsers and
+ * HTTP libraries send one at a time. Node parses every request in what it has read (64 KiB: a
+ * thousand short ones) and starts each answer, which then waits, written, for the ones before it;
+ * a connection that sends more than this ahead is closed rather than served without bound.
+ */
+export const MAX_PIPELINED_REQUESTS = 64;
+
+function tooManyWaiting(waiting: WeakMap<Duplex, number>, req: IncomingMessage, res: ServerResponse): boolean {
+  const socket = req.socket;
+  const count = (waiting.get(socket) ?? 0) + 1;
+  if (count > MAX_PIPELINED_REQUESTS) {
+    socket.destroy();
+    return true;
+  }
+  waiting.set(socket, count);
+  let done = false;
+  const answered = () => {
+    if (done) return;
+    done = true;
+    waiting.set(socket, (waiting.get(socket) ?? 1) - 1);
+  };
+  res.once('finish', answered);
+  res.once('close', answered);
+  return false;
 }
 
 /** At most one log line per this long about connections the listener could not accept. */

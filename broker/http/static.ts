@@ -1,8 +1,8 @@
 import { createReadStream, type Stats, statSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { extname, join, normalize, sep } from 'node:path';
-import { pipeline } from 'node:stream';
 import { sendMethodNotAllowed } from './respond.js';
+import { sendStream } from './send-stream.js';
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -60,16 +60,9 @@ export function serveStatic(req: IncomingMessage, res: ServerResponse, path: str
       : {}),
   });
   if (req.method === 'HEAD') res.end();
-  else sendFile(file, res);
+  // An answer to a pipelined request waits for the ones before it; its file is opened when its
+  // turn comes (Node gives it the connection then), not held open meanwhile.
+  else if (res.socket) sendStream(createReadStream(file), req, res);
+  else res.once('socket', () => sendStream(createReadStream(file), req, res));
   return true;
-}
-
-/**
- * Streams a file whose headers are already sent. A read error (the file replaced or removed
- * after its stat) cuts the answer short: the client sees a truncated body, never a crash.
- */
-export function sendFile(file: string, res: ServerResponse): void {
-  pipeline(createReadStream(file), res, (err) => {
-    if (err) res.destroy();
-  });
 }

@@ -1,4 +1,7 @@
+import { readdirSync, readlinkSync } from 'node:fs';
+import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MAX_PIPELINED_REQUESTS } from '../../broker/http/listener.js';
 import { BrokerProcess, startBrokerProcess } from '../helpers/broker-process.js';
 import { rawHttp } from '../helpers/raw-http.js';
 import { eventually } from '../helpers/sessions.js';
@@ -97,6 +100,62 @@ describe('HTTP methods and timeouts', () => {
       expect(res.headers.get('upgrade'), `${method} ${path}`).toBe('websocket');
       expect(((await res.json()) as { error: string }).error, `${method} ${path}`).toBe('ENTRY_UPGRADE_REQUIRED');
     }
+  });
+
+  it('answers a request that offers another protocol (h2c, as curl --http2 does) as an ordinary one, body and all', async () => {
+    const offer = 'Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\n';
+    const health = await rawHttp(port, { head: `GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n${offer}\r\n`, answers: 1, timeoutMs: 5_000 });
+    expect(health.statuses).toEqual([200]);
+    expect(health.text).toMatch(/^x-request-id: \S+/im);
+    expect(health.text).not.toMatch(/^upgrade:/im);
+    const ticket = await rawHttp(port, { head: `${head('/api/tickets', `Content-Length: ${body.length}\r\n${offer}`)}\r\n${body}`, answers: 1, timeoutMs: 5_000 });
+    expect(ticket.statuses).toEqual([200]);
+    expect(ticket.text).toMatch(/"ticket":"[^"]+"/);
+    // A WebSocket upgrade is still one.
+    const ws = await rawHttp(port, { head: `GET /nowhere HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n`, answers: 1, timeoutMs: 5_000 });
+    expect(ws.statuses).toEqual([404]);
+  });
+
+  /** Files of the console the broker holds open. */
+  const consoleFiles = () =>
+    readdirSync(`/proc/${broker.pid}/fd`).filter((fd) => {
+      try {
+        return readlinkSync(`/proc/${broker.pid}/fd/${fd}`).includes('/console/');
+      } catch {
+        return false; // closed meanwhile
+      }
+    }).length;
+
+  /** Sends `count` pipelined requests for the console's largest file, reads nothing back, and leaves after a second. */
+  const pipelineUnread = (count: number) =>
+    new Promise<void>((resolve) => {
+      const socket = connect(port, '127.0.0.1');
+      socket.on('error', () => undefined);
+      socket.once('connect', () => {
+        socket.pause();
+        socket.write(`GET /entry-terminal.js HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`.repeat(count));
+        setTimeout(() => socket.destroy(), 1_000);
+      });
+      socket.once('close', () => resolve());
+    });
+
+  it('closes the files of pipelined answers still waiting when their connection closes', async () => {
+    expect(consoleFiles()).toBe(0);
+    await Promise.all(Array.from({ length: 5 }, () => pipelineUnread(MAX_PIPELINED_REQUESTS - 2)));
+    await eventually(async () => consoleFiles() === 0, 'every file closed', 5_000);
+    expect((await fetch(`${broker.url}/healthz`)).status).toBe(200);
+  });
+
+  it('closes a connection that sends more than MAX_PIPELINED_REQUESTS requests ahead of their answers', async () => {
+    const ahead = MAX_PIPELINED_REQUESTS * 4;
+    const piled = await rawHttp(port, { head: `GET /entry-terminal.js HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`.repeat(ahead), timeoutMs: 10_000 });
+    expect(piled.closedByServer).toBe(true);
+    expect(piled.statuses.length).toBeLessThan(ahead);
+    await eventually(async () => consoleFiles() === 0, 'every file closed', 5_000);
+    // One at a time, a connection takes any number.
+    const one = `GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`;
+    const sequential = await rawHttp(port, { head: one, trickle: Array.from({ length: MAX_PIPELINED_REQUESTS * 2 }, () => one), everyMs: 20, answers: MAX_PIPELINED_REQUESTS * 2 + 1, timeoutMs: 10_000 });
+    expect(sequential.statuses).toHaveLength(MAX_PIPELINED_REQUESTS * 2 + 1);
   });
 
   it('answers the metrics listener as the others: HEAD as GET, 405 with Allow, a request id', async () => {
