@@ -2,29 +2,20 @@
  * A small JSON-lines logger. One object per line with time, level and message; fields named
  * like secrets are replaced before writing, so a token can never reach the log by accident.
  */
+import { maskArgv, maskCredentials } from './mask.js';
+
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
 const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 };
 const SECRET_KEYS = /token|ticket|secret|password|authorization|cookie/i;
-/**
- * Credentials that can hide in any string (an error message, a URL): JWTs and credential query
- * parameters. A JWT starts where a run of its characters starts: with `\b` instead, every `eyJ`
- * inside one long run was a start of its own, each scanning the run to its end, and a request
- * path of `eyJ-` repeated took the broker seconds (hours for a 4 MiB message) to log.
- */
-const JWT = /(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*/g;
-const CREDENTIAL_PARAM = /([?&](?:ticket|access_token|token|access-token)=)[^&\s"']+/gi;
 /** Longest string value written to the log; the rest is counted, not written. */
 export const MAX_LOG_STRING_CHARS = 4096;
 
-/** Masks credentials found by shape inside a string (JWTs, credential query parameters). */
-export function maskCredentials(text: string): string {
-  return text.replace(JWT, '[redacted-jwt]').replace(CREDENTIAL_PARAM, '$1[redacted]');
-}
-
 /** Masks credentials found by shape inside a string value, and cuts it to MAX_LOG_STRING_CHARS. */
 export function scrub(text: string): string {
-  const masked = maskCredentials(text);
-  return masked.length > MAX_LOG_STRING_CHARS ? `${masked.slice(0, MAX_LOG_STRING_CHARS)}…[${masked.length - MAX_LOG_STRING_CHARS} more characters]` : masked;
+  // Masked within a margin past what is written: a 4 MiB message costs no more than 8 KiB does.
+  const masked = maskCredentials(text.length > 2 * MAX_LOG_STRING_CHARS ? text.slice(0, 2 * MAX_LOG_STRING_CHARS) : text);
+  const over = masked.length - MAX_LOG_STRING_CHARS + (text.length - Math.min(text.length, 2 * MAX_LOG_STRING_CHARS));
+  return masked.length > MAX_LOG_STRING_CHARS ? `${masked.slice(0, MAX_LOG_STRING_CHARS)}…[${over} more characters]` : masked;
 }
 
 export interface Logger {
@@ -40,7 +31,8 @@ export function redact(fields: Record<string, unknown>, depth = 0): Record<strin
     if (SECRET_KEYS.test(k)) out[k] = '[redacted]';
     else if (v instanceof Error) out[k] = { message: scrub(v.message), code: (v as { code?: unknown }).code };
     else if (typeof v === 'string') out[k] = scrub(v);
-    else if (Array.isArray(v)) out[k] = v.map((x: unknown) => (typeof x === 'string' ? scrub(x) : x));
+    // A list of strings is an argv as often as not: `--token`, `VALUE` masked as a command line would be.
+    else if (Array.isArray(v)) out[k] = v.every((x: unknown) => typeof x === 'string') ? maskArgv(v as string[]).map(scrub) : v.map((x: unknown) => (typeof x === 'string' ? scrub(x) : x));
     else if (v && typeof v === 'object' && !Array.isArray(v)) out[k] = depth < 4 ? redact(v as Record<string, unknown>, depth + 1) : '[nested]';
     else out[k] = v;
   }

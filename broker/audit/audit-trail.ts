@@ -1,5 +1,6 @@
 import { isEntryError } from '../errors.js';
-import { type Logger, maskCredentials } from '../log.js';
+import type { Logger } from '../log.js';
+import { maskArgv, maskCredentials } from '../mask.js';
 import type { Refusal, SessionInfo, SessionObserver, SessionTap } from '../session/observer.js';
 import type { OutputStream } from '../session/types.js';
 import type { Store } from '../store/store.js';
@@ -135,11 +136,11 @@ export class AuditTrail implements SessionObserver {
   }
 }
 
-/** The event's strings, and lists of strings, with credentials masked (see maskCredentials). */
+/** The event's strings, and lists of strings (an argv: `--token`, `VALUE` too), with credentials masked. */
 function maskFields(fields: Fields): Fields {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(fields)) {
-    out[k] = typeof v === 'string' ? maskCredentials(v) : Array.isArray(v) ? v.map((x: unknown) => (typeof x === 'string' ? maskCredentials(x) : x)) : v;
+    out[k] = typeof v === 'string' ? maskCredentials(v) : Array.isArray(v) && v.every((x: unknown) => typeof x === 'string') ? maskArgv(v as string[]) : v;
   }
   return out as Fields;
 }

@@ -43,7 +43,8 @@ export class PromptWatch {
 
   /** Whether the output last seen asks for a secret. */
   asksForSecret(): boolean {
-    return SECRET_PROMPT.test(this.tail.toString('utf8', 0, this.held));
+    // A coloured prompt ends in its colour's reset (`Password:\x1b[0m `): read as the terminal shows it.
+    return SECRET_PROMPT.test(this.tail.toString('utf8', 0, this.held).replace(TERMINAL_CONTROL, ''));
   }
 }
 
@@ -61,6 +62,10 @@ function isFeedback(data: Uint8Array): boolean {
   return marks > 0;
 }
 
+/** CSI sequences (colours, cursor moves) and OSC ones (a window title), which show nothing. */
+// eslint-disable-next-line no-control-regex
+const TERMINAL_CONTROL = /\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)/g;
+
 /** A burst of keys typed between two reads of the terminal, as stars and rub-outs. */
 const FEEDBACK_MAX_BYTES = 64;
 
@@ -71,4 +76,4 @@ const PROMPT_TAIL_BYTES = 256;
  * A prompt asking for a secret: its word, anything on the same line, and a colon or a question
  * mark ending the output. The usual English words and a few translations that tools ship with.
  */
-export const SECRET_PROMPT = /(?:pass(?:word|phrase|code)|secret|token|api key|passwort|mot de passe|contrase[ñn]a|senha|пароль|密码|パスワード|\bpin\b|\botp\b|one-time code|verification code)[^\n]*[:?：]\s*$/iu;
+export const SECRET_PROMPT = /(?:pass ?(?:word|phrase|code)|secret|token|api key|passwort|mot de passe|contrase[ñn]a|senha|пароль|密码|パスワード|\bpin\b|\botp\b|one-time code|verification code)[^\n]*[:?：]\s*$/iu;

@@ -2,6 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { mkdir, opendir, stat, unlink, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../log.js';
+import { maskCredentials } from '../mask.js';
 import type { SessionInfo, SessionObserver, SessionTap } from '../session/observer.js';
 import { hasSessionIdShape } from '../session/session-id.js';
 import { AsciicastWriter } from './asciicast-writer.js';
@@ -86,7 +87,8 @@ export class Recorder implements SessionObserver {
       width: info.cols,
       height: info.rows,
       timestamp: Math.floor(info.startedAt / 1000),
-      ...(info.argv ? { command: info.argv.join(' ') } : {}),
+      // As the audit trail keeps it: a token on the command line stays out of the file.
+      ...(info.argv ? { command: maskCredentials(info.argv.join(' ')) } : {}),
       title: `${info.user}@${info.app}/${info.proc}/${info.instance}`,
       env: { TERM: info.term || 'xterm-256color', SHELL: info.argv ? '' : '/bin/bash' },
     };

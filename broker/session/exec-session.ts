@@ -1,5 +1,6 @@
 import { EntryError, isEntryError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { maskArgv } from '../mask.js';
 import { interactivePlan, planFromStart, type ProcessPlan } from './exec-spec.js';
 import { combineTaps, refusalOf, type SessionInfo, type SessionObserver } from './observer.js';
 import type { SessionRegistry } from './registry.js';
@@ -232,7 +233,7 @@ export async function runExecSession(upgrade: AdmittedSession, deps: ExecSession
     // A session already stopped is not listed.
     if (!stopRequested) {
       await deps.registry
-        .add(deps.registry.recordFor(upgrade, started, { command: plan.interactive ? null : plan.argv, tty: plan.tty }), () => ({ bytesIn: r.bytesIn, bytesOut: r.bytesOut }))
+        .add(deps.registry.recordFor(upgrade, started, { command: plan.interactive ? null : maskArgv(plan.argv), tty: plan.tty }), () => ({ bytesIn: r.bytesIn, bytesOut: r.bytesOut }))
         .catch((err: unknown) => deps.log.warn('session not registered yet: the heartbeat lists it once the store answers', { ...fields, error: err as Error }));
     }
     if (stopRequested) void r.stop(stopRequested);

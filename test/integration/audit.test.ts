@@ -190,6 +190,25 @@ describe('audit events and recordings', () => {
     expect(replayed.stderr.toString()).toBe('to-err\n');
   });
 
+  it("keeps a secret on a scripted command's line out of the trail, the recording and the session table", async () => {
+    const token = await b.mint({ apps: [app] }, { user: 'deployer' });
+    const argv = ['sh', '-c', 'echo started; read line', 'sh', '--token', 'tok-SEKRIT-1', 'API_KEY=SEKRIT-2', 'postgres://app:SEKRIT-3@db/x'];
+    const s = await openCommand(b.wsUrl, token, target, argv);
+    await s.waitFor(() => s.stdoutText().includes('started'), 'the command');
+    const { sessions: listed } = (await (await fetch(`${b.url}/api/sessions`, { headers: { authorization: `Bearer ${admin}` } })).json()) as { sessions: Array<{ user: string; command: string[] | null }> };
+    const masked = ['sh', '-c', 'echo started; read line', 'sh', '--token', '[redacted]', 'API_KEY=[redacted]', 'postgres://app:[redacted]@db/x'];
+    expect(listed.find((r) => r.user === 'deployer')?.command).toEqual(masked);
+    s.ws.close();
+    await eventually(async () => (await audit('type=session.end&user=deployer')).events.length === 1, 'the end event');
+    const exec = (await audit('type=exec&user=deployer')).events[0]!;
+    expect(exec.argv).toEqual(masked);
+    const path = join(b.recordingsDir, `${exec.sessionId}.cast`);
+    await eventually(async () => existsSync(path), 'the recording');
+    expect(parseCast(path).header.command).toBe(masked.join(' '));
+    expect(readFileSync(path, 'utf8')).not.toContain('SEKRIT');
+    expect(b.logs.filter((l) => l.includes('SEKRIT'))).toEqual([]);
+  });
+
   it('counts binary output in a marker instead of storing it', async () => {
     const token = await b.mint({ apps: [app] }, { user: 'binary' });
     const s = await openCommand(b.wsUrl, token, target, ['sh', '-c', 'echo text-before; sleep 0.2; head -c 300000 /dev/urandom; sleep 0.2; echo text-after']);

@@ -26,6 +26,12 @@ describe('PromptWatch', () => {
       'Пароль: ',
       'Enter your API token: ',
       'Client secret: ',
+      // OpenSSL writes the two words apart.
+      'Enter pass phrase for k.pem:',
+      'Enter PEM pass phrase:',
+      // A coloured prompt ends in its colour's reset; a title set on the way shows nothing.
+      '\x1b[1;31mVault password:\x1b[0m ',
+      '\x1b]0;deploy\x07Password: \x1b[K',
     ]) {
       expect(asks('some output\r\n', prompt), prompt).toBe(true);
     }
@@ -37,6 +43,7 @@ describe('PromptWatch', () => {
     expect(asks('Password: ', '\r\n', 'bash-5.2# ', 'cat passwords.txt')).toBe(false);
     expect(asks('the password was changed\r\n')).toBe(false);
     expect(asks('shopping list:\r\n')).toBe(false);
+    expect(asks('\x1b[32malice@web-1\x1b[0m:\x1b[34m~\x1b[0m$ ')).toBe(false);
   });
 
   it('reads a prompt that came in pieces, and is not put off by an empty chunk after it', () => {

@@ -1,0 +1,67 @@
+/**
+ * Credentials found by their shape inside any string: a command line, an error message, a URL.
+ * Used by the log and by everything the broker stores that a user typed (the audit trail, the
+ * session table, recordings' headers). Shapes, not a list of tools: a secret written in a shape
+ * none of these knows (`mysql -pSECRET`) is kept as typed.
+ *
+ * Every pattern runs in time linear in its input: a match may start only where a run of its
+ * characters starts (the look-behinds), so a long run is scanned once, not once per position.
+ * With `\b` instead, every `eyJ` inside one long run was a start of its own, and a request path
+ * of `eyJ-` repeated took the broker seconds (hours for a 4 MiB message) to log.
+ */
+const JWT = /(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*/g;
+
+/** `?token=…`, `&password=…`: parameters that carry credentials in URLs. */
+const CREDENTIAL_PARAM = /([?&](?:ticket|access_token|token|access-token|password|passwd|secret|api_key|apikey|key|client_secret)=)[^&\s"'#]+/gi;
+
+/** `Authorization: Basic …` (the scheme kept), whatever the credential looks like. */
+const AUTHORIZATION = /(?<![\w-])(authorization:\s*)(?:(basic|bearer|digest|token|negotiate)\s+)?([^\s"']+)/gi;
+/** `Bearer …` on its own: a token's characters, at least 16 of them (not "a bearer token"). */
+const BEARER = /(?<![\w-])(bearer\s+)[A-Za-z0-9._~+/-]{16,}=*/gi;
+
+/** `scheme://user:password@host`. */
+const URL_PASSWORD = /(?<![\w+.-])([a-z][a-z0-9+.-]*:\/\/[^\s:@/"']+:)[^\s@/"']+@/gi;
+
+/** `NAME=value` and `--name=value`, where the name is one a secret goes by. */
+const ASSIGNMENT = /(?<![\w-])(-{0,2}[\w-]+)=("[^"]*"|'[^']*'|[^\s"']+)/g;
+/** `--name value` and `-name value`. */
+const OPTION = /(?<![\w-])(--?[\w-]+)(\s+)("[^"]*"|'[^']*'|[^\s"'-][^\s"']*)/g;
+/** Names secrets go by, as the end of a name (`DB_PASSWORD`, `--api-key`; not `TOKEN_FILE`). */
+const SECRET_NAME = /(?:token|secret|passw(?:or)?d|passphrase|api[_-]?key|access[_-]?key|secret[_-]?key|private[_-]?key|credentials?)$/i;
+/** `-u user:password` (curl, wget); not `-u 1000:1000`. */
+const USER_PASSWORD = /((?:^|\s)(?:-u\s*|--user[=\s]\s*)[^\s:"']+:)(?!\d+(?:\s|$))[^\s"']+/g;
+
+const REDACTED = '[redacted]';
+const masked = (value: string) => value.startsWith('[redacted');
+
+/** Masks the credentials found by shape in `text`. */
+export function maskCredentials(text: string): string {
+  return text
+    .replace(JWT, '[redacted-jwt]')
+    .replace(CREDENTIAL_PARAM, `$1${REDACTED}`)
+    .replace(AUTHORIZATION, (all: string, head: string, scheme: string | undefined, value: string) => (masked(value) ? all : `${head}${scheme ? `${scheme} ` : ''}${REDACTED}`))
+    .replace(BEARER, `$1${REDACTED}`)
+    .replace(URL_PASSWORD, `$1${REDACTED}@`)
+    .replace(USER_PASSWORD, `$1${REDACTED}`)
+    .replace(ASSIGNMENT, (all: string, name: string, value: string) => (SECRET_NAME.test(name) && !masked(value) ? `${name}=${REDACTED}` : all))
+    .replace(OPTION, (all: string, name: string, space: string, value: string) => (SECRET_NAME.test(name) && !masked(value) ? `${name}${space}${REDACTED}` : all));
+}
+
+/**
+ * A command's arguments, masked as their command line would be (`--password`, `SECRET` stays two
+ * arguments: the second is masked), for what keeps the arguments apart (the session table).
+ */
+export function maskArgv(argv: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    const next = argv[i + 1];
+    if (next !== undefined && /^--?[\w-]+$/.test(arg) && SECRET_NAME.test(arg) && !next.startsWith('-')) {
+      out.push(maskCredentials(arg), REDACTED);
+      i++;
+      continue;
+    }
+    out.push(maskCredentials(arg));
+  }
+  return out;
+}

@@ -1,0 +1,41 @@
+import { describe, expect, it } from 'vitest';
+import { maskArgv, maskCredentials } from '../../broker/mask.js';
+
+// Shaped like a JWT; signed by nobody.
+const JWT = 'eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLW9mLW5vYm9keQ';
+
+describe('maskCredentials', () => {
+  it.each([
+    ['export GITHUB_TOKEN=ghp_AAAABBBBCCCCDDDD1234', 'export GITHUB_TOKEN=[redacted]'],
+    ['DJANGO_SECRET_KEY="a b" ./manage.py', 'DJANGO_SECRET_KEY=[redacted] ./manage.py'],
+    ['curl -H "Authorization: Bearer sk-live-0123456789abcdef" x', 'curl -H "Authorization: Bearer [redacted]" x'],
+    ['Authorization: Basic dXNlcjpwYXNz', 'Authorization: Basic [redacted]'],
+    ['Authorization: 0123456789', 'Authorization: [redacted]'],
+    [`Authorization: Bearer ${JWT}`, 'Authorization: Bearer [redacted-jwt]'],
+    ['http --auth-type bearer --auth Bearer:x Bearer sk_0123456789abcdefXYZ', 'http --auth-type bearer --auth Bearer:x Bearer [redacted]'],
+    ['mysql --password=S3cretPw -u root', 'mysql --password=[redacted] -u root'],
+    ['vault login --token s.abc123 -v', 'vault login --token [redacted] -v'],
+    ['psql postgres://app:hunter2@db/x', 'psql postgres://app:[redacted]@db/x'],
+    ['curl -u deploy:Hunter2pw https://x', 'curl -u deploy:[redacted] https://x'],
+    ['curl "https://x/?password=hunter2&api_key=K123&q=1"', 'curl "https://x/?password=[redacted]&api_key=[redacted]&q=1"'],
+    [`wget https://x/?access_token=${JWT}`, 'wget https://x/?access_token=[redacted]'],
+  ])('masks %s', (typed, kept) => {
+    expect(maskCredentials(typed)).toBe(kept);
+  });
+
+  it.each(['docker run -u 1000:1000 img', 'ls --color auto', 'PWD=/home/x TOKEN_FILE=/run/t cat $TOKEN_FILE', 'missing bearer token', 'git log --author alice', 'https://example.com/a:b@c'])(
+    'leaves %s as it is',
+    (text) => {
+      expect(maskCredentials(text)).toBe(text);
+    },
+  );
+});
+
+describe('maskArgv', () => {
+  it('masks the argument after an option named like a secret, and each argument as a command line', () => {
+    expect(maskArgv(['vault', 'login', '--token', 's.abc', '-v'])).toEqual(['vault', 'login', '--token', '[redacted]', '-v']);
+    expect(maskArgv(['curl', '-H', `Authorization: Bearer ${JWT}`, 'https://x'])).toEqual(['curl', '-H', 'Authorization: Bearer [redacted-jwt]', 'https://x']);
+    expect(maskArgv(['env', 'API_KEY=k1', 'run'])).toEqual(['env', 'API_KEY=[redacted]', 'run']);
+    expect(maskArgv(['ls', '--color', 'auto'])).toEqual(['ls', '--color', 'auto']);
+  });
+});
