@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../log.js';
+import { clientAddress, normalizeAddress } from '../transport/client-address.js';
 import { requestId } from './request-id.js';
 
 /** Paths polled every few seconds by probes and scrapers: logged at debug level so they do not drown the log. */
@@ -14,14 +15,18 @@ export function logAccess(req: IncomingMessage, res: ServerResponse, log: Logger
   const request = requestId(req);
   const method = req.method;
   const path = (req.url ?? '/').split('?')[0];
-  const remote = req.socket?.remoteAddress;
+  // The client as a trusted proxy reports it (as sessions, audit and the failure limits take
+  // it), and the proxy itself when there is one.
+  const remote = clientAddress(req);
+  const socketAddress = req.socket?.remoteAddress;
+  const peer = socketAddress !== undefined && normalizeAddress(socketAddress) !== remote ? { peer: normalizeAddress(socketAddress) } : {};
   const started = performance.now();
   const level = PROBES.has(path ?? '') ? 'debug' : 'info';
   let logged = false;
   const line = (extra: Record<string, unknown>) => {
     if (logged) return;
     logged = true;
-    log[level]('http', { request, method, path, status: res.statusCode, ms: Math.round(performance.now() - started), remote, ...extra });
+    log[level]('http', { request, method, path, status: res.statusCode, ms: Math.round(performance.now() - started), remote, ...peer, ...extra });
   };
   res.once('finish', () => line({}));
   // A client that left before the answer was complete: still one line, marked.

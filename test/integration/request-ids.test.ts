@@ -5,7 +5,8 @@ import { WireClient } from '../helpers/wire-client.js';
 describe('request ids in answers and logs', () => {
   let b: TestBroker;
   beforeAll(async () => {
-    b = await startTestBroker();
+    // Loopback is the proxy here: what it forwards is believed.
+    b = await startTestBroker({ 'trusted-proxy': ['127.0.0.1/32', '::1/128'] });
   });
   afterAll(() => b.stop());
 
@@ -17,6 +18,17 @@ describe('request ids in answers and logs', () => {
     expect(id).toMatch(/^[0-9a-f-]{36}$/);
     await new Promise((r) => setTimeout(r, 20));
     expect(lines().find((l) => l['msg'] === 'http' && l['request'] === id)).toMatchObject({ method: 'GET', path: '/api/whoami', status: 200 });
+  });
+
+  it('logs the client a trusted proxy names as the remote address, and the proxy as the peer', async () => {
+    const res = await fetch(`${b.url}/healthz`, { headers: { 'x-forwarded-for': '203.0.113.9' } });
+    const id = res.headers.get('x-request-id');
+    const lineOf = (request: string | null) => lines().find((l) => l['msg'] === 'http' && l['request'] === request);
+    await expect.poll(() => lineOf(id)).toMatchObject({ remote: '203.0.113.9', peer: '127.0.0.1' });
+    const direct = (await fetch(`${b.url}/healthz`)).headers.get('x-request-id');
+    await expect.poll(() => lineOf(direct)).toMatchObject({ remote: '127.0.0.1' });
+    const line = lineOf(direct);
+    expect(line).not.toHaveProperty('peer');
   });
 
   it('keeps a sane id given by a proxy, and replaces one that is not', async () => {
