@@ -190,7 +190,7 @@ export class EntryBroker {
     );
     const policy = new AccessPolicy(config.auth.denyApps);
     const tickets = new Tickets(store);
-    api = { guard, policy, tickets, backends, store, audit, recorder, bodyTimeoutMs: config.limits.bodyTimeoutMs };
+    api = { guard, policy, tickets, backends, store, audit, recorder, bodyTimeoutMs: config.limits.bodyTimeoutMs, onForbidden: (code) => metrics?.apiRefused(code) };
     this.sessions.listen(store, this.id, audit);
     gateway = new Gateway({
       config,

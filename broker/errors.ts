@@ -34,7 +34,7 @@ export const ERRORS = {
   ENTRY_PEER_TIMEOUT: { status: 408, close: 1001, message: 'client unreachable: its network stopped acknowledging' },
   ENTRY_PEER_STALLED: { status: 408, close: 4408, message: 'client read none of the queued output for too long' },
   ENTRY_KILLED: { status: 409, close: 4420, message: 'session ended by an administrator' },
-  ENTRY_RATE_LIMITED: { status: 429, close: 4429, message: 'too many failed attempts: try again later' },
+  ENTRY_RATE_LIMITED: { status: 429, close: 4429, message: 'too many attempts: try again later' },
   ENTRY_USER_SESSION_LIMIT: { status: 429, close: 4429, message: 'too many open sessions for this user' },
   ENTRY_TOKEN_REVOKED: { status: 401, close: 4401, message: 'access token revoked' },
   ENTRY_AUTH_UNAVAILABLE: { status: 503, close: 4503, message: 'could not check the token in time' },

@@ -12,7 +12,9 @@ export type AuditType =
   | 'alert'
   | 'auth.failure'
   | 'session.kill'
-  | 'session.watch';
+  | 'session.watch'
+  | 'token.revoke'
+  | 'recording.read';
 
 export interface AuditEvent {
   type: AuditType;
@@ -50,8 +52,12 @@ export interface AuditEvent {
   /** auth.failure / session.refused: why; the user the token claimed, unverified. */
   reason?: string;
   claimedUser?: string;
-  /** session.kill / session.watch: the admin. */
+  /** session.kill / session.watch / token.revoke / recording.read: the admin. */
   by?: string;
+  /** token.revoke: the token revoked and until when, or (with `user`) the time before which that user's tokens were issued. */
+  jti?: string;
+  until?: string;
+  before?: string;
   /** session.resumed: the broker the client reached when another one held the session (`broker` is the holder). */
   via?: string;
   /** session.resumed: how long the session had no connection, and the output bytes sent again. */

@@ -129,8 +129,8 @@ export class AuthGuard {
   }
 }
 
-export function rateLimited(retryAfterMs: number): EntryError {
-  const err = new EntryError('ENTRY_RATE_LIMITED', `retry in ${Math.ceil(retryAfterMs / 1000)} s`);
+export function rateLimited(retryAfterMs: number, what = 'this address failed to authenticate too often'): EntryError {
+  const err = new EntryError('ENTRY_RATE_LIMITED', `${what}: retry in ${Math.ceil(retryAfterMs / 1000)} s`);
   (err as EntryError & { retryAfterSec?: number }).retryAfterSec = Math.max(1, Math.ceil(retryAfterMs / 1000));
   return err;
 }

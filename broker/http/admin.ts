@@ -1,4 +1,5 @@
 import type { ServerResponse } from 'node:http';
+import type { AuditTrail } from '../audit/audit-trail.js';
 import type { Identity } from '../auth/identity.js';
 import { storeCall } from '../store/store-call.js';
 import { EntryError } from '../errors.js';
@@ -42,8 +43,9 @@ const JTI_REVOCATION_DEFAULT_MS = 30 * 86_400_000;
  * `{"user", "before"}` revokes every token of that user issued before the given time. Anything
  * that would revoke nothing (an empty name, a time in seconds, both at once) is refused.
  */
-export async function revoke(res: ServerResponse, identity: Identity, store: Store, raw: Buffer): Promise<void> {
+export async function revoke(res: ServerResponse, identity: Identity, deps: { store: Store; audit: AuditTrail }, raw: Buffer): Promise<void> {
   requireAdmin(identity);
+  const { store } = deps;
   const body = parseJsonObject(raw) ?? {};
   const name = (key: 'jti' | 'user') => {
     const v = body[key];
@@ -59,11 +61,13 @@ export async function revoke(res: ServerResponse, identity: Identity, store: Sto
     const until = body['expiresAt'] === undefined ? Date.now() + JTI_REVOCATION_DEFAULT_MS : requestTime(body['expiresAt'], 'expiresAt');
     await storeCall(() => store.revokeToken(jti, until));
     revocation = { jti };
+    deps.audit.record({ type: 'token.revoke', by: identity.user, jti, until: new Date(until).toISOString() });
   } else if (user !== undefined) {
     if (body['expiresAt'] !== undefined) throw new EntryError('ENTRY_BAD_REQUEST', '"expiresAt" goes with "jti"; a user takes "before"');
     const before = body['before'] === undefined ? Date.now() : requestTime(body['before'], 'before');
     await storeCall(() => store.revokeUserBefore(user, before));
     revocation = { user, before };
+    deps.audit.record({ type: 'token.revoke', by: identity.user, user, before: new Date(before).toISOString() });
   } else {
     throw new EntryError('ENTRY_BAD_REQUEST', 'give {"jti"} or {"user"}');
   }

@@ -27,6 +27,8 @@ export interface ApiDeps {
   recorder: Recorder | undefined;
   /** How long a request body may take to arrive (--body-timeout). */
   bodyTimeoutMs: number;
+  /** Told of each call the policy refused (403), for the metrics. */
+  onForbidden?: (code: string) => void;
 }
 
 /** What a handler gets: the path parameter and the body, already read within the route's limits. */
@@ -62,9 +64,9 @@ export const ROUTES: readonly Route[] = [
   { method: 'GET', path: /^\/api\/whoami$/, body: NO_BODY, handler: (_req, res, id) => whoami(res, id) },
   { method: 'GET', path: /^\/api\/sessions$/, body: NO_BODY, handler: (_req, res, id, deps) => listSessions(res, id, deps.store) },
   { method: 'DELETE', path: /^\/api\/sessions\/([A-Za-z0-9-]{1,64})$/, body: NO_BODY, handler: (_req, res, id, deps, call) => killSession(res, id, deps.store, call.param) },
-  { method: 'POST', path: /^\/api\/revocations$/, body: JSON_BODY, handler: (_req, res, id, deps, call) => revoke(res, id, deps.store, call.body) },
+  { method: 'POST', path: /^\/api\/revocations$/, body: JSON_BODY, handler: (_req, res, id, deps, call) => revoke(res, id, deps, call.body) },
   { method: 'GET', path: /^\/api\/audit$/, body: NO_BODY, handler: (req, res, id, deps) => queryAudit(req, res, id, deps.store) },
-  { method: 'GET', path: /^\/api\/sessions\/([A-Za-z0-9-]{1,64})\/recording$/, body: NO_BODY, handler: (req, res, id, deps, call) => sendRecording(req, res, id, deps.recorder, call.param) },
+  { method: 'GET', path: /^\/api\/sessions\/([A-Za-z0-9-]{1,64})\/recording$/, body: NO_BODY, handler: (req, res, id, deps, call) => sendRecording(req, res, id, deps, call.param) },
 ];
 
 /**
@@ -106,6 +108,7 @@ export async function handleApi(req: IncomingMessage, res: ServerResponse, path:
     // Anything that is not a refusal is a fault: the boundary around the request logs it.
     if (!isEntryError(err)) throw err;
     if (matches.length > 0 && !route) res.setHeader('allow', matches.flatMap((r) => (r.method === 'GET' ? ['GET', 'HEAD'] : [r.method])).join(', '));
+    if (err.status === 403) deps.onForbidden?.(err.code);
     if (REFUSING_BODY.has(err.code)) refuseBody(req, res, err, deps.bodyTimeoutMs);
     else sendError(res, err);
   }
@@ -119,7 +122,7 @@ async function issueTicket(res: ServerResponse, identity: Identity, deps: ApiDep
   // Checked now and again when the ticket is used: a refused user gets no ticket at all.
   deps.policy.check(identity, target.app);
   const d = await storeCall(() => deps.store.hit(`tickets:user:${identity.user}`, TICKETS_PER_USER_PER_MINUTE, TICKET_RATE_WINDOW_MS));
-  if (!d.allowed) throw rateLimited(d.retryAfterMs);
+  if (!d.allowed) throw rateLimited(d.retryAfterMs, `this user was issued ${TICKETS_PER_USER_PER_MINUTE} tickets within a minute`);
   const issued = await deps.tickets.issue(identity, target);
   sendJson(res, 200, { ticket: issued.ticket, expiresAt: issued.expiresAt.toISOString() });
 }

@@ -1,5 +1,6 @@
 import { type FileHandle, open } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { AuditTrail } from '../audit/audit-trail.js';
 import type { AuditQuery } from '../audit/events.js';
 import type { Identity } from '../auth/identity.js';
 import { storeCall } from '../store/store-call.js';
@@ -10,6 +11,7 @@ import { requireAdmin } from './admin.js';
 import { requestTime } from './request-time.js';
 import { sendJson } from './respond.js';
 import { sendStream } from './send-stream.js';
+import { clientAddress } from '../transport/client-address.js';
 
 /** Largest page of audit events one request returns. */
 const MAX_AUDIT_PAGE = 1000;
@@ -36,9 +38,9 @@ export async function queryAudit(req: IncomingMessage, res: ServerResponse, iden
 }
 
 /** GET /api/sessions/:id/recording: the .cast file, as asciinema's player opens it. */
-export async function sendRecording(req: IncomingMessage, res: ServerResponse, identity: Identity, recorder: Recorder | undefined, id: string): Promise<void> {
+export async function sendRecording(req: IncomingMessage, res: ServerResponse, identity: Identity, deps: { recorder: Recorder | undefined; audit: AuditTrail }, id: string): Promise<void> {
   requireAdmin(identity);
-  const path = recorder?.pathOf(id);
+  const path = deps.recorder?.pathOf(id);
   let file: FileHandle;
   try {
     if (!path) throw new Error('recording disabled');
@@ -55,6 +57,8 @@ export async function sendRecording(req: IncomingMessage, res: ServerResponse, i
     await file.close();
     throw err;
   }
+  // Who read what a session showed: the admin, as for a watch.
+  deps.audit.record({ type: 'recording.read', sessionId: id, by: identity.user, source: clientAddress(req) });
   res.writeHead(200, {
     'content-type': 'application/x-asciicast',
     'content-length': String(length),

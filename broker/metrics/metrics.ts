@@ -33,7 +33,7 @@ export function outcomeOf(reason: EndReason): string {
 const codeLabel = (code: string) => code.replace(/^ENTRY_/, '').toLowerCase();
 
 /** Refusals that are about who the caller is or what they may do (the rest are counted as refusals only). */
-const POLICY_CODES = new Set(['ENTRY_FORBIDDEN', 'ENTRY_APP_DENIED']);
+const POLICY_CODES = new Set(['ENTRY_FORBIDDEN', 'ENTRY_APP_DENIED', 'ENTRY_NOT_ADMIN']);
 
 /**
  * The broker's Prometheus metrics, in a registry of its own. A SessionObserver (sessions, bytes,
@@ -99,7 +99,7 @@ export class BrokerMetrics implements SessionObserver {
     });
     this.authFailures = new Counter({
       name: 'entry_auth_failures_total',
-      help: 'Failed authentications and authorizations, by reason: no_token, bad_token, token_expired, token_revoked, rate_limited, bad_ticket, forbidden, app_denied.',
+      help: 'Failed authentications and authorizations (sessions and API calls), by reason: no_token, bad_token, token_expired, token_revoked, rate_limited, bad_ticket, forbidden, app_denied, not_admin.',
       labelNames: ['reason'],
       registers,
     });
@@ -191,6 +191,11 @@ export class BrokerMetrics implements SessionObserver {
   refused(info: { code: string }): void {
     this.refusals.inc({ code: codeLabel(info.code) });
     if (POLICY_CODES.has(info.code)) this.authFailures.inc({ reason: codeLabel(info.code) });
+  }
+
+  /** An API call refused by the policy (not the user's app, a denied app, not an admin). */
+  apiRefused(code: string): void {
+    if (POLICY_CODES.has(code)) this.authFailures.inc({ reason: codeLabel(code) });
   }
 
   /** An unexpected error caught at a boundary. */

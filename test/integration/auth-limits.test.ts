@@ -36,7 +36,7 @@ describe('auth-failure limits and token revocation', () => {
     const c = await WireClient.connect(b.wsUrl, { 'access-token': 'junk', 'app-name': app, 'proc-name': 'web', 'instance-no': '1' });
     const closed = await c.closed;
     expect(closed.code).toBe(4429);
-    expect(new TextDecoder().decode(c.closeMessage()!.content)).toMatch(/too many failed attempts/);
+    expect(new TextDecoder().decode(c.closeMessage()!.content)).toMatch(/this address failed to authenticate too often/);
     // The window passes: a good token works again, and not before (a refusal while limited
     // counts no further failure, so asking again does not push the window on).
     const good = await b.mint({ apps: [app] });
@@ -67,6 +67,14 @@ describe('auth-failure limits and token revocation', () => {
 
     const notAdmin = await fetch(`${b.url}/api/revocations`, { method: 'POST', headers: { authorization: `Bearer ${await b.mint({ apps: ['*'] })}`, 'content-type': 'application/json' }, body: '{"user":"x"}' });
     expect(notAdmin.status).toBe(403);
+
+    // Each revocation is in the audit trail with the admin who made it.
+    const trail = await fetch(`${b.url}/api/audit?type=token.revoke`, { headers: { authorization: `Bearer ${admin}` } });
+    const { events } = (await trail.json()) as { events: Array<Record<string, unknown>> };
+    expect(events.map(({ by, jti, user, until, before }) => ({ by, jti, user, until: typeof until, before: typeof before })).reverse()).toEqual([
+      { by: 'boss', jti: 'token-1', user: undefined, until: 'string', before: 'undefined' },
+      { by: 'boss', jti: undefined, user: 'max', until: 'undefined', before: 'string' },
+    ]);
 
     // Times no Date (or Redis) can hold are refused, not stored as "forever".
     // So are revocations that would revoke nothing: an empty name, seconds taken for ms, a mix.

@@ -152,10 +152,16 @@ describe('Prometheus metrics on --metrics-listen', () => {
     await missing.closed;
     const forged = await WireClient.connect(`${b.wsUrl}?${new URLSearchParams({ app, proc: 'web', instance: '1', ticket: 'A'.repeat(43) })}`, {}, ['entry.v1']);
     await forged.closed;
+    // API calls the policy refuses count as sessions refused by it do.
+    const ticketElsewhere = await fetch(`${b.url}/api/tickets`, { method: 'POST', headers: { authorization: `Bearer ${await b.mint({ apps: ['someone-else'] })}`, 'content-type': 'application/json' }, body: JSON.stringify(target) });
+    expect(ticketElsewhere.status).toBe(403);
+    const sessionsAsUser = await fetch(`${b.url}/api/sessions`, { headers: { authorization: `Bearer ${await b.mint({ apps: [app] })}` } });
+    expect(sessionsAsUser.status).toBe(403);
     const after = await scrape();
     expect(after.value('entry_auth_failures_total', { reason: 'bad_ticket' })).toBe(before.value('entry_auth_failures_total', { reason: 'bad_ticket' }) + 1);
     expect(after.value('entry_auth_failures_total', { reason: 'bad_token' })).toBe(before.value('entry_auth_failures_total', { reason: 'bad_token' }) + 1);
-    expect(after.value('entry_auth_failures_total', { reason: 'forbidden' })).toBe(before.value('entry_auth_failures_total', { reason: 'forbidden' }) + 1);
+    expect(after.value('entry_auth_failures_total', { reason: 'forbidden' })).toBe(before.value('entry_auth_failures_total', { reason: 'forbidden' }) + 2);
+    expect(after.value('entry_auth_failures_total', { reason: 'not_admin' })).toBe(before.value('entry_auth_failures_total', { reason: 'not_admin' }) + 1);
     expect(after.value('entry_session_refusals_total', { code: 'not_found' })).toBe(before.value('entry_session_refusals_total', { code: 'not_found' }) + 1);
   });
 

@@ -77,7 +77,10 @@ describe('tickets against revocation and per-user limits, with Redis', () => {
     expect(Object.fromEntries(statuses)).toEqual({ 200: TICKETS_PER_USER_PER_MINUTE });
     const over = await post('/api/tickets', greedy, target);
     expect(over.status).toBe(429);
-    expect(((await over.json()) as { error: string }).error).toBe('ENTRY_RATE_LIMITED');
+    expect((await over.json()) as { error: string; message: string }).toMatchObject({
+      error: 'ENTRY_RATE_LIMITED',
+      message: expect.stringContaining(`this user was issued ${TICKETS_PER_USER_PER_MINUTE} tickets within a minute: retry in`),
+    });
     const retryAfter = Number(over.headers.get('retry-after'));
     expect(retryAfter).toBeGreaterThanOrEqual(1);
     expect(retryAfter).toBeLessThanOrEqual(60);

@@ -4,7 +4,7 @@ import { bindRowKeys, bytes, duration, h, localTime, shellWords } from './dom.js
 const PAGE_SIZE = 50;
 
 /** The event types of the README's "Audit events" table, in the order a session meets them. */
-export const AUDIT_TYPES = ['session.start', 'exec', 'command', 'alert', 'session.end', 'session.refused', 'auth.failure', 'session.kill', 'session.watch'];
+export const AUDIT_TYPES = ['session.start', 'exec', 'command', 'alert', 'session.end', 'session.refused', 'auth.failure', 'session.kill', 'session.watch', 'token.revoke', 'recording.read'];
 
 export interface AuditElements {
   form: HTMLFormElement;
@@ -206,6 +206,13 @@ function details(e: AuditEvent): Array<Node | string> {
       return [h('span', { textContent: `by ${e.by ?? '?'}` })];
     case 'session.watch':
       return [h('span', { textContent: `watched by ${e.by ?? '?'}` }), ...(e.source ? [' ', muted(`from ${e.source}`)] : [])];
+    case 'token.revoke':
+      return [
+        h('span', { textContent: e.jti ? `token ${e.jti} revoked by ${e.by ?? '?'}` : `tokens of ${e.user ?? '?'} issued before ${e.before ?? '?'} revoked by ${e.by ?? '?'}` }),
+        ...(e.until ? [' ', muted(`until ${e.until}`)] : []),
+      ];
+    case 'recording.read':
+      return [h('span', { textContent: `recording read by ${e.by ?? '?'}` }), ...(e.source ? [' ', muted(`from ${e.source}`)] : [])];
     default:
       return [muted(e.reason ?? '')];
   }
