@@ -81,7 +81,7 @@ export function createRequestHandler(deps: HttpDeps) {
       sendMethodNotAllowed(res, req.method, path, 'GET, HEAD');
       return;
     }
-    if (path === '/enter' || path === '/attach') {
+    if (path === '/enter' || path === '/attach' || path === '/watch') {
       sendError(res, new EntryError('ENTRY_UPGRADE_REQUIRED'), { upgrade: 'websocket' });
       return;
     }

@@ -94,7 +94,7 @@ describe('HTTP methods and timeouts', () => {
   });
 
   it('answers a plain request to a WebSocket endpoint with 426 and its own code', async () => {
-    for (const [method, path] of [['GET', '/enter'], ['POST', '/attach']] as const) {
+    for (const [method, path] of [['GET', '/enter'], ['POST', '/attach'], ['GET', '/watch']] as const) {
       const res = await fetch(broker.url + path, { method });
       expect(res.status, `${method} ${path}`).toBe(426);
       expect(res.headers.get('upgrade'), `${method} ${path}`).toBe('websocket');
