@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseCast } from '../../client/web/console/cast.js';
+import { clampSizes, MAX_REPLAY_COLS, MAX_REPLAY_ROWS, parseCast } from '../../client/web/console/cast.js';
 
 const header = JSON.stringify({ version: 2, width: 100, height: 30, timestamp: 1_700_000_000 });
 
@@ -38,5 +38,18 @@ describe('parseCast', () => {
     expect(() => parseCast(`${header}\n[null,"o","hi"]\n`)).toThrow('line 2 is not an event');
     expect(() => parseCast(`${header}\n[0.5,"o"]\n`)).toThrow('line 2 is not an event');
     expect(() => parseCast(`${header}\n[0.5,"o",`)).not.toThrow();
+  });
+});
+
+describe('clampSizes', () => {
+  it('cuts the sizes a replay would draw to MAX_REPLAY_COLS × MAX_REPLAY_ROWS, and leaves the rest of the recording as it was', () => {
+    const huge = `${JSON.stringify({ version: 2, width: 10000, height: 10000, command: 'sh' })}\n[0.5,"o","hi"]\n[1,"r","10000x10000"]\n[1.5,"i","\\"r\\""]\n[2,"r","120x40"]\n`;
+    const clamped = clampSizes(huge);
+    const lines = clamped.split('\n');
+    expect(JSON.parse(lines[0]!)).toEqual({ version: 2, width: MAX_REPLAY_COLS, height: MAX_REPLAY_ROWS, command: 'sh' });
+    expect(lines.slice(1)).toEqual(['[0.5,"o","hi"]', `[1,"r","${MAX_REPLAY_COLS}x${MAX_REPLAY_ROWS}"]`, '[1.5,"i","\\"r\\""]', '[2,"r","120x40"]', '']);
+    expect(parseCast(huge)).toMatchObject({ width: MAX_REPLAY_COLS, height: MAX_REPLAY_ROWS });
+    const ordinary = `${header}\n[1,"r","200x50"]\n`;
+    expect(clampSizes(ordinary)).toBe(ordinary);
   });
 });

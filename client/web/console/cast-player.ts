@@ -1,5 +1,5 @@
 import { Terminal } from '@xterm/xterm';
-import { type Cast, type CastEvent, clock, limitIdle } from './cast.js';
+import { type Cast, type CastEvent, clock, limitIdle, replaySize } from './cast.js';
 import { h } from './dom.js';
 
 export interface PlayerOptions {
@@ -167,7 +167,7 @@ export class CastPlayer implements ReplayEngine {
       if (code === 'o' || code === 'e') this.terminal.write(data);
       else if (code === 'r') {
         const [cols, rows] = data.split('x').map(Number);
-        if (cols && rows) this.terminal.resize(cols, rows);
+        if (cols && rows) this.terminal.resize(...replaySize(cols, rows));
       }
     }
   }

@@ -28,12 +28,52 @@ export function parseCast(text: string): Cast {
     }
     events.push([e[0], e[1], e[2]]);
   }
+  const [width, height] = replaySize(typeof header.width === 'number' && header.width > 0 ? header.width : 80, typeof header.height === 'number' && header.height > 0 ? header.height : 24);
   return {
-    width: typeof header.width === 'number' && header.width > 0 ? header.width : 80,
-    height: typeof header.height === 'number' && header.height > 0 ? header.height : 24,
+    width,
+    height,
     timestamp: typeof header.timestamp === 'number' ? header.timestamp : undefined,
     events,
   };
+}
+
+/**
+ * The largest screen a replay draws: a 4K display in a small font is about 640 columns. The
+ * broker takes sizes up to 10000×10000 from a client, and a recording keeps them; a player that
+ * drew one would allocate 10⁸ cells (1.3 GB in xterm.js) for whoever opens the replay.
+ */
+export const MAX_REPLAY_COLS = 1000;
+export const MAX_REPLAY_ROWS = 500;
+
+/** A recorded size as a replay draws it. */
+export function replaySize(cols: number, rows: number): [number, number] {
+  return [Math.min(cols, MAX_REPLAY_COLS), Math.min(rows, MAX_REPLAY_ROWS)];
+}
+
+/** The recording with its header's size and its resizes ("r") cut to the largest a replay draws. */
+export function clampSizes(text: string): string {
+  const lines = text.split('\n');
+  let changed = false;
+  const header = jsonLine(lines[0] ?? '') as Record<string, unknown> | null | undefined;
+  if (header && typeof header === 'object' && typeof header['width'] === 'number' && typeof header['height'] === 'number') {
+    const [width, height] = replaySize(header['width'], header['height']);
+    if (width !== header['width'] || height !== header['height']) {
+      lines[0] = JSON.stringify({ ...header, width, height });
+      changed = true;
+    }
+  }
+  for (let i = 1; i < lines.length; i++) {
+    if (!lines[i]!.includes('"r"')) continue;
+    const e = jsonLine(lines[i]!);
+    if (!Array.isArray(e) || e[1] !== 'r' || typeof e[2] !== 'string') continue;
+    const [cols, rows] = e[2].split('x').map(Number);
+    if (!cols || !rows) continue;
+    const [c, r] = replaySize(cols, rows);
+    if (c === cols && r === rows) continue;
+    lines[i] = JSON.stringify([e[0], 'r', `${c}x${r}`]);
+    changed = true;
+  }
+  return changed ? lines.join('\n') : text;
 }
 
 function jsonLine(line: string): unknown {

@@ -1,5 +1,5 @@
 import { ApiError, type BrokerApi } from '../api.js';
-import { completeLines, parseCast } from './cast.js';
+import { clampSizes, completeLines, parseCast } from './cast.js';
 import { CastPlayer, type PlayerOptions, type ReplayEngine } from './cast-player.js';
 import { h } from './dom.js';
 import type { TabContent } from './terminal-tabs.js';
@@ -99,7 +99,7 @@ export function replayTab(api: BrokerApi, session: string, title: string, heldBy
       state('closed');
     };
     try {
-      recording = completeLines(await api.recording(session));
+      recording = clampSizes(completeLines(await api.recording(session)));
       parseCast(recording);
     } catch (err) {
       if (disposed) return;
