@@ -78,6 +78,7 @@ export class EntryBroker {
   private backends: Backends | undefined;
   private certificates: ListenerCertificates | undefined;
   private metricsServer: MetricsServer | undefined;
+  private audit: AuditTrail | undefined;
   private leftovers: Leftovers | undefined;
 
   /** Reports unexpected errors caught at a boundary: logged with their stack and counted. */
@@ -118,6 +119,7 @@ export class EntryBroker {
     this.certificates = certificates;
     const store = await this.openStore();
     const audit = new AuditTrail(store, this.log, { brokerId: this.id, maxEvents: config.audit.maxEvents, alertRules: config.audit.alertRules });
+    this.audit = audit;
     // Sessions a dead broker left running are claimed before this one takes any, and ended meanwhile.
     const leftovers = await this.openLeftovers(store, backends, audit);
     this.leftovers = leftovers;
@@ -299,6 +301,8 @@ export class EntryBroker {
     this.backends?.stop();
     this.certificates?.close();
     await this.metricsServer?.close();
+    // The sessions' last events (their ends) are stored before the store is let go.
+    await this.audit?.flush();
     await this.store?.close();
   }
 

@@ -1,6 +1,8 @@
+import { randomUUID } from 'node:crypto';
 import { isEntryError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { maskArgv, maskCredentials } from '../mask.js';
+import { AuditWriter } from './audit-writer.js';
 import type { Refusal, SessionInfo, SessionObserver, SessionTap } from '../session/observer.js';
 import type { OutputStream } from '../session/types.js';
 import type { Store } from '../store/store.js';
@@ -16,7 +18,7 @@ export interface AuditOptions {
   alertRules: RegExp[];
 }
 
-type Fields = Omit<AuditEvent, 'time' | 'broker'>;
+type Fields = Omit<AuditEvent, 'id' | 'time' | 'broker'>;
 
 /**
  * Most characters of a scripted run's command kept in its `exec` event, as for a typed line: the
@@ -48,19 +50,33 @@ function auditedArgv(argv: readonly string[]): { argv: string[]; truncated: bool
  * configured), and follows sessions to write theirs: start, exec, commands, alerts, end.
  */
 export class AuditTrail implements SessionObserver {
+  private readonly writer: AuditWriter;
+
   constructor(
-    private readonly store: Store,
+    store: Store,
     private readonly log: Logger,
     private readonly options: AuditOptions,
-  ) {}
+  ) {
+    this.writer = new AuditWriter((event) => store.appendAudit(event, options.maxEvents), log);
+  }
 
   record(fields: Fields): void {
     // Stored as the log writes it: a token in a command line (`curl -H "Authorization: Bearer
     // eyJ…"`, `export T=eyJ…`) is masked, not kept for every reader of the trail.
-    const event: AuditEvent = { ...maskFields(fields), time: new Date().toISOString(), broker: this.options.brokerId };
+    const event: AuditEvent = { ...maskFields(fields), id: randomUUID(), time: new Date().toISOString(), broker: this.options.brokerId };
     this.log.info('audit', { audit: event.type, ...event, type: undefined });
-    // An audit write that fails is logged, never fatal: the log line above already holds it.
-    void this.store.appendAudit(event, this.options.maxEvents).catch((err: unknown) => this.log.warn('audit event not stored', { audit: event.type, error: err as Error }));
+    // Never fatal: the log line above holds it, and the writer holds it for the store.
+    this.writer.add(event);
+  }
+
+  /** Events the store has not taken yet. */
+  get backlog(): number {
+    return this.writer.backlog;
+  }
+
+  /** Stores what is held, within a bound (the broker stops). */
+  flush(): Promise<void> {
+    return this.writer.flush();
   }
 
   started(info: SessionInfo): SessionTap {

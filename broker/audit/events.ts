@@ -18,6 +18,8 @@ export type AuditType =
 
 export interface AuditEvent {
   type: AuditType;
+  /** Unique to the event: one stored twice (a write that timed out, then tried again) is read once. */
+  id?: string;
   /** ISO 8601, milliseconds. */
   time: string;
   /** The broker that wrote it. */

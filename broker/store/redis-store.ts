@@ -274,6 +274,7 @@ export class RedisStore implements Store {
     }
     const oldest = query.since !== undefined ? query.since - AUDIT_CLOCK_SLACK_MS : -Infinity;
     let scanned = 0;
+    const seen = new Set<string>();
     while (events.length < query.limit && scanned < AUDIT_SCAN_LIMIT) {
       const batch = (await this.redis.xrevrange(`${P}audit`, end, '-', 'COUNT', 500)) as Array<[string, string[]]>;
       if (batch.length === 0) return { events, next: undefined };
@@ -282,6 +283,11 @@ export class RedisStore implements Store {
         if (Number(id.split('-')[0]) < oldest) return { events, next: undefined };
         end = `(${id}`;
         const e = JSON.parse(fields[1] ?? '{}') as AuditEvent;
+        // Written twice (a write that timed out, then tried again): read once.
+        if (e.id !== undefined) {
+          if (seen.has(e.id)) continue;
+          seen.add(e.id);
+        }
         if (matches(e, query)) {
           events.push(e);
           if (events.length === query.limit) return { events, next: id };
