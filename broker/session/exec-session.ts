@@ -46,6 +46,7 @@ export async function runExecSession(upgrade: AdmittedSession, deps: ExecSession
   const { terminal, identity, target, container, sessionId } = upgrade;
   const started = Date.now();
   let relay: Relay | undefined;
+  let relayRunning = false;
   let stopRequested: EntryError | undefined;
   // A stop (drain, kill) while the session starts: waiting for START gives up at once; an exec
   // being opened is ended as soon as it is open. Either way the stop resolves at the end.
@@ -80,7 +81,9 @@ export async function runExecSession(upgrade: AdmittedSession, deps: ExecSession
     },
     watch: (until, by) => {
       // The banner goes to TTY sessions only: in a scripted run it would corrupt the output.
-      if (feed.lease(until, by) && deps.watchBanner && tty && relay) side.send('stdout', Buffer.from(`\r\n\x1b[33m[entry: ${by} is watching this session]\x1b[0m\r\n`));
+      // Once the relay runs: before, the banner would reach the client ahead of RESUMABLE,
+      // which tells a resuming client that this broker does not resume.
+      if (feed.lease(until, by) && deps.watchBanner && tty && relayRunning) side.send('stdout', Buffer.from(`\r\n\x1b[33m[entry: ${by} is watching this session]\x1b[0m\r\n`));
     },
     resume: (attempt) => {
       if (!resumable || !relay) throw new EntryError('ENTRY_RESUME_EXPIRED');
@@ -237,6 +240,7 @@ export async function runExecSession(upgrade: AdmittedSession, deps: ExecSession
         .catch((err: unknown) => deps.log.warn('session not registered yet: the heartbeat lists it once the store answers', { ...fields, error: err as Error }));
     }
     if (stopRequested) void r.stop(stopRequested);
+    relayRunning = true;
     const reason = await r.run();
     outcome = reason;
     return reason;
