@@ -276,7 +276,9 @@ class TerminalSession implements TerminalHandle {
     if (this.disposed) return;
     this.detachSocket(1000);
     this.stopResuming();
-    this.terminal.reset();
+    // What the last session showed stays in the scrollback (its last words may be why it
+    // ended); the modes it left (the alternate screen, colours, a hidden cursor) do not.
+    this.terminal.write('\x1b[?1049l\x1b[!p\r\n');
     void this.connect();
   }
 
@@ -695,15 +697,25 @@ class TerminalSession implements TerminalHandle {
 
   private showOverlay(): void {
     if (!this.overlay) {
-      this.overlay = this.screen.ownerDocument.createElement('div');
+      const doc = this.screen.ownerDocument;
+      this.overlay = doc.createElement('div');
       this.overlay.className = 'entry-terminal-overlay';
+      // Said once by a screen reader; the countdown beside it is for the eyes only.
+      const said = doc.createElement('span');
+      said.setAttribute('role', 'status');
+      const countdown = doc.createElement('span');
+      countdown.setAttribute('aria-hidden', 'true');
+      this.overlay.append(said, countdown);
       this.screen.append(this.overlay);
     }
     const draw = () => {
       if (!this.overlay) return;
       const left = Math.max(0, Math.ceil((this.deadline - Date.now()) / 1000));
       const offline = typeof navigator !== 'undefined' && navigator.onLine === false;
-      this.overlay.textContent = `Connection lost${offline ? ' (offline)' : ''}: reconnecting… ${left} s left`;
+      const [said, countdown] = this.overlay.children;
+      const text = `Connection lost${offline ? ' (offline)' : ''}: reconnecting…`;
+      if (said && said.textContent !== text) said.textContent = text;
+      if (countdown) countdown.textContent = ` ${left} s left`;
     };
     draw();
     this.overlayTimer ??= setInterval(draw, 1_000);

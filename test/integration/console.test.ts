@@ -180,10 +180,15 @@ describe('web console in Chromium', () => {
     await typeLine(page, sel, 'exit 3');
     await waitForTerminal(page, sel, /exited with code 3\s*\n\[press Enter to reconnect\]/);
     await page.locator('.tab[data-state="closed"]').waitFor();
+    // The tab says its state in words too, not by its colour alone.
+    await page.getByRole('tab', { name: `${app}/web/1 (ended)`, exact: true }).waitFor();
     await page.keyboard.press('Enter');
     await page.locator('.tab[data-state="open"]').waitFor();
+    await page.getByRole('tab', { name: `${app}/web/1 (open)`, exact: true }).waitFor();
     await typeLine(page, sel, 'echo again-$((2+3))');
-    await waitForTerminal(page, sel, /^again-5$/m);
+    // The new session follows the old one's last words, which stay in the scrollback.
+    const text = await waitForTerminal(page, sel, /^again-5$/m);
+    expect(text).toMatch(/exited with code 3/);
   });
 
   it('closes a tab, ending its session, and opens the same container again', async () => {

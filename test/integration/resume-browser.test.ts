@@ -54,6 +54,8 @@ describe('the browser terminal resumes', () => {
     proxy.cut(2_000);
     await overlay().waitFor({ state: 'visible', timeout: 5_000 });
     expect(await overlay().textContent()).toMatch(/reconnecting… \d+ s left/);
+    // Said to a screen reader once, without the countdown.
+    expect(await overlay().getByRole('status').textContent()).toBe('Connection lost: reconnecting…');
     await overlay().waitFor({ state: 'detached', timeout: 20_000 });
     const back = Date.now() - cut;
     await waitForTerminal(page, '#t', /^tick 8$/m);

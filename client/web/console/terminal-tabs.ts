@@ -135,7 +135,14 @@ export class TerminalTabs {
 
   private open(key: string, label: string, kind: TabKind, content: TabContent): void {
     const id = `term-${++this.counter}`;
-    const tab = h('button', { type: 'button', className: `tab tab-${kind}`, id: `${id}-tab` }, h('span', { className: 'dot' }), h('span', { className: 'label', textContent: label }));
+    // The dot's colour says the state; the hidden text says it to a screen reader.
+    const tab = h(
+      'button',
+      { type: 'button', className: `tab tab-${kind}`, id: `${id}-tab` },
+      h('span', { className: 'dot' }),
+      h('span', { className: 'label', textContent: label }),
+      h('span', { className: 'visually-hidden state-text', textContent: '(connecting)' }),
+    );
     tab.setAttribute('role', 'tab');
     tab.setAttribute('aria-controls', `${id}-panel`);
     tab.dataset['state'] = 'connecting';
@@ -222,6 +229,8 @@ export class TerminalTabs {
 
   private showState(entry: OpenTab, state: TerminalState | string): void {
     entry.tab.dataset['state'] = state;
+    const text = entry.tab.querySelector('.state-text');
+    if (text) text.textContent = `(${state === 'closed' ? 'ended' : state})`;
   }
 
   private setSplit(split: boolean): void {
