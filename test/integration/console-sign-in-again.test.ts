@@ -1,11 +1,10 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { Browser, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { launchChromium, terminalText, typeLine, waitForTerminal } from '../helpers/browser.js';
-import { startTestBroker, type TestBroker } from '../helpers/broker.js';
-import { TestContainers, uniqueApp } from '../helpers/containers.js';
-import { TcpProxy } from '../helpers/tcp-proxy.js';
+import type { Page } from 'playwright-core';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { terminalText, typeLine, waitForTerminal } from '../helpers/browser.js';
+import { useBrowserBehindProxy } from '../helpers/browser-behind-proxy.js';
+import { uniqueApp } from '../helpers/containers.js';
 
 const CONSOLE_DIR = fileURLToPath(new URL('../../dist/console/', import.meta.url));
 const terminalOf = (key: string) => `.panel[data-key="${key}"] entry-terminal`;
@@ -15,27 +14,12 @@ const terminalOf = (key: string) => `.panel[data-key="${key}"] entry-terminal`;
  * left open belong to the user who opened them, and go on with that user's next token.
  */
 describe('the console signed in again', () => {
-  const containers = new TestContainers();
   const app = uniqueApp('again');
   const key = `${app}/web/1`;
-  let b: TestBroker;
-  let proxy: TcpProxy;
-  let browser: Browser;
+  const setUp = useBrowserBehindProxy(app, { 'clock-tolerance': 0 });
 
-  beforeAll(async () => {
+  beforeAll(() => {
     if (!existsSync(`${CONSOLE_DIR}index.html`)) throw new Error('dist/console/index.html is missing: run npm run build:web first');
-    b = await startTestBroker({ 'clock-tolerance': 0 });
-    // Page, API and sockets through one proxy: one origin, and a link the test can cut.
-    proxy = new TcpProxy(b.url);
-    await proxy.start();
-    await containers.entry(app, 'web', 1);
-    browser = await launchChromium();
-  });
-  afterAll(async () => {
-    await browser?.close();
-    await proxy?.stop();
-    await b?.stop();
-    await containers.removeAll();
   });
 
   async function signIn(page: Page, token: string): Promise<void> {
@@ -45,20 +29,21 @@ describe('the console signed in again', () => {
   }
 
   async function openShell(page: Page, token: string): Promise<void> {
-    await page.goto(`${proxy.url}/`);
+    await page.goto(`${setUp.proxy.url}/`);
     await signIn(page, token);
     await page.getByRole('button', { name: `Enter ${key}` }).click();
     await page.locator('.tab[data-state="open"]').waitFor();
   }
 
   it('resumes a terminal whose token expired while its link was down with the token signed in next', async () => {
+    const { b, proxy, browser } = setUp;
     const page = await (await browser.newContext({ viewport: { width: 1000, height: 700 } })).newPage();
     const expiresAt = Math.floor(Date.now() / 1000) + 8;
     await openShell(page, await b.mint({ apps: [app] }, { expiresIn: expiresAt }));
     await typeLine(page, terminalOf(key), 'KEPT=kept-$((6*7))');
     expect(b.broker.sessionCount).toBe(1);
-    // The token's end is a time, not an event: wait for it to pass.
-    await new Promise((resolve) => setTimeout(resolve, expiresAt * 1000 - Date.now() + 500));
+    // Past the token's expiry (whole seconds in `exp`), the link breaks.
+    await page.waitForFunction((at) => Date.now() > at, expiresAt * 1000 + 500, { timeout: 20_000 });
     proxy.cut();
     // The resume's ticket is refused: the form asks for a token; the session waits for it.
     await page.locator('#sign-in-error', { hasText: /expired.*Sign in again as alice/ }).waitFor({ timeout: 15_000 });
@@ -74,6 +59,7 @@ describe('the console signed in again', () => {
   }, 90_000);
 
   it('ends the terminals left open when another user signs in, rather than handing them over', async () => {
+    const { b, browser } = setUp;
     const page = await (await browser.newContext({ viewport: { width: 1000, height: 700 } })).newPage();
     await openShell(page, await b.mint({ apps: [app] }));
     expect(b.broker.sessionCount).toBe(1);

@@ -6,6 +6,7 @@ import { launchChromium, mountTerminal, terminalText, typeLine, waitForTerminal 
 import { startTestBroker, type TestBroker } from '../helpers/broker.js';
 import { TestContainers, uniqueApp } from '../helpers/containers.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
+import { useBrowserBehindProxy } from '../helpers/browser-behind-proxy.js';
 
 const CONSOLE_DIR = fileURLToPath(new URL('../../dist/console/', import.meta.url));
 
@@ -117,27 +118,11 @@ describe('the browser terminal resumes', () => {
  * against the address, and so against everyone behind it.
  */
 describe('the browser terminal whose token expired while its link was down', () => {
-  const containers = new TestContainers();
   const app = uniqueApp('rexp');
-  let b: TestBroker;
-  let proxy: TcpProxy;
-  let browser: Browser;
-
-  beforeAll(async () => {
-    b = await startTestBroker({ 'clock-tolerance': 0 });
-    proxy = new TcpProxy(b.url);
-    await proxy.start();
-    await containers.entry(app, 'web', 1);
-    browser = await launchChromium();
-  });
-  afterAll(async () => {
-    await browser?.close();
-    await proxy?.stop();
-    await b?.stop();
-    await containers.removeAll();
-  });
+  const setUp = useBrowserBehindProxy(app, { 'clock-tolerance': 0 });
 
   it('ends the session view at the first refusal, saying why, rather than asking again for the grace period', async () => {
+    const { b, proxy, browser } = setUp;
     const page = await (await browser.newContext({ viewport: { width: 1000, height: 700 } })).newPage();
     await page.goto(`${proxy.url}/healthz`);
     // Long enough for the page to load and open the session on a loaded machine (exp is in whole
