@@ -19,8 +19,8 @@ const AUTHORIZATION = /(?<![\w-])(authorization:\s*)(?:(basic|bearer|digest|toke
 /** `Bearer …` on its own: a token's characters, at least 16 of them (not "a bearer token"). */
 const BEARER = /(?<![\w-])(bearer\s+)[A-Za-z0-9._~+/-]{16,}=*/gi;
 
-/** `scheme://user:password@host`. */
-const URL_PASSWORD = /(?<![\w+.-])([a-z][a-z0-9+.-]*:\/\/[^\s:@/"']+:)[^\s@/"']+@/gi;
+/** `scheme://user:password@host`, the password up to the last `@` (written raw, it may hold `/` and `@`). */
+const URL_PASSWORD = /(?<![\w+.-])([a-z][a-z0-9+.-]*:\/\/[^\s:@/"']*:)[^\s"']*@/gi;
 
 /** `NAME=value` and `--name=value`, where the name is one a secret goes by. */
 const ASSIGNMENT = /(?<![\w-])(-{0,2}[\w-]+)=("[^"]*"|'[^']*'|[^\s"']+)/g;
@@ -29,7 +29,7 @@ const OPTION = /(?<![\w-])(--?[\w-]+)(\s+)("[^"]*"|'[^']*'|[^\s"'-][^\s"']*)/g;
 /** Names secrets go by, as the end of a name (`DB_PASSWORD`, `--api-key`; not `TOKEN_FILE`). */
 const SECRET_NAME = /(?:token|secret|passw(?:or)?d|passphrase|api[_-]?key|access[_-]?key|secret[_-]?key|private[_-]?key|credentials?)$/i;
 /** `-u user:password` (curl, wget); not `-u 1000:1000`. */
-const USER_PASSWORD = /((?:^|\s)(?:-u\s*|--user[=\s]\s*)[^\s:"']+:)(?!\d+(?:\s|$))[^\s"']+/g;
+const USER_PASSWORD = /((?:^|\s)(?:-u\s*|--user[=\s]\s*)[^\s:"']+:)(?!\d+(?:\s|$)|\/\/)[^\s"']+/g;
 
 const REDACTED = '[redacted]';
 const masked = (value: string) => value.startsWith('[redacted');
@@ -64,4 +64,15 @@ export function maskArgv(argv: readonly string[]): string[] {
     out.push(maskCredentials(arg));
   }
   return out;
+}
+
+/**
+ * A setting's value as an error may show it: the user information of a URL (`redis://:pw@…`)
+ * left out, whatever it holds, even where it makes the URL invalid.
+ */
+export function withoutCredentials(value: string): string {
+  return value
+    .split(',')
+    .map((part) => part.replace(/^(\s*[a-z][a-z0-9+.-]*:\/\/)[^\s]*@/i, '$1[credentials]@'))
+    .join(',');
 }

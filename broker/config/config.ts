@@ -1,6 +1,7 @@
 import { isIP, isIPv6 } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { withoutCredentials } from '../mask.js';
 import { ConfigError } from './config-error.js';
 import { type DockerClientFiles, type ListenerTls, parseDockerClientFiles, parseHostSpec, parseListenerTls, parseMetricsListen, parseTrustedProxies } from './fleet-settings.js';
 import { type SettingName, defaultBoolean, defaultList, defaultNumber, defaultString } from './settings.js';
@@ -263,13 +264,15 @@ function parseRedis(raw: RawSettings): BrokerConfig['redis'] {
   const sentinels = list(raw, 'redis-sentinels', []);
   const cluster = bool(raw, 'redis-cluster');
   if (url) {
-    for (const u of url.split(',')) {
+    const urls = url.split(',');
+    if (urls.length > 1 && !cluster) throw new ConfigError('--redis-url', 'lists several URLs: give one, or seed nodes with --redis-cluster');
+    for (const u of urls) {
       let parsed: URL;
       try {
         parsed = new URL(u.trim());
       } catch {
         // Said without its credentials: start-up failures land in journald.
-        throw new ConfigError('--redis-url', `not a URL: ${u.replace(/\/\/[^@/]*@/, '//[credentials]@')}`);
+        throw new ConfigError('--redis-url', `not a URL: ${withoutCredentials(u.trim())} (a password with / or @ in it is written %2F, %40)`);
       }
       if (!['redis:', 'rediss:'].includes(parsed.protocol)) throw new ConfigError('--redis-url', 'must be redis:// or rediss://');
     }

@@ -1,3 +1,4 @@
+import { withoutCredentials } from '../mask.js';
 import { ConfigError } from './config-error.js';
 import type { Setting } from './settings.js';
 
@@ -41,6 +42,6 @@ export function checkFlagShapes(argv: readonly string[], options: Readonly<Recor
     const values = seen.get(name) ?? [];
     values.push(value);
     seen.set(name, values);
-    if (values.length > 1) throw new ConfigError(`--${name}`, `given more than once (${values.map((v) => JSON.stringify(v)).join(', ')}); give it once`);
+    if (values.length > 1) throw new ConfigError(`--${name}`, `given more than once (${values.map((v) => JSON.stringify(withoutCredentials(v))).join(', ')}); give it once`);
   }
 }

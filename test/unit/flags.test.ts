@@ -31,6 +31,9 @@ describe('readSettings', () => {
     expect(() => readSettings(['--deny-apps', '--', 'x'], {})).toThrow(new ConfigError('--deny-apps', 'needs a value'));
     expect(() => readSettings(['--ping-interval', '5', '--ping-interval=7'], {})).toThrow(new ConfigError('--ping-interval', 'given more than once ("5", "7"); give it once'));
     expect(() => readSettings(['--dev', '--no-dev'], {})).toThrow(new ConfigError('--dev', 'given more than once ("true", "false"); give it once'));
+    expect(() => readSettings(['--redis-url', 'redis://:Tr0ub4dor@r:6379', '--redis-url=redis://:s3cr/et@r2:6379'], {})).toThrow(
+      new ConfigError('--redis-url', 'given more than once ("redis://[credentials]@r:6379", "redis://[credentials]@r2:6379"); give it once'),
+    );
     expect(() => readSettings(['--dev=maybe'], {})).toThrow(new ConfigError('--dev', 'takes no value, or true or false; got "maybe"'));
     // What stays allowed: repeated lists, switches spelled out, values after `=`.
     expect(readSettings(['--deny-apps', 'a', '--deny-apps=b', '--dev=false', '--listen=127.0.0.1:1'], {})).toMatchObject({ 'deny-apps': ['a', 'b'], dev: false, listen: '127.0.0.1:1' });

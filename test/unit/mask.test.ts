@@ -16,6 +16,7 @@ describe('maskCredentials', () => {
     ['mysql --password=S3cretPw -u root', 'mysql --password=[redacted] -u root'],
     ['vault login --token s.abc123 -v', 'vault login --token [redacted] -v'],
     ['psql postgres://app:hunter2@db/x', 'psql postgres://app:[redacted]@db/x'],
+    ['redis-cli -u redis://:Tr0ub/4d@r@10.0.0.5:6379/0 ping', 'redis-cli -u redis://:[redacted]@10.0.0.5:6379/0 ping'],
     ['curl -u deploy:Hunter2pw https://x', 'curl -u deploy:[redacted] https://x'],
     ['curl "https://x/?password=hunter2&api_key=K123&q=1"', 'curl "https://x/?password=[redacted]&api_key=[redacted]&q=1"'],
     [`wget https://x/?access_token=${JWT}`, 'wget https://x/?access_token=[redacted]'],
