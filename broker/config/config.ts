@@ -275,12 +275,19 @@ function parseRedis(raw: RawSettings): BrokerConfig['redis'] {
         throw new ConfigError('--redis-url', `not a URL: ${withoutCredentials(u.trim())} (a password with / or @ in it is written %2F, %40)`);
       }
       if (!['redis:', 'rediss:'].includes(parsed.protocol)) throw new ConfigError('--redis-url', 'must be redis:// or rediss://');
+      const db = parsed.pathname.replace(/^\//, '');
+      if (db !== '' && !/^\d{1,5}$/.test(db)) throw new ConfigError('--redis-url', `the path is a database number, got /${db}`);
+      // Redis Cluster has database 0 only.
+      if (cluster && db !== '' && Number(db) !== 0) throw new ConfigError('--redis-url', 'Redis Cluster has database 0 only');
     }
+    if (cluster && sentinels.length > 0) throw new ConfigError('--redis-sentinels', 'goes with one Redis, not with --redis-cluster');
   } else if (sentinels.length > 0 || cluster) {
     throw new ConfigError('--redis-url', 'required with --redis-sentinels or --redis-cluster');
   }
   for (const s of sentinels) if (!/^\[?[^\]]+\]?:\d+$/.test(s)) throw new ConfigError('--redis-sentinels', `want host:port, got ${s}`);
-  return { url, sentinels, sentinelName: str(raw, 'redis-sentinel-name'), cluster };
+  const sentinelName = str(raw, 'redis-sentinel-name');
+  if (sentinelName !== undefined && sentinels.length === 0) throw new ConfigError('--redis-sentinel-name', 'needs --redis-sentinels');
+  return { url, sentinels, sentinelName, cluster };
 }
 
 /** Origins as a browser sends them (`https://console.example:8443`): anything else would never match. */

@@ -151,7 +151,7 @@ export const SETTINGS = {
   'reap-mode': { type: 'string', arg: 'MODE', default: 'auto', description: 'how leftover processes are found: `host` (/proc; needs to read and signal the container\'s processes, as root or with CAP_SYS_PTRACE and CAP_KILL), `exec` (sh in the container), `auto` (host where it can, else exec)' },
   'state-dir': { type: 'string', arg: 'DIR', default: '/var/lib/entry', description: 'the session ledger (`sessions/`) when there is no `--redis-url`: a broker that starts ends the processes of sessions a dead broker left running; `none` disables' },
   'redis-url': { type: 'string', arg: 'URL', shown: 'in memory', description: '`redis://` or `rediss://`: shared state for several brokers' },
-  'redis-sentinels': { type: 'string', array: true, arg: 'H:P…', description: 'Redis Sentinels (credentials from `--redis-url`)' },
+  'redis-sentinels': { type: 'string', array: true, arg: 'H:P…', description: 'Redis Sentinels, asked without TLS for the master; the user, password, database and TLS (`rediss://`) for the master are those of `--redis-url`' },
   // ioredis's own default, applied in store/redis-connection.ts.
   'redis-sentinel-name': { type: 'string', arg: 'NAME', shown: '`mymaster`', description: 'the master name the Sentinels know' },
   'redis-cluster': { type: 'boolean', default: false, description: '`--redis-url` lists Redis Cluster seed nodes, comma-separated' },

@@ -31,28 +31,45 @@ function hostPort(s: string): { host: string; port: number } {
   return { host: m[1]!, port: Number(m[2]) };
 }
 
+/**
+ * What a `redis://` or `rediss://` URL says besides where the server is: who to log in as, the
+ * database, TLS. Sentinel and Cluster clients are given their nodes apart, and the URL's
+ * settings only through these options.
+ */
+export function urlOptions(u: string): RedisOptions {
+  const url = new URL(u.trim());
+  const db = url.pathname.replace(/^\//, '');
+  return {
+    ...(url.username ? { username: decodeURIComponent(url.username) } : {}),
+    ...(url.password ? { password: decodeURIComponent(url.password) } : {}),
+    ...(db ? { db: Number(db) } : {}),
+    ...(url.protocol === 'rediss:' ? { tls: {} } : {}),
+  };
+}
+
 export function createRedisClient(settings: RedisSettings): Redis | Cluster {
   if (settings.cluster) {
     const nodes = settings.url.split(',').map((u) => {
       const url = new URL(u.trim());
-      return { host: url.hostname, port: Number(url.port || 6379) };
+      // An IPv6 seed's hostname keeps its brackets in a URL; a socket wants the address alone.
+      return { host: url.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(url.port || 6379) };
     });
-    const first = new URL(settings.url.split(',')[0]!.trim());
     return new Cluster(nodes, {
       lazyConnect: true,
       enableOfflineQueue: false,
       clusterRetryStrategy: (times) => Math.min(times * 100, 2_000),
-      redisOptions: { ...COMMON, ...(first.password ? { password: decodeURIComponent(first.password) } : {}), ...(first.protocol === 'rediss:' ? { tls: {} } : {}) },
+      redisOptions: { ...COMMON, ...urlOptions(settings.url.split(',')[0]!) },
     });
   }
   if (settings.sentinels.length > 0) {
-    const url = new URL(settings.url);
+    const options = urlOptions(settings.url);
     return new Redis({
       ...COMMON,
       sentinels: settings.sentinels.map(hostPort),
       name: settings.sentinelName ?? 'mymaster',
-      ...(url.password ? { password: decodeURIComponent(url.password) } : {}),
-      ...(url.username ? { username: decodeURIComponent(url.username) } : {}),
+      ...options,
+      // rediss:// is for the master and replicas the Sentinels name; the Sentinels are asked in clear.
+      ...(options.tls ? { enableTLSForSentinelMode: true } : {}),
     });
   }
   return new Redis(settings.url, COMMON);

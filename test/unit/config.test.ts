@@ -147,6 +147,13 @@ describe('parseConfig', () => {
     expect(configError({ ...KEY, 'redis-url': 'redis://a:7000,redis://b:7000' }).message).toBe('invalid setting --redis-url: lists several URLs: give one, or seed nodes with --redis-cluster');
   });
 
+  it('refuses Redis settings that could not all be honoured, naming the one at fault', () => {
+    expect(configError({ ...KEY, 'redis-url': 'redis://a:7000/2,redis://b:7000', 'redis-cluster': true }).message).toBe('invalid setting --redis-url: Redis Cluster has database 0 only');
+    expect(configError({ ...KEY, 'redis-url': 'redis://a:6379/shop' }).message).toBe('invalid setting --redis-url: the path is a database number, got /shop');
+    expect(configError({ ...KEY, 'redis-url': 'redis://a:7000', 'redis-cluster': true, 'redis-sentinels': ['s:26379'] }).setting).toBe('--redis-sentinels');
+    expect(configError({ ...KEY, 'redis-url': 'redis://a:6379', 'redis-sentinel-name': 'shop' }).message).toBe('invalid setting --redis-sentinel-name: needs --redis-sentinels');
+  });
+
   it('refuses a session time limit past what a timer can wait (about 24.8 days), which would end sessions at once', () => {
     for (const key of ['max-session', 'idle-timeout', 'stall-timeout']) {
       expect(configError({ ...KEY, [key]: 30 * 86_400_000 }).setting, key).toBe(`--${key}`);
