@@ -2,7 +2,7 @@ import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { type FSWatcher, readFileSync, watch } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import type { Server as HttpsServer, ServerOptions } from 'node:https';
-import { basename, dirname } from 'node:path';
+import { dirname } from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { ConfigError } from '../config/config-error.js';
 import type { ListenerTls } from '../config/fleet-settings.js';
@@ -14,8 +14,8 @@ const RELOAD_DEBOUNCE_MS = 150;
 
 /**
  * The broker's certificate, key and client CA, read from files and reloaded without a restart:
- * on `reload()` (SIGHUP) and when a file changes (watched through its directory, so a swap by
- * rename is seen too). A reload that fails (a half-written file, a key that does not match)
+ * on `reload()` (SIGHUP) and when anything in a file's directory changes (so a swap by rename,
+ * or a Secret volume's new `..data`, is seen too). A reload that fails (a half-written file, a key that does not match)
  * keeps the certificate in use and logs why.
  */
 export class ListenerCertificates {
@@ -37,18 +37,15 @@ export class ListenerCertificates {
 
   attach(server: HttpsServer): void {
     this.server = server;
-    const dirs = new Map<string, Set<string>>();
-    for (const f of [this.files.cert, this.files.key, this.files.clientCa]) {
-      if (!f) continue;
-      const set = dirs.get(dirname(f)) ?? new Set<string>();
-      set.add(basename(f));
-      dirs.set(dirname(f), set);
-    }
-    for (const [dir, names] of dirs) {
+    const dirs = new Set<string>();
+    for (const f of [this.files.cert, this.files.key, this.files.clientCa]) if (f) dirs.add(dirname(f));
+    for (const dir of dirs) {
       try {
-        const w = watch(dir, { persistent: false }, (_event, name) => {
-          if (!name || names.has(String(name))) this.scheduleReload('file change');
-        });
+        // Any change in the directory, not only to the files' own names: a Kubernetes Secret
+        // volume renews them by pointing its `..data` link elsewhere, and the names the broker
+        // was given (links through `..data`) never change. A reload that finds the same
+        // certificate says nothing.
+        const w = watch(dir, { persistent: false }, () => this.scheduleReload('file change'));
         w.on('error', ignoreError);
         this.watchers.push(w);
       } catch (err) {

@@ -1,4 +1,6 @@
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { get as httpGet } from 'node:http';
 import { get as httpsGet } from 'node:https';
 import { connect as tlsConnect } from 'node:tls';
@@ -152,6 +154,37 @@ describe('TLS on the broker', () => {
     expect(await live.wait()).toBe(0);
     expect(out).toBe('up\ngot ok\n');
     expect(broker.child.exitCode).toBeNull();
+  });
+});
+
+describe('TLS from a Kubernetes Secret volume', () => {
+  let broker: BrokerProcess | undefined;
+  const dir = mkdtempSync(join(tmpdir(), 'entry-secret-volume-'));
+  afterAll(async () => {
+    await broker?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** Writes a version of the Secret and points `..data` at it in one rename, as the kubelet does. */
+  function publish(version: string, pair: { cert: string; key: string }): void {
+    mkdirSync(join(dir, version));
+    writeFileSync(join(dir, version, 'tls.crt'), readFileSync(pair.cert));
+    writeFileSync(join(dir, version, 'tls.key'), readFileSync(pair.key));
+    symlinkSync(version, join(dir, '..data_tmp'));
+    renameSync(join(dir, '..data_tmp'), join(dir, '..data'));
+  }
+
+  it('serves the renewed certificate once the volume points at it, without a SIGHUP', async () => {
+    const ca = makeCa('Entry Broker CA');
+    const first = issue(ca, 'localhost', { sans: ['localhost', '127.0.0.1'], name: 'sv-1' });
+    publish('..2026_12_05_a', first);
+    symlinkSync('..data/tls.crt', join(dir, 'tls.crt'));
+    symlinkSync('..data/tls.key', join(dir, 'tls.key'));
+    broker = await startBrokerProcess(['--tls-cert', join(dir, 'tls.crt'), '--tls-key', join(dir, 'tls.key')]);
+    expect(await servedSerial(broker.url, ca.pem())).toBe(first.serial);
+    const renewed = issue(ca, 'localhost', { sans: ['localhost', '127.0.0.1'], name: 'sv-2' });
+    publish('..2026_12_05_b', renewed);
+    await eventually(async () => (await servedSerial(broker!.url, ca.pem())) === renewed.serial, 'the renewed certificate', 5_000);
   });
 });
 
