@@ -130,13 +130,21 @@ function int(raw: RawSettings, key: SettingName, min: number, max: number): numb
   return n;
 }
 
-function list(raw: RawSettings, key: string, fallback: string[]): string[] {
+/**
+ * A list setting: repeated flags or a JSON array, and in one string (a variable) its items
+ * comma-separated; `lines`: items whole and one string split into lines (regular expressions,
+ * which hold commas: `.{0,3}`).
+ */
+function list(raw: RawSettings, key: string, fallback: string[], split: 'commas' | 'lines' = 'commas', saysNothing = 'lists nothing'): string[] {
   const v = raw[key];
   // Empty as unset, as for every other setting: `ENTRY_DENY_APPS=` (a Compose file passing an
   // unset variable on) must not turn off the default deny.
   if (v === undefined || v === null || v === '') return fallback;
-  const items = (Array.isArray(v) ? v : [v]).flatMap((x) => String(x).split(','));
-  return items.map((s) => s.trim()).filter(Boolean);
+  const items = split === 'lines' ? (Array.isArray(v) ? v.map(String) : String(v).split('\n')) : (Array.isArray(v) ? v : [v]).flatMap((x) => String(x).split(','));
+  const kept = items.map((s) => s.trim()).filter(Boolean);
+  // `ENTRY_DENY_APPS=,` is no way to say "deny nothing": it is a mistake, said as one.
+  if (kept.length === 0) throw new ConfigError(`--${key}`, `${JSON.stringify(v)} ${saysNothing}: leave it unset for the default`);
+  return kept;
 }
 
 export function parseListen(value: string): { host: string; port: number } {
@@ -193,10 +201,7 @@ function parseOidc(raw: RawSettings): OidcClientConfig | null {
  * `none` turns Docker off.
  */
 function parseDockerHosts(raw: RawSettings, kubernetes: boolean): BrokerConfig['docker']['hosts'] {
-  const specs = list(raw, 'docker-host', []);
-  if (specs.length === 0 && typeof raw['docker-host'] === 'string' && raw['docker-host'] !== '') {
-    throw new ConfigError('--docker-host', `${JSON.stringify(raw['docker-host'])} names no engine (none turns Docker off)`);
-  }
+  const specs = list(raw, 'docker-host', [], 'commas', 'names no engine (none turns Docker off)');
   if (specs.length === 1 && specs[0] === 'none') {
     if (!kubernetes) throw new ConfigError('--docker-host', 'none leaves the broker nothing to enter: give --kubeconfig too');
     return [];
@@ -219,7 +224,7 @@ function bool(raw: RawSettings, key: SettingName): boolean {
 }
 
 function parseAudit(raw: RawSettings): BrokerConfig['audit'] {
-  const alertRules = list(raw, 'alert-rule', []).map((r) => {
+  const alertRules = list(raw, 'alert-rule', [], 'lines').map((r) => {
     try {
       return new RegExp(r);
     } catch (err) {

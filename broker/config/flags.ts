@@ -52,8 +52,11 @@ export function readSettings(argv = hideBin(process.argv), env: NodeJS.ProcessEn
     else if (env[envName]) take(key, env[envName], envName);
     else if (file[key] !== undefined) take(key, file[key], `${key} (in ${configPath})`);
   }
-  // ENTRY_DOCKER_HOSTS lists several, comma-separated; DOCKER_HOST is the usual single default.
-  for (const name of ['ENTRY_DOCKER_HOSTS', 'DOCKER_HOST']) if (raw['docker-host'] === undefined && env[name]) take('docker-host', env[name], name);
+  // ENTRY_DOCKER_HOSTS lists several, comma-separated, and is a variable over the file as the
+  // others are; DOCKER_HOST is the usual single default, taken only when nothing else names one.
+  const fromFile = raw['docker-host'] !== undefined && sources['docker-host'] !== '--docker-host' && !sources['docker-host']!.startsWith('ENTRY_');
+  if (env['ENTRY_DOCKER_HOSTS'] && (raw['docker-host'] === undefined || fromFile)) take('docker-host', env['ENTRY_DOCKER_HOSTS'], 'ENTRY_DOCKER_HOSTS');
+  else if (env['DOCKER_HOST'] && raw['docker-host'] === undefined) take('docker-host', env['DOCKER_HOST'], 'DOCKER_HOST');
   if (raw['docker-cert-path'] === undefined && env['DOCKER_CERT_PATH']) take('docker-cert-path', env['DOCKER_CERT_PATH'], 'DOCKER_CERT_PATH');
   settingSources.set(raw, sources);
   return raw;

@@ -164,7 +164,7 @@ export const SETTINGS = {
   'recording-max-bytes': { type: 'number', arg: 'N', default: DEFAULT_RECORDING_MAX_BYTES, description: 'size cap of one recording (a marker notes the cut)' },
   'recording-retention-days': { type: 'number', arg: 'N', default: DEFAULT_RECORDING_RETENTION_DAYS, description: 'older recordings are deleted (a running session\'s never: it is kept fresh); `0` keeps all' },
   'audit-max-events': { type: 'number', arg: 'N', default: DEFAULT_AUDIT_MAX_EVENTS, description: 'audit events kept in the store (without Redis, also at most 16 MiB of them)' },
-  'alert-rule': { type: 'string', array: true, arg: 'REGEX…', description: 'a typed command line, or a scripted run\'s command, matching it raises an `alert` event' },
+  'alert-rule': { type: 'string', array: true, arg: 'REGEX…', description: 'a typed command line, or a scripted run\'s command, matching it raises an `alert` event (repeat the flag; in `ENTRY_ALERT_RULE`, one rule per line)' },
   'watch-banner': { type: 'boolean', default: true, description: 'tell users when an admin watches their session' },
   'log-level': { type: 'string', arg: 'LEVEL', default: 'info', description: 'JSON lines on stderr: `debug`, `info`, `warn`, `error` or `silent`; token values are never logged' },
   'log-backlog': { type: 'number', arg: 'BYTES', default: DEFAULT_LOG_BACKLOG_BYTES, description: 'log lines waiting for a slow stderr reader; past this, lines are dropped and a warning counts them' },

@@ -354,15 +354,17 @@ describe('deploy/helm/entry: lints, renders to YAML whose parts agree, every val
       'redis.existingSecret=entry-redis', 'docker.hostSocket.enabled=true', 'docker.hostSocket.groupId=998',
       'docker.hosts={a=tcp://d1:2376,b=tcp://d2:2376}', 'docker.tls.existingSecret=entry-docker-tls',
       'recordings.persistence.enabled=true', 'podAntiAffinity=hard', 'networkPolicy.allowAllEgress=false',
-      'broker.settings.idle-timeout=3600000', 'broker.settings.alert-rule={rm -rf,shutdown}',
+      'broker.settings.idle-timeout=3600000', 'broker.settings.alert-rule={rm -rf [/~]\\,?,shutdown}',
     );
     const pod = one(docs, 'Deployment', 'rel-entry')['spec'].template;
     const c = pod.spec.containers[0];
     const cm = one(docs, 'ConfigMap', 'rel-entry')['data'] as Record<string, string>;
     checkEntryKeys('ConfigMap', cm);
     expect(cm).toMatchObject({ ENTRY_OIDC_ISSUER: 'https://id.example', ENTRY_OIDC_CLIENT_ID: 'entry-cli', ENTRY_OIDC_SCOPES: 'openid profile offline_access', ENTRY_IDLE_TIMEOUT: '3600000', ENTRY_DOCKER_HOSTS: 'a=tcp://d1:2376,b=tcp://d2:2376' });
-    // A list setting as the broker reads lists from its environment.
-    expect(cm['ENTRY_ALERT_RULE']).toBe('rm -rf,shutdown');
+    // A list setting as the broker reads lists from its environment: alert rules, which hold
+    // commas, one per line.
+    expect(cm['ENTRY_ALERT_RULE']).toBe('rm -rf [/~],?\nshutdown');
+    expect(parseConfig(readSettings([], { ENTRY_DEV: 'true', ENTRY_LISTEN: '127.0.0.1:0', ENTRY_ALERT_RULE: cm['ENTRY_ALERT_RULE']! })).audit.alertRules.map((r) => r.source)).toEqual(['rm -rf [/~],?', 'shutdown']);
     // Hard anti-affinity: an old pod makes room before the new one is scheduled.
     expect(one(docs, 'Deployment', 'rel-entry')['spec'].strategy.rollingUpdate).toEqual({ maxUnavailable: 1, maxSurge: 1 });
     expect(cm['ENTRY_REDIS_URL']).toBeUndefined();

@@ -211,9 +211,18 @@ describe('parseConfig', () => {
   });
 
   it('splits list settings on commas and drops blanks', () => {
-    const config = parseConfig({ ...KEY, 'deny-apps': ['a, b', 'c', ''], 'allowed-origin': 'https://x.example,https://y.example' });
+    const config = parseConfig({ ...KEY, 'deny-apps': ['a, b', 'c', ' '], 'allowed-origin': 'https://x.example,https://y.example' });
     expect(config.auth.denyApps).toEqual(['a', 'b', 'c']);
     expect(config.allowedOrigins).toEqual(['https://x.example', 'https://y.example']);
+  });
+
+  it('takes alert rules whole, one per line in a variable: a regular expression holds commas', () => {
+    expect(parseConfig({ ...KEY, 'alert-rule': ['rm -rf .{0,3}/', 'shadow'] }).audit.alertRules.map((r) => r.source)).toEqual(['rm -rf .{0,3}\\/', 'shadow']);
+    expect(parseConfig({ ...KEY, 'alert-rule': 'rm -rf .{0,3}/\nshadow\n' }).audit.alertRules.map((r) => r.source)).toEqual(['rm -rf .{0,3}\\/', 'shadow']);
+  });
+
+  it('refuses a list that lists nothing rather than taking it for "none" (the default deny would go)', () => {
+    for (const nothing of [' ', ',', ' , ']) expect(configError({ ...KEY, 'deny-apps': nothing }).message, JSON.stringify(nothing)).toMatch(/^invalid setting --deny-apps: .* lists nothing: leave it unset for the default$/);
   });
 
   it('takes an empty list setting as unset, keeping its default (a Compose file passing on an unset variable)', () => {

@@ -59,6 +59,14 @@ describe('readSettings', () => {
     expect(raw['log-level']).toBe('warn');
   });
 
+  it('takes ENTRY_DOCKER_HOSTS over the config file, and DOCKER_HOST only when nothing else names an engine', () => {
+    const config = configFile({ 'docker-host': ['file=unix:///file.sock'] });
+    expect(readSettings(['--config', config], { ENTRY_DOCKER_HOSTS: 'env=unix:///env.sock' })['docker-host']).toBe('env=unix:///env.sock');
+    expect(readSettings(['--config', config], { DOCKER_HOST: 'unix:///docker.sock' })['docker-host']).toEqual(['file=unix:///file.sock']);
+    expect(readSettings([], { DOCKER_HOST: 'unix:///docker.sock' })['docker-host']).toBe('unix:///docker.sock');
+    expect(readSettings(['--docker-host', 'flag=unix:///flag.sock'], { ENTRY_DOCKER_HOSTS: 'env=unix:///env.sock' })['docker-host']).toEqual(['flag=unix:///flag.sock']);
+  });
+
   it('maps dashed option names to ENTRY_ variables with underscores', () => {
     const raw = readSettings([], { ENTRY_JWT_PUBLIC_KEY: '/env.pem', ENTRY_DENY_APPS: 'a,b', ENTRY_DEV: 'true' });
     expect(raw['jwt-public-key']).toBe('/env.pem');
