@@ -106,6 +106,16 @@ export class EntryBroker {
 
   async start(): Promise<void> {
     const { config } = this;
+    // What the files say is checked before anything is started or listened on: a key or a
+    // recordings directory that cannot be used stops the broker before it touches an engine.
+    let key: VerificationKey | undefined;
+    if (!config.dev) {
+      key = loadVerificationKey(config.auth);
+      for (const warning of authWarnings(config.auth)) this.log.warn(warning);
+    }
+    const recorder = config.audit.recordingsDir
+      ? newRecorder({ dir: config.audit.recordingsDir, recordInput: config.audit.recordInput, maxBytes: config.audit.recordingMaxBytes, retentionDays: config.audit.retentionDays }, this.log)
+      : undefined;
     const metrics = config.metricsListen ? new BrokerMetrics() : undefined;
     this.metrics = metrics;
     if (metrics) this.observers.push(metrics);
@@ -145,15 +155,11 @@ export class EntryBroker {
         (req, socket, head) => (gateway ? gateway.handleUpgrade(req, socket, head) : socket.destroy()),
       ),
     );
-    let key: VerificationKey;
     if (config.dev) {
       const dev = await createDevIdentity(config.devTokenFile);
       key = dev.key;
       this.devToken = dev.token;
       this.log.info('dev mode: a token for the local user', { user: dev.user, broker: this.url, file: config.devTokenFile, login: `enter login --broker ${this.url} < ${config.devTokenFile}` });
-    } else {
-      key = loadVerificationKey(config.auth);
-      for (const warning of authWarnings(config.auth)) this.log.warn(warning);
     }
     const registry = new SessionRegistry(store, { brokerId: this.id, brokerUrl: config.advertiseUrl ?? advertisedUrl(this.url), ttlMs: config.limits.sessionTtlMs, maxUserSessions: config.limits.maxUserSessions }, this.log);
     const sessionDeps = {
@@ -174,13 +180,10 @@ export class EntryBroker {
     };
     const track = this.sessions.track;
     this.observers.push(audit);
-    const recorder = config.audit.recordingsDir
-      ? newRecorder({ dir: config.audit.recordingsDir, recordInput: config.audit.recordInput, maxBytes: config.audit.recordingMaxBytes, retentionDays: config.audit.retentionDays }, this.log)
-      : undefined;
     if (recorder) this.observers.push(recorder);
     this.recorder = recorder;
     const guard = new AuthGuard(
-      new TokenVerifier(key, config.auth),
+      new TokenVerifier(key!, config.auth),
       store,
       config.limits,
       (err, source, claimed, via, repeat) => {

@@ -17,6 +17,10 @@ async function main(): Promise<void> {
   try {
     raw = readSettings();
     broker = new EntryBroker(parseConfig(raw));
+    // SIGHUP's default ends the process: one sent while the broker starts (a reload by a
+    // deploy tool) is heard instead. The certificate is read as the listener opens anyway.
+    const b = broker;
+    process.on('SIGHUP', () => b.reloadTls());
     await broker.start();
   } catch (err) {
     if (err instanceof ConfigError) {
@@ -31,7 +35,14 @@ async function main(): Promise<void> {
   }
   let stopping = false;
   const stop = (signal: string, exitCode = 0) => {
-    if (stopping) return;
+    if (stopping) {
+      // Asked again (Ctrl-C twice): exit now; what the drain had not ended is the ledger's.
+      if (signal === 'SIGINT' || signal === 'SIGTERM') {
+        broker.log.warn('drain cut short by a second signal', { signal, sessions: broker.sessionCount });
+        process.exit(1);
+      }
+      return;
+    }
     stopping = true;
     broker.log.info('draining', { signal, sessions: broker.sessionCount });
     const timer = setTimeout(() => {
@@ -58,8 +69,8 @@ async function main(): Promise<void> {
     broker.fault('process', err, { kind: 'uncaughtException', action: 'draining, then exit 70' });
     stop('uncaughtException', EX_SOFTWARE);
   });
-  // SIGHUP reloads the TLS certificate and key (also reloaded when the files change).
-  process.on('SIGHUP', () => broker.reloadTls());
+  // SIGHUP reloads the TLS certificate and key (also reloaded when the files change): heard
+  // from the start, above.
 }
 
 void main();

@@ -388,8 +388,7 @@ export function parseConfig(raw: RawSettings): BrokerConfig {
       maxSessions: int(raw, 'max-sessions', 1, 1_000_000),
       handshakeTimeoutMs: int(raw, 'handshake-timeout', 100, 600_000),
       bodyTimeoutMs: int(raw, 'body-timeout', 100, 600_000),
-      killGraceMs: int(raw, 'kill-grace', 0, 600_000),
-      drainTimeoutMs: int(raw, 'drain-timeout', 0, 3_600_000),
+      ...drainLimits(raw),
       sessionTtlMs: int(raw, 'session-ttl', 300, 3_600_000),
       maxUserSessions: int(raw, 'max-user-sessions', 0, 1_000_000),
       authFailureLimit: int(raw, 'auth-failure-limit', 1, 1_000_000),
@@ -402,6 +401,19 @@ export function parseConfig(raw: RawSettings): BrokerConfig {
     logLevel,
     logBacklogBytes: int(raw, 'log-backlog', 64 * 1024, 1024 ** 3),
   };
+}
+
+/**
+ * --kill-grace within --drain-timeout: a drain ends each session's processes (up to the grace)
+ * before it tells the client why; one that times out first exits with its clients told nothing.
+ */
+function drainLimits(raw: RawSettings): { killGraceMs: number; drainTimeoutMs: number } {
+  const killGraceMs = int(raw, 'kill-grace', 0, 600_000);
+  const drainTimeoutMs = int(raw, 'drain-timeout', 0, 3_600_000);
+  if (drainTimeoutMs > 0 && killGraceMs >= drainTimeoutMs) {
+    throw new ConfigError('--kill-grace', `${killGraceMs} ms must be shorter than --drain-timeout (${drainTimeoutMs} ms): a drain would end before the sessions it ends, their clients told nothing`);
+  }
+  return { killGraceMs, drainTimeoutMs };
 }
 
 export interface KubernetesSettings {

@@ -17,7 +17,8 @@ function brokerExit(args: string[]): Promise<{ status: number | null; stderr: st
   return new Promise((resolve) => {
     const defaults = ['--recordings-dir', '--state-dir'].filter((flag) => !args.includes(flag)).flatMap((flag) => [flag, 'none']);
     const token = ['--dev-token-file', join(tokenDir, 'token')];
-    execFile(process.execPath, [BROKER, '--dev', '--log-level', 'error', ...token, ...defaults, ...args], { timeout: 30_000 }, (err, _stdout, stderr) => {
+    const identity = args.includes('--jwt-public-key') ? [] : ['--dev', ...token];
+    execFile(process.execPath, [BROKER, ...identity, '--log-level', 'error', ...defaults, ...args], { timeout: 30_000 }, (err, _stdout, stderr) => {
       resolve({ status: err ? ((err as { code?: number }).code ?? null) : 0, stderr });
     });
   });
@@ -34,6 +35,24 @@ describe('a broker that cannot listen where it is told', () => {
   });
   afterAll(async () => {
     await new Promise((r) => taken.close(r));
+  });
+
+  it('checks its key and its recordings folder before it listens (or touches an engine)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'entry-start-'));
+    try {
+      const junk = join(dir, 'key.pem');
+      writeFileSync(junk, 'not a key\n');
+      // The address is taken: a broker that listened first would say so instead.
+      const key = await brokerExit(['--listen', `127.0.0.1:${port}`, '--jwt-public-key', junk]);
+      expect(key.status).toBe(2);
+      expect(key.stderr).toMatch(/^entry-broker: invalid setting --jwt-public-key: /);
+      writeFileSync(join(dir, 'a-file'), '');
+      const recordings = await brokerExit(['--listen', `127.0.0.1:${port}`, '--recordings-dir', join(dir, 'a-file', 'recordings')]);
+      expect(recordings.status).toBe(2);
+      expect(recordings.stderr).toMatch(/^entry-broker: invalid setting --recordings-dir: /);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('says which setting holds an address in use, in one line, and exits 2', async () => {

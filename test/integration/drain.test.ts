@@ -56,4 +56,19 @@ describe('SIGTERM: graceful drain', () => {
     // one's goes with the container.
     await busy.stop();
   });
+
+  it('exits at once on a second SIGTERM, saying the drain was cut short', async () => {
+    // A process that ignores SIGHUP holds the drain for the kill grace (10 s).
+    const b = await startBrokerProcess(['--kill-grace', '10000', '--drain-timeout', '30000']);
+    const c = await openCommand(b.wsUrl, await b.mint({ apps: [app] }), { app, proc: 'web', instance: 1 }, ['sh', '-c', "trap '' HUP; echo ready; sleep 2005"]);
+    await c.waitFor(() => c.stdoutText() === 'ready\n', 'ready');
+    b.child.kill('SIGTERM');
+    await eventually(async () => b.logs.some((l) => l.includes('"msg":"draining"')), 'the drain to start');
+    const again = Date.now();
+    b.child.kill('SIGTERM');
+    expect(await b.exited).toBe(1);
+    expect(Date.now() - again).toBeLessThan(5_000);
+    expect(b.logs.some((l) => l.includes('drain cut short by a second signal'))).toBe(true);
+    await b.stop();
+  });
 });

@@ -147,6 +147,13 @@ describe('parseConfig', () => {
     expect(configError({ ...KEY, 'redis-url': 'redis://a:7000,redis://b:7000' }).message).toBe('invalid setting --redis-url: lists several URLs: give one, or seed nodes with --redis-cluster');
   });
 
+  it('refuses a --kill-grace that a drain would not wait for', () => {
+    expect(configError({ ...KEY, 'kill-grace': 30_000 }).message).toMatch(/^invalid setting --kill-grace: 30000 ms must be shorter than --drain-timeout \(20000 ms\)/);
+    expect(parseConfig({ ...KEY, 'kill-grace': 30_000, 'drain-timeout': 60_000 }).limits.killGraceMs).toBe(30_000);
+    // No drain at all: nothing to wait for.
+    expect(parseConfig({ ...KEY, 'kill-grace': 30_000, 'drain-timeout': 0 }).limits.drainTimeoutMs).toBe(0);
+  });
+
   it('refuses Redis settings that could not all be honoured, naming the one at fault', () => {
     expect(configError({ ...KEY, 'redis-url': 'redis://a:7000/2,redis://b:7000', 'redis-cluster': true }).message).toBe('invalid setting --redis-url: Redis Cluster has database 0 only');
     expect(configError({ ...KEY, 'redis-url': 'redis://a:6379/shop' }).message).toBe('invalid setting --redis-url: the path is a database number, got /shop');
