@@ -1,8 +1,8 @@
 import { execFile } from 'node:child_process';
-import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
@@ -218,7 +218,16 @@ describe('deploy/compose.yaml: parses, and its parts agree', () => {
     const key = join(mkdtempSync(join(tmpdir(), 'entry-compose-')), 'k.pem');
     writeFileSync(key, '');
     const out = await run(compose![0]!, [...compose!.slice(1), '-f', join(DEPLOY, 'compose.yaml'), 'config'], { env: { ENTRY_JWT_PUBLIC_KEY_FILE: key }, cwd: DEPLOY });
-    expect(parseDocument(out).toJS().services.broker.image).toBe('entry-broker:latest');
+    const broker = parseDocument(out).toJS().services.broker;
+    expect(broker.image).toBe('entry-broker:latest');
+    // deploy/broker.env is read: a setting written there (here by its example) reaches the broker.
+    const example = /^#\s+(ENTRY_[A-Z_]+)=(\S+)$/m.exec(readFileSync(join(DEPLOY, 'broker.env'), 'utf8'))!;
+    const copy = join(dirname(key), 'compose');
+    mkdirSync(copy);
+    copyFileSync(join(DEPLOY, 'compose.yaml'), join(copy, 'compose.yaml'));
+    writeFileSync(join(copy, 'broker.env'), `${example[1]}=${example[2]}\n`);
+    const withSetting = await run(compose![0]!, [...compose!.slice(1), '-f', join(copy, 'compose.yaml'), 'config'], { env: { ENTRY_JWT_PUBLIC_KEY_FILE: key }, cwd: copy });
+    expect(parseDocument(withSetting).toJS().services.broker.environment[example[1]!]).toBe(example[2]);
   });
 });
 
