@@ -52,6 +52,10 @@ describe('the enter CLI in a real terminal', () => {
     await t.waitFor(/^40 120$/m);
     t.line("printf 'caf\\303\\251 \\342\\234\\223\\n'");
     await t.waitFor(/^café ✓$/m);
+    // The remote terminal's line feeds reach this one as they are: without its CR, a line feed
+    // goes down a line and stays in its column (the local terminal adds no CR of its own).
+    t.line("stty -onlcr; printf 'abc\\ndef\\n'; stty onlcr");
+    await t.waitFor(/^abc\n {3}def/m);
     t.line('exit 0');
     await t.waitFor(/^status=0$/m);
     await t.waitFor(/local\$\s*$/m);
