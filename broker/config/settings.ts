@@ -115,7 +115,7 @@ export const SETTINGS = {
     description: 'a resumable session whose connection broke is kept this long, its processes running, for its client to resume it (see [Session resume](#session-resume)); `0` off',
   },
   'tcp-keepalive': { type: 'number', arg: 'MS', default: DEFAULT_TCP_KEEPALIVE_MS, description: 'kernel keepalive probes on client sockets after this much silence; `0` off' },
-  'max-frame': { type: 'number', arg: 'BYTES', default: DEFAULT_MAX_FRAME_BYTES, description: 'largest client message (close 1009 beyond)' },
+  'max-frame': { type: 'number', arg: 'BYTES', default: DEFAULT_MAX_FRAME_BYTES, description: 'largest client message (close 1009 beyond), but START, which may be four times as large (a command and its environment: Linux takes 2 MiB of them)' },
   'start-timeout': { type: 'number', arg: 'MS', default: DEFAULT_START_TIMEOUT_MS, description: 'time a protocol-2 client has to send START' },
   'open-timeout': {
     type: 'number',

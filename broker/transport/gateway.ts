@@ -25,7 +25,7 @@ import { clientCertificateSubject } from './tls.js';
 import { applyWebCredentials, readUpgradeRequest, SUBPROTOCOL, type UpgradeRequest } from './credentials.js';
 import { type Framing, jsonFraming, protobufFraming } from './framing.js';
 import { FORWARDED_BY_HEADER, forwardUpgrade } from './forward.js';
-import { WsTerminal } from './ws-terminal.js';
+import { START_FRAME_FACTOR, WsTerminal } from './ws-terminal.js';
 
 /** What the gateway knows of an admitted client, before its terminal is made. */
 interface Admitted {
@@ -91,9 +91,9 @@ export class Gateway {
     this.drainBegun.catch(() => undefined);
     this.wss = new WebSocketServer({
       noServer: true,
-      // Messages up to four times the limit are read and refused with a CLOSE line saying why
-      // (WsTerminal); beyond that ws cuts the connection itself (1009, no line).
-      maxPayload: deps.config.limits.maxFrameBytes * 4,
+      // START may take this much (WsTerminal); any other message over --max-frame is read and
+      // refused with a CLOSE line saying why; beyond it ws cuts the connection itself (1009, no line).
+      maxPayload: deps.config.limits.maxFrameBytes * START_FRAME_FACTOR,
       perMessageDeflate: false,
       // Never echo a credential-bearing subprotocol: pick ours or none.
       handleProtocols: (protocols) => (protocols.has(SUBPROTOCOL) ? SUBPROTOCOL : false),

@@ -28,6 +28,12 @@ const PING_CONTENT = utf8('ping');
 export const EARLY_INPUT_HIGH_WATER_BYTES = 1024 * 1024;
 /** The close code of a client abandoning a connection it took for broken, to resume the session. */
 export const RESUMING_CLOSE_CODE = 4100;
+/**
+ * START may be this many times --max-frame (ws's maxPayload, set from it by the gateway): 4 MiB
+ * by default, room for the 2 MiB of arguments and environment Linux takes (ARG_MAX with the
+ * usual 8 MiB stack) and their framing.
+ */
+export const START_FRAME_FACTOR = 4;
 const SEND_BINARY = { binary: true } as const;
 
 export interface WsTerminalOptions {
@@ -70,6 +76,7 @@ export class WsTerminal implements ClientTerminal {
   private early: Message[] = [];
   private earlyBytes = 0;
   private startWaiter: ((m: Message | EntryError) => void) | undefined;
+  private heardMessage = false;
   private readonly utf8 = new Utf8Boundary();
   private outputPaused = false;
   private closed = false;
@@ -429,8 +436,14 @@ export class WsTerminal implements ClientTerminal {
   private onMessage(data: Buffer, isBinary: boolean): void {
     if (this.goneError) return;
     this.heard();
-    if (this.options.maxFrameBytes !== undefined && data.length > this.options.maxFrameBytes) {
-      this.gone(new EntryError('ENTRY_FRAME_TOO_LARGE', `${data.length} bytes, the limit is ${this.options.maxFrameBytes}`));
+    const limit = this.options.maxFrameBytes;
+    const first = !this.heardMessage;
+    this.heardMessage = true;
+    // START, the first message, may be larger (up to ws's maxPayload): it carries the command and
+    // its environment, which Linux takes up to 2 MiB of, where the others are chunks of input.
+    const over = limit !== undefined && data.length > limit;
+    if (over && !(first && data.length <= limit * START_FRAME_FACTOR)) {
+      this.gone(new EntryError('ENTRY_FRAME_TOO_LARGE', `${data.length} bytes, the limit is ${first ? limit * START_FRAME_FACTOR : limit}`));
       return;
     }
     let m: Message;
@@ -438,6 +451,10 @@ export class WsTerminal implements ClientTerminal {
       m = this.framing.decode(data, isBinary);
     } catch (err) {
       this.gone(new EntryError('ENTRY_BAD_FRAME', err instanceof FrameError ? err.message : 'undecodable'));
+      return;
+    }
+    if (over && m.msgType !== RequestType.START) {
+      this.gone(new EntryError('ENTRY_FRAME_TOO_LARGE', `${data.length} bytes, the limit is ${limit}`));
       return;
     }
     if (this.startWaiter) {

@@ -404,6 +404,12 @@ export class ExecConnection extends EventEmitter<ExecConnectionEvents> {
       this.finish({ exitCode: this.exitCode, code: 'ENTRY_CLOSED', message: 'closed by this client', closeCode });
       return;
     }
+    // Cut by the broker's WebSocket layer for a message past its size limit, before the broker
+    // could say so: the START (command and environment) is the only one this client sends that large.
+    if (closeCode === 1009 && !this.gotClose) {
+      this.finish({ exitCode: this.exitCode, code: 'ENTRY_FRAME_TOO_LARGE', message: "message too large: more than the broker takes (4 × its --max-frame, 4 MiB by default): the command and its environment, most likely", closeCode });
+      return;
+    }
     this.finish({ exitCode: this.exitCode, code: this.closeErrorCode, message: this.closeMessage, closeCode });
   }
 

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { run } from '../../client/api.js';
 import { ResponseType } from '../../proto/codec.js';
 import { WireClient } from '../helpers/wire-client.js';
 import { startTestBroker, type TestBroker } from '../helpers/broker.js';
@@ -161,6 +162,21 @@ describe('process lifecycle: nothing left behind, every end has a reason', () =>
     c.send(0, 'x'.repeat(10_000));
     const closed = await c.closed;
     expect(closed.code).toBe(1009);
+  });
+
+  it('takes a START of up to four times --max-frame (a command and its environment), and refuses a larger one saying so', async () => {
+    const b = await startTestBroker({ 'max-frame': 4096 });
+    brokers.push(b);
+    const token = await b.mint({ apps: [app] });
+    const target = { app, proc: 'web', instance: 1 };
+    const env = (n: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`V${i}`, 'v'.repeat(3000)]));
+    const fits = await run({ broker: b.url, token, target, command: ['sh', '-c', 'echo ${#V0} ${#V4}'], env: env(5), resume: false });
+    expect(fits).toMatchObject({ exitCode: 0 });
+    expect(fits.stdout.toString()).toBe('3000 3000\n');
+    await expect(run({ broker: b.url, token, target, command: ['true'], env: env(6), resume: false })).rejects.toMatchObject({
+      code: 'ENTRY_FRAME_TOO_LARGE',
+      message: expect.stringContaining('more than the broker takes (4 × its --max-frame, 4 MiB by default): the command and its environment'),
+    });
   });
 
   it('keeps a client that stops reading (its kernel still acknowledges), and ends its processes when it leaves', async () => {
