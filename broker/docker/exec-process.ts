@@ -418,6 +418,8 @@ function runtimeFailureOf(data: Uint8Array): string | undefined {
  * runtime's message (the same rule the docker CLI applies to `docker run`).
  */
 export function commandExitCode(code: number, runtimeFailure: string | undefined): number {
-  if (code === 126 && runtimeFailure && /executable file not found|no such file or directory/.test(runtimeFailure)) return 127;
+  // The command itself, not the working directory (`chdir to cwd … no such file or directory`,
+  // which docker exec reports as 126 too, a directory that cannot be entered).
+  if (code === 126 && runtimeFailure && /exec: "[^"]*": (executable file not found|stat [^:]*: no such file or directory)/.test(runtimeFailure)) return 127;
   return code;
 }
