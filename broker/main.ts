@@ -8,7 +8,9 @@ import { PACKAGE_VERSION } from './package-version.js';
 const EX_SOFTWARE = 70;
 
 async function main(): Promise<void> {
-  if (process.argv[2] === '--version') {
+  // Wherever it stands among the options (`entry-broker --log-level debug --version`).
+  const options = process.argv.slice(2);
+  if (options.slice(0, options.includes('--') ? options.indexOf('--') : undefined).includes('--version')) {
     process.stdout.write(`entry-broker ${PACKAGE_VERSION}\n`);
     return;
   }

@@ -121,7 +121,8 @@ function str(raw: RawSettings, key: string): string | undefined {
 function int(raw: RawSettings, key: SettingName, min: number, max: number): number {
   const v = raw[key];
   if (v === undefined || v === null || v === '') return defaultNumber(key);
-  const n = typeof v === 'number' ? v : Number(v);
+  // Decimal digits only: Number() would take `0x10` for 16, `1e3` for 1000 and `true` for 1.
+  const n = typeof v === 'number' ? v : typeof v === 'string' && /^\s*-?\d+\s*$/.test(v) ? Number(v) : NaN;
   if (!Number.isInteger(n) || n < min || n > max) {
     // A flag that is not a number reaches here as NaN, which JSON shows as null.
     const got = typeof v === 'number' && Number.isNaN(v) ? 'something that is not a number' : JSON.stringify(v);

@@ -1,5 +1,5 @@
 import { createPrivateKey, X509Certificate } from 'node:crypto';
-import { type FSWatcher, readFileSync, watch } from 'node:fs';
+import { type FSWatcher, readFileSync, statSync, watch } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import type { Server as HttpsServer, ServerOptions } from 'node:https';
 import { dirname } from 'node:path';
@@ -32,7 +32,10 @@ export class ListenerCertificates {
 
   /** Options for https.createServer; throws when the files cannot be read (at start: fatal). */
   serverOptions(): ServerOptions {
-    return { ...this.read(), ...(this.files.clientCa ? { requestCert: true, rejectUnauthorized: true } : {}) };
+    const files = this.read();
+    // As for the JWT secret: a key every local user can read is a key anyone there can serve with.
+    if (statSync(this.files.key).mode & 0o004) this.log.warn(`--tls-key ${this.files.key} can be read by every user on this machine: chmod o-r it`);
+    return { ...files, ...(this.files.clientCa ? { requestCert: true, rejectUnauthorized: true } : {}) };
   }
 
   attach(server: HttpsServer): void {

@@ -80,8 +80,10 @@ describe('a broker whose recordings folder cannot be made', () => {
 
 describe('entry-broker --version', () => {
   it('prints the version and exits 0', async () => {
-    const out = await new Promise<string>((resolve, reject) => execFile(process.execPath, [BROKER, '--version'], { timeout: 30_000 }, (err, stdout) => (err ? reject(err) : resolve(stdout))));
-    expect(out).toMatch(/^entry-broker \d+\.\d+\.\d+\n$/);
+    for (const args of [['--version'], ['--log-level', 'debug', '--version']]) {
+      const out = await new Promise<string>((resolve, reject) => execFile(process.execPath, [BROKER, ...args], { timeout: 30_000 }, (err, stdout) => (err ? reject(err) : resolve(stdout))));
+      expect(out, args.join(' ')).toMatch(/^entry-broker \d+\.\d+\.\d+\n$/);
+    }
   });
 });
 

@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { get as httpGet } from 'node:http';
@@ -51,6 +51,8 @@ describe('TLS on the broker', () => {
     certPath = server.cert;
     keyPath = server.key;
     firstSerial = server.serial;
+    // Readable by every user, as a key should not be (openssl writes it 0600).
+    chmodSync(keyPath, 0o644);
     broker = await startBrokerProcess(['--tls-cert', certPath, '--tls-key', keyPath]);
   });
   afterAll(async () => {
@@ -127,6 +129,8 @@ describe('TLS on the broker', () => {
 
   it('reloads the certificate on SIGHUP and on a file change, without a restart', async () => {
     expect(await servedSerial(broker.url, ca.pem())).toBe(firstSerial);
+    // Said at start.
+    expect(broker.logs.some((l) => l.includes(`--tls-key ${keyPath} can be read by every user`))).toBe(true);
     const token = await broker.mint({ apps: [app] });
     // A live session must survive the reload.
     const live = await spawn({ broker: broker.url, token, target, command: ['sh', '-c', 'echo up; read x; echo got $x'], ca: ca.pem() });

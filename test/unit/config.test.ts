@@ -245,6 +245,9 @@ describe('parseConfig', () => {
 
   it('says what a number setting got when it was not a number', () => {
     expect(configError({ ...KEY, 'ping-interval': Number.NaN }).message).toMatch(/got something that is not a number/);
+    // Whole numbers in decimal, as written: not what Number() makes of anything.
+    for (const odd of ['0x10', '1e3', ' ', true, '12ms']) expect(configError({ ...KEY, 'ping-interval': odd }).setting, JSON.stringify(odd)).toBe('--ping-interval');
+    expect(parseConfig({ ...KEY, 'ping-interval': ' 300 ' }).limits.pingIntervalMs).toBe(300);
   });
 
   it('lets claim paths, admin role, issuer and audience be configured', () => {
