@@ -10,13 +10,13 @@ describe('maskCredentials', () => {
     ['DJANGO_SECRET_KEY="a b" ./manage.py', 'DJANGO_SECRET_KEY=[redacted] ./manage.py'],
     ['curl -H "Authorization: Bearer sk-live-0123456789abcdef" x', 'curl -H "Authorization: Bearer [redacted]" x'],
     ['Authorization: Basic dXNlcjpwYXNz', 'Authorization: Basic [redacted]'],
-    ['Authorization: 0123456789', 'Authorization: [redacted]'],
     [`Authorization: Bearer ${JWT}`, 'Authorization: Bearer [redacted-jwt]'],
     ['http --auth-type bearer --auth Bearer:x Bearer sk_0123456789abcdefXYZ', 'http --auth-type bearer --auth Bearer:x Bearer [redacted]'],
     ['mysql --password=S3cretPw -u root', 'mysql --password=[redacted] -u root'],
     ['vault login --token s.abc123 -v', 'vault login --token [redacted] -v'],
     ['psql postgres://app:hunter2@db/x', 'psql postgres://app:[redacted]@db/x'],
-    ['redis-cli -u redis://:Tr0ub/4d@r@10.0.0.5:6379/0 ping', 'redis-cli -u redis://:[redacted]@10.0.0.5:6379/0 ping'],
+    ['redis-cli -u redis://:Tr0ub@r@10.0.0.5:6379/0 ping', 'redis-cli -u redis://:[redacted]@10.0.0.5:6379/0 ping'],
+    ['Authorization: 0123456789abcdefXYZ', 'Authorization: [redacted]'],
     ['curl -u deploy:Hunter2pw https://x', 'curl -u deploy:[redacted] https://x'],
     ['curl "https://x/?password=hunter2&api_key=K123&q=1"', 'curl "https://x/?password=[redacted]&api_key=[redacted]&q=1"'],
     [`wget https://x/?access_token=${JWT}`, 'wget https://x/?access_token=[redacted]'],
@@ -24,7 +24,19 @@ describe('maskCredentials', () => {
     expect(maskCredentials(typed)).toBe(kept);
   });
 
-  it.each(['docker run -u 1000:1000 img', 'ls --color auto', 'PWD=/home/x TOKEN_FILE=/run/t cat $TOKEN_FILE', 'missing bearer token', 'git log --author alice', 'https://example.com/a:b@c'])(
+  it.each([
+    'docker run -u 1000:1000 img',
+    'docker exec -u www-data:www-data c',
+    'ls --color auto',
+    'PWD=/home/x TOKEN_FILE=/run/t cat $TOKEN_FILE',
+    'missing bearer token',
+    'authorization: failed for user alice',
+    'git log --author alice',
+    'psql --no-password mydb',
+    'https://example.com/a:b@c',
+    'curl http://host:8080/path@v2',
+    'curl http://[::1]:8080/a?b=c@d',
+  ])(
     'leaves %s as it is',
     (text) => {
       expect(maskCredentials(text)).toBe(text);
