@@ -246,7 +246,9 @@ export function findSettingsTable(readme: string): { start: number; end: number 
 export function yargsOption(s: Setting): { type: Setting['type']; array?: true; describe: string; defaultDescription?: string } {
   const shown = shownDefault(s);
   return {
-    type: s.type,
+    // Numbers reach the config as written: yargs' own Number() takes `0x10` for 16 and `1e3`
+    // for 1000, which the config refuses from a variable or the file alike.
+    type: s.type === 'number' ? 'string' : s.type,
     ...(s.array ? { array: true as const } : {}),
     describe: `${s.arg ? `${s.arg} — ` : ''}${plainText(s.description)}`,
     // defaultDescription only prints `[default: …]`; the value stays unset so that an ENTRY_*

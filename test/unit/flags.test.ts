@@ -44,7 +44,10 @@ describe('readSettings', () => {
     const raw = readSettings(['--listen', '0.0.0.0:9000', '--jwt-public-key', '/k.pem', '--ping-interval', '500'], {});
     expect(raw['listen']).toBe('0.0.0.0:9000');
     expect(raw['jwt-public-key']).toBe('/k.pem');
-    expect(raw['ping-interval']).toBe(500);
+    // As written: the config reads it (and refuses `0x10` or `1e3` there, as from a variable).
+    expect(raw['ping-interval']).toBe('500');
+    expect(parseConfig(readSettings(['--dev', '--listen', '127.0.0.1:0', '--ping-interval', '500'], {})).limits.pingIntervalMs).toBe(500);
+    for (const odd of ['0x400', '1e4']) expect(() => parseConfig(readSettings(['--dev', '--listen', '127.0.0.1:0', '--ping-interval', odd], {})), odd).toThrow(/^invalid setting --ping-interval: must be a whole number/);
   });
 
   it('prefers a flag over its ENTRY_* variable over the config file', () => {
@@ -53,7 +56,7 @@ describe('readSettings', () => {
       ENTRY_PING_INTERVAL: '200',
       ENTRY_ISSUER: 'from-env',
     });
-    expect(raw['ping-interval']).toBe(100);
+    expect(raw['ping-interval']).toBe('100');
     expect(raw['issuer']).toBe('from-env');
     expect(raw['audience']).toBe('file-aud');
     expect(raw['log-level']).toBe('warn');
