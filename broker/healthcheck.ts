@@ -26,7 +26,8 @@ function brokerArguments(pid: string): string[] {
   }
 }
 
-function check(): Promise<boolean> {
+async function check(): Promise<boolean> {
+  // A setting the broker could not use fails the check here too, without a stack trace.
   const raw = readSettings(brokerArguments(process.argv[2] ?? '1'), process.env);
   const { host, port } = parseListen(typeof raw['listen'] === 'string' ? raw['listen'] : '0.0.0.0:8022');
   // A wildcard listener is reached on loopback; the certificate names the public host, not that.

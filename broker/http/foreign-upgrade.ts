@@ -1,4 +1,4 @@
-import type { IncomingMessage, Server } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 
 /** An upgrade to WebSocket, the only protocol the broker switches to. */
@@ -35,7 +35,15 @@ export function answerAsPlainRequest(server: Server, req: IncomingMessage, socke
     }
     lines.push(`${name}: ${value}`);
   }
-  socket.unshift(Buffer.concat([Buffer.from(`${lines.join('\r\n')}\r\n\r\n`, 'latin1'), head]));
-  // An https server reads requests from its 'secureConnection' sockets, an http one from 'connection'.
-  server.emit('encrypted' in socket ? 'secureConnection' : 'connection', socket);
+  const again = () => {
+    socket.unshift(Buffer.concat([Buffer.from(`${lines.join('\r\n')}\r\n\r\n`, 'latin1'), head]));
+    // An https server reads requests from its 'secureConnection' sockets, an http one from 'connection'.
+    server.emit('encrypted' in socket ? 'secureConnection' : 'connection', socket);
+  };
+  // A request pipelined behind one whose answer is still being written (Node's own field for
+  // it): read again once that answer is done, or the new reading's answer would wait behind it
+  // for ever (it belongs to the connection's old reading).
+  const previous = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage;
+  if (previous && !previous.writableFinished) previous.once('finish', again);
+  else again();
 }

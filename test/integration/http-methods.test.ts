@@ -111,6 +111,10 @@ describe('HTTP methods and timeouts', () => {
     const ticket = await rawHttp(port, { head: `${head('/api/tickets', `Content-Length: ${body.length}\r\n${offer}`)}\r\n${body}`, answers: 1, timeoutMs: 5_000 });
     expect(ticket.statuses).toEqual([200]);
     expect(ticket.text).toMatch(/"ticket":"[^"]+"/);
+    // Pipelined behind an answer still being written (a large file), and followed by another.
+    const plain = (path: string) => `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n`;
+    const piped = await rawHttp(port, { head: `${plain('/entry-terminal.js')}\r\n${plain('/healthz')}${offer}\r\n${plain('/readyz')}\r\n`, answers: 3, timeoutMs: 5_000 });
+    expect(piped.statuses).toEqual([200, 200, expect.any(Number)]);
     // A WebSocket upgrade is still one.
     const ws = await rawHttp(port, { head: `GET /nowhere HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n`, answers: 1, timeoutMs: 5_000 });
     expect(ws.statuses).toEqual([404]);
