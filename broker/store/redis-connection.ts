@@ -1,4 +1,5 @@
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import { redisUrls } from './redis-urls.js';
 
 export interface RedisSettings {
   /** redis://[user:pass@]host:port[/db] or rediss:// for TLS; comma-separated seeds with `cluster`. */
@@ -49,8 +50,9 @@ export function urlOptions(u: string): RedisOptions {
 
 export function createRedisClient(settings: RedisSettings): Redis | Cluster {
   if (settings.cluster) {
-    const nodes = settings.url.split(',').map((u) => {
-      const url = new URL(u.trim());
+    const urls = redisUrls(settings.url);
+    const nodes = urls.map((u) => {
+      const url = new URL(u);
       // An IPv6 seed's hostname keeps its brackets in a URL; a socket wants the address alone.
       return { host: url.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(url.port || 6379) };
     });
@@ -58,7 +60,7 @@ export function createRedisClient(settings: RedisSettings): Redis | Cluster {
       lazyConnect: true,
       enableOfflineQueue: false,
       clusterRetryStrategy: (times) => Math.min(times * 100, 2_000),
-      redisOptions: { ...COMMON, ...urlOptions(settings.url.split(',')[0]!) },
+      redisOptions: { ...COMMON, ...urlOptions(urls[0]!) },
     });
   }
   if (settings.sentinels.length > 0) {

@@ -139,7 +139,7 @@ describe('parseConfig', () => {
     const err = configError({ ...KEY, 'redis-url': 'redis://default:hunter2@redis.internal:63 79' });
     expect(err.message).toBe('invalid setting --redis-url: not a URL: redis://[credentials]@redis.internal:63 79 (a password with / or @ in it is written %2F, %40)');
     // A generated password holds / or @ as often as not: the URL is then no URL at all.
-    for (const url of ['redis://app:Tr0ub/4dor@10.0.0.5:6379/0', 'redis://:pa@ssW0rdX@10.0.0.5:63 79']) {
+    for (const url of ['redis://app:Tr0ub/4dor@10.0.0.5:6379/0', 'redis://:pa@ssW0rdX@10.0.0.5:63 79', 'redis://app:Tr0ub,4dor@10.0.0.5:63 79']) {
       const message = configError({ ...KEY, 'redis-url': url }).message;
       expect(message, url).not.toMatch(/Tr0ub|4dor|ssW0rdX/);
       expect(message, url).toContain('[credentials]@10.0.0.5');
