@@ -22,6 +22,13 @@ import { bindClipboard } from './clipboard.js';
 import { injectStyles } from './styles.js';
 
 /** A bearer token (sent in the WebSocket subprotocol list) or a source of one-time tickets. */
+/**
+ * Leaves what a program may have left on: the alternate screen (1047, not 1049, which also
+ * restores a saved cursor: home when none was saved, over the old output), colours, a hidden
+ * cursor, application cursor keys and keypad, mouse reporting, bracketed paste.
+ */
+const LEAVE_MODES = '\x1b[?1047l\x1b[0m\x1b[?25h\x1b[?1l\x1b>\x1b[?1000l\x1b[?1002l\x1b[?1003l\x1b[?1006l\x1b[?2004l';
+
 export type TerminalAuth = { token: string } | { ticketProvider: (target: Target) => Promise<string> };
 
 /** `reconnecting`: the connection broke and the session is being resumed (an overlay says so). */
@@ -277,8 +284,10 @@ class TerminalSession implements TerminalHandle {
     this.detachSocket(1000);
     this.stopResuming();
     // What the last session showed stays in the scrollback (its last words may be why it
-    // ended); the modes it left (the alternate screen, colours, a hidden cursor) do not.
-    this.terminal.write('\x1b[?1049l\x1b[!p\r\n');
+    // ended); the modes it left (the alternate screen, colours, a hidden cursor, application
+    // keys, mouse reporting, bracketed paste) do not.
+    // (Not a soft reset, DECSTR: xterm.js homes the cursor with it, over the old output.)
+    this.terminal.write(`${LEAVE_MODES}\r\n`);
     void this.connect();
   }
 
@@ -293,6 +302,7 @@ class TerminalSession implements TerminalHandle {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
+    this.generation++;
     this.detachSocket(1000);
     this.stopResuming();
     clearInterval(this.watchdog);
@@ -359,7 +369,7 @@ class TerminalSession implements TerminalHandle {
       try {
         ticket = await auth.ticketProvider(target);
       } catch (err) {
-        if (generation !== this.generation) return;
+        if (generation !== this.generation || this.disposed) return;
         // Offline, or the API unreachable for a moment: another try, while the session is kept.
         // A lasting refusal (an expired or revoked token) is not: each try would count as a
         // failed login against the address, for everyone behind it.
@@ -373,7 +383,8 @@ class TerminalSession implements TerminalHandle {
       url = enterSocketUrl(broker, target, ticket, resumeOf);
       protocols = ['entry.v1'];
     }
-    if (generation !== this.generation) return;
+    // Closed while the ticket was asked for (a provider may wait for a sign-in): nothing opens.
+    if (generation !== this.generation || this.disposed) return;
     let ws: WebSocket;
     try {
       ws = new WebSocket(url, protocols);

@@ -78,3 +78,33 @@ describe('the console signed in again', () => {
     await expect.poll(() => b.broker.sessionCount, { timeout: 10_000 }).toBe(0);
   }, 60_000);
 });
+
+describe('the console signed out while a terminal waits for a sign-in', () => {
+  const app = uniqueApp('out');
+  const key = `${app}/web/1`;
+  // A short grace: the session the page gave up ends soon after, unless something resumes it.
+  const setUp = useBrowserBehindProxy(app, { 'clock-tolerance': 0, 'resume-grace': 6_000 });
+
+  it('ends it for good: signing in again does not bring the closed terminal back', async () => {
+    const { b, proxy, browser } = setUp;
+    const page = await (await browser.newContext({ viewport: { width: 1000, height: 700 } })).newPage();
+    const expiresAt = Math.floor(Date.now() / 1000) + 6;
+    await page.goto(`${proxy.url}/`);
+    await page.locator('#token-input').fill(await b.mint({ apps: [app] }, { expiresIn: expiresAt }));
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('button', { name: `Enter ${key}` }).click();
+    await page.locator('.tab[data-state="open"]').waitFor();
+    await page.waitForFunction((at) => Date.now() > at, expiresAt * 1000 + 500, { timeout: 20_000 });
+    proxy.cut();
+    await page.locator('#sign-in-error', { hasText: /Sign in again as alice/ }).waitFor({ timeout: 15_000 });
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    expect(await page.locator('entry-terminal').count()).toBe(0);
+    await page.locator('#token-input').fill(await b.mint({ apps: [app] }));
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.locator(`#container-rows tr[data-key="${key}"]`).waitFor();
+    // Nothing resumes it: the broker ends it when its grace runs out.
+    await expect.poll(() => b.broker.sessionCount, { timeout: 20_000 }).toBe(0);
+    expect(await page.locator('entry-terminal').count()).toBe(0);
+    expect(b.logs.filter((l) => l.includes('"audit":"session.resumed"'))).toEqual([]);
+  }, 60_000);
+});

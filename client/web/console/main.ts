@@ -104,10 +104,15 @@ window.addEventListener('beforeunload', (e) => {
   e.returnValue = '';
 });
 
-function nextSignIn(): { done: Promise<void>; resolve: () => void } {
+function nextSignIn(): { done: Promise<void>; resolve: () => void; reject: (reason: Error) => void } {
   let resolve!: () => void;
-  const done = new Promise<void>((r) => (resolve = r));
-  return { done, resolve };
+  let reject!: (reason: Error) => void;
+  const done = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  done.catch(() => undefined);
+  return { done, resolve, reject };
 }
 
 function focusSearch(): void {
@@ -219,6 +224,9 @@ function signOut(message?: string): void {
   token = undefined;
   api = undefined;
   owner = undefined;
+  // A ticket still waited for belongs to a terminal just closed: it gets none.
+  signedIn.reject(new Error('signed out'));
+  signedIn = nextSignIn();
   admin = false;
   viewTabs.hidden = true;
   sessions.clear();
