@@ -44,6 +44,13 @@ export function answerAsPlainRequest(server: Server, req: IncomingMessage, socke
   // it): read again once that answer is done, or the new reading's answer would wait behind it
   // for ever (it belongs to the connection's old reading).
   const previous = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage;
-  if (previous && !previous.writableFinished) previous.once('finish', again);
-  else again();
+  if (!previous || previous.writableFinished) return again();
+  // Node took the connection's 'drain' from that answer along with the upgrade: handed back to
+  // it until it is done, or a large one would wait for a drain that never comes.
+  const drain = () => previous.emit('drain');
+  socket.on('drain', drain);
+  previous.once('finish', () => {
+    socket.off('drain', drain);
+    again();
+  });
 }
