@@ -10,6 +10,8 @@
  * With `\b` instead, every `eyJ` inside one long run was a start of its own, and a request path
  * of `eyJ-` repeated took the broker seconds (hours for a 4 MiB message) to log.
  */
+import { urlList } from './url-list.js';
+
 const JWT = /(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*/g;
 
 /** `?token=…`, `&password=…`: parameters that carry credentials in URLs. */
@@ -90,9 +92,7 @@ function secretOption(name: string): boolean {
  * left out, whatever it holds, even where it makes the URL invalid.
  */
 export function withoutCredentials(value: string): string {
-  // Parts are URLs a comma puts side by side (Cluster seeds); a comma in a password is not one.
-  return value
-    .split(/,(?=\s*[a-z][a-z0-9+.-]*:\/\/)/i)
-    .map((part) => part.replace(/^(\s*[a-z][a-z0-9+.-]*:\/\/)[^\s]*@/i, '$1[credentials]@'))
+  return urlList(value)
+    .map((part) => part.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^\s]*@/i, '$1[credentials]@'))
     .join(',');
 }

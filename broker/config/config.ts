@@ -2,7 +2,7 @@ import { isIP, isIPv6 } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { withoutCredentials } from '../mask.js';
-import { redisUrls } from '../store/redis-urls.js';
+import { urlList } from '../url-list.js';
 import { ConfigError } from './config-error.js';
 import { type DockerClientFiles, type ListenerTls, parseDockerClientFiles, parseHostSpec, parseListenerTls, parseMetricsListen, parseTrustedProxies } from './fleet-settings.js';
 import { type SettingName, defaultBoolean, defaultList, defaultNumber, defaultString } from './settings.js';
@@ -271,7 +271,7 @@ function parseRedis(raw: RawSettings): BrokerConfig['redis'] {
   const sentinels = list(raw, 'redis-sentinels', []);
   const cluster = bool(raw, 'redis-cluster');
   if (url) {
-    const urls = redisUrls(url);
+    const urls = urlList(url);
     if (urls.length > 1 && !cluster) throw new ConfigError('--redis-url', 'lists several URLs: give one, or seed nodes with --redis-cluster');
     for (const u of urls) {
       let parsed: URL;

@@ -1,5 +1,5 @@
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
-import { redisUrls } from './redis-urls.js';
+import { urlList } from '../url-list.js';
 
 export interface RedisSettings {
   /** redis://[user:pass@]host:port[/db] or rediss:// for TLS; comma-separated seeds with `cluster`. */
@@ -50,7 +50,7 @@ export function urlOptions(u: string): RedisOptions {
 
 export function createRedisClient(settings: RedisSettings): Redis | Cluster {
   if (settings.cluster) {
-    const urls = redisUrls(settings.url);
+    const urls = urlList(settings.url);
     const nodes = urls.map((u) => {
       const url = new URL(u);
       // An IPv6 seed's hostname keeps its brackets in a URL; a socket wants the address alone.

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { maskArgv, maskCredentials } from '../../broker/mask.js';
+import { maskArgv, maskCredentials, withoutCredentials } from '../../broker/mask.js';
+import { urlList } from '../../broker/url-list.js';
 
 // Shaped like a JWT; signed by nobody.
 const JWT = 'eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLW9mLW5vYm9keQ';
@@ -50,5 +51,22 @@ describe('maskArgv', () => {
     expect(maskArgv(['curl', '-H', `Authorization: Bearer ${JWT}`, 'https://x'])).toEqual(['curl', '-H', 'Authorization: Bearer [redacted-jwt]', 'https://x']);
     expect(maskArgv(['env', 'API_KEY=k1', 'run'])).toEqual(['env', 'API_KEY=[redacted]', 'run']);
     expect(maskArgv(['ls', '--color', 'auto'])).toEqual(['ls', '--color', 'auto']);
+  });
+});
+
+describe('withoutCredentials', () => {
+  it('leaves out the user information of each URL a setting lists, even one that makes the URL invalid', () => {
+    expect(withoutCredentials('redis://:pa/ss@a:7000, rediss://u:p@ss@b:7000')).toBe('redis://[credentials]@a:7000,rediss://[credentials]@b:7000');
+  });
+
+  it('keeps a value without user information as it is', () => {
+    expect(withoutCredentials('redis://a:6379/2')).toBe('redis://a:6379/2');
+  });
+});
+
+describe('urlList', () => {
+  it('splits at a comma only where another URL starts, so a password keeps its comma', () => {
+    expect(urlList('redis://:a,b@h1:7000,redis://h2:7000')).toEqual(['redis://:a,b@h1:7000', 'redis://h2:7000']);
+    expect(urlList('redis://:x,rediss://@h1:1')).toEqual(['redis://:x', 'rediss://@h1:1']);
   });
 });
