@@ -12,10 +12,23 @@ export const MAX_LOG_STRING_CHARS = 4096;
 
 /** Masks credentials found by shape inside a string value, and cuts it to MAX_LOG_STRING_CHARS. */
 export function scrub(text: string): string {
-  // Masked within a margin past what is written: a 4 MiB message costs no more than 8 KiB does.
-  const masked = maskCredentials(text.length > 2 * MAX_LOG_STRING_CHARS ? text.slice(0, 2 * MAX_LOG_STRING_CHARS) : text);
-  const over = masked.length - MAX_LOG_STRING_CHARS + (text.length - Math.min(text.length, 2 * MAX_LOG_STRING_CHARS));
-  return masked.length > MAX_LOG_STRING_CHARS ? `${masked.slice(0, MAX_LOG_STRING_CHARS)}…[${over} more characters]` : masked;
+  return fit(maskCredentials(head(text)), text.length);
+}
+
+/** A list of strings masked as an argv (`--token`, `VALUE`), each element cut as scrub cuts. */
+function scrubArgv(argv: readonly string[]): string[] {
+  return maskArgv(argv.map(head)).map((masked, i) => fit(masked, argv[i]!.length));
+}
+
+// Masked within a margin past what is written: a 4 MiB message costs no more than 8 KiB does.
+function head(text: string): string {
+  return text.length > 2 * MAX_LOG_STRING_CHARS ? text.slice(0, 2 * MAX_LOG_STRING_CHARS) : text;
+}
+
+function fit(masked: string, originalLength: number): string {
+  if (masked.length <= MAX_LOG_STRING_CHARS) return masked;
+  const over = masked.length - MAX_LOG_STRING_CHARS + (originalLength - Math.min(originalLength, 2 * MAX_LOG_STRING_CHARS));
+  return `${masked.slice(0, MAX_LOG_STRING_CHARS)}…[${over} more characters]`;
 }
 
 export interface Logger {
@@ -32,7 +45,7 @@ export function redact(fields: Record<string, unknown>, depth = 0): Record<strin
     else if (v instanceof Error) out[k] = { message: scrub(v.message), code: (v as { code?: unknown }).code };
     else if (typeof v === 'string') out[k] = scrub(v);
     // A list of strings is an argv as often as not: `--token`, `VALUE` masked as a command line would be.
-    else if (Array.isArray(v)) out[k] = v.every((x: unknown) => typeof x === 'string') ? maskArgv(v as string[]).map(scrub) : v.map((x: unknown) => (typeof x === 'string' ? scrub(x) : x));
+    else if (Array.isArray(v)) out[k] = v.every((x: unknown) => typeof x === 'string') ? scrubArgv(v as string[]) : v.map((x: unknown) => (typeof x === 'string' ? scrub(x) : x));
     else if (v && typeof v === 'object' && !Array.isArray(v)) out[k] = depth < 4 ? redact(v as Record<string, unknown>, depth + 1) : '[nested]';
     else out[k] = v;
   }

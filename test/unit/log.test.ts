@@ -99,6 +99,13 @@ describe('credentials by shape', () => {
     expect(line.path).toMatch(new RegExp(`…\\[${path.length - MAX_LOG_STRING_CHARS} more characters\\]$`));
   });
 
+  it('masks a list of strings as a command line and cuts each long element as a string is cut', () => {
+    const long = 'x'.repeat(3 * MAX_LOG_STRING_CHARS);
+    const argv = redact({ argv: ['mysql', '--password', 'hunter2', long] })['argv'] as string[];
+    expect(argv.slice(0, 3)).toEqual(['mysql', '--password', '[redacted]']);
+    expect(argv[3]).toBe(`${'x'.repeat(MAX_LOG_STRING_CHARS)}…[${2 * MAX_LOG_STRING_CHARS} more characters]`);
+  });
+
   it('still masks a JWT after a separator, and cuts only after masking', () => {
     const jwt = 'eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJl';
     for (const text of [`Bearer ${jwt}`, `token=${jwt}`, `"${jwt}"`, `${'x '.repeat(MAX_LOG_STRING_CHARS / 2 - 10)}${jwt}`]) {
