@@ -1,5 +1,5 @@
 import { ApiError, type BrokerApi } from '../api.js';
-import { clampSizes, completeLines, parseCast } from './cast.js';
+import { type Cast, clampSizes, completeLines, parseCast } from './cast.js';
 import { CastPlayer, type PlayerOptions, type ReplayEngine } from './cast-player.js';
 import { h } from './dom.js';
 import type { TabContent } from './terminal-tabs.js';
@@ -41,6 +41,8 @@ export function replayTab(api: BrokerApi, session: string, title: string, heldBy
   el.tabIndex = -1;
 
   let recording = '';
+  // Parsed once, when it loads: what the basic player plays, every time it starts.
+  let cast: Cast | undefined;
   let engine: ReplayEngine | undefined;
   let disposed = false;
   let useAsciinema = true;
@@ -61,7 +63,7 @@ export function replayTab(api: BrokerApi, session: string, title: string, heldBy
       if (disposed) return;
       engine = asciinemaEngine(stage, recording, options(startAt, autoPlay));
     } else {
-      engine = new CastPlayer(parseCast(recording), options(startAt, autoPlay));
+      engine = new CastPlayer(cast ?? parseCast(recording), options(startAt, autoPlay));
       stage.append(engine.el);
     }
     stage.dataset['player'] = useAsciinema ? 'asciinema' : 'xterm';
@@ -100,7 +102,7 @@ export function replayTab(api: BrokerApi, session: string, title: string, heldBy
     };
     try {
       recording = clampSizes(completeLines(await api.recording(session)));
-      parseCast(recording);
+      cast = parseCast(recording);
     } catch (err) {
       if (disposed) return;
       // Each broker serves the recordings in its own --recordings-dir.
