@@ -17,6 +17,7 @@ import type { Backends } from './backend/backends.js';
 import { createBackends, type DockerOverrides } from './backends.js';
 import { createFaultReporter, type FaultReporter } from './fault.js';
 import type { ApiDeps } from './http/api.js';
+import type { HealthDeps } from './http/health-routes.js';
 import { listen } from './http/listener.js';
 import { createRequestHandler } from './http/routes.js';
 import { Leftovers } from './ledger/leftovers.js';
@@ -135,13 +136,16 @@ export class EntryBroker {
     this.leftovers = leftovers;
     let api: ApiDeps | undefined;
     let gateway: Gateway | undefined;
-    const handler = createRequestHandler({
+    const health: HealthDeps = {
       brokerId: this.id,
       ready: async () => {
         // A host is up while its event stream (a cluster: its pod watch) is connected.
         return { backends: backends.kinds(), store: await store.healthy(), hosts: backends.status() };
       },
       draining: () => this.sessions.isDraining,
+    };
+    const handler = createRequestHandler({
+      ...health,
       api: () => api,
       consoleRoot: this.options.consoleRoot ?? DEFAULT_CONSOLE_ROOT,
       oidc: config.oidc,
@@ -227,7 +231,7 @@ export class EntryBroker {
         hosts: () => backends.hostGauges(),
         webSocketBuffered: () => gateway.bufferedBytes(),
       });
-      const server = new MetricsServer(metrics, this.log, this.fault);
+      const server = new MetricsServer(metrics, this.log, this.fault, health);
       this.metricsServer = server;
       const where = config.metricsListen;
       this.metricsUrl = await listeningOn('--metrics-listen', where, () => server.listen(where.host, where.port));

@@ -10,7 +10,8 @@ import { readSettings } from './config/flags.js';
  * The image's HEALTHCHECK: `/healthz` on the broker's own listener, found as the broker found it:
  * its flags (read from the process, PID 1 in the image, or the PID given), its ENTRY_* variables
  * and its config file. With a client CA (mTLS) `/healthz` wants a certificate the check does not
- * have: a TLS handshake the listener completes is taken for alive.
+ * have: it asks the metrics listener's `/healthz` when there is one, else a TLS handshake the
+ * listener completes is taken for alive.
  */
 
 /** How long the check waits for the answer (Docker's own timeout is 3 s). */
@@ -29,12 +30,15 @@ function brokerArguments(pid: string): string[] {
 async function check(): Promise<boolean> {
   // A setting the broker could not use fails the check here too, without a stack trace.
   const raw = readSettings(brokerArguments(process.argv[2] ?? '1'), process.env);
-  const { host, port } = parseListen(typeof raw['listen'] === 'string' ? raw['listen'] : '0.0.0.0:8022');
+  const mutualTls = Boolean(raw['tls-client-ca']);
+  const metrics = typeof raw['metrics-listen'] === 'string' ? raw['metrics-listen'] : undefined;
+  const plain = mutualTls && metrics !== undefined;
+  const { host, port } = parseListen(plain ? metrics : typeof raw['listen'] === 'string' ? raw['listen'] : '0.0.0.0:8022');
   // A wildcard listener is reached on loopback; the certificate names the public host, not that.
   const address = host === '0.0.0.0' || host === '' ? '127.0.0.1' : host === '::' ? '::1' : host;
   const timeout = ANSWER_MS;
   return new Promise((resolve) => {
-    if (raw['tls-client-ca']) {
+    if (mutualTls && !plain) {
       const s = connect({ host: address, port, rejectUnauthorized: false, timeout }, () => {
         s.destroy();
         resolve(true);
@@ -44,7 +48,7 @@ async function check(): Promise<boolean> {
       return;
     }
     const options = { host: address, port, path: '/healthz', timeout, rejectUnauthorized: false };
-    const req = (raw['tls-cert'] ? getTls : get)(options, (res) => {
+    const req = (raw['tls-cert'] && !plain ? getTls : get)(options, (res) => {
       res.resume();
       resolve(res.statusCode === 200);
     });

@@ -89,7 +89,7 @@ export const SETTINGS = {
     shown: 'the listen address (the host name when it listens on every address)',
     description: 'how the other brokers reach this one: a resume that reaches another broker is handed here when this one holds the session (see [Session resume](#session-resume)), and a broker that finds this one\'s alive mark lapsed asks here before ending its sessions',
   },
-  'metrics-listen': { type: 'string', arg: 'HOST:PORT', shown: 'off', description: 'Prometheus metrics at `/metrics` on a listener of their own (see [Metrics](#metrics))' },
+  'metrics-listen': { type: 'string', arg: 'HOST:PORT', shown: 'off', description: 'Prometheus metrics at `/metrics` on a listener of their own, with `/healthz` and `/readyz` (see [Metrics](#metrics))' },
   'ping-interval': {
     type: 'number',
     arg: 'MS',

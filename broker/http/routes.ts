@@ -3,19 +3,12 @@ import type { OidcClientConfig } from '../config/config.js';
 import { type ApiDeps, handleApi } from './api.js';
 import { handleConfigRoute } from './config-route.js';
 import { EntryError } from '../errors.js';
-import { sendError, sendJson, sendMethodNotAllowed } from './respond.js';
+import { handleHealth, type HealthDeps } from './health-routes.js';
+import { sendError, sendJson } from './respond.js';
 import { serveStatic } from './static.js';
 import { requestUrl } from './request-url.js';
 
-export interface HttpDeps {
-  /**
-   * This broker process's id. `/healthz?broker=ID` answers whether this is that process: another
-   * broker tells it from a successor at the same address, and the id (host name, PID) is not shown.
-   */
-  brokerId: string;
-  /** Whether the backends (per kind, and per host or cluster) and the shared store answer right now. */
-  ready(): Promise<{ backends: Record<string, boolean>; store: boolean; hosts: Record<string, boolean> }>;
-  draining(): boolean;
+export interface HttpDeps extends HealthDeps {
   /** Set once the broker has its keys; until then the API answers 503. */
   api(): ApiDeps | undefined;
   /** Directory of the built console, served at /. */
@@ -42,12 +35,6 @@ function cors(req: IncomingMessage, res: ServerResponse, path: string, allowed: 
   return true;
 }
 
-const KIND_NAMES: Record<string, string> = { docker: 'docker engine', kubernetes: 'kubernetes cluster' };
-const unreachableNames = (backends: Record<string, boolean>) =>
-  Object.keys(backends)
-    .map((k) => KIND_NAMES[k] ?? k)
-    .join(' and ');
-
 /** Plain HTTP requests: health, readiness, the JSON API and the console. */
 export function createRequestHandler(deps: HttpDeps) {
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
@@ -58,29 +45,7 @@ export function createRequestHandler(deps: HttpDeps) {
     }
     const path = url.pathname;
     if (cors(req, res, path, deps.allowedOrigins ?? [])) return;
-    // HEAD is GET without the body (Node leaves it out): monitors and load balancers probe with it.
-    const reading = req.method === 'GET' || req.method === 'HEAD';
-    if (reading && path === '/healthz') {
-      const asked = url.searchParams.get('broker');
-      sendJson(res, 200, asked === null ? { status: 'ok' } : { status: 'ok', sameBroker: asked === deps.brokerId });
-      return;
-    }
-    if (reading && path === '/readyz') {
-      if (deps.draining()) {
-        sendJson(res, 503, { status: 'draining' });
-        return;
-      }
-      const { backends, store, hosts } = await deps.ready();
-      // Ready while any backend has a reachable host: the others' targets get their own reason.
-      const targets = Object.values(backends).some(Boolean);
-      const status = !targets ? `${unreachableNames(backends)} unreachable` : !store ? 'shared store unreachable' : 'ready';
-      sendJson(res, targets && store ? 200 : 503, { status, docker: backends['docker'] ?? false, store, hosts, backends });
-      return;
-    }
-    if ((path === '/healthz' || path === '/readyz') && !reading) {
-      sendMethodNotAllowed(res, req.method, path, 'GET, HEAD');
-      return;
-    }
+    if (await handleHealth(req, res, url, deps)) return;
     if (path === '/enter' || path === '/attach' || path === '/watch') {
       sendError(res, new EntryError('ENTRY_UPGRADE_REQUIRED'), { upgrade: 'websocket' });
       return;

@@ -3,7 +3,9 @@ import type { AddressInfo } from 'node:net';
 import type { FaultReporter } from '../fault.js';
 import { httpBoundary } from '../http/boundary.js';
 import { logAccess } from '../http/access-log.js';
+import { handleHealth, type HealthDeps } from '../http/health-routes.js';
 import { acceptFailures } from '../http/listener.js';
+import { requestUrl } from '../http/request-url.js';
 import { requestId } from '../http/request-id.js';
 import { sendMethodNotAllowed } from '../http/respond.js';
 import type { Logger } from '../log.js';
@@ -11,7 +13,9 @@ import type { BrokerMetrics } from './metrics.js';
 
 /**
  * The metrics listener (--metrics-listen): `GET /metrics` in the Prometheus text format, on
- * its own address so that it can stay inside the cluster while the broker faces users.
+ * its own address so that it can stay inside the cluster while the broker faces users; and
+ * `/healthz`, `/readyz` as the broker's listener answers them, for probes that cannot present
+ * the client certificate that listener may want (--tls-client-ca).
  */
 export class MetricsServer {
   private server: Server | undefined;
@@ -20,6 +24,7 @@ export class MetricsServer {
     private readonly metrics: BrokerMetrics,
     private readonly log: Logger,
     private readonly fault: FaultReporter,
+    private readonly health: HealthDeps,
   ) {}
 
   async listen(host: string, port: number): Promise<string> {
@@ -30,9 +35,11 @@ export class MetricsServer {
           // The rules of the broker's own listener: a request id, one log line, HEAD as GET.
           res.setHeader('x-request-id', requestId(req));
           logAccess(req, res, this.log);
-          const path = (req.url ?? '/').split('?')[0];
+          const url = requestUrl(req);
+          if (url && (await handleHealth(req, res, url, this.health))) return;
+          const path = url?.pathname;
           if (path !== '/metrics') {
-            res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /metrics\n');
+            res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /metrics, /healthz or /readyz\n');
             return;
           }
           if (req.method !== 'GET' && req.method !== 'HEAD') {

@@ -58,7 +58,7 @@ describe('the image health check', () => {
     });
   });
 
-  it('speaks https to a TLS listener, and takes a handshake for alive under mTLS', async () => {
+  it('speaks https to a TLS listener; under mTLS asks the metrics listener, or takes a handshake for alive without one', async () => {
     const ca = makeCa('Entry Broker CA', dir);
     const server = issue(ca, 'broker.example', { sans: ['broker.example'], name: 'hc' });
     const clients = makeCa('Entry Client CA', mkdtempSync(join(dir, 'clients-')));
@@ -67,6 +67,12 @@ describe('the image health check', () => {
       expect(await healthcheck(pid)).toBe(0);
     });
     await withBroker(['--listen', `127.0.0.1:${await freePort()}`, ...tls, '--tls-client-ca', clients.cert], {}, async (pid) => {
+      expect(await healthcheck(pid)).toBe(0);
+      // Told of a metrics listener where none answers, it fails: it asks there, not the handshake.
+      expect(await healthcheck(pid, { ENTRY_METRICS_LISTEN: `127.0.0.1:${await freePort()}` })).toBe(1);
+    });
+    const metrics = `127.0.0.1:${await freePort()}`;
+    await withBroker(['--listen', `127.0.0.1:${await freePort()}`, ...tls, '--tls-client-ca', clients.cert, '--metrics-listen', metrics], {}, async (pid) => {
       expect(await healthcheck(pid)).toBe(0);
     });
   });

@@ -90,10 +90,22 @@ describe('Prometheus metrics on --metrics-listen', () => {
     return { ...parsed, value };
   }
 
-  it('serves only /metrics, on its own listener', async () => {
+  it('serves /metrics on its own listener only, and nothing of the API or the console', async () => {
     expect(b.broker.metricsUrl).not.toContain(new URL(b.url).port);
     expect((await fetch(b.broker.metricsUrl!.replace('/metrics', '/'))).status).toBe(404);
+    expect((await fetch(b.broker.metricsUrl!.replace('/metrics', '/api/sessions'))).status).toBe(404);
     expect((await fetch(`${b.url}/metrics`)).status).toBe(404);
+  });
+
+  it("answers /healthz and /readyz there as the broker's listener does, for probes that have no client certificate", async () => {
+    const there = (path: string) => b.broker.metricsUrl!.replace('/metrics', path);
+    for (const path of ['/healthz', '/readyz', '/healthz?broker=someone-else']) {
+      const [own, metrics] = await Promise.all([fetch(`${b.url}${path}`), fetch(there(path))]);
+      expect(metrics.status, path).toBe(own.status);
+      expect(await metrics.json(), path).toEqual(await own.json());
+    }
+    expect((await fetch(there('/readyz'))).status).toBe(200);
+    expect((await fetch(there('/healthz'), { method: 'POST' })).status).toBe(405);
   });
 
   it('parses as Prometheus text and names every documented family with its type', async () => {
