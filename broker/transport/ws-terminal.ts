@@ -10,6 +10,7 @@ import { closeCodeOf, closeLine, closeReasonText } from './close-line.js';
 import { type Framing, protobufFraming } from './framing.js';
 import { sessionEnds } from './paced-queue.js';
 import { type KernelTcpState, kernelTcpView, type TcpEndpoints } from './tcp-view.js';
+import { RESUMING_CLOSE_CODE } from '../../proto/close-codes.js';
 
 /**
  * How long `finish` waits for the client's close handshake, counted from when everything queued
@@ -26,8 +27,6 @@ const PING_CONTENT = utf8('ping');
  * not read until the process starts, and the rest waits in the client's buffers.
  */
 export const EARLY_INPUT_HIGH_WATER_BYTES = 1024 * 1024;
-/** The close code of a client abandoning a connection it took for broken, to resume the session. */
-export const RESUMING_CLOSE_CODE = 4100;
 /**
  * START may be this many times --max-frame (ws's maxPayload, set from it by the gateway): 4 MiB
  * by default, room for the 2 MiB of arguments and environment Linux takes (ARG_MAX with the
@@ -151,7 +150,7 @@ export class WsTerminal implements ClientTerminal {
       this.guard((code: number) => {
         this.closed = true;
         // 1006: the socket ended with no close frame, which a client quitting on purpose sends.
-        // 4100: a client that cannot drop a socket without one (a browser) leaving it to resume.
+        // RESUMING_CLOSE_CODE: a client that cannot drop a socket without one (a browser) leaving it to resume.
         this.abrupt = code === 1006 || code === RESUMING_CLOSE_CODE;
         clearTimeout(this.followUp);
         // Paced: a burst of closes (a load balancer restarting) must not stall the other sessions.

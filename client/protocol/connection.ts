@@ -18,6 +18,7 @@ import {
 } from '../../proto/codec.js';
 import { AckBatcher } from '../../proto/ack-batcher.js';
 import { dropAcknowledged } from '../../proto/acknowledged.js';
+import { BAD_FRAME_CLOSE_CODE } from '../../proto/close-codes.js';
 import { PING_INTERVAL_HEADER, RESUME_GRACE_HEADER, RESUME_TRY_MS, SILENT_MARGIN_MS, silenceWatch } from '../../proto/silence.js';
 import { PASSING_REFUSALS } from '../../proto/passing-refusals.js';
 import { ClientError } from './client-error.js';
@@ -561,11 +562,11 @@ export class ExecConnection extends EventEmitter<ExecConnectionEvents> {
     this.outputAcks.received(bytes);
   }
 
-  /** Ends the session as a failure of Entry's own (ENTRY_BAD_FRAME, close 1002): the broker broke the protocol. */
+  /** Ends the session as a failure of Entry's own (ENTRY_BAD_FRAME): the broker broke the protocol. */
   private failProtocol(message: string): void {
     this.protocolError = { code: 'ENTRY_BAD_FRAME', message };
     this.closedByUs = true;
-    this.ws.close(1002);
+    this.ws.close(BAD_FRAME_CLOSE_CODE);
   }
 
   private onMessage(data: Buffer): void {
@@ -612,6 +613,8 @@ export class ExecConnection extends EventEmitter<ExecConnectionEvents> {
         try {
           ticket = decodeResumeTicket(m.content);
         } catch {
+          // Unread, the broker would keep output for acknowledgements that never come.
+          this.failProtocol('the broker sent a malformed resume ticket');
           return;
         }
         const first = !this.ticket;

@@ -14,6 +14,7 @@ import {
   type ResumeTicket,
 } from '../../proto/codec.js';
 import { AckBatcher } from '../../proto/ack-batcher.js';
+import { BAD_FRAME_CLOSE_CODE, RESUMING_CLOSE_CODE } from '../../proto/close-codes.js';
 import { dropAcknowledged } from '../../proto/acknowledged.js';
 import { RESUME_TRY_MS, SILENT_MARGIN_MS, silenceWatch } from '../../proto/silence.js';
 import { PASSING_REFUSALS } from '../../proto/passing-refusals.js';
@@ -423,6 +424,12 @@ class TerminalSession implements TerminalHandle {
       for (const chunk of this.pending.splice(0)) this.sendInput(ws, chunk);
       this.pendingBytes = 0;
     };
+    // A message that cannot be read is output lost: said, and the session ends as Entry's failure.
+    const malformed = () => {
+      closeMessage = { code: 'ENTRY_BAD_FRAME', text: 'malformed message from the broker' };
+      this.terminal.write(`\r\n\x1b[31mentry: ${closeMessage.text}\x1b[0m\r\n`);
+      ws.close(BAD_FRAME_CLOSE_CODE);
+    };
     ws.onmessage = (event: MessageEvent) => {
       if (!(event.data instanceof ArrayBuffer)) return;
       this.lastHeard = Date.now();
@@ -430,9 +437,7 @@ class TerminalSession implements TerminalHandle {
       try {
         msg = decodeResponse(new Uint8Array(event.data));
       } catch {
-        closeMessage = { code: 'ENTRY_BAD_FRAME', text: 'malformed message from the broker' };
-        this.terminal.write(`\r\n\x1b[31mentry: ${closeMessage.text}\x1b[0m\r\n`);
-        ws.close(1007);
+        malformed();
         return;
       }
       switch (msg.msgType) {
@@ -441,7 +446,8 @@ class TerminalSession implements TerminalHandle {
           this.received(msg.content);
           break;
         case ResponseType.RESUMABLE:
-          this.onResumable(ws, msg.content);
+          // Unread, the broker would keep output for acknowledgements that never come.
+          if (!this.onResumable(ws, msg.content)) malformed();
           break;
         case ResponseType.INPUT_ACK: {
           const count = parseCount(msg.content);
@@ -519,19 +525,20 @@ class TerminalSession implements TerminalHandle {
     this.watchdog = undefined;
   }
 
-  private onResumable(ws: WebSocket, content: Uint8Array): void {
-    if (this.options.resume === false) return;
+  /** False when the ticket cannot be read. */
+  private onResumable(ws: WebSocket, content: Uint8Array): boolean {
+    if (this.options.resume === false) return true;
     let ticket: ResumeTicket;
     try {
       ticket = decodeResumeTicket(content);
     } catch {
-      return;
+      return false;
     }
     if (!this.ticket) {
-      if (!this.trackInput) return;
+      if (!this.trackInput) return true;
       this.ticket = { ...ticket, token: ticket.token.slice() };
       this.watchSilence(ticket.pingIntervalMs ?? 0);
-      return;
+      return true;
     }
     // Resumed: the output missed follows; send again the input the broker has not passed on.
     clearTimeout(this.tryTimer);
@@ -545,6 +552,7 @@ class TerminalSession implements TerminalHandle {
     for (const chunk of this.unacked) sendChunks(ws, chunk);
     this.sendWaiting();
     sendFrame(ws, encodeRequest(RequestType.WINCH, encodeWinch(this.terminal.cols, this.terminal.rows)));
+    return true;
   }
 
   /**
@@ -635,8 +643,8 @@ class TerminalSession implements TerminalHandle {
       if (now - lastTick > 3 * period + 1_000) this.lastHeard = Math.max(this.lastHeard, now - limit + pingIntervalMs + SILENT_MARGIN_MS);
       lastTick = now;
       if (ws && this.lostAt === 0 && ws.readyState === WebSocket.OPEN && now - this.lastHeard > limit) {
-        // 4100: the broker keeps the session, as if the socket had simply died.
-        this.detachSocket(4100);
+        // The broker keeps the session, as if the socket had simply died.
+        this.detachSocket(RESUMING_CLOSE_CODE);
         this.startResuming();
       }
     }, Math.min(1_000, pingIntervalMs));
@@ -679,7 +687,7 @@ class TerminalSession implements TerminalHandle {
     clearTimeout(this.tryTimer);
     this.tryTimer = setTimeout(() => {
       if (this.disposed || this.lostAt === 0 || generation !== this.generation) return;
-      this.detachSocket(4100);
+      this.detachSocket(RESUMING_CLOSE_CODE);
       this.retryResume();
     }, Math.max(0, Math.min(RESUME_TRY_MS, this.deadline - Date.now())));
   }

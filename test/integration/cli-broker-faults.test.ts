@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type WebSocket from 'ws';
 import { decodeRequest, encodeResponse, encodeResumeTicket, RequestType, ResponseType, utf8 } from '../../proto/codec.js';
 import { runCli } from '../helpers/cli.js';
+import { eventually } from '../helpers/sessions.js';
 import { FakeBroker } from '../helpers/fake-broker.js';
 
 /**
@@ -127,6 +128,26 @@ describe('the enter CLI when the broker or a proxy misbehaves', () => {
     expect(r.stdout.toString()).toBe('hello\n');
     expect(r.stderr.toString()).toBe('enter: the broker sent a malformed message\n');
     expect(r.status).toBe(255);
+  });
+
+  it('a resume ticket that cannot be read ends the session as a malformed message (close 1007), not a session whose output stalls unacknowledged', async () => {
+    let closedWith: number | undefined;
+    fake = await new FakeBroker((_n, req, socket, head) =>
+      fake!.accept(req, socket, head, (ws) => {
+        ws.once('close', (code) => (closedWith = code));
+        onFirstMessage(ws, () => {
+          send(ws, ResponseType.STDOUT, 'hello\n');
+          send(ws, ResponseType.RESUMABLE, Uint8Array.of(0xff, 0xff, 0xff));
+          send(ws, ResponseType.STDOUT, 'not shown\n');
+        });
+      }),
+    ).start();
+    const r = await enter(['app', 'web', '1', '--', 'work']);
+    expect(r.stdout.toString()).toBe('hello\n');
+    expect(r.stderr.toString()).toBe('enter: the broker sent a malformed resume ticket\n');
+    expect(r.status).toBe(255);
+    await eventually(async () => closedWith !== undefined, 'the close at the broker', 2_000);
+    expect(closedWith).toBe(1007);
   });
 
   it('enter watch: a truncated frame stops the watch with a clear line and exit 255', async () => {

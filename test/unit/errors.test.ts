@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { EntryError, ERRORS, isEntryError, type ErrorCode } from '../../broker/errors.js';
+import { BAD_FRAME_CLOSE_CODE, RESUMING_CLOSE_CODE } from '../../proto/close-codes.js';
 
 const entries = Object.entries(ERRORS) as Array<[ErrorCode, (typeof ERRORS)[ErrorCode]]>;
 
@@ -20,6 +21,11 @@ describe('the error registry', () => {
       expect(entry.message.length).toBeGreaterThan(0);
     });
   }
+
+  it('closes on a malformed message with the code the clients use, and leaves the resuming close code to clients', () => {
+    expect(ERRORS.ENTRY_BAD_FRAME.close).toBe(BAD_FRAME_CLOSE_CODE);
+    expect(entries.map(([, e]) => e.close)).not.toContain(RESUMING_CLOSE_CODE);
+  });
 
   it('names every code ENTRY_<UPPER_SNAKE>, each once', () => {
     const codes = entries.map(([code]) => code);
