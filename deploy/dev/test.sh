@@ -7,10 +7,12 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 source "$root/deploy/dev/lib.sh"
 
-kube_build=""
+kube_build="" vitest=""
 cleanup() {
   trap '' INT TERM HUP
   if [[ -n $kube_build ]]; then stop_tree "$kube_build"; fi
+  # Its workers and the brokers, engines and browsers they started go with it.
+  if [[ -n $vitest ]]; then stop_tree "$vitest"; fi
   stop_started_dockerd || true
 }
 trap cleanup EXIT
@@ -32,4 +34,11 @@ cd "$root"
 npx tsc -p test/tsconfig.json --noEmit
 wait "$kube_build" || { kube_build=""; log "building the Kubernetes binaries failed (deploy/dev/kube-build.sh)"; exit 1; }
 kube_build=""
-npx vitest run "$@"
+# In the background and waited for: bash runs a trap only once the foreground command returns,
+# and a kill must stop the suite now, not after it.
+npx vitest run "$@" &
+vitest=$!
+status=0
+wait "$vitest" || status=$?
+vitest=""
+exit "$status"

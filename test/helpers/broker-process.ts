@@ -78,13 +78,15 @@ export class BrokerProcess {
     const keyFile = join(dir, 'jwt.pub.pem');
     writeFileSync(keyFile, publicKey.export({ type: 'spki', format: 'pem' }));
     const recordings = options.recordings === false ? 'none' : join(dir, 'recordings');
-    const asNobody: string[] = [];
+    // Killed when the test worker that started it ends, however it ends: a test that failed
+    // before its `stop` would leave it listening, its folder gone.
+    const setpriv = ['setpriv', '--pdeathsig', 'KILL'];
     if (options.unprivileged) {
-      asNobody.push('setpriv', '--reuid=65534', '--regid=65534', `--groups=${statSync(ENGINE_SOCKET).gid}`, '--inh-caps=+dac_read_search', '--ambient-caps=+dac_read_search');
+      setpriv.push('--reuid=65534', '--regid=65534', `--groups=${statSync(ENGINE_SOCKET).gid}`, '--inh-caps=+dac_read_search', '--ambient-caps=+dac_read_search');
       // Its state and recordings are written here.
       chmodSync(dir, 0o777);
     }
-    const [command, ...launcherArgs] = [...asNobody, ...(options.launcher ?? []), process.execPath];
+    const [command, ...launcherArgs] = [...setpriv, '--', ...(options.launcher ?? []), process.execPath];
     const child = spawn(
       command!,
       [

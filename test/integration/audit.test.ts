@@ -1,6 +1,6 @@
 import { existsSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import type { AuditEvent } from '../../broker/audit/events.js';
 import { startBrokerProcess } from '../helpers/broker-process.js';
 import { startTestBroker, type TestBroker } from '../helpers/broker.js';
@@ -280,6 +280,7 @@ describe('recordings survive a broker crash', () => {
   it('kill -9 mid-session leaves a recording that parses up to the last second', async () => {
     await containers.entry(app, 'web', 1);
     const b = await startBrokerProcess();
+    onTestFinished(() => b.stop());
     const dir = /--recordings-dir/.test(b.child.spawnargs.join(' ')) ? b.child.spawnargs[b.child.spawnargs.indexOf('--recordings-dir') + 1]! : '';
     const s = await openCommand(b.wsUrl, await b.mint({ apps: [app] }), { app, proc: 'web', instance: 1 }, ['sh', '-c', 'i=0; while :; do i=$((i+1)); echo "tick $i"; sleep 0.1; done']);
     await s.waitFor(() => /tick 25\n/.test(s.stdoutText()), 'two and a half seconds of output');

@@ -224,6 +224,7 @@ describe('cross-origin access for allowed console origins', () => {
     const ok = await fetch(`${b.url}/api/whoami`, { headers: { origin: 'https://console.example', authorization: `Bearer ${await b.mint()}` } });
     expect(ok.headers.get('access-control-allow-origin')).toBe('https://console.example');
     const page = await fetch(`${b.url}/`);
-    if (page.status === 200) expect(page.headers.get('content-security-policy')).toMatch(/default-src 'self'/);
+    expect(page.status).toBe(200);
+    expect(page.headers.get('content-security-policy')).toMatch(/default-src 'self'/);
   });
 });

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestBroker, type TestBroker } from '../helpers/broker.js';
 import { CLI } from '../helpers/cli.js';
-import { containerProcesses, TestContainers, uniqueApp } from '../helpers/containers.js';
+import { awaitFile, containerProcesses, TestContainers, touchIn, uniqueApp } from '../helpers/containers.js';
 import { eventually } from '../helpers/sessions.js';
 import { WireClient } from '../helpers/wire-client.js';
 
@@ -120,8 +120,9 @@ describe('the enter CLI when its output is closed or slow', () => {
   }, 30_000);
 
   it('enter watch reads no faster than its stdout takes: memory stays bounded while the reader is stopped', async () => {
-    // The watched session: 200 MB of output, through the CLI into /dev/null.
-    const watched = spawn(process.execPath, [CLI, app, 'web', '1', '--', 'sh', '-c', 'sleep 2; head -c 200000000 /dev/zero; sleep 30'], {
+    // The watched session: 200 MB of output, through the CLI into /dev/null, once the watch is on.
+    const go = `/tmp/flood-${uniqueApp()}`;
+    const watched = spawn(process.execPath, [CLI, app, 'web', '1', '--', 'sh', '-c', `${awaitFile(go)}; head -c 200000000 /dev/zero; sleep 30`], {
       env: { ...process.env, ...env, ENTRY_TOKEN: await b.mint({ apps: [app] }, { user: 'flooding' }) },
       stdio: ['ignore', 'ignore', 'ignore'],
     });
@@ -132,6 +133,8 @@ describe('the enter CLI when its output is closed or slow', () => {
       // A reader that never reads: the pipe fills, then everything waits in the watcher or not at all.
       watcher = spawn(process.execPath, [CLI, 'watch', id!], { env: { ...process.env, ...env, ENTRY_TOKEN: admin }, stdio: ['ignore', 'pipe', 'ignore'] });
       watcher.stdout!.pause();
+      await eventually(async () => b.logs.some((l) => l.includes('"audit":"session.watch"') && l.includes(id!)), 'the watch to start');
+      await touchIn(containerId, go);
       let peak = 0;
       const until = Date.now() + 12_000;
       while (Date.now() < until && watcher.exitCode === null) {
@@ -140,10 +143,15 @@ describe('the enter CLI when its output is closed or slow', () => {
       }
       expect(peak).toBeGreaterThan(0);
       expect(peak).toBeLessThan(150);
+      // And the flood did reach the watcher, filling its stdout pipe (64 KiB): bounded by waiting
+      // for its reader, not by getting nothing.
+      let read = 0;
+      watcher.stdout!.on('data', (c: Buffer) => (read += c.length)).resume();
+      await eventually(async () => read >= 64 * 1024, 'a full pipe of the output once read', 10_000);
     } finally {
       watcher?.kill('SIGKILL');
       watched.kill('SIGHUP');
       await new Promise((r) => watched.once('close', r));
     }
-  }, 40_000);
+  }, 60_000);
 });

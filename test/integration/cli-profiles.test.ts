@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -224,13 +224,12 @@ describe('enter broker profiles, ls, status and completion', () => {
     const zshScript = (await runCli(['completion', 'zsh'], env)).stdout.toString();
     expect(zshScript.split('\n')[0]).toBe('#compdef enter');
     writeFileSync(join(dir, '_enter'), zshScript);
-    if (existsSync('/usr/bin/zsh')) {
-      const zsh = (...words: string[]) =>
-        run('zsh', ['-f', '-c', `compdef() {}; compadd() { print -l -- "\${(@P)\${@[-1]}}" }; _files() { print FILES }; source ${dir}/_enter; words=(${words.map((w) => `'${w}'`).join(' ')}); CURRENT=${words.length}; _enter`], e);
-      expect(await zsh('enter', app, '')).toEqual(['cron', 'web', 'worker']);
-      expect(await zsh('enter', app, 'web', '')).toEqual(['1', '2', '3']);
-      expect(await zsh('enter', app, 'web', '1', '--', '')).toEqual(['FILES']);
-    }
+    // zsh is one of the packages the test command installs.
+    const zsh = (...words: string[]) =>
+      run('zsh', ['-f', '-c', `compdef() {}; compadd() { print -l -- "\${(@P)\${@[-1]}}" }; _files() { print FILES }; source ${dir}/_enter; words=(${words.map((w) => `'${w}'`).join(' ')}); CURRENT=${words.length}; _enter`], e);
+    expect(await zsh('enter', app, '')).toEqual(['cron', 'web', 'worker']);
+    expect(await zsh('enter', app, 'web', '')).toEqual(['1', '2', '3']);
+    expect(await zsh('enter', app, 'web', '1', '--', '')).toEqual(['FILES']);
     await docker.getContainer((await docker.listContainers({ filters: { label: [`entry.app=${app}`, 'entry.instance=3'] } }))[0]!.Id).remove({ force: true });
   });
 });

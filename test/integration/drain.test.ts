@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { startBrokerProcess } from '../helpers/broker-process.js';
 import { containerProcesses, TestContainers, uniqueApp } from '../helpers/containers.js';
 import { eventually, openCommand } from '../helpers/sessions.js';
@@ -17,6 +17,7 @@ describe('SIGTERM: graceful drain', () => {
     // A drain that waits for its timeout takes 20 s and exits 1; one that ends when its sessions
     // have, well under that however slow the engine's clean-up calls are on a loaded machine.
     const b = await startBrokerProcess(['--kill-grace', '300', '--drain-timeout', '20000']);
+    onTestFinished(() => b.stop());
     const token = await b.mint({ apps: [app] });
     const target = { app, proc: 'web', instance: 1 };
     const clients = await Promise.all([1, 2, 3].map((i) => openCommand(b.wsUrl, token, target, ['sh', '-c', `echo ready; sleep 200${i}`])));
@@ -43,10 +44,11 @@ describe('SIGTERM: graceful drain', () => {
 
   it('exits 0 with --drain-timeout 0 when no session is open, and 1 with a line saying so when one is', async () => {
     const idle = await startBrokerProcess(['--drain-timeout', '0']);
+    onTestFinished(() => idle.stop());
     idle.child.kill('SIGTERM');
     expect(await idle.exited).toBe(0);
-    await idle.stop();
     const busy = await startBrokerProcess(['--drain-timeout', '0', '--kill-grace', '300']);
+    onTestFinished(() => busy.stop());
     const c = await openCommand(busy.wsUrl, await busy.mint({ apps: [app] }), { app, proc: 'web', instance: 1 }, ['sh', '-c', 'echo ready; sleep 2004']);
     await c.waitFor(() => c.stdoutText() === 'ready\n', 'ready');
     busy.child.kill('SIGTERM');
@@ -54,12 +56,12 @@ describe('SIGTERM: graceful drain', () => {
     expect(busy.logs.some((l) => l.includes('drain timed out: exiting with sessions open'))).toBe(true);
     // Its command is left to the ledger, for the next broker on this state dir to end; this
     // one's goes with the container.
-    await busy.stop();
   });
 
   it('exits at once on a second SIGTERM, saying the drain was cut short', async () => {
     // A process that ignores SIGHUP holds the drain for the kill grace (10 s).
     const b = await startBrokerProcess(['--kill-grace', '10000', '--drain-timeout', '30000']);
+    onTestFinished(() => b.stop());
     const c = await openCommand(b.wsUrl, await b.mint({ apps: [app] }), { app, proc: 'web', instance: 1 }, ['sh', '-c', "trap '' HUP; echo ready; sleep 2005"]);
     await c.waitFor(() => c.stdoutText() === 'ready\n', 'ready');
     b.child.kill('SIGTERM');
@@ -69,6 +71,5 @@ describe('SIGTERM: graceful drain', () => {
     expect(await b.exited).toBe(1);
     expect(Date.now() - again).toBeLessThan(5_000);
     expect(b.logs.some((l) => l.includes('drain cut short by a second signal'))).toBe(true);
-    await b.stop();
   });
 });

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import WebSocket from 'ws';
 import { encodeRequest, RequestType, ResponseType } from '../../proto/codec.js';
 import { type BrokerProcess, startBrokerProcess } from '../helpers/broker-process.js';
@@ -843,36 +843,33 @@ describe('frame fuzzing against live sessions', () => {
     // Every line typed in a TTY becomes an audit "command" event, kept by the embedded store
     // (up to 16 MB of them) and written to the log. Nobody reads the log while the lines come.
     const b = await startBrokerProcess([], { NODE_OPTIONS: '--inspect=127.0.0.1:0' });
+    onTestFinished(() => b.stop());
     const insp = await NodeInspector.attach(b.logs);
-    try {
-      const t = await b.mint({ apps: [app] });
-      await timedEcho(b.wsUrl, t, target);
-      await insp.collectGarbage();
-      const before = await insp.heapUsed();
-      b.child.stderr!.pause();
-      const line = Buffer.from(`${'a'.repeat(4000)}\r`);
-      const lines = 10_000;
-      const c = await openCommand(b.wsUrl, t, target, ['sh', '-c', `stty raw -echo; echo READY; head -c ${lines * line.length} > /dev/null; echo DONE`], true);
-      await c.waitFor(() => c.stdoutText().includes('READY'), 'the raw TTY');
-      for (let i = 0; i < lines; i++) {
-        c.send(RequestType.PLAIN, line);
-        if (i % 256 === 255) await new Promise((r) => setImmediate(r));
-      }
-      await c.waitFor(() => c.stdoutText().includes('DONE'), 'every line to be read', 60_000);
-      await ended(c, 'the typing session');
-      await eventually(async () => (await insp.countObjects(['Relay'])).Relay === 0, 'the session to be gone', 20_000).catch(() => undefined);
-      await insp.collectGarbage();
-      figures.typedLinesRetained = (await insp.heapUsed()) - before;
-      expect(figures.typedLinesRetained, `heap left behind by 40 MB of typed lines, MB: ${mb(figures.typedLinesRetained)}`).toBeLessThan(RSS_LIMIT);
-      b.child.stderr!.resume();
-      const droppedCount = () => b.logs.map((l) => /"msg":"log lines dropped[^"]*","dropped":(\d+)/.exec(l)?.[1]).find(Boolean);
-      await eventually(async () => droppedCount() !== undefined, 'the broker to report the log lines it dropped', 10_000);
-      figures.logLinesDropped = Number(droppedCount());
-      expect(figures.logLinesDropped).toBeGreaterThan(0);
-    } finally {
-      insp.close();
-      await b.stop();
+    onTestFinished(() => insp.close());
+    const t = await b.mint({ apps: [app] });
+    await timedEcho(b.wsUrl, t, target);
+    await insp.collectGarbage();
+    const before = await insp.heapUsed();
+    b.child.stderr!.pause();
+    const line = Buffer.from(`${'a'.repeat(4000)}\r`);
+    const lines = 10_000;
+    const c = await openCommand(b.wsUrl, t, target, ['sh', '-c', `stty raw -echo; echo READY; head -c ${lines * line.length} > /dev/null; echo DONE`], true);
+    await c.waitFor(() => c.stdoutText().includes('READY'), 'the raw TTY');
+    for (let i = 0; i < lines; i++) {
+      c.send(RequestType.PLAIN, line);
+      if (i % 256 === 255) await new Promise((r) => setImmediate(r));
     }
+    await c.waitFor(() => c.stdoutText().includes('DONE'), 'every line to be read', 60_000);
+    await ended(c, 'the typing session');
+    await eventually(async () => (await insp.countObjects(['Relay'])).Relay === 0, 'the session to be gone', 20_000);
+    await insp.collectGarbage();
+    figures.typedLinesRetained = (await insp.heapUsed()) - before;
+    expect(figures.typedLinesRetained, `heap left behind by 40 MB of typed lines, MB: ${mb(figures.typedLinesRetained)}`).toBeLessThan(RSS_LIMIT);
+    b.child.stderr!.resume();
+    const droppedCount = () => b.logs.map((l) => /"msg":"log lines dropped[^"]*","dropped":(\d+)/.exec(l)?.[1]).find(Boolean);
+    await eventually(async () => droppedCount() !== undefined, 'the broker to report the log lines it dropped', 10_000);
+    figures.logLinesDropped = Number(droppedCount());
+    expect(figures.logLinesDropped).toBeGreaterThan(0);
   }, 90_000);
 
   describe('invalid WebSocket frames from clients that have no session (yet)', () => {
