@@ -1,4 +1,4 @@
-import { readdirSync } from 'node:fs';
+import { readdirSync, readlinkSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { emptyEnvironmentCause, parsePidList, readProcFile } from './proc-file.js';
@@ -63,8 +63,38 @@ const SLICE_MS = 1;
  * in a loop), and it is the same process, with the same mark, a moment later. Or it is exiting,
  * and a moment later its children, if any, are init's.
  */
-/** `hidden`: not this process's to read (another user's, without CAP_SYS_PTRACE): it may carry the mark. */
-export type MarkRead = 'marked' | 'unmarked' | 'unsettled' | 'starting' | 'hidden';
+/**
+ * `hidden`: not this process's to read (another user's, without CAP_SYS_PTRACE): it may carry the mark.
+ * `overwritten`: its environment's memory holds no variable at all: the process wrote over it in
+ * place, as setproctitle does (nginx, redis, postgres, gunicorn) to show a longer title; the mark
+ * went with it. Told apart only when asked (a process in a session's tree), as it costs a pass.
+ */
+export type MarkRead = 'marked' | 'unmarked' | 'unsettled' | 'starting' | 'hidden' | 'overwritten';
+
+/**
+ * Whether an environment read from /proc holds any `NAME=value` entry. One a process wrote over
+ * in place holds NULs and its title's text instead; one cleared on purpose (`env -i`, `su -`) is
+ * empty or holds other variables.
+ */
+export function hasVariables(env: Buffer): boolean {
+  for (let at = 0; at < env.length; ) {
+    const end = env.indexOf(0, at);
+    const stop = end < 0 ? env.length : end;
+    if (isVariable(env, at, stop)) return true;
+    at = stop + 1;
+  }
+  return false;
+}
+
+function isVariable(env: Buffer, from: number, to: number): boolean {
+  for (let i = from; i < to; i++) {
+    const c = env[i]!;
+    if (c === 0x3d) return i > from;
+    const letter = (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || c === 0x5f;
+    if (!letter && !(i > from && c >= 0x30 && c <= 0x39)) return false;
+  }
+  return false;
+}
 
 /**
  * The environment of runc's init while it joins a container for an exec (`docker exec`), before
@@ -105,7 +135,8 @@ export class ProcReader {
     return this.markOf(pid, needle) === 'marked';
   }
 
-  markOf(pid: number, needle: Buffer): MarkRead {
+  /** `inTree`: the process is in a session's tree, where an `overwritten` environment is told apart. */
+  markOf(pid: number, needle: Buffer, inTree = false): MarkRead {
     // Twice at most: an environment laid out between the read and the look at the cause.
     for (let read = 0; read < 2; read++) {
       let env: Buffer;
@@ -117,7 +148,8 @@ export class ProcReader {
       // A process's environment ends with a NUL, the needle's too, so a longer value never matches.
       if (env.length > 0) {
         if (hasMark(env, needle)) return 'marked';
-        return hasMark(env, RUNC_EXEC_INIT) ? 'starting' : 'unmarked';
+        if (hasMark(env, RUNC_EXEC_INIT)) return 'starting';
+        return inTree && !hasVariables(env) ? 'overwritten' : 'unmarked';
       }
       const cause = emptyEnvironmentCause(pid);
       if (cause === 'none') return 'unmarked';
@@ -147,13 +179,15 @@ export class ProcReader {
 }
 
 /**
- * The session's processes reached from its own roots: the marked descendants of the exec's
- * process, and the marked children of the container's init (where Linux re-parents a process
- * whose parent died, i.e. what a session left behind or double-forked away) with their
- * descendants. Reads only those processes and init's direct children: the cost follows the
- * session, not the other sessions of the container (they hang off the engine's shim, not
- * init) nor the host. Undefined when a process it met was not this process's to read: it may
- * have been one of them.
+ * The session's processes reached from its own roots: the exec's process (the session's command,
+ * whatever its environment now says), its marked descendants, and the marked children of the
+ * container's init (where Linux re-parents a process whose parent died, i.e. what a session left
+ * behind or double-forked away) with their descendants. Below a session's process, a child
+ * whose environment was written over in place (setproctitle) is the session's too: the mark
+ * went with the memory, not by choice. Reads only those processes and init's direct children:
+ * the cost follows the session, not the other sessions of the container (they hang off the
+ * engine's shim, not init) nor the host. Undefined when a process it met was not this
+ * process's to read: it may have been one of them.
  */
 export async function treePidsWithMark(needle: Buffer, execPid: number, initPid: number): Promise<number[] | undefined> {
   const marks = new MarkSorter(new ProcReader(), needle, execPid);
@@ -164,7 +198,7 @@ export async function treePidsWithMark(needle: Buffer, execPid: number, initPid:
       if (pid !== execPid && !found.has(pid)) marks.consider(pid);
     }
   };
-  if (execPid > 0) marks.consider(execPid);
+  if (execPid > 0) marks.considerExecRoot(execPid, initPid);
   await initChildren();
   for (;;) {
     while (marks.marked.length > 0) {
@@ -172,10 +206,11 @@ export async function treePidsWithMark(needle: Buffer, execPid: number, initPid:
       for (const pid of frontier) {
         if (found.has(pid)) continue;
         found.add(pid);
-        // Children inherit the mark; one that dropped it is not the session's to end.
+        // Children inherit the mark; one that dropped it (a clean environment, `env -i`, `su -`)
+        // is not the session's to end, one that wrote over it in place is.
         for (const child of marks.proc.childrenOf(pid)) {
           await marks.proc.yieldIfDue();
-          if (!found.has(child)) marks.consider(child);
+          if (!found.has(child)) marks.consider(child, true);
         }
       }
     }
@@ -208,7 +243,8 @@ class MarkSorter {
   readonly marked: number[] = [];
   /** A process whose environment could not be read was met: the walk cannot say it found them all. */
   hidden = false;
-  private readonly unsettled = new Set<number>();
+  /** Processes to read again, and whether each is in a session's tree (see `consider`). */
+  private readonly unsettled = new Map<number, boolean>();
   /** Whether the exec was caught being started: the walk then waits by STARTING_WAITS_MS to its end. */
   private starting = false;
   private waits = 0;
@@ -220,14 +256,33 @@ class MarkSorter {
     private readonly execPid = 0,
   ) {}
 
-  consider(pid: number): void {
-    const read = this.proc.markOf(pid, this.needle);
+  /** `inTree`: a child of a session's process, the session's also when its environment was written over. */
+  consider(pid: number, inTree = false): void {
+    this.sort(pid, this.proc.markOf(pid, this.needle, inTree), inTree);
+  }
+
+  private sort(pid: number, read: MarkRead, inTree: boolean): void {
     if (read === 'hidden') this.hidden = true;
-    if (read === 'marked') this.marked.push(pid);
+    if (read === 'marked' || read === 'overwritten') this.marked.push(pid);
     else if (read === 'unsettled' || (read === 'starting' && pid === this.execPid)) {
-      this.unsettled.add(pid);
+      this.unsettled.set(pid, inTree);
       if (read === 'starting') this.starting = true;
     }
+  }
+
+  /**
+   * The exec's own process is the session's whatever its environment says (`env -i cmd`, a
+   * title written over it), as long as it still is that process: a PID the engine reported
+   * may have been reused since. It is in the container's PID namespace with its parent outside
+   * it (the engine's shim), which only an exec's process and the container's init are.
+   */
+  considerExecRoot(pid: number, initPid: number): void {
+    const read = this.proc.markOf(pid, this.needle);
+    if (read === 'unmarked') {
+      if (isExecProcessOf(pid, initPid)) this.marked.push(pid);
+      return;
+    }
+    this.sort(pid, read, false);
   }
 
   /**
@@ -241,7 +296,7 @@ class MarkSorter {
     await sleep(steps[this.waits++]!);
     const pids = [...this.unsettled];
     this.unsettled.clear();
-    for (const pid of pids) this.consider(pid);
+    for (const [pid, inTree] of pids) this.consider(pid, inTree);
     return true;
   }
 }
@@ -263,6 +318,23 @@ export function environmentReadable(pid: number): boolean {
 function denied(err: unknown): boolean {
   const code = (err as NodeJS.ErrnoException).code;
   return code === 'EACCES' || code === 'EPERM';
+}
+
+/** Whether `pid` is an exec's process in the container of `initPid`: in its PID namespace, its parent not. */
+function isExecProcessOf(pid: number, initPid: number): boolean {
+  if (pid === initPid) return false;
+  try {
+    const ns = readlinkSync(`/proc/${initPid}/ns/pid`);
+    if (readlinkSync(`/proc/${pid}/ns/pid`) !== ns) return false;
+    const stat = readProcFile(`/proc/${pid}/stat`).toString('latin1');
+    // Fields after the command's closing parenthesis: state, then the parent's PID. A zombie
+    // has ended already, and waits only for its parent.
+    const [state, ppid] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (state === 'Z' || state === 'X') return false;
+    return readlinkSync(`/proc/${ppid}/ns/pid`) !== ns;
+  } catch {
+    return false;
+  }
 }
 
 /** Whether `pid` in our /proc is a container's init: PID 1 of a namespace below ours. */

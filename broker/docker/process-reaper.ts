@@ -77,6 +77,16 @@ const INIT_RECHECK_MS = 1_000;
  */
 const INIT_FORGET_MS = 60_000;
 
+/**
+ * Waits between SIGKILL passes, each pass on a walk of its own: a process that forks while it is
+ * being killed (a loop that ignores SIGHUP) leaves children the pass before did not see, and a
+ * killed process is still there until the kernel has run it to its end (milliseconds on a
+ * loaded machine). The first pass kills the forking parents, the next what they started
+ * meanwhile; processes still found after the last (310 ms in all) leave the session in the
+ * ledger, for the next sweep to end.
+ */
+const KILL_PASS_WAITS_MS = [10, 20, 40, 80, 160];
+
 export class ProcessReaper {
   /** Container id → its init's PID in our /proc, for containers seen from here, when that was last checked and last asked for (see INIT_FORGET_MS). */
   private readonly visibleInit = new Map<string, { pid: number; checkedAt: number; usedAt: number }>();
@@ -228,7 +238,13 @@ export class ProcessReaper {
       if (!(await this.alive(containerId, sessionId, execHostPid))) return;
       wait = Math.min(wait * 2, 200);
     }
-    await this.signal(containerId, sessionId, 'SIGKILL', execHostPid);
+    let found = await this.signal(containerId, sessionId, 'SIGKILL', execHostPid);
+    for (const wait of KILL_PASS_WAITS_MS) {
+      if (found === 0) return;
+      await sleep(wait);
+      found = await this.signal(containerId, sessionId, 'SIGKILL', execHostPid);
+    }
+    if (found > 0) throw new Error(`the session's processes outlived SIGKILL: ${found} still found after ${KILL_PASS_WAITS_MS.length + 1} rounds (a process forking faster than it is killed, or one stuck in the kernel)`);
   }
 }
 

@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { sessionMark } from '../../broker/backend/session-mark.js';
-import { hasMark, type MarkRead, ProcReader, scanPidsWithMark, treePidsWithMark } from '../../broker/docker/proc-walk.js';
+import { hasMark, hasVariables, type MarkRead, ProcReader, scanPidsWithMark, treePidsWithMark } from '../../broker/docker/proc-walk.js';
 
 const started: ChildProcess[] = [];
 const byNumber = (a: number, b: number): number => a - b;
@@ -185,5 +185,24 @@ describe("finding a session's processes in /proc", () => {
     const kthreadd = 2;
     const proc = new ProcReader();
     expect([empty, zombie, kthreadd].map((pid) => proc.markOf(pid, needle))).toEqual(['unmarked', 'unmarked', 'unmarked']);
+  });
+});
+
+describe('telling an environment written over in place from one cleared on purpose', () => {
+  it.each([
+    ['NULs only (setproctitle cleared it)', Buffer.alloc(64)],
+    ["a title's text and NULs", Buffer.from('redis-server *:6379\0\0\0\0')],
+    ['a title with = inside a word', Buffer.from('gunicorn: worker [--bind=0.0.0.0]\0')],
+  ])('finds no variable in %s', (_what, env) => {
+    expect(hasVariables(env)).toBe(false);
+  });
+
+  it.each([
+    ['one variable', Buffer.from('PATH=/bin\0')],
+    ['a variable after a title', Buffer.from('nginx: master\0HOME=/root\0')],
+    ['an empty value', Buffer.from('_=\0')],
+    ['no final NUL', Buffer.from('A1=x')],
+  ])('finds a variable in %s', (_what, env) => {
+    expect(hasVariables(env)).toBe(true);
   });
 });
