@@ -258,6 +258,28 @@ describe('session resume', () => {
     expect(b.logs.some((l) => l.includes(Buffer.from(ticket.token).toString('base64')) || l.includes(Buffer.from(ticket.token).toString('hex')))).toBe(false);
   }, 30_000);
 
+  it('refuses a resume while an administrator\'s kill is ending the session, rather than resuming it to end it', async () => {
+    const owner = await WireClient.connect(b.wsUrl, { 'access-token': token, 'app-name': app, 'proc-name': 'web', 'instance-no': '1', 'entry-protocol': '2' });
+    // SIGHUP ignored: the kill waits --kill-grace (2 s) for it before SIGKILL.
+    owner.ws.send(encodeRequest(RequestType.START, encodeExecSpec({ argv: ['sh', '-c', "trap '' HUP; echo ready; exec sleep 4343"].map((a) => Buffer.from(a)), resumable: true })));
+    await owner.waitFor(() => owner.stdoutText() === 'ready\n', 'ready');
+    const ticket = decodeResumeTicket(owner.messages.find((m) => m.msgType === ResponseType.RESUMABLE)!.content);
+    owner.ws.terminate();
+    await owner.closed;
+    const killed = await fetch(`${b.url}/api/sessions/${ticket.session}`, { method: 'DELETE', headers: { authorization: `Bearer ${admin}` } });
+    expect(killed.status).toBe(202);
+    await eventually(async () => b.logs.some((l) => l.includes('"msg":"session kill"') && l.includes(ticket.session)), 'the kill');
+    // Still being ended: its process waits out the kill grace.
+    expect((await containerProcesses(containerId)).some((p) => p.includes('sleep 4343'))).toBe(true);
+    const late = await WireClient.connect(b.wsUrl, { 'access-token': token, 'app-name': app, 'proc-name': 'web', 'instance-no': '1', 'entry-protocol': '2', 'entry-resume': ticket.session });
+    late.ws.send(encodeRequest(RequestType.RESUME, encodeResumeRequest({ token: ticket.token, outputOffset: 0 })));
+    await late.closed;
+    expect(late.closeMessage()?.code).toBe('ENTRY_RESUME_EXPIRED');
+    expect(late.messages.some((m) => m.msgType === ResponseType.RESUMABLE)).toBe(false);
+    expect(b.logs.some((l) => l.includes('"msg":"session resumed"') && l.includes(ticket.session))).toBe(false);
+    await eventually(async () => !(await containerProcesses(containerId)).some((p) => p.includes('sleep 4343')), 'the process ended');
+  }, 30_000);
+
   it('refuses resumes that name no live session, or send anything but a well-formed RESUME', async () => {
     const headers = (session: string) => ({ 'access-token': token, 'app-name': app, 'proc-name': 'web', 'instance-no': '1', 'entry-protocol': '2', 'entry-resume': session });
     const cases: Array<[string, string, Uint8Array, string]> = [
