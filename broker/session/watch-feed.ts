@@ -93,7 +93,11 @@ export class WatchFeed {
     this.pendingBytes += bytes;
     void this.store
       .publishOutput(this.sessionId, message)
-      .catch(() => undefined)
+      .catch(() => {
+        // Lost on its way to the watchers (the store unreachable): they are told some output
+        // was left out, as when they fall behind. The session itself goes on.
+        this.skipped = true;
+      })
       .finally(() => (this.pendingBytes -= bytes));
   }
 }

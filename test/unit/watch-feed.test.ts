@@ -44,6 +44,29 @@ describe('a watched session\'s feed', () => {
     ]);
   });
 
+  it('says output was skipped after a publish the store refused, before the next output', async () => {
+    const published: Buffer[] = [];
+    let fail = true;
+    const store = new (class extends MemoryStore {
+      override async publishOutput(_sessionId: string, message: Buffer): Promise<void> {
+        if (fail) throw new Error('connection lost');
+        published.push(message);
+      }
+    })();
+    const feed = new WatchFeed(store, 's2');
+    feed.lease(Date.now() + 60_000, 'admin');
+    const tap = feed.tap();
+    tap.output?.('stdout', Buffer.from('lost'));
+    await new Promise((r) => setImmediate(r));
+    fail = false;
+    tap.output?.('stdout', Buffer.from('after'));
+    await new Promise((r) => setImmediate(r));
+    expect(published.map((m) => [m[0], m.subarray(1).toString()])).toEqual([
+      [FEED_STDOUT, '\r\n[entry: output skipped: the shared store fell behind]\r\n'],
+      [FEED_STDOUT, 'after'],
+    ]);
+  });
+
   it('tells a watcher who comes after the end that the session ended, and does not count it as new', async () => {
     const store = new StalledStore();
     store.answer();
