@@ -27,7 +27,7 @@ export interface BrokerConfig {
   kubernetes: KubernetesSettings | null;
   /** TLS on the listener (--tls-cert, --tls-key, --tls-client-ca); null: plain HTTP. */
   tls: ListenerTls | null;
-  /** --trusted-proxy: CIDRs whose X-Forwarded-For / X-Forwarded-Proto are believed. */
+  /** --trusted-proxy: CIDRs whose X-Forwarded-For is believed. */
   trustedProxies: string[];
   /** --advertise-url: how the other brokers reach this one; undefined: derived from the listener. */
   advertiseUrl: string | undefined;

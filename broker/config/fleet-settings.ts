@@ -48,7 +48,7 @@ export function parseListenerTls(raw: Raw): ListenerTls | null {
   return { cert, key, clientCa };
 }
 
-/** --trusted-proxy CIDR…: addresses whose X-Forwarded-For / X-Forwarded-Proto are believed. */
+/** --trusted-proxy CIDR…: addresses whose X-Forwarded-For is believed. */
 export function parseTrustedProxies(raw: Raw): string[] {
   const v = raw['trusted-proxy'];
   if (v === undefined || v === null) return [];

@@ -82,7 +82,7 @@ export const SETTINGS = {
   'tls-cert': { type: 'string', arg: 'FILE', shown: 'plain HTTP', description: 'PEM certificate (chain) to serve HTTPS/WSS with; reloaded on SIGHUP and when the file changes, without a restart' },
   'tls-key': { type: 'string', arg: 'FILE', description: 'PEM key of `--tls-cert` (reloaded with it)' },
   'tls-client-ca': { type: 'string', arg: 'FILE', description: 'require a client certificate signed by this CA (mTLS); its subject is logged with each session' },
-  'trusted-proxy': { type: 'string', array: true, arg: 'CIDR…', shown: 'none', description: 'proxies whose `X-Forwarded-For` / `X-Forwarded-Proto` are believed (see [TLS and proxies](#tls-and-proxies))' },
+  'trusted-proxy': { type: 'string', array: true, arg: 'CIDR…', shown: 'none', description: 'proxies whose `X-Forwarded-For` is believed (see [TLS and proxies](#tls-and-proxies))' },
   'advertise-url': {
     type: 'string',
     arg: 'URL',

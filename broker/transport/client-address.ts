@@ -6,8 +6,6 @@ import { ipv4Of, ipv6Groups, isMappedIPv4 } from './ip-address.js';
 /** Where a request really comes from, once trusted proxies are taken into account. */
 export interface ClientOrigin {
   address: string;
-  /** `https` or `http` as the client used it (X-Forwarded-Proto from a trusted proxy). */
-  proto: string;
 }
 
 const ORIGIN = Symbol('entry.clientOrigin');
@@ -23,7 +21,7 @@ export function normalizeAddress(address: string): string {
 }
 
 /**
- * X-Forwarded-For and X-Forwarded-Proto are believed only when the peer is a trusted proxy.
+ * X-Forwarded-For is believed only when the peer is a trusted proxy.
  * The client is the rightmost address in X-Forwarded-For that is not itself a trusted proxy
  * (everything left of it could have been written by the client).
  */
@@ -46,7 +44,7 @@ export class TrustedProxies {
 
   originOf(req: IncomingMessage): ClientOrigin {
     const peer = normalizeAddress(req.socket.remoteAddress ?? '');
-    const direct: ClientOrigin = { address: peer, proto: (req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http' };
+    const direct: ClientOrigin = { address: peer };
     if (!this.trusts(peer)) return direct;
     const forwarded = headerList(req.headers['x-forwarded-for']);
     let address = peer;
@@ -56,8 +54,7 @@ export class TrustedProxies {
       address = hop;
       if (!this.trusts(hop)) break;
     }
-    const proto = headerList(req.headers['x-forwarded-proto']).pop()?.toLowerCase();
-    return { address, proto: proto === 'https' || proto === 'http' ? proto : direct.proto };
+    return { address };
   }
 
   /** Works the origin out once per request and keeps it on the request. */
@@ -70,10 +67,6 @@ export class TrustedProxies {
 /** The client's address as stamped by the broker (trusted proxies applied), else the peer's. */
 export function clientAddress(req: IncomingMessage): string {
   return (req as Stamped)[ORIGIN]?.address ?? normalizeAddress(req.socket.remoteAddress ?? '');
-}
-
-export function clientProto(req: IncomingMessage): string {
-  return (req as Stamped)[ORIGIN]?.proto ?? ((req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http');
 }
 
 function headerList(value: string | string[] | undefined): string[] {

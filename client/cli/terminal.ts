@@ -28,8 +28,3 @@ export function enterRawMode(stdin: NodeJS.ReadStream): () => void {
   process.once('exit', restore);
   return restore;
 }
-
-/** `stty -g` of the controlling terminal, for tests and diagnostics. */
-export function sttySettings(): string {
-  return execFileSync('stty', ['-g'], { stdio: ['inherit', 'pipe', 'ignore'] }).toString().trim();
-}
