@@ -61,7 +61,12 @@ export async function runAttachSession(upgrade: AdmittedSession, deps: AttachSes
       return reason;
     }
     deps.log.info('attach start', fields);
-    const relay = new Relay(terminal, logs, { pingIntervalMs: deps.pingIntervalMs, idleTimeoutMs: deps.idleTimeoutMs, maxSessionMs: deps.maxSessionMs });
+    const relay = new Relay(terminal, logs, {
+      pingIntervalMs: deps.pingIntervalMs,
+      idleTimeoutMs: deps.idleTimeoutMs,
+      maxSessionMs: deps.maxSessionMs,
+      onFinishError: (err) => deps.log.warn('could not tell the client how the attach ended', { error: err as Error }),
+    });
     stopping.relay = relay;
     // Listed best-effort, as an exec session is: a store hiccup must not end it.
     void deps.registry

@@ -231,6 +231,7 @@ export async function runExecSession(upgrade: AdmittedSession, deps: ExecSession
         deps.log.warn('could not end the session processes', { ...fields, error: err as Error });
       },
       onSignalError: (signal, err) => deps.log.warn('signal not delivered', { ...fields, signal, error: err as Error }),
+      onFinishError: (err) => deps.log.warn('could not tell the client how the session ended', { ...fields, error: err as Error }),
     });
     relay = r;
     // Listing is best-effort once the process runs: a store hiccup must not end a working shell.

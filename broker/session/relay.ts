@@ -17,6 +17,8 @@ export interface RelayOptions {
   onSignalError?: (name: string, err: unknown) => void;
   /** Told when ending the process failed (engine gone, no sh in the image); the session still ends. */
   onTerminateError?: (err: unknown) => void;
+  /** Told when the terminal side failed while telling the client the end; the session still ends. */
+  onFinishError?: (err: unknown) => void;
 }
 
 /**
@@ -166,7 +168,7 @@ export class Relay {
       this.options.onTerminateError?.(err);
     } finally {
       clearInterval(this.pingTimer);
-      await this.terminal.finish(reason).catch(() => undefined);
+      await this.terminal.finish(reason).catch((err: unknown) => this.options.onFinishError?.(err));
       this.resolveDone(reason);
     }
   }

@@ -150,6 +150,20 @@ describe('Relay moving bytes', () => {
   });
 });
 
+describe('Relay ending', () => {
+  it('tells of a terminal side that failed to say the end, and still ends with its reason', async () => {
+    const terminal = new FakeTerminal();
+    terminal.finish = () => Promise.reject(new Error('socket in a bad state'));
+    const failures: string[] = [];
+    const relay = new Relay(terminal, new FakeProcess(), { pingIntervalMs: 0, onFinishError: (err) => failures.push((err as Error).message) });
+    const done = relay.run();
+    await relay.stop(new EntryError('ENTRY_KILLED'));
+    const reason = await done;
+    expect(reason.kind === 'failed' && reason.error.code).toBe('ENTRY_KILLED');
+    expect(failures).toEqual(['socket in a bad state']);
+  });
+});
+
 describe('Relay backpressure', () => {
   it('pauses terminal input once when the process stdin is congested, and resumes it on drain', () => {
     const { terminal, process } = setup();
