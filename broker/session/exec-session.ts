@@ -1,3 +1,4 @@
+import { sameTarget } from '../auth/tickets.js';
 import { EntryError, isEntryError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { maskArgv } from '../mask.js';
@@ -87,7 +88,7 @@ export async function runExecSession(upgrade: AdmittedSession, deps: ExecSession
     },
     resume: (attempt) => {
       if (!resumable || !relay) throw new EntryError('ENTRY_RESUME_EXPIRED');
-      const same = attempt.user === identity.user && attempt.target.app === target.app && attempt.target.proc === target.proc && attempt.target.instance === target.instance;
+      const same = attempt.user === identity.user && sameTarget(attempt.target, target);
       // Both checks always run: how long the refusal takes says nothing about the token.
       const tokenOk = resumable.tokenMatches(attempt.token);
       if (!same || !tokenOk) throw new EntryError('ENTRY_RESUME_DENIED');
