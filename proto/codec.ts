@@ -430,9 +430,16 @@ export function parseWinch(content: Uint8Array): { cols: number; rows: number } 
   if (!m) return undefined;
   const cols = Number(m[1]);
   const rows = Number(m[2]);
-  if (cols < 1 || rows < 1 || cols > 10000 || rows > 10000) return undefined;
+  if (cols < 1 || rows < 1 || cols > MAX_TERMINAL_SIDE || rows > MAX_TERMINAL_SIDE) return undefined;
   return { cols, rows };
 }
+
+/**
+ * The most columns or rows a terminal may have: far past any screen (a 4K display in a
+ * one-pixel font is 3840 columns), and small enough that no engine is asked for a TTY of
+ * billions of cells. A resize past it is refused; a START past it is held to it.
+ */
+export const MAX_TERMINAL_SIDE = 10000;
 
 export function encodeWinch(cols: number, rows: number): Uint8Array<ArrayBuffer> {
   return utf8Encoder.encode(`${cols} ${rows}`);

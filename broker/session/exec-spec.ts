@@ -1,4 +1,4 @@
-import { decodeExecSpec, type ExecSpec as StartSpec } from '../../proto/codec.js';
+import { decodeExecSpec, type ExecSpec as StartSpec, MAX_TERMINAL_SIDE } from '../../proto/codec.js';
 import type { ExecSpec } from '../backend/backend.js';
 import { toEngineCmd } from '../backend/argv.js';
 import { SESSION_ENV } from '../backend/session-mark.js';
@@ -49,7 +49,7 @@ export function planFromStart(content: Uint8Array, headerTerm: string): ProcessP
     env,
     user: spec.user,
     workdir: spec.workdir,
-    size: spec.cols > 0 && spec.rows > 0 ? { cols: Math.min(spec.cols, 10000), rows: Math.min(spec.rows, 10000) } : undefined,
+    size: spec.cols > 0 && spec.rows > 0 ? { cols: Math.min(spec.cols, MAX_TERMINAL_SIDE), rows: Math.min(spec.rows, MAX_TERMINAL_SIDE) } : undefined,
     argv: spec.argv.map((a) => Buffer.from(a).toString('utf8')),
     interactive,
     container: spec.container,

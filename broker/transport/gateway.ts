@@ -13,6 +13,7 @@ import type { BrokerConfig } from '../config/config.js';
 import type { ResolvedTarget, Target } from '../backend/backend.js';
 import { validateTarget } from '../backend/target.js';
 import { hasSessionIdShape } from '../session/session-id.js';
+import { withTimeout } from '../backend/with-timeout.js';
 import { EntryError, ignoreError, isEntryError } from '../errors.js';
 import type { FaultReporter } from '../fault.js';
 import type { AdmittedSession, AdmittedWatch } from '../session/types.js';
@@ -140,7 +141,7 @@ export class Gateway {
       // A resume that reached a broker not holding the session goes to the one that does.
       const admitHere = () => this.admitUpgrade(req, socket, head, route, request, remoteAddress, clientCert);
       // Bounded as the admission is: a store that does not answer leaves the resume to this broker.
-      this.underWay(withTimeout(this.deps.locateSession(request.resume), this.deps.config.limits.handshakeTimeoutMs, () => 'locating')).then(
+      this.underWay(withinAdmission(this.deps.locateSession(request.resume), this.deps.config.limits.handshakeTimeoutMs, () => 'locating')).then(
         (holder) => {
           if (!holder) return admitHere();
           this.deps.log.info('resume forwarded', { request: request.requestId, session: request.resume, to: holder, remote: remoteAddress });
@@ -206,7 +207,7 @@ export class Gateway {
     const admit = async () => {
       this.deps.admissible();
       if (!hasSessionIdShape(sessionId)) throw new EntryError('ENTRY_BAD_REQUEST', 'watch needs ?session=<id>');
-      const identity = await this.underWay(withTimeout(this.deps.guard.authenticate(request.token, remoteAddress), this.deps.config.limits.handshakeTimeoutMs, () => 'authenticating'));
+      const identity = await this.underWay(withinAdmission(this.deps.guard.authenticate(request.token, remoteAddress), this.deps.config.limits.handshakeTimeoutMs, () => 'authenticating'));
       if (!identity.admin) throw new EntryError('ENTRY_NOT_ADMIN', `${identity.user} may not watch sessions`);
       return identity;
     };
@@ -341,7 +342,7 @@ export class Gateway {
     // Only an exec session is resumed (taking over one already counted); /attach starts anew.
     this.deps.admissible(route === 'enter' && Boolean(request.protocol2 && request.resume));
     const progress: { stage: AdmissionStage } = { stage: 'authenticating' };
-    return this.underWay(withTimeout(this.checks(request, remote, progress), this.deps.config.limits.handshakeTimeoutMs, () => progress.stage));
+    return this.underWay(withinAdmission(this.checks(request, remote, progress), this.deps.config.limits.handshakeTimeoutMs, () => progress.stage));
   }
 
   /** `work` as an admission under way: tracked until it settles, and refused at once by a drain. */
@@ -422,13 +423,9 @@ function admissionTimeout(stage: AdmissionStage, ms: number): EntryError {
   return new EntryError('ENTRY_DOCKER_UNAVAILABLE', `finding the target took longer than ${ms} ms`);
 }
 
-/** Bounds the admission checks: a hung key server, store or engine must not hold sockets forever. */
-function withTimeout<T>(work: Promise<T>, ms: number, stage: () => AdmissionStage): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(admissionTimeout(stage(), ms)), ms);
-  });
-  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+/** Bounds an admission check: a hung key server, store or engine must not hold sockets forever. */
+function withinAdmission<T>(work: Promise<T>, ms: number, stage: () => AdmissionStage): Promise<T> {
+  return withTimeout(work, ms, () => admissionTimeout(stage(), ms));
 }
 
 /**
