@@ -1,4 +1,5 @@
 import { createInterface } from 'node:readline';
+import { Writable } from 'node:stream';
 import { type BrokerRef, credentialsFor, forgetCredentials, loadSavedConfig, storeCredentials } from '../config/store.js';
 import { loginWithBrowser, loginWithDeviceCode, revokeRefreshToken } from '../oidc/login.js';
 import { jwtExpiry } from '../oidc/tokens.js';
@@ -76,16 +77,13 @@ async function readStdin(): Promise<string> {
 }
 
 async function promptForToken(): Promise<string> {
-  const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: true });
-  const prompt = 'Paste your Entry token (input hidden): ';
-  // Hide what is typed: of what readline echoes, only the prompt is shown (it redraws the line
-  // with the prompt in front, after erasing it).
-  (rl as unknown as { _writeToOutput: (s: string) => void })._writeToOutput = (s) => {
-    if (s.startsWith(prompt)) process.stderr.write(prompt);
-  };
+  // Hide what is typed: readline echoes into a sink, and the prompt is written once, beside it.
+  const sink = new Writable({ write: (_chunk, _encoding, done) => done() });
+  const rl = createInterface({ input: process.stdin, output: sink, terminal: true });
+  process.stderr.write('Paste your Entry token (input hidden): ');
   let answered = false;
   const token = await new Promise<string>((resolve) => {
-    rl.question(prompt, (answer) => {
+    rl.question('', (answer) => {
       answered = true;
       resolve(answer);
     });
