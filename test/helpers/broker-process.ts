@@ -37,6 +37,8 @@ export interface BrokerProcessOptions {
   stateDir?: string;
   /** A command the broker runs under (e.g. `unshare --pid --fork --kill-child`): it gets node and its arguments. */
   launcher?: string[];
+  /** --listen; 127.0.0.1 on a port of the system's choosing unless given. */
+  listen?: string;
   /**
    * Runs the broker as nobody, in the engine socket's group, as the systemd unit runs it as a
    * user of its own: it sees the engine's processes in /proc but may neither read a root
@@ -93,7 +95,7 @@ export class BrokerProcess {
         ...launcherArgs,
         ...(options.nodeArgs ?? []),
         BUILT_BROKER,
-        ...['--listen', '127.0.0.1:0', '--jwt-public-key', keyFile, '--log-level', 'info', '--recordings-dir', recordings, '--state-dir', options.stateDir ?? join(dir, 'state')],
+        ...['--listen', options.listen ?? '127.0.0.1:0', '--jwt-public-key', keyFile, '--log-level', 'info', '--recordings-dir', recordings, '--state-dir', options.stateDir ?? join(dir, 'state')],
         ...(options.flags ?? []),
       ],
       { env: { ...process.env, ...options.env }, stdio: ['ignore', 'ignore', 'pipe'] },

@@ -1,15 +1,15 @@
 import { type ChildProcessWithoutNullStreams, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestBroker, type TestBroker } from '../helpers/broker.js';
+import { BrokerProcess } from '../helpers/broker-process.js';
 import { CLI } from '../helpers/cli.js';
 import { containerProcesses, TestContainers, uniqueApp } from '../helpers/containers.js';
 import { eventually } from '../helpers/sessions.js';
 
 /**
- * A peer whose network vanishes: the client runs in a network namespace of this test's own,
- * joined to the host by a veth pair in a private /30 made here; the broker listens on the
- * host's end. Taking the namespace's link down leaves both sockets open and nothing closed:
+ * A peer whose network vanishes: the client runs in a network namespace of this test's own and
+ * the broker in another, joined by a veth pair in a private /30 made here (nothing of it in the
+ * machine's own namespace). Taking the client's link down leaves both sockets open and nothing closed:
  * the broker must find out by itself (nothing acknowledged by the client's kernel), end the
  * session with ENTRY_PEER_TIMEOUT in the audit trail, and end its processes (docker top).
  *
@@ -34,10 +34,11 @@ const PAUSED_BOUND_MS = BOUND_MS + 15_000;
 
 const id = randomBytes(3).toString('hex');
 const NS = `entry-lv-${id}`;
-const HOST_IF = `elh${id}`;
+const BROKER_NS = `entry-lvb-${id}`;
+const BROKER_IF = `elb${id}`;
 const NS_IF = `eln${id}`;
 const octet = 16 + (randomBytes(1)[0]! % 200);
-const HOST_ADDR = `10.213.${octet}.1`;
+const BROKER_ADDR = `10.213.${octet}.1`;
 const NS_ADDR = `10.213.${octet}.2`;
 
 const ip = (...args: string[]) => execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -56,24 +57,30 @@ describe('a peer whose network vanished is found and its processes ended', () =>
   const containers = new TestContainers();
   const app = uniqueApp('gone');
   let containerId = '';
-  let b: TestBroker;
+  let b: BrokerProcess;
   const children: ChildProcessWithoutNullStreams[] = [];
 
   beforeAll(async () => {
     ip('netns', 'add', NS);
-    ip('link', 'add', HOST_IF, 'type', 'veth', 'peer', 'name', NS_IF, 'netns', NS);
-    ip('addr', 'add', `${HOST_ADDR}/30`, 'dev', HOST_IF);
-    ip('link', 'set', HOST_IF, 'up');
+    ip('netns', 'add', BROKER_NS);
+    // Made inside the broker's namespace, its peer moved to the client's: never in the machine's.
+    ip('-n', BROKER_NS, 'link', 'add', BROKER_IF, 'type', 'veth', 'peer', 'name', NS_IF, 'netns', NS);
+    ip('-n', BROKER_NS, 'addr', 'add', `${BROKER_ADDR}/30`, 'dev', BROKER_IF);
+    ip('-n', BROKER_NS, 'link', 'set', BROKER_IF, 'up');
     inNs('ip', 'addr', 'add', `${NS_ADDR}/30`, 'dev', NS_IF);
     inNs('ip', 'link', 'set', NS_IF, 'up');
     inNs('ip', 'link', 'set', 'lo', 'up');
-    b = await startTestBroker({
-      listen: `${HOST_ADDR}:0`,
-      'kill-grace': 300,
-      // What is measured is how soon the loss is found; a resumable session would then wait out
-      // its grace period for the CLI to come back (resume.test.ts).
-      'resume-grace': 0,
-      ...(DEFAULTS ? {} : { 'ping-interval': PING_MS, 'peer-timeout': PEER_TIMEOUT_MS }),
+    b = await BrokerProcess.start({
+      launcher: ['ip', 'netns', 'exec', BROKER_NS],
+      listen: `${BROKER_ADDR}:0`,
+      recordings: false,
+      flags: [
+        '--kill-grace', '300',
+        // What is measured is how soon the loss is found; a resumable session would then wait out
+        // its grace period for the CLI to come back (resume.test.ts).
+        '--resume-grace', '0',
+        ...(DEFAULTS ? [] : ['--ping-interval', String(PING_MS), '--peer-timeout', String(PEER_TIMEOUT_MS)]),
+      ],
     });
     containerId = await containers.entry(app, 'web', 1);
   });
@@ -81,22 +88,19 @@ describe('a peer whose network vanished is found and its processes ended', () =>
     for (const c of children) c.kill('SIGKILL');
     await b?.stop();
     await containers.removeAll();
-    // Deleting the namespace deletes its end of the pair, and with it the host's end.
-    try {
-      ip('netns', 'del', NS);
-    } catch {
-      // Never made.
-    }
-    try {
-      ip('link', 'del', HOST_IF);
-    } catch {
-      // Gone with the namespace.
+    // Deleting a namespace deletes its end of the pair, and with it the other end.
+    for (const ns of [NS, BROKER_NS]) {
+      try {
+        ip('netns', 'del', ns);
+      } catch {
+        // Never made.
+      }
     }
   });
 
   /** The CLI inside the namespace; resolves once `ready` shows on its stdout. */
   const enterFromNs = async (user: string, args: string[], input = '', readOn = true): Promise<ChildProcessWithoutNullStreams> => {
-    const token = await b.mint({ apps: [app] }, { user });
+    const token = await b.mint({ apps: [app] }, user);
     const child = spawn('ip', ['netns', 'exec', NS, process.execPath, CLI, app, 'web', '1', '--', ...args], {
       env: { ...process.env, ENTRY_BROKER: b.url, ENTRY_TOKEN: token, ENTRY_CONFIG_DIR: '/nonexistent' },
     });
