@@ -24,10 +24,28 @@ export class TestRedis {
     return `redis://127.0.0.1:${this.port}`;
   }
 
+  /**
+   * Starts the server, on a free port the first time. A port taken between being found free and
+   * being bound (another run on the machine) is given up for another; a server that does not
+   * answer in time is stopped before the failure is thrown.
+   */
   async start(): Promise<void> {
-    if (!this.port) this.port = await freePort();
-    this.child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'no'], { stdio: 'ignore' });
-    const probe = new Redis({ port: this.port, host: '127.0.0.1', lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
+    const chosen = !this.port;
+    for (let attempt = 1; ; attempt++) {
+      if (chosen && attempt > 1) this.port = await freePort();
+      if (!this.port) this.port = await freePort();
+      if (await this.startOn(this.port)) return;
+      if (!chosen || attempt === 3) throw new Error(`redis-server could not listen on 127.0.0.1:${this.port}`);
+    }
+  }
+
+  /** True once the server answers; false when it exited first (its port taken). */
+  private async startOn(port: number): Promise<boolean> {
+    const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'no'], { stdio: 'ignore' });
+    this.child = child;
+    let exited = false;
+    child.once('exit', () => (exited = true));
+    const probe = new Redis({ port, host: '127.0.0.1', lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
     // Refused until the server listens: connect() rejects with it, which the loop handles.
     probe.on('error', () => undefined);
     const deadline = Date.now() + 10_000;
@@ -35,9 +53,14 @@ export class TestRedis {
       for (;;) {
         try {
           await probe.connect();
-          if ((await probe.ping()) === 'PONG') return;
+          // Another run's server on a port ours could not take answers too: ours must be alive.
+          if ((await probe.ping()) === 'PONG') return !exited && child.exitCode === null;
         } catch {
-          if (Date.now() > deadline) throw new Error('redis-server did not start');
+          if (exited) return false;
+          if (Date.now() > deadline) {
+            await stopChild(child);
+            throw new Error('redis-server did not answer within 10 s');
+          }
           probe.disconnect();
           await new Promise((r) => setTimeout(r, 50));
         }

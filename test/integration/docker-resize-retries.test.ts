@@ -75,7 +75,8 @@ describe("a Docker exec's resize that fails at first", () => {
       'read x; stty size',
       (p) => (proc = p),
     );
-    await new Promise((r) => setTimeout(r, 300));
+    // The retry has gone out with the latest size before the command reads it.
+    await expect.poll(() => sizes.length).toBe(2);
     session.p.write(Buffer.from('go\r'));
     expect(await session.ended).toEqual({ exitCode: 0 });
     expect(session.output()).toContain('40 100');

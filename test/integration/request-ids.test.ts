@@ -16,8 +16,7 @@ describe('request ids in answers and logs', () => {
     const res = await fetch(`${b.url}/api/whoami`, { headers: { authorization: `Bearer ${await b.mint()}` } });
     const id = res.headers.get('x-request-id');
     expect(id).toMatch(/^[0-9a-f-]{36}$/);
-    await new Promise((r) => setTimeout(r, 20));
-    expect(lines().find((l) => l['msg'] === 'http' && l['request'] === id)).toMatchObject({ method: 'GET', path: '/api/whoami', status: 200 });
+    await expect.poll(() => lines().find((l) => l['msg'] === 'http' && l['request'] === id)).toMatchObject({ method: 'GET', path: '/api/whoami', status: 200 });
   });
 
   it('logs the client a trusted proxy names as the remote address, and the proxy as the peer', async () => {
