@@ -73,11 +73,13 @@ describe('the session registry on Redis: a kill while the session is being regis
     const id = `s-${Math.random().toString(36).slice(2)}`;
     await registry.reserve('bob', id);
     g.hold();
+    const before = g.counts.puts;
     const adding = registry.add(
       { id, user: 'bob', source: '127.0.0.1', app: 'a', proc: 'web', instance: '1', container: 'c1', dockerHost: 'local', broker: 'b1', startedAt: new Date().toISOString(), bytesIn: 0, bytesOut: 0, command: null, tty: false },
       () => ({ bytesIn: 0, bytesOut: 0 }),
     );
-    await sleep(20);
+    // The first write is on its way, and held.
+    await expect.poll(() => g.counts.puts).toBeGreaterThan(before);
     await registry.remove('bob', id);
     g.release();
     await adding;

@@ -77,8 +77,10 @@ describe('SessionRegistry', () => {
     const store = new GatedStore();
     const registry = new SessionRegistry(store, { brokerId: 'b1', ttlMs: TTL_MS, maxUserSessions: 0 }, log);
     store.holdWrites();
+    const puts = store.puts;
     const adding = registry.add(record('s2'), () => ({ bytesIn: 0, bytesOut: 0 }));
-    await sleep(10);
+    // The first write is on its way, and held.
+    await expect.poll(() => store.puts).toBeGreaterThan(puts);
     // An admin's kill ends the session while its first write is still on its way.
     await registry.remove('alice', 's2');
     store.releaseWrites();
@@ -97,8 +99,7 @@ describe('SessionRegistry', () => {
     store.holdWrites();
     const puts = store.puts;
     // Wait for a heartbeat to start and be held.
-    for (let i = 0; i < 50 && store.puts === puts; i++) await sleep(10);
-    expect(store.puts).toBeGreaterThan(puts);
+    await expect.poll(() => store.puts).toBeGreaterThan(puts);
     await registry.remove('alice', 's3');
     store.releaseWrites();
     await sleep(50);
@@ -111,8 +112,7 @@ describe('SessionRegistry', () => {
     store.failPuts = true;
     await expect(registry.add(record('s6'), () => ({ bytesIn: 1, bytesOut: 2 }))).rejects.toMatchObject({ code: 'ENTRY_STORE_UNAVAILABLE' });
     expect(await store.getSession('s6')).toBeUndefined();
-    for (let i = 0; i < 100 && !(await store.getSession('s6')); i++) await sleep(10);
-    expect((await store.getSession('s6'))?.bytesOut).toBe(2);
+    await expect.poll(async () => (await store.getSession('s6'))?.bytesOut).toBe(2);
     await registry.remove('alice', 's6');
     expect(await store.getSession('s6')).toBeUndefined();
   });
@@ -125,12 +125,12 @@ describe('SessionRegistry', () => {
     // The store forgets the slot (a Redis restarted); the next beat puts it back.
     await store.releaseUserSlot('alice', 's7');
     const beats = store.beats.length;
-    for (let i = 0; i < 100 && store.beats.length === beats; i++) await sleep(10);
+    await expect.poll(() => store.beats.length).toBeGreaterThan(beats);
     await expect(registry.reserve('alice', 'other')).rejects.toMatchObject({ code: 'ENTRY_USER_SESSION_LIMIT' });
     // Ended while a beat carrying it is held: its slot is free once the beat is done.
     store.holdWrites();
     const held = store.beats.length;
-    for (let i = 0; i < 100 && store.beats.length === held; i++) await sleep(10);
+    await expect.poll(() => store.beats.length).toBeGreaterThan(held);
     await registry.remove('alice', 's7');
     store.releaseWrites();
     await sleep(50);
@@ -142,7 +142,7 @@ describe('SessionRegistry', () => {
     const registry = new SessionRegistry(store, { brokerId: 'b1', ttlMs: TTL_MS, maxUserSessions: 0 }, log);
     const count = HEARTBEAT_SLICE * 2 + 1;
     for (let i = 0; i < count; i++) await registry.add(record(`m${i}`), () => ({ bytesIn: i, bytesOut: 2 * i }));
-    for (let i = 0; i < 100 && store.beats.length < 3; i++) await sleep(10);
+    await expect.poll(() => store.beats.length).toBeGreaterThanOrEqual(3);
     // One beat: two full slices and the one left over, each record once.
     expect(store.beats.slice(0, 3)).toEqual([HEARTBEAT_SLICE, HEARTBEAT_SLICE, 1]);
     expect((await store.getSession(`m${count - 1}`))?.bytesOut).toBe(2 * (count - 1));
@@ -158,14 +158,14 @@ describe('SessionRegistry', () => {
     const registry = new SessionRegistry(store, { brokerId: 'b1', ttlMs: TTL_MS, maxUserSessions: 0 }, createLogger('warn', (l) => lines.push(l)));
     for (let i = 0; i < 3; i++) await registry.add(record(`f${i}`), () => ({ bytesIn: 0, bytesOut: 0 }));
     store.failBeats = true;
-    for (let i = 0; i < 100 && store.beats.length < 2; i++) await sleep(10);
+    await expect.poll(() => store.beats.length).toBeGreaterThanOrEqual(2);
     store.failBeats = false;
     const warnings = lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l['msg'] === 'session heartbeat failed');
     expect(warnings.length).toBeGreaterThanOrEqual(1);
     expect(warnings.length).toBeLessThanOrEqual(store.beats.length);
     expect(warnings[0]?.['sessions']).toBe(3);
     const beats = store.beats.length;
-    for (let i = 0; i < 100 && store.beats.length === beats; i++) await sleep(10);
+    await expect.poll(() => store.beats.length).toBeGreaterThan(beats);
     expect(store.beats.length).toBeGreaterThan(beats);
     for (let i = 0; i < 3; i++) await registry.remove('alice', `f${i}`);
   });
