@@ -13,6 +13,9 @@ cleanup() {
   if [[ -n $kube_build ]]; then stop_tree "$kube_build"; fi
   # Its workers and the brokers, engines and browsers they started go with it.
   if [[ -n $vitest ]]; then stop_tree "$vitest"; fi
+  # A Kubernetes cluster the suites' leases started is stopped now, not after this returns (the
+  # leases' own watchers would do it a moment later); one started by hand stays.
+  bash "$root/deploy/dev/kube-lease.sh" release $$ >/dev/null 2>&1 || true
   stop_started_dockerd || true
 }
 trap cleanup EXIT
