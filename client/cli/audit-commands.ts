@@ -78,7 +78,7 @@ export function watchCommand(broker: string, token: string, id: string): Promise
       else if (m.msgType === ResponseType.CLOSE) close = { text: stripAnsi(Buffer.from(m.content).toString()), code: m.code };
     });
     ws.on('unexpected-response', (_req, res) => {
-      failure ??= new ClientError('ENTRY_CONNECT_FAILED', `broker answered HTTP ${res.statusCode} ${res.statusMessage ?? ''}`.trim());
+      failure ??= new ClientError('ENTRY_CONNECT_FAILED', `broker answered HTTP ${res.statusCode} ${res.statusMessage ?? ''}`.trim(), res.statusCode);
       stop();
     });
     ws.on('error', (err) => {

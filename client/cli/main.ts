@@ -50,12 +50,12 @@ async function failWith(code: string, message: string): Promise<never> {
 
 /** Upgrades refused with a plain HTTP status carry no Entry code: infer it for the hint. */
 function codeOf(err: ClientError): string {
-  const m = /HTTP (\d{3})/.exec(err.message);
-  if (err.code !== 'ENTRY_CONNECT_FAILED' || !m) return err.code;
-  if (m[1] === '401') return 'ENTRY_BAD_TOKEN';
-  if (m[1] === '403') return 'ENTRY_FORBIDDEN';
+  const status = err.httpStatus;
+  if (err.code !== 'ENTRY_CONNECT_FAILED' || status === undefined) return err.code;
+  if (status === 401) return 'ENTRY_BAD_TOKEN';
+  if (status === 403) return 'ENTRY_FORBIDDEN';
   // 502, 503, 504: a proxy in front of a broker that is down or restarting.
-  if (m[1]!.startsWith('5')) return 'ENTRY_CONNECT_FAILED';
+  if (status >= 500) return 'ENTRY_CONNECT_FAILED';
   return 'ENTRY_BAD_ANSWER';
 }
 

@@ -740,7 +740,7 @@ function openSocket(options: ConnectOptions, extra: Record<string, string>, time
       ws.off('error', onError);
       // Aborting the handshake makes ws emit one more error: nobody needs it, but it must be heard.
       ws.on('error', () => undefined);
-      reject(new ClientError('ENTRY_CONNECT_FAILED', `broker answered HTTP ${res.statusCode} ${res.statusMessage ?? ''}`.trim()));
+      reject(new ClientError('ENTRY_CONNECT_FAILED', `broker answered HTTP ${res.statusCode} ${res.statusMessage ?? ''}`.trim(), res.statusCode));
       ws.terminate();
     });
     let pingIntervalMs = 0;

@@ -32,6 +32,8 @@ describe('the enter CLI when the broker or a proxy misbehaves', () => {
   const enter = (args: string[]) => runCli(args, { ENTRY_BROKER: fake!.url, ENTRY_TOKEN: 'a-token', ENTRY_CONFIG_DIR: '/nonexistent' });
 
   it('says which HTTP status refused the upgrade, gives a hint and exits 255, without a stack trace', async () => {
+    // The hint follows the status: a token to renew, a grant missing, not a broker, a broker down.
+    const hints = { 401: /ENTRY_TOKEN/, 403: /grant|app|admin/i, 404: /address of an Entry broker/, 502: /the broker is running/ };
     for (const [status, text] of [[401, 'Unauthorized'], [403, 'Forbidden'], [404, 'Not Found'], [502, 'Bad Gateway']] as const) {
       fake = await new FakeBroker((_n, _req, socket) => refuse(socket, status, text)).start();
       const r = await enter(['app', 'web', '1', '--', 'true']);
@@ -39,6 +41,7 @@ describe('the enter CLI when the broker or a proxy misbehaves', () => {
       expect(r.status, String(status)).toBe(255);
       expect(lines[0], String(status)).toBe(`enter: broker answered HTTP ${status} ${text}`);
       expect(lines[1], `the hint for ${status}`).toMatch(/^ {2}\S/);
+      expect(lines[1], `the hint for ${status}`).toMatch(hints[status]);
       expect(lines.slice(2).join(''), String(status)).toBe('');
       await fake.stop();
       fake = undefined;
