@@ -1,4 +1,3 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import type WebSocket from 'ws';
 import type { ExecSpec } from '../backend/backend.js';
 import { EntryError, ignoreError } from '../errors.js';
@@ -10,6 +9,7 @@ import { withOpenCleanUp } from '../backend/open-clean-up.js';
 import { sessionMark } from '../backend/session-mark.js';
 import { SignalLane, signalName } from '../backend/signal-lane.js';
 import { TtyInputEnd } from '../backend/tty-input-end.js';
+import { type PodFate, settledFate } from './pod-fate.js';
 import type { PodReaper } from './pod-reaper.js';
 
 /** Stdin queued on the exec socket before the client is asked to wait, and when it may go on. */
@@ -29,11 +29,12 @@ const RESIZE_WAIT_BYTES = 2 * STDIN_HIGH_WATER_BYTES;
 const LATE_START_WINDOW_MS = 5_000;
 const OCI_FAILURE = 'OCI runtime exec failed';
 /**
- * How long a pod being deleted is watched for its container's end once a command died of a
- * signal: the kubelet's status of a stopped container lags it by its relist (1 s) and a sync.
+ * The exit of a command killed by SIGKILL. A container that stops (its first process exits, or it
+ * is restarted) takes every process left in its PID namespace with SIGKILL, so this is the one
+ * status such a command ends with; other signal deaths are the command's own unless the pod is
+ * being deleted (see `result`).
  */
-const POD_STOP_SETTLE_MS = 3_000;
-const POD_STOP_POLL_MS = 250;
+const KILLED_EXIT = 128 + 9;
 /**
  * The most output held while it may be the runtime's failure. Docker writes that failure as one
  * line ending in CRLF, `OCI runtime exec failed: exec failed: <runc's cause chain>: exec:
@@ -67,8 +68,7 @@ export interface KubeExecOptions extends ExecTarget {
   podFate(): Promise<PodFate>;
 }
 
-/** See KubernetesBackend.podFate. */
-export type PodFate = 'running' | 'deleting' | 'stopped';
+export type { PodFate } from './pod-fate.js';
 
 /**
  * What each cluster's apiserver negotiated last, by cluster: a server known to speak v5 closes
@@ -407,21 +407,14 @@ export class KubeExecProcess implements ProcessSide {
   }
 
   /**
-   * Whether a command that died of a signal went with its pod's container. The kubelet reports a
-   * container's end a second or so after it, so a pod being deleted is watched that long for it.
+   * Whether a command that died of a signal went with its pod's container. The apiserver reports
+   * a container's end a second or so after it, so the pod is watched that long for it: a
+   * SIGKILL (KILLED_EXIT) while it runs or is being deleted, another signal while it is being
+   * deleted only.
    */
-  private async stoppedWithPod(): Promise<boolean> {
-    const until = performance.now() + POD_STOP_SETTLE_MS;
-    let fate = await this.podFate();
-    while (fate === 'deleting' && performance.now() < until) {
-      await sleep(POD_STOP_POLL_MS);
-      fate = await this.podFate();
-    }
-    return fate === 'stopped';
-  }
-
-  private podFate(): Promise<PodFate> {
-    return this.o.podFate().catch(() => 'running' as const);
+  private async stoppedWithPod(exitCode: number): Promise<boolean> {
+    const waitOn = (f: PodFate) => f === 'deleting' || (f === 'running' && exitCode === KILLED_EXIT);
+    return (await settledFate(this.o.podFate, waitOn)) === 'stopped';
   }
 
   private async result(status: ExecStatus | undefined, closeCode: number, runtimeFailure: string | undefined): Promise<{ exitCode: number } | { error: EntryError }> {
@@ -436,12 +429,13 @@ export class KubeExecProcess implements ProcessSide {
       // A signal death when the pod's container stopped is the pod's story, not the command's.
       // A pod being deleted is not enough: its containers run on for their grace period, and the
       // kubelet signals the container's first process only, so the status is the command's own.
-      if (status.exitCode > 128 && (await this.stoppedWithPod())) return { error: new EntryError('ENTRY_CONTAINER_GONE', `pod ${where} stopped`) };
+      if (status.exitCode > 128 && (await this.stoppedWithPod(status.exitCode))) return { error: new EntryError('ENTRY_CONTAINER_GONE', `pod ${where} stopped`) };
       return { exitCode: status.exitCode };
     }
     // No status: a pod being deleted counts as gone, the kubelet reporting its container's end
-    // only after the exec's stream has ended with it.
-    if ((await this.podFate()) !== 'running') return { error: new EntryError('ENTRY_CONTAINER_GONE', `pod ${where} stopped`) };
+    // only after the exec's stream has ended with it; a running one is given time to say it stopped.
+    const fate = await settledFate(this.o.podFate, (f) => f === 'running');
+    if (fate === 'stopped' || fate === 'deleting') return { error: new EntryError('ENTRY_CONTAINER_GONE', `pod ${where} stopped`) };
     if (status) {
       if (/executable file not found|no such file or directory/i.test(status.failure) && /\/bin\/sh/.test(status.failure)) {
         return { error: new EntryError('ENTRY_EXEC_FAILED', `the image of ${where} (container ${this.o.container}) has no /bin/sh, which Entry needs on Kubernetes: ${status.failure}`) };

@@ -5,7 +5,7 @@ import type { ProcessSide } from '../session/types.js';
 import { KubeExecProcess, type PodFate } from './exec-process.js';
 import { failureText, type KubeCallObserver, KubeClient, KubeHttpError } from './kube-client.js';
 import { openPodLogs } from './logs-process.js';
-import { chooseContainer, ENTRY_LABELS, KUBE_LABELS, podMatches, type PodRecord, podRecord, podState, podTarget } from './pod.js';
+import { chooseContainer, containerRuns, ENTRY_LABELS, KUBE_LABELS, podMatches, type PodRecord, podRecord, podState, podTarget } from './pod.js';
 import { PodIndex, type PodIndexTiming } from './pod-index.js';
 import { PodReaper } from './pod-reaper.js';
 
@@ -184,9 +184,10 @@ export class KubernetesBackend implements Backend {
   }
 
   /**
-   * What became of the pod's container: `stopped` (or the pod gone, or another pod by its name),
-   * `deleting` (the pod is being deleted; its containers may run on through their grace period),
-   * or `running`. An apiserver that does not answer says nothing: `running`.
+   * What became of the pod's container since `pod` was read: `stopped` (the pod gone, another pod
+   * by its name, the container not running, or running again as a new run: another container ID
+   * or a higher restart count), `deleting` (the pod is being deleted; its containers may run on
+   * through their grace period), `running`, or `unknown` when the apiserver does not answer.
    */
   async podFate(pod: PodRecord, container: string): Promise<PodFate> {
     try {
@@ -194,9 +195,12 @@ export class KubernetesBackend implements Backend {
       if (o?.metadata?.uid !== pod.uid) return 'stopped';
       const status = (o?.status?.containerStatuses ?? []).find((c: any) => c?.name === container);
       if (o?.status?.phase !== 'Running' || (status !== undefined && !status.state?.running)) return 'stopped';
+      const before = pod.runs[container];
+      const now = containerRuns(o.status)[container];
+      if (before && now && ((before.id && now.id !== before.id) || now.restarts > before.restarts)) return 'stopped';
       return o?.metadata?.deletionTimestamp ? 'deleting' : 'running';
     } catch (err) {
-      return err instanceof KubeHttpError && err.statusCode === 404 ? 'stopped' : 'running';
+      return err instanceof KubeHttpError && err.statusCode === 404 ? 'stopped' : 'unknown';
     }
   }
 }

@@ -19,6 +19,14 @@ export interface PodRecord {
   images: Record<string, string>;
   created: string;
   resourceVersion: string;
+  /** Each started container's current run, as the kubelet last reported it. */
+  runs: Record<string, ContainerRun>;
+}
+
+/** One run of a container: a restart gives it a new ID and a higher restart count. */
+export interface ContainerRun {
+  id: string;
+  restarts: number;
 }
 
 /** Explicit names, as on Docker; they win over the Kubernetes recommended labels. */
@@ -50,7 +58,17 @@ export function podRecord(o: any): PodRecord | undefined {
     images,
     created: m.creationTimestamp ?? '',
     resourceVersion: m.resourceVersion ?? '',
+    runs: containerRuns(o.status),
   };
+}
+
+/** The runs in a pod status's containerStatuses, by container name. */
+export function containerRuns(status: any): Record<string, ContainerRun> {
+  const runs: Record<string, ContainerRun> = {};
+  for (const c of Array.isArray(status?.containerStatuses) ? status.containerStatuses : []) {
+    if (typeof c?.name === 'string') runs[c.name] = { id: typeof c.containerID === 'string' ? c.containerID : '', restarts: Number.isInteger(c.restartCount) ? c.restartCount : 0 };
+  }
+  return runs;
 }
 
 /**

@@ -1,0 +1,127 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ExecSpec } from '../../broker/backend/backend.js';
+import { Backends } from '../../broker/backend/backends.js';
+import type { EntryError } from '../../broker/errors.js';
+import { createKubernetesBackend } from '../../broker/kubernetes/kubernetes-backend.js';
+import { createLogger } from '../../broker/log.js';
+import type { ProcessSide } from '../../broker/session/types.js';
+import { type KubeCluster, kubeClusterPossible, kubeStartTimeoutMs, startKubeCluster } from '../helpers/kube-cluster.js';
+import { TcpProxy } from '../helpers/tcp-proxy.js';
+
+type Result = { exitCode: number } | { error: EntryError };
+
+/** Starts a process side the way the relay does; `until` waits for its stdout to match. */
+function drive(p: ProcessSide) {
+  let out = '';
+  const waiters: Array<() => void> = [];
+  let resolveDone!: (r: Result) => void;
+  const done = new Promise<Result>((r) => (resolveDone = r));
+  p.start({
+    output: (_s, d) => {
+      out += Buffer.from(d).toString('utf8');
+      for (const w of waiters.splice(0)) w();
+    },
+    drain: () => undefined,
+    end: (r) => resolveDone(r as Result),
+  });
+  const until = async (text: string, ms = 30_000) => {
+    const deadline = Date.now() + ms;
+    while (!out.includes(text)) {
+      if (Date.now() > deadline) throw new Error(`never saw ${JSON.stringify(text)}; got ${JSON.stringify(out.slice(-300))}`);
+      await new Promise<void>((r) => (waiters.push(r), setTimeout(r, 200)));
+    }
+  };
+  return { done, until };
+}
+
+const outcome = (r: Result) => ('exitCode' in r ? r.exitCode : `error ${r.error.code}: ${r.error.message}`);
+const log = createLogger(process.env.ENTRY_TEST_LOG === '1' ? 'debug' : 'silent');
+
+describe.skipIf(!kubeClusterPossible())('how a Kubernetes session ends when its container or its link goes', () => {
+  let k: KubeCluster;
+  let backends: Backends;
+  const ns = `entry-ke-${randomBytes(3).toString('hex')}`;
+  const dir = mkdtempSync(join(tmpdir(), 'entry-ke-'));
+  let session = 0;
+  const spec = (over: Partial<ExecSpec>): ExecSpec => ({
+    sessionId: `ke-${process.pid}-${++session}-${randomBytes(3).toString('hex')}`,
+    cmd: ['sh'],
+    tty: false,
+    env: [],
+    user: '',
+    workdir: '',
+    size: undefined,
+    terminateGraceMs: 500,
+    openTimeoutMs: 30_000,
+    container: '',
+    ...over,
+  });
+  // PID 1 ends on SIGTERM, as most servers do.
+  const pods: Array<[string, 'Always' | 'Never']> = [
+    ['restarts', 'Always'],
+    ['stops', 'Never'],
+    ['steady', 'Always'],
+  ];
+  const resolve = (b: Backends, name: string) => b.resolve({ app: 'ends', proc: name, instance: name });
+
+  /** A backend reaching the apiserver through `proxy`, a TCP relay the test can break. */
+  const viaProxy = async (proxy: TcpProxy, name: string): Promise<Backends> => {
+    await proxy.start();
+    const file = join(dir, name);
+    writeFileSync(file, readFileSync(k.kubeconfigPath, 'utf8').replace(/server: \S+/, `server: https://127.0.0.1:${proxy.port}`));
+    const b = new Backends([createKubernetesBackend({ kubeconfig: file, namespaces: [ns], log })]);
+    await b.start();
+    return b;
+  };
+
+  beforeAll(async () => {
+    k = await startKubeCluster();
+    expect((await k.api('POST', '/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } })).status).toBe(201);
+    for (let i = 0; i < 300; i++) {
+      const sa = await k.api('GET', `/api/v1/namespaces/${ns}/serviceaccounts/default`);
+      if (sa.status === 200 && sa.body.secrets?.length) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    for (const [name, restartPolicy] of pods) {
+      const r = await k.api('POST', `/api/v1/namespaces/${ns}/pods`, {
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name, labels: { 'app.kubernetes.io/name': 'ends', 'app.kubernetes.io/component': name } },
+        spec: {
+          restartPolicy,
+          terminationGracePeriodSeconds: 1,
+          containers: [{ name: 'main', image: 'entry-demo:latest', imagePullPolicy: 'IfNotPresent', command: ['sh', '-c', "echo pid1-up; trap 'exit 0' TERM; while :; do sleep 1; done"] }],
+        },
+      });
+      expect(r.status, JSON.stringify(r.body)).toBe(201);
+    }
+    for (const [name] of pods) await k.waitForPodRunning(ns, name, 90_000);
+    backends = new Backends([createKubernetesBackend({ kubeconfig: k.kubeconfigPath, namespaces: [ns], log })]);
+    await backends.start();
+  }, kubeStartTimeoutMs() + 120_000);
+
+  afterAll(async () => {
+    backends?.stop();
+    if (k) await k.api('DELETE', `/api/v1/namespaces/${ns}`);
+    rmSync(dir, { recursive: true, force: true });
+  }, 60_000);
+
+  for (const [name, policy] of pods.slice(0, 2)) {
+    it(`ends a session with ENTRY_CONTAINER_GONE, not exit 137, when its container's first process exits (restartPolicy ${policy})`, async () => {
+      const p = await (await resolve(backends, name)).open(spec({ cmd: ['sh', '-c', 'echo started; sleep 1000'] }));
+      const d = drive(p);
+      await d.until('started');
+      await k.kubectl(['exec', '-n', ns, name, '-c', 'main', '--', 'kill', '-TERM', '1']);
+      expect(String(outcome(await d.done))).toMatch(new RegExp(`^error ENTRY_CONTAINER_GONE: .*${name} stopped`));
+    });
+  }
+
+  it('gives a command killed by SIGKILL its own 137 while its container runs on', async () => {
+    const r = await drive(await (await resolve(backends, 'steady')).open(spec({ cmd: ['sh', '-c', 'kill -9 $$'] }))).done;
+    expect(outcome(r)).toBe(137);
+  });
+});
