@@ -43,7 +43,8 @@ class PodTarget implements ResolvedTarget {
   }
 
   async attach(): Promise<ProcessSide> {
-    return openPodLogs(this.owner.client, this.namespace, this.name, chooseContainer(this.pod, ''));
+    const container = chooseContainer(this.pod, '');
+    return openPodLogs(this.owner.client, this.namespace, this.name, container, () => this.owner.podFate(this.pod, container));
   }
 }
 

@@ -124,4 +124,27 @@ describe.skipIf(!kubeClusterPossible())('how a Kubernetes session ends when its 
     const r = await drive(await (await resolve(backends, 'steady')).open(spec({ cmd: ['sh', '-c', 'kill -9 $$'] }))).done;
     expect(outcome(r)).toBe(137);
   });
+
+  it('still ends /attach with ENTRY_CONTAINER_GONE when the container restarts', async () => {
+    // Resolved again: the container may have restarted in an earlier test.
+    const d = drive(await (await resolve(backends, 'restarts')).attach());
+    await d.until('pid1-up');
+    await k.kubectl(['exec', '-n', ns, 'restarts', '-c', 'main', '--', 'kill', '-TERM', '1']);
+    expect(String(outcome(await d.done))).toMatch(/^error ENTRY_CONTAINER_GONE: .*restarts stopped/);
+  });
+
+  it('ends /attach with ENTRY_CLUSTER_UNAVAILABLE, not "container stopped", when only its link to the apiserver drops', async () => {
+    const proxy = new TcpProxy(k.apiserverUrl);
+    const b = await viaProxy(proxy, 'attach');
+    try {
+      const d = drive(await (await resolve(b, 'steady')).attach());
+      await d.until('pid1-up');
+      proxy.cut(60_000);
+      const r = await d.done;
+      expect(outcome(r)).toMatch(/^error ENTRY_CLUSTER_UNAVAILABLE: .*log stream of .*steady/);
+    } finally {
+      b.stop();
+      await proxy.stop();
+    }
+  });
 });
