@@ -59,7 +59,6 @@ export async function openExecSocket(client: KubeClient, t: ExecTarget, o: ExecS
         ...base,
         headers: base.headers,
         perMessageDeflate: false,
-        handshakeTimeout: timeoutMs,
         // The same bound client-go's stream reader has no need of: output frames are small.
         maxPayload: 64 * 1024 * 1024,
       });
@@ -68,9 +67,17 @@ export async function openExecSocket(client: KubeClient, t: ExecTarget, o: ExecS
       // TLS handshake say nothing of it, and a kept-alive socket has neither).
       let sent = false;
       (ws as unknown as { _req?: ClientRequest })._req?.once('finish', () => (sent = true));
+      // Its own timer, not ws's handshakeTimeout: that is an idle timeout of the request's socket,
+      // which over TLS fired at twice the time asked for (10 s for 5 s).
+      const timer = setTimeout(() => {
+        const error = new EntryError('ENTRY_CLUSTER_UNAVAILABLE', `cluster ${client.cluster}: exec in ${where}: no answer within ${timeoutMs} ms`);
+        if (sent) UNANSWERED.add(error);
+        fail(error);
+      }, timeoutMs);
       const fail = (err: EntryError) => {
         if (settled) return;
         settled = true;
+        clearTimeout(timer);
         ws.removeAllListeners();
         ws.on('error', ignoreError);
         ws.terminate();
@@ -83,17 +90,16 @@ export async function openExecSocket(client: KubeClient, t: ExecTarget, o: ExecS
         );
       });
       ws.on('error', (err) => {
-        const error = /handshake has timed out/i.test(err.message)
-          ? new EntryError('ENTRY_CLUSTER_UNAVAILABLE', `cluster ${client.cluster}: exec in ${where}: no answer within ${timeoutMs} ms`, { cause: err })
-          : isUnreachable(err)
-            ? new EntryError('ENTRY_CLUSTER_UNAVAILABLE', `cluster ${client.cluster} unreachable: ${failureText(err)}`, { cause: err })
-            : new EntryError('ENTRY_EXEC_FAILED', `exec in ${where}: ${failureText(err)}`, { cause: err });
+        const error = isUnreachable(err)
+          ? new EntryError('ENTRY_CLUSTER_UNAVAILABLE', `cluster ${client.cluster} unreachable: ${failureText(err)}`, { cause: err })
+          : new EntryError('ENTRY_EXEC_FAILED', `exec in ${where}: ${failureText(err)}`, { cause: err });
         if (sent) UNANSWERED.add(error);
         fail(error);
       });
       ws.on('open', () => {
         if (settled) return;
         settled = true;
+        clearTimeout(timer);
         ws.removeAllListeners('unexpected-response');
         ws.removeAllListeners('error');
         if (ws.protocol !== V4 && ws.protocol !== V5) {

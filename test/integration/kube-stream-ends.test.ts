@@ -147,4 +147,28 @@ describe.skipIf(!kubeClusterPossible())('how a Kubernetes session ends when its 
       await proxy.stop();
     }
   });
+
+  it('times an exec open out at the time asked for over TLS, with that time in the message', async () => {
+    const proxy = new TcpProxy(k.apiserverUrl);
+    const b = await viaProxy(proxy, 'timeout');
+    try {
+      const t = await resolve(b, 'steady');
+      // Every link, open or new, carries nothing from now on: a network that drops packets.
+      proxy.freeze();
+      proxy.stall(60_000);
+      const openTimeoutMs = 2_000;
+      const t0 = performance.now();
+      const err = await t.open(spec({ cmd: ['true'], openTimeoutMs })).then(
+        () => undefined,
+        (e: unknown) => e as EntryError,
+      );
+      const took = performance.now() - t0;
+      expect(err).toMatchObject({ code: 'ENTRY_CLUSTER_UNAVAILABLE', message: expect.stringContaining(`no answer within ${openTimeoutMs} ms`) });
+      expect(took).toBeGreaterThanOrEqual(openTimeoutMs - 50);
+      expect(took).toBeLessThan(openTimeoutMs * 1.5);
+    } finally {
+      b.stop();
+      await proxy.stop();
+    }
+  });
 });
