@@ -442,7 +442,9 @@ export class KubeExecProcess implements ProcessSide {
       }
       return { error: new EntryError('ENTRY_EXEC_FAILED', `exec in ${where}: ${status.failure}`) };
     }
-    return { error: new EntryError('ENTRY_CLUSTER_UNAVAILABLE', `the exec stream from cluster ${this.client.cluster} ended without an exit status (close code ${closeCode})`) };
+    // The container runs on, or the cluster cannot say: the link broke. The relay ends the
+    // session's processes (the reaper retries until the apiserver answers again).
+    return { error: new EntryError('ENTRY_STREAM_LOST', `the exec stream from cluster ${this.client.cluster} ended without an exit status (close code ${closeCode})`) };
   }
 }
 

@@ -684,7 +684,7 @@ describe.skipIf(!kubeClusterPossible())('the Kubernetes backend against a real c
       const d = drive(p);
       await d.until((x) => x.includes('started'));
       await relay.cut();
-      expect((await d.done).result).toMatchObject({ error: { code: 'ENTRY_CLUSTER_UNAVAILABLE' } });
+      expect((await d.done).result).toMatchObject({ error: { code: 'ENTRY_STREAM_LOST' } });
       // The relay ends the process side: the cluster cannot be asked now, and the session's end
       // is not held up by that.
       await expect(p.terminate()).rejects.toMatchObject({ code: 'ENTRY_CLUSTER_UNAVAILABLE' });

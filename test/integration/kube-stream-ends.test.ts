@@ -148,6 +148,23 @@ describe.skipIf(!kubeClusterPossible())('how a Kubernetes session ends when its 
     }
   });
 
+  it('ends a session whose exec stream breaks with ENTRY_STREAM_LOST and the close code, not "cluster unreachable"', async () => {
+    const proxy = new TcpProxy(k.apiserverUrl);
+    const b = await viaProxy(proxy, 'stream');
+    try {
+      const p = await (await resolve(b, 'steady')).open(spec({ cmd: ['sh', '-c', 'echo started; exec sleep 1001'] }));
+      const d = drive(p);
+      await d.until('started');
+      proxy.cut(60_000);
+      expect(outcome(await d.done)).toMatch(/^error ENTRY_STREAM_LOST: .*ended without an exit status \(close code \d+\)/);
+      // Its clean-up cannot reach the cluster now; the namespace goes at the end with the command.
+      await p.terminate().catch(() => undefined);
+    } finally {
+      b.stop();
+      await proxy.stop();
+    }
+  });
+
   it('times an exec open out at the time asked for over TLS, with that time in the message', async () => {
     const proxy = new TcpProxy(k.apiserverUrl);
     const b = await viaProxy(proxy, 'timeout');
