@@ -137,6 +137,10 @@ function refusal(client: KubeClient, status: number, body: Buffer, where: string
     return new EntryError('ENTRY_EXEC_FAILED', `the broker's Kubernetes identity may not exec in ${where} (it needs create and get on pods/exec): ${e.message}`);
   }
   if (status === 404) return new EntryError('ENTRY_CONTAINER_GONE', `pod ${where} no longer exists`);
+  // Go's HTTP server refuses a request line and headers past its MaxHeaderBytes (1 MiB by default).
+  if (status === 414 || status === 431) {
+    return new EntryError('ENTRY_BAD_REQUEST', `the command line is too long for Kubernetes exec, which carries it in the URL; pass data on stdin (cluster ${client.cluster} answered HTTP ${status})`);
+  }
   if (status === 400 && /container .* (not found|is not valid)/i.test(e.message)) return new EntryError('ENTRY_NOT_FOUND', `pod ${where} has no container ${container}`);
   if (status === 400 && /not running|pending|terminated|completed|waiting/i.test(e.message)) return new EntryError('ENTRY_NOT_RUNNING', e.message);
   // The kubelet's answers, passed on by the apiserver as 500s.

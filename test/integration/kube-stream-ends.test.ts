@@ -188,4 +188,14 @@ describe.skipIf(!kubeClusterPossible())('how a Kubernetes session ends when its 
       await proxy.stop();
     }
   });
+
+  it('says a command line too long for the exec URL is too long, and to pass data on stdin', async () => {
+    const t = await resolve(backends, 'steady');
+    const big = Array.from({ length: 11 }, () => 'x'.repeat(100_000));
+    const err = await t.open(spec({ cmd: ['true', ...big] })).then(
+      () => undefined,
+      (e: unknown) => e as EntryError,
+    );
+    expect(err).toMatchObject({ code: 'ENTRY_BAD_REQUEST', message: expect.stringContaining('the command line is too long for Kubernetes exec, which carries it in the URL; pass data on stdin') });
+  });
 });
