@@ -28,7 +28,16 @@ const ARG0 = 'entry-exec';
  * `KEY=VALUE` of it must neither change the script's state nor be changed for the command.
  */
 const STAGE2 = [
-  // $1 1 = stdin through the pump, $2 this script; the command follows.
+  // $1 1 = stdin through the pump, $2 this script, $3 the final stage's way (see FINAL_ENV);
+  // the command follows.
+  // The final stage: both shells have set what a shell manages (SHLVL, PWD, PPID, IFS, OPTIND)
+  // in the environment by now, so the client's entries, passed again after `env` as the mode,
+  // are set once more by env(1) as the command starts. Without env, as exported.
+  'entry_exec() {',
+  '  if [ "$1" = env ] && command -v env >/dev/null 2>&1; then shift; exec env -- "$@"; fi',
+  '  if [ "$1" = env ]; then shift; while case "$1" in *=*) true ;; *) false ;; esac; do shift; done; else shift; fi',
+  '  exec "$@"',
+  '}',
   'if [ "$1" = 1 ]; then',
   '  shift 2',
   // A dd without iflag=fullblock (an old or slimmed BusyBox) would end the pump at its first
@@ -43,19 +52,28 @@ const STAGE2 = [
   '  exec 3<&0',
   // The pump ignores the signals a client sends the session's processes: killed, it would cut
   // the command's stdin short. It ends at EOF, or with SIGKILL from the reaper.
-  '  { { trap "" HUP INT QUIT TERM USR1 USR2; while IFS= read -r len && [ "$len" -gt 0 ]; do dd bs="$len" count=1 iflag=fullblock || exit; done; } <&3 3<&- 2>/dev/null & } | exec "$@" 3<&-',
+  '  { { trap "" HUP INT QUIT TERM USR1 USR2; while IFS= read -r len && [ "$len" -gt 0 ]; do dd bs="$len" count=1 iflag=fullblock || exit; done; } <&3 3<&- 2>/dev/null & } | entry_exec "$@" 3<&-',
   '  exit $?',
   'fi',
   'shift 2',
-  'exec "$@"',
+  'entry_exec "$@"',
 ].join('\n');
+
+/**
+ * The final stage's way: `env` when the environment's entries follow it, to be set again by
+ * env(1); `-` when none follow. None do when the command's own first word has a `=`, which env
+ * would take for one more entry: such a command keeps the environment as exported.
+ */
+const FINAL_ENV = 'env';
+const FINAL_AS_EXPORTED = '-';
 
 /** Ends the environment's KEY=VALUE entries: no entry can be `=` alone. */
 const ENV_END = '=';
 
 const WRAPPER = [
   // $1 workdir ('' = the image's), $2 the terminal's first size as COLSxROWS ('' = none), then
-  // the KEY=VALUE entries up to ENV_END, then the pump (1 or 0), the second stage, the command.
+  // the KEY=VALUE entries up to ENV_END, then the pump (1 or 0), the second stage, the final
+  // stage's way (FINAL_ENV and the entries again, or FINAL_AS_EXPORTED), the command.
   'if [ -n "$1" ]; then cd -- "$1" 2>/dev/null || { printf "entry: cannot change to working directory %s\\n" "$1" >&2; exit 126; }; fi',
   // The kubelet applies a resize only once the exec runs: a command that asks for its size at
   // once would see 0x0. Setting it from inside first closes that race (where stty exists).
@@ -80,7 +98,9 @@ export interface WrapOptions {
 
 export function wrapCommand(o: WrapOptions): string[] {
   const size = o.size ? `${Math.trunc(o.size.cols)}x${Math.trunc(o.size.rows)}` : '';
-  return ['/bin/sh', '-c', WRAPPER, ARG0, o.workdir, size, ...o.env, ENV_END, o.stdinPump ? '1' : '0', STAGE2, ...o.cmd];
+  const again = o.env.length > 0 && !(o.cmd[0] ?? '').includes('=');
+  const final = again ? [FINAL_ENV, ...o.env] : [FINAL_AS_EXPORTED];
+  return ['/bin/sh', '-c', WRAPPER, ARG0, o.workdir, size, ...o.env, ENV_END, o.stdinPump ? '1' : '0', STAGE2, ...final, ...o.cmd];
 }
 
 /**

@@ -49,6 +49,26 @@ describe.each(shells)('the Kubernetes exec wrapper under %s', (shell, path) => {
     }
   });
 
+  it('hands the command the names a shell manages (SHLVL, OPTIND, PPID, IFS, PWD) as given, with or without the stdin pump, and a command named with a = the environment as exported', () => {
+    const given = ['SHLVL=7', 'OPTIND=3', 'PPID=42', 'IFS=x', 'PWD=/elsewhere', 'ENTRY_SESSION=s5'];
+    for (const stdinPump of [false, true]) {
+      const r = run(shell!, wrapCommand({ cmd: ['env'], env: given, workdir: '/tmp', stdinPump }), stdinPump ? new StdinEncoder().end() : Buffer.alloc(0));
+      const env = r.stdout.toString().split('\n');
+      expect(env, `pump ${stdinPump}`).toEqual(expect.arrayContaining(given));
+      expect(r.code).toBe(0);
+    }
+    // env(1) would take such a name for one more entry.
+    const dir = mkdtempSync(join(tmpdir(), 'entry-eq-'));
+    try {
+      writeFileSync(join(dir, 'a=b'), '#!/bin/sh\necho "ran|$FOO"\n', { mode: 0o755 });
+      const r = run(shell!, wrapCommand({ cmd: [join(dir, 'a=b')], env: ['FOO=bar'], workdir: '', stdinPump: false }));
+      expect(r.stdout.toString()).toBe('ran|bar\n');
+      expect(r.code).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('runs the command with an entry the shell holds read-only (UID) in the environment, leaving that one out', () => {
     const argv = wrapCommand({ cmd: ['sh', '-c', 'echo "$FOO|$ENTRY_SESSION"'], env: ['UID=1000', 'FOO=bar', 'ENTRY_SESSION=s4'], workdir: '', stdinPump: false });
     const r = run(shell!, argv);
