@@ -209,6 +209,8 @@ function runScript(name: string, args: string[] = []): Promise<string> {
 function call(base: string, ca: Buffer, token: string, method: string, path: string, body?: unknown): Promise<ApiResponse> {
   return new Promise((resolve, reject) => {
     const payload = body === undefined ? undefined : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
+    // The apiserver refuses a PATCH sent as application/json (415): a list is a JSON patch.
+    const type = method === 'PATCH' ? (Array.isArray(body) ? 'application/json-patch+json' : 'application/merge-patch+json') : 'application/json';
     const req = request(
       new URL(path, base),
       {
@@ -217,7 +219,7 @@ function call(base: string, ca: Buffer, token: string, method: string, path: str
         headers: {
           authorization: `Bearer ${token}`,
           accept: 'application/json',
-          ...(payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {}),
+          ...(payload ? { 'content-type': type, 'content-length': payload.length } : {}),
         },
         timeout: 30_000,
       },
