@@ -88,6 +88,8 @@ export class KubeExecProcess implements ProcessSide {
   private early: Buffer[] = [];
   private statusBytes: Buffer[] = [];
   private finished = false;
+  /** The end of the session's processes, once begun (see terminate). */
+  private ending: Promise<void> | undefined;
   private inputClosed = false;
   private inputCongested = false;
   private appliedSize = '';
@@ -366,12 +368,16 @@ export class KubeExecProcess implements ProcessSide {
     if (this.events) this.ws.resume();
   }
 
-  async terminate(): Promise<void> {
-    this.finished = true;
-    this.clearTimers();
-    this.signals.close();
-    this.ws.terminate();
-    await this.reaper.terminate(this.o, this.o.spec.sessionId, this.o.spec.terminateGraceMs, this.mayStartLate());
+  /** Ends the session's processes, once: the relay asks again after a failure (see fail) and waits on the same end. */
+  terminate(): Promise<void> {
+    this.ending ??= (async () => {
+      this.finished = true;
+      this.clearTimers();
+      this.signals.close();
+      this.ws.terminate();
+      await this.reaper.terminate(this.o, this.o.spec.sessionId, this.o.spec.terminateGraceMs, this.mayStartLate());
+    })();
+    return this.ending;
   }
 
   /** Whether the command may not have started yet: nothing heard from it, shortly after the upgrade. */
@@ -388,11 +394,8 @@ export class KubeExecProcess implements ProcessSide {
   /** Ends the process side with an error, ending the session's processes first. */
   private async fail(error: EntryError): Promise<void> {
     if (this.finished) return;
-    this.finished = true;
-    this.clearTimers();
-    this.signals.close();
-    this.ws.terminate();
-    await this.reaper.terminate(this.o, this.o.spec.sessionId, this.o.spec.terminateGraceMs, this.mayStartLate()).catch(() => undefined);
+    // Its failure is the relay's to report: it asks terminate() once the end is told, and gets this one.
+    await this.terminate().catch(() => undefined);
     this.events?.end({ error });
   }
 

@@ -268,6 +268,22 @@ describe.each([
     expect((await done).result).toEqual({ exitCode: 0 });
   });
 
+  it("ends the session's processes once however often it is asked, and tells each asker the same failure", async () => {
+    let calls = 0;
+    const reaper = {
+      signal: async () => 0,
+      terminate: async () => {
+        calls++;
+        throw new Error('no /bin/sh in the image');
+      },
+    } as unknown as PodReaper;
+    const p = await KubeExecProcess.open(client, reaper, { namespace: 'ns', pod: 'p', container: 'main', spec: spec({ cmd: ['cat'] }), podFate: async () => 'running' as const });
+    p.start({ output: () => undefined, drain: () => undefined, end: () => undefined });
+    const results = await Promise.allSettled([p.terminate(), p.terminate()]);
+    expect(results.map((r) => r.status === 'rejected' && (r.reason as Error).message)).toEqual(['no /bin/sh in the image', 'no /bin/sh in the image']);
+    expect(calls).toBe(1);
+  });
+
   it('ends a command the kubelet starts only after its session ended, looking again a moment later', async () => {
     const s = spec({ cmd: ['sleep', '1043'] });
     const mark = `ENTRY_SESSION=${s.sessionId}`;
