@@ -79,13 +79,16 @@ export async function runWatchSession(w: AdmittedWatch, deps: WatchDeps): Promis
       return;
     }
     cleanup.push(() => void unsubscribe());
-    const lease = () => deps.store.publish(record.broker, { type: 'watch', sessionId, by: identity.user, until: Date.now() + WATCH_LEASE_MS }).catch(() => undefined);
+    const lease = () => deps.store.publish(record.broker, { type: 'watch', sessionId, by: identity.user, until: Date.now() + WATCH_LEASE_MS });
+    // The first must reach the holder, which passes the output on only while a lease runs: the
+    // watch would show nothing (a failure here ends it as the store's). A renewal that fails is
+    // one of three per lease: the next may reach it in time.
     await lease();
     // The holder has been asked, and tells its user of the watcher: the trail says so too.
     deps.audit.record({ type: 'session.watch', sessionId, user: record.user, app: record.app, proc: record.proc, instance: record.instance, by: identity.user, source: w.remoteAddress });
     // The one lease sent ends by itself (WATCH_LEASE_MS); without the timers nothing renews it.
     if (finished) return;
-    const leaseTimer = setInterval(() => void lease(), WATCH_LEASE_MS / 3);
+    const leaseTimer = setInterval(() => void lease().catch(() => undefined), WATCH_LEASE_MS / 3);
     let missingSince = 0;
     const liveTimer = setInterval(() => {
       void deps.store.getSession(sessionId).then(
@@ -94,6 +97,7 @@ export async function runWatchSession(w: AdmittedWatch, deps: WatchDeps): Promis
           else if (missingSince === 0) missingSince = Date.now();
           else if (Date.now() - missingSince >= deps.sessionTtlMs) finish(undefined, 'no longer listed (its broker went away)');
         },
+        // The store not answering says nothing of the session: the next check asks again.
         () => undefined,
       );
     }, LIVENESS_CHECK_MS);
