@@ -55,18 +55,21 @@ export async function openExecSocket(client: KubeClient, t: ExecTarget, o: ExecS
   return client.timed(
     'exec',
     new Promise<WebSocket>((resolve, reject) => {
+      // Whether the request has gone out whole (its own 'finish': the socket's connect and TLS
+      // handshake say nothing of it, and a kept-alive socket has neither).
+      let sent = false;
       const ws = new WebSocket(url, [V5, V4], {
         ...base,
         headers: base.headers,
         perMessageDeflate: false,
         // The same bound client-go's stream reader has no need of: output frames are small.
         maxPayload: 64 * 1024 * 1024,
+        finishRequest: (req: ClientRequest) => {
+          req.once('finish', () => (sent = true));
+          req.end();
+        },
       });
       let settled = false;
-      // Whether the request has gone out whole (ws's own request object: the socket's connect and
-      // TLS handshake say nothing of it, and a kept-alive socket has neither).
-      let sent = false;
-      (ws as unknown as { _req?: ClientRequest })._req?.once('finish', () => (sent = true));
       // Its own timer, not ws's handshakeTimeout: that is an idle timeout of the request's socket,
       // which over TLS fired at twice the time asked for (10 s for 5 s).
       const timer = setTimeout(() => {
@@ -108,8 +111,6 @@ export async function openExecSocket(client: KubeClient, t: ExecTarget, o: ExecS
           reject(new EntryError('ENTRY_EXEC_FAILED', `the apiserver of cluster ${client.cluster} speaks ${ws.protocol || 'no'} exec protocol; Entry needs ${V4} or ${V5}`));
           return;
         }
-        const socket = (ws as unknown as { _socket?: { setNoDelay?(v: boolean): void } })._socket;
-        socket?.setNoDelay?.(true);
         ws.pause();
         resolve(ws);
       });
