@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ExecSpec } from '../../broker/backend/backend.js';
+import { execSpecs } from '../helpers/exec-specs.js';
 import { Backends } from '../../broker/backend/backends.js';
 import { EntryError } from '../../broker/errors.js';
 import { createKubernetesBackend, type KubernetesBackend } from '../../broker/kubernetes/kubernetes-backend.js';
@@ -76,20 +77,7 @@ describe.skipIf(!kubeClusterPossible())('the Kubernetes backend against a real c
   let backends: Backends;
   const ns = `entry-kb-${randomBytes(3).toString('hex')}`;
   let deploymentPod = '';
-  let session = 0;
-  const spec = (over: Partial<ExecSpec>): ExecSpec => ({
-    sessionId: `kb-${process.pid}-${++session}-${randomBytes(3).toString('hex')}`,
-    cmd: ['sh'],
-    tty: false,
-    env: [],
-    user: '',
-    workdir: '',
-    size: undefined,
-    terminateGraceMs: 1_000,
-    openTimeoutMs: 30_000,
-    container: '',
-    ...over,
-  });
+  const spec = execSpecs('kb', 1_000);
   const run = async (target: [string, string, string], over: Partial<ExecSpec>, stdin?: Buffer) => {
     const t = await backends.resolve({ app: target[0], proc: target[1], instance: target[2] });
     const p = await t.open(spec(over));

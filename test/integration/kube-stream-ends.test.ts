@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ExecSpec } from '../../broker/backend/backend.js';
+import { execSpecs } from '../helpers/exec-specs.js';
 import { Backends } from '../../broker/backend/backends.js';
 import type { EntryError } from '../../broker/errors.js';
 import { createKubernetesBackend } from '../../broker/kubernetes/kubernetes-backend.js';
@@ -46,20 +46,7 @@ describe.skipIf(!kubeClusterPossible())('how a Kubernetes session ends when its 
   let backends: Backends;
   const ns = `entry-ke-${randomBytes(3).toString('hex')}`;
   const dir = mkdtempSync(join(tmpdir(), 'entry-ke-'));
-  let session = 0;
-  const spec = (over: Partial<ExecSpec>): ExecSpec => ({
-    sessionId: `ke-${process.pid}-${++session}-${randomBytes(3).toString('hex')}`,
-    cmd: ['sh'],
-    tty: false,
-    env: [],
-    user: '',
-    workdir: '',
-    size: undefined,
-    terminateGraceMs: 500,
-    openTimeoutMs: 30_000,
-    container: '',
-    ...over,
-  });
+  const spec = execSpecs('ke', 500);
   // PID 1 ends on SIGTERM, as most servers do.
   const pods: Array<[string, 'Always' | 'Never']> = [
     ['restarts', 'Always'],
