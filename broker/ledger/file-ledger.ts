@@ -2,8 +2,8 @@ import { mkdir, readdir, readFile, rename, rmdir, unlink, writeFile } from 'node
 import type { Server } from 'node:net';
 import { join } from 'node:path';
 import type { Logger } from '../log.js';
-import { aliveSocketPath, listenAlive, probeAlive } from './alive-socket.js';
-import { currentOwner, judgeable, type Owner, ownerAlive } from './owner.js';
+import { AliveSockets, listenAlive, probeAlive } from './alive-socket.js';
+import { currentOwner, fromEarlierBoot, judgeable, type Owner } from './owner.js';
 import { isSessionId, type LedgerEntry, parseEntry, type SessionLedger } from './session-ledger.js';
 
 /**
@@ -24,8 +24,10 @@ export class FileLedger implements SessionLedger {
     private readonly root: string,
     private readonly owner: Owner,
     private readonly log: Logger,
-    /** This broker's proof of life, when its path fits (see alive-socket.ts). */
-    private readonly alive: Server | undefined,
+    /** Where the brokers' sockets are reached (see alive-socket.ts). */
+    private readonly sockets: AliveSockets,
+    /** This broker's proof of life. */
+    private readonly alive: Server,
   ) {}
 
   /** This broker's own directory of entries. */
@@ -40,9 +42,12 @@ export class FileLedger implements SessionLedger {
       const owner = currentOwner();
       await mkdir(root, { recursive: true, mode: 0o700 });
       // The socket before the directory: no other broker may see the directory and no socket.
-      const socketPath = aliveSocketPath(root, owner.name);
-      const alive = socketPath ? await listenAlive(socketPath) : undefined;
-      const ledger = new FileLedger(root, owner, log, alive);
+      const sockets = AliveSockets.open(root);
+      const alive = await listenAlive(sockets.pathOf(owner.name)).catch((err: unknown) => {
+        sockets.close();
+        throw err;
+      });
+      const ledger = new FileLedger(root, owner, log, sockets, alive);
       await mkdir(ledger.dir, { recursive: true, mode: 0o700 });
       return ledger;
     } catch (err) {
@@ -126,26 +131,31 @@ export class FileLedger implements SessionLedger {
           await unlink(to).catch(() => undefined);
         }
       }
-      await rmdir(from).catch(() => undefined);
-      const socketPath = aliveSocketPath(this.root, owner);
-      if (socketPath) await unlink(socketPath).catch(() => undefined);
+      // The socket goes with the directory only: a directory left (an entry that could not be
+      // moved) keeps the socket that says its broker is dead.
+      const removed = await rmdir(from).then(() => true, () => false);
+      if (removed) await unlink(this.sockets.pathOf(owner)).catch(() => undefined);
     }
     return claimed;
   }
 
-  /** Whether another broker of this host is gone: its socket refuses, or without one, /proc says so. */
+  /**
+   * Whether another broker of this host is gone: its socket refuses. Without a socket it counts
+   * as alive unless it is of an earlier boot: /proc here cannot speak for a broker in another
+   * PID namespace (a container of the same host name), whose PID and start time are not those
+   * this /proc shows.
+   */
   private async gone(owner: string): Promise<boolean> {
-    const socketPath = aliveSocketPath(this.root, owner);
-    const probe = socketPath ? await probeAlive(socketPath) : 'no-socket';
-    return probe === 'dead' || (probe === 'no-socket' && !ownerAlive(owner));
+    const probe = await probeAlive(this.sockets.pathOf(owner));
+    return probe === 'dead' || (probe === 'no-socket' && fromEarlierBoot(owner));
   }
 
   /** On a clean stop: this broker's directory goes if nothing is left in it. */
   async close(): Promise<void> {
     await rmdir(this.dir).catch(() => undefined);
-    this.alive?.close();
-    const socketPath = aliveSocketPath(this.root, this.owner.name);
-    if (socketPath) await unlink(socketPath).catch(() => undefined);
+    await new Promise<void>((resolve) => this.alive.close(() => resolve()));
+    await unlink(this.sockets.pathOf(this.owner.name)).catch(() => undefined);
+    this.sockets.close();
   }
 }
 

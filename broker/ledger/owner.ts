@@ -7,7 +7,7 @@ import { hostname } from 'node:os';
  * after every restart). A broker judges only names of its own host name (a container's, or a
  * pod's, is its own): a state directory shared with other machines is never taken for dead
  * brokers' leftovers. Whether the owner still runs is asked of its socket (alive-socket.ts);
- * /proc, by PID and start time, answers where there is no socket to ask.
+ * where there is no socket to ask, only an earlier boot says it is gone.
  */
 export interface Owner {
   readonly name: string;
@@ -48,20 +48,13 @@ export function judgeable(name: string): boolean {
   return m !== null && m[1] === hostname();
 }
 
-/**
- * Whether the process an owner name stands for may still run, by /proc alone: gone when it was
- * written before this machine last booted, or its PID is not the same process. Only for a name
- * of this host (see judgeable); true when the boot id cannot be read.
- */
-export function ownerAlive(name: string): boolean {
+/** Whether an owner name of this host was written before this machine last booted (its process is gone for sure). */
+export function fromEarlierBoot(name: string): boolean {
   const m = OWNER_NAME.exec(name);
-  if (!m || m[1] !== hostname()) return true;
-  let boot: string;
+  if (!m || m[1] !== hostname()) return false;
   try {
-    boot = bootId();
+    return m[2] !== bootId();
   } catch {
-    return true;
+    return false;
   }
-  if (m[2] !== boot) return false;
-  return processStartTicks(Number(m[3])) === m[4];
 }

@@ -132,6 +132,32 @@ describe.each(BACKENDS.map((make) => make()))('a broker that dies leaves a ledge
     hidden.child.kill('SIGKILL');
     await hidden.exited;
   }, 60_000);
+
+  it('leaves alone the sessions of a live broker in another PID namespace when the state directory is too deep for a socket path', async () => {
+    // <state dir>/sessions/<hash>.alive is past sun_path's 107 bytes.
+    const deep = join(stateDir, 'd'.repeat(96 - stateDir.length - 1));
+    expect(Buffer.byteLength(join(deep, 'sessions', `${'0'.repeat(16)}.alive`))).toBeGreaterThan(107);
+    // As in a container: its owner name carries PID 1, which is another process in /proc here.
+    const hidden = await BrokerProcess.start({ flags: flagsOf(backend.settings()), key, stateDir: deep, launcher: ['unshare', '--pid', '--fork', '--kill-child'] });
+    brokers.push(hidden);
+    const s = await openCommand(hidden.wsUrl, await hidden.mint({ apps: [app] }), target, ['sh', '-c', 'echo live; sleep 6060']);
+    await s.waitFor(() => s.stdoutText() === 'live\n', 'the session to start');
+    const before = ledgerOf(deep);
+    expect(Object.values(before).flat()).toHaveLength(1);
+    const beside = await BrokerProcess.start({ flags: flagsOf(backend.settings()), key, stateDir: deep });
+    brokers.push(beside);
+    // A sweep's worth of time after its start claims: the live session is neither claimed nor ended.
+    await new Promise((r) => setTimeout(r, 2_000));
+    expect(beside.logs.filter((l) => l.includes('leftover'))).toEqual([]);
+    expect(await running('sleep 6060')).toBe(true);
+    for (const [owner, files] of Object.entries(before)) expect(ledgerOf(deep)[owner]).toEqual(files);
+    // Both brokers' sockets are there, in the deep directory.
+    expect(socketsOf(deep)).toHaveLength(2);
+    await beside.stop();
+    hidden.child.kill('SIGKILL');
+    await hidden.exited;
+    s.ws.terminate();
+  }, 60_000);
 });
 
 /**

@@ -1,12 +1,12 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { LeftoverPlace } from '../../broker/backend/backend.js';
 import { EntryError } from '../../broker/errors.js';
 import { type LeftoverEnder, Leftovers } from '../../broker/ledger/leftovers.js';
-import { currentOwner, ownerAlive, processStartTicks } from '../../broker/ledger/owner.js';
+import { currentOwner, fromEarlierBoot, processStartTicks } from '../../broker/ledger/owner.js';
 import { aliveSocketPath, listenAlive } from '../../broker/ledger/alive-socket.js';
 import { FileLedger } from '../../broker/ledger/file-ledger.js';
 import type { LedgerEntry } from '../../broker/ledger/session-ledger.js';
@@ -32,32 +32,41 @@ function exitedOwner(): string {
   return `${HERE}.${stat.split(' ')[0]}.${stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]}`;
 }
 
-describe('owner names tell a live broker process from a dead one', () => {
-  it('takes this process as alive', () => {
-    expect(ownerAlive(currentOwner().name)).toBe(true);
+/**
+ * The owner name of a broker that died in `root`: its process listened on its socket there and
+ * was killed, so the file stays and nobody listens (bound by a relative path: `root` may be
+ * too deep for a socket's full path).
+ */
+function deadOwner(root: string): string {
+  mkdirSync(root, { recursive: true });
+  const script = `
+const fs = require('fs'), net = require('net'), crypto = require('crypto'), os = require('os');
+const stat = fs.readFileSync('/proc/self/stat', 'utf8');
+const owner = [os.hostname(), fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim(), process.pid, stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]].join('.');
+net.createServer().listen(crypto.createHash('sha256').update(owner).digest('hex').slice(0, 16) + '.alive', () => {
+  process.stdout.write(owner);
+  process.kill(process.pid, 'SIGKILL');
+});`;
+  return spawnSync(process.execPath, ['-e', script], { cwd: root }).stdout.toString();
+}
+
+describe('owner names: only an earlier boot says, without a socket, that a broker is gone', () => {
+  it('takes this process, and one that exited, as not shown gone (a broker in another PID namespace is not in /proc here)', () => {
+    expect(fromEarlierBoot(currentOwner().name)).toBe(false);
+    expect(fromEarlierBoot(exitedOwner())).toBe(false);
   });
 
-  it('takes the same PID with another start time as another, dead process (a broker restarted as PID 1 in its container)', () => {
-    const start = Number(processStartTicks('self'));
-    expect(ownerAlive(`${HERE}.${process.pid}.${start + 1}`)).toBe(false);
-  });
-
-  it('takes a process that exited as dead', () => {
-    expect(ownerAlive(exitedOwner())).toBe(false);
-  });
-
-  it('takes every process of an earlier boot as dead', () => {
-    expect(ownerAlive(`${hostname()}.${OTHER_BOOT}.${process.pid}.${processStartTicks('self')}`)).toBe(false);
+  it('takes every process of an earlier boot as gone', () => {
+    expect(fromEarlierBoot(`${hostname()}.${OTHER_BOOT}.${process.pid}.${processStartTicks('self')}`)).toBe(true);
   });
 
   it("never judges another host's broker (a state directory shared with other machines or containers)", () => {
-    expect(ownerAlive(exitedOwner().replace(`${hostname()}.`, `not-${hostname()}.`))).toBe(true);
-    expect(ownerAlive(`elsewhere.example.${OTHER_BOOT}.1.1`)).toBe(true);
+    expect(fromEarlierBoot(`elsewhere.example.${OTHER_BOOT}.1.1`)).toBe(false);
   });
 
   it('never judges a name that is not an owner name', () => {
-    expect(ownerAlive('notes')).toBe(true);
-    expect(ownerAlive(`${HERE}.1`)).toBe(true);
+    expect(fromEarlierBoot('notes')).toBe(false);
+    expect(fromEarlierBoot(`${HERE}.1`)).toBe(false);
   });
 });
 
@@ -95,7 +104,7 @@ describe('the session ledger on disk', () => {
   });
 
   it("claims a dead broker's entries into its own directory, drops what it cannot read, and removes the dead one's directory", async () => {
-    const dead = exitedOwner();
+    const dead = deadOwner(root());
     plant(dead, { [`${uuid(2)}.json`]: JSON.stringify(entry(uuid(2))), [`${uuid(3)}.json`]: '{"session":', 'notes.txt': 'kept' });
     const ledger = (await FileLedger.open(stateDir, log))!;
     const claimed = await ledger.claimOrphans();
@@ -107,7 +116,7 @@ describe('the session ledger on disk', () => {
   });
 
   it('claims an entry its dead broker wrote but had not renamed into place, and drops a newer version of one that stands', async () => {
-    const dead = exitedOwner();
+    const dead = deadOwner(root());
     plant(dead, {
       // Its first write, cut off by the death before the rename.
       [`${uuid(6)}.json.next`]: JSON.stringify(entry(uuid(6))),
@@ -157,6 +166,43 @@ describe('the session ledger on disk', () => {
     }
   });
 
+  it('reaches the sockets of a state directory too deep for a socket path: one listening lives whatever /proc here shows, one refusing is gone', async () => {
+    // <state dir>/sessions/<hash>.alive is past sun_path's 107 bytes.
+    const shallow = stateDir;
+    stateDir = join(shallow, 'd'.repeat(100));
+    expect(Buffer.byteLength(join(root(), `${'0'.repeat(16)}.alive`))).toBeGreaterThan(107);
+    // By /proc this name is dead; its socket listens (bound through a short link to the directory).
+    const elsewhere = exitedOwner();
+    plant(elsewhere, { [`${uuid(17)}.json`]: JSON.stringify(entry(uuid(17))) });
+    symlinkSync(root(), join(shallow, 'l'));
+    const server = await listenAlive(aliveSocketPath(join(shallow, 'l'), elsewhere)!);
+    const dead = deadOwner(root());
+    plant(dead, { [`${uuid(18)}.json`]: JSON.stringify(entry(uuid(18))) });
+    try {
+      const ledger = (await FileLedger.open(stateDir, log))!;
+      expect(await ledger.claimOrphans()).toEqual([entry(uuid(18))]);
+      expect(readdirSync(join(root(), elsewhere))).toEqual([`${uuid(17)}.json`]);
+      // Its own socket is there too, and goes on close.
+      expect(readdirSync(root()).filter((n) => n.endsWith('.alive'))).toHaveLength(2);
+      await ledger.close();
+      expect(readdirSync(root()).filter((n) => n.endsWith('.alive'))).toHaveLength(1);
+    } finally {
+      server.close();
+      stateDir = shallow;
+    }
+  });
+
+  it('takes a broker without a socket for alive unless its name is of an earlier boot (/proc here does not show another PID namespace)', async () => {
+    const unseen = exitedOwner();
+    plant(unseen, { [`${uuid(19)}.json`]: JSON.stringify(entry(uuid(19))) });
+    const rebooted = `${hostname()}.${OTHER_BOOT}.${process.pid}.${processStartTicks('self')}`;
+    plant(rebooted, { [`${uuid(20)}.json`]: JSON.stringify(entry(uuid(20))) });
+    const ledger = (await FileLedger.open(stateDir, log))!;
+    expect(await ledger.claimOrphans()).toEqual([entry(uuid(20))]);
+    expect(readdirSync(join(root(), unseen))).toEqual([`${uuid(19)}.json`]);
+    await ledger.close();
+  });
+
   it('makes its directory again when it was removed from under it', async () => {
     const ledger = (await FileLedger.open(stateDir, log))!;
     rmSync(join(root(), currentOwner().name), { recursive: true });
@@ -193,8 +239,8 @@ describe('leftover sessions are ended until done', () => {
   }
 
   it("ends a dead broker's sessions at start and forgets each once ended", async () => {
-    mkdirSync(join(stateDir, 'sessions', exitedOwner()), { recursive: true });
-    const dead = readdirSync(join(stateDir, 'sessions'))[0]!;
+    const dead = deadOwner(join(stateDir, 'sessions'));
+    mkdirSync(join(stateDir, 'sessions', dead));
     writeFileSync(join(stateDir, 'sessions', dead, `${uuid(6)}.json`), JSON.stringify(entry(uuid(6))));
     const ledger = (await FileLedger.open(stateDir, createLogger('silent')))!;
     const ender = scripted([true]);
@@ -248,8 +294,8 @@ describe('leftover sessions are ended until done', () => {
   });
 
   it("does not record again the end of a session whose broker recorded it (only its clean-up failed)", async () => {
-    const dead = exitedOwner();
-    mkdirSync(join(stateDir, 'sessions', dead), { recursive: true });
+    const dead = deadOwner(join(stateDir, 'sessions'));
+    mkdirSync(join(stateDir, 'sessions', dead));
     writeFileSync(join(stateDir, 'sessions', dead, `${uuid(15)}.json`), JSON.stringify({ ...entry(uuid(15)), endRecorded: true }));
     writeFileSync(join(stateDir, 'sessions', dead, `${uuid(16)}.json`), JSON.stringify(entry(uuid(16))));
     const ledger = (await FileLedger.open(stateDir, createLogger('silent')))!;
