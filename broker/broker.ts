@@ -20,7 +20,7 @@ import type { ApiDeps } from './http/api.js';
 import type { HealthDeps } from './http/health-routes.js';
 import { listen } from './http/listener.js';
 import { createRequestHandler } from './http/routes.js';
-import { Leftovers } from './ledger/leftovers.js';
+import { type LeftoverOutcome, Leftovers } from './ledger/leftovers.js';
 import { FileLedger } from './ledger/file-ledger.js';
 import type { LedgerEntry, SessionLedger } from './ledger/session-ledger.js';
 import { aliveMarkMs, StoreLedger } from './ledger/store-ledger.js';
@@ -57,6 +57,13 @@ export interface BrokerOptions {
 /** The package root, whether running from dist/ or from sources (tests). */
 const PACKAGE_ROOT = fileURLToPath(new URL(import.meta.url.includes('/dist/broker/') ? '../../' : '../', import.meta.url));
 const DEFAULT_CONSOLE_ROOT = join(PACKAGE_ROOT, 'dist', 'console');
+
+/** What became of a dead broker's session, in the audit trail's end of it. */
+const LEFTOVER_REASONS: Record<LeftoverOutcome, string> = {
+  ended: 'its processes were ended by this broker',
+  'target-gone': 'its target is gone, and its processes with it',
+  'left-running': 'its processes cannot be ended from inside its container, and run until it stops',
+};
 
 /** The assembled broker: HTTP server, WebSocket gateway, sessions, shared store. */
 export class EntryBroker {
@@ -255,7 +262,7 @@ export class EntryBroker {
     }
     if (!ledger) return undefined;
     // The session's end, which its own broker never recorded.
-    const ended = (e: LedgerEntry, how: 'ended' | 'target-gone') => {
+    const ended = (e: LedgerEntry, how: LeftoverOutcome) => {
       const started = Date.parse(e.startedAt);
       audit.record({
         type: 'session.end',
@@ -268,7 +275,7 @@ export class EntryBroker {
         container: e.place.id,
         host: e.place.host,
         how: 'broker-died',
-        reason: how === 'ended' ? 'its broker stopped without ending it: its processes were ended by this broker' : 'its broker stopped without ending it: its target is gone, and its processes with it',
+        reason: `its broker stopped without ending it: ${LEFTOVER_REASONS[how]}`,
         ...(Number.isFinite(started) ? { durationMs: Date.now() - started } : {}),
       });
     };

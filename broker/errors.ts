@@ -26,6 +26,7 @@ export const ERRORS = {
   ENTRY_CLUSTER_UNAVAILABLE: { status: 503, close: 4503, message: 'kubernetes cluster unreachable' },
   ENTRY_EXEC_FAILED: { status: 502, close: 4502, message: 'could not start the process' },
   ENTRY_CONTAINER_GONE: { status: 410, close: 4410, message: 'container stopped' },
+  ENTRY_CANNOT_REAP: { status: 502, close: 4502, message: "the session's processes cannot be ended from inside the container: they end when it stops" },
   ENTRY_STREAM_LOST: { status: 502, close: 4502, message: "lost the stream to the process while it ran: the session's processes are ended" },
   ENTRY_DRAINING: { status: 503, close: 1001, message: 'broker is shutting down' },
   ENTRY_TOO_MANY_SESSIONS: { status: 503, close: 1013, message: 'too many sessions on this broker' },

@@ -33,6 +33,14 @@ export const EXEC_SCAN_OUTPUT_CAP_BYTES = 1024 * 1024;
 /** How long the engine is asked for an abandoned scan's PID: one inspect, normally a few ms. */
 const HELPER_INSPECT_TIMEOUT_MS = 2_000;
 
+/**
+ * Exit codes of a scan whose shell could not run: Docker gives 126 for an exec the runtime
+ * could not start (no /bin/sh in the image, or one that cannot be executed), and a shell 127
+ * for a command it cannot find. Neither changes until the image does: the processes cannot be
+ * found from inside, and end only with the container.
+ */
+const SHELL_CANNOT_RUN = new Set([126, 127]);
+
 /** Marks the scan's own processes, so an abandoned one can be found and killed (see killHelper). */
 const REAPER_ENV = 'ENTRY_REAPER';
 
@@ -115,9 +123,21 @@ export async function signalViaExec(docker: Docker, containerId: string, mark: s
   if (Number.isNaN(n)) {
     // Typically the image has no sh (or no tr, grep, kill): the processes cannot be found from inside.
     const why = [text, Buffer.concat(stderr).toString().trim()].filter(Boolean).join(' / ').slice(0, 300) || 'no answer';
+    const code = exec ? await exitCodeOf(exec) : undefined;
+    if (code !== undefined && SHELL_CANNOT_RUN.has(code)) throw new EntryError('ENTRY_CANNOT_REAP', `its /bin/sh cannot run the scan (exit ${code}): ${why}`);
     throw new EntryError('ENTRY_EXEC_FAILED', `cannot end the session's processes from inside the container: ${why}`);
   }
   return n;
+}
+
+/** A finished scan's exit code, or undefined when the engine does not say. */
+async function exitCodeOf(exec: Docker.Exec): Promise<number | undefined> {
+  try {
+    const info = await exec.inspect({ abortSignal: AbortSignal.timeout(HELPER_INSPECT_TIMEOUT_MS) });
+    return typeof info.ExitCode === 'number' && !info.Running ? info.ExitCode : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /**

@@ -4,8 +4,13 @@ import { withTimeout } from '../backend/with-timeout.js';
 import type { Logger } from '../log.js';
 import type { LedgerEntry, SessionLedger } from './session-ledger.js';
 
-/** A dead broker's session, over: its processes were ended, or its target had gone with them. */
-export type LeftoverEnded = (entry: LedgerEntry, how: 'ended' | 'target-gone') => void;
+/**
+ * How a dead broker's session is over: its processes were ended, its target had gone with
+ * them, or they cannot be ended from inside the target and are left to end with it.
+ */
+export type LeftoverOutcome = 'ended' | 'target-gone' | 'left-running';
+
+export type LeftoverEnded = (entry: LedgerEntry, how: LeftoverOutcome) => void;
 
 /** What ends a session's processes when the session that started them is gone. */
 export interface LeftoverEnder {
@@ -129,6 +134,15 @@ export class Leftovers {
     try {
       present = await withTimeout(this.ender.endLeftovers(e.place, e.session, this.graceMs), this.graceMs + END_TIMEOUT_MS, 'ending a leftover session');
     } catch (err) {
+      // No sweep will do better (the image has no shell for the scan): said once, as an error,
+      // and forgotten, rather than a failing exec in the target at every sweep for good.
+      if ((err as { code?: string }).code === 'ENTRY_CANNOT_REAP') {
+        this.log.error('leftover session cannot be ended: its processes run until its container stops; dropped from the ledger', { ...fields, error: err as Error });
+        this.pending.delete(e.session);
+        if (e.claimed && !e.endRecorded) this.onEnded(e, 'left-running');
+        await this.ledger.remove(e.session);
+        return;
+      }
       // A host or cluster this broker is not configured for is kept too: a broker that has it
       // may claim the entry once this one is gone.
       const unknownHost = (err as { code?: string }).code === 'ENTRY_NOT_FOUND';

@@ -246,3 +246,60 @@ describe('brokers sharing Redis: another broker ends what a dead one left', () =
     }
   }, 90_000);
 });
+
+/**
+ * In exec mode a session's processes are found by a shell script run in its container: an
+ * image without sh can never have them ended from inside, and its entry must not be tried again
+ * at every sweep, nor claimed again at every start.
+ */
+describe("a dead broker's session in an image without sh, in exec mode", () => {
+  const containers = new TestContainers();
+  const app = uniqueApp('ln');
+  let containerId: string;
+  let stateDir: string;
+  const brokers: BrokerProcess[] = [];
+
+  beforeAll(async () => {
+    containerId = await containers.entry(app, 'nosh', 1, 'entry-demo:nosh');
+    stateDir = mkdtempSync(join(tmpdir(), 'entry-ledger-nosh-'));
+  });
+  afterAll(async () => {
+    for (const b of brokers) await b.stop();
+    await containers.removeAll();
+    rmSync(stateDir, { recursive: true, force: true });
+  });
+
+  it('is said once as an error naming the session and dropped from the ledger, its end recorded: its processes end with the container', async () => {
+    const key = makeSigningKey();
+    const start = async (): Promise<BrokerProcess> => {
+      const b = await BrokerProcess.start({ flags: ['--reap-mode', 'exec'], key, stateDir });
+      brokers.push(b);
+      return b;
+    };
+    const dead = await start();
+    const s = await openCommand(dead.wsUrl, await dead.mint({ apps: [app] }), { app, proc: 'nosh', instance: 1 }, ['/bin/busybox', 'sleep', '1235']);
+    await eventually(async () => (await containerProcesses(containerId)).some((p) => p.includes('sleep 1235')), 'the sleep to run');
+    dead.child.kill('SIGKILL');
+    await dead.exited;
+    s.ws.terminate();
+    expect(Object.values(ledgerOf(stateDir)).flat()).toHaveLength(1);
+
+    const next = await start();
+    await eventually(async () => next.logs.some((l) => l.includes('"leftover session cannot be ended')), 'the error line');
+    const said = next.logs.filter((l) => l.includes('leftover session'));
+    expect(said).toHaveLength(1);
+    expect(JSON.parse(said[0]!)).toMatchObject({ level: 'error', app, proc: 'nosh', backend: 'docker' });
+    expect(said[0]).toMatch(/"session":"[0-9a-f-]{36}"/);
+    expect(said[0]).toContain('ENTRY_CANNOT_REAP');
+    expect(said[0]).toContain('/bin/sh');
+    await eventually(async () => next.logs.some((l) => l.includes('"how":"broker-died"')), 'the audit event');
+    expect(next.logs.find((l) => l.includes('"how":"broker-died"'))).toContain('cannot be ended from inside its container');
+    // Forgotten: nothing for a later sweep, or a later broker, to claim and try again.
+    await eventually(async () => Object.values(ledgerOf(stateDir)).flat().length === 0, 'the entry to be dropped');
+    await next.stop();
+    const after = await start();
+    expect(after.logs.filter((l) => l.includes('leftover') || l.includes('sessions left by'))).toEqual([]);
+    // Left running, as said: it ends with its container.
+    expect((await containerProcesses(containerId)).some((p) => p.includes('sleep 1235'))).toBe(true);
+  }, 60_000);
+});

@@ -293,6 +293,29 @@ describe('leftover sessions are ended until done', () => {
     expect(readdirSync(join(stateDir, 'sessions', currentOwner().name))).toEqual([`${uuid(8)}.json`]);
   });
 
+  it("drops a dead broker's session whose processes cannot be ended from inside its container, says so once as an error, and records its end", async () => {
+    const dead = deadOwner(join(stateDir, 'sessions'));
+    mkdirSync(join(stateDir, 'sessions', dead));
+    writeFileSync(join(stateDir, 'sessions', dead, `${uuid(21)}.json`), JSON.stringify(entry(uuid(21))));
+    const lines: string[] = [];
+    const log = createLogger('debug', (l) => lines.push(l));
+    const ledger = (await FileLedger.open(stateDir, log))!;
+    const ender = scripted([new EntryError('ENTRY_CANNOT_REAP', 'no /bin/sh'), true]);
+    const ended: Array<[string, string]> = [];
+    const leftovers = new Leftovers(ledger, ender, 10, log, 60_000, (e, how) => ended.push([e.session, how]));
+    await leftovers.start();
+    await leftovers.sweep();
+    await leftovers.sweep();
+    expect(ender.calls).toEqual([uuid(21)]);
+    expect(leftovers.size).toBe(0);
+    expect(ended).toEqual([[uuid(21), 'left-running']]);
+    const said = lines.filter((l) => l.includes('leftover session'));
+    expect(said).toHaveLength(1);
+    expect(JSON.parse(said[0]!)).toMatchObject({ level: 'error', session: uuid(21), error: { code: 'ENTRY_CANNOT_REAP' } });
+    expect(readdirSync(join(stateDir, 'sessions', currentOwner().name))).toEqual([]);
+    await leftovers.stop();
+  });
+
   it("does not record again the end of a session whose broker recorded it (only its clean-up failed)", async () => {
     const dead = deadOwner(join(stateDir, 'sessions'));
     mkdirSync(join(stateDir, 'sessions', dead));
