@@ -255,7 +255,7 @@ export class EntryBroker {
     let ledger: SessionLedger | undefined;
     let sweepMs: number | undefined;
     if (store.kind === 'redis') {
-      ledger = new StoreLedger(store, this.id, aliveMarkMs(config.limits.sessionTtlMs), this.log);
+      ledger = new StoreLedger(store, this.id, aliveMarkMs(config.limits.sessionTtlMs), this.log, backends.places());
       sweepMs = config.limits.sessionTtlMs;
     } else if (config.stateDir) {
       ledger = await FileLedger.open(config.stateDir, this.log);

@@ -1,4 +1,5 @@
 import { EntryError } from '../errors.js';
+import { placeKey } from '../ledger/session-ledger.js';
 import type { Backend, LeftoverPlace, ResolvedTarget, Target, TargetInfo } from './backend.js';
 import { decide } from './target.js';
 
@@ -42,6 +43,11 @@ export class Backends {
     const owner = this.all.find((b) => b.kind === place.backend && Object.hasOwn(b.status(), place.host));
     if (!owner) return Promise.reject(new EntryError('ENTRY_NOT_FOUND', `no ${place.backend} host or cluster named ${JSON.stringify(place.host)} is configured`));
     return owner.endLeftovers(place, session, graceMs);
+  }
+
+  /** Every host and cluster this broker has, as a claim of the ledger names them (placeKey). */
+  places(): string[] {
+    return this.all.flatMap((b) => Object.keys(b.status()).map((host) => placeKey(b.kind, host)));
   }
 
   hostGauges(): Array<{ backend: string; name: string; up: boolean; containers: number }> {

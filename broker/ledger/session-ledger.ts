@@ -57,3 +57,11 @@ export function parseEntry(text: string): LedgerEntry | undefined {
     return undefined;
   }
 }
+
+/**
+ * A host or cluster as a claim in the store names it (see Store.claimLedgers): the backend and
+ * the host's name, a line apart (neither holds a line break).
+ */
+export function placeKey(backend: string, host: string): string {
+  return `${backend}\n${host}`;
+}

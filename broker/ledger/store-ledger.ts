@@ -58,6 +58,11 @@ export class StoreLedger implements SessionLedger {
     private readonly broker: string,
     private readonly aliveMs: number,
     private readonly log: Logger,
+    /**
+     * The hosts and clusters this broker has (placeKey): it claims only what it can end, and a
+     * dead broker's entries on others stay for a broker that has them. Undefined: every entry.
+     */
+    private readonly places: readonly string[] | undefined = undefined,
     private readonly answers: (holder: LedgerHolder) => Promise<boolean> = holderAnswers,
   ) {
     this.renewMs = Math.max(50, Math.floor(aliveMs / RENEWALS_PER_MARK));
@@ -144,7 +149,7 @@ export class StoreLedger implements SessionLedger {
     if (this.healthySince === 0 || performance.now() - this.healthySince < this.aliveMs) return undefined;
     let raw: string[];
     try {
-      raw = await storeCall(() => this.store.claimLedgers(this.broker, this.aliveMs - 2 * this.renewMs));
+      raw = await storeCall(() => this.store.claimLedgers(this.broker, this.aliveMs - 2 * this.renewMs, this.places));
     } catch (err) {
       this.readOwnLedger = true;
       throw err;

@@ -1,5 +1,6 @@
 import { AUDIT_CLOCK_SLACK_MS, type AuditEvent, type AuditPage, type AuditQuery, matches } from '../audit/events.js';
 import { EntryError } from '../errors.js';
+import { placeKey } from '../ledger/session-ledger.js';
 import type { ControlMessage, RateDecision, SessionRecord, Store } from './store.js';
 
 /** Bound on tickets and rate-limit windows kept, so no caller can grow memory without limit. */
@@ -99,20 +100,23 @@ export class MemoryStore implements Store {
     return was;
   }
 
-  async claimLedgers(broker: string, minOwnMarkMs: number): Promise<string[]> {
+  async claimLedgers(broker: string, minOwnMarkMs: number, places?: readonly string[]): Promise<string[]> {
     const out: string[] = [];
     const now = Date.now();
     if ((this.alive.get(broker) ?? 0) - now < minOwnMarkMs) return out;
+    const has = places && new Set(places);
     for (const [other, entries] of this.ledgers) {
       if (other === broker || (this.alive.get(other) ?? 0) > now) continue;
-      this.ledgers.delete(other);
-      if (entries.size === 0) continue;
       const mine = this.ledgers.get(broker) ?? new Map<string, string>();
       for (const [session, entry] of entries) {
+        const place = placeOf(entry);
+        if (has && place && !has.has(placeKey(place.backend, place.host))) continue;
+        entries.delete(session);
         mine.set(session, entry);
         out.push(entry);
       }
-      this.ledgers.set(broker, mine);
+      if (entries.size === 0) this.ledgers.delete(other);
+      if (mine.size > 0) this.ledgers.set(broker, mine);
     }
     return out;
   }
@@ -301,4 +305,14 @@ function dropExpired<V>(map: Map<string, V>, expiresAt: (v: V) => number, now: n
   if (map.size < MAX_ENTRIES || now - sweptAt < FULL_SWEEP_INTERVAL_MS) return sweptAt;
   for (const [k, v] of map) if (expiresAt(v) <= now) map.delete(k);
   return now;
+}
+
+/** An entry's place as the claim script reads it (see redis-store.ts): undefined when it has none readable. */
+function placeOf(text: string): { backend: string; host: string } | undefined {
+  try {
+    const p = (JSON.parse(text) as { place?: { backend?: unknown; host?: unknown } }).place;
+    return p && typeof p.backend === 'string' && typeof p.host === 'string' ? { backend: p.backend, host: p.host } : undefined;
+  } catch {
+    return undefined;
+  }
 }

@@ -47,25 +47,49 @@ if n == 1 or redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1],
 return {n, redis.call('PTTL', KEYS[1])}`;
 
 /**
- * Moves the ledger of every broker no longer marked alive into the claimer's own (ARGV[1]),
+ * Moves the entries of every broker no longer marked alive into the claimer's own (ARGV[1]),
  * and answers the entries moved; nothing while the claimer's own mark has less than ARGV[2] ms
- * to live (see Store.claimLedgers). One script: of two brokers claiming at once, one gets each.
- * Its keys are derived from the set of ledgers, all under the one hash tag (one cluster slot).
+ * to live (see Store.claimLedgers). With places (ARGV[3] 'only', then a place key each, see
+ * placeKey), only entries of those places are moved, and ones without a readable place (for
+ * the claimer to drop): the rest stay in the dead broker's ledger for a broker that has their
+ * host. One script: of two brokers claiming at once, one gets each. Its keys are derived from
+ * the set of ledgers, all under the one hash tag (one cluster slot).
  */
 const CLAIM_LEDGERS = `
 local out = {}
 if redis.call('PTTL', '${P}alive:' .. ARGV[1]) < tonumber(ARGV[2]) then return out end
+local has
+if ARGV[3] == 'only' then
+  has = {}
+  for i = 4, #ARGV do has[ARGV[i]] = true end
+end
 local mine = '${P}ledger:' .. ARGV[1]
 for _, b in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   if b ~= ARGV[1] and redis.call('EXISTS', '${P}alive:' .. b) == 0 then
     local theirs = '${P}ledger:' .. b
     local kv = redis.call('HGETALL', theirs)
+    local left = 0
     for i = 1, #kv, 2 do
-      redis.call('HSET', mine, kv[i], kv[i + 1])
-      out[#out + 1] = kv[i + 1]
+      local take = true
+      if has then
+        local ok, e = pcall(cjson.decode, kv[i + 1])
+        local p = ok and type(e) == 'table' and e.place
+        if type(p) == 'table' and type(p.backend) == 'string' and type(p.host) == 'string' then
+          take = has[p.backend .. '\\n' .. p.host] == true
+        end
+      end
+      if take then
+        redis.call('HSET', mine, kv[i], kv[i + 1])
+        redis.call('HDEL', theirs, kv[i])
+        out[#out + 1] = kv[i + 1]
+      else
+        left = left + 1
+      end
     end
-    redis.call('DEL', theirs)
-    redis.call('SREM', KEYS[1], b)
+    if left == 0 then
+      redis.call('DEL', theirs)
+      redis.call('SREM', KEYS[1], b)
+    end
   end
 end
 if #out > 0 then redis.call('SADD', KEYS[1], ARGV[1]) end
@@ -156,8 +180,9 @@ export class RedisStore implements Store {
     return (await this.redis.set(`${P}alive:${broker}`, '1', 'PX', ttlMs, 'GET')) !== null;
   }
 
-  async claimLedgers(broker: string, minOwnMarkMs: number): Promise<string[]> {
-    return (await this.redis.eval(CLAIM_LEDGERS, 1, `${P}ledgers`, broker, minOwnMarkMs)) as string[];
+  async claimLedgers(broker: string, minOwnMarkMs: number, places?: readonly string[]): Promise<string[]> {
+    const only = places ? ['only', ...places] : [];
+    return (await this.redis.eval(CLAIM_LEDGERS, 1, `${P}ledgers`, broker, minOwnMarkMs, ...only)) as string[];
   }
 
   async removeSession(id: string): Promise<void> {

@@ -94,9 +94,11 @@ export interface Store {
    * each), and returns them; only while `broker`'s own mark has `minOwnMarkMs` or more to live. A
    * claim that waited in the store through a pause of it (when every mark may have lapsed, and the
    * brokers still running have not yet renewed theirs) then finds the claimer's own mark as old
-   * as theirs, and does nothing.
+   * as theirs, and does nothing. With `places` (placeKey of each host or cluster the claimer
+   * has), only entries of those are moved, and entries without a readable place: the others stay
+   * where they are for a broker that has their host.
    */
-  claimLedgers(broker: string, minOwnMarkMs: number): Promise<string[]>;
+  claimLedgers(broker: string, minOwnMarkMs: number, places?: readonly string[]): Promise<string[]>;
 
   /** Whether the store answers now: false while Redis is unreachable, or connected and not answering. */
   healthy(): Promise<boolean>;

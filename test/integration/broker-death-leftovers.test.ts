@@ -303,3 +303,52 @@ describe("a dead broker's session in an image without sh, in exec mode", () => {
     expect((await containerProcesses(containerId)).some((p) => p.includes('sleep 1235'))).toBe(true);
   }, 60_000);
 });
+
+/**
+ * Brokers sharing Redis need not have the same Docker hosts: what a dead broker left on a host
+ * is for a broker that has that host, whichever claims first.
+ */
+describe("brokers sharing Redis with different Docker hosts: a dead broker's session goes to one that has its host", () => {
+  const containers = new TestContainers();
+  const redis = new TestRedis();
+  const app = uniqueApp('lh');
+  let containerId: string;
+  const brokers: BrokerProcess[] = [];
+  /** Alive marks last 4 s (four TTLs), and the ledger is swept every second; `host` names the machine's engine. */
+  const start = async (key: SigningKey, host: string): Promise<BrokerProcess> => {
+    const b = await BrokerProcess.start({ flags: ['--redis-url', redis.url, '--session-ttl', '1000', '--docker-host', `${host}=unix:///var/run/docker.sock`], key });
+    brokers.push(b);
+    return b;
+  };
+
+  beforeAll(async () => {
+    await redis.start();
+    containerId = await containers.entry(app, 'web', 1);
+  });
+  afterAll(async () => {
+    for (const b of brokers) await b.stop();
+    await containers.removeAll();
+    await redis.stop();
+  });
+
+  it('is never taken by a broker without its host, and is ended by one with it started later', async () => {
+    const key = makeSigningKey();
+    const without = await start(key, 'b');
+    const dead = await start(key, 'a');
+    const s = await openCommand(dead.wsUrl, await dead.mint({ apps: [app] }), { app, proc: 'web', instance: 1 }, ['sh', '-c', 'echo up; sleep 1019']);
+    await s.waitFor(() => s.stdoutText() === 'up\n', 'the session to start');
+    const running = async () => (await containerProcesses(containerId)).some((p) => p.includes('sleep 1019'));
+    dead.child.kill('SIGKILL');
+    await dead.exited;
+    s.ws.terminate();
+    // The dead broker's mark lapses within 4 s; the broker without its host sweeps every second meanwhile.
+    await new Promise((r) => setTimeout(r, 7_000));
+    expect(without.logs.filter((l) => l.includes('leftover') || l.includes('sessions left by'))).toEqual([]);
+    expect(await running()).toBe(true);
+
+    const withHost = await start(key, 'a');
+    const tookMs = await eventually(async () => !(await running()), 'the session processes to be ended by the broker that has the host', 20_000);
+    await eventually(async () => withHost.logs.some((l) => l.includes('"leftover session ended"')), 'its log line');
+    console.log(`broker-death (Redis, hosts): ended ${tookMs} ms after a broker with the host started (it claims after a 4 s alive window)`);
+  }, 60_000);
+});

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditEvent } from '../../broker/audit/events.js';
+import { placeKey } from '../../broker/ledger/session-ledger.js';
 import { MemoryStore } from '../../broker/store/memory-store.js';
 import { createRedisClient } from '../../broker/store/redis-connection.js';
 import { RedisStore } from '../../broker/store/redis-store.js';
@@ -120,6 +121,26 @@ describe.each(implementations)('the Store contract: %s', (_name, make) => {
     for (const s of ['s1', 's2']) await store.removeLedgerEntry(c, s);
     await store.removeLedgerEntry(live, 's4');
     for (const broker of [live, a, b, c]) await store.markBrokerAlive(broker, 0);
+  });
+
+  it("hands a dead broker's entries only to a claimer that has their host, and what has no readable place to any", async () => {
+    const [dead, onB, onA] = [uniq(), uniq(), uniq()];
+    for (const broker of [onB, onA]) await store.markBrokerAlive(broker, 60_000);
+    const at = (host: string, n: number) => JSON.stringify({ n, place: { backend: 'docker', host } });
+    await store.putLedgerEntry(dead, 's1', at('a', 1));
+    await store.putLedgerEntry(dead, 's2', at('b', 2));
+    await store.putLedgerEntry(dead, 's3', '{"n":3}');
+    await store.putLedgerEntry(dead, 's4', JSON.stringify({ n: 4, place: { backend: 'kubernetes', host: 'a' } }));
+    expect((await store.claimLedgers(onB, 0, [placeKey('docker', 'b')])).sort()).toEqual([at('b', 2), '{"n":3}'].sort());
+    // Left where it was: the broker that has the host claims it later.
+    expect(await store.claimLedgers(onB, 0, [placeKey('docker', 'b')])).toEqual([]);
+    expect(await store.claimLedgers(onA, 0, [placeKey('docker', 'a')])).toEqual([at('a', 1)]);
+    expect((await store.ledgerEntries(dead)).sort()).toEqual([JSON.stringify({ n: 4, place: { backend: 'kubernetes', host: 'a' } })]);
+    expect(await store.claimLedgers(onA, 0, [placeKey('docker', 'a'), placeKey('kubernetes', 'a')])).toHaveLength(1);
+    expect(await store.ledgerEntries(dead)).toEqual([]);
+    for (const s of ['s2', 's3']) await store.removeLedgerEntry(onB, s);
+    for (const s of ['s1', 's4']) await store.removeLedgerEntry(onA, s);
+    for (const broker of [onB, onA]) await store.markBrokerAlive(broker, 0);
   });
 
   it("lets a broker's alive mark lapse with its TTL", async () => {

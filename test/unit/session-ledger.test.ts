@@ -413,8 +413,8 @@ class WatchedStore extends MemoryStore {
     return super.removeLedgerEntry(broker, session);
   }
 
-  override async claimLedgers(broker: string, minOwnMarkMs: number): Promise<string[]> {
-    const claimed = await super.claimLedgers(broker, minOwnMarkMs);
+  override async claimLedgers(broker: string, minOwnMarkMs: number, places?: readonly string[]): Promise<string[]> {
+    const claimed = await super.claimLedgers(broker, minOwnMarkMs, places);
     if (!this.loseClaimAnswer) return claimed;
     // The claim is carried out in the store; only its answer fails to come back.
     this.loseClaimAnswer = false;
@@ -535,7 +535,7 @@ describe('the session ledger in the shared store', () => {
       asked.push(`${h.broker} ${h.url}`);
       return holderAnswers;
     };
-    const ledger = new StoreLedger(store, 'me', ALIVE_MS, createLogger('warn', (l) => lines.push(l)), probe);
+    const ledger = new StoreLedger(store, 'me', ALIVE_MS, createLogger('warn', (l) => lines.push(l)), undefined, probe);
     try {
       const held: LedgerEntry = { ...entry(uuid(21)), holder: { broker: 'cut-off', url: 'http://10.0.0.7:8022' } };
       // Written by a broker that did not name itself: nobody to ask.
@@ -560,7 +560,7 @@ describe('the session ledger in the shared store', () => {
 
   it('never takes its own running session for an orphan when it comes back from a broker that had claimed it', async () => {
     const store = new WatchedStore();
-    const ledger = new StoreLedger(store, 'me', ALIVE_MS, createLogger('silent'), async () => false);
+    const ledger = new StoreLedger(store, 'me', ALIVE_MS, createLogger('silent'), undefined, async () => false);
     try {
       const mine: LedgerEntry = { ...entry(uuid(41)), holder: { broker: 'me', url: 'http://127.0.0.1:1' } };
       await ledger.add(mine);
