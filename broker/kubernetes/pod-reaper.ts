@@ -23,6 +23,15 @@ const SCAN_CONCURRENCY = 8;
 const LATE_START_RECHECK_MS = 2_000;
 
 /**
+ * Exit codes of a scan whose shell could not run: 126 for a /bin/sh the runtime could not start
+ * (or one that cannot be executed), 127 for one not found. Neither changes until the image does.
+ */
+const SHELL_CANNOT_RUN = new Set([126, 127]);
+
+/** The runtime's word that the scan's /bin/sh is not in the image, when no exit code says it. */
+const NO_SHELL = /"?\/bin\/sh"?: (?:stat [^:]*: )?(?:no such file or directory|executable file not found|permission denied)/i;
+
+/**
  * Closing a pods/exec stream does not end the process in the pod (kubernetes#89031), and
  * Kubernetes has no API to signal one. Every process a session starts carries
  * `ENTRY_SESSION=<id>` in its environment (the exec wrapper exports it; children inherit it),
@@ -44,6 +53,8 @@ export class PodReaper {
     if (/^\d+$/.test(text)) return Number(text);
     // Typically the image has no sh (or no tr, grep, kill): nothing can be found from inside.
     const why = [text, r.stderr.trim(), r.status && 'failure' in r.status ? r.status.failure : ''].filter(Boolean).join(' / ').slice(0, 300) || 'no answer';
+    const code = r.status && 'exitCode' in r.status ? r.status.exitCode : undefined;
+    if ((code !== undefined && SHELL_CANNOT_RUN.has(code)) || NO_SHELL.test(why)) throw new EntryError('ENTRY_CANNOT_REAP', `the scan's /bin/sh cannot run in ${t.namespace}/${t.pod}${code === undefined ? '' : ` (exit ${code})`}: ${why}`);
     throw new EntryError('ENTRY_EXEC_FAILED', `cannot end the session's processes in ${t.namespace}/${t.pod}: ${why}`);
   }
 
