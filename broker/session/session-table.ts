@@ -4,6 +4,12 @@ import type { Logger } from '../log.js';
 import { type ControlMessage, EVERY_BROKER, type Revocation, type Store } from '../store/store.js';
 import type { LiveSession } from './live-session.js';
 
+/** Sessions checked against the stored revocations per round of store calls. */
+const RECHECK_SLICE = 200;
+
+/** Who the audit trail names for a session ended by a revocation found in the store, not heard of. */
+export const STORED_REVOCATION = 'stored revocation';
+
 /** Whether a revocation covers the token a session was admitted with, as the admission would refuse it now. */
 export function revocationCovers(revocation: Revocation, session: Pick<LiveSession, 'user' | 'credential'>): boolean {
   const { issuedAt, tokenId } = session.credential;
@@ -19,6 +25,11 @@ export class SessionTable {
   private draining = false;
   /** Told each time a session leaves the table. */
   private readonly departures = new Set<() => void>();
+  /** Sessions already ended for a revocation: heard of and then found in the store, they end once. */
+  private readonly revoked = new WeakSet<LiveSession>();
+  private recheckTimer: NodeJS.Timeout | undefined;
+  /** A check still on its way when the next is due is not doubled. */
+  private rechecking = false;
 
   constructor(
     private readonly maxSessions: number,
@@ -57,14 +68,16 @@ export class SessionTable {
 
   /**
    * Listens for kills and watches addressed to this broker, and for revocations, which go to
-   * every broker at once (see EVERY_BROKER).
+   * every broker at once (see EVERY_BROKER). A revocation's message is the fast path only: one
+   * published while this broker's link to the store was down is lost, so the store's revocations
+   * are checked against every live session when the link is back and every `recheckMs`.
    */
-  listen(store: Store, brokerId: string, audit: AuditTrail): void {
+  listen(store: Store, brokerId: string, audit: AuditTrail, recheckMs = 0): void {
     const onMessage = (message: ControlMessage) => {
       if (message.type === 'revoke') {
         // The sessions admitted with a token it covers, as the admission would refuse it now.
         for (const session of this.sessions.values()) {
-          if (revocationCovers(message.revocation, session)) this.kill(session, new EntryError('ENTRY_TOKEN_REVOKED', `by ${message.by}`), message.by, audit, 'token revoked');
+          if (revocationCovers(message.revocation, session)) this.revoke(session, message.by, audit);
         }
         return;
       }
@@ -76,6 +89,60 @@ export class SessionTable {
     for (const [channel, name] of [[EVERY_BROKER, 'control channel for every broker'], [brokerId, 'control channel']] as const) {
       void store.subscribe(channel, onMessage).catch((err: unknown) => this.log.warn(`${name} not subscribed`, { error: err as Error }));
     }
+    store.onControlResumed(() => void this.recheckRevocations(store, audit));
+    if (recheckMs > 0) {
+      this.recheckTimer = setInterval(() => void this.recheckRevocations(store, audit), recheckMs);
+      this.recheckTimer.unref();
+    }
+  }
+
+  /**
+   * Ends every live session whose token the store says is revoked, as a revocation's message
+   * would have. Sessions that share a token are asked about once; a store that fails leaves its
+   * sessions to the next check.
+   */
+  async recheckRevocations(store: Store, audit: AuditTrail): Promise<void> {
+    if (this.rechecking || this.sessions.size === 0) return;
+    this.rechecking = true;
+    let failed = 0;
+    let error: unknown;
+    try {
+      const sessions = [...this.sessions.values()].filter((s) => !this.revoked.has(s));
+      for (let i = 0; i < sessions.length; i += RECHECK_SLICE) {
+        const slice = sessions.slice(i, i + RECHECK_SLICE);
+        const asked = new Map<string, Promise<boolean>>();
+        const verdicts = await Promise.all(
+          slice.map((s) => {
+            const { tokenId, issuedAt } = s.credential;
+            const key = JSON.stringify([tokenId ?? null, s.user, issuedAt]);
+            let verdict = asked.get(key);
+            if (!verdict) {
+              verdict = store.isRevoked(tokenId, s.user, issuedAt).catch((err: unknown) => {
+                failed++;
+                error = err;
+                return false;
+              });
+              asked.set(key, verdict);
+            }
+            return verdict;
+          }),
+        );
+        slice.forEach((s, n) => {
+          // Gone meanwhile (ended, or taken over by a resume): nothing to end.
+          if (verdicts[n] && this.sessions.get(s.id) === s) this.revoke(s, STORED_REVOCATION, audit);
+        });
+      }
+    } finally {
+      this.rechecking = false;
+    }
+    if (failed > 0) this.log.warn('revocations not checked: shared store failed', { tokens: failed, error: error as Error });
+  }
+
+  /** Ends a session whose token was revoked, once however many times it is told. */
+  private revoke(session: LiveSession, by: string, audit: AuditTrail): void {
+    if (this.revoked.has(session)) return;
+    this.revoked.add(session);
+    this.kill(session, new EntryError('ENTRY_TOKEN_REVOKED', `by ${by}`), by, audit, 'token revoked');
   }
 
   /** Ends a session on another's word (an admin's kill, a revocation): logged and in the audit trail. */
@@ -92,6 +159,7 @@ export class SessionTable {
    */
   async drain(): Promise<void> {
     this.draining = true;
+    clearInterval(this.recheckTimer);
     await Promise.all([...this.sessions.values()].map((s) => s.stop(new EntryError('ENTRY_DRAINING'))));
     await this.emptied();
   }

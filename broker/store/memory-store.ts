@@ -199,6 +199,9 @@ export class MemoryStore implements Store {
     this.handlers.set(broker, [...(this.handlers.get(broker) ?? []), handler]);
   }
 
+  /** In one process no message is lost: nothing to resume. */
+  onControlResumed(): void {}
+
   async appendAudit(event: AuditEvent, maxLength: number): Promise<void> {
     const size = JSON.stringify(event).length;
     this.audit.push(event);

@@ -105,6 +105,8 @@ export class RedisStore implements Store {
   private readonly handlers = new Map<string, Array<(message: ControlMessage) => void>>();
   /** Control channels whose SUBSCRIBE has not succeeded yet. */
   private readonly unconfirmed = new Set<string>();
+  /** Told when the subscriber connection is ready again after a break (see onControlResumed). */
+  private readonly resumed: Array<() => void> = [];
 
   constructor(private readonly redis: Redis | Cluster) {}
 
@@ -255,8 +257,12 @@ export class RedisStore implements Store {
       const sub = (this.redis as Redis).duplicate({ enableOfflineQueue: true, lazyConnect: false });
       // Connection errors are the main client's to report (and /readyz's): not unhandled here.
       sub.on('error', ignoreError);
+      let readyBefore = false;
       sub.on('ready', () => {
         for (const channel of this.unconfirmed) void this.subscribeChannel(sub, channel).catch(() => undefined);
+        // A reconnect: whatever was published while the link was down never arrives.
+        if (readyBefore) for (const told of this.resumed) told();
+        readyBefore = true;
       });
       this.subscriber = sub;
       sub.on('message', (channel: string, text: string) => {
@@ -274,6 +280,10 @@ export class RedisStore implements Store {
     this.unconfirmed.add(channel);
     // The first attempt's failure is the caller's to report; the retries on 'ready' go on.
     await this.subscribeChannel(this.subscriber, channel);
+  }
+
+  onControlResumed(handler: () => void): void {
+    this.resumed.push(handler);
   }
 
   private async subscribeChannel(sub: Redis | Cluster, channel: string): Promise<void> {

@@ -72,6 +72,11 @@ export interface Store {
    */
   publish(broker: string, message: ControlMessage): Promise<number | undefined>;
   subscribe(broker: string, handler: (message: ControlMessage) => void): Promise<void>;
+  /**
+   * Calls `handler` each time the control subscriptions are back after the link to the store
+   * broke: messages published meanwhile were lost, and whoever relies on them checks the store.
+   */
+  onControlResumed(handler: () => void): void;
 
   // The audit trail: capped, newest first on read.
   appendAudit(event: AuditEvent, maxLength: number): Promise<void>;

@@ -97,4 +97,25 @@ describe('SessionTable revocations', () => {
     expect(kills).toEqual(['s1', 's3']);
     for (const s of [old, fresh, other]) s.end();
   });
+
+  it('ends a session whose token a stored revocation covers at the next check, though no message told of it', async () => {
+    const store = new MemoryStore();
+    const table = new SessionTable(10, log);
+    table.listen(store, 'b1', new AuditTrail(store, log, { brokerId: 'b1', maxEvents: 100, alertRules: [] }), 50);
+    const old = slowSession(table, 's1', { user: 'frank', issuedAt: 1_000, tokenId: 'j1' });
+    const fresh = slowSession(table, 's2', { user: 'frank', issuedAt: 5_000, tokenId: 'j2' });
+    // Stored, as the admin API does, and its message lost.
+    await store.revokeUserBefore('frank', 3_000);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(old.stops.map((e) => [e.code, e.message])).toEqual([['ENTRY_TOKEN_REVOKED', 'access token revoked: by stored revocation']]);
+    expect(fresh.stops).toEqual([]);
+    // The message arriving late changes nothing: the session was ended once.
+    await store.publish(EVERY_BROKER, { type: 'revoke', by: 'boss', revocation: { user: 'frank', before: 3_000 } });
+    await new Promise((r) => setTimeout(r, 100));
+    expect(old.stops).toHaveLength(1);
+    const kills = (await store.queryAudit({ limit: 10, type: 'session.kill' })).events.map((e) => [e.sessionId, e.by]);
+    expect(kills).toEqual([['s1', 'stored revocation']]);
+    for (const s of [old, fresh]) s.end();
+    await table.drain();
+  });
 });
