@@ -64,6 +64,10 @@ export function loadVerificationKey(auth: AuthConfig): VerificationKey {
     let end = secret.length;
     while (end > 0 && (secret[end - 1] === 0x0a || secret[end - 1] === 0x0d)) end--;
     secret = secret.subarray(0, end);
+    // A public key as an HMAC secret lets whoever holds the public key (anyone) sign tokens.
+    if (looksLikeKey(secret)) {
+      throw new ConfigError('--jwt-secret-file', `${auth.secretFile} holds a key, not an HMAC secret: give a public key as --jwt-public-key`);
+    }
     if (secret.length < MIN_HMAC_SECRET_BYTES) {
       throw new ConfigError('--jwt-secret-file', `secret is ${secret.length} bytes, need at least ${MIN_HMAC_SECRET_BYTES}`);
     }
@@ -77,6 +81,18 @@ export function loadVerificationKey(auth: AuthConfig): VerificationKey {
     };
   }
   throw new ConfigError('--jwt-public-key', 'no verification key configured');
+}
+
+/** Whether a secret file's bytes are a key (PEM of any kind, DER SubjectPublicKeyInfo, a JWK) rather than a secret. */
+function looksLikeKey(secret: Buffer): boolean {
+  if (secret.includes('-----BEGIN')) return true;
+  if (/^\s*\{[\s\S]*"kty"\s*:/.test(secret.toString('latin1'))) return true;
+  try {
+    createPublicKey({ key: secret, format: 'der', type: 'spki' });
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /**

@@ -22,6 +22,25 @@ describe('the verification key', () => {
     expect(loadVerificationKey(auth({ publicKeyFile: pub })).algorithms).toContain('EdDSA');
   });
 
+  it('refuses a key given as --jwt-secret-file, as PEM, DER or JWK, and takes a secret', () => {
+    const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const files: Array<[string, string | Buffer]> = [
+      ['public.pem', publicKey.export({ type: 'spki', format: 'pem' })],
+      ['rsa-public.pem', publicKey.export({ type: 'pkcs1', format: 'pem' })],
+      ['private.pem', privateKey.export({ type: 'pkcs8', format: 'pem' })],
+      ['public.der', publicKey.export({ type: 'spki', format: 'der' })],
+      ['public.jwk', JSON.stringify(publicKey.export({ format: 'jwk' }))],
+    ];
+    for (const [name, content] of files) {
+      const file = join(dir, name);
+      writeFileSync(file, content);
+      expect(() => loadVerificationKey(auth({ secretFile: file })), name).toThrow(/^invalid setting --jwt-secret-file: .*holds a key, not an HMAC secret: give a public key as --jwt-public-key/);
+    }
+    const secret = join(dir, 'hmac-secret');
+    writeFileSync(secret, `${randomBytes(32).toString('base64')}\n`);
+    expect(loadVerificationKey(auth({ secretFile: secret })).algorithms).toEqual(['HS256', 'HS384', 'HS512']);
+  });
+
   it('warns of a key set without an audience or an issuer, and of a secret others can read', () => {
     expect(authWarnings(auth({ jwksUrl: 'https://idp.example/jwks', issuer: 'https://idp.example' }))).toEqual([expect.stringMatching(/^--jwks-url without --audience: tokens the provider issued for any of its clients are accepted/)]);
     expect(authWarnings(auth({ jwksUrl: 'https://idp.example/jwks', audience: 'entry' }))).toEqual([expect.stringMatching(/^--jwks-url without --issuer: a token from any issuer that signs with these keys is accepted/)]);
