@@ -123,9 +123,15 @@ export class AuthGuard {
    * redeemed, which was copied at issue and would otherwise outlive a revocation by the ticket's life.
    */
   private async refuseRevoked(identity: Identity): Promise<void> {
-    if (await storeCall(() => this.store.isRevoked(identity.tokenId, identity.user, identity.issuedAt))) {
-      throw new EntryError('ENTRY_TOKEN_REVOKED');
+    const { tokenId, user, issuedAt } = identity;
+    if (!(await storeCall(() => this.store.isRevoked(tokenId, user, issuedAt)))) return;
+    // A token without `iat` (taken as 0) cannot be told from those issued before its user's
+    // revocation, now or ever: it stays refused (failing closed), and says why, which a bare
+    // "revoked" would not tell whoever issues such tokens.
+    if (issuedAt === 0 && !(await storeCall(() => this.store.isRevoked(tokenId, user, Number.MAX_SAFE_INTEGER)))) {
+      throw new EntryError('ENTRY_TOKEN_REVOKED', `the token has no iat (issue time), so it cannot be told from the tokens of ${user} issued before their revocation: have the issuer set iat`);
     }
+    throw new EntryError('ENTRY_TOKEN_REVOKED');
   }
 }
 

@@ -159,4 +159,20 @@ describe('AuthGuard counting failed authentications', () => {
     expect(await refusal(g.redeem(() => tickets.redeem(ticket, target), source))).toBe('ENTRY_TOKEN_REVOKED');
     expect(told).toEqual([{ code: 'ENTRY_TOKEN_REVOKED', source, user: 'dave', via: 'ticket', repeat: false }]);
   });
+
+  it('refuses a token without iat once its user is revoked, saying that it has no issue time', async () => {
+    const { guard: g, store } = guard();
+    const noIat = await new SignJWT({ apps: ['*'] }).setProtectedHeader({ alg: 'EdDSA' }).setSubject('frank').setExpirationTime('1h').sign(trusted.privateKey);
+    expect((await g.authenticate(noIat, freshSource())).user).toBe('frank');
+    await store.revokeUserBefore('frank', Date.now() - 1_000);
+    const refused = await g.authenticate(noIat, freshSource()).catch((err: unknown) => err as { code: string; message: string });
+    expect(refused).toMatchObject({ code: 'ENTRY_TOKEN_REVOKED' });
+    expect((refused as { message: string }).message).toBe('access token revoked: the token has no iat (issue time), so it cannot be told from the tokens of frank issued before their revocation: have the issuer set iat');
+    // A token that carries its issue time, issued after the revocation, passes.
+    expect((await g.authenticate(await sign('frank'), freshSource())).user).toBe('frank');
+    // Revoked by its jti, a token without iat is refused as any other.
+    const byJti = await new SignJWT({}).setProtectedHeader({ alg: 'EdDSA' }).setSubject('frank').setJti('f-1').setExpirationTime('1h').sign(trusted.privateKey);
+    await store.revokeToken('f-1', Date.now() + 60_000);
+    expect(await g.authenticate(byJti, freshSource()).catch((err: unknown) => (err as Error).message)).toBe('access token revoked');
+  });
 });
