@@ -1,7 +1,8 @@
 import { EntryError } from '../errors.js';
 import { storeCall } from '../store/store-call.js';
+import { AttemptsInFlight } from './attempts-in-flight.js';
 import { failureSource } from './failure-source.js';
-import type { Store } from '../store/store.js';
+import type { RateDecision, Store } from '../store/store.js';
 import type { Identity } from './identity.js';
 import type { TokenVerifier } from './verifier.js';
 
@@ -81,7 +82,7 @@ export class AuthGuard {
   private async counted(source: string, via: Credential, claimedUser: () => string | undefined, check: () => Promise<Identity>): Promise<Identity> {
     const unit = failureSource(source);
     const sourceKey = `authfail:ip:${unit}`;
-    const d = await storeCall(() => this.store.peek(sourceKey, this.limits.authFailureLimit));
+    const d = await this.admit(unit, sourceKey);
     if (!d.allowed) {
       const err = rateLimited(d.retryAfterMs);
       this.onFailure(err, source, claimedUser(), via, this.limitedAgain(unit, d.retryAfterMs));
@@ -95,8 +96,45 @@ export class AuthGuard {
         await this.store.hit(sourceKey, this.limits.authFailureLimit, this.limits.authFailureWindowMs).catch((e: unknown) => this.onUncounted(e, sourceKey));
       }
       throw err;
+    } finally {
+      // After the failure is stored: the attempts waiting on this one then see it counted.
+      this.inFlight.leave(unit);
     }
   }
+
+  /**
+   * Lets an attempt of `unit` go on (entered in `inFlight`, allowed) while the failures stored and
+   * the attempts under way that may yet fail stay under the limit; an attempt past that waits for
+   * one under way to be decided and looks again. So parallel bad tokens get at most the limit's
+   * 401s from each broker, and a busy client's good tokens are held back a moment, never refused.
+   */
+  private async admit(unit: string, sourceKey: string): Promise<RateDecision> {
+    const limit = this.limits.authFailureLimit;
+    for (;;) {
+      if (this.inFlight.count(unit) >= limit) {
+        await this.inFlight.decided(unit);
+        continue;
+      }
+      const others = this.inFlight.count(unit);
+      this.inFlight.enter(unit);
+      let d: RateDecision & { count: number };
+      try {
+        d = await storeCall(() => this.store.peek(sourceKey, limit));
+      } catch (err) {
+        this.inFlight.leave(unit);
+        throw err;
+      }
+      // With none other under way, the store's answer stands alone.
+      if (!d.allowed || others === 0 || d.count + others < limit) {
+        if (!d.allowed) this.inFlight.leave(unit);
+        return d;
+      }
+      this.inFlight.withdraw(unit);
+      await this.inFlight.decided(unit);
+    }
+  }
+
+  private readonly inFlight = new AttemptsInFlight();
 
   /** Sources refused for being over the limit, until when their refusal was told. */
   private readonly limitedTold = new Map<string, number>();

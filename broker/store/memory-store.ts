@@ -165,11 +165,12 @@ export class MemoryStore implements Store {
     return w.count > limit ? { allowed: false, retryAfterMs: w.resets - now } : { allowed: true, retryAfterMs: 0 };
   }
 
-  async peek(key: string, limit: number): Promise<RateDecision> {
+  async peek(key: string, limit: number): Promise<RateDecision & { count: number }> {
     const now = Date.now();
     const w = this.windows.get(key);
-    if (!w || w.resets <= now || w.count < limit) return { allowed: true, retryAfterMs: 0 };
-    return { allowed: false, retryAfterMs: w.resets - now };
+    if (!w || w.resets <= now) return { allowed: true, retryAfterMs: 0, count: 0 };
+    if (w.count < limit) return { allowed: true, retryAfterMs: 0, count: w.count };
+    return { allowed: false, retryAfterMs: w.resets - now, count: w.count };
   }
 
   async revokeToken(jti: string, untilMs: number): Promise<void> {

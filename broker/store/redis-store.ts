@@ -220,12 +220,12 @@ export class RedisStore implements Store {
     return count > limit ? { allowed: false, retryAfterMs: Math.max(ttl, 0) } : { allowed: true, retryAfterMs: 0 };
   }
 
-  async peek(key: string, limit: number): Promise<RateDecision> {
+  async peek(key: string, limit: number): Promise<RateDecision & { count: number }> {
     const k = `${P}rate:${key}`;
     const res = await this.redis.multi().get(k).pttl(k).exec();
     const count = Number(res?.[0]?.[1] ?? 0);
     const ttl = Number(res?.[1]?.[1] ?? 0);
-    return count >= limit && ttl > 0 ? { allowed: false, retryAfterMs: ttl } : { allowed: true, retryAfterMs: 0 };
+    return count >= limit && ttl > 0 ? { allowed: false, retryAfterMs: ttl, count } : { allowed: true, retryAfterMs: 0, count };
   }
 
   async revokeToken(jti: string, untilMs: number): Promise<void> {

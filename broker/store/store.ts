@@ -55,8 +55,8 @@ export interface Store {
 
   /** Counts a failure for `key` in a fixed window; denies once `limit` is reached. */
   hit(key: string, limit: number, windowMs: number): Promise<RateDecision>;
-  /** Whether `key` is over its limit now, without counting. */
-  peek(key: string, limit: number): Promise<RateDecision>;
+  /** Whether `key` is over its limit now, and its count in the current window, without counting. */
+  peek(key: string, limit: number): Promise<RateDecision & { count: number }>;
 
   // Token revocation.
   revokeToken(jti: string, untilMs: number): Promise<void>;

@@ -225,6 +225,16 @@ describe.each(implementations)('the Store contract: %s', (_name, make) => {
     expect((await store.peek(key, 3)).allowed).toBe(true);
   });
 
+  it("peeks a window's count without counting, and a lapsed window's as none", async () => {
+    const key = `k-${uniq()}`;
+    expect(await store.peek(key, 3)).toEqual({ allowed: true, retryAfterMs: 0, count: 0 });
+    for (let i = 0; i < 2; i++) await store.hit(key, 3, 300);
+    expect(await store.peek(key, 3)).toEqual({ allowed: true, retryAfterMs: 0, count: 2 });
+    expect((await store.peek(key, 3)).count).toBe(2);
+    await new Promise((r) => setTimeout(r, 400));
+    expect((await store.peek(key, 3)).count).toBe(0);
+  });
+
   it('revokes by jti, and every token of a user issued before a time', async () => {
     const jti = uniq();
     const user = `u-${uniq()}`;

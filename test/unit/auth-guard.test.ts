@@ -105,6 +105,19 @@ describe('AuthGuard counting failed authentications', () => {
     expect(told.filter((t) => t.code === 'ENTRY_BAD_TOKEN').every((t) => !t.repeat)).toBe(true);
   });
 
+  it('refuses all but the limit of parallel bad tokens from one address, and holds back, never refuses, parallel good ones', async () => {
+    const { guard: g } = guard();
+    const source = freshSource();
+    const good = await sign('gina');
+    const admitted = await Promise.all(Array.from({ length: 50 }, () => refusal(g.authenticate(good, source))));
+    expect(admitted.every((r) => r === 'accepted')).toBe(true);
+    // Signed by a key the guard does not trust: each is checked as far as its signature, which takes a while.
+    const forged = await sign('mallory', stranger.privateKey);
+    const bad = await Promise.all(Array.from({ length: 200 }, (_, i) => refusal(g.authenticate(i % 2 ? forged : 'junk', source))));
+    expect(bad.filter((r) => r === 'ENTRY_BAD_TOKEN')).toHaveLength(LIMIT);
+    expect(bad.filter((r) => r === 'ENTRY_RATE_LIMITED')).toHaveLength(200 - LIMIT);
+  });
+
   it("admits a user's valid token however often others replay that user's expired or revoked tokens", async () => {
     const { guard: g, store } = guard();
     const expired = await sign('carol', trusted.privateKey, Math.floor(Date.now() / 1000) - 3600);
