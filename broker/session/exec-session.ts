@@ -69,7 +69,7 @@ export async function runExecSession(upgrade: AdmittedSession, deps: ExecSession
   let side: TerminalSide = terminal;
   let resumedFrom: ResumeAttempt | undefined;
   const feed = new WatchFeed(deps.store, sessionId);
-  const untrack = track({
+  const live: LiveSession = {
     ...trackedAs(upgrade),
     stop: (error) => {
       if (!stopRequested) {
@@ -93,12 +93,15 @@ export async function runExecSession(upgrade: AdmittedSession, deps: ExecSession
       const tokenOk = resumable.tokenMatches(attempt.token);
       if (!same || !tokenOk) throw new EntryError('ENTRY_RESUME_DENIED');
       resumedFrom = attempt;
+      // The session goes on on the new connection's token: a revocation of it ends the session.
+      live.credential = attempt.credential;
       // The new connection frames output as the first did: raw for a scripted run, whose
       // stdout and stderr must not share a UTF-8 carry.
       attempt.terminal.setTty(tty);
       resumable.resume(attempt.terminal, attempt.outputOffset);
     },
-  });
+  };
+  const untrack = track(live);
   const fields = { session: sessionId, request: upgrade.requestId, user: identity.user, app: target.app, proc: target.proc, instance: target.instance, container: container.id.slice(0, 12), host: container.host, backend: container.backend, remote: upgrade.remoteAddress, ...(upgrade.clientCert ? { clientCert: upgrade.clientCert } : {}) };
   try {
     let plan: ProcessPlan;

@@ -9,7 +9,7 @@ export interface LiveSession {
   app: string;
   proc: string;
   instance: string;
-  /** The token it was admitted with: a revocation that covers it ends the session (see SessionTable). */
+  /** The token it was admitted with, or last resumed with: a revocation that covers it ends the session (see SessionTable). */
   credential: TokenCredential;
   stop(error: EntryError): Promise<EndReason | undefined>;
   /** Publishes the session's output for watchers until `until` (epoch ms). */

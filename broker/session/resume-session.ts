@@ -1,6 +1,7 @@
 import { decodeResumeRequest, FrameError, RequestType } from '../../proto/codec.js';
 import { EntryError, isEntryError } from '../errors.js';
 import type { Logger } from '../log.js';
+import type { Identity } from '../auth/identity.js';
 import type { SessionObserver } from './observer.js';
 import { hasSessionIdShape } from './session-id.js';
 import type { AdmittedSession, ClientTerminal, EndReason } from './types.js';
@@ -11,6 +12,8 @@ export interface ResumeAttempt {
   user: string;
   target: { app: string; proc: string; instance: string };
   token: Uint8Array;
+  /** The token the resuming connection came with: the session's from then on (see LiveSession.credential). */
+  credential: Pick<Identity, 'issuedAt' | 'tokenId'>;
   outputOffset: number;
   source: string;
   /** The broker the client reached, when it was forwarded here. */
@@ -48,7 +51,7 @@ export async function resumeExecSession(upgrade: AdmittedSession, deps: ResumeDe
     }
     const session = deps.sessions.get(sessionId);
     if (!session?.resume) throw new EntryError('ENTRY_RESUME_EXPIRED');
-    session.resume({ terminal, user: identity.user, target, token: request.token, outputOffset: request.outputOffset, source: upgrade.remoteAddress, via: upgrade.via });
+    session.resume({ terminal, user: identity.user, target, token: request.token, credential: { issuedAt: identity.issuedAt, tokenId: identity.tokenId }, outputOffset: request.outputOffset, source: upgrade.remoteAddress, via: upgrade.via });
     return undefined;
   } catch (err) {
     const error = isEntryError(err) ? err : new EntryError('ENTRY_INTERNAL', undefined, { cause: err });
