@@ -124,7 +124,17 @@ export class FileLedger implements SessionLedger {
         } catch {
           continue;
         }
-        const entry = parseEntry(await readFile(to, 'utf8').catch(() => ''));
+        let text: string;
+        try {
+          text = await readFile(to, 'utf8');
+        } catch (err) {
+          // A read that failed (EMFILE, EIO) says nothing of the entry, whose processes may run:
+          // it goes back for the next sweep, and the directory with it.
+          this.log.warn('ledger entry not readable now: left for the next sweep', { file: join(from, file), error: err as Error });
+          await rename(to, join(from, file)).catch(() => undefined);
+          continue;
+        }
+        const entry = parseEntry(text);
         if (entry) claimed.push(entry);
         else {
           this.log.warn('unreadable ledger entry dropped', { file: join(from, file) });

@@ -115,6 +115,17 @@ describe('the session ledger on disk', () => {
     expect(await ledger.claimOrphans()).toEqual([]);
   });
 
+  it("leaves a dead broker's entry it could not read for the next sweep, rather than dropping it", async () => {
+    const dead = deadOwner(root());
+    plant(dead, {});
+    // A file that cannot be read as one: a directory where the entry should be.
+    mkdirSync(join(root(), dead, `${uuid(4)}.json`));
+    const ledger = (await FileLedger.open(stateDir, log))!;
+    expect(await ledger.claimOrphans()).toEqual([]);
+    expect(readdirSync(join(root(), dead))).toEqual([`${uuid(4)}.json`]);
+    expect(readdirSync(join(root(), currentOwner().name))).toEqual([]);
+  });
+
   it('claims an entry its dead broker wrote but had not renamed into place, and drops a newer version of one that stands', async () => {
     const dead = deadOwner(root());
     plant(dead, {
