@@ -259,6 +259,8 @@ export class RedisStore implements Store {
       sub.on('error', ignoreError);
       let readyBefore = false;
       sub.on('ready', () => {
+        // A refusal is asked again at the next 'ready'; meanwhile the brokers' periodic look at
+        // the stored revocations covers what the channel would have carried.
         for (const channel of this.unconfirmed) void this.subscribeChannel(sub, channel).catch(() => undefined);
         // A reconnect: whatever was published while the link was down never arrives.
         if (readyBefore) for (const told of this.resumed) told();
@@ -270,6 +272,7 @@ export class RedisStore implements Store {
         try {
           message = JSON.parse(text) as ControlMessage;
         } catch {
+          // Not a broker's (every broker publishes JSON): nothing here to act on.
           return;
         }
         for (const h of this.handlers.get(channel) ?? []) h(message);
