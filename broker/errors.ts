@@ -55,13 +55,16 @@ export class EntryError extends Error {
   readonly code: ErrorCode;
   readonly status: number;
   readonly closeCode: number;
+  /** Seconds after which trying again may succeed (HTTP `Retry-After`), for a refusal that knows. */
+  readonly retryAfterSec: number | undefined;
 
-  constructor(code: ErrorCode, detail?: string, options?: { cause?: unknown }) {
+  constructor(code: ErrorCode, detail?: string, options?: { cause?: unknown; retryAfterSec?: number }) {
     super(detail ? `${ERRORS[code].message}: ${detail}` : ERRORS[code].message, options);
     this.name = 'EntryError';
     this.code = code;
     this.status = ERRORS[code].status;
     this.closeCode = ERRORS[code].close;
+    this.retryAfterSec = options?.retryAfterSec;
   }
 }
 

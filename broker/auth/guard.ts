@@ -174,7 +174,5 @@ export class AuthGuard {
 }
 
 export function rateLimited(retryAfterMs: number, what = 'this address failed to authenticate too often'): EntryError {
-  const err = new EntryError('ENTRY_RATE_LIMITED', `${what}: retry in ${Math.ceil(retryAfterMs / 1000)} s`);
-  (err as EntryError & { retryAfterSec?: number }).retryAfterSec = Math.max(1, Math.ceil(retryAfterMs / 1000));
-  return err;
+  return new EntryError('ENTRY_RATE_LIMITED', `${what}: retry in ${Math.ceil(retryAfterMs / 1000)} s`, { retryAfterSec: Math.max(1, Math.ceil(retryAfterMs / 1000)) });
 }

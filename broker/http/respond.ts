@@ -27,8 +27,7 @@ export function writeError(res: ServerResponse, err: unknown, extraHeaders: Reco
   const e = isEntryError(err) ? err : new EntryError('ENTRY_INTERNAL');
   const headers: Record<string, string> = { ...extraHeaders };
   if (e.status === 401) headers['www-authenticate'] = 'Bearer';
-  const retry = (e as EntryError & { retryAfterSec?: number }).retryAfterSec;
-  if (retry) headers['retry-after'] = String(retry);
+  if (e.retryAfterSec) headers['retry-after'] = String(e.retryAfterSec);
   writeJson(res, e.status, { error: e.code, message: e.message }, headers);
 }
 
