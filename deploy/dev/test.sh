@@ -8,11 +8,17 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 source "$root/deploy/dev/lib.sh"
 
 kube_build="" vitest=""
+# Marks the containers the suites start (test/helpers/containers.ts), for the clean-up below.
+export ENTRY_TEST_RUN="$$-$(date +%s%N)"
 cleanup() {
   trap '' INT TERM HUP
   if [[ -n $kube_build ]]; then stop_tree "$kube_build"; fi
-  # Its workers and the brokers, engines and browsers they started go with it.
-  if [[ -n $vitest ]]; then stop_tree "$vitest"; fi
+  # Its workers and the brokers, engines and browsers they started go with it, and the
+  # containers its suites had no time to remove.
+  if [[ -n $vitest ]]; then
+    stop_tree "$vitest"
+    docker ps -aq --filter "label=entry.test.run=$ENTRY_TEST_RUN" | xargs -r docker rm -f >/dev/null 2>&1 || true
+  fi
   # A Kubernetes cluster the suites' leases started is stopped now, not after this returns (the
   # leases' own watchers would do it a moment later); one started by hand stays.
   bash "$root/deploy/dev/kube-lease.sh" release $$ >/dev/null 2>&1 || true

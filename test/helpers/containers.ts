@@ -5,6 +5,9 @@ import Docker from 'dockerode';
 export const ENGINE_SOCKET = process.env['DOCKER_SOCKET'] ?? '/var/run/docker.sock';
 export const docker = new Docker({ socketPath: ENGINE_SOCKET });
 
+/** The run of the test command (deploy/dev/test.sh) this is part of: it removes the run's containers if it is stopped. */
+const TEST_RUN = process.env['ENTRY_TEST_RUN'];
+
 /** A unique app name per suite, so suites never see each other's containers. */
 export function uniqueApp(prefix = 't'): string {
   return `${prefix}${randomBytes(4).toString('hex')}`;
@@ -34,7 +37,7 @@ export class TestContainers {
   async start(spec: ContainerSpec): Promise<string> {
     const c = await this.engine.createContainer({
       Image: spec.image ?? 'entry-demo:latest',
-      Labels: { [this.mark]: '1', ...spec.labels },
+      Labels: { [this.mark]: '1', ...(TEST_RUN ? { [`${this.mark}.run`]: TEST_RUN } : {}), ...spec.labels },
       // No network: the tests need none, and it keeps them independent of the engine's bridge.
       HostConfig: { AutoRemove: false, NetworkMode: 'none', ...(spec.restart ? { RestartPolicy: { Name: 'always' } } : {}) },
     });
