@@ -7,7 +7,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 source "$root/deploy/dev/lib.sh"
 
-kube_build="" vitest=""
+kube_build="" vitest="" run_tmp=""
 # Marks the containers the suites start (test/helpers/containers.ts), for the clean-up below.
 export ENTRY_TEST_RUN="$$-$(date +%s%N)"
 cleanup() {
@@ -23,6 +23,7 @@ cleanup() {
   # leases' own watchers would do it a moment later); one started by hand stays.
   bash "$root/deploy/dev/kube-lease.sh" release $$ >/dev/null 2>&1 || true
   stop_started_dockerd || true
+  if [[ -n $run_tmp ]]; then rm -rf --one-file-system "$run_tmp" || true; fi
 }
 trap cleanup EXIT
 # So that Ctrl-C and kill also run the cleanup.
@@ -43,9 +44,13 @@ cd "$root"
 npx tsc -p test/tsconfig.json --noEmit
 wait "$kube_build" || { kube_build=""; log "building the Kubernetes binaries failed (deploy/dev/kube-build.sh)"; exit 1; }
 kube_build=""
+# Every temporary file of the run below one folder (the suites' own teardown removes theirs; a
+# run stopped before it leaves them here). Traversable as /tmp is: nginx's workers spool in it.
+run_tmp=$(mktemp -d "${TMPDIR:-/tmp}/entry-test-XXXXXX")
+chmod 0755 "$run_tmp"
 # In the background and waited for: bash runs a trap only once the foreground command returns,
 # and a kill must stop the suite now, not after it.
-npx vitest run "$@" &
+TMPDIR=$run_tmp npx vitest run "$@" &
 vitest=$!
 status=0
 wait "$vitest" || status=$?
