@@ -10,6 +10,7 @@ import { execCreateOptions, type ExecOptions } from './exec-create.js';
 import { withOpenCleanUp } from '../backend/open-clean-up.js';
 import { SignalLane, signalName } from '../backend/signal-lane.js';
 import { TtyInputEnd } from '../backend/tty-input-end.js';
+import { processStartTime } from './proc-walk.js';
 import type { ProcessReaper } from './process-reaper.js';
 
 /** Stdin queued towards Docker before the client is asked to wait, and when it may go on (see `write`). */
@@ -38,6 +39,8 @@ export class DockerExecProcess implements ProcessSide {
   private exec!: Docker.Exec;
   private events: ProcessEvents | undefined;
   private hostPid = 0;
+  /** When the exec's process started (processStartTime), read while the engine said it ran: '' unknown. */
+  private hostStart = '';
   private desiredSize: { cols: number; rows: number } | undefined;
   private appliedSize = '';
   private resizing = false;
@@ -61,7 +64,7 @@ export class DockerExecProcess implements ProcessSide {
   private readonly signals = new SignalLane(async (sig) => {
     if (this.finished) return;
     const pid = await this.ensureHostPid();
-    await this.reaper.signalFromClient(this.options.containerId, this.options.sessionId, `SIG${sig}` as NodeJS.Signals, pid);
+    await this.reaper.signalFromClient(this.options.containerId, this.options.sessionId, `SIG${sig}` as NodeJS.Signals, pid, this.hostStart);
   });
 
   private constructor(
@@ -233,7 +236,7 @@ export class DockerExecProcess implements ProcessSide {
     this.finished = true;
     // None when the start's answer was lost.
     this.socket?.destroy();
-    await this.reaper.terminate(this.options.containerId, this.options.sessionId, pid, this.options.terminateGraceMs);
+    await this.reaper.terminate(this.options.containerId, this.options.sessionId, pid, this.options.terminateGraceMs, this.hostStart);
     this.startSettled = pid > 0 || (await this.endLateStart());
   }
 
@@ -255,7 +258,7 @@ export class DockerExecProcess implements ProcessSide {
         return refused(err);
       }
       if (info.Pid > 0) {
-        await this.reaper.terminate(this.options.containerId, this.options.sessionId, info.Pid, this.options.terminateGraceMs);
+        await this.reaper.terminate(this.options.containerId, this.options.sessionId, info.Pid, this.options.terminateGraceMs, info.Running ? processStartTime(info.Pid) : '');
         return true;
       }
       if (!info.Running && info.ExitCode !== null && info.ExitCode !== undefined) return true;
@@ -325,7 +328,13 @@ export class DockerExecProcess implements ProcessSide {
   private ensureHostPid(): Promise<number> {
     if (this.hostPid > 0) return Promise.resolve(this.hostPid);
     this.hostPidLookup ??= this.exec.inspect(answerInTime()).then(
-      (info) => (this.hostPid = info.Pid || 0),
+      (info) => {
+        this.hostPid = info.Pid || 0;
+        // Read now, while the PID is still the exec's (it runs): what tells it from a process
+        // given the PID later.
+        this.hostStart = info.Running && this.hostPid > 0 ? processStartTime(this.hostPid) : '';
+        return this.hostPid;
+      },
       // Gone or unreachable: the reaper falls back to asking inside the container.
       () => 0,
     ).finally(() => (this.hostPidLookup = undefined));

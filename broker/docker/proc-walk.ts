@@ -189,8 +189,8 @@ export class ProcReader {
  * engine's shim, not init) nor the host. Undefined when a process it met was not this
  * process's to read: it may have been one of them.
  */
-export async function treePidsWithMark(needle: Buffer, execPid: number, initPid: number): Promise<number[] | undefined> {
-  const marks = new MarkSorter(new ProcReader(), needle, execPid);
+export async function treePidsWithMark(needle: Buffer, execPid: number, initPid: number, execStart = ''): Promise<number[] | undefined> {
+  const marks = new MarkSorter(new ProcReader(), needle, execPid, { initPid, start: execStart });
   const found = new Set<number>();
   const initChildren = async () => {
     for (const pid of marks.proc.childrenOf(initPid)) {
@@ -198,7 +198,7 @@ export async function treePidsWithMark(needle: Buffer, execPid: number, initPid:
       if (pid !== execPid && !found.has(pid)) marks.consider(pid);
     }
   };
-  if (execPid > 0) marks.considerExecRoot(execPid, initPid);
+  if (execPid > 0) marks.considerExecRoot();
   await initChildren();
   for (;;) {
     while (marks.marked.length > 0) {
@@ -254,6 +254,8 @@ class MarkSorter {
     private readonly needle: Buffer,
     /** The exec's own PID, the one process that may be waited for as `starting`; 0: none. */
     private readonly execPid = 0,
+    /** The container's init, and the exec's process's start time as seen while it ran ('': unknown). */
+    private readonly root: { initPid: number; start: string } = { initPid: 0, start: '' },
   ) {}
 
   /** `inTree`: a child of a session's process, the session's also when its environment was written over. */
@@ -272,14 +274,17 @@ class MarkSorter {
 
   /**
    * The exec's own process is the session's whatever its environment says (`env -i cmd`, a
-   * title written over it), as long as it still is that process: a PID the engine reported
-   * may have been reused since. It is in the container's PID namespace with its parent outside
-   * it (the engine's shim), which only an exec's process and the container's init are.
+   * title written over it), as long as it still is that process: the PID the engine reported
+   * may have been reused since, by another exec into the container (a health check, another
+   * session) as much as by anything. It started when that process did (its start time, read
+   * while the exec ran), and is in the container's PID namespace with its parent outside it.
    */
-  considerExecRoot(pid: number, initPid: number): void {
+  considerExecRoot(): void {
+    const pid = this.execPid;
     const read = this.proc.markOf(pid, this.needle);
     if (read === 'unmarked') {
-      if (isExecProcessOf(pid, initPid)) this.marked.push(pid);
+      const { initPid, start } = this.root;
+      if (start !== '' && processStartTime(pid) === start && isExecProcessOf(pid, initPid)) this.marked.push(pid);
       return;
     }
     this.sort(pid, read, false);
@@ -296,7 +301,10 @@ class MarkSorter {
     await sleep(steps[this.waits++]!);
     const pids = [...this.unsettled];
     this.unsettled.clear();
-    for (const [pid, inTree] of pids) this.consider(pid, inTree);
+    for (const [pid, inTree] of pids) {
+      if (pid === this.execPid) this.considerExecRoot();
+      else this.consider(pid, inTree);
+    }
     return true;
   }
 }
@@ -318,6 +326,20 @@ export function environmentReadable(pid: number): boolean {
 function denied(err: unknown): boolean {
   const code = (err as NodeJS.ErrnoException).code;
   return code === 'EACCES' || code === 'EPERM';
+}
+
+/**
+ * When `pid` started, in clock ticks since boot (/proc/<pid>/stat, field 22): with the PID, what
+ * tells a process from a later one given its PID. '' when it cannot be read.
+ */
+export function processStartTime(pid: number): string {
+  try {
+    const stat = readProcFile(`/proc/${pid}/stat`).toString('latin1');
+    // Fields after the command's closing parenthesis start at the third.
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? '';
+  } catch {
+    return '';
+  }
 }
 
 /** Whether `pid` is an exec's process in the container of `initPid`: in its PID namespace, its parent not. */

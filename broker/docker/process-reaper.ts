@@ -169,27 +169,28 @@ export class ProcessReaper {
   }
 
   /** A client's signal to every process of the session: in its own lane (see SIGNAL_CONCURRENCY). */
-  signalFromClient(containerId: string, sessionId: string, signal: NodeJS.Signals, execHostPid: number): Promise<number> {
-    return this.signalIn({ walk: this.clientSignals, exec: this.clientSignals }, containerId, sessionId, signal, execHostPid);
+  signalFromClient(containerId: string, sessionId: string, signal: NodeJS.Signals, execHostPid: number, execStart = ''): Promise<number> {
+    return this.signalIn({ walk: this.clientSignals, exec: this.clientSignals }, containerId, sessionId, signal, execHostPid, execStart);
   }
 
   /**
    * Sends `signal` to every process of the session, for its clean-up: a walk in our /proc in the
    * walk lane (WALK_CONCURRENCY), a scan inside the container in the scan lane (SCAN_CONCURRENCY).
-   * Returns how many were signalled.
+   * Returns how many were signalled. `execStart`: the start time of the exec's process, read while
+   * it ran (processStartTime), which lets the walk count it whatever its environment says.
    */
-  signal(containerId: string, sessionId: string, signal: NodeJS.Signals, execHostPid: number): Promise<number> {
-    return this.signalIn({ walk: this.walks, exec: this.scans }, containerId, sessionId, signal, execHostPid);
+  signal(containerId: string, sessionId: string, signal: NodeJS.Signals, execHostPid: number, execStart = ''): Promise<number> {
+    return this.signalIn({ walk: this.walks, exec: this.scans }, containerId, sessionId, signal, execHostPid, execStart);
   }
 
-  private async signalIn(lanes: { walk: Limiter; exec: Limiter }, containerId: string, sessionId: string, signal: NodeJS.Signals, execHostPid: number): Promise<number> {
+  private async signalIn(lanes: { walk: Limiter; exec: Limiter }, containerId: string, sessionId: string, signal: NodeJS.Signals, execHostPid: number, execStart: string): Promise<number> {
     const mark = sessionMark(sessionId);
     if (this.mode !== 'exec') {
       const needle = Buffer.from(`${mark}\0`);
       // Outside the lane: an inspection waits for the engine, not for /proc (and there is at
       // most one per container).
       const init = await this.containerInit(containerId);
-      const pids = await lanes.walk.run(() => this.walk(needle, execHostPid, init));
+      const pids = await lanes.walk.run(() => this.walk(needle, execHostPid, init, execStart));
       const sent = pids && signalPids(pids, signal);
       if (sent !== undefined) return sent;
     }
@@ -197,7 +198,7 @@ export class ProcessReaper {
   }
 
   /** The session's processes found in our /proc, or undefined when they cannot be seen from here. */
-  private async walk(needle: Buffer, execHostPid: number, init: number): Promise<number[] | undefined> {
+  private async walk(needle: Buffer, execHostPid: number, init: number, execStart: string): Promise<number[] | undefined> {
     // A turn of the event loop between two sessions' walks: when many end at once the relay's
     // I/O runs in between instead of after all of them.
     await nextTurn();
@@ -206,16 +207,16 @@ export class ProcessReaper {
     // The exec's own process hangs off the engine's shim, not init: when its PID is unknown
     // (the session ended before the engine reported it), only the container's whole cgroup
     // is sure to hold it.
-    if (init > 0 && execHostPid > 0) return treePidsWithMark(needle, execHostPid, init);
+    if (init > 0 && execHostPid > 0) return treePidsWithMark(needle, execHostPid, init, execStart);
     if (init > 0) return scanPidsWithMark(needle, init);
     if (this.mode === 'host' || (execHostPid > 0 && new ProcReader().marked(execHostPid, needle))) return scanPidsWithMark(needle, execHostPid);
     return undefined;
   }
 
   /** Whether any process of the session is still alive. */
-  async alive(containerId: string, sessionId: string, execHostPid: number): Promise<boolean> {
+  async alive(containerId: string, sessionId: string, execHostPid: number, execStart = ''): Promise<boolean> {
     // Signal 0 checks existence without touching the processes.
-    return (await this.signal(containerId, sessionId, 0 as unknown as NodeJS.Signals, execHostPid)) > 0;
+    return (await this.signal(containerId, sessionId, 0 as unknown as NodeJS.Signals, execHostPid, execStart)) > 0;
   }
 
   /**
@@ -224,25 +225,25 @@ export class ProcessReaper {
    * down), this fails at once, not holding up the session's end, and the clean-up goes on in
    * the background until the engine answers again.
    */
-  terminate(containerId: string, sessionId: string, execHostPid: number, graceMs: number): Promise<void> {
-    return cleanUpOrRetry(() => this.terminateOnce(containerId, sessionId, execHostPid, graceMs), engineUnreachable, this.log, { container: containerId.slice(0, 12), session: sessionId });
+  terminate(containerId: string, sessionId: string, execHostPid: number, graceMs: number, execStart = ''): Promise<void> {
+    return cleanUpOrRetry(() => this.terminateOnce(containerId, sessionId, execHostPid, graceMs, execStart), engineUnreachable, this.log, { container: containerId.slice(0, 12), session: sessionId });
   }
 
-  private async terminateOnce(containerId: string, sessionId: string, execHostPid: number, graceMs: number): Promise<void> {
-    const hupped = await this.signal(containerId, sessionId, 'SIGHUP', execHostPid);
+  private async terminateOnce(containerId: string, sessionId: string, execHostPid: number, graceMs: number, execStart: string): Promise<void> {
+    const hupped = await this.signal(containerId, sessionId, 'SIGHUP', execHostPid, execStart);
     if (hupped === 0) return;
     const deadline = Date.now() + graceMs;
     let wait = 10;
     while (Date.now() < deadline) {
       await sleep(Math.min(wait, Math.max(1, deadline - Date.now())));
-      if (!(await this.alive(containerId, sessionId, execHostPid))) return;
+      if (!(await this.alive(containerId, sessionId, execHostPid, execStart))) return;
       wait = Math.min(wait * 2, 200);
     }
-    let found = await this.signal(containerId, sessionId, 'SIGKILL', execHostPid);
+    let found = await this.signal(containerId, sessionId, 'SIGKILL', execHostPid, execStart);
     for (const wait of KILL_PASS_WAITS_MS) {
       if (found === 0) return;
       await sleep(wait);
-      found = await this.signal(containerId, sessionId, 'SIGKILL', execHostPid);
+      found = await this.signal(containerId, sessionId, 'SIGKILL', execHostPid, execStart);
     }
     if (found > 0) throw new Error(`the session's processes outlived SIGKILL: ${found} still found after ${KILL_PASS_WAITS_MS.length + 1} rounds (a process forking faster than it is killed, or one stuck in the kernel)`);
   }

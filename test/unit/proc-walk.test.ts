@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { sessionMark } from '../../broker/backend/session-mark.js';
-import { hasMark, hasVariables, type MarkRead, ProcReader, scanPidsWithMark, treePidsWithMark } from '../../broker/docker/proc-walk.js';
+import { hasMark, hasVariables, type MarkRead, processStartTime, ProcReader, scanPidsWithMark, treePidsWithMark } from '../../broker/docker/proc-walk.js';
 
 const started: ChildProcess[] = [];
 const byNumber = (a: number, b: number): number => a - b;
@@ -185,6 +185,34 @@ describe("finding a session's processes in /proc", () => {
     const kthreadd = 2;
     const proc = new ProcReader();
     expect([empty, zombie, kthreadd].map((pid) => proc.markOf(pid, needle))).toEqual(['unmarked', 'unmarked', 'unmarked']);
+  });
+});
+
+describe("the exec's own process, whatever its environment", () => {
+  it('is the session\'s only while it is the process that started then: a PID given to another exec is not', async () => {
+    // A container: a PID namespace whose init is `sleep`. An exec: a process entered into it
+    // from outside (nsenter forks it there), its parent outside, its environment empty.
+    const unshare = start(['unshare', '--pid', '--fork', '--mount-proc', 'sleep', '1051'], {}).pid;
+    const init = await vi.waitFor(() => {
+      const child = new ProcReader().childrenOf(unshare)[0];
+      if (child === undefined || commandLine(child) !== 'sleep 1051') throw new Error('no init yet');
+      return child;
+    });
+    const nsenter = start(['nsenter', '-t', String(init), '-p', '--', 'env', '-i', '/bin/sleep', '1052'], {}).pid;
+    const exec = await vi.waitFor(() => {
+      const child = new ProcReader().childrenOf(nsenter)[0];
+      if (child === undefined || commandLine(child) !== '/bin/sleep 1052') throw new Error('no exec yet');
+      return child;
+    });
+    const needle = Buffer.from(`${sessionMark(randomUUID())}\0`);
+    const started = processStartTime(exec);
+    expect(started).toMatch(/^\d+$/);
+    expect(await treePidsWithMark(needle, exec, init, started)).toEqual([exec]);
+    // The same PID with another start time is another process: a health check's exec, another session's.
+    expect(await treePidsWithMark(needle, exec, init, String(Number(started) + 1))).toEqual([]);
+    expect(await treePidsWithMark(needle, exec, init, '')).toEqual([]);
+    // Nor is a process of the container whose parent is inside it.
+    expect(await treePidsWithMark(needle, init, init, processStartTime(init))).toEqual([]);
   });
 });
 
