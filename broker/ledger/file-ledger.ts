@@ -141,8 +141,11 @@ export class FileLedger implements SessionLedger {
           await unlink(to).catch(() => undefined);
         }
       }
-      // The socket goes with the directory only: a directory left (an entry that could not be
-      // moved) keeps the socket that says its broker is dead.
+      // The socket and the stopped mark go with the last entry only: a directory left (an entry
+      // that could not be moved or read) keeps what says its broker is gone.
+      if (!(await readdir(from).catch(() => [] as string[])).some((f) => ENTRY_FILE.test(f) || NEXT_FILE.test(f))) {
+        await unlink(join(from, STOPPED_FILE)).catch(() => undefined);
+      }
       const removed = await rmdir(from).then(() => true, () => false);
       if (removed) await unlink(this.sockets.pathOf(owner)).catch(() => undefined);
     }
@@ -151,18 +154,27 @@ export class FileLedger implements SessionLedger {
 
   /**
    * Whether another broker of this host is gone: its socket refuses. Without a socket it counts
-   * as alive unless it is of an earlier boot: /proc here cannot speak for a broker in another
+   * as alive unless it is of an earlier boot or its directory says it stopped (see close): /proc
+   * here cannot speak for a broker in another
    * PID namespace (a container of the same host name), whose PID and start time are not those
    * this /proc shows.
    */
   private async gone(owner: string): Promise<boolean> {
     const probe = await probeAlive(this.sockets.pathOf(owner));
-    return probe === 'dead' || (probe === 'no-socket' && fromEarlierBoot(owner));
+    if (probe !== 'no-socket') return probe === 'dead';
+    return fromEarlierBoot(owner) || (await readFile(join(this.root, owner, STOPPED_FILE)).then(() => true, () => false));
   }
 
   /** On a clean stop: this broker's directory goes if nothing is left in it. */
   async close(): Promise<void> {
-    await rmdir(this.dir).catch(() => undefined);
+    const removed = await rmdir(this.dir).then(() => true, () => false);
+    // Entries left (sessions whose processes could not be ended) are for the next broker, which
+    // finds no socket once this one's is closed: the directory says this broker stopped.
+    if (!removed) {
+      await writeFile(join(this.dir, STOPPED_FILE), '').catch((err: unknown) =>
+        this.log.warn('could not mark the session ledger as left by a stopped broker: its entries wait for the next boot', { dir: this.dir, error: err as Error }),
+      );
+    }
     await new Promise<void>((resolve) => this.alive.close(() => resolve()));
     await unlink(this.sockets.pathOf(this.owner.name)).catch(() => undefined);
     this.sockets.close();
@@ -171,5 +183,7 @@ export class FileLedger implements SessionLedger {
 
 /** Session files: `<session id>.json`. */
 const ENTRY_FILE = /^[0-9a-f-]{36}\.json$/;
+/** In a broker's directory: it stopped, leaving entries for the next broker (see close). */
+const STOPPED_FILE = 'stopped';
 /** A session file's next version, written beside it (see `add`). */
 const NEXT_FILE = /^([0-9a-f-]{36}\.json)\.next$/;

@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
@@ -214,6 +214,24 @@ describe('the session ledger on disk', () => {
     await ledger.close();
   });
 
+  it('leaves the entries of sessions it could not end to the next broker when it stops, saying it stopped', async () => {
+    const first = (await FileLedger.open(stateDir, log))!;
+    await first.add(entry(uuid(21)));
+    await first.close();
+    // Its socket is gone with it; its directory stays for the entry, marked.
+    const own = currentOwner().name;
+    expect(readdirSync(join(root(), own)).sort()).toEqual([`${uuid(21)}.json`, 'stopped']);
+    // The next broker (this process stands for it under another name, of this boot) claims it.
+    const parts = own.split('.');
+    const stopped = [...parts.slice(0, -2), String(Number(parts.at(-2)) + 1), parts.at(-1)].join('.');
+    renameSync(join(root(), own), join(root(), stopped));
+    const next = (await FileLedger.open(stateDir, log))!;
+    expect(await next.claimOrphans()).toEqual([entry(uuid(21))]);
+    expect(existsSync(join(root(), stopped))).toBe(false);
+    await next.remove(uuid(21));
+    await next.close();
+  });
+
   it('makes its directory again when it was removed from under it', async () => {
     const ledger = (await FileLedger.open(stateDir, log))!;
     rmSync(join(root(), currentOwner().name), { recursive: true });
@@ -301,7 +319,8 @@ describe('leftover sessions are ended until done', () => {
     const said = lines.filter((l) => l.includes('a host or cluster this broker does not have'));
     expect(said.map((l) => (JSON.parse(l) as { level: string }).level)).toEqual(['warn', 'debug']);
     await leftovers.stop();
-    expect(readdirSync(join(stateDir, 'sessions', currentOwner().name))).toEqual([`${uuid(8)}.json`]);
+    // Kept on disk, for the next broker, which the directory tells this one stopped.
+    expect(readdirSync(join(stateDir, 'sessions', currentOwner().name)).sort()).toEqual([`${uuid(8)}.json`, 'stopped']);
   });
 
   it("drops a dead broker's session whose processes cannot be ended from inside its container, says so once as an error, and records its end", async () => {
