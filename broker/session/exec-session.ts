@@ -93,12 +93,13 @@ export async function runExecSession(upgrade: AdmittedSession, deps: ExecSession
       const tokenOk = resumable.tokenMatches(attempt.token);
       if (!same || !tokenOk) throw new EntryError('ENTRY_RESUME_DENIED');
       resumedFrom = attempt;
-      // The session goes on on the new connection's token: a revocation of it ends the session.
-      live.credential = attempt.credential;
       // The new connection frames output as the first did: raw for a scripted run, whose
       // stdout and stderr must not share a UTF-8 carry.
       attempt.terminal.setTty(tty);
       resumable.resume(attempt.terminal, attempt.outputOffset);
+      // Taken: the session goes on on the new connection's token, and a revocation of it ends
+      // the session (a resume refused leaves the session on the token it runs on).
+      live.credential = attempt.credential;
     },
   };
   const untrack = track(live);
