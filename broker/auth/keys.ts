@@ -1,4 +1,4 @@
-import { createPublicKey, createSecretKey, type KeyObject } from 'node:crypto';
+import { createPublicKey, createSecretKey, type KeyObject, X509Certificate } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import type { JWTVerifyGetKey } from 'jose';
 import { ConfigError, type AuthConfig } from '../config/config.js';
@@ -83,12 +83,32 @@ export function loadVerificationKey(auth: AuthConfig): VerificationKey {
   throw new ConfigError('--jwt-public-key', 'no verification key configured');
 }
 
-/** Whether a secret file's bytes are a key (PEM of any kind, DER SubjectPublicKeyInfo, a JWK) rather than a secret. */
+/**
+ * Whether a secret file's bytes are a key rather than a secret: PEM of any kind, a JWK, a public
+ * key or certificate in DER, or the same DER written in base64 without the PEM lines (the
+ * "public key" a provider's realm page shows).
+ */
 function looksLikeKey(secret: Buffer): boolean {
   if (secret.includes('-----BEGIN')) return true;
-  if (/^\s*\{[\s\S]*"kty"\s*:/.test(secret.toString('latin1'))) return true;
+  const text = secret.toString('latin1');
+  if (/^\s*\{[\s\S]*"kty"\s*:/.test(text)) return true;
+  if (isDerKey(secret)) return true;
+  const base64 = text.replace(/\s+/g, '');
+  return /^[A-Za-z0-9+/_-]+={0,2}$/.test(base64) && isDerKey(Buffer.from(base64, base64.includes('-') || base64.includes('_') ? 'base64url' : 'base64'));
+}
+
+/** A public key (SubjectPublicKeyInfo or PKCS#1) or an X.509 certificate, in DER. */
+function isDerKey(bytes: Buffer): boolean {
+  for (const type of ['spki', 'pkcs1'] as const) {
+    try {
+      createPublicKey({ key: bytes, format: 'der', type });
+      return true;
+    } catch {
+      // Not this kind.
+    }
+  }
   try {
-    createPublicKey({ key: secret, format: 'der', type: 'spki' });
+    new X509Certificate(bytes);
     return true;
   } catch {
     return false;

@@ -1,10 +1,11 @@
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { generateKeyPairSync, randomBytes, X509Certificate } from 'node:crypto';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { authWarnings, loadVerificationKey } from '../../broker/auth/keys.js';
 import type { AuthConfig } from '../../broker/config/config.js';
+import { makeCa } from '../helpers/certs.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'entry-keys-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -22,14 +23,19 @@ describe('the verification key', () => {
     expect(loadVerificationKey(auth({ publicKeyFile: pub })).algorithms).toContain('EdDSA');
   });
 
-  it('refuses a key given as --jwt-secret-file, as PEM, DER or JWK, and takes a secret', () => {
+  it('refuses a key given as --jwt-secret-file, as PEM, DER, base64 DER or JWK, and takes a secret', () => {
     const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
     const files: Array<[string, string | Buffer]> = [
       ['public.pem', publicKey.export({ type: 'spki', format: 'pem' })],
       ['rsa-public.pem', publicKey.export({ type: 'pkcs1', format: 'pem' })],
       ['private.pem', privateKey.export({ type: 'pkcs8', format: 'pem' })],
       ['public.der', publicKey.export({ type: 'spki', format: 'der' })],
+      ['rsa-public.der', publicKey.export({ type: 'pkcs1', format: 'der' })],
       ['public.jwk', JSON.stringify(publicKey.export({ format: 'jwk' }))],
+      // A realm page's "public key": the SPKI's base64 without the PEM lines.
+      ['public.b64', `${publicKey.export({ type: 'spki', format: 'der' }).toString('base64')}\n`],
+      ['public.b64url', publicKey.export({ type: 'spki', format: 'der' }).toString('base64url')],
+      ['certificate.der', new X509Certificate(readFileSync(makeCa('Signer', mkdtempSync(join(dir, 'ca-'))).cert)).raw],
     ];
     for (const [name, content] of files) {
       const file = join(dir, name);
@@ -37,8 +43,10 @@ describe('the verification key', () => {
       expect(() => loadVerificationKey(auth({ secretFile: file })), name).toThrow(/^invalid setting --jwt-secret-file: .*holds a key, not an HMAC secret: give a public key as --jwt-public-key/);
     }
     const secret = join(dir, 'hmac-secret');
-    writeFileSync(secret, `${randomBytes(32).toString('base64')}\n`);
-    expect(loadVerificationKey(auth({ secretFile: secret })).algorithms).toEqual(['HS256', 'HS384', 'HS512']);
+    for (const text of [`${randomBytes(32).toString('base64')}\n`, randomBytes(48).toString('base64url'), randomBytes(32).toString('hex')]) {
+      writeFileSync(secret, text);
+      expect(loadVerificationKey(auth({ secretFile: secret })).algorithms).toEqual(['HS256', 'HS384', 'HS512']);
+    }
   });
 
   it('warns of a key set without an audience or an issuer, and of a secret others can read', () => {
