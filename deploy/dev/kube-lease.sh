@@ -27,13 +27,11 @@ case "$cmd" in
     if up; then
       state=reused
     else
-      # A cluster started now belongs to the leases: a new one, or one none of whose components
-      # runs (the machine rebooted since). One with a component running but not healthy (a test
-      # stopped its apiserver) is someone's, and only healed. Marked before it starts, so the
+      # A cluster made now belongs to the leases; one that exists but is not healthy (a test
+      # stopped its apiserver, the machine rebooted) may be someone's, started by hand, and is
+      # only healed: the last release would remove its state. Marked before it starts, so the
       # release also cleans up after a start that failed half-way.
-      running=""
-      for c in "${KUBE_COMPONENTS[@]}"; do component_pid "$c" >/dev/null && running=1; done
-      if [[ -z $running && "${ENTRY_KUBE_KEEP:-}" != 1 ]]; then
+      if [[ ! -d $KUBE_STATE/pki && "${ENTRY_KUBE_KEEP:-}" != 1 ]]; then
         mkdir -p "$KUBE_STATE"
         touch "$KUBE_STATE/started-by-lease"
       fi

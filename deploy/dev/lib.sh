@@ -111,6 +111,20 @@ stop_tree() {
   stop_tree_collect "$pid"
   kill -TERM "${pids[@]}" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
+  # The others are not this shell's children: watched until they are gone (or only a zombie
+  # waiting for its parent), 10 s at most.
+  local p i
+  for p in "${pids[@]}"; do
+    for ((i = 0; i < 100; i++)); do running_pid "$p" || break; sleep 0.1; done
+  done
+}
+
+# Whether a process runs (exists and is not a zombie).
+running_pid() {
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  stat=${stat##*) }
+  [[ ${stat%% *} != Z ]]
 }
 
 # npm packages exactly as the lockfile says, then the build (TypeScript and the web console).
