@@ -26,13 +26,18 @@ export class AttemptsInFlight {
     else this.counts.delete(source);
   }
 
-  /** One of `source`'s attempts is decided (and a failure counted in the store): its waiters look again. */
+  /**
+   * One of `source`'s attempts is decided (and a failure counted in the store): the longest
+   * waiting looks again, in its place. One, not all: each would ask the store, and all but one
+   * would wait again, a round trip per waiter per decision (200 parallel requests: 20,000).
+   */
   leave(source: string): void {
     this.withdraw(source);
     const waiting = this.waiters.get(source);
     if (!waiting) return;
-    this.waiters.delete(source);
-    for (const wake of waiting) wake();
+    const next = waiting.shift()!;
+    if (waiting.length === 0) this.waiters.delete(source);
+    next();
   }
 
   /** Resolves when one of `source`'s attempts under way is decided; at once when none is. */

@@ -118,6 +118,28 @@ describe('AuthGuard counting failed authentications', () => {
     expect(bad.filter((r) => r === 'ENTRY_RATE_LIMITED')).toHaveLength(200 - LIMIT);
   });
 
+  it('asks the store about parallel attempts a number of times that grows with them, not with their square', async () => {
+    let peeks = 0;
+    const store = new (class extends MemoryStore {
+      override peek(...args: Parameters<MemoryStore['peek']>): ReturnType<MemoryStore['peek']> {
+        peeks++;
+        return super.peek(...args);
+      }
+    })();
+    const { guard: g } = guard(store);
+    const source = freshSource();
+    // One failure short of the limit: parallel good tokens then go one at a time.
+    for (let i = 0; i < LIMIT - 1; i++) expect(await refusal(g.authenticate('junk', source))).toBe('ENTRY_BAD_TOKEN');
+    peeks = 0;
+    const good = await sign('gina');
+    const admitted = await Promise.all(Array.from({ length: 200 }, () => refusal(g.authenticate(good, source))));
+    expect(admitted.every((r) => r === 'accepted')).toBe(true);
+    // Each attempt asks once as it comes and once when woken in its turn: 2 × 200 at most.
+    // Waking every waiter at each decision had them all ask again (597 here, with a store that
+    // answers at once; one that answers slower, nearer 200 × 200 / 2).
+    expect(peeks).toBeLessThanOrEqual(2 * 200);
+  });
+
   it("admits a user's valid token however often others replay that user's expired or revoked tokens", async () => {
     const { guard: g, store } = guard();
     const expired = await sign('carol', trusted.privateKey, Math.floor(Date.now() / 1000) - 3600);
