@@ -28,8 +28,10 @@ export class SessionTable {
   /** Sessions already ended for a revocation: heard of and then found in the store, they end once. */
   private readonly revoked = new WeakSet<LiveSession>();
   private recheckTimer: NodeJS.Timeout | undefined;
-  /** A check still on its way when the next is due is not doubled. */
+  /** A check still on its way when the next is due is not doubled... */
   private rechecking = false;
+  /** ...but one asked for meanwhile (the link back) runs once it is done: it may know more. */
+  private recheckAgain = false;
 
   constructor(
     private readonly maxSessions: number,
@@ -102,7 +104,11 @@ export class SessionTable {
    * sessions to the next check.
    */
   async recheckRevocations(store: Store, audit: AuditTrail): Promise<void> {
-    if (this.rechecking || this.sessions.size === 0) return;
+    if (this.sessions.size === 0) return;
+    if (this.rechecking) {
+      this.recheckAgain = true;
+      return;
+    }
     this.rechecking = true;
     let failed = 0;
     let error: unknown;
@@ -136,6 +142,10 @@ export class SessionTable {
       this.rechecking = false;
     }
     if (failed > 0) this.log.warn('revocations not checked: shared store failed', { tokens: failed, error: error as Error });
+    if (this.recheckAgain) {
+      this.recheckAgain = false;
+      await this.recheckRevocations(store, audit);
+    }
   }
 
   /** Ends a session whose token was revoked, once however many times it is told. */

@@ -98,6 +98,32 @@ describe('SessionTable revocations', () => {
     for (const s of [old, fresh, other]) s.end();
   });
 
+  it('runs a check asked for while one is on its way once that one is done (the link back may know more)', async () => {
+    let hold: (() => void) | undefined;
+    const store = new (class extends MemoryStore {
+      override async isRevoked(...args: Parameters<MemoryStore['isRevoked']>): ReturnType<MemoryStore['isRevoked']> {
+        // The answer as the store had it when asked; the first asker's is slow to come back.
+        const answer = await super.isRevoked(...args);
+        if (hold === undefined) await new Promise<void>((r) => (hold = r));
+        return answer;
+      }
+    })();
+    const audit = new AuditTrail(store, log, { brokerId: 'b1', maxEvents: 100, alertRules: [] });
+    const table = new SessionTable(10, log);
+    const s = slowSession(table, 's1', { user: 'gail', issuedAt: 1_000, tokenId: 'j9' });
+    // A check that asks the store before the revocation is stored, and hangs there.
+    const first = table.recheckRevocations(store, audit);
+    await expect.poll(() => hold !== undefined).toBe(true);
+    await store.revokeUserBefore('gail', 3_000);
+    // Asked for meanwhile: not dropped, run once the first is done.
+    const second = table.recheckRevocations(store, audit);
+    hold!();
+    await Promise.all([first, second]);
+    expect(s.stops.map((e) => e.code)).toEqual(['ENTRY_TOKEN_REVOKED']);
+    s.end();
+    await table.drain();
+  });
+
   it('ends a session whose token a stored revocation covers at the next check, though no message told of it', async () => {
     const store = new MemoryStore();
     const table = new SessionTable(10, log);
