@@ -212,7 +212,7 @@ export async function runExecSession(upgrade: AdmittedSession, deps: ExecSession
         // connection may break while it reads the backlog) the session stays listed (the finally
         // below removes it) so that a resume reaching another broker still finds it.
         const awaited = reason.kind === 'exited' && resumable !== undefined;
-        if (reason.kind !== 'exited') resumable?.refuseResumes();
+        if (reason.kind !== 'exited') resumable?.refuseResumes(describeEnd(reason));
         if (registered && !awaited) {
           registered = false;
           void deps.registry.remove(identity.user, sessionId);

@@ -77,8 +77,8 @@ export class ResumableTerminal implements TerminalSide {
   private lostError: EntryError | undefined;
   /** No resume from now on: the session ended, or its grace ran out. */
   private over = false;
-  /** The session is ending for a reason no client can undo (a kill, a drain, a timeout). */
-  private refusing = false;
+  /** Why the session is ending, for a reason no client can undo (a kill, a drain, a timeout). */
+  private refusing: string | undefined;
   /**
    * The process exited: its end (the output not yet acknowledged, then the exit status) waits
    * until a connection has delivered it, and the session stays resumable meanwhile.
@@ -222,8 +222,8 @@ export class ResumableTerminal implements TerminalSide {
    * its processes are being ended (up to --kill-grace) before the end is told. A client coming
    * back meanwhile would be told it resumed, then get the end; it is told the session is over.
    */
-  refuseResumes(): void {
-    this.refusing = true;
+  refuseResumes(why: string): void {
+    this.refusing = why;
   }
 
   /** The end reached the client (its connection closed normally), or nobody came for it in time. */
@@ -241,7 +241,8 @@ export class ResumableTerminal implements TerminalSide {
    * has checked the token and the user.
    */
   resume(client: ResumableClient, outputOffset: number): void {
-    if (this.over || this.refusing || !this.events) throw new EntryError('ENTRY_RESUME_EXPIRED');
+    if (this.refusing !== undefined) throw new EntryError('ENTRY_RESUME_EXPIRED', `the session is ending: ${this.refusing}`);
+    if (this.over || !this.events) throw new EntryError('ENTRY_RESUME_EXPIRED');
     if (outputOffset > this.outTotal) throw new EntryError('ENTRY_BAD_REQUEST', `output offset ${outputOffset} is past the ${this.outTotal} bytes sent`);
     if (outputOffset < this.keptFrom) throw new EntryError('ENTRY_RESUME_OVERRUN', `received up to byte ${outputOffset}, kept from ${this.keptFrom}`);
     const awayMs = this.current ? 0 : Date.now() - this.lostAt;

@@ -275,6 +275,8 @@ describe('session resume', () => {
     late.ws.send(encodeRequest(RequestType.RESUME, encodeResumeRequest({ token: ticket.token, outputOffset: 0 })));
     await late.closed;
     expect(late.closeMessage()?.code).toBe('ENTRY_RESUME_EXPIRED');
+    // Why it is over is said: the kill, not a grace period that ran out.
+    expect(new TextDecoder().decode(late.closeMessage()!.content)).toMatch(/the session is ending: session ended by an administrator/);
     expect(late.messages.some((m) => m.msgType === ResponseType.RESUMABLE)).toBe(false);
     expect(b.logs.some((l) => l.includes('"msg":"session resumed"') && l.includes(ticket.session))).toBe(false);
     await eventually(async () => !(await containerProcesses(containerId)).some((p) => p.includes('sleep 4343')), 'the process ended');
