@@ -33,18 +33,20 @@ class PodTarget implements ResolvedTarget {
 
   async open(spec: ExecSpec): Promise<ProcessSide> {
     const container = chooseContainer(this.pod, spec.container);
+    const opened = Date.now();
     return KubeExecProcess.open(this.owner.client, this.owner.reaper, {
       namespace: this.namespace,
       pod: this.name,
       container,
       spec,
-      podFate: () => this.owner.podFate(this.pod, container),
+      podFate: () => this.owner.podFate(this.pod, container, opened),
     });
   }
 
   async attach(): Promise<ProcessSide> {
     const container = chooseContainer(this.pod, '');
-    return openPodLogs(this.owner.client, this.namespace, this.name, container, () => this.owner.podFate(this.pod, container));
+    const opened = Date.now();
+    return openPodLogs(this.owner.client, this.namespace, this.name, container, () => this.owner.podFate(this.pod, container, opened));
   }
 }
 
@@ -187,10 +189,11 @@ export class KubernetesBackend implements Backend {
   /**
    * What became of the pod's container since `pod` was read: `stopped` (the pod gone, another pod
    * by its name, the container not running, or running again as a new run: another container ID
-   * or a higher restart count), `deleting` (the pod is being deleted; its containers may run on
-   * through their grace period), `running`, or `unknown` when the apiserver does not answer.
+   * or a higher restart count, started since `since`), `deleting` (the pod is being deleted; its
+   * containers may run on through their grace period), `running`, or `unknown` when the
+   * apiserver does not answer.
    */
-  async podFate(pod: PodRecord, container: string): Promise<PodFate> {
+  async podFate(pod: PodRecord, container: string, since: number): Promise<PodFate> {
     try {
       const o = await this.client.getJson<any>(`/api/v1/namespaces/${encodeURIComponent(pod.namespace)}/pods/${encodeURIComponent(pod.name)}`, 'pod_get', { timeoutMs: 3_000 });
       if (o?.metadata?.uid !== pod.uid) return 'stopped';
@@ -198,7 +201,10 @@ export class KubernetesBackend implements Backend {
       if (o?.status?.phase !== 'Running' || (status !== undefined && !status.state?.running)) return 'stopped';
       const before = pod.runs[container];
       const now = containerRuns(o.status)[container];
-      if (before && now && ((before.id && now.id !== before.id) || now.restarts > before.restarts)) return 'stopped';
+      // A new run that started before the session did is the one the session ran in (the pod
+      // index had not seen the restart yet): not a stop. startedAt has whole seconds.
+      const newRun = before && now && ((before.id && now.id !== before.id) || now.restarts > before.restarts);
+      if (newRun && !(Date.parse(status?.state?.running?.startedAt ?? '') < since - 1_000)) return 'stopped';
       return o?.metadata?.deletionTimestamp ? 'deleting' : 'running';
     } catch (err) {
       return err instanceof KubeHttpError && err.statusCode === 404 ? 'stopped' : 'unknown';
