@@ -109,7 +109,8 @@ describe('audit events and recordings', () => {
 
   it('keeps no text of a line typed at a password prompt, in the trail or the log', async () => {
     const token = await b.mint({ apps: [app] }, { user: 'sudoer' });
-    const script = 'printf "[sudo] password for sudoer: "; stty -echo; read pw; stty echo; echo; printf "ok> "; read cmd; echo "ran $cmd"';
+    // Echo off before the prompt shows, as sudo does (a key typed before it would be echoed).
+    const script = 'stty -echo; printf "[sudo] password for sudoer: "; read pw; stty echo; echo; printf "ok> "; read cmd; echo "ran $cmd"';
     const s = await openCommand(b.wsUrl, token, target, ['sh', '-c', script], true);
     await s.waitFor(() => s.stdoutText().includes('password for sudoer: '), 'the password prompt');
     s.type('s3cret-shadow-pw\r');
@@ -132,9 +133,10 @@ describe('audit events and recordings', () => {
 
   it('keeps no text of a line typed at a prompt that shows a star per key', async () => {
     const token = await b.mint({ apps: [app] }, { user: 'starry' });
-    // sudo with pwfeedback: echo off, a star written for each key as it comes.
+    // sudo with pwfeedback: echo off, a star written for each key as it comes. Echo goes off
+    // before the prompt shows, as sudo does: a key typed before would be echoed, on the screen too.
     const script =
-      'printf "[sudo] password for starry: "; stty -echo -icanon min 1; ' +
+      'stty -echo -icanon min 1; printf "[sudo] password for starry: "; ' +
       'while c=$(dd bs=1 count=1 2>/dev/null); [ -n "$c" ]; do printf "*"; done; stty sane; echo; printf "ok> "; read cmd; echo "ran $cmd"';
     const s = await openCommand(b.wsUrl, token, target, ['sh', '-c', script], true);
     await s.waitFor(() => s.stdoutText().includes('password for starry: '), 'the password prompt');
