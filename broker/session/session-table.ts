@@ -7,6 +7,14 @@ import type { LiveSession } from './live-session.js';
 /** Sessions checked against the stored revocations per round of store calls. */
 const RECHECK_SLICE = 200;
 
+/**
+ * After a check the store failed, the next comes this soon, doubling up to the most: the link a
+ * check is asked for on coming back may be the control link alone, the store's own still
+ * reconnecting (0.5, 1, 2, 4, 8 s: a Redis that restarts is back within seconds).
+ */
+const RECHECK_RETRY_FIRST_MS = 500;
+const RECHECK_RETRY_MAX_MS = 8_000;
+
 /** Who the audit trail names for a session ended by a revocation found in the store, not heard of. */
 export const STORED_REVOCATION = 'stored revocation';
 
@@ -28,6 +36,8 @@ export class SessionTable {
   /** Sessions already ended for a revocation: heard of and then found in the store, they end once. */
   private readonly revoked = new WeakSet<LiveSession>();
   private recheckTimer: NodeJS.Timeout | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private retryMs = RECHECK_RETRY_FIRST_MS;
   /** A check still on its way when the next is due is not doubled... */
   private rechecking = false;
   /** ...but one asked for meanwhile (the link back) runs once it is done: it may know more. */
@@ -100,8 +110,8 @@ export class SessionTable {
 
   /**
    * Ends every live session whose token the store says is revoked, as a revocation's message
-   * would have. Sessions that share a token are asked about once; a store that fails leaves its
-   * sessions to the next check.
+   * would have. Sessions that share a token are asked about once; a store that fails has the
+   * check tried again soon (RECHECK_RETRY_FIRST_MS, doubling), until one goes through.
    */
   async recheckRevocations(store: Store, audit: AuditTrail): Promise<void> {
     if (this.sessions.size === 0) return;
@@ -141,7 +151,20 @@ export class SessionTable {
     } finally {
       this.rechecking = false;
     }
-    if (failed > 0) this.log.warn('revocations not checked: shared store failed', { tokens: failed, error: error as Error });
+    clearTimeout(this.retryTimer);
+    if (failed > 0) {
+      // Said once per outage; the checks that follow it, at debug.
+      const fields = { tokens: failed, error: error as Error, retryMs: this.retryMs };
+      if (this.retryMs === RECHECK_RETRY_FIRST_MS) this.log.warn('revocations not checked: shared store failed', fields);
+      else this.log.debug('revocations not checked: shared store failed', fields);
+      if (!this.draining) {
+        this.retryTimer = setTimeout(() => void this.recheckRevocations(store, audit), this.retryMs);
+        this.retryTimer.unref();
+        this.retryMs = Math.min(this.retryMs * 2, RECHECK_RETRY_MAX_MS);
+      }
+    } else {
+      this.retryMs = RECHECK_RETRY_FIRST_MS;
+    }
     if (this.recheckAgain) {
       this.recheckAgain = false;
       await this.recheckRevocations(store, audit);
@@ -170,6 +193,7 @@ export class SessionTable {
   async drain(): Promise<void> {
     this.draining = true;
     clearInterval(this.recheckTimer);
+    clearTimeout(this.retryTimer);
     await Promise.all([...this.sessions.values()].map((s) => s.stop(new EntryError('ENTRY_DRAINING'))));
     await this.emptied();
   }

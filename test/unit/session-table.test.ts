@@ -98,6 +98,26 @@ describe('SessionTable revocations', () => {
     for (const s of [old, fresh, other]) s.end();
   });
 
+  it('tries a check the store failed again soon, without waiting for the next one due', async () => {
+    let failures = 1;
+    const store = new (class extends MemoryStore {
+      override async isRevoked(...args: Parameters<MemoryStore['isRevoked']>): ReturnType<MemoryStore['isRevoked']> {
+        if (failures-- > 0) throw new Error('connection is closed');
+        return super.isRevoked(...args);
+      }
+    })();
+    const audit = new AuditTrail(store, log, { brokerId: 'b1', maxEvents: 100, alertRules: [] });
+    const table = new SessionTable(10, log);
+    const s = slowSession(table, 's1', { user: 'hal', issuedAt: 1_000, tokenId: 'j7' });
+    await store.revokeUserBefore('hal', 3_000);
+    // The check the control link's return asks for meets a store still reconnecting.
+    await table.recheckRevocations(store, audit);
+    expect(s.stops).toEqual([]);
+    await expect.poll(() => s.stops.map((e) => e.code), { timeout: 3_000 }).toEqual(['ENTRY_TOKEN_REVOKED']);
+    s.end();
+    await table.drain();
+  });
+
   it('runs a check asked for while one is on its way once that one is done (the link back may know more)', async () => {
     let hold: (() => void) | undefined;
     const store = new (class extends MemoryStore {
