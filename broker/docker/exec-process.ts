@@ -10,7 +10,7 @@ import { execCreateOptions, type ExecOptions } from './exec-create.js';
 import { withOpenCleanUp } from '../backend/open-clean-up.js';
 import { SignalLane, signalName } from '../backend/signal-lane.js';
 import { TtyInputEnd } from '../backend/tty-input-end.js';
-import { processStartTime } from './proc-walk.js';
+import { processStartTicks } from '../proc-stat.js';
 import type { ProcessReaper } from './process-reaper.js';
 
 /** Stdin queued towards Docker before the client is asked to wait, and when it may go on (see `write`). */
@@ -39,7 +39,7 @@ export class DockerExecProcess implements ProcessSide {
   private exec!: Docker.Exec;
   private events: ProcessEvents | undefined;
   private hostPid = 0;
-  /** When the exec's process started (processStartTime), read while the engine said it ran: '' unknown. */
+  /** When the exec's process started (processStartTicks), read while the engine said it ran: '' unknown. */
   private hostStart = '';
   private desiredSize: { cols: number; rows: number } | undefined;
   private appliedSize = '';
@@ -258,7 +258,7 @@ export class DockerExecProcess implements ProcessSide {
         return refused(err);
       }
       if (info.Pid > 0) {
-        await this.reaper.terminate(this.options.containerId, this.options.sessionId, info.Pid, this.options.terminateGraceMs, info.Running ? processStartTime(info.Pid) : '');
+        await this.reaper.terminate(this.options.containerId, this.options.sessionId, info.Pid, this.options.terminateGraceMs, (info.Running && processStartTicks(info.Pid)) || '');
         return true;
       }
       if (!info.Running && info.ExitCode !== null && info.ExitCode !== undefined) return true;
@@ -332,7 +332,7 @@ export class DockerExecProcess implements ProcessSide {
         this.hostPid = info.Pid || 0;
         // Read now, while the PID is still the exec's (it runs): what tells it from a process
         // given the PID later.
-        this.hostStart = info.Running && this.hostPid > 0 ? processStartTime(this.hostPid) : '';
+        this.hostStart = (info.Running && this.hostPid > 0 && processStartTicks(this.hostPid)) || '';
         return this.hostPid;
       },
       // Gone or unreachable: the reaper falls back to asking inside the container.

@@ -3,6 +3,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { emptyEnvironmentCause, parsePidList, readProcFile } from './proc-file.js';
 import { nextTurn } from '../backend/pacing.js';
+import { processStartTicks } from '../proc-stat.js';
 
 /*
  * Finding a session's processes in our /proc (the reaper's host mode): by the session mark in
@@ -284,7 +285,7 @@ class MarkSorter {
     const read = this.proc.markOf(pid, this.needle);
     if (read === 'unmarked') {
       const { initPid, start } = this.root;
-      if (start !== '' && processStartTime(pid) === start && isExecProcessOf(pid, initPid)) this.marked.push(pid);
+      if (start !== '' && processStartTicks(pid) === start && isExecProcessOf(pid, initPid)) this.marked.push(pid);
       return;
     }
     this.sort(pid, read, false);
@@ -326,20 +327,6 @@ export function environmentReadable(pid: number): boolean {
 function denied(err: unknown): boolean {
   const code = (err as NodeJS.ErrnoException).code;
   return code === 'EACCES' || code === 'EPERM';
-}
-
-/**
- * When `pid` started, in clock ticks since boot (/proc/<pid>/stat, field 22): with the PID, what
- * tells a process from a later one given its PID. '' when it cannot be read.
- */
-export function processStartTime(pid: number): string {
-  try {
-    const stat = readProcFile(`/proc/${pid}/stat`).toString('latin1');
-    // Fields after the command's closing parenthesis start at the third.
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? '';
-  } catch {
-    return '';
-  }
 }
 
 /** Whether `pid` is an exec's process in the container of `initPid`: in its PID namespace, its parent not. */

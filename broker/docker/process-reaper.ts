@@ -177,7 +177,7 @@ export class ProcessReaper {
    * Sends `signal` to every process of the session, for its clean-up: a walk in our /proc in the
    * walk lane (WALK_CONCURRENCY), a scan inside the container in the scan lane (SCAN_CONCURRENCY).
    * Returns how many were signalled. `execStart`: the start time of the exec's process, read while
-   * it ran (processStartTime), which lets the walk count it whatever its environment says.
+   * it ran (processStartTicks), which lets the walk count it whatever its environment says.
    */
   signal(containerId: string, sessionId: string, signal: NodeJS.Signals, execHostPid: number, execStart = ''): Promise<number> {
     return this.signalIn({ walk: this.walks, exec: this.scans }, containerId, sessionId, signal, execHostPid, execStart);

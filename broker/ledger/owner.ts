@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
+import { processStartTicks } from '../proc-stat.js';
 
 /**
  * Which broker process wrote a ledger directory: `<host name>.<boot id>.<pid>.<start time>`, a
@@ -17,19 +18,6 @@ const OWNER_NAME = /^(.+)\.([0-9a-f-]{36})\.(\d+)\.(\d+)$/;
 
 function bootId(): string {
   return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
-}
-
-/** The start time of `pid` in clock ticks since boot (field 22 of /proc/PID/stat), or undefined when it is gone. */
-export function processStartTicks(pid: number | 'self'): string | undefined {
-  let stat: string;
-  try {
-    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  } catch {
-    return undefined;
-  }
-  // The command name may hold spaces and parentheses: fields are counted after the last ')'.
-  // After it come state (field 3) onwards, so field 22 is the 20th.
-  return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
 }
 
 /** This process's owner name; throws when /proc cannot tell (not Linux, or /proc not mounted). */

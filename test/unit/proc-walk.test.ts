@@ -3,7 +3,8 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { sessionMark } from '../../broker/backend/session-mark.js';
-import { hasMark, hasVariables, type MarkRead, processStartTime, ProcReader, scanPidsWithMark, treePidsWithMark } from '../../broker/docker/proc-walk.js';
+import { hasMark, hasVariables, type MarkRead, ProcReader, scanPidsWithMark, treePidsWithMark } from '../../broker/docker/proc-walk.js';
+import { processStartTicks } from '../../broker/proc-stat.js';
 
 const started: ChildProcess[] = [];
 const byNumber = (a: number, b: number): number => a - b;
@@ -205,14 +206,14 @@ describe("the exec's own process, whatever its environment", () => {
       return child;
     });
     const needle = Buffer.from(`${sessionMark(randomUUID())}\0`);
-    const started = processStartTime(exec);
+    const started = processStartTicks(exec) ?? '';
     expect(started).toMatch(/^\d+$/);
     expect(await treePidsWithMark(needle, exec, init, started)).toEqual([exec]);
     // The same PID with another start time is another process: a health check's exec, another session's.
     expect(await treePidsWithMark(needle, exec, init, String(Number(started) + 1))).toEqual([]);
     expect(await treePidsWithMark(needle, exec, init, '')).toEqual([]);
     // Nor is a process of the container whose parent is inside it.
-    expect(await treePidsWithMark(needle, init, init, processStartTime(init))).toEqual([]);
+    expect(await treePidsWithMark(needle, init, init, processStartTicks(init))).toEqual([]);
   });
 });
 
