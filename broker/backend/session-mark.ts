@@ -31,3 +31,11 @@ export const SCAN_SCRIPT = [
   'done',
   'echo "$found"',
 ].join('\n');
+
+/**
+ * Exit codes of a SCAN_SCRIPT whose shell could not run: 126 for a /bin/sh the runtime could not
+ * start (none in the image, or one that cannot be executed), 127 for one not found. Neither
+ * changes until the image does: the processes cannot be found from inside, and end only with
+ * their container.
+ */
+export const SHELL_CANNOT_RUN: ReadonlySet<number> = new Set([126, 127]);

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import type Docker from 'dockerode';
-import { SCAN_SCRIPT } from '../backend/session-mark.js';
+import { SCAN_SCRIPT, SHELL_CANNOT_RUN } from '../backend/session-mark.js';
 import { EntryError } from '../errors.js';
 import { DockerDemuxer } from './demux.js';
 import { dockerFailure } from './engine.js';
@@ -32,14 +32,6 @@ export const EXEC_SCAN_OUTPUT_CAP_BYTES = 1024 * 1024;
 
 /** How long the engine is asked for an abandoned scan's PID: one inspect, normally a few ms. */
 const HELPER_INSPECT_TIMEOUT_MS = 2_000;
-
-/**
- * Exit codes of a scan whose shell could not run: Docker gives 126 for an exec the runtime
- * could not start (no /bin/sh in the image, or one that cannot be executed), and a shell 127
- * for a command it cannot find. Neither changes until the image does: the processes cannot be
- * found from inside, and end only with the container.
- */
-const SHELL_CANNOT_RUN = new Set([126, 127]);
 
 /** Marks the scan's own processes, so an abandoned one can be found and killed (see killHelper). */
 const REAPER_ENV = 'ENTRY_REAPER';

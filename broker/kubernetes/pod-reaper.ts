@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { cleanUpOrRetry } from '../backend/cleanup-retry.js';
 import { Limiter } from '../backend/pacing.js';
-import { SCAN_SCRIPT, sessionMark } from '../backend/session-mark.js';
+import { SCAN_SCRIPT, SHELL_CANNOT_RUN, sessionMark } from '../backend/session-mark.js';
 import { EntryError, isEntryError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { execCollect, type ExecTarget } from './exec-socket.js';
@@ -21,12 +21,6 @@ const SCAN_CONCURRENCY = 8;
  * here but later on a loaded node.
  */
 const LATE_START_RECHECK_MS = 2_000;
-
-/**
- * Exit codes of a scan whose shell could not run: 126 for a /bin/sh the runtime could not start
- * (or one that cannot be executed), 127 for one not found. Neither changes until the image does.
- */
-const SHELL_CANNOT_RUN = new Set([126, 127]);
 
 /** The runtime's word that the scan's /bin/sh is not in the image, when no exit code says it. */
 const NO_SHELL = /"?\/bin\/sh"?: (?:stat [^:]*: )?(?:no such file or directory|executable file not found|permission denied)/i;

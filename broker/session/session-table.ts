@@ -1,4 +1,5 @@
 import type { AuditTrail } from '../audit/audit-trail.js';
+import { RetrySchedule } from '../backend/retry-schedule.js';
 import { EntryError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { type ControlMessage, EVERY_BROKER, type Revocation, type Store } from '../store/store.js';
@@ -36,8 +37,8 @@ export class SessionTable {
   /** Sessions already ended for a revocation: heard of and then found in the store, they end once. */
   private readonly revoked = new WeakSet<LiveSession>();
   private recheckTimer: NodeJS.Timeout | undefined;
-  private retryTimer: NodeJS.Timeout | undefined;
-  private retryMs = RECHECK_RETRY_FIRST_MS;
+  /** The next check after one the store failed (see RECHECK_RETRY_FIRST_MS). */
+  private retries: RetrySchedule | undefined;
   /** A check still on its way when the next is due is not doubled... */
   private rechecking = false;
   /** ...but one asked for meanwhile (the link back) runs once it is done: it may know more. */
@@ -151,19 +152,15 @@ export class SessionTable {
     } finally {
       this.rechecking = false;
     }
-    clearTimeout(this.retryTimer);
+    this.retries ??= new RetrySchedule(() => this.recheckRevocations(store, audit), { backoffInitialMs: RECHECK_RETRY_FIRST_MS, backoffMaxMs: RECHECK_RETRY_MAX_MS });
     if (failed > 0) {
       // Said once per outage; the checks that follow it, at debug.
-      const fields = { tokens: failed, error: error as Error, retryMs: this.retryMs };
-      if (this.retryMs === RECHECK_RETRY_FIRST_MS) this.log.warn('revocations not checked: shared store failed', fields);
+      const fields = { tokens: failed, error: error as Error };
+      if (this.retries.failures === 0) this.log.warn('revocations not checked: shared store failed', fields);
       else this.log.debug('revocations not checked: shared store failed', fields);
-      if (!this.draining) {
-        this.retryTimer = setTimeout(() => void this.recheckRevocations(store, audit), this.retryMs);
-        this.retryTimer.unref();
-        this.retryMs = Math.min(this.retryMs * 2, RECHECK_RETRY_MAX_MS);
-      }
+      this.retries.failed();
     } else {
-      this.retryMs = RECHECK_RETRY_FIRST_MS;
+      this.retries.succeeded();
     }
     if (this.recheckAgain) {
       this.recheckAgain = false;
@@ -193,7 +190,7 @@ export class SessionTable {
   async drain(): Promise<void> {
     this.draining = true;
     clearInterval(this.recheckTimer);
-    clearTimeout(this.retryTimer);
+    this.retries?.stop();
     await Promise.all([...this.sessions.values()].map((s) => s.stop(new EntryError('ENTRY_DRAINING'))));
     await this.emptied();
   }
