@@ -5,7 +5,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AuditTrail } from './audit/audit-trail.js';
-import { createDevIdentity } from './auth/dev.js';
+import { createDevIdentity, writeDevToken } from './auth/dev.js';
 import { AuthGuard } from './auth/guard.js';
 import { authWarnings, loadVerificationKey, type VerificationKey } from './auth/keys.js';
 import { AccessPolicy } from './auth/policy.js';
@@ -116,8 +116,12 @@ export class EntryBroker {
     const { config } = this;
     // What the files say is checked before anything is started or listened on: a key or a
     // recordings directory that cannot be used stops the broker before it touches an engine.
-    let key: VerificationKey | undefined;
-    if (!config.dev) {
+    let key: VerificationKey;
+    // Dev mode's key is made before the listener opens too: from its first request on, the
+    // broker has everything it needs to answer (the API and upgrades are ready once it listens).
+    const dev = config.dev ? await createDevIdentity() : undefined;
+    if (dev) key = dev.key;
+    else {
       key = loadVerificationKey(config.auth);
       for (const warning of authWarnings(config.auth)) this.log.warn(warning);
     }
@@ -158,7 +162,8 @@ export class EntryBroker {
       oidc: config.oidc,
       allowedOrigins: config.allowedOrigins,
     });
-    // Upgrades that arrive before the gateway exists (keys still loading) are turned away.
+    // Nothing is awaited from here until the API and the gateway are set, below: no request
+    // is read before they exist.
     this.server = await listeningOn('--listen', config.listen, () =>
       listen(
         { ...config.listen, handshakeTimeoutMs: config.limits.handshakeTimeoutMs, bodyTimeoutMs: config.limits.bodyTimeoutMs, certificates, proxies, log: this.log, fault: this.fault },
@@ -166,9 +171,8 @@ export class EntryBroker {
         (req, socket, head) => (gateway ? gateway.handleUpgrade(req, socket, head) : socket.destroy()),
       ),
     );
-    if (config.dev) {
-      const dev = await createDevIdentity(config.devTokenFile);
-      key = dev.key;
+    if (dev) {
+      writeDevToken(config.devTokenFile, dev.token);
       this.devToken = dev.token;
       this.log.info('dev mode: a token for the local user', { user: dev.user, broker: this.url, file: config.devTokenFile, login: `enter login --broker ${this.url} < ${config.devTokenFile}` });
     }
@@ -194,7 +198,7 @@ export class EntryBroker {
     if (recorder) this.observers.push(recorder);
     this.recorder = recorder;
     const guard = new AuthGuard(
-      new TokenVerifier(key!, config.auth),
+      new TokenVerifier(key, config.auth),
       store,
       config.limits,
       (err, source, claimed, via, repeat) => {

@@ -53,7 +53,8 @@ export function createRequestHandler(deps: HttpDeps) {
     if (handleConfigRoute(req, res, path, deps.oidc)) return;
     const api = deps.api();
     if (path.startsWith('/api/')) {
-      if (!api) sendJson(res, 503, { error: 'ENTRY_DRAINING', message: 'starting' });
+      // Set before the listener reads its first request (EntryBroker.start).
+      if (!api) sendError(res, new EntryError('ENTRY_INTERNAL', 'the API is not set up'));
       else await handleApi(req, res, path, api);
       return;
     }

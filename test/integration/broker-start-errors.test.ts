@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -60,6 +60,14 @@ describe('a broker that cannot listen where it is told', () => {
     expect(main).toEqual({ status: 2, stderr: `entry-broker: invalid setting --listen: cannot listen on 127.0.0.1:${port}: in use by another process\n` });
     const metrics = await brokerExit(['--listen', '127.0.0.1:0', '--metrics-listen', `127.0.0.1:${port}`]);
     expect(metrics).toEqual({ status: 2, stderr: `entry-broker: invalid setting --metrics-listen: cannot listen on 127.0.0.1:${port}: in use by another process\n` });
+  });
+
+  it("leaves the dev token of the broker that has the address as it was", async () => {
+    // The token file of a dev broker already running there (deploy/dev/up.sh logs in from it).
+    const file = join(tokenDir, 'token');
+    writeFileSync(file, 'the running broker\'s token\n');
+    expect((await brokerExit(['--listen', `127.0.0.1:${port}`])).status).toBe(2);
+    expect(readFileSync(file, 'utf8')).toBe('the running broker\'s token\n');
   });
 });
 
