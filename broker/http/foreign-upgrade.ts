@@ -17,7 +17,7 @@ const UPGRADE_ONLY = new Set(['upgrade', 'http2-settings']);
  * written again without the upgrade, put back in front of the body, and the connection is given
  * to the server as a new one, which reads it as it reads any request.
  */
-export function answerAsPlainRequest(server: Server, req: IncomingMessage, socket: Duplex, head: Buffer): void {
+export function answerAsPlainRequest(server: Server, req: IncomingMessage, socket: Duplex, head: Buffer, unanswered: readonly ServerResponse[]): void {
   const lines = [`${req.method ?? 'GET'} ${req.url ?? '/'} HTTP/${req.httpVersion}`];
   const raw = req.rawHeaders;
   for (let i = 0; i + 1 < raw.length; i += 2) {
@@ -40,16 +40,17 @@ export function answerAsPlainRequest(server: Server, req: IncomingMessage, socke
     // An https server reads requests from its 'secureConnection' sockets, an http one from 'connection'.
     server.emit('encrypted' in socket ? 'secureConnection' : 'connection', socket);
   };
-  // A request pipelined behind one whose answer is still being written (Node's own field for
-  // it): read again once that answer is done, or the new reading's answer would wait behind it
-  // for ever (it belongs to the connection's old reading).
-  const previous = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage;
-  if (!previous || previous.writableFinished) return again();
-  // Node took the connection's 'drain' from that answer along with the upgrade: handed back to
-  // it until it is done, or a large one would wait for a drain that never comes.
-  const drain = () => previous.emit('drain');
+  // A request pipelined behind answers still being written (`unanswered`, in order, kept
+  // current by the listener): read again once the last is done, or the new reading's answer
+  // would wait behind them for ever (they belong to the connection's old reading).
+  const last = unanswered.at(-1);
+  if (!last || last.writableFinished) return again();
+  // Node took the connection's 'drain' from those answers along with the upgrade: handed back to
+  // the one being written until the last is done, or a large one would wait for a drain that
+  // never comes.
+  const drain = () => unanswered[0]?.emit('drain');
   socket.on('drain', drain);
-  previous.once('finish', () => {
+  last.once('finish', () => {
     socket.off('drain', drain);
     again();
   });

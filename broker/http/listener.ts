@@ -43,11 +43,11 @@ export async function listen(
     requestTimeout: o.handshakeTimeoutMs + o.bodyTimeoutMs + checkEveryMs,
     connectionsCheckingInterval: checkEveryMs,
   };
-  const waiting = new WeakMap<Duplex, number>();
+  const unanswered = new WeakMap<Duplex, ServerResponse[]>();
   const handler = httpBoundary(
     'http',
     (req, res) => {
-      if (tooManyWaiting(waiting, req, res)) return;
+      if (tooManyWaiting(unanswered, req, res)) return;
       o.proxies.stamp(req);
       res.setHeader('x-request-id', requestId(req));
       logAccess(req, res, o.log);
@@ -62,7 +62,7 @@ export async function listen(
   server.on(
     'upgrade',
     upgradeBoundary((req, socket, head) => {
-      if (!isWebSocketUpgrade(req)) return answerAsPlainRequest(server, req, socket, head);
+      if (!isWebSocketUpgrade(req)) return answerAsPlainRequest(server, req, socket, head, unanswered.get(socket) ?? []);
       o.proxies.stamp(req);
       onUpgrade(req, socket, head);
     }, o.fault),
@@ -86,19 +86,20 @@ export async function listen(
  */
 export const MAX_PIPELINED_REQUESTS = 64;
 
-function tooManyWaiting(waiting: WeakMap<Duplex, number>, req: IncomingMessage, res: ServerResponse): boolean {
+/** Keeps each connection's answers not yet finished, in order; closes one with too many. */
+function tooManyWaiting(unanswered: WeakMap<Duplex, ServerResponse[]>, req: IncomingMessage, res: ServerResponse): boolean {
   const socket = req.socket;
-  const count = (waiting.get(socket) ?? 0) + 1;
-  if (count > MAX_PIPELINED_REQUESTS) {
+  let waiting = unanswered.get(socket);
+  if (!waiting) unanswered.set(socket, (waiting = []));
+  if (waiting.length >= MAX_PIPELINED_REQUESTS) {
     socket.destroy();
     return true;
   }
-  waiting.set(socket, count);
-  let done = false;
+  waiting.push(res);
+  const list = waiting;
   const answered = () => {
-    if (done) return;
-    done = true;
-    waiting.set(socket, (waiting.get(socket) ?? 1) - 1);
+    const at = list.indexOf(res);
+    if (at >= 0) list.splice(at, 1);
   };
   res.once('finish', answered);
   res.once('close', answered);

@@ -115,6 +115,9 @@ describe('HTTP methods and timeouts', () => {
     const plain = (path: string) => `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n`;
     const piped = await rawHttp(port, { head: `${plain('/entry-terminal.js')}\r\n${plain('/healthz')}${offer}\r\n${plain('/readyz')}\r\n`, answers: 3, timeoutMs: 5_000 });
     expect(piped.statuses).toEqual([200, 200, expect.any(Number)]);
+    // Behind two such answers: the second is still queued when the first is done.
+    const twice = await rawHttp(port, { head: `${plain('/entry-terminal.js')}\r\n${plain('/entry-terminal.js')}\r\n${plain('/healthz')}${offer}\r\n${plain('/readyz')}\r\n`, answers: 4, timeoutMs: 5_000 });
+    expect(twice.statuses).toEqual([200, 200, 200, expect.any(Number)]);
     // A WebSocket upgrade is still one.
     const ws = await rawHttp(port, { head: `GET /nowhere HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n`, answers: 1, timeoutMs: 5_000 });
     expect(ws.statuses).toEqual([404]);
