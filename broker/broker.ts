@@ -263,7 +263,7 @@ export class EntryBroker {
       ledger = new StoreLedger(store, this.id, aliveMarkMs(config.limits.sessionTtlMs), this.log, backends.places());
       sweepMs = config.limits.sessionTtlMs;
     } else if (config.stateDir) {
-      ledger = await FileLedger.open(config.stateDir, this.log);
+      ledger = await FileLedger.open(config.stateDir, this.log, backends.places());
     }
     if (!ledger) return undefined;
     // The session's end, which its own broker never recorded.

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { Logger } from '../log.js';
 import { AliveSockets, listenAlive, probeAlive } from './alive-socket.js';
 import { currentOwner, fromEarlierBoot, judgeable, type Owner } from './owner.js';
-import { isSessionId, type LedgerEntry, parseEntry, type SessionLedger } from './session-ledger.js';
+import { entryPlace, isSessionId, type LedgerEntry, parseEntry, placeKey, type SessionLedger } from './session-ledger.js';
 
 /**
  * Sessions whose processes may still be running, on disk: a file per session from before its
@@ -28,6 +28,8 @@ export class FileLedger implements SessionLedger {
     private readonly sockets: AliveSockets,
     /** This broker's proof of life. */
     private readonly alive: Server,
+    /** The hosts and clusters this broker has (placeKey): it claims only what it can end. */
+    private readonly places: ReadonlySet<string> | undefined,
   ) {}
 
   /** This broker's own directory of entries. */
@@ -35,8 +37,12 @@ export class FileLedger implements SessionLedger {
     return join(this.root, this.owner.name);
   }
 
-  /** The ledger under `stateDir`, or undefined (said in the log) when it cannot be kept there. */
-  static async open(stateDir: string, log: Logger): Promise<FileLedger | undefined> {
+  /**
+   * The ledger under `stateDir`, or undefined (said in the log) when it cannot be kept there.
+   * With `places`, a dead broker's entries on other hosts and clusters are left for a broker
+   * that has them (several brokers may share one state directory, each with its own hosts).
+   */
+  static async open(stateDir: string, log: Logger, places?: readonly string[]): Promise<FileLedger | undefined> {
     try {
       const root = join(stateDir, 'sessions');
       const owner = currentOwner();
@@ -47,7 +53,7 @@ export class FileLedger implements SessionLedger {
         sockets.close();
         throw err;
       });
-      const ledger = new FileLedger(root, owner, log, sockets, alive);
+      const ledger = new FileLedger(root, owner, log, sockets, alive, places && new Set(places));
       await mkdir(ledger.dir, { recursive: true, mode: 0o700 });
       return ledger;
     } catch (err) {
@@ -95,7 +101,8 @@ export class FileLedger implements SessionLedger {
   /**
    * Takes over the entries of brokers that are gone: each file is moved into this broker's own
    * directory (a rename: of two brokers claiming at once, one gets it), and the emptied
-   * directory is removed. Returns the entries claimed now; unreadable files are dropped.
+   * directory is removed. Returns the entries claimed now; files that are not entries are
+   * dropped, and entries on hosts and clusters this broker does not have are left where they are.
    */
   async claimOrphans(): Promise<LedgerEntry[]> {
     const claimed: LedgerEntry[] = [];
@@ -118,20 +125,23 @@ export class FileLedger implements SessionLedger {
             continue;
           }
         } else if (!ENTRY_FILE.test(file)) continue;
+        // Read where it lies: one on a host this broker does not have stays there, unclaimed.
+        let text: string;
+        try {
+          text = await readFile(join(from, file), 'utf8');
+        } catch (err) {
+          // A read that failed (EMFILE, EIO) says nothing of the entry, whose processes may run:
+          // it stays for the next sweep, and the directory with it. (Gone: another broker took it.)
+          if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.log.warn('ledger entry not readable now: left for the next sweep', { file: join(from, file), error: err as Error });
+          continue;
+        }
+        const place = entryPlace(text);
+        if (this.places && place && !this.places.has(placeKey(place.backend, place.host))) continue;
+        // Of two brokers claiming at once, the one whose rename succeeds has it.
         const to = join(this.dir, next ? next[1]! : file);
         try {
           await rename(join(from, file), to);
         } catch {
-          continue;
-        }
-        let text: string;
-        try {
-          text = await readFile(to, 'utf8');
-        } catch (err) {
-          // A read that failed (EMFILE, EIO) says nothing of the entry, whose processes may run:
-          // it goes back for the next sweep, and the directory with it.
-          this.log.warn('ledger entry not readable now: left for the next sweep', { file: join(from, file), error: err as Error });
-          await rename(to, join(from, file)).catch(() => undefined);
           continue;
         }
         const entry = parseEntry(text);

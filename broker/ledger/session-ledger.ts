@@ -59,6 +59,19 @@ export function parseEntry(text: string): LedgerEntry | undefined {
 }
 
 /**
+ * An entry's place as far as it can be read, for a claim: an entry whose other fields are wrong
+ * (which parseEntry refuses) still belongs to the broker that has its host.
+ */
+export function entryPlace(text: string): { backend: string; host: string } | undefined {
+  try {
+    const p = (JSON.parse(text) as { place?: { backend?: unknown; host?: unknown } }).place;
+    return p && typeof p.backend === 'string' && typeof p.host === 'string' ? { backend: p.backend, host: p.host } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * A host or cluster as a claim in the store names it (see Store.claimLedgers): the backend and
  * the host's name, a line apart (neither holds a line break).
  */

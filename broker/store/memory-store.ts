@@ -1,6 +1,6 @@
 import { AUDIT_CLOCK_SLACK_MS, type AuditEvent, type AuditPage, type AuditQuery, matches } from '../audit/events.js';
 import { EntryError } from '../errors.js';
-import { placeKey } from '../ledger/session-ledger.js';
+import { entryPlace, placeKey } from '../ledger/session-ledger.js';
 import type { ControlMessage, RateDecision, SessionRecord, Store } from './store.js';
 
 /** Bound on tickets and rate-limit windows kept, so no caller can grow memory without limit. */
@@ -109,7 +109,7 @@ export class MemoryStore implements Store {
       if (other === broker || (this.alive.get(other) ?? 0) > now) continue;
       const mine = this.ledgers.get(broker) ?? new Map<string, string>();
       for (const [session, entry] of entries) {
-        const place = placeOf(entry);
+        const place = entryPlace(entry);
         if (has && place && !has.has(placeKey(place.backend, place.host))) continue;
         entries.delete(session);
         mine.set(session, entry);
@@ -309,14 +309,4 @@ function dropExpired<V>(map: Map<string, V>, expiresAt: (v: V) => number, now: n
   if (map.size < MAX_ENTRIES || now - sweptAt < FULL_SWEEP_INTERVAL_MS) return sweptAt;
   for (const [k, v] of map) if (expiresAt(v) <= now) map.delete(k);
   return now;
-}
-
-/** An entry's place as the claim script reads it (see redis-store.ts): undefined when it has none readable. */
-function placeOf(text: string): { backend: string; host: string } | undefined {
-  try {
-    const p = (JSON.parse(text) as { place?: { backend?: unknown; host?: unknown } }).place;
-    return p && typeof p.backend === 'string' && typeof p.host === 'string' ? { backend: p.backend, host: p.host } : undefined;
-  } catch {
-    return undefined;
-  }
 }

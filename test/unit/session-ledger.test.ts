@@ -10,7 +10,7 @@ import { currentOwner, fromEarlierBoot } from '../../broker/ledger/owner.js';
 import { processStartTicks } from '../../broker/proc-stat.js';
 import { aliveSocketPath, listenAlive } from '../../broker/ledger/alive-socket.js';
 import { FileLedger } from '../../broker/ledger/file-ledger.js';
-import type { LedgerEntry } from '../../broker/ledger/session-ledger.js';
+import { type LedgerEntry, placeKey } from '../../broker/ledger/session-ledger.js';
 import { StoreLedger } from '../../broker/ledger/store-ledger.js';
 import { MemoryStore } from '../../broker/store/memory-store.js';
 import { createLogger } from '../../broker/log.js';
@@ -114,6 +114,25 @@ describe('the session ledger on disk', () => {
     // A file that is not an entry is not the ledger's to delete: the directory stays for it.
     expect(readdirSync(join(root(), dead))).toEqual(['notes.txt']);
     expect(await ledger.claimOrphans()).toEqual([]);
+  });
+
+  it("leaves a dead broker's entries on hosts it does not have for a broker that has them", async () => {
+    const dead = deadOwner(root());
+    const elsewhere: LedgerEntry = { ...entry(uuid(9)), place: { ...entry(uuid(9)).place, host: 'build-2' } };
+    // Its place readable, the rest not an entry: still the business of the broker with that host.
+    const brokenElsewhere = JSON.stringify({ place: { backend: 'docker', host: 'build-2' } });
+    plant(dead, { [`${uuid(8)}.json`]: JSON.stringify(entry(uuid(8))), [`${uuid(9)}.json`]: JSON.stringify(elsewhere), [`${uuid(10)}.json`]: brokenElsewhere });
+    const local = (await FileLedger.open(stateDir, log, [placeKey('docker', 'local')]))!;
+    expect(await local.claimOrphans()).toEqual([entry(uuid(8))]);
+    expect(readdirSync(join(root(), dead)).sort()).toEqual([`${uuid(9)}.json`, `${uuid(10)}.json`]);
+    await local.remove(uuid(8));
+    await local.close();
+    // A broker with that host, later (a state directory shared by brokers of different hosts).
+    const other = (await FileLedger.open(stateDir, log, [placeKey('docker', 'build-2')]))!;
+    expect(await other.claimOrphans()).toEqual([elsewhere]);
+    expect(existsSync(join(root(), dead))).toBe(false);
+    await other.remove(uuid(9));
+    await other.close();
   });
 
   it("leaves a dead broker's entry it could not read for the next sweep, rather than dropping it", async () => {
