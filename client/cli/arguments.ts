@@ -70,3 +70,35 @@ export const VALUE_OPTIONS: ReadonlySet<string> = new Set(['-b', '--broker', '--
 
 /** The subcommands: offered by completion where an app name may go, and an app's name may shadow one. */
 export const SUBCOMMANDS: readonly string[] = ['broker', 'completion', 'exec', 'kill', 'login', 'logout', 'ls', 'replay', 'sessions', 'status', 'watch'];
+
+/** The words each command cannot do without, in order (`exec` is also the default command). */
+const REQUIRED_WORDS: Readonly<Record<string, readonly string[]>> = {
+  exec: ['<app>', '<proc>', '<instance>'],
+  kill: ['<id>'],
+  watch: ['<id>'],
+  replay: ['<id>'],
+};
+
+/**
+ * A usage error as the CLI says it, from the parser's message and the arguments before `--`:
+ * what is missing or misplaced in enter's own words, and the next step.
+ */
+export function usageError(msg: string, ours: readonly string[]): { message: string; hint: string } {
+  const words = ours.filter((a, i) => !a.startsWith('-') && !VALUE_OPTIONS.has(ours[i - 1] ?? ''));
+  const first = words[0];
+  if (/^Unknown arguments?:/.test(msg)) {
+    if (first && SUBCOMMANDS.includes(first)) return { message: msg, hint: `For an app named ${first}: enter exec ${first} PROC INSTANCE. Else see enter ${first} --help.` };
+    return { message: msg, hint: 'A command to run goes after --: enter APP PROC INSTANCE -- CMD ARGS… (see enter --help).' };
+  }
+  // Words left out (`enter demo web`, `enter kill`): named, rather than counted.
+  const short = /^Not enough non-option arguments: got (\d+), need at least (\d+)$/.exec(msg);
+  const command = first !== undefined && SUBCOMMANDS.includes(first) ? first : 'exec';
+  const required = REQUIRED_WORDS[command];
+  if (short && required?.length === Number(short[2])) {
+    const missing = required.slice(Number(short[1]));
+    const named = missing.length > 1 ? `${missing.slice(0, -1).join(', ')} and ${missing.at(-1)}` : missing.join('');
+    const usage = command === 'exec' ? 'enter <app> <proc> <instance> [-- <cmd…>]; enter ls lists what you may enter.' : `enter ${command} ${required.join(' ')} (see enter ${command} --help).`;
+    return { message: `missing ${named}`, hint: `Usage: ${usage}` };
+  }
+  return { message: msg, hint: 'Run enter --help for usage.' };
+}

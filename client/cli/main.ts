@@ -7,7 +7,7 @@ import { endReason } from '../protocol/connection.js';
 import { parseEscapeChar } from './escape.js';
 import { EXIT_CLIENT_FAILURE, EXIT_OUTPUT_CLOSED, runExecCommand } from './exec-command.js';
 import type { FailureContext } from './hints.js';
-import { envSwitch, lastTtyFlag, manyValues, oneNumber, oneValue, SUBCOMMANDS, VALUE_OPTIONS } from './arguments.js';
+import { envSwitch, lastTtyFlag, manyValues, oneNumber, oneValue, usageError } from './arguments.js';
 import { resolveBroker, resolveToken } from './settings.js';
 
 // Everything but the exec path is imported when its command runs: scripts call
@@ -70,15 +70,6 @@ function onStdoutError(err: NodeJS.ErrnoException): void {
 }
 
 /** The next step after a usage error: where the usual mistakes go wrong. */
-function usageHint(msg: string, ours: readonly string[]): string {
-  if (/^Unknown arguments?:/.test(msg)) {
-    const first = ours.find((a, i) => !a.startsWith('-') && !VALUE_OPTIONS.has(ours[i - 1] ?? ''));
-    if (first && SUBCOMMANDS.includes(first)) return `For an app named ${first}: enter exec ${first} PROC INSTANCE. Else see enter ${first} --help.`;
-    return 'A command to run goes after --: enter APP PROC INSTANCE -- CMD ARGS… (see enter --help).';
-  }
-  return 'Run enter --help for usage.';
-}
-
 async function main(): Promise<void> {
   process.stdout.on('error', onStdoutError);
   const argv = hideBin(process.argv);
@@ -354,7 +345,8 @@ async function main(): Promise<void> {
         parser.showHelp((help) => process.stderr.write(`${help}\n`));
         process.exit(EXIT_CLIENT_FAILURE);
       }
-      process.stderr.write(`enter: ${msg}\n  ${usageHint(msg, ours)}\n`);
+      const usage = usageError(msg, ours);
+      process.stderr.write(`enter: ${usage.message}\n  ${usage.hint}\n`);
       process.exit(EXIT_CLIENT_FAILURE);
     })
     .parseAsync();

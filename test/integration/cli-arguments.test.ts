@@ -126,6 +126,12 @@ describe('the enter CLI', () => {
     const listingWithCommand = await enter(['ls', '--', 'foo']);
     expect(listingWithCommand.stderr.toString()).toMatch(/^enter: enter ls runs no command/);
     expect(listingWithCommand.status).toBe(255);
+    const short = await enter(['demo', 'web']);
+    expect(short.stderr.toString()).toBe('enter: missing <instance>\n  Usage: enter <app> <proc> <instance> [-- <cmd…>]; enter ls lists what you may enter.\n');
+    expect(short.status).toBe(255);
+    expect((await enter(['exec', 'demo'])).stderr.toString()).toMatch(/^enter: missing <proc> and <instance>\n/);
+    expect((await enter(['exec'])).stderr.toString()).toMatch(/^enter: missing <app>, <proc> and <instance>\n/);
+    expect((await enter(['kill'])).stderr.toString()).toBe('enter: missing <id>\n  Usage: enter kill <id> (see enter kill --help).\n');
     const bare = await enter([]);
     expect(bare.stderr.toString()).toContain('enter <app> <proc> <instance> -- <cmd…>');
     expect(bare.status).toBe(255);
