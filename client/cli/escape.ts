@@ -74,7 +74,9 @@ export function escapeHelp(char: number): string {
     ` ${e}.   - end the session`,
     ` ${e}?   - this message`,
     ` ${e}${e}   - send the escape character by typing it twice`,
-    '(Escapes are only recognized right after Enter. Change the character with --escape, or turn them off with --escape none.)',
+    // Lines under 80 columns, as ssh's: a terminal of that width does not wrap them mid-word.
+    '(Escapes are only recognized right after Enter. Change the character',
+    ' with --escape, or turn them off with --escape none.)',
     '',
   ].join('\r\n');
 }

@@ -57,4 +57,8 @@ describe('parseEscapeChar', () => {
     expect(escapeHelp(0x1d)).toContain(' ^]. ');
     expect(escapeHelp(TILDE).split('\r\n')[0]).toBe('~?');
   });
+
+  it('keeps every line of the list within an 80-column terminal', () => {
+    for (const line of escapeHelp(0x1d).split('\r\n')) expect(line.length).toBeLessThan(80);
+  });
 });
