@@ -6,6 +6,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AuditTrail } from './audit/audit-trail.js';
 import { createDevIdentity, writeDevToken } from './auth/dev.js';
+import { withTimeout } from './backend/with-timeout.js';
+import { EntryError } from './errors.js';
 import { AuthGuard } from './auth/guard.js';
 import { authWarnings, loadVerificationKey, type VerificationKey } from './auth/keys.js';
 import { AccessPolicy } from './auth/policy.js';
@@ -57,6 +59,13 @@ export interface BrokerOptions {
 /** The package root, whether running from dist/ or from sources (tests). */
 const PACKAGE_ROOT = fileURLToPath(new URL(import.meta.url.includes('/dist/broker/') ? '../../' : '../', import.meta.url));
 const DEFAULT_CONSOLE_ROOT = join(PACKAGE_ROOT, 'dist', 'console');
+
+/**
+ * How long an exit before the drain is done waits for its clients to be told (see abandon): a
+ * client that reads has its CLOSE and answers it within round trips of milliseconds; one that
+ * does not read would not have it after any wait, and the exit is not held for it.
+ */
+const ANNOUNCE_WAIT_MS = 1_000;
 
 /** What became of a dead broker's session, in the audit trail's end of it. */
 const LEFTOVER_REASONS: Record<LeftoverOutcome, string> = {
@@ -323,6 +332,16 @@ export class EntryBroker {
     // The sessions' last events (their ends) are stored before the store is let go.
     await this.audit?.flush();
     await this.store?.close();
+  }
+
+  /**
+   * The broker exits before its drain is done (--drain-timeout, a second signal): every client
+   * still connected is told now, with at most ANNOUNCE_WAIT_MS for it to go out. Their processes
+   * are the session ledger's, for the next broker to end.
+   */
+  async abandon(): Promise<void> {
+    const told = this.sessions.announceEnd(new EntryError('ENTRY_DRAINING', "the broker exits before this session's processes are ended: the next broker ends them"));
+    await withTimeout(told, ANNOUNCE_WAIT_MS, 'telling the clients of the exit').catch((err: unknown) => this.log.info('not every client confirmed the end before the exit', { error: err as Error }));
   }
 
   /** Reads the TLS certificate and key again (SIGHUP); new connections get them. */

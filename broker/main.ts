@@ -36,12 +36,19 @@ async function main(): Promise<void> {
     process.exit(1);
   }
   let stopping = false;
+  let exiting = false;
+  // Before the drain is done: the clients still connected are told, then the process exits.
+  const exitNow = (code: number) => {
+    if (exiting) return;
+    exiting = true;
+    void broker.abandon().finally(() => process.exit(code));
+  };
   const stop = (signal: string, exitCode = 0) => {
     if (stopping) {
       // Asked again (Ctrl-C twice): exit now; what the drain had not ended is the ledger's.
       if (signal === 'SIGINT' || signal === 'SIGTERM') {
         broker.log.warn('drain cut short by a second signal', { signal, sessions: broker.sessionCount });
-        process.exit(1);
+        exitNow(1);
       }
       return;
     }
@@ -51,7 +58,7 @@ async function main(): Promise<void> {
       // Out of time: sessions still open make it a failed stop; an idle broker's is not.
       const open = broker.sessionCount;
       if (open > 0) broker.log.warn('drain timed out: exiting with sessions open', { sessions: open, drainTimeoutMs: broker.config.limits.drainTimeoutMs });
-      process.exit(open > 0 ? exitCode || 1 : exitCode);
+      exitNow(open > 0 ? exitCode || 1 : exitCode);
     }, broker.config.limits.drainTimeoutMs);
     timer.unref();
     void broker.stop().then(() => process.exit(exitCode));

@@ -147,7 +147,7 @@ export const SETTINGS = {
   },
   'handshake-timeout': { type: 'number', arg: 'MS', default: DEFAULT_HANDSHAKE_TIMEOUT_MS, description: 'an upgrade must send its headers and be admitted within this (slow-loris protection)' },
   'kill-grace': { type: 'number', arg: 'MS', default: DEFAULT_KILL_GRACE_MS, description: "SIGHUP, then SIGKILL after this, for a session's leftover processes (shorter than `--drain-timeout`, which waits for it)" },
-  'drain-timeout': { type: 'number', arg: 'MS', default: DEFAULT_DRAIN_TIMEOUT_MS, description: 'on SIGTERM, exit after this even if sessions remain (exit status 1, with a `drain timed out` line; their processes are left to the ledger); a second SIGTERM or SIGINT exits at once' },
+  'drain-timeout': { type: 'number', arg: 'MS', default: DEFAULT_DRAIN_TIMEOUT_MS, description: 'on SIGTERM, exit after this even if sessions remain (exit status 1, with a `drain timed out` line; their clients are told `ENTRY_DRAINING` first, their processes are left to the ledger); a second SIGTERM or SIGINT exits at once, the same way' },
   'reap-mode': { type: 'string', arg: 'MODE', default: 'auto', description: 'how leftover processes are found: `host` (/proc; needs to read and signal the container\'s processes, as root or with CAP_SYS_PTRACE and CAP_KILL), `exec` (sh in the container), `auto` (host where it can, else exec)' },
   'state-dir': { type: 'string', arg: 'DIR', default: '/var/lib/entry', description: 'the session ledger (`sessions/`) when there is no `--redis-url`: a broker that starts ends the processes of sessions a dead broker left running; `none` disables' },
   'redis-url': { type: 'string', arg: 'URL', shown: 'in memory', description: '`redis://` or `rediss://`: shared state for several brokers' },

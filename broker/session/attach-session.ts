@@ -36,7 +36,8 @@ export async function runAttachSession(upgrade: AdmittedSession, deps: AttachSes
     void stopping.relay?.stop(error);
     return settled;
   };
-  const untrack = track({ ...trackedAs(upgrade), stop, watch: () => undefined });
+  const announce = (error: EntryError) => stopping.relay?.announce(error) ?? Promise.resolve();
+  const untrack = track({ ...trackedAs(upgrade), stop, announce, watch: () => undefined });
   const fields = { session: sessionId, request: upgrade.requestId, user: identity.user, container: container.id.slice(0, 12), host: container.host, backend: container.backend };
   let registered = false;
   const started = Date.now();

@@ -80,6 +80,8 @@ export async function runExecSession(upgrade: AdmittedSession, deps: ExecSession
       void relay?.stop(error);
       return settled;
     },
+    // Before the relay runs, a stop ends the open at once and the client is told then.
+    announce: (error) => relay?.announce(error) ?? Promise.resolve(),
     watch: (until, by) => {
       // The banner goes to TTY sessions only: in a scripted run it would corrupt the output.
       // Once the relay runs: before, the banner would reach the client ahead of RESUMABLE,

@@ -12,6 +12,8 @@ export interface LiveSession {
   /** The token it was admitted with, or last resumed with: a revocation that covers it ends the session (see SessionTable). */
   credential: TokenCredential;
   stop(error: EntryError): Promise<EndReason | undefined>;
+  /** Tells the client the session ends with `error` now, its processes not yet ended (see Relay.announce). */
+  announce(error: EntryError): Promise<void>;
   /** Publishes the session's output for watchers until `until` (epoch ms). */
   watch(until: number, by: string): void;
   /** Takes the session over with a new connection; throws EntryError (ENTRY_RESUME_*) when it may not. */

@@ -39,6 +39,8 @@ export class Relay {
   private resolveDone!: (reason: EndReason) => void;
   private inputPausedByProcess = false;
   private outputPausedByTerminal = false;
+  /** The end as told to the terminal side: told once, whether by the end or ahead of it (announce). */
+  private finishing: Promise<void> | undefined;
 
   constructor(
     private readonly terminal: TerminalSide,
@@ -153,6 +155,20 @@ export class Relay {
     return this.done;
   }
 
+  /**
+   * Tells the client now that the session ends with `error`, without waiting for its processes
+   * to be ended first: the broker is exiting, and what is left of them is the ledger's. The end
+   * that follows (if there is time for it) tells nothing more. Resolves as `finish` does.
+   */
+  announce(error: EntryError): Promise<void> {
+    return this.finish({ kind: 'failed', error });
+  }
+
+  private finish(reason: EndReason): Promise<void> {
+    this.finishing ??= this.terminal.finish(reason).catch((err: unknown) => this.options.onFinishError?.(err));
+    return this.finishing;
+  }
+
   private async end(reason: EndReason, terminateProcess: boolean): Promise<void> {
     if (this.ended) return;
     this.ended = true;
@@ -168,7 +184,7 @@ export class Relay {
       this.options.onTerminateError?.(err);
     } finally {
       clearInterval(this.pingTimer);
-      await this.terminal.finish(reason).catch((err: unknown) => this.options.onFinishError?.(err));
+      await this.finish(reason);
       this.resolveDone(reason);
     }
   }

@@ -195,6 +195,14 @@ export class SessionTable {
     await this.emptied();
   }
 
+  /**
+   * Tells every session's client that it ends now (the broker exits before the drain is done);
+   * resolves once each is told, or could not be.
+   */
+  async announceEnd(error: EntryError): Promise<void> {
+    await Promise.all([...this.sessions.values()].map((s) => s.announce(error)));
+  }
+
   private emptied(): Promise<void> {
     return new Promise((resolve) => {
       const check = () => {

@@ -54,8 +54,12 @@ describe('SIGTERM: graceful drain', () => {
     busy.child.kill('SIGTERM');
     expect(await busy.exited).toBe(1);
     expect(busy.logs.some((l) => l.includes('drain timed out: exiting with sessions open'))).toBe(true);
-    // Its command is left to the ledger, for the next broker on this state dir to end; this
-    // one's goes with the container.
+    // Its client is told before the exit, and that the processes are left for later. Its command
+    // is left to the ledger, for the next broker on this state dir to end; this one's goes with
+    // the container.
+    expect((await c.closed).code).toBe(1001);
+    expect(c.closeMessage()?.code).toBe('ENTRY_DRAINING');
+    expect(new TextDecoder().decode(c.closeMessage()!.content)).toMatch(/broker is shutting down: the broker exits before this session's processes are ended/);
   });
 
   it('exits at once on a second SIGTERM, saying the drain was cut short', async () => {
@@ -71,5 +75,8 @@ describe('SIGTERM: graceful drain', () => {
     expect(await b.exited).toBe(1);
     expect(Date.now() - again).toBeLessThan(5_000);
     expect(b.logs.some((l) => l.includes('drain cut short by a second signal'))).toBe(true);
+    // Told, rather than left with a connection that drops without a word.
+    expect((await c.closed).code).toBe(1001);
+    expect(c.closeMessage()?.code).toBe('ENTRY_DRAINING');
   });
 });

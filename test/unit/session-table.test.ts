@@ -27,6 +27,7 @@ function slowSession(table: SessionTable, id: string, who: { user: string; issue
       stops.push(error);
       return ended;
     },
+    announce: async () => undefined,
     watch: () => undefined,
   };
   untrack = table.track(session);
