@@ -10,27 +10,43 @@ export const sessionMark = (sessionId: string): string => `${SESSION_ENV}=${sess
 
 /**
  * The scan run inside a target when the broker cannot see its processes itself:
- * `sh -c SCAN_SCRIPT entry-reaper MARK SIGNAL`; needs sh, tr, grep and kill in the image. Any
- * process may exit at any point of the scan (in a busy container, and the scan's own `tr` and
- * `grep` among them): every read and every kill may fail, and must do so silently. Only a kill
- * that succeeded is counted; the count is the only thing on stdout.
+ * `sh -c SCAN_SCRIPT entry-reaper SIGNAL MARK...`; needs sh, tr, grep and kill in the image. It
+ * prints one count per mark, in the order given, separated by spaces: how many processes carrying
+ * that mark got the signal. Any process may exit at any point of the scan (in a busy container,
+ * and the scan's own `tr` and `grep` among them): every read and every kill may fail, and must do
+ * so silently. Only a kill that succeeded is counted; the counts are the only thing on stdout.
  *
- * One `grep -l` over every environment picks the candidates (the mark anywhere in it), and only
- * those are checked for the mark as a whole entry: two processes forked per candidate rather
- * than per process of the container. Not `grep -F`: BusyBox's fixed-string search stops at the
- * first NUL of a line, and an environment is one line of NUL-separated entries; a mark is
- * letters, digits, `_`, `=` and `-`, which a basic regular expression matches as themselves.
+ * One `grep -l` over every environment picks the candidates (any mark anywhere in it), and only
+ * those are checked for a mark as a whole entry: two processes forked per candidate rather
+ * than per process of the container, however many marks. A process carrying several of the
+ * marks is signalled once and counted for each. Not `grep -F` for the first pass: BusyBox's
+ * fixed-string search stops at the first NUL of a line, and an environment is one line of
+ * NUL-separated entries; a mark is letters, digits, `_`, `=` and `-` (SCAN_MARK), which a
+ * basic regular expression matches as themselves, and which the unquoted `$pat` neither splits
+ * nor globs. Counters are `c1`, `c2`, … by the mark's place (sh has no arrays): `eval` only ever
+ * sees those names and numbers, never a mark.
  */
 export const SCAN_SCRIPT = [
-  'm="$1"; sig="$2"; self=$$; found=0',
-  'for f in $(grep -ls "$m" /proc/[0-9]*/environ 2>/dev/null); do',
+  'sig="$1"; shift; [ "$#" -gt 0 ] || exit 2',
+  'self=$$; pat=; i=0',
+  // A newline, to find a mark among the matched lines.
+  'nl="',
+  '"',
+  'for m do i=$((i+1)); pat="$pat -e $m"; eval "c$i=0"; done',
+  'for f in $(grep -ls $pat /proc/[0-9]*/environ 2>/dev/null); do',
   '  d=${f%/environ}; p=${d#/proc/}; [ "$p" = "$self" ] && continue',
-  '  if { tr "\\0" "\\n" < "$f" | grep -qxF "$m"; } 2>/dev/null; then',
-  '    kill -s "$sig" "$p" 2>/dev/null && found=$((found+1))',
-  '  fi',
+  '  hits=$({ tr "\\0" "\\n" < "$f" | grep -xF $pat; } 2>/dev/null) || continue',
+  '  kill -s "$sig" "$p" 2>/dev/null || continue',
+  '  i=0',
+  '  for m do i=$((i+1)); case "$nl$hits$nl" in *"$nl$m$nl"*) eval "c$i=\\$((c$i+1))";; esac; done',
   'done',
-  'echo "$found"',
+  'out=; i=0',
+  'for m do i=$((i+1)); eval "out=\\"\\$out\\${out:+ }\\$c$i\\""; done',
+  'echo "$out"',
 ].join('\n');
+
+/** A mark the scan takes: the session mark of an id of the shape session ids have (hasSessionIdShape). */
+export const SCAN_MARK = new RegExp(`^${SESSION_ENV}=[A-Za-z0-9-]{1,64}$`);
 
 /**
  * Exit codes of a SCAN_SCRIPT whose shell could not run: 126 for a /bin/sh the runtime could not

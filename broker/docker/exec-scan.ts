@@ -63,7 +63,7 @@ export async function signalViaExec(docker: Docker, containerId: string, mark: s
       };
       void (async () => {
         exec = await docker.getContainer(containerId).exec({
-          Cmd: ['/bin/sh', '-c', SCAN_SCRIPT, 'entry-reaper', mark, sig],
+          Cmd: ['/bin/sh', '-c', SCAN_SCRIPT, 'entry-reaper', sig, mark],
           Env: [tag],
           AttachStdout: true,
           AttachStderr: true,

@@ -1,16 +1,18 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { cleanUpOrRetry } from '../backend/cleanup-retry.js';
 import { Limiter } from '../backend/pacing.js';
-import { SCAN_SCRIPT, SHELL_CANNOT_RUN, sessionMark } from '../backend/session-mark.js';
+import { SCAN_MARK, SCAN_SCRIPT, SHELL_CANNOT_RUN, sessionMark } from '../backend/session-mark.js';
 import { EntryError, isEntryError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { execCollect, type ExecTarget } from './exec-socket.js';
 import type { KubeClient } from './kube-client.js';
+import { ScanBatches } from './scan-batches.js';
 
 /**
  * Clean-up execs open at once, per cluster. When every client vanishes together (a load balancer
- * restart) each session's clean-up is a pods/exec of its own, and the apiserver and kubelets are
- * shared with the sessions still open: 8 in flight, as the Docker reaper's scans.
+ * restart) the sessions of one container share their scans (see ScanBatches), but sessions spread
+ * over many pods still need one each, and the apiserver and kubelets are shared with the
+ * sessions still open: 8 in flight, as the Docker reaper's scans.
  */
 const SCAN_CONCURRENCY = 8;
 
@@ -33,18 +35,29 @@ const NO_SHELL = /"?\/bin\/sh"?: (?:stat [^:]*: )?(?:no such file or directory|e
  * signals them: the same scan as Docker's exec mode, needing sh, tr, grep and kill in the image.
  */
 export class PodReaper {
-  private readonly scans = new Limiter(SCAN_CONCURRENCY);
+  private readonly batches: ScanBatches;
 
   constructor(
     private readonly client: KubeClient,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.batches = new ScanBatches(new Limiter(SCAN_CONCURRENCY), (t, signal, marks) => this.scan(t, signal, marks));
+  }
 
   /** Sends `signal` (a name without SIG, or 0) to every process marked `mark`; how many got it. */
-  async signalMarked(t: ExecTarget, mark: string, signal: string): Promise<number> {
-    const r = await this.scans.run(() => execCollect(this.client, t, ['/bin/sh', '-c', SCAN_SCRIPT, 'entry-reaper', mark, signal]));
+  signalMarked(t: ExecTarget, mark: string, signal: string): Promise<number> {
+    if (!SCAN_MARK.test(mark)) return Promise.reject(new EntryError('ENTRY_BAD_REQUEST', `not a session mark the reaper's scan can take: ${JSON.stringify(mark.slice(0, 100))}`));
+    if (!/^(?:[A-Z][A-Z0-9]*|\d{1,2})$/.test(signal)) return Promise.reject(new EntryError('ENTRY_BAD_REQUEST', `not a signal name or number: ${JSON.stringify(signal.slice(0, 20))}`));
+    return this.batches.signal(t, mark, signal);
+  }
+
+  /** One exec of the scan for `marks` (see ScanBatches); its counts in their order. */
+  private async scan(t: ExecTarget, signal: string, marks: readonly string[]): Promise<number[]> {
+    this.log.debug('reaper scan', { cluster: this.client.cluster, pod: `${t.namespace}/${t.pod}`, container: t.container, signal, marks: marks.length });
+    const r = await execCollect(this.client, t, ['/bin/sh', '-c', SCAN_SCRIPT, 'entry-reaper', signal, ...marks]);
     const text = r.stdout.trim();
-    if (/^\d+$/.test(text)) return Number(text);
+    const counts = /^\d+(?: \d+)*$/.test(text) ? text.split(' ').map(Number) : [];
+    if (counts.length === marks.length) return counts;
     // Typically the image has no sh (or no tr, grep, kill): nothing can be found from inside.
     const why = [text, r.stderr.trim(), r.status && 'failure' in r.status ? r.status.failure : ''].filter(Boolean).join(' / ').slice(0, 300) || 'no answer';
     const code = r.status && 'exitCode' in r.status ? r.status.exitCode : undefined;
