@@ -24,6 +24,16 @@ const SCAN_CONCURRENCY = 8;
  */
 const LATE_START_RECHECK_MS = 2_000;
 
+/**
+ * Waits between SIGKILL passes, each a scan of its own: a process that forks while it is being
+ * killed leaves children the pass before did not see. A pass that finds nothing confirms the
+ * session's processes gone; one that still finds some after the last (about 0.4 s of waits plus
+ * four scans) fails the clean-up, and the session stays in the ledger for the next sweep. A
+ * scan is an exec (tens to hundreds of ms), so fewer and longer waits than the Docker reaper's
+ * walks.
+ */
+const KILL_PASS_WAITS_MS = [20, 80, 320];
+
 /** The runtime's word that the scan's /bin/sh is not in the image, when no exit code says it. */
 const NO_SHELL = /"?\/bin\/sh"?: (?:stat [^:]*: )?(?:no such file or directory|executable file not found|permission denied)/i;
 
@@ -92,7 +102,13 @@ export class PodReaper {
       if ((await this.signal(t, sessionId, '0')) === 0) return;
       wait = Math.min(wait * 2, 250);
     }
-    await this.signal(t, sessionId, 'KILL');
+    let found = await this.signal(t, sessionId, 'KILL');
+    for (const wait of KILL_PASS_WAITS_MS) {
+      if (found === 0) return;
+      await sleep(wait);
+      found = await this.signal(t, sessionId, 'KILL');
+    }
+    if (found > 0) throw new Error(`the session's processes outlived SIGKILL: ${found} still found in ${t.namespace}/${t.pod} after ${KILL_PASS_WAITS_MS.length + 1} rounds (a process forking faster than it is killed, or one stuck in the kernel)`);
   }
 }
 
