@@ -1,8 +1,9 @@
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import Docker from 'dockerode';
 import { type CertFiles, issue, makeCa, type TestCa } from './certs.js';
 import { stopChild, waitForChild } from './child.js';
@@ -17,6 +18,16 @@ import { TestContainers } from './containers.js';
  * removeDefaultBridgeInterface), which breaks the machine's own engine until it restarts.
  * The unix socket is a file, so it stays reachable from the host's namespace.
  */
+export interface TestEngineOptions {
+  /**
+   * Docker's own networking (a bridge, iptables rules, published ports, Compose's DNS), all inside
+   * the engine's namespace: its bridges and rules are the namespace's, never the machine's.
+   * Published ports are reached from inside it (`inNamespace`). Without it the engine has no
+   * bridge and touches no iptables.
+   */
+  networking?: boolean;
+}
+
 export class TestEngine {
   readonly dir = mkdtempSync(join(tmpdir(), 'entry-engine-'));
   readonly socket = join(this.dir, 'docker.sock');
@@ -27,6 +38,8 @@ export class TestEngine {
   private child: ChildProcess | undefined;
   /** dockerd's last stderr lines, for a start-up failure. */
   private readonly logTail: string[] = [];
+
+  constructor(private readonly options: TestEngineOptions = {}) {}
 
   get host(): string {
     return `unix://${this.socket}`;
@@ -39,13 +52,15 @@ export class TestEngine {
       '--data-root', join(this.dir, 'data'),
       '--exec-root', join(this.dir, 'exec'),
       '--pidfile', join(this.dir, 'docker.pid'),
-      '--bridge', 'none', '--iptables=false', '--ip6tables=false', '--ip-masq=false',
+      ...(this.options.networking ? [] : ['--bridge', 'none', '--iptables=false', '--ip6tables=false', '--ip-masq=false']),
       '--containerd-namespace', name,
       '--containerd-plugins-namespace', `${name}-plugins`,
     ];
     const listener = await this.listener();
     if (!listener) {
-      this.child = spawn('unshare', ['--net', '--', 'dockerd', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+      // A new namespace's loopback is down: published ports bind to it.
+      const up = this.options.networking ? 'ip link set lo up && ' : '';
+      this.child = spawn('unshare', ['--net', '--', 'sh', '-c', `${up}exec dockerd "$@"`, 'dockerd', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
     } else {
       // Socket activation: the listening socket was made in the host's namespace and keeps
       // belonging to it, so dockerd accepts on host loopback from inside its own namespace.
@@ -76,6 +91,13 @@ export class TestEngine {
   /** A listening socket to hand to dockerd, with the flags that go with it; none for a unix-only engine. */
   protected async listener(): Promise<{ server: Server; args: string[] } | undefined> {
     return undefined;
+  }
+
+  /** Runs a command in the engine's network namespace (where its published ports are); its stdout. */
+  async inNamespace(file: string, args: string[], timeoutMs = 30_000): Promise<string> {
+    if (!this.child?.pid) throw new Error('the test dockerd is not running');
+    const { stdout } = await promisify(execFile)('nsenter', [`--net=/proc/${this.child.pid}/ns/net`, '--', file, ...args], { encoding: 'utf8', timeout: timeoutMs, maxBuffer: 16 << 20 });
+    return stdout;
   }
 
   /** Copies an image from the machine's engine (no registry needed). */

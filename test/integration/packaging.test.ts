@@ -12,6 +12,7 @@ import { isMap, parseAllDocuments, parseDocument, type YAMLMap } from 'yaml';
 import { parseConfig } from '../../broker/config/config.js';
 import { readSettings } from '../../broker/config/flags.js';
 import { BROKER_ENVIRONMENT, BROKER_NODE_OPTIONS } from '../../broker/runtime-options.js';
+import { TestEngine } from '../helpers/engine.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const DEPLOY = join(ROOT, 'deploy');
@@ -37,6 +38,37 @@ async function freePort(): Promise<number> {
   const port = (server.address() as AddressInfo).port;
   await new Promise((resolve) => server.close(resolve));
   return port;
+}
+
+/**
+ * GETs `url` from inside `engine`'s network namespace until it answers `status`; its body.
+ * (A node of its own there: fetch from this process would go through the machine's network.)
+ */
+async function waitInside(engine: TestEngine, url: string, status: number, timeoutMs: number, headers: Record<string, string> = {}): Promise<string> {
+  // A timer of its own keeps node running: AbortSignal.timeout's does not, and a fetch whose
+  // connection the engine's port proxy closed before the broker listened may never settle.
+  const script = `const [url, status, timeoutMs, headers] = process.argv.slice(1);
+const deadline = Date.now() + Number(timeoutMs);
+const alive = setInterval(() => undefined, 1000);
+(async () => {
+  let last = '';
+  for (;;) {
+    try {
+      const res = await fetch(url, { headers: JSON.parse(headers), signal: AbortSignal.timeout(2000) });
+      const body = await res.text();
+      if (res.status === Number(status)) {
+        clearInterval(alive);
+        return process.stdout.write(body);
+      }
+      last = 'HTTP ' + res.status + ': ' + body;
+    } catch (err) {
+      last = err.message;
+    }
+    if (Date.now() > deadline) throw new Error(url + ' never answered ' + status + ' (last: ' + last + ')');
+    await new Promise((r) => setTimeout(r, 250));
+  }
+})();`;
+  return engine.inNamespace(process.execPath, ['-e', script, url, String(status), String(timeoutMs), JSON.stringify(headers)], timeoutMs + 10_000);
 }
 
 async function waitForHttp(url: string, status: number, timeoutMs = 60_000): Promise<Response> {
@@ -152,27 +184,37 @@ describe('deploy/Dockerfile: built offline, runs unprivileged, answers /healthz'
     const { publicKey, privateKey } = generateKeyPairSync('ed25519');
     writeFileSync(join(dir, 'jwt.pub.pem'), publicKey.export({ type: 'spki', format: 'pem' }));
     chmodSync(join(dir, 'jwt.pub.pem'), 0o644);
-    const port = await freePort();
+    // Compose makes a network of its own and publishes a port: on an engine in a network
+    // namespace of its own, so that neither touches the machine's engine, bridges or rules.
+    const engine = new TestEngine({ networking: true });
+    const port = 8022;
     const project = `entrypkg${randomBytes(3).toString('hex')}`;
-    const env = {
+    const env: Record<string, string> = {
+      DOCKER_HOST: engine.host,
+      DOCKER_SOCKET: engine.socket,
       ENTRY_IMAGE_TAG: 'packaging-test',
       REDIS_IMAGE: 'entry-redis:local',
       ENTRY_PORT: String(port),
-      DOCKER_GID: (await run('stat', ['-c', '%g', '/var/run/docker.sock'])).trim(),
       ENTRY_JWT_PUBLIC_KEY_FILE: join(dir, 'jwt.pub.pem'),
     };
     const dc = (...args: string[]) => run(compose![0]!, [...compose!.slice(1), '-f', join(DEPLOY, 'compose.yaml'), '-p', project, ...args], { env, cwd: DEPLOY, timeout: 120_000 });
     try {
+      await engine.start();
+      // The socket's group, which the broker's user joins (group_add) to reach the engine.
+      env['DOCKER_GID'] = (await run('stat', ['-c', '%g', engine.socket])).trim();
+      engine.loadImage(tag);
+      engine.loadImage('entry-redis:local');
       await dc('up', '-d', '--no-build');
-      const ready = await waitForHttp(`http://127.0.0.1:${port}/readyz`, 200, 60_000);
-      expect(await ready.json()).toMatchObject({ status: 'ready' });
+      const ready = await waitInside(engine, `http://127.0.0.1:${port}/readyz`, 200, 60_000);
+      expect(JSON.parse(ready)).toMatchObject({ status: 'ready' });
       const token = await new SignJWT({ apps: ['*'], roles: ['entry-admin'] }).setProtectedHeader({ alg: 'EdDSA' }).setSubject('ops').setExpirationTime('5m').sign(privateKey);
-      const listed = (await (await fetch(`http://127.0.0.1:${port}/api/containers`, { headers: { authorization: `Bearer ${token}` } })).json()) as { containers: Array<{ app: string }> };
+      const listed = JSON.parse(await waitInside(engine, `http://127.0.0.1:${port}/api/containers`, 200, 10_000, { authorization: `Bearer ${token}` })) as { containers: Array<{ app: string }> };
       expect(listed.containers.map((c) => c.app)).not.toContain('entry');
-      const names = (await run('docker', ['ps', '--filter', `label=com.docker.compose.project=${project}`, '--format', '{{.Label "entry.app"}}/{{.Label "entry.proc"}}'])).split('\n').filter(Boolean).sort();
+      const names = (await run('docker', ['-H', engine.host, 'ps', '--filter', `label=com.docker.compose.project=${project}`, '--format', '{{.Label "entry.app"}}/{{.Label "entry.proc"}}'])).split('\n').filter(Boolean).sort();
       expect(names).toEqual(['entry/broker', 'entry/redis']);
     } finally {
       await dc('down', '-v', '--remove-orphans').catch(() => undefined);
+      await engine.destroy();
     }
   }, 150_000);
 });
@@ -202,7 +244,7 @@ describe('deploy/compose.yaml: parses, and its parts agree', () => {
     expect(rec).toBeDefined();
     expect(Object.keys(compose['volumes'])).toContain(rec!.split(':')[0]);
     // Only the broker has the Docker socket.
-    expect((broker.volumes as string[]).filter((v) => v.startsWith('/var/run/docker.sock'))).toHaveLength(1);
+    expect(broker.volumes as string[]).toContain('${DOCKER_SOCKET:-/var/run/docker.sock}:/var/run/docker.sock');
     expect(JSON.stringify(redis)).not.toContain('docker.sock');
     // The stack labels itself as app `entry`, which the broker refuses by default.
     expect(parseConfig({ 'jwt-public-key': '/k' }).auth.denyApps).toContain(broker.labels['entry.app']);
