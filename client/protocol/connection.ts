@@ -17,9 +17,10 @@ import {
   utf8,
 } from '../../proto/codec.js';
 import { AckBatcher } from '../../proto/ack-batcher.js';
-import { dropAcknowledged } from '../../proto/acknowledged.js';
 import { BAD_FRAME_CLOSE_CODE } from '../../proto/close-codes.js';
-import { PING_INTERVAL_HEADER, RESUME_GRACE_HEADER, RESUME_TRY_MS, SILENT_MARGIN_MS, silenceWatch } from '../../proto/silence.js';
+import { InputWindow } from '../../proto/input-window.js';
+import { PING_INTERVAL_HEADER, RESUME_GRACE_HEADER, RESUME_TRY_MS } from '../../proto/silence.js';
+import { SilenceWatchdog } from '../../proto/silence-watchdog.js';
 import { PASSING_REFUSALS } from '../../proto/passing-refusals.js';
 import { ClientError } from './client-error.js';
 import { certificateFailure, type ClientTls, clientTlsFromEnv, tlsConnectOptions } from './tls.js';
@@ -143,10 +144,11 @@ export class ExecConnection extends EventEmitter<ExecConnectionEvents> {
     OUTPUT_ACK_BYTES,
     OUTPUT_ACK_MS,
   );
-  private unacked: Buffer[] = [];
-  private unackedBytes = 0;
-  private inputAckedAt = 0;
-  private inputSent = 0;
+  /**
+   * Input written: sent within a window of what the broker has passed on, and kept until then
+   * (a resume sends it again); past the window, or while the connection is broken, it waits.
+   */
+  private readonly input = new InputWindow(INPUT_HIGH_WATER_BYTES);
   /** Input is kept from the start (the broker counts it from the start) until the broker shows it does not resume. */
   private trackInput: boolean;
   /** Set when input was kept from the start and the ticket came: a broken connection is resumed. */
@@ -156,9 +158,6 @@ export class ExecConnection extends EventEmitter<ExecConnectionEvents> {
   private retryWait = RETRY_FIRST_MS;
   private eofSent = false;
   private eofDelivered = false;
-  /** Input written and not yet sent: past the window, or while the connection is broken. */
-  private waiting: Buffer[] = [];
-  private waitingBytes = 0;
   private lastSize: [number, number] | undefined;
   /** Signals sent while the connection was being resumed: delivered once it is back. */
   private signalsWaiting: string[] = [];
@@ -174,15 +173,21 @@ export class ExecConnection extends EventEmitter<ExecConnectionEvents> {
   private readonly onSent = (): void => this.checkDrain();
   // ws copies each frame while masking it, so one buffer serves every input frame.
   private readonly framer = new RequestFramer();
-  private lastHeard = Date.now();
-  private watchdog: NodeJS.Timeout | undefined;
+  private readonly watchdog = new SilenceWatchdog({
+    // A paused reader hears nothing by its own choice; a broken connection is the other case.
+    active: () => this.connected && !this.readingPaused,
+    // This process did not run for a while (Ctrl-Z, SIGSTOP, a laptop asleep): ask now.
+    woke: () => this.ws.ping(),
+    silent: (silentForMs) => {
+      this.silentForMs = silentForMs;
+      this.ws.terminate();
+    },
+  });
   /** The broker's ping interval from its upgrade answer (0: an older broker that does not say). */
   private pingIntervalMs = 0;
   /** Set when the silence watch ended the connection: how long nothing was heard. */
   private silentForMs = 0;
-  private readonly heard = (): void => {
-    this.lastHeard = Date.now();
-  };
+  private readonly heard = (): void => this.watchdog.heard();
 
   private constructor(
     ws: WebSocket,
@@ -214,19 +219,15 @@ export class ExecConnection extends EventEmitter<ExecConnectionEvents> {
 
   /** Input written and not yet handed to the socket, plus what the socket has not sent yet. */
   get queuedInput(): number {
-    return this.waitingBytes + this.ws.bufferedAmount;
+    return this.input.waitingBytes + this.ws.bufferedAmount;
   }
 
   /** Sends stdin bytes; false means wait for `drain` before writing more. */
   write(data: Uint8Array): boolean {
     if (this.ended) return true;
     if (this.trackInput) {
-      // Sent within a window of what the broker has passed on, and kept until then: a resume
-      // sends it again. The broker reads on (for the output acknowledgements) while its
-      // process takes no input, which holds at most this window there.
-      const copy = Buffer.from(data);
-      this.waiting.push(copy);
-      this.waitingBytes += copy.length;
+      // A copy: the caller may reuse its buffer, and this one is kept until acknowledged.
+      this.input.push(Buffer.from(data));
       // A broker that resumes sends RESUMABLE first thing; one that has not said so in its
       // upgrade answer and says nothing for this long (an older broker) does not.
       if (!this.ticket && !this.ticketTimer && !this.brokerSaidItResumes) {
@@ -237,26 +238,15 @@ export class ExecConnection extends EventEmitter<ExecConnectionEvents> {
     } else if (this.connected) {
       this.sendInput(data);
     }
-    if (this.ws.bufferedAmount >= INPUT_HIGH_WATER_BYTES || this.waitingBytes > 0) this.inputPaused = true;
+    if (this.ws.bufferedAmount >= INPUT_HIGH_WATER_BYTES || this.input.waitingBytes > 0) this.inputPaused = true;
     return !this.inputPaused;
   }
 
   /** Sends what waits, as far as the window allows; then the EOF asked for, after it. */
   private sendWaiting(): void {
     if (!this.connected) return;
-    while (this.waiting.length > 0 && this.unackedBytes < INPUT_HIGH_WATER_BYTES) {
-      const first = this.waiting[0]!;
-      const room = INPUT_HIGH_WATER_BYTES - this.unackedBytes;
-      const piece = first.length <= room ? first : first.subarray(0, room);
-      if (piece === first) this.waiting.shift();
-      else this.waiting[0] = first.subarray(room);
-      this.waitingBytes -= piece.length;
-      this.unacked.push(piece);
-      this.unackedBytes += piece.length;
-      this.inputSent += piece.length;
-      this.sendInput(piece);
-    }
-    if (this.waiting.length === 0) this.deliverEof();
+    for (const piece of this.input.take()) this.sendInput(piece);
+    if (this.input.waitingBytes === 0) this.deliverEof();
   }
 
   /** The EOF asked for, once, after everything written before it. */
@@ -294,7 +284,7 @@ export class ExecConnection extends EventEmitter<ExecConnectionEvents> {
   resume(): void {
     this.readingPaused = false;
     // Nothing could be heard while paused.
-    this.lastHeard = Date.now();
+    this.watchdog.heard();
     this.ws.resume();
   }
 
@@ -315,12 +305,8 @@ export class ExecConnection extends EventEmitter<ExecConnectionEvents> {
   private stopTracking(): void {
     clearTimeout(this.ticketTimer);
     this.trackInput = false;
-    this.unacked = [];
-    this.unackedBytes = 0;
     // No resume: what waits goes as it would have without it.
-    const waiting = this.waiting;
-    this.waiting = [];
-    this.waitingBytes = 0;
+    const waiting = this.input.forget();
     if (this.connected) {
       for (const chunk of waiting) this.sendInput(chunk);
       this.deliverEof();
@@ -339,7 +325,7 @@ export class ExecConnection extends EventEmitter<ExecConnectionEvents> {
   }
 
   private checkDrain(): void {
-    const windowOpen = this.waitingBytes === 0 && (!this.trackInput || this.unackedBytes < INPUT_LOW_WATER_BYTES);
+    const windowOpen = this.input.waitingBytes === 0 && (!this.trackInput || this.input.unackedBytes < INPUT_LOW_WATER_BYTES);
     if (this.inputPaused && this.connected && this.ws.bufferedAmount < INPUT_LOW_WATER_BYTES && windowOpen) {
       this.inputPaused = false;
       this.emit('drain');
@@ -355,7 +341,7 @@ export class ExecConnection extends EventEmitter<ExecConnectionEvents> {
     ws.on('message', (data: Buffer) => {
       // Nothing is told after the end (a resume that completes after close(), say).
       if (this.ws !== ws || this.ended) return;
-      this.lastHeard = Date.now();
+      this.watchdog.heard();
       this.onMessage(data);
       this.watchWithoutTicket();
     });
@@ -417,7 +403,7 @@ export class ExecConnection extends EventEmitter<ExecConnectionEvents> {
   private finish(end: SessionEnd): void {
     if (this.ended) return;
     this.ended = true;
-    clearInterval(this.watchdog);
+    this.watchdog.stop();
     clearTimeout(this.tryTimer);
     clearTimeout(this.ticketTimer);
     this.emit('end', end);
@@ -486,13 +472,13 @@ export class ExecConnection extends EventEmitter<ExecConnectionEvents> {
     this.resuming = false;
     const awayMs = Date.now() - this.lostAt;
     this.lostAt = 0;
-    this.lastHeard = Date.now();
+    this.watchdog.heard();
     this.retryWait = RETRY_FIRST_MS;
     this.reconnectAttempts = 0;
     this.resumeDeadline = 0;
     // Trimmed without sending what waits: that goes after what is sent again.
     this.acknowledgeInput(ticket.inputOffset, false);
-    for (const chunk of this.unacked) this.sendInput(chunk);
+    for (const chunk of this.input.unacknowledged) this.sendInput(chunk);
     // The EOF may not have arrived either: sent again after what waits (the broker passes it once).
     this.eofDelivered = false;
     this.sendWaiting();
@@ -511,44 +497,12 @@ export class ExecConnection extends EventEmitter<ExecConnectionEvents> {
    * its interval, and such a session is not watched.
    */
   private watchWithoutTicket(): void {
-    if (this.watchdog || this.canResume || this.pingIntervalMs <= 0 || this.ended) return;
-    this.watchSilence(this.pingIntervalMs);
-  }
-
-  private watchSilence(pingIntervalMs: number): void {
-    if (pingIntervalMs <= 0) return;
-    clearInterval(this.watchdog);
-    const { limitMs: limit, periodMs: period } = silenceWatch(pingIntervalMs);
-    let lastTick = Date.now();
-    this.watchdog = setInterval(() => {
-      const now = Date.now();
-      const asleep = now - lastTick > 3 * period + 1_000;
-      lastTick = now;
-      if (!this.connected || this.readingPaused) return;
-      if (asleep) {
-        // This process did not run for a while (Ctrl-Z, SIGSTOP, a laptop asleep): what it did
-        // not hear meanwhile proves nothing. Ask now, and judge a ping interval from now.
-        this.lastHeard = Math.max(this.lastHeard, now - limit + pingIntervalMs + SILENT_MARGIN_MS);
-        this.ws.ping();
-        return;
-      }
-      // A paused reader hears nothing by its own choice; a broken connection is the other case.
-      if (now - this.lastHeard > limit) {
-        this.silentForMs = now - this.lastHeard;
-        this.ws.terminate();
-      }
-    }, period);
-    this.watchdog.unref();
+    if (this.watchdog.running || this.canResume || this.pingIntervalMs <= 0 || this.ended) return;
+    this.watchdog.start(this.pingIntervalMs);
   }
 
   private acknowledgeInput(count: number, sendMore = true): void {
-    if (!this.trackInput) return;
-    const drop = count - this.inputAckedAt;
-    if (drop <= 0 || count > this.inputSent) return;
-    this.inputAckedAt = count;
-    this.unackedBytes -= drop;
-    dropAcknowledged(this.unacked, drop);
-    if (!sendMore) return;
+    if (!this.trackInput || !this.input.acknowledge(count) || !sendMore) return;
     this.sendWaiting();
     this.checkDrain();
   }
@@ -627,7 +581,7 @@ export class ExecConnection extends EventEmitter<ExecConnectionEvents> {
         }
         clearTimeout(this.ticketTimer);
         this.canResume = this.trackInput;
-        if (this.canResume) this.watchSilence(ticket.pingIntervalMs ?? 0);
+        if (this.canResume) this.watchdog.start(ticket.pingIntervalMs ?? 0);
         this.checkDrain();
         return;
       }

@@ -15,8 +15,9 @@ import {
 } from '../../proto/codec.js';
 import { AckBatcher } from '../../proto/ack-batcher.js';
 import { BAD_FRAME_CLOSE_CODE, RESUMING_CLOSE_CODE } from '../../proto/close-codes.js';
-import { dropAcknowledged } from '../../proto/acknowledged.js';
-import { RESUME_TRY_MS, SILENT_MARGIN_MS, silenceWatch } from '../../proto/silence.js';
+import { InputWindow } from '../../proto/input-window.js';
+import { RESUME_TRY_MS } from '../../proto/silence.js';
+import { SilenceWatchdog } from '../../proto/silence-watchdog.js';
 import { PASSING_REFUSALS } from '../../proto/passing-refusals.js';
 import { base64url, brokerBase, enterSocketUrl, type Target, watchSocketUrl } from './broker-url.js';
 import { bindClipboard } from './clipboard.js';
@@ -213,11 +214,7 @@ class TerminalSession implements TerminalHandle {
   private outputArrived = 0;
   private outputDrawn = 0;
   private outputEpoch = 0;
-  private unacked: Uint8Array[] = [];
-  private unackedBytes = 0;
-  private waiting: Uint8Array[] = [];
-  private inputSent = 0;
-  private inputAckedAt = 0;
+  private readonly inputWindow = new InputWindow(INPUT_WINDOW);
   private lostAt = 0;
   private deadline = 0;
   private retryWait = RETRY_FIRST_MS;
@@ -226,8 +223,14 @@ class TerminalSession implements TerminalHandle {
   private tryTimer: ReturnType<typeof setTimeout> | undefined;
   private overlay: HTMLDivElement | undefined;
   private overlayTimer: ReturnType<typeof setInterval> | undefined;
-  private lastHeard = 0;
-  private watchdog: ReturnType<typeof setInterval> | undefined;
+  private readonly watchdog = new SilenceWatchdog({
+    active: () => this.ws !== undefined && this.lostAt === 0 && this.ws.readyState === WebSocket.OPEN,
+    // The broker keeps the session, as if the socket had simply died.
+    silent: () => {
+      this.detachSocket(RESUMING_CLOSE_CODE);
+      this.startResuming();
+    },
+  });
   private readonly onOnline = (): void => {
     // Back online: try at once rather than at the end of the current wait.
     if (this.lostAt > 0 && !this.ws) {
@@ -306,7 +309,7 @@ class TerminalSession implements TerminalHandle {
     this.generation++;
     this.detachSocket(1000);
     this.stopResuming();
-    clearInterval(this.watchdog);
+    this.watchdog.stop();
     cancelAnimationFrame(this.fitFrame);
     this.resizeObserver.disconnect();
     for (const c of this.cleanups.splice(0)) c();
@@ -409,7 +412,7 @@ class TerminalSession implements TerminalHandle {
         this.setState('open');
         return;
       }
-      this.lastHeard = Date.now();
+      this.watchdog.heard();
       if (resumeOf) {
         // The session answers RESUMABLE (then the output missed), or CLOSE with the reason.
         sendFrame(ws, encodeRequest(RequestType.RESUME, encodeResumeRequest({ token: this.ticket!.token, outputOffset: this.outputArrived })));
@@ -432,7 +435,7 @@ class TerminalSession implements TerminalHandle {
     };
     ws.onmessage = (event: MessageEvent) => {
       if (!(event.data instanceof ArrayBuffer)) return;
-      this.lastHeard = Date.now();
+      this.watchdog.heard();
       let msg: ReturnType<typeof decodeResponse>;
       try {
         msg = decodeResponse(new Uint8Array(event.data));
@@ -518,11 +521,8 @@ class TerminalSession implements TerminalHandle {
     this.outputAcks.reset();
     this.outputArrived = this.outputDrawn = 0;
     this.outputEpoch++;
-    this.unacked = [];
-    this.waiting = [];
-    this.unackedBytes = this.inputSent = this.inputAckedAt = 0;
-    clearInterval(this.watchdog);
-    this.watchdog = undefined;
+    this.inputWindow.forget();
+    this.watchdog.stop();
   }
 
   /** False when the ticket cannot be read. */
@@ -537,7 +537,7 @@ class TerminalSession implements TerminalHandle {
     if (!this.ticket) {
       if (!this.trackInput) return true;
       this.ticket = { ...ticket, token: ticket.token.slice() };
-      this.watchSilence(ticket.pingIntervalMs ?? 0);
+      this.watchdog.start(ticket.pingIntervalMs ?? 0);
       return true;
     }
     // Resumed: the output missed follows; send again the input the broker has not passed on.
@@ -549,7 +549,7 @@ class TerminalSession implements TerminalHandle {
     this.acknowledgeInput(ticket.inputOffset, false);
     this.outputAcks.acknowledged(ticket.outputOffset);
     this.setState('open');
-    for (const chunk of this.unacked) sendChunks(ws, chunk);
+    for (const chunk of this.inputWindow.unacknowledged) sendChunks(ws, chunk);
     this.sendWaiting();
     sendFrame(ws, encodeRequest(RequestType.WINCH, encodeWinch(this.terminal.cols, this.terminal.rows)));
     return true;
@@ -568,8 +568,8 @@ class TerminalSession implements TerminalHandle {
       // Output before RESUMABLE: this broker does not resume the session.
       if (this.trackInput) {
         this.trackInput = false;
-        this.unacked = [];
-        this.unackedBytes = 0;
+        // What waits goes as it would have without a window.
+        for (const chunk of this.inputWindow.forget()) this.sendInput(this.ws, chunk);
       }
       return;
     }
@@ -591,12 +591,7 @@ class TerminalSession implements TerminalHandle {
   }
 
   private acknowledgeInput(count: number, sendMore = true): void {
-    const drop = count - this.inputAckedAt;
-    if (drop <= 0 || count > this.inputSent) return;
-    this.inputAckedAt = count;
-    this.unackedBytes -= drop;
-    dropAcknowledged(this.unacked, drop);
-    if (sendMore) this.sendWaiting();
+    if (this.inputWindow.acknowledge(count) && sendMore) this.sendWaiting();
   }
 
   /** Sends typed bytes, keeping them until the broker acknowledges them when the session resumes. */
@@ -607,47 +602,19 @@ class TerminalSession implements TerminalHandle {
       return;
     }
     if (this.trackInput) {
-      // Past the window, input waits for acknowledgements (the broker holds at most about that much).
-      if (this.waiting.length > 0 || (this.ticket && this.unackedBytes > 0 && this.unackedBytes + bytes.length > INPUT_WINDOW)) {
-        this.waiting.push(bytes);
-        return;
-      }
-      this.unacked.push(bytes);
-      this.unackedBytes += bytes.length;
-      this.inputSent += bytes.length;
-    }
-    if (ws && this.lostAt === 0) sendChunks(ws, bytes);
+      this.inputWindow.push(bytes);
+      this.sendWaiting();
+    } else if (ws && this.lostAt === 0) sendChunks(ws, bytes);
   }
 
+  /**
+   * Sends what waits, as far as the window allows (the broker holds about that much) once the
+   * broker said it resumes; until then, all of it.
+   */
   private sendWaiting(): void {
     const ws = this.ws;
     if (!ws || this.lostAt > 0) return;
-    while (this.waiting.length > 0 && (this.unackedBytes === 0 || this.unackedBytes + this.waiting[0]!.length <= INPUT_WINDOW)) {
-      const bytes = this.waiting.shift()!;
-      this.unacked.push(bytes);
-      this.unackedBytes += bytes.length;
-      this.inputSent += bytes.length;
-      sendChunks(ws, bytes);
-    }
-  }
-
-  private watchSilence(pingIntervalMs: number): void {
-    if (pingIntervalMs <= 0) return;
-    const { limitMs: limit, periodMs: period } = silenceWatch(pingIntervalMs);
-    let lastTick = Date.now();
-    this.watchdog = setInterval(() => {
-      const ws = this.ws;
-      const now = Date.now();
-      // Timers of a background tab or a sleeping laptop stop: what was not heard meanwhile
-      // proves nothing. Judge again after one more ping interval.
-      if (now - lastTick > 3 * period + 1_000) this.lastHeard = Math.max(this.lastHeard, now - limit + pingIntervalMs + SILENT_MARGIN_MS);
-      lastTick = now;
-      if (ws && this.lostAt === 0 && ws.readyState === WebSocket.OPEN && now - this.lastHeard > limit) {
-        // The broker keeps the session, as if the socket had simply died.
-        this.detachSocket(RESUMING_CLOSE_CODE);
-        this.startResuming();
-      }
-    }, Math.min(1_000, pingIntervalMs));
+    for (const piece of this.inputWindow.take(this.ticket ? undefined : Infinity)) sendChunks(ws, piece);
   }
 
   private startResuming(): void {
