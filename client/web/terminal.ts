@@ -608,13 +608,14 @@ class TerminalSession implements TerminalHandle {
   }
 
   /**
-   * Sends what waits, as far as the window allows (the broker holds about that much) once the
-   * broker said it resumes; until then, all of it.
+   * Sends what waits, as far as the window allows, from the start as the CLI does: a paste sent
+   * whole before RESUMABLE had the broker hold more than it reads on past, and the session hung.
+   * A broker that does not resume shows it by output before RESUMABLE, which lets what waits go.
    */
   private sendWaiting(): void {
     const ws = this.ws;
     if (!ws || this.lostAt > 0) return;
-    for (const piece of this.inputWindow.take(this.ticket ? undefined : Infinity)) sendChunks(ws, piece);
+    for (const piece of this.inputWindow.take()) sendChunks(ws, piece);
   }
 
   private startResuming(): void {
