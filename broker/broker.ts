@@ -46,6 +46,8 @@ import { storeCall } from './store/store-call.js';
 import { TrustedProxies } from './transport/client-address.js';
 import { Gateway } from './transport/gateway.js';
 import { ListenerCertificates } from './transport/tls.js';
+import { PeerCredentials } from './transport/peer-tls.js';
+import { peerTlsFailure } from './transport/peer-tls-failure.js';
 
 export interface BrokerOptions {
   log?: Logger;
@@ -148,6 +150,9 @@ export class EntryBroker {
     const proxies = new TrustedProxies(config.trustedProxies);
     const certificates = config.tls ? new ListenerCertificates(config.tls, this.log) : undefined;
     this.certificates = certificates;
+    // Read and checked at start, as the listener's files are: a file that cannot be used stops it.
+    const peers = new PeerCredentials(config.peerTls, this.log);
+    peers.check(Boolean(config.tls?.clientCa));
     const store = await this.openStore();
     const audit = new AuditTrail(store, this.log, { brokerId: this.id, maxEvents: config.audit.maxEvents, alertRules: config.audit.alertRules });
     this.audit = audit;
@@ -234,6 +239,8 @@ export class EntryBroker {
       admissible: (resume) => this.sessions.admissible(resume),
       brokerId: this.id,
       trustsPeer: (address) => proxies.trusts(address),
+      peerTls: () => peers.current(),
+      peerTlsFailure: (err) => peerTlsFailure(err, config.peerTls, peers.lacksClientAuth),
       locateSession: async (id) => {
         // A malformed id is refused where it is admitted (ENTRY_BAD_REQUEST), never looked up.
         if (!hasSessionIdShape(id) || this.sessions.get(id)) return undefined;

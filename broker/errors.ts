@@ -45,6 +45,7 @@ export const ERRORS = {
   ENTRY_RESUME_EXPIRED: { status: 410, close: 4412, message: 'too late to resume: the session ended or its grace period is over' },
   ENTRY_RESUME_OVERRUN: { status: 410, close: 4413, message: 'cannot resume: the output missed is no longer kept' },
   ENTRY_RESUME_DENIED: { status: 403, close: 4403, message: 'resume refused: the token, user or target does not match the session' },
+  ENTRY_HANDOFF_REFUSED: { status: 502, close: 4502, message: "resume not handed on: TLS between the broker reached and the one holding the session failed (the broker reached logs why)" },
   ENTRY_INTERNAL: { status: 500, close: 1011, message: 'internal error' },
 } as const satisfies Record<string, { status: number; close: number; message: string }>;
 

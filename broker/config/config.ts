@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { withoutCredentials } from '../mask.js';
 import { urlList } from '../url-list.js';
 import { ConfigError } from './config-error.js';
-import { type DockerClientFiles, type ListenerTls, parseDockerClientFiles, parseHostSpec, parseListenerTls, parseMetricsListen, parseTrustedProxies } from './fleet-settings.js';
+import { type DockerClientFiles, type ListenerTls, parseDockerClientFiles, parseHostSpec, parseListenerTls, parseMetricsListen, parsePeerTls, type PeerTls, parseTrustedProxies } from './fleet-settings.js';
 import { type SettingName, defaultBoolean, defaultList, defaultNumber, defaultString } from './settings.js';
 
 /** Typed, validated broker configuration. Built only by `parseConfig`. */
@@ -27,6 +27,8 @@ export interface BrokerConfig {
   kubernetes: KubernetesSettings | null;
   /** TLS on the listener (--tls-cert, --tls-key, --tls-client-ca); null: plain HTTP. */
   tls: ListenerTls | null;
+  /** --peer-ca, --peer-cert, --peer-key (by default the listener's): TLS to the other brokers. */
+  peerTls: PeerTls;
   /** --trusted-proxy: CIDRs whose X-Forwarded-For is believed. */
   trustedProxies: string[];
   /** --advertise-url: how the other brokers reach this one; undefined: derived from the listener. */
@@ -364,6 +366,7 @@ export function parseConfig(raw: RawSettings): BrokerConfig {
   }
   const reapMode = (str(raw, 'reap-mode') ?? defaultString('reap-mode')) as BrokerConfig['docker']['reapMode'];
   if (!['auto', 'host', 'exec'].includes(reapMode)) throw new ConfigError('--reap-mode', 'one of auto, host, exec');
+  const tls = parseListenerTls(raw);
   return {
     listen,
     auth,
@@ -371,7 +374,8 @@ export function parseConfig(raw: RawSettings): BrokerConfig {
     devTokenFile: str(raw, 'dev-token-file') ?? (dev ? defaultDevTokenFile() : ''),
     docker: { hosts: parseDockerHosts(raw, kubernetes !== null), reapMode, client: parseDockerClientFiles(raw) },
     kubernetes,
-    tls: parseListenerTls(raw),
+    tls,
+    peerTls: parsePeerTls(raw, tls),
     trustedProxies: parseTrustedProxies(raw),
     advertiseUrl: parseAdvertiseUrl(raw),
     stateDir: optionalDir(raw, 'state-dir'),

@@ -48,6 +48,35 @@ export function parseListenerTls(raw: Raw): ListenerTls | null {
   return { cert, key, clientCa };
 }
 
+/**
+ * What this broker shows and trusts when it hands a resume to another broker over TLS. Each
+ * file says where it came from (the setting given, or the listener's it defaults to), for the
+ * errors and log lines that name it.
+ */
+export interface PeerTls {
+  /** CA(s) the other brokers' certificates must chain to; undefined: the system's. */
+  ca: { file: string; setting: '--peer-ca' | '--tls-client-ca' } | undefined;
+  /** Client certificate and key; undefined: none is presented. */
+  identity: { cert: string; key: string; setting: '--peer-cert' | '--tls-cert' } | undefined;
+}
+
+/**
+ * --peer-ca, --peer-cert, --peer-key. A broker that asks its own clients for certificates
+ * (--tls-client-ca) trusts that CA for its peers too, and presents its own listener
+ * certificate to them: in a fleet under mTLS, the brokers' certificates are client
+ * certificates of that CA, or no broker could hand a resume to another.
+ */
+export function parsePeerTls(raw: Raw, listener: ListenerTls | null): PeerTls {
+  const ca = file(raw, 'peer-ca');
+  const cert = file(raw, 'peer-cert');
+  const key = file(raw, 'peer-key');
+  if (Boolean(cert) !== Boolean(key)) throw new ConfigError(cert ? '--peer-key' : '--peer-cert', 'required with ' + (cert ? '--peer-cert' : '--peer-key'));
+  return {
+    ca: ca ? { file: ca, setting: '--peer-ca' } : listener?.clientCa ? { file: listener.clientCa, setting: '--tls-client-ca' } : undefined,
+    identity: cert && key ? { cert, key, setting: '--peer-cert' } : listener ? { cert: listener.cert, key: listener.key, setting: '--tls-cert' } : undefined,
+  };
+}
+
 /** --trusted-proxy CIDR…: addresses whose X-Forwarded-For is believed. */
 export function parseTrustedProxies(raw: Raw): string[] {
   const v = raw['trusted-proxy'];

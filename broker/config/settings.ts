@@ -82,6 +82,19 @@ export const SETTINGS = {
   'tls-cert': { type: 'string', arg: 'FILE', shown: 'plain HTTP', description: 'PEM certificate (chain) to serve HTTPS/WSS with; reloaded on SIGHUP and when the file changes, without a restart' },
   'tls-key': { type: 'string', arg: 'FILE', description: 'PEM key of `--tls-cert` (reloaded with it)' },
   'tls-client-ca': { type: 'string', arg: 'FILE', description: 'require a client certificate signed by this CA (mTLS); its subject is logged with each session' },
+  'peer-ca': {
+    type: 'string',
+    arg: 'FILE',
+    shown: "`--tls-client-ca`, else the system's CAs",
+    description: "CA(s) that signed the other brokers' certificates, trusted when a resume is handed to one at an `https:` address (see [TLS between brokers](#many-brokers-shared-state)); given, it replaces the system's CAs",
+  },
+  'peer-cert': {
+    type: 'string',
+    arg: 'FILE',
+    shown: '`--tls-cert`',
+    description: "client certificate this broker presents when it hands a resume to another broker that asks for one (mTLS): signed by that broker's `--tls-client-ca`, with the `clientAuth` extended key usage; read again when it changes",
+  },
+  'peer-key': { type: 'string', arg: 'FILE', shown: '`--tls-key`', description: 'key of `--peer-cert` (given with it)' },
   'trusted-proxy': { type: 'string', array: true, arg: 'CIDR…', shown: 'none', description: 'proxies whose `X-Forwarded-For` is believed (see [TLS and proxies](#tls-and-proxies))' },
   'advertise-url': {
     type: 'string',

@@ -1,7 +1,14 @@
 import type { IncomingMessage } from 'node:http';
 import { isIP, connect as netConnect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { connect as tlsConnect } from 'node:tls';
+import { type SecureContext, connect as tlsConnect } from 'node:tls';
+
+/**
+ * The code of the failure a TLS holder gives by ending the connection after the handshake and
+ * before a byte of answer: how a Node server refuses a client certificate its CA signed but not
+ * for clients (no clientAuth), one that expired, or one from another CA, with no TLS alert.
+ */
+export const HUNG_UP_AFTER_HANDSHAKE = 'ENTRY_HUNG_UP_AFTER_HANDSHAKE';
 
 /** Marks an upgrade one broker handed to another: never handed on again (no loops). */
 export const FORWARDED_BY_HEADER = 'entry-forwarded-by';
@@ -10,7 +17,13 @@ export const FORWARDED_BY_HEADER = 'entry-forwarded-by';
  * Hands an upgrade request to another broker untouched, as a TCP proxy would: its request line
  * and headers (credential included: the holder authenticates it itself), what followed them,
  * then bytes both ways until either side closes. X-Forwarded-For gains the peer, for a holder
- * that lists this broker among its trusted proxies.
+ * that lists this broker among its trusted proxies. `secureContext`: the CA an `https:` holder
+ * is trusted by and the certificate shown to it (the system's CAs and none without it).
+ *
+ * `onFailed` is called, and the client's socket left untouched for the caller to answer, when
+ * the holder fails before it answered a byte (`connected`: after the request went to it): under
+ * TLS 1.3 a holder that refuses this broker's certificate says so only after the handshake
+ * seemed done, once the request is on its way.
  */
 export function forwardUpgrade(
   req: IncomingMessage,
@@ -18,8 +31,8 @@ export function forwardUpgrade(
   head: Buffer,
   holderUrl: string,
   brokerId: string,
-  o: { keepAliveMs: number; connectTimeoutMs: number },
-  onFailed: (err: Error) => void,
+  o: { keepAliveMs: number; connectTimeoutMs: number; secureContext?: SecureContext | undefined },
+  onFailed: (err: Error, connected: boolean) => void,
 ): void {
   const url = new URL(holderUrl);
   if ((url.protocol !== 'http:' && url.protocol !== 'https:') || !url.hostname) throw new Error(`not a broker's address: ${holderUrl}`);
@@ -28,7 +41,9 @@ export function forwardUpgrade(
   // An IPv6 literal keeps its brackets in `hostname`; connect wants the address alone.
   const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
   // SNI names a host, never an address (RFC 6066).
-  const upstream: Socket = secure ? tlsConnect({ host, port, ...(isIP(host) ? {} : { servername: host }) }) : netConnect(port, host);
+  const upstream: Socket = secure
+    ? tlsConnect({ host, port, ...(isIP(host) ? {} : { servername: host }), ...(o.secureContext ? { secureContext: o.secureContext } : {}) })
+    : netConnect(port, host);
   const lines = [`${req.method ?? 'GET'} ${req.url ?? '/'} HTTP/1.1`];
   let forwardedFor = '';
   for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) {
@@ -45,6 +60,7 @@ export function forwardUpgrade(
   lines.push(`X-Forwarded-For: ${forwardedFor ? `${forwardedFor}, ${peer}` : peer}`);
   lines.push(`${FORWARDED_BY_HEADER}: ${brokerId}`);
   let connected = false;
+  let answered = false;
   // A holder that does not answer (its host gone, a firewall dropping packets) fails as one that
   // refuses, within the time an admission has, not after the OS gives up.
   upstream.setTimeout(o.connectTimeoutMs, () => {
@@ -56,17 +72,37 @@ export function forwardUpgrade(
     upstream.write(`${lines.join('\r\n')}\r\n\r\n`);
     if (head.length) upstream.write(head);
     socket.pipe(upstream);
+  });
+  // The client hears nothing until the holder answers: until then, a failure is still the caller's to answer.
+  upstream.once('data', (first: Buffer) => {
+    answered = true;
+    socket.write(first);
     upstream.pipe(socket);
   });
   // Nothing above the bytes here sees this client: the kernel's keepalive finds a vanished one.
   if (o.keepAliveMs > 0) (socket as Partial<Socket>).setKeepAlive?.(true, o.keepAliveMs);
+  let failed = false;
+  const fail = (err: Error) => {
+    if (failed) return;
+    failed = true;
+    socket.unpipe(upstream);
+    socket.off('error', onSocketGone);
+    socket.off('close', onSocketGone);
+    onFailed(err, connected);
+  };
+  const hungUp = () => Object.assign(new Error('the holder ended the TLS connection after the handshake, without answering'), { code: HUNG_UP_AFTER_HANDSHAKE });
   upstream.on('error', (err) => {
-    if (!connected) onFailed(err);
-    else socket.destroy();
+    if (answered) socket.destroy();
+    // A reset is how the hang-up looks when the request was still unread.
+    else if (secure && connected && (err as NodeJS.ErrnoException).code === 'ECONNRESET') fail(hungUp());
+    else fail(err);
   });
-  socket.on('error', () => upstream.destroy());
-  socket.on('close', () => upstream.destroy());
+  const onSocketGone = () => upstream.destroy();
+  socket.on('error', onSocketGone);
+  socket.on('close', onSocketGone);
   upstream.on('close', () => {
-    if (connected) socket.destroy();
+    if (answered) socket.destroy();
+    // Connected, then closed without a word: the holder would not take it.
+    else if (connected) fail(secure ? hungUp() : new Error('the holder closed the connection without answering'));
   });
 }

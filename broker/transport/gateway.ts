@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import type { SecureContext } from 'node:tls';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { ResponseType, utf8 } from '../../proto/codec.js';
 import { PING_INTERVAL_HEADER, RESUME_GRACE_HEADER } from '../../proto/silence.js';
@@ -68,6 +69,10 @@ export interface GatewayDeps {
   brokerId?: string;
   /** Peers whose `entry-forwarded-by` is believed (the other brokers: trusted proxies). */
   trustsPeer?(address: string): boolean;
+  /** The TLS context for handing a resume to another broker (its CA, this broker's certificate). */
+  peerTls?(): SecureContext;
+  /** Why a hand-off failed, when the reason is TLS (see peer-tls-failure.ts). */
+  peerTlsFailure?(err: Error): string | undefined;
   /** Told of every refused upgrade (metrics). */
   onRefused?(info: { code: string; reason: string; source: string; app?: string; proc?: string; instance?: string }): void;
 }
@@ -144,17 +149,40 @@ export class Gateway {
       this.underWay(withinAdmission(this.deps.locateSession(request.resume), this.deps.config.limits.handshakeTimeoutMs, () => 'locating')).then(
         (holder) => {
           if (!holder) return admitHere();
-          this.deps.log.info('resume forwarded', { request: request.requestId, session: request.resume, to: holder, remote: remoteAddress });
-          const notForwarded = (err: Error) => {
+          // The client's certificate (mTLS) is seen here only: the holder sees this broker's.
+          this.deps.log.info('resume forwarded', { request: request.requestId, session: request.resume, to: holder, remote: remoteAddress, ...(clientCert ? { clientCert } : {}) });
+          const notForwarded = (err: Error, connected: boolean) => {
+            const tlsReason = this.deps.peerTlsFailure?.(err);
+            if (tlsReason) {
+              // The session lives on at the holder: told as what it is, not as a session gone.
+              this.deps.log.warn('resume not forwarded: TLS', { request: request.requestId, session: request.resume, to: holder, reason: tlsReason, code: (err as NodeJS.ErrnoException).code });
+              const error = this.refusal(new EntryError('ENTRY_HANDOFF_REFUSED', `request ${request.requestId}`), route, request, remoteAddress);
+              this.accept(req, socket, head, (ws) => refuse(ws, socket, error, request.protocol2, protobufFraming), request.protocol2);
+              return;
+            }
+            if (connected) {
+              // The holder took the request and went (a restart, a drain): the client tries again, as before.
+              this.deps.log.warn('resume not forwarded: holder closed the connection', { request: request.requestId, session: request.resume, to: holder, error: err });
+              socket.destroy();
+              return;
+            }
             // The holder is gone, and the session with it: answered here (ENTRY_RESUME_EXPIRED).
             this.deps.log.warn('resume not forwarded: holder unreachable', { request: request.requestId, session: request.resume, to: holder, error: err });
             admitHere();
           };
           try {
-            forwardUpgrade(req, socket, head, holder, this.deps.brokerId ?? '', { keepAliveMs: this.deps.config.limits.tcpKeepAliveMs, connectTimeoutMs: this.deps.config.limits.handshakeTimeoutMs }, notForwarded);
+            forwardUpgrade(
+              req,
+              socket,
+              head,
+              holder,
+              this.deps.brokerId ?? '',
+              { keepAliveMs: this.deps.config.limits.tcpKeepAliveMs, connectTimeoutMs: this.deps.config.limits.handshakeTimeoutMs, secureContext: this.deps.peerTls?.() },
+              notForwarded,
+            );
           } catch (err) {
             // An address in the shared store that is no URL, or a port out of range.
-            notForwarded(err as Error);
+            notForwarded(err as Error, false);
           }
         },
         () => admitHere(),

@@ -98,7 +98,8 @@ export class ListenerCertificates {
   }
 }
 
-function readSetting(setting: string, file: string): Buffer {
+/** A file a setting names; a failure is a ConfigError naming that setting. */
+export function readSetting(setting: string, file: string): Buffer {
   try {
     return readFileSync(file);
   } catch (err) {
@@ -106,7 +107,8 @@ function readSetting(setting: string, file: string): Buffer {
   }
 }
 
-function parsed<T>(setting: string, file: string, parse: () => T, what: string): T {
+/** `parse()` of a file a setting names; a failure says what the file should have been. */
+export function parsed<T>(setting: string, file: string, parse: () => T, what: string): T {
   try {
     return parse();
   } catch (err) {

@@ -29,10 +29,11 @@ let serial = Date.now();
 
 /**
  * A certificate signed by `ca`: a server certificate for `sans` (DNS names and IPs), or a
- * client certificate (extendedKeyUsage clientAuth) when `client` is set. Returns the files and
- * the serial number (hex, upper case, as Node's X509Certificate reports it).
+ * client certificate (extendedKeyUsage clientAuth) when `client` is set, or both (`both`: a
+ * broker's certificate that it also presents to its peers). Returns the files and the serial
+ * number (hex, upper case, as Node's X509Certificate reports it).
  */
-export function issue(ca: TestCa, cn: string, opts: { sans?: string[]; client?: boolean; name?: string } = {}): CertFiles & { serial: string } {
+export function issue(ca: TestCa, cn: string, opts: { sans?: string[]; client?: boolean; both?: boolean; name?: string } = {}): CertFiles & { serial: string } {
   const base = join(ca.dir, opts.name ?? slug(cn));
   const key = `${base}.key`;
   const csr = `${base}.csr`;
@@ -43,7 +44,7 @@ export function issue(ca: TestCa, cn: string, opts: { sans?: string[]; client?: 
     ext,
     [
       'basicConstraints=CA:FALSE',
-      `extendedKeyUsage=${opts.client ? 'clientAuth' : 'serverAuth'}`,
+      `extendedKeyUsage=${opts.both ? 'serverAuth,clientAuth' : opts.client ? 'clientAuth' : 'serverAuth'}`,
       'keyUsage=digitalSignature,keyEncipherment',
       ...(sans.length ? [`subjectAltName=${sans.join(',')}`] : []),
     ].join('\n'),

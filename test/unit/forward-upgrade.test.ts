@@ -1,8 +1,12 @@
+import { readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { type AddressInfo, createServer as createTcpServer, type Server as TcpServer, type Socket } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { forwardUpgrade } from '../../broker/transport/forward.js';
+import { createSecureContext, type SecureContext } from 'node:tls';
+import { forwardUpgrade, HUNG_UP_AFTER_HANDSHAKE } from '../../broker/transport/forward.js';
+import { issue, makeCa } from '../helpers/certs.js';
 
 const servers: Array<Server | TcpServer> = [];
 const held: Socket[] = [];
@@ -23,15 +27,19 @@ const listen = async <S extends Server | TcpServer>(s: S): Promise<number> => {
   return (s.address() as AddressInfo).port;
 };
 
-/** A broker's front door that hands every upgrade to `holder`; resolves with why forwarding failed. */
-async function forwardingTo(holder: string, connectTimeoutMs: number): Promise<{ port: number; failed: Promise<Error> }> {
-  let failed!: (err: Error) => void;
-  const failure = new Promise<Error>((r) => (failed = r));
+/**
+ * A broker's front door that hands every upgrade to `holder`; resolves with why forwarding
+ * failed, and whether the client's socket was still open then (the caller's to answer).
+ */
+async function forwardingTo(holder: string, connectTimeoutMs: number, secureContext?: SecureContext): Promise<{ port: number; failed: Promise<Error & { connected: boolean; socketOpen: boolean }> }> {
+  let failed!: (err: Error & { connected: boolean; socketOpen: boolean }) => void;
+  const failure = new Promise<Error & { connected: boolean; socketOpen: boolean }>((r) => (failed = r));
   const front = createServer();
   front.on('upgrade', (req, socket, head) =>
-    forwardUpgrade(req, socket, head, holder, 'broker-a', { keepAliveMs: 0, connectTimeoutMs }, (err) => {
+    forwardUpgrade(req, socket, head, holder, 'broker-a', { keepAliveMs: 0, connectTimeoutMs, secureContext }, (err, connected) => {
+      const socketOpen = !socket.destroyed;
       socket.destroy();
-      failed(err);
+      failed(Object.assign(err, { connected, socketOpen }));
     }),
   );
   return { port: await listen(front), failed: failure };
@@ -69,5 +77,45 @@ describe('handing a resume to the broker that holds the session', () => {
     expect(status).toBe(418);
     expect(seen['entry-forwarded-by']).toBe('broker-a');
     expect(seen['entry-resume']).toBe('abc');
+  });
+
+  describe('to a holder under mTLS', () => {
+    const ca = makeCa('Entry Forward Unit CA');
+    afterAll(() => rmSync(ca.dir, { recursive: true, force: true }));
+    const holderCert = issue(ca, 'holder', { sans: ['127.0.0.1'] });
+    const holderWithMtls = async () => {
+      const holder = createHttpsServer({ cert: readFileSync(holderCert.cert), key: readFileSync(holderCert.key), ca: readFileSync(ca.cert), requestCert: true, rejectUnauthorized: true });
+      holder.on('upgrade', (_req, socket) => socket.end('HTTP/1.1 418 Not Here\r\nContent-Length: 0\r\n\r\n'));
+      holder.on('tlsClientError', () => undefined);
+      return `https://127.0.0.1:${await listen(holder as unknown as Server)}`;
+    };
+    const through = async (secureContext: SecureContext) => {
+      const { port, failed } = await forwardingTo(await holderWithMtls(), 2_000, secureContext);
+      const client = new WebSocket(`ws://127.0.0.1:${port}/enter`, { headers: { 'entry-resume': 'abc' } });
+      client.on('error', () => undefined);
+      const status = new Promise<number>((resolve) => client.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0)));
+      const result = await Promise.race([failed, status]);
+      client.terminate();
+      return result;
+    };
+
+    it("reports a holder's refusal of no certificate, after the handshake, with the client's socket left to answer", async () => {
+      const err = await through(createSecureContext({ ca: readFileSync(ca.cert) }));
+      expect(err).toBeInstanceOf(Error);
+      expect((err as NodeJS.ErrnoException).code).toBe('ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED');
+      expect(err).toMatchObject({ connected: true, socketOpen: true });
+    });
+
+    it('reports a hang-up after the handshake when the certificate shown is not for clients', async () => {
+      const serverOnly = issue(ca, 'forwarder', { sans: ['127.0.0.1'] });
+      const err = await through(createSecureContext({ ca: readFileSync(ca.cert), cert: readFileSync(serverOnly.cert), key: readFileSync(serverOnly.key) }));
+      expect((err as NodeJS.ErrnoException).code).toBe(HUNG_UP_AFTER_HANDSHAKE);
+      expect(err).toMatchObject({ connected: true, socketOpen: true });
+    });
+
+    it('passes the upgrade through when the certificate shown is a client certificate of the holder CA', async () => {
+      const fit = issue(ca, 'forwarder-both', { sans: ['127.0.0.1'], both: true });
+      expect(await through(createSecureContext({ ca: readFileSync(ca.cert), cert: readFileSync(fit.cert), key: readFileSync(fit.key) }))).toBe(418);
+    });
   });
 });

@@ -1,0 +1,144 @@
+import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ConfigError, parseConfig, type RawSettings } from '../../broker/config/config.js';
+import type { PeerTls } from '../../broker/config/fleet-settings.js';
+import { createLogger } from '../../broker/log.js';
+import { HUNG_UP_AFTER_HANDSHAKE } from '../../broker/transport/forward.js';
+import { PeerCredentials } from '../../broker/transport/peer-tls.js';
+import { peerTlsFailure } from '../../broker/transport/peer-tls-failure.js';
+import { issue, makeCa } from '../helpers/certs.js';
+
+const ca = makeCa('Entry Peer Unit CA');
+afterAll(() => rmSync(ca.dir, { recursive: true, force: true }));
+const server = issue(ca, 'broker', { sans: ['localhost'] });
+const both = issue(ca, 'broker-both', { sans: ['localhost'], both: true });
+const KEY = { 'jwt-public-key': '/etc/entry/key.pem' };
+const LISTENER = { ...KEY, 'tls-cert': server.cert, 'tls-key': server.key };
+
+function configError(raw: RawSettings): ConfigError {
+  try {
+    parseConfig(raw);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return err as ConfigError;
+  }
+  return expect.unreachable('parseConfig accepted the settings');
+}
+
+describe('--peer-ca, --peer-cert, --peer-key', () => {
+  it("default to the system's CAs and no certificate without TLS, and to the listener's certificate with it", () => {
+    expect(parseConfig(KEY).peerTls).toEqual({ ca: undefined, identity: undefined });
+    expect(parseConfig(LISTENER).peerTls).toEqual({ ca: undefined, identity: { cert: server.cert, key: server.key, setting: '--tls-cert' } });
+  });
+
+  it('trust the CA of --tls-client-ca under mTLS, unless --peer-ca names another', () => {
+    expect(parseConfig({ ...LISTENER, 'tls-client-ca': ca.cert }).peerTls.ca).toEqual({ file: ca.cert, setting: '--tls-client-ca' });
+    const other = makeCa('Entry Peer Unit Other CA');
+    try {
+      expect(parseConfig({ ...LISTENER, 'tls-client-ca': ca.cert, 'peer-ca': other.cert }).peerTls.ca).toEqual({ file: other.cert, setting: '--peer-ca' });
+      // Without a listener certificate too: a plain-HTTP broker may hand resumes to TLS ones.
+      expect(parseConfig({ ...KEY, 'peer-ca': other.cert }).peerTls).toEqual({ ca: { file: other.cert, setting: '--peer-ca' }, identity: undefined });
+    } finally {
+      rmSync(other.dir, { recursive: true, force: true });
+    }
+  });
+
+  it('take --peer-cert with --peer-key over the listener pair, and refuse one without the other or a missing file', () => {
+    expect(parseConfig({ ...LISTENER, 'peer-cert': both.cert, 'peer-key': both.key }).peerTls.identity).toEqual({ cert: both.cert, key: both.key, setting: '--peer-cert' });
+    expect(configError({ ...LISTENER, 'peer-cert': both.cert }).setting).toBe('--peer-key');
+    expect(configError({ ...LISTENER, 'peer-key': both.key }).setting).toBe('--peer-cert');
+    expect(configError({ ...KEY, 'peer-ca': join(ca.dir, 'nope.pem') })).toMatchObject({ setting: '--peer-ca', message: expect.stringMatching(/no such file/) });
+  });
+});
+
+describe('the peer credentials', () => {
+  const lines: string[] = [];
+  const log = createLogger('info', (l) => lines.push(l));
+  const creds = (peer: PeerTls) => new PeerCredentials(peer, log);
+
+  it('name the setting of a file that is not what it should be, at start', () => {
+    const garbage = join(ca.dir, 'garbage.pem');
+    writeFileSync(garbage, 'not PEM');
+    const refused = (peer: PeerTls) => {
+      try {
+        creds(peer).check(false);
+      } catch (err) {
+        expect(err).toBeInstanceOf(ConfigError);
+        return (err as ConfigError).setting;
+      }
+      return 'accepted';
+    };
+    expect(refused({ ca: { file: garbage, setting: '--peer-ca' }, identity: undefined })).toBe('--peer-ca');
+    expect(refused({ ca: undefined, identity: { cert: garbage, key: server.key, setting: '--peer-cert' } })).toBe('--peer-cert');
+    expect(refused({ ca: undefined, identity: { cert: server.cert, key: both.key, setting: '--peer-cert' } })).toBe('--peer-key');
+    expect(refused({ ca: { file: ca.cert, setting: '--tls-client-ca' }, identity: { cert: both.cert, key: both.key, setting: '--tls-cert' } })).toBe('accepted');
+  });
+
+  it('warn at start of a certificate without clientAuth when the peers want one, and not otherwise', () => {
+    lines.length = 0;
+    const serverOnly = creds({ ca: undefined, identity: { cert: server.cert, key: server.key, setting: '--tls-cert' } });
+    serverOnly.check(false);
+    expect(serverOnly.lacksClientAuth).toBe(true);
+    expect(lines).toEqual([]);
+    serverOnly.check(true);
+    expect(lines.length).toBe(1);
+    expect(lines[0]).toMatch(/"level":"warn".*--tls-cert .*broker\.pem lacks the clientAuth extended key usage/);
+    const fit = creds({ ca: undefined, identity: { cert: both.cert, key: both.key, setting: '--tls-cert' } });
+    fit.check(true);
+    expect(fit.lacksClientAuth).toBe(false);
+    expect(lines.length).toBe(1);
+  });
+
+  it('are read again when a file changes; a change that cannot be used keeps those in use, said once', () => {
+    const cert = join(ca.dir, 'live.pem');
+    const key = join(ca.dir, 'live.key');
+    writeFileSync(cert, readFileSync(server.cert));
+    writeFileSync(key, readFileSync(server.key));
+    const c = creds({ ca: undefined, identity: { cert, key, setting: '--peer-cert' } });
+    c.check(false);
+    const first = c.current();
+    expect(c.current()).toBe(first);
+    expect(c.lacksClientAuth).toBe(true);
+    lines.length = 0;
+    // A renewal as deploy tools do it: written beside, renamed over (key first, then the certificate).
+    writeFileSync(`${key}.new`, readFileSync(both.key));
+    renameSync(`${key}.new`, key);
+    writeFileSync(`${cert}.new`, readFileSync(both.cert));
+    renameSync(`${cert}.new`, cert);
+    const second = c.current();
+    expect(second).not.toBe(first);
+    expect(c.lacksClientAuth).toBe(false);
+    expect(lines.some((l) => l.includes('"msg":"peer tls files reloaded"'))).toBe(true);
+    lines.length = 0;
+    // Half a swap: a key that does not match.
+    writeFileSync(`${key}.new`, readFileSync(server.key));
+    renameSync(`${key}.new`, key);
+    expect(c.current()).toBe(second);
+    expect(c.current()).toBe(second);
+    expect(lines.filter((l) => l.includes('"msg":"peer tls files not reloaded; keeping those in use"')).length).toBe(1);
+  });
+});
+
+describe('a hand-off failure', () => {
+  const mtls: PeerTls = { ca: { file: '/etc/entry/ca.pem', setting: '--tls-client-ca' }, identity: { cert: '/etc/entry/tls.crt', key: '/etc/entry/tls.key', setting: '--tls-cert' } };
+  const failure = (code: string, message = 'x') => Object.assign(new Error(message), { code });
+
+  it('is told as TLS, with what to do, when a certificate was refused on either side', () => {
+    expect(peerTlsFailure(failure('UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'unable to verify the first certificate'), { ca: undefined, identity: undefined }, false)).toMatch(
+      /does not trust the holder's certificate \(unable to verify the first certificate\): it trusts only the system's CAs: give --peer-ca/,
+    );
+    expect(peerTlsFailure(failure('SELF_SIGNED_CERT_IN_CHAIN'), mtls, false)).toMatch(/trusts only the CA in \/etc\/entry\/ca\.pem \(--tls-client-ca\)/);
+    expect(peerTlsFailure(failure('ERR_TLS_CERT_ALTNAME_INVALID', "Hostname/IP does not match certificate's altnames"), mtls, false)).toMatch(/refused the holder's certificate \(Hostname/);
+    expect(peerTlsFailure(failure('ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED'), { ca: undefined, identity: undefined }, false)).toMatch(/certificate required\): this broker has none to present/);
+    expect(peerTlsFailure(failure('ERR_SSL_TLSV1_ALERT_UNKNOWN_CA'), mtls, false)).toMatch(/unknown ca\): the holder's --tls-client-ca did not sign \/etc\/entry\/tls\.crt/);
+    expect(peerTlsFailure(failure(HUNG_UP_AFTER_HANDSHAKE), mtls, true)).toMatch(/\/etc\/entry\/tls\.crt \(--tls-cert\) lacks the clientAuth extended key usage/);
+    expect(peerTlsFailure(failure('ERR_SSL_WRONG_VERSION_NUMBER', 'wrong version number'), mtls, false)).toBe('TLS with the holder failed (wrong version number)');
+  });
+
+  it('is not TLS when the holder is gone, or hung up on a broker that showed no certificate', () => {
+    expect(peerTlsFailure(failure('ECONNREFUSED'), mtls, false)).toBeUndefined();
+    expect(peerTlsFailure(new Error('no connection within 300 ms'), mtls, false)).toBeUndefined();
+    expect(peerTlsFailure(failure(HUNG_UP_AFTER_HANDSHAKE), { ca: undefined, identity: undefined }, false)).toBeUndefined();
+  });
+});
