@@ -240,6 +240,7 @@ export class EntryBroker {
       brokerId: this.id,
       trustsPeer: (address) => proxies.trusts(address),
       peerTls: () => peers.current(),
+      peerName: config.peerTls.name,
       peerTlsFailure: (err) => peerTlsFailure(err, config.peerTls, peers.lacksClientAuth),
       locateSession: async (id) => {
         // A malformed id is refused where it is admitted (ENTRY_BAD_REQUEST), never looked up.

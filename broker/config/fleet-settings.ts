@@ -58,10 +58,12 @@ export interface PeerTls {
   ca: { file: string; setting: '--peer-ca' | '--tls-client-ca' } | undefined;
   /** Client certificate and key; undefined: none is presented. */
   identity: { cert: string; key: string; setting: '--peer-cert' | '--tls-cert' } | undefined;
+  /** The name their certificates must hold; undefined: the host of each one's advertised URL. */
+  name?: string | undefined;
 }
 
 /**
- * --peer-ca, --peer-cert, --peer-key. A broker that asks its own clients for certificates
+ * --peer-ca, --peer-cert, --peer-key, --peer-name. A broker that asks its own clients for certificates
  * (--tls-client-ca) trusts that CA for its peers too, and presents its own listener
  * certificate to them: in a fleet under mTLS, the brokers' certificates are client
  * certificates of that CA, or no broker could hand a resume to another.
@@ -71,7 +73,13 @@ export function parsePeerTls(raw: Raw, listener: ListenerTls | null): PeerTls {
   const cert = file(raw, 'peer-cert');
   const key = file(raw, 'peer-key');
   if (Boolean(cert) !== Boolean(key)) throw new ConfigError(cert ? '--peer-key' : '--peer-cert', 'required with ' + (cert ? '--peer-cert' : '--peer-key'));
+  const name = str(raw, 'peer-name');
+  // A host name or an address, as a certificate holds it: no scheme, port or path.
+  if (name !== undefined && !isIP(name) && !/^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/.test(name)) {
+    throw new ConfigError('--peer-name', `want a host name or an address as the certificates hold it, got ${JSON.stringify(name)}`);
+  }
   return {
+    name,
     ca: ca ? { file: ca, setting: '--peer-ca' } : listener?.clientCa ? { file: listener.clientCa, setting: '--tls-client-ca' } : undefined,
     identity: cert && key ? { cert, key, setting: '--peer-cert' } : listener ? { cert: listener.cert, key: listener.key, setting: '--tls-cert' } : undefined,
   };

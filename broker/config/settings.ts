@@ -95,6 +95,12 @@ export const SETTINGS = {
     description: "client certificate this broker presents when it hands a resume to another broker that asks for one (mTLS): signed by that broker's `--tls-client-ca`, with the `clientAuth` extended key usage; read again when it changes",
   },
   'peer-key': { type: 'string', arg: 'FILE', shown: '`--tls-key`', description: 'key of `--peer-cert` (given with it)' },
+  'peer-name': {
+    type: 'string',
+    arg: 'NAME',
+    shown: "the host of the holder's `--advertise-url`",
+    description: "the name another broker's certificate is checked against when a resume is handed to it: for brokers that share a certificate naming their Service, not each one's address",
+  },
   'trusted-proxy': { type: 'string', array: true, arg: 'CIDR…', shown: 'none', description: 'proxies whose `X-Forwarded-For` is believed (see [TLS and proxies](#tls-and-proxies))' },
   'advertise-url': {
     type: 'string',

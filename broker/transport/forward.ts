@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import { isIP, connect as netConnect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { type SecureContext, connect as tlsConnect } from 'node:tls';
+import { checkServerIdentity, type PeerCertificate, type SecureContext, connect as tlsConnect } from 'node:tls';
 
 /**
  * The code of the failure a TLS holder gives by ending the connection after the handshake and
@@ -18,7 +18,8 @@ export const FORWARDED_BY_HEADER = 'entry-forwarded-by';
  * and headers (credential included: the holder authenticates it itself), what followed them,
  * then bytes both ways until either side closes. X-Forwarded-For gains the peer, for a holder
  * that lists this broker among its trusted proxies. `secureContext`: the CA an `https:` holder
- * is trusted by and the certificate shown to it (the system's CAs and none without it).
+ * is trusted by and the certificate shown to it (the system's CAs and none without it);
+ * `peerName`: the name its certificate must hold, when not the host of its URL.
  *
  * `onFailed` is called, and the client's socket left untouched for the caller to answer, when
  * the holder fails before it answered a byte (`connected`: after the request went to it): under
@@ -31,7 +32,7 @@ export function forwardUpgrade(
   head: Buffer,
   holderUrl: string,
   brokerId: string,
-  o: { keepAliveMs: number; connectTimeoutMs: number; secureContext?: SecureContext | undefined },
+  o: { keepAliveMs: number; connectTimeoutMs: number; secureContext?: SecureContext | undefined; peerName?: string | undefined },
   onFailed: (err: Error, connected: boolean) => void,
 ): void {
   const url = new URL(holderUrl);
@@ -40,9 +41,16 @@ export function forwardUpgrade(
   const port = Number(url.port || (secure ? 443 : 80));
   // An IPv6 literal keeps its brackets in `hostname`; connect wants the address alone.
   const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
+  const name = o.peerName ?? host;
   // SNI names a host, never an address (RFC 6066).
   const upstream: Socket = secure
-    ? tlsConnect({ host, port, ...(isIP(host) ? {} : { servername: host }), ...(o.secureContext ? { secureContext: o.secureContext } : {}) })
+    ? tlsConnect({
+        host,
+        port,
+        ...(isIP(name) ? {} : { servername: name }),
+        ...(o.secureContext ? { secureContext: o.secureContext } : {}),
+        ...(o.peerName ? { checkServerIdentity: (_host: string, cert: PeerCertificate) => checkServerIdentity(name, cert) } : {}),
+      })
     : netConnect(port, host);
   const lines = [`${req.method ?? 'GET'} ${req.url ?? '/'} HTTP/1.1`];
   let forwardedFor = '';

@@ -71,6 +71,8 @@ export interface GatewayDeps {
   trustsPeer?(address: string): boolean;
   /** The TLS context for handing a resume to another broker (its CA, this broker's certificate). */
   peerTls?(): SecureContext;
+  /** The name a holder's certificate must hold, when not the host of its URL (--peer-name). */
+  peerName?: string | undefined;
   /** Why a hand-off failed, when the reason is TLS (see peer-tls-failure.ts). */
   peerTlsFailure?(err: Error): string | undefined;
   /** Told of every refused upgrade (metrics). */
@@ -177,7 +179,7 @@ export class Gateway {
               head,
               holder,
               this.deps.brokerId ?? '',
-              { keepAliveMs: this.deps.config.limits.tcpKeepAliveMs, connectTimeoutMs: this.deps.config.limits.handshakeTimeoutMs, secureContext: this.deps.peerTls?.() },
+              { keepAliveMs: this.deps.config.limits.tcpKeepAliveMs, connectTimeoutMs: this.deps.config.limits.handshakeTimeoutMs, secureContext: this.deps.peerTls?.(), peerName: this.deps.peerName },
               notForwarded,
             );
           } catch (err) {

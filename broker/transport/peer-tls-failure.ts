@@ -36,6 +36,9 @@ export function peerTlsFailure(err: Error & { code?: string }, peer: PeerTls, la
   }
   const trusted = peer.ca ? `it trusts only the CA in ${peer.ca.file} (${peer.ca.setting})` : "it trusts only the system's CAs: give --peer-ca the CA that signs the brokers' certificates";
   if (UNTRUSTED.has(code)) return `this broker does not trust the holder's certificate (${err.message}): ${trusted}`;
+  if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') {
+    return `this broker refused the holder's certificate (${err.message}): ${peer.name ? `it must hold the name ${peer.name} (--peer-name)` : "it must hold the host of the holder's --advertise-url, or give --peer-name a name the brokers' certificates hold"}`;
+  }
   if (UNACCEPTABLE.has(code)) return `this broker refused the holder's certificate (${err.message})`;
   const alert = /^ERR_SSL_(?:SSLV3|TLSV1|TLSV13)_ALERT_(.+)$/.exec(code)?.[1];
   if (alert && CERTIFICATE_ALERTS.includes(alert)) {

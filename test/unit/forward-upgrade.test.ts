@@ -31,12 +31,12 @@ const listen = async <S extends Server | TcpServer>(s: S): Promise<number> => {
  * A broker's front door that hands every upgrade to `holder`; resolves with why forwarding
  * failed, and whether the client's socket was still open then (the caller's to answer).
  */
-async function forwardingTo(holder: string, connectTimeoutMs: number, secureContext?: SecureContext): Promise<{ port: number; failed: Promise<Error & { connected: boolean; socketOpen: boolean }> }> {
+async function forwardingTo(holder: string, connectTimeoutMs: number, secureContext?: SecureContext, peerName?: string): Promise<{ port: number; failed: Promise<Error & { connected: boolean; socketOpen: boolean }> }> {
   let failed!: (err: Error & { connected: boolean; socketOpen: boolean }) => void;
   const failure = new Promise<Error & { connected: boolean; socketOpen: boolean }>((r) => (failed = r));
   const front = createServer();
   front.on('upgrade', (req, socket, head) =>
-    forwardUpgrade(req, socket, head, holder, 'broker-a', { keepAliveMs: 0, connectTimeoutMs, secureContext }, (err, connected) => {
+    forwardUpgrade(req, socket, head, holder, 'broker-a', { keepAliveMs: 0, connectTimeoutMs, secureContext, peerName }, (err, connected) => {
       const socketOpen = !socket.destroyed;
       socket.destroy();
       failed(Object.assign(err, { connected, socketOpen }));
@@ -83,14 +83,14 @@ describe('handing a resume to the broker that holds the session', () => {
     const ca = makeCa('Entry Forward Unit CA');
     afterAll(() => rmSync(ca.dir, { recursive: true, force: true }));
     const holderCert = issue(ca, 'holder', { sans: ['127.0.0.1'] });
-    const holderWithMtls = async () => {
-      const holder = createHttpsServer({ cert: readFileSync(holderCert.cert), key: readFileSync(holderCert.key), ca: readFileSync(ca.cert), requestCert: true, rejectUnauthorized: true });
+    const holderWithMtls = async (cert = holderCert) => {
+      const holder = createHttpsServer({ cert: readFileSync(cert.cert), key: readFileSync(cert.key), ca: readFileSync(ca.cert), requestCert: true, rejectUnauthorized: true });
       holder.on('upgrade', (_req, socket) => socket.end('HTTP/1.1 418 Not Here\r\nContent-Length: 0\r\n\r\n'));
       holder.on('tlsClientError', () => undefined);
       return `https://127.0.0.1:${await listen(holder as unknown as Server)}`;
     };
-    const through = async (secureContext: SecureContext) => {
-      const { port, failed } = await forwardingTo(await holderWithMtls(), 2_000, secureContext);
+    const through = async (secureContext: SecureContext, o: { holder?: typeof holderCert; peerName?: string } = {}) => {
+      const { port, failed } = await forwardingTo(await holderWithMtls(o.holder), 2_000, secureContext, o.peerName);
       const client = new WebSocket(`ws://127.0.0.1:${port}/enter`, { headers: { 'entry-resume': 'abc' } });
       client.on('error', () => undefined);
       const status = new Promise<number>((resolve) => client.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0)));
@@ -111,6 +111,15 @@ describe('handing a resume to the broker that holds the session', () => {
       const err = await through(createSecureContext({ ca: readFileSync(ca.cert), cert: readFileSync(serverOnly.cert), key: readFileSync(serverOnly.key) }));
       expect((err as NodeJS.ErrnoException).code).toBe(HUNG_UP_AFTER_HANDSHAKE);
       expect(err).toMatchObject({ connected: true, socketOpen: true });
+    });
+
+    it("checks a shared certificate against --peer-name, not the holder's address, when given", async () => {
+      // One certificate for every broker, naming their Service: no pod's address is in it.
+      const shared = issue(ca, 'entry.entry.svc', { sans: ['entry.entry.svc'], both: true, name: 'shared' });
+      const context = createSecureContext({ ca: readFileSync(ca.cert), cert: readFileSync(shared.cert), key: readFileSync(shared.key) });
+      expect(await through(context, { holder: shared })).toMatchObject({ code: 'ERR_TLS_CERT_ALTNAME_INVALID', connected: false, socketOpen: true });
+      expect(await through(context, { holder: shared, peerName: 'entry.entry.svc' })).toBe(418);
+      expect(await through(context, { holder: shared, peerName: 'other.entry.svc' })).toMatchObject({ code: 'ERR_TLS_CERT_ALTNAME_INVALID' });
     });
 
     it('passes the upgrade through when the certificate shown is a client certificate of the holder CA', async () => {

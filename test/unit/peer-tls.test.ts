@@ -50,6 +50,15 @@ describe('--peer-ca, --peer-cert, --peer-key', () => {
     expect(configError({ ...LISTENER, 'peer-key': both.key }).setting).toBe('--peer-cert');
     expect(configError({ ...KEY, 'peer-ca': join(ca.dir, 'nope.pem') })).toMatchObject({ setting: '--peer-ca', message: expect.stringMatching(/no such file/) });
   });
+
+  it('take --peer-name as a host name or an address, nothing else', () => {
+    expect(parseConfig(KEY).peerTls.name).toBeUndefined();
+    expect(parseConfig({ ...KEY, 'peer-name': 'entry.entry.svc' }).peerTls.name).toBe('entry.entry.svc');
+    expect(parseConfig({ ...KEY, 'peer-name': '10.0.0.7' }).peerTls.name).toBe('10.0.0.7');
+    for (const bad of ['https://entry.example', 'entry.example:8022', 'entry example', '-entry', 'a..b']) {
+      expect(configError({ ...KEY, 'peer-name': bad }), bad).toMatchObject({ setting: '--peer-name', message: expect.stringMatching(/want a host name or an address/) });
+    }
+  });
 });
 
 describe('the peer credentials', () => {
@@ -129,7 +138,9 @@ describe('a hand-off failure', () => {
       /does not trust the holder's certificate \(unable to verify the first certificate\): it trusts only the system's CAs: give --peer-ca/,
     );
     expect(peerTlsFailure(failure('SELF_SIGNED_CERT_IN_CHAIN'), mtls, false)).toMatch(/trusts only the CA in \/etc\/entry\/ca\.pem \(--tls-client-ca\)/);
-    expect(peerTlsFailure(failure('ERR_TLS_CERT_ALTNAME_INVALID', "Hostname/IP does not match certificate's altnames"), mtls, false)).toMatch(/refused the holder's certificate \(Hostname/);
+    expect(peerTlsFailure(failure('ERR_TLS_CERT_ALTNAME_INVALID', "Hostname/IP does not match certificate's altnames"), mtls, false)).toMatch(/refused the holder's certificate \(Hostname.*: .*give --peer-name a name/);
+    expect(peerTlsFailure(failure('ERR_TLS_CERT_ALTNAME_INVALID'), { ...mtls, name: 'entry.example' }, false)).toMatch(/it must hold the name entry\.example \(--peer-name\)/);
+    expect(peerTlsFailure(failure('CERT_HAS_EXPIRED', 'certificate has expired'), mtls, false)).toBe("this broker refused the holder's certificate (certificate has expired)");
     expect(peerTlsFailure(failure('ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED'), { ca: undefined, identity: undefined }, false)).toMatch(/certificate required\): this broker has none to present/);
     expect(peerTlsFailure(failure('ERR_SSL_TLSV1_ALERT_UNKNOWN_CA'), mtls, false)).toMatch(/unknown ca\): the holder's --tls-client-ca did not sign \/etc\/entry\/tls\.crt/);
     expect(peerTlsFailure(failure(HUNG_UP_AFTER_HANDSHAKE), mtls, true)).toMatch(/\/etc\/entry\/tls\.crt \(--tls-cert\) lacks the clientAuth extended key usage/);
