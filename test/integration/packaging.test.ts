@@ -445,6 +445,32 @@ describe('deploy/helm/entry: lints, renders to YAML whose parts agree, every val
     expect(() => parseConfig(readSettings([], { ...rest, ENTRY_REDIS_URL: 'redis://r:6379' }))).not.toThrow();
   });
 
+  it('several replicas under mTLS: the client CA and the peer CA mounted where the broker reads them, the peer name set, probes on the metrics port', async () => {
+    const base = ['auth.jwksUrl=https://id.example/jwks', 'broker.tls.existingSecret=entry-tls'];
+    const docs = await render(...base, 'broker.tls.peerCaKey=ca.crt', 'broker.tls.peerName=entry.entry.svc', 'broker.tls.clientCa.existingSecret=entry-clients', 'broker.tls.clientCa.key=clients.pem', 'metrics.enabled=true');
+    const pod = one(docs, 'Deployment', 'rel-entry')['spec'].template;
+    const c = pod.spec.containers[0];
+    const cm = one(docs, 'ConfigMap', 'rel-entry')['data'] as Record<string, string>;
+    checkEntryKeys('ConfigMap', cm);
+    const mountOf = (name: string) => c.volumeMounts.find((m: Doc) => m['name'] === name)?.mountPath;
+    const secretOf = (name: string) => pod.spec.volumes.find((v: Doc) => v['name'] === name)?.secret.secretName;
+    expect(cm['ENTRY_PEER_CA']).toBe(`${mountOf('tls')}/ca.crt`);
+    expect(cm['ENTRY_TLS_CLIENT_CA']).toBe(`${mountOf('tls-client-ca')}/clients.pem`);
+    expect(secretOf('tls-client-ca')).toBe('entry-clients');
+    expect(cm['ENTRY_PEER_NAME']).toBe('entry.entry.svc');
+    // The kubelet has no client certificate: every probe asks the metrics listener, in plain HTTP.
+    for (const probe of [c.livenessProbe, c.readinessProbe, c.startupProbe]) expect(probe.httpGet).toMatchObject({ port: 'metrics', scheme: 'HTTP' });
+    // (The TLS files exist only in the pod; the rest must be a valid configuration.)
+    const { ENTRY_TLS_CERT: _c, ENTRY_TLS_KEY: _k, ENTRY_PEER_CA: _p, ENTRY_TLS_CLIENT_CA: _ca, ...rest } = cm;
+    expect(parseConfig(readSettings([], { ...rest, ENTRY_REDIS_URL: 'redis://r:6379' })).peerTls.name).toBe('entry.entry.svc');
+    // Without mTLS the probes stay on the broker port, over HTTPS.
+    const plain = one(await render(...base), 'Deployment', 'rel-entry')['spec'].template.spec.containers[0];
+    expect(plain.readinessProbe.httpGet).toMatchObject({ port: 'http', scheme: 'HTTPS' });
+    await expect(render(...base, 'broker.tls.clientCa.existingSecret=entry-clients')).rejects.toThrow(/needs metrics.enabled/);
+    await expect(render('auth.jwksUrl=https://id.example/jwks', 'broker.tls.clientCa.existingSecret=entry-clients', 'metrics.enabled=true')).rejects.toThrow(/needs broker.tls.existingSecret/);
+    await expect(render('auth.jwksUrl=https://id.example/jwks', 'broker.tls.peerCaKey=ca.crt')).rejects.toThrow(/peerCaKey names a key of broker.tls.existingSecret/);
+  });
+
   it('kubernetes.enabled: the ServiceAccount the pod runs as gets exactly pods get/list/watch and pods/exec create, and the broker in-cluster config', async () => {
     const exact = [
       { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch'] },
