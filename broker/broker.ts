@@ -24,7 +24,8 @@ import { listen } from './http/listener.js';
 import { createRequestHandler } from './http/routes.js';
 import { type LeftoverOutcome, Leftovers } from './ledger/leftovers.js';
 import { FileLedger } from './ledger/file-ledger.js';
-import type { LedgerEntry, SessionLedger } from './ledger/session-ledger.js';
+import type { LedgerEntry, LedgerHolder, SessionLedger } from './ledger/session-ledger.js';
+import { HOLDER_PROBE_TIMEOUT_MS, holderAnswers } from './ledger/holder-probe.js';
 import { aliveMarkMs, StoreLedger } from './ledger/store-ledger.js';
 import { createLogger, type Logger } from './log.js';
 import { boundedSink } from './log-sink.js';
@@ -157,7 +158,7 @@ export class EntryBroker {
     const audit = new AuditTrail(store, this.log, { brokerId: this.id, maxEvents: config.audit.maxEvents, alertRules: config.audit.alertRules });
     this.audit = audit;
     // Sessions a dead broker left running are claimed before this one takes any, and ended meanwhile.
-    const leftovers = await this.openLeftovers(store, backends, audit);
+    const leftovers = await this.openLeftovers(store, backends, audit, peers);
     this.leftovers = leftovers;
     let api: ApiDeps | undefined;
     let gateway: Gateway | undefined;
@@ -272,12 +273,14 @@ export class EntryBroker {
    * The session ledger: shared in Redis when brokers share one (any of them ends what a dead one
    * left), else in --state-dir (the broker started again ends it); none with `--state-dir none`.
    */
-  private async openLeftovers(store: Store, backends: Backends, audit: AuditTrail): Promise<Leftovers | undefined> {
+  private async openLeftovers(store: Store, backends: Backends, audit: AuditTrail, peers: PeerCredentials): Promise<Leftovers | undefined> {
     const { config } = this;
     let ledger: SessionLedger | undefined;
     let sweepMs: number | undefined;
     if (store.kind === 'redis') {
-      ledger = new StoreLedger(store, this.id, aliveMarkMs(config.limits.sessionTtlMs), this.log, backends.places());
+      // A holder is asked whether it is alive as a resume is handed to it: over the same TLS.
+      const answers = (holder: LedgerHolder) => holderAnswers(holder, HOLDER_PROBE_TIMEOUT_MS, { secureContext: peers.current(), peerName: config.peerTls.name });
+      ledger = new StoreLedger(store, this.id, aliveMarkMs(config.limits.sessionTtlMs), this.log, backends.places(), answers);
       sweepMs = config.limits.sessionTtlMs;
     } else if (config.stateDir) {
       ledger = await FileLedger.open(config.stateDir, this.log, backends.places());

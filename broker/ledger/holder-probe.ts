@@ -1,3 +1,6 @@
+import { get as httpGet } from 'node:http';
+import { get as httpsGet } from 'node:https';
+import { checkServerIdentity, type PeerCertificate, type SecureContext } from 'node:tls';
 import type { LedgerHolder } from './session-ledger.js';
 
 /**
@@ -6,20 +9,59 @@ import type { LedgerHolder } from './session-ledger.js';
  */
 export const HOLDER_PROBE_TIMEOUT_MS = 2_000;
 
+/** What a broker trusts and shows over TLS towards the others, as for a resume handed on. */
+export interface PeerProbeTls {
+  secureContext?: SecureContext | undefined;
+  /** The name a holder's certificate must hold, when not the host of its URL (--peer-name). */
+  peerName?: string | undefined;
+}
+
+/** A /healthz answer is a few bytes: anything longer is not a broker's. */
+const MAX_ANSWER_BYTES = 4096;
+
 /**
  * Whether the broker process `holder` names answers at its address, as itself (a broker started
- * since at the same address has another id). Any failure, a TLS listener that wants a client
- * certificate among them, counts as no answer.
+ * since at the same address has another id). It is asked as a resume is handed to it: the
+ * peer CA, this broker's certificate for a holder under mTLS, the peer name. Any failure counts
+ * as no answer.
  */
-export async function holderAnswers(holder: LedgerHolder, timeoutMs = HOLDER_PROBE_TIMEOUT_MS): Promise<boolean> {
+export async function holderAnswers(holder: LedgerHolder, timeoutMs = HOLDER_PROBE_TIMEOUT_MS, tls: PeerProbeTls = {}): Promise<boolean> {
+  let url: URL;
   try {
-    const url = new URL('/healthz', holder.url);
-    url.searchParams.set('broker', holder.broker);
-    const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs), redirect: 'error' });
-    if (!res.ok) return false;
-    const body = (await res.json()) as { sameBroker?: unknown };
-    return body.sameBroker === true;
+    url = new URL('/healthz', holder.url);
   } catch {
     return false;
   }
+  url.searchParams.set('broker', holder.broker);
+  const secure = url.protocol === 'https:';
+  if (!secure && url.protocol !== 'http:') return false;
+  const name = tls.peerName;
+  const options = {
+    signal: AbortSignal.timeout(timeoutMs),
+    ...(secure && tls.secureContext ? { secureContext: tls.secureContext } : {}),
+    ...(secure && name ? { servername: name, checkServerIdentity: (_host: string, cert: PeerCertificate) => checkServerIdentity(name, cert) } : {}),
+  };
+  return new Promise<boolean>((resolve) => {
+    const req = (secure ? httpsGet : httpGet)(url, options, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => {
+        body += chunk;
+        if (body.length > MAX_ANSWER_BYTES) req.destroy(new Error('answer too long'));
+      });
+      res.on('end', () => {
+        if (res.statusCode !== 200) return resolve(false);
+        try {
+          resolve((JSON.parse(body) as { sameBroker?: unknown }).sameBroker === true);
+        } catch {
+          resolve(false);
+        }
+      });
+      res.on('error', () => resolve(false));
+      // Cut short (the timeout, a reset) after the head came: no answer.
+      res.on('close', () => resolve(false));
+    });
+    // A refusal, a reset, a certificate refused, the timeout: no answer.
+    req.on('error', () => resolve(false));
+  });
 }
