@@ -31,15 +31,19 @@ async function resumeThrough(proxy: TcpProxy, holder: BrokerProcess, via: Broker
     spec: { argv: ['sh', '-c', SCRIPT].map((s) => Buffer.from(s)) },
   });
   let out = '';
+  let cutAt = 0;
+  let backAt = 0;
   conn.on('stdout', (d: Buffer) => {
     out += d.toString();
     if (out === 'start\n') {
+      cutAt = Date.now();
       proxy.cut(2_000);
       proxy.to(via.url);
     }
   });
+  conn.on('resumed', () => (backAt = Date.now()));
   const end = await conn.done;
-  return { out, end };
+  return { out, end, backMs: backAt ? backAt - cutAt : undefined };
 }
 
 const logged = (b: BrokerProcess, msg: string) => b.logs.filter((l) => l.includes(`"msg":"${msg}"`));
@@ -79,8 +83,9 @@ describe('a resume handed to another broker over TLS with a private CA', () => {
   });
 
   it('B trusts --peer-ca: the reconnect sent to B reaches A over TLS, the rest of the output and exit 5', async () => {
-    const { out, end } = await resumeThrough(proxy, a, b, { ca: readFileSync(ca.cert) }, app, 'tls-roamer');
+    const { out, end, backMs } = await resumeThrough(proxy, a, b, { ca: readFileSync(ca.cert) }, app, 'tls-roamer');
     expect(end.code).toBe('');
+    console.log(`resume across TLS brokers: back ${backMs} ms after the cut (link down 2000 ms)`);
     expect(out).toBe('start\ndone\n');
     expect(end.exitCode).toBe(5);
     expect(logged(b, 'resume forwarded').length).toBe(1);
@@ -142,8 +147,9 @@ describe('a resume handed to another broker under mTLS', () => {
   const tls = (): ClientTls => ({ ca: readFileSync(fleet.cert), cert: readFileSync(alice.cert), key: readFileSync(alice.key) });
 
   it('B presents its own certificate to A: the rest of the output and exit 5; A logs the session with alice and via B', async () => {
-    const { out, end } = await resumeThrough(proxy, a, b, tls(), app, 'mtls-roamer');
+    const { out, end, backMs } = await resumeThrough(proxy, a, b, tls(), app, 'mtls-roamer');
     expect(end.code).toBe('');
+    console.log(`resume across mTLS brokers: back ${backMs} ms after the cut (link down 2000 ms)`);
     expect(out).toBe('start\ndone\n');
     expect(end.exitCode).toBe(5);
     // B saw alice's certificate and says so; A sees only B's on the hop, and keeps the one the session started with.
