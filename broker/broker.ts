@@ -242,7 +242,7 @@ export class EntryBroker {
       trustsPeer: (address) => proxies.trusts(address),
       peerTls: () => peers.current(),
       peerName: config.peerTls.name,
-      peerTlsFailure: (err) => peerTlsFailure(err, config.peerTls, peers.lacksClientAuth),
+      peerTlsFailure: (err) => peerTlsFailure(err, config.peerTls, { lacksClientAuth: peers.lacksClientAuth, mtls: peers.mtls }),
       locateSession: async (id) => {
         // A malformed id is refused where it is admitted (ENTRY_BAD_REQUEST), never looked up.
         if (!hasSessionIdShape(id) || this.sessions.get(id)) return undefined;

@@ -22,16 +22,20 @@ const CERTIFICATE_ALERTS = ['CERTIFICATE_REQUIRED', 'BAD_CERTIFICATE', 'UNSUPPOR
 /**
  * Why a hand-off to another broker failed, in words an operator can act on, when the reason is
  * TLS (this broker refused the holder's certificate, or the holder refused this broker's);
- * undefined for any other failure (the holder gone, a refused connection, a timeout).
+ * undefined for any other failure (the holder gone, a refused connection, a timeout). `shown`:
+ * whether the certificate presented lacks clientAuth, and whether the holder is taken to want
+ * one (see PeerCredentials.mtls).
  */
-export function peerTlsFailure(err: Error & { code?: string }, peer: PeerTls, lacksClientAuth: boolean): string | undefined {
+export function peerTlsFailure(err: Error & { code?: string }, peer: PeerTls, shown: { lacksClientAuth: boolean; mtls: boolean }): string | undefined {
+  const { lacksClientAuth } = shown;
   const code = err.code ?? '';
   const id = peer.identity;
   const which = id ? `${id.cert} (${id.setting})` : '';
   const noClientAuth = `${which} lacks the clientAuth extended key usage: give --peer-cert/--peer-key a certificate that has it`;
   if (code === HUNG_UP_AFTER_HANDSHAKE) {
-    // Without a certificate shown, a holder that wants one says so with an alert: this is another hang-up.
-    if (!id) return undefined;
+    // Without a certificate shown, a holder that wants one says so with an alert; outside mTLS
+    // (this broker asks no client for one, and no --peer-cert was given), it is a holder that went.
+    if (!id || !shown.mtls) return undefined;
     return `the holder ended the connection after the TLS handshake without answering: it refused this broker's certificate, most likely: ${lacksClientAuth ? noClientAuth : `is ${which} signed by the holder's --tls-client-ca, and current?`}`;
   }
   const trusted = peer.ca ? `it trusts only the CA in ${peer.ca.file} (${peer.ca.setting})` : "it trusts only the system's CAs: give --peer-ca the CA that signs the brokers' certificates";

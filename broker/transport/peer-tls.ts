@@ -21,6 +21,8 @@ export class PeerCredentials {
   private stamp = '';
   /** The certificate in use lists extended key usages, clientAuth not among them: peers under mTLS refuse it. */
   lacksClientAuth = false;
+  /** The other brokers are taken to ask for a client certificate: this one asks its clients for one, or --peer-cert was given. */
+  mtls = false;
 
   constructor(
     readonly settings: PeerTls,
@@ -36,7 +38,8 @@ export class PeerCredentials {
     this.context = this.build();
     this.stamp = this.filesStamp();
     const id = this.settings.identity;
-    if (id && (mtls || id.setting === '--peer-cert') && this.lacksClientAuth) {
+    this.mtls = Boolean(id && (mtls || id.setting === '--peer-cert'));
+    if (id && this.mtls && this.lacksClientAuth) {
       this.log.warn(`${id.setting} ${id.cert} lacks the clientAuth extended key usage: a broker under mTLS will refuse it when a resume is handed to it; give --peer-cert/--peer-key a certificate that has it`);
     }
   }

@@ -89,8 +89,10 @@ describe('the peer credentials', () => {
     const serverOnly = creds({ ca: undefined, identity: { cert: server.cert, key: server.key, setting: '--tls-cert' } });
     serverOnly.check(false);
     expect(serverOnly.lacksClientAuth).toBe(true);
+    expect(serverOnly.mtls).toBe(false);
     expect(lines).toEqual([]);
     serverOnly.check(true);
+    expect(serverOnly.mtls).toBe(true);
     expect(lines.length).toBe(1);
     expect(lines[0]).toMatch(/"level":"warn".*--tls-cert .*broker\.pem lacks the clientAuth extended key usage/);
     const fit = creds({ ca: undefined, identity: { cert: both.cert, key: both.key, setting: '--tls-cert' } });
@@ -134,22 +136,24 @@ describe('a hand-off failure', () => {
   const failure = (code: string, message = 'x') => Object.assign(new Error(message), { code });
 
   it('is told as TLS, with what to do, when a certificate was refused on either side', () => {
-    expect(peerTlsFailure(failure('UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'unable to verify the first certificate'), { ca: undefined, identity: undefined }, false)).toMatch(
+    expect(peerTlsFailure(failure('UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'unable to verify the first certificate'), { ca: undefined, identity: undefined }, { lacksClientAuth: false, mtls: true })).toMatch(
       /does not trust the holder's certificate \(unable to verify the first certificate\): it trusts only the system's CAs: give --peer-ca/,
     );
-    expect(peerTlsFailure(failure('SELF_SIGNED_CERT_IN_CHAIN'), mtls, false)).toMatch(/trusts only the CA in \/etc\/entry\/ca\.pem \(--tls-client-ca\)/);
-    expect(peerTlsFailure(failure('ERR_TLS_CERT_ALTNAME_INVALID', "Hostname/IP does not match certificate's altnames"), mtls, false)).toMatch(/refused the holder's certificate \(Hostname.*: .*give --peer-name a name/);
-    expect(peerTlsFailure(failure('ERR_TLS_CERT_ALTNAME_INVALID'), { ...mtls, name: 'entry.example' }, false)).toMatch(/it must hold the name entry\.example \(--peer-name\)/);
-    expect(peerTlsFailure(failure('CERT_HAS_EXPIRED', 'certificate has expired'), mtls, false)).toBe("this broker refused the holder's certificate (certificate has expired)");
-    expect(peerTlsFailure(failure('ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED'), { ca: undefined, identity: undefined }, false)).toMatch(/certificate required\): this broker has none to present/);
-    expect(peerTlsFailure(failure('ERR_SSL_TLSV1_ALERT_UNKNOWN_CA'), mtls, false)).toMatch(/unknown ca\): the holder's --tls-client-ca did not sign \/etc\/entry\/tls\.crt/);
-    expect(peerTlsFailure(failure(HUNG_UP_AFTER_HANDSHAKE), mtls, true)).toMatch(/\/etc\/entry\/tls\.crt \(--tls-cert\) lacks the clientAuth extended key usage/);
-    expect(peerTlsFailure(failure('ERR_SSL_WRONG_VERSION_NUMBER', 'wrong version number'), mtls, false)).toBe('TLS with the holder failed (wrong version number)');
+    expect(peerTlsFailure(failure('SELF_SIGNED_CERT_IN_CHAIN'), mtls, { lacksClientAuth: false, mtls: true })).toMatch(/trusts only the CA in \/etc\/entry\/ca\.pem \(--tls-client-ca\)/);
+    expect(peerTlsFailure(failure('ERR_TLS_CERT_ALTNAME_INVALID', "Hostname/IP does not match certificate's altnames"), mtls, { lacksClientAuth: false, mtls: true })).toMatch(/refused the holder's certificate \(Hostname.*: .*give --peer-name a name/);
+    expect(peerTlsFailure(failure('ERR_TLS_CERT_ALTNAME_INVALID'), { ...mtls, name: 'entry.example' }, { lacksClientAuth: false, mtls: true })).toMatch(/it must hold the name entry\.example \(--peer-name\)/);
+    expect(peerTlsFailure(failure('CERT_HAS_EXPIRED', 'certificate has expired'), mtls, { lacksClientAuth: false, mtls: true })).toBe("this broker refused the holder's certificate (certificate has expired)");
+    expect(peerTlsFailure(failure('ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED'), { ca: undefined, identity: undefined }, { lacksClientAuth: false, mtls: true })).toMatch(/certificate required\): this broker has none to present/);
+    expect(peerTlsFailure(failure('ERR_SSL_TLSV1_ALERT_UNKNOWN_CA'), mtls, { lacksClientAuth: false, mtls: true })).toMatch(/unknown ca\): the holder's --tls-client-ca did not sign \/etc\/entry\/tls\.crt/);
+    expect(peerTlsFailure(failure(HUNG_UP_AFTER_HANDSHAKE), mtls, { lacksClientAuth: true, mtls: true })).toMatch(/\/etc\/entry\/tls\.crt \(--tls-cert\) lacks the clientAuth extended key usage/);
+    expect(peerTlsFailure(failure('ERR_SSL_WRONG_VERSION_NUMBER', 'wrong version number'), mtls, { lacksClientAuth: false, mtls: true })).toBe('TLS with the holder failed (wrong version number)');
   });
 
-  it('is not TLS when the holder is gone, or hung up on a broker that showed no certificate', () => {
-    expect(peerTlsFailure(failure('ECONNREFUSED'), mtls, false)).toBeUndefined();
-    expect(peerTlsFailure(new Error('no connection within 300 ms'), mtls, false)).toBeUndefined();
-    expect(peerTlsFailure(failure(HUNG_UP_AFTER_HANDSHAKE), { ca: undefined, identity: undefined }, false)).toBeUndefined();
+  it('is not TLS when the holder is gone, or hung up on a broker that showed no certificate or runs without mTLS', () => {
+    expect(peerTlsFailure(failure('ECONNREFUSED'), mtls, { lacksClientAuth: false, mtls: true })).toBeUndefined();
+    expect(peerTlsFailure(new Error('no connection within 300 ms'), mtls, { lacksClientAuth: false, mtls: true })).toBeUndefined();
+    expect(peerTlsFailure(failure(HUNG_UP_AFTER_HANDSHAKE), { ca: undefined, identity: undefined }, { lacksClientAuth: false, mtls: true })).toBeUndefined();
+    // Outside mTLS a holder that hangs up after the handshake went (a restart): the client tries again.
+    expect(peerTlsFailure(failure(HUNG_UP_AFTER_HANDSHAKE), mtls, { lacksClientAuth: true, mtls: false })).toBeUndefined();
   });
 });
