@@ -24,8 +24,8 @@ import { treePidsWithMark } from './proc-walk.js';
 export const EXEC_SCAN_TIMEOUT_MS = 10_000;
 
 /**
- * Output of the in-container scan kept before it is abandoned. Its answer is one number on
- * stdout; stderr carries at most sh's own complaints (a missing `tr`), about 100 bytes for each
+ * Output of the in-container scan kept before it is abandoned. Its answer is a number per mark
+ * on stdout (a few hundred bytes); stderr carries at most sh's own complaints (a missing `tr`), about 100 bytes for each
  * process it looked at: 1 MiB is 10,000 of them. Beyond that it is not the scan talking.
  */
 export const EXEC_SCAN_OUTPUT_CAP_BYTES = 1024 * 1024;
@@ -36,16 +36,31 @@ const HELPER_INSPECT_TIMEOUT_MS = 2_000;
 /** Marks the scan's own processes, so an abandoned one can be found and killed (see killHelper). */
 const REAPER_ENV = 'ENTRY_REAPER';
 
-/** Sends `signal` to every process of the container carrying `mark`, from inside it. Returns how many were signalled. */
-export async function signalViaExec(docker: Docker, containerId: string, mark: string, signal: NodeJS.Signals): Promise<number> {
-  const sig = typeof signal === 'number' ? String(signal) : signal.replace(/^SIG/, '');
+/**
+ * Marks one scan takes at most (see ScanBatcher). Not the exec's transport: Docker takes the argv
+ * in the create's JSON body, and 48 marks of the longest session id are 4 KiB beside the
+ * script's 1 KiB, far from any limit of the engine or of execve (2 MiB with an 8 MiB stack). It is
+ * the scan's own time: each mark's processes are candidates, and each candidate's lines are
+ * compared with every mark, so a scan grows with the square of its marks. With two processes a
+ * mark, BusyBox's sh on a 2-core host at load 8 took 1.1–2.7 s for 48 marks, 2.4–6.7 s for 96
+ * and 6–13 s for 192, past EXEC_SCAN_TIMEOUT_MS (whose expiry fails every session of the scan):
+ * 48 keeps a full scan near a quarter of it.
+ */
+export const MAX_MARKS_PER_EXEC_SCAN = 48;
+
+/**
+ * Sends `signal` (a name without SIG, or a number) to every process of the container carrying one
+ * of `marks`, from inside it. Returns how many processes carrying each mark were signalled, in
+ * the marks' order.
+ */
+export async function signalViaExec(docker: Docker, containerId: string, signal: string, marks: readonly string[]): Promise<number[]> {
   // The container's own /bin/sh runs this: whoever is root in there may have replaced it with
   // anything. It gets EXEC_SCAN_TIMEOUT_MS and EXEC_SCAN_OUTPUT_CAP_BYTES, no more.
   const tag = `${REAPER_ENV}=${randomBytes(8).toString('hex')}`;
   let exec: Docker.Exec | undefined;
   let stream: Duplex | undefined;
   let abandoned = false;
-  // Multiplexed output: the count is on stdout alone, anything on stderr only explains a missing count.
+  // Multiplexed output: the counts are on stdout alone, anything on stderr only explains missing ones.
   const stdout: Buffer[] = [];
   const stderr: Buffer[] = [];
   const demux = new DockerDemuxer((which, data) => (which === 'stderr' ? stderr : stdout).push(Buffer.from(data)));
@@ -63,7 +78,7 @@ export async function signalViaExec(docker: Docker, containerId: string, mark: s
       };
       void (async () => {
         exec = await docker.getContainer(containerId).exec({
-          Cmd: ['/bin/sh', '-c', SCAN_SCRIPT, 'entry-reaper', sig, mark],
+          Cmd: ['/bin/sh', '-c', SCAN_SCRIPT, 'entry-reaper', signal, ...marks],
           Env: [tag],
           AttachStdout: true,
           AttachStderr: true,
@@ -111,15 +126,15 @@ export async function signalViaExec(docker: Docker, containerId: string, mark: s
     throw new EntryError('ENTRY_EXEC_FAILED', `cannot end the session's processes from inside the container: its /bin/sh ${what}; scan abandoned`);
   }
   const text = Buffer.concat(stdout).toString().trim();
-  const n = /^\d+$/.test(text) ? Number(text) : Number.NaN;
-  if (Number.isNaN(n)) {
+  const counts = /^\d+(?: \d+)*$/.test(text) ? text.split(' ').map(Number) : [];
+  if (counts.length !== marks.length) {
     // Typically the image has no sh (or no tr, grep, kill): the processes cannot be found from inside.
     const why = [text, Buffer.concat(stderr).toString().trim()].filter(Boolean).join(' / ').slice(0, 300) || 'no answer';
     const code = exec ? await exitCodeOf(exec) : undefined;
     if (code !== undefined && SHELL_CANNOT_RUN.has(code)) throw new EntryError('ENTRY_CANNOT_REAP', `its /bin/sh cannot run the scan (exit ${code}): ${why}`);
     throw new EntryError('ENTRY_EXEC_FAILED', `cannot end the session's processes from inside the container: ${why}`);
   }
-  return n;
+  return counts;
 }
 
 /** A finished scan's exit code, or undefined when the engine does not say. */

@@ -2,11 +2,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type Docker from 'dockerode';
 import { cleanUpOrRetry } from '../backend/cleanup-retry.js';
 import { Limiter, nextTurn, Pacer } from '../backend/pacing.js';
+import { ScanBatcher } from '../backend/scan-batcher.js';
 import { sessionMark } from '../backend/session-mark.js';
 import { EntryError, isEntryError } from '../errors.js';
 import { createLogger, type Logger } from '../log.js';
 import { answerInTime, dockerFailure } from './engine.js';
-import { signalViaExec } from './exec-scan.js';
+import { MAX_MARKS_PER_EXEC_SCAN, signalViaExec } from './exec-scan.js';
 import { environmentReadable, isNamespaceInit, ProcReader, scanPidsWithMark, treePidsWithMark } from './proc-walk.js';
 
 /**
@@ -96,6 +97,14 @@ export class ProcessReaper {
   private readonly scans = new Limiter(SCAN_CONCURRENCY);
   private readonly walks = new Limiter(WALK_CONCURRENCY);
   private readonly clientSignals = new Limiter(SIGNAL_CONCURRENCY);
+  /**
+   * Scans inside containers, shared by the sessions of a container ending together (see
+   * ScanBatcher): clean-ups' in the scan lane, clients' signals in their own.
+   */
+  private readonly execScans = {
+    cleanup: this.scanBatcher(this.scans),
+    client: this.scanBatcher(this.clientSignals),
+  };
 
   constructor(
     private readonly docker: Docker,
@@ -105,6 +114,10 @@ export class ProcessReaper {
   ) {}
 
   private readonly pacer = new Pacer(1000 / CLEANUP_STARTS_PER_SECOND);
+
+  private scanBatcher(limiter: Limiter): ScanBatcher<string> {
+    return new ScanBatcher<string>({ limiter, maxMarks: MAX_MARKS_PER_EXEC_SCAN, keyOf: (containerId) => containerId, run: (containerId, signal, marks) => signalViaExec(this.docker, containerId, signal, marks) });
+  }
 
   /** Runs `work` in one of the bounded clean-up slots (engine calls made while ending sessions). */
   limited<T>(work: () => Promise<T>): Promise<T> {
@@ -170,7 +183,7 @@ export class ProcessReaper {
 
   /** A client's signal to every process of the session: in its own lane (see SIGNAL_CONCURRENCY). */
   signalFromClient(containerId: string, sessionId: string, signal: NodeJS.Signals, execHostPid: number, execStart = ''): Promise<number> {
-    return this.signalIn({ walk: this.clientSignals, exec: this.clientSignals }, containerId, sessionId, signal, execHostPid, execStart);
+    return this.signalIn({ walk: this.clientSignals, exec: this.execScans.client }, containerId, sessionId, signal, execHostPid, execStart);
   }
 
   /**
@@ -180,10 +193,10 @@ export class ProcessReaper {
    * it ran (processStartTicks), which lets the walk count it whatever its environment says.
    */
   signal(containerId: string, sessionId: string, signal: NodeJS.Signals, execHostPid: number, execStart = ''): Promise<number> {
-    return this.signalIn({ walk: this.walks, exec: this.scans }, containerId, sessionId, signal, execHostPid, execStart);
+    return this.signalIn({ walk: this.walks, exec: this.execScans.cleanup }, containerId, sessionId, signal, execHostPid, execStart);
   }
 
-  private async signalIn(lanes: { walk: Limiter; exec: Limiter }, containerId: string, sessionId: string, signal: NodeJS.Signals, execHostPid: number, execStart: string): Promise<number> {
+  private async signalIn(lanes: { walk: Limiter; exec: ScanBatcher<string> }, containerId: string, sessionId: string, signal: NodeJS.Signals, execHostPid: number, execStart: string): Promise<number> {
     const mark = sessionMark(sessionId);
     if (this.mode !== 'exec') {
       const needle = Buffer.from(`${mark}\0`);
@@ -194,7 +207,8 @@ export class ProcessReaper {
       const sent = pids && signalPids(pids, signal);
       if (sent !== undefined) return sent;
     }
-    return lanes.exec.run(() => signalViaExec(this.docker, containerId, mark, signal));
+    // The scan takes a signal's name without SIG, or its number (0: only count).
+    return lanes.exec.signal(containerId, mark, typeof signal === 'number' ? String(signal) : signal.replace(/^SIG/, ''));
   }
 
   /** The session's processes found in our /proc, or undefined when they cannot be seen from here. */
