@@ -1,8 +1,11 @@
+import { randomBytes } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MAX_MARKS_PER_EXEC_SCAN } from '../../broker/docker/exec-scan.js';
+import { ProcessReaper } from '../../broker/docker/process-reaper.js';
 import { startTestBroker, type TestBroker } from '../helpers/broker.js';
-import { containerProcesses, execCreateCount, TestContainers, uniqueApp } from '../helpers/containers.js';
+import { containerProcesses, docker, execCreateCount, TestContainers, uniqueApp } from '../helpers/containers.js';
 import { eventually, openCommand } from '../helpers/sessions.js';
 import type { WireClient } from '../helpers/wire-client.js';
 
@@ -84,7 +87,17 @@ describe('exec reap mode: many sessions of one container dropped at once', () =>
     expect(new Set(sessions.map((s) => s.session)).size).toBe(n);
     expect(sessions.map((s) => s.error.code)).toEqual(Array.from({ length: n }, () => 'ENTRY_CANNOT_REAP'));
     const execs = await execCreateCount(ids['nosh']!, since);
+    console.info(`reaper exec mass drop: ${n} sessions in an image without sh, ${execs} exec scans`);
     expect(execs).toBeGreaterThan(0);
     expect(execs).toBeLessThan(n);
+  }, 60_000);
+
+  it(`runs a scan of the most marks it takes (${MAX_MARKS_PER_EXEC_SCAN}), of the longest session ids, through the engine`, async () => {
+    const reaper = new ProcessReaper(docker, 'exec');
+    const sessions = Array.from({ length: MAX_MARKS_PER_EXEC_SCAN }, () => `rm-${randomBytes(32).toString('hex')}`.slice(0, 64));
+    const since = Date.now();
+    const counts = await Promise.all(sessions.map((id) => reaper.signal(ids['web']!, id, 0 as unknown as NodeJS.Signals, 0)));
+    expect(counts).toEqual(sessions.map(() => 0));
+    expect(await execCreateCount(ids['web']!, since)).toBe(1);
   }, 60_000);
 });
