@@ -93,6 +93,8 @@ export interface KubeCluster {
   kubectl(args: string[], input?: string): Promise<string>;
   /** A service account with exactly `rules` in `namespace` (a ClusterRole when `clusterWide`). */
   createIdentity(opts: { name: string; namespace?: string; rules: PolicyRule[]; clusterWide?: boolean }): Promise<KubeIdentity>;
+  /** Creates `namespace` and resolves once its default service account has its token (pods need it). */
+  createNamespace(namespace: string): Promise<void>;
   /** Resolves when the pod is Running (and all its containers ready); fails on timeout. */
   waitForPodRunning(namespace: string, name: string, timeoutMs?: number): Promise<any>;
   /**
@@ -165,6 +167,18 @@ async function open(): Promise<KubeCluster> {
     api,
     kubectl,
     createIdentity: (opts) => createIdentity(info, ca, api, opts),
+    createNamespace: async (namespace) => {
+      const created = await api('POST', '/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace } });
+      if (created.status !== 201) throw new Error(`namespace ${namespace} not created: HTTP ${created.status} ${JSON.stringify(created.body)}`);
+      // A fresh namespace's default account gets its token from the controller-manager shortly after.
+      const deadline = Date.now() + 30_000;
+      for (;;) {
+        const sa = await api('GET', `/api/v1/namespaces/${namespace}/serviceaccounts/default`);
+        if (sa.status === 200 && sa.body.secrets?.length) return;
+        if (Date.now() > deadline) throw new Error(`namespace ${namespace}: its default service account has no token after 30 s`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    },
     waitForPodRunning: async (namespace, name, timeoutMs = 60_000) => {
       const deadline = Date.now() + timeoutMs;
       let last: any;

@@ -96,13 +96,7 @@ describe.skipIf(!kubeClusterPossible())('the Kubernetes backend against a real c
 
   beforeAll(async () => {
     k = await startKubeCluster();
-    const created = await k.api('POST', '/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
-    expect(created.status, JSON.stringify(created.body)).toBe(201);
-    for (let i = 0; i < 300; i++) {
-      const sa = await k.api('GET', `/api/v1/namespaces/${ns}/serviceaccounts/default`);
-      if (sa.status === 200 && sa.body.secrets?.length) break;
-      await sleep(100);
-    }
+    await k.createNamespace(ns);
     const demo = { image: 'entry-demo:latest', imagePullPolicy: 'IfNotPresent' };
     const post = async (path: string, body: unknown) => {
       const r = await k.api('POST', path, body);

@@ -63,13 +63,7 @@ describe.skipIf(!kubeClusterPossible())('the dev Kubernetes cluster (deploy/dev/
 
   beforeAll(async () => {
     k = await startKubeCluster();
-    await k.api('POST', '/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
-    // A fresh namespace's default account gets its token from the controller-manager shortly after.
-    for (let i = 0; i < 300; i++) {
-      const sa = await k.api('GET', `/api/v1/namespaces/${ns}/serviceaccounts/default`);
-      if (sa.status === 200 && sa.body.secrets?.length) break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await k.createNamespace(ns);
     const t0 = Date.now();
     const created = await k.api('POST', `/api/v1/namespaces/${ns}/pods`, {
       apiVersion: 'v1',

@@ -57,12 +57,7 @@ describe.skipIf(!kubeClusterPossible())('many Kubernetes sessions of one pod dro
 
   beforeAll(async () => {
     k = await startKubeCluster();
-    expect((await k.api('POST', '/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } })).status).toBe(201);
-    for (let i = 0; i < 300; i++) {
-      const sa = await k.api('GET', `/api/v1/namespaces/${ns}/serviceaccounts/default`);
-      if (sa.status === 200 && sa.body.secrets?.length) break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await k.createNamespace(ns);
     const pods: Array<[string, string]> = [
       ['crowd', 'entry-demo:latest'],
       ['nosh', 'entry-demo:nosh'],

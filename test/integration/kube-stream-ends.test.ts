@@ -67,12 +67,7 @@ describe.skipIf(!kubeClusterPossible())('how a Kubernetes session ends when its 
 
   beforeAll(async () => {
     k = await startKubeCluster();
-    expect((await k.api('POST', '/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } })).status).toBe(201);
-    for (let i = 0; i < 300; i++) {
-      const sa = await k.api('GET', `/api/v1/namespaces/${ns}/serviceaccounts/default`);
-      if (sa.status === 200 && sa.body.secrets?.length) break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await k.createNamespace(ns);
     for (const [name, restartPolicy] of pods) {
       const r = await k.api('POST', `/api/v1/namespaces/${ns}/pods`, {
         apiVersion: 'v1',

@@ -8,6 +8,7 @@ import { algorithmsForPublicKey, loadVerificationKey } from '../../broker/auth/k
 import { MAX_TOKEN_LENGTH, TokenVerifier } from '../../broker/auth/verifier.js';
 import { ConfigError, parseConfig, type RawSettings } from '../../broker/config/config.js';
 import { EntryError } from '../../broker/errors.js';
+import { configErrorOf } from '../helpers/config-error.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'entry-auth-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -264,15 +265,7 @@ describe('TokenVerifier refusing tokens', () => {
 });
 
 describe('loadVerificationKey', () => {
-  function configError(settings: RawSettings): ConfigError {
-    try {
-      loadVerificationKey(parseConfig(settings).auth);
-    } catch (err) {
-      expect(err).toBeInstanceOf(ConfigError);
-      return err as ConfigError;
-    }
-    return expect.unreachable('the key was accepted');
-  }
+  const configError = (settings: RawSettings): ConfigError => configErrorOf(() => loadVerificationKey(parseConfig(settings).auth), 'the key was accepted');
 
   it('allows only the algorithms of the key type', () => {
     expect(loadVerificationKey(parseConfig({ 'jwt-public-key': rsaPemPath }).auth).algorithms).toEqual(expect.arrayContaining(['RS256', 'PS256']));

@@ -1,18 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, isLoopback, MAX_TIMER_MS, parseConfig, parseListen, type RawSettings } from '../../broker/config/config.js';
+import { isLoopback, MAX_TIMER_MS, parseConfig, parseListen } from '../../broker/config/config.js';
+import { configError } from '../helpers/config-error.js';
 
 const KEY = { 'jwt-public-key': '/etc/entry/key.pem' };
-
-/** The ConfigError thrown by parseConfig (fails the test when nothing is thrown). */
-function configError(raw: RawSettings): ConfigError {
-  try {
-    parseConfig(raw);
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return err as ConfigError;
-  }
-  return expect.unreachable('parseConfig accepted the settings');
-}
 
 describe('parseConfig', () => {
   it('fills in the documented defaults', () => {

@@ -1,13 +1,14 @@
 import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ConfigError, parseConfig, type RawSettings } from '../../broker/config/config.js';
+import { ConfigError, parseConfig } from '../../broker/config/config.js';
 import type { PeerTls } from '../../broker/config/fleet-settings.js';
 import { createLogger } from '../../broker/log.js';
 import { HUNG_UP_AFTER_HANDSHAKE } from '../../broker/transport/forward.js';
 import { PeerCredentials } from '../../broker/transport/peer-tls.js';
 import { peerTlsFailure } from '../../broker/transport/peer-tls-failure.js';
 import { issue, makeCa } from '../helpers/certs.js';
+import { configError } from '../helpers/config-error.js';
 
 const ca = makeCa('Entry Peer Unit CA');
 afterAll(() => rmSync(ca.dir, { recursive: true, force: true }));
@@ -15,16 +16,6 @@ const server = issue(ca, 'broker', { sans: ['localhost'] });
 const both = issue(ca, 'broker-both', { sans: ['localhost'], both: true });
 const KEY = { 'jwt-public-key': '/etc/entry/key.pem' };
 const LISTENER = { ...KEY, 'tls-cert': server.cert, 'tls-key': server.key };
-
-function configError(raw: RawSettings): ConfigError {
-  try {
-    parseConfig(raw);
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return err as ConfigError;
-  }
-  return expect.unreachable('parseConfig accepted the settings');
-}
 
 describe('--peer-ca, --peer-cert, --peer-key', () => {
   it("default to the system's CAs and no certificate without TLS, and to the listener's certificate with it", () => {
