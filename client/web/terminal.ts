@@ -90,8 +90,6 @@ export interface TerminalHandle {
 const TERM = 'xterm-256color';
 /** Large pastes go out in frames of this size, far below the broker's max frame. */
 const MAX_INPUT_FRAME = 64 * 1024;
-/** Keystrokes typed while connecting are kept (up to this much) and sent after START. */
-const MAX_PENDING_INPUT = 64 * 1024;
 const HINT = '\x1b[2m[press Enter to reconnect]\x1b[0m';
 /** Resume: output acknowledged every so often; waits between tries; input kept at most. */
 const OUTPUT_ACK_BYTES = 64 * 1024;
@@ -181,8 +179,8 @@ class TerminalSession implements TerminalHandle {
   /** focus() before xterm is open (no size yet) takes effect when it opens. */
   private focusOnOpen = false;
   private disposed = false;
+  /** Input typed or pasted while connecting: sent after START. */
   private pending: Uint8Array[] = [];
-  private pendingBytes = 0;
   private fitFrame = 0;
   /** Bumped whenever a connection attempt is abandoned, so that late answers are ignored. */
   private generation = 0;
@@ -344,10 +342,10 @@ class TerminalSession implements TerminalHandle {
     const resumeOf = resuming ? this.ticket?.session : undefined;
     if (resumeOf) this.boundTry(generation);
     if (!resumeOf) {
-      this.setState('connecting');
+      // Reset before the state is told: a listener may type as the terminal connects.
       this.pending = [];
-      this.pendingBytes = 0;
       this.resetResume();
+      this.setState('connecting');
       this.boundConnect(generation);
     }
     const { source } = this.options;
@@ -425,7 +423,6 @@ class TerminalSession implements TerminalHandle {
       sendFrame(ws, encodeRequest(RequestType.START, encodeExecSpec({ tty: true, cols, rows, term: TERM, resumable: resume })));
       this.setState('open');
       for (const chunk of this.pending.splice(0)) this.sendInput(ws, chunk);
-      this.pendingBytes = 0;
     };
     // A message that cannot be read is output lost: said, and the session ends as Entry's failure.
     const malformed = () => {
@@ -745,10 +742,9 @@ class TerminalSession implements TerminalHandle {
       return;
     }
     if (this.currentState === 'connecting') {
-      if (this.pendingBytes + bytes.length <= MAX_PENDING_INPUT) {
-        this.pending.push(bytes);
-        this.pendingBytes += bytes.length;
-      }
+      // Kept whole, and sent after START within the input window: a paste made while the
+      // terminal connects is not lost, whatever its size (it is in the page's memory already).
+      this.pending.push(bytes);
       return;
     }
     if (this.ws) this.sendInput(this.ws, bytes);

@@ -10,6 +10,8 @@ const CONSOLE_DIR = fileURLToPath(new URL('../../dist/console/', import.meta.url
 /** Past what the broker holds of a client's input before it stops reading it (2 MiB). */
 const PASTE_LINES = 60_000;
 const LINE_TAIL = 'x'.repeat(90);
+/** Past what the terminal kept of input typed while connecting (64 KiB). */
+const EARLY_LINES = 3_000;
 
 /**
  * A large paste the moment the browser terminal opens, before the broker's RESUMABLE: sent all
@@ -54,7 +56,30 @@ describe('the browser terminal, pasted into before the broker says it resumes', 
           window.pasted = text.length;
           t.handle.terminal.paste(text);
         });
-        document.body.append(t);`,
+        document.body.append(t);
+        // A second terminal, pasted into while it connects (before START): kept whole.
+        const early = Array.from({ length: ${EARLY_LINES} }, (_, i) => 'early ' + i + ' ${LINE_TAIL}');
+        window.earlyPasted = 0;
+        const u = document.createElement('entry-terminal');
+        u.id = 'u';
+        u.setAttribute('app', ${JSON.stringify(app)});
+        u.setAttribute('proc', 'web');
+        u.setAttribute('instance', '1');
+        u.style.height = '300px';
+        u.token = ${JSON.stringify(token)};
+        u.addEventListener('entry-state', (e) => {
+          if (e.detail.state !== 'connecting' || window.earlyPasted > 0) return;
+          const text = 'stty -echo; cat\\n' + early.join('\\n') + '\\nend-of-early-paste\\n';
+          // Once the element has its handle (the state is told as it is made), still connecting:
+          // the socket cannot open before this task is done. As typed: xterm's paste wants the
+          // terminal on screen, which comes a frame later.
+          queueMicrotask(() => {
+            if (u.state !== 'connecting') throw new Error('no longer connecting: ' + u.state);
+            u.handle.terminal.input(text);
+            window.earlyPasted = text.length;
+          });
+        });
+        document.body.append(u);`,
     });
   });
   afterAll(async () => {
@@ -69,5 +94,12 @@ describe('the browser terminal, pasted into before the broker says it resumes', 
     // cat prints each line back (the terminal echoes none of them), the marker last.
     const text = await waitForTerminal(page, '#t', /^end-of-paste$/m, 45_000);
     expect(text).toMatch(new RegExp(`^line ${PASTE_LINES - 1} ${LINE_TAIL}$`, 'm'));
+  }, 90_000);
+
+  it('keeps input given while the terminal connects, however large, and sends it once the session starts', async () => {
+    await page.waitForFunction('window.earlyPasted > 0');
+    expect(await page.evaluate('window.earlyPasted')).toBeGreaterThan(64 * 1024);
+    const text = await waitForTerminal(page, '#u', /^end-of-early-paste$/m, 45_000);
+    expect(text).toMatch(new RegExp(`^early ${EARLY_LINES - 1} ${LINE_TAIL}$`, 'm'));
   }, 90_000);
 });
