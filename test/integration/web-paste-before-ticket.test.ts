@@ -39,47 +39,42 @@ describe('the browser terminal, pasted into before the broker says it resumes', 
       type: 'module',
       content: `
         import '/entry-terminal.js';
-        const lines = Array.from({ length: ${PASTE_LINES} }, (_, i) => 'line ' + i + ' ${LINE_TAIL}');
+        /** A terminal on the demo container, on the page; onState hears its states. */
+        const terminal = (id, height, onState) => {
+          const t = document.createElement('entry-terminal');
+          t.id = id;
+          t.setAttribute('app', ${JSON.stringify(app)});
+          t.setAttribute('proc', 'web');
+          t.setAttribute('instance', '1');
+          t.style.height = height;
+          t.token = ${JSON.stringify(token)};
+          t.addEventListener('entry-state', (e) => onState(t, e.detail.state));
+          document.body.append(t);
+        };
+        const text = (name, count, lead) => lead + 'stty -echo; cat\\n' + Array.from({ length: count }, (_, i) => name + ' ' + i + ' ${LINE_TAIL}').join('\\n') + '\\nend-of-' + name + '\\n';
         window.pasted = 0;
-        const t = document.createElement('entry-terminal');
-        t.id = 't';
-        t.setAttribute('app', ${JSON.stringify(app)});
-        t.setAttribute('proc', 'web');
-        t.setAttribute('instance', '1');
-        t.style.height = '600px';
-        t.token = ${JSON.stringify(token)};
         // At once when the socket opens: START has gone, RESUMABLE cannot have been read yet.
-        t.addEventListener('entry-state', (e) => {
-          if (e.detail.state !== 'open' || window.pasted > 0) return;
+        terminal('t', '600px', (t, state) => {
+          if (state !== 'open' || window.pasted > 0) return;
           // The shell reads nothing for 2 s: sent at once, the paste piles up in the broker.
-          const text = 'sleep 2; stty -echo; cat\\n' + lines.join('\\n') + '\\nend-of-paste\\n';
-          window.pasted = text.length;
-          t.handle.terminal.paste(text);
+          const paste = text('line', ${PASTE_LINES}, 'sleep 2; ');
+          window.pasted = paste.length;
+          t.handle.terminal.paste(paste);
         });
-        document.body.append(t);
-        // A second terminal, pasted into while it connects (before START): kept whole.
-        const early = Array.from({ length: ${EARLY_LINES} }, (_, i) => 'early ' + i + ' ${LINE_TAIL}');
+        // A second terminal, given input while it connects (before START): kept whole.
         window.earlyPasted = 0;
-        const u = document.createElement('entry-terminal');
-        u.id = 'u';
-        u.setAttribute('app', ${JSON.stringify(app)});
-        u.setAttribute('proc', 'web');
-        u.setAttribute('instance', '1');
-        u.style.height = '300px';
-        u.token = ${JSON.stringify(token)};
-        u.addEventListener('entry-state', (e) => {
-          if (e.detail.state !== 'connecting' || window.earlyPasted > 0) return;
-          const text = 'stty -echo; cat\\n' + early.join('\\n') + '\\nend-of-early-paste\\n';
+        terminal('u', '300px', (u, state) => {
+          if (state !== 'connecting' || window.earlyPasted > 0) return;
+          const input = text('early', ${EARLY_LINES}, '');
           // Once the element has its handle (the state is told as it is made), still connecting:
           // the socket cannot open before this task is done. As typed: xterm's paste wants the
           // terminal on screen, which comes a frame later.
           queueMicrotask(() => {
             if (u.state !== 'connecting') throw new Error('no longer connecting: ' + u.state);
-            u.handle.terminal.input(text);
-            window.earlyPasted = text.length;
+            u.handle.terminal.input(input);
+            window.earlyPasted = input.length;
           });
-        });
-        document.body.append(u);`,
+        });`,
     });
   });
   afterAll(async () => {
@@ -92,14 +87,14 @@ describe('the browser terminal, pasted into before the broker says it resumes', 
     await page.waitForFunction('window.pasted > 0');
     expect(await page.evaluate('window.pasted')).toBeGreaterThan(4 * 1024 * 1024);
     // cat prints each line back (the terminal echoes none of them), the marker last.
-    const text = await waitForTerminal(page, '#t', /^end-of-paste$/m, 45_000);
+    const text = await waitForTerminal(page, '#t', /^end-of-line$/m, 45_000);
     expect(text).toMatch(new RegExp(`^line ${PASTE_LINES - 1} ${LINE_TAIL}$`, 'm'));
   }, 90_000);
 
   it('keeps input given while the terminal connects, however large, and sends it once the session starts', async () => {
     await page.waitForFunction('window.earlyPasted > 0');
     expect(await page.evaluate('window.earlyPasted')).toBeGreaterThan(64 * 1024);
-    const text = await waitForTerminal(page, '#u', /^end-of-early-paste$/m, 45_000);
+    const text = await waitForTerminal(page, '#u', /^end-of-early$/m, 45_000);
     expect(text).toMatch(new RegExp(`^early ${EARLY_LINES - 1} ${LINE_TAIL}$`, 'm'));
   }, 90_000);
 });
