@@ -1,6 +1,6 @@
 import { get as httpGet } from 'node:http';
 import { get as httpsGet } from 'node:https';
-import { checkServerIdentity, type PeerCertificate, type SecureContext } from 'node:tls';
+import { peerConnectOptions, type PeerTarget } from '../transport/peer-connect.js';
 import type { LedgerHolder } from './session-ledger.js';
 
 /**
@@ -8,13 +8,6 @@ import type { LedgerHolder } from './session-ledger.js';
  * once; two seconds cover a busy one and keep a claim that meets a silent host short.
  */
 export const HOLDER_PROBE_TIMEOUT_MS = 2_000;
-
-/** What a broker trusts and shows over TLS towards the others, as for a resume handed on. */
-export interface PeerProbeTls {
-  secureContext?: SecureContext | undefined;
-  /** The name a holder's certificate must hold, when not the host of its URL (--peer-name). */
-  peerName?: string | undefined;
-}
 
 /** A /healthz answer is a few bytes: anything longer is not a broker's. */
 const MAX_ANSWER_BYTES = 4096;
@@ -25,7 +18,7 @@ const MAX_ANSWER_BYTES = 4096;
  * peer CA, this broker's certificate for a holder under mTLS, the peer name. Any failure counts
  * as no answer.
  */
-export async function holderAnswers(holder: LedgerHolder, timeoutMs = HOLDER_PROBE_TIMEOUT_MS, tls: PeerProbeTls = {}): Promise<boolean> {
+export async function holderAnswers(holder: LedgerHolder, timeoutMs = HOLDER_PROBE_TIMEOUT_MS, tls: PeerTarget = {}): Promise<boolean> {
   let url: URL;
   try {
     url = new URL('/healthz', holder.url);
@@ -35,12 +28,8 @@ export async function holderAnswers(holder: LedgerHolder, timeoutMs = HOLDER_PRO
   url.searchParams.set('broker', holder.broker);
   const secure = url.protocol === 'https:';
   if (!secure && url.protocol !== 'http:') return false;
-  const name = tls.peerName;
-  const options = {
-    signal: AbortSignal.timeout(timeoutMs),
-    ...(secure && tls.secureContext ? { secureContext: tls.secureContext } : {}),
-    ...(secure && name ? { servername: name, checkServerIdentity: (_host: string, cert: PeerCertificate) => checkServerIdentity(name, cert) } : {}),
-  };
+  // An IPv6 literal keeps its brackets in `hostname`.
+  const options = { signal: AbortSignal.timeout(timeoutMs), ...(secure ? peerConnectOptions(url.hostname.replace(/^\[(.*)\]$/, '$1'), tls) : {}) };
   return new Promise<boolean>((resolve) => {
     const req = (secure ? httpsGet : httpGet)(url, options, (res) => {
       let body = '';

@@ -1,7 +1,8 @@
 import type { IncomingMessage } from 'node:http';
-import { isIP, connect as netConnect, type Socket } from 'node:net';
+import { connect as netConnect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { checkServerIdentity, type PeerCertificate, type SecureContext, connect as tlsConnect } from 'node:tls';
+import { connect as tlsConnect } from 'node:tls';
+import { peerConnectOptions, type PeerTarget } from './peer-connect.js';
 
 /**
  * The code of the failure a TLS holder gives by ending the connection after the handshake and
@@ -32,7 +33,7 @@ export function forwardUpgrade(
   head: Buffer,
   holderUrl: string,
   brokerId: string,
-  o: { keepAliveMs: number; connectTimeoutMs: number; secureContext?: SecureContext | undefined; peerName?: string | undefined },
+  o: { keepAliveMs: number; connectTimeoutMs: number } & PeerTarget,
   onFailed: (err: Error, connected: boolean) => void,
 ): void {
   const url = new URL(holderUrl);
@@ -41,17 +42,7 @@ export function forwardUpgrade(
   const port = Number(url.port || (secure ? 443 : 80));
   // An IPv6 literal keeps its brackets in `hostname`; connect wants the address alone.
   const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
-  const name = o.peerName ?? host;
-  // SNI names a host, never an address (RFC 6066).
-  const upstream: Socket = secure
-    ? tlsConnect({
-        host,
-        port,
-        ...(isIP(name) ? {} : { servername: name }),
-        ...(o.secureContext ? { secureContext: o.secureContext } : {}),
-        ...(o.peerName ? { checkServerIdentity: (_host: string, cert: PeerCertificate) => checkServerIdentity(name, cert) } : {}),
-      })
-    : netConnect(port, host);
+  const upstream: Socket = secure ? tlsConnect({ host, port, ...peerConnectOptions(host, o) }) : netConnect(port, host);
   const lines = [`${req.method ?? 'GET'} ${req.url ?? '/'} HTTP/1.1`];
   let forwardedFor = '';
   for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) {
