@@ -411,6 +411,13 @@ export function parseCount(content: Uint8Array): number | undefined {
   return n;
 }
 
+/** Content of EXIT: an exit status in decimal digits, 0 to 255 and nothing else; undefined when malformed. */
+export function parseExitStatus(text: string): number | undefined {
+  if (!/^(0|[1-9][0-9]{0,2})$/.test(text)) return undefined;
+  const n = Number(text);
+  return n <= 255 ? n : undefined;
+}
+
 export function encodeCount(n: number): Uint8Array<ArrayBuffer> {
   return utf8Encoder.encode(String(n));
 }

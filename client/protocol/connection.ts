@@ -10,6 +10,7 @@ import {
   encodeWinch,
   type ExecSpec,
   parseCount,
+  parseExitStatus,
   RequestFramer,
   RequestType,
   ResponseType,
@@ -594,13 +595,6 @@ export class ExecConnection extends EventEmitter<ExecConnectionEvents> {
         return;
     }
   }
-}
-
-/** An exit status as EXIT carries it: decimal digits for 0 to 255, nothing else. */
-export function parseExitStatus(text: string): number | undefined {
-  if (!/^(0|[1-9][0-9]{0,2})$/.test(text)) return undefined;
-  const n = Number(text);
-  return n <= 255 ? n : undefined;
 }
 
 interface EarlyEvents {

@@ -9,6 +9,7 @@ import {
   encodeResumeRequest,
   encodeWinch,
   parseCount,
+  parseExitStatus,
   RequestType,
   ResponseType,
   type ResumeTicket,
@@ -425,8 +426,8 @@ class TerminalSession implements TerminalHandle {
       for (const chunk of this.pending.splice(0)) this.sendInput(ws, chunk);
     };
     // A message that cannot be read is output lost: said, and the session ends as Entry's failure.
-    const malformed = () => {
-      closeMessage = { code: 'ENTRY_BAD_FRAME', text: 'malformed message from the broker' };
+    const malformed = (what = 'message') => {
+      closeMessage = { code: 'ENTRY_BAD_FRAME', text: `malformed ${what} from the broker` };
       this.terminal.write(`\r\n\x1b[31mentry: ${closeMessage.text}\x1b[0m\r\n`);
       ws.close(BAD_FRAME_CLOSE_CODE);
     };
@@ -454,9 +455,13 @@ class TerminalSession implements TerminalHandle {
           if (count !== undefined) this.acknowledgeInput(count);
           break;
         }
-        case ResponseType.EXIT:
-          exitCode = Number(decoder.decode(msg.content));
+        case ResponseType.EXIT: {
+          const text = decoder.decode(msg.content);
+          exitCode = parseExitStatus(text);
+          // A status made up would be worse than none: the session ends as a failure of Entry's.
+          if (exitCode === undefined) malformed(`exit status ${JSON.stringify(text.slice(0, 40))}`);
           break;
+        }
         case ResponseType.CLOSE:
           // A resume refused for the moment (not yet taken back: lostAt is cleared by RESUMABLE):
           // the next try follows (see onclose), nothing to show.

@@ -20,6 +20,8 @@ describe('the browser terminal when the connection breaks between EXIT and CLOSE
   let browser: Browser;
   let page: Page;
   const upgrades: string[] = [];
+  /** What the stand-in sends as EXIT's content: each test sets it. */
+  let exitContent = '3';
 
   beforeAll(async () => {
     const wss = new WebSocketServer({ noServer: true, handleProtocols: () => 'entry.v1' });
@@ -36,7 +38,7 @@ describe('the browser terminal when the connection breaks between EXIT and CLOSE
           const send = (type: number, content: Uint8Array) => ws.send(encodeResponse(type, content));
           send(ResponseType.RESUMABLE, encodeResumeTicket({ session: 's-1', token: Buffer.from('resume-token'), outputOffset: 0, inputOffset: 0, graceMs: 60_000, pingIntervalMs: 0 }));
           send(ResponseType.STDOUT, utf8('last words\r\n'));
-          send(ResponseType.EXIT, utf8('3'));
+          send(ResponseType.EXIT, utf8(exitContent));
           // Gone before the CLOSE: no close frame, as a link that broke.
           setImmediate(() => ws.terminate());
         });
@@ -52,7 +54,8 @@ describe('the browser terminal when the connection breaks between EXIT and CLOSE
     await new Promise<void>((resolve) => server?.close(() => resolve()));
   });
 
-  it('ends with the exit status it got, and does not try to resume a process that has exited', async () => {
+  /** Opens a terminal on a fresh page; resolves once it ended or began to resume, with what it told. */
+  async function runTerminal(): Promise<{ states: string[]; info: { code: string; exitCode: number | undefined; message: string } | undefined }> {
     const { port } = server.address() as AddressInfo;
     await page.goto(`http://127.0.0.1:${port}/`);
     await page.addScriptTag({
@@ -72,9 +75,27 @@ describe('the browser terminal when the connection breaks between EXIT and CLOSE
     });
     // Either it ends, or it tries to resume (a second upgrade): whichever comes first.
     await page.waitForFunction(() => (window as unknown as { closeInfo?: unknown }).closeInfo !== undefined || ((window as unknown as { states?: string[] }).states ?? []).includes('reconnecting'), undefined, { timeout: 15_000 });
-    const info = (await page.evaluate('window.closeInfo')) as { exitCode: number | undefined } | undefined;
-    expect(await page.evaluate('window.states')).not.toContain('reconnecting');
+    return { states: (await page.evaluate('window.states')) as string[], info: (await page.evaluate('window.closeInfo')) as { code: string; exitCode: number | undefined; message: string } | undefined };
+  }
+
+  it('ends with the exit status it got, and does not try to resume a process that has exited', async () => {
+    exitContent = '3';
+    upgrades.length = 0;
+    const { states, info } = await runTerminal();
+    expect(states).not.toContain('reconnecting');
     expect(info?.exitCode).toBe(3);
     expect(upgrades).toHaveLength(1);
   }, 30_000);
+
+  it('ends as a malformed message, with no exit status, when EXIT carries no status from 0 to 255', async () => {
+    for (const content of ['3x', '256', '', '-1']) {
+      exitContent = content;
+      upgrades.length = 0;
+      const { states, info } = await runTerminal();
+      expect(states, content).not.toContain('reconnecting');
+      expect(info, content).toMatchObject({ code: 'ENTRY_BAD_FRAME', message: `malformed exit status ${JSON.stringify(content)} from the broker` });
+      expect(info?.exitCode, content).toBeUndefined();
+      expect(upgrades, content).toHaveLength(1);
+    }
+  }, 60_000);
 });

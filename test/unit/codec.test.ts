@@ -21,6 +21,7 @@ import {
   encodeResumeRequest,
   encodeResumeTicket,
   parseCount,
+  parseExitStatus,
 } from '../../proto/codec.js';
 import { concatBytes, mulberry32, randomBytes, randomInt } from './helpers/prng.js';
 
@@ -482,5 +483,10 @@ describe('resume messages, against protobufjs', () => {
     expect(decodeExecSpec(encodeExecSpec({ resumable: true })).resumable).toBe(true);
     expect(parseCount(encodeCount(1_234_567))).toBe(1_234_567);
     for (const bad of ['', '-1', '1e3', ' 1', '12345678901234567']) expect(parseCount(utf8(bad)), bad).toBeUndefined();
+  });
+
+  it('an exit status is decimal digits from 0 to 255, with nothing around them', () => {
+    for (const n of [0, 1, 7, 127, 255]) expect(parseExitStatus(String(n))).toBe(n);
+    for (const bad of ['', '256', '-1', '007', '1.0', ' 1', '1\n', '3x', '1e2', '0x1', '\u0661']) expect(parseExitStatus(bad), JSON.stringify(bad)).toBeUndefined();
   });
 });
