@@ -131,7 +131,7 @@ export class EntryBroker {
     let key: VerificationKey;
     // Dev mode's key is made before the listener opens too: from its first request on, the
     // broker has everything it needs to answer (the API and upgrades are ready once it listens).
-    const dev = config.dev ? await createDevIdentity() : undefined;
+    const dev = config.dev ? await createDevIdentity(config.auth) : undefined;
     if (dev) key = dev.key;
     else {
       key = loadVerificationKey(config.auth);

@@ -187,7 +187,7 @@ export const SETTINGS = {
   'watch-banner': { type: 'boolean', default: true, description: 'tell users when an admin watches their session' },
   'log-level': { type: 'string', arg: 'LEVEL', default: 'info', description: 'JSON lines on stderr: `debug`, `info`, `warn`, `error` or `silent`; token values are never logged' },
   'log-backlog': { type: 'number', arg: 'BYTES', default: DEFAULT_LOG_BACKLOG_BYTES, description: 'log lines waiting for a slow stderr reader; past this, lines are dropped and a warning counts them' },
-  dev: { type: 'boolean', default: false, description: 'dev mode: loopback only, a generated key and a token for the local user' },
+  dev: { type: 'boolean', default: false, description: 'dev mode: loopback only, a generated key and an admin token for the local user' },
   'dev-token-file': { type: 'string', arg: 'FILE', shown: '`entry-dev-token` in `XDG_RUNTIME_DIR`, else the temp directory, per user', description: 'where dev mode writes its token (mode 0600), for `enter login < FILE`' },
 } as const satisfies Record<string, Setting>;
 
