@@ -3,7 +3,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { emptyEnvironmentCause, parsePidList, readProcFile } from './proc-file.js';
 import { nextTurn } from '../backend/pacing.js';
-import { processStartTicks } from '../proc-stat.js';
+import { readProcessStat } from '../proc-stat.js';
 
 /*
  * Finding a session's processes in our /proc (the reaper's host mode): by the session mark in
@@ -285,7 +285,7 @@ class MarkSorter {
     const read = this.proc.markOf(pid, this.needle);
     if (read === 'unmarked') {
       const { initPid, start } = this.root;
-      if (start !== '' && processStartTicks(pid) === start && isExecProcessOf(pid, initPid)) this.marked.push(pid);
+      if (start !== '' && isExecProcessOf(pid, initPid, start)) this.marked.push(pid);
       return;
     }
     this.sort(pid, read, false);
@@ -329,18 +329,17 @@ function denied(err: unknown): boolean {
   return code === 'EACCES' || code === 'EPERM';
 }
 
-/** Whether `pid` is an exec's process in the container of `initPid`: in its PID namespace, its parent not. */
-function isExecProcessOf(pid: number, initPid: number): boolean {
+/**
+ * Whether `pid` is the exec's process that started at `start` in the container of `initPid`: in
+ * its PID namespace, its parent not, and not ended (a zombie waits only for its parent).
+ */
+function isExecProcessOf(pid: number, initPid: number, start: string): boolean {
   if (pid === initPid) return false;
+  const stat = readProcessStat(pid);
+  if (!stat || stat.startTicks !== start || stat.state === 'Z' || stat.state === 'X') return false;
   try {
     const ns = readlinkSync(`/proc/${initPid}/ns/pid`);
-    if (readlinkSync(`/proc/${pid}/ns/pid`) !== ns) return false;
-    const stat = readProcFile(`/proc/${pid}/stat`).toString('latin1');
-    // Fields after the command's closing parenthesis: state, then the parent's PID. A zombie
-    // has ended already, and waits only for its parent.
-    const [state, ppid] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    if (state === 'Z' || state === 'X') return false;
-    return readlinkSync(`/proc/${ppid}/ns/pid`) !== ns;
+    return readlinkSync(`/proc/${pid}/ns/pid`) === ns && readlinkSync(`/proc/${stat.ppid}/ns/pid`) !== ns;
   } catch {
     return false;
   }
