@@ -89,6 +89,7 @@ export class AuditTrail implements SessionObserver {
       instance: info.instance,
       container: info.container,
       host: info.host,
+      ...(info.clientCert ? { clientCert: info.clientCert } : {}),
     };
     this.record({ type: 'session.start', ...who, tty: info.tty });
     if (info.argv) {
@@ -118,8 +119,8 @@ export class AuditTrail implements SessionObserver {
             output: (_stream: OutputStream, data: Uint8Array) => prompt.seen(data),
           }
         : {}),
-      // One session across connections: the resume is an event of it, `source` where it came back from.
-      resumed: (r) => this.record({ type: 'session.resumed', ...who, source: r.source, ...(r.via ? { via: r.via } : {}), awayMs: r.awayMs, missedBytes: r.missedBytes }),
+      // One session across connections: the resume is an event of it, `source` and `clientCert` who came back.
+      resumed: (r) => this.record({ type: 'session.resumed', ...who, source: r.source, clientCert: r.clientCert, ...(r.via ? { via: r.via } : {}), awayMs: r.awayMs, missedBytes: r.missedBytes }),
       ended: (outcome) => {
         const r = outcome.reason;
         this.record({

@@ -60,6 +60,8 @@ export interface AuditEvent {
   jti?: string;
   until?: string;
   before?: string;
+  /** Under mTLS: subject of the client certificate the session started with (session.resumed: came back with). */
+  clientCert?: string;
   /** session.resumed: the broker the client reached when another one held the session (`broker` is the holder). */
   via?: string;
   /** session.resumed: how long the session had no connection, and the output bytes sent again. */

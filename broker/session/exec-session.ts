@@ -195,8 +195,9 @@ export async function runExecSession(upgrade: AdmittedSession, deps: ExecSession
         onLost: (error) => deps.log.info('session connection lost: kept for resume', { ...fields, graceMs: deps.resumeGraceMs, ...(error ? { code: error.code } : {}) }),
         onResumed: (r) => {
           const from = resumedFrom;
-          deps.log.info('session resumed', { ...fields, remote: from?.source, ...(from?.via ? { via: from.via } : {}), awayMs: r.awayMs, missedBytes: r.missed, outputOffset: r.outputOffset, inputOffset: r.inputOffset });
-          tap?.resumed?.({ source: from?.source ?? '', ...(from?.via ? { via: from.via } : {}), awayMs: r.awayMs, missedBytes: r.missed });
+          // Who came back: the resuming connection's address and certificate, not the first one's.
+          deps.log.info('session resumed', { ...fields, remote: from?.source, clientCert: from?.clientCert, ...(from?.via ? { via: from.via } : {}), awayMs: r.awayMs, missedBytes: r.missed, outputOffset: r.outputOffset, inputOffset: r.inputOffset });
+          tap?.resumed?.({ source: from?.source ?? '', ...(from?.clientCert ? { clientCert: from.clientCert } : {}), ...(from?.via ? { via: from.via } : {}), awayMs: r.awayMs, missedBytes: r.missed });
         },
       });
       side = resumable;

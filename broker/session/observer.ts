@@ -50,6 +50,8 @@ export function refusalOf(upgrade: AdmittedSession, error: EntryError): Refusal 
 export interface SessionResume {
   /** Where the client came back from. */
   source: string;
+  /** Subject of the client certificate it came back with (mTLS). */
+  clientCert?: string;
   /** The broker the client reached, when it is not the one holding the session. */
   via?: string;
   /** How long the session was without a connection (0: the old one had not looked broken yet). */

@@ -16,6 +16,8 @@ export interface ResumeAttempt {
   credential: Pick<Identity, 'issuedAt' | 'tokenId'>;
   outputOffset: number;
   source: string;
+  /** Subject of the client certificate the resuming connection came with (mTLS). */
+  clientCert?: string | undefined;
   /** The broker the client reached, when it was forwarded here. */
   via?: string | undefined;
 }
@@ -38,7 +40,7 @@ export interface ResumeDeps {
 export async function resumeExecSession(upgrade: AdmittedSession, deps: ResumeDeps): Promise<EndReason | undefined> {
   const { terminal, identity, target } = upgrade;
   const sessionId = upgrade.resume ?? '';
-  const fields = { session: sessionId, request: upgrade.requestId, user: identity.user, app: target.app, proc: target.proc, instance: target.instance, remote: upgrade.remoteAddress };
+  const fields = { session: sessionId, request: upgrade.requestId, user: identity.user, app: target.app, proc: target.proc, instance: target.instance, remote: upgrade.remoteAddress, ...(upgrade.clientCert ? { clientCert: upgrade.clientCert } : {}) };
   try {
     if (!upgrade.protocol2) throw new EntryError('ENTRY_BAD_REQUEST', 'resume needs protocol 2');
     if (!hasSessionIdShape(sessionId)) throw new EntryError('ENTRY_BAD_REQUEST', 'entry-resume must name a session');
@@ -51,7 +53,7 @@ export async function resumeExecSession(upgrade: AdmittedSession, deps: ResumeDe
     }
     const session = deps.sessions.get(sessionId);
     if (!session?.resume) throw new EntryError('ENTRY_RESUME_EXPIRED');
-    session.resume({ terminal, user: identity.user, target, token: request.token, credential: { issuedAt: identity.issuedAt, tokenId: identity.tokenId }, outputOffset: request.outputOffset, source: upgrade.remoteAddress, via: upgrade.via });
+    session.resume({ terminal, user: identity.user, target, token: request.token, credential: { issuedAt: identity.issuedAt, tokenId: identity.tokenId }, outputOffset: request.outputOffset, source: upgrade.remoteAddress, clientCert: upgrade.clientCert, via: upgrade.via });
     return undefined;
   } catch (err) {
     const error = isEntryError(err) ? err : new EntryError('ENTRY_INTERNAL', undefined, { cause: err });

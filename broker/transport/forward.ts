@@ -15,10 +15,30 @@ export const HUNG_UP_AFTER_HANDSHAKE = 'ENTRY_HUNG_UP_AFTER_HANDSHAKE';
 export const FORWARDED_BY_HEADER = 'entry-forwarded-by';
 
 /**
+ * The subject of the certificate the client showed the broker that handed its upgrade on
+ * (percent-encoded): under mTLS the holder sees that broker's certificate on the hop, not the
+ * client's. Believed only with FORWARDED_BY_HEADER, from a trusted peer.
+ */
+export const FORWARDED_CLIENT_CERT_HEADER = 'entry-forwarded-client-cert';
+
+/** The client's certificate subject a forwarding broker named; undefined when it named none (or garbage). */
+export function forwardedClientCert(req: IncomingMessage): string | undefined {
+  const value = req.headers[FORWARDED_CLIENT_CERT_HEADER];
+  if (typeof value !== 'string') return undefined;
+  try {
+    return decodeURIComponent(value) || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * Hands an upgrade request to another broker untouched, as a TCP proxy would: its request line
  * and headers (credential included: the holder authenticates it itself), what followed them,
  * then bytes both ways until either side closes. X-Forwarded-For gains the peer, for a holder
- * that lists this broker among its trusted proxies. `secureContext`: the CA an `https:` holder
+ * that lists this broker among its trusted proxies, and the client's certificate subject
+ * (`clientCert`, seen here only) goes in FORWARDED_CLIENT_CERT_HEADER: what the client sent under
+ * either name is dropped, never passed on. `secureContext`: the CA an `https:` holder
  * is trusted by and the certificate shown to it (the system's CAs and none without it);
  * `peerName`: the name its certificate must hold, when not the host of its URL.
  *
@@ -33,7 +53,7 @@ export function forwardUpgrade(
   head: Buffer,
   holderUrl: string,
   brokerId: string,
-  o: { keepAliveMs: number; connectTimeoutMs: number } & PeerTarget,
+  o: { keepAliveMs: number; connectTimeoutMs: number; clientCert?: string | undefined } & PeerTarget,
   onFailed: (err: Error, connected: boolean) => void,
 ): void {
   const url = new URL(holderUrl);
@@ -48,7 +68,7 @@ export function forwardUpgrade(
   for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) {
     const name = req.rawHeaders[i]!;
     const lower = name.toLowerCase();
-    if (lower === FORWARDED_BY_HEADER) continue;
+    if (lower === FORWARDED_BY_HEADER || lower === FORWARDED_CLIENT_CERT_HEADER) continue;
     if (lower === 'x-forwarded-for') {
       forwardedFor = forwardedFor ? `${forwardedFor}, ${req.rawHeaders[i + 1]}` : req.rawHeaders[i + 1]!;
       continue;
@@ -58,6 +78,8 @@ export function forwardUpgrade(
   const peer = req.socket.remoteAddress ?? '';
   lines.push(`X-Forwarded-For: ${forwardedFor ? `${forwardedFor}, ${peer}` : peer}`);
   lines.push(`${FORWARDED_BY_HEADER}: ${brokerId}`);
+  // Encoded: a subject may hold any character, a CR LF among them, and a header line may not.
+  if (o.clientCert) lines.push(`${FORWARDED_CLIENT_CERT_HEADER}: ${encodeURIComponent(o.clientCert)}`);
   let connected = false;
   let answered = false;
   // A holder that does not answer (its host gone, a firewall dropping packets) fails as one that

@@ -26,7 +26,7 @@ import { closeLine } from './close-line.js';
 import { clientCertificateSubject } from './tls.js';
 import { applyWebCredentials, readUpgradeRequest, SUBPROTOCOL, type UpgradeRequest } from './credentials.js';
 import { type Framing, jsonFraming, protobufFraming } from './framing.js';
-import { FORWARDED_BY_HEADER, forwardUpgrade } from './forward.js';
+import { FORWARDED_BY_HEADER, forwardedClientCert, forwardUpgrade } from './forward.js';
 import { START_FRAME_FACTOR, WsTerminal } from './ws-terminal.js';
 
 /** What the gateway knows of an admitted client, before its terminal is made. */
@@ -134,7 +134,7 @@ export class Gateway {
     }
     const request = readUpgradeRequest(req);
     const remoteAddress = clientAddress(req);
-    const clientCert = clientCertificateSubject(req);
+    let clientCert = clientCertificateSubject(req);
     if (route === 'watch') {
       this.admitWatch(req, socket, head, request, url.searchParams.get('session') ?? '', remoteAddress);
       return;
@@ -151,7 +151,7 @@ export class Gateway {
       this.underWay(withinAdmission(this.deps.locateSession(request.resume), this.deps.config.limits.handshakeTimeoutMs, () => 'locating')).then(
         (holder) => {
           if (!holder) return admitHere();
-          // The client's certificate (mTLS) is seen here only: the holder sees this broker's.
+          // The client's certificate (mTLS) is seen here only (the holder sees this broker's): named to the holder in a header.
           this.deps.log.info('resume forwarded', { request: request.requestId, session: request.resume, to: holder, remote: remoteAddress, ...(clientCert ? { clientCert } : {}) });
           const notForwarded = (err: Error, connected: boolean) => {
             const tlsReason = this.deps.peerTlsFailure?.(err);
@@ -179,7 +179,7 @@ export class Gateway {
               head,
               holder,
               this.deps.brokerId ?? '',
-              { keepAliveMs: this.deps.config.limits.tcpKeepAliveMs, connectTimeoutMs: this.deps.config.limits.handshakeTimeoutMs, secureContext: this.deps.peerTls?.(), peerName: this.deps.peerName },
+              { keepAliveMs: this.deps.config.limits.tcpKeepAliveMs, connectTimeoutMs: this.deps.config.limits.handshakeTimeoutMs, secureContext: this.deps.peerTls?.(), peerName: this.deps.peerName, clientCert },
               notForwarded,
             );
           } catch (err) {
@@ -191,7 +191,11 @@ export class Gateway {
       );
       return;
     }
-    if (typeof forwardedBy === 'string' && this.deps.trustsPeer?.(req.socket.remoteAddress ?? '')) request.via = forwardedBy;
+    if (typeof forwardedBy === 'string' && this.deps.trustsPeer?.(req.socket.remoteAddress ?? '')) {
+      request.via = forwardedBy;
+      // The certificate on this hop is the forwarding broker's: the client's is the one it names (none if it names none).
+      clientCert = forwardedClientCert(req);
+    }
     this.admitUpgrade(req, socket, head, route, request, remoteAddress, clientCert);
   }
 

@@ -21,8 +21,9 @@ export class WireClient {
     }));
   }
 
-  static connect(url: string, headers: Record<string, string>, protocols?: string[]): Promise<WireClient> {
-    const ws = new WebSocket(url, protocols ?? [], { headers, perMessageDeflate: false });
+  /** `options`: TLS (ca, cert, key) and where to connect from (localAddress), as ws takes them. */
+  static connect(url: string, headers: Record<string, string>, protocols?: string[], options: WebSocket.ClientOptions = {}): Promise<WireClient> {
+    const ws = new WebSocket(url, protocols ?? [], { ...options, headers, perMessageDeflate: false });
     const client = new WireClient(ws);
     return new Promise((resolve, reject) => {
       ws.once('open', () => resolve(client));

@@ -1,13 +1,17 @@
 import { readFileSync } from 'node:fs';
+import { get as httpsGet } from 'node:https';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { AuditEvent } from '../../broker/audit/events.js';
 import { ExecConnection } from '../../client/protocol/connection.js';
 import type { ClientTls } from '../../client/protocol/tls.js';
+import { decodeResumeTicket, encodeExecSpec, encodeRequest, encodeResumeRequest, RequestType, ResponseType } from '../../proto/codec.js';
 import { type BrokerProcess, makeSigningKey, startBrokerProcess } from '../helpers/broker-process.js';
 import { type CertFiles, issue, makeCa, type TestCa } from '../helpers/certs.js';
 import { TestContainers, uniqueApp } from '../helpers/containers.js';
 import { TestRedis } from '../helpers/redis.js';
 import { eventually } from '../helpers/sessions.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
+import { WireClient } from '../helpers/wire-client.js';
 
 /**
  * Brokers sharing Redis, each serving HTTPS with a certificate from a private CA, behind a
@@ -115,6 +119,7 @@ describe('a resume handed to another broker under mTLS', () => {
   const key = makeSigningKey();
   let fleet: TestCa;
   let alice: CertFiles;
+  let alicePhone: CertFiles;
   let a: BrokerProcess;
   let b: BrokerProcess;
   let c: BrokerProcess;
@@ -128,6 +133,7 @@ describe('a resume handed to another broker under mTLS', () => {
     // One CA for the fleet: it signs the brokers' certificates and the people's.
     fleet = makeCa('Entry Fleet CA');
     alice = issue(fleet, 'alice-laptop', { client: true });
+    alicePhone = issue(fleet, 'alice-phone', { client: true });
     const ca_ = issue(fleet, 'broker-a', { sans, both: true });
     const cb = issue(fleet, 'broker-b', { sans, both: true });
     // A server certificate only (no clientAuth): the holder refuses it as a client's.
@@ -152,9 +158,63 @@ describe('a resume handed to another broker under mTLS', () => {
     console.log(`resume across mTLS brokers: back ${backMs} ms after the cut (link down 2000 ms)`);
     expect(out).toBe('start\ndone\n');
     expect(end.exitCode).toBe(5);
-    // B saw alice's certificate and says so; A sees only B's on the hop, and keeps the one the session started with.
+    // B saw alice's certificate and says so; A sees only B's on the hop, and B names alice's to it.
     expect(logged(b, 'resume forwarded').some((l) => l.includes('"clientCert":"CN=alice-laptop"'))).toBe(true);
     await eventually(async () => logged(a, 'session resumed').some((l) => l.includes(`"via":"${b.id}"`) && l.includes('"clientCert":"CN=alice-laptop"')), "A's session resumed via B", 2_000);
+  }, 30_000);
+
+  it("the holder records the resuming client's address and certificate, not B's, and ignores the same headers from the client", async () => {
+    // The client connects from 127.0.0.2: not among the trusted proxies (127.0.0.1, the brokers' own hops).
+    const from = (cert: CertFiles) => ({ ca: readFileSync(fleet.cert), cert: readFileSync(cert.cert), key: readFileSync(cert.key), localAddress: '127.0.0.2' });
+    const token = await a.mint({ apps: [app] }, 'mtls-witness');
+    const headers = { 'access-token': token, 'app-name': app, 'proc-name': 'web', 'instance-no': '1', 'entry-protocol': '2' };
+    // What a client could write to pass for another person, and for a broker handing it on
+    // (that one only to A: B hands on no upgrade marked as handed on, whoever marked it).
+    const forged = { 'entry-forwarded-client-cert': 'CN%3Dmallory', 'x-forwarded-for': '203.0.113.9' };
+    const owner = await WireClient.connect(a.wsUrl, headers, [], from(alice));
+    owner.send(RequestType.START, encodeExecSpec({ argv: ['sh', '-c', 'echo up; sleep 1043'].map((s) => Buffer.from(s)), resumable: true }));
+    await owner.waitFor(() => owner.stdoutText() === 'up\n', 'the session');
+    const ticket = decodeResumeTicket(owner.messages.find((m) => m.msgType === ResponseType.RESUMABLE)!.content);
+    const resumeWith = async (url: string, cert: CertFiles, more: Record<string, string> = {}) => {
+      const c = await WireClient.connect(url, { ...headers, ...forged, ...more, 'entry-resume': ticket.session }, [], from(cert));
+      c.ws.send(encodeRequest(RequestType.RESUME, encodeResumeRequest({ token: ticket.token, outputOffset: 3 })));
+      await c.waitFor(() => c.messages.some((m) => m.msgType === ResponseType.RESUMABLE), 'the resume');
+      return c;
+    };
+    const admin = await a.mint({ roles: ['entry-admin'] }, 'boss');
+    const api = <T>(broker: BrokerProcess, path: string) =>
+      new Promise<T>((resolve, reject) => {
+        httpsGet(`${broker.url}${path}`, { ...from(alice), agent: false, headers: { authorization: `Bearer ${admin}` } }, (res) => {
+          let body = '';
+          res.on('data', (d: Buffer) => (body += d.toString()));
+          res.on('end', () => resolve(JSON.parse(body) as T));
+        }).on('error', reject);
+      });
+    const audit = async () => (await api<{ events: AuditEvent[] }>(a, `/api/audit?session=${ticket.session}&type=session.resumed`)).events;
+    const resumedLines = () => logged(a, 'session resumed').map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l['session'] === ticket.session);
+    owner.ws.terminate();
+    // Through B, with another of alice's certificates: A names it and the client's address.
+    // Listed in the shared store first: B learns there that A holds it.
+    await eventually(async () => (await api<{ sessions: Array<{ id: string }> }>(b, '/api/sessions')).sessions.some((x) => x.id === ticket.session), 'the session listed');
+    const viaB = await resumeWith(b.wsUrl, alicePhone);
+    await eventually(async () => resumedLines().length === 1, 'the resume through B', 5_000);
+    expect(resumedLines()[0]).toMatchObject({ remote: '127.0.0.2', clientCert: 'CN=alice-phone', via: b.id });
+    expect(logged(b, 'resume forwarded').some((l) => l.includes(ticket.session) && l.includes('"clientCert":"CN=alice-phone"'))).toBe(true);
+    // Straight to A, the same headers: ignored, as from any peer that is not a trusted proxy.
+    viaB.ws.terminate();
+    const direct = await resumeWith(a.wsUrl, alice, { 'entry-forwarded-by': 'mallory-broker' });
+    await eventually(async () => resumedLines().length === 2, 'the resume straight to A', 5_000);
+    expect(resumedLines()[1]).toMatchObject({ remote: '127.0.0.2', clientCert: 'CN=alice-laptop' });
+    expect(resumedLines()[1]).not.toHaveProperty('via');
+    direct.ws.close(1000);
+    await direct.closed;
+    await eventually(async () => (await audit()).length === 2, 'two session.resumed events');
+    const events = (await audit()).sort((x, y) => x.time.localeCompare(y.time));
+    expect(events).toMatchObject([
+      { broker: a.id, via: b.id, source: '127.0.0.2', clientCert: 'CN=alice-phone' },
+      { broker: a.id, source: '127.0.0.2', clientCert: 'CN=alice-laptop' },
+    ]);
+    expect(events[1]).not.toHaveProperty('via');
   }, 30_000);
 
   it('C presents a certificate without clientAuth: warned at start; the client is told ENTRY_HANDOFF_REFUSED, and C logs why', async () => {

@@ -5,7 +5,7 @@ import { type AddressInfo, createServer as createTcpServer, type Server as TcpSe
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { createSecureContext, type SecureContext } from 'node:tls';
-import { forwardUpgrade, HUNG_UP_AFTER_HANDSHAKE } from '../../broker/transport/forward.js';
+import { forwardedClientCert, forwardUpgrade, HUNG_UP_AFTER_HANDSHAKE } from '../../broker/transport/forward.js';
 import { issue, makeCa } from '../helpers/certs.js';
 
 const servers: Array<Server | TcpServer> = [];
@@ -31,12 +31,12 @@ const listen = async <S extends Server | TcpServer>(s: S): Promise<number> => {
  * A broker's front door that hands every upgrade to `holder`; resolves with why forwarding
  * failed, and whether the client's socket was still open then (the caller's to answer).
  */
-async function forwardingTo(holder: string, connectTimeoutMs: number, secureContext?: SecureContext, peerName?: string): Promise<{ port: number; failed: Promise<Error & { connected: boolean; socketOpen: boolean }> }> {
+async function forwardingTo(holder: string, connectTimeoutMs: number, secureContext?: SecureContext, peerName?: string, clientCert?: string): Promise<{ port: number; failed: Promise<Error & { connected: boolean; socketOpen: boolean }> }> {
   let failed!: (err: Error & { connected: boolean; socketOpen: boolean }) => void;
   const failure = new Promise<Error & { connected: boolean; socketOpen: boolean }>((r) => (failed = r));
   const front = createServer();
   front.on('upgrade', (req, socket, head) =>
-    forwardUpgrade(req, socket, head, holder, 'broker-a', { keepAliveMs: 0, connectTimeoutMs, secureContext, peerName }, (err, connected) => {
+    forwardUpgrade(req, socket, head, holder, 'broker-a', { keepAliveMs: 0, connectTimeoutMs, secureContext, peerName, clientCert }, (err, connected) => {
       const socketOpen = !socket.destroyed;
       socket.destroy();
       failed(Object.assign(err, { connected, socketOpen }));
@@ -77,6 +77,34 @@ describe('handing a resume to the broker that holds the session', () => {
     expect(status).toBe(418);
     expect(seen['entry-forwarded-by']).toBe('broker-a');
     expect(seen['entry-resume']).toBe('abc');
+  });
+
+  it("names the client's certificate in a header of its own, whatever it holds, and never passes on the client's", async () => {
+    const holder = createServer();
+    let named: Array<string | undefined> = [];
+    let lines = 0;
+    holder.on('upgrade', (req, socket) => {
+      named.push(forwardedClientCert(req));
+      lines = req.rawHeaders.filter((h, i) => i % 2 === 0 && /^entry-forwarded-/i.test(h)).length;
+      socket.end('HTTP/1.1 418 Not Here\r\nContent-Length: 0\r\n\r\n');
+    });
+    const holderPort = await listen(holder);
+    const statusThrough = async (clientCert: string | undefined) => {
+      const { port } = await forwardingTo(`http://127.0.0.1:${holderPort}`, 300, undefined, undefined, clientCert);
+      const client = new WebSocket(`ws://127.0.0.1:${port}/enter`, { headers: { 'entry-resume': 'abc', 'entry-forwarded-client-cert': 'CN%3Dmallory', 'Entry-Forwarded-By': 'mallory' } });
+      client.on('error', () => undefined);
+      return new Promise<number>((resolve) => client.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0)));
+    };
+    // A line break in a subject would end the header line: it is carried, not obeyed.
+    const subject = 'CN=Zoë Ünver, O=ops\r\nentry-forwarded-by: x';
+    expect(await statusThrough(subject)).toBe(418);
+    expect(named).toEqual([subject]);
+    expect(lines).toBe(2);
+    // No certificate seen: the holder hears of none, not the one the client claimed.
+    named = [];
+    expect(await statusThrough(undefined)).toBe(418);
+    expect(named).toEqual([undefined]);
+    expect(lines).toBe(1);
   });
 
   describe('to a holder under mTLS', () => {
