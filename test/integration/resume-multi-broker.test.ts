@@ -79,8 +79,8 @@ describe('a resume that lands on another broker', () => {
     const starts = (await audit(b.url, admin, 'type=session.start&user=roamer')).filter((e) => e.app === app);
     expect(starts.length).toBe(1);
     expect(starts[0]!.broker).toBe(a.id);
-    await eventually(async () => (await audit(b.url, admin, `sessionId=${starts[0]!.sessionId}&type=session.end`)).length === 1, 'session.end');
-    const resumed = await audit(b.url, admin, `sessionId=${starts[0]!.sessionId}&type=session.resumed`);
+    await eventually(async () => (await audit(b.url, admin, `session=${starts[0]!.sessionId}&type=session.end`)).length === 1, 'session.end');
+    const resumed = await audit(b.url, admin, `session=${starts[0]!.sessionId}&type=session.resumed`);
     expect(resumed).toMatchObject([{ broker: a.id, via: b.id, source: '127.0.0.1', user: 'roamer' }]);
     expect(b.logs.some((l) => l.includes('resume forwarded'))).toBe(true);
   }, 60_000);
