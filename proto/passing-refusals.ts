@@ -1,8 +1,10 @@
 /**
  * Refusals of a resume that say nothing of the session itself: the broker could not check the
  * credential just then (its key server or shared store did not answer), it is shutting down
- * (another broker behind the same address may take the session back), or it counts too many
- * failed logins from this address. A client keeps trying, as for a broker it cannot reach, until
- * the grace period ends; any other refusal ends the session.
+ * (another broker behind the same address may take the session back), it counts too many
+ * failed logins from this address, or it could not hand the resume to the broker holding the
+ * session over TLS (the session lives on there: behind a load balancer the next try may reach
+ * that broker, or one whose TLS towards it works). A client keeps trying, as for a broker it
+ * cannot reach, until the grace period ends; any other refusal ends the session.
  */
-export const PASSING_REFUSALS: ReadonlySet<string> = new Set(['ENTRY_AUTH_UNAVAILABLE', 'ENTRY_STORE_UNAVAILABLE', 'ENTRY_DRAINING', 'ENTRY_RATE_LIMITED']);
+export const PASSING_REFUSALS: ReadonlySet<string> = new Set(['ENTRY_AUTH_UNAVAILABLE', 'ENTRY_STORE_UNAVAILABLE', 'ENTRY_DRAINING', 'ENTRY_RATE_LIMITED', 'ENTRY_HANDOFF_REFUSED']);

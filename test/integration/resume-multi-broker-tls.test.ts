@@ -11,6 +11,7 @@ import { TestContainers, uniqueApp } from '../helpers/containers.js';
 import { TestRedis } from '../helpers/redis.js';
 import { eventually } from '../helpers/sessions.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
+import { launchChromium, mountTerminal, typeLine, waitForTerminal } from '../helpers/browser.js';
 import { WireClient } from '../helpers/wire-client.js';
 
 /**
@@ -22,8 +23,28 @@ import { WireClient } from '../helpers/wire-client.js';
 const SCRIPT = 'echo start; sleep 1; echo done; exit 5';
 const sans = ['localhost', '127.0.0.1'];
 
-/** Starts a resumable command on `holder` through the proxy, cuts the link after its first line and sends the reconnect to `via`. */
-async function resumeThrough(proxy: TcpProxy, holder: BrokerProcess, via: BrokerProcess, tls: ClientTls, app: string, user: string) {
+const logged = (b: BrokerProcess, msg: string) => b.logs.filter((l) => l.includes(`"msg":"${msg}"`));
+
+/**
+ * Once `via` has refused `count` more hand-offs for TLS, the proxy sends the next connection to
+ * `holder`, as a load balancer may; resolves whether it came to that.
+ */
+function backToHolderAfterRefusals(proxy: TcpProxy, holder: BrokerProcess, via: BrokerProcess, count: number): Promise<boolean> {
+  const before = logged(via, 'resume not forwarded: TLS').length;
+  return eventually(async () => logged(via, 'resume not forwarded: TLS').length >= before + count, `${count} hand-offs refused`, 20_000).then(
+    () => {
+      proxy.to(holder.url);
+      return true;
+    },
+    () => false,
+  );
+}
+
+/**
+ * Starts a resumable command on `holder` through the proxy, cuts the link after its first line
+ * and sends the reconnect to `via`; with `backAfter`, the tries after that many refused by `via` go to `holder`.
+ */
+async function resumeThrough(proxy: TcpProxy, holder: BrokerProcess, via: BrokerProcess, tls: ClientTls, app: string, user: string, backAfter = 0) {
   proxy.to(holder.url);
   const token = await holder.mint({ apps: [app] }, user);
   const conn = await ExecConnection.open({
@@ -37,20 +58,22 @@ async function resumeThrough(proxy: TcpProxy, holder: BrokerProcess, via: Broker
   let out = '';
   let cutAt = 0;
   let backAt = 0;
+  let tries = 0;
+  let back: Promise<boolean> = Promise.resolve(false);
   conn.on('stdout', (d: Buffer) => {
     out += d.toString();
     if (out === 'start\n') {
       cutAt = Date.now();
       proxy.cut(2_000);
       proxy.to(via.url);
+      if (backAfter) back = backToHolderAfterRefusals(proxy, holder, via, backAfter);
     }
   });
+  conn.on('reconnecting', () => tries++);
   conn.on('resumed', () => (backAt = Date.now()));
   const end = await conn.done;
-  return { out, end, backMs: backAt ? backAt - cutAt : undefined };
+  return { out, end, backMs: backAt ? backAt - cutAt : undefined, tries, wentBack: await back };
 }
-
-const logged = (b: BrokerProcess, msg: string) => b.logs.filter((l) => l.includes(`"msg":"${msg}"`));
 
 describe('a resume handed to another broker over TLS with a private CA', () => {
   const containers = new TestContainers();
@@ -96,12 +119,14 @@ describe('a resume handed to another broker over TLS with a private CA', () => {
     await eventually(async () => logged(a, 'session resumed').some((l) => l.includes(`"via":"${b.id}"`)), "A's session resumed via B", 2_000);
   }, 30_000);
 
-  it('C does not trust the private CA: the client is told ENTRY_HANDOFF_REFUSED, and C logs why', async () => {
-    const { out, end } = await resumeThrough(proxy, a, c, { ca: readFileSync(ca.cert) }, app, 'tls-stranded');
-    expect(out).toBe('start\n');
-    expect(end.code).toBe('ENTRY_HANDOFF_REFUSED');
-    expect(end.closeCode).toBe(4502);
-    expect(end.message).toMatch(/TLS/);
+  it('C does not trust the private CA: C refuses the hand-off (ENTRY_HANDOFF_REFUSED) and logs why; the client tries again, and once a try reaches A the session comes back whole', async () => {
+    const { out, end, tries, wentBack } = await resumeThrough(proxy, a, c, { ca: readFileSync(ca.cert) }, app, 'tls-stranded', 2);
+    expect(wentBack, 'C refused two tries').toBe(true);
+    expect(end.code).toBe('');
+    expect(out).toBe('start\ndone\n');
+    expect(end.exitCode).toBe(5);
+    expect(tries).toBeGreaterThanOrEqual(3);
+    expect(logged(c, 'upgrade refused').some((l) => l.includes('"code":"ENTRY_HANDOFF_REFUSED"'))).toBe(true);
     const why = logged(c, 'resume not forwarded: TLS');
     expect(why.length).toBeGreaterThan(0);
     expect(why[0]).toMatch(/certificate/i);
@@ -110,6 +135,29 @@ describe('a resume handed to another broker over TLS with a private CA', () => {
     // A token is never in a log line.
     expect(c.logs.some((l) => l.includes('eyJ'))).toBe(false);
   }, 30_000);
+
+  it('<entry-terminal> in Chromium: C refuses the hand-off, the terminal keeps reconnecting, and once a try reaches A each line of a running loop comes once', async () => {
+    proxy.to(a.url);
+    const token = await a.mint({ apps: [app] }, 'tls-browser');
+    const browser = await launchChromium();
+    try {
+      // The fleet's private CA is not the browser's: its certificate errors are let pass, as a trusted CA would.
+      const page = await (await browser.newContext({ viewport: { width: 1000, height: 700 }, ignoreHTTPSErrors: true })).newPage();
+      await page.goto(`https://127.0.0.1:${proxy.port}/healthz`);
+      await mountTerminal(page, app, token, { recordStates: true });
+      await typeLine(page, '#t', 'for i in $(seq 1 10); do echo "tick $i"; sleep 0.5; done');
+      await waitForTerminal(page, '#t', /^tick 2$/m);
+      proxy.cut();
+      proxy.to(c.url);
+      expect(await backToHolderAfterRefusals(proxy, a, c, 2), 'C refused two tries').toBe(true);
+      const text = await waitForTerminal(page, '#t', /^tick 10$/m);
+      for (let i = 1; i <= 10; i++) expect(text.match(new RegExp(`^tick ${i}$`, 'gm'))?.length, `tick ${i}`).toBe(1);
+      expect(text).not.toContain('not handed on');
+      expect(await page.evaluate('window.states')).toEqual(['connecting', 'open', 'reconnecting', 'open']);
+    } finally {
+      await browser.close();
+    }
+  }, 60_000);
 });
 
 describe('a resume handed to another broker under mTLS', () => {
@@ -217,12 +265,13 @@ describe('a resume handed to another broker under mTLS', () => {
     expect(events[1]).not.toHaveProperty('via');
   }, 30_000);
 
-  it('C presents a certificate without clientAuth: warned at start; the client is told ENTRY_HANDOFF_REFUSED, and C logs why', async () => {
+  it('C presents a certificate without clientAuth: warned at start; C refuses the hand-off and logs why, the client tries again until a try reaches A', async () => {
     expect(c.logs.some((l) => l.includes('clientAuth') && l.includes('"level":"warn"'))).toBe(true);
-    const { out, end } = await resumeThrough(proxy, a, c, tls(), app, 'mtls-stranded');
-    expect(out).toBe('start\n');
-    expect(end.code).toBe('ENTRY_HANDOFF_REFUSED');
-    expect(end.closeCode).toBe(4502);
+    const { out, end, wentBack } = await resumeThrough(proxy, a, c, tls(), app, 'mtls-stranded', 2);
+    expect(wentBack, 'C refused two tries').toBe(true);
+    expect(end.code).toBe('');
+    expect(out).toBe('start\ndone\n');
+    expect(end.exitCode).toBe(5);
     const why = logged(c, 'resume not forwarded: TLS');
     expect(why.length).toBeGreaterThan(0);
     expect(why[0]).toMatch(/refused this broker's certificate/);
