@@ -164,6 +164,8 @@ export class ExecConnection extends EventEmitter<ExecConnectionEvents> {
   private signalsWaiting: string[] = [];
   /** Set while the connection is broken: when it broke, and until when the broker keeps the session. */
   private lostAt = 0;
+  /** The last refusal passed over while resuming (its CLOSE line): said if the grace period ends. */
+  private passedRefusal = '';
   private resumeDeadline = 0;
   /** Tries since the connection broke, counted across connections that opened and broke again. */
   private reconnectAttempts = 0;
@@ -368,6 +370,7 @@ export class ExecConnection extends EventEmitter<ExecConnectionEvents> {
     // A resume refused for the moment (the broker's key server or store did not answer): as for a
     // broker not reachable yet, the next try follows, within the grace period.
     if (this.resuming && this.gotClose && PASSING_REFUSALS.has(this.closeErrorCode) && !this.closedByUs && !this.ended) {
+      this.passedRefusal = this.closeMessage.trim().replace(/^entry: /, '');
       this.gotClose = false;
       this.closeErrorCode = '';
       this.closeMessage = '';
@@ -449,7 +452,9 @@ export class ExecConnection extends EventEmitter<ExecConnectionEvents> {
         // Not reachable yet: wait and try again.
       }
     }
-    this.finish({ exitCode: this.exitCode, code: 'ENTRY_RESUME_EXPIRED', message: 'the connection broke and the session could not be resumed in time', closeCode: 1006 });
+    // A refusal passed over is why, most likely (a hand-off refused on every try): said, not lost.
+    const refused = this.passedRefusal ? ` (the last try was refused: ${this.passedRefusal})` : '';
+    this.finish({ exitCode: this.exitCode, code: 'ENTRY_RESUME_EXPIRED', message: `the connection broke and the session could not be resumed in time${refused}`, closeCode: 1006 });
   }
 
   /**
@@ -473,6 +478,7 @@ export class ExecConnection extends EventEmitter<ExecConnectionEvents> {
     this.resuming = false;
     const awayMs = Date.now() - this.lostAt;
     this.lostAt = 0;
+    this.passedRefusal = '';
     this.watchdog.heard();
     this.retryWait = RETRY_FIRST_MS;
     this.reconnectAttempts = 0;

@@ -215,6 +215,8 @@ class TerminalSession implements TerminalHandle {
   private outputEpoch = 0;
   private readonly inputWindow = new InputWindow(INPUT_WINDOW);
   private lostAt = 0;
+  /** The last refusal passed over while resuming (its CLOSE line): said if the grace period ends. */
+  private passedRefusal = '';
   private deadline = 0;
   private retryWait = RETRY_FIRST_MS;
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
@@ -467,6 +469,7 @@ class TerminalSession implements TerminalHandle {
           // the next try follows (see onclose), nothing to show.
           if (resumeOf && this.lostAt > 0 && PASSING_REFUSALS.has(msg.code)) {
             passing = true;
+            this.passedRefusal = stripAnsi(decoder.decode(msg.content)).trim().replace(/^entry: /, '');
             break;
           }
           // Already ANSI-coloured by the broker, and framed by CRLFs.
@@ -545,6 +548,7 @@ class TerminalSession implements TerminalHandle {
     // Resumed: the output missed follows; send again the input the broker has not passed on.
     clearTimeout(this.tryTimer);
     this.lostAt = 0;
+    this.passedRefusal = '';
     this.retryWait = RETRY_FIRST_MS;
     this.hideOverlay();
     // Trimmed without sending what waits: that goes after what is sent again.
@@ -635,7 +639,9 @@ class TerminalSession implements TerminalHandle {
     const left = this.deadline - Date.now();
     if (left <= 0) {
       this.stopResuming();
-      const message = 'the connection broke and the session could not be resumed in time';
+      // A refusal passed over is why, most likely (a hand-off refused on every try): said, not lost.
+      const refused = this.passedRefusal ? ` (the last try was refused: ${this.passedRefusal})` : '';
+      const message = `the connection broke and the session could not be resumed in time${refused}`;
       this.finish({ code: 'ENTRY_RESUME_EXPIRED', exitCode: undefined, message, closeCode: 1006 }, `\r\n\x1b[31mentry: ${message}\x1b[0m\r\n`);
       return;
     }

@@ -1,6 +1,7 @@
 import type { Duplex } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import type WebSocket from 'ws';
+import { ERRORS } from '../../broker/errors.js';
 import { decodeRequest, encodeResponse, encodeResumeTicket, RequestType, ResponseType, utf8 } from '../../proto/codec.js';
 import { runCli } from '../helpers/cli.js';
 import { eventually } from '../helpers/sessions.js';
@@ -73,6 +74,31 @@ describe('the enter CLI when the broker or a proxy misbehaves', () => {
     expect(r.status).toBe(7);
     expect(fake.upgrades.length).toBe(4);
     expect(fake.upgrades.slice(1).every((u) => u.headers['entry-resume'] === 's-1')).toBe(true);
+  }, 20_000);
+
+  it('tries a resume again while the broker reached cannot hand it on (ENTRY_HANDOFF_REFUSED), and says that refusal when the grace period ends: exit 255', async () => {
+    const line = `\r\n\x1b[31mentry: ${ERRORS.ENTRY_HANDOFF_REFUSED.message}: request r-7\x1b[0m\r\n`;
+    fake = await new FakeBroker((n, req, socket, head) => {
+      fake!.accept(req, socket, head, (ws) =>
+        onFirstMessage(ws, (type) => {
+          if (n === 1 && type === RequestType.START) {
+            send(ws, ResponseType.RESUMABLE, ticket(0, 2_500));
+            send(ws, ResponseType.STDOUT, 'before\n');
+            setTimeout(() => ws.terminate(), 100);
+          } else if (type === RequestType.RESUME) {
+            send(ws, ResponseType.CLOSE, line, 'ENTRY_HANDOFF_REFUSED');
+            ws.close(ERRORS.ENTRY_HANDOFF_REFUSED.close, 'ENTRY_HANDOFF_REFUSED');
+          }
+        }),
+      );
+    }).start();
+    const r = await enter(['app', 'web', '1', '--', 'work']);
+    expect(r.stdout.toString()).toBe('before\n');
+    expect(r.status).toBe(255);
+    // Tried again after the refusal, not ended by it.
+    expect(fake.upgrades.length).toBeGreaterThanOrEqual(3);
+    expect(r.stderr.toString()).toContain(`could not be resumed in time (the last try was refused: ${ERRORS.ENTRY_HANDOFF_REFUSED.message}: request r-7)`);
+    expect(r.stderr.toString()).not.toContain('\x1b[31m');
   }, 20_000);
 
   it('keeps the exit status that arrived when the connection breaks before CLOSE, and does not wait for the grace period', async () => {
