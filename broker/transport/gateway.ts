@@ -193,8 +193,10 @@ export class Gateway {
     }
     if (typeof forwardedBy === 'string' && this.deps.trustsPeer?.(req.socket.remoteAddress ?? '')) {
       request.via = forwardedBy;
-      // The certificate on this hop is the forwarding broker's: the client's is the one it names (none if it names none).
-      clientCert = forwardedClientCert(req);
+      // The certificate on this hop is the forwarding broker's: the client's is the one it names
+      // (none if it names none). Only a hop that showed a verified certificate itself, as a broker
+      // does under mTLS, names one: a proxy passing on what its client wrote does not.
+      clientCert = clientCert === undefined ? undefined : forwardedClientCert(req);
     }
     this.admitUpgrade(req, socket, head, route, request, remoteAddress, clientCert);
   }

@@ -136,6 +136,27 @@ describe('a resume handed to another broker over TLS with a private CA', () => {
     expect(c.logs.some((l) => l.includes('eyJ'))).toBe(false);
   }, 30_000);
 
+  it("a client certificate named in the headers of a connection that showed none is not believed, even from a trusted proxy's address", async () => {
+    // From 127.0.0.1, a trusted proxy here: as a proxy in front passing on what its client wrote.
+    const token = await a.mint({ apps: [app] }, 'tls-claimant');
+    const headers = { 'access-token': token, 'app-name': app, 'proc-name': 'web', 'instance-no': '1', 'entry-protocol': '2' };
+    const options = { ca: readFileSync(ca.cert) };
+    const owner = await WireClient.connect(a.wsUrl, headers, [], options);
+    owner.send(RequestType.START, encodeExecSpec({ argv: ['sh', '-c', 'echo up; sleep 1044'].map((s) => Buffer.from(s)), resumable: true }));
+    await owner.waitFor(() => owner.stdoutText() === 'up\n', 'the session');
+    const ticket = decodeResumeTicket(owner.messages.find((m) => m.msgType === ResponseType.RESUMABLE)!.content);
+    owner.ws.terminate();
+    const forged = { 'entry-forwarded-by': b.id, 'entry-forwarded-client-cert': 'CN%3Dmallory', 'entry-resume': ticket.session };
+    const resumed = await WireClient.connect(a.wsUrl, { ...headers, ...forged }, [], options);
+    resumed.ws.send(encodeRequest(RequestType.RESUME, encodeResumeRequest({ token: ticket.token, outputOffset: 3 })));
+    await resumed.waitFor(() => resumed.messages.some((m) => m.msgType === ResponseType.RESUMABLE), 'the resume');
+    const line = () => logged(a, 'session resumed').find((l) => l.includes(ticket.session));
+    await eventually(async () => line() !== undefined, 'the resume logged', 5_000);
+    expect(JSON.parse(line()!)).not.toHaveProperty('clientCert');
+    resumed.ws.close(1000);
+    await resumed.closed;
+  }, 30_000);
+
   it('<entry-terminal> in Chromium: C refuses the hand-off, the terminal keeps reconnecting, and once a try reaches A each line of a running loop comes once', async () => {
     proxy.to(a.url);
     const token = await a.mint({ apps: [app] }, 'tls-browser');
