@@ -63,6 +63,14 @@ export const OUTPUT_HIGH_WATER_BYTES = 1024 * 1024;
 export const OUTPUT_LOW_WATER_BYTES = 256 * 1024;
 
 /**
+ * What one message or chunk of a client's input costs beyond its bytes while it is held (its
+ * objects: a buffer view, a queue entry, a write request), charged against the byte bounds on
+ * held input. Counted by bytes alone, empty or one-byte frames queue a million entries, some
+ * 250 MB, under a bound of 1 MiB; with this, a bound holds what it says whatever the framing.
+ */
+export const HELD_CHUNK_COST_BYTES = 256;
+
+/**
  * The docker CLI retries the initial resize ten times with a growing wait (docker/cli#3573)
  * because an exec only accepts resizes once it runs. Same here: 10 tries, 10 ms × attempt.
  */

@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type Docker from 'dockerode';
-import { EXIT_CODE_WAIT_MS, RESIZE_RETRIES, RESIZE_RETRY_STEP_MS } from '../config/limits.js';
+import { EXIT_CODE_WAIT_MS, HELD_CHUNK_COST_BYTES, RESIZE_RETRIES, RESIZE_RETRY_STEP_MS } from '../config/limits.js';
 import { EntryError } from '../errors.js';
 import type { OutputStream, ProcessEvents, ProcessSide } from '../session/types.js';
 import { DockerDemuxer } from './demux.js';
@@ -50,6 +50,8 @@ export class DockerExecProcess implements ProcessSide {
   private held: Uint8Array[] = [];
   private sawOutput = false;
   private inputCongested = false;
+  /** Stdin writes the socket has not flushed yet: each is an entry in its queue (see `queuedInput`). */
+  private pendingWrites = 0;
   private runtimeFailure: string | undefined;
   private finished = false;
   private pidLookup: NodeJS.Timeout | undefined;
@@ -164,14 +166,24 @@ export class DockerExecProcess implements ProcessSide {
     // Congested only past our own mark, not the socket's 16 KiB one: stdin frames are up to
     // 256 KiB, and pausing the client after every frame would halve the throughput. The client
     // resumes at the low mark, not only when the queue is empty, so the pipe never runs dry.
+    this.pendingWrites++;
     this.socket.write(data, this.afterWrite);
-    if (this.socket.writableLength < STDIN_HIGH_WATER_BYTES) return true;
+    if (this.queuedInput() < STDIN_HIGH_WATER_BYTES) return true;
     this.inputCongested = true;
     return false;
   }
 
+  /**
+   * Stdin queued on the socket, each write counted with its objects: by bytes alone, a client
+   * sending one byte a frame to a process that reads none queued a million writes, some 280 MB.
+   */
+  private queuedInput(): number {
+    return this.socket.writableLength + this.pendingWrites * HELD_CHUNK_COST_BYTES;
+  }
+
   private readonly afterWrite = (): void => {
-    if (this.inputCongested && this.socket.writableLength < STDIN_LOW_WATER_BYTES) {
+    this.pendingWrites--;
+    if (this.inputCongested && this.queuedInput() < STDIN_LOW_WATER_BYTES) {
       this.inputCongested = false;
       this.events?.drain();
     }

@@ -1,6 +1,7 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { AckBatcher } from '../../proto/ack-batcher.js';
 import { encodeCount, encodeResumeTicket, ResponseType } from '../../proto/codec.js';
+import { HELD_CHUNK_COST_BYTES } from '../config/limits.js';
 import { EntryError } from '../errors.js';
 import type { ClientTerminal, EndReason, OutputStream, TerminalEvents, TerminalSide } from './types.js';
 
@@ -138,7 +139,7 @@ export class ResumableTerminal implements TerminalSide {
     this.inputPaused = false;
     while (!this.inputPaused && this.heldInput.length > 0) {
       const data = this.heldInput.shift()!;
-      this.heldInputBytes -= data.length;
+      this.heldInputBytes -= data.length + HELD_CHUNK_COST_BYTES;
       this.passInput(data);
     }
     if (this.inputPaused) return;
@@ -284,7 +285,8 @@ export class ResumableTerminal implements TerminalSide {
           return;
         }
         this.heldInput.push(data);
-        this.heldInputBytes += data.length;
+        // With its objects: one-byte frames, counted by bytes alone, held 2 million entries.
+        this.heldInputBytes += data.length + HELD_CHUNK_COST_BYTES;
         if (this.heldInputBytes > MAX_HELD_INPUT && !this.readingPaused) {
           this.readingPaused = true;
           client.pauseInput();

@@ -2,7 +2,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocket } from 'ws';
 import { FrameError, RequestType, ResponseType, parseCount, parseWinch, utf8 } from '../../proto/codec.js';
 import { Utf8Boundary } from '../../proto/utf8-boundary.js';
-import { DEFAULT_PEER_TIMEOUT_MS, DEFAULT_STALL_TIMEOUT_MS, OUTPUT_HIGH_WATER_BYTES, OUTPUT_LOW_WATER_BYTES } from '../config/limits.js';
+import { DEFAULT_PEER_TIMEOUT_MS, DEFAULT_STALL_TIMEOUT_MS, HELD_CHUNK_COST_BYTES, OUTPUT_HIGH_WATER_BYTES, OUTPUT_LOW_WATER_BYTES } from '../config/limits.js';
 import { EntryError } from '../errors.js';
 import type { FaultReporter } from '../fault.js';
 import type { EndReason, OutputStream, TerminalEvents, ClientTerminal } from '../session/types.js';
@@ -462,7 +462,8 @@ export class WsTerminal implements ClientTerminal {
     }
     if (!this.events) {
       this.early.push(m);
-      this.earlyBytes += data.length;
+      // Each message costs its objects too: empty frames, counted by bytes alone, held no bound.
+      this.earlyBytes += data.length + HELD_CHUNK_COST_BYTES;
       if (this.earlyBytes >= EARLY_INPUT_HIGH_WATER_BYTES) this.ws.pause();
       return;
     }
