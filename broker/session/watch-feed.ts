@@ -1,3 +1,4 @@
+import { HELD_CHUNK_COST_BYTES } from '../config/limits.js';
 import type { Store } from '../store/store.js';
 import type { SessionTap } from './observer.js';
 import type { OutputStream } from './types.js';
@@ -19,6 +20,8 @@ export const WATCH_LEASE_MS = 30_000;
  * without closing its connection (a Redis paused, a network partition) would otherwise queue
  * every chunk of a busy session in the broker: gigabytes in seconds. Past this the feed skips
  * output and says so; 4 MiB is a few seconds of a fast terminal, well past any store's lag.
+ * Each message counts its objects too (a publish in flight): a process printing a byte at a
+ * time would otherwise queue millions of them.
  */
 export const FEED_MAX_PENDING_BYTES = 4 * 1024 * 1024;
 const SKIPPED = Buffer.from('\r\n[entry: output skipped: the shared store fell behind]\r\n');
@@ -70,7 +73,7 @@ export class WatchFeed {
     return {
       output: (stream: OutputStream, data: Uint8Array) => {
         if (!this.active) return;
-        if (this.pendingBytes + data.length > FEED_MAX_PENDING_BYTES) {
+        if (this.pendingBytes + data.length + HELD_CHUNK_COST_BYTES > FEED_MAX_PENDING_BYTES) {
           this.skipped = true;
           return;
         }
@@ -89,7 +92,7 @@ export class WatchFeed {
   }
 
   private publish(message: Buffer): void {
-    const bytes = message.length;
+    const bytes = message.length + HELD_CHUNK_COST_BYTES;
     this.pendingBytes += bytes;
     void this.store
       .publishOutput(this.sessionId, message)

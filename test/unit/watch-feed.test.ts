@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { HELD_CHUNK_COST_BYTES } from '../../broker/config/limits.js';
 import { FEED_END, FEED_MAX_PENDING_BYTES, FEED_STDOUT, WatchFeed } from '../../broker/session/watch-feed.js';
 import { MemoryStore } from '../../broker/store/memory-store.js';
 
@@ -42,6 +43,17 @@ describe('a watched session\'s feed', () => {
       [FEED_STDOUT, '\r\n[entry: output skipped: the shared store fell behind]\r\n'],
       [FEED_STDOUT, 'after'],
     ]);
+  });
+
+  it('holds no more messages than FEED_MAX_PENDING_BYTES pays for, each with its objects, when the output comes a byte at a time', () => {
+    const store = new StalledStore();
+    const feed = new WatchFeed(store, 's4');
+    feed.lease(Date.now() + 60_000, 'admin');
+    const tap = feed.tap();
+    const byte = Buffer.from('x');
+    for (let i = 0; i < 100_000; i++) tap.output?.('stdout', byte);
+    expect(store.waiting).toBeGreaterThan(0);
+    expect(store.waiting * (byte.length + 1 + HELD_CHUNK_COST_BYTES)).toBeLessThanOrEqual(FEED_MAX_PENDING_BYTES);
   });
 
   it('says output was skipped after a publish the store refused, before the next output', async () => {
