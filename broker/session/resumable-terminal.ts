@@ -21,6 +21,9 @@ export interface ResumeOptions {
   onResumed?(info: { outputOffset: number; inputOffset: number; missed: number; awayMs: number }): void;
 }
 
+/** Output chunks smaller than this are kept together, in rooms of KEEP_ROOM_BYTES (see `keep`). */
+const KEEP_TOGETHER_BELOW_BYTES = 512;
+const KEEP_ROOM_BYTES = 4096;
 /** Input acknowledgements are batched: at most this often, or at once after INPUT_ACK_BYTES. */
 const INPUT_ACK_MS = 100;
 const INPUT_ACK_BYTES = 64 * 1024;
@@ -51,8 +54,11 @@ export class ResumableTerminal implements TerminalSide {
   private current: ResumableClient | undefined;
   /** Events of replaced connections are ignored: each connection gets its own generation. */
   private generation = 0;
-  /** Output not yet acknowledged, oldest first; `keptFrom` is the offset of its first byte. */
-  private chunks: Array<{ stream: OutputStream; data: Uint8Array }> = [];
+  /**
+   * Output not yet acknowledged, oldest first; `keptFrom` is the offset of its first byte. A
+   * small chunk is kept in a `room` it may share with the ones after it (see `keep`).
+   */
+  private chunks: Array<{ stream: OutputStream; data: Uint8Array; room?: Buffer }> = [];
   private keptFrom = 0;
   private kept = 0;
   private outTotal = 0;
@@ -118,13 +124,37 @@ export class ResumableTerminal implements TerminalSide {
 
   send(stream: OutputStream, data: Uint8Array, headroom?: number): boolean {
     if (this.over) return true;
-    // A copy: the caller's buffer may be reused, and this one may outlive the connection.
-    this.chunks.push({ stream, data: Buffer.from(data) });
+    this.keep(stream, data);
     this.kept += data.length;
     this.outTotal += data.length;
     if (this.current && !this.current.send(stream, data, headroom)) this.clientCongested = true;
     this.outputPaused = this.clientCongested || this.kept >= this.options.bufferBytes;
     return !this.outputPaused;
+  }
+
+  /**
+   * Keeps a copy of `data` (the caller's buffer may be reused, and this one may outlive the
+   * connection) until it is acknowledged. Small chunks go together into rooms of KEEP_ROOM_BYTES:
+   * a process printing a byte at a time to a client that does not acknowledge held a million
+   * objects, some 150 MB, before RESUME_BUFFER_BYTES of them paused it.
+   */
+  private keep(stream: OutputStream, data: Uint8Array): void {
+    if (data.length >= KEEP_TOGETHER_BELOW_BYTES) {
+      this.chunks.push({ stream, data: Buffer.from(data) });
+      return;
+    }
+    const last = this.chunks[this.chunks.length - 1];
+    if (last?.room && last.stream === stream) {
+      const end = last.data.byteOffset - last.room.byteOffset + last.data.length;
+      if (end + data.length <= last.room.length) {
+        last.room.set(data, end);
+        last.data = last.room.subarray(end - last.data.length, end + data.length);
+        return;
+      }
+    }
+    const room = Buffer.allocUnsafeSlow(KEEP_ROOM_BYTES);
+    room.set(data, 0);
+    this.chunks.push({ stream, data: room.subarray(0, data.length), room });
   }
 
   ping(): void {

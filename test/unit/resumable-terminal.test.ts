@@ -74,6 +74,42 @@ describe('ResumableTerminal', () => {
     expect(relay.gone).not.toHaveBeenCalled();
   });
 
+  it('keeps one-byte output in few pieces, and resends it byte for byte, streams apart, after partial acknowledgements', () => {
+    class StreamClient extends FakeClient {
+      sent: Array<[OutputStream, Buffer]> = [];
+      override send(stream: OutputStream, data: Uint8Array): boolean {
+        this.sent.push([stream, Buffer.from(data)]);
+        return super.send(stream, data);
+      }
+    }
+    const a = new StreamClient();
+    const t = make(a, 1024 * 1024);
+    t.start(relayEvents());
+    const all: Array<[OutputStream, number]> = [];
+    // 10,000 one-byte chunks, in runs of each stream, and a few larger ones between them.
+    for (let i = 0; i < 10_000; i++) {
+      const stream: OutputStream = Math.floor(i / 3000) % 2 === 0 ? 'stdout' : 'stderr';
+      const byte = i % 251;
+      t.send(stream, Uint8Array.of(byte));
+      all.push([stream, byte]);
+      if (i % 2500 === 1234) {
+        const big = Buffer.alloc(700, i % 7);
+        t.send(stream, big);
+        for (const b of big) all.push([stream, b]);
+      }
+      if (i === 4000) a.events.outputAck!(1500);
+    }
+    a.events.lost!();
+    const b = new StreamClient();
+    t.resume(b, 2000);
+    const expected = all.slice(2000);
+    const got = b.sent.flatMap(([stream, data]) => [...data].map((byte) => [stream, byte] as [OutputStream, number]));
+    expect(got.length).toBe(expected.length);
+    expect(got).toEqual(expected);
+    // Kept together: a handful of pieces, not one per byte.
+    expect(b.sent.length).toBeLessThan(20);
+  });
+
   it('holds the process when the buffer is full while nobody is connected, drops nothing, and lets it go once acknowledged', () => {
     const a = new FakeClient();
     const t = make(a, 100);
