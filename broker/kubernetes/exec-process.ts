@@ -1,5 +1,6 @@
 import type WebSocket from 'ws';
 import type { ExecSpec } from '../backend/backend.js';
+import { HELD_CHUNK_COST_BYTES } from '../config/limits.js';
 import { EntryError, ignoreError } from '../errors.js';
 import type { OutputStream, ProcessEvents, ProcessSide } from '../session/types.js';
 import { StdinEncoder, wrapCommand } from './exec-command.js';
@@ -92,6 +93,8 @@ export class KubeExecProcess implements ProcessSide {
   private ending: Promise<void> | undefined;
   private inputClosed = false;
   private inputCongested = false;
+  /** Stdin messages ws has not written yet: each is a queue entry (see `queuedInput`). */
+  private pendingStdin = 0;
   private appliedSize = '';
   private wantedSize: { cols: number; rows: number } | undefined;
   private readonly openedAt = performance.now();
@@ -257,11 +260,27 @@ export class KubeExecProcess implements ProcessSide {
   }
 
   private send(data: Uint8Array): boolean {
-    if (data.byteLength > 0) this.ws.send(channelFrame(CHANNEL.stdin, data, this.encoder?.header(data.byteLength)), { binary: true }, this.afterSend);
-    if (this.ws.bufferedAmount < STDIN_HIGH_WATER_BYTES) return true;
+    if (data.byteLength > 0) {
+      this.pendingStdin++;
+      this.ws.send(channelFrame(CHANNEL.stdin, data, this.encoder?.header(data.byteLength)), { binary: true }, this.afterStdin);
+    }
+    if (this.queuedInput() < STDIN_HIGH_WATER_BYTES) return true;
     this.inputCongested = true;
     return false;
   }
+
+  /**
+   * What waits towards the apiserver, each stdin message counted with its objects: by bytes
+   * alone, a client sending one byte a frame queued some 130,000 messages under the bound.
+   */
+  private queuedInput(): number {
+    return this.ws.bufferedAmount + this.pendingStdin * HELD_CHUNK_COST_BYTES;
+  }
+
+  private readonly afterStdin = (): void => {
+    this.pendingStdin--;
+    this.afterSend();
+  };
 
   private readonly afterSend = (): void => {
     if (this.sizeWaiting && this.ws.bufferedAmount < RESIZE_WAIT_BYTES) {
@@ -269,7 +288,7 @@ export class KubeExecProcess implements ProcessSide {
       const size = this.wantedSize!;
       this.sendSize(size.cols, size.rows);
     }
-    if (this.inputCongested && this.ws.bufferedAmount < STDIN_LOW_WATER_BYTES) {
+    if (this.inputCongested && this.queuedInput() < STDIN_LOW_WATER_BYTES) {
       this.inputCongested = false;
       this.events?.drain();
     }

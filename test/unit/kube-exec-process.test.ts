@@ -322,6 +322,28 @@ describe.each([
     expect((await done).result).toEqual({ exitCode: 0 });
   }, 30_000);
 
+  it('stops taking one-byte stdin messages at a few thousand while the apiserver reads none, and loses none', async () => {
+    // A TTY exec takes stdin as it comes (no pump, which runs a dd a message); the fake runs the
+    // command without one, and `head` ends it once the bytes are in.
+    const total = 20_000;
+    const p = await open(spec({ cmd: ['sh', '-c', `head -c ${total} | wc -c`], tty: true }), 'slow');
+    const done = drive(p);
+    const server = fake.seen.at(-1)!;
+    let accepted = 0;
+    const byte = Buffer.from('x');
+    while (accepted < total) {
+      accepted++;
+      if (!p.write(byte)) break;
+    }
+    // Each queued message costs its objects: a bound counted in bytes alone took ~130,000.
+    expect(accepted).toBeLessThan(10_000);
+    server.unpause();
+    p.write(Buffer.alloc(total - accepted, 0x79));
+    const { stdout, result } = await done;
+    expect(result).toEqual({ exitCode: 0 });
+    expect(stdout.toString().trim()).toBe(String(total));
+  }, 30_000);
+
   it('passes on output that starts like the runtime\'s failure as it comes, byte-exact, with its exit code', async () => {
     // Like `grep -h "OCI runtime exec failed" big.log`: 5 MB of such lines, then a command that waits.
     const line = 'OCI runtime exec failed: exec failed: seen in a log\n';
