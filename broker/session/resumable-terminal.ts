@@ -24,6 +24,8 @@ export interface ResumeOptions {
 /** Output chunks smaller than this are kept together, in rooms of KEEP_ROOM_BYTES (see `keep`). */
 const KEEP_TOGETHER_BELOW_BYTES = 512;
 const KEEP_ROOM_BYTES = 4096;
+/** Pieces of output kept before the process is held, whatever the buffer (see `keptReaches`). */
+const MIN_KEPT_PIECES = 64;
 /** Input acknowledgements are batched: at most this often, or at once after INPUT_ACK_BYTES. */
 const INPUT_ACK_MS = 100;
 const INPUT_ACK_BYTES = 64 * 1024;
@@ -55,10 +57,13 @@ export class ResumableTerminal implements TerminalSide {
   /** Events of replaced connections are ignored: each connection gets its own generation. */
   private generation = 0;
   /**
-   * Output not yet acknowledged, oldest first; `keptFrom` is the offset of its first byte. A
-   * small chunk is kept in a `room` it may share with the ones after it (see `keep`).
+   * Output not yet acknowledged, oldest first; `keptFrom` is the offset of its first byte. Small
+   * chunks are views of a room they share with the ones around them (see `keep`).
    */
-  private chunks: Array<{ stream: OutputStream; data: Uint8Array; room?: Buffer }> = [];
+  private chunks: Array<{ stream: OutputStream; data: Uint8Array }> = [];
+  /** Where small chunks are copied to (see `keep`), and how much of it is used. */
+  private room: Buffer | undefined;
+  private roomUsed = 0;
   private keptFrom = 0;
   private kept = 0;
   private outTotal = 0;
@@ -128,33 +133,45 @@ export class ResumableTerminal implements TerminalSide {
     this.kept += data.length;
     this.outTotal += data.length;
     if (this.current && !this.current.send(stream, data, headroom)) this.clientCongested = true;
-    this.outputPaused = this.clientCongested || this.kept >= this.options.bufferBytes;
+    this.outputPaused = this.clientCongested || this.keptReaches(1);
     return !this.outputPaused;
   }
 
   /**
    * Keeps a copy of `data` (the caller's buffer may be reused, and this one may outlive the
-   * connection) until it is acknowledged. Small chunks go together into rooms of KEEP_ROOM_BYTES:
-   * a process printing a byte at a time to a client that does not acknowledge held a million
-   * objects, some 150 MB, before RESUME_BUFFER_BYTES of them paused it.
+   * connection) until it is acknowledged. Small chunks are copied into one room of
+   * KEEP_ROOM_BYTES after another, a chunk that follows one of its stream extending it: a
+   * process printing a byte at a time to a client that does not acknowledge held an object
+   * per byte, a million and some 150 MB, before RESUME_BUFFER_BYTES of them paused it.
    */
   private keep(stream: OutputStream, data: Uint8Array): void {
     if (data.length >= KEEP_TOGETHER_BELOW_BYTES) {
       this.chunks.push({ stream, data: Buffer.from(data) });
       return;
     }
-    const last = this.chunks[this.chunks.length - 1];
-    if (last?.room && last.stream === stream) {
-      const end = last.data.byteOffset - last.room.byteOffset + last.data.length;
-      if (end + data.length <= last.room.length) {
-        last.room.set(data, end);
-        last.data = last.room.subarray(end - last.data.length, end + data.length);
-        return;
-      }
+    if (!this.room || this.roomUsed + data.length > this.room.length) {
+      this.room = Buffer.allocUnsafeSlow(KEEP_ROOM_BYTES);
+      this.roomUsed = 0;
     }
-    const room = Buffer.allocUnsafeSlow(KEEP_ROOM_BYTES);
-    room.set(data, 0);
-    this.chunks.push({ stream, data: room.subarray(0, data.length), room });
+    const room = this.room;
+    room.set(data, this.roomUsed);
+    const last = this.chunks[this.chunks.length - 1];
+    if (last && last.stream === stream && last.data.buffer === room.buffer && last.data.byteOffset + last.data.length === this.roomUsed) {
+      last.data = room.subarray(last.data.byteOffset, this.roomUsed + data.length);
+    } else {
+      this.chunks.push({ stream, data: room.subarray(this.roomUsed, this.roomUsed + data.length) });
+    }
+    this.roomUsed += data.length;
+  }
+
+  /**
+   * Whether the output kept is at its bound (at `part` of it): its bytes, or its pieces, each
+   * counted as HELD_CHUNK_COST_BYTES (its objects: output alternating between stdout and stderr
+   * a byte at a time is a piece per byte), with room for MIN_KEPT_PIECES under a tiny buffer.
+   */
+  private keptReaches(part: number): boolean {
+    const maxPieces = Math.max(MIN_KEPT_PIECES, this.options.bufferBytes / HELD_CHUNK_COST_BYTES);
+    return this.kept >= this.options.bufferBytes * part || this.chunks.length >= maxPieces * part;
   }
 
   ping(): void {
@@ -387,7 +404,7 @@ export class ResumableTerminal implements TerminalSide {
 
   private maybeDrain(): void {
     // Resume below half the buffer, so that acknowledgements do not toggle it chunk by chunk.
-    if (this.outputPaused && this.current && !this.clientCongested && this.kept < this.options.bufferBytes / 2) {
+    if (this.outputPaused && this.current && !this.clientCongested && !this.keptReaches(1 / 2)) {
       this.outputPaused = false;
       this.events?.drain();
     }
@@ -411,7 +428,7 @@ export class ResumableTerminal implements TerminalSide {
     this.lostError = error;
     // Output now only fills the buffer: the relay is held once it is full, not before.
     const wasPaused = this.outputPaused;
-    this.outputPaused = this.kept >= this.options.bufferBytes;
+    this.outputPaused = this.keptReaches(1);
     if (wasPaused && !this.outputPaused) this.events?.drain();
     this.options.onLost?.(error);
     this.graceTimer = setTimeout(() => this.expire(), this.options.graceMs);
@@ -435,6 +452,7 @@ export class ResumableTerminal implements TerminalSide {
     clearTimeout(this.graceTimer);
     clearTimeout(this.verdictTimer);
     this.chunks = [];
+    this.room = undefined;
     this.kept = 0;
   }
 }

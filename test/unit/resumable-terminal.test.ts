@@ -110,6 +110,24 @@ describe('ResumableTerminal', () => {
     expect(b.sent.length).toBeLessThan(20);
   });
 
+  it('holds the process once output alternating between stdout and stderr a byte at a time fills the pieces the buffer allows, and resends it all', () => {
+    const a = new FakeClient();
+    const t = make(a, 1024 * 1024);
+    t.start(relayEvents());
+    const sent: OutputStream[] = [];
+    // A piece per byte: 1 MiB of buffer allows 4,096 of them (HELD_CHUNK_COST_BYTES each).
+    while (sent.length < 100_000) {
+      const stream: OutputStream = sent.length % 2 === 0 ? 'stdout' : 'stderr';
+      sent.push(stream);
+      if (!t.send(stream, Uint8Array.of(sent.length % 256))) break;
+    }
+    expect(sent.length).toBe(4096);
+    a.events.lost!();
+    const b = new FakeClient();
+    t.resume(b, 0);
+    expect(Buffer.concat(b.out)).toEqual(Buffer.from(sent.map((_s, i) => (i + 1) % 256)));
+  });
+
   it('holds the process when the buffer is full while nobody is connected, drops nothing, and lets it go once acknowledged', () => {
     const a = new FakeClient();
     const t = make(a, 100);
