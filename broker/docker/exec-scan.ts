@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import type Docker from 'dockerode';
+import { scanOverran } from '../backend/scan-batcher.js';
 import { SCAN_SCRIPT, SHELL_CANNOT_RUN } from '../backend/session-mark.js';
 import { EntryError } from '../errors.js';
 import { DockerDemuxer } from './demux.js';
@@ -47,6 +48,15 @@ const REAPER_ENV = 'ENTRY_REAPER';
  * 48 keeps a full scan near a quarter of it.
  */
 export const MAX_MARKS_PER_EXEC_SCAN = 48;
+
+/**
+ * How long a scan runs before the next batch of its container and signal starts beside it (see
+ * ScanBatcher): twice the slowest full scan measured when all is well (2.7 s, above), half of
+ * EXEC_SCAN_TIMEOUT_MS. A scan this long is one of many processes a mark (20 a mark took 8–10 s
+ * for 12 to 32 marks, and 48 overran) or of a container short of CPU (`--cpus 0.1`: 4 s for one
+ * mark of 40 processes), where a batch behind it of a few light sessions takes under a second.
+ */
+export const EXEC_SCAN_OVERDUE_MS = 5_000;
 
 /**
  * Sends `signal` (a name without SIG, or a number) to every process of the container carrying one
@@ -123,7 +133,9 @@ export async function signalViaExec(docker: Docker, containerId: string, signal:
     // In the background: the slot and the session's end wait for nothing more.
     if (exec) void killHelper(exec, tag);
     const what = outcome === 'timeout' ? `gave no answer within ${EXEC_SCAN_TIMEOUT_MS} ms` : `wrote more than ${EXEC_SCAN_OUTPUT_CAP_BYTES} bytes`;
-    throw new EntryError('ENTRY_EXEC_FAILED', `cannot end the session's processes from inside the container: its /bin/sh ${what}; scan abandoned`);
+    const failure = new EntryError('ENTRY_EXEC_FAILED', `cannot end the session's processes from inside the container: its /bin/sh ${what}; scan abandoned`);
+    // A scan that ran out of time may finish for fewer marks; one that wrote too much would not.
+    throw outcome === 'timeout' ? scanOverran(failure) : failure;
   }
   const text = Buffer.concat(stdout).toString().trim();
   const counts = /^\d+(?: \d+)*$/.test(text) ? text.split(' ').map(Number) : [];

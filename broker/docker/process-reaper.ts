@@ -7,7 +7,7 @@ import { sessionMark } from '../backend/session-mark.js';
 import { EntryError, isEntryError } from '../errors.js';
 import { createLogger, type Logger } from '../log.js';
 import { answerInTime, dockerFailure } from './engine.js';
-import { MAX_MARKS_PER_EXEC_SCAN, signalViaExec } from './exec-scan.js';
+import { EXEC_SCAN_OVERDUE_MS, MAX_MARKS_PER_EXEC_SCAN, signalViaExec } from './exec-scan.js';
 import { environmentReadable, isNamespaceInit, ProcReader, scanPidsWithMark, treePidsWithMark } from './proc-walk.js';
 
 /**
@@ -116,7 +116,7 @@ export class ProcessReaper {
   private readonly pacer = new Pacer(1000 / CLEANUP_STARTS_PER_SECOND);
 
   private scanBatcher(limiter: Limiter): ScanBatcher<string> {
-    return new ScanBatcher<string>({ limiter, maxMarks: MAX_MARKS_PER_EXEC_SCAN, keyOf: (containerId) => containerId, run: (containerId, signal, marks) => signalViaExec(this.docker, containerId, signal, marks) });
+    return new ScanBatcher<string>({ limiter, maxMarks: MAX_MARKS_PER_EXEC_SCAN, overdueMs: EXEC_SCAN_OVERDUE_MS, keyOf: (containerId) => containerId, run: (containerId, signal, marks) => signalViaExec(this.docker, containerId, signal, marks) });
   }
 
   /** Runs `work` in one of the bounded clean-up slots (engine calls made while ending sessions). */

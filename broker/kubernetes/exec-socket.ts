@@ -1,5 +1,6 @@
 import type { ClientRequest, IncomingMessage } from 'node:http';
 import WebSocket from 'ws';
+import { scanOverran } from '../backend/scan-batcher.js';
 import { DEFAULT_OPEN_TIMEOUT_MS } from '../config/limits.js';
 import { EntryError, ignoreError } from '../errors.js';
 import { failureText, httpError, isUnreachable, type KubeClient, readBody } from './kube-client.js';
@@ -202,14 +203,16 @@ export async function execCollect(client: KubeClient, t: ExecTarget, command: re
     const status: Buffer[] = [];
     let size = 0;
     let settled = false;
-    const fail = (why: string) => {
+    const fail = (why: string, overran = false) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
       ws.terminate();
-      reject(new EntryError('ENTRY_EXEC_FAILED', `${command[0]} in ${t.namespace}/${t.pod} ${why}`));
+      const failure = new EntryError('ENTRY_EXEC_FAILED', `${command[0]} in ${t.namespace}/${t.pod} ${why}`);
+      reject(overran ? scanOverran(failure) : failure);
     };
-    const timer = setTimeout(() => fail(`gave no answer within ${timeoutMs} ms`), timeoutMs);
+    // The exec runs (the upgrade was answered): a scan this long may finish for fewer marks.
+    const timer = setTimeout(() => fail(`gave no answer within ${timeoutMs} ms`, true), timeoutMs);
     ws.on('message', (data: Buffer) => {
       if (data.length < 2 || settled) return;
       size += data.length - 1;

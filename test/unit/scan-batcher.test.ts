@@ -31,7 +31,7 @@ const marks = (n: number) => Array.from({ length: n }, () => sessionMark(`sb-${r
 describe('ScanBatcher', () => {
   it('takes at most its maxMarks a scan, one lane per key', async () => {
     const { runs, run } = localScans();
-    const batcher = new ScanBatcher<string>({ limiter: new Limiter(8), maxMarks: 5, keyOf: (id) => id, run });
+    const batcher = new ScanBatcher<string>({ limiter: new Limiter(8), maxMarks: 5, overdueMs: 5_000, keyOf: (id) => id, run });
     const asked = [...marks(12).map((m) => batcher.signal('c1', m, '0')), ...marks(2).map((m) => batcher.signal('c2', m, '0'))];
     expect(await Promise.all(asked)).toEqual(Array.from({ length: 14 }, () => 0));
     expect(runs.map((r) => `${r.container} ${r.marks.length}`).sort()).toEqual(['c1 2', 'c1 5', 'c1 5', 'c2 2']);
@@ -39,7 +39,7 @@ describe('ScanBatcher', () => {
 
   it('refuses a mark or a signal the scan cannot take unquoted, before any scan', async () => {
     const { runs, run } = localScans();
-    const batcher = new ScanBatcher<string>({ limiter: new Limiter(8), maxMarks: 5, keyOf: (id) => id, run });
+    const batcher = new ScanBatcher<string>({ limiter: new Limiter(8), maxMarks: 5, overdueMs: 5_000, keyOf: (id) => id, run });
     const code = (p: Promise<number>) => p.then(String, (e: EntryError) => e.code);
     expect(await code(batcher.signal('c', 'ENTRY_SESSION=a b', '0'))).toBe('ENTRY_BAD_REQUEST');
     expect(await code(batcher.signal('c', 'ENTRY_SESSION=*', '0'))).toBe('ENTRY_BAD_REQUEST');
@@ -47,12 +47,12 @@ describe('ScanBatcher', () => {
     expect(await code(batcher.signal('c', sessionMark('abc'), 'HUP; reboot'))).toBe('ENTRY_BAD_REQUEST');
     expect(await code(batcher.signal('c', sessionMark('abc'), 'SIGHUP'.toLowerCase()))).toBe('ENTRY_BAD_REQUEST');
     expect(runs).toEqual([]);
-    expect(() => new ScanBatcher<string>({ limiter: new Limiter(1), maxMarks: 0, keyOf: (id) => id, run })).toThrow(RangeError);
+    expect(() => new ScanBatcher<string>({ limiter: new Limiter(1), maxMarks: 0, overdueMs: 5_000, keyOf: (id) => id, run })).toThrow(RangeError);
   });
 
   it('fails every caller of a scan that answers with the wrong number of counts', async () => {
     const { run } = localScans((counts) => counts.slice(1));
-    const batcher = new ScanBatcher<string>({ limiter: new Limiter(8), maxMarks: 5, keyOf: (id) => id, run });
+    const batcher = new ScanBatcher<string>({ limiter: new Limiter(8), maxMarks: 5, overdueMs: 5_000, keyOf: (id) => id, run });
     const results = await Promise.all(marks(3).map((m) => batcher.signal('c', m, '0').then(String, (e: Error) => e.message)));
     expect(results).toEqual(Array.from({ length: 3 }, () => 'the scan gave 2 counts for 3 marks'));
   });
