@@ -55,3 +55,21 @@ export const SCAN_MARK = new RegExp(`^${SESSION_ENV}=[A-Za-z0-9-]{1,64}$`);
  * their container.
  */
 export const SHELL_CANNOT_RUN: ReadonlySet<number> = new Set([126, 127]);
+
+/** The runtime's word that the scan's /bin/sh is not in the image, or cannot be executed there. */
+const NO_SHELL = /"?\/bin\/sh"?: (?:stat [^:]*: )?(?:no such file or directory|executable file not found|permission denied)/i;
+
+/** The runtime could not start the exec at all (it says why after this). */
+const RUNTIME_FAILED = /OCI runtime exec failed/i;
+
+/**
+ * Whether a scan that gave no counts (exit `code`, `why` what it and the runtime said) cannot run
+ * in this image until the image changes. 126 is also the runtime's code for an exec it could not
+ * start for a passing reason: a container at its pids limit ("read init-p: connection reset by
+ * peer", a session forking without end is one), or frozen outside the engine ("cannot exec in a
+ * paused container"). Those are failures the next try may get past, not a missing shell.
+ */
+export function shellCannotRun(code: number | undefined, why: string): boolean {
+  if (NO_SHELL.test(why)) return true;
+  return code !== undefined && SHELL_CANNOT_RUN.has(code) && !RUNTIME_FAILED.test(why);
+}

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import type Docker from 'dockerode';
 import { scanOverran } from '../backend/scan-batcher.js';
-import { SCAN_SCRIPT, SHELL_CANNOT_RUN } from '../backend/session-mark.js';
+import { SCAN_SCRIPT, shellCannotRun } from '../backend/session-mark.js';
 import { EntryError } from '../errors.js';
 import { DockerDemuxer } from './demux.js';
 import { dockerFailure } from './engine.js';
@@ -143,7 +143,7 @@ export async function signalViaExec(docker: Docker, containerId: string, signal:
     // Typically the image has no sh (or no tr, grep, kill): the processes cannot be found from inside.
     const why = [text, Buffer.concat(stderr).toString().trim()].filter(Boolean).join(' / ').slice(0, 300) || 'no answer';
     const code = exec ? await exitCodeOf(exec) : undefined;
-    if (code !== undefined && SHELL_CANNOT_RUN.has(code)) throw new EntryError('ENTRY_CANNOT_REAP', `its /bin/sh cannot run the scan (exit ${code}): ${why}`);
+    if (shellCannotRun(code, why)) throw new EntryError('ENTRY_CANNOT_REAP', `its /bin/sh cannot run the scan${code === undefined ? '' : ` (exit ${code})`}: ${why}`);
     throw new EntryError('ENTRY_EXEC_FAILED', `cannot end the session's processes from inside the container: ${why}`);
   }
   return counts;

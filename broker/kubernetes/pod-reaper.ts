@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { cleanUpOrRetry } from '../backend/cleanup-retry.js';
 import { Limiter } from '../backend/pacing.js';
-import { SCAN_SCRIPT, SHELL_CANNOT_RUN, sessionMark } from '../backend/session-mark.js';
+import { SCAN_SCRIPT, sessionMark, shellCannotRun } from '../backend/session-mark.js';
 import { EntryError, isEntryError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { execCollect, type ExecTarget } from './exec-socket.js';
@@ -33,9 +33,6 @@ const LATE_START_RECHECK_MS = 2_000;
  * walks.
  */
 const KILL_PASS_WAITS_MS = [20, 80, 320];
-
-/** The runtime's word that the scan's /bin/sh is not in the image, when no exit code says it. */
-const NO_SHELL = /"?\/bin\/sh"?: (?:stat [^:]*: )?(?:no such file or directory|executable file not found|permission denied)/i;
 
 /**
  * Closing a pods/exec stream does not end the process in the pod (kubernetes#89031), and
@@ -70,7 +67,7 @@ export class PodReaper {
     // Typically the image has no sh (or no tr, grep, kill): nothing can be found from inside.
     const why = [text, r.stderr.trim(), r.status && 'failure' in r.status ? r.status.failure : ''].filter(Boolean).join(' / ').slice(0, 300) || 'no answer';
     const code = r.status && 'exitCode' in r.status ? r.status.exitCode : undefined;
-    if ((code !== undefined && SHELL_CANNOT_RUN.has(code)) || NO_SHELL.test(why)) throw new EntryError('ENTRY_CANNOT_REAP', `the scan's /bin/sh cannot run in ${t.namespace}/${t.pod}${code === undefined ? '' : ` (exit ${code})`}: ${why}`);
+    if (shellCannotRun(code, why)) throw new EntryError('ENTRY_CANNOT_REAP', `the scan's /bin/sh cannot run in ${t.namespace}/${t.pod}${code === undefined ? '' : ` (exit ${code})`}: ${why}`);
     throw new EntryError('ENTRY_EXEC_FAILED', `cannot end the session's processes in ${t.namespace}/${t.pod}: ${why}`);
   }
 
