@@ -61,7 +61,8 @@ describe('exec reap mode with a hostile /bin/sh', () => {
     // Last in the queue for a slot: behind every hanging one.
     const good = await openCommand(b.wsUrl, token, { app, proc: 'good', instance: 1 }, ['sleep', '1003']);
     await eventually(async () => (await running(ids['good']!, 'sleep 1003')) === 1, 'the healthy session running');
-    // 8 scans abandoned together, then the 9th and the healthy one: two rounds of the limit at most.
+    // The hanging sessions share scans (two at a time at most, each abandoned at the timeout) and
+    // leave the other slots to the healthy container: two rounds of the timeout at most.
     const bound = MAX_SESSION_MS + 2 * EXEC_SCAN_TIMEOUT_MS + 10_000;
     await Promise.all([...hanging, good].map((c) => c.closed));
     const ms = Date.now() - t0;
