@@ -1,18 +1,24 @@
 import type { BrokerRef } from '../config/store.js';
-import { whoAmI } from './broker-api.js';
+import { listContainers, whoAmI } from './broker-api.js';
 import { brokerLabel, loginHint } from './settings.js';
+import { notFoundSuggestion, type TargetName } from './suggest.js';
 
 export interface FailureContext {
   ref?: BrokerRef;
   token?: string;
   app?: string;
+  /** The target of `enter APP PROC INSTANCE`, for what exists near it when it is not found. */
+  target?: TargetName;
   env?: NodeJS.ProcessEnv;
 }
 
+/** A hint is not worth a long wait: the failure itself is already said. */
+const LISTING_TIMEOUT_MS = 3_000;
+
 /**
  * What to do next about a failure, as a line to print under the error (or undefined):
- * log in again for token problems, the missing grant for refusals, the URL to check when the
- * broker cannot be reached.
+ * log in again for token problems, the missing grant for refusals, what exists near a target
+ * that was not found, the URL to check when the broker cannot be reached.
  */
 export async function nextStep(code: string, ctx: FailureContext, message = ''): Promise<string | undefined> {
   const env = ctx.env ?? process.env;
@@ -28,6 +34,8 @@ export async function nextStep(code: string, ctx: FailureContext, message = ''):
       return forbiddenHint(ctx);
     case 'ENTRY_NOT_ADMIN':
       return 'This needs the admin role (see your roles with `enter status`).';
+    case 'ENTRY_NOT_FOUND':
+      return ctx.target && ctx.ref && ctx.token ? notFoundSuggestion(ctx.target, await listContainers(ctx.ref, ctx.token, LISTING_TIMEOUT_MS)) : undefined;
     case 'ENTRY_APP_DENIED':
       return 'The broker never lets anyone into this app (its --deny-apps setting).';
     case 'ENTRY_CONNECT_FAILED':

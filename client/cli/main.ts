@@ -302,6 +302,7 @@ async function main(): Promise<void> {
         const token = await resolveToken(ref);
         context.token = token;
         const target = { app: args.app!, proc: args.proc!, instance: args.instance! };
+        context.target = target;
         const outcome = await runExecCommand({
           broker: ref.url,
           token,

@@ -117,13 +117,26 @@ describe('enter <app> <proc> <n> -- <cmd>: scripted runs', () => {
   it('exits 255 with a clear line for lookup and auth failures', async () => {
     const missing = await runCli([app, 'web', '9', '--', 'true'], env);
     expect(missing.status).toBe(255);
-    expect(missing.stderr.toString()).toBe(`enter: container not found: ${app}/web/9\n`);
+    expect(missing.stderr.toString()).toBe(`enter: container not found: ${app}/web/9\n  ${app}/web has instance 1 (\`enter ls ${app}\` shows their state).\n`);
     const badToken = await runCli([app, 'web', '1', '--', 'true'], { ...env, ENTRY_TOKEN: 'nope' });
     expect(badToken.status).toBe(255);
     expect(badToken.stderr.toString()).toMatch(/^enter: invalid access token/);
     const noBroker = await runCli([app, 'web', '1', '--', 'true'], { ...env, ENTRY_BROKER: 'http://127.0.0.1:1' });
     expect(noBroker.status).toBe(255);
     expect(noBroker.stderr.toString()).toMatch(/^enter: cannot reach broker/);
+  });
+
+  it('says what exists near a misspelt target: the instances, the procs, a close app name', async () => {
+    // A token for every app named like this one, so that a misspelt app is looked up, not refused.
+    const wide = { ...env, ENTRY_TOKEN: await b.mint({ apps: [`${app}*`] }) };
+    const lines = async (args: string[]) => {
+      const r = await runCli([...args, '--', 'true'], wide);
+      expect(r.status, args.join(' ')).toBe(255);
+      return r.stderr.toString();
+    };
+    expect(await lines([app, 'wbe', '1'])).toBe(`enter: container not found: ${app}/wbe/1\n  ${app} has no proc wbe: did you mean web? its procs are web.\n`);
+    expect(await lines([app, 'web', 'one'])).toBe(`enter: container not found: ${app}/web/one\n  ${app}/web has instance 1 (\`enter ls ${app}\` shows their state).\n`);
+    expect(await lines([`${app}x`, 'web', '1'])).toBe(`enter: container not found: ${app}x/web/1\n  No app named ${app}x among those you may enter: did you mean ${app}? \`enter ls\` lists them.\n`);
   });
 
   it('ends the remote command on SIGINT and SIGTERM when there is no TTY', async () => {
