@@ -1,4 +1,5 @@
 import { ClientError } from '../protocol/client-error.js';
+import { closeNames } from './suggest.js';
 
 /**
  * A yargs `coerce` for an option that takes one value: given twice, the last one counts (as
@@ -79,6 +80,29 @@ const REQUIRED_WORDS: Readonly<Record<string, readonly string[]>> = {
   replay: ['<id>'],
 };
 
+/** The broker profile commands, for a misspelt one. */
+const BROKER_COMMANDS: readonly string[] = ['add', 'use', 'ls', 'list', 'rm', 'remove'];
+
+/**
+ * The words of the command line that yargs calls unknown by name (`l` for `-la`, `foo` for
+ * `--foo=1`), as they were written and in their order: the user recognises their own words.
+ */
+export function asWritten(names: readonly string[], ours: readonly string[]): string[] {
+  const at = new Set<number>();
+  const rest: string[] = [];
+  for (const name of names) {
+    const i = ours.findIndex((a) => a === name || a === `--${name}` || a.startsWith(`--${name}=`) || (name.length === 1 && /^-[A-Za-z]+$/.test(a) && a.includes(name)));
+    if (i >= 0) at.add(i);
+    else rest.push(name);
+  }
+  return [...[...at].sort((x, y) => x - y).map((i) => ours[i]!), ...rest];
+}
+
+const didYouMean = (typed: string, known: readonly string[], prefix: string): string => {
+  const close = closeNames(typed, known)[0];
+  return close ? `Did you mean ${prefix}${close}? ` : '';
+};
+
 /**
  * A usage error as the CLI says it, from the parser's message and the arguments before `--`:
  * what is missing or misplaced in enter's own words, and the next step.
@@ -86,9 +110,22 @@ const REQUIRED_WORDS: Readonly<Record<string, readonly string[]>> = {
 export function usageError(msg: string, ours: readonly string[]): { message: string; hint: string } {
   const words = ours.filter((a, i) => !a.startsWith('-') && !VALUE_OPTIONS.has(ours[i - 1] ?? ''));
   const first = words[0];
-  if (/^Unknown arguments?:/.test(msg)) {
-    if (first && SUBCOMMANDS.includes(first)) return { message: msg, hint: `For an app named ${first}: enter exec ${first} PROC INSTANCE. Else see enter ${first} --help.` };
-    return { message: msg, hint: 'A command to run goes after --: enter APP PROC INSTANCE -- CMD ARGS… (see enter --help).' };
+  const subcommand = first !== undefined && SUBCOMMANDS.includes(first) && first !== 'exec' ? first : undefined;
+  const unknown = /^Unknown arguments?: (.*)$/.exec(msg);
+  if (unknown) {
+    const written = asWritten(unknown[1]!.split(', '), ours);
+    const options = written.filter((w) => w.startsWith('-'));
+    const extra = written.filter((w) => !w.startsWith('-'));
+    if (subcommand === 'broker' && extra.length) {
+      return { message: `no broker command ${extra[0]}`, hint: `${didYouMean(extra[0]!, BROKER_COMMANDS, 'enter broker ')}The broker commands: enter broker add|use|ls|rm (see enter broker --help).` };
+    }
+    if (subcommand && extra.length) return { message: `unknown arguments: ${written.join(' ')}`, hint: `For an app named ${subcommand}: enter exec ${subcommand} PROC INSTANCE. Else see enter ${subcommand} --help.` };
+    if (subcommand) return { message: `unknown option${options.length > 1 ? 's' : ''} ${options.join(' ')}`, hint: `See enter ${subcommand} --help for its options.` };
+    if (extra.length) return { message: `unknown arguments: ${written.join(' ')}`, hint: 'A command to run goes after --: enter APP PROC INSTANCE -- CMD ARGS… (see enter --help).' };
+    return {
+      message: `unknown option${options.length > 1 ? 's' : ''} ${options.join(' ')}`,
+      hint: `A command's own options go after --: enter APP PROC INSTANCE -- CMD ${options.map((o) => o.replace(/=.*/, '')).join(' ')} (enter's own are in enter --help).`,
+    };
   }
   // Words left out (`enter demo web`, `enter kill`): named, rather than counted.
   const short = /^Not enough non-option arguments: got (\d+), need at least (\d+)$/.exec(msg);
@@ -97,8 +134,10 @@ export function usageError(msg: string, ours: readonly string[]): { message: str
   if (short && required?.length === Number(short[2])) {
     const missing = required.slice(Number(short[1]));
     const named = missing.length > 1 ? `${missing.slice(0, -1).join(', ')} and ${missing.at(-1)}` : missing.join('');
+    // `enter lss`, `enter sesions`: a misspelt subcommand reads as an app without its proc.
+    const slip = command === 'exec' && first !== undefined && first !== 'exec' ? didYouMean(first, SUBCOMMANDS, 'enter ') : '';
     const usage = command === 'exec' ? 'enter <app> <proc> <instance> [-- <cmd…>]; enter ls lists what you may enter.' : `enter ${command} ${required.join(' ')} (see enter ${command} --help).`;
-    return { message: `missing ${named}`, hint: `Usage: ${usage}` };
+    return { message: `missing ${named}`, hint: `${slip}Usage: ${usage}` };
   }
   return { message: msg, hint: 'Run enter --help for usage.' };
 }

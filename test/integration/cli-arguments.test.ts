@@ -117,6 +117,24 @@ describe('the enter CLI', () => {
     expect(b.starts).toHaveLength(4);
   });
 
+  it('says unknown words as they were written, and suggests the subcommand a misspelt one was', async () => {
+    const said = async (args: string[]) => {
+      const r = await enter(args);
+      expect(r.status, args.join(' ')).toBe(255);
+      return r.stderr.toString();
+    };
+    expect(await said(['app', 'web', '1', 'ls', '-la', '/tmp'])).toBe('enter: unknown arguments: ls -la\n  A command to run goes after --: enter APP PROC INSTANCE -- CMD ARGS… (see enter --help).\n');
+    expect(await said(['app', 'web', '1', '-x', '--', 'id'])).toBe(
+      "enter: unknown option -x\n  A command's own options go after --: enter APP PROC INSTANCE -- CMD -x (enter's own are in enter --help).\n",
+    );
+    expect(await said(['ls', '--jsn'])).toBe('enter: unknown option --jsn\n  See enter ls --help for its options.\n');
+    expect(await said(['sesions'])).toBe('enter: missing <proc> and <instance>\n  Did you mean enter sessions? Usage: enter <app> <proc> <instance> [-- <cmd…>]; enter ls lists what you may enter.\n');
+    expect(await said(['lss', 'shop'])).toMatch(/^enter: missing <instance>\n {2}Did you mean enter ls\? /);
+    expect(await said(['broker', 'lss'])).toBe('enter: no broker command lss\n  Did you mean enter broker ls? The broker commands: enter broker add|use|ls|rm (see enter broker --help).\n');
+    // A name far from every subcommand is taken for an app, without a guess.
+    expect(await said(['shop'])).toMatch(/^enter: missing <proc> and <instance>\n {2}Usage: /);
+  });
+
   it('points a command without -- and an app named like a subcommand to the right spelling', async () => {
     const noDashes = await enter(['app', 'web', '1', 'ls', '-l']);
     expect(noDashes.stderr.toString()).toContain('A command to run goes after --: enter APP PROC INSTANCE -- CMD ARGS…');
