@@ -42,7 +42,10 @@ export async function nextStep(code: string, ctx: FailureContext, message = ''):
       // The broker answered; its certificate is what failed, and the message says what to do.
       if (message.includes("the broker's certificate")) return undefined;
       // A profile's name says nothing of its address; a bare address is in the error already.
-      if (ctx.ref?.bareName) return `No profile is named "${ctx.ref.bareName}", so it was taken as the host ${ctx.ref.url}: \`enter broker ls\` lists the profiles.`;
+      if (ctx.ref?.bareName) {
+        const slip = ctx.ref.closeProfile ? ` Did you mean -b ${ctx.ref.closeProfile}?` : '';
+        return `No profile is named "${ctx.ref.bareName}", so it was taken as the host ${ctx.ref.url}: \`enter broker ls\` lists the profiles.${slip}`;
+      }
       return ctx.ref?.profile
         ? `Check the broker address (${brokerLabel(ctx.ref)} is ${ctx.ref.url}; \`enter broker ls\` lists them) and that the broker is running.`
         : 'Check the broker address (`enter broker ls` lists the ones you have) and that the broker is running.';

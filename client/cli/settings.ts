@@ -1,5 +1,6 @@
 import { type BrokerRef, credentialsFor, loadSavedConfig, resolveBrokerRef, storeCredentials } from '../config/store.js';
 import { ClientError } from '../protocol/client-error.js';
+import { closeNames } from './suggest.js';
 import { tokenFault } from './token-text.js';
 
 /** Refresh an OIDC token when it has less than this left (and never send an expired one). */
@@ -16,7 +17,9 @@ export function resolveBroker(flag: string | undefined, env: NodeJS.ProcessEnv =
     throw new ClientError('ENTRY_NO_BROKER', 'no broker: add one with `enter broker add NAME URL` (or pass -b URL, or set ENTRY_BROKER)');
   }
   try {
-    return resolveBrokerRef(raw, config);
+    const ref = resolveBrokerRef(raw, config);
+    const close = ref.bareName ? closeNames(ref.bareName, Object.keys(config.profiles ?? {}))[0] : undefined;
+    return close ? { ...ref, closeProfile: close } : ref;
   } catch (err) {
     throw new ClientError('ENTRY_NO_BROKER', `${(err as Error).message} (not a profile either: see enter broker ls)`);
   }
@@ -29,7 +32,12 @@ export function brokerLabel(ref: BrokerRef): string {
 
 /** For a bare name taken as a host: that no profile has it (a mistyped profile, most likely). */
 export function notAProfile(ref: BrokerRef): string {
-  return ref.bareName ? ` (taken as a host name: no profile is named "${ref.bareName}", see \`enter broker ls\`)` : '';
+  return ref.bareName ? ` (taken as a host name: no profile is named "${ref.bareName}"${ref.closeProfile ? `; did you mean -b ${ref.closeProfile}?` : ','} see \`enter broker ls\`)` : '';
+}
+
+/** `did you mean -b prod? ` for a bare name close to a profile's, else nothing. */
+function slip(ref: BrokerRef): string {
+  return ref.closeProfile ? `did you mean -b ${ref.closeProfile}? ` : '';
 }
 
 /** `enter login` with the -b needed to reach this broker (none for the default broker). */
@@ -54,7 +62,7 @@ export async function resolveToken(ref: BrokerRef, env: NodeJS.ProcessEnv = proc
     if (ref.bareName) {
       throw new ClientError(
         'ENTRY_NO_BROKER',
-        `no profile is named "${ref.bareName}", and ENTRY_TOKEN is not sent to a host named by a bare word: write it as a URL (${ref.url}) if that host is meant, or see \`enter broker ls\``,
+        `no profile is named "${ref.bareName}", and ENTRY_TOKEN is not sent to a host named by a bare word: ${slip(ref)}write it as a URL (${ref.url}) if that host is meant, or see \`enter broker ls\``,
       );
     }
     return fromEnv;

@@ -38,6 +38,8 @@ export interface BrokerRef {
   profile?: string;
   /** Given as a bare name that no profile has, and taken as a host name: said where it may be a typo. */
   bareName?: string;
+  /** The profile such a bare name is likely a slip for (`-b prdo` for `prod`). */
+  closeProfile?: string;
 }
 
 export function configDir(env: NodeJS.ProcessEnv = process.env): string {

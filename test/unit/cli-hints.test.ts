@@ -17,4 +17,10 @@ describe('the hint under an unreachable broker', () => {
       'No profile is named "prdo", so it was taken as the host http://prdo: `enter broker ls` lists the profiles.',
     );
   });
+
+  it('names the profile such a bare name is likely a slip for', async () => {
+    expect(await nextStep('ENTRY_CONNECT_FAILED', { ref: { url: 'http://prdo', bareName: 'prdo', closeProfile: 'prod' }, env: {} })).toBe(
+      'No profile is named "prdo", so it was taken as the host http://prdo: `enter broker ls` lists the profiles. Did you mean -b prod?',
+    );
+  });
 });

@@ -112,13 +112,24 @@ describe('resolveToken', () => {
     expect(resolveBrokerRef('entry.example.com', loadSavedConfig(env))).toEqual({ url: 'http://entry.example.com' });
   });
 
+  it("names the profile a bare name is likely a slip for, and none for a name far from every profile's", async () => {
+    const env = freshEnv();
+    addProfile('prod', 'https://prod.example', env);
+    addProfile('staging', 'https://staging.example', env);
+    const typo = resolveBroker('prdo', env);
+    expect(typo).toEqual({ url: 'http://prdo', bareName: 'prdo', closeProfile: 'prod' });
+    await expect(resolveToken(typo, env)).rejects.toThrow('not logged in to http://prdo (taken as a host name: no profile is named "prdo"; did you mean -b prod? see `enter broker ls`)');
+    await expect(resolveToken(typo, { ...env, ENTRY_TOKEN: 'secret-for-prod' })).rejects.toThrow('a bare word: did you mean -b prod? write it as a URL (http://prdo)');
+    expect(resolveBroker('box', env)).toEqual({ url: 'http://box', bareName: 'box' });
+  });
+
   it('never sends ENTRY_TOKEN to a host named by a bare word no profile has, but does once it is written as a URL', async () => {
     const env = freshEnv();
     addProfile('prod', 'https://prod.example', env);
     const withToken = { ...env, ENTRY_TOKEN: 'secret-for-prod' };
     const typo = resolveBroker('prdo', withToken);
     await expect(resolveToken(typo, withToken)).rejects.toThrow(
-      'no profile is named "prdo", and ENTRY_TOKEN is not sent to a host named by a bare word: write it as a URL (http://prdo) if that host is meant',
+      'no profile is named "prdo", and ENTRY_TOKEN is not sent to a host named by a bare word: did you mean -b prod? write it as a URL (http://prdo) if that host is meant',
     );
     await expect(resolveToken(resolveBroker('prdo', withToken), withToken)).rejects.not.toThrow('secret-for-prod');
     expect(await resolveToken(resolveBroker('http://prdo', withToken), withToken)).toBe('secret-for-prod');
