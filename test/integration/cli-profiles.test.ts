@@ -132,6 +132,10 @@ describe('enter broker profiles, ls, status and completion', () => {
     expect(entries.find((c) => c.app === app)).toEqual({ app, proc: 'cron', instance: '1', state: 'created', backend: 'docker', host: 'local', namespace: '', image: 'entry-demo:latest', name: expect.any(String), created: expect.any(String) });
     const only = await runCli(['ls', other, '--json'], { ...e, ENTRY_TOKEN: await a.mint({ apps: ['*'] }) });
     expect(JSON.parse(only.stdout.toString()).map((c: { app: string }) => c.app)).toEqual([other]);
+    // A misspelt app lists nothing, and says which app was likely meant.
+    const typo = await runCli(['ls', app.slice(0, -1)], e);
+    expect(typo.stderr.toString()).toBe(`enter: nothing to enter in ${app.slice(0, -1)} on ${a.url}; did you mean ${app}?\n`);
+    expect(typo.status).toBe(0);
   });
 
   it('status: reachable and version, user, expiry and grants; exit 0', async () => {
