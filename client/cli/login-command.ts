@@ -4,7 +4,7 @@ import { type BrokerRef, credentialsFor, forgetCredentials, loadSavedConfig, sto
 import { loginWithBrowser, loginWithDeviceCode, revokeRefreshToken } from '../oidc/login.js';
 import { jwtExpiry } from '../oidc/tokens.js';
 import { ClientError } from '../protocol/client-error.js';
-import { brokerInfo } from './broker-api.js';
+import { brokerInfo, whoAmI } from './broker-api.js';
 import { tokenFault } from './token-text.js';
 import { brokerLabel, notAProfile } from './settings.js';
 
@@ -27,13 +27,13 @@ const say = (line: string) => process.stderr.write(`${line}\n`);
  */
 export async function loginCommand(ref: BrokerRef, o: LoginOptions): Promise<void> {
   const pasted = o.token ?? (!o.device && !o.browser && !process.stdin.isTTY ? await readStdin() : undefined);
-  if (pasted !== undefined) return savePasted(ref, pasted);
+  if (pasted !== undefined) return await savePasted(ref, pasted);
   const info = await brokerInfo(ref);
   if (!info.oidc) {
     if (o.device || o.browser) {
       throw new ClientError('ENTRY_OIDC_FAILED', `${brokerLabel(ref)} offers no OIDC login (its --oidc-issuer is not set): get a token from your administrator and run enter login --token`);
     }
-    return savePasted(ref, await promptForToken());
+    return await savePasted(ref, await promptForToken());
   }
   const settings = info.oidc;
   say(`Logging in to ${brokerLabel(ref)} with ${settings.issuer}`);
@@ -44,7 +44,10 @@ export async function loginCommand(ref: BrokerRef, o: LoginOptions): Promise<voi
   say(`Logged in to ${brokerLabel(ref)}${who ? ` as ${who}` : ''}${creds.expiresAt ? `; the token is valid until ${new Date(creds.expiresAt * 1000).toISOString()}` : ''}${creds.refreshToken ? ' and refreshed automatically' : ''}.`);
 }
 
-function savePasted(ref: BrokerRef, token: string): void {
+/** The broker's word on a token it will not take: a wrong paste, another broker's, a revoked one. */
+const REFUSED = new Set(['ENTRY_BAD_TOKEN', 'ENTRY_TOKEN_EXPIRED', 'ENTRY_TOKEN_REVOKED', 'ENTRY_NO_TOKEN']);
+
+async function savePasted(ref: BrokerRef, token: string): Promise<void> {
   const t = token.trim();
   // Not ENTRY_NO_TOKEN: its hint is to run the login that was just run.
   if (!t) throw new ClientError('ENTRY_BAD_REQUEST', 'no token given: pass it with --token, on stdin, or paste it at the prompt');
@@ -54,7 +57,18 @@ function savePasted(ref: BrokerRef, token: string): void {
   if (exp !== undefined && exp * 1000 <= Date.now()) {
     throw new ClientError('ENTRY_TOKEN_EXPIRED', `that token expired at ${new Date(exp * 1000).toISOString()}: get a new one`);
   }
+  // Checked with the broker before it is saved: a token it refuses would only fail the next
+  // command. A broker that cannot say (down, or from before /api/whoami) does not stop the login.
+  let unchecked: string | undefined;
+  try {
+    await whoAmI(ref, t);
+  } catch (err) {
+    const e = err as ClientError;
+    if (REFUSED.has(e.code)) throw new ClientError('ENTRY_BAD_REQUEST', `${brokerLabel(ref)} refused that token (${e.message}): nothing saved`);
+    unchecked = e.message;
+  }
   storeCredentials(ref, { token: t, ...(exp ? { expiresAt: exp } : {}) }, { makeCurrent: true });
+  if (unchecked) say(`enter: warning: the token could not be checked: ${unchecked}`);
   say(`enter: token saved for ${brokerLabel(ref)}${ref.profile ? ` (${ref.url})` : ''}${notAProfile(ref)}`);
 }
 

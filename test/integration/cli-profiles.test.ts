@@ -191,6 +191,26 @@ describe('enter broker profiles, ls, status and completion', () => {
     );
   });
 
+  it('login checks a token with the broker first: one it refuses is not saved, one it cannot check is, with a warning', async () => {
+    const { dir, env } = fresh();
+    expect((await runCli(['broker', 'add', 'prod', a.url], env)).status).toBe(0);
+    // Signed by another broker's key, as after a dev broker restarts with a new one.
+    const foreign = await runCli(['login', '-b', 'prod', '--token', await b.mint({ apps: [app] })], env);
+    expect(foreign.stderr.toString()).toBe('enter: prod refused that token (invalid access token: signature does not verify): nothing saved\n');
+    expect(foreign.status).toBe(255);
+    const garbled = await runCli(['login', '-b', 'prod'], env, 'not-a-token\n');
+    expect(garbled.stderr.toString()).toBe('enter: prod refused that token (invalid access token: malformed token): nothing saved\n');
+    expect(read(dir).profiles!['prod']!.token).toBeUndefined();
+    const good = await a.mint({ apps: [app] });
+    expect((await runCli(['login', '-b', 'prod', '--token', good], env)).status).toBe(0);
+    expect(read(dir).profiles!['prod']!.token).toBe(good);
+    // A broker that cannot be asked: saved all the same (the login may come before the broker).
+    const closed = await closedPort();
+    const offline = await runCli(['login', '-b', `http://127.0.0.1:${closed}`, '--token', good], env);
+    expect(offline.status).toBe(0);
+    expect(offline.stderr.toString()).toMatch(/^enter: warning: the token could not be checked: cannot reach broker .*ECONNREFUSED\nenter: token saved for /);
+  });
+
   it('prints bash and zsh completion that complete subcommands, apps, procs and instances from a short cache', async () => {
     const { dir, env } = fresh();
     const bin = join(dir, 'bin');
