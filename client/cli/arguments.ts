@@ -78,6 +78,10 @@ const REQUIRED_WORDS: Readonly<Record<string, readonly string[]>> = {
   kill: ['<id>'],
   watch: ['<id>'],
   replay: ['<id>'],
+  'broker add': ['<name>', '<url>'],
+  'broker use': ['<name>'],
+  'broker rm': ['<name>'],
+  'broker remove': ['<name>'],
 };
 
 /** The broker profile commands, for a misspelt one. */
@@ -129,7 +133,7 @@ export function usageError(msg: string, ours: readonly string[]): { message: str
   }
   // Words left out (`enter demo web`, `enter kill`): named, rather than counted.
   const short = /^Not enough non-option arguments: got (\d+), need at least (\d+)$/.exec(msg);
-  const command = first !== undefined && SUBCOMMANDS.includes(first) ? first : 'exec';
+  const command = first === 'broker' ? `broker ${words[1] ?? ''}` : first !== undefined && SUBCOMMANDS.includes(first) ? first : 'exec';
   const required = REQUIRED_WORDS[command];
   if (short && required?.length === Number(short[2])) {
     const missing = required.slice(Number(short[1]));

@@ -100,7 +100,13 @@ export function saveConfig(config: SavedConfig, env?: NodeJS.ProcessEnv): void {
 export function normaliseBrokerUrl(url: string): string {
   let u = url.trim();
   if (!/^[a-z]+:\/\//i.test(u)) u = `http://${u}`;
-  const parsed = new URL(u);
+  let parsed: URL;
+  try {
+    parsed = new URL(u);
+  } catch {
+    // The URL parser says only "Invalid URL", not which one nor what is wrong with it.
+    throw new Error(`broker address ${JSON.stringify(url)} is not a URL: give one such as https://entry.example.com, or HOST:PORT`);
+  }
   if (!['http:', 'https:', 'ws:', 'wss:'].includes(parsed.protocol)) {
     throw new Error(`broker URL must be http(s):// or ws(s)://, got ${url}`);
   }

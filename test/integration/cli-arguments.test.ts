@@ -150,6 +150,11 @@ describe('the enter CLI', () => {
     expect((await enter(['exec', 'demo'])).stderr.toString()).toMatch(/^enter: missing <proc> and <instance>\n/);
     expect((await enter(['exec'])).stderr.toString()).toMatch(/^enter: missing <app>, <proc> and <instance>\n/);
     expect((await enter(['kill'])).stderr.toString()).toBe('enter: missing <id>\n  Usage: enter kill <id> (see enter kill --help).\n');
+    expect((await enter(['broker', 'use'])).stderr.toString()).toBe('enter: missing <name>\n  Usage: enter broker use <name> (see enter broker use --help).\n');
+    expect((await enter(['broker', 'add', 'prod'])).stderr.toString()).toBe('enter: missing <url>\n  Usage: enter broker add <name> <url> (see enter broker add --help).\n');
+    expect((await enter(['broker', 'add', 'prod', 'http://'])).stderr.toString()).toBe(
+      'enter: broker address "http://" is not a URL: give one such as https://entry.example.com, or HOST:PORT\n',
+    );
     const bare = await enter([]);
     expect(bare.stderr.toString()).toContain('enter <app> <proc> <instance> -- <cmd…>');
     expect(bare.status).toBe(255);

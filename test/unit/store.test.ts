@@ -84,4 +84,10 @@ describe('normaliseBrokerUrl', () => {
     expect(() => normaliseBrokerUrl('ftp://entry.example')).toThrow(/http\(s\):\/\/ or ws\(s\):\/\//);
     expect(() => normaliseBrokerUrl('file:///etc/passwd')).toThrow();
   });
+
+  it('names an address that is no URL, and says what one looks like', () => {
+    for (const bad of ['http://', 'http://exa mple', '127.0.0.1:99999', 'https://[::1']) {
+      expect(() => normaliseBrokerUrl(bad), bad).toThrow(`broker address ${JSON.stringify(bad)} is not a URL: give one such as https://entry.example.com, or HOST:PORT`);
+    }
+  });
 });
