@@ -18,10 +18,16 @@ const MAX_AUDIT_PAGE = 1000;
 
 const time = (v: string | null, name: string): number | undefined => (v === null ? undefined : requestTime(v, name));
 
+/** The parameters of GET /api/audit: any other (`usr` for `user`) would be ignored, and the page unfiltered. */
+const AUDIT_PARAMS: ReadonlySet<string> = new Set(['user', 'app', 'type', 'session', 'q', 'since', 'until', 'limit', 'cursor']);
+
 /** GET /api/audit: newest first, filtered, paginated with an opaque `cursor`. */
 export async function queryAudit(req: IncomingMessage, res: ServerResponse, identity: Identity, store: Store): Promise<void> {
   requireAdmin(identity);
   const q = new URL(req.url ?? '/', 'http://entry.invalid').searchParams;
+  for (const name of q.keys()) {
+    if (!AUDIT_PARAMS.has(name)) throw new EntryError('ENTRY_BAD_REQUEST', `unknown parameter ${JSON.stringify(name)}: the filters are ${[...AUDIT_PARAMS].join(', ')}`);
+  }
   const limit = Number(q.get('limit') ?? 100);
   if (!Number.isInteger(limit) || limit < 1 || limit > MAX_AUDIT_PAGE) throw new EntryError('ENTRY_BAD_REQUEST', `limit must be 1 to ${MAX_AUDIT_PAGE}`);
   const query: AuditQuery = { limit };

@@ -107,6 +107,12 @@ describe('audit events and recordings', () => {
     expect((await audit(`since=${Date.now() - 3_600_000}`)).events.length).toBeGreaterThan(0);
   });
 
+  it('refuses a parameter it does not know rather than answer unfiltered (usr= for user=)', async () => {
+    const res = await fetch(`${b.url}/api/audit?usr=casey`, { headers: { authorization: `Bearer ${admin}` } });
+    expect(res.status).toBe(400);
+    expect(await res.json()).toEqual({ error: 'ENTRY_BAD_REQUEST', message: 'bad request: unknown parameter "usr": the filters are user, app, type, session, q, since, until, limit, cursor' });
+  });
+
   it('keeps no text of a line typed at a password prompt, in the trail or the log', async () => {
     const token = await b.mint({ apps: [app] }, { user: 'sudoer' });
     // Echo off before the prompt shows, as sudo does (a key typed before it would be echoed).

@@ -61,7 +61,7 @@ describe("a live session's recording, downloaded while it grows", () => {
       // It grew between the downloads: each was of a file being written.
       expect(new Set(sizes).size).toBeGreaterThan(1);
       // Each read is in the audit trail, with the admin who read it.
-      const trail = await fetch(`${b.url}/api/audit?type=recording.read&sessionId=${id}`, { headers: { authorization: `Bearer ${admin}` } });
+      const trail = await fetch(`${b.url}/api/audit?type=recording.read&session=${id}`, { headers: { authorization: `Bearer ${admin}` } });
       const { events } = (await trail.json()) as { events: Array<Record<string, unknown>> };
       expect(events).toHaveLength(8);
       expect(events[0]).toMatchObject({ sessionId: id, by: 'auditor', source: '127.0.0.1' });

@@ -100,8 +100,8 @@ describe('session resume', () => {
     const starts = (await audit(`type=session.start&app=${app}`)).filter((e) => e.tty);
     expect(starts.length).toBe(1);
     const sessionId = starts[0]!.sessionId!;
-    await eventually(async () => (await audit(`sessionId=${sessionId}`)).some((e) => e.type === 'session.end'), 'session.end');
-    const events = await audit(`sessionId=${sessionId}`);
+    await eventually(async () => (await audit(`session=${sessionId}`)).some((e) => e.type === 'session.end'), 'session.end');
+    const events = await audit(`session=${sessionId}`);
     const resumed = events.filter((e) => e.type === 'session.resumed');
     expect(resumed.length).toBe(1);
     expect(resumed[0]).toMatchObject({ source: '127.0.0.1', user: 'alice', app });
