@@ -2,19 +2,23 @@
  * Audit events: one structured record per fact, each with a stable `type` and schema.
  * Documented in the README ("Audit events"); fields are only ever added.
  */
-export type AuditType =
-  | 'session.start'
-  | 'session.resumed'
-  | 'session.end'
-  | 'session.refused'
-  | 'exec'
-  | 'command'
-  | 'alert'
-  | 'auth.failure'
-  | 'session.kill'
-  | 'session.watch'
-  | 'token.revoke'
-  | 'recording.read';
+/** Every type of event, in the order the README's table lists them. */
+export const AUDIT_TYPES = [
+  'session.start',
+  'exec',
+  'command',
+  'alert',
+  'session.resumed',
+  'session.end',
+  'session.refused',
+  'auth.failure',
+  'session.kill',
+  'session.watch',
+  'token.revoke',
+  'recording.read',
+] as const;
+
+export type AuditType = (typeof AUDIT_TYPES)[number];
 
 export interface AuditEvent {
   type: AuditType;

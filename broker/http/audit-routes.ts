@@ -1,7 +1,7 @@
 import { type FileHandle, open } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AuditTrail } from '../audit/audit-trail.js';
-import type { AuditQuery } from '../audit/events.js';
+import { AUDIT_TYPES, type AuditQuery } from '../audit/events.js';
 import type { Identity } from '../auth/identity.js';
 import { storeCall } from '../store/store-call.js';
 import { EntryError } from '../errors.js';
@@ -34,6 +34,10 @@ export async function queryAudit(req: IncomingMessage, res: ServerResponse, iden
   for (const [param, key] of [['user', 'user'], ['app', 'app'], ['type', 'type'], ['session', 'sessionId'], ['q', 'q'], ['cursor', 'cursor']] as const) {
     const v = q.get(param);
     if (v) query[key] = v;
+  }
+  // A misspelt type (`sesion.start`) would match nothing and look like an empty trail.
+  if (query.type !== undefined && !(AUDIT_TYPES as readonly string[]).includes(query.type)) {
+    throw new EntryError('ENTRY_BAD_REQUEST', `unknown type ${JSON.stringify(query.type)}: the types are ${AUDIT_TYPES.join(', ')}`);
   }
   const since = time(q.get('since'), 'since');
   const until = time(q.get('until'), 'until');

@@ -107,10 +107,13 @@ describe('audit events and recordings', () => {
     expect((await audit(`since=${Date.now() - 3_600_000}`)).events.length).toBeGreaterThan(0);
   });
 
-  it('refuses a parameter it does not know rather than answer unfiltered (usr= for user=)', async () => {
+  it('refuses a parameter or a type it does not know rather than answer unfiltered or empty (usr= for user=, sesion.start)', async () => {
     const res = await fetch(`${b.url}/api/audit?usr=casey`, { headers: { authorization: `Bearer ${admin}` } });
     expect(res.status).toBe(400);
     expect(await res.json()).toEqual({ error: 'ENTRY_BAD_REQUEST', message: 'bad request: unknown parameter "usr": the filters are user, app, type, session, q, since, until, limit, cursor' });
+    const typo = await fetch(`${b.url}/api/audit?type=sesion.start`, { headers: { authorization: `Bearer ${admin}` } });
+    expect(typo.status).toBe(400);
+    expect(((await typo.json()) as { message: string }).message).toMatch(/^bad request: unknown type "sesion\.start": the types are session\.start, exec, /);
   });
 
   it('keeps no text of a line typed at a password prompt, in the trail or the log', async () => {

@@ -1,10 +1,12 @@
+import { AUDIT_TYPES } from '../../../broker/audit/events.js';
 import type { AuditEvent, AuditPage, AuditQuery } from '../api.js';
 import { bindRowKeys, bytes, duration, h, localTime, shellWords } from './dom.js';
 
 const PAGE_SIZE = 50;
 
 /** The event types of the README's "Audit events" table, in the order a session meets them. */
-export const AUDIT_TYPES = ['session.start', 'exec', 'command', 'alert', 'session.end', 'session.refused', 'auth.failure', 'session.kill', 'session.watch', 'token.revoke', 'recording.read'];
+// The broker's own list: a type it writes is one the console can filter by (session.resumed was missing).
+export { AUDIT_TYPES };
 
 export interface AuditElements {
   form: HTMLFormElement;
