@@ -86,6 +86,9 @@ export async function runExecCommand(o: ExecCommandOptions): Promise<ExecOutcome
     // does a sink that fails (ENOSPC), with an error: output was lost.
     const output = new OutputSinks(conn, () => conn.close(), [stdout, process.stderr]);
     conn.on('stdout', output.writer(stdout));
+    // Whether the terminal's cursor is at the start of a line, for a word said after the session.
+    let lastOut = 0x0a;
+    if (o.tty) conn.on('stdout', (data: Buffer) => data.length > 0 && (lastOut = data[data.length - 1]!));
     conn.on('stderr', output.writer(process.stderr));
     const status = new ReconnectLine(process.stderr, o.tty && Boolean(stdin.isTTY));
     conn.on('reconnecting', (s: ReconnectStatus) => status.show(s));
@@ -155,6 +158,9 @@ export async function runExecCommand(o: ExecCommandOptions): Promise<ExecOutcome
     restore();
     // Let whatever output is queued reach the terminal before deciding the status.
     await Promise.all([flush(stdout), flush(process.stderr)]);
+    // A session that ends with a word from enter rather than an exit status (a stopped container,
+    // a signal) often ends at a prompt: the word starts on a line of its own, as ssh's does.
+    if (o.tty && process.stderr.isTTY && end.exitCode === undefined && !escaped && lastOut !== 0x0a) process.stderr.write('\n');
     if (output.failure) return { status: EXIT_CLIENT_FAILURE, end, escaped, outputClosed: false, outputFailed: output.failure };
     // Ended here before the command did: the status of a program ended by that signal.
     if (endedBy && end.exitCode === undefined) return { status: 128 + osConstants.signals[endedBy], end, escaped, outputClosed: false, endedBy };

@@ -104,7 +104,8 @@ describe('the enter CLI in a real terminal', () => {
     await t.waitFor(/bash-5\.2#\s*$/m);
     await other.stop();
     const screen = await t.waitFor(/^status=255$/m);
-    expect(screen).toMatch(/enter: broker is shutting down/);
+    // On a line of its own, not after the prompt the session ended at.
+    expect(screen).toMatch(/^enter: broker is shutting down/m);
     expect(readFileSync(`${dir}/after3`, 'utf8')).toBe(readFileSync(`${dir}/before3`, 'utf8'));
   });
 
@@ -117,7 +118,7 @@ describe('the enter CLI in a real terminal', () => {
       process.kill(pid, sig);
       // The status of a program ended by that signal, and a word on why.
       const screen = await t.waitFor(new RegExp(`^status=${128 + osConstants.signals[sig]}$`, 'm'));
-      expect(screen, sig).toContain(`enter: session ended by ${sig}`);
+      expect(screen, sig).toMatch(new RegExp(`^enter: session ended by ${sig}$`, 'm'));
       expect(readFileSync(`${dir}/after-${sig}`, 'utf8'), sig).toBe(readFileSync(`${dir}/before-${sig}`, 'utf8'));
     }
   });
