@@ -3,7 +3,7 @@ import type { AuditTrail } from '../audit/audit-trail.js';
 import type { Identity } from '../auth/identity.js';
 import { storeCall } from '../store/store-call.js';
 import { EntryError } from '../errors.js';
-import { EVERY_BROKER, type Revocation, type Store } from '../store/store.js';
+import { EVERY_BROKER, type Revocation, type SessionRecord, type Store } from '../store/store.js';
 import { parseJsonObject } from './body.js';
 import { requestTime } from './request-time.js';
 import { sendJson } from './respond.js';
@@ -13,9 +13,9 @@ export function requireAdmin(identity: Identity): void {
 }
 
 /** GET /api/sessions: every live session on every broker sharing the store. */
-export async function listSessions(res: ServerResponse, identity: Identity, store: Store): Promise<void> {
+export async function listSessions(res: ServerResponse, identity: Identity, store: Store, current: (records: SessionRecord[]) => SessionRecord[] = (r) => r): Promise<void> {
   requireAdmin(identity);
-  const sessions = await storeCall(() => store.listSessions());
+  const sessions = current(await storeCall(() => store.listSessions()));
   sessions.sort((a, b) => a.startedAt.localeCompare(b.startedAt));
   sendJson(res, 200, { sessions });
 }

@@ -7,7 +7,7 @@ import type { Backends } from '../backend/backends.js';
 import { validateTarget } from '../backend/target.js';
 import { EntryError, isEntryError } from '../errors.js';
 import { storeCall } from '../store/store-call.js';
-import type { Store } from '../store/store.js';
+import type { SessionRecord, Store } from '../store/store.js';
 import type { AuditTrail } from '../audit/audit-trail.js';
 import type { Recorder } from '../recording/recorder.js';
 import { clientAddress } from '../transport/client-address.js';
@@ -25,6 +25,8 @@ export interface ApiDeps {
   store: Store;
   audit: AuditTrail;
   recorder: Recorder | undefined;
+  /** The listed sessions with this broker's own counts as of now (the stored ones lag a heartbeat). */
+  currentSessions?: (records: SessionRecord[]) => SessionRecord[];
   /** How long a request body may take to arrive (--body-timeout). */
   bodyTimeoutMs: number;
   /** Told of each call the policy refused (403), for the metrics. */
@@ -62,7 +64,7 @@ export const ROUTES: readonly Route[] = [
   { method: 'POST', path: /^\/api\/tickets$/, body: JSON_BODY, handler: (_req, res, id, deps, call) => issueTicket(res, id, deps, call.body) },
   { method: 'GET', path: /^\/api\/containers$/, body: NO_BODY, handler: (_req, res, id, deps) => containers(res, id, deps) },
   { method: 'GET', path: /^\/api\/whoami$/, body: NO_BODY, handler: (_req, res, id) => whoami(res, id) },
-  { method: 'GET', path: /^\/api\/sessions$/, body: NO_BODY, handler: (_req, res, id, deps) => listSessions(res, id, deps.store) },
+  { method: 'GET', path: /^\/api\/sessions$/, body: NO_BODY, handler: (_req, res, id, deps) => listSessions(res, id, deps.store, deps.currentSessions) },
   { method: 'DELETE', path: /^\/api\/sessions\/([A-Za-z0-9-]{1,64})$/, body: NO_BODY, handler: (_req, res, id, deps, call) => killSession(res, id, deps.store, call.param) },
   { method: 'POST', path: /^\/api\/revocations$/, body: JSON_BODY, handler: (_req, res, id, deps, call) => revoke(res, id, deps, call.body) },
   { method: 'GET', path: /^\/api\/audit$/, body: NO_BODY, handler: (req, res, id, deps) => queryAudit(req, res, id, deps.store) },

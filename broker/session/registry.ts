@@ -86,6 +86,17 @@ export class SessionRegistry {
     };
   }
 
+  /**
+   * The records as listed, with this broker's own sessions' byte counts as of now: the stored
+   * ones are a heartbeat old (a session that just started shows none).
+   */
+  current(records: SessionRecord[]): SessionRecord[] {
+    return records.map((r) => {
+      const live = r.broker === this.brokerId ? this.live.get(r.id) : undefined;
+      return live && !live.removed ? { ...r, ...live.counters() } : r;
+    });
+  }
+
   /** Registers a running session and keeps it fresh until `remove`. */
   async add(record: SessionRecord, counters: () => { bytesIn: number; bytesOut: number }): Promise<void> {
     const entry: LiveSession = { record, counters, listed: false, removed: false };
