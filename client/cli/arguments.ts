@@ -84,6 +84,9 @@ const REQUIRED_WORDS: Readonly<Record<string, readonly string[]>> = {
   'broker remove': ['<name>'],
 };
 
+/** Words other tools take as commands that are flags here (`kubectl version`, `docker version`). */
+const FLAG_WORDS: Readonly<Record<string, string>> = { version: '--version' };
+
 /** The broker profile commands, for a misspelt one. */
 const BROKER_COMMANDS: readonly string[] = ['add', 'use', 'ls', 'list', 'rm', 'remove'];
 
@@ -139,7 +142,7 @@ export function usageError(msg: string, ours: readonly string[]): { message: str
     const missing = required.slice(Number(short[1]));
     const named = missing.length > 1 ? `${missing.slice(0, -1).join(', ')} and ${missing.at(-1)}` : missing.join('');
     // `enter lss`, `enter sesions`: a misspelt subcommand reads as an app without its proc.
-    const slip = command === 'exec' && first !== undefined && first !== 'exec' ? didYouMean(first, SUBCOMMANDS, 'enter ') : '';
+    const slip = command !== 'exec' || first === undefined || first === 'exec' ? '' : FLAG_WORDS[first] ? `Did you mean enter ${FLAG_WORDS[first]}? ` : didYouMean(first, SUBCOMMANDS, 'enter ');
     const usage = command === 'exec' ? 'enter <app> <proc> <instance> [-- <cmd…>]; enter ls lists what you may enter.' : `enter ${command} ${required.join(' ')} (see enter ${command} --help).`;
     return { message: `missing ${named}`, hint: `${slip}Usage: ${usage}` };
   }

@@ -131,6 +131,7 @@ describe('the enter CLI', () => {
     expect(await said(['sesions'])).toBe('enter: missing <proc> and <instance>\n  Did you mean enter sessions? Usage: enter <app> <proc> <instance> [-- <cmd…>]; enter ls lists what you may enter.\n');
     expect(await said(['lss', 'shop'])).toMatch(/^enter: missing <instance>\n {2}Did you mean enter ls\? /);
     expect(await said(['broker', 'lss'])).toBe('enter: no broker command lss\n  Did you mean enter broker ls? The broker commands: enter broker add|use|ls|rm (see enter broker --help).\n');
+    expect(await said(['version'])).toMatch(/^enter: missing <proc> and <instance>\n {2}Did you mean enter --version\? /);
     // A name far from every subcommand is taken for an app, without a guess.
     expect(await said(['shop'])).toMatch(/^enter: missing <proc> and <instance>\n {2}Usage: /);
   });
