@@ -10,9 +10,9 @@
  * stdin in chunks, each a line with its length and then its bytes, and a length of 0 for EOF;
  * the pump copies each chunk with `dd iflag=fullblock` (`read` and `dd` never read past what
  * they were asked for, so nothing is lost between them; busybox's `head -c` does) and ends at 0,
- * and the command reads EOF. The
- * pump runs in the background, so a command that exits without reading its input ends the exec
- * at once.
+ * and the command reads EOF. Each chunk is a `dd` process, so small writes go joined into fewer
+ * chunks (see StdinJoin). The pump runs in the background, so a command that exits without
+ * reading its input ends the exec at once.
  */
 
 /** The wrapper's name in `ps` ($0). */
@@ -104,8 +104,8 @@ export function wrapCommand(o: WrapOptions): string[] {
 }
 
 /**
- * Stdin for the pump: each write becomes a chunk, its length in decimal on a line of its own and
- * then its bytes; EOF is a length of 0.
+ * Stdin for the pump: each stdin message becomes a chunk, its length in decimal on a line of its
+ * own and then its bytes; EOF is a length of 0.
  */
 export class StdinEncoder {
   /** The chunk's header; the bytes follow it unchanged. */

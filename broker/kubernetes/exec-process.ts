@@ -12,10 +12,18 @@ import { SignalLane, signalName } from '../backend/signal-lane.js';
 import { TtyInputEnd } from '../backend/tty-input-end.js';
 import { type PodFate, settledFate } from './pod-fate.js';
 import type { PodReaper } from './pod-reaper.js';
+import { StdinJoin } from './stdin-join.js';
 
 /** Stdin queued on the exec socket before the client is asked to wait, and when it may go on. */
 const STDIN_HIGH_WATER_BYTES = 1024 * 1024;
 const STDIN_LOW_WATER_BYTES = 256 * 1024;
+/**
+ * Through the stdin pump, the least time from one stdin message to the next: each message runs a
+ * process in the pod (a dd, 3 ms under BusyBox's sh and 9 ms under dash with coreutils' dd on a
+ * busy machine here), and small writes coming faster than that are joined (see StdinJoin) rather
+ * than queued for the pod one process each. A write after a pause goes at once.
+ */
+export const PUMP_MESSAGE_GAP_MS = 10;
 /**
  * A resize waits while this much is queued towards the apiserver, and only the last one asked
  * for meanwhile is sent: a client can send WINCH messages far faster than the kubelet applies
@@ -79,8 +87,8 @@ const negotiated = new WeakMap<KubeClient, string>();
 
 /**
  * A `pods/exec` WebSocket as the relay's process side. Output is read from channels 1 and 2
- * (paused and resumed with the relay), stdin written to channel 0 (congested past a high-water
- * mark of the socket's own queue), resizes sent on channel 4; the exit code comes from the
+ * (paused and resumed with the relay), stdin written to channel 0 (small writes joined, see
+ * StdinJoin; congested past a high-water mark of what waits), resizes sent on channel 4; the exit code comes from the
  * status channel, and the process side ends only when the socket has closed, after every
  * output message has been handed on.
  */
@@ -114,6 +122,7 @@ export class KubeExecProcess implements ProcessSide {
   private sniffTimer: NodeJS.Timeout | undefined;
   private closedEarly: number | undefined;
   private readonly encoder: StdinEncoder | undefined;
+  private readonly stdin: StdinJoin;
   private readonly inputEnd = new TtyInputEnd();
   /** The client's signals: each is a pods/exec, so at most one at a time (see SignalLane). */
   private readonly signals = new SignalLane(async (sig) => {
@@ -128,6 +137,14 @@ export class KubeExecProcess implements ProcessSide {
     pump: boolean,
   ) {
     this.encoder = pump ? new StdinEncoder() : undefined;
+    this.stdin = new StdinJoin({
+      gapMs: pump ? PUMP_MESSAGE_GAP_MS : 0,
+      busy: () => this.pendingStdin > 0,
+      send: (data) => {
+        this.pendingStdin++;
+        this.ws.send(channelFrame(CHANNEL.stdin, data, this.encoder?.header(data.byteLength)), { binary: true }, this.afterStdin);
+      },
+    });
   }
 
   get protocol(): string {
@@ -260,10 +277,7 @@ export class KubeExecProcess implements ProcessSide {
   }
 
   private send(data: Uint8Array): boolean {
-    if (data.byteLength > 0) {
-      this.pendingStdin++;
-      this.ws.send(channelFrame(CHANNEL.stdin, data, this.encoder?.header(data.byteLength)), { binary: true }, this.afterStdin);
-    }
+    this.stdin.write(data);
     if (this.queuedInput() < STDIN_HIGH_WATER_BYTES) return true;
     this.inputCongested = true;
     return false;
@@ -274,11 +288,12 @@ export class KubeExecProcess implements ProcessSide {
    * alone, a client sending one byte a frame queued some 130,000 messages under the bound.
    */
   private queuedInput(): number {
-    return this.ws.bufferedAmount + this.pendingStdin * HELD_CHUNK_COST_BYTES;
+    return this.ws.bufferedAmount + this.pendingStdin * HELD_CHUNK_COST_BYTES + this.stdin.heldBytes;
   }
 
   private readonly afterStdin = (): void => {
     this.pendingStdin--;
+    this.stdin.written();
     this.afterSend();
   };
 
@@ -300,6 +315,7 @@ export class KubeExecProcess implements ProcessSide {
       this.heldEnd = true;
       return;
     }
+    this.stdin.flush();
     if (this.o.spec.tty) {
       // A terminal's end of input is EOT, which the line discipline turns into EOF; the terminal
       // stays open (as with Docker, and on v5 too: closing stdin would hang up the terminal).
@@ -393,6 +409,7 @@ export class KubeExecProcess implements ProcessSide {
       this.finished = true;
       this.clearTimers();
       this.signals.close();
+      this.stdin.close();
       this.ws.terminate();
       await this.reaper.terminate(this.o, this.o.spec.sessionId, this.o.spec.terminateGraceMs, this.mayStartLate());
     })();
@@ -425,6 +442,7 @@ export class KubeExecProcess implements ProcessSide {
     this.finished = true;
     this.clearTimers();
     this.signals.close();
+    this.stdin.close();
     this.events!.end(await this.result(status, closeCode, runtimeFailure));
   }
 
