@@ -88,9 +88,9 @@ const negotiated = new WeakMap<KubeClient, string>();
 /**
  * A `pods/exec` WebSocket as the relay's process side. Output is read from channels 1 and 2
  * (paused and resumed with the relay), stdin written to channel 0 (small writes joined, see
- * StdinJoin; congested past a high-water mark of what waits), resizes sent on channel 4; the exit code comes from the
- * status channel, and the process side ends only when the socket has closed, after every
- * output message has been handed on.
+ * StdinJoin; congested past a high-water mark of what waits), resizes sent on channel 4; the
+ * exit code comes from the status channel, and the process side ends only when the socket has
+ * closed, after every output message has been handed on.
  */
 export class KubeExecProcess implements ProcessSide {
   private events: ProcessEvents | undefined;
