@@ -21,7 +21,7 @@ const STDIN_LOW_WATER_BYTES = 256 * 1024;
  * Through the stdin pump, the least time from one stdin message to the next: each message runs a
  * process in the pod (a dd, 3 ms under BusyBox's sh and 9 ms under dash with coreutils' dd on a
  * busy machine here), and small writes coming faster than that are joined (see StdinJoin) rather
- * than queued for the pod one process each. A write after a pause goes at once.
+ * than queued for the pod one process each. A write after a pause, or after output, goes at once.
  */
 export const PUMP_MESSAGE_GAP_MS = 10;
 /**
@@ -198,6 +198,7 @@ export class KubeExecProcess implements ProcessSide {
     const body = data.subarray(1);
     if (channel === CHANNEL.stdout || channel === CHANNEL.stderr) {
       const stream: OutputStream = channel === CHANNEL.stdout ? 'stdout' : 'stderr';
+      this.stdin.answered();
       if (!this.sawOutput) {
         this.sawOutput = true;
         if (this.resendOnOutput) this.resendStartupSize();

@@ -55,6 +55,21 @@ export class StdinJoin {
     if (this.length > 0) this.schedule();
   }
 
+  /**
+   * The command printed since the last message went: most often its answer to it, so that
+   * message has been passed on, and what waits goes without sitting out the gap (a script talking
+   * to a command line by line waits for none). A command printing all along sends a message a
+   * write again, unless they come faster than the socket writes them.
+   */
+  answered(): void {
+    this.nextAt = 0;
+    if (this.length > 0) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+      this.schedule();
+    }
+  }
+
   /** Sends what waits now, gap or not (the end of input goes after it). */
   flush(): void {
     clearTimeout(this.timer);

@@ -60,6 +60,28 @@ describe('stdin joined on its way to a pods/exec socket', () => {
     expect(s.text()).toEqual(['a', 'bc', 'd']);
   });
 
+  it('sends what waits at once when the command answers, the gap not sat out', () => {
+    const s = joinOver(10);
+    s.join.write(Buffer.from('a'));
+    s.written();
+    s.join.write(Buffer.from('b'));
+    vi.advanceTimersByTime(2);
+    expect(s.text()).toEqual(['a']);
+    s.join.answered();
+    expect(s.text()).toEqual(['a', 'b']);
+    s.written();
+    // An answer before the next write: it goes at once too.
+    s.join.answered();
+    s.join.write(Buffer.from('c'));
+    expect(s.text()).toEqual(['a', 'b', 'c']);
+    // No answer: the gap holds again.
+    s.written();
+    s.join.write(Buffer.from('d'));
+    expect(s.text()).toEqual(['a', 'b', 'c']);
+    vi.advanceTimersByTime(10);
+    expect(s.text()).toEqual(['a', 'b', 'c', 'd']);
+  });
+
   it('waits past the gap for a socket that has not written the last message yet', () => {
     const s = joinOver(10);
     s.join.write(Buffer.from('a'));
