@@ -40,6 +40,11 @@ class DockerTarget implements ResolvedTarget {
   }
 
   open(spec: ExecSpec): Promise<ProcessSide> {
+    // A Docker container has no containers inside it to choose from: running in it anyway would
+    // not be what the user asked for, so the name is refused rather than ignored.
+    if (spec.container) {
+      return Promise.reject(new EntryError('ENTRY_BAD_REQUEST', `container ${JSON.stringify(spec.container)} given, but -c (container) picks a container of a Kubernetes pod and this target is a Docker container: leave it out`));
+    }
     return DockerExecProcess.open(this.dockerHost.docker, this.dockerHost.reaper, { ...spec, containerId: this.id });
   }
 

@@ -256,7 +256,7 @@ async function main(): Promise<void> {
           .option('workdir', { alias: 'w', type: 'string', coerce: oneValue('-w'), describe: 'working directory [default: the image\'s]' })
           // One value per -e (docker's way): an array option would take the positionals after it too.
           .option('env', { alias: 'e', type: 'string', coerce: manyValues('-e'), describe: 'set KEY=VALUE, or KEY to pass this shell\'s value (repeatable)' })
-          .option('container', { alias: 'c', type: 'string', coerce: oneValue('-c'), describe: 'container of a multi-container pod (default: the pod\'s default container)' })
+          .option('container', { alias: 'c', type: 'string', coerce: oneValue('-c'), describe: 'container of a multi-container Kubernetes pod (default: the pod\'s default container)' })
           .option('escape', {
             type: 'string',
             coerce: oneValue('--escape'),

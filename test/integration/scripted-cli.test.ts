@@ -126,6 +126,13 @@ describe('enter <app> <proc> <n> -- <cmd>: scripted runs', () => {
     expect(noBroker.stderr.toString()).toMatch(/^enter: cannot reach broker/);
   });
 
+  it('refuses -c on a Docker target, naming what -c is for, and runs nothing', async () => {
+    const r = await enter(['-c', 'sidecar', '--', 'echo', 'ran']);
+    expect(r.status).toBe(255);
+    expect(r.stdout.toString()).toBe('');
+    expect(r.stderr.toString()).toBe('enter: bad request: container "sidecar" given, but -c (container) picks a container of a Kubernetes pod and this target is a Docker container: leave it out\n');
+  });
+
   it('says what exists near a misspelt target: the instances, the procs, a close app name', async () => {
     // A token for every app named like this one, so that a misspelt app is looked up, not refused.
     const wide = { ...env, ENTRY_TOKEN: await b.mint({ apps: [`${app}*`] }) };
