@@ -21,6 +21,10 @@ export async function listCommand(ref: BrokerRef, app: string | undefined, json:
   if (shown.length === 0) {
     const close = app ? closeNames(app, all.map((c) => c.app)) : [];
     process.stderr.write(`enter: nothing to enter${app ? ` in ${app}` : ''} on ${brokerLabel(ref)}${close.length ? `; did you mean ${close.slice(0, 3).join(' or ')}?` : ''}\n`);
+    if (all.length === 0) {
+      const why = await noGrantsHint(ref, token);
+      if (why) process.stderr.write(`  ${why}\n`);
+    }
     return;
   }
   const now = Date.now();
@@ -30,6 +34,20 @@ export async function listCommand(ref: BrokerRef, app: string | undefined, json:
       shown.map((c) => [c.app, c.proc, c.instance, c.state, c.host ?? 'local', c.created ? shortDuration(now - Date.parse(c.created)) : '-']),
     ),
   );
+}
+
+/**
+ * Why an empty listing is empty when the token is the reason: it grants no apps (as `enter
+ * status` shows). Undefined when it grants some, or when the broker cannot say.
+ */
+async function noGrantsHint(ref: BrokerRef, token: string): Promise<string | undefined> {
+  try {
+    const me = await whoAmI(ref, token);
+    if (me.admin || me.apps.length > 0) return undefined;
+    return `Your token grants user ${me.user} no apps. Ask for the apps you need to be added to your token's apps.`;
+  } catch {
+    return undefined;
+  }
 }
 
 function byTarget(a: ContainerEntry, b: ContainerEntry): number {

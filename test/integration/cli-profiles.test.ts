@@ -136,6 +136,10 @@ describe('enter broker profiles, ls, status and completion', () => {
     const typo = await runCli(['ls', app.slice(0, -1)], e);
     expect(typo.stderr.toString()).toBe(`enter: nothing to enter in ${app.slice(0, -1)} on ${a.url}; did you mean ${app}?\n`);
     expect(typo.status).toBe(0);
+    // A token granting no apps: the listing is empty because of the token, and says so.
+    const none = await runCli(['ls'], { ...e, ENTRY_TOKEN: await a.mint({ apps: [] }, { user: 'dave' }) });
+    expect(none.stderr.toString()).toBe(`enter: nothing to enter on ${a.url}\n  Your token grants user dave no apps. Ask for the apps you need to be added to your token's apps.\n`);
+    expect(none.status).toBe(0);
   });
 
   it('status: reachable and version, user, expiry and grants; exit 0', async () => {
