@@ -7,7 +7,7 @@ import { endReason } from '../protocol/connection.js';
 import { parseEscapeChar } from './escape.js';
 import { EXIT_CLIENT_FAILURE, EXIT_OUTPUT_CLOSED, runExecCommand } from './exec-command.js';
 import type { FailureContext } from './hints.js';
-import { envSwitch, lastTtyFlag, manyValues, oneNumber, oneValue, usageError } from './arguments.js';
+import { envSwitch, lastTtyFlag, manyValues, oneNumber, oneValue, usageError, VALUE_OPTIONS } from './arguments.js';
 import { resolveBroker, resolveToken } from './settings.js';
 
 // Everything but the exec path is imported when its command runs: scripts call
@@ -69,7 +69,33 @@ function onStdoutError(err: NodeJS.ErrnoException): void {
   void failWith('', `writing the output failed: ${err.message}`);
 }
 
-/** The next step after a usage error: where the usual mistakes go wrong. */
+/** The top-level usage, indented as written here. */
+const USAGE = [
+  'Enter your containers through an Entry broker.',
+  '',
+  'Usage:',
+  '  enter <app> <proc> <instance>              interactive shell',
+  '  enter <app> <proc> <instance> -- <cmd…>    run a command',
+  '  enter ls [app]                             what you may enter',
+];
+
+/**
+ * yargs wraps help to the terminal with each line's leading blanks trimmed, the usage lines'
+ * indentation with them: put it back.
+ */
+function indentUsage(help: string): string {
+  const indented = new Map(USAGE.filter((l) => l.startsWith(' ')).map((l) => [l.trimStart(), l]));
+  return help
+    .split('\n')
+    .map((line) => indented.get(line) ?? line)
+    .join('\n');
+}
+
+const printVersion = async (): Promise<never> => {
+  process.stdout.write(`enter ${(await lazy.version()).PACKAGE_VERSION}\n`);
+  process.exit(0);
+};
+
 async function main(): Promise<void> {
   process.stdout.on('error', onStdoutError);
   const argv = hideBin(process.argv);
@@ -79,26 +105,17 @@ async function main(): Promise<void> {
     process.stdout.write(candidates.map((c) => `${c}\n`).join(''));
     return;
   }
-  if (argv[0] === '--version' || argv[0] === '-V') {
-    process.stdout.write(`enter ${(await lazy.version()).PACKAGE_VERSION}\n`);
-    return;
-  }
   const dashdash = argv.indexOf('--');
   const command = dashdash >= 0 ? argv.slice(dashdash + 1) : [];
   const ours = dashdash >= 0 ? argv.slice(0, dashdash) : argv;
+  // Wherever it is (`enter -b prod --version`), unless it is an option's value (`-w -V`).
+  if (ours.some((a, i) => (a === '--version' || a === '-V') && !VALUE_OPTIONS.has(ours[i - 1] ?? ''))) await printVersion();
   const parser = yargs(ours);
-  await parser
+  parser
     .scriptName('enter')
-    .usage(
-      [
-        'Enter your containers through an Entry broker.',
-        '',
-        'Usage:',
-        '  enter <app> <proc> <instance>              interactive shell',
-        '  enter <app> <proc> <instance> -- <cmd…>    run a command',
-        '  enter ls [app]                             what you may enter',
-      ].join('\n'),
-    )
+    // Off before the options: ours is declared as one of them, and printed without yargs.
+    .version(false)
+    .usage(USAGE.join('\n'))
     .option('broker', {
       alias: 'b',
       type: 'string',
@@ -108,6 +125,8 @@ async function main(): Promise<void> {
     .option('ca-file', { type: 'string', coerce: oneValue('--ca-file'), describe: 'PEM CA to trust for an https:// broker, on top of the system\'s (default: ENTRY_CA_FILE)' })
     .option('cert', { type: 'string', coerce: oneValue('--cert'), describe: 'PEM client certificate, for brokers that require one (default: ENTRY_CERT_FILE)' })
     .option('key', { type: 'string', coerce: oneValue('--key'), describe: 'PEM key of --cert (default: ENTRY_KEY_FILE)' })
+    // Listed for the help; answered above, before any command's words are asked for.
+    .option('version', { alias: 'V', type: 'boolean', describe: "print enter's version" })
     .middleware(async (args) => {
       const sub = args._[0];
       if (sub !== undefined && sub !== 'exec' && command.length > 0) {
@@ -338,19 +357,26 @@ async function main(): Promise<void> {
     .strict()
     .help()
     .alias('help', 'h')
-    .version(false)
     .fail((msg, err) => {
       if (err) throw err;
       if (ours.length === 0) {
         // `enter` alone: what it does and how, as ssh prints its usage.
-        parser.showHelp((help) => process.stderr.write(`${help}\n`));
+        parser.showHelp((help) => process.stderr.write(`${indentUsage(help)}\n`));
         process.exit(EXIT_CLIENT_FAILURE);
       }
       const usage = usageError(msg, ours);
       process.stderr.write(`enter: ${usage.message}\n  ${usage.hint}\n`);
       process.exit(EXIT_CLIENT_FAILURE);
-    })
-    .parseAsync();
+    });
+  // Help is taken as text (yargs then prints nothing and runs no command) to indent its usage.
+  if (ours.includes('--help') || ours.includes('-h')) {
+    const help = await new Promise<string>((resolve, reject) => {
+      void parser.parseAsync(ours, {}, (err, _args, output) => (err ? reject(err) : resolve(output)));
+    });
+    process.stdout.write(`${indentUsage(help)}\n`);
+    return;
+  }
+  await parser.parseAsync();
 }
 
 main().catch(async (err: unknown) => {

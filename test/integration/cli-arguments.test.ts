@@ -62,6 +62,28 @@ describe('the enter CLI', () => {
     expect(b.starts[0]).toMatchObject({ user: 'app', workdir: '/b' });
   });
 
+  it('prints its usage indented as written, with --version among the options, and answers --version anywhere', async () => {
+    const usage = [
+      'Usage:',
+      '  enter <app> <proc> <instance>              interactive shell',
+      '  enter <app> <proc> <instance> -- <cmd…>    run a command',
+      '  enter ls [app]                             what you may enter',
+      '',
+    ].join('\n');
+    const help = await enter(['--help']);
+    expect(help.status).toBe(0);
+    expect(help.stdout.toString()).toContain(`\n${usage}`);
+    expect(help.stdout.toString()).toMatch(/^ {2}-V, --version +print enter's version +\[boolean\]$/m);
+    // `enter` alone prints the same usage, on stderr.
+    const bare = await enter([]);
+    expect(bare.stderr.toString()).toContain(`\n${usage}`);
+    for (const args of [['-V'], ['-b', 'prod', '--version'], ['ls', '--version']]) {
+      const version = await enter(args);
+      expect(version.stdout.toString(), args.join(' ')).toMatch(/^enter \d+\.\d+\.\d+\n$/);
+      expect(version.status).toBe(0);
+    }
+  });
+
   it('reads by hand exactly the options its help lists as taking a value', async () => {
     // Each subcommand's help, and the broker profile commands'; an option entry runs from its
     // flags to the next entry, its type on its first line or a later one.
