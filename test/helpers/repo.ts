@@ -19,3 +19,5 @@ export const ROOT = (() => {
 
 /** The built broker (npm run build). */
 export const BUILT_BROKER = join(ROOT, 'dist/broker/main.js');
+/** The embeddable terminal's built bundle (npm run build:web). */
+export const CONSOLE_BUNDLE = join(ROOT, 'dist/console/entry-terminal.js');

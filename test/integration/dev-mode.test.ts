@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,8 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stopChild } from '../helpers/child.js';
 import { runCli } from '../helpers/cli.js';
 import { TestContainers, uniqueApp } from '../helpers/containers.js';
+import { startDevBroker } from '../helpers/dev-broker.js';
 import { freePort } from '../helpers/redis.js';
-import { BUILT_BROKER } from '../helpers/repo.js';
 import { openCommand } from '../helpers/sessions.js';
 
 /**
@@ -27,15 +27,7 @@ describe("a dev broker's own token", () => {
     const port = await freePort();
     url = `http://127.0.0.1:${port}`;
     const tokenFile = join(dir, 'token');
-    broker = spawn(process.execPath, [BUILT_BROKER, '--dev', '--listen', `127.0.0.1:${port}`, '--dev-token-file', tokenFile, '--recordings-dir', 'none', '--state-dir', 'none'], { stdio: ['ignore', 'ignore', 'pipe'] });
-    await new Promise<void>((resolve, reject) => {
-      let seen = '';
-      broker.stderr!.on('data', (d: Buffer) => {
-        seen += d.toString();
-        if (seen.includes('"msg":"listening"')) resolve();
-      });
-      broker.once('exit', (code) => reject(new Error(`the broker exited ${code}: ${seen}`)));
-    });
+    broker = await startDevBroker(['--listen', `127.0.0.1:${port}`, '--dev-token-file', tokenFile]);
     token = readFileSync(tokenFile, 'utf8').trim();
   });
   afterAll(async () => {

@@ -1,4 +1,4 @@
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,9 +6,9 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { issue, makeCa } from '../helpers/certs.js';
 import { stopChild } from '../helpers/child.js';
+import { startDevBroker } from '../helpers/dev-broker.js';
 import { freePort } from '../helpers/redis.js';
 
-const BROKER = fileURLToPath(new URL('../../dist/broker/main.js', import.meta.url));
 const HEALTHCHECK = fileURLToPath(new URL('../../dist/broker/healthcheck.js', import.meta.url));
 
 /** The image's health check run against a broker, as Docker runs it: its exit status. */
@@ -28,17 +28,8 @@ describe('the image health check', () => {
 
   /** A dev broker with `flags`, listening on a port of its own; stopped when `use` is done. */
   async function withBroker(flags: string[], env: NodeJS.ProcessEnv, use: (pid: number) => Promise<void>): Promise<void> {
-    const base = ['--dev', '--dev-token-file', join(dir, `token-${Math.random()}`), '--recordings-dir', 'none', '--state-dir', 'none'];
-    const child = spawn(process.execPath, [BROKER, ...base, ...flags], { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = await startDevBroker(['--dev-token-file', join(dir, `token-${Math.random()}`), ...flags], env);
     try {
-      await new Promise<void>((resolve, reject) => {
-        let seen = '';
-        child.stderr!.on('data', (d: Buffer) => {
-          seen += d.toString();
-          if (seen.includes('"msg":"listening"')) resolve();
-        });
-        child.once('exit', (code) => reject(new Error(`the broker exited ${code}: ${seen}`)));
-      });
       await use(child.pid!);
     } finally {
       await stopChild(child);

@@ -1,14 +1,8 @@
-import { readFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { fileURLToPath } from 'node:url';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type WebSocket, WebSocketServer } from 'ws';
 import { decodeRequest, encodeResponse, encodeResumeTicket, RequestType, ResponseType, utf8 } from '../../proto/codec.js';
 import { launchChromium } from '../helpers/browser.js';
-
-const BUNDLE = fileURLToPath(new URL('../../dist/console/entry-terminal.js', import.meta.url));
+import { StandInBroker } from '../helpers/stand-in-broker.js';
 
 /**
  * <entry-terminal> against a stand-in broker whose connection breaks right after EXIT, before
@@ -16,63 +10,33 @@ const BUNDLE = fileURLToPath(new URL('../../dist/console/entry-terminal.js', imp
  * it, so the terminal ends with it rather than resuming, as the CLI does.
  */
 describe('the browser terminal when the connection breaks between EXIT and CLOSE', () => {
-  let server: Server;
+  let broker: StandInBroker;
   let browser: Browser;
   let page: Page;
-  const upgrades: string[] = [];
   /** What the stand-in sends as EXIT's content: each test sets it. */
   let exitContent = '3';
 
   beforeAll(async () => {
-    const wss = new WebSocketServer({ noServer: true, handleProtocols: () => 'entry.v1' });
-    server = createServer((req, res) => {
-      if (req.url === '/entry-terminal.js') res.writeHead(200, { 'content-type': 'text/javascript' }).end(readFileSync(BUNDLE));
-      else if (req.url === '/api/tickets') res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ticket: 'one-time', expiresInMs: 10_000 }));
-      else res.writeHead(200, { 'content-type': 'text/html' }).end('<!doctype html><title>t</title>');
+    broker = await StandInBroker.start((ws, first) => {
+      if (decodeRequest(first).msgType !== RequestType.START) return;
+      const send = (type: number, content: Uint8Array) => ws.send(encodeResponse(type, content));
+      send(ResponseType.RESUMABLE, encodeResumeTicket({ session: 's-1', token: Buffer.from('resume-token'), outputOffset: 0, inputOffset: 0, graceMs: 60_000, pingIntervalMs: 0 }));
+      send(ResponseType.STDOUT, utf8('last words\r\n'));
+      send(ResponseType.EXIT, utf8(exitContent));
+      // Gone before the CLOSE: no close frame, as a link that broke.
+      setImmediate(() => ws.terminate());
     });
-    server.on('upgrade', (req, socket, head) => {
-      upgrades.push(req.url ?? '');
-      wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
-        ws.once('message', (data: Buffer) => {
-          if (decodeRequest(data).msgType !== RequestType.START) return;
-          const send = (type: number, content: Uint8Array) => ws.send(encodeResponse(type, content));
-          send(ResponseType.RESUMABLE, encodeResumeTicket({ session: 's-1', token: Buffer.from('resume-token'), outputOffset: 0, inputOffset: 0, graceMs: 60_000, pingIntervalMs: 0 }));
-          send(ResponseType.STDOUT, utf8('last words\r\n'));
-          send(ResponseType.EXIT, utf8(exitContent));
-          // Gone before the CLOSE: no close frame, as a link that broke.
-          setImmediate(() => ws.terminate());
-        });
-      });
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     browser = await launchChromium();
     page = await browser.newPage();
   });
   afterAll(async () => {
     await browser?.close();
-    server?.closeAllConnections();
-    await new Promise<void>((resolve) => server?.close(() => resolve()));
+    await broker?.stop();
   });
 
   /** Opens a terminal on a fresh page; resolves once it ended or began to resume, with what it told. */
   async function runTerminal(): Promise<{ states: string[]; info: { code: string; exitCode: number | undefined; message: string } | undefined }> {
-    const { port } = server.address() as AddressInfo;
-    await page.goto(`http://127.0.0.1:${port}/`);
-    await page.addScriptTag({
-      type: 'module',
-      content: `
-        import { ticketsFrom } from '/entry-terminal.js';
-        window.states = [];
-        const t = document.createElement('entry-terminal');
-        t.setAttribute('app', 'demo');
-        t.setAttribute('proc', 'web');
-        t.setAttribute('instance', '1');
-        t.style.height = '300px';
-        t.addEventListener('entry-state', (e) => window.states.push(e.detail.state));
-        t.addEventListener('entry-close', (e) => { window.closeInfo = e.detail; });
-        t.ticketProvider = ticketsFrom('a-token');
-        document.body.append(t);`,
-    });
+    await broker.openTerminal(page);
     // Either it ends, or it tries to resume (a second upgrade): whichever comes first.
     await page.waitForFunction(() => (window as unknown as { closeInfo?: unknown }).closeInfo !== undefined || ((window as unknown as { states?: string[] }).states ?? []).includes('reconnecting'), undefined, { timeout: 15_000 });
     return { states: (await page.evaluate('window.states')) as string[], info: (await page.evaluate('window.closeInfo')) as { code: string; exitCode: number | undefined; message: string } | undefined };
@@ -80,22 +44,22 @@ describe('the browser terminal when the connection breaks between EXIT and CLOSE
 
   it('ends with the exit status it got, and does not try to resume a process that has exited', async () => {
     exitContent = '3';
-    upgrades.length = 0;
+    broker.upgrades.length = 0;
     const { states, info } = await runTerminal();
     expect(states).not.toContain('reconnecting');
     expect(info?.exitCode).toBe(3);
-    expect(upgrades).toHaveLength(1);
+    expect(broker.upgrades).toHaveLength(1);
   }, 30_000);
 
   it('ends as a malformed message, with no exit status, when EXIT carries no status from 0 to 255', async () => {
     for (const content of ['3x', '256', '', '-1']) {
       exitContent = content;
-      upgrades.length = 0;
+      broker.upgrades.length = 0;
       const { states, info } = await runTerminal();
       expect(states, content).not.toContain('reconnecting');
       expect(info, content).toMatchObject({ code: 'ENTRY_BAD_FRAME', message: `malformed exit status ${JSON.stringify(content)} from the broker` });
       expect(info?.exitCode, content).toBeUndefined();
-      expect(upgrades, content).toHaveLength(1);
+      expect(broker.upgrades, content).toHaveLength(1);
     }
   }, 60_000);
 });

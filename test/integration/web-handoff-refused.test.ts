@@ -1,15 +1,10 @@
-import { readFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { fileURLToPath } from 'node:url';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type WebSocket, WebSocketServer } from 'ws';
 import { ERRORS } from '../../broker/errors.js';
 import { decodeRequest, encodeResponse, encodeResumeTicket, RequestType, ResponseType, utf8 } from '../../proto/codec.js';
 import { launchChromium, terminalText } from '../helpers/browser.js';
+import { StandInBroker } from '../helpers/stand-in-broker.js';
 
-const BUNDLE = fileURLToPath(new URL('../../dist/console/entry-terminal.js', import.meta.url));
 const GRACE_MS = 2_500;
 
 /**
@@ -19,74 +14,43 @@ const GRACE_MS = 2_500;
  * ends says that refusal rather than only "too late".
  */
 describe('the browser terminal when every resume try is refused for a hand-off', () => {
-  let server: Server;
+  let broker: StandInBroker;
   let browser: Browser;
   let page: Page;
-  const upgrades: string[] = [];
   const refusal = `${ERRORS.ENTRY_HANDOFF_REFUSED.message}: request r-9`;
 
   beforeAll(async () => {
-    const wss = new WebSocketServer({ noServer: true, handleProtocols: () => 'entry.v1' });
-    server = createServer((req, res) => {
-      if (req.url === '/entry-terminal.js') res.writeHead(200, { 'content-type': 'text/javascript' }).end(readFileSync(BUNDLE));
-      else if (req.url === '/api/tickets') res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ticket: 'one-time', expiresInMs: 10_000 }));
-      else res.writeHead(200, { 'content-type': 'text/html' }).end('<!doctype html><title>t</title>');
+    broker = await StandInBroker.start((ws, first) => {
+      const send = (type: number, content: Uint8Array, code = '') => ws.send(encodeResponse(type, content, code));
+      const type = decodeRequest(first).msgType;
+      if (type === RequestType.START) {
+        send(ResponseType.RESUMABLE, encodeResumeTicket({ session: 's-1', token: Buffer.from('resume-token'), outputOffset: 0, inputOffset: 0, graceMs: GRACE_MS, pingIntervalMs: 0 }));
+        send(ResponseType.STDOUT, utf8('before\r\n'));
+        // Broken, not closed: no close frame.
+        setTimeout(() => ws.terminate(), 100);
+      } else if (type === RequestType.RESUME) {
+        send(ResponseType.CLOSE, utf8(`\r\n\x1b[31mentry: ${refusal}\x1b[0m\r\n`), 'ENTRY_HANDOFF_REFUSED');
+        ws.close(ERRORS.ENTRY_HANDOFF_REFUSED.close, 'ENTRY_HANDOFF_REFUSED');
+      }
     });
-    server.on('upgrade', (req, socket, head) => {
-      upgrades.push(req.url ?? '');
-      wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
-        ws.once('message', (data: Buffer) => {
-          const send = (type: number, content: Uint8Array, code = '') => ws.send(encodeResponse(type, content, code));
-          const type = decodeRequest(data).msgType;
-          if (type === RequestType.START) {
-            send(ResponseType.RESUMABLE, encodeResumeTicket({ session: 's-1', token: Buffer.from('resume-token'), outputOffset: 0, inputOffset: 0, graceMs: GRACE_MS, pingIntervalMs: 0 }));
-            send(ResponseType.STDOUT, utf8('before\r\n'));
-            // Broken, not closed: no close frame.
-            setTimeout(() => ws.terminate(), 100);
-          } else if (type === RequestType.RESUME) {
-            send(ResponseType.CLOSE, utf8(`\r\n\x1b[31mentry: ${refusal}\x1b[0m\r\n`), 'ENTRY_HANDOFF_REFUSED');
-            ws.close(ERRORS.ENTRY_HANDOFF_REFUSED.close, 'ENTRY_HANDOFF_REFUSED');
-          }
-        });
-      });
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     browser = await launchChromium();
     page = await browser.newPage();
   });
   afterAll(async () => {
     await browser?.close();
-    server?.closeAllConnections();
-    await new Promise<void>((resolve) => server?.close(() => resolve()));
+    await broker?.stop();
   });
 
   it('keeps trying until the grace period ends, then ends with ENTRY_RESUME_EXPIRED and the refusal', async () => {
-    const { port } = server.address() as AddressInfo;
-    await page.goto(`http://127.0.0.1:${port}/`);
-    await page.addScriptTag({
-      type: 'module',
-      content: `
-        import { ticketsFrom } from '/entry-terminal.js';
-        window.states = [];
-        const t = document.createElement('entry-terminal');
-        t.id = 't';
-        t.setAttribute('app', 'demo');
-        t.setAttribute('proc', 'web');
-        t.setAttribute('instance', '1');
-        t.style.height = '300px';
-        t.addEventListener('entry-state', (e) => window.states.push(e.detail.state));
-        t.addEventListener('entry-close', (e) => { window.closeInfo = e.detail; });
-        t.ticketProvider = ticketsFrom('a-token');
-        document.body.append(t);`,
-    });
+    await broker.openTerminal(page);
     await page.waitForFunction(() => (window as unknown as { closeInfo?: unknown }).closeInfo !== undefined, undefined, { timeout: 15_000 });
     const info = (await page.evaluate('window.closeInfo')) as { code: string; message: string };
     expect(info.code).toBe('ENTRY_RESUME_EXPIRED');
     expect(info.message).toBe(`the connection broke and the session could not be resumed in time (the last try was refused: ${refusal})`);
     expect(await page.evaluate('window.states')).toEqual(['connecting', 'open', 'reconnecting', 'closed']);
     // The first connection, then more than one try: a refusal did not end them.
-    expect(upgrades.length).toBeGreaterThanOrEqual(3);
-    expect(upgrades.slice(1).every((u) => u.includes('resume=s-1'))).toBe(true);
+    expect(broker.upgrades.length).toBeGreaterThanOrEqual(3);
+    expect(broker.upgrades.slice(1).every((u) => u.includes('resume=s-1'))).toBe(true);
     const text = await terminalText(page, '#t');
     expect(text).toContain('the last try was refused: resume not handed on');
     // Shown once, at the end: the refusals passed over are not printed.
