@@ -1,6 +1,4 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { Identity } from '../auth/identity.js';
-import type { Target } from '../backend/backend.js';
 import type { SessionInfo, SessionObserver, SessionOutcome, SessionTap } from '../session/observer.js';
 import type { EndReason } from '../session/types.js';
 

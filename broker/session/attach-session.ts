@@ -24,7 +24,7 @@ export interface AttachSessionDeps {
  * gone, the container stopped, a revocation).
  */
 export async function runAttachSession(upgrade: AdmittedSession, deps: AttachSessionDeps, track: (s: LiveSession) => () => void): Promise<EndReason> {
-  const { terminal, container, identity, target, sessionId } = upgrade;
+  const { terminal, container, identity, sessionId } = upgrade;
   // A stop (drain, an admin's kill) can come before the relay exists: it is kept until then.
   const stopping: { relay?: Relay; error?: EntryError } = {};
   // The stop resolves when the session has ended, whenever it came (a drain waits on it).
