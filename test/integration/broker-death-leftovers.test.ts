@@ -20,7 +20,18 @@ function flagsOf(settings: RawSettings): string[] {
 function ledgerOf(stateDir: string): Record<string, string[]> {
   const root = join(stateDir, 'sessions');
   const owners = readdirSync(root, { withFileTypes: true }).filter((d) => d.isDirectory());
-  return Object.fromEntries(owners.map((d) => [d.name, readdirSync(join(root, d.name))]));
+  // Without the `.next` file an entry is written to before it is renamed over the entry.
+  return Object.fromEntries(owners.map((d) => [d.name, readdirSync(join(root, d.name)).filter((f) => !f.endsWith('.next'))]));
+}
+
+/** An entry's text; '' when it went between listing and reading (rewritten, or removed). */
+function entryText(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return '';
+    throw err;
+  }
 }
 
 /** The brokers' sockets beside the ledger (one per broker that runs, or that died). */
@@ -276,7 +287,7 @@ describe.each(BACKENDS.map((make) => make()))("a dead broker's session in an ima
     };
     const dead = await start();
     const s = await openCommand(dead.wsUrl, await dead.mint({ apps: [app] }), { app, proc: 'nosh', instance: 1 }, ['/bin/busybox', 'sh', '-c', 'echo up; exec /bin/busybox sleep 1235']);
-    const entries = () => Object.entries(ledgerOf(stateDir)).flatMap(([owner, files]) => files.map((f) => readFileSync(join(stateDir, 'sessions', owner, f), 'utf8')));
+    const entries = () => Object.entries(ledgerOf(stateDir)).flatMap(([owner, files]) => files.map((f) => entryText(join(stateDir, 'sessions', owner, f))));
     if (backend.kind === 'docker') {
       await s.waitFor(() => s.stdoutText() === 'up\n', 'the session to start');
       expect(entries()).toHaveLength(1);
