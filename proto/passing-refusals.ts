@@ -8,3 +8,17 @@
  * cannot reach, until the grace period ends; any other refusal ends the session.
  */
 export const PASSING_REFUSALS: ReadonlySet<string> = new Set(['ENTRY_AUTH_UNAVAILABLE', 'ENTRY_STORE_UNAVAILABLE', 'ENTRY_DRAINING', 'ENTRY_RATE_LIMITED', 'ENTRY_HANDOFF_REFUSED']);
+
+/** What a passed-over refusal's CLOSE line (its colours already stripped) says, without `entry: ` and its framing. */
+export function refusalText(closeLine: string): string {
+  return closeLine.trim().replace(/^entry: /, '');
+}
+
+/**
+ * The end told when the grace period passed without a resume: with the last refusal passed over,
+ * most likely why (a hand-off refused on every try), so that it is said, not lost.
+ */
+export function resumeExpiredMessage(lastRefusal: string): string {
+  const refused = lastRefusal ? ` (the last try was refused: ${lastRefusal})` : '';
+  return `the connection broke and the session could not be resumed in time${refused}`;
+}

@@ -22,7 +22,7 @@ import { BAD_FRAME_CLOSE_CODE } from '../../proto/close-codes.js';
 import { InputWindow } from '../../proto/input-window.js';
 import { PING_INTERVAL_HEADER, RESUME_GRACE_HEADER, RESUME_TRY_MS } from '../../proto/silence.js';
 import { SilenceWatchdog } from '../../proto/silence-watchdog.js';
-import { PASSING_REFUSALS } from '../../proto/passing-refusals.js';
+import { PASSING_REFUSALS, refusalText, resumeExpiredMessage } from '../../proto/passing-refusals.js';
 import { ClientError } from './client-error.js';
 import { certificateFailure, type ClientTls, clientTlsFromEnv, tlsConnectOptions } from './tls.js';
 
@@ -370,7 +370,7 @@ export class ExecConnection extends EventEmitter<ExecConnectionEvents> {
     // A resume refused for the moment (the broker's key server or store did not answer): as for a
     // broker not reachable yet, the next try follows, within the grace period.
     if (this.resuming && this.gotClose && PASSING_REFUSALS.has(this.closeErrorCode) && !this.closedByUs && !this.ended) {
-      this.passedRefusal = this.closeMessage.trim().replace(/^entry: /, '');
+      this.passedRefusal = refusalText(this.closeMessage);
       this.gotClose = false;
       this.closeErrorCode = '';
       this.closeMessage = '';
@@ -452,9 +452,7 @@ export class ExecConnection extends EventEmitter<ExecConnectionEvents> {
         // Not reachable yet: wait and try again.
       }
     }
-    // A refusal passed over is why, most likely (a hand-off refused on every try): said, not lost.
-    const refused = this.passedRefusal ? ` (the last try was refused: ${this.passedRefusal})` : '';
-    this.finish({ exitCode: this.exitCode, code: 'ENTRY_RESUME_EXPIRED', message: `the connection broke and the session could not be resumed in time${refused}`, closeCode: 1006 });
+    this.finish({ exitCode: this.exitCode, code: 'ENTRY_RESUME_EXPIRED', message: resumeExpiredMessage(this.passedRefusal), closeCode: 1006 });
   }
 
   /**

@@ -19,7 +19,7 @@ import { BAD_FRAME_CLOSE_CODE, RESUMING_CLOSE_CODE } from '../../proto/close-cod
 import { InputWindow } from '../../proto/input-window.js';
 import { RESUME_TRY_MS } from '../../proto/silence.js';
 import { SilenceWatchdog } from '../../proto/silence-watchdog.js';
-import { PASSING_REFUSALS } from '../../proto/passing-refusals.js';
+import { PASSING_REFUSALS, refusalText, resumeExpiredMessage } from '../../proto/passing-refusals.js';
 import { base64url, brokerBase, enterSocketUrl, type Target, watchSocketUrl } from './broker-url.js';
 import { bindClipboard } from './clipboard.js';
 import { injectStyles } from './styles.js';
@@ -469,7 +469,7 @@ class TerminalSession implements TerminalHandle {
           // the next try follows (see onclose), nothing to show.
           if (resumeOf && this.lostAt > 0 && PASSING_REFUSALS.has(msg.code)) {
             passing = true;
-            this.passedRefusal = stripAnsi(decoder.decode(msg.content)).trim().replace(/^entry: /, '');
+            this.passedRefusal = refusalText(stripAnsi(decoder.decode(msg.content)));
             break;
           }
           // Already ANSI-coloured by the broker, and framed by CRLFs.
@@ -639,9 +639,7 @@ class TerminalSession implements TerminalHandle {
     const left = this.deadline - Date.now();
     if (left <= 0) {
       this.stopResuming();
-      // A refusal passed over is why, most likely (a hand-off refused on every try): said, not lost.
-      const refused = this.passedRefusal ? ` (the last try was refused: ${this.passedRefusal})` : '';
-      const message = `the connection broke and the session could not be resumed in time${refused}`;
+      const message = resumeExpiredMessage(this.passedRefusal);
       this.finish({ code: 'ENTRY_RESUME_EXPIRED', exitCode: undefined, message, closeCode: 1006 }, `\r\n\x1b[31mentry: ${message}\x1b[0m\r\n`);
       return;
     }
