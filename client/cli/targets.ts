@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { makePrivateDir } from '../config/private-dir.js';
 import type { BrokerRef } from '../config/store.js';
 import { type ContainerEntry, listContainers } from './broker-api.js';
 
@@ -23,8 +24,7 @@ function cacheFile(ref: BrokerRef, env: NodeJS.ProcessEnv): string {
 /** Saves a listing for completion (0600: it says which apps you can enter). */
 export function cacheTargets(ref: BrokerRef, containers: ContainerEntry[], env: NodeJS.ProcessEnv = process.env): void {
   try {
-    const dir = cacheDir(env);
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    makePrivateDir(cacheDir(env), 'the cache directory');
     const file = cacheFile(ref, env);
     const tmp = `${file}.${process.pid}.tmp`;
     writeFileSync(tmp, JSON.stringify({ at: Date.now(), containers }), { mode: 0o600 });

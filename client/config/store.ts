@@ -1,6 +1,7 @@
-import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { makePrivateDir } from './private-dir.js';
 
 /** What `enter login` keeps for one broker. */
 export interface Credentials {
@@ -60,7 +61,9 @@ export function loadSavedConfig(env?: NodeJS.ProcessEnv): SavedConfig {
     const profiles = parsed.profiles && Object.keys(parsed.profiles).length > 0 ? { profiles: parsed.profiles } : {};
     return { ...(parsed.current ? { current: parsed.current } : {}), brokers: parsed.brokers ?? {}, ...profiles };
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { brokers: {} };
+    // ENOTDIR: a file where a directory of the path should be; saving says so, naming it.
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return { brokers: {} };
     throw new Error(`cannot read ${configFile(env)}: ${(err as Error).message}`);
   }
 }
@@ -84,8 +87,7 @@ function configFault(c: unknown): string | undefined {
 }
 
 export function saveConfig(config: SavedConfig, env?: NodeJS.ProcessEnv): void {
-  const dir = configDir(env);
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  makePrivateDir(configDir(env), 'the config directory');
   const file = configFile(env);
   const tmp = `${file}.${process.pid}.tmp`;
   const out: SavedConfig = { ...config };

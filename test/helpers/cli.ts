@@ -10,10 +10,13 @@ export interface CliResult {
   stderr: Buffer;
 }
 
-/** Runs the built `enter` CLI with pipes for stdio (so: no TTY unless -t). */
-export function runCli(args: string[], env: Record<string, string>, stdin?: Buffer | string): Promise<CliResult> {
+/**
+ * Runs the built `enter` CLI with pipes for stdio (so: no TTY unless -t); with `timeoutMs`, one
+ * still running then is ended with SIGTERM (its result has that signal).
+ */
+export function runCli(args: string[], env: Record<string, string>, stdin?: Buffer | string, timeoutMs?: number): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'], ...(timeoutMs ? { timeout: timeoutMs } : {}) });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on('data', (c: Buffer) => out.push(c));

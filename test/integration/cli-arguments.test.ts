@@ -241,6 +241,27 @@ describe('the enter CLI', () => {
     expect(broken.status).toBe(255);
   });
 
+  it('fails at once, naming the directory and why, where its config directory cannot be made; completion still answers', async () => {
+    const file = join(configDir, 'a-file');
+    writeFileSync(file, '');
+    // Under /proc, Node 20's recursive mkdir retried for ever: the timeout ends such a run.
+    const cases = [
+      [`/proc/entry-test-${process.pid}/cfg`, '/proc takes no new directories (ENOENT)'],
+      [join(file, 'cfg'), `${file} is not a directory`],
+    ] as const;
+    for (const [dir, why] of cases) {
+      const login = await runCli(['login', '-b', 'http://127.0.0.1:1'], { ENTRY_CONFIG_DIR: dir, ENTRY_TOKEN: '', ENTRY_BROKER: '' }, 'a-token', 10_000);
+      expect(login.signal, dir).toBeNull();
+      expect(login.stderr.toString()).toContain(`enter: cannot create the config directory ${dir}: ${why}\n`);
+      expect(login.status).toBe(255);
+    }
+    // The listing is not cached there, and completion offers it all the same.
+    fake = await recordingBroker((res) => json(res, { containers: [{ app: 'shop', proc: 'web', instance: '1', state: 'running' }] })).fake.start();
+    const completion = await runCli(['__complete', 'sh'], { ...env(), ENTRY_CONFIG_DIR: cases[0][0], ENTRY_CACHE_DIR: '' }, undefined, 10_000);
+    expect(completion.signal).toBeNull();
+    expect(completion.stdout.toString()).toBe('shop\n');
+  });
+
   it('names what is wrong in a hand-edited config file, and still prints completion with a stale CA path', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'entry-cli-config-'));
     try {
