@@ -4,8 +4,8 @@ import { SUBCOMMANDS, VALUE_OPTIONS } from './arguments.js';
 import { cachedTargets } from './targets.js';
 
 const BROKER_SUBCOMMANDS = ['add', 'ls', 'rm', 'use'];
-/** Options offered where an option is being typed. */
-const OPTIONS = ['--broker', '--tty', '--no-tty', '--user', '--workdir', '--env', '--container', '--escape', '--no-resume', '--ca-file', '--cert', '--key', '--help'];
+/** Options offered where an option is being typed (long forms only, as for every option). */
+const OPTIONS = ['--broker', '--tty', '--no-tty', '--user', '--workdir', '--env', '--container', '--escape', '--no-resume', '--ca-file', '--cert', '--key', '--help', '--version'];
 
 /**
  * Candidates for the word being typed. `words` are the words after `enter`, the last one being

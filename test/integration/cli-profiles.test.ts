@@ -240,6 +240,8 @@ describe('enter broker profiles, ls, status and completion', () => {
     expect(await bash('enter broker ')).toEqual(['add', 'ls', 'rm', 'use']);
     expect(await bash('enter completion ')).toEqual(['bash', 'zsh']);
     expect(await bash('enter --esc')).toEqual(['--escape']);
+    expect(await bash('enter --v')).toEqual(['--version']);
+    expect(await bash(`enter ${app} web 1 --ver`)).toEqual(['--version']);
 
     // The listing is cached briefly: a container started now shows up only after the cache expires.
     const cache = join(dir, 'cache');
@@ -258,6 +260,7 @@ describe('enter broker profiles, ls, status and completion', () => {
     expect(await zsh('enter', app, '')).toEqual(['cron', 'web', 'worker']);
     expect(await zsh('enter', app, 'web', '')).toEqual(['1', '2', '3']);
     expect(await zsh('enter', app, 'web', '1', '--', '')).toEqual(['FILES']);
+    expect(await zsh('enter', '--ver')).toEqual(['--version']);
     await docker.getContainer((await docker.listContainers({ filters: { label: [`entry.app=${app}`, 'entry.instance=3'] } }))[0]!.Id).remove({ force: true });
   });
 });
