@@ -1,5 +1,5 @@
 import { ClientError } from '../protocol/client-error.js';
-import { closeNames } from './suggest.js';
+import { closeNames, didYouMean, leading } from './suggest.js';
 
 /**
  * A yargs `coerce` for an option that takes one value: given twice, the last one counts (as
@@ -105,10 +105,8 @@ export function asWritten(names: readonly string[], ours: readonly string[]): st
   return [...[...at].sort((x, y) => x - y).map((i) => ours[i]!), ...rest];
 }
 
-const didYouMean = (typed: string, known: readonly string[], prefix: string): string => {
-  const close = closeNames(typed, known)[0];
-  return close ? `Did you mean ${prefix}${close}? ` : '';
-};
+/** `Did you mean enter ls? ` for a misspelt command, opening the hint; or nothing. */
+const slipFor = (typed: string, known: readonly string[], prefix: string): string => leading(didYouMean(closeNames(typed, known), { prefix, capital: true }));
 
 /**
  * A usage error as the CLI says it, from the parser's message and the arguments before `--`:
@@ -124,7 +122,7 @@ export function usageError(msg: string, ours: readonly string[]): { message: str
     const options = written.filter((w) => w.startsWith('-'));
     const extra = written.filter((w) => !w.startsWith('-'));
     if (subcommand === 'broker' && extra.length) {
-      return { message: `no broker command ${extra[0]}`, hint: `${didYouMean(extra[0]!, BROKER_COMMANDS, 'enter broker ')}The broker commands: enter broker add|use|ls|rm (see enter broker --help).` };
+      return { message: `no broker command ${extra[0]}`, hint: `${slipFor(extra[0]!, BROKER_COMMANDS, 'enter broker ')}The broker commands: enter broker add|use|ls|rm (see enter broker --help).` };
     }
     if (subcommand && extra.length) return { message: `unknown arguments: ${written.join(' ')}`, hint: `For an app named ${subcommand}: enter exec ${subcommand} PROC INSTANCE. Else see enter ${subcommand} --help.` };
     if (subcommand) return { message: `unknown option${options.length > 1 ? 's' : ''} ${options.join(' ')}`, hint: `See enter ${subcommand} --help for its options.` };
@@ -142,7 +140,8 @@ export function usageError(msg: string, ours: readonly string[]): { message: str
     const missing = required.slice(Number(short[1]));
     const named = missing.length > 1 ? `${missing.slice(0, -1).join(', ')} and ${missing.at(-1)}` : missing.join('');
     // `enter lss`, `enter sesions`: a misspelt subcommand reads as an app without its proc.
-    const slip = command !== 'exec' || first === undefined || first === 'exec' ? '' : FLAG_WORDS[first] ? `Did you mean enter ${FLAG_WORDS[first]}? ` : didYouMean(first, SUBCOMMANDS, 'enter ');
+    const flagWord = first === undefined ? undefined : FLAG_WORDS[first];
+    const slip = command !== 'exec' || first === undefined || first === 'exec' ? '' : flagWord ? leading(didYouMean([flagWord], { prefix: 'enter ', capital: true })) : slipFor(first, SUBCOMMANDS, 'enter ');
     const usage = command === 'exec' ? 'enter <app> <proc> <instance> [-- <cmd…>]; enter ls lists what you may enter.' : `enter ${command} ${required.join(' ')} (see enter ${command} --help).`;
     return { message: `missing ${named}`, hint: `${slip}Usage: ${usage}` };
   }

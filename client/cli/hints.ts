@@ -1,7 +1,7 @@
 import type { BrokerRef } from '../config/store.js';
 import { listContainers, whoAmI } from './broker-api.js';
 import { brokerLabel, loginHint } from './settings.js';
-import { notFoundSuggestion, type TargetName } from './suggest.js';
+import { didYouMeanProfile, notFoundSuggestion, type TargetName } from './suggest.js';
 
 export interface FailureContext {
   ref?: BrokerRef;
@@ -43,7 +43,7 @@ export async function nextStep(code: string, ctx: FailureContext, message = ''):
       if (message.includes("the broker's certificate")) return undefined;
       // A profile's name says nothing of its address; a bare address is in the error already.
       if (ctx.ref?.bareName) {
-        const slip = ctx.ref.closeProfile ? ` Did you mean -b ${ctx.ref.closeProfile}?` : '';
+        const slip = ctx.ref.closeProfile ? ` ${didYouMeanProfile(ctx.ref.closeProfile, { capital: true })}` : '';
         return `No profile is named "${ctx.ref.bareName}", so it was taken as the host ${ctx.ref.url}: \`enter broker ls\` lists the profiles.${slip}`;
       }
       return ctx.ref?.profile

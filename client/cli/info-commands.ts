@@ -3,7 +3,7 @@ import { type BrokerInfo, brokerInfo, type ContainerEntry, listContainers, type 
 import { relative, shortDuration, table } from './format.js';
 import { brokerLabel, loginHint, notAProfile, resolveToken } from './settings.js';
 import { appPattern } from './glob.js';
-import { closeNames } from './suggest.js';
+import { closeNames, didYouMean } from './suggest.js';
 import { cacheTargets } from './targets.js';
 
 /** `enter ls [app]`: the targets the token may enter. */
@@ -20,7 +20,7 @@ export async function listCommand(ref: BrokerRef, app: string | undefined, json:
   }
   if (shown.length === 0) {
     const close = app ? closeNames(app, all.map((c) => c.app)) : [];
-    process.stderr.write(`enter: nothing to enter${app ? ` in ${app}` : ''} on ${brokerLabel(ref)}${close.length ? `; did you mean ${close.slice(0, 3).join(' or ')}?` : ''}\n`);
+    process.stderr.write(`enter: nothing to enter${app ? ` in ${app}` : ''} on ${brokerLabel(ref)}${close.length ? `; ${didYouMean(close)}` : ''}\n`);
     if (all.length === 0) {
       const why = await noGrantsHint(ref, token);
       if (why) process.stderr.write(`  ${why}\n`);

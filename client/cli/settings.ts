@@ -1,6 +1,6 @@
 import { type BrokerRef, credentialsFor, loadSavedConfig, resolveBrokerRef, storeCredentials } from '../config/store.js';
 import { ClientError } from '../protocol/client-error.js';
-import { closeNames } from './suggest.js';
+import { closeNames, didYouMeanProfile } from './suggest.js';
 import { tokenFault } from './token-text.js';
 
 /** Refresh an OIDC token when it has less than this left (and never send an expired one). */
@@ -32,12 +32,12 @@ export function brokerLabel(ref: BrokerRef): string {
 
 /** For a bare name taken as a host: that no profile has it (a mistyped profile, most likely). */
 export function notAProfile(ref: BrokerRef): string {
-  return ref.bareName ? ` (taken as a host name: no profile is named "${ref.bareName}"${ref.closeProfile ? `; did you mean -b ${ref.closeProfile}?` : ','} see \`enter broker ls\`)` : '';
+  return ref.bareName ? ` (taken as a host name: no profile is named "${ref.bareName}"${ref.closeProfile ? `; ${didYouMeanProfile(ref.closeProfile)}` : ','} see \`enter broker ls\`)` : '';
 }
 
 /** `did you mean -b prod? ` for a bare name close to a profile's, else nothing. */
 function slip(ref: BrokerRef): string {
-  return ref.closeProfile ? `did you mean -b ${ref.closeProfile}? ` : '';
+  return ref.closeProfile ? `${didYouMeanProfile(ref.closeProfile)} ` : '';
 }
 
 /** `enter login` with the -b needed to reach this broker (none for the default broker). */

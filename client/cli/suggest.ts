@@ -44,7 +44,26 @@ function listed(names: string[]): string {
   return names.length > MAX_LISTED ? `${shown} and ${names.length - MAX_LISTED} more` : shown;
 }
 
-const didYouMean = (close: string[]) => (close.length ? `did you mean ${close.slice(0, 3).join(' or ')}? ` : '');
+/** Most names one suggestion offers: the closest, for a short line. */
+const MAX_SUGGESTED = 3;
+
+/**
+ * `did you mean a or b?` for names a word is likely a slip for (from `closeNames`), each written
+ * after `prefix` (`enter `, for a command); `Did` where it opens a sentence. Nothing for none.
+ */
+export function didYouMean(close: readonly string[], options: { prefix?: string; capital?: boolean } = {}): string {
+  if (close.length === 0) return '';
+  const names = close.slice(0, MAX_SUGGESTED).map((name) => `${options.prefix ?? ''}${name}`);
+  return `${options.capital ? 'Did' : 'did'} you mean ${names.join(' or ')}?`;
+}
+
+/** `did you mean -b prod?` for a bare broker name close to the profile `profile`. */
+export function didYouMeanProfile(profile: string, options: { capital?: boolean } = {}): string {
+  return didYouMean([profile], { ...options, prefix: '-b ' });
+}
+
+/** A suggestion that opens what follows it on its line, with the space between; or nothing. */
+export const leading = (phrase: string): string => (phrase ? `${phrase} ` : '');
 
 /**
  * What exists near a target that was not found, from the targets the token may enter: the
@@ -54,12 +73,12 @@ export function notFoundSuggestion(target: TargetName, known: readonly TargetNam
   const ofApp = known.filter((t) => t.app === target.app);
   if (ofApp.length === 0) {
     const close = closeNames(target.app, known.map((t) => t.app));
-    return `No app named ${target.app} among those you may enter: ${didYouMean(close)}\`enter ls\` lists them.`;
+    return `No app named ${target.app} among those you may enter: ${leading(didYouMean(close))}\`enter ls\` lists them.`;
   }
   const ofProc = ofApp.filter((t) => t.proc === target.proc);
   if (ofProc.length === 0) {
     const procs = [...new Set(ofApp.map((t) => t.proc))].sort();
-    return `${target.app} has no proc ${target.proc}: ${didYouMean(closeNames(target.proc, procs))}its procs are ${listed(procs)}.`;
+    return `${target.app} has no proc ${target.proc}: ${leading(didYouMean(closeNames(target.proc, procs)))}its procs are ${listed(procs)}.`;
   }
   const instances = [...new Set(ofProc.map((t) => t.instance))].sort((x, y) => Number(x) - Number(y) || x.localeCompare(y));
   return `${target.app}/${target.proc} has instance${instances.length > 1 ? 's' : ''} ${listed(instances)} (\`enter ls ${target.app}\` shows their state).`;

@@ -153,6 +153,8 @@ describe('the enter CLI', () => {
     expect(await said(['sesions'])).toBe('enter: missing <proc> and <instance>\n  Did you mean enter sessions? Usage: enter <app> <proc> <instance> [-- <cmd…>]; enter ls lists what you may enter.\n');
     expect(await said(['lss', 'shop'])).toMatch(/^enter: missing <instance>\n {2}Did you mean enter ls\? /);
     expect(await said(['broker', 'lss'])).toBe('enter: no broker command lss\n  Did you mean enter broker ls? The broker commands: enter broker add|use|ls|rm (see enter broker --help).\n');
+    // As for apps and procs, each of the closest commands where more than one is as close.
+    expect(await said(['broker', 'lst'])).toMatch(/^enter: no broker command lst\n {2}Did you mean enter broker list or enter broker ls\? /);
     expect(await said(['version'])).toMatch(/^enter: missing <proc> and <instance>\n {2}Did you mean enter --version\? /);
     // A name far from every subcommand is taken for an app, without a guess.
     expect(await said(['shop'])).toMatch(/^enter: missing <proc> and <instance>\n {2}Usage: /);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { closeNames, editDistance, notFoundSuggestion } from '../../client/cli/suggest.js';
+import { closeNames, didYouMean, didYouMeanProfile, editDistance, leading, notFoundSuggestion } from '../../client/cli/suggest.js';
 
 describe('names close to a misspelt one', () => {
   it('counts a swap of two neighbours as one edit', () => {
@@ -15,6 +15,17 @@ describe('names close to a misspelt one', () => {
     expect(closeNames('shpo-apj', ['shop-api', 'shop-web', 'other'])).toEqual(['shop-api']);
     expect(closeNames('Shop', ['shop'])).toEqual(['shop']);
     expect(closeNames('xyz', ['shop', 'web'])).toEqual([]);
+  });
+
+  it('phrases them as one question of up to three, opening a sentence or not, and -b NAME for a profile', () => {
+    expect(didYouMean(['web'])).toBe('did you mean web?');
+    expect(didYouMean(['a', 'b', 'c', 'd'])).toBe('did you mean a or b or c?');
+    expect(didYouMean(['list', 'ls'], { prefix: 'enter broker ', capital: true })).toBe('Did you mean enter broker list or enter broker ls?');
+    expect(didYouMeanProfile('prod')).toBe('did you mean -b prod?');
+    expect(didYouMeanProfile('prod', { capital: true })).toBe('Did you mean -b prod?');
+    expect(didYouMean([])).toBe('');
+    expect(leading(didYouMean(['web']))).toBe('did you mean web? ');
+    expect(leading(didYouMean([]))).toBe('');
   });
 });
 
