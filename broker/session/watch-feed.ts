@@ -1,4 +1,3 @@
-import { HELD_CHUNK_COST_BYTES } from '../config/limits.js';
 import type { Store } from '../store/store.js';
 import type { SessionTap } from './observer.js';
 import type { OutputStream } from './types.js';
@@ -20,10 +19,20 @@ export const WATCH_LEASE_MS = 30_000;
  * without closing its connection (a Redis paused, a network partition) would otherwise queue
  * every chunk of a busy session in the broker: gigabytes in seconds. Past this the feed skips
  * output and says so; 4 MiB is a few seconds of a fast terminal, well past any store's lag.
- * Each message counts its objects too (a publish in flight): a process printing a byte at a
+ * Each message counts its objects too (FEED_PUBLISH_COST_BYTES): a process printing a byte at a
  * time would otherwise queue millions of them.
  */
 export const FEED_MAX_PENDING_BYTES = 4 * 1024 * 1024;
+
+/**
+ * What one publish waiting on the store holds beyond its message's bytes. Measured against a
+ * real redis-server stopped with SIGSTOP, the broker's client options (its command timeout
+ * included), after a full collection: 2.3-2.4 KB of heap per pending one-byte message, for
+ * 1,500 to 15,000 of them, and 64 bytes of buffers (an ioredis command with its promise, its
+ * timeout timer and its queue entry, the chunk written, this feed's promise chain). Rounded up
+ * to 2.5 KiB. The 256 bytes counted before let some 36 MiB of heap wait under a bound of 4 MiB.
+ */
+export const FEED_PUBLISH_COST_BYTES = 2_560;
 const SKIPPED = Buffer.from('\r\n[entry: output skipped: the shared store fell behind]\r\n');
 
 export function feedMessage(kind: number, data: Uint8Array): Buffer {
@@ -73,7 +82,7 @@ export class WatchFeed {
     return {
       output: (stream: OutputStream, data: Uint8Array) => {
         if (!this.active) return;
-        if (this.pendingBytes + data.length + HELD_CHUNK_COST_BYTES > FEED_MAX_PENDING_BYTES) {
+        if (this.pendingBytes + data.length + FEED_PUBLISH_COST_BYTES > FEED_MAX_PENDING_BYTES) {
           this.skipped = true;
           return;
         }
@@ -92,7 +101,7 @@ export class WatchFeed {
   }
 
   private publish(message: Buffer): void {
-    const bytes = message.length + HELD_CHUNK_COST_BYTES;
+    const bytes = message.length + FEED_PUBLISH_COST_BYTES;
     this.pendingBytes += bytes;
     void this.store
       .publishOutput(this.sessionId, message)

@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { HELD_CHUNK_COST_BYTES } from '../../broker/config/limits.js';
-import { FEED_END, FEED_MAX_PENDING_BYTES, FEED_STDOUT, WatchFeed } from '../../broker/session/watch-feed.js';
+import { FEED_END, FEED_MAX_PENDING_BYTES, FEED_PUBLISH_COST_BYTES, FEED_STDOUT, WatchFeed } from '../../broker/session/watch-feed.js';
 import { MemoryStore } from '../../broker/store/memory-store.js';
 
 /** A store whose publishes hang until released, as a Redis that stopped answering. */
@@ -53,7 +52,7 @@ describe('a watched session\'s feed', () => {
     const byte = Buffer.from('x');
     for (let i = 0; i < 100_000; i++) tap.output?.('stdout', byte);
     expect(store.waiting).toBeGreaterThan(0);
-    expect(store.waiting * (byte.length + 1 + HELD_CHUNK_COST_BYTES)).toBeLessThanOrEqual(FEED_MAX_PENDING_BYTES);
+    expect(store.waiting * (byte.length + 1 + FEED_PUBLISH_COST_BYTES)).toBeLessThanOrEqual(FEED_MAX_PENDING_BYTES);
   });
 
   it('says output was skipped after a publish the store refused, before the next output', async () => {
