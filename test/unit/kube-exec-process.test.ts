@@ -10,9 +10,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocketServer } from 'ws';
 import type { ExecSpec } from '../../broker/backend/backend.js';
 import { openCleanedUp } from '../../broker/backend/open-clean-up.js';
+import { Limiter } from '../../broker/backend/pacing.js';
+import { ScanBatcher } from '../../broker/backend/scan-batcher.js';
 import type { EntryError } from '../../broker/errors.js';
 import { KubeExecProcess, PUMP_MESSAGE_GAP_MS } from '../../broker/kubernetes/exec-process.js';
-import { COLLECT_MAX_BYTES, execCollect } from '../../broker/kubernetes/exec-socket.js';
+import { COLLECT_MAX_BYTES, execCollect, type ExecTarget } from '../../broker/kubernetes/exec-socket.js';
 import { KubeClient } from '../../broker/kubernetes/kube-client.js';
 import { PodReaper } from '../../broker/kubernetes/pod-reaper.js';
 import { createLogger } from '../../broker/log.js';
@@ -443,6 +445,30 @@ describe.each([
     );
     expect(err).toMatchObject({ code: 'ENTRY_EXEC_FAILED', message: expect.stringContaining(`printed more than ${COLLECT_MAX_BYTES} bytes`) });
     expect(Date.now() - t0).toBeLessThan(10_000);
+  });
+
+  it('marks a collected command that ran out of its time as a scan that overran, for the batcher to try in halves; not one whose upgrade went unanswered', async () => {
+    const scans: Array<{ pod: string; marks: number }> = [];
+    const batcher = new ScanBatcher<ExecTarget>({
+      limiter: new Limiter(8),
+      maxMarks: 4,
+      overdueMs: 10_000,
+      keyOf: (t) => t.pod,
+      // A scan of two marks outlasts its time; one of one mark answers at once.
+      run: async (t, _signal, marks) => {
+        scans.push({ pod: t.pod, marks: marks.length });
+        const r = await execCollect(client, t, ['sh', '-c', marks.length > 1 ? 'sleep 2' : 'echo 1'], 300);
+        return [Number(r.stdout)];
+      },
+    });
+    const at = (pod: string): ExecTarget => ({ namespace: 'ns', pod, container: 'main' });
+    expect(await Promise.all([batcher.signal(at('p'), 'ENTRY_SESSION=a', '0'), batcher.signal(at('p'), 'ENTRY_SESSION=b', '0')])).toEqual([1, 1]);
+    expect(scans).toEqual([{ pod: 'p', marks: 2 }, { pod: 'p', marks: 1 }, { pod: 'p', marks: 1 }]);
+    // An apiserver that never answers the upgrade is no faster for fewer marks.
+    scans.length = 0;
+    const unanswered = await Promise.allSettled([batcher.signal(at('silent'), 'ENTRY_SESSION=a', '0'), batcher.signal(at('silent'), 'ENTRY_SESSION=b', '0')]);
+    expect(unanswered.map((r) => r.status)).toEqual(['rejected', 'rejected']);
+    expect(scans).toEqual([{ pod: 'silent', marks: 2 }]);
   });
 
   it('gives up on an upgrade the apiserver never answers after the open timeout, and says so', async () => {
