@@ -59,16 +59,21 @@ async function savePasted(ref: BrokerRef, token: string): Promise<void> {
   }
   // Checked with the broker before it is saved: a token it refuses would only fail the next
   // command. A broker that cannot say (down, or from before /api/whoami) does not stop the login.
+  // One named by a bare word is not asked: `-b prdo` is as likely a profile mistyped as a host,
+  // and the token would go over plain HTTP to whatever answers to that name (ENTRY_TOKEN never does).
   let unchecked: string | undefined;
-  try {
-    await whoAmI(ref, t);
-  } catch (err) {
-    const e = err as ClientError;
-    if (REFUSED.has(e.code)) throw new ClientError('ENTRY_BAD_REQUEST', `${brokerLabel(ref)} refused that token (${e.message}): nothing saved`);
-    unchecked = e.message;
+  if (ref.bareName) unchecked = `was not checked: ${ref.url} was named by a bare word, to which no token is sent unasked`;
+  else {
+    try {
+      await whoAmI(ref, t);
+    } catch (err) {
+      const e = err as ClientError;
+      if (REFUSED.has(e.code)) throw new ClientError('ENTRY_BAD_REQUEST', `${brokerLabel(ref)} refused that token (${e.message}): nothing saved`);
+      unchecked = `could not be checked: ${e.message}`;
+    }
   }
   storeCredentials(ref, { token: t, ...(exp ? { expiresAt: exp } : {}) }, { makeCurrent: true });
-  if (unchecked) say(`enter: warning: the token could not be checked: ${unchecked}`);
+  if (unchecked) say(`enter: warning: the token ${unchecked}`);
   say(`enter: token saved for ${brokerLabel(ref)}${ref.profile ? ` (${ref.url})` : ''}${notAProfile(ref)}`);
 }
 

@@ -1,6 +1,6 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -215,6 +215,25 @@ describe('enter broker profiles, ls, status and completion', () => {
     expect(offline.stderr.toString()).toMatch(/^enter: warning: the token could not be checked: cannot reach broker .*ECONNREFUSED\nenter: token saved for /);
   });
 
+  it('login sends no token to a host named by a bare word (a profile mistyped, most likely): saved unchecked, as ENTRY_TOKEN is never sent there', async () => {
+    const { dir, env } = fresh();
+    expect((await runCli(['broker', 'add', 'prod', a.url], env)).status).toBe(0);
+    const token = await a.mint({ apps: [app] });
+    // `prdo` names a host that answers: in a network and mount namespace of the test's own, a
+    // server on 127.0.0.1:80 that notes what it is sent.
+    const ns = mkdtempSync(join(root, 'ns-'));
+    writeFileSync(join(ns, 'hosts'), '127.0.0.1 prdo\n');
+    const server = "require('node:http').createServer((q, s) => { require('node:fs').appendFileSync(process.argv[1], `${q.url} ${q.headers.authorization ?? '-'}\\n`); s.writeHead(404).end(); }).listen(80, '127.0.0.1', () => console.log('up'))";
+    const script = 'ip link set lo up && mount --bind "$1/hosts" /etc/hosts && mkfifo "$1/ready" || exit 99; "$2" -e "$4" "$1/requests" >"$1/ready" & read up <"$1/ready"; "$2" "$3" login -b prdo --token "$5"; s=$?; kill $!; exit $s';
+    const login = await runIn(['unshare', '--net', '--mount', '--', 'sh', '-c', script, 'sh', ns, process.execPath, CLI, server, token], env);
+    expect(login.status, login.stderr).toBe(0);
+    expect(existsSync(join(ns, 'requests')) ? readFileSync(join(ns, 'requests'), 'utf8') : '').toBe('');
+    expect(login.stderr).toBe(
+      'enter: warning: the token was not checked: http://prdo was named by a bare word, to which no token is sent unasked\nenter: token saved for http://prdo (taken as a host name: no profile is named "prdo"; did you mean -b prod? see `enter broker ls`)\n',
+    );
+    expect(read(dir).brokers['http://prdo']!.token).toBe(token);
+  });
+
   it('prints bash and zsh completion that complete subcommands, apps, procs and instances from a short cache', async () => {
     const { dir, env } = fresh();
     const bin = join(dir, 'bin');
@@ -264,6 +283,17 @@ describe('enter broker profiles, ls, status and completion', () => {
     await docker.getContainer((await docker.listContainers({ filters: { label: [`entry.app=${app}`, 'entry.instance=3'] } }))[0]!.Id).remove({ force: true });
   });
 });
+
+/** A command run with the test's environment: its exit status and what it wrote to stderr. */
+function runIn(argv: string[], env: Record<string, string>): Promise<{ status: number | null; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(argv[0]!, argv.slice(1), { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+    const err: Buffer[] = [];
+    child.stderr.on('data', (c: Buffer) => err.push(c));
+    child.on('error', reject);
+    child.on('close', (status) => resolve({ status, stderr: Buffer.concat(err).toString() }));
+  });
+}
 
 /** A loopback port nobody listens on. */
 async function closedPort(): Promise<number> {
