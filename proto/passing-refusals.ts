@@ -16,9 +16,10 @@ export function refusalText(closeLine: string): string {
 
 /**
  * The end told when the grace period passed without a resume: with the last refusal passed over,
- * most likely why (a hand-off refused on every try), so that it is said, not lost.
+ * most likely why (a hand-off refused on every try), so that it is said, not lost. Named as the
+ * last refusal, not the last try: tries after it may have failed to connect at all.
  */
 export function resumeExpiredMessage(lastRefusal: string): string {
-  const refused = lastRefusal ? ` (the last try was refused: ${lastRefusal})` : '';
+  const refused = lastRefusal ? ` (the last refusal: ${lastRefusal})` : '';
   return `the connection broke and the session could not be resumed in time${refused}`;
 }

@@ -97,7 +97,7 @@ describe('the enter CLI when the broker or a proxy misbehaves', () => {
     expect(r.status).toBe(255);
     // Tried again after the refusal, not ended by it.
     expect(fake.upgrades.length).toBeGreaterThanOrEqual(3);
-    expect(r.stderr.toString()).toContain(`could not be resumed in time (the last try was refused: ${ERRORS.ENTRY_HANDOFF_REFUSED.message}: request r-7)`);
+    expect(r.stderr.toString()).toContain(`could not be resumed in time (the last refusal: ${ERRORS.ENTRY_HANDOFF_REFUSED.message}: request r-7)`);
     expect(r.stderr.toString()).not.toContain('\x1b[31m');
   }, 20_000);
 

@@ -46,13 +46,13 @@ describe('the browser terminal when every resume try is refused for a hand-off',
     await page.waitForFunction(() => (window as unknown as { closeInfo?: unknown }).closeInfo !== undefined, undefined, { timeout: 15_000 });
     const info = (await page.evaluate('window.closeInfo')) as { code: string; message: string };
     expect(info.code).toBe('ENTRY_RESUME_EXPIRED');
-    expect(info.message).toBe(`the connection broke and the session could not be resumed in time (the last try was refused: ${refusal})`);
+    expect(info.message).toBe(`the connection broke and the session could not be resumed in time (the last refusal: ${refusal})`);
     expect(await page.evaluate('window.states')).toEqual(['connecting', 'open', 'reconnecting', 'closed']);
     // The first connection, then more than one try: a refusal did not end them.
     expect(broker.upgrades.length).toBeGreaterThanOrEqual(3);
     expect(broker.upgrades.slice(1).every((u) => u.includes('resume=s-1'))).toBe(true);
     const text = await terminalText(page, '#t');
-    expect(text).toContain('the last try was refused: resume not handed on');
+    expect(text).toContain('the last refusal: resume not handed on');
     // Shown once, at the end: the refusals passed over are not printed.
     expect(text.match(/resume not handed on/g)?.length).toBe(1);
   }, 30_000);
