@@ -4,8 +4,11 @@ import { SUBCOMMANDS, VALUE_OPTIONS } from './arguments.js';
 import { cachedTargets } from './targets.js';
 
 const BROKER_SUBCOMMANDS = ['add', 'ls', 'rm', 'use'];
-/** Options offered where an option is being typed (long forms only, as for every option). */
-const OPTIONS = ['--broker', '--tty', '--no-tty', '--user', '--workdir', '--env', '--container', '--escape', '--no-resume', '--ca-file', '--cert', '--key', '--help', '--version'];
+/**
+ * Options offered where an option is being typed (long forms only, as for every option): each
+ * long option `enter --help` lists, and `--no-resume` beside `--resume` (a test keeps them equal).
+ */
+const OPTIONS = ['--broker', '--ca-file', '--cert', '--key', '--version', '--help', '--tty', '--interactive', '--no-stdin', '--no-tty', '--user', '--workdir', '--env', '--container', '--escape', '--resume', '--no-resume'];
 
 /**
  * Candidates for the word being typed. `words` are the words after `enter`, the last one being

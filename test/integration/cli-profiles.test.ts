@@ -261,6 +261,11 @@ describe('enter broker profiles, ls, status and completion', () => {
     expect(await bash('enter --esc')).toEqual(['--escape']);
     expect(await bash('enter --v')).toEqual(['--version']);
     expect(await bash(`enter ${app} web 1 --ver`)).toEqual(['--version']);
+    // Every long option the help lists is offered.
+    const help = (await runCli(['--help'], env)).stdout.toString();
+    const listed = [...help.slice(help.indexOf('Options:')).matchAll(/^ +(?:-\w, )? *(--[a-z][a-z-]*)/gm)].map((m) => m[1]!);
+    expect(listed).toEqual(expect.arrayContaining(['--broker', '--no-stdin', '--interactive', '--resume']));
+    expect(await bash('enter --')).toEqual(expect.arrayContaining(listed));
 
     // The listing is cached briefly: a container started now shows up only after the cache expires.
     const cache = join(dir, 'cache');
