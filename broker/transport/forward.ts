@@ -11,7 +11,7 @@ import { peerConnectOptions, type PeerTarget } from './peer-connect.js';
  */
 export const HUNG_UP_AFTER_HANDSHAKE = 'ENTRY_HUNG_UP_AFTER_HANDSHAKE';
 
-/** Marks an upgrade one broker handed to another: never handed on again (no loops). */
+/** Marks an upgrade one broker handed to another: from a trusted peer, never handed on again (no loops); from anyone else, ignored. */
 export const FORWARDED_BY_HEADER = 'entry-forwarded-by';
 
 /**

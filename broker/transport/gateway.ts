@@ -143,8 +143,11 @@ export class Gateway {
       this.accept(req, socket, head, (ws) => this.admitWebMode(route, ws, socket, request, remoteAddress, clientCert));
       return;
     }
+    // Marked as handed on by another broker: counted from a trusted peer only. A client's own
+    // marking is ignored (and dropped if the upgrade is handed on), so its resume goes on as usual.
     const forwardedBy = req.headers[FORWARDED_BY_HEADER];
-    if (route === 'enter' && request.protocol2 && request.resume && forwardedBy === undefined && this.deps.locateSession) {
+    const fromPeer = typeof forwardedBy === 'string' && this.deps.trustsPeer?.(req.socket.remoteAddress ?? '') === true;
+    if (route === 'enter' && request.protocol2 && request.resume && !fromPeer && this.deps.locateSession) {
       // A resume that reached a broker not holding the session goes to the one that does.
       const admitHere = () => this.admitUpgrade(req, socket, head, route, request, remoteAddress, clientCert);
       // Bounded as the admission is: a store that does not answer leaves the resume to this broker.
@@ -191,7 +194,8 @@ export class Gateway {
       );
       return;
     }
-    if (typeof forwardedBy === 'string' && this.deps.trustsPeer?.(req.socket.remoteAddress ?? '')) {
+    // A trusted peer's marking is never handed on again (no loops).
+    if (fromPeer) {
       request.via = forwardedBy;
       // The certificate on this hop is the forwarding broker's: the client's is the one it names
       // (none if it names none). Only a hop that showed a verified certificate itself, as a broker

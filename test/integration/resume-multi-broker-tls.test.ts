@@ -237,15 +237,14 @@ describe('a resume handed to another broker under mTLS', () => {
     const from = (cert: CertFiles) => ({ ca: readFileSync(fleet.cert), cert: readFileSync(cert.cert), key: readFileSync(cert.key), localAddress: '127.0.0.2' });
     const token = await a.mint({ apps: [app] }, 'mtls-witness');
     const headers = { 'access-token': token, 'app-name': app, 'proc-name': 'web', 'instance-no': '1', 'entry-protocol': '2' };
-    // What a client could write to pass for another person, and for a broker handing it on
-    // (that one only to A: B hands on no upgrade marked as handed on, whoever marked it).
-    const forged = { 'entry-forwarded-client-cert': 'CN%3Dmallory', 'x-forwarded-for': '203.0.113.9' };
+    // What a client could write to pass for another person, and for a broker handing it on.
+    const forged = { 'entry-forwarded-by': 'mallory-broker', 'entry-forwarded-client-cert': 'CN%3Dmallory', 'x-forwarded-for': '203.0.113.9' };
     const owner = await WireClient.connect(a.wsUrl, headers, [], from(alice));
     owner.send(RequestType.START, encodeExecSpec({ argv: ['sh', '-c', 'echo up; sleep 1043'].map((s) => Buffer.from(s)), resumable: true }));
     await owner.waitFor(() => owner.stdoutText() === 'up\n', 'the session');
     const ticket = decodeResumeTicket(owner.messages.find((m) => m.msgType === ResponseType.RESUMABLE)!.content);
-    const resumeWith = async (url: string, cert: CertFiles, more: Record<string, string> = {}) => {
-      const c = await WireClient.connect(url, { ...headers, ...forged, ...more, 'entry-resume': ticket.session }, [], from(cert));
+    const resumeWith = async (url: string, cert: CertFiles) => {
+      const c = await WireClient.connect(url, { ...headers, ...forged, 'entry-resume': ticket.session }, [], from(cert));
       c.ws.send(encodeRequest(RequestType.RESUME, encodeResumeRequest({ token: ticket.token, outputOffset: 3 })));
       await c.waitFor(() => c.messages.some((m) => m.msgType === ResponseType.RESUMABLE), 'the resume');
       return c;
@@ -271,7 +270,7 @@ describe('a resume handed to another broker under mTLS', () => {
     expect(logged(b, 'resume forwarded').some((l) => l.includes(ticket.session) && l.includes('"clientCert":"CN=alice-phone"'))).toBe(true);
     // Straight to A, the same headers: ignored, as from any peer that is not a trusted proxy.
     viaB.ws.terminate();
-    const direct = await resumeWith(a.wsUrl, alice, { 'entry-forwarded-by': 'mallory-broker' });
+    const direct = await resumeWith(a.wsUrl, alice);
     await eventually(async () => resumedLines().length === 2, 'the resume straight to A', 5_000);
     expect(resumedLines()[1]).toMatchObject({ remote: '127.0.0.2', clientCert: 'CN=alice-laptop' });
     expect(resumedLines()[1]).not.toHaveProperty('via');

@@ -1,14 +1,17 @@
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditEvent } from '../../broker/audit/events.js';
+import type WebSocket from 'ws';
 import { spawn } from '../../client/api.js';
 import { ExecConnection } from '../../client/protocol/connection.js';
+import { decodeResumeTicket, encodeExecSpec, encodeRequest, encodeResumeRequest, RequestType, ResponseType } from '../../proto/codec.js';
 import { type BrokerProcess, makeSigningKey, startBrokerProcess } from '../helpers/broker-process.js';
 import { TestContainers, uniqueApp } from '../helpers/containers.js';
 import { TestRedis } from '../helpers/redis.js';
 import { eventually } from '../helpers/sessions.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
 import { launchChromium, mountTerminal, typeLine, waitForTerminal } from '../helpers/browser.js';
+import { WireClient } from '../helpers/wire-client.js';
 
 /**
  * Two brokers sharing Redis behind a proxy that sends each new connection where the test says:
@@ -20,6 +23,7 @@ const LINES = 40;
 const SCRIPT = `for i in $(seq 1 ${LINES}); do echo "line $i"; sleep 0.25; done; exit 7`;
 const expected = Array.from({ length: LINES }, (_, i) => `line ${i + 1}\n`).join('');
 const md5 = (b: Buffer | string) => createHash('md5').update(b).digest('hex');
+const logged = (b: BrokerProcess, msg: string) => b.logs.filter((l) => l.includes(`"msg":"${msg}"`));
 
 describe('a resume that lands on another broker', () => {
   const containers = new TestContainers();
@@ -84,6 +88,43 @@ describe('a resume that lands on another broker', () => {
     expect(resumed).toMatchObject([{ broker: a.id, via: b.id, source: '127.0.0.1', user: 'roamer' }]);
     expect(b.logs.some((l) => l.includes('resume forwarded'))).toBe(true);
   }, 60_000);
+
+  it("a client's own entry-forwarded-by does not keep its resume from being handed on; the same marking from a trusted peer is never handed on again", async () => {
+    const token = await a.mint({ apps: [app] }, 'self-marker');
+    const headers = { 'access-token': token, 'app-name': app, 'proc-name': 'web', 'instance-no': '1', 'entry-protocol': '2' };
+    // 127.0.0.2: not among the trusted proxies (127.0.0.1, the brokers' own hops).
+    const client = { localAddress: '127.0.0.2' };
+    const owner = await WireClient.connect(a.wsUrl, headers, [], client);
+    owner.send(RequestType.START, encodeExecSpec({ argv: ['sh', '-c', 'echo up; sleep 1046'].map((s) => Buffer.from(s)), resumable: true }));
+    await owner.waitFor(() => owner.stdoutText() === 'up\n', 'the session');
+    const ticket = decodeResumeTicket(owner.messages.find((m) => m.msgType === ResponseType.RESUMABLE)!.content);
+    owner.ws.terminate();
+    const admin = await a.mint({ roles: ['entry-admin'] }, 'marker-admin');
+    const listed = async () => ((await (await fetch(`${b.url}/api/sessions`, { headers: { authorization: `Bearer ${admin}` } })).json()) as { sessions: Array<{ id: string }> }).sessions;
+    await eventually(async () => (await listed()).some((x) => x.id === ticket.session), 'the session listed');
+    const resumeAtB = async (from: WebSocket.ClientOptions) => {
+      const c = await WireClient.connect(b.wsUrl, { ...headers, 'entry-forwarded-by': 'mallory-broker', 'entry-resume': ticket.session }, [], from);
+      c.ws.send(encodeRequest(RequestType.RESUME, encodeResumeRequest({ token: ticket.token, outputOffset: 3 })));
+      await c.waitFor(() => c.messages.some((m) => m.msgType === ResponseType.RESUMABLE || m.msgType === ResponseType.CLOSE), 'an answer');
+      return c;
+    };
+    const forwardedHere = () => logged(b, 'resume forwarded').filter((l) => l.includes(ticket.session)).length;
+    // From a trusted peer's address the marking holds: B answers itself (A's session is not
+    // here), and the upgrade goes no further.
+    const fromPeer = await resumeAtB({ localAddress: '127.0.0.1' });
+    expect(fromPeer.closeMessage(), 'B refused it').toBeDefined();
+    expect(forwardedHere()).toBe(0);
+    await fromPeer.closed;
+    // From the client, ignored: B hands the resume to A, marked as B's.
+    const fromClient = await resumeAtB(client);
+    expect(fromClient.closeMessage()).toBeUndefined();
+    expect(forwardedHere()).toBe(1);
+    const line = () => logged(a, 'session resumed').find((l) => l.includes(ticket.session));
+    await eventually(async () => line() !== undefined, 'the resume logged', 5_000);
+    expect(JSON.parse(line()!)).toMatchObject({ via: b.id, remote: '127.0.0.2' });
+    fromClient.ws.close(1000);
+    await fromClient.closed;
+  }, 30_000);
 
   it('a command that exits while the link is down, the reconnect sent to B: the rest of its output and exit 5', async () => {
     proxy.to(a.url);
