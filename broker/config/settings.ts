@@ -92,14 +92,14 @@ export const SETTINGS = {
     type: 'string',
     arg: 'FILE',
     shown: '`--tls-cert`',
-    description: "client certificate this broker presents when it hands a resume to another broker that asks for one (mTLS): signed by that broker's `--tls-client-ca`, with the `clientAuth` extended key usage; read again when it changes",
+    description: "client certificate this broker presents when it hands a resume to another broker that asks for one (mTLS): signed by that broker's `--tls-client-ca`, with the `clientAuth` extended key usage, and holding `--peer-name` when given, else this broker's own address (the holder believes the client certificate it names only from a broker's); read again when it changes",
   },
   'peer-key': { type: 'string', arg: 'FILE', shown: '`--tls-key`', description: 'key of `--peer-cert` (given with it)' },
   'peer-name': {
     type: 'string',
     arg: 'NAME',
     shown: "the host of the holder's `--advertise-url`",
-    description: "the name another broker's certificate is checked against when a resume is handed to it: for brokers that share a certificate naming their Service, not each one's address",
+    description: "the name another broker's certificate is checked against when a resume is handed to it: for brokers that share a certificate naming their Service, not each one's address; under mTLS also the name that tells a broker's certificate from a person's, for the holder to believe the client certificate a broker names (without it, the address the broker connects from; see [Many brokers](#many-brokers-shared-state))",
   },
   'trusted-proxy': { type: 'string', array: true, arg: 'CIDR…', shown: 'none', description: 'proxies whose `X-Forwarded-For` is believed (see [TLS and proxies](#tls-and-proxies))' },
   'advertise-url': {

@@ -18,7 +18,7 @@ export const FORWARDED_BY_HEADER = 'entry-forwarded-by';
  * The subject of the certificate the client showed the broker that handed its upgrade on
  * (percent-encoded): under mTLS the holder sees that broker's certificate on the hop, not the
  * client's. Believed only with FORWARDED_BY_HEADER, from a trusted peer that showed a verified
- * certificate itself.
+ * certificate itself, a broker's (broker-certificate.ts).
  */
 export const FORWARDED_CLIENT_CERT_HEADER = 'entry-forwarded-client-cert';
 

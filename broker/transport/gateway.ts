@@ -19,10 +19,11 @@ import { EntryError, ignoreError, isEntryError } from '../errors.js';
 import type { FaultReporter } from '../fault.js';
 import type { AdmittedSession, AdmittedWatch } from '../session/types.js';
 import type { Logger } from '../log.js';
-import { clientAddress } from './client-address.js';
+import { clientAddress, normalizeAddress } from './client-address.js';
 import { requestId } from '../http/request-id.js';
 import { requestUrl } from '../http/request-url.js';
 import { closeLine } from './close-line.js';
+import { hopCertificate, isBrokerCertificate } from './broker-certificate.js';
 import { clientCertificateSubject } from './tls.js';
 import { applyWebCredentials, readUpgradeRequest, SUBPROTOCOL, type UpgradeRequest } from './credentials.js';
 import { type Framing, jsonFraming, protobufFraming } from './framing.js';
@@ -194,13 +195,28 @@ export class Gateway {
       );
       return;
     }
-    // A trusted peer's marking is never handed on again (no loops).
+    // A trusted peer's marking is never handed on again, whatever its certificate: a broker whose
+    // certificate fails the check below would otherwise hand a stale resume to itself forever.
     if (fromPeer) {
-      request.via = forwardedBy;
-      // The certificate on this hop is the forwarding broker's: the client's is the one it names
-      // (none if it names none). Only a hop that showed a verified certificate itself, as a broker
-      // does under mTLS, names one: a proxy passing on what its client wrote does not.
-      clientCert = clientCert === undefined ? undefined : forwardedClientCert(req);
+      const hop = hopCertificate(req);
+      if (!hop) {
+        // No certificate on the hop (no mTLS): the address is all there is to go by. A proxy
+        // passing on what its client wrote names no certificate that is believed.
+        request.via = forwardedBy;
+      } else if (isBrokerCertificate(hop, req.socket.remoteAddress ?? '', this.deps.peerName)) {
+        request.via = forwardedBy;
+        // The certificate on this hop is the forwarding broker's: the client's is the one it names (none if it names none).
+        clientCert = forwardedClientCert(req);
+      } else {
+        // A person's certificate from a trusted address (a TCP pass-through load balancer): its
+        // own subject is the client's; what it wrote about another broker and another person is not.
+        this.deps.log.warn("forwarded headers not believed: the hop's certificate is not a broker's", {
+          request: request.requestId,
+          remote: remoteAddress,
+          clientCert,
+          needs: this.deps.peerName ? `--peer-name ${this.deps.peerName}` : `the address ${normalizeAddress(req.socket.remoteAddress ?? '')}`,
+        });
+      }
     }
     this.admitUpgrade(req, socket, head, route, request, remoteAddress, clientCert);
   }

@@ -1,6 +1,6 @@
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { statSync } from 'node:fs';
-import { createSecureContext, type SecureContext } from 'node:tls';
+import { checkServerIdentity, createSecureContext, type SecureContext } from 'node:tls';
 import { ConfigError } from '../config/config-error.js';
 import type { PeerTls } from '../config/fleet-settings.js';
 import type { Logger } from '../log.js';
@@ -23,6 +23,8 @@ export class PeerCredentials {
   lacksClientAuth = false;
   /** The other brokers are taken to ask for a client certificate: this one asks its clients for one, or --peer-cert was given. */
   mtls = false;
+  /** --peer-name is given and the certificate in use does not hold it: peers under mTLS take it for a person's (broker-certificate.ts). */
+  lacksPeerName = false;
 
   constructor(
     readonly settings: PeerTls,
@@ -41,6 +43,11 @@ export class PeerCredentials {
     this.mtls = Boolean(id && (mtls || id.setting === '--peer-cert'));
     if (id && this.mtls && this.lacksClientAuth) {
       this.log.warn(`${id.setting} ${id.cert} lacks the clientAuth extended key usage: a broker under mTLS will refuse it when a resume is handed to it; give --peer-cert/--peer-key a certificate that has it`);
+    }
+    if (id && this.mtls && this.lacksPeerName) {
+      this.log.warn(
+        `${id.setting} ${id.cert} does not hold --peer-name ${this.settings.name}: a broker under mTLS takes it for a person's when a resume is handed to it, and believes neither the client certificate nor the broker it names; give it a certificate that holds that name`,
+      );
     }
   }
 
@@ -99,6 +106,8 @@ export class PeerCredentials {
       pair = { cert, key };
       // No extended key usage at all allows every use.
       this.lacksClientAuth = Boolean(x509.keyUsage && !x509.keyUsage.includes(CLIENT_AUTH));
+      // Checked as the peers check it (isBrokerCertificate).
+      this.lacksPeerName = this.settings.name !== undefined && checkServerIdentity(this.settings.name, x509.toLegacyObject()) !== undefined;
     }
     // A CA given replaces the system's: a peer is trusted by the fleet's CA alone.
     return createSecureContext({ ...(caPem ? { ca: caPem } : {}), ...(pair ?? {}) });

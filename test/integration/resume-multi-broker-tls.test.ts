@@ -285,6 +285,44 @@ describe('a resume handed to another broker under mTLS', () => {
     expect(events[1]).not.toHaveProperty('via');
   }, 30_000);
 
+  it("a person's certificate through a trusted pass-through load balancer: the holder logs and audits that certificate, not the one it names, and no broker it came through", async () => {
+    // The proxy passes TCP through from 127.0.0.1, a trusted proxy here, as the brokers' own hops
+    // are: only the certificate tells alice's hop from B's (B's holds 127.0.0.1, alice's does not).
+    proxy.to(a.url);
+    const options = { ca: readFileSync(fleet.cert), cert: readFileSync(alice.cert), key: readFileSync(alice.key) };
+    const token = await a.mint({ apps: [app] }, 'mtls-lb-claimant');
+    const headers = { 'access-token': token, 'app-name': app, 'proc-name': 'web', 'instance-no': '1', 'entry-protocol': '2' };
+    const owner = await WireClient.connect(a.wsUrl, headers, [], options);
+    owner.send(RequestType.START, encodeExecSpec({ argv: ['sh', '-c', 'echo up; sleep 1045'].map((s) => Buffer.from(s)), resumable: true }));
+    await owner.waitFor(() => owner.stdoutText() === 'up\n', 'the session');
+    const ticket = decodeResumeTicket(owner.messages.find((m) => m.msgType === ResponseType.RESUMABLE)!.content);
+    owner.ws.terminate();
+    const forged = { 'entry-forwarded-by': b.id, 'entry-forwarded-client-cert': 'CN%3Dmallory', 'entry-resume': ticket.session };
+    const resumed = await WireClient.connect(`wss://127.0.0.1:${proxy.port}/enter`, { ...headers, ...forged }, [], options);
+    resumed.ws.send(encodeRequest(RequestType.RESUME, encodeResumeRequest({ token: ticket.token, outputOffset: 3 })));
+    await resumed.waitFor(() => resumed.messages.some((m) => m.msgType === ResponseType.RESUMABLE), 'the resume');
+    const line = () => logged(a, 'session resumed').find((l) => l.includes(ticket.session));
+    await eventually(async () => line() !== undefined, 'the resume logged', 5_000);
+    expect(JSON.parse(line()!)).toMatchObject({ clientCert: 'CN=alice-laptop' });
+    expect(JSON.parse(line()!)).not.toHaveProperty('via');
+    expect(logged(a, "forwarded headers not believed: the hop's certificate is not a broker's").some((l) => l.includes('"clientCert":"CN=alice-laptop"'))).toBe(true);
+    const admin = await a.mint({ roles: ['entry-admin'] }, 'mtls-lb-boss');
+    const audit = () =>
+      new Promise<AuditEvent[]>((resolve, reject) => {
+        httpsGet(`${a.url}/api/audit?session=${ticket.session}&type=session.resumed`, { ...options, agent: false, headers: { authorization: `Bearer ${admin}` } }, (res) => {
+          let body = '';
+          res.on('data', (d: Buffer) => (body += d.toString()));
+          res.on('end', () => resolve((JSON.parse(body) as { events: AuditEvent[] }).events));
+        }).on('error', reject);
+      });
+    await eventually(async () => (await audit()).length === 1, 'session.resumed');
+    const events = await audit();
+    expect(events).toMatchObject([{ broker: a.id, clientCert: 'CN=alice-laptop' }]);
+    expect(events[0]).not.toHaveProperty('via');
+    resumed.ws.close(1000);
+    await resumed.closed;
+  }, 30_000);
+
   it('C presents a certificate without clientAuth: warned at start; C refuses the hand-off and logs why, the client tries again until a try reaches A', async () => {
     expect(c.logs.some((l) => l.includes('clientAuth') && l.includes('"level":"warn"'))).toBe(true);
     const { out, end, wentBack } = await resumeThrough(proxy, a, c, tls(), app, 'mtls-stranded', 2);
@@ -297,5 +335,68 @@ describe('a resume handed to another broker under mTLS', () => {
     expect(why[0]).toMatch(/refused this broker's certificate/);
     expect(why[0]).toMatch(/clientAuth/);
     console.log(`hand-off refused under mTLS, C logs: ${(JSON.parse(why[0]!) as { reason: string }).reason}`);
+  }, 30_000);
+});
+
+describe('a resume handed to another broker under mTLS, the brokers sharing a certificate (--peer-name)', () => {
+  const containers = new TestContainers();
+  const redis = new TestRedis();
+  const app = uniqueApp('rmn');
+  const key = makeSigningKey();
+  let fleet: TestCa;
+  let alice: CertFiles;
+  let kiosk: CertFiles;
+  let a: BrokerProcess;
+  let b: BrokerProcess;
+  let proxy: TcpProxy;
+
+  beforeAll(async () => {
+    await redis.start();
+    await containers.entry(app, 'web', 1);
+    fleet = makeCa('Entry Shared Fleet CA');
+    alice = issue(fleet, 'alice-laptop', { client: true });
+    // A person's device whose certificate holds the address every hop here comes from: only --peer-name tells it from the brokers'.
+    kiosk = issue(fleet, 'kiosk', { sans: ['127.0.0.1'], client: true });
+    const shared = issue(fleet, 'entry.fleet.test', { sans: ['entry.fleet.test', ...sans], both: true });
+    const flags = ['--redis-url', redis.url, '--kill-grace', '300', '--trusted-proxy', '127.0.0.1/32', '--tls-cert', shared.cert, '--tls-key', shared.key, '--tls-client-ca', fleet.cert, '--peer-name', 'entry.fleet.test'];
+    [a, b] = await Promise.all([startBrokerProcess(flags, {}, key), startBrokerProcess(flags, {}, key)]);
+    proxy = new TcpProxy(a.url);
+    await proxy.start();
+  });
+  afterAll(async () => {
+    await proxy?.stop();
+    await Promise.all([a?.stop(), b?.stop()]);
+    await redis.stop();
+    await containers.removeAll();
+  });
+
+  it("B's certificate holds --peer-name: A believes the client's certificate B names, and B", async () => {
+    const { out, end } = await resumeThrough(proxy, a, b, { ca: readFileSync(fleet.cert), cert: readFileSync(alice.cert), key: readFileSync(alice.key) }, app, 'shared-roamer');
+    expect(end.code).toBe('');
+    expect(out).toBe('start\ndone\n');
+    await eventually(async () => logged(a, 'session resumed').some((l) => l.includes(`"via":"${b.id}"`) && l.includes('"clientCert":"CN=alice-laptop"')), "A's session resumed via B", 2_000);
+  }, 30_000);
+
+  it("a device's certificate through the trusted load balancer, holding its address but not --peer-name: A logs that certificate, not the one it names", async () => {
+    proxy.to(a.url);
+    const options = { ca: readFileSync(fleet.cert), cert: readFileSync(kiosk.cert), key: readFileSync(kiosk.key) };
+    const token = await a.mint({ apps: [app] }, 'kiosk-claimant');
+    const headers = { 'access-token': token, 'app-name': app, 'proc-name': 'web', 'instance-no': '1', 'entry-protocol': '2' };
+    const owner = await WireClient.connect(a.wsUrl, headers, [], options);
+    owner.send(RequestType.START, encodeExecSpec({ argv: ['sh', '-c', 'echo up; sleep 1047'].map((s) => Buffer.from(s)), resumable: true }));
+    await owner.waitFor(() => owner.stdoutText() === 'up\n', 'the session');
+    const ticket = decodeResumeTicket(owner.messages.find((m) => m.msgType === ResponseType.RESUMABLE)!.content);
+    owner.ws.terminate();
+    const forged = { 'entry-forwarded-by': b.id, 'entry-forwarded-client-cert': 'CN%3Dmallory', 'entry-resume': ticket.session };
+    const resumed = await WireClient.connect(`wss://127.0.0.1:${proxy.port}/enter`, { ...headers, ...forged }, [], options);
+    resumed.ws.send(encodeRequest(RequestType.RESUME, encodeResumeRequest({ token: ticket.token, outputOffset: 3 })));
+    await resumed.waitFor(() => resumed.messages.some((m) => m.msgType === ResponseType.RESUMABLE), 'the resume');
+    const line = () => logged(a, 'session resumed').find((l) => l.includes(ticket.session));
+    await eventually(async () => line() !== undefined, 'the resume logged', 5_000);
+    expect(JSON.parse(line()!)).toMatchObject({ clientCert: 'CN=kiosk' });
+    expect(JSON.parse(line()!)).not.toHaveProperty('via');
+    expect(logged(a, "forwarded headers not believed: the hop's certificate is not a broker's").some((l) => l.includes('"needs":"--peer-name entry.fleet.test"'))).toBe(true);
+    resumed.ws.close(1000);
+    await resumed.closed;
   }, 30_000);
 });

@@ -92,6 +92,23 @@ describe('the peer credentials', () => {
     expect(lines.length).toBe(1);
   });
 
+  it('warn at start of a certificate without --peer-name under mTLS, which the peers would take for a person\'s', () => {
+    lines.length = 0;
+    const named = issue(ca, 'entry.entry.svc', { sans: ['entry.entry.svc'], both: true });
+    const peer = (cert: { cert: string; key: string }, name: string): PeerTls => ({ ca: undefined, identity: { cert: cert.cert, key: cert.key, setting: '--tls-cert' }, name });
+    const holding = creds(peer(named, 'entry.entry.svc'));
+    holding.check(true);
+    expect(holding.lacksPeerName).toBe(false);
+    expect(lines).toEqual([]);
+    const lacking = creds(peer(both, 'entry.entry.svc'));
+    lacking.check(false);
+    expect(lacking.lacksPeerName).toBe(true);
+    expect(lines).toEqual([]);
+    lacking.check(true);
+    expect(lines.length).toBe(1);
+    expect(lines[0]).toMatch(/"level":"warn".*--tls-cert .*broker-both\.pem does not hold --peer-name entry\.entry\.svc: .*believes neither the client certificate nor the broker it names/);
+  });
+
   it('are read again when a file changes; a change that cannot be used keeps those in use, said once', () => {
     const cert = join(ca.dir, 'live.pem');
     const key = join(ca.dir, 'live.key');
