@@ -9,7 +9,8 @@ import { freePort } from './redis.js';
 /**
  * nginx from Debian as the load balancer in front of several brokers, configured the way
  * deploy/README.md documents: HTTP/1.1 upstream, Upgrade/Connection passed on, read timeout
- * well above the ping interval, send timeout long enough for a paused reader.
+ * well above the ping interval, send timeout long enough for a paused reader, the brokers'
+ * own `entry-forwarded-*` headers dropped from what clients send.
  */
 export class TestNginx {
   private child: ChildProcess | undefined;
@@ -51,6 +52,8 @@ ${servers}
       proxy_set_header Connection $connection_upgrade;
       proxy_set_header Host $host;
       proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_set_header entry-forwarded-by "";
+      proxy_set_header entry-forwarded-client-cert "";
       proxy_read_timeout 3600s;
       proxy_send_timeout 3600s;
       # nginx drops a client that takes nothing for send_timeout (60 s by default): a paused reader.

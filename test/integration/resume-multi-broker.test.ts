@@ -10,6 +10,7 @@ import { TestContainers, uniqueApp } from '../helpers/containers.js';
 import { TestRedis } from '../helpers/redis.js';
 import { eventually } from '../helpers/sessions.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
+import { TestNginx } from '../helpers/nginx.js';
 import { launchChromium, mountTerminal, typeLine, waitForTerminal } from '../helpers/browser.js';
 import { WireClient } from '../helpers/wire-client.js';
 
@@ -124,6 +125,32 @@ describe('a resume that lands on another broker', () => {
     expect(JSON.parse(line()!)).toMatchObject({ via: b.id, remote: '127.0.0.2' });
     fromClient.ws.close(1000);
     await fromClient.closed;
+  }, 30_000);
+
+  it("nginx as deploy/README.md sets it up, a trusted proxy: a client's entry-forwarded-by does not reach the holder, which records no broker the resume came through", async () => {
+    const nginx = new TestNginx();
+    await nginx.start([a.url]);
+    let resumed: WireClient | undefined;
+    try {
+      const token = await a.mint({ apps: [app] }, 'nginx-marker');
+      const headers = { 'access-token': token, 'app-name': app, 'proc-name': 'web', 'instance-no': '1', 'entry-protocol': '2' };
+      const owner = await WireClient.connect(a.wsUrl, headers);
+      owner.send(RequestType.START, encodeExecSpec({ argv: ['sh', '-c', 'echo up; sleep 1048'].map((s) => Buffer.from(s)), resumable: true }));
+      await owner.waitFor(() => owner.stdoutText() === 'up\n', 'the session');
+      const ticket = decodeResumeTicket(owner.messages.find((m) => m.msgType === ResponseType.RESUMABLE)!.content);
+      owner.ws.terminate();
+      resumed = await WireClient.connect(`${nginx.url.replace(/^http/, 'ws')}/enter`, { ...headers, 'entry-forwarded-by': 'mallory-broker', 'entry-resume': ticket.session });
+      resumed.ws.send(encodeRequest(RequestType.RESUME, encodeResumeRequest({ token: ticket.token, outputOffset: 3 })));
+      const r = resumed;
+      await r.waitFor(() => r.messages.some((m) => m.msgType === ResponseType.RESUMABLE), 'the resume');
+      const line = () => logged(a, 'session resumed').find((l) => l.includes(ticket.session));
+      await eventually(async () => line() !== undefined, 'the resume logged', 5_000);
+      expect(JSON.parse(line()!)).not.toHaveProperty('via');
+    } finally {
+      // nginx stops once its connections are gone.
+      resumed?.ws.terminate();
+      await nginx.stop();
+    }
   }, 30_000);
 
   it('a command that exits while the link is down, the reconnect sent to B: the rest of its output and exit 5', async () => {
