@@ -18,6 +18,9 @@ import { normalizeAddress } from './client-address.js';
  * under names only, gives --peer-name a name all their certificates hold.
  */
 export function isBrokerCertificate(cert: PeerCertificate, hopAddress: string, peerName: string | undefined): boolean {
+  // Names in the certificate's alternative names only: checkServerIdentity falls back to the
+  // subject's CN for a name when there are none, and a person's CN may be what they asked for.
+  if (peerName !== undefined && !/(^|, )DNS:/.test(cert.subjectaltname ?? '')) return false;
   return checkServerIdentity(peerName ?? normalizeAddress(hopAddress), cert) === undefined;
 }
 

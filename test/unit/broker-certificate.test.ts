@@ -13,6 +13,8 @@ const shared = shown(issue(ca, 'entry.entry.svc', { sans: ['entry.entry.svc'], b
 const person = shown(issue(ca, 'alice-laptop', { client: true }).cert);
 // A device's certificate that happens to hold an address: the load balancer's, say.
 const device = shown(issue(ca, 'printer', { sans: ['10.0.0.9'], client: true }).cert);
+// A person's certificate whose CN is the fleet's name, with no alternative names (a CA that signs the CN asked for).
+const namedLikeTheFleet = shown(issue(ca, 'entry.entry.svc', { client: true }).cert);
 
 describe("a broker's certificate, told from a person's", () => {
   it('holds the address the hop comes from, however the socket spells it, without --peer-name', () => {
@@ -29,5 +31,10 @@ describe("a broker's certificate, told from a person's", () => {
     expect(isBrokerCertificate(broker, '10.0.0.7', 'entry.entry.svc')).toBe(false);
     expect(isBrokerCertificate(device, '10.0.0.9', 'entry.entry.svc')).toBe(false);
     expect(isBrokerCertificate(person, '10.0.0.9', 'entry.entry.svc')).toBe(false);
+  });
+
+  it('holds --peer-name among its alternative names: a CN of that name alone is not a broker\'s', () => {
+    expect(isBrokerCertificate(namedLikeTheFleet, '10.0.0.9', 'entry.entry.svc')).toBe(false);
+    expect(isBrokerCertificate(namedLikeTheFleet, '10.0.0.9', undefined)).toBe(false);
   });
 });
