@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import { isIP } from 'node:net';
 import { checkServerIdentity, type PeerCertificate, type TLSSocket } from 'node:tls';
 import { normalizeAddress } from './client-address.js';
 
@@ -19,8 +20,9 @@ import { normalizeAddress } from './client-address.js';
  */
 export function isBrokerCertificate(cert: PeerCertificate, hopAddress: string, peerName: string | undefined): boolean {
   // Names in the certificate's alternative names only: checkServerIdentity falls back to the
-  // subject's CN for a name when there are none, and a person's CN may be what they asked for.
-  if (peerName !== undefined && !/(^|, )DNS:/.test(cert.subjectaltname ?? '')) return false;
+  // subject's CN for a name when there are none (never for an address), and a person's CN may
+  // be what they asked for.
+  if (peerName !== undefined && isIP(peerName) === 0 && !/(^|, )DNS:/.test(cert.subjectaltname ?? '')) return false;
   return checkServerIdentity(peerName ?? normalizeAddress(hopAddress), cert) === undefined;
 }
 

@@ -9,6 +9,7 @@ afterAll(() => rmSync(ca.dir, { recursive: true, force: true }));
 // As a TLS socket reports the certificate its peer showed.
 const shown = (file: string) => new X509Certificate(readFileSync(file)).toLegacyObject();
 const broker = shown(issue(ca, 'broker-a', { sans: ['10.0.0.7', 'broker-a.fleet.test'], both: true }).cert);
+const byAddress = shown(issue(ca, 'broker-b', { sans: ['10.0.0.8'], both: true }).cert);
 const shared = shown(issue(ca, 'entry.entry.svc', { sans: ['entry.entry.svc'], both: true }).cert);
 const person = shown(issue(ca, 'alice-laptop', { client: true }).cert);
 // A device's certificate that happens to hold an address: the load balancer's, say.
@@ -36,5 +37,7 @@ describe("a broker's certificate, told from a person's", () => {
   it('holds --peer-name among its alternative names: a CN of that name alone is not a broker\'s', () => {
     expect(isBrokerCertificate(namedLikeTheFleet, '10.0.0.9', 'entry.entry.svc')).toBe(false);
     expect(isBrokerCertificate(namedLikeTheFleet, '10.0.0.9', undefined)).toBe(false);
+    // An address given as --peer-name is checked among the addresses, as always.
+    expect(isBrokerCertificate(byAddress, '10.0.0.9', '10.0.0.8')).toBe(true);
   });
 });
