@@ -1,9 +1,10 @@
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { statSync } from 'node:fs';
-import { checkServerIdentity, createSecureContext, type SecureContext } from 'node:tls';
+import { createSecureContext, type SecureContext } from 'node:tls';
 import { ConfigError } from '../config/config-error.js';
 import type { PeerTls } from '../config/fleet-settings.js';
 import type { Logger } from '../log.js';
+import { isBrokerCertificate } from './broker-certificate.js';
 import { parsed, readSetting } from './tls.js';
 
 /** id-kp-clientAuth (RFC 5280): the extended key usage a certificate presented as a client's needs. */
@@ -107,7 +108,7 @@ export class PeerCredentials {
       // No extended key usage at all allows every use.
       this.lacksClientAuth = Boolean(x509.keyUsage && !x509.keyUsage.includes(CLIENT_AUTH));
       // Checked as the peers check it (isBrokerCertificate).
-      this.lacksPeerName = this.settings.name !== undefined && checkServerIdentity(this.settings.name, x509.toLegacyObject()) !== undefined;
+      this.lacksPeerName = this.settings.name !== undefined && !isBrokerCertificate(x509.toLegacyObject(), '', this.settings.name);
     }
     // A CA given replaces the system's: a peer is trusted by the fleet's CA alone.
     return createSecureContext({ ...(caPem ? { ca: caPem } : {}), ...(pair ?? {}) });
