@@ -1,6 +1,8 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createServer } from 'node:net';
-import { Redis } from 'ioredis';
+import { type Cluster, Redis } from 'ioredis';
+import { createRedisClient } from '../../broker/store/redis-connection.js';
+import { RedisStore } from '../../broker/store/redis-store.js';
 import { stopChild } from './child.js';
 
 /** A free loopback TCP port (the OS picks; redis-server cannot take port 0 itself). */
@@ -13,6 +15,16 @@ export function freePort(): Promise<number> {
       srv.close(() => resolve(port));
     });
   });
+}
+
+/**
+ * The store a broker keeps on the Redis at `url`, through a client made as the broker makes it,
+ * not yet connected. The broker reports the client's connection errors; a test expects them.
+ */
+export function storeAt(url: string): { client: Redis | Cluster; store: RedisStore } {
+  const client = createRedisClient({ url, sentinels: [], sentinelName: undefined, cluster: false });
+  client.on('error', () => undefined);
+  return { client, store: new RedisStore(client) };
 }
 
 /** A real redis-server of the test's own on loopback, stoppable and restartable on the same port. */

@@ -1,9 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { AuditTrail } from '../../broker/audit/audit-trail.js';
 import { createLogger } from '../../broker/log.js';
-import { createRedisClient } from '../../broker/store/redis-connection.js';
-import { RedisStore } from '../../broker/store/redis-store.js';
-import { TestRedis } from '../helpers/redis.js';
+import { storeAt, TestRedis } from '../helpers/redis.js';
 
 /** The audit trail on a real Redis that goes away and comes back: what happened meanwhile is stored once. */
 describe('the audit trail while Redis is away', () => {
@@ -16,9 +14,7 @@ describe('the audit trail while Redis is away', () => {
     const redis = new TestRedis();
     await redis.start();
     cleanup.push(() => redis.stop());
-    const client = createRedisClient({ url: redis.url, sentinels: [], sentinelName: undefined, cluster: false });
-    client.on('error', () => undefined);
-    const store = new RedisStore(client);
+    const { store } = storeAt(redis.url);
     await store.connect();
     cleanup.push(() => store.close());
     const lines: string[] = [];

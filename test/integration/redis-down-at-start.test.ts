@@ -1,16 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { createRedisClient } from '../../broker/store/redis-connection.js';
-import { RedisStore } from '../../broker/store/redis-store.js';
 import type { ControlMessage } from '../../broker/store/store.js';
-import { freePort, TestRedis } from '../helpers/redis.js';
+import { freePort, storeAt, TestRedis } from '../helpers/redis.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-function storeAt(url: string): RedisStore {
-  const client = createRedisClient({ url, sentinels: [], sentinelName: undefined, cluster: false });
-  // The broker reports the main client's connection errors; here they are expected.
-  client.on('error', () => undefined);
-  return new RedisStore(client);
-}
 
 /** The store of a broker that started while Redis was down, and Redis coming up later. */
 describe('the Redis store when Redis is down at start', () => {
@@ -29,7 +21,7 @@ describe('the Redis store when Redis is down at start', () => {
 
   it('subscribes to its control channel once Redis comes up: a kill message arrives', async () => {
     await downRedis();
-    const store = storeAt(redis.url);
+    const store = storeAt(redis.url).store;
     cleanup.push(() => store.close());
     await store.connect().catch(() => undefined);
     const got: ControlMessage[] = [];
@@ -39,7 +31,7 @@ describe('the Redis store when Redis is down at start', () => {
     await sleep(500);
 
     await redis.start();
-    const publisher = storeAt(redis.url);
+    const publisher = storeAt(redis.url).store;
     cleanup.push(() => publisher.close());
     await publisher.connect();
     const deadline = Date.now() + 10_000;
@@ -52,7 +44,7 @@ describe('the Redis store when Redis is down at start', () => {
 
   it('closes the client of a watch whose subscription failed', async () => {
     await downRedis();
-    const store = storeAt(redis.url);
+    const store = storeAt(redis.url).store;
     cleanup.push(() => store.close());
     await expect(store.subscribeOutput('s1', () => undefined)).rejects.toThrow();
 

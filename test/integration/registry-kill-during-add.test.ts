@@ -1,10 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../broker/log.js';
 import { SessionRegistry } from '../../broker/session/registry.js';
-import { createRedisClient } from '../../broker/store/redis-connection.js';
 import { RedisStore } from '../../broker/store/redis-store.js';
 import type { SessionRecord, Store } from '../../broker/store/store.js';
-import { TestRedis } from '../helpers/redis.js';
+import { storeAt, TestRedis } from '../helpers/redis.js';
 
 /**
  * The session registry on a real Redis: a session killed while its first write is on its way
@@ -56,10 +55,7 @@ describe('the session registry on Redis: a kill while the session is being regis
 
   beforeAll(async () => {
     await redis.start();
-    const client = createRedisClient({ url: redis.url, sentinels: [], sentinelName: undefined, cluster: false });
-    // The broker reports the client's connection errors; here only the refusals after Redis stops come.
-    client.on('error', () => undefined);
-    store = new RedisStore(client);
+    store = storeAt(redis.url).store;
     await store.connect();
   }, 30_000);
   afterAll(async () => {

@@ -75,6 +75,30 @@ async function resumeThrough(proxy: TcpProxy, holder: BrokerProcess, via: Broker
   return { out, end, backMs: backAt ? backAt - cutAt : undefined, tries, wentBack: await back };
 }
 
+/**
+ * A session on `holder` whose client went, resumed through the load balancer (`proxy`, a trusted
+ * address) with `client`'s certificate and headers forged to say `named` handed it on for
+ * mallory. What the holder logged of the resume.
+ */
+async function forgedResume(proxy: TcpProxy, holder: BrokerProcess, named: BrokerProcess, client: CertFiles, ca: string, app: string, user: string) {
+  proxy.to(holder.url);
+  const options = { ca: readFileSync(ca), cert: readFileSync(client.cert), key: readFileSync(client.key) };
+  const token = await holder.mint({ apps: [app] }, user);
+  const headers = { 'access-token': token, 'app-name': app, 'proc-name': 'web', 'instance-no': '1', 'entry-protocol': '2' };
+  const owner = await WireClient.connect(holder.wsUrl, headers, [], options);
+  owner.send(RequestType.START, encodeExecSpec({ argv: ['sh', '-c', 'echo up; sleep 1045'].map((s) => Buffer.from(s)), resumable: true }));
+  await owner.waitFor(() => owner.stdoutText() === 'up\n', 'the session');
+  const ticket = decodeResumeTicket(owner.messages.find((m) => m.msgType === ResponseType.RESUMABLE)!.content);
+  owner.ws.terminate();
+  const forged = { 'entry-forwarded-by': named.id, 'entry-forwarded-client-cert': 'CN%3Dmallory', 'entry-resume': ticket.session };
+  const resumed = await WireClient.connect(`wss://127.0.0.1:${proxy.port}/enter`, { ...headers, ...forged }, [], options);
+  resumed.ws.send(encodeRequest(RequestType.RESUME, encodeResumeRequest({ token: ticket.token, outputOffset: 3 })));
+  await resumed.waitFor(() => resumed.messages.some((m) => m.msgType === ResponseType.RESUMABLE), 'the resume');
+  const line = () => logged(holder, 'session resumed').find((l) => l.includes(ticket.session));
+  await eventually(async () => line() !== undefined, 'the resume logged', 5_000);
+  return { session: ticket.session, resumed, options, logged: JSON.parse(line()!) as Record<string, unknown> };
+}
+
 describe('a resume handed to another broker over TLS with a private CA', () => {
   const containers = new TestContainers();
   const redis = new TestRedis();
@@ -288,28 +312,14 @@ describe('a resume handed to another broker under mTLS', () => {
   it("a person's certificate through a trusted pass-through load balancer: the holder logs and audits that certificate, not the one it names, and no broker it came through", async () => {
     // The proxy passes TCP through from 127.0.0.1, a trusted proxy here, as the brokers' own hops
     // are: only the certificate tells alice's hop from B's (B's holds 127.0.0.1, alice's does not).
-    proxy.to(a.url);
-    const options = { ca: readFileSync(fleet.cert), cert: readFileSync(alice.cert), key: readFileSync(alice.key) };
-    const token = await a.mint({ apps: [app] }, 'mtls-lb-claimant');
-    const headers = { 'access-token': token, 'app-name': app, 'proc-name': 'web', 'instance-no': '1', 'entry-protocol': '2' };
-    const owner = await WireClient.connect(a.wsUrl, headers, [], options);
-    owner.send(RequestType.START, encodeExecSpec({ argv: ['sh', '-c', 'echo up; sleep 1045'].map((s) => Buffer.from(s)), resumable: true }));
-    await owner.waitFor(() => owner.stdoutText() === 'up\n', 'the session');
-    const ticket = decodeResumeTicket(owner.messages.find((m) => m.msgType === ResponseType.RESUMABLE)!.content);
-    owner.ws.terminate();
-    const forged = { 'entry-forwarded-by': b.id, 'entry-forwarded-client-cert': 'CN%3Dmallory', 'entry-resume': ticket.session };
-    const resumed = await WireClient.connect(`wss://127.0.0.1:${proxy.port}/enter`, { ...headers, ...forged }, [], options);
-    resumed.ws.send(encodeRequest(RequestType.RESUME, encodeResumeRequest({ token: ticket.token, outputOffset: 3 })));
-    await resumed.waitFor(() => resumed.messages.some((m) => m.msgType === ResponseType.RESUMABLE), 'the resume');
-    const line = () => logged(a, 'session resumed').find((l) => l.includes(ticket.session));
-    await eventually(async () => line() !== undefined, 'the resume logged', 5_000);
-    expect(JSON.parse(line()!)).toMatchObject({ clientCert: 'CN=alice-laptop' });
-    expect(JSON.parse(line()!)).not.toHaveProperty('via');
+    const { session, resumed, options, logged: line } = await forgedResume(proxy, a, b, alice, fleet.cert, app, 'mtls-lb-claimant');
+    expect(line).toMatchObject({ clientCert: 'CN=alice-laptop' });
+    expect(line).not.toHaveProperty('via');
     expect(logged(a, "forwarded headers not believed: the hop's certificate is not a broker's").some((l) => l.includes('"clientCert":"CN=alice-laptop"'))).toBe(true);
     const admin = await a.mint({ roles: ['entry-admin'] }, 'mtls-lb-boss');
     const audit = () =>
       new Promise<AuditEvent[]>((resolve, reject) => {
-        httpsGet(`${a.url}/api/audit?session=${ticket.session}&type=session.resumed`, { ...options, agent: false, headers: { authorization: `Bearer ${admin}` } }, (res) => {
+        httpsGet(`${a.url}/api/audit?session=${session}&type=session.resumed`, { ...options, agent: false, headers: { authorization: `Bearer ${admin}` } }, (res) => {
           let body = '';
           res.on('data', (d: Buffer) => (body += d.toString()));
           res.on('end', () => resolve((JSON.parse(body) as { events: AuditEvent[] }).events));
@@ -378,23 +388,9 @@ describe('a resume handed to another broker under mTLS, the brokers sharing a ce
   }, 30_000);
 
   it("a device's certificate through the trusted load balancer, holding its address but not --peer-name: A logs that certificate, not the one it names", async () => {
-    proxy.to(a.url);
-    const options = { ca: readFileSync(fleet.cert), cert: readFileSync(kiosk.cert), key: readFileSync(kiosk.key) };
-    const token = await a.mint({ apps: [app] }, 'kiosk-claimant');
-    const headers = { 'access-token': token, 'app-name': app, 'proc-name': 'web', 'instance-no': '1', 'entry-protocol': '2' };
-    const owner = await WireClient.connect(a.wsUrl, headers, [], options);
-    owner.send(RequestType.START, encodeExecSpec({ argv: ['sh', '-c', 'echo up; sleep 1047'].map((s) => Buffer.from(s)), resumable: true }));
-    await owner.waitFor(() => owner.stdoutText() === 'up\n', 'the session');
-    const ticket = decodeResumeTicket(owner.messages.find((m) => m.msgType === ResponseType.RESUMABLE)!.content);
-    owner.ws.terminate();
-    const forged = { 'entry-forwarded-by': b.id, 'entry-forwarded-client-cert': 'CN%3Dmallory', 'entry-resume': ticket.session };
-    const resumed = await WireClient.connect(`wss://127.0.0.1:${proxy.port}/enter`, { ...headers, ...forged }, [], options);
-    resumed.ws.send(encodeRequest(RequestType.RESUME, encodeResumeRequest({ token: ticket.token, outputOffset: 3 })));
-    await resumed.waitFor(() => resumed.messages.some((m) => m.msgType === ResponseType.RESUMABLE), 'the resume');
-    const line = () => logged(a, 'session resumed').find((l) => l.includes(ticket.session));
-    await eventually(async () => line() !== undefined, 'the resume logged', 5_000);
-    expect(JSON.parse(line()!)).toMatchObject({ clientCert: 'CN=kiosk' });
-    expect(JSON.parse(line()!)).not.toHaveProperty('via');
+    const { resumed, logged: line } = await forgedResume(proxy, a, b, kiosk, fleet.cert, app, 'kiosk-claimant');
+    expect(line).toMatchObject({ clientCert: 'CN=kiosk' });
+    expect(line).not.toHaveProperty('via');
     expect(logged(a, "forwarded headers not believed: the hop's certificate is not a broker's").some((l) => l.includes('"needs":"--peer-name entry.fleet.test"'))).toBe(true);
     resumed.ws.close(1000);
     await resumed.closed;

@@ -2,10 +2,8 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FEED_MAX_PENDING_BYTES, WatchFeed } from '../../broker/session/watch-feed.js';
-import { createRedisClient } from '../../broker/store/redis-connection.js';
-import { RedisStore } from '../../broker/store/redis-store.js';
 import { mb, summaryLine } from '../helpers/hardening.js';
-import { TestRedis } from '../helpers/redis.js';
+import { storeAt, TestRedis } from '../helpers/redis.js';
 
 // A full collection on demand, for the heap a stalled feed holds (the workers run without --expose-gc).
 setFlagsFromString('--expose-gc');
@@ -26,9 +24,7 @@ describe("a watched session's feed on a Redis that stopped answering", () => {
     const redis = new TestRedis();
     await redis.start();
     cleanup.push(() => redis.stop());
-    const client = createRedisClient({ url: redis.url, sentinels: [], sentinelName: undefined, cluster: false });
-    client.on('error', () => undefined);
-    const store = new RedisStore(client);
+    const { client, store } = storeAt(redis.url);
     await store.connect();
     cleanup.push(() => store.close());
     const feed = new WatchFeed(store, 's1');
