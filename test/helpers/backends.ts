@@ -99,5 +99,10 @@ class KubernetesFixture implements BackendFixture {
   }
 }
 
+/** Broker settings as command-line flags, for a broker process (a list setting takes its values after one flag). */
+export function flagsOf(settings: RawSettings): string[] {
+  return Object.entries(settings).flatMap(([k, v]) => [`--${k}`, ...(Array.isArray(v) ? v.map(String) : [String(v)])]);
+}
+
 /** Every backend the behaviour suites run over. */
 export const BACKENDS: ReadonlyArray<() => BackendFixture> = [() => new DockerFixture(), () => new KubernetesFixture()];

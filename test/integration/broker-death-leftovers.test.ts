@@ -2,19 +2,13 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RawSettings } from '../../broker/config/config.js';
 import { RequestType } from '../../proto/codec.js';
-import { BACKENDS, type TargetHandle } from '../helpers/backends.js';
+import { BACKENDS, flagsOf, type TargetHandle } from '../helpers/backends.js';
 import { BrokerProcess, makeSigningKey, type SigningKey } from '../helpers/broker-process.js';
 import { containerProcesses, TestContainers, uniqueApp } from '../helpers/containers.js';
 import { TestRedis } from '../helpers/redis.js';
 import { eventually, openCommand } from '../helpers/sessions.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
-
-/** Broker settings as command-line flags (a list setting takes its values after one flag). */
-function flagsOf(settings: RawSettings): string[] {
-  return Object.entries(settings).flatMap(([k, v]) => [`--${k}`, ...(Array.isArray(v) ? v.map(String) : [String(v)])]);
-}
 
 /** The ledger as it stands on disk: each broker process's directory and the session files in it (its socket apart). */
 function ledgerOf(stateDir: string): Record<string, string[]> {
