@@ -5,12 +5,25 @@ import { readFile } from 'node:fs/promises';
  *  - `txQueue`: bytes written and not yet acknowledged by the peer's kernel;
  *  - `unanswered`: retransmissions or zero-window probes the peer has not answered yet
  *    (icsk_retransmits, icsk_probes_out). Both drop to 0 on the peer's next ACK, so a value
- *    that stays above 0 means the peer's kernel has gone quiet, not just its application.
+ *    that stays above 0 means the peer's kernel has gone quiet, not just its application;
+ *    but see UNANSWERED_TRIES_GONE.
  */
 export interface KernelTcpState {
   txQueue: number;
   unanswered: number;
 }
+
+/**
+ * Unanswered tries that show a peer gone once --peer-timeout has passed: two in a row. A window
+ * probe answered while the window stays shut can leave icsk_probes_out at 1 until the next probe
+ * (Linux 6.x, seen on loopback: the probe 0.9 s into a closed window held 1 for its whole 0.9 s
+ * interval, in 6 of 6 runs), and probes are spaced up to 2 minutes apart: a paused reader would
+ * read as gone. A gone peer answers neither try, so the count goes on to 2 at the next one.
+ */
+export const UNANSWERED_TRIES_GONE = 2;
+
+/** How soon a peer past --peer-timeout with one unanswered try is looked at again (the snapshot is shared: one read a tick). */
+export const UNANSWERED_RECHECK_MS = 1_000;
 
 export interface TcpEndpoints {
   localAddress?: string | undefined;

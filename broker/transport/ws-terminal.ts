@@ -9,7 +9,7 @@ import type { EndReason, OutputStream, TerminalEvents, ClientTerminal } from '..
 import { closeCodeOf, closeLine, closeReasonText } from './close-line.js';
 import { type Framing, protobufFraming } from './framing.js';
 import { sessionEnds } from './paced-queue.js';
-import { type KernelTcpState, kernelTcpView, type TcpEndpoints } from './tcp-view.js';
+import { type KernelTcpState, kernelTcpView, type TcpEndpoints, UNANSWERED_RECHECK_MS, UNANSWERED_TRIES_GONE } from './tcp-view.js';
 import { RESUMING_CLOSE_CODE } from '../../proto/close-codes.js';
 
 /**
@@ -284,7 +284,8 @@ export class WsTerminal implements ClientTerminal {
    * while its own backlog sits in front of them (`| less`, Ctrl-Z, a slow disk), yet its
    * kernel acknowledges what arrives and answers window probes. So the evidence is the
    * kernel's, where it can be read:
-   *  - retransmissions or window probes unanswered for --peer-timeout: gone (ENTRY_PEER_TIMEOUT);
+   *  - retransmissions or window probes unanswered for --peer-timeout, two of them by then: gone
+   *    (ENTRY_PEER_TIMEOUT);
    *  - output queued (in ws or in the kernel) and not moving for --stall-timeout: ENTRY_PEER_STALLED,
    *    a cap on how long a stopped reader holds the process, whatever its kernel says.
    * Without the kernel's view (not Linux), an unanswered ping counts only when no output went
@@ -316,8 +317,11 @@ export class WsTerminal implements ClientTerminal {
       if (kernel.unanswered > 0) {
         this.unansweredSince ??= now;
         const silent = now - this.unansweredSince;
-        if (silent >= peerTimeout) return new EntryError('ENTRY_PEER_TIMEOUT', `nothing acknowledged for ${Math.round(silent / 1000)} s`);
-        this.checkSoon(peerTimeout - silent + 10);
+        if (silent < peerTimeout) this.checkSoon(peerTimeout - silent + 10);
+        // One try left at 1 is no proof: see UNANSWERED_TRIES_GONE. Looked at again until the
+        // kernel tries once more (then 2: gone) or hears the peer (then 0).
+        else if (kernel.unanswered < UNANSWERED_TRIES_GONE) this.checkSoon(UNANSWERED_RECHECK_MS);
+        else return new EntryError('ENTRY_PEER_TIMEOUT', `nothing acknowledged for ${Math.round(silent / 1000)} s`);
       } else {
         this.unansweredSince = undefined;
       }

@@ -73,6 +73,17 @@ describe('peer liveness', () => {
     expect(error?.message).toMatch(/nothing acknowledged for 30 s/);
   });
 
+  it('keeps a paused reader whose kernel shows one probe unanswered past --peer-timeout (an answered probe left counted until the next), and ends it at a second try unanswered', async () => {
+    let unanswered = 1;
+    const { t } = terminal(() => ({ txQueue: 4_000_000, unanswered }));
+    // Probes 60 s apart, as the kernel spaces them for a window long shut.
+    for (let s = 0; s < 60; s += 1) expect(await t.checkPeer(at(s))).toBeUndefined();
+    unanswered = 2;
+    const error = await t.checkPeer(at(60));
+    expect(error?.code).toBe('ENTRY_PEER_TIMEOUT');
+    expect(error?.message).toMatch(/nothing acknowledged for 60 s/);
+  });
+
   it('starts the clock again whenever the kernel hears from the peer', async () => {
     let unanswered = 1;
     const { t } = terminal(() => ({ txQueue: 1000, unanswered }));
