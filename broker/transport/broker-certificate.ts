@@ -1,6 +1,5 @@
-import type { IncomingMessage } from 'node:http';
 import { isIP } from 'node:net';
-import { checkServerIdentity, type PeerCertificate, type TLSSocket } from 'node:tls';
+import { checkServerIdentity, type PeerCertificate } from 'node:tls';
 import { normalizeAddress } from './client-address.js';
 
 /**
@@ -24,12 +23,4 @@ export function isBrokerCertificate(cert: PeerCertificate, hopAddress: string, p
   // be what they asked for.
   if (peerName !== undefined && isIP(peerName) === 0 && !/(^|, )DNS:/.test(cert.subjectaltname ?? '')) return false;
   return checkServerIdentity(peerName ?? normalizeAddress(hopAddress), cert) === undefined;
-}
-
-/** The verified certificate a hop showed (mTLS), undefined when it showed none. */
-export function hopCertificate(req: IncomingMessage): PeerCertificate | undefined {
-  const socket = req.socket as TLSSocket;
-  if (typeof socket.getPeerCertificate !== 'function' || !socket.authorized) return undefined;
-  const cert = socket.getPeerCertificate();
-  return cert && cert.subject ? cert : undefined;
 }

@@ -23,8 +23,8 @@ import { clientAddress, normalizeAddress } from './client-address.js';
 import { requestId } from '../http/request-id.js';
 import { requestUrl } from '../http/request-url.js';
 import { closeLine } from './close-line.js';
-import { hopCertificate, isBrokerCertificate } from './broker-certificate.js';
-import { clientCertificateSubject } from './tls.js';
+import { isBrokerCertificate } from './broker-certificate.js';
+import { clientCertificateSubject, verifiedPeerCertificate } from './tls.js';
 import { applyWebCredentials, readUpgradeRequest, SUBPROTOCOL, type UpgradeRequest } from './credentials.js';
 import { type Framing, jsonFraming, protobufFraming } from './framing.js';
 import { FORWARDED_BY_HEADER, forwardedClientCert, forwardUpgrade } from './forward.js';
@@ -198,7 +198,7 @@ export class Gateway {
     // A trusted peer's marking is never handed on again, whatever its certificate: a broker whose
     // certificate fails the check below would otherwise hand a stale resume to itself forever.
     if (fromPeer) {
-      const hop = hopCertificate(req);
+      const hop = verifiedPeerCertificate(req);
       if (!hop) {
         // No certificate on the hop (no mTLS): the address is all there is to go by. A proxy
         // passing on what its client wrote names no certificate that is believed.

@@ -3,7 +3,7 @@ import { type FSWatcher, readFileSync, statSync, watch } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import type { Server as HttpsServer, ServerOptions } from 'node:https';
 import { dirname } from 'node:path';
-import type { TLSSocket } from 'node:tls';
+import type { PeerCertificate, TLSSocket } from 'node:tls';
 import { ConfigError } from '../config/config-error.js';
 import type { ListenerTls } from '../config/fleet-settings.js';
 import type { Logger } from '../log.js';
@@ -118,11 +118,17 @@ export function parsed<T>(setting: string, file: string, parse: () => T, what: s
 
 /** The verified client certificate's subject (`CN=alice, O=ops`), when the client sent one. */
 export function clientCertificateSubject(req: IncomingMessage): string | undefined {
-  const socket = req.socket as TLSSocket;
-  if (typeof socket.getPeerCertificate !== 'function' || !socket.authorized) return undefined;
-  const cert = socket.getPeerCertificate();
-  if (!cert || !cert.subject) return undefined;
+  const cert = verifiedPeerCertificate(req);
+  if (!cert) return undefined;
   return Object.entries(cert.subject)
     .map(([k, v]) => `${k}=${Array.isArray(v) ? v.join('+') : String(v)}`)
     .join(', ');
+}
+
+/** The verified certificate the peer of `req` showed (mTLS); undefined when it showed none. */
+export function verifiedPeerCertificate(req: IncomingMessage): PeerCertificate | undefined {
+  const socket = req.socket as TLSSocket;
+  if (typeof socket.getPeerCertificate !== 'function' || !socket.authorized) return undefined;
+  const cert = socket.getPeerCertificate();
+  return cert && cert.subject ? cert : undefined;
 }
