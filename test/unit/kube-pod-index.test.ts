@@ -127,9 +127,10 @@ describe('the pod index (list + watch)', () => {
     const ghost = podRecord(podObject('api-ghost', 30))!;
     const confirmed = index.confirm(async () => (await held, [ghost]));
     // A 410 while the listing is on its way: the pod may have been deleted in what was lost.
-    const lists = fake.state.lists;
+    const resyncs = index.resyncs;
     fake.event('ERROR', { kind: 'Status', status: 'Failure', code: 410, reason: 'Expired', message: 'too old resource version' });
-    await until(() => fake.state.lists === lists + 1 && index.up);
+    // The relist's answer is in (not merely asked for: the scope stays up through a 410's relist).
+    await until(() => index.resyncs === resyncs + 1 && index.up);
     release();
     expect(await confirmed).toEqual([ghost]);
     expect(index.lookup(target('api-ghost'))).toEqual([]);
