@@ -356,6 +356,8 @@ export class KubeExecProcess implements ProcessSide {
       return false;
     }
     this.appliedSize = key;
+    // Keystrokes waiting to be joined came before this size: they go first, in the client's order.
+    this.stdin.flush();
     this.ws.send(channelFrame(CHANNEL.resize, Buffer.from(JSON.stringify({ Width: cols, Height: rows }))), { binary: true }, this.afterSend);
     return true;
   }

@@ -60,7 +60,7 @@ function localMarked(mark: string): number[] {
 function fakeApiserver(protocols: string[]) {
   let scanDone!: () => void;
   const scanned = new Promise<void>((r) => (scanDone = r));
-  const seen: Array<{ protocol: string; command: string[]; token: string | undefined; closed: boolean; resizes: string[]; stdinMessages: number; unpause: () => void; child: Child }> = [];
+  const seen: Array<{ protocol: string; command: string[]; token: string | undefined; closed: boolean; resizes: string[]; stdinMessages: number; order: string[]; unpause: () => void; child: Child }> = [];
   const server: Server = createServer((req, res) => {
     res.writeHead(404).end();
   });
@@ -83,7 +83,7 @@ function fakeApiserver(protocols: string[]) {
     }
     wss.handleUpgrade(req, socket, head, (ws) => {
       const command = url.searchParams.getAll('command');
-      const entry = { protocol: ws.protocol, command, token: req.headers.authorization, closed: false, resizes: [] as string[], stdinMessages: 0, unpause: () => ws.resume(), child: undefined as unknown as Child };
+      const entry = { protocol: ws.protocol, command, token: req.headers.authorization, closed: false, resizes: [] as string[], stdinMessages: 0, order: [] as string[], unpause: () => ws.resume(), child: undefined as unknown as Child };
       seen.push(entry);
       // Pod `slow` reads nothing until the test says so: a kubelet behind on its stream.
       if (url.pathname.includes('/pods/slow/')) ws.pause();
@@ -104,9 +104,12 @@ function fakeApiserver(protocols: string[]) {
       ws.on('message', (m: Buffer) => {
         if (m[0] === 0) {
           entry.stdinMessages++;
+          entry.order.push(`stdin ${m.subarray(1).toString('latin1')}`);
           child.stdin.write(m.subarray(1));
+        } else if (m[0] === 4) {
+          entry.resizes.push(m.subarray(1).toString());
+          entry.order.push(`resize ${m.subarray(1).toString()}`);
         }
-        else if (m[0] === 4) entry.resizes.push(m.subarray(1).toString());
         else if (m[0] === 255 && ws.protocol === 'v5.channel.k8s.io') child.stdin.end();
       });
       ws.on('close', () => {
@@ -348,6 +351,27 @@ describe.each([
       for (const pid of localMarked(mark)) process.kill(pid, 'SIGKILL');
     }
   }, 15_000);
+
+  it('sends keystrokes waiting to be joined before a resize that came after them', async () => {
+    const p = await open(spec({ cmd: ['dd', 'bs=1', 'count=5', 'status=none'], tty: true }));
+    const out: Buffer[] = [];
+    let ended!: (result: unknown) => void;
+    const end = new Promise((r) => (ended = r));
+    p.start({ output: (_s, d) => out.push(Buffer.from(d)), drain: () => undefined, end: (result) => ended(result) });
+    const server = fake.seen.at(-1)!;
+    // Running (its output seen), so a resize is not one sent before the process starts.
+    p.write(Buffer.from('a'));
+    await until(() => Buffer.concat(out).toString() === 'a');
+    // `b` goes at once; `c` and `d` wait behind it, to be joined; then the size.
+    p.write(Buffer.from('b'));
+    p.write(Buffer.from('c'));
+    p.write(Buffer.from('d'));
+    p.resize(100, 30);
+    p.write(Buffer.from('e'));
+    expect(await end).toEqual({ exitCode: 0 });
+    expect(Buffer.concat(out).toString()).toBe('abcde');
+    expect(server.order).toEqual(['stdin a', 'stdin b', 'stdin cd', `resize ${JSON.stringify({ Width: 100, Height: 30 })}`, 'stdin e']);
+  }, 30_000);
 
   it('bounds what a resize flood queues while the apiserver reads slowly, and sends the last size', async () => {
     // Ends on a line `end`, written only once the last size has arrived: a command that ended
