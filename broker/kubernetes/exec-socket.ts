@@ -194,6 +194,16 @@ export function channelFrame(channel: number, data?: Uint8Array, prefix?: Uint8A
  */
 export const COLLECT_MAX_BYTES = 64 * 1024;
 
+/**
+ * How often a collected command's socket is pinged (a third of its time when that is shorter):
+ * a ping still unanswered at the next is a link gone silent (an apiserver or kubelet that
+ * stopped answering), not a slow command. Such a scan is failed at once and not marked as one
+ * that overran: halves would only wait out two more timeouts against the same silence. The
+ * kubelet's WebSocket answers a ping from the goroutine that reads the socket, whatever the
+ * command is doing.
+ */
+export const COLLECT_PING_MS = 5_000;
+
 /** Runs a short command without stdin and collects its output (the reaper's scans). */
 export async function execCollect(client: KubeClient, t: ExecTarget, command: readonly string[], timeoutMs = 30_000): Promise<{ stdout: string; stderr: string; status: ExecStatus | undefined }> {
   const ws = await openExecSocket(client, t, { command, tty: false, stdin: false, timeoutMs });
@@ -207,12 +217,21 @@ export async function execCollect(client: KubeClient, t: ExecTarget, command: re
       if (settled) return;
       settled = true;
       clearTimeout(timer);
+      clearInterval(pinger);
       ws.terminate();
       const failure = new EntryError('ENTRY_EXEC_FAILED', `${command[0]} in ${t.namespace}/${t.pod} ${why}`);
       reject(overran ? scanOverran(failure) : failure);
     };
     // The exec runs (the upgrade was answered): a scan this long may finish for fewer marks.
     const timer = setTimeout(() => fail(`gave no answer within ${timeoutMs} ms`, true), timeoutMs);
+    const pingEvery = Math.min(COLLECT_PING_MS, Math.ceil(timeoutMs / 3));
+    let unanswered = false;
+    const pinger = setInterval(() => {
+      if (unanswered) return fail(`stopped answering: a ping had no answer within ${pingEvery} ms`);
+      unanswered = true;
+      ws.ping();
+    }, pingEvery);
+    ws.on('pong', () => (unanswered = false));
     ws.on('message', (data: Buffer) => {
       if (data.length < 2 || settled) return;
       size += data.length - 1;
@@ -228,6 +247,7 @@ export async function execCollect(client: KubeClient, t: ExecTarget, command: re
     ws.on('error', ignoreError);
     ws.on('close', () => {
       clearTimeout(timer);
+      clearInterval(pinger);
       if (settled) return;
       settled = true;
       resolve({ stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8'), status: parseStatus(Buffer.concat(status)) });

@@ -471,7 +471,7 @@ describe.each([
     expect(Date.now() - t0).toBeLessThan(10_000);
   });
 
-  it('marks a collected command that ran out of its time as a scan that overran, for the batcher to try in halves; not one whose upgrade went unanswered', async () => {
+  it('marks a collected command that ran out of its time as a scan that overran, for the batcher to try in halves; not one whose upgrade went unanswered, nor one whose link went silent', async () => {
     const scans: Array<{ pod: string; marks: number }> = [];
     const batcher = new ScanBatcher<ExecTarget>({
       limiter: new Limiter(8),
@@ -493,6 +493,11 @@ describe.each([
     const unanswered = await Promise.allSettled([batcher.signal(at('silent'), 'ENTRY_SESSION=a', '0'), batcher.signal(at('silent'), 'ENTRY_SESSION=b', '0')]);
     expect(unanswered.map((r) => r.status)).toEqual(['rejected', 'rejected']);
     expect(scans).toEqual([{ pod: 'silent', marks: 2 }]);
+    // Nor is one whose link went silent after the upgrade (`slow` reads nothing, pings included).
+    scans.length = 0;
+    const silenced = await Promise.allSettled([batcher.signal(at('slow'), 'ENTRY_SESSION=a', '0'), batcher.signal(at('slow'), 'ENTRY_SESSION=b', '0')]);
+    expect(silenced.map((r) => (r.status === 'rejected' ? String(r.reason) : 'fulfilled'))).toEqual(Array(2).fill(expect.stringMatching(/stopped answering: a ping had no answer within 100 ms/)));
+    expect(scans).toEqual([{ pod: 'slow', marks: 2 }]);
   });
 
   it('gives up on an upgrade the apiserver never answers after the open timeout, and says so', async () => {
