@@ -128,6 +128,8 @@ async function main(): Promise<void> {
     // Listed for the help; answered above, before any command's words are asked for.
     .option('version', { alias: 'V', type: 'boolean', describe: "print enter's version" })
     .middleware(async (args) => {
+      // Help names no command to run, whatever follows -- (`enter app web 1 -h -- ls`).
+      if (args['help']) return;
       const sub = args._[0];
       if (sub !== undefined && sub !== 'exec' && command.length > 0) {
         throw new ClientError('ENTRY_BAD_REQUEST', `enter ${sub} runs no command: what follows -- is for enter APP PROC INSTANCE -- CMD`);
@@ -371,7 +373,8 @@ async function main(): Promise<void> {
   // Help is taken as text (yargs then prints nothing and runs no command) to indent its usage.
   if (ours.includes('--help') || ours.includes('-h')) {
     const help = await new Promise<string>((resolve, reject) => {
-      void parser.parseAsync(ours, {}, (err, _args, output) => (err ? reject(err) : resolve(output)));
+      // A failure comes as `err`, and rejects the promise as well: both are handled here.
+      parser.parseAsync(ours, {}, (err, _args, output) => (err ? reject(err) : resolve(output))).catch(reject);
     });
     process.stdout.write(`${indentUsage(help)}\n`);
     return;

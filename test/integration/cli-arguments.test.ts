@@ -62,7 +62,7 @@ describe('the enter CLI', () => {
     expect(b.starts[0]).toMatchObject({ user: 'app', workdir: '/b' });
   });
 
-  it('prints its usage indented as written, with --version among the options, and answers --version anywhere', async () => {
+  it('prints its usage indented as written, with --version among the options, and answers --help and --version anywhere', async () => {
     const usage = [
       'Usage:',
       '  enter <app> <proc> <instance>              interactive shell',
@@ -74,6 +74,13 @@ describe('the enter CLI', () => {
     expect(help.status).toBe(0);
     expect(help.stdout.toString()).toContain(`\n${usage}`);
     expect(help.stdout.toString()).toMatch(/^ {2}-V, --version +print enter's version +\[boolean\]$/m);
+    // Wherever -h is, a command after -- included: help, not a refusal of that command.
+    for (const args of [['app', 'web', '1', '-h', '--', 'pwd'], ['app', 'web', '1', '-w', '/srv', '--help', '--', 'ls']]) {
+      const r = await enter(args);
+      expect(r.stderr.toString(), args.join(' ')).toBe('');
+      expect(r.stdout.toString()).toContain(`\n${usage}`);
+      expect(r.status).toBe(0);
+    }
     // `enter` alone prints the same usage, on stderr.
     const bare = await enter([]);
     expect(bare.stderr.toString()).toContain(`\n${usage}`);
