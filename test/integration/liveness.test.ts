@@ -9,6 +9,7 @@ import { CLI } from '../helpers/cli.js';
 import { containerProcesses, TestContainers, uniqueApp } from '../helpers/containers.js';
 import { TestNginx } from '../helpers/nginx.js';
 import { eventually, openCommand } from '../helpers/sessions.js';
+import { stoppedReader } from '../helpers/stopped-reader.js';
 import type { WireClient } from '../helpers/wire-client.js';
 
 /**
@@ -69,26 +70,13 @@ describe('a paused reader is not a dead peer', () => {
     });
 
   /** The CLI stopped with SIGSTOP for 45 s right after the first output, then continued. */
-  const stoppedCli = (broker: string) =>
-    new Promise<{ md5: string; bytes: number; atStop: number; status: number | null; stderr: string }>((resolve, reject) => {
-      const child = spawn(process.execPath, [CLI, app, 'web', '1', '--', 'seq', '1', String(SEQ)], { env: { ...process.env, ...env, ENTRY_BROKER: broker }, stdio: ['ignore', 'pipe', 'pipe'] });
-      const hash = createHash('md5');
-      let bytes = 0;
-      let atStop = -1;
-      let stderr = '';
-      child.stdout.on('data', (c: Buffer) => {
-        hash.update(c);
-        bytes += c.length;
-        if (atStop < 0) {
-          atStop = bytes;
-          child.kill('SIGSTOP');
-          setTimeout(() => child.kill('SIGCONT'), 45_000);
-        }
-      });
-      child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-      child.on('error', reject);
-      child.on('close', (status) => resolve({ md5: hash.digest('hex'), bytes, atStop, status, stderr }));
-    });
+  const stoppedCli = async (broker: string) => {
+    const reader = stoppedReader([process.execPath, CLI, app, 'web', '1', '--', 'seq', '1', String(SEQ)], { ...process.env, ...env, ENTRY_BROKER: broker });
+    await reader.stopped;
+    await new Promise((r) => setTimeout(r, 45_000));
+    reader.resume();
+    return reader.done;
+  };
 
   it.concurrent(
     'a consumer that sleeps 60 s gets all of seq 1 3000000, exit 0: straight and through nginx',
