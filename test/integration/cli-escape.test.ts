@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -25,6 +25,7 @@ describe('escape sequences in interactive sessions (ssh-style ~)', () => {
     term?.kill();
     await b.stop();
     await containers.removeAll();
+    rmSync(dir, { recursive: true, force: true });
   });
 
   async function shell(flags = '', broker = b.url): Promise<TmuxTerminal> {

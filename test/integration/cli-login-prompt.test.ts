@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -10,6 +10,7 @@ import { TmuxTerminal } from '../helpers/tmux.js';
 describe('the hidden token prompt of enter login', () => {
   let b: TestBroker;
   let term: TmuxTerminal | undefined;
+  const root = mkdtempSync(join(tmpdir(), 'entry-prompt-'));
 
   beforeAll(async () => {
     b = await startTestBroker();
@@ -20,6 +21,7 @@ describe('the hidden token prompt of enter login', () => {
   });
   afterAll(async () => {
     await b.stop();
+    rmSync(root, { recursive: true, force: true });
   });
 
   async function prompt(dir: string): Promise<TmuxTerminal> {
@@ -31,7 +33,7 @@ describe('the hidden token prompt of enter login', () => {
   }
 
   it('Ctrl-C at the prompt exits 130 and saves nothing', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'entry-prompt-'));
+    const dir = mkdtempSync(join(root, 'cfg-'));
     const t = await prompt(dir);
     t.keys('-l', 'half-typed');
     t.keys('C-c');
@@ -42,7 +44,7 @@ describe('the hidden token prompt of enter login', () => {
   });
 
   it('Ctrl-D at the prompt says no token was given, exits 255 and saves nothing', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'entry-prompt-'));
+    const dir = mkdtempSync(join(root, 'cfg-'));
     const t = await prompt(dir);
     t.keys('C-d');
     const screen = await t.waitFor(/^status=\d+$/m);
@@ -54,7 +56,7 @@ describe('the hidden token prompt of enter login', () => {
   });
 
   it('a pasted token is saved, unseen', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'entry-prompt-'));
+    const dir = mkdtempSync(join(root, 'cfg-'));
     const token = await b.mint({ apps: ['x'] });
     const t = await prompt(dir);
     t.line(token);

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as oidc from 'openid-client';
@@ -47,6 +47,7 @@ describe('enter login against a real OpenID provider', () => {
     await plain?.stop();
     await op?.stop();
     await containers.removeAll();
+    rmSync(dir, { recursive: true, force: true });
   });
 
   it('GET /api/config tells the version and the provider, without a token', async () => {

@@ -1,6 +1,6 @@
 import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -43,6 +43,7 @@ describe('enter broker profiles, ls, status and completion', () => {
     await a.stop();
     await b.stop();
     await containers.removeAll();
+    rmSync(root, { recursive: true, force: true });
   });
 
   it('reads a config file from before profiles (current + brokers{url:{token}}) unchanged', async () => {

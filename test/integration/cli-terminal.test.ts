@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { constants as osConstants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -25,6 +25,7 @@ describe('the enter CLI in a real terminal', () => {
     term?.kill();
     await b.stop();
     await containers.removeAll();
+    rmSync(dir, { recursive: true, force: true });
   });
 
   async function session(): Promise<TmuxTerminal> {

@@ -1,5 +1,5 @@
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exportJWK, SignJWT, UnsecuredJWT, type JWTPayload } from 'jose';
@@ -58,8 +58,10 @@ describe('token abuse matrix', () => {
   const ed = generateKeyPairSync('ed25519');
   const publicPem = rsa.publicKey.export({ type: 'spki', format: 'pem' }) as string;
 
+  const root = mkdtempSync(join(tmpdir(), 'entry-tokens-'));
+
   beforeAll(async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'entry-tokens-'));
+    const dir = mkdtempSync(join(root, 'keys-'));
     const keyFile = join(dir, 'rsa.pub.pem');
     writeFileSync(keyFile, publicPem);
     // The failure rate limit is its own test below; here every attempt must reach the verifier.
@@ -70,6 +72,7 @@ describe('token abuse matrix', () => {
   afterAll(async () => {
     await b.stop();
     await containers.removeAll();
+    rmSync(root, { recursive: true, force: true });
     console.log(
       summaryLine('hardening-tokens', {
         inputs: figures.attempts,
@@ -255,7 +258,7 @@ describe('token abuse matrix', () => {
   });
 
   it('counts failures per source and refuses before verifying once over the limit', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'entry-tokens-'));
+    const dir = mkdtempSync(join(root, 'keys-'));
     const keyFile = join(dir, 'rsa.pub.pem');
     writeFileSync(keyFile, publicPem);
     const limited = await startTestBroker({ 'jwt-public-key': keyFile, issuer: ISSUER, audience: AUDIENCE, 'auth-failure-limit': 5 });
