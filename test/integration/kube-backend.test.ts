@@ -9,6 +9,8 @@ import type { ExecSpec } from '../../broker/backend/backend.js';
 import { execSpecs } from '../helpers/exec-specs.js';
 import { Backends } from '../../broker/backend/backends.js';
 import { EntryError } from '../../broker/errors.js';
+import { execCollect } from '../../broker/kubernetes/exec-socket.js';
+import { KubeClient } from '../../broker/kubernetes/kube-client.js';
 import { createKubernetesBackend, type KubernetesBackend } from '../../broker/kubernetes/kubernetes-backend.js';
 import { ConfigError } from '../../broker/config/config-error.js';
 import { createLogger } from '../../broker/log.js';
@@ -714,6 +716,15 @@ describe.skipIf(!kubeClusterPossible())('the Kubernetes backend against a real c
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('collects a scan that outlasts several pings of its socket: the kubelet answers them', async () => {
+    const client = KubeClient.load({ kubeconfig: k.kubeconfigPath });
+    // A 6 s time: a ping each 2 s, so `sleep 5` sees two of them answered (or is failed as silent).
+    const started = Date.now();
+    const r = await execCollect(client, { namespace: ns, pod: 'multi', container: 'main' }, ['sh', '-c', 'sleep 5; echo still-here'], 6_000);
+    expect(r.stdout).toBe('still-here\n');
+    expect(Date.now() - started).toBeGreaterThanOrEqual(5_000);
+  }, 30_000);
 
   it('fails at start with one clear line for a bad kubeconfig or context', () => {
     expect(() => createKubernetesBackend({ kubeconfig: '/no/such/kubeconfig', namespaces: [], log })).toThrow(ConfigError);
