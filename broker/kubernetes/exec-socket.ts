@@ -227,7 +227,13 @@ export async function execCollect(client: KubeClient, t: ExecTarget, command: re
     const pingEvery = Math.min(COLLECT_PING_MS, Math.ceil(timeoutMs / 3));
     let unanswered = false;
     const pinger = setInterval(() => {
-      if (unanswered) return fail(`stopped answering: a ping had no answer within ${pingEvery} ms`);
+      if (unanswered) {
+        // After the socket's waiting input is read: a pong held up behind a busy event loop counts.
+        setImmediate(() => {
+          if (unanswered) fail(`stopped answering: a ping had no answer within ${pingEvery} ms`);
+        });
+        return;
+      }
       unanswered = true;
       ws.ping();
     }, pingEvery);

@@ -60,7 +60,7 @@ function localMarked(mark: string): number[] {
 function fakeApiserver(protocols: string[]) {
   let scanDone!: () => void;
   const scanned = new Promise<void>((r) => (scanDone = r));
-  const seen: Array<{ protocol: string; command: string[]; token: string | undefined; closed: boolean; resizes: string[]; stdinMessages: number; order: string[]; unpause: () => void; child: Child }> = [];
+  const seen: Array<{ protocol: string; command: string[]; token: string | undefined; closed: boolean; resizes: string[]; stdinMessages: number; order: string[]; onPing: (() => void) | undefined; unpause: () => void; child: Child }> = [];
   const server: Server = createServer((req, res) => {
     res.writeHead(404).end();
   });
@@ -83,8 +83,10 @@ function fakeApiserver(protocols: string[]) {
     }
     wss.handleUpgrade(req, socket, head, (ws) => {
       const command = url.searchParams.getAll('command');
-      const entry = { protocol: ws.protocol, command, token: req.headers.authorization, closed: false, resizes: [] as string[], stdinMessages: 0, order: [] as string[], unpause: () => ws.resume(), child: undefined as unknown as Child };
+      const entry = { protocol: ws.protocol, command, token: req.headers.authorization, closed: false, resizes: [] as string[], stdinMessages: 0, order: [] as string[], onPing: undefined as (() => void) | undefined, unpause: () => ws.resume(), child: undefined as unknown as Child };
       seen.push(entry);
+      // Answered by ws itself before this runs: the pong is on its way.
+      ws.on('ping', () => entry.onPing?.());
       // Pod `slow` reads nothing until the test says so: a kubelet behind on its stream.
       if (url.pathname.includes('/pods/slow/')) ws.pause();
       // Pod `lingering` keeps the socket open after the status; `split` also sends the status in two messages.
@@ -499,6 +501,23 @@ describe.each([
     expect(silenced.map((r) => (r.status === 'rejected' ? String(r.reason) : 'fulfilled'))).toEqual(Array(2).fill(expect.stringMatching(/stopped answering: a ping had no answer within 100 ms/)));
     expect(scans).toEqual([{ pod: 'slow', marks: 2 }]);
   });
+
+  it('counts a pong that waited behind a busy event loop: the scan is collected, not failed as silent', async () => {
+    const n = fake.seen.length;
+    // A ping each 2 s.
+    const collecting = execCollect(client, { namespace: 'ns', pod: 'p', container: 'main' }, ['sh', '-c', 'sleep 3; echo 1'], 6_000);
+    await until(() => fake.seen.length > n);
+    const server = fake.seen.at(-1)!;
+    // The first ping answered, the loop is held past the next ping's time before the pong is read.
+    server.onPing = () => {
+      server.onPing = undefined;
+      setImmediate(() => {
+        const until = Date.now() + 2_400;
+        while (Date.now() < until);
+      });
+    };
+    expect((await collecting).stdout).toBe('1\n');
+  }, 15_000);
 
   it('gives up on an upgrade the apiserver never answers after the open timeout, and says so', async () => {
     const started = Date.now();
