@@ -125,7 +125,9 @@ export class Gateway {
       return;
     }
     if (!route) {
-      rejectHttp(socket, 404, 'Not Found');
+      // Answered as the same path without the upgrade would be: JSON with the registry's code.
+      const refusal = { code: 'ENTRY_NOT_FOUND', message: `not found: ${url.pathname} (the WebSocket endpoints are ${Object.keys(routes).join(', ')})` } as const;
+      rejectHttp(socket, 404, 'Not Found', refusal, requestId(req));
       return;
     }
     if (!this.originAllowed(req)) {
@@ -538,7 +540,7 @@ export function refuse(ws: WebSocket, socket: Duplex, error: EntryError, protoco
   });
 }
 
-function rejectHttp(socket: Duplex, status: number, text: string, error?: EntryError, request?: string): void {
+function rejectHttp(socket: Duplex, status: number, text: string, error?: Pick<EntryError, 'code' | 'message'>, request?: string): void {
   const body = error ? JSON.stringify({ error: error.code, message: error.message }) : '';
   const type = error ? 'Content-Type: application/json; charset=utf-8\r\n' : '';
   const id = request ? `x-request-id: ${request}\r\n` : '';
