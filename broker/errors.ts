@@ -16,6 +16,8 @@ export const ERRORS = {
   ENTRY_BODY_TOO_LARGE: { status: 413, close: 4413, message: 'request body too large' },
   ENTRY_UNSUPPORTED_MEDIA_TYPE: { status: 415, close: 4415, message: 'unsupported content type' },
   ENTRY_BODY_TIMEOUT: { status: 408, close: 4408, message: 'request body did not arrive in time' },
+  ENTRY_HEADERS_TOO_LARGE: { status: 431, close: 4400, message: 'request line or headers too large' },
+  ENTRY_REQUEST_TIMEOUT: { status: 408, close: 4408, message: 'request did not arrive in time' },
   ENTRY_BAD_FRAME: { status: 400, close: 1007, message: 'malformed message' },
   ENTRY_FRAME_TOO_LARGE: { status: 413, close: 1009, message: 'message too large' },
   ENTRY_START_TIMEOUT: { status: 408, close: 4408, message: 'no START message in time' },

@@ -1,7 +1,8 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { FaultReporter } from '../fault.js';
-import { httpBoundary } from '../http/boundary.js';
+import { httpBoundary, upgradeBoundary } from '../http/boundary.js';
+import { answerClientError, refuseConnect } from '../http/client-error.js';
 import { logAccess } from '../http/access-log.js';
 import { handleHealth, type HealthDeps } from '../http/health-routes.js';
 import { acceptFailures } from '../http/listener.js';
@@ -52,6 +53,8 @@ export class MetricsServer {
         this.fault,
       ),
     );
+    server.on('clientError', answerClientError);
+    server.on('connect', upgradeBoundary(refuseConnect, this.fault));
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);

@@ -2,13 +2,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestBroker, type TestBroker } from '../helpers/broker.js';
 import { rawHttp } from '../helpers/raw-http.js';
 
+const HANDSHAKE_TIMEOUT_MS = 1_000;
+
 /** Requests no ordinary client sends, answered as every other refusal: JSON with the registry's code. */
 describe('odd HTTP requests', () => {
   let broker: TestBroker;
   let port: number;
 
   beforeAll(async () => {
-    broker = await startTestBroker();
+    broker = await startTestBroker({ 'handshake-timeout': String(HANDSHAKE_TIMEOUT_MS), 'metrics-listen': '127.0.0.1:0' });
     port = Number(new URL(broker.url).port);
   });
   afterAll(async () => {
@@ -31,5 +33,36 @@ describe('odd HTTP requests', () => {
       expect(refusal(answer.text), path).toMatchObject({ error: 'ENTRY_NOT_FOUND' });
       expect(refusal(answer.text).message, path).toContain('/enter');
     }
+  });
+
+  it("answers what Node's parser refuses, and CONNECT, with the registry's code on both listeners", async () => {
+    const cases: Array<[string, string | Buffer, number, string]> = [
+      ['a request line that is not one', 'GARBAGE\r\n\r\n', 400, 'ENTRY_BAD_REQUEST'],
+      ['an unknown method', 'FOO / HTTP/1.1\r\nHost: x\r\n\r\n', 400, 'ENTRY_BAD_REQUEST'],
+      ['a NUL in the path', Buffer.from('GET /a\0b HTTP/1.1\r\nHost: x\r\n\r\n', 'latin1'), 400, 'ENTRY_BAD_REQUEST'],
+      ['a control character in a header', 'GET /healthz HTTP/1.1\r\nHost: x\r\nX-Request-Id: a\u0001b\r\n\r\n', 400, 'ENTRY_BAD_REQUEST'],
+      ['a malformed chunk', 'POST /api/tickets HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n', 400, 'ENTRY_BAD_REQUEST'],
+      ['two differing lengths', 'POST /api/tickets HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}', 400, 'ENTRY_BAD_REQUEST'],
+      ['a 70 KB URL', `GET /api/${'a'.repeat(70_000)} HTTP/1.1\r\nHost: x\r\n\r\n`, 431, 'ENTRY_HEADERS_TOO_LARGE'],
+      ['70 KB of headers', `GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(70_000)}\r\n\r\n`, 431, 'ENTRY_HEADERS_TOO_LARGE'],
+      ['CONNECT', 'CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n', 405, 'ENTRY_METHOD_NOT_ALLOWED'],
+    ];
+    const metricsPort = Number(new URL(broker.broker.metricsUrl!).port);
+    for (const [listener, p] of [['broker', port], ['metrics', metricsPort]] as const) {
+      for (const [name, head, status, code] of cases) {
+        const answer = await rawHttp(p, { head, timeoutMs: 5_000 });
+        expect(answer.statuses, `${listener}: ${name}`).toEqual([status]);
+        expect(refusal(answer.text), `${listener}: ${name}`).toMatchObject({ error: code });
+        expect(answer.closedByServer, `${listener}: ${name}`).toBe(true);
+      }
+    }
+    expect((await fetch(`${broker.url}/healthz`)).status).toBe(200);
+    expect(broker.logs.filter((l) => l.includes('internal fault') || l.includes('uncaught'))).toEqual([]);
+  });
+
+  it('answers headers that do not arrive within --handshake-timeout with 408 and its code', async () => {
+    const answer = await rawHttp(port, { head: 'GET /healthz HTTP/1.1\r\nHost: x\r\n', answers: 1, timeoutMs: HANDSHAKE_TIMEOUT_MS * 5 });
+    expect(answer.statuses).toEqual([408]);
+    expect(refusal(answer.text)).toMatchObject({ error: 'ENTRY_REQUEST_TIMEOUT' });
   });
 });

@@ -1,0 +1,47 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { EntryError, type ErrorCode, ignoreError } from '../errors.js';
+
+/** Node's parser errors that name what was wrong with the request; the rest get a plain 400. */
+const PARSE_REFUSALS: Record<string, ErrorCode> = {
+  HPE_HEADER_OVERFLOW: 'ENTRY_HEADERS_TOO_LARGE',
+  HPE_CHUNK_EXTENSIONS_OVERFLOW: 'ENTRY_BODY_TOO_LARGE',
+  ERR_HTTP_REQUEST_TIMEOUT: 'ENTRY_REQUEST_TIMEOUT',
+};
+
+/** A refusal written straight to a connection no request object answers, then the connection closed. */
+function writeRefusal(socket: Duplex, err: EntryError, headers: Record<string, string> = {}): void {
+  const body = JSON.stringify({ error: err.code, message: err.message });
+  const extra = Object.entries(headers)
+    .map(([k, v]) => `${k}: ${v}\r\n`)
+    .join('');
+  socket.end(
+    `HTTP/1.1 ${err.status} ${STATUS_TEXT[err.status] ?? 'Error'}\r\nConnection: close\r\nContent-Type: application/json; charset=utf-8\r\nCache-Control: no-store\r\n${extra}Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    () => socket.destroy(),
+  );
+}
+
+const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 405: 'Method Not Allowed', 408: 'Request Timeout', 413: 'Payload Too Large', 431: 'Request Header Fields Too Large' };
+
+/**
+ * A request Node's parser refused before the broker saw it (a malformed request line or header,
+ * a bad chunk, headers or URL over the size limit, a request not in within the timeouts): Node
+ * would answer a bare status; this answers it as every other refusal, JSON with the registry's
+ * code. Nothing is written when an answer to an earlier request on the connection has begun.
+ */
+export function answerClientError(err: Error & { code?: string }, socket: Duplex): void {
+  socket.on('error', ignoreError);
+  const inFlight = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage;
+  const parseError = err.code !== undefined && (err.code.startsWith('HPE_') || err.code in PARSE_REFUSALS);
+  if (!socket.writable || !parseError || (inFlight && inFlight.headersSent)) {
+    socket.destroy();
+    return;
+  }
+  const code = PARSE_REFUSALS[err.code!] ?? 'ENTRY_BAD_REQUEST';
+  writeRefusal(socket, new EntryError(code, code === 'ENTRY_BAD_REQUEST' ? 'malformed HTTP request' : undefined));
+}
+
+/** CONNECT asks for a tunnel: the broker is no proxy. Node would close the connection without a word. */
+export function refuseConnect(_req: IncomingMessage, socket: Duplex): void {
+  writeRefusal(socket, new EntryError('ENTRY_METHOD_NOT_ALLOWED', 'CONNECT: this is not a proxy'));
+}
