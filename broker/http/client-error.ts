@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { EntryError, type ErrorCode, ignoreError } from '../errors.js';
+import { sendError } from './respond.js';
 
 /** Node's parser errors that name what was wrong with the request; the rest get a plain 400. */
 const PARSE_REFUSALS: Record<string, ErrorCode> = {
@@ -44,4 +45,15 @@ export function answerClientError(err: Error & { code?: string }, socket: Duplex
 /** CONNECT asks for a tunnel: the broker is no proxy. Node would close the connection without a word. */
 export function refuseConnect(_req: IncomingMessage, socket: Duplex): void {
   writeRefusal(socket, new EntryError('ENTRY_METHOD_NOT_ALLOWED', 'CONNECT: this is not a proxy'));
+}
+
+/**
+ * An HTTP/1.1 request without Host, which servers must refuse (RFC 9112 §3.2). Node's own check
+ * answers a bare 400; the listeners turn it off (`requireHostHeader: false`) and refuse here,
+ * with the registry's code. True when refused.
+ */
+export function refuseHostless(req: IncomingMessage, res: ServerResponse): boolean {
+  if (req.headers.host !== undefined || req.httpVersionMajor < 1 || (req.httpVersionMajor === 1 && req.httpVersionMinor === 0)) return false;
+  sendError(res, new EntryError('ENTRY_BAD_REQUEST', 'an HTTP/1.1 request needs a Host header'), { connection: 'close' });
+  return true;
 }

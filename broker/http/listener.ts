@@ -7,7 +7,7 @@ import type { TrustedProxies } from '../transport/client-address.js';
 import type { ListenerCertificates } from '../transport/tls.js';
 import { logAccess } from './access-log.js';
 import { httpBoundary, upgradeBoundary } from './boundary.js';
-import { answerClientError, refuseConnect } from './client-error.js';
+import { answerClientError, refuseConnect, refuseHostless } from './client-error.js';
 import { answerAsPlainRequest, isWebSocketUpgrade } from './foreign-upgrade.js';
 import { requestId } from './request-id.js';
 
@@ -43,6 +43,8 @@ export async function listen(
     // timer, which answers first with ENTRY_BODY_TIMEOUT.
     requestTimeout: o.handshakeTimeoutMs + o.bodyTimeoutMs + checkEveryMs,
     connectionsCheckingInterval: checkEveryMs,
+    // Refused by `refuseHostless`, with a code.
+    requireHostHeader: false,
   };
   const unanswered = new WeakMap<Duplex, ServerResponse[]>();
   const handler = httpBoundary(
@@ -52,6 +54,7 @@ export async function listen(
       o.proxies.stamp(req);
       res.setHeader('x-request-id', requestId(req));
       logAccess(req, res, o.log);
+      if (refuseHostless(req, res)) return;
       return onRequest(req, res);
     },
     o.fault,

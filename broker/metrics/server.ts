@@ -2,13 +2,13 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { FaultReporter } from '../fault.js';
 import { httpBoundary, upgradeBoundary } from '../http/boundary.js';
-import { answerClientError, refuseConnect } from '../http/client-error.js';
+import { answerClientError, refuseConnect, refuseHostless } from '../http/client-error.js';
 import { logAccess } from '../http/access-log.js';
 import { handleHealth, type HealthDeps } from '../http/health-routes.js';
 import { acceptFailures } from '../http/listener.js';
 import { requestUrl } from '../http/request-url.js';
 import { requestId } from '../http/request-id.js';
-import { sendMethodNotAllowed } from '../http/respond.js';
+import { sendJson, sendMethodNotAllowed } from '../http/respond.js';
 import type { Logger } from '../log.js';
 import type { BrokerMetrics } from './metrics.js';
 
@@ -30,17 +30,20 @@ export class MetricsServer {
 
   async listen(host: string, port: number): Promise<string> {
     const server = createServer(
+      // Refused by `refuseHostless`, with a code.
+      { requireHostHeader: false },
       httpBoundary(
         'metrics',
         async (req, res) => {
           // The rules of the broker's own listener: a request id, one log line, HEAD as GET.
           res.setHeader('x-request-id', requestId(req));
           logAccess(req, res, this.log);
+          if (refuseHostless(req, res)) return;
           const url = requestUrl(req);
           if (url && (await handleHealth(req, res, url, this.health))) return;
           const path = url?.pathname;
           if (path !== '/metrics') {
-            res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /metrics, /healthz or /readyz\n');
+            sendJson(res, 404, { error: 'ENTRY_NOT_FOUND', message: `not found: ${path ?? req.url ?? ''} (try /metrics, /healthz or /readyz)` });
             return;
           }
           if (req.method !== 'GET' && req.method !== 'HEAD') {

@@ -65,4 +65,19 @@ describe('odd HTTP requests', () => {
     expect(answer.statuses).toEqual([408]);
     expect(refusal(answer.text)).toMatchObject({ error: 'ENTRY_REQUEST_TIMEOUT' });
   });
+
+  it('refuses an HTTP/1.1 request without Host with 400 and its code, and answers an unknown path on the metrics listener with its code', async () => {
+    const metricsPort = Number(new URL(broker.broker.metricsUrl!).port);
+    for (const p of [port, metricsPort]) {
+      const hostless = await rawHttp(p, { head: 'GET /healthz HTTP/1.1\r\n\r\n', timeoutMs: 5_000 });
+      expect(hostless.statuses, `port ${p}`).toEqual([400]);
+      expect(refusal(hostless.text), `port ${p}`).toMatchObject({ error: 'ENTRY_BAD_REQUEST' });
+      expect(hostless.closedByServer, `port ${p}`).toBe(true);
+      // HTTP/1.0 has no Host to require.
+      expect((await rawHttp(p, { head: 'GET /healthz HTTP/1.0\r\n\r\n', timeoutMs: 5_000 })).statuses, `port ${p}`).toEqual([200]);
+    }
+    const other = await fetch(broker.broker.metricsUrl!.replace('/metrics', '/other'));
+    expect(other.status).toBe(404);
+    expect(await other.json()).toMatchObject({ error: 'ENTRY_NOT_FOUND' });
+  });
 });
