@@ -112,6 +112,15 @@ export class Gateway {
     // read past them).
     const said = [`${PING_INTERVAL_HEADER}: ${deps.config.limits.pingIntervalMs}`, `${RESUME_GRACE_HEADER}: ${deps.config.limits.resumeGraceMs}`];
     this.wss.on('headers', (headers: string[]) => headers.push(...said));
+    // A handshake ws will not complete (not GET, no valid Sec-WebSocket-Key or -Version): ws
+    // would answer it in plain text; it is refused as every other upgrade, with the registry's code.
+    this.wss.on('wsClientError', (err: Error, socket: Duplex, req: IncomingMessage) => {
+      const request = requestId(req);
+      const notGet = req.method !== 'GET';
+      const error = notGet ? new EntryError('ENTRY_METHOD_NOT_ALLOWED', `${req.method}: an upgrade is a GET`) : new EntryError('ENTRY_BAD_REQUEST', err.message);
+      deps.log.info('upgrade refused', { request, code: error.code, reason: error.message, remote: clientAddress(req) });
+      rejectHttp(socket, error.status, notGet ? 'Method Not Allowed' : 'Bad Request', error, request, notGet ? { allow: 'GET' } : {});
+    });
   }
 
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
@@ -540,9 +549,12 @@ export function refuse(ws: WebSocket, socket: Duplex, error: EntryError, protoco
   });
 }
 
-function rejectHttp(socket: Duplex, status: number, text: string, error?: Pick<EntryError, 'code' | 'message'>, request?: string): void {
+function rejectHttp(socket: Duplex, status: number, text: string, error?: Pick<EntryError, 'code' | 'message'>, request?: string, headers: Record<string, string> = {}): void {
   const body = error ? JSON.stringify({ error: error.code, message: error.message }) : '';
   const type = error ? 'Content-Type: application/json; charset=utf-8\r\n' : '';
   const id = request ? `x-request-id: ${request}\r\n` : '';
-  socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\n${type}${id}Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+  const extra = Object.entries(headers)
+    .map(([k, v]) => `${k}: ${v}\r\n`)
+    .join('');
+  socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\n${type}${id}${extra}Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
 }

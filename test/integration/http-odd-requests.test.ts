@@ -80,4 +80,20 @@ describe('odd HTTP requests', () => {
     expect(other.status).toBe(404);
     expect(await other.json()).toMatchObject({ error: 'ENTRY_NOT_FOUND' });
   });
+
+  it('refuses a WebSocket handshake it cannot complete with its code, as other refusals', async () => {
+    const key = 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n';
+    const cases: Array<[string, string, number, string]> = [
+      ['POST', `POST /enter HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n${key}\r\n`, 405, 'ENTRY_METHOD_NOT_ALLOWED'],
+      ['no key', 'GET /enter HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\r\n', 400, 'ENTRY_BAD_REQUEST'],
+      ['version 7', `GET /attach HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 7\r\n${key}\r\n`, 400, 'ENTRY_BAD_REQUEST'],
+      ['bad key', 'GET /watch?session=x HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: short\r\n\r\n', 400, 'ENTRY_BAD_REQUEST'],
+    ];
+    for (const [name, head, status, code] of cases) {
+      const answer = await rawHttp(port, { head, timeoutMs: 5_000 });
+      expect(answer.statuses, name).toEqual([status]);
+      expect(refusal(answer.text), name).toMatchObject({ error: code });
+      expect(answer.text.toLowerCase(), name).toContain('x-request-id:');
+    }
+  });
 });
