@@ -32,6 +32,8 @@ const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 405: 'Method N
  */
 export function answerClientError(err: Error & { code?: string }, socket: Duplex): void {
   socket.on('error', ignoreError);
+  // Node keeps no public record of the response under way on a connection; its own handler reads
+  // this one to know whether an answer has begun (keep-alive), after which nothing may be written.
   const inFlight = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage;
   const parseError = err.code !== undefined && (err.code.startsWith('HPE_') || err.code in PARSE_REFUSALS);
   if (!socket.writable || !parseError || (inFlight && inFlight.headersSent)) {
