@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { bearerOf } from '../auth/bearer.js';
 import { EntryError, isEntryError } from '../errors.js';
 
 export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
@@ -38,8 +39,8 @@ export function sendMethodNotAllowed(res: ServerResponse, method: string | undef
 
 /** The API's credential: `Authorization: Bearer`, else the `access-token` header the upgrade takes. */
 export function bearerToken(req: IncomingMessage): string | undefined {
-  const m = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
-  if (m) return m[1];
+  const bearer = bearerOf(req.headers.authorization);
+  if (bearer) return bearer;
   const header = req.headers['access-token'];
   return typeof header === 'string' && header !== '' ? header : undefined;
 }

@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import { bearerOf } from '../auth/bearer.js';
 import { requestId } from '../http/request-id.js';
 
 /** Everything the upgrade request says about who is calling and what they want. */
@@ -57,10 +58,7 @@ export function readUpgradeRequest(req: IncomingMessage): UpgradeRequest {
   const protocols = subprotocols(req);
   let token = header(req, 'access-token');
   const auth = header(req, 'authorization');
-  if (!token && auth) {
-    const m = /^Bearer\s+(\S+)\s*$/i.exec(auth);
-    if (m) token = m[1];
-  }
+  if (!token) token = bearerOf(auth);
   if (!token) token = tokenFromSubprotocol(protocols);
   const term = header(req, 'term-type') ?? q.get('term') ?? undefined;
   return {

@@ -186,6 +186,8 @@ describe('token abuse matrix', () => {
       ['no token', undefined, NO_TOKEN],
       ['empty token', '', NO_TOKEN],
       ['garbage', 'garbage', bad(/invalid access token/)],
+      // Not "no token": one was sent, and it is not a token.
+      ['two words (Bearer a b)', 'a b', bad(/invalid access token/)],
       ['three garbage parts', 'a.b.c', bad(/invalid access token/)],
       ['random base64url parts', `${randomBytes(20).toString('base64url')}.${randomBytes(40).toString('base64url')}.${randomBytes(64).toString('base64url')}`, bad(/invalid access token/)],
       ['a valid token cut short', valid.slice(0, -10), bad(/invalid access token/)],
