@@ -115,12 +115,15 @@ export function refuseBody(req: IncomingMessage, res: ServerResponse, err: Entry
   req.resume();
 }
 
+/** Drops a leading byte order mark, which a JSON reader may ignore (RFC 8259 §8.1) and some editors write. */
+const utf8 = new TextDecoder('utf-8');
+
 /** A body read with `readBody`, parsed as a JSON object (or `null` for an empty body). */
 export function parseJsonObject(body: Buffer): Record<string, unknown> | null {
   if (body.length === 0) return null;
   let value: unknown;
   try {
-    value = JSON.parse(body.toString('utf8'));
+    value = JSON.parse(utf8.decode(body));
   } catch {
     throw new EntryError('ENTRY_BAD_REQUEST', 'body is not JSON');
   }
