@@ -72,7 +72,42 @@ export interface RemoteProcess {
   wait(): Promise<number>;
 }
 
+/** Node's way of saying an argument is wrong: a TypeError with its code. */
+function invalid(what: string, want: string, got: unknown, code = 'ERR_INVALID_ARG_TYPE'): TypeError {
+  const shown = got === null ? 'null' : typeof got === 'string' ? JSON.stringify(got) : typeof got === 'number' ? String(got) : `type ${typeof got}`;
+  return Object.assign(new TypeError(`${what} must be ${want}, got ${shown}`), { code });
+}
+
+/**
+ * Options checked before anything is sent: a mistake of the caller's is said as one, by name,
+ * rather than as a broker address that is not one, a TypeError from deep inside, or a START the
+ * broker cannot read (ENTRY_BAD_FRAME).
+ */
+function checkOptions(o: ExecOptions): void {
+  if (typeof o !== 'object' || o === null) throw invalid('options', 'an object', o);
+  if (typeof o.broker !== 'string') throw invalid('broker', 'a string (http(s):// or ws(s):// address)', o.broker);
+  if (typeof o.token !== 'string') throw invalid('token', 'a string', o.token);
+  const t = o.target as Partial<Target> | undefined;
+  if (typeof t !== 'object' || t === null) throw invalid('target', 'an object { app, proc, instance }', t);
+  for (const field of ['app', 'proc'] as const) {
+    if (typeof t[field] !== 'string') throw invalid(`target.${field}`, 'a string', t[field]);
+    if (t[field] === '') throw invalid(`target.${field}`, 'a non-empty string', t[field], 'ERR_INVALID_ARG_VALUE');
+  }
+  const i = t.instance;
+  if (typeof i !== 'string' && typeof i !== 'number') throw invalid('target.instance', 'a string or a number', i);
+  if (i === '' || (typeof i === 'number' && !(Number.isSafeInteger(i) && i >= 0))) throw invalid('target.instance', 'a non-empty string or a whole number', i, 'ERR_INVALID_ARG_VALUE');
+  if (!Array.isArray(o.command)) throw invalid('command', 'an array of arguments ([] for the interactive shell)', o.command);
+  o.command.forEach((a, n) => {
+    if (typeof a !== 'string' && !(a instanceof Uint8Array)) throw invalid(`command[${n}]`, 'a string or a Uint8Array', a);
+  });
+  for (const side of ['cols', 'rows'] as const) {
+    const v = o[side];
+    if (v !== undefined && !(typeof v === 'number' && Number.isSafeInteger(v) && v >= 0)) throw invalid(side, 'a whole number of cells', v, typeof v === 'number' ? 'ERR_INVALID_ARG_VALUE' : 'ERR_INVALID_ARG_TYPE');
+  }
+}
+
 function connectOptions(o: ExecOptions): ConnectOptions {
+  checkOptions(o);
   const env = Array.isArray(o.env) ? o.env : Object.entries(o.env ?? {}).map(([k, v]) => `${k}=${v}`);
   return {
     broker: o.broker,
@@ -105,7 +140,8 @@ export function exitCodeOf(end: SessionEnd): number {
 const OUTPUT_BUFFER_BYTES = 64 * 1024;
 
 /** Starts a command and returns its streams. */
-export function spawn(options: ExecOptions): Promise<RemoteProcess> {
+export async function spawn(options: ExecOptions): Promise<RemoteProcess> {
+  // Async: wrong options reject, as every other failure does, rather than throw.
   return start(connectOptions(options));
 }
 
@@ -180,6 +216,7 @@ async function start(connect: ConnectOptions): Promise<RemoteProcess> {
 
 /** Runs a command to completion and collects its output. */
 export async function run(options: RunOptions): Promise<RunResult> {
+  checkOptions(options);
   const { signal, maxBuffer = Infinity } = options;
   if (!(maxBuffer >= 0)) throw new RangeError(`maxBuffer must be a number of bytes, got ${String(maxBuffer)}`);
   signal?.throwIfAborted();

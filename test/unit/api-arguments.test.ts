@@ -1,0 +1,75 @@
+import { createServer, type Server, type Socket } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type ExecOptions, run, spawn } from '../../client/index.js';
+
+/**
+ * Options a script gets wrong (a JavaScript caller, or one past the types with `as`) are said as
+ * the caller's mistake: a TypeError with Node's code, naming the option, before anything is sent.
+ * Before, they came out as "not a broker address", a TypeError from inside the client, or a START
+ * the broker could not read (ENTRY_BAD_FRAME), and spawn() threw some of them instead of rejecting.
+ */
+describe('run() and spawn() with wrong options', () => {
+  let server: Server;
+  let connections = 0;
+  const sockets: Socket[] = [];
+  let good: ExecOptions;
+
+  beforeAll(async () => {
+    server = createServer((s) => {
+      connections++;
+      sockets.push(s);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const { port } = server.address() as { port: number };
+    good = { broker: `http://127.0.0.1:${port}`, token: 't', target: { app: 'shop', proc: 'web', instance: 1 }, command: ['true'] };
+  });
+  afterAll(async () => {
+    for (const s of sockets) s.destroy();
+    await new Promise((r) => server.close(r));
+  });
+
+  const wrong: Array<[string, Record<string, unknown>, string, RegExp]> = [
+    ['command as a string', { command: 'ls -l' }, 'ERR_INVALID_ARG_TYPE', /^command must be an array/],
+    ['no command', { command: undefined }, 'ERR_INVALID_ARG_TYPE', /^command must be an array/],
+    ['a number among the arguments', { command: ['sleep', 1] }, 'ERR_INVALID_ARG_TYPE', /^command\[1\] must be a string or a Uint8Array, got 1/],
+    ['null among the arguments', { command: ['echo', null] }, 'ERR_INVALID_ARG_TYPE', /^command\[1\] must be/],
+    ['no target', { target: undefined }, 'ERR_INVALID_ARG_TYPE', /^target must be an object/],
+    ['a target without proc', { target: { app: 'shop', instance: 1 } }, 'ERR_INVALID_ARG_TYPE', /^target\.proc must be a string/],
+    ['an empty app', { target: { app: '', proc: 'web', instance: 1 } }, 'ERR_INVALID_ARG_VALUE', /^target\.app must be a non-empty string/],
+    ['an instance that is an object', { target: { app: 'shop', proc: 'web', instance: { n: 1 } } }, 'ERR_INVALID_ARG_TYPE', /^target\.instance must be a string or a number/],
+    ['an instance that is NaN', { target: { app: 'shop', proc: 'web', instance: NaN } }, 'ERR_INVALID_ARG_VALUE', /^target\.instance must be/],
+    ['no token', { token: undefined }, 'ERR_INVALID_ARG_TYPE', /^token must be a string/],
+    ['no broker', { broker: undefined }, 'ERR_INVALID_ARG_TYPE', /^broker must be a string/],
+    ['cols as a string', { tty: true, cols: '80', rows: 24 }, 'ERR_INVALID_ARG_TYPE', /^cols must be a whole number/],
+    ['negative rows', { tty: true, cols: 80, rows: -1 }, 'ERR_INVALID_ARG_VALUE', /^rows must be a whole number/],
+  ];
+
+  for (const [name, change, code, message] of wrong) {
+    it(`rejects ${name} with a TypeError, sending nothing`, async () => {
+      const options = { ...good, ...change } as unknown as ExecOptions;
+      const before = connections;
+      let spawned: Promise<unknown> | undefined;
+      expect(() => (spawned = spawn(options)), 'spawn() rejects, it does not throw').not.toThrow();
+      for (const call of [spawned!, run(options)]) {
+        const err = (await call.then(
+          () => expect.unreachable('resolved'),
+          (e: unknown) => e,
+        )) as Error & { code?: string };
+        expect(err).toBeInstanceOf(TypeError);
+        expect(err.code).toBe(code);
+        expect(err.message).toMatch(message);
+      }
+      expect(connections).toBe(before);
+    });
+  }
+
+  it('takes an instance as a string or a number, raw bytes among the arguments, and no arguments at all', async () => {
+    // Accepted: the call goes on to connect (here to a server that never answers the upgrade).
+    for (const change of [{ target: { app: 'shop', proc: 'web', instance: 'api-7d4b9c-x2x9q' } }, { command: ['printf', Buffer.from([0xff])] }, { command: [] }]) {
+      const before = connections;
+      const err = (await run({ ...good, ...change, connectTimeoutMs: 200 }).catch((e: unknown) => e)) as Error & { code?: string };
+      expect(err.code).toBe('ENTRY_CONNECT_FAILED');
+      expect(connections).toBe(before + 1);
+    }
+  });
+});
