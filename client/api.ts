@@ -204,6 +204,8 @@ async function start(connect: ConnectOptions): Promise<RemoteProcess> {
     resize: (c, r) => conn.resize(c, r),
     signal: (name) => {
       // As process.kill does: a name the broker would ignore is the caller's mistake, said now.
+      // A number (child.kill(9)) is not taken: the broker delivers names, and 9 is not one everywhere.
+      if (typeof name !== 'string') throw invalid('signal', 'a signal name ("INT", "TERM", …)', name);
       if (!CLIENT_SIGNALS.has(signalName(name))) {
         throw Object.assign(new TypeError(`unknown signal: ${name} (the broker delivers ${[...CLIENT_SIGNALS].join(', ')})`), { code: 'ERR_UNKNOWN_SIGNAL' });
       }

@@ -136,6 +136,8 @@ describe('spawn() output a reader stops taking', () => {
     await new Promise((resolve) => proc.stdout.once('data', resolve));
     expect(() => proc.signal('STOP')).toThrow(expect.objectContaining({ name: 'TypeError', code: 'ERR_UNKNOWN_SIGNAL', message: expect.stringContaining('unknown signal: STOP (the broker delivers HUP, INT') }));
     expect(() => proc.signal('9')).toThrow(TypeError);
+    // child.kill(9) is how Node takes it; said as a wrong type, not as `name.toUpperCase is not a function`.
+    expect(() => proc.signal(9 as unknown as string)).toThrow(expect.objectContaining({ name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE', message: 'signal must be a signal name ("INT", "TERM", …), got 9' }));
     proc.signal('sigusr1');
     proc.signal('TERM');
     expect(await proc.wait()).toBe(143);
