@@ -178,17 +178,29 @@ async function start(connect: ConnectOptions): Promise<RemoteProcess> {
   };
   conn.on('stdout', push(stdout));
   conn.on('stderr', push(stderr));
+  let inputEnded = false;
   const stdin = new Writable({
     write(chunk: Buffer, _enc, cb) {
       if (conn.write(chunk)) cb();
       else conn.once('drain', () => cb());
     },
     final(cb) {
+      inputEnded = true;
       conn.endInput();
       cb();
     },
+    destroy(err, cb) {
+      // Destroyed by its writer, or by a pipeline whose source failed: as when a child process's
+      // stdin pipe is closed, the command reads EOF after what was written, instead of waiting for more.
+      if (!inputEnded) {
+        inputEnded = true;
+        conn.endInput();
+      }
+      cb(err);
+    },
   });
   const result = conn.done.then((end) => {
+    inputEnded = true;
     stdout.push(null);
     stderr.push(null);
     // Nothing more is taken: a write still waiting, or a pipeline into stdin, ends now (as

@@ -90,6 +90,32 @@ describe('the TypeScript API: run() and spawn()', () => {
     expect(await feeding).toBe('ERR_STREAM_PREMATURE_CLOSE');
   });
 
+  it('gives the command EOF when stdin is destroyed, as closing a child process stdin pipe does', async () => {
+    const proc = await spawn({ ...base, command: ['cat'] });
+    const out: Buffer[] = [];
+    proc.stdout.on('data', (c: Buffer) => out.push(c));
+    await new Promise<void>((resolve) => proc.stdin.write('kept\n', () => resolve()));
+    proc.stdin.destroy();
+    expect(await proc.wait()).toBe(0);
+    expect(Buffer.concat(out).toString()).toBe('kept\n');
+  }, 15_000);
+
+  it('gives the command EOF after what came when a pipeline into stdin fails at its source', async () => {
+    const proc = await spawn({ ...base, command: ['wc', '-c'] });
+    const out: Buffer[] = [];
+    proc.stdout.on('data', (c: Buffer) => out.push(c));
+    let reads = 0;
+    const failing = new Readable({
+      read() {
+        if (reads++ === 0) this.push('abc');
+        else this.destroy(new Error('the source failed'));
+      },
+    });
+    await expect(pipeline(failing, proc.stdin)).rejects.toThrow('the source failed');
+    expect(await proc.wait()).toBe(0);
+    expect(Number(Buffer.concat(out).toString())).toBe(3);
+  }, 15_000);
+
   it('rejects wait() with ENTRY_CLOSED after close(), not as a lost connection', async () => {
     const proc = await spawn({ ...base, command: ['sh', '-c', 'echo up; exec sleep 60'] });
     await new Promise((resolve) => proc.stdout.once('data', resolve));
