@@ -228,10 +228,18 @@ async function start(connect: ConnectOptions): Promise<RemoteProcess> {
   };
 }
 
+function isStream(v: unknown): v is Readable {
+  return typeof v === 'object' && v !== null && typeof (v as Readable).pipe === 'function' && typeof (v as Readable).once === 'function';
+}
+
 /** Runs a command to completion and collects its output. */
 export async function run(options: RunOptions): Promise<RunResult> {
   checkOptions(options);
   const { signal, maxBuffer = Infinity } = options;
+  // Checked before the session opens: a pipeline that cannot take it would throw with the
+  // session open, its command left waiting for input.
+  const given = options.stdin as unknown;
+  if (!(given === undefined || typeof given === 'string' || given instanceof Uint8Array || isStream(given))) throw invalid('stdin', 'a string, a Uint8Array or a Readable', given);
   if (!(maxBuffer >= 0)) throw new RangeError(`maxBuffer must be a number of bytes, got ${String(maxBuffer)}`);
   signal?.throwIfAborted();
   const input = options.stdin;

@@ -63,6 +63,19 @@ describe('run() and spawn() with wrong options', () => {
     });
   }
 
+  // A stdin run() cannot pipe used to fail only once the session was open, leaving it open
+  // (the command waiting for input, the connection holding the process); now nothing is sent.
+  for (const [name, stdin] of [['null', null], ['a number', 42], ['an array of buffers', [Buffer.from('a')]]] as const) {
+    it(`rejects run() with ${name} as stdin with a TypeError, sending nothing`, async () => {
+      const before = connections;
+      const err = (await run({ ...good, stdin: stdin as unknown as string }).catch((e: unknown) => e)) as Error & { code?: string };
+      expect(err).toBeInstanceOf(TypeError);
+      expect(err.code).toBe('ERR_INVALID_ARG_TYPE');
+      expect(err.message).toMatch(/^stdin must be a string, a Uint8Array or a Readable/);
+      expect(connections).toBe(before);
+    });
+  }
+
   it('takes an instance as a string or a number, raw bytes among the arguments, and no arguments at all', async () => {
     // Accepted: the call goes on to connect (here to a server that never answers the upgrade).
     for (const change of [{ target: { app: 'shop', proc: 'web', instance: 'api-7d4b9c-x2x9q' } }, { command: ['printf', Buffer.from([0xff])] }, { command: [] }]) {
