@@ -26,6 +26,11 @@ const CONTAINER_STOP_GRACE_MS = 300;
  */
 const HOST_PID_LOOKUP_DELAY_MS = 1_000;
 /**
+ * How long a signal that found none of the session's processes is tried again while the engine
+ * has not reported the exec's PID: the process is still being started.
+ */
+const SIGNAL_BEFORE_START_WAIT_MS = 5_000;
+/**
  * How long an ended session waits for an exec process the engine had not spawned yet (the
  * client left within milliseconds of START): the engine answers the start before it spawns the
  * process, tens of milliseconds later here and seconds on a loaded engine. Past this the exec
@@ -64,9 +69,16 @@ export class DockerExecProcess implements ProcessSide {
   private readonly inputEnd = new TtyInputEnd();
   /** The client's signals, at most one delivery at a time (see SignalLane). */
   private readonly signals = new SignalLane(async (sig) => {
-    if (this.finished) return;
-    const pid = await this.ensureHostPid();
-    await this.reaper.signalFromClient(this.options.containerId, this.options.sessionId, `SIG${sig}` as NodeJS.Signals, pid, this.hostStart);
+    // A signal sent right after START (a script's kill just after spawn) may come before the
+    // engine reports the exec's process (PID 0) and before the process carries the session's
+    // mark: none is found and it was dropped. Asked again until one is, for a while.
+    const until = Date.now() + SIGNAL_BEFORE_START_WAIT_MS;
+    for (let wait = 10; !this.finished; wait = Math.min(wait * 2, 200)) {
+      const pid = await this.ensureHostPid();
+      const sent = await this.reaper.signalFromClient(this.options.containerId, this.options.sessionId, `SIG${sig}` as NodeJS.Signals, pid, this.hostStart);
+      if (sent > 0 || pid > 0 || Date.now() >= until) return;
+      await sleep(wait);
+    }
   });
 
   private constructor(

@@ -116,6 +116,16 @@ describe('the TypeScript API: run() and spawn()', () => {
     expect(Number(Buffer.concat(out).toString())).toBe(3);
   }, 15_000);
 
+  it('delivers a signal sent right after spawn(), before the engine has reported the process', async () => {
+    // As child.kill() right after spawn(): the SIGNAL follows START at once, and was dropped
+    // when it found none of the session's processes yet (the command then ran on, for minutes).
+    for (const [name, code] of [['KILL', 137], ['TERM', 143], ['INT', 130], ['KILL', 137], ['TERM', 143]] as const) {
+      const proc = await spawn({ ...base, command: ['sleep', '600'] });
+      proc.signal(name);
+      expect(await proc.wait(), name).toBe(code);
+    }
+  }, 30_000);
+
   it('rejects wait() with ENTRY_CLOSED after close(), not as a lost connection', async () => {
     const proc = await spawn({ ...base, command: ['sh', '-c', 'echo up; exec sleep 60'] });
     await new Promise((resolve) => proc.stdout.once('data', resolve));
