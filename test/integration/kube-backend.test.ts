@@ -574,6 +574,20 @@ describe.skipIf(!kubeClusterPossible())('the Kubernetes backend against a real c
     expect(exitOf(end)).toBe(9);
   });
 
+  it('passes a signal sent right after the open, before the command may have started', async () => {
+    const t = await backends.resolve({ app: 'shop', proc: 'web', instance: '0' });
+    const took: number[] = [];
+    for (let i = 0; i < 2; i++) {
+      const p = await t.open(spec({ cmd: ['sleep', '600'] }));
+      const d = drive(p);
+      const sent = Date.now();
+      p.signal('KILL');
+      expect(exitOf(await d.done), `run ${i}`).toBe(137);
+      took.push(Date.now() - sent);
+    }
+    console.log(`kube-backend: a KILL sent right after the open ended the command in ${took.join(', ')} ms`);
+  }, 60_000);
+
   it('needs no more than get/list/watch on pods and get/create on pods/exec, and serves its own namespace when it may not list all', async () => {
     const execer = await k.createIdentity({ name: 'execer', namespace: ns, rules: EXEC_RULES });
     // No namespace given: every namespace is refused to it, so it serves its kubeconfig's own.
