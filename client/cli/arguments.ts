@@ -38,6 +38,16 @@ export function oneNumber(flag: string, min: number): (v: number | number[]) => 
   };
 }
 
+/**
+ * The id of `enter kill|watch|replay`, as the broker's routes take it (letters, digits and `-`,
+ * up to 64): anything else (`''`, a pasted id with a blank) is refused here, by name, rather than
+ * sent for the broker to answer that it has no such API.
+ */
+export function sessionId(id: string): string {
+  if (!/^[A-Za-z0-9-]{1,64}$/.test(id)) throw new ClientError('ENTRY_BAD_REQUEST', `not a session id: ${JSON.stringify(id)} (enter sessions lists them)`);
+  return id;
+}
+
 /** An on/off environment variable: unset or empty for `fallback`. */
 export function envSwitch(name: string, fallback: boolean, env: NodeJS.ProcessEnv = process.env): boolean {
   const raw = (env[name] ?? '').trim().toLowerCase();

@@ -7,7 +7,7 @@ import { endReason } from '../protocol/connection.js';
 import { parseEscapeChar } from './escape.js';
 import { EXIT_CLIENT_FAILURE, EXIT_OUTPUT_CLOSED, runExecCommand } from './exec-command.js';
 import type { FailureContext } from './hints.js';
-import { envSwitch, lastTtyFlag, manyValues, oneNumber, oneValue, usageError, VALUE_OPTIONS } from './arguments.js';
+import { envSwitch, lastTtyFlag, manyValues, oneNumber, oneValue, sessionId, usageError, VALUE_OPTIONS } from './arguments.js';
 import { resolveBroker, resolveToken } from './settings.js';
 
 // Everything but the exec path is imported when its command runs: scripts call
@@ -216,8 +216,9 @@ async function main(): Promise<void> {
       'end a session wherever it runs, and its processes (admin)',
       (y) => y.positional('id', { type: 'string', describe: 'session id, from enter sessions' }),
       async (args) => {
+        const id = sessionId(args.id!);
         const ref = broker(args.broker);
-        await (await lazy.admin()).killSessionCommand(ref.url, await resolveToken(ref), args.id!);
+        await (await lazy.admin()).killSessionCommand(ref.url, await resolveToken(ref), id);
       },
     )
     .command(
@@ -226,8 +227,9 @@ async function main(): Promise<void> {
       (y) => y.positional('id', { type: 'string', describe: 'session id, from enter sessions' }),
       async (args) => {
         process.stdout.off('error', onStdoutError);
+        const id = sessionId(args.id!);
         const ref = broker(args.broker);
-        process.exitCode = await (await lazy.audit()).watchCommand(ref.url, await resolveToken(ref), args.id!);
+        process.exitCode = await (await lazy.audit()).watchCommand(ref.url, await resolveToken(ref), id);
       },
     )
     .command(
@@ -240,8 +242,9 @@ async function main(): Promise<void> {
           .option('speed', { type: 'number', default: 1, coerce: oneNumber('--speed', 0.01), describe: 'playback speed factor' })
           .option('idle-limit', { type: 'number', default: 2, coerce: oneNumber('--idle-limit', 0), describe: 'longest pause kept, in seconds' }),
       async (args) => {
+        const id = sessionId(args.id!);
         const ref = broker(args.broker);
-        await (await lazy.audit()).replayCommand(ref.url, await resolveToken(ref), args.id!, { speed: args.speed, idleLimit: args['idle-limit'] });
+        await (await lazy.audit()).replayCommand(ref.url, await resolveToken(ref), id, { speed: args.speed, idleLimit: args['idle-limit'] });
       },
     )
     .command(

@@ -239,6 +239,18 @@ describe('the enter CLI', () => {
     expect(Date.now() - started).toBeLessThan(20_000);
   }, 30_000);
 
+  it('refuses a session id the broker could not route (empty, a pasted blank, a slash) before asking it, and sends a well-formed one', async () => {
+    for (const command of ['kill', 'watch', 'replay']) {
+      for (const id of ['', 'abc ', '../x', '%41']) {
+        const r = await enter([command, id]);
+        expect(r.stderr.toString(), `${command} ${JSON.stringify(id)}`).toBe(`enter: not a session id: ${JSON.stringify(id)} (enter sessions lists them)\n`);
+        expect(r.status).toBe(255);
+      }
+      const sent = await enter([command, '0b7e4e0c-3f7c-4c51-9d0e-6f3b9b2b1a11']);
+      expect(sent.stderr.toString()).toMatch(/^enter: cannot reach broker http:\/\/127\.0\.0\.1:1/);
+    }
+  });
+
   it('refuses replay numbers it cannot play by, and a token with a line break inside', async () => {
     for (const [flag, value] of [['--speed', '0.001'], ['--speed', 'abc'], ['--idle-limit', '-5'], ['--idle-limit', 'abc']] as const) {
       const r = await enter(['replay', 'abc', flag, value]);
