@@ -112,6 +112,11 @@ export function normaliseBrokerUrl(url: string): string {
   if (!['http:', 'https:', 'ws:', 'wss:'].includes(parsed.protocol)) {
     throw new Error(`broker URL must be http(s):// or ws(s)://, got ${url}`);
   }
+  // The API paths are appended to the address: a query or fragment would swallow them
+  // (`…/?x=1/api/containers`), and fetch refuses a URL with a user name in it.
+  if (parsed.search || parsed.hash || parsed.username || parsed.password) {
+    throw new Error(`broker address ${JSON.stringify(url)} has a ${parsed.search ? 'query' : parsed.hash ? 'fragment' : 'user name'}: give the address alone, such as https://entry.example.com`);
+  }
   return parsed.toString().replace(/\/$/, '');
 }
 

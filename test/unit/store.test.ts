@@ -85,6 +85,12 @@ describe('normaliseBrokerUrl', () => {
     expect(() => normaliseBrokerUrl('file:///etc/passwd')).toThrow();
   });
 
+  it('refuses an address with a query, a fragment or a user name, which the API paths could not be added to', () => {
+    for (const [bad, what] of [['http://127.0.0.1:8022?x=1', 'query'], ['https://entry.example/#top', 'fragment'], ['http://me:pw@entry.example', 'user name'], ['http://me@entry.example', 'user name']] as const) {
+      expect(() => normaliseBrokerUrl(bad), bad).toThrow(`broker address ${JSON.stringify(bad)} has a ${what}: give the address alone, such as https://entry.example.com`);
+    }
+  });
+
   it('names an address that is no URL, and says what one looks like', () => {
     for (const bad of ['http://', 'http://exa mple', '127.0.0.1:99999', 'https://[::1']) {
       expect(() => normaliseBrokerUrl(bad), bad).toThrow(`broker address ${JSON.stringify(bad)} is not a URL: give one such as https://entry.example.com, or HOST:PORT`);
