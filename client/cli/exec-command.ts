@@ -1,7 +1,7 @@
 import { constants as osConstants } from 'node:os';
 import { ExecConnection, type ReconnectStatus, type SessionEnd, type Target } from '../protocol/connection.js';
 import { EscapeFilter, escapeHelp } from './escape.js';
-import { InterruptCounter } from './interrupts.js';
+import { InterruptCounter, TERM_GRACE_MS } from './interrupts.js';
 import { OutputSinks } from './output-sinks.js';
 import { enterRawMode } from './terminal.js';
 
@@ -53,7 +53,8 @@ const INTERACTIVE_READ_AHEAD_BYTES = 4 * 1024 * 1024;
 /**
  * Runs one session wired to this process's stdio; resolves with the exit status to use.
  * TTY: raw mode, Ctrl-C travels as input, WINCH on start and on resize.
- * No TTY: SIGINT/SIGTERM are sent to the remote processes; stdin EOF is passed on.
+ * No TTY: SIGINT/SIGTERM are sent to the remote processes (one not answered ends the session, see
+ * interrupts.ts); stdin EOF is passed on.
  */
 export async function runExecCommand(o: ExecCommandOptions): Promise<ExecOutcome> {
   const stdin = process.stdin;
@@ -131,6 +132,7 @@ export async function runExecCommand(o: ExecCommandOptions): Promise<ExecOutcome
     const onResize = () => screen && conn.resize(screen.columns, screen.rows);
     const signals: Array<[NodeJS.Signals, () => void]> = [];
     let endedBy: NodeJS.Signals | undefined;
+    let termTimer: NodeJS.Timeout | undefined;
     const endBy = (sig: NodeJS.Signals) => () => {
       endedBy ??= sig;
       conn.close();
@@ -144,13 +146,21 @@ export async function runExecCommand(o: ExecCommandOptions): Promise<ExecOutcome
     } else {
       const interrupts = new InterruptCounter();
       signals.push(['SIGINT', () => (interrupts.press() ? endBy('SIGINT')() : conn.signal('INT'))]);
-      signals.push(['SIGTERM', () => conn.signal('TERM')]);
+      signals.push([
+        'SIGTERM',
+        () => {
+          if (termTimer) return endBy('SIGTERM')();
+          conn.signal('TERM');
+          termTimer = setTimeout(endBy('SIGTERM'), TERM_GRACE_MS);
+        },
+      ]);
       signals.push(['SIGQUIT', () => conn.signal('QUIT')]);
       signals.push(['SIGHUP', endBy('SIGHUP')]);
     }
     for (const [sig, fn] of signals) process.on(sig, fn);
 
     const end: SessionEnd = await conn.done;
+    clearTimeout(termTimer);
     status.clear();
     screen?.off('resize', onResize);
     for (const [sig, fn] of signals) process.off(sig, fn);

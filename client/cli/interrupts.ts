@@ -17,3 +17,11 @@ export class InterruptCounter {
     return this.times.length >= INTERRUPTS_TO_QUIT;
   }
 }
+
+/**
+ * Without a TTY, SIGTERM is the remote command's too, but `enter` must still stop when asked:
+ * `timeout`, systemd and CI runners send one and wait. A command that has not ended this long
+ * after it (as `docker stop` waits before its SIGKILL), or a second SIGTERM, ends the session,
+ * which ends the session's processes.
+ */
+export const TERM_GRACE_MS = 10_000;

@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TERM_GRACE_MS } from '../../client/cli/interrupts.js';
 import { startTestBroker, type TestBroker } from '../helpers/broker.js';
 import { CLI, runCli } from '../helpers/cli.js';
 import { containerProcesses, TestContainers, uniqueApp } from '../helpers/containers.js';
@@ -163,6 +164,30 @@ describe('enter <app> <proc> <n> -- <cmd>: scripted runs', () => {
       await eventually(async () => !(await containerProcesses(containerId)).some((p) => mine(p) || p.includes('echo ready')), `the remote command to be gone (${sig})`);
     }
   });
+
+  it('stops on SIGTERM when the remote command ignores it: after the grace, or at once on a second SIGTERM, exit 143, the command gone', async () => {
+    for (const [twice, seconds] of [[false, 6004], [true, 6005]] as const) {
+      const mine = (p: string) => p.includes(`sleep ${seconds}`);
+      // TERM ignored by the shell and, inherited, by its sleep.
+      const child = spawn(process.execPath, [CLI, app, 'web', '1', '--', 'sh', '-c', `trap "" TERM; echo ready; sleep ${seconds}`], { env: { ...process.env, ...env } });
+      await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));
+      await eventually(async () => (await containerProcesses(containerId)).some(mine), 'the remote sleep');
+      const closed = new Promise<number | null>((resolve) => child.on('close', resolve));
+      const sent = Date.now();
+      child.kill('SIGTERM');
+      if (twice) {
+        // The first is on its way to the command (and ignored there); the second is for enter.
+        await new Promise((r) => setTimeout(r, 200));
+        child.kill('SIGTERM');
+      }
+      const status = await closed;
+      const took = Date.now() - sent;
+      expect(status, `twice: ${twice}`).toBe(143);
+      if (twice) expect(took).toBeLessThan(TERM_GRACE_MS / 2);
+      else expect(took).toBeGreaterThanOrEqual(TERM_GRACE_MS);
+      await eventually(async () => !(await containerProcesses(containerId)).some(mine), 'the remote command to be gone');
+    }
+  }, 60_000);
 
   it('passes SIGQUIT on to the remote command when there is no TTY', async () => {
     // exec: a shell waiting for a child does not end on the child's SIGQUIT; sleep itself does.
