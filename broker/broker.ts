@@ -36,7 +36,7 @@ import { Recorder } from './recording/recorder.js';
 import { runAttachSession } from './session/attach-session.js';
 import { runExecSession } from './session/exec-session.js';
 import type { SessionObserver } from './session/observer.js';
-import { hasSessionIdShape } from './session/session-id.js';
+import { hasSessionIdShape } from '../proto/session-id.js';
 import { SessionRegistry } from './session/registry.js';
 import { SessionTable } from './session/session-table.js';
 import { runWatchSession } from './session/watch-session.js';

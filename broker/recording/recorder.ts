@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { Logger } from '../log.js';
 import { maskCredentials } from '../mask.js';
 import type { SessionInfo, SessionObserver, SessionTap } from '../session/observer.js';
-import { hasSessionIdShape } from '../session/session-id.js';
+import { hasSessionIdShape } from '../../proto/session-id.js';
 import { AsciicastWriter } from './asciicast-writer.js';
 import { MAX_ALL_IN_FLIGHT_BYTES } from './pending-bytes.js';
 import { allBytesInFlight, holdForDisk } from './write-queue.js';

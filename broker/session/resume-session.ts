@@ -3,7 +3,7 @@ import { EntryError, isEntryError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Identity } from '../auth/identity.js';
 import type { SessionObserver } from './observer.js';
-import { hasSessionIdShape } from './session-id.js';
+import { hasSessionIdShape } from '../../proto/session-id.js';
 import type { AdmittedSession, ClientTerminal, EndReason } from './types.js';
 
 /** A connection that asks to take a session over (RESUME), as the holding session checks it. */

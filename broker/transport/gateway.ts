@@ -13,7 +13,7 @@ import type { AuthGuard } from '../auth/guard.js';
 import type { BrokerConfig } from '../config/config.js';
 import type { ResolvedTarget, Target } from '../backend/backend.js';
 import { validateTarget } from '../backend/target.js';
-import { hasSessionIdShape } from '../session/session-id.js';
+import { hasSessionIdShape } from '../../proto/session-id.js';
 import { withTimeout } from '../backend/with-timeout.js';
 import { EntryError, ignoreError, isEntryError } from '../errors.js';
 import type { FaultReporter } from '../fault.js';

@@ -1,3 +1,4 @@
+import { hasSessionIdShape } from '../../proto/session-id.js';
 import { ClientError } from '../protocol/client-error.js';
 import { closeNames, didYouMean, leading } from './suggest.js';
 
@@ -44,7 +45,7 @@ export function oneNumber(flag: string, min: number): (v: number | number[]) => 
  * sent for the broker to answer that it has no such API.
  */
 export function sessionId(id: string): string {
-  if (!/^[A-Za-z0-9-]{1,64}$/.test(id)) throw new ClientError('ENTRY_BAD_REQUEST', `not a session id: ${JSON.stringify(id)} (enter sessions lists them)`);
+  if (!hasSessionIdShape(id)) throw new ClientError('ENTRY_BAD_REQUEST', `not a session id: ${JSON.stringify(id)} (enter sessions lists them)`);
   return id;
 }
 
