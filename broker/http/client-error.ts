@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { EntryError, type ErrorCode, ignoreError } from '../errors.js';
+import { rawAnswer } from './raw-answer.js';
 import { sendError } from './respond.js';
 
 /** Node's parser errors that name what was wrong with the request; the rest get a plain 400. */
@@ -11,18 +12,9 @@ const PARSE_REFUSALS: Record<string, ErrorCode> = {
 };
 
 /** A refusal written straight to a connection no request object answers, then the connection closed. */
-function writeRefusal(socket: Duplex, err: EntryError, headers: Record<string, string> = {}): void {
-  const body = JSON.stringify({ error: err.code, message: err.message });
-  const extra = Object.entries(headers)
-    .map(([k, v]) => `${k}: ${v}\r\n`)
-    .join('');
-  socket.end(
-    `HTTP/1.1 ${err.status} ${STATUS_TEXT[err.status] ?? 'Error'}\r\nConnection: close\r\nContent-Type: application/json; charset=utf-8\r\nCache-Control: no-store\r\n${extra}Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
-    () => socket.destroy(),
-  );
+function writeRefusal(socket: Duplex, err: EntryError): void {
+  socket.end(rawAnswer(err, undefined, { 'Cache-Control': 'no-store' }), () => socket.destroy());
 }
-
-const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 405: 'Method Not Allowed', 408: 'Request Timeout', 413: 'Payload Too Large', 431: 'Request Header Fields Too Large' };
 
 /**
  * A request Node's parser refused before the broker saw it (a malformed request line or header,

@@ -20,6 +20,7 @@ import type { FaultReporter } from '../fault.js';
 import type { AdmittedSession, AdmittedWatch } from '../session/types.js';
 import type { Logger } from '../log.js';
 import { clientAddress, normalizeAddress } from './client-address.js';
+import { rawAnswer } from '../http/raw-answer.js';
 import { requestId } from '../http/request-id.js';
 import { requestUrl } from '../http/request-url.js';
 import { closeLine } from './close-line.js';
@@ -119,7 +120,7 @@ export class Gateway {
       const notGet = req.method !== 'GET';
       const error = notGet ? new EntryError('ENTRY_METHOD_NOT_ALLOWED', `${req.method}: an upgrade is a GET`) : new EntryError('ENTRY_BAD_REQUEST', err.message);
       deps.log.info('upgrade refused', { request, code: error.code, reason: error.message, remote: clientAddress(req) });
-      rejectHttp(socket, error.status, notGet ? 'Method Not Allowed' : 'Bad Request', error, request, notGet ? { allow: 'GET' } : {});
+      rejectHttp(socket, error, request, notGet ? { allow: 'GET' } : {});
     });
   }
 
@@ -130,18 +131,18 @@ export class Gateway {
     const routes: Record<string, Route | 'watch'> = { '/enter': 'enter', '/attach': 'attach', '/watch': 'watch' };
     const route = url ? routes[url.pathname] : undefined;
     if (!url) {
-      rejectHttp(socket, 400, 'Bad Request', new EntryError('ENTRY_BAD_REQUEST', 'the request target is not a path'), requestId(req));
+      rejectHttp(socket, new EntryError('ENTRY_BAD_REQUEST', 'the request target is not a path'), requestId(req));
       return;
     }
     if (!route) {
       // Answered as the same path without the upgrade would be: JSON with the registry's code.
-      const refusal = { code: 'ENTRY_NOT_FOUND', message: `not found: ${url.pathname} (the WebSocket endpoints are ${Object.keys(routes).join(', ')})` } as const;
-      rejectHttp(socket, 404, 'Not Found', refusal, requestId(req));
+      const refusal = { status: 404, code: 'ENTRY_NOT_FOUND', message: `not found: ${url.pathname} (the WebSocket endpoints are ${Object.keys(routes).join(', ')})` } as const;
+      rejectHttp(socket, refusal, requestId(req));
       return;
     }
     if (!this.originAllowed(req)) {
       this.deps.log.warn('upgrade refused: origin', { request: requestId(req), origin: req.headers.origin, remote: req.socket.remoteAddress });
-      rejectHttp(socket, 403, 'Forbidden', new EntryError('ENTRY_BAD_ORIGIN', req.headers.origin), requestId(req));
+      rejectHttp(socket, new EntryError('ENTRY_BAD_ORIGIN', req.headers.origin), requestId(req));
       return;
     }
     const request = readUpgradeRequest(req);
@@ -549,12 +550,6 @@ export function refuse(ws: WebSocket, socket: Duplex, error: EntryError, protoco
   });
 }
 
-function rejectHttp(socket: Duplex, status: number, text: string, error?: Pick<EntryError, 'code' | 'message'>, request?: string, headers: Record<string, string> = {}): void {
-  const body = error ? JSON.stringify({ error: error.code, message: error.message }) : '';
-  const type = error ? 'Content-Type: application/json; charset=utf-8\r\n' : '';
-  const id = request ? `x-request-id: ${request}\r\n` : '';
-  const extra = Object.entries(headers)
-    .map(([k, v]) => `${k}: ${v}\r\n`)
-    .join('');
-  socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\n${type}${id}${extra}Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+function rejectHttp(socket: Duplex, error: Pick<EntryError, 'status' | 'code' | 'message'>, request?: string, headers: Record<string, string> = {}): void {
+  socket.end(rawAnswer(error, request, headers));
 }
