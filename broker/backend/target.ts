@@ -4,13 +4,18 @@ import type { HostAnswer, ResolvedTarget, Target } from './backend.js';
 const NAME_PART = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 /** A pod name (DNS subdomain) as an instance: `web-7d4b9c-x2x9q`. */
 const INSTANCE_NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
+/** An instance number: at most six digits, as the text form (`/^\d{1,6}$/`) allows. */
+const MAX_INSTANCE_NUMBER = 999_999;
 
 /**
  * Validates target names before they go anywhere near a label filter or an API path. The
  * instance is a number (`1`, or a StatefulSet ordinal `0`), or a pod's own name for pods
- * without an ordinal (a Deployment's).
+ * without an ordinal (a Deployment's). Where JSON carries it (a ticket's body, web mode's first
+ * message) it may be a JSON number, which must then be a whole instance number: `1.5` or `1e7`
+ * written as text would pass for a pod name, and no target has them.
  */
-export function validateTarget(app: unknown, proc: unknown, instance: unknown): Target {
+export function validateTarget(app: unknown, proc: unknown, given: unknown): Target {
+  const instance = typeof given === 'number' && Number.isInteger(given) && given >= 0 && given <= MAX_INSTANCE_NUMBER ? String(given) : given;
   for (const [label, value] of [['app', app], ['proc', proc]] as const) {
     if (typeof value !== 'string' || !NAME_PART.test(value)) {
       throw new EntryError('ENTRY_BAD_REQUEST', `${label} name missing or invalid: ${echo(value)}`);

@@ -119,8 +119,7 @@ export async function handleApi(req: IncomingMessage, res: ServerResponse, path:
 
 async function issueTicket(res: ServerResponse, identity: Identity, deps: ApiDeps, raw: Buffer): Promise<void> {
   const body = parseJsonObject(raw);
-  const instance = body?.['instance'];
-  const target = validateTarget(body?.['app'], body?.['proc'], typeof instance === 'number' ? String(instance) : instance);
+  const target = validateTarget(body?.['app'], body?.['proc'], body?.['instance']);
   // Checked now and again when the ticket is used: a refused user gets no ticket at all.
   deps.policy.check(identity, target.app);
   const d = await storeCall(() => deps.store.hit(`tickets:user:${identity.user}`, TICKETS_PER_USER_PER_MINUTE, TICKET_RATE_WINDOW_MS));

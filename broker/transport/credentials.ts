@@ -9,7 +9,8 @@ export interface UpgradeRequest {
   ticket: string | undefined;
   app: string | undefined;
   proc: string | undefined;
-  instance: string | undefined;
+  /** A string from headers or the query; web mode's first message may give a JSON number. */
+  instance: string | number | undefined;
   termType: string;
   /** Protocol 2: header `entry-protocol: 2` or subprotocol `entry.v1`. */
   protocol2: boolean;
@@ -84,6 +85,7 @@ export function applyWebCredentials(request: UpgradeRequest, first: unknown): Up
     token: str(o['access_token']) ?? request.token,
     app: str(o['app_name']) ?? request.app,
     proc: str(o['proc_name']) ?? request.proc,
-    instance: str(o['instance_no']) ?? request.instance,
+    // Left a number for validateTarget, which takes only a whole one.
+    instance: typeof o['instance_no'] === 'number' ? o['instance_no'] : (str(o['instance_no']) ?? request.instance),
   };
 }

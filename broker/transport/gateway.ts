@@ -399,7 +399,7 @@ export class Gateway {
     if (!isEntryError(err)) this.deps.fault?.('upgrade', err, { request: request.requestId, route });
     const error = isEntryError(err) ? err : new EntryError('ENTRY_INTERNAL', `request ${request.requestId}`, { cause: err });
     this.deps.log.info('upgrade refused', { request: request.requestId, route, code: error.code, reason: error.message, remote, app: request.app });
-    this.deps.onRefused?.({ code: error.code, reason: error.message, source: remote, ...(request.app ? { app: request.app, proc: request.proc, instance: request.instance } : {}) });
+    this.deps.onRefused?.({ code: error.code, reason: error.message, source: remote, ...(request.app ? { app: request.app, proc: request.proc, instance: request.instance === undefined ? undefined : String(request.instance) } : {}) });
     // A ticket travels in the URL, where proxies log it: one whose upgrade was refused before it
     // was redeemed (a bad target, a full or draining broker) is spent all the same.
     if (request.ticket) void this.deps.tickets.spend(request.ticket).catch((e: unknown) => this.deps.log.warn('ticket of a refused upgrade not spent', { request: request.requestId, error: e as Error }));

@@ -114,6 +114,31 @@ describe('browser ways in: tickets, the subprotocol token, Origin, web mode, /ap
     expect(noAuth.status).toBe(401);
   });
 
+  it('will not issue a ticket for a target no container can have, as the upgrade would refuse it', async () => {
+    for (const instance of [1.5, -1, 1e7, true, null]) {
+      const res = await api('/api/tickets', { method: 'POST', body: JSON.stringify({ app, proc: 'web', instance }) });
+      expect(res.status, String(instance)).toBe(400);
+      const body = (await res.json()) as { error: string; message: string };
+      expect(body.error, String(instance)).toBe('ENTRY_BAD_REQUEST');
+      expect(body.message, String(instance)).toContain('instance must be a number or a pod name');
+    }
+    // A whole number, and a pod's name as text, are instances.
+    expect((await ticketFor({ app, proc: 'web', instance: 2 })).ticket).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect((await api('/api/tickets', { method: 'POST', body: JSON.stringify({ app, proc: 'web', instance: 'web-7d4b9c-x2x9q' }) })).status).toBe(200);
+  });
+
+  it('refuses a web-mode instance_no that is a number but no instance number, by the same rule', async () => {
+    const ws = new WebSocket(`${b.wsUrl}?method=web`);
+    const messages: Array<{ msgType?: number; content?: string }> = [];
+    ws.on('message', (d: Buffer) => messages.push(JSON.parse(d.toString()) as { msgType?: number; content?: string }));
+    await new Promise((r) => ws.once('open', r));
+    const closed = new Promise<number>((r) => ws.once('close', (code) => r(code)));
+    ws.send(JSON.stringify({ access_token: token, app_name: app, proc_name: 'web', instance_no: 1.5 }));
+    expect(await closed).toBe(4400);
+    const close = messages.find((m) => m.msgType === ResponseType.CLOSE);
+    expect(Buffer.from(close?.content ?? '', 'base64').toString()).toContain('instance must be a number or a pod name, got 1.5');
+  });
+
   it('accepts the token in the subprotocol list and answers entry.v1 only', async () => {
     const bearer = `entry.bearer.${Buffer.from(token).toString('base64url')}`;
     const c = await runEcho(q({ app, proc: 'web', instance: '1' }), ['entry.v1', bearer]);
