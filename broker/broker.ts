@@ -225,7 +225,7 @@ export class EntryBroker {
     );
     const policy = new AccessPolicy(config.auth.denyApps);
     const tickets = new Tickets(store);
-    api = { guard, policy, tickets, backends, store, audit, recorder, currentSessions: (records) => registry.current(records), bodyTimeoutMs: config.limits.bodyTimeoutMs, onForbidden: (code) => metrics?.apiRefused(code) };
+    api = { guard, policy, tickets, backends, store, audit, recorder, currentSessions: (records) => registry.current(records), bodyTimeoutMs: config.limits.bodyTimeoutMs, clockToleranceSec: config.auth.clockToleranceSec, onForbidden: (code) => metrics?.apiRefused(code) };
     // Revocations missed while the link to the store was down are found within a heartbeat's time.
     this.sessions.listen(store, this.id, audit, Math.max(100, Math.floor(config.limits.sessionTtlMs / 3)));
     gateway = new Gateway({

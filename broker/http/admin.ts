@@ -39,11 +39,12 @@ export async function killSession(res: ServerResponse, identity: Identity, store
 const JTI_REVOCATION_DEFAULT_MS = 30 * 86_400_000;
 
 /**
- * POST /api/revocations: `{"jti", "expiresAt"}` revokes one token until it would have expired;
+ * POST /api/revocations: `{"jti", "expiresAt"}` revokes one token until it would have expired
+ * (its `expiresAt` and the clock tolerance; one already past that is not stored);
  * `{"user", "before"}` revokes every token of that user issued before the given time. Anything
  * that would revoke nothing (an empty name, a time in seconds, both at once) is refused.
  */
-export async function revoke(res: ServerResponse, identity: Identity, deps: { store: Store; audit: AuditTrail }, raw: Buffer): Promise<void> {
+export async function revoke(res: ServerResponse, identity: Identity, deps: { store: Store; audit: AuditTrail; clockToleranceSec: number }, raw: Buffer): Promise<void> {
   requireAdmin(identity);
   const { store } = deps;
   const body = parseJsonObject(raw) ?? {};
@@ -58,8 +59,11 @@ export async function revoke(res: ServerResponse, identity: Identity, deps: { st
   let revocation: Revocation;
   if (jti !== undefined) {
     if (body['before'] !== undefined) throw new EntryError('ENTRY_BAD_REQUEST', '"before" goes with "user"; a jti takes "expiresAt"');
-    const until = body['expiresAt'] === undefined ? Date.now() + JTI_REVOCATION_DEFAULT_MS : requestTime(body['expiresAt'], 'expiresAt');
-    await storeCall(() => store.revokeToken(jti, until));
+    // The token is taken --clock-tolerance past its `exp`: revoked until then, not only until `exp`.
+    const until = body['expiresAt'] === undefined ? Date.now() + JTI_REVOCATION_DEFAULT_MS : requestTime(body['expiresAt'], 'expiresAt') + deps.clockToleranceSec * 1000;
+    // A token already past that is refused for its expiry by every broker: nothing to store, and
+    // the store does not grow by it. Sessions still open with it are ended all the same (below).
+    if (until > Date.now()) await storeCall(() => store.revokeToken(jti, until));
     revocation = { jti };
     deps.audit.record({ type: 'token.revoke', by: identity.user, jti, until: new Date(until).toISOString() });
   } else if (user !== undefined) {

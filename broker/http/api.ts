@@ -29,6 +29,8 @@ export interface ApiDeps {
   currentSessions?: (records: SessionRecord[]) => SessionRecord[];
   /** How long a request body may take to arrive (--body-timeout). */
   bodyTimeoutMs: number;
+  /** Seconds past `exp` a token is still taken (--clock-tolerance): a revocation lasts that long too. */
+  clockToleranceSec: number;
   /** Told of each call the policy refused (403), for the metrics. */
   onForbidden?: (code: string) => void;
 }

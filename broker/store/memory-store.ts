@@ -174,7 +174,10 @@ export class MemoryStore implements Store {
   }
 
   async revokeToken(jti: string, untilMs: number): Promise<void> {
-    this.revokedJti.set(jti, untilMs);
+    // Revocations whose time has passed revoke nothing: dropped, as Redis lets them expire.
+    const now = Date.now();
+    for (const [old, until] of this.revokedJti) if (until <= now) this.revokedJti.delete(old);
+    if (untilMs > now) this.revokedJti.set(jti, untilMs);
   }
 
   async revokeUserBefore(user: string, beforeMs: number): Promise<void> {
