@@ -1,7 +1,12 @@
+import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { EntryError, type ErrorCode, ignoreError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { normalizeAddress } from '../transport/client-address.js';
 import { rawAnswer } from './raw-answer.js';
+import { refusedRequest } from './refused-request.js';
 import { sendError } from './respond.js';
 
 /** Node's parser errors that name what was wrong with the request; the rest get a plain 400. */
@@ -12,28 +17,39 @@ const PARSE_REFUSALS: Record<string, ErrorCode> = {
 };
 
 /** A refusal written straight to a connection no request object answers, then the connection closed. */
-function writeRefusal(socket: Duplex, err: EntryError): void {
-  socket.end(rawAnswer(err, undefined, { 'Cache-Control': 'no-store' }), () => socket.destroy());
+function writeRefusal(socket: Duplex, err: EntryError, request?: string): void {
+  socket.end(rawAnswer(err, request, { 'Cache-Control': 'no-store' }), () => socket.destroy());
 }
+
+/** What Node hands the 'clientError' listener: the error, with the bytes its parser refused. */
+type ClientError = Error & { code?: string; rawPacket?: Buffer };
 
 /**
  * A request Node's parser refused before the broker saw it (a malformed request line or header,
  * a bad chunk, headers or URL over the size limit, a request not in within the timeouts): Node
  * would answer a bare status; this answers it as every other refusal, JSON with the registry's
- * code. Nothing is written when an answer to an earlier request on the connection has begun.
+ * code and a request id, and gives it its `http` log line as every answered request has. Nothing
+ * is written when an answer to an earlier request on the connection has begun.
  */
-export function answerClientError(err: Error & { code?: string }, socket: Duplex): void {
-  socket.on('error', ignoreError);
-  // Node keeps no public record of the response under way on a connection; its own handler reads
-  // this one to know whether an answer has begun (keep-alive), after which nothing may be written.
-  const inFlight = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage;
-  const parseError = err.code !== undefined && (err.code.startsWith('HPE_') || err.code in PARSE_REFUSALS);
-  if (!socket.writable || !parseError || (inFlight && inFlight.headersSent)) {
-    socket.destroy();
-    return;
-  }
-  const code = PARSE_REFUSALS[err.code!] ?? 'ENTRY_BAD_REQUEST';
-  writeRefusal(socket, new EntryError(code, code === 'ENTRY_BAD_REQUEST' ? 'malformed HTTP request' : undefined));
+export function answerClientErrors(log: Logger): (err: ClientError, socket: Duplex) => void {
+  return (err, socket) => {
+    socket.on('error', ignoreError);
+    // Node keeps no public record of the response under way on a connection; its own handler reads
+    // this one to know whether an answer has begun (keep-alive), after which nothing may be written.
+    const inFlight = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage;
+    const parseError = err.code !== undefined && (err.code.startsWith('HPE_') || err.code in PARSE_REFUSALS);
+    if (!socket.writable || !parseError || (inFlight && inFlight.headersSent)) {
+      socket.destroy();
+      return;
+    }
+    const code = PARSE_REFUSALS[err.code!] ?? 'ENTRY_BAD_REQUEST';
+    const refusal = new EntryError(code, code === 'ENTRY_BAD_REQUEST' ? 'malformed HTTP request' : undefined);
+    // No header is believed (the parser refused them): a fresh id, and the connection's own peer.
+    const request = randomUUID();
+    const address = (socket as Partial<Socket>).remoteAddress;
+    log.info('http', { request, ...refusedRequest(err.rawPacket), status: refusal.status, code, refused: err.code, ...(address !== undefined ? { remote: normalizeAddress(address) } : {}) });
+    writeRefusal(socket, refusal, request);
+  };
 }
 
 /** CONNECT asks for a tunnel: the broker is no proxy. Node would close the connection without a word. */

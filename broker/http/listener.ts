@@ -7,7 +7,7 @@ import type { TrustedProxies } from '../transport/client-address.js';
 import type { ListenerCertificates } from '../transport/tls.js';
 import { logAccess } from './access-log.js';
 import { httpBoundary, upgradeBoundary } from './boundary.js';
-import { answerClientError, refuseConnect, refuseHostless } from './client-error.js';
+import { answerClientErrors, refuseConnect, refuseHostless } from './client-error.js';
 import { answerAsPlainRequest, isWebSocketUpgrade } from './foreign-upgrade.js';
 import { requestId } from './request-id.js';
 
@@ -63,7 +63,7 @@ export async function listen(
     ? createHttpsServer({ ...serverOptions, ...o.certificates.serverOptions(), handshakeTimeout: o.handshakeTimeoutMs }, handler)
     : createServer(serverOptions, handler);
   if (o.certificates) o.certificates.attach(server as HttpsServer);
-  server.on('clientError', answerClientError);
+  server.on('clientError', answerClientErrors(o.log));
   server.on('connect', upgradeBoundary(refuseConnect, o.fault));
   server.on(
     'upgrade',

@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { FaultReporter } from '../fault.js';
 import { httpBoundary, upgradeBoundary } from '../http/boundary.js';
-import { answerClientError, refuseConnect, refuseHostless } from '../http/client-error.js';
+import { answerClientErrors, refuseConnect, refuseHostless } from '../http/client-error.js';
 import { logAccess } from '../http/access-log.js';
 import { handleHealth, type HealthDeps } from '../http/health-routes.js';
 import { acceptFailures } from '../http/listener.js';
@@ -56,7 +56,7 @@ export class MetricsServer {
         this.fault,
       ),
     );
-    server.on('clientError', answerClientError);
+    server.on('clientError', answerClientErrors(this.log));
     server.on('connect', upgradeBoundary(refuseConnect, this.fault));
     this.server = server;
     await new Promise<void>((resolve, reject) => {

@@ -60,6 +60,28 @@ describe('odd HTTP requests', () => {
     expect(broker.logs.filter((l) => l.includes('internal fault') || l.includes('uncaught'))).toEqual([]);
   });
 
+  it("gives a request Node's parser refused its http log line, as every answer has: its request id, bounded, no token", async () => {
+    const token = await broker.mint();
+    const metricsPort = Number(new URL(broker.broker.metricsUrl!).port);
+    const cases: Array<[string, number, string, number, Record<string, unknown>]> = [
+      ['headers over the limit', port, `GET /healthz?ticket=${token} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nX-Big: ${'a'.repeat(70_000)}\r\n\r\n`, 431, { method: 'GET', path: '/healthz', code: 'ENTRY_HEADERS_TOO_LARGE', refused: 'HPE_HEADER_OVERFLOW' }],
+      ['a URL over the limit', port, `GET /api/${'a'.repeat(70_000)} HTTP/1.1\r\nHost: x\r\n\r\n`, 431, { method: 'GET', path: `/api/${'a'.repeat(251)}…` }],
+      ['a request line that is not one', port, 'GARBAGE\r\n\r\n', 400, { code: 'ENTRY_BAD_REQUEST' }],
+      ['a malformed header on the metrics listener', metricsPort, `GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nX: a\u0001b\r\n\r\n`, 400, { method: 'GET', path: '/metrics', code: 'ENTRY_BAD_REQUEST' }],
+    ];
+    for (const [name, p, head, status, fields] of cases) {
+      const answer = await rawHttp(p, { head, timeoutMs: 5_000 });
+      expect(answer.statuses, name).toEqual([status]);
+      const id = /x-request-id: ([^\r]+)/i.exec(answer.text)?.[1];
+      expect(id, name).toMatch(/^[0-9a-f-]{36}$/);
+      const line = broker.logs.find((l) => l.includes(`"request":"${id}"`));
+      expect(line, name).toBeDefined();
+      expect(JSON.parse(line!), name).toMatchObject({ level: 'info', msg: 'http', status, remote: '127.0.0.1', ...fields });
+      expect(line!.length, name).toBeLessThan(1_000);
+      expect(line, name).not.toContain(token.split('.')[2]!);
+    }
+  });
+
   it('answers headers that do not arrive within --handshake-timeout with 408 and its code', async () => {
     const answer = await rawHttp(port, { head: 'GET /healthz HTTP/1.1\r\nHost: x\r\n', answers: 1, timeoutMs: HANDSHAKE_TIMEOUT_MS * 5 });
     expect(answer.statuses).toEqual([408]);

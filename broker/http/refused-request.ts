@@ -1,0 +1,26 @@
+/** Longest method kept from a refused request's bytes (the longest registered method is 17). */
+const MAX_METHOD = 20;
+/** Longest path kept from a refused request's bytes: enough to recognise it in a log line. */
+export const MAX_LOGGED_PATH = 256;
+
+/** What a request Node's parser refused said about itself, as far as its bytes tell. */
+export interface RefusedRequest {
+  method?: string;
+  /** The path, without the query (where a ticket may be); cut to MAX_LOGGED_PATH characters. */
+  path?: string;
+}
+
+const REQUEST_LINE_START = new RegExp(`^([A-Z]{1,${MAX_METHOD}}) ([\\x21-\\x7e]+)`);
+
+/**
+ * The method and path at the start of `packet`, the bytes Node's parser had in hand when it
+ * refused (`err.rawPacket`), when they start with a request line; nothing otherwise.
+ */
+export function refusedRequest(packet: Buffer | undefined): RefusedRequest {
+  if (!packet) return {};
+  // Enough bytes for the method, a blank and the path to be cut: the rest is never read.
+  const m = REQUEST_LINE_START.exec(packet.subarray(0, MAX_METHOD + 2 + MAX_LOGGED_PATH + 1).toString('latin1'));
+  if (!m) return {};
+  const path = m[2]!.split('?')[0]!;
+  return { method: m[1]!, path: path.length > MAX_LOGGED_PATH ? `${path.slice(0, MAX_LOGGED_PATH)}…` : path };
+}
