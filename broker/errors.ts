@@ -16,6 +16,7 @@ export const ERRORS = {
   ENTRY_BODY_TOO_LARGE: { status: 413, close: 4413, message: 'request body too large' },
   ENTRY_UNSUPPORTED_MEDIA_TYPE: { status: 415, close: 4415, message: 'unsupported content type' },
   ENTRY_BODY_TIMEOUT: { status: 408, close: 4408, message: 'request body did not arrive in time' },
+  ENTRY_URI_TOO_LONG: { status: 414, close: 4400, message: 'request target (URL) too long' },
   ENTRY_HEADERS_TOO_LARGE: { status: 431, close: 4400, message: 'request line or headers too large' },
   ENTRY_REQUEST_TIMEOUT: { status: 408, close: 4408, message: 'request did not arrive in time' },
   ENTRY_BAD_FRAME: { status: 400, close: 1007, message: 'malformed message' },

@@ -1,12 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { type IncomingMessage, maxHeaderSize, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { EntryError, type ErrorCode, ignoreError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { normalizeAddress } from '../transport/client-address.js';
 import { rawAnswer } from './raw-answer.js';
-import { refusedRequest } from './refused-request.js';
+import { refusedRequest, targetOverLimit } from './refused-request.js';
 import { sendError } from './respond.js';
 
 /** Node's parser errors that name what was wrong with the request; the rest get a plain 400. */
@@ -42,11 +42,13 @@ export function answerClientErrors(log: Logger): (err: ClientError, socket: Dupl
       socket.destroy();
       return;
     }
-    const code = PARSE_REFUSALS[err.code!] ?? 'ENTRY_BAD_REQUEST';
+    const address = (socket as Partial<Socket>).remoteAddress;
+    // Neither listener sets its own maxHeaderSize: Node's (--max-http-header-size) applies.
+    const uriTooLong = err.code === 'HPE_HEADER_OVERFLOW' && targetOverLimit(err.rawPacket, (socket as Partial<Socket>).bytesRead, maxHeaderSize);
+    const code = uriTooLong ? 'ENTRY_URI_TOO_LONG' : (PARSE_REFUSALS[err.code!] ?? 'ENTRY_BAD_REQUEST');
     const refusal = new EntryError(code, code === 'ENTRY_BAD_REQUEST' ? 'malformed HTTP request' : undefined);
     // No header is believed (the parser refused them): a fresh id, and the connection's own peer.
     const request = randomUUID();
-    const address = (socket as Partial<Socket>).remoteAddress;
     log.info('http', { request, ...refusedRequest(err.rawPacket), status: refusal.status, code, refused: err.code, ...(address !== undefined ? { remote: normalizeAddress(address) } : {}) });
     writeRefusal(socket, refusal, request);
   };

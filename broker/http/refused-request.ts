@@ -24,3 +24,21 @@ export function refusedRequest(packet: Buffer | undefined): RefusedRequest {
   const path = m[2]!.split('?')[0]!;
   return { method: m[1]!, path: path.length > MAX_LOGGED_PATH ? `${path.slice(0, MAX_LOGGED_PATH)}…` : path };
 }
+
+/**
+ * Whether the request target alone is over Node's header limit, for a request refused with
+ * HPE_HEADER_OVERFLOW: Node counts the target and the headers against one limit and reports both
+ * alike. Told only when `packet` (`err.rawPacket`) is all the connection has sent (`readSoFar`
+ * bytes): its first request, read at once, whose target is then in it from its first byte.
+ * Anything else (a request after another on the connection, one sent in pieces, TLS, whose
+ * `bytesRead` counts the encrypted bytes) cannot be told and is taken for headers too large.
+ */
+export function targetOverLimit(packet: Buffer | undefined, readSoFar: number | undefined, limit: number): boolean {
+  if (!packet || readSoFar !== packet.length) return false;
+  const methodEnd = packet.indexOf(0x20);
+  if (methodEnd < 0) return false;
+  // The target ends at the next blank or line end; a target still arriving runs to the end.
+  let end = methodEnd + 1;
+  while (end < packet.length && packet[end] !== 0x20 && packet[end] !== 0x0d && packet[end] !== 0x0a) end++;
+  return end - (methodEnd + 1) > limit;
+}

@@ -43,7 +43,9 @@ describe('odd HTTP requests', () => {
       ['a control character in a header', 'GET /healthz HTTP/1.1\r\nHost: x\r\nX-Request-Id: a\u0001b\r\n\r\n', 400, 'ENTRY_BAD_REQUEST'],
       ['a malformed chunk', 'POST /api/tickets HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n', 400, 'ENTRY_BAD_REQUEST'],
       ['two differing lengths', 'POST /api/tickets HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}', 400, 'ENTRY_BAD_REQUEST'],
-      ['a 70 KB URL', `GET /api/${'a'.repeat(70_000)} HTTP/1.1\r\nHost: x\r\n\r\n`, 431, 'ENTRY_HEADERS_TOO_LARGE'],
+      ['a 70 KB URL', `GET /api/${'a'.repeat(70_000)} HTTP/1.1\r\nHost: x\r\n\r\n`, 414, 'ENTRY_URI_TOO_LONG'],
+      ['a 20 KB URL with its headers', `GET /api/${'a'.repeat(20_000)} HTTP/1.1\r\nHost: x\r\n\r\n`, 414, 'ENTRY_URI_TOO_LONG'],
+      ['a 16 KB URL that headers take over the limit', `GET /${'a'.repeat(16_000)} HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(1_000)}\r\n\r\n`, 431, 'ENTRY_HEADERS_TOO_LARGE'],
       ['70 KB of headers', `GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(70_000)}\r\n\r\n`, 431, 'ENTRY_HEADERS_TOO_LARGE'],
       ['CONNECT', 'CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n', 405, 'ENTRY_METHOD_NOT_ALLOWED'],
     ];
@@ -65,7 +67,7 @@ describe('odd HTTP requests', () => {
     const metricsPort = Number(new URL(broker.broker.metricsUrl!).port);
     const cases: Array<[string, number, string, number, Record<string, unknown>]> = [
       ['headers over the limit', port, `GET /healthz?ticket=${token} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nX-Big: ${'a'.repeat(70_000)}\r\n\r\n`, 431, { method: 'GET', path: '/healthz', code: 'ENTRY_HEADERS_TOO_LARGE', refused: 'HPE_HEADER_OVERFLOW' }],
-      ['a URL over the limit', port, `GET /api/${'a'.repeat(70_000)} HTTP/1.1\r\nHost: x\r\n\r\n`, 431, { method: 'GET', path: `/api/${'a'.repeat(251)}…` }],
+      ['a URL over the limit', port, `GET /api/${'a'.repeat(70_000)} HTTP/1.1\r\nHost: x\r\n\r\n`, 414, { method: 'GET', path: `/api/${'a'.repeat(251)}…`, code: 'ENTRY_URI_TOO_LONG' }],
       ['a request line that is not one', port, 'GARBAGE\r\n\r\n', 400, { code: 'ENTRY_BAD_REQUEST' }],
       ['a malformed header on the metrics listener', metricsPort, `GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nX: a\u0001b\r\n\r\n`, 400, { method: 'GET', path: '/metrics', code: 'ENTRY_BAD_REQUEST' }],
     ];
@@ -80,6 +82,13 @@ describe('odd HTTP requests', () => {
       expect(line!.length, name).toBeLessThan(1_000);
       expect(line, name).not.toContain(token.split('.')[2]!);
     }
+  });
+
+  it('answers a URL over the limit that came after another request on the connection with 431, as it cannot tell it from headers', async () => {
+    const first = 'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n';
+    const answer = await rawHttp(port, { head: first, trickle: [`GET /api/${'a'.repeat(70_000)} HTTP/1.1\r\nHost: x\r\n\r\n`], everyMs: 50, answers: 2, timeoutMs: 5_000 });
+    expect(answer.statuses).toEqual([200, 431]);
+    expect(refusal(answer.text.slice(answer.text.lastIndexOf('HTTP/1.1 431')))).toMatchObject({ error: 'ENTRY_HEADERS_TOO_LARGE' });
   });
 
   it('answers headers that do not arrive within --handshake-timeout with 408 and its code', async () => {
