@@ -6,7 +6,7 @@ import { EntryError } from '../errors.js';
 import { handleHealth, type HealthDeps } from './health-routes.js';
 import { sendError, sendJson } from './respond.js';
 import { serveStatic } from './static.js';
-import { requestUrl } from './request-url.js';
+import { pathTrick, requestUrl } from './request-url.js';
 
 export interface HttpDeps extends HealthDeps {
   /** Set once the broker has its keys; until then the API answers 503. */
@@ -41,6 +41,11 @@ export function createRequestHandler(deps: HttpDeps) {
     const url = requestUrl(req);
     if (!url) {
       sendJson(res, 400, { error: 'ENTRY_BAD_REQUEST', message: 'the request target is not a path' });
+      return;
+    }
+    const trick = pathTrick(req);
+    if (trick) {
+      sendError(res, trick);
       return;
     }
     const path = url.pathname;

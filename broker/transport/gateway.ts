@@ -22,7 +22,7 @@ import type { Logger } from '../log.js';
 import { clientAddress, normalizeAddress } from './client-address.js';
 import { rawAnswer } from '../http/raw-answer.js';
 import { requestId } from '../http/request-id.js';
-import { requestUrl } from '../http/request-url.js';
+import { pathTrick, requestUrl } from '../http/request-url.js';
 import { closeLine } from './close-line.js';
 import { isBrokerCertificate } from './broker-certificate.js';
 import { clientCertificateSubject, verifiedPeerCertificate } from './tls.js';
@@ -132,6 +132,12 @@ export class Gateway {
     const route = url ? routes[url.pathname] : undefined;
     if (!url) {
       rejectHttp(socket, new EntryError('ENTRY_BAD_REQUEST', 'the request target is not a path'), requestId(req));
+      return;
+    }
+    const trick = pathTrick(req);
+    if (trick) {
+      this.deps.log.info('upgrade refused', { request: requestId(req), code: trick.code, reason: trick.message, remote: clientAddress(req) });
+      rejectHttp(socket, trick, requestId(req));
       return;
     }
     if (!route) {

@@ -91,6 +91,36 @@ describe('odd HTTP requests', () => {
     expect(refusal(answer.text.slice(answer.text.lastIndexOf('HTTP/1.1 431')))).toMatchObject({ error: 'ENTRY_HEADERS_TOO_LARGE' });
   });
 
+  it('refuses a request path with dot segments, an encoded slash or a backslash with 400 and its code, rather than resolving it', async () => {
+    const auth = `Authorization: Bearer ${await broker.mint({ apps: ['*'] })}\r\n`;
+    const get = (target: string) => `GET ${target} HTTP/1.1\r\nHost: x\r\n${auth}\r\n`;
+    const upgrade = (target: string) => `GET ${target} HTTP/1.1\r\nHost: x\r\n${auth}Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`;
+    const cases: Array<[string, string]> = [
+      ['a .. segment in the API', get('/api/sessions/../whoami')],
+      ['a . segment in the API', get('/api/./whoami')],
+      ['an encoded .. segment', get('/api/sessions/%2e%2E/whoami')],
+      ['a half-encoded .. segment', get('/api/sessions/.%2e/whoami')],
+      ['an encoded slash', get('/api/sessions%2Fwhoami')],
+      ['a backslash', get('/api\\whoami')],
+      ['an encoded backslash', get('/api/sessions%5cwhoami')],
+      ['a .. segment into the API from the console', get('/assets/../api/whoami')],
+      ['a .. segment in the absolute form', get('http://x/api/sessions/../whoami')],
+      ['a .. segment in the console', get('/assets/../index.html')],
+      ['a .. segment in an upgrade', upgrade('/attach/../enter?app=a&proc=b&instance=1')],
+      ['an encoded slash in an upgrade', upgrade('/enter%2f')],
+    ];
+    for (const [name, head] of cases) {
+      const answer = await ask(head);
+      expect(answer.statuses, name).toEqual([400]);
+      expect(refusal(answer.text), name).toMatchObject({ error: 'ENTRY_BAD_REQUEST' });
+      expect(refusal(answer.text).message, name).toMatch(/dot segment|encoded slash or a backslash/);
+      expect(answer.text.toLowerCase(), name).toContain('x-request-id:');
+    }
+    // Dots and slashes in the query are the query's business; a dot inside a name is a name.
+    expect((await ask(get('/api/whoami?x=../%2f'))).statuses).toEqual([200]);
+    expect((await ask(get('/api/sessions/..x'))).statuses).toEqual([404]);
+  });
+
   it('answers headers that do not arrive within --handshake-timeout with 408 and its code', async () => {
     const answer = await rawHttp(port, { head: 'GET /healthz HTTP/1.1\r\nHost: x\r\n', answers: 1, timeoutMs: HANDSHAKE_TIMEOUT_MS * 5 });
     expect(answer.statuses).toEqual([408]);
