@@ -4,11 +4,13 @@ import type { FaultReporter } from '../fault.js';
 import { httpBoundary, upgradeBoundary } from '../http/boundary.js';
 import { answerClientErrors, refuseConnect, refuseHostless } from '../http/client-error.js';
 import { logAccess } from '../http/access-log.js';
+import { isWebSocketUpgrade } from '../http/foreign-upgrade.js';
+import { EntryError } from '../errors.js';
 import { handleHealth, type HealthDeps } from '../http/health-routes.js';
 import { acceptFailures } from '../http/listener.js';
 import { requestUrl } from '../http/request-url.js';
 import { requestId } from '../http/request-id.js';
-import { sendJson, sendMethodNotAllowed } from '../http/respond.js';
+import { sendError, sendJson, sendMethodNotAllowed } from '../http/respond.js';
 import type { Logger } from '../log.js';
 import type { BrokerMetrics } from './metrics.js';
 
@@ -39,6 +41,12 @@ export class MetricsServer {
           res.setHeader('x-request-id', requestId(req));
           logAccess(req, res, this.log);
           if (refuseHostless(req, res)) return;
+          // With no 'upgrade' listener Node hands an upgrade here as a plain request (as it should
+          // another protocol's, h2c): a WebSocket one is refused, not answered as if it were a GET.
+          if (isWebSocketUpgrade(req)) {
+            sendError(res, new EntryError('ENTRY_BAD_REQUEST', "the metrics listener takes no WebSocket upgrade: the broker's own listener does, on /enter, /attach and /watch"), { connection: 'close' });
+            return;
+          }
           const url = requestUrl(req);
           if (url && (await handleHealth(req, res, url, this.health))) return;
           const path = url?.pathname;

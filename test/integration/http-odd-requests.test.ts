@@ -121,6 +121,23 @@ describe('odd HTTP requests', () => {
     expect((await ask(get('/api/sessions/..x'))).statuses).toEqual([404]);
   });
 
+  it('refuses a WebSocket upgrade on the metrics listener with 400 and its code, and answers an h2c offer as the plain request it is', async () => {
+    const metricsPort = Number(new URL(broker.broker.metricsUrl!).port);
+    const upgrade = (path: string, protocol: string) =>
+      `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: ${protocol}\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`;
+    for (const path of ['/metrics', '/healthz', '/nowhere']) {
+      const answer = await rawHttp(metricsPort, { head: upgrade(path, 'websocket'), timeoutMs: 5_000 });
+      expect(answer.statuses, path).toEqual([400]);
+      expect(refusal(answer.text), path).toMatchObject({ error: 'ENTRY_BAD_REQUEST' });
+      expect(refusal(answer.text).message, path).toContain('takes no WebSocket upgrade');
+      expect(answer.text.toLowerCase(), path).toContain('x-request-id:');
+      expect(answer.closedByServer, path).toBe(true);
+    }
+    const h2c = await rawHttp(metricsPort, { head: upgrade('/metrics', 'h2c'), answers: 1, timeoutMs: 5_000 });
+    expect(h2c.statuses).toEqual([200]);
+    expect(h2c.text).toContain('entry_');
+  });
+
   it('answers headers that do not arrive within --handshake-timeout with 408 and its code', async () => {
     const answer = await rawHttp(port, { head: 'GET /healthz HTTP/1.1\r\nHost: x\r\n', answers: 1, timeoutMs: HANDSHAKE_TIMEOUT_MS * 5 });
     expect(answer.statuses).toEqual([408]);
