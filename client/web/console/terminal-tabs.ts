@@ -2,6 +2,7 @@ import { type Target, targetLabel } from '../broker-url.js';
 import type { EntryTerminalElement } from '../terminal-element.js';
 import type { TerminalState } from '../terminal.js';
 import { h } from './dom.js';
+import { tabLabel } from './tab-label.js';
 
 export interface TerminalTabsElements {
   tabs: HTMLElement;
@@ -86,14 +87,13 @@ export class TerminalTabs {
   /** Opens a new terminal on `target` and focuses it. */
   add(target: Target): void {
     const key = targetLabel(target);
-    const same = this.entries.filter((t) => t.key === key).length;
     const terminal = document.createElement('entry-terminal');
     terminal.setAttribute('broker', this.broker);
     terminal.setAttribute('app', target.app);
     terminal.setAttribute('proc', target.proc);
     terminal.setAttribute('instance', String(target.instance));
     terminal.ticketProvider = this.tickets;
-    this.open(key, same ? `${key} (${same + 1})` : key, 'terminal', this.terminalContent(terminal));
+    this.open(key, tabLabel(key, this.entries.map((t) => t.label)), 'terminal', this.terminalContent(terminal));
   }
 
   /** Watches a session read-only in a tab of its own (or shows the one already open). */
