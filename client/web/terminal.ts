@@ -1,4 +1,5 @@
 import { FitAddon } from '@xterm/addon-fit';
+import { Unicode11Addon } from '@xterm/addon-unicode11';
 import { type ITerminalOptions, Terminal } from '@xterm/xterm';
 import {
   decodeResponse,
@@ -258,6 +259,7 @@ class TerminalSession implements TerminalHandle {
       ...options.terminalOptions,
     });
     this.terminal.loadAddon(this.fit);
+    useUnicode11(this.terminal);
     this.screen.style.backgroundColor = this.terminal.options.theme?.background ?? '#000';
     this.cleanups.push(
       disposable(this.terminal.onData((data) => this.input(data))),
@@ -771,6 +773,23 @@ function sendChunks(ws: WebSocket, bytes: Uint8Array): void {
 // The codec allocates plain ArrayBuffers; its signature only says ArrayBufferLike.
 function sendFrame(ws: WebSocket, frame: Uint8Array): void {
   ws.send(frame as Uint8Array<ArrayBuffer>);
+}
+
+/**
+ * Emoji take two cells, as the container's wcwidth (glibc, from Unicode 9 on) and other
+ * terminals say: by xterm's own tables (Unicode 6) they took one, and everything after one on
+ * the line was drawn a cell left of where the shell or an editor had put it. The Unicode API is
+ * a proposed one of xterm's: allowed while it is set, as the page's options had it after.
+ */
+function useUnicode11(terminal: Terminal): void {
+  const allowed = terminal.options.allowProposedApi;
+  terminal.options.allowProposedApi = true;
+  try {
+    terminal.loadAddon(new Unicode11Addon());
+    terminal.unicode.activeVersion = '11';
+  } finally {
+    terminal.options.allowProposedApi = allowed;
+  }
 }
 
 function disposable(d: { dispose(): void }): () => void {

@@ -77,6 +77,33 @@ describe('<entry-terminal> on a page', () => {
     expect(await page.evaluate(`document.querySelector('#t1').states`)).toEqual(['connecting', 'open']);
   });
 
+  it('gives an emoji two cells, as the container counts it, and a CJK character two', async () => {
+    const page = await countedPage();
+    await mount(page, 'w');
+    // Byte escapes: what the shell prints is UTF-8 whatever its locale.
+    await typeLine(page, '#w', "printf 'wide:A\\360\\237\\230\\200B\\346\\227\\245C\\n'");
+    await waitForTerminal(page, '#w', /^wide:A.+B.+C$/m);
+    const cells = await page.evaluate(() => {
+      const t = (document.querySelector('#w') as unknown as { handle: { terminal: import('@xterm/xterm').Terminal } }).handle.terminal;
+      const b = t.buffer.active;
+      for (let i = b.length - 1; i >= 0; i--) {
+        const line = b.getLine(i);
+        if (!line?.translateToString(true).startsWith('wide:A')) continue;
+        const out: string[] = [];
+        for (let x = 5; x < 13; x++) {
+          const cell = line.getCell(x);
+          out.push(`${cell?.getChars() ?? '?'}:${cell?.getWidth() ?? '?'}`);
+        }
+        return out;
+      }
+      return [];
+    });
+    // "B" in column 8 as the shell put it there: the emoji's second cell is empty, width 0.
+    expect(cells).toEqual(['A:1', '😀:2', ':0', 'B:1', '日:2', ':0', 'C:1', ':1']);
+    // The page's own options are as it set them.
+    expect(await page.evaluate(`document.querySelector('#w').handle.terminal.options.allowProposedApi`)).toBe(false);
+  });
+
   it('leaves no timer running once removed from the page', async () => {
     const page = await countedPage();
     const before = (await page.evaluate('window.liveIntervals.size')) as number;
