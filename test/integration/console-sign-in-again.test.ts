@@ -58,6 +58,34 @@ describe('the console signed in again', () => {
     await expect.poll(() => b.broker.sessionCount, { timeout: 10_000 }).toBe(0);
   }, 90_000);
 
+  it('says why a new session did not open when the token is refused for its ticket, and opens one once signed in again', async () => {
+    const { b, browser } = setUp;
+    const page = await (await browser.newContext({ viewport: { width: 1000, height: 700 } })).newPage();
+    await openShell(page, await b.mint({ apps: [app] }));
+    const sel = terminalOf(key);
+    await typeLine(page, sel, 'exit 3');
+    await waitForTerminal(page, sel, /exited with code 3\s*\n\[press Enter to reconnect\]/);
+    // The token has expired by the time Enter asks for a new session's ticket (the list, not
+    // reloaded while the tab was hidden, had not noticed).
+    const expired = await b.mint({ apps: [app] }, { expiresIn: Math.floor(Date.now() / 1000) - 120 });
+    await page.route('**/api/tickets', (route) => route.continue({ headers: { ...route.request().headers(), authorization: `Bearer ${expired}` } }));
+    await page.keyboard.press('Enter');
+    // At once, well before the 15 s bound of a new session, which said "no answer from the broker".
+    await waitForTerminal(page, sel, /entry: could not get a ticket: access token expired/, 8_000);
+    expect(await page.locator('.tab').getAttribute('data-state')).toBe('closed');
+    await page.locator('#sign-in-error', { hasText: /expired/ }).waitFor();
+    await page.unroute('**/api/tickets');
+    await signIn(page, await b.mint({ apps: [app] }));
+    await page.locator('.tab').click();
+    await page.keyboard.press('Enter');
+    await page.locator('.tab[data-state="open"]').waitFor();
+    await typeLine(page, sel, 'echo again-$((6*7))');
+    await waitForTerminal(page, sel, /^again-42$/m);
+    expect(await terminalText(page, sel)).not.toMatch(/no answer from the broker/);
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await expect.poll(() => b.broker.sessionCount, { timeout: 10_000 }).toBe(0);
+  }, 60_000);
+
   it('ends the terminals left open when another user signs in, rather than handing them over', async () => {
     const { b, browser } = setUp;
     const page = await (await browser.newContext({ viewport: { width: 1000, height: 700 } })).newPage();

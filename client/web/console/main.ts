@@ -53,15 +53,17 @@ const tabs = new TerminalTabs(
   // Asked for when a terminal opens or resumes. While the sign-in form is up (the token was
   // refused) a resume waits for the next sign-in, within its grace period, and then uses the
   // token signed in with rather than the refused one.
-  async (target) => {
+  async (target, resuming) => {
     for (;;) {
       while (!api) await signedIn.done;
       const using = api;
       try {
         return (await using.ticket(target)).ticket;
       } catch (err) {
-        // Refused (expired while the page sat idle): the form comes back, and this waits for it.
-        if (api === using && !signedOutBy(err)) throw err;
+        // Refused (expired while the page sat idle): the form comes back, and a resume waits
+        // for it. A new session says why it did not open (Enter tries again once signed in):
+        // waiting, it ended at its 15 s bound as if the broker had not answered.
+        if ((api === using && !signedOutBy(err)) || !resuming) throw err;
       }
     }
   },

@@ -45,8 +45,11 @@ export class TerminalTabs {
   constructor(
     private readonly el: TerminalTabsElements,
     private readonly broker: string,
-    /** One-time tickets for the terminals, from whoever is signed in when one is asked for. */
-    private readonly tickets: (target: Target) => Promise<string>,
+    /**
+     * One-time tickets for the terminals, from whoever is signed in when one is asked for;
+     * `resuming`: for a session whose connection broke, rather than a new one.
+     */
+    private readonly tickets: (target: Target, resuming: boolean) => Promise<string>,
     /** Where the keyboard goes when the last terminal closes. */
     private readonly onEmpty: () => void,
   ) {
@@ -92,7 +95,7 @@ export class TerminalTabs {
     terminal.setAttribute('app', target.app);
     terminal.setAttribute('proc', target.proc);
     terminal.setAttribute('instance', String(target.instance));
-    terminal.ticketProvider = this.tickets;
+    terminal.ticketProvider = (t) => this.tickets(t, terminal.state === 'reconnecting');
     this.open(key, tabLabel(key, this.entries.map((t) => t.label)), 'terminal', this.terminalContent(terminal));
   }
 
