@@ -74,6 +74,8 @@ describe('the console signed in again', () => {
     await waitForTerminal(page, sel, /entry: could not get a ticket: access token expired/, 8_000);
     expect(await page.locator('.tab').getAttribute('data-state')).toBe('closed');
     await page.locator('#sign-in-error', { hasText: /expired/ }).waitFor();
+    // Its one terminal's session has ended: nothing is said to keep running.
+    expect(await page.locator('#sign-in-error').textContent()).toBe('access token expired: get a new one (enter login)');
     await page.unroute('**/api/tickets');
     await signIn(page, await b.mint({ apps: [app] }));
     await page.locator('.tab').click();

@@ -252,7 +252,8 @@ function tokenRefused(message: string, code: string): void {
   token = undefined;
   api = undefined;
   signedIn = nextSignIn();
-  const open = tabs.count;
+  // Terminals whose session goes on: one that has ended (or a replay) is not kept running.
+  const open = tabs.liveSessions;
   const fate = code === 'ENTRY_TOKEN_REVOKED' ? 'the broker ends the sessions of a revoked token' : `${open === 1 ? 'it keeps' : 'they keep'} running`;
   showSignIn(open > 0 ? `${message}. Sign in again as ${owner ?? 'the same user'} to get back to your ${open === 1 ? 'open terminal' : `${open} open terminals`}: ${fate}; signing in as another user or signing out ends ${open === 1 ? 'it' : 'them'}.` : message);
   // Ending them must not wait for a token.

@@ -82,9 +82,12 @@ export class TerminalTabs {
     return this.entries.length;
   }
 
-  /** Terminals whose session has not ended: closing the page would end each. */
+  /**
+   * Terminals with a session going on (open, or resuming): closing the page would end each.
+   * One still connecting has none yet; one closed, none any more.
+   */
   get liveSessions(): number {
-    return this.entries.filter((t) => t.kind === 'terminal' && t.tab.dataset['state'] !== 'closed').length;
+    return this.entries.filter((t) => t.kind === 'terminal' && (t.tab.dataset['state'] === 'open' || t.tab.dataset['state'] === 'reconnecting')).length;
   }
 
   /** Opens a new terminal on `target` and focuses it. */
