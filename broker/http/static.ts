@@ -54,8 +54,11 @@ export function serveStatic(req: IncomingMessage, res: ServerResponse, path: str
           'referrer-policy': 'no-referrer',
           // xterm.js writes its own <style> elements, hence 'unsafe-inline' for styles only;
           // asciinema-player's terminal is WebAssembly, hence 'wasm-unsafe-eval' (no JS eval).
+          // default-src covers neither <base> nor form targets: the page sets no base and its
+          // forms are read by script, so an injected <base> or a form submitted natively (its
+          // fields in a URL) goes nowhere. A <dialog>'s form is no navigation and still closes it.
           'content-security-policy':
-            "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; connect-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'self'",
+            "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; connect-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'self'",
         }
       : {}),
   });

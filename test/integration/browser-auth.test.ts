@@ -250,6 +250,11 @@ describe('cross-origin access for allowed console origins', () => {
     expect(ok.headers.get('access-control-allow-origin')).toBe('https://console.example');
     const page = await fetch(`${b.url}/`);
     expect(page.status).toBe(200);
-    expect(page.headers.get('content-security-policy')).toMatch(/default-src 'self'/);
+    const csp = page.headers.get('content-security-policy') ?? '';
+    expect(csp).toMatch(/default-src 'self'/);
+    // Not covered by default-src: where the page's relative URLs and its forms may lead.
+    expect(csp).toMatch(/base-uri 'none'/);
+    expect(csp).toMatch(/form-action 'none'/);
+    expect(csp).toMatch(/object-src 'none'/);
   });
 });
