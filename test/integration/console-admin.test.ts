@@ -67,12 +67,24 @@ describe('web console for admins in Chromium', () => {
     await page.locator(`#container-rows tr[data-key="${app}/web/1"]`).waitFor();
     expect(await page.locator('#views').isHidden()).toBe(true);
     expect(await page.getByRole('tab', { name: /Sessions|Audit/ }).count()).toBe(0);
-    // The view keys do nothing either.
+    // The view keys open nothing: they go to the terminal as any Alt chord does (ESC S, ESC A).
+    await page.getByRole('button', { name: `Enter ${app}/web/1` }).focus();
+    await page.keyboard.press('Enter');
+    await page.locator('.tab[data-state="open"]').waitFor();
+    await page.keyboard.type('cat -v');
+    await page.keyboard.press('Enter');
     await page.keyboard.press('Alt+Shift+S');
     await page.keyboard.press('Alt+Shift+A');
+    await page.keyboard.press('Enter');
+    await waitForTerminal(page, `.panel[data-key="${app}/web/1"] entry-terminal`, /^\^\[S\^\[A$/m);
     expect(await page.locator('#console-view').getAttribute('data-view')).toBe('containers');
     expect(await page.locator('#sessions-view').isHidden()).toBe(true);
     expect(await page.locator('#audit-view').isHidden()).toBe(true);
+    // Its session ends before the next test counts the live ones.
+    await page.keyboard.press('Control+D');
+    await page.keyboard.type('exit');
+    await page.keyboard.press('Enter');
+    await page.locator('.tab[data-state="closed"]').waitFor();
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.locator('#sign-in-view').waitFor();
   });

@@ -123,9 +123,9 @@ function focusSearch(): void {
   else list.focusSearch();
 }
 
-/** Puts a view in front; Sessions and Audit exist for admins only. */
-function showView(next: ViewName, focus: boolean): void {
-  if (next !== 'containers' && !admin) return;
+/** Puts a view in front; Sessions and Audit exist for admins only (false: not shown). */
+function showView(next: ViewName, focus: boolean): boolean {
+  if (next !== 'containers' && !admin) return false;
   view = next;
   consoleView.dataset['view'] = next;
   for (const tab of viewTabs.querySelectorAll<HTMLButtonElement>('[role="tab"]')) {
@@ -143,6 +143,7 @@ function showView(next: ViewName, focus: boolean): void {
   }
   if (next === 'audit') audit.show();
   if (focus) focusSearch();
+  return true;
 }
 
 // The view tabs: one tab stop, arrows move between them.

@@ -5,7 +5,8 @@ export interface ShortcutActions {
   focusSearch(): void;
   stepTab(delta: number): void;
   closeTab(): void;
-  showView(view: ViewName): void;
+  /** False when the view is not offered (Sessions and Audit to a user not an admin). */
+  showView(view: ViewName): boolean;
 }
 
 function typingIn(target: EventTarget | null): boolean {
@@ -32,7 +33,8 @@ export function bindShortcuts(actions: ShortcutActions, enabled: () => boolean):
         else if (e.code === 'ArrowRight') actions.stepTab(1);
         else if (e.code === 'ArrowLeft') actions.stepTab(-1);
         else if (e.code === 'KeyW') actions.closeTab();
-        else if (view) actions.showView(view);
+        // A view key with no view behind it is the shell's (Alt+Shift+S is ESC S there).
+        else if (view) handled = actions.showView(view);
         else handled = false;
       } else if (e.key === '/' && !e.altKey && !e.ctrlKey && !e.metaKey && !typingIn(e.target)) {
         actions.focusSearch();
