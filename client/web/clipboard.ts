@@ -1,9 +1,10 @@
 import type { Terminal } from '@xterm/xterm';
 
 /**
- * Copy and paste beyond xterm's defaults (select + Ctrl/Cmd+C where the browser allows it,
- * Ctrl/Cmd+V): Ctrl+Shift+C / Ctrl+Shift+V as in desktop terminals, and right click, which
- * copies the selection when there is one and pastes otherwise. Returns a cleanup function.
+ * Copy and paste beyond the browser's own (Cmd+C / Cmd+V on macOS; elsewhere Ctrl+C and Ctrl+V
+ * are the shell's keys, ^C and ^V): Ctrl+Shift+C / Ctrl+Shift+V as in desktop terminals, and
+ * right click, which copies the selection when there is one and pastes otherwise. Returns a
+ * cleanup function.
  */
 export function bindClipboard(terminal: Terminal, element: HTMLElement): () => void {
   terminal.attachCustomKeyEventHandler((event) => {
