@@ -37,10 +37,17 @@ export async function killSession(res: ServerResponse, identity: Identity, store
 
 /** A jti revoked without `expiresAt` stays revoked this long: past the life of any access token. */
 const JTI_REVOCATION_DEFAULT_MS = 30 * 86_400_000;
+/**
+ * A jti revocation is kept at least this long however soon its token expires: sessions outlive
+ * their token, and a broker that missed the revocation's word (its link to the store down) ends
+ * them when it finds the revocation in the store. A day covers any outage a broker rides out;
+ * revocations are an admin's act, a few a day, so the store keeps few.
+ */
+const JTI_REVOCATION_KEEP_MS = 86_400_000;
 
 /**
  * POST /api/revocations: `{"jti", "expiresAt"}` revokes one token until it would have expired
- * (its `expiresAt` and the clock tolerance; one already past that is not stored);
+ * (its `expiresAt` and the clock tolerance; stored for a day at least, see JTI_REVOCATION_KEEP_MS);
  * `{"user", "before"}` revokes every token of that user issued before the given time. Anything
  * that would revoke nothing (an empty name, a time in seconds, both at once) is refused.
  */
@@ -61,9 +68,7 @@ export async function revoke(res: ServerResponse, identity: Identity, deps: { st
     if (body['before'] !== undefined) throw new EntryError('ENTRY_BAD_REQUEST', '"before" goes with "user"; a jti takes "expiresAt"');
     // The token is taken --clock-tolerance past its `exp`: revoked until then, not only until `exp`.
     const until = body['expiresAt'] === undefined ? Date.now() + JTI_REVOCATION_DEFAULT_MS : requestTime(body['expiresAt'], 'expiresAt') + deps.clockToleranceSec * 1000;
-    // A token already past that is refused for its expiry by every broker: nothing to store, and
-    // the store does not grow by it. Sessions still open with it are ended all the same (below).
-    if (until > Date.now()) await storeCall(() => store.revokeToken(jti, until));
+    await storeCall(() => store.revokeToken(jti, Math.max(until, Date.now() + JTI_REVOCATION_KEEP_MS)));
     revocation = { jti };
     deps.audit.record({ type: 'token.revoke', by: identity.user, jti, until: new Date(until).toISOString() });
   } else if (user !== undefined) {
