@@ -6,7 +6,7 @@ import { EntryError, type ErrorCode, ignoreError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { normalizeAddress } from '../transport/client-address.js';
 import { rawAnswer } from './raw-answer.js';
-import { refusedRequest, targetOverLimit } from './refused-request.js';
+import { MAX_LOGGED_PATH, refusedRequest, targetOverLimit } from './refused-request.js';
 import { sendError } from './respond.js';
 
 /** Node's parser errors that name what was wrong with the request; the rest get a plain 400. */
@@ -54,9 +54,21 @@ export function answerClientErrors(log: Logger): (err: ClientError, socket: Dupl
   };
 }
 
-/** CONNECT asks for a tunnel: the broker is no proxy. Node would close the connection without a word. */
-export function refuseConnect(_req: IncomingMessage, socket: Duplex): void {
-  writeRefusal(socket, new EntryError('ENTRY_METHOD_NOT_ALLOWED', 'CONNECT: this is not a proxy'));
+/**
+ * CONNECT asks for a tunnel: the broker is no proxy. Node would close the connection without a
+ * word; this answers 405 with a request id and its `http` log line, as every refusal has.
+ */
+export function refuseConnect(log: Logger): (req: IncomingMessage, socket: Duplex) => void {
+  return (req, socket) => {
+    const refusal = new EntryError('ENTRY_METHOD_NOT_ALLOWED', 'CONNECT: this is not a proxy');
+    const request = randomUUID();
+    const address = (socket as Partial<Socket>).remoteAddress;
+    // The target is an authority (host:port), cut as any logged path is.
+    const target = req.url ?? '';
+    const path = target.length > MAX_LOGGED_PATH ? `${target.slice(0, MAX_LOGGED_PATH)}…` : target;
+    log.info('http', { request, method: 'CONNECT', path, status: refusal.status, code: refusal.code, ...(address !== undefined ? { remote: normalizeAddress(address) } : {}) });
+    writeRefusal(socket, refusal, request);
+  };
 }
 
 /**

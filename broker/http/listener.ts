@@ -64,7 +64,7 @@ export async function listen(
     : createServer(serverOptions, handler);
   if (o.certificates) o.certificates.attach(server as HttpsServer);
   server.on('clientError', answerClientErrors(o.log));
-  server.on('connect', upgradeBoundary(refuseConnect, o.fault));
+  server.on('connect', upgradeBoundary(refuseConnect(o.log), o.fault));
   server.on(
     'upgrade',
     upgradeBoundary((req, socket, head) => {

@@ -65,7 +65,7 @@ export class MetricsServer {
       ),
     );
     server.on('clientError', answerClientErrors(this.log));
-    server.on('connect', upgradeBoundary(refuseConnect, this.fault));
+    server.on('connect', upgradeBoundary(refuseConnect(this.log), this.fault));
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);

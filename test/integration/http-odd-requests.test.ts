@@ -62,13 +62,15 @@ describe('odd HTTP requests', () => {
     expect(broker.logs.filter((l) => l.includes('internal fault') || l.includes('uncaught'))).toEqual([]);
   });
 
-  it("gives a request Node's parser refused its http log line, as every answer has: its request id, bounded, no token", async () => {
+  it("gives a request Node's parser refused, and CONNECT, its http log line, as every answer has: its request id, bounded, no token", async () => {
     const token = await broker.mint();
     const metricsPort = Number(new URL(broker.broker.metricsUrl!).port);
     const cases: Array<[string, number, string, number, Record<string, unknown>]> = [
       ['headers over the limit', port, `GET /healthz?ticket=${token} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nX-Big: ${'a'.repeat(70_000)}\r\n\r\n`, 431, { method: 'GET', path: '/healthz', code: 'ENTRY_HEADERS_TOO_LARGE', refused: 'HPE_HEADER_OVERFLOW' }],
       ['a URL over the limit', port, `GET /api/${'a'.repeat(70_000)} HTTP/1.1\r\nHost: x\r\n\r\n`, 414, { method: 'GET', path: `/api/${'a'.repeat(251)}…`, code: 'ENTRY_URI_TOO_LONG' }],
       ['a request line that is not one', port, 'GARBAGE\r\n\r\n', 400, { code: 'ENTRY_BAD_REQUEST' }],
+      ['CONNECT', port, `CONNECT ${'a'.repeat(300)}:443 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\n\r\n`, 405, { method: 'CONNECT', path: `${'a'.repeat(256)}…`, code: 'ENTRY_METHOD_NOT_ALLOWED' }],
+      ['CONNECT on the metrics listener', metricsPort, 'CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n', 405, { method: 'CONNECT', path: 'example.com:443', code: 'ENTRY_METHOD_NOT_ALLOWED' }],
       ['a malformed header on the metrics listener', metricsPort, `GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nX: a\u0001b\r\n\r\n`, 400, { method: 'GET', path: '/metrics', code: 'ENTRY_BAD_REQUEST' }],
     ];
     for (const [name, p, head, status, fields] of cases) {
