@@ -9,7 +9,7 @@
  */
 export const PASSING_REFUSALS: ReadonlySet<string> = new Set(['ENTRY_AUTH_UNAVAILABLE', 'ENTRY_STORE_UNAVAILABLE', 'ENTRY_DRAINING', 'ENTRY_RATE_LIMITED', 'ENTRY_HANDOFF_REFUSED']);
 
-/** What a passed-over refusal's CLOSE line (its colours already stripped) says, without `entry: ` and its framing. */
+/** What a CLOSE line (its colours already stripped) says, without `entry: ` and its framing. */
 export function refusalText(closeLine: string): string {
   return closeLine.trim().replace(/^entry: /, '');
 }

@@ -476,7 +476,8 @@ class TerminalSession implements TerminalHandle {
           }
           // Already ANSI-coloured by the broker, and framed by CRLFs.
           this.terminal.write(msg.content);
-          closeMessage = { code: msg.code, text: stripAnsi(decoder.decode(msg.content)) };
+          // The event's message is the reason alone, as a ticket's refusal is: no `entry: ` or CRLFs.
+          closeMessage = { code: msg.code, text: refusalText(stripAnsi(decoder.decode(msg.content))) };
           break;
         default:
           // PING keeps proxies awake; nothing to show.

@@ -281,6 +281,8 @@ describe('web console in Chromium', () => {
     })()`);
     await waitForTerminal(embed, '#t', /entry: invalid access token: unknown, expired or already used ticket\s*\n\[press Enter to reconnect\]/);
     expect(await embed.evaluate('window.closeInfo.code')).toBe('ENTRY_BAD_TOKEN');
+    // The reason alone, as a tab's title shows it: not the terminal's line.
+    expect(await embed.evaluate('window.closeInfo.message')).toBe('invalid access token: unknown, expired or already used ticket');
     await embed.close();
     // Its shell's end is the broker's to finish: the tests after count the page's sessions.
     await expect.poll(() => b.broker.sessionCount, { timeout: 10_000 }).toBe(before);
