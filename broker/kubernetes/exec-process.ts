@@ -10,7 +10,7 @@ import { withOpenCleanUp } from '../backend/open-clean-up.js';
 import { sessionMark } from '../backend/session-mark.js';
 import { SignalLane, signalName } from '../backend/signal-lane.js';
 import { TtyInputEnd } from '../backend/tty-input-end.js';
-import { type PodFate, settledFate } from './pod-fate.js';
+import { POD_STOP_SETTLE_MS, type PodFate, settledFate } from './pod-fate.js';
 import type { PodReaper } from './pod-reaper.js';
 import { StdinJoin } from './stdin-join.js';
 
@@ -124,9 +124,14 @@ export class KubeExecProcess implements ProcessSide {
   private readonly encoder: StdinEncoder | undefined;
   private readonly stdin: StdinJoin;
   private readonly inputEnd = new TtyInputEnd();
+  /** Whether a SIGKILL the client sent reached any of the session's processes (see stoppedWithPod). */
+  private clientKill: Promise<boolean> | undefined;
   /** The client's signals: each is a pods/exec, so at most one at a time (see SignalLane). */
   private readonly signals = new SignalLane(async (sig) => {
-    if (!this.finished) await this.reaper.signal(this.o, this.o.spec.sessionId, sig);
+    if (this.finished) return;
+    const delivered = this.reaper.signal(this.o, this.o.spec.sessionId, sig);
+    if (sig === 'KILL') this.clientKill = delivered.then((found) => found > 0, () => false);
+    await delivered;
   });
 
   private constructor(
@@ -453,9 +458,12 @@ export class KubeExecProcess implements ProcessSide {
    * Whether a command that died of a signal went with its pod's container. The apiserver reports
    * a container's end a second or so after it, so the pod is watched that long for it: a
    * SIGKILL (KILLED_EXIT) while it runs or is being deleted, another signal while it is being
-   * deleted only.
+   * deleted only. A SIGKILL the client sent that reached the session's processes explains a
+   * KILLED_EXIT itself, and the pod is not watched (the status comes before the scan that sent
+   * it has answered, so its answer is awaited, as long as the pod would have been watched).
    */
   private async stoppedWithPod(exitCode: number): Promise<boolean> {
+    if (exitCode === KILLED_EXIT && this.clientKill && (await within(this.clientKill, POD_STOP_SETTLE_MS))) return false;
     const waitOn = (f: PodFate) => f === 'deleting' || (f === 'running' && exitCode === KILLED_EXIT);
     return (await settledFate(this.o.podFate, waitOn)) === 'stopped';
   }
@@ -498,5 +506,16 @@ function wholeStatus(parts: Buffer[]): boolean {
     return true;
   } catch {
     return false;
+  }
+}
+
+/** What `answer` says if it says it within `ms`, else false. */
+async function within(answer: Promise<boolean>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  try {
+    return await Promise.race([answer, late]);
+  } finally {
+    clearTimeout(timer);
   }
 }
