@@ -49,10 +49,13 @@ const STAGE2 = [
   // not end it first. Caught (not ignored), so the command itself starts with the default.
   '  trap : HUP INT QUIT TERM USR1 USR2',
   // A background job's stdin is /dev/null unless redirected: hand it the exec's stdin as fd 3.
-  '  exec 3<&0',
+  // The command's stderr waits on fd 4: this shell's own goes nowhere, as it would write a line
+  // ("Terminated", "Killed") when the command dies of a signal, which an exec without the pump
+  // (and Docker's) does not.
+  '  exec 3<&0 4>&2 2>/dev/null',
   // The pump ignores the signals a client sends the session's processes: killed, it would cut
   // the command's stdin short. It ends at EOF, or with SIGKILL from the reaper.
-  '  { { trap "" HUP INT QUIT TERM USR1 USR2; while IFS= read -r len && [ "$len" -gt 0 ]; do dd bs="$len" count=1 iflag=fullblock || exit; done; } <&3 3<&- 2>/dev/null & } | entry_exec "$@" 3<&-',
+  '  { { trap "" HUP INT QUIT TERM USR1 USR2; while IFS= read -r len && [ "$len" -gt 0 ]; do dd bs="$len" count=1 iflag=fullblock || exit; done; } <&3 3<&- 4>&- 2>/dev/null & } | entry_exec "$@" 3<&- 2>&4 4>&-',
   '  exit $?',
   'fi',
   'shift 2',

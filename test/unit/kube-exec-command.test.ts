@@ -1,6 +1,6 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { constants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { StdinEncoder, wrapCommand } from '../../broker/kubernetes/exec-command.js';
@@ -28,7 +28,9 @@ function run(shell: string, argv: string[], input: Buffer = Buffer.alloc(0)) {
   const [, , script, ...rest] = argv;
   const t0 = Date.now();
   const r = spawnSync(path!, shellArgs(name!, script!, rest), { input, timeout: 10_000 });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr.toString(), ms: Date.now() - t0 };
+  // A signal death as the exec's status gives it: 128 + the signal's number.
+  const code = r.signal ? 128 + constants.signals[r.signal] : r.status;
+  return { code, stdout: r.stdout, stderr: r.stderr.toString(), ms: Date.now() - t0 };
 }
 
 describe.each(shells)('the Kubernetes exec wrapper under %s', (shell, path) => {
@@ -109,6 +111,16 @@ describe.each(shells)('the Kubernetes exec wrapper under %s', (shell, path) => {
       }
     });
   }
+
+  it("gives a command's signal death as its status and nothing else: the shell that waits for it behind the pump writes no \"Terminated\" of its own", () => {
+    for (const stdinPump of [false, true]) {
+      for (const [sig, code] of [['TERM', 143], ['KILL', 137], ['HUP', 129], ['SEGV', 139]] as const) {
+        const r = run(shell!, wrapCommand({ cmd: ['sh', '-c', `echo own >&2; kill -${sig} $$`], env: [], workdir: '', stdinPump }), stdinPump ? new StdinEncoder().end() : Buffer.alloc(0));
+        expect(r.code, `pump ${stdinPump}, ${sig}`).toBe(code);
+        expect(r.stderr, `pump ${stdinPump}, ${sig}`).toBe('own\n');
+      }
+    }
+  });
 
   it('feeds stdin through the pump byte-exact, and EOF at a chunk of length 0', () => {
     const enc = new StdinEncoder();
