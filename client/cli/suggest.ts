@@ -67,9 +67,11 @@ export const leading = (phrase: string): string => (phrase ? `${phrase} ` : '');
 
 /**
  * What exists near a target that was not found, from the targets the token may enter: the
- * instances of its proc, the procs of its app, or the apps with a close name.
+ * instances of its proc, the procs of its app, or the apps with a close name. Nothing when the
+ * target is among them: what was not found is inside it (a pod's container), and the broker's
+ * message names it.
  */
-export function notFoundSuggestion(target: TargetName, known: readonly TargetName[]): string {
+export function notFoundSuggestion(target: TargetName, known: readonly TargetName[]): string | undefined {
   const ofApp = known.filter((t) => t.app === target.app);
   if (ofApp.length === 0) {
     const close = closeNames(target.app, known.map((t) => t.app));
@@ -80,6 +82,7 @@ export function notFoundSuggestion(target: TargetName, known: readonly TargetNam
     const procs = [...new Set(ofApp.map((t) => t.proc))].sort();
     return `${target.app} has no proc ${target.proc}: ${leading(didYouMean(closeNames(target.proc, procs)))}its procs are ${listed(procs)}.`;
   }
+  if (ofProc.some((t) => t.instance === target.instance)) return undefined;
   const instances = [...new Set(ofProc.map((t) => t.instance))].sort((x, y) => Number(x) - Number(y) || x.localeCompare(y));
   return `${target.app}/${target.proc} has instance${instances.length > 1 ? 's' : ''} ${listed(instances)} (\`enter ls ${target.app}\` shows their state).`;
 }

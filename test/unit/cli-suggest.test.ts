@@ -51,6 +51,10 @@ describe('what exists near a target that was not found', () => {
     expect(notFoundSuggestion({ app: 'nothing', proc: 'web', instance: '1' }, [])).toBe('No app named nothing among those you may enter: `enter ls` lists them.');
   });
 
+  it('names nothing near a target that exists: what was not found is inside it (a container of its pod)', () => {
+    expect(notFoundSuggestion({ app: 'shop', proc: 'web', instance: '2' }, known)).toBeUndefined();
+  });
+
   it('cuts a long list short', () => {
     const many = Array.from({ length: 12 }, (_, i) => ({ app: 'a', proc: 'p', instance: String(i + 1) }));
     expect(notFoundSuggestion({ app: 'a', proc: 'p', instance: '99' }, many)).toBe('a/p has instances 1, 2, 3, 4, 5, 6, 7, 8 and 4 more (`enter ls a` shows their state).');
