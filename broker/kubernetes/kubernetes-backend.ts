@@ -5,7 +5,7 @@ import type { ProcessSide } from '../session/types.js';
 import { KubeExecProcess, type PodFate } from './exec-process.js';
 import { failureText, type KubeCallObserver, KubeClient, KubeHttpError } from './kube-client.js';
 import { openPodLogs } from './logs-process.js';
-import { chooseContainer, containerRuns, ENTRY_LABELS, KUBE_LABELS, podMatches, type PodRecord, podRecord, podState, podTarget } from './pod.js';
+import { chooseContainer, containerRuns, ENTRY_LABELS, KUBE_LABELS, listedState, podMatches, type PodRecord, podRecord, podState, podTarget } from './pod.js';
 import { PodIndex, type PodIndexTiming } from './pod-index.js';
 import { PodReaper } from './pod-reaper.js';
 
@@ -181,7 +181,7 @@ export class KubernetesBackend implements Backend {
     for (const p of this.index.all()) {
       const t = podTarget(p);
       if (!t) continue;
-      out.push({ ...t, backend: 'kubernetes', host: this.cluster, namespace: p.namespace, name: p.name, state: podState(p), image: defaultImage(p), created: p.created, containers: [...p.containers] });
+      out.push({ ...t, backend: 'kubernetes', host: this.cluster, namespace: p.namespace, name: p.name, state: listedState(p), image: defaultImage(p), created: p.created, containers: [...p.containers] });
     }
     return out;
   }

@@ -27,6 +27,8 @@ export interface PodRecord {
 export interface ContainerRun {
   id: string;
   restarts: number;
+  /** Its state is `running` (not waiting to start again, nor just terminated). */
+  running: boolean;
 }
 
 /** Explicit names, as on Docker; they win over the Kubernetes recommended labels. */
@@ -66,7 +68,7 @@ export function podRecord(o: any): PodRecord | undefined {
 export function containerRuns(status: any): Record<string, ContainerRun> {
   const runs: Record<string, ContainerRun> = {};
   for (const c of Array.isArray(status?.containerStatuses) ? status.containerStatuses : []) {
-    if (typeof c?.name === 'string') runs[c.name] = { id: typeof c.containerID === 'string' ? c.containerID : '', restarts: Number.isInteger(c.restartCount) ? c.restartCount : 0 };
+    if (typeof c?.name === 'string') runs[c.name] = { id: typeof c.containerID === 'string' ? c.containerID : '', restarts: Number.isInteger(c.restartCount) ? c.restartCount : 0, running: Boolean(c.state?.running) };
   }
   return runs;
 }
@@ -89,6 +91,24 @@ export function podState(p: PodRecord): string {
     default:
       return 'unknown';
   }
+}
+
+/**
+ * The state `enter ls` shows: the pod's, but `restarting` (Docker's word for the same) for a
+ * Running pod whose default container is down, crash-looping or about to start again: entering
+ * it is refused then (with the kubelet's reason), and `running` said otherwise.
+ */
+export function listedState(p: PodRecord): string {
+  const state = podState(p);
+  if (state !== 'running') return state;
+  let container: string;
+  try {
+    container = chooseContainer(p, '');
+  } catch {
+    return state;
+  }
+  const run = p.runs[container];
+  return run && !run.running ? 'restarting' : state;
 }
 
 /** A StatefulSet's stable ordinal: the pod-index label, else the pod name's numeric suffix. */

@@ -246,6 +246,8 @@ describe.skipIf(!kubeClusterPossible())('the Kubernetes backend against a real c
     }
     const crashy = await backends.resolve({ app: 'bare', proc: 'crashy', instance: 'crashy' });
     await expect(crashy.open(spec({ cmd: ['true'] }))).rejects.toMatchObject({ code: 'ENTRY_NOT_RUNNING', message: expect.stringContaining('container main of') });
+    // Listed as Docker lists a container waiting to start again, not as running.
+    await eventually(async () => (await backends.list()).find((t) => t.name === 'crashy')?.state === 'restarting', 'crashy listed as restarting');
   });
 
   it('picks the default-container annotation, a named container, and refuses an unknown one', async () => {

@@ -4,10 +4,10 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../broker/config/config-error.js';
 import { KubeClient } from '../../broker/kubernetes/kube-client.js';
-import { chooseContainer, podMatches, podRecord, podState, podTarget } from '../../broker/kubernetes/pod.js';
+import { chooseContainer, listedState, podMatches, podRecord, podState, podTarget } from '../../broker/kubernetes/pod.js';
 import { writeKubeconfig } from '../helpers/kubeconfig.js';
 
-function pod(over: { name?: string; labels?: Record<string, string>; annotations?: Record<string, string>; owner?: string; phase?: string; deleting?: boolean; containers?: string[] } = {}) {
+function pod(over: { name?: string; labels?: Record<string, string>; annotations?: Record<string, string>; owner?: string; phase?: string; deleting?: boolean; containers?: string[]; statuses?: unknown[] } = {}) {
   return podRecord({
     metadata: {
       uid: 'u1',
@@ -21,7 +21,7 @@ function pod(over: { name?: string; labels?: Record<string, string>; annotations
       resourceVersion: '7',
     },
     spec: { containers: (over.containers ?? ['main']).map((name) => ({ name, image: `img-${name}` })) },
-    status: { phase: over.phase ?? 'Running' },
+    status: { phase: over.phase ?? 'Running', ...(over.statuses ? { containerStatuses: over.statuses } : {}) },
   })!;
 }
 
@@ -55,6 +55,19 @@ describe('naming pods', () => {
     expect(podState(pod({ phase: 'Pending' }))).toBe('pending');
     expect(podState(pod({ deleting: true }))).toBe('terminating');
     expect(podState(pod({ phase: 'Succeeded' }))).toBe('succeeded');
+  });
+
+  it('lists a Running pod whose default container is down (a crash loop) as restarting, as Docker lists such a container', () => {
+    const waiting = { name: 'main', containerID: 'docker://a', restartCount: 4, state: { waiting: { reason: 'CrashLoopBackOff' } } };
+    const running = { name: 'side', containerID: 'docker://b', restartCount: 0, state: { running: { startedAt: '2026-01-01T00:00:00Z' } } };
+    expect(listedState(pod({ containers: ['main', 'side'], statuses: [waiting, running] }))).toBe('restarting');
+    expect(listedState(pod({ containers: ['main', 'side'], statuses: [{ ...waiting, state: { terminated: { exitCode: 1 } } }, running] }))).toBe('restarting');
+    // The default container runs: the pod is enterable, whatever its sidecar does.
+    expect(listedState(pod({ containers: ['side', 'main'], statuses: [waiting, running] }))).toBe('running');
+    // No status yet, or not Running: the pod's own state.
+    expect(listedState(pod())).toBe('running');
+    expect(listedState(pod({ phase: 'Pending', statuses: [waiting] }))).toBe('pending');
+    expect(listedState(pod({ deleting: true, statuses: [waiting] }))).toBe('terminating');
   });
 
   it('chooses the container asked for, else the default-container annotation, else the first', () => {
