@@ -364,8 +364,9 @@ async function main(): Promise<void> {
     .alias('help', 'h')
     .fail((msg, err) => {
       if (err) throw err;
-      if (ours.length === 0) {
-        // `enter` alone: what it does and how, as ssh prints its usage.
+      if (argv.length === 0) {
+        // `enter` alone: what it does and how, as ssh prints its usage. `enter -- ls` is a
+        // command without its target: said as any other missing word.
         parser.showHelp((help) => process.stderr.write(`${indentUsage(help)}\n`));
         process.exit(EXIT_CLIENT_FAILURE);
       }

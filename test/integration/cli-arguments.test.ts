@@ -181,6 +181,12 @@ describe('the enter CLI', () => {
     expect(short.status).toBe(255);
     expect((await enter(['exec', 'demo'])).stderr.toString()).toMatch(/^enter: missing <proc> and <instance>\n/);
     expect((await enter(['exec'])).stderr.toString()).toMatch(/^enter: missing <app>, <proc> and <instance>\n/);
+    // A command with nothing before its -- lacks the same words, said the same way (not the whole help).
+    for (const args of [['--'], ['--', 'ls']]) {
+      const r = await enter(args);
+      expect(r.stderr.toString(), args.join(' ')).toBe('enter: missing <app>, <proc> and <instance>\n  Usage: enter <app> <proc> <instance> [-- <cmd…>]; enter ls lists what you may enter.\n');
+      expect(r.status, args.join(' ')).toBe(255);
+    }
     expect((await enter(['kill'])).stderr.toString()).toBe('enter: missing <id>\n  Usage: enter kill <id> (see enter kill --help).\n');
     expect((await enter(['broker', 'use'])).stderr.toString()).toBe('enter: missing <name>\n  Usage: enter broker use <name> (see enter broker use --help).\n');
     expect((await enter(['broker', 'add', 'prod'])).stderr.toString()).toBe('enter: missing <url>\n  Usage: enter broker add <name> <url> (see enter broker add --help).\n');
