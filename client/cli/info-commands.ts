@@ -21,8 +21,8 @@ export async function listCommand(ref: BrokerRef, app: string | undefined, json:
   if (shown.length === 0) {
     const close = app ? closeNames(app, all.map((c) => c.app)) : [];
     process.stderr.write(`enter: nothing to enter${app ? ` in ${app}` : ''} on ${brokerLabel(ref)}${close.length ? `; ${didYouMean(close)}` : ''}\n`);
-    if (all.length === 0) {
-      const why = await noGrantsHint(ref, token);
+    if (all.length === 0 || (app && close.length === 0)) {
+      const why = await noGrantsHint(ref, token, app);
       if (why) process.stderr.write(`  ${why}\n`);
     }
     return;
@@ -37,14 +37,19 @@ export async function listCommand(ref: BrokerRef, app: string | undefined, json:
 }
 
 /**
- * Why an empty listing is empty when the token is the reason: it grants no apps (as `enter
- * status` shows). Undefined when it grants some, or when the broker cannot say.
+ * Why an empty listing is empty when the token is the reason: it grants no apps, or not the app
+ * named (as `enter status` shows). Undefined when it grants them, or when the broker cannot say:
+ * the listing holds only what the token may enter, so an app that does not exist and one
+ * without containers look the same to the CLI.
  */
-async function noGrantsHint(ref: BrokerRef, token: string): Promise<string | undefined> {
+async function noGrantsHint(ref: BrokerRef, token: string, app: string | undefined): Promise<string | undefined> {
   try {
     const me = await whoAmI(ref, token);
-    if (me.admin || me.apps.length > 0) return undefined;
-    return `Your token grants user ${me.user} no apps. Ask for the apps you need to be added to your token's apps.`;
+    if (me.admin) return undefined;
+    if (me.apps.length === 0) return `Your token grants user ${me.user} no apps. Ask for the apps you need to be added to your token's apps.`;
+    // A pattern (`shop-*`) may name apps the token grants and others it does not: no verdict.
+    if (!app || /[*?]/.test(app) || me.apps.some((p) => p === app || (/[*?]/.test(p) && appPattern(p).test(app)))) return undefined;
+    return `Your token grants user ${me.user} ${me.apps.join(', ')}, not ${app}. Ask for ${app} to be added to your token's apps.`;
   } catch {
     return undefined;
   }

@@ -137,6 +137,13 @@ describe('enter broker profiles, ls, status and completion', () => {
     const typo = await runCli(['ls', app.slice(0, -1)], e);
     expect(typo.stderr.toString()).toBe(`enter: nothing to enter in ${app.slice(0, -1)} on ${a.url}; did you mean ${app}?\n`);
     expect(typo.status).toBe(0);
+    // An app the token does not grant lists nothing either (the broker lists only what the
+    // token may enter): still 0, as an empty filter, and the hint says the token is why.
+    const erin = { ...e, ENTRY_TOKEN: await a.mint({ apps: [app] }, { user: 'erin' }) };
+    const notGranted = await runCli(['ls', 'zz-not-granted'], erin);
+    expect(notGranted.stderr.toString()).toBe(`enter: nothing to enter in zz-not-granted on ${a.url}\n  Your token grants user erin ${app}, not zz-not-granted. Ask for zz-not-granted to be added to your token's apps.\n`);
+    expect(notGranted.status).toBe(0);
+    expect((await runCli(['ls', 'zz-not-granted', '--json'], erin)).stdout.toString()).toBe('[]\n');
     // A token granting no apps: the listing is empty because of the token, and says so.
     const none = await runCli(['ls'], { ...e, ENTRY_TOKEN: await a.mint({ apps: [] }, { user: 'dave' }) });
     expect(none.stderr.toString()).toBe(`enter: nothing to enter on ${a.url}\n  Your token grants user dave no apps. Ask for the apps you need to be added to your token's apps.\n`);
