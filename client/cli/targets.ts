@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { makePrivateDir } from '../config/private-dir.js';
@@ -23,6 +23,9 @@ function cacheFile(ref: BrokerRef, env: NodeJS.ProcessEnv): string {
 
 /** Saves a listing for completion (0600: it says which apps you can enter). */
 export function cacheTargets(ref: BrokerRef, containers: ContainerEntry[], env: NodeJS.ProcessEnv = process.env): void {
+  // A cache in the config directory waits for that directory: only saving config (login,
+  // broker add) makes it. A listing made a missing ENTRY_CONFIG_DIR, as whoever ran enter.
+  if (!env['ENTRY_CACHE_DIR'] && env['ENTRY_CONFIG_DIR'] && !isDirectory(env['ENTRY_CONFIG_DIR'])) return;
   try {
     makePrivateDir(cacheDir(env), 'the cache directory');
     const file = cacheFile(ref, env);
@@ -31,6 +34,14 @@ export function cacheTargets(ref: BrokerRef, containers: ContainerEntry[], env: 
     renameSync(tmp, file);
   } catch {
     // A cache that cannot be written only makes completion slower.
+  }
+}
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
   }
 }
 

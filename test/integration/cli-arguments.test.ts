@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import type { ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -287,6 +287,22 @@ describe('the enter CLI', () => {
     const completion = await runCli(['__complete', 'sh'], { ...env(), ENTRY_CONFIG_DIR: cases[0][0], ENTRY_CACHE_DIR: '' }, undefined, 10_000);
     expect(completion.signal).toBeNull();
     expect(completion.stdout.toString()).toBe('shop\n');
+  });
+
+  it('caches a listing in the config directory only where that exists: a listing never makes it', async () => {
+    fake = await recordingBroker((res) => json(res, { containers: [{ app: 'shop', proc: 'web', instance: '1', state: 'running' }] })).fake.start();
+    const missing = join(configDir, 'no-config-yet');
+    for (const args of [['ls'], ['__complete', 'sh']]) {
+      const r = await enter(args, { ENTRY_CONFIG_DIR: missing, ENTRY_CACHE_DIR: '' });
+      expect(r.status, args.join(' ')).toBe(0);
+      expect(r.stdout.toString()).toContain('shop');
+      expect(existsSync(missing), args.join(' ')).toBe(false);
+    }
+    // Once saving config has made it, the cache goes in it, private.
+    mkdirSync(missing, { mode: 0o700 });
+    expect((await enter(['ls'], { ENTRY_CONFIG_DIR: missing, ENTRY_CACHE_DIR: '' })).status).toBe(0);
+    expect(readdirSync(join(missing, 'cache'))).toEqual([expect.stringMatching(/^targets-[0-9a-f]{16}\.json$/)]);
+    expect(statSync(join(missing, 'cache')).mode & 0o777).toBe(0o700);
   });
 
   it('names what is wrong in a hand-edited config file, and still prints completion with a stale CA path', async () => {
