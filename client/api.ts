@@ -39,7 +39,16 @@ export interface ExecOptions {
   resume?: boolean;
 }
 
-export interface RunOptions extends ExecOptions {
+export interface SpawnOptions extends ExecOptions {
+  /**
+   * Aborting it ends the session (the broker ends the remote processes, as close() does) and
+   * wait() rejects with its reason, as fetch does; aborted before the session is open, spawn()
+   * rejects with it and the command never starts.
+   */
+  signal?: AbortSignal;
+}
+
+export interface RunOptions extends SpawnOptions {
   /** Bytes for stdin (then EOF). Without it stdin is closed at once. */
   stdin?: string | Uint8Array | Readable;
   /** Aborting it ends the session (the broker ends the remote processes) and rejects with its reason, as fetch does. */
@@ -83,8 +92,9 @@ function invalid(what: string, want: string, got: unknown, code = 'ERR_INVALID_A
  * rather than as a broker address that is not one, a TypeError from deep inside, or a START the
  * broker cannot read (ENTRY_BAD_FRAME).
  */
-function checkOptions(o: ExecOptions): void {
+function checkOptions(o: SpawnOptions): void {
   if (typeof o !== 'object' || o === null) throw invalid('options', 'an object', o);
+  if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw invalid('signal', 'an AbortSignal', o.signal);
   if (typeof o.broker !== 'string') throw invalid('broker', 'a string (http(s):// or ws(s):// address)', o.broker);
   if (typeof o.token !== 'string') throw invalid('token', 'a string', o.token);
   const t = o.target as Partial<Target> | undefined;
@@ -140,13 +150,19 @@ export function exitCodeOf(end: SessionEnd): number {
 const OUTPUT_BUFFER_BYTES = 64 * 1024;
 
 /** Starts a command and returns its streams. */
-export async function spawn(options: ExecOptions): Promise<RemoteProcess> {
+export async function spawn(options: SpawnOptions): Promise<RemoteProcess> {
   // Async: wrong options reject, as every other failure does, rather than throw.
-  return start(connectOptions(options));
+  return start({ ...connectOptions(options), signal: options.signal });
 }
 
+/** Opens the session; its `signal`, aborted while it opens, gives up there (the command never starts). */
 async function start(connect: ConnectOptions): Promise<RemoteProcess> {
   const conn = await ExecConnection.open(connect);
+  const { signal } = connect;
+  // Aborted once open: the session ends as close() ends it, and wait() rejects with the reason.
+  const abort = () => conn.close();
+  if (signal?.aborted) abort();
+  else signal?.addEventListener('abort', abort, { once: true });
   // Reading pauses while any output stream's buffer is full and resumes when all have room:
   // both come over one connection, so one left unread holds the other, as a child process
   // blocked on a full stderr pipe stops writing its stdout too.
@@ -200,12 +216,15 @@ async function start(connect: ConnectOptions): Promise<RemoteProcess> {
     },
   });
   const result = conn.done.then((end) => {
+    signal?.removeEventListener('abort', abort);
     inputEnded = true;
     stdout.push(null);
     stderr.push(null);
     // Nothing more is taken: a write still waiting, or a pipeline into stdin, ends now (as
     // writing to a process that exited does) instead of waiting for a drain that never comes.
     stdin.destroy();
+    // A command that exited first keeps its exit code, as a child process that exited does.
+    if (signal?.aborted && end.exitCode === undefined) throw signal.reason;
     return exitCodeOf(end);
   });
   result.catch(() => undefined);
@@ -255,16 +274,13 @@ export async function run(options: RunOptions): Promise<RunResult> {
     proc?.close();
   });
   try {
-    // The signal goes with the connection: aborted while it opens, the command never starts.
+    // The signal goes with the session: aborted while it opens, the command never starts.
     proc = await start({ ...connectOptions(options), signal });
   } catch (e) {
     over = true;
     if (signal?.aborted) throw signal.reason;
     throw inputFailed ?? e;
   }
-  const abort = () => proc.close();
-  if (signal?.aborted) abort();
-  else signal?.addEventListener('abort', abort, { once: true });
   let tooLarge: ClientError | undefined;
   const collect = (name: 'stdout' | 'stderr') => {
     const chunks: Buffer[] = [];
@@ -301,6 +317,5 @@ export async function run(options: RunOptions): Promise<RunResult> {
     throw inputFailed ?? tooLarge ?? e;
   } finally {
     over = true;
-    signal?.removeEventListener('abort', abort);
   }
 }

@@ -42,6 +42,7 @@ describe('run() and spawn() with wrong options', () => {
     ['no broker', { broker: undefined }, 'ERR_INVALID_ARG_TYPE', /^broker must be a string/],
     ['cols as a string', { tty: true, cols: '80', rows: 24 }, 'ERR_INVALID_ARG_TYPE', /^cols must be a whole number/],
     ['negative rows', { tty: true, cols: 80, rows: -1 }, 'ERR_INVALID_ARG_VALUE', /^rows must be a whole number/],
+    ['a signal that is no AbortSignal', { signal: { aborted: false } }, 'ERR_INVALID_ARG_TYPE', /^signal must be an AbortSignal, got type object/],
   ];
 
   for (const [name, change, code, message] of wrong) {

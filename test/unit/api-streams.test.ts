@@ -116,6 +116,50 @@ describe('spawn() output a reader stops taking', () => {
     expect(fake.upgrades.length).toBe(upgrades);
   });
 
+  it('ends the session when the signal given to spawn() aborts: wait() rejects with its reason, as run() does', async () => {
+    let closed!: () => void;
+    const sessionEnded = new Promise<void>((resolve) => (closed = resolve));
+    fake = new FakeBroker((_n, req, socket, head) =>
+      fake!.accept(req, socket, head, (ws: WebSocket) => {
+        ws.once('close', () => closed());
+        ws.once('message', (data: Buffer) => {
+          // Running, and never ending by itself: only the abort ends it.
+          if (decodeRequest(data).msgType === RequestType.START) ws.send(encodeResponse(ResponseType.STDOUT, utf8('working\n')));
+        });
+      }),
+    );
+    await fake.start();
+    const controller = new AbortController();
+    const proc = await spawn({ broker: fake.url, token: 't', target, command: ['sleep', 'forever'], resume: false, signal: controller.signal });
+    await new Promise((resolve) => proc.stdout.once('data', resolve));
+    controller.abort();
+    await expect(proc.wait()).rejects.toMatchObject({ name: 'AbortError' });
+    await sessionEnded;
+    // Aborted before it starts: spawn() rejects with the reason, and nothing connects.
+    const upgrades = fake.upgrades.length;
+    await expect(spawn({ broker: fake.url, token: 't', target, command: ['true'], signal: AbortSignal.abort(new Error('not now')) })).rejects.toThrow('not now');
+    expect(fake.upgrades.length).toBe(upgrades);
+    // A command that exited before the abort keeps its exit code.
+    const done = new FakeBroker((_n, req, socket, head) =>
+      done.accept(req, socket, head, (ws: WebSocket) =>
+        ws.once('message', () => {
+          ws.send(encodeResponse(ResponseType.EXIT, utf8('3')));
+          ws.close();
+        }),
+      ),
+    );
+    await done.start();
+    try {
+      const late = new AbortController();
+      const exited = await spawn({ broker: done.url, token: 't', target, command: ['false'], resume: false, signal: late.signal });
+      expect(await exited.wait()).toBe(3);
+      late.abort();
+      expect(await exited.wait()).toBe(3);
+    } finally {
+      await done.stop();
+    }
+  });
+
   it('throws on a signal name the broker would ignore, sending nothing, and sends the ones it delivers', async () => {
     const signals: string[] = [];
     fake = new FakeBroker((_n, req, socket, head) =>
