@@ -18,7 +18,8 @@ export interface ExecOptions {
   tty?: boolean;
   user?: string;
   workdir?: string;
-  env?: Record<string, string> | string[];
+  /** `K=V` strings, or an object whose undefined values are left out, as child_process does. */
+  env?: Record<string, string | undefined> | string[];
   /** Container of a multi-container pod (Kubernetes); default: the pod's default container. */
   container?: string;
   /** Initial terminal size (TTY only). */
@@ -110,6 +111,19 @@ function checkOptions(o: SpawnOptions): void {
   o.command.forEach((a, n) => {
     if (typeof a !== 'string' && !(a instanceof Uint8Array)) throw invalid(`command[${n}]`, 'a string or a Uint8Array', a);
   });
+  const env = o.env as unknown;
+  if (Array.isArray(env)) {
+    env.forEach((kv, n) => {
+      if (typeof kv !== 'string') throw invalid(`env[${n}]`, 'a string (K=V)', kv);
+    });
+  } else if (env !== undefined) {
+    if (typeof env !== 'object' || env === null) throw invalid('env', 'an object or an array of K=V strings', env);
+    // As child_process: undefined is left out, numbers and booleans are sent as text; what Node
+    // would send as "null" or "[object Object]" is the caller's mistake.
+    for (const [key, v] of Object.entries(env)) {
+      if (!(v === undefined || ['string', 'number', 'boolean', 'bigint'].includes(typeof v))) throw invalid(`env[${JSON.stringify(key)}]`, 'a string (or undefined, to leave it out)', v);
+    }
+  }
   for (const side of ['cols', 'rows'] as const) {
     const v = o[side];
     if (v !== undefined && !(typeof v === 'number' && Number.isSafeInteger(v) && v >= 0)) throw invalid(side, 'a whole number of cells', v, typeof v === 'number' ? 'ERR_INVALID_ARG_VALUE' : 'ERR_INVALID_ARG_TYPE');
@@ -118,7 +132,7 @@ function checkOptions(o: SpawnOptions): void {
 
 function connectOptions(o: ExecOptions): ConnectOptions {
   checkOptions(o);
-  const env = Array.isArray(o.env) ? o.env : Object.entries(o.env ?? {}).map(([k, v]) => `${k}=${v}`);
+  const env = Array.isArray(o.env) ? o.env : Object.entries(o.env ?? {}).flatMap(([k, v]) => (v === undefined ? [] : [`${k}=${v}`]));
   return {
     broker: o.broker,
     token: o.token,

@@ -1,6 +1,8 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ExecOptions, run, spawn } from '../../client/index.js';
+import { decodeExecSpec, decodeRequest, encodeResponse, type ExecSpec, ResponseType, utf8 } from '../../proto/codec.js';
+import { FakeBroker } from '../helpers/fake-broker.js';
 
 /**
  * Options a script gets wrong (a JavaScript caller, or one past the types with `as`) are said as
@@ -42,6 +44,10 @@ describe('run() and spawn() with wrong options', () => {
     ['no broker', { broker: undefined }, 'ERR_INVALID_ARG_TYPE', /^broker must be a string/],
     ['cols as a string', { tty: true, cols: '80', rows: 24 }, 'ERR_INVALID_ARG_TYPE', /^cols must be a whole number/],
     ['negative rows', { tty: true, cols: 80, rows: -1 }, 'ERR_INVALID_ARG_VALUE', /^rows must be a whole number/],
+    ['null as an env value', { env: { A: '1', B: null } }, 'ERR_INVALID_ARG_TYPE', /^env\["B"\] must be a string \(or undefined, to leave it out\), got null/],
+    ['an object as an env value', { env: { C: { x: 1 } } }, 'ERR_INVALID_ARG_TYPE', /^env\["C"\] must be a string/],
+    ['a number in an env list', { env: ['A=1', 2] }, 'ERR_INVALID_ARG_TYPE', /^env\[1\] must be a string \(K=V\), got 2/],
+    ['env as a string', { env: 'A=1' }, 'ERR_INVALID_ARG_TYPE', /^env must be an object or an array/],
     ['a signal that is no AbortSignal', { signal: { aborted: false } }, 'ERR_INVALID_ARG_TYPE', /^signal must be an AbortSignal, got type object/],
   ];
 
@@ -76,6 +82,27 @@ describe('run() and spawn() with wrong options', () => {
       expect(connections).toBe(before);
     });
   }
+
+  it('leaves out env values that are undefined and sends numbers and booleans as text, as child_process does', async () => {
+    const starts: ExecSpec[] = [];
+    const fake = new FakeBroker((_n, req, socket, head) =>
+      fake.accept(req, socket, head, (ws) =>
+        ws.once('message', (data: Buffer) => {
+          starts.push(decodeExecSpec(decodeRequest(data).content));
+          ws.send(encodeResponse(ResponseType.EXIT, utf8('0')));
+          ws.close();
+        }),
+      ),
+    );
+    await fake.start();
+    try {
+      const env = { A: 'a', GONE: undefined, PORT: 8080, DEBUG: false } as unknown as Record<string, string>;
+      expect((await run({ ...good, broker: fake.url, resume: false, env })).exitCode).toBe(0);
+      expect(starts.map((s) => s.env)).toEqual([['A=a', 'PORT=8080', 'DEBUG=false']]);
+    } finally {
+      await fake.stop();
+    }
+  });
 
   it('takes an instance as a string or a number, raw bytes among the arguments, and no arguments at all', async () => {
     // Accepted: the call goes on to connect (here to a server that never answers the upgrade).
