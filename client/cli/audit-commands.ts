@@ -1,6 +1,7 @@
 import WebSocket from 'ws';
 import { decodeResponse, ResponseType } from '../../proto/codec.js';
 import { ClientError } from '../protocol/client-error.js';
+import { refusalOf } from '../protocol/refused-upgrade.js';
 import { MAX_MESSAGE_BYTES, stripAnsi, unreachable } from '../protocol/connection.js';
 import { clientTlsFromEnv, tlsConnectOptions } from '../protocol/tls.js';
 import { brokerText } from './broker-api.js';
@@ -78,8 +79,10 @@ export function watchCommand(broker: string, token: string, id: string): Promise
       else if (m.msgType === ResponseType.CLOSE) close = { text: stripAnsi(Buffer.from(m.content).toString()), code: m.code };
     });
     ws.on('unexpected-response', (_req, res) => {
-      failure ??= new ClientError('ENTRY_CONNECT_FAILED', `broker answered HTTP ${res.statusCode} ${res.statusMessage ?? ''}`.trim(), res.statusCode);
-      stop();
+      void refusalOf(res).then((err) => {
+        failure ??= err;
+        stop();
+      });
     });
     ws.on('error', (err) => {
       failure ??= unreachable(broker, err);

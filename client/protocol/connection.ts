@@ -24,6 +24,7 @@ import { PING_INTERVAL_HEADER, RESUME_GRACE_HEADER, RESUME_TRY_MS } from '../../
 import { SilenceWatchdog } from '../../proto/silence-watchdog.js';
 import { PASSING_REFUSALS, refusalText, resumeExpiredMessage } from '../../proto/passing-refusals.js';
 import { ClientError } from './client-error.js';
+import { refusalOf } from './refused-upgrade.js';
 import { certificateFailure, type ClientTls, clientTlsFromEnv, tlsConnectOptions } from './tls.js';
 
 export interface Target {
@@ -692,8 +693,11 @@ function openSocket(options: ConnectOptions, extra: Record<string, string>, time
       ws.off('error', onError);
       // Aborting the handshake makes ws emit one more error: nobody needs it, but it must be heard.
       ws.on('error', () => undefined);
-      reject(new ClientError('ENTRY_CONNECT_FAILED', `broker answered HTTP ${res.statusCode} ${res.statusMessage ?? ''}`.trim(), res.statusCode));
-      ws.terminate();
+      // The broker's refusal says why in its body; the socket goes once that is read.
+      void refusalOf(res).then((err) => {
+        reject(err);
+        ws.terminate();
+      });
     });
     let pingIntervalMs = 0;
     let resumeGraceMs: number | undefined;

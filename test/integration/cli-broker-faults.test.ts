@@ -2,6 +2,7 @@ import type { Duplex } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import type WebSocket from 'ws';
 import { ERRORS } from '../../broker/errors.js';
+import { rawAnswer } from '../../broker/http/raw-answer.js';
 import { decodeRequest, encodeResponse, encodeResumeTicket, RequestType, ResponseType, utf8 } from '../../proto/codec.js';
 import { runCli } from '../helpers/cli.js';
 import { eventually } from '../helpers/sessions.js';
@@ -194,10 +195,16 @@ describe('the enter CLI when the broker or a proxy misbehaves', () => {
     expect(fake.upgrades[0]!.url).toBe('/watch?session=some-session');
   });
 
-  it('enter watch: an HTTP refusal says which status, exit 255', async () => {
+  it("enter watch: an HTTP refusal says the broker's own words when its body has them, else which status; exit 255", async () => {
     fake = await new FakeBroker((_n, _req, socket) => refuse(socket, 502, 'Bad Gateway')).start();
     const r = await enter(['watch', 'some-session']);
     expect(r.stderr.toString().split('\n')[0]).toBe('enter: broker answered HTTP 502 Bad Gateway');
     expect(r.status).toBe(255);
+    await fake.stop();
+    // The broker's own refusal, with its code in the body: its words, not the status.
+    fake = await new FakeBroker((_n, _req, socket) => socket.end(rawAnswer({ status: 403, code: 'ENTRY_NOT_ADMIN', message: 'watching a session needs the admin role' }))).start();
+    const own = await enter(['watch', 'some-session']);
+    expect(own.stderr.toString().split('\n')[0]).toBe('enter: watching a session needs the admin role');
+    expect(own.status).toBe(255);
   });
 });

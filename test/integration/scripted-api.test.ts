@@ -158,6 +158,12 @@ describe('the TypeScript API: run() and spawn()', () => {
     expect(err).toBeInstanceOf(ClientError);
     expect((err as ClientError).code).toBe('ENTRY_CONNECT_FAILED');
   });
+
+  it("rejects with the broker's own code and message when it refuses the upgrade over HTTP (a wrong path)", async () => {
+    const err = await run({ ...base, broker: `${b.url}/wrong`, command: ['true'] }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ClientError);
+    expect(err).toMatchObject({ code: 'ENTRY_NOT_FOUND', httpStatus: 404, message: expect.stringMatching(/^not found: \/wrong\/enter \(the WebSocket endpoints are \/enter/) });
+  });
 });
 
 describe('the TypeScript API against a broker that does not resume (--resume-grace 0)', () => {

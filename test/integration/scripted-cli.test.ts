@@ -125,6 +125,10 @@ describe('enter <app> <proc> <n> -- <cmd>: scripted runs', () => {
     const noBroker = await runCli([app, 'web', '1', '--', 'true'], { ...env, ENTRY_BROKER: 'http://127.0.0.1:1' });
     expect(noBroker.status).toBe(255);
     expect(noBroker.stderr.toString()).toMatch(/^enter: cannot reach broker/);
+    // A broker address with a path the broker does not serve: its own words, not a bare status.
+    const wrongPath = await runCli([app, 'web', '1', '--', 'true'], { ...env, ENTRY_BROKER: `${b.url}/wrong` });
+    expect(wrongPath.status).toBe(255);
+    expect(wrongPath.stderr.toString()).toMatch(/^enter: not found: \/wrong\/enter \(the WebSocket endpoints are \/enter/);
   });
 
   it('refuses -c on a Docker target, naming what -c is for, and runs nothing', async () => {

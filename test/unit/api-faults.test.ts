@@ -1,9 +1,12 @@
 import { createReadStream } from 'node:fs';
+import type { Duplex } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import type WebSocket from 'ws';
 import { ClientError, run } from '../../client/index.js';
 import { TICKET_WAIT_MS } from '../../client/protocol/connection.js';
 import { decodeRequest, encodeResponse, encodeResumeTicket, RequestType, ResponseType, utf8 } from '../../proto/codec.js';
+import { REFUSAL_BODY_MAX_BYTES, REFUSAL_BODY_WAIT_MS } from '../../client/protocol/refused-upgrade.js';
+import { rawAnswer } from '../../broker/http/raw-answer.js';
 import { FakeBroker } from '../helpers/fake-broker.js';
 
 /**
@@ -21,6 +24,10 @@ async function broker(onOpen: (n: number, ws: WebSocket) => void): Promise<FakeB
   fake.wss.on('headers', (headers) => headers.push(`Entry-Ping-Interval: ${PING_MS}`));
   return fake.start();
 }
+
+/** An HTTP answer to an upgrade, as a proxy in front of the broker writes one. */
+const answer = (status: number, text: string, type: string, body: string) =>
+  `HTTP/1.1 ${status} ${text}\r\ncontent-type: ${type}\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`;
 
 const failureOf = (p: Promise<unknown>) =>
   p.then(
@@ -70,6 +77,41 @@ describe('run() when the broker or the network fails', () => {
     expect(Date.now() - started).toBeLessThan(10_000);
     expect(fake.upgrades.length).toBeGreaterThanOrEqual(2);
   }, 20_000);
+
+  it("says the broker's code and message from the body of an upgrade it refuses, and the status alone for any other body", async () => {
+    const held: Duplex[] = [];
+    const answers = [
+      rawAnswer({ status: 404, code: 'ENTRY_NOT_FOUND', message: 'not found: /x/enter' }),
+      answer(502, 'Bad Gateway', 'text/html', '<html>bad gateway</html>'),
+      // A proxy's JSON: its word is no code of the registry.
+      answer(502, 'Bad Gateway', 'application/json', '{"error":"Bad Gateway","message":"upstream down"}'),
+      // The broker's JSON past what is read of a body: not taken, and not waited for.
+      answer(404, 'Not Found', 'application/json', JSON.stringify({ error: 'ENTRY_NOT_FOUND', message: 'x', pad: 'a'.repeat(REFUSAL_BODY_MAX_BYTES) })),
+    ];
+    fake = await new FakeBroker((n, _req, socket) => {
+      if (n <= answers.length) socket.end(answers[n - 1]);
+      else {
+        // A body that never comes whole: the status is said once the wait for it is over.
+        held.push(socket);
+        socket.write('HTTP/1.1 401 Unauthorized\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{"error":"ENTRY_BAD_');
+      }
+    }).start();
+    try {
+      const tries = answers.length + 1;
+      const errors: Array<Error & { code?: string; httpStatus?: number }> = [];
+      for (let i = 0; i < tries; i++) errors.push(await failureOf(run({ broker: fake.url, token: 't', target, command: ['true'], resume: false })));
+      expect(errors.map((e) => [e.code, e.message, e.httpStatus])).toEqual([
+        ['ENTRY_NOT_FOUND', 'not found: /x/enter', 404],
+        ['ENTRY_CONNECT_FAILED', 'broker answered HTTP 502 Bad Gateway', 502],
+        ['ENTRY_CONNECT_FAILED', 'broker answered HTTP 502 Bad Gateway', 502],
+        ['ENTRY_CONNECT_FAILED', 'broker answered HTTP 404 Not Found', 404],
+        ['ENTRY_CONNECT_FAILED', 'broker answered HTTP 401 Unauthorized', 401],
+      ]);
+      expect(errors.every((e) => e instanceof ClientError)).toBe(true);
+    } finally {
+      for (const s of held) s.destroy();
+    }
+  }, REFUSAL_BODY_WAIT_MS + 10_000);
 
   it('refuses a broker address that is no URL, and a certificate without its key, as ClientErrors', async () => {
     for (const address of ['ftp://127.0.0.1:1', 'entry.example.com']) {

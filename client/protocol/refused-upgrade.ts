@@ -1,0 +1,64 @@
+import type { IncomingMessage } from 'node:http';
+import { ClientError } from './client-error.js';
+
+/**
+ * How much of a refused upgrade's body is read: the broker's JSON (`{error, message}`, see
+ * broker/http/raw-answer.ts) is a few hundred bytes; past 64 KiB it is some other server's page,
+ * not worth holding.
+ */
+export const REFUSAL_BODY_MAX_BYTES = 64 * 1024;
+
+/** How long that body may take once the status has come: the broker writes it with the status. */
+export const REFUSAL_BODY_WAIT_MS = 2_000;
+
+/** A code from the broker's registry (broker/errors.ts), not a proxy's word for its status. */
+const REGISTRY_CODE = /^ENTRY_[A-Z0-9_]+$/;
+
+/**
+ * Why the broker refused an upgrade with an HTTP answer: the registry's code and message from
+ * its JSON body (a wrong path's ENTRY_NOT_FOUND, a token refused before the upgrade), or
+ * ENTRY_CONNECT_FAILED naming the status when the body carries none (a proxy's page). Either
+ * way with the status, for the CLI's hint. Never rejects.
+ */
+export function refusalOf(res: IncomingMessage): Promise<ClientError> {
+  const status = res.statusCode;
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let settled = false;
+    const settle = () => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      res.off('data', onData);
+      res.resume();
+      resolve(fromBody(Buffer.concat(chunks).toString('utf8'), status) ?? new ClientError('ENTRY_CONNECT_FAILED', `broker answered HTTP ${status} ${res.statusMessage ?? ''}`.trim(), status));
+    };
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size <= REFUSAL_BODY_MAX_BYTES) chunks.push(chunk);
+      else {
+        chunks.length = 0;
+        settle();
+      }
+    };
+    const timer = setTimeout(settle, REFUSAL_BODY_WAIT_MS);
+    res.on('data', onData);
+    res.once('end', settle);
+    res.once('close', settle);
+    res.once('error', settle);
+  });
+}
+
+function fromBody(text: string, status: number | undefined): ClientError | undefined {
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (typeof body !== 'object' || body === null) return undefined;
+  const { error, message } = body as { error?: unknown; message?: unknown };
+  if (typeof error !== 'string' || !REGISTRY_CODE.test(error)) return undefined;
+  return new ClientError(error, typeof message === 'string' && message !== '' ? message : `broker answered HTTP ${status}: ${error}`, status);
+}
