@@ -1,5 +1,5 @@
 import { pipeline, Readable, Writable } from 'node:stream';
-import { utf8 } from '../proto/codec.js';
+import { MAX_TERMINAL_SIDE, utf8 } from '../proto/codec.js';
 import { CLIENT_SIGNALS, signalName } from '../proto/signals.js';
 import { ClientError } from './protocol/client-error.js';
 import { type ConnectOptions, endReason, ExecConnection, type SessionEnd, type Target } from './protocol/connection.js';
@@ -73,6 +73,7 @@ export interface RemoteProcess {
   stdin: Writable;
   stdout: Readable;
   stderr: Readable;
+  /** Tells the TTY its new size; throws a TypeError, or a RangeError (ERR_OUT_OF_RANGE) for a size that is not whole cells from 1 to 10000. */
   resize(cols: number, rows: number): void;
   /** Sends a signal ("INT", "TERM", …; throws a TypeError for a name the broker does not deliver) to the remote processes. */
   signal(name: string): void;
@@ -86,6 +87,17 @@ export interface RemoteProcess {
 function invalid(what: string, want: string, got: unknown, code = 'ERR_INVALID_ARG_TYPE'): TypeError {
   const shown = got === null ? 'null' : typeof got === 'string' ? JSON.stringify(got) : typeof got === 'number' ? String(got) : `type ${typeof got}`;
   return Object.assign(new TypeError(`${what} must be ${want}, got ${shown}`), { code });
+}
+
+/**
+ * A side of resize(): the broker ignores a size that is not whole cells from 1 to
+ * MAX_TERMINAL_SIDE, so one is refused here, as Node refuses a number out of its range.
+ */
+function checkSide(side: 'cols' | 'rows', v: unknown): void {
+  if (typeof v !== 'number') throw invalid(side, 'a whole number of cells', v);
+  if (!(Number.isInteger(v) && v >= 1 && v <= MAX_TERMINAL_SIDE)) {
+    throw Object.assign(new RangeError(`${side} must be a whole number of cells from 1 to ${MAX_TERMINAL_SIDE}, got ${v}`), { code: 'ERR_OUT_OF_RANGE' });
+  }
 }
 
 /**
@@ -246,7 +258,11 @@ async function start(connect: ConnectOptions): Promise<RemoteProcess> {
     stdin,
     stdout,
     stderr,
-    resize: (c, r) => conn.resize(c, r),
+    resize: (c, r) => {
+      checkSide('cols', c);
+      checkSide('rows', r);
+      conn.resize(c, r);
+    },
     signal: (name) => {
       // As process.kill does: a name the broker would ignore is the caller's mistake, said now.
       // A number (child.kill(9)) is not taken: the broker delivers names, and 9 is not one everywhere.

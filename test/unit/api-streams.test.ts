@@ -2,7 +2,7 @@ import type { Duplex } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import type WebSocket from 'ws';
 import { run, spawn } from '../../client/index.js';
-import { decodeRequest, encodeResponse, RequestType, ResponseType, utf8 } from '../../proto/codec.js';
+import { decodeRequest, encodeResponse, MAX_TERMINAL_SIDE, RequestType, ResponseType, utf8 } from '../../proto/codec.js';
 import { FakeBroker } from '../helpers/fake-broker.js';
 
 /** spawn()'s output streams against a stand-in broker on loopback that sends more than a reader takes. */
@@ -158,6 +158,34 @@ describe('spawn() output a reader stops taking', () => {
     } finally {
       await done.stop();
     }
+  });
+
+  it('throws on a size the broker would ignore (not whole cells from 1 to its limit), sending nothing, and sends a whole one', async () => {
+    const sizes: string[] = [];
+    fake = new FakeBroker((_n, req, socket, head) =>
+      fake!.accept(req, socket, head, (ws: WebSocket) => {
+        ws.on('message', (data: Buffer) => {
+          const m = decodeRequest(data);
+          if (m.msgType === RequestType.START) ws.send(encodeResponse(ResponseType.STDOUT, utf8('ready\n')));
+          if (m.msgType !== RequestType.WINCH) return;
+          sizes.push(Buffer.from(m.content).toString());
+          ws.send(encodeResponse(ResponseType.EXIT, utf8('0')));
+          ws.close();
+        });
+      }),
+    );
+    await fake.start();
+    const proc = await spawn({ broker: fake.url, token: 't', target, command: ['sh'], tty: true, cols: 80, rows: 24, resume: false });
+    await new Promise((resolve) => proc.stdout.once('data', resolve));
+    for (const [cols, rows, side, got] of [[80.5, 24, 'cols', '80.5'], [80, 0, 'rows', '0'], [-1, 24, 'cols', '-1'], [80, MAX_TERMINAL_SIDE + 1, 'rows', String(MAX_TERMINAL_SIDE + 1)], [NaN, 24, 'cols', 'NaN']] as const) {
+      expect(() => proc.resize(cols, rows), `${cols}x${rows}`).toThrow(
+        expect.objectContaining({ name: 'RangeError', code: 'ERR_OUT_OF_RANGE', message: `${side} must be a whole number of cells from 1 to ${MAX_TERMINAL_SIDE}, got ${got}` }),
+      );
+    }
+    expect(() => proc.resize('80' as unknown as number, 24)).toThrow(expect.objectContaining({ name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE', message: 'cols must be a whole number of cells, got "80"' }));
+    proc.resize(120, 40);
+    expect(await proc.wait()).toBe(0);
+    expect(sizes).toEqual(['120 40']);
   });
 
   it('throws on a signal name the broker would ignore, sending nothing, and sends the ones it delivers', async () => {
