@@ -1,3 +1,5 @@
+import { SESSION_ENV } from '../backend/session-mark.js';
+
 /**
  * Kubernetes exec takes a command and nothing else: no environment, no working directory, no
  * user. Entry runs the command through a small `sh` script that changes directory, exports the
@@ -11,9 +13,14 @@
  * the pump copies each chunk with `dd iflag=fullblock` (`read` and `dd` never read past what
  * they were asked for, so nothing is lost between them; busybox's `head -c` does) and ends at 0,
  * and the command reads EOF. Each chunk is a `dd` process, so small writes go joined into fewer
- * chunks (see StdinJoin). The pump runs in the background, so a command that exits without
- * reading its input ends the exec at once.
+ * chunks (see StdinJoin). Once the command has ended, the wrapper says so on stderr (see
+ * pump-end.ts) and reads its stdin to the broker's answer, two lengths of 0, before it exits: a
+ * command that exits without reading its input ends the exec a round trip later, and the
+ * kubelet never closes with stdin unread.
  */
+
+/** Writes pumpEndMark(the session) (see pump-end.ts): `\000` is printf's NUL, which no argument can hold. */
+const PUMP_END = `printf '\\000entry-stdin-end:%s\\n' "$${SESSION_ENV}"`;
 
 /** The wrapper's name in `ps` ($0). */
 const ARG0 = 'entry-exec';
@@ -54,9 +61,18 @@ const STAGE2 = [
   // (and Docker's) does not.
   '  exec 3<&0 4>&2 2>/dev/null',
   // The pump ignores the signals a client sends the session's processes: killed, it would cut
-  // the command's stdin short. It ends at EOF, or with SIGKILL from the reaper.
-  '  { { trap "" HUP INT QUIT TERM USR1 USR2; while IFS= read -r len && [ "$len" -gt 0 ]; do dd bs="$len" count=1 iflag=fullblock || exit; done; } <&3 3<&- 4>&- 2>/dev/null & } | entry_exec "$@" 3<&- 2>&4 4>&-',
-  '  exit $?',
+  // the command's stdin short. It ends at EOF (a length of 0), when the command has gone (its
+  // next chunk finds no reader), or with SIGKILL from the reaper.
+  // The command runs in a subshell of its own (which resets the caught signals to their
+  // defaults) so that the shell around it, catching them, lives on to tell its end on the
+  // exec's stderr (PUMP_END): `set --` keeps the status without a variable of its own.
+  '  { trap "" HUP INT QUIT TERM USR1 USR2; while IFS= read -r len && [ "$len" -gt 0 ]; do dd bs="$len" count=1 iflag=fullblock || exit; done; } <&3 3<&- 4>&- 2>/dev/null |',
+  `  { trap : HUP INT QUIT TERM USR1 USR2; (entry_exec "$@" 2>&4 4>&-); set -- $?; ${PUMP_END} >&4; exit "$1"; } 3<&-`,
+  '  set -- $?',
+  // The broker answers the end with two lengths of 0 (the pump may take the first): stdin is
+  // read to there, so that nothing it sent is left unread when the exec ends.
+  '  while IFS= read -r len && [ "$len" -gt 0 ]; do dd bs="$len" count=1 iflag=fullblock of=/dev/null 2>/dev/null || break; done <&3',
+  '  exit "$1"',
   'fi',
   'shift 2',
   'entry_exec "$@"',

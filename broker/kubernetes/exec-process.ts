@@ -4,6 +4,7 @@ import { HELD_CHUNK_COST_BYTES } from '../config/limits.js';
 import { EntryError, ignoreError } from '../errors.js';
 import type { OutputStream, ProcessEvents, ProcessSide } from '../session/types.js';
 import { StdinEncoder, wrapCommand } from './exec-command.js';
+import { PumpEndWatch, pumpEndMark } from './pump-end.js';
 import { CHANNEL, channelFrame, type ExecStatus, type ExecTarget, openExecSocket, parseStatus, unanswered, V4, V5 } from './exec-socket.js';
 import type { KubeClient } from './kube-client.js';
 import { withOpenCleanUp } from '../backend/open-clean-up.js';
@@ -58,6 +59,11 @@ const SNIFF_MAX_BYTES = 4 * 1024;
  * a progress dot, a key's echo) must not wait for its next output.
  */
 const SNIFF_PREFIX_WAIT_MS = 50;
+/**
+ * How long stderr that may be the start of the pump's end mark waits for the rest of it: the
+ * wrapper writes the mark at once, so only a read that cut it waits, and the next read follows.
+ */
+const PUMP_MARK_WAIT_MS = 50;
 /**
  * The kubelet applies a resize through the runtime (an Engine API call for dockershim) while
  * input goes straight to the terminal, so input sent right after a resize can overtake it. Input
@@ -122,6 +128,9 @@ export class KubeExecProcess implements ProcessSide {
   private sniffTimer: NodeJS.Timeout | undefined;
   private closedEarly: number | undefined;
   private readonly encoder: StdinEncoder | undefined;
+  /** The wrapper's word that the command fed through the pump has ended (see pump-end.ts). */
+  private readonly pumpEnd: PumpEndWatch | undefined;
+  private pumpMarkTimer: NodeJS.Timeout | undefined;
   private readonly stdin: StdinJoin;
   private readonly inputEnd = new TtyInputEnd();
   /** Whether a SIGKILL the client sent reached any of the session's processes (see stoppedWithPod). */
@@ -142,6 +151,7 @@ export class KubeExecProcess implements ProcessSide {
     pump: boolean,
   ) {
     this.encoder = pump ? new StdinEncoder() : undefined;
+    this.pumpEnd = pump ? new PumpEndWatch(pumpEndMark(o.spec.sessionId)) : undefined;
     this.stdin = new StdinJoin({
       gapMs: pump ? PUMP_MESSAGE_GAP_MS : 0,
       busy: () => this.pendingStdin > 0,
@@ -200,7 +210,19 @@ export class KubeExecProcess implements ProcessSide {
   private message(data: Buffer): void {
     if (data.length < 2 || this.finished) return;
     const channel = data[0];
-    const body = data.subarray(1);
+    let body = data.subarray(1);
+    if (channel === CHANNEL.stderr && this.pumpEnd) {
+      const ended = this.pumpEnd.ended;
+      body = this.pumpEnd.scan(body);
+      if (!ended && this.pumpEnd.ended) this.commandEnded();
+      if (this.pumpEnd.holding) this.pumpMarkTimer ??= setTimeout(() => this.releasePumpMark(), PUMP_MARK_WAIT_MS);
+      if (body.length === 0) return;
+    }
+    this.channelMessage(channel, body);
+  }
+
+  /** A message on one of the exec's channels: output, or the status. */
+  private channelMessage(channel: number | undefined, body: Buffer): void {
     if (channel === CHANNEL.stdout || channel === CHANNEL.stderr) {
       const stream: OutputStream = channel === CHANNEL.stdout ? 'stdout' : 'stderr';
       this.stdin.answered();
@@ -228,6 +250,28 @@ export class KubeExecProcess implements ProcessSide {
         this.ws.close(1000);
       }
     }
+  }
+
+  /**
+   * The command fed through the pump has ended: what the client sends from now on has no reader.
+   * Nothing more is sent but the pump's end, twice (the pump may take the first, the wrapper
+   * reads to the second), so that the kubelet has read all stdin when the exec ends.
+   */
+  private commandEnded(): void {
+    this.inputClosed = true;
+    this.stdin.close();
+    this.ws.send(channelFrame(CHANNEL.stdin, Buffer.concat([this.encoder!.end(), this.encoder!.end()])), { binary: true });
+    if (this.inputCongested) {
+      this.inputCongested = false;
+      this.events?.drain();
+    }
+  }
+
+  /** Stderr that waited as a possible start of the pump's end mark, given up on: it is output. */
+  private releasePumpMark(): void {
+    this.pumpMarkTimer = undefined;
+    const tail = this.pumpEnd?.release();
+    if (tail?.length && !this.finished) this.channelMessage(CHANNEL.stderr, tail);
   }
 
   /**
@@ -433,6 +477,7 @@ export class KubeExecProcess implements ProcessSide {
     clearTimeout(this.settleTimer);
     clearTimeout(this.startupTimer);
     clearTimeout(this.sniffTimer);
+    clearTimeout(this.pumpMarkTimer);
   }
 
   /** Ends the process side with an error, ending the session's processes first. */
@@ -445,6 +490,8 @@ export class KubeExecProcess implements ProcessSide {
 
   private async finish(closeCode: number): Promise<void> {
     if (this.finished) return;
+    clearTimeout(this.pumpMarkTimer);
+    this.releasePumpMark();
     const status = parseStatus(Buffer.concat(this.statusBytes));
     const runtimeFailure = this.runtimeFailure(status);
     this.finished = true;

@@ -60,6 +60,8 @@ function drive(p: ProcessSide) {
         const timer = setTimeout(() => reject(new Error(`output never matched; got ${JSON.stringify(text().slice(-300))}`)), ms);
         waiters.push({ test, resolve: () => (clearTimeout(timer), resolve()) });
       }),
+    /** Resolves at the process side's next `drain`. */
+    drained: () => new Promise<void>((r) => (drained = r)),
     /** Writes stdin honouring backpressure. */
     async writeAll(data: Buffer, chunk = 64 * 1024) {
       for (let i = 0; i < data.length; i += chunk) {
@@ -505,6 +507,28 @@ describe.skipIf(!kubeClusterPossible())('the Kubernetes backend against a real c
       left = await marked('web-1', `ENTRY_SESSION=${s.sessionId}`);
     }
     expect(left).toEqual([]);
+  });
+
+  it('gives the last output and the exit status of a command that ends while stdin still flows (yes | … head -c 10)', async () => {
+    // Without the wrapper's end answered, the kubelet closed such an exec with stdin unread in
+    // its socket, resetting it: output and status lost (ENTRY_STREAM_LOST) in most runs.
+    const t = await backends.resolve({ app: 'shop', proc: 'web', instance: '0' });
+    const chunk = Buffer.alloc(64 * 1024, 'y');
+    const outcomes: string[] = [];
+    for (let run = 0; run < 5; run++) {
+      const p = await t.open(spec({ cmd: ['sh', '-c', 'head -c 10; exit 3'] }));
+      const d = drive(p);
+      let ended = false;
+      void d.done.then(() => (ended = true));
+      // Written as fast as the session takes it, for as long as the command runs (at most 64 MiB).
+      for (let n = 0; !ended && n < 1_024; n++) {
+        if (!p.write(chunk)) await Promise.race([d.drained(), d.done]);
+        else await new Promise((r) => setImmediate(r));
+      }
+      const r = await d.done;
+      outcomes.push(`${exitOf(r)} ${r.stdout.toString()}`);
+    }
+    expect(outcomes).toEqual(Array(5).fill('3 yyyyyyyyyy'));
   });
 
   it('ends a session whose pod is deleted under it with ENTRY_CONTAINER_GONE', async () => {

@@ -1,9 +1,10 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { type ChildProcessWithoutNullStreams, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { constants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { StdinEncoder, wrapCommand } from '../../broker/kubernetes/exec-command.js';
+import { PumpEndWatch, pumpEndMark } from '../../broker/kubernetes/pump-end.js';
 
 /**
  * The shells images carry as /bin/sh: dash (Debian), busybox ash (Alpine, the demo image), bash,
@@ -23,6 +24,29 @@ function shellArgs(shell: string, script: string, rest: string[]): string[] {
   return ['-c', script, ...rest];
 }
 
+/** The pump's end mark the wrapper writes for a session (its ENTRY_SESSION, '' when none). */
+const PUMP_MARK = /\0entry-stdin-end:[^\n]*\n/;
+
+/**
+ * Answers the wrapper's end mark as the broker does (two lengths of 0 on stdin); the stderr
+ * before and after it, the mark taken out, and when the mark came.
+ */
+function answerPumpEnd(child: ChildProcessWithoutNullStreams, sessionId = ''): { stderr: () => string; markedAt: () => number | undefined } {
+  const watch = new PumpEndWatch(pumpEndMark(sessionId));
+  let stderr = '';
+  let markedAt: number | undefined;
+  child.stderr.on('data', (d: Buffer) => {
+    stderr += watch.scan(d).toString();
+    if (watch.ended && markedAt === undefined) {
+      markedAt = performance.now();
+      const enc = new StdinEncoder();
+      child.stdin.write(Buffer.concat([enc.end(), enc.end()]));
+    }
+  });
+  child.stdin.on('error', () => undefined);
+  return { stderr: () => stderr, markedAt: () => markedAt };
+}
+
 function run(shell: string, argv: string[], input: Buffer = Buffer.alloc(0)) {
   const [name, path] = shells.find(([n]) => n === shell)!;
   const [, , script, ...rest] = argv;
@@ -30,7 +54,8 @@ function run(shell: string, argv: string[], input: Buffer = Buffer.alloc(0)) {
   const r = spawnSync(path!, shellArgs(name!, script!, rest), { input, timeout: 10_000 });
   // A signal death as the exec's status gives it: 128 + the signal's number.
   const code = r.signal ? 128 + constants.signals[r.signal] : r.status;
-  return { code, stdout: r.stdout, stderr: r.stderr.toString(), ms: Date.now() - t0 };
+  // The pump's end mark is the broker's to take out (see answerPumpEnd).
+  return { code, stdout: r.stdout, stderr: r.stderr.toString('latin1').replace(PUMP_MARK, ''), ms: Date.now() - t0 };
 }
 
 describe.each(shells)('the Kubernetes exec wrapper under %s', (shell, path) => {
@@ -135,7 +160,8 @@ describe.each(shells)('the Kubernetes exec wrapper under %s', (shell, path) => {
     const enc = new StdinEncoder();
     const argv = wrapCommand({ cmd: ['wc', '-c'], env: [], workdir: '', stdinPump: true });
     const [, , script, ...rest] = argv;
-    const child = spawn(path!, shellArgs(shell!, script!, rest), { stdio: ['pipe', 'pipe', 'inherit'] });
+    const child = spawn(path!, shellArgs(shell!, script!, rest), { stdio: ['pipe', 'pipe', 'pipe'] });
+    answerPumpEnd(child);
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d));
     child.stdin.write(enc.push(Buffer.alloc(100_000, 7)));
@@ -147,19 +173,47 @@ describe.each(shells)('the Kubernetes exec wrapper under %s', (shell, path) => {
     expect(out.trim()).toBe('100001');
   });
 
-  it('an empty stdin is EOF at once; a command that reads nothing ends without waiting for it', async () => {
+  it('an empty stdin is EOF at once; a command that reads nothing ends as soon as its end is answered', async () => {
     const enc = new StdinEncoder();
     const r = run(shell!, wrapCommand({ cmd: ['wc', '-c'], env: [], workdir: '', stdinPump: true }), enc.end());
     expect(r.stdout.toString().trim()).toBe('0');
     // stdin held open by a writer that never ends it: the command still ends, and so does the exec.
     const argv = wrapCommand({ cmd: ['echo', 'done'], env: [], workdir: '', stdinPump: true });
     const [, , script, ...rest] = argv;
-    const child = spawn(path!, shellArgs(shell!, script!, rest), { stdio: ['pipe', 'pipe', 'inherit'] });
+    const child = spawn(path!, shellArgs(shell!, script!, rest), { stdio: ['pipe', 'pipe', 'pipe'] });
+    answerPumpEnd(child);
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d));
     const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
     child.stdin.destroy();
     expect(code).toBe(0);
     expect(out).toBe('done\n');
+  });
+
+  it('says on stderr when the command has ended and reads stdin up to the answer before it exits, so nothing sent is left unread', async () => {
+    const argv = wrapCommand({ cmd: ['sh', '-c', 'head -c 10; echo " err" >&2; exit 4'], env: ['ENTRY_SESSION=s9'], workdir: '', stdinPump: true });
+    const [, , script, ...rest] = argv;
+    const child = spawn(path!, shellArgs(shell!, script!, rest), { stdio: ['pipe', 'pipe', 'pipe'] });
+    const end = answerPumpEnd(child, 's9');
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d));
+    // stdin flows on after the command has ended, as from \`yes |\`, until the end is answered.
+    const enc = new StdinEncoder();
+    let sent = 0;
+    const feed = () => {
+      while (end.markedAt() === undefined && sent < 2_000) {
+        sent++;
+        if (!child.stdin.write(enc.push(Buffer.alloc(4_096, 121)))) return void child.stdin.once('drain', feed);
+      }
+    };
+    feed();
+    const exit = await new Promise<{ code: number | null; at: number }>((resolve) => child.on('exit', (code) => resolve({ code, at: performance.now() })));
+    child.stdin.destroy();
+    expect(exit.code).toBe(4);
+    expect(out).toBe('y'.repeat(10));
+    expect(end.stderr()).toBe(' err\n');
+    expect(end.markedAt(), 'the end told').toBeDefined();
+    expect(exit.at, 'the exit after the answer').toBeGreaterThanOrEqual(end.markedAt()!);
+    expect(sent, 'stdin stopped at the end, not at the test bound').toBeLessThan(2_000);
   });
 });
