@@ -16,11 +16,16 @@ import { SESSION_ENV } from '../backend/session-mark.js';
  * chunks (see StdinJoin). Once the command has ended, the wrapper says so on stderr (see
  * pump-end.ts) and reads its stdin to the broker's answer, two lengths of 0, before it exits: a
  * command that exits without reading its input ends the exec a round trip later, and the
- * kubelet never closes with stdin unread.
+ * kubelet never closes with stdin unread. The pump is waited for: a process the command left
+ * holding its stdin unread keeps it writing, and the broker then ends the session itself, with
+ * the status the mark carries (see PUMP_END_WAIT_MS).
  */
 
-/** Writes pumpEndMark(the session) (see pump-end.ts): `\000` is printf's NUL, which no argument can hold. */
-const PUMP_END = `printf '\\000entry-stdin-end:%s\\n' "$${SESSION_ENV}"`;
+/**
+ * Writes pumpEndMark(the session), the command's status ($1) and a newline (see pump-end.ts):
+ * `\000` is printf's NUL, which no argument can hold.
+ */
+const PUMP_END = `printf '\\000entry-stdin-end:%s:%d\\n' "$${SESSION_ENV}" "$1"`;
 
 /** The wrapper's name in `ps` ($0). */
 const ARG0 = 'entry-exec';
@@ -64,14 +69,16 @@ const STAGE2 = [
   // the command's stdin short. It ends at EOF (a length of 0), when the command has gone (its
   // next chunk finds no reader), or with SIGKILL from the reaper.
   // The command runs in a subshell of its own (which resets the caught signals to their
-  // defaults) so that the shell around it, catching them, lives on to tell its end on the
-  // exec's stderr (PUMP_END): `set --` keeps the status without a variable of its own.
+  // defaults) so that the one around it, catching them, lives on to tell its end on the exec's
+  // stderr (PUMP_END): `set --` keeps the status without a variable of its own. Both are
+  // subshells in every shell (ksh and zsh run a pipeline's last part in the shell itself).
   '  { trap "" HUP INT QUIT TERM USR1 USR2; while IFS= read -r len && [ "$len" -gt 0 ]; do dd bs="$len" count=1 iflag=fullblock || exit; done; } <&3 3<&- 4>&- 2>/dev/null |',
-  `  { trap : HUP INT QUIT TERM USR1 USR2; (entry_exec "$@" 2>&4 4>&-); set -- $?; ${PUMP_END} >&4; exit "$1"; } 3<&-`,
+  `  ( trap : HUP INT QUIT TERM USR1 USR2; (entry_exec "$@" 2>&4 4>&-); set -- $?; ${PUMP_END} >&4; exit "$1" ) 3<&-`,
   '  set -- $?',
   // The broker answers the end with two lengths of 0 (the pump may take the first): stdin is
-  // read to there, so that nothing it sent is left unread when the exec ends.
-  '  while IFS= read -r len && [ "$len" -gt 0 ]; do dd bs="$len" count=1 iflag=fullblock of=/dev/null 2>/dev/null || break; done <&3',
+  // read to there, so that nothing it sent is left unread when the exec ends. Deaf to the
+  // client's signals, as the pump is: a dd they cut would leave the rest unread.
+  '  { trap "" HUP INT QUIT TERM USR1 USR2; while IFS= read -r len && [ "$len" -gt 0 ]; do dd bs="$len" count=1 iflag=fullblock of=/dev/null 2>/dev/null || break; done; } <&3',
   '  exit "$1"',
   'fi',
   'shift 2',

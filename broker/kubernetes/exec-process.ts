@@ -8,6 +8,7 @@ import { PumpEndWatch, pumpEndMark } from './pump-end.js';
 import { CHANNEL, channelFrame, type ExecStatus, type ExecTarget, openExecSocket, parseStatus, unanswered, V4, V5 } from './exec-socket.js';
 import type { KubeClient } from './kube-client.js';
 import { withOpenCleanUp } from '../backend/open-clean-up.js';
+import { withTimeout } from '../backend/with-timeout.js';
 import { sessionMark } from '../backend/session-mark.js';
 import { SignalLane, signalName } from '../backend/signal-lane.js';
 import { TtyInputEnd } from '../backend/tty-input-end.js';
@@ -64,6 +65,14 @@ const SNIFF_PREFIX_WAIT_MS = 50;
  * wrapper writes the mark at once, so only a read that cut it waits, and the next read follows.
  */
 const PUMP_MARK_WAIT_MS = 50;
+/**
+ * How long an exec may take to end after its command told its end through the pump (see
+ * pump-end.ts) before the session ends with the status it told: the wrapper reads what stdin was
+ * in flight (up to the 1 MiB high-water mark, some 16 dd runs, under a second on a busy node),
+ * and only a process the command left holding its stdin unread keeps the pump, and the exec,
+ * from ending; it goes with the session's other leftovers.
+ */
+const PUMP_END_WAIT_MS = 3_000;
 /**
  * The kubelet applies a resize through the runtime (an Engine API call for dockershim) while
  * input goes straight to the terminal, so input sent right after a resize can overtake it. Input
@@ -131,8 +140,11 @@ export class KubeExecProcess implements ProcessSide {
   /** The wrapper's word that the command fed through the pump has ended (see pump-end.ts). */
   private readonly pumpEnd: PumpEndWatch | undefined;
   private pumpMarkTimer: NodeJS.Timeout | undefined;
+  private pumpEndTimer: NodeJS.Timeout | undefined;
   private readonly stdin: StdinJoin;
   private readonly inputEnd = new TtyInputEnd();
+  /** The status the pump's end mark told, for an exec that did not end after it (see commandEnded). */
+  private exitByMark: number | undefined;
   /** Whether a SIGKILL the client sent reached any of the session's processes (see stoppedWithPod). */
   private clientKill: Promise<boolean> | undefined;
   /** The client's signals: each is a pods/exec, so at most one at a time (see SignalLane). */
@@ -212,10 +224,12 @@ export class KubeExecProcess implements ProcessSide {
     const channel = data[0];
     let body = data.subarray(1);
     if (channel === CHANNEL.stderr && this.pumpEnd) {
-      const ended = this.pumpEnd.ended;
+      const told = this.pumpEnd.exitCode !== undefined;
       body = this.pumpEnd.scan(body);
-      if (!ended && this.pumpEnd.ended) this.commandEnded();
-      if (this.pumpEnd.holding) this.pumpMarkTimer ??= setTimeout(() => this.releasePumpMark(), PUMP_MARK_WAIT_MS);
+      if (!told && this.pumpEnd.exitCode !== undefined) this.commandEnded(this.pumpEnd.exitCode);
+      // A wait for the rest of what may be the mark, from this chunk's tail on.
+      clearTimeout(this.pumpMarkTimer);
+      this.pumpMarkTimer = this.pumpEnd.holding ? setTimeout(() => this.releasePumpMark(), PUMP_MARK_WAIT_MS) : undefined;
       if (body.length === 0) return;
     }
     this.channelMessage(channel, body);
@@ -255,9 +269,15 @@ export class KubeExecProcess implements ProcessSide {
   /**
    * The command fed through the pump has ended: what the client sends from now on has no reader.
    * Nothing more is sent but the pump's end, twice (the pump may take the first, the wrapper
-   * reads to the second), so that the kubelet has read all stdin when the exec ends.
+   * reads to the second), so that the kubelet has read all stdin when the exec ends. An exec that
+   * does not end soon after ends the session with the status the wrapper told.
    */
-  private commandEnded(): void {
+  private commandEnded(exitCode: number): void {
+    this.pumpEndTimer = setTimeout(() => {
+      this.exitByMark = exitCode;
+      void this.finish(1000);
+      this.ws.terminate();
+    }, PUMP_END_WAIT_MS);
     this.inputClosed = true;
     this.stdin.close();
     this.ws.send(channelFrame(CHANNEL.stdin, Buffer.concat([this.encoder!.end(), this.encoder!.end()])), { binary: true });
@@ -478,6 +498,7 @@ export class KubeExecProcess implements ProcessSide {
     clearTimeout(this.startupTimer);
     clearTimeout(this.sniffTimer);
     clearTimeout(this.pumpMarkTimer);
+    clearTimeout(this.pumpEndTimer);
   }
 
   /** Ends the process side with an error, ending the session's processes first. */
@@ -492,7 +513,8 @@ export class KubeExecProcess implements ProcessSide {
     if (this.finished) return;
     clearTimeout(this.pumpMarkTimer);
     this.releasePumpMark();
-    const status = parseStatus(Buffer.concat(this.statusBytes));
+    const told = this.exitByMark;
+    const status = parseStatus(Buffer.concat(this.statusBytes)) ?? (told === undefined ? undefined : { exitCode: told });
     const runtimeFailure = this.runtimeFailure(status);
     this.finished = true;
     this.clearTimers();
@@ -507,10 +529,11 @@ export class KubeExecProcess implements ProcessSide {
    * SIGKILL (KILLED_EXIT) while it runs or is being deleted, another signal while it is being
    * deleted only. A SIGKILL the client sent that reached the session's processes explains a
    * KILLED_EXIT itself, and the pod is not watched (the status comes before the scan that sent
-   * it has answered, so its answer is awaited, as long as the pod would have been watched).
+   * it has answered: its answer is awaited up to POD_STOP_SETTLE_MS; one that found nothing, or
+   * came later, leaves the pod watched as for any other SIGKILL).
    */
   private async stoppedWithPod(exitCode: number): Promise<boolean> {
-    if (exitCode === KILLED_EXIT && this.clientKill && (await within(this.clientKill, POD_STOP_SETTLE_MS))) return false;
+    if (exitCode === KILLED_EXIT && this.clientKill && (await withTimeout(this.clientKill, POD_STOP_SETTLE_MS, 'kill scan').catch(() => false))) return false;
     const waitOn = (f: PodFate) => f === 'deleting' || (f === 'running' && exitCode === KILLED_EXIT);
     return (await settledFate(this.o.podFate, waitOn)) === 'stopped';
   }
@@ -556,13 +579,3 @@ function wholeStatus(parts: Buffer[]): boolean {
   }
 }
 
-/** What `answer` says if it says it within `ms`, else false. */
-async function within(answer: Promise<boolean>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
-  try {
-    return await Promise.race([answer, late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}

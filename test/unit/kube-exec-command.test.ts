@@ -37,7 +37,7 @@ function answerPumpEnd(child: ChildProcessWithoutNullStreams, sessionId = ''): {
   let markedAt: number | undefined;
   child.stderr.on('data', (d: Buffer) => {
     stderr += watch.scan(d).toString();
-    if (watch.ended && markedAt === undefined) {
+    if (watch.exitCode !== undefined && markedAt === undefined) {
       markedAt = performance.now();
       const enc = new StdinEncoder();
       child.stdin.write(Buffer.concat([enc.end(), enc.end()]));

@@ -282,6 +282,26 @@ describe.each([
     expect(server.stdinMessages).toBeLessThan(data.length / 4);
   }, 30_000);
 
+  it("ends with the status the pump's end mark told when the command left a process holding its stdin unread", async () => {
+    // The pump writes into a pipe only the leftover holds: it, and the exec, would last as long.
+    const p = await openPumped(spec({ cmd: ['sh', '-c', 'exec 5<&0; sleep 8 <&5 5<&- & exec 5<&-; head -c 3 >/dev/null; echo gone >&2; exit 7'] }));
+    const done = drive(p);
+    let ended = false;
+    void done.then(() => (ended = true));
+    const started = performance.now();
+    for (let n = 0; !ended && n < 2_000; n++) {
+      p.write(Buffer.alloc(16 * 1024, 1));
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    const r = await done;
+    const ms = performance.now() - started;
+    await p.terminate();
+    expect(r.result).toEqual({ exitCode: 7 });
+    expect(r.stderr).toBe('gone\n');
+    // PUMP_END_WAIT_MS (3 s) after the end, not the leftover's 8 s.
+    expect(ms).toBeLessThan(6_500);
+  }, 30_000);
+
   it('is byte-exact through the stdin path', async () => {
     const data = randomBytes(300_001);
     const p = await open(spec({ cmd: ['od', '-An', '-v', '-tx1'] }));

@@ -100,7 +100,7 @@ bindShortcuts(
 
 // Leaving the page ends every session open in it: the browser asks first, as for unsaved work.
 window.addEventListener('beforeunload', (e) => {
-  if (tabs.liveSessions === 0) return;
+  if (tabs.unclosedTerminals === 0) return;
   e.preventDefault();
   // Chromium before 119 asks only when returnValue is set.
   e.returnValue = '';

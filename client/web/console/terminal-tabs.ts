@@ -83,7 +83,15 @@ export class TerminalTabs {
   }
 
   /**
-   * Terminals with a session going on (open, or resuming): closing the page would end each.
+   * Terminals not closed: leaving the page ends the session of each, or the one it is opening
+   * (its START may have gone already).
+   */
+  get unclosedTerminals(): number {
+    return this.entries.filter((t) => t.kind === 'terminal' && t.tab.dataset['state'] !== 'closed').length;
+  }
+
+  /**
+   * Terminals with a session going on (open, or resuming), which signing in again gets back.
    * One still connecting has none yet; one closed, none any more.
    */
   get liveSessions(): number {
