@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import WebSocket from 'ws';
 import { SESSION_ENV } from '../../broker/backend/session-mark.js';
-import { wrapCommand } from '../../broker/kubernetes/exec-command.js';
+import { StdinEncoder, wrapCommand } from '../../broker/kubernetes/exec-command.js';
 import { type KubeCluster, kubeClusterPossible, kubeStartTimeoutMs, startKubeCluster } from '../../test/helpers/kube-cluster.js';
 import { ROOT } from '../../test/helpers/repo.js';
 import { type BrokerChild, startBroker } from '../broker.js';
@@ -261,9 +261,10 @@ async function setupFigure(ctx: BenchContext, rig: KubeRig): Promise<Figure> {
     await s.closed;
     return ms;
   };
-  const directOf = (cmd: string[], stdin: boolean) => async () => {
+  const directOf = (cmd: string[], stdin: Buffer | undefined) => async () => {
     const t0 = now();
-    const d = await KubeDirectExec.open(rig.cluster, rig.namespace, rig.pod, { cmd, tty: false, stdin });
+    const d = await KubeDirectExec.open(rig.cluster, rig.namespace, rig.pod, { cmd, tty: false, stdin: stdin !== undefined });
+    if (stdin) d.send(stdin);
     const code = await d.exit;
     const ms = msSince(t0);
     if (code !== 0) throw new Error(`${cmd[0]} exited with ${code} directly`);
@@ -271,11 +272,14 @@ async function setupFigure(ctx: BenchContext, rig: KubeRig): Promise<Figure> {
     return ms;
   };
   // What `kubectl exec POD -- true` asks for: no stdin, no TTY.
-  const direct = directOf(['true'], false);
+  const direct = directOf(['true'], undefined);
   // The exec the broker asks for: Kubernetes exec takes no environment, so `true` runs inside
   // Entry's wrapper script (session mark, stdin pump), with stdin attached. Timed directly, it
-  // tells the wrapper's share of the added time from the broker's own.
-  const wrapped = directOf(wrapCommand({ cmd: ['true'], env: [`${SESSION_ENV}=bench`], workdir: '', stdinPump: true }), true);
+  // tells the wrapper's share of the added time from the broker's own. Its stdin is what the
+  // broker sends for a client that sends none: the pump's end, and the answer to the command's
+  // end (sent at once here; the broker sends it when told, a round trip later).
+  const pumpEnd = new StdinEncoder().end();
+  const wrapped = directOf(wrapCommand({ cmd: ['true'], env: [`${SESSION_ENV}=bench`], workdir: '', stdinPump: true }), Buffer.concat([pumpEnd, pumpEnd]));
   const [e, d, w] = (await rotate(reps, [entry, direct, wrapped])) as [number[], number[], number[]];
   ctx.log(`kube_setup: entry ${median(e).toFixed(1)} ms, direct ${median(d).toFixed(1)} ms, direct with Entry's wrapper ${median(w).toFixed(1)} ms`);
   return figure('kube_setup', 'ms', reps, median(e), median(d), {
