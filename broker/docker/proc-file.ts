@@ -61,20 +61,22 @@ const PF_KTHREAD = 0x00200000;
  *    memory let go but not yet a zombie: read again shortly;
  *  - `empty`: it runs with an empty environment (`env -i`), or that environment was laid out
  *    since it was read: read again now;
- *  - `none`: it never will have one (a zombie, a kernel thread) or it is gone.
+ *  - `ended`: it has ended (a zombie, or gone): whatever children it had are its reaper's now;
+ *  - `none`: it never will have one (a kernel thread).
  */
-export function emptyEnvironmentCause(pid: number): 'pending' | 'empty' | 'none' {
+export function emptyEnvironmentCause(pid: number): 'pending' | 'empty' | 'ended' | 'none' {
   let stat: string;
   try {
     stat = readProcFile(`/proc/${pid}/stat`).toString('latin1');
   } catch {
-    return 'none';
+    return 'ended';
   }
   // The command name (field 2) is in parentheses and may hold spaces or parentheses itself.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   const state = fields[0];
   const flags = Number(fields[6]);
   const envEnd = fields[48];
-  if (state === 'Z' || state === 'X' || (flags & PF_KTHREAD) !== 0 || envEnd === undefined) return 'none';
+  if (state === 'Z' || state === 'X') return 'ended';
+  if ((flags & PF_KTHREAD) !== 0 || envEnd === undefined) return 'none';
   return envEnd === '0' ? 'pending' : 'empty';
 }

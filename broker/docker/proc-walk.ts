@@ -65,12 +65,14 @@ const SLICE_MS = 1;
  * and a moment later its children, if any, are init's.
  */
 /**
+ * `ended`: a zombie, or gone. Its children, if it had any, were handed to init (or its
+ * subreaper) as it ended, maybe after init's children were read: they are looked for again.
  * `hidden`: not this process's to read (another user's, without CAP_SYS_PTRACE): it may carry the mark.
  * `overwritten`: its environment's memory holds no variable at all: the process wrote over it in
  * place, as setproctitle does (nginx, redis, postgres, gunicorn) to show a longer title; the mark
  * went with it. Told apart only when asked (a process in a session's tree), as it costs a pass.
  */
-export type MarkRead = 'marked' | 'unmarked' | 'unsettled' | 'starting' | 'hidden' | 'overwritten';
+export type MarkRead = 'marked' | 'unmarked' | 'unsettled' | 'starting' | 'ended' | 'hidden' | 'overwritten';
 
 /**
  * Whether an environment read from /proc holds any `NAME=value` entry. One a process wrote over
@@ -122,6 +124,15 @@ const SETTLE_WAITS_MS = [1, 2, 4, 8, 16, 32];
  */
 const STARTING_WAITS_MS = [...SETTLE_WAITS_MS, 64, 128, 256, 512];
 
+/**
+ * How many times a walk reads init's children again (a scan, the container's processes) because
+ * it met a process that had ended meanwhile. A process that forks and exits (a subshell's
+ * `(cmd &)`) hands its child to init as it ends: met ended, its child was in no list the walk
+ * had read. Each read takes only the processes not listed before; the bound keeps a loop that
+ * forks such children without end from holding a walk: what it forks after is the next pass's.
+ */
+const ENDED_REREADS = 4;
+
 /** Synchronous /proc reads that hand the event loop back once a slice has run SLICE_MS. */
 export class ProcReader {
   private sliceStart = performance.now();
@@ -144,7 +155,8 @@ export class ProcReader {
       try {
         env = readProcFile(`/proc/${pid}/environ`);
       } catch (err) {
-        return denied(err) ? 'hidden' : 'unmarked';
+        // Gone, or a zombie or kernel thread (ESRCH for both): the stat tells them apart.
+        return denied(err) ? 'hidden' : emptyEnvironmentCause(pid) === 'ended' ? 'ended' : 'unmarked';
       }
       // A process's environment ends with a NUL, the needle's too, so a longer value never matches.
       if (env.length > 0) {
@@ -154,6 +166,7 @@ export class ProcReader {
       }
       const cause = emptyEnvironmentCause(pid);
       if (cause === 'none') return 'unmarked';
+      if (cause === 'ended') return 'ended';
       if (cause === 'pending') return 'unsettled';
     }
     return 'unmarked';
@@ -193,14 +206,19 @@ export class ProcReader {
 export async function treePidsWithMark(needle: Buffer, execPid: number, initPid: number, execStart = ''): Promise<number[] | undefined> {
   const marks = new MarkSorter(new ProcReader(), needle, execPid, { initPid, start: execStart });
   const found = new Set<number>();
-  const initChildren = async () => {
+  const listed = new Set<number>();
+  /** `onlyNew`: only those not listed before (a process that ended handed its children over). */
+  const initChildren = async (onlyNew = false) => {
     for (const pid of marks.proc.childrenOf(initPid)) {
       await marks.proc.yieldIfDue();
+      if (onlyNew && listed.has(pid)) continue;
+      listed.add(pid);
       if (pid !== execPid && !found.has(pid)) marks.consider(pid);
     }
   };
   if (execPid > 0) marks.considerExecRoot();
   await initChildren();
+  let rereads = 0;
   for (;;) {
     while (marks.marked.length > 0) {
       const frontier = marks.marked.splice(0);
@@ -214,6 +232,10 @@ export async function treePidsWithMark(needle: Buffer, execPid: number, initPid:
           if (!found.has(child)) marks.consider(child, true);
         }
       }
+    }
+    if (marks.takeEnded() && rereads++ < ENDED_REREADS) {
+      await initChildren(true);
+      continue;
     }
     if (!(await marks.settle())) break;
     // A process that was on its way out has left its children to init by now.
@@ -229,13 +251,19 @@ export async function treePidsWithMark(needle: Buffer, execPid: number, initPid:
  * meets only the session's own and init's children, is the one that says when it could not see.
  */
 export async function scanPidsWithMark(needle: Buffer, anchorPid: number): Promise<number[]> {
-  const pids = (anchorPid > 0 ? await cgroupPids(anchorPid) : undefined) ?? (await readdir('/proc')).filter((n) => /^\d+$/.test(n)).map(Number);
+  const list = async () => (anchorPid > 0 ? await cgroupPids(anchorPid) : undefined) ?? (await readdir('/proc')).filter((n) => /^\d+$/.test(n)).map(Number);
   const marks = new MarkSorter(new ProcReader(), needle);
-  for (const pid of pids) {
-    await marks.proc.yieldIfDue();
-    marks.consider(pid);
+  const listed = new Set<number>();
+  // Again, for what a process met ended had started after the list was read (see ENDED_REREADS).
+  for (let rereads = 0; rereads === 0 || (marks.takeEnded() && rereads <= ENDED_REREADS); rereads++) {
+    for (const pid of await list()) {
+      await marks.proc.yieldIfDue();
+      if (listed.has(pid)) continue;
+      listed.add(pid);
+      marks.consider(pid);
+    }
+    while (await marks.settle());
   }
-  while (await marks.settle());
   return marks.marked;
 }
 
@@ -244,6 +272,9 @@ class MarkSorter {
   readonly marked: number[] = [];
   /** A process whose environment could not be read was met: the walk cannot say it found them all. */
   hidden = false;
+  /** Processes met that had ended, and whether one was met since `takeEnded` was last asked. */
+  private readonly ended = new Set<number>();
+  private endedUnasked = false;
   /** Processes to read again, and whether each is in a session's tree (see `consider`). */
   private readonly unsettled = new Map<number, boolean>();
   /** Whether the exec was caught being started: the walk then waits by STARTING_WAITS_MS to its end. */
@@ -264,8 +295,19 @@ class MarkSorter {
     this.sort(pid, this.proc.markOf(pid, this.needle, inTree), inTree);
   }
 
+  /** Whether a process met since the last call had ended: its children may be in no list read yet. */
+  takeEnded(): boolean {
+    const met = this.endedUnasked;
+    this.endedUnasked = false;
+    return met;
+  }
+
   private sort(pid: number, read: MarkRead, inTree: boolean): void {
     if (read === 'hidden') this.hidden = true;
+    if (read === 'ended' && !this.ended.has(pid)) {
+      this.ended.add(pid);
+      this.endedUnasked = true;
+    }
     if (read === 'marked' || read === 'overwritten') this.marked.push(pid);
     else if (read === 'unsettled' || (read === 'starting' && pid === this.execPid)) {
       this.unsettled.set(pid, inTree);

@@ -81,12 +81,13 @@ const INIT_FORGET_MS = 60_000;
 /**
  * Waits between SIGKILL passes, each pass on a walk of its own: a process that forks while it is
  * being killed (a loop that ignores SIGHUP) leaves children the pass before did not see, and a
- * killed process is still there until the kernel has run it to its end (milliseconds on a
- * loaded machine). The first pass kills the forking parents, the next what they started
- * meanwhile; processes still found after the last (310 ms in all) leave the session in the
- * ledger, for the next sweep to end.
+ * killed process is still there until the kernel has run it to its end (milliseconds on an idle
+ * machine, a wait for a core on one with tens of runnable tasks per core). The first pass kills
+ * the forking parents, the next what they started meanwhile; a session whose processes end at
+ * once takes two. Processes still found after the last (1,270 ms in all) leave the session in
+ * the ledger, for the next sweep to end, a minute later.
  */
-const KILL_PASS_WAITS_MS = [10, 20, 40, 80, 160];
+const KILL_PASS_WAITS_MS = [10, 20, 40, 80, 160, 320, 640];
 
 export class ProcessReaper {
   /** Container id → its init's PID in our /proc, for containers seen from here, when that was last checked and last asked for (see INIT_FORGET_MS). */
@@ -189,7 +190,7 @@ export class ProcessReaper {
   /**
    * Sends `signal` to every process of the session, for its clean-up: a walk in our /proc in the
    * walk lane (WALK_CONCURRENCY), a scan inside the container in the scan lane (SCAN_CONCURRENCY).
-   * Returns how many were signalled. `execStart`: the start time of the exec's process, read while
+   * Returns how many were found (see signalPids). `execStart`: the start time of the exec's process, read while
    * it ran (processStartTicks), which lets the walk count it whatever its environment says.
    */
   signal(containerId: string, sessionId: string, signal: NodeJS.Signals, execHostPid: number, execStart = ''): Promise<number> {
@@ -270,9 +271,11 @@ function engineUnreachable(err: unknown): EntryError | undefined {
 }
 
 /**
- * Sends `signal` to each PID; returns how many were still there to receive it, or undefined when
+ * Sends `signal` to each PID found by a walk; returns how many the walk found, or undefined when
  * this process may not signal them (another user's, without CAP_KILL): they are signalled from
- * inside the container instead.
+ * inside the container instead. Found, not reached: one that ended between the walk and its
+ * signal may have forked first, and that child, handed to init after the walk read init's
+ * children, is found only by another pass, which a count of 0 would not make.
  */
 function signalPids(pids: number[], signal: NodeJS.Signals): number | undefined {
   // Which are still there, asked of all before any is signalled: a fallback then never delivers
@@ -287,15 +290,13 @@ function signalPids(pids: number[], signal: NodeJS.Signals): number | undefined 
       // Exited meanwhile.
     }
   }
-  if (!signal) return present.length;
-  let n = 0;
+  if (!signal) return pids.length;
   for (const pid of present) {
     try {
       process.kill(pid, signal);
-      n++;
     } catch {
       // Exited meanwhile.
     }
   }
-  return n;
+  return pids.length;
 }

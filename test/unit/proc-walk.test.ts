@@ -169,7 +169,37 @@ describe("finding a session's processes in /proc", () => {
     expect(performance.now() - t0).toBeLessThan(1_000);
   });
 
-  it('takes an empty environment, a zombie and a kernel thread as unmarked without waiting on them', async () => {
+  it.each([
+    ['a walk of the tree', (needle: Buffer) => treePidsWithMark(needle, 0, process.pid)],
+    ['a scan of the cgroup', (needle: Buffer) => scanPidsWithMark(needle, process.pid)],
+  ])("in %s, finds a child handed to init by a process that ended after init's children were read", async (_how, find) => {
+    const mark = sessionMark(randomUUID());
+    const [name, value] = mark.split('=') as [string, string];
+    // This test process stands in for init. `parent` is among its children when the walk lists them.
+    const parent = start(['sleep', '311'], {}).pid;
+    let handedOver = 0;
+    const read = ProcReader.prototype.markOf;
+    // Staged at the moment the walk reaches `parent`: it forks a marked child and ends (a
+    // subshell's `(cmd &)`), the child landing on init after the walk read init's children.
+    const spy = vi.spyOn(ProcReader.prototype, 'markOf').mockImplementation(function (this: ProcReader, pid, needle, inTree) {
+      if (pid === parent && handedOver === 0) {
+        handedOver = start(['sleep', '312'], { [name]: value }).pid;
+        process.kill(parent, 'SIGKILL');
+        const until = Date.now() + 5_000;
+        while (!/\) Z /.test(readFileSync(`/proc/${parent}/stat`, 'latin1')) && Date.now() < until);
+      }
+      return read.call(this, pid, needle, inTree);
+    });
+    try {
+      const found = await find(Buffer.from(`${mark}\0`));
+      expect(handedOver).toBeGreaterThan(0);
+      expect(found).toEqual([handedOver]);
+    } finally {
+      spy.mockRestore();
+    }
+  });
+
+  it('takes an empty environment and a kernel thread as unmarked, and a zombie as ended, without waiting on them', async () => {
     const needle = Buffer.from(`${sessionMark(randomUUID())}\0`);
     const empty = start(['env', '-i', 'sleep', '305'], {}).pid;
     // The shell becomes a sleep that never reaps its child: `true` stays a zombie.
@@ -185,7 +215,7 @@ describe("finding a session's processes in /proc", () => {
     await vi.waitFor(() => expect(readFileSync(`/proc/${empty}/environ`).length).toBe(0), { timeout: 5_000, interval: 10 });
     const kthreadd = 2;
     const proc = new ProcReader();
-    expect([empty, zombie, kthreadd].map((pid) => proc.markOf(pid, needle))).toEqual(['unmarked', 'unmarked', 'unmarked']);
+    expect([empty, zombie, kthreadd].map((pid) => proc.markOf(pid, needle))).toEqual(['unmarked', 'ended', 'unmarked']);
   });
 });
 
