@@ -6,7 +6,7 @@ import { EntryError, type ErrorCode, ignoreError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { normalizeAddress } from '../transport/client-address.js';
 import { rawAnswer } from './raw-answer.js';
-import { MAX_LOGGED_PATH, refusedRequest, targetOverLimit } from './refused-request.js';
+import { loggedPath, refusedRequest, targetOverLimit } from './refused-request.js';
 import { sendError } from './respond.js';
 
 /** Node's parser errors that name what was wrong with the request; the rest get a plain 400. */
@@ -64,8 +64,7 @@ export function refuseConnect(log: Logger): (req: IncomingMessage, socket: Duple
     const request = randomUUID();
     const address = (socket as Partial<Socket>).remoteAddress;
     // The target is an authority (host:port), cut as any logged path is.
-    const target = req.url ?? '';
-    const path = target.length > MAX_LOGGED_PATH ? `${target.slice(0, MAX_LOGGED_PATH)}…` : target;
+    const path = loggedPath(req.url ?? '');
     log.info('http', { request, method: 'CONNECT', path, status: refusal.status, code: refusal.code, ...(address !== undefined ? { remote: normalizeAddress(address) } : {}) });
     writeRefusal(socket, refusal, request);
   };

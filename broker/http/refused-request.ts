@@ -10,6 +10,11 @@ export interface RefusedRequest {
   path?: string;
 }
 
+/** `path` as logged: cut to MAX_LOGGED_PATH characters, an ellipsis telling it was. */
+export function loggedPath(path: string): string {
+  return path.length > MAX_LOGGED_PATH ? `${path.slice(0, MAX_LOGGED_PATH)}…` : path;
+}
+
 const REQUEST_LINE_START = new RegExp(`^([A-Z]{1,${MAX_METHOD}}) ([\\x21-\\x7e]+)`);
 
 /**
@@ -22,7 +27,7 @@ export function refusedRequest(packet: Buffer | undefined): RefusedRequest {
   const m = REQUEST_LINE_START.exec(packet.subarray(0, MAX_METHOD + 2 + MAX_LOGGED_PATH + 1).toString('latin1'));
   if (!m) return {};
   const path = m[2]!.split('?')[0]!;
-  return { method: m[1]!, path: path.length > MAX_LOGGED_PATH ? `${path.slice(0, MAX_LOGGED_PATH)}…` : path };
+  return { method: m[1]!, path: loggedPath(path) };
 }
 
 /**

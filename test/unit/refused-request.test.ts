@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { MAX_LOGGED_PATH, refusedRequest, targetOverLimit } from '../../broker/http/refused-request.js';
+import { loggedPath, MAX_LOGGED_PATH, refusedRequest, targetOverLimit } from '../../broker/http/refused-request.js';
 
 describe('refusedRequest', () => {
   it('reads the method and the path without its query from the start of the bytes', () => {
@@ -12,6 +12,15 @@ describe('refusedRequest', () => {
     expect(long.path!.endsWith('…')).toBe(true);
     for (const bytes of ['GARBAGE\r\n\r\n', 'a: b\r\n', ' GET / HTTP/1.1', 'get / HTTP/1.1', 'GET \u0001 HTTP/1.1', '']) expect(refusedRequest(Buffer.from(bytes)), JSON.stringify(bytes)).toEqual({});
     expect(refusedRequest(undefined)).toEqual({});
+  });
+});
+
+describe('loggedPath', () => {
+  it('keeps a path up to the limit whole and cuts a longer one to it, with an ellipsis', () => {
+    const atLimit = `/${'a'.repeat(MAX_LOGGED_PATH - 1)}`;
+    expect(loggedPath(atLimit)).toBe(atLimit);
+    expect(loggedPath(`${atLimit}b`)).toBe(`${atLimit}…`);
+    expect(loggedPath('')).toBe('');
   });
 });
 
