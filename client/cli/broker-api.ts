@@ -1,6 +1,7 @@
 import type { WhoAmI } from '../../broker/http/api-types.js';
 import type { BrokerRef } from '../config/store.js';
 import { ClientError } from '../protocol/client-error.js';
+import { refusalFromBody } from '../protocol/refusal-body.js';
 import { certificateFailure } from '../protocol/tls.js';
 
 export type { WhoAmI };
@@ -73,9 +74,7 @@ export async function brokerText(url: string, path: string, o: BrokerCall = {}):
       throw new ClientError('ENTRY_CONNECT_FAILED', `broker ${url} broke off its answer to ${path}: ${(err as Error).message}`);
     }
     if (!res.ok) {
-      const b = parseJson(text) as { error?: unknown; message?: unknown } | undefined;
-      const code = typeof b?.error === 'string' ? b.error : `HTTP_${res.status}`;
-      throw new ClientError(code, typeof b?.message === 'string' ? b.message : `broker answered HTTP ${res.status} on ${path}`);
+      throw refusalFromBody(text, res.status) ?? new ClientError(`HTTP_${res.status}`, `broker answered HTTP ${res.status} on ${path}`, res.status);
     }
     return text;
   } finally {

@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import { ClientError } from './client-error.js';
+import { refusalFromBody } from './refusal-body.js';
 
 /**
  * How much of a refused upgrade's body is read: the broker's JSON (`{error, message}`, see
@@ -10,9 +11,6 @@ export const REFUSAL_BODY_MAX_BYTES = 64 * 1024;
 
 /** How long that body may take once the status has come: the broker writes it with the status. */
 export const REFUSAL_BODY_WAIT_MS = 2_000;
-
-/** A code from the broker's registry (broker/errors.ts), not a proxy's word for its status. */
-const REGISTRY_CODE = /^ENTRY_[A-Z0-9_]+$/;
 
 /**
  * Why the broker refused an upgrade with an HTTP answer: the registry's code and message from
@@ -32,7 +30,7 @@ export function refusalOf(res: IncomingMessage): Promise<ClientError> {
       clearTimeout(timer);
       res.off('data', onData);
       res.resume();
-      resolve(fromBody(Buffer.concat(chunks).toString('utf8'), status) ?? new ClientError('ENTRY_CONNECT_FAILED', `broker answered HTTP ${status} ${res.statusMessage ?? ''}`.trim(), status));
+      resolve(refusalFromBody(Buffer.concat(chunks).toString('utf8'), status) ?? new ClientError('ENTRY_CONNECT_FAILED', `broker answered HTTP ${status} ${res.statusMessage ?? ''}`.trim(), status));
     };
     const onData = (chunk: Buffer) => {
       size += chunk.length;
@@ -48,17 +46,4 @@ export function refusalOf(res: IncomingMessage): Promise<ClientError> {
     res.once('close', settle);
     res.once('error', settle);
   });
-}
-
-function fromBody(text: string, status: number | undefined): ClientError | undefined {
-  let body: unknown;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-  if (typeof body !== 'object' || body === null) return undefined;
-  const { error, message } = body as { error?: unknown; message?: unknown };
-  if (typeof error !== 'string' || !REGISTRY_CODE.test(error)) return undefined;
-  return new ClientError(error, typeof message === 'string' && message !== '' ? message : `broker answered HTTP ${status}: ${error}`, status);
 }
