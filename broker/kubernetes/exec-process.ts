@@ -143,8 +143,6 @@ export class KubeExecProcess implements ProcessSide {
   private pumpEndTimer: NodeJS.Timeout | undefined;
   private readonly stdin: StdinJoin;
   private readonly inputEnd = new TtyInputEnd();
-  /** The status the pump's end mark told, for an exec that did not end after it (see commandEnded). */
-  private exitByMark: number | undefined;
   /** Whether a SIGKILL the client sent reached any of the session's processes (see stoppedWithPod). */
   private clientKill: Promise<boolean> | undefined;
   /** The client's signals: each is a pods/exec, so at most one at a time (see SignalLane). */
@@ -274,8 +272,7 @@ export class KubeExecProcess implements ProcessSide {
    */
   private commandEnded(exitCode: number): void {
     this.pumpEndTimer = setTimeout(() => {
-      this.exitByMark = exitCode;
-      void this.finish(1000);
+      void this.finish(1000, exitCode);
       this.ws.terminate();
     }, PUMP_END_WAIT_MS);
     this.inputClosed = true;
@@ -509,11 +506,11 @@ export class KubeExecProcess implements ProcessSide {
     this.events?.end({ error });
   }
 
-  private async finish(closeCode: number): Promise<void> {
+  /** `told`: the status the pump's end mark carried, for an exec that did not end after it (see commandEnded). */
+  private async finish(closeCode: number, told?: number): Promise<void> {
     if (this.finished) return;
     clearTimeout(this.pumpMarkTimer);
     this.releasePumpMark();
-    const told = this.exitByMark;
     const status = parseStatus(Buffer.concat(this.statusBytes)) ?? (told === undefined ? undefined : { exitCode: told });
     const runtimeFailure = this.runtimeFailure(status);
     this.finished = true;
