@@ -22,7 +22,10 @@ export interface ExecOptions {
   env?: Record<string, string | undefined> | string[];
   /** Container of a multi-container pod (Kubernetes); default: the pod's default container. */
   container?: string;
-  /** Initial terminal size (TTY only). */
+  /**
+   * Initial terminal size (TTY only): whole cells from 1 to 10000, as resize() takes (0 or left
+   * out: the broker's default). Any other number rejects with a RangeError (ERR_OUT_OF_RANGE).
+   */
   cols?: number;
   rows?: number;
   term?: string;
@@ -90,8 +93,9 @@ function invalid(what: string, want: string, got: unknown, code = 'ERR_INVALID_A
 }
 
 /**
- * A side of resize(): the broker ignores a size that is not whole cells from 1 to
- * MAX_TERMINAL_SIDE, so one is refused here, as Node refuses a number out of its range.
+ * A side of resize() or of spawn()'s first size: the broker ignores a WINCH that is not whole
+ * cells from 1 to MAX_TERMINAL_SIDE, and cuts a START's side down to it, so one is refused here,
+ * as Node refuses a number out of its range.
  */
 function checkSide(side: 'cols' | 'rows', v: unknown): void {
   if (typeof v !== 'number') throw invalid(side, 'a whole number of cells', v);
@@ -136,9 +140,11 @@ function checkOptions(o: SpawnOptions): void {
       if (!(v === undefined || ['string', 'number', 'boolean', 'bigint'].includes(typeof v))) throw invalid(`env[${JSON.stringify(key)}]`, 'a string (or undefined, to leave it out)', v);
     }
   }
+  // As resize() refuses them: the broker would cut a side past its limit down to it unsaid.
+  // 0 is a side left out (the broker's default size), as on the wire.
   for (const side of ['cols', 'rows'] as const) {
     const v = o[side];
-    if (v !== undefined && !(typeof v === 'number' && Number.isSafeInteger(v) && v >= 0)) throw invalid(side, 'a whole number of cells', v, typeof v === 'number' ? 'ERR_INVALID_ARG_VALUE' : 'ERR_INVALID_ARG_TYPE');
+    if (v !== undefined && v !== 0) checkSide(side, v);
   }
 }
 

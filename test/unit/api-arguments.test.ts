@@ -1,7 +1,7 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ExecOptions, run, spawn } from '../../client/index.js';
-import { decodeExecSpec, decodeRequest, encodeResponse, type ExecSpec, ResponseType, utf8 } from '../../proto/codec.js';
+import { decodeExecSpec, decodeRequest, encodeResponse, type ExecSpec, MAX_TERMINAL_SIDE, RequestType, ResponseType, utf8 } from '../../proto/codec.js';
 import { FakeBroker } from '../helpers/fake-broker.js';
 
 /**
@@ -43,7 +43,6 @@ describe('run() and spawn() with wrong options', () => {
     ['no token', { token: undefined }, 'ERR_INVALID_ARG_TYPE', /^token must be a string/],
     ['no broker', { broker: undefined }, 'ERR_INVALID_ARG_TYPE', /^broker must be a string/],
     ['cols as a string', { tty: true, cols: '80', rows: 24 }, 'ERR_INVALID_ARG_TYPE', /^cols must be a whole number/],
-    ['negative rows', { tty: true, cols: 80, rows: -1 }, 'ERR_INVALID_ARG_VALUE', /^rows must be a whole number/],
     ['null as an env value', { env: { A: '1', B: null } }, 'ERR_INVALID_ARG_TYPE', /^env\["B"\] must be a string \(or undefined, to leave it out\), got null/],
     ['an object as an env value', { env: { C: { x: 1 } } }, 'ERR_INVALID_ARG_TYPE', /^env\["C"\] must be a string/],
     ['a number in an env list', { env: ['A=1', 2] }, 'ERR_INVALID_ARG_TYPE', /^env\[1\] must be a string \(K=V\), got 2/],
@@ -82,6 +81,81 @@ describe('run() and spawn() with wrong options', () => {
       expect(connections).toBe(before);
     });
   }
+
+  // The broker cut a START's side past its limit down to it, unsaid, where resize() with the same
+  // size throws: spawn() and run() now refuse it as resize() does, before anything connects.
+  const outOfRange: Array<[string, Record<string, unknown>, 'cols' | 'rows', string]> = [
+    ['cols past the limit', { cols: MAX_TERMINAL_SIDE + 1, rows: 24 }, 'cols', String(MAX_TERMINAL_SIDE + 1)],
+    ['rows past the limit', { cols: 80, rows: 50_000 }, 'rows', '50000'],
+    ['negative rows', { cols: 80, rows: -1 }, 'rows', '-1'],
+    ['cols in part cells', { cols: 80.5, rows: 24 }, 'cols', '80.5'],
+    ['cols that are NaN', { cols: NaN, rows: 24 }, 'cols', 'NaN'],
+    ['rows that are Infinity', { cols: 80, rows: Infinity }, 'rows', 'Infinity'],
+  ];
+  for (const [name, size, side, got] of outOfRange) {
+    it(`rejects ${name} with the RangeError resize() throws, sending nothing`, async () => {
+      const options = { ...good, tty: true, ...size } as ExecOptions;
+      const before = connections;
+      let spawned: Promise<unknown> | undefined;
+      expect(() => (spawned = spawn(options)), 'spawn() rejects, it does not throw').not.toThrow();
+      for (const call of [spawned!, run(options)]) {
+        const err = await call.then(
+          () => expect.unreachable('resolved'),
+          (e: unknown) => e,
+        );
+        expect(err).toBeInstanceOf(RangeError);
+        expect(err).toMatchObject({ code: 'ERR_OUT_OF_RANGE', message: `${side} must be a whole number of cells from 1 to ${MAX_TERMINAL_SIDE}, got ${got}` });
+      }
+      expect(connections).toBe(before);
+    });
+  }
+
+  it('refuses a first size as resize() refuses the same size, and sends the sizes it takes as they are', async () => {
+    const starts: ExecSpec[] = [];
+    const fake = new FakeBroker((_n, req, socket, head) =>
+      fake.accept(req, socket, head, (ws) =>
+        ws.on('message', (data: Buffer) => {
+          const m = decodeRequest(data);
+          if (m.msgType !== RequestType.START) return;
+          starts.push(decodeExecSpec(m.content));
+          ws.send(encodeResponse(ResponseType.STDOUT, utf8('ready\n')));
+        }),
+      ),
+    );
+    await fake.start();
+    try {
+      const tty = { ...good, broker: fake.url, tty: true, resume: false };
+      const proc = await spawn({ ...tty, cols: MAX_TERMINAL_SIDE, rows: 1 });
+      await new Promise((resolve) => proc.stdout.once('data', resolve));
+      for (const [cols, rows] of [[MAX_TERMINAL_SIDE + 1, 24], [80, -3], [0.5, 24]] as const) {
+        let thrown: unknown;
+        try {
+          proc.resize(cols, rows);
+        } catch (err) {
+          thrown = err;
+        }
+        const rejected = await spawn({ ...tty, cols, rows }).then(
+          () => expect.unreachable('resolved'),
+          (e: unknown) => e,
+        );
+        expect(rejected).toBeInstanceOf(RangeError);
+        expect({ ...(rejected as object), message: (rejected as Error).message }).toEqual({ ...(thrown as object), message: (thrown as Error).message });
+      }
+      proc.close();
+      await proc.wait().catch(() => undefined);
+      // 0 (or left out) is the broker's default size, as on the wire.
+      const plain = await spawn({ ...tty, cols: 0, rows: 0 });
+      await new Promise((resolve) => plain.stdout.once('data', resolve));
+      plain.close();
+      await plain.wait().catch(() => undefined);
+      expect(starts.map((s) => [s.cols, s.rows])).toEqual([
+        [MAX_TERMINAL_SIDE, 1],
+        [0, 0],
+      ]);
+    } finally {
+      await fake.stop();
+    }
+  });
 
   it('leaves out env values that are undefined and sends numbers and booleans as text, as child_process does', async () => {
     const starts: ExecSpec[] = [];
