@@ -68,7 +68,9 @@ export class ContainerList {
   private updateStates(): void {
     const select = this.el.stateFilter;
     const chosen = select.value;
-    const states = [...new Set(this.containers.map((c) => c.state))].sort();
+    // A state chosen stays chosen when a reload finds no container in it any more: the list
+    // shows none rather than all of them behind the user's back.
+    const states = [...new Set([...this.containers.map((c) => c.state), ...(chosen ? [chosen] : [])])].sort();
     select.replaceChildren(h('option', { textContent: 'All states' }), ...states.map((s) => h('option', { textContent: s })));
     (select.options[0] as HTMLOptionElement).value = '';
     select.value = states.includes(chosen) ? chosen : '';

@@ -15,7 +15,15 @@ import { clearToken, loadToken, saveToken } from './token-store.js';
  * admins also the live sessions (watch, kill) and the audit trail (replay).
  */
 
+/** The containers list reloads this often while the page is in view (not while it is hidden). */
 const REFRESH_MS = 30_000;
+/**
+ * A list older than this is reloaded as the page comes back into view (another browser tab was
+ * in front, the window minimised, the laptop asleep): the reloads above are skipped while it is
+ * hidden, so it may be any age by then, and its containers gone. One younger than REFRESH_MS is
+ * as fresh as one kept in view: looking away for a moment reloads nothing.
+ */
+const STALE_LIST_MS = REFRESH_MS;
 /** The sessions list reloads this often while it is in front. */
 const SESSIONS_REFRESH_MS = 5_000;
 /** The broker serving this page, path prefix included (it may sit behind a proxy under /entry/). */
@@ -41,6 +49,11 @@ let signedIn = nextSignIn();
 let admin = false;
 let view: ViewName = 'containers';
 let refreshTimer: ReturnType<typeof setInterval> | undefined;
+/** When the list shown was asked for (Date.now: the time a sleeping laptop spent counts), 0: never. */
+let listAskedAt = 0;
+/** Reloads of the list asked for, and the latest of them shown. */
+let listAsks = 0;
+let listShown = 0;
 let sessionsTimer: ReturnType<typeof setInterval> | undefined;
 
 const list = new ContainerList(
@@ -272,14 +285,30 @@ function signedOutBy(err: unknown): boolean {
 
 async function refresh(): Promise<void> {
   if (!api) return;
+  const ask = ++listAsks;
+  const askedAt = Date.now();
   try {
-    list.setContainers(await api.containers());
+    const containers = await api.containers();
+    // Two reloads at once (coming back into view as the timer fires): an answer to an earlier
+    // ask than the one shown is older than it.
+    if (ask < listShown) return;
+    listShown = ask;
+    list.setContainers(containers);
+    listAskedAt = askedAt;
   } catch (err) {
     if (!signedOutBy(err)) list.showMessage(`Could not load the containers: ${(err as Error).message}`);
   }
   // The count on the Sessions tab stays roughly current in the other views too.
   if (admin && view !== 'sessions') await refreshSessions();
 }
+
+// Back in view after a while: the list is reloaded before it is acted on (see STALE_LIST_MS).
+// A clock set back since (a negative age) says nothing of the list's age: reloaded too.
+document.addEventListener('visibilitychange', () => {
+  if (document.visibilityState !== 'visible' || !api) return;
+  const age = Date.now() - listAskedAt;
+  if (!(age >= 0 && age < STALE_LIST_MS)) void refresh();
+});
 
 async function refreshSessions(): Promise<void> {
   if (!api || !admin) return;
