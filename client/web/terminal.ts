@@ -93,6 +93,10 @@ const TERM = 'xterm-256color';
 /** Large pastes go out in frames of this size, far below the broker's max frame. */
 const MAX_INPUT_FRAME = 64 * 1024;
 const HINT = '\x1b[2m[press Enter to reconnect]\x1b[0m';
+/** Said for a paste into an ended terminal, which is sent nowhere (see `pastedWhileClosed`). */
+const PASTE_NOT_SENT = '\r\n\x1b[2m[paste not sent: the session has ended; press Enter to reconnect]\x1b[0m';
+const PASTE_NOT_SENT_RECONNECTING = '\r\n\x1b[2m[paste not sent: the session had ended; reconnecting, paste again at the new prompt]\x1b[0m';
+const PASTE_NOT_SENT_OPENING = '\r\n\x1b[2m[paste not sent: the new session is still opening; paste again at its prompt]\x1b[0m';
 /** Resume: output acknowledged every so often; waits between tries; input kept at most. */
 const OUTPUT_ACK_BYTES = 64 * 1024;
 const OUTPUT_ACK_MS = 1_000;
@@ -183,6 +187,8 @@ class TerminalSession implements TerminalHandle {
   private disposed = false;
   /** Input typed or pasted while connecting: sent after START. */
   private pending: Uint8Array[] = [];
+  /** The session connecting was opened by a paste into the ended one (see pastedWhileClosed). */
+  private openedByPaste = false;
   private fitFrame = 0;
   /** Bumped whenever a connection attempt is abandoned, so that late answers are ignored. */
   private generation = 0;
@@ -265,6 +271,7 @@ class TerminalSession implements TerminalHandle {
       disposable(this.terminal.onData((data) => this.input(data))),
       disposable(this.terminal.onResize(({ cols, rows }) => this.sendWinch(cols, rows))),
       bindClipboard(this.terminal, this.screen),
+      this.catchPastesWhileClosed(),
     );
     // xterm measures its font when opened: opening inside a hidden element would measure
     // nothing, so it opens when the element first gets a size, and fits on every change.
@@ -322,6 +329,7 @@ class TerminalSession implements TerminalHandle {
 
   private setState(state: TerminalState): void {
     if (this.currentState === state) return;
+    if (state !== 'connecting') this.openedByPaste = false;
     this.currentState = state;
     this.options.onStateChange?.(state);
   }
@@ -741,9 +749,57 @@ class TerminalSession implements TerminalHandle {
     if (ws.readyState === WebSocket.CONNECTING || ws.readyState === WebSocket.OPEN) ws.close(code);
   }
 
+  /**
+   * A paste reaches onData as typing does, and a line in it read as Enter there: pastes are
+   * taken before xterm sees them while the session has ended, the browser's (keys, menu) as it
+   * dispatches them to the terminal and xterm's paste() (right click, the embedding page).
+   */
+  private catchPastesWhileClosed(): () => void {
+    const terminal = this.terminal;
+    const xtermPaste = terminal.paste.bind(terminal);
+    terminal.paste = (text: string) => {
+      if (!this.pastedWhileClosed(text)) xtermPaste(text);
+    };
+    const onPaste = (event: ClipboardEvent): void => {
+      if (!this.pastedWhileClosed(event.clipboardData?.getData('text/plain') ?? '')) return;
+      event.preventDefault();
+      event.stopPropagation();
+    };
+    this.screen.addEventListener('paste', onPaste, { capture: true });
+    return () => this.screen.removeEventListener('paste', onPaste, { capture: true });
+  }
+
+  /**
+   * A paste into an ended terminal does what Enter does there: with a line in it, a new session
+   * opens, as typing Enter opens one; without, nothing opens. Either way the text is sent to no
+   * session, and the terminal says so: a pasted line runs as soon as a shell reads it, and the
+   * new session's shell, directory and environment (its container even, an instance replaced
+   * since) are not those it was copied for, nor has the user seen its prompt yet. Whether the
+   * rest would be harmless cannot be told from the bytes (a shell's key bindings act on control
+   * characters and escapes). Nor is one made while the session a paste opened still connects
+   * (the same paste again, a key pressed twice), which would wait there and go once it opens.
+   * False otherwise: the paste goes on as usual.
+   */
+  private pastedWhileClosed(text: string): boolean {
+    if (this.readOnly || this.disposed) return false;
+    if (this.currentState === 'connecting' && this.openedByPaste) {
+      if (text) this.terminal.write(PASTE_NOT_SENT_OPENING);
+      return true;
+    }
+    if (this.currentState !== 'closed') return false;
+    if (/[\r\n]/.test(text)) {
+      this.terminal.write(PASTE_NOT_SENT_RECONNECTING);
+      // Kept while connecting (set before: a broker the browser refuses ends it at once).
+      this.openedByPaste = true;
+      this.reconnect();
+    } else if (text) this.terminal.write(PASTE_NOT_SENT);
+    return true;
+  }
+
   private input(data: string): void {
     if (this.readOnly) return;
     if (this.currentState === 'closed') {
+      // Typed: Enter opens a new session (a paste does not come here, see pastedWhileClosed).
       if (data.includes('\r')) this.reconnect();
       return;
     }
