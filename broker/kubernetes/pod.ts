@@ -14,6 +14,8 @@ export interface PodRecord {
   terminating: boolean;
   /** Owner kind (StatefulSet, ReplicaSet, …); '' for a bare pod. */
   owner: string;
+  /** spec.restartPolicy: Always (the default), OnFailure or Never. */
+  restartPolicy: string;
   /** spec.containers, in order (init and ephemeral containers are not enterable). */
   containers: string[];
   images: Record<string, string>;
@@ -29,6 +31,8 @@ export interface ContainerRun {
   restarts: number;
   /** Its state is `running` (not waiting to start again, nor just terminated). */
   running: boolean;
+  /** Its state is `terminated`, with this exit code; undefined while it runs or waits. */
+  exitCode: number | undefined;
 }
 
 /** Explicit names, as on Docker; they win over the Kubernetes recommended labels. */
@@ -56,6 +60,7 @@ export function podRecord(o: any): PodRecord | undefined {
     phase: o.status?.phase ?? 'Unknown',
     terminating: Boolean(m.deletionTimestamp),
     owner: (owners.find((r) => r.controller) ?? owners[0])?.kind ?? '',
+    restartPolicy: typeof o.spec?.restartPolicy === 'string' ? o.spec.restartPolicy : 'Always',
     containers,
     images,
     created: m.creationTimestamp ?? '',
@@ -68,7 +73,14 @@ export function podRecord(o: any): PodRecord | undefined {
 export function containerRuns(status: any): Record<string, ContainerRun> {
   const runs: Record<string, ContainerRun> = {};
   for (const c of Array.isArray(status?.containerStatuses) ? status.containerStatuses : []) {
-    if (typeof c?.name === 'string') runs[c.name] = { id: typeof c.containerID === 'string' ? c.containerID : '', restarts: Number.isInteger(c.restartCount) ? c.restartCount : 0, running: Boolean(c.state?.running) };
+    if (typeof c?.name !== 'string') continue;
+    const exitCode = c.state?.terminated?.exitCode;
+    runs[c.name] = {
+      id: typeof c.containerID === 'string' ? c.containerID : '',
+      restarts: Number.isInteger(c.restartCount) ? c.restartCount : 0,
+      running: Boolean(c.state?.running),
+      exitCode: c.state?.terminated ? (Number.isInteger(exitCode) ? exitCode : -1) : undefined,
+    };
   }
   return runs;
 }
@@ -94,9 +106,11 @@ export function podState(p: PodRecord): string {
 }
 
 /**
- * The state `enter ls` shows: the pod's, but `restarting` (Docker's word for the same) for a
- * Running pod whose default container is down, crash-looping or about to start again: entering
- * it is refused then (with the kubelet's reason), and `running` said otherwise.
+ * The state `enter ls` shows: the pod's, but for a Running pod whose default container is down
+ * Docker's words for such a container: `restarting` when it will start again (crash-looping, or
+ * waiting to), `exited` when its restart policy leaves it ended (Never, or OnFailure after a
+ * success) while another container keeps the pod Running. Entering it is refused then (with the
+ * kubelet's reason), and `running` said otherwise.
  */
 export function listedState(p: PodRecord): string {
   const state = podState(p);
@@ -108,7 +122,17 @@ export function listedState(p: PodRecord): string {
     return state;
   }
   const run = p.runs[container];
-  return run && !run.running ? 'restarting' : state;
+  if (!run || run.running) return state;
+  return restarts(p.restartPolicy, run) ? 'restarting' : 'exited';
+}
+
+/** Whether the kubelet starts a container that is down again, by the pod's restart policy. */
+function restarts(policy: string, run: ContainerRun): boolean {
+  // Waiting in a Running pod: it ran before, and waits to start again (CrashLoopBackOff).
+  if (run.exitCode === undefined) return true;
+  if (policy === 'Never') return false;
+  if (policy === 'OnFailure') return run.exitCode !== 0;
+  return true;
 }
 
 /** A StatefulSet's stable ordinal: the pod-index label, else the pod name's numeric suffix. */

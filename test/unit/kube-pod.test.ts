@@ -7,7 +7,7 @@ import { KubeClient } from '../../broker/kubernetes/kube-client.js';
 import { chooseContainer, listedState, podMatches, podRecord, podState, podTarget } from '../../broker/kubernetes/pod.js';
 import { writeKubeconfig } from '../helpers/kubeconfig.js';
 
-function pod(over: { name?: string; labels?: Record<string, string>; annotations?: Record<string, string>; owner?: string; phase?: string; deleting?: boolean; containers?: string[]; statuses?: unknown[] } = {}) {
+function pod(over: { name?: string; labels?: Record<string, string>; annotations?: Record<string, string>; owner?: string; phase?: string; deleting?: boolean; containers?: string[]; statuses?: unknown[]; restartPolicy?: string } = {}) {
   return podRecord({
     metadata: {
       uid: 'u1',
@@ -20,7 +20,7 @@ function pod(over: { name?: string; labels?: Record<string, string>; annotations
       creationTimestamp: '2026-01-01T00:00:00Z',
       resourceVersion: '7',
     },
-    spec: { containers: (over.containers ?? ['main']).map((name) => ({ name, image: `img-${name}` })) },
+    spec: { ...(over.restartPolicy ? { restartPolicy: over.restartPolicy } : {}), containers: (over.containers ?? ['main']).map((name) => ({ name, image: `img-${name}` })) },
     status: { phase: over.phase ?? 'Running', ...(over.statuses ? { containerStatuses: over.statuses } : {}) },
   })!;
 }
@@ -68,6 +68,19 @@ describe('naming pods', () => {
     expect(listedState(pod())).toBe('running');
     expect(listedState(pod({ phase: 'Pending', statuses: [waiting] }))).toBe('pending');
     expect(listedState(pod({ deleting: true, statuses: [waiting] }))).toBe('terminating');
+  });
+
+  it('lists a Running pod whose default container has ended for good as exited, as Docker lists an ended container', () => {
+    const running = { name: 'side', containerID: 'docker://b', restartCount: 0, state: { running: { startedAt: '2026-01-01T00:00:00Z' } } };
+    const ended = (exitCode: number) => ({ name: 'main', containerID: 'docker://a', restartCount: 0, state: { terminated: { exitCode, reason: exitCode ? 'Error' : 'Completed' } } });
+    const listed = (restartPolicy: string | undefined, exitCode: number) => listedState(pod({ containers: ['main', 'side'], statuses: [ended(exitCode), running], ...(restartPolicy ? { restartPolicy } : {}) }));
+    expect(listed('Never', 0)).toBe('exited');
+    expect(listed('Never', 1)).toBe('exited');
+    expect(listed('OnFailure', 0)).toBe('exited');
+    // Started again by the kubelet: restarting.
+    expect(listed('OnFailure', 1)).toBe('restarting');
+    expect(listed('Always', 0)).toBe('restarting');
+    expect(listed(undefined, 0)).toBe('restarting');
   });
 
   it('chooses the container asked for, else the default-container annotation, else the first', () => {

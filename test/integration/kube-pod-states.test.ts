@@ -1,0 +1,74 @@
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Backends } from '../../broker/backend/backends.js';
+import { createKubernetesBackend } from '../../broker/kubernetes/kubernetes-backend.js';
+import { createLogger } from '../../broker/log.js';
+import { execSpecs } from '../helpers/exec-specs.js';
+import { type KubeCluster, kubeClusterPossible, kubeStartTimeoutMs, startKubeCluster } from '../helpers/kube-cluster.js';
+import { eventually } from '../helpers/sessions.js';
+
+const log = createLogger(process.env.ENTRY_TEST_LOG === '1' ? 'debug' : 'silent');
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe.skipIf(!kubeClusterPossible())('how pods that are not running are listed and refused', () => {
+  let k: KubeCluster;
+  let backends: Backends;
+  const ns = `entry-ks-${randomBytes(3).toString('hex')}`;
+  const spec = execSpecs('ks', 500);
+  const demo = { image: 'entry-demo:latest', imagePullPolicy: 'IfNotPresent' };
+  const side = { name: 'side', ...demo, command: ['sh', '-c', "trap 'exit 0' TERM; while :; do sleep 1; done"] };
+  // The default container `main` ends with `exit` while `side` keeps the pod Running.
+  const ended: Array<{ name: string; restartPolicy: 'Always' | 'OnFailure' | 'Never'; exit: number; listed: string }> = [
+    { name: 'done-never', restartPolicy: 'Never', exit: 0, listed: 'exited' },
+    { name: 'failed-never', restartPolicy: 'Never', exit: 3, listed: 'exited' },
+    { name: 'done-onfailure', restartPolicy: 'OnFailure', exit: 0, listed: 'exited' },
+    { name: 'failing-onfailure', restartPolicy: 'OnFailure', exit: 1, listed: 'restarting' },
+    { name: 'done-always', restartPolicy: 'Always', exit: 0, listed: 'restarting' },
+  ];
+  const post = async (body: unknown) => {
+    const r = await k.api('POST', `/api/v1/namespaces/${ns}/pods`, body);
+    expect(r.status, JSON.stringify(r.body)).toBe(201);
+  };
+  /** The pod as the apiserver has it, once `ready` holds of it (bounded). */
+  const podWhen = async (name: string, ready: (pod: any) => boolean, what: string): Promise<any> => {
+    let pod: any;
+    for (let i = 0; i < 900; i++) {
+      pod = (await k.api('GET', `/api/v1/namespaces/${ns}/pods/${name}`)).body;
+      if (ready(pod)) return pod;
+      await sleep(100);
+    }
+    throw new Error(`pod ${name} never ${what}: ${JSON.stringify(pod?.status)}`);
+  };
+  const mainStatus = (pod: any) => pod?.status?.containerStatuses?.find((c: any) => c.name === 'main');
+
+  beforeAll(async () => {
+    k = await startKubeCluster();
+    await k.createNamespace(ns);
+    for (const p of ended) {
+      await post({
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name: p.name, labels: { 'app.kubernetes.io/name': 'states', 'app.kubernetes.io/component': p.name } },
+        spec: { restartPolicy: p.restartPolicy, terminationGracePeriodSeconds: 1, containers: [{ name: 'main', ...demo, command: ['sh', '-c', `exit ${p.exit}`] }, side] },
+      });
+    }
+    backends = new Backends([createKubernetesBackend({ kubeconfig: k.kubeconfigPath, namespaces: [ns], log })]);
+    await backends.start();
+  }, kubeStartTimeoutMs() + 120_000);
+
+  afterAll(async () => {
+    backends?.stop();
+    if (k) await k.api('DELETE', `/api/v1/namespaces/${ns}`);
+  }, 60_000);
+
+  it('lists a Running pod whose default container ended for good as exited, and one that will start again as restarting', async () => {
+    for (const p of ended) {
+      // Running (side runs) with main down: ended, or waiting to start again.
+      await podWhen(p.name, (pod) => pod?.status?.phase === 'Running' && mainStatus(pod) !== undefined && !mainStatus(pod).state?.running, 'Running with main down');
+      await eventually(async () => (await backends.list()).find((t) => t.name === p.name)?.state === p.listed, `${p.name} listed as ${p.listed}`, 30_000);
+    }
+    // Entering one is refused as not running, by the kubelet.
+    const t = await backends.resolve({ app: 'states', proc: 'done-never', instance: 'done-never' });
+    await expect(t.open(spec({ cmd: ['true'] }))).rejects.toMatchObject({ code: 'ENTRY_NOT_RUNNING' });
+  });
+});
