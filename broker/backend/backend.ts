@@ -75,6 +75,11 @@ export interface ResolvedTarget extends TargetPlace {
    * policy against it again after resolving, so no name can reach a target of another app.
    */
   readonly app?: string;
+  /**
+   * Why it is not running, when the engine says (a pod's `container main is waiting:
+   * ErrImageNeverPull: …`): told with the refusal to enter it.
+   */
+  readonly reason?: string;
   /** Starts a process in it. Rejects with an EntryError (exec failed, target gone, engine down). */
   open(spec: ExecSpec): Promise<ProcessSide>;
   /**
@@ -95,6 +100,12 @@ export interface TargetInfo extends Target {
   created: string;
   /** Containers of a multi-container pod (Kubernetes); absent for Docker. */
   containers?: string[];
+  /**
+   * Why a target that is not running is not, in the engine's own word, when it gives one: the
+   * kubelet's reason for a pod's container (`ErrImageNeverPull`, `CrashLoopBackOff`, `Completed`).
+   * Absent for a running target, and for Docker.
+   */
+  reason?: string;
 }
 
 /**

@@ -65,5 +65,6 @@ export function decide(target: Target, answers: readonly HostAnswer[]): Resolved
     throw new EntryError(code, `${unreachable.map((u) => u.label).join(', ')} unreachable (${first.why})`);
   }
   if (all.length === 0) throw new EntryError('ENTRY_NOT_FOUND', name);
-  throw new EntryError('ENTRY_NOT_RUNNING', `${name} is ${all[0]!.state} (${all[0]!.name})`);
+  const first = all[0]!;
+  throw new EntryError('ENTRY_NOT_RUNNING', `${name} is ${first.state} (${first.name})${first.reason ? `: ${first.reason}` : ''}`);
 }

@@ -54,7 +54,7 @@ interface Route {
 /**
  * The JSON API, every call authenticated with `Authorization: Bearer <token>`:
  *   POST   /api/tickets        {app, proc, instance} → {ticket, expiresAt}
- *   GET    /api/containers     → {containers: [{app, proc, instance, state, image, name, created}]}
+ *   GET    /api/containers     → {containers: [{app, proc, instance, state, image, name, created, reason?}]}
  *   GET    /api/whoami         → {user, apps, roles, admin, expiresAt}
  *   GET    /api/sessions       (admin) → {sessions: [{id, user, app, proc, instance, …}]}
  *   DELETE /api/sessions/:id   (admin) → 202 {id, broker}

@@ -1,11 +1,11 @@
 import type { Backend, ExecSpec, HostAnswer, LeftoverPlace, ResolvedTarget, Target, TargetInfo } from '../backend/backend.js';
-import { EntryError } from '../errors.js';
+import { ERRORS, EntryError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { ProcessSide } from '../session/types.js';
 import { KubeExecProcess, type PodFate } from './exec-process.js';
 import { failureText, type KubeCallObserver, KubeClient, KubeHttpError } from './kube-client.js';
 import { openPodLogs } from './logs-process.js';
-import { chooseContainer, containerRuns, ENTRY_LABELS, KUBE_LABELS, listedState, podMatches, type PodRecord, podRecord, podState, podTarget } from './pod.js';
+import { chooseContainer, containerDownReason, containerRuns, downContainer, downReason, ENTRY_LABELS, KUBE_LABELS, listedState, podMatches, type PodRecord, podRecord, podState, podTarget } from './pod.js';
 import { PodIndex, type PodIndexTiming } from './pod-index.js';
 import { PodReaper } from './pod-reaper.js';
 
@@ -18,6 +18,7 @@ class PodTarget implements ResolvedTarget {
   readonly id: string;
   readonly image: string;
   readonly state: string;
+  readonly reason: string;
 
   constructor(
     private readonly owner: KubernetesBackend,
@@ -28,6 +29,7 @@ class PodTarget implements ResolvedTarget {
     this.name = pod.name;
     this.id = pod.uid;
     this.state = podState(pod);
+    this.reason = this.state === 'running' ? '' : downReason(pod);
     this.image = defaultImage(pod);
   }
 
@@ -40,6 +42,8 @@ class PodTarget implements ResolvedTarget {
       container,
       spec,
       podFate: () => this.owner.podFate(this.pod, container, opened),
+    }).catch((err: unknown) => {
+      throw withDownReason(err, containerDownReason(this.pod, container));
     });
   }
 
@@ -48,6 +52,18 @@ class PodTarget implements ResolvedTarget {
     const opened = Date.now();
     return openPodLogs(this.owner.client, this.namespace, this.name, container, () => this.owner.podFate(this.pod, container, opened));
   }
+}
+
+/**
+ * A refusal as not running with the kubelet's reason added: the kubelet says only `container not
+ * found ("main")` of a container that waits or has ended. A refusal is never an open that may
+ * have started something (see withOpenCleanUp), so it is safe to replace.
+ */
+function withDownReason(err: unknown, reason: string): unknown {
+  if (!reason || !(err instanceof EntryError) || err.code !== 'ENTRY_NOT_RUNNING') return err;
+  const prefix = `${ERRORS.ENTRY_NOT_RUNNING.message}: `;
+  const detail = err.message.startsWith(prefix) ? err.message.slice(prefix.length) : err.message;
+  return new EntryError('ENTRY_NOT_RUNNING', `${detail}: ${reason}`, { cause: err });
 }
 
 function defaultImage(p: PodRecord): string {
@@ -181,7 +197,9 @@ export class KubernetesBackend implements Backend {
     for (const p of this.index.all()) {
       const t = podTarget(p);
       if (!t) continue;
-      out.push({ ...t, backend: 'kubernetes', host: this.cluster, namespace: p.namespace, name: p.name, state: listedState(p), image: defaultImage(p), created: p.created, containers: [...p.containers] });
+      const state = listedState(p);
+      const reason = state === 'running' ? undefined : downContainer(p)?.run.reason;
+      out.push({ ...t, backend: 'kubernetes', host: this.cluster, namespace: p.namespace, name: p.name, state, ...(reason ? { reason } : {}), image: defaultImage(p), created: p.created, containers: [...p.containers] });
     }
     return out;
   }

@@ -33,6 +33,9 @@ export interface ContainerRun {
   running: boolean;
   /** Its state is `terminated`, with this exit code; undefined while it runs or waits. */
   exitCode: number | undefined;
+  /** Why it waits or ended, in the kubelet's words (`ErrImageNeverPull`, `CrashLoopBackOff`, `Completed`); '' while it runs or when not told. */
+  reason: string;
+  message: string;
 }
 
 /** Explicit names, as on Docker; they win over the Kubernetes recommended labels. */
@@ -75,11 +78,14 @@ export function containerRuns(status: any): Record<string, ContainerRun> {
   for (const c of Array.isArray(status?.containerStatuses) ? status.containerStatuses : []) {
     if (typeof c?.name !== 'string') continue;
     const exitCode = c.state?.terminated?.exitCode;
+    const down = c.state?.running ? undefined : (c.state?.waiting ?? c.state?.terminated);
     runs[c.name] = {
       id: typeof c.containerID === 'string' ? c.containerID : '',
       restarts: Number.isInteger(c.restartCount) ? c.restartCount : 0,
       running: Boolean(c.state?.running),
       exitCode: c.state?.terminated ? (Number.isInteger(exitCode) ? exitCode : -1) : undefined,
+      reason: typeof down?.reason === 'string' ? down.reason : '',
+      message: typeof down?.message === 'string' ? down.message : '',
     };
   }
   return runs;
@@ -124,6 +130,45 @@ export function listedState(p: PodRecord): string {
   const run = p.runs[container];
   if (!run || run.running) return state;
   return restarts(p.restartPolicy, run) ? 'restarting' : 'exited';
+}
+
+/** Longest kubelet message told with a refusal: an image pull's can carry a registry's whole answer. */
+const DOWN_MESSAGE_MAX_CHARS = 300;
+
+/**
+ * The container that keeps a pod from running, and the kubelet's reason: the default container
+ * when it is down with a reason, else the first that waits with one (a sidecar whose image
+ * cannot be pulled holds the whole pod Pending). Undefined when none says why.
+ */
+export function downContainer(p: PodRecord): { container: string; run: ContainerRun } | undefined {
+  let chosen = '';
+  try {
+    chosen = chooseContainer(p, '');
+  } catch {
+    // No containers: nothing to say.
+  }
+  const own = p.runs[chosen];
+  if (own && !own.running && own.reason) return { container: chosen, run: own };
+  const other = p.containers.find((c) => p.runs[c] && !p.runs[c]!.running && p.runs[c]!.exitCode === undefined && p.runs[c]!.reason);
+  return other ? { container: other, run: p.runs[other]! } : undefined;
+}
+
+/** Why a pod that is not running does not (`container main is waiting: ErrImageNeverPull: …`), for a refusal; '' when the kubelet has not said. */
+export function downReason(p: PodRecord): string {
+  const down = downContainer(p);
+  return down ? runReason(down.container, down.run) : '';
+}
+
+/** Why the pod's `container` does not run, as the kubelet last said; '' when it runs or has not said. */
+export function containerDownReason(p: PodRecord, container: string): string {
+  const run = p.runs[container];
+  return run && !run.running && run.reason ? runReason(container, run) : '';
+}
+
+function runReason(container: string, run: ContainerRun): string {
+  const message = run.message.length > DOWN_MESSAGE_MAX_CHARS ? `${run.message.slice(0, DOWN_MESSAGE_MAX_CHARS)}…` : run.message;
+  if (run.exitCode === undefined) return `container ${container} is waiting: ${run.reason}${message ? `: ${message}` : ''}`;
+  return `container ${container} has ended: ${run.reason} (exit code ${run.exitCode})${message ? `: ${message}` : ''}`;
 }
 
 /** Whether the kubelet starts a container that is down again, by the pod's restart policy. */

@@ -18,6 +18,8 @@ export interface ContainerEntry {
   proc: string;
   instance: string;
   state: string;
+  /** The engine's word for why it is not running (a pod's `ErrImageNeverPull`); absent when it runs. */
+  reason?: string;
   image?: string;
   name?: string;
   created?: string;

@@ -31,7 +31,7 @@ export async function listCommand(ref: BrokerRef, app: string | undefined, json:
   process.stdout.write(
     table(
       ['APP', 'PROC', 'INSTANCE', 'STATE', 'HOST', 'AGE'],
-      shown.map((c) => [c.app, c.proc, c.instance, c.state, c.host ?? 'local', c.created ? shortDuration(now - Date.parse(c.created)) : '-']),
+      shown.map((c) => [c.app, c.proc, c.instance, c.reason ? `${c.state} (${c.reason})` : c.state, c.host ?? 'local', c.created ? shortDuration(now - Date.parse(c.created)) : '-']),
     ),
   );
 }

@@ -1,8 +1,13 @@
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Backends } from '../../broker/backend/backends.js';
 import { createKubernetesBackend } from '../../broker/kubernetes/kubernetes-backend.js';
 import { createLogger } from '../../broker/log.js';
+import { startTestBroker } from '../helpers/broker.js';
+import { runCli } from '../helpers/cli.js';
 import { execSpecs } from '../helpers/exec-specs.js';
 import { type KubeCluster, kubeClusterPossible, kubeStartTimeoutMs, startKubeCluster } from '../helpers/kube-cluster.js';
 import { eventually } from '../helpers/sessions.js';
@@ -52,6 +57,13 @@ describe.skipIf(!kubeClusterPossible())('how pods that are not running are liste
         spec: { restartPolicy: p.restartPolicy, terminationGracePeriodSeconds: 1, containers: [{ name: 'main', ...demo, command: ['sh', '-c', `exit ${p.exit}`] }, side] },
       });
     }
+    // Its image is not on the node, and may not be pulled: it waits with ErrImageNeverPull.
+    await post({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'nopull', labels: { 'app.kubernetes.io/name': 'states', 'app.kubernetes.io/component': 'nopull' } },
+      spec: { terminationGracePeriodSeconds: 1, containers: [{ name: 'main', image: 'entry-demo:absent', imagePullPolicy: 'Never' }] },
+    });
     backends = new Backends([createKubernetesBackend({ kubeconfig: k.kubeconfigPath, namespaces: [ns], log })]);
     await backends.start();
   }, kubeStartTimeoutMs() + 120_000);
@@ -70,5 +82,47 @@ describe.skipIf(!kubeClusterPossible())('how pods that are not running are liste
     // Entering one is refused as not running, by the kubelet.
     const t = await backends.resolve({ app: 'states', proc: 'done-never', instance: 'done-never' });
     await expect(t.open(spec({ cmd: ['true'] }))).rejects.toMatchObject({ code: 'ENTRY_NOT_RUNNING' });
+  });
+
+  it("adds the kubelet's reason to its refusal to exec in a container that has ended or waits to start again", async () => {
+    await eventually(async () => (await backends.list()).find((t) => t.name === 'done-never')?.state === 'exited', 'done-never listed as exited', 30_000);
+    const ended = await backends.resolve({ app: 'states', proc: 'done-never', instance: 'done-never' });
+    await expect(ended.open(spec({ cmd: ['true'] }))).rejects.toMatchObject({ code: 'ENTRY_NOT_RUNNING', message: expect.stringMatching(/container main of .*done-never is not running \(.*\): container main has ended: Completed \(exit code 0\)$/) });
+    // The side container runs: entering it works.
+    const side = await ended.open(spec({ cmd: ['true'], container: 'side' }));
+    await side.terminate();
+  });
+
+  it("refuses a pod whose container cannot start with the kubelet's reason, and lists that reason", async () => {
+    const pod = await podWhen('nopull', (p) => mainStatus(p)?.state?.waiting?.reason === 'ErrImageNeverPull', 'waiting with ErrImageNeverPull');
+    const message: string = mainStatus(pod).state.waiting.message;
+    expect(message).toContain('entry-demo:absent');
+    await eventually(async () => (await backends.list()).find((t) => t.name === 'nopull')?.reason === 'ErrImageNeverPull', 'nopull listed with its reason', 30_000);
+    expect((await backends.list()).find((t) => t.name === 'nopull')).toMatchObject({ state: 'pending', reason: 'ErrImageNeverPull' });
+    await expect(backends.resolve({ app: 'states', proc: 'nopull', instance: 'nopull' })).rejects.toMatchObject({
+      code: 'ENTRY_NOT_RUNNING',
+      message: `container is not running: states/nopull/nopull is pending (nopull): container main is waiting: ErrImageNeverPull: ${message}`,
+    });
+    // A container that ended has its reason listed too; a running pod has none.
+    await eventually(async () => (await backends.list()).find((t) => t.name === 'done-never')?.reason === 'Completed', 'done-never listed as Completed', 30_000);
+    // The user's view: enter ls shows the reason beside the state, and entering says it.
+    const b = await startTestBroker({ kubeconfig: k.kubeconfigPath, 'kube-namespace': [ns] });
+    const dir = mkdtempSync(join(tmpdir(), 'entry-ks-cli-'));
+    try {
+      const env = { ENTRY_CONFIG_DIR: dir, ENTRY_BROKER: b.url, ENTRY_TOKEN: await b.mint({ apps: ['states'] }) };
+      await eventually(async () => (await runCli(['ls', 'states'], env)).stdout.toString().includes('nopull'), 'the broker lists nopull', 30_000);
+      const ls = (await runCli(['ls', 'states'], env)).stdout.toString();
+      expect(ls).toMatch(/^states\s+nopull\s+nopull\s+pending \(ErrImageNeverPull\)\s/m);
+      expect(ls).toMatch(/^states\s+done-never\s+done-never\s+exited \(Completed\)\s/m);
+      const entered = await runCli(['states', 'nopull', 'nopull', '--', 'true'], env);
+      expect(entered.status).not.toBe(0);
+      expect(entered.stderr.toString()).toContain(`states/nopull/nopull is pending (nopull): container main is waiting: ErrImageNeverPull: ${message}`);
+    } finally {
+      await b.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+    // Every field the listing gives is in the README's row for GET /api/containers.
+    const row = readFileSync(new URL('../../README.md', import.meta.url), 'utf8').split('\n').find((l) => l.startsWith('| `GET /api/containers`'))!;
+    for (const key of new Set((await backends.list()).flatMap((t) => Object.keys(t)))) expect(row, key).toContain(`"${key}"`);
   });
 });

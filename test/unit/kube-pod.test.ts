@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../broker/config/config-error.js';
 import { KubeClient } from '../../broker/kubernetes/kube-client.js';
-import { chooseContainer, listedState, podMatches, podRecord, podState, podTarget } from '../../broker/kubernetes/pod.js';
+import { chooseContainer, downContainer, downReason, listedState, podMatches, podRecord, podState, podTarget } from '../../broker/kubernetes/pod.js';
 import { writeKubeconfig } from '../helpers/kubeconfig.js';
 
 function pod(over: { name?: string; labels?: Record<string, string>; annotations?: Record<string, string>; owner?: string; phase?: string; deleting?: boolean; containers?: string[]; statuses?: unknown[]; restartPolicy?: string } = {}) {
@@ -81,6 +81,26 @@ describe('naming pods', () => {
     expect(listed('OnFailure', 1)).toBe('restarting');
     expect(listed('Always', 0)).toBe('restarting');
     expect(listed(undefined, 0)).toBe('restarting');
+  });
+
+  it("says why a pod's container does not run, in the kubelet's words", () => {
+    const message = 'Container image "entry-demo:absent" is not present with pull policy of Never';
+    const noPull = { name: 'main', restartCount: 0, state: { waiting: { reason: 'ErrImageNeverPull', message } } };
+    const running = { name: 'side', containerID: 'docker://b', restartCount: 0, state: { running: { startedAt: '2026-01-01T00:00:00Z' } } };
+    const pending = pod({ phase: 'Pending', containers: ['main', 'side'], statuses: [noPull, running] });
+    expect(downReason(pending)).toBe(`container main is waiting: ErrImageNeverPull: ${message}`);
+    expect(downContainer(pending)?.run.reason).toBe('ErrImageNeverPull');
+    // A sidecar that cannot start holds the pod Pending: it is the one named.
+    expect(downReason(pod({ phase: 'Pending', containers: ['side', 'main'], statuses: [{ ...noPull, name: 'main', state: { waiting: { reason: 'CreateContainerConfigError', message: 'configmap "x" not found' } } }, running] }))).toBe(
+      'container main is waiting: CreateContainerConfigError: configmap "x" not found',
+    );
+    const ended = { name: 'main', containerID: 'docker://a', restartCount: 0, state: { terminated: { exitCode: 0, reason: 'Completed' } } };
+    expect(downReason(pod({ phase: 'Succeeded', statuses: [ended] }))).toBe('container main has ended: Completed (exit code 0)');
+    // Nothing said yet (not scheduled), or everything runs: no reason.
+    expect(downReason(pod({ phase: 'Pending' }))).toBe('');
+    expect(downReason(pod({ containers: ['side'], statuses: [running] }))).toBe('');
+    // A registry's long answer is cut.
+    expect(downReason(pod({ phase: 'Pending', statuses: [{ ...noPull, state: { waiting: { reason: 'ErrImagePull', message: 'x'.repeat(5000) } } }] })).length).toBeLessThan(400);
   });
 
   it('chooses the container asked for, else the default-container annotation, else the first', () => {

@@ -33,4 +33,12 @@ describe('decide', () => {
     expect(decide({ app: 'entry', proc: 'broker', instance: '1' }, [{ host: 'local', ok: true, found: [candidate('entry')] }]).id).toBe('c1');
     expect(decide({ app: 'web', proc: 'x', instance: '1' }, [{ host: 'local', ok: true, found: [candidate(undefined)] }]).id).toBe('c1');
   });
+
+  it("tells a target that is not running with the engine's reason, when it gives one", () => {
+    const pending = { ...candidate('shop'), backend: 'kubernetes', name: 'web-0', state: 'pending', reason: 'container main is waiting: ErrImageNeverPull: no image' };
+    expect(() => decide({ app: 'shop', proc: 'web', instance: '0' }, [{ host: 'k', ok: true, found: [pending] }])).toThrow(
+      expect.objectContaining({ code: 'ENTRY_NOT_RUNNING', message: 'container is not running: shop/web/0 is pending (web-0): container main is waiting: ErrImageNeverPull: no image' }),
+    );
+    expect(() => decide({ app: 'shop', proc: 'web', instance: '0' }, [{ host: 'k', ok: true, found: [{ ...candidate('shop'), state: 'exited' }] }])).toThrow('container is not running: shop/web/0 is exited (c1)');
+  });
 });

@@ -96,7 +96,7 @@ export class ContainerList {
     button.setAttribute('aria-label', `Enter ${key}`);
     if (c.state !== 'running') {
       button.disabled = true;
-      button.title = `${key} is ${c.state}`;
+      button.title = `${key} is ${c.state}${c.reason ? ` (${c.reason})` : ''}`;
     }
     button.addEventListener('click', () => this.onEnter(c));
     const stateTitle = c.created ? `created ${age(c.created, now)}` : '';
