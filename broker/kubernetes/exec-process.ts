@@ -528,8 +528,14 @@ export class KubeExecProcess implements ProcessSide {
    * KILLED_EXIT itself, and the pod is not watched (the status comes before the scan that sent
    * it has answered: its answer is awaited up to POD_STOP_SETTLE_MS; one that found nothing, or
    * came later, leaves the pod watched as for any other SIGKILL).
+   *
+   * Nor is it watched when the wrapper told the same status through the pump's end mark: the
+   * wrapper outlived the command, and a container that stops takes every process in it at once
+   * (its PID namespace's end, or the runtime's kill of its whole cgroup), the wrapper with the
+   * command; so the command's signal (its own `kill -9 $$`, the OOM killer's pick) was its own.
    */
   private async stoppedWithPod(exitCode: number): Promise<boolean> {
+    if (this.pumpEnd?.exitCode === exitCode) return false;
     if (exitCode === KILLED_EXIT && this.clientKill && (await withTimeout(this.clientKill, POD_STOP_SETTLE_MS, 'kill scan').catch(() => false))) return false;
     const waitOn = (f: PodFate) => f === 'deleting' || (f === 'running' && exitCode === KILLED_EXIT);
     return (await settledFate(this.o.podFate, waitOn)) === 'stopped';

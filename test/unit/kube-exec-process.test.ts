@@ -16,6 +16,7 @@ import type { EntryError } from '../../broker/errors.js';
 import { KubeExecProcess, PUMP_MESSAGE_GAP_MS } from '../../broker/kubernetes/exec-process.js';
 import { COLLECT_MAX_BYTES, execCollect, type ExecTarget } from '../../broker/kubernetes/exec-socket.js';
 import { KubeClient } from '../../broker/kubernetes/kube-client.js';
+import { POD_STOP_SETTLE_MS } from '../../broker/kubernetes/pod-fate.js';
 import { PodReaper } from '../../broker/kubernetes/pod-reaper.js';
 import { createLogger } from '../../broker/log.js';
 import { writeKubeconfig } from '../helpers/kubeconfig.js';
@@ -301,6 +302,22 @@ describe.each([
     // PUMP_END_WAIT_MS (3 s) after the end, not the leftover's 8 s.
     expect(ms).toBeLessThan(6_500);
   }, 30_000);
+
+  it("ends a command's own SIGKILL at once through the pump: the wrapper that told it lived on, so its container did not stop", async () => {
+    const p = await openPumped(spec({ cmd: ['sh', '-c', 'kill -9 $$'] }));
+    const started = performance.now();
+    const r = await drive(p);
+    expect(r.result).toEqual({ exitCode: 137 });
+    expect(performance.now() - started).toBeLessThan(POD_STOP_SETTLE_MS);
+  });
+
+  it.runIf(protocol === 'v5.channel.k8s.io')('watches the pod for a SIGKILL that no wrapper outlived (no pump) before giving 137', async () => {
+    await drive(await open(spec({ cmd: ['true'] })));
+    const p = await open(spec({ cmd: ['sh', '-c', 'kill -9 $$'] }));
+    const started = performance.now();
+    expect((await drive(p)).result).toEqual({ exitCode: 137 });
+    expect(performance.now() - started).toBeGreaterThanOrEqual(POD_STOP_SETTLE_MS - 50);
+  });
 
   it('is byte-exact through the stdin path', async () => {
     const data = randomBytes(300_001);
