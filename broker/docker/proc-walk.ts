@@ -12,9 +12,10 @@ import { readProcessStat } from '../proc-stat.js';
 
 /**
  * The processes of the container that `pid` belongs to, from its cgroup (v2, hybrid or v1):
- * a handful of PIDs instead of every process on the host. Undefined when not readable.
+ * a handful of PIDs instead of every process on the host, and the file they were read from.
+ * Undefined when not readable.
  */
-async function cgroupPids(pid: number): Promise<number[] | undefined> {
+async function cgroupPids(pid: number): Promise<{ file: string; pids: number[] } | undefined> {
   let text: string;
   try {
     text = await readFile(`/proc/${pid}/cgroup`, 'utf8');
@@ -29,13 +30,19 @@ async function cgroupPids(pid: number): Promise<number[] | undefined> {
     else if (controllers!.split(',').includes('pids')) candidates.push(`/sys/fs/cgroup/pids${path}/cgroup.procs`);
   }
   for (const file of candidates) {
-    try {
-      return (await readFile(file, 'utf8')).split('\n').filter(Boolean).map(Number);
-    } catch {
-      // Not this layout.
-    }
+    const pids = await pidsIn(file);
+    if (pids) return { file, pids };
   }
   return undefined;
+}
+
+/** The PIDs in a cgroup's `cgroup.procs`; undefined when it cannot be read (not this layout, or removed). */
+async function pidsIn(file: string): Promise<number[] | undefined> {
+  try {
+    return (await readFile(file, 'utf8')).split('\n').filter(Boolean).map(Number);
+  } catch {
+    return undefined;
+  }
 }
 
 /** Whether the environment read from /proc/<pid>/environ holds `needle` (`MARK\0`) as a whole entry. */
@@ -251,12 +258,16 @@ export async function treePidsWithMark(needle: Buffer, execPid: number, initPid:
  * meets only the session's own and init's children, is the one that says when it could not see.
  */
 export async function scanPidsWithMark(needle: Buffer, anchorPid: number): Promise<number[]> {
-  const list = async () => (anchorPid > 0 ? await cgroupPids(anchorPid) : undefined) ?? (await readdir('/proc')).filter((n) => /^\d+$/.test(n)).map(Number);
+  const all = async () => (await readdir('/proc')).filter((n) => /^\d+$/.test(n)).map(Number);
+  const cgroup = anchorPid > 0 ? await cgroupPids(anchorPid) : undefined;
+  // Read again from the same cgroup's file, not through the anchor: the anchor may be what
+  // ended (the session's shell), and every process of the host would be read for a handful.
+  const list = async (first: boolean) => (cgroup ? (first ? cgroup.pids : ((await pidsIn(cgroup.file)) ?? [])) : await all());
   const marks = new MarkSorter(new ProcReader(), needle);
   const listed = new Set<number>();
   // Again, for what a process met ended had started after the list was read (see ENDED_REREADS).
   for (let rereads = 0; rereads === 0 || (marks.takeEnded() && rereads <= ENDED_REREADS); rereads++) {
-    for (const pid of await list()) {
+    for (const pid of await list(rereads === 0)) {
       await marks.proc.yieldIfDue();
       if (listed.has(pid)) continue;
       listed.add(pid);
