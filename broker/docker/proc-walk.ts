@@ -158,15 +158,17 @@ export class ProcReader {
   markOf(pid: number, needle: Buffer, inTree = false): MarkRead {
     // Twice at most: an environment laid out between the read and the look at the cause.
     for (let read = 0; read < 2; read++) {
-      let env: Buffer;
+      let env: Buffer | undefined;
       try {
         env = readProcFile(`/proc/${pid}/environ`);
       } catch (err) {
-        // Gone, or a zombie or kernel thread (ESRCH for both): the stat tells them apart.
-        return denied(err) ? 'hidden' : emptyEnvironmentCause(pid) === 'ended' ? 'ended' : 'unmarked';
+        if (denied(err)) return 'hidden';
+        // Gone, or without memory: a zombie, a kernel thread, or one on its way out (whose
+        // children are about to be init's). Recent kernels refuse the open for those (ESRCH),
+        // older ones read an empty environment: the stat tells them apart either way.
       }
       // A process's environment ends with a NUL, the needle's too, so a longer value never matches.
-      if (env.length > 0) {
+      if (env !== undefined && env.length > 0) {
         if (hasMark(env, needle)) return 'marked';
         if (hasMark(env, RUNC_EXEC_INIT)) return 'starting';
         return inTree && !hasVariables(env) ? 'overwritten' : 'unmarked';

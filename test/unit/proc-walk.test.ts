@@ -217,6 +217,34 @@ describe("finding a session's processes in /proc", () => {
     const proc = new ProcReader();
     expect([empty, zombie, kthreadd].map((pid) => proc.markOf(pid, needle))).toEqual(['unmarked', 'ended', 'unmarked']);
   });
+
+  it('reads a process on its way out, its memory let go but not yet a zombie, as not settled yet, never as unmarked', async () => {
+    const mark = sessionMark(randomUUID());
+    const [name, value] = mark.split('=') as [string, string];
+    // Held on its way out: the init of a PID namespace ends only once every process of the
+    // namespace has been reaped, and one entered into it from outside (nsenter forks it there)
+    // is its parent's to reap, a parent stopped here. Between the two it has let go of its
+    // memory (its environment cannot be read) and is no zombie yet: what any process that
+    // exits is for a moment, its children about to be init's.
+    const unshare = start(['unshare', '--pid', '--fork', 'sleep', '318'], { [name]: value }).pid;
+    const init = await vi.waitFor(() => new ProcReader().childrenOf(unshare)[0] ?? Promise.reject(new Error('no init yet')), { timeout: 5_000, interval: 10 });
+    const nsenter = start(['nsenter', '-t', String(init), '-p', '--', 'sleep', '319'], {}).pid;
+    const entered = await vi.waitFor(() => new ProcReader().childrenOf(nsenter)[0] ?? Promise.reject(new Error('not entered yet')), { timeout: 5_000, interval: 10 });
+    const state = (pid: number) => readFileSync(`/proc/${pid}/stat`, 'latin1').split(') ')[1]![0];
+    process.kill(nsenter, 'SIGSTOP');
+    try {
+      process.kill(entered, 'SIGKILL');
+      await vi.waitFor(() => expect(state(entered)).toBe('Z'), { timeout: 5_000, interval: 10 });
+      const needle = Buffer.from(`${mark}\0`);
+      expect(new ProcReader().markOf(init, needle)).toBe('marked');
+      process.kill(init, 'SIGKILL');
+      await vi.waitFor(() => expect(() => readFileSync(`/proc/${init}/environ`)).toThrow(), { timeout: 5_000, interval: 10 });
+      expect(state(init)).not.toBe('Z');
+      expect(new ProcReader().markOf(init, needle)).toBe('unsettled');
+    } finally {
+      process.kill(nsenter, 'SIGCONT');
+    }
+  });
 });
 
 describe("the exec's own process, whatever its environment", () => {
