@@ -63,8 +63,9 @@ export function refuseConnect(log: Logger): (req: IncomingMessage, socket: Duple
     const refusal = new EntryError('ENTRY_METHOD_NOT_ALLOWED', 'CONNECT: this is not a proxy');
     const request = randomUUID();
     const address = (socket as Partial<Socket>).remoteAddress;
-    // The target is an authority (host:port), cut as any logged path is.
-    const path = loggedPath(req.url ?? '');
+    // The target is an authority (host:port), cut as any logged path is; a query (where a ticket
+    // may be) is dropped, as from every logged path.
+    const path = loggedPath((req.url ?? '').split('?')[0]!);
     log.info('http', { request, method: 'CONNECT', path, status: refusal.status, code: refusal.code, ...(address !== undefined ? { remote: normalizeAddress(address) } : {}) });
     writeRefusal(socket, refusal, request);
   };

@@ -70,6 +70,7 @@ describe('odd HTTP requests', () => {
       ['a URL over the limit', port, `GET /api/${'a'.repeat(70_000)} HTTP/1.1\r\nHost: x\r\n\r\n`, 414, { method: 'GET', path: `/api/${'a'.repeat(251)}…`, code: 'ENTRY_URI_TOO_LONG' }],
       ['a request line that is not one', port, 'GARBAGE\r\n\r\n', 400, { code: 'ENTRY_BAD_REQUEST' }],
       ['CONNECT', port, `CONNECT ${'a'.repeat(300)}:443 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\n\r\n`, 405, { method: 'CONNECT', path: `${'a'.repeat(256)}…`, code: 'ENTRY_METHOD_NOT_ALLOWED' }],
+      ['CONNECT with a query, where a ticket may be', port, `CONNECT /enter?ticket=${token} HTTP/1.1\r\nHost: x\r\n\r\n`, 405, { method: 'CONNECT', path: '/enter', code: 'ENTRY_METHOD_NOT_ALLOWED' }],
       ['CONNECT on the metrics listener', metricsPort, 'CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n', 405, { method: 'CONNECT', path: 'example.com:443', code: 'ENTRY_METHOD_NOT_ALLOWED' }],
       ['a malformed header on the metrics listener', metricsPort, `GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nX: a\u0001b\r\n\r\n`, 400, { method: 'GET', path: '/metrics', code: 'ENTRY_BAD_REQUEST' }],
     ];
