@@ -73,6 +73,14 @@ export function podRecord(o: any): PodRecord | undefined {
 }
 
 /** The runs in a pod status's containerStatuses, by container name. */
+/**
+ * The kubelet's words with control characters made blanks: they reach a user's terminal in a
+ * refusal and in `enter ls`, and an image pull's message carries what a registry answered.
+ */
+function printable(text: string): string {
+  return text.replace(/[\u0000-\u001f\u007f-\u009f]+/g, ' ');
+}
+
 export function containerRuns(status: any): Record<string, ContainerRun> {
   const runs: Record<string, ContainerRun> = {};
   for (const c of Array.isArray(status?.containerStatuses) ? status.containerStatuses : []) {
@@ -84,8 +92,8 @@ export function containerRuns(status: any): Record<string, ContainerRun> {
       restarts: Number.isInteger(c.restartCount) ? c.restartCount : 0,
       running: Boolean(c.state?.running),
       exitCode: c.state?.terminated ? (Number.isInteger(exitCode) ? exitCode : -1) : undefined,
-      reason: typeof down?.reason === 'string' ? down.reason : '',
-      message: typeof down?.message === 'string' ? down.message : '',
+      reason: typeof down?.reason === 'string' ? printable(down.reason) : '',
+      message: typeof down?.message === 'string' ? printable(down.message) : '',
     };
   }
   return runs;

@@ -99,6 +99,9 @@ describe('naming pods', () => {
     // Nothing said yet (not scheduled), or everything runs: no reason.
     expect(downReason(pod({ phase: 'Pending' }))).toBe('');
     expect(downReason(pod({ containers: ['side'], statuses: [running] }))).toBe('');
+    // A registry's answer reaches a terminal: its control characters are made blanks.
+    const hostile = { ...noPull, state: { waiting: { reason: 'ErrImagePull\u001b[2J', message: 'denied\u001b]0;owned\u0007\r\nnext\u009b31m' } } };
+    expect(downReason(pod({ phase: 'Pending', statuses: [hostile] }))).toBe('container main is waiting: ErrImagePull [2J: denied ]0;owned next 31m');
     // A registry's long answer is cut.
     expect(downReason(pod({ phase: 'Pending', statuses: [{ ...noPull, state: { waiting: { reason: 'ErrImagePull', message: 'x'.repeat(5000) } } }] })).length).toBeLessThan(400);
   });
