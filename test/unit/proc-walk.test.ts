@@ -250,8 +250,10 @@ describe("finding a session's processes in /proc", () => {
 describe("the exec's own process, whatever its environment", () => {
   it('is the session\'s only while it is the process that started then: a PID given to another exec is not', async () => {
     // A container: a PID namespace whose init is `sleep`. An exec: a process entered into it
-    // from outside (nsenter forks it there), its parent outside, its environment empty.
-    const unshare = start(['unshare', '--pid', '--fork', '--mount-proc', 'sleep', '1051'], {}).pid;
+    // from outside (nsenter forks it there), its parent outside, its environment empty. The
+    // namespace ends with unshare (--kill-child), which the test's clean-up kills: its init
+    // would otherwise outlive it, and with the init every process in it.
+    const unshare = start(['unshare', '--pid', '--fork', '--kill-child', '--mount-proc', 'sleep', '1051'], {}).pid;
     const init = await vi.waitFor(() => {
       const child = new ProcReader().childrenOf(unshare)[0];
       if (child === undefined || commandLine(child) !== 'sleep 1051') throw new Error('no init yet');
