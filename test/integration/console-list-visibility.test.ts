@@ -108,6 +108,37 @@ describe('the console list when the page comes back into view', () => {
     expect(await page.evaluate(() => document.activeElement?.getAttribute('aria-label'))).toBe(`Enter ${key('web', 1)}`);
   });
 
+  it('does not tell the failure of a reload older than the list shown over that list', async () => {
+    await page.locator('#search').fill('');
+    await page.locator('#state-filter').selectOption('');
+    const status = page.locator('#list-status');
+    const shown = (await status.textContent()) ?? '';
+    expect(shown).toMatch(/containers/);
+    // The first reload is held by the network, the second answered: then the first fails.
+    let held: ((fail: boolean) => Promise<void>) | undefined;
+    const heldNow = new Promise<void>((resolve) => {
+      void page.route('**/api/containers', async (route) => {
+        if (held) return route.continue();
+        held = (fail) => (fail ? route.abort('connectionreset') : route.continue());
+        resolve();
+      });
+    });
+    await setVisibility('hidden');
+    await page.clock.fastForward(2 * REFRESH_MS);
+    await setVisibility('visible');
+    await heldNow;
+    const answered = page.waitForResponse((r) => new URL(r.url()).pathname === '/api/containers');
+    await page.locator('#refresh').click();
+    await answered;
+    const failed = page.waitForEvent('requestfailed', (r) => new URL(r.url()).pathname === '/api/containers');
+    await held!(true);
+    await failed;
+    // A request answered after the failure: the page has run what followed it by then.
+    await page.evaluate(() => fetch('/healthz').then((r) => r.status));
+    expect(await status.textContent()).toBe(shown);
+    await page.unroute('**/api/containers');
+  });
+
   it('keeps a state chosen when the reload finds no container in it any more', async () => {
     await page.locator('#search').fill('');
     await page.locator('#state-filter').selectOption('');

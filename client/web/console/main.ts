@@ -296,7 +296,8 @@ async function refresh(): Promise<void> {
     list.setContainers(containers);
     listAskedAt = askedAt;
   } catch (err) {
-    if (!signedOutBy(err)) list.showMessage(`Could not load the containers: ${(err as Error).message}`);
+    // A reload asked for before the list shown says nothing of it: its failure is not told over it.
+    if (!signedOutBy(err) && ask > listShown) list.showMessage(`Could not load the containers: ${(err as Error).message}`);
   }
   // The count on the Sessions tab stays roughly current in the other views too.
   if (admin && view !== 'sessions') await refreshSessions();
