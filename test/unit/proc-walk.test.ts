@@ -226,13 +226,16 @@ describe("finding a session's processes in /proc", () => {
     // is its parent's to reap, a parent stopped here. Between the two it has let go of its
     // memory (its environment cannot be read) and is no zombie yet: what any process that
     // exits is for a moment, its children about to be init's.
-    const unshare = start(['unshare', '--pid', '--fork', 'sleep', '318'], { [name]: value }).pid;
+    // --kill-child: the namespace ends with unshare, which the clean-up kills, whatever happened.
+    const unshare = start(['unshare', '--pid', '--fork', '--kill-child', 'sleep', '318'], { [name]: value }).pid;
     const init = await vi.waitFor(() => new ProcReader().childrenOf(unshare)[0] ?? Promise.reject(new Error('no init yet')), { timeout: 5_000, interval: 10 });
     const nsenter = start(['nsenter', '-t', String(init), '-p', '--', 'sleep', '319'], {}).pid;
     const entered = await vi.waitFor(() => new ProcReader().childrenOf(nsenter)[0] ?? Promise.reject(new Error('not entered yet')), { timeout: 5_000, interval: 10 });
     const state = (pid: number) => readFileSync(`/proc/${pid}/stat`, 'latin1').split(') ')[1]![0];
     process.kill(nsenter, 'SIGSTOP');
     try {
+      // Stopped, not only sent the signal: one still in its wait when its child dies reaps it first.
+      await vi.waitFor(() => expect(state(nsenter)).toBe('T'), { timeout: 5_000, interval: 10 });
       process.kill(entered, 'SIGKILL');
       await vi.waitFor(() => expect(state(entered)).toBe('Z'), { timeout: 5_000, interval: 10 });
       const needle = Buffer.from(`${mark}\0`);
