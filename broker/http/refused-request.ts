@@ -1,3 +1,5 @@
+import { cutText } from '../cut-text.js';
+
 /** Longest method kept from a refused request's bytes (the longest registered method is 17). */
 const MAX_METHOD = 20;
 /** Longest path kept from a refused request's bytes: enough to recognise it in a log line. */
@@ -12,7 +14,7 @@ export interface RefusedRequest {
 
 /** `path` as logged: cut to MAX_LOGGED_PATH characters, an ellipsis telling it was. */
 export function loggedPath(path: string): string {
-  return path.length > MAX_LOGGED_PATH ? `${path.slice(0, MAX_LOGGED_PATH)}…` : path;
+  return cutText(path, MAX_LOGGED_PATH);
 }
 
 const REQUEST_LINE_START = new RegExp(`^([A-Z]{1,${MAX_METHOD}}) ([\\x21-\\x7e]+)`);

@@ -1,4 +1,5 @@
 import type { Target } from '../backend/backend.js';
+import { cutText } from '../cut-text.js';
 import { EntryError } from '../errors.js';
 
 /** What the backend keeps of a pod: names, labels, phase and containers. */
@@ -174,7 +175,7 @@ export function containerDownReason(p: PodRecord, container: string): string {
 }
 
 function runReason(container: string, run: ContainerRun): string {
-  const message = run.message.length > DOWN_MESSAGE_MAX_CHARS ? `${run.message.slice(0, DOWN_MESSAGE_MAX_CHARS)}…` : run.message;
+  const message = cutText(run.message, DOWN_MESSAGE_MAX_CHARS);
   if (run.exitCode === undefined) return `container ${container} is waiting: ${run.reason}${message ? `: ${message}` : ''}`;
   return `container ${container} has ended: ${run.reason} (exit code ${run.exitCode})${message ? `: ${message}` : ''}`;
 }
