@@ -76,10 +76,11 @@ export interface ResolvedTarget extends TargetPlace {
    */
   readonly app?: string;
   /**
-   * Why it is not running, when the engine says (a pod's `container main is waiting:
-   * ErrImageNeverPull: …`): told with the refusal to enter it.
+   * Why it is not running, in a sentence, when the engine says (a pod's `container main is
+   * waiting: ErrImageNeverPull: …`): told with the refusal to enter it. Listings carry the
+   * engine's one word instead (`TargetInfo.reason`).
    */
-  readonly reason?: string;
+  readonly downReason?: string;
   /** Starts a process in it. Rejects with an EntryError (exec failed, target gone, engine down). */
   open(spec: ExecSpec): Promise<ProcessSide>;
   /**

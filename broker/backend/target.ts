@@ -66,5 +66,5 @@ export function decide(target: Target, answers: readonly HostAnswer[]): Resolved
   }
   if (all.length === 0) throw new EntryError('ENTRY_NOT_FOUND', name);
   const first = all[0]!;
-  throw new EntryError('ENTRY_NOT_RUNNING', `${name} is ${first.state} (${first.name})${first.reason ? `: ${first.reason}` : ''}`);
+  throw new EntryError('ENTRY_NOT_RUNNING', `${name} is ${first.state} (${first.name})${first.downReason ? `: ${first.downReason}` : ''}`);
 }

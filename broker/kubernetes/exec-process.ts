@@ -90,6 +90,8 @@ export interface KubeExecOptions extends ExecTarget {
   spec: ExecSpec;
   /** What became of the pod's container: asked when an exec ends without a status, or killed. */
   podFate(): Promise<PodFate>;
+  /** Why the container does not run, as the pod's status last said; '' while it runs. */
+  downReason?: string;
 }
 
 export type { PodFate } from './pod-fate.js';
@@ -182,7 +184,7 @@ export class KubeExecProcess implements ProcessSide {
     if (spec.user) throw new EntryError('ENTRY_BAD_REQUEST', `Kubernetes exec cannot run as another user (asked for ${JSON.stringify(spec.user)}): leave user empty`);
     const pump = !spec.tty && negotiated.get(client) !== V5;
     const command = wrapCommand({ cmd: spec.cmd, env: [...spec.env, sessionMark(spec.sessionId)], workdir: spec.workdir, stdinPump: pump, size: spec.tty ? spec.size : undefined });
-    const ws = await openExecSocket(client, o, { command, tty: spec.tty, stdin: true, timeoutMs: spec.openTimeoutMs }).catch((err: unknown) => {
+    const ws = await openExecSocket(client, o, { command, tty: spec.tty, stdin: true, timeoutMs: spec.openTimeoutMs, downReason: o.downReason }).catch((err: unknown) => {
       // The kubelet may have started the command and only the upgrade's answer been lost.
       throw unanswered(err) ? withOpenCleanUp(err as EntryError, reaper.terminate(o, spec.sessionId, spec.terminateGraceMs, true)) : err;
     });

@@ -27,6 +27,11 @@ export interface ExecSocketOptions {
   stdin: boolean;
   /** Longest wait for the upgrade. */
   timeoutMs?: number;
+  /**
+   * Why the container does not run, as the pod's status last said: told with a refusal as not
+   * running, where the kubelet says only `container not found ("main")`.
+   */
+  downReason?: string;
 }
 
 export function execPath(t: ExecTarget, o: ExecSocketOptions): string {
@@ -89,7 +94,7 @@ export async function openExecSocket(client: KubeClient, t: ExecTarget, o: ExecS
       };
       ws.on('unexpected-response', (_req, res: IncomingMessage) => {
         void readBody(res, 64 * 1024).then(
-          (body) => fail(refusal(client, res.statusCode ?? 0, body, where, t.container)),
+          (body) => fail(refusal(client, res.statusCode ?? 0, body, where, t.container, o.downReason)),
           (err: unknown) => fail(new EntryError('ENTRY_EXEC_FAILED', `exec in ${where}: ${failureText(err)}`)),
         );
       });
@@ -131,8 +136,8 @@ export function unanswered(err: unknown): boolean {
   return UNANSWERED.has(err as EntryError);
 }
 
-/** Why the apiserver refused the upgrade, in Entry's terms. */
-function refusal(client: KubeClient, status: number, body: Buffer, where: string, container: string): EntryError {
+/** Why the apiserver refused the upgrade, in Entry's terms; `downReason` added to a refusal as not running. */
+function refusal(client: KubeClient, status: number, body: Buffer, where: string, container: string, downReason = ''): EntryError {
   const e = httpError(status, body, `exec in ${where}`);
   if (status === 401) return new EntryError('ENTRY_EXEC_FAILED', `cluster ${client.cluster} does not accept the broker's credentials: ${e.message}`);
   if (status === 403) {
@@ -144,9 +149,10 @@ function refusal(client: KubeClient, status: number, body: Buffer, where: string
     return new EntryError('ENTRY_BAD_REQUEST', `the command line is too long for Kubernetes exec, which carries it in the URL; pass data on stdin (cluster ${client.cluster} answered HTTP ${status})`);
   }
   if (status === 400 && /container .* (not found|is not valid)/i.test(e.message)) return new EntryError('ENTRY_NOT_FOUND', `pod ${where} has no container ${container}`);
-  if (status === 400 && /not running|pending|terminated|completed|waiting/i.test(e.message)) return new EntryError('ENTRY_NOT_RUNNING', e.message);
+  const why = downReason ? `: ${downReason}` : '';
+  if (status === 400 && /not running|pending|terminated|completed|waiting/i.test(e.message)) return new EntryError('ENTRY_NOT_RUNNING', `${e.message}${why}`);
   // The kubelet's answers, passed on by the apiserver as 500s.
-  if (/container not found|container not running|cannot exec in a stopped/i.test(e.message)) return new EntryError('ENTRY_NOT_RUNNING', `container ${container} of ${where} is not running (${e.message})`);
+  if (/container not found|container not running|cannot exec in a stopped/i.test(e.message)) return new EntryError('ENTRY_NOT_RUNNING', `container ${container} of ${where} is not running (${e.message})${why}`);
   if (/error dialing backend/i.test(e.message)) return new EntryError('ENTRY_CLUSTER_UNAVAILABLE', `the node of ${where} cannot be reached from cluster ${client.cluster}'s apiserver: ${e.message}`);
   if (status === 503 || status === 502 || status === 504) return new EntryError('ENTRY_CLUSTER_UNAVAILABLE', `cluster ${client.cluster}: ${e.message}`);
   return new EntryError('ENTRY_EXEC_FAILED', e.message);

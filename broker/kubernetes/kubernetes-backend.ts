@@ -1,5 +1,5 @@
 import type { Backend, ExecSpec, HostAnswer, LeftoverPlace, ResolvedTarget, Target, TargetInfo } from '../backend/backend.js';
-import { ERRORS, EntryError } from '../errors.js';
+import { EntryError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { ProcessSide } from '../session/types.js';
 import { KubeExecProcess, type PodFate } from './exec-process.js';
@@ -18,7 +18,7 @@ class PodTarget implements ResolvedTarget {
   readonly id: string;
   readonly image: string;
   readonly state: string;
-  readonly reason: string;
+  readonly downReason: string;
 
   constructor(
     private readonly owner: KubernetesBackend,
@@ -29,7 +29,7 @@ class PodTarget implements ResolvedTarget {
     this.name = pod.name;
     this.id = pod.uid;
     this.state = podState(pod);
-    this.reason = this.state === 'running' ? '' : downReason(pod);
+    this.downReason = this.state === 'running' ? '' : downReason(pod);
     this.image = defaultImage(pod);
   }
 
@@ -42,8 +42,7 @@ class PodTarget implements ResolvedTarget {
       container,
       spec,
       podFate: () => this.owner.podFate(this.pod, container, opened),
-    }).catch((err: unknown) => {
-      throw withDownReason(err, containerDownReason(this.pod, container));
+      downReason: containerDownReason(this.pod, container),
     });
   }
 
@@ -52,18 +51,6 @@ class PodTarget implements ResolvedTarget {
     const opened = Date.now();
     return openPodLogs(this.owner.client, this.namespace, this.name, container, () => this.owner.podFate(this.pod, container, opened));
   }
-}
-
-/**
- * A refusal as not running with the kubelet's reason added: the kubelet says only `container not
- * found ("main")` of a container that waits or has ended. A refusal is never an open that may
- * have started something (see withOpenCleanUp), so it is safe to replace.
- */
-function withDownReason(err: unknown, reason: string): unknown {
-  if (!reason || !(err instanceof EntryError) || err.code !== 'ENTRY_NOT_RUNNING') return err;
-  const prefix = `${ERRORS.ENTRY_NOT_RUNNING.message}: `;
-  const detail = err.message.startsWith(prefix) ? err.message.slice(prefix.length) : err.message;
-  return new EntryError('ENTRY_NOT_RUNNING', `${detail}: ${reason}`, { cause: err });
 }
 
 function defaultImage(p: PodRecord): string {

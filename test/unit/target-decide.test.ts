@@ -35,7 +35,7 @@ describe('decide', () => {
   });
 
   it("tells a target that is not running with the engine's reason, when it gives one", () => {
-    const pending = { ...candidate('shop'), backend: 'kubernetes', name: 'web-0', state: 'pending', reason: 'container main is waiting: ErrImageNeverPull: no image' };
+    const pending = { ...candidate('shop'), backend: 'kubernetes', name: 'web-0', state: 'pending', downReason: 'container main is waiting: ErrImageNeverPull: no image' };
     expect(() => decide({ app: 'shop', proc: 'web', instance: '0' }, [{ host: 'k', ok: true, found: [pending] }])).toThrow(
       expect.objectContaining({ code: 'ENTRY_NOT_RUNNING', message: 'container is not running: shop/web/0 is pending (web-0): container main is waiting: ErrImageNeverPull: no image' }),
     );
