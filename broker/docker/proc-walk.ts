@@ -163,9 +163,10 @@ export class ProcReader {
         env = readProcFile(`/proc/${pid}/environ`);
       } catch (err) {
         if (denied(err)) return 'hidden';
-        // Gone, or without memory: a zombie, a kernel thread, or one on its way out (whose
-        // children are about to be init's). Recent kernels refuse the open for those (ESRCH),
-        // older ones read an empty environment: the stat tells them apart either way.
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 'ended';
+        // Without memory: a zombie, a kernel thread, or one on its way out (whose children are
+        // about to be init's). Recent kernels refuse the open for those (ESRCH), older ones read
+        // an empty environment: the stat tells them apart either way.
       }
       // A process's environment ends with a NUL, the needle's too, so a longer value never matches.
       if (env !== undefined && env.length > 0) {

@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -199,7 +199,7 @@ describe("finding a session's processes in /proc", () => {
     }
   });
 
-  it('takes an empty environment and a kernel thread as unmarked, and a zombie as ended, without waiting on them', async () => {
+  it('takes an empty environment and a kernel thread as unmarked, and a zombie or a process gone as ended, without waiting on them', async () => {
     const needle = Buffer.from(`${sessionMark(randomUUID())}\0`);
     const empty = start(['env', '-i', 'sleep', '305'], {}).pid;
     // The shell becomes a sleep that never reaps its child: `true` stays a zombie.
@@ -215,7 +215,8 @@ describe("finding a session's processes in /proc", () => {
     await vi.waitFor(() => expect(readFileSync(`/proc/${empty}/environ`).length).toBe(0), { timeout: 5_000, interval: 10 });
     const kthreadd = 2;
     const proc = new ProcReader();
-    expect([empty, zombie, kthreadd].map((pid) => proc.markOf(pid, needle))).toEqual(['unmarked', 'ended', 'unmarked']);
+    const gone = spawnSync('true').pid;
+    expect([empty, zombie, kthreadd, gone].map((pid) => proc.markOf(pid, needle))).toEqual(['unmarked', 'ended', 'unmarked', 'ended']);
   });
 
   it('reads a process on its way out, its memory let go but not yet a zombie, as not settled yet, never as unmarked', async () => {
