@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../log.js';
 import { clientAddress, normalizeAddress } from '../transport/client-address.js';
+import { loggedPath } from './refused-request.js';
 import { requestId } from './request-id.js';
 
 /** Paths polled every few seconds by probes and scrapers: logged at debug level so they do not drown the log. */
@@ -14,14 +15,15 @@ const PROBES = new Set(['/healthz', '/readyz', '/metrics']);
 export function logAccess(req: IncomingMessage, res: ServerResponse, log: Logger): void {
   const request = requestId(req);
   const method = req.method;
-  const path = (req.url ?? '/').split('?')[0];
+  // Cut as a refused request's is: a path can be as long as the URL limit (64 KiB), all logged.
+  const path = loggedPath((req.url ?? '/').split('?')[0]!);
   // The client as a trusted proxy reports it (as sessions, audit and the failure limits take
   // it), and the proxy itself when there is one.
   const remote = clientAddress(req);
   const socketAddress = req.socket?.remoteAddress;
   const peer = socketAddress !== undefined && normalizeAddress(socketAddress) !== remote ? { peer: normalizeAddress(socketAddress) } : {};
   const started = performance.now();
-  const level = PROBES.has(path ?? '') ? 'debug' : 'info';
+  const level = PROBES.has(path) ? 'debug' : 'info';
   let logged = false;
   const line = (extra: Record<string, unknown>) => {
     if (logged) return;

@@ -19,6 +19,14 @@ describe('request ids in answers and logs', () => {
     await expect.poll(() => lines().find((l) => l['msg'] === 'http' && l['request'] === id)).toMatchObject({ method: 'GET', path: '/api/whoami', status: 200 });
   });
 
+  it('logs a long path cut to its first 256 characters, as a refused request is', async () => {
+    const long = `/api/${'a'.repeat(10_000)}`;
+    const res = await fetch(`${b.url}${long}`);
+    expect(res.status).toBe(404);
+    const id = res.headers.get('x-request-id');
+    await expect.poll(() => lines().find((l) => l['msg'] === 'http' && l['request'] === id)).toMatchObject({ path: `${long.slice(0, 256)}…`, status: 404 });
+  });
+
   it('logs the client a trusted proxy names as the remote address, and the proxy as the peer', async () => {
     const res = await fetch(`${b.url}/healthz`, { headers: { 'x-forwarded-for': '203.0.113.9' } });
     const id = res.headers.get('x-request-id');
