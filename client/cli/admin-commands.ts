@@ -1,14 +1,10 @@
 import type { SessionRecord } from '../../broker/store/session-record.js';
 import { brokerJson, isObject } from './broker-api.js';
+import { table } from './format.js';
 
 function age(iso: string): string {
   const s = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
   return s < 60 ? `${s}s` : s < 3600 ? `${Math.floor(s / 60)}m` : `${Math.floor(s / 3600)}h${Math.floor((s % 3600) / 60)}m`;
-}
-
-function table(rows: string[][]): string {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
 }
 
 /** `enter sessions`: every live session on every broker (admin). */
@@ -22,11 +18,11 @@ export async function listSessionsCommand(broker: string, token: string, json: b
     process.stdout.write('no live sessions\n');
     return;
   }
-  const rows = [['ID', 'USER', 'TARGET', 'FROM', 'AGE', 'IN', 'OUT', 'COMMAND']];
+  const rows: string[][] = [];
   for (const s of sessions) {
     rows.push([s.id, s.user, `${s.app}/${s.proc}/${s.instance}`, s.source, age(s.startedAt), String(s.bytesIn), String(s.bytesOut), s.attach ? '(attach)' : s.command ? s.command.join(' ').slice(0, 40) : '(shell)']);
   }
-  process.stdout.write(`${table(rows)}\n`);
+  process.stdout.write(table(['ID', 'USER', 'TARGET', 'FROM', 'AGE', 'IN', 'OUT', 'COMMAND'], rows));
 }
 
 /** `enter kill <id>`: ends a session wherever it runs (admin). */

@@ -1,6 +1,6 @@
 import { type BrokerRef, credentialsFor, loadSavedConfig } from '../config/store.js';
 import { type BrokerInfo, brokerInfo, type ContainerEntry, listContainers, type WhoAmI, whoAmI } from './broker-api.js';
-import { relative, shortDuration, table } from './format.js';
+import { printable, relative, shortDuration, table } from './format.js';
 import { brokerLabel, loginHint, notAProfile, resolveToken } from './settings.js';
 import { appPattern } from './glob.js';
 import { closeNames, didYouMean } from './suggest.js';
@@ -128,7 +128,7 @@ export async function statusCommand(ref: BrokerRef, json: boolean): Promise<numb
     lines.push(['user', `unknown: ${id.error}`]);
   }
   const width = Math.max(...lines.map(([k]) => k.length));
-  process.stdout.write(lines.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join('\n') + '\n');
+  process.stdout.write(lines.map(([k, v]) => `${k.padEnd(width)}  ${printable(v)}`).join('\n') + '\n');
   if (!ok && report.broker.reachable && report.login.source !== 'ENTRY_TOKEN') process.stderr.write(`enter: run \`${loginHint(ref)}\` to log in${id ? ' again' : ''}\n`);
   return ok ? 0 : 255;
 }

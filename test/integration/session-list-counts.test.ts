@@ -33,4 +33,18 @@ describe('the session list of the broker holding the sessions', () => {
     s.ws.close();
     await s.closed;
   });
+
+  it("shows another user's command with its control characters as blanks: an escape in it never reaches the admin's terminal", async () => {
+    const command = ['sh', '-c', 'echo up; sleep 1016', '\x9b31m\x1b]0;owned\x07\r'];
+    const s = await openCommand(b.wsUrl, await b.mint({ apps: [app] }, { user: 'escaper' }), { app, proc: 'web', instance: 1 }, command);
+    await s.waitFor(() => s.stdoutText() === 'up\n', 'the output');
+    const env = { ENTRY_BROKER: b.url, ENTRY_TOKEN: await b.mint({ roles: ['entry-admin'] }, { user: 'counter' }), ENTRY_CONFIG_DIR: '/nonexistent' };
+    const table = (await runCli(['sessions'], env)).stdout.toString();
+    const row = table.split('\n').find((l) => l.includes('escaper'));
+    expect(row).toBeDefined();
+    expect(row).toMatch(/ {2}sh -c echo up; sleep 1016 {2}31m \]0;owned$/);
+    expect(table).not.toMatch(/[\x00-\x09\x0b-\x1f\x7f-\x9f]/);
+    s.ws.close();
+    await s.closed;
+  });
 });
