@@ -1,9 +1,10 @@
 import '../entry-terminal.js';
 import './console.css';
-import { ApiError, BrokerApi, type SessionInfo, type WhoAmI } from '../api.js';
+import { ApiError, BrokerApi, type ContainerInfo, type SessionInfo, type WhoAmI } from '../api.js';
 import { AuditView } from './audit-view.js';
 import { ContainerList } from './container-list.js';
 import { byId } from './dom.js';
+import { LatestAsk } from './latest-ask.js';
 import { replayTab } from './replay-view.js';
 import { SessionList, sessionTarget } from './session-list.js';
 import { bindShortcuts, type ViewName } from './shortcuts.js';
@@ -49,17 +50,19 @@ let signedIn = nextSignIn();
 let admin = false;
 let view: ViewName = 'containers';
 let refreshTimer: ReturnType<typeof setInterval> | undefined;
-/** When the list shown was asked for (Date.now: the time a sleeping laptop spent counts), 0: never. */
-let listAskedAt = 0;
-/** Reloads of the list asked for, and the latest of them shown. */
-let listAsks = 0;
-let listShown = 0;
 let sessionsTimer: ReturnType<typeof setInterval> | undefined;
 
 const list = new ContainerList(
   { search: byId('search'), stateFilter: byId('state-filter'), rows: byId('container-rows'), status: byId('list-status') },
   (c) => tabs.add({ app: c.app, proc: c.proc, instance: c.instance }),
 );
+// Two reloads at once (coming back into view as the timer fires): the later one's list stays.
+const listAsk = new LatestAsk<ContainerInfo[]>({
+  show: (containers) => list.setContainers(containers),
+  failed: (err, newer) => {
+    if (!signedOutBy(err) && newer) list.showMessage(`Could not load the containers: ${(err as Error).message}`);
+  },
+});
 const tabs = new TerminalTabs(
   { tabs: byId('tabs'), panels: byId('panels'), empty: byId('no-terminals'), layoutToggle: byId('layout-toggle') },
   BROKER,
@@ -285,30 +288,16 @@ function signedOutBy(err: unknown): boolean {
 
 async function refresh(): Promise<void> {
   if (!api) return;
-  const ask = ++listAsks;
-  const askedAt = Date.now();
-  try {
-    const containers = await api.containers();
-    // Two reloads at once (coming back into view as the timer fires): an answer to an earlier
-    // ask than the one shown is older than it.
-    if (ask < listShown) return;
-    listShown = ask;
-    list.setContainers(containers);
-    listAskedAt = askedAt;
-  } catch (err) {
-    // A reload asked for before the list shown says nothing of it: its failure is not told over it.
-    if (!signedOutBy(err) && ask > listShown) list.showMessage(`Could not load the containers: ${(err as Error).message}`);
-  }
+  const using = api;
+  // An answer dropped for a later ask's: that ask's reload counts the sessions.
+  if (!(await listAsk.ask(() => using.containers()))) return;
   // The count on the Sessions tab stays roughly current in the other views too.
   if (admin && view !== 'sessions') await refreshSessions();
 }
 
 // Back in view after a while: the list is reloaded before it is acted on (see STALE_LIST_MS).
-// A clock set back since (a negative age) says nothing of the list's age: reloaded too.
 document.addEventListener('visibilitychange', () => {
-  if (document.visibilityState !== 'visible' || !api) return;
-  const age = Date.now() - listAskedAt;
-  if (!(age >= 0 && age < STALE_LIST_MS)) void refresh();
+  if (document.visibilityState === 'visible' && api && listAsk.olderThan(STALE_LIST_MS)) void refresh();
 });
 
 async function refreshSessions(): Promise<void> {
