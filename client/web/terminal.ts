@@ -1,6 +1,6 @@
 import { FitAddon } from '@xterm/addon-fit';
 import { Unicode11Addon } from '@xterm/addon-unicode11';
-import { type ITerminalOptions, Terminal } from '@xterm/xterm';
+import type { ITerminalOptions, Terminal } from '@xterm/xterm';
 import {
   decodeResponse,
   decodeResumeTicket,
@@ -22,7 +22,7 @@ import { RESUME_TRY_MS } from '../../proto/silence.js';
 import { SilenceWatchdog } from '../../proto/silence-watchdog.js';
 import { PASSING_REFUSALS, refusalText, resumeExpiredMessage } from '../../proto/passing-refusals.js';
 import { base64url, brokerBase, enterSocketUrl, type Target, watchSocketUrl } from './broker-url.js';
-import { bindClipboard } from './clipboard.js';
+import { bindClipboard, PasteCheckedTerminal } from './clipboard.js';
 import { injectStyles } from './styles.js';
 
 /** A bearer token (sent in the WebSocket subprotocol list) or a source of one-time tickets. */
@@ -174,7 +174,7 @@ interface SessionOptions {
 }
 
 class TerminalSession implements TerminalHandle {
-  readonly terminal: Terminal;
+  readonly terminal: PasteCheckedTerminal;
   private readonly fit = new FitAddon();
   private readonly screen: HTMLDivElement;
   private readonly resizeObserver: ResizeObserver;
@@ -257,13 +257,16 @@ class TerminalSession implements TerminalHandle {
     this.screen = element.ownerDocument.createElement('div');
     this.screen.className = 'entry-terminal-screen';
     element.append(this.screen);
-    this.terminal = new Terminal({
-      fontFamily: 'ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospace',
-      fontSize: 14,
-      scrollback: 5000,
-      theme: THEME,
-      ...options.terminalOptions,
-    });
+    this.terminal = new PasteCheckedTerminal(
+      {
+        fontFamily: 'ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospace',
+        fontSize: 14,
+        scrollback: 5000,
+        theme: THEME,
+        ...options.terminalOptions,
+      },
+      (text) => this.pastedWhileClosed(text),
+    );
     this.terminal.loadAddon(this.fit);
     useUnicode11(this.terminal);
     this.screen.style.backgroundColor = this.terminal.options.theme?.background ?? '#000';
@@ -271,7 +274,6 @@ class TerminalSession implements TerminalHandle {
       disposable(this.terminal.onData((data) => this.input(data))),
       disposable(this.terminal.onResize(({ cols, rows }) => this.sendWinch(cols, rows))),
       bindClipboard(this.terminal, this.screen),
-      this.catchPastesWhileClosed(),
     );
     // xterm measures its font when opened: opening inside a hidden element would measure
     // nothing, so it opens when the element first gets a size, and fits on every change.
@@ -750,26 +752,9 @@ class TerminalSession implements TerminalHandle {
   }
 
   /**
-   * A paste reaches onData as typing does, and a line in it read as Enter there: pastes are
-   * taken before xterm sees them while the session has ended, the browser's (keys, menu) as it
-   * dispatches them to the terminal and xterm's paste() (right click, the embedding page).
-   */
-  private catchPastesWhileClosed(): () => void {
-    const terminal = this.terminal;
-    const xtermPaste = terminal.paste.bind(terminal);
-    terminal.paste = (text: string) => {
-      if (!this.pastedWhileClosed(text)) xtermPaste(text);
-    };
-    const onPaste = (event: ClipboardEvent): void => {
-      if (!this.pastedWhileClosed(event.clipboardData?.getData('text/plain') ?? '')) return;
-      event.preventDefault();
-      event.stopPropagation();
-    };
-    this.screen.addEventListener('paste', onPaste, { capture: true });
-    return () => this.screen.removeEventListener('paste', onPaste, { capture: true });
-  }
-
-  /**
+   * Asked before any paste reaches xterm (see PasteCheckedTerminal, bindClipboard): a paste
+   * reaches onData as typing does, and a line in it would be read as Enter there.
+   *
    * A paste into an ended terminal does what Enter does there: with a line in it, a new session
    * opens, as typing Enter opens one; without, nothing opens. Either way the text is sent to no
    * session, and the terminal says so: a pasted line runs as soon as a shell reads it, and the
