@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { Page } from 'playwright-core';
+import type { Page, Route } from 'playwright-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { terminalText, typeLine, waitForTerminal } from '../helpers/browser.js';
 import { useBrowserBehindProxy } from '../helpers/browser-behind-proxy.js';
@@ -107,6 +107,53 @@ describe('the console signed in again', () => {
     expect(await page.locator('entry-terminal').count()).toBe(0);
     await expect.poll(() => b.broker.sessionCount, { timeout: 10_000 }).toBe(0);
   }, 60_000);
+
+  it('shows the next user none of the containers of the user who signed out, nor a reload of theirs answered late', async () => {
+    const { b, proxy, browser } = setUp;
+    const context = await browser.newContext({ viewport: { width: 1000, height: 700 } });
+    const page = await context.newPage();
+    await page.goto(`${proxy.url}/`);
+    await signIn(page, await b.mint({ apps: [app] }));
+    // From here every containers ask waits for the test to let it through, in the order asked.
+    const held: Route[] = [];
+    let onHeld = () => undefined as void;
+    await page.route('**/api/containers', (route) => {
+      held.push(route);
+      onHeld();
+    });
+    const heldCount = (n: number) =>
+      new Promise<void>((resolve) => {
+        onHeld = () => void (held.length >= n && resolve());
+        onHeld();
+      });
+    await page.locator('#refresh').click();
+    await heldCount(1);
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    expect(await page.locator('#container-rows tr').count()).toBe(0);
+
+    await page.locator('#token-input').fill(await b.mint({ apps: [`${app}-other`] }, { user: 'bob' }));
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await heldCount(2);
+    expect(await page.locator('#container-rows tr').count()).toBe(0);
+    // Every row ever put in the list from here on.
+    await page.evaluate(() => {
+      const seen: string[] = [];
+      (window as unknown as { seenRows: string[] }).seenRows = seen;
+      new MutationObserver(() => document.querySelectorAll<HTMLElement>('#container-rows tr').forEach((tr) => seen.push(tr.dataset['key'] ?? ''))).observe(document.querySelector('#container-rows')!, { childList: true });
+    });
+    // The signed-out user's reload is answered first, then the new user's.
+    const first = page.waitForEvent('requestfinished', (r) => r === held[0]!.request());
+    await held[0]!.continue();
+    await first;
+    // A request answered after it: the page has run what followed the answer by then.
+    await page.evaluate(() => fetch('/healthz').then((r) => r.status));
+    await held[1]!.continue();
+    await page.locator('#list-status', { hasText: 'No container you may enter is running.' }).waitFor({ timeout: 10_000 });
+    expect(await page.evaluate(() => (window as unknown as { seenRows: string[] }).seenRows)).toEqual([]);
+    expect(await page.locator('#container-rows tr').count()).toBe(0);
+    await page.unroute('**/api/containers');
+    await context.close();
+  }, 60_000);
 });
 
 describe('the console signed out while a terminal waits for a sign-in', () => {
@@ -137,4 +184,5 @@ describe('the console signed out while a terminal waits for a sign-in', () => {
     expect(await page.locator('entry-terminal').count()).toBe(0);
     expect(b.logs.filter((l) => l.includes('"audit":"session.resumed"'))).toEqual([]);
   }, 60_000);
+
 });

@@ -121,4 +121,22 @@ describe('LatestAsk', () => {
     clock.now -= 1;
     expect(ask.olderThan(30_000)).toBe(true);
   });
+
+  it('drops the answers and failures of asks made before forget, and counts nothing as shown after it', async () => {
+    const { ask, seen, clock } = recorded();
+    expect(await ask.ask(() => Promise.resolve('a'))).toBe(true);
+    const answered = held<string>();
+    const failing = held<string>();
+    const answeredDone = ask.ask(answered.load);
+    const failingDone = ask.ask(failing.load);
+    ask.forget();
+    expect(ask.olderThan(60_000)).toBe(true);
+    answered.answer('before sign-out');
+    failing.fail(new Error('before sign-out'));
+    expect([await answeredDone, await failingDone]).toEqual([false, false]);
+    clock.now += 1;
+    expect(await ask.ask(() => Promise.resolve('next user'))).toBe(true);
+    expect(ask.olderThan(60_000)).toBe(false);
+    expect(seen).toEqual(['show a', 'show next user']);
+  });
 });

@@ -57,6 +57,17 @@ export class ContainerList {
     this.el.status.textContent = text;
   }
 
+  /** Empties the list, its search and state filter (signed out): nothing of it is left for the next user. */
+  clear(): void {
+    this.containers = [];
+    this.visible = [];
+    this.el.search.value = '';
+    this.el.stateFilter.value = '';
+    this.updateStates();
+    this.el.rows.replaceChildren();
+    this.el.status.textContent = '';
+  }
+
   setContainers(containers: ContainerInfo[]): void {
     this.containers = [...containers].sort(
       (a, b) => a.app.localeCompare(b.app) || a.proc.localeCompare(b.proc) || a.instance.localeCompare(b.instance, undefined, { numeric: true }),

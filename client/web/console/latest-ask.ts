@@ -19,6 +19,8 @@ export class LatestAsk<T> {
   /** Asks made, and the latest of them shown (0: none). */
   private asks = 0;
   private shown = 0;
+  /** Asks up to this one were made before `forget`: their answers and failures are dropped. */
+  private forgotten = 0;
   /** When the answer shown was asked for (clock time). */
   private shownAskedAt: number | undefined;
 
@@ -36,14 +38,25 @@ export class LatestAsk<T> {
     try {
       value = await load();
     } catch (err) {
+      if (ask <= this.forgotten) return false;
       this.handlers.failed(err, ask > this.shown);
       return true;
     }
-    if (ask < this.shown) return false;
+    if (ask < this.shown || ask <= this.forgotten) return false;
     this.shown = ask;
     this.shownAskedAt = askedAt;
     this.handlers.show(value);
     return true;
+  }
+
+  /**
+   * Drops the asks still out and what is shown (signed out: another user's answers are not this
+   * one's to see); the next ask starts afresh.
+   */
+  forget(): void {
+    this.forgotten = this.asks;
+    this.shown = this.asks;
+    this.shownAskedAt = undefined;
   }
 
   /**

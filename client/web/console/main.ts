@@ -218,7 +218,11 @@ async function signIn(candidate: string): Promise<void> {
   }
   // Terminals left open when the token was refused are that user's sessions: another user
   // signing in at this browser ends them rather than taking them over.
-  if (owner !== undefined && owner !== me.user) tabs.closeAll();
+  if (owner !== undefined && owner !== me.user) {
+    tabs.closeAll();
+    // Another user's list, kept behind the form since the token was refused.
+    forgetContainers();
+  }
   owner = me.user;
   token = candidate;
   api = candidateApi;
@@ -251,8 +255,15 @@ function signOut(message?: string): void {
   sessions.clear();
   sessionsCount.textContent = '';
   audit.clear();
+  forgetContainers();
   showView('containers', false);
   showSignIn(message);
+}
+
+/** The containers of the user signed out: neither shown nor, when a reload was out, put back. */
+function forgetContainers(): void {
+  listAsk.forget();
+  list.clear();
 }
 
 /**
