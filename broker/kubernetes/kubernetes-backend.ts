@@ -5,7 +5,7 @@ import type { ProcessSide } from '../session/types.js';
 import { KubeExecProcess, type PodFate } from './exec-process.js';
 import { failureText, type KubeCallObserver, KubeClient, KubeHttpError } from './kube-client.js';
 import { openPodLogs } from './logs-process.js';
-import { chooseContainer, containerDownReason, containerRuns, downContainer, downReason, ENTRY_LABELS, KUBE_LABELS, listedState, podMatches, type PodRecord, podRecord, podState, podTarget } from './pod.js';
+import { chooseContainer, containerDownReason, containerRuns, downReason, downWord, ENTRY_LABELS, KUBE_LABELS, listedState, podMatches, type PodRecord, podRecord, podState, podTarget } from './pod.js';
 import { PodIndex, type PodIndexTiming } from './pod-index.js';
 import { PodReaper } from './pod-reaper.js';
 
@@ -185,7 +185,7 @@ export class KubernetesBackend implements Backend {
       const t = podTarget(p);
       if (!t) continue;
       const state = listedState(p);
-      const reason = state === 'running' ? undefined : downContainer(p)?.run.reason;
+      const reason = state === 'running' ? '' : downWord(p);
       out.push({ ...t, backend: 'kubernetes', host: this.cluster, namespace: p.namespace, name: p.name, state, ...(reason ? { reason } : {}), image: defaultImage(p), created: p.created, containers: [...p.containers] });
     }
     return out;

@@ -24,6 +24,8 @@ export interface PodRecord {
   resourceVersion: string;
   /** Each started container's current run, as the kubelet last reported it. */
   runs: Record<string, ContainerRun>;
+  /** Why no node runs it, as the scheduler last said (condition PodScheduled False); undefined once scheduled. */
+  unscheduled?: { reason: string; message: string };
 }
 
 /** One run of a container: a restart gives it a new ID and a higher restart count. */
@@ -70,18 +72,27 @@ export function podRecord(o: any): PodRecord | undefined {
     created: m.creationTimestamp ?? '',
     resourceVersion: m.resourceVersion ?? '',
     runs: containerRuns(o.status),
+    ...unscheduled(o.status),
   };
 }
 
-/** The runs in a pod status's containerStatuses, by container name. */
 /**
- * The kubelet's words with control characters made blanks: they reach a user's terminal in a
- * refusal and in `enter ls`, and an image pull's message carries what a registry answered.
+ * The kubelet's and the scheduler's words with control characters made blanks: they reach a
+ * user's terminal in a refusal and in `enter ls`, and an image pull's message carries what a
+ * registry answered.
  */
 function printable(text: string): string {
   return text.replace(/[\u0000-\u001f\u007f-\u009f]+/g, ' ');
 }
 
+/** The scheduler's reason for a pod no node runs yet (`Unschedulable`: no node fits it). */
+function unscheduled(status: any): Pick<PodRecord, 'unscheduled'> {
+  const c = Array.isArray(status?.conditions) ? status.conditions.find((x: any) => x?.type === 'PodScheduled') : undefined;
+  if (c?.status !== 'False') return {};
+  return { unscheduled: { reason: typeof c.reason === 'string' ? printable(c.reason) : '', message: typeof c.message === 'string' ? printable(c.message) : '' } };
+}
+
+/** The runs in a pod status's containerStatuses, by container name. */
 export function containerRuns(status: any): Record<string, ContainerRun> {
   const runs: Record<string, ContainerRun> = {};
   for (const c of Array.isArray(status?.containerStatuses) ? status.containerStatuses : []) {
@@ -162,10 +173,21 @@ export function downContainer(p: PodRecord): { container: string; run: Container
   return other ? { container: other, run: p.runs[other]! } : undefined;
 }
 
-/** Why a pod that is not running does not (`container main is waiting: ErrImageNeverPull: …`), for a refusal; '' when the kubelet has not said. */
+/**
+ * Why a pod that is not running does not (`container main is waiting: ErrImageNeverPull: …`,
+ * `not scheduled: Unschedulable: 0/1 nodes are available: …`), for a refusal; '' when neither
+ * the kubelet nor the scheduler has said.
+ */
 export function downReason(p: PodRecord): string {
   const down = downContainer(p);
-  return down ? runReason(down.container, down.run) : '';
+  if (down) return runReason(down.container, down.run);
+  const u = p.unscheduled;
+  return u?.reason ? `not scheduled: ${u.reason}${u.message ? `: ${cutText(u.message, DOWN_MESSAGE_MAX_CHARS)}` : ''}` : '';
+}
+
+/** Why a pod that is not running does not, in one word for a listing (`ErrImageNeverPull`, `Unschedulable`); '' when not told. */
+export function downWord(p: PodRecord): string {
+  return downContainer(p)?.run.reason || p.unscheduled?.reason || '';
 }
 
 /** Why the pod's `container` does not run, as the kubelet last said; '' when it runs or has not said. */

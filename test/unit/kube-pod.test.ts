@@ -4,10 +4,10 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../broker/config/config-error.js';
 import { KubeClient } from '../../broker/kubernetes/kube-client.js';
-import { chooseContainer, downContainer, downReason, listedState, podMatches, podRecord, podState, podTarget } from '../../broker/kubernetes/pod.js';
+import { chooseContainer, downContainer, downReason, downWord, listedState, podMatches, podRecord, podState, podTarget } from '../../broker/kubernetes/pod.js';
 import { writeKubeconfig } from '../helpers/kubeconfig.js';
 
-function pod(over: { name?: string; labels?: Record<string, string>; annotations?: Record<string, string>; owner?: string; phase?: string; deleting?: boolean; containers?: string[]; statuses?: unknown[]; restartPolicy?: string } = {}) {
+function pod(over: { name?: string; labels?: Record<string, string>; annotations?: Record<string, string>; owner?: string; phase?: string; deleting?: boolean; containers?: string[]; statuses?: unknown[]; restartPolicy?: string; conditions?: unknown[] } = {}) {
   return podRecord({
     metadata: {
       uid: 'u1',
@@ -21,7 +21,7 @@ function pod(over: { name?: string; labels?: Record<string, string>; annotations
       resourceVersion: '7',
     },
     spec: { ...(over.restartPolicy ? { restartPolicy: over.restartPolicy } : {}), containers: (over.containers ?? ['main']).map((name) => ({ name, image: `img-${name}` })) },
-    status: { phase: over.phase ?? 'Running', ...(over.statuses ? { containerStatuses: over.statuses } : {}) },
+    status: { phase: over.phase ?? 'Running', ...(over.statuses ? { containerStatuses: over.statuses } : {}), ...(over.conditions ? { conditions: over.conditions } : {}) },
   })!;
 }
 
@@ -104,6 +104,25 @@ describe('naming pods', () => {
     expect(downReason(pod({ phase: 'Pending', statuses: [hostile] }))).toBe('container main is waiting: ErrImagePull [2J: denied ]0;owned next 31m');
     // A registry's long answer is cut.
     expect(downReason(pod({ phase: 'Pending', statuses: [{ ...noPull, state: { waiting: { reason: 'ErrImagePull', message: 'x'.repeat(5000) } } }] })).length).toBeLessThan(400);
+  });
+
+  it("says why no node runs a pod, in the scheduler's words, when no container has said anything", () => {
+    const message = "0/1 nodes are available: 1 node(s) didn't match node selector.";
+    const unschedulable = { type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message };
+    const p = pod({ phase: 'Pending', conditions: [unschedulable] });
+    expect(downReason(p)).toBe(`not scheduled: Unschedulable: ${message}`);
+    expect(downWord(p)).toBe('Unschedulable');
+    // Scheduled: the condition is True, and nothing is said of it.
+    const scheduled = pod({ phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'True' }] });
+    expect([downReason(scheduled), downWord(scheduled)]).toEqual(['', '']);
+    // A container that says why wins: it is nearer the cause.
+    const noPull = { name: 'main', restartCount: 0, state: { waiting: { reason: 'ErrImageNeverPull', message: 'no image' } } };
+    const both = pod({ phase: 'Pending', statuses: [noPull], conditions: [unschedulable] });
+    expect([downReason(both), downWord(both)]).toEqual(['container main is waiting: ErrImageNeverPull: no image', 'ErrImageNeverPull']);
+    // Its words reach a terminal too, and are cut as the kubelet's are.
+    const hostile = pod({ phase: 'Pending', conditions: [{ ...unschedulable, reason: 'Unschedulable\u001b[2J', message: 'x'.repeat(5000) }] });
+    expect(downWord(hostile)).toBe('Unschedulable [2J');
+    expect(downReason(hostile)).toBe(`not scheduled: Unschedulable [2J: ${'x'.repeat(300)}…`);
   });
 
   it('chooses the container asked for, else the default-container annotation, else the first', () => {
