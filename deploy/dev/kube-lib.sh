@@ -35,12 +35,15 @@ component_pid() {
 # Starts a component in a session of its own, logging to log/NAME.log; its pid goes to run/NAME.pid.
 start_component() {
   local name=$1; shift
-  mkdir -p "$KUBE_STATE/run" "$KUBE_STATE/log"
+  mkdir -p "$KUBE_STATE/run" "$KUBE_STATE/log" "$KUBE_STATE/tmp"
   # fd 9 is the caller's lock: a daemon must not hold it after the script ends.
   local f i
   f=$(pidfile "$name")
   rm -f "$f"
-  setsid bash -c 'echo $$ >"$0.new" && mv "$0.new" "$0"; exec "$@"' "$f" "$@" \
+  # Temporary files in the state, not in the caller's TMPDIR: runc keeps an exec's state and
+  # console socket there, and a test run's TMPDIR is removed as that run ends while the cluster
+  # serves the runs that share it.
+  TMPDIR=$KUBE_STATE/tmp setsid bash -c 'echo $$ >"$0.new" && mv "$0.new" "$0"; exec "$@"' "$f" "$@" \
     >>"$KUBE_STATE/log/$name.log" 2>&1 </dev/null 9>&- &
   # The pid file is what says the component runs: wait until it is there.
   for ((i = 0; i < 100; i++)); do [[ -s $f ]] && return 0; sleep 0.05; done

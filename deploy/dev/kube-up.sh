@@ -9,6 +9,7 @@
 #   admin.token     the same token alone;  pki/ca.crt  the CA the apiserver's certificate is from
 #   cluster.json    {apiserverUrl, kubeconfig, adminTokenFile, caFile, dockerHost, ...} for tests
 #   log/*.log       one log per component;  run/*.pid, run/docker.sock
+#   tmp/            the components' TMPDIR (a test run's own goes when that run ends)
 #
 # Pods run on a dockerd of the cluster's own (own socket, data and exec root, own network
 # namespace), never on the machine's engine; pod IPs are on that engine's bridge, inside its

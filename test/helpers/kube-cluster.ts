@@ -71,6 +71,8 @@ export interface ApiResponse {
 }
 
 export interface KubeCluster {
+  /** Where kube-up.sh keeps the cluster's state (ENTRY_KUBE_STATE). */
+  stateDir: string;
   kubeconfigPath: string;
   /** https://127.0.0.1:6443 */
   apiserverUrl: string;
@@ -154,6 +156,7 @@ async function open(): Promise<KubeCluster> {
     });
 
   return {
+    stateDir,
     kubeconfigPath: info.kubeconfig,
     apiserverUrl: info.apiserverUrl,
     adminToken,

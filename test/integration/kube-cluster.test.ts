@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { EXEC_RULES, type KubeCluster, kubeClusterPossible, kubeStartTimeoutMs, startKubeCluster } from '../helpers/kube-cluster.js';
@@ -90,6 +92,15 @@ describe.skipIf(!kubeClusterPossible())('the dev Kubernetes cluster (deploy/dev/
     const node = await k.api('GET', `/api/v1/nodes/${k.nodeName}`);
     expect(node.body.status.conditions.find((c: any) => c.type === 'Ready').status).toBe('True');
     expect(await k.kubectl(['get', 'pod', '-n', ns, 'demo', '-o', 'jsonpath={.status.phase}'])).toBe('Running');
+  });
+
+  it("keeps its components' temporary files in its state, not in the TMPDIR of the run that started it", () => {
+    // runc keeps an exec's state there; a run's TMPDIR goes as that run ends, while the cluster serves others.
+    for (const name of ['dockerd', 'kubelet']) {
+      const pid = readFileSync(join(k.stateDir, 'run', `${name}.pid`), 'utf8').trim();
+      const env = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
+      expect(env.filter((v) => v.startsWith('TMPDIR=')), name).toEqual([`TMPDIR=${join(k.stateDir, 'tmp')}`]);
+    }
   });
 
   it('runs a raw WebSocket exec: stdout and stderr apart, the exit code from the status channel', async () => {
