@@ -15,72 +15,21 @@ import { POD_STOP_SETTLE_MS } from '../../broker/kubernetes/pod-fate.js';
 import { createKubernetesBackend, type KubernetesBackend } from '../../broker/kubernetes/kubernetes-backend.js';
 import { ConfigError } from '../../broker/config/config-error.js';
 import { createLogger } from '../../broker/log.js';
-import type { ProcessSide } from '../../broker/session/types.js';
-import { EXEC_RULES, type KubeCluster, kubeClusterPossible, kubeStartTimeoutMs, startKubeCluster } from '../helpers/kube-cluster.js';
+import { EXEC_RULES, type KubeCluster, kubeClusterPossible, kubeStartTimeoutMs } from '../helpers/kube-cluster.js';
+import { type KubeNamespace, kubeNamespace } from '../helpers/kube-namespace.js';
+import { drive, exitOf, type Outcome } from '../helpers/process-driver.js';
 import { eventually } from '../helpers/sessions.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
-
-/** What a process side gave back. */
-interface Outcome {
-  stdout: Buffer;
-  stderr: Buffer;
-  result: { exitCode: number } | { error: EntryError };
-}
-
-/** Drives a process side the way the relay does, collecting everything. */
-function drive(p: ProcessSide) {
-  const stdout: Buffer[] = [];
-  const stderr: Buffer[] = [];
-  let bytes = 0;
-  let resolveDone!: (o: Outcome) => void;
-  const done = new Promise<Outcome>((r) => (resolveDone = r));
-  const waiters: Array<{ test: (s: string) => boolean; resolve: () => void }> = [];
-  const text = () => Buffer.concat(stdout).toString('utf8');
-  let drained: (() => void) | undefined;
-  p.start({
-    output: (stream, data) => {
-      (stream === 'stdout' ? stdout : stderr).push(Buffer.from(data));
-      bytes += data.length;
-      if (waiters.length) {
-        const t = text();
-        for (const w of [...waiters]) if (w.test(t)) waiters.splice(waiters.indexOf(w), 1) && w.resolve();
-      }
-    },
-    drain: () => drained?.(),
-    end: (result) => resolveDone({ stdout: Buffer.concat(stdout), stderr: Buffer.concat(stderr), result: result as Outcome['result'] }),
-  });
-  return {
-    done,
-    bytes: () => bytes,
-    text,
-    /** Resolves when stdout (so far) matches. */
-    until: (test: (s: string) => boolean, ms = 15_000) =>
-      new Promise<void>((resolve, reject) => {
-        if (test(text())) return resolve();
-        const timer = setTimeout(() => reject(new Error(`output never matched; got ${JSON.stringify(text().slice(-300))}`)), ms);
-        waiters.push({ test, resolve: () => (clearTimeout(timer), resolve()) });
-      }),
-    /** Resolves at the process side's next `drain`. */
-    drained: () => new Promise<void>((r) => (drained = r)),
-    /** Writes stdin honouring backpressure. */
-    async writeAll(data: Buffer, chunk = 64 * 1024) {
-      for (let i = 0; i < data.length; i += chunk) {
-        if (!p.write(data.subarray(i, i + chunk))) await new Promise<void>((r) => (drained = r));
-      }
-    },
-  };
-}
-
-const exitOf = (o: Outcome) => ('exitCode' in o.result ? o.result.exitCode : `error ${o.result.error.code}: ${o.result.error.message}`);
 
 const log = createLogger(process.env.ENTRY_TEST_LOG === '1' ? 'debug' : 'silent');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe.skipIf(!kubeClusterPossible())('the Kubernetes backend against a real cluster', () => {
+  let space: KubeNamespace | undefined;
   let k: KubeCluster;
+  let ns: string;
   let backend: KubernetesBackend;
   let backends: Backends;
-  const ns = `entry-kb-${randomBytes(3).toString('hex')}`;
   let deploymentPod = '';
   const spec = execSpecs('kb', 1_000);
   const run = async (target: [string, string, string], over: Partial<ExecSpec>, stdin?: Buffer) => {
@@ -100,14 +49,10 @@ describe.skipIf(!kubeClusterPossible())('the Kubernetes backend against a real c
   };
 
   beforeAll(async () => {
-    k = await startKubeCluster();
-    await k.createNamespace(ns);
+    space = await kubeNamespace({ prefix: 'kb' });
+    ({ cluster: k, ns } = space);
     const demo = { image: 'entry-demo:latest', imagePullPolicy: 'IfNotPresent' };
-    const post = async (path: string, body: unknown) => {
-      const r = await k.api('POST', path, body);
-      expect(r.status, JSON.stringify(r.body)).toBe(201);
-    };
-    await post(`/apis/apps/v1/namespaces/${ns}/statefulsets`, {
+    await space.create({
       apiVersion: 'apps/v1',
       kind: 'StatefulSet',
       metadata: { name: 'web' },
@@ -122,7 +67,7 @@ describe.skipIf(!kubeClusterPossible())('the Kubernetes backend against a real c
         },
       },
     });
-    await post(`/apis/apps/v1/namespaces/${ns}/deployments`, {
+    await space.create({
       apiVersion: 'apps/v1',
       kind: 'Deployment',
       metadata: { name: 'api' },
@@ -136,7 +81,7 @@ describe.skipIf(!kubeClusterPossible())('the Kubernetes backend against a real c
       },
     });
     const named = (name: string) => ['/bin/sh', '-c', `echo ${name} > /tmp/who; echo "hello from ${name}"; trap 'exit 0' TERM; while :; do sleep 3600 & wait $!; done`];
-    await post(`/api/v1/namespaces/${ns}/pods`, {
+    await space.create({
       apiVersion: 'v1',
       kind: 'Pod',
       metadata: { name: 'multi', labels: { 'entry.app': 'multi', 'entry.proc': 'worker', 'entry.instance': '1' }, annotations: { 'kubectl.kubernetes.io/default-container': 'main' } },
@@ -148,21 +93,21 @@ describe.skipIf(!kubeClusterPossible())('the Kubernetes backend against a real c
         ],
       },
     });
-    await post(`/api/v1/namespaces/${ns}/pods`, {
+    await space.create({
       apiVersion: 'v1',
       kind: 'Pod',
       metadata: { name: 'nosh', labels: { 'app.kubernetes.io/name': 'bare', 'app.kubernetes.io/component': 'nosh' } },
       spec: { terminationGracePeriodSeconds: 1, containers: [{ name: 'main', image: 'entry-demo:nosh', imagePullPolicy: 'IfNotPresent' }] },
     });
     // Never scheduled: no node has this label.
-    await post(`/api/v1/namespaces/${ns}/pods`, {
+    await space.create({
       apiVersion: 'v1',
       kind: 'Pod',
       metadata: { name: 'waiting', labels: { 'app.kubernetes.io/name': 'bare', 'app.kubernetes.io/component': 'pending' } },
       spec: { nodeSelector: { 'entry.test/no-such-node': 'x' }, containers: [{ name: 'main', ...demo }] },
     });
     // Deleted under a session by the test that uses it.
-    await post(`/api/v1/namespaces/${ns}/pods`, {
+    await space.create({
       apiVersion: 'v1',
       kind: 'Pod',
       metadata: { name: 'doomed', labels: { 'app.kubernetes.io/name': 'bare', 'app.kubernetes.io/component': 'doomed' } },
@@ -170,21 +115,21 @@ describe.skipIf(!kubeClusterPossible())('the Kubernetes backend against a real c
     });
     // Deleted under a session too, but its first process ignores SIGTERM: the container runs on
     // through its grace period, and so does the session's command.
-    await post(`/api/v1/namespaces/${ns}/pods`, {
+    await space.create({
       apiVersion: 'v1',
       kind: 'Pod',
       metadata: { name: 'lingering', labels: { 'app.kubernetes.io/name': 'bare', 'app.kubernetes.io/component': 'lingering' } },
       spec: { terminationGracePeriodSeconds: 30, containers: [{ name: 'main', ...demo, command: ['sh', '-c', "trap '' TERM; while :; do sleep 1; done"] }] },
     });
     // Its container keeps exiting: the pod stays Running while the container waits to restart.
-    await post(`/api/v1/namespaces/${ns}/pods`, {
+    await space.create({
       apiVersion: 'v1',
       kind: 'Pod',
       metadata: { name: 'crashy', labels: { 'app.kubernetes.io/name': 'bare', 'app.kubernetes.io/component': 'crashy' } },
       spec: { terminationGracePeriodSeconds: 1, containers: [{ name: 'main', ...demo, command: ['sh', '-c', 'exit 1'] }] },
     });
     // Held in Terminating by a finalizer, removed at the end.
-    await post(`/api/v1/namespaces/${ns}/pods`, {
+    await space.create({
       apiVersion: 'v1',
       kind: 'Pod',
       metadata: { name: 'leaving', finalizers: ['entry.test/hold'], labels: { 'app.kubernetes.io/name': 'bare', 'app.kubernetes.io/component': 'leaving' } },
@@ -207,17 +152,14 @@ describe.skipIf(!kubeClusterPossible())('the Kubernetes backend against a real c
     const del = await k.api('DELETE', `/api/v1/namespaces/${ns}/pods/leaving`);
     expect(del.status).toBeLessThan(300);
 
-    backend = createKubernetesBackend({ kubeconfig: k.kubeconfigPath, namespaces: [ns], log });
-    backends = new Backends([backend]);
-    await backends.start();
+    ({ backend, backends } = await space.serve());
     expect(backend.status()).toEqual({ 'entry-kube': true });
   }, kubeStartTimeoutMs() + 180_000);
 
   afterAll(async () => {
-    backends?.stop();
-    if (!k) return;
+    if (!space) return;
     await k.api('PATCH', `/api/v1/namespaces/${ns}/pods/leaving`, [{ op: 'remove', path: '/metadata/finalizers' }]).catch(() => undefined);
-    await k.api('DELETE', `/api/v1/namespaces/${ns}`);
+    await space.remove();
   }, 60_000);
 
   it('resolves StatefulSet pods by ordinal and a Deployment pod by its name, and lists them with their containers', async () => {

@@ -1,13 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Backends } from '../../broker/backend/backends.js';
+import type { Backends } from '../../broker/backend/backends.js';
 import type { EntryError } from '../../broker/errors.js';
-import { createKubernetesBackend, type KubernetesBackend } from '../../broker/kubernetes/kubernetes-backend.js';
-import { createLogger } from '../../broker/log.js';
-import type { ProcessSide } from '../../broker/session/types.js';
+import type { KubernetesBackend } from '../../broker/kubernetes/kubernetes-backend.js';
 import { execSpecs } from '../helpers/exec-specs.js';
 import { MAX_MARKS_PER_SCAN } from '../../broker/kubernetes/scan-batches.js';
-import { type KubeCluster, kubeClusterPossible, kubeStartTimeoutMs, startKubeCluster } from '../helpers/kube-cluster.js';
+import { type KubeCluster, kubeClusterPossible, kubeStartTimeoutMs } from '../helpers/kube-cluster.js';
+import { type KubeNamespace, kubeNamespace, labelledPod } from '../helpers/kube-namespace.js';
+import { drive } from '../helpers/process-driver.js';
 
 /*
  * Many sessions of one pod losing their clients at once (a load balancer restart): every process
@@ -17,32 +17,12 @@ import { type KubeCluster, kubeClusterPossible, kubeStartTimeoutMs, startKubeClu
  */
 
 const SESSIONS = 24;
-const log = createLogger(process.env.ENTRY_TEST_LOG === '1' ? 'debug' : 'silent');
-
-/** Starts a process side as the relay does; resolves once its stdout has shown `text`. */
-function started(p: ProcessSide, text: string, ms = 30_000): Promise<void> {
-  let out = '';
-  return new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`never saw ${JSON.stringify(text)}; got ${JSON.stringify(out.slice(-200))}`)), ms);
-    p.start({
-      output: (_s, d) => {
-        out += Buffer.from(d).toString('utf8');
-        if (out.includes(text)) {
-          clearTimeout(timer);
-          resolve();
-        }
-      },
-      drain: () => undefined,
-      end: () => undefined,
-    });
-  });
-}
-
 describe.skipIf(!kubeClusterPossible())('many Kubernetes sessions of one pod dropped at once', () => {
+  let space: KubeNamespace | undefined;
   let k: KubeCluster;
+  let ns: string;
   let backend: KubernetesBackend;
   let backends: Backends;
-  const ns = `entry-md-${randomBytes(3).toString('hex')}`;
   const spec = execSpecs('md', 2_000);
   const prefix = `ENTRY_SESSION=md-${process.pid}-`;
   /** Exec calls the backend made (sessions' and scans'). */
@@ -56,44 +36,30 @@ describe.skipIf(!kubeClusterPossible())('many Kubernetes sessions of one pod dro
   };
 
   beforeAll(async () => {
-    k = await startKubeCluster();
-    await k.createNamespace(ns);
     const pods: Array<[string, string]> = [
       ['crowd', 'entry-demo:latest'],
       ['nosh', 'entry-demo:nosh'],
     ];
-    for (const [name, image] of pods) {
-      const r = await k.api('POST', `/api/v1/namespaces/${ns}/pods`, {
-        apiVersion: 'v1',
-        kind: 'Pod',
-        metadata: { name, labels: { 'app.kubernetes.io/name': 'drop', 'app.kubernetes.io/component': name } },
-        spec: { terminationGracePeriodSeconds: 1, containers: [{ name: 'main', image, imagePullPolicy: 'IfNotPresent' }] },
-      });
-      expect(r.status, JSON.stringify(r.body)).toBe(201);
-    }
-    for (const [name] of pods) await k.waitForPodRunning(ns, name, 90_000);
-    backend = createKubernetesBackend({
-      kubeconfig: k.kubeconfigPath,
-      namespaces: [ns],
-      log,
+    space = await kubeNamespace({
+      prefix: 'md',
+      objects: pods.map(([name, image]) => labelledPod('drop', name, { containers: [{ name: 'main', image, imagePullPolicy: 'IfNotPresent' }] })),
+      running: pods.map(([name]) => name),
+    });
+    ({ cluster: k, ns } = space);
+    ({ backend, backends } = await space.serve({
       onCall: (_cluster, call) => {
         if (call === 'exec') execs++;
       },
-    });
-    backends = new Backends([backend]);
-    await backends.start();
+    }));
   }, kubeStartTimeoutMs() + 120_000);
 
-  afterAll(async () => {
-    backends?.stop();
-    if (k) await k.api('DELETE', `/api/v1/namespaces/${ns}`);
-  }, 60_000);
+  afterAll(() => space?.remove(), 60_000);
 
   it(`ends every process of ${SESSIONS} sessions whose clients vanished together, in fewer scans than sessions`, async () => {
     const t = await backends.resolve({ app: 'drop', proc: 'crowd', instance: 'crowd' });
     // A shell with a running child, each.
     const sides = await Promise.all(Array.from({ length: SESSIONS }, () => t.open(spec({ cmd: ['sh', '-c', 'echo READY; sleep 1001; true'] }))));
-    await Promise.all(sides.map((p) => started(p, 'READY')));
+    await Promise.all(sides.map((p) => drive(p).until('READY')));
     // The shell and its sleep at least (and on v4 the stdin pump).
     expect((await markedPids('crowd')).length).toBeGreaterThanOrEqual(2 * SESSIONS);
 

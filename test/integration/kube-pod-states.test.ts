@@ -1,24 +1,22 @@
-import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Backends } from '../../broker/backend/backends.js';
-import { createKubernetesBackend } from '../../broker/kubernetes/kubernetes-backend.js';
-import { createLogger } from '../../broker/log.js';
+import type { Backends } from '../../broker/backend/backends.js';
 import { startTestBroker } from '../helpers/broker.js';
 import { runCli } from '../helpers/cli.js';
 import { execSpecs } from '../helpers/exec-specs.js';
-import { type KubeCluster, kubeClusterPossible, kubeStartTimeoutMs, startKubeCluster } from '../helpers/kube-cluster.js';
+import { type KubeCluster, kubeClusterPossible, kubeStartTimeoutMs } from '../helpers/kube-cluster.js';
+import { type KubeNamespace, kubeNamespace, labelledPod } from '../helpers/kube-namespace.js';
 import { eventually } from '../helpers/sessions.js';
 
-const log = createLogger(process.env.ENTRY_TEST_LOG === '1' ? 'debug' : 'silent');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe.skipIf(!kubeClusterPossible())('how pods that are not running are listed and refused', () => {
+  let space: KubeNamespace | undefined;
   let k: KubeCluster;
+  let ns: string;
   let backends: Backends;
-  const ns = `entry-ks-${randomBytes(3).toString('hex')}`;
   const spec = execSpecs('ks', 500);
   const demo = { image: 'entry-demo:latest', imagePullPolicy: 'IfNotPresent' };
   const side = { name: 'side', ...demo, command: ['sh', '-c', "trap 'exit 0' TERM; while :; do sleep 1; done"] };
@@ -30,10 +28,6 @@ describe.skipIf(!kubeClusterPossible())('how pods that are not running are liste
     { name: 'failing-onfailure', restartPolicy: 'OnFailure', exit: 1, listed: 'restarting' },
     { name: 'done-always', restartPolicy: 'Always', exit: 0, listed: 'restarting' },
   ];
-  const post = async (body: unknown) => {
-    const r = await k.api('POST', `/api/v1/namespaces/${ns}/pods`, body);
-    expect(r.status, JSON.stringify(r.body)).toBe(201);
-  };
   /** The pod as the apiserver has it, once `ready` holds of it (bounded). */
   const podWhen = async (name: string, ready: (pod: any) => boolean, what: string): Promise<any> => {
     let pod: any;
@@ -47,31 +41,19 @@ describe.skipIf(!kubeClusterPossible())('how pods that are not running are liste
   const mainStatus = (pod: any) => pod?.status?.containerStatuses?.find((c: any) => c.name === 'main');
 
   beforeAll(async () => {
-    k = await startKubeCluster();
-    await k.createNamespace(ns);
-    for (const p of ended) {
-      await post({
-        apiVersion: 'v1',
-        kind: 'Pod',
-        metadata: { name: p.name, labels: { 'app.kubernetes.io/name': 'states', 'app.kubernetes.io/component': p.name } },
-        spec: { restartPolicy: p.restartPolicy, terminationGracePeriodSeconds: 1, containers: [{ name: 'main', ...demo, command: ['sh', '-c', `exit ${p.exit}`] }, side] },
-      });
-    }
-    // Its image is not on the node, and may not be pulled: it waits with ErrImageNeverPull.
-    await post({
-      apiVersion: 'v1',
-      kind: 'Pod',
-      metadata: { name: 'nopull', labels: { 'app.kubernetes.io/name': 'states', 'app.kubernetes.io/component': 'nopull' } },
-      spec: { terminationGracePeriodSeconds: 1, containers: [{ name: 'main', image: 'entry-demo:absent', imagePullPolicy: 'Never' }] },
+    space = await kubeNamespace({
+      prefix: 'ks',
+      objects: [
+        ...ended.map((p) => labelledPod('states', p.name, { restartPolicy: p.restartPolicy, containers: [{ name: 'main', ...demo, command: ['sh', '-c', `exit ${p.exit}`] }, side] })),
+        // Its image is not on the node, and may not be pulled: it waits with ErrImageNeverPull.
+        labelledPod('states', 'nopull', { containers: [{ name: 'main', image: 'entry-demo:absent', imagePullPolicy: 'Never' }] }),
+      ],
     });
-    backends = new Backends([createKubernetesBackend({ kubeconfig: k.kubeconfigPath, namespaces: [ns], log })]);
-    await backends.start();
+    ({ cluster: k, ns } = space);
+    ({ backends } = await space.serve());
   }, kubeStartTimeoutMs() + 120_000);
 
-  afterAll(async () => {
-    backends?.stop();
-    if (k) await k.api('DELETE', `/api/v1/namespaces/${ns}`);
-  }, 60_000);
+  afterAll(() => space?.remove(), 60_000);
 
   it('lists a Running pod whose default container ended for good as exited, and one that will start again as restarting', async () => {
     for (const p of ended) {

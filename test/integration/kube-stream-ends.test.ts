@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,43 +8,18 @@ import type { EntryError } from '../../broker/errors.js';
 import { createKubernetesBackend } from '../../broker/kubernetes/kubernetes-backend.js';
 import { POD_STOP_SETTLE_MS } from '../../broker/kubernetes/pod-fate.js';
 import { createLogger } from '../../broker/log.js';
-import type { ProcessSide } from '../../broker/session/types.js';
-import { type KubeCluster, kubeClusterPossible, kubeStartTimeoutMs, startKubeCluster } from '../helpers/kube-cluster.js';
+import { type KubeCluster, kubeClusterPossible, kubeStartTimeoutMs } from '../helpers/kube-cluster.js';
+import { type KubeNamespace, kubeNamespace, labelledPod } from '../helpers/kube-namespace.js';
+import { drive, exitOf } from '../helpers/process-driver.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
 
-type Result = { exitCode: number } | { error: EntryError };
-
-/** Starts a process side the way the relay does; `until` waits for its stdout to match. */
-function drive(p: ProcessSide) {
-  let out = '';
-  const waiters: Array<() => void> = [];
-  let resolveDone!: (r: Result) => void;
-  const done = new Promise<Result>((r) => (resolveDone = r));
-  p.start({
-    output: (_s, d) => {
-      out += Buffer.from(d).toString('utf8');
-      for (const w of waiters.splice(0)) w();
-    },
-    drain: () => undefined,
-    end: (r) => resolveDone(r as Result),
-  });
-  const until = async (text: string, ms = 30_000) => {
-    const deadline = Date.now() + ms;
-    while (!out.includes(text)) {
-      if (Date.now() > deadline) throw new Error(`never saw ${JSON.stringify(text)}; got ${JSON.stringify(out.slice(-300))}`);
-      await new Promise<void>((r) => (waiters.push(r), setTimeout(r, 200)));
-    }
-  };
-  return { done, until };
-}
-
-const outcome = (r: Result) => ('exitCode' in r ? r.exitCode : `error ${r.error.code}: ${r.error.message}`);
 const log = createLogger(process.env.ENTRY_TEST_LOG === '1' ? 'debug' : 'silent');
 
 describe.skipIf(!kubeClusterPossible())('how a Kubernetes session ends when its container or its link goes', () => {
+  let space: KubeNamespace | undefined;
   let k: KubeCluster;
+  let ns: string;
   let backends: Backends;
-  const ns = `entry-ke-${randomBytes(3).toString('hex')}`;
   const dir = mkdtempSync(join(tmpdir(), 'entry-ke-'));
   const spec = execSpecs('ke', 500);
   // PID 1 ends on SIGTERM, as most servers do.
@@ -67,29 +41,22 @@ describe.skipIf(!kubeClusterPossible())('how a Kubernetes session ends when its 
   };
 
   beforeAll(async () => {
-    k = await startKubeCluster();
-    await k.createNamespace(ns);
-    for (const [name, restartPolicy] of pods) {
-      const r = await k.api('POST', `/api/v1/namespaces/${ns}/pods`, {
-        apiVersion: 'v1',
-        kind: 'Pod',
-        metadata: { name, labels: { 'app.kubernetes.io/name': 'ends', 'app.kubernetes.io/component': name } },
-        spec: {
+    space = await kubeNamespace({
+      prefix: 'ke',
+      objects: pods.map(([name, restartPolicy]) =>
+        labelledPod('ends', name, {
           restartPolicy,
-          terminationGracePeriodSeconds: 1,
           containers: [{ name: 'main', image: 'entry-demo:latest', imagePullPolicy: 'IfNotPresent', command: ['sh', '-c', "echo pid1-up; trap 'exit 0' TERM; while :; do sleep 1; done"] }],
-        },
-      });
-      expect(r.status, JSON.stringify(r.body)).toBe(201);
-    }
-    for (const [name] of pods) await k.waitForPodRunning(ns, name, 90_000);
-    backends = new Backends([createKubernetesBackend({ kubeconfig: k.kubeconfigPath, namespaces: [ns], log })]);
-    await backends.start();
+        }),
+      ),
+      running: pods.map(([name]) => name),
+    });
+    ({ cluster: k, ns } = space);
+    ({ backends } = await space.serve());
   }, kubeStartTimeoutMs() + 120_000);
 
   afterAll(async () => {
-    backends?.stop();
-    if (k) await k.api('DELETE', `/api/v1/namespaces/${ns}`);
+    await space?.remove();
     rmSync(dir, { recursive: true, force: true });
   }, 60_000);
 
@@ -100,14 +67,14 @@ describe.skipIf(!kubeClusterPossible())('how a Kubernetes session ends when its 
       // does not stop (the pod was watched POD_STOP_SETTLE_MS for that).
       const p = await t.open(spec({ cmd: ['sh', '-c', 'kill -9 $$'] }));
       const t0 = performance.now();
-      expect(outcome(await drive(p).done)).toBe(137);
+      expect(exitOf(await drive(p).done)).toBe(137);
       const took = performance.now() - t0;
       console.log(`kill -9 $$ in ${name}: ended ${Math.round(took)} ms after the open`);
       expect(took).toBeLessThan(POD_STOP_SETTLE_MS);
       const d = drive(await t.open(spec({ cmd: ['sh', '-c', 'echo started; sleep 1000'] })));
       await d.until('started');
       await k.kubectl(['exec', '-n', ns, name, '-c', 'main', '--', 'kill', '-TERM', '1']);
-      expect(String(outcome(await d.done))).toMatch(new RegExp(`^error ENTRY_CONTAINER_GONE: .*${name} stopped`));
+      expect(String(exitOf(await d.done))).toMatch(new RegExp(`^error ENTRY_CONTAINER_GONE: .*${name} stopped`));
     });
   }
 
@@ -118,7 +85,7 @@ describe.skipIf(!kubeClusterPossible())('how a Kubernetes session ends when its 
       const d = drive(await (await resolve(b, 'steady')).attach());
       await d.until('pid1-up');
       proxy.cut(60_000);
-      expect(String(outcome(await d.done))).toMatch(/^error ENTRY_CLUSTER_UNAVAILABLE: .*log stream of .*steady/);
+      expect(String(exitOf(await d.done))).toMatch(/^error ENTRY_CLUSTER_UNAVAILABLE: .*log stream of .*steady/);
     } finally {
       b.stop();
       await proxy.stop();
@@ -127,7 +94,7 @@ describe.skipIf(!kubeClusterPossible())('how a Kubernetes session ends when its 
     const d = drive(await (await resolve(backends, 'restarts')).attach());
     await d.until('pid1-up');
     await k.kubectl(['exec', '-n', ns, 'restarts', '-c', 'main', '--', 'kill', '-TERM', '1']);
-    expect(String(outcome(await d.done))).toMatch(/^error ENTRY_CONTAINER_GONE: .*restarts stopped/);
+    expect(String(exitOf(await d.done))).toMatch(/^error ENTRY_CONTAINER_GONE: .*restarts stopped/);
   });
 
   it('ends a session whose exec stream breaks with ENTRY_STREAM_LOST and the close code, not "cluster unreachable"', async () => {
@@ -138,7 +105,7 @@ describe.skipIf(!kubeClusterPossible())('how a Kubernetes session ends when its 
       const d = drive(p);
       await d.until('started');
       proxy.cut(60_000);
-      expect(outcome(await d.done)).toMatch(/^error ENTRY_STREAM_LOST: .*ended without an exit status \(close code \d+\)/);
+      expect(exitOf(await d.done)).toMatch(/^error ENTRY_STREAM_LOST: .*ended without an exit status \(close code \d+\)/);
       // Its clean-up cannot reach the cluster now; the namespace goes at the end with the command.
       await p.terminate().catch(() => undefined);
     } finally {
