@@ -47,6 +47,8 @@ describe.skipIf(!kubeClusterPossible())('how pods that are not running are liste
         ...ended.map((p) => labelledPod('states', p.name, { restartPolicy: p.restartPolicy, containers: [{ name: 'main', ...demo, command: ['sh', '-c', `exit ${p.exit}`] }, side] })),
         // Its image is not on the node, and may not be pulled: it waits with ErrImageNeverPull.
         labelledPod('states', 'nopull', { containers: [{ name: 'main', image: 'entry-demo:absent', imagePullPolicy: 'Never' }] }),
+        // No node has the label it asks for: the scheduler leaves it unplaced (Unschedulable).
+        labelledPod('states', 'unplaced', { nodeSelector: { 'entry.test/nowhere': 'true' }, containers: [{ name: 'main', ...demo }] }),
       ],
     });
     ({ cluster: k, ns } = space);
@@ -106,5 +108,18 @@ describe.skipIf(!kubeClusterPossible())('how pods that are not running are liste
     // Every field the listing gives is in the README's row for GET /api/containers.
     const row = readFileSync(new URL('../../README.md', import.meta.url), 'utf8').split('\n').find((l) => l.startsWith('| `GET /api/containers`'))!;
     for (const key of new Set((await backends.list()).flatMap((t) => Object.keys(t)))) expect(row, key).toContain(`"${key}"`);
+  });
+
+  it("refuses a pod no node runs with the scheduler's reason, and lists that reason", async () => {
+    const scheduled = (p: any) => p?.status?.conditions?.find((c: any) => c.type === 'PodScheduled');
+    const pod = await podWhen('unplaced', (p) => scheduled(p)?.status === 'False' && scheduled(p)?.reason === 'Unschedulable', 'unschedulable');
+    const message: string = scheduled(pod).message;
+    expect(message).toMatch(/node/);
+    await eventually(async () => (await backends.list()).find((t) => t.name === 'unplaced')?.reason === 'Unschedulable', 'unplaced listed with its reason', 30_000);
+    expect((await backends.list()).find((t) => t.name === 'unplaced')).toMatchObject({ state: 'pending', reason: 'Unschedulable' });
+    await expect(backends.resolve({ app: 'states', proc: 'unplaced', instance: 'unplaced' })).rejects.toMatchObject({
+      code: 'ENTRY_NOT_RUNNING',
+      message: `container is not running: states/unplaced/unplaced is pending (unplaced): not scheduled: Unschedulable: ${message}`,
+    });
   });
 });
