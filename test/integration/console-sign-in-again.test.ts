@@ -154,6 +154,53 @@ describe('the console signed in again', () => {
     await page.unroute('**/api/containers');
     await context.close();
   }, 60_000);
+
+  it('keeps the user signed in again when a reload made with the refused token is refused after it', async () => {
+    const { b, proxy, browser } = setUp;
+    const context = await browser.newContext({ viewport: { width: 1000, height: 700 } });
+    const page = await context.newPage();
+    await page.goto(`${proxy.url}/`);
+    const expiresAt = Math.floor(Date.now() / 1000) + 4;
+    await signIn(page, await b.mint({ apps: [app] }, { expiresIn: expiresAt }));
+    const held: Route[] = [];
+    let onHeld = () => undefined as void;
+    await page.route('**/api/containers', (route) => {
+      held.push(route);
+      onHeld();
+    });
+    const heldCount = (n: number) =>
+      new Promise<void>((resolve) => {
+        onHeld = () => void (held.length >= n && resolve());
+        onHeld();
+      });
+    // Two reloads out with the token, let through once it has expired (whole seconds in `exp`).
+    await page.locator('#refresh').click();
+    await page.locator('#refresh').click();
+    await heldCount(2);
+    await page.waitForFunction((at) => Date.now() > at, expiresAt * 1000 + 500, { timeout: 20_000 });
+    await held[0]!.continue();
+    await page.locator('#sign-in-error', { hasText: /expired/ }).waitFor({ timeout: 10_000 });
+    const refused = held.length;
+
+    await page.locator('#token-input').fill(await b.mint({ apps: [app] }));
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await heldCount(refused + 1);
+    await page.locator('#console-view').waitFor();
+    // The other reload of the expired token is refused now, after the sign-in.
+    for (const route of held.slice(1, refused)) {
+      const finished = page.waitForEvent('requestfinished', (r) => r === route.request());
+      await route.continue();
+      expect((await (await finished).response())?.status()).toBe(401);
+    }
+    // A request answered after it: the page has run what followed the refusal by then.
+    await page.evaluate(() => fetch('/healthz').then((r) => r.status));
+    expect(await page.locator('#sign-in-view').isHidden()).toBe(true);
+    for (const route of held.slice(refused)) await route.continue();
+    await page.locator(`#container-rows tr[data-key="${key}"]`).waitFor({ timeout: 10_000 });
+    expect(await page.locator('#sign-in-view').isHidden()).toBe(true);
+    await page.unroute('**/api/containers');
+    await context.close();
+  }, 60_000);
 });
 
 describe('the console signed out while a terminal waits for a sign-in', () => {
@@ -184,5 +231,4 @@ describe('the console signed out while a terminal waits for a sign-in', () => {
     expect(await page.locator('entry-terminal').count()).toBe(0);
     expect(b.logs.filter((l) => l.includes('"audit":"session.resumed"'))).toEqual([]);
   }, 60_000);
-
 });

@@ -51,7 +51,7 @@ export class LatestAsk<T> {
 
   /**
    * Drops the asks still out and what is shown (signed out: another user's answers are not this
-   * one's to see); the next ask starts afresh.
+   * one's to see; a token refused: its failures say nothing of the next); the next ask starts afresh.
    */
   forget(): void {
     this.forgotten = this.asks;

@@ -279,6 +279,9 @@ function tokenRefused(message: string, code: string): void {
   clearToken();
   token = undefined;
   api = undefined;
+  // Reloads still out carry the refused token: a 401 of theirs answered after the next sign-in
+  // would refuse that one. The list shown stays behind the form for the same user.
+  listAsk.forget();
   signedIn = nextSignIn();
   // Terminals whose session goes on: one that has ended (or a replay) is not kept running.
   const open = tabs.liveSessions;
