@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../log.js';
 import { clientAddress, normalizeAddress } from '../transport/client-address.js';
-import { loggedPath } from './refused-request.js';
+import { loggedUrlPath } from './refused-request.js';
 import { requestId } from './request-id.js';
 
 /** Paths polled every few seconds by probes and scrapers: logged at debug level so they do not drown the log. */
@@ -16,7 +16,7 @@ export function logAccess(req: IncomingMessage, res: ServerResponse, log: Logger
   const request = requestId(req);
   const method = req.method;
   // Cut as a refused request's is: a path can be as long as the URL limit (64 KiB), all logged.
-  const path = loggedPath((req.url ?? '/').split('?')[0]!);
+  const path = loggedUrlPath(req.url);
   // The client as a trusted proxy reports it (as sessions, audit and the failure limits take
   // it), and the proxy itself when there is one.
   const remote = clientAddress(req);

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { FaultReporter, FaultSite } from '../fault.js';
+import { loggedUrlPath } from './refused-request.js';
 import { requestId } from './request-id.js';
 import { sendJson } from './respond.js';
 import { ignoreError } from '../errors.js';
@@ -30,7 +31,7 @@ function answerInternal(req: IncomingMessage, res: ServerResponse): void {
 export function httpBoundary(where: FaultSite, handler: RequestHandler, report: FaultReporter): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
     const fail = (err: unknown) => {
-      report(where, err, { request: requestId(req), method: req.method, path: (req.url ?? '/').split('?')[0] });
+      report(where, err, { request: requestId(req), method: req.method, path: loggedUrlPath(req.url) });
       answerInternal(req, res);
     };
     try {
@@ -54,7 +55,7 @@ export function upgradeBoundary(handler: UpgradeHandler, report: FaultReporter):
     try {
       handler(req, socket, head);
     } catch (err) {
-      report('upgrade', err, { request: requestId(req), path: (req.url ?? '/').split('?')[0] });
+      report('upgrade', err, { request: requestId(req), path: loggedUrlPath(req.url) });
       if (!socket.writable) return void socket.destroy();
       socket.end(`HTTP/1.1 500 Internal Server Error\r\nconnection: close\r\ncontent-length: 0\r\nx-request-id: ${requestId(req)}\r\n\r\n`, () => socket.destroy());
     }

@@ -17,6 +17,11 @@ export function loggedPath(path: string): string {
   return cutText(path, MAX_LOGGED_PATH);
 }
 
+/** A request's URL as logged: its path, without the query (where a ticket may be), cut as loggedPath. */
+export function loggedUrlPath(url: string | undefined): string {
+  return loggedPath((url ?? '/').split('?')[0]!);
+}
+
 const REQUEST_LINE_START = new RegExp(`^([A-Z]{1,${MAX_METHOD}}) ([\\x21-\\x7e]+)`);
 
 /**

@@ -44,6 +44,15 @@ describe('the HTTP fault boundary', () => {
     expect((faults[0]!.err as Error).stack).toContain('boom');
   });
 
+  it('reports the path of a request that faulted cut as the access log cuts it', async () => {
+    const { url, faults } = await serve(() => {
+      throw new Error('boom');
+    });
+    const long = `/${'a'.repeat(10_000)}`;
+    expect((await fetch(`${url}${long}?q=1`)).status).toBe(500);
+    expect(faults[0]!.context).toMatchObject({ path: `${long.slice(0, 256)}…` });
+  });
+
   it('catches a rejected handler the same way', async () => {
     const { url, faults } = await serve(async () => {
       await Promise.resolve();
