@@ -201,6 +201,50 @@ describe('the console signed in again', () => {
     await page.unroute('**/api/containers');
     await context.close();
   }, 60_000);
+  it('keeps an admin signed in again when a sessions reload made with the refused token is refused after it', async () => {
+    const { b, proxy, browser } = setUp;
+    const context = await browser.newContext({ viewport: { width: 1000, height: 700 } });
+    const page = await context.newPage();
+    await page.goto(`${proxy.url}/`);
+    const expiresAt = Math.floor(Date.now() / 1000) + 4;
+    const refusedToken = await b.mint({ roles: ['entry-admin'] }, { expiresIn: expiresAt });
+    await signIn(page, refusedToken);
+    const held: Route[] = [];
+    let onHeld = () => undefined as void;
+    await page.route('**/api/sessions', (route) => {
+      held.push(route);
+      onHeld();
+    });
+    const heldCount = (n: number) =>
+      new Promise<void>((resolve) => {
+        onHeld = () => void (held.length >= n && resolve());
+        onHeld();
+      });
+    // Two reloads out with the token (the view's own and the button's), let through once it has expired.
+    await page.locator('#sessions-tab').click();
+    await page.locator('#sessions-refresh').click();
+    await heldCount(2);
+    await page.waitForFunction((at) => Date.now() > at, expiresAt * 1000 + 500, { timeout: 20_000 });
+    await held[0]!.continue();
+    await page.locator('#sign-in-error', { hasText: /expired/ }).waitFor({ timeout: 10_000 });
+
+    await page.locator('#token-input').fill(await b.mint({ roles: ['entry-admin'] }));
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.locator('#console-view').waitFor();
+    const withRefused = held.slice(1).filter((r) => r.request().headers()['authorization'] === `Bearer ${refusedToken}`);
+    expect(withRefused.length).toBeGreaterThan(0);
+    for (const route of withRefused) {
+      const finished = page.waitForEvent('requestfinished', (r) => r === route.request());
+      await route.continue();
+      expect((await (await finished).response())?.status()).toBe(401);
+    }
+    // A request answered after it: the page has run what followed the refusal by then.
+    await page.evaluate(() => fetch('/healthz').then((r) => r.status));
+    expect(await page.locator('#sign-in-view').isHidden()).toBe(true);
+    for (const route of held.slice(1).filter((r) => !withRefused.includes(r))) await route.continue();
+    await page.unroute('**/api/sessions');
+    await context.close();
+  }, 60_000);
 });
 
 describe('the console signed out while a terminal waits for a sign-in', () => {

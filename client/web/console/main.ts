@@ -316,12 +316,16 @@ document.addEventListener('visibilitychange', () => {
 
 async function refreshSessions(): Promise<void> {
   if (!api || !admin) return;
+  const using = api;
   try {
-    const live = await api.sessions();
+    const live = await using.sessions();
+    // Asked with a token signed out or refused since: not for whoever is signed in now.
+    if (api !== using) return;
     sessions.setSessions(live);
     sessionsCount.textContent = live.length ? String(live.length) : '';
   } catch (err) {
-    if (!signedOutBy(err)) sessions.showMessage(`Could not load the sessions: ${(err as Error).message}`);
+    // A refusal of a token already given up says nothing of the one signed in since.
+    if (api === using && !signedOutBy(err)) sessions.showMessage(`Could not load the sessions: ${(err as Error).message}`);
   }
 }
 
