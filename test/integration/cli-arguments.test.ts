@@ -236,6 +236,22 @@ describe('the enter CLI', () => {
     }
   });
 
+  it('prints the status with control characters the broker answered as blanks', async () => {
+    const expiresAt = new Date(Date.now() + 3_600_000).toISOString();
+    fake = await recordingBroker((res, _method, path) => {
+      if (path === '/api/config') return json(res, { version: '1.0\x1b[2J', oidc: null });
+      if (path === '/api/whoami') return json(res, { user: 'mallory\x1b]0;owned\x07', apps: ['shop\x9b31m'], roles: [], admin: false, expiresAt });
+      res.writeHead(404).end();
+    }).fake.start();
+    const status = await enter(['status']);
+    const out = status.stdout.toString();
+    expect(out).toMatch(/reachable, Entry 1\.0 \[2J$/m);
+    expect(out).toMatch(/^user +mallory ]0;owned $/m);
+    expect(out).toMatch(/^apps +shop 31m$/m);
+    expect(out).not.toMatch(/[\x00-\x09\x0b-\x1f\x7f-\x9f]/);
+    expect(status.status).toBe(0);
+  });
+
   it('gives up on a broker that accepts and never answers, naming the wait', async () => {
     fake = await recordingBroker(() => undefined).fake.start();
     const started = Date.now();
