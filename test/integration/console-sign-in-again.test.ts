@@ -201,6 +201,7 @@ describe('the console signed in again', () => {
     await page.unroute('**/api/containers');
     await context.close();
   }, 60_000);
+
   it('keeps an admin signed in again when a sessions reload made with the refused token is refused after it', async () => {
     const { b, proxy, browser } = setUp;
     const context = await browser.newContext({ viewport: { width: 1000, height: 700 } });
@@ -243,6 +244,43 @@ describe('the console signed in again', () => {
     expect(await page.locator('#sign-in-view').isHidden()).toBe(true);
     for (const route of held.slice(1).filter((r) => !withRefused.includes(r))) await route.continue();
     await page.unroute('**/api/sessions');
+    await context.close();
+  }, 60_000);
+
+  it('keeps an admin signed in again when an audit page asked for with the refused token is refused after it', async () => {
+    const { b, proxy, browser } = setUp;
+    const context = await browser.newContext({ viewport: { width: 1000, height: 700 } });
+    const page = await context.newPage();
+    await page.goto(`${proxy.url}/`);
+    const expiresAt = Math.floor(Date.now() / 1000) + 4;
+    const refusedToken = await b.mint({ roles: ['entry-admin'] }, { expiresIn: expiresAt });
+    await signIn(page, refusedToken);
+    let held: Route | undefined;
+    const heldNow = new Promise<void>((resolve) => {
+      void page.route('**/api/audit**', (route) => {
+        held = route;
+        resolve();
+      });
+    });
+    // The audit view's first page is asked for as it opens, and held; back to the containers.
+    await page.locator('#audit-tab').click();
+    await heldNow;
+    await page.locator('#containers-tab').click();
+    await page.waitForFunction((at) => Date.now() > at, expiresAt * 1000 + 500, { timeout: 20_000 });
+    await page.locator('#refresh').click();
+    await page.locator('#sign-in-error', { hasText: /expired/ }).waitFor({ timeout: 10_000 });
+
+    await page.locator('#token-input').fill(await b.mint({ roles: ['entry-admin'] }));
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.locator('#console-view').waitFor();
+    expect(held!.request().headers()['authorization']).toBe(`Bearer ${refusedToken}`);
+    const finished = page.waitForEvent('requestfinished', (r) => r === held!.request());
+    await held!.continue();
+    expect((await (await finished).response())?.status()).toBe(401);
+    // A request answered after it: the page has run what followed the refusal by then.
+    await page.evaluate(() => fetch('/healthz').then((r) => r.status));
+    expect(await page.locator('#sign-in-view').isHidden()).toBe(true);
+    await page.unroute('**/api/audit**');
     await context.close();
   }, 60_000);
 });

@@ -97,7 +97,7 @@ const sessions = new SessionList(
 const audit = new AuditView(
   { form: byId('audit-form'), rows: byId('audit-rows'), status: byId('audit-status'), more: byId('audit-more') },
   {
-    load: (q) => (api ? api.audit(q) : Promise.reject(new Error('signed out'))),
+    load: (q) => withApi((using) => using.audit(q)),
     replay: (e) => {
       if (!api || !e.sessionId) return;
       const target = `${e.app}/${e.proc}/${e.instance}`;
@@ -291,8 +291,29 @@ function tokenRefused(message: string, code: string): void {
   if (open > 0) signOutButton.hidden = false;
 }
 
-/** Asks for a new token when the broker no longer takes this one; true if it did. */
+/** The answer to a call made with a token signed out or refused since: not for whoever is signed in now. */
+class Superseded extends Error {}
+
+/** `call` with the token signed in now; its answer or failure is Superseded once that token is given up. */
+async function withApi<T>(call: (using: BrokerApi) => Promise<T>): Promise<T> {
+  const using = api;
+  if (!using) throw new Superseded('signed out');
+  let value: T;
+  try {
+    value = await call(using);
+  } catch (err) {
+    throw api === using ? err : new Superseded('signed out since', { cause: err });
+  }
+  if (api !== using) throw new Superseded('signed out since');
+  return value;
+}
+
+/**
+ * Asks for a new token when the broker no longer takes this one; true if it did, and for a call
+ * superseded by a sign-out: either way there is nothing to tell.
+ */
 function signedOutBy(err: unknown): boolean {
+  if (err instanceof Superseded) return true;
   if (err instanceof ApiError && err.status === 401) {
     tokenRefused(err.message, err.code);
     return true;
@@ -316,16 +337,12 @@ document.addEventListener('visibilitychange', () => {
 
 async function refreshSessions(): Promise<void> {
   if (!api || !admin) return;
-  const using = api;
   try {
-    const live = await using.sessions();
-    // Asked with a token signed out or refused since: not for whoever is signed in now.
-    if (api !== using) return;
+    const live = await withApi((using) => using.sessions());
     sessions.setSessions(live);
     sessionsCount.textContent = live.length ? String(live.length) : '';
   } catch (err) {
-    // A refusal of a token already given up says nothing of the one signed in since.
-    if (api === using && !signedOutBy(err)) sessions.showMessage(`Could not load the sessions: ${(err as Error).message}`);
+    if (!signedOutBy(err)) sessions.showMessage(`Could not load the sessions: ${(err as Error).message}`);
   }
 }
 
@@ -339,7 +356,7 @@ function confirmKill(s: SessionInfo): Promise<boolean> {
 async function kill(s: SessionInfo): Promise<void> {
   if (!api || !(await confirmKill(s)) || !api) return;
   try {
-    await api.killSession(s.id);
+    await withApi((using) => using.killSession(s.id));
     sessions.markEnding(s.id);
     sessions.showMessage(`Ending the session of ${s.user} on ${sessionTarget(s)}…`);
   } catch (err) {
