@@ -182,7 +182,8 @@ export function downReason(p: PodRecord): string {
   const down = downContainer(p);
   if (down) return runReason(down.container, down.run);
   const u = p.unscheduled;
-  return u?.reason ? `not scheduled: ${u.reason}${u.message ? `: ${cutText(u.message, DOWN_MESSAGE_MAX_CHARS)}` : ''}` : '';
+  if (!u || (!u.reason && !u.message)) return '';
+  return `not scheduled${u.reason ? `: ${u.reason}` : ''}${u.message ? `: ${cutText(u.message, DOWN_MESSAGE_MAX_CHARS)}` : ''}`;
 }
 
 /** Why a pod that is not running does not, in one word for a listing (`ErrImageNeverPull`, `Unschedulable`); '' when not told. */

@@ -115,6 +115,9 @@ describe('naming pods', () => {
     // Scheduled: the condition is True, and nothing is said of it.
     const scheduled = pod({ phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'True' }] });
     expect([downReason(scheduled), downWord(scheduled)]).toEqual(['', '']);
+    // A message without a reason is still told; nothing at all says nothing.
+    expect(downReason(pod({ phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'False', message }] }))).toBe(`not scheduled: ${message}`);
+    expect(downReason(pod({ phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'False' }] }))).toBe('');
     // A container that says why wins: it is nearer the cause.
     const noPull = { name: 'main', restartCount: 0, state: { waiting: { reason: 'ErrImageNeverPull', message: 'no image' } } };
     const both = pod({ phase: 'Pending', statuses: [noPull], conditions: [unschedulable] });
