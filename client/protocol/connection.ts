@@ -24,7 +24,7 @@ import { PING_INTERVAL_HEADER, RESUME_GRACE_HEADER, RESUME_TRY_MS } from '../../
 import { SilenceWatchdog } from '../../proto/silence-watchdog.js';
 import { PASSING_REFUSALS, refusalText, resumeExpiredMessage } from '../../proto/passing-refusals.js';
 import { ClientError } from './client-error.js';
-import { refusalOf } from './refused-upgrade.js';
+import { lastingRefusal, refusalOf } from './refused-upgrade.js';
 import { certificateFailure, type ClientTls, clientTlsFromEnv, tlsConnectOptions } from './tls.js';
 
 export interface Target {
@@ -449,8 +449,14 @@ export class ExecConnection extends EventEmitter<ExecConnectionEvents> {
         // RESUMABLE (resumed), a CLOSE (refused), or a close with neither (another try) follows.
         this.retryWait = Math.min(this.retryWait * 2, RETRY_MAX_MS);
         return;
-      } catch {
-        // Not reachable yet: wait and try again.
+      } catch (err) {
+        // Refused by the broker for good before the upgrade: ended with its words, as by its CLOSE.
+        const refusal = lastingRefusal(err);
+        if (refusal) {
+          this.finish({ exitCode: this.exitCode, code: refusal.code, message: refusal.message, closeCode: 1006 });
+          return;
+        }
+        // Not reachable yet, or refused for the moment: wait and try again.
       }
     }
     this.finish({ exitCode: this.exitCode, code: 'ENTRY_RESUME_EXPIRED', message: resumeExpiredMessage(this.passedRefusal), closeCode: 1006 });

@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import { PASSING_REFUSALS } from '../../proto/passing-refusals.js';
 import { ClientError } from './client-error.js';
 import { refusalFromBody } from './refusal-body.js';
 
@@ -46,4 +47,16 @@ export function refusalOf(res: IncomingMessage): Promise<ClientError> {
     res.once('close', settle);
     res.once('error', settle);
   });
+}
+
+/**
+ * The refusal that ends a session being resumed, when a resume try's failure to open is one: the
+ * broker's own refusal of the upgrade (its registry code, from the body of its HTTP answer) that
+ * does not pass (see PASSING_REFUSALS). Undefined for the rest, tried again within the grace
+ * period: no answer (no route, refused, reset, a timeout) and an answer without the broker's code
+ * (a proxy's page: refusalOf names its status, as ENTRY_CONNECT_FAILED).
+ */
+export function lastingRefusal(err: unknown): ClientError | undefined {
+  if (!(err instanceof ClientError) || err.httpStatus === undefined || err.code === 'ENTRY_CONNECT_FAILED') return undefined;
+  return PASSING_REFUSALS.has(err.code) ? undefined : err;
 }

@@ -77,6 +77,31 @@ describe('the enter CLI when the broker or a proxy misbehaves', () => {
     expect(fake.upgrades.slice(1).every((u) => u.headers['entry-resume'] === 's-1')).toBe(true);
   }, 20_000);
 
+  it("keeps resuming while the broker's HTTP answer to the upgrade refuses it for the moment (503 ENTRY_DRAINING), and the session carries on: exit 7", async () => {
+    fake = await new FakeBroker((n, req, socket, head) => {
+      if (n === 2 || n === 3) return void socket.end(rawAnswer({ status: 503, code: 'ENTRY_DRAINING', message: ERRORS.ENTRY_DRAINING.message }));
+      fake!.accept(req, socket, head, (ws) =>
+        onFirstMessage(ws, (type) => {
+          if (n === 1 && type === RequestType.START) {
+            send(ws, ResponseType.RESUMABLE, ticket(0, 10_000));
+            send(ws, ResponseType.STDOUT, 'before\n');
+            setTimeout(() => ws.terminate(), 100);
+          } else if (type === RequestType.RESUME) {
+            send(ws, ResponseType.RESUMABLE, ticket(7, 10_000));
+            send(ws, ResponseType.STDOUT, 'after\n');
+            send(ws, ResponseType.EXIT, '7');
+            send(ws, ResponseType.CLOSE, 'exited with code 7');
+            ws.close();
+          }
+        }),
+      );
+    }).start();
+    const r = await enter(['app', 'web', '1', '--', 'work']);
+    expect(r.stdout.toString()).toBe('before\nafter\n');
+    expect(r.status).toBe(7);
+    expect(fake.upgrades.length).toBe(4);
+  }, 20_000);
+
   it('tries a resume again while the broker reached cannot hand it on (ENTRY_HANDOFF_REFUSED), and says that refusal when the grace period ends: exit 255', async () => {
     const line = `\r\n\x1b[31mentry: ${ERRORS.ENTRY_HANDOFF_REFUSED.message}: request r-7\x1b[0m\r\n`;
     fake = await new FakeBroker((n, req, socket, head) => {
