@@ -456,7 +456,9 @@ export class ExecConnection extends EventEmitter<ExecConnectionEvents> {
           this.finish({ exitCode: this.exitCode, code: refusal.code, message: refusal.message, closeCode: 1006 });
           return;
         }
-        // Not reachable yet, or refused for the moment: wait and try again.
+        // Not reachable yet, or refused for the moment: wait and try again. An HTTP refusal
+        // (a proxy's, say) is said if the grace period ends.
+        if (err instanceof ClientError && err.httpStatus !== undefined) this.passedRefusal = refusalText(err.message);
       }
     }
     this.finish({ exitCode: this.exitCode, code: 'ENTRY_RESUME_EXPIRED', message: resumeExpiredMessage(this.passedRefusal), closeCode: 1006 });

@@ -102,6 +102,24 @@ describe('the enter CLI when the broker or a proxy misbehaves', () => {
     expect(fake.upgrades.length).toBe(4);
   }, 20_000);
 
+  it('says the last HTTP answer a resume was refused with when the grace period ends: exit 255', async () => {
+    fake = await new FakeBroker((n, req, socket, head) => {
+      if (n > 1) return refuse(socket, 502, 'Bad Gateway');
+      fake!.accept(req, socket, head, (ws) =>
+        onFirstMessage(ws, () => {
+          send(ws, ResponseType.RESUMABLE, ticket(0, 1_500));
+          send(ws, ResponseType.STDOUT, 'before\n');
+          setTimeout(() => ws.terminate(), 100);
+        }),
+      );
+    }).start();
+    const r = await enter(['app', 'web', '1', '--', 'work']);
+    expect(r.stdout.toString()).toBe('before\n');
+    expect(r.status).toBe(255);
+    expect(fake.upgrades.length).toBeGreaterThanOrEqual(3);
+    expect(r.stderr.toString()).toContain('could not be resumed in time (the last refusal: broker answered HTTP 502 Bad Gateway)');
+  }, 20_000);
+
   it('tries a resume again while the broker reached cannot hand it on (ENTRY_HANDOFF_REFUSED), and says that refusal when the grace period ends: exit 255', async () => {
     const line = `\r\n\x1b[31mentry: ${ERRORS.ENTRY_HANDOFF_REFUSED.message}: request r-7\x1b[0m\r\n`;
     fake = await new FakeBroker((n, req, socket, head) => {
