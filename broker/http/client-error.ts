@@ -6,7 +6,7 @@ import { EntryError, type ErrorCode, ignoreError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { normalizeAddress } from '../transport/client-address.js';
 import { rawAnswer } from './raw-answer.js';
-import { loggedPath, refusedRequest, targetOverLimit } from './refused-request.js';
+import { loggedUrlPath, refusedRequest, targetOverLimit } from './refused-request.js';
 import { sendError } from './respond.js';
 
 /** Node's parser errors that name what was wrong with the request; the rest get a plain 400. */
@@ -65,7 +65,7 @@ export function refuseConnect(log: Logger): (req: IncomingMessage, socket: Duple
     const address = (socket as Partial<Socket>).remoteAddress;
     // The target is an authority (host:port), cut as any logged path is; a query (where a ticket
     // may be) is dropped, as from every logged path.
-    const path = loggedPath((req.url ?? '').split('?')[0]!);
+    const path = loggedUrlPath(req.url);
     log.info('http', { request, method: 'CONNECT', path, status: refusal.status, code: refusal.code, ...(address !== undefined ? { remote: normalizeAddress(address) } : {}) });
     writeRefusal(socket, refusal, request);
   };
