@@ -1,4 +1,4 @@
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { chromium, type Browser, type Page, type Route } from 'playwright-core';
 
 /** Debian's Chromium, installed by deploy/dev/test.sh; never a downloaded browser. */
 export const CHROMIUM = process.env['ENTRY_CHROMIUM'] ?? '/usr/bin/chromium';
@@ -109,4 +109,29 @@ export async function mountTerminal(page: Page, app: string, token: string, opts
       ${opts.bearer ? `t.token = ${JSON.stringify(token)};` : `t.ticketProvider = ticketsFrom(${JSON.stringify(token)});`}
       document.body.append(t);`,
   });
+}
+
+/** Requests held by the network until the test lets each through (`route.continue()`), in the order made. */
+export interface HeldRequests {
+  routes: Route[];
+  /** Resolves once `n` requests have been held. */
+  count(n: number): Promise<void>;
+}
+
+/** Holds every request of `page` matching `url` (a glob, as page.route takes) from now on; page.unroute(url) ends it. */
+export async function holdRequests(page: Page, url: string): Promise<HeldRequests> {
+  const routes: Route[] = [];
+  let onHeld = (): void => undefined;
+  await page.route(url, (route) => {
+    routes.push(route);
+    onHeld();
+  });
+  return {
+    routes,
+    count: (n) =>
+      new Promise<void>((resolve) => {
+        onHeld = () => void (routes.length >= n && resolve());
+        onHeld();
+      }),
+  };
 }

@@ -1,8 +1,8 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { Page, Route } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { terminalText, typeLine, waitForTerminal } from '../helpers/browser.js';
+import { holdRequests, terminalText, typeLine, waitForTerminal } from '../helpers/browser.js';
 import { useBrowserBehindProxy } from '../helpers/browser-behind-proxy.js';
 import { uniqueApp } from '../helpers/containers.js';
 
@@ -115,17 +115,7 @@ describe('the console signed in again', () => {
     await page.goto(`${proxy.url}/`);
     await signIn(page, await b.mint({ apps: [app] }));
     // From here every containers ask waits for the test to let it through, in the order asked.
-    const held: Route[] = [];
-    let onHeld = () => undefined as void;
-    await page.route('**/api/containers', (route) => {
-      held.push(route);
-      onHeld();
-    });
-    const heldCount = (n: number) =>
-      new Promise<void>((resolve) => {
-        onHeld = () => void (held.length >= n && resolve());
-        onHeld();
-      });
+    const { routes: held, count: heldCount } = await holdRequests(page, '**/api/containers');
     await page.locator('#refresh').click();
     await heldCount(1);
     await page.getByRole('button', { name: 'Sign out' }).click();
@@ -162,17 +152,7 @@ describe('the console signed in again', () => {
     await page.goto(`${proxy.url}/`);
     const expiresAt = Math.floor(Date.now() / 1000) + 4;
     await signIn(page, await b.mint({ apps: [app] }, { expiresIn: expiresAt }));
-    const held: Route[] = [];
-    let onHeld = () => undefined as void;
-    await page.route('**/api/containers', (route) => {
-      held.push(route);
-      onHeld();
-    });
-    const heldCount = (n: number) =>
-      new Promise<void>((resolve) => {
-        onHeld = () => void (held.length >= n && resolve());
-        onHeld();
-      });
+    const { routes: held, count: heldCount } = await holdRequests(page, '**/api/containers');
     // Two reloads out with the token, let through once it has expired (whole seconds in `exp`).
     await page.locator('#refresh').click();
     await page.locator('#refresh').click();
@@ -210,17 +190,7 @@ describe('the console signed in again', () => {
     const expiresAt = Math.floor(Date.now() / 1000) + 4;
     const refusedToken = await b.mint({ roles: ['entry-admin'] }, { expiresIn: expiresAt });
     await signIn(page, refusedToken);
-    const held: Route[] = [];
-    let onHeld = () => undefined as void;
-    await page.route('**/api/sessions', (route) => {
-      held.push(route);
-      onHeld();
-    });
-    const heldCount = (n: number) =>
-      new Promise<void>((resolve) => {
-        onHeld = () => void (held.length >= n && resolve());
-        onHeld();
-      });
+    const { routes: held, count: heldCount } = await holdRequests(page, '**/api/sessions');
     // Two reloads out with the token (the view's own and the button's), let through once it has expired.
     await page.locator('#sessions-tab').click();
     await page.locator('#sessions-refresh').click();
@@ -255,16 +225,11 @@ describe('the console signed in again', () => {
     const expiresAt = Math.floor(Date.now() / 1000) + 4;
     const refusedToken = await b.mint({ roles: ['entry-admin'] }, { expiresIn: expiresAt });
     await signIn(page, refusedToken);
-    let held: Route | undefined;
-    const heldNow = new Promise<void>((resolve) => {
-      void page.route('**/api/audit**', (route) => {
-        held = route;
-        resolve();
-      });
-    });
+    const audits = await holdRequests(page, '**/api/audit**');
     // The audit view's first page is asked for as it opens, and held; back to the containers.
     await page.locator('#audit-tab').click();
-    await heldNow;
+    await audits.count(1);
+    const held = audits.routes[0]!;
     await page.locator('#containers-tab').click();
     await page.waitForFunction((at) => Date.now() > at, expiresAt * 1000 + 500, { timeout: 20_000 });
     await page.locator('#refresh').click();
@@ -273,9 +238,9 @@ describe('the console signed in again', () => {
     await page.locator('#token-input').fill(await b.mint({ roles: ['entry-admin'] }));
     await page.getByRole('button', { name: 'Sign in' }).click();
     await page.locator('#console-view').waitFor();
-    expect(held!.request().headers()['authorization']).toBe(`Bearer ${refusedToken}`);
-    const finished = page.waitForEvent('requestfinished', (r) => r === held!.request());
-    await held!.continue();
+    expect(held.request().headers()['authorization']).toBe(`Bearer ${refusedToken}`);
+    const finished = page.waitForEvent('requestfinished', (r) => r === held.request());
+    await held.continue();
     expect((await (await finished).response())?.status()).toBe(401);
     // A request answered after it: the page has run what followed the refusal by then.
     await page.evaluate(() => fetch('/healthz').then((r) => r.status));
